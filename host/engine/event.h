@@ -1,0 +1,156 @@
+/*
+** event.h: tailor's one internal set of events, and the mapping from the
+** names storefronts already emit (Segment e-commerce spec, GA4) onto it.
+**
+** Every change enters as JSON text and leaves ev_parse() as an `ev`: a
+** normalized JSON document (what the store keeps) plus typed fields that
+** point into it (what the indexes read).
+*/
+#ifndef TAILOR_EVENT_H
+#define TAILOR_EVENT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tailor.h"
+
+/*
+** Field requirements, as bits.  EV_WHO is satisfied by any of customer, anon
+** or session.
+*/
+enum {
+  EVF_WHO = 1u << 0,      /* customer, anon or session */
+  EVF_CUSTOMER = 1u << 1, /* "customer" (a known customer id) */
+  EVF_ANON = 1u << 2,     /* "anon" (anonymous visitor id) */
+  EVF_ITEM = 1u << 3,     /* one item: "item" (lines[0]) */
+  EVF_ITEMS = 1u << 4,    /* one or more lines: "items" */
+  EVF_ORDER = 1u << 5,    /* "order_id" */
+  EVF_QUERY = 1u << 6,    /* "query" */
+  EVF_NAME = 1u << 7,     /* "name": the popup, email template or widget */
+  EVF_ITEMDOC = 1u << 8,  /* "item": a catalog object with an "id" */
+  EVF_CUSTDOC = 1u << 9,  /* "customer": a profile object with an "id" */
+};
+
+/*
+** The event types: X(ENUM, "wire name", required fields).  Aliases from
+** Segment and GA4 are in event.c, next to the property mapping.
+*/
+#define EV_TYPE_MAP(X)                                   \
+  X(VIEW, "view", EVF_WHO | EVF_ITEM)                    \
+  X(SEARCH, "search", EVF_WHO | EVF_QUERY)               \
+  X(ADD_TO_CART, "add_to_cart", EVF_WHO | EVF_ITEM)      \
+  X(REMOVE_FROM_CART, "remove_from_cart", EVF_WHO | EVF_ITEM) \
+  X(CHECKOUT, "checkout", EVF_WHO)                       \
+  X(PURCHASE, "purchase", EVF_WHO | EVF_ORDER | EVF_ITEMS) \
+  X(REFUND, "refund", EVF_WHO | EVF_ORDER)               \
+  X(SIGNUP, "signup", EVF_CUSTOMER)                      \
+  X(IDENTIFY, "identify", EVF_CUSTOMER | EVF_ANON)       \
+  X(PAGE_VIEW, "page_view", EVF_WHO)                     \
+  X(EXIT_INTENT, "exit_intent", EVF_WHO)                 \
+  X(PAGE_HIDDEN, "page_hidden", EVF_WHO)                 \
+  X(POPUP_SHOWN, "popup_shown", EVF_WHO | EVF_NAME)      \
+  X(POPUP_CLICKED, "popup_clicked", EVF_WHO | EVF_NAME)  \
+  X(POPUP_DISMISSED, "popup_dismissed", EVF_WHO | EVF_NAME) \
+  X(EMAIL_SENT, "email_sent", EVF_CUSTOMER | EVF_NAME)   \
+  X(EMAIL_OPENED, "email_opened", EVF_CUSTOMER | EVF_NAME) \
+  X(EMAIL_CLICKED, "email_clicked", EVF_CUSTOMER | EVF_NAME) \
+  X(REC_SHOWN, "rec_shown", EVF_WHO | EVF_ITEMS)         \
+  X(REC_CLICKED, "rec_clicked", EVF_WHO | EVF_ITEM)      \
+  X(ITEM_UPSERT, "item_upsert", EVF_ITEMDOC)             \
+  X(ITEM_DELETE, "item_delete", EVF_ITEM)                \
+  X(CUSTOMER_UPSERT, "customer_upsert", EVF_CUSTDOC)
+
+typedef enum ev_type {
+#define EV_ENUM_(e, name, req) EV_##e,
+  EV_TYPE_MAP(EV_ENUM_)
+#undef EV_ENUM_
+  EV_TYPE_COUNT
+} ev_type;
+
+/* One product line of an event: an item, its unit price and quantity. */
+typedef struct ev_line {
+  const char *item;  /* the item id; never NULL */
+  double price;      /* unit price; 0 when not given */
+  double quantity;   /* 1 when not given */
+} ev_line;
+
+/*
+** A normalized event.  Strings point into `doc` and live as long as it does.
+** `doc` is the canonical JSON form that the store keeps:
+**   {"type": "purchase", "ts": 1700000000000, "customer": "c1",
+**    "anon": "a1", "session": "s1", "order_id": "o1", "revenue": 59.9,
+**    "currency": "EUR", "items": [{"id": "sku1", "price": 29.95,
+**    "quantity": 2}], "props": {...anything else...}}
+** For view/add_to_cart/... the single item is "item": "sku1" (and lines[0]).
+** For item_upsert "item" is the catalog object; for customer_upsert
+** "customer" is the profile object and `customer` is its id.
+*/
+typedef struct ev {
+  ev_type type;
+  int64_t ts;            /* milliseconds since the epoch, UTC */
+  const char *customer;  /* known customer id, or NULL */
+  const char *anon;      /* anonymous visitor id, or NULL */
+  const char *session;   /* session id, or NULL */
+  const char *order_id;  /* purchase/refund, or NULL */
+  const char *query;     /* search, or NULL */
+  const char *name;      /* popup, template or widget name, or NULL */
+  const char *currency;  /* or NULL */
+  double revenue;        /* purchase: given, or the sum of the lines */
+  ev_line *lines;        /* owned; n_lines entries */
+  size_t n_lines;
+  json_t *doc;           /* owned: the normalized document */
+} ev;
+
+/* Limits and defaults that ev_parse() applies. */
+typedef struct ev_limits {
+  size_t max_bytes;  /* largest accepted event text */
+  size_t max_lines;  /* most product lines in one event */
+  int64_t now_ms;    /* timestamp given to events without one */
+} ev_limits;
+
+#define EV_DEFAULT_MAX_BYTES (64 * 1024)
+#define EV_DEFAULT_MAX_LINES 500
+
+/*
+** Parse and validate one event from JSON text (`len` bytes, not necessarily
+** NUL-terminated).  Accepts tailor's format (`type`), Segment track/identify
+** calls (`event`/`type`, `properties`, `userId`, `anonymousId`, `traits`),
+** and GA4 events (`name` + `params`, or `event` + `ecommerce`).
+** On success fills *out (caller releases it with ev_clear()) and returns
+** TAILOR_OK.  On failure returns a tailor_code and fills err->field and
+** err->message ("purchase: missing field 'order_id' (or 'transaction_id')").
+** err->line is left alone: the caller knows the line.
+*/
+int ev_parse(const char *text, size_t len, const ev_limits *lim, ev *out,
+             tailor_error *err);
+
+/*
+** Rebuild an `ev` from a document that ev_parse() produced earlier (the
+** store's copy).  Takes a reference to `doc`.  Returns TAILOR_OK or
+** TAILOR_EFIELD when the document is not a normalized event.
+*/
+int ev_from_doc(json_t *doc, ev *out, tailor_error *err);
+
+/* Release what an `ev` owns; leaves it zeroed. */
+void ev_clear(ev *e);
+
+/* The wire name of a type ("add_to_cart"), or NULL when out of range. */
+const char *ev_type_name(ev_type t);
+
+/* The type whose wire name, Segment name or GA4 name is `name`; -1 if none. */
+int ev_type_lookup(const char *name);
+
+/*
+** Parse a timestamp: a JSON number of milliseconds since the epoch (numbers
+** below 1e11 are taken as seconds), or an ISO 8601 / RFC 3339 string
+** ("2024-05-01T10:00:00Z", "2024-05-01T12:00:00.250+02:00", "2024-05-01").
+** Returns 0 and sets *ms, or -1.
+*/
+int ev_parse_time(json_t *v, int64_t *ms);
+
+/* Whether `len` bytes at `s` are valid UTF-8; on failure *bad_at is the
+** offset of the first bad byte. */
+int ev_utf8_valid(const char *s, size_t len, size_t *bad_at);
+
+#endif /* TAILOR_EVENT_H */

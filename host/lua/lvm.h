@@ -1,0 +1,113 @@
+/*
+** lvm.h: sandboxed Lua 5.4 states that run merchant strategies.
+**
+** A strategy folder holds top-level `*.lua` files, each returning a table of
+** handlers (recommend, popup, discount, audiences, rank, on_event, segments,
+** ...); modules they `require` live in the same folder (subfolders allowed,
+** `require "lib.util"` is `lib/util.lua`).  An lvm loads every top-level file
+** and merges their handlers; two files defining the same handler is an error.
+**
+** The sandbox: base library without dofile/loadfile (load takes text only),
+** string (no dump), table, math, utf8, coroutine, and os.time/os.clock/
+** os.date; no io, debug or package; `require` resolves inside the folder
+** only; new globals are refused and reading an undeclared global is an
+** error.  Each call runs under an instruction budget (count hook) and the
+** state under a memory cap (counting allocator).  Nothing a strategy does
+** can take the host down: every failure comes back as a tailor_code with a
+** message "file:line: what".
+**
+** An lvm belongs to one thread at a time.
+*/
+#ifndef TAILOR_LVM_H
+#define TAILOR_LVM_H
+
+#include <lua.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tailor.h"
+
+#define LVM_DEFAULT_INSTRUCTION_BUDGET 5000000L /* per call */
+#define LVM_DEFAULT_MEMORY_LIMIT (64u << 20)     /* bytes per state */
+#define LVM_HOOK_STEP 1000                        /* instructions per hook */
+
+typedef struct lvm lvm;
+
+typedef struct lvm_config {
+  const char *dir;       /* strategy folder; NULL or "" for none */
+  long budget;           /* instructions per call; <= 0 for the default */
+  size_t memory_limit;   /* bytes; 0 for the default */
+  /* Called once on a new state, before globals are frozen, to install the
+     host's API (the `tailor` global).  Runs in protected mode: it may raise
+     Lua errors.  May be NULL. */
+  void (*open_api)(lua_State *L, void *ud);
+  void *api_ud;
+  /* Where `print` from a strategy goes; NULL drops it. */
+  void (*log)(void *ud, int level, const char *msg);
+  void *log_ud;
+} lvm_config;
+
+/*
+** A new sandboxed state; when cfg->dir is set, loads the strategy folder.
+** Returns NULL with `err` filled when a file does not compile or raises
+** while loading ("recommend.lua:3: unexpected symbol near 'x'").
+** `cfg` strings are copied.
+*/
+lvm *lvm_new(const lvm_config *cfg, tailor_error *err);
+
+/* Close the state and free everything; NULL is a no-op. */
+void lvm_free(lvm *vm);
+
+/* The Lua state, for pushing arguments inside an lvm_pcall function. */
+lua_State *lvm_state(lvm *vm);
+
+/*
+** Push the handler `name` (a function) onto the stack and return 1, or
+** return 0 and push nothing when no strategy file defines it.  *file
+** (may be NULL) receives the file that defined it ("recommend.lua"), valid
+** while the lvm lives.
+*/
+int lvm_push_handler(lvm *vm, const char *name, const char **file);
+
+/* Whether some strategy file defines handler `name`. */
+int lvm_has_handler(lvm *vm, const char *name);
+
+/*
+** Run `fn(L)` in protected mode under a fresh instruction budget.  `fn`
+** finds `ud` with lvm_ud(L).  Returns TAILOR_OK, or TAILOR_ESTRATEGY (a Lua
+** error), TAILOR_EBUDGET (the budget ran out, even if the strategy caught
+** the error), TAILOR_ELUAMEM (the memory cap was hit), with err->message
+** "file:line: message".  The stack is left as `fn` left it on success and
+** empty on failure; a full garbage collection follows a failure.
+*/
+int lvm_pcall(lvm *vm, lua_CFunction fn, void *ud, tailor_error *err);
+
+/* The `ud` given to lvm_pcall, from inside `fn`. */
+void *lvm_ud(lua_State *L);
+
+/* The lvm of a state (for API functions). */
+lvm *lvm_of(lua_State *L);
+
+/* Bytes the state holds now, and its cap. */
+size_t lvm_memory(lvm *vm);
+size_t lvm_memory_limit(lvm *vm);
+
+/*
+** Compile-check every top-level `*.lua` file of `dir` in a scratch sandbox
+** (with `open_api` of cfg installed, so files may use the API at load time).
+** Calls `report` for each error with the file and a "file:line: message"
+** text.  Returns the number of files with errors, or -1 when `dir` cannot be
+** read (report is called with file NULL).  `cfg->dir` is ignored.
+*/
+typedef void (*lvm_report_fn)(void *ud, const char *file, const char *msg);
+int lvm_check_dir(const char *dir, const lvm_config *cfg, lvm_report_fn report,
+                  void *ud);
+
+/*
+** A signature of the folder's `*.lua` files (names, sizes, mtimes, inodes,
+** recursively), to detect edits cheaply.  Returns 0 when the folder cannot
+** be read.
+*/
+uint64_t lvm_dir_signature(const char *dir);
+
+#endif /* TAILOR_LVM_H */

@@ -1,0 +1,108 @@
+/*
+** store.h: the store, tailor's truth.  SQLite in WAL mode: the append-only
+** event log, and the current state of the catalog, customers, identities and
+** the outbox, all written in the same transaction as the events that changed
+** them.  The in-memory indexes are a cache rebuilt from here.
+**
+** A store handle is not thread-safe: the engine serializes writers, and
+** readers that need SQLite open their own handle with store_open().
+*/
+#ifndef TAILOR_STORE_H
+#define TAILOR_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/event.h"
+#include "tailor.h"
+
+typedef struct store store;
+
+/* The schema version this build writes; older stores are migrated. */
+#define STORE_SCHEMA_VERSION 1
+
+typedef struct store_options {
+  int synchronous_full;  /* 1: PRAGMA synchronous=FULL (survives power loss);
+                            0: NORMAL (survives a crash of the process) */
+  int busy_timeout_ms;   /* how long to wait for another writer */
+  int readonly;          /* open without writing (no migration) */
+} store_options;
+
+#define STORE_DEFAULT_BUSY_TIMEOUT_MS 5000
+
+/*
+** Open (creating and migrating as needed) the store at `path`; ":memory:"
+** for a private in-memory store.  Returns NULL with `err` filled when the
+** file cannot be opened, is not a tailor store, or comes from a newer build.
+*/
+store *store_open(const char *path, const store_options *opt, tailor_error *err);
+
+/* Close the store; NULL is a no-op. */
+void store_close(store *s);
+
+/* The schema version of the open store (PRAGMA user_version). */
+int store_schema_version(store *s);
+
+/*
+** Append `n` normalized events in one transaction and apply their effects on
+** the items, customers and identities tables.  On success every event is
+** durable (committed), `seqs` (may be NULL) receives their sequence numbers,
+** and TAILOR_OK is returned.  On failure nothing of the batch is kept.
+*/
+int store_append(store *s, ev *const *evs, size_t n, int64_t *seqs,
+                 tailor_error *err);
+
+/* The highest sequence number in the log; 0 when empty. */
+int64_t store_last_seq(store *s);
+
+/*
+** Call `fn` for every event with seq > `after`, in sequence order.  The `ev`
+** is valid during the call only.  `fn` returns 0 to go on, nonzero to stop
+** (that value is returned).  Returns TAILOR_OK, the callback's value, or a
+** negative code with `err` filled.
+*/
+typedef int (*store_event_fn)(void *ud, int64_t seq, const ev *e);
+int store_scan(store *s, int64_t after, store_event_fn fn, void *ud,
+               tailor_error *err);
+
+/* Event counts by type, as a JSON object {"view": 10, ...}; new reference. */
+json_t *store_event_counts(store *s);
+
+/* Number of rows in `table` ("items", "customers", "identities",
+   "outbox", "events"); -1 for an unknown table. */
+int64_t store_count(store *s, const char *table);
+
+/* The current catalog object of an item, or NULL; new reference. */
+json_t *store_item(store *s, const char *id);
+
+/* The customer profile (email, phone, consent, attrs), or NULL; new ref. */
+json_t *store_customer(store *s, const char *id);
+
+/* The customer an anonymous id is linked to, as a new string the caller
+   frees, or NULL. */
+char *store_identity(store *s, const char *anon);
+
+/*
+** Outbox: side effects decided by strategies (emails, webhooks).  A row is
+** unique by its idempotency key; adding an existing key is a no-op that
+** returns TAILOR_OK with *added = 0.
+*/
+typedef struct store_outbox_row {
+  const char *key;       /* idempotency key */
+  const char *customer;  /* or NULL */
+  const char *channel;   /* "email", "webhook", ... */
+  const char *template_; /* template or trigger name */
+  const char *vars;      /* JSON object text, or NULL */
+  int64_t due;           /* ms since epoch */
+} store_outbox_row;
+
+int store_outbox_add(store *s, const store_outbox_row *row, int *added,
+                     tailor_error *err);
+
+/* Run a statement with no result (used by migrations and maintenance). */
+int store_exec(store *s, const char *sql, tailor_error *err);
+
+/* The underlying SQLite handle, for benchmarks and later modules. */
+struct sqlite3 *store_db(store *s);
+
+#endif /* TAILOR_STORE_H */

@@ -1,0 +1,185 @@
+/*
+** tailor.h: the public API of tailor, a personalization engine for shops.
+**
+** An engine (`tailor`) owns a store (SQLite), in-memory indexes rebuilt from
+** the store on open, and Lua strategies loaded from a folder.  Events go in
+** as JSON text; decisions come out as JSON text.
+**
+** Threads: every function may be called from any thread.  Decisions run in
+** parallel (each calling thread gets its own Lua state, created on first use
+** and released when the thread exits or the engine closes); ingestion is
+** serialized inside the engine.  tailor_close() must not race with other
+** calls on the same engine.
+**
+** Errors: functions return TAILOR_OK (0) or a negative tailor_code; when the
+** caller passes a tailor_error, it is filled with the code, the line of a
+** batch and the field at fault where they apply, and a message that says
+** what is wrong and where.  Pass NULL to ignore the details.
+**
+** Ownership: strings returned through an out-parameter are allocated by
+** tailor and freed by the caller with tailor_free().  Strings passed in are
+** borrowed for the duration of the call only.
+*/
+#ifndef TAILOR_H
+#define TAILOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(TAILOR_BUILDING) && defined(__GNUC__)
+#define TAILOR_EXTERN __attribute__((visibility("default")))
+#else
+#define TAILOR_EXTERN
+#endif
+
+#define TAILOR_VERSION_MAJOR 0
+#define TAILOR_VERSION_MINOR 1
+#define TAILOR_VERSION_PATCH 0
+#define TAILOR_VERSION_STRING "0.1.0"
+/* One number that orders versions: 0x00MMmmpp. */
+#define TAILOR_VERSION_HEX \
+  ((TAILOR_VERSION_MAJOR << 16) | (TAILOR_VERSION_MINOR << 8) | TAILOR_VERSION_PATCH)
+
+/*
+** Error codes: name, value, message.  One table, so the enum, the names and
+** the messages never drift apart.
+*/
+#define TAILOR_ERRNO_MAP(X)                                             \
+  X(OK, 0, "ok")                                                        \
+  X(EINVAL, -1, "invalid argument")                                     \
+  X(EPARSE, -2, "malformed JSON")                                       \
+  X(EFIELD, -3, "missing or mistyped field")                            \
+  X(ETYPE, -4, "unknown event type")                                    \
+  X(ETOOBIG, -5, "input too large")                                     \
+  X(EUTF8, -6, "invalid UTF-8")                                         \
+  X(ETIME, -7, "unparseable timestamp")                                 \
+  X(ESTORE, -8, "store error")                                          \
+  X(ESTRATEGY, -9, "strategy error")                                    \
+  X(ENOMEM, -10, "out of memory")                                       \
+  X(EIO, -11, "input/output error")                                     \
+  X(ECONFIG, -12, "bad configuration")                                  \
+  X(ENOTFOUND, -13, "not found")                                        \
+  X(EDENIED, -14, "permission denied")                                  \
+  X(EBUDGET, -15, "strategy ran out of its instruction budget")         \
+  X(ELUAMEM, -16, "strategy ran out of memory")                         \
+  X(EUNSUPPORTED, -17, "not supported")
+
+typedef enum tailor_code {
+#define TAILOR_ENUM_(name, value, msg) TAILOR_##name = (value),
+  TAILOR_ERRNO_MAP(TAILOR_ENUM_)
+#undef TAILOR_ENUM_
+  TAILOR_CODE_MIN_ = -17
+} tailor_code;
+
+/* Details of a failure; filled by the function that failed. */
+typedef struct tailor_error {
+  int code;           /* a tailor_code; TAILOR_OK when nothing failed */
+  long line;          /* 1-based line of an NDJSON batch; 0 when not a batch */
+  char field[64];     /* the field at fault ("items[2].price"), or "" */
+  char message[512];  /* what is wrong and where, one line, no newline */
+} tailor_error;
+
+typedef struct tailor tailor; /* an engine; opaque */
+
+/* The library's version string ("0.1.0"); static, never freed. */
+TAILOR_EXTERN const char *tailor_version(void);
+
+/* The message of a tailor_code ("malformed JSON"); static, never freed. */
+TAILOR_EXTERN const char *tailor_strerror(int code);
+
+/* The name of a tailor_code ("EPARSE"); static, never freed. */
+TAILOR_EXTERN const char *tailor_errname(int code);
+
+/*
+** Open an engine.  `config_json` is a JSON object (NULL or "" for the
+** defaults) whose keys are documented in docs/configuration.md, e.g.
+**   {"db": "shop.db", "strategies": "strategies",
+**    "lua": {"instruction_budget": 1000000, "memory_limit_mb": 32}}
+** "db": ":memory:" keeps everything in memory (tests, evaluation).
+** Opening creates or migrates the store, then rebuilds the indexes from it.
+** Returns the engine, or NULL with `err` filled (an unknown config key, a
+** store that cannot be opened, a strategy folder that does not compile).
+** The caller owns the engine and releases it with tailor_close().
+*/
+TAILOR_EXTERN tailor *tailor_open(const char *config_json, tailor_error *err);
+
+/* Close an engine: flush and close the store, free every Lua state. */
+TAILOR_EXTERN void tailor_close(tailor *t);
+
+/*
+** Ingest one event given as a JSON object (tailor's own event format, or a
+** Segment or GA4 e-commerce event).  Returns TAILOR_OK once the event is
+** durable in the store and applied to the indexes; otherwise nothing was
+** stored and `err` says why (the field at fault in err->field).
+*/
+TAILOR_EXTERN int tailor_ingest(tailor *t, const char *json, size_t len,
+                                tailor_error *err);
+
+/*
+** Called once per rejected line of a batch, in line order.  `err` is
+** borrowed for the duration of the call.
+*/
+typedef void (*tailor_reject_fn)(void *ud, const tailor_error *err);
+
+/*
+** Ingest a batch of NDJSON events (one JSON object a line; blank lines are
+** skipped).  Valid events are kept and committed together (one transaction,
+** durable when the call returns); each invalid line is reported to `on_reject`
+** (may be NULL) with its line number.  `accepted` and `rejected` (may be
+** NULL) receive the counts.  Returns TAILOR_OK when the batch was processed,
+** even with rejected lines; a negative code when the store failed, in which
+** case none of the batch was acknowledged.
+*/
+TAILOR_EXTERN int tailor_ingest_batch(tailor *t, const char *ndjson, size_t len,
+                                      tailor_reject_fn on_reject, void *ud,
+                                      size_t *accepted, size_t *rejected);
+
+/*
+** Make a decision.  `request_json` is a JSON object:
+**   {"kind": "recommend", "customer": "c42", "session": "s1",
+**    "page": {"type": "product", "item": "sku-1"}, "k": 8}
+** `kind` names the strategy handler (recommend, popup, discount, audiences,
+** rank).  On success `*response` receives a NUL-terminated JSON object the
+** caller frees with tailor_free(), and `*response_len` (may be NULL) its
+** length.  A strategy that fails or runs out of budget is not an error for
+** the caller: the response carries the configured fallback with
+** "fallback": true and the strategy's error; the error is counted and
+** logged.  A malformed request is an error (TAILOR_EPARSE, TAILOR_EFIELD).
+*/
+TAILOR_EXTERN int tailor_decide(tailor *t, const char *request_json, size_t len,
+                                char **response, size_t *response_len,
+                                tailor_error *err);
+
+/*
+** Statistics as a JSON object (events by type, items, customers, strategy
+** errors, index sizes).  The caller frees `*json` with tailor_free().
+*/
+TAILOR_EXTERN int tailor_stats(tailor *t, char **json, tailor_error *err);
+
+/* Free memory returned by tailor (responses, statistics). NULL is a no-op. */
+TAILOR_EXTERN void tailor_free(void *p);
+
+/* Log levels for tailor_log_fn. */
+enum { TAILOR_LOG_ERROR = 0, TAILOR_LOG_WARN = 1, TAILOR_LOG_INFO = 2,
+       TAILOR_LOG_DEBUG = 3 };
+
+/*
+** Receives the engine's log lines (strategy errors, reloads, warnings).  The
+** message is borrowed for the call.  May be called from any thread that
+** calls into the engine, so it must be thread-safe.  By default an engine
+** logs warnings and errors to stderr.
+*/
+typedef void (*tailor_log_fn)(void *ud, int level, const char *message);
+
+/* Route the engine's logs to `fn` (NULL silences them). Not thread-safe
+** with other calls: set it right after tailor_open(). */
+TAILOR_EXTERN void tailor_set_logger(tailor *t, tailor_log_fn fn, void *ud);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TAILOR_H */
