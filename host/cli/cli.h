@@ -1,0 +1,49 @@
+/*
+** cli.h: what the `tailor` subcommands share: options common to all of
+** them, opening an engine from them, exit codes.
+*/
+#ifndef TAILOR_CLI_H
+#define TAILOR_CLI_H
+
+#include <stdio.h>
+
+#include "tailor.h"
+
+/* Exit codes of every command. */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_BADINPUT = 2 };
+
+typedef struct cli_opts {
+  const char *config;     /* --config FILE (JSON) */
+  const char *db;         /* --db FILE */
+  const char *strategies; /* --strategies DIR */
+  int quiet;              /* --quiet: no progress */
+} cli_opts;
+
+/*
+** Take a common option at argv[*i] (advancing *i past its value) and return
+** 1, or return 0 when argv[*i] is not a common option.  Exits with
+** EXIT_BADINPUT on a missing value.
+*/
+int cli_common_opt(cli_opts *o, int argc, char **argv, int *i);
+
+/* Open an engine from the options; prints the error and returns NULL. */
+tailor *cli_open(const cli_opts *o, const char *extra_json);
+
+/* Whether progress lines should be drawn (stderr is a terminal). */
+int cli_progress_on(const cli_opts *o);
+
+/* Help for the options every command takes. */
+#define CLI_COMMON_HELP                                                     \
+  "  --config FILE      JSON configuration (see docs/configuration.md)\n"   \
+  "  --db FILE          the store (default: tailor.db)\n"                   \
+  "  --strategies DIR   strategy folder (default: strategies)\n"            \
+  "  --quiet            no progress output\n"                               \
+  "  -h, --help         this help\n"
+
+int cmd_ingest(int argc, char **argv);
+int cmd_decide(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_config(int argc, char **argv);
+
+#endif /* TAILOR_CLI_H */

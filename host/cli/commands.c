@@ -1,0 +1,227 @@
+/*
+** commands.c: the store-side commands: ingest, decide, check, stats, config.
+*/
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "engine/config.h"
+#include "engine/engine.h"
+#include "engine/util.h"
+#include "lua/lvm.h"
+
+/* Parse the common options; anything else not starting with '-' goes to
+   `args` (at most `max`).  Returns the count of positional arguments, or -1
+   after printing help. */
+static int parse_args(int argc, char **argv, cli_opts *o, const char *help,
+                      const char **args, int max) {
+  int n = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+      fputs(help, stdout);
+      fputs(CLI_COMMON_HELP, stdout);
+      return -1;
+    }
+    if (cli_common_opt(o, argc, argv, &i)) continue;
+    if ((argv[i][0] == '-' && argv[i][1]) || n == max) {
+      fprintf(stderr, "tailor %s: unexpected argument '%s' (see --help)\n",
+              argv[0], argv[i]);
+      exit(EXIT_BADINPUT);
+    }
+    args[n++] = argv[i];
+  }
+  return n;
+}
+
+/*
+** ingest: NDJSON in chunks of whole lines, each chunk one batch (one
+** transaction), so memory stays flat however large the file.
+*/
+#define INGEST_CHUNK (4u << 20)
+
+typedef struct ingest_run {
+  long line_base;   /* lines before the current chunk */
+  size_t shown;     /* rejected lines printed */
+} ingest_run;
+
+static void on_reject(void *ud, const tailor_error *e) {
+  ingest_run *r = ud;
+  fprintf(stderr, "line %ld: %s\n", r->line_base + e->line, e->message);
+  r->shown++;
+}
+
+static const char ingest_help[] =
+    "usage: tailor ingest [OPTIONS] [FILE|-]\n\n"
+    "Load NDJSON events (tailor, Segment or GA4 format) from FILE or stdin.\n"
+    "Valid lines are kept; each rejected line is printed with its reason.\n"
+    "Exit status 2 when any line was rejected.\n\n";
+
+int cmd_ingest(int argc, char **argv) {
+  cli_opts o = {0};
+  const char *path = NULL;
+  int n = parse_args(argc, argv, &o, ingest_help, &path, 1);
+  if (n < 0) return EXIT_OK;
+  FILE *in = (!path || !strcmp(path, "-")) ? stdin : fopen(path, "rb");
+  if (!in) {
+    fprintf(stderr, "tailor ingest: %s: %s\n", path, strerror(errno));
+    return EXIT_FAIL;
+  }
+  tailor *t = cli_open(&o, NULL);
+  if (!t) {
+    if (in != stdin) fclose(in);
+    return EXIT_FAIL;
+  }
+  char *buf = malloc(INGEST_CHUNK + 1);
+  size_t have = 0, total_acc = 0, total_rej = 0;
+  ingest_run run = {0, 0};
+  int progress = cli_progress_on(&o), rc = TAILOR_OK;
+  uint64_t start = util_mono_ns();
+  while (buf) {
+    size_t got = fread(buf + have, 1, INGEST_CHUNK - have, in);
+    have += got;
+    int eof = got == 0 || feof(in);
+    if (!have) break;
+    /* Cut after the last newline; keep the partial line for the next
+       chunk, unless the input ended or one line fills the whole buffer. */
+    size_t cut = have;
+    if (!eof) {
+      while (cut > 0 && buf[cut - 1] != '\n') cut--;
+      if (cut == 0) cut = have;
+    }
+    size_t acc = 0, rej = 0;
+    rc = tailor_ingest_batch(t, buf, cut, on_reject, &run, &acc, &rej);
+    if (rc) break;
+    total_acc += acc;
+    total_rej += rej;
+    for (size_t i = 0; i < cut; i++) run.line_base += buf[i] == '\n';
+    if (cut < have && buf[cut - 1] != '\n') run.line_base++;
+    memmove(buf, buf + cut, have - cut);
+    have -= cut;
+    if (progress) {
+      double s = (double)(util_mono_ns() - start) / 1e9;
+      fprintf(stderr, "\r%zu accepted, %zu rejected, %.0f events/s   ",
+              total_acc, total_rej, s > 0 ? (double)(total_acc + total_rej) / s : 0);
+    }
+    if (eof && !have) break;
+  }
+  if (progress) fputc('\n', stderr);
+  free(buf);
+  if (in != stdin) fclose(in);
+  tailor_close(t);
+  if (rc) {
+    fprintf(stderr, "tailor ingest: %s; the last batch was not stored\n",
+            tailor_strerror(rc));
+    return EXIT_FAIL;
+  }
+  printf("accepted %zu, rejected %zu\n", total_acc, total_rej);
+  return total_rej ? EXIT_BADINPUT : EXIT_OK;
+}
+
+static const char decide_help[] =
+    "usage: tailor decide [OPTIONS] < request.json\n\n"
+    "Read one JSON request from stdin, e.g.\n"
+    "  {\"kind\": \"recommend\", \"customer\": \"c1\", \"k\": 5}\n"
+    "and print the decision as JSON.\n\n";
+
+int cmd_decide(int argc, char **argv) {
+  cli_opts o = {0};
+  if (parse_args(argc, argv, &o, decide_help, NULL, 0) < 0) return EXIT_OK;
+  size_t len;
+  char *req = util_read_stream(stdin, &len);
+  if (!req) {
+    fprintf(stderr, "tailor decide: cannot read stdin\n");
+    return EXIT_FAIL;
+  }
+  tailor *t = cli_open(&o, NULL);
+  if (!t) {
+    free(req);
+    return EXIT_FAIL;
+  }
+  char *resp = NULL;
+  tailor_error err = {0};
+  int rc = tailor_decide(t, req, len, &resp, NULL, &err);
+  if (rc == TAILOR_OK) printf("%s\n", resp);
+  else fprintf(stderr, "tailor decide: %s\n", err.message);
+  tailor_free(resp);
+  free(req);
+  tailor_close(t);
+  return rc == TAILOR_OK ? EXIT_OK
+         : (rc == TAILOR_EPARSE || rc == TAILOR_EFIELD || rc == TAILOR_ETOOBIG)
+             ? EXIT_BADINPUT
+             : EXIT_FAIL;
+}
+
+static void report_error(void *ud, const char *file, const char *msg) {
+  (void)file;
+  fprintf(stderr, "%s\n", msg);
+}
+
+static const char check_help[] =
+    "usage: tailor check [DIR]\n\n"
+    "Compile every strategy in DIR (default: strategies) and report each\n"
+    "error as file:line: message.  Exit status 2 when any file fails.\n\n";
+
+/* No engine needed: the API is installed against an empty index, which is
+   enough for files that call it while loading. */
+int cmd_check(int argc, char **argv) {
+  cli_opts o = {0};
+  const char *dir = NULL;
+  if (parse_args(argc, argv, &o, check_help, &dir, 1) < 0) return EXIT_OK;
+  if (!dir) dir = o.strategies ? o.strategies : "strategies";
+  tailor *t = cli_open(&(cli_opts){.db = ":memory:", .strategies = ""}, NULL);
+  if (!t) return EXIT_FAIL;
+  lvm_config c;
+  eng_vm_config(t, &c);
+  int bad = lvm_check_dir(dir, &c, report_error, NULL);
+  tailor_close(t);
+  if (bad < 0) {
+    fprintf(stderr, "tailor check: cannot read %s\n", dir);
+    return EXIT_FAIL;
+  }
+  if (bad == 0) printf("%s: all strategies compile\n", dir);
+  return bad ? EXIT_BADINPUT : EXIT_OK;
+}
+
+static const char stats_help[] =
+    "usage: tailor stats [OPTIONS]\n\n"
+    "Print counts of events by type, items and customers as JSON.\n\n";
+
+int cmd_stats(int argc, char **argv) {
+  cli_opts o = {0};
+  if (parse_args(argc, argv, &o, stats_help, NULL, 0) < 0) return EXIT_OK;
+  tailor *t = cli_open(&o, "{\"strategies\": \"\"}");
+  if (!t) return EXIT_FAIL;
+  char *s = NULL;
+  tailor_error err = {0};
+  int rc = tailor_stats(t, &s, &err);
+  if (rc == TAILOR_OK) {
+    json_t *j = json_loads(s, 0, NULL);
+    char *pretty = json_dumps(j, JSON_INDENT(2));
+    printf("%s\n", pretty);
+    free(pretty);
+    json_decref(j);
+  } else {
+    fprintf(stderr, "tailor stats: %s\n", err.message);
+  }
+  tailor_free(s);
+  tailor_close(t);
+  return rc ? EXIT_FAIL : EXIT_OK;
+}
+
+static void print_key(void *ud, const char *key, const char *type,
+                      const char *def, const char *doc) {
+  printf("%-26s %-5s %-12s %s\n", key, type, def, doc);
+}
+
+int cmd_config(int argc, char **argv) {
+  if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+    printf("usage: tailor config\n\nList every configuration key with its "
+           "type, default and meaning.\n");
+    return EXIT_OK;
+  }
+  printf("%-26s %-5s %-12s %s\n", "key", "type", "default", "meaning");
+  config_each(print_key, NULL);
+  return EXIT_OK;
+}

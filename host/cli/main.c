@@ -1,0 +1,107 @@
+/*
+** main.c: the `tailor` command: dispatch to subcommands, and the options
+** they share.
+*/
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "engine/util.h"
+
+static const struct {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *what;
+} commands[] = {
+    {"ingest", cmd_ingest, "load NDJSON events into the store"},
+    {"decide", cmd_decide, "make one decision from a JSON request on stdin"},
+    {"check", cmd_check, "compile every strategy and report errors"},
+    {"stats", cmd_stats, "counts of events by type, items, customers"},
+    {"config", cmd_config, "list the configuration keys and defaults"},
+};
+#define NCOMMANDS (sizeof commands / sizeof *commands)
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "tailor %s: a personalization engine for online shops\n\n"
+          "usage: tailor COMMAND [OPTIONS]\n\ncommands:\n",
+          tailor_version());
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].what);
+  fprintf(f, "\n'tailor COMMAND --help' tells more about one.\n"
+             "exit codes: 0 ok, 1 failure, 2 bad input\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return EXIT_BADINPUT;
+  }
+  if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+      !strcmp(argv[1], "help")) {
+    usage(stdout);
+    return EXIT_OK;
+  }
+  if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+    printf("tailor %s\n", tailor_version());
+    return EXIT_OK;
+  }
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    if (!strcmp(argv[1], commands[i].name))
+      return commands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "tailor: unknown command '%s'\n\n", argv[1]);
+  usage(stderr);
+  return EXIT_BADINPUT;
+}
+
+int cli_common_opt(cli_opts *o, int argc, char **argv, int *i) {
+  const char *a = argv[*i];
+  const char **slot = !strcmp(a, "--config")       ? &o->config
+                      : !strcmp(a, "--db")         ? &o->db
+                      : !strcmp(a, "--strategies") ? &o->strategies
+                                                   : NULL;
+  if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+    o->quiet = 1;
+    return 1;
+  }
+  if (!slot) return 0;
+  if (*i + 1 >= argc) {
+    fprintf(stderr, "tailor: %s needs a value\n", a);
+    exit(EXIT_BADINPUT);
+  }
+  *slot = argv[++*i];
+  return 1;
+}
+
+tailor *cli_open(const cli_opts *o, const char *extra_json) {
+  json_t *cfg = NULL;
+  if (o->config) {
+    json_error_t jerr;
+    if (!(cfg = json_load_file(o->config, 0, &jerr))) {
+      fprintf(stderr, "tailor: %s:%d:%d: %s\n", o->config, jerr.line,
+              jerr.column, jerr.text);
+      return NULL;
+    }
+  } else {
+    cfg = json_object();
+  }
+  if (extra_json) {
+    json_t *extra = json_loads(extra_json, 0, NULL);
+    json_object_update(cfg, extra);
+    json_decref(extra);
+  }
+  if (o->db) json_object_set_new(cfg, "db", json_string(o->db));
+  if (o->strategies)
+    json_object_set_new(cfg, "strategies", json_string(o->strategies));
+  char *text = json_dumps(cfg, JSON_COMPACT);
+  json_decref(cfg);
+  tailor_error err = {0};
+  tailor *t = tailor_open(text, &err);
+  free(text);
+  if (!t) fprintf(stderr, "tailor: %s\n", err.message);
+  return t;
+}
+
+int cli_progress_on(const cli_opts *o) { return !o->quiet && isatty(2); }

@@ -1,0 +1,128 @@
+/*
+** config.c: parsing the configuration against CONFIG_MAP.
+*/
+#include "engine/config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/util.h"
+
+enum { T_STR, T_INT, T_BOOL };
+
+typedef struct key_info {
+  const char *key, *type, *def_text, *doc;
+  int kind;
+  size_t offset;
+  const char *def_str;
+  long def_num;
+} key_info;
+
+#define CONFIG_DEF_STR(v) v, 0
+#define CONFIG_DEF_INT(v) NULL, v
+#define CONFIG_DEF_BOOL(v) NULL, v
+#define CONFIG_ROW_(f, key, type, def, doc) \
+  {key, #type, #def, doc, T_##type, offsetof(config, f), CONFIG_DEF_##type(def)},
+static const key_info keys[] = {CONFIG_MAP(CONFIG_ROW_)};
+#undef CONFIG_ROW_
+#define NKEYS (sizeof keys / sizeof *keys)
+
+void config_each(void (*fn)(void *, const char *, const char *, const char *,
+                            const char *),
+                 void *ud) {
+  for (size_t i = 0; i < NKEYS; i++)
+    fn(ud, keys[i].key, keys[i].type, keys[i].def_text, keys[i].doc);
+}
+
+int config_is_default(const config *c, const char *key) {
+  for (size_t i = 0; i < NKEYS; i++) {
+    if (strcmp(keys[i].key, key) || keys[i].kind != T_STR) continue;
+    const char *v = *(char *const *)((const char *)c + keys[i].offset);
+    return v && strcmp(v, keys[i].def_str) == 0;
+  }
+  return 0;
+}
+
+void config_free(config *c) {
+  for (size_t i = 0; i < NKEYS; i++) {
+    if (keys[i].kind == T_STR) {
+      char **p = (char **)((char *)c + keys[i].offset);
+      free(*p);
+      *p = NULL;
+    }
+  }
+}
+
+static int set_key(config *c, const char *key, json_t *v, tailor_error *err) {
+  for (size_t i = 0; i < NKEYS; i++) {
+    const key_info *k = &keys[i];
+    if (strcmp(k->key, key) != 0) continue;
+    void *field = (char *)c + k->offset;
+    switch (k->kind) {
+      case T_STR:
+        if (!json_is_string(v))
+          return util_fail(err, TAILOR_ECONFIG, key,
+                           "config: '%s' must be a string", key);
+        free(*(char **)field);
+        *(char **)field = strdup(json_string_value(v));
+        return *(char **)field ? TAILOR_OK : TAILOR_ENOMEM;
+      case T_INT:
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+          return util_fail(err, TAILOR_ECONFIG, key,
+                           "config: '%s' must be a non-negative integer", key);
+        *(long *)field = (long)json_integer_value(v);
+        return TAILOR_OK;
+      default:
+        if (!json_is_boolean(v))
+          return util_fail(err, TAILOR_ECONFIG, key,
+                           "config: '%s' must be true or false", key);
+        *(int *)field = json_is_true(v);
+        return TAILOR_OK;
+    }
+  }
+  return util_fail(err, TAILOR_ECONFIG, key, "config: unknown key '%s'", key);
+}
+
+/* Walk nested objects, joining names with dots. */
+static int walk(config *c, const char *prefix, json_t *obj, tailor_error *err) {
+  const char *name;
+  json_t *v;
+  json_object_foreach(obj, name, v) {
+    char key[256];
+    snprintf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", name);
+    int rc = json_is_object(v) ? walk(c, key, v, err) : set_key(c, key, v, err);
+    if (rc) return rc;
+  }
+  return TAILOR_OK;
+}
+
+int config_parse(config *c, const char *json, tailor_error *err) {
+  memset(c, 0, sizeof *c);
+  for (size_t i = 0; i < NKEYS; i++) {
+    void *field = (char *)c + keys[i].offset;
+    if (keys[i].kind == T_STR) {
+      if (!(*(char **)field = strdup(keys[i].def_str))) {
+        config_free(c);
+        return util_fail(err, TAILOR_ENOMEM, NULL, "config: out of memory");
+      }
+    } else if (keys[i].kind == T_INT) {
+      *(long *)field = keys[i].def_num;
+    } else {
+      *(int *)field = (int)keys[i].def_num;
+    }
+  }
+  if (!json || !*json) return TAILOR_OK;
+  json_error_t jerr;
+  json_t *root = json_loads(json, 0, &jerr);
+  int rc;
+  if (!root)
+    rc = util_fail(err, TAILOR_ECONFIG, NULL, "config: line %d column %d: %s",
+                   jerr.line, jerr.column, jerr.text);
+  else if (!json_is_object(root))
+    rc = util_fail(err, TAILOR_ECONFIG, NULL, "config: must be a JSON object");
+  else
+    rc = walk(c, "", root, err);
+  json_decref(root);
+  if (rc) config_free(c);
+  return rc;
+}

@@ -1,0 +1,69 @@
+/*
+** config.h: the engine's configuration.  Every key is one row of CONFIG_MAP
+** with its type, default and meaning; docs/configuration.md is written from
+** the same table (`tailor config --keys` prints it).
+*/
+#ifndef TAILOR_CONFIG_H
+#define TAILOR_CONFIG_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tailor.h"
+
+/* X(field, "dotted.key", type, default, "what it is") ; type: STR, INT, BOOL */
+#define CONFIG_MAP(X)                                                        \
+  X(db, "db", STR, "tailor.db",                                              \
+    "SQLite store file; \":memory:\" keeps everything in memory")            \
+  X(strategies, "strategies", STR, "strategies",                             \
+    "folder of Lua strategies; \"\" for none (decisions use the fallback)")  \
+  X(durable_full, "store.synchronous_full", BOOL, 1,                         \
+    "fsync on every commit (survives power loss); false survives a crash "   \
+    "of the process only")                                                   \
+  X(lua_budget, "lua.instruction_budget", INT, 5000000,                      \
+    "Lua instructions a strategy may run per call")                          \
+  X(lua_memory_mb, "lua.memory_limit_mb", INT, 64,                           \
+    "memory cap of each Lua state, in MiB")                                  \
+  X(reload_ms, "lua.reload_interval_ms", INT, 1000,                          \
+    "how often strategy files are checked for edits; 0 checks every call")   \
+  X(max_event_bytes, "limits.max_event_bytes", INT, 65536,                   \
+    "largest accepted event, in bytes")                                      \
+  X(max_request_bytes, "limits.max_request_bytes", INT, 65536,               \
+    "largest accepted decision request, in bytes")                           \
+  X(default_k, "decide.default_k", INT, 10,                                  \
+    "items returned when a request does not say k")                          \
+  X(max_k, "decide.max_k", INT, 100, "largest k a request may ask for")      \
+  X(recent_max, "index.recent_max", INT, 20,                                 \
+    "recently viewed items kept per person")
+
+typedef struct config {
+#define CONFIG_FIELD_STR(f) char *f;
+#define CONFIG_FIELD_INT(f) long f;
+#define CONFIG_FIELD_BOOL(f) int f;
+#define CONFIG_FIELD_(f, key, type, def, doc) CONFIG_FIELD_##type(f)
+  CONFIG_MAP(CONFIG_FIELD_)
+#undef CONFIG_FIELD_
+#undef CONFIG_FIELD_STR
+#undef CONFIG_FIELD_INT
+#undef CONFIG_FIELD_BOOL
+} config;
+
+/*
+** Parse a JSON object (NULL or "" for the defaults) into `c`.  Nested
+** objects spell dotted keys: {"lua": {"instruction_budget": 1000}}.
+** Unknown keys and wrong types are errors naming the key.  On failure `c`
+** holds nothing to free.  Release with config_free().
+*/
+int config_parse(config *c, const char *json, tailor_error *err);
+void config_free(config *c);
+
+/* Whether the string key `key` still has its default value. */
+int config_is_default(const config *c, const char *key);
+
+/* Call `fn` for each key: its dotted name, type name, default and doc. */
+void config_each(void (*fn)(void *ud, const char *key, const char *type,
+                            const char *def, const char *doc),
+                 void *ud);
+
+#endif /* TAILOR_CONFIG_H */

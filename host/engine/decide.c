@@ -1,0 +1,330 @@
+/*
+** decide.c: one decision.  Parse the request, build the strategy's `ctx`
+** from the index, run the handler in the thread's sandbox, validate what it
+** returns and turn it into JSON.  A strategy that fails yields the fallback
+** (the most viewed items), counted and logged; the caller still gets an
+** answer.
+*/
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "engine/util.h"
+#include "lua/ljson.h"
+
+/* The parsed request, shared with the function that runs inside Lua. */
+typedef struct request {
+  tailor *t;
+  json_t *req;          /* the request object */
+  const char *kind;
+  long k;
+  const char *customer, *anon, *session;
+  const char *file;     /* strategy file of the handler */
+  int line;             /* line where the handler is defined */
+  json_t *result;       /* what the handler decided, as JSON */
+  int no_handler;       /* no strategy defines `kind` */
+} request;
+
+static int bad_field(tailor_error *err, const char *field, const char *what) {
+  return util_fail(err, TAILOR_EFIELD, field, "decide: '%s' %s", field, what);
+}
+
+static int opt_string(json_t *req, const char *name, const char **out,
+                      tailor_error *err) {
+  json_t *v = json_object_get(req, name);
+  *out = NULL;
+  if (!v || json_is_null(v)) return TAILOR_OK;
+  if (!json_is_string(v) || !json_string_length(v))
+    return bad_field(err, name, "must be a non-empty string");
+  *out = json_string_value(v);
+  return TAILOR_OK;
+}
+
+static int parse_request(tailor *t, request *r, const char *text, size_t len,
+                         tailor_error *err) {
+  json_error_t jerr;
+  if (len > (size_t)t->cfg.max_request_bytes)
+    return util_fail(err, TAILOR_ETOOBIG, NULL,
+                     "decide: request of %zu bytes exceeds the limit of %ld",
+                     len, t->cfg.max_request_bytes);
+  if (!(r->req = json_loadb(text, len, 0, &jerr)))
+    return util_fail(err, TAILOR_EPARSE, NULL,
+                     "decide: line %d column %d: %s", jerr.line, jerr.column,
+                     jerr.text);
+  if (!json_is_object(r->req))
+    return util_fail(err, TAILOR_EPARSE, NULL,
+                     "decide: the request must be a JSON object");
+  json_t *kind = json_object_get(r->req, "kind");
+  if (!json_is_string(kind))
+    return bad_field(err, "kind", "is required: recommend, popup, discount, "
+                                  "audiences or rank");
+  r->kind = json_string_value(kind);
+  size_t n = strlen(r->kind);
+  for (size_t i = 0; i < n; i++)
+    if (!(r->kind[i] == '_' || (r->kind[i] >= 'a' && r->kind[i] <= 'z')))
+      return bad_field(err, "kind", "must be a lowercase handler name");
+  if (!n || !strcmp(r->kind, "on_event") || !strcmp(r->kind, "segments"))
+    return bad_field(err, "kind", "is not a decision kind");
+  json_t *k = json_object_get(r->req, "k");
+  r->k = t->cfg.default_k;
+  if (k) {
+    if (!json_is_integer(k) || json_integer_value(k) < 1 ||
+        json_integer_value(k) > t->cfg.max_k)
+      return util_fail(err, TAILOR_EFIELD, "k",
+                       "decide: 'k' must be an integer from 1 to %ld",
+                       t->cfg.max_k);
+    r->k = (long)json_integer_value(k);
+  }
+  json_t *page = json_object_get(r->req, "page");
+  if (page && !json_is_object(page))
+    return bad_field(err, "page", "must be an object");
+  json_t *ctx = json_object_get(r->req, "context");
+  if (ctx && !json_is_object(ctx))
+    return bad_field(err, "context", "must be an object");
+  int rc;
+  if ((rc = opt_string(r->req, "customer", &r->customer, err)) ||
+      (rc = opt_string(r->req, "anon", &r->anon, err)) ||
+      (rc = opt_string(r->req, "session", &r->session, err)))
+    return rc;
+  return TAILOR_OK;
+}
+
+/* Push a list of item ids as a Lua array of external id strings. */
+static void push_ids(lua_State *L, const idx *x, const uint32_t *v, uint32_t n) {
+  lua_createtable(L, (int)n, 0);
+  for (uint32_t i = 0; i < n; i++) {
+    lua_pushstring(L, intern_name(&x->items, v[i]));
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/* ctx.customer: who is deciding, with what the index knows of them. */
+static void push_customer(lua_State *L, request *r) {
+  const idx *x = r->t->ix;
+  uint32_t p = idx_person_of(x, r->customer, r->anon);
+  lua_createtable(L, 0, 12);
+  if (r->customer) {
+    lua_pushstring(L, r->customer);
+    lua_setfield(L, -2, "id");
+  }
+  if (r->anon) {
+    lua_pushstring(L, r->anon);
+    lua_setfield(L, -2, "anon");
+  }
+  lua_pushboolean(L, p != INTERN_NONE);
+  lua_setfield(L, -2, "seen");
+  if (p == INTERN_NONE) {
+    set_int(L, "orders", 0);
+    lua_pushnumber(L, 0);
+    lua_setfield(L, -2, "revenue");
+    push_ids(L, x, NULL, 0);
+    lua_setfield(L, -2, "recent");
+    push_ids(L, x, NULL, 0);
+    lua_setfield(L, -2, "cart");
+    push_ids(L, x, NULL, 0);
+    lua_setfield(L, -2, "bought");
+    return;
+  }
+  const idx_person *ps = &x->person[p];
+  set_int(L, "orders", ps->orders);
+  lua_pushnumber(L, ps->revenue);
+  lua_setfield(L, -2, "revenue");
+  set_int(L, "first_seen", ps->first_seen);
+  set_int(L, "last_seen", ps->last_seen);
+  if (ps->last_order) set_int(L, "last_order", ps->last_order);
+  push_ids(L, x, ps->recent.v, ps->recent.n);
+  lua_setfield(L, -2, "recent");
+  push_ids(L, x, ps->cart.v, ps->cart.n);
+  lua_setfield(L, -2, "cart");
+  push_ids(L, x, ps->bought.v, ps->bought.n);
+  lua_setfield(L, -2, "bought");
+}
+
+/* Push request[name] as a table (an empty one when absent). */
+static void push_object(lua_State *L, json_t *req, const char *name) {
+  json_t *v = json_object_get(req, name);
+  if (v)
+    ljson_push(L, v);
+  else
+    lua_newtable(L);
+}
+
+static void push_ctx(lua_State *L, request *r) {
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, r->kind);
+  lua_setfield(L, -2, "kind");
+  set_int(L, "k", r->k);
+  set_int(L, "now", util_now_ms());
+  push_customer(L, r);
+  lua_setfield(L, -2, "customer");
+  lua_createtable(L, 0, 1);
+  if (r->session) {
+    lua_pushstring(L, r->session);
+    lua_setfield(L, -2, "id");
+  }
+  lua_setfield(L, -2, "session");
+  push_object(L, r->req, "page");
+  lua_setfield(L, -2, "page");
+  push_object(L, r->req, "context");
+  lua_setfield(L, -2, "context");
+}
+
+/* luaL_error with the handler's file and line in front. */
+static int handler_error(lua_State *L, request *r, const char *fmt,
+                         const char *detail) {
+  return luaL_error(L, "%s:%d: %s returned %s: %s", r->file ? r->file : "?",
+                    r->line, r->kind, fmt, detail);
+}
+
+/*
+** A recommend handler returns a list of entries ({id=, score=, reason=,
+** because=, explain=}), or a table with that list under `items`.  Ids must
+** name items the engine knows; unknown fields are errors, so a typo in a
+** strategy shows up at once instead of as a missing explanation.
+*/
+static void validate_recommend(lua_State *L, request *r, json_t *res) {
+  static const char *const allowed[] = {"id", "score", "reason", "because",
+                                        "explain"};
+  json_t *items = json_is_array(res) ? res : json_object_get(res, "items");
+  if (!json_is_array(items))
+    handler_error(L, r, "no list of items", "return a list or {items = {...}}");
+  while (json_array_size(items) > (size_t)r->k)
+    json_array_remove(items, json_array_size(items) - 1);
+  size_t i;
+  json_t *it;
+  char what[160];
+  json_array_foreach(items, i, it) {
+    if (!json_is_object(it)) {
+      snprintf(what, sizeof what, "item %zu", i + 1);
+      handler_error(L, r, what, "must be a table with an id");
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(it, key, v) {
+      size_t a = 0;
+      while (a < sizeof allowed / sizeof *allowed && strcmp(allowed[a], key)) a++;
+      if (a == sizeof allowed / sizeof *allowed) {
+        snprintf(what, sizeof what, "item %zu with unknown field '%s'", i + 1, key);
+        handler_error(L, r, what, "allowed: id, score, reason, because, explain");
+      }
+    }
+    const char *id = json_string_value(json_object_get(it, "id"));
+    if (!id) {
+      snprintf(what, sizeof what, "item %zu", i + 1);
+      handler_error(L, r, what, "'id' must be a string");
+    }
+    uint32_t iid = idx_item_id(r->t->ix, id);
+    if (iid == INTERN_NONE || r->t->ix->item[iid].deleted) {
+      snprintf(what, sizeof what, "item %zu with unknown id", i + 1);
+      handler_error(L, r, what, id);
+    }
+    json_t *score = json_object_get(it, "score");
+    if (score && !json_is_number(score)) {
+      snprintf(what, sizeof what, "item %zu", i + 1);
+      handler_error(L, r, what, "'score' must be a number");
+    }
+    json_t *because = json_object_get(it, "because");
+    if (json_is_string(because))
+      json_object_set_new(it, "because", json_pack("[O]", because));
+  }
+  /* Lua tables have no order; answer with the fields in a fixed one. */
+  json_t *ordered = json_array();
+  json_array_foreach(items, i, it) {
+    json_t *o = json_object();
+    for (size_t a = 0; a < sizeof allowed / sizeof *allowed; a++) {
+      json_t *v = json_object_get(it, allowed[a]);
+      if (v) json_object_set(o, allowed[a], v);
+    }
+    json_array_append_new(ordered, o);
+  }
+  json_t *out = json_object();
+  json_object_set_new(out, "items", ordered);
+  json_decref(r->result);
+  r->result = out;
+}
+
+/* Runs inside lvm_pcall: everything that touches Lua is protected. */
+static int run_handler(lua_State *L) {
+  request *r = lvm_ud(L);
+  lvm *vm = lvm_of(L);
+  if (!lvm_push_handler(vm, r->kind, &r->file)) {
+    r->no_handler = 1;
+    return luaL_error(L, "no strategy defines a '%s' handler", r->kind);
+  }
+  lua_Debug ar;
+  lua_pushvalue(L, -1);
+  if (lua_getinfo(L, ">S", &ar)) r->line = ar.linedefined;
+  push_ctx(L, r);
+  lua_call(L, 1, 1);
+  char why[300];
+  json_t *res = ljson_to(L, -1, "result", why, sizeof why);
+  if (!res) return handler_error(L, r, "a value that is not JSON", why);
+  r->result = res;
+  if (strcmp(r->kind, "recommend") == 0) validate_recommend(L, r, res);
+  return 0;
+}
+
+/* The fallback: the most viewed items the visitor does not have in cart. */
+static json_t *fallback_items(request *r) {
+  topk_entry top[256];
+  size_t k = (size_t)r->k < 256 ? (size_t)r->k : 256;
+  size_t n = idx_most_viewed(r->t->ix, k, NULL, 0, top);
+  json_t *items = json_array();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(
+        items, json_pack("{ss sf ss}", "id", intern_name(&r->t->ix->items, top[i].id),
+                         "score", top[i].score, "reason",
+                         idx_reason_name(IDX_REASON_POPULAR)));
+  return items;
+}
+
+int tailor_decide(tailor *t, const char *text, size_t len, char **response,
+                  size_t *response_len, tailor_error *err) {
+  request r = {0};
+  r.t = t;
+  if (!t || !text || !response)
+    return util_fail(err, TAILOR_EINVAL, NULL, "decide: missing argument");
+  *response = NULL;
+  int rc = parse_request(t, &r, text, len, err);
+  if (rc) {
+    json_decref(r.req);
+    return rc;
+  }
+  atomic_fetch_add(&t->n_decisions, 1);
+  int recommend = strcmp(r.kind, "recommend") == 0;
+  tailor_error serr = {0};
+  lvm *vm = eng_thread_vm(t, &serr);
+  pthread_rwlock_rdlock(&t->lock);
+  rc = vm ? lvm_pcall(vm, run_handler, &r, &serr) : serr.code;
+  json_t *out = json_pack("{ss}", "kind", r.kind);
+  if (rc == TAILOR_OK) {
+    json_object_set(out, recommend ? "items" : "result",
+                    recommend ? json_object_get(r.result, "items") : r.result);
+    json_object_set_new(out, "strategy", json_string(r.file));
+  } else {
+    if (!r.no_handler) {
+      atomic_fetch_add(&t->n_strategy_errors, 1);
+      eng_log(t, TAILOR_LOG_ERROR, "%s (%s), served the fallback", serr.message,
+              tailor_errname(rc));
+    }
+    json_object_set_new(out, recommend ? "items" : "result",
+                        recommend ? fallback_items(&r) : json_null());
+    json_object_set_new(out, "fallback", json_true());
+    json_object_set_new(out, "error", json_string(serr.message));
+  }
+  pthread_rwlock_unlock(&t->lock);
+  json_decref(r.result);
+  *response = json_dumps(out, JSON_COMPACT);
+  json_decref(out);
+  json_decref(r.req);
+  if (!*response) return util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+  if (response_len) *response_len = strlen(*response);
+  return TAILOR_OK;
+}

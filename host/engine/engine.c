@@ -1,0 +1,398 @@
+/*
+** engine.c: opening an engine (store, then index rebuilt from it), the one
+** event path (validate, append durably, apply to the index), statistics,
+** logging, and the per-thread Lua states with hot reload.
+*/
+#include "engine/engine.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/util.h"
+
+static const char *const code_names[] = {
+#define TAILOR_NAME_(name, value, msg) #name,
+    TAILOR_ERRNO_MAP(TAILOR_NAME_)
+#undef TAILOR_NAME_
+};
+static const char *const code_msgs[] = {
+#define TAILOR_MSG_(name, value, msg) msg,
+    TAILOR_ERRNO_MAP(TAILOR_MSG_)
+#undef TAILOR_MSG_
+};
+#define NCODES (sizeof code_names / sizeof *code_names)
+
+const char *tailor_version(void) { return TAILOR_VERSION_STRING; }
+
+/* Codes are 0, -1, -2, ... in table order. */
+const char *tailor_strerror(int code) {
+  return code <= 0 && (size_t)-code < NCODES ? code_msgs[-code] : "unknown error";
+}
+
+const char *tailor_errname(int code) {
+  return code <= 0 && (size_t)-code < NCODES ? code_names[-code] : "EUNKNOWN";
+}
+
+void tailor_free(void *p) { free(p); }
+
+static void log_stderr(void *ud, int level, const char *msg) {
+  static const char *const names[] = {"error", "warning", "info", "debug"};
+  if (level <= TAILOR_LOG_WARN)
+    fprintf(stderr, "tailor: %s: %s\n", names[level], msg);
+}
+
+void tailor_set_logger(tailor *t, tailor_log_fn fn, void *ud) {
+  t->log = fn;
+  t->log_ud = ud;
+}
+
+void eng_log(tailor *t, int level, const char *fmt, ...) {
+  if (!t->log) return;
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  t->log(t->log_ud, level, buf);
+}
+
+/*
+** Per-thread Lua states.
+*/
+struct vm_slot {
+  tailor *t;
+  lvm *vm;
+  uint64_t gen;
+  vm_slot *prev, *next;
+};
+
+static void slot_unlink(tailor *t, vm_slot *s) {
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    t->vms = s->next;
+  if (s->next) s->next->prev = s->prev;
+}
+
+/* Runs when a thread that decided exits: its Lua state goes with it. */
+static void slot_destroy(void *p) {
+  vm_slot *s = p;
+  pthread_mutex_lock(&s->t->vm_mu);
+  slot_unlink(s->t, s);
+  pthread_mutex_unlock(&s->t->vm_mu);
+  lvm_free(s->vm);
+  free(s);
+}
+
+static void vm_log(void *ud, int level, const char *msg) {
+  eng_log(ud, level, "%s", msg);
+}
+
+void eng_vm_config(tailor *t, lvm_config *c) {
+  memset(c, 0, sizeof *c);
+  c->dir = t->cfg.strategies;
+  c->budget = t->cfg.lua_budget;
+  c->memory_limit = (size_t)t->cfg.lua_memory_mb << 20;
+  c->open_api = lapi_open;
+  c->api_ud = t;
+  c->log = vm_log;
+  c->log_ud = t;
+}
+
+/*
+** Look for edited strategy files at most every reload_interval_ms.  An edit
+** that does not compile is refused once (and logged); the states keep the
+** version they have until the folder changes again.
+*/
+static void scan_strategies(tailor *t) {
+  if (!t->cfg.strategies || !*t->cfg.strategies) return;
+  int64_t now = util_now_ms();
+  if (now - atomic_load(&t->last_scan_ms) < t->cfg.reload_ms) return;
+  if (pthread_mutex_trylock(&t->scan_mu)) return; /* another thread scans */
+  atomic_store(&t->last_scan_ms, now);
+  uint64_t sig = lvm_dir_signature(t->cfg.strategies);
+  if (sig != t->strat_sig) {
+    t->strat_sig = sig;
+    lvm_config c;
+    tailor_error e = {0};
+    eng_vm_config(t, &c);
+    lvm *probe = lvm_new(&c, &e);
+    if (probe) {
+      lvm_free(probe);
+      atomic_fetch_add(&t->strat_gen, 1);
+      eng_log(t, TAILOR_LOG_INFO, "strategies reloaded from %s",
+              t->cfg.strategies);
+    } else {
+      eng_log(t, TAILOR_LOG_ERROR,
+              "strategy edit refused, the previous version keeps serving: %s",
+              e.message);
+    }
+  }
+  pthread_mutex_unlock(&t->scan_mu);
+}
+
+lvm *eng_thread_vm(tailor *t, tailor_error *err) {
+  scan_strategies(t);
+  vm_slot *s = pthread_getspecific(t->vm_key);
+  uint64_t gen = atomic_load(&t->strat_gen);
+  if (s && s->gen == gen) return s->vm;
+  lvm_config c;
+  eng_vm_config(t, &c);
+  lvm *vm = lvm_new(&c, err);
+  if (!vm) return s ? s->vm : NULL; /* keep serving the old version */
+  if (s) {
+    lvm_free(s->vm);
+    s->vm = vm;
+    s->gen = gen;
+    return vm;
+  }
+  if (!(s = calloc(1, sizeof *s))) {
+    lvm_free(vm);
+    util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+    return NULL;
+  }
+  s->t = t;
+  s->vm = vm;
+  s->gen = gen;
+  pthread_mutex_lock(&t->vm_mu);
+  s->next = t->vms;
+  if (t->vms) t->vms->prev = s;
+  t->vms = s;
+  pthread_mutex_unlock(&t->vm_mu);
+  pthread_setspecific(t->vm_key, s);
+  return vm;
+}
+
+/*
+** Opening: config, store, index rebuilt from the log, strategies checked.
+*/
+static int rebuild_one(void *ud, int64_t seq, const ev *e) {
+  tailor *t = ud;
+  if (idx_apply(t->ix, e) != TAILOR_OK) {
+    eng_log(t, TAILOR_LOG_ERROR, "rebuild: out of memory at event %lld",
+            (long long)seq);
+    return TAILOR_ENOMEM;
+  }
+  return 0;
+}
+
+tailor *tailor_open(const char *config_json, tailor_error *err) {
+  tailor *t = calloc(1, sizeof *t);
+  if (!t) {
+    util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+    return NULL;
+  }
+  t->log = log_stderr;
+  if (config_parse(&t->cfg, config_json, err)) {
+    free(t);
+    return NULL;
+  }
+  pthread_mutex_init(&t->write_mu, NULL);
+  pthread_rwlock_init(&t->lock, NULL);
+  pthread_mutex_init(&t->vm_mu, NULL);
+  pthread_mutex_init(&t->scan_mu, NULL);
+  if (pthread_key_create(&t->vm_key, slot_destroy)) {
+    util_fail(err, TAILOR_ENOMEM, NULL, "cannot create a thread key");
+    config_free(&t->cfg);
+    free(t);
+    return NULL;
+  }
+  store_options so = {t->cfg.durable_full, 0, 0};
+  idx_config ic = {(uint32_t)t->cfg.recent_max};
+  if (!(t->st = store_open(t->cfg.db, &so, err))) goto fail;
+  if (!(t->ix = idx_new(&ic))) {
+    util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+    goto fail;
+  }
+  if (store_scan(t->st, 0, rebuild_one, t, err)) goto fail;
+  if (t->cfg.strategies && *t->cfg.strategies &&
+      access(t->cfg.strategies, F_OK) != 0) {
+    /* The default folder may simply not exist where tailor runs (ingest,
+       stats); a folder the config names must exist. */
+    if (config_is_default(&t->cfg, "strategies")) {
+      t->cfg.strategies[0] = '\0';
+    } else {
+      util_fail(err, TAILOR_ECONFIG, "strategies",
+                "strategies folder '%s' not found", t->cfg.strategies);
+      goto fail;
+    }
+  }
+  if (t->cfg.strategies && *t->cfg.strategies) {
+    /* Refuse to start on a folder that does not compile: better now than
+       on the first visitor. */
+    lvm_config c;
+    eng_vm_config(t, &c);
+    lvm *probe = lvm_new(&c, err);
+    if (!probe) goto fail;
+    lvm_free(probe);
+    t->strat_sig = lvm_dir_signature(t->cfg.strategies);
+    atomic_store(&t->last_scan_ms, util_now_ms());
+  }
+  return t;
+fail:
+  tailor_close(t);
+  return NULL;
+}
+
+void tailor_close(tailor *t) {
+  if (!t) return;
+  /* After the key is deleted no thread-exit destructor runs for it, so the
+     list below is ours alone. */
+  pthread_key_delete(t->vm_key);
+  for (vm_slot *s = t->vms, *next; s; s = next) {
+    next = s->next;
+    lvm_free(s->vm);
+    free(s);
+  }
+  store_close(t->st);
+  idx_free(t->ix);
+  config_free(&t->cfg);
+  pthread_mutex_destroy(&t->write_mu);
+  pthread_rwlock_destroy(&t->lock);
+  pthread_mutex_destroy(&t->vm_mu);
+  pthread_mutex_destroy(&t->scan_mu);
+  free(t);
+}
+
+/*
+** The event path.  Events are durable in the store before they touch the
+** index, and both happen under write_mu, so the index sees events in the
+** store's order.
+*/
+static ev_limits limits_of(tailor *t) {
+  ev_limits lim = {(size_t)t->cfg.max_event_bytes, 0, util_now_ms()};
+  return lim;
+}
+
+static int commit_events(tailor *t, ev **evs, size_t n, tailor_error *err) {
+  pthread_mutex_lock(&t->write_mu);
+  int rc = store_append(t->st, evs, n, NULL, err);
+  if (rc == TAILOR_OK) {
+    pthread_rwlock_wrlock(&t->lock);
+    for (size_t i = 0; i < n; i++)
+      if (idx_apply(t->ix, evs[i]) != TAILOR_OK)
+        eng_log(t, TAILOR_LOG_ERROR,
+                "index: out of memory applying a %s event; it is stored and "
+                "will be applied on the next start",
+                ev_type_name(evs[i]->type));
+    pthread_rwlock_unlock(&t->lock);
+    atomic_fetch_add(&t->n_accepted, n);
+  }
+  pthread_mutex_unlock(&t->write_mu);
+  return rc;
+}
+
+int tailor_ingest(tailor *t, const char *json, size_t len, tailor_error *err) {
+  ev e;
+  if (!t || !json)
+    return util_fail(err, TAILOR_EINVAL, NULL, "ingest: no engine or no event");
+  ev_limits lim = limits_of(t);
+  if (err) err->line = 0;
+  int rc = ev_parse(json, len, &lim, &e, err);
+  if (rc) {
+    atomic_fetch_add(&t->n_rejected, 1);
+    return rc;
+  }
+  ev *one = &e;
+  rc = commit_events(t, &one, 1, err);
+  ev_clear(&e);
+  return rc;
+}
+
+int tailor_ingest_batch(tailor *t, const char *ndjson, size_t len,
+                        tailor_reject_fn on_reject, void *ud, size_t *accepted,
+                        size_t *rejected) {
+  size_t nacc = 0, nrej = 0, cap = 0;
+  ev *evs = NULL, **ptrs = NULL;
+  ev_limits lim = limits_of(t);
+  int rc = TAILOR_OK;
+  long line = 0;
+  if (accepted) *accepted = 0;
+  if (rejected) *rejected = 0;
+  for (size_t pos = 0; pos < len;) {
+    const char *start = ndjson + pos;
+    const char *nl = memchr(start, '\n', len - pos);
+    size_t n = nl ? (size_t)(nl - start) : len - pos;
+    pos += n + (nl ? 1 : 0);
+    line++;
+    size_t skip = 0;
+    while (skip < n && (start[skip] == ' ' || start[skip] == '\t' ||
+                        start[skip] == '\r'))
+      skip++;
+    if (skip == n) continue; /* blank line */
+    if (nacc == cap) {
+      size_t ncap = cap ? cap * 2 : 256;
+      ev *more = realloc(evs, ncap * sizeof *evs);
+      if (!more) {
+        rc = TAILOR_ENOMEM;
+        goto done;
+      }
+      evs = more;
+      cap = ncap;
+    }
+    tailor_error e = {0};
+    if (ev_parse(start, n, &lim, &evs[nacc], &e) == TAILOR_OK) {
+      nacc++;
+    } else {
+      nrej++;
+      e.line = line;
+      if (on_reject) on_reject(ud, &e);
+    }
+  }
+  if (nacc) {
+    if (!(ptrs = malloc(nacc * sizeof *ptrs))) {
+      rc = TAILOR_ENOMEM;
+      goto done;
+    }
+    for (size_t i = 0; i < nacc; i++) ptrs[i] = &evs[i];
+    tailor_error e = {0};
+    if ((rc = commit_events(t, ptrs, nacc, &e)) != TAILOR_OK) {
+      eng_log(t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
+      goto done;
+    }
+  }
+  if (accepted) *accepted = nacc;
+done:
+  atomic_fetch_add(&t->n_rejected, nrej);
+  if (rejected) *rejected = nrej;
+  for (size_t i = 0; i < nacc; i++) ev_clear(&evs[i]);
+  free(evs);
+  free(ptrs);
+  return rc;
+}
+
+int tailor_stats(tailor *t, char **out, tailor_error *err) {
+  json_t *o = json_object();
+  pthread_mutex_lock(&t->write_mu);
+  json_object_set_new(o, "events", store_event_counts(t->st));
+  json_object_set_new(o, "events_total",
+                      json_integer(store_count(t->st, "events")));
+  json_object_set_new(o, "items", json_integer(store_count(t->st, "items")));
+  json_object_set_new(o, "customers",
+                      json_integer(store_count(t->st, "customers")));
+  json_object_set_new(o, "identities",
+                      json_integer(store_count(t->st, "identities")));
+  json_object_set_new(o, "outbox", json_integer(store_count(t->st, "outbox")));
+  pthread_mutex_unlock(&t->write_mu);
+  pthread_rwlock_rdlock(&t->lock);
+  json_object_set_new(o, "index",
+                      json_pack("{sI sI sI sI}", "items", (json_int_t)t->ix->items.n,
+                                "people", (json_int_t)t->ix->people.n,
+                                "sessions", (json_int_t)t->ix->sessions.n,
+                                "events_applied", (json_int_t)t->ix->applied));
+  pthread_rwlock_unlock(&t->lock);
+  json_object_set_new(o, "decisions",
+                      json_integer((json_int_t)atomic_load(&t->n_decisions)));
+  json_object_set_new(o, "strategy_errors",
+                      json_integer((json_int_t)atomic_load(&t->n_strategy_errors)));
+  json_object_set_new(o, "events_accepted",
+                      json_integer((json_int_t)atomic_load(&t->n_accepted)));
+  json_object_set_new(o, "events_rejected",
+                      json_integer((json_int_t)atomic_load(&t->n_rejected)));
+  *out = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  return *out ? TAILOR_OK : util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+}

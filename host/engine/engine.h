@@ -1,0 +1,69 @@
+/*
+** engine.h: the inside of a `tailor` handle, shared by the engine's files
+** (engine.c: open, ingest, stats; decide.c: decisions; lua/lapi.c: the
+** strategies' API).
+**
+** Locking model.  `write_mu` serializes everything that writes: the store
+** append and then the index update, so events reach the index in the order
+** of their sequence numbers.  `lock` is a reader/writer lock over the index:
+** decisions hold it shared for the whole strategy call, ingestion holds it
+** exclusive only while applying already-durable events.  The store handle is
+** used under `write_mu` only.  Lua states are per thread (pthread key), so
+** decisions never contend on Lua.
+*/
+#ifndef TAILOR_ENGINE_H
+#define TAILOR_ENGINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "engine/config.h"
+#include "engine/event.h"
+#include "index/index.h"
+#include "lua/lvm.h"
+#include "store/store.h"
+#include "tailor.h"
+
+typedef struct vm_slot vm_slot; /* one thread's Lua state */
+
+struct tailor {
+  config cfg;
+  store *st;
+  idx *ix;
+  pthread_mutex_t write_mu;
+  pthread_rwlock_t lock;
+
+  /* Per-thread Lua states, all listed so tailor_close() can free them. */
+  pthread_key_t vm_key;
+  pthread_mutex_t vm_mu;
+  vm_slot *vms;
+
+  /* Strategy reloads: a new generation once an edited folder compiles. */
+  pthread_mutex_t scan_mu;
+  _Atomic uint64_t strat_gen;
+  uint64_t strat_sig;
+  _Atomic int64_t last_scan_ms;
+
+  /* Counters for stats and metrics. */
+  _Atomic uint64_t n_decisions, n_strategy_errors, n_accepted, n_rejected;
+
+  tailor_log_fn log;
+  void *log_ud;
+};
+
+/* Log a formatted line through the engine's logger. */
+void eng_log(tailor *t, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The calling thread's Lua state for `t`, created or reloaded as needed;
+   NULL (with `err`) when the strategies cannot be loaded. */
+lvm *eng_thread_vm(tailor *t, tailor_error *err);
+
+/* The lvm_config an engine uses for its states (borrowed strings). */
+void eng_vm_config(tailor *t, lvm_config *cfg);
+
+/* Installs the `tailor` global of the strategies' API (lua/lapi.c). */
+void lapi_open(lua_State *L, void *engine);
+
+#endif /* TAILOR_ENGINE_H */

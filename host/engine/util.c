@@ -1,0 +1,68 @@
+/*
+** util.c: clocks, error filling, whole-file reads.
+*/
+#include "engine/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int64_t util_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t util_mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int util_fail(tailor_error *err, int code, const char *field, const char *fmt,
+              ...) {
+  if (!err) return code;
+  err->code = code;
+  snprintf(err->field, sizeof err->field, "%s", field ? field : "");
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err->message, sizeof err->message, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+char *util_read_stream(FILE *f, size_t *len) {
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap);
+  while (buf) {
+    n += fread(buf + n, 1, cap - n - 1, f);
+    if (n < cap - 1) break;
+    char *more = realloc(buf, cap * 2);
+    if (!more) {
+      free(buf);
+      errno = ENOMEM;
+      return NULL;
+    }
+    buf = more;
+    cap *= 2;
+  }
+  if (buf && ferror(f)) {
+    free(buf);
+    errno = EIO;
+    return NULL;
+  }
+  if (!buf) return NULL;
+  buf[n] = '\0';
+  if (len) *len = n;
+  return buf;
+}
+
+char *util_read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  char *buf = util_read_stream(f, len);
+  fclose(f);
+  return buf;
+}

@@ -1,0 +1,129 @@
+/*
+** intern.c: string interning with open addressing and an arena of strings.
+*/
+#include "index/intern.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define ARENA_BLOCK (64u << 10)
+
+uint64_t intern_hash(const char *s, size_t len) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < len; i++) {
+    h ^= (unsigned char)s[i];
+    h *= 1099511628211ull;
+  }
+  /* Mix the high bits down: the table indexes with the low bits. */
+  h ^= h >> 29;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 32;
+  return h;
+}
+
+void intern_init(intern *t) { memset(t, 0, sizeof *t); }
+
+void intern_free(intern *t) {
+  for (size_t i = 0; i < t->nblocks; i++) free(t->blocks[i]);
+  free(t->blocks);
+  free(t->slots);
+  free(t->hashes);
+  free(t->names);
+  memset(t, 0, sizeof *t);
+}
+
+static uint32_t find_slot(const intern *t, const char *s, uint32_t h,
+                          int *found) {
+  uint32_t mask = t->nslots - 1, i = h & mask;
+  for (;;) {
+    uint32_t v = t->slots[i];
+    if (v == 0) {
+      *found = 0;
+      return i;
+    }
+    if (t->hashes[v - 1] == h && strcmp(t->names[v - 1], s) == 0) {
+      *found = 1;
+      return i;
+    }
+    i = (i + 1) & mask;
+  }
+}
+
+uint32_t intern_get(const intern *t, const char *s) {
+  if (!t->nslots) return INTERN_NONE;
+  int found;
+  uint32_t h = (uint32_t)intern_hash(s, strlen(s));
+  uint32_t i = find_slot(t, s, h, &found);
+  return found ? t->slots[i] - 1 : INTERN_NONE;
+}
+
+static int grow_slots(intern *t) {
+  uint32_t n = t->nslots ? t->nslots * 2 : 1024;
+  uint32_t *slots = calloc(n, sizeof *slots);
+  if (!slots) return -1;
+  for (uint32_t id = 0; id < t->n; id++) {
+    uint32_t i = t->hashes[id] & (n - 1);
+    while (slots[i]) i = (i + 1) & (n - 1);
+    slots[i] = id + 1;
+  }
+  free(t->slots);
+  t->slots = slots;
+  t->nslots = n;
+  return 0;
+}
+
+static char *arena_copy(intern *t, const char *s, size_t len) {
+  if (t->arena_used + len + 1 > t->arena_cap) {
+    size_t cap = len + 1 > ARENA_BLOCK ? len + 1 : ARENA_BLOCK;
+    char **blocks = realloc(t->blocks, (t->nblocks + 1) * sizeof *blocks);
+    if (!blocks) return NULL;
+    t->blocks = blocks;
+    char *b = malloc(cap);
+    if (!b) return NULL;
+    t->blocks[t->nblocks++] = b;
+    t->arena = b;
+    t->arena_used = 0;
+    t->arena_cap = cap;
+  }
+  char *p = t->arena + t->arena_used;
+  memcpy(p, s, len + 1);
+  t->arena_used += len + 1;
+  return p;
+}
+
+uint32_t intern_put(intern *t, const char *s) {
+  /* Keep the load factor under 1/2 so probes stay short. */
+  if ((t->n + 1) * 2 > t->nslots && grow_slots(t)) return INTERN_NONE;
+  size_t len = strlen(s);
+  uint32_t h = (uint32_t)intern_hash(s, len);
+  int found;
+  uint32_t i = find_slot(t, s, h, &found);
+  if (found) return t->slots[i] - 1;
+  if (t->n == INTERN_NONE - 1) return INTERN_NONE;
+  if (t->n == t->cap) {
+    uint32_t cap = t->cap ? t->cap * 2 : 1024;
+    char **names = realloc(t->names, cap * sizeof *names);
+    if (!names) return INTERN_NONE;
+    t->names = names;
+    uint32_t *hashes = realloc(t->hashes, cap * sizeof *hashes);
+    if (!hashes) return INTERN_NONE;
+    t->hashes = hashes;
+    t->cap = cap;
+  }
+  char *copy = arena_copy(t, s, len);
+  if (!copy) return INTERN_NONE;
+  t->names[t->n] = copy;
+  t->hashes[t->n] = h;
+  t->slots[i] = t->n + 1;
+  return t->n++;
+}
+
+const char *intern_name(const intern *t, uint32_t id) {
+  return id < t->n ? t->names[id] : NULL;
+}
+
+size_t intern_bytes(const intern *t) {
+  return t->nslots * sizeof *t->slots +
+         t->cap * (sizeof *t->names + sizeof *t->hashes) +
+         t->nblocks * ARENA_BLOCK;
+}

@@ -1,0 +1,47 @@
+/*
+** intern.h: external string ids (items, customers, sessions) become dense
+** 32-bit ids at the edge, so kernels work on arrays of integers.
+**
+** An intern table owns copies of its strings; ids are 0..n-1 in order of
+** first appearance and never change.  Not thread-safe: the engine writes
+** under its write lock and reads under its read lock.
+*/
+#ifndef TAILOR_INTERN_H
+#define TAILOR_INTERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define INTERN_NONE UINT32_MAX
+
+typedef struct intern {
+  uint32_t *slots;     /* open addressing: id + 1, 0 = empty */
+  uint32_t *hashes;    /* hash of each id, to grow without rehashing text */
+  char **names;        /* id -> string (points into the arena) */
+  uint32_t n, cap;     /* ids in use; capacity of names/hashes */
+  uint32_t nslots;     /* power of two */
+  char *arena;         /* current string block */
+  size_t arena_used, arena_cap;
+  char **blocks;       /* every block, for freeing */
+  size_t nblocks;
+} intern;
+
+void intern_init(intern *t);
+void intern_free(intern *t);
+
+/* The id of `s`, or INTERN_NONE. */
+uint32_t intern_get(const intern *t, const char *s);
+
+/* The id of `s`, adding it when new; INTERN_NONE only when out of memory. */
+uint32_t intern_put(intern *t, const char *s);
+
+/* The string of an id (borrowed, lives as long as the table), or NULL. */
+const char *intern_name(const intern *t, uint32_t id);
+
+/* Bytes held by the table. */
+size_t intern_bytes(const intern *t);
+
+/* 64-bit FNV-1a; also used for deterministic assignment elsewhere. */
+uint64_t intern_hash(const char *s, size_t len);
+
+#endif /* TAILOR_INTERN_H */

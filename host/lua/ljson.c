@@ -1,0 +1,162 @@
+/*
+** ljson.c: JSON <-> Lua for requests, contexts and strategy results.
+*/
+#include "lua/ljson.h"
+
+#include <lauxlib.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define LJSON_MAX_DEPTH 32
+
+void ljson_push(lua_State *L, json_t *v) {
+  luaL_checkstack(L, 4, "ljson");
+  switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+      const char *k;
+      json_t *m;
+      lua_createtable(L, 0, (int)json_object_size(v));
+      json_object_foreach(v, k, m) {
+        ljson_push(L, m);
+        lua_setfield(L, -2, k);
+      }
+      break;
+    }
+    case JSON_ARRAY: {
+      size_t i;
+      json_t *m;
+      lua_createtable(L, (int)json_array_size(v), 0);
+      json_array_foreach(v, i, m) {
+        ljson_push(L, m);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+      }
+      break;
+    }
+    case JSON_STRING:
+      lua_pushlstring(L, json_string_value(v), json_string_length(v));
+      break;
+    case JSON_INTEGER:
+      lua_pushinteger(L, (lua_Integer)json_integer_value(v));
+      break;
+    case JSON_REAL:
+      lua_pushnumber(L, json_real_value(v));
+      break;
+    case JSON_TRUE:
+      lua_pushboolean(L, 1);
+      break;
+    case JSON_FALSE:
+      lua_pushboolean(L, 0);
+      break;
+    default:
+      lua_pushnil(L);
+  }
+}
+
+/* The number of entries if the table at idx is a sequence 1..n, else -1. */
+static lua_Integer array_length(lua_State *L, int idx) {
+  lua_Integer n = 0, max = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (!lua_isinteger(L, -1)) {
+      lua_pop(L, 1);
+      return -1;
+    }
+    lua_Integer k = lua_tointeger(L, -1);
+    if (k < 1) {
+      lua_pop(L, 1);
+      return -1;
+    }
+    if (k > max) max = k;
+    n++;
+  }
+  return n == max ? n : -1;
+}
+
+static json_t *to_json(lua_State *L, int idx, char *path, size_t plen,
+                       int depth, char *why, size_t why_len) {
+  idx = lua_absindex(L, idx);
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+      return json_null();
+    case LUA_TBOOLEAN:
+      return json_boolean(lua_toboolean(L, idx));
+    case LUA_TSTRING: {
+      size_t len;
+      const char *s = lua_tolstring(L, idx, &len);
+      json_t *j = json_stringn(s, len);
+      if (!j) snprintf(why, why_len, "%s: string is not valid UTF-8", path);
+      return j;
+    }
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx)) return json_integer(lua_tointeger(L, idx));
+      if (!isfinite(lua_tonumber(L, idx))) {
+        snprintf(why, why_len, "%s: number is not finite", path);
+        return NULL;
+      }
+      return json_real(lua_tonumber(L, idx));
+    case LUA_TTABLE:
+      break;
+    default:
+      snprintf(why, why_len, "%s: a %s cannot be turned into JSON", path,
+               luaL_typename(L, idx));
+      return NULL;
+  }
+  if (depth >= LJSON_MAX_DEPTH) {
+    snprintf(why, why_len, "%s: nested deeper than %d (a cycle?)", path,
+             LJSON_MAX_DEPTH);
+    return NULL;
+  }
+  luaL_checkstack(L, 6, "ljson");
+  size_t base = strlen(path);
+  lua_Integer n = array_length(L, idx);
+  if (n >= 0) {
+    json_t *a = json_array();
+    for (lua_Integer i = 1; i <= n; i++) {
+      lua_rawgeti(L, idx, i);
+      snprintf(path + base, plen - base, "[%lld]", (long long)i);
+      json_t *m = to_json(L, -1, path, plen, depth + 1, why, why_len);
+      lua_pop(L, 1);
+      if (!m) {
+        json_decref(a);
+        return NULL;
+      }
+      json_array_append_new(a, m);
+    }
+    path[base] = '\0';
+    return a;
+  }
+  json_t *o = json_object();
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      path[base] = '\0';
+      snprintf(why, why_len, "%s: table mixes list entries and named fields",
+               path);
+      lua_pop(L, 2);
+      json_decref(o);
+      return NULL;
+    }
+    const char *k = lua_tostring(L, -2);
+    snprintf(path + base, plen - base, "%s%s", base ? "." : "", k);
+    json_t *m = to_json(L, -1, path, plen, depth + 1, why, why_len);
+    lua_pop(L, 1);
+    if (!m) {
+      lua_pop(L, 1);
+      json_decref(o);
+      return NULL;
+    }
+    json_object_set_new(o, k, m);
+  }
+  path[base] = '\0';
+  return o;
+}
+
+json_t *ljson_to(lua_State *L, int idx, const char *path, char *why,
+                 size_t why_len) {
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", path);
+  why[0] = '\0';
+  return to_json(L, idx, buf, sizeof buf, 0, why, why_len);
+}

@@ -1,0 +1,25 @@
+/*
+** ljson.h: moving values between JSON (jansson) and Lua.
+*/
+#ifndef TAILOR_LJSON_H
+#define TAILOR_LJSON_H
+
+#include <jansson.h>
+#include <lua.h>
+#include <stddef.h>
+
+/* Push `v` as a Lua value: objects and arrays become tables, null nil. */
+void ljson_push(lua_State *L, json_t *v);
+
+/*
+** The Lua value at `idx` as a new JSON value.  A table whose keys are
+** exactly 1..n is an array (an empty table too); a table with string keys
+** is an object; anything else (functions, mixed keys, nesting deeper than
+** 32, NaN) fails: returns NULL and writes what and where into `why`
+** ("result.items[2]: a function cannot be turned into JSON").  `path` names
+** the value for those messages.
+*/
+json_t *ljson_to(lua_State *L, int idx, const char *path, char *why,
+                 size_t why_len);
+
+#endif /* TAILOR_LJSON_H */

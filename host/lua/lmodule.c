@@ -1,0 +1,160 @@
+/*
+** lmodule.c: the engine as a Lua C module, `require "tailor"`, so busted
+** specs drive the real engine from Lua:
+**
+**   local tailor = require "tailor"
+**   local e = tailor.open{db = ":memory:", strategies = "strategies"}
+**   assert(e:ingest{type = "view", item = "sku1", anon = "v1"})
+**   local d = e:decide{kind = "recommend", anon = "v1", k = 5}
+**
+** Tables are turned into JSON and back with the same code the engine uses,
+** so a spec sees exactly what a storefront would.
+*/
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua/ljson.h"
+#include "tailor.h"
+
+#define ENGINE_MT "tailor.engine"
+
+static tailor **check_engine(lua_State *L) {
+  tailor **t = luaL_checkudata(L, 1, ENGINE_MT);
+  luaL_argcheck(L, *t != NULL, 1, "engine is closed");
+  return t;
+}
+
+/* Argument `arg` as JSON text: a string as is, a table encoded.  The text
+   is left on the stack (a new string) so it lives as long as the call. */
+static const char *json_arg(lua_State *L, int arg, size_t *len) {
+  if (lua_type(L, arg) == LUA_TSTRING) return lua_tolstring(L, arg, len);
+  luaL_checktype(L, arg, LUA_TTABLE);
+  char why[300];
+  json_t *j = ljson_to(L, arg, "argument", why, sizeof why);
+  if (!j) luaL_error(L, "%s", why);
+  char *s = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  if (!s) luaL_error(L, "out of memory");
+  lua_pushstring(L, s);
+  free(s);
+  return lua_tolstring(L, -1, len);
+}
+
+/* Push nil, message, code-name: the Lua way to return an error. */
+static int push_error(lua_State *L, const tailor_error *err) {
+  lua_pushnil(L);
+  lua_pushstring(L, err->message);
+  lua_pushstring(L, tailor_errname(err->code));
+  return 3;
+}
+
+/* Decode JSON text returned by the engine and free it. */
+static int push_decoded(lua_State *L, char *text) {
+  json_t *j = json_loads(text, 0, NULL);
+  tailor_free(text);
+  if (!j) return luaL_error(L, "engine returned invalid JSON");
+  ljson_push(L, j);
+  json_decref(j);
+  return 1;
+}
+
+/* tailor.open([config]) -> engine | nil, message, code */
+static int l_open(lua_State *L) {
+  const char *cfg = lua_isnoneornil(L, 1) ? NULL : json_arg(L, 1, NULL);
+  tailor_error err = {0};
+  tailor *t = tailor_open(cfg, &err);
+  if (!t) return push_error(L, &err);
+  tailor **ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  *ud = t;
+  luaL_setmetatable(L, ENGINE_MT);
+  return 1;
+}
+
+/* e:ingest(event) -> true | nil, message, code */
+static int l_ingest(lua_State *L) {
+  tailor **t = check_engine(L);
+  size_t len;
+  const char *text = json_arg(L, 2, &len);
+  tailor_error err = {0};
+  if (tailor_ingest(*t, text, len, &err) != TAILOR_OK) return push_error(L, &err);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static void collect_reject(void *ud, const tailor_error *e) {
+  lua_State *L = ud;
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, e->line);
+  lua_setfield(L, -2, "line");
+  lua_pushstring(L, e->field);
+  lua_setfield(L, -2, "field");
+  lua_pushstring(L, e->message);
+  lua_setfield(L, -2, "message");
+  lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+}
+
+/* e:ingest_batch(ndjson) -> accepted, rejected, {{line=, field=, message=}} */
+static int l_ingest_batch(lua_State *L) {
+  tailor **t = check_engine(L);
+  size_t len, acc = 0, rej = 0;
+  const char *text = luaL_checklstring(L, 2, &len);
+  lua_newtable(L);
+  int rc = tailor_ingest_batch(*t, text, len, collect_reject, L, &acc, &rej);
+  if (rc != TAILOR_OK) return luaL_error(L, "ingest_batch: %s", tailor_strerror(rc));
+  lua_pushinteger(L, (lua_Integer)acc);
+  lua_pushinteger(L, (lua_Integer)rej);
+  lua_rotate(L, -3, 2); /* accepted, rejected, errors */
+  return 3;
+}
+
+/* e:decide(request) -> response table | nil, message, code */
+static int l_decide(lua_State *L) {
+  tailor **t = check_engine(L);
+  size_t len;
+  const char *text = json_arg(L, 2, &len);
+  char *resp = NULL;
+  tailor_error err = {0};
+  if (tailor_decide(*t, text, len, &resp, NULL, &err) != TAILOR_OK)
+    return push_error(L, &err);
+  return push_decoded(L, resp);
+}
+
+/* e:stats() -> table */
+static int l_stats(lua_State *L) {
+  tailor **t = check_engine(L);
+  char *s = NULL;
+  tailor_error err = {0};
+  if (tailor_stats(*t, &s, &err) != TAILOR_OK) return push_error(L, &err);
+  return push_decoded(L, s);
+}
+
+/* e:close(); also run by the garbage collector. */
+static int l_close(lua_State *L) {
+  tailor **t = luaL_checkudata(L, 1, ENGINE_MT);
+  tailor_close(*t);
+  *t = NULL;
+  return 0;
+}
+
+int luaopen_tailor(lua_State *L);
+int luaopen_tailor(lua_State *L) {
+  static const luaL_Reg methods[] = {
+      {"ingest", l_ingest}, {"ingest_batch", l_ingest_batch},
+      {"decide", l_decide}, {"stats", l_stats},
+      {"close", l_close},   {NULL, NULL},
+  };
+  static const luaL_Reg fns[] = {{"open", l_open}, {NULL, NULL}};
+  luaL_newmetatable(L, ENGINE_MT);
+  luaL_newlib(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, l_close);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, l_close);
+  lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
+  luaL_newlib(L, fns);
+  lua_pushstring(L, tailor_version());
+  lua_setfield(L, -2, "version");
+  return 1;
+}

@@ -1,0 +1,740 @@
+/*
+** lvm.c: sandboxed Lua 5.4 states that run merchant strategies.
+**
+** Three fences, each on a hook Lua offers: a counting allocator that refuses
+** to grow past the cap (memory errors, not a dead process); a count hook
+** that charges each call's instruction budget; and globals built from an
+** allow-list, with text-only `load`, a `require` confined to the strategy
+** folder, and _G frozen.  Handler values live in a registry table, their
+** names and files in a C array, so finding one never allocates in Lua.
+*/
+#include "lvm.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <lauxlib.h>
+#include <limits.h>
+#include <lualib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define LVM_RANDOM_SEED 0x7461696c /* "tail": the same decisions every run */
+
+typedef struct handler {
+  char *name, *file; /* file: where it is defined ("recommend.lua") */
+} handler;
+
+typedef struct request {
+  void *ptr;
+  size_t osize, nsize;
+} request;
+
+struct lvm {
+  lua_State *L;
+  char *dir; /* strategy folder, or NULL */
+  void (*open_api)(lua_State *L, void *ud);
+  void *api_ud;
+  void (*log)(void *ud, int level, const char *msg);
+  void *log_ud;
+  /* memory */
+  size_t used, limit;
+  int mem_hit;     /* a refusal that reached the strategy as an error */
+  int refusing;    /* the last request was refused... */
+  request refused; /* ...and this is it */
+  /* time */
+  long budget, remaining;
+  int exhausted;
+  char budget_msg[200];
+  /* the running call */
+  int running;
+  void *ud;
+  const char *file; /* strategy file of the running call, or NULL */
+  handler *handlers; /* handlers[i] is value i + 1 of the registry table */
+  size_t nhandlers, cap;
+};
+
+static const char handlers_key = 'h'; /* registry: handler values by index */
+static const char modules_key = 'm';  /* registry: modules by name */
+static const char loading_mark = 'l'; /* a module whose chunk is running */
+
+static int fail(tailor_error *err, int code, const char *fmt, ...) {
+  if (err) {
+    va_list ap;
+    *err = (tailor_error){.code = code};
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    for (char *p = err->message; *p; p++) /* messages are one line */
+      if (*p == '\n' || *p == '\r') *p = ' ';
+  }
+  return code;
+}
+
+/*
+** ** Memory
+*/
+static void *lvm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  lvm *vm = ud;
+  size_t old = ptr ? osize : 0; /* without a block, osize is a type tag */
+  if (nsize == 0) {
+    free(ptr);
+    vm->used -= old;
+    return NULL;
+  }
+  /* Shrinks always pass: refusing them would make Lua fail while it gives
+     memory back. */
+  if (nsize <= old || nsize - old <= vm->limit - vm->used) {
+    void *p = realloc(ptr, nsize);
+    if (p) {
+      vm->used = vm->used - old + nsize;
+      vm->refusing = 0;
+      return p;
+    }
+  }
+  /* Lua answers a refusal with an emergency collection, then asks for the
+     same block again.  Only when that retry fails too does the strategy see
+     an error, so only then is the cap hit: garbage near the cap is not. */
+  if (vm->refusing && vm->refused.ptr == ptr && vm->refused.osize == osize &&
+      vm->refused.nsize == nsize)
+    vm->mem_hit = 1;
+  vm->refused = (request){ptr, osize, nsize};
+  vm->refusing = 1;
+  return NULL;
+}
+
+/*
+** ** Instruction budget
+**
+** The count hook charges the instructions run since its last call.  Once the
+** budget is spent the thread (and the main thread) switch to a hook on every
+** instruction that raises again, so a strategy that catches the error with
+** pcall gets no further than its next instruction.  Coroutines need no
+** wrapper: lua_newthread copies the creating thread's hook in Lua 5.4, and
+** the hook charges the one budget of the lvm whatever thread runs.
+*/
+static void budget_hook(lua_State *L, lua_Debug *ar) {
+  lvm *vm = lvm_of(L);
+  if (!vm->exhausted) {
+    int step = lua_gethookcount(L);
+    if (step != LVM_HOOK_STEP) /* a coroutine left raising by a past call */
+      lua_sethook(L, budget_hook, LUA_MASKCOUNT, LVM_HOOK_STEP);
+    vm->remaining -= step;
+    if (vm->remaining > 0) return;
+    vm->exhausted = 1;
+    /* luaL_error would name the caller (level 1); the loop is at level 0,
+       always a Lua function with line information (count hooks run in no
+       other kind, and every chunk is compiled from text). */
+    lua_getinfo(L, "Sl", ar);
+    snprintf(vm->budget_msg, sizeof vm->budget_msg,
+             "%s:%d: instruction budget exhausted (%ld instructions)",
+             ar->short_src, ar->currentline, vm->budget);
+  }
+  lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+  if (L != vm->L) lua_sethook(vm->L, budget_hook, LUA_MASKCOUNT, 1);
+  lua_pushstring(L, vm->budget_msg);
+  lua_error(L);
+}
+
+/*
+** ** The sandbox's own versions of base functions
+*/
+
+/* Call the wrapped original (upvalue 1) with the arguments on the stack. */
+static int call_original(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+/* load(chunk [, name [, mode [, env]]]) with mode forced to text: bytecode
+   can break the VM's invariants, so it never gets in. */
+static int sb_load(lua_State *L) {
+  if (lua_gettop(L) < 4) lua_settop(L, 3); /* no env: the sandbox globals */
+  lua_pushliteral(L, "t");
+  lua_replace(L, 3);
+  return call_original(L);
+}
+
+/* print(...) goes to the host's log, one line at TAILOR_LOG_INFO. */
+static int sb_print(lua_State *L) {
+  lvm *vm = lvm_of(L);
+  int n = lua_gettop(L);
+  luaL_Buffer b;
+  if (!vm->log) return 0;
+  luaL_buffinit(L, &b);
+  for (int i = 1; i <= n; i++) {
+    if (i > 1) luaL_addchar(&b, '\t');
+    luaL_tolstring(L, i, NULL);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  vm->log(vm->log_ud, TAILOR_LOG_INFO, lua_tostring(L, -1));
+  return 0;
+}
+
+/* collectgarbage("count") only: the other options let a strategy spend
+   unbounded time in the collector or change its pacing for every call. */
+static int sb_collectgarbage(lua_State *L) {
+  const char *opt = luaL_optstring(L, 1, "collect");
+  if (strcmp(opt, "count") != 0)
+    return luaL_error(L, "collectgarbage('%s') is not allowed in strategies",
+                      opt);
+  lua_pushnumber(L, (lua_Number)lua_gc(L, LUA_GCCOUNT) +
+                        (lua_Number)lua_gc(L, LUA_GCCOUNTB) / 1024);
+  return 1;
+}
+
+/* setmetatable refusing __gc: Lua runs finalizers with hooks off (GCTM), so
+   a finalizer would run outside the budget, at any later allocation or in
+   lua_close.  An object only gets a finalizer when its metatable has __gc
+   as it is set, so checking here is enough. */
+static int sb_setmetatable(lua_State *L) {
+  lua_settop(L, 2);
+  lua_pushliteral(L, "__gc");
+  if (lua_type(L, 2) == LUA_TTABLE && lua_rawget(L, 2) != LUA_TNIL)
+    return luaL_error(L, "__gc metamethods are not allowed in strategies");
+  lua_settop(L, 2);
+  return call_original(L);
+}
+
+typedef struct chunk_reader {
+  FILE *f;
+  char buf[4096];
+} chunk_reader;
+
+static const char *read_chunk(lua_State *L, void *ud, size_t *size) {
+  chunk_reader *r = ud;
+  *size = fread(r->buf, 1, sizeof r->buf, r->f);
+  return *size ? r->buf : NULL;
+}
+
+#define LOAD_MISSING (-1)
+
+/*
+** Push the chunk of `rel` (a path inside the strategy folder) compiled as
+** text and named "@rel", so its errors read "rel:line: ...".  Returns
+** LUA_OK, or a lua_load status or LOAD_MISSING with a message pushed.
+*/
+static int load_chunk(lua_State *L, const lvm *vm, const char *rel) {
+  chunk_reader r;
+  int status;
+  /* Both strings are pushed before the file is opened: if pushing raises,
+     there is no FILE to leak. */
+  const char *name = lua_pushfstring(L, "@%s", rel);
+  const char *path = lua_pushfstring(L, "%s/%s", vm->dir ? vm->dir : ".", rel);
+  if (!vm->dir || !(r.f = fopen(path, "r"))) {
+    int missing = !vm->dir || errno == ENOENT || errno == ENOTDIR;
+    const char *why = vm->dir ? strerror(errno) : "no strategy folder";
+    lua_pop(L, 2);
+    lua_pushfstring(L, "%s: %s", rel, why);
+    return missing ? LOAD_MISSING : LUA_ERRFILE;
+  }
+  status = lua_load(L, read_chunk, &r, name, "t"); /* protected inside */
+  if (status == LUA_OK && ferror(r.f)) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "%s: read error", rel);
+    status = LUA_ERRFILE;
+  }
+  fclose(r.f);
+  lua_replace(L, -3); /* the chunk or message over the name; drop the path */
+  lua_pop(L, 1);
+  return status;
+}
+
+static int valid_module_name(const char *s, size_t len) {
+  if (len == 0 || strlen(s) != len || s[0] == '.' || s[len - 1] == '.')
+    return 0;
+  for (const char *p = s; *p; p++) {
+    int ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+             (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.';
+    if (!ok || (p[0] == '.' && p[1] == '.')) return 0;
+  }
+  return 1;
+}
+
+/*
+** require(name): "lib.util" is lib/util.lua inside the strategy folder, run
+** once and cached in the registry like package.loaded.  Names are checked
+** character by character so no path can leave the folder.
+*/
+static int sb_require(lua_State *L) {
+  lvm *vm = lvm_of(L);
+  size_t len;
+  const char *name = luaL_checklstring(L, 1, &len);
+  int status;
+  if (!valid_module_name(name, len))
+    return luaL_error(L, "invalid module name '%s' (letters, digits, '_', "
+                         "'-' and '.' between parts only)", name);
+  lua_settop(L, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &modules_key); /* 2 */
+  if (lua_getfield(L, 2, name) != LUA_TNIL) {
+    if (lua_touserdata(L, -1) == &loading_mark)
+      return luaL_error(L, "circular require of module '%s'", name);
+    return 1;
+  }
+  lua_pop(L, 1);
+  luaL_gsub(L, name, ".", "/");
+  lua_pushfstring(L, "%s.lua", lua_tostring(L, -1)); /* 4: the file */
+  status = load_chunk(L, vm, lua_tostring(L, 4));
+  if (status == LOAD_MISSING)
+    return luaL_error(L, "module '%s' not found in strategies folder", name);
+  if (status != LUA_OK) return lua_error(L);
+  lua_pushlightuserdata(L, (void *)&loading_mark);
+  lua_setfield(L, 2, name);
+  lua_pushvalue(L, 1);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    lua_pushnil(L); /* a later require may try again */
+    lua_setfield(L, 2, name);
+    return lua_error(L);
+  }
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1);
+  }
+  lua_pushvalue(L, -1);
+  lua_setfield(L, 2, name);
+  return 1;
+}
+
+/* What the sandbox leaves out of os and string raises an error that names
+   it, rather than "attempt to call a nil value". */
+static int os_missing(lua_State *L) {
+  return luaL_error(L, "os.%s is not available in strategies",
+                    luaL_tolstring(L, 2, NULL));
+}
+
+static int no_dump(lua_State *L) {
+  return luaL_error(L, "string.dump is not available in strategies");
+}
+
+/* _G's metamethods: a typo in a strategy is an error, not a silent nil or a
+   global that leaks from one call into the next. */
+static int undeclared(lua_State *L, const char *what) {
+  const char *name = lua_isstring(L, 2) ? lua_tostring(L, 2) : NULL;
+  return luaL_error(L, "%s undeclared global '%s'", what,
+                    name ? name : luaL_typename(L, 2));
+}
+
+static int frozen_index(lua_State *L) { return undeclared(L, "read of"); }
+
+static int frozen_newindex(lua_State *L) {
+  return undeclared(L, "assignment to");
+}
+
+/* Runs in lvm_pcall: builds the globals from the allow-list, then freezes. */
+static int open_sandbox(lua_State *L) {
+  static const luaL_Reg libs[] = {
+      {LUA_GNAME, luaopen_base},       {LUA_STRLIBNAME, luaopen_string},
+      {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
+      {LUA_UTF8LIBNAME, luaopen_utf8}, {LUA_COLIBNAME, luaopen_coroutine},
+      {NULL, NULL}};
+  static const luaL_Reg own[] = {
+      {"print", sb_print}, {"collectgarbage", sb_collectgarbage},
+      {"require", sb_require}, {NULL, NULL}};
+  static const luaL_Reg frozen[] = {
+      {"__index", frozen_index}, {"__newindex", frozen_newindex}, {NULL, NULL}};
+  static const char *const os_kept[] = {"time", "clock", "date", NULL};
+  lvm *vm = lvm_of(L);
+  for (const luaL_Reg *lib = libs; lib->name; lib++) {
+    luaL_requiref(L, lib->name, lib->func, 1);
+    lua_pop(L, 1);
+  }
+  lua_pushglobaltable(L); /* 1 */
+  luaL_setfuncs(L, own, 0);
+  lua_getfield(L, 1, "load");
+  lua_pushcclosure(L, sb_load, 1);
+  lua_setfield(L, 1, "load");
+  lua_getfield(L, 1, "setmetatable");
+  lua_pushcclosure(L, sb_setmetatable, 1);
+  lua_setfield(L, 1, "setmetatable");
+  lua_pushnil(L);
+  lua_setfield(L, 1, "dofile");
+  lua_pushnil(L);
+  lua_setfield(L, 1, "loadfile");
+  lua_getfield(L, 1, LUA_STRLIBNAME);
+  lua_pushcfunction(L, no_dump);
+  lua_setfield(L, -2, "dump"); /* the one way back to bytecode */
+  lua_getfield(L, 1, LUA_MATHLIBNAME);
+  lua_getfield(L, -1, "randomseed");
+  lua_pushinteger(L, LVM_RANDOM_SEED);
+  lua_call(L, 1, 0);
+  lua_settop(L, 1);
+
+  /* The real os library is opened into a table nobody keeps (not through
+     requiref, so not in the registry's loaded table either). */
+  lua_createtable(L, 0, 3);
+  lua_pushcfunction(L, luaopen_os);
+  lua_call(L, 0, 1);
+  for (const char *const *f = os_kept; *f; f++) {
+    lua_getfield(L, -1, *f);
+    lua_setfield(L, -3, *f);
+  }
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, os_missing);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, 1, "os");
+
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &modules_key);
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &handlers_key);
+  if (vm->open_api) vm->open_api(L, vm->api_ud);
+  lua_settop(L, 1);
+
+  lua_createtable(L, 0, 3);
+  luaL_setfuncs(L, frozen, 0);
+  lua_pushliteral(L, "the globals of a strategy are frozen");
+  lua_setfield(L, -2, "__metatable"); /* no setmetatable(_G, nil) */
+  lua_setmetatable(L, 1);
+  return 0;
+}
+
+/*
+** ** States and calls
+*/
+lvm *lvm_of(lua_State *L) {
+  void *ud;
+  lua_getallocf(L, &ud); /* shared by every thread of the state */
+  return ud;
+}
+
+void *lvm_ud(lua_State *L) { return lvm_of(L)->ud; }
+
+lua_State *lvm_state(lvm *vm) { return vm->L; }
+
+size_t lvm_memory(lvm *vm) { return vm->used; }
+
+size_t lvm_memory_limit(lvm *vm) { return vm->limit; }
+
+/* Keep the error message "file:line: message"; only make it a string. */
+static int message_handler(lua_State *L) {
+  if (lua_isstring(L, 1)) return 1;
+  if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+    return 1;
+  lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  return 1;
+}
+
+int lvm_pcall(lvm *vm, lua_CFunction fn, void *ud, tailor_error *err) {
+  lua_State *L = vm->L;
+  int base, status, code;
+  if (vm->running) /* a nested call would arm a fresh budget */
+    return fail(err, TAILOR_EINVAL, "lvm_pcall: the lvm is already in a call");
+  vm->running = 1;
+  vm->ud = ud;
+  vm->file = NULL;
+  vm->remaining = vm->budget;
+  vm->exhausted = 0;
+  vm->mem_hit = vm->refusing = 0;
+  lua_sethook(L, budget_hook, LUA_MASKCOUNT, LVM_HOOK_STEP);
+  base = lua_gettop(L) + 1;
+  lua_pushcfunction(L, message_handler);
+  lua_pushcfunction(L, fn);
+  status = lua_pcall(L, 0, LUA_MULTRET, base);
+  if (vm->exhausted)
+    code = TAILOR_EBUDGET;
+  else if (vm->mem_hit || status == LUA_ERRMEM)
+    code = TAILOR_ELUAMEM;
+  else
+    code = status == LUA_OK ? TAILOR_OK : TAILOR_ESTRATEGY;
+  if (code == TAILOR_OK) {
+    lua_remove(L, base);
+  } else if (code == TAILOR_EBUDGET) {
+    fail(err, code, "%s", vm->budget_msg);
+  } else if (code == TAILOR_ELUAMEM) {
+    int mib = vm->limit % (1u << 20) == 0;
+    fail(err, code, "%s: out of memory (limit %zu %s)",
+         vm->file ? vm->file : "strategy", mib ? vm->limit >> 20 : vm->limit,
+         mib ? "MiB" : "bytes");
+  } else {
+    const char *msg = lua_tostring(L, -1);
+    fail(err, code, "%s", msg ? msg : "strategy failed");
+  }
+  if (code != TAILOR_OK) {
+    lua_settop(L, 0);
+    lua_gc(L, LUA_GCCOLLECT); /* give back what the failed call held */
+    vm->refusing = 0;
+  }
+  vm->running = 0;
+  vm->ud = NULL;
+  vm->file = NULL;
+  return code;
+}
+
+static handler *find_handler(lvm *vm, const char *name) {
+  for (size_t i = 0; i < vm->nhandlers; i++)
+    if (strcmp(vm->handlers[i].name, name) == 0) return &vm->handlers[i];
+  return NULL;
+}
+
+int lvm_push_handler(lvm *vm, const char *name, const char **file) {
+  handler *h = find_handler(vm, name);
+  if (!h) return 0;
+  lua_rawgetp(vm->L, LUA_REGISTRYINDEX, &handlers_key);
+  lua_rawgeti(vm->L, -1, (lua_Integer)(h - vm->handlers) + 1);
+  lua_remove(vm->L, -2);
+  vm->file = h->file; /* names the file when the call runs out of memory */
+  if (file) *file = h->file;
+  return 1;
+}
+
+int lvm_has_handler(lvm *vm, const char *name) {
+  return find_handler(vm, name) != NULL;
+}
+
+/*
+** ** Loading the folder
+*/
+
+/* A handler is a function under a string key, or the table of predicates
+   under "segments"; anything else in the returned table is the file's own. */
+static int is_handler(lua_State *L, int key, int value) {
+  if (lua_type(L, key) != LUA_TSTRING) return 0;
+  return lua_type(L, value) == LUA_TFUNCTION ||
+         (lua_type(L, value) == LUA_TTABLE &&
+          strcmp(lua_tostring(L, key), "segments") == 0);
+}
+
+/* Merge the handlers of the table at `t`.  Duplicates are refused before
+   anything is merged, so a failing file leaves nothing behind (lvm_check_dir
+   goes on after it). */
+static void merge_handlers(lua_State *L, lvm *vm, const char *file, int t) {
+  int values;
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    handler *h;
+    if (is_handler(L, -2, -1) && (h = find_handler(vm, lua_tostring(L, -2)))) {
+      lua_pushfstring(L, "handler '%s' defined in both %s and %s",
+                      lua_tostring(L, -2), h->file, file);
+      lua_error(L);
+    }
+    lua_pop(L, 1);
+  }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &handlers_key);
+  values = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    handler *h;
+    if (is_handler(L, -2, -1)) {
+      if (vm->nhandlers == vm->cap) {
+        size_t cap = 2 * vm->cap + 8;
+        handler *grown = realloc(vm->handlers, cap * sizeof *grown);
+        if (!grown) luaL_error(L, "out of memory");
+        vm->handlers = grown;
+        vm->cap = cap;
+      }
+      /* The value goes in first: if that raises, no C string is orphaned. */
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, values, (lua_Integer)vm->nhandlers + 1);
+      h = &vm->handlers[vm->nhandlers];
+      h->name = strdup(lua_tostring(L, -2));
+      h->file = strdup(file);
+      if (!h->name || !h->file) {
+        free(h->name);
+        free(h->file);
+        luaL_error(L, "out of memory");
+      }
+      vm->nhandlers++;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+/* Runs in lvm_pcall with the file name as ud: load, run, merge. */
+static int load_strategy(lua_State *L) {
+  lvm *vm = lvm_of(L);
+  const char *file = lvm_ud(L);
+  vm->file = file;
+  if (load_chunk(L, vm, file) != LUA_OK) return lua_error(L);
+  lua_call(L, 0, 1);
+  if (!lua_istable(L, -1)) {
+    lua_pushfstring(L, "%s: must return a table of handlers (got %s)", file,
+                    luaL_typename(L, -1));
+    return lua_error(L);
+  }
+  merge_handlers(L, vm, file, lua_gettop(L));
+  return 0;
+}
+
+static int visible(const struct dirent *e) { return e->d_name[0] != '.'; }
+
+static int by_name(const struct dirent **a, const struct dirent **b) {
+  return strcmp((*a)->d_name, (*b)->d_name); /* not alphasort: no locale */
+}
+
+static void free_list(struct dirent **list, int n) {
+  while (n-- > 0) free(list[n]);
+  free(list);
+}
+
+static int is_lua_name(const char *name) {
+  size_t len = strlen(name);
+  return len > 4 && strcmp(name + len - 4, ".lua") == 0;
+}
+
+/* Whether `name` in `dir` is a regular file (symlinks followed). */
+static int is_regular(const char *dir, const char *name) {
+  char path[PATH_MAX];
+  struct stat st;
+  if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+    return 0;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/*
+** Load every top-level *.lua file of vm->dir.  Unless `all`, stops at the
+** first failure (err filled, returns 1); with it, reports each failing file
+** to `report` (may be NULL) and goes on.  Returns the number of failing
+** files, or -1 when the folder cannot be read (err filled).
+*/
+static int load_dir(lvm *vm, int all, lvm_report_fn report, void *ud,
+                    tailor_error *err) {
+  struct dirent **list;
+  int n = scandir(vm->dir, &list, visible, by_name), failed = 0;
+  if (n < 0) {
+    fail(err, TAILOR_ECONFIG, "cannot read strategy folder '%s': %s", vm->dir,
+         strerror(errno));
+    return -1;
+  }
+  for (int i = 0; i < n; i++) {
+    char *name = list[i]->d_name;
+    tailor_error e;
+    if (!is_lua_name(name) || !is_regular(vm->dir, name)) continue;
+    if (lvm_pcall(vm, load_strategy, name, &e) == TAILOR_OK) {
+      lua_settop(vm->L, 0);
+      continue;
+    }
+    failed++;
+    if (err) *err = e;
+    if (!all) break;
+    if (report) report(ud, name, e.message);
+  }
+  free_list(list, n);
+  return failed;
+}
+
+/* A sandbox without strategies yet; dir is copied. */
+static lvm *sandbox_new(const lvm_config *cfg, const char *dir,
+                        tailor_error *err) {
+  static const lvm_config defaults;
+  lvm *vm = calloc(1, sizeof *vm);
+  if (!cfg) cfg = &defaults;
+  if (!vm || (dir && *dir && !(vm->dir = strdup(dir)))) {
+    fail(err, TAILOR_ENOMEM, "out of memory");
+    goto fail;
+  }
+  vm->budget = cfg->budget > 0 ? cfg->budget : LVM_DEFAULT_INSTRUCTION_BUDGET;
+  vm->limit = cfg->memory_limit ? cfg->memory_limit : LVM_DEFAULT_MEMORY_LIMIT;
+  vm->remaining = vm->budget;
+  vm->open_api = cfg->open_api;
+  vm->api_ud = cfg->api_ud;
+  vm->log = cfg->log;
+  vm->log_ud = cfg->log_ud;
+  if (!(vm->L = lua_newstate(lvm_alloc, vm))) {
+    fail(err, TAILOR_ELUAMEM, "cannot create a Lua state within %zu bytes",
+         vm->limit);
+    goto fail;
+  }
+  if (lvm_pcall(vm, open_sandbox, NULL, err) != TAILOR_OK) goto fail;
+  return vm;
+fail:
+  lvm_free(vm);
+  return NULL;
+}
+
+lvm *lvm_new(const lvm_config *cfg, tailor_error *err) {
+  lvm *vm = sandbox_new(cfg, cfg ? cfg->dir : NULL, err);
+  if (vm && vm->dir && load_dir(vm, 0, NULL, NULL, err) != 0) {
+    lvm_free(vm);
+    return NULL;
+  }
+  return vm;
+}
+
+void lvm_free(lvm *vm) {
+  if (!vm) return;
+  if (vm->L) lua_close(vm->L);
+  for (size_t i = 0; i < vm->nhandlers; i++) {
+    free(vm->handlers[i].name);
+    free(vm->handlers[i].file);
+  }
+  free(vm->handlers);
+  free(vm->dir);
+  free(vm);
+}
+
+int lvm_check_dir(const char *dir, const lvm_config *cfg, lvm_report_fn report,
+                  void *ud) {
+  tailor_error e = {.message = "no strategy folder given"};
+  int failed;
+  lvm *vm = NULL;
+  if (!dir || !*dir || !(vm = sandbox_new(cfg, dir, &e))) {
+    if (report) report(ud, NULL, e.message);
+    return -1;
+  }
+  failed = load_dir(vm, 1, report, ud, &e);
+  if (failed < 0 && report) report(ud, NULL, e.message);
+  lvm_free(vm);
+  return failed;
+}
+
+/*
+** ** Folder signature
+*/
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+static void fnv(uint64_t *h, const void *p, size_t n) {
+  const unsigned char *s = p;
+  for (size_t i = 0; i < n; i++) *h = (*h ^ s[i]) * FNV_PRIME;
+}
+
+static void fnv_u64(uint64_t *h, uint64_t v) { fnv(h, &v, sizeof v); }
+
+/* Sign the *.lua files under path[0..len), which holds the folder at
+   path[0..root) plus a relative part: the relative path is what is hashed.
+   Symlinked folders are not followed, so a link loop cannot trap the walk. */
+static int sign_dir(char *path, size_t len, size_t root, uint64_t *h) {
+  struct dirent **list;
+  int n = scandir(path, &list, visible, by_name);
+  if (n < 0) return -1;
+  for (int i = 0; i < n; i++) {
+    const char *name = list[i]->d_name;
+    size_t nl = strlen(name);
+    struct stat st;
+    if (len + 1 + nl >= PATH_MAX) continue;
+    path[len] = '/';
+    memcpy(path + len + 1, name, nl + 1);
+    if (lstat(path, &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      sign_dir(path, len + 1 + nl, root, h); /* unreadable: skipped */
+    } else if (is_lua_name(name) && stat(path, &st) == 0 &&
+               S_ISREG(st.st_mode)) {
+      fnv(h, path + root + 1, len + nl - root + 1); /* with its NUL */
+      fnv_u64(h, (uint64_t)st.st_size);
+      fnv_u64(h, (uint64_t)st.st_mtim.tv_sec);
+      fnv_u64(h, (uint64_t)st.st_mtim.tv_nsec);
+      fnv_u64(h, (uint64_t)st.st_ino);
+    }
+  }
+  path[len] = '\0';
+  free_list(list, n);
+  return 0;
+}
+
+uint64_t lvm_dir_signature(const char *dir) {
+  char path[PATH_MAX];
+  size_t len = dir ? strlen(dir) : 0;
+  uint64_t h = FNV_OFFSET;
+  if (len == 0 || len >= sizeof path) return 0;
+  memcpy(path, dir, len + 1);
+  if (sign_dir(path, len, len, &h) < 0) return 0;
+  return h ? h : 1; /* 0 means unreadable */
+}

@@ -1,0 +1,460 @@
+/*
+** store.c: the SQLite store.  One connection, WAL journal, prepared
+** statements kept for the hot path (appending events).  Every write of a
+** batch happens inside one transaction, so a batch is durable or absent.
+*/
+#include "store/store.h"
+
+#include "engine/util.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct store {
+  sqlite3 *db;
+  sqlite3_stmt *ins_event;
+  sqlite3_stmt *up_item;
+  sqlite3_stmt *del_item;
+  sqlite3_stmt *up_customer;
+  sqlite3_stmt *up_identity;
+};
+
+/*
+** Migrations: migrations[i] takes the schema from version i to i+1.  Never
+** edit one that has shipped; append a new one and bump STORE_SCHEMA_VERSION.
+*/
+static const char *const migrations[STORE_SCHEMA_VERSION] = {
+    /* 0 -> 1: the first schema. */
+    "CREATE TABLE events("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  ts INTEGER NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  customer TEXT, anon TEXT, session TEXT,"
+    "  body TEXT NOT NULL);"
+    "CREATE INDEX events_customer ON events(customer) WHERE customer IS NOT NULL;"
+    "CREATE INDEX events_anon ON events(anon) WHERE anon IS NOT NULL;"
+    "CREATE TABLE items("
+    "  id TEXT PRIMARY KEY,"
+    "  body TEXT NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  deleted INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE customers("
+    "  id TEXT PRIMARY KEY,"
+    "  email TEXT, phone TEXT,"
+    "  consent_email INTEGER NOT NULL DEFAULT 0,"
+    "  consent_sms INTEGER NOT NULL DEFAULT 0,"
+    "  body TEXT NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL);"
+    "CREATE TABLE identities("
+    "  anon TEXT PRIMARY KEY,"
+    "  customer TEXT NOT NULL,"
+    "  linked INTEGER NOT NULL);"
+    "CREATE INDEX identities_customer ON identities(customer);"
+    "CREATE TABLE outbox("
+    "  id INTEGER PRIMARY KEY,"
+    "  key TEXT NOT NULL UNIQUE,"
+    "  customer TEXT, channel TEXT NOT NULL, template TEXT NOT NULL,"
+    "  vars TEXT NOT NULL DEFAULT '{}',"
+    "  due INTEGER NOT NULL,"
+    "  state TEXT NOT NULL DEFAULT 'pending',"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL);"
+    "CREATE INDEX outbox_due ON outbox(state, due);"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);",
+};
+
+static int fail(tailor_error *err, int code, sqlite3 *db, const char *what) {
+  if (err) {
+    err->code = code;
+    err->field[0] = '\0';
+    snprintf(err->message, sizeof err->message, "%s: %s", what,
+             db ? sqlite3_errmsg(db) : "cannot allocate");
+  }
+  return code;
+}
+
+int store_exec(store *s, const char *sql, tailor_error *err) {
+  char *msg = NULL;
+  if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    if (err) {
+      err->code = TAILOR_ESTORE;
+      err->field[0] = '\0';
+      snprintf(err->message, sizeof err->message, "store: %s",
+               msg ? msg : sqlite3_errmsg(s->db));
+    }
+    sqlite3_free(msg);
+    return TAILOR_ESTORE;
+  }
+  return TAILOR_OK;
+}
+
+static int user_version(sqlite3 *db) {
+  sqlite3_stmt *st;
+  int v = -1;
+  if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+    return -1;
+  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
+
+int store_schema_version(store *s) { return user_version(s->db); }
+
+/* Bring the schema to STORE_SCHEMA_VERSION, one transaction a step. */
+static int migrate(store *s, tailor_error *err) {
+  int v = user_version(s->db);
+  if (v < 0) return fail(err, TAILOR_ESTORE, s->db, "store: reading schema version");
+  if (v > STORE_SCHEMA_VERSION) {
+    if (err) {
+      err->code = TAILOR_ESTORE;
+      snprintf(err->message, sizeof err->message,
+               "store: schema version %d is newer than this build (%d)", v,
+               STORE_SCHEMA_VERSION);
+    }
+    return TAILOR_ESTORE;
+  }
+  for (; v < STORE_SCHEMA_VERSION; v++) {
+    char bump[64];
+    snprintf(bump, sizeof bump, "PRAGMA user_version=%d;", v + 1);
+    if (store_exec(s, "BEGIN IMMEDIATE", err) ||
+        store_exec(s, migrations[v], err) || store_exec(s, bump, err) ||
+        store_exec(s, "COMMIT", err)) {
+      sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+      return TAILOR_ESTORE;
+    }
+  }
+  return TAILOR_OK;
+}
+
+static int prepare(store *s, sqlite3_stmt **st, const char *sql,
+                   tailor_error *err) {
+  if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) !=
+      SQLITE_OK)
+    return fail(err, TAILOR_ESTORE, s->db, "store: preparing statement");
+  return TAILOR_OK;
+}
+
+store *store_open(const char *path, const store_options *opt,
+                  tailor_error *err) {
+  store_options defaults = {1, STORE_DEFAULT_BUSY_TIMEOUT_MS, 0};
+  if (!opt) opt = &defaults;
+  store *s = calloc(1, sizeof *s);
+  if (!s) {
+    fail(err, TAILOR_ENOMEM, NULL, "store");
+    return NULL;
+  }
+  int flags = opt->readonly ? SQLITE_OPEN_READONLY
+                            : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  flags |= SQLITE_OPEN_NOMUTEX; /* one thread at a time, by contract */
+  if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+    char what[300];
+    snprintf(what, sizeof what, "store: cannot open '%s'", path);
+    fail(err, TAILOR_ESTORE, s->db, what);
+    store_close(s);
+    return NULL;
+  }
+  sqlite3_busy_timeout(s->db, opt->busy_timeout_ms > 0
+                                  ? opt->busy_timeout_ms
+                                  : STORE_DEFAULT_BUSY_TIMEOUT_MS);
+  sqlite3_extended_result_codes(s->db, 1);
+  char pragmas[160];
+  snprintf(pragmas, sizeof pragmas,
+           "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; "
+           "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;",
+           opt->synchronous_full ? "FULL" : "NORMAL");
+  /* A file that is not a database fails here with "file is not a database". */
+  if ((!opt->readonly && store_exec(s, pragmas, err)) ||
+      (!opt->readonly && migrate(s, err))) {
+    char msg[sizeof err->message];
+    if (err) {
+      snprintf(msg, sizeof msg, "%s (%s)", err->message, path);
+      memcpy(err->message, msg, sizeof msg);
+    }
+    store_close(s);
+    return NULL;
+  }
+  if (!opt->readonly &&
+      (prepare(s, &s->ins_event,
+               "INSERT INTO events(ts,type,customer,anon,session,body) "
+               "VALUES(?,?,?,?,?,?)",
+               err) ||
+       prepare(s, &s->up_item,
+               "INSERT INTO items(id,body,updated,deleted) VALUES(?,?,?,0) "
+               "ON CONFLICT(id) DO UPDATE SET body=excluded.body,"
+               "updated=excluded.updated,deleted=0",
+               err) ||
+       prepare(s, &s->del_item,
+               "UPDATE items SET deleted=1, updated=? WHERE id=?", err) ||
+       prepare(s, &s->up_customer,
+               "INSERT INTO customers(id,email,phone,consent_email,consent_sms,"
+               "body,created,updated) VALUES(?1,?2,?3,?4,?5,?6,?7,?7) "
+               "ON CONFLICT(id) DO UPDATE SET "
+               "email=coalesce(excluded.email,email),"
+               "phone=coalesce(excluded.phone,phone),"
+               "consent_email=excluded.consent_email,"
+               "consent_sms=excluded.consent_sms,"
+               "body=excluded.body, updated=excluded.updated",
+               err) ||
+       prepare(s, &s->up_identity,
+               "INSERT INTO identities(anon,customer,linked) VALUES(?,?,?) "
+               "ON CONFLICT(anon) DO UPDATE SET customer=excluded.customer,"
+               "linked=excluded.linked",
+               err))) {
+    store_close(s);
+    return NULL;
+  }
+  return s;
+}
+
+void store_close(store *s) {
+  if (!s) return;
+  sqlite3_finalize(s->ins_event);
+  sqlite3_finalize(s->up_item);
+  sqlite3_finalize(s->del_item);
+  sqlite3_finalize(s->up_customer);
+  sqlite3_finalize(s->up_identity);
+  sqlite3_close(s->db);
+  free(s);
+}
+
+sqlite3 *store_db(store *s) { return s->db; }
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v) {
+  if (v)
+    sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+/* Run a bound statement to completion and reset it. */
+static int step_done(store *s, sqlite3_stmt *st, tailor_error *err) {
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  if (rc != SQLITE_DONE) return fail(err, TAILOR_ESTORE, s->db, "store: write");
+  return TAILOR_OK;
+}
+
+static int consent_flag(json_t *profile, const char *channel) {
+  json_t *c = json_object_get(json_object_get(profile, "consent"), channel);
+  return json_is_true(c);
+}
+
+/* The state tables an event changes, in the event's own transaction. */
+static int apply_state(store *s, const ev *e, tailor_error *err) {
+  sqlite3_stmt *st;
+  switch (e->type) {
+    case EV_ITEM_UPSERT: {
+      json_t *item = json_object_get(e->doc, "item");
+      char *body = json_dumps(item, JSON_COMPACT);
+      if (!body) return fail(err, TAILOR_ENOMEM, NULL, "store");
+      st = s->up_item;
+      bind_text(st, 1, json_string_value(json_object_get(item, "id")));
+      sqlite3_bind_text(st, 2, body, -1, free);
+      sqlite3_bind_int64(st, 3, e->ts);
+      return step_done(s, st, err);
+    }
+    case EV_ITEM_DELETE:
+      st = s->del_item;
+      sqlite3_bind_int64(st, 1, e->ts);
+      bind_text(st, 2, e->n_lines ? e->lines[0].item : NULL);
+      return step_done(s, st, err);
+    case EV_CUSTOMER_UPSERT: {
+      json_t *c = json_object_get(e->doc, "customer");
+      char *body = json_dumps(c, JSON_COMPACT);
+      if (!body) return fail(err, TAILOR_ENOMEM, NULL, "store");
+      st = s->up_customer;
+      bind_text(st, 1, e->customer);
+      bind_text(st, 2, json_string_value(json_object_get(c, "email")));
+      bind_text(st, 3, json_string_value(json_object_get(c, "phone")));
+      sqlite3_bind_int(st, 4, consent_flag(c, "email"));
+      sqlite3_bind_int(st, 5, consent_flag(c, "sms"));
+      sqlite3_bind_text(st, 6, body, -1, free);
+      sqlite3_bind_int64(st, 7, e->ts);
+      return step_done(s, st, err);
+    }
+    case EV_IDENTIFY:
+      st = s->up_identity;
+      bind_text(st, 1, e->anon);
+      bind_text(st, 2, e->customer);
+      sqlite3_bind_int64(st, 3, e->ts);
+      return step_done(s, st, err);
+    default:
+      return TAILOR_OK;
+  }
+}
+
+int store_append(store *s, ev *const *evs, size_t n, int64_t *seqs,
+                 tailor_error *err) {
+  if (n == 0) return TAILOR_OK;
+  if (store_exec(s, "BEGIN IMMEDIATE", err)) return TAILOR_ESTORE;
+  for (size_t i = 0; i < n; i++) {
+    const ev *e = evs[i];
+    char *body = json_dumps(e->doc, JSON_COMPACT);
+    if (!body) {
+      fail(err, TAILOR_ENOMEM, NULL, "store");
+      goto rollback;
+    }
+    sqlite3_stmt *st = s->ins_event;
+    sqlite3_bind_int64(st, 1, e->ts);
+    bind_text(st, 2, ev_type_name(e->type));
+    bind_text(st, 3, e->customer);
+    bind_text(st, 4, e->anon);
+    bind_text(st, 5, e->session);
+    sqlite3_bind_text(st, 6, body, -1, free);
+    if (step_done(s, st, err)) goto rollback;
+    if (seqs) seqs[i] = sqlite3_last_insert_rowid(s->db);
+    if (apply_state(s, e, err)) goto rollback;
+  }
+  if (store_exec(s, "COMMIT", err)) goto rollback;
+  return TAILOR_OK;
+rollback:
+  sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+  return err ? err->code : TAILOR_ESTORE;
+}
+
+static int64_t query_int(store *s, const char *sql) {
+  sqlite3_stmt *st;
+  int64_t v = -1;
+  if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
+  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return v;
+}
+
+int64_t store_last_seq(store *s) {
+  return query_int(s, "SELECT coalesce(max(seq),0) FROM events");
+}
+
+int64_t store_count(store *s, const char *table) {
+  static const char *const known[] = {"events", "items", "customers",
+                                      "identities", "outbox"};
+  for (size_t i = 0; i < sizeof known / sizeof *known; i++) {
+    if (strcmp(table, known[i]) == 0) {
+      char sql[96];
+      snprintf(sql, sizeof sql, "SELECT count(*) FROM %s%s", known[i],
+               strcmp(known[i], "items") == 0 ? " WHERE deleted=0" : "");
+      return query_int(s, sql);
+    }
+  }
+  return -1;
+}
+
+int store_scan(store *s, int64_t after, store_event_fn fn, void *ud,
+               tailor_error *err) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "SELECT seq, body FROM events WHERE seq > ? "
+                                "ORDER BY seq",
+                         -1, &st, NULL) != SQLITE_OK)
+    return fail(err, TAILOR_ESTORE, s->db, "store: scan");
+  sqlite3_bind_int64(st, 1, after);
+  int rc = TAILOR_OK, step;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    int64_t seq = sqlite3_column_int64(st, 0);
+    const char *body = (const char *)sqlite3_column_text(st, 1);
+    int blen = sqlite3_column_bytes(st, 1);
+    json_error_t jerr;
+    json_t *doc = json_loadb(body, (size_t)blen, 0, &jerr);
+    ev e;
+    if (!doc || ev_from_doc(doc, &e, err) != TAILOR_OK) {
+      /* A row we wrote ourselves that no longer parses: the store is
+         damaged.  Say which row rather than skip it silently. */
+      if (err) {
+        char why[sizeof err->message];
+        snprintf(why, sizeof why, "%s", doc ? err->message : jerr.text);
+        util_fail(err, TAILOR_ESTORE, NULL,
+                  "store: event %lld is not a valid event: %s", (long long)seq,
+                  why);
+      }
+      json_decref(doc);
+      rc = TAILOR_ESTORE;
+      break;
+    }
+    json_decref(doc); /* ev_from_doc took its own reference */
+    rc = fn(ud, seq, &e);
+    ev_clear(&e);
+    if (rc) break;
+  }
+  if (rc == TAILOR_OK && step != SQLITE_DONE)
+    rc = fail(err, TAILOR_ESTORE, s->db, "store: scan");
+  sqlite3_finalize(st);
+  return rc;
+}
+
+json_t *store_event_counts(store *s) {
+  sqlite3_stmt *st;
+  json_t *out = json_object();
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT type, count(*) FROM events GROUP BY type "
+                         "ORDER BY type",
+                         -1, &st, NULL) != SQLITE_OK)
+    return out;
+  while (sqlite3_step(st) == SQLITE_ROW)
+    json_object_set_new(out, (const char *)sqlite3_column_text(st, 0),
+                        json_integer(sqlite3_column_int64(st, 1)));
+  sqlite3_finalize(st);
+  return out;
+}
+
+/* The JSON document in column 0 of a one-row query keyed by `id`. */
+static json_t *query_doc(store *s, const char *sql, const char *id) {
+  sqlite3_stmt *st;
+  json_t *doc = NULL;
+  if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return NULL;
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    const char *body = (const char *)sqlite3_column_text(st, 0);
+    if (body) doc = json_loads(body, 0, NULL);
+  }
+  sqlite3_finalize(st);
+  return doc;
+}
+
+json_t *store_item(store *s, const char *id) {
+  return query_doc(s, "SELECT body FROM items WHERE id=? AND deleted=0", id);
+}
+
+json_t *store_customer(store *s, const char *id) {
+  return query_doc(s, "SELECT body FROM customers WHERE id=?", id);
+}
+
+char *store_identity(store *s, const char *anon) {
+  sqlite3_stmt *st;
+  char *out = NULL;
+  if (sqlite3_prepare_v2(s->db, "SELECT customer FROM identities WHERE anon=?",
+                         -1, &st, NULL) != SQLITE_OK)
+    return NULL;
+  sqlite3_bind_text(st, 1, anon, -1, SQLITE_TRANSIENT);
+  if (sqlite3_step(st) == SQLITE_ROW)
+    out = strdup((const char *)sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  return out;
+}
+
+int store_outbox_add(store *s, const store_outbox_row *row, int *added,
+                     tailor_error *err) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db,
+                         "INSERT INTO outbox(key,customer,channel,template,vars,"
+                         "due,created,updated) VALUES(?1,?2,?3,?4,?5,?6,"
+                         "?7,?7) ON CONFLICT(key) DO NOTHING",
+                         -1, &st, NULL) != SQLITE_OK)
+    return fail(err, TAILOR_ESTORE, s->db, "store: outbox");
+  bind_text(st, 1, row->key);
+  bind_text(st, 2, row->customer);
+  bind_text(st, 3, row->channel);
+  bind_text(st, 4, row->template_);
+  bind_text(st, 5, row->vars ? row->vars : "{}");
+  sqlite3_bind_int64(st, 6, row->due);
+  sqlite3_bind_int64(st, 7, row->due);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return fail(err, TAILOR_ESTORE, s->db, "store: outbox");
+  if (added) *added = sqlite3_changes(s->db) > 0;
+  return TAILOR_OK;
+}

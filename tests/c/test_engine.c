@@ -1,0 +1,333 @@
+/*
+** test_engine.c: the public API end to end: ingest (single and batch, good
+** and bad lines), decisions through a real strategy, the fallback when a
+** strategy misbehaves, hot reload, rebuild on open, and durability of
+** acknowledged events across a SIGKILL of a real child process.
+*/
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "tailor.h"
+
+static char tmp[512];
+
+static void write_file(const char *dir, const char *name, const char *text) {
+  char path[700];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  fputs(text, f);
+  fclose(f);
+}
+
+/* A fresh folder under the test tmp dir. */
+static void make_dir(char *out, size_t size, const char *name) {
+  snprintf(out, size, "%s/%sXXXXXX", tmp, name);
+  if (!mkdtemp(out)) abort();
+}
+
+static tailor *open_engine(const char *db, const char *strategies) {
+  char cfg[1200];
+  snprintf(cfg, sizeof cfg,
+           "{\"db\":\"%s\",\"strategies\":\"%s\",\"store\":{\"synchronous_full\":"
+           "false},\"lua\":{\"instruction_budget\":200000,\"memory_limit_mb\":8,"
+           "\"reload_interval_ms\":0}}",
+           db, strategies);
+  tailor_error err = {0};
+  tailor *t = tailor_open(cfg, &err);
+  if (!t) fprintf(stderr, "open failed: %s\n", err.message);
+  return t;
+}
+
+static int ingest(tailor *t, const char *json) {
+  tailor_error err = {0};
+  return tailor_ingest(t, json, strlen(json), &err);
+}
+
+/* Decide and return the response (caller frees). */
+static char *decide(tailor *t, const char *req) {
+  char *resp = NULL;
+  tailor_error err = {0};
+  int rc = tailor_decide(t, req, strlen(req), &resp, NULL, &err);
+  if (rc) fprintf(stderr, "decide failed: %s\n", err.message);
+  return resp;
+}
+
+static void seed(tailor *t) {
+  CHECK_INT(ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"a\",\"price\":5}}"), 0);
+  CHECK_INT(ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"b\",\"price\":6}}"), 0);
+  CHECK_INT(ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"c\",\"price\":7}}"), 0);
+  for (int i = 0; i < 3; i++)
+    CHECK_INT(ingest(t, "{\"type\":\"view\",\"item\":\"b\",\"anon\":\"v1\"}"), 0);
+  for (int i = 0; i < 2; i++)
+    CHECK_INT(ingest(t, "{\"type\":\"view\",\"item\":\"c\",\"anon\":\"v2\"}"), 0);
+  CHECK_INT(ingest(t, "{\"type\":\"view\",\"item\":\"a\",\"anon\":\"v2\"}"), 0);
+}
+
+static const char most_viewed_lua[] =
+    "return { recommend = function(ctx)\n"
+    "  local r = tailor.most_viewed(ctx.k, {exclude = ctx.customer.cart})\n"
+    "  for _, x in ipairs(r) do x.explain = 'popular' end\n"
+    "  return r\n"
+    "end }\n";
+
+static void test_decide_through_strategy(void) {
+  char dir[600];
+  make_dir(dir, sizeof dir, "strat");
+  write_file(dir, "recommend.lua", most_viewed_lua);
+  tailor *t = open_engine(":memory:", dir);
+  CHECK(t != NULL);
+  if (!t) return;
+  seed(t);
+  char *r = decide(t, "{\"kind\":\"recommend\",\"anon\":\"v9\",\"k\":2}");
+  CHECK_CONTAINS(r, "\"items\":[{\"id\":\"b\"");
+  CHECK_CONTAINS(r, "{\"id\":\"c\"");
+  CHECK(r && !strstr(r, "\"id\":\"a\"")); /* k = 2 */
+  CHECK_CONTAINS(r, "\"explain\":\"popular\"");
+  CHECK_CONTAINS(r, "\"strategy\":\"recommend.lua\"");
+  CHECK(r && !strstr(r, "fallback"));
+  tailor_free(r);
+  /* The cart is excluded. */
+  CHECK_INT(ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"b\",\"anon\":\"v9\"}"), 0);
+  r = decide(t, "{\"kind\":\"recommend\",\"anon\":\"v9\",\"k\":2}");
+  CHECK_CONTAINS(r, "\"items\":[{\"id\":\"c\"");
+  CHECK(r && !strstr(r, "\"id\":\"b\""));
+  tailor_free(r);
+  tailor_close(t);
+}
+
+static void test_bad_requests(void) {
+  tailor *t = open_engine(":memory:", "");
+  CHECK(t != NULL);
+  if (!t) return;
+  char *resp = NULL;
+  tailor_error err = {0};
+  const char *bad[][2] = {
+      {"{\"kind\":", "EPARSE"},
+      {"[1,2]", "EPARSE"},
+      {"{}", "kind"},
+      {"{\"kind\":\"recommend\",\"k\":0}", "k"},
+      {"{\"kind\":\"recommend\",\"k\":\"5\"}", "k"},
+      {"{\"kind\":\"recommend\",\"customer\":5}", "customer"},
+      {"{\"kind\":\"on_event\"}", "kind"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    memset(&err, 0, sizeof err);
+    int rc = tailor_decide(t, bad[i][0], strlen(bad[i][0]), &resp, NULL, &err);
+    CHECK(rc != TAILOR_OK);
+    CHECK(resp == NULL);
+    if (strcmp(bad[i][1], "EPARSE") == 0)
+      CHECK_INT(rc, TAILOR_EPARSE);
+    else
+      CHECK_STR(err.field, bad[i][1]);
+  }
+  tailor_close(t);
+}
+
+/* Each misbehaving strategy gets the fallback and a counted error, and the
+   engine keeps serving the next request. */
+static void test_sandbox_failures_fall_back(void) {
+  static const char *const bodies[] = {
+      "while true do end",
+      "local t = {} while true do t[#t + 1] = string.rep('x', 4096) .. #t end",
+      "os.execute('touch /tmp/tailor-pwned')",
+      "io.open('/etc/passwd')",
+      "return {{id = 'no-such-item'}}",
+      "return {{id = 'a', scroe = 1}}",
+      "error('boom')",
+  };
+  static const char *const expect[] = {
+      "instruction budget", "memory", "os.execute", "io",
+      "unknown id", "unknown field 'scroe'", "boom",
+  };
+  for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+    char dir[600], text[400];
+    make_dir(dir, sizeof dir, "bad");
+    snprintf(text, sizeof text,
+             "return { recommend = function(ctx)\n  %s\nend }\n", bodies[i]);
+    write_file(dir, "recommend.lua", text);
+    tailor *t = open_engine(":memory:", dir);
+    CHECK(t != NULL);
+    if (!t) continue;
+    tailor_set_logger(t, NULL, NULL);
+    seed(t);
+    for (int round = 0; round < 2; round++) {
+      char *r = decide(t, "{\"kind\":\"recommend\",\"anon\":\"v1\",\"k\":3}");
+      CHECK_CONTAINS(r, "\"fallback\":true");
+      CHECK_CONTAINS(r, expect[i]);
+      CHECK_CONTAINS(r, "recommend.lua:");
+      CHECK_CONTAINS(r, "\"items\":[{\"id\":\"b\""); /* most viewed */
+      tailor_free(r);
+    }
+    char *s = NULL;
+    CHECK_INT(tailor_stats(t, &s, NULL), TAILOR_OK);
+    CHECK_CONTAINS(s, "\"strategy_errors\":2");
+    tailor_free(s);
+    tailor_close(t);
+  }
+  CHECK(access("/tmp/tailor-pwned", F_OK) != 0);
+}
+
+static void test_hot_reload(void) {
+  char dir[600];
+  make_dir(dir, sizeof dir, "reload");
+  write_file(dir, "recommend.lua",
+             "return { recommend = function(ctx) return {{id = 'a'}} end }\n");
+  tailor *t = open_engine(":memory:", dir);
+  CHECK(t != NULL);
+  if (!t) return;
+  tailor_set_logger(t, NULL, NULL);
+  seed(t);
+  char *r = decide(t, "{\"kind\":\"recommend\"}");
+  CHECK_CONTAINS(r, "\"items\":[{\"id\":\"a\"}]");
+  tailor_free(r);
+  /* An edit changes the next decision (the file grows, so its signature
+     changes even within one mtime tick). */
+  write_file(dir, "recommend.lua",
+             "return { recommend = function(ctx) return {{id = 'c', reason = 'x'}} end }\n");
+  r = decide(t, "{\"kind\":\"recommend\"}");
+  CHECK_CONTAINS(r, "\"items\":[{\"id\":\"c\",\"reason\":\"x\"}]");
+  tailor_free(r);
+  /* A broken edit is refused: the previous version keeps serving. */
+  write_file(dir, "recommend.lua", "return { recommend = function(ctx) return {{id = \n");
+  r = decide(t, "{\"kind\":\"recommend\"}");
+  CHECK_CONTAINS(r, "\"items\":[{\"id\":\"c\",\"reason\":\"x\"}]");
+  CHECK(r && !strstr(r, "fallback"));
+  tailor_free(r);
+  tailor_close(t);
+}
+
+static void reject_cb(void *ud, const tailor_error *e) {
+  char *log = ud;
+  size_t n = strlen(log);
+  snprintf(log + n, 4096 - n, "%ld:%s:%s|", e->line, e->field, e->message);
+}
+
+static void test_batch_keeps_good_lines(void) {
+  tailor *t = open_engine(":memory:", "");
+  CHECK(t != NULL);
+  if (!t) return;
+  const char batch[] =
+      "{\"type\":\"view\",\"item\":\"a\",\"anon\":\"v1\"}\n"
+      "{\"type\":\"purchase\",\"anon\":\"v1\",\"items\":[{\"id\":\"a\"}]}\n"
+      "\n"
+      "not json\n"
+      "{\"type\":\"teleport\",\"anon\":\"v1\"}\n"
+      "{\"event\":\"Product Viewed\",\"anonymousId\":\"v2\",\"properties\":{\"product_id\":\"b\"}}\n";
+  char log[4096] = "";
+  size_t acc = 0, rej = 0;
+  CHECK_INT(tailor_ingest_batch(t, batch, strlen(batch), reject_cb, log, &acc, &rej),
+            TAILOR_OK);
+  CHECK_INT(acc, 2);
+  CHECK_INT(rej, 3);
+  CHECK_CONTAINS(log, "2:order_id:");
+  CHECK_CONTAINS(log, "4::");
+  CHECK_CONTAINS(log, "5:");
+  CHECK_CONTAINS(log, "teleport");
+  char *s = NULL;
+  CHECK_INT(tailor_stats(t, &s, NULL), TAILOR_OK);
+  CHECK_CONTAINS(s, "\"events_total\":2");
+  CHECK_CONTAINS(s, "\"view\":2");
+  tailor_free(s);
+  tailor_close(t);
+}
+
+static void test_rebuild_on_open(void) {
+  char db[700], dir[600];
+  make_dir(dir, sizeof dir, "rebuild");
+  write_file(dir, "recommend.lua", most_viewed_lua);
+  snprintf(db, sizeof db, "%s/shop.db", dir);
+  tailor *t = open_engine(db, dir);
+  CHECK(t != NULL);
+  if (!t) return;
+  seed(t);
+  tailor_close(t);
+  t = open_engine(db, dir);
+  CHECK(t != NULL);
+  if (!t) return;
+  char *r = decide(t, "{\"kind\":\"recommend\",\"k\":3}");
+  CHECK_CONTAINS(r, "\"items\":[{\"id\":\"b\",\"score\":3");
+  tailor_free(r);
+  tailor_close(t);
+}
+
+/*
+** Durability: a child ingests events one at a time and reports each id on a
+** pipe only after tailor_ingest() returned OK (the acknowledgement).  The
+** parent kills it with SIGKILL mid-stream and checks that every
+** acknowledged event is in the store.
+*/
+static void test_sigkill_loses_no_acknowledged_event(void) {
+  char db[700], dir[600];
+  make_dir(dir, sizeof dir, "kill");
+  snprintf(db, sizeof db, "%s/shop.db", dir);
+  int fds[2];
+  CHECK_INT(pipe(fds), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    char cfg[800];
+    snprintf(cfg, sizeof cfg, "{\"db\":\"%s\",\"strategies\":\"\"}", db);
+    tailor *t = tailor_open(cfg, NULL);
+    if (!t) _exit(3);
+    for (int i = 0;; i++) {
+      char ev[200];
+      snprintf(ev, sizeof ev,
+               "{\"type\":\"view\",\"item\":\"i%d\",\"anon\":\"v\"}", i);
+      if (tailor_ingest(t, ev, strlen(ev), NULL) != TAILOR_OK) _exit(4);
+      if (write(fds[1], &i, sizeof i) != sizeof i) _exit(5);
+    }
+  }
+  close(fds[1]);
+  int last = -1, v;
+  while (last < 40 && read(fds[0], &v, sizeof v) == sizeof v) last = v;
+  kill(pid, SIGKILL);
+  /* Acknowledgements already in the pipe count too. */
+  while (read(fds[0], &v, sizeof v) == sizeof v) last = v;
+  close(fds[0]);
+  int status;
+  waitpid(pid, &status, 0);
+  CHECK(WIFSIGNALED(status));
+  CHECK(last >= 40);
+  char cfg[800];
+  snprintf(cfg, sizeof cfg, "{\"db\":\"%s\",\"strategies\":\"\"}", db);
+  tailor *t = tailor_open(cfg, NULL);
+  CHECK(t != NULL);
+  if (!t) return;
+  char *s = NULL;
+  CHECK_INT(tailor_stats(t, &s, NULL), TAILOR_OK);
+  long total = -1;
+  const char *p = s ? strstr(s, "\"events_total\":") : NULL;
+  if (p) total = strtol(p + strlen("\"events_total\":"), NULL, 10);
+  CHECK(total >= last + 1);
+  tailor_free(s);
+  tailor_close(t);
+}
+
+static void test_errors_named(void) {
+  CHECK_STR(tailor_strerror(TAILOR_EPARSE), "malformed JSON");
+  CHECK_STR(tailor_errname(TAILOR_EFIELD), "EFIELD");
+  CHECK_STR(tailor_strerror(12345), "unknown error");
+  tailor_error err = {0};
+  CHECK(tailor_open("{\"lua\":{\"budget\":1}}", &err) == NULL);
+  CHECK_CONTAINS(err.message, "unknown key 'lua.budget'");
+  CHECK(tailor_open("{\"strategies\":\"/no/such/folder\"}", &err) == NULL);
+  CHECK_CONTAINS(err.message, "/no/such/folder");
+}
+
+int main(void) {
+  const char *t = getenv("TAILOR_TEST_TMP");
+  snprintf(tmp, sizeof tmp, "%s", t ? t : "/tmp");
+  RUN(test_errors_named);
+  RUN(test_decide_through_strategy);
+  RUN(test_bad_requests);
+  RUN(test_sandbox_failures_fall_back);
+  RUN(test_hot_reload);
+  RUN(test_batch_keeps_good_lines);
+  RUN(test_rebuild_on_open);
+  RUN(test_sigkill_loses_no_acknowledged_event);
+  return CHECK_DONE();
+}

@@ -1,0 +1,844 @@
+/*
+** test_lvm.c: the Lua sandbox: loading a strategy folder, handlers, the
+** instruction budget, the memory cap, what a strategy can and cannot reach,
+** require, lvm_check_dir and lvm_dir_signature.
+*/
+#include <ftw.h>
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "lua/lvm.h"
+
+#define TEST_BUDGET 200000L        /* small: a runaway loop ends in ms */
+#define TEST_MEMORY (2u << 20)     /* small: a runaway allocation too */
+
+/*
+** ** Helpers
+*/
+static const char *tmp_root(void) {
+  const char *t = getenv("TAILOR_TEST_TMP");
+  return t && *t ? t : "/tmp";
+}
+
+/* A fresh folder under the test tmp; `buf` receives its path. */
+static const char *make_dir(char *buf, size_t n) {
+  snprintf(buf, n, "%s/lvm-XXXXXX", tmp_root());
+  if (!mkdtemp(buf)) {
+    perror(buf);
+    exit(2);
+  }
+  return buf;
+}
+
+/* Write `text` to dir/rel, creating one level of subfolder if needed. */
+static void write_file(const char *dir, const char *rel, const char *text) {
+  char path[1024];
+  const char *slash = strrchr(rel, '/');
+  FILE *f;
+  if (slash) {
+    snprintf(path, sizeof path, "%s/%.*s", dir, (int)(slash - rel), rel);
+    mkdir(path, 0700);
+  }
+  snprintf(path, sizeof path, "%s/%s", dir, rel);
+  if (!(f = fopen(path, "w"))) {
+    perror(path);
+    exit(2);
+  }
+  fputs(text, f);
+  fclose(f);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag,
+                        struct FTW *ftw) {
+  return remove(path);
+}
+
+static void remove_tree(const char *dir) {
+  nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+typedef struct log_capture {
+  int calls, level;
+  char last[256];
+} log_capture;
+
+static void capture_log(void *ud, int level, const char *msg) {
+  log_capture *c = ud;
+  c->calls++;
+  c->level = level;
+  snprintf(c->last, sizeof c->last, "%s", msg);
+}
+
+/* The host API a test state gets: a `tailor` table with a name and a load
+   counter modules can bump. */
+static void open_test_api(lua_State *L, void *ud) {
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, ud ? (const char *)ud : "test-host");
+  lua_setfield(L, -2, "name");
+  lua_pushinteger(L, 0);
+  lua_setfield(L, -2, "loads");
+  lua_setglobal(L, "tailor");
+}
+
+static void open_failing_api(lua_State *L, void *ud) {
+  luaL_error(L, "api refused to open");
+}
+
+static lvm_config test_config(const char *dir) {
+  lvm_config c;
+  memset(&c, 0, sizeof c);
+  c.dir = dir;
+  c.budget = TEST_BUDGET;
+  c.memory_limit = TEST_MEMORY;
+  c.open_api = open_test_api;
+  return c;
+}
+
+static lvm *open_vm(const char *dir, tailor_error *err) {
+  lvm_config c = test_config(dir);
+  memset(err, 0, sizeof *err);
+  return lvm_new(&c, err);
+}
+
+/* What lvm_pcall runs: the handler named in the call, with an optional
+   string argument; its result as text in `out`. */
+typedef struct call {
+  const char *handler;
+  const char *arg;
+  char out[256];
+} call;
+
+static int call_handler(lua_State *L) {
+  call *c = lvm_ud(L);
+  if (!lvm_push_handler(lvm_of(L), c->handler, NULL))
+    return luaL_error(L, "no handler '%s'", c->handler);
+  if (c->arg) lua_pushstring(L, c->arg);
+  lua_call(L, c->arg ? 1 : 0, 1);
+  snprintf(c->out, sizeof c->out, "%s", luaL_tolstring(L, -1, NULL));
+  lua_pop(L, 1);
+  return 1; /* the handler's result stays on the stack */
+}
+
+/* Call `handler` and return the lvm_pcall code; `out` gets the result. */
+static int run(lvm *vm, const char *handler, call *c, tailor_error *err) {
+  int rc;
+  memset(c, 0, sizeof *c);
+  memset(err, 0, sizeof *err);
+  c->handler = handler;
+  rc = lvm_pcall(vm, call_handler, c, err);
+  lua_settop(lvm_state(vm), 0);
+  return rc;
+}
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+** ** Loading and calling
+*/
+static void test_handlers_from_two_files(void) {
+  char buf[512];
+  const char *dir = make_dir(buf, sizeof buf);
+  tailor_error err;
+  call c;
+  const char *file = NULL;
+  lvm *vm;
+  write_file(dir, "a.lua",
+             "return { recommend = function(x) return 'rec:' .. x end }\n");
+  write_file(dir, "b.lua",
+             "local n = 0\n"
+             "return { popup = function() n = n + 1 return n * 10 end,\n"
+             "         segments = { vip = function() return true end },\n"
+             "         version = 3 }\n");
+  write_file(dir, "notes.txt", "not a strategy");
+  write_file(dir, ".hidden.lua", "this would not compile");
+  vm = open_vm(dir, &err);
+  CHECK(vm != NULL);
+  if (!vm) {
+    fprintf(stderr, "  %s\n", err.message);
+    remove_tree(dir);
+    return;
+  }
+  CHECK(lvm_has_handler(vm, "recommend"));
+  CHECK(lvm_has_handler(vm, "popup"));
+  CHECK(lvm_has_handler(vm, "segments"));
+  CHECK(!lvm_has_handler(vm, "version")); /* not a function */
+  CHECK(!lvm_has_handler(vm, "discount"));
+
+  memset(&c, 0, sizeof c);
+  c.handler = "recommend";
+  c.arg = "sku-1";
+  CHECK_INT(lvm_pcall(vm, call_handler, &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "rec:sku-1");
+  /* The stack is left as the function left it: its one result. */
+  CHECK_INT(lua_gettop(lvm_state(vm)), 1);
+  CHECK_STR(lua_tostring(lvm_state(vm), -1), "rec:sku-1");
+  lua_settop(lvm_state(vm), 0);
+
+  CHECK_INT(run(vm, "popup", &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "10");
+  CHECK_INT(run(vm, "popup", &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "20"); /* the state lives across calls */
+
+  CHECK_INT(lvm_push_handler(vm, "segments", &file), 1);
+  CHECK_INT(lua_type(lvm_state(vm), -1), LUA_TTABLE);
+  CHECK_STR(file, "b.lua");
+  lua_settop(lvm_state(vm), 0);
+  CHECK_INT(lvm_push_handler(vm, "discount", &file), 0);
+  CHECK_INT(lua_gettop(lvm_state(vm)), 0);
+
+  CHECK(lvm_memory(vm) > 0);
+  CHECK(lvm_memory(vm) < lvm_memory_limit(vm));
+  CHECK_INT(lvm_memory_limit(vm), TEST_MEMORY);
+  lvm_free(vm);
+  remove_tree(dir);
+}
+
+static void test_no_folder(void) {
+  tailor_error err;
+  lvm *vm = open_vm(NULL, &err);
+  call c;
+  CHECK(vm != NULL);
+  if (!vm) return;
+  CHECK(!lvm_has_handler(vm, "recommend"));
+  CHECK_INT(run(vm, "recommend", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "no handler 'recommend'");
+  lvm_free(vm);
+  lvm_free(NULL);
+
+  vm = open_vm("/nonexistent/strategies", &err);
+  CHECK(vm == NULL);
+  CHECK_INT(err.code, TAILOR_ECONFIG);
+  CHECK_CONTAINS(err.message, "/nonexistent/strategies");
+}
+
+static void test_duplicate_handler(void) {
+  char buf[512];
+  const char *dir = make_dir(buf, sizeof buf);
+  tailor_error err;
+  lvm *vm;
+  write_file(dir, "a.lua", "return { recommend = function() end }\n");
+  write_file(dir, "b.lua", "return { recommend = function() end }\n");
+  vm = open_vm(dir, &err);
+  CHECK(vm == NULL);
+  CHECK_INT(err.code, TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "handler 'recommend' defined in both a.lua and b.lua");
+  lvm_free(vm);
+  remove_tree(dir);
+}
+
+static void test_load_errors(void) {
+  char buf[512];
+  const char *dir = make_dir(buf, sizeof buf);
+  tailor_error err;
+  lvm *vm;
+  write_file(dir, "bad.lua", "return {\n  a = 1,\n  b = = 2,\n}\n");
+  vm = open_vm(dir, &err);
+  CHECK(vm == NULL);
+  CHECK_INT(err.code, TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "bad.lua:3:");
+  CHECK(strchr(err.message, '\n') == NULL);
+  lvm_free(vm);
+  remove_tree(dir);
+
+  dir = make_dir(buf, sizeof buf);
+  write_file(dir, "x.lua", "local t = {}\n");
+  vm = open_vm(dir, &err);
+  CHECK(vm == NULL);
+  CHECK_STR(err.message, "x.lua: must return a table of handlers (got nil)");
+  remove_tree(dir);
+
+  dir = make_dir(buf, sizeof buf);
+  write_file(dir, "spin.lua", "local n = 0\nwhile true do n = n + 1 end\n");
+  vm = open_vm(dir, &err);
+  CHECK(vm == NULL);
+  CHECK_INT(err.code, TAILOR_EBUDGET);
+  CHECK_CONTAINS(err.message, "spin.lua:2:");
+  remove_tree(dir);
+
+  /* A compiled chunk as a strategy file is refused: text only. */
+  dir = make_dir(buf, sizeof buf);
+  write_file(dir, "bin.lua", "\033Lua\x54");
+  vm = open_vm(dir, &err);
+  CHECK(vm == NULL);
+  CHECK_INT(err.code, TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "binary");
+  remove_tree(dir);
+}
+
+static void test_error_messages(void) {
+  char buf[512];
+  const char *dir = make_dir(buf, sizeof buf);
+  tailor_error err;
+  call c;
+  lvm *vm;
+  write_file(dir, "e.lua",
+             "return {\n"
+             "  tbl = function() error({}) end,\n"
+             "  lines = function() error('one\\ntwo') end,\n"
+             "  num = function() error(42) end,\n"
+             "}\n");
+  vm = open_vm(dir, &err);
+  CHECK(vm != NULL);
+  if (!vm) goto out;
+  CHECK_INT(run(vm, "tbl", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_STR(err.message, "(error object is a table value)");
+  CHECK_INT(lua_gettop(lvm_state(vm)), 0);
+  CHECK_INT(run(vm, "lines", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_STR(err.message, "e.lua:3: one two");
+  CHECK_INT(run(vm, "num", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_STR(err.message, "42");
+  lvm_free(vm);
+out:
+  remove_tree(dir);
+}
+
+/*
+** ** Budget
+*/
+static void test_budget(void) {
+  char buf[512];
+  const char *dir = make_dir(buf, sizeof buf);
+  tailor_error err;
+  call c;
+  lvm *vm;
+  double t0;
+  write_file(dir, "loop.lua",
+             "return {\n"
+             "  spin = function()\n"
+             "    while true do end\n"
+             "  end,\n"
+             "  caught = function()\n"
+             "    for i = 1, 1000 do pcall(function() while true do end end) end\n"
+             "    return 'escaped'\n"
+             "  end,\n"
+             "  nested = function()\n"
+             "    while true do\n"
+             "      pcall(function() while true do pcall(function() while true do end end) end end)\n"
+             "    end\n"
+             "  end,\n"
+             "  co = function()\n"
+             "    local co = coroutine.create(function() while true do end end)\n"
+             "    local ok = coroutine.resume(co)\n"
+             "    return 'escaped'\n"
+             "  end,\n"
+             "  wrapped = function()\n"
+             "    local f = coroutine.wrap(function() while true do end end)\n"
+             "    pcall(f)\n"
+             "    return 'escaped'\n"
+             "  end,\n"
+             "  ok = function() local n = 0 for i = 1, 1000 do n = n + i end return n end,\n"
+             "}\n");
+  vm = open_vm(dir, &err);
+  CHECK(vm != NULL);
+  if (!vm) goto out;
+  t0 = now_seconds();
+  CHECK_INT(run(vm, "spin", &c, &err), TAILOR_EBUDGET);
+  CHECK_CONTAINS(err.message, "loop.lua:3:");
+  CHECK_CONTAINS(err.message, "instruction budget exhausted (200000 instructions)");
+  CHECK_INT(err.code, TAILOR_EBUDGET);
+  CHECK_INT(run(vm, "caught", &c, &err), TAILOR_EBUDGET);
+  CHECK_CONTAINS(err.message, "loop.lua:6:");
+  CHECK(strcmp(c.out, "escaped") != 0);
+  CHECK_INT(run(vm, "nested", &c, &err), TAILOR_EBUDGET);
+  CHECK_INT(run(vm, "co", &c, &err), TAILOR_EBUDGET);
+  CHECK_CONTAINS(err.message, "loop.lua:15:");
+  CHECK(strcmp(c.out, "escaped") != 0);
+  CHECK_INT(run(vm, "wrapped", &c, &err), TAILOR_EBUDGET);
+  CHECK_CONTAINS(err.message, "loop.lua:20:");
+  CHECK(now_seconds() - t0 < 5.0);
+  /* Each call gets a fresh budget: a normal call still runs. */
+  CHECK_INT(run(vm, "ok", &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "500500");
+  CHECK_INT(run(vm, "co", &c, &err), TAILOR_EBUDGET);
+  CHECK_INT(run(vm, "ok", &c, &err), TAILOR_OK);
+  lvm_free(vm);
+out:
+  remove_tree(dir);
+}
+
+/* Strategies that try the corners: a finalizer (Lua runs those with hooks
+   off, so they are refused), a to-be-closed variable and an error object
+   whose __tostring never end, runaway recursion, one huge string, a
+   coroutine kept across calls. */
+static void test_hostile_corners(void) {
+  char buf[512];
+  const char *dir = make_dir(buf, sizeof buf);
+  tailor_error err;
+  call c;
+  lvm *vm;
+  double t0 = now_seconds();
+  write_file(dir, "h.lua",
+             "local spin = function() while true do end end\n"
+             "local kept\n"
+             "return {\n"
+             "  gc = function()\n"
+             "    for i = 1, 10 do setmetatable({}, {__gc = spin}) end\n"
+             "    return 'left garbage'\n"
+             "  end,\n"
+             "  close = function()\n"
+             "    local x <close> = setmetatable({}, {__close = spin})\n"
+             "    error('first')\n"
+             "  end,\n"
+             "  tostr = function() error(setmetatable({}, {__tostring = spin})) end,\n"
+             "  recurse = function() local function f() return 1 + f() end return f() end,\n"
+             "  huge = function() return #string.rep('x', 1 << 30) end,\n"
+             "  gen = function()\n"
+             "    kept = kept or coroutine.wrap(function()\n"
+             "      local n = 0 while true do n = n + 1 coroutine.yield(n) end\n"
+             "    end)\n"
+             "    return kept()\n"
+             "  end,\n"
+             "}\n");
+  vm = open_vm(dir, &err);
+  CHECK(vm != NULL);
+  if (!vm) goto out;
+  CHECK_INT(run(vm, "gc", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "h.lua:5: __gc metamethods are not allowed");
+  CHECK_INT(run(vm, "close", &c, &err), TAILOR_EBUDGET);
+  CHECK_INT(run(vm, "tostr", &c, &err), TAILOR_EBUDGET);
+  /* The Lua stack outgrows the 2 MiB cap before its own limit. */
+  CHECK_INT(run(vm, "recurse", &c, &err), TAILOR_ELUAMEM);
+  CHECK_INT(run(vm, "huge", &c, &err), TAILOR_ELUAMEM);
+  CHECK_INT(run(vm, "gen", &c, &err), TAILOR_OK);
+  CHECK_INT(run(vm, "gen", &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "2"); /* the coroutine lives across calls */
+  lvm_free(vm);
+  CHECK(now_seconds() - t0 < 5.0);
+out:
+  remove_tree(dir);
+}
+
+/* A call into lvm_pcall from inside a call would arm a fresh budget. */
+static int nested_pcall(lua_State *L) {
+  tailor_error err;
+  lua_pushinteger(L, lvm_pcall(lvm_of(L), nested_pcall, NULL, &err));
+  return 1;
+}
+
+static void test_not_reentrant(void) {
+  tailor_error err;
+  lvm *vm = open_vm(NULL, &err);
+  CHECK(vm != NULL);
+  if (!vm) return;
+  CHECK_INT(lvm_pcall(vm, nested_pcall, NULL, &err), TAILOR_OK);
+  CHECK_INT(lua_tointeger(lvm_state(vm), -1), TAILOR_EINVAL);
+  lua_settop(lvm_state(vm), 0);
+  lvm_free(vm);
+}
+
+/*
+** ** Memory
+*/
+static void test_memory_cap(void) {
+  char buf[512];
+  const char *dir = make_dir(buf, sizeof buf);
+  tailor_error err;
+  call c;
+  lvm *vm;
+  size_t before;
+  write_file(dir, "mem.lua",
+             "local function hog()\n"
+             "  local t = {} while true do t[#t+1] = string.rep('x', 1000) .. #t end\n"
+             "end\n"
+             "return {\n"
+             "  hog = hog,\n"
+             "  caught = function() pcall(hog) return 'survived' end,\n"
+             "  churn = function()\n"
+             "    local keep = {}\n"
+             "    for i = 1, 1100 do keep[i] = string.rep('k', 1000) .. i end\n"
+             "    for i = 1, 4000 do local s = string.rep('g', 1000) .. i end\n"
+             "    return #keep\n"
+             "  end,\n"
+             "  ok = function() return 'fine' end,\n"
+             "}\n");
+  vm = open_vm(dir, &err);
+  CHECK(vm != NULL);
+  if (!vm) goto out;
+  before = lvm_memory(vm);
+  CHECK_INT(run(vm, "hog", &c, &err), TAILOR_ELUAMEM);
+  CHECK_STR(err.message, "mem.lua: out of memory (limit 2 MiB)");
+  CHECK(lvm_memory(vm) <= lvm_memory_limit(vm));
+  /* The failed call's garbage is collected and the state still works. */
+  CHECK(lvm_memory(vm) < before + (256u << 10));
+  CHECK_INT(run(vm, "ok", &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "fine");
+  /* Catching the memory error does not hide it. */
+  CHECK_INT(run(vm, "caught", &c, &err), TAILOR_ELUAMEM);
+  CHECK_STR(c.out, "survived"); /* it did return, yet the call failed */
+  /* Garbage near the cap is reclaimed by Lua's emergency collection: the
+     call succeeds and is not reported as out of memory. */
+  CHECK_INT(run(vm, "churn", &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "1100");
+  CHECK_INT(run(vm, "ok", &c, &err), TAILOR_OK);
+  lvm_free(vm);
+out:
+  remove_tree(dir);
+}
+
+static void test_tiny_memory_limit(void) {
+  tailor_error err;
+  lvm_config c = test_config(NULL);
+  lvm *vm;
+  c.memory_limit = 4096; /* not even the base library fits */
+  memset(&err, 0, sizeof err);
+  vm = lvm_new(&c, &err);
+  CHECK(vm == NULL);
+  CHECK_INT(err.code, TAILOR_ELUAMEM);
+  CHECK_CONTAINS(err.message, "4096 bytes");
+  lvm_free(vm);
+}
+
+/*
+** ** The sandbox
+*/
+static void test_sandbox_refuses(void) {
+  static const struct {
+    const char *handler, *expect;
+  } cases[] = {
+      {"os_execute", "s.lua:2: os.execute is not available in strategies"},
+      {"io_open", "undeclared global 'io'"},
+      {"debug", "undeclared global 'debug'"},
+      {"package", "undeclared global 'package'"},
+      {"dofile", "undeclared global 'dofile'"},
+      {"loadfile", "undeclared global 'loadfile'"},
+      {"dump", "string.dump is not available"},
+      {"binary", "binary chunk"},
+      {"binary_mode", "binary chunk"},
+      {"gc", "collectgarbage('collect') is not allowed"},
+      {"new_global", "s.lua:13: assignment to undeclared global 'counter'"},
+      {"read_global", "s.lua:14: read of undeclared global 'undefined_thing'"},
+      {"unfreeze", "protected metatable"},
+      {"require_os", "module 'os' not found"},
+      {"getenv", "os.getenv is not available"},
+  };
+  char buf[512];
+  const char *dir = make_dir(buf, sizeof buf);
+  tailor_error err;
+  call c;
+  lvm *vm;
+  write_file(dir, "s.lua",
+             "return {\n"
+             "  os_execute = function() return os.execute('true') end,\n"
+             "  io_open = function() return io.open('/etc/passwd') end,\n"
+             "  debug = function() return debug.getinfo(1) end,\n"
+             "  package = function() return package.loaded end,\n"
+             "  dofile = function() return dofile('/etc/passwd') end,\n"
+             "  loadfile = function() return loadfile('/etc/passwd') end,\n"
+             "  dump = function() return string.dump(function() end) end,\n"
+             "  binary = function() return assert(load('\\27Lua\\84\\0')) end,\n"
+             "  binary_mode = function() return assert(load('\\27Lua\\84\\0', 'x', 'b')) end,\n"
+             "  gc = function() return collectgarbage() end,\n"
+             "  count = function() return type(collectgarbage('count')) end,\n"
+             "  new_global = function() counter = 1 end,\n"
+             "  read_global = function() return undefined_thing end,\n"
+             "  unfreeze = function() setmetatable(_G, nil) end,\n"
+             "  require_os = function() return require('os') end,\n"
+             "  getenv = function() return os.getenv('HOME') end,\n"
+             "  text_load = function() return load('return 6 * 7')() end,\n"
+             "  env_load = function() return load('return x', 'c', 't', {x = 5})() end,\n"
+             "  rawset_ok = function() return rawequal(_G, _G) end,\n"
+             "}\n");
+  vm = open_vm(dir, &err);
+  CHECK(vm != NULL);
+  if (!vm) goto out;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    int rc = run(vm, cases[i].handler, &c, &err);
+    if (rc != TAILOR_ESTRATEGY || !strstr(err.message, cases[i].expect))
+      fprintf(stderr, "  case %s: rc %d, \"%s\"\n", cases[i].handler, rc,
+              err.message);
+    CHECK_INT(rc, TAILOR_ESTRATEGY);
+    CHECK_CONTAINS(err.message, cases[i].expect);
+  }
+  CHECK_INT(run(vm, "count", &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "number");
+  CHECK_INT(run(vm, "text_load", &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "42");
+  CHECK_INT(run(vm, "env_load", &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "5");
+  lvm_free(vm);
+out:
+  remove_tree(dir);
+}
+
+static void test_os_subset_and_print(void) {
+  char buf[512];
+  const char *dir = make_dir(buf, sizeof buf);
+  tailor_error err;
+  call c;
+  log_capture logs = {0};
+  lvm_config cfg = test_config(dir);
+  lvm *vm;
+  write_file(dir, "t.lua",
+             "return {\n"
+             "  clock = function()\n"
+             "    assert(type(os.time()) == 'number' and os.time() > 1600000000)\n"
+             "    assert(os.time({year = 2020, month = 1, day = 1, hour = 12}) > 0)\n"
+             "    assert(os.clock() >= 0)\n"
+             "    return os.date('!%Y-%m-%d', 86400)\n"
+             "  end,\n"
+             "  say = function() print('hello', 42, nil, true) return 'said' end,\n"
+             "  api = function() return tailor.name end,\n"
+             "}\n");
+  cfg.log = capture_log;
+  cfg.log_ud = &logs;
+  cfg.api_ud = (void *)"shop-api";
+  vm = lvm_new(&cfg, &err);
+  CHECK(vm != NULL);
+  if (!vm) goto out;
+  CHECK_INT(run(vm, "clock", &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "1970-01-02");
+  CHECK_INT(run(vm, "say", &c, &err), TAILOR_OK);
+  CHECK_INT(logs.calls, 1);
+  CHECK_INT(logs.level, TAILOR_LOG_INFO);
+  CHECK_STR(logs.last, "hello\t42\tnil\ttrue");
+  CHECK_INT(run(vm, "api", &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "shop-api");
+  lvm_free(vm);
+
+  /* Without a log, print is dropped, not an error. */
+  cfg.log = NULL;
+  vm = lvm_new(&cfg, &err);
+  CHECK(vm != NULL);
+  if (vm) {
+    CHECK_INT(run(vm, "say", &c, &err), TAILOR_OK);
+    CHECK_STR(c.out, "said");
+  }
+  lvm_free(vm);
+out:
+  remove_tree(dir);
+}
+
+static void test_open_api(void) {
+  char buf[512];
+  const char *dir = make_dir(buf, sizeof buf);
+  tailor_error err;
+  lvm_config cfg = test_config(dir);
+  lvm *vm;
+  /* The API is there while the files load, and frozen with the rest. */
+  write_file(dir, "a.lua",
+             "local name = tailor.name\n"
+             "return { name = function() return name end }\n");
+  vm = lvm_new(&cfg, &err);
+  CHECK(vm != NULL);
+  lvm_free(vm);
+
+  cfg.open_api = open_failing_api;
+  memset(&err, 0, sizeof err);
+  vm = lvm_new(&cfg, &err);
+  CHECK(vm == NULL);
+  CHECK_INT(err.code, TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "api refused to open");
+
+  cfg.open_api = NULL; /* no API: reading `tailor` is an undeclared global */
+  vm = lvm_new(&cfg, &err);
+  CHECK(vm == NULL);
+  CHECK_CONTAINS(err.message, "a.lua:1: read of undeclared global 'tailor'");
+  remove_tree(dir);
+}
+
+static void test_random_is_deterministic(void) {
+  char buf[512];
+  const char *dir = make_dir(buf, sizeof buf);
+  tailor_error err;
+  call c1, c2;
+  lvm *a, *b;
+  write_file(dir, "r.lua",
+             "return { roll = function()\n"
+             "  return math.random(1, 1000000) .. ',' .. math.random(1, 1000000)\n"
+             "end }\n");
+  a = open_vm(dir, &err);
+  b = open_vm(dir, &err);
+  CHECK(a && b);
+  if (a && b) {
+    CHECK_INT(run(a, "roll", &c1, &err), TAILOR_OK);
+    CHECK_INT(run(b, "roll", &c2, &err), TAILOR_OK);
+    CHECK_STR(c1.out, c2.out);
+  }
+  lvm_free(a);
+  lvm_free(b);
+  remove_tree(dir);
+}
+
+/*
+** ** require
+*/
+static void test_require(void) {
+  char buf[512];
+  const char *dir = make_dir(buf, sizeof buf);
+  tailor_error err;
+  call c;
+  lvm *vm;
+  write_file(dir, "lib/util.lua",
+             "tailor.loads = tailor.loads + 1\n"
+             "return { double = function(x) return 2 * x end }\n");
+  write_file(dir, "lib/broken.lua", "local x = 1\nerror('module went wrong')\n");
+  write_file(dir, "lib/syntax.lua", "return {\n  = 1\n}\n");
+  write_file(dir, "lib/loop.lua", "return require 'lib.loop'\n");
+  write_file(dir, "secret.txt", "return 'outside'\n");
+  write_file(dir, "main.lua",
+             "local util = require 'lib.util'\n"
+             "return {\n"
+             "  twice = function()\n"
+             "    local a, b = require 'lib.util', require('lib.util')\n"
+             "    assert(a == b and a == util)\n"
+             "    return tailor.loads .. ':' .. util.double(21)\n"
+             "  end,\n"
+             "  up = function() return require '../secret' end,\n"
+             "  slash = function() return require 'lib/util' end,\n"
+             "  dotted = function() return require '.hidden' end,\n"
+             "  odd = function() return require 'lib.util lua' end,\n"
+             "  missing = function() return require 'lib.nothing' end,\n"
+             "  broken = function() return require 'lib.broken' end,\n"
+             "  syntax = function() return require 'lib.syntax' end,\n"
+             "  loop = function() return require 'lib.loop' end,\n"
+             "}\n");
+  vm = open_vm(dir, &err);
+  CHECK(vm != NULL);
+  if (!vm) {
+    fprintf(stderr, "  %s\n", err.message);
+    goto out;
+  }
+  CHECK(!lvm_has_handler(vm, "double")); /* modules are not strategy files */
+  CHECK_INT(run(vm, "twice", &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "1:42");
+  CHECK_INT(run(vm, "up", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "main.lua:8: invalid module name '../secret'");
+  CHECK_INT(run(vm, "slash", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "invalid module name");
+  CHECK_INT(run(vm, "dotted", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "invalid module name");
+  CHECK_INT(run(vm, "odd", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "invalid module name");
+  CHECK_INT(run(vm, "missing", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message,
+                 "main.lua:12: module 'lib.nothing' not found in strategies folder");
+  CHECK_INT(run(vm, "broken", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "lib/broken.lua:2: module went wrong");
+  CHECK_INT(run(vm, "syntax", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "lib/syntax.lua:2:");
+  CHECK_INT(run(vm, "loop", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "circular require");
+  /* A failed module is not cached as loaded: it fails the same way again. */
+  CHECK_INT(run(vm, "broken", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "module went wrong");
+  CHECK_INT(run(vm, "twice", &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "1:42");
+  lvm_free(vm);
+out:
+  remove_tree(dir);
+}
+
+/*
+** ** lvm_check_dir and lvm_dir_signature
+*/
+typedef struct reports {
+  int calls, null_file;
+  char files[256];
+  char text[1024];
+} reports;
+
+static void collect_report(void *ud, const char *file, const char *msg) {
+  reports *r = ud;
+  size_t n = strlen(r->text);
+  r->calls++;
+  if (!file) r->null_file++;
+  else strncat(r->files, file, sizeof r->files - strlen(r->files) - 2),
+       strcat(r->files, " ");
+  snprintf(r->text + n, sizeof r->text - n, "%s|", msg);
+}
+
+static void test_check_dir(void) {
+  char buf[512];
+  const char *dir = make_dir(buf, sizeof buf);
+  reports r = {0};
+  lvm_config cfg = test_config("ignored");
+  write_file(dir, "a_bad.lua", "return {\n  x = ,\n}\n");
+  write_file(dir, "b_good.lua", "return { recommend = function() end }\n");
+  write_file(dir, "c_bad.lua",
+             "local t = {}\n"
+             "t.x = 1\n"
+             "error('refusing to load')\n"
+             "return t\n");
+  CHECK_INT(lvm_check_dir(dir, &cfg, collect_report, &r), 2);
+  CHECK_INT(r.calls, 2);
+  CHECK_STR(r.files, "a_bad.lua c_bad.lua ");
+  CHECK_CONTAINS(r.text, "a_bad.lua:2:");
+  CHECK_CONTAINS(r.text, "c_bad.lua:3: refusing to load");
+
+  /* The same folder cannot be opened as an lvm: it stops at the first. */
+  {
+    tailor_error err;
+    lvm *vm = open_vm(dir, &err);
+    CHECK(vm == NULL);
+    CHECK_CONTAINS(err.message, "a_bad.lua:2:");
+  }
+
+  memset(&r, 0, sizeof r);
+  CHECK_INT(lvm_check_dir("/nonexistent/strategies", &cfg, collect_report, &r),
+            -1);
+  CHECK_INT(r.null_file, 1);
+  CHECK_CONTAINS(r.text, "/nonexistent/strategies");
+  CHECK_INT(lvm_check_dir(dir, NULL, NULL, NULL), 2);
+  remove_tree(dir);
+}
+
+static void test_dir_signature(void) {
+  char buf[512];
+  const char *dir = make_dir(buf, sizeof buf);
+  uint64_t s1, s2, s3, s4, s5;
+  write_file(dir, "a.lua", "return {}\n");
+  write_file(dir, "lib/m.lua", "return {}\n");
+  s1 = lvm_dir_signature(dir);
+  CHECK(s1 != 0);
+  CHECK(lvm_dir_signature(dir) == s1); /* stable */
+  write_file(dir, "notes.txt", "not lua");
+  CHECK(lvm_dir_signature(dir) == s1); /* only *.lua counts */
+  write_file(dir, "a.lua", "return { }\n");
+  s2 = lvm_dir_signature(dir);
+  CHECK(s2 != s1);
+  CHECK(lvm_dir_signature(dir) == s2);
+  write_file(dir, "b.lua", "return {}\n");
+  s3 = lvm_dir_signature(dir);
+  CHECK(s3 != s2);
+  write_file(dir, "lib/m.lua", "return {1}\n"); /* subfolders count too */
+  s4 = lvm_dir_signature(dir);
+  CHECK(s4 != s3);
+  write_file(dir, "lib/n.lua", "return {}\n");
+  s5 = lvm_dir_signature(dir);
+  CHECK(s5 != s4);
+  CHECK(lvm_dir_signature("/nonexistent/strategies") == 0);
+  CHECK(lvm_dir_signature(NULL) == 0);
+  remove_tree(dir);
+}
+
+int main(void) {
+  mkdir(tmp_root(), 0700);
+  RUN(test_handlers_from_two_files);
+  RUN(test_no_folder);
+  RUN(test_duplicate_handler);
+  RUN(test_load_errors);
+  RUN(test_error_messages);
+  RUN(test_budget);
+  RUN(test_hostile_corners);
+  RUN(test_not_reentrant);
+  RUN(test_memory_cap);
+  RUN(test_tiny_memory_limit);
+  RUN(test_sandbox_refuses);
+  RUN(test_os_subset_and_print);
+  RUN(test_open_api);
+  RUN(test_random_is_deterministic);
+  RUN(test_require);
+  RUN(test_check_dir);
+  RUN(test_dir_signature);
+  return CHECK_DONE();
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# cli.sh: the tailor command line on the real binary: ingest with good and
+# bad lines, stats, decide, check, help and exit codes.
+set -u
+T=${TAILOR:?} ROOT=${TAILOR_ROOT:?}
+dir=$(mktemp -d "${TAILOR_TEST_TMP:-/tmp}/cliXXXXXX")
+pass=0 fail=0
+ok()  { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+expect() { # expect NAME CONDITION...
+  local name=$1; shift
+  if "$@"; then ok; else bad "$name"; fi
+}
+
+cat > "$dir/events.ndjson" <<'NDJSON'
+{"type":"item_upsert","item":{"id":"a","price":3}}
+{"type":"view","item":"a","anon":"v1"}
+{"type":"view","anon":"v1"}
+{"type":"view","item":"a","anon":"v2","ts":"yesterday"}
+not json at all
+{"event":"Product Viewed","anonymousId":"v3","properties":{"product_id":"a"}}
+NDJSON
+
+"$T" ingest --db "$dir/shop.db" "$dir/events.ndjson" >"$dir/out" 2>"$dir/err"
+code=$?
+expect "ingest exits 2 on rejected lines" test "$code" = 2
+expect "ingest counts" grep -q "accepted 3, rejected 3" "$dir/out"
+expect "line 3 named with field" grep -q "^line 3: .*item" "$dir/err"
+expect "line 4 bad timestamp" grep -q "^line 4: .*ts" "$dir/err"
+expect "line 5 bad json" grep -q "^line 5: " "$dir/err"
+
+"$T" stats --db "$dir/shop.db" >"$dir/stats"
+expect "stats exits 0" test $? = 0
+expect "stats counts views" grep -q '"view": 2' "$dir/stats"
+expect "stats counts items" grep -q '"items": 1' "$dir/stats"
+
+echo '{"kind":"recommend","anon":"v9","k":3}' |
+  "$T" decide --db "$dir/shop.db" --strategies "$ROOT/strategies" >"$dir/dec"
+expect "decide exits 0" test $? = 0
+expect "decide recommends the viewed item" grep -q '"id":"a"' "$dir/dec"
+
+echo '{"kind":' | "$T" decide --db "$dir/shop.db" --strategies "$ROOT/strategies" 2>"$dir/err"
+expect "bad request exits 2" test $? = 2
+expect "bad request explained" grep -q "decide: line [0-9]* column" "$dir/err"
+
+mkdir -p "$dir/strat"
+printf 'return { recommend = function(ctx) return {} end }\n' > "$dir/strat/good.lua"
+printf 'return { popup = function(ctx)\n  return {\nend }\n' > "$dir/strat/broken.lua"
+"$T" check "$dir/strat" 2>"$dir/err"
+expect "check exits 2 on a broken file" test $? = 2
+expect "check reports file:line" grep -q "broken.lua:3:" "$dir/err"
+"$T" check "$ROOT/strategies" >/dev/null
+expect "shipped strategies compile" test $? = 0
+
+for cmd in ingest decide check stats config; do
+  "$T" $cmd --help >/dev/null
+  expect "$cmd --help" test $? = 0
+done
+"$T" nosuch 2>/dev/null
+expect "unknown command exits 2" test $? = 2
+
+rm -rf "$dir"
+echo "$pass passed, $fail failed"
+test "$fail" = 0
