@@ -3,7 +3,8 @@
 ** (engine.c: open, ingest, stats; decide.c: decisions; lua/lapi.c: the
 ** strategies' API).
 **
-** Locking model.  `write_mu` serializes everything that writes: the store
+** Locking model.  Ingesting callers meet in a group commit (commit_mu): one
+** of them writes every queued event in one transaction.  `write_mu` serializes everything that writes: the store
 ** append and then the index update, so events reach the index in the order
 ** of their sequence numbers.  `lock` is a reader/writer lock over the index:
 ** decisions hold it shared for the whole strategy call, ingestion holds it
@@ -25,7 +26,8 @@
 #include "store/store.h"
 #include "tailor.h"
 
-typedef struct vm_slot vm_slot; /* one thread's Lua state */
+typedef struct vm_slot vm_slot;       /* one thread's Lua state */
+typedef struct commit_req commit_req; /* events waiting for a group commit */
 
 struct tailor {
   config cfg;
@@ -33,6 +35,12 @@ struct tailor {
   idx *ix;
   pthread_mutex_t write_mu;
   pthread_rwlock_t lock;
+
+  /* Group commit (engine.c): callers queue, one leader writes them all. */
+  pthread_mutex_t commit_mu;
+  pthread_cond_t commit_cv;
+  commit_req *commit_queue;
+  int committing;
 
   /* Per-thread Lua states, all listed so tailor_close() can free them. */
   pthread_key_t vm_key;

@@ -188,6 +188,32 @@ static int sb_collectgarbage(lua_State *L) {
   return 1;
 }
 
+/* string.rep and table.move are C loops the count hook cannot see: an empty
+   string repeated 1e15 times, or a move over 1e15 slots, would hang the
+   thread.  Bound both before calling the original. */
+#define LVM_MAX_MOVE 10000000 /* elements one table.move may touch */
+
+static int sb_rep(lua_State *L) {
+  size_t len, seplen;
+  luaL_checklstring(L, 1, &len);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_optlstring(L, 3, "", &seplen);
+  if (n > 0 && len + seplen == 0) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  if (n > 0 && (double)n * (double)(len + seplen) > (double)lvm_of(L)->limit)
+    return luaL_error(L, "string.rep: result larger than the memory cap");
+  return call_original(L);
+}
+
+static int sb_move(lua_State *L) {
+  lua_Integer f = luaL_checkinteger(L, 2), e = luaL_checkinteger(L, 3);
+  if (e >= f && (lua_Unsigned)e - (lua_Unsigned)f >= LVM_MAX_MOVE)
+    return luaL_error(L, "table.move: more than %d elements", LVM_MAX_MOVE);
+  return call_original(L);
+}
+
 /* setmetatable refusing __gc: Lua runs finalizers with hooks off (GCTM), so
    a finalizer would run outside the budget, at any later allocation or in
    lua_close.  An object only gets a finalizer when its metatable has __gc
@@ -358,6 +384,13 @@ static int open_sandbox(lua_State *L) {
   lua_getfield(L, 1, LUA_STRLIBNAME);
   lua_pushcfunction(L, no_dump);
   lua_setfield(L, -2, "dump"); /* the one way back to bytecode */
+  lua_getfield(L, -1, "rep");
+  lua_pushcclosure(L, sb_rep, 1);
+  lua_setfield(L, -2, "rep");
+  lua_getfield(L, 1, LUA_TABLIBNAME);
+  lua_getfield(L, -1, "move");
+  lua_pushcclosure(L, sb_move, 1);
+  lua_setfield(L, -2, "move");
   lua_getfield(L, 1, LUA_MATHLIBNAME);
   lua_getfield(L, -1, "randomseed");
   lua_pushinteger(L, LVM_RANDOM_SEED);

@@ -310,6 +310,14 @@ int store_append(store *s, ev *const *evs, size_t n, int64_t *seqs,
     if (step_done(s, st, err)) goto rollback;
     if (seqs) seqs[i] = sqlite3_last_insert_rowid(s->db);
     if (apply_state(s, e, err)) goto rollback;
+    /* Any event that names both ids links them, as a login would. */
+    if (e->type != EV_IDENTIFY && e->customer && e->anon) {
+      sqlite3_stmt *id = s->up_identity;
+      bind_text(id, 1, e->anon);
+      bind_text(id, 2, e->customer);
+      sqlite3_bind_int64(id, 3, e->ts);
+      if (step_done(s, id, err)) goto rollback;
+    }
   }
   if (store_exec(s, "COMMIT", err)) goto rollback;
   return TAILOR_OK;

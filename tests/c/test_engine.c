@@ -4,6 +4,7 @@
 ** strategy misbehaves, hot reload, rebuild on open, and durability of
 ** acknowledged events across a SIGKILL of a real child process.
 */
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -307,6 +308,58 @@ static void test_sigkill_loses_no_acknowledged_event(void) {
   tailor_close(t);
 }
 
+/* Group commit: concurrent callers all get their events durable, none lost,
+   and an event carrying both ids links the visitor to the customer. */
+typedef struct writer_arg {
+  tailor *t;
+  int id;
+  int failures;
+} writer_arg;
+
+static void *writer(void *p) {
+  writer_arg *a = p;
+  for (int i = 0; i < 50; i++) {
+    char ev[200];
+    snprintf(ev, sizeof ev,
+             "{\"type\":\"view\",\"item\":\"i%d\",\"anon\":\"w%d\",\"customer\":\"c%d\"}",
+             i, a->id, a->id);
+    if (tailor_ingest(a->t, ev, strlen(ev), NULL) != TAILOR_OK) a->failures++;
+  }
+  return NULL;
+}
+
+static void test_concurrent_ingest_group_commit(void) {
+  char db[700], dir[600];
+  make_dir(dir, sizeof dir, "group");
+  snprintf(db, sizeof db, "%s/shop.db", dir);
+  char cfg[800];
+  snprintf(cfg, sizeof cfg, "{\"db\":\"%s\",\"strategies\":\"\"}", db);
+  tailor *t = tailor_open(cfg, NULL);
+  CHECK(t != NULL);
+  if (!t) return;
+  pthread_t th[4];
+  writer_arg args[4];
+  for (int i = 0; i < 4; i++) {
+    args[i] = (writer_arg){t, i, 0};
+    pthread_create(&th[i], NULL, writer, &args[i]);
+  }
+  for (int i = 0; i < 4; i++) {
+    pthread_join(th[i], NULL);
+    CHECK_INT(args[i].failures, 0);
+  }
+  tailor_close(t);
+  t = tailor_open(cfg, NULL);
+  CHECK(t != NULL);
+  if (!t) return;
+  char *s = NULL;
+  CHECK_INT(tailor_stats(t, &s, NULL), TAILOR_OK);
+  CHECK_CONTAINS(s, "\"events_total\":200");
+  CHECK_CONTAINS(s, "\"identities\":4");
+  CHECK_CONTAINS(s, "\"people\":8"); /* 4 customers + 4 merged visitors */
+  tailor_free(s);
+  tailor_close(t);
+}
+
 static void test_errors_named(void) {
   CHECK_STR(tailor_strerror(TAILOR_EPARSE), "malformed JSON");
   CHECK_STR(tailor_errname(TAILOR_EFIELD), "EFIELD");
@@ -329,5 +382,6 @@ int main(void) {
   RUN(test_batch_keeps_good_lines);
   RUN(test_rebuild_on_open);
   RUN(test_sigkill_loses_no_acknowledged_event);
+  RUN(test_concurrent_ingest_group_commit);
   return CHECK_DONE();
 }

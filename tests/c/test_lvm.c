@@ -392,6 +392,9 @@ static void test_hostile_corners(void) {
              "  tostr = function() error(setmetatable({}, {__tostring = spin})) end,\n"
              "  recurse = function() local function f() return 1 + f() end return f() end,\n"
              "  huge = function() return #string.rep('x', 1 << 30) end,\n"
+             "  emptyrep = function() return #string.rep('', 1e15) end,\n"
+             "  methodrep = function() return #(''):rep(1e15, '') end,\n"
+             "  move = function() return #table.move({}, 1, 1e15, 2) end,\n"
              "  gen = function()\n"
              "    kept = kept or coroutine.wrap(function()\n"
              "      local n = 0 while true do n = n + 1 coroutine.yield(n) end\n"
@@ -408,7 +411,14 @@ static void test_hostile_corners(void) {
   CHECK_INT(run(vm, "tostr", &c, &err), TAILOR_EBUDGET);
   /* The Lua stack outgrows the 2 MiB cap before its own limit. */
   CHECK_INT(run(vm, "recurse", &c, &err), TAILOR_ELUAMEM);
-  CHECK_INT(run(vm, "huge", &c, &err), TAILOR_ELUAMEM);
+  CHECK_INT(run(vm, "huge", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "larger than the memory cap");
+  /* C loops the count hook cannot see are bounded before they start. */
+  CHECK_INT(run(vm, "emptyrep", &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "0");
+  CHECK_INT(run(vm, "methodrep", &c, &err), TAILOR_OK);
+  CHECK_INT(run(vm, "move", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "table.move: more than");
   CHECK_INT(run(vm, "gen", &c, &err), TAILOR_OK);
   CHECK_INT(run(vm, "gen", &c, &err), TAILOR_OK);
   CHECK_STR(c.out, "2"); /* the coroutine lives across calls */
