@@ -35,7 +35,17 @@
     "items returned when a request does not say k")                          \
   X(max_k, "decide.max_k", INT, 100, "largest k a request may ask for")      \
   X(recent_max, "index.recent_max", INT, 20,                                 \
-    "recently viewed items kept per person")
+    "recently viewed items kept per person")                                 \
+  X(coview_window, "index.coview_window", INT, 5,                            \
+    "earlier items of a session that a view is paired with")                 \
+  X(max_neighbors, "index.max_neighbors", INT, 64,                           \
+    "neighbours kept per item and relation (co-view, co-purchase)")          \
+  X(cooc_half_life_days, "index.cooc_half_life_days", INT, 60,               \
+    "half-life of co-occurrence counts, in days; 0 for no decay")            \
+  X(trend_half_life_days, "index.trend_half_life_days", INT, 7,              \
+    "half-life of trending counters, in days; 0 for no decay")               \
+  X(trend_keys, "index.trend_keys", STR, "country,gender,device,source,category", \
+    "segment keys with their own bestsellers; \"a+b\" joins two keys")
 
 typedef struct config {
 #define CONFIG_FIELD_STR(f) char *f;

@@ -203,7 +203,19 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
     return NULL;
   }
   store_options so = {t->cfg.durable_full, 0, 0};
-  idx_config ic = {(uint32_t)t->cfg.recent_max};
+  idx_config ic = {
+      .recent_max = (uint32_t)t->cfg.recent_max,
+      .coview_window = (uint32_t)t->cfg.coview_window,
+      .max_neighbors = (uint16_t)(t->cfg.max_neighbors > 65535 ? 65535
+                                                               : t->cfg.max_neighbors),
+      /* 0 in the config means no decay; the index takes < 0 for that. */
+      .cooc_half_life_days =
+          t->cfg.cooc_half_life_days ? (double)t->cfg.cooc_half_life_days : -1,
+      .trend_half_life_days =
+          t->cfg.trend_half_life_days ? (double)t->cfg.trend_half_life_days : -1,
+      .cross_order_weight = -1,
+      .trend_keys = t->cfg.trend_keys,
+  };
   if (!(t->st = store_open(t->cfg.db, &so, err))) goto fail;
   if (!(t->ix = idx_new(&ic))) {
     util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");

@@ -19,17 +19,45 @@ const char *idx_reason_name(idx_reason r) {
   return (unsigned)r < IDX_REASON_COUNT ? reason_names[r] : "none";
 }
 
+/* Split the comma-separated trend keys into x->trend_keys. */
+static void parse_trend_keys(idx *x, const char *list) {
+  x->ntrend_keys = 0;
+  while (list && *list && x->ntrend_keys < IDX_MAX_TREND_KEYS) {
+    size_t n = strcspn(list, ",");
+    while (n && *list == ' ') list++, n--;
+    if (n && n < sizeof x->trend_keys[0]) {
+      memcpy(x->trend_keys[x->ntrend_keys], list, n);
+      x->trend_keys[x->ntrend_keys++][n] = '\0';
+    }
+    list += n + (list[n] == ',');
+  }
+}
+
 idx *idx_new(const idx_config *cfg) {
   idx *x = calloc(1, sizeof *x);
+  idx_config c = {0};
   if (!x) return NULL;
-  x->cfg.recent_max = IDX_DEFAULT_RECENT;
-  if (cfg && cfg->recent_max) x->cfg.recent_max = cfg->recent_max;
-  if (x->cfg.recent_max > 255) x->cfg.recent_max = 255;
+  if (cfg) c = *cfg;
+  if (!c.recent_max) c.recent_max = IDX_DEFAULT_RECENT;
+  if (c.recent_max > 255) c.recent_max = 255;
+  if (!c.coview_window) c.coview_window = IDX_DEFAULT_COVIEW_WINDOW;
+  if (c.coview_window > IDX_MAX_COVIEW_WINDOW) c.coview_window = IDX_MAX_COVIEW_WINDOW;
+  if (c.cooc_half_life_days == 0) c.cooc_half_life_days = COOC_DEFAULT_HALF_LIFE_DAYS;
+  if (c.trend_half_life_days == 0) c.trend_half_life_days = TREND_DEFAULT_HALF_LIFE_DAYS;
+  if (c.cross_order_weight < 0) c.cross_order_weight = IDX_DEFAULT_CROSS_ORDER;
+  if (!c.trend_keys) c.trend_keys = IDX_DEFAULT_TREND_KEYS;
+  parse_trend_keys(x, c.trend_keys);
+  c.trend_keys = NULL; /* not kept: the caller's string */
+  x->cfg = c;
   intern_init(&x->items);
   intern_init(&x->people);
   intern_init(&x->sessions);
   intern_init(&x->categories);
   intern_init(&x->brands);
+  intern_init(&x->attrs);
+  cooc_init(&x->coview, c.max_neighbors, c.cooc_half_life_days);
+  cooc_init(&x->copurchase, c.max_neighbors, c.cooc_half_life_days);
+  trend_init(&x->trend, c.trend_half_life_days, 0, 0);
   return x;
 }
 
@@ -42,7 +70,14 @@ void idx_free(idx *x) {
     ids_free(&x->person[i].recent);
     ids_free(&x->person[i].cart);
     ids_free(&x->person[i].bought);
+    free(x->person[i].attrs);
   }
+  cooc_free(&x->coview);
+  cooc_free(&x->copurchase);
+  trend_free(&x->trend);
+  free(x->window);
+  free(x->window_n);
+  intern_free(&x->attrs);
   free(x->item);
   free(x->person);
   intern_free(&x->items);
@@ -166,9 +201,18 @@ static int person_merge(idx *x, uint32_t from, uint32_t into) {
   if (a->last_order > b->last_order) b->last_order = a->last_order;
   b->orders += a->orders;
   b->revenue += a->revenue;
+  for (uint8_t i = 0; i < a->nattrs; i++)
+    if (!idx_person_attr(x, into, intern_name(&x->attrs, a->attrs[i].key)) &&
+        b->nattrs < IDX_MAX_ATTRS) {
+      idx_attr *more = realloc(b->attrs, (b->nattrs + 1u) * sizeof *more);
+      if (!more) return -1;
+      b->attrs = more;
+      b->attrs[b->nattrs++] = a->attrs[i];
+    }
   ids_free(&a->recent);
   ids_free(&a->cart);
   ids_free(&a->bought);
+  free(a->attrs);
   memset(a, 0, sizeof *a);
   /* Only anonymous people are merged, and only into customers, so chains
      are one link long and nobody else points at `from`. */
@@ -226,57 +270,240 @@ static int apply_catalog(idx *x, const ev *e) {
   return TAILOR_OK;
 }
 
+/*
+** Attributes: a person's segment values (country, gender, ...), from the
+** profile and from what events say about the visit.
+*/
+const char *idx_person_attr(const idx *x, uint32_t person, const char *key) {
+  uint32_t k = intern_get(&x->attrs, key);
+  if (k == INTERN_NONE || person >= x->people.n) return NULL;
+  const idx_person *p = &x->person[person];
+  for (uint8_t i = 0; i < p->nattrs; i++)
+    if (p->attrs[i].key == k) return intern_name(&x->attrs, p->attrs[i].value);
+  return NULL;
+}
+
+static int set_attr(idx *x, idx_person *p, const char *key, const char *value) {
+  uint32_t k = intern_put(&x->attrs, key), v = intern_put(&x->attrs, value);
+  if (k == INTERN_NONE || v == INTERN_NONE) return -1;
+  for (uint8_t i = 0; i < p->nattrs; i++) {
+    if (p->attrs[i].key == k) {
+      p->attrs[i].value = v;
+      return 0;
+    }
+  }
+  if (p->nattrs >= IDX_MAX_ATTRS) return 0; /* full: the profile's first
+                                                attributes win */
+  idx_attr *more = realloc(p->attrs, (p->nattrs + 1u) * sizeof *more);
+  if (!more) return -1;
+  p->attrs = more;
+  p->attrs[p->nattrs++] = (idx_attr){k, v};
+  return 0;
+}
+
+/* customer_upsert: string attributes of the profile ("attrs"). */
+static int apply_profile(idx *x, const ev *e) {
+  uint32_t pid = person_put(x, 'c', e->customer);
+  if (pid == INTERN_NONE) return TAILOR_ENOMEM;
+  json_t *attrs = json_object_get(json_object_get(e->doc, "customer"), "attrs");
+  const char *k;
+  json_t *v;
+  json_object_foreach(attrs, k, v) {
+    if (json_is_string(v) && set_attr(x, &x->person[pid], k, json_string_value(v)))
+      return TAILOR_ENOMEM;
+  }
+  return TAILOR_OK;
+}
+
+/* What an event says about the visit for the segment keys (props.country,
+   props.device, ...) becomes the person's latest value. */
+static int apply_visit_attrs(idx *x, idx_person *p, const ev *e) {
+  json_t *props = json_object_get(e->doc, "props");
+  if (!props) return 0;
+  for (uint32_t i = 0; i < x->ntrend_keys; i++) {
+    const char *v = json_string_value(json_object_get(props, x->trend_keys[i]));
+    if (v && *v && set_attr(x, p, x->trend_keys[i], v)) return -1;
+  }
+  return 0;
+}
+
+/* The value of a trend key for this person and item: "category" is the
+   item's category path (counted at every level); "a+b" joins two keys. */
+static int key_value(const idx *x, uint32_t pid, const char *key, char *out,
+                     size_t size) {
+  const char *plus = strchr(key, '+');
+  if (plus) {
+    char left[64];
+    snprintf(left, sizeof left, "%.*s", (int)(plus - key), key);
+    const char *a = idx_person_attr(x, pid, left);
+    const char *b = idx_person_attr(x, pid, plus + 1);
+    if (!a || !b) return 0;
+    snprintf(out, size, "%s|%s", a, b);
+    return 1;
+  }
+  const char *v = idx_person_attr(x, pid, key);
+  if (!v) return 0;
+  snprintf(out, size, "%s", v);
+  return 1;
+}
+
+static int bump_trending(idx *x, uint32_t pid, uint32_t item, int64_t ts,
+                         double w) {
+  if (trend_bump(&x->trend, "", "", item, ts, w) < 0) return -1;
+  for (uint32_t i = 0; i < x->ntrend_keys; i++) {
+    const char *key = x->trend_keys[i];
+    char value[256];
+    if (strcmp(key, "category") == 0) {
+      const char *path = intern_name(&x->categories, x->item[item].category);
+      if (!path) continue;
+      /* Every level: "Women", "Women/Shoes", "Women/Shoes/Running". */
+      int depth = 0;
+      for (const char *c = path;; c++) {
+        if ((*c == '/' || *c == '\0') && c > path) {
+          snprintf(value, sizeof value, "%.*s", (int)(c - path), path);
+          if (trend_bump(&x->trend, key, value, item, ts, w) < 0) return -1;
+          if (++depth == IDX_MAX_CATEGORY_DEPTH) break;
+        }
+        if (!*c) break;
+      }
+    } else if (pid != INTERN_NONE && key_value(x, pid, key, value, sizeof value)) {
+      if (trend_bump(&x->trend, key, value, item, ts, w) < 0) return -1;
+    }
+  }
+  return 0;
+}
+
+static int window_of(idx *x, uint32_t sid) {
+  if (sid < x->window_cap) return 0;
+  uint32_t n = x->window_cap ? x->window_cap : 1024;
+  while (n <= sid) n *= 2;
+  void *w = realloc(x->window, n * sizeof *x->window);
+  if (!w) return -1;
+  x->window = w;
+  uint8_t *wn = realloc(x->window_n, n);
+  if (!wn) return -1;
+  x->window_n = wn;
+  memset(x->window_n + x->window_cap, 0, n - x->window_cap);
+  x->window_cap = n;
+  return 0;
+}
+
+/*
+** Co-view: a viewed item pairs with the latest distinct items of the same
+** session (or, without a session id, of the person's recent views).
+*/
+static int apply_coview(idx *x, idx_person *p, uint32_t sid, uint32_t item,
+                        int64_t ts) {
+  uint32_t *win, wn, W = x->cfg.coview_window;
+  if (sid != INTERN_NONE) {
+    if (window_of(x, sid)) return -1;
+    win = x->window[sid];
+    wn = x->window_n[sid];
+  } else if (p) {
+    wn = p->recent.n > W ? W : p->recent.n;
+    win = p->recent.v + (p->recent.n - wn);
+  } else {
+    return 0;
+  }
+  if (idx_ids_has(win, wn, item)) return 0; /* a re-view adds nothing */
+  if (cooc_add_item(&x->coview, item, ts, 1.0)) return -1;
+  for (uint32_t j = 0; j < wn; j++)
+    if (cooc_add_pair(&x->coview, item, win[j], ts, 1.0)) return -1;
+  if (sid != INTERN_NONE) { /* newest last, oldest dropped */
+    if (wn == W) {
+      memmove(win, win + 1, (W - 1) * sizeof *win);
+      wn--;
+    }
+    win[wn++] = item;
+    x->window_n[sid] = (uint8_t)wn;
+  }
+  return 0;
+}
+
+/* Co-purchase: the lines of an order pair with each other, and with the
+   customer's earlier purchases at a lower weight. */
+static int apply_copurchase(idx *x, idx_person *p, const ev *e,
+                            const uint32_t *items, size_t n) {
+  for (size_t a = 0; a < n; a++) {
+    if (cooc_add_item(&x->copurchase, items[a], e->ts, 1.0)) return -1;
+    for (size_t b = a + 1; b < n; b++)
+      if (cooc_add_pair(&x->copurchase, items[a], items[b], e->ts, 1.0)) return -1;
+    if (!p || x->cfg.cross_order_weight <= 0) continue;
+    uint32_t from = p->bought.n > IDX_CROSS_ORDER_ITEMS
+                        ? p->bought.n - IDX_CROSS_ORDER_ITEMS : 0;
+    for (uint32_t b = from; b < p->bought.n; b++)
+      if (!idx_ids_has(items, n, p->bought.v[b]) &&
+          cooc_add_pair(&x->copurchase, items[a], p->bought.v[b], e->ts,
+                        x->cfg.cross_order_weight))
+        return -1;
+  }
+  return 0;
+}
+
 int idx_apply(idx *x, const ev *e) {
   x->applied++;
   if (e->ts > x->last_ts) x->last_ts = e->ts;
   if (e->type == EV_ITEM_UPSERT || e->type == EV_ITEM_DELETE)
     return apply_catalog(x, e);
-  if (e->type == EV_CUSTOMER_UPSERT) {
-    return person_put(x, 'c', e->customer) == INTERN_NONE ? TAILOR_ENOMEM
-                                                           : TAILOR_OK;
-  }
+  if (e->type == EV_CUSTOMER_UPSERT) return apply_profile(x, e);
   uint32_t pid = event_person(x, e);
   idx_person *p = pid == INTERN_NONE ? NULL : &x->person[pid];
   if (p) {
     if (!p->first_seen || e->ts < p->first_seen) p->first_seen = e->ts;
     if (e->ts > p->last_seen) p->last_seen = e->ts;
+    if (apply_visit_attrs(x, p, e)) return TAILOR_ENOMEM;
   }
-  if (e->session && intern_put(&x->sessions, e->session) == INTERN_NONE)
+  uint32_t sid = INTERN_NONE;
+  if (e->session && (sid = intern_put(&x->sessions, e->session)) == INTERN_NONE)
     return TAILOR_ENOMEM;
+  uint32_t order[IDX_MAX_ORDER_LINES];
+  size_t norder = 0;
   for (size_t l = 0; l < e->n_lines; l++) {
     uint32_t i = item_put(x, e->lines[l].item);
     if (i == INTERN_NONE) return TAILOR_ENOMEM;
+    p = pid == INTERN_NONE ? NULL : &x->person[pid]; /* item_put may move */
     idx_item *it = &x->item[i];
     if (!it->doc && e->lines[l].price > 0) it->price = e->lines[l].price;
+    int rc = 0;
     switch (e->type) {
       case EV_VIEW:
         it->views++;
+        rc = apply_coview(x, p, sid, i, e->ts) ||
+             bump_trending(x, pid, i, e->ts, IDX_TREND_VIEW);
         if (p) recent_push(x, p, i);
         break;
       case EV_ADD_TO_CART:
         it->carts++;
-        if (p && !idx_ids_has(p->cart.v, p->cart.n, i) && ids_push(&p->cart, i))
-          return TAILOR_ENOMEM;
+        rc = bump_trending(x, pid, i, e->ts, IDX_TREND_CART) ||
+             (p && !idx_ids_has(p->cart.v, p->cart.n, i) && ids_push(&p->cart, i));
         break;
       case EV_REMOVE_FROM_CART:
         if (p) ids_remove(&p->cart, i);
         break;
       case EV_PURCHASE:
         it->purchases++;
-        if (p) {
-          ids_remove(&p->cart, i);
-          if (!idx_ids_has(p->bought.v, p->bought.n, i) && ids_push(&p->bought, i))
-            return TAILOR_ENOMEM;
-        }
+        rc = bump_trending(x, pid, i, e->ts, IDX_TREND_PURCHASE);
+        if (norder < IDX_MAX_ORDER_LINES && !idx_ids_has(order, norder, i))
+          order[norder++] = i;
         break;
       default:
         break;
     }
+    if (rc) return TAILOR_ENOMEM;
   }
-  if (e->type == EV_PURCHASE && p) {
-    p->orders++;
-    p->revenue += e->revenue;
-    p->last_order = e->ts;
+  if (e->type == EV_PURCHASE) {
+    if (apply_copurchase(x, p, e, order, norder)) return TAILOR_ENOMEM;
+    if (p) {
+      for (size_t i = 0; i < norder; i++) {
+        ids_remove(&p->cart, order[i]);
+        if (!idx_ids_has(p->bought.v, p->bought.n, order[i]) &&
+            ids_push(&p->bought, order[i]))
+          return TAILOR_ENOMEM;
+      }
+      p->orders++;
+      p->revenue += e->revenue;
+      p->last_order = e->ts;
+    }
   }
   return TAILOR_OK;
 }
@@ -296,4 +523,46 @@ size_t idx_most_viewed(const idx *x, size_t k, const uint32_t *exclude,
     topk_push(&h, i, IDX_REASON_POPULAR, (double)x->item[i].views);
   }
   return topk_sorted(&h);
+}
+
+int idx_keep(const idx *x, const idx_filter *f, uint32_t item) {
+  if (!f) return 1;
+  if (f->in_stock && !idx_item_available(x, item)) return 0;
+  if (f->nex && idx_ids_has(f->exclude, f->nex, item)) return 0;
+  const idx_item *it = &x->item[item];
+  if (f->min_price > 0 && it->price < f->min_price) return 0;
+  if (f->max_price > 0 && it->price > f->max_price) return 0;
+  if (f->category) {
+    const char *c = intern_name(&x->categories, it->category);
+    size_t n = strlen(f->category);
+    if (!c || strncmp(c, f->category, n) != 0 || (c[n] != '\0' && c[n] != '/'))
+      return 0;
+  }
+  return 1;
+}
+
+typedef struct keep_ctx {
+  const idx *x;
+  const idx_filter *f;
+} keep_ctx;
+
+static int keep_cb(void *ud, uint32_t item) {
+  keep_ctx *k = ud;
+  return idx_keep(k->x, k->f, item);
+}
+
+size_t idx_related(const idx *x, idx_relation rel, const cooc_params *p,
+                   const uint32_t *anchors, size_t n, const idx_filter *f,
+                   int64_t now, size_t k, topk_entry *out) {
+  keep_ctx kc = {x, f};
+  const cooc *c = rel == IDX_COPURCHASE ? &x->copurchase : &x->coview;
+  return cooc_top_k(c, p, anchors, n, f ? keep_cb : NULL, &kc, now, k, out);
+}
+
+size_t idx_trending(const idx *x, const char *key, const char *value,
+                    const idx_filter *f, int64_t now, size_t k,
+                    topk_entry *out) {
+  keep_ctx kc = {x, f};
+  const trend_table *tb = trend_find(&x->trend, key ? key : "", value ? value : "");
+  return trend_top_k(&x->trend, tb, f ? keep_cb : NULL, &kc, now, k, out);
 }

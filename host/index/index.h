@@ -14,8 +14,10 @@
 #include <stdint.h>
 
 #include "engine/event.h"
+#include "index/cooc.h"
 #include "index/intern.h"
 #include "index/topk.h"
+#include "index/trend.h"
 
 /* Why an item was recommended: X(ENUM, "code"). */
 #define IDX_REASON_MAP(X)              \
@@ -39,10 +41,30 @@ typedef enum idx_reason {
 
 const char *idx_reason_name(idx_reason r);
 
-#define IDX_DEFAULT_RECENT 20 /* recently viewed items kept per person */
+#define IDX_DEFAULT_RECENT 20        /* recently viewed items kept per person */
+#define IDX_DEFAULT_COVIEW_WINDOW 5  /* earlier items of a session a view pairs with */
+#define IDX_MAX_COVIEW_WINDOW 16
+#define IDX_DEFAULT_CROSS_ORDER 0.5  /* weight of pairs across a customer's orders */
+#define IDX_CROSS_ORDER_ITEMS 20     /* earlier purchases a new order pairs with */
+#define IDX_MAX_ORDER_LINES 50       /* lines of one order that form pairs */
+#define IDX_DEFAULT_TREND_KEYS "country,gender,device,source,category"
+#define IDX_MAX_TREND_KEYS 16
+#define IDX_MAX_ATTRS 16             /* attributes kept per person */
+#define IDX_MAX_CATEGORY_DEPTH 6     /* category levels counted in trending */
+/* How much each kind of interest counts in trending. */
+#define IDX_TREND_VIEW 1.0
+#define IDX_TREND_CART 3.0
+#define IDX_TREND_PURCHASE 5.0
 
 typedef struct idx_config {
-  uint32_t recent_max; /* recently viewed kept per person, <= 255 */
+  uint32_t recent_max;       /* recently viewed kept per person, <= 255 */
+  uint32_t coview_window;    /* 0: default */
+  uint16_t max_neighbors;    /* per item and relation; 0: default */
+  double cooc_half_life_days;  /* 0: default; < 0: no decay */
+  double trend_half_life_days; /* 0: default; < 0: no decay */
+  double cross_order_weight;   /* < 0: default */
+  const char *trend_keys;    /* comma-separated segment keys; a key may join
+                                two with '+': "country+gender"; NULL: default */
 } idx_config;
 
 typedef struct idx_item {
@@ -61,6 +83,11 @@ typedef struct idx_ids {
   uint32_t n, cap;
 } idx_ids;
 
+/* A person's attribute (country, gender, ...): ids in idx.attrs. */
+typedef struct idx_attr {
+  uint32_t key, value;
+} idx_attr;
+
 typedef struct idx_person {
   uint32_t canon;      /* itself, or the person it was merged into on login */
   uint8_t is_customer; /* a known customer id (not only an anonymous one) */
@@ -70,11 +97,33 @@ typedef struct idx_person {
   idx_ids recent;      /* recently viewed, oldest first, deduplicated */
   idx_ids cart;        /* current cart */
   idx_ids bought;      /* distinct items ever bought */
+  idx_attr *attrs;     /* profile and latest session attributes */
+  uint8_t nattrs;
 } idx_person;
+
+/* The relations between items that the index counts. */
+typedef enum idx_relation { IDX_COVIEW, IDX_COPURCHASE } idx_relation;
+
+/* Filters applied inside every kernel, before the heap. */
+typedef struct idx_filter {
+  const uint32_t *exclude; /* item ids never returned */
+  size_t nex;
+  int in_stock;            /* only items known, not deleted and in stock */
+  const char *category;    /* category path prefix ("Women/Shoes"), or NULL */
+  double min_price;        /* 0: no lower bound */
+  double max_price;        /* 0: no upper bound */
+} idx_filter;
 
 typedef struct idx {
   idx_config cfg;
-  intern items, people, sessions, categories, brands;
+  intern items, people, sessions, categories, brands, attrs;
+  cooc coview, copurchase;
+  trend trend;
+  char trend_keys[IDX_MAX_TREND_KEYS][64];
+  uint32_t ntrend_keys;
+  uint32_t (*window)[IDX_MAX_COVIEW_WINDOW]; /* by session: latest items */
+  uint8_t *window_n;
+  uint32_t window_cap;
   idx_item *item;      /* by item id */
   idx_person *person;  /* by person id */
   uint32_t item_cap, person_cap;
@@ -108,6 +157,28 @@ int idx_item_available(const idx *x, uint32_t item);
 */
 size_t idx_most_viewed(const idx *x, size_t k, const uint32_t *exclude,
                        size_t nex, topk_entry *out);
+
+/* Whether an item passes a filter (NULL passes everything). */
+int idx_keep(const idx *x, const idx_filter *f, uint32_t item);
+
+/*
+** The k items most related to the anchors by a relation, best first; each
+** result's aux is its strongest anchor.  See cooc_top_k.
+*/
+size_t idx_related(const idx *x, idx_relation rel, const cooc_params *p,
+                   const uint32_t *anchors, size_t n, const idx_filter *f,
+                   int64_t now, size_t k, topk_entry *out);
+
+/*
+** The k trending items for a segment (key "" and value "" for everyone),
+** best first, filtered.  Returns 0 when nothing was counted for it.
+*/
+size_t idx_trending(const idx *x, const char *key, const char *value,
+                    const idx_filter *f, int64_t now, size_t k,
+                    topk_entry *out);
+
+/* A person's attribute value, or NULL. */
+const char *idx_person_attr(const idx *x, uint32_t person, const char *key);
 
 /* Whether `id` is among the n ids of `v`. */
 int idx_ids_has(const uint32_t *v, size_t n, uint32_t id);

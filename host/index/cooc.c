@@ -1,0 +1,214 @@
+/*
+** cooc.c: decayed co-occurrence lists with Space-Saving eviction, and the
+** similarity top-k over them.
+*/
+#include "index/cooc.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cooc_params_default(cooc_params *p, cooc_measure measure) {
+  p->measure = measure;
+  p->shrink = COOC_DEFAULT_SHRINK;
+  p->damping = COOC_DEFAULT_DAMPING;
+  p->min_count = COOC_DEFAULT_MIN_COUNT;
+}
+
+void cooc_init(cooc *c, uint16_t max_neighbors, double half_life_days) {
+  memset(c, 0, sizeof *c);
+  c->max_neighbors = max_neighbors ? max_neighbors : COOC_DEFAULT_MAX_NEIGHBORS;
+  c->d.half_life_ms = half_life_days > 0 ? half_life_days * 86400e3 : 0;
+}
+
+void cooc_free(cooc *c) {
+  for (uint32_t i = 0; i < c->nitems; i++) {
+    free(c->lists[i].ids);
+    free(c->lists[i].w);
+  }
+  free(c->lists);
+  free(c->total);
+  memset(c, 0, sizeof *c);
+}
+
+static int ensure_item(cooc *c, uint32_t item) {
+  if (item < c->nitems) return 0;
+  uint32_t n = c->nitems ? c->nitems : 1024;
+  while (n <= item) n *= 2;
+  cooc_list *lists = realloc(c->lists, n * sizeof *lists);
+  if (!lists) return -1;
+  c->lists = lists;
+  double *total = realloc(c->total, n * sizeof *total);
+  if (!total) return -1;
+  c->total = total;
+  memset(c->lists + c->nitems, 0, (n - c->nitems) * sizeof *lists);
+  memset(c->total + c->nitems, 0, (n - c->nitems) * sizeof *total);
+  c->nitems = n;
+  return 0;
+}
+
+/* Move the decay origin to `ts`, scaling every stored weight. */
+static void rebase(cooc *c, int64_t ts) {
+  double s = decay_scale(&c->d, ts);
+  for (uint32_t i = 0; i < c->nitems; i++) {
+    c->total[i] *= s;
+    for (uint16_t j = 0; j < c->lists[i].n; j++) c->lists[i].w[j] *= (float)s;
+  }
+  c->d.t0 = ts;
+}
+
+static double weight_at(cooc *c, int64_t ts, double w) {
+  if (decay_should_rebase(&c->d, ts)) rebase(c, ts);
+  return w * decay_weight(&c->d, ts);
+}
+
+int cooc_add_item(cooc *c, uint32_t item, int64_t ts, double w) {
+  if (ensure_item(c, item)) return -1;
+  c->total[item] += weight_at(c, ts, w);
+  return 0;
+}
+
+/* Add `w` to neighbour b of a's list, evicting the lightest when full. */
+static int bump(cooc *c, uint32_t a, uint32_t b, float w) {
+  cooc_list *l = &c->lists[a];
+  for (uint16_t i = 0; i < l->n; i++) {
+    if (l->ids[i] == b) {
+      l->w[i] += w;
+      return 0;
+    }
+  }
+  if (l->n < c->max_neighbors) {
+    if (l->n == l->cap) {
+      uint16_t cap = l->cap ? (uint16_t)(l->cap * 2) : 4;
+      if (cap > c->max_neighbors) cap = c->max_neighbors;
+      uint32_t *ids = realloc(l->ids, cap * sizeof *ids);
+      if (!ids) return -1;
+      l->ids = ids;
+      float *ws = realloc(l->w, cap * sizeof *ws);
+      if (!ws) return -1;
+      l->w = ws;
+      l->cap = cap;
+    }
+    l->ids[l->n] = b;
+    l->w[l->n++] = w;
+    c->pairs++;
+    return 0;
+  }
+  uint16_t min = 0;
+  for (uint16_t i = 1; i < l->n; i++)
+    if (l->w[i] < l->w[min]) min = i;
+  l->ids[min] = b;
+  l->w[min] += w;
+  return 0;
+}
+
+int cooc_add_pair(cooc *c, uint32_t a, uint32_t b, int64_t ts, double w) {
+  if (a == b) return 0;
+  if (ensure_item(c, a > b ? a : b)) return -1;
+  float fw = (float)weight_at(c, ts, w);
+  return bump(c, a, b, fw) || bump(c, b, a, fw) ? -1 : 0;
+}
+
+double cooc_count(const cooc *c, uint32_t a, uint32_t b, int64_t now) {
+  if (a >= c->nitems) return 0;
+  const cooc_list *l = &c->lists[a];
+  for (uint16_t i = 0; i < l->n; i++)
+    if (l->ids[i] == b) return l->w[i] * decay_scale(&c->d, now);
+  return 0;
+}
+
+double cooc_total(const cooc *c, uint32_t item, int64_t now) {
+  return item < c->nitems ? c->total[item] * decay_scale(&c->d, now) : 0;
+}
+
+/* Scores work on counts in "events at now" units, so shrinkage and
+   thresholds mean the same thing whatever the decay origin. */
+static double score_scaled(const cooc_params *p, double c_ij, double n_i,
+                           double n_j) {
+  if (c_ij <= p->min_count || c_ij <= 0) return 0;
+  switch (p->measure) {
+    case COOC_COSINE:
+      return n_i > 0 && n_j > 0 ? c_ij / sqrt(n_i * n_j) : 0;
+    case COOC_JACCARD: {
+      double u = n_i + n_j - c_ij;
+      return u > 0 ? c_ij / u : 0;
+    }
+    default:
+      return c_ij / (n_i + p->shrink) / pow(n_j > 1 ? n_j : 1, p->damping);
+  }
+}
+
+double cooc_score(const cooc *c, const cooc_params *p, uint32_t i, uint32_t j,
+                  double c_ij, int64_t now) {
+  return score_scaled(p, c_ij, cooc_total(c, i, now), cooc_total(c, j, now));
+}
+
+/* Accumulating candidates over several anchors. */
+typedef struct cand {
+  uint32_t id;     /* UINT32_MAX: empty */
+  uint32_t anchor; /* the anchor with the largest contribution */
+  double score, best;
+} cand;
+
+#define CAND_STACK 1024
+
+size_t cooc_top_k(const cooc *c, const cooc_params *p, const uint32_t *anchors,
+                  size_t nanchors, cooc_keep_fn keep, void *ud, int64_t now,
+                  size_t k, topk_entry *out) {
+  topk h;
+  topk_init(&h, out, k);
+  if (nanchors > COOC_MAX_ANCHORS) nanchors = COOC_MAX_ANCHORS;
+  double s = decay_scale(&c->d, now);
+  size_t total = 0;
+  for (size_t a = 0; a < nanchors; a++)
+    if (anchors[a] < c->nitems) total += c->lists[anchors[a]].n;
+  if (total == 0) return 0;
+
+  /* An open-addressing table of candidates, at most half full. */
+  size_t size = 16;
+  while (size < total * 2) size *= 2;
+  cand stack[CAND_STACK];
+  cand *t = size <= CAND_STACK ? stack : malloc(size * sizeof *t);
+  if (!t) return 0;
+  for (size_t i = 0; i < size; i++) t[i].id = UINT32_MAX;
+
+  for (size_t a = 0; a < nanchors; a++) {
+    uint32_t i = anchors[a];
+    if (i >= c->nitems) continue;
+    const cooc_list *l = &c->lists[i];
+    double n_i = c->total[i] * s;
+    for (uint16_t e = 0; e < l->n; e++) {
+      uint32_t j = l->ids[e];
+      double sc = score_scaled(p, l->w[e] * s, n_i, c->total[j] * s);
+      if (sc <= 0) continue;
+      size_t slot = (j * 2654435761u) & (size - 1);
+      while (t[slot].id != UINT32_MAX && t[slot].id != j)
+        slot = (slot + 1) & (size - 1);
+      if (t[slot].id == UINT32_MAX) {
+        t[slot] = (cand){j, i, 0, 0};
+      }
+      t[slot].score += sc;
+      if (sc > t[slot].best || (sc == t[slot].best && i < t[slot].anchor)) {
+        t[slot].best = sc;
+        t[slot].anchor = i;
+      }
+    }
+  }
+  for (size_t e = 0; e < size; e++) {
+    if (t[e].id == UINT32_MAX || t[e].score < topk_floor(&h)) continue;
+    int is_anchor = 0;
+    for (size_t a = 0; a < nanchors && !is_anchor; a++)
+      is_anchor = anchors[a] == t[e].id;
+    if (is_anchor || (keep && !keep(ud, t[e].id))) continue;
+    topk_push(&h, t[e].id, t[e].anchor, t[e].score);
+  }
+  if (t != stack) free(t);
+  return topk_sorted(&h);
+}
+
+size_t cooc_bytes(const cooc *c) {
+  size_t b = c->nitems * (sizeof *c->lists + sizeof *c->total);
+  for (uint32_t i = 0; i < c->nitems; i++)
+    b += c->lists[i].cap * (sizeof(uint32_t) + sizeof(float));
+  return b;
+}

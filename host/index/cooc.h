@@ -1,0 +1,114 @@
+/*
+** cooc.h: co-occurrence counts between items, with exponential time decay
+** and a fixed cap of neighbours per item, and the item-item similarities
+** computed from them (cosine, Jaccard, "also bought").
+**
+** One cooc holds one relation: the index keeps one for co-views (items seen
+** in the same session, within a window) and one for co-purchases (items of
+** the same order, and of the same customer's orders).
+**
+** Memory is bounded: each item keeps at most `max_neighbors` neighbours.
+** Eviction follows Space-Saving (Metwally et al. 2005): a new neighbour of a
+** full list replaces the one with the smallest weight and inherits that
+** weight plus its own increment.  Counts of the heavy neighbours, the ones
+** that get recommended, stay exact while they are heavier than the evicted
+** tail; the weights of recent arrivals may be overestimated by at most the
+** minimum of the list.
+**
+** Not thread-safe: written under the engine's write lock, read under its
+** read lock.
+*/
+#ifndef TAILOR_COOC_H
+#define TAILOR_COOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "index/decay.h"
+#include "index/topk.h"
+
+#define COOC_DEFAULT_MAX_NEIGHBORS 64
+#define COOC_DEFAULT_HALF_LIFE_DAYS 60.0
+
+typedef struct cooc_list {
+  uint32_t *ids;    /* neighbour item ids */
+  float *w;         /* their decayed co-occurrence weights */
+  uint16_t n, cap;
+} cooc_list;
+
+typedef struct cooc {
+  cooc_list *lists; /* by item id */
+  double *total;    /* decayed occurrences of each item in this relation */
+  uint32_t nitems;  /* items with room in lists/total */
+  uint16_t max_neighbors;
+  decay d;
+  uint64_t pairs;   /* stored (item, neighbour) entries */
+} cooc;
+
+/* Similarity measures over the counts (see cooc_score). */
+typedef enum cooc_measure {
+  COOC_COSINE,  /* c_ij / sqrt(n_i n_j) */
+  COOC_JACCARD, /* c_ij / (n_i + n_j - c_ij) */
+  COOC_ALSO,    /* c_ij / (n_i + shrink) / n_j^damping: P(j | i), shrunk
+                   towards 0 for rarely seen anchors and damped for items
+                   that are everywhere anyway */
+} cooc_measure;
+
+typedef struct cooc_params {
+  cooc_measure measure;
+  double shrink;  /* COOC_ALSO: pseudo-count added to the anchor's total */
+  double damping; /* COOC_ALSO: exponent on the candidate's popularity */
+  double min_count; /* ignore pairs seen less than this (decayed) */
+} cooc_params;
+
+#define COOC_DEFAULT_SHRINK 2.0
+#define COOC_DEFAULT_DAMPING 0.3
+#define COOC_DEFAULT_MIN_COUNT 0.0
+
+/* A cooc with the given cap (0: default) and half-life in days (<= 0: no
+   decay). */
+void cooc_init(cooc *c, uint16_t max_neighbors, double half_life_days);
+void cooc_free(cooc *c);
+
+/* Count one occurrence of `item` at `ts` with weight `w`.  Returns 0, or -1
+   when out of memory. */
+int cooc_add_item(cooc *c, uint32_t item, int64_t ts, double w);
+
+/* Count one co-occurrence of a and b (both directions).  Returns 0 or -1. */
+int cooc_add_pair(cooc *c, uint32_t a, uint32_t b, int64_t ts, double w);
+
+/* The stored weight of the pair (a -> b) in units of events at `now`
+   (0 when not stored), and the decayed total of an item. */
+double cooc_count(const cooc *c, uint32_t a, uint32_t b, int64_t now);
+double cooc_total(const cooc *c, uint32_t item, int64_t now);
+
+/* The similarity of candidate j to anchor i, for counts read at `now`. */
+double cooc_score(const cooc *c, const cooc_params *p, uint32_t i, uint32_t j,
+                  double c_ij, int64_t now);
+
+/* Initialise params with the defaults for `measure`. */
+void cooc_params_default(cooc_params *p, cooc_measure measure);
+
+/* Whether a candidate may be returned (filters: stock, price, category,
+   exclusions); `ud` is the caller's. */
+typedef int (*cooc_keep_fn)(void *ud, uint32_t item);
+
+#define COOC_MAX_ANCHORS 64
+
+/*
+** The k items most similar to the anchors, best first.  With several anchors
+** (a cart, a purchase history) a candidate's score is the sum over anchors;
+** each result's `aux` is the anchor that contributed most (the "because").
+** Anchors themselves are never returned.  `keep` (may be NULL) filters
+** candidates inside the kernel, before the heap.  Anchors past
+** COOC_MAX_ANCHORS are ignored.  Writes up to k entries to `out`; returns
+** how many.  Safe for concurrent readers.
+*/
+size_t cooc_top_k(const cooc *c, const cooc_params *p, const uint32_t *anchors,
+                  size_t nanchors, cooc_keep_fn keep, void *ud, int64_t now,
+                  size_t k, topk_entry *out);
+
+/* Bytes held by the relation. */
+size_t cooc_bytes(const cooc *c);
+
+#endif /* TAILOR_COOC_H */

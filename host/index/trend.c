@@ -1,0 +1,180 @@
+/*
+** trend.c: per-segment decayed counters with an exact, incrementally kept
+** top list.
+*/
+#include "index/trend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void trend_init(trend *t, double half_life_days, uint32_t top_max,
+                uint32_t max_tables) {
+  memset(t, 0, sizeof *t);
+  intern_init(&t->names);
+  t->top_max = top_max ? top_max : TREND_DEFAULT_TOP;
+  t->max_tables = max_tables ? max_tables : TREND_DEFAULT_MAX_TABLES;
+  t->d.half_life_ms = half_life_days > 0 ? half_life_days * 86400e3 : 0;
+}
+
+static void table_free(trend_table *tb) {
+  free(tb->keys);
+  free(tb->w);
+  free(tb->top);
+  free(tb->top_w);
+}
+
+void trend_free(trend *t) {
+  for (uint32_t i = 0; i < t->names.n; i++) table_free(&t->tables[i]);
+  free(t->tables);
+  intern_free(&t->names);
+  memset(t, 0, sizeof *t);
+}
+
+static uint32_t slot_of(const trend_table *tb, uint32_t item) {
+  uint32_t mask = tb->size - 1, s = (item * 2654435761u) & mask;
+  while (tb->keys[s] && tb->keys[s] != item + 1) s = (s + 1) & mask;
+  return s;
+}
+
+static int table_grow(trend_table *tb) {
+  uint32_t size = tb->size ? tb->size * 2 : 64;
+  trend_table n = *tb;
+  n.size = size;
+  n.keys = calloc(size, sizeof *n.keys);
+  n.w = calloc(size, sizeof *n.w);
+  if (!n.keys || !n.w) {
+    free(n.keys);
+    free(n.w);
+    return -1;
+  }
+  for (uint32_t i = 0; i < tb->size; i++) {
+    if (!tb->keys[i]) continue;
+    uint32_t s = slot_of(&n, tb->keys[i] - 1);
+    n.keys[s] = tb->keys[i];
+    n.w[s] = tb->w[i];
+  }
+  free(tb->keys);
+  free(tb->w);
+  *tb = n;
+  return 0;
+}
+
+/* Keep the top list exact: `item` just rose to weight w. */
+static void top_update(trend *t, trend_table *tb, uint32_t item, float w) {
+  uint32_t i = 0;
+  while (i < tb->ntop && tb->top[i] != item) i++;
+  if (i == tb->ntop) { /* not listed: enter past the weakest, if heavier */
+    if (tb->ntop == t->top_max) {
+      if (w <= tb->top_w[tb->ntop - 1]) return;
+      i = tb->ntop - 1;
+    } else {
+      i = tb->ntop++;
+    }
+  }
+  /* Bubble up; ties keep the smaller id first, as topk does. */
+  while (i > 0 && (tb->top_w[i - 1] < w ||
+                   (tb->top_w[i - 1] == w && tb->top[i - 1] > item))) {
+    tb->top[i] = tb->top[i - 1];
+    tb->top_w[i] = tb->top_w[i - 1];
+    i--;
+  }
+  tb->top[i] = item;
+  tb->top_w[i] = w;
+}
+
+static void rebase(trend *t, int64_t ts) {
+  float s = (float)decay_scale(&t->d, ts);
+  for (uint32_t i = 0; i < t->names.n; i++) {
+    trend_table *tb = &t->tables[i];
+    for (uint32_t j = 0; j < tb->size; j++) tb->w[j] *= s;
+    for (uint32_t j = 0; j < tb->ntop; j++) tb->top_w[j] *= s;
+  }
+  t->d.t0 = ts;
+}
+
+static uint32_t table_for(trend *t, const char *key, const char *value,
+                          int create) {
+  char name[512];
+  snprintf(name, sizeof name, "%s=%s", key, value);
+  uint32_t id = intern_get(&t->names, name);
+  if (id != INTERN_NONE || !create || t->names.n >= t->max_tables) return id;
+  if (t->names.n == t->cap) {
+    uint32_t cap = t->cap ? t->cap * 2 : 16;
+    trend_table *tables = realloc(t->tables, cap * sizeof *tables);
+    if (!tables) return INTERN_NONE;
+    t->tables = tables;
+    t->cap = cap;
+  }
+  trend_table *tb = &t->tables[t->names.n];
+  memset(tb, 0, sizeof *tb);
+  tb->top = malloc(t->top_max * sizeof *tb->top);
+  tb->top_w = malloc(t->top_max * sizeof *tb->top_w);
+  if (!tb->top || !tb->top_w || table_grow(tb)) {
+    table_free(tb);
+    return INTERN_NONE;
+  }
+  id = intern_put(&t->names, name);
+  if (id == INTERN_NONE) table_free(tb);
+  return id;
+}
+
+int trend_bump(trend *t, const char *key, const char *value, uint32_t item,
+               int64_t ts, double w) {
+  uint32_t id = table_for(t, key, value, 1);
+  if (id == INTERN_NONE) return t->names.n >= t->max_tables ? 1 : -1;
+  if (decay_should_rebase(&t->d, ts)) rebase(t, ts);
+  trend_table *tb = &t->tables[id];
+  if ((tb->used + 1) * 2 > tb->size && table_grow(tb)) return -1;
+  uint32_t s = slot_of(tb, item);
+  if (!tb->keys[s]) {
+    tb->keys[s] = item + 1;
+    tb->used++;
+  }
+  tb->w[s] += (float)(w * decay_weight(&t->d, ts));
+  top_update(t, tb, item, tb->w[s]);
+  return 0;
+}
+
+const trend_table *trend_find(const trend *t, const char *key,
+                              const char *value) {
+  uint32_t id = table_for((trend *)t, key, value, 0);
+  return id == INTERN_NONE ? NULL : &t->tables[id];
+}
+
+double trend_weight(const trend *t, const trend_table *tb, uint32_t item,
+                    int64_t now) {
+  if (!tb) return 0;
+  uint32_t s = slot_of(tb, item);
+  return tb->keys[s] ? tb->w[s] * decay_scale(&t->d, now) : 0;
+}
+
+size_t trend_top_k(const trend *t, const trend_table *tb, trend_keep_fn keep,
+                   void *ud, int64_t now, size_t k, topk_entry *out) {
+  if (!tb || k == 0) return 0;
+  double s = decay_scale(&t->d, now);
+  size_t n = 0;
+  for (uint32_t i = 0; i < tb->ntop && n < k; i++) {
+    if (keep && !keep(ud, tb->top[i])) continue;
+    out[n++] = (topk_entry){tb->top[i], 0, tb->top_w[i] * s};
+  }
+  if (n == k || tb->ntop == tb->used) return n;
+  /* Filters left too few in the list: rank the whole table. */
+  topk h;
+  topk_init(&h, out, k);
+  for (uint32_t i = 0; i < tb->size; i++) {
+    if (!tb->keys[i]) continue;
+    uint32_t item = tb->keys[i] - 1;
+    if (tb->w[i] * s < topk_floor(&h) || (keep && !keep(ud, item))) continue;
+    topk_push(&h, item, 0, tb->w[i] * s);
+  }
+  return topk_sorted(&h);
+}
+
+size_t trend_bytes(const trend *t) {
+  size_t b = intern_bytes(&t->names) + t->cap * sizeof *t->tables;
+  for (uint32_t i = 0; i < t->names.n; i++)
+    b += t->tables[i].size * (sizeof(uint32_t) + sizeof(float)) +
+         t->top_max * (sizeof(uint32_t) + sizeof(float));
+  return b;
+}
