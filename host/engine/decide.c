@@ -271,17 +271,23 @@ static int run_handler(lua_State *L) {
   return 0;
 }
 
-/* The fallback: the most viewed items the visitor does not have in cart. */
+/* The fallback: today's bestsellers for everyone (trending), or the most
+   viewed items while nothing has trended yet. */
 static json_t *fallback_items(request *r) {
   topk_entry top[256];
   size_t k = (size_t)r->k < 256 ? (size_t)r->k : 256;
-  size_t n = idx_most_viewed(r->t->ix, k, NULL, 0, top);
+  idx_filter f = {.in_stock = 1};
+  idx_reason reason = IDX_REASON_TRENDING;
+  size_t n = idx_trending(r->t->ix, "", "", &f, util_now_ms(), k, top);
+  if (n == 0) {
+    n = idx_most_viewed(r->t->ix, k, NULL, 0, top);
+    reason = IDX_REASON_POPULAR;
+  }
   json_t *items = json_array();
   for (size_t i = 0; i < n; i++)
     json_array_append_new(
         items, json_pack("{ss sf ss}", "id", intern_name(&r->t->ix->items, top[i].id),
-                         "score", top[i].score, "reason",
-                         idx_reason_name(IDX_REASON_POPULAR)));
+                         "score", top[i].score, "reason", idx_reason_name(reason)));
   return items;
 }
 

@@ -44,20 +44,129 @@ static size_t opt_exclude(lua_State *L, int opts, const idx *x, uint32_t *out,
   return n;
 }
 
-/* Push result rows {id=, score=, reason=} as a Lua list. */
+/* Push result rows {id=, score=, reason=, because=} as a Lua list; `aux`
+   of a row is its anchor item when `anchored`. */
 static void push_rows(lua_State *L, const idx *x, const topk_entry *rows,
-                      size_t n) {
+                      size_t n, idx_reason reason, int anchored) {
   lua_createtable(L, (int)n, 0);
   for (size_t i = 0; i < n; i++) {
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushstring(L, intern_name(&x->items, rows[i].id));
     lua_setfield(L, -2, "id");
     lua_pushnumber(L, rows[i].score);
     lua_setfield(L, -2, "score");
-    lua_pushstring(L, idx_reason_name((idx_reason)rows[i].aux));
+    lua_pushstring(L, idx_reason_name(reason));
     lua_setfield(L, -2, "reason");
+    if (anchored && intern_name(&x->items, rows[i].aux)) {
+      lua_pushstring(L, intern_name(&x->items, rows[i].aux));
+      lua_setfield(L, -2, "because");
+    }
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
+}
+
+/*
+** Options every kernel takes: {k =, exclude = {ids}, in_stock = bool
+** (default true), category = "prefix", min_price =, max_price =}.
+*/
+typedef struct kernel_opts {
+  size_t k;
+  uint32_t exclude[256];
+  idx_filter f;
+} kernel_opts;
+
+static void check_opts(lua_State *L, int arg, const idx *x, kernel_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->k = 10;
+  o->f.in_stock = 1;
+  o->f.exclude = o->exclude;
+  if (lua_isnoneornil(L, arg)) return;
+  luaL_checktype(L, arg, LUA_TTABLE);
+  if (lua_getfield(L, arg, "k") != LUA_TNIL) o->k = check_k(L, -1, 10);
+  if (lua_getfield(L, arg, "in_stock") != LUA_TNIL) o->f.in_stock = lua_toboolean(L, -1);
+  if (lua_getfield(L, arg, "category") != LUA_TNIL) o->f.category = luaL_checkstring(L, -1);
+  if (lua_getfield(L, arg, "min_price") != LUA_TNIL) o->f.min_price = luaL_checknumber(L, -1);
+  if (lua_getfield(L, arg, "max_price") != LUA_TNIL) o->f.max_price = luaL_checknumber(L, -1);
+  lua_pop(L, 5); /* `category` stays alive: the options table holds it */
+  o->f.nex = opt_exclude(L, arg, x, o->exclude, 256);
+}
+
+/* Anchor item ids from a string or a list of strings at `arg`. */
+static size_t check_anchors(lua_State *L, int arg, const idx *x, uint32_t *out,
+                            size_t cap) {
+  size_t n = 0;
+  if (lua_type(L, arg) == LUA_TSTRING) {
+    uint32_t id = idx_item_id(x, lua_tostring(L, arg));
+    if (id != INTERN_NONE) out[n++] = id;
+    return n;
+  }
+  luaL_checktype(L, arg, LUA_TTABLE);
+  lua_Integer len = luaL_len(L, arg);
+  for (lua_Integer i = 1; i <= len && n < cap; i++) {
+    lua_rawgeti(L, arg, i);
+    const char *s = lua_tostring(L, -1);
+    uint32_t id = s ? idx_item_id(x, s) : INTERN_NONE;
+    if (id != INTERN_NONE && !idx_ids_has(out, n, id)) out[n++] = id;
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+/* The co-occurrence kernels: relation and measure from the upvalues. */
+static int l_related(lua_State *L) {
+  tailor *t = engine_of(L);
+  idx_relation rel = (idx_relation)lua_tointeger(L, lua_upvalueindex(2));
+  cooc_params p;
+  cooc_params_default(&p, (cooc_measure)lua_tointeger(L, lua_upvalueindex(3)));
+  uint32_t anchors[COOC_MAX_ANCHORS];
+  size_t na = check_anchors(L, 1, t->ix, anchors, COOC_MAX_ANCHORS);
+  kernel_opts o;
+  check_opts(L, 2, t->ix, &o);
+  if (!lua_isnoneornil(L, 2)) {
+    if (lua_getfield(L, 2, "measure") == LUA_TSTRING) {
+      static const char *const names[] = {"cosine", "jaccard", "also", NULL};
+      p.measure = (cooc_measure)luaL_checkoption(L, -1, NULL, names);
+    }
+    if (lua_getfield(L, 2, "shrink") != LUA_TNIL) p.shrink = luaL_checknumber(L, -1);
+    if (lua_getfield(L, 2, "damping") != LUA_TNIL) p.damping = luaL_checknumber(L, -1);
+    lua_pop(L, 3);
+  }
+  topk_entry *rows = lua_newuserdatauv(L, o.k * sizeof *rows, 0);
+  size_t n = idx_related(t->ix, rel, &p, anchors, na, &o.f, util_now_ms(), o.k, rows);
+  push_rows(L, t->ix, rows, n,
+            rel == IDX_COPURCHASE ? IDX_REASON_BOUGHT_TOGETHER
+                                  : IDX_REASON_VIEWED_TOGETHER, 1);
+  return 1;
+}
+
+/* tailor.trending([key, value [, opts]]) -> rows; no key: everyone. */
+static int l_trending(lua_State *L) {
+  tailor *t = engine_of(L);
+  const char *key = luaL_optstring(L, 1, "");
+  const char *value = luaL_optstring(L, 2, "");
+  kernel_opts o;
+  check_opts(L, 3, t->ix, &o);
+  topk_entry *rows = lua_newuserdatauv(L, o.k * sizeof *rows, 0);
+  size_t n = idx_trending(t->ix, key, value, &o.f, util_now_ms(), o.k, rows);
+  push_rows(L, t->ix, rows, n, IDX_REASON_TRENDING, 0);
+  return 1;
+}
+
+/* tailor.recently_viewed(customer_or_anon [, k]) -> item ids, newest first */
+static int l_recently_viewed(lua_State *L) {
+  tailor *t = engine_of(L);
+  const char *who = luaL_checkstring(L, 1);
+  size_t k = check_k(L, 2, 10);
+  uint32_t p = idx_person_of(t->ix, who, who);
+  lua_newtable(L);
+  if (p == INTERN_NONE) return 1;
+  const idx_ids *r = &t->ix->person[p].recent;
+  lua_Integer out = 0;
+  for (uint32_t i = r->n; i > 0 && (size_t)out < k; i--) {
+    lua_pushstring(L, intern_name(&t->ix->items, r->v[i - 1]));
+    lua_rawseti(L, -2, ++out);
+  }
+  return 1;
 }
 
 /* tailor.most_viewed([k [, {exclude = {ids}}]]) -> rows */
@@ -68,7 +177,7 @@ static int l_most_viewed(lua_State *L) {
   size_t nex = opt_exclude(L, 2, t->ix, ex, 256);
   topk_entry *rows = lua_newuserdatauv(L, k * sizeof *rows, 0);
   size_t n = idx_most_viewed(t->ix, k, ex, nex, rows);
-  push_rows(L, t->ix, rows, n);
+  push_rows(L, t->ix, rows, n, IDX_REASON_POPULAR, 0);
   return 1;
 }
 
@@ -112,13 +221,32 @@ static int l_now(lua_State *L) {
 void lapi_open(lua_State *L, void *engine) {
   static const luaL_Reg fns[] = {
       {"most_viewed", l_most_viewed},
+      {"trending", l_trending},
+      {"recently_viewed", l_recently_viewed},
       {"item", l_item},
       {"now", l_now},
       {NULL, NULL},
   };
+  /* The co-occurrence kernels share one function, told apart by upvalues. */
+  static const struct {
+    const char *name;
+    idx_relation rel;
+    cooc_measure measure;
+  } related[] = {
+      {"also_bought", IDX_COPURCHASE, COOC_ALSO},
+      {"bought_together", IDX_COPURCHASE, COOC_COSINE},
+      {"viewed_together", IDX_COVIEW, COOC_COSINE},
+  };
   luaL_newlibtable(L, fns);
   lua_pushlightuserdata(L, engine);
   luaL_setfuncs(L, fns, 1);
+  for (size_t i = 0; i < sizeof related / sizeof *related; i++) {
+    lua_pushlightuserdata(L, engine);
+    lua_pushinteger(L, related[i].rel);
+    lua_pushinteger(L, related[i].measure);
+    lua_pushcclosure(L, l_related, 3);
+    lua_setfield(L, -2, related[i].name);
+  }
   lua_pushstring(L, TAILOR_VERSION_STRING);
   lua_setfield(L, -2, "version");
   lua_setglobal(L, "tailor");

@@ -1,0 +1,235 @@
+/*
+** test_index.c: the co-occurrence and trending kernels against small cases
+** computed by hand: exact scores, decay, the neighbour cap and its
+** eviction, filters, several anchors, segments.
+*/
+#include <stdlib.h>
+
+#include "check.h"
+#include "index/index.h"
+
+#define DAY 86400000LL
+#define T0 1700000000000LL
+
+static void test_cooc_measures_exact(void) {
+  cooc c;
+  cooc_init(&c, 8, 0); /* no decay: counts are plain */
+  /* a: 3 occurrences, b: 2, c: 1; a-b twice, a-c once. */
+  for (int i = 0; i < 3; i++) cooc_add_item(&c, 0, T0, 1);
+  for (int i = 0; i < 2; i++) cooc_add_item(&c, 1, T0, 1);
+  cooc_add_item(&c, 2, T0, 1);
+  cooc_add_pair(&c, 0, 1, T0, 1);
+  cooc_add_pair(&c, 0, 1, T0, 1);
+  cooc_add_pair(&c, 0, 2, T0, 1);
+  CHECK_NEAR(cooc_count(&c, 0, 1, T0), 2, 1e-9);
+  CHECK_NEAR(cooc_count(&c, 1, 0, T0), 2, 1e-9); /* symmetric */
+  cooc_params p;
+  cooc_params_default(&p, COOC_COSINE);
+  CHECK_NEAR(cooc_score(&c, &p, 0, 1, 2, T0), 2 / sqrt(6.0), 1e-9);
+  CHECK_NEAR(cooc_score(&c, &p, 0, 2, 1, T0), 1 / sqrt(3.0), 1e-9);
+  cooc_params_default(&p, COOC_JACCARD);
+  CHECK_NEAR(cooc_score(&c, &p, 0, 1, 2, T0), 2.0 / 3.0, 1e-9);
+  cooc_params_default(&p, COOC_ALSO); /* shrink 2, damping 0.3 */
+  CHECK_NEAR(cooc_score(&c, &p, 0, 1, 2, T0), 2.0 / 5.0 / pow(2, 0.3), 1e-9);
+  CHECK_NEAR(cooc_score(&c, &p, 0, 2, 1, T0), 1.0 / 5.0, 1e-9);
+
+  topk_entry out[4];
+  cooc_params_default(&p, COOC_COSINE);
+  uint32_t a = 0;
+  size_t n = cooc_top_k(&c, &p, &a, 1, NULL, NULL, T0, 4, out);
+  CHECK_INT(n, 2);
+  CHECK_INT(out[0].id, 1);
+  CHECK_INT(out[0].aux, 0); /* because of the anchor */
+  CHECK_NEAR(out[0].score, 2 / sqrt(6.0), 1e-9);
+  CHECK_INT(out[1].id, 2);
+  cooc_free(&c);
+}
+
+static void test_cooc_decay(void) {
+  cooc c;
+  cooc_init(&c, 8, 1.0); /* half-life one day */
+  cooc_add_pair(&c, 0, 1, T0, 1);
+  cooc_add_pair(&c, 0, 1, T0 + DAY, 1);
+  CHECK_NEAR(cooc_count(&c, 0, 1, T0 + DAY), 1.5, 1e-6);
+  CHECK_NEAR(cooc_count(&c, 0, 1, T0 + 3 * DAY), 0.375, 1e-6);
+  /* Rebasing after many half-lives keeps the values. */
+  cooc_add_pair(&c, 0, 1, T0 + 50 * DAY, 1);
+  CHECK(c.d.t0 == T0 + 50 * DAY);
+  CHECK_NEAR(cooc_count(&c, 0, 1, T0 + 50 * DAY), 1.0 + 1.5 / pow(2, 49), 1e-6);
+  cooc_free(&c);
+}
+
+static void test_cooc_cap_space_saving(void) {
+  cooc c;
+  cooc_init(&c, 2, 0);
+  for (int i = 0; i < 3; i++) cooc_add_pair(&c, 0, 1, T0, 1);
+  cooc_add_pair(&c, 0, 2, T0, 1);
+  cooc_add_pair(&c, 0, 3, T0, 1); /* full: 3 replaces 2 (lightest) */
+  CHECK_INT(c.lists[0].n, 2);
+  CHECK_NEAR(cooc_count(&c, 0, 1, T0), 3, 1e-9);
+  CHECK_NEAR(cooc_count(&c, 0, 2, T0), 0, 1e-9);
+  CHECK_NEAR(cooc_count(&c, 0, 3, T0), 2, 1e-9); /* inherits 1, adds 1 */
+  cooc_free(&c);
+}
+
+static void test_cooc_several_anchors(void) {
+  cooc c;
+  cooc_init(&c, 8, 0);
+  for (uint32_t i = 0; i < 4; i++) cooc_add_item(&c, i, T0, 1);
+  cooc_add_pair(&c, 0, 2, T0, 1); /* 2 relates to both anchors */
+  cooc_add_pair(&c, 1, 2, T0, 1);
+  cooc_add_pair(&c, 1, 2, T0, 1);
+  cooc_add_pair(&c, 0, 3, T0, 1);
+  cooc_params p;
+  cooc_params_default(&p, COOC_JACCARD);
+  uint32_t anchors[2] = {0, 1};
+  topk_entry out[4];
+  size_t n = cooc_top_k(&c, &p, anchors, 2, NULL, NULL, T0, 4, out);
+  CHECK_INT(n, 2); /* anchors are never returned */
+  CHECK_INT(out[0].id, 2);
+  /* jaccard(0,2) = 1/(1+1-1) = 1; jaccard(1,2) = 2/(1+1-2) -> u = 0: 0 */
+  CHECK_NEAR(out[0].score, 1.0, 1e-9);
+  CHECK_INT(out[0].aux, 0);
+  CHECK_INT(out[1].id, 3);
+  cooc_free(&c);
+}
+
+static void test_trend_exact_top(void) {
+  trend t;
+  trend_init(&t, 0, 3, 0); /* no decay, top list of 3 */
+  /* weights: item5=4, item1=3, item2=3, item3=1, item4=2 */
+  const uint32_t seq[] = {3, 1, 2, 5, 5, 4, 1, 2, 5, 4, 1, 2, 5};
+  for (size_t i = 0; i < sizeof seq / sizeof *seq; i++)
+    CHECK_INT(trend_bump(&t, "", "", seq[i], T0, 1), 0);
+  const trend_table *tb = trend_find(&t, "", "");
+  CHECK(tb != NULL);
+  topk_entry out[5];
+  size_t n = trend_top_k(&t, tb, NULL, NULL, T0, 3, out);
+  CHECK_INT(n, 3);
+  CHECK_INT(out[0].id, 5);
+  CHECK_NEAR(out[0].score, 4, 1e-9);
+  CHECK_INT(out[1].id, 1); /* tie 3 = 3: smaller id first */
+  CHECK_INT(out[2].id, 2);
+  /* Asking for more than the list holds ranks the whole table. */
+  n = trend_top_k(&t, tb, NULL, NULL, T0, 5, out);
+  CHECK_INT(n, 5);
+  CHECK_INT(out[3].id, 4);
+  CHECK_INT(out[4].id, 3);
+  CHECK(trend_find(&t, "country", "DE") == NULL);
+  trend_free(&t);
+}
+
+static void test_trend_decay(void) {
+  trend t;
+  trend_init(&t, 1.0, 0, 0);
+  trend_bump(&t, "", "", 1, T0, 1);
+  trend_bump(&t, "", "", 1, T0, 1);
+  trend_bump(&t, "", "", 2, T0 + DAY, 1.5);
+  const trend_table *tb = trend_find(&t, "", "");
+  topk_entry out[2];
+  /* At T0 + 1 day: item1 = 2 * 0.5 = 1, item2 = 1.5. */
+  CHECK_INT(trend_top_k(&t, tb, NULL, NULL, T0 + DAY, 2, out), 2);
+  CHECK_INT(out[0].id, 2);
+  CHECK_NEAR(out[0].score, 1.5, 1e-6);
+  CHECK_NEAR(out[1].score, 1.0, 1e-6);
+  trend_free(&t);
+}
+
+/* Build an index from JSON events. */
+static void apply(idx *x, const char *json) {
+  ev e;
+  tailor_error err = {0};
+  ev_limits lim = {0, 0, T0};
+  int rc = ev_parse(json, strlen(json), &lim, &e, &err);
+  if (rc) fprintf(stderr, "%s\n", err.message);
+  CHECK_INT(rc, TAILOR_OK);
+  if (rc) return;
+  CHECK_INT(idx_apply(x, &e), TAILOR_OK);
+  ev_clear(&e);
+}
+
+static void test_index_relations_and_filters(void) {
+  idx_config cfg = {.cooc_half_life_days = -1, .trend_half_life_days = -1,
+                    .cross_order_weight = -1};
+  idx *x = idx_new(&cfg);
+  apply(x, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"jacket\",\"price\":150,\"category\":\"Women/Outerwear\"}}");
+  apply(x, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"hat\",\"price\":20,\"category\":\"Accessories/Hats\"}}");
+  apply(x, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"gloves\",\"price\":40,\"category\":\"Accessories/Gloves\"}}");
+  apply(x, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"scarf\",\"price\":30,\"category\":\"Accessoriesx\",\"in_stock\":false}}");
+  /* Two orders with jacket + hat, one with jacket + gloves + scarf. */
+  apply(x, "{\"type\":\"purchase\",\"customer\":\"c1\",\"order_id\":\"o1\",\"items\":[{\"id\":\"jacket\"},{\"id\":\"hat\"}]}");
+  apply(x, "{\"type\":\"purchase\",\"customer\":\"c2\",\"order_id\":\"o2\",\"items\":[{\"id\":\"jacket\"},{\"id\":\"hat\"}]}");
+  apply(x, "{\"type\":\"purchase\",\"customer\":\"c3\",\"order_id\":\"o3\",\"items\":[{\"id\":\"jacket\"},{\"id\":\"gloves\"},{\"id\":\"scarf\"}]}");
+  uint32_t jacket = idx_item_id(x, "jacket"), hat = idx_item_id(x, "hat"),
+           gloves = idx_item_id(x, "gloves");
+  cooc_params p;
+  cooc_params_default(&p, COOC_COSINE);
+  topk_entry out[8];
+  idx_filter none = {0};
+  size_t n = idx_related(x, IDX_COPURCHASE, &p, &jacket, 1, &none, T0, 8, out);
+  CHECK_INT(n, 3);
+  CHECK_INT(out[0].id, hat); /* 2 / sqrt(3 * 2) */
+  CHECK_NEAR(out[0].score, 2 / sqrt(6.0), 1e-6);
+  CHECK_INT(out[1].id, gloves); /* 1 / sqrt(3): ties with scarf, smaller id */
+  idx_filter stock = {.in_stock = 1};
+  CHECK_INT(idx_related(x, IDX_COPURCHASE, &p, &jacket, 1, &stock, T0, 8, out), 2);
+  idx_filter cat = {.category = "Accessories"}; /* not "Accessoriesx" */
+  n = idx_related(x, IDX_COPURCHASE, &p, &jacket, 1, &cat, T0, 8, out);
+  CHECK_INT(n, 2);
+  idx_filter price = {.min_price = 25, .max_price = 100};
+  n = idx_related(x, IDX_COPURCHASE, &p, &jacket, 1, &price, T0, 8, out);
+  CHECK_INT(n, 2); /* gloves 40, scarf 30; hat 20 out */
+  CHECK_INT(out[0].id, gloves);
+  idx_filter ex = {.exclude = &hat, .nex = 1};
+  n = idx_related(x, IDX_COPURCHASE, &p, &jacket, 1, &ex, T0, 8, out);
+  CHECK(n == 2 && out[0].id != hat && out[1].id != hat);
+  /* Trending: purchases weigh IDX_TREND_PURCHASE each; by category level. */
+  n = idx_trending(x, "", "", &none, T0, 8, out);
+  CHECK_INT(n, 4);
+  CHECK_INT(out[0].id, jacket);
+  CHECK_NEAR(out[0].score, 3 * IDX_TREND_PURCHASE, 1e-6);
+  n = idx_trending(x, "category", "Accessories", &none, T0, 8, out);
+  CHECK_INT(n, 2);
+  CHECK_INT(out[0].id, hat);
+  idx_free(x);
+}
+
+static void test_index_coview_window_and_segments(void) {
+  idx_config cfg = {.coview_window = 2, .cooc_half_life_days = -1,
+                    .trend_half_life_days = -1, .cross_order_weight = -1};
+  idx *x = idx_new(&cfg);
+  apply(x, "{\"type\":\"customer_upsert\",\"customer\":{\"id\":\"c1\",\"attrs\":{\"country\":\"DE\",\"gender\":\"female\"}}}");
+  /* Session s1: a b c a — with a window of 2, c pairs with a and b; the
+     second view of a is already in the window and adds nothing. */
+  apply(x, "{\"type\":\"view\",\"item\":\"a\",\"customer\":\"c1\",\"session\":\"s1\"}");
+  apply(x, "{\"type\":\"view\",\"item\":\"b\",\"customer\":\"c1\",\"session\":\"s1\"}");
+  apply(x, "{\"type\":\"view\",\"item\":\"c\",\"customer\":\"c1\",\"session\":\"s1\"}");
+  apply(x, "{\"type\":\"view\",\"item\":\"d\",\"customer\":\"c1\",\"session\":\"s1\"}");
+  apply(x, "{\"type\":\"view\",\"item\":\"z\",\"anon\":\"v9\",\"session\":\"s2\",\"props\":{\"country\":\"FR\"}}");
+  uint32_t a = idx_item_id(x, "a"), b = idx_item_id(x, "b"),
+           c = idx_item_id(x, "c"), d = idx_item_id(x, "d");
+  CHECK_NEAR(cooc_count(&x->coview, a, b, T0), 1, 1e-9);
+  CHECK_NEAR(cooc_count(&x->coview, a, c, T0), 1, 1e-9);
+  CHECK_NEAR(cooc_count(&x->coview, a, d, T0), 0, 1e-9); /* out of window */
+  CHECK_NEAR(cooc_count(&x->coview, c, d, T0), 1, 1e-9);
+  topk_entry out[8];
+  CHECK_INT(idx_trending(x, "country", "DE", NULL, T0, 8, out), 4);
+  CHECK_INT(idx_trending(x, "country", "FR", NULL, T0, 8, out), 1);
+  CHECK_INT(out[0].id, idx_item_id(x, "z"));
+  CHECK_STR(idx_person_attr(x, idx_person_of(x, NULL, "v9"), "country"), "FR");
+  CHECK_INT(idx_trending(x, "gender", "female", NULL, T0, 8, out), 4);
+  CHECK_INT(idx_trending(x, "", "", NULL, T0, 8, out), 5);
+  idx_free(x);
+}
+
+int main(void) {
+  RUN(test_cooc_measures_exact);
+  RUN(test_cooc_decay);
+  RUN(test_cooc_cap_space_saving);
+  RUN(test_cooc_several_anchors);
+  RUN(test_trend_exact_top);
+  RUN(test_trend_decay);
+  RUN(test_index_relations_and_filters);
+  RUN(test_index_coview_window_and_segments);
+  return CHECK_DONE();
+}

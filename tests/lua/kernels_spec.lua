@@ -1,0 +1,85 @@
+-- kernels_spec.lua: the native kernels, called from a strategy in the real
+-- sandbox, on events ingested through the real engine.
+local tailor = require "tailor"
+local root = os.getenv("TAILOR_ROOT") or "."
+
+local function shop()
+  local e = assert(tailor.open {
+    db = ":memory:", strategies = root .. "/tests/lua/strategies",
+    index = { cooc_half_life_days = 0, trend_half_life_days = 0 },
+  })
+  local items = {
+    { id = "jacket", price = 150, category = "Women/Outerwear" },
+    { id = "hat", price = 20, category = "Accessories/Hats" },
+    { id = "gloves", price = 40, category = "Accessories/Gloves" },
+    { id = "sofa", price = 900, category = "Home/Sofas" },
+  }
+  for _, it in ipairs(items) do assert(e:ingest { type = "item_upsert", item = it }) end
+  local orders = { { "jacket", "hat" }, { "jacket", "hat" }, { "jacket", "gloves" }, { "sofa" } }
+  for n, o in ipairs(orders) do
+    local lines = {}
+    for _, id in ipairs(o) do lines[#lines + 1] = { id = id } end
+    assert(e:ingest { type = "purchase", customer = "c" .. n, order_id = "o" .. n, items = lines })
+  end
+  return e
+end
+
+local function ids(d)
+  local out = {}
+  for i, it in ipairs(d.items) do out[i] = it.id end
+  return out
+end
+
+describe("kernels through the Lua API", function()
+  it("also_bought ranks what is bought with the anchor, with a because", function()
+    local e = shop()
+    local d = e:decide { kind = "recommend", k = 5, page = { kernel = "also_bought", item = "jacket" } }
+    assert.is_nil(d.fallback, d.error)
+    assert.are.same({ "hat", "gloves" }, ids(d))
+    assert.are.equal("bought_together", d.items[1].reason)
+    assert.are.same({ "jacket" }, d.items[1].because)
+    e:close()
+  end)
+
+  it("applies category and price filters inside the kernel", function()
+    local e = shop()
+    local d = e:decide { kind = "recommend", k = 5,
+                         page = { kernel = "bought_together", item = "jacket", max_price = 30 } }
+    assert.are.same({ "hat" }, ids(d))
+    d = e:decide { kind = "recommend", k = 5,
+                   page = { kernel = "bought_together", item = "jacket", category = "Accessories/Gloves" } }
+    assert.are.same({ "gloves" }, ids(d))
+    e:close()
+  end)
+
+  it("complements a whole cart, never returning what is in it", function()
+    local e = shop()
+    local d = e:decide { kind = "recommend", k = 5,
+                         page = { kernel = "bought_together", items = { "hat", "gloves" } } }
+    assert.are.same({ "jacket" }, ids(d))
+    e:close()
+  end)
+
+  it("trending differs by segment", function()
+    local e = shop()
+    assert(e:ingest { type = "customer_upsert", customer = { id = "de1", attrs = { country = "DE" } } })
+    for _ = 1, 3 do assert(e:ingest { type = "view", item = "sofa", customer = "de1" }) end
+    local global = e:decide { kind = "recommend", k = 1, page = { kernel = "trending" } }
+    local de = e:decide { kind = "recommend", k = 1,
+                          page = { kernel = "trending", key = "country", value = "DE" } }
+    assert.are.same({ "jacket" }, ids(global))
+    assert.are.same({ "sofa" }, ids(de))
+    assert.are.equal("trending", de.items[1].reason)
+    e:close()
+  end)
+
+  it("recently_viewed is newest first and deduplicated", function()
+    local e = shop()
+    for _, id in ipairs { "hat", "sofa", "hat", "gloves" } do
+      assert(e:ingest { type = "view", item = id, anon = "v1" })
+    end
+    local d = e:decide { kind = "recommend", anon = "v1", k = 5, page = { kernel = "recently_viewed" } }
+    assert.are.same({ "gloves", "hat", "sofa" }, ids(d))
+    e:close()
+  end)
+end)

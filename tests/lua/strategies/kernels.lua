@@ -1,0 +1,21 @@
+-- kernels.lua: a test strategy that hands the request's page to one kernel,
+-- so specs can drive every kernel through the real sandbox and engine.
+local function recommend(ctx)
+  local p = ctx.page
+  if p.kernel == "also_bought" or p.kernel == "bought_together"
+      or p.kernel == "viewed_together" then
+    return tailor[p.kernel](p.items or p.item, { k = ctx.k, category = p.category,
+                                                 max_price = p.max_price })
+  elseif p.kernel == "trending" then
+    return tailor.trending(p.key, p.value, { k = ctx.k })
+  elseif p.kernel == "recently_viewed" then
+    local out = {}
+    for _, id in ipairs(tailor.recently_viewed(ctx.customer.id or ctx.customer.anon, ctx.k)) do
+      out[#out + 1] = { id = id, reason = "recently_viewed" }
+    end
+    return out
+  end
+  error("unknown kernel " .. tostring(p.kernel))
+end
+
+return { recommend = recommend }
