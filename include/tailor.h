@@ -154,6 +154,31 @@ TAILOR_EXTERN int tailor_decide(tailor *t, const char *request_json, size_t len,
                                 char **response, size_t *response_len,
                                 tailor_error *err);
 
+/* Flags for tailor_customer(). */
+enum { TAILOR_PII = 1 /* include email and phone (admin use only) */ };
+
+/*
+** What tailor knows of a customer (or anonymous id) as a JSON object: the
+** stored profile (consent, attributes; email and phone only with
+** TAILOR_PII) and the index's figures (orders, revenue, lifecycle, recent
+** views, cart, purchases).  `*json` is freed with tailor_free().  Returns
+** TAILOR_ENOTFOUND when the id is unknown.
+*/
+TAILOR_EXTERN int tailor_customer(tailor *t, const char *id, int flags,
+                                  char **json, tailor_error *err);
+
+/*
+** Erase a customer (GDPR right to erasure): their events and those of the
+** anonymous ids linked to them, their profile, identities and pending
+** outbox rows are deleted from the store (securely, in one transaction),
+** and their in-memory profile is cleared.  Anonymous aggregates they
+** contributed to (co-occurrence counts, trending) are kept.  `*erased`
+** (may be NULL) receives the number of events deleted.  Erasing an unknown
+** customer is not an error.
+*/
+TAILOR_EXTERN int tailor_forget(tailor *t, const char *customer,
+                                int64_t *erased, tailor_error *err);
+
 /*
 ** Statistics as a JSON object (events by type, items, customers, strategy
 ** errors, index sizes).  The caller frees `*json` with tailor_free().

@@ -44,6 +44,8 @@
     "half-life of co-occurrence counts, in days; 0 for no decay")            \
   X(trend_half_life_days, "index.trend_half_life_days", INT, 7,              \
     "half-life of trending counters, in days; 0 for no decay")               \
+  X(lapsed_days, "index.lapsed_days", INT, 180,                              \
+    "a customer without an order for this many days is lapsed")              \
   X(trend_keys, "index.trend_keys", STR, "country,gender,device,source,category", \
     "segment keys with their own bestsellers; \"a+b\" joins two keys")
 

@@ -214,6 +214,7 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
       .trend_half_life_days =
           t->cfg.trend_half_life_days ? (double)t->cfg.trend_half_life_days : -1,
       .cross_order_weight = -1,
+      .lapsed_days = (uint32_t)t->cfg.lapsed_days,
       .trend_keys = t->cfg.trend_keys,
   };
   if (!(t->st = store_open(t->cfg.db, &so, err))) goto fail;
@@ -462,6 +463,76 @@ int tailor_stats(tailor *t, char **out, tailor_error *err) {
                 (json_int_t)atomic_load(&t->n_strategy_errors), "events_accepted",
                 (json_int_t)atomic_load(&t->n_accepted), "events_rejected",
                 (json_int_t)atomic_load(&t->n_rejected)));
+  *out = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  return *out ? TAILOR_OK : util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+}
+
+int tailor_forget(tailor *t, const char *customer, int64_t *erased,
+                  tailor_error *err) {
+  if (!t || !customer || !*customer)
+    return util_fail(err, TAILOR_EINVAL, "customer", "forget: no customer id");
+  /* Under write_mu so no event of theirs can slip in between the store and
+     the index. */
+  pthread_mutex_lock(&t->write_mu);
+  int rc = store_forget(t->st, customer, erased, err);
+  if (rc == TAILOR_OK) {
+    pthread_rwlock_wrlock(&t->lock);
+    idx_forget(t->ix, customer);
+    pthread_rwlock_unlock(&t->lock);
+  }
+  pthread_mutex_unlock(&t->write_mu);
+  if (rc == TAILOR_OK) eng_log(t, TAILOR_LOG_INFO, "erased a customer");
+  return rc;
+}
+
+static json_t *ids_json(const idx *x, const idx_ids *a) {
+  json_t *out = json_array();
+  for (uint32_t i = 0; a && i < a->n; i++)
+    json_array_append_new(out, json_string(intern_name(&x->items, a->v[i])));
+  return out;
+}
+
+int tailor_customer(tailor *t, const char *id, int flags, char **out,
+                    tailor_error *err) {
+  if (!t || !id || !out)
+    return util_fail(err, TAILOR_EINVAL, NULL, "customer: missing argument");
+  *out = NULL;
+  pthread_mutex_lock(&t->write_mu);
+  json_t *profile = store_customer(t->st, id);
+  pthread_mutex_unlock(&t->write_mu);
+  pthread_rwlock_rdlock(&t->lock);
+  const idx *x = t->ix;
+  uint32_t p = idx_person_of(x, id, id);
+  if (p == INTERN_NONE && !profile) {
+    pthread_rwlock_unlock(&t->lock);
+    return util_fail(err, TAILOR_ENOTFOUND, "id", "customer '%s' not found", id);
+  }
+  idx_figures f;
+  idx_person_figures(x, p, util_now_ms(), &f);
+  json_t *o = json_pack("{ss}", "id", id);
+  if (profile) {
+    if (!(flags & TAILOR_PII)) {
+      json_object_del(profile, "email");
+      json_object_del(profile, "phone");
+    }
+    json_object_del(profile, "id");
+    json_object_update(o, profile);
+    json_decref(profile);
+  }
+  const idx_person *ps = f.seen ? &x->person[p] : NULL;
+  json_object_set_new(
+      o, "figures",
+      json_pack("{si si sf sf sI sI sI sf sf ss so so so}", "orders", (int)f.orders,
+                "visits", (int)f.visits, "revenue", f.revenue, "avg_order",
+                f.avg_order, "first_seen", (json_int_t)f.first_seen, "last_seen",
+                (json_int_t)f.last_seen, "last_order", (json_int_t)f.last_order,
+                "days_since_visit", f.days_since_visit, "days_since_order",
+                f.days_since_order, "lifecycle", idx_lifecycle_name(f.lifecycle),
+                "recent", ids_json(x, ps ? &ps->recent : NULL), "cart",
+                ids_json(x, ps ? &ps->cart : NULL), "bought",
+                ids_json(x, ps ? &ps->bought : NULL)));
+  pthread_rwlock_unlock(&t->lock);
   *out = json_dumps(o, JSON_COMPACT);
   json_decref(o);
   return *out ? TAILOR_OK : util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");

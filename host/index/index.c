@@ -45,6 +45,7 @@ idx *idx_new(const idx_config *cfg) {
   if (c.cooc_half_life_days == 0) c.cooc_half_life_days = COOC_DEFAULT_HALF_LIFE_DAYS;
   if (c.trend_half_life_days == 0) c.trend_half_life_days = TREND_DEFAULT_HALF_LIFE_DAYS;
   if (c.cross_order_weight < 0) c.cross_order_weight = IDX_DEFAULT_CROSS_ORDER;
+  if (!c.lapsed_days) c.lapsed_days = IDX_DEFAULT_LAPSED_DAYS;
   if (!c.trend_keys) c.trend_keys = IDX_DEFAULT_TREND_KEYS;
   parse_trend_keys(x, c.trend_keys);
   c.trend_keys = NULL; /* not kept: the caller's string */
@@ -200,6 +201,7 @@ static int person_merge(idx *x, uint32_t from, uint32_t into) {
   if (a->last_seen > b->last_seen) b->last_seen = a->last_seen;
   if (a->last_order > b->last_order) b->last_order = a->last_order;
   b->orders += a->orders;
+  b->visits += a->visits;
   b->revenue += a->revenue;
   for (uint8_t i = 0; i < a->nattrs; i++)
     if (!idx_person_attr(x, into, intern_name(&x->attrs, a->attrs[i].key)) &&
@@ -448,14 +450,19 @@ int idx_apply(idx *x, const ev *e) {
   if (e->type == EV_CUSTOMER_UPSERT) return apply_profile(x, e);
   uint32_t pid = event_person(x, e);
   idx_person *p = pid == INTERN_NONE ? NULL : &x->person[pid];
+  uint32_t sid = INTERN_NONE;
+  if (e->session && (sid = intern_put(&x->sessions, e->session)) == INTERN_NONE)
+    return TAILOR_ENOMEM;
   if (p) {
+    /* A visit: a new session id, or activity after a long pause. */
+    if (sid != INTERN_NONE ? p->last_session != sid + 1
+                           : (!p->last_seen || e->ts - p->last_seen > IDX_VISIT_GAP_MS))
+      p->visits++;
+    if (sid != INTERN_NONE) p->last_session = sid + 1;
     if (!p->first_seen || e->ts < p->first_seen) p->first_seen = e->ts;
     if (e->ts > p->last_seen) p->last_seen = e->ts;
     if (apply_visit_attrs(x, p, e)) return TAILOR_ENOMEM;
   }
-  uint32_t sid = INTERN_NONE;
-  if (e->session && (sid = intern_put(&x->sessions, e->session)) == INTERN_NONE)
-    return TAILOR_ENOMEM;
   uint32_t order[IDX_MAX_ORDER_LINES];
   size_t norder = 0;
   for (size_t l = 0; l < e->n_lines; l++) {
@@ -565,4 +572,66 @@ size_t idx_trending(const idx *x, const char *key, const char *value,
   keep_ctx kc = {x, f};
   const trend_table *tb = trend_find(&x->trend, key ? key : "", value ? value : "");
   return trend_top_k(&x->trend, tb, f ? keep_cb : NULL, &kc, now, k, out);
+}
+
+static void person_clear(idx_person *p) {
+  ids_free(&p->recent);
+  ids_free(&p->cart);
+  ids_free(&p->bought);
+  free(p->attrs);
+  memset(p, 0, sizeof *p);
+}
+
+size_t idx_forget(idx *x, const char *customer) {
+  uint32_t p = person_lookup(x, 'c', customer);
+  if (p == INTERN_NONE) return 0;
+  size_t n = 0;
+  for (uint32_t q = 0; q < x->people.n; q++) {
+    if (x->person[q].canon != p || q == p) continue;
+    char key[300];
+    snprintf(key, sizeof key, "%s", intern_name(&x->people, q));
+    intern_forget(&x->people, key);
+    person_clear(&x->person[q]);
+    x->person[q].canon = q;
+    n++;
+  }
+  char key[300];
+  person_key(key, sizeof key, 'c', customer);
+  intern_forget(&x->people, key);
+  person_clear(&x->person[p]);
+  x->person[p].canon = p;
+  return n + 1;
+}
+
+static const char *const lifecycle_names[] = {
+#define IDX_LIFECYCLE_NAME_(e, s) s,
+    IDX_LIFECYCLE_MAP(IDX_LIFECYCLE_NAME_)
+#undef IDX_LIFECYCLE_NAME_
+};
+
+const char *idx_lifecycle_name(idx_lifecycle l) {
+  return (unsigned)l <= IDX_LAPSED ? lifecycle_names[l] : "new_visitor";
+}
+
+void idx_person_figures(const idx *x, uint32_t person, int64_t now,
+                        idx_figures *f) {
+  memset(f, 0, sizeof *f);
+  f->days_since_visit = f->days_since_order = -1;
+  f->lifecycle = IDX_NEW_VISITOR;
+  if (person >= x->people.n) return;
+  const idx_person *p = &x->person[person];
+  f->seen = 1;
+  f->orders = p->orders;
+  f->visits = p->visits;
+  f->revenue = p->revenue;
+  f->avg_order = p->orders ? p->revenue / p->orders : 0;
+  f->first_seen = p->first_seen;
+  f->last_seen = p->last_seen;
+  f->last_order = p->last_order;
+  if (p->last_seen) f->days_since_visit = (double)(now - p->last_seen) / 86400e3;
+  if (p->last_order) f->days_since_order = (double)(now - p->last_order) / 86400e3;
+  if (p->orders)
+    f->lifecycle = f->days_since_order > x->cfg.lapsed_days ? IDX_LAPSED : IDX_CUSTOMER;
+  else if (p->visits > 1)
+    f->lifecycle = IDX_RETURNING_VISITOR;
 }

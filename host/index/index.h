@@ -55,6 +55,8 @@ const char *idx_reason_name(idx_reason r);
 #define IDX_TREND_VIEW 1.0
 #define IDX_TREND_CART 3.0
 #define IDX_TREND_PURCHASE 5.0
+#define IDX_VISIT_GAP_MS (30 * 60 * 1000) /* a new visit after 30 idle minutes */
+#define IDX_DEFAULT_LAPSED_DAYS 180       /* no order for this long: lapsed */
 
 typedef struct idx_config {
   uint32_t recent_max;       /* recently viewed kept per person, <= 255 */
@@ -63,6 +65,7 @@ typedef struct idx_config {
   double cooc_half_life_days;  /* 0: default; < 0: no decay */
   double trend_half_life_days; /* 0: default; < 0: no decay */
   double cross_order_weight;   /* < 0: default */
+  uint32_t lapsed_days;      /* 0: default */
   const char *trend_keys;    /* comma-separated segment keys; a key may join
                                 two with '+': "country+gender"; NULL: default */
 } idx_config;
@@ -93,6 +96,8 @@ typedef struct idx_person {
   uint8_t is_customer; /* a known customer id (not only an anonymous one) */
   int64_t first_seen, last_seen, last_order; /* ms; 0 = never */
   uint32_t orders;
+  uint32_t visits;     /* sessions, or bursts of activity without one */
+  uint32_t last_session; /* id in idx.sessions + 1, 0 = none */
   double revenue;
   idx_ids recent;      /* recently viewed, oldest first, deduplicated */
   idx_ids cart;        /* current cart */
@@ -100,6 +105,33 @@ typedef struct idx_person {
   idx_attr *attrs;     /* profile and latest session attributes */
   uint8_t nattrs;
 } idx_person;
+
+/* Where a person stands with the shop: X(ENUM, "name"). */
+#define IDX_LIFECYCLE_MAP(X)                   \
+  X(NEW_VISITOR, "new_visitor")                \
+  X(RETURNING_VISITOR, "returning_visitor")    \
+  X(CUSTOMER, "customer")                      \
+  X(LAPSED, "lapsed")
+
+typedef enum idx_lifecycle {
+#define IDX_LIFECYCLE_ENUM_(e, s) IDX_##e,
+  IDX_LIFECYCLE_MAP(IDX_LIFECYCLE_ENUM_)
+#undef IDX_LIFECYCLE_ENUM_
+} idx_lifecycle;
+
+const char *idx_lifecycle_name(idx_lifecycle l);
+
+/* What the index knows of a person at a moment: RFM and lifecycle. */
+typedef struct idx_figures {
+  int seen;                 /* the person exists in the index */
+  uint32_t orders, visits;
+  double revenue;           /* monetary: total */
+  double avg_order;         /* monetary: per order; 0 without orders */
+  int64_t first_seen, last_seen, last_order; /* ms; 0 = never */
+  double days_since_visit;  /* -1 when never seen */
+  double days_since_order;  /* recency; -1 without orders */
+  idx_lifecycle lifecycle;
+} idx_figures;
 
 /* The relations between items that the index counts. */
 typedef enum idx_relation { IDX_COVIEW, IDX_COPURCHASE } idx_relation;
@@ -176,6 +208,18 @@ size_t idx_related(const idx *x, idx_relation rel, const cooc_params *p,
 size_t idx_trending(const idx *x, const char *key, const char *value,
                     const idx_filter *f, int64_t now, size_t k,
                     topk_entry *out);
+
+/*
+** Erase a customer and the anonymous ids merged into them (the right to
+** erasure): their profile, carts, views and purchases are cleared and their
+** ids no longer resolve.  Aggregates they contributed to (co-occurrence,
+** trending) are anonymous and stay.  Returns the people erased.
+*/
+size_t idx_forget(idx *x, const char *customer);
+
+/* Fill `f` for a person (INTERN_NONE gives a new visitor) at `now`. */
+void idx_person_figures(const idx *x, uint32_t person, int64_t now,
+                        idx_figures *f);
 
 /* A person's attribute value, or NULL. */
 const char *idx_person_attr(const idx *x, uint32_t person, const char *key);

@@ -118,6 +118,29 @@ uint32_t intern_put(intern *t, const char *s) {
   return t->n++;
 }
 
+uint32_t intern_forget(intern *t, const char *s) {
+  if (!t->nslots) return INTERN_NONE;
+  int found;
+  uint32_t mask = t->nslots - 1;
+  uint32_t i = find_slot(t, s, (uint32_t)intern_hash(s, strlen(s)), &found);
+  if (!found) return INTERN_NONE;
+  uint32_t id = t->slots[i] - 1;
+  /* Backward-shift deletion keeps every other key reachable without
+     tombstones: move later members of the cluster into the hole when their
+     home slot allows it. */
+  t->slots[i] = 0;
+  for (uint32_t j = (i + 1) & mask; t->slots[j]; j = (j + 1) & mask) {
+    uint32_t home = t->hashes[t->slots[j] - 1] & mask;
+    if (((j - home) & mask) >= ((j - i) & mask)) {
+      t->slots[i] = t->slots[j];
+      t->slots[j] = 0;
+      i = j;
+    }
+  }
+  memset(t->names[id], 0, strlen(t->names[id]));
+  return id;
+}
+
 const char *intern_name(const intern *t, uint32_t id) {
   return id < t->n ? t->names[id] : NULL;
 }

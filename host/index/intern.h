@@ -35,6 +35,13 @@ uint32_t intern_get(const intern *t, const char *s);
 /* The id of `s`, adding it when new; INTERN_NONE only when out of memory. */
 uint32_t intern_put(intern *t, const char *s);
 
+/*
+** Forget a string (the right to erasure): the id no longer resolves, its
+** text is wiped from memory, and the id number is never reused.  Returns
+** the id it had, or INTERN_NONE.
+*/
+uint32_t intern_forget(intern *t, const char *s);
+
 /* The string of an id (borrowed, lives as long as the table), or NULL. */
 const char *intern_name(const intern *t, uint32_t id);
 

@@ -129,6 +129,27 @@ static int l_stats(lua_State *L) {
   return push_decoded(L, s);
 }
 
+/* e:customer(id [, pii]) -> table | nil, message, code */
+static int l_customer(lua_State *L) {
+  tailor **t = check_engine(L);
+  const char *id = luaL_checkstring(L, 2);
+  char *s = NULL;
+  tailor_error err = {0};
+  if (tailor_customer(*t, id, lua_toboolean(L, 3) ? TAILOR_PII : 0, &s, &err))
+    return push_error(L, &err);
+  return push_decoded(L, s);
+}
+
+/* e:forget(customer) -> events erased | nil, message, code */
+static int l_forget(lua_State *L) {
+  tailor **t = check_engine(L);
+  int64_t n = 0;
+  tailor_error err = {0};
+  if (tailor_forget(*t, luaL_checkstring(L, 2), &n, &err)) return push_error(L, &err);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
 /* e:close(); also run by the garbage collector. */
 static int l_close(lua_State *L) {
   tailor **t = luaL_checkudata(L, 1, ENGINE_MT);
@@ -142,6 +163,7 @@ int luaopen_tailor(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"ingest", l_ingest}, {"ingest_batch", l_ingest_batch},
       {"decide", l_decide}, {"stats", l_stats},
+      {"customer", l_customer}, {"forget", l_forget},
       {"close", l_close},   {NULL, NULL},
   };
   static const luaL_Reg fns[] = {{"open", l_open}, {NULL, NULL}};

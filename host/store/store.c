@@ -165,7 +165,9 @@ store *store_open(const char *path, const store_options *opt,
   char pragmas[160];
   snprintf(pragmas, sizeof pragmas,
            "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; "
-           "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;",
+           "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; "
+           /* erased customers leave no readable trace in free pages */
+           "PRAGMA secure_delete=ON;",
            opt->synchronous_full ? "FULL" : "NORMAL");
   /* A file that is not a database fails here with "file is not a database". */
   if ((!opt->readonly && store_exec(s, pragmas, err)) ||
@@ -465,4 +467,39 @@ int store_outbox_add(store *s, const store_outbox_row *row, int *added,
   if (rc != SQLITE_DONE) return fail(err, TAILOR_ESTORE, s->db, "store: outbox");
   if (added) *added = sqlite3_changes(s->db) > 0;
   return TAILOR_OK;
+}
+
+int store_forget(store *s, const char *customer, int64_t *events,
+                 tailor_error *err) {
+  static const char *const steps[] = {
+      "DELETE FROM events WHERE customer=?1 OR anon IN "
+      "(SELECT anon FROM identities WHERE customer=?1)",
+      "DELETE FROM outbox WHERE customer=?1",
+      "DELETE FROM customers WHERE id=?1",
+      "DELETE FROM identities WHERE customer=?1",
+  };
+  if (store_exec(s, "BEGIN IMMEDIATE", err)) return TAILOR_ESTORE;
+  for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, steps[i], -1, &st, NULL) != SQLITE_OK) {
+      fail(err, TAILOR_ESTORE, s->db, "store: forget");
+      goto rollback;
+    }
+    sqlite3_bind_text(st, 1, customer, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+      fail(err, TAILOR_ESTORE, s->db, "store: forget");
+      goto rollback;
+    }
+    if (i == 0 && events) *events = sqlite3_changes(s->db);
+  }
+  if (store_exec(s, "COMMIT", err) == TAILOR_OK) {
+    /* Old copies of the pages live in the WAL until a checkpoint. */
+    sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    return TAILOR_OK;
+  }
+rollback:
+  sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+  return TAILOR_ESTORE;
 }

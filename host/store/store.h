@@ -83,6 +83,15 @@ json_t *store_customer(store *s, const char *id);
 char *store_identity(store *s, const char *anon);
 
 /*
+** Erase a customer (the right to erasure): their events, and those of the
+** anonymous ids linked to them, their profile, identities and outbox rows,
+** in one transaction.  *events (may be NULL) receives the events deleted.
+** Returns TAILOR_OK (also when nothing was known of them).
+*/
+int store_forget(store *s, const char *customer, int64_t *events,
+                 tailor_error *err);
+
+/*
 ** Outbox: side effects decided by strategies (emails, webhooks).  A row is
 ** unique by its idempotency key; adding an existing key is a no-op that
 ** returns TAILOR_OK with *added = 0.

@@ -360,6 +360,53 @@ static void test_concurrent_ingest_group_commit(void) {
   tailor_close(t);
 }
 
+static void test_customer_and_forget(void) {
+  char db[700], dir[600];
+  make_dir(dir, sizeof dir, "forget");
+  snprintf(db, sizeof db, "%s/shop.db", dir);
+  tailor *t = open_engine(db, "");
+  CHECK(t != NULL);
+  if (!t) return;
+  CHECK_INT(ingest(t, "{\"type\":\"customer_upsert\",\"customer\":{\"id\":\"c1\","
+                      "\"email\":\"ada@example.com\",\"consent\":{\"email\":true},"
+                      "\"attrs\":{\"country\":\"DE\"}}}"), 0);
+  CHECK_INT(ingest(t, "{\"type\":\"view\",\"item\":\"a\",\"anon\":\"v1\",\"session\":\"s1\"}"), 0);
+  CHECK_INT(ingest(t, "{\"type\":\"identify\",\"customer\":\"c1\",\"anon\":\"v1\"}"), 0);
+  CHECK_INT(ingest(t, "{\"type\":\"purchase\",\"customer\":\"c1\",\"order_id\":\"o1\","
+                      "\"items\":[{\"id\":\"a\",\"price\":10}]}"), 0);
+  CHECK_INT(ingest(t, "{\"type\":\"view\",\"item\":\"a\",\"anon\":\"v2\"}"), 0);
+  char *j = NULL;
+  CHECK_INT(tailor_customer(t, "c1", 0, &j, NULL), TAILOR_OK);
+  CHECK_CONTAINS(j, "\"country\":\"DE\"");
+  CHECK_CONTAINS(j, "\"lifecycle\":\"customer\"");
+  CHECK_CONTAINS(j, "\"recent\":[\"a\"]"); /* the anonymous view, merged */
+  CHECK(j && !strstr(j, "ada@example.com")); /* no PII without the flag */
+  tailor_free(j);
+  CHECK_INT(tailor_customer(t, "c1", TAILOR_PII, &j, NULL), TAILOR_OK);
+  CHECK_CONTAINS(j, "ada@example.com");
+  tailor_free(j);
+  int64_t erased = -1;
+  CHECK_INT(tailor_forget(t, "c1", &erased, NULL), TAILOR_OK);
+  CHECK_INT(erased, 4); /* profile, the anonymous view, identify, purchase */
+  tailor_error err = {0};
+  CHECK_INT(tailor_customer(t, "c1", 0, &j, &err), TAILOR_ENOTFOUND);
+  CHECK_INT(tailor_customer(t, "v1", 0, &j, &err), TAILOR_ENOTFOUND);
+  CHECK_INT(tailor_customer(t, "v2", 0, &j, &err), TAILOR_OK); /* others stay */
+  tailor_free(j);
+  tailor_close(t);
+  /* After a restart (rebuild from the store) they are still gone. */
+  t = open_engine(db, "");
+  CHECK(t != NULL);
+  if (!t) return;
+  CHECK_INT(tailor_customer(t, "c1", 0, &j, &err), TAILOR_ENOTFOUND);
+  char *s = NULL;
+  CHECK_INT(tailor_stats(t, &s, NULL), TAILOR_OK);
+  CHECK_CONTAINS(s, "\"customers\":0");
+  CHECK_CONTAINS(s, "\"identities\":0");
+  tailor_free(s);
+  tailor_close(t);
+}
+
 static void test_errors_named(void) {
   CHECK_STR(tailor_strerror(TAILOR_EPARSE), "malformed JSON");
   CHECK_STR(tailor_errname(TAILOR_EFIELD), "EFIELD");
@@ -383,5 +430,6 @@ int main(void) {
   RUN(test_rebuild_on_open);
   RUN(test_sigkill_loses_no_acknowledged_event);
   RUN(test_concurrent_ingest_group_commit);
+  RUN(test_customer_and_forget);
   return CHECK_DONE();
 }
