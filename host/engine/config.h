@@ -46,6 +46,8 @@
     "half-life of trending counters, in days; 0 for no decay")               \
   X(lapsed_days, "index.lapsed_days", INT, 180,                              \
     "a customer without an order for this many days is lapsed")              \
+  X(audience_days, "index.audience_days", STR, "2,7,14",                    \
+    "recency windows of the retargeting audiences, in days")                 \
   X(trend_keys, "index.trend_keys", STR, "country,gender,device,source,category", \
     "segment keys with their own bestsellers; \"a+b\" joins two keys")
 

@@ -91,66 +91,9 @@ static int parse_request(tailor *t, request *r, const char *text, size_t len,
   return TAILOR_OK;
 }
 
-/* Push a list of item ids as a Lua array of external id strings. */
-static void push_ids(lua_State *L, const idx *x, const uint32_t *v, uint32_t n) {
-  lua_createtable(L, (int)n, 0);
-  for (uint32_t i = 0; i < n; i++) {
-    lua_pushstring(L, intern_name(&x->items, v[i]));
-    lua_rawseti(L, -2, i + 1);
-  }
-}
-
 static void set_int(lua_State *L, const char *k, lua_Integer v) {
   lua_pushinteger(L, v);
   lua_setfield(L, -2, k);
-}
-
-static void set_num(lua_State *L, const char *k, double v) {
-  lua_pushnumber(L, v);
-  lua_setfield(L, -2, k);
-}
-
-/* ctx.customer: who is deciding, with what the index knows of them. */
-static void push_customer(lua_State *L, request *r) {
-  const idx *x = r->t->ix;
-  uint32_t p = idx_person_of(x, r->customer, r->anon);
-  idx_figures f;
-  idx_person_figures(x, p, util_now_ms(), &f);
-  lua_createtable(L, 0, 20);
-  if (r->customer) {
-    lua_pushstring(L, r->customer);
-    lua_setfield(L, -2, "id");
-  }
-  if (r->anon) {
-    lua_pushstring(L, r->anon);
-    lua_setfield(L, -2, "anon");
-  }
-  lua_pushboolean(L, f.seen);
-  lua_setfield(L, -2, "seen");
-  lua_pushstring(L, idx_lifecycle_name(f.lifecycle));
-  lua_setfield(L, -2, "lifecycle");
-  set_int(L, "orders", f.orders);
-  set_int(L, "visits", f.visits);
-  set_num(L, "revenue", f.revenue);
-  set_num(L, "avg_order", f.avg_order);
-  set_num(L, "days_since_visit", f.days_since_visit);
-  set_num(L, "days_since_order", f.days_since_order);
-  if (f.first_seen) set_int(L, "first_seen", f.first_seen);
-  if (f.last_seen) set_int(L, "last_seen", f.last_seen);
-  if (f.last_order) set_int(L, "last_order", f.last_order);
-  const idx_person *ps = f.seen ? &x->person[p] : NULL;
-  push_ids(L, x, ps ? ps->recent.v : NULL, ps ? ps->recent.n : 0);
-  lua_setfield(L, -2, "recent");
-  push_ids(L, x, ps ? ps->cart.v : NULL, ps ? ps->cart.n : 0);
-  lua_setfield(L, -2, "cart");
-  push_ids(L, x, ps ? ps->bought.v : NULL, ps ? ps->bought.n : 0);
-  lua_setfield(L, -2, "bought");
-  lua_createtable(L, 0, ps ? ps->nattrs : 0);
-  for (uint8_t i = 0; ps && i < ps->nattrs; i++) {
-    lua_pushstring(L, intern_name(&x->attrs, ps->attrs[i].value));
-    lua_setfield(L, -2, intern_name(&x->attrs, ps->attrs[i].key));
-  }
-  lua_setfield(L, -2, "attrs");
 }
 
 /* Push request[name] as a table (an empty one when absent). */
@@ -168,7 +111,7 @@ static void push_ctx(lua_State *L, request *r) {
   lua_setfield(L, -2, "kind");
   set_int(L, "k", r->k);
   set_int(L, "now", util_now_ms());
-  push_customer(L, r);
+  lapi_push_customer(L, r->t, r->customer, r->anon);
   lua_setfield(L, -2, "customer");
   lua_createtable(L, 0, 1);
   if (r->session) {

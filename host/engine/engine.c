@@ -215,6 +215,7 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
           t->cfg.trend_half_life_days ? (double)t->cfg.trend_half_life_days : -1,
       .cross_order_weight = -1,
       .lapsed_days = (uint32_t)t->cfg.lapsed_days,
+      .audience_days = t->cfg.audience_days,
       .trend_keys = t->cfg.trend_keys,
   };
   if (!(t->st = store_open(t->cfg.db, &so, err))) goto fail;

@@ -71,6 +71,12 @@ lvm *eng_thread_vm(tailor *t, tailor_error *err);
 /* The lvm_config an engine uses for its states (borrowed strings). */
 void eng_vm_config(tailor *t, lvm_config *cfg);
 
+/* Push the table strategies see as ctx.customer and tailor.customer():
+   figures, lifecycle, attributes, recent/cart/bought ids (lua/lapi.c).
+   Needs the index read lock. */
+void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
+                        const char *anon);
+
 /* Installs the `tailor` global of the strategies' API (lua/lapi.c). */
 void lapi_open(lua_State *L, void *engine);
 

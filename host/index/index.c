@@ -49,6 +49,15 @@ idx *idx_new(const idx_config *cfg) {
   if (!c.trend_keys) c.trend_keys = IDX_DEFAULT_TREND_KEYS;
   parse_trend_keys(x, c.trend_keys);
   c.trend_keys = NULL; /* not kept: the caller's string */
+  const char *days = c.audience_days ? c.audience_days : IDX_DEFAULT_AUDIENCE_DAYS;
+  while (*days && x->naudiences < IDX_MAX_AUDIENCES) {
+    char *end;
+    unsigned long d = strtoul(days, &end, 10);
+    if (end == days) break;
+    if (d > 0) x->audience_days[x->naudiences++] = (uint32_t)d;
+    days = *end == ',' ? end + 1 : end;
+  }
+  c.audience_days = NULL;
   x->cfg = c;
   intern_init(&x->items);
   intern_init(&x->people);
@@ -56,21 +65,22 @@ idx *idx_new(const idx_config *cfg) {
   intern_init(&x->categories);
   intern_init(&x->brands);
   intern_init(&x->attrs);
+  intern_init(&x->tags);
   cooc_init(&x->coview, c.max_neighbors, c.cooc_half_life_days);
   cooc_init(&x->copurchase, c.max_neighbors, c.cooc_half_life_days);
   trend_init(&x->trend, c.trend_half_life_days, 0, 0);
   return x;
 }
 
-static void ids_free(idx_ids *a) { free(a->v); }
+void idx_ids_free(idx_ids *a) { free(a->v); }
 
 void idx_free(idx *x) {
   if (!x) return;
   for (uint32_t i = 0; i < x->items.n; i++) free(x->item[i].doc);
   for (uint32_t i = 0; i < x->people.n; i++) {
-    ids_free(&x->person[i].recent);
-    ids_free(&x->person[i].cart);
-    ids_free(&x->person[i].bought);
+    idx_ids_free(&x->person[i].recent);
+    idx_ids_free(&x->person[i].cart);
+    idx_ids_free(&x->person[i].bought);
     free(x->person[i].attrs);
   }
   cooc_free(&x->coview);
@@ -79,6 +89,9 @@ void idx_free(idx *x) {
   free(x->window);
   free(x->window_n);
   intern_free(&x->attrs);
+  intern_free(&x->tags);
+  for (uint32_t i = 0; i < x->members_cap; i++) idx_ids_free(&x->members[i]);
+  free(x->members);
   free(x->item);
   free(x->person);
   intern_free(&x->items);
@@ -95,7 +108,7 @@ int idx_ids_has(const uint32_t *v, size_t n, uint32_t id) {
   return 0;
 }
 
-static int ids_push(idx_ids *a, uint32_t id) {
+int idx_ids_push(idx_ids *a, uint32_t id) {
   if (a->n == a->cap) {
     uint32_t cap = a->cap ? a->cap * 2 : 4;
     uint32_t *v = realloc(a->v, cap * sizeof *v);
@@ -107,7 +120,7 @@ static int ids_push(idx_ids *a, uint32_t id) {
   return 0;
 }
 
-static void ids_remove(idx_ids *a, uint32_t id) {
+void idx_ids_remove(idx_ids *a, uint32_t id) {
   for (uint32_t i = 0; i < a->n; i++) {
     if (a->v[i] == id) {
       memmove(a->v + i, a->v + i + 1, (a->n - i - 1) * sizeof *a->v);
@@ -185,16 +198,16 @@ static int person_merge(idx *x, uint32_t from, uint32_t into) {
   if (from == into) return 0;
   idx_person *a = &x->person[from], *b = &x->person[into];
   for (uint32_t i = 0; i < a->recent.n; i++) {
-    ids_remove(&b->recent, a->recent.v[i]);
-    if (ids_push(&b->recent, a->recent.v[i])) return -1;
+    idx_ids_remove(&b->recent, a->recent.v[i]);
+    if (idx_ids_push(&b->recent, a->recent.v[i])) return -1;
   }
   for (uint32_t i = 0; i < a->cart.n; i++)
     if (!idx_ids_has(b->cart.v, b->cart.n, a->cart.v[i]) &&
-        ids_push(&b->cart, a->cart.v[i]))
+        idx_ids_push(&b->cart, a->cart.v[i]))
       return -1;
   for (uint32_t i = 0; i < a->bought.n; i++)
     if (!idx_ids_has(b->bought.v, b->bought.n, a->bought.v[i]) &&
-        ids_push(&b->bought, a->bought.v[i]))
+        idx_ids_push(&b->bought, a->bought.v[i]))
       return -1;
   if (!b->first_seen || (a->first_seen && a->first_seen < b->first_seen))
     b->first_seen = a->first_seen;
@@ -211,9 +224,9 @@ static int person_merge(idx *x, uint32_t from, uint32_t into) {
       b->attrs = more;
       b->attrs[b->nattrs++] = a->attrs[i];
     }
-  ids_free(&a->recent);
-  ids_free(&a->cart);
-  ids_free(&a->bought);
+  idx_ids_free(&a->recent);
+  idx_ids_free(&a->cart);
+  idx_ids_free(&a->bought);
   free(a->attrs);
   memset(a, 0, sizeof *a);
   /* Only anonymous people are merged, and only into customers, so chains
@@ -233,12 +246,12 @@ static uint32_t event_person(idx *x, const ev *e) {
 }
 
 static void recent_push(idx *x, idx_person *p, uint32_t item) {
-  ids_remove(&p->recent, item);
+  idx_ids_remove(&p->recent, item);
   if (p->recent.n >= x->cfg.recent_max) {
     memmove(p->recent.v, p->recent.v + 1, (p->recent.n - 1) * sizeof *p->recent.v);
     p->recent.n--;
   }
-  ids_push(&p->recent, item);
+  idx_ids_push(&p->recent, item);
 }
 
 static int apply_catalog(idx *x, const ev *e) {
@@ -265,10 +278,21 @@ static int apply_catalog(idx *x, const ev *e) {
   json_t *stock = json_object_get(item, "stock");
   it->in_stock = v ? !json_is_false(v)
                    : (json_is_integer(stock) ? json_integer_value(stock) > 0 : 1);
+  uint32_t old_category = it->category;
   const char *s = json_string_value(json_object_get(item, "category"));
   it->category = s ? intern_put(&x->categories, s) : INTERN_NONE;
   s = json_string_value(json_object_get(item, "brand"));
   it->brand = s ? intern_put(&x->brands, s) : INTERN_NONE;
+  it->ntags = 0;
+  json_t *tags = json_object_get(item, "tags");
+  for (size_t t = 0; t < json_array_size(tags) && it->ntags < IDX_MAX_TAGS; t++) {
+    const char *tag = json_string_value(json_array_get(tags, t));
+    uint32_t tid = tag ? intern_put(&x->tags, tag) : INTERN_NONE;
+    if (tid != INTERN_NONE && !idx_ids_has(it->tags, it->ntags, tid))
+      it->tags[it->ntags++] = tid;
+  }
+  if (old_category != it->category && idx_content_update(x, i, old_category))
+    return TAILOR_ENOMEM;
   return TAILOR_OK;
 }
 
@@ -482,10 +506,10 @@ int idx_apply(idx *x, const ev *e) {
       case EV_ADD_TO_CART:
         it->carts++;
         rc = bump_trending(x, pid, i, e->ts, IDX_TREND_CART) ||
-             (p && !idx_ids_has(p->cart.v, p->cart.n, i) && ids_push(&p->cart, i));
+             (p && !idx_ids_has(p->cart.v, p->cart.n, i) && idx_ids_push(&p->cart, i));
         break;
       case EV_REMOVE_FROM_CART:
-        if (p) ids_remove(&p->cart, i);
+        if (p) idx_ids_remove(&p->cart, i);
         break;
       case EV_PURCHASE:
         it->purchases++;
@@ -502,9 +526,9 @@ int idx_apply(idx *x, const ev *e) {
     if (apply_copurchase(x, p, e, order, norder)) return TAILOR_ENOMEM;
     if (p) {
       for (size_t i = 0; i < norder; i++) {
-        ids_remove(&p->cart, order[i]);
+        idx_ids_remove(&p->cart, order[i]);
         if (!idx_ids_has(p->bought.v, p->bought.n, order[i]) &&
-            ids_push(&p->bought, order[i]))
+            idx_ids_push(&p->bought, order[i]))
           return TAILOR_ENOMEM;
       }
       p->orders++;
@@ -575,9 +599,9 @@ size_t idx_trending(const idx *x, const char *key, const char *value,
 }
 
 static void person_clear(idx_person *p) {
-  ids_free(&p->recent);
-  ids_free(&p->cart);
-  ids_free(&p->bought);
+  idx_ids_free(&p->recent);
+  idx_ids_free(&p->cart);
+  idx_ids_free(&p->bought);
   free(p->attrs);
   memset(p, 0, sizeof *p);
 }
@@ -634,4 +658,33 @@ void idx_person_figures(const idx *x, uint32_t person, int64_t now,
     f->lifecycle = f->days_since_order > x->cfg.lapsed_days ? IDX_LAPSED : IDX_CUSTOMER;
   else if (p->visits > 1)
     f->lifecycle = IDX_RETURNING_VISITOR;
+}
+
+size_t idx_person_audiences(const idx *x, uint32_t person, int64_t now,
+                            idx_audience *out) {
+  if (person >= x->people.n || !x->person[person].last_seen) return 0;
+  const idx_person *p = &x->person[person];
+  size_t n = 0;
+  for (uint32_t i = 0; i < x->naudiences; i++) {
+    int64_t from = now - (int64_t)x->audience_days[i] * 86400000;
+    if (p->last_seen < from) continue;
+    out[n++] = (idx_audience){x->audience_days[i], p->last_order >= from};
+  }
+  return n;
+}
+
+size_t idx_audience_members(const idx *x, uint32_t days, int purchased,
+                            int64_t now, void (*fn)(void *ud, uint32_t person),
+                            void *ud) {
+  int64_t from = now - (int64_t)days * 86400000;
+  size_t n = 0;
+  for (uint32_t i = 0; i < x->people.n; i++) {
+    const idx_person *p = &x->person[i];
+    if (p->canon != i || !p->last_seen || p->last_seen < from) continue;
+    int bought = p->last_order >= from;
+    if (purchased >= 0 && bought != purchased) continue;
+    if (fn) fn(ud, i);
+    n++;
+  }
+  return n;
 }

@@ -51,6 +51,13 @@ const char *idx_reason_name(idx_reason r);
 #define IDX_MAX_TREND_KEYS 16
 #define IDX_MAX_ATTRS 16             /* attributes kept per person */
 #define IDX_MAX_CATEGORY_DEPTH 6     /* category levels counted in trending */
+#define IDX_DEFAULT_AUDIENCE_DAYS "2,7,14" /* recency windows for retargeting */
+#define IDX_MAX_AUDIENCES 8
+#define IDX_CONTENT_CANDIDATES 500   /* items a content query scores at most */
+#define IDX_CONTENT_W_CATEGORY 0.5
+#define IDX_CONTENT_W_BRAND 0.2
+#define IDX_CONTENT_W_TAGS 0.2
+#define IDX_CONTENT_W_PRICE 0.1      /* full at equal price, 0 at 2x apart */
 /* How much each kind of interest counts in trending. */
 #define IDX_TREND_VIEW 1.0
 #define IDX_TREND_CART 3.0
@@ -66,15 +73,20 @@ typedef struct idx_config {
   double trend_half_life_days; /* 0: default; < 0: no decay */
   double cross_order_weight;   /* < 0: default */
   uint32_t lapsed_days;      /* 0: default */
+  const char *audience_days; /* comma-separated windows in days; NULL: default */
   const char *trend_keys;    /* comma-separated segment keys; a key may join
                                 two with '+': "country+gender"; NULL: default */
 } idx_config;
+
+#define IDX_MAX_TAGS 8 /* tags of an item used for content similarity */
 
 typedef struct idx_item {
   char *doc;          /* compact catalog JSON (owned), NULL if never upserted */
   double price;       /* from the catalog, else the last price seen */
   uint32_t category;  /* id in idx.categories, or INTERN_NONE */
   uint32_t brand;     /* id in idx.brands, or INTERN_NONE */
+  uint32_t tags[IDX_MAX_TAGS]; /* ids in idx.tags */
+  uint8_t ntags;
   uint8_t in_stock;   /* 1 unless the catalog says otherwise */
   uint8_t deleted;    /* removed from the catalog */
   uint64_t views, carts, purchases; /* lifetime counts */
@@ -148,10 +160,14 @@ typedef struct idx_filter {
 
 typedef struct idx {
   idx_config cfg;
-  intern items, people, sessions, categories, brands, attrs;
+  intern items, people, sessions, categories, brands, attrs, tags;
+  idx_ids *members;    /* by category id (every level): its items */
+  uint32_t members_cap;
   cooc coview, copurchase;
   trend trend;
   char trend_keys[IDX_MAX_TREND_KEYS][64];
+  uint32_t audience_days[IDX_MAX_AUDIENCES];
+  uint32_t naudiences;
   uint32_t ntrend_keys;
   uint32_t (*window)[IDX_MAX_COVIEW_WINDOW]; /* by session: latest items */
   uint8_t *window_n;
@@ -221,8 +237,54 @@ size_t idx_forget(idx *x, const char *customer);
 void idx_person_figures(const idx *x, uint32_t person, int64_t now,
                         idx_figures *f);
 
+/*
+** Content similarity, for items nobody has interacted with yet: candidates
+** from the anchor's category (widening to parent categories until
+** IDX_CONTENT_CANDIDATES are found), scored on shared category depth,
+** brand, tags and price band (weights IDX_CONTENT_W_*).  Results carry the
+** anchor in aux.  Deleted items are never returned.
+*/
+size_t idx_similar(const idx *x, uint32_t anchor, const idx_filter *f,
+                   size_t k, topk_entry *out);
+
+/* The content score of j for anchor i, in [0, 1]. */
+double idx_content_score(const idx *x, uint32_t i, uint32_t j);
+
+/* Keep the category member lists right after an item's category changed
+   (old may be INTERN_NONE).  Returns 0 or -1 when out of memory. */
+int idx_content_update(idx *x, uint32_t item, uint32_t old_category);
+
+/* Membership of one recency audience. */
+typedef struct idx_audience {
+  uint32_t days;  /* the window */
+  int purchased;  /* ordered within the window too */
+} idx_audience;
+
+/* The recency audiences a person is in at `now` (last seen within the
+   window), shortest window first; writes up to IDX_MAX_AUDIENCES entries
+   and returns how many. */
+size_t idx_person_audiences(const idx *x, uint32_t person, int64_t now,
+                            idx_audience *out);
+
+/*
+** Every customer last seen within `days` of `now`; `purchased` selects
+** those who ordered in the window too (1), those who did not (0), or both
+** (-1).  Anonymous visitors not linked to a customer are included (they can
+** be retargeted by cookie).  Calls fn for each canonical person; returns
+** the count.
+*/
+size_t idx_audience_members(const idx *x, uint32_t days, int purchased,
+                            int64_t now, void (*fn)(void *ud, uint32_t person),
+                            void *ud);
+
 /* A person's attribute value, or NULL. */
 const char *idx_person_attr(const idx *x, uint32_t person, const char *key);
+
+/* Growable id arrays: append (0, or -1 when out of memory), remove the
+   first occurrence, free. */
+int idx_ids_push(idx_ids *a, uint32_t id);
+void idx_ids_remove(idx_ids *a, uint32_t id);
+void idx_ids_free(idx_ids *a);
 
 /* Whether `id` is among the n ids of `v`. */
 int idx_ids_has(const uint32_t *v, size_t n, uint32_t id);

@@ -16,6 +16,68 @@ static tailor *engine_of(lua_State *L) {
   return lua_touserdata(L, lua_upvalueindex(1));
 }
 
+/* Push a list of item ids as a Lua array of external id strings. */
+static void push_ids(lua_State *L, const idx *x, const uint32_t *v, uint32_t n) {
+  lua_createtable(L, (int)n, 0);
+  for (uint32_t i = 0; i < n; i++) {
+    lua_pushstring(L, intern_name(&x->items, v[i]));
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static void set_num(lua_State *L, const char *k, double v) {
+  lua_pushnumber(L, v);
+  lua_setfield(L, -2, k);
+}
+
+void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
+                        const char *anon) {
+  const idx *x = t->ix;
+  uint32_t p = idx_person_of(x, customer, anon);
+  idx_figures f;
+  idx_person_figures(x, p, util_now_ms(), &f);
+  lua_createtable(L, 0, 20);
+  if (customer) {
+    lua_pushstring(L, customer);
+    lua_setfield(L, -2, "id");
+  }
+  if (anon) {
+    lua_pushstring(L, anon);
+    lua_setfield(L, -2, "anon");
+  }
+  lua_pushboolean(L, f.seen);
+  lua_setfield(L, -2, "seen");
+  lua_pushstring(L, idx_lifecycle_name(f.lifecycle));
+  lua_setfield(L, -2, "lifecycle");
+  set_int(L, "orders", f.orders);
+  set_int(L, "visits", f.visits);
+  set_num(L, "revenue", f.revenue);
+  set_num(L, "avg_order", f.avg_order);
+  set_num(L, "days_since_visit", f.days_since_visit);
+  set_num(L, "days_since_order", f.days_since_order);
+  if (f.first_seen) set_int(L, "first_seen", f.first_seen);
+  if (f.last_seen) set_int(L, "last_seen", f.last_seen);
+  if (f.last_order) set_int(L, "last_order", f.last_order);
+  const idx_person *ps = f.seen ? &x->person[p] : NULL;
+  push_ids(L, x, ps ? ps->recent.v : NULL, ps ? ps->recent.n : 0);
+  lua_setfield(L, -2, "recent");
+  push_ids(L, x, ps ? ps->cart.v : NULL, ps ? ps->cart.n : 0);
+  lua_setfield(L, -2, "cart");
+  push_ids(L, x, ps ? ps->bought.v : NULL, ps ? ps->bought.n : 0);
+  lua_setfield(L, -2, "bought");
+  lua_createtable(L, 0, ps ? ps->nattrs : 0);
+  for (uint8_t i = 0; ps && i < ps->nattrs; i++) {
+    lua_pushstring(L, intern_name(&x->attrs, ps->attrs[i].value));
+    lua_setfield(L, -2, intern_name(&x->attrs, ps->attrs[i].key));
+  }
+  lua_setfield(L, -2, "attrs");
+}
+
 /* k from argument `arg` (default `def`), bounded. */
 static size_t check_k(lua_State *L, int arg, lua_Integer def) {
   lua_Integer k = luaL_optinteger(L, arg, def);
@@ -212,6 +274,45 @@ static int l_item(lua_State *L) {
   return 1;
 }
 
+/* tailor.similar(item, opts) -> rows: content similarity (category,
+   brand, tags, price band), for items nobody has interacted with yet. */
+static int l_similar(lua_State *L) {
+  tailor *t = engine_of(L);
+  uint32_t anchor = idx_item_id(t->ix, luaL_checkstring(L, 1));
+  kernel_opts o;
+  check_opts(L, 2, t->ix, &o);
+  topk_entry *rows = lua_newuserdatauv(L, o.k * sizeof *rows, 0);
+  size_t n = anchor == INTERN_NONE ? 0 : idx_similar(t->ix, anchor, &o.f, o.k, rows);
+  push_rows(L, t->ix, rows, n, IDX_REASON_SIMILAR, 1);
+  return 1;
+}
+
+/* tailor.customer(id) -> the same table as ctx.customer, for any customer
+   or anonymous id (an email strategy deciding for someone not on the site). */
+static int l_customer(lua_State *L) {
+  const char *id = luaL_checkstring(L, 1);
+  lapi_push_customer(L, engine_of(L), id, id);
+  return 1;
+}
+
+/* tailor.audiences(id) -> {{days = 2, purchased = false}, ...}: the recency
+   audiences the customer is in now. */
+static int l_audiences(lua_State *L) {
+  tailor *t = engine_of(L);
+  const char *id = luaL_checkstring(L, 1);
+  idx_audience a[IDX_MAX_AUDIENCES];
+  size_t n = idx_person_audiences(t->ix, idx_person_of(t->ix, id, id), util_now_ms(), a);
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_createtable(L, 0, 2);
+    set_int(L, "days", a[i].days);
+    lua_pushboolean(L, a[i].purchased);
+    lua_setfield(L, -2, "purchased");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
 /* tailor.now() -> milliseconds since the epoch */
 static int l_now(lua_State *L) {
   lua_pushinteger(L, util_now_ms());
@@ -223,6 +324,9 @@ void lapi_open(lua_State *L, void *engine) {
       {"most_viewed", l_most_viewed},
       {"trending", l_trending},
       {"recently_viewed", l_recently_viewed},
+      {"similar", l_similar},
+      {"customer", l_customer},
+      {"audiences", l_audiences},
       {"item", l_item},
       {"now", l_now},
       {NULL, NULL},

@@ -222,6 +222,78 @@ static void test_index_coview_window_and_segments(void) {
   idx_free(x);
 }
 
+static void test_content_similarity(void) {
+  idx *x = idx_new(NULL);
+  apply(x, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"trail\",\"price\":100,\"category\":\"Sport/Running/Shoes\",\"brand\":\"Velo\",\"tags\":[\"trail\",\"waterproof\"]}}");
+  apply(x, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"road\",\"price\":100,\"category\":\"Sport/Running/Shoes\",\"brand\":\"Velo\",\"tags\":[\"road\"]}}");
+  apply(x, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"sock\",\"price\":150,\"category\":\"Sport/Running/Socks\",\"brand\":\"Other\",\"tags\":[\"trail\"]}}");
+  apply(x, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"sofa\",\"price\":100,\"category\":\"Home/Sofas\",\"brand\":\"Velo\"}}");
+  uint32_t trail = idx_item_id(x, "trail"), road = idx_item_id(x, "road"),
+           sock = idx_item_id(x, "sock");
+  /* road: same category (0.5 * 3/3), brand (0.2), no common tag, same price (0.1) */
+  CHECK_NEAR(idx_content_score(x, trail, road), 0.5 + 0.2 + 0.1, 1e-9);
+  /* sock: 2 of 3 levels, other brand, tags 1/2 in common, price 1.5x */
+  CHECK_NEAR(idx_content_score(x, trail, sock),
+             0.5 * 2 / 3 + 0.2 * 1 / 2 + 0.1 * (1 - log(1.5) / log(2)), 1e-9);
+  topk_entry out[4];
+  size_t n = idx_similar(x, trail, NULL, 4, out);
+  CHECK_INT(n, 2); /* the sofa shares no category level */
+  CHECK_INT(out[0].id, road);
+  CHECK_INT(out[1].id, sock);
+  CHECK_INT(out[0].aux, trail);
+  /* Moving an item to another category updates the lists. */
+  apply(x, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"road\",\"price\":100,\"category\":\"Home/Sofas\"}}");
+  n = idx_similar(x, trail, NULL, 4, out);
+  CHECK_INT(n, 1);
+  CHECK_INT(out[0].id, sock);
+  idx_free(x);
+}
+
+static void test_lifecycle_and_audiences(void) {
+  idx_config cfg = {.lapsed_days = 30, .audience_days = "2,7,14"};
+  idx *x = idx_new(&cfg);
+  char line[300];
+  /* v1: one visit now; v2: two visits; c1: ordered 40 days ago; c2 ordered
+     a day ago and was seen 5 days before. */
+  snprintf(line, sizeof line, "{\"type\":\"view\",\"item\":\"a\",\"anon\":\"v1\",\"session\":\"s1\",\"ts\":%lld}", T0);
+  apply(x, line);
+  snprintf(line, sizeof line, "{\"type\":\"view\",\"item\":\"a\",\"anon\":\"v2\",\"session\":\"s2\",\"ts\":%lld}", T0 - 3 * DAY);
+  apply(x, line);
+  snprintf(line, sizeof line, "{\"type\":\"view\",\"item\":\"a\",\"anon\":\"v2\",\"session\":\"s3\",\"ts\":%lld}", T0 - 3 * DAY + 1000);
+  apply(x, line);
+  snprintf(line, sizeof line, "{\"type\":\"purchase\",\"customer\":\"c1\",\"order_id\":\"o1\",\"items\":[{\"id\":\"a\",\"price\":10}],\"ts\":%lld}", T0 - 40 * DAY);
+  apply(x, line);
+  snprintf(line, sizeof line, "{\"type\":\"purchase\",\"customer\":\"c2\",\"order_id\":\"o2\",\"items\":[{\"id\":\"a\",\"price\":30}],\"ts\":%lld}", T0 - DAY);
+  apply(x, line);
+  idx_figures f;
+  idx_person_figures(x, idx_person_of(x, NULL, "v1"), T0, &f);
+  CHECK_INT(f.lifecycle, IDX_NEW_VISITOR);
+  idx_person_figures(x, idx_person_of(x, NULL, "v2"), T0, &f);
+  CHECK_INT(f.lifecycle, IDX_RETURNING_VISITOR);
+  CHECK_INT(f.visits, 2);
+  CHECK_NEAR(f.days_since_visit, 3, 1e-3);
+  idx_person_figures(x, idx_person_of(x, "c1", NULL), T0, &f);
+  CHECK_INT(f.lifecycle, IDX_LAPSED);
+  CHECK_NEAR(f.days_since_order, 40, 1e-9);
+  idx_person_figures(x, idx_person_of(x, "c2", NULL), T0, &f);
+  CHECK_INT(f.lifecycle, IDX_CUSTOMER);
+  CHECK_NEAR(f.avg_order, 30, 1e-9);
+  idx_person_figures(x, INTERN_NONE, T0, &f);
+  CHECK_INT(f.seen, 0);
+  CHECK_INT(f.lifecycle, IDX_NEW_VISITOR);
+
+  idx_audience a[IDX_MAX_AUDIENCES];
+  CHECK_INT(idx_person_audiences(x, idx_person_of(x, NULL, "v2"), T0, a), 2); /* 7, 14 */
+  CHECK_INT(a[0].days, 7);
+  CHECK_INT(idx_person_audiences(x, idx_person_of(x, "c2", NULL), T0, a), 3);
+  CHECK_INT(a[0].purchased, 1);
+  CHECK_INT(idx_person_audiences(x, idx_person_of(x, "c1", NULL), T0, a), 0);
+  CHECK_INT(idx_audience_members(x, 2, -1, T0, NULL, NULL), 2);  /* v1, c2 */
+  CHECK_INT(idx_audience_members(x, 7, 0, T0, NULL, NULL), 2);   /* v1, v2 */
+  CHECK_INT(idx_audience_members(x, 14, 1, T0, NULL, NULL), 1);  /* c2 */
+  idx_free(x);
+}
+
 int main(void) {
   RUN(test_cooc_measures_exact);
   RUN(test_cooc_decay);
@@ -231,5 +303,7 @@ int main(void) {
   RUN(test_trend_decay);
   RUN(test_index_relations_and_filters);
   RUN(test_index_coview_window_and_segments);
+  RUN(test_content_similarity);
+  RUN(test_lifecycle_and_audiences);
   return CHECK_DONE();
 }

@@ -1,0 +1,144 @@
+/*
+** content.c: content similarity for items without interactions: the same
+** category (widening to its parents), brand, tags and price band.  Every
+** category level keeps the list of its items, so candidates come from a
+** few arrays instead of a scan of the catalog.
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index/index.h"
+
+static int members_grow(idx *x, uint32_t cat) {
+  if (cat < x->members_cap) return 0;
+  uint32_t n = x->members_cap ? x->members_cap : 64;
+  while (n <= cat) n *= 2;
+  idx_ids *m = realloc(x->members, n * sizeof *m);
+  if (!m) return -1;
+  memset(m + x->members_cap, 0, (n - x->members_cap) * sizeof *m);
+  x->members = m;
+  x->members_cap = n;
+  return 0;
+}
+
+/* Call fn for the category and each of its ancestors ("A/B/C", "A/B",
+   "A"), deepest first, with the id of each level (interned on the way when
+   `create`).  Stops early when fn returns nonzero. */
+static int each_level(idx *x, uint32_t cat, int create,
+                      int (*fn)(idx *x, uint32_t level, void *ud), void *ud) {
+  const char *path = intern_name(&x->categories, cat);
+  if (!path) return 0;
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (;;) {
+    uint32_t id = create ? intern_put(&x->categories, buf)
+                         : intern_get(&x->categories, buf);
+    if (id == INTERN_NONE && create) return -1;
+    if (id != INTERN_NONE) {
+      int rc = fn(x, id, ud);
+      if (rc) return rc;
+    }
+    char *slash = strrchr(buf, '/');
+    if (!slash) return 0;
+    *slash = '\0';
+  }
+}
+
+static int add_member(idx *x, uint32_t level, void *ud) {
+  uint32_t item = *(uint32_t *)ud;
+  if (members_grow(x, level)) return -1;
+  return idx_ids_push(&x->members[level], item);
+}
+
+static int remove_member(idx *x, uint32_t level, void *ud) {
+  if (level < x->members_cap) idx_ids_remove(&x->members[level], *(uint32_t *)ud);
+  return 0;
+}
+
+int idx_content_update(idx *x, uint32_t item, uint32_t old_category) {
+  if (old_category != INTERN_NONE)
+    each_level(x, old_category, 0, remove_member, &item);
+  uint32_t cat = x->item[item].category;
+  return cat == INTERN_NONE ? 0 : each_level(x, cat, 1, add_member, &item);
+}
+
+/* Depth of a path: 1 + the number of '/'. */
+static int depth_of(const char *p) {
+  int d = 1;
+  for (; *p; p++) d += *p == '/';
+  return d;
+}
+
+/* Levels two paths share ("A/B/C" and "A/B/D" share 2). */
+static int shared_depth(const char *a, const char *b) {
+  int d = 0;
+  for (;;) {
+    size_t la = strcspn(a, "/"), lb = strcspn(b, "/");
+    if (la != lb || strncmp(a, b, la) != 0) return d;
+    d++;
+    if (!a[la] || !b[lb]) return d;
+    a += la + 1;
+    b += lb + 1;
+  }
+}
+
+double idx_content_score(const idx *x, uint32_t i, uint32_t j) {
+  const idx_item *a = &x->item[i], *b = &x->item[j];
+  double s = 0;
+  const char *ca = intern_name(&x->categories, a->category);
+  const char *cb = intern_name(&x->categories, b->category);
+  if (ca && cb) {
+    int da = depth_of(ca), db = depth_of(cb);
+    s += IDX_CONTENT_W_CATEGORY * shared_depth(ca, cb) / (da > db ? da : db);
+  }
+  if (a->brand != INTERN_NONE && a->brand == b->brand) s += IDX_CONTENT_W_BRAND;
+  if (a->ntags && b->ntags) {
+    int common = 0;
+    for (uint8_t t = 0; t < a->ntags; t++) common += idx_ids_has(b->tags, b->ntags, a->tags[t]);
+    s += IDX_CONTENT_W_TAGS * common / (a->ntags + b->ntags - common);
+  }
+  if (a->price > 0 && b->price > 0) {
+    double r = fabs(log(a->price / b->price)) / log(2.0);
+    if (r < 1) s += IDX_CONTENT_W_PRICE * (1 - r);
+  }
+  return s;
+}
+
+typedef struct similar_run {
+  uint32_t anchor;
+  const idx_filter *f;
+  topk *h;
+  size_t scored;
+} similar_run;
+
+/* Score the items of one category level; stop widening once enough were
+   scored.  An item seen at a deeper level is scored again at a parent with
+   the same result, which the heap absorbs (same id, same score). */
+static int score_level(idx *x, uint32_t level, void *ud) {
+  similar_run *r = ud;
+  if (level >= x->members_cap) return 0;
+  const idx_ids *m = &x->members[level];
+  for (uint32_t e = 0; e < m->n && r->scored < IDX_CONTENT_CANDIDATES; e++) {
+    uint32_t j = m->v[e];
+    if (j == r->anchor || x->item[j].deleted || !idx_keep(x, r->f, j)) continue;
+    int dup = 0;
+    for (size_t k = 0; k < r->h->n && !dup; k++) dup = r->h->e[k].id == j;
+    if (dup) continue;
+    r->scored++;
+    topk_push(r->h, j, r->anchor, idx_content_score(x, r->anchor, j));
+  }
+  return r->scored >= IDX_CONTENT_CANDIDATES;
+}
+
+size_t idx_similar(const idx *x, uint32_t anchor, const idx_filter *f,
+                   size_t k, topk_entry *out) {
+  if (anchor >= x->items.n || x->item[anchor].category == INTERN_NONE) return 0;
+  topk h;
+  topk_init(&h, out, k);
+  similar_run r = {anchor, f, &h, 0};
+  /* Reading only: levels are looked up, never created. */
+  each_level((idx *)x, x->item[anchor].category, 0, score_level, &r);
+  return topk_sorted(&h);
+}
