@@ -180,6 +180,13 @@ TAILOR_EXTERN int tailor_forget(tailor *t, const char *customer,
                                 int64_t *erased, tailor_error *err);
 
 /*
+** Write the checkpoint of the indexes now (it is also written on close and,
+** when configured, every index.checkpoint_every events), so the next open
+** replays only later events.  TAILOR_EUNSUPPORTED for an in-memory store.
+*/
+TAILOR_EXTERN int tailor_checkpoint(tailor *t, tailor_error *err);
+
+/*
 ** Statistics as a JSON object (events by type, items, customers, strategy
 ** errors, index sizes).  The caller frees `*json` with tailor_free().
 */

@@ -46,6 +46,11 @@
     "half-life of trending counters, in days; 0 for no decay")               \
   X(lapsed_days, "index.lapsed_days", INT, 180,                              \
     "a customer without an order for this many days is lapsed")              \
+  X(checkpoint, "index.checkpoint", STR, "auto",                             \
+    "checkpoint file of the indexes; \"auto\" is the store's path + .ckpt, "  \
+    "\"\" for none")                                                          \
+  X(checkpoint_every, "index.checkpoint_every", INT, 0,                      \
+    "also write the checkpoint every this many events; 0: only on close")    \
   X(audience_days, "index.audience_days", STR, "2,7,14",                    \
     "recency windows of the retargeting audiences, in days")                 \
   X(trend_keys, "index.trend_keys", STR, "country,gender,device,source,category", \

@@ -171,12 +171,81 @@ lvm *eng_thread_vm(tailor *t, tailor_error *err) {
 */
 static int rebuild_one(void *ud, int64_t seq, const ev *e) {
   tailor *t = ud;
+  t->applied_seq = seq;
   if (idx_apply(t->ix, e) != TAILOR_OK) {
     eng_log(t, TAILOR_LOG_ERROR, "rebuild: out of memory at event %lld",
             (long long)seq);
     return TAILOR_ENOMEM;
   }
   return 0;
+}
+
+/*
+** Checkpoints: loaded on open when they match the store and the index
+** configuration, written on close (and every index.checkpoint_every events).
+*/
+static int load_checkpoint(tailor *t, const idx_config *ic) {
+  const char *path = t->cfg.checkpoint;
+  if (!strcmp(path, "auto")) {
+    if (!strcmp(t->cfg.db, ":memory:") || !*t->cfg.db) return TAILOR_OK;
+    size_t n = strlen(t->cfg.db) + 6;
+    if (!(t->ckpt_path = malloc(n))) return TAILOR_ENOMEM;
+    snprintf(t->ckpt_path, n, "%s.ckpt", t->cfg.db);
+  } else if (*path) {
+    if (!(t->ckpt_path = strdup(path))) return TAILOR_ENOMEM;
+  } else {
+    return TAILOR_OK;
+  }
+  t->ckpt_fp = idx_fingerprint(t->ix);
+  if (access(t->ckpt_path, F_OK) != 0) return TAILOR_OK;
+  tailor_error e = {0};
+  int64_t seq = 0, last = store_last_seq(t->st);
+  idx *x = idx_load(t->ckpt_path, ic, t->ckpt_fp, &seq, &e);
+  if (x && seq > last) {
+    snprintf(e.message, sizeof e.message,
+             "checkpoint %s ignored: it has events up to %lld, the store only "
+             "to %lld (a store restored from backup?)",
+             t->ckpt_path, (long long)seq, (long long)last);
+    idx_free(x);
+    x = NULL;
+  }
+  if (!x) {
+    eng_log(t, TAILOR_LOG_WARN, "%s; rebuilding from the store", e.message);
+    return TAILOR_OK;
+  }
+  idx_free(t->ix);
+  t->ix = x;
+  t->applied_seq = t->ckpt_seq = seq;
+  return TAILOR_OK;
+}
+
+/* Write the checkpoint; the caller holds write_mu (no event can slip in). */
+static void save_checkpoint(tailor *t) {
+  /* An index that missed part of an event must not be saved as if it had
+     it: the next start replays from the store instead. */
+  if (!t->ckpt_path || t->applied_seq == t->ckpt_seq || t->ix_incomplete) return;
+  tailor_error e = {0};
+  pthread_rwlock_rdlock(&t->lock);
+  int rc = idx_save(t->ix, t->ckpt_path, t->ckpt_fp, t->applied_seq, &e);
+  pthread_rwlock_unlock(&t->lock);
+  if (rc)
+    eng_log(t, TAILOR_LOG_ERROR, "%s", e.message);
+  else
+    t->ckpt_seq = t->applied_seq;
+}
+
+int tailor_checkpoint(tailor *t, tailor_error *err) {
+  if (!t->ckpt_path)
+    return util_fail(err, TAILOR_EUNSUPPORTED, "index.checkpoint",
+                     "checkpoint: none configured (in-memory store?)");
+  pthread_mutex_lock(&t->write_mu);
+  t->ckpt_seq = -1; /* write even when nothing changed */
+  save_checkpoint(t);
+  int ok = t->ckpt_seq == t->applied_seq;
+  pthread_mutex_unlock(&t->write_mu);
+  return ok ? TAILOR_OK
+            : util_fail(err, TAILOR_EIO, NULL, "checkpoint: cannot write %s",
+                        t->ckpt_path);
 }
 
 tailor *tailor_open(const char *config_json, tailor_error *err) {
@@ -223,7 +292,14 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
     util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
     goto fail;
   }
-  if (store_scan(t->st, 0, rebuild_one, t, err)) goto fail;
+  if (load_checkpoint(t, &ic)) goto fail;
+  /* Replay what the checkpoint does not have (everything, without one). */
+  uint64_t t0 = util_mono_ns();
+  int64_t from = t->applied_seq;
+  if (store_scan(t->st, from, rebuild_one, t, err)) goto fail;
+  if (t->applied_seq > from)
+    eng_log(t, TAILOR_LOG_INFO, "index: replayed %lld events in %.2f s",
+            (long long)(t->applied_seq - from), (double)(util_mono_ns() - t0) / 1e9);
   if (t->cfg.strategies && *t->cfg.strategies &&
       access(t->cfg.strategies, F_OK) != 0) {
     /* The default folder may simply not exist where tailor runs (ingest,
@@ -255,6 +331,8 @@ fail:
 
 void tailor_close(tailor *t) {
   if (!t) return;
+  if (t->st && t->ix) save_checkpoint(t);
+  free(t->ckpt_path);
   /* After the key is deleted no thread-exit destructor runs for it, so the
      list below is ours alone. */
   pthread_key_delete(t->vm_key);
@@ -305,19 +383,26 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
     for (commit_req *r = group; r; r = r->next)
       for (size_t i = 0; i < r->n; i++) all[at++] = r->evs[i];
   pthread_mutex_lock(&t->write_mu);
-  int rc = store_append(t->st, all, n, NULL, err);
+  int64_t *seqs = malloc(n * sizeof *seqs);
+  int rc = seqs ? store_append(t->st, all, n, seqs, err)
+                : util_fail(err, TAILOR_ENOMEM, NULL, "ingest: out of memory");
   if (rc == TAILOR_OK) {
+    t->applied_seq = seqs[n - 1];
     pthread_rwlock_wrlock(&t->lock);
     for (size_t i = 0; i < n; i++)
-      if (idx_apply(t->ix, all[i]) != TAILOR_OK)
+      if (idx_apply(t->ix, all[i]) != TAILOR_OK && (t->ix_incomplete = 1))
         eng_log(t, TAILOR_LOG_ERROR,
                 "index: out of memory applying a %s event; it is stored and "
                 "will be applied on the next start",
                 ev_type_name(all[i]->type));
     pthread_rwlock_unlock(&t->lock);
     atomic_fetch_add(&t->n_accepted, n);
+    if (t->cfg.checkpoint_every > 0 &&
+        t->applied_seq - t->ckpt_seq >= t->cfg.checkpoint_every)
+      save_checkpoint(t);
   }
   pthread_mutex_unlock(&t->write_mu);
+  free(seqs);
   if (all != group->evs) free(all);
   return rc;
 }

@@ -56,6 +56,13 @@ struct tailor {
   /* Counters for stats and metrics. */
   _Atomic uint64_t n_decisions, n_strategy_errors, n_accepted, n_rejected;
 
+  /* Checkpoints of the index (index/checkpoint.c). */
+  char *ckpt_path;         /* NULL: none */
+  uint64_t ckpt_fp;        /* fingerprint of the index configuration */
+  int64_t applied_seq;     /* last event applied to the index */
+  int64_t ckpt_seq;        /* last event in the checkpoint on disk */
+  int ix_incomplete;       /* an event failed to apply (out of memory) */
+
   tailor_log_fn log;
   void *log_ud;
 };

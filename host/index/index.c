@@ -76,8 +76,8 @@ void idx_ids_free(idx_ids *a) { free(a->v); }
 
 void idx_free(idx *x) {
   if (!x) return;
-  for (uint32_t i = 0; i < x->items.n; i++) free(x->item[i].doc);
-  for (uint32_t i = 0; i < x->people.n; i++) {
+  for (uint32_t i = 0; x->item && i < x->items.n; i++) free(x->item[i].doc);
+  for (uint32_t i = 0; x->person && i < x->people.n; i++) {
     idx_ids_free(&x->person[i].recent);
     idx_ids_free(&x->person[i].cart);
     idx_ids_free(&x->person[i].bought);
@@ -90,7 +90,8 @@ void idx_free(idx *x) {
   free(x->window_n);
   intern_free(&x->attrs);
   intern_free(&x->tags);
-  for (uint32_t i = 0; i < x->members_cap; i++) idx_ids_free(&x->members[i]);
+  for (uint32_t i = 0; x->members && i < x->members_cap; i++)
+    idx_ids_free(&x->members[i]);
   free(x->members);
   free(x->item);
   free(x->person);
@@ -335,7 +336,8 @@ static int apply_profile(idx *x, const ev *e) {
   const char *k;
   json_t *v;
   json_object_foreach(attrs, k, v) {
-    if (json_is_string(v) && set_attr(x, &x->person[pid], k, json_string_value(v)))
+    if (json_is_string(v) && *json_string_value(v) && *k &&
+        set_attr(x, &x->person[pid], k, json_string_value(v)))
       return TAILOR_ENOMEM;
   }
   return TAILOR_OK;

@@ -277,6 +277,19 @@ size_t idx_audience_members(const idx *x, uint32_t days, int purchased,
                             int64_t now, void (*fn)(void *ud, uint32_t person),
                             void *ud);
 
+/*
+** Checkpoints (index/checkpoint.c).  idx_save writes the whole index and the
+** sequence number of the last event in it, atomically (temp file, fsync,
+** rename).  idx_load reads one back; a file of another format, another
+** index configuration (fingerprint) or a bad checksum is refused with a
+** message, and the caller rebuilds from the store.
+*/
+uint64_t idx_fingerprint(const idx *x);
+int idx_save(const idx *x, const char *path, uint64_t fingerprint, int64_t seq,
+             tailor_error *err);
+idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
+              int64_t *seq, tailor_error *err);
+
 /* A person's attribute value, or NULL. */
 const char *idx_person_attr(const idx *x, uint32_t person, const char *key);
 

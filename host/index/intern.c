@@ -62,6 +62,7 @@ static int grow_slots(intern *t) {
   uint32_t *slots = calloc(n, sizeof *slots);
   if (!slots) return -1;
   for (uint32_t id = 0; id < t->n; id++) {
+    if (!t->names[id][0]) continue; /* erased: never found again */
     uint32_t i = t->hashes[id] & (n - 1);
     while (slots[i]) i = (i + 1) & (n - 1);
     slots[i] = id + 1;
@@ -91,7 +92,22 @@ static char *arena_copy(intern *t, const char *s, size_t len) {
   return p;
 }
 
+/* Room for one more id in names/hashes. */
+static int grow_names(intern *t) {
+  if (t->n < t->cap) return 0;
+  uint32_t cap = t->cap ? t->cap * 2 : 1024;
+  char **names = realloc(t->names, cap * sizeof *names);
+  if (!names) return -1;
+  t->names = names;
+  uint32_t *hashes = realloc(t->hashes, cap * sizeof *hashes);
+  if (!hashes) return -1;
+  t->hashes = hashes;
+  t->cap = cap;
+  return 0;
+}
+
 uint32_t intern_put(intern *t, const char *s) {
+  if (!*s) return INTERN_NONE; /* "" is what an erased id reads as */
   /* Keep the load factor under 1/2 so probes stay short. */
   if ((t->n + 1) * 2 > t->nslots && grow_slots(t)) return INTERN_NONE;
   size_t len = strlen(s);
@@ -99,22 +115,21 @@ uint32_t intern_put(intern *t, const char *s) {
   int found;
   uint32_t i = find_slot(t, s, h, &found);
   if (found) return t->slots[i] - 1;
-  if (t->n == INTERN_NONE - 1) return INTERN_NONE;
-  if (t->n == t->cap) {
-    uint32_t cap = t->cap ? t->cap * 2 : 1024;
-    char **names = realloc(t->names, cap * sizeof *names);
-    if (!names) return INTERN_NONE;
-    t->names = names;
-    uint32_t *hashes = realloc(t->hashes, cap * sizeof *hashes);
-    if (!hashes) return INTERN_NONE;
-    t->hashes = hashes;
-    t->cap = cap;
-  }
+  if (t->n == INTERN_NONE - 1 || grow_names(t)) return INTERN_NONE;
   char *copy = arena_copy(t, s, len);
   if (!copy) return INTERN_NONE;
   t->names[t->n] = copy;
   t->hashes[t->n] = h;
   t->slots[i] = t->n + 1;
+  return t->n++;
+}
+
+uint32_t intern_put_erased(intern *t) {
+  if (t->n == INTERN_NONE - 1 || grow_names(t)) return INTERN_NONE;
+  char *copy = arena_copy(t, "", 0);
+  if (!copy) return INTERN_NONE;
+  t->names[t->n] = copy;
+  t->hashes[t->n] = 0;
   return t->n++;
 }
 

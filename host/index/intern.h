@@ -32,7 +32,8 @@ void intern_free(intern *t);
 /* The id of `s`, or INTERN_NONE. */
 uint32_t intern_get(const intern *t, const char *s);
 
-/* The id of `s`, adding it when new; INTERN_NONE only when out of memory. */
+/* The id of `s`, adding it when new; INTERN_NONE when out of memory or for
+   the empty string, which is never an id. */
 uint32_t intern_put(intern *t, const char *s);
 
 /*
@@ -41,6 +42,10 @@ uint32_t intern_put(intern *t, const char *s);
 ** the id it had, or INTERN_NONE.
 */
 uint32_t intern_forget(intern *t, const char *s);
+
+/* Append an id whose string was forgotten (for loading a checkpoint with
+   the same ids); it resolves from no string.  Returns it, or INTERN_NONE. */
+uint32_t intern_put_erased(intern *t);
 
 /* The string of an id (borrowed, lives as long as the table), or NULL. */
 const char *intern_name(const intern *t, uint32_t id);

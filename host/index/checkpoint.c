@@ -1,0 +1,455 @@
+/*
+** checkpoint.c: the whole index in one file, so a restart loads it and
+** replays only the events after it instead of the whole log.
+**
+** Layout (little-endian, as the machine writes it; a checkpoint is a cache
+** for the machine that wrote it, not an exchange format):
+**   "TAILORCK" | u32 format | u64 config fingerprint | i64 last seq |
+**   payload ... | u64 FNV-1a of everything before it
+** Written to "<path>.tmp", fsynced, then renamed over <path>: a crash leaves
+** the old checkpoint or the new one, never half of one.  A file with another
+** format, fingerprint or checksum is refused and the caller rebuilds from
+** the store.
+*/
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/util.h"
+#include "index/index.h"
+
+#define CKPT_MAGIC "TAILORCK"
+#define CKPT_FORMAT 1
+
+/*
+** Writing: a FILE with a running hash.
+*/
+typedef struct ckw {
+  FILE *f;
+  uint64_t h;
+  int err;
+} ckw;
+
+static void put(ckw *w, const void *p, size_t n) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++) {
+    w->h ^= b[i];
+    w->h *= 1099511628211ull;
+  }
+  if (n && fwrite(p, 1, n, w->f) != n) w->err = 1;
+}
+
+#define PUT(w, v) put((w), &(v), sizeof(v))
+
+static void put_u32(ckw *w, uint32_t v) { PUT(w, v); }
+
+static void put_str(ckw *w, const char *s) {
+  uint32_t n = s ? (uint32_t)strlen(s) : 0;
+  put_u32(w, n);
+  put(w, s, n);
+}
+
+static void put_ids(ckw *w, const idx_ids *a) {
+  put_u32(w, a->n);
+  put(w, a->v, a->n * sizeof *a->v);
+}
+
+static void put_intern(ckw *w, const intern *t) {
+  put_u32(w, t->n);
+  for (uint32_t i = 0; i < t->n; i++) put_str(w, t->names[i]);
+}
+
+static void put_cooc(ckw *w, const cooc *c, uint32_t nitems) {
+  PUT(w, c->d.t0);
+  PUT(w, c->pairs);
+  for (uint32_t i = 0; i < nitems; i++) {
+    int has = i < c->nitems;
+    double total = has ? c->total[i] : 0;
+    uint16_t n = has ? c->lists[i].n : 0;
+    PUT(w, total);
+    PUT(w, n);
+    if (n) {
+      put(w, c->lists[i].ids, n * sizeof(uint32_t));
+      put(w, c->lists[i].w, n * sizeof(float));
+    }
+  }
+}
+
+static void put_trend(ckw *w, const trend *t) {
+  PUT(w, t->d.t0);
+  put_intern(w, &t->names);
+  for (uint32_t i = 0; i < t->names.n; i++) {
+    const trend_table *tb = &t->tables[i];
+    PUT(w, tb->size);
+    PUT(w, tb->used);
+    put(w, tb->keys, tb->size * sizeof *tb->keys);
+    put(w, tb->w, tb->size * sizeof *tb->w);
+    PUT(w, tb->ntop);
+    put(w, tb->top, tb->ntop * sizeof *tb->top);
+    put(w, tb->top_w, tb->ntop * sizeof *tb->top_w);
+  }
+}
+
+int idx_save(const idx *x, const char *path, uint64_t fingerprint,
+             int64_t seq, tailor_error *err) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  ckw w = {fopen(tmp, "wb"), 1469598103934665603ull, 0};
+  if (!w.f)
+    return util_fail(err, TAILOR_EIO, NULL, "checkpoint: cannot write %s: %s",
+                     tmp, strerror(errno));
+  uint32_t format = CKPT_FORMAT;
+  put(&w, CKPT_MAGIC, 8);
+  PUT(&w, format);
+  PUT(&w, fingerprint);
+  PUT(&w, seq);
+  PUT(&w, x->applied);
+  PUT(&w, x->last_ts);
+  put_intern(&w, &x->items);
+  put_intern(&w, &x->people);
+  put_intern(&w, &x->sessions);
+  put_intern(&w, &x->categories);
+  put_intern(&w, &x->brands);
+  put_intern(&w, &x->attrs);
+  put_intern(&w, &x->tags);
+  for (uint32_t i = 0; i < x->items.n; i++) {
+    const idx_item *it = &x->item[i];
+    put_str(&w, it->doc);
+    PUT(&w, it->price);
+    PUT(&w, it->category);
+    PUT(&w, it->brand);
+    PUT(&w, it->ntags);
+    put(&w, it->tags, it->ntags * sizeof *it->tags);
+    PUT(&w, it->in_stock);
+    PUT(&w, it->deleted);
+    PUT(&w, it->views);
+    PUT(&w, it->carts);
+    PUT(&w, it->purchases);
+  }
+  for (uint32_t c = 0; c < x->categories.n; c++) {
+    idx_ids none = {0};
+    put_ids(&w, c < x->members_cap ? &x->members[c] : &none);
+  }
+  for (uint32_t i = 0; i < x->people.n; i++) {
+    const idx_person *p = &x->person[i];
+    PUT(&w, p->canon);
+    PUT(&w, p->is_customer);
+    PUT(&w, p->first_seen);
+    PUT(&w, p->last_seen);
+    PUT(&w, p->last_order);
+    PUT(&w, p->orders);
+    PUT(&w, p->visits);
+    PUT(&w, p->last_session);
+    PUT(&w, p->revenue);
+    put_ids(&w, &p->recent);
+    put_ids(&w, &p->cart);
+    put_ids(&w, &p->bought);
+    PUT(&w, p->nattrs);
+    put(&w, p->attrs, p->nattrs * sizeof *p->attrs);
+  }
+  for (uint32_t s = 0; s < x->sessions.n; s++) {
+    uint8_t n = s < x->window_cap ? x->window_n[s] : 0;
+    PUT(&w, n);
+    if (n) put(&w, x->window[s], n * sizeof(uint32_t));
+  }
+  put_cooc(&w, &x->coview, x->items.n);
+  put_cooc(&w, &x->copurchase, x->items.n);
+  put_trend(&w, &x->trend);
+  uint64_t sum = w.h;
+  if (fwrite(&sum, sizeof sum, 1, w.f) != 1) w.err = 1;
+  if (fflush(w.f) || fsync(fileno(w.f))) w.err = 1;
+  if (fclose(w.f)) w.err = 1;
+  if (w.err || rename(tmp, path)) {
+    int e = errno;
+    unlink(tmp);
+    return util_fail(err, TAILOR_EIO, NULL, "checkpoint: cannot write %s: %s",
+                     path, strerror(e));
+  }
+  return TAILOR_OK;
+}
+
+/*
+** Reading: a cursor over the whole file in memory; any overrun marks the
+** reader failed and every later read returns zeros.
+*/
+typedef struct ckr {
+  const unsigned char *p, *end;
+  int err;
+} ckr;
+
+static void get(ckr *r, void *out, size_t n) {
+  if (r->err || (size_t)(r->end - r->p) < n) {
+    r->err = 1;
+    memset(out, 0, n);
+    return;
+  }
+  memcpy(out, r->p, n);
+  r->p += n;
+}
+
+#define GET(r, v) get((r), &(v), sizeof(v))
+
+static uint32_t get_u32(ckr *r) {
+  uint32_t v;
+  GET(r, v);
+  return v;
+}
+
+/* A new string, or NULL for an empty one. */
+static char *get_str(ckr *r) {
+  uint32_t n = get_u32(r);
+  if (!n || r->err || (size_t)(r->end - r->p) < n) {
+    if (n) r->err = 1;
+    return NULL;
+  }
+  char *s = malloc(n + 1);
+  if (!s) {
+    r->err = 1;
+    return NULL;
+  }
+  memcpy(s, r->p, n);
+  s[n] = '\0';
+  r->p += n;
+  return s;
+}
+
+/* Array of `n` elements of `size` bytes, owned by the caller (NULL if 0). */
+static void *get_array(ckr *r, size_t n, size_t size) {
+  if (!n) return NULL;
+  if (r->err || (size_t)(r->end - r->p) / size < n) {
+    r->err = 1;
+    return NULL;
+  }
+  void *a = malloc(n * size);
+  if (!a) {
+    r->err = 1;
+    return NULL;
+  }
+  get(r, a, n * size);
+  return a;
+}
+
+static void get_ids(ckr *r, idx_ids *a) {
+  a->n = a->cap = get_u32(r);
+  a->v = get_array(r, a->n, sizeof *a->v);
+  if (!a->v) a->n = a->cap = 0;
+}
+
+static void get_intern(ckr *r, intern *t) {
+  uint32_t n = get_u32(r);
+  for (uint32_t i = 0; i < n && !r->err; i++) {
+    char *s = get_str(r);
+    uint32_t id = s ? intern_put(t, s) : intern_put_erased(t);
+    if (id != i) r->err = 1; /* duplicates or out of memory */
+    free(s);
+  }
+}
+
+static void get_cooc(ckr *r, cooc *c, uint32_t nitems) {
+  GET(r, c->d.t0);
+  GET(r, c->pairs);
+  if (!nitems) return;
+  c->lists = calloc(nitems, sizeof *c->lists);
+  c->total = calloc(nitems, sizeof *c->total);
+  if (!c->lists || !c->total) {
+    r->err = 1;
+    return;
+  }
+  c->nitems = nitems;
+  for (uint32_t i = 0; i < nitems && !r->err; i++) {
+    uint16_t n;
+    GET(r, c->total[i]);
+    GET(r, n);
+    if (n > c->max_neighbors) r->err = 1;
+    cooc_list *l = &c->lists[i];
+    l->ids = get_array(r, n, sizeof *l->ids);
+    l->w = get_array(r, n, sizeof *l->w);
+    if (n && (!l->ids || !l->w)) {
+      r->err = 1;
+      break;
+    }
+    l->n = l->cap = n;
+    for (uint16_t e = 0; e < n; e++)
+      if (l->ids[e] >= nitems) r->err = 1;
+  }
+}
+
+static void get_trend(ckr *r, trend *t, uint32_t nitems) {
+  GET(r, t->d.t0);
+  get_intern(r, &t->names);
+  uint32_t n = t->names.n;
+  if (!n || r->err) return;
+  if (!(t->tables = calloc(n, sizeof *t->tables))) {
+    r->err = 1;
+    return;
+  }
+  t->cap = n;
+  for (uint32_t i = 0; i < n && !r->err; i++) {
+    trend_table *tb = &t->tables[i];
+    GET(r, tb->size);
+    GET(r, tb->used);
+    if (!tb->size || (tb->size & (tb->size - 1)) || tb->used >= tb->size) {
+      r->err = 1;
+      break;
+    }
+    tb->keys = get_array(r, tb->size, sizeof *tb->keys);
+    tb->w = get_array(r, tb->size, sizeof *tb->w);
+    GET(r, tb->ntop);
+    if (tb->ntop > t->top_max) r->err = 1;
+    tb->top = malloc(t->top_max * sizeof *tb->top);
+    tb->top_w = malloc(t->top_max * sizeof *tb->top_w);
+    if (!tb->top || !tb->top_w) r->err = 1;
+    if (!r->err) {
+      get(r, tb->top, tb->ntop * sizeof *tb->top);
+      get(r, tb->top_w, tb->ntop * sizeof *tb->top_w);
+    }
+    for (uint32_t j = 0; j < tb->size && !r->err; j++)
+      if (tb->keys[j] > nitems) r->err = 1;
+    for (uint32_t j = 0; j < tb->ntop && !r->err; j++)
+      if (tb->top[j] >= nitems) r->err = 1;
+  }
+}
+
+/* Ids read from the file must point inside the tables they index. */
+static int ids_ok(const idx_ids *a, uint32_t bound) {
+  for (uint32_t i = 0; i < a->n; i++)
+    if (a->v[i] >= bound) return 0;
+  return 1;
+}
+
+idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
+              int64_t *seq, tailor_error *err) {
+  size_t len;
+  char *data = util_read_file(path, &len);
+  if (!data) {
+    util_fail(err, TAILOR_ENOTFOUND, NULL, "checkpoint: cannot read %s: %s",
+              path, strerror(errno));
+    return NULL;
+  }
+  const char *why = NULL;
+  uint64_t sum = 1469598103934665603ull, stored;
+  if (len < 8 + 4 + 8 + 8 + 8 || memcmp(data, CKPT_MAGIC, 8) != 0) {
+    why = "not a tailor checkpoint";
+  } else {
+    for (size_t i = 0; i < len - 8; i++) {
+      sum ^= (unsigned char)data[i];
+      sum *= 1099511628211ull;
+    }
+    memcpy(&stored, data + len - 8, 8);
+    if (sum != stored) why = "checksum mismatch (damaged file)";
+  }
+  ckr r = {(const unsigned char *)data + 8, (const unsigned char *)data + len - 8, 0};
+  uint32_t format = 0;
+  uint64_t fp = 0;
+  if (!why) {
+    GET(&r, format);
+    GET(&r, fp);
+    GET(&r, *seq);
+    if (format != CKPT_FORMAT) why = "written by another format version";
+    else if (fp != fingerprint) why = "written with another index configuration";
+  }
+  idx *x = why ? NULL : idx_new(cfg);
+  if (!why && !x) why = "out of memory";
+  if (!why) {
+    GET(&r, x->applied);
+    GET(&r, x->last_ts);
+    get_intern(&r, &x->items);
+    get_intern(&r, &x->people);
+    get_intern(&r, &x->sessions);
+    get_intern(&r, &x->categories);
+    get_intern(&r, &x->brands);
+    get_intern(&r, &x->attrs);
+    get_intern(&r, &x->tags);
+    uint32_t ni = x->items.n, np = x->people.n, nc = x->categories.n;
+    x->item = calloc(ni ? ni : 1, sizeof *x->item);
+    x->person = calloc(np ? np : 1, sizeof *x->person);
+    x->members = calloc(nc ? nc : 1, sizeof *x->members);
+    if (!x->item || !x->person || !x->members) r.err = 1;
+    x->item_cap = ni;
+    x->person_cap = np;
+    x->members_cap = nc;
+    for (uint32_t i = 0; i < ni && !r.err; i++) {
+      idx_item *it = &x->item[i];
+      it->doc = get_str(&r);
+      GET(&r, it->price);
+      GET(&r, it->category);
+      GET(&r, it->brand);
+      GET(&r, it->ntags);
+      if (it->ntags > IDX_MAX_TAGS) r.err = 1;
+      else get(&r, it->tags, it->ntags * sizeof *it->tags);
+      GET(&r, it->in_stock);
+      GET(&r, it->deleted);
+      GET(&r, it->views);
+      GET(&r, it->carts);
+      GET(&r, it->purchases);
+      if ((it->category != INTERN_NONE && it->category >= nc) ||
+          (it->brand != INTERN_NONE && it->brand >= x->brands.n))
+        r.err = 1;
+    }
+    for (uint32_t c = 0; c < nc && !r.err; c++) {
+      get_ids(&r, &x->members[c]);
+      if (!ids_ok(&x->members[c], ni)) r.err = 1;
+    }
+    for (uint32_t i = 0; i < np && !r.err; i++) {
+      idx_person *p = &x->person[i];
+      GET(&r, p->canon);
+      GET(&r, p->is_customer);
+      GET(&r, p->first_seen);
+      GET(&r, p->last_seen);
+      GET(&r, p->last_order);
+      GET(&r, p->orders);
+      GET(&r, p->visits);
+      GET(&r, p->last_session);
+      GET(&r, p->revenue);
+      get_ids(&r, &p->recent);
+      get_ids(&r, &p->cart);
+      get_ids(&r, &p->bought);
+      GET(&r, p->nattrs);
+      p->attrs = get_array(&r, p->nattrs, sizeof *p->attrs);
+      if (!p->attrs) p->nattrs = 0;
+      if (p->canon >= np || !ids_ok(&p->recent, ni) || !ids_ok(&p->cart, ni) ||
+          !ids_ok(&p->bought, ni))
+        r.err = 1;
+    }
+    uint32_t ns = x->sessions.n;
+    if (ns && !r.err) {
+      x->window = calloc(ns, sizeof *x->window);
+      x->window_n = calloc(ns, 1);
+      if (!x->window || !x->window_n) r.err = 1;
+      x->window_cap = ns;
+    }
+    for (uint32_t s = 0; s < ns && !r.err; s++) {
+      GET(&r, x->window_n[s]);
+      if (x->window_n[s] > IDX_MAX_COVIEW_WINDOW) r.err = 1;
+      else get(&r, x->window[s], x->window_n[s] * sizeof(uint32_t));
+      for (uint8_t e = 0; e < x->window_n[s] && !r.err; e++)
+        if (x->window[s][e] >= ni) r.err = 1;
+    }
+    if (!r.err) get_cooc(&r, &x->coview, ni);
+    if (!r.err) get_cooc(&r, &x->copurchase, ni);
+    if (!r.err) get_trend(&r, &x->trend, ni);
+    if (r.err || r.p != r.end) why = "truncated or inconsistent contents";
+  }
+  free(data);
+  if (why) {
+    idx_free(x);
+    util_fail(err, TAILOR_EIO, NULL, "checkpoint %s ignored: %s", path, why);
+    return NULL;
+  }
+  return x;
+}
+
+uint64_t idx_fingerprint(const idx *x) {
+  char buf[1024];
+  int n = snprintf(buf, sizeof buf, "%u|%u|%u|%.17g|%.17g|%.17g|%u|%u",
+                   x->cfg.recent_max, x->cfg.coview_window, x->coview.max_neighbors,
+                   x->coview.d.half_life_ms, x->trend.d.half_life_ms,
+                   x->cfg.cross_order_weight, x->cfg.lapsed_days, x->trend.top_max);
+  for (uint32_t i = 0; i < x->ntrend_keys && n < (int)sizeof buf; i++)
+    n += snprintf(buf + n, sizeof buf - (size_t)n, "|%s", x->trend_keys[i]);
+  for (uint32_t i = 0; i < x->naudiences && n < (int)sizeof buf; i++)
+    n += snprintf(buf + n, sizeof buf - (size_t)n, "|%u", x->audience_days[i]);
+  return intern_hash(buf, strlen(buf)) ^ CKPT_FORMAT;
+}
