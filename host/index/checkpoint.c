@@ -71,8 +71,7 @@ static void put_cooc(ckw *w, const cooc *c, uint32_t nitems) {
     PUT(w, total);
     PUT(w, n);
     if (n) {
-      put(w, c->lists[i].ids, n * sizeof(uint32_t));
-      put(w, c->lists[i].w, n * sizeof(float));
+      put(w, c->lists[i].e, n * sizeof(cooc_entry));
     }
   }
 }
@@ -264,15 +263,14 @@ static void get_cooc(ckr *r, cooc *c, uint32_t nitems) {
     GET(r, n);
     if (n > c->max_neighbors) r->err = 1;
     cooc_list *l = &c->lists[i];
-    l->ids = get_array(r, n, sizeof *l->ids);
-    l->w = get_array(r, n, sizeof *l->w);
-    if (n && (!l->ids || !l->w)) {
+    l->e = get_array(r, n, sizeof *l->e);
+    if (n && !l->e) {
       r->err = 1;
       break;
     }
     l->n = l->cap = n;
     for (uint16_t e = 0; e < n; e++)
-      if (l->ids[e] >= nitems) r->err = 1;
+      if (l->e[e].id >= nitems) r->err = 1;
   }
 }
 

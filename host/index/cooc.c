@@ -23,8 +23,7 @@ void cooc_init(cooc *c, uint16_t max_neighbors, double half_life_days) {
 
 void cooc_free(cooc *c) {
   for (uint32_t i = 0; i < c->nitems; i++) {
-    free(c->lists[i].ids);
-    free(c->lists[i].w);
+    free(c->lists[i].e);
   }
   free(c->lists);
   free(c->total);
@@ -52,28 +51,32 @@ static void rebase(cooc *c, int64_t ts) {
   double s = decay_scale(&c->d, ts);
   for (uint32_t i = 0; i < c->nitems; i++) {
     c->total[i] *= s;
-    for (uint16_t j = 0; j < c->lists[i].n; j++) c->lists[i].w[j] *= (float)s;
+    for (uint16_t j = 0; j < c->lists[i].n; j++) c->lists[i].e[j].w *= (float)s;
   }
   c->d.t0 = ts;
 }
 
-static double weight_at(cooc *c, int64_t ts, double w) {
+double cooc_event_weight(cooc *c, int64_t ts) {
   if (decay_should_rebase(&c->d, ts)) rebase(c, ts);
-  return w * decay_weight(&c->d, ts);
+  return decay_weight(&c->d, ts);
+}
+
+int cooc_add_item_w(cooc *c, uint32_t item, double w) {
+  if (ensure_item(c, item)) return -1;
+  c->total[item] += w;
+  return 0;
 }
 
 int cooc_add_item(cooc *c, uint32_t item, int64_t ts, double w) {
-  if (ensure_item(c, item)) return -1;
-  c->total[item] += weight_at(c, ts, w);
-  return 0;
+  return cooc_add_item_w(c, item, w * cooc_event_weight(c, ts));
 }
 
 /* Add `w` to neighbour b of a's list, evicting the lightest when full. */
 static int bump(cooc *c, uint32_t a, uint32_t b, float w) {
   cooc_list *l = &c->lists[a];
   for (uint16_t i = 0; i < l->n; i++) {
-    if (l->ids[i] == b) {
-      l->w[i] += w;
+    if (l->e[i].id == b) {
+      l->e[i].w += w;
       return 0;
     }
   }
@@ -81,39 +84,38 @@ static int bump(cooc *c, uint32_t a, uint32_t b, float w) {
     if (l->n == l->cap) {
       uint16_t cap = l->cap ? (uint16_t)(l->cap * 2) : 4;
       if (cap > c->max_neighbors) cap = c->max_neighbors;
-      uint32_t *ids = realloc(l->ids, cap * sizeof *ids);
-      if (!ids) return -1;
-      l->ids = ids;
-      float *ws = realloc(l->w, cap * sizeof *ws);
-      if (!ws) return -1;
-      l->w = ws;
+      cooc_entry *e = realloc(l->e, cap * sizeof *e);
+      if (!e) return -1;
+      l->e = e;
       l->cap = cap;
     }
-    l->ids[l->n] = b;
-    l->w[l->n++] = w;
+    l->e[l->n++] = (cooc_entry){b, w};
     c->pairs++;
     return 0;
   }
   uint16_t min = 0;
   for (uint16_t i = 1; i < l->n; i++)
-    if (l->w[i] < l->w[min]) min = i;
-  l->ids[min] = b;
-  l->w[min] += w;
+    if (l->e[i].w < l->e[min].w) min = i;
+  l->e[min].id = b;
+  l->e[min].w += w;
   return 0;
 }
 
-int cooc_add_pair(cooc *c, uint32_t a, uint32_t b, int64_t ts, double w) {
+int cooc_add_pair_w(cooc *c, uint32_t a, uint32_t b, double w) {
   if (a == b) return 0;
   if (ensure_item(c, a > b ? a : b)) return -1;
-  float fw = (float)weight_at(c, ts, w);
-  return bump(c, a, b, fw) || bump(c, b, a, fw) ? -1 : 0;
+  return bump(c, a, b, (float)w) || bump(c, b, a, (float)w) ? -1 : 0;
+}
+
+int cooc_add_pair(cooc *c, uint32_t a, uint32_t b, int64_t ts, double w) {
+  return cooc_add_pair_w(c, a, b, w * cooc_event_weight(c, ts));
 }
 
 double cooc_count(const cooc *c, uint32_t a, uint32_t b, int64_t now) {
   if (a >= c->nitems) return 0;
   const cooc_list *l = &c->lists[a];
   for (uint16_t i = 0; i < l->n; i++)
-    if (l->ids[i] == b) return l->w[i] * decay_scale(&c->d, now);
+    if (l->e[i].id == b) return l->e[i].w * decay_scale(&c->d, now);
   return 0;
 }
 
@@ -133,6 +135,8 @@ static double score_scaled(const cooc_params *p, double c_ij, double n_i,
       double u = n_i + n_j - c_ij;
       return u > 0 ? c_ij / u : 0;
     }
+    case COOC_COUNT:
+      return c_ij;
     default:
       return c_ij / (n_i + p->shrink) / pow(n_j > 1 ? n_j : 1, p->damping);
   }
@@ -164,6 +168,19 @@ size_t cooc_top_k(const cooc *c, const cooc_params *p, const uint32_t *anchors,
     if (anchors[a] < c->nitems) total += c->lists[anchors[a]].n;
   if (total == 0) return 0;
 
+  /* One anchor: its list has each candidate once, so straight to the heap. */
+  if (nanchors == 1) {
+    const cooc_list *l = &c->lists[anchors[0]];
+    double n_i = c->total[anchors[0]] * s;
+    for (uint16_t e = 0; e < l->n; e++) {
+      uint32_t j = l->e[e].id;
+      double sc = score_scaled(p, l->e[e].w * s, n_i, c->total[j] * s);
+      if (sc <= 0 || sc < topk_floor(&h) || (keep && !keep(ud, j))) continue;
+      topk_push(&h, j, anchors[0], sc);
+    }
+    return topk_sorted(&h);
+  }
+
   /* An open-addressing table of candidates, at most half full. */
   size_t size = 16;
   while (size < total * 2) size *= 2;
@@ -178,8 +195,8 @@ size_t cooc_top_k(const cooc *c, const cooc_params *p, const uint32_t *anchors,
     const cooc_list *l = &c->lists[i];
     double n_i = c->total[i] * s;
     for (uint16_t e = 0; e < l->n; e++) {
-      uint32_t j = l->ids[e];
-      double sc = score_scaled(p, l->w[e] * s, n_i, c->total[j] * s);
+      uint32_t j = l->e[e].id;
+      double sc = score_scaled(p, l->e[e].w * s, n_i, c->total[j] * s);
       if (sc <= 0) continue;
       size_t slot = (j * 2654435761u) & (size - 1);
       while (t[slot].id != UINT32_MAX && t[slot].id != j)
@@ -209,6 +226,6 @@ size_t cooc_top_k(const cooc *c, const cooc_params *p, const uint32_t *anchors,
 size_t cooc_bytes(const cooc *c) {
   size_t b = c->nitems * (sizeof *c->lists + sizeof *c->total);
   for (uint32_t i = 0; i < c->nitems; i++)
-    b += c->lists[i].cap * (sizeof(uint32_t) + sizeof(float));
+    b += c->lists[i].cap * sizeof(cooc_entry);
   return b;
 }

@@ -30,9 +30,15 @@
 #define COOC_DEFAULT_MAX_NEIGHBORS 64
 #define COOC_DEFAULT_HALF_LIFE_DAYS 60.0
 
+/* A neighbour and its decayed co-occurrence weight, side by side so a scan
+   of the ids finds the weight in the same cache line. */
+typedef struct cooc_entry {
+  uint32_t id;
+  float w;
+} cooc_entry;
+
 typedef struct cooc_list {
-  uint32_t *ids;    /* neighbour item ids */
-  float *w;         /* their decayed co-occurrence weights */
+  cooc_entry *e;
   uint16_t n, cap;
 } cooc_list;
 
@@ -52,6 +58,7 @@ typedef enum cooc_measure {
   COOC_ALSO,    /* c_ij / (n_i + shrink) / n_j^damping: P(j | i), shrunk
                    towards 0 for rarely seen anchors and damped for items
                    that are everywhere anyway */
+  COOC_COUNT,   /* c_ij itself: the plain "most often together" */
 } cooc_measure;
 
 typedef struct cooc_params {
@@ -76,6 +83,13 @@ int cooc_add_item(cooc *c, uint32_t item, int64_t ts, double w);
 
 /* Count one co-occurrence of a and b (both directions).  Returns 0 or -1. */
 int cooc_add_pair(cooc *c, uint32_t a, uint32_t b, int64_t ts, double w);
+
+/* The same in steps, for callers that add several counts per event: the
+   decayed weight of one event at `ts` (computed once per event; may rescale
+   the stored counts), then adds already multiplied by it. */
+double cooc_event_weight(cooc *c, int64_t ts);
+int cooc_add_item_w(cooc *c, uint32_t item, double w);
+int cooc_add_pair_w(cooc *c, uint32_t a, uint32_t b, double w);
 
 /* The stored weight of the pair (a -> b) in units of events at `now`
    (0 when not stored), and the decayed total of an item. */

@@ -90,6 +90,9 @@ void idx_free(idx *x) {
   free(x->window_n);
   intern_free(&x->attrs);
   intern_free(&x->tags);
+  for (uint32_t i = 0; i < IDX_MAX_TREND_KEYS; i++)
+    idx_ids_free(&x->trend_value_table[i]);
+  free(x->cat_tables);
   for (uint32_t i = 0; x->members && i < x->members_cap; i++)
     idx_ids_free(&x->members[i]);
   free(x->members);
@@ -163,7 +166,12 @@ uint32_t idx_item_id(const idx *x, const char *id) {
 
 /* People are keyed "c:<customer id>" or "a:<anonymous id>" in one table. */
 static void person_key(char *buf, size_t size, char kind, const char *id) {
-  snprintf(buf, size, "%c:%s", kind, id);
+  size_t n = strlen(id);
+  if (n + 3 > size) n = size - 3; /* ids are at most 256 bytes anyway */
+  buf[0] = kind;
+  buf[1] = ':';
+  memcpy(buf + 2, id, n);
+  buf[n + 2] = '\0';
 }
 
 static uint32_t person_lookup(const idx *x, char kind, const char *id) {
@@ -310,22 +318,40 @@ const char *idx_person_attr(const idx *x, uint32_t person, const char *key) {
   return NULL;
 }
 
-static int set_attr(idx *x, idx_person *p, const char *key, const char *value) {
-  uint32_t k = intern_put(&x->attrs, key), v = intern_put(&x->attrs, value);
-  if (k == INTERN_NONE || v == INTERN_NONE) return -1;
+static int set_attr_id(idx *x, idx_person *p, uint32_t k, const char *value) {
   for (uint8_t i = 0; i < p->nattrs; i++) {
-    if (p->attrs[i].key == k) {
+    if (p->attrs[i].key != k) continue;
+    if (strcmp(intern_name(&x->attrs, p->attrs[i].value), value) != 0) {
+      uint32_t v = intern_put(&x->attrs, value);
+      if (v == INTERN_NONE) return -1;
       p->attrs[i].value = v;
-      return 0;
     }
+    return 0;
   }
   if (p->nattrs >= IDX_MAX_ATTRS) return 0; /* full: the profile's first
                                                 attributes win */
+  uint32_t v = intern_put(&x->attrs, value);
+  if (v == INTERN_NONE) return -1;
   idx_attr *more = realloc(p->attrs, (p->nattrs + 1u) * sizeof *more);
   if (!more) return -1;
   p->attrs = more;
   p->attrs[p->nattrs++] = (idx_attr){k, v};
   return 0;
+}
+
+static int set_attr(idx *x, idx_person *p, const char *key, const char *value) {
+  uint32_t k = intern_put(&x->attrs, key);
+  return k == INTERN_NONE ? -1 : set_attr_id(x, p, k, value);
+}
+
+/* The attribute id of trend key i, interned once. */
+static uint32_t trend_key_attr(idx *x, uint32_t i) {
+  if (!x->trend_key_attr[i]) {
+    uint32_t a = intern_put(&x->attrs, x->trend_keys[i]);
+    if (a == INTERN_NONE) return INTERN_NONE;
+    x->trend_key_attr[i] = a + 1;
+  }
+  return x->trend_key_attr[i] - 1;
 }
 
 /* customer_upsert: string attributes of the profile ("attrs"). */
@@ -347,10 +373,16 @@ static int apply_profile(idx *x, const ev *e) {
    props.device, ...) becomes the person's latest value. */
 static int apply_visit_attrs(idx *x, idx_person *p, const ev *e) {
   json_t *props = json_object_get(e->doc, "props");
-  if (!props) return 0;
-  for (uint32_t i = 0; i < x->ntrend_keys; i++) {
-    const char *v = json_string_value(json_object_get(props, x->trend_keys[i]));
-    if (v && *v && set_attr(x, p, x->trend_keys[i], v)) return -1;
+  const char *k;
+  json_t *v;
+  /* Events carry few props: walk them rather than look up every key. */
+  json_object_foreach(props, k, v) {
+    if (!json_is_string(v) || !*json_string_value(v)) continue;
+    for (uint32_t i = 0; i < x->ntrend_keys; i++) {
+      if (strcmp(k, x->trend_keys[i]) != 0) continue;
+      uint32_t a = trend_key_attr(x, i);
+      if (a == INTERN_NONE || set_attr_id(x, p, a, json_string_value(v))) return -1;
+    }
   }
   return 0;
 }
@@ -375,27 +407,80 @@ static int key_value(const idx *x, uint32_t pid, const char *key, char *out,
   return 1;
 }
 
+/* The trend tables of a category's levels ("Women", "Women/Shoes", ...),
+   looked up once per category. */
+static const uint32_t *category_tables(idx *x, uint32_t cat) {
+  if (cat >= x->cat_tables_cap) {
+    uint32_t n = x->cat_tables_cap ? x->cat_tables_cap : 64;
+    while (n <= cat) n *= 2;
+    void *p = realloc(x->cat_tables, n * sizeof *x->cat_tables);
+    if (!p) return NULL;
+    x->cat_tables = p;
+    memset(x->cat_tables + x->cat_tables_cap, 0,
+           (n - x->cat_tables_cap) * sizeof *x->cat_tables);
+    x->cat_tables_cap = n;
+  }
+  uint32_t *c = x->cat_tables[cat];
+  if (c[0]) return c;
+  const char *path = intern_name(&x->categories, cat);
+  char value[256];
+  uint32_t n = 0;
+  for (const char *p = path; p; p++) {
+    if ((*p == '/' || *p == '\0') && p > path) {
+      snprintf(value, sizeof value, "%.*s", (int)(p - path), path);
+      uint32_t t = trend_table_id(&x->trend, "category", value, 1);
+      if (t != INTERN_NONE) c[1 + n++] = t;
+      if (n == IDX_MAX_CATEGORY_DEPTH) break;
+    }
+    if (!*p) break;
+  }
+  c[0] = n + 1;
+  return c;
+}
+
+/* The table of a simple trend key's value for a person, or INTERN_NONE. */
+static uint32_t key_table(idx *x, uint32_t k, const idx_person *p) {
+  const char *key = x->trend_keys[k];
+  uint32_t a = trend_key_attr(x, k), value = INTERN_NONE;
+  for (uint8_t i = 0; i < p->nattrs; i++)
+    if (p->attrs[i].key == a) value = p->attrs[i].value;
+  if (value == INTERN_NONE) return INTERN_NONE;
+  idx_ids *cache = &x->trend_value_table[k];
+  while (cache->n <= value)
+    if (idx_ids_push(cache, 0)) return INTERN_NONE;
+  if (!cache->v[value]) {
+    uint32_t t = trend_table_id(&x->trend, key, intern_name(&x->attrs, value), 1);
+    if (t == INTERN_NONE) return INTERN_NONE;
+    cache->v[value] = t + 1;
+  }
+  return cache->v[value] - 1;
+}
+
 static int bump_trending(idx *x, uint32_t pid, uint32_t item, int64_t ts,
                          double w) {
-  if (trend_bump(&x->trend, "", "", item, ts, w) < 0) return -1;
+  w *= trend_event_weight(&x->trend, ts);
+  if (!x->trend_all) {
+    uint32_t t = trend_table_id(&x->trend, "", "", 1);
+    if (t == INTERN_NONE) return -1;
+    x->trend_all = t + 1;
+  }
+  if (trend_add(&x->trend, x->trend_all - 1, item, w)) return -1;
+  const idx_person *p = pid == INTERN_NONE ? NULL : &x->person[pid];
   for (uint32_t i = 0; i < x->ntrend_keys; i++) {
     const char *key = x->trend_keys[i];
-    char value[256];
     if (strcmp(key, "category") == 0) {
-      const char *path = intern_name(&x->categories, x->item[item].category);
-      if (!path) continue;
-      /* Every level: "Women", "Women/Shoes", "Women/Shoes/Running". */
-      int depth = 0;
-      for (const char *c = path;; c++) {
-        if ((*c == '/' || *c == '\0') && c > path) {
-          snprintf(value, sizeof value, "%.*s", (int)(c - path), path);
-          if (trend_bump(&x->trend, key, value, item, ts, w) < 0) return -1;
-          if (++depth == IDX_MAX_CATEGORY_DEPTH) break;
-        }
-        if (!*c) break;
-      }
-    } else if (pid != INTERN_NONE && key_value(x, pid, key, value, sizeof value)) {
-      if (trend_bump(&x->trend, key, value, item, ts, w) < 0) return -1;
+      uint32_t cat = x->item[item].category;
+      const uint32_t *levels = cat == INTERN_NONE ? NULL : category_tables(x, cat);
+      for (uint32_t l = 1; levels && l < levels[0]; l++)
+        if (trend_add(&x->trend, levels[l], item, w)) return -1;
+    } else if (p && strchr(key, '+')) { /* joined keys: rare, by name */
+      char value[256];
+      uint32_t t = key_value(x, pid, key, value, sizeof value)
+                       ? trend_table_id(&x->trend, key, value, 1) : INTERN_NONE;
+      if (t != INTERN_NONE && trend_add(&x->trend, t, item, w)) return -1;
+    } else if (p) {
+      uint32_t t = key_table(x, i, p);
+      if (t != INTERN_NONE && trend_add(&x->trend, t, item, w)) return -1;
     }
   }
   return 0;
@@ -434,9 +519,10 @@ static int apply_coview(idx *x, idx_person *p, uint32_t sid, uint32_t item,
     return 0;
   }
   if (idx_ids_has(win, wn, item)) return 0; /* a re-view adds nothing */
-  if (cooc_add_item(&x->coview, item, ts, 1.0)) return -1;
+  double w = cooc_event_weight(&x->coview, ts);
+  if (cooc_add_item_w(&x->coview, item, w)) return -1;
   for (uint32_t j = 0; j < wn; j++)
-    if (cooc_add_pair(&x->coview, item, win[j], ts, 1.0)) return -1;
+    if (cooc_add_pair_w(&x->coview, item, win[j], w)) return -1;
   if (sid != INTERN_NONE) { /* newest last, oldest dropped */
     if (wn == W) {
       memmove(win, win + 1, (W - 1) * sizeof *win);
@@ -452,17 +538,18 @@ static int apply_coview(idx *x, idx_person *p, uint32_t sid, uint32_t item,
    customer's earlier purchases at a lower weight. */
 static int apply_copurchase(idx *x, idx_person *p, const ev *e,
                             const uint32_t *items, size_t n) {
+  double w = cooc_event_weight(&x->copurchase, e->ts);
   for (size_t a = 0; a < n; a++) {
-    if (cooc_add_item(&x->copurchase, items[a], e->ts, 1.0)) return -1;
+    if (cooc_add_item_w(&x->copurchase, items[a], w)) return -1;
     for (size_t b = a + 1; b < n; b++)
-      if (cooc_add_pair(&x->copurchase, items[a], items[b], e->ts, 1.0)) return -1;
+      if (cooc_add_pair_w(&x->copurchase, items[a], items[b], w)) return -1;
     if (!p || x->cfg.cross_order_weight <= 0) continue;
     uint32_t from = p->bought.n > IDX_CROSS_ORDER_ITEMS
                         ? p->bought.n - IDX_CROSS_ORDER_ITEMS : 0;
     for (uint32_t b = from; b < p->bought.n; b++)
       if (!idx_ids_has(items, n, p->bought.v[b]) &&
-          cooc_add_pair(&x->copurchase, items[a], p->bought.v[b], e->ts,
-                        x->cfg.cross_order_weight))
+          cooc_add_pair_w(&x->copurchase, items[a], p->bought.v[b],
+                          w * x->cfg.cross_order_weight))
         return -1;
   }
   return 0;

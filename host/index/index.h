@@ -166,6 +166,15 @@ typedef struct idx {
   cooc coview, copurchase;
   trend trend;
   char trend_keys[IDX_MAX_TREND_KEYS][64];
+  /* Caches that spare the event path any string work (all derivable, so
+     never checkpointed): the trend table of everyone, the attribute id of
+     each trend key, per key the table of each value, per category the
+     tables of its levels. */
+  uint32_t trend_all;                      /* table id + 1; 0: not yet */
+  uint32_t trend_key_attr[IDX_MAX_TREND_KEYS]; /* attr id + 1; 0: not yet */
+  idx_ids trend_value_table[IDX_MAX_TREND_KEYS]; /* by value attr id: table + 1 */
+  uint32_t (*cat_tables)[IDX_MAX_CATEGORY_DEPTH + 1]; /* [0] = levels + 1 */
+  uint32_t cat_tables_cap;
   uint32_t audience_days[IDX_MAX_AUDIENCES];
   uint32_t naudiences;
   uint32_t ntrend_keys;

@@ -62,6 +62,9 @@ static int table_grow(trend_table *tb) {
 
 /* Keep the top list exact: `item` just rose to weight w. */
 static void top_update(trend *t, trend_table *tb, uint32_t item, float w) {
+  /* A listed item weighs at least the list's last entry, so a lighter one
+     is not listed and stays out: the common case for the long tail, O(1). */
+  if (tb->ntop == t->top_max && w < tb->top_w[tb->ntop - 1]) return;
   uint32_t i = 0;
   while (i < tb->ntop && tb->top[i] != item) i++;
   if (i == tb->ntop) { /* not listed: enter past the weakest, if heavier */
@@ -93,10 +96,14 @@ static void rebase(trend *t, int64_t ts) {
   t->d.t0 = ts;
 }
 
-static uint32_t table_for(trend *t, const char *key, const char *value,
-                          int create) {
+uint32_t trend_table_id(trend *t, const char *key, const char *value,
+                        int create) {
   char name[512];
-  snprintf(name, sizeof name, "%s=%s", key, value);
+  size_t kl = strlen(key), vl = strlen(value);
+  if (kl + vl + 2 > sizeof name) return INTERN_NONE;
+  memcpy(name, key, kl);
+  name[kl] = '=';
+  memcpy(name + kl + 1, value, vl + 1);
   uint32_t id = intern_get(&t->names, name);
   if (id != INTERN_NONE || !create || t->names.n >= t->max_tables) return id;
   if (t->names.n == t->cap) {
@@ -119,26 +126,34 @@ static uint32_t table_for(trend *t, const char *key, const char *value,
   return id;
 }
 
-int trend_bump(trend *t, const char *key, const char *value, uint32_t item,
-               int64_t ts, double w) {
-  uint32_t id = table_for(t, key, value, 1);
-  if (id == INTERN_NONE) return t->names.n >= t->max_tables ? 1 : -1;
+double trend_event_weight(trend *t, int64_t ts) {
   if (decay_should_rebase(&t->d, ts)) rebase(t, ts);
-  trend_table *tb = &t->tables[id];
+  return decay_weight(&t->d, ts);
+}
+
+int trend_add(trend *t, uint32_t table, uint32_t item, double w) {
+  trend_table *tb = &t->tables[table];
   if ((tb->used + 1) * 2 > tb->size && table_grow(tb)) return -1;
   uint32_t s = slot_of(tb, item);
   if (!tb->keys[s]) {
     tb->keys[s] = item + 1;
     tb->used++;
   }
-  tb->w[s] += (float)(w * decay_weight(&t->d, ts));
+  tb->w[s] += (float)w;
   top_update(t, tb, item, tb->w[s]);
   return 0;
 }
 
+int trend_bump(trend *t, const char *key, const char *value, uint32_t item,
+               int64_t ts, double w) {
+  uint32_t id = trend_table_id(t, key, value, 1);
+  if (id == INTERN_NONE) return t->names.n >= t->max_tables ? 1 : -1;
+  return trend_add(t, id, item, w * trend_event_weight(t, ts));
+}
+
 const trend_table *trend_find(const trend *t, const char *key,
                               const char *value) {
-  uint32_t id = table_for((trend *)t, key, value, 0);
+  uint32_t id = trend_table_id((trend *)t, key, value, 0);
   return id == INTERN_NONE ? NULL : &t->tables[id];
 }
 

@@ -57,6 +57,17 @@ void trend_free(trend *t);
 int trend_bump(trend *t, const char *key, const char *value, uint32_t item,
                int64_t ts, double w);
 
+/*
+** The same in steps, for callers that bump several tables per event: the
+** id of the table of (key, value) (created when `create` and there is
+** room; INTERN_NONE otherwise), the decayed weight of one event at `ts`
+** (computed once per event), and adding that weight times the event's own
+** weight to an item of a table.  trend_add returns 0 or -1 (out of memory).
+*/
+uint32_t trend_table_id(trend *t, const char *key, const char *value, int create);
+double trend_event_weight(trend *t, int64_t ts);
+int trend_add(trend *t, uint32_t table, uint32_t item, double w);
+
 /* The table of (key, value), or NULL when nothing was counted for it. */
 const trend_table *trend_find(const trend *t, const char *key,
                               const char *value);

@@ -186,7 +186,7 @@ static int l_related(lua_State *L) {
   check_opts(L, 2, t->ix, &o);
   if (!lua_isnoneornil(L, 2)) {
     if (lua_getfield(L, 2, "measure") == LUA_TSTRING) {
-      static const char *const names[] = {"cosine", "jaccard", "also", NULL};
+      static const char *const names[] = {"cosine", "jaccard", "also", "count", NULL};
       p.measure = (cooc_measure)luaL_checkoption(L, -1, NULL, names);
     }
     if (lua_getfield(L, 2, "shrink") != LUA_TNIL) p.shrink = luaL_checknumber(L, -1);
