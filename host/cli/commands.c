@@ -210,6 +210,24 @@ int cmd_stats(int argc, char **argv) {
   return rc ? EXIT_FAIL : EXIT_OK;
 }
 
+static const char checkpoint_help[] =
+    "usage: tailor checkpoint [OPTIONS]\n\n"
+    "Write the checkpoint of the indexes now, so the next start replays only\n"
+    "the events after it (it is also written whenever an engine closes).\n\n";
+
+int cmd_checkpoint(int argc, char **argv) {
+  cli_opts o = {0};
+  if (parse_args(argc, argv, &o, checkpoint_help, NULL, 0) < 0) return EXIT_OK;
+  tailor *t = cli_open(&o, "{\"strategies\": \"\"}");
+  if (!t) return EXIT_FAIL;
+  tailor_error err = {0};
+  int rc = tailor_checkpoint(t, &err);
+  if (rc) fprintf(stderr, "tailor checkpoint: %s\n", err.message);
+  else printf("checkpoint written\n");
+  tailor_close(t);
+  return rc ? EXIT_FAIL : EXIT_OK;
+}
+
 static void print_key(void *ud, const char *key, const char *type,
                       const char *def, const char *doc) {
   printf("%-26s %-5s %-12s %s\n", key, type, def, doc);

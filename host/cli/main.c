@@ -19,6 +19,7 @@ static const struct {
     {"decide", cmd_decide, "make one decision from a JSON request on stdin"},
     {"check", cmd_check, "compile every strategy and report errors"},
     {"stats", cmd_stats, "counts of events by type, items, customers"},
+    {"checkpoint", cmd_checkpoint, "write the checkpoint of the indexes now"},
     {"config", cmd_config, "list the configuration keys and defaults"},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
@@ -29,7 +30,7 @@ static void usage(FILE *f) {
           "usage: tailor COMMAND [OPTIONS]\n\ncommands:\n",
           tailor_version());
   for (size_t i = 0; i < NCOMMANDS; i++)
-    fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].what);
+    fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].what);
   fprintf(f, "\n'tailor COMMAND --help' tells more about one.\n"
              "exit codes: 0 ok, 1 failure, 2 bad input\n");
 }

@@ -51,6 +51,9 @@
     "\"\" for none")                                                          \
   X(checkpoint_every, "index.checkpoint_every", INT, 0,                      \
     "also write the checkpoint every this many events; 0: only on close")    \
+  X(value_refit_orders, "index.value_refit_orders", INT, 1000,              \
+    "refit the customer-value model after this many new orders; 0: only "   \
+    "on start")                                                              \
   X(audience_days, "index.audience_days", STR, "2,7,14",                    \
     "recency windows of the retargeting audiences, in days")                 \
   X(trend_keys, "index.trend_keys", STR, "country,gender,device,source,category", \

@@ -234,6 +234,35 @@ static void save_checkpoint(tailor *t) {
     t->ckpt_seq = t->applied_seq;
 }
 
+/*
+** The customer-value model (BG/NBD + Gamma-Gamma) is refitted on start and
+** every index.value_refit_orders orders, by the thread that commits; the
+** fit itself holds no index lock, so decisions go on meanwhile.  The
+** caller holds write_mu.
+*/
+static void refit_value(tailor *t) {
+  clv_customer *c;
+  size_t n;
+  int64_t now = util_now_ms();
+  pthread_rwlock_rdlock(&t->lock);
+  int rc = idx_value_customers(t->ix, now, &c, &n);
+  uint64_t orders = t->ix->orders_seen;
+  pthread_rwlock_unlock(&t->lock);
+  if (rc) return;
+  idx_value_model m;
+  uint64_t t0 = util_mono_ns();
+  idx_value_fit(c, n, now, &m);
+  free(c);
+  pthread_rwlock_wrlock(&t->lock);
+  t->ix->value = m;
+  pthread_rwlock_unlock(&t->lock);
+  t->value_orders = orders;
+  if (n)
+    eng_log(t, TAILOR_LOG_INFO, "value model: %s on %zu customers in %.2f s",
+            m.kind == IDX_VALUE_BGNBD ? "BG/NBD" : "simple estimator", n,
+            (double)(util_mono_ns() - t0) / 1e9);
+}
+
 int tailor_checkpoint(tailor *t, tailor_error *err) {
   if (!t->ckpt_path)
     return util_fail(err, TAILOR_EUNSUPPORTED, "index.checkpoint",
@@ -300,6 +329,7 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
   if (t->applied_seq > from)
     eng_log(t, TAILOR_LOG_INFO, "index: replayed %lld events in %.2f s",
             (long long)(t->applied_seq - from), (double)(util_mono_ns() - t0) / 1e9);
+  refit_value(t);
   if (t->cfg.strategies && *t->cfg.strategies &&
       access(t->cfg.strategies, F_OK) != 0) {
     /* The default folder may simply not exist where tailor runs (ingest,
@@ -400,6 +430,9 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
     if (t->cfg.checkpoint_every > 0 &&
         t->applied_seq - t->ckpt_seq >= t->cfg.checkpoint_every)
       save_checkpoint(t);
+    if (t->cfg.value_refit_orders > 0 &&
+        t->ix->orders_seen - t->value_orders >= (uint64_t)t->cfg.value_refit_orders)
+      refit_value(t);
   }
   pthread_mutex_unlock(&t->write_mu);
   free(seqs);
@@ -540,6 +573,24 @@ int tailor_stats(tailor *t, char **out, tailor_error *err) {
                                 "people", (json_int_t)t->ix->people.n,
                                 "sessions", (json_int_t)t->ix->sessions.n,
                                 "events_applied", (json_int_t)t->ix->applied));
+  const idx_value_model *vm = &t->ix->value;
+  json_t *model = json_pack("{ss sI}", "kind",
+                            vm->kind == IDX_VALUE_BGNBD   ? "bgnbd"
+                            : vm->kind == IDX_VALUE_SIMPLE ? "simple"
+                                                           : "none",
+                            "customers", (json_int_t)vm->customers);
+  if (vm->kind == IDX_VALUE_BGNBD)
+    json_object_set_new(model, "bgnbd", json_pack("{sf sf sf sf}", "r", vm->bg.r,
+                                                  "alpha", vm->bg.alpha, "a", vm->bg.a,
+                                                  "b", vm->bg.b));
+  if (vm->kind == IDX_VALUE_BGNBD && vm->gg_ok)
+    json_object_set_new(model, "gamma_gamma", json_pack("{sf sf sf}", "p", vm->gg.p,
+                                                        "q", vm->gg.q, "v", vm->gg.v));
+  if (vm->kind != IDX_VALUE_NONE)
+    json_object_set_new(model, "simple", json_pack("{sf sf}", "gap_days",
+                                                   vm->simple.gap_days, "order_value",
+                                                   vm->simple.order_value));
+  json_object_set_new(o, "value_model", model);
   pthread_rwlock_unlock(&t->lock);
   /* Counters of this process since the engine opened. */
   json_object_set_new(
@@ -609,12 +660,14 @@ int tailor_customer(tailor *t, const char *id, int flags, char **out,
   const idx_person *ps = f.seen ? &x->person[p] : NULL;
   json_object_set_new(
       o, "figures",
-      json_pack("{si si sf sf sI sI sI sf sf ss so so so}", "orders", (int)f.orders,
+      json_pack("{si si sf sf sI sI sI sf sf ss sf sf sf so so so}", "orders", (int)f.orders,
                 "visits", (int)f.visits, "revenue", f.revenue, "avg_order",
                 f.avg_order, "first_seen", (json_int_t)f.first_seen, "last_seen",
                 (json_int_t)f.last_seen, "last_order", (json_int_t)f.last_order,
                 "days_since_visit", f.days_since_visit, "days_since_order",
                 f.days_since_order, "lifecycle", idx_lifecycle_name(f.lifecycle),
+                "p_alive", f.p_alive, "expected_orders", f.expected_orders,
+                "predicted_value", f.predicted_value,
                 "recent", ids_json(x, ps ? &ps->recent : NULL), "cart",
                 ids_json(x, ps ? &ps->cart : NULL), "bought",
                 ids_json(x, ps ? &ps->bought : NULL)));

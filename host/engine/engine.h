@@ -62,6 +62,7 @@ struct tailor {
   int64_t applied_seq;     /* last event applied to the index */
   int64_t ckpt_seq;        /* last event in the checkpoint on disk */
   int ix_incomplete;       /* an event failed to apply (out of memory) */
+  uint64_t value_orders;   /* orders_seen when the value model was fitted */
 
   tailor_log_fn log;
   void *log_ud;

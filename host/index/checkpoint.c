@@ -21,7 +21,7 @@
 #include "index/index.h"
 
 #define CKPT_MAGIC "TAILORCK"
-#define CKPT_FORMAT 1
+#define CKPT_FORMAT 2
 
 /*
 ** Writing: a FILE with a running hash.
@@ -105,6 +105,7 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
   PUT(&w, fingerprint);
   PUT(&w, seq);
   PUT(&w, x->applied);
+  PUT(&w, x->orders_seen);
   PUT(&w, x->last_ts);
   put_intern(&w, &x->items);
   put_intern(&w, &x->people);
@@ -138,6 +139,7 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
     PUT(&w, p->first_seen);
     PUT(&w, p->last_seen);
     PUT(&w, p->last_order);
+    PUT(&w, p->first_order);
     PUT(&w, p->orders);
     PUT(&w, p->visits);
     PUT(&w, p->last_session);
@@ -352,6 +354,7 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
   if (!why && !x) why = "out of memory";
   if (!why) {
     GET(&r, x->applied);
+    GET(&r, x->orders_seen);
     GET(&r, x->last_ts);
     get_intern(&r, &x->items);
     get_intern(&r, &x->people);
@@ -397,6 +400,7 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
       GET(&r, p->first_seen);
       GET(&r, p->last_seen);
       GET(&r, p->last_order);
+      GET(&r, p->first_order);
       GET(&r, p->orders);
       GET(&r, p->visits);
       GET(&r, p->last_session);

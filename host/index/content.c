@@ -106,26 +106,39 @@ double idx_content_score(const idx *x, uint32_t i, uint32_t j) {
   return s;
 }
 
+#define SEEN_SLOTS 1024 /* > 2 x IDX_CONTENT_CANDIDATES: a half-full set */
+
 typedef struct similar_run {
   uint32_t anchor;
   const idx_filter *f;
   topk *h;
   size_t scored;
+  uint32_t seen[SEEN_SLOTS]; /* item + 1, 0 = empty */
 } similar_run;
 
+/* Add an item to the set of scored ones; 0 when it was there already. */
+static int seen_add(similar_run *r, uint32_t item) {
+  uint32_t i = (item * 2654435761u) & (SEEN_SLOTS - 1);
+  while (r->seen[i]) {
+    if (r->seen[i] == item + 1) return 0;
+    i = (i + 1) & (SEEN_SLOTS - 1);
+  }
+  r->seen[i] = item + 1;
+  return 1;
+}
+
 /* Score the items of one category level; stop widening once enough were
-   scored.  An item seen at a deeper level is scored again at a parent with
-   the same result, which the heap absorbs (same id, same score). */
+   scored.  A parent level lists the deeper level's items again: the seen
+   set skips them. */
 static int score_level(idx *x, uint32_t level, void *ud) {
   similar_run *r = ud;
   if (level >= x->members_cap) return 0;
   const idx_ids *m = &x->members[level];
   for (uint32_t e = 0; e < m->n && r->scored < IDX_CONTENT_CANDIDATES; e++) {
     uint32_t j = m->v[e];
-    if (j == r->anchor || x->item[j].deleted || !idx_keep(x, r->f, j)) continue;
-    int dup = 0;
-    for (size_t k = 0; k < r->h->n && !dup; k++) dup = r->h->e[k].id == j;
-    if (dup) continue;
+    if (j == r->anchor || x->item[j].deleted || !seen_add(r, j) ||
+        !idx_keep(x, r->f, j))
+      continue;
     r->scored++;
     topk_push(r->h, j, r->anchor, idx_content_score(x, r->anchor, j));
   }
@@ -137,7 +150,7 @@ size_t idx_similar(const idx *x, uint32_t anchor, const idx_filter *f,
   if (anchor >= x->items.n || x->item[anchor].category == INTERN_NONE) return 0;
   topk h;
   topk_init(&h, out, k);
-  similar_run r = {anchor, f, &h, 0};
+  similar_run r = {anchor, f, &h, 0, {0}};
   /* Reading only: levels are looked up, never created. */
   each_level((idx *)x, x->item[anchor].category, 0, score_level, &r);
   return topk_sorted(&h);

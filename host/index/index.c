@@ -222,6 +222,8 @@ static int person_merge(idx *x, uint32_t from, uint32_t into) {
     b->first_seen = a->first_seen;
   if (a->last_seen > b->last_seen) b->last_seen = a->last_seen;
   if (a->last_order > b->last_order) b->last_order = a->last_order;
+  if (a->first_order && (!b->first_order || a->first_order < b->first_order))
+    b->first_order = a->first_order;
   b->orders += a->orders;
   b->visits += a->visits;
   b->revenue += a->revenue;
@@ -612,6 +614,7 @@ int idx_apply(idx *x, const ev *e) {
     if (rc) return TAILOR_ENOMEM;
   }
   if (e->type == EV_PURCHASE) {
+    x->orders_seen++;
     if (apply_copurchase(x, p, e, order, norder)) return TAILOR_ENOMEM;
     if (p) {
       for (size_t i = 0; i < norder; i++) {
@@ -622,7 +625,8 @@ int idx_apply(idx *x, const ev *e) {
       }
       p->orders++;
       p->revenue += e->revenue;
-      p->last_order = e->ts;
+      if (!p->first_order || e->ts < p->first_order) p->first_order = e->ts;
+      if (e->ts > p->last_order) p->last_order = e->ts;
     }
   }
   return TAILOR_OK;
@@ -747,6 +751,64 @@ void idx_person_figures(const idx *x, uint32_t person, int64_t now,
     f->lifecycle = f->days_since_order > x->cfg.lapsed_days ? IDX_LAPSED : IDX_CUSTOMER;
   else if (p->visits > 1)
     f->lifecycle = IDX_RETURNING_VISITOR;
+  f->p_alive = f->expected_orders = f->predicted_value = -1;
+  if (!p->orders || x->value.kind == IDX_VALUE_NONE) return;
+  clv_customer c = {p->orders - 1, (double)(p->last_order - p->first_order) / 86400e3,
+                    (double)(now - p->first_order) / 86400e3, p->revenue / p->orders};
+  if (c.T < c.t_x) c.T = c.t_x;
+  const idx_value_model *m = &x->value;
+  if (m->kind == IDX_VALUE_BGNBD) {
+    f->p_alive = clv_p_alive(&m->bg, c.x, c.t_x, c.T);
+    f->expected_orders = clv_expected_purchases(&m->bg, IDX_VALUE_HORIZON_DAYS, c.x, c.t_x, c.T);
+    f->predicted_value = m->gg_ok ? clv_predict(&m->bg, &m->gg, &c, IDX_VALUE_HORIZON_DAYS, 0)
+                                  : f->expected_orders * m->simple.order_value;
+  } else {
+    f->p_alive = clv_simple_p_alive(&m->simple, c.x, c.t_x, c.T);
+    f->expected_orders = clv_simple_expected_purchases(&m->simple, IDX_VALUE_HORIZON_DAYS,
+                                                       c.x, c.t_x, c.T);
+    f->predicted_value = clv_simple_predict(&m->simple, &c, IDX_VALUE_HORIZON_DAYS);
+  }
+}
+
+int idx_value_customers(const idx *x, int64_t now, clv_customer **out,
+                        size_t *n) {
+  size_t cap = 0;
+  *out = NULL;
+  *n = 0;
+  for (uint32_t i = 0; i < x->people.n; i++) {
+    const idx_person *p = &x->person[i];
+    if (p->canon != i || !p->orders) continue;
+    if (*n == cap) {
+      cap = cap ? cap * 2 : 1024;
+      clv_customer *more = realloc(*out, cap * sizeof *more);
+      if (!more) {
+        free(*out);
+        *out = NULL;
+        return -1;
+      }
+      *out = more;
+    }
+    clv_customer c = {p->orders - 1, (double)(p->last_order - p->first_order) / 86400e3,
+                      (double)(now - p->first_order) / 86400e3, p->revenue / p->orders};
+    if (c.T < c.t_x) c.T = c.t_x; /* events stamped after `now` */
+    (*out)[(*n)++] = c;
+  }
+  return 0;
+}
+
+void idx_value_fit(const clv_customer *c, size_t n, int64_t now,
+                   idx_value_model *m) {
+  memset(m, 0, sizeof *m);
+  m->customers = n;
+  m->fitted_at = now;
+  if (!n) return;
+  double total = 0;
+  for (size_t i = 0; i < n; i++) total += c[i].mean_value;
+  if (clv_fit_simple(c, n, total / (double)n, &m->simple) != CLV_OK) return;
+  m->kind = IDX_VALUE_SIMPLE;
+  if (clv_fit_bgnbd(c, n, NULL, &m->bg) != CLV_OK) return;
+  m->kind = IDX_VALUE_BGNBD;
+  m->gg_ok = clv_fit_gamma_gamma(c, n, NULL, &m->gg) == CLV_OK;
 }
 
 size_t idx_person_audiences(const idx *x, uint32_t person, int64_t now,

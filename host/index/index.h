@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "engine/event.h"
+#include "index/clv.h"
 #include "index/cooc.h"
 #include "index/intern.h"
 #include "index/topk.h"
@@ -107,6 +108,7 @@ typedef struct idx_person {
   uint32_t canon;      /* itself, or the person it was merged into on login */
   uint8_t is_customer; /* a known customer id (not only an anonymous one) */
   int64_t first_seen, last_seen, last_order; /* ms; 0 = never */
+  int64_t first_order;
   uint32_t orders;
   uint32_t visits;     /* sessions, or bursts of activity without one */
   uint32_t last_session; /* id in idx.sessions + 1, 0 = none */
@@ -143,7 +145,30 @@ typedef struct idx_figures {
   double days_since_visit;  /* -1 when never seen */
   double days_since_order;  /* recency; -1 without orders */
   idx_lifecycle lifecycle;
+  /* From the value model fitted on the shop's orders (idx_value_model);
+     -1 when no model is fitted or the person never ordered. */
+  double p_alive;           /* probability the customer is still active */
+  double expected_orders;   /* in the next IDX_VALUE_HORIZON_DAYS */
+  double predicted_value;   /* revenue in the next IDX_VALUE_HORIZON_DAYS */
 } idx_figures;
+
+/*
+** The customer-value model: BG/NBD for whether and how often a customer
+** orders again, with Gamma-Gamma for how much (clv.h), fitted on the shop's
+** own order history; the simple estimator of clv.h when the shop has too
+** few repeat customers for a fit.
+*/
+#define IDX_VALUE_HORIZON_DAYS 365.0
+typedef enum { IDX_VALUE_NONE, IDX_VALUE_SIMPLE, IDX_VALUE_BGNBD } idx_value_kind;
+typedef struct idx_value_model {
+  idx_value_kind kind;
+  clv_bgnbd bg;
+  clv_gamma_gamma gg;  /* gg_ok: fitted; else simple.order_value is used */
+  int gg_ok;
+  clv_simple simple;
+  size_t customers;    /* customers it was fitted on */
+  int64_t fitted_at;   /* ms */
+} idx_value_model;
 
 /* The relations between items that the index counts. */
 typedef enum idx_relation { IDX_COVIEW, IDX_COPURCHASE } idx_relation;
@@ -184,6 +209,8 @@ typedef struct idx {
   idx_item *item;      /* by item id */
   idx_person *person;  /* by person id */
   uint32_t item_cap, person_cap;
+  idx_value_model value; /* set by the engine with idx_value_fit */
+  uint64_t orders_seen;  /* purchases applied, to pace refits */
   uint64_t applied;    /* events applied */
   int64_t last_ts;     /* newest event time seen */
 } idx;
@@ -298,6 +325,16 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint, int64_t seq,
              tailor_error *err);
 idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
               int64_t *seq, tailor_error *err);
+
+/*
+** Fitting the value model in three steps, so the slow middle one holds no
+** lock: collect every customer's history at `now` (caller frees *out),
+** fit (no index access), then install the result.
+*/
+int idx_value_customers(const idx *x, int64_t now, clv_customer **out,
+                        size_t *n);
+void idx_value_fit(const clv_customer *c, size_t n, int64_t now,
+                   idx_value_model *m);
 
 /* A person's attribute value, or NULL. */
 const char *idx_person_attr(const idx *x, uint32_t person, const char *key);

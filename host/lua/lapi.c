@@ -60,6 +60,9 @@ void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
   set_num(L, "avg_order", f.avg_order);
   set_num(L, "days_since_visit", f.days_since_visit);
   set_num(L, "days_since_order", f.days_since_order);
+  set_num(L, "p_alive", f.p_alive);
+  set_num(L, "expected_orders", f.expected_orders);
+  set_num(L, "predicted_value", f.predicted_value);
   if (f.first_seen) set_int(L, "first_seen", f.first_seen);
   if (f.last_seen) set_int(L, "last_seen", f.last_seen);
   if (f.last_order) set_int(L, "last_order", f.last_order);

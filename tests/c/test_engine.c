@@ -425,8 +425,11 @@ static char *snapshot(tailor *t) {
                           json_number_value(json_object_get(it, "score")));
   }
   json_t *fig = json_object_get(cj, "figures");
-  json_object_del(fig, "days_since_visit");
-  json_object_del(fig, "days_since_order");
+  /* Ages, and the value model (refitted on start, with the clock). */
+  static const char *const moving[] = {"days_since_visit", "days_since_order",
+                                       "p_alive", "expected_orders", "predicted_value"};
+  for (size_t m = 0; m < sizeof moving / sizeof *moving; m++)
+    json_object_del(fig, moving[m]);
   char *cs = cj ? json_dumps(cj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   snprintf(buf + n, sizeof buf - n, "|%s", cs ? cs : "");
   free(cs);

@@ -294,6 +294,51 @@ static void test_lifecycle_and_audiences(void) {
   idx_free(x);
 }
 
+static void test_value_model(void) {
+  idx *x = idx_new(NULL);
+  char line[400];
+  /* 60 customers: customer i orders every 10 + (i % 6) * 8 days, from a
+     start in the first month until day 360, 200 or 60 (by i % 3); "now" is
+     day 365.  Frequent, recent buyers should look more alive and more
+     valuable than ones who went quiet long ago. */
+  for (int i = 0; i < 60; i++) {
+    int gap = 10 + (i % 6) * 8, stop = i % 3 == 0 ? 360 : i % 3 == 1 ? 200 : 60;
+    int order = 0;
+    for (int d = (i * 7) % 30; d <= stop; d += gap, order++) {
+      snprintf(line, sizeof line,
+               "{\"type\":\"purchase\",\"customer\":\"c%d\",\"order_id\":\"o%d-%d\","
+               "\"items\":[{\"id\":\"a\",\"price\":%d}],\"ts\":%lld}",
+               i, i, order, 20 + i, T0 + (long long)d * DAY);
+      apply(x, line);
+    }
+  }
+  int64_t now = T0 + 365 * DAY;
+  clv_customer *c;
+  size_t n;
+  CHECK_INT(idx_value_customers(x, now, &c, &n), 0);
+  CHECK_INT(n, 60);
+  idx_value_fit(c, n, now, &x->value);
+  free(c);
+  CHECK_INT(x->value.kind, IDX_VALUE_BGNBD);
+  idx_figures a, b;
+  idx_person_figures(x, idx_person_of(x, "c0", NULL), now, &a); /* every 10 d to 360 */
+  idx_person_figures(x, idx_person_of(x, "c2", NULL), now, &b); /* every 26 d to 60 */
+  CHECK(a.p_alive > b.p_alive);
+  CHECK(a.expected_orders > b.expected_orders);
+  CHECK(a.predicted_value > 0 && a.predicted_value > b.predicted_value);
+  CHECK(a.p_alive > 0 && a.p_alive <= 1);
+  /* A visitor who never ordered has no value figures. */
+  apply(x, "{\"type\":\"view\",\"item\":\"a\",\"anon\":\"v1\"}");
+  idx_person_figures(x, idx_person_of(x, NULL, "v1"), now, &a);
+  CHECK_NEAR(a.p_alive, -1, 0);
+  /* Too few customers for a fit: the simple estimator. */
+  idx_value_model m;
+  clv_customer one = {1, 10, 20, 30};
+  idx_value_fit(&one, 1, now, &m);
+  CHECK_INT(m.kind, IDX_VALUE_SIMPLE);
+  idx_free(x);
+}
+
 int main(void) {
   RUN(test_cooc_measures_exact);
   RUN(test_cooc_decay);
@@ -305,5 +350,6 @@ int main(void) {
   RUN(test_index_coview_window_and_segments);
   RUN(test_content_similarity);
   RUN(test_lifecycle_and_audiences);
+  RUN(test_value_model);
   return CHECK_DONE();
 }

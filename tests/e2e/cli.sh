@@ -52,7 +52,13 @@ expect "check reports file:line" grep -q "broken.lua:3:" "$dir/err"
 "$T" check "$ROOT/strategies" >/dev/null
 expect "shipped strategies compile" test $? = 0
 
-for cmd in ingest decide check stats config; do
+"$T" checkpoint --db "$dir/shop.db" >/dev/null
+expect "checkpoint exits 0" test $? = 0
+expect "checkpoint file written" test -s "$dir/shop.db.ckpt"
+"$T" stats --db "$dir/shop.db" >"$dir/stats2"
+expect "stats after a checkpoint" grep -q '"view": 2' "$dir/stats2"
+
+for cmd in ingest decide check stats config checkpoint; do
   "$T" $cmd --help >/dev/null
   expect "$cmd --help" test $? = 0
 done
