@@ -82,4 +82,27 @@ describe("kernels through the Lua API", function()
     assert.are.same({ "gloves", "hat", "sofa" }, ids(d))
     e:close()
   end)
+
+  it("similar finds items of the same category and brand for a new item", function()
+    local e = shop()
+    assert(e:ingest { type = "item_upsert", item = { id = "beanie", price = 22,
+                                                     category = "Accessories/Hats", brand = "Nordkap" } })
+    local d = e:decide { kind = "recommend", k = 3, page = { kernel = "similar", item = "beanie" } }
+    assert.are.equal("hat", d.items[1].id)
+    assert.are.equal("similar", d.items[1].reason)
+    assert.are.same({ "beanie" }, d.items[1].because)
+    e:close()
+  end)
+
+  it("knows a customer's lifecycle and recency audiences", function()
+    local e = shop()
+    assert(e:ingest { type = "view", item = "hat", customer = "c1" })
+    local d = e:decide { kind = "recommend", k = 10,
+                         page = { kernel = "customer", who = "c1", item = "hat" } }
+    local texts = {}
+    for _, it in ipairs(d.items) do texts[#texts + 1] = it.explain end
+    assert.are.same({ "audience 2 bought", "audience 7 bought", "audience 14 bought",
+                      "customer orders=1" }, texts)
+    e:close()
+  end)
 end)

