@@ -11,7 +11,7 @@ PACKAGES   := build-essential cmake pkg-config clang liblua5.4-dev lua5.4 \
               libuv1-dev libjansson-dev libsqlite3-dev lua-busted sqlite3
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build test demo clean
+.PHONY: all deps build test demo bench clean
 
 all: build
 
@@ -43,6 +43,12 @@ demo: build
 	@echo '--- recommendations for visitor v1 on the home page:'
 	echo '{"kind":"recommend","anon":"v1","page":{"type":"home"},"k":5}' | \
 	  $(BUILD)/release/tailor decide --db $(DEMO_DB) --strategies strategies
+
+# Benchmarks print figures (see bench/); not tests.  DATA is the folder of the
+# Diginetica sessions.
+DATA ?= ../shared/data/diginetica
+bench: build
+	$(BUILD)/release/bench/index_bench $(DATA)
 
 clean:
 	rm -rf $(BUILD)
