@@ -113,11 +113,7 @@ static void push_ctx(lua_State *L, request *r) {
   set_int(L, "now", util_now_ms());
   lapi_push_customer(L, r->t, r->customer, r->anon);
   lua_setfield(L, -2, "customer");
-  lua_createtable(L, 0, 1);
-  if (r->session) {
-    lua_pushstring(L, r->session);
-    lua_setfield(L, -2, "id");
-  }
+  lapi_push_session(L, r->t, r->session);
   lua_setfield(L, -2, "session");
   push_object(L, r->req, "page");
   lua_setfield(L, -2, "page");

@@ -85,6 +85,10 @@ void eng_vm_config(tailor *t, lvm_config *cfg);
 void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
                         const char *anon);
 
+/* Push ctx.session: the counters of a session (views, exit intents,
+   popups shown, purchase, ...), zeros when unknown.  Read lock held. */
+void lapi_push_session(lua_State *L, tailor *t, const char *session);
+
 /* Installs the `tailor` global of the strategies' API (lua/lapi.c). */
 void lapi_open(lua_State *L, void *engine);
 

@@ -21,7 +21,7 @@
 #include "index/index.h"
 
 #define CKPT_MAGIC "TAILORCK"
-#define CKPT_FORMAT 2
+#define CKPT_FORMAT 3
 
 /*
 ** Writing: a FILE with a running hash.
@@ -149,11 +149,19 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
     put_ids(&w, &p->bought);
     PUT(&w, p->nattrs);
     put(&w, p->attrs, p->nattrs * sizeof *p->attrs);
+    PUT(&w, p->flags);
+    PUT(&w, p->emails);
+    PUT(&w, p->last_email);
+    PUT(&w, p->naff);
+    put(&w, p->aff, p->naff * sizeof *p->aff);
   }
+  PUT(&w, x->aff_decay.t0);
   for (uint32_t s = 0; s < x->sessions.n; s++) {
     uint8_t n = s < x->window_cap ? x->window_n[s] : 0;
     PUT(&w, n);
     if (n) put(&w, x->window[s], n * sizeof(uint32_t));
+    idx_session none = {0};
+    put(&w, s < x->session_cap ? &x->session[s] : &none, sizeof none);
   }
   put_cooc(&w, &x->coview, x->items.n);
   put_cooc(&w, &x->copurchase, x->items.n);
@@ -411,16 +419,25 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
       GET(&r, p->nattrs);
       p->attrs = get_array(&r, p->nattrs, sizeof *p->attrs);
       if (!p->attrs) p->nattrs = 0;
+      GET(&r, p->flags);
+      GET(&r, p->emails);
+      GET(&r, p->last_email);
+      GET(&r, p->naff);
+      if (p->naff > IDX_MAX_AFFINITIES) r.err = 1;
+      p->aff = get_array(&r, p->naff, sizeof *p->aff);
+      if (!p->aff) p->naff = 0;
       if (p->canon >= np || !ids_ok(&p->recent, ni) || !ids_ok(&p->cart, ni) ||
           !ids_ok(&p->bought, ni))
         r.err = 1;
     }
+    GET(&r, x->aff_decay.t0);
     uint32_t ns = x->sessions.n;
     if (ns && !r.err) {
       x->window = calloc(ns, sizeof *x->window);
       x->window_n = calloc(ns, 1);
-      if (!x->window || !x->window_n) r.err = 1;
-      x->window_cap = ns;
+      x->session = calloc(ns, sizeof *x->session);
+      if (!x->window || !x->window_n || !x->session) r.err = 1;
+      x->window_cap = x->session_cap = ns;
     }
     for (uint32_t s = 0; s < ns && !r.err; s++) {
       GET(&r, x->window_n[s]);
@@ -428,6 +445,7 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
       else get(&r, x->window[s], x->window_n[s] * sizeof(uint32_t));
       for (uint8_t e = 0; e < x->window_n[s] && !r.err; e++)
         if (x->window[s][e] >= ni) r.err = 1;
+      GET(&r, x->session[s]);
     }
     if (!r.err) get_cooc(&r, &x->coview, ni);
     if (!r.err) get_cooc(&r, &x->copurchase, ni);

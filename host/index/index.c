@@ -69,6 +69,7 @@ idx *idx_new(const idx_config *cfg) {
   cooc_init(&x->coview, c.max_neighbors, c.cooc_half_life_days);
   cooc_init(&x->copurchase, c.max_neighbors, c.cooc_half_life_days);
   trend_init(&x->trend, c.trend_half_life_days, 0, 0);
+  x->aff_decay.half_life_ms = IDX_AFFINITY_HALF_LIFE_DAYS * 86400e3;
   return x;
 }
 
@@ -82,12 +83,14 @@ void idx_free(idx *x) {
     idx_ids_free(&x->person[i].cart);
     idx_ids_free(&x->person[i].bought);
     free(x->person[i].attrs);
+    free(x->person[i].aff);
   }
   cooc_free(&x->coview);
   cooc_free(&x->copurchase);
   trend_free(&x->trend);
   free(x->window);
   free(x->window_n);
+  free(x->session);
   intern_free(&x->attrs);
   intern_free(&x->tags);
   for (uint32_t i = 0; i < IDX_MAX_TREND_KEYS; i++)
@@ -202,6 +205,30 @@ static uint32_t person_put(idx *x, char kind, const char *id) {
   return x->person[p].canon;
 }
 
+/* Add decayed weight to an affinity; a full list replaces its lightest
+   entry, which the newcomer inherits (Space-Saving, as in cooc.h). */
+static int affinity_add(idx_person *p, uint32_t key, float w) {
+  for (uint8_t i = 0; i < p->naff; i++) {
+    if (p->aff[i].key == key) {
+      p->aff[i].w += w;
+      return 0;
+    }
+  }
+  if (p->naff < IDX_MAX_AFFINITIES) {
+    idx_affinity *more = realloc(p->aff, (p->naff + 1u) * sizeof *more);
+    if (!more) return -1;
+    p->aff = more;
+    p->aff[p->naff++] = (idx_affinity){key, w};
+    return 0;
+  }
+  uint8_t min = 0;
+  for (uint8_t i = 1; i < p->naff; i++)
+    if (p->aff[i].w < p->aff[min].w) min = i;
+  p->aff[min].key = key;
+  p->aff[min].w += w;
+  return 0;
+}
+
 /* Fold what an anonymous visitor did into the customer it turned out to be. */
 static int person_merge(idx *x, uint32_t from, uint32_t into) {
   if (from == into) return 0;
@@ -235,10 +262,15 @@ static int person_merge(idx *x, uint32_t from, uint32_t into) {
       b->attrs = more;
       b->attrs[b->nattrs++] = a->attrs[i];
     }
+  for (uint8_t i = 0; i < a->naff; i++)
+    if (affinity_add(b, a->aff[i].key, a->aff[i].w)) return -1;
+  b->emails += a->emails;
+  if (a->last_email > b->last_email) b->last_email = a->last_email;
   idx_ids_free(&a->recent);
   idx_ids_free(&a->cart);
   idx_ids_free(&a->bought);
   free(a->attrs);
+  free(a->aff);
   memset(a, 0, sizeof *a);
   /* Only anonymous people are merged, and only into customers, so chains
      are one link long and nobody else points at `from`. */
@@ -360,7 +392,21 @@ static uint32_t trend_key_attr(idx *x, uint32_t i) {
 static int apply_profile(idx *x, const ev *e) {
   uint32_t pid = person_put(x, 'c', e->customer);
   if (pid == INTERN_NONE) return TAILOR_ENOMEM;
-  json_t *attrs = json_object_get(json_object_get(e->doc, "customer"), "attrs");
+  json_t *doc = json_object_get(e->doc, "customer");
+  json_t *consent = json_object_get(doc, "consent");
+  idx_person *p = &x->person[pid];
+  /* An upsert changes what it names and keeps the rest, as the store does
+     for email and phone. */
+  static const struct { const char *key; int in_consent; uint8_t flag; } f[] = {
+      {"email", 1, IDX_CONSENT_EMAIL}, {"sms", 1, IDX_CONSENT_SMS},
+      {"email", 0, IDX_HAS_EMAIL}, {"phone", 0, IDX_HAS_PHONE}};
+  for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+    json_t *v = json_object_get(f[i].in_consent ? consent : doc, f[i].key);
+    if (!v) continue;
+    int on = f[i].in_consent ? json_is_true(v) : json_string_length(v) > 0;
+    p->flags = (uint8_t)(on ? p->flags | f[i].flag : p->flags & ~f[i].flag);
+  }
+  json_t *attrs = json_object_get(doc, "attrs");
   const char *k;
   json_t *v;
   json_object_foreach(attrs, k, v) {
@@ -557,6 +603,49 @@ static int apply_copurchase(idx *x, idx_person *p, const ev *e,
   return 0;
 }
 
+static int session_grow(idx *x, uint32_t sid) {
+  if (sid < x->session_cap) return 0;
+  uint32_t n = x->session_cap ? x->session_cap : 1024;
+  while (n <= sid) n *= 2;
+  idx_session *ss = realloc(x->session, n * sizeof *ss);
+  if (!ss) return -1;
+  memset(ss + x->session_cap, 0, (n - x->session_cap) * sizeof *ss);
+  x->session = ss;
+  x->session_cap = n;
+  return 0;
+}
+
+/* Counters of the session an event belongs to. */
+static int apply_session(idx *x, uint32_t sid, const ev *e) {
+  if (session_grow(x, sid)) return -1;
+  idx_session *s = &x->session[sid];
+  if (!s->first_ts || e->ts < s->first_ts) s->first_ts = e->ts;
+  if (e->ts > s->last_ts) s->last_ts = e->ts;
+  switch (e->type) {
+    case EV_VIEW: s->views++; break;
+    case EV_PAGE_VIEW: s->pages++; break;
+    case EV_ADD_TO_CART: s->carts++; break;
+    case EV_EXIT_INTENT: s->exit_intents++; break;
+    case EV_PAGE_HIDDEN: s->hidden++; break;
+    case EV_POPUP_SHOWN: s->popups_shown++; break;
+    case EV_PURCHASE: s->purchased = 1; break;
+    default: break;
+  }
+  return 0;
+}
+
+/* The decayed weight of an interest at `ts`, rescaling every person's
+   affinities first when the origin is far behind (see decay.h). */
+static double affinity_weight(idx *x, int64_t ts) {
+  if (decay_should_rebase(&x->aff_decay, ts)) {
+    float sc = (float)decay_scale(&x->aff_decay, ts);
+    for (uint32_t i = 0; i < x->people.n; i++)
+      for (uint8_t a = 0; a < x->person[i].naff; a++) x->person[i].aff[a].w *= sc;
+    x->aff_decay.t0 = ts;
+  }
+  return decay_weight(&x->aff_decay, ts);
+}
+
 int idx_apply(idx *x, const ev *e) {
   x->applied++;
   if (e->ts > x->last_ts) x->last_ts = e->ts;
@@ -578,6 +667,16 @@ int idx_apply(idx *x, const ev *e) {
     if (e->ts > p->last_seen) p->last_seen = e->ts;
     if (apply_visit_attrs(x, p, e)) return TAILOR_ENOMEM;
   }
+  if (sid != INTERN_NONE && apply_session(x, sid, e)) return TAILOR_ENOMEM;
+  if (p && e->type == EV_EMAIL_SENT) {
+    p->emails++;
+    if (e->ts > p->last_email) p->last_email = e->ts;
+  }
+  double aff_w = 0;
+  if (p && (e->type == EV_VIEW || e->type == EV_ADD_TO_CART || e->type == EV_PURCHASE))
+    aff_w = affinity_weight(x, e->ts) *
+            (e->type == EV_VIEW ? IDX_TREND_VIEW
+             : e->type == EV_ADD_TO_CART ? IDX_TREND_CART : IDX_TREND_PURCHASE);
   uint32_t order[IDX_MAX_ORDER_LINES];
   size_t norder = 0;
   for (size_t l = 0; l < e->n_lines; l++) {
@@ -587,6 +686,10 @@ int idx_apply(idx *x, const ev *e) {
     idx_item *it = &x->item[i];
     if (!it->doc && e->lines[l].price > 0) it->price = e->lines[l].price;
     int rc = 0;
+    if (aff_w > 0 && p &&
+        ((it->category != INTERN_NONE && affinity_add(p, it->category, (float)aff_w)) ||
+         (it->brand != INTERN_NONE && affinity_add(p, it->brand | IDX_AFF_BRAND, (float)aff_w))))
+      return TAILOR_ENOMEM;
     switch (e->type) {
       case EV_VIEW:
         it->views++;
@@ -838,4 +941,65 @@ size_t idx_audience_members(const idx *x, uint32_t days, int purchased,
     n++;
   }
   return n;
+}
+
+static int by_weight(const void *a, const void *b) {
+  const idx_affinity *x = a, *y = b;
+  return (x->w < y->w) - (x->w > y->w);
+}
+
+size_t idx_person_affinities(const idx *x, uint32_t person, int brands,
+                             int64_t now, idx_affinity *out) {
+  if (person >= x->people.n) return 0;
+  const idx_person *p = &x->person[person];
+  float sc = (float)decay_scale(&x->aff_decay, now);
+  size_t n = 0;
+  for (uint8_t i = 0; i < p->naff; i++) {
+    if (!(p->aff[i].key & IDX_AFF_BRAND) != !brands) {
+      out[n].key = p->aff[i].key & ~IDX_AFF_BRAND;
+      out[n++].w = p->aff[i].w * sc;
+    }
+  }
+  qsort(out, n, sizeof *out, by_weight);
+  return n;
+}
+
+double idx_item_affinity(const idx *x, uint32_t person, uint32_t item,
+                         int64_t now) {
+  if (person >= x->people.n || item >= x->items.n) return 0;
+  const idx_person *p = &x->person[person];
+  const idx_item *it = &x->item[item];
+  const char *cat = intern_name(&x->categories, it->category);
+  double sum = 0;
+  for (uint8_t i = 0; i < p->naff; i++) {
+    uint32_t key = p->aff[i].key;
+    if (key & IDX_AFF_BRAND) {
+      if ((key & ~IDX_AFF_BRAND) == it->brand) sum += p->aff[i].w;
+      continue;
+    }
+    if (key == it->category) {
+      sum += p->aff[i].w;
+      continue;
+    }
+    /* An interest in "Home/Decor/Wall" also counts for "Home/Decor/Lamps",
+       halved for each level the two paths do not share. */
+    const char *other = intern_name(&x->categories, key);
+    if (!cat || !other) continue;
+    int shared = 0, deeper = 0;
+    const char *a = cat, *b = other;
+    while (*a && *a == *b) {
+      if (*a == '/') shared++;
+      a++, b++;
+    }
+    if ((*a == '/' || !*a) && (*b == '/' || !*b) && (*a || *b)) shared++;
+    if (!shared) continue;
+    for (const char *c = other; *c; c++) deeper += *c == '/';
+    sum += p->aff[i].w / (double)(1u << (deeper + 1 - shared));
+  }
+  return sum * decay_scale(&x->aff_decay, now);
+}
+
+const idx_session *idx_session_of(const idx *x, const char *session) {
+  uint32_t sid = session ? intern_get(&x->sessions, session) : INTERN_NONE;
+  return sid < x->session_cap ? &x->session[sid] : NULL;
 }

@@ -104,9 +104,28 @@ typedef struct idx_attr {
   uint32_t key, value;
 } idx_attr;
 
+/* A decayed interest in a category (key = category id) or a brand (key =
+   brand id | IDX_AFF_BRAND). */
+#define IDX_AFF_BRAND 0x80000000u
+#define IDX_MAX_AFFINITIES 16          /* per person; Space-Saving beyond */
+#define IDX_AFFINITY_HALF_LIFE_DAYS 30.0
+typedef struct idx_affinity {
+  uint32_t key;
+  float w;
+} idx_affinity;
+
+/* Person flags from the profile. */
+enum { IDX_CONSENT_EMAIL = 1, IDX_CONSENT_SMS = 2, IDX_HAS_EMAIL = 4,
+       IDX_HAS_PHONE = 8 };
+
 typedef struct idx_person {
   uint32_t canon;      /* itself, or the person it was merged into on login */
   uint8_t is_customer; /* a known customer id (not only an anonymous one) */
+  uint8_t flags;       /* IDX_CONSENT_*, IDX_HAS_* */
+  uint8_t naff;
+  uint32_t emails;     /* email_sent events */
+  int64_t last_email;  /* ms; 0 = never */
+  idx_affinity *aff;   /* naff entries, unsorted */
   int64_t first_seen, last_seen, last_order; /* ms; 0 = never */
   int64_t first_order;
   uint32_t orders;
@@ -170,6 +189,13 @@ typedef struct idx_value_model {
   int64_t fitted_at;   /* ms */
 } idx_value_model;
 
+/* What happened in one session so far (popups, exit intent, ...). */
+typedef struct idx_session {
+  int64_t first_ts, last_ts;
+  uint16_t views, pages, exit_intents, hidden, popups_shown, carts;
+  uint8_t purchased;
+} idx_session;
+
 /* The relations between items that the index counts. */
 typedef enum idx_relation { IDX_COVIEW, IDX_COPURCHASE } idx_relation;
 
@@ -203,6 +229,9 @@ typedef struct idx {
   uint32_t audience_days[IDX_MAX_AUDIENCES];
   uint32_t naudiences;
   uint32_t ntrend_keys;
+  idx_session *session;  /* by session id */
+  uint32_t session_cap;
+  decay aff_decay;       /* of the people's affinities */
   uint32_t (*window)[IDX_MAX_COVIEW_WINDOW]; /* by session: latest items */
   uint8_t *window_n;
   uint32_t window_cap;
@@ -335,6 +364,24 @@ int idx_value_customers(const idx *x, int64_t now, clv_customer **out,
                         size_t *n);
 void idx_value_fit(const clv_customer *c, size_t n, int64_t now,
                    idx_value_model *m);
+
+/*
+** A person's affinities at `now`, strongest first: categories when
+** `brands` is 0, else brands (keys without IDX_AFF_BRAND).  Weights are in
+** "interest now" units (a view now counts 1, a cart 3, an order 5).
+** Returns how many were written (at most IDX_MAX_AFFINITIES).
+*/
+size_t idx_person_affinities(const idx *x, uint32_t person, int brands,
+                             int64_t now, idx_affinity *out);
+
+/* How well an item matches a person's interests at `now`: the affinity of
+   its category (and of its parent categories, halved per level up) plus
+   that of its brand.  0 for strangers. */
+double idx_item_affinity(const idx *x, uint32_t person, uint32_t item,
+                         int64_t now);
+
+/* The state of a session, or NULL when unknown. */
+const idx_session *idx_session_of(const idx *x, const char *session);
 
 /* A person's attribute value, or NULL. */
 const char *idx_person_attr(const idx *x, uint32_t person, const char *key);

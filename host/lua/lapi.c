@@ -79,6 +79,52 @@ void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
     lua_setfield(L, -2, intern_name(&x->attrs, ps->attrs[i].key));
   }
   lua_setfield(L, -2, "attrs");
+  lua_createtable(L, 0, 2);
+  lua_pushboolean(L, ps && (ps->flags & IDX_CONSENT_EMAIL));
+  lua_setfield(L, -2, "email");
+  lua_pushboolean(L, ps && (ps->flags & IDX_CONSENT_SMS));
+  lua_setfield(L, -2, "sms");
+  lua_setfield(L, -2, "consent");
+  lua_pushboolean(L, ps && (ps->flags & IDX_HAS_EMAIL));
+  lua_setfield(L, -2, "has_email");
+  set_int(L, "emails_sent", ps ? ps->emails : 0);
+  if (ps && ps->last_email) set_int(L, "last_email", ps->last_email);
+  /* Affinities, strongest first: {{name = "Home/Decor", weight = 2.5}, ...} */
+  idx_affinity aff[IDX_MAX_AFFINITIES];
+  for (int brands = 0; brands < 2; brands++) {
+    size_t n = f.seen ? idx_person_affinities(x, p, brands, util_now_ms(), aff) : 0;
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+      lua_createtable(L, 0, 2);
+      lua_pushstring(L, intern_name(brands ? &x->brands : &x->categories, aff[i].key));
+      lua_setfield(L, -2, "name");
+      lua_pushnumber(L, aff[i].w);
+      lua_setfield(L, -2, "weight");
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, brands ? "brands" : "categories");
+  }
+}
+
+void lapi_push_session(lua_State *L, tailor *t, const char *session) {
+  const idx_session *s = idx_session_of(t->ix, session);
+  lua_createtable(L, 0, 10);
+  if (session) {
+    lua_pushstring(L, session);
+    lua_setfield(L, -2, "id");
+  }
+  set_int(L, "views", s ? s->views : 0);
+  set_int(L, "pages", s ? s->pages : 0);
+  set_int(L, "carts", s ? s->carts : 0);
+  set_int(L, "exit_intents", s ? s->exit_intents : 0);
+  set_int(L, "page_hidden", s ? s->hidden : 0);
+  set_int(L, "popups_shown", s ? s->popups_shown : 0);
+  lua_pushboolean(L, s && s->purchased);
+  lua_setfield(L, -2, "purchased");
+  if (s) {
+    set_int(L, "started", s->first_ts);
+    set_int(L, "last", s->last_ts);
+  }
 }
 
 /* k from argument `arg` (default `def`), bounded. */
@@ -316,6 +362,27 @@ static int l_audiences(lua_State *L) {
   return 1;
 }
 
+/* tailor.affinity(customer, items) -> {[id] = score}: how well each item
+   matches the customer's interests (category, parent categories, brand);
+   for re-ranking lists the storefront already has. */
+static int l_affinity(lua_State *L) {
+  tailor *t = engine_of(L);
+  const char *who = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  uint32_t p = idx_person_of(t->ix, who, who);
+  int64_t now = util_now_ms();
+  lua_Integer n = luaL_len(L, 2);
+  lua_createtable(L, 0, (int)n);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);
+    const char *id = lua_tostring(L, -1);
+    uint32_t item = id ? idx_item_id(t->ix, id) : INTERN_NONE;
+    lua_pushnumber(L, item == INTERN_NONE ? 0 : idx_item_affinity(t->ix, p, item, now));
+    lua_settable(L, -3); /* result[id] = score (the id is popped with it) */
+  }
+  return 1;
+}
+
 /* tailor.now() -> milliseconds since the epoch */
 static int l_now(lua_State *L) {
   lua_pushinteger(L, util_now_ms());
@@ -330,6 +397,7 @@ void lapi_open(lua_State *L, void *engine) {
       {"similar", l_similar},
       {"customer", l_customer},
       {"audiences", l_audiences},
+      {"affinity", l_affinity},
       {"item", l_item},
       {"now", l_now},
       {NULL, NULL},

@@ -339,6 +339,47 @@ static void test_value_model(void) {
   idx_free(x);
 }
 
+static void test_sessions_affinities_consent(void) {
+  idx_config cfg = {.cooc_half_life_days = -1, .trend_half_life_days = -1};
+  idx *x = idx_new(&cfg);
+  apply(x, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"lamp\",\"category\":\"Home/Decor/Lamps\",\"brand\":\"Hem\"}}");
+  apply(x, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"art\",\"category\":\"Home/Decor/Wall\",\"brand\":\"Other\"}}");
+  apply(x, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"shoe\",\"category\":\"Sport/Shoes\",\"brand\":\"Velo\"}}");
+  apply(x, "{\"type\":\"customer_upsert\",\"customer\":{\"id\":\"c1\",\"email\":\"a@b.c\",\"consent\":{\"email\":true}}}");
+  apply(x, "{\"type\":\"view\",\"item\":\"lamp\",\"customer\":\"c1\",\"session\":\"s1\"}");
+  apply(x, "{\"type\":\"add_to_cart\",\"item\":\"lamp\",\"customer\":\"c1\",\"session\":\"s1\"}");
+  apply(x, "{\"type\":\"exit_intent\",\"customer\":\"c1\",\"session\":\"s1\"}");
+  apply(x, "{\"type\":\"popup_shown\",\"name\":\"free_shipping\",\"customer\":\"c1\",\"session\":\"s1\"}");
+  const idx_session *s = idx_session_of(x, "s1");
+  CHECK(s != NULL);
+  if (s) {
+    CHECK_INT(s->views, 1);
+    CHECK_INT(s->carts, 1);
+    CHECK_INT(s->exit_intents, 1);
+    CHECK_INT(s->popups_shown, 1);
+    CHECK_INT(s->purchased, 0);
+  }
+  CHECK(idx_session_of(x, "nope") == NULL);
+  uint32_t c1 = idx_person_of(x, "c1", NULL);
+  CHECK_INT(x->person[c1].flags, IDX_CONSENT_EMAIL | IDX_HAS_EMAIL);
+  /* Consent withdrawn; the email stays (not named in the upsert). */
+  apply(x, "{\"type\":\"customer_upsert\",\"customer\":{\"id\":\"c1\",\"consent\":{\"email\":false}}}");
+  CHECK_INT(x->person[c1].flags, IDX_HAS_EMAIL);
+  /* Affinities: view 1 + cart 3 on Home/Decor/Lamps and on brand Hem. */
+  idx_affinity a[IDX_MAX_AFFINITIES];
+  CHECK_INT(idx_person_affinities(x, c1, 0, T0, a), 1);
+  CHECK_STR(intern_name(&x->categories, a[0].key), "Home/Decor/Lamps");
+  CHECK_NEAR(a[0].w, 4.0, 1e-3);
+  CHECK_INT(idx_person_affinities(x, c1, 1, T0, a), 1);
+  CHECK_STR(intern_name(&x->brands, a[0].key), "Hem");
+  /* The lamp matches fully (4 + brand 4); wall art shares 2 of 3 levels
+     (4 / 2); shoes nothing. */
+  CHECK_NEAR(idx_item_affinity(x, c1, idx_item_id(x, "lamp"), T0), 8.0, 1e-3);
+  CHECK_NEAR(idx_item_affinity(x, c1, idx_item_id(x, "art"), T0), 2.0, 1e-3);
+  CHECK_NEAR(idx_item_affinity(x, c1, idx_item_id(x, "shoe"), T0), 0.0, 1e-9);
+  idx_free(x);
+}
+
 int main(void) {
   RUN(test_cooc_measures_exact);
   RUN(test_cooc_decay);
@@ -351,5 +392,6 @@ int main(void) {
   RUN(test_content_similarity);
   RUN(test_lifecycle_and_audiences);
   RUN(test_value_model);
+  RUN(test_sessions_affinities_consent);
   return CHECK_DONE();
 }
