@@ -180,6 +180,17 @@ TAILOR_EXTERN int tailor_forget(tailor *t, const char *customer,
                                 int64_t *erased, tailor_error *err);
 
 /*
+** The outbox: side effects strategies scheduled (emails, webhooks), newest
+** first, as a JSON array of {id, key, customer, channel, template, vars,
+** due, state, attempts, last_error, created}; `state` ("pending", "sent",
+** "cancelled", "dead") and `customer` filter when not NULL; at most 1000
+** rows.  `*json` is freed with tailor_free().
+*/
+TAILOR_EXTERN int tailor_outbox_list(tailor *t, const char *state,
+                                     const char *customer, char **json,
+                                     tailor_error *err);
+
+/*
 ** Write the checkpoint of the indexes now (it is also written on close and,
 ** when configured, every index.checkpoint_every events), so the next open
 ** replays only later events.  TAILOR_EUNSUPPORTED for an in-memory store.

@@ -230,16 +230,34 @@ int cmd_checkpoint(int argc, char **argv) {
 
 static void print_key(void *ud, const char *key, const char *type,
                       const char *def, const char *doc) {
-  printf("%-26s %-5s %-12s %s\n", key, type, def, doc);
+  if (ud)
+    printf("| `%s` | %s | `%s` | %s |\n", key, type, def, doc);
+  else
+    printf("%-28s %-5s %-12s %s\n", key, type, def, doc);
 }
 
+static const char config_markdown_head[] =
+    "# Configuration\n\n"
+    "The engine takes a JSON object; nested objects spell dotted keys, so\n"
+    "`{\"lua\": {\"instruction_budget\": 1000000}}` sets `lua.instruction_budget`.\n"
+    "An unknown key or a wrong type is an error that names the key. On the command\n"
+    "line, `--config FILE` reads the object from a file and `--db` / `--strategies`\n"
+    "override those two keys. This page is printed by `tailor config --markdown`\n"
+    "from the one table of keys in the code (`CONFIG_MAP` in host/engine/config.h).\n\n"
+    "| key | type | default | meaning |\n|---|---|---|---|\n";
+
 int cmd_config(int argc, char **argv) {
-  if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-    printf("usage: tailor config\n\nList every configuration key with its "
-           "type, default and meaning.\n");
-    return EXIT_OK;
+  int markdown = argc > 1 && !strcmp(argv[1], "--markdown");
+  if (argc > 1 && !markdown) {
+    printf("usage: tailor config [--markdown]\n\nList every configuration key "
+           "with its type, default and meaning;\n--markdown prints "
+           "docs/configuration.md.\n");
+    return strcmp(argv[1], "-h") && strcmp(argv[1], "--help") ? EXIT_BADINPUT : EXIT_OK;
   }
-  printf("%-26s %-5s %-12s %s\n", "key", "type", "default", "meaning");
-  config_each(print_key, NULL);
+  if (markdown)
+    fputs(config_markdown_head, stdout);
+  else
+    printf("%-28s %-5s %-12s %s\n", "key", "type", "default", "meaning");
+  config_each(print_key, markdown ? (void *)1 : NULL);
   return EXIT_OK;
 }

@@ -34,6 +34,11 @@
   X(default_k, "decide.default_k", INT, 10,                                  \
     "items returned when a request does not say k")                          \
   X(max_k, "decide.max_k", INT, 100, "largest k a request may ask for")      \
+  X(trigger_max_age_s, "triggers.max_event_age_s", INT, 3600,                \
+    "events older than this fire no triggers (imports of history send "     \
+    "nothing)")                                                              \
+  X(email_cap_per_week, "triggers.email_cap_per_week", INT, 3,               \
+    "most emails scheduled for one customer in 7 days; 0: no cap")           \
   X(recent_max, "index.recent_max", INT, 20,                                 \
     "recently viewed items kept per person")                                 \
   X(coview_window, "index.coview_window", INT, 5,                            \

@@ -91,34 +91,10 @@ static int parse_request(tailor *t, request *r, const char *text, size_t len,
   return TAILOR_OK;
 }
 
-static void set_int(lua_State *L, const char *k, lua_Integer v) {
-  lua_pushinteger(L, v);
-  lua_setfield(L, -2, k);
-}
-
-/* Push request[name] as a table (an empty one when absent). */
-static void push_object(lua_State *L, json_t *req, const char *name) {
-  json_t *v = json_object_get(req, name);
-  if (v)
-    ljson_push(L, v);
-  else
-    lua_newtable(L);
-}
-
 static void push_ctx(lua_State *L, request *r) {
-  lua_createtable(L, 0, 8);
-  lua_pushstring(L, r->kind);
-  lua_setfield(L, -2, "kind");
-  set_int(L, "k", r->k);
-  set_int(L, "now", util_now_ms());
-  lapi_push_customer(L, r->t, r->customer, r->anon);
-  lua_setfield(L, -2, "customer");
-  lapi_push_session(L, r->t, r->session);
-  lua_setfield(L, -2, "session");
-  push_object(L, r->req, "page");
-  lua_setfield(L, -2, "page");
-  push_object(L, r->req, "context");
-  lua_setfield(L, -2, "context");
+  lapi_ctx c = {r->kind, r->k, r->customer, r->anon, r->session,
+                json_object_get(r->req, "page"), json_object_get(r->req, "context")};
+  lapi_push_ctx(L, r->t, &c);
 }
 
 /* luaL_error with the handler's file and line in front. */

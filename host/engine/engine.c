@@ -488,6 +488,7 @@ int tailor_ingest(tailor *t, const char *json, size_t len, tailor_error *err) {
   }
   ev *one = &e;
   rc = commit_events(t, &one, 1, err);
+  if (rc == TAILOR_OK) eng_run_triggers(t, &one, 1);
   ev_clear(&e);
   return rc;
 }
@@ -543,6 +544,7 @@ int tailor_ingest_batch(tailor *t, const char *ndjson, size_t len,
       eng_log(t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
       goto done;
     }
+    eng_run_triggers(t, ptrs, nacc);
   }
   if (accepted) *accepted = nacc;
 done:
@@ -595,11 +597,14 @@ int tailor_stats(tailor *t, char **out, tailor_error *err) {
   /* Counters of this process since the engine opened. */
   json_object_set_new(
       o, "process",
-      json_pack("{sI sI sI sI}", "decisions",
+      json_pack("{sI sI sI sI sI sI sI}", "decisions",
                 (json_int_t)atomic_load(&t->n_decisions), "strategy_errors",
                 (json_int_t)atomic_load(&t->n_strategy_errors), "events_accepted",
                 (json_int_t)atomic_load(&t->n_accepted), "events_rejected",
-                (json_int_t)atomic_load(&t->n_rejected)));
+                (json_int_t)atomic_load(&t->n_rejected), "triggers_scheduled",
+                (json_int_t)atomic_load(&t->n_triggers), "triggers_capped",
+                (json_int_t)atomic_load(&t->n_trigger_capped), "triggers_without_consent",
+                (json_int_t)atomic_load(&t->n_trigger_no_consent)));
   *out = json_dumps(o, JSON_COMPACT);
   json_decref(o);
   return *out ? TAILOR_OK : util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
@@ -675,4 +680,15 @@ int tailor_customer(tailor *t, const char *id, int flags, char **out,
   *out = json_dumps(o, JSON_COMPACT);
   json_decref(o);
   return *out ? TAILOR_OK : util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+}
+
+int tailor_outbox_list(tailor *t, const char *state, const char *customer,
+                       char **json, tailor_error *err) {
+  if (!t || !json) return util_fail(err, TAILOR_EINVAL, NULL, "outbox: missing argument");
+  pthread_mutex_lock(&t->write_mu);
+  json_t *rows = store_outbox_list(t->st, state, customer, 1000);
+  pthread_mutex_unlock(&t->write_mu);
+  *json = json_dumps(rows, JSON_COMPACT);
+  json_decref(rows);
+  return *json ? TAILOR_OK : util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
 }

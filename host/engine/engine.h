@@ -55,6 +55,7 @@ struct tailor {
 
   /* Counters for stats and metrics. */
   _Atomic uint64_t n_decisions, n_strategy_errors, n_accepted, n_rejected;
+  _Atomic uint64_t n_triggers, n_trigger_capped, n_trigger_no_consent;
 
   /* Checkpoints of the index (index/checkpoint.c). */
   char *ckpt_path;         /* NULL: none */
@@ -88,6 +89,26 @@ void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
 /* Push ctx.session: the counters of a session (views, exit intents,
    popups shown, purchase, ...), zeros when unknown.  Read lock held. */
 void lapi_push_session(lua_State *L, tailor *t, const char *session);
+
+/* Run the strategies' on_event handler on events just made durable and
+   write what it schedules or cancels to the outbox (engine/trigger.c). */
+void eng_run_triggers(tailor *t, ev *const *evs, size_t n);
+
+/* What a handler's ctx is built from. */
+typedef struct lapi_ctx {
+  const char *kind;       /* decision kind, or "on_event" */
+  long k;
+  const char *customer, *anon, *session;
+  json_t *page, *context; /* borrowed; may be NULL */
+} lapi_ctx;
+
+/*
+** Push the ctx a handler receives: kind, k, now, customer, session, page,
+** context, and segments: {name = true} for each predicate of the strategy's
+** `segments` table that holds for this ctx.  Runs Lua (the predicates), so
+** it must be called inside lvm_pcall with the index read lock held.
+*/
+void lapi_push_ctx(lua_State *L, tailor *t, const lapi_ctx *c);
 
 /* Installs the `tailor` global of the strategies' API (lua/lapi.c). */
 void lapi_open(lua_State *L, void *engine);

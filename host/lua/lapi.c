@@ -9,6 +9,7 @@
 #include "engine/engine.h"
 #include "engine/util.h"
 #include "lua/ljson.h"
+#include "lua/lvm.h"
 
 #define LAPI_MAX_K 1000
 
@@ -125,6 +126,52 @@ void lapi_push_session(lua_State *L, tailor *t, const char *session) {
     set_int(L, "started", s->first_ts);
     set_int(L, "last", s->last_ts);
   }
+}
+
+/* Push obj as a table (an empty one when NULL). */
+static void push_object(lua_State *L, json_t *obj) {
+  if (obj)
+    ljson_push(L, obj);
+  else
+    lua_newtable(L);
+}
+
+void lapi_push_ctx(lua_State *L, tailor *t, const lapi_ctx *c) {
+  lua_createtable(L, 0, 9);
+  lua_pushstring(L, c->kind);
+  lua_setfield(L, -2, "kind");
+  set_int(L, "k", c->k);
+  set_int(L, "now", util_now_ms());
+  lapi_push_customer(L, t, c->customer, c->anon);
+  lua_setfield(L, -2, "customer");
+  lapi_push_session(L, t, c->session);
+  lua_setfield(L, -2, "session");
+  push_object(L, c->page);
+  lua_setfield(L, -2, "page");
+  push_object(L, c->context);
+  lua_setfield(L, -2, "context");
+  /* Segments, computed once per decision from the predicates. */
+  int ctx = lua_gettop(L);
+  lua_newtable(L);
+  if (lvm_push_handler(lvm_of(L), "segments", NULL)) {
+    if (lua_istable(L, -1)) {
+      lua_pushnil(L);
+      while (lua_next(L, -2)) {
+        if (lua_type(L, -2) == LUA_TSTRING && lua_isfunction(L, -1)) {
+          lua_pushvalue(L, ctx);
+          lua_call(L, 1, 1);
+          if (lua_toboolean(L, -1)) {
+            lua_pushvalue(L, -2);
+            lua_pushboolean(L, 1);
+            lua_settable(L, ctx + 1);
+          }
+        }
+        lua_pop(L, 1);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_setfield(L, ctx, "segments");
 }
 
 /* k from argument `arg` (default `def`), bounded. */

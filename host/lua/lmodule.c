@@ -150,6 +150,17 @@ static int l_forget(lua_State *L) {
   return 1;
 }
 
+/* e:outbox([state [, customer]]) -> list of rows */
+static int l_outbox(lua_State *L) {
+  tailor **t = check_engine(L);
+  char *s = NULL;
+  tailor_error err = {0};
+  if (tailor_outbox_list(*t, luaL_optstring(L, 2, NULL), luaL_optstring(L, 3, NULL),
+                         &s, &err))
+    return push_error(L, &err);
+  return push_decoded(L, s);
+}
+
 /* e:close(); also run by the garbage collector. */
 static int l_close(lua_State *L) {
   tailor **t = luaL_checkudata(L, 1, ENGINE_MT);
@@ -164,6 +175,7 @@ int luaopen_tailor(lua_State *L) {
       {"ingest", l_ingest}, {"ingest_batch", l_ingest_batch},
       {"decide", l_decide}, {"stats", l_stats},
       {"customer", l_customer}, {"forget", l_forget},
+      {"outbox", l_outbox},
       {"close", l_close},   {NULL, NULL},
   };
   static const luaL_Reg fns[] = {{"open", l_open}, {NULL, NULL}};

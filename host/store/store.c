@@ -461,7 +461,7 @@ int store_outbox_add(store *s, const store_outbox_row *row, int *added,
   bind_text(st, 4, row->template_);
   bind_text(st, 5, row->vars ? row->vars : "{}");
   sqlite3_bind_int64(st, 6, row->due);
-  sqlite3_bind_int64(st, 7, row->due);
+  sqlite3_bind_int64(st, 7, util_now_ms());
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE) return fail(err, TAILOR_ESTORE, s->db, "store: outbox");
@@ -502,4 +502,74 @@ int store_forget(store *s, const char *customer, int64_t *events,
 rollback:
   sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
   return TAILOR_ESTORE;
+}
+
+int store_outbox_cancel(store *s, const char *key, int *cancelled,
+                        tailor_error *err) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db,
+                         "UPDATE outbox SET state='cancelled', updated=?2 "
+                         "WHERE key=?1 AND state='pending'",
+                         -1, &st, NULL) != SQLITE_OK)
+    return fail(err, TAILOR_ESTORE, s->db, "store: outbox");
+  bind_text(st, 1, key);
+  sqlite3_bind_int64(st, 2, util_now_ms());
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return fail(err, TAILOR_ESTORE, s->db, "store: outbox");
+  if (cancelled) *cancelled = sqlite3_changes(s->db) > 0;
+  return TAILOR_OK;
+}
+
+int64_t store_outbox_recent(store *s, const char *customer, const char *channel,
+                            int64_t since) {
+  sqlite3_stmt *st;
+  int64_t n = 0;
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT count(*) FROM outbox WHERE customer=? AND channel=? "
+                         "AND created>=? AND state IN ('pending','sent')",
+                         -1, &st, NULL) != SQLITE_OK)
+    return 0;
+  bind_text(st, 1, customer);
+  bind_text(st, 2, channel);
+  sqlite3_bind_int64(st, 3, since);
+  if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return n;
+}
+
+json_t *store_outbox_list(store *s, const char *state, const char *customer,
+                          int limit) {
+  sqlite3_stmt *st;
+  json_t *out = json_array();
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT id,key,customer,channel,template,vars,due,state,"
+                         "attempts,last_error,created FROM outbox "
+                         "WHERE (?1 IS NULL OR state=?1) AND (?2 IS NULL OR customer=?2) "
+                         "ORDER BY id DESC LIMIT ?3",
+                         -1, &st, NULL) != SQLITE_OK)
+    return out;
+  bind_text(st, 1, state);
+  bind_text(st, 2, customer);
+  sqlite3_bind_int(st, 3, limit);
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    json_t *vars = json_loads((const char *)sqlite3_column_text(st, 5), 0, NULL);
+    const char *cust = (const char *)sqlite3_column_text(st, 2);
+    const char *last = (const char *)sqlite3_column_text(st, 9);
+    json_array_append_new(
+        out, json_pack("{sI ss ss? ss ss so sI ss si ss? sI}", "id",
+                       (json_int_t)sqlite3_column_int64(st, 0), "key",
+                       (const char *)sqlite3_column_text(st, 1), "customer",
+                       cust, "channel",
+                       (const char *)sqlite3_column_text(st, 3), "template",
+                       (const char *)sqlite3_column_text(st, 4), "vars",
+                       vars ? vars : json_object(), "due",
+                       (json_int_t)sqlite3_column_int64(st, 6), "state",
+                       (const char *)sqlite3_column_text(st, 7), "attempts",
+                       sqlite3_column_int(st, 8), "last_error",
+                       last, "created",
+                       (json_int_t)sqlite3_column_int64(st, 10)));
+  }
+  sqlite3_finalize(st);
+  return out;
 }

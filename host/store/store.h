@@ -108,6 +108,21 @@ typedef struct store_outbox_row {
 int store_outbox_add(store *s, const store_outbox_row *row, int *added,
                      tailor_error *err);
 
+/* Cancel the pending outbox row with this key; *cancelled (may be NULL)
+   receives 1 when there was one. */
+int store_outbox_cancel(store *s, const char *key, int *cancelled,
+                        tailor_error *err);
+
+/* Outbox rows of a customer's channel created since `since` (ms) that are
+   pending or sent: what a frequency cap counts. */
+int64_t store_outbox_recent(store *s, const char *customer, const char *channel,
+                            int64_t since);
+
+/* Outbox rows as a JSON array, newest first; `state` and `customer` filter
+   when not NULL; at most `limit`.  New reference. */
+json_t *store_outbox_list(store *s, const char *state, const char *customer,
+                          int limit);
+
 /* Run a statement with no result (used by migrations and maintenance). */
 int store_exec(store *s, const char *sql, tailor_error *err);
 

@@ -1,0 +1,202 @@
+/*
+** trigger.c: "if this then that".  Once events are durable and in the
+** index, the strategies' on_event(ctx, event) handler sees each recent one
+** and answers with side effects to schedule (an abandoned-cart email in an
+** hour) or to cancel (that email, once the customer buys).  They go to the
+** outbox, never out of Lua: delivery reads the outbox.
+**
+** The host enforces what must never depend on a strategy being right:
+** email only to customers who consented and have an address, at most
+** triggers.email_cap_per_week emails a customer a week, and no triggers
+** for old events (an import of last year's history sends nothing).
+*/
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "engine/util.h"
+#include "lua/ljson.h"
+
+/* What one on_event call decided, checked and ready for the store. */
+typedef struct trigger_run {
+  tailor *t;
+  const ev *e;
+  json_t *schedule; /* array of {key, customer, channel, template, vars, due} */
+  json_t *cancel;   /* array of keys */
+  const char *file;
+  int line;
+  int dropped;      /* schedules refused for consent */
+} trigger_run;
+
+static int bad(lua_State *L, trigger_run *r, const char *what) {
+  return luaL_error(L, "%s:%d: on_event returned %s", r->file ? r->file : "?",
+                    r->line, what);
+}
+
+/* Check one schedule entry at the top of the stack and queue it. */
+static void take_schedule(lua_State *L, trigger_run *r, lua_Integer i) {
+  static const char *const allowed[] = {"key", "template", "channel", "delay",
+                                        "due", "customer", "vars"};
+  char what[200];
+  if (!lua_istable(L, -1)) {
+    snprintf(what, sizeof what, "schedule[%lld] that is not a table", (long long)i);
+    bad(L, r, what);
+  }
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+    size_t a = 0;
+    while (a < sizeof allowed / sizeof *allowed && strcmp(allowed[a], k)) a++;
+    if (a == sizeof allowed / sizeof *allowed) {
+      snprintf(what, sizeof what, "schedule[%lld] with unknown field '%s'",
+               (long long)i, k);
+      bad(L, r, what);
+    }
+    lua_pop(L, 1);
+  }
+  char why[300];
+  json_t *s = ljson_to(L, -1, "schedule", why, sizeof why);
+  if (!s) bad(L, r, why);
+  const char *key = json_string_value(json_object_get(s, "key"));
+  const char *tmpl = json_string_value(json_object_get(s, "template"));
+  json_t *delay = json_object_get(s, "delay"), *due = json_object_get(s, "due");
+  json_t *vars = json_object_get(s, "vars");
+  const char *customer = json_object_get(s, "customer")
+                             ? json_string_value(json_object_get(s, "customer"))
+                             : r->e->customer;
+  const char *channel = json_object_get(s, "channel")
+                            ? json_string_value(json_object_get(s, "channel"))
+                            : "email";
+  const char *problem = !key || !*key         ? "a 'key' string (the idempotency key)"
+                        : !tmpl || !*tmpl     ? "a 'template' string"
+                        : !channel || !*channel ? "a 'channel' string"
+                        : (delay && !json_is_number(delay)) ? "'delay' in seconds"
+                        : (due && !json_is_integer(due)) ? "'due' in ms"
+                        : (vars && !json_is_object(vars)) ? "'vars' as a table"
+                                                           : NULL;
+  if (problem) {
+    json_decref(s);
+    snprintf(what, sizeof what, "schedule[%lld] without %s", (long long)i, problem);
+    bad(L, r, what);
+  }
+  int64_t when = due ? (int64_t)json_integer_value(due)
+                     : util_now_ms() + (int64_t)(json_number_value(delay) * 1000);
+  /* Consent, checked here while the index read lock is held. */
+  if (!strcmp(channel, "email")) {
+    uint32_t p = idx_person_of(r->t->ix, customer, NULL);
+    uint8_t f = p == INTERN_NONE ? 0 : r->t->ix->person[p].flags;
+    if (!customer || !(f & IDX_CONSENT_EMAIL) || !(f & IDX_HAS_EMAIL)) {
+      r->dropped++;
+      json_decref(s);
+      return;
+    }
+  }
+  json_t *row = json_object();
+  json_object_set_new(row, "key", json_string(key));
+  json_object_set_new(row, "customer", customer ? json_string(customer) : json_null());
+  json_object_set_new(row, "channel", json_string(channel));
+  json_object_set_new(row, "template", json_string(tmpl));
+  json_object_set_new(row, "vars", vars ? json_incref(vars) : json_object());
+  json_object_set_new(row, "due", json_integer(when));
+  json_array_append_new(r->schedule, row);
+  json_decref(s);
+}
+
+static int run_on_event(lua_State *L) {
+  trigger_run *r = lvm_ud(L);
+  lvm *vm = lvm_of(L);
+  if (!lvm_push_handler(vm, "on_event", &r->file)) return 0;
+  lua_Debug ar;
+  lua_pushvalue(L, -1);
+  if (lua_getinfo(L, ">S", &ar)) r->line = ar.linedefined;
+  lapi_ctx c = {"on_event", r->t->cfg.default_k, r->e->customer, r->e->anon,
+                r->e->session, NULL, json_object_get(r->e->doc, "props")};
+  lapi_push_ctx(L, r->t, &c);
+  ljson_push(L, r->e->doc);
+  lua_call(L, 2, 1);
+  if (lua_isnil(L, -1)) return 0;
+  if (!lua_istable(L, -1)) bad(L, r, "something other than nil or a table");
+  int res = lua_gettop(L);
+  if (lua_getfield(L, res, "schedule") == LUA_TTABLE) {
+    lua_Integer n = luaL_len(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      take_schedule(L, r, i);
+      lua_pop(L, 1);
+    }
+  } else if (!lua_isnil(L, -1)) {
+    bad(L, r, "a 'schedule' that is not a list");
+  }
+  if (lua_getfield(L, res, "cancel") == LUA_TTABLE) {
+    lua_Integer n = luaL_len(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      if (lua_type(L, -1) != LUA_TSTRING) bad(L, r, "a 'cancel' entry that is not a key");
+      json_array_append_new(r->cancel, json_string(lua_tostring(L, -1)));
+      lua_pop(L, 1);
+    }
+  } else if (!lua_isnil(L, -1)) {
+    bad(L, r, "a 'cancel' that is not a list of keys");
+  }
+  return 0;
+}
+
+/* Write what one call decided: cancels first (a purchase cancels the cart
+   email before anything new is scheduled), then schedules within the cap. */
+static void apply_run(tailor *t, trigger_run *r) {
+  size_t i;
+  json_t *v;
+  tailor_error err = {0};
+  pthread_mutex_lock(&t->write_mu);
+  json_array_foreach(r->cancel, i, v) {
+    if (store_outbox_cancel(t->st, json_string_value(v), NULL, &err))
+      eng_log(t, TAILOR_LOG_ERROR, "trigger: %s", err.message);
+  }
+  int64_t week = util_now_ms() - 7 * 86400000LL;
+  json_array_foreach(r->schedule, i, v) {
+    const char *customer = json_string_value(json_object_get(v, "customer"));
+    const char *channel = json_string_value(json_object_get(v, "channel"));
+    if (customer && !strcmp(channel, "email") && t->cfg.email_cap_per_week > 0 &&
+        store_outbox_recent(t->st, customer, channel, week) >= t->cfg.email_cap_per_week) {
+      atomic_fetch_add(&t->n_trigger_capped, 1);
+      continue;
+    }
+    char *vars = json_dumps(json_object_get(v, "vars"), JSON_COMPACT);
+    store_outbox_row row = {json_string_value(json_object_get(v, "key")), customer,
+                            channel, json_string_value(json_object_get(v, "template")),
+                            vars, (int64_t)json_integer_value(json_object_get(v, "due"))};
+    int added = 0;
+    if (store_outbox_add(t->st, &row, &added, &err))
+      eng_log(t, TAILOR_LOG_ERROR, "trigger: %s", err.message);
+    else if (added)
+      atomic_fetch_add(&t->n_triggers, 1);
+    free(vars);
+  }
+  pthread_mutex_unlock(&t->write_mu);
+}
+
+void eng_run_triggers(tailor *t, ev *const *evs, size_t n) {
+  if (!t->cfg.strategies || !*t->cfg.strategies) return;
+  tailor_error err = {0};
+  lvm *vm = eng_thread_vm(t, &err);
+  if (!vm || !lvm_has_handler(vm, "on_event")) return;
+  int64_t oldest = util_now_ms() - t->cfg.trigger_max_age_s * 1000;
+  for (size_t i = 0; i < n; i++) {
+    if (evs[i]->ts < oldest) continue;
+    trigger_run r = {t, evs[i], json_array(), json_array(), NULL, 0, 0};
+    pthread_rwlock_rdlock(&t->lock);
+    int rc = lvm_pcall(vm, run_on_event, &r, &err);
+    pthread_rwlock_unlock(&t->lock);
+    if (rc) {
+      atomic_fetch_add(&t->n_strategy_errors, 1);
+      eng_log(t, TAILOR_LOG_ERROR, "%s (%s), on a %s event; the event is kept",
+              err.message, tailor_errname(rc), ev_type_name(evs[i]->type));
+    } else {
+      if (r.dropped) atomic_fetch_add(&t->n_trigger_no_consent, (uint64_t)r.dropped);
+      apply_run(t, &r);
+    }
+    json_decref(r.schedule);
+    json_decref(r.cancel);
+  }
+}
