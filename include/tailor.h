@@ -191,6 +191,19 @@ TAILOR_EXTERN int tailor_outbox_list(tailor *t, const char *state,
                                      tailor_error *err);
 
 /*
+** The experiments report as a JSON array, one entry per experiment:
+** {experiment, control, window_days, variants: [{variant, exposures,
+** conversion, revenue_per_visitor, click_rate, cart_rate, and against
+** control: conversion_uplift, conversion_diff_ci95, conversion_p_value
+** (two-proportion z-test), revenue_uplift, revenue_diff_ci95,
+** revenue_p_value (Welch's t-test)}]}.  Outcomes count within
+** `window_days` after a unit's first exposure.  `*json` is freed with
+** tailor_free().
+*/
+TAILOR_EXTERN int tailor_report_experiments(tailor *t, int window_days,
+                                            char **json, tailor_error *err);
+
+/*
 ** Write the checkpoint of the indexes now (it is also written on close and,
 ** when configured, every index.checkpoint_every events), so the next open
 ** replays only later events.  TAILOR_EUNSUPPORTED for an in-memory store.

@@ -46,5 +46,6 @@ int cmd_check(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif /* TAILOR_CLI_H */

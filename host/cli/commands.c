@@ -210,6 +210,84 @@ int cmd_stats(int argc, char **argv) {
   return rc ? EXIT_FAIL : EXIT_OK;
 }
 
+static const char report_help[] =
+    "usage: tailor report experiments [OPTIONS] [--window-days N] [--json]\n\n"
+    "Per experiment and variant: exposures, conversion rate, revenue per\n"
+    "visitor, and against control the uplift with a 95% interval and a\n"
+    "p-value (two-proportion z-test for conversion, Welch's t-test for\n"
+    "revenue).  Outcomes count within N days (default 7) of a visitor's\n"
+    "first exposure.\n\n";
+
+int cmd_report(int argc, char **argv) {
+  cli_opts o = {0};
+  int window = 7, as_json = 0;
+  const char *what = NULL;
+  char *rest[16];
+  int nrest = 0;
+  for (int i = 1; i < argc && nrest < 16; i++) {
+    if (!strcmp(argv[i], "--window-days") && i + 1 < argc) window = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--json")) as_json = 1;
+    else rest[nrest++] = argv[i];
+  }
+  rest[nrest] = NULL;
+  char *args[18] = {argv[0]};
+  for (int i = 0; i < nrest; i++) args[i + 1] = rest[i];
+  if (parse_args(nrest + 1, args, &o, report_help, &what, 1) < 0) return EXIT_OK;
+  if (!what || strcmp(what, "experiments") || window < 1) {
+    fprintf(stderr, "tailor report: say 'experiments' and a window of at least 1 day "
+                    "(see --help)\n");
+    return EXIT_BADINPUT;
+  }
+  tailor *t = cli_open(&o, "{\"strategies\": \"\"}");
+  if (!t) return EXIT_FAIL;
+  char *s = NULL;
+  tailor_error err = {0};
+  int rc = tailor_report_experiments(t, window, &s, &err);
+  tailor_close(t);
+  if (rc) {
+    fprintf(stderr, "tailor report: %s\n", err.message);
+    return EXIT_FAIL;
+  }
+  json_t *all = json_loads(s, 0, NULL);
+  tailor_free(s);
+  if (as_json) {
+    char *pretty = json_dumps(all, JSON_INDENT(2));
+    printf("%s\n", pretty);
+    free(pretty);
+  } else {
+    size_t i, j;
+    json_t *e, *v;
+    if (!json_array_size(all)) printf("no experiment has exposures yet\n");
+    json_array_foreach(all, i, e) {
+      printf("%s (control: %s, outcomes within %d days)\n",
+             json_string_value(json_object_get(e, "experiment")),
+             json_string_value(json_object_get(e, "control")), window);
+      printf("  %-14s %9s %8s %14s %22s %8s %22s %8s\n", "variant", "exposed", "conv",
+             "rev/visitor", "conv uplift [95% CI]", "p", "rev/visitor diff [95%]", "p");
+      json_array_foreach(json_object_get(e, "variants"), j, v) {
+        json_t *ci = json_object_get(v, "conversion_diff_ci95");
+        json_t *rci = json_object_get(v, "revenue_diff_ci95");
+        printf("  %-14s %9lld %7.2f%% %14.2f", json_string_value(json_object_get(v, "variant")),
+               (long long)json_integer_value(json_object_get(v, "exposures")),
+               100 * json_number_value(json_object_get(v, "conversion")),
+               json_number_value(json_object_get(v, "revenue_per_visitor")));
+        if (ci)
+          printf(" %+6.1f%% [%+.2f, %+.2f] %8.3f [%+8.2f, %+8.2f] %8.3f",
+                 100 * json_number_value(json_object_get(v, "conversion_uplift")),
+                 100 * json_number_value(json_array_get(ci, 0)),
+                 100 * json_number_value(json_array_get(ci, 1)),
+                 json_number_value(json_object_get(v, "conversion_p_value")),
+                 json_number_value(json_array_get(rci, 0)),
+                 json_number_value(json_array_get(rci, 1)),
+                 json_number_value(json_object_get(v, "revenue_p_value")));
+        printf("\n");
+      }
+    }
+  }
+  json_decref(all);
+  return EXIT_OK;
+}
+
 static const char checkpoint_help[] =
     "usage: tailor checkpoint [OPTIONS]\n\n"
     "Write the checkpoint of the indexes now, so the next start replays only\n"

@@ -20,6 +20,7 @@ static const struct {
     {"check", cmd_check, "compile every strategy and report errors"},
     {"stats", cmd_stats, "counts of events by type, items, customers"},
     {"checkpoint", cmd_checkpoint, "write the checkpoint of the indexes now"},
+    {"report", cmd_report, "experiment results: conversion, revenue, uplift, p-values"},
     {"config", cmd_config, "list the configuration keys and defaults"},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)

@@ -247,6 +247,11 @@ int tailor_decide(tailor *t, const char *text, size_t len, char **response,
     json_object_set_new(out, "error", json_string(serr.message));
   }
   pthread_rwlock_unlock(&t->lock);
+  if (eng_exposures_pending(t)) { /* decisions only: exposures still land */
+    pthread_mutex_lock(&t->write_mu);
+    eng_flush_exposures(t);
+    pthread_mutex_unlock(&t->write_mu);
+  }
   json_decref(r.result);
   *response = json_dumps(out, JSON_COMPACT);
   json_decref(out);

@@ -290,6 +290,8 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
   }
   pthread_mutex_init(&t->write_mu, NULL);
   pthread_mutex_init(&t->commit_mu, NULL);
+  pthread_mutex_init(&t->expo_mu, NULL);
+  t->expo = json_array();
   pthread_cond_init(&t->commit_cv, NULL);
   pthread_rwlock_init(&t->lock, NULL);
   pthread_mutex_init(&t->vm_mu, NULL);
@@ -362,6 +364,11 @@ fail:
 void tailor_close(tailor *t) {
   if (!t) return;
   if (t->st && t->ix) save_checkpoint(t);
+  if (t->st && t->expo) {
+    pthread_mutex_lock(&t->write_mu);
+    eng_flush_exposures(t);
+    pthread_mutex_unlock(&t->write_mu);
+  }
   free(t->ckpt_path);
   /* After the key is deleted no thread-exit destructor runs for it, so the
      list below is ours alone. */
@@ -376,6 +383,8 @@ void tailor_close(tailor *t) {
   config_free(&t->cfg);
   pthread_mutex_destroy(&t->write_mu);
   pthread_mutex_destroy(&t->commit_mu);
+  pthread_mutex_destroy(&t->expo_mu);
+  json_decref(t->expo);
   pthread_cond_destroy(&t->commit_cv);
   pthread_rwlock_destroy(&t->lock);
   pthread_mutex_destroy(&t->vm_mu);
@@ -430,6 +439,7 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
     if (t->cfg.checkpoint_every > 0 &&
         t->applied_seq - t->ckpt_seq >= t->cfg.checkpoint_every)
       save_checkpoint(t);
+    eng_flush_exposures(t);
     if (t->cfg.value_refit_orders > 0 &&
         t->ix->orders_seen - t->value_orders >= (uint64_t)t->cfg.value_refit_orders)
       refit_value(t);

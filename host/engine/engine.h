@@ -65,6 +65,10 @@ struct tailor {
   int ix_incomplete;       /* an event failed to apply (out of memory) */
   uint64_t value_orders;   /* orders_seen when the value model was fitted */
 
+  /* Experiment exposures waiting for the next commit (experiment.c). */
+  pthread_mutex_t expo_mu;
+  json_t *expo;
+
   tailor_log_fn log;
   void *log_ud;
 };
@@ -93,6 +97,21 @@ void lapi_push_session(lua_State *L, tailor *t, const char *session);
 /* Run the strategies' on_event handler on events just made durable and
    write what it schedules or cancels to the outbox (engine/trigger.c). */
 void eng_run_triggers(tailor *t, ev *const *evs, size_t n);
+
+/*
+** Experiments (engine/experiment.c): the variant of `unit` among n weighted
+** variants (an index, -1 when no weight is positive), deterministic;
+** recording an exposure; writing buffered exposures to the store (the
+** caller holds write_mu); whether enough are buffered to flush now.
+*/
+int eng_experiment_pick(const char *name, const char *unit,
+                        const char *const *variants, const double *weights,
+                        size_t n);
+void eng_expose(tailor *t, const char *experiment, const char *variant,
+                const char *unit);
+void eng_flush_exposures(tailor *t);
+int eng_exposures_pending(tailor *t);
+double eng_t_pvalue(double t, double df);
 
 /* What a handler's ctx is built from. */
 typedef struct lapi_ctx {

@@ -430,6 +430,53 @@ static int l_affinity(lua_State *L) {
   return 1;
 }
 
+/*
+** tailor.experiment(name, variants, unit) -> variant name.
+** variants: {control = 50, blend = 50} (weights) or {"a", "b"} (equal).
+** The same unit always gets the same variant; the exposure is recorded.
+*/
+#define LAPI_MAX_VARIANTS 16
+static int l_experiment(lua_State *L) {
+  tailor *t = engine_of(L);
+  const char *name = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  const char *unit = luaL_checkstring(L, 3);
+  const char *names[LAPI_MAX_VARIANTS];
+  double weights[LAPI_MAX_VARIANTS];
+  size_t n = 0;
+  lua_Integer len = luaL_len(L, 2);
+  if (len > 0) {
+    for (lua_Integer i = 1; i <= len && n < LAPI_MAX_VARIANTS; i++) {
+      lua_rawgeti(L, 2, i);
+      names[n] = luaL_checkstring(L, -1); /* kept alive by the table */
+      weights[n++] = 1;
+      lua_pop(L, 1);
+    }
+  } else {
+    lua_pushnil(L);
+    while (lua_next(L, 2) && n < LAPI_MAX_VARIANTS) {
+      names[n] = luaL_checkstring(L, -2);
+      weights[n++] = luaL_checknumber(L, -1);
+      lua_pop(L, 1);
+    }
+    /* Table order is arbitrary: sort by name so the split never moves. */
+    for (size_t i = 1; i < n; i++)
+      for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+        const char *tn = names[j];
+        names[j] = names[j - 1];
+        names[j - 1] = tn;
+        double tw = weights[j];
+        weights[j] = weights[j - 1];
+        weights[j - 1] = tw;
+      }
+  }
+  int v = eng_experiment_pick(name, unit, names, weights, n);
+  if (v < 0) return luaL_error(L, "experiment '%s': no variant with a positive weight", name);
+  eng_expose(t, name, names[v], unit);
+  lua_pushstring(L, names[v]);
+  return 1;
+}
+
 /* tailor.now() -> milliseconds since the epoch */
 static int l_now(lua_State *L) {
   lua_pushinteger(L, util_now_ms());
@@ -445,6 +492,7 @@ void lapi_open(lua_State *L, void *engine) {
       {"customer", l_customer},
       {"audiences", l_audiences},
       {"affinity", l_affinity},
+      {"experiment", l_experiment},
       {"item", l_item},
       {"now", l_now},
       {NULL, NULL},

@@ -161,6 +161,16 @@ static int l_outbox(lua_State *L) {
   return push_decoded(L, s);
 }
 
+/* e:report_experiments([window_days]) -> list */
+static int l_report(lua_State *L) {
+  tailor **t = check_engine(L);
+  char *s = NULL;
+  tailor_error err = {0};
+  if (tailor_report_experiments(*t, (int)luaL_optinteger(L, 2, 7), &s, &err))
+    return push_error(L, &err);
+  return push_decoded(L, s);
+}
+
 /* e:close(); also run by the garbage collector. */
 static int l_close(lua_State *L) {
   tailor **t = luaL_checkudata(L, 1, ENGINE_MT);
@@ -175,7 +185,7 @@ int luaopen_tailor(lua_State *L) {
       {"ingest", l_ingest}, {"ingest_batch", l_ingest_batch},
       {"decide", l_decide}, {"stats", l_stats},
       {"customer", l_customer}, {"forget", l_forget},
-      {"outbox", l_outbox},
+      {"outbox", l_outbox}, {"report_experiments", l_report},
       {"close", l_close},   {NULL, NULL},
   };
   static const luaL_Reg fns[] = {{"open", l_open}, {NULL, NULL}};

@@ -66,6 +66,13 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "  updated INTEGER NOT NULL);"
     "CREATE INDEX outbox_due ON outbox(state, due);"
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);",
+    /* 1 -> 2: experiment exposures, a unit's first one per experiment. */
+    "CREATE TABLE exposures("
+    "  experiment TEXT NOT NULL,"
+    "  unit TEXT NOT NULL,"
+    "  variant TEXT NOT NULL,"
+    "  ts INTEGER NOT NULL,"
+    "  PRIMARY KEY (experiment, unit));",
 };
 
 static int fail(tailor_error *err, int code, sqlite3 *db, const char *what) {
@@ -570,6 +577,75 @@ json_t *store_outbox_list(store *s, const char *state, const char *customer,
                        last, "created",
                        (json_int_t)sqlite3_column_int64(st, 10)));
   }
+  sqlite3_finalize(st);
+  return out;
+}
+
+int store_exposures_add(store *s, json_t *rows, tailor_error *err) {
+  sqlite3_stmt *st;
+  if (store_exec(s, "BEGIN IMMEDIATE", err)) return TAILOR_ESTORE;
+  if (sqlite3_prepare_v2(s->db,
+                         "INSERT OR IGNORE INTO exposures(experiment,unit,variant,ts) "
+                         "VALUES(?,?,?,?)",
+                         -1, &st, NULL) != SQLITE_OK) {
+    fail(err, TAILOR_ESTORE, s->db, "store: exposures");
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return TAILOR_ESTORE;
+  }
+  size_t i;
+  json_t *r;
+  int rc = TAILOR_OK;
+  json_array_foreach(rows, i, r) {
+    bind_text(st, 1, json_string_value(json_object_get(r, "experiment")));
+    bind_text(st, 2, json_string_value(json_object_get(r, "unit")));
+    bind_text(st, 3, json_string_value(json_object_get(r, "variant")));
+    sqlite3_bind_int64(st, 4, json_integer_value(json_object_get(r, "ts")));
+    if ((rc = step_done(s, st, err))) break;
+  }
+  sqlite3_finalize(st);
+  if (rc || store_exec(s, "COMMIT", err)) {
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return TAILOR_ESTORE;
+  }
+  return TAILOR_OK;
+}
+
+json_t *store_exposure_outcomes(store *s, int64_t window_ms, tailor_error *err) {
+  /* Events of a unit in its window: by customer, or by anonymous id.  The
+     two lookups use the events_customer and events_anon indexes. */
+  static const char sql[] =
+      "WITH o AS ("
+      "  SELECT x.experiment, x.variant, x.unit, e.type,"
+      "         coalesce(json_extract(e.body, '$.revenue'), 0) AS rev"
+      "  FROM exposures x JOIN events e ON e.customer = x.unit"
+      "  WHERE e.ts >= x.ts AND e.ts < x.ts + ?1"
+      "  UNION ALL"
+      "  SELECT x.experiment, x.variant, x.unit, e.type,"
+      "         coalesce(json_extract(e.body, '$.revenue'), 0)"
+      "  FROM exposures x JOIN events e ON e.anon = x.unit"
+      "  WHERE e.ts >= x.ts AND e.ts < x.ts + ?1"
+      "    AND (e.customer IS NULL OR e.customer != x.unit))"
+      "SELECT x.experiment, x.variant,"
+      "  coalesce(sum(o.type = 'purchase'), 0),"
+      "  coalesce(sum(CASE WHEN o.type = 'purchase' THEN o.rev END), 0),"
+      "  coalesce(sum(o.type = 'rec_clicked'), 0),"
+      "  coalesce(sum(o.type = 'add_to_cart'), 0)"
+      " FROM exposures x LEFT JOIN o"
+      "   ON o.experiment = x.experiment AND o.unit = x.unit"
+      " GROUP BY x.experiment, x.unit ORDER BY x.experiment, x.variant";
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+    fail(err, TAILOR_ESTORE, s->db, "store: experiment report");
+    return NULL;
+  }
+  sqlite3_bind_int64(st, 1, window_ms);
+  json_t *out = json_array();
+  while (sqlite3_step(st) == SQLITE_ROW)
+    json_array_append_new(
+        out, json_pack("[ss Ifii]", (const char *)sqlite3_column_text(st, 0),
+                       (const char *)sqlite3_column_text(st, 1),
+                       (json_int_t)sqlite3_column_int64(st, 2), sqlite3_column_double(st, 3),
+                       sqlite3_column_int(st, 4), sqlite3_column_int(st, 5)));
   sqlite3_finalize(st);
   return out;
 }

@@ -19,7 +19,7 @@
 typedef struct store store;
 
 /* The schema version this build writes; older stores are migrated. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 typedef struct store_options {
   int synchronous_full;  /* 1: PRAGMA synchronous=FULL (survives power loss);
@@ -122,6 +122,19 @@ int64_t store_outbox_recent(store *s, const char *customer, const char *channel,
    when not NULL; at most `limit`.  New reference. */
 json_t *store_outbox_list(store *s, const char *state, const char *customer,
                           int limit);
+
+/* Record experiment exposures: a JSON array of {experiment, variant, unit,
+   ts}; a unit's first exposure to an experiment is kept, later ones ignored.
+   One transaction. */
+int store_exposures_add(store *s, json_t *rows, tailor_error *err);
+
+/*
+** Each exposed unit's outcomes within `window_ms` after its first exposure:
+** a JSON array of [experiment, variant, orders, revenue, rec_clicks,
+** add_to_carts], sorted by experiment and variant.  A unit matches events
+** by customer or anonymous id.  New reference, NULL on failure.
+*/
+json_t *store_exposure_outcomes(store *s, int64_t window_ms, tailor_error *err);
 
 /* Run a statement with no result (used by migrations and maintenance). */
 int store_exec(store *s, const char *sql, tailor_error *err);

@@ -1,0 +1,201 @@
+/*
+** experiment.c: A/B tests.  A unit (customer or anonymous visitor) gets a
+** variant from a hash of the unit and the experiment's name, so the same
+** visitor always sees the same variant on every server without any state.
+** Exposures are buffered in memory and written with the next commit (they
+** are logs: a crash may lose the last few, never an event).  The report
+** joins exposures with the events that followed them within an attribution
+** window and tests each variant against control.
+*/
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "engine/util.h"
+#include "index/intern.h"
+
+#define EXPOSURE_FLUSH_AT 256 /* buffered exposures that make a decision flush */
+
+int eng_experiment_pick(const char *name, const char *unit,
+                        const char *const *variants, const double *weights,
+                        size_t n) {
+  double total = 0;
+  for (size_t i = 0; i < n; i++) total += weights[i] > 0 ? weights[i] : 0;
+  if (n == 0 || total <= 0) return -1;
+  char key[600];
+  snprintf(key, sizeof key, "%s\x1f%s", name, unit);
+  /* 53 high bits of the hash as a uniform number in [0, 1). */
+  double u = (double)(intern_hash(key, strlen(key)) >> 11) / 9007199254740992.0;
+  double at = 0;
+  for (size_t i = 0; i < n; i++) {
+    at += (weights[i] > 0 ? weights[i] : 0) / total;
+    if (u < at) return (int)i;
+  }
+  (void)variants;
+  return (int)n - 1;
+}
+
+void eng_expose(tailor *t, const char *experiment, const char *variant,
+                const char *unit) {
+  json_t *row = json_pack("{ss ss ss sI}", "experiment", experiment, "variant",
+                          variant, "unit", unit, "ts", (json_int_t)util_now_ms());
+  pthread_mutex_lock(&t->expo_mu);
+  json_array_append_new(t->expo, row);
+  pthread_mutex_unlock(&t->expo_mu);
+}
+
+void eng_flush_exposures(tailor *t) {
+  pthread_mutex_lock(&t->expo_mu);
+  json_t *rows = t->expo;
+  t->expo = json_array();
+  pthread_mutex_unlock(&t->expo_mu);
+  if (json_array_size(rows)) {
+    tailor_error err = {0};
+    if (store_exposures_add(t->st, rows, &err))
+      eng_log(t, TAILOR_LOG_ERROR, "experiments: %s", err.message);
+  }
+  json_decref(rows);
+}
+
+int eng_exposures_pending(tailor *t) {
+  pthread_mutex_lock(&t->expo_mu);
+  size_t n = json_array_size(t->expo);
+  pthread_mutex_unlock(&t->expo_mu);
+  return n >= EXPOSURE_FLUSH_AT;
+}
+
+/*
+** Statistics.  Student's t distribution through the regularized incomplete
+** beta function (continued fraction, as in Numerical Recipes' betacf).
+*/
+static double betacf(double a, double b, double x) {
+  const double tiny = 1e-300;
+  double c = 1, d = 1 - (a + b) * x / (a + 1);
+  if (fabs(d) < tiny) d = tiny;
+  d = 1 / d;
+  double h = d;
+  for (int m = 1; m <= 300; m++) {
+    double m2 = 2 * m, aa = m * (b - m) * x / ((a + m2 - 1) * (a + m2));
+    d = 1 + aa * d;
+    if (fabs(d) < tiny) d = tiny;
+    c = 1 + aa / c;
+    if (fabs(c) < tiny) c = tiny;
+    d = 1 / d;
+    h *= d * c;
+    aa = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1));
+    d = 1 + aa * d;
+    if (fabs(d) < tiny) d = tiny;
+    c = 1 + aa / c;
+    if (fabs(c) < tiny) c = tiny;
+    d = 1 / d;
+    double del = d * c;
+    h *= del;
+    if (fabs(del - 1) < 1e-14) break;
+  }
+  return h;
+}
+
+static double betai(double a, double b, double x) {
+  if (x <= 0) return 0;
+  if (x >= 1) return 1;
+  int sign; /* lgamma_r: lgamma writes the global signgam */
+  double lbt = lgamma_r(a + b, &sign) - lgamma_r(a, &sign) - lgamma_r(b, &sign) +
+               a * log(x) + b * log(1 - x);
+  return x < (a + 1) / (a + b + 2) ? exp(lbt) * betacf(a, b, x) / a
+                                   : 1 - exp(lbt) * betacf(b, a, 1 - x) / b;
+}
+
+/* Two-sided p-value of a t statistic with df degrees of freedom. */
+double eng_t_pvalue(double t, double df) {
+  if (!isfinite(t) || df <= 0) return NAN;
+  return betai(df / 2, 0.5, df / (df + t * t));
+}
+
+/* Two-sided p-value of a standard normal statistic. */
+static double z_pvalue(double z) { return erfc(fabs(z) / sqrt(2.0)); }
+
+typedef struct arm {
+  const char *name;
+  double n, conv, sum, sumsq, clicks, carts;
+} arm;
+
+/* One variant's row of the report, compared with control. */
+static json_t *arm_row(const arm *a, const arm *c) {
+  double p = a->n ? a->conv / a->n : 0, mean = a->n ? a->sum / a->n : 0;
+  double var = a->n > 1 ? (a->sumsq - a->n * mean * mean) / (a->n - 1) : 0;
+  json_t *o = json_pack("{ss sI sf sf sf sf}", "variant", a->name, "exposures",
+                        (json_int_t)a->n, "conversion", p, "revenue_per_visitor", mean,
+                        "click_rate", a->n ? a->clicks / a->n : 0, "cart_rate",
+                        a->n ? a->carts / a->n : 0);
+  if (!c || c == a || !c->n || !a->n) return o;
+  double pc = c->conv / c->n, mc = c->sum / c->n;
+  double vc = c->n > 1 ? (c->sumsq - c->n * mc * mc) / (c->n - 1) : 0;
+  /* Conversion: difference with a 95% normal interval; pooled z-test. */
+  double se = sqrt(p * (1 - p) / a->n + pc * (1 - pc) / c->n);
+  double pool = (a->conv + c->conv) / (a->n + c->n);
+  double sez = sqrt(pool * (1 - pool) * (1 / a->n + 1 / c->n));
+  json_object_set_new(o, "conversion_uplift", json_real(pc > 0 ? (p - pc) / pc : 0));
+  json_object_set_new(o, "conversion_diff_ci95",
+                      json_pack("[ff]", p - pc - 1.96 * se, p - pc + 1.96 * se));
+  json_object_set_new(o, "conversion_p_value", json_real(sez > 0 ? z_pvalue((p - pc) / sez) : 1));
+  /* Revenue per visitor: Welch's t-test. */
+  double sv = var / a->n + vc / c->n;
+  double t = sv > 0 ? (mean - mc) / sqrt(sv) : 0;
+  double df = sv > 0 ? sv * sv / ((var / a->n) * (var / a->n) / (a->n - 1) +
+                                  (vc / c->n) * (vc / c->n) / (c->n - 1))
+                     : 0;
+  json_object_set_new(o, "revenue_uplift", json_real(mc > 0 ? (mean - mc) / mc : 0));
+  json_object_set_new(o, "revenue_diff_ci95",
+                      json_pack("[ff]", mean - mc - 1.96 * sqrt(sv), mean - mc + 1.96 * sqrt(sv)));
+  json_object_set_new(o, "revenue_p_value", json_real(sv > 0 && df > 0 ? eng_t_pvalue(t, df) : 1));
+  return o;
+}
+
+int tailor_report_experiments(tailor *t, int window_days, char **json,
+                              tailor_error *err) {
+  if (!t || !json) return util_fail(err, TAILOR_EINVAL, NULL, "report: missing argument");
+  pthread_mutex_lock(&t->write_mu);
+  eng_flush_exposures(t);
+  json_t *units = store_exposure_outcomes(t->st, (int64_t)window_days * 86400000LL, err);
+  pthread_mutex_unlock(&t->write_mu);
+  if (!units) return err ? err->code : TAILOR_ESTORE;
+  /* units: [[experiment, variant, orders, revenue, clicks, carts], ...]
+     sorted by experiment, variant. */
+  json_t *out = json_array();
+  size_t i = 0, n = json_array_size(units);
+  while (i < n) {
+    const char *exp = json_string_value(json_array_get(json_array_get(units, i), 0));
+    arm arms[32];
+    size_t na = 0;
+    for (; i < n; i++) {
+      json_t *u = json_array_get(units, i);
+      if (strcmp(json_string_value(json_array_get(u, 0)), exp)) break;
+      const char *v = json_string_value(json_array_get(u, 1));
+      if (!na || strcmp(arms[na - 1].name, v)) {
+        if (na == 32) continue; /* more variants than a test should have */
+        arms[na++] = (arm){v, 0, 0, 0, 0, 0, 0};
+      }
+      arm *a = &arms[na - 1];
+      double rev = json_number_value(json_array_get(u, 3));
+      a->n++;
+      a->conv += json_integer_value(json_array_get(u, 2)) > 0;
+      a->sum += rev;
+      a->sumsq += rev * rev;
+      a->clicks += json_integer_value(json_array_get(u, 4)) > 0;
+      a->carts += json_integer_value(json_array_get(u, 5)) > 0;
+    }
+    const arm *control = na ? &arms[0] : NULL;
+    for (size_t a = 0; a < na; a++)
+      if (!strcmp(arms[a].name, "control")) control = &arms[a];
+    json_t *rows = json_array();
+    for (size_t a = 0; a < na; a++) json_array_append_new(rows, arm_row(&arms[a], control));
+    json_array_append_new(out, json_pack("{ss ss si so}", "experiment", exp, "control",
+                                         control ? control->name : "", "window_days",
+                                         window_days, "variants", rows));
+  }
+  json_decref(units);
+  *json = json_dumps(out, JSON_COMPACT);
+  json_decref(out);
+  return *json ? TAILOR_OK : util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+}

@@ -1,0 +1,9 @@
+-- recommend.lua: a test strategy that runs one experiment and says which
+-- variant a visitor got.
+local function recommend(ctx)
+  local unit = ctx.customer.id or ctx.customer.anon
+  local v = tailor.experiment("recs", { control = 50, treatment = 50 }, unit)
+  return { { id = "a", explain = v } }
+end
+
+return { recommend = recommend }

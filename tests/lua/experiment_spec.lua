@@ -1,0 +1,42 @@
+-- experiment_spec.lua: tailor.experiment and the report, end to end.
+local tailor = require "tailor"
+local root = os.getenv("TAILOR_ROOT") or "."
+
+describe("experiments", function()
+  it("assigns stably, records exposures and reports outcomes per variant", function()
+    local e = assert(tailor.open { db = ":memory:", strategies = root .. "/tests/lua/experiment" })
+    assert(e:ingest { type = "item_upsert", item = { id = "a", price = 10 } })
+    local variant = {}
+    for i = 1, 400 do
+      local d = e:decide { kind = "recommend", anon = "u" .. i }
+      variant[i] = d.items[1].explain
+      -- Asking again gives the same answer.
+      assert.are.equal(variant[i], e:decide { kind = "recommend", anon = "u" .. i }.items[1].explain)
+    end
+    -- Every treatment visitor buys for 20; one control visitor in ten for 10.
+    local buyers = 0
+    for i = 1, 400 do
+      if variant[i] == "treatment" or i % 10 == 0 then
+        buyers = buyers + 1
+        assert(e:ingest { type = "purchase", anon = "u" .. i, order_id = "o" .. i,
+                          items = { { id = "a", price = variant[i] == "treatment" and 20 or 10 } } })
+      end
+    end
+    local report = e:report_experiments(7)
+    assert.are.equal(1, #report)
+    local r = report[1]
+    assert.are.equal("recs", r.experiment)
+    assert.are.equal("control", r.control)
+    local by = {}
+    for _, v in ipairs(r.variants) do by[v.variant] = v end
+    assert.are.equal(400, by.control.exposures + by.treatment.exposures)
+    assert.is_true(math.abs(by.control.exposures - 200) < 40)
+    assert.are.equal(1, by.treatment.conversion)
+    assert.is_true(by.control.conversion < 0.2)
+    assert.are.equal(20, by.treatment.revenue_per_visitor)
+    assert.is_true(by.treatment.conversion_p_value < 1e-6)
+    assert.is_true(by.treatment.revenue_p_value < 1e-6)
+    assert.is_nil(by.control.conversion_p_value) -- control is not compared to itself
+    e:close()
+  end)
+end)
