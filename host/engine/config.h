@@ -39,6 +39,12 @@
     "nothing)")                                                              \
   X(email_cap_per_week, "triggers.email_cap_per_week", INT, 3,               \
     "most emails scheduled for one customer in 7 days; 0: no cap")           \
+  X(coupons, "coupons", STR, "",                                             \
+    "coupon pools and their sizes, \"FREESHIP=1000,WELCOME10=500\"; a "      \
+    "popup_shown event with props.coupon uses one")                         \
+  X(min_margin_pct, "discounts.min_margin_pct", INT, 15,                    \
+    "no discount may take an item's price within this many percent of its " \
+    "cost (the item's \"cost\" field)")                                     \
   X(recent_max, "index.recent_max", INT, 20,                                 \
     "recently viewed items kept per person")                                 \
   X(coview_window, "index.coview_window", INT, 5,                            \

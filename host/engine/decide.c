@@ -6,6 +6,7 @@
 ** answer.
 */
 #include <lauxlib.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,11 @@ static int parse_request(tailor *t, request *r, const char *text, size_t len,
   json_t *ctx = json_object_get(r->req, "context");
   if (ctx && !json_is_object(ctx))
     return bad_field(err, "context", "must be an object");
+  json_t *items = json_object_get(r->req, "items");
+  if (items && !json_is_array(items))
+    return bad_field(err, "items", "must be a list of item ids");
+  if (!strcmp(r->kind, "rank") && !items)
+    return bad_field(err, "items", "is required for rank: the list to re-order");
   int rc;
   if ((rc = opt_string(r->req, "customer", &r->customer, err)) ||
       (rc = opt_string(r->req, "anon", &r->anon, err)) ||
@@ -93,7 +99,8 @@ static int parse_request(tailor *t, request *r, const char *text, size_t len,
 
 static void push_ctx(lua_State *L, request *r) {
   lapi_ctx c = {r->kind, r->k, r->customer, r->anon, r->session,
-                json_object_get(r->req, "page"), json_object_get(r->req, "context")};
+                json_object_get(r->req, "page"), json_object_get(r->req, "context"),
+                json_object_get(r->req, "items")};
   lapi_push_ctx(L, r->t, &c);
 }
 
@@ -105,22 +112,42 @@ static int handler_error(lua_State *L, request *r, const char *fmt,
 }
 
 /*
-** A recommend handler returns a list of entries ({id=, score=, reason=,
-** because=, explain=}), or a table with that list under `items`.  Ids must
-** name items the engine knows; unknown fields are errors, so a typo in a
-** strategy shows up at once instead of as a missing explanation.
+** A recommend (or rank) handler returns a list of entries ({id=, score=,
+** reason=, because=, explain=}), or a table with that list under `items`.
+** Ids must name items the engine knows (for rank: items of the request's
+** list; a plain id string is an entry too); unknown fields are errors, so a
+** typo in a strategy shows up at once instead of as a missing explanation.
 */
 static void validate_recommend(lua_State *L, request *r, json_t *res) {
   static const char *const allowed[] = {"id", "score", "reason", "because",
                                         "explain"};
+  int rank = strcmp(r->kind, "rank") == 0;
   json_t *items = json_is_array(res) ? res : json_object_get(res, "items");
   if (!json_is_array(items))
     handler_error(L, r, "no list of items", "return a list or {items = {...}}");
-  while (json_array_size(items) > (size_t)r->k)
-    json_array_remove(items, json_array_size(items) - 1);
   size_t i;
   json_t *it;
   char what[160];
+  json_array_foreach(items, i, it) {
+    if (rank && json_is_string(it)) json_array_set_new(items, i, json_pack("{sO}", "id", it));
+  }
+  /* A ranking may reorder the storefront's list, never add to it. */
+  json_t *given = rank ? json_object_get(r->req, "items") : NULL;
+  json_array_foreach(items, i, it) {
+    const char *id = json_string_value(json_object_get(it, "id"));
+    size_t g;
+    json_t *gv;
+    int found = !rank;
+    json_array_foreach(given, g, gv) found |= id && json_is_string(gv) &&
+                                              !strcmp(json_string_value(gv), id);
+    if (!found) {
+      snprintf(what, sizeof what, "item %zu not in the request's list", i + 1);
+      handler_error(L, r, what, id ? id : "(no id)");
+    }
+  }
+  if (!rank)
+    while (json_array_size(items) > (size_t)r->k)
+      json_array_remove(items, json_array_size(items) - 1);
   json_array_foreach(items, i, it) {
     if (!json_is_object(it)) {
       snprintf(what, sizeof what, "item %zu", i + 1);
@@ -171,6 +198,52 @@ static void validate_recommend(lua_State *L, request *r, json_t *res) {
   r->result = out;
 }
 
+/*
+** A discount handler returns {percent =, tier =, reason =, code =, item =
+** or items = {...}} or nil.  The margin guard is the host's: the percent is
+** lowered to what keeps every concerned item (the named ones, else the
+** customer's cart) at discounts.min_margin_pct over its cost, and the
+** answer says so ("capped": true, "max_percent").
+*/
+static void validate_discount(lua_State *L, request *r, json_t *res) {
+  if (json_is_null(res)) return;
+  json_t *pct = json_object_get(res, "percent");
+  if (!json_is_object(res) || (pct && (!json_is_number(pct) || json_number_value(pct) < 0 ||
+                                       json_number_value(pct) > 100)))
+    handler_error(L, r, "a discount", "'percent' must be a number from 0 to 100");
+  if (!pct) return;
+  const idx *x = r->t->ix;
+  uint32_t ids[256];
+  size_t n = 0;
+  json_t *items = json_object_get(res, "items"), *one = json_object_get(res, "item");
+  if (json_is_string(one)) {
+    uint32_t id = idx_item_id(x, json_string_value(one));
+    if (id != INTERN_NONE) ids[n++] = id;
+  }
+  size_t i;
+  json_t *v;
+  json_array_foreach(items, i, v) {
+    uint32_t id = json_is_string(v) ? idx_item_id(x, json_string_value(v)) : INTERN_NONE;
+    if (id != INTERN_NONE && n < 256) ids[n++] = id;
+  }
+  if (!one && !items) { /* the whole cart */
+    uint32_t p = idx_person_of(x, r->customer, r->anon);
+    for (uint32_t c = 0; p != INTERN_NONE && c < x->person[p].cart.n && n < 256; c++)
+      ids[n++] = x->person[p].cart.v[c];
+  }
+  double max = 100;
+  for (size_t k = 0; k < n; k++) {
+    double m = idx_max_discount(x, ids[k], (double)r->t->cfg.min_margin_pct);
+    if (m < max) max = m;
+  }
+  max = floor(max); /* whole percents: what a shop prints */
+  if (json_number_value(pct) > max) {
+    json_object_set_new(res, "percent", json_real(max));
+    json_object_set_new(res, "capped", json_true());
+    json_object_set_new(res, "max_percent", json_real(max));
+  }
+}
+
 /* Runs inside lvm_pcall: everything that touches Lua is protected. */
 static int run_handler(lua_State *L) {
   request *r = lvm_ud(L);
@@ -188,7 +261,9 @@ static int run_handler(lua_State *L) {
   json_t *res = ljson_to(L, -1, "result", why, sizeof why);
   if (!res) return handler_error(L, r, "a value that is not JSON", why);
   r->result = res;
-  if (strcmp(r->kind, "recommend") == 0) validate_recommend(L, r, res);
+  if (!strcmp(r->kind, "recommend") || !strcmp(r->kind, "rank"))
+    validate_recommend(L, r, res);
+  else if (strcmp(r->kind, "discount") == 0) validate_discount(L, r, res);
   return 0;
 }
 
@@ -212,6 +287,15 @@ static json_t *fallback_items(request *r) {
   return items;
 }
 
+/* The rank fallback: the storefront's own order. */
+static json_t *given_order(request *r) {
+  json_t *out = json_array(), *v;
+  size_t i;
+  json_array_foreach(json_object_get(r->req, "items"), i, v)
+    if (json_is_string(v)) json_array_append_new(out, json_pack("{sO}", "id", v));
+  return out;
+}
+
 int tailor_decide(tailor *t, const char *text, size_t len, char **response,
                   size_t *response_len, tailor_error *err) {
   request r = {0};
@@ -225,7 +309,7 @@ int tailor_decide(tailor *t, const char *text, size_t len, char **response,
     return rc;
   }
   atomic_fetch_add(&t->n_decisions, 1);
-  int recommend = strcmp(r.kind, "recommend") == 0;
+  int recommend = !strcmp(r.kind, "recommend") || !strcmp(r.kind, "rank");
   tailor_error serr = {0};
   lvm *vm = eng_thread_vm(t, &serr);
   pthread_rwlock_rdlock(&t->lock);
@@ -242,7 +326,9 @@ int tailor_decide(tailor *t, const char *text, size_t len, char **response,
               tailor_errname(rc));
     }
     json_object_set_new(out, recommend ? "items" : "result",
-                        recommend ? fallback_items(&r) : json_null());
+                        !recommend ? json_null()
+                        : strcmp(r.kind, "rank") ? fallback_items(&r)
+                                                 : given_order(&r));
     json_object_set_new(out, "fallback", json_true());
     json_object_set_new(out, "error", json_string(serr.message));
   }

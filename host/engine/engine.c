@@ -316,6 +316,7 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
       .cross_order_weight = -1,
       .lapsed_days = (uint32_t)t->cfg.lapsed_days,
       .audience_days = t->cfg.audience_days,
+      .coupons = t->cfg.coupons,
       .trend_keys = t->cfg.trend_keys,
   };
   if (!(t->st = store_open(t->cfg.db, &so, err))) goto fail;

@@ -119,6 +119,7 @@ typedef struct lapi_ctx {
   long k;
   const char *customer, *anon, *session;
   json_t *page, *context; /* borrowed; may be NULL */
+  json_t *items;          /* the list to rank (kind rank), or NULL */
 } lapi_ctx;
 
 /*

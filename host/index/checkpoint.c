@@ -21,7 +21,7 @@
 #include "index/index.h"
 
 #define CKPT_MAGIC "TAILORCK"
-#define CKPT_FORMAT 3
+#define CKPT_FORMAT 5
 
 /*
 ** Writing: a FILE with a running hash.
@@ -118,6 +118,7 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
     const idx_item *it = &x->item[i];
     put_str(&w, it->doc);
     PUT(&w, it->price);
+    PUT(&w, it->cost);
     PUT(&w, it->category);
     PUT(&w, it->brand);
     PUT(&w, it->ntags);
@@ -156,6 +157,7 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
     put(&w, p->aff, p->naff * sizeof *p->aff);
   }
   PUT(&w, x->aff_decay.t0);
+  put_ids(&w, &x->coupon_used);
   for (uint32_t s = 0; s < x->sessions.n; s++) {
     uint8_t n = s < x->window_cap ? x->window_n[s] : 0;
     PUT(&w, n);
@@ -383,6 +385,7 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
       idx_item *it = &x->item[i];
       it->doc = get_str(&r);
       GET(&r, it->price);
+      GET(&r, it->cost);
       GET(&r, it->category);
       GET(&r, it->brand);
       GET(&r, it->ntags);
@@ -431,6 +434,14 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
         r.err = 1;
     }
     GET(&r, x->aff_decay.t0);
+    {
+      idx_ids used;
+      get_ids(&r, &used);
+      /* Pools come from the configuration (and the fingerprint): same count. */
+      if (used.n != x->coupon_used.n) r.err = 1;
+      else if (used.n) memcpy(x->coupon_used.v, used.v, used.n * sizeof *used.v);
+      idx_ids_free(&used);
+    }
     uint32_t ns = x->sessions.n;
     if (ns && !r.err) {
       x->window = calloc(ns, sizeof *x->window);
@@ -469,6 +480,9 @@ uint64_t idx_fingerprint(const idx *x) {
                    x->cfg.cross_order_weight, x->cfg.lapsed_days, x->trend.top_max);
   for (uint32_t i = 0; i < x->ntrend_keys && n < (int)sizeof buf; i++)
     n += snprintf(buf + n, sizeof buf - (size_t)n, "|%s", x->trend_keys[i]);
+  for (uint32_t i = 0; i < x->coupons.n && n < (int)sizeof buf; i++)
+    n += snprintf(buf + n, sizeof buf - (size_t)n, "|%s=%u", x->coupons.names[i],
+                  x->coupon_size.v[i]);
   for (uint32_t i = 0; i < x->naudiences && n < (int)sizeof buf; i++)
     n += snprintf(buf + n, sizeof buf - (size_t)n, "|%u", x->audience_days[i]);
   return intern_hash(buf, strlen(buf)) ^ CKPT_FORMAT;

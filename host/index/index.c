@@ -58,6 +58,23 @@ idx *idx_new(const idx_config *cfg) {
     days = *end == ',' ? end + 1 : end;
   }
   c.audience_days = NULL;
+  intern_init(&x->coupons);
+  for (const char *cp = c.coupons; cp && *cp;) {
+    size_t n = strcspn(cp, ",");
+    char pool[128];
+    snprintf(pool, sizeof pool, "%.*s", (int)n, cp);
+    char *eq = strchr(pool, '=');
+    if (eq) {
+      *eq = '\0';
+      uint32_t id = intern_put(&x->coupons, pool);
+      if (id != INTERN_NONE && id == x->coupon_size.n) {
+        idx_ids_push(&x->coupon_size, (uint32_t)strtoul(eq + 1, NULL, 10));
+        idx_ids_push(&x->coupon_used, 0);
+      }
+    }
+    cp += n + (cp[n] == ',');
+  }
+  c.coupons = NULL;
   x->cfg = c;
   intern_init(&x->items);
   intern_init(&x->people);
@@ -93,6 +110,9 @@ void idx_free(idx *x) {
   free(x->session);
   intern_free(&x->attrs);
   intern_free(&x->tags);
+  intern_free(&x->coupons);
+  idx_ids_free(&x->coupon_size);
+  idx_ids_free(&x->coupon_used);
   for (uint32_t i = 0; i < IDX_MAX_TREND_KEYS; i++)
     idx_ids_free(&x->trend_value_table[i]);
   free(x->cat_tables);
@@ -317,6 +337,8 @@ static int apply_catalog(idx *x, const ev *e) {
   it->deleted = 0;
   json_t *v = json_object_get(item, "price");
   if (json_is_number(v)) it->price = json_number_value(v);
+  v = json_object_get(item, "cost");
+  it->cost = json_is_number(v) ? json_number_value(v) : 0;
   v = json_object_get(item, "in_stock");
   json_t *stock = json_object_get(item, "stock");
   it->in_stock = v ? !json_is_false(v)
@@ -410,8 +432,24 @@ static int apply_profile(idx *x, const ev *e) {
   const char *k;
   json_t *v;
   json_object_foreach(attrs, k, v) {
-    if (json_is_string(v) && *json_string_value(v) && *k &&
-        set_attr(x, &x->person[pid], k, json_string_value(v)))
+    /* Zero-party answers may be lists ("interests": ["running", "yoga"]):
+       kept as one comma-separated value, matched with string.find. */
+    char joined[512] = "";
+    const char *value = json_string_value(v);
+    if (json_is_array(v)) {
+      size_t i, n = 0;
+      json_t *one;
+      json_array_foreach(v, i, one) {
+        if (json_is_string(one) && n < sizeof joined - 1)
+          n += (size_t)snprintf(joined + n, sizeof joined - n, "%s%s", n ? "," : "",
+                                json_string_value(one));
+      }
+      value = joined;
+    } else if (json_is_number(v)) {
+      snprintf(joined, sizeof joined, "%g", json_number_value(v));
+      value = joined;
+    }
+    if (value && *value && *k && set_attr(x, &x->person[pid], k, value))
       return TAILOR_ENOMEM;
   }
   return TAILOR_OK;
@@ -668,6 +706,12 @@ int idx_apply(idx *x, const ev *e) {
     if (apply_visit_attrs(x, p, e)) return TAILOR_ENOMEM;
   }
   if (sid != INTERN_NONE && apply_session(x, sid, e)) return TAILOR_ENOMEM;
+  if (e->type == EV_POPUP_SHOWN) {
+    const char *pool = json_string_value(
+        json_object_get(json_object_get(e->doc, "props"), "coupon"));
+    uint32_t id = pool ? intern_get(&x->coupons, pool) : INTERN_NONE;
+    if (id != INTERN_NONE) x->coupon_used.v[id]++;
+  }
   if (p && e->type == EV_EMAIL_SENT) {
     p->emails++;
     if (e->ts > p->last_email) p->last_email = e->ts;
@@ -1002,4 +1046,19 @@ double idx_item_affinity(const idx *x, uint32_t person, uint32_t item,
 const idx_session *idx_session_of(const idx *x, const char *session) {
   uint32_t sid = session ? intern_get(&x->sessions, session) : INTERN_NONE;
   return sid < x->session_cap ? &x->session[sid] : NULL;
+}
+
+long idx_coupons_left(const idx *x, const char *pool) {
+  uint32_t id = intern_get(&x->coupons, pool);
+  if (id == INTERN_NONE) return -1;
+  long left = (long)x->coupon_size.v[id] - (long)x->coupon_used.v[id];
+  return left > 0 ? left : 0;
+}
+
+double idx_max_discount(const idx *x, uint32_t item, double min_margin_pct) {
+  if (item >= x->items.n) return 0;
+  const idx_item *it = &x->item[item];
+  if (it->cost <= 0 || it->price <= 0) return 100;
+  double d = 100 * (1 - it->cost / (it->price * (1 - min_margin_pct / 100)));
+  return d < 0 ? 0 : d > 100 ? 100 : d;
 }

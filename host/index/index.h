@@ -75,6 +75,7 @@ typedef struct idx_config {
   double cross_order_weight;   /* < 0: default */
   uint32_t lapsed_days;      /* 0: default */
   const char *audience_days; /* comma-separated windows in days; NULL: default */
+  const char *coupons;       /* coupon pools "NAME=SIZE,..."; NULL: none */
   const char *trend_keys;    /* comma-separated segment keys; a key may join
                                 two with '+': "country+gender"; NULL: default */
 } idx_config;
@@ -84,6 +85,7 @@ typedef struct idx_config {
 typedef struct idx_item {
   char *doc;          /* compact catalog JSON (owned), NULL if never upserted */
   double price;       /* from the catalog, else the last price seen */
+  double cost;        /* the catalog's "cost": what the item costs the shop; 0 unknown */
   uint32_t category;  /* id in idx.categories, or INTERN_NONE */
   uint32_t brand;     /* id in idx.brands, or INTERN_NONE */
   uint32_t tags[IDX_MAX_TAGS]; /* ids in idx.tags */
@@ -226,6 +228,8 @@ typedef struct idx {
   idx_ids trend_value_table[IDX_MAX_TREND_KEYS]; /* by value attr id: table + 1 */
   uint32_t (*cat_tables)[IDX_MAX_CATEGORY_DEPTH + 1]; /* [0] = levels + 1 */
   uint32_t cat_tables_cap;
+  intern coupons;          /* pool names */
+  idx_ids coupon_size, coupon_used; /* by pool id */
   uint32_t audience_days[IDX_MAX_AUDIENCES];
   uint32_t naudiences;
   uint32_t ntrend_keys;
@@ -382,6 +386,15 @@ double idx_item_affinity(const idx *x, uint32_t person, uint32_t item,
 
 /* The state of a session, or NULL when unknown. */
 const idx_session *idx_session_of(const idx *x, const char *session);
+
+/* The largest discount in percent (0..100) that keeps an item's margin at
+   or above min_margin_pct: 1 - cost / (price * (1 - min_margin)).  100 when
+   the item's cost is unknown. */
+double idx_max_discount(const idx *x, uint32_t item, double min_margin_pct);
+
+/* Coupons left in a pool (its configured size minus the popup_shown events
+   that carried it as props.coupon); -1 for a pool that is not configured. */
+long idx_coupons_left(const idx *x, const char *pool);
 
 /* A person's attribute value, or NULL. */
 const char *idx_person_attr(const idx *x, uint32_t person, const char *key);

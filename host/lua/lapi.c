@@ -150,6 +150,10 @@ void lapi_push_ctx(lua_State *L, tailor *t, const lapi_ctx *c) {
   lua_setfield(L, -2, "page");
   push_object(L, c->context);
   lua_setfield(L, -2, "context");
+  if (c->items) {
+    ljson_push(L, c->items);
+    lua_setfield(L, -2, "items");
+  }
   /* Segments, computed once per decision from the predicates. */
   int ctx = lua_gettop(L);
   lua_newtable(L);
@@ -477,6 +481,26 @@ static int l_experiment(lua_State *L) {
   return 1;
 }
 
+/* tailor.coupons_left(pool) -> remaining, or nil for a pool that is not
+   configured (config "coupons"). */
+static int l_coupons_left(lua_State *L) {
+  long left = idx_coupons_left(engine_of(L)->ix, luaL_checkstring(L, 1));
+  if (left < 0)
+    lua_pushnil(L);
+  else
+    lua_pushinteger(L, left);
+  return 1;
+}
+
+/* tailor.max_discount(item) -> percent: the margin guard's ceiling. */
+static int l_max_discount(lua_State *L) {
+  tailor *t = engine_of(L);
+  uint32_t item = idx_item_id(t->ix, luaL_checkstring(L, 1));
+  lua_pushnumber(L, item == INTERN_NONE ? 0
+                                        : idx_max_discount(t->ix, item, (double)t->cfg.min_margin_pct));
+  return 1;
+}
+
 /* tailor.now() -> milliseconds since the epoch */
 static int l_now(lua_State *L) {
   lua_pushinteger(L, util_now_ms());
@@ -493,6 +517,8 @@ void lapi_open(lua_State *L, void *engine) {
       {"audiences", l_audiences},
       {"affinity", l_affinity},
       {"experiment", l_experiment},
+      {"coupons_left", l_coupons_left},
+      {"max_discount", l_max_discount},
       {"item", l_item},
       {"now", l_now},
       {NULL, NULL},
