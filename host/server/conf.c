@@ -1,0 +1,277 @@
+/*
+** conf.c: the "server" section of the config file: listen addresses,
+** tokens and roles, CORS origins, limits.  Strict like the engine's
+** config: an unknown key or a wrong type is an error naming the key.
+*/
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/proto.h"
+#include "server/server.h"
+
+/* Tokens shorter than this are refused: they are guessable. */
+#define SRV_MIN_TOKEN_BYTES 16
+
+static const struct int_key {
+  const char *key;
+  long def, lo, hi;
+  size_t off;
+  const char *doc;
+} int_keys[] = {
+#define SRV_CONF_ROW_(f, key, def, lo, hi, doc) \
+  {key, def, lo, hi, offsetof(srv_conf, f), doc},
+    SRV_CONF_INTS(SRV_CONF_ROW_)
+#undef SRV_CONF_ROW_
+};
+#define N_INT_KEYS (sizeof int_keys / sizeof *int_keys)
+
+void srv_conf_each(void (*fn)(void *ud, const char *key, long def, const char *doc),
+                   void *ud) {
+  for (size_t i = 0; i < N_INT_KEYS; i++)
+    fn(ud, int_keys[i].key, int_keys[i].def, int_keys[i].doc);
+}
+
+void srv_conf_free(srv_conf *c) {
+  if (!c) return;
+  free(c->listen);
+  free(c->unix_path);
+  for (size_t i = 0; i < c->n_tokens; i++) free(c->tokens[i].token);
+  free(c->tokens);
+  for (size_t i = 0; i < c->n_cors; i++) free(c->cors[i]);
+  free(c->cors);
+  memset(c, 0, sizeof *c);
+}
+
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t n,
+                                                     const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, n, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+/* "host:port" or "[v6]:port" into c->host and c->port. */
+static int parse_listen(srv_conf *c, char *err, size_t n) {
+  const char *s = c->listen, *colon;
+  size_t hl;
+  if (!*s) return 0;
+  if (*s == '[') {
+    const char *close = strchr(s, ']');
+    if (!close || close[1] != ':')
+      return fail(err, n, "server.listen: '%s' is not [address]:port", s);
+    s++;
+    hl = (size_t)(close - s);
+    colon = close + 1;
+  } else {
+    if (!(colon = strrchr(s, ':')))
+      return fail(err, n, "server.listen: '%s' has no port (host:port)", s);
+    hl = (size_t)(colon - s);
+  }
+  if (hl == 0 || hl >= sizeof c->host)
+    return fail(err, n, "server.listen: bad address in '%s'", c->listen);
+  memcpy(c->host, s, hl);
+  c->host[hl] = '\0';
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (!colon[1] || *end || port < 0 || port > 65535)
+    return fail(err, n, "server.listen: bad port in '%s' (0 to 65535; 0 picks a free one)",
+                c->listen);
+  c->port = (int)port;
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, c->host, buf) != 1 && inet_pton(AF_INET6, c->host, buf) != 1)
+    return fail(err, n,
+                "server.listen: '%s' is not a numeric IPv4 or IPv6 address "
+                "(use 127.0.0.1, not a host name)",
+                c->host);
+  return 0;
+}
+
+static int parse_tokens(srv_conf *c, const json_t *v, char *err, size_t n) {
+  if (!json_is_array(v)) return fail(err, n, "server.tokens: expected an array");
+  size_t count = json_array_size(v);
+  if (count && !(c->tokens = calloc(count, sizeof *c->tokens)))
+    return fail(err, n, "server.tokens: out of memory");
+  for (size_t i = 0; i < count; i++) {
+    json_t *t = json_array_get(v, i);
+    char where[48];
+    snprintf(where, sizeof where, "server.tokens[%zu]", i);
+    const char *key;
+    json_t *x;
+    if (!json_is_object(t))
+      return fail(err, n, "%s: expected {\"token\": ..., \"role\": ...}", where);
+    json_object_foreach(t, key, x) {
+      if (strcmp(key, "token") && strcmp(key, "role"))
+        return fail(err, n, "%s: unknown key '%s' (token, role)", where, key);
+    }
+    const char *tok = json_string_value(json_object_get(t, "token"));
+    const char *role = json_string_value(json_object_get(t, "role"));
+    if (!tok || strlen(tok) < SRV_MIN_TOKEN_BYTES || strlen(tok) > SRV_MAX_ID_BYTES)
+      return fail(err, n, "%s.token: a string of 16 to 256 bytes is required", where);
+    int r = srv_role_lookup(role);
+    if (r < 0)
+      return fail(err, n, "%s.role: '%s' is not a role (storefront, admin, metrics)",
+                  where, role ? role : "(missing)");
+    for (size_t j = 0; j < c->n_tokens; j++)
+      if (!strcmp(c->tokens[j].token, tok))
+        return fail(err, n, "%s: the same token is listed twice", where);
+    if (!(c->tokens[c->n_tokens].token = strdup(tok)))
+      return fail(err, n, "%s: out of memory", where);
+    c->tokens[c->n_tokens++].role = r;
+  }
+  return 0;
+}
+
+static int parse_cors(srv_conf *c, const json_t *v, char *err, size_t n) {
+  if (!json_is_array(v))
+    return fail(err, n, "server.cors_origins: expected an array of origins");
+  size_t count = json_array_size(v);
+  if (count && !(c->cors = calloc(count, sizeof *c->cors)))
+    return fail(err, n, "server.cors_origins: out of memory");
+  for (size_t i = 0; i < count; i++) {
+    const char *o = json_string_value(json_array_get(v, i));
+    if (!o || !*o)
+      return fail(err, n, "server.cors_origins[%zu]: expected an origin string", i);
+    if (!(c->cors[c->n_cors++] = strdup(o)))
+      return fail(err, n, "server.cors_origins: out of memory");
+  }
+  return 0;
+}
+
+int srv_conf_parse(const json_t *section, srv_conf *c, char *err, size_t n) {
+  memset(c, 0, sizeof *c);
+  for (size_t i = 0; i < N_INT_KEYS; i++)
+    *(long *)((char *)c + int_keys[i].off) = int_keys[i].def;
+  int rc = 0;
+  const char *listen = SRV_DEFAULT_LISTEN;
+  if (section && !json_is_object(section)) {
+    rc = fail(err, n, "server: expected an object");
+    goto done;
+  }
+  const char *key;
+  json_t *v;
+  json_object_foreach((json_t *)section, key, v) {
+    if (!strcmp(key, "listen")) {
+      if (!json_is_string(v))
+        rc = fail(err, n, "server.listen: expected \"host:port\"");
+      else
+        listen = json_string_value(v);
+    } else if (!strcmp(key, "unix")) {
+      if (json_is_null(v)) continue;
+      if (!json_is_string(v) || !json_string_length(v))
+        rc = fail(err, n, "server.unix: expected a socket path");
+      else if (!(c->unix_path = strdup(json_string_value(v))))
+        rc = fail(err, n, "server.unix: out of memory");
+    } else if (!strcmp(key, "tokens")) {
+      rc = parse_tokens(c, v, err, n);
+    } else if (!strcmp(key, "cors_origins")) {
+      rc = parse_cors(c, v, err, n);
+    } else {
+      size_t i = 0;
+      while (i < N_INT_KEYS && strcmp(int_keys[i].key, key)) i++;
+      if (i == N_INT_KEYS) {
+        rc = fail(err, n,
+                  "server.%s: unknown key (listen, unix, tokens, cors_origins, "
+                  "max_line_bytes, max_body_bytes, max_batch_events, "
+                  "max_connections, max_inflight, max_output_bytes, "
+                  "idle_timeout_ms, threads, shutdown_grace_ms)",
+                  key);
+      } else if (!json_is_integer(v) || json_integer_value(v) < int_keys[i].lo ||
+                 json_integer_value(v) > int_keys[i].hi) {
+        rc = fail(err, n, "server.%s: expected an integer from %ld to %ld", key,
+                  int_keys[i].lo, int_keys[i].hi);
+      } else {
+        *(long *)((char *)c + int_keys[i].off) = (long)json_integer_value(v);
+      }
+    }
+    if (rc) goto done;
+  }
+  if (!(c->listen = strdup(listen))) {
+    rc = fail(err, n, "server.listen: out of memory");
+    goto done;
+  }
+  rc = parse_listen(c, err, n);
+done:
+  if (rc) srv_conf_free(c);
+  return rc;
+}
+
+int srv_conf_override(srv_conf *c, const char *listen, const char *unix_path,
+                      char *err, size_t n) {
+  if (unix_path) {
+    char *u = strdup(unix_path);
+    if (!u) return fail(err, n, "--unix: out of memory");
+    free(c->unix_path);
+    c->unix_path = *u ? u : NULL;
+    if (!*u) free(u);
+  }
+  if (listen) {
+    char *l = strdup(listen);
+    if (!l) return fail(err, n, "--listen: out of memory");
+    free(c->listen);
+    c->listen = l;
+    return parse_listen(c, err, n);
+  }
+  return 0;
+}
+
+int srv_conf_load(const char *path, srv_conf *c, json_t **engine, char *err,
+                  size_t n) {
+  json_t *all = NULL;
+  *engine = NULL;
+  if (path) {
+    json_error_t je;
+    if (!(all = json_load_file(path, 0, &je))) {
+      snprintf(err, n, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+      return -1;
+    }
+    if (!json_is_object(all)) {
+      json_decref(all);
+      snprintf(err, n, "%s: the configuration must be a JSON object", path);
+      return -1;
+    }
+  } else {
+    all = json_object();
+  }
+  json_t *section = json_incref(json_object_get(all, "server"));
+  json_object_del(all, "server");
+  char why[400];
+  int rc = srv_conf_parse(section, c, why, sizeof why);
+  json_decref(section);
+  if (rc) {
+    snprintf(err, n, "%s: %s", path ? path : "config", why);
+    json_decref(all);
+    return -1;
+  }
+  *engine = all;
+  return 0;
+}
+
+/* Whether a numeric address is a loopback one (127.0.0.0/8, ::1). */
+static int is_loopback(const char *host) {
+  unsigned char a[16];
+  if (inet_pton(AF_INET, host, a) == 1) return a[0] == 127;
+  if (inet_pton(AF_INET6, host, a) == 1) {
+    static const unsigned char one[16] = {[15] = 1};
+    return !memcmp(a, one, 16);
+  }
+  return 0;
+}
+
+int srv_conf_check(const srv_conf *c, int insecure, char *err, size_t n) {
+  if (c->n_tokens) return 0;
+  if (!insecure)
+    return fail(err, n,
+                "no tokens configured (server.tokens); every request would be "
+                "refused.  Add tokens, or pass --insecure to let every client "
+                "act as admin on a loopback address");
+  if (*c->listen && !is_loopback(c->host))
+    return fail(err, n,
+                "--insecure without tokens serves loopback addresses only; "
+                "'%s' is not one",
+                c->host);
+  return 0;
+}

@@ -1,0 +1,883 @@
+/*
+** proto.c: NDJSON and HTTP requests to validated srv_requests, and the
+** input buffer that cuts lines out of a stream.  No sockets and no engine
+** here (only the event-type table), so tests/fuzz can feed it any bytes.
+**
+** Requests are strict: a field an operation does not know is an error that
+** names it, the same policy as the engine's configuration, so a typo
+** ("costumer") shows at once instead of as a silently generic decision.
+*/
+#include "server/proto.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/event.h"
+
+/*
+** Tables.
+*/
+static const struct {
+  const char *name;
+  unsigned perms;
+} roles[] = {
+#define SRV_ROLE_ROW_(e, name, perms, doc) {name, perms},
+    SRV_ROLE_MAP(SRV_ROLE_ROW_)
+#undef SRV_ROLE_ROW_
+};
+
+int srv_role_lookup(const char *name) {
+  for (int i = 0; name && i < SRV_ROLE_COUNT; i++)
+    if (!strcmp(roles[i].name, name)) return i;
+  return -1;
+}
+const char *srv_role_name(int role) {
+  return role >= 0 && role < SRV_ROLE_COUNT ? roles[role].name : "none";
+}
+unsigned srv_role_perms(int role) {
+  return role >= 0 && role < SRV_ROLE_COUNT ? roles[role].perms : 0;
+}
+
+static const struct {
+  const char *name;
+  int run;
+  unsigned perms;
+} ops[] = {
+#define SRV_OP_ROW_(e, name, run, perms) {name, run, perms},
+    SRV_OP_MAP(SRV_OP_ROW_)
+#undef SRV_OP_ROW_
+};
+
+/* Names of the HTTP-only operations, for metrics and messages. */
+static const char *const http_only_names[SRV_OP_COUNT] = {
+    [SRV_OP_METRICS] = "metrics",
+    [SRV_OP_HEALTH] = "healthz",
+    [SRV_OP_PREFLIGHT] = "preflight",
+};
+
+const char *srv_op_name(int op) {
+  if (op < 0 || op >= SRV_OP_COUNT) return "none";
+  return ops[op].name ? ops[op].name : http_only_names[op];
+}
+int srv_op_run(int op) { return op >= 0 && op < SRV_OP_COUNT ? ops[op].run : 0; }
+unsigned srv_op_perms(int op) {
+  return op >= 0 && op < SRV_OP_COUNT ? ops[op].perms : 0;
+}
+
+static const struct {
+  const char *code;
+  int status;
+} errs[] = {
+    {"ok", 200},
+#define SRV_ERR_ROW_(e, code, status, msg) {code, status},
+    SRV_ERR_MAP(SRV_ERR_ROW_)
+#undef SRV_ERR_ROW_
+};
+
+const char *srv_err_code(int e) {
+  return e >= 0 && e < SRV_ERR_COUNT ? errs[e].code : "internal";
+}
+int srv_err_status(int e) { return e >= 0 && e < SRV_ERR_COUNT ? errs[e].status : 500; }
+
+int srv_err_of_tailor(int code) {
+  switch (code) {
+    case 0: return SRV_OK;
+    case -2 /* EPARSE */: return SRV_EBAD_JSON;
+    case -5 /* ETOOBIG */: return SRV_ETOO_LARGE;
+    case -13 /* ENOTFOUND */: return SRV_ENOT_FOUND;
+    case -14 /* EDENIED */: return SRV_EFORBIDDEN;
+    case -8 /* ESTORE */:
+    case -11 /* EIO */: return SRV_ESTORE;
+    case -10 /* ENOMEM */:
+    case -12 /* ECONFIG */:
+    case -17 /* EUNSUPPORTED */: return SRV_EINTERNAL;
+    default: return SRV_EBAD_FIELD; /* EFIELD, ETYPE, EUTF8, ETIME, EINVAL */
+  }
+}
+
+int srv_fail(srv_error *e, int code, const char *field, const char *fmt, ...) {
+  if (!e) return code;
+  e->code = code;
+  snprintf(e->field, sizeof e->field, "%s", field ? field : "");
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(e->message, sizeof e->message, fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+void srv_request_clear(srv_request *r) {
+  if (!r) return;
+  free(r->id);
+  free(r->token);
+  free(r->text);
+  free(r->types);
+  memset(r, 0, sizeof *r);
+}
+
+/*
+** Field helpers.  Each names the op and the field in its message.
+*/
+static const char *type_word(const json_t *v) {
+  switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+  }
+}
+
+static int mistyped(srv_error *err, const char *op, const char *field,
+                    const char *want, const json_t *v) {
+  return srv_fail(err, SRV_EBAD_FIELD, field, "%s: field '%s' must be %s, found %s",
+                  op, field, want, type_word(v));
+}
+
+static int missing(srv_error *err, const char *op, const char *field,
+                   const char *what) {
+  return srv_fail(err, SRV_EBAD_FIELD, field, "%s: missing field '%s' (%s)", op,
+                  field, what);
+}
+
+/* An id: a non-empty string of at most SRV_MAX_ID_BYTES, or an integer
+   (taken as its decimal text).  Writes a NUL-terminated copy to `out`. */
+static int id_value(const json_t *v, const char *op, const char *field,
+                    char out[SRV_MAX_ID_BYTES + 1], srv_error *err) {
+  if (json_is_integer(v)) {
+    snprintf(out, SRV_MAX_ID_BYTES + 1, "%lld", (long long)json_integer_value(v));
+    return SRV_OK;
+  }
+  if (!json_is_string(v)) return mistyped(err, op, field, "a string or an integer", v);
+  size_t n = json_string_length(v);
+  const char *s = json_string_value(v);
+  if (n == 0 || n > SRV_MAX_ID_BYTES || memchr(s, '\0', n))
+    return srv_fail(err, SRV_EBAD_FIELD, field,
+                    "%s: field '%s' must be 1 to %d bytes without NUL", op, field,
+                    SRV_MAX_ID_BYTES);
+  memcpy(out, s, n + 1);
+  return SRV_OK;
+}
+
+/* obj[key] as an id; `field` names it in messages ("item.id"). */
+static int get_id_as(json_t *obj, const char *key, const char *op, const char *field,
+                     int required, char out[SRV_MAX_ID_BYTES + 1], srv_error *err) {
+  json_t *v = json_object_get(obj, key);
+  out[0] = '\0';
+  if (!v || json_is_null(v))
+    return required ? missing(err, op, field, "a string or an integer") : SRV_OK;
+  return id_value(v, op, field, out, err);
+}
+
+static int get_id(json_t *obj, const char *op, const char *field, int required,
+                  char out[SRV_MAX_ID_BYTES + 1], srv_error *err) {
+  return get_id_as(obj, field, op, field, required, out, err);
+}
+
+/* Every key of `obj` must be in `allowed` (NULL-terminated) or be one of
+   the envelope's keys, which srv_parse_line has already taken. */
+static int only_keys(json_t *obj, const char *op, const char *const *allowed,
+                     srv_error *err) {
+  static const char *const envelope[] = {"id", "op", "token", NULL};
+  const char *key;
+  json_t *v;
+  json_object_foreach(obj, key, v) {
+    int ok = 0;
+    for (const char *const *a = allowed; *a && !ok; a++) ok = !strcmp(*a, key);
+    for (const char *const *a = envelope; *a && !ok; a++) ok = !strcmp(*a, key);
+    if (ok) continue;
+    char list[160] = "";
+    size_t at = 0;
+    for (const char *const *a = allowed; *a && at < sizeof list; a++)
+      at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", at ? ", " : "", *a);
+    return srv_fail(err, SRV_EBAD_FIELD, key, "%s: unknown field '%.64s' (allowed: %s)",
+                    op, key, at ? list : "none");
+  }
+  return SRV_OK;
+}
+
+/*
+** Building the engine's NDJSON: one compact JSON document a line.  Compact
+** dumps escape control characters, so a document never holds a newline and
+** line i of the text is event i.
+*/
+typedef struct lines {
+  char *text;
+  size_t len, cap, n;
+  signed char *types;
+  size_t types_cap;
+} lines;
+
+static int lines_add(lines *l, json_t *doc, int type) {
+  char *s = json_dumps(doc, JSON_COMPACT);
+  if (!s) return -1;
+  size_t n = strlen(s);
+  if (l->len + n + 2 > l->cap) {
+    size_t cap = l->cap ? l->cap : 256;
+    while (cap < l->len + n + 2) cap *= 2;
+    char *t = realloc(l->text, cap);
+    if (!t) {
+      free(s);
+      return -1;
+    }
+    l->text = t;
+    l->cap = cap;
+  }
+  if (l->n == l->types_cap) {
+    size_t cap = l->types_cap ? l->types_cap * 2 : 8;
+    signed char *t = realloc(l->types, cap);
+    if (!t) {
+      free(s);
+      return -1;
+    }
+    l->types = t;
+    l->types_cap = cap;
+  }
+  if (l->len) l->text[l->len++] = '\n';
+  memcpy(l->text + l->len, s, n + 1);
+  l->len += n;
+  l->types[l->n++] = (signed char)type;
+  free(s);
+  return 0;
+}
+
+static void lines_to(lines *l, srv_request *out) {
+  out->text = l->text;
+  out->text_len = l->len;
+  out->n_events = l->n;
+  out->types = l->types;
+  memset(l, 0, sizeof *l);
+}
+
+/* The event's type as the engine will read it (see take_type in
+   engine/event.c), or -1: only to know which permission it needs. */
+static int event_type(json_t *event) {
+  json_t *v = json_object_get(event, "type");
+  const char *key = "type";
+  if (json_is_string(v) && !strcmp(json_string_value(v), "track"))
+    key = "event";
+  else if (!v)
+    key = json_object_get(event, "event") ? "event" : "name";
+  v = json_object_get(event, key);
+  return json_is_string(v) ? ev_type_lookup(json_string_value(v)) : -1;
+}
+
+static unsigned event_perms(int type) {
+  if (type == EV_ITEM_UPSERT || type == EV_ITEM_DELETE) return SRV_PERM_CATALOG;
+  if (type == EV_CUSTOMER_UPSERT) return SRV_PERM_PROFILES;
+  return SRV_PERM_EVENTS;
+}
+
+static int oom(srv_error *err, const char *op) {
+  return srv_fail(err, SRV_EINTERNAL, NULL, "%s: out of memory", op);
+}
+
+/* One event object into `l`; `field` names it in messages. */
+static int add_event(json_t *event, const char *op, const char *field, lines *l,
+                     srv_request *out, srv_error *err) {
+  if (!json_is_object(event)) return mistyped(err, op, field, "an object", event);
+  int type = event_type(event);
+  out->need |= event_perms(type);
+  return lines_add(l, event, type) ? oom(err, op) : SRV_OK;
+}
+
+/*
+** One validator per operation: the request object in, out->text and
+** out->need filled.
+*/
+typedef int (*op_fn)(json_t *req, const srv_limits *lim, srv_request *out,
+                     srv_error *err);
+
+static int op_plain(json_t *req, const srv_limits *lim, srv_request *out,
+                    srv_error *err) {
+  static const char *const allowed[] = {NULL};
+  return only_keys(req, srv_op_name(out->op), allowed, err);
+}
+
+static int op_auth(json_t *req, const srv_limits *lim, srv_request *out,
+                   srv_error *err) {
+  static const char *const allowed[] = {NULL};
+  if (!out->token) return missing(err, "auth", "token", "a string");
+  return only_keys(req, "auth", allowed, err);
+}
+
+static int op_event(json_t *req, const srv_limits *lim, srv_request *out,
+                    srv_error *err) {
+  static const char *const allowed[] = {"event", NULL};
+  int rc;
+  if ((rc = only_keys(req, "event", allowed, err))) return rc;
+  json_t *event = json_object_get(req, "event");
+  if (!event) return missing(err, "event", "event", "an event object");
+  lines l = {0};
+  if ((rc = add_event(event, "event", "event", &l, out, err))) {
+    free(l.text);
+    free(l.types);
+    return rc;
+  }
+  lines_to(&l, out);
+  return SRV_OK;
+}
+
+static int op_events(json_t *req, const srv_limits *lim, srv_request *out,
+                     srv_error *err) {
+  static const char *const allowed[] = {"events", NULL};
+  int rc;
+  if ((rc = only_keys(req, "events", allowed, err))) return rc;
+  json_t *evs = json_object_get(req, "events");
+  if (!evs) return missing(err, "events", "events", "an array of events");
+  if (!json_is_array(evs)) return mistyped(err, "events", "events", "an array", evs);
+  size_t n = json_array_size(evs), max = lim && lim->max_batch ? lim->max_batch
+                                                               : SRV_DEFAULT_MAX_BATCH;
+  if (n == 0)
+    return srv_fail(err, SRV_EBAD_FIELD, "events", "events: 'events' is empty");
+  if (n > max)
+    return srv_fail(err, SRV_ETOO_LARGE, "events",
+                    "events: %zu events in one request, more than the limit of %zu",
+                    n, max);
+  lines l = {0};
+  for (size_t i = 0; i < n; i++) {
+    char field[32];
+    snprintf(field, sizeof field, "events[%zu]", i);
+    if ((rc = add_event(json_array_get(evs, i), "events", field, &l, out, err))) {
+      free(l.text);
+      free(l.types);
+      return rc;
+    }
+  }
+  lines_to(&l, out);
+  return SRV_OK;
+}
+
+/* An engine event built from fields of the request: one line. */
+static int one_line(json_t *doc, int type, const char *op, srv_request *out,
+                    srv_error *err) {
+  lines l = {0};
+  int rc = !doc || lines_add(&l, doc, type) ? oom(err, op) : SRV_OK;
+  json_decref(doc);
+  if (rc) {
+    free(l.text);
+    free(l.types);
+    return rc;
+  }
+  lines_to(&l, out);
+  return SRV_OK;
+}
+
+/* item.upsert / customer.upsert: an object with an "id". */
+static int op_upsert(json_t *req, const srv_limits *lim, srv_request *out,
+                     srv_error *err) {
+  int item = out->op == SRV_OP_ITEM_UPSERT;
+  const char *op = srv_op_name(out->op), *key = item ? "item" : "customer";
+  const char *allowed[] = {key, NULL};
+  char id[SRV_MAX_ID_BYTES + 1];
+  int rc;
+  if ((rc = only_keys(req, op, allowed, err))) return rc;
+  json_t *obj = json_object_get(req, key);
+  if (!obj) return missing(err, op, key, "an object with an 'id'");
+  if (!json_is_object(obj)) return mistyped(err, op, key, "an object", obj);
+  char field[16];
+  snprintf(field, sizeof field, "%s.id", key);
+  if ((rc = get_id_as(obj, "id", op, field, 1, id, err))) return rc;
+  return one_line(json_pack("{ss sO}", "type", item ? "item_upsert" : "customer_upsert",
+                            key, obj),
+                  item ? EV_ITEM_UPSERT : EV_CUSTOMER_UPSERT, op, out, err);
+}
+
+static int op_item_delete(json_t *req, const srv_limits *lim, srv_request *out,
+                          srv_error *err) {
+  static const char *const allowed[] = {"item", NULL};
+  char id[SRV_MAX_ID_BYTES + 1];
+  int rc;
+  if ((rc = only_keys(req, "item.delete", allowed, err)) ||
+      (rc = get_id(req, "item.delete", "item", 1, id, err)))
+    return rc;
+  return one_line(json_pack("{ss ss}", "type", "item_delete", "item", id),
+                  EV_ITEM_DELETE, "item.delete", out, err);
+}
+
+static int op_identify(json_t *req, const srv_limits *lim, srv_request *out,
+                       srv_error *err) {
+  static const char *const allowed[] = {"customer", "anon", "ts", NULL};
+  char customer[SRV_MAX_ID_BYTES + 1], anon[SRV_MAX_ID_BYTES + 1];
+  int rc;
+  if ((rc = only_keys(req, "identify", allowed, err)) ||
+      (rc = get_id(req, "identify", "customer", 1, customer, err)) ||
+      (rc = get_id(req, "identify", "anon", 1, anon, err)))
+    return rc;
+  json_t *doc = json_pack("{ss ss ss}", "type", "identify", "customer", customer,
+                          "anon", anon);
+  json_t *ts = json_object_get(req, "ts");
+  if (doc && ts && !json_is_null(ts)) {
+    if (!json_is_number(ts) && !json_is_string(ts)) {
+      json_decref(doc);
+      return mistyped(err, "identify", "ts", "a number or a date string", ts);
+    }
+    json_object_set(doc, "ts", ts);
+  }
+  return one_line(doc, EV_IDENTIFY, "identify", out, err);
+}
+
+/* customer.get / customer.forget: the id alone, as text. */
+static int op_customer_id(json_t *req, const srv_limits *lim, srv_request *out,
+                          srv_error *err) {
+  static const char *const allowed[] = {"customer", NULL};
+  const char *op = srv_op_name(out->op);
+  char id[SRV_MAX_ID_BYTES + 1];
+  int rc;
+  if ((rc = only_keys(req, op, allowed, err)) ||
+      (rc = get_id(req, op, "customer", 1, id, err)))
+    return rc;
+  if (!(out->text = strdup(id))) return oom(err, op);
+  out->text_len = strlen(id);
+  return SRV_OK;
+}
+
+/* decide: the fields tailor_decide reads, checked here so that a wrong
+   type is answered before a worker is bothered; the engine checks again. */
+static int op_decide(json_t *req, const srv_limits *lim, srv_request *out,
+                     srv_error *err) {
+  static const char *const allowed[] = {"kind", "customer", "anon", "session",
+                                        "page", "context", "k", NULL};
+  static const char *const ids[] = {"customer", "anon", "session"};
+  char id[SRV_MAX_ID_BYTES + 1];
+  int rc;
+  if ((rc = only_keys(req, "decide", allowed, err))) return rc;
+  json_t *kind = json_object_get(req, "kind");
+  if (!kind) return missing(err, "decide", "kind", "recommend, popup, discount, audiences, ...");
+  if (!json_is_string(kind)) return mistyped(err, "decide", "kind", "a string", kind);
+  const char *ks = json_string_value(kind);
+  size_t kn = json_string_length(kind);
+  int kind_ok = kn > 0 && kn < sizeof out->kind;
+  for (size_t i = 0; kind_ok && i < kn; i++)
+    kind_ok = ks[i] == '_' || (ks[i] >= 'a' && ks[i] <= 'z');
+  if (!kind_ok)
+    return srv_fail(err, SRV_EBAD_FIELD, "kind",
+                    "decide: 'kind' must be a handler name of 1 to %zu lowercase "
+                    "letters or '_'",
+                    sizeof out->kind - 1);
+  memcpy(out->kind, ks, kn + 1);
+  for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
+    if ((rc = get_id(req, "decide", ids[i], 0, id, err))) return rc;
+  const char *objs[] = {"page", "context"};
+  for (size_t i = 0; i < 2; i++) {
+    json_t *v = json_object_get(req, objs[i]);
+    if (v && !json_is_null(v) && !json_is_object(v))
+      return mistyped(err, "decide", objs[i], "an object", v);
+  }
+  json_t *k = json_object_get(req, "k");
+  if (k && !json_is_null(k) && (!json_is_integer(k) || json_integer_value(k) < 1))
+    return json_is_integer(k)
+               ? srv_fail(err, SRV_EBAD_FIELD, "k", "decide: 'k' must be at least 1")
+               : mistyped(err, "decide", "k", "an integer", k);
+  /* The engine gets the decision's fields only, never the token. */
+  json_t *doc = json_object();
+  for (const char *const *a = allowed; doc && *a; a++) {
+    json_t *v = json_object_get(req, *a);
+    if (v && json_object_set(doc, *a, v)) {
+      json_decref(doc);
+      doc = NULL;
+    }
+  }
+  out->text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+  json_decref(doc);
+  if (!out->text) return oom(err, "decide");
+  out->text_len = strlen(out->text);
+  return SRV_OK;
+}
+
+static const op_fn validators[SRV_OP_COUNT] = {
+    [SRV_OP_PING] = op_plain,
+    [SRV_OP_AUTH] = op_auth,
+    [SRV_OP_EVENT] = op_event,
+    [SRV_OP_EVENTS] = op_events,
+    [SRV_OP_ITEM_UPSERT] = op_upsert,
+    [SRV_OP_ITEM_DELETE] = op_item_delete,
+    [SRV_OP_CUSTOMER_UPSERT] = op_upsert,
+    [SRV_OP_IDENTIFY] = op_identify,
+    [SRV_OP_CUSTOMER_FORGET] = op_customer_id,
+    [SRV_OP_CUSTOMER_GET] = op_customer_id,
+    [SRV_OP_DECIDE] = op_decide,
+    [SRV_OP_STATS] = op_plain,
+    [SRV_OP_METRICS] = op_plain,
+    [SRV_OP_HEALTH] = op_plain,
+    [SRV_OP_PREFLIGHT] = op_plain,
+};
+
+static int validate(json_t *req, const srv_limits *lim, srv_request *out,
+                    srv_error *err) {
+  /* Events add what their types need: an `events` request carrying an
+     item_upsert needs the catalog permission as well. */
+  out->need = srv_op_perms(out->op);
+  return validators[out->op](req, lim, out, err);
+}
+
+static int set_id_null(srv_request *out, srv_error *err) {
+  if (!out->id && !(out->id = strdup("null")))
+    return srv_fail(err, SRV_EINTERNAL, NULL, "out of memory");
+  return SRV_OK;
+}
+
+int srv_parse_line(const char *buf, size_t len, const srv_limits *lim,
+                   srv_request *out, srv_error *err) {
+  memset(out, 0, sizeof *out);
+  out->op = -1;
+  json_error_t je;
+  json_t *req = json_loadb(buf, len, 0, &je);
+  int rc = SRV_OK;
+  if (!req) {
+    rc = srv_fail(err, SRV_EBAD_JSON, NULL, "malformed JSON at column %d: %s",
+                  je.column, je.text);
+    goto done;
+  }
+  if (!json_is_object(req)) {
+    rc = srv_fail(err, SRV_EBAD_JSON, NULL, "a request must be a JSON object, found %s",
+                  type_word(req));
+    goto done;
+  }
+  /* The id first, so that every later error can carry it. */
+  json_t *id = json_object_get(req, "id");
+  if (!id) {
+    rc = missing(err, "request", "id", "a string or an integer that the response repeats");
+    goto done;
+  }
+  if (!json_is_integer(id) &&
+      !(json_is_string(id) && json_string_length(id) <= SRV_MAX_ID_BYTES)) {
+    rc = json_is_string(id)
+             ? srv_fail(err, SRV_EBAD_FIELD, "id", "request: 'id' is longer than %d bytes",
+                        SRV_MAX_ID_BYTES)
+             : mistyped(err, "request", "id", "a string or an integer", id);
+    goto done;
+  }
+  if (!(out->id = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY))) {
+    rc = oom(err, "request");
+    goto done;
+  }
+  json_t *op = json_object_get(req, "op");
+  if (!op) {
+    rc = missing(err, "request", "op", "event, events, decide, ...");
+    goto done;
+  }
+  if (!json_is_string(op)) {
+    rc = mistyped(err, "request", "op", "a string", op);
+    goto done;
+  }
+  for (int i = 0; i < SRV_OP_COUNT && out->op < 0; i++)
+    if (ops[i].name && !strcmp(ops[i].name, json_string_value(op))) out->op = i;
+  if (out->op < 0) {
+    rc = srv_fail(err, SRV_EUNKNOWN_OP, "op",
+                  "unknown op '%.64s' (known: ping, auth, event, events, item.upsert, "
+                  "item.delete, customer.upsert, identify, customer.forget, "
+                  "customer.get, decide, stats)",
+                  json_string_value(op));
+    goto done;
+  }
+  json_t *token = json_object_get(req, "token");
+  if (token && !json_is_null(token)) {
+    if (!json_is_string(token) || json_string_length(token) > SRV_MAX_ID_BYTES) {
+      rc = json_is_string(token)
+               ? srv_fail(err, SRV_EBAD_FIELD, "token", "request: 'token' is too long")
+               : mistyped(err, "request", "token", "a string", token);
+      goto done;
+    }
+    if (!(out->token = strdup(json_string_value(token)))) {
+      rc = oom(err, "request");
+      goto done;
+    }
+  }
+  rc = validate(req, lim, out, err);
+done:
+  json_decref(req);
+  if (set_id_null(out, err)) rc = SRV_EINTERNAL;
+  return rc;
+}
+
+/*
+** HTTP routes.
+*/
+static int hexval(char c) {
+  return c >= '0' && c <= '9'   ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                : -1;
+}
+
+/* Percent-decode a path segment into `out` (NUL-terminated); -1 when it is
+   malformed, too long, holds a control character or is not UTF-8. */
+static int decode_segment(const char *s, size_t n, char out[SRV_MAX_ID_BYTES + 1]) {
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    int c = (unsigned char)s[i];
+    if (c == '%') {
+      if (i + 2 >= n) return -1;
+      int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+      if (hi < 0 || lo < 0) return -1;
+      c = hi * 16 + lo;
+      i += 2;
+    }
+    if (c < 0x20 || c == 0x7f || o == SRV_MAX_ID_BYTES) return -1;
+    out[o++] = (char)c;
+  }
+  out[o] = '\0';
+  size_t bad;
+  return o && ev_utf8_valid(out, o, &bad) ? 0 : -1;
+}
+
+/* The body as a JSON value; an empty body is NULL without an error. */
+static int body_json(const char *body, size_t len, json_t **out, srv_error *err) {
+  *out = NULL;
+  size_t i = 0;
+  while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' ||
+                     body[i] == '\n'))
+    i++;
+  if (i == len) return SRV_OK;
+  json_error_t je;
+  if (!(*out = json_loadb(body, len, 0, &je)))
+    return srv_fail(err, SRV_EBAD_JSON, NULL,
+                    "malformed JSON body at line %d, column %d: %s", je.line,
+                    je.column, je.text);
+  return SRV_OK;
+}
+
+static int body_object(const char *body, size_t len, const char *what, json_t **out,
+                       srv_error *err) {
+  int rc = body_json(body, len, out, err);
+  if (rc) return rc;
+  if (!*out) return srv_fail(err, SRV_EBAD_JSON, NULL, "%s: the body is empty", what);
+  if (!json_is_object(*out)) {
+    rc = srv_fail(err, SRV_EBAD_JSON, NULL, "%s: the body must be a JSON object, found %s",
+                  what, type_word(*out));
+    json_decref(*out);
+    *out = NULL;
+  }
+  return rc;
+}
+
+static const char *method_name(int m) {
+  static const char *const names[] = {"GET", "POST", "DELETE", "OPTIONS", "this method"};
+  return names[m >= 0 && m <= SRV_OTHER_METHOD ? m : SRV_OTHER_METHOD];
+}
+
+static int wrong_method(srv_error *err, int method, const char *path, const char *use) {
+  return srv_fail(err, SRV_EBAD_METHOD, NULL, "%s is not allowed on %s; use %s",
+                  method_name(method), path, use);
+}
+
+int srv_parse_http(int method, const char *url, size_t url_len, const char *body,
+                   size_t body_len, const srv_limits *lim, srv_request *out,
+                   srv_error *err) {
+  memset(out, 0, sizeof *out);
+  out->op = -1;
+  int rc = SRV_OK;
+  json_t *req = NULL, *b = NULL;
+  char seg[SRV_MAX_ID_BYTES + 1] = "";
+  char path[128];
+  /* The path: the target up to '?' or '#'; an absolute-form target
+     ("http://host/path") starts at its first '/' after the host. */
+  size_t start = 0, end = 0;
+  if (url_len > 7 && (!strncmp(url, "http://", 7) || !strncmp(url, "https://", 8))) {
+    start = url[4] == 's' ? 8 : 7;
+    while (start < url_len && url[start] != '/') start++;
+  }
+  end = start;
+  while (end < url_len && url[end] != '?' && url[end] != '#') end++;
+  const char *p = url + start;
+  size_t n = end - start;
+  snprintf(path, sizeof path, "%.*s", (int)(n < 100 ? n : 100), p);
+
+  if (method == SRV_OPTIONS) {
+    out->op = SRV_OP_PREFLIGHT;
+    goto route_done;
+  }
+#define IS(lit) (n == sizeof(lit) - 1 && !memcmp(p, lit, n))
+#define UNDER(lit) (n > sizeof(lit) - 1 && !memcmp(p, lit, sizeof(lit) - 1))
+  if (IS("/healthz")) {
+    if (method != SRV_GET) rc = wrong_method(err, method, path, "GET");
+    out->op = SRV_OP_HEALTH;
+  } else if (IS("/metrics")) {
+    if (method != SRV_GET) rc = wrong_method(err, method, path, "GET");
+    out->op = SRV_OP_METRICS;
+  } else if (IS("/v1/stats")) {
+    if (method != SRV_GET) rc = wrong_method(err, method, path, "GET");
+    out->op = SRV_OP_STATS;
+  } else if (IS("/v1/events")) {
+    if (method != SRV_POST) {
+      rc = wrong_method(err, method, path, "POST");
+    } else if (!(rc = body_json(body, body_len, &b, err))) {
+      /* One event object, or an array of them. */
+      if (json_is_array(b)) {
+        out->op = SRV_OP_EVENTS;
+        req = json_pack("{sO}", "events", b);
+      } else if (json_is_object(b)) {
+        out->op = SRV_OP_EVENT;
+        req = json_pack("{sO}", "event", b);
+      } else {
+        rc = srv_fail(err, SRV_EBAD_JSON, NULL,
+                      "/v1/events: the body must be an event object or an array of "
+                      "them, found %s",
+                      b ? type_word(b) : "nothing");
+      }
+    }
+  } else if (UNDER("/v1/decide/")) {
+    size_t k = sizeof("/v1/decide/") - 1;
+    if (method != SRV_POST) {
+      rc = wrong_method(err, method, path, "POST");
+    } else if (decode_segment(p + k, n - k, seg) || strchr(seg, '/')) {
+      rc = srv_fail(err, SRV_ENOT_FOUND, NULL, "no decision kind in %s", path);
+    } else if (!(rc = body_json(body, body_len, &b, err))) {
+      if (b && !json_is_object(b)) {
+        rc = srv_fail(err, SRV_EBAD_JSON, NULL,
+                      "%s: the body must be a JSON object, found %s", path, type_word(b));
+      } else {
+        req = b ? json_incref(b) : json_object();
+        json_t *kind = json_object_get(req, "kind");
+        if (kind && !(json_is_string(kind) && !strcmp(json_string_value(kind), seg)))
+          rc = srv_fail(err, SRV_EBAD_FIELD, "kind",
+                        "decide: the body's 'kind' differs from the path's '%s'", seg);
+        else
+          json_object_set_new(req, "kind", json_string(seg));
+        out->op = SRV_OP_DECIDE;
+      }
+    }
+  } else if (IS("/v1/customers") || IS("/v1/items") || IS("/v1/identify")) {
+    int items = IS("/v1/items"), identify = IS("/v1/identify");
+    if (method != SRV_POST) {
+      rc = wrong_method(err, method, path, "POST");
+    } else if (!(rc = body_object(body, body_len, path, &b, err))) {
+      out->op = identify ? SRV_OP_IDENTIFY
+                : items  ? SRV_OP_ITEM_UPSERT
+                         : SRV_OP_CUSTOMER_UPSERT;
+      req = identify ? json_incref(b) : json_pack("{sO}", items ? "item" : "customer", b);
+    }
+  } else if (UNDER("/v1/customers/") || UNDER("/v1/items/")) {
+    int items = UNDER("/v1/items/");
+    size_t k = items ? sizeof("/v1/items/") - 1 : sizeof("/v1/customers/") - 1;
+    if (decode_segment(p + k, n - k, seg)) {
+      rc = srv_fail(err, SRV_ENOT_FOUND, "id",
+                    "%s: the id must be 1 to %d bytes of percent-encoded UTF-8", path,
+                    SRV_MAX_ID_BYTES);
+    } else if (items) {
+      if (method != SRV_DELETE) rc = wrong_method(err, method, path, "DELETE");
+      out->op = SRV_OP_ITEM_DELETE;
+      req = json_pack("{ss}", "item", seg);
+    } else if (method == SRV_GET || method == SRV_DELETE) {
+      out->op = method == SRV_GET ? SRV_OP_CUSTOMER_GET : SRV_OP_CUSTOMER_FORGET;
+      req = json_pack("{ss}", "customer", seg);
+    } else {
+      rc = wrong_method(err, method, path, "GET or DELETE");
+    }
+  } else {
+    rc = srv_fail(err, SRV_ENOT_FOUND, NULL, "no route for %s %s", method_name(method),
+                  path);
+  }
+#undef IS
+#undef UNDER
+route_done:
+  if (!rc && out->op >= 0) {
+    if (!req) req = json_object();
+    rc = req ? validate(req, lim, out, err) : oom(err, path);
+  }
+  json_decref(req);
+  json_decref(b);
+  if (set_id_null(out, err)) rc = SRV_EINTERNAL;
+  return rc;
+}
+
+/*
+** Input buffer.
+*/
+int srv_in_space(srv_inbuf *b, size_t want, char **p, size_t *n) {
+  if (b->start == b->len) {
+    b->start = b->len = b->scanned = 0;
+    /* An idle connection gives back what a large line made it take. */
+    if (b->cap > 2 * want) {
+      free(b->buf);
+      b->buf = NULL;
+      b->cap = 0;
+    }
+  }
+  if (b->cap - b->len < want && b->start) {
+    memmove(b->buf, b->buf + b->start, b->len - b->start);
+    b->len -= b->start;
+    b->start = 0;
+  }
+  if (b->cap - b->len < want) {
+    size_t cap = b->len + want;
+    char *nb = realloc(b->buf, cap);
+    if (!nb) return -1;
+    b->buf = nb;
+    b->cap = cap;
+  }
+  *p = b->buf + b->len;
+  *n = b->cap - b->len;
+  return 0;
+}
+
+void srv_in_commit(srv_inbuf *b, size_t n) { b->len += n; }
+
+int srv_in_line(srv_inbuf *b, size_t max_line, const char **line, size_t *len) {
+  while (b->skipping) {
+    char *nl = b->start < b->len ? memchr(b->buf + b->start, '\n', b->len - b->start)
+                                 : NULL;
+    if (!nl) {
+      b->start = b->len;
+      b->scanned = 0;
+      return SRV_LINE_NONE;
+    }
+    b->start = (size_t)(nl - b->buf) + 1;
+    b->scanned = 0;
+    b->skipping = 0;
+  }
+  size_t from = b->start + b->scanned;
+  char *nl = from < b->len ? memchr(b->buf + from, '\n', b->len - from) : NULL;
+  if (!nl) {
+    b->scanned = b->len - b->start;
+    if (b->scanned > max_line) {
+      /* Drop what there is and the rest of the line as it comes. */
+      b->skipping = 1;
+      b->start = b->len;
+      b->scanned = 0;
+      return SRV_LINE_TOO_LONG;
+    }
+    return SRV_LINE_NONE;
+  }
+  size_t at = b->start, l = (size_t)(nl - (b->buf + at));
+  b->start = at + l + 1;
+  b->scanned = 0;
+  if (l && b->buf[at + l - 1] == '\r') l--;
+  if (l > max_line) return SRV_LINE_TOO_LONG;
+  *line = b->buf + at;
+  *len = l;
+  return SRV_LINE_OK;
+}
+
+size_t srv_in_pending(const srv_inbuf *b) { return b->len - b->start; }
+
+void srv_in_consume(srv_inbuf *b, size_t n) {
+  b->start += n < b->len - b->start ? n : b->len - b->start;
+  b->scanned = 0;
+}
+
+void srv_in_free(srv_inbuf *b) {
+  free(b->buf);
+  memset(b, 0, sizeof *b);
+}
+
+int srv_sniff(const char *p, size_t n) {
+  static const char *const methods[] = {"GET ",  "POST ",  "PUT ",     "DELETE ",
+                                        "HEAD ", "PATCH ", "OPTIONS ", "CONNECT ",
+                                        "TRACE "};
+  if (n == 0) return SRV_SNIFF_MORE;
+  int prefix = 0;
+  for (size_t i = 0; i < sizeof methods / sizeof *methods; i++) {
+    size_t m = strlen(methods[i]);
+    if (n >= m && !memcmp(p, methods[i], m)) return SRV_SNIFF_HTTP;
+    if (n < m && !memcmp(p, methods[i], n)) prefix = 1;
+  }
+  return prefix ? SRV_SNIFF_MORE : SRV_SNIFF_NDJSON;
+}

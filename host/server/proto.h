@@ -1,0 +1,220 @@
+/*
+** proto.h: the server's protocol, apart from sockets.  What a request is
+** (an operation, its id, the permission it needs, the text the engine gets),
+** how NDJSON lines are cut out of a byte stream, and how an NDJSON line or
+** an HTTP request becomes a request or an error.  Nothing here touches
+** libuv or the engine, so the fuzz target (tests/fuzz) drives it directly.
+*/
+#ifndef TAILOR_SRV_PROTO_H
+#define TAILOR_SRV_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+** Permissions, as bits; a role is a set of them (SRV_ROLE_MAP).
+*/
+enum {
+  SRV_PERM_EVENTS = 1u << 0,   /* send behavioural events, identify */
+  SRV_PERM_DECIDE = 1u << 1,   /* ask for decisions */
+  SRV_PERM_CATALOG = 1u << 2,  /* item upserts and deletes */
+  SRV_PERM_PROFILES = 1u << 3, /* customer profiles, with email and phone */
+  SRV_PERM_ERASE = 1u << 4,    /* erase a customer (GDPR) */
+  SRV_PERM_STATS = 1u << 5,    /* stats and metrics */
+  SRV_PERM_ALL = (1u << 6) - 1
+};
+
+/* X(ENUM, "name", permissions, "what it is for") */
+#define SRV_ROLE_MAP(X)                                                    \
+  X(STOREFRONT, "storefront", SRV_PERM_EVENTS | SRV_PERM_DECIDE,          \
+    "events and decisions; never sees email or phone")                    \
+  X(ADMIN, "admin", SRV_PERM_ALL,                                         \
+    "everything: catalog, profiles with PII, erasure, stats")             \
+  X(METRICS, "metrics", SRV_PERM_STATS, "stats and /metrics only")
+
+typedef enum srv_role {
+#define SRV_ROLE_ENUM_(e, name, perms, doc) SRV_ROLE_##e,
+  SRV_ROLE_MAP(SRV_ROLE_ENUM_)
+#undef SRV_ROLE_ENUM_
+  SRV_ROLE_COUNT
+} srv_role;
+
+/* The role named `name`, or -1. */
+int srv_role_lookup(const char *name);
+const char *srv_role_name(int role);
+unsigned srv_role_perms(int role);
+
+/*
+** How an operation runs: on the event loop at once (INLINE), on a decision
+** worker (READ), or on the one writer thread, in arrival order (WRITE).
+*/
+enum { SRV_RUN_INLINE, SRV_RUN_READ, SRV_RUN_WRITE };
+
+/*
+** Operations: X(ENUM, "NDJSON name" or NULL for HTTP only, how it runs,
+** permissions it needs).
+*/
+#define SRV_OP_MAP(X)                                                      \
+  X(PING, "ping", SRV_RUN_INLINE, 0)                                       \
+  X(AUTH, "auth", SRV_RUN_INLINE, 0)                                       \
+  X(EVENT, "event", SRV_RUN_WRITE, SRV_PERM_EVENTS)                        \
+  X(EVENTS, "events", SRV_RUN_WRITE, SRV_PERM_EVENTS)                      \
+  X(ITEM_UPSERT, "item.upsert", SRV_RUN_WRITE, SRV_PERM_CATALOG)           \
+  X(ITEM_DELETE, "item.delete", SRV_RUN_WRITE, SRV_PERM_CATALOG)           \
+  X(CUSTOMER_UPSERT, "customer.upsert", SRV_RUN_WRITE, SRV_PERM_PROFILES)  \
+  X(IDENTIFY, "identify", SRV_RUN_WRITE, SRV_PERM_EVENTS)                  \
+  X(CUSTOMER_FORGET, "customer.forget", SRV_RUN_WRITE, SRV_PERM_ERASE)     \
+  X(CUSTOMER_GET, "customer.get", SRV_RUN_READ, SRV_PERM_PROFILES)         \
+  X(DECIDE, "decide", SRV_RUN_READ, SRV_PERM_DECIDE)                       \
+  X(STATS, "stats", SRV_RUN_READ, SRV_PERM_STATS)                          \
+  X(METRICS, NULL, SRV_RUN_READ, SRV_PERM_STATS)                           \
+  X(HEALTH, NULL, SRV_RUN_INLINE, 0)                                       \
+  X(PREFLIGHT, NULL, SRV_RUN_INLINE, 0)
+
+typedef enum srv_op {
+#define SRV_OP_ENUM_(e, name, run, perms) SRV_OP_##e,
+  SRV_OP_MAP(SRV_OP_ENUM_)
+#undef SRV_OP_ENUM_
+  SRV_OP_COUNT
+} srv_op;
+
+/* The op's wire name ("item.upsert"; "metrics" etc. for HTTP-only ones). */
+const char *srv_op_name(int op);
+int srv_op_run(int op);
+unsigned srv_op_perms(int op);
+
+/*
+** Error codes of responses: X(ENUM, "code", HTTP status, "message").
+*/
+#define SRV_ERR_MAP(X)                                                     \
+  X(BAD_JSON, "bad_json", 400, "malformed JSON")                           \
+  X(BAD_REQUEST, "bad_request", 400, "malformed HTTP request")             \
+  X(BAD_FIELD, "bad_field", 400, "missing or mistyped field")              \
+  X(UNKNOWN_OP, "unknown_op", 400, "unknown operation")                    \
+  X(TOO_LARGE, "too_large", 413, "request too large")                      \
+  X(UNAUTHORIZED, "unauthorized", 401, "missing or unknown token")         \
+  X(FORBIDDEN, "forbidden", 403, "the token's role does not allow this")   \
+  X(NOT_FOUND, "not_found", 404, "not found")                              \
+  X(BAD_METHOD, "method_not_allowed", 405, "method not allowed")           \
+  X(OVERLOADED, "overloaded", 503, "server overloaded")                    \
+  X(SHUTTING_DOWN, "shutting_down", 503, "server shutting down")           \
+  X(STORE, "store_error", 500, "store error")                              \
+  X(INTERNAL, "internal", 500, "internal error")
+
+typedef enum srv_err {
+  SRV_OK = 0,
+#define SRV_ERR_ENUM_(e, code, status, msg) SRV_E##e,
+  SRV_ERR_MAP(SRV_ERR_ENUM_)
+#undef SRV_ERR_ENUM_
+  SRV_ERR_COUNT
+} srv_err;
+
+const char *srv_err_code(int err);   /* "bad_field" */
+int srv_err_status(int err);         /* 400 */
+
+/* The srv_err for a tailor_code from the engine. */
+int srv_err_of_tailor(int code);
+
+/* An error: its code, the field at fault ("" when none), what and where. */
+typedef struct srv_error {
+  int code; /* srv_err */
+  char field[64];
+  char message[256];
+} srv_error;
+
+/* Fill `e` and return e->code. */
+int srv_fail(srv_error *e, int code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/*
+** A parsed request.  Every pointer is owned by the request and released by
+** srv_request_clear().
+*/
+typedef struct srv_request {
+  int op;          /* srv_op */
+  unsigned need;   /* permissions it needs (events may raise the op's) */
+  char *id;        /* the id as JSON text ("7", "\"a\""); "null" if none */
+  char *token;     /* the "token" field, or NULL */
+  char *text;      /* for the engine: NDJSON lines (writes), the decide
+                      request (decide), the customer id (customer ops) */
+  size_t text_len;
+  size_t n_events; /* lines in `text` for writes */
+  signed char *types; /* ev_type of each line, -1 when unknown */
+  char kind[32];   /* decide: the decision kind, for metrics */
+} srv_request;
+
+/* Limits the parser applies. */
+typedef struct srv_limits {
+  size_t max_batch; /* most events in one `events` request */
+} srv_limits;
+
+#define SRV_DEFAULT_MAX_BATCH 1000
+#define SRV_MAX_ID_BYTES 256 /* request ids, customer and item ids */
+
+/*
+** Parse and validate one NDJSON request line (`len` bytes, no newline,
+** not NUL-terminated).  Returns SRV_OK with *out filled, or an srv_err with
+** `err` filled; either way out->id holds the request's id when it could be
+** read ("null" otherwise), and the caller releases *out with
+** srv_request_clear().
+*/
+int srv_parse_line(const char *buf, size_t len, const srv_limits *lim,
+                   srv_request *out, srv_error *err);
+
+/* HTTP methods the routes know (the values do not matter to callers). */
+enum { SRV_GET, SRV_POST, SRV_DELETE, SRV_OPTIONS, SRV_OTHER_METHOD };
+
+/*
+** Route an HTTP request (method, the request target as sent, the body) to
+** a request, with the same validation as NDJSON.  Returns as
+** srv_parse_line(); out->id is always "null".
+*/
+int srv_parse_http(int method, const char *url, size_t url_len,
+                   const char *body, size_t body_len, const srv_limits *lim,
+                   srv_request *out, srv_error *err);
+
+void srv_request_clear(srv_request *r);
+
+/*
+** Input buffer and NDJSON framing.  Bytes are read straight into the
+** buffer's free space (srv_in_space, srv_in_commit); srv_in_line cuts the
+** next complete line.  A line longer than `max_line` is dropped as it
+** arrives (the buffer never holds more than max_line plus one read) and
+** reported once as SRV_LINE_TOO_LONG.
+*/
+typedef struct srv_inbuf {
+  char *buf;
+  size_t start;    /* first unconsumed byte */
+  size_t len;      /* end of the data */
+  size_t cap;
+  size_t scanned;  /* bytes after start known to hold no newline */
+  int skipping;    /* dropping the rest of an oversized line */
+} srv_inbuf;
+
+enum { SRV_LINE_NONE, SRV_LINE_OK, SRV_LINE_TOO_LONG };
+
+/* Free space of at least `want` bytes at *p (*n receives its size); 0, or
+   -1 when out of memory. */
+int srv_in_space(srv_inbuf *b, size_t want, char **p, size_t *n);
+void srv_in_commit(srv_inbuf *b, size_t n);
+
+/* The next line (without its "\n" or "\r\n"): SRV_LINE_OK with *line and
+   *len pointing into the buffer (valid until the next call), SRV_LINE_NONE
+   when no complete line is buffered, or SRV_LINE_TOO_LONG. */
+int srv_in_line(srv_inbuf *b, size_t max_line, const char **line, size_t *len);
+
+/* Bytes buffered and not yet consumed. */
+size_t srv_in_pending(const srv_inbuf *b);
+/* Consume `n` bytes (HTTP parsing consumes what its parser took). */
+void srv_in_consume(srv_inbuf *b, size_t n);
+void srv_in_free(srv_inbuf *b);
+
+/*
+** Which protocol a connection speaks, from its first bytes: SRV_SNIFF_HTTP
+** when they start an HTTP request line ("GET ", "POST ", ...),
+** SRV_SNIFF_NDJSON otherwise, SRV_SNIFF_MORE when too few bytes to tell.
+*/
+enum { SRV_SNIFF_MORE, SRV_SNIFF_NDJSON, SRV_SNIFF_HTTP };
+int srv_sniff(const char *p, size_t n);
+
+#endif /* TAILOR_SRV_PROTO_H */

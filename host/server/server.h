@@ -1,0 +1,114 @@
+/*
+** server.h: `tailor serve`, the socket server for storefronts (libuv):
+** NDJSON and HTTP/1.1 on one TCP port, optionally a Unix socket too.
+** The protocol is in docs/server.md; the threading model at the top of
+** server.c.  The CLI (host/cli/serve.c) reads the config file, takes the
+** "server" section out for srv_conf_parse(), opens the engine with the
+** rest, and calls srv_run().
+*/
+#ifndef TAILOR_SRV_SERVER_H
+#define TAILOR_SRV_SERVER_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "tailor.h"
+
+/*
+** The server's numeric settings: X(field, "key", default, min, max, "doc").
+** One table for the parser, the defaults, `tailor serve --help` and the
+** docs.
+*/
+#define SRV_CONF_INTS(X)                                                     \
+  X(max_line_bytes, "max_line_bytes", 65536, 256, 64L << 20,                 \
+    "longest NDJSON request line, in bytes")                                 \
+  X(max_body_bytes, "max_body_bytes", 1L << 20, 256, 64L << 20,              \
+    "largest HTTP request body, in bytes")                                   \
+  X(max_batch_events, "max_batch_events", 1000, 1, 100000,                   \
+    "most events in one `events` request")                                   \
+  X(max_connections, "max_connections", 1024, 1, 1000000,                    \
+    "open connections; more are answered with an error and closed")         \
+  X(max_inflight, "max_inflight", 64, 1, 65536,                              \
+    "requests of one connection in progress before its reads pause")        \
+  X(max_output_bytes, "max_output_bytes", 1L << 20, 4096, 1L << 30,          \
+    "unsent response bytes of one connection before its reads pause")       \
+  X(idle_timeout_ms, "idle_timeout_ms", 60000, 0, 86400000L,                 \
+    "close a connection with no complete request or response for this "    \
+    "long; 0: never")                                                        \
+  X(threads, "threads", 0, 0, 256, "decision worker threads; 0: one per CPU") \
+  X(shutdown_grace_ms, "shutdown_grace_ms", 10000, 0, 3600000L,              \
+    "on SIGTERM, how long in-flight work may take before connections are "  \
+    "closed")
+
+#define SRV_DEFAULT_LISTEN "127.0.0.1:7300"
+
+/* A token and the role (srv_role) it grants. */
+typedef struct srv_token {
+  char *token;
+  int role;
+} srv_token;
+
+/* The "server" section of the config.  Owns every pointer. */
+typedef struct srv_conf {
+  char *listen;          /* "host:port" ("[::1]:7300" for IPv6); "" for none */
+  char host[64];         /* numeric address */
+  int port;              /* 0: any free port, printed at start */
+  char *unix_path;       /* Unix socket path, or NULL */
+  srv_token *tokens;
+  size_t n_tokens;
+  char **cors;           /* allowed origins; "*" allows any */
+  size_t n_cors;
+#define SRV_CONF_FIELD_(f, key, def, lo, hi, doc) long f;
+  SRV_CONF_INTS(SRV_CONF_FIELD_)
+#undef SRV_CONF_FIELD_
+} srv_conf;
+
+/*
+** Parse the "server" section (NULL for the defaults) into `c`.  Unknown
+** keys and wrong types are errors naming the key, written to `err`.
+** Returns 0, or -1 with `c` holding nothing to free.
+*/
+int srv_conf_parse(const json_t *section, srv_conf *c, char *err, size_t errlen);
+void srv_conf_free(srv_conf *c);
+
+/*
+** Read a config file: the "server" section into `c`, and the rest (the
+** engine's keys) into *engine (a new reference the caller releases).
+** `path` NULL gives the defaults and an empty engine object.
+*/
+int srv_conf_load(const char *path, srv_conf *c, json_t **engine, char *err,
+                  size_t errlen);
+
+/*
+** Whether `c` may be served: tokens configured, or `insecure` with only
+** loopback TCP addresses.  0, or -1 with the reason in `err`.
+*/
+int srv_conf_check(const srv_conf *c, int insecure, char *err, size_t errlen);
+
+/* Replace the listen address and/or the Unix socket path (NULL: keep),
+   as --listen and --unix do.  0, or -1 with the reason in `err`. */
+int srv_conf_override(srv_conf *c, const char *listen, const char *unix_path,
+                      char *err, size_t errlen);
+
+/* Call `fn` for each numeric key: name, default, doc (for --help, docs). */
+void srv_conf_each(void (*fn)(void *ud, const char *key, long def, const char *doc),
+                   void *ud);
+
+/* What the command line adds to the config. */
+typedef struct srv_opts {
+  const char *config_path; /* re-read on SIGHUP; NULL: nothing to reload */
+  const char *listen;      /* --listen, kept over reloads; or NULL */
+  const char *unix_path;   /* --unix, kept over reloads; or NULL */
+  const json_t *engine;    /* the file's engine keys at start (borrowed), to
+                              warn when a reload changes them */
+  int insecure;            /* --insecure: without tokens everyone is admin */
+} srv_opts;
+
+/*
+** Serve `t` until SIGTERM or SIGINT.  Takes over `conf` (it frees it, and
+** replaces it on SIGHUP).  Returns 0 after a clean shutdown, 1 when the
+** server could not start (the reason is printed).
+*/
+int srv_run(tailor *t, srv_conf *conf, const srv_opts *o);
+
+#endif /* TAILOR_SRV_SERVER_H */
