@@ -45,6 +45,7 @@ int cmd_decide(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 

@@ -22,6 +22,7 @@ static const struct {
     {"checkpoint", cmd_checkpoint, "write the checkpoint of the indexes now"},
     {"report", cmd_report, "experiment results: conversion, revenue, uplift, p-values"},
     {"config", cmd_config, "list the configuration keys and defaults"},
+    {"serve", cmd_serve, "serve storefronts over NDJSON and HTTP (docs/server.md)"},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 

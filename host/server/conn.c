@@ -1,0 +1,695 @@
+/*
+** conn.c: one client connection, on the event loop: reading, telling
+** NDJSON from HTTP by the first bytes, cutting requests, authorizing them,
+** running or queueing them, and writing the responses back in request
+** order.
+**
+** Flow control.  A connection reads only while it has fewer than
+** max_inflight requests in progress and fewer than max_output_bytes of
+** responses the peer has not taken; past either, reading stops and what is
+** already buffered waits (at most one line plus one read).  So a client
+** that pipelines without reading answers, or sends faster than the engine
+** decides, is slowed down instead of growing the server's memory, and the
+** loop keeps serving the others.
+**
+** Ordering.  Responses leave in request order (a finished request waits for
+** the ones before it).  Writes go to the one writer thread in arrival
+** order; a read (decide, customer.get, stats) waits until the writes sent
+** before it on the same connection are stored, so a client sees its own
+** events in the decisions it asks for next.
+*/
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "server/internal.h"
+
+/* How often a connection re-reads the idle timeout when it is 0 (off). */
+#define SRV_IDLE_RECHECK_MS 60000
+
+typedef struct wreq {
+  uv_write_t req;
+  size_t len;
+  char data[];
+} wreq;
+
+static void pump_reads(conn *c);
+static void on_timer(uv_timer_t *t);
+
+job *srv_job_new(conn *c) {
+  job *j = calloc(1, sizeof *j);
+  if (!j) return NULL;
+  j->c = c;
+  j->t0 = uv_hrtime();
+  j->req.op = -1;
+  return j;
+}
+
+void srv_job_fail(job *j, int code, const char *field, const char *fmt, ...) {
+  j->err.code = code;
+  snprintf(j->err.field, sizeof j->err.field, "%s", field ? field : "");
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(j->err.message, sizeof j->err.message, fmt, ap);
+  va_end(ap);
+}
+
+static void job_free(job *j) {
+  srv_request_clear(&j->req);
+  free(j->origin);
+  if (j->body_tailor)
+    tailor_free(j->body);
+  else
+    free(j->body);
+  free(j->out);
+  free(j);
+}
+
+/*
+** Responses.
+*/
+char *srv_error_json(const srv_error *e) {
+  json_t *o = json_pack("{ss ss ss?}", "code", srv_err_code(e->code), "message",
+                        e->message, "field", e->field[0] ? e->field : NULL);
+  /* A message cut inside a UTF-8 sequence is not a JSON string: say less. */
+  if (!o)
+    o = json_pack("{ss ss sn}", "code", srv_err_code(e->code), "message",
+                  "(message not valid UTF-8)", "field");
+  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  return s;
+}
+
+/* {"id":ID,"result":BODY}\n or {"id":ID,"error":{...}}\n */
+static char *ndjson_response(job *j, size_t *len) {
+  const char *id = j->req.id ? j->req.id : "null";
+  char *err = j->err.code ? srv_error_json(&j->err) : NULL;
+  const char *key = j->err.code ? "error" : "result";
+  const char *body = j->err.code ? err : j->body ? j->body : "null";
+  size_t blen = j->err.code || !j->body ? strlen(body) : j->body_len;
+  size_t n = strlen(id) + blen + 32;
+  char *out = body ? malloc(n) : NULL;
+  if (out) {
+    int k = snprintf(out, n, "{\"id\":%s,\"%s\":", id, key);
+    memcpy(out + k, body, blen);
+    memcpy(out + k + blen, "}\n", 3);
+    *len = (size_t)k + blen + 2;
+  }
+  free(err);
+  return out;
+}
+
+/* Turn a finished job's outcome into the bytes of its response. */
+static void job_finalize(srv *s, job *j) {
+  if (j->req.op == SRV_OP_METRICS && !j->err.code) {
+    size_t len = 0;
+    char *text = srv_metrics_render(s, j->body, &len);
+    free(j->body);
+    j->body = text;
+    j->body_len = len;
+    j->ctype = "text/plain; version=0.0.4; charset=utf-8";
+    if (!text) srv_job_fail(j, SRV_EINTERNAL, NULL, "metrics: out of memory");
+  }
+  j->out = j->http ? srv_http_response(j, &j->out_len) : ndjson_response(j, &j->out_len);
+  j->state = J_DONE;
+}
+
+/*
+** Authorization.
+*/
+
+/* Equality that takes as long whatever the first differing byte. */
+static int same_secret(const char *given, const char *known) {
+  size_t a = strlen(given), b = strlen(known);
+  unsigned char diff = (unsigned char)(a != b);
+  for (size_t i = 0; i < b; i++)
+    diff |= (unsigned char)((i < a ? given[i] : 0) ^ known[i]);
+  return diff == 0;
+}
+
+static int role_of(const srv_conf *cf, const char *token) {
+  int role = -1;
+  for (size_t i = 0; i < cf->n_tokens; i++)
+    if (same_secret(token, cf->tokens[i].token)) role = cf->tokens[i].role;
+  return role;
+}
+
+/* What each permission lets a role do, for refusals. */
+static const char *perm_verb(unsigned missing) {
+  if (missing & SRV_PERM_CATALOG) return "change the catalog (item_upsert, item_delete)";
+  if (missing & SRV_PERM_PROFILES) return "read or write customer profiles";
+  if (missing & SRV_PERM_ERASE) return "erase customers";
+  if (missing & SRV_PERM_STATS) return "read stats and metrics";
+  if (missing & SRV_PERM_DECIDE) return "ask for decisions";
+  return "send events";
+}
+
+/* 0 when the caller may run the job (j->perms set), else the job fails. */
+static int authorize(conn *c, job *j) {
+  srv *s = c->s;
+  const srv_conf *cf = s->conf;
+  const char *op = srv_op_name(j->req.op);
+  const char *token = j->req.token ? j->req.token : c->token;
+  unsigned need = j->req.need;
+  if (j->req.op == SRV_OP_AUTH) {
+    int role = role_of(cf, j->req.token);
+    if (role < 0) {
+      srv_job_fail(j, SRV_EUNAUTHORIZED, "token", "auth: unknown token");
+      return -1;
+    }
+    char *copy = strdup(j->req.token);
+    if (!copy) {
+      srv_job_fail(j, SRV_EINTERNAL, NULL, "auth: out of memory");
+      return -1;
+    }
+    free(c->token);
+    c->token = copy;
+    j->role = role;
+    j->perms = srv_role_perms(role);
+    return 0;
+  }
+  if (!need) return 0;
+  if (!cf->n_tokens && s->opts.insecure) {
+    j->perms = SRV_PERM_ALL;
+    return 0;
+  }
+  if (!token) {
+    srv_job_fail(j, SRV_EUNAUTHORIZED, "token",
+                 j->http ? "%s needs a token: send 'Authorization: Bearer TOKEN'"
+                         : "%s needs a token: send {\"op\":\"auth\",\"token\":...} "
+                           "first, or a \"token\" field",
+                 op);
+    return -1;
+  }
+  int role = role_of(cf, token);
+  if (role < 0) {
+    srv_job_fail(j, SRV_EUNAUTHORIZED, "token", "%s: unknown token", op);
+    return -1;
+  }
+  unsigned perms = srv_role_perms(role);
+  if ((perms & need) != need) {
+    srv_job_fail(j, SRV_EFORBIDDEN, NULL, "%s: the %s role may not %s", op,
+                 srv_role_name(role), perm_verb(need & ~perms));
+    return -1;
+  }
+  j->perms = perms;
+  return 0;
+}
+
+static void run_inline(conn *c, job *j) {
+  const char *body = NULL;
+  char buf[96];
+  switch (j->req.op) {
+    case SRV_OP_PING:
+      body = "{\"pong\":true,\"version\":\"" TAILOR_VERSION_STRING "\"}";
+      break;
+    case SRV_OP_AUTH:
+      snprintf(buf, sizeof buf, "{\"role\":\"%s\"}", srv_role_name(j->role));
+      body = buf;
+      break;
+    case SRV_OP_HEALTH:
+      body = c->s->stopping ? "{\"status\":\"stopping\"}" : "{\"status\":\"ok\"}";
+      if (c->s->stopping) j->status = 503;
+      break;
+    case SRV_OP_PREFLIGHT:
+      if (!j->origin) {
+        srv_job_fail(j, SRV_EFORBIDDEN, "Origin",
+                     "preflight: origin not allowed (server.cors_origins)");
+        return;
+      }
+      j->status = 204;
+      body = "";
+      break;
+    default:
+      srv_job_fail(j, SRV_EINTERNAL, NULL, "%s does not run inline",
+                   srv_op_name(j->req.op));
+      return;
+  }
+  if (!(j->body = strdup(body))) srv_job_fail(j, SRV_EINTERNAL, NULL, "out of memory");
+  j->body_len = strlen(body);
+}
+
+static void queue_read(conn *c, job *j) {
+  j->state = J_QUEUED;
+  c->queued++;
+  srv_queue_read(c->s, j);
+}
+
+void srv_job_submit(conn *c, job *j) {
+  srv *s = c->s;
+  j->c = c;
+  if (c->tail)
+    c->tail->next = j;
+  else
+    c->head = j;
+  c->tail = j;
+  c->inflight++;
+  c->last_active = uv_now(s->loop);
+  if (j->err.code || authorize(c, j)) {
+    job_finalize(s, j);
+    return;
+  }
+  switch (srv_op_run(j->req.op)) {
+    case SRV_RUN_INLINE:
+      run_inline(c, j);
+      job_finalize(s, j);
+      break;
+    case SRV_RUN_READ:
+      /* Writes queued now were all sent before this read. */
+      if (c->writes_queued) {
+        j->state = J_HELD;
+        c->held++;
+      } else {
+        queue_read(c, j);
+      }
+      break;
+    default:
+      j->state = J_QUEUED;
+      c->queued++;
+      c->writes_queued++;
+      srv_queue_write(s, j);
+  }
+}
+
+/* Reads held for earlier writes go once no write before them is pending. */
+static void release_held(conn *c) {
+  int write_before = 0;
+  for (job *j = c->head; j && c->held; j = j->next) {
+    if (j->state == J_QUEUED && srv_op_run(j->req.op) == SRV_RUN_WRITE)
+      write_before = 1;
+    else if (j->state == J_HELD && !write_before) {
+      c->held--;
+      queue_read(c, j);
+    }
+  }
+}
+
+/*
+** Freeing and closing.
+*/
+static void conn_free_if_unused(conn *c) {
+  if (c->handles || c->queued) return;
+  srv *s = c->s;
+  for (job *j = c->head, *next; j; j = next) {
+    next = j->next;
+    job_free(j);
+  }
+  srv_in_free(&c->in);
+  srv_http_free(c);
+  free(c->token);
+  free(c);
+  s->alive--;
+  srv_maybe_stopped(s);
+}
+
+static void on_close(uv_handle_t *h) {
+  conn *c = h->data;
+  c->handles--;
+  conn_free_if_unused(c);
+}
+
+void srv_conn_close(conn *c) {
+  if (c->closing) return;
+  srv *s = c->s;
+  c->closing = 1;
+  if (c->counted) s->n_open--;
+  c->counted = 0;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    s->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+  uv_close(&c->h.handle, on_close);
+  uv_close((uv_handle_t *)&c->timer, on_close);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  conn *c = req->data;
+  if (c->closing) return;
+  if (status < 0 || c->eof || c->no_linger) {
+    srv_conn_close(c);
+    return;
+  }
+  /* Read (and drop) what the peer still sends until it closes too, so
+     closing with unread bytes does not reset the connection before it has
+     read our last response. */
+  c->lingering = 1;
+  uv_timer_start(&c->timer, on_timer, SRV_LINGER_MS, 0);
+  pump_reads(c);
+}
+
+/* Once nothing is left to answer: FIN, then close. */
+static void begin_shutdown(conn *c) {
+  if (c->shutting || c->closing) return;
+  c->shutting = 1;
+  c->shut.data = c;
+  if (uv_shutdown(&c->shut, &c->h.stream, on_shutdown)) srv_conn_close(c);
+}
+
+void srv_conn_finish(conn *c) {
+  c->no_more_input = 1;
+  c->close_after_flush = 1;
+  srv_conn_pump(c);
+}
+
+/* Idle timeout, and the end of a lingering close. */
+static void on_timer(uv_timer_t *t) {
+  conn *c = t->data;
+  srv *s = c->s;
+  if (c->closing) return;
+  if (c->lingering || c->no_linger) {
+    srv_conn_close(c);
+    return;
+  }
+  uint64_t idle = (uint64_t)s->conf->idle_timeout_ms, now = uv_now(s->loop);
+  if (!idle) {
+    uv_timer_start(t, on_timer, SRV_IDLE_RECHECK_MS, 0);
+    return;
+  }
+  /* Work of ours in progress is not the client's idleness. */
+  if (c->queued || now - c->last_active < idle) {
+    uint64_t left = c->queued ? idle : idle - (now - c->last_active);
+    uv_timer_start(t, on_timer, left ? left : 1, 0);
+    return;
+  }
+  srv_conn_close(c);
+}
+
+/*
+** Writing.
+*/
+static void on_write(uv_write_t *req, int status) {
+  wreq *w = (wreq *)req;
+  conn *c = req->handle->data;
+  c->out_bytes -= w->len;
+  free(w);
+  if (c->closing) return;
+  if (status < 0) {
+    srv_conn_close(c);
+    return;
+  }
+  c->last_active = uv_now(c->s->loop);
+  srv_conn_pump(c);
+}
+
+/* Queue bytes on the socket; closes the connection when it cannot. */
+static int conn_write(conn *c, const char *const *parts, const size_t *lens, int n) {
+  size_t total = 0;
+  for (int i = 0; i < n; i++) total += lens[i];
+  wreq *w = malloc(sizeof *w + total);
+  if (!w) {
+    srv_conn_close(c);
+    return -1;
+  }
+  w->len = 0;
+  for (int i = 0; i < n; i++) {
+    memcpy(w->data + w->len, parts[i], lens[i]);
+    w->len += lens[i];
+  }
+  uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
+  if (uv_write(&w->req, &c->h.stream, &buf, 1, on_write)) {
+    free(w);
+    srv_conn_close(c);
+    return -1;
+  }
+  c->out_bytes += total;
+  c->s->m.bytes_out += total;
+  return 0;
+}
+
+void srv_conn_write_raw(conn *c, const char *data, size_t len) {
+  conn_write(c, &data, &len, 1);
+}
+
+/* Send the finished responses at the head of the list, in one write. */
+static int conn_flush(conn *c) {
+  enum { BATCH = 64 };
+  const char *parts[BATCH];
+  size_t lens[BATCH];
+  int n = 0;
+  for (job *j = c->head; j && j->state == J_DONE && n < BATCH; j = j->next) {
+    /* A response that could not be built (out of memory) ends the
+       connection: the client would otherwise wait for it forever. */
+    if (!j->out) {
+      srv_conn_close(c);
+      return 0;
+    }
+    parts[n] = j->out;
+    lens[n++] = j->out_len;
+  }
+  if (!n) return 0;
+  if (conn_write(c, parts, lens, n)) return 0;
+  for (int i = 0; i < n; i++) {
+    job *j = c->head;
+    srv_metrics_observe(c->s, j);
+    if (!(c->head = j->next)) c->tail = NULL;
+    c->inflight--;
+    job_free(j);
+  }
+  return 1;
+}
+
+/*
+** Reading.
+*/
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  conn *c = h->data;
+  char *p;
+  size_t n;
+  if (srv_in_space(&c->in, SRV_READ_CHUNK, &p, &n)) {
+    *buf = uv_buf_init(NULL, 0); /* the read reports UV_ENOBUFS */
+    return;
+  }
+  *buf = uv_buf_init(p, (unsigned)(n < SRV_READ_CHUNK ? n : SRV_READ_CHUNK));
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  conn *c = st->data;
+  if (nread > 0) {
+    c->s->m.bytes_in += (uint64_t)nread;
+    srv_in_commit(&c->in, (size_t)nread);
+    if (c->lingering || c->no_more_input) {
+      srv_in_consume(&c->in, srv_in_pending(&c->in));
+      return;
+    }
+    srv_conn_pump(c);
+    return;
+  }
+  if (nread == 0) return;
+  if (nread == UV_EOF && !c->lingering) {
+    /* The peer is done sending: answer what came whole, then close. */
+    c->eof = 1;
+    c->close_after_flush = 1;
+    srv_conn_pump(c);
+    return;
+  }
+  srv_conn_close(c);
+}
+
+/* Read while the connection has room (see flow control above). */
+static void pump_reads(conn *c) {
+  const srv_conf *cf = c->s->conf;
+  int want = c->lingering ||
+             (!c->eof && !c->no_more_input && !c->shutting && !c->s->stopping &&
+              c->inflight < cf->max_inflight && c->out_bytes < (size_t)cf->max_output_bytes);
+  if (want && !c->reading) {
+    if (uv_read_start(&c->h.stream, on_alloc, on_read)) {
+      srv_conn_close(c);
+      return;
+    }
+    c->reading = 1;
+  } else if (!want && c->reading) {
+    uv_read_stop(&c->h.stream);
+    c->reading = 0;
+  }
+}
+
+static int blank(const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r') return 0;
+  return 1;
+}
+
+static void ndjson_request(conn *c, const char *line, size_t len) {
+  job *j = srv_job_new(c);
+  if (!j) {
+    srv_conn_close(c);
+    return;
+  }
+  srv_limits lim = {(size_t)c->s->conf->max_batch_events};
+  if (srv_parse_line(line, len, &lim, &j->req, &j->err) == SRV_EBAD_JSON) {
+    /* Nothing names such a request but its place on the connection. */
+    size_t at = strlen(j->err.message);
+    snprintf(j->err.message + at, sizeof j->err.message - at,
+             " (line %llu of this connection)", (unsigned long long)c->lines);
+  }
+  srv_job_submit(c, j);
+}
+
+static void too_long(conn *c) {
+  job *j = srv_job_new(c);
+  if (!j) {
+    srv_conn_close(c);
+    return;
+  }
+  srv_job_fail(j, SRV_ETOO_LARGE, NULL,
+               "line %llu of this connection is longer than max_line_bytes (%ld); "
+               "it was dropped",
+               (unsigned long long)c->lines, c->s->conf->max_line_bytes);
+  srv_job_submit(c, j);
+}
+
+/* Make requests of buffered bytes while there is room; whether any was. */
+static int conn_parse(conn *c) {
+  const srv_conf *cf = c->s->conf;
+  int made = 0;
+  while (!c->no_more_input && !c->closing && c->inflight < cf->max_inflight) {
+    if (c->mode == SRV_MODE_SNIFF) {
+      int k = srv_sniff(c->in.buf + c->in.start, srv_in_pending(&c->in));
+      if (k == SRV_SNIFF_MORE && !c->eof) break;
+      if (k == SRV_SNIFF_HTTP) {
+        if (srv_http_start(c)) {
+          srv_conn_close(c);
+          break;
+        }
+        c->mode = SRV_MODE_HTTP;
+      } else {
+        c->mode = SRV_MODE_NDJSON;
+      }
+    }
+    if (c->mode == SRV_MODE_HTTP) {
+      int k = srv_http_feed(c);
+      if (k <= 0) break;
+      made += k;
+      continue;
+    }
+    const char *line;
+    size_t len;
+    int r = srv_in_line(&c->in, (size_t)cf->max_line_bytes, &line, &len);
+    if (r == SRV_LINE_NONE) break;
+    made++;
+    c->lines++;
+    if (r == SRV_LINE_TOO_LONG)
+      too_long(c);
+    else if (!blank(line, len))
+      ndjson_request(c, line, len);
+  }
+  return made > 0;
+}
+
+void srv_conn_pump(conn *c) {
+  int progress;
+  do {
+    if (c->closing) return;
+    progress = conn_parse(c);
+    if (c->closing) return;
+    progress |= conn_flush(c);
+  } while (progress);
+  if (c->closing) return;
+  pump_reads(c);
+  if (!c->closing && c->close_after_flush && !c->head) begin_shutdown(c);
+}
+
+/*
+** Accepting.
+*/
+void srv_on_connection(uv_stream_t *server, int status) {
+  srv *s = server->data;
+  if (status < 0) {
+    srv_log(TAILOR_LOG_WARN, "accept: %s", uv_strerror(status));
+    return;
+  }
+  conn *c = calloc(1, sizeof *c);
+  if (!c) {
+    srv_log(TAILOR_LOG_ERROR, "accept: out of memory");
+    return;
+  }
+  c->s = s;
+  int tcp = server == (uv_stream_t *)&s->tcp;
+  int rc = tcp ? uv_tcp_init(s->loop, &c->h.tcp) : uv_pipe_init(s->loop, &c->h.pipe, 0);
+  if (rc) {
+    free(c);
+    srv_log(TAILOR_LOG_ERROR, "accept: %s", uv_strerror(rc));
+    return;
+  }
+  c->h.handle.data = c;
+  c->timer.data = c;
+  uv_timer_init(s->loop, &c->timer);
+  c->handles = 2;
+  s->alive++;
+  c->next = s->conns;
+  if (s->conns) s->conns->prev = c;
+  s->conns = c;
+  if ((rc = uv_accept(server, &c->h.stream))) {
+    srv_log(TAILOR_LOG_WARN, "accept: %s", uv_strerror(rc));
+    srv_conn_close(c);
+    return;
+  }
+  s->m.conns_total++;
+  c->last_active = uv_now(s->loop);
+  /* Responses are whole when written; no reason to wait for more. */
+  if (tcp) uv_tcp_nodelay(&c->h.tcp, 1);
+  if (s->n_open >= s->conf->max_connections) {
+    s->m.conns_refused++;
+    c->no_more_input = c->close_after_flush = c->no_linger = 1;
+    job *j = srv_job_new(c);
+    if (!j) {
+      srv_conn_close(c);
+      return;
+    }
+    srv_job_fail(j, SRV_EOVERLOADED, NULL,
+                 "too many connections (max_connections is %ld); try again later",
+                 s->conf->max_connections);
+    srv_job_submit(c, j);
+    uv_timer_start(&c->timer, on_timer, SRV_LINGER_MS, 0);
+    srv_conn_pump(c);
+    return;
+  }
+  c->counted = 1;
+  s->n_open++;
+  long idle = s->conf->idle_timeout_ms;
+  uv_timer_start(&c->timer, on_timer, idle > 0 ? (uint64_t)idle : SRV_IDLE_RECHECK_MS, 0);
+  srv_conn_pump(c);
+}
+
+/*
+** Jobs back from the threads.
+*/
+void srv_on_done(uv_async_t *a) {
+  srv *s = a->data;
+  uv_mutex_lock(&s->done_mu);
+  job *list = s->done_head;
+  s->done_head = s->done_tail = NULL;
+  uv_mutex_unlock(&s->done_mu);
+  conn *dirty = NULL;
+  for (job *j = list, *next; j; j = next) {
+    next = j->qnext;
+    conn *c = j->c;
+    int write = srv_op_run(j->req.op) == SRV_RUN_WRITE;
+    c->queued--;
+    if (write) c->writes_queued--;
+    if (c->closing) {
+      /* Its connection is gone; no later job of the list is c's once
+         c->queued is 0, so freeing c here is safe. */
+      j->state = J_DONE;
+      conn_free_if_unused(c);
+      continue;
+    }
+    job_finalize(s, j);
+    if (write && c->held) release_held(c);
+    if (!c->dirty) {
+      c->dirty = 1;
+      c->dirty_next = dirty;
+      dirty = c;
+    }
+  }
+  for (conn *c = dirty, *next; c; c = next) {
+    next = c->dirty_next;
+    c->dirty = 0;
+    srv_conn_pump(c);
+  }
+}

@@ -1,0 +1,307 @@
+/*
+** http.c: HTTP/1.1 on a connection, with Debian's http-parser (nodejs's
+** http_parser.c) doing the parsing: keep-alive and pipelining, bodies up
+** to max_body_bytes, `Authorization: Bearer`, CORS from server.cors_origins,
+** `Expect: 100-continue`.  A request becomes a job through srv_parse_http()
+** and then travels exactly like an NDJSON one; this file only frames it.
+*/
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "server/internal.h"
+
+/* Headers we keep. */
+enum { H_NONE, H_AUTH, H_ORIGIN, H_EXPECT };
+
+static http_state *state_of(http_parser *p) { return ((conn *)p->data)->http; }
+
+static void append(char *dst, size_t cap, size_t *len, const char *at, size_t n) {
+  /* Past the buffer the length keeps counting, so an overlong value is
+     recognized as such (len >= cap) and never used cut short. */
+  if (*len < cap) memcpy(dst + *len, at, *len + n <= cap ? n : cap - *len);
+  *len += n;
+}
+
+static int on_message_begin(http_parser *p) {
+  http_state *h = state_of(p);
+  h->url_len = h->field_len = h->auth_len = h->origin_len = h->expect_len = 0;
+  h->url_long = h->in_value = h->body_long = 0;
+  h->capture = H_NONE;
+  h->body_len = 0;
+  return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n) {
+  http_state *h = state_of(p);
+  append(h->url, sizeof h->url, &h->url_len, at, n);
+  if (h->url_len > sizeof h->url) h->url_long = 1;
+  return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n) {
+  http_state *h = state_of(p);
+  if (h->in_value) {
+    h->in_value = 0;
+    h->field_len = 0;
+  }
+  append(h->field, sizeof h->field, &h->field_len, at, n);
+  return 0;
+}
+
+static int field_is(http_state *h, const char *name) {
+  size_t n = strlen(name);
+  return h->field_len == n && !strncasecmp(h->field, name, n);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n) {
+  http_state *h = state_of(p);
+  if (!h->in_value) {
+    h->in_value = 1;
+    h->capture = field_is(h, "authorization") ? H_AUTH
+                 : field_is(h, "origin")      ? H_ORIGIN
+                 : field_is(h, "expect")      ? H_EXPECT
+                                              : H_NONE;
+  }
+  if (h->capture == H_AUTH) append(h->auth, sizeof h->auth, &h->auth_len, at, n);
+  if (h->capture == H_ORIGIN) append(h->origin, sizeof h->origin, &h->origin_len, at, n);
+  if (h->capture == H_EXPECT) append(h->expect, sizeof h->expect, &h->expect_len, at, n);
+  return 0;
+}
+
+static void make_request(conn *c);
+
+static int on_headers_complete(http_parser *p) {
+  conn *c = p->data;
+  http_state *h = c->http;
+  size_t max = (size_t)c->s->conf->max_body_bytes;
+  if (p->content_length != ULLONG_MAX && p->content_length > max) {
+    /* Refuse before the body arrives; the connection cannot go on. */
+    h->body_long = 1;
+    make_request(c);
+    return -1;
+  }
+  if (h->expect_len == 12 && !strncasecmp(h->expect, "100-continue", 12) && !c->head) {
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    srv_conn_write_raw(c, cont, sizeof cont - 1);
+  }
+  return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n) {
+  conn *c = p->data;
+  http_state *h = c->http;
+  size_t max = (size_t)c->s->conf->max_body_bytes;
+  if (h->body_long) return 0;
+  if (h->body_len + n > max) {
+    h->body_long = 1;
+    return 0;
+  }
+  if (h->body_len + n > h->body_cap) {
+    size_t cap = h->body_cap ? h->body_cap : 1024;
+    while (cap < h->body_len + n) cap *= 2;
+    char *b = realloc(h->body, cap);
+    if (!b) {
+      h->body_long = 1; /* answered as too large: the truth, for us */
+      return 0;
+    }
+    h->body = b;
+    h->body_cap = cap;
+  }
+  memcpy(h->body + h->body_len, at, n);
+  h->body_len += n;
+  return 0;
+}
+
+static int on_message_complete(http_parser *p) {
+  conn *c = p->data;
+  make_request(c);
+  /* Stop after this message when the connection is full or ends here;
+     srv_http_feed resumes later from the same byte. */
+  if (c->inflight >= c->s->conf->max_inflight || c->no_more_input)
+    http_parser_pause(p, 1);
+  return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* The Origin to echo when server.cors_origins allows it, else NULL. */
+static const char *cors_match(const srv_conf *cf, const char *origin) {
+  for (size_t i = 0; i < cf->n_cors; i++) {
+    if (!strcmp(cf->cors[i], "*")) return "*";
+    if (!strcmp(cf->cors[i], origin)) return origin;
+  }
+  return NULL;
+}
+
+static int method_of(int m) {
+  switch (m) {
+    case HTTP_GET: return SRV_GET;
+    case HTTP_POST: return SRV_POST;
+    case HTTP_DELETE: return SRV_DELETE;
+    case HTTP_OPTIONS: return SRV_OPTIONS;
+    default: return SRV_OTHER_METHOD;
+  }
+}
+
+static void make_request(conn *c) {
+  http_state *h = c->http;
+  srv *s = c->s;
+  job *j = srv_job_new(c);
+  if (!j) {
+    srv_conn_close(c);
+    return;
+  }
+  j->http = 1;
+  j->http_minor = h->p.http_minor;
+  j->keep_alive = !h->body_long && http_should_keep_alive(&h->p);
+  if (!j->keep_alive) c->no_more_input = c->close_after_flush = 1;
+  if (h->origin_len && h->origin_len < sizeof h->origin) {
+    h->origin[h->origin_len] = '\0';
+    const char *o = cors_match(s->conf, h->origin);
+    if (o && !(j->origin = strdup(o))) srv_job_fail(j, SRV_EINTERNAL, NULL, "out of memory");
+  }
+  srv_limits lim = {(size_t)s->conf->max_batch_events};
+  if (j->err.code) {
+    /* out of memory above: answered as such */
+  } else if (h->url_long) {
+    srv_job_fail(j, SRV_ETOO_LARGE, NULL, "the request target is longer than %d bytes",
+                 SRV_MAX_URL_BYTES);
+  } else if (h->body_long) {
+    srv_job_fail(j, SRV_ETOO_LARGE, NULL, "the body is larger than max_body_bytes (%ld)",
+                 s->conf->max_body_bytes);
+  } else {
+    srv_parse_http(method_of(h->p.method), h->url, h->url_len, h->body, h->body_len,
+                   &lim, &j->req, &j->err);
+  }
+  /* The token from "Authorization: Bearer TOKEN". */
+  if (!j->req.token && h->auth_len > 7 && h->auth_len < sizeof h->auth &&
+      !strncasecmp(h->auth, "Bearer ", 7)) {
+    size_t a = 7;
+    while (a < h->auth_len && h->auth[a] == ' ') a++;
+    j->req.token = strndup(h->auth + a, h->auth_len - a);
+  }
+  if (h->body_cap > SRV_READ_CHUNK) {
+    free(h->body);
+    h->body = NULL;
+    h->body_cap = 0;
+  }
+  h->body_len = 0;
+  srv_job_submit(c, j);
+}
+
+int srv_http_start(conn *c) {
+  if (!(c->http = calloc(1, sizeof *c->http))) return -1;
+  http_parser_init(&c->http->p, HTTP_REQUEST);
+  c->http->p.data = c;
+  return 0;
+}
+
+void srv_http_free(conn *c) {
+  if (!c->http) return;
+  free(c->http->body);
+  free(c->http);
+  c->http = NULL;
+}
+
+int srv_http_feed(conn *c) {
+  http_state *h = c->http;
+  size_t n = srv_in_pending(&c->in);
+  if (!n) return 0;
+  int before = c->inflight;
+  size_t used = http_parser_execute(&h->p, &settings, c->in.buf + c->in.start, n);
+  srv_in_consume(&c->in, used);
+  enum http_errno e = HTTP_PARSER_ERRNO(&h->p);
+  if (e == HPE_PAUSED) {
+    http_parser_pause(&h->p, 0);
+  } else if (e != HPE_OK || h->p.upgrade) {
+    /* The stream cannot be trusted past this point. */
+    if (!c->no_more_input && e != HPE_OK) {
+      job *j = srv_job_new(c);
+      if (!j) {
+        srv_conn_close(c);
+        return 0;
+      }
+      j->http = 1;
+      srv_job_fail(j, SRV_EBAD_REQUEST, NULL, "bad HTTP request: %s",
+                   http_errno_description(e));
+      srv_job_submit(c, j);
+    }
+    c->no_more_input = c->close_after_flush = 1;
+    srv_in_consume(&c->in, srv_in_pending(&c->in));
+  }
+  return c->inflight - before;
+}
+
+static const char *reason(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 503: return "Service Unavailable";
+    default: return status >= 500 ? "Internal Server Error" : "Error";
+  }
+}
+
+char *srv_http_response(job *j, size_t *len) {
+  int status = j->status ? j->status : j->err.code ? srv_err_status(j->err.code) : 200;
+  char *err = NULL;
+  const char *body = j->body ? j->body : "";
+  size_t blen = j->body ? j->body_len : 0;
+  if (j->err.code) {
+    char *e = srv_error_json(&j->err);
+    size_t n = e ? strlen(e) + 16 : 0;
+    if (e && (err = malloc(n))) blen = (size_t)snprintf(err, n, "{\"error\":%s}", e);
+    free(e);
+    if (!err) return NULL;
+    body = err;
+  }
+  char head[1024];
+  int k = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n", status, reason(status));
+  if (status != 204)
+    k += snprintf(head + k, sizeof head - (size_t)k,
+                  "Content-Type: %s\r\nContent-Length: %zu\r\n",
+                  j->ctype ? j->ctype : "application/json", blen);
+  k += snprintf(head + k, sizeof head - (size_t)k, "Cache-Control: no-store\r\n");
+  if (!j->keep_alive)
+    k += snprintf(head + k, sizeof head - (size_t)k, "Connection: close\r\n");
+  else if (j->http_minor == 0)
+    k += snprintf(head + k, sizeof head - (size_t)k, "Connection: keep-alive\r\n");
+  if (j->origin) {
+    k += snprintf(head + k, sizeof head - (size_t)k,
+                  "Access-Control-Allow-Origin: %.300s\r\n%s", j->origin,
+                  strcmp(j->origin, "*") ? "Vary: Origin\r\n" : "");
+    if (j->req.op == SRV_OP_PREFLIGHT)
+      k += snprintf(head + k, sizeof head - (size_t)k,
+                    "Access-Control-Allow-Methods: GET, POST, DELETE, OPTIONS\r\n"
+                    "Access-Control-Allow-Headers: Authorization, Content-Type\r\n"
+                    "Access-Control-Max-Age: %d\r\n",
+                    SRV_CORS_MAX_AGE);
+  }
+  if (status == 401)
+    k += snprintf(head + k, sizeof head - (size_t)k, "WWW-Authenticate: Bearer\r\n");
+  k += snprintf(head + k, sizeof head - (size_t)k, "\r\n");
+  char *out = malloc((size_t)k + blen);
+  if (out) {
+    memcpy(out, head, (size_t)k);
+    memcpy(out + k, body, blen);
+    *len = (size_t)k + blen;
+  }
+  free(err);
+  return out;
+}

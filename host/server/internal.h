@@ -1,0 +1,210 @@
+/*
+** internal.h: what the server's files share: the server, its connections
+** and the jobs (one per request) that travel between the event loop and
+** the worker threads.  The threading model is described in server.c.
+**
+** Ownership: the server owns its connections; a connection owns the jobs
+** of its requests (its list, in request order) until each response has
+** been handed to the socket.  A job on a thread's queue is still in its
+** connection's list; the thread only borrows it, and a connection is freed
+** only once none of its jobs is on a thread (conn.queued == 0).
+*/
+#ifndef TAILOR_SRV_INTERNAL_H
+#define TAILOR_SRV_INTERNAL_H
+
+#include <http_parser.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "engine/event.h"
+#include "server/proto.h"
+#include "server/server.h"
+
+/* Numbers that matter, in one place (the configurable ones are in
+   SRV_CONF_INTS in server.h). */
+#define SRV_READ_CHUNK (64 * 1024)   /* bytes asked of each read */
+#define SRV_BACKLOG 511              /* listen(2) backlog */
+#define SRV_LINGER_MS 2000           /* reading after our FIN, so an error
+                                        response is not lost to a RST */
+#define SRV_MAX_URL_BYTES 8192       /* HTTP request target */
+#define SRV_MAX_HEADER_BYTES 1024    /* a header value we keep */
+#define SRV_STATS_TTL_MS 10000       /* /metrics reuses engine stats this long */
+#define SRV_MAX_REPORTED_ERRORS 100  /* rejected events detailed per request */
+#define SRV_WRITE_GROUP_EVENTS 20000 /* events in one store transaction */
+#define SRV_LOG_PER_SEC 20           /* log lines a second before dropping */
+#define SRV_CORS_MAX_AGE 600         /* seconds a browser caches a preflight */
+
+enum { SRV_MODE_SNIFF, SRV_MODE_NDJSON, SRV_MODE_HTTP };
+enum { SRV_PROTO_NDJSON, SRV_PROTO_HTTP };
+enum { J_HELD, J_QUEUED, J_DONE };
+
+typedef struct srv srv;
+typedef struct conn conn;
+typedef struct job job;
+
+/* One request, from parsing to its response. */
+struct job {
+  conn *c;
+  job *next;         /* the connection's list */
+  job *qnext;        /* a thread's queue, or the done list */
+  srv_request req;   /* owned */
+  int state;         /* J_* */
+  unsigned perms;    /* of the caller (customer.get: PII or not) */
+  int role;          /* auth: the role its token grants */
+  int http;          /* answer as HTTP */
+  int keep_alive;    /* HTTP: keep the connection after this response */
+  int http_minor;    /* HTTP/1.x */
+  char *origin;      /* CORS: the allowed Origin to echo; owned or NULL */
+  uint64_t t0;       /* uv_hrtime() when the request was complete */
+  srv_error err;     /* err.code: SRV_OK, or what failed */
+  char *body;        /* the result (JSON, or text for /metrics); owned */
+  size_t body_len;
+  int body_tailor;   /* body came from the engine: tailor_free() it */
+  int status;        /* HTTP status when not derived (204 for preflight) */
+  const char *ctype; /* HTTP content type of body; NULL: JSON */
+  char *out;         /* the response bytes once done; owned */
+  size_t out_len;
+};
+
+/* HTTP request being received (http_parser callbacks fill it). */
+typedef struct http_state {
+  http_parser p;
+  char url[SRV_MAX_URL_BYTES];
+  size_t url_len;
+  int url_long;
+  char field[32];    /* the header name being read (lowercase, cut) */
+  size_t field_len;
+  int in_value;      /* the last callback was a header value */
+  int capture;       /* which header the value belongs to (H_*) */
+  char auth[SRV_MAX_HEADER_BYTES];
+  size_t auth_len;
+  char origin[SRV_MAX_HEADER_BYTES];
+  size_t origin_len;
+  char expect[32];
+  size_t expect_len;
+  char *body;
+  size_t body_len, body_cap;
+  int body_long;
+} http_state;
+
+struct conn {
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } h;
+  uv_timer_t timer;     /* idle timeout, then lingering close */
+  uv_shutdown_t shut;
+  srv *s;
+  conn *prev, *next;    /* the server's list */
+  conn *dirty_next;     /* connections to pump after completions */
+  int mode;             /* SRV_MODE_* */
+  srv_inbuf in;
+  http_state *http;     /* HTTP connections only; owned */
+  job *head, *tail;     /* requests in order, until their responses go out */
+  int inflight;         /* jobs in the list */
+  int queued;           /* of them, on a thread */
+  int writes_queued;    /* of them, writes on the writer thread */
+  int held;             /* reads waiting for earlier writes */
+  size_t out_bytes;     /* handed to uv_write, not yet written */
+  uint64_t lines;       /* NDJSON lines read, for messages */
+  uint64_t last_active; /* uv_now() of the last request or written reply */
+  char *token;          /* from the `auth` op; owned */
+  int handles;          /* libuv handles still open (stream, timer) */
+  unsigned reading : 1, eof : 1, no_more_input : 1, close_after_flush : 1,
+      closing : 1, shutting : 1, lingering : 1, no_linger : 1, dirty : 1,
+      counted : 1;
+};
+
+/* Counters of the event loop thread (only it writes them). */
+#define SRV_LATENCY_BUCKETS 14
+typedef struct srv_metrics {
+  uint64_t requests[2][SRV_OP_COUNT + 1]; /* by protocol and op; last:
+                                             requests that named none */
+  uint64_t errors[SRV_ERR_COUNT];     /* responses by error code */
+  uint64_t latency[SRV_OP_COUNT + 1][SRV_LATENCY_BUCKETS + 1];
+  double latency_sum[SRV_OP_COUNT + 1];
+  uint64_t conns_total, conns_refused, bytes_in, bytes_out;
+} srv_metrics;
+
+struct srv {
+  uv_loop_t *loop;
+  tailor *t;
+  srv_conf *conf;        /* owned; replaced on SIGHUP */
+  uint64_t conf_gen;
+  srv_opts opts;
+  uv_tcp_t tcp;
+  uv_pipe_t pipe;
+  int tcp_on, pipe_on;
+  uv_signal_t sig_term, sig_int, sig_hup;
+  uv_async_t done_async;
+  uv_timer_t grace;
+ conn *conns;
+  int n_open;            /* connections counted against max_connections */
+  int alive;             /* connection structs not yet freed */
+  int stopping;
+  int handles_closed;    /* the loop's own handles are closing */
+
+  /* Work queues (work.c): reads for the workers, writes for the writer. */
+  uv_mutex_t mu;
+  uv_cond_t read_cv, write_cv;
+  job *rq_head, *rq_tail, *wq_head, *wq_tail;
+  int stop_threads;
+  uv_thread_t *workers;
+  int n_workers;
+  uv_thread_t writer;
+  int writer_on;
+
+  /* Finished jobs, handed back to the loop through done_async. */
+  uv_mutex_t done_mu;
+  job *done_head, *done_tail;
+
+  /* Engine stats kept for /metrics (SRV_STATS_TTL_MS). */
+  uv_mutex_t stats_mu;
+  char *stats_cache;
+  uint64_t stats_at;
+
+  srv_metrics m;
+  _Atomic uint64_t ev_accepted[EV_TYPE_COUNT + 1]; /* last: unknown type */
+  _Atomic uint64_t ev_rejected;
+};
+
+/* Log a line to stderr (thread-safe, rate-limited). */
+void srv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* conn.c */
+void srv_on_connection(uv_stream_t *server, int status);
+void srv_on_done(uv_async_t *a);
+void srv_conn_pump(conn *c);
+void srv_conn_close(conn *c);
+void srv_conn_finish(conn *c); /* answer what is in flight, then close */
+void srv_job_fail(job *j, int code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void srv_job_submit(conn *c, job *j); /* authorize, then run or queue */
+void srv_conn_write_raw(conn *c, const char *data, size_t len);
+/* {"code":..,"message":..,"field":..} of an error; malloc'd, NULL when out
+   of memory. */
+char *srv_error_json(const srv_error *e);
+job *srv_job_new(conn *c);
+void srv_maybe_stopped(srv *s);
+
+/* http.c */
+int srv_http_start(conn *c);         /* 0, or -1 out of memory */
+int srv_http_feed(conn *c);          /* requests made from buffered bytes */
+void srv_http_free(conn *c);
+char *srv_http_response(job *j, size_t *len); /* malloc'd status+headers+body */
+
+/* work.c */
+int srv_threads_start(srv *s, int workers);
+void srv_threads_stop(srv *s);
+void srv_queue_read(srv *s, job *j);
+void srv_queue_write(srv *s, job *j);
+
+/* metrics.c */
+void srv_metrics_observe(srv *s, const job *j);
+/* Prometheus text from the loop's counters and the engine's stats JSON. */
+char *srv_metrics_render(srv *s, const char *stats_json, size_t *len);
+
+#endif /* TAILOR_SRV_INTERNAL_H */

@@ -1,0 +1,185 @@
+/*
+** metrics.c: the server's counters and GET /metrics in the Prometheus text
+** format (version 0.0.4): requests by protocol and op, latency histograms
+** by op, errors by code, connections, events accepted by type, and the
+** engine's figures (decisions, strategy errors, index and store sizes).
+*/
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "server/internal.h"
+
+/* Upper bounds of the latency buckets, in seconds (then +Inf). */
+static const double bounds[SRV_LATENCY_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
+
+static int op_slot(int op) { return op >= 0 && op < SRV_OP_COUNT ? op : SRV_OP_COUNT; }
+static const char *slot_name(int slot) {
+  return slot < SRV_OP_COUNT ? srv_op_name(slot) : "invalid";
+}
+
+void srv_metrics_observe(srv *s, const job *j) {
+  srv_metrics *m = &s->m;
+  int slot = op_slot(j->req.op);
+  double sec = (double)(uv_hrtime() - j->t0) / 1e9;
+  m->requests[j->http ? SRV_PROTO_HTTP : SRV_PROTO_NDJSON][slot]++;
+  if (j->err.code > 0 && j->err.code < SRV_ERR_COUNT) m->errors[j->err.code]++;
+  int b = 0;
+  while (b < SRV_LATENCY_BUCKETS && sec > bounds[b]) b++;
+  m->latency[slot][b]++;
+  m->latency_sum[slot] += sec;
+}
+
+/* A growing text buffer; on out of memory it turns NULL and stays so. */
+typedef struct sbuf {
+  char *p;
+  size_t len, cap;
+} sbuf;
+
+__attribute__((format(printf, 2, 3))) static void put(sbuf *b, const char *fmt, ...) {
+  if (!b->p && b->cap) return;
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if (b->p && b->len + (size_t)n < b->cap) {
+      b->len += (size_t)n;
+      return;
+    }
+    size_t cap = b->cap ? b->cap * 2 : 8192;
+    while (cap < b->len + (size_t)n + 1) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+      free(b->p);
+      b->p = NULL;
+      b->cap = 1;
+      return;
+    }
+    b->p = p;
+    b->cap = cap;
+  }
+}
+
+static void head(sbuf *b, const char *name, const char *type, const char *help) {
+  put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static json_int_t num(json_t *o, const char *path1, const char *path2) {
+  json_t *v = json_object_get(o, path1);
+  if (path2) v = json_object_get(v, path2);
+  return json_integer_value(v);
+}
+
+static long resident_bytes(void) {
+  long pages = 0, rss = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+  fclose(f);
+  return rss * sysconf(_SC_PAGESIZE);
+}
+
+char *srv_metrics_render(srv *s, const char *stats_json, size_t *len) {
+  const srv_metrics *m = &s->m;
+  static const char *const proto[] = {"ndjson", "http"};
+  sbuf b = {0};
+  json_t *st = json_loads(stats_json ? stats_json : "{}", 0, NULL);
+
+  head(&b, "tailor_requests_total", "counter", "Requests answered, by protocol and op.");
+  for (int p = 0; p < 2; p++)
+    for (int op = 0; op <= SRV_OP_COUNT; op++)
+      if (m->requests[p][op])
+        put(&b, "tailor_requests_total{proto=\"%s\",op=\"%s\"} %llu\n", proto[p],
+            slot_name(op), (unsigned long long)m->requests[p][op]);
+
+  head(&b, "tailor_request_duration_seconds", "histogram",
+       "From a request's last byte to its response handed to the socket.");
+  for (int op = 0; op <= SRV_OP_COUNT; op++) {
+    uint64_t n = 0;
+    for (int k = 0; k <= SRV_LATENCY_BUCKETS; k++) n += m->latency[op][k];
+    if (!n) continue;
+    uint64_t cum = 0;
+    for (int k = 0; k < SRV_LATENCY_BUCKETS; k++) {
+      cum += m->latency[op][k];
+      put(&b, "tailor_request_duration_seconds_bucket{op=\"%s\",le=\"%g\"} %llu\n",
+          slot_name(op), bounds[k], (unsigned long long)cum);
+    }
+    put(&b, "tailor_request_duration_seconds_bucket{op=\"%s\",le=\"+Inf\"} %llu\n",
+        slot_name(op), (unsigned long long)n);
+    put(&b, "tailor_request_duration_seconds_sum{op=\"%s\"} %.6f\n", slot_name(op),
+        m->latency_sum[op]);
+    put(&b, "tailor_request_duration_seconds_count{op=\"%s\"} %llu\n", slot_name(op),
+        (unsigned long long)n);
+  }
+
+  head(&b, "tailor_request_errors_total", "counter", "Error responses, by code.");
+  for (int e = 1; e < SRV_ERR_COUNT; e++)
+    put(&b, "tailor_request_errors_total{code=\"%s\"} %llu\n", srv_err_code(e),
+        (unsigned long long)m->errors[e]);
+
+  head(&b, "tailor_connections", "gauge", "Open connections.");
+  put(&b, "tailor_connections %d\n", s->n_open);
+  head(&b, "tailor_connections_total", "counter", "Connections accepted.");
+  put(&b, "tailor_connections_total %llu\n", (unsigned long long)m->conns_total);
+  head(&b, "tailor_connections_refused_total", "counter",
+       "Connections refused past max_connections.");
+  put(&b, "tailor_connections_refused_total %llu\n", (unsigned long long)m->conns_refused);
+  head(&b, "tailor_received_bytes_total", "counter", "Bytes read from clients.");
+  put(&b, "tailor_received_bytes_total %llu\n", (unsigned long long)m->bytes_in);
+  head(&b, "tailor_sent_bytes_total", "counter", "Bytes written to clients.");
+  put(&b, "tailor_sent_bytes_total %llu\n", (unsigned long long)m->bytes_out);
+
+  head(&b, "tailor_events_total", "counter",
+       "Events stored through this server, by type.");
+  for (int t = 0; t <= EV_TYPE_COUNT; t++) {
+    uint64_t n = atomic_load(&s->ev_accepted[t]);
+    if (n || t < EV_TYPE_COUNT)
+      put(&b, "tailor_events_total{type=\"%s\"} %llu\n",
+          t < EV_TYPE_COUNT ? ev_type_name((ev_type)t) : "other", (unsigned long long)n);
+  }
+  head(&b, "tailor_events_rejected_total", "counter", "Events refused as invalid.");
+  put(&b, "tailor_events_rejected_total %llu\n",
+      (unsigned long long)atomic_load(&s->ev_rejected));
+
+  /* The engine's own counters (this process) and sizes (may be up to
+     SRV_STATS_TTL_MS old). */
+  head(&b, "tailor_decisions_total", "counter", "Decisions made by the engine.");
+  put(&b, "tailor_decisions_total %lld\n", (long long)num(st, "process", "decisions"));
+  head(&b, "tailor_strategy_errors_total", "counter",
+       "Strategy calls that failed and served the fallback.");
+  put(&b, "tailor_strategy_errors_total %lld\n",
+      (long long)num(st, "process", "strategy_errors"));
+  head(&b, "tailor_index_size", "gauge", "Entries in the in-memory index, by kind.");
+  static const char *const kinds[] = {"items", "people", "sessions", "events_applied"};
+  for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+    put(&b, "tailor_index_size{kind=\"%s\"} %lld\n", kinds[i],
+        (long long)num(st, "index", kinds[i]));
+  head(&b, "tailor_store_rows", "gauge", "Rows in the store, by table.");
+  static const char *const tables[] = {"events_total", "items", "customers", "identities",
+                                       "outbox"};
+  for (size_t i = 0; i < sizeof tables / sizeof *tables; i++)
+    put(&b, "tailor_store_rows{table=\"%s\"} %lld\n",
+        i ? tables[i] : "events", (long long)num(st, tables[i], NULL));
+  head(&b, "tailor_store_events", "gauge", "Events in the store, by type.");
+  const char *key;
+  json_t *v;
+  json_object_foreach(json_object_get(st, "events"), key, v)
+      put(&b, "tailor_store_events{type=\"%s\"} %lld\n", key,
+          (long long)json_integer_value(v));
+
+  head(&b, "process_resident_memory_bytes", "gauge", "Resident memory of the server.");
+  put(&b, "process_resident_memory_bytes %ld\n", resident_bytes());
+  head(&b, "tailor_build_info", "gauge", "The running version.");
+  put(&b, "tailor_build_info{version=\"%s\"} 1\n", tailor_version());
+  json_decref(st);
+  if (b.p) *len = b.len;
+  return b.p;
+}

@@ -1,0 +1,302 @@
+/*
+** work.c: the server's threads.  Decision workers take read jobs (decide,
+** customer.get, stats, metrics) from one queue, as many at once as there
+** are workers; the writer takes every queued write job at once and commits
+** runs of them as one engine batch (one transaction, one fsync), in the
+** order they arrived.  Finished jobs go back to the event loop through
+** done_async.  No thread but the loop touches a connection.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "engine/util.h"
+#include "server/internal.h"
+
+static void push(job **head, job **tail, job *j) {
+  j->qnext = NULL;
+  if (*tail)
+    (*tail)->qnext = j;
+  else
+    *head = j;
+  *tail = j;
+}
+
+void srv_queue_read(srv *s, job *j) {
+  uv_mutex_lock(&s->mu);
+  push(&s->rq_head, &s->rq_tail, j);
+  uv_cond_signal(&s->read_cv);
+  uv_mutex_unlock(&s->mu);
+}
+
+void srv_queue_write(srv *s, job *j) {
+  uv_mutex_lock(&s->mu);
+  push(&s->wq_head, &s->wq_tail, j);
+  uv_cond_signal(&s->write_cv);
+  uv_mutex_unlock(&s->mu);
+}
+
+/* Hand finished jobs (a list linked by qnext) back to the loop. */
+static void finish(srv *s, job *first, job *last) {
+  uv_mutex_lock(&s->done_mu);
+  if (s->done_tail)
+    s->done_tail->qnext = first;
+  else
+    s->done_head = first;
+  s->done_tail = last;
+  uv_mutex_unlock(&s->done_mu);
+  uv_async_send(&s->done_async);
+}
+
+static void fail_tailor(job *j, int code, const tailor_error *e) {
+  srv_job_fail(j, srv_err_of_tailor(code), e->field, "%s",
+               e->message[0] ? e->message : tailor_strerror(code));
+}
+
+/* The engine's stats, at most SRV_STATS_TTL_MS old: they count the store's
+   tables, which takes time on a large store and holds its writer lock. */
+static char *cached_stats(srv *s, tailor_error *e) {
+  uint64_t now = util_mono_ns() / 1000000;
+  char *copy = NULL;
+  uv_mutex_lock(&s->stats_mu);
+  if (s->stats_cache && now - s->stats_at < SRV_STATS_TTL_MS)
+    copy = strdup(s->stats_cache);
+  uv_mutex_unlock(&s->stats_mu);
+  if (copy) return copy;
+  char *fresh = NULL;
+  if (tailor_stats(s->t, &fresh, e)) return NULL;
+  copy = strdup(fresh);
+  uv_mutex_lock(&s->stats_mu);
+  free(s->stats_cache);
+  s->stats_cache = strdup(fresh);
+  s->stats_at = now;
+  uv_mutex_unlock(&s->stats_mu);
+  tailor_free(fresh);
+  return copy;
+}
+
+static void run_read(srv *s, job *j) {
+  tailor_error e = {0};
+  int rc = TAILOR_OK;
+  char *out = NULL;
+  size_t len = 0;
+  switch (j->req.op) {
+    case SRV_OP_DECIDE:
+      rc = tailor_decide(s->t, j->req.text, j->req.text_len, &out, &len, &e);
+      break;
+    case SRV_OP_CUSTOMER_GET:
+      rc = tailor_customer(s->t, j->req.text,
+                           (j->perms & SRV_PERM_PROFILES) ? TAILOR_PII : 0, &out, &e);
+      break;
+    case SRV_OP_STATS:
+      rc = tailor_stats(s->t, &out, &e);
+      break;
+    case SRV_OP_METRICS:
+      /* Rendered on the loop, which owns the request counters. */
+      if ((j->body = cached_stats(s, &e))) {
+        j->body_len = strlen(j->body);
+        return;
+      }
+      rc = e.code ? e.code : TAILOR_ENOMEM;
+      break;
+    default:
+      srv_job_fail(j, SRV_EINTERNAL, NULL, "%s is not a read", srv_op_name(j->req.op));
+      return;
+  }
+  if (rc) {
+    fail_tailor(j, rc, &e);
+    tailor_free(out);
+    return;
+  }
+  j->body = out;
+  j->body_len = len ? len : strlen(out);
+  j->body_tailor = 1;
+}
+
+static void worker_main(void *arg) {
+  srv *s = arg;
+  for (;;) {
+    uv_mutex_lock(&s->mu);
+    while (!s->rq_head && !s->stop_threads) uv_cond_wait(&s->read_cv, &s->mu);
+    job *j = s->rq_head;
+    if (!j) {
+      uv_mutex_unlock(&s->mu);
+      return;
+    }
+    if (!(s->rq_head = j->qnext)) s->rq_tail = NULL;
+    uv_mutex_unlock(&s->mu);
+    run_read(s, j);
+    j->qnext = NULL;
+    finish(s, j, j);
+  }
+}
+
+/*
+** Writes.  A group is a run of queued jobs that carry event lines; their
+** lines are joined into one NDJSON batch, so line numbers of rejections
+** lead back to the job and the event within it.
+*/
+typedef struct group {
+  srv *s;
+  job **jobs;
+  size_t *first; /* 1-based line of each job's first event */
+  size_t n;
+  size_t cursor; /* job of the last rejection (they come in line order) */
+  json_t **errors;  /* per job: details of rejected events (events op) */
+  size_t *rejected; /* per job */
+} group;
+
+static void on_reject(void *ud, const tailor_error *e) {
+  group *g = ud;
+  size_t line = (size_t)e->line;
+  while (g->cursor + 1 < g->n && line >= g->first[g->cursor + 1]) g->cursor++;
+  job *j = g->jobs[g->cursor];
+  size_t index = line - g->first[g->cursor];
+  if (index >= j->req.n_events) return; /* cannot happen: one event a line */
+  g->rejected[g->cursor]++;
+  j->req.types[index] = -2; /* not counted as accepted */
+  if (j->req.op != SRV_OP_EVENTS) {
+    srv_job_fail(j, srv_err_of_tailor(e->code), e->field, "%s", e->message);
+    return;
+  }
+  if (!g->errors[g->cursor]) g->errors[g->cursor] = json_array();
+  if (json_array_size(g->errors[g->cursor]) < SRV_MAX_REPORTED_ERRORS)
+    json_array_append_new(
+        g->errors[g->cursor],
+        json_pack("{sI ss ss ss?}", "index", (json_int_t)index, "code",
+                  srv_err_code(srv_err_of_tailor(e->code)), "message", e->message,
+                  "field", e->field[0] ? e->field : NULL));
+}
+
+static void set_body(job *j, json_t *o) {
+  j->body = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  if (j->body)
+    j->body_len = strlen(j->body);
+  else
+    srv_job_fail(j, SRV_EINTERNAL, NULL, "out of memory");
+}
+
+static void commit_group(srv *s, job **jobs, size_t n) {
+  size_t total = 0, lines = 0;
+  for (size_t i = 0; i < n; i++) total += jobs[i]->req.text_len + 1;
+  group g = {s, jobs, calloc(n, sizeof *g.first), n, 0, calloc(n, sizeof *g.errors),
+             calloc(n, sizeof *g.rejected)};
+  char *text = malloc(total + 1);
+  int rc = TAILOR_ENOMEM;
+  size_t at = 0;
+  if (text && g.first && g.errors && g.rejected) {
+    for (size_t i = 0; i < n; i++) {
+      g.first[i] = lines + 1;
+      lines += jobs[i]->req.n_events;
+      memcpy(text + at, jobs[i]->req.text, jobs[i]->req.text_len);
+      at += jobs[i]->req.text_len;
+      text[at++] = '\n';
+    }
+    rc = tailor_ingest_batch(s->t, text, at, on_reject, &g, NULL, NULL);
+  }
+  for (size_t i = 0; i < n; i++) {
+    job *j = jobs[i];
+    if (rc) {
+      /* Nothing of the batch was stored; the engine logged why. */
+      if (!j->err.code)
+        srv_job_fail(j, rc == TAILOR_ENOMEM ? SRV_EINTERNAL : SRV_ESTORE, NULL,
+                     "%s: %s; nothing of this request was stored (see the "
+                     "server log)",
+                     srv_op_name(j->req.op), tailor_strerror(rc));
+      continue;
+    }
+    for (size_t k = 0; k < j->req.n_events; k++) {
+      int t = j->req.types[k];
+      if (t == -2) continue;
+      atomic_fetch_add(&s->ev_accepted[t >= 0 ? t : EV_TYPE_COUNT], 1);
+    }
+    size_t rej = g.rejected ? g.rejected[i] : 0;
+    atomic_fetch_add(&s->ev_rejected, rej);
+    if (j->req.op == SRV_OP_EVENTS) {
+      json_t *o = json_pack("{sI sI}", "accepted", (json_int_t)(j->req.n_events - rej),
+                            "rejected", (json_int_t)rej);
+      if (o && g.errors[i]) json_object_set(o, "errors", g.errors[i]);
+      set_body(j, o);
+    } else if (!j->err.code) {
+      set_body(j, json_pack("{sb}", "ok", 1));
+    }
+  }
+  for (size_t i = 0; g.errors && i < n; i++) json_decref(g.errors[i]);
+  free(g.errors);
+  free(g.first);
+  free(g.rejected);
+  free(text);
+}
+
+static void run_forget(srv *s, job *j) {
+  tailor_error e = {0};
+  int64_t erased = 0;
+  int rc = tailor_forget(s->t, j->req.text, &erased, &e);
+  if (rc)
+    fail_tailor(j, rc, &e);
+  else
+    set_body(j, json_pack("{sI}", "erased", (json_int_t)erased));
+}
+
+/* Commit queued writes in order: runs of event lines as groups, erasures
+   one by one between them. */
+static void run_writes(srv *s, job *list) {
+  job *run[256];
+  size_t n = 0, events = 0;
+  for (job *j = list; j; j = j->qnext) {
+    int lines = j->req.op != SRV_OP_CUSTOMER_FORGET;
+    if (n && (!lines || n == sizeof run / sizeof *run ||
+              events + j->req.n_events > SRV_WRITE_GROUP_EVENTS)) {
+      commit_group(s, run, n);
+      n = events = 0;
+    }
+    if (lines) {
+      run[n++] = j;
+      events += j->req.n_events;
+    } else {
+      run_forget(s, j);
+    }
+  }
+  if (n) commit_group(s, run, n);
+}
+
+static void writer_main(void *arg) {
+  srv *s = arg;
+  for (;;) {
+    uv_mutex_lock(&s->mu);
+    while (!s->wq_head && !s->stop_threads) uv_cond_wait(&s->write_cv, &s->mu);
+    job *list = s->wq_head, *last = s->wq_tail;
+    s->wq_head = s->wq_tail = NULL;
+    uv_mutex_unlock(&s->mu);
+    if (!list) return;
+    run_writes(s, list);
+    finish(s, list, last);
+  }
+}
+
+int srv_threads_start(srv *s, int workers) {
+  if (!(s->workers = calloc((size_t)workers, sizeof *s->workers))) return -1;
+  for (int i = 0; i < workers; i++) {
+    if (uv_thread_create(&s->workers[i], worker_main, s)) break;
+    s->n_workers++;
+  }
+  if (s->n_workers && !uv_thread_create(&s->writer, writer_main, s)) s->writer_on = 1;
+  return s->n_workers == workers && s->writer_on ? 0 : -1;
+}
+
+/* Called once the loop has no connection left, so the queues are empty. */
+void srv_threads_stop(srv *s) {
+  uv_mutex_lock(&s->mu);
+  s->stop_threads = 1;
+  uv_cond_broadcast(&s->read_cv);
+  uv_cond_broadcast(&s->write_cv);
+  uv_mutex_unlock(&s->mu);
+  for (int i = 0; i < s->n_workers; i++) uv_thread_join(&s->workers[i]);
+  if (s->writer_on) uv_thread_join(&s->writer);
+  free(s->workers);
+  s->workers = NULL;
+  s->n_workers = s->writer_on = 0;
+}
