@@ -1,0 +1,131 @@
+/*
+** request_fuzz.c: libFuzzer target for the server's request parser
+** (host/server/proto.c), the code that meets every byte a client sends.
+**
+** The first byte picks what the rest is fed to:
+**   0  one NDJSON line to srv_parse_line()
+**   1  a byte stream cut into lines by the input buffer (read sizes taken
+**      from the data itself), each line parsed
+**   2  an HTTP request: method (next byte), target up to '\n', then body,
+**      to srv_parse_http()
+**   3  protocol sniffing of the first bytes
+** and checks what callers rely on: an id is always set, a valid request's
+** op is known, and the engine text of a write is exactly n_events lines,
+** each a JSON object.  A broken promise aborts, so the fuzzer reports it.
+*/
+#include <jansson.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/proto.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define REQUIRE(cond) \
+  do {                \
+    if (!(cond)) abort(); \
+  } while (0)
+
+static void check_request(int rc, const srv_request *r, const srv_error *e) {
+  REQUIRE(r->id != NULL);
+  if (rc != SRV_OK) {
+    REQUIRE(e->code == rc && rc > 0 && rc < SRV_ERR_COUNT);
+    REQUIRE(memchr(e->message, '\0', sizeof e->message));
+    return;
+  }
+  REQUIRE(r->op >= 0 && r->op < SRV_OP_COUNT);
+  REQUIRE((r->need & ~(unsigned)SRV_PERM_ALL) == 0);
+  if (srv_op_run(r->op) == SRV_RUN_WRITE && r->op != SRV_OP_CUSTOMER_FORGET) {
+    REQUIRE(r->text && r->n_events >= 1 && r->types);
+    size_t lines = 0, start = 0;
+    for (size_t i = 0; i <= r->text_len; i++) {
+      if (i < r->text_len && r->text[i] != '\n') continue;
+      json_t *doc = json_loadb(r->text + start, i - start, 0, NULL);
+      REQUIRE(json_is_object(doc));
+      json_decref(doc);
+      lines++;
+      start = i + 1;
+    }
+    REQUIRE(lines == r->n_events);
+  }
+  if (r->op == SRV_OP_DECIDE) {
+    json_t *doc = json_loadb(r->text, r->text_len, 0, NULL);
+    REQUIRE(json_is_object(doc) && json_is_string(json_object_get(doc, "kind")));
+    REQUIRE(!json_object_get(doc, "token") && !json_object_get(doc, "id"));
+    json_decref(doc);
+  }
+  if (r->op == SRV_OP_CUSTOMER_GET || r->op == SRV_OP_CUSTOMER_FORGET)
+    REQUIRE(r->text && r->text_len > 0 && strlen(r->text) == r->text_len);
+}
+
+static void one_line(const char *p, size_t n) {
+  srv_limits lim = {16};
+  srv_request r;
+  srv_error e = {0};
+  int rc = srv_parse_line(p, n, &lim, &r, &e);
+  check_request(rc, &r, &e);
+  srv_request_clear(&r);
+}
+
+static void stream(const uint8_t *data, size_t size) {
+  srv_inbuf b = {0};
+  size_t at = 0, max_line = 200;
+  while (at < size) {
+    /* The next read's size comes from the data: reads of 1 to 64 bytes. */
+    size_t want = (size_t)(data[at] % 64) + 1, n;
+    char *space;
+    at++;
+    if (want > size - at) want = size - at;
+    REQUIRE(srv_in_space(&b, 64, &space, &n) == 0 && n >= 64);
+    memcpy(space, data + at, want);
+    srv_in_commit(&b, want);
+    at += want;
+    const char *line;
+    size_t len;
+    int k;
+    while ((k = srv_in_line(&b, max_line, &line, &len)) != SRV_LINE_NONE) {
+      if (k == SRV_LINE_OK) {
+        REQUIRE(len <= max_line && !memchr(line, '\n', len));
+        one_line(line, len);
+      }
+    }
+    /* The buffer never holds more than a line and a read. */
+    REQUIRE(srv_in_pending(&b) <= max_line + 64);
+  }
+  srv_in_free(&b);
+}
+
+static void http(const uint8_t *data, size_t size) {
+  if (size < 1) return;
+  int method = data[0] % (SRV_OTHER_METHOD + 1);
+  const char *p = (const char *)data + 1;
+  size_t n = size - 1;
+  const char *nl = memchr(p, '\n', n);
+  size_t url_len = nl ? (size_t)(nl - p) : n;
+  const char *body = nl ? nl + 1 : p + n;
+  size_t body_len = nl ? n - url_len - 1 : 0;
+  srv_limits lim = {16};
+  srv_request r;
+  srv_error e = {0};
+  int rc = srv_parse_http(method, p, url_len, body, body_len, &lim, &r, &e);
+  check_request(rc, &r, &e);
+  REQUIRE(!strcmp(r.id, "null"));
+  srv_request_clear(&r);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size < 1) return 0;
+  const char *rest = (const char *)data + 1;
+  switch (data[0] % 4) {
+    case 0: one_line(rest, size - 1); break;
+    case 1: stream(data + 1, size - 1); break;
+    case 2: http(data + 1, size - 1); break;
+    default: {
+      int k = srv_sniff(rest, size - 1);
+      REQUIRE(k == SRV_SNIFF_MORE || k == SRV_SNIFF_NDJSON || k == SRV_SNIFF_HTTP);
+      REQUIRE(size - 1 > 0 || k == SRV_SNIFF_MORE);
+    }
+  }
+  return 0;
+}
