@@ -67,7 +67,8 @@
     "on start")                                                              \
   X(audience_days, "index.audience_days", STR, "2,7,14",                    \
     "recency windows of the retargeting audiences, in days")                 \
-  X(trend_keys, "index.trend_keys", STR, "country,gender,device,source,category", \
+  X(trend_keys, "index.trend_keys", STR,                                    \
+    "country,gender,country+gender,device,source,category",                 \
     "segment keys with their own bestsellers; \"a+b\" joins two keys")
 
 typedef struct config {

@@ -37,7 +37,7 @@ static int bad(lua_State *L, trigger_run *r, const char *what) {
 /* Check one schedule entry at the top of the stack and queue it. */
 static void take_schedule(lua_State *L, trigger_run *r, lua_Integer i) {
   static const char *const allowed[] = {"key", "template", "channel", "delay",
-                                        "due", "customer", "vars"};
+                                        "due", "customer", "vars", "supersede"};
   char what[200];
   if (!lua_istable(L, -1)) {
     snprintf(what, sizeof what, "schedule[%lld] that is not a table", (long long)i);
@@ -99,6 +99,8 @@ static void take_schedule(lua_State *L, trigger_run *r, lua_Integer i) {
   json_object_set_new(row, "template", json_string(tmpl));
   json_object_set_new(row, "vars", vars ? json_incref(vars) : json_object());
   json_object_set_new(row, "due", json_integer(when));
+  json_t *sup = json_object_get(s, "supersede");
+  if (json_is_string(sup)) json_object_set(row, "supersede", sup);
   json_array_append_new(r->schedule, row);
   json_decref(s);
 }
@@ -149,9 +151,19 @@ static void apply_run(tailor *t, trigger_run *r) {
   json_t *v;
   tailor_error err = {0};
   pthread_mutex_lock(&t->write_mu);
+  /* A key ending in '*' cancels every pending key with that prefix. */
   json_array_foreach(r->cancel, i, v) {
-    if (store_outbox_cancel(t->st, json_string_value(v), NULL, &err))
-      eng_log(t, TAILOR_LOG_ERROR, "trigger: %s", err.message);
+    const char *key = json_string_value(v);
+    size_t n = strlen(key);
+    int rc;
+    if (n && key[n - 1] == '*') {
+      char prefix[512];
+      snprintf(prefix, sizeof prefix, "%.*s", (int)(n - 1), key);
+      rc = store_outbox_cancel_prefix(t->st, prefix, NULL, &err);
+    } else {
+      rc = store_outbox_cancel(t->st, key, NULL, &err);
+    }
+    if (rc) eng_log(t, TAILOR_LOG_ERROR, "trigger: %s", err.message);
   }
   int64_t week = util_now_ms() - 7 * 86400000LL;
   json_array_foreach(r->schedule, i, v) {
@@ -162,6 +174,11 @@ static void apply_run(tailor *t, trigger_run *r) {
       atomic_fetch_add(&t->n_trigger_capped, 1);
       continue;
     }
+    /* supersede: the new row replaces pending ones of that prefix (the
+       next win-back reminder moves instead of piling up). */
+    const char *sup = json_string_value(json_object_get(v, "supersede"));
+    if (sup && store_outbox_cancel_prefix(t->st, sup, NULL, &err))
+      eng_log(t, TAILOR_LOG_ERROR, "trigger: %s", err.message);
     char *vars = json_dumps(json_object_get(v, "vars"), JSON_COMPACT);
     store_outbox_row row = {json_string_value(json_object_get(v, "key")), customer,
                             channel, json_string_value(json_object_get(v, "template")),

@@ -21,7 +21,7 @@
 #include "index/index.h"
 
 #define CKPT_MAGIC "TAILORCK"
-#define CKPT_FORMAT 5
+#define CKPT_FORMAT 6
 
 /*
 ** Writing: a FILE with a running hash.
@@ -119,6 +119,8 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
     put_str(&w, it->doc);
     PUT(&w, it->price);
     PUT(&w, it->cost);
+    PUT(&w, it->prev_price);
+    PUT(&w, it->prev_in_stock);
     PUT(&w, it->category);
     PUT(&w, it->brand);
     PUT(&w, it->ntags);
@@ -132,6 +134,10 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
   for (uint32_t c = 0; c < x->categories.n; c++) {
     idx_ids none = {0};
     put_ids(&w, c < x->members_cap ? &x->members[c] : &none);
+  }
+  for (uint32_t i = 0; i < x->items.n; i++) {
+    idx_ids none = {0};
+    put_ids(&w, i < x->watchers_cap ? &x->watchers[i] : &none);
   }
   for (uint32_t i = 0; i < x->people.n; i++) {
     const idx_person *p = &x->person[i];
@@ -386,6 +392,8 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
       it->doc = get_str(&r);
       GET(&r, it->price);
       GET(&r, it->cost);
+      GET(&r, it->prev_price);
+      GET(&r, it->prev_in_stock);
       GET(&r, it->category);
       GET(&r, it->brand);
       GET(&r, it->ntags);
@@ -403,6 +411,12 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
     for (uint32_t c = 0; c < nc && !r.err; c++) {
       get_ids(&r, &x->members[c]);
       if (!ids_ok(&x->members[c], ni)) r.err = 1;
+    }
+    if (!r.err && ni && !(x->watchers = calloc(ni, sizeof *x->watchers))) r.err = 1;
+    x->watchers_cap = x->watchers ? ni : 0;
+    for (uint32_t i = 0; i < ni && !r.err; i++) {
+      get_ids(&r, &x->watchers[i]);
+      if (!ids_ok(&x->watchers[i], np)) r.err = 1;
     }
     for (uint32_t i = 0; i < np && !r.err; i++) {
       idx_person *p = &x->person[i];

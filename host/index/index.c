@@ -118,6 +118,9 @@ void idx_free(idx *x) {
   free(x->cat_tables);
   for (uint32_t i = 0; x->members && i < x->members_cap; i++)
     idx_ids_free(&x->members[i]);
+  for (uint32_t i = 0; x->watchers && i < x->watchers_cap; i++)
+    idx_ids_free(&x->watchers[i]);
+  free(x->watchers);
   free(x->members);
   free(x->item);
   free(x->person);
@@ -332,6 +335,8 @@ static int apply_catalog(idx *x, const ev *e) {
   }
   char *doc = json_dumps(item, JSON_COMPACT);
   if (!doc) return TAILOR_ENOMEM;
+  it->prev_price = it->price;
+  it->prev_in_stock = it->in_stock && !it->deleted && it->doc;
   free(it->doc);
   it->doc = doc;
   it->deleted = 0;
@@ -641,6 +646,27 @@ static int apply_copurchase(idx *x, idx_person *p, const ev *e,
   return 0;
 }
 
+/* Remember a customer as interested in an item (latest last, no repeats,
+   the oldest dropped past IDX_MAX_WATCHERS). */
+static int watch(idx *x, uint32_t item, uint32_t person) {
+  if (item >= x->watchers_cap) {
+    uint32_t n = x->watchers_cap ? x->watchers_cap : 1024;
+    while (n <= item) n *= 2;
+    idx_ids *w = realloc(x->watchers, n * sizeof *w);
+    if (!w) return -1;
+    memset(w + x->watchers_cap, 0, (n - x->watchers_cap) * sizeof *w);
+    x->watchers = w;
+    x->watchers_cap = n;
+  }
+  idx_ids *w = &x->watchers[item];
+  idx_ids_remove(w, person);
+  if (w->n >= IDX_MAX_WATCHERS) {
+    memmove(w->v, w->v + 1, (w->n - 1) * sizeof *w->v);
+    w->n--;
+  }
+  return idx_ids_push(w, person);
+}
+
 static int session_grow(idx *x, uint32_t sid) {
   if (sid < x->session_cap) return 0;
   uint32_t n = x->session_cap ? x->session_cap : 1024;
@@ -730,6 +756,9 @@ int idx_apply(idx *x, const ev *e) {
     idx_item *it = &x->item[i];
     if (!it->doc && e->lines[l].price > 0) it->price = e->lines[l].price;
     int rc = 0;
+    if (p && p->is_customer && (e->type == EV_VIEW || e->type == EV_ADD_TO_CART) &&
+        watch(x, i, pid))
+      return TAILOR_ENOMEM;
     if (aff_w > 0 && p &&
         ((it->category != INTERN_NONE && affinity_add(p, it->category, (float)aff_w)) ||
          (it->brand != INTERN_NONE && affinity_add(p, it->brand | IDX_AFF_BRAND, (float)aff_w))))
@@ -1061,4 +1090,24 @@ double idx_max_discount(const idx *x, uint32_t item, double min_margin_pct) {
   if (it->cost <= 0 || it->price <= 0) return 100;
   double d = 100 * (1 - it->cost / (it->price * (1 - min_margin_pct / 100)));
   return d < 0 ? 0 : d > 100 ? 100 : d;
+}
+
+size_t idx_watchers(const idx *x, uint32_t item, int64_t now, uint32_t days,
+                    uint32_t *out, size_t cap) {
+  if (item >= x->watchers_cap) return 0;
+  const idx_ids *w = &x->watchers[item];
+  int64_t from = now - (int64_t)days * 86400000;
+  size_t n = 0;
+  for (uint32_t i = w->n; i > 0 && n < cap; i--) {
+    uint32_t p = x->person[w->v[i - 1]].canon;
+    if (x->person[p].is_customer && x->person[p].last_seen >= from &&
+        !idx_ids_has(out, n, p))
+      out[n++] = p;
+  }
+  return n;
+}
+
+const char *idx_customer_id(const idx *x, uint32_t person) {
+  const char *key = intern_name(&x->people, person);
+  return key && key[0] == 'c' && key[1] == ':' ? key + 2 : NULL;
 }

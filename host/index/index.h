@@ -48,7 +48,7 @@ const char *idx_reason_name(idx_reason r);
 #define IDX_DEFAULT_CROSS_ORDER 0.5  /* weight of pairs across a customer's orders */
 #define IDX_CROSS_ORDER_ITEMS 20     /* earlier purchases a new order pairs with */
 #define IDX_MAX_ORDER_LINES 50       /* lines of one order that form pairs */
-#define IDX_DEFAULT_TREND_KEYS "country,gender,device,source,category"
+#define IDX_DEFAULT_TREND_KEYS "country,gender,country+gender,device,source,category"
 #define IDX_MAX_TREND_KEYS 16
 #define IDX_MAX_ATTRS 16             /* attributes kept per person */
 #define IDX_MAX_CATEGORY_DEPTH 6     /* category levels counted in trending */
@@ -86,6 +86,8 @@ typedef struct idx_item {
   char *doc;          /* compact catalog JSON (owned), NULL if never upserted */
   double price;       /* from the catalog, else the last price seen */
   double cost;        /* the catalog's "cost": what the item costs the shop; 0 unknown */
+  double prev_price;  /* the price before the last catalog update */
+  uint8_t prev_in_stock; /* in stock before the last catalog update */
   uint32_t category;  /* id in idx.categories, or INTERN_NONE */
   uint32_t brand;     /* id in idx.brands, or INTERN_NONE */
   uint32_t tags[IDX_MAX_TAGS]; /* ids in idx.tags */
@@ -94,6 +96,9 @@ typedef struct idx_item {
   uint8_t deleted;    /* removed from the catalog */
   uint64_t views, carts, purchases; /* lifetime counts */
 } idx_item;
+
+#define IDX_MAX_WATCHERS 64 /* customers remembered per item for price-drop
+                               and back-in-stock emails; the latest kept */
 
 /* A growable array of item ids. */
 typedef struct idx_ids {
@@ -215,6 +220,8 @@ typedef struct idx {
   idx_config cfg;
   intern items, people, sessions, categories, brands, attrs, tags;
   idx_ids *members;    /* by category id (every level): its items */
+  idx_ids *watchers;   /* by item id: customers who viewed or carted it */
+  uint32_t watchers_cap;
   uint32_t members_cap;
   cooc coview, copurchase;
   trend trend;
@@ -391,6 +398,14 @@ const idx_session *idx_session_of(const idx *x, const char *session);
    or above min_margin_pct: 1 - cost / (price * (1 - min_margin)).  100 when
    the item's cost is unknown. */
 double idx_max_discount(const idx *x, uint32_t item, double min_margin_pct);
+
+/* Customers who viewed or carted an item and were seen within `days` of
+   `now`, latest first; writes up to `cap` person ids, returns how many. */
+size_t idx_watchers(const idx *x, uint32_t item, int64_t now, uint32_t days,
+                    uint32_t *out, size_t cap);
+
+/* The customer id of a person ("c1"), or NULL for an anonymous one. */
+const char *idx_customer_id(const idx *x, uint32_t person);
 
 /* Coupons left in a pool (its configured size minus the popup_shown events
    that carried it as props.coupon); -1 for a pool that is not configured. */

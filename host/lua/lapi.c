@@ -371,6 +371,28 @@ static int l_item(lua_State *L) {
     lua_pushnumber(L, it->price);
     lua_setfield(L, -2, "price");
   }
+  lua_pushnumber(L, it->prev_price);
+  lua_setfield(L, -2, "previous_price");
+  lua_pushboolean(L, it->prev_in_stock);
+  lua_setfield(L, -2, "was_in_stock");
+  return 1;
+}
+
+/* tailor.watchers(item [, days]) -> customer ids who viewed or carted the
+   item and were seen within `days` (default 30), latest first. */
+static int l_watchers(lua_State *L) {
+  tailor *t = engine_of(L);
+  uint32_t item = idx_item_id(t->ix, luaL_checkstring(L, 1));
+  lua_Integer days = luaL_optinteger(L, 2, 30);
+  uint32_t people[IDX_MAX_WATCHERS];
+  size_t n = item == INTERN_NONE ? 0
+                                 : idx_watchers(t->ix, item, util_now_ms(), (uint32_t)days,
+                                                people, IDX_MAX_WATCHERS);
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_pushstring(L, idx_customer_id(t->ix, people[i]));
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
   return 1;
 }
 
@@ -501,6 +523,20 @@ static int l_max_discount(lua_State *L) {
   return 1;
 }
 
+/* tailor.category(id) -> the item's category path, or nil; cheaper than
+   tailor.item for filters that only need the category. */
+static int l_category(lua_State *L) {
+  tailor *t = engine_of(L);
+  uint32_t item = idx_item_id(t->ix, luaL_checkstring(L, 1));
+  const char *c = item == INTERN_NONE ? NULL
+                                      : intern_name(&t->ix->categories, t->ix->item[item].category);
+  if (c)
+    lua_pushstring(L, c);
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
 /* tailor.now() -> milliseconds since the epoch */
 static int l_now(lua_State *L) {
   lua_pushinteger(L, util_now_ms());
@@ -520,6 +556,8 @@ void lapi_open(lua_State *L, void *engine) {
       {"coupons_left", l_coupons_left},
       {"max_discount", l_max_discount},
       {"item", l_item},
+      {"category", l_category},
+      {"watchers", l_watchers},
       {"now", l_now},
       {NULL, NULL},
   };

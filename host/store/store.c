@@ -649,3 +649,21 @@ json_t *store_exposure_outcomes(store *s, int64_t window_ms, tailor_error *err) 
   sqlite3_finalize(st);
   return out;
 }
+
+int store_outbox_cancel_prefix(store *s, const char *prefix, int *cancelled,
+                               tailor_error *err) {
+  sqlite3_stmt *st;
+  /* substr, not LIKE: keys may hold % and _. */
+  if (sqlite3_prepare_v2(s->db,
+                         "UPDATE outbox SET state='cancelled', updated=?2 "
+                         "WHERE state='pending' AND substr(key, 1, length(?1)) = ?1",
+                         -1, &st, NULL) != SQLITE_OK)
+    return fail(err, TAILOR_ESTORE, s->db, "store: outbox");
+  bind_text(st, 1, prefix);
+  sqlite3_bind_int64(st, 2, util_now_ms());
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return fail(err, TAILOR_ESTORE, s->db, "store: outbox");
+  if (cancelled) *cancelled = sqlite3_changes(s->db);
+  return TAILOR_OK;
+}

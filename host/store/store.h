@@ -113,6 +113,11 @@ int store_outbox_add(store *s, const store_outbox_row *row, int *added,
 int store_outbox_cancel(store *s, const char *key, int *cancelled,
                         tailor_error *err);
 
+/* Cancel every pending outbox row whose key starts with `prefix`;
+   *cancelled (may be NULL) receives how many. */
+int store_outbox_cancel_prefix(store *s, const char *prefix, int *cancelled,
+                               tailor_error *err);
+
 /* Outbox rows of a customer's channel created since `since` (ms) that are
    pending or sent: what a frequency cap counts. */
 int64_t store_outbox_recent(store *s, const char *customer, const char *channel,

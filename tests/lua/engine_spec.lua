@@ -55,17 +55,17 @@ describe("the engine as a Lua module", function()
     e:close()
   end)
 
-  it("decides with the shipped strategy: most viewed, cart excluded", function()
+  it("decides with the shipped strategy: bestsellers on the home page, cart excluded", function()
     local e = engine()
     for _, v in ipairs { "a", "a", "a", "b", "b", "c" } do
       assert(e:ingest { type = "view", item = v, anon = "v1" })
     end
-    local d = e:decide { kind = "recommend", anon = "v2", k = 2 }
-    assert.is_nil(d.fallback)
+    local d = e:decide { kind = "recommend", anon = "v2", k = 2, page = { type = "home" } }
+    assert.is_nil(d.fallback, d.error)
     assert.are.same({ "a", "b" }, { d.items[1].id, d.items[2].id })
-    assert.are.equal("Popular right now", d.items[1].explain)
+    assert.are.equal("Bestseller right now", d.items[1].explain)
     assert(e:ingest { type = "add_to_cart", item = "a", anon = "v2" })
-    d = e:decide { kind = "recommend", anon = "v2", k = 2 }
+    d = e:decide { kind = "recommend", anon = "v2", k = 2, page = { type = "home" } }
     assert.are.same({ "b", "c" }, { d.items[1].id, d.items[2].id })
     e:close()
   end)

@@ -1,0 +1,21 @@
+-- audiences.lua: retargeting.  Which recency audiences a visitor is in,
+-- and the bid multiplier an ad platform should use for each (settings.lua).
+-- `tailor audiences export` lists the members of one for an ad platform.
+
+local settings = require "lib.settings"
+
+local function audiences(ctx)
+  local who = ctx.customer.id or ctx.customer.anon
+  if not who then return { audiences = {} } end
+  local out = {}
+  for _, a in ipairs(tailor.audiences(who)) do
+    for _, def in ipairs(settings.audiences) do
+      if def.days == a.days and def.purchased == a.purchased then
+        out[#out + 1] = { name = def.name, days = def.days, bid = def.bid }
+      end
+    end
+  end
+  return { audiences = out }
+end
+
+return { audiences = audiences }

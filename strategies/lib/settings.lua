@@ -1,0 +1,58 @@
+-- settings.lua: the shop's knobs, in one place.  Every strategy reads its
+-- numbers from here; change them here, not in the logic.
+
+return {
+  -- Value tiers by predicted revenue over the next 12 months
+  -- (ctx.customer.predicted_value, from the model fitted on your orders).
+  value_tiers = { vip = 500, high = 150 },
+
+  -- A customer without an order for this many days is lapsed (keep in
+  -- step with the engine's index.lapsed_days).
+  lapsed_days = 180,
+
+  -- Categories people buy again and again: already-bought items there may
+  -- be recommended again.
+  replenishable = { "Beauty", "Grocery", "Pets/Food" },
+
+  popup = {
+    -- Offers in priority order: the first one the visitor qualifies for
+    -- (and whose coupon pool is not empty) is shown.
+    offers = {
+      { name = "vip_15", segment = "vip", percent = 15, coupon = "VIP15",
+        title = "15% off, just for you", message = "Thank you for being one of our best customers." },
+      { name = "returning_10", segment = "returning_visitor", percent = 10, coupon = "WELCOMEBACK10",
+        title = "Welcome back: 10% off", message = "Good to see you again. Here is 10% off your order." },
+      { name = "free_shipping", segment = "new_visitor", coupon = "FREESHIP",
+        title = "Free shipping on your first order", message = "Your first order ships free." },
+    },
+    hidden_seconds = 5,  -- mobile: the page was hidden at least this long
+    time_on_page = 60,   -- seconds on a page before a popup may show
+    inactivity = 30,     -- seconds without interaction
+    cart_value = 75,     -- a cart worth this much may trigger a popup
+  },
+
+  discount = {
+    tiers = { vip = 10, high = 5 },  -- percent, by value tier
+    win_back_percent = 25,           -- for a lapsed customer ...
+    win_back_after_days = 300,       -- ... this long without an order
+    first_order_percent = 0,         -- set above 0 to welcome new customers
+  },
+
+  email = {
+    abandoned_cart_delay = 3600,          -- seconds after the last cart change
+    browse_abandonment_delay = 4 * 3600,  -- seconds after viewing without carting
+    post_purchase_days = 14,              -- follow-up with complements
+    win_back_days = 90,                   -- reminder after this long without an order
+    watch_days = 30,                      -- price drop / back in stock: who looked lately
+    recommendations = 4,                  -- items in an email
+  },
+
+  -- Retargeting: recency audiences (days since last seen, as in the
+  -- engine's index.audience_days) and how much more to bid on them.
+  audiences = {
+    { days = 2, purchased = false, name = "cart_abandoners_2d", bid = 1.6 },
+    { days = 7, purchased = false, name = "visitors_7d", bid = 1.2 },
+    { days = 14, purchased = false, name = "visitors_14d", bid = 1.0 },
+    { days = 14, purchased = true, name = "recent_buyers_14d", bid = 0.5 },
+  },
+}

@@ -1,0 +1,44 @@
+-- popup.lua: the one in-session offer a visitor may see.
+--
+-- A storefront asks for a popup when something happens on the page and
+-- says what in ctx.context.trigger: "exit_intent" (the mouse leaves a
+-- desktop page), "page_hidden" (a mobile page was hidden, with
+-- context.hidden_seconds), "time_on_page" (with context.seconds),
+-- "inactivity" (with context.seconds), or "cart_value" (with
+-- context.cart_value).  The offer depends on who the visitor is (first
+-- match in settings.popup.offers); at most one popup per session, none
+-- after a purchase in the session, and none once its coupon pool is empty.
+
+local settings = require "lib.settings"
+
+local function triggered(ctx)
+  local c, p = ctx.context, settings.popup
+  local t = c.trigger
+  if t == "exit_intent" then return not ctx.segments.mobile end
+  if t == "page_hidden" then return ctx.segments.mobile and (c.hidden_seconds or 0) >= p.hidden_seconds end
+  if t == "time_on_page" then return (c.seconds or 0) >= p.time_on_page end
+  if t == "inactivity" then return (c.seconds or 0) >= p.inactivity end
+  if t == "cart_value" then return (c.cart_value or 0) >= p.cart_value end
+  return false
+end
+
+local function popup(ctx)
+  local s = ctx.session
+  if s.popups_shown > 0 or s.purchased or not triggered(ctx) then return nil end
+  for _, offer in ipairs(settings.popup.offers) do
+    if ctx.segments[offer.segment] then
+      local left = offer.coupon and tailor.coupons_left(offer.coupon)
+      -- A pool that is not configured is unlimited; an empty one is off.
+      if left == nil or left > 0 then
+        return {
+          name = offer.name, title = offer.title, message = offer.message,
+          coupon = offer.coupon, percent = offer.percent,
+          free_shipping = offer.name == "free_shipping" or nil,
+        }
+      end
+    end
+  end
+  return nil
+end
+
+return { popup = popup }

@@ -1,0 +1,137 @@
+-- triggers.lua: "if this then that" emails.  on_event sees every new event
+-- and answers with emails to schedule (and pending ones to cancel); the
+-- engine keeps them in the outbox and re-checks consent and the weekly cap.
+--
+--   welcome              on signup, right away
+--   abandoned cart       an hour after the last cart change; a purchase cancels it
+--   browse abandonment   hours after viewing without carting; a cart cancels it
+--   post-purchase        N days after an order, with complements of the order
+--   win-back             N days after the last order; each order moves it
+--   price drop           to customers who looked at an item lately
+--   back in stock        likewise, when an item returns
+--
+-- VIP customers get their own template (the template name + "_vip").
+
+local settings = require "lib.settings"
+local recs = require "lib.recs"
+
+local E = settings.email
+
+local function template(ctx, name)
+  return ctx.segments.vip and (name .. "_vip") or name
+end
+
+-- The items an email shows: id, name, price, link, image.
+local function describe(ids)
+  local out = {}
+  for _, id in ipairs(ids) do
+    local item = tailor.item(id)
+    if item then
+      out[#out + 1] = { id = id, name = item.name or id, price = item.price,
+                        url = item.url, image = item.image }
+    end
+  end
+  return out
+end
+
+local function picks(ctx)
+  local ids = {}
+  for _, row in ipairs(recs.for_email(ctx, E.recommendations)) do ids[#ids + 1] = row.id end
+  return describe(ids)
+end
+
+local function consented(ctx)
+  return ctx.customer.consent.email and ctx.customer.has_email
+end
+
+-- Emails to everyone who looked at an item lately (price drop, back in stock).
+local function to_watchers(item_id, kind, vars)
+  local out = {}
+  for _, customer in ipairs(tailor.watchers(item_id, E.watch_days)) do
+    local c = tailor.customer(customer)
+    if c.consent.email and c.has_email then
+      local vip = (c.predicted_value or 0) >= settings.value_tiers.vip
+      out[#out + 1] = {
+        key = kind .. ":" .. item_id .. ":" .. customer .. ":" .. vars.stamp,
+        customer = customer, template = vip and (kind .. "_vip") or kind, delay = 0,
+        vars = vars.fields,
+      }
+    end
+  end
+  return out
+end
+
+local on = {}
+
+function on.signup(ctx, ev)
+  return { schedule = { { key = "welcome:" .. ev.customer, template = template(ctx, "welcome"),
+                          delay = 0, vars = { items = picks(ctx) } } } }
+end
+
+function on.add_to_cart(ctx, ev)
+  local who = ctx.customer.id
+  return {
+    cancel = { "browse:" .. who .. ":*" },
+    schedule = { {
+      key = "abandoned_cart:" .. who .. ":" .. ev.ts, supersede = "abandoned_cart:" .. who .. ":",
+      template = template(ctx, "abandoned_cart"), delay = E.abandoned_cart_delay,
+      vars = { cart = describe(ctx.customer.cart), items = picks(ctx) },
+    } },
+  }
+end
+
+function on.view(ctx, ev)
+  local who = ctx.customer.id
+  if #ctx.customer.cart > 0 then return nil end -- the cart email covers them
+  return { schedule = { {
+    key = "browse:" .. who .. ":" .. ev.item, supersede = "browse:" .. who .. ":",
+    template = template(ctx, "browse_abandonment"), delay = E.browse_abandonment_delay,
+    vars = { viewed = describe({ ev.item }), items = picks(ctx) },
+  } } }
+end
+
+function on.purchase(ctx, ev)
+  local who = ctx.customer.id
+  local bought = {}
+  for _, line in ipairs(ev.items or { { id = ev.item } }) do bought[#bought + 1] = line.id end
+  local complements = {}
+  for _, row in ipairs(tailor.also_bought(bought, { k = E.recommendations, exclude = ctx.customer.bought })) do
+    complements[#complements + 1] = row.id
+  end
+  return {
+    cancel = { "abandoned_cart:" .. who .. ":*", "browse:" .. who .. ":*" },
+    schedule = {
+      { key = "post_purchase:" .. ev.order_id, template = template(ctx, "post_purchase"),
+        delay = E.post_purchase_days * 86400,
+        vars = { order_id = ev.order_id, bought = describe(bought), items = describe(complements) } },
+      { key = "win_back:" .. who .. ":" .. ev.order_id, supersede = "win_back:" .. who .. ":",
+        template = template(ctx, "win_back"), delay = E.win_back_days * 86400,
+        vars = { items = picks(ctx) } },
+    },
+  }
+end
+
+function on.item_upsert(ctx, ev)
+  local item = tailor.item(ev.item.id)
+  if not item then return nil end
+  if item.in_stock and not item.was_in_stock then
+    return { schedule = to_watchers(item.id, "back_in_stock",
+      { stamp = ev.ts, fields = { item = describe({ item.id })[1] } }) }
+  end
+  if item.in_stock and item.previous_price and item.price < item.previous_price then
+    return { schedule = to_watchers(item.id, "price_drop",
+      { stamp = item.price, fields = { item = describe({ item.id })[1], old_price = item.previous_price } }) }
+  end
+  return nil
+end
+
+local function on_event(ctx, ev)
+  local handler = on[ev.type]
+  if not handler then return nil end
+  -- Customer emails need a known, consenting customer; catalog events
+  -- (price drop, back in stock) pick their customers themselves.
+  if ev.type ~= "item_upsert" and not (ctx.customer.id and consented(ctx)) then return nil end
+  return handler(ctx, ev)
+end
+
+return { on_event = on_event }

@@ -1,0 +1,247 @@
+-- shipped_spec.lua: the scenarios merchants care about, on the shipped
+-- strategies and the real engine.
+local tailor = require "tailor"
+local root = os.getenv("TAILOR_ROOT") or "."
+local DAY = 86400
+
+local function iso(seconds_ago)
+  return os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() - seconds_ago)
+end
+
+local function shop(extra)
+  local cfg = {
+    db = ":memory:", strategies = root .. "/strategies",
+    coupons = "FREESHIP=100,WELCOMEBACK10=100,VIP15=10",
+    lua = { reload_interval_ms = 60000 },
+  }
+  for k, v in pairs(extra or {}) do cfg[k] = v end
+  local e = assert(tailor.open(cfg))
+  local catalog = {
+    { id = "jacket", name = "Winter Jacket", price = 149, cost = 60, category = "Women/Outerwear/Jackets", brand = "Nordkap" },
+    { id = "hat", name = "Wool Hat", price = 24, cost = 8, category = "Accessories/Hats", brand = "Nordkap" },
+    { id = "gloves", name = "Leather Gloves", price = 39, cost = 15, category = "Accessories/Gloves", brand = "Nordkap" },
+    { id = "scarf", name = "Scarf", price = 29, cost = 10, category = "Accessories/Scarves", brand = "Other" },
+    { id = "sofa", name = "Oslo Sofa", price = 899, cost = 500, category = "Home/Living/Sofas", brand = "Hem" },
+    { id = "sofa2", name = "Bergen Sofa", price = 799, cost = 450, category = "Home/Living/Sofas", brand = "Hem" },
+    { id = "armchair", name = "Oslo Armchair", price = 399, cost = 200, category = "Home/Living/Armchairs", brand = "Hem" },
+    { id = "table", name = "Oslo Coffee Table", price = 249, cost = 100, category = "Home/Living/Tables", brand = "Hem" },
+    { id = "runner", name = "Trail Runner", price = 119, cost = 50, category = "Sport/Running/Shoes", brand = "Velo" },
+    { id = "tights", name = "Running Tights", price = 59, cost = 20, category = "Sport/Running/Apparel", brand = "Velo" },
+    { id = "yoga", name = "Yoga Mat", price = 35, cost = 10, category = "Sport/Yoga", brand = "Om" },
+  }
+  for _, it in ipairs(catalog) do assert(e:ingest { type = "item_upsert", item = it }) end
+  return e
+end
+
+local function order(e, who, id, items, seconds_ago)
+  local lines = {}
+  for _, i in ipairs(items) do lines[#lines + 1] = { id = i } end
+  assert(e:ingest { type = "purchase", customer = who, order_id = id, items = lines,
+                    ts = seconds_ago and iso(seconds_ago) or nil })
+end
+
+local function ids(d)
+  local out = {}
+  for _, it in ipairs(d.items) do out[#out + 1] = it.id end
+  return out
+end
+
+local function has(list, x)
+  for _, v in ipairs(list) do if v == x then return true end end
+  return false
+end
+
+describe("the shipped strategies", function()
+  it("a winter jacket in the cart brings hats and gloves", function()
+    local e = shop()
+    for i = 1, 6 do order(e, "o" .. i, "a" .. i, { "jacket", "hat", "gloves" }, 3 * DAY) end
+    for i = 1, 2 do order(e, "p" .. i, "b" .. i, { "yoga", "tights" }, 3 * DAY) end
+    assert(e:ingest { type = "add_to_cart", item = "jacket", anon = "v1" })
+    local d = e:decide { kind = "recommend", anon = "v1", k = 2, page = { type = "cart" } }
+    assert.is_nil(d.fallback, d.error)
+    table.sort(d.items, function(a, b) return a.id < b.id end)
+    assert.are.same({ "gloves", "hat" }, ids(d))
+    assert.matches("Customers who bought Winter Jacket also bought this", d.items[1].explain, 1, true)
+    e:close()
+  end)
+
+  it("offers free shipping to a new visitor on exit intent, 10% to a returning one, once a session", function()
+    local e = shop()
+    local new = e:decide { kind = "popup", anon = "n1", session = "s1",
+                           context = { trigger = "exit_intent", device = "desktop" } }
+    assert.is_nil(new.fallback, new.error)
+    assert.are.equal("free_shipping", new.result.name)
+    -- A returning visitor: a visit before this one.
+    assert(e:ingest { type = "view", item = "hat", anon = "r1", session = "old", ts = iso(3 * DAY) })
+    assert(e:ingest { type = "view", item = "hat", anon = "r1", session = "s2" })
+    local back = e:decide { kind = "popup", anon = "r1", session = "s2",
+                            context = { trigger = "exit_intent", device = "desktop" } }
+    assert.are.equal("returning_10", back.result.name)
+    assert.are.equal(10, back.result.percent)
+    -- The storefront reports the popup; a second exit intent gets nothing.
+    assert(e:ingest { type = "popup_shown", name = "returning_10", anon = "r1", session = "s2",
+                      props = { coupon = "WELCOMEBACK10" } })
+    local again = e:decide { kind = "popup", anon = "r1", session = "s2",
+                             context = { trigger = "exit_intent", device = "desktop" } }
+    assert.is_nil(again.result)
+    -- Exit intent means nothing on mobile; a hidden page does.
+    local mobile = e:decide { kind = "popup", anon = "n2", session = "s3",
+                              context = { trigger = "exit_intent", device = "mobile" } }
+    assert.is_nil(mobile.result)
+    mobile = e:decide { kind = "popup", anon = "n2", session = "s3",
+                        context = { trigger = "page_hidden", hidden_seconds = 8, device = "mobile" } }
+    assert.are.equal("free_shipping", mobile.result.name)
+    e:close()
+  end)
+
+  it("switches an offer off when its coupon pool runs out", function()
+    local e = shop { coupons = "FREESHIP=1" }
+    assert(e:ingest { type = "popup_shown", name = "free_shipping", anon = "x", session = "sx",
+                      props = { coupon = "FREESHIP" } })
+    local d = e:decide { kind = "popup", anon = "n1", session = "s1",
+                         context = { trigger = "exit_intent" } }
+    assert.is_nil(d.result)
+    e:close()
+  end)
+
+  it("offers a sofa buyer a matching armchair or table, not another sofa", function()
+    local e = shop()
+    for i = 1, 5 do order(e, "h" .. i, "s" .. i, { "sofa", "armchair", "table" }, 90 * DAY) end
+    for i = 1, 5 do order(e, "k" .. i, "t" .. i, { "sofa", "sofa2" }, 90 * DAY) end
+    order(e, "c1", "mine", { "sofa" }, 60 * DAY)
+    local d = e:decide { kind = "recommend", customer = "c1", k = 3, page = { type = "email" } }
+    assert.is_nil(d.fallback, d.error)
+    local got = ids(d)
+    assert.is_true(has(got, "armchair") or has(got, "table"))
+    assert.is_false(has(got, "sofa2"))
+    assert.is_false(has(got, "sofa"))
+    e:close()
+  end)
+
+  it("gives a customer lapsed for 10 months the win-back tier on their category", function()
+    local e = shop()
+    order(e, "c1", "o1", { "runner" }, 320 * DAY)
+    order(e, "c1", "o2", { "tights" }, 300 * DAY)
+    local d = e:decide { kind = "discount", customer = "c1" }
+    assert.is_nil(d.fallback, d.error)
+    assert.are.equal("win_back", d.result.tier)
+    assert.are.equal(25, d.result.percent)
+    assert.matches("^Sport/Running", d.result.category)
+    -- The margin guard: a discount on the sofa alone is capped by its cost.
+    e:close()
+  end)
+
+  it("caps any discount that would sell below the margin", function()
+    local e = shop()
+    order(e, "c1", "o1", { "sofa" }, 320 * DAY)
+    assert(e:ingest { type = "add_to_cart", item = "sofa", customer = "c1" })
+    local d = e:decide { kind = "discount", customer = "c1" }
+    -- 1 - 500 / (899 * 0.85) = 34.6% would keep 15% margin: 25% is fine.
+    assert.are.equal(25, d.result.percent)
+    assert(e:ingest { type = "item_upsert", item = { id = "sofa", name = "Oslo Sofa", price = 899,
+                                                     cost = 700, category = "Home/Living/Sofas" } })
+    d = e:decide { kind = "discount", customer = "c1" }
+    assert.is_true(d.result.capped)
+    assert.are.equal(8, d.result.percent) -- floor(100 * (1 - 700 / (899 * 0.85)))
+    e:close()
+  end)
+
+  it("schedules an abandoned-cart email that a purchase cancels", function()
+    local e = shop()
+    assert(e:ingest { type = "customer_upsert", customer = { id = "c1", email = "ada@example.com",
+                                                             consent = { email = true } } })
+    assert(e:ingest { type = "add_to_cart", item = "jacket", customer = "c1" })
+    local rows = e:outbox()
+    assert.are.equal(1, #rows)
+    assert.matches("^abandoned_cart:c1:", rows[1].key)
+    assert.are.equal("abandoned_cart", rows[1].template)
+    assert.are.equal("Winter Jacket", rows[1].vars.cart[1].name)
+    order(e, "c1", "o1", { "jacket" })
+    rows = e:outbox("pending")
+    for _, r in ipairs(rows) do assert.is_nil(r.key:match("^abandoned_cart")) end
+    local cancelled = e:outbox("cancelled")
+    assert.are.equal(1, #cancelled)
+    -- The purchase schedules the follow-up and the win-back reminder.
+    local keys = {}
+    for _, r in ipairs(rows) do keys[#keys + 1] = r.template end
+    table.sort(keys)
+    assert.are.same({ "post_purchase", "win_back" }, keys)
+    e:close()
+  end)
+
+  it("sends no email to a customer without email consent", function()
+    local e = shop()
+    assert(e:ingest { type = "customer_upsert", customer = { id = "c2", email = "bo@example.com",
+                                                             consent = { email = false } } })
+    assert(e:ingest { type = "add_to_cart", item = "jacket", customer = "c2" })
+    order(e, "c2", "o1", { "jacket" })
+    assert.are.equal(0, #e:outbox())
+    e:close()
+  end)
+
+  it("tells a woman runner in Germany different bestsellers from everyone's", function()
+    local e = shop()
+    -- Everyone buys yoga mats; women in Germany buy running gear.
+    for i = 1, 8 do order(e, "y" .. i, "y" .. i, { "yoga" }, DAY) end
+    for i = 1, 3 do
+      assert(e:ingest { type = "customer_upsert", customer = { id = "de" .. i,
+                        attrs = { country = "DE", gender = "female" } } })
+      order(e, "de" .. i, "d" .. i, { "tights", "runner" }, DAY)
+    end
+    assert(e:ingest { type = "customer_upsert", customer = { id = "anna",
+                      attrs = { country = "DE", gender = "female" } } })
+    local global = e:decide { kind = "recommend", anon = "nobody", k = 1, page = { type = "home" } }
+    local anna = e:decide { kind = "recommend", customer = "anna", k = 2, page = { type = "home" } }
+    assert.are.same({ "yoga" }, ids(global))
+    assert.is_false(has(ids(anna), "yoga"))
+    assert.are.equal("Bestseller among women in Germany", anna.items[1].explain)
+    e:close()
+  end)
+
+  it("assigns the product-page experiment stably and by its weights", function()
+    local e = shop()
+    order(e, "o1", "a1", { "jacket", "hat" }, DAY)
+    local count, first = { control = 0, cosine = 0 }, {}
+    for i = 1, 10000 do
+      local d = e:decide { kind = "recommend", anon = "u" .. i, k = 1, page = { type = "product", item = "jacket" } }
+      assert.is_nil(d.fallback, d.error)
+      if i <= 50 then first[i] = d.items[1].id end
+    end
+    local report = e:report_experiments(7)
+    assert.are.equal("product_bought_together", report[1].experiment)
+    for _, v in ipairs(report[1].variants) do count[v.variant] = v.exposures end
+    assert.are.equal(10000, count.control + count.cosine)
+    assert.is_true(math.abs(count.control - 5000) < 200) -- 4 standard deviations
+    -- The same visitors again: no new exposures, same variants.
+    for i = 1, 50 do
+      e:decide { kind = "recommend", anon = "u" .. i, k = 1, page = { type = "product", item = "jacket" } }
+    end
+    local again = e:report_experiments(7)
+    local total = 0
+    for _, v in ipairs(again[1].variants) do total = total + v.exposures end
+    assert.are.equal(10000, total)
+    e:close()
+  end)
+
+  it("ranks a list by the visitor's interests and stated preferences", function()
+    local e = shop()
+    for _ = 1, 3 do assert(e:ingest { type = "view", item = "table", anon = "v9" }) end
+    local d = e:decide { kind = "rank", anon = "v9", items = { "runner", "yoga", "armchair", "hat" } }
+    assert.is_nil(d.fallback, d.error)
+    assert.are.equal("armchair", d.items[1].id) -- Home/Living, like the table
+    assert.are.same({ "runner", "yoga", "hat" }, { d.items[2].id, d.items[3].id, d.items[4].id })
+    assert.matches("Moved up", d.items[1].explain)
+    -- A list item the storefront did not send is refused.
+    e:close()
+  end)
+
+  it("puts recent visitors in recency audiences with bid multipliers", function()
+    local e = shop()
+    assert(e:ingest { type = "view", item = "hat", anon = "v1" })
+    local d = e:decide { kind = "audiences", anon = "v1" }
+    local names = {}
+    for _, a in ipairs(d.result.audiences) do names[#names + 1] = a.name end
+    assert.are.same({ "cart_abandoners_2d", "visitors_7d", "visitors_14d" }, names)
+    e:close()
+  end)
+end)
