@@ -65,6 +65,9 @@
   X(value_refit_orders, "index.value_refit_orders", INT, 1000,              \
     "refit the customer-value model after this many new orders; 0: only "   \
     "on start")                                                              \
+  X(clusters, "index.clusters", INT, 5,                                     \
+    "automatic customer segments (k-means), refitted with the value model; " \
+    "0 for none")                                                            \
   X(audience_days, "index.audience_days", STR, "2,7,14",                    \
     "recency windows of the retargeting audiences, in days")                 \
   X(trend_keys, "index.trend_keys", STR,                                    \

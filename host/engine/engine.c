@@ -257,6 +257,19 @@ static void refit_value(tailor *t) {
   t->ix->value = m;
   pthread_rwlock_unlock(&t->lock);
   t->value_orders = orders;
+  /* The automatic segments move with the same history. */
+  idx_km_data d;
+  idx_clusters cl;
+  pthread_rwlock_rdlock(&t->lock);
+  rc = t->cfg.clusters > 0 ? idx_cluster_features(t->ix, now, &d) : -1;
+  pthread_rwlock_unlock(&t->lock);
+  if (rc == 0 && idx_cluster_fit(&d, (uint32_t)t->cfg.clusters, &cl) == 0) {
+    cl.fitted_at = now;
+    pthread_rwlock_wrlock(&t->lock);
+    idx_cluster_install(t->ix, &d, &cl);
+    pthread_rwlock_unlock(&t->lock);
+  }
+  if (rc == 0) idx_km_data_free(&d);
   if (n)
     eng_log(t, TAILOR_LOG_INFO, "value model: %s on %zu customers in %.2f s",
             m.kind == IDX_VALUE_BGNBD ? "BG/NBD" : "simple estimator", n,

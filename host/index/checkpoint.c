@@ -21,7 +21,7 @@
 #include "index/index.h"
 
 #define CKPT_MAGIC "TAILORCK"
-#define CKPT_FORMAT 6
+#define CKPT_FORMAT 7
 
 /*
 ** Writing: a FILE with a running hash.
@@ -157,6 +157,7 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
     PUT(&w, p->nattrs);
     put(&w, p->attrs, p->nattrs * sizeof *p->attrs);
     PUT(&w, p->flags);
+    PUT(&w, p->cluster);
     PUT(&w, p->emails);
     PUT(&w, p->last_email);
     PUT(&w, p->naff);
@@ -437,6 +438,7 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
       p->attrs = get_array(&r, p->nattrs, sizeof *p->attrs);
       if (!p->attrs) p->nattrs = 0;
       GET(&r, p->flags);
+      GET(&r, p->cluster);
       GET(&r, p->emails);
       GET(&r, p->last_email);
       GET(&r, p->naff);

@@ -108,6 +108,7 @@ void idx_free(idx *x) {
   free(x->window);
   free(x->window_n);
   free(x->session);
+  free(x->clusters.assign);
   intern_free(&x->attrs);
   intern_free(&x->tags);
   intern_free(&x->coupons);

@@ -130,6 +130,7 @@ typedef struct idx_person {
   uint8_t is_customer; /* a known customer id (not only an anonymous one) */
   uint8_t flags;       /* IDX_CONSENT_*, IDX_HAS_* */
   uint8_t naff;
+  uint8_t cluster;     /* automatic segment + 1 (kmeans.c); 0: none */
   uint32_t emails;     /* email_sent events */
   int64_t last_email;  /* ms; 0 = never */
   idx_affinity *aff;   /* naff entries, unsorted */
@@ -177,6 +178,35 @@ typedef struct idx_figures {
   double expected_orders;   /* in the next IDX_VALUE_HORIZON_DAYS */
   double predicted_value;   /* revenue in the next IDX_VALUE_HORIZON_DAYS */
 } idx_figures;
+
+/*
+** Automatic segments (kmeans.c): customers clustered on recency, orders,
+** average order, visits and the share of their interest in each of the
+** shop's main categories.
+*/
+#define IDX_KMEANS_MAX_K 12
+#define IDX_KMEANS_CATEGORIES 6
+#define IDX_KMEANS_MAX_DIMS (4 + IDX_KMEANS_CATEGORIES)
+#define IDX_DEFAULT_CLUSTERS 5
+
+typedef struct idx_clusters {
+  uint32_t k, dims;
+  size_t n;                    /* customers clustered */
+  size_t size[IDX_KMEANS_MAX_K];
+  double centroid[IDX_KMEANS_MAX_K][IDX_KMEANS_MAX_DIMS]; /* in feature units */
+  uint32_t cats[IDX_KMEANS_MAX_DIMS]; /* category of each share feature */
+  uint8_t *assign;             /* during a fit only */
+  int64_t fitted_at;
+} idx_clusters;
+
+/* The features of every customer, collected under the read lock. */
+typedef struct idx_km_data {
+  double *f;          /* n rows of dims */
+  uint32_t *person;   /* the person of each row */
+  size_t n;
+  uint32_t dims, ncats;
+  uint32_t cats[IDX_KMEANS_CATEGORIES];
+} idx_km_data;
 
 /*
 ** The customer-value model: BG/NBD for whether and how often a customer
@@ -250,6 +280,7 @@ typedef struct idx {
   idx_person *person;  /* by person id */
   uint32_t item_cap, person_cap;
   idx_value_model value; /* set by the engine with idx_value_fit */
+  idx_clusters clusters; /* set by the engine with idx_cluster_install */
   uint64_t orders_seen;  /* purchases applied, to pace refits */
   uint64_t applied;    /* events applied */
   int64_t last_ts;     /* newest event time seen */
@@ -410,6 +441,21 @@ const char *idx_customer_id(const idx *x, uint32_t person);
 /* Coupons left in a pool (its configured size minus the popup_shown events
    that carried it as props.coupon); -1 for a pool that is not configured. */
 long idx_coupons_left(const idx *x, const char *pool);
+
+/*
+** The same three steps as the value model: collect (read lock), fit (no
+** lock; deterministic; k clusters at most, fewer when there are fewer
+** customers), install (write lock; takes the result).  Return 0 or -1
+** (out of memory).
+*/
+int idx_cluster_features(const idx *x, int64_t now, idx_km_data *d);
+int idx_cluster_fit(const idx_km_data *d, uint32_t k, idx_clusters *out);
+void idx_cluster_install(idx *x, const idx_km_data *d, idx_clusters *c);
+void idx_km_data_free(idx_km_data *d);
+
+/* The name of feature j ("orders", "share:Home"); may use buf. */
+const char *idx_cluster_feature_name(const idx *x, const idx_clusters *c,
+                                     uint32_t j, char *buf, size_t size);
 
 /* A person's attribute value, or NULL. */
 const char *idx_person_attr(const idx *x, uint32_t person, const char *key);

@@ -89,6 +89,7 @@ void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
   lua_pushboolean(L, ps && (ps->flags & IDX_HAS_EMAIL));
   lua_setfield(L, -2, "has_email");
   set_int(L, "emails_sent", ps ? ps->emails : 0);
+  if (ps && ps->cluster) set_int(L, "cluster", ps->cluster);
   if (ps && ps->last_email) set_int(L, "last_email", ps->last_email);
   /* Affinities, strongest first: {{name = "Home/Decor", weight = 2.5}, ...} */
   idx_affinity aff[IDX_MAX_AFFINITIES];
@@ -537,6 +538,28 @@ static int l_category(lua_State *L) {
   return 1;
 }
 
+/* tailor.clusters() -> {{id =, size =, centroid = {orders =, ...}}, ...}:
+   the automatic segments, to read and name (ctx.customer.cluster is the id). */
+static int l_clusters(lua_State *L) {
+  tailor *t = engine_of(L);
+  const idx_clusters *c = &t->ix->clusters;
+  lua_createtable(L, (int)c->k, 0);
+  for (uint32_t m = 0; m < c->k; m++) {
+    lua_createtable(L, 0, 3);
+    set_int(L, "id", m + 1);
+    set_int(L, "size", (lua_Integer)c->size[m]);
+    lua_createtable(L, 0, (int)c->dims);
+    for (uint32_t j = 0; j < c->dims; j++) {
+      char buf[300];
+      lua_pushnumber(L, c->centroid[m][j]);
+      lua_setfield(L, -2, idx_cluster_feature_name(t->ix, c, j, buf, sizeof buf));
+    }
+    lua_setfield(L, -2, "centroid");
+    lua_rawseti(L, -2, m + 1);
+  }
+  return 1;
+}
+
 /* tailor.now() -> milliseconds since the epoch */
 static int l_now(lua_State *L) {
   lua_pushinteger(L, util_now_ms());
@@ -553,6 +576,7 @@ void lapi_open(lua_State *L, void *engine) {
       {"audiences", l_audiences},
       {"affinity", l_affinity},
       {"experiment", l_experiment},
+      {"clusters", l_clusters},
       {"coupons_left", l_coupons_left},
       {"max_discount", l_max_discount},
       {"item", l_item},

@@ -380,6 +380,54 @@ static void test_sessions_affinities_consent(void) {
   idx_free(x);
 }
 
+static void test_clusters(void) {
+  idx *x = idx_new(NULL);
+  char line[400];
+  apply(x, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"sofa\",\"price\":900,\"category\":\"Home/Sofas\"}}");
+  apply(x, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"sock\",\"price\":10,\"category\":\"Sport/Socks\"}}");
+  /* 20 big Home spenders with many orders; 20 one-time Sport buyers. */
+  for (int i = 0; i < 40; i++) {
+    int home = i < 20;
+    for (int o = 0; o < (home ? 6 : 1); o++) {
+      snprintf(line, sizeof line,
+               "{\"type\":\"purchase\",\"customer\":\"c%d\",\"order_id\":\"o%d-%d\","
+               "\"items\":[{\"id\":\"%s\",\"price\":%d}],\"ts\":%lld}",
+               i, i, o, home ? "sofa" : "sock", home ? 900 : 10, T0 + (long long)o * DAY);
+      apply(x, line);
+    }
+  }
+  idx_km_data d;
+  idx_clusters c;
+  CHECK_INT(idx_cluster_features(x, T0 + 10 * DAY, &d), 0);
+  CHECK_INT(d.n, 40);
+  CHECK_INT(d.ncats, 2);
+  CHECK_INT(idx_cluster_fit(&d, 2, &c), 0);
+  CHECK_INT(c.k, 2);
+  /* Deterministic: the same fit twice gives the same assignment. */
+  idx_clusters again;
+  CHECK_INT(idx_cluster_fit(&d, 2, &again), 0);
+  CHECK(c.assign && again.assign && memcmp(c.assign, again.assign, d.n) == 0);
+  free(again.assign);
+  idx_cluster_install(x, &d, &c);
+  uint8_t home = x->person[idx_person_of(x, "c0", NULL)].cluster;
+  uint8_t sport = x->person[idx_person_of(x, "c39", NULL)].cluster;
+  CHECK(home != 0 && sport != 0 && home != sport);
+  for (int i = 0; i < 40; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "c%d", i);
+    CHECK_INT(x->person[idx_person_of(x, id, NULL)].cluster, i < 20 ? home : sport);
+  }
+  /* Centroids read in the features' units. */
+  CHECK_NEAR(x->clusters.centroid[home - 1][1], 6, 1e-9);   /* orders */
+  CHECK_NEAR(x->clusters.centroid[sport - 1][2], 10, 1e-9); /* avg order */
+  CHECK_INT(x->clusters.size[home - 1], 20);
+  char buf[64];
+  CHECK_STR(idx_cluster_feature_name(x, &x->clusters, 1, buf, sizeof buf), "orders");
+  CHECK_CONTAINS(idx_cluster_feature_name(x, &x->clusters, 4, buf, sizeof buf), "share:");
+  idx_km_data_free(&d);
+  idx_free(x);
+}
+
 int main(void) {
   RUN(test_cooc_measures_exact);
   RUN(test_cooc_decay);
@@ -393,5 +441,6 @@ int main(void) {
   RUN(test_lifecycle_and_audiences);
   RUN(test_value_model);
   RUN(test_sessions_affinities_consent);
+  RUN(test_clusters);
   return CHECK_DONE();
 }
