@@ -204,6 +204,22 @@ TAILOR_EXTERN int tailor_report_experiments(tailor *t, int window_days,
                                             char **json, tailor_error *err);
 
 /*
+** Members of a recency audience: everyone last seen within `days` (1 to
+** 365), who also ordered in that window (`purchased` 1), did not (0), or
+** either (-1).  `fn` is called once per member with the customer id (NULL
+** for an anonymous visitor), the anonymous id (NULL when unknown), and,
+** when `with_email` is set, the customer's email if they consented to
+** email (else NULL).  The strings are borrowed for the call.  `*count`
+** (may be NULL) receives the number of members.
+*/
+typedef void (*tailor_member_fn)(void *ud, const char *customer,
+                                 const char *anon, const char *email);
+TAILOR_EXTERN int tailor_audience_members(tailor *t, int days, int purchased,
+                                          int with_email, tailor_member_fn fn,
+                                          void *ud, size_t *count,
+                                          tailor_error *err);
+
+/*
 ** Write the checkpoint of the indexes now (it is also written on close and,
 ** when configured, every index.checkpoint_every events), so the next open
 ** replays only later events.  TAILOR_EUNSUPPORTED for an in-memory store.

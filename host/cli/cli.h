@@ -48,5 +48,6 @@ int cmd_config(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_audiences(int argc, char **argv);
 
 #endif /* TAILOR_CLI_H */

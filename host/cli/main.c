@@ -21,6 +21,7 @@ static const struct {
     {"stats", cmd_stats, "counts of events by type, items, customers"},
     {"checkpoint", cmd_checkpoint, "write the checkpoint of the indexes now"},
     {"report", cmd_report, "experiment results: conversion, revenue, uplift, p-values"},
+    {"audiences", cmd_audiences, "export a recency audience for an ad platform"},
     {"config", cmd_config, "list the configuration keys and defaults"},
     {"serve", cmd_serve, "serve storefronts over NDJSON and HTTP (docs/server.md)"},
 };

@@ -716,3 +716,50 @@ int tailor_outbox_list(tailor *t, const char *state, const char *customer,
   json_decref(rows);
   return *json ? TAILOR_OK : util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
 }
+
+static void collect_member(void *ud, uint32_t person) {
+  idx_ids *ids = ud;
+  idx_ids_push(ids, person);
+}
+
+int tailor_audience_members(tailor *t, int days, int purchased, int with_email,
+                            tailor_member_fn fn, void *ud, size_t *count,
+                            tailor_error *err) {
+  if (!t || !fn || days < 1 || days > 365 || purchased < -1 || purchased > 1)
+    return util_fail(err, TAILOR_EINVAL, "days",
+                     "audience: days must be 1 to 365 and purchased -1, 0 or 1");
+  /* Ids are copied under the read lock; emails come from the store after. */
+  idx_ids people = {0};
+  json_t *ids = json_array();
+  pthread_rwlock_rdlock(&t->lock);
+  idx_audience_members(t->ix, (uint32_t)days, purchased, util_now_ms(), collect_member,
+                       &people);
+  for (uint32_t i = 0; i < people.n; i++) {
+    const char *cust = idx_customer_id(t->ix, people.v[i]);
+    const char *key = intern_name(&t->ix->people, people.v[i]);
+    json_array_append_new(ids, json_pack("[ss?]", cust ? cust : "",
+                                         !cust && key ? key + 2 : NULL));
+  }
+  pthread_rwlock_unlock(&t->lock);
+  idx_ids_free(&people);
+  size_t i;
+  json_t *row;
+  json_array_foreach(ids, i, row) {
+    const char *cust = json_string_value(json_array_get(row, 0));
+    const char *anon = json_string_value(json_array_get(row, 1));
+    json_t *profile = NULL;
+    if (with_email && *cust) {
+      pthread_mutex_lock(&t->write_mu);
+      profile = store_customer(t->st, cust);
+      pthread_mutex_unlock(&t->write_mu);
+    }
+    const char *email = json_string_value(json_object_get(profile, "email"));
+    if (!json_is_true(json_object_get(json_object_get(profile, "consent"), "email")))
+      email = NULL;
+    fn(ud, *cust ? cust : NULL, anon, email);
+    json_decref(profile);
+  }
+  if (count) *count = json_array_size(ids);
+  json_decref(ids);
+  return TAILOR_OK;
+}

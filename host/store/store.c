@@ -201,12 +201,12 @@ store *store_open(const char *path, const store_options *opt,
                "UPDATE items SET deleted=1, updated=? WHERE id=?", err) ||
        prepare(s, &s->up_customer,
                "INSERT INTO customers(id,email,phone,consent_email,consent_sms,"
-               "body,created,updated) VALUES(?1,?2,?3,?4,?5,?6,?7,?7) "
-               "ON CONFLICT(id) DO UPDATE SET "
+               "body,created,updated) VALUES(?1,?2,?3,coalesce(?4,0),coalesce(?5,0),"
+               "?6,?7,?7) ON CONFLICT(id) DO UPDATE SET "
                "email=coalesce(excluded.email,email),"
                "phone=coalesce(excluded.phone,phone),"
-               "consent_email=excluded.consent_email,"
-               "consent_sms=excluded.consent_sms,"
+               "consent_email=coalesce(?4,consent_email),"
+               "consent_sms=coalesce(?5,consent_sms),"
                "body=excluded.body, updated=excluded.updated",
                err) ||
        prepare(s, &s->up_identity,
@@ -249,9 +249,15 @@ static int step_done(store *s, sqlite3_stmt *st, tailor_error *err) {
   return TAILOR_OK;
 }
 
-static int consent_flag(json_t *profile, const char *channel) {
+/* A consent flag the upsert names (0 or 1), or NULL to keep the stored
+   one (a new customer starts without consent). */
+static void bind_consent(sqlite3_stmt *st, int i, json_t *profile,
+                         const char *channel) {
   json_t *c = json_object_get(json_object_get(profile, "consent"), channel);
-  return json_is_true(c);
+  if (json_is_boolean(c))
+    sqlite3_bind_int(st, i, json_is_true(c));
+  else
+    sqlite3_bind_null(st, i);
 }
 
 /* The state tables an event changes, in the event's own transaction. */
@@ -281,8 +287,8 @@ static int apply_state(store *s, const ev *e, tailor_error *err) {
       bind_text(st, 1, e->customer);
       bind_text(st, 2, json_string_value(json_object_get(c, "email")));
       bind_text(st, 3, json_string_value(json_object_get(c, "phone")));
-      sqlite3_bind_int(st, 4, consent_flag(c, "email"));
-      sqlite3_bind_int(st, 5, consent_flag(c, "sms"));
+      bind_consent(st, 4, c, "email");
+      bind_consent(st, 5, c, "sms");
       sqlite3_bind_text(st, 6, body, -1, free);
       sqlite3_bind_int64(st, 7, e->ts);
       return step_done(s, st, err);
@@ -437,7 +443,32 @@ json_t *store_item(store *s, const char *id) {
 }
 
 json_t *store_customer(store *s, const char *id) {
-  return query_doc(s, "SELECT body FROM customers WHERE id=?", id);
+  /* The body is the latest upsert; email, phone and consent are columns
+     that an upsert which omits them keeps, so they win. */
+  sqlite3_stmt *st;
+  json_t *doc = NULL;
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT body, email, phone, consent_email, consent_sms "
+                         "FROM customers WHERE id=?",
+                         -1, &st, NULL) != SQLITE_OK)
+    return NULL;
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+  if (sqlite3_step(st) == SQLITE_ROW &&
+      (doc = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL))) {
+    for (int c = 1; c <= 2; c++) {
+      const char *v = (const char *)sqlite3_column_text(st, c);
+      if (v) json_object_set_new(doc, c == 1 ? "email" : "phone", json_string(v));
+    }
+    json_t *consent = json_object_get(doc, "consent");
+    if (!json_is_object(consent)) {
+      consent = json_object();
+      json_object_set_new(doc, "consent", consent);
+    }
+    json_object_set_new(consent, "email", json_boolean(sqlite3_column_int(st, 3)));
+    json_object_set_new(consent, "sms", json_boolean(sqlite3_column_int(st, 4)));
+  }
+  sqlite3_finalize(st);
+  return doc;
 }
 
 char *store_identity(store *s, const char *anon) {

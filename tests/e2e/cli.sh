@@ -58,7 +58,29 @@ expect "checkpoint file written" test -s "$dir/shop.db.ckpt"
 "$T" stats --db "$dir/shop.db" >"$dir/stats2"
 expect "stats after a checkpoint" grep -q '"view": 2' "$dir/stats2"
 
-for cmd in ingest decide check stats config checkpoint; do
+# Audiences: recent visitors, hashed emails only with consent.
+now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+cat > "$dir/people.ndjson" <<NDJSON
+{"type":"customer_upsert","customer":{"id":"c1","email":" Ada@Example.com ","consent":{"email":true}}}
+{"type":"customer_upsert","customer":{"id":"c2","email":"bo@example.com","consent":{"email":false}}}
+{"type":"view","item":"a","customer":"c1","ts":"$now"}
+{"type":"view","item":"a","customer":"c2","ts":"$now"}
+{"type":"purchase","customer":"c2","order_id":"o9","items":[{"id":"a"}],"ts":"$now"}
+{"type":"view","item":"a","anon":"v7","ts":"$now"}
+NDJSON
+"$T" ingest --db "$dir/aud.db" "$dir/people.ndjson" >/dev/null
+"$T" audiences export --db "$dir/aud.db" --days 2 --hashed-emails >"$dir/aud" 2>/dev/null
+expect "audiences export exits 0" test $? = 0
+ada=$(printf '%s' "ada@example.com" | sha256sum | cut -d' ' -f1)
+expect "hashed, normalized email of a consenting customer" grep -q "\"customer\":\"c1\",\"email_sha256\":\"$ada\"" "$dir/aud"
+expect "no email without consent" grep -q '^{"customer":"c2"}$' "$dir/aud"
+expect "anonymous visitors included" grep -q '"anon":"v7"' "$dir/aud"
+expect "no address leaks" sh -c "! grep -qi 'example.com' '$dir/aud'"
+"$T" audiences export --db "$dir/aud.db" --days 2 --purchased no --csv >"$dir/aud.csv" 2>/dev/null
+expect "purchased no leaves the buyer out" sh -c "! grep -q '^c2,' '$dir/aud.csv'"
+expect "csv has a header" grep -q '^customer,anon,email_sha256$' "$dir/aud.csv"
+
+for cmd in ingest decide check stats config checkpoint report audiences; do
   "$T" $cmd --help >/dev/null
   expect "$cmd --help" test $? = 0
 done
