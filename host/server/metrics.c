@@ -19,6 +19,12 @@ static const double bounds[SRV_LATENCY_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
     0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
 
+/* Figures of tailor_stats() shown as gauges. */
+static const char *const index_kinds[] = {"items", "people", "sessions", "events_applied",
+                                          NULL};
+static const char *const store_tables[] = {"events_total", "items", "customers",
+                                           "identities", "outbox", NULL};
+
 static int op_slot(int op) { return op >= 0 && op < SRV_OP_COUNT ? op : SRV_OP_COUNT; }
 static const char *slot_name(int slot) {
   return slot < SRV_OP_COUNT ? srv_op_name(slot) : "invalid";
@@ -141,9 +147,10 @@ char *srv_metrics_render(srv *s, const char *stats_json, size_t *len) {
        "Events stored through this server, by type.");
   for (int t = 0; t <= EV_TYPE_COUNT; t++) {
     uint64_t n = atomic_load(&s->ev_accepted[t]);
-    if (n || t < EV_TYPE_COUNT)
-      put(&b, "tailor_events_total{type=\"%s\"} %llu\n",
-          t < EV_TYPE_COUNT ? ev_type_name((ev_type)t) : "other", (unsigned long long)n);
+    const char *name = t < EV_TYPE_COUNT ? ev_type_name((ev_type)t) : NULL;
+    if (n || name)
+      put(&b, "tailor_events_total{type=\"%s\"} %llu\n", name ? name : "other",
+          (unsigned long long)n);
   }
   head(&b, "tailor_events_rejected_total", "counter", "Events refused as invalid.");
   put(&b, "tailor_events_rejected_total %llu\n",
@@ -158,16 +165,12 @@ char *srv_metrics_render(srv *s, const char *stats_json, size_t *len) {
   put(&b, "tailor_strategy_errors_total %lld\n",
       (long long)num(st, "process", "strategy_errors"));
   head(&b, "tailor_index_size", "gauge", "Entries in the in-memory index, by kind.");
-  static const char *const kinds[] = {"items", "people", "sessions", "events_applied"};
-  for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
-    put(&b, "tailor_index_size{kind=\"%s\"} %lld\n", kinds[i],
-        (long long)num(st, "index", kinds[i]));
+  for (const char *const *k = index_kinds; *k; k++)
+    put(&b, "tailor_index_size{kind=\"%s\"} %lld\n", *k, (long long)num(st, "index", *k));
   head(&b, "tailor_store_rows", "gauge", "Rows in the store, by table.");
-  static const char *const tables[] = {"events_total", "items", "customers", "identities",
-                                       "outbox"};
-  for (size_t i = 0; i < sizeof tables / sizeof *tables; i++)
+  for (const char *const *k = store_tables; *k; k++)
     put(&b, "tailor_store_rows{table=\"%s\"} %lld\n",
-        i ? tables[i] : "events", (long long)num(st, tables[i], NULL));
+        strcmp(*k, "events_total") ? *k : "events", (long long)num(st, *k, NULL));
   head(&b, "tailor_store_events", "gauge", "Events in the store, by type.");
   const char *key;
   json_t *v;
