@@ -146,7 +146,8 @@ static const char *cors_match(const srv_conf *cf, const char *origin) {
 
 static int method_of(int m) {
   switch (m) {
-    case HTTP_GET: return SRV_GET;
+    case HTTP_GET:
+    case HTTP_HEAD: return SRV_GET; /* answered without the body */
     case HTTP_POST: return SRV_POST;
     case HTTP_DELETE: return SRV_DELETE;
     case HTTP_OPTIONS: return SRV_OPTIONS;
@@ -164,6 +165,7 @@ static void make_request(conn *c) {
   }
   j->http = 1;
   j->http_minor = h->p.http_minor;
+  j->head_only = h->p.method == HTTP_HEAD;
   j->keep_alive = !h->body_long && http_should_keep_alive(&h->p);
   if (!j->keep_alive) c->no_more_input = c->close_after_flush = 1;
   if (h->origin_len && h->origin_len < sizeof h->origin) {
@@ -296,6 +298,7 @@ char *srv_http_response(job *j, size_t *len) {
   if (status == 401)
     k += snprintf(head + k, sizeof head - (size_t)k, "WWW-Authenticate: Bearer\r\n");
   k += snprintf(head + k, sizeof head - (size_t)k, "\r\n");
+  if (j->head_only) blen = 0;
   char *out = malloc((size_t)k + blen);
   if (out) {
     memcpy(out, head, (size_t)k);

@@ -55,6 +55,7 @@ struct job {
   int http;          /* answer as HTTP */
   int keep_alive;    /* HTTP: keep the connection after this response */
   int http_minor;    /* HTTP/1.x */
+  int head_only;     /* HTTP HEAD: headers without the body */
   char *origin;      /* CORS: the allowed Origin to echo; owned or NULL */
   uint64_t t0;       /* uv_hrtime() when the request was complete */
   srv_error err;     /* err.code: SRV_OK, or what failed */

@@ -133,8 +133,10 @@ static void on_grace(uv_timer_t *t) {
 
 static void begin_stop(srv *s, const char *why) {
   s->stopping = 1;
-  srv_log(TAILOR_LOG_INFO, "%s: stopping; finishing the requests of %d connections", why,
-          s->alive);
+  srv_log(TAILOR_LOG_INFO,
+          "%s: stopping: no new connections; in-flight requests finish (connections "
+          "open: %d)",
+          why, s->alive);
   close_listeners(s);
   for (conn *c = s->conns, *next; c; c = next) {
     next = c->next;

@@ -83,7 +83,7 @@ def ndjson_ops(s):
           r["error"]["field"] == "costumer", r)
     r = c.call("decide", kind="Recommend!")
     check("decide: bad kind", error_code(r) == "bad_field" and r["error"]["field"] == "kind", r)
-    r = c.call("decide", kind="popup", anon="v1")
+    r = c.call("decide", kind="no_such_handler", anon="v1")
     check("decide: a kind without a handler still answers",
           result(r) is not None and result(r).get("fallback") is True, r)
 
@@ -260,6 +260,13 @@ def http_ops(s):
         r, d = http_call(s, "GET", "/healthz", conn=conn)
         statuses.append(r.status)
     check("keep-alive", statuses == [200] * 5, statuses)
+    # HEAD: the headers of GET and no body, the connection still in step.
+    conn.request("HEAD", "/healthz")
+    r = conn.getresponse()
+    check("HEAD /healthz", r.status == 200 and r.read() == b"" and
+          int(r.getheader("Content-Length")) > 0)
+    r, d = http_call(s, "GET", "/healthz", conn=conn)
+    check("GET after HEAD on the same connection", r.status == 200 and d == {"status": "ok"}, d)
     conn.close()
 
 
