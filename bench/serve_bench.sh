@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# serve_bench.sh: figures for `tailor serve`, against redis-server on the
+# same machine, from the same client (bench/serve_load) in the same run.
+#
+#   bench/serve_bench.sh            # about two minutes, then stops
+#
+# 1. The Diginetica training sessions (../shared/data/diginetica) become
+#    view events (session i is visitor a<i>), ingested into a fresh store;
+#    Redis gets the same views as ZINCRBY trending 1 ITEM.
+# 2. tailor serve with the shipped strategies: `ping` (the server alone),
+#    `event` (durable) against ZINCRBY (without persistence, then with
+#    AOF fsync always), `decide` kind=recommend on product pages, closed
+#    and open loop, and wrk on HTTP decide.
+# 3. tailor serve again with the equivalent of ZREVRANGE trending 0 9 as
+#    its strategy (the trending top k): decide against ZREVRANGE, closed
+#    loop (the most each answers), then open loop at Redis's rate ("at that
+#    load") and at half of tailor's own (latency from the scheduled send,
+#    so falling behind shows).
+# 4. Server memory (VmRSS, VmHWM) under load; ratios; everything stopped.
+#
+# Closed loop: CONNS connections x DEPTH pipelined requests.  Environment:
+# BUILD (default build/release), DATA, STRATEGIES, RUN (seconds per case,
+# default 5), CONNS (4), DEPTH (128), SESSIONS (training sessions to ingest,
+# default all 186,670).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$ROOT/build/release}
+DATA=${DATA:-$ROOT/../shared/data/diginetica}
+STRATEGIES=${STRATEGIES:-$ROOT/strategies}
+RUN=${RUN:-5}
+CONNS=${CONNS:-4}
+DEPTH=${DEPTH:-128}
+SESSIONS=${SESSIONS:-0}
+TOKEN=bench-storefront-token-0123456789
+STEP_TIMEOUT=$((RUN * 4 + 60)) # no step may hang the run
+
+for tool in redis-server redis-cli wrk python3; do
+  command -v "$tool" >/dev/null || { echo "serve_bench: $tool missing (apt-get install redis-server wrk python3)" >&2; exit 1; }
+done
+if [ ! -x "$BUILD/tailor" ] || [ ! -x "$BUILD/bench/serve_load" ]; then
+  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$BUILD" -j2 --target tailor serve_load >/dev/null
+fi
+T=$BUILD/tailor LOAD=$BUILD/bench/serve_load
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/serve_benchXXXXXX")
+TAILOR_PID= REDIS_PID=
+cleanup() {
+  [ -n "$TAILOR_PID" ] && kill "$TAILOR_PID" 2>/dev/null && wait "$TAILOR_PID" 2>/dev/null
+  [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+rss() { # VmRSS and VmHWM of a pid, in MiB
+  awk '/^VmRSS/ {r=$2} /^VmHWM/ {h=$2} END {printf "rss=%.0fMiB peak=%.0fMiB", r/1024, h/1024}' "/proc/$1/status"
+}
+field() { # field NAME LINE
+  sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2"
+}
+
+SESS=$WORK/sessions
+if [ "$SESSIONS" -gt 0 ]; then head -n "$SESSIONS" "$DATA/train.sessions" >"$SESS"; else cp "$DATA/train.sessions" "$SESS"; fi
+echo "== data: $(wc -l <"$SESS") sessions, $(awk '{n+=NF} END {print n}' "$SESS") views"
+
+# Views, a second apart within a session, sessions in order, ending now.
+awk -v now="$(date +%s)" 'NR == FNR {total++; next}
+  {for (i = 1; i <= NF; i++)
+     printf "{\"type\":\"view\",\"item\":\"%s\",\"anon\":\"a%d\",\"session\":\"a%d\",\"ts\":%.0f}\n",
+            $i, FNR, FNR, (now - (total - FNR) * 10 + i) * 1000}' "$SESS" "$SESS" >"$WORK/views.ndjson"
+t0=$(date +%s.%N)
+timeout 600 "$T" ingest --quiet --db "$WORK/shop.db" "$WORK/views.ndjson" >/dev/null
+echo "tailor ingest: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s"
+
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+  --dir "$WORK" --daemonize no --loglevel warning >"$WORK/redis.log" 2>&1 &
+REDIS_PID=$!
+for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+awk '{for (i = 1; i <= NF; i++) printf "*4\r\n$7\r\nZINCRBY\r\n$8\r\ntrending\r\n$1\r\n1\r\n$%d\r\n%s\r\n", length($i), $i}' "$SESS" |
+  timeout 300 redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+echo "redis: $(redis-cli -p "$REDIS_PORT" zcard trending) items in trending"
+
+# The equivalent of ZREVRANGE trending 0 9 as a strategy: the top k of
+# the decayed trending counters, nothing else.
+mkdir -p "$WORK/trending"
+cat >"$WORK/trending/recommend.lua" <<'EOF'
+return { recommend = function(ctx)
+  return tailor.trending(nil, nil, { k = ctx.k, in_stock = false })
+end }
+EOF
+
+start_tailor() { # start_tailor STRATEGIES
+  cat >"$WORK/tailor.json" <<EOF
+{"db": "$WORK/shop.db", "strategies": "$1",
+ "server": {"listen": "127.0.0.1:0", "max_inflight": 256,
+            "tokens": [{"token": "$TOKEN", "role": "storefront"}]}}
+EOF
+  : >"$WORK/serve.log"
+  "$T" serve --config "$WORK/tailor.json" 2>"$WORK/serve.log" &
+  TAILOR_PID=$!
+  PORT=
+  for _ in $(seq 600); do
+    PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/serve.log")
+    grep -q "ready:" "$WORK/serve.log" && [ -n "$PORT" ] && break
+    kill -0 "$TAILOR_PID" 2>/dev/null || { cat "$WORK/serve.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "tailor serve ($1): port $PORT, $(rss "$TAILOR_PID") after opening"
+}
+stop_tailor() {
+  kill -TERM "$TAILOR_PID"
+  if wait "$TAILOR_PID"; then echo "tailor serve: SIGTERM, exit 0"; else echo "tailor serve: exit $?"; fi
+  TAILOR_PID=
+}
+
+load() { # load PORT MODE [ARGS...]
+  local port=$1 mode=$2
+  shift 2
+  timeout "$STEP_TIMEOUT" "$LOAD" --port "$port" --mode "$mode" --conns "$CONNS" \
+    --depth "$DEPTH" --seconds "$RUN" --warmup 1 --sessions "$SESS" --token "$TOKEN" "$@"
+}
+show() { # show LABEL LINE [EXTRA]
+  printf "%-38s %8s req/s  p50 %6s us  p99 %6s us  p999 %6s us  errors %s%s\n" "$1" \
+    "$(field rps "$2")" "$(field p50_us "$2")" "$(field p99_us "$2")" "$(field p999_us "$2")" \
+    "$(field errors "$2")" "${3:+  $3}"
+}
+
+echo "load: $CONNS connections x $DEPTH pipelined requests (closed loop) unless a rate is given, ${RUN} s a case after 1 s of warm-up"
+echo
+echo "== the shipped strategies ($STRATEGIES)"
+start_tailor "$STRATEGIES"
+pg=$(load "$PORT" ping); show "tailor ping (server only)" "$pg" "$(rss "$TAILOR_PID")"
+ev=$(load "$PORT" event); show "tailor event (fsync'd)" "$ev" "$(rss "$TAILOR_PID")"
+zi=$(load "$REDIS_PORT" zincrby); show "redis ZINCRBY (no persistence)" "$zi"
+redis-cli -p "$REDIS_PORT" config set appendonly yes >/dev/null
+redis-cli -p "$REDIS_PORT" config set appendfsync always >/dev/null
+sleep 1
+za=$(load "$REDIS_PORT" zincrby); show "redis ZINCRBY (AOF, fsync always)" "$za"
+redis-cli -p "$REDIS_PORT" config set appendonly no >/dev/null
+ds=$(load "$PORT" decide); show "tailor decide recommend (product page)" "$ds" "$(rss "$TAILOR_PID")"
+ds_rps=$(field rps "$ds")
+half_ds=$((ds_rps / 2))
+hs=$(load "$PORT" decide --rate "$half_ds"); show "  same, open loop @ $half_ds/s" "$hs" "behind $(field behind "$hs")"
+
+cat >"$WORK/decide.lua" <<EOF
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer $TOKEN"
+wrk.headers["Content-Type"] = "application/json"
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, "/v1/decide/recommend", nil,
+    '{"anon":"a' .. (n * 7919 % $(wc -l <"$SESS") + 1) .. '","k":10}')
+end
+done = function(s, lat, req)
+  local e = s.errors
+  io.write(string.format("rps=%.0f p50_us=%d p99_us=%d p999_us=%d errors=%d\n",
+    s.requests / (s.duration / 1e6), lat:percentile(50), lat:percentile(99),
+    lat:percentile(99.9), e.connect + e.read + e.write + e.timeout + e.status))
+end
+EOF
+wk=$(timeout "$STEP_TIMEOUT" wrk -t1 -c8 -d"${RUN}s" -s "$WORK/decide.lua" "http://127.0.0.1:$PORT" | tail -1)
+show "wrk HTTP decide (8 conns, home page)" "$wk" "$(rss "$TAILOR_PID")"
+mem_shipped=$(rss "$TAILOR_PID")
+stop_tailor
+
+echo
+echo "== the equivalent query: a strategy returning the trending top k"
+start_tailor "$WORK/trending"
+de=$(load "$PORT" decide); show "tailor decide (trending top 10)" "$de" "$(rss "$TAILOR_PID")"
+zr=$(load "$REDIS_PORT" zrevrange); show "redis ZREVRANGE trending 0 9" "$zr"
+zr_rps=$(field rps "$zr") de_rps=$(field rps "$de")
+at=$(load "$PORT" decide --rate "$zr_rps"); show "tailor decide @ redis's rate" "$at" \
+  "behind $(field behind "$at")"
+half=$((${de_rps%.*} / 2))
+hl=$(load "$PORT" decide --rate "$half"); show "tailor decide @ $half/s" "$hl" "behind $(field behind "$hl")"
+rl=$(load "$REDIS_PORT" zrevrange --rate "$half"); show "redis ZREVRANGE @ $half/s" "$rl"
+mem_trend=$(rss "$TAILOR_PID")
+stop_tailor
+
+echo
+echo "== memory"
+echo "tailor serve, shipped strategies, after its load: $mem_shipped"
+echo "tailor serve, trending strategy, after its load:  $mem_trend"
+echo "redis-server:                                     $(rss "$REDIS_PID")"
+echo
+echo "== ratios (tailor / redis)"
+awk -v a="$de_rps" -v b="$zr_rps" 'BEGIN {printf "decide (trending) / ZREVRANGE throughput: %.3f\n", a / b}'
+awk -v a="$(field rps "$ds")" -v b="$zr_rps" 'BEGIN {printf "decide (shipped) / ZREVRANGE throughput:  %.3f\n", a / b}'
+awk -v a="$(field rps "$pg")" -v b="$zr_rps" 'BEGIN {printf "ping / ZREVRANGE throughput:              %.3f\n", a / b}'
+awk -v a="$(field rps "$ev")" -v b="$(field rps "$zi")" -v c="$(field rps "$za")" \
+  'BEGIN {printf "event / ZINCRBY throughput:               %.3f (no persistence), %.3f (AOF fsync always)\n", a / b, a / c}'
+echo "decide p99 at redis's ZREVRANGE rate ($zr_rps/s): $(field p99_us "$at") us" \
+     "(target < 1000; $(field behind "$at") requests could not be sent on schedule)"
+echo "decide p99 at half its own capacity ($half/s): $(field p99_us "$hl") us"
