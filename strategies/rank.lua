@@ -1,5 +1,6 @@
 -- rank.lua: personalized ordering of a list the storefront already has
--- (search results, a category listing, the tabs of a menu).  Items the
+-- (search results, a category listing, the tabs of a menu: an entry that
+-- is not an item is taken as a category path, "Home/Decor").  Items the
 -- visitor is into come first: their category and brand affinities, what
 -- they look at in this session, and what they told us (zero-party data:
 -- a quiz or profile form, stored as customer attributes such as "style"

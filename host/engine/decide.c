@@ -169,7 +169,7 @@ static void validate_recommend(lua_State *L, request *r, json_t *res) {
       handler_error(L, r, what, "'id' must be a string");
     }
     uint32_t iid = idx_item_id(r->t->ix, id);
-    if (iid == INTERN_NONE || r->t->ix->item[iid].deleted) {
+    if (!rank && (iid == INTERN_NONE || r->t->ix->item[iid].deleted)) {
       snprintf(what, sizeof what, "item %zu with unknown id", i + 1);
       handler_error(L, r, what, id);
     }

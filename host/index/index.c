@@ -1038,39 +1038,56 @@ size_t idx_person_affinities(const idx *x, uint32_t person, int brands,
   return n;
 }
 
-double idx_item_affinity(const idx *x, uint32_t person, uint32_t item,
-                         int64_t now) {
-  if (person >= x->people.n || item >= x->items.n) return 0;
+/*
+** How much an interest in category path `interest` counts towards `target`:
+** fully when they are the same (or, for a category tab, when the interest
+** lies inside it), else halved for each level of `interest` the two paths
+** do not share ("Home/Decor/Wall" gives "Home/Decor/Lamps" half).
+*/
+static double path_weight(const char *target, const char *interest, int inside_counts) {
+  int shared = 0, depth = 1;
+  const char *a = target, *b = interest;
+  while (*a && *a == *b) {
+    if (*a == '/') shared++;
+    a++, b++;
+  }
+  int a_end = *a == '/' || !*a, b_end = *b == '/' || !*b;
+  if (a_end && b_end) shared++;
+  if (!*a && (!*b || (*b == '/' && inside_counts))) return 1; /* same, or inside */
+  if (!shared) return 0;
+  for (const char *c = interest; *c; c++) depth += *c == '/';
+  return 1.0 / (double)(1u << (depth - shared));
+}
+
+/* Sum of a person's interests weighted towards a category (and a brand). */
+static double affinity_towards(const idx *x, uint32_t person, const char *cat,
+                               uint32_t brand, int inside_counts, int64_t now) {
+  if (person >= x->people.n) return 0;
   const idx_person *p = &x->person[person];
-  const idx_item *it = &x->item[item];
-  const char *cat = intern_name(&x->categories, it->category);
   double sum = 0;
   for (uint8_t i = 0; i < p->naff; i++) {
     uint32_t key = p->aff[i].key;
     if (key & IDX_AFF_BRAND) {
-      if ((key & ~IDX_AFF_BRAND) == it->brand) sum += p->aff[i].w;
+      if (brand != INTERN_NONE && (key & ~IDX_AFF_BRAND) == brand) sum += p->aff[i].w;
       continue;
     }
-    if (key == it->category) {
-      sum += p->aff[i].w;
-      continue;
-    }
-    /* An interest in "Home/Decor/Wall" also counts for "Home/Decor/Lamps",
-       halved for each level the two paths do not share. */
     const char *other = intern_name(&x->categories, key);
-    if (!cat || !other) continue;
-    int shared = 0, deeper = 0;
-    const char *a = cat, *b = other;
-    while (*a && *a == *b) {
-      if (*a == '/') shared++;
-      a++, b++;
-    }
-    if ((*a == '/' || !*a) && (*b == '/' || !*b) && (*a || *b)) shared++;
-    if (!shared) continue;
-    for (const char *c = other; *c; c++) deeper += *c == '/';
-    sum += p->aff[i].w / (double)(1u << (deeper + 1 - shared));
+    if (cat && other) sum += p->aff[i].w * path_weight(cat, other, inside_counts);
   }
   return sum * decay_scale(&x->aff_decay, now);
+}
+
+double idx_item_affinity(const idx *x, uint32_t person, uint32_t item,
+                         int64_t now) {
+  if (item >= x->items.n) return 0;
+  const idx_item *it = &x->item[item];
+  return affinity_towards(x, person, intern_name(&x->categories, it->category),
+                          it->brand, 0, now);
+}
+
+double idx_category_affinity(const idx *x, uint32_t person, const char *path,
+                             int64_t now) {
+  return affinity_towards(x, person, path, INTERN_NONE, 1, now);
 }
 
 const idx_session *idx_session_of(const idx *x, const char *session) {

@@ -422,6 +422,11 @@ size_t idx_person_affinities(const idx *x, uint32_t person, int brands,
 double idx_item_affinity(const idx *x, uint32_t person, uint32_t item,
                          int64_t now);
 
+/* How well a category (a navigation tab, "Home/Decor") matches a person's
+   interests: interests inside it count fully, others as for items. */
+double idx_category_affinity(const idx *x, uint32_t person, const char *path,
+                             int64_t now);
+
 /* The state of a session, or NULL when unknown. */
 const idx_session *idx_session_of(const idx *x, const char *session);
 

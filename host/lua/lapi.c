@@ -436,8 +436,8 @@ static int l_audiences(lua_State *L) {
   return 1;
 }
 
-/* tailor.affinity(customer, items) -> {[id] = score}: how well each item
-   matches the customer's interests (category, parent categories, brand);
+/* tailor.affinity(customer, ids) -> {[id] = score}: how well each item (or
+   category path, for navigation tabs) matches the customer's interests;
    for re-ranking lists the storefront already has. */
 static int l_affinity(lua_State *L) {
   tailor *t = engine_of(L);
@@ -451,7 +451,9 @@ static int l_affinity(lua_State *L) {
     lua_rawgeti(L, 2, i);
     const char *id = lua_tostring(L, -1);
     uint32_t item = id ? idx_item_id(t->ix, id) : INTERN_NONE;
-    lua_pushnumber(L, item == INTERN_NONE ? 0 : idx_item_affinity(t->ix, p, item, now));
+    /* Entries that are not items are categories (navigation tabs). */
+    lua_pushnumber(L, item != INTERN_NONE ? idx_item_affinity(t->ix, p, item, now)
+                      : id ? idx_category_affinity(t->ix, p, id, now) : 0);
     lua_settable(L, -3); /* result[id] = score (the id is popped with it) */
   }
   return 1;

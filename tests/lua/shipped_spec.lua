@@ -231,7 +231,12 @@ describe("the shipped strategies", function()
     assert.are.equal("armchair", d.items[1].id) -- Home/Living, like the table
     assert.are.same({ "runner", "yoga", "hat" }, { d.items[2].id, d.items[3].id, d.items[4].id })
     assert.matches("Moved up", d.items[1].explain)
-    -- A list item the storefront did not send is refused.
+    -- Menu tabs are categories: a home-decor browser sees Home first.
+    d = e:decide { kind = "rank", anon = "v9", items = { "Sport", "Accessories", "Home" } }
+    assert.are.same({ "Home", "Sport", "Accessories" }, { d.items[1].id, d.items[2].id, d.items[3].id })
+    -- A visitor nobody knows sees the storefront's order.
+    d = e:decide { kind = "rank", anon = "stranger", items = { "Sport", "Accessories", "Home" } }
+    assert.are.same({ "Sport", "Accessories", "Home" }, { d.items[1].id, d.items[2].id, d.items[3].id })
     e:close()
   end)
 
