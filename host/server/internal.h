@@ -139,6 +139,7 @@ struct srv {
   uv_tcp_t tcp;
   uv_pipe_t pipe;
   int tcp_on, pipe_on;
+  char *pipe_path;       /* the socket file we bound (ours to remove) */
   uv_signal_t sig_term, sig_int, sig_hup;
   uv_async_t done_async;
   uv_timer_t grace;

@@ -40,7 +40,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -113,7 +115,8 @@ static void close_listeners(srv *s) {
     uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
   if (s->pipe_on && !uv_is_closing((uv_handle_t *)&s->pipe)) {
     uv_close((uv_handle_t *)&s->pipe, on_handle_closed);
-    if (s->conf->unix_path) unlink(s->conf->unix_path);
+    /* The path bound at start: a reload may have changed the config's. */
+    if (s->pipe_path) unlink(s->pipe_path);
   }
 }
 
@@ -238,18 +241,38 @@ static int listen_tcp(srv *s) {
   return 0;
 }
 
+/* Whether a server answers on the Unix socket at `path`. */
+static int unix_alive(const char *path) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof sa.sun_path) return 0;
+  strcpy(sa.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  int alive = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+  if (fd >= 0) close(fd);
+  return alive;
+}
+
 static int listen_unix(srv *s) {
   const char *path = s->conf->unix_path;
   struct stat st;
-  /* A socket file left by a server that died: ours to replace.  Anything
-     else at the path is not. */
-  if (!lstat(path, &st) && S_ISSOCK(st.st_mode)) unlink(path);
+  /* A socket file left by a server that died is ours to replace; one that
+     a live server answers on, or anything else at the path, is not. */
+  if (!lstat(path, &st) && S_ISSOCK(st.st_mode)) {
+    if (unix_alive(path)) {
+      srv_log(TAILOR_LOG_ERROR, "cannot listen on unix:%s: another server is listening there",
+              path);
+      return -1;
+    }
+    unlink(path);
+  }
   int rc = uv_pipe_init(s->loop, &s->pipe, 0);
   if (!rc) {
     s->pipe_on = 1;
     s->pipe.data = s;
-    if (!(rc = uv_pipe_bind(&s->pipe, path)))
-      rc = uv_listen((uv_stream_t *)&s->pipe, SRV_BACKLOG, srv_on_connection);
+    if (!(rc = uv_pipe_bind(&s->pipe, path))) {
+      if (!(s->pipe_path = strdup(path))) rc = UV_ENOMEM;
+      if (!rc) rc = uv_listen((uv_stream_t *)&s->pipe, SRV_BACKLOG, srv_on_connection);
+    }
   }
   if (rc) {
     srv_log(TAILOR_LOG_ERROR, "cannot listen on unix:%s: %s", path, uv_strerror(rc));
@@ -328,6 +351,7 @@ int srv_run(tailor *t, srv_conf *conf, const srv_opts *o) {
   uv_cond_destroy(&s->read_cv);
   uv_cond_destroy(&s->write_cv);
   free(s->stats_cache);
+  free(s->pipe_path);
   srv_conf_free(s->conf);
   free(s->conf);
   free(s);

@@ -5,6 +5,7 @@ HTTP, token roles and their refusals, CORS, on the real binary.
 
 import http.client
 import json
+import os
 import socket
 import sys
 
@@ -343,10 +344,18 @@ def unix_socket(s):
         data += chunk
     sock.close()
     check("NDJSON over the Unix socket", b'"pong":true' in data, data)
+    # A second server on the same socket path refuses to start, and the
+    # first one keeps its socket.
+    import subprocess
+    from serve_kit import TAILOR
+    p = subprocess.run([TAILOR, "serve", "--config", s.config, "--db",
+                        os.path.join(s.dir, "other.db")], capture_output=True, timeout=60)
+    check("second server on the same socket refused",
+          p.returncode == 1 and b"another server is listening" in p.stderr, p.stderr)
+    check("the first keeps its socket", os.path.exists(s.cfg["server"]["unix"]))
 
 
 def main():
-    import os
     import tempfile
 
     from serve_kit import TMP
