@@ -251,6 +251,20 @@ typedef void (*tailor_log_fn)(void *ud, int level, const char *message);
 ** with other calls: set it right after tailor_open(). */
 TAILOR_EXTERN void tailor_set_logger(tailor *t, tailor_log_fn fn, void *ud);
 
+/*
+** Receives the engine's measurements as they happen, so a host server can
+** feed them to its own metrics: `name` is one of
+**   "decide_us"       a decision's latency in microseconds (label: kind)
+**   "decide_fallback" 1 when a decision served the fallback (label: kind)
+**   "events"          events acknowledged by one ingest call (label: NULL)
+**   "events_rejected" events rejected by one ingest call (label: NULL)
+** Strings are borrowed for the call; called from the thread that made the
+** call, so it must be thread-safe.  Set it right after tailor_open().
+*/
+typedef void (*tailor_metric_fn)(void *ud, const char *name, const char *label,
+                                 double value);
+TAILOR_EXTERN void tailor_set_metrics(tailor *t, tailor_metric_fn fn, void *ud);
+
 #ifdef __cplusplus
 }
 #endif

@@ -309,6 +309,7 @@ int tailor_decide(tailor *t, const char *text, size_t len, char **response,
     return rc;
   }
   atomic_fetch_add(&t->n_decisions, 1);
+  uint64_t started = util_mono_ns();
   int recommend = !strcmp(r.kind, "recommend") || !strcmp(r.kind, "rank");
   tailor_error serr = {0};
   lvm *vm = eng_thread_vm(t, &serr);
@@ -339,6 +340,8 @@ int tailor_decide(tailor *t, const char *text, size_t len, char **response,
     pthread_mutex_unlock(&t->write_mu);
   }
   json_decref(r.result);
+  eng_metric(t, "decide_us", r.kind, (double)(util_mono_ns() - started) / 1e3);
+  if (rc != TAILOR_OK) eng_metric(t, "decide_fallback", r.kind, 1);
   *response = json_dumps(out, JSON_COMPACT);
   json_decref(out);
   json_decref(r.req);

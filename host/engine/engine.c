@@ -49,6 +49,11 @@ void tailor_set_logger(tailor *t, tailor_log_fn fn, void *ud) {
   t->log_ud = ud;
 }
 
+void tailor_set_metrics(tailor *t, tailor_metric_fn fn, void *ud) {
+  t->metric = fn;
+  t->metric_ud = ud;
+}
+
 void eng_log(tailor *t, int level, const char *fmt, ...) {
   if (!t->log) return;
   char buf[1024];
@@ -304,9 +309,17 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
   pthread_mutex_init(&t->write_mu, NULL);
   pthread_mutex_init(&t->commit_mu, NULL);
   pthread_mutex_init(&t->expo_mu, NULL);
+  pthread_mutex_init(&t->read_mu, NULL);
   t->expo = json_array();
   pthread_cond_init(&t->commit_cv, NULL);
-  pthread_rwlock_init(&t->lock, NULL);
+  /* Writers first: with glibc's default (readers first) a steady stream of
+     decisions would starve ingestion forever.  No thread ever takes the read
+     lock twice, which writer preference requires. */
+  pthread_rwlockattr_t rwa;
+  pthread_rwlockattr_init(&rwa);
+  pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&t->lock, &rwa);
+  pthread_rwlockattr_destroy(&rwa);
   pthread_mutex_init(&t->vm_mu, NULL);
   pthread_mutex_init(&t->scan_mu, NULL);
   if (pthread_key_create(&t->vm_key, slot_destroy)) {
@@ -333,6 +346,10 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
       .trend_keys = t->cfg.trend_keys,
   };
   if (!(t->st = store_open(t->cfg.db, &so, err))) goto fail;
+  if (strcmp(t->cfg.db, ":memory:") != 0) {
+    store_options ro = {0, 0, 1};
+    t->st_read = store_open(t->cfg.db, &ro, NULL); /* optional: NULL is fine */
+  }
   if (!(t->ix = idx_new(&ic))) {
     util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
     goto fail;
@@ -392,12 +409,14 @@ void tailor_close(tailor *t) {
     lvm_free(s->vm);
     free(s);
   }
+  store_close(t->st_read);
   store_close(t->st);
   idx_free(t->ix);
   config_free(&t->cfg);
   pthread_mutex_destroy(&t->write_mu);
   pthread_mutex_destroy(&t->commit_mu);
   pthread_mutex_destroy(&t->expo_mu);
+  pthread_mutex_destroy(&t->read_mu);
   json_decref(t->expo);
   pthread_cond_destroy(&t->commit_cv);
   pthread_rwlock_destroy(&t->lock);
@@ -508,11 +527,15 @@ int tailor_ingest(tailor *t, const char *json, size_t len, tailor_error *err) {
   int rc = ev_parse(json, len, &lim, &e, err);
   if (rc) {
     atomic_fetch_add(&t->n_rejected, 1);
+    eng_metric(t, "events_rejected", NULL, 1);
     return rc;
   }
   ev *one = &e;
   rc = commit_events(t, &one, 1, err);
-  if (rc == TAILOR_OK) eng_run_triggers(t, &one, 1);
+  if (rc == TAILOR_OK) {
+    eng_run_triggers(t, &one, 1);
+    eng_metric(t, "events", NULL, 1);
+  }
   ev_clear(&e);
   return rc;
 }
@@ -573,6 +596,8 @@ int tailor_ingest_batch(tailor *t, const char *ndjson, size_t len,
   if (accepted) *accepted = nacc;
 done:
   atomic_fetch_add(&t->n_rejected, nrej);
+  if (rc == TAILOR_OK) eng_metric(t, "events", NULL, (double)nacc);
+  if (nrej) eng_metric(t, "events_rejected", NULL, (double)nrej);
   if (rejected) *rejected = nrej;
   for (size_t i = 0; i < nacc; i++) ev_clear(&evs[i]);
   free(evs);
@@ -580,19 +605,38 @@ done:
   return rc;
 }
 
+/* Lua states alive: one per thread that decided and has not exited. */
+static size_t count_states(tailor *t) {
+  size_t n = 0;
+  pthread_mutex_lock(&t->vm_mu);
+  for (vm_slot *s = t->vms; s; s = s->next) n++;
+  pthread_mutex_unlock(&t->vm_mu);
+  return n;
+}
+
+store *eng_read_begin(tailor *t) {
+  if (t->st_read) {
+    pthread_mutex_lock(&t->read_mu);
+    return t->st_read;
+  }
+  pthread_mutex_lock(&t->write_mu);
+  return t->st;
+}
+
+void eng_read_end(tailor *t) {
+  pthread_mutex_unlock(t->st_read ? &t->read_mu : &t->write_mu);
+}
+
 int tailor_stats(tailor *t, char **out, tailor_error *err) {
   json_t *o = json_object();
-  pthread_mutex_lock(&t->write_mu);
-  json_object_set_new(o, "events", store_event_counts(t->st));
-  json_object_set_new(o, "events_total",
-                      json_integer(store_count(t->st, "events")));
-  json_object_set_new(o, "items", json_integer(store_count(t->st, "items")));
-  json_object_set_new(o, "customers",
-                      json_integer(store_count(t->st, "customers")));
-  json_object_set_new(o, "identities",
-                      json_integer(store_count(t->st, "identities")));
-  json_object_set_new(o, "outbox", json_integer(store_count(t->st, "outbox")));
-  pthread_mutex_unlock(&t->write_mu);
+  store *st = eng_read_begin(t);
+  json_object_set_new(o, "events", store_event_counts(st));
+  json_object_set_new(o, "events_total", json_integer(store_count(st, "events")));
+  json_object_set_new(o, "items", json_integer(store_count(st, "items")));
+  json_object_set_new(o, "customers", json_integer(store_count(st, "customers")));
+  json_object_set_new(o, "identities", json_integer(store_count(st, "identities")));
+  json_object_set_new(o, "outbox", json_integer(store_count(st, "outbox")));
+  eng_read_end(t);
   pthread_rwlock_rdlock(&t->lock);
   json_object_set_new(o, "index",
                       json_pack("{sI sI sI sI}", "items", (json_int_t)t->ix->items.n,
@@ -621,7 +665,8 @@ int tailor_stats(tailor *t, char **out, tailor_error *err) {
   /* Counters of this process since the engine opened. */
   json_object_set_new(
       o, "process",
-      json_pack("{sI sI sI sI sI sI sI}", "decisions",
+      json_pack("{sI sI sI sI sI sI sI sI}", "lua_states", (json_int_t)count_states(t),
+                "decisions",
                 (json_int_t)atomic_load(&t->n_decisions), "strategy_errors",
                 (json_int_t)atomic_load(&t->n_strategy_errors), "events_accepted",
                 (json_int_t)atomic_load(&t->n_accepted), "events_rejected",
@@ -664,9 +709,8 @@ int tailor_customer(tailor *t, const char *id, int flags, char **out,
   if (!t || !id || !out)
     return util_fail(err, TAILOR_EINVAL, NULL, "customer: missing argument");
   *out = NULL;
-  pthread_mutex_lock(&t->write_mu);
-  json_t *profile = store_customer(t->st, id);
-  pthread_mutex_unlock(&t->write_mu);
+  json_t *profile = store_customer(eng_read_begin(t), id);
+  eng_read_end(t);
   pthread_rwlock_rdlock(&t->lock);
   const idx *x = t->ix;
   uint32_t p = idx_person_of(x, id, id);
@@ -709,9 +753,8 @@ int tailor_customer(tailor *t, const char *id, int flags, char **out,
 int tailor_outbox_list(tailor *t, const char *state, const char *customer,
                        char **json, tailor_error *err) {
   if (!t || !json) return util_fail(err, TAILOR_EINVAL, NULL, "outbox: missing argument");
-  pthread_mutex_lock(&t->write_mu);
-  json_t *rows = store_outbox_list(t->st, state, customer, 1000);
-  pthread_mutex_unlock(&t->write_mu);
+  json_t *rows = store_outbox_list(eng_read_begin(t), state, customer, 1000);
+  eng_read_end(t);
   *json = json_dumps(rows, JSON_COMPACT);
   json_decref(rows);
   return *json ? TAILOR_OK : util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
@@ -749,9 +792,8 @@ int tailor_audience_members(tailor *t, int days, int purchased, int with_email,
     const char *anon = json_string_value(json_array_get(row, 1));
     json_t *profile = NULL;
     if (with_email && *cust) {
-      pthread_mutex_lock(&t->write_mu);
-      profile = store_customer(t->st, cust);
-      pthread_mutex_unlock(&t->write_mu);
+      profile = store_customer(eng_read_begin(t), cust);
+      eng_read_end(t);
     }
     const char *email = json_string_value(json_object_get(profile, "email"));
     if (!json_is_true(json_object_get(json_object_get(profile, "consent"), "email")))

@@ -32,6 +32,9 @@ typedef struct commit_req commit_req; /* events waiting for a group commit */
 struct tailor {
   config cfg;
   store *st;
+  store *st_read;          /* a second, read-only connection (file stores):
+                              WAL lets it read while the writer commits */
+  pthread_mutex_t read_mu; /* serializes st_read */
   idx *ix;
   pthread_mutex_t write_mu;
   pthread_rwlock_t lock;
@@ -71,7 +74,19 @@ struct tailor {
 
   tailor_log_fn log;
   void *log_ud;
+  tailor_metric_fn metric;
+  void *metric_ud;
 };
+
+/* A store handle for reads that must not wait for writers (stats, profiles,
+   the outbox): the read-only connection when there is one, else the
+   writer's.  Pair with eng_read_end. */
+store *eng_read_begin(tailor *t);
+void eng_read_end(tailor *t);
+
+/* Report a measurement to the host's metrics callback, if any. */
+#define eng_metric(t, name, label, value) \
+  ((t)->metric ? (t)->metric((t)->metric_ud, (name), (label), (value)) : (void)0)
 
 /* Log a formatted line through the engine's logger. */
 void eng_log(tailor *t, int level, const char *fmt, ...)

@@ -873,6 +873,7 @@ static void person_clear(idx_person *p) {
   idx_ids_free(&p->cart);
   idx_ids_free(&p->bought);
   free(p->attrs);
+  free(p->aff);
   memset(p, 0, sizeof *p);
 }
 

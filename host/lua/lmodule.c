@@ -179,7 +179,9 @@ static int l_close(lua_State *L) {
   return 0;
 }
 
-int luaopen_tailor(lua_State *L);
+/* The module's one entry point; visible although the engine's objects are
+   built with hidden visibility. */
+__attribute__((visibility("default"))) int luaopen_tailor(lua_State *L);
 int luaopen_tailor(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"ingest", l_ingest}, {"ingest_batch", l_ingest_batch},
