@@ -9,7 +9,7 @@ BUILD      ?= build
 JOBS       ?= 2
 PACKAGES   := build-essential cmake pkg-config clang libclang-rt-14-dev \
               liblua5.4-dev lua5.4 libuv1-dev libjansson-dev libsqlite3-dev \
-              libhttp-parser-dev libssl-dev lua-busted sqlite3 python3
+              libhttp-parser-dev libssl-dev libmicrohttpd-dev lua-busted sqlite3 python3
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build test demo bench clean
