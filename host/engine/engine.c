@@ -70,6 +70,7 @@ void eng_log(tailor *t, int level, const char *fmt, ...) {
 struct vm_slot {
   tailor *t;
   lvm *vm;
+  sknn_work *work; /* the session kernels' scratch space, made on first use */
   uint64_t gen;
   vm_slot *prev, *next;
 };
@@ -89,7 +90,14 @@ static void slot_destroy(void *p) {
   slot_unlink(s->t, s);
   pthread_mutex_unlock(&s->t->vm_mu);
   lvm_free(s->vm);
+  sknn_work_free(s->work);
   free(s);
+}
+
+sknn_work *eng_thread_work(tailor *t) {
+  vm_slot *s = pthread_getspecific(t->vm_key);
+  if (s && !s->work) s->work = sknn_work_new();
+  return s ? s->work : NULL;
 }
 
 static void vm_log(void *ud, int level, const char *msg) {
@@ -407,6 +415,7 @@ void tailor_close(tailor *t) {
   for (vm_slot *s = t->vms, *next; s; s = next) {
     next = s->next;
     lvm_free(s->vm);
+    sknn_work_free(s->work);
     free(s);
   }
   store_close(t->st_read);

@@ -96,6 +96,10 @@ void eng_log(tailor *t, int level, const char *fmt, ...)
    NULL (with `err`) when the strategies cannot be loaded. */
 lvm *eng_thread_vm(tailor *t, tailor_error *err);
 
+/* The calling thread's scratch space for the session kernels (lives with
+   its Lua state); NULL outside a decision or when out of memory. */
+sknn_work *eng_thread_work(tailor *t);
+
 /* The lvm_config an engine uses for its states (borrowed strings). */
 void eng_vm_config(tailor *t, lvm_config *cfg);
 

@@ -21,7 +21,7 @@
 #include "index/index.h"
 
 #define CKPT_MAGIC "TAILORCK"
-#define CKPT_FORMAT 7
+#define CKPT_FORMAT 8
 
 /*
 ** Writing: a FILE with a running hash.
@@ -88,6 +88,30 @@ static void put_trend(ckw *w, const trend *t) {
     PUT(w, tb->ntop);
     put(w, tb->top, tb->ntop * sizeof *tb->top);
     put(w, tb->top_w, tb->ntop * sizeof *tb->top_w);
+  }
+}
+
+/* The session kernels' index, logically: its sessions oldest first, then
+   every item's lifetime counts (sknn.h says why that is enough). */
+#define CKPT_SESSIONS_END UINT32_MAX
+
+static int put_session(void *ud, const uint32_t *items, size_t n, int64_t time,
+                       uint32_t key) {
+  ckw *w = ud;
+  put_u32(w, (uint32_t)n);
+  put(w, items, n * sizeof *items);
+  PUT(w, time);
+  PUT(w, key);
+  return 0;
+}
+
+static void put_sknn(ckw *w, const sknn_index *s, uint32_t nitems) {
+  sknn_each_session(s, put_session, w);
+  put_u32(w, CKPT_SESSIONS_END);
+  for (uint32_t i = 0; i < nitems; i++) {
+    uint64_t v = sknn_item_views(s, i), df = sknn_item_df(s, i);
+    PUT(w, v);
+    PUT(w, df);
   }
 }
 
@@ -175,6 +199,7 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
   put_cooc(&w, &x->coview, x->items.n);
   put_cooc(&w, &x->copurchase, x->items.n);
   put_trend(&w, &x->trend);
+  put_sknn(&w, x->sknn, x->items.n);
   uint64_t sum = w.h;
   if (fwrite(&sum, sizeof sum, 1, w.f) != 1) w.err = 1;
   if (fflush(w.f) || fsync(fileno(w.f))) w.err = 1;
@@ -329,6 +354,42 @@ static void get_trend(ckr *r, trend *t, uint32_t nitems) {
   }
 }
 
+static void get_sknn(ckr *r, sknn_index *s, uint32_t nitems) {
+  uint32_t buf[SKNN_MAX_LEN];
+  for (;;) {
+    uint32_t n = get_u32(r);
+    if (r->err || n == CKPT_SESSIONS_END) break;
+    if (n > SKNN_MAX_LEN) {
+      r->err = 1;
+      break;
+    }
+    get(r, buf, n * sizeof *buf);
+    int64_t time;
+    uint32_t key;
+    GET(r, time);
+    GET(r, key);
+    for (uint32_t i = 0; i < n && !r->err; i++)
+      if (buf[i] >= nitems) r->err = 1;
+    if (r->err) break;
+    int rc = 0;
+    if (key == SKNN_NONE)
+      rc = sknn_add_session(s, buf, n, time);
+    else
+      for (uint32_t i = 0; i < n && !rc; i++) rc = sknn_add_item(s, key, buf[i], time);
+    if (rc) r->err = 1;
+  }
+  uint64_t *views = calloc(nitems ? nitems : 1, sizeof *views);
+  uint64_t *df = calloc(nitems ? nitems : 1, sizeof *df);
+  if (!views || !df) r->err = 1;
+  for (uint32_t i = 0; i < nitems && !r->err; i++) {
+    GET(r, views[i]);
+    GET(r, df[i]);
+  }
+  if (!r->err && sknn_restore_counts(s, nitems, views, df)) r->err = 1;
+  free(views);
+  free(df);
+}
+
 /* Ids read from the file must point inside the tables they index. */
 static int ids_ok(const idx_ids *a, uint32_t bound) {
   for (uint32_t i = 0; i < a->n; i++)
@@ -477,6 +538,7 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
     if (!r.err) get_cooc(&r, &x->coview, ni);
     if (!r.err) get_cooc(&r, &x->copurchase, ni);
     if (!r.err) get_trend(&r, &x->trend, ni);
+    if (!r.err) get_sknn(&r, x->sknn, ni);
     if (r.err || r.p != r.end) why = "truncated or inconsistent contents";
   }
   free(data);

@@ -86,6 +86,10 @@ idx *idx_new(const idx_config *cfg) {
   cooc_init(&x->coview, c.max_neighbors, c.cooc_half_life_days);
   cooc_init(&x->copurchase, c.max_neighbors, c.cooc_half_life_days);
   trend_init(&x->trend, c.trend_half_life_days, 0, 0);
+  if (!(x->sknn = sknn_new(NULL))) {
+    free(x);
+    return NULL;
+  }
   x->aff_decay.half_life_ms = IDX_AFFINITY_HALF_LIFE_DAYS * 86400e3;
   return x;
 }
@@ -105,6 +109,7 @@ void idx_free(idx *x) {
   cooc_free(&x->coview);
   cooc_free(&x->copurchase);
   trend_free(&x->trend);
+  sknn_free(x->sknn);
   free(x->window);
   free(x->window_n);
   free(x->session);
@@ -767,6 +772,8 @@ int idx_apply(idx *x, const ev *e) {
     switch (e->type) {
       case EV_VIEW:
         it->views++;
+        if (sid != INTERN_NONE && sknn_add_item(x->sknn, sid, i, (int64_t)sid) == TAILOR_ENOMEM)
+          return TAILOR_ENOMEM;
         rc = apply_coview(x, p, sid, i, e->ts) ||
              bump_trending(x, pid, i, e->ts, IDX_TREND_VIEW);
         if (p) recent_push(x, p, i);
@@ -1129,4 +1136,22 @@ size_t idx_watchers(const idx *x, uint32_t item, int64_t now, uint32_t days,
 const char *idx_customer_id(const idx *x, uint32_t person) {
   const char *key = intern_name(&x->people, person);
   return key && key[0] == 'c' && key[1] == ':' ? key + 2 : NULL;
+}
+
+size_t idx_session_next(const idx *x, const uint32_t *items, size_t n,
+                        uint32_t session, const sknn_params *p, sknn_work *work,
+                        const idx_filter *f, size_t k, topk_entry *out) {
+  /* Ask for more than k: filters (stock, the cart) run after the kernel. */
+  enum { OVERFETCH = 3, MAX_ROWS = 300 };
+  topk_entry rows[MAX_ROWS];
+  size_t want = k * OVERFETCH < MAX_ROWS ? k * OVERFETCH : MAX_ROWS;
+  sknn_params q = *p;
+  q.self = session == INTERN_NONE ? SKNN_NONE : session;
+  q.fill = 0; /* popularity padding belongs to the strategy, with a reason */
+  int got = sknn_query(x->sknn, items, n, &q, work, rows, want);
+  size_t m = 0;
+  for (int i = 0; i < got && m < k; i++)
+    if (rows[i].id < x->items.n && rows[i].score > 0 && idx_keep(x, f, rows[i].id))
+      out[m++] = rows[i];
+  return m;
 }

@@ -17,6 +17,7 @@
 #include "index/clv.h"
 #include "index/cooc.h"
 #include "index/intern.h"
+#include "index/sknn.h"
 #include "index/topk.h"
 #include "index/trend.h"
 
@@ -255,6 +256,8 @@ typedef struct idx {
   uint32_t members_cap;
   cooc coview, copurchase;
   trend trend;
+  sknn_index *sknn;    /* sessions for the session-kNN kernels; time is the
+                          session's number, as in `tailor eval` */
   char trend_keys[IDX_MAX_TREND_KEYS][64];
   /* Caches that spare the event path any string work (all derivable, so
      never checkpointed): the trend table of everyone, the attribute id of
@@ -421,6 +424,17 @@ size_t idx_person_affinities(const idx *x, uint32_t person, int brands,
    that of its brand.  0 for strangers. */
 double idx_item_affinity(const idx *x, uint32_t person, uint32_t item,
                          int64_t now);
+
+/*
+** The next items after a session's views (items, oldest first) by a session
+** kernel (params: the validated defaults of a kernel, sknn.h), filtered,
+** best first; aux is the view most responsible.  `session` is the visitor's
+** own open session (never its own neighbour), or INTERN_NONE.  `work` is
+** the calling thread's scratch space.  Returns the rows written.
+*/
+size_t idx_session_next(const idx *x, const uint32_t *items, size_t n,
+                        uint32_t session, const sknn_params *p, sknn_work *work,
+                        const idx_filter *f, size_t k, topk_entry *out);
 
 /* How well a category (a navigation tab, "Home/Decor") matches a person's
    interests: interests inside it count fully, others as for items. */

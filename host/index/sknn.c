@@ -464,6 +464,46 @@ uint64_t sknn_item_views(const sknn_index *x, uint32_t id) {
   return id < x->nitems ? x->item[id].views : 0;
 }
 
+size_t sknn_session_items(const sknn_index *x, uint32_t session,
+                          const uint32_t **items) {
+  open_slot *e = x ? open_find(x, session) : NULL;
+  const sess *s = e ? sess_get(x, e->seq) : NULL;
+  *items = s ? sess_items(s) : NULL;
+  return s ? s->n : 0;
+}
+
+int sknn_each_session(const sknn_index *x, sknn_session_fn fn, void *ud) {
+  /* Live sessions are the latest ones: at most a ring's worth back. */
+  uint32_t back = x->live, from = x->next_seq - back;
+  for (uint32_t i = 0; i < back; i++) {
+    const sess *s = sess_get(x, from + i);
+    if (!s) continue;
+    int rc = fn(ud, sess_items(s), s->n, s->time, s->key);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+uint64_t sknn_item_df(const sknn_index *x, uint32_t id) {
+  return id < x->nitems ? x->item[id].df : 0;
+}
+
+int sknn_restore_counts(sknn_index *x, uint32_t nitems, const uint64_t *views,
+                        const uint64_t *df) {
+  if (nitems && items_reserve(x, nitems - 1)) return TAILOR_ENOMEM;
+  x->views = 0;
+  x->ntop = 0;
+  for (uint32_t i = 0; i < x->nitems; i++) x->item[i].top = SKNN_NONE;
+  for (uint32_t i = 0; i < nitems; i++) {
+    x->item[i].views = views[i];
+    x->item[i].df = df[i];
+    x->views32[i] = views[i] < UINT32_MAX ? (uint32_t)views[i] : UINT32_MAX;
+    x->views += views[i];
+    if (views[i]) pop_bump(x, i); /* counts are final: each enters once */
+  }
+  return 0;
+}
+
 /* ** Parameters ---------------------------------------------------------- */
 
 const char *sknn_kernel_name(sknn_kernel k) {

@@ -121,8 +121,30 @@ typedef struct sknn_stats {
 
 void sknn_stats_get(const sknn_index *x, sknn_stats *s);
 
-/* Lifetime views of an item (0 for unknown ids). */
+/* Lifetime views of an item (0 for unknown ids), and the sessions it
+** appeared in. */
 uint64_t sknn_item_views(const sknn_index *x, uint32_t item);
+uint64_t sknn_item_df(const sknn_index *x, uint32_t item);
+
+/* The items of the open session `session` (view order; borrowed until the
+** next write), or 0 when it is not open. */
+size_t sknn_session_items(const sknn_index *x, uint32_t session,
+                          const uint32_t **items);
+
+/*
+** Saving and restoring (checkpoints): sknn_each_session calls fn for every
+** session the index remembers, oldest first, with its items, time and the
+** caller's id when it is still open (else SKNN_NONE); a nonzero return
+** stops.  A new index fed the same sessions in the same order (open ones
+** with sknn_add_item, the others with sknn_add_session), then given every
+** item's lifetime views and session count with sknn_restore_counts,
+** answers every query as the original did.
+*/
+typedef int (*sknn_session_fn)(void *ud, const uint32_t *items, size_t n,
+                               int64_t time, uint32_t key);
+int sknn_each_session(const sknn_index *x, sknn_session_fn fn, void *ud);
+int sknn_restore_counts(sknn_index *x, uint32_t nitems, const uint64_t *views,
+                        const uint64_t *df);
 
 /* ** Kernels and their parameters --------------------------------------- */
 

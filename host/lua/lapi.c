@@ -110,11 +110,17 @@ void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
 
 void lapi_push_session(lua_State *L, tailor *t, const char *session) {
   const idx_session *s = idx_session_of(t->ix, session);
-  lua_createtable(L, 0, 10);
+  lua_createtable(L, 0, 11);
   if (session) {
     lua_pushstring(L, session);
     lua_setfield(L, -2, "id");
   }
+  /* The items viewed in this session so far, oldest first. */
+  uint32_t sid = session ? intern_get(&t->ix->sessions, session) : INTERN_NONE;
+  const uint32_t *items = NULL;
+  size_t n = sid == INTERN_NONE ? 0 : sknn_session_items(t->ix->sknn, sid, &items);
+  push_ids(L, t->ix, items, (uint32_t)n);
+  lua_setfield(L, -2, "items");
   set_int(L, "views", s ? s->views : 0);
   set_int(L, "pages", s ? s->pages : 0);
   set_int(L, "carts", s ? s->carts : 0);
@@ -299,6 +305,51 @@ static int l_related(lua_State *L) {
   push_rows(L, t->ix, rows, n,
             rel == IDX_COPURCHASE ? IDX_REASON_BOUGHT_TOGETHER
                                   : IDX_REASON_VIEWED_TOGETHER, 1);
+  return 1;
+}
+
+/*
+** tailor.session_next(items, opts) -> rows: the items most likely viewed
+** next after `items` (this session's views, oldest first), by the session
+** kernel opts.kernel ("tailor" by default; also stan, vsknn, sknn, itemknn,
+** spop, pop) with its validated parameters; opts.session names the
+** visitor's own session so it is not its own neighbour.  Items of the
+** session are not excluded (visitors go back to them) unless opts.exclude
+** says so.
+*/
+static int l_session_next(lua_State *L) {
+  tailor *t = engine_of(L);
+  uint32_t items[256];
+  size_t n = 0;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_Integer len = luaL_len(L, 1);
+  for (lua_Integer i = len > 256 ? len - 255 : 1; i <= len; i++) {
+    lua_rawgeti(L, 1, i);
+    const char *id = lua_tostring(L, -1);
+    uint32_t iid = id ? idx_item_id(t->ix, id) : INTERN_NONE;
+    if (iid != INTERN_NONE) items[n++] = iid; /* repeats kept: positions matter */
+    lua_pop(L, 1);
+  }
+  kernel_opts o;
+  check_opts(L, 2, t->ix, &o);
+  sknn_params p;
+  sknn_params_default(&p, SKNN_TAILOR);
+  uint32_t sid = INTERN_NONE;
+  if (!lua_isnoneornil(L, 2)) {
+    if (lua_getfield(L, 2, "kernel") == LUA_TSTRING) {
+      int k = sknn_kernel_find(lua_tostring(L, -1));
+      if (k < 0) return luaL_error(L, "session_next: unknown kernel '%s'", lua_tostring(L, -1));
+      sknn_params_default(&p, (sknn_kernel)k);
+    }
+    if (lua_getfield(L, 2, "session") == LUA_TSTRING)
+      sid = intern_get(&t->ix->sessions, lua_tostring(L, -1));
+    lua_pop(L, 2);
+  }
+  sknn_work *w = eng_thread_work(t);
+  if (!w) return luaL_error(L, "session_next: out of memory");
+  topk_entry *rows = lua_newuserdatauv(L, o.k * sizeof *rows, 0);
+  size_t m = idx_session_next(t->ix, items, n, sid, &p, w, &o.f, o.k, rows);
+  push_rows(L, t->ix, rows, m, IDX_REASON_SESSION, 1);
   return 1;
 }
 
@@ -572,6 +623,7 @@ void lapi_open(lua_State *L, void *engine) {
   static const luaL_Reg fns[] = {
       {"most_viewed", l_most_viewed},
       {"trending", l_trending},
+      {"session_next", l_session_next},
       {"recently_viewed", l_recently_viewed},
       {"similar", l_similar},
       {"customer", l_customer},

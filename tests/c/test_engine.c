@@ -450,6 +450,7 @@ static void test_checkpoint_restart(void) {
   write_file(strat, "recommend.lua",
              "return { recommend = function(ctx)\n"
              "  local r = tailor.also_bought(ctx.customer.recent, {k = ctx.k})\n"
+             "  for _, x in ipairs(tailor.session_next(ctx.customer.recent, {k = 2})) do r[#r + 1] = x end\n"
              "  for _, x in ipairs(tailor.trending(nil, nil, {k = ctx.k})) do r[#r + 1] = x end\n"
              "  while #r > ctx.k do table.remove(r) end\n"
              "  return r\n"
@@ -460,11 +461,20 @@ static void test_checkpoint_restart(void) {
   CHECK(t != NULL);
   if (!t) return;
   seed(t);
+  /* Two sessions where c follows b, for the session kernel. */
+  for (int k = 0; k < 2; k++) {
+    char line[200];
+    snprintf(line, sizeof line, "{\"type\":\"view\",\"item\":\"b\",\"anon\":\"w%d\",\"session\":\"k%d\"}", k, k);
+    CHECK_INT(ingest(t, line), 0);
+    snprintf(line, sizeof line, "{\"type\":\"view\",\"item\":\"c\",\"anon\":\"w%d\",\"session\":\"k%d\"}", k, k);
+    CHECK_INT(ingest(t, line), 0);
+  }
   CHECK_INT(ingest(t, "{\"type\":\"purchase\",\"customer\":\"c1\",\"anon\":\"v1\",\"order_id\":\"o1\",\"items\":[{\"id\":\"a\",\"price\":5},{\"id\":\"b\",\"price\":6}]}"), 0);
   CHECK_INT(ingest(t, "{\"type\":\"customer_upsert\",\"customer\":{\"id\":\"c1\",\"attrs\":{\"country\":\"DE\"}}}"), 0);
   char before[8192];
   snprintf(before, sizeof before, "%s", snapshot(t));
   CHECK_CONTAINS(before, "a:bought_together:0.333");
+  CHECK_CONTAINS(before, ":session:"); /* the session kernel is in the snapshot */
   tailor_close(t); /* writes the checkpoint */
   CHECK(access(ckpt, F_OK) == 0);
 

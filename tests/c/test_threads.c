@@ -28,12 +28,13 @@ static long now_ms(void) {
   return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-/* Views follow a fixed pattern: item i is viewed i times per round, so the
-   most viewed items are always the highest numbers. */
+/* Views follow a fixed pattern: in each round item i is viewed ceil(i/10)
+   times, so items 41..50 lead, tied (ties rank the smaller id first).
+   Rounds are never cut short, so the pattern holds whenever it stops. */
 static void *ingester(void *arg) {
   char line[256];
   for (long round = 0; !atomic_load(&stop); round++) {
-    for (int i = 1; i <= ITEMS && !atomic_load(&stop); i++) {
+    for (int i = 1; i <= ITEMS; i++) {
       for (int v = 0; v < i; v += 10) {
         snprintf(line, sizeof line,
                  "{\"type\":\"view\",\"item\":\"i%d\",\"anon\":\"w%ld\",\"session\":\"s%ld\"}",
@@ -101,10 +102,7 @@ static void test_decide_while_ingesting(void) {
   char *resp = NULL;
   const char *req = "{\"kind\":\"recommend\",\"anon\":\"fresh\",\"k\":1,\"page\":{\"type\":\"home\"}}";
   CHECK_INT(tailor_decide(engine, req, strlen(req), &resp, NULL, NULL), TAILOR_OK);
-  /* Items 41..50 get the most views a round (the last round may stop
-     anywhere among them). */
-  const char *top = resp ? strstr(resp, "\"id\":\"i") : NULL;
-  CHECK(top && atoi(top + 7) >= 41);
+  CHECK_CONTAINS(resp, "\"items\":[{\"id\":\"i41\"");
   tailor_free(resp);
   /* The deciding threads have exited: their Lua states went with them;
      only this thread's remains. */

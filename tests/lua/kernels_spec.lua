@@ -105,4 +105,28 @@ describe("kernels through the Lua API", function()
                       "customer orders=1" }, texts)
     e:close()
   end)
+
+  it("session_next predicts from the session's views, with the view it came from", function()
+    local e = shop()
+    -- Past sessions: after a jacket people look at hats, more than at gloves.
+    local n = 0
+    for _, seq in ipairs { { "jacket", "hat" }, { "jacket", "hat" }, { "jacket", "gloves" },
+                           { "sofa", "hat" } } do
+      n = n + 1
+      for _, id in ipairs(seq) do
+        assert(e:ingest { type = "view", item = id, anon = "p" .. n, session = "past" .. n })
+      end
+    end
+    assert(e:ingest { type = "view", item = "jacket", anon = "me", session = "now" })
+    for _, kernel in ipairs { "tailor", "stan", "vsknn" } do
+      local d = e:decide { kind = "recommend", anon = "me", session = "now", k = 2,
+                           page = { kernel = "session_next", name = kernel } }
+      assert.is_nil(d.fallback, d.error)
+      assert.are.equal("hat", d.items[1].id, kernel)
+      assert.are.equal("session", d.items[1].reason)
+      assert.are.same({ "jacket" }, d.items[1].because)
+      assert.are.equal("after jacket", d.items[1].explain) -- ctx.session.items
+    end
+    e:close()
+  end)
 end)

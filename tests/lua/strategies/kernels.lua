@@ -6,6 +6,12 @@ local function recommend(ctx)
       or p.kernel == "viewed_together" then
     return tailor[p.kernel](p.items or p.item, { k = ctx.k, category = p.category,
                                                  max_price = p.max_price })
+  elseif p.kernel == "session_next" then
+    -- The visitor is on the page of their last view: not that one again.
+    local rows = tailor.session_next(ctx.session.items, { k = ctx.k, session = ctx.session.id,
+                                                          kernel = p.name, exclude = ctx.session.items })
+    for _, row in ipairs(rows) do row.explain = "after " .. table.concat(ctx.session.items, ",") end
+    return rows
   elseif p.kernel == "similar" then
     return tailor.similar(p.item, { k = ctx.k })
   elseif p.kernel == "customer" then
