@@ -143,9 +143,9 @@ typedef struct lapi_ctx {
 
 /*
 ** Push the ctx a handler receives: kind, k, now, customer, session, page,
-** context, and segments: {name = true} for each predicate of the strategy's
-** `segments` table that holds for this ctx.  Runs Lua (the predicates), so
-** it must be called inside lvm_pcall with the index read lock held.
+** context, and segments: ctx.segments.<name> runs the predicate of that
+** name from the strategy's `segments` table on first use (true or false).
+** Must be called inside lvm_pcall with the index read lock held.
 */
 void lapi_push_ctx(lua_State *L, tailor *t, const lapi_ctx *c);
 

@@ -143,6 +143,20 @@ static void push_object(lua_State *L, json_t *obj) {
     lua_newtable(L);
 }
 
+/* __index of ctx.segments: upvalue 1 the predicates, 2 the ctx. */
+static int segment_index(lua_State *L) {
+  const char *name = luaL_checkstring(L, 2);
+  if (lua_getfield(L, lua_upvalueindex(1), name) != LUA_TFUNCTION)
+    return luaL_error(L, "no segment named '%s' (segments.lua defines them)", name);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_call(L, 1, 1);
+  lua_pushboolean(L, lua_toboolean(L, -1));
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, 1); /* keep the answer for the rest of the decision */
+  return 1;
+}
+
 void lapi_push_ctx(lua_State *L, tailor *t, const lapi_ctx *c) {
   lua_createtable(L, 0, 9);
   lua_pushstring(L, c->kind);
@@ -161,27 +175,17 @@ void lapi_push_ctx(lua_State *L, tailor *t, const lapi_ctx *c) {
     ljson_push(L, c->items);
     lua_setfield(L, -2, "items");
   }
-  /* Segments, computed once per decision from the predicates. */
+  /* Segments: ctx.segments.<name> asks the predicate on first use and keeps
+     the answer, so a decision pays only for the segments it reads; a name
+     no predicate defines is an error (a typo, not a silent "no"). */
   int ctx = lua_gettop(L);
   lua_newtable(L);
-  if (lvm_push_handler(lvm_of(L), "segments", NULL)) {
-    if (lua_istable(L, -1)) {
-      lua_pushnil(L);
-      while (lua_next(L, -2)) {
-        if (lua_type(L, -2) == LUA_TSTRING && lua_isfunction(L, -1)) {
-          lua_pushvalue(L, ctx);
-          lua_call(L, 1, 1);
-          if (lua_toboolean(L, -1)) {
-            lua_pushvalue(L, -2);
-            lua_pushboolean(L, 1);
-            lua_settable(L, ctx + 1);
-          }
-        }
-        lua_pop(L, 1);
-      }
-    }
-    lua_pop(L, 1);
-  }
+  lua_createtable(L, 0, 1);
+  if (!lvm_push_handler(lvm_of(L), "segments", NULL)) lua_newtable(L);
+  lua_pushvalue(L, ctx);
+  lua_pushcclosure(L, segment_index, 2);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
   lua_setfield(L, ctx, "segments");
 }
 
