@@ -110,6 +110,12 @@ function pages.product(ctx, pick)
                                     { control = 50, cosine = 50 }, unit)
   local opts = { k = ctx.k * 2, exclude = pick.exclude, measure = measure == "cosine" and "cosine" or "also" }
   pick.add(tailor.also_bought(item, opts))
+  -- What visitors looked at next in sessions like this one (the session
+  -- kernel that `tailor eval` measures), else plain "viewed together".
+  if not pick.full() and #ctx.session.items > 0 then
+    pick.add(tailor.session_next(ctx.session.items, { k = ctx.k * 2, exclude = pick.exclude,
+                                                      session = ctx.session.id }))
+  end
   if not pick.full() then pick.add(tailor.viewed_together(item, { k = ctx.k * 2, exclude = pick.exclude })) end
   if not pick.full() then pick.add(tailor.similar(item, { k = ctx.k * 2, exclude = pick.exclude })) end
   if not pick.full() then pick.add(bestsellers(ctx, { k = ctx.k * 3, exclude = pick.exclude })) end

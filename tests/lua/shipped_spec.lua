@@ -104,6 +104,23 @@ describe("the shipped strategies", function()
     e:close()
   end)
 
+  it("follows the session on a product page once nothing is bought together", function()
+    local e = shop()
+    -- Past sessions: after the trail runner, people look at tights.
+    for i = 1, 4 do
+      assert(e:ingest { type = "view", item = "runner", anon = "p" .. i, session = "past" .. i })
+      assert(e:ingest { type = "view", item = "tights", anon = "p" .. i, session = "past" .. i })
+    end
+    assert(e:ingest { type = "view", item = "runner", anon = "me", session = "now" })
+    local d = e:decide { kind = "recommend", anon = "me", session = "now", k = 1,
+                         page = { type = "product", item = "runner" } }
+    assert.is_nil(d.fallback, d.error)
+    assert.are.equal("tights", d.items[1].id)
+    assert.are.equal("session", d.items[1].reason)
+    assert.are.equal("Picked for what you are browsing now", d.items[1].explain)
+    e:close()
+  end)
+
   it("offers a sofa buyer a matching armchair or table, not another sofa", function()
     local e = shop()
     for i = 1, 5 do order(e, "h" .. i, "s" .. i, { "sofa", "armchair", "table" }, 90 * DAY) end
