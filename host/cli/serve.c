@@ -33,10 +33,12 @@ static void help(void) {
          "  %-20s %-9s %s\n"
          "  %-20s %-9s %s\n"
          "  %-20s %-9s %s\n"
+         "  %-20s %-9s %s\n"
          "  %-20s %-9s %s\n",
          "listen", SRV_DEFAULT_LISTEN, "", "unix", "none", "Unix socket path", "tokens",
          "[]", "[{\"token\": \"...\", \"role\": \"storefront|admin|metrics\"}]",
-         "cors_origins", "[]", "origins allowed to call from a browser; \"*\" any");
+         "cors_origins", "[]", "origins allowed to call from a browser; \"*\" any",
+         "static_dir", "none", "folder whose files GET serves outside /v1/ (a demo shop)");
   srv_conf_each(print_key, NULL);
 }
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "server/proto.h"
 #include "server/server.h"
@@ -42,6 +43,7 @@ void srv_conf_free(srv_conf *c) {
   free(c->tokens);
   for (size_t i = 0; i < c->n_cors; i++) free(c->cors[i]);
   free(c->cors);
+  free(c->static_dir);
   memset(c, 0, sizeof *c);
 }
 
@@ -169,13 +171,22 @@ int srv_conf_parse(const json_t *section, srv_conf *c, char *err, size_t n) {
       rc = parse_tokens(c, v, err, n);
     } else if (!strcmp(key, "cors_origins")) {
       rc = parse_cors(c, v, err, n);
+    } else if (!strcmp(key, "static_dir")) {
+      struct stat st;
+      if (json_is_null(v)) continue;
+      if (!json_is_string(v) || !json_string_length(v))
+        rc = fail(err, n, "server.static_dir: expected a folder path");
+      else if (stat(json_string_value(v), &st) || !S_ISDIR(st.st_mode))
+        rc = fail(err, n, "server.static_dir: '%s' is not a folder", json_string_value(v));
+      else if (!(c->static_dir = strdup(json_string_value(v))))
+        rc = fail(err, n, "server.static_dir: out of memory");
     } else {
       size_t i = 0;
       while (i < N_INT_KEYS && strcmp(int_keys[i].key, key)) i++;
       if (i == N_INT_KEYS) {
         rc = fail(err, n,
                   "server.%s: unknown key (listen, unix, tokens, cors_origins, "
-                  "max_line_bytes, max_body_bytes, max_batch_events, "
+                  "static_dir, max_line_bytes, max_body_bytes, max_batch_events, "
                   "max_connections, max_inflight, max_output_bytes, "
                   "idle_timeout_ms, threads, shutdown_grace_ms)",
                   key);

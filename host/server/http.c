@@ -182,7 +182,8 @@ static void make_request(conn *c) {
   } else if (h->body_long) {
     srv_job_fail(j, SRV_ETOO_LARGE, NULL, "the body is larger than max_body_bytes (%ld)",
                  s->conf->max_body_bytes);
-  } else {
+  } else if (!srv_static_route(s->conf, method_of(h->p.method) == SRV_GET, h->url,
+                               h->url_len, &j->req, &j->err)) {
     srv_parse_http(method_of(h->p.method), h->url, h->url_len, h->body, h->body_len,
                    &lim, &j->req, &j->err);
   }

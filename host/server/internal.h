@@ -204,6 +204,13 @@ void srv_threads_stop(srv *s);
 void srv_queue_read(srv *s, job *j);
 void srv_queue_write(srv *s, job *j);
 
+/* static.c: files under server.static_dir (GET and HEAD of paths outside
+   the API).  srv_static_route returns 1 when the request is for a file
+   (req holds an SRV_OP_STATIC request, or err says why not), else 0. */
+int srv_static_route(const srv_conf *cf, int get, const char *url, size_t url_len,
+                     srv_request *req, srv_error *err);
+void srv_static_read(job *j); /* on a worker: the file into j->body */
+
 /* metrics.c */
 void srv_metrics_observe(srv *s, const job *j);
 /* Prometheus text from the loop's counters and the engine's stats JSON. */

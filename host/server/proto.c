@@ -56,6 +56,7 @@ static const char *const http_only_names[SRV_OP_COUNT] = {
     [SRV_OP_METRICS] = "metrics",
     [SRV_OP_HEALTH] = "healthz",
     [SRV_OP_PREFLIGHT] = "preflight",
+    [SRV_OP_STATIC] = "static",
 };
 
 const char *srv_op_name(int op) {

@@ -69,7 +69,8 @@ enum { SRV_RUN_INLINE, SRV_RUN_READ, SRV_RUN_WRITE };
   X(STATS, "stats", SRV_RUN_READ, SRV_PERM_STATS)                          \
   X(METRICS, NULL, SRV_RUN_READ, SRV_PERM_STATS)                           \
   X(HEALTH, NULL, SRV_RUN_INLINE, 0)                                       \
-  X(PREFLIGHT, NULL, SRV_RUN_INLINE, 0)
+  X(PREFLIGHT, NULL, SRV_RUN_INLINE, 0)                                    \
+  X(STATIC, NULL, SRV_RUN_READ, 0)
 
 typedef enum srv_op {
 #define SRV_OP_ENUM_(e, name, run, perms) SRV_OP_##e,

@@ -308,6 +308,8 @@ static int start(srv *s) {
   }
   if (*cf->listen && listen_tcp(s)) return -1;
   if (cf->unix_path && listen_unix(s)) return -1;
+  if (cf->static_dir)
+    srv_log(TAILOR_LOG_INFO, "serving the files of %s (server.static_dir)", cf->static_dir);
   if (!cf->n_tokens)
     srv_log(TAILOR_LOG_WARN, "--insecure: no tokens, every client acts as admin");
   srv_log(TAILOR_LOG_INFO, "ready: %d decision threads, 1 writer thread, pid %d", workers,

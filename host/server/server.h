@@ -58,6 +58,7 @@ typedef struct srv_conf {
   size_t n_tokens;
   char **cors;           /* allowed origins; "*" allows any */
   size_t n_cors;
+  char *static_dir;      /* folder served for GET of other paths, or NULL */
 #define SRV_CONF_FIELD_(f, key, def, lo, hi, doc) long f;
   SRV_CONF_INTS(SRV_CONF_FIELD_)
 #undef SRV_CONF_FIELD_

@@ -101,6 +101,9 @@ static void run_read(srv *s, job *j) {
       }
       rc = e.code ? e.code : TAILOR_ENOMEM;
       break;
+    case SRV_OP_STATIC:
+      srv_static_read(j);
+      return;
     default:
       srv_job_fail(j, SRV_EINTERNAL, NULL, "%s is not a read", srv_op_name(j->req.op));
       return;
