@@ -10,6 +10,11 @@
 --   category      bestsellers of the category for the visitor's segment
 --   email         from the customer's purchase history
 --
+-- A page with two widgets names the one it asks for in page.widget:
+-- "similar" on a product page puts similar items first; on the home page
+-- "continue" is continue shopping alone and "bestsellers" the bestsellers
+-- alone.
+--
 -- Everywhere: in stock, not in the cart, not bought already (unless the
 -- category is replenishable), and never a second item of a category the
 -- customer bought (no second sofa).  Each item says why it is there.
@@ -104,6 +109,11 @@ local pages = {}
 
 function pages.product(ctx, pick)
   local item = ctx.page.item
+  if ctx.page.widget == "similar" then
+    pick.add(tailor.similar(item, { k = ctx.k * 2, exclude = pick.exclude }))
+    if not pick.full() then pick.add(bestsellers(ctx, { k = ctx.k * 3, exclude = pick.exclude })) end
+    return
+  end
   local unit = ctx.customer.id or ctx.customer.anon or ctx.session.id or "anonymous"
   -- The shipped experiment: how "bought together" is scored.
   local measure = tailor.experiment("product_bought_together",
@@ -131,15 +141,16 @@ function pages.cart(ctx, pick)
 end
 
 function pages.home(ctx, pick)
+  local widget = ctx.page.widget
   -- Continue shopping: what they looked at, newest first.
-  local recent = ctx.customer.recent
+  local recent = widget ~= "bestsellers" and ctx.customer.recent or {}
   local rows = {}
   for i = #recent, 1, -1 do
     local item = tailor.item(recent[i])
     if item and item.in_stock then rows[#rows + 1] = { id = recent[i], reason = "recently_viewed" } end
   end
   pick.add(rows)
-  if not pick.full() then pick.add(bestsellers(ctx, { k = ctx.k * 3, exclude = pick.exclude })) end
+  if widget ~= "continue" and not pick.full() then pick.add(bestsellers(ctx, { k = ctx.k * 3, exclude = pick.exclude })) end
 end
 
 function pages.category(ctx, pick)

@@ -257,6 +257,30 @@ describe("the shipped strategies", function()
     e:close()
   end)
 
+  it("gives a page with two widgets each its own list (page.widget)", function()
+    local e = shop()
+    for i = 1, 4 do order(e, "o" .. i, "a" .. i, { "jacket", "hat", "gloves" }, 3 * DAY) end
+    order(e, "o9", "a9", { "runner", "tights" }, 3 * DAY)
+    local together = e:decide { kind = "recommend", anon = "v1", k = 2,
+                                page = { type = "product", item = "jacket" } }
+    assert.are.equal("bought_together", together.items[1].reason)
+    local similar = e:decide { kind = "recommend", anon = "v1", k = 1,
+                               page = { type = "product", item = "hat", widget = "similar" } }
+    assert.is_nil(similar.fallback, similar.error)
+    assert.are.equal("similar", similar.items[1].reason)
+    assert.matches("Similar to Wool Hat", similar.items[1].explain, 1, true)
+    -- Home: continue shopping alone, or the bestsellers alone.
+    assert(e:ingest { type = "view", item = "scarf", anon = "v2" })
+    local continue = e:decide { kind = "recommend", anon = "v2", k = 4,
+                                page = { type = "home", widget = "continue" } }
+    assert.are.same({ "scarf" }, ids(continue))
+    local best = e:decide { kind = "recommend", anon = "v2", k = 4,
+                            page = { type = "home", widget = "bestsellers" } }
+    assert.is_true(#best.items > 0)
+    for _, it in ipairs(best.items) do assert.are.equal("trending", it.reason) end
+    e:close()
+  end)
+
   it("puts recent visitors in recency audiences with bid multipliers", function()
     local e = shop()
     assert(e:ingest { type = "view", item = "hat", anon = "v1" })
