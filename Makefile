@@ -1,6 +1,7 @@
 # The two commands of the README.
 #   make test  installs what is missing, builds with sanitizers, runs every test
-#   make demo  installs what is missing, builds, loads the sample data, decides
+#   make demo  installs what is missing, builds, loads the sample data and
+#              serves the demo shop on http://127.0.0.1:7300/ until Ctrl-C
 #
 # Packages come from Debian (see DESIGN.md); apt-get runs only when one is
 # missing, with sudo when not root.
@@ -36,14 +37,25 @@ test: deps
 	cmake --build $(BUILD)/test -j$(JOBS)
 	cd $(BUILD)/test && ctest --output-on-failure -j$(JOBS)
 
-DEMO_DB := $(BUILD)/demo.db
+# The demo shop: the storefront's pages and the generated sample data in
+# $(DEMO), loaded into a fresh store, served by `tailor serve` on loopback
+# until Ctrl-C.  The server runs in $(DEMO), where the demo's config
+# (examples/storefront/tailor.json) finds demo.db and site/.
+DEMO      := $(BUILD)/demo
+DEMO_PORT ?= 7300
 demo: build
-	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
-	$(BUILD)/release/tailor ingest --db $(DEMO_DB) examples/data/sample.ndjson
-	$(BUILD)/release/tailor stats --db $(DEMO_DB)
-	@echo '--- recommendations for visitor v1 on the home page:'
-	echo '{"kind":"recommend","anon":"v1","page":{"type":"home"},"k":5}' | \
-	  $(BUILD)/release/tailor decide --db $(DEMO_DB) --strategies strategies
+	rm -rf $(DEMO) && mkdir -p $(DEMO)/site
+	cp examples/storefront/*.html examples/storefront/*.css examples/storefront/*.js $(DEMO)/site/
+	cp examples/storefront/tailor.json $(DEMO)/tailor.json
+	python3 examples/data/generate.py --events $(DEMO)/shop.ndjson --site $(DEMO)/site
+	$(BUILD)/release/tailor ingest --db $(DEMO)/demo.db $(DEMO)/shop.ndjson
+	@echo
+	@echo "  The demo shop:  http://127.0.0.1:$(DEMO_PORT)/"
+	@echo "  Open it in a browser; use the bar at the top to act as a new visitor,"
+	@echo "  a returning visitor or a VIP.  Ctrl-C stops the server."
+	@echo
+	cd $(DEMO) && exec $(CURDIR)/$(BUILD)/release/tailor serve --config tailor.json \
+	  --strategies $(CURDIR)/strategies --listen 127.0.0.1:$(DEMO_PORT)
 
 # Benchmarks print figures (see bench/); not tests.  DATA is the folder of the
 # Diginetica sessions.

@@ -1,0 +1,262 @@
+/*
+ * shop.js: the demo shop around tailor.js.  Everything a real shop does
+ * itself lives here (its catalog, its cart, its pages); everything tailor
+ * does goes through tailor.js.  The visitor switch at the top acts as one
+ * of the people prepared in the sample data (examples/data/generate.py).
+ */
+(function () {
+  "use strict";
+
+  // The storefront token of the demo's config: public by design, it may
+  // only send events and ask for decisions.
+  var TOKEN = "demo-storefront-token-0001";
+  var CART_KEY = "shop.cart";
+  var PERSONA_KEY = "shop.persona";
+  var WIDGET_K = 4;    // items in a recommendation widget
+  var GRID_SIZE = 12;  // products in a tab of the home page
+  var money = new Intl.NumberFormat("en-IE", { style: "currency", currency: "EUR" });
+
+  var products = {}, productList = [], personas = {};
+
+  function $(sel) { return document.querySelector(sel); }
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text != null) node.textContent = text;
+    return node;
+  }
+
+  /* The cart is the shop's: [{id, qty}] in localStorage. */
+  function cart() {
+    try { return JSON.parse(localStorage.getItem(CART_KEY)) || []; } catch (e) { return []; }
+  }
+  function saveCart(lines) {
+    localStorage.setItem(CART_KEY, JSON.stringify(lines));
+    renderCartCount();
+  }
+  function renderCartCount() {
+    var n = cart().reduce(function (s, l) { return s + l.qty; }, 0);
+    var badge = $("#cart-count");
+    if (badge) { badge.textContent = n; badge.hidden = n === 0; }
+  }
+
+  function productUrl(id) { return "product.html?id=" + encodeURIComponent(id); }
+
+  /* One product card, for the shop's grids and tailor's widgets alike. */
+  function card(p, explain) {
+    var a = el("a", "card");
+    a.href = productUrl(p.id);
+    var img = el("img", "card-img");
+    img.src = p.image;
+    img.alt = p.name;
+    img.loading = "lazy";
+    a.appendChild(img);
+    a.appendChild(el("span", "card-brand", p.brand));
+    a.appendChild(el("span", "card-name", p.name));
+    a.appendChild(el("span", "card-price", money.format(p.price)));
+    if (explain) a.appendChild(el("span", "card-explain", explain));
+    return a;
+  }
+
+  function persona() {
+    var name = localStorage.getItem(PERSONA_KEY);
+    return personas[name] ? name : "new";
+  }
+
+  /* Act as someone else: new ids in tailor, an empty cart, a new session,
+     and the home page, where who you are shows first. */
+  function switchPersona(name, t) {
+    var p = personas[name];
+    t.reset({ anon: p.anon, customer: p.customer });
+    localStorage.setItem(PERSONA_KEY, name);
+    localStorage.removeItem(CART_KEY);
+    location.href = "./";
+  }
+
+  function renderHeader(t) {
+    var current = persona();
+    var bar = $("#persona");
+    bar.appendChild(el("span", "persona-label", "Demo: act as"));
+    Object.keys(personas).forEach(function (name) {
+      var b = el("button", "persona-btn" + (name === current ? " active" : ""), personas[name].label);
+      b.setAttribute("data-persona", name);
+      b.addEventListener("click", function () { switchPersona(name, t); });
+      bar.appendChild(b);
+    });
+    bar.appendChild(el("span", "persona-note", personas[current].note || ""));
+    renderCartCount();
+  }
+
+  function widget(t, selector, opts) {
+    var node = $(selector);
+    if (!node) return Promise.resolve([]);
+    return t.recommend(node, Object.assign({
+      k: WIDGET_K,
+      render: function (item, p) { return card(p, item.explain); },
+    }, opts));
+  }
+
+  /* A category's products taking turns by subcategory, so a tab shows a
+     bit of everything instead of one kind of thing. */
+  function mixed(list) {
+    var groups = {}, order = [], out = [];
+    list.forEach(function (p) {
+      if (!groups[p.category]) { groups[p.category] = []; order.push(p.category); }
+      groups[p.category].push(p);
+    });
+    for (var i = 0; out.length < list.length; i++) {
+      order.forEach(function (c) { if (groups[c][i]) out.push(groups[c][i]); });
+    }
+    return out;
+  }
+
+  /*
+   * Pages.
+   */
+  var pages = {};
+
+  pages.home = function (t) {
+    t.pageView({ page: "home" });
+    var ready = Promise.all([
+      widget(t, "#continue", { title: "Continue shopping", page: { type: "home", widget: "continue" } }),
+      widget(t, "#bestsellers", { title: "Bestsellers for you", page: { type: "home", widget: "bestsellers" } }),
+    ]);
+    var tabs = $("#tabs"), grid = $("#grid");
+    var tops = [];
+    productList.forEach(function (p) {
+      var top = p.category.split("/")[0];
+      if (tops.indexOf(top) < 0) tops.push(top);
+    });
+    function show(top) {
+      grid.textContent = "";
+      Array.prototype.forEach.call(tabs.children, function (b) { b.classList.toggle("active", b.textContent === top); });
+      mixed(productList.filter(function (p) { return p.category.indexOf(top + "/") === 0; }))
+        .slice(0, GRID_SIZE).forEach(function (p) { grid.appendChild(card(p)); });
+    }
+    tops.forEach(function (top) {
+      var b = el("button", "tab", top);
+      b.addEventListener("click", function () { show(top); });
+      tabs.appendChild(b);
+    });
+    var asked = new URLSearchParams(location.search).get("tab");
+    show(tops.indexOf(asked) >= 0 ? asked : tops[0]);
+    return ready;
+  };
+
+  pages.product = function (t) {
+    var id = new URLSearchParams(location.search).get("id");
+    var p = products[id];
+    var main = $("#product");
+    if (!p) {
+      main.appendChild(el("p", "empty", "This product does not exist (any more)."));
+      return Promise.resolve();
+    }
+    document.title = p.name + " · Trailhead";
+    t.viewed(p.id);
+    $("#crumbs").textContent = p.category.split("/").join(" › ");
+    var img = el("img", "product-img");
+    img.src = p.image;
+    img.alt = p.name;
+    main.appendChild(img);
+    var info = el("div", "product-info");
+    info.appendChild(el("div", "card-brand", p.brand));
+    info.appendChild(el("h1", null, p.name));
+    info.appendChild(el("div", "product-price", money.format(p.price)));
+    info.appendChild(el("p", "product-meta", "Colour: " + p.color + (p.gender !== "unisex" ? " · " + p.gender + "'s fit" : "")));
+    info.appendChild(el("p", "stock " + (p.in_stock ? "in" : "out"), p.in_stock ? "In stock, ships in 1–2 days" : "Out of stock"));
+    var add = el("button", "btn primary", "Add to cart");
+    add.id = "add-to-cart";
+    add.disabled = !p.in_stock;
+    add.addEventListener("click", function () {
+      var lines = cart(), line = lines.filter(function (l) { return l.id === p.id; })[0];
+      if (line) line.qty++; else lines.push({ id: p.id, qty: 1 });
+      saveCart(lines);
+      add.disabled = true;
+      t.addedToCart(p.id, p.price, 1).then(function () {
+        add.textContent = "Added ✓";
+        add.setAttribute("data-added", "1");
+        setTimeout(function () { add.textContent = "Add to cart"; add.disabled = false; }, 1500);
+      });
+    });
+    info.appendChild(add);
+    info.appendChild(el("p", "product-perks", "Free returns within 30 days · 2-year warranty"));
+    main.appendChild(info);
+    return Promise.all([
+      widget(t, "#together", { title: "Frequently bought together", page: { type: "product", item: p.id } }),
+      widget(t, "#similar", { title: "Similar products", page: { type: "product", item: p.id, widget: "similar" } }),
+    ]);
+  };
+
+  pages.cart = function (t) {
+    t.pageView({ page: "cart" });
+    var lines = cart().filter(function (l) { return products[l.id]; });
+    var list = $("#cart-lines"), summary = $("#cart-summary");
+    if (!lines.length) {
+      list.appendChild(el("p", "empty", "Your cart is empty."));
+      summary.hidden = true;
+    }
+    var total = 0;
+    lines.forEach(function (l) {
+      var p = products[l.id];
+      total += p.price * l.qty;
+      var row = el("div", "cart-line");
+      row.setAttribute("data-item", p.id);
+      var img = el("img", "cart-img");
+      img.src = p.image;
+      img.alt = p.name;
+      row.appendChild(img);
+      var name = el("a", "cart-name", p.name);
+      name.href = productUrl(p.id);
+      row.appendChild(name);
+      row.appendChild(el("span", "cart-qty", "× " + l.qty));
+      row.appendChild(el("span", "cart-price", money.format(p.price * l.qty)));
+      var rm = el("button", "link", "Remove");
+      rm.addEventListener("click", function () {
+        saveCart(cart().filter(function (x) { return x.id !== p.id; }));
+        t.removedFromCart(p.id).then(function () { location.reload(); });
+      });
+      row.appendChild(rm);
+      list.appendChild(row);
+    });
+    $("#cart-total").textContent = money.format(total);
+    $("#place-order").addEventListener("click", function () {
+      var orderId = "web-" + Date.now().toString(36);
+      var items = lines.map(function (l) { return { id: l.id, price: products[l.id].price, quantity: l.qty }; });
+      t.orderCompleted(orderId, items, Math.round(total * 100) / 100).then(function () {
+        localStorage.removeItem(CART_KEY);
+        $("#cart").hidden = true;
+        var done = $("#thanks");
+        done.hidden = false;
+        done.querySelector("strong").textContent = orderId;
+      });
+    });
+    return widget(t, "#complements", {
+      title: lines.length ? "Complete your order" : "Popular right now",
+      page: { type: "cart" },
+    });
+  };
+
+  /* Load the catalog, start tailor, draw the page.  The body's data-page
+     names it; data-ready="1" marks the end (the browser test waits for it). */
+  fetch("catalog.json").then(function (r) { return r.json(); }).then(function (data) {
+    productList = data.products;
+    productList.forEach(function (p) { products[p.id] = p; });
+    personas = data.personas;
+    var t = window.Tailor.init({
+      endpoint: "",
+      token: TOKEN,
+      context: personas[persona()].context,
+      product: function (id) { return products[id]; },
+    });
+    window.shopTailor = t;
+    renderHeader(t);
+    t.watchPopups();
+    var page = document.body.getAttribute("data-page");
+    return pages[page](t);
+  }).then(function () {
+    document.body.setAttribute("data-ready", "1");
+  }).catch(function (err) {
+    console.error(err);
+    document.body.setAttribute("data-ready", "error");
+  });
+})();

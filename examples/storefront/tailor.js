@@ -1,0 +1,329 @@
+/*
+ * tailor.js: the storefront snippet for `tailor serve`.  No build step, no
+ * dependencies; docs/storefront.md explains it for a shop developer.
+ *
+ *   const t = Tailor.init({ endpoint: "https://tailor.example", token: "sf-...",
+ *                           product: (id) => shop.products[id] });
+ *   t.viewed("sku-1");                                  // a product page
+ *   t.recommend(el, { page: { type: "product", item: "sku-1" }, title: "Bought together" });
+ *   t.watchPopups();                                    // exit intent / page hidden
+ *
+ * It keeps an anonymous visitor id (localStorage) and a session id that
+ * ends after 30 idle minutes, sends events to POST /v1/events, asks for
+ * decisions with POST /v1/decide/{kind}, and renders what comes back:
+ * recommendation widgets with the explanation under each item, and the
+ * popup the strategy chose.  Every request carries the storefront token,
+ * which is public by design (it may only send events and ask decisions).
+ */
+(function (global) {
+  "use strict";
+
+  var STORE_PREFIX = "tailor.";
+  var SESSION_IDLE_MS = 30 * 60 * 1000; // a visit ends after this long idle
+  var EXIT_INTENT_MIN_MS = 2000;        // ignore exits this soon after load
+  var DEFAULT_K = 4;
+  var POPUP_EVENTS = ["exit_intent", "page_hidden"]; // triggers that are event types
+
+  /* localStorage that fails quietly (private mode, storage off): the
+     visitor then lives as long as the page. */
+  var memory = {};
+  function load(key) {
+    try { return global.localStorage.getItem(STORE_PREFIX + key); } catch (e) { return memory[key] || null; }
+  }
+  function save(key, value) {
+    try {
+      if (value == null) global.localStorage.removeItem(STORE_PREFIX + key);
+      else global.localStorage.setItem(STORE_PREFIX + key, value);
+    } catch (e) { memory[key] = value; }
+  }
+
+  function randomId(prefix) {
+    var c = global.crypto;
+    if (c && c.randomUUID) return prefix + c.randomUUID();
+    return prefix + Date.now().toString(36) + Math.random().toString(36).slice(2, 12);
+  }
+
+  function guessDevice() {
+    var coarse = global.matchMedia && global.matchMedia("(pointer: coarse)").matches;
+    var mobileUA = /Mobi|Android|iPhone|iPad/i.test(global.navigator.userAgent || "");
+    return coarse || mobileUA ? "mobile" : "desktop";
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text != null) node.textContent = text;
+    return node;
+  }
+
+  function Tailor(options) {
+    this.endpoint = (options.endpoint || "").replace(/\/$/, "");
+    this.token = options.token;
+    this.device = options.device || guessDevice();
+    this.context = options.context || {};
+    this.product = options.product || function () { return null; };
+    this.onError = options.onError || function (err) { if (global.console) console.warn("tailor:", err); };
+    if (options.anon) save("anon", options.anon);
+    if (options.customer !== undefined) save("customer", options.customer);
+    if (!load("anon")) save("anon", randomId("v-"));
+    if (options.styles !== false) injectStyles();
+  }
+
+  /* Who is browsing: the anonymous id, the customer once known, and the
+     session, renewed after SESSION_IDLE_MS without activity. */
+  Tailor.prototype.who = function () {
+    var now = Date.now();
+    var session = load("session"), last = Number(load("session_last") || 0);
+    if (!session || now - last > SESSION_IDLE_MS) session = randomId("s-");
+    save("session", session);
+    save("session_last", String(now));
+    var who = { anon: load("anon"), session: session };
+    var customer = load("customer");
+    if (customer) who.customer = customer;
+    return who;
+  };
+
+  /* Start over as someone else (a log-out, or the demo's visitor switch):
+     the given ids or a fresh anonymous one, and a new session. */
+  Tailor.prototype.reset = function (ids) {
+    ids = ids || {};
+    save("anon", ids.anon || randomId("v-"));
+    save("customer", ids.customer || null);
+    save("session", null);
+  };
+
+  Tailor.prototype.request = function (path, body, keepalive) {
+    return fetch(this.endpoint + path, {
+      method: "POST",
+      headers: { "Authorization": "Bearer " + this.token, "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+      keepalive: !!keepalive, // lets an event leave with a page being closed
+    }).then(function (res) {
+      return res.json().then(function (data) {
+        if (!res.ok) throw new Error((data.error && data.error.message) || "HTTP " + res.status);
+        return data;
+      });
+    });
+  };
+
+  /* One event in tailor's format (docs/events.md); resolves when stored. */
+  Tailor.prototype.track = function (type, fields) {
+    var ev = Object.assign({ type: type }, this.who(), fields || {});
+    ev.props = Object.assign({ device: this.device }, this.context.country ? { country: this.context.country } : {},
+                             ev.props || {});
+    var self = this;
+    return this.request("/v1/events", ev, true).catch(function (err) { self.onError(err); });
+  };
+
+  Tailor.prototype.pageView = function (props) { return this.track("page_view", { props: props }); };
+  Tailor.prototype.viewed = function (item) { return this.track("view", { item: item }); };
+  Tailor.prototype.addedToCart = function (item, price, quantity) {
+    return this.track("add_to_cart", { item: item, price: price, quantity: quantity || 1 });
+  };
+  Tailor.prototype.removedFromCart = function (item) { return this.track("remove_from_cart", { item: item }); };
+  /* lines: [{id, price, quantity}] */
+  Tailor.prototype.orderCompleted = function (orderId, lines, revenue) {
+    var fields = { order_id: orderId, items: lines };
+    if (revenue != null) fields.revenue = revenue;
+    return this.track("purchase", fields);
+  };
+  /* On log-in: link this browser's anonymous history to the customer. */
+  Tailor.prototype.identify = function (customer) {
+    save("customer", customer);
+    var who = this.who();
+    var self = this;
+    return this.request("/v1/identify", { customer: customer, anon: who.anon })
+      .catch(function (err) { self.onError(err); });
+  };
+
+  /* Ask a strategy: resolves to the decision ({items}, {result}, ...). */
+  Tailor.prototype.decide = function (kind, fields) {
+    var body = Object.assign(this.who(), fields || {});
+    body.context = Object.assign({ device: this.device }, this.context, body.context || {});
+    return this.request("/v1/decide/" + encodeURIComponent(kind), body);
+  };
+
+  /*
+   * A recommendation widget in `container`: a title and up to k product
+   * cards, each with the strategy's explanation under it.  opts: page (the
+   * page object the strategy reads), k, title, name (for the rec_shown and
+   * rec_clicked events), render(item, product) to draw a card yourself.
+   * The widget stays hidden when there is nothing to show.  Resolves to
+   * the items shown.
+   */
+  Tailor.prototype.recommend = function (container, opts) {
+    var self = this;
+    opts = opts || {};
+    var name = opts.name || (opts.page && opts.page.widget) || (opts.page && opts.page.type) || "recommend";
+    container.classList.add("tailor-widget");
+    container.setAttribute("data-tailor-state", "loading");
+    return this.decide("recommend", { page: opts.page || { type: "home" }, k: opts.k || DEFAULT_K })
+      .then(function (d) {
+        var shown = [];
+        var list = el("div", "tailor-items");
+        (d.items || []).forEach(function (item) {
+          var product = self.product(item.id);
+          if (!product) return; // the shop does not sell it (any more)
+          var card = opts.render ? opts.render(item, product) : defaultCard(item, product);
+          card.setAttribute("data-item", item.id);
+          card.addEventListener("click", function () {
+            self.track("rec_clicked", { item: item.id, name: name });
+          });
+          list.appendChild(card);
+          shown.push(item);
+        });
+        container.textContent = "";
+        container.setAttribute("data-tailor-state", shown.length ? "ready" : "empty");
+        container.hidden = !shown.length;
+        if (!shown.length) return shown;
+        if (opts.title) container.appendChild(el("h2", "tailor-title", opts.title));
+        container.appendChild(list);
+        self.track("rec_shown", { name: name, items: shown.map(function (i) { return { id: i.id }; }) });
+        return shown;
+      })
+      .catch(function (err) {
+        container.hidden = true;
+        container.setAttribute("data-tailor-state", "error");
+        self.onError(err);
+        return [];
+      });
+  };
+
+  function defaultCard(item, product) {
+    var card = el("a", "tailor-card");
+    card.href = product.url || "#";
+    var img = el("img", "tailor-img");
+    img.src = product.image || "";
+    img.alt = product.name || item.id;
+    img.loading = "lazy";
+    card.appendChild(img);
+    card.appendChild(el("span", "tailor-name", product.name || item.id));
+    if (product.price != null) card.appendChild(el("span", "tailor-price", product.priceText || String(product.price)));
+    if (item.explain) card.appendChild(el("span", "tailor-explain", item.explain));
+    return card;
+  }
+
+  /*
+   * Popups.  On a desktop, leaving the page through its top edge is an
+   * exit intent; on a mobile, coming back to a page that was hidden is a
+   * chance to catch someone who switched away.  Either way the event is
+   * stored first (so the strategy sees it in the session), then the popup
+   * strategy is asked with context.trigger, and its answer is shown.
+   * What was shown is reported as popup_shown with props.coupon, which
+   * uses a coupon of the pool and stops further popups this session.
+   * opts.render(popup, close) draws a popup yourself; opts.onShow(popup).
+   */
+  Tailor.prototype.watchPopups = function (opts) {
+    var self = this;
+    var loaded = Date.now(), hiddenAt = 0;
+    this.popupOptions = opts || {};
+    if (this.device === "desktop") {
+      document.addEventListener("mouseout", function (e) {
+        // Out of the window (no element entered) through the top edge.
+        if (e.relatedTarget || e.clientY > 0 || Date.now() - loaded < EXIT_INTENT_MIN_MS) return;
+        self.askPopup("exit_intent");
+      });
+    } else {
+      document.addEventListener("visibilitychange", function () {
+        if (document.visibilityState === "hidden") {
+          hiddenAt = Date.now();
+        } else if (hiddenAt) {
+          var seconds = Math.round((Date.now() - hiddenAt) / 1000);
+          hiddenAt = 0;
+          self.askPopup("page_hidden", { hidden_seconds: seconds });
+        }
+      });
+    }
+  };
+
+  /* Ask the popup strategy about `trigger` (with what it needs to know in
+     `extra`: hidden_seconds, seconds, cart_value) and show its answer.
+     Resolves to the popup shown, or null. */
+  Tailor.prototype.askPopup = function (trigger, extra) {
+    var self = this;
+    if (this.asking || document.querySelector(".tailor-popup")) return Promise.resolve(null);
+    this.asking = true;
+    var context = Object.assign({ trigger: trigger }, extra || {});
+    // The two moments that are events of their own are stored first.
+    var stored = POPUP_EVENTS.indexOf(trigger) >= 0
+      ? this.track(trigger, { props: extra || {} }) : Promise.resolve();
+    return stored
+      .then(function () { return self.decide("popup", { context: context }); })
+      .then(function (d) {
+        if (d && d.result) self.showPopup(d.result, self.popupOptions);
+        return (d && d.result) || null;
+      })
+      .catch(function (err) { self.onError(err); return null; })
+      .then(function (popup) { self.asking = false; return popup; });
+  };
+
+  /* Show a popup the strategy chose and report it. */
+  Tailor.prototype.showPopup = function (popup, opts) {
+    var self = this;
+    opts = opts || {};
+    var overlay = el("div", "tailor-popup");
+    overlay.setAttribute("data-popup", popup.name || "");
+    function close(how) {
+      overlay.remove();
+      if (how) self.track(how, { name: popup.name });
+    }
+    if (opts.render) {
+      overlay.appendChild(opts.render(popup, close));
+    } else {
+      var box = el("div", "tailor-popup-box");
+      box.setAttribute("role", "dialog");
+      box.setAttribute("aria-modal", "true");
+      var x = el("button", "tailor-popup-close", "\u00d7");
+      x.setAttribute("aria-label", "Close");
+      x.addEventListener("click", function () { close("popup_dismissed"); });
+      box.appendChild(x);
+      if (popup.percent) box.appendChild(el("div", "tailor-popup-badge", popup.percent + "% off"));
+      else if (popup.free_shipping) box.appendChild(el("div", "tailor-popup-badge", "Free shipping"));
+      box.appendChild(el("h2", "tailor-popup-title", popup.title || "A little something for you"));
+      if (popup.message) box.appendChild(el("p", "tailor-popup-message", popup.message));
+      if (popup.coupon) {
+        var code = el("div", "tailor-popup-code");
+        code.appendChild(el("span", null, "Your code"));
+        code.appendChild(el("strong", null, popup.coupon));
+        box.appendChild(code);
+      }
+      var ok = el("button", "tailor-popup-cta", popup.coupon ? "Use my code" : "Continue shopping");
+      ok.addEventListener("click", function () {
+        if (popup.coupon && navigator.clipboard) navigator.clipboard.writeText(popup.coupon).catch(function () {});
+        close("popup_clicked");
+      });
+      box.appendChild(ok);
+      overlay.appendChild(box);
+      overlay.addEventListener("click", function (e) { if (e.target === overlay) close("popup_dismissed"); });
+    }
+    document.body.appendChild(overlay);
+    this.track("popup_shown", { name: popup.name, props: { coupon: popup.coupon } });
+    if (opts.onShow) opts.onShow(popup);
+  };
+
+  var STYLES =
+    ".tailor-items{display:grid;grid-template-columns:repeat(auto-fill,minmax(160px,1fr));gap:16px}" +
+    ".tailor-card{display:flex;flex-direction:column;gap:4px;color:inherit;text-decoration:none}" +
+    ".tailor-img{width:100%;aspect-ratio:1;object-fit:cover;border-radius:8px;background:#f4f1ec}" +
+    ".tailor-name{font-weight:600}.tailor-explain{font-size:.82em;color:#5d6470}" +
+    ".tailor-popup{position:fixed;inset:0;background:rgba(20,24,31,.55);display:flex;" +
+    "align-items:center;justify-content:center;z-index:2147483000}" +
+    ".tailor-popup-box{position:relative;background:#fff;border-radius:14px;padding:32px;" +
+    "max-width:380px;text-align:center;box-shadow:0 20px 60px rgba(0,0,0,.3)}" +
+    ".tailor-popup-close{position:absolute;top:8px;right:12px;border:0;background:none;" +
+    "font-size:26px;cursor:pointer;color:#888}" +
+    ".tailor-popup-code{margin:16px 0;padding:10px;border:2px dashed #c9c2b5;border-radius:8px;" +
+    "display:flex;justify-content:space-between;align-items:center}" +
+    ".tailor-popup-cta{border:0;border-radius:8px;padding:12px 20px;font-weight:600;cursor:pointer}";
+
+  function injectStyles() {
+    if (document.getElementById("tailor-styles")) return;
+    var style = el("style");
+    style.id = "tailor-styles";
+    style.textContent = STYLES;
+    // First in <head>, so the shop's own stylesheet wins.
+    document.head.insertBefore(style, document.head.firstChild);
+  }
+
+  global.Tailor = { init: function (options) { return new Tailor(options); }, version: "0.1.0" };
+})(window);
