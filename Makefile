@@ -8,9 +8,13 @@
 
 BUILD      ?= build
 JOBS       ?= 2
+# npm comes with some builds of nodejs (NodeSource's, which conflicts with
+# Debian's npm package): ask for the package only when the command is missing.
+NPM        := $(if $(shell command -v npm),,npm)
 PACKAGES   := build-essential cmake pkg-config clang libclang-rt-14-dev \
               liblua5.4-dev lua5.4 libuv1-dev libjansson-dev libsqlite3-dev \
-              libhttp-parser-dev libssl-dev libmicrohttpd-dev lua-busted sqlite3 python3
+              libhttp-parser-dev libssl-dev libmicrohttpd-dev lua-busted sqlite3 python3 \
+              nodejs chromium $(NPM)
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build test demo bench clean

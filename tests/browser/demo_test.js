@@ -1,0 +1,280 @@
+// demo_test.js: the demo shop in a real browser.  Builds the demo as
+// `make demo` does (the storefront's pages, generated sample data loaded
+// into a fresh store), starts `tailor serve` on a free loopback port, and
+// drives Debian's chromium through playwright-core:
+//
+//   - a product page shows bought-together items, each with its explanation
+//   - leaving the page as a new visitor shows the free-shipping popup, once
+//   - a returning visitor gets the 10% popup, a VIP the 15% one
+//   - a mobile page hidden for a while shows the popup when it comes back
+//   - items in the cart are never among the cart's recommendations
+//
+// A screenshot of each step goes to SHOTS.  Environment: TAILOR (the
+// binary), TAILOR_ROOT (the source tree), TAILOR_TEST_TMP, SHOTS,
+// CHROMIUM (default /usr/bin/chromium); NODE_PATH finds playwright-core.
+// Prints the closing "N passed, N failed" line; every wait has a deadline.
+"use strict";
+
+const { chromium } = require("playwright-core");
+const { spawn, execFileSync } = require("child_process");
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+
+const ROOT = process.env.TAILOR_ROOT || path.join(__dirname, "..", "..");
+// A path, resolved now: the server runs in the demo's folder.
+const TAILOR = (process.env.TAILOR || "tailor").includes("/")
+  ? path.resolve(process.env.TAILOR) : (process.env.TAILOR || "tailor");
+const TMP = process.env.TAILOR_TEST_TMP || os.tmpdir();
+const SHOTS = process.env.SHOTS || path.join(TMP, "screenshots");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const TEST_DEADLINE_MS = 240000; // the whole test, then everything is killed
+const START_DEADLINE_MS = 60000; // for tailor serve to say it is ready
+const WAIT_MS = 20000;           // for any one thing on a page
+const EXIT_INTENT_DELAY_MS = 2100; // tailor.js ignores exits just after load
+const HIDDEN_SECONDS = 6;          // above the popup strategy's 5 for mobile
+const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+  "--no-first-run", "--disable-background-networking", "--disable-component-update",
+  "--disable-sync"];
+
+let passed = 0, failed = 0;
+function check(name, cond, detail) {
+  if (cond) passed++;
+  else {
+    failed++;
+    console.error("FAIL: " + name + (detail ? " " + detail : ""));
+  }
+  return cond;
+}
+
+/* The demo, as `make demo` lays it out: site/, tailor.json, demo.db. */
+function prepare(dir) {
+  const site = path.join(dir, "site");
+  fs.mkdirSync(site, { recursive: true });
+  const src = path.join(ROOT, "examples", "storefront");
+  for (const f of fs.readdirSync(src)) {
+    if (/\.(html|css|js)$/.test(f)) fs.copyFileSync(path.join(src, f), path.join(site, f));
+  }
+  fs.copyFileSync(path.join(src, "tailor.json"), path.join(dir, "tailor.json"));
+  const events = path.join(dir, "shop.ndjson");
+  execFileSync("python3", [path.join(ROOT, "examples", "data", "generate.py"),
+    "--events", events, "--site", site], { stdio: "inherit", timeout: WAIT_MS * 3 });
+  execFileSync(TAILOR, ["ingest", "--db", path.join(dir, "demo.db"), events],
+    { stdio: "inherit", timeout: WAIT_MS * 6 });
+  return JSON.parse(fs.readFileSync(path.join(site, "catalog.json"), "utf8"));
+}
+
+/* tailor serve in `dir` on a free port; resolves to {proc, port}. */
+function serve(dir) {
+  const log = path.join(dir, "serve.log");
+  const out = fs.openSync(log, "w");
+  const proc = spawn(TAILOR, ["serve", "--config", "tailor.json", "--listen", "127.0.0.1:0",
+    "--strategies", path.join(ROOT, "strategies")],
+  { cwd: dir, stdio: ["ignore", out, out] });
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    proc.once("error", (e) => reject(new Error("cannot run " + TAILOR + ": " + e.message)));
+    const poll = setInterval(() => {
+      const text = fs.readFileSync(log, "utf8");
+      const m = text.match(/listening on 127\.0\.0\.1:(\d+)/);
+      if (m && text.includes("ready:")) {
+        clearInterval(poll);
+        resolve({ proc, port: Number(m[1]), log });
+      } else if (proc.exitCode !== null || Date.now() - started > START_DEADLINE_MS) {
+        clearInterval(poll);
+        proc.kill("SIGKILL");
+        reject(new Error("tailor serve did not start:\n" + text));
+      }
+    }, 50);
+  });
+}
+
+/* The whole page; a popup covers the window, so `window` shots just that. */
+async function shot(page, name, window) {
+  await page.screenshot({ path: path.join(SHOTS, name + ".png"), fullPage: !window });
+}
+
+async function open(page, url) {
+  await page.goto(url);
+  await page.waitForSelector("body[data-ready]", { timeout: WAIT_MS });
+  check("page " + url + " drew without errors",
+    (await page.getAttribute("body", "data-ready")) === "1");
+}
+
+/* The items of a recommendation widget: [{id, explain}]. */
+async function widgetItems(page, selector) {
+  return page.$$eval(selector + " [data-item]", (cards) => cards.map((c) => ({
+    id: c.getAttribute("data-item"),
+    explain: (c.querySelector(".card-explain") || {}).textContent || "",
+  })));
+}
+
+/* Act as one of the demo's prepared visitors (the page reloads). */
+async function actAs(page, persona) {
+  await Promise.all([page.waitForEvent("load"), page.click("[data-persona=" + persona + "]")]);
+  await page.waitForSelector("body[data-ready]", { timeout: WAIT_MS });
+}
+
+/* Move the mouse into the page, then out through its top edge. */
+async function exitIntent(page) {
+  await page.waitForTimeout(EXIT_INTENT_DELAY_MS);
+  await page.mouse.move(640, 400);
+  await page.mouse.move(640, 200, { steps: 4 });
+  await page.mouse.move(640, -10, { steps: 4 });
+}
+
+/* Wait for tailor.js to have reported a popup as shown (stored). */
+function popupReported(page) {
+  return page.waitForResponse((r) => r.url().endsWith("/v1/events") &&
+    (r.request().postData() || "").includes("\"popup_shown\""), { timeout: WAIT_MS });
+}
+
+async function expectPopup(page, name, text, shotName) {
+  const reported = popupReported(page);
+  await exitIntent(page);
+  const popup = await page.waitForSelector(".tailor-popup", { timeout: WAIT_MS }).catch(() => null);
+  const got = popup && await popup.getAttribute("data-popup");
+  check("exit intent shows the " + name + " popup", got === name, "got " + got);
+  if (popup) check(name + " popup says " + text, (await popup.textContent()).includes(text));
+  await shot(page, shotName, true);
+  await reported;
+  if (popup) await page.click(".tailor-popup-close");
+}
+
+async function run(base, catalog) {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  const profile = fs.mkdtempSync(path.join(TMP, "chromium-profile-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS,
+    viewport: { width: 1280, height: 900 },
+  });
+  try {
+    const page = context.pages()[0] || await context.newPage();
+    page.setDefaultTimeout(WAIT_MS);
+    page.on("pageerror", (e) => check("no script error", false, e.message));
+    const byId = {};
+    for (const p of catalog.products) byId[p.id] = p;
+    const jacket = catalog.products.find((p) => p.in_stock && /Winter Jackets$/.test(p.category));
+
+    // 1. Home as a new visitor: bestsellers for their segment, nothing to continue.
+    await open(page, base);
+    const best = await widgetItems(page, "#bestsellers");
+    check("home shows bestsellers", best.length > 0);
+    check("bestsellers say for whom", best.every((i) => /^Bestseller (in|among) /.test(i.explain)),
+      JSON.stringify(best));
+    check("a new visitor has nothing to continue", (await widgetItems(page, "#continue")).length === 0);
+    await shot(page, "01-home-new-visitor");
+
+    // 2. A winter jacket: bought together (hats, gloves) with explanations, and similar items.
+    await open(page, base + "product.html?id=" + encodeURIComponent(jacket.id));
+    const together = await widgetItems(page, "#together");
+    const bought = together.filter((i) =>
+      i.explain.includes("Customers who bought " + jacket.name + " also bought this"));
+    check("the product page shows bought-together items, explained", bought.length >= 2,
+      JSON.stringify(together));
+    check("every item says why it is there", together.every((i) => i.explain.length > 0));
+    check("a winter jacket goes with hats and gloves",
+      bought.some((i) => /Accessories\/(Hats|Gloves)/.test((byId[i.id] || {}).category)));
+    const similar = await widgetItems(page, "#similar");
+    check("similar items, explained", similar.length > 0 &&
+      similar.every((i) => i.explain.startsWith("Similar to ")), JSON.stringify(similar));
+    await shot(page, "02-product-bought-together");
+
+    // 3. Leaving the page: free shipping for a new visitor, and only once a session.
+    await expectPopup(page, "free_shipping", "Free shipping", "03-exit-intent-new-visitor");
+    await exitIntent(page);
+    await page.waitForTimeout(1500);
+    check("a second exit intent in the session gets no popup", !(await page.$(".tailor-popup")));
+
+    // 4. The cart: its items are excluded from its recommendations.
+    await page.click("#add-to-cart");
+    await page.waitForSelector("#add-to-cart[data-added]");
+    await open(page, base + "cart.html");
+    let recs = await widgetItems(page, "#complements");
+    check("the cart shows complements", recs.length > 0);
+    check("the cart's jacket is not recommended", !recs.some((i) => i.id === jacket.id));
+    const complement = recs.find((i) => /Accessories\//.test((byId[i.id] || {}).category)) || recs[0];
+    await shot(page, "04-cart-one-item");
+    // Put a recommended complement in the cart: it must leave the recommendations.
+    await open(page, base + "product.html?id=" + encodeURIComponent(complement.id));
+    await page.click("#add-to-cart");
+    await page.waitForSelector("#add-to-cart[data-added]");
+    await open(page, base + "cart.html");
+    const lines = await page.$$eval(".cart-line", (rows) => rows.map((r) => r.getAttribute("data-item")));
+    check("both items are in the cart", lines.includes(jacket.id) && lines.includes(complement.id));
+    recs = await widgetItems(page, "#complements");
+    check("cart items are excluded from the cart's recommendations",
+      recs.length > 0 && !recs.some((i) => lines.includes(i.id)), JSON.stringify(recs));
+    await shot(page, "05-cart-complements");
+
+    // 5. A returning visitor: continue shopping, and 10% when leaving.
+    await actAs(page, "returning");
+    const cont = await widgetItems(page, "#continue");
+    check("a returning visitor can continue shopping", cont.length > 0 &&
+      cont.every((i) => i.explain.startsWith("You viewed this")), JSON.stringify(cont));
+    await shot(page, "06-home-returning-visitor");
+    await expectPopup(page, "returning_10", "10%", "07-exit-intent-returning-visitor");
+
+    // 6. The VIP: 15% when leaving.
+    await actAs(page, "vip");
+    await expectPopup(page, "vip_15", "15%", "08-exit-intent-vip");
+
+    // 7. A phone: a page hidden for a while shows the popup when it comes back.
+    await actAs(page, "new");
+    const phone = await context.newPage();
+    await phone.addInitScript(() => {
+      Object.defineProperty(navigator, "userAgent", { get: () => "Mozilla/5.0 (Linux; Android 14) Mobile" });
+      let state = "visible";
+      Object.defineProperty(document, "visibilityState", { get: () => state });
+      window.setVisibility = (s) => { state = s; document.dispatchEvent(new Event("visibilitychange")); };
+    });
+    await phone.setViewportSize({ width: 390, height: 844 });
+    await open(phone, base + "product.html?id=" + encodeURIComponent(jacket.id));
+    const reported = popupReported(phone);
+    await phone.evaluate(() => window.setVisibility("hidden"));
+    await phone.waitForTimeout(HIDDEN_SECONDS * 1000);
+    await phone.evaluate(() => window.setVisibility("visible"));
+    const popup = await phone.waitForSelector(".tailor-popup", { timeout: WAIT_MS }).catch(() => null);
+    check("a hidden page on a phone shows the popup when it comes back",
+      popup && (await popup.getAttribute("data-popup")) === "free_shipping");
+    await phone.screenshot({ path: path.join(SHOTS, "09-page-hidden-mobile.png") });
+    await reported;
+  } finally {
+    await context.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+async function main() {
+  const dir = fs.mkdtempSync(path.join(TMP, "demo-"));
+  let server = null;
+  const watchdog = setTimeout(() => {
+    console.error("FAIL: the test took longer than " + TEST_DEADLINE_MS + " ms");
+    if (server) server.proc.kill("SIGKILL");
+    process.exit(1);
+  }, TEST_DEADLINE_MS);
+  try {
+    const catalog = prepare(dir);
+    check("the catalog has a few hundred products", catalog.products.length >= 200);
+    server = await serve(dir);
+    await run("http://127.0.0.1:" + server.port + "/", catalog);
+  } catch (e) {
+    check("the test ran to the end", false, e.stack || String(e));
+  } finally {
+    if (server && server.proc.exitCode === null) {
+      const exited = new Promise((r) => server.proc.once("exit", r));
+      server.proc.kill("SIGTERM");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, WAIT_MS))]);
+      if (server.proc.exitCode === null) server.proc.kill("SIGKILL");
+      check("tailor serve stops cleanly on SIGTERM", server.proc.exitCode === 0,
+        "exit " + server.proc.exitCode + "\n" + fs.readFileSync(server.log, "utf8"));
+    }
+    clearTimeout(watchdog);
+  }
+  if (!failed) fs.rmSync(dir, { recursive: true, force: true });
+  console.log("screenshots: " + SHOTS);
+  console.log(passed + " passed, " + failed + " failed");
+  process.exit(failed ? 1 : 0);
+}
+
+main();
