@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A new neighbour list starts with room for this many: most items that
+   co-occur at all gather a handful of neighbours quickly. */
+#define COOC_FIRST_CAP 8
+
 void cooc_params_default(cooc_params *p, cooc_measure measure) {
   p->measure = measure;
   p->shrink = COOC_DEFAULT_SHRINK;
@@ -82,7 +86,7 @@ static int bump(cooc *c, uint32_t a, uint32_t b, float w) {
   }
   if (l->n < c->max_neighbors) {
     if (l->n == l->cap) {
-      uint16_t cap = l->cap ? (uint16_t)(l->cap * 2) : 4;
+      uint16_t cap = l->cap ? (uint16_t)(l->cap * 2) : COOC_FIRST_CAP;
       if (cap > c->max_neighbors) cap = c->max_neighbors;
       cooc_entry *e = realloc(l->e, cap * sizeof *e);
       if (!e) return -1;

@@ -318,6 +318,13 @@ static uint32_t event_person(idx *x, const ev *e) {
 }
 
 static void recent_push(idx *x, idx_person *p, uint32_t item) {
+  if (!p->recent.cap) { /* one allocation of the final size, not four */
+    uint32_t *v = malloc(x->cfg.recent_max * sizeof *v);
+    if (v) {
+      p->recent.v = v;
+      p->recent.cap = x->cfg.recent_max;
+    }
+  }
   idx_ids_remove(&p->recent, item);
   if (p->recent.n >= x->cfg.recent_max) {
     memmove(p->recent.v, p->recent.v + 1, (p->recent.n - 1) * sizeof *p->recent.v);
