@@ -22,6 +22,7 @@ static const struct {
     {"checkpoint", cmd_checkpoint, "write the checkpoint of the indexes now"},
     {"report", cmd_report, "experiment results: conversion, revenue, uplift, p-values"},
     {"audiences", cmd_audiences, "export a recency audience for an ad platform"},
+    {"eval", cmd_eval, "score next-item recommendations on recorded sessions"},
     {"config", cmd_config, "list the configuration keys and defaults"},
     {"serve", cmd_serve, "serve storefronts over NDJSON and HTTP (docs/server.md)"},
 };
