@@ -67,5 +67,11 @@ DATA ?= ../shared/data/diginetica
 bench: build
 	$(BUILD)/release/bench/index_bench $(DATA)
 
+# Offline evaluation (docs/evaluation.md): every session kernel on the
+# Diginetica test pairs (SR-GNN protocol), beside the published figures.
+.PHONY: eval
+eval: build
+	$(BUILD)/release/tailor eval --train $(DATA)/train.sessions --test $(DATA)/test.pairs
+
 clean:
 	rm -rf $(BUILD)
