@@ -182,13 +182,56 @@ TAILOR_EXTERN int tailor_forget(tailor *t, const char *customer,
 /*
 ** The outbox: side effects strategies scheduled (emails, webhooks), newest
 ** first, as a JSON array of {id, key, customer, channel, template, vars,
-** due, state, attempts, last_error, created}; `state` ("pending", "sent",
-** "cancelled", "dead") and `customer` filter when not NULL; at most 1000
-** rows.  `*json` is freed with tailor_free().
+** due, state, attempts, last_error, created, next_at, updated}; `state`
+** ("pending", "sending", "sent", "cancelled", "dead") and `customer` filter
+** when not NULL; at most 1000 rows.  `next_at` is when a row that failed is
+** tried again (0: as soon as due).  `*json` is freed with tailor_free().
 */
 TAILOR_EXTERN int tailor_outbox_list(tailor *t, const char *state,
                                      const char *customer, char **json,
                                      tailor_error *err);
+
+/*
+** Deliver what is due: claim up to `max` (1 to 10000) outbox rows whose
+** time has come and whose channel a loaded plugin provides, ask the
+** strategies' on_due(ctx, row) handler whether each still applies, check
+** email consent and the weekly cap again, and hand each to its channel.
+** A row that fails is tried again with exponential backoff and jitter
+** (delivery.backoff_base_ms, delivery.backoff_max_ms) and goes "dead" with
+** its last error after delivery.max_attempts tries; a key that reached a
+** channel is never sent to it again.  Rows of channels no plugin provides
+** stay pending.  `*sent` (may be NULL) receives how many went out.
+**
+** The library starts no thread for this: call it periodically from a
+** thread of yours (`tailor serve` does, every server.deliver_interval_ms).
+** It blocks while channels send (each bounded by its plugin's timeouts),
+** holding no engine lock meanwhile, so decisions and ingestion go on.
+** Calls from several threads or processes never take the same row.
+** Returns TAILOR_OK, or a negative code when the store failed.
+*/
+TAILOR_EXTERN int tailor_deliver_due(tailor *t, int max, int *sent,
+                                     tailor_error *err);
+
+/*
+** An operator's retry: the row with `key` becomes pending and due now,
+** its attempts reset (from dead or cancelled, or a pending row waiting for
+** its next try); `key` NULL retries every dead row.  `*changed` (may be
+** NULL) receives how many rows changed.  TAILOR_ENOTFOUND for an unknown
+** key; TAILOR_EDENIED for a row already sent (never twice) or being sent.
+*/
+TAILOR_EXTERN int tailor_outbox_retry(tailor *t, const char *key, int *changed,
+                                      tailor_error *err);
+
+/*
+** Delete outbox rows in a final state ("sent", "cancelled" or "dead"; NULL
+** for all three) last changed more than `older_than_ms` ago.  Pending rows
+** are never purged, and the record of what was sent is kept, so a purged
+** key is still never sent twice.  `*purged` (may be NULL) receives the
+** count.
+*/
+TAILOR_EXTERN int tailor_outbox_purge(tailor *t, const char *state,
+                                      int64_t older_than_ms, int64_t *purged,
+                                      tailor_error *err);
 
 /*
 ** The experiments report as a JSON array, one entry per experiment:

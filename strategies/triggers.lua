@@ -11,6 +11,11 @@
 --   back in stock        likewise, when an item returns
 --
 -- VIP customers get their own template (the template name + "_vip").
+--
+-- When an email is due, the engine asks on_due(ctx, row) whether it still
+-- applies: a purchase since cancels an abandoned-cart or browse email, an
+-- emptied cart the cart email, a price back up the price-drop email; the
+-- cart email shows the cart as it is at send time.
 
 local settings = require "lib.settings"
 local recs = require "lib.recs"
@@ -75,7 +80,7 @@ function on.add_to_cart(ctx, ev)
     schedule = { {
       key = "abandoned_cart:" .. who .. ":" .. ev.ts, supersede = "abandoned_cart:" .. who .. ":",
       template = template(ctx, "abandoned_cart"), delay = E.abandoned_cart_delay,
-      vars = { cart = describe(ctx.customer.cart), items = picks(ctx) },
+      vars = { cart = describe(ctx.customer.cart), items = picks(ctx), since = ev.ts },
     } },
   }
 end
@@ -86,7 +91,7 @@ function on.view(ctx, ev)
   return { schedule = { {
     key = "browse:" .. who .. ":" .. ev.item, supersede = "browse:" .. who .. ":",
     template = template(ctx, "browse_abandonment"), delay = E.browse_abandonment_delay,
-    vars = { viewed = describe({ ev.item }), items = picks(ctx) },
+    vars = { viewed = describe({ ev.item }), items = picks(ctx), since = ev.ts },
   } } }
 end
 
@@ -106,7 +111,7 @@ function on.purchase(ctx, ev)
         vars = { order_id = ev.order_id, bought = describe(bought), items = describe(complements) } },
       { key = "win_back:" .. who .. ":" .. ev.order_id, supersede = "win_back:" .. who .. ":",
         template = template(ctx, "win_back"), delay = E.win_back_days * 86400,
-        vars = { items = picks(ctx) } },
+        vars = { items = picks(ctx), since = ev.ts } },
     },
   }
 end
@@ -134,4 +139,45 @@ local function on_event(ctx, ev)
   return handler(ctx, ev)
 end
 
-return { on_event = on_event }
+-- At send time.  `row` is the outbox row: key, template, vars, created (ms).
+local still = {}
+
+-- An order after the event that scheduled the email (vars.since, ms).
+local function ordered_since(ctx, row)
+  return (ctx.customer.last_order or 0) > (row.vars.since or row.created)
+end
+
+function still.abandoned_cart(ctx, row)
+  if ordered_since(ctx, row) or #ctx.customer.cart == 0 then return false end
+  return { vars = { cart = describe(ctx.customer.cart), items = row.vars.items,
+                    since = row.vars.since } }
+end
+
+function still.browse(ctx, row)
+  -- a cart since: the cart email covers them
+  return not ordered_since(ctx, row) and #ctx.customer.cart == 0
+end
+
+function still.win_back(ctx, row)
+  return not ordered_since(ctx, row)
+end
+
+function still.price_drop(ctx, row)
+  local item = row.vars.item and tailor.item(row.vars.item.id)
+  return item ~= nil and item.in_stock and row.vars.old_price ~= nil
+    and item.price ~= nil and item.price < row.vars.old_price
+end
+
+function still.back_in_stock(ctx, row)
+  local item = row.vars.item and tailor.item(row.vars.item.id)
+  return item ~= nil and item.in_stock
+end
+
+local function on_due(ctx, row)
+  local kind = row.key:match("^([%w_]+):")
+  local check = kind and still[kind]
+  if not check then return true end
+  return check(ctx, row)
+end
+
+return { on_event = on_event, on_due = on_due }

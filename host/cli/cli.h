@@ -49,6 +49,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_audiences(int argc, char **argv);
+int cmd_outbox(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 
 #endif /* TAILOR_CLI_H */

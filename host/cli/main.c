@@ -22,6 +22,7 @@ static const struct {
     {"checkpoint", cmd_checkpoint, "write the checkpoint of the indexes now"},
     {"report", cmd_report, "experiment results: conversion, revenue, uplift, p-values"},
     {"audiences", cmd_audiences, "export a recency audience for an ad platform"},
+    {"outbox", cmd_outbox, "see and act on scheduled emails and webhooks"},
     {"eval", cmd_eval, "score next-item recommendations on recorded sessions"},
     {"config", cmd_config, "list the configuration keys and defaults"},
     {"serve", cmd_serve, "serve storefronts over NDJSON and HTTP (docs/server.md)"},
@@ -92,6 +93,9 @@ tailor *cli_open(const cli_opts *o, const char *extra_json) {
   } else {
     cfg = json_object();
   }
+  /* One file serves `tailor serve` and the other commands: the server's
+     section is the server's (host/server/conf.c), not the engine's. */
+  json_object_del(cfg, "server");
   if (extra_json) {
     json_t *extra = json_loads(extra_json, 0, NULL);
     json_object_update(cfg, extra);

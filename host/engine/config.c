@@ -8,7 +8,7 @@
 
 #include "engine/util.h"
 
-enum { T_STR, T_INT, T_BOOL };
+enum { T_STR, T_INT, T_BOOL, T_JSON };
 
 typedef struct key_info {
   const char *key, *type, *def_text, *doc;
@@ -21,6 +21,7 @@ typedef struct key_info {
 #define CONFIG_DEF_STR(v) v, 0
 #define CONFIG_DEF_INT(v) NULL, v
 #define CONFIG_DEF_BOOL(v) NULL, v
+#define CONFIG_DEF_JSON(v) v, 0
 #define CONFIG_ROW_(f, key, type, def, doc) \
   {key, #type, #def, doc, T_##type, offsetof(config, f), CONFIG_DEF_##type(def)},
 static const key_info keys[] = {CONFIG_MAP(CONFIG_ROW_)};
@@ -31,7 +32,8 @@ void config_each(void (*fn)(void *, const char *, const char *, const char *,
                             const char *),
                  void *ud) {
   for (size_t i = 0; i < NKEYS; i++)
-    fn(ud, keys[i].key, keys[i].type, keys[i].def_text, keys[i].doc);
+    fn(ud, keys[i].key, keys[i].type,
+       keys[i].kind == T_JSON ? keys[i].def_str : keys[i].def_text, keys[i].doc);
 }
 
 int config_is_default(const config *c, const char *key) {
@@ -48,6 +50,10 @@ void config_free(config *c) {
     if (keys[i].kind == T_STR) {
       char **p = (char **)((char *)c + keys[i].offset);
       free(*p);
+      *p = NULL;
+    } else if (keys[i].kind == T_JSON) {
+      json_t **p = (json_t **)((char *)c + keys[i].offset);
+      json_decref(*p);
       *p = NULL;
     }
   }
@@ -72,6 +78,15 @@ static int set_key(config *c, const char *key, json_t *v, tailor_error *err) {
                            "config: '%s' must be a non-negative integer", key);
         *(long *)field = (long)json_integer_value(v);
         return TAILOR_OK;
+      case T_JSON: {
+        json_t **slot = (json_t **)field;
+        if (json_typeof(v) != json_typeof(*slot))
+          return util_fail(err, TAILOR_ECONFIG, key, "config: '%s' must be %s",
+                           key, json_is_array(*slot) ? "an array" : "an object");
+        json_decref(*slot);
+        *slot = json_incref(v);
+        return TAILOR_OK;
+      }
       default:
         if (!json_is_boolean(v))
           return util_fail(err, TAILOR_ECONFIG, key,
@@ -83,6 +98,12 @@ static int set_key(config *c, const char *key, json_t *v, tailor_error *err) {
   return util_fail(err, TAILOR_ECONFIG, key, "config: unknown key '%s'", key);
 }
 
+static int takes_json(const char *key) {
+  for (size_t i = 0; i < NKEYS; i++)
+    if (keys[i].kind == T_JSON && !strcmp(keys[i].key, key)) return 1;
+  return 0;
+}
+
 /* Walk nested objects, joining names with dots. */
 static int walk(config *c, const char *prefix, json_t *obj, tailor_error *err) {
   const char *name;
@@ -90,7 +111,10 @@ static int walk(config *c, const char *prefix, json_t *obj, tailor_error *err) {
   json_object_foreach(obj, name, v) {
     char key[256];
     snprintf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", name);
-    int rc = json_is_object(v) ? walk(c, key, v, err) : set_key(c, key, v, err);
+    /* An object is a level of dotted keys, unless the key itself takes
+       a JSON value. */
+    int rc = json_is_object(v) && !takes_json(key) ? walk(c, key, v, err)
+                                                   : set_key(c, key, v, err);
     if (rc) return rc;
   }
   return TAILOR_OK;
@@ -102,6 +126,11 @@ int config_parse(config *c, const char *json, tailor_error *err) {
     void *field = (char *)c + keys[i].offset;
     if (keys[i].kind == T_STR) {
       if (!(*(char **)field = strdup(keys[i].def_str))) {
+        config_free(c);
+        return util_fail(err, TAILOR_ENOMEM, NULL, "config: out of memory");
+      }
+    } else if (keys[i].kind == T_JSON) {
+      if (!(*(json_t **)field = json_loads(keys[i].def_str, JSON_DECODE_ANY, NULL))) {
         config_free(c);
         return util_fail(err, TAILOR_ENOMEM, NULL, "config: out of memory");
       }

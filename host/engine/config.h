@@ -12,7 +12,9 @@
 
 #include "tailor.h"
 
-/* X(field, "dotted.key", type, default, "what it is") ; type: STR, INT, BOOL */
+/* X(field, "dotted.key", type, default, "what it is") ; type: STR, INT, BOOL,
+   JSON (a value kept as it is: the default is JSON text, a given value must
+   be of the default's JSON type) */
 #define CONFIG_MAP(X)                                                        \
   X(db, "db", STR, "tailor.db",                                              \
     "SQLite store file; \":memory:\" keeps everything in memory")            \
@@ -72,18 +74,35 @@
     "recency windows of the retargeting audiences, in days")                 \
   X(trend_keys, "index.trend_keys", STR,                                    \
     "country,gender,country+gender,device,source,category",                 \
-    "segment keys with their own bestsellers; \"a+b\" joins two keys")
+    "segment keys with their own bestsellers; \"a+b\" joins two keys")      \
+  X(plugins, "plugins", JSON, "[]",                                          \
+    "plugins to load at start: [{\"path\": FILE or \"name\": NAME, "        \
+    "\"config\": {...}}] (docs/plugins.md)")                                 \
+  X(plugin_dir, "plugin_dir", STR, "",                                       \
+    "where a plugin given by \"name\" is found (NAME.so); \"\" for the "     \
+    "installed folder, lib/tailor/plugins")                                  \
+  X(deliver_max_attempts, "delivery.max_attempts", INT, 8,                   \
+    "tries of an outbox row before it goes dead with its last error")        \
+  X(deliver_backoff_ms, "delivery.backoff_base_ms", INT, 60000,              \
+    "wait after the first failed try; doubles with each try, with jitter")   \
+  X(deliver_backoff_max_ms, "delivery.backoff_max_ms", INT, 21600000,        \
+    "longest wait between two tries")                                        \
+  X(deliver_lease_ms, "delivery.lease_ms", INT, 300000,                      \
+    "a row being sent is another sender's again after this long (a crash "   \
+    "mid-send); keep it above the channels' timeouts")
 
 typedef struct config {
 #define CONFIG_FIELD_STR(f) char *f;
 #define CONFIG_FIELD_INT(f) long f;
 #define CONFIG_FIELD_BOOL(f) int f;
+#define CONFIG_FIELD_JSON(f) json_t *f;
 #define CONFIG_FIELD_(f, key, type, def, doc) CONFIG_FIELD_##type(f)
   CONFIG_MAP(CONFIG_FIELD_)
 #undef CONFIG_FIELD_
 #undef CONFIG_FIELD_STR
 #undef CONFIG_FIELD_INT
 #undef CONFIG_FIELD_BOOL
+#undef CONFIG_FIELD_JSON
 } config;
 
 /*

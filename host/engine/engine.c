@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/plugin.h"
 #include "engine/util.h"
 
 static const char *const code_names[] = {
@@ -371,6 +372,8 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
     eng_log(t, TAILOR_LOG_INFO, "index: replayed %lld events in %.2f s",
             (long long)(t->applied_seq - from), (double)(util_mono_ns() - t0) / 1e9);
   refit_value(t);
+  /* Plugins before strategies: a strategy may call their Lua functions. */
+  if (eng_plugins_load(t, err)) goto fail;
   if (t->cfg.strategies && *t->cfg.strategies &&
       access(t->cfg.strategies, F_OK) != 0) {
     /* The default folder may simply not exist where tailor runs (ingest,
@@ -418,6 +421,8 @@ void tailor_close(tailor *t) {
     sknn_work_free(s->work);
     free(s);
   }
+  /* After the Lua states: their tables hold the plugins' functions. */
+  eng_plugins_unload(t);
   store_close(t->st_read);
   store_close(t->st);
   idx_free(t->ix);
@@ -543,6 +548,7 @@ int tailor_ingest(tailor *t, const char *json, size_t len, tailor_error *err) {
   rc = commit_events(t, &one, 1, err);
   if (rc == TAILOR_OK) {
     eng_run_triggers(t, &one, 1);
+    eng_plugins_events(t, &one, 1);
     eng_metric(t, "events", NULL, 1);
   }
   ev_clear(&e);
@@ -601,6 +607,7 @@ int tailor_ingest_batch(tailor *t, const char *ndjson, size_t len,
       goto done;
     }
     eng_run_triggers(t, ptrs, nacc);
+    eng_plugins_events(t, ptrs, nacc);
   }
   if (accepted) *accepted = nacc;
 done:

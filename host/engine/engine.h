@@ -27,6 +27,7 @@
 #include "tailor.h"
 
 typedef struct vm_slot vm_slot;       /* one thread's Lua state */
+typedef struct eng_plugins eng_plugins; /* loaded plugins (engine/plugin.c) */
 typedef struct commit_req commit_req; /* events waiting for a group commit */
 
 struct tailor {
@@ -71,6 +72,9 @@ struct tailor {
   /* Experiment exposures waiting for the next commit (experiment.c). */
   pthread_mutex_t expo_mu;
   json_t *expo;
+
+  /* Plugins and what they registered; fixed once tailor_open returns. */
+  eng_plugins *plugins;
 
   tailor_log_fn log;
   void *log_ud;

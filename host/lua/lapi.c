@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine/engine.h"
+#include "engine/plugin.h"
 #include "engine/util.h"
 #include "lua/ljson.h"
 #include "lua/lvm.h"
@@ -665,5 +666,6 @@ void lapi_open(lua_State *L, void *engine) {
   }
   lua_pushstring(L, TAILOR_VERSION_STRING);
   lua_setfield(L, -2, "version");
+  eng_plugins_open_lua(L, engine); /* tailor.plugins.<name>.<function> */
   lua_setglobal(L, "tailor");
 }

@@ -188,7 +188,8 @@ int srv_conf_parse(const json_t *section, srv_conf *c, char *err, size_t n) {
                   "server.%s: unknown key (listen, unix, tokens, cors_origins, "
                   "static_dir, max_line_bytes, max_body_bytes, max_batch_events, "
                   "max_connections, max_inflight, max_output_bytes, "
-                  "idle_timeout_ms, threads, shutdown_grace_ms)",
+                  "idle_timeout_ms, threads, shutdown_grace_ms, "
+                  "deliver_interval_ms, deliver_batch)",
                   key);
       } else if (!json_is_integer(v) || json_integer_value(v) < int_keys[i].lo ||
                  json_integer_value(v) > int_keys[i].hi) {

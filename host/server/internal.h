@@ -168,6 +168,9 @@ struct srv {
   char *stats_cache;
   uint64_t stats_at;
 
+  /* The delivery thread (deliver.c); NULL when not running. */
+  struct srv_deliver *deliver;
+
   srv_metrics m;
   _Atomic uint64_t ev_accepted[EV_TYPE_COUNT + 1]; /* last: unknown type */
   _Atomic uint64_t ev_rejected;
@@ -210,6 +213,11 @@ void srv_queue_write(srv *s, job *j);
 int srv_static_route(const srv_conf *cf, int get, const char *url, size_t url_len,
                      srv_request *req, srv_error *err);
 void srv_static_read(job *j); /* on a worker: the file into j->body */
+
+/* deliver.c: the thread that calls tailor_deliver_due() every
+   deliver_interval_ms; started after the workers, stopped after the loop. */
+int srv_deliver_start(srv *s);
+void srv_deliver_stop(srv *s);
 
 /* metrics.c */
 void srv_metrics_observe(srv *s, const job *j);

@@ -20,6 +20,10 @@
 **   requests, in arrival order, so events are stored and applied in one
 **   order.  A write is answered only after the batch returns, when it is
 **   durable; an error answers every request of a batch that failed.
+** - One delivery thread (deliver.c) calls tailor_deliver_due() every
+**   deliver_interval_ms: outbox rows go out through the plugins' channels
+**   there, so a slow SMTP server or webhook never holds up the loop or a
+**   decision.
 ** - Threads hand finished jobs back through a uv_async_t; the loop never
 **   waits on the engine, and no other thread touches a connection.  Per
 **   connection a read waits for the writes sent before it (read your own
@@ -302,6 +306,7 @@ static int start(srv *s) {
     srv_log(TAILOR_LOG_ERROR, "cannot start %d worker threads", workers);
     return -1;
   }
+  if (srv_deliver_start(s)) return -1;
   if (!*cf->listen && !cf->unix_path) {
     srv_log(TAILOR_LOG_ERROR, "nothing to listen on: server.listen is \"\" and no server.unix");
     return -1;
@@ -344,6 +349,7 @@ int srv_run(tailor *t, srv_conf *conf, const srv_opts *o) {
     srv_maybe_stopped(s);
   }
   if (failed != -2) uv_run(s->loop, UV_RUN_DEFAULT);
+  srv_deliver_stop(s);
   srv_threads_stop(s);
   if (uv_loop_close(s->loop)) srv_log(TAILOR_LOG_WARN, "shutdown: handles left open");
   tailor_set_logger(t, NULL, NULL);

@@ -38,7 +38,12 @@
   X(threads, "threads", 0, 0, 256, "decision worker threads; 0: one per CPU") \
   X(shutdown_grace_ms, "shutdown_grace_ms", 10000, 0, 3600000L,              \
     "on SIGTERM, how long in-flight work may take before connections are "  \
-    "closed")
+    "closed")                                                                \
+  X(deliver_interval_ms, "deliver_interval_ms", 1000, 0, 3600000L,           \
+    "how often the delivery thread looks for due outbox rows; 0: never "    \
+    "(another process delivers)")                                           \
+  X(deliver_batch, "deliver_batch", 50, 1, 10000,                            \
+    "outbox rows the delivery thread takes at a time")
 
 #define SRV_DEFAULT_LISTEN "127.0.0.1:7300"
 

@@ -73,6 +73,19 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "  variant TEXT NOT NULL,"
     "  ts INTEGER NOT NULL,"
     "  PRIMARY KEY (experiment, unit));",
+    /* 2 -> 3: delivery.  next_at: when a row is tried again (a retry's
+       backoff, or a sender's lease while sending); 0 for at once.  The
+       ledger of deliveries, kept when rows are purged, so a key is never
+       sent twice to a channel. */
+    "ALTER TABLE outbox ADD COLUMN next_at INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE outbox_sent("
+    "  key TEXT NOT NULL,"
+    "  channel TEXT NOT NULL,"
+    "  customer TEXT,"
+    "  sent INTEGER NOT NULL,"
+    "  PRIMARY KEY (key, channel));"
+    "CREATE INDEX outbox_sent_customer ON outbox_sent(customer, channel, sent)"
+    "  WHERE customer IS NOT NULL;",
 };
 
 static int fail(tailor_error *err, int code, sqlite3 *db, const char *what) {
@@ -513,6 +526,7 @@ int store_forget(store *s, const char *customer, int64_t *events,
       "DELETE FROM events WHERE customer=?1 OR anon IN "
       "(SELECT anon FROM identities WHERE customer=?1)",
       "DELETE FROM outbox WHERE customer=?1",
+      "DELETE FROM outbox_sent WHERE customer=?1",
       "DELETE FROM customers WHERE id=?1",
       "DELETE FROM identities WHERE customer=?1",
   };
@@ -547,7 +561,7 @@ int store_outbox_cancel(store *s, const char *key, int *cancelled,
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(s->db,
                          "UPDATE outbox SET state='cancelled', updated=?2 "
-                         "WHERE key=?1 AND state='pending'",
+                         "WHERE key=?1 AND state IN ('pending','sending')",
                          -1, &st, NULL) != SQLITE_OK)
     return fail(err, TAILOR_ESTORE, s->db, "store: outbox");
   bind_text(st, 1, key);
@@ -565,7 +579,7 @@ int64_t store_outbox_recent(store *s, const char *customer, const char *channel,
   int64_t n = 0;
   if (sqlite3_prepare_v2(s->db,
                          "SELECT count(*) FROM outbox WHERE customer=? AND channel=? "
-                         "AND created>=? AND state IN ('pending','sent')",
+                         "AND created>=? AND state IN ('pending','sending','sent')",
                          -1, &st, NULL) != SQLITE_OK)
     return 0;
   bind_text(st, 1, customer);
@@ -582,7 +596,7 @@ json_t *store_outbox_list(store *s, const char *state, const char *customer,
   json_t *out = json_array();
   if (sqlite3_prepare_v2(s->db,
                          "SELECT id,key,customer,channel,template,vars,due,state,"
-                         "attempts,last_error,created FROM outbox "
+                         "attempts,last_error,created,next_at,updated FROM outbox "
                          "WHERE (?1 IS NULL OR state=?1) AND (?2 IS NULL OR customer=?2) "
                          "ORDER BY id DESC LIMIT ?3",
                          -1, &st, NULL) != SQLITE_OK)
@@ -595,7 +609,7 @@ json_t *store_outbox_list(store *s, const char *state, const char *customer,
     const char *cust = (const char *)sqlite3_column_text(st, 2);
     const char *last = (const char *)sqlite3_column_text(st, 9);
     json_array_append_new(
-        out, json_pack("{sI ss ss? ss ss so sI ss si ss? sI}", "id",
+        out, json_pack("{sI ss ss? ss ss so sI ss si ss? sI sI sI}", "id",
                        (json_int_t)sqlite3_column_int64(st, 0), "key",
                        (const char *)sqlite3_column_text(st, 1), "customer",
                        cust, "channel",
@@ -606,7 +620,9 @@ json_t *store_outbox_list(store *s, const char *state, const char *customer,
                        (const char *)sqlite3_column_text(st, 7), "attempts",
                        sqlite3_column_int(st, 8), "last_error",
                        last, "created",
-                       (json_int_t)sqlite3_column_int64(st, 10)));
+                       (json_int_t)sqlite3_column_int64(st, 10), "next_at",
+                       (json_int_t)sqlite3_column_int64(st, 11), "updated",
+                       (json_int_t)sqlite3_column_int64(st, 12)));
   }
   sqlite3_finalize(st);
   return out;
@@ -687,7 +703,8 @@ int store_outbox_cancel_prefix(store *s, const char *prefix, int *cancelled,
   /* substr, not LIKE: keys may hold % and _. */
   if (sqlite3_prepare_v2(s->db,
                          "UPDATE outbox SET state='cancelled', updated=?2 "
-                         "WHERE state='pending' AND substr(key, 1, length(?1)) = ?1",
+                         "WHERE state IN ('pending','sending') AND "
+                         "substr(key, 1, length(?1)) = ?1",
                          -1, &st, NULL) != SQLITE_OK)
     return fail(err, TAILOR_ESTORE, s->db, "store: outbox");
   bind_text(st, 1, prefix);

@@ -19,7 +19,7 @@
 typedef struct store store;
 
 /* The schema version this build writes; older stores are migrated. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct store_options {
   int synchronous_full;  /* 1: PRAGMA synchronous=FULL (survives power loss);
@@ -108,23 +108,24 @@ typedef struct store_outbox_row {
 int store_outbox_add(store *s, const store_outbox_row *row, int *added,
                      tailor_error *err);
 
-/* Cancel the pending outbox row with this key; *cancelled (may be NULL)
+/* Cancel the pending (or sending) outbox row with this key; *cancelled (may be NULL)
    receives 1 when there was one. */
 int store_outbox_cancel(store *s, const char *key, int *cancelled,
                         tailor_error *err);
 
-/* Cancel every pending outbox row whose key starts with `prefix`;
+/* Cancel every pending or sending outbox row whose key starts with `prefix`;
    *cancelled (may be NULL) receives how many. */
 int store_outbox_cancel_prefix(store *s, const char *prefix, int *cancelled,
                                tailor_error *err);
 
 /* Outbox rows of a customer's channel created since `since` (ms) that are
-   pending or sent: what a frequency cap counts. */
+   pending, sending or sent: what a frequency cap counts. */
 int64_t store_outbox_recent(store *s, const char *customer, const char *channel,
                             int64_t since);
 
 /* Outbox rows as a JSON array, newest first; `state` and `customer` filter
-   when not NULL; at most `limit`.  New reference. */
+   when not NULL; at most `limit`.  New reference.  Delivery's side of the
+   outbox (claims, retries, the ledger) is in store/outbox.h. */
 json_t *store_outbox_list(store *s, const char *state, const char *customer,
                           int limit);
 

@@ -1,0 +1,374 @@
+/*
+** deliver.c: the scheduler's one step, tailor_deliver_due(): claim the
+** outbox rows that are due, ask the strategy that scheduled them whether
+** they still apply, check consent and the weekly cap again, hand each to
+** its channel (a plugin), and record the outcome: sent, tried again later
+** with backoff, dead after delivery.max_attempts, or cancelled.
+**
+** The library starts no thread for this: a host calls tailor_deliver_due()
+** when it likes (`tailor serve` does from a thread of its own, so a slow
+** SMTP server never holds up a decision).  No engine lock is held while a
+** channel sends; the store is touched under write_mu for a claim and for
+** each outcome only.
+**
+** Exactly-once, as far as it goes: a claim is one transaction, so two
+** senders (threads or processes) never take the same row; a delivery and
+** its ledger entry are one transaction, so a key that reached a channel is
+** never sent to it again, even after a purge.  The one gap is a crash after
+** a channel accepted a message and before that commit: the row's lease
+** runs out and it is sent again, with the same idempotency key (the SMTP
+** Message-ID, the webhook's Idempotency-Key), for the receiver to drop.
+*/
+#include "engine/deliver.h"
+
+#include <lauxlib.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "engine/plugin.h"
+#include "engine/util.h"
+#include "lua/ljson.h"
+#include "store/outbox.h"
+
+int64_t deliver_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms,
+                           uint64_t random) {
+  if (attempt < 1) attempt = 1;
+  if (base_ms < 1) base_ms = 1;
+  if (max_ms < base_ms) max_ms = base_ms;
+  int64_t d = base_ms;
+  for (int i = 1; i < attempt && d < max_ms; i++) d = d > max_ms / 2 ? max_ms : d * 2;
+  int64_t half = d / 2;
+  return d - half + (int64_t)(random % (uint64_t)(half + 1));
+}
+
+/* Jitter: splitmix64 over a shared counter, safe from any thread. */
+static _Atomic uint64_t jitter_state;
+
+static uint64_t jitter(void) {
+  uint64_t z = atomic_fetch_add(&jitter_state, 0x9E3779B97F4A7C15ull);
+  if (!z) z = util_mono_ns(); /* first use: a seed from the clock */
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+/* One claimed row on its way out. */
+typedef struct delivery {
+  json_t *row;         /* borrowed: the claim's entry */
+  int64_t id;
+  const char *key, *customer, *channel, *tmpl;
+  int attempt;
+  json_t *vars;        /* new vars from on_due (owned), or NULL */
+} delivery;
+
+/*
+** Asking the strategy again: on_due(ctx, row) returns nil or true (send),
+** false (cancel), or {vars = {...}} (send with these variables instead,
+** e.g. today's prices).
+*/
+typedef struct due_run {
+  tailor *t;
+  delivery *d;
+  int send;           /* the verdict */
+  const char *file;
+} due_run;
+
+static int run_on_due(lua_State *L) {
+  due_run *r = lvm_ud(L);
+  r->send = 1;
+  if (!lvm_push_handler(lvm_of(L), "on_due", &r->file)) return 0;
+  lapi_ctx c = {"on_due", r->t->cfg.default_k, r->d->customer, NULL, NULL, NULL, NULL, NULL};
+  lapi_push_ctx(L, r->t, &c);
+  json_t *row = json_pack("{ss ss? ss ss sO sO sO si}", "key", r->d->key, "customer",
+                          r->d->customer, "channel", r->d->channel, "template", r->d->tmpl,
+                          "vars", json_object_get(r->d->row, "vars"), "due",
+                          json_object_get(r->d->row, "due"), "created",
+                          json_object_get(r->d->row, "created"), "attempt", r->d->attempt);
+  ljson_push(L, row);
+  json_decref(row);
+  lua_call(L, 2, 1);
+  if (lua_isnil(L, -1)) return 0;
+  if (lua_isboolean(L, -1)) {
+    r->send = lua_toboolean(L, -1);
+    return 0;
+  }
+  if (!lua_istable(L, -1))
+    return luaL_error(L, "%s: on_due returned something other than a boolean, nil or "
+                         "{vars = ...}", r->file ? r->file : "?");
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "vars"))
+      return luaL_error(L, "%s: on_due returned a table with a field other than 'vars'",
+                        r->file ? r->file : "?");
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, -1, "vars");
+  char why[300];
+  json_t *vars = ljson_to(L, -1, "on_due.vars", why, sizeof why);
+  if (!vars || !json_is_object(vars)) {
+    json_decref(vars);
+    return luaL_error(L, "%s: on_due returned vars that are not a table of fields (%s)",
+                      r->file ? r->file : "?", vars ? "not an object" : why);
+  }
+  r->d->vars = vars;
+  return 0;
+}
+
+/* 1: send, 0: the strategy cancelled it, -1: it failed (message in err). */
+static int ask_strategy(tailor *t, delivery *d, tailor_error *err) {
+  if (!t->cfg.strategies || !*t->cfg.strategies) return 1;
+  lvm *vm = eng_thread_vm(t, err);
+  if (!vm) return -1;
+  if (!lvm_has_handler(vm, "on_due")) return 1;
+  due_run r = {t, d, 1, NULL};
+  pthread_rwlock_rdlock(&t->lock);
+  int rc = lvm_pcall(vm, run_on_due, &r, err);
+  pthread_rwlock_unlock(&t->lock);
+  if (rc) {
+    atomic_fetch_add(&t->n_strategy_errors, 1);
+    return -1;
+  }
+  return r.send;
+}
+
+static void settle(tailor *t, delivery *d, const char *state, int64_t next_at,
+                   const char *why) {
+  tailor_error e = {0};
+  pthread_mutex_lock(&t->write_mu);
+  int rc = store_outbox_settle(t->st, d->id, state, next_at, why, util_now_ms(), &e);
+  pthread_mutex_unlock(&t->write_mu);
+  if (rc) eng_log(t, TAILOR_LOG_ERROR, "delivery: %s", e.message);
+}
+
+/* A try failed for a reason that may pass: again later, or dead. */
+static void try_later(tailor *t, delivery *d, const char *why) {
+  char msg[600];
+  if (d->attempt >= t->cfg.deliver_max_attempts) {
+    snprintf(msg, sizeof msg, "gave up after %d attempts: %s", d->attempt, why);
+    eng_log(t, TAILOR_LOG_WARN, "delivery: %s to %s is dead: %s", d->key, d->channel, msg);
+    settle(t, d, "dead", 0, msg);
+    return;
+  }
+  int64_t wait = deliver_backoff_ms(d->attempt, t->cfg.deliver_backoff_ms,
+                                    t->cfg.deliver_backoff_max_ms, jitter());
+  eng_log(t, TAILOR_LOG_INFO, "delivery: %s to %s, attempt %d failed (%s); again in %lld ms",
+          d->key, d->channel, d->attempt, why, (long long)wait);
+  settle(t, d, "pending", util_now_ms() + wait, why);
+}
+
+/* Names of the channels that reach an inbox, which the cap counts. */
+static json_t *email_channels(tailor *t) {
+  json_t *out = json_array();
+  for (size_t i = 0; i < eng_channel_count(t); i++)
+    if (eng_channel_at(t, i)->flags & TAILOR_CHANNEL_EMAIL)
+      json_array_append_new(out, json_string(eng_channel_at(t, i)->name));
+  return out;
+}
+
+/*
+** Consent and the cap, again at send time: the customer may have
+** withdrawn consent, or other emails may have gone out, since the row was
+** scheduled.  Returns NULL to go on (with *email set, owned, when there is
+** an address to use), or why the row is cancelled.
+*/
+static const char *recheck(tailor *t, delivery *d, const eng_channel *ch, char **email,
+                           char *buf, size_t buflen) {
+  *email = NULL;
+  if (!d->customer) return ch->flags & TAILOR_CHANNEL_EMAIL ? "no customer to email" : NULL;
+  store *st = eng_read_begin(t);
+  json_t *profile = store_customer(st, d->customer);
+  int64_t recent = 0;
+  if ((ch->flags & TAILOR_CHANNEL_EMAIL) && t->cfg.email_cap_per_week > 0) {
+    json_t *names = email_channels(t);
+    for (size_t i = 0; i < json_array_size(names); i++)
+      recent += store_outbox_sent_since(st, d->customer,
+                                        json_string_value(json_array_get(names, i)),
+                                        util_now_ms() - DELIVER_CAP_WINDOW_MS);
+    json_decref(names);
+  }
+  eng_read_end(t);
+  const char *addr = json_string_value(json_object_get(profile, "email"));
+  int consent = json_is_true(json_object_get(json_object_get(profile, "consent"), "email"));
+  if (consent && addr && *addr) *email = strdup(addr);
+  json_decref(profile);
+  if (!(ch->flags & TAILOR_CHANNEL_EMAIL)) return NULL;
+  if (!*email) return "no email consent or address at send time";
+  if (t->cfg.email_cap_per_week > 0 && recent >= t->cfg.email_cap_per_week) {
+    snprintf(buf, buflen, "weekly email cap (%ld) reached at send time",
+             t->cfg.email_cap_per_week);
+    return buf;
+  }
+  return NULL;
+}
+
+/* After an email went out: an email_sent event, so strategies see
+   ctx.customer.emails_sent and last_email. */
+static void record_email(tailor *t, delivery *d) {
+  json_t *doc = json_pack("{ss ss ss s{ss ss}}", "type", "email_sent", "customer",
+                         d->customer, "name", d->tmpl, "props", "key", d->key, "channel",
+                         d->channel);
+  char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+  tailor_error e = {0};
+  if (text && tailor_ingest(t, text, strlen(text), &e))
+    eng_log(t, TAILOR_LOG_WARN, "delivery: email_sent event for %s not recorded: %s",
+            d->key, e.message);
+  free(text);
+  json_decref(doc);
+}
+
+/* Deliver one claimed row; returns 1 when it went out. */
+static int deliver_one(tailor *t, delivery *d) {
+  const eng_channel *ch = eng_channel_find(t, d->channel);
+  tailor_error e = {0};
+  char why[512] = "";
+  if (!ch) { /* cannot happen: rows are claimed by channel */
+    settle(t, d, "pending", 0, "no plugin provides this channel");
+    return 0;
+  }
+  if (json_is_true(json_object_get(d->row, "already_sent"))) {
+    pthread_mutex_lock(&t->write_mu);
+    int rc = store_outbox_mark_sent(t->st, d->id, d->key, d->channel, d->customer, NULL,
+                                    util_now_ms(), &e);
+    pthread_mutex_unlock(&t->write_mu);
+    if (rc) eng_log(t, TAILOR_LOG_ERROR, "delivery: %s", e.message);
+    eng_log(t, TAILOR_LOG_INFO, "delivery: %s already went to %s once; not sent again",
+            d->key, d->channel);
+    return 0;
+  }
+  int verdict = ask_strategy(t, d, &e);
+  if (verdict < 0) {
+    /* Not sent unasked: a strategy that cannot answer now may after a fix
+       (strategies reload by themselves). */
+    snprintf(why, sizeof why, "on_due failed: %s", e.message);
+    eng_log(t, TAILOR_LOG_ERROR, "delivery: %s: %s", d->key, why);
+    try_later(t, d, why);
+    return 0;
+  }
+  if (!verdict) {
+    settle(t, d, "cancelled", 0, "on_due: the strategy says it no longer applies");
+    return 0;
+  }
+  char *email = NULL;
+  const char *stop = recheck(t, d, ch, &email, why, sizeof why);
+  if (stop) {
+    settle(t, d, "cancelled", 0, stop);
+    free(email);
+    return 0;
+  }
+  json_t *vars = d->vars ? d->vars : json_object_get(d->row, "vars");
+  json_t *whole = json_pack("{sO sO ss ss? ss? ss sO sO sO si}", "id",
+                            json_object_get(d->row, "id"), "key",
+                            json_object_get(d->row, "key"), "channel", d->channel,
+                            "customer", d->customer, "email", email, "template", d->tmpl,
+                            "vars", vars, "due", json_object_get(d->row, "due"), "created",
+                            json_object_get(d->row, "created"), "attempt", d->attempt);
+  if (!email) json_object_del(whole, "email"); /* only with consent */
+  char *vars_text = json_dumps(vars, JSON_COMPACT);
+  char *json_text = whole ? json_dumps(whole, JSON_COMPACT) : NULL;
+  json_decref(whole);
+  int sent = 0;
+  if (!vars_text || !json_text) {
+    try_later(t, d, "out of memory");
+  } else {
+    tailor_delivery td = {
+        sizeof td, d->id, d->key, d->channel, d->customer, email, d->tmpl, vars_text,
+        json_text, d->attempt,
+        (int64_t)json_integer_value(json_object_get(d->row, "due")),
+        (int64_t)json_integer_value(json_object_get(d->row, "created"))};
+    int rc = ch->send(ch->ud, &td, why, sizeof why);
+    if (!*why) snprintf(why, sizeof why, "the channel gave no reason");
+    if (rc == TAILOR_SEND_OK) {
+      pthread_mutex_lock(&t->write_mu);
+      int src = store_outbox_mark_sent(t->st, d->id, d->key, d->channel, d->customer,
+                                       d->vars ? vars_text : NULL, util_now_ms(), &e);
+      pthread_mutex_unlock(&t->write_mu);
+      if (src) eng_log(t, TAILOR_LOG_ERROR, "delivery: sent %s but %s", d->key, e.message);
+      sent = 1;
+      if ((ch->flags & TAILOR_CHANNEL_EMAIL) && d->customer) record_email(t, d);
+    } else if (rc == TAILOR_SEND_FAIL) {
+      eng_log(t, TAILOR_LOG_WARN, "delivery: %s to %s is dead: %s", d->key, d->channel, why);
+      settle(t, d, "dead", 0, why);
+    } else {
+      try_later(t, d, why);
+    }
+  }
+  free(vars_text);
+  free(json_text);
+  free(email);
+  return sent;
+}
+
+int tailor_deliver_due(tailor *t, int max, int *sent, tailor_error *err) {
+  if (sent) *sent = 0;
+  if (!t || max < 1 || max > DELIVER_MAX_BATCH)
+    return util_fail(err, TAILOR_EINVAL, "max", "deliver: max must be 1 to %d",
+                     DELIVER_MAX_BATCH);
+  size_t nch = eng_channel_count(t);
+  if (!nch) return TAILOR_OK; /* rows wait for a plugin that delivers them */
+  json_t *names = json_array();
+  for (size_t i = 0; i < nch; i++)
+    json_array_append_new(names, json_string(eng_channel_at(t, i)->name));
+  int64_t now = util_now_ms();
+  pthread_mutex_lock(&t->write_mu);
+  json_t *rows = store_outbox_claim(t->st, names, now, max, now + t->cfg.deliver_lease_ms,
+                                    err);
+  pthread_mutex_unlock(&t->write_mu);
+  json_decref(names);
+  if (!rows) return TAILOR_ESTORE;
+  size_t i;
+  json_t *row;
+  int n = 0;
+  json_array_foreach(rows, i, row) {
+    delivery d = {row,
+                  (int64_t)json_integer_value(json_object_get(row, "id")),
+                  json_string_value(json_object_get(row, "key")),
+                  json_string_value(json_object_get(row, "customer")),
+                  json_string_value(json_object_get(row, "channel")),
+                  json_string_value(json_object_get(row, "template")),
+                  (int)json_integer_value(json_object_get(row, "attempts")),
+                  NULL};
+    n += deliver_one(t, &d);
+    json_decref(d.vars);
+  }
+  json_decref(rows);
+  if (sent) *sent = n;
+  return TAILOR_OK;
+}
+
+int tailor_outbox_retry(tailor *t, const char *key, int *changed, tailor_error *err) {
+  int n = 0;
+  if (changed) *changed = 0;
+  if (!t) return util_fail(err, TAILOR_EINVAL, NULL, "outbox retry: no engine");
+  pthread_mutex_lock(&t->write_mu);
+  int rc = store_outbox_retry(t->st, key, util_now_ms(), &n, err);
+  const char *state = !rc && key && !n ? store_outbox_state(t->st, key) : NULL;
+  pthread_mutex_unlock(&t->write_mu);
+  if (rc) return rc;
+  if (key && !n) {
+    if (!state)
+      return util_fail(err, TAILOR_ENOTFOUND, "key", "outbox retry: no row with key '%s'",
+                       key);
+    return util_fail(err, TAILOR_EDENIED, "key",
+                     "outbox retry: '%s' is %s%s", key, state,
+                     !strcmp(state, "sent") ? ": a key is never sent twice"
+                                            : ": it is being sent right now");
+  }
+  if (changed) *changed = n;
+  return TAILOR_OK;
+}
+
+int tailor_outbox_purge(tailor *t, const char *state, int64_t older_than_ms,
+                        int64_t *purged, tailor_error *err) {
+  if (purged) *purged = 0;
+  if (!t || older_than_ms < 0 ||
+      (state && strcmp(state, "sent") && strcmp(state, "cancelled") && strcmp(state, "dead")))
+    return util_fail(err, TAILOR_EINVAL, "state",
+                     "outbox purge: state must be sent, cancelled or dead (or none for "
+                     "all three), and the age not negative");
+  pthread_mutex_lock(&t->write_mu);
+  int rc = store_outbox_purge(t->st, state, util_now_ms() - older_than_ms, purged, err);
+  pthread_mutex_unlock(&t->write_mu);
+  return rc;
+}

@@ -1,0 +1,238 @@
+/*
+** outbox.c: moving outbox rows through delivery (see outbox.h for the
+** states).  Written against the store's SQLite handle; the schema (the
+** next_at column, the outbox_sent ledger) comes from store.c's migrations.
+*/
+#include "store/outbox.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(tailor_error *err, sqlite3 *db, const char *what) {
+  if (err) {
+    err->code = TAILOR_ESTORE;
+    err->field[0] = '\0';
+    snprintf(err->message, sizeof err->message, "store: %s: %s", what,
+             sqlite3_errmsg(db));
+  }
+  return TAILOR_ESTORE;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v) {
+  if (v)
+    sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+static const char *col_text(sqlite3_stmt *st, int i) {
+  return (const char *)sqlite3_column_text(st, i);
+}
+
+static void rollback(sqlite3 *db) { sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL); }
+
+/* Each branch can use the outbox_due (state, due) index. */
+#define CLAIM_COLUMNS                                                         \
+  "SELECT id, key, customer, channel, template, vars, due, created, attempts, " \
+  "EXISTS(SELECT 1 FROM outbox_sent s WHERE s.key = o.key AND s.channel = o.channel) " \
+  "FROM outbox o WHERE channel IN (SELECT value FROM json_each(?1)) AND "
+
+json_t *store_outbox_claim(store *s, json_t *channels, int64_t now, int max,
+                           int64_t lease_until, tailor_error *err) {
+  static const char pick[] =
+      CLAIM_COLUMNS "state = 'pending' AND due <= ?2 AND next_at <= ?2 "
+      "UNION ALL " CLAIM_COLUMNS "state = 'sending' AND next_at <= ?2 "
+      "ORDER BY 7 LIMIT ?3";
+  sqlite3 *db = store_db(s);
+  sqlite3_stmt *sel = NULL, *upd = NULL;
+  char *names = json_dumps(channels, JSON_COMPACT);
+  json_t *out = NULL;
+  if (!names) return NULL;
+  /* IMMEDIATE: the write lock from the start, so the rows read are still
+     claimable when they are updated, in this process or another. */
+  if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+    fail(err, db, "outbox claim");
+    free(names);
+    return NULL;
+  }
+  if (sqlite3_prepare_v2(db, pick, -1, &sel, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(db,
+                         "UPDATE outbox SET state = 'sending', attempts = attempts + 1, "
+                         "next_at = ?2, updated = ?3 WHERE id = ?1",
+                         -1, &upd, NULL) != SQLITE_OK) {
+    fail(err, db, "outbox claim");
+    goto done;
+  }
+  sqlite3_bind_text(sel, 1, names, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(sel, 2, now);
+  sqlite3_bind_int(sel, 3, max);
+  out = json_array();
+  int rc;
+  while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+    json_t *vars = json_loads(col_text(sel, 5) ? col_text(sel, 5) : "{}", 0, NULL);
+    json_t *row = json_pack(
+        "{sI ss ss? ss ss so sI sI si sb}", "id", (json_int_t)sqlite3_column_int64(sel, 0),
+        "key", col_text(sel, 1), "customer", col_text(sel, 2), "channel", col_text(sel, 3),
+        "template", col_text(sel, 4), "vars", json_is_object(vars) ? vars : json_object(),
+        "due", (json_int_t)sqlite3_column_int64(sel, 6), "created",
+        (json_int_t)sqlite3_column_int64(sel, 7), "attempts",
+        sqlite3_column_int(sel, 8) + 1, "already_sent", sqlite3_column_int(sel, 9));
+    if (vars && !json_is_object(vars)) json_decref(vars);
+    if (!row) continue;
+    sqlite3_bind_int64(upd, 1, sqlite3_column_int64(sel, 0));
+    sqlite3_bind_int64(upd, 2, lease_until);
+    sqlite3_bind_int64(upd, 3, now);
+    int urc = sqlite3_step(upd);
+    sqlite3_reset(upd);
+    if (urc != SQLITE_DONE) {
+      json_decref(row);
+      rc = urc;
+      break;
+    }
+    json_array_append_new(out, row);
+  }
+  if (rc != SQLITE_DONE) {
+    fail(err, db, "outbox claim");
+    json_decref(out);
+    out = NULL;
+  }
+done:
+  sqlite3_finalize(sel);
+  sqlite3_finalize(upd);
+  free(names);
+  if (!out || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    if (out) fail(err, db, "outbox claim");
+    rollback(db);
+    json_decref(out);
+    return NULL;
+  }
+  return out;
+}
+
+int store_outbox_mark_sent(store *s, int64_t id, const char *key,
+                           const char *channel, const char *customer,
+                           const char *vars, int64_t now, tailor_error *err) {
+  sqlite3 *db = store_db(s);
+  sqlite3_stmt *up = NULL, *led = NULL;
+  if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    return fail(err, db, "outbox");
+  int ok =
+      sqlite3_prepare_v2(db,
+                         "UPDATE outbox SET state = 'sent', next_at = 0, last_error = NULL, "
+                         "vars = coalesce(?2, vars), updated = ?3 WHERE id = ?1",
+                         -1, &up, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(db,
+                         "INSERT OR IGNORE INTO outbox_sent(key, channel, customer, sent) "
+                         "VALUES (?1, ?2, ?3, ?4)",
+                         -1, &led, NULL) == SQLITE_OK;
+  if (ok) {
+    sqlite3_bind_int64(up, 1, id);
+    bind_text(up, 2, vars);
+    sqlite3_bind_int64(up, 3, now);
+    bind_text(led, 1, key);
+    bind_text(led, 2, channel);
+    bind_text(led, 3, customer);
+    sqlite3_bind_int64(led, 4, now);
+    ok = sqlite3_step(up) == SQLITE_DONE && sqlite3_step(led) == SQLITE_DONE;
+  }
+  sqlite3_finalize(up);
+  sqlite3_finalize(led);
+  if (!ok || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    fail(err, db, "outbox");
+    rollback(db);
+    return TAILOR_ESTORE;
+  }
+  return TAILOR_OK;
+}
+
+int store_outbox_settle(store *s, int64_t id, const char *state, int64_t next_at,
+                        const char *error, int64_t now, tailor_error *err) {
+  sqlite3 *db = store_db(s);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "UPDATE outbox SET state = ?2, next_at = ?3, last_error = ?4, "
+                         "updated = ?5 WHERE id = ?1 AND state = 'sending'",
+                         -1, &st, NULL) != SQLITE_OK)
+    return fail(err, db, "outbox");
+  sqlite3_bind_int64(st, 1, id);
+  bind_text(st, 2, state);
+  sqlite3_bind_int64(st, 3, next_at);
+  bind_text(st, 4, error);
+  sqlite3_bind_int64(st, 5, now);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? TAILOR_OK : fail(err, db, "outbox");
+}
+
+int64_t store_outbox_sent_since(store *s, const char *customer, const char *channel,
+                                int64_t since) {
+  sqlite3_stmt *st;
+  int64_t n = 0;
+  if (!customer ||
+      sqlite3_prepare_v2(store_db(s),
+                         "SELECT count(*) FROM outbox_sent WHERE customer = ? AND "
+                         "channel = ? AND sent >= ?",
+                         -1, &st, NULL) != SQLITE_OK)
+    return 0;
+  bind_text(st, 1, customer);
+  bind_text(st, 2, channel);
+  sqlite3_bind_int64(st, 3, since);
+  if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return n;
+}
+
+int store_outbox_retry(store *s, const char *key, int64_t now, int *changed,
+                       tailor_error *err) {
+  sqlite3 *db = store_db(s);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "UPDATE outbox SET state = 'pending', attempts = 0, next_at = 0, "
+                         "due = min(due, ?2), last_error = NULL, updated = ?2 WHERE "
+                         "(?1 IS NULL AND state = 'dead') OR "
+                         "(key = ?1 AND state IN ('dead', 'cancelled', 'pending'))",
+                         -1, &st, NULL) != SQLITE_OK)
+    return fail(err, db, "outbox retry");
+  bind_text(st, 1, key);
+  sqlite3_bind_int64(st, 2, now);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return fail(err, db, "outbox retry");
+  if (changed) *changed = sqlite3_changes(db);
+  return TAILOR_OK;
+}
+
+const char *store_outbox_state(store *s, const char *key) {
+  static const char *const states[] = {"pending", "sending", "sent", "cancelled", "dead"};
+  sqlite3_stmt *st;
+  const char *out = NULL;
+  if (sqlite3_prepare_v2(store_db(s), "SELECT state FROM outbox WHERE key = ?", -1, &st,
+                         NULL) != SQLITE_OK)
+    return NULL;
+  bind_text(st, 1, key);
+  if (sqlite3_step(st) == SQLITE_ROW && col_text(st, 0))
+    for (size_t i = 0; i < sizeof states / sizeof *states; i++)
+      if (!strcmp(states[i], col_text(st, 0))) out = states[i];
+  sqlite3_finalize(st);
+  return out;
+}
+
+int store_outbox_purge(store *s, const char *state, int64_t before, int64_t *purged,
+                       tailor_error *err) {
+  sqlite3 *db = store_db(s);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "DELETE FROM outbox WHERE state IN ('sent', 'cancelled', 'dead') "
+                         "AND (?1 IS NULL OR state = ?1) AND updated < ?2",
+                         -1, &st, NULL) != SQLITE_OK)
+    return fail(err, db, "outbox purge");
+  bind_text(st, 1, state);
+  sqlite3_bind_int64(st, 2, before);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return fail(err, db, "outbox purge");
+  if (purged) *purged = sqlite3_changes(db);
+  return TAILOR_OK;
+}

@@ -1,0 +1,83 @@
+/*
+** outbox.h: the outbox as delivery sees it.  store.h adds, cancels and
+** lists rows; these functions move them through their states:
+**
+**   pending --claim--> sending --sent--> sent
+**      ^                  |  \--retry--> pending (next_at = now + backoff)
+**      |                  |   \--give up--> dead (last_error)
+**      +---- retry -------+    \--cancel (on_due, consent, cap)--> cancelled
+**   (an operator: dead/cancelled -> pending)
+**
+** A claim is a lease: a row stays `sending` until `next_at`; a sender that
+** died mid-send leaves it to be claimed again once the lease is over.
+** outbox_sent is the ledger of what reached a channel: one row per key and
+** channel, written in the same transaction as the row's `sent` state, and
+** kept when rows are purged, so a key is never sent twice to a channel that
+** took it.  Same threading rule as store.h: one thread at a time per handle.
+*/
+#ifndef TAILOR_STORE_OUTBOX_H
+#define TAILOR_STORE_OUTBOX_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/*
+** Claim up to `max` rows due at `now` (pending with due and next_at
+** passed, or sending with an expired lease) whose channel is in
+** `channels` (a JSON array of names), oldest due first: each becomes
+** `sending` until `lease_until`, its attempts counted up.  One
+** transaction, so two senders never claim the same row.  Returns a new
+** JSON array of {id, key, customer, channel, template, vars (object), due,
+** created, attempts, already_sent (the ledger has the key for the
+** channel)}, or NULL with `err` filled.
+*/
+json_t *store_outbox_claim(store *s, json_t *channels, int64_t now, int max,
+                           int64_t lease_until, tailor_error *err);
+
+/*
+** Record a delivery: the row becomes `sent` (whatever it was meanwhile:
+** it did go out) with `vars` (NULL: unchanged) and the ledger gets
+** (key, channel, customer, now); one transaction.
+*/
+int store_outbox_mark_sent(store *s, int64_t id, const char *key,
+                           const char *channel, const char *customer,
+                           const char *vars, int64_t now, tailor_error *err);
+
+/*
+** Settle a row this sender claimed and did not deliver: `state` "pending"
+** (tried again from `next_at`), "dead" or "cancelled", with `error` as its
+** last_error.  A row cancelled meanwhile stays cancelled.
+*/
+int store_outbox_settle(store *s, int64_t id, const char *state, int64_t next_at,
+                        const char *error, int64_t now, tailor_error *err);
+
+/* Deliveries to a customer's channel since `since` (ms), from the ledger:
+   what the weekly cap counts at send time. */
+int64_t store_outbox_sent_since(store *s, const char *customer, const char *channel,
+                                int64_t since);
+
+/*
+** An operator's retry: the row with `key` (NULL: every dead row), if dead,
+** cancelled or pending, becomes pending and due now with its attempts
+** reset.  A sent or sending row is left alone.  *changed (may be NULL)
+** receives the number of rows changed.
+*/
+int store_outbox_retry(store *s, const char *key, int64_t now, int *changed,
+                       tailor_error *err);
+
+/* The state of the row with `key` ("sent", ...), a static string, or NULL
+   when there is none. */
+const char *store_outbox_state(store *s, const char *key);
+
+/*
+** Delete rows in a final state (`state` "sent", "cancelled" or "dead";
+** NULL: all three) last changed before `before` (ms).  Pending and sending
+** rows are never purged; the ledger stays.  *purged (may be NULL) receives
+** the count.
+*/
+int store_outbox_purge(store *s, const char *state, int64_t before, int64_t *purged,
+                       tailor_error *err);
+
+#endif /* TAILOR_STORE_OUTBOX_H */

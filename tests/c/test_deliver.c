@@ -1,0 +1,494 @@
+/*
+** test_deliver.c: the outbox's delivery through tailor_deliver_due() with
+** an in-process channel: sending, the retry schedule (backoff with jitter),
+** dead rows and operator retries, on_due cancelling or refreshing a row,
+** consent and the weekly cap checked again at send time, rows of unknown
+** channels left alone, never twice for a key (also after a purge), a
+** sender's lease running out after a crash, erasure, and the shipped
+** triggers.lua answering on_due.
+*/
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "engine/deliver.h"
+#include "engine/plugin.h"
+#include "store/outbox.h"
+#include "store/store.h"
+#include "tailor.h"
+
+static char tmp[512];
+
+/* Triggers of the test's own: a cart schedules an email due now; on_due
+   cancels rows whose vars say so and refreshes others. */
+static const char TRIGGERS[] =
+    "local function on_event(ctx, ev)\n"
+    "  if ev.type == 'add_to_cart' then\n"
+    "    return { schedule = { { key = 'cart:' .. ev.customer .. ':' .. ev.item,\n"
+    "      template = 'abandoned_cart', delay = 0,\n"
+    "      vars = { item = ev.item, cancel = ev.item == 'nope' } } } }\n"
+    "  elseif ev.type == 'view' then\n"
+    "    return { schedule = { { key = 'sms:' .. ev.customer, template = 'hello',\n"
+    "      channel = 'sms', delay = 0 } } }\n"
+    "  end\n"
+    "end\n"
+    "local function on_due(ctx, row)\n"
+    "  if row.vars.cancel then return false end\n"
+    "  if row.vars.item == 'fresh' then\n"
+    "    return { vars = { item = 'fresh', sent_to = ctx.customer.id } }\n"
+    "  end\n"
+    "  return true\n"
+    "end\n"
+    "return { on_event = on_event, on_due = on_due }\n";
+
+/* A channel that records what it is given and fails as told. */
+typedef struct fake {
+  int calls, sent;
+  int retry_first;   /* answer RETRY to this many calls first */
+  int fail_hard;     /* answer FAIL */
+  char key[256], email[256], vars[2048], json[4096];
+} fake;
+
+static int fake_send(void *ud, const tailor_delivery *d, char *err, size_t n) {
+  fake *f = ud;
+  f->calls++;
+  CHECK(d->size == sizeof *d);
+  snprintf(f->key, sizeof f->key, "%s", d->key);
+  snprintf(f->email, sizeof f->email, "%s", d->email ? d->email : "");
+  snprintf(f->vars, sizeof f->vars, "%s", d->vars);
+  snprintf(f->json, sizeof f->json, "%s", d->json);
+  if (f->fail_hard) {
+    snprintf(err, n, "550 no such mailbox");
+    return TAILOR_SEND_FAIL;
+  }
+  if (f->retry_first > 0) {
+    f->retry_first--;
+    snprintf(err, n, "connection refused");
+    return TAILOR_SEND_RETRY;
+  }
+  f->sent++;
+  return TAILOR_SEND_OK;
+}
+
+static void write_file(const char *dir, const char *name, const char *text) {
+  char path[700];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  fputs(text, f);
+  fclose(f);
+}
+
+static void make_dir(char *out, size_t size, const char *name) {
+  snprintf(out, size, "%s/%sXXXXXX", tmp, name);
+  if (!mkdtemp(out)) abort();
+}
+
+static tailor *open_engine(const char *db, const char *strategies, int cap, int attempts,
+                           fake *email, fake *other) {
+  char cfg[1500];
+  snprintf(cfg, sizeof cfg,
+           "{\"db\":\"%s\",\"strategies\":\"%s\",\"store\":{\"synchronous_full\":false},"
+           "\"lua\":{\"reload_interval_ms\":0},\"triggers\":{\"email_cap_per_week\":%d},"
+           "\"delivery\":{\"max_attempts\":%d,\"backoff_base_ms\":1,\"backoff_max_ms\":4}}",
+           db, strategies, cap, attempts);
+  tailor_error err = {0};
+  tailor *t = tailor_open(cfg, &err);
+  if (!t) {
+    fprintf(stderr, "open failed: %s\n", err.message);
+    return NULL;
+  }
+  tailor_set_logger(t, NULL, NULL);
+  if (email) CHECK_INT(eng_channel_add(t, "email", TAILOR_CHANNEL_EMAIL, fake_send, email, &err), 0);
+  if (other) CHECK_INT(eng_channel_add(t, "sms", 0, fake_send, other, &err), 0);
+  return t;
+}
+
+static void ingest(tailor *t, const char *json) {
+  tailor_error err = {0};
+  int rc = tailor_ingest(t, json, strlen(json), &err);
+  if (rc) fprintf(stderr, "ingest failed: %s\n", err.message);
+  CHECK_INT(rc, TAILOR_OK);
+}
+
+static int deliver(tailor *t) {
+  int sent = -1;
+  tailor_error err = {0};
+  CHECK_INT(tailor_deliver_due(t, 10, &sent, &err), TAILOR_OK);
+  return sent;
+}
+
+/* The outbox row with `key` (a new reference), or NULL. */
+static json_t *row_of(tailor *t, const char *key) {
+  char *text = NULL;
+  tailor_error err = {0};
+  if (tailor_outbox_list(t, NULL, NULL, &text, &err)) return NULL;
+  json_t *rows = json_loads(text, 0, NULL), *out = NULL, *r;
+  tailor_free(text);
+  size_t i;
+  json_array_foreach(rows, i, r) {
+    if (!strcmp(json_string_value(json_object_get(r, "key")), key)) out = json_incref(r);
+  }
+  json_decref(rows);
+  return out;
+}
+
+static const char *state_of(tailor *t, const char *key) {
+  static char buf[32];
+  json_t *r = row_of(t, key);
+  snprintf(buf, sizeof buf, "%s", r ? json_string_value(json_object_get(r, "state")) : "none");
+  json_decref(r);
+  return buf;
+}
+
+static long attempts_of(tailor *t, const char *key) {
+  json_t *r = row_of(t, key);
+  long n = r ? (long)json_integer_value(json_object_get(r, "attempts")) : -1;
+  json_decref(r);
+  return n;
+}
+
+static const char *error_of(tailor *t, const char *key) {
+  static char buf[600];
+  json_t *r = row_of(t, key);
+  const char *e = r ? json_string_value(json_object_get(r, "last_error")) : NULL;
+  snprintf(buf, sizeof buf, "%s", e ? e : "");
+  json_decref(r);
+  return buf;
+}
+
+/* A store with its strategies, and customer c1 who agreed to email. */
+static void shop(char *db, size_t dbn, char *dir, size_t dirn) {
+  char base[600];
+  make_dir(base, sizeof base, "deliver");
+  snprintf(dir, dirn, "%s/strategies", base);
+  mkdir(dir, 0700);
+  write_file(dir, "triggers.lua", TRIGGERS);
+  snprintf(db, dbn, "%s/shop.db", base);
+}
+
+static void customers(tailor *t) {
+  ingest(t, "{\"type\":\"customer_upsert\",\"customer\":{\"id\":\"c1\",\"email\":"
+            "\"ada@example.com\",\"consent\":{\"email\":true}}}");
+}
+
+static void test_backoff(void) {
+  const int64_t base = 1000, max = 60000;
+  int64_t prev_low = 0;
+  for (int a = 1; a <= 12; a++) {
+    int64_t d = base;
+    for (int i = 1; i < a; i++) d = d * 2 > max ? max : d * 2;
+    int64_t lo = d - d / 2;
+    CHECK_INT(deliver_backoff_ms(a, base, max, 0), lo);
+    CHECK_INT(deliver_backoff_ms(a, base, max, (uint64_t)(d / 2)), d);
+    CHECK(lo >= prev_low); /* never sooner than the try before */
+    prev_low = lo;
+    int64_t seen_lo = INT64_MAX, seen_hi = 0;
+    for (uint64_t r = 0; r < 2000; r++) {
+      int64_t w = deliver_backoff_ms(a, base, max, r * 0x9E3779B97F4A7C15ull);
+      CHECK(w >= lo && w <= d);
+      if (w < seen_lo) seen_lo = w;
+      if (w > seen_hi) seen_hi = w;
+    }
+    /* The jitter spreads over the whole upper half. */
+    CHECK(seen_lo - lo <= d / 20 + 1);
+    CHECK(d - seen_hi <= d / 20 + 1);
+  }
+  CHECK_INT(deliver_backoff_ms(1, 1000, 60000, 0), 500);
+  CHECK_INT(deliver_backoff_ms(7, 1000, 60000, 0), 30000); /* capped: 60 s */
+  CHECK_INT(deliver_backoff_ms(40, 1000, 60000, 0), 30000);
+  CHECK(deliver_backoff_ms(0, 0, 0, 12345) >= 1); /* nonsense in, a wait out */
+}
+
+static void test_send_once(void) {
+  char db[700], dir[700];
+  shop(db, sizeof db, dir, sizeof dir);
+  fake mail = {0};
+  tailor *t = open_engine(db, dir, 3, 5, &mail, NULL);
+  customers(t);
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
+  CHECK_STR(state_of(t, "cart:c1:hat"), "pending");
+  CHECK_INT(deliver(t), 1);
+  CHECK_INT(mail.calls, 1);
+  CHECK_STR(mail.key, "cart:c1:hat");
+  CHECK_STR(mail.email, "ada@example.com");
+  CHECK_CONTAINS(mail.vars, "\"item\":\"hat\"");
+  CHECK_CONTAINS(mail.json, "\"attempt\":1");
+  CHECK_CONTAINS(mail.json, "\"template\":\"abandoned_cart\"");
+  CHECK_STR(state_of(t, "cart:c1:hat"), "sent");
+  CHECK_INT(deliver(t), 0);
+  CHECK_INT(mail.calls, 1);
+  /* The delivery is an email_sent event strategies can see. */
+  char *stats = NULL;
+  tailor_error err = {0};
+  CHECK_INT(tailor_stats(t, &stats, &err), TAILOR_OK);
+  CHECK_CONTAINS(stats, "\"email_sent\":1");
+  tailor_free(stats);
+  char *who = NULL;
+  CHECK_INT(tailor_customer(t, "c1", 0, &who, &err), TAILOR_OK);
+  tailor_free(who);
+  tailor_close(t);
+}
+
+static void test_retry_then_sent(void) {
+  char db[700], dir[700];
+  shop(db, sizeof db, dir, sizeof dir);
+  fake mail = {.retry_first = 2};
+  tailor *t = open_engine(db, dir, 3, 5, &mail, NULL);
+  customers(t);
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
+  CHECK_INT(deliver(t), 0);
+  CHECK_STR(state_of(t, "cart:c1:hat"), "pending");
+  CHECK_INT(attempts_of(t, "cart:c1:hat"), 1);
+  CHECK_STR(error_of(t, "cart:c1:hat"), "connection refused");
+  json_t *r = row_of(t, "cart:c1:hat");
+  CHECK(json_integer_value(json_object_get(r, "next_at")) > 0);
+  json_decref(r);
+  /* The backoff here is at most 4 ms: a few rounds finish it. */
+  for (int round = 0; round < 200 && mail.sent == 0; round++) {
+    usleep(5000);
+    deliver(t);
+  }
+  CHECK_INT(mail.calls, 3);
+  CHECK_INT(mail.sent, 1);
+  CHECK_STR(state_of(t, "cart:c1:hat"), "sent");
+  CHECK_INT(attempts_of(t, "cart:c1:hat"), 3);
+  tailor_close(t);
+}
+
+static void test_dead_and_operator_retry(void) {
+  char db[700], dir[700];
+  shop(db, sizeof db, dir, sizeof dir);
+  fake mail = {.retry_first = 1000};
+  tailor *t = open_engine(db, dir, 3, 3, &mail, NULL);
+  customers(t);
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
+  for (int round = 0; round < 200 && strcmp(state_of(t, "cart:c1:hat"), "dead"); round++) {
+    usleep(5000);
+    deliver(t);
+  }
+  CHECK_STR(state_of(t, "cart:c1:hat"), "dead");
+  CHECK_INT(mail.calls, 3);
+  CHECK_STR(error_of(t, "cart:c1:hat"), "gave up after 3 attempts: connection refused");
+  deliver(t);
+  CHECK_INT(mail.calls, 3); /* dead stays dead */
+  /* A permanent failure is dead at once. */
+  fake *m = &mail;
+  m->retry_first = 0;
+  m->fail_hard = 1;
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"sock\",\"customer\":\"c1\"}");
+  deliver(t);
+  CHECK_STR(state_of(t, "cart:c1:sock"), "dead");
+  CHECK_STR(error_of(t, "cart:c1:sock"), "550 no such mailbox");
+  /* The operator retries every dead row once the server is fixed. */
+  m->fail_hard = 0;
+  int changed = 0;
+  tailor_error err = {0};
+  CHECK_INT(tailor_outbox_retry(t, NULL, &changed, &err), TAILOR_OK);
+  CHECK_INT(changed, 2);
+  CHECK_STR(state_of(t, "cart:c1:hat"), "pending");
+  CHECK_INT(attempts_of(t, "cart:c1:hat"), 0);
+  CHECK_INT(deliver(t), 2);
+  CHECK_STR(state_of(t, "cart:c1:hat"), "sent");
+  /* A sent key is never sent again, and an unknown key is named. */
+  CHECK_INT(tailor_outbox_retry(t, "cart:c1:hat", &changed, &err), TAILOR_EDENIED);
+  CHECK_CONTAINS(err.message, "never sent twice");
+  CHECK_INT(tailor_outbox_retry(t, "nope", &changed, &err), TAILOR_ENOTFOUND);
+  tailor_close(t);
+}
+
+static void test_on_due(void) {
+  char db[700], dir[700];
+  shop(db, sizeof db, dir, sizeof dir);
+  fake mail = {0};
+  tailor *t = open_engine(db, dir, 10, 3, &mail, NULL);
+  customers(t);
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"nope\",\"customer\":\"c1\"}");
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"fresh\",\"customer\":\"c1\"}");
+  CHECK_INT(deliver(t), 1);
+  CHECK_STR(state_of(t, "cart:c1:nope"), "cancelled");
+  CHECK_CONTAINS(error_of(t, "cart:c1:nope"), "on_due");
+  CHECK_INT(mail.calls, 1);
+  CHECK_STR(mail.key, "cart:c1:fresh");
+  CHECK_CONTAINS(mail.vars, "\"sent_to\":\"c1\"");
+  /* What went out is what the outbox keeps. */
+  json_t *r = row_of(t, "cart:c1:fresh");
+  CHECK_STR(json_string_value(json_object_get(json_object_get(r, "vars"), "sent_to")), "c1");
+  json_decref(r);
+  tailor_close(t);
+}
+
+static void test_consent_and_cap_at_send(void) {
+  char db[700], dir[700];
+  shop(db, sizeof db, dir, sizeof dir);
+  fake mail = {0};
+  tailor *t = open_engine(db, dir, 3, 3, &mail, NULL);
+  customers(t);
+  ingest(t, "{\"type\":\"customer_upsert\",\"customer\":{\"id\":\"c2\",\"email\":"
+            "\"bo@example.com\",\"consent\":{\"email\":true}}}");
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c2\"}");
+  /* c2 withdraws consent before the email is due. */
+  ingest(t, "{\"type\":\"customer_upsert\",\"customer\":{\"id\":\"c2\",\"consent\":"
+            "{\"email\":false}}}");
+  /* c1 gets two scheduled within the cap of 3 ... */
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"sock\",\"customer\":\"c1\"}");
+  CHECK_INT(deliver(t), 2);
+  CHECK_STR(state_of(t, "cart:c2:hat"), "cancelled");
+  CHECK_STR(error_of(t, "cart:c2:hat"), "no email consent or address at send time");
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"scarf\",\"customer\":\"c1\"}");
+  tailor_close(t);
+  /* ... and with a cap of 2 by the time the third is due, it is not sent. */
+  t = open_engine(db, dir, 2, 3, &mail, NULL);
+  CHECK_INT(deliver(t), 0);
+  CHECK_STR(state_of(t, "cart:c1:scarf"), "cancelled");
+  CHECK_CONTAINS(error_of(t, "cart:c1:scarf"), "weekly email cap (2)");
+  CHECK_INT(mail.sent, 2);
+  tailor_close(t);
+}
+
+static void test_unknown_channel_waits(void) {
+  char db[700], dir[700];
+  shop(db, sizeof db, dir, sizeof dir);
+  fake mail = {0}, sms = {0};
+  tailor *t = open_engine(db, dir, 3, 3, &mail, NULL);
+  customers(t);
+  ingest(t, "{\"type\":\"view\",\"item\":\"hat\",\"customer\":\"c1\"}");
+  CHECK_INT(deliver(t), 0);
+  CHECK_STR(state_of(t, "sms:c1"), "pending");
+  CHECK_INT(attempts_of(t, "sms:c1"), 0);
+  tailor_close(t);
+  /* A later start with a plugin for it delivers it; no consent needed for
+     a channel that does not email. */
+  t = open_engine(db, dir, 3, 3, &mail, &sms);
+  CHECK_INT(deliver(t), 1);
+  CHECK_INT(sms.sent, 1);
+  CHECK_STR(sms.email, "ada@example.com");
+  CHECK_STR(state_of(t, "sms:c1"), "sent");
+  tailor_close(t);
+}
+
+static void test_never_twice_after_purge(void) {
+  char db[700], dir[700];
+  shop(db, sizeof db, dir, sizeof dir);
+  fake mail = {0};
+  tailor *t = open_engine(db, dir, 10, 3, &mail, NULL);
+  customers(t);
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
+  CHECK_INT(deliver(t), 1);
+  int64_t purged = 0;
+  tailor_error err = {0};
+  CHECK_INT(tailor_outbox_purge(t, "pending", 0, &purged, &err), TAILOR_EINVAL);
+  usleep(3000); /* purged: rows last changed before now */
+  CHECK_INT(tailor_outbox_purge(t, NULL, 0, &purged, &err), TAILOR_OK);
+  CHECK_INT(purged, 1);
+  CHECK_STR(state_of(t, "cart:c1:hat"), "none");
+  /* The same key scheduled again is recognized and not sent. */
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
+  CHECK_STR(state_of(t, "cart:c1:hat"), "pending");
+  CHECK_INT(deliver(t), 0);
+  CHECK_INT(mail.calls, 1);
+  CHECK_STR(state_of(t, "cart:c1:hat"), "sent");
+  tailor_close(t);
+}
+
+static void test_lease_after_crash(void) {
+  char db[700], dir[700];
+  shop(db, sizeof db, dir, sizeof dir);
+  fake mail = {0};
+  tailor *t = open_engine(db, dir, 10, 3, &mail, NULL);
+  customers(t);
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
+  /* Another sender claims the row and dies before it settles it. */
+  tailor_error err = {0};
+  store *other = store_open(db, NULL, &err);
+  json_t *names = json_pack("[s]", "email");
+  int64_t now = (int64_t)time(NULL) * 1000;
+  json_t *claimed = store_outbox_claim(other, names, now + 1000, 10, now + 60000, &err);
+  CHECK_INT(json_array_size(claimed), 1);
+  json_decref(claimed);
+  CHECK_STR(state_of(t, "cart:c1:hat"), "sending");
+  CHECK_INT(deliver(t), 0); /* its lease holds */
+  /* Once the lease is over, the row is this sender's again. */
+  CHECK_INT(store_exec(other, "UPDATE outbox SET next_at = 1", &err), TAILOR_OK);
+  CHECK_INT(deliver(t), 1);
+  CHECK_INT(attempts_of(t, "cart:c1:hat"), 2);
+  /* Erasure takes the rows and the ledger. */
+  int64_t erased = 0;
+  CHECK_INT(tailor_forget(t, "c1", &erased, &err), TAILOR_OK);
+  CHECK_STR(state_of(t, "cart:c1:hat"), "none");
+  CHECK_INT(store_outbox_sent_since(other, "c1", "email", 0), 0);
+  json_decref(names);
+  store_close(other);
+  tailor_close(t);
+}
+
+/* The shipped triggers.lua: on_due keeps, refreshes or cancels. */
+static void test_shipped_on_due(void) {
+  const char *root = getenv("TAILOR_ROOT");
+  char db[700], dir[700], strategies[700];
+  shop(db, sizeof db, dir, sizeof dir);
+  snprintf(strategies, sizeof strategies, "%s/strategies", root ? root : ".");
+  fake mail = {0};
+  tailor *t = open_engine(db, strategies, 10, 3, &mail, NULL);
+  tailor_error err = {0};
+  store *st = store_open(db, NULL, &err);
+  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"jacket\",\"name\":\"Winter Jacket\","
+            "\"price\":120,\"in_stock\":true,\"category\":\"Outdoor/Jackets\"}}");
+  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"hat\",\"name\":\"Wool Hat\","
+            "\"price\":20,\"in_stock\":true,\"category\":\"Outdoor/Hats\"}}");
+  customers(t);
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"jacket\",\"customer\":\"c1\"}");
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
+  /* The cart email is due an hour later: make it due now. */
+  CHECK_INT(store_exec(st, "UPDATE outbox SET due = 0 WHERE key LIKE 'abandoned_cart:%' "
+                           "AND state = 'pending'", &err), TAILOR_OK);
+  CHECK_INT(deliver(t), 1);
+  CHECK_CONTAINS(mail.key, "abandoned_cart:c1:");
+  /* on_due sent the cart as it is at send time: both items. */
+  CHECK_CONTAINS(mail.vars, "Winter Jacket");
+  CHECK_CONTAINS(mail.vars, "Wool Hat");
+  /* An emptied cart cancels the next one. */
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"jacket\",\"customer\":\"c1\"}");
+  ingest(t, "{\"type\":\"remove_from_cart\",\"item\":\"jacket\",\"customer\":\"c1\"}");
+  ingest(t, "{\"type\":\"remove_from_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
+  CHECK_INT(store_exec(st, "UPDATE outbox SET due = 0 WHERE key LIKE 'abandoned_cart:%' "
+                           "AND state = 'pending'", &err), TAILOR_OK);
+  CHECK_INT(deliver(t), 0);
+  CHECK_INT(mail.calls, 1);
+  /* A purchase since cancels it too, even if the cancel on_event sent
+     were lost (the row is put back to pending by hand). */
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"jacket\",\"customer\":\"c1\"}");
+  usleep(3000); /* the order comes after the cart, to the millisecond */
+  ingest(t, "{\"type\":\"purchase\",\"customer\":\"c1\",\"order_id\":\"o1\","
+            "\"items\":[{\"id\":\"hat\",\"price\":20}]}");
+  CHECK_INT(store_exec(st, "UPDATE outbox SET state = 'pending', due = 0 WHERE key LIKE "
+                           "'abandoned_cart:%' AND state = 'cancelled'", &err), TAILOR_OK);
+  CHECK_INT(deliver(t), 0);
+  CHECK_INT(mail.calls, 1);
+  char *text = NULL;
+  CHECK_INT(tailor_outbox_list(t, "cancelled", "c1", &text, &err), TAILOR_OK);
+  CHECK_CONTAINS(text, "on_due: the strategy says it no longer applies");
+  tailor_free(text);
+  store_close(st);
+  tailor_close(t);
+}
+
+int main(void) {
+  const char *base = getenv("TAILOR_TEST_TMP");
+  snprintf(tmp, sizeof tmp, "%s", base ? base : "/tmp");
+  mkdir(tmp, 0700);
+  RUN(test_backoff);
+  RUN(test_send_once);
+  RUN(test_retry_then_sent);
+  RUN(test_dead_and_operator_retry);
+  RUN(test_on_due);
+  RUN(test_consent_and_cap_at_send);
+  RUN(test_unknown_channel_waits);
+  RUN(test_never_twice_after_purge);
+  RUN(test_lease_after_crash);
+  RUN(test_shipped_on_due);
+  return CHECK_DONE();
+}
