@@ -1,0 +1,156 @@
+"""deliver_smtp_test.py: the abandoned-cart email end to end, through
+`tailor serve`, the shipped strategies and templates, the smtp plugin, and a
+real SMTP server (aiosmtpd) on loopback:
+
+- the email arrives over STARTTLS with AUTH, to the right recipient, with
+  the right subject, the cart and the recommended items (names, prices,
+  links, images; escaped in the HTML part), exactly once;
+- with the SMTP server down for a while the row is tried again with
+  backoff, then delivered once the server is up, never twice;
+- a SIGKILL of tailor between scheduling and sending loses nothing: after a
+  restart the email goes out once.
+"""
+
+import html
+import os
+import signal
+import tempfile
+import time
+
+import deliver_kit as kit
+
+checks = kit.Checks()
+check = checks.check
+
+FAST = {"delivery": {"backoff_base_ms": 300, "backoff_max_ms": 1000, "max_attempts": 30}}
+SERVER = {"deliver_interval_ms": 100}
+
+
+def settle():
+    """Give a duplicate, if there were one, time to arrive."""
+    time.sleep(1.5)
+
+
+def test_abandoned_cart_email():
+    d = tempfile.mkdtemp(prefix="smtp", dir=kit.TMP)
+    cert, key = kit.make_cert(d)
+    port = kit.free_port()
+    sink = kit.SmtpSink(port, os.path.join(d, "mail"), cert=cert, key=key, auth="shop:s3cret-pass")
+    server = None
+    try:
+        plugin = kit.smtp_plugin(port, tls="required", ca_file=cert, username="shop",
+                                 password="s3cret-pass")
+        server = kit.Serve(kit.strategies(d, 1), engine=dict(FAST, plugins=[plugin]),
+                           server=SERVER, tmpdir=d)
+        c = kit.load_shop(server)
+        for item in ("jacket", "gloves"):
+            r = c.call("event", event={"type": "add_to_cart", "item": item, "customer": "c1"})
+            check("add_to_cart accepted", r.get("result") == {"ok": True}, r)
+        got = kit.wait_for("the abandoned-cart email", sink.messages, deadline=60)
+        env, msg = got[0]
+        check("recipient", env["to"] == ["ada@example.com"], env)
+        check("over STARTTLS", env["tls"] is True, env)
+        check("authenticated", env["auth"] is True, env)
+        check("envelope sender", env["from"] == "shop@trail.example", env)
+        check("To header", msg["To"] == "ada@example.com", msg["To"])
+        check("subject", msg["Subject"] == "Still thinking about Winter Jacket?", msg["Subject"])
+        check("Message-ID from the key", msg["Message-ID"].endswith("@trail.example>"),
+              msg["Message-ID"])
+        check("multipart", msg.get_content_type() == "multipart/alternative",
+              msg.get_content_type())
+        text, page = kit.text_of(msg, "plain"), kit.text_of(msg, "html")
+        r = kit.row(server.db, "abandoned_cart:c1:")
+        check("outbox row sent", r and r["state"] == "sent", r)
+        items = r["vars"].get("items", []) if r else []
+        check("recommended items", len(items) > 0, r)
+        for item in items + r["vars"].get("cart", []):
+            check("text names %s" % item["id"], item["name"] in text, text)
+            check("text prices %s" % item["id"], "%.2f EUR" % item["price"] in text, text)
+            check("html escapes %s" % item["id"], html.escape(item["name"]) in page, page)
+            check("html links %s" % item["id"], 'href="%s"' % item["url"] in page, page)
+            check("html image %s" % item["id"], '<img src="%s"' % item["image"] in page, page)
+        check("cart in the text", "Winter Jacket, 120.00 EUR" in text, text)
+        check("no raw markup from a name", "<Pro>" not in page, page)
+        check("the cart's link", 'href="https://trail.example/cart"' in page, page)
+        settle()
+        check("exactly one email", len(sink.messages()) == 1, len(sink.messages()))
+        c.close()
+    finally:
+        if server:
+            server.stop()
+        sink.stop()
+
+
+def test_smtp_down_then_up():
+    d = tempfile.mkdtemp(prefix="smtpdown", dir=kit.TMP)
+    port = kit.free_port()
+    server = sink = None
+    try:
+        plugin = kit.smtp_plugin(port, tls="none", connect_timeout_ms=500)
+        server = kit.Serve(kit.strategies(d, 1), engine=dict(FAST, plugins=[plugin]),
+                           server=SERVER, tmpdir=d)
+        c = kit.load_shop(server)
+        c.call("event", event={"type": "add_to_cart", "item": "hat", "customer": "c1"})
+        # Nothing listens on the port: tries fail and are scheduled again.
+        r = kit.wait_for("two failed tries", lambda: (
+            lambda x: x if x and x["attempts"] >= 2 else None)(
+                kit.row(server.db, "abandoned_cart:c1:")), deadline=60)
+        check("pending while down", r["state"] == "pending", r)
+        check("last error kept", "Couldn't connect" in (r["last_error"] or "") or
+              "connect" in (r["last_error"] or "").lower(), r)
+        check("next try scheduled", r["next_at"] > 0, r)
+        sink = kit.SmtpSink(port, os.path.join(d, "mail"))
+        kit.wait_for("the email once the server is up", sink.messages, deadline=60)
+        settle()
+        check("exactly one email", len(sink.messages()) == 1, len(sink.messages()))
+        r = kit.row(server.db, "abandoned_cart:c1:")
+        check("sent after retries", r["state"] == "sent" and r["attempts"] >= 3, r)
+        check("error cleared", r["last_error"] is None, r)
+        c.close()
+    finally:
+        if server:
+            server.stop()
+        if sink:
+            sink.stop()
+
+
+def test_kill_before_sending():
+    d = tempfile.mkdtemp(prefix="smtpkill", dir=kit.TMP)
+    port = kit.free_port()
+    sink = kit.SmtpSink(port, os.path.join(d, "mail"))
+    server = None
+    try:
+        plugin = kit.smtp_plugin(port, tls="none")
+        server = kit.Serve(kit.strategies(d, 4), engine=dict(FAST, plugins=[plugin]),
+                           server=SERVER, tmpdir=d)
+        c = kit.load_shop(server)
+        r = c.call("event", event={"type": "add_to_cart", "item": "scarf", "customer": "c1"})
+        check("scheduled", r.get("result") == {"ok": True}, r)
+        # Acknowledged means durable: the row is in the store.  Kill now,
+        # well before it is due.
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(30)
+        c.close()
+        row = kit.row(server.db, "abandoned_cart:c1:")
+        check("the row survived the kill", row and row["state"] == "pending", row)
+        check("nothing sent before the kill", sink.messages() == [], sink.messages())
+        server.log.close()
+        server.start()
+        kit.wait_for("the email after the restart", sink.messages, deadline=60)
+        settle()
+        mails = sink.messages()
+        check("exactly one email", len(mails) == 1, len(mails))
+        check("to the customer", mails and mails[0][0]["to"] == ["ada@example.com"], mails)
+        row = kit.row(server.db, "abandoned_cart:c1:")
+        check("sent once", row["state"] == "sent" and row["attempts"] == 1, row)
+    finally:
+        if server:
+            server.stop()
+        sink.stop()
+
+
+if __name__ == "__main__":
+    checks.run(test_abandoned_cart_email)
+    checks.run(test_smtp_down_then_up)
+    checks.run(test_kill_before_sending)
+    raise SystemExit(checks.done())
