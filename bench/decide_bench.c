@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/util.h"
+#include "core/util.h"
 #include "tailor.h"
 
 static int cmp_u64(const void *a, const void *b) {

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/util.h"
+#include "core/util.h"
 #include "index/index.h"
 #include "store/store.h"
 

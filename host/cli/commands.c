@@ -9,7 +9,7 @@
 #include "cli/cli.h"
 #include "engine/config.h"
 #include "engine/engine.h"
-#include "engine/util.h"
+#include "core/util.h"
 #include "lua/lvm.h"
 
 /* Parse the common options; anything else not starting with '-' goes to

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "engine/util.h"
+#include "core/util.h"
 #include "index/evaluate.h"
 
 #define MAX_PARAMS 64

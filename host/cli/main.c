@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "engine/util.h"
+#include "core/util.h"
 
 static const struct {
   const char *name;

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/util.h"
+#include "core/util.h"
 
 enum { T_STR, T_INT, T_BOOL, T_JSON };
 

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "engine/engine.h"
-#include "engine/util.h"
+#include "core/util.h"
 #include "lua/ljson.h"
 
 /* The parsed request, shared with the function that runs inside Lua. */

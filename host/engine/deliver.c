@@ -28,7 +28,7 @@
 
 #include "engine/engine.h"
 #include "engine/plugin.h"
-#include "engine/util.h"
+#include "core/util.h"
 #include "lua/ljson.h"
 #include "store/outbox.h"
 

@@ -12,7 +12,12 @@
 #include <unistd.h>
 
 #include "engine/plugin.h"
-#include "engine/util.h"
+#include "core/util.h"
+
+/* The engine whose write_mu this thread holds while it commits: its
+   triggers may read the store through eng_read_begin() without taking the
+   lock again. */
+static _Thread_local tailor *eng_writing;
 
 static const char *const code_names[] = {
 #define TAILOR_NAME_(name, value, msg) #name,
@@ -459,7 +464,46 @@ struct commit_req {
   commit_req *next;
 };
 
-/* Write one group: every queued event in one transaction, then the index. */
+/*
+** The index was changed by events whose transaction did not commit (a full
+** disk, an I/O error): it no longer matches the store, so it is built
+** again from the checkpoint and the log.  Rare, and correct over fast.
+** The caller holds write_mu.
+*/
+static void reload_index(tailor *t) {
+  idx_config ic = t->ix->cfg;
+  idx *fresh = idx_new(&ic);
+  tailor_error e = {0};
+  if (!fresh) {
+    t->ix_incomplete = 1;
+    return;
+  }
+  pthread_rwlock_wrlock(&t->lock);
+  idx *old = t->ix;
+  t->ix = fresh;
+  t->applied_seq = 0;
+  if (t->ckpt_path && access(t->ckpt_path, F_OK) == 0) {
+    int64_t seq = 0;
+    idx *x = idx_load(t->ckpt_path, &ic, t->ckpt_fp, &seq, &e);
+    if (x) {
+      idx_free(t->ix);
+      t->ix = x;
+      t->applied_seq = seq;
+    }
+  }
+  if (store_scan(t->st, t->applied_seq, rebuild_one, t, &e)) t->ix_incomplete = 1;
+  pthread_rwlock_unlock(&t->lock);
+  idx_free(old);
+  eng_log(t, TAILOR_LOG_WARN, "index rebuilt from the store after a failed commit");
+}
+
+/*
+** Write one group: the events, their state changes and the outbox rows
+** their triggers schedule, in one transaction.  Between the append and the
+** commit the index applies the events (the triggers' ctx sees them) and
+** on_event runs; so a crash at any point leaves either all of it or none,
+** and nothing was acknowledged that is not durable with its emails.
+*/
 static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
   size_t n = 0, at = 0;
   for (commit_req *r = group; r; r = r->next) n += r->n;
@@ -469,19 +513,31 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
     for (commit_req *r = group; r; r = r->next)
       for (size_t i = 0; i < r->n; i++) all[at++] = r->evs[i];
   pthread_mutex_lock(&t->write_mu);
-  int64_t *seqs = malloc(n * sizeof *seqs);
-  int rc = seqs ? store_append(t->st, all, n, seqs, err)
-                : util_fail(err, TAILOR_ENOMEM, NULL, "ingest: out of memory");
+  eng_writing = t;
+  int64_t *seqs = malloc(n * sizeof *seqs), last = 0;
+  int applied = 0, rc = seqs ? store_begin(t->st, err)
+                             : util_fail(err, TAILOR_ENOMEM, NULL, "ingest: out of memory");
+  if (rc == TAILOR_OK) rc = store_append_rows(t->st, all, n, seqs, err);
   if (rc == TAILOR_OK) {
-    t->applied_seq = seqs[n - 1];
+    applied = 1;
     pthread_rwlock_wrlock(&t->lock);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+      if (all[i]->dup) continue;
+      last = seqs[i];
       if (idx_apply(t->ix, all[i]) != TAILOR_OK && (t->ix_incomplete = 1))
         eng_log(t, TAILOR_LOG_ERROR,
                 "index: out of memory applying a %s event; it is stored and "
                 "will be applied on the next start",
                 ev_type_name(all[i]->type));
+    }
     pthread_rwlock_unlock(&t->lock);
+    rc = eng_run_triggers(t, all, n, err);
+  }
+  if (rc == TAILOR_OK) rc = store_commit(t->st, err);
+  else if (seqs) store_rollback(t->st);
+  if (rc != TAILOR_OK && applied) reload_index(t);
+  if (rc == TAILOR_OK) {
+    if (last) t->applied_seq = last;
     atomic_fetch_add(&t->n_accepted, n);
     if (t->cfg.checkpoint_every > 0 &&
         t->applied_seq - t->ckpt_seq >= t->cfg.checkpoint_every)
@@ -491,6 +547,7 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
         t->ix->orders_seen - t->value_orders >= (uint64_t)t->cfg.value_refit_orders)
       refit_value(t);
   }
+  eng_writing = NULL;
   pthread_mutex_unlock(&t->write_mu);
   free(seqs);
   if (all != group->evs) free(all);
@@ -532,6 +589,15 @@ static int commit_events(tailor *t, ev **evs, size_t n, tailor_error *err) {
   return me.rc;
 }
 
+int eng_ingest(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
+  if (!n) return TAILOR_OK;
+  int rc = commit_events(t, (ev **)evs, n, err);
+  if (rc != TAILOR_OK) return rc;
+  eng_plugins_events(t, evs, n);
+  eng_metric(t, "events", NULL, (double)n);
+  return TAILOR_OK;
+}
+
 int tailor_ingest(tailor *t, const char *json, size_t len, tailor_error *err) {
   ev e;
   if (!t || !json)
@@ -545,12 +611,7 @@ int tailor_ingest(tailor *t, const char *json, size_t len, tailor_error *err) {
     return rc;
   }
   ev *one = &e;
-  rc = commit_events(t, &one, 1, err);
-  if (rc == TAILOR_OK) {
-    eng_run_triggers(t, &one, 1);
-    eng_plugins_events(t, &one, 1);
-    eng_metric(t, "events", NULL, 1);
-  }
+  rc = eng_ingest(t, &one, 1, err);
   ev_clear(&e);
   return rc;
 }
@@ -602,17 +663,14 @@ int tailor_ingest_batch(tailor *t, const char *ndjson, size_t len,
     }
     for (size_t i = 0; i < nacc; i++) ptrs[i] = &evs[i];
     tailor_error e = {0};
-    if ((rc = commit_events(t, ptrs, nacc, &e)) != TAILOR_OK) {
+    if ((rc = eng_ingest(t, ptrs, nacc, &e)) != TAILOR_OK) {
       eng_log(t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
       goto done;
     }
-    eng_run_triggers(t, ptrs, nacc);
-    eng_plugins_events(t, ptrs, nacc);
   }
   if (accepted) *accepted = nacc;
 done:
   atomic_fetch_add(&t->n_rejected, nrej);
-  if (rc == TAILOR_OK) eng_metric(t, "events", NULL, (double)nacc);
   if (nrej) eng_metric(t, "events_rejected", NULL, (double)nrej);
   if (rejected) *rejected = nrej;
   for (size_t i = 0; i < nacc; i++) ev_clear(&evs[i]);
@@ -631,6 +689,7 @@ static size_t count_states(tailor *t) {
 }
 
 store *eng_read_begin(tailor *t) {
+  if (eng_writing == t) return t->st; /* the committing thread: lock held */
   if (t->st_read) {
     pthread_mutex_lock(&t->read_mu);
     return t->st_read;
@@ -640,6 +699,7 @@ store *eng_read_begin(tailor *t) {
 }
 
 void eng_read_end(tailor *t) {
+  if (eng_writing == t) return;
   pthread_mutex_unlock(t->st_read ? &t->read_mu : &t->write_mu);
 }
 

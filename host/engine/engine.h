@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #include "engine/config.h"
-#include "engine/event.h"
+#include "core/event.h"
 #include "index/index.h"
 #include "lua/lvm.h"
 #include "store/store.h"
@@ -117,9 +117,25 @@ void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
    popups shown, purchase, ...), zeros when unknown.  Read lock held. */
 void lapi_push_session(lua_State *L, tailor *t, const char *session);
 
-/* Run the strategies' on_event handler on events just made durable and
-   write what it schedules or cancels to the outbox (engine/trigger.c). */
-void eng_run_triggers(tailor *t, ev *const *evs, size_t n);
+/*
+** The one way in for events, whatever brought them (the server's writer,
+** tailor_ingest, an NDJSON batch): typed events, parsed once at the edge,
+** committed by a group commit in one transaction with their state changes
+** and the outbox rows their triggers schedule, then handed to plugins.
+** Returns TAILOR_OK once all are durable; an event whose message id was
+** seen before comes back with `dup` set (acknowledged, applied once).
+*/
+int eng_ingest(tailor *t, ev *const *evs, size_t n, tailor_error *err);
+
+/*
+** Run the strategies' on_event handler on events just appended and
+** applied (not duplicates), and write what it schedules or cancels to the
+** outbox, inside the caller's open transaction (engine/trigger.c).  A
+** strategy error is logged and counted, never fails the events; a store
+** error does (TAILOR_ESTORE, the caller rolls back).  The caller holds
+** write_mu.
+*/
+int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err);
 
 /*
 ** Experiments (engine/experiment.c): the variant of `unit` among n weighted

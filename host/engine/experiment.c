@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "engine/engine.h"
-#include "engine/util.h"
+#include "core/util.h"
 #include "index/intern.h"
 
 #define EXPOSURE_FLUSH_AT 256 /* buffered exposures that make a decision flush */

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "engine/engine.h"
-#include "engine/util.h"
+#include "core/util.h"
 
 #ifndef TAILOR_PLUGIN_DIR
 #define TAILOR_PLUGIN_DIR "/usr/local/lib/tailor/plugins"
@@ -350,6 +350,7 @@ void eng_plugins_events(tailor *t, ev *const *evs, size_t n) {
   eng_plugins *r = t->plugins;
   if (!r || !r->n_subs) return;
   for (size_t i = 0; i < n; i++) {
+    if (evs[i]->dup) continue; /* delivered when it was first stored */
     char *json = json_dumps(evs[i]->doc, JSON_COMPACT);
     if (!json) continue;
     size_t len = strlen(json);

@@ -14,7 +14,7 @@
 #include <lua.h>
 #include <stddef.h>
 
-#include "engine/event.h"
+#include "core/event.h"
 #include "tailor.h"
 #include "tailor_plugin.h"
 

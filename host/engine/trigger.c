@@ -1,9 +1,12 @@
 /*
-** trigger.c: "if this then that".  Once events are durable and in the
-** index, the strategies' on_event(ctx, event) handler sees each recent one
-** and answers with side effects to schedule (an abandoned-cart email in an
+** trigger.c: "if this then that".  Once events are appended and in the
+** index, inside the transaction that will make them durable, the
+** strategies' on_event(ctx, event) handler sees each recent one and
+** answers with side effects to schedule (an abandoned-cart email in an
 ** hour) or to cancel (that email, once the customer buys).  They go to the
-** outbox, never out of Lua: delivery reads the outbox.
+** outbox in that same transaction, never out of Lua: delivery reads the
+** outbox.  So an acknowledged event always has its scheduled emails, and
+** a crash before the commit loses both (and acknowledged neither).
 **
 ** The host enforces what must never depend on a strategy being right:
 ** email only to customers who consented and have an address, at most
@@ -15,7 +18,7 @@
 #include <string.h>
 
 #include "engine/engine.h"
-#include "engine/util.h"
+#include "core/util.h"
 #include "lua/ljson.h"
 
 /* What one on_event call decided, checked and ready for the store. */
@@ -144,26 +147,25 @@ static int run_on_event(lua_State *L) {
   return 0;
 }
 
-/* Write what one call decided: cancels first (a purchase cancels the cart
-   email before anything new is scheduled), then schedules within the cap. */
-static void apply_run(tailor *t, trigger_run *r) {
+/* Write what one call decided, in the caller's transaction: cancels first
+   (a purchase cancels the cart email before anything new is scheduled),
+   then schedules within the cap.  Returns a store error, if any. */
+static int apply_run(tailor *t, trigger_run *r, tailor_error *err) {
   size_t i;
   json_t *v;
-  tailor_error err = {0};
-  pthread_mutex_lock(&t->write_mu);
+  int rc = TAILOR_OK;
   /* A key ending in '*' cancels every pending key with that prefix. */
   json_array_foreach(r->cancel, i, v) {
     const char *key = json_string_value(v);
     size_t n = strlen(key);
-    int rc;
     if (n && key[n - 1] == '*') {
       char prefix[512];
       snprintf(prefix, sizeof prefix, "%.*s", (int)(n - 1), key);
-      rc = store_outbox_cancel_prefix(t->st, prefix, NULL, &err);
+      rc = store_outbox_cancel_prefix(t->st, prefix, NULL, err);
     } else {
-      rc = store_outbox_cancel(t->st, key, NULL, &err);
+      rc = store_outbox_cancel(t->st, key, NULL, err);
     }
-    if (rc) eng_log(t, TAILOR_LOG_ERROR, "trigger: %s", err.message);
+    if (rc) return rc;
   }
   int64_t week = util_now_ms() - 7 * 86400000LL;
   json_array_foreach(r->schedule, i, v) {
@@ -177,43 +179,54 @@ static void apply_run(tailor *t, trigger_run *r) {
     /* supersede: the new row replaces pending ones of that prefix (the
        next win-back reminder moves instead of piling up). */
     const char *sup = json_string_value(json_object_get(v, "supersede"));
-    if (sup && store_outbox_cancel_prefix(t->st, sup, NULL, &err))
-      eng_log(t, TAILOR_LOG_ERROR, "trigger: %s", err.message);
+    if (sup && (rc = store_outbox_cancel_prefix(t->st, sup, NULL, err))) return rc;
     char *vars = json_dumps(json_object_get(v, "vars"), JSON_COMPACT);
     store_outbox_row row = {json_string_value(json_object_get(v, "key")), customer,
                             channel, json_string_value(json_object_get(v, "template")),
                             vars, (int64_t)json_integer_value(json_object_get(v, "due"))};
     int added = 0;
-    if (store_outbox_add(t->st, &row, &added, &err))
-      eng_log(t, TAILOR_LOG_ERROR, "trigger: %s", err.message);
-    else if (added)
-      atomic_fetch_add(&t->n_triggers, 1);
+    rc = store_outbox_add(t->st, &row, &added, err);
     free(vars);
+    if (rc) return rc;
+    if (added) atomic_fetch_add(&t->n_triggers, 1);
   }
-  pthread_mutex_unlock(&t->write_mu);
+  return TAILOR_OK;
 }
 
-void eng_run_triggers(tailor *t, ev *const *evs, size_t n) {
-  if (!t->cfg.strategies || !*t->cfg.strategies) return;
-  tailor_error err = {0};
-  lvm *vm = eng_thread_vm(t, &err);
-  if (!vm || !lvm_has_handler(vm, "on_event")) return;
+int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
+  if (!t->cfg.strategies || !*t->cfg.strategies) return TAILOR_OK;
   int64_t oldest = util_now_ms() - t->cfg.trigger_max_age_s * 1000;
+  size_t due = 0;
+  for (size_t i = 0; i < n; i++) due += !evs[i]->dup && evs[i]->ts >= oldest;
+  if (!due) return TAILOR_OK;
+  tailor_error lerr = {0};
+  lvm *vm = eng_thread_vm(t, &lerr);
+  if (!vm) {
+    /* The events are kept; what their triggers would have scheduled is
+       lost, so it is said loudly and counted. */
+    atomic_fetch_add(&t->n_strategy_errors, due);
+    eng_log(t, TAILOR_LOG_ERROR, "triggers: no strategy state (%s); %zu events ran no on_event",
+            lerr.message, due);
+    return TAILOR_OK;
+  }
+  if (!lvm_has_handler(vm, "on_event")) return TAILOR_OK;
   for (size_t i = 0; i < n; i++) {
-    if (evs[i]->ts < oldest) continue;
+    if (evs[i]->dup || evs[i]->ts < oldest) continue;
     trigger_run r = {t, evs[i], json_array(), json_array(), NULL, 0, 0};
     pthread_rwlock_rdlock(&t->lock);
-    int rc = lvm_pcall(vm, run_on_event, &r, &err);
+    int lua_rc = lvm_pcall(vm, run_on_event, &r, &lerr), rc = TAILOR_OK;
     pthread_rwlock_unlock(&t->lock);
-    if (rc) {
+    if (lua_rc) {
       atomic_fetch_add(&t->n_strategy_errors, 1);
       eng_log(t, TAILOR_LOG_ERROR, "%s (%s), on a %s event; the event is kept",
-              err.message, tailor_errname(rc), ev_type_name(evs[i]->type));
+              lerr.message, tailor_errname(lua_rc), ev_type_name(evs[i]->type));
     } else {
       if (r.dropped) atomic_fetch_add(&t->n_trigger_no_consent, (uint64_t)r.dropped);
-      apply_run(t, &r);
+      rc = apply_run(t, &r, err);
     }
     json_decref(r.schedule);
     json_decref(r.cancel);
+    if (rc) return rc; /* the store failed: the caller rolls back */
   }
+  return TAILOR_OK;
 }

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/util.h"
+#include "core/util.h"
 #include "index/index.h"
 
 #define CKPT_MAGIC "TAILORCK"

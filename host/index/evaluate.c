@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/event.h"
-#include "engine/util.h"
+#include "core/event.h"
+#include "core/util.h"
 
 /* Progress is reported every this many queries. */
 #define PROGRESS_EVERY 2048

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/event.h"
+#include "core/event.h"
 #include "index/clv.h"
 #include "index/cooc.h"
 #include "index/intern.h"

@@ -8,7 +8,7 @@
 
 #include "engine/engine.h"
 #include "engine/plugin.h"
-#include "engine/util.h"
+#include "core/util.h"
 #include "lua/ljson.h"
 #include "lua/lvm.h"
 

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "engine/event.h"
+#include "core/event.h"
 #include "server/proto.h"
 #include "server/server.h"
 

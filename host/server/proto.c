@@ -15,7 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/event.h"
+#include "core/event.h"
+#include "core/util.h"
 
 /*
 ** Tables.
@@ -115,7 +116,9 @@ void srv_request_clear(srv_request *r) {
   free(r->id);
   free(r->token);
   free(r->text);
-  free(r->types);
+  for (size_t i = 0; i < r->n_events; i++) ev_clear(&r->evs[i]);
+  free(r->evs);
+  free(r->rejects);
   memset(r, 0, sizeof *r);
 }
 
@@ -204,69 +207,11 @@ static int only_keys(json_t *obj, const char *op, const char *const *allowed,
 }
 
 /*
-** Building the engine's NDJSON: one compact JSON document a line.  Compact
-** dumps escape control characters, so a document never holds a newline and
-** line i of the text is event i.
+** Events are parsed here, once: each event object of the request becomes a
+** typed `ev` (core/event.h) that the writer hands to the engine as it is.
 */
-typedef struct lines {
-  char *text;
-  size_t len, cap, n;
-  signed char *types;
-  size_t types_cap;
-} lines;
-
-static int lines_add(lines *l, json_t *doc, int type) {
-  char *s = json_dumps(doc, JSON_COMPACT);
-  if (!s) return -1;
-  size_t n = strlen(s);
-  if (l->len + n + 2 > l->cap) {
-    size_t cap = l->cap ? l->cap : 256;
-    while (cap < l->len + n + 2) cap *= 2;
-    char *t = realloc(l->text, cap);
-    if (!t) {
-      free(s);
-      return -1;
-    }
-    l->text = t;
-    l->cap = cap;
-  }
-  if (l->n == l->types_cap) {
-    size_t cap = l->types_cap ? l->types_cap * 2 : 8;
-    signed char *t = realloc(l->types, cap);
-    if (!t) {
-      free(s);
-      return -1;
-    }
-    l->types = t;
-    l->types_cap = cap;
-  }
-  if (l->len) l->text[l->len++] = '\n';
-  memcpy(l->text + l->len, s, n + 1);
-  l->len += n;
-  l->types[l->n++] = (signed char)type;
-  free(s);
-  return 0;
-}
-
-static void lines_to(lines *l, srv_request *out) {
-  out->text = l->text;
-  out->text_len = l->len;
-  out->n_events = l->n;
-  out->types = l->types;
-  memset(l, 0, sizeof *l);
-}
-
-/* The event's type as the engine will read it (see take_type in
-   engine/event.c), or -1: only to know which permission it needs. */
-static int event_type(json_t *event) {
-  json_t *v = json_object_get(event, "type");
-  const char *key = "type";
-  if (json_is_string(v) && !strcmp(json_string_value(v), "track"))
-    key = "event";
-  else if (!v)
-    key = json_object_get(event, "event") ? "event" : "name";
-  v = json_object_get(event, key);
-  return json_is_string(v) ? ev_type_lookup(json_string_value(v)) : -1;
+static int oom(srv_error *err, const char *op) {
+  return srv_fail(err, SRV_EINTERNAL, NULL, "%s: out of memory", op);
 }
 
 static unsigned event_perms(int type) {
@@ -275,17 +220,33 @@ static unsigned event_perms(int type) {
   return SRV_PERM_EVENTS;
 }
 
-static int oom(srv_error *err, const char *op) {
-  return srv_fail(err, SRV_EINTERNAL, NULL, "%s: out of memory", op);
+/* Room for `n` events and as many rejections. */
+static int events_alloc(srv_request *out, size_t n, const char *op, srv_error *err) {
+  out->evs = calloc(n, sizeof *out->evs);
+  out->rejects = calloc(n, sizeof *out->rejects);
+  return out->evs && out->rejects ? SRV_OK : oom(err, op);
 }
 
-/* One event object into `l`; `field` names it in messages. */
-static int add_event(json_t *event, const char *op, const char *field, lines *l,
-                     srv_request *out, srv_error *err) {
-  if (!json_is_object(event)) return mistyped(err, op, field, "an object", event);
-  int type = event_type(event);
-  out->need |= event_perms(type);
-  return lines_add(l, event, type) ? oom(err, op) : SRV_OK;
+/*
+** One event object; `index` is its place in the request.  A bad event of
+** an `events` batch is a rejection of that event alone (the others go
+** on); of any other op it is the request's error.
+*/
+static int add_event(json_t *event, size_t index, srv_request *out, srv_error *err) {
+  tailor_error te = {0};
+  if (ev_from_json(event, NULL, &out->evs[out->n_events], &te) == TAILOR_OK) {
+    out->need |= event_perms(out->evs[out->n_events].type);
+    out->n_events++;
+    return SRV_OK;
+  }
+  srv_reject *r = &out->rejects[out->n_rejects++];
+  r->index = index;
+  r->err.code = srv_err_of_tailor(te.code);
+  snprintf(r->err.field, sizeof r->err.field, "%s", te.field);
+  snprintf(r->err.message, sizeof r->err.message, "%s", te.message);
+  if (out->op == SRV_OP_EVENTS) return SRV_OK;
+  *err = r->err;
+  return r->err.code;
 }
 
 /*
@@ -315,14 +276,9 @@ static int op_event(json_t *req, const srv_limits *lim, srv_request *out,
   if ((rc = only_keys(req, "event", allowed, err))) return rc;
   json_t *event = json_object_get(req, "event");
   if (!event) return missing(err, "event", "event", "an event object");
-  lines l = {0};
-  if ((rc = add_event(event, "event", "event", &l, out, err))) {
-    free(l.text);
-    free(l.types);
-    return rc;
-  }
-  lines_to(&l, out);
-  return SRV_OK;
+  if (!json_is_object(event)) return mistyped(err, "event", "event", "an object", event);
+  if ((rc = events_alloc(out, 1, "event", err))) return rc;
+  return add_event(event, 0, out, err);
 }
 
 static int op_events(json_t *req, const srv_limits *lim, srv_request *out,
@@ -341,33 +297,18 @@ static int op_events(json_t *req, const srv_limits *lim, srv_request *out,
     return srv_fail(err, SRV_ETOO_LARGE, "events",
                     "events: %zu events in one request, more than the limit of %zu",
                     n, max);
-  lines l = {0};
-  for (size_t i = 0; i < n; i++) {
-    char field[32];
-    snprintf(field, sizeof field, "events[%zu]", i);
-    if ((rc = add_event(json_array_get(evs, i), "events", field, &l, out, err))) {
-      free(l.text);
-      free(l.types);
-      return rc;
-    }
-  }
-  lines_to(&l, out);
+  if ((rc = events_alloc(out, n, "events", err))) return rc;
+  for (size_t i = 0; i < n; i++)
+    if ((rc = add_event(json_array_get(evs, i), i, out, err))) return rc;
   return SRV_OK;
 }
 
-/* An engine event built from fields of the request: one line. */
-static int one_line(json_t *doc, int type, const char *op, srv_request *out,
-                    srv_error *err) {
-  lines l = {0};
-  int rc = !doc || lines_add(&l, doc, type) ? oom(err, op) : SRV_OK;
+/* An event built from fields of the request (consumed). */
+static int one_event(json_t *doc, const char *op, srv_request *out, srv_error *err) {
+  int rc = doc ? events_alloc(out, 1, op, err) : oom(err, op);
+  if (!rc) rc = add_event(doc, 0, out, err);
   json_decref(doc);
-  if (rc) {
-    free(l.text);
-    free(l.types);
-    return rc;
-  }
-  lines_to(&l, out);
-  return SRV_OK;
+  return rc;
 }
 
 /* item.upsert / customer.upsert: an object with an "id". */
@@ -385,9 +326,9 @@ static int op_upsert(json_t *req, const srv_limits *lim, srv_request *out,
   char field[16];
   snprintf(field, sizeof field, "%s.id", key);
   if ((rc = get_id_as(obj, "id", op, field, 1, id, err))) return rc;
-  return one_line(json_pack("{ss sO}", "type", item ? "item_upsert" : "customer_upsert",
-                            key, obj),
-                  item ? EV_ITEM_UPSERT : EV_CUSTOMER_UPSERT, op, out, err);
+  return one_event(json_pack("{ss sO}", "type", item ? "item_upsert" : "customer_upsert",
+                             key, obj),
+                   op, out, err);
 }
 
 static int op_item_delete(json_t *req, const srv_limits *lim, srv_request *out,
@@ -398,8 +339,8 @@ static int op_item_delete(json_t *req, const srv_limits *lim, srv_request *out,
   if ((rc = only_keys(req, "item.delete", allowed, err)) ||
       (rc = get_id(req, "item.delete", "item", 1, id, err)))
     return rc;
-  return one_line(json_pack("{ss ss}", "type", "item_delete", "item", id),
-                  EV_ITEM_DELETE, "item.delete", out, err);
+  return one_event(json_pack("{ss ss}", "type", "item_delete", "item", id), "item.delete",
+                   out, err);
 }
 
 static int op_identify(json_t *req, const srv_limits *lim, srv_request *out,
@@ -421,7 +362,7 @@ static int op_identify(json_t *req, const srv_limits *lim, srv_request *out,
     }
     json_object_set(doc, "ts", ts);
   }
-  return one_line(doc, EV_IDENTIFY, "identify", out, err);
+  return one_event(doc, "identify", out, err);
 }
 
 /* customer.get / customer.forget: the id alone, as text. */
@@ -529,9 +470,14 @@ int srv_parse_line(const char *buf, size_t len, const srv_limits *lim,
   memset(out, 0, sizeof *out);
   out->op = -1;
   json_error_t je;
-  json_t *req = json_loadb(buf, len, 0, &je);
+  json_t *req = NULL;
   int rc = SRV_OK;
-  if (!req) {
+  if (util_json_depth(buf, len) > UTIL_MAX_JSON_DEPTH) {
+    rc = srv_fail(err, SRV_EBAD_JSON, NULL, "JSON nested deeper than %d levels",
+                  UTIL_MAX_JSON_DEPTH);
+    goto done;
+  }
+  if (!(req = json_loadb(buf, len, 0, &je))) {
     rc = srv_fail(err, SRV_EBAD_JSON, NULL, "malformed JSON at column %d: %s",
                   je.column, je.text);
     goto done;
@@ -637,6 +583,9 @@ static int body_json(const char *body, size_t len, json_t **out, srv_error *err)
                      body[i] == '\n'))
     i++;
   if (i == len) return SRV_OK;
+  if (util_json_depth(body, len) > UTIL_MAX_JSON_DEPTH)
+    return srv_fail(err, SRV_EBAD_JSON, NULL, "JSON body nested deeper than %d levels",
+                    UTIL_MAX_JSON_DEPTH);
   json_error_t je;
   if (!(*out = json_loadb(body, len, 0, &je)))
     return srv_fail(err, SRV_EBAD_JSON, NULL,

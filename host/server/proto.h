@@ -2,14 +2,17 @@
 ** proto.h: the server's protocol, apart from sockets.  What a request is
 ** (an operation, its id, the permission it needs, the text the engine gets),
 ** how NDJSON lines are cut out of a byte stream, and how an NDJSON line or
-** an HTTP request becomes a request or an error.  Nothing here touches
-** libuv or the engine, so the fuzz target (tests/fuzz) drives it directly.
+** an HTTP request becomes a request or an error.  Events are parsed here
+** into typed events (core/event.c), once.  Nothing here touches libuv or
+** the engine, so the fuzz target (tests/fuzz) drives it directly.
 */
 #ifndef TAILOR_SRV_PROTO_H
 #define TAILOR_SRV_PROTO_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "core/event.h"
 
 /*
 ** Permissions, as bits; a role is a set of them (SRV_ROLE_MAP).
@@ -127,6 +130,13 @@ typedef struct srv_error {
 int srv_fail(srv_error *e, int code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* An event of an `events` request refused by the parser: its place in
+   the request and why. */
+typedef struct srv_reject {
+  size_t index;
+  srv_error err;
+} srv_reject;
+
 /*
 ** A parsed request.  Every pointer is owned by the request and released by
 ** srv_request_clear().
@@ -136,11 +146,13 @@ typedef struct srv_request {
   unsigned need;   /* permissions it needs (events may raise the op's) */
   char *id;        /* the id as JSON text ("7", "\"a\""); "null" if none */
   char *token;     /* the "token" field, or NULL */
-  char *text;      /* for the engine: NDJSON lines (writes), the decide
-                      request (decide), the customer id (customer ops) */
+  char *text;      /* for the engine: the decide request (decide), the
+                      customer id (customer ops) */
   size_t text_len;
-  size_t n_events; /* lines in `text` for writes */
-  signed char *types; /* ev_type of each line, -1 when unknown */
+  ev *evs;         /* writes: the typed events, parsed once, in order */
+  size_t n_events;
+  srv_reject *rejects; /* `events`: the events refused, in order */
+  size_t n_rejects;
   char kind[32];   /* decide: the decision kind, for metrics */
 } srv_request;
 

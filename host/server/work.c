@@ -12,7 +12,8 @@
 
 #include <jansson.h>
 
-#include "engine/util.h"
+#include "core/util.h"
+#include "engine/engine.h"
 #include "server/internal.h"
 
 static void push(job **head, job **tail, job *j) {
@@ -137,42 +138,10 @@ static void worker_main(void *arg) {
 }
 
 /*
-** Writes.  A group is a run of queued jobs that carry event lines; their
-** lines are joined into one NDJSON batch, so line numbers of rejections
-** lead back to the job and the event within it.
+** Writes.  A group is a run of queued jobs that carry events: their typed
+** events (parsed once, on the loop) go to the engine as one batch, which
+** is one transaction and one fsync.  This is the only batching layer.
 */
-typedef struct group {
-  srv *s;
-  job **jobs;
-  size_t *first; /* 1-based line of each job's first event */
-  size_t n;
-  size_t cursor; /* job of the last rejection (they come in line order) */
-  json_t **errors;  /* per job: details of rejected events (events op) */
-  size_t *rejected; /* per job */
-} group;
-
-static void on_reject(void *ud, const tailor_error *e) {
-  group *g = ud;
-  size_t line = (size_t)e->line;
-  while (g->cursor + 1 < g->n && line >= g->first[g->cursor + 1]) g->cursor++;
-  job *j = g->jobs[g->cursor];
-  size_t index = line - g->first[g->cursor];
-  if (index >= j->req.n_events) return; /* cannot happen: one event a line */
-  g->rejected[g->cursor]++;
-  j->req.types[index] = -2; /* not counted as accepted */
-  if (j->req.op != SRV_OP_EVENTS) {
-    srv_job_fail(j, srv_err_of_tailor(e->code), e->field, "%s", e->message);
-    return;
-  }
-  if (!g->errors[g->cursor]) g->errors[g->cursor] = json_array();
-  if (json_array_size(g->errors[g->cursor]) < SRV_MAX_REPORTED_ERRORS)
-    json_array_append_new(
-        g->errors[g->cursor],
-        json_pack("{sI ss ss ss?}", "index", (json_int_t)index, "code",
-                  srv_err_code(srv_err_of_tailor(e->code)), "message", e->message,
-                  "field", e->field[0] ? e->field : NULL));
-}
-
 static void set_body(job *j, json_t *o) {
   j->body = json_dumps(o, JSON_COMPACT);
   json_decref(o);
@@ -182,56 +151,51 @@ static void set_body(job *j, json_t *o) {
     srv_job_fail(j, SRV_EINTERNAL, NULL, "out of memory");
 }
 
-static void commit_group(srv *s, job **jobs, size_t n) {
-  size_t total = 0, lines = 0;
-  for (size_t i = 0; i < n; i++) total += jobs[i]->req.text_len + 1;
-  group g = {s, jobs, calloc(n, sizeof *g.first), n, 0, calloc(n, sizeof *g.errors),
-             calloc(n, sizeof *g.rejected)};
-  char *text = malloc(total + 1);
-  int rc = TAILOR_ENOMEM;
-  size_t at = 0;
-  if (text && g.first && g.errors && g.rejected) {
-    for (size_t i = 0; i < n; i++) {
-      g.first[i] = lines + 1;
-      lines += jobs[i]->req.n_events;
-      memcpy(text + at, jobs[i]->req.text, jobs[i]->req.text_len);
-      at += jobs[i]->req.text_len;
-      text[at++] = '\n';
+/* The answer to `events`: counts, and the first rejections with where. */
+static json_t *events_answer(const srv_request *r) {
+  size_t dups = 0;
+  for (size_t k = 0; k < r->n_events; k++) dups += r->evs[k].dup;
+  json_t *o = json_pack("{sI sI}", "accepted", (json_int_t)r->n_events, "rejected",
+                        (json_int_t)r->n_rejects);
+  if (o && dups) json_object_set_new(o, "duplicates", json_integer((json_int_t)dups));
+  if (o && r->n_rejects) {
+    json_t *errors = json_array();
+    for (size_t k = 0; k < r->n_rejects && k < SRV_MAX_REPORTED_ERRORS; k++) {
+      const srv_reject *x = &r->rejects[k];
+      json_array_append_new(errors, json_pack("{sI ss ss ss?}", "index", (json_int_t)x->index,
+                                              "code", srv_err_code(x->err.code), "message",
+                                              x->err.message, "field",
+                                              x->err.field[0] ? x->err.field : NULL));
     }
-    rc = tailor_ingest_batch(s->t, text, at, on_reject, &g, NULL, NULL);
+    json_object_set_new(o, "errors", errors);
   }
+  return o;
+}
+
+static void commit_group(srv *s, job **jobs, size_t n) {
+  size_t total = 0, at = 0;
+  for (size_t i = 0; i < n; i++) total += jobs[i]->req.n_events;
+  ev **all = total ? malloc(total * sizeof *all) : NULL;
+  tailor_error e = {0};
+  int rc = total && !all ? TAILOR_ENOMEM : TAILOR_OK;
+  for (size_t i = 0; all && i < n; i++)
+    for (size_t k = 0; k < jobs[i]->req.n_events; k++) all[at++] = &jobs[i]->req.evs[k];
+  if (!rc && total) rc = eng_ingest(s->t, all, total, &e);
+  free(all);
+  if (rc) eng_log(s->t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
   for (size_t i = 0; i < n; i++) {
     job *j = jobs[i];
     if (rc) {
-      /* Nothing of the batch was stored; the engine logged why. */
-      if (!j->err.code)
-        srv_job_fail(j, rc == TAILOR_ENOMEM ? SRV_EINTERNAL : SRV_ESTORE, NULL,
-                     "%s: %s; nothing of this request was stored (see the "
-                     "server log)",
-                     srv_op_name(j->req.op), tailor_strerror(rc));
+      srv_job_fail(j, rc == TAILOR_ENOMEM ? SRV_EINTERNAL : SRV_ESTORE, NULL,
+                   "%s: %s; nothing of this request was stored (see the server log)",
+                   srv_op_name(j->req.op), tailor_strerror(rc));
       continue;
     }
-    for (size_t k = 0; k < j->req.n_events; k++) {
-      int t = j->req.types[k];
-      if (t == -2) continue;
-      atomic_fetch_add(&s->ev_accepted[t >= 0 ? t : EV_TYPE_COUNT], 1);
-    }
-    size_t rej = g.rejected ? g.rejected[i] : 0;
-    atomic_fetch_add(&s->ev_rejected, rej);
-    if (j->req.op == SRV_OP_EVENTS) {
-      json_t *o = json_pack("{sI sI}", "accepted", (json_int_t)(j->req.n_events - rej),
-                            "rejected", (json_int_t)rej);
-      if (o && g.errors[i]) json_object_set(o, "errors", g.errors[i]);
-      set_body(j, o);
-    } else if (!j->err.code) {
-      set_body(j, json_pack("{sb}", "ok", 1));
-    }
+    for (size_t k = 0; k < j->req.n_events; k++)
+      atomic_fetch_add(&s->ev_accepted[j->req.evs[k].type], 1);
+    atomic_fetch_add(&s->ev_rejected, j->req.n_rejects);
+    set_body(j, j->req.op == SRV_OP_EVENTS ? events_answer(&j->req) : json_pack("{sb}", "ok", 1));
   }
-  for (size_t i = 0; g.errors && i < n; i++) json_decref(g.errors[i]);
-  free(g.errors);
-  free(g.first);
-  free(g.rejected);
-  free(text);
 }
 
 static void run_forget(srv *s, job *j) {

@@ -5,7 +5,7 @@
 */
 #include "store/store.h"
 
-#include "engine/util.h"
+#include "core/util.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -86,6 +86,9 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "  PRIMARY KEY (key, channel));"
     "CREATE INDEX outbox_sent_customer ON outbox_sent(customer, channel, sent)"
     "  WHERE customer IS NOT NULL;",
+    /* 3 -> 4: message ids, so that a retried event is stored once. */
+    "ALTER TABLE events ADD COLUMN msg_id TEXT;"
+    "CREATE UNIQUE INDEX events_msg_id ON events(msg_id) WHERE msg_id IS NOT NULL;",
 };
 
 static int fail(tailor_error *err, int code, sqlite3 *db, const char *what) {
@@ -202,8 +205,8 @@ store *store_open(const char *path, const store_options *opt,
   }
   if (!opt->readonly &&
       (prepare(s, &s->ins_event,
-               "INSERT INTO events(ts,type,customer,anon,session,body) "
-               "VALUES(?,?,?,?,?,?)",
+               "INSERT INTO events(ts,type,customer,anon,session,body,msg_id) "
+               "VALUES(?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                err) ||
        prepare(s, &s->up_item,
                "INSERT INTO items(id,body,updated,deleted) VALUES(?,?,?,0) "
@@ -317,41 +320,62 @@ static int apply_state(store *s, const ev *e, tailor_error *err) {
   }
 }
 
-int store_append(store *s, ev *const *evs, size_t n, int64_t *seqs,
-                 tailor_error *err) {
-  if (n == 0) return TAILOR_OK;
-  if (store_exec(s, "BEGIN IMMEDIATE", err)) return TAILOR_ESTORE;
+int store_begin(store *s, tailor_error *err) {
+  return store_exec(s, "BEGIN IMMEDIATE", err) ? TAILOR_ESTORE : TAILOR_OK;
+}
+
+int store_commit(store *s, tailor_error *err) {
+  if (store_exec(s, "COMMIT", err) == TAILOR_OK) return TAILOR_OK;
+  store_rollback(s);
+  return TAILOR_ESTORE;
+}
+
+void store_rollback(store *s) { sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); }
+
+int store_append_rows(store *s, ev *const *evs, size_t n, int64_t *seqs,
+                      tailor_error *err) {
   for (size_t i = 0; i < n; i++) {
-    const ev *e = evs[i];
+    ev *e = evs[i];
     char *body = json_dumps(e->doc, JSON_COMPACT);
-    if (!body) {
-      fail(err, TAILOR_ENOMEM, NULL, "store");
-      goto rollback;
-    }
+    if (!body) return fail(err, TAILOR_ENOMEM, NULL, "store");
     sqlite3_stmt *st = s->ins_event;
     sqlite3_bind_int64(st, 1, e->ts);
-    bind_text(st, 2, ev_type_name(e->type));
+    sqlite3_bind_text(st, 2, ev_type_name(e->type), -1, SQLITE_STATIC);
     bind_text(st, 3, e->customer);
     bind_text(st, 4, e->anon);
     bind_text(st, 5, e->session);
     sqlite3_bind_text(st, 6, body, -1, free);
-    if (step_done(s, st, err)) goto rollback;
+    bind_text(st, 7, e->msg_id);
+    if (step_done(s, st, err)) return TAILOR_ESTORE;
+    /* ON CONFLICT DO NOTHING: a message id seen before changes nothing. */
+    if ((e->dup = e->msg_id && sqlite3_changes(s->db) == 0)) {
+      if (seqs) seqs[i] = 0;
+      continue;
+    }
     if (seqs) seqs[i] = sqlite3_last_insert_rowid(s->db);
-    if (apply_state(s, e, err)) goto rollback;
+    if (apply_state(s, e, err)) return err ? err->code : TAILOR_ESTORE;
     /* Any event that names both ids links them, as a login would. */
     if (e->type != EV_IDENTIFY && e->customer && e->anon) {
       sqlite3_stmt *id = s->up_identity;
       bind_text(id, 1, e->anon);
       bind_text(id, 2, e->customer);
       sqlite3_bind_int64(id, 3, e->ts);
-      if (step_done(s, id, err)) goto rollback;
+      if (step_done(s, id, err)) return TAILOR_ESTORE;
     }
   }
-  if (store_exec(s, "COMMIT", err)) goto rollback;
   return TAILOR_OK;
-rollback:
-  sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-  return err ? err->code : TAILOR_ESTORE;
+}
+
+int store_append(store *s, ev *const *evs, size_t n, int64_t *seqs,
+                 tailor_error *err) {
+  if (n == 0) return TAILOR_OK;
+  if (store_begin(s, err)) return TAILOR_ESTORE;
+  int rc = store_append_rows(s, evs, n, seqs, err);
+  if (rc) {
+    store_rollback(s);
+    return rc;
+  }
+  return store_commit(s, err);
 }
 
 static int64_t query_int(store *s, const char *sql) {

@@ -13,13 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/event.h"
+#include "core/event.h"
 #include "tailor.h"
 
 typedef struct store store;
 
 /* The schema version this build writes; older stores are migrated. */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 typedef struct store_options {
   int synchronous_full;  /* 1: PRAGMA synchronous=FULL (survives power loss);
@@ -44,11 +44,28 @@ void store_close(store *s);
 int store_schema_version(store *s);
 
 /*
-** Append `n` normalized events in one transaction and apply their effects on
-** the items, customers and identities tables.  On success every event is
-** durable (committed), `seqs` (may be NULL) receives their sequence numbers,
-** and TAILOR_OK is returned.  On failure nothing of the batch is kept.
+** Transactions.  store_begin() opens the write transaction that
+** store_append_rows(), the outbox writes and anything else join;
+** store_commit() makes it durable (and rolls back when it cannot);
+** store_rollback() drops it.  An event, its state changes and the outbox
+** rows its triggers schedule commit together or not at all.
 */
+int store_begin(store *s, tailor_error *err);
+int store_commit(store *s, tailor_error *err);
+void store_rollback(store *s);
+
+/*
+** Inside a transaction: append `n` events and apply their effects on the
+** items, customers and identities tables.  `seqs` (may be NULL) receives
+** their sequence numbers.  An event whose message id is already stored is
+** not appended again: its `dup` is set and its seq is 0.  On failure the
+** caller rolls back.
+*/
+int store_append_rows(store *s, ev *const *evs, size_t n, int64_t *seqs,
+                      tailor_error *err);
+
+/* store_append_rows() in a transaction of its own: durable on TAILOR_OK,
+   nothing of the batch kept otherwise. */
 int store_append(store *s, ev *const *evs, size_t n, int64_t *seqs,
                  tailor_error *err);
 

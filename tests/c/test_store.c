@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "engine/event.h"
+#include "core/event.h"
 #include "store/store.h"
 
 static char dir[512];

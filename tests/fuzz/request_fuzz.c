@@ -10,8 +10,8 @@
 **      to srv_parse_http()
 **   3  protocol sniffing of the first bytes
 ** and checks what callers rely on: an id is always set, a valid request's
-** op is known, and the engine text of a write is exactly n_events lines,
-** each a JSON object.  A broken promise aborts, so the fuzzer reports it.
+** op is known, and every event of a write is a typed event with what its
+** type needs, or a rejection with a message.  A broken promise aborts, so the fuzzer reports it.
 */
 #include <jansson.h>
 #include <stdint.h>
@@ -37,17 +37,19 @@ static void check_request(int rc, const srv_request *r, const srv_error *e) {
   REQUIRE(r->op >= 0 && r->op < SRV_OP_COUNT);
   REQUIRE((r->need & ~(unsigned)SRV_PERM_ALL) == 0);
   if (srv_op_run(r->op) == SRV_RUN_WRITE && r->op != SRV_OP_CUSTOMER_FORGET) {
-    REQUIRE(r->text && r->n_events >= 1 && r->types);
-    size_t lines = 0, start = 0;
-    for (size_t i = 0; i <= r->text_len; i++) {
-      if (i < r->text_len && r->text[i] != '\n') continue;
-      json_t *doc = json_loadb(r->text + start, i - start, 0, NULL);
-      REQUIRE(json_is_object(doc));
-      json_decref(doc);
-      lines++;
-      start = i + 1;
+    /* Every event of the request is either a typed event or a rejection,
+       and a typed event has its type and what its type needs. */
+    REQUIRE(r->n_events + r->n_rejects >= 1);
+    REQUIRE(r->op == SRV_OP_EVENTS || (r->n_events == 1 && !r->n_rejects));
+    for (size_t i = 0; i < r->n_events; i++) {
+      REQUIRE(r->evs[i].type >= 0 && r->evs[i].type < EV_TYPE_COUNT);
+      REQUIRE(json_is_object(r->evs[i].doc));
+      REQUIRE(r->evs[i].customer || r->evs[i].anon || r->evs[i].session ||
+              r->evs[i].n_lines);
     }
-    REQUIRE(lines == r->n_events);
+    for (size_t i = 0; i < r->n_rejects; i++)
+      REQUIRE(r->rejects[i].err.code > 0 && memchr(r->rejects[i].err.message, '\0',
+                                                   sizeof r->rejects[i].err.message));
   }
   if (r->op == SRV_OP_DECIDE) {
     json_t *doc = json_loadb(r->text, r->text_len, 0, NULL);

@@ -29,4 +29,13 @@ char *util_read_stream(FILE *f, size_t *len);
    errno set on failure.  *len (may be NULL) receives its length. */
 char *util_read_file(const char *path, size_t *len);
 
+/*
+** The deepest nesting of arrays and objects in `len` bytes of JSON text
+** (strings skipped), without parsing it: checked before a parse, so that
+** a document nested thousands deep is refused at once.  Every parser of
+** input uses UTIL_MAX_JSON_DEPTH.
+*/
+int util_json_depth(const char *s, size_t len);
+#define UTIL_MAX_JSON_DEPTH 32
+
 #endif /* TAILOR_UTIL_H */

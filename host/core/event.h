@@ -2,9 +2,12 @@
 ** event.h: tailor's one internal set of events, and the mapping from the
 ** names storefronts already emit (Segment e-commerce spec, GA4) onto it.
 **
-** Every change enters as JSON text and leaves ev_parse() as an `ev`: a
-** normalized JSON document (what the store keeps) plus typed fields that
-** point into it (what the indexes read).
+** Every change is parsed once, at the edge where it enters (a socket
+** request, a line of a file, the embedding API), and leaves ev_parse() or
+** ev_from_json() as an `ev`: typed fields (what the store's columns, the
+** indexes and the triggers read) plus the normalized JSON document they
+** point into (what the store keeps as the event's payload, for replay).
+** Nothing downstream parses the event's text again.
 */
 #ifndef TAILOR_EVENT_H
 #define TAILOR_EVENT_H
@@ -96,10 +99,15 @@ typedef struct ev {
   const char *query;     /* search, or NULL */
   const char *name;      /* popup, template or widget name, or NULL */
   const char *currency;  /* or NULL */
+  const char *msg_id;    /* the sender's message id ("messageId", or a
+                            top-level "id"), or NULL: a retry carrying the
+                            same id is acknowledged and applied once */
   double revenue;        /* purchase: given, or the sum of the lines */
   ev_line *lines;        /* owned; n_lines entries */
   size_t n_lines;
   json_t *doc;           /* owned: the normalized document */
+  int dup;               /* set by the store: the message id was already
+                            stored, so the event was not applied again */
 } ev;
 
 /* Limits and defaults that ev_parse() applies. */
@@ -124,6 +132,14 @@ typedef struct ev_limits {
 */
 int ev_parse(const char *text, size_t len, const ev_limits *lim, ev *out,
              tailor_error *err);
+
+/*
+** The same from a JSON value already parsed (a request that carried the
+** event): the one parse of an event that came in a larger document.
+** `root` is consumed as it is mapped (keys are taken out of it); the
+** caller still releases it.  Returns as ev_parse().
+*/
+int ev_from_json(json_t *root, const ev_limits *lim, ev *out, tailor_error *err);
 
 /*
 ** Rebuild an `ev` from a document that ev_parse() produced earlier (the

@@ -11,7 +11,8 @@
 ** Policies: JSON null is the same as absent; integer ids become strings;
 ** input keys that map to nothing are kept under "props", never dropped.
 */
-#include "engine/event.h"
+#include "core/event.h"
+#include "core/util.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -83,7 +84,7 @@ enum { K_ID, K_TEXT, K_NUM, K_COUNT, K_OBJ, K_ARRAY, K_TIME };
 
 enum {
   F_CUSTOMER, F_ANON, F_SESSION, F_ORDER, F_REVENUE, F_CURRENCY, F_QUERY,
-  F_NAME, F_ITEM, F_ITEMS, F_LINE_ID, F_PRICE, F_QUANTITY, F_TS, F_COUNT_
+  F_NAME, F_ITEM, F_ITEMS, F_LINE_ID, F_PRICE, F_QUANTITY, F_TS, F_MSG, F_COUNT_
 };
 
 static const struct field {
@@ -105,6 +106,8 @@ static const struct field {
     [F_PRICE] = {"price", K_NUM, {"price"}},
     [F_QUANTITY] = {"quantity", K_COUNT, {"quantity"}},
     [F_TS] = {"ts", K_TIME, {"ts", "timestamp", "originalTimestamp", "sentAt", "timestamp_micros"}},
+    /* Top level only (see take_msg_id): a retried event carries the same. */
+    [F_MSG] = {"message_id", K_ID, {"message_id", "messageId", "id"}},
 };
 
 /* Segment's properties, GA4's params and ecommerce.  And tailor's own
@@ -399,6 +402,13 @@ static int wants_name(int type) {
 
 static int micros_time(json_t *v, int64_t *ms);
 
+/* The message id: at the top level only, where Segment puts "messageId"
+   and tailor's own format "id" (inside properties an "id" is a product). */
+static int take_msg_id(json_t *top, json_t *doc, const char *tname, tailor_error *err) {
+  input in = {{top}, 1};
+  return take_into(&in, F_MSG, doc, fields[F_MSG].key, tname, err);
+}
+
 /* Map the parsed input `root` (which it consumes keys of) onto *out. */
 static int build(json_t *root, const ev_limits *lim, json_t **out, tailor_error *err) {
   input in = {{root}, 1};
@@ -428,6 +438,7 @@ static int build(json_t *root, const ev_limits *lim, json_t **out, tailor_error 
   }
   json_object_set_new(doc, "type", json_string(tname));
   json_object_set_new(doc, "ts", json_integer(ts));
+  if ((rc = take_msg_id(root, doc, tname, err))) goto done;
   for (int f = F_CUSTOMER; !rc && f <= F_NAME; f++)
     if (!(f == F_CUSTOMER && (req & EVF_CUSTDOC)) && !(f == F_NAME && !wants_name(type)))
       rc = take_into(&in, f, doc, fields[f].key, tname, err);
@@ -503,7 +514,7 @@ static int fill(ev *e, tailor_error *err) {
   struct { const char *key; const char **dst; } strs[] = {
       {"customer", &e->customer}, {"anon", &e->anon},   {"session", &e->session},
       {"order_id", &e->order_id}, {"query", &e->query}, {"name", &e->name},
-      {"currency", &e->currency},
+      {"currency", &e->currency}, {"message_id", &e->msg_id},
   };
   for (size_t i = (req & EVF_CUSTDOC) ? 1 : 0; i < sizeof strs / sizeof *strs; i++) {
     if (!(v = json_object_get(d, strs[i].key))) continue;
@@ -531,18 +542,23 @@ static int64_t clock_ms(void) {
   return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
+static void limits_fill(const ev_limits *lim, ev_limits *l) {
+  *l = lim ? *lim : (ev_limits){0, 0, 0};
+  if (!l->max_bytes) l->max_bytes = EV_DEFAULT_MAX_BYTES;
+  if (!l->max_lines) l->max_lines = EV_DEFAULT_MAX_LINES;
+  if (!l->now_ms) l->now_ms = clock_ms(); /* zeroed limits: now is now */
+}
+
 int ev_parse(const char *text, size_t len, const ev_limits *lim, ev *out, tailor_error *err) {
-  ev_limits l = lim ? *lim : (ev_limits){0, 0, 0};
+  ev_limits l;
   json_error_t je;
-  json_t *root, *doc = NULL;
+  json_t *root;
   size_t bad;
   int rc;
 
   memset(out, 0, sizeof *out);
   reset(err);
-  if (!l.max_bytes) l.max_bytes = EV_DEFAULT_MAX_BYTES;
-  if (!l.max_lines) l.max_lines = EV_DEFAULT_MAX_LINES;
-  if (!l.now_ms) l.now_ms = clock_ms(); /* zeroed limits: now is now */
+  limits_fill(lim, &l);
   if (!text) return fail(err, TAILOR_EINVAL, "", "no event text");
   if (len > l.max_bytes)
     return fail(err, TAILOR_ETOOBIG, "", "event is %zu bytes, more than the limit of %zu bytes",
@@ -550,19 +566,31 @@ int ev_parse(const char *text, size_t len, const ev_limits *lim, ev *out, tailor
   /* jansson checks UTF-8 too, but cannot say where the bad byte is. */
   if (!ev_utf8_valid(text, len, &bad))
     return fail(err, TAILOR_EUTF8, "", "invalid UTF-8 at byte %zu", bad);
+  if (util_json_depth(text, len) > UTIL_MAX_JSON_DEPTH)
+    return fail(err, TAILOR_EPARSE, "", "JSON nested deeper than %d levels",
+                UTIL_MAX_JSON_DEPTH);
   if (!(root = json_loadb(text, len, 0, &je)))
     return fail(err, TAILOR_EPARSE, "", "malformed JSON at line %d, column %d: %s", je.line,
                 je.column, je.text);
+  rc = ev_from_json(root, &l, out, err);
+  json_decref(root);
+  return rc;
+}
+
+int ev_from_json(json_t *root, const ev_limits *lim, ev *out, tailor_error *err) {
+  ev_limits l;
+  json_t *doc = NULL;
+  int rc;
+
+  memset(out, 0, sizeof *out);
+  reset(err);
+  limits_fill(lim, &l);
   if (!json_is_object(root)) {
     char buf[64];
-    rc = fail(err, TAILOR_EPARSE, "", "an event must be a JSON object, found %s",
-              describe(root, buf, sizeof buf));
-    json_decref(root);
-    return rc;
+    return fail(err, TAILOR_EPARSE, "", "an event must be a JSON object, found %s",
+                describe(root, buf, sizeof buf));
   }
-  rc = build(root, &l, &doc, err);
-  json_decref(root);
-  if (rc) return rc;
+  if ((rc = build(root, &l, &doc, err))) return rc;
   rc = ev_from_doc(doc, out, err);
   json_decref(doc);
   /* Keep an order's derived revenue in the stored document, for readers of

@@ -1,7 +1,7 @@
 /*
 ** util.c: clocks, error filling, whole-file reads.
 */
-#include "engine/util.h"
+#include "core/util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -65,4 +65,22 @@ char *util_read_file(const char *path, size_t *len) {
   char *buf = util_read_stream(f, len);
   fclose(f);
   return buf;
+}
+
+int util_json_depth(const char *s, size_t len) {
+  int depth = 0, most = 0, in_str = 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = s[i];
+    if (in_str) {
+      if (c == '\\') i++;
+      else if (c == '"') in_str = 0;
+    } else if (c == '"') {
+      in_str = 1;
+    } else if (c == '[' || c == '{') {
+      if (++depth > most) most = depth;
+    } else if (c == ']' || c == '}') {
+      depth--;
+    }
+  }
+  return most;
 }
