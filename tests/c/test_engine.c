@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "check.h"
 #include "index/index.h"
 #include "tailor.h"
@@ -526,6 +528,109 @@ static void test_checkpoint_restart(void) {
   }
 }
 
+/* A count from stats: "key":N, -1 when absent. */
+static long stat_of(tailor *t, const char *key) {
+  char *s = NULL, pat[80];
+  long v = -1;
+  snprintf(pat, sizeof pat, "\"%s\":", key);
+  tailor_stats(t, &s, NULL);
+  const char *p = s ? strstr(s, pat) : NULL;
+  if (p) v = strtol(p + strlen(pat), NULL, 10);
+  tailor_free(s);
+  return v;
+}
+
+/* A retried event (same message id) is acknowledged and counted once: in
+   the store, in the index and by the triggers; also within one batch. */
+static void test_message_id_applied_once(void) {
+  char db[700], dir[600];
+  make_dir(dir, sizeof dir, "msgid");
+  snprintf(db, sizeof db, "%s/shop.db", dir);
+  tailor *t = open_engine(db, "");
+  CHECK(t != NULL);
+  if (!t) return;
+  const char *order = "{\"type\":\"purchase\",\"messageId\":\"m-1\",\"customer\":\"c1\","
+                      "\"order_id\":\"o1\",\"items\":[{\"id\":\"a\",\"price\":10}]}";
+  CHECK_INT(ingest(t, order), TAILOR_OK);
+  CHECK_INT(ingest(t, order), TAILOR_OK); /* the client's retry */
+  const char batch[] =
+      "{\"type\":\"view\",\"id\":\"m-2\",\"item\":\"a\",\"customer\":\"c1\"}\n"
+      "{\"type\":\"view\",\"id\":\"m-2\",\"item\":\"a\",\"customer\":\"c1\"}\n"
+      "{\"type\":\"view\",\"item\":\"a\",\"customer\":\"c1\"}\n"
+      "{\"type\":\"view\",\"item\":\"a\",\"customer\":\"c1\"}\n";
+  size_t acc = 0, rej = 0;
+  CHECK_INT(tailor_ingest_batch(t, batch, strlen(batch), NULL, NULL, &acc, &rej), TAILOR_OK);
+  CHECK_INT(acc, 4);
+  CHECK_INT(rej, 0);
+  CHECK_INT(stat_of(t, "events_total"), 4); /* purchase, m-2, two without ids */
+  char *j = NULL;
+  CHECK_INT(tailor_customer(t, "c1", 0, &j, NULL), TAILOR_OK);
+  CHECK_CONTAINS(j, "\"orders\":1,");
+  CHECK_CONTAINS(j, "\"revenue\":10.0");
+  tailor_free(j);
+  tailor_close(t);
+  /* And after a restart, the log replays to the same. */
+  t = open_engine(db, "");
+  CHECK(t != NULL);
+  if (!t) return;
+  CHECK_INT(ingest(t, order), TAILOR_OK);
+  CHECK_INT(stat_of(t, "events_total"), 4);
+  CHECK_INT(tailor_customer(t, "c1", 0, &j, NULL), TAILOR_OK);
+  CHECK_CONTAINS(j, "\"orders\":1,");
+  tailor_free(j);
+  tailor_close(t);
+}
+
+static const char cart_email_lua[] =
+    "return { on_event = function(ctx, ev)\n"
+    "  if ev.type ~= 'add_to_cart' then return nil end\n"
+    "  return { schedule = { { key = 'cart:' .. ev.customer, template = 'cart',\n"
+    "                          delay = 3600 } } }\n"
+    "end }\n";
+
+/* The event and the outbox row its trigger schedules commit together: when
+   the outbox write fails, the event is not stored, the caller hears it,
+   and the index forgets what it applied; when it works, both are there. */
+static void test_outbox_in_the_events_transaction(void) {
+  char db[700], dir[600], strat[600];
+  make_dir(dir, sizeof dir, "outboxtx");
+  make_dir(strat, sizeof strat, "outboxstrat");
+  write_file(strat, "triggers.lua", cart_email_lua);
+  snprintf(db, sizeof db, "%s/shop.db", dir);
+  tailor *t = open_engine(db, strat);
+  CHECK(t != NULL);
+  if (!t) return;
+  CHECK_INT(ingest(t, "{\"type\":\"customer_upsert\",\"customer\":{\"id\":\"c1\","
+                      "\"email\":\"ada@example.com\",\"consent\":{\"email\":true}}}"), 0);
+  /* A disk that refuses the outbox row, from another connection. */
+  sqlite3 *db2 = NULL;
+  CHECK_INT(sqlite3_open(db, &db2), SQLITE_OK);
+  CHECK_INT(sqlite3_exec(db2, "CREATE TRIGGER refuse BEFORE INSERT ON outbox BEGIN "
+                              "SELECT RAISE(ABORT, 'no room'); END;", NULL, NULL, NULL),
+            SQLITE_OK);
+  long before = stat_of(t, "events_total");
+  tailor_error err = {0};
+  const char *cart = "{\"type\":\"add_to_cart\",\"id\":\"m-9\",\"item\":\"hat\",\"customer\":\"c1\"}";
+  CHECK_INT(tailor_ingest(t, cart, strlen(cart), &err), TAILOR_ESTORE);
+  CHECK_CONTAINS(err.message, "no room");
+  CHECK_INT(stat_of(t, "events_total"), before);
+  char *j = NULL;
+  CHECK_INT(tailor_customer(t, "c1", 0, &j, NULL), TAILOR_OK);
+  CHECK_CONTAINS(j, "\"cart\":[]"); /* the index let go of the cart too */
+  tailor_free(j);
+  /* The client retries once the disk has room: one event, one email. */
+  CHECK_INT(sqlite3_exec(db2, "DROP TRIGGER refuse", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db2);
+  CHECK_INT(tailor_ingest(t, cart, strlen(cart), &err), TAILOR_OK);
+  CHECK_INT(tailor_ingest(t, cart, strlen(cart), &err), TAILOR_OK);
+  CHECK_INT(stat_of(t, "events_total"), before + 1);
+  CHECK_INT(stat_of(t, "outbox"), 1);
+  CHECK_INT(tailor_customer(t, "c1", 0, &j, NULL), TAILOR_OK);
+  CHECK_CONTAINS(j, "\"cart\":[\"hat\"]");
+  tailor_free(j);
+  tailor_close(t);
+}
+
 static void test_errors_named(void) {
   CHECK_STR(tailor_strerror(TAILOR_EPARSE), "malformed JSON");
   CHECK_STR(tailor_errname(TAILOR_EFIELD), "EFIELD");
@@ -551,5 +656,7 @@ int main(void) {
   RUN(test_concurrent_ingest_group_commit);
   RUN(test_customer_and_forget);
   RUN(test_checkpoint_restart);
+  RUN(test_message_id_applied_once);
+  RUN(test_outbox_in_the_events_transaction);
   return CHECK_DONE();
 }
