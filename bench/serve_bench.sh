@@ -17,6 +17,14 @@
 #    load") and at half of tailor's own (latency from the scheduled send,
 #    so falling behind shows).
 # 4. Server memory (VmRSS, VmHWM) under load; ratios; everything stopped.
+# 5. Durable events the way shops send them: EV_CONNS (50) connections,
+#    unpipelined and pipelined by 16, tailor `event` (acknowledged after
+#    its transaction's fsync, with the shipped strategies' triggers) beside
+#    Redis ZINCRBY with AOF fsync always (acknowledged after its fsync),
+#    both columns and the ratio.
+#
+# PARTS (default "decide events") picks sections: "events" alone skips the
+# decision cases.
 #
 # Closed loop: CONNS connections x DEPTH pipelined requests.  Environment:
 # BUILD (default build/release), DATA, STRATEGIES, RUN (seconds per case,
@@ -32,6 +40,8 @@ RUN=${RUN:-5}
 CONNS=${CONNS:-4}
 DEPTH=${DEPTH:-128}
 SESSIONS=${SESSIONS:-0}
+EV_CONNS=${EV_CONNS:-50}
+PARTS=${PARTS:-decide events}
 TOKEN=bench-storefront-token-0123456789
 STEP_TIMEOUT=$((RUN * 4 + 60)) # no step may hang the run
 
@@ -129,6 +139,9 @@ show() { # show LABEL LINE [EXTRA]
     "$(field errors "$2")" "${3:+  $3}"
 }
 
+has_part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+if has_part decide; then
 echo "load: $CONNS connections x $DEPTH pipelined requests (closed loop) unless a rate is given, ${RUN} s a case after 1 s of warm-up"
 echo
 echo "== the shipped strategies ($STRATEGIES)"
@@ -197,3 +210,26 @@ awk -v a="$(field rps "$ev")" -v b="$(field rps "$zi")" -v c="$(field rps "$za")
 echo "decide p99 at redis's ZREVRANGE rate ($zr_rps/s): $(field p99_us "$at") us" \
      "(target < 1000; $(field behind "$at") requests could not be sent on schedule)"
 echo "decide p99 at half its own capacity ($half/s): $(field p99_us "$hl") us"
+fi
+
+if has_part events; then
+  echo
+  echo "== durable events: $EV_CONNS connections, tailor event (shipped strategies) vs redis ZINCRBY (AOF, fsync always)"
+  redis-cli -p "$REDIS_PORT" config set appendonly yes >/dev/null
+  redis-cli -p "$REDIS_PORT" config set appendfsync always >/dev/null
+  sleep 1
+  start_tailor "$STRATEGIES"
+  printf "%-10s %12s %12s %8s   %s\n" "pipeline" "tailor ev/s" "redis ev/s" "ratio" "p50 / p99 us (tailor | redis)"
+  for depth in 1 16; do
+    te=$(timeout "$STEP_TIMEOUT" "$LOAD" --port "$PORT" --mode event --conns "$EV_CONNS" --depth "$depth" \
+      --seconds "$RUN" --warmup 1 --sessions "$SESS" --token "$TOKEN")
+    re=$(timeout "$STEP_TIMEOUT" "$LOAD" --port "$REDIS_PORT" --mode zincrby --conns "$EV_CONNS" \
+      --depth "$depth" --seconds "$RUN" --warmup 1 --sessions "$SESS")
+    printf "%-10s %12s %12s %8s   %s / %s | %s / %s  errors %s | %s\n" "$depth" "$(field rps "$te")" \
+      "$(field rps "$re")" "$(awk -v a="$(field rps "$te")" -v b="$(field rps "$re")" 'BEGIN {printf "%.3f", a / b}')" \
+      "$(field p50_us "$te")" "$(field p99_us "$te")" "$(field p50_us "$re")" "$(field p99_us "$re")" \
+      "$(field errors "$te")" "$(field errors "$re")"
+  done
+  echo "tailor serve after the events: $(rss "$TAILOR_PID")"
+  stop_tailor
+fi

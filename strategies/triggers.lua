@@ -135,7 +135,8 @@ local function on_event(ctx, ev)
   if not handler then return nil end
   -- Customer emails need a known, consenting customer; catalog events
   -- (price drop, back in stock) pick their customers themselves.
-  if ev.type ~= "item_upsert" and not (ctx.customer.id and consented(ctx)) then return nil end
+  -- ev.customer first: an anonymous event costs no customer lookup.
+  if ev.type ~= "item_upsert" and not (ev.customer and consented(ctx)) then return nil end
   return handler(ctx, ev)
 end
 

@@ -158,16 +158,59 @@ static int segment_index(lua_State *L) {
   return 1;
 }
 
+/* Push ctx.segments for the ctx at absolute index `ctx`: ctx.segments.<name>
+   asks the predicate on first use and keeps the answer, so a decision pays
+   only for the segments it reads; a name no predicate defines is an error
+   (a typo, not a silent "no"). */
+static void push_segments(lua_State *L, int ctx) {
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  if (!lvm_push_handler(lvm_of(L), "segments", NULL)) lua_newtable(L);
+  lua_pushvalue(L, ctx);
+  lua_pushcclosure(L, segment_index, 2);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
+}
+
+/*
+** __index of a ctx: the fields that cost something to build (customer,
+** session, segments) are made when a handler first reads them and kept in
+** the ctx.  Upvalues: 1 the engine, 2 customer id, 3 anonymous id, 4
+** session id (each a string or nil).  Handlers run with the index read lock
+** held, so the figures are those of the moment they are read.
+*/
+static int ctx_index(lua_State *L) {
+  const char *k = lua_tostring(L, 2);
+  tailor *t = lua_touserdata(L, lua_upvalueindex(1));
+  if (!k) return 0;
+  if (!strcmp(k, "customer"))
+    lapi_push_customer(L, t, lua_tostring(L, lua_upvalueindex(2)),
+                       lua_tostring(L, lua_upvalueindex(3)));
+  else if (!strcmp(k, "session"))
+    lapi_push_session(L, t, lua_tostring(L, lua_upvalueindex(4)));
+  else if (!strcmp(k, "segments"))
+    push_segments(L, 1);
+  else
+    return 0;
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, 1);
+  return 1;
+}
+
+static void push_opt_string(lua_State *L, const char *s) {
+  if (s)
+    lua_pushstring(L, s);
+  else
+    lua_pushnil(L);
+}
+
 void lapi_push_ctx(lua_State *L, tailor *t, const lapi_ctx *c) {
   lua_createtable(L, 0, 9);
   lua_pushstring(L, c->kind);
   lua_setfield(L, -2, "kind");
   set_int(L, "k", c->k);
   set_int(L, "now", util_now_ms());
-  lapi_push_customer(L, t, c->customer, c->anon);
-  lua_setfield(L, -2, "customer");
-  lapi_push_session(L, t, c->session);
-  lua_setfield(L, -2, "session");
   push_object(L, c->page);
   lua_setfield(L, -2, "page");
   push_object(L, c->context);
@@ -176,18 +219,14 @@ void lapi_push_ctx(lua_State *L, tailor *t, const lapi_ctx *c) {
     ljson_push(L, c->items);
     lua_setfield(L, -2, "items");
   }
-  /* Segments: ctx.segments.<name> asks the predicate on first use and keeps
-     the answer, so a decision pays only for the segments it reads; a name
-     no predicate defines is an error (a typo, not a silent "no"). */
-  int ctx = lua_gettop(L);
-  lua_newtable(L);
   lua_createtable(L, 0, 1);
-  if (!lvm_push_handler(lvm_of(L), "segments", NULL)) lua_newtable(L);
-  lua_pushvalue(L, ctx);
-  lua_pushcclosure(L, segment_index, 2);
+  lua_pushlightuserdata(L, t);
+  push_opt_string(L, c->customer);
+  push_opt_string(L, c->anon);
+  push_opt_string(L, c->session);
+  lua_pushcclosure(L, ctx_index, 4);
   lua_setfield(L, -2, "__index");
   lua_setmetatable(L, -2);
-  lua_setfield(L, ctx, "segments");
 }
 
 /* k from argument `arg` (default `def`), bounded. */
