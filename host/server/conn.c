@@ -17,6 +17,11 @@
 ** order; a read (decide, customer.get, stats) waits until the writes sent
 ** before it on the same connection are stored, so a client sees its own
 ** events in the decisions it asks for next.
+**
+** Refusals.  A connection past max_connections is answered `overloaded`
+** and closed, in its own protocol: its first bytes are read to tell (an
+** HTTP client gets a 503 with a JSON body), and one that sends nothing for
+** SRV_REFUSED_WAIT_MS gets the NDJSON line.
 */
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,6 +34,11 @@
 
 /* How often a connection re-reads the idle timeout when it is 0 (off). */
 #define SRV_IDLE_RECHECK_MS 60000
+/* How long a refused connection may take to show its protocol. */
+#define SRV_REFUSED_WAIT_MS 1000
+
+/* Why a connection was refused at accept (conn.refused). */
+enum { REFUSED_NONE, REFUSED_CONNECTIONS };
 
 typedef struct wreq {
   uv_write_t req;
@@ -356,13 +366,28 @@ void srv_conn_finish(conn *c) {
   srv_conn_pump(c);
 }
 
-/* Idle timeout, and the end of a lingering close. */
+static void answer_refusal(conn *c, int http);
+
+/* Idle timeout, the end of a lingering close, and a refusal's wait. */
 static void on_timer(uv_timer_t *t) {
   conn *c = t->data;
   srv *s = c->s;
   if (c->closing) return;
   if (c->lingering || c->no_linger) {
     srv_conn_close(c);
+    return;
+  }
+  if (c->refused) {
+    if (c->no_more_input) { /* answered, and the answer is not taken */
+      srv_conn_close(c);
+      return;
+    }
+    /* Nothing told the protocol: NDJSON, whose clients may wait to be
+       spoken to; then close without lingering, it has waited enough. */
+    c->no_linger = 1;
+    uv_timer_start(t, on_timer, SRV_LINGER_MS, 0);
+    answer_refusal(c, 0);
+    srv_conn_pump(c);
     return;
   }
   uint64_t idle = (uint64_t)s->conf->idle_timeout_ms, now = uv_now(s->loop);
@@ -551,6 +576,12 @@ static int conn_parse(conn *c) {
     if (c->mode == SRV_MODE_SNIFF) {
       int k = srv_sniff(c->in.buf + c->in.start, srv_in_pending(&c->in));
       if (k == SRV_SNIFF_MORE && !c->eof) break;
+      if (c->refused) {
+        answer_refusal(c, k == SRV_SNIFF_HTTP);
+        if (!c->closing) uv_timer_start(&c->timer, on_timer, SRV_LINGER_MS, 0);
+        made++;
+        break;
+      }
       if (k == SRV_SNIFF_HTTP) {
         if (srv_http_start(c)) {
           srv_conn_close(c);
@@ -595,8 +626,36 @@ void srv_conn_pump(conn *c) {
 }
 
 /*
-** Accepting.
+** Accepting and refusing.
 */
+
+/* Past a limit: wait for the first bytes to answer in their protocol. */
+static void refuse(conn *c, int why) {
+  c->s->m.conns_refused++;
+  c->refused = why;
+  uv_timer_start(&c->timer, on_timer, SRV_REFUSED_WAIT_MS, 0);
+  srv_conn_pump(c);
+}
+
+/* The `overloaded` error, as HTTP or NDJSON; nothing is read after it. */
+static void answer_refusal(conn *c, int http) {
+  const srv_conf *cf = c->s->conf;
+  c->no_more_input = c->close_after_flush = 1;
+  job *j = srv_job_new(c);
+  if (!j) {
+    srv_conn_close(c);
+    return;
+  }
+  j->http = http;
+  j->http_minor = 1; /* keep_alive 0: "Connection: close" */
+  j->head_only = http && srv_in_pending(&c->in) >= 5 &&
+                 !memcmp(c->in.buf + c->in.start, "HEAD ", 5);
+  srv_job_fail(j, SRV_EOVERLOADED, NULL,
+               "too many connections (max_connections is %ld); try again later",
+               cf->max_connections);
+  srv_job_submit(c, j);
+}
+
 void srv_on_connection(uv_stream_t *server, int status) {
   srv *s = server->data;
   if (status < 0) {
@@ -634,19 +693,7 @@ void srv_on_connection(uv_stream_t *server, int status) {
   /* Responses are whole when written; no reason to wait for more. */
   if (tcp) uv_tcp_nodelay(&c->h.tcp, 1);
   if (s->n_open >= s->conf->max_connections) {
-    s->m.conns_refused++;
-    c->no_more_input = c->close_after_flush = c->no_linger = 1;
-    job *j = srv_job_new(c);
-    if (!j) {
-      srv_conn_close(c);
-      return;
-    }
-    srv_job_fail(j, SRV_EOVERLOADED, NULL,
-                 "too many connections (max_connections is %ld); try again later",
-                 s->conf->max_connections);
-    srv_job_submit(c, j);
-    uv_timer_start(&c->timer, on_timer, SRV_LINGER_MS, 0);
-    srv_conn_pump(c);
+    refuse(c, REFUSED_CONNECTIONS);
     return;
   }
   c->counted = 1;

@@ -112,6 +112,7 @@ struct conn {
   size_t out_bytes;     /* handed to uv_write, not yet written */
   uint64_t lines;       /* NDJSON lines read, for messages */
   uint64_t last_active; /* uv_now() of the last request or written reply */
+  int refused;          /* past a limit at accept: which one (conn.c) */
   char *token;          /* from the `auth` op; owned */
   int handles;          /* libuv handles still open (stream, timer) */
   unsigned reading : 1, eof : 1, no_more_input : 1, close_after_flush : 1,
