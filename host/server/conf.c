@@ -143,6 +143,13 @@ static int parse_cors(srv_conf *c, const json_t *v, char *err, size_t n) {
   return 0;
 }
 
+/* Every key of the section, for the error that names an unknown one. */
+static void key_list(char *buf, size_t n) {
+  int k = snprintf(buf, n, "listen, unix, tokens, cors_origins, static_dir");
+  for (size_t i = 0; i < N_INT_KEYS && k > 0 && (size_t)k < n; i++)
+    k += snprintf(buf + k, n - (size_t)k, ", %s", int_keys[i].key);
+}
+
 int srv_conf_parse(const json_t *section, srv_conf *c, char *err, size_t n) {
   memset(c, 0, sizeof *c);
   for (size_t i = 0; i < N_INT_KEYS; i++)
@@ -184,13 +191,9 @@ int srv_conf_parse(const json_t *section, srv_conf *c, char *err, size_t n) {
       size_t i = 0;
       while (i < N_INT_KEYS && strcmp(int_keys[i].key, key)) i++;
       if (i == N_INT_KEYS) {
-        rc = fail(err, n,
-                  "server.%s: unknown key (listen, unix, tokens, cors_origins, "
-                  "static_dir, max_line_bytes, max_body_bytes, max_batch_events, "
-                  "max_connections, max_inflight, max_output_bytes, "
-                  "idle_timeout_ms, threads, shutdown_grace_ms, "
-                  "deliver_interval_ms, deliver_batch)",
-                  key);
+        char keys[512];
+        key_list(keys, sizeof keys);
+        rc = fail(err, n, "server.%s: unknown key (%s)", key, keys);
       } else if (!json_is_integer(v) || json_integer_value(v) < int_keys[i].lo ||
                  json_integer_value(v) > int_keys[i].hi) {
         rc = fail(err, n, "server.%s: expected an integer from %ld to %ld", key,

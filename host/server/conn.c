@@ -18,10 +18,20 @@
 ** before it on the same connection are stored, so a client sees its own
 ** events in the decisions it asks for next.
 **
-** Refusals.  A connection past max_connections is answered `overloaded`
-** and closed, in its own protocol: its first bytes are read to tell (an
-** HTTP client gets a 503 with a JSON body), and one that sends nothing for
-** SRV_REFUSED_WAIT_MS gets the NDJSON line.
+** Slow clients.  Besides the idle timeout, a request head has a deadline
+** of its own (header_timeout_ms): an HTTP request line and headers, from
+** their first byte (the first request's from the accept), and the first
+** NDJSON line of a connection.  So a client that dribbles bytes without
+** ever finishing a request holds a connection seconds, not a minute.  The
+** clock runs only while the connection is read: a head that waits because
+** we paused the reads is not the client's slowness.  Later NDJSON lines
+** and HTTP bodies, which may be large, have the idle timeout only; the
+** connections one address may hold are bounded too (max_conns_per_peer).
+**
+** Refusals.  A connection past max_connections or max_conns_per_peer is
+** answered `overloaded` and closed, in its own protocol: its first bytes
+** are read to tell (an HTTP client gets a 503 with a JSON body), and one
+** that sends nothing for SRV_REFUSED_WAIT_MS gets the NDJSON line.
 */
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,7 +48,7 @@
 #define SRV_REFUSED_WAIT_MS 1000
 
 /* Why a connection was refused at accept (conn.refused). */
-enum { REFUSED_NONE, REFUSED_CONNECTIONS };
+enum { REFUSED_NONE, REFUSED_CONNECTIONS, REFUSED_PEER };
 
 typedef struct wreq {
   uv_write_t req;
@@ -326,7 +336,8 @@ void srv_conn_close(conn *c) {
   srv *s = c->s;
   c->closing = 1;
   if (c->counted) s->n_open--;
-  c->counted = 0;
+  if (c->peer_counted) srv_peers_remove(s->peers, c->peer);
+  c->counted = c->peer_counted = 0;
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -366,12 +377,47 @@ void srv_conn_finish(conn *c) {
   srv_conn_pump(c);
 }
 
+/*
+** Deadlines.  One timer a connection: the idle timeout and the request
+** head's deadline, then the wait of a lingering close or of a refusal.
+*/
+
+/* Milliseconds until `c` is due to close (0: now); *slow when it is for
+   its request head. */
+static uint64_t time_left(const conn *c, int *slow) {
+  const srv_conf *cf = c->s->conf;
+  uint64_t now = uv_now(c->s->loop), left = SRV_IDLE_RECHECK_MS;
+  uint64_t idle = (uint64_t)cf->idle_timeout_ms, head = (uint64_t)cf->header_timeout_ms;
+  *slow = 0;
+  if (idle) {
+    /* Work of ours in progress is not the client's idleness. */
+    if (c->queued)
+      left = idle;
+    else if (now - c->last_active >= idle)
+      return 0;
+    else
+      left = idle - (now - c->last_active);
+  }
+  if (head && c->head_at && c->reading) {
+    if (now - c->head_at >= head) {
+      *slow = 1;
+      return 0;
+    }
+    if (head - (now - c->head_at) < left) left = head - (now - c->head_at);
+  }
+  return left;
+}
+
+static void arm_timer(conn *c) {
+  int slow;
+  uint64_t left = time_left(c, &slow);
+  uv_timer_start(&c->timer, on_timer, left ? left : 1, 0);
+}
+
 static void answer_refusal(conn *c, int http);
 
-/* Idle timeout, the end of a lingering close, and a refusal's wait. */
 static void on_timer(uv_timer_t *t) {
   conn *c = t->data;
-  srv *s = c->s;
   if (c->closing) return;
   if (c->lingering || c->no_linger) {
     srv_conn_close(c);
@@ -390,17 +436,13 @@ static void on_timer(uv_timer_t *t) {
     srv_conn_pump(c);
     return;
   }
-  uint64_t idle = (uint64_t)s->conf->idle_timeout_ms, now = uv_now(s->loop);
-  if (!idle) {
-    uv_timer_start(t, on_timer, SRV_IDLE_RECHECK_MS, 0);
+  int slow;
+  uint64_t left = time_left(c, &slow);
+  if (left) {
+    uv_timer_start(t, on_timer, left, 0);
     return;
   }
-  /* Work of ours in progress is not the client's idleness. */
-  if (c->queued || now - c->last_active < idle) {
-    uint64_t left = c->queued ? idle : idle - (now - c->last_active);
-    uv_timer_start(t, on_timer, left ? left : 1, 0);
-    return;
-  }
+  if (slow) c->s->m.conns_head_timeouts++;
   srv_conn_close(c);
 }
 
@@ -527,6 +569,8 @@ static void pump_reads(conn *c) {
       return;
     }
     c->reading = 1;
+    /* Time we did not read is not the client's: a head's clock starts again. */
+    if (c->head_at) c->head_at = uv_now(c->s->loop);
   } else if (!want && c->reading) {
     uv_read_stop(&c->h.stream);
     c->reading = 0;
@@ -593,6 +637,10 @@ static int conn_parse(conn *c) {
       }
     }
     if (c->mode == SRV_MODE_HTTP) {
+      /* Bytes between requests start the next head's clock, also when
+         they are line ends that http_parser skips. */
+      if (!c->head_at && !c->http->in_message && srv_in_pending(&c->in))
+        c->head_at = uv_now(c->s->loop);
       int k = srv_http_feed(c);
       if (k <= 0) break;
       made += k;
@@ -608,6 +656,9 @@ static int conn_parse(conn *c) {
       too_long(c);
     else if (!blank(line, len))
       ndjson_request(c, line, len);
+    else
+      continue;
+    c->head_at = 0; /* a request came whole: no head deadline from now on */
   }
   return made > 0;
 }
@@ -622,12 +673,33 @@ void srv_conn_pump(conn *c) {
   } while (progress);
   if (c->closing) return;
   pump_reads(c);
-  if (!c->closing && c->close_after_flush && !c->head) begin_shutdown(c);
+  if (c->closing) return;
+  if (c->close_after_flush && !c->head) begin_shutdown(c);
+  /* Deadlines follow what just happened (a head begun or ended, reads
+     paused or resumed); the timer is another's while lingering or
+     refusing. */
+  if (!c->closing && !c->lingering && !c->no_linger && !c->refused) arm_timer(c);
 }
 
 /*
 ** Accepting and refusing.
 */
+
+/* Count `c` against its address (max_conns_per_peer): 0 when counted, 1
+   past the limit, -1 when it cannot be (the peer is gone already, or out
+   of memory). */
+static int count_peer(conn *c) {
+  srv *s = c->s;
+  struct sockaddr_storage sa;
+  int len = sizeof sa;
+  if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&sa, &len) ||
+      srv_peer_key((const struct sockaddr *)&sa, c->peer))
+    return -1;
+  int rc = srv_peers_add(s->peers, c->peer, s->conf->max_conns_per_peer);
+  if (rc < 0) srv_log(TAILOR_LOG_ERROR, "accept: out of memory");
+  c->peer_counted = rc == 0;
+  return rc;
+}
 
 /* Past a limit: wait for the first bytes to answer in their protocol. */
 static void refuse(conn *c, int why) {
@@ -650,9 +722,15 @@ static void answer_refusal(conn *c, int http) {
   j->http_minor = 1; /* keep_alive 0: "Connection: close" */
   j->head_only = http && srv_in_pending(&c->in) >= 5 &&
                  !memcmp(c->in.buf + c->in.start, "HEAD ", 5);
-  srv_job_fail(j, SRV_EOVERLOADED, NULL,
-               "too many connections (max_connections is %ld); try again later",
-               cf->max_connections);
+  if (c->refused == REFUSED_PEER)
+    srv_job_fail(j, SRV_EOVERLOADED, NULL,
+                 "too many connections from your address (max_conns_per_peer is %ld); "
+                 "try again later",
+                 cf->max_conns_per_peer);
+  else
+    srv_job_fail(j, SRV_EOVERLOADED, NULL,
+                 "too many connections (max_connections is %ld); try again later",
+                 cf->max_connections);
   srv_job_submit(c, j);
 }
 
@@ -689,17 +767,23 @@ void srv_on_connection(uv_stream_t *server, int status) {
     return;
   }
   s->m.conns_total++;
-  c->last_active = uv_now(s->loop);
+  c->last_active = c->head_at = uv_now(s->loop);
   /* Responses are whole when written; no reason to wait for more. */
   if (tcp) uv_tcp_nodelay(&c->h.tcp, 1);
   if (s->n_open >= s->conf->max_connections) {
     refuse(c, REFUSED_CONNECTIONS);
     return;
   }
+  int peer = tcp ? count_peer(c) : 0;
+  if (peer) {
+    if (peer > 0)
+      refuse(c, REFUSED_PEER);
+    else
+      srv_conn_close(c);
+    return;
+  }
   c->counted = 1;
   s->n_open++;
-  long idle = s->conf->idle_timeout_ms;
-  uv_timer_start(&c->timer, on_timer, idle > 0 ? (uint64_t)idle : SRV_IDLE_RECHECK_MS, 0);
   srv_conn_pump(c);
 }
 

@@ -3,7 +3,9 @@
 ** http_parser.c) doing the parsing: keep-alive and pipelining, bodies up
 ** to max_body_bytes, `Authorization: Bearer`, CORS from server.cors_origins,
 ** `Expect: 100-continue`.  A request becomes a job through srv_parse_http()
-** and then travels exactly like an NDJSON one; this file only frames it.
+** and then travels exactly like an NDJSON one; this file only frames it,
+** and marks where a request head begins and ends (conn.head_at: the
+** header_timeout_ms deadline, kept in conn.c).
 */
 #include <limits.h>
 #include <stdio.h>
@@ -26,7 +28,12 @@ static void append(char *dst, size_t cap, size_t *len, const char *at, size_t n)
 }
 
 static int on_message_begin(http_parser *p) {
-  http_state *h = state_of(p);
+  conn *c = p->data;
+  http_state *h = c->http;
+  /* header_timeout_ms runs from here (or from the bytes before it, see
+     conn.c) to the end of the headers. */
+  if (!c->head_at) c->head_at = uv_now(c->s->loop);
+  h->in_message = 1;
   h->url_len = h->field_len = h->auth_len = h->origin_len = h->expect_len = 0;
   h->url_long = h->in_value = h->body_long = 0;
   h->capture = H_NONE;
@@ -76,6 +83,7 @@ static void make_request(conn *c);
 static int on_headers_complete(http_parser *p) {
   conn *c = p->data;
   http_state *h = c->http;
+  c->head_at = 0;
   size_t max = (size_t)c->s->conf->max_body_bytes;
   if (p->content_length != ULLONG_MAX && p->content_length > max) {
     /* Refuse before the body arrives; the connection cannot go on. */
@@ -117,6 +125,7 @@ static int on_body(http_parser *p, const char *at, size_t n) {
 
 static int on_message_complete(http_parser *p) {
   conn *c = p->data;
+  c->http->in_message = 0;
   make_request(c);
   /* Stop after this message when the connection is full or ends here;
      srv_http_feed resumes later from the same byte. */

@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "core/event.h"
+#include "server/peer.h"
 #include "server/proto.h"
 #include "server/server.h"
 
@@ -87,6 +88,7 @@ typedef struct http_state {
   char *body;
   size_t body_len, body_cap;
   int body_long;
+  int in_message;    /* from a message's first byte to its end */
 } http_state;
 
 struct conn {
@@ -112,12 +114,16 @@ struct conn {
   size_t out_bytes;     /* handed to uv_write, not yet written */
   uint64_t lines;       /* NDJSON lines read, for messages */
   uint64_t last_active; /* uv_now() of the last request or written reply */
+  uint64_t head_at;     /* uv_now() when the request head (HTTP request line
+                           and headers, first NDJSON line) we wait for
+                           began; 0: none (header_timeout_ms) */
+  unsigned char peer[SRV_PEER_KEY_BYTES]; /* client address, when counted */
   int refused;          /* past a limit at accept: which one (conn.c) */
   char *token;          /* from the `auth` op; owned */
   int handles;          /* libuv handles still open (stream, timer) */
   unsigned reading : 1, eof : 1, no_more_input : 1, close_after_flush : 1,
       closing : 1, shutting : 1, lingering : 1, no_linger : 1, dirty : 1,
-      counted : 1;
+      counted : 1, peer_counted : 1;
 };
 
 /* Counters of the event loop thread (only it writes them). */
@@ -128,7 +134,7 @@ typedef struct srv_metrics {
   uint64_t errors[SRV_ERR_COUNT];     /* responses by error code */
   uint64_t latency[SRV_OP_COUNT + 1][SRV_LATENCY_BUCKETS + 1];
   double latency_sum[SRV_OP_COUNT + 1];
-  uint64_t conns_total, conns_refused, bytes_in, bytes_out;
+  uint64_t conns_total, conns_refused, conns_head_timeouts, bytes_in, bytes_out;
 } srv_metrics;
 
 struct srv {
@@ -146,6 +152,7 @@ struct srv {
   uv_timer_t grace;
  conn *conns;
   int n_open;            /* connections counted against max_connections */
+  srv_peers *peers;      /* the same, by client address (peer.c) */
   int alive;             /* connection structs not yet freed */
   int stopping;
   int handles_closed;    /* the loop's own handles are closing */

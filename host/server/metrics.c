@@ -136,8 +136,12 @@ char *srv_metrics_render(srv *s, const char *stats_json, size_t *len) {
   head(&b, "tailor_connections_total", "counter", "Connections accepted.");
   put(&b, "tailor_connections_total %llu\n", (unsigned long long)m->conns_total);
   head(&b, "tailor_connections_refused_total", "counter",
-       "Connections refused past max_connections.");
+       "Connections refused past max_connections or max_conns_per_peer.");
   put(&b, "tailor_connections_refused_total %llu\n", (unsigned long long)m->conns_refused);
+  head(&b, "tailor_connections_head_timeouts_total", "counter",
+       "Connections closed for a request head not whole within header_timeout_ms.");
+  put(&b, "tailor_connections_head_timeouts_total %llu\n",
+      (unsigned long long)m->conns_head_timeouts);
   head(&b, "tailor_received_bytes_total", "counter", "Bytes read from clients.");
   put(&b, "tailor_received_bytes_total %llu\n", (unsigned long long)m->bytes_in);
   head(&b, "tailor_sent_bytes_total", "counter", "Bytes written to clients.");

@@ -324,7 +324,8 @@ static int start(srv *s) {
 
 int srv_run(tailor *t, srv_conf *conf, const srv_opts *o) {
   srv *s = calloc(1, sizeof *s);
-  if (!s) {
+  if (!s || !(s->peers = srv_peers_new())) {
+    free(s);
     srv_conf_free(conf);
     free(conf);
     return 1;
@@ -360,6 +361,7 @@ int srv_run(tailor *t, srv_conf *conf, const srv_opts *o) {
   uv_cond_destroy(&s->write_cv);
   free(s->stats_cache);
   free(s->pipe_path);
+  srv_peers_free(s->peers);
   srv_conf_free(s->conf);
   free(s->conf);
   free(s);

@@ -28,6 +28,9 @@
     "most events in one `events` request")                                   \
   X(max_connections, "max_connections", 1024, 1, 1000000,                    \
     "open connections; more are answered with an error and closed")         \
+  X(max_conns_per_peer, "max_conns_per_peer", 256, 0, 1000000,               \
+    "open connections from one client address (IPv4, or IPv6 /64); more "    \
+    "are answered with an error and closed; 0: no limit")                   \
   X(max_inflight, "max_inflight", 64, 1, 65536,                              \
     "requests of one connection in progress before its reads pause")        \
   X(max_output_bytes, "max_output_bytes", 1L << 20, 4096, 1L << 30,          \
@@ -35,6 +38,9 @@
   X(idle_timeout_ms, "idle_timeout_ms", 60000, 0, 86400000L,                 \
     "close a connection with no complete request or response for this "    \
     "long; 0: never")                                                        \
+  X(header_timeout_ms, "header_timeout_ms", 10000, 0, 86400000L,             \
+    "close a connection whose HTTP request line and headers, or first "      \
+    "NDJSON line, are not whole this long after they began; 0: never")      \
   X(threads, "threads", 0, 0, 256, "decision worker threads; 0: one per CPU") \
   X(shutdown_grace_ms, "shutdown_grace_ms", 10000, 0, 3600000L,              \
     "on SIGTERM, how long in-flight work may take before connections are "  \

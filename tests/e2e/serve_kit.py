@@ -127,8 +127,10 @@ class Server:
         with open(self.log_path, "rb") as f:
             return f.read()
 
-    def connect(self, timeout=30):
-        return Client(self.port, timeout)
+    def connect(self, timeout=30, source=None):
+        """An NDJSON client; `source` another loopback address to connect
+        from (127.0.0.2: a second client address on one machine)."""
+        return Client(self.port, timeout, source)
 
     def send_signal(self, sig):
         self.proc.send_signal(sig)
@@ -156,8 +158,9 @@ class Server:
 class Client:
     """NDJSON over one TCP connection."""
 
-    def __init__(self, port, timeout=30):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=30, source=None):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
         self.next_id = 1
