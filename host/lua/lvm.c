@@ -7,6 +7,23 @@
 ** allow-list, with text-only `load`, a `require` confined to the strategy
 ** folder, and _G frozen.  Handler values live in a registry table, their
 ** names and files in a C array, so finding one never allocates in Lua.
+**
+** A decision to know before changing the fences:
+**
+** Pattern matching is charged to the budget.  string.find, match, gmatch
+** and gsub backtrack inside one C call that the count hook never sees, and
+** `("a"):rep(3000):find(".-.-.-.-.-b")` held a thread for minutes.  Limits
+** on the pattern alone cannot be sound without refusing ordinary patterns:
+** two '-' items on 3,000 bytes are already ~4.5e9 steps, one '-' on a
+** megabyte 1e12, and "ab?" patterns grow as 2^n.  So the sandbox replaces
+** the four functions (in the string table, which is also what `s:find`
+** reaches through the string metatable) with lmatch.c: Lua 5.4's matcher
+** semantics, each step (an item entered, a character tested, a byte
+** compared) charged as one instruction through lvm_charge.  A pathological
+** pattern ends in the usual budget error within the call's budget
+** (milliseconds at the default); an ordinary one costs no more than the
+** same search written as a Lua loop.  Named limits: LMATCH_MAX_DEPTH,
+** LMATCH_MAX_CAPTURES and LMATCH_CHARGE_EVERY in lmatch.h, the budget here.
 */
 #include "lvm.h"
 
@@ -20,6 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include "lmatch.h"
 
 #define LVM_RANDOM_SEED 0x7461696c /* "tail": the same decisions every run */
 
@@ -115,6 +134,17 @@ static void *lvm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 ** wrapper: lua_newthread copies the creating thread's hook in Lua 5.4, and
 ** the hook charges the one budget of the lvm whatever thread runs.
 */
+static void budget_hook(lua_State *L, lua_Debug *ar);
+
+/* Past the budget, every thread of the call raises again on its next
+   instruction. */
+static int raise_exhausted(lua_State *L, lvm *vm) {
+  lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+  if (L != vm->L) lua_sethook(vm->L, budget_hook, LUA_MASKCOUNT, 1);
+  lua_pushstring(L, vm->budget_msg);
+  return lua_error(L);
+}
+
 static void budget_hook(lua_State *L, lua_Debug *ar) {
   lvm *vm = lvm_of(L);
   if (!vm->exhausted) {
@@ -132,10 +162,33 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
              "%s:%d: instruction budget exhausted (%ld instructions)",
              ar->short_src, ar->currentline, vm->budget);
   }
-  lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
-  if (L != vm->L) lua_sethook(vm->L, budget_hook, LUA_MASKCOUNT, 1);
-  lua_pushstring(L, vm->budget_msg);
-  lua_error(L);
+  raise_exhausted(L, vm);
+}
+
+/* Work done in C (the pattern matcher) is charged here; the message names
+   the nearest Lua line below the C function (its caller may be C too, as
+   in pcall(string.find, ...)), found without allocating. */
+void lvm_charge(lua_State *L, long steps) {
+  lvm *vm = lvm_of(L);
+  lua_Debug ar;
+  int level = 1, line = -1;
+  if (!vm->running) return;
+  if (!vm->exhausted) {
+    vm->remaining -= steps;
+    if (vm->remaining > 0) return;
+    vm->exhausted = 1;
+    while (line <= 0 && lua_getstack(L, level++, &ar))
+      if (lua_getinfo(L, "Sl", &ar)) line = ar.currentline;
+    if (line > 0)
+      snprintf(vm->budget_msg, sizeof vm->budget_msg,
+               "%s:%d: instruction budget exhausted (%ld instructions)",
+               ar.short_src, line, vm->budget);
+    else
+      snprintf(vm->budget_msg, sizeof vm->budget_msg,
+               "%s: instruction budget exhausted (%ld instructions)",
+               vm->file ? vm->file : "strategy", vm->budget);
+  }
+  raise_exhausted(L, vm);
 }
 
 /*
@@ -387,6 +440,7 @@ static int open_sandbox(lua_State *L) {
   lua_getfield(L, -1, "rep");
   lua_pushcclosure(L, sb_rep, 1);
   lua_setfield(L, -2, "rep");
+  lmatch_open(L, -1); /* find, match, gmatch, gsub under the budget */
   lua_getfield(L, 1, LUA_TABLIBNAME);
   lua_getfield(L, -1, "move");
   lua_pushcclosure(L, sb_move, 1);

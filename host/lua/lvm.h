@@ -11,10 +11,10 @@
 ** string (no dump), table, math, utf8, coroutine, and os.time/os.clock/
 ** os.date; no io, debug or package; `require` resolves inside the folder
 ** only; new globals are refused and reading an undeclared global is an
-** error.  Each call runs under an instruction budget (count hook) and the
-** state under a memory cap (counting allocator).  Nothing a strategy does
-** can take the host down: every failure comes back as a tailor_code with a
-** message "file:line: what".
+** error.  Each call runs under an instruction budget (count hook, plus the
+** steps of pattern matching) and the state under a memory cap (counting
+** allocator).  Nothing a strategy does can take the host down: every
+** failure comes back as a tailor_code with a message "file:line: what".
 **
 ** An lvm belongs to one thread at a time.
 */
@@ -87,6 +87,14 @@ void *lvm_ud(lua_State *L);
 
 /* The lvm of a state (for API functions). */
 lvm *lvm_of(lua_State *L);
+
+/*
+** Charge `steps` of work a C function did for the strategy (a step is worth
+** one instruction) to the running call's budget.  When the budget runs out
+** this raises the budget error, as the count hook does, naming the Lua line
+** that called the function; it does not return.  Outside a call, a no-op.
+*/
+void lvm_charge(lua_State *L, long steps);
 
 /* Bytes the state holds now, and its cap. */
 size_t lvm_memory(lvm *vm);

@@ -1,10 +1,12 @@
 /*
 ** test_lvm.c: the Lua sandbox: loading a strategy folder, handlers, the
-** instruction budget, the memory cap, what a strategy can and cannot reach,
-** require, lvm_check_dir and lvm_dir_signature.
+** instruction budget (pattern matching included), the memory cap, what a
+** strategy can and cannot reach, require, lvm_check_dir and
+** lvm_dir_signature.
 */
 #include <ftw.h>
 #include <lauxlib.h>
+#include <lualib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -428,6 +430,243 @@ out:
   remove_tree(dir);
 }
 
+/*
+** ** Pattern matching under the budget
+*/
+
+/* The matcher's worst cases, each once through every entry point: none may
+   hold the thread, at the default budget, for anything near a second. */
+static void test_patterns_under_budget(void) {
+  static const struct {
+    const char *handler;
+    int line;
+  } cases[] = {
+      {"find", 3},     {"two_items", 4}, {"method", 5},   {"match", 6},
+      {"gmatch", 7},   {"gsub", 8},      {"optional", 9}, {"balanced", 10},
+      {"plain", 11},   {"caught", 13},
+  };
+  char buf[512];
+  const char *dir = make_dir(buf, sizeof buf);
+  tailor_error err;
+  call c;
+  lvm_config cfg = test_config(dir);
+  lvm *vm;
+  write_file(dir, "p.lua",
+             "local a = ('a'):rep(3000)\n"
+             "return {\n"
+             "  find = function() return string.find(a, '.-.-.-.-.-b') end,\n"
+             "  two_items = function() return string.find(a, '.-.-b') end,\n"
+             "  method = function() return a:find('.-.-.-.-.-b') end,\n"
+             "  match = function() return a:match('(.-)(.-)(.-)b') end,\n"
+             "  gmatch = function() for x in a:gmatch('.-.-.-b') do end end,\n"
+             "  gsub = function() return (a:gsub('.-.-.-b', '')) end,\n"
+             "  optional = function() return a:sub(1, 40):match(('a?'):rep(40) .. a:sub(1, 40)) end,\n"
+             "  balanced = function() return (('('):rep(6000) .. 'x'):find('%b()') end,\n"
+             "  plain = function() return a:rep(300):find(a:sub(1, 2000) .. 'b', 1, true) end,\n"
+             "  caught = function()\n"
+             "    for i = 1, 1000 do pcall(string.find, a, '.-.-.-b') end\n"
+             "    return 'escaped'\n"
+             "  end,\n"
+             "  ordinary = function()\n"
+             "    local words = {}\n"
+             "    for w in ('one two  three'):gmatch('%a+') do words[#words + 1] = w end\n"
+             "    local k, v = ('size=XL'):match('^(%w+)=(%w+)$')\n"
+             "    return table.concat(words, ',') .. ' ' .. k .. ':' .. v .. ' ' ..\n"
+             "           (' pad '):gsub('^%s*(.-)%s*$', '%1') .. ' ' ..\n"
+             "           tostring(('Home/Decor'):find('/', 1, true)) .. ' ' ..\n"
+             "           ('abandoned_cart:c1:x'):match('^([%w_]+):')\n"
+             "  end,\n"
+             "}\n");
+  cfg.budget = 0; /* the default: what a server runs with */
+  cfg.memory_limit = 0;
+  vm = lvm_new(&cfg, &err);
+  CHECK(vm != NULL);
+  if (!vm) goto out;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char where[64];
+    double t0 = now_seconds(), took;
+    int rc = run(vm, cases[i].handler, &c, &err);
+    took = now_seconds() - t0;
+    snprintf(where, sizeof where, "p.lua:%d: instruction budget exhausted",
+             cases[i].line);
+    if (rc != TAILOR_EBUDGET || took > 1.0)
+      fprintf(stderr, "  case %s: rc %d in %.2f s, \"%s\"\n", cases[i].handler,
+              rc, took, err.message);
+    CHECK_INT(rc, TAILOR_EBUDGET);
+    CHECK_CONTAINS(err.message, where);
+    CHECK(took < 1.0);
+  }
+  CHECK_INT(run(vm, "ordinary", &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "one,two,three size:XL pad 5 abandoned_cart");
+  lvm_free(vm);
+out:
+  remove_tree(dir);
+}
+
+/* A handler's string result in full (call.out keeps 255 bytes). */
+typedef struct long_call {
+  const char *handler;
+  char *out; /* malloc'd */
+} long_call;
+
+static int call_long(lua_State *L) {
+  long_call *c = lvm_ud(L);
+  size_t n;
+  const char *s;
+  if (!lvm_push_handler(lvm_of(L), c->handler, NULL))
+    return luaL_error(L, "no handler '%s'", c->handler);
+  lua_call(L, 0, 1);
+  s = luaL_checklstring(L, -1, &n);
+  if ((c->out = malloc(n + 1))) memcpy(c->out, s, n + 1);
+  return 0;
+}
+
+/* Patterns from random pieces and hand-picked corners through find, match,
+   gmatch and gsub; every result and error message as one text. */
+static const char pattern_cases_lua[] =
+    "local pieces = { 'a', 'b', '.', '%a', '%d', '%s', '%w', '%A', '[ab]',\n"
+    "  '[^a]', '[a-c]', '[%d%s]', '[]]', '%%', '(', ')', '()', '*', '+', '-',\n"
+    "  '?', '^', '$', '%b()', '%f[%w]', '%f[%W]', '%1', '%2', '[', '%', 'x',\n"
+    "  '=', ' ' }\n"
+    "local subjects = { '', 'a', 'aab', 'abcabc', 'hello world 42', '(a(b)c)',\n"
+    "  '  x=1, y=22 ', 'aaa\\0bbb', 'ab\\n12', '((()))' }\n"
+    "local seed = 42\n"
+    "local function rand(n)\n"
+    "  seed = (seed * 1103515245 + 12345) % 2147483648\n"
+    "  return seed % n + 1\n"
+    "end\n"
+    "local function show(...)\n"
+    "  local t = table.pack(...)\n"
+    "  for i = 1, t.n do\n"
+    "    t[i] = type(t[i]) == 'string' and string.format('%q', t[i]) or tostring(t[i])\n"
+    "  end\n"
+    "  return table.concat(t, ',', 1, t.n)\n"
+    "end\n"
+    "local function all(s, p, init)\n"
+    "  local r = {}\n"
+    "  local ok, err = pcall(function()\n"
+    "    for a, b, c in string.gmatch(s, p, init) do\n"
+    "      r[#r + 1] = show(a, b, c)\n"
+    "      if #r > 40 then break end\n"
+    "    end\n"
+    "  end)\n"
+    "  if not ok then r[#r + 1] = 'error ' .. err end\n"
+    "  return table.concat(r, ';')\n"
+    "end\n"
+    "local function run(out, s, p, init)\n"
+    "  out[#out + 1] = show(p, init, pcall(string.find, s, p, init))\n"
+    "  out[#out + 1] = show(pcall(string.find, s, p, init, true))\n"
+    "  out[#out + 1] = show(pcall(string.match, s, p, init))\n"
+    "  out[#out + 1] = show(pcall(string.gsub, s, p, '<%0>'))\n"
+    "  out[#out + 1] = show(pcall(string.gsub, s, p, '%1', 2))\n"
+    "  out[#out + 1] = show(pcall(string.gsub, s, p, { a = 'A', ['('] = false }))\n"
+    "  out[#out + 1] = show(pcall(string.gsub, s, p, function(...) return select('#', ...) end))\n"
+    "  out[#out + 1] = all(s, p, init)\n"
+    "end\n"
+    "local corners = {\n"
+    "  {'hello world', '(o)(r?)'}, {'THE (quick) fox', '%f[%a]%a+'},\n"
+    "  {'x = (a(b)c) y', '%b()'}, {'abab', '(ab)%1'}, {'key=val', '()=()'},\n"
+    "  {'aaa', 'a-'}, {'aaa', 'a*'}, {'', ''}, {'abc', ''}, {'abc', '^'},\n"
+    "  {'abc', '$'}, {'a.b', '%.'}, {'a]b', '[]]'}, {'a^b', '[%^]'},\n"
+    "  {'a-b', '[a-]'}, {'hello', 'l+'}, {'x', '%'}, {'x', '[a'}, {'x', '%b'},\n"
+    "  {'x', '%bx'}, {'x', '%f'}, {'x', '(x'}, {'x', 'x)'}, {'x', '%1'},\n"
+    "  {'x', '(x)%2'}, {'x', '%0'}, {'a\\0b', '%z'}, {'a1 b2', '^(%a)(%d)'},\n"
+    "  {'[[x]]', '%[(.-)%]'}, {'one, two', '(%w+), (%w+)$'}, {'aXb', '%u'},\n"
+    "}\n"
+    "return { cases = function()\n"
+    "  local out = {}\n"
+    "  for i = 1, 3000 do\n"
+    "    local p = {}\n"
+    "    for j = 1, rand(6) - 1 do p[j] = pieces[rand(#pieces)] end\n"
+    "    run(out, subjects[rand(#subjects)], table.concat(p), rand(7) - 4)\n"
+    "  end\n"
+    "  for _, c in ipairs(corners) do\n"
+    "    for init = -2, 4 do run(out, c[1], c[2], init) end\n"
+    "    run(out, c[1], c[2], 100)\n"
+    "  end\n"
+    "  local gsub = string.gsub\n"
+    "  out[#out + 1] = show(pcall(gsub, 'abc', '%w', '%'))\n"
+    "  out[#out + 1] = show(pcall(gsub, 'abc', '%w', '%x'))\n"
+    "  out[#out + 1] = show(pcall(gsub, 'abc', '%w', '%2'))\n"
+    "  out[#out + 1] = show(pcall(gsub, 'abc', '(%w)', '%2'))\n"
+    "  out[#out + 1] = show(pcall(gsub, 'abc', '()%w', '%1'))\n"
+    "  out[#out + 1] = show(pcall(gsub, 'abc', '%w', '%%%0'))\n"
+    "  out[#out + 1] = show(pcall(gsub, 'abc', '%w', 7))\n"
+    "  out[#out + 1] = show(pcall(gsub, 'abc', '%w', {}))\n"
+    "  out[#out + 1] = show(pcall(gsub, 'abc', '%w', { a = {} }))\n"
+    "  out[#out + 1] = show(pcall(gsub, 'abc', '%w', function() return true end))\n"
+    "  out[#out + 1] = show(pcall(gsub, 'abc', '%w'))\n"
+    "  out[#out + 1] = show(pcall(gsub, 'abc', '%w', 'x', 0))\n"
+    "  out[#out + 1] = show(pcall(gsub, 'abc', '%w', 'x', -1))\n"
+    "  out[#out + 1] = show(pcall(gsub, 'abc', '^%w', 'x'))\n"
+    "  out[#out + 1] = show(pcall(string.find, 'abc', 'b', 1.5))\n"
+    "  out[#out + 1] = show(pcall(string.find, 123, 2))\n"
+    "  out[#out + 1] = show(pcall(string.match))\n"
+    "  out[#out + 1] = show(pcall(string.find, 'a+b', '+', 1, true))\n"
+    "  out[#out + 1] = show(pcall(string.find, 'a\\0b', '\\0b'))\n"
+    "  out[#out + 1] = show(pcall(string.match, ('a'):rep(300), ('a?'):rep(300)))\n"
+    "  out[#out + 1] = show(pcall(string.match, 'x', ('()'):rep(40)))\n"
+    "  out[#out + 1] = show(pcall(string.match, ('a'):rep(60), ('(a)'):rep(33)))\n"
+    "  out[#out + 1] = show(('hello'):find('l'), ('hello'):match('(h)(e)'),\n"
+    "                       ('hello'):gsub('l', 'L'))\n"
+    "  local it = ('a1b2'):gmatch('%a(%d)')\n"
+    "  out[#out + 1] = show(it(), it(), it(), it())\n"
+    "  return table.concat(out, '\\n')\n"
+    "end }\n";
+
+/* The text of pattern_cases_lua in a stock Lua state. */
+static char *stock_results(void) {
+  lua_State *L = luaL_newstate();
+  char *out = NULL;
+  luaL_openlibs(L);
+  if (luaL_loadbuffer(L, pattern_cases_lua, sizeof pattern_cases_lua - 1,
+                      "@m.lua") == LUA_OK &&
+      lua_pcall(L, 0, 1, 0) == LUA_OK && lua_getfield(L, -1, "cases") &&
+      lua_pcall(L, 0, 1, 0) == LUA_OK) {
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);
+    if (s && (out = malloc(n + 1))) memcpy(out, s, n + 1);
+  } else {
+    fprintf(stderr, "  stock: %s\n", lua_tostring(L, -1));
+  }
+  lua_close(L);
+  return out;
+}
+
+/* The sandbox's matcher gives what the string library gives, errors
+   included. */
+static void test_patterns_match_stock(void) {
+  char buf[512];
+  const char *dir = make_dir(buf, sizeof buf);
+  tailor_error err;
+  lvm_config cfg = test_config(dir);
+  long_call c = {"cases", NULL};
+  char *stock = stock_results();
+  lvm *vm;
+  write_file(dir, "m.lua", pattern_cases_lua);
+  cfg.budget = 1L << 40; /* thousands of cases, none slow */
+  cfg.memory_limit = 256u << 20;
+  vm = lvm_new(&cfg, &err);
+  CHECK(vm != NULL);
+  CHECK(stock != NULL);
+  if (vm && stock) {
+    CHECK_INT(lvm_pcall(vm, call_long, &c, &err), TAILOR_OK);
+    lua_settop(lvm_state(vm), 0);
+    if (c.out && strcmp(c.out, stock) != 0) {
+      size_t i = 0, line = 1;
+      for (; c.out[i] && c.out[i] == stock[i]; i++) line += stock[i] == '\n';
+      fprintf(stderr, "  results differ at line %zu:\n  sandbox: %.200s\n"
+                      "  stock:   %.200s\n", line, c.out + i, stock + i);
+    }
+    CHECK(c.out && strcmp(c.out, stock) == 0);
+    CHECK(c.out && strlen(c.out) > 100000); /* the cases did run */
+  }
+  free(c.out);
+  free(stock);
+  lvm_free(vm);
+  remove_tree(dir);
+}
+
 /* A call into lvm_pcall from inside a call would arm a fresh budget. */
 static int nested_pcall(lua_State *L) {
   tailor_error err;
@@ -840,6 +1079,8 @@ int main(void) {
   RUN(test_error_messages);
   RUN(test_budget);
   RUN(test_hostile_corners);
+  RUN(test_patterns_under_budget);
+  RUN(test_patterns_match_stock);
   RUN(test_not_reentrant);
   RUN(test_memory_cap);
   RUN(test_tiny_memory_limit);
