@@ -8,7 +8,7 @@
 ** folder, and _G frozen.  Handler values live in a registry table, their
 ** names and files in a C array, so finding one never allocates in Lua.
 **
-** A decision to know before changing the fences:
+** Two decisions to know before changing the fences:
 **
 ** Pattern matching is charged to the budget.  string.find, match, gmatch
 ** and gsub backtrack inside one C call that the count hook never sees, and
@@ -24,6 +24,18 @@
 ** (milliseconds at the default); an ordinary one costs no more than the
 ** same search written as a Lua loop.  Named limits: LMATCH_MAX_DEPTH,
 ** LMATCH_MAX_CAPTURES and LMATCH_CHARGE_EVERY in lmatch.h, the budget here.
+**
+** Shared tables are read-only.  One state serves every strategy file for
+** the thread's life, so `string.format = nil` or `tailor.trending = f` in
+** one handler would change the others.  A metatable cannot catch writes to
+** fields that exist, so strategies never hold the real tables: each table
+** reachable from the globals is referred to through an empty proxy whose
+** __index is the real table (a table, so reads stay in the VM's fast path),
+** whose __newindex raises, whose __pairs walks the real table and whose
+** __metatable hides it.  `rawset` refuses the proxies, the string metatable
+** is protected, and chunks get _G's proxy as their environment.  rawget and
+** next see an empty table.  Tables a strategy makes itself (its module
+** tables, what it requires) stay writable.
 */
 #include "lvm.h"
 
@@ -78,6 +90,7 @@ struct lvm {
 static const char handlers_key = 'h'; /* registry: handler values by index */
 static const char modules_key = 'm';  /* registry: modules by name */
 static const char loading_mark = 'l'; /* a module whose chunk is running */
+static const char readonly_key = 'r'; /* registry: read-only proxy -> name */
 
 static int fail(tailor_error *err, int code, const char *fmt, ...) {
   if (err) {
@@ -379,6 +392,18 @@ static int sb_require(lua_State *L) {
   return 1;
 }
 
+/* rawset refusing the read-only proxies (see "Read-only tables"). */
+static int sb_rawset(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &readonly_key);
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, -2) != LUA_TNIL)
+    return luaL_error(L, "rawset: table '%s' is read-only in strategies",
+                      lua_tostring(L, -1));
+  lua_pop(L, 2);
+  return call_original(L);
+}
+
 /* What the sandbox leaves out of os and string raises an error that names
    it, rather than "attempt to call a nil value". */
 static int os_missing(lua_State *L) {
@@ -400,8 +425,123 @@ static int undeclared(lua_State *L, const char *what) {
 
 static int frozen_index(lua_State *L) { return undeclared(L, "read of"); }
 
-static int frozen_newindex(lua_State *L) {
-  return undeclared(L, "assignment to");
+/*
+** ** Read-only tables
+**
+** The proxies described at the top of this file.  Their metamethods find
+** the proxy's name and real table in upvalues 1 and 2.
+*/
+#define READONLY_MESSAGE "the sandbox's tables are read-only"
+
+static int readonly_newindex(lua_State *L) {
+  const char *table = lua_tostring(L, lua_upvalueindex(1));
+  if (lua_type(L, 2) != LUA_TSTRING)
+    return luaL_error(L, "assignment to read-only table '%s'", table);
+  return luaL_error(L, "assignment to read-only field '%s.%s'", table,
+                    lua_tostring(L, 2));
+}
+
+/* _G's: a new name is a typo or a leak between calls, an old one a library
+   or the API another strategy relies on. */
+static int globals_newindex(lua_State *L) {
+  lua_settop(L, 2);
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(2)) == LUA_TNIL)
+    return undeclared(L, "assignment to");
+  return luaL_error(L, "assignment to read-only global '%s'",
+                    lua_isstring(L, 2) ? lua_tostring(L, 2) : "?");
+}
+
+static int readonly_next(lua_State *L) {
+  lua_settop(L, 2);
+  if (lua_next(L, lua_upvalueindex(1))) return 2;
+  lua_pushnil(L);
+  return 1;
+}
+
+static int readonly_pairs(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_pushcclosure(L, readonly_next, 1);
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+/*
+** Push the proxy of the table at index `real` (absolute), named `name`
+** ("_G", "string", "tailor.plugins"); `seen` (absolute) maps each table
+** already wrapped to its proxy, so a table reached twice (_G._G) gets one.
+** Fields of the real table that hold tables are pointed at their proxies
+** (changing existing fields while traversing is allowed).
+*/
+static void push_proxy(lua_State *L, int real, const char *name, int seen) {
+  static const luaL_Reg meta[] = {
+      {"__newindex", readonly_newindex}, {"__pairs", readonly_pairs},
+      {NULL, NULL}};
+  int globals = strcmp(name, LUA_GNAME) == 0, proxy;
+  luaL_checkstack(L, 8, "read-only tables nested too deeply");
+  lua_pushvalue(L, real);
+  if (lua_rawget(L, seen) != LUA_TNIL) return;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  proxy = lua_gettop(L);
+  lua_pushvalue(L, real);
+  lua_pushvalue(L, proxy);
+  lua_rawset(L, seen);
+  lua_pushnil(L);
+  while (lua_next(L, real)) {
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      int value = lua_gettop(L);
+      const char *field =
+          lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+      const char *child = globals ? lua_pushstring(L, field)
+                                  : lua_pushfstring(L, "%s.%s", name, field);
+      push_proxy(L, value, child, seen);
+      lua_pushvalue(L, value - 1);
+      lua_insert(L, -2);
+      lua_rawset(L, real);
+      lua_pop(L, 1); /* the child's name */
+    }
+    lua_pop(L, 1);
+  }
+  lua_createtable(L, 0, 4);
+  lua_pushvalue(L, real);
+  lua_setfield(L, -2, "__index");
+  lua_pushstring(L, name);
+  lua_pushvalue(L, real);
+  luaL_setfuncs(L, meta, 2);
+  if (globals) {
+    lua_pushstring(L, name);
+    lua_pushvalue(L, real);
+    lua_pushcclosure(L, globals_newindex, 2);
+    lua_setfield(L, -2, "__newindex");
+  }
+  lua_pushliteral(L, READONLY_MESSAGE);
+  lua_setfield(L, -2, "__metatable");
+  lua_setmetatable(L, proxy);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &readonly_key);
+  lua_pushvalue(L, proxy);
+  lua_pushstring(L, name);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+/* Make everything reachable from the globals (at index 1) read-only and
+   give chunks _G's proxy as their environment. */
+static void freeze(lua_State *L) {
+  int seen;
+  lua_newtable(L);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &readonly_key);
+  lua_pushliteral(L, ""); /* the strings' metatable: its __index is string */
+  lua_getmetatable(L, -1);
+  lua_pushliteral(L, READONLY_MESSAGE);
+  lua_setfield(L, -2, "__metatable");
+  lua_pop(L, 2);
+  lua_newtable(L);
+  seen = lua_gettop(L);
+  push_proxy(L, 1, LUA_GNAME, seen);
+  lua_rawseti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+  lua_pop(L, 1);
 }
 
 /* Runs in lvm_pcall: builds the globals from the allow-list, then freezes. */
@@ -414,8 +554,6 @@ static int open_sandbox(lua_State *L) {
   static const luaL_Reg own[] = {
       {"print", sb_print}, {"collectgarbage", sb_collectgarbage},
       {"require", sb_require}, {NULL, NULL}};
-  static const luaL_Reg frozen[] = {
-      {"__index", frozen_index}, {"__newindex", frozen_newindex}, {NULL, NULL}};
   static const char *const os_kept[] = {"time", "clock", "date", NULL};
   lvm *vm = lvm_of(L);
   for (const luaL_Reg *lib = libs; lib->name; lib++) {
@@ -430,6 +568,9 @@ static int open_sandbox(lua_State *L) {
   lua_getfield(L, 1, "setmetatable");
   lua_pushcclosure(L, sb_setmetatable, 1);
   lua_setfield(L, 1, "setmetatable");
+  lua_getfield(L, 1, "rawset");
+  lua_pushcclosure(L, sb_rawset, 1);
+  lua_setfield(L, 1, "rawset");
   lua_pushnil(L);
   lua_setfield(L, 1, "dofile");
   lua_pushnil(L);
@@ -474,11 +615,11 @@ static int open_sandbox(lua_State *L) {
   if (vm->open_api) vm->open_api(L, vm->api_ud);
   lua_settop(L, 1);
 
-  lua_createtable(L, 0, 3);
-  luaL_setfuncs(L, frozen, 0);
-  lua_pushliteral(L, "the globals of a strategy are frozen");
-  lua_setfield(L, -2, "__metatable"); /* no setmetatable(_G, nil) */
+  lua_createtable(L, 0, 1); /* the real _G: reads of new names raise */
+  lua_pushcfunction(L, frozen_index);
+  lua_setfield(L, -2, "__index");
   lua_setmetatable(L, 1);
+  freeze(L);
   return 0;
 }
 

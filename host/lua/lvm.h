@@ -11,10 +11,13 @@
 ** string (no dump), table, math, utf8, coroutine, and os.time/os.clock/
 ** os.date; no io, debug or package; `require` resolves inside the folder
 ** only; new globals are refused and reading an undeclared global is an
-** error.  Each call runs under an instruction budget (count hook, plus the
-** steps of pattern matching) and the state under a memory cap (counting
-** allocator).  Nothing a strategy does can take the host down: every
-** failure comes back as a tailor_code with a message "file:line: what".
+** error.  The tables a strategy reaches from its globals (_G, string,
+** table, math, utf8, coroutine, os and the host's API) are read-only, so
+** one strategy cannot change them under another.  Each call runs under an
+** instruction budget (count hook, plus the steps of pattern matching) and
+** the state under a memory cap (counting allocator).  Nothing a strategy
+** does can take the host down: every failure comes back as a tailor_code
+** with a message "file:line: what".
 **
 ** An lvm belongs to one thread at a time.
 */

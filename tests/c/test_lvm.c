@@ -1,7 +1,7 @@
 /*
 ** test_lvm.c: the Lua sandbox: loading a strategy folder, handlers, the
 ** instruction budget (pattern matching included), the memory cap, what a
-** strategy can and cannot reach, require, lvm_check_dir and
+** strategy can and cannot reach or change, require, lvm_check_dir and
 ** lvm_dir_signature.
 */
 #include <ftw.h>
@@ -77,14 +77,16 @@ static void capture_log(void *ud, int level, const char *msg) {
   snprintf(c->last, sizeof c->last, "%s", msg);
 }
 
-/* The host API a test state gets: a `tailor` table with a name and a load
-   counter modules can bump. */
+/* The host API a test state gets: a `tailor` table with a name and a
+   nested table, like tailor.plugins. */
 static void open_test_api(lua_State *L, void *ud) {
   lua_createtable(L, 0, 2);
   lua_pushstring(L, ud ? (const char *)ud : "test-host");
   lua_setfield(L, -2, "name");
-  lua_pushinteger(L, 0);
-  lua_setfield(L, -2, "loads");
+  lua_createtable(L, 0, 1);
+  lua_pushinteger(L, 7);
+  lua_setfield(L, -2, "value");
+  lua_setfield(L, -2, "nested");
   lua_setglobal(L, "tailor");
 }
 
@@ -819,6 +821,105 @@ out:
   remove_tree(dir);
 }
 
+/* One handler changing what every strategy of the thread shares would
+   change it for the rest of the state's life: writes to the libraries, the
+   API and the globals fail, rawset included, and the tables still read. */
+static void test_shared_tables_read_only(void) {
+  static const struct {
+    const char *handler, *expect;
+  } cases[] = {
+      {"format", "w.lua:4: assignment to read-only field 'string.format'"},
+      {"api", "assignment to read-only field 'tailor.name'"},
+      {"api_new", "assignment to read-only field 'tailor.extra'"},
+      {"nested", "assignment to read-only field 'tailor.nested.value'"},
+      {"libs", "assignment to read-only field 'math.pi'"},
+      {"table_lib", "assignment to read-only field 'table.insert'"},
+      {"utf8", "assignment to read-only field 'utf8.char'"},
+      {"coroutine", "assignment to read-only field 'coroutine.wrap'"},
+      {"os", "assignment to read-only field 'os.time'"},
+      {"global", "assignment to read-only global 'print'"},
+      {"via_G", "assignment to read-only global 'string'"},
+      {"via_ENV", "assignment to read-only global 'tailor'"},
+      {"new_via_G", "assignment to undeclared global 'leak'"},
+      {"rawset_G", "rawset: table '_G' is read-only"},
+      {"rawset_string", "rawset: table 'string' is read-only"},
+      {"rawset_api", "rawset: table 'tailor' is read-only"},
+      {"rawset_nested", "rawset: table 'tailor.nested' is read-only"},
+      {"insert", "assignment to read-only"},
+      {"loaded", "assignment to read-only field 'string.format'"},
+      {"unprotect", "protected metatable"},
+      {"string_meta", "attempt to index"},
+  };
+  char buf[512];
+  const char *dir = make_dir(buf, sizeof buf);
+  tailor_error err;
+  call c;
+  lvm *vm;
+  write_file(dir, "w.lua",
+             "local M = { count = 0 }\n"
+             "M.check = function()\n"
+             "  return string.format('%d', 42) .. ' ' .. tailor.name .. ' ' .. tailor.nested.value end\n"
+             "M.format = function() string.format = nil end\n"
+             "M.api = function() tailor.name = 'hijacked' end\n"
+             "M.api_new = function() tailor.extra = 1 end\n"
+             "M.nested = function() tailor.nested.value = 8 end\n"
+             "M.libs = function() math.pi = 3 end\n"
+             "M.table_lib = function() table.insert = nil end\n"
+             "M.utf8 = function() utf8.char = nil end\n"
+             "M.coroutine = function() coroutine.wrap = nil end\n"
+             "M.os = function() os.time = nil end\n"
+             "M.global = function() print = nil end\n"
+             "M.via_G = function() _G.string = {} end\n"
+             "M.via_ENV = function() _ENV.tailor = {} end\n"
+             "M.new_via_G = function() _G.leak = 1 end\n"
+             "M.rawset_G = function() rawset(_G, 'leak', 1) end\n"
+             "M.rawset_string = function() rawset(string, 'format', print) end\n"
+             "M.rawset_api = function() rawset(tailor, 'name', 'x') end\n"
+             "M.rawset_nested = function() rawset(tailor.nested, 'value', 9) end\n"
+             "M.insert = function() table.insert(string, 'x') end\n"
+             "M.loaded = function() load('string.format = nil')() end\n"
+             "M.unprotect = function() setmetatable(string, nil) end\n"
+             "M.string_meta = function() getmetatable('').__index.format = nil end\n"
+             "M.leaked = function() return leak end\n"
+             "M.reads = function()\n"
+             "  local n = 0\n"
+             "  for k, v in pairs(string) do n = n + 1 end\n"
+             "  assert(n > 10 and _G._G == _G and _G.string == string)\n"
+             "  assert(('x'):rep(3) == 'xxx' and getmetatable(string) ~= nil)\n"
+             "  local seen = {}\n"
+             "  for k in pairs(_G) do seen[k] = true end\n"
+             "  assert(seen.string and seen.tailor and seen.print)\n"
+             "  M.count = M.count + 1 -- the file's own table stays writable\n"
+             "  local mine = setmetatable({}, { __index = string })\n"
+             "  mine.extra = 1\n"
+             "  return n > 10 and M.count\n"
+             "end\n"
+             "return M\n");
+  vm = open_vm(dir, &err);
+  CHECK(vm != NULL);
+  if (!vm) goto out;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    int rc = run(vm, cases[i].handler, &c, &err);
+    if (rc != TAILOR_ESTRATEGY || !strstr(err.message, cases[i].expect))
+      fprintf(stderr, "  case %s: rc %d, \"%s\"\n", cases[i].handler, rc,
+              err.message);
+    CHECK_INT(rc, TAILOR_ESTRATEGY);
+    CHECK_CONTAINS(err.message, cases[i].expect);
+    /* Whatever the handler tried, the next one sees the tables intact. */
+    CHECK_INT(run(vm, "check", &c, &err), TAILOR_OK);
+    CHECK_STR(c.out, "42 test-host 7");
+  }
+  CHECK_INT(run(vm, "leaked", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "read of undeclared global 'leak'");
+  CHECK_INT(run(vm, "reads", &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "1");
+  CHECK_INT(run(vm, "reads", &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "2");
+  lvm_free(vm);
+out:
+  remove_tree(dir);
+}
+
 static void test_os_subset_and_print(void) {
   char buf[512];
   const char *dir = make_dir(buf, sizeof buf);
@@ -927,8 +1028,10 @@ static void test_require(void) {
   tailor_error err;
   call c;
   lvm *vm;
-  write_file(dir, "lib/util.lua",
-             "tailor.loads = tailor.loads + 1\n"
+  write_file(dir, "lib/count.lua", "return { loads = 0 }\n");
+  write_file(dir, "lib/util.lua", /* a module's table is its own: writable */
+             "local count = require 'lib.count'\n"
+             "count.loads = count.loads + 1\n"
              "return { double = function(x) return 2 * x end }\n");
   write_file(dir, "lib/broken.lua", "local x = 1\nerror('module went wrong')\n");
   write_file(dir, "lib/syntax.lua", "return {\n  = 1\n}\n");
@@ -940,7 +1043,7 @@ static void test_require(void) {
              "  twice = function()\n"
              "    local a, b = require 'lib.util', require('lib.util')\n"
              "    assert(a == b and a == util)\n"
-             "    return tailor.loads .. ':' .. util.double(21)\n"
+             "    return require('lib.count').loads .. ':' .. util.double(21)\n"
              "  end,\n"
              "  up = function() return require '../secret' end,\n"
              "  slash = function() return require 'lib/util' end,\n"
@@ -1085,6 +1188,7 @@ int main(void) {
   RUN(test_memory_cap);
   RUN(test_tiny_memory_limit);
   RUN(test_sandbox_refuses);
+  RUN(test_shared_tables_read_only);
   RUN(test_os_subset_and_print);
   RUN(test_open_api);
   RUN(test_random_is_deterministic);
