@@ -555,9 +555,75 @@ static int l_affinity(lua_State *L) {
 }
 
 /*
+** Exposures recorded per call.  Each exposure is buffered in C, outside the
+** Lua memory cap, until the next commit: a strategy calling
+** tailor.experiment in a loop buffered one row a call (300,000 calls were
+** ~180 MB).  So one call of a handler records at most LAPI_MAX_EXPOSURES
+** distinct (experiment, unit) pairs; a pair seen again in the same call is
+** not recorded twice (the store keeps a unit's first exposure anyway), and
+** past the cap exposures are not recorded, with one warning per call.  The
+** bookkeeping is a userdata in the registry, inside the cap.
+*/
+#define LAPI_MAX_EXPOSURES 64
+
+typedef struct call_exposures {
+  uint64_t call;  /* lvm_call_serial of the call these belong to */
+  size_t n;       /* pairs recorded in it */
+  int warned;     /* the cap was hit and logged */
+  uint64_t seen[LAPI_MAX_EXPOSURES]; /* hashes of the pairs */
+} call_exposures;
+
+static const char exposures_key = 'x'; /* registry: the call_exposures */
+
+/* The running call's exposures, reset when a new call began. */
+static call_exposures *exposures_of(lua_State *L) {
+  call_exposures *x;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &exposures_key) == LUA_TUSERDATA) {
+    x = lua_touserdata(L, -1);
+  } else {
+    x = lua_newuserdatauv(L, sizeof *x, 0);
+    x->call = lvm_call_serial(L) - 1;
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &exposures_key);
+  }
+  lua_pop(L, 1); /* the registry holds it */
+  if (x->call != lvm_call_serial(L)) {
+    x->call = lvm_call_serial(L);
+    x->n = 0;
+    x->warned = 0;
+  }
+  return x;
+}
+
+/* Whether the exposure of `unit` to `name` should be recorded now. */
+static int exposure_admitted(lua_State *L, tailor *t, const char *name,
+                             const char *unit) {
+  call_exposures *x = exposures_of(L);
+  uint64_t h = intern_hash(name, strlen(name)) * 0x100000001b3ULL ^
+               intern_hash(unit, strlen(unit));
+  for (size_t i = 0; i < x->n; i++)
+    if (x->seen[i] == h) return 0;
+  if (x->n < LAPI_MAX_EXPOSURES) {
+    x->seen[x->n++] = h;
+    return 1;
+  }
+  if (!x->warned) {
+    x->warned = 1;
+    luaL_where(L, 1);
+    eng_log(t, TAILOR_LOG_WARN,
+            "%stailor.experiment: more than %d exposures in one call; the "
+            "rest of this call's are not recorded",
+            lua_tostring(L, -1), LAPI_MAX_EXPOSURES);
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/*
 ** tailor.experiment(name, variants, unit) -> variant name.
 ** variants: {control = 50, blend = 50} (weights) or {"a", "b"} (equal).
-** The same unit always gets the same variant; the exposure is recorded.
+** The same unit always gets the same variant; the exposure is recorded
+** (within LAPI_MAX_EXPOSURES a call).
 */
 #define LAPI_MAX_VARIANTS 16
 static int l_experiment(lua_State *L) {
@@ -596,7 +662,7 @@ static int l_experiment(lua_State *L) {
   }
   int v = eng_experiment_pick(name, unit, names, weights, n);
   if (v < 0) return luaL_error(L, "experiment '%s': no variant with a positive weight", name);
-  eng_expose(t, name, names[v], unit);
+  if (exposure_admitted(L, t, name, unit)) eng_expose(t, name, names[v], unit);
   lua_pushstring(L, names[v]);
   return 1;
 }

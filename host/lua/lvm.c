@@ -81,6 +81,7 @@ struct lvm {
   char budget_msg[200];
   /* the running call */
   int running;
+  uint64_t calls; /* lvm_pcall calls so far */
   void *ud;
   const char *file; /* strategy file of the running call, or NULL */
   handler *handlers; /* handlers[i] is value i + 1 of the registry table */
@@ -640,6 +641,8 @@ size_t lvm_memory(lvm *vm) { return vm->used; }
 
 size_t lvm_memory_limit(lvm *vm) { return vm->limit; }
 
+uint64_t lvm_call_serial(lua_State *L) { return lvm_of(L)->calls; }
+
 /* Keep the error message "file:line: message"; only make it a string. */
 static int message_handler(lua_State *L) {
   if (lua_isstring(L, 1)) return 1;
@@ -655,6 +658,7 @@ int lvm_pcall(lvm *vm, lua_CFunction fn, void *ud, tailor_error *err) {
   if (vm->running) /* a nested call would arm a fresh budget */
     return fail(err, TAILOR_EINVAL, "lvm_pcall: the lvm is already in a call");
   vm->running = 1;
+  vm->calls++;
   vm->ud = ud;
   vm->file = NULL;
   vm->remaining = vm->budget;

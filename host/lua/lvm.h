@@ -99,6 +99,12 @@ lvm *lvm_of(lua_State *L);
 */
 void lvm_charge(lua_State *L, long steps);
 
+/*
+** A number that changes with every lvm_pcall (it counts them): API
+** functions that keep per-call state compare it with the one they saved.
+*/
+uint64_t lvm_call_serial(lua_State *L);
+
 /* Bytes the state holds now, and its cap. */
 size_t lvm_memory(lvm *vm);
 size_t lvm_memory_limit(lvm *vm);

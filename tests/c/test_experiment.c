@@ -1,13 +1,18 @@
 /*
 ** test_experiment.c: deterministic assignment (stable, split within
-** tolerance of the weights on 10,000 units) and the statistics of the
-** report against values computed independently.
+** tolerance of the weights on 10,000 units), the statistics of the report
+** against values computed independently, and the bound on the exposures
+** one handler call can buffer.
 */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "engine/engine.h"
+
+#define MAX_EXPOSURES 64 /* LAPI_MAX_EXPOSURES in lua/lapi.c */
 
 static void test_assignment_stable_and_weighted(void) {
   const char *names[3] = {"control", "blend", "session"};
@@ -50,8 +55,111 @@ static void test_t_distribution(void) {
   CHECK_NEAR(eng_t_pvalue(-3.0, 20), 0.0070759, 1e-6); /* by quadrature */
 }
 
+typedef struct warnings {
+  int n;
+  char last[512];
+} warnings;
+
+static void count_warnings(void *ud, int level, const char *msg) {
+  warnings *w = ud;
+  if (level != TAILOR_LOG_WARN) return;
+  w->n++;
+  snprintf(w->last, sizeof w->last, "%s", msg);
+}
+
+static size_t buffered(tailor *t) {
+  pthread_mutex_lock(&t->expo_mu);
+  size_t n = json_array_size(t->expo);
+  pthread_mutex_unlock(&t->expo_mu);
+  return n;
+}
+
+/* Decide with context {n =, units =, tag =}: the strategy below exposes
+   units u<i % units><tag> for i = 1..n; fails the test on a fallback. */
+static void decide_loop(tailor *t, int n, int units, const char *tag) {
+  char req[300], *resp = NULL;
+  tailor_error err = {0};
+  snprintf(req, sizeof req,
+           "{\"kind\":\"recommend\",\"anon\":\"v\",\"context\":"
+           "{\"n\":%d,\"units\":%d,\"tag\":\"%s\"}}",
+           n, units, tag);
+  CHECK_INT(tailor_decide(t, req, strlen(req), &resp, NULL, &err), TAILOR_OK);
+  CHECK(resp && !strstr(resp, "fallback"));
+  if (resp && strstr(resp, "fallback")) fprintf(stderr, "  %s\n", resp);
+  tailor_free(resp);
+}
+
+/* Exposures wait in C, outside the Lua memory cap, for the next commit: a
+   handler calling tailor.experiment 300,000 times once buffered 300,000
+   rows (~180 MB).  Now a call records at most MAX_EXPOSURES distinct ones
+   and warns once; the next call has its own allowance. */
+static void test_exposures_bounded_per_call(void) {
+  static const char strategy[] =
+      "local variants = { 'a', 'b' }\n"
+      "return { recommend = function(ctx)\n"
+      "  local c = ctx.context\n"
+      "  for i = 1, c.n do\n"
+      "    tailor.experiment('loop', variants, 'u' .. (i % c.units) .. c.tag)\n"
+      "  end\n"
+      "  return {}\n"
+      "end }\n";
+  const char *root = getenv("TAILOR_TEST_TMP");
+  char dir[512], path[600], cfg[900];
+  warnings w = {0};
+  tailor_error err = {0};
+  snprintf(dir, sizeof dir, "%s/expoXXXXXX", root && *root ? root : "/tmp");
+  if (!mkdtemp(dir)) abort();
+  snprintf(path, sizeof path, "%s/recommend.lua", dir);
+  FILE *f = fopen(path, "w");
+  if (!f) abort();
+  fputs(strategy, f);
+  fclose(f);
+  snprintf(cfg, sizeof cfg,
+           "{\"db\":\":memory:\",\"strategies\":\"%s\",\"lua\":"
+           "{\"instruction_budget\":100000000,\"reload_interval_ms\":0}}",
+           dir);
+  tailor *t = tailor_open(cfg, &err);
+  CHECK(t != NULL);
+  if (!t) {
+    fprintf(stderr, "  %s\n", err.message);
+    goto out;
+  }
+  tailor_set_logger(t, count_warnings, &w);
+
+  decide_loop(t, 300000, 300000, "x");
+  CHECK_INT(buffered(t), MAX_EXPOSURES);
+  CHECK_INT(w.n, 1);
+  CHECK_CONTAINS(w.last, "recommend.lua:5: tailor.experiment: more than 64 "
+                         "exposures in one call");
+  /* A new call, a new allowance (and one more warning). */
+  decide_loop(t, 300000, 300000, "y");
+  CHECK_INT(buffered(t), 2 * MAX_EXPOSURES);
+  CHECK_INT(w.n, 2);
+  /* The same few units again and again are a few exposures, no warning. */
+  decide_loop(t, 10000, 3, "z");
+  CHECK_INT(buffered(t), 2 * MAX_EXPOSURES + 3);
+  CHECK_INT(w.n, 2);
+
+  /* The report sees exactly those. */
+  char *report = NULL;
+  CHECK_INT(tailor_report_experiments(t, 7, &report, &err), TAILOR_OK);
+  json_t *rows = report ? json_loads(report, 0, NULL) : NULL;
+  json_t *variants = json_object_get(json_array_get(rows, 0), "variants");
+  json_int_t total = 0;
+  for (size_t i = 0; i < json_array_size(variants); i++)
+    total += json_integer_value(json_object_get(json_array_get(variants, i), "exposures"));
+  CHECK_INT(total, 2 * MAX_EXPOSURES + 3);
+  json_decref(rows);
+  tailor_free(report);
+  tailor_close(t);
+out:
+  unlink(path);
+  rmdir(dir);
+}
+
 int main(void) {
   RUN(test_assignment_stable_and_weighted);
   RUN(test_t_distribution);
+  RUN(test_exposures_bounded_per_call);
   return CHECK_DONE();
 }
