@@ -1,12 +1,12 @@
 /*
 ** event.c: from the JSON that storefronts send to tailor's normalized events.
 **
-** ev_parse() works in two steps.  build() maps the input (tailor's own
-** format, a Segment call, a GA4 Measurement Protocol or dataLayer event)
-** onto the normalized document, checking the type of every field it takes;
-** fill() reads the typed fields of an `ev` out of that document and checks
-** the requirements of its type.  ev_from_doc() is fill() alone, so an event
-** replayed from the store is read by the very code that accepted it.
+** One pass over the input's keys (the top level, then Segment's
+** properties, GA4's params or ecommerce) sorts each into the field it
+** names or into props; the fields are then checked and typed in a fixed
+** order, so the first error is always the same one.  No document is built
+** on the way: ev_body() writes the normalized text from the fields when
+** the store asks, and a replay reads that text with this same parser.
 **
 ** Policies: JSON null is the same as absent; integer ids become strings;
 ** input keys that map to nothing are kept under "props", never dropped.
@@ -75,45 +75,64 @@ static const struct alias {
 };
 
 /*
-** Where each normalized field comes from: its input names in order of
-** preference.  A name is looked up at the top level first, then inside the
-** objects of nest_names.  A leading '.' means inside those objects only (a
-** top-level "id" is a message id, not a product).
+** Where each field comes from: its input names in order of preference.  A
+** name is looked for at the top level first, then inside the objects of
+** nest_names.  `where`: 0 anywhere, 1 nested only (a top-level "id" is a
+** message id, not a product), 2 top level only.
 */
-enum { K_ID, K_TEXT, K_NUM, K_COUNT, K_OBJ, K_ARRAY, K_TIME };
+enum { K_ID, K_TEXT, K_AMOUNT, K_COUNT, K_OBJ, K_ARRAY, K_TIME };
 
 enum {
   F_CUSTOMER, F_ANON, F_SESSION, F_ORDER, F_REVENUE, F_CURRENCY, F_QUERY,
-  F_NAME, F_ITEM, F_ITEMS, F_LINE_ID, F_PRICE, F_QUANTITY, F_TS, F_MSG, F_COUNT_
+  F_NAME, F_ITEM, F_ITEMS, F_PRICE, F_QUANTITY, F_TS, F_MSG, F_COUNT_
 };
 
 static const struct field {
-  const char *key;      /* the name in the normalized document */
-  int kind;             /* K_*: what its value must be */
-  const char *names[6]; /* NULL-terminated */
+  const char *key; /* the name in the normalized text, and in messages */
+  int kind;        /* K_*: what its value must be */
 } fields[F_COUNT_] = {
-    [F_CUSTOMER] = {"customer", K_ID, {"customer", "userId", "user_id", "customer_id"}},
-    [F_ANON] = {"anon", K_ID, {"anon", "anonymousId", "anonymous_id", "client_id"}},
-    [F_SESSION] = {"session", K_ID, {"session", "session_id", "sessionId", "ga_session_id"}},
-    [F_ORDER] = {"order_id", K_ID, {"order_id", "transaction_id", "orderId"}},
-    [F_REVENUE] = {"revenue", K_NUM, {"revenue", "value", "total"}},
-    [F_CURRENCY] = {"currency", K_TEXT, {"currency"}},
-    [F_QUERY] = {"query", K_TEXT, {"query", "search_term"}},
-    [F_NAME] = {"name", K_ID, {"name", "popup", "template", "widget"}},
-    [F_ITEM] = {"item", K_ID, {"item", "product_id", "item_id", "sku", ".id"}},
-    [F_ITEMS] = {"items", K_ARRAY, {"items", "products"}},
-    [F_LINE_ID] = {"id", K_ID, {"id", "item_id", "product_id", "sku"}},
-    [F_PRICE] = {"price", K_NUM, {"price"}},
-    [F_QUANTITY] = {"quantity", K_COUNT, {"quantity"}},
-    [F_TS] = {"ts", K_TIME, {"ts", "timestamp", "originalTimestamp", "sentAt", "timestamp_micros"}},
-    /* Top level only (see take_msg_id): a retried event carries the same. */
-    [F_MSG] = {"message_id", K_ID, {"message_id", "messageId", "id"}},
+    [F_CUSTOMER] = {"customer", K_ID}, [F_ANON] = {"anon", K_ID},
+    [F_SESSION] = {"session", K_ID},   [F_ORDER] = {"order_id", K_ID},
+    [F_REVENUE] = {"revenue", K_AMOUNT}, [F_CURRENCY] = {"currency", K_TEXT},
+    [F_QUERY] = {"query", K_TEXT},     [F_NAME] = {"name", K_ID},
+    [F_ITEM] = {"item", K_ID},         [F_ITEMS] = {"items", K_ARRAY},
+    [F_PRICE] = {"price", K_AMOUNT},   [F_QUANTITY] = {"quantity", K_COUNT},
+    [F_TS] = {"ts", K_TIME},           [F_MSG] = {"message_id", K_ID},
 };
 
+/* Every input name, its field, its rank among the field's names. */
+static const struct name {
+  const char *name;
+  unsigned char field, rank, where;
+} names[] = {
+    {"customer", F_CUSTOMER, 0, 0}, {"userId", F_CUSTOMER, 1, 0},
+    {"user_id", F_CUSTOMER, 2, 0}, {"customer_id", F_CUSTOMER, 3, 0},
+    {"anon", F_ANON, 0, 0}, {"anonymousId", F_ANON, 1, 0}, {"anonymous_id", F_ANON, 2, 0},
+    {"client_id", F_ANON, 3, 0},
+    {"session", F_SESSION, 0, 0}, {"session_id", F_SESSION, 1, 0}, {"sessionId", F_SESSION, 2, 0},
+    {"ga_session_id", F_SESSION, 3, 0},
+    {"order_id", F_ORDER, 0, 0}, {"transaction_id", F_ORDER, 1, 0}, {"orderId", F_ORDER, 2, 0},
+    {"revenue", F_REVENUE, 0, 0}, {"value", F_REVENUE, 1, 0}, {"total", F_REVENUE, 2, 0},
+    {"currency", F_CURRENCY, 0, 0},
+    {"query", F_QUERY, 0, 0}, {"search_term", F_QUERY, 1, 0},
+    {"name", F_NAME, 0, 0}, {"popup", F_NAME, 1, 0}, {"template", F_NAME, 2, 0},
+    {"widget", F_NAME, 3, 0},
+    {"item", F_ITEM, 0, 0}, {"product_id", F_ITEM, 1, 0}, {"item_id", F_ITEM, 2, 0},
+    {"sku", F_ITEM, 3, 0}, {"id", F_ITEM, 4, 1},
+    {"items", F_ITEMS, 0, 0}, {"products", F_ITEMS, 1, 0},
+    {"price", F_PRICE, 0, 0}, {"quantity", F_QUANTITY, 0, 0},
+    {"ts", F_TS, 0, 0}, {"timestamp", F_TS, 1, 0}, {"originalTimestamp", F_TS, 2, 0},
+    {"sentAt", F_TS, 3, 0}, {"timestamp_micros", F_TS, 4, 0},
+    {"message_id", F_MSG, 0, 2}, {"messageId", F_MSG, 1, 2}, {"id", F_MSG, 2, 2},
+};
+
+/* The names of a line's id, in order of preference. */
+static const char *const line_id_names[] = {"id", "item_id", "product_id", "sku"};
+
 /* Segment's properties, GA4's params and ecommerce.  And tailor's own
-   "props", so that a normalized document parses back into itself (an
-   export imported again). */
+   "props", so that a normalized text parses back into itself. */
 static const char *const nest_names[] = {"properties", "params", "ecommerce", "props"};
+#define EV_BOXES (1 + sizeof nest_names / sizeof *nest_names)
 
 /* What each requirement bit needs, for the "missing field" message. */
 static const struct need {
@@ -185,20 +204,24 @@ static int mistyped(tailor_error *err, const char *tname, const char *field, con
 }
 
 /*
-** Check `*v` against `kind` and replace it by its normalized form (integer
-** ids become strings).  Owns *v: on failure releases it and sets it NULL.
+** Check `v` against `kind`.  An integer id becomes a string in its parent
+** (`obj` under `key`, or `arr` at `at`), so that ids are always text and
+** point into the input; *v is then the new string.
 */
-static int norm(json_t **v, int kind, const char *tname, const char *field, tailor_error *err) {
+static int norm(json_t **v, int kind, json_t *obj, const char *key, json_t *arr, size_t at,
+                const char *tname, const char *field, tailor_error *err) {
   json_t *x = *v;
   const char *want = NULL;
   char buf[32];
-  int rc;
   switch (kind) {
     case K_ID:
       if (json_is_integer(x)) {
         snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(x));
-        json_decref(x);
-        *v = json_string(buf);
+        if (!(x = json_string(buf)))
+          return fail(err, TAILOR_ENOMEM, field, "%s: out of memory", tname);
+        if (arr) json_array_set_new(arr, at, x);
+        else json_object_set_new(obj, key, x);
+        *v = x;
         return TAILOR_OK;
       }
       if (!json_is_string(x) || !json_string_length(x))
@@ -207,81 +230,26 @@ static int norm(json_t **v, int kind, const char *tname, const char *field, tail
         want = "an id of at most " EV_STR(EV_MAX_ID_BYTES) " bytes";
       break;
     case K_TEXT: if (!json_is_string(x) || !json_string_length(x)) want = "a non-empty string"; break;
-    case K_NUM: if (!json_is_number(x)) want = "a number"; break;
-    case K_COUNT: if (!json_is_number(x) || json_number_value(x) < 0) want = "a number >= 0"; break;
+    /* Money: a price or a revenue is a number from 0 up, never -1 or inf. */
+    case K_AMOUNT: if (!json_is_number(x) || !(json_number_value(x) >= 0)) want = "a number >= 0"; break;
+    case K_COUNT: if (!json_is_number(x) || !(json_number_value(x) >= 0)) want = "a number >= 0"; break;
     case K_OBJ: if (!json_is_object(x)) want = "an object"; break;
     case K_ARRAY: if (!json_is_array(x)) want = "an array"; break;
   }
-  if (!want) return TAILOR_OK;
-  rc = mistyped(err, tname, field, want, x);
-  json_decref(x);
-  *v = NULL;
-  return rc;
-}
-
-/*
-** The input being mapped: the top-level object and the nested objects that
-** hold fields.  Keys are deleted as they are taken; what is left becomes
-** "props", so nothing the storefront sent is lost.
-*/
-typedef struct input {
-  json_t *box[5]; /* box[0] is the top level (borrowed); the others owned */
-  size_t n;
-} input;
-
-/* Take the first of `names` out of the input: a new reference, or NULL.
-   JSON null counts as absent (Segment sends "userId": null). */
-static json_t *take(input *in, const char *const *names, const char **which) {
-  for (size_t b = 0; b < in->n; b++) {
-    for (const char *const *p = names; *p; p++) {
-      const char *k = *p;
-      json_t *v;
-      if (*k == '.' && !b) continue;
-      k += *k == '.';
-      if (!(v = json_incref(json_object_get(in->box[b], k)))) continue;
-      json_object_del(in->box[b], k);
-      if (json_is_null(v)) {
-        json_decref(v);
-        continue;
-      }
-      if (which) *which = k;
-      return v;
-    }
-  }
-  return NULL;
-}
-
-/* Take field `f`, check it, and set it in `dst` under its normalized key. */
-static int take_into(input *in, int f, json_t *dst, const char *path, const char *tname,
-                     tailor_error *err) {
-  json_t *v = take(in, fields[f].names, NULL);
-  int rc;
-  if (!v) return TAILOR_OK;
-  if ((rc = norm(&v, fields[f].kind, tname, path, err))) return rc;
-  json_object_set_new(dst, fields[f].key, v);
-  return TAILOR_OK;
-}
-
-/* Normalize obj[key] in place when it is there. */
-static int norm_in(json_t *obj, const char *key, int kind, const char *path, const char *tname,
-                   tailor_error *err) {
-  json_t *v = json_incref(json_object_get(obj, key));
-  int rc;
-  if (!v) return TAILOR_OK;
-  if ((rc = norm(&v, kind, tname, path, err))) return rc;
-  json_object_set_new(obj, key, v);
-  return TAILOR_OK;
+  return want ? mistyped(err, tname, field, want, x) : TAILOR_OK;
 }
 
 /*
 ** The event's type: tailor's (and Segment's) "type", for a Segment "track"
-** call its "event", the dataLayer's "event", or GA4's "name".
+** call its "event", the dataLayer's "event", or GA4's "name".  *consumed
+** receives the keys that said it.
 */
-static int take_type(json_t *top, int *type, tailor_error *err) {
+static int take_type(json_t *top, int *type, const char *consumed[2], tailor_error *err) {
   const char *key = "type";
   json_t *v = json_object_get(top, "type");
+  consumed[0] = consumed[1] = NULL;
   if (json_is_string(v) && !strcmp(json_string_value(v), "track")) {
-    json_object_del(top, "type");
+    consumed[1] = "type";
     key = "event";
   } else if (!v) {
     key = json_object_get(top, "event") ? "event" : "name";
@@ -293,105 +261,8 @@ static int take_type(json_t *top, int *type, tailor_error *err) {
   if (!json_is_string(v)) return mistyped(err, "event", key, "a string", v);
   if ((*type = ev_type_lookup(json_string_value(v))) < 0)
     return fail(err, TAILOR_ETYPE, key, "unknown event type '%s'", json_string_value(v));
-  json_object_del(top, key);
+  consumed[0] = key;
   return TAILOR_OK;
-}
-
-/* item_upsert's catalog object or customer_upsert's profile: an object
-   keyed by its "id". */
-static int take_object(input *in, int f, json_t *doc, const char *tname, tailor_error *err) {
-  const char *key = fields[f].key;
-  json_t *o = take(in, fields[f].names, NULL);
-  char path[16];
-  int rc;
-  if (!o) return TAILOR_OK; /* fill() says it is missing */
-  if ((rc = norm(&o, K_OBJ, tname, key, err))) return rc;
-  snprintf(path, sizeof path, "%s.id", key);
-  if (!json_object_get(o, "id"))
-    rc = fail(err, TAILOR_EFIELD, path, "%s: missing field '%s'", tname, path);
-  else if (!(rc = norm_in(o, "id", K_ID, path, tname, err)) && f == F_ITEM)
-    rc = norm_in(o, "price", K_NUM, "item.price", tname, err);
-  if (!rc) json_object_set(doc, key, o);
-  json_decref(o);
-  return rc;
-}
-
-/* One line of "items": {id, price, quantity} first, then whatever else the
-   line carried (name, brand, category, variant...).  A bare id is a line. */
-static int take_line(json_t *src, size_t i, json_t *lines, const char *tname,
-                     tailor_error *err) {
-  char path[48];
-  json_t *l = json_object();
-  input li = {{src}, 1};
-  int rc;
-  json_array_append_new(lines, l);
-  snprintf(path, sizeof path, "items[%zu]", i);
-  if (json_is_string(src) || json_is_integer(src)) {
-    json_incref(src);
-    if (!(rc = norm(&src, K_ID, tname, path, err))) json_object_set_new(l, "id", src);
-    return rc;
-  }
-  if (!json_is_object(src)) return mistyped(err, tname, path, "an object", src);
-  snprintf(path, sizeof path, "items[%zu].id", i);
-  if ((rc = take_into(&li, F_LINE_ID, l, path, tname, err))) return rc;
-  if (!json_object_get(l, "id"))
-    return fail(err, TAILOR_EFIELD, path, "%s: missing field '%s' (or 'item_id', 'product_id', 'sku')",
-                tname, path);
-  snprintf(path, sizeof path, "items[%zu].price", i);
-  if ((rc = take_into(&li, F_PRICE, l, path, tname, err))) return rc;
-  snprintf(path, sizeof path, "items[%zu].quantity", i);
-  if ((rc = take_into(&li, F_QUANTITY, l, path, tname, err))) return rc;
-  json_object_update_missing(l, src);
-  return TAILOR_OK;
-}
-
-/*
-** The product lines: "items" (or "products"), or else the one "item" with
-** its "price" and "quantity".  One line of an event that is not multi-line
-** becomes "item", "price", "quantity" (the line's other keys go to props);
-** otherwise "items" holds the lines, and single-item types also get "item".
-*/
-static int take_lines(input *in, unsigned req, json_t *doc, json_t *props, size_t max_lines,
-                      const char *tname, tailor_error *err) {
-  json_t *item = take(in, fields[F_ITEM].names, NULL);
-  json_t *arr = take(in, fields[F_ITEMS].names, NULL);
-  json_t *lines = json_array(), *l;
-  size_t n = json_array_size(arr);
-  int rc = TAILOR_OK, from_items = n > 0;
-
-  if (item) rc = norm(&item, K_ID, tname, "item", err);
-  if (!rc && arr) rc = norm(&arr, K_ARRAY, tname, "items", err);
-  if (!rc && n > max_lines)
-    rc = fail(err, TAILOR_ETOOBIG, "items", "%s: %zu product lines, more than the limit of %zu",
-              tname, n, max_lines);
-  for (size_t i = 0; !rc && i < n; i++) rc = take_line(json_array_get(arr, i), i, lines, tname, err);
-  if (!rc && !n && item) {
-    json_array_append_new(lines, l = json_object());
-    json_object_set(l, "id", item);
-    if (!(rc = take_into(in, F_PRICE, l, "price", tname, err)))
-      rc = take_into(in, F_QUANTITY, l, "quantity", tname, err);
-  }
-  n = json_array_size(lines);
-  if (!rc && n == 1 && !(req & EVF_ITEMS) && !(from_items && item)) {
-    static const char *const moved[] = {"id", "price", "quantity"};
-    l = json_copy(json_array_get(lines, 0));
-    for (size_t i = 0; i < 3; i++) {
-      json_t *x = json_object_get(l, moved[i]);
-      if (!x) continue;
-      json_object_set(doc, i ? moved[i] : "item", x);
-      json_object_del(l, moved[i]);
-    }
-    json_object_update_missing(props, l);
-    json_decref(l);
-  } else if (!rc && n) {
-    if (from_items && item) json_object_set(doc, "item", item);
-    else if (req & EVF_ITEM) json_object_set(doc, "item", json_object_get(json_array_get(lines, 0), "id"));
-    json_object_set(doc, "items", lines);
-  }
-  json_decref(item);
-  json_decref(arr);
-  json_decref(lines);
-  return rc;
 }
 
 /* "name" is the popup, template or widget.  On other events a "name" is
@@ -400,60 +271,256 @@ static int wants_name(int type) {
   return (type_req[type] & EVF_NAME) || type == EV_REC_SHOWN || type == EV_REC_CLICKED;
 }
 
-static int micros_time(json_t *v, int64_t *ms);
-
-/* The message id: at the top level only, where Segment puts "messageId"
-   and tailor's own format "id" (inside properties an "id" is a product). */
-static int take_msg_id(json_t *top, json_t *doc, const char *tname, tailor_error *err) {
-  input in = {{top}, 1};
-  return take_into(&in, F_MSG, doc, fields[F_MSG].key, tname, err);
+/* The entry of `key` in names[] for box `b`, or NULL. */
+static const struct name *name_of(const char *key, size_t b) {
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    if (names[i].name[0] == key[0] && !strcmp(names[i].name, key) &&
+        !(names[i].where == 1 && b == 0) && !(names[i].where == 2 && b != 0))
+      return &names[i];
+  return NULL;
 }
 
-/* Map the parsed input `root` (which it consumes keys of) onto *out. */
-static int build(json_t *root, const ev_limits *lim, json_t **out, tailor_error *err) {
-  input in = {{root}, 1};
-  json_t *doc = json_object(), *props = json_object(), *v;
-  const char *tname, *which = "";
-  int type = 0, rc;
-  unsigned req;
-  int64_t ts = lim->now_ms;
+/* The input being mapped: the boxes that hold fields, and for each field
+   the value that wins (first box, then first name). */
+typedef struct pick {
+  json_t *v;       /* NULL: not given */
+  json_t *box;
+  const char *key; /* the input's name for it */
+  size_t b, rank;
+  int used;        /* taken into the event (else it goes to props) */
+} pick;
 
+typedef struct input {
+  json_t *box[EV_BOXES];
+  size_t n;
+  const char *consumed[2]; /* the type's keys */
+  pick p[F_COUNT_];
+  size_t left;     /* keys that will not be taken: props to build */
+  int type;
+} input;
+
+/* Whether a top-level key holds one of the nested objects read as boxes. */
+static int is_box(const char *key, const json_t *v) {
+  if (!json_is_object(v)) return 0;
   for (size_t i = 0; i < sizeof nest_names / sizeof *nest_names; i++)
-    if (json_is_object(v = json_object_get(root, nest_names[i]))) {
-      in.box[in.n++] = json_incref(v);
-      json_object_del(root, nest_names[i]);
-    }
-  if ((rc = take_type(root, &type, err))) goto done;
-  tname = type_names[type];
-  req = type_req[type];
+    if (!strcmp(key, nest_names[i])) return 1;
+  return 0;
+}
 
-  if ((v = take(&in, fields[F_TS].names, &which))) {
-    char buf[64];
-    if (strcmp(which, "timestamp_micros") ? ev_parse_time(v, &ts) : micros_time(v, &ts))
-      rc = fail(err, TAILOR_ETIME, "ts",
-                "%s: field '%s': cannot read %s as a timestamp (ms since the epoch, or ISO 8601)",
-                tname, which, describe(v, buf, sizeof buf));
-    json_decref(v);
-    if (rc) goto done;
+/* Sort every key of every box: a field's best value, or a leftover. */
+static void scan(input *in) {
+  for (size_t b = 0; b < in->n; b++) {
+    const char *k;
+    json_t *v;
+    json_object_foreach(in->box[b], k, v) {
+      if (!b && ((in->consumed[0] && !strcmp(k, in->consumed[0])) ||
+                 (in->consumed[1] && !strcmp(k, in->consumed[1]))))
+        continue;
+      if (!b && is_box(k, v)) continue;
+      const struct name *nm = name_of(k, b);
+      if (nm && nm->field == F_NAME && !wants_name(in->type)) nm = NULL;
+      if (!nm) {
+        in->left++;
+        continue;
+      }
+      if (json_is_null(v)) continue; /* null is absent (Segment's "userId": null) */
+      pick *p = &in->p[nm->field];
+      if (p->v && (p->b < b || (p->b == b && p->rank <= nm->rank))) {
+        in->left++;
+        continue;
+      }
+      if (p->v) in->left++;
+      *p = (pick){v, in->box[b], k, b, nm->rank, 0};
+    }
   }
-  json_object_set_new(doc, "type", json_string(tname));
-  json_object_set_new(doc, "ts", json_integer(ts));
-  if ((rc = take_msg_id(root, doc, tname, err))) goto done;
-  for (int f = F_CUSTOMER; !rc && f <= F_NAME; f++)
-    if (!(f == F_CUSTOMER && (req & EVF_CUSTDOC)) && !(f == F_NAME && !wants_name(type)))
-      rc = take_into(&in, f, doc, fields[f].key, tname, err);
-  if (!rc && (req & (EVF_ITEMDOC | EVF_CUSTDOC)))
-    rc = take_object(&in, req & EVF_ITEMDOC ? F_ITEM : F_CUSTOMER, doc, tname, err);
-  else if (!rc)
-    rc = take_lines(&in, req, doc, props, lim->max_lines, tname, err);
-  for (size_t i = 0; !rc && i < in.n; i++) json_object_update_missing(props, in.box[i]);
-  if (!rc && json_object_size(props)) json_object_set(doc, "props", props);
-done:
-  for (size_t i = 1; i < in.n; i++) json_decref(in.box[i]);
-  json_decref(props);
-  if (rc) json_decref(doc);
-  else *out = doc;
+}
+
+/* Whether `v` (a value under `key` in box `b`) went into the event. */
+static int taken(const input *in, size_t b, const char *key, json_t *v) {
+  if (!b && ((in->consumed[0] && !strcmp(key, in->consumed[0])) ||
+             (in->consumed[1] && !strcmp(key, in->consumed[1]))))
+    return 1;
+  if (!b && is_box(key, v)) return 1;
+  if (json_is_null(v)) {
+    const struct name *nm = name_of(key, b);
+    return nm && !(nm->field == F_NAME && !wants_name(in->type));
+  }
+  for (int f = 0; f < F_COUNT_; f++)
+    if (in->p[f].used && in->p[f].v == v) return 1;
+  return 0;
+}
+
+/* Take field `f`: check it and mark it used; NULL when not given. */
+static int take(input *in, int f, const char *field, json_t **out, tailor_error *err) {
+  pick *p = &in->p[f];
+  *out = NULL;
+  if (!p->v) return TAILOR_OK;
+  int rc = norm(&p->v, fields[f].kind, p->box, p->key, NULL, 0, type_names[in->type], field, err);
+  if (rc) return rc;
+  p->used = 1;
+  *out = p->v;
+  return TAILOR_OK;
+}
+
+static int take_str(input *in, int f, const char **out, tailor_error *err) {
+  json_t *v;
+  int rc = take(in, f, fields[f].key, &v, err);
+  if (!rc && v) *out = json_string_value(v);
   return rc;
+}
+
+static int64_t clock_ms(void);
+static int micros_time(json_t *v, int64_t *ms);
+
+/* The line at index i of "items": {id, price, quantity} and whatever else
+   the line carried (name, brand, category, variant...).  A bare id is a
+   line. */
+static int take_line(json_t *arr, size_t i, ev_line *l, const char *tname, tailor_error *err) {
+  char path[48];
+  json_t *src = json_array_get(arr, i), *id = NULL;
+  const char *id_key = NULL;
+  size_t id_rank = 0, rest = 0;
+  int rc;
+  l->quantity = 1;
+  snprintf(path, sizeof path, "items[%zu]", i);
+  if (json_is_string(src) || json_is_integer(src)) {
+    if ((rc = norm(&src, K_ID, NULL, NULL, arr, i, tname, path, err))) return rc;
+    l->item = json_string_value(src);
+    return TAILOR_OK;
+  }
+  if (!json_is_object(src)) return mistyped(err, tname, path, "an object", src);
+  const char *k;
+  json_t *v, *price = NULL, *qty = NULL;
+  json_object_foreach(src, k, v) {
+    size_t r = 0;
+    while (r < 4 && strcmp(k, line_id_names[r])) r++;
+    if (r < 4 && !json_is_null(v)) {
+      if (id) rest++;
+      if (!id || r < id_rank) id = v, id_key = k, id_rank = r;
+      else if (id != v) continue;
+    } else if (!strcmp(k, "price") && !json_is_null(v)) {
+      price = v;
+    } else if (!strcmp(k, "quantity") && !json_is_null(v)) {
+      qty = v;
+    } else if (r == 4) {
+      rest++;
+    }
+  }
+  snprintf(path, sizeof path, "items[%zu].id", i);
+  if (!id)
+    return fail(err, TAILOR_EFIELD, path, "%s: missing field '%s' (or 'item_id', 'product_id', 'sku')",
+                tname, path);
+  if ((rc = norm(&id, K_ID, src, id_key, NULL, 0, tname, path, err))) return rc;
+  l->item = json_string_value(id);
+  snprintf(path, sizeof path, "items[%zu].price", i);
+  if (price && (rc = norm(&price, K_AMOUNT, NULL, NULL, NULL, 0, tname, path, err))) return rc;
+  snprintf(path, sizeof path, "items[%zu].quantity", i);
+  if (qty && (rc = norm(&qty, K_COUNT, NULL, NULL, NULL, 0, tname, path, err))) return rc;
+  if (price) l->price = json_number_value(price), l->has_price = 1;
+  if (qty) l->quantity = json_number_value(qty), l->has_quantity = 1;
+  if (!rest) return TAILOR_OK;
+  if (!(l->extra = json_object())) return fail(err, TAILOR_ENOMEM, "items", "%s: out of memory", tname);
+  json_object_foreach(src, k, v)
+    if (v != id && v != price && v != qty && !json_is_null(v)) json_object_set(l->extra, k, v);
+  return TAILOR_OK;
+}
+
+/*
+** The product lines: "items" (or "products"), or else the one "item" with
+** its "price" and "quantity".  One line of an event that is not multi-line
+** is written as "item", "price", "quantity" (its other keys go to props);
+** otherwise "items" holds the lines, and single-item types also name
+** "item".
+*/
+static int take_lines(input *in, ev *e, size_t max_lines, tailor_error *err) {
+  const char *tname = type_names[in->type];
+  unsigned req = type_req[in->type];
+  json_t *item, *arr;
+  int rc;
+  if ((rc = take(in, F_ITEM, "item", &item, err)) || (rc = take(in, F_ITEMS, "items", &arr, err)))
+    return rc;
+  size_t n = json_array_size(arr);
+  if (n > max_lines)
+    return fail(err, TAILOR_ETOOBIG, "items", "%s: %zu product lines, more than the limit of %zu",
+                tname, n, max_lines);
+  if (!n && !item) return TAILOR_OK;
+  if (!(e->lines = calloc(n ? n : 1, sizeof *e->lines)))
+    return fail(err, TAILOR_ENOMEM, "items", "%s: out of memory for %zu lines", tname, n);
+  for (size_t i = 0; i < n; i++, e->n_lines++)
+    if ((rc = take_line(arr, i, &e->lines[i], tname, err))) return rc;
+  if (!n) {
+    json_t *price, *qty;
+    ev_line *l = &e->lines[e->n_lines++];
+    *l = (ev_line){json_string_value(item), 0, 1, NULL, 0, 0};
+    if ((rc = take(in, F_PRICE, "price", &price, err)) ||
+        (rc = take(in, F_QUANTITY, "quantity", &qty, err)))
+      return rc;
+    if (price) l->price = json_number_value(price), l->has_price = 1;
+    if (qty) l->quantity = json_number_value(qty), l->has_quantity = 1;
+  }
+  if (e->n_lines == 1 && !(req & EVF_ITEMS) && !(n && item)) {
+    e->one_line = 1;
+    /* The line's other keys join props, before anything else there. */
+    if (e->lines[0].extra) {
+      e->props = e->lines[0].extra;
+      e->lines[0].extra = NULL;
+    }
+  } else if (n && item) {
+    e->item = json_string_value(item);
+  } else if (req & EVF_ITEM) {
+    e->item = e->lines[0].item;
+  }
+  return TAILOR_OK;
+}
+
+/* item_upsert's catalog object or customer_upsert's profile: an object
+   keyed by its "id".  Its one line (a catalog item) is its id and price. */
+static int take_object(input *in, ev *e, tailor_error *err) {
+  int catalog = (type_req[in->type] & EVF_ITEMDOC) != 0, f = catalog ? F_ITEM : F_CUSTOMER;
+  const char *tname = type_names[in->type], *key = fields[f].key;
+  pick *p = &in->p[f];
+  char path[16];
+  int rc;
+  if (!p->v) return TAILOR_OK; /* the needs check says it is missing */
+  if (!json_is_object(p->v)) return mistyped(err, tname, key, "an object", p->v);
+  p->used = 1;
+  snprintf(path, sizeof path, "%s.id", key);
+  json_t *id = json_object_get(p->v, "id"), *price = json_object_get(p->v, "price");
+  if (!id) return fail(err, TAILOR_EFIELD, path, "%s: missing field '%s'", tname, path);
+  if ((rc = norm(&id, K_ID, p->v, "id", NULL, 0, tname, path, err))) return rc;
+  if (price && (rc = norm(&price, K_AMOUNT, NULL, NULL, NULL, 0, tname, "item.price", err)) &&
+      catalog)
+    return rc;
+  e->object = json_incref(p->v);
+  if (!catalog) {
+    e->customer = json_string_value(id);
+    return TAILOR_OK;
+  }
+  if (!(e->lines = calloc(1, sizeof *e->lines)))
+    return fail(err, TAILOR_ENOMEM, "item", "%s: out of memory", tname);
+  e->lines[0] = (ev_line){json_string_value(id), json_number_value(price), 1, NULL, price != NULL, 0};
+  e->n_lines = 1;
+  return TAILOR_OK;
+}
+
+/* Whatever the event carried that is not a field, under props: a line's
+   extras first, then the top level, then the nested objects in order. */
+static int take_props(input *in, ev *e, tailor_error *err) {
+  for (size_t b = 0; b < in->n; b++) {
+    const char *k;
+    json_t *v;
+    json_object_foreach(in->box[b], k, v) {
+      if (taken(in, b, k, v) || (e->props && json_object_get(e->props, k))) continue;
+      if (!e->props && !(e->props = json_object()))
+        return fail(err, TAILOR_ENOMEM, "props", "%s: out of memory", type_names[in->type]);
+      json_object_set(e->props, k, v);
+    }
+  }
+  if (e->props && !json_object_size(e->props)) {
+    json_decref(e->props);
+    e->props = NULL;
+  }
+  return TAILOR_OK;
 }
 
 static int has(const ev *e, unsigned bit) {
@@ -468,71 +535,59 @@ static int has(const ev *e, unsigned bit) {
   }
 }
 
-/*
-** The lines of a normalized document: "items", else the single "item"
-** (a string with "price"/"quantity" beside it, or item_upsert's catalog
-** object, which counts as one line of its own id and price).
-*/
-static int fill_lines(ev *e, unsigned req, tailor_error *err) {
-  json_t *items = json_object_get(e->doc, "items"), *item = json_object_get(e->doc, "item");
-  json_t *at = e->doc;
-  int catalog = (req & EVF_ITEMDOC) != 0, many = !catalog && json_is_array(items);
-  size_t n = many ? json_array_size(items) : 1;
-  if (catalog) at = item, item = json_object_get(item, "id"); /* NULL unless an object */
-  if (!n || (!many && !json_is_string(item))) return TAILOR_OK;
-  if (!(e->lines = calloc(n, sizeof *e->lines)))
-    return fail(err, TAILOR_ENOMEM, "", "%s: out of memory for %zu lines", type_names[e->type], n);
-  for (size_t i = 0; i < n; i++) {
-    json_t *l = many ? json_array_get(items, i) : at;
-    json_t *q = catalog ? NULL : json_object_get(l, "quantity");
-    const char *id = json_string_value(many ? json_object_get(l, "id") : item);
-    if (!id)
-      return fail(err, TAILOR_EFIELD, "items", "%s: line %zu of 'items' has no string 'id'",
-                  type_names[e->type], i);
-    e->lines[i] = (ev_line){id, json_number_value(json_object_get(l, "price")),
-                            q ? json_number_value(q) : 1};
-    e->n_lines++;
-  }
-  return TAILOR_OK;
-}
-
-/* Set the typed fields of `e` from e->doc and check its type's needs. */
-static int fill(ev *e, tailor_error *err) {
-  json_t *d = e->doc, *v;
-  const char *t = json_string_value(json_object_get(d, "type"));
-  int type = -1, rc;
+/* Map the input object `root` onto *e. */
+static int build(json_t *root, const ev_limits *lim, ev *e, tailor_error *err) {
+  input in = {{root}, 1, {NULL, NULL}, {{0}}, 0, 0};
+  const char *tname;
+  json_t *v;
+  int rc;
   unsigned req;
-  for (int i = 0; t && i < EV_TYPE_COUNT; i++)
-    if (!strcmp(t, type_names[i])) type = i;
-  if (type < 0) return fail(err, TAILOR_EFIELD, "type", "not a normalized event: no tailor 'type'");
-  e->type = (ev_type)type;
-  req = type_req[type];
-  if (!json_is_integer(v = json_object_get(d, "ts")))
-    return fail(err, TAILOR_EFIELD, "ts", "%s: not a normalized event: no integer 'ts'", t);
-  e->ts = json_integer_value(v);
 
-  struct { const char *key; const char **dst; } strs[] = {
-      {"customer", &e->customer}, {"anon", &e->anon},   {"session", &e->session},
-      {"order_id", &e->order_id}, {"query", &e->query}, {"name", &e->name},
-      {"currency", &e->currency}, {"message_id", &e->msg_id},
-  };
-  for (size_t i = (req & EVF_CUSTDOC) ? 1 : 0; i < sizeof strs / sizeof *strs; i++) {
-    if (!(v = json_object_get(d, strs[i].key))) continue;
-    if (!json_is_string(v)) return mistyped(err, t, strs[i].key, "a string", v);
-    *strs[i].dst = json_string_value(v);
+  if ((rc = take_type(root, &in.type, in.consumed, err))) return rc;
+  e->type = (ev_type)in.type;
+  tname = type_names[in.type];
+  req = type_req[in.type];
+  for (size_t i = 0; i < sizeof nest_names / sizeof *nest_names; i++)
+    if (json_is_object(v = json_object_get(root, nest_names[i]))) in.box[in.n++] = v;
+  scan(&in);
+
+  e->ts = lim->now_ms;
+  pick *ts = &in.p[F_TS];
+  if (ts->v) {
+    char buf[64];
+    if (strcmp(ts->key, "timestamp_micros") ? ev_parse_time(ts->v, &e->ts)
+                                            : micros_time(ts->v, &e->ts))
+      return fail(err, TAILOR_ETIME, "ts",
+                  "%s: field '%s': cannot read %s as a timestamp (ms since the epoch, or ISO 8601)",
+                  tname, ts->key, describe(ts->v, buf, sizeof buf));
+    ts->used = 1;
   }
-  if (req & EVF_CUSTDOC)
-    e->customer = json_string_value(json_object_get(json_object_get(d, "customer"), "id"));
-  if ((rc = fill_lines(e, req, err))) return rc;
-  if ((v = json_object_get(d, "revenue")) && !json_is_number(v))
-    return mistyped(err, t, "revenue", "a number", v);
-  e->revenue = json_number_value(v);
-  for (size_t i = 0; !v && (req & EVF_ORDER) && i < e->n_lines; i++)
-    e->revenue += e->lines[i].price * e->lines[i].quantity;
+  if ((rc = take_str(&in, F_MSG, &e->msg_id, err))) return rc;
+  if (!(req & EVF_CUSTDOC) && (rc = take_str(&in, F_CUSTOMER, &e->customer, err))) return rc;
+  if ((rc = take_str(&in, F_ANON, &e->anon, err)) ||
+      (rc = take_str(&in, F_SESSION, &e->session, err)) ||
+      (rc = take_str(&in, F_ORDER, &e->order_id, err)))
+    return rc;
+  if ((rc = take(&in, F_REVENUE, "revenue", &v, err))) return rc;
+  if (v) e->revenue = json_number_value(v), e->has_revenue = 1;
+  if ((rc = take_str(&in, F_CURRENCY, &e->currency, err)) ||
+      (rc = take_str(&in, F_QUERY, &e->query, err)) ||
+      (rc = take_str(&in, F_NAME, &e->name, err)))
+    return rc;
+  rc = (req & (EVF_ITEMDOC | EVF_CUSTDOC)) ? take_object(&in, e, err)
+                                           : take_lines(&in, e, lim->max_lines, err);
+  if (rc || (rc = take_props(&in, e, err))) return rc;
 
+  if (!e->has_revenue && (req & EVF_ORDER) && e->n_lines) {
+    for (size_t i = 0; i < e->n_lines; i++) e->revenue += e->lines[i].price * e->lines[i].quantity;
+    e->has_revenue = 1;
+    if (!isfinite(e->revenue))
+      return fail(err, TAILOR_EFIELD, "items", "%s: the lines' prices times quantities overflow",
+                  tname);
+  }
   for (size_t i = 0; i < sizeof needs / sizeof *needs; i++)
     if ((req & needs[i].bit) && !has(e, needs[i].bit))
-      return fail(err, TAILOR_EFIELD, needs[i].field, "%s: missing field %s", t, needs[i].what);
+      return fail(err, TAILOR_EFIELD, needs[i].field, "%s: missing field %s", tname, needs[i].what);
   return TAILOR_OK;
 }
 
@@ -543,9 +598,10 @@ static int64_t clock_ms(void) {
 }
 
 static void limits_fill(const ev_limits *lim, ev_limits *l) {
-  *l = lim ? *lim : (ev_limits){0, 0, 0};
+  *l = lim ? *lim : (ev_limits){0, 0, 0, 0};
   if (!l->max_bytes) l->max_bytes = EV_DEFAULT_MAX_BYTES;
   if (!l->max_lines) l->max_lines = EV_DEFAULT_MAX_LINES;
+  if (!l->max_depth) l->max_depth = UTIL_MAX_JSON_DEPTH;
   if (!l->now_ms) l->now_ms = clock_ms(); /* zeroed limits: now is now */
 }
 
@@ -566,9 +622,8 @@ int ev_parse(const char *text, size_t len, const ev_limits *lim, ev *out, tailor
   /* jansson checks UTF-8 too, but cannot say where the bad byte is. */
   if (!ev_utf8_valid(text, len, &bad))
     return fail(err, TAILOR_EUTF8, "", "invalid UTF-8 at byte %zu", bad);
-  if (util_json_depth(text, len) > UTIL_MAX_JSON_DEPTH)
-    return fail(err, TAILOR_EPARSE, "", "JSON nested deeper than %d levels",
-                UTIL_MAX_JSON_DEPTH);
+  if (util_json_depth(text, len) > l.max_depth)
+    return fail(err, TAILOR_EPARSE, "", "JSON nested deeper than %d levels", l.max_depth);
   if (!(root = json_loadb(text, len, 0, &je)))
     return fail(err, TAILOR_EPARSE, "", "malformed JSON at line %d, column %d: %s", je.line,
                 je.column, je.text);
@@ -579,9 +634,7 @@ int ev_parse(const char *text, size_t len, const ev_limits *lim, ev *out, tailor
 
 int ev_from_json(json_t *root, const ev_limits *lim, ev *out, tailor_error *err) {
   ev_limits l;
-  json_t *doc = NULL;
   int rc;
-
   memset(out, 0, sizeof *out);
   reset(err);
   limits_fill(lim, &l);
@@ -590,33 +643,172 @@ int ev_from_json(json_t *root, const ev_limits *lim, ev *out, tailor_error *err)
     return fail(err, TAILOR_EPARSE, "", "an event must be a JSON object, found %s",
                 describe(root, buf, sizeof buf));
   }
-  if ((rc = build(root, &l, &doc, err))) return rc;
-  rc = ev_from_doc(doc, out, err);
-  json_decref(doc);
-  /* Keep an order's derived revenue in the stored document, for readers of
-     the store that do not go through fill(). */
-  if (!rc && (type_req[out->type] & EVF_ORDER) && out->n_lines &&
-      !json_object_get(out->doc, "revenue"))
-    json_object_set_new(out->doc, "revenue", json_real(out->revenue));
-  return rc;
-}
-
-int ev_from_doc(json_t *doc, ev *out, tailor_error *err) {
-  int rc;
-  memset(out, 0, sizeof *out);
-  reset(err);
-  if (!json_is_object(doc))
-    return fail(err, TAILOR_EFIELD, "", "not a normalized event: not a JSON object");
-  out->doc = json_incref(doc);
-  if ((rc = fill(out, err))) ev_clear(out);
+  out->src = json_incref(root);
+  if ((rc = build(root, &l, out, err))) ev_clear(out);
   return rc;
 }
 
 void ev_clear(ev *e) {
   if (!e) return;
+  for (size_t i = 0; i < e->n_lines; i++) json_decref(e->lines[i].extra);
   free(e->lines);
+  json_decref(e->object);
+  json_decref(e->props);
+  json_decref(e->src);
   json_decref(e->doc);
+  free(e->body);
   memset(e, 0, sizeof *e);
+}
+
+/*
+** The normalized text, written from the fields.  Strings are escaped here;
+** the sender's own values (props, extras, objects) are written by jansson.
+*/
+typedef struct text {
+  char *s;
+  size_t n, cap;
+  int oom;
+} text;
+
+static void put(text *t, const char *s, size_t n) {
+  if (t->oom) return;
+  if (t->n + n + 1 > t->cap) {
+    size_t cap = t->cap ? t->cap : 256;
+    while (cap < t->n + n + 1) cap *= 2;
+    char *s2 = realloc(t->s, cap);
+    if (!s2) {
+      t->oom = 1;
+      return;
+    }
+    t->s = s2;
+    t->cap = cap;
+  }
+  memcpy(t->s + t->n, s, n);
+  t->n += n;
+  t->s[t->n] = '\0';
+}
+
+static void put_c(text *t, const char *s) { put(t, s, strlen(s)); }
+
+static void put_str(text *t, const char *s) {
+  static const char hex[] = "0123456789abcdef";
+  put(t, "\"", 1);
+  for (const char *run = s;; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    put(t, run, (size_t)(s - run));
+    if (!c) break;
+    char esc[7] = {'\\', (char)c, 0};
+    if (c < 0x20) {
+      esc[1] = 'u', esc[2] = esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
+      put(t, esc, 6);
+    } else {
+      put(t, esc, 2);
+    }
+    run = s + 1;
+  }
+  put(t, "\"", 1);
+}
+
+static void put_key(text *t, const char *k) {
+  put(t, ",", 1);
+  put_str(t, k);
+  put(t, ":", 1);
+}
+
+static void put_num(text *t, double x) {
+  char buf[32];
+  put(t, buf, (size_t)snprintf(buf, sizeof buf, "%.17g", x));
+}
+
+static void put_json(text *t, const json_t *v) {
+  char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+  if (!s) {
+    t->oom = 1;
+    return;
+  }
+  put_c(t, s);
+  free(s);
+}
+
+static void put_opt(text *t, const char *k, const char *v) {
+  if (!v) return;
+  put_key(t, k);
+  put_str(t, v);
+}
+
+const char *ev_body(ev *e, size_t *len) {
+  if (!e->body) {
+    text t = {0};
+    char ts[32];
+    put_c(&t, "{\"type\":");
+    put_str(&t, type_names[e->type]);
+    put(&t, ts, (size_t)snprintf(ts, sizeof ts, ",\"ts\":%lld", (long long)e->ts));
+    put_opt(&t, "message_id", e->msg_id);
+    if (type_req[e->type] & EVF_CUSTDOC) {
+      put_key(&t, "customer");
+      put_json(&t, e->object);
+    } else {
+      put_opt(&t, "customer", e->customer);
+    }
+    put_opt(&t, "anon", e->anon);
+    put_opt(&t, "session", e->session);
+    put_opt(&t, "order_id", e->order_id);
+    if (e->has_revenue) {
+      put_key(&t, "revenue");
+      put_num(&t, e->revenue);
+    }
+    put_opt(&t, "currency", e->currency);
+    put_opt(&t, "query", e->query);
+    put_opt(&t, "name", e->name);
+    if (type_req[e->type] & EVF_ITEMDOC) {
+      put_key(&t, "item");
+      put_json(&t, e->object);
+    } else if (e->one_line) {
+      put_opt(&t, "item", e->lines[0].item);
+      if (e->lines[0].has_price) put_key(&t, "price"), put_num(&t, e->lines[0].price);
+      if (e->lines[0].has_quantity) put_key(&t, "quantity"), put_num(&t, e->lines[0].quantity);
+    } else if (e->n_lines) {
+      put_opt(&t, "item", e->item);
+      put_key(&t, "items");
+      for (size_t i = 0; i < e->n_lines; i++) {
+        const ev_line *l = &e->lines[i];
+        put_c(&t, i ? ",{\"id\":" : "[{\"id\":");
+        put_str(&t, l->item);
+        if (l->has_price) put_key(&t, "price"), put_num(&t, l->price);
+        if (l->has_quantity) put_key(&t, "quantity"), put_num(&t, l->quantity);
+        if (l->extra && json_object_size(l->extra)) {
+          /* The extras' own object text, less its braces. */
+          char *s = json_dumps(l->extra, JSON_COMPACT);
+          if (!s) t.oom = 1;
+          else put(&t, ",", 1), put(&t, s + 1, strlen(s) - 2);
+          free(s);
+        }
+        put(&t, "}", 1);
+      }
+      put(&t, "]", 1);
+    }
+    if (e->props) {
+      put_key(&t, "props");
+      put_json(&t, e->props);
+    }
+    put(&t, "}", 1);
+    if (t.oom) {
+      free(t.s);
+      return NULL;
+    }
+    e->body = t.s;
+    e->body_len = t.n;
+  }
+  if (len) *len = e->body_len;
+  return e->body;
+}
+
+json_t *ev_doc(ev *e) {
+  size_t n;
+  const char *body;
+  if (!e->doc && (body = ev_body(e, &n))) e->doc = json_loadb(body, n, 0, NULL);
+  return e->doc;
 }
 
 const char *ev_type_name(ev_type t) {

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/util.h"
 #include "tailor.h"
 
 /*
@@ -76,18 +77,26 @@ typedef struct ev_line {
   const char *item;  /* the item id; never NULL */
   double price;      /* unit price; 0 when not given */
   double quantity;   /* 1 when not given */
+  json_t *extra;     /* the line's other keys (name, brand, ...), or NULL; owned */
+  unsigned char has_price, has_quantity; /* given, not defaulted */
 } ev_line;
 
 /*
-** A normalized event.  Strings point into `doc` and live as long as it does.
-** `doc` is the canonical JSON form that the store keeps:
-**   {"type": "purchase", "ts": 1700000000000, "customer": "c1",
-**    "anon": "a1", "session": "s1", "order_id": "o1", "revenue": 59.9,
-**    "currency": "EUR", "items": [{"id": "sku1", "price": 29.95,
-**    "quantity": 2}], "props": {...anything else...}}
-** For view/add_to_cart/... the single item is "item": "sku1" (and lines[0]).
-** For item_upsert "item" is the catalog object; for customer_upsert
-** "customer" is the profile object and `customer` is its id.
+** A typed event.  Strings point into `src`, the JSON the event was parsed
+** from (the ev holds a reference), and live as long as the ev does.  What
+** the sender sent beyond tailor's fields is kept, never dropped: under
+** `props`, in a line's `extra`, or as the catalog or profile `object`.
+**
+** The store keeps the event as its normalized JSON text (ev_body()):
+**   {"type": "purchase", "ts": 1700000000000, "message_id": "m1",
+**    "customer": "c1", "anon": "a1", "session": "s1", "order_id": "o1",
+**    "revenue": 59.9, "currency": "EUR", "items": [{"id": "sku1",
+**    "price": 29.95, "quantity": 2}], "props": {...anything else...}}
+** For view/add_to_cart/... the single item is "item": "sku1" with "price"
+** and "quantity" beside it.  For item_upsert "item" is the catalog object;
+** for customer_upsert "customer" is the profile object and `customer` is
+** its id.  That text parses back (ev_parse) into the same event, which is
+** how a replay reads the log.
 */
 typedef struct ev {
   ev_type type;
@@ -102,10 +111,20 @@ typedef struct ev {
   const char *msg_id;    /* the sender's message id ("messageId", or a
                             top-level "id"), or NULL: a retry carrying the
                             same id is acknowledged and applied once */
+  const char *item;      /* an event with several lines that also names
+                            one item ("item" beside "items"), or NULL */
   double revenue;        /* purchase: given, or the sum of the lines */
+  int has_revenue;       /* given, or derived for an order with lines */
   ev_line *lines;        /* owned; n_lines entries */
   size_t n_lines;
-  json_t *doc;           /* owned: the normalized document */
+  int one_line;          /* the line is "item"/"price"/"quantity" in the text */
+  json_t *object;        /* item_upsert: the catalog object; customer_upsert:
+                            the profile; else NULL.  Owned reference */
+  json_t *props;         /* everything else the sender sent, or NULL; owned */
+  json_t *src;           /* owned reference to the parsed input */
+  char *body;            /* ev_body()'s text, made once; owned */
+  size_t body_len;
+  json_t *doc;           /* ev_doc()'s document, made once; owned */
   int dup;               /* set by the store: the message id was already
                             stored, so the event was not applied again */
 } ev;
@@ -115,6 +134,7 @@ typedef struct ev_limits {
   size_t max_bytes;  /* largest accepted event text */
   size_t max_lines;  /* most product lines in one event */
   int64_t now_ms;    /* timestamp given to events without one */
+  int max_depth;     /* deepest nesting of the text; 0: UTIL_MAX_JSON_DEPTH */
 } ev_limits;
 
 #define EV_DEFAULT_MAX_BYTES (64 * 1024)
@@ -135,18 +155,25 @@ int ev_parse(const char *text, size_t len, const ev_limits *lim, ev *out,
 
 /*
 ** The same from a JSON value already parsed (a request that carried the
-** event): the one parse of an event that came in a larger document.
-** `root` is consumed as it is mapped (keys are taken out of it); the
-** caller still releases it.  Returns as ev_parse().
+** event): the one parse of an event that came in a larger document.  The
+** ev takes a reference to `root` (integer ids in it are turned into
+** strings in place); the caller still releases its own.  Returns as
+** ev_parse().
 */
 int ev_from_json(json_t *root, const ev_limits *lim, ev *out, tailor_error *err);
 
 /*
-** Rebuild an `ev` from a document that ev_parse() produced earlier (the
-** store's copy).  Takes a reference to `doc`.  Returns TAILOR_OK or
-** TAILOR_EFIELD when the document is not a normalized event.
+** The normalized JSON text of an event (see `ev`), written from its fields
+** once and kept in the ev: what the store keeps and plugins receive.
+** *len (may be NULL) receives its length.  NULL when out of memory.
 */
-int ev_from_doc(json_t *doc, ev *out, tailor_error *err);
+const char *ev_body(ev *e, size_t *len);
+
+/*
+** The normalized document, parsed from ev_body() once and kept in the ev
+** (borrowed): for readers off the hot path (tests, tools).
+*/
+json_t *ev_doc(ev *e);
 
 /* Release what an `ev` owns; leaves it zeroed. */
 void ev_clear(ev *e);

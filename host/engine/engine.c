@@ -450,7 +450,7 @@ void tailor_close(tailor *t) {
 ** store's order.
 */
 static ev_limits limits_of(tailor *t) {
-  ev_limits lim = {(size_t)t->cfg.max_event_bytes, 0, util_now_ms()};
+  ev_limits lim = {(size_t)t->cfg.max_event_bytes, 0, util_now_ms(), 0};
   return lim;
 }
 

@@ -351,12 +351,11 @@ void eng_plugins_events(tailor *t, ev *const *evs, size_t n) {
   if (!r || !r->n_subs) return;
   for (size_t i = 0; i < n; i++) {
     if (evs[i]->dup) continue; /* delivered when it was first stored */
-    char *json = json_dumps(evs[i]->doc, JSON_COMPACT);
+    size_t len;
+    const char *json = ev_body(evs[i], &len);
     if (!json) continue;
-    size_t len = strlen(json);
     for (size_t j = 0; j < r->n_subs; j++)
       r->subs[j].fn(r->subs[j].ud, ev_type_name(evs[i]->type), json, len);
-    free(json);
   }
 }
 

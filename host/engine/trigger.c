@@ -108,6 +108,76 @@ static void take_schedule(lua_State *L, trigger_run *r, lua_Integer i) {
   json_decref(s);
 }
 
+/* A number as Lua would read it from JSON: integral values as integers. */
+static void push_num(lua_State *L, double x) {
+  if (x == (double)(lua_Integer)x && x > -9e15 && x < 9e15)
+    lua_pushinteger(L, (lua_Integer)x);
+  else
+    lua_pushnumber(L, x);
+}
+
+static void set_str(lua_State *L, const char *k, const char *v) {
+  if (!v) return;
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/*
+** The `ev` on_event receives: the event's normalized form (docs/events.md)
+** as a Lua table, pushed from the typed fields.
+*/
+static void push_event(lua_State *L, const ev *e) {
+  unsigned req = 0;
+  lua_createtable(L, 0, 12);
+  set_str(L, "type", ev_type_name(e->type));
+  lua_pushinteger(L, e->ts);
+  lua_setfield(L, -2, "ts");
+  set_str(L, "message_id", e->msg_id);
+  set_str(L, "anon", e->anon);
+  set_str(L, "session", e->session);
+  set_str(L, "order_id", e->order_id);
+  set_str(L, "currency", e->currency);
+  set_str(L, "query", e->query);
+  set_str(L, "name", e->name);
+  if (e->has_revenue) {
+    push_num(L, e->revenue);
+    lua_setfield(L, -2, "revenue");
+  }
+  if (e->type == EV_ITEM_UPSERT || e->type == EV_CUSTOMER_UPSERT) req = 1;
+  if (e->type == EV_CUSTOMER_UPSERT) {
+    ljson_push(L, e->object);
+    lua_setfield(L, -2, "customer");
+  } else {
+    set_str(L, "customer", e->customer);
+  }
+  if (e->type == EV_ITEM_UPSERT) {
+    ljson_push(L, e->object);
+    lua_setfield(L, -2, "item");
+  } else if (!req && e->one_line) {
+    set_str(L, "item", e->lines[0].item);
+    if (e->lines[0].has_price) push_num(L, e->lines[0].price), lua_setfield(L, -2, "price");
+    if (e->lines[0].has_quantity)
+      push_num(L, e->lines[0].quantity), lua_setfield(L, -2, "quantity");
+  } else if (!req && e->n_lines) {
+    set_str(L, "item", e->item);
+    lua_createtable(L, (int)e->n_lines, 0);
+    for (size_t i = 0; i < e->n_lines; i++) {
+      const ev_line *l = &e->lines[i];
+      if (l->extra) ljson_push(L, l->extra);
+      else lua_createtable(L, 0, 3);
+      set_str(L, "id", l->item);
+      if (l->has_price) push_num(L, l->price), lua_setfield(L, -2, "price");
+      if (l->has_quantity) push_num(L, l->quantity), lua_setfield(L, -2, "quantity");
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "items");
+  }
+  if (e->props) {
+    ljson_push(L, e->props);
+    lua_setfield(L, -2, "props");
+  }
+}
+
 static int run_on_event(lua_State *L) {
   trigger_run *r = lvm_ud(L);
   lvm *vm = lvm_of(L);
@@ -116,9 +186,9 @@ static int run_on_event(lua_State *L) {
   lua_pushvalue(L, -1);
   if (lua_getinfo(L, ">S", &ar)) r->line = ar.linedefined;
   lapi_ctx c = {"on_event", r->t->cfg.default_k, r->e->customer, r->e->anon,
-                r->e->session, NULL, json_object_get(r->e->doc, "props"), NULL};
+                r->e->session, NULL, r->e->props, NULL};
   lapi_push_ctx(L, r->t, &c);
-  ljson_push(L, r->e->doc);
+  push_event(L, r->e);
   lua_call(L, 2, 1);
   if (lua_isnil(L, -1)) return 0;
   if (!lua_istable(L, -1)) bad(L, r, "something other than nil or a table");

@@ -334,7 +334,7 @@ static void recent_push(idx *x, idx_person *p, uint32_t item) {
 }
 
 static int apply_catalog(idx *x, const ev *e) {
-  json_t *item = json_object_get(e->doc, "item");
+  json_t *item = e->object;
   const char *id = e->type == EV_ITEM_UPSERT
                        ? json_string_value(json_object_get(item, "id"))
                        : (e->n_lines ? e->lines[0].item : NULL);
@@ -432,7 +432,7 @@ static uint32_t trend_key_attr(idx *x, uint32_t i) {
 static int apply_profile(idx *x, const ev *e) {
   uint32_t pid = person_put(x, 'c', e->customer);
   if (pid == INTERN_NONE) return TAILOR_ENOMEM;
-  json_t *doc = json_object_get(e->doc, "customer");
+  json_t *doc = e->object;
   json_t *consent = json_object_get(doc, "consent");
   idx_person *p = &x->person[pid];
   /* An upsert changes what it names and keeps the rest, as the store does
@@ -476,7 +476,7 @@ static int apply_profile(idx *x, const ev *e) {
 /* What an event says about the visit for the segment keys (props.country,
    props.device, ...) becomes the person's latest value. */
 static int apply_visit_attrs(idx *x, idx_person *p, const ev *e) {
-  json_t *props = json_object_get(e->doc, "props");
+  json_t *props = e->props;
   const char *k;
   json_t *v;
   /* Events carry few props: walk them rather than look up every key. */
@@ -746,8 +746,7 @@ int idx_apply(idx *x, const ev *e) {
   }
   if (sid != INTERN_NONE && apply_session(x, sid, e)) return TAILOR_ENOMEM;
   if (e->type == EV_POPUP_SHOWN) {
-    const char *pool = json_string_value(
-        json_object_get(json_object_get(e->doc, "props"), "coupon"));
+    const char *pool = json_string_value(json_object_get(e->props, "coupon"));
     uint32_t id = pool ? intern_get(&x->coupons, pool) : INTERN_NONE;
     if (id != INTERN_NONE) x->coupon_used.v[id]++;
   }

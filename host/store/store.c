@@ -281,7 +281,7 @@ static int apply_state(store *s, const ev *e, tailor_error *err) {
   sqlite3_stmt *st;
   switch (e->type) {
     case EV_ITEM_UPSERT: {
-      json_t *item = json_object_get(e->doc, "item");
+      json_t *item = e->object;
       char *body = json_dumps(item, JSON_COMPACT);
       if (!body) return fail(err, TAILOR_ENOMEM, NULL, "store");
       st = s->up_item;
@@ -296,7 +296,7 @@ static int apply_state(store *s, const ev *e, tailor_error *err) {
       bind_text(st, 2, e->n_lines ? e->lines[0].item : NULL);
       return step_done(s, st, err);
     case EV_CUSTOMER_UPSERT: {
-      json_t *c = json_object_get(e->doc, "customer");
+      json_t *c = e->object;
       char *body = json_dumps(c, JSON_COMPACT);
       if (!body) return fail(err, TAILOR_ENOMEM, NULL, "store");
       st = s->up_customer;
@@ -336,7 +336,8 @@ int store_append_rows(store *s, ev *const *evs, size_t n, int64_t *seqs,
                       tailor_error *err) {
   for (size_t i = 0; i < n; i++) {
     ev *e = evs[i];
-    char *body = json_dumps(e->doc, JSON_COMPACT);
+    size_t blen;
+    const char *body = ev_body(e, &blen);
     if (!body) return fail(err, TAILOR_ENOMEM, NULL, "store");
     sqlite3_stmt *st = s->ins_event;
     sqlite3_bind_int64(st, 1, e->ts);
@@ -344,7 +345,7 @@ int store_append_rows(store *s, ev *const *evs, size_t n, int64_t *seqs,
     bind_text(st, 3, e->customer);
     bind_text(st, 4, e->anon);
     bind_text(st, 5, e->session);
-    sqlite3_bind_text(st, 6, body, -1, free);
+    sqlite3_bind_text(st, 6, body, (int)blen, SQLITE_STATIC);
     bind_text(st, 7, e->msg_id);
     if (step_done(s, st, err)) return TAILOR_ESTORE;
     /* ON CONFLICT DO NOTHING: a message id seen before changes nothing. */
@@ -408,7 +409,7 @@ int64_t store_count(store *s, const char *table) {
 int store_scan(store *s, int64_t after, store_event_fn fn, void *ud,
                tailor_error *err) {
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(s->db, "SELECT seq, body FROM events WHERE seq > ? "
+  if (sqlite3_prepare_v2(s->db, "SELECT seq, ts, body FROM events WHERE seq > ? "
                                 "ORDER BY seq",
                          -1, &st, NULL) != SQLITE_OK)
     return fail(err, TAILOR_ESTORE, s->db, "store: scan");
@@ -416,26 +417,26 @@ int store_scan(store *s, int64_t after, store_event_fn fn, void *ud,
   int rc = TAILOR_OK, step;
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
     int64_t seq = sqlite3_column_int64(st, 0);
-    const char *body = (const char *)sqlite3_column_text(st, 1);
-    int blen = sqlite3_column_bytes(st, 1);
-    json_error_t jerr;
-    json_t *doc = json_loadb(body, (size_t)blen, 0, &jerr);
+    /* The text the store wrote, read by the parser that accepted it; what
+       was accepted once is accepted again (no size or depth limit), at
+       its stored time. */
+    ev_limits lim = {(size_t)-1, (size_t)-1, sqlite3_column_int64(st, 1), 1 << 20};
+    const char *body = (const char *)sqlite3_column_text(st, 2);
+    int blen = sqlite3_column_bytes(st, 2);
     ev e;
-    if (!doc || ev_from_doc(doc, &e, err) != TAILOR_OK) {
+    if (ev_parse(body, (size_t)blen, &lim, &e, err) != TAILOR_OK) {
       /* A row we wrote ourselves that no longer parses: the store is
          damaged.  Say which row rather than skip it silently. */
       if (err) {
         char why[sizeof err->message];
-        snprintf(why, sizeof why, "%s", doc ? err->message : jerr.text);
+        snprintf(why, sizeof why, "%s", err->message);
         util_fail(err, TAILOR_ESTORE, NULL,
                   "store: event %lld is not a valid event: %s", (long long)seq,
                   why);
       }
-      json_decref(doc);
       rc = TAILOR_ESTORE;
       break;
     }
-    json_decref(doc); /* ev_from_doc took its own reference */
     rc = fn(ud, seq, &e);
     ev_clear(&e);
     if (rc) break;
