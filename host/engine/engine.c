@@ -595,6 +595,12 @@ int eng_ingest(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
   if (rc != TAILOR_OK) return rc;
   eng_plugins_events(t, evs, n);
   eng_metric(t, "events", NULL, (double)n);
+  /* The stored text is not needed past here: free it on the thread that
+     made it (a free from another thread contends for malloc's arena). */
+  for (size_t i = 0; i < n; i++) {
+    free(evs[i]->body);
+    evs[i]->body = NULL;
+  }
   return TAILOR_OK;
 }
 

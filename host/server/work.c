@@ -194,7 +194,13 @@ static void commit_group(srv *s, job **jobs, size_t n) {
     for (size_t k = 0; k < j->req.n_events; k++)
       atomic_fetch_add(&s->ev_accepted[j->req.evs[k].type], 1);
     atomic_fetch_add(&s->ev_rejected, j->req.n_rejects);
-    set_body(j, j->req.op == SRV_OP_EVENTS ? events_answer(&j->req) : json_pack("{sb}", "ok", 1));
+    if (j->req.op == SRV_OP_EVENTS) {
+      set_body(j, events_answer(&j->req));
+    } else if ((j->body = strdup("{\"ok\":true}"))) {
+      j->body_len = strlen(j->body);
+    } else {
+      srv_job_fail(j, SRV_EINTERNAL, NULL, "out of memory");
+    }
   }
 }
 
