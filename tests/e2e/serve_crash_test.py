@@ -139,6 +139,13 @@ def main():
                          repr(resp))
             load.ack(i)
             c.close()
+        # A retry of an answered request: acknowledged, both events duplicates.
+        c = srv.connect()
+        again = c.call(**request(min(load.acked)))
+        c.close()
+        checks.check("a retry is answered as duplicates",
+                     again and again.get("result") == {"accepted": 2, "rejected": 0, "duplicates": 2},
+                     repr(again))
         checks.check("clean stop", srv.stop() == 0)
 
         db = sqlite3.connect(srv.db)
