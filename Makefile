@@ -63,10 +63,20 @@ demo: build
 	  --strategies $(CURDIR)/strategies --listen 127.0.0.1:$(DEMO_PORT)
 
 # Benchmarks print figures (see bench/); not tests.  DATA is the folder of the
-# Diginetica sessions.
+# Diginetica sessions.  `make bench` runs the in-process ones; `make
+# bench-serve` measures `tailor serve` beside Redis on loopback (it needs
+# redis-server and wrk, installed here when missing).
 DATA ?= ../shared/data/diginetica
+BENCH_PACKAGES := redis-server wrk
 bench: build
 	$(BUILD)/release/bench/index_bench $(DATA)
+	$(BUILD)/release/bench/ingest_bench $(DATA)
+	$(BUILD)/release/bench/decide_bench $(DATA)
+
+.PHONY: bench-serve
+bench-serve: build
+	@$(MAKE) --no-print-directory deps PACKAGES="$(BENCH_PACKAGES)"
+	BUILD=$(CURDIR)/$(BUILD)/release bash bench/serve_bench.sh
 
 # Offline evaluation (docs/evaluation.md): every session kernel on the
 # Diginetica test pairs (SR-GNN protocol), beside the published figures.
