@@ -3,21 +3,11 @@
 ** and their carts, recent views and purchases.  Kernels live in their own
 ** files and read these arrays.
 */
-#include "index/index.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const reason_names[] = {
-#define IDX_REASON_NAME_(e, s) s,
-    IDX_REASON_MAP(IDX_REASON_NAME_)
-#undef IDX_REASON_NAME_
-};
-
-const char *idx_reason_name(idx_reason r) {
-  return (unsigned)r < IDX_REASON_COUNT ? reason_names[r] : "none";
-}
+#include "index/internal.h"
 
 /* Split the comma-separated trend keys into x->trend_keys. */
 static void parse_trend_keys(idx *x, const char *list) {
@@ -68,8 +58,8 @@ idx *idx_new(const idx_config *cfg) {
       *eq = '\0';
       uint32_t id = intern_put(&x->coupons, pool);
       if (id != INTERN_NONE && id == x->coupon_size.n) {
-        idx_ids_push(&x->coupon_size, (uint32_t)strtoul(eq + 1, NULL, 10));
-        idx_ids_push(&x->coupon_used, 0);
+        ids_push(&x->coupon_size, (uint32_t)strtoul(eq + 1, NULL, 10));
+        ids_push(&x->coupon_used, 0);
       }
     }
     cp += n + (cp[n] == ',');
@@ -138,33 +128,14 @@ void idx_free(idx *x) {
   free(x);
 }
 
+/* The same code as the inline helpers of internal.h, for the engine. */
 int idx_ids_has(const uint32_t *v, size_t n, uint32_t id) {
-  for (size_t i = 0; i < n; i++)
-    if (v[i] == id) return 1;
-  return 0;
+  return ids_has(v, n, id);
 }
 
-int idx_ids_push(idx_ids *a, uint32_t id) {
-  if (a->n == a->cap) {
-    uint32_t cap = a->cap ? a->cap * 2 : 4;
-    uint32_t *v = realloc(a->v, cap * sizeof *v);
-    if (!v) return -1;
-    a->v = v;
-    a->cap = cap;
-  }
-  a->v[a->n++] = id;
-  return 0;
-}
+int idx_ids_push(idx_ids *a, uint32_t id) { return ids_push(a, id); }
 
-void idx_ids_remove(idx_ids *a, uint32_t id) {
-  for (uint32_t i = 0; i < a->n; i++) {
-    if (a->v[i] == id) {
-      memmove(a->v + i, a->v + i + 1, (a->n - i - 1) * sizeof *a->v);
-      a->n--;
-      return;
-    }
-  }
-}
+void idx_ids_remove(idx_ids *a, uint32_t id) { ids_remove(a, id); }
 
 /* Grow a parallel array to hold `need` entries, zeroing the new ones. */
 static int grow(void **arr, uint32_t *cap, uint32_t need, size_t size) {
@@ -263,16 +234,16 @@ static int person_merge(idx *x, uint32_t from, uint32_t into) {
   if (from == into) return 0;
   idx_person *a = &x->person[from], *b = &x->person[into];
   for (uint32_t i = 0; i < a->recent.n; i++) {
-    idx_ids_remove(&b->recent, a->recent.v[i]);
-    if (idx_ids_push(&b->recent, a->recent.v[i])) return -1;
+    ids_remove(&b->recent, a->recent.v[i]);
+    if (ids_push(&b->recent, a->recent.v[i])) return -1;
   }
   for (uint32_t i = 0; i < a->cart.n; i++)
-    if (!idx_ids_has(b->cart.v, b->cart.n, a->cart.v[i]) &&
-        idx_ids_push(&b->cart, a->cart.v[i]))
+    if (!ids_has(b->cart.v, b->cart.n, a->cart.v[i]) &&
+        ids_push(&b->cart, a->cart.v[i]))
       return -1;
   for (uint32_t i = 0; i < a->bought.n; i++)
-    if (!idx_ids_has(b->bought.v, b->bought.n, a->bought.v[i]) &&
-        idx_ids_push(&b->bought, a->bought.v[i]))
+    if (!ids_has(b->bought.v, b->bought.n, a->bought.v[i]) &&
+        ids_push(&b->bought, a->bought.v[i]))
       return -1;
   if (!b->first_seen || (a->first_seen && a->first_seen < b->first_seen))
     b->first_seen = a->first_seen;
@@ -325,12 +296,12 @@ static void recent_push(idx *x, idx_person *p, uint32_t item) {
       p->recent.cap = x->cfg.recent_max;
     }
   }
-  idx_ids_remove(&p->recent, item);
+  ids_remove(&p->recent, item);
   if (p->recent.n >= x->cfg.recent_max) {
     memmove(p->recent.v, p->recent.v + 1, (p->recent.n - 1) * sizeof *p->recent.v);
     p->recent.n--;
   }
-  idx_ids_push(&p->recent, item);
+  ids_push(&p->recent, item);
 }
 
 static int apply_catalog(idx *x, const ev *e) {
@@ -371,7 +342,7 @@ static int apply_catalog(idx *x, const ev *e) {
   for (size_t t = 0; t < json_array_size(tags) && it->ntags < IDX_MAX_TAGS; t++) {
     const char *tag = json_string_value(json_array_get(tags, t));
     uint32_t tid = tag ? intern_put(&x->tags, tag) : INTERN_NONE;
-    if (tid != INTERN_NONE && !idx_ids_has(it->tags, it->ntags, tid))
+    if (tid != INTERN_NONE && !ids_has(it->tags, it->ntags, tid))
       it->tags[it->ntags++] = tid;
   }
   if (old_category != it->category && idx_content_update(x, i, old_category))
@@ -551,7 +522,7 @@ static uint32_t key_table(idx *x, uint32_t k, const idx_person *p) {
   if (value == INTERN_NONE) return INTERN_NONE;
   idx_ids *cache = &x->trend_value_table[k];
   while (cache->n <= value)
-    if (idx_ids_push(cache, 0)) return INTERN_NONE;
+    if (ids_push(cache, 0)) return INTERN_NONE;
   if (!cache->v[value]) {
     uint32_t t = trend_table_id(&x->trend, key, intern_name(&x->attrs, value), 1);
     if (t == INTERN_NONE) return INTERN_NONE;
@@ -622,7 +593,7 @@ static int apply_coview(idx *x, idx_person *p, uint32_t sid, uint32_t item,
   } else {
     return 0;
   }
-  if (idx_ids_has(win, wn, item)) return 0; /* a re-view adds nothing */
+  if (ids_has(win, wn, item)) return 0; /* a re-view adds nothing */
   double w = cooc_event_weight(&x->coview, ts);
   if (cooc_add_item_w(&x->coview, item, w)) return -1;
   for (uint32_t j = 0; j < wn; j++)
@@ -651,7 +622,7 @@ static int apply_copurchase(idx *x, idx_person *p, const ev *e,
     uint32_t from = p->bought.n > IDX_CROSS_ORDER_ITEMS
                         ? p->bought.n - IDX_CROSS_ORDER_ITEMS : 0;
     for (uint32_t b = from; b < p->bought.n; b++)
-      if (!idx_ids_has(items, n, p->bought.v[b]) &&
+      if (!ids_has(items, n, p->bought.v[b]) &&
           cooc_add_pair_w(&x->copurchase, items[a], p->bought.v[b],
                           w * x->cfg.cross_order_weight))
         return -1;
@@ -672,12 +643,12 @@ static int watch(idx *x, uint32_t item, uint32_t person) {
     x->watchers_cap = n;
   }
   idx_ids *w = &x->watchers[item];
-  idx_ids_remove(w, person);
+  ids_remove(w, person);
   if (w->n >= IDX_MAX_WATCHERS) {
     memmove(w->v, w->v + 1, (w->n - 1) * sizeof *w->v);
     w->n--;
   }
-  return idx_ids_push(w, person);
+  return ids_push(w, person);
 }
 
 static int session_grow(idx *x, uint32_t sid) {
@@ -787,15 +758,15 @@ int idx_apply(idx *x, const ev *e) {
       case EV_ADD_TO_CART:
         it->carts++;
         rc = bump_trending(x, pid, i, e->ts, IDX_TREND_CART) ||
-             (p && !idx_ids_has(p->cart.v, p->cart.n, i) && idx_ids_push(&p->cart, i));
+             (p && !ids_has(p->cart.v, p->cart.n, i) && ids_push(&p->cart, i));
         break;
       case EV_REMOVE_FROM_CART:
-        if (p) idx_ids_remove(&p->cart, i);
+        if (p) ids_remove(&p->cart, i);
         break;
       case EV_PURCHASE:
         it->purchases++;
         rc = bump_trending(x, pid, i, e->ts, IDX_TREND_PURCHASE);
-        if (norder < IDX_MAX_ORDER_LINES && !idx_ids_has(order, norder, i))
+        if (norder < IDX_MAX_ORDER_LINES && !ids_has(order, norder, i))
           order[norder++] = i;
         break;
       default:
@@ -808,9 +779,9 @@ int idx_apply(idx *x, const ev *e) {
     if (apply_copurchase(x, p, e, order, norder)) return TAILOR_ENOMEM;
     if (p) {
       for (size_t i = 0; i < norder; i++) {
-        idx_ids_remove(&p->cart, order[i]);
-        if (!idx_ids_has(p->bought.v, p->bought.n, order[i]) &&
-            idx_ids_push(&p->bought, order[i]))
+        ids_remove(&p->cart, order[i]);
+        if (!ids_has(p->bought.v, p->bought.n, order[i]) &&
+            ids_push(&p->bought, order[i]))
           return TAILOR_ENOMEM;
       }
       p->orders++;
@@ -820,65 +791,6 @@ int idx_apply(idx *x, const ev *e) {
     }
   }
   return TAILOR_OK;
-}
-
-int idx_item_available(const idx *x, uint32_t item) {
-  return item < x->items.n && !x->item[item].deleted && x->item[item].in_stock;
-}
-
-size_t idx_most_viewed(const idx *x, size_t k, const uint32_t *exclude,
-                       size_t nex, topk_entry *out) {
-  topk h;
-  topk_init(&h, out, k);
-  for (uint32_t i = 0; i < x->items.n; i++) {
-    if (!x->item[i].views || !idx_item_available(x, i)) continue;
-    if ((double)x->item[i].views < topk_floor(&h)) continue;
-    if (idx_ids_has(exclude, nex, i)) continue;
-    topk_push(&h, i, IDX_REASON_POPULAR, (double)x->item[i].views);
-  }
-  return topk_sorted(&h);
-}
-
-int idx_keep(const idx *x, const idx_filter *f, uint32_t item) {
-  if (!f) return 1;
-  if (f->in_stock && !idx_item_available(x, item)) return 0;
-  if (f->nex && idx_ids_has(f->exclude, f->nex, item)) return 0;
-  const idx_item *it = &x->item[item];
-  if (f->min_price > 0 && it->price < f->min_price) return 0;
-  if (f->max_price > 0 && it->price > f->max_price) return 0;
-  if (f->category) {
-    const char *c = intern_name(&x->categories, it->category);
-    size_t n = strlen(f->category);
-    if (!c || strncmp(c, f->category, n) != 0 || (c[n] != '\0' && c[n] != '/'))
-      return 0;
-  }
-  return 1;
-}
-
-typedef struct keep_ctx {
-  const idx *x;
-  const idx_filter *f;
-} keep_ctx;
-
-static int keep_cb(void *ud, uint32_t item) {
-  keep_ctx *k = ud;
-  return idx_keep(k->x, k->f, item);
-}
-
-size_t idx_related(const idx *x, idx_relation rel, const cooc_params *p,
-                   const uint32_t *anchors, size_t n, const idx_filter *f,
-                   int64_t now, size_t k, topk_entry *out) {
-  keep_ctx kc = {x, f};
-  const cooc *c = rel == IDX_COPURCHASE ? &x->copurchase : &x->coview;
-  return cooc_top_k(c, p, anchors, n, f ? keep_cb : NULL, &kc, now, k, out);
-}
-
-size_t idx_trending(const idx *x, const char *key, const char *value,
-                    const idx_filter *f, int64_t now, size_t k,
-                    topk_entry *out) {
-  keep_ctx kc = {x, f};
-  const trend_table *tb = trend_find(&x->trend, key ? key : "", value ? value : "");
-  return trend_top_k(&x->trend, tb, f ? keep_cb : NULL, &kc, now, k, out);
 }
 
 static void person_clear(idx_person *p) {
@@ -1104,26 +1016,6 @@ double idx_category_affinity(const idx *x, uint32_t person, const char *path,
   return affinity_towards(x, person, path, INTERN_NONE, 1, now);
 }
 
-const idx_session *idx_session_of(const idx *x, const char *session) {
-  uint32_t sid = session ? intern_get(&x->sessions, session) : INTERN_NONE;
-  return sid < x->session_cap ? &x->session[sid] : NULL;
-}
-
-long idx_coupons_left(const idx *x, const char *pool) {
-  uint32_t id = intern_get(&x->coupons, pool);
-  if (id == INTERN_NONE) return -1;
-  long left = (long)x->coupon_size.v[id] - (long)x->coupon_used.v[id];
-  return left > 0 ? left : 0;
-}
-
-double idx_max_discount(const idx *x, uint32_t item, double min_margin_pct) {
-  if (item >= x->items.n) return 0;
-  const idx_item *it = &x->item[item];
-  if (it->cost <= 0 || it->price <= 0) return 100;
-  double d = 100 * (1 - it->cost / (it->price * (1 - min_margin_pct / 100)));
-  return d < 0 ? 0 : d > 100 ? 100 : d;
-}
-
 size_t idx_watchers(const idx *x, uint32_t item, int64_t now, uint32_t days,
                     uint32_t *out, size_t cap) {
   if (item >= x->watchers_cap) return 0;
@@ -1133,7 +1025,7 @@ size_t idx_watchers(const idx *x, uint32_t item, int64_t now, uint32_t days,
   for (uint32_t i = w->n; i > 0 && n < cap; i--) {
     uint32_t p = x->person[w->v[i - 1]].canon;
     if (x->person[p].is_customer && x->person[p].last_seen >= from &&
-        !idx_ids_has(out, n, p))
+        !ids_has(out, n, p))
       out[n++] = p;
   }
   return n;
@@ -1142,22 +1034,4 @@ size_t idx_watchers(const idx *x, uint32_t item, int64_t now, uint32_t days,
 const char *idx_customer_id(const idx *x, uint32_t person) {
   const char *key = intern_name(&x->people, person);
   return key && key[0] == 'c' && key[1] == ':' ? key + 2 : NULL;
-}
-
-size_t idx_session_next(const idx *x, const uint32_t *items, size_t n,
-                        uint32_t session, const sknn_params *p, sknn_work *work,
-                        const idx_filter *f, size_t k, topk_entry *out) {
-  /* Ask for more than k: filters (stock, the cart) run after the kernel. */
-  enum { OVERFETCH = 3, MAX_ROWS = 300 };
-  topk_entry rows[MAX_ROWS];
-  size_t want = k * OVERFETCH < MAX_ROWS ? k * OVERFETCH : MAX_ROWS;
-  sknn_params q = *p;
-  q.self = session == INTERN_NONE ? SKNN_NONE : session;
-  q.fill = 0; /* popularity padding belongs to the strategy, with a reason */
-  int got = sknn_query(x->sknn, items, n, &q, work, rows, want);
-  size_t m = 0;
-  for (int i = 0; i < got && m < k; i++)
-    if (rows[i].id < x->items.n && rows[i].score > 0 && idx_keep(x, f, rows[i].id))
-      out[m++] = rows[i];
-  return m;
 }

@@ -1,0 +1,118 @@
+/*
+** query.c: the reads strategies ask of the index about items: whether an
+** item can be recommended, the filters every kernel applies before its
+** heap, and the entry points that run a kernel (co-occurrence, trending,
+** session kNN) with those filters inside; plus the small reads of session
+** counters, coupon pools and margins.  Nothing here changes the index.
+**
+** Results are written to the caller's topk_entry arrays; nothing returned
+** is owned by the caller except those rows.
+*/
+#include "index/internal.h"
+
+static const char *const reason_names[] = {
+#define IDX_REASON_NAME_(e, s) s,
+    IDX_REASON_MAP(IDX_REASON_NAME_)
+#undef IDX_REASON_NAME_
+};
+
+const char *idx_reason_name(idx_reason r) {
+  return (unsigned)r < IDX_REASON_COUNT ? reason_names[r] : "none";
+}
+
+int idx_item_available(const idx *x, uint32_t item) {
+  return item < x->items.n && !x->item[item].deleted && x->item[item].in_stock;
+}
+
+size_t idx_most_viewed(const idx *x, size_t k, const uint32_t *exclude,
+                       size_t nex, topk_entry *out) {
+  topk h;
+  topk_init(&h, out, k);
+  for (uint32_t i = 0; i < x->items.n; i++) {
+    if (!x->item[i].views || !idx_item_available(x, i)) continue;
+    if ((double)x->item[i].views < topk_floor(&h)) continue;
+    if (ids_has(exclude, nex, i)) continue;
+    topk_push(&h, i, IDX_REASON_POPULAR, (double)x->item[i].views);
+  }
+  return topk_sorted(&h);
+}
+
+int idx_keep(const idx *x, const idx_filter *f, uint32_t item) {
+  if (!f) return 1;
+  if (f->in_stock && !idx_item_available(x, item)) return 0;
+  if (f->nex && ids_has(f->exclude, f->nex, item)) return 0;
+  const idx_item *it = &x->item[item];
+  if (f->min_price > 0 && it->price < f->min_price) return 0;
+  if (f->max_price > 0 && it->price > f->max_price) return 0;
+  if (f->category) {
+    const char *c = intern_name(&x->categories, it->category);
+    size_t n = strlen(f->category);
+    if (!c || strncmp(c, f->category, n) != 0 || (c[n] != '\0' && c[n] != '/'))
+      return 0;
+  }
+  return 1;
+}
+
+typedef struct keep_ctx {
+  const idx *x;
+  const idx_filter *f;
+} keep_ctx;
+
+static int keep_cb(void *ud, uint32_t item) {
+  keep_ctx *k = ud;
+  return idx_keep(k->x, k->f, item);
+}
+
+size_t idx_related(const idx *x, idx_relation rel, const cooc_params *p,
+                   const uint32_t *anchors, size_t n, const idx_filter *f,
+                   int64_t now, size_t k, topk_entry *out) {
+  keep_ctx kc = {x, f};
+  const cooc *c = rel == IDX_COPURCHASE ? &x->copurchase : &x->coview;
+  return cooc_top_k(c, p, anchors, n, f ? keep_cb : NULL, &kc, now, k, out);
+}
+
+size_t idx_trending(const idx *x, const char *key, const char *value,
+                    const idx_filter *f, int64_t now, size_t k,
+                    topk_entry *out) {
+  keep_ctx kc = {x, f};
+  const trend_table *tb = trend_find(&x->trend, key ? key : "", value ? value : "");
+  return trend_top_k(&x->trend, tb, f ? keep_cb : NULL, &kc, now, k, out);
+}
+
+size_t idx_session_next(const idx *x, const uint32_t *items, size_t n,
+                        uint32_t session, const sknn_params *p, sknn_work *work,
+                        const idx_filter *f, size_t k, topk_entry *out) {
+  /* Ask for more than k: filters (stock, the cart) run after the kernel. */
+  enum { OVERFETCH = 3, MAX_ROWS = 300 };
+  topk_entry rows[MAX_ROWS];
+  size_t want = k * OVERFETCH < MAX_ROWS ? k * OVERFETCH : MAX_ROWS;
+  sknn_params q = *p;
+  q.self = session == INTERN_NONE ? SKNN_NONE : session;
+  q.fill = 0; /* popularity padding belongs to the strategy, with a reason */
+  int got = sknn_query(x->sknn, items, n, &q, work, rows, want);
+  size_t m = 0;
+  for (int i = 0; i < got && m < k; i++)
+    if (rows[i].id < x->items.n && rows[i].score > 0 && idx_keep(x, f, rows[i].id))
+      out[m++] = rows[i];
+  return m;
+}
+
+const idx_session *idx_session_of(const idx *x, const char *session) {
+  uint32_t sid = session ? intern_get(&x->sessions, session) : INTERN_NONE;
+  return sid < x->session_cap ? &x->session[sid] : NULL;
+}
+
+long idx_coupons_left(const idx *x, const char *pool) {
+  uint32_t id = intern_get(&x->coupons, pool);
+  if (id == INTERN_NONE) return -1;
+  long left = (long)x->coupon_size.v[id] - (long)x->coupon_used.v[id];
+  return left > 0 ? left : 0;
+}
+
+double idx_max_discount(const idx *x, uint32_t item, double min_margin_pct) {
+  if (item >= x->items.n) return 0;
+  const idx_item *it = &x->item[item];
+  if (it->cost <= 0 || it->price <= 0) return 100;
+  double d = 100 * (1 - it->cost / (it->price * (1 - min_margin_pct / 100)));
+  return d < 0 ? 0 : d > 100 ? 100 : d;
+}
