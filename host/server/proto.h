@@ -5,6 +5,10 @@
 ** an HTTP request becomes a request or an error.  Events are parsed here
 ** into typed events (core/event.c), once.  Nothing here touches libuv or
 ** the engine, so the fuzz target (tests/fuzz) drives it directly.
+**
+** One header, four files: proto.c has the tables (roles, operations, error
+** codes) and their lookups, request.c parses an NDJSON line, route.c an
+** HTTP request, inbuf.c frames lines and sniffs the protocol.
 */
 #ifndef TAILOR_SRV_PROTO_H
 #define TAILOR_SRV_PROTO_H
@@ -84,6 +88,8 @@ typedef enum srv_op {
 
 /* The op's wire name ("item.upsert"; "metrics" etc. for HTTP-only ones). */
 const char *srv_op_name(int op);
+/* The op whose NDJSON name is `name`, or -1 (HTTP-only ops have none). */
+int srv_op_lookup(const char *name);
 int srv_op_run(int op);
 unsigned srv_op_perms(int op);
 

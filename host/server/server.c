@@ -6,9 +6,10 @@
 ** ---------------
 ** - One event loop thread (libuv) owns every socket, connection, job list,
 **   counter and the configuration.  It reads, cuts requests (NDJSON lines,
-**   or HTTP through http_parser), parses and validates them (proto.c),
-**   checks tokens, answers what needs no engine (ping, auth, healthz, CORS
-**   preflights, every error), and writes responses back in request order.
+**   or HTTP through http_parser), parses and validates them (request.c,
+**   route.c), checks tokens, answers what needs no engine (ping, auth,
+**   healthz, CORS preflights, every error), and writes responses back in
+**   request order.
 ** - `threads` decision workers (default: one per CPU) take reads from one
 **   queue: decide, customer.get, stats, metrics.  They call the engine in
 **   parallel; each worker thread gets its own Lua state inside the engine

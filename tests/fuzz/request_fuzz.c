@@ -1,6 +1,7 @@
 /*
 ** request_fuzz.c: libFuzzer target for the server's request parser
-** (host/server/proto.c), the code that meets every byte a client sends.
+** (host/server/request.c, route.c, inbuf.c), the code that meets every
+** byte a client sends.
 **
 ** The first byte picks what the rest is fed to:
 **   0  one NDJSON line to srv_parse_line()

@@ -1,0 +1,452 @@
+/*
+** request.c: one NDJSON request line to a validated srv_request: the
+** envelope (id, op, token), then one validator per operation, which
+** route.c uses too (request.h).  Events are parsed here into typed events
+** (core/event.c), once.  No sockets and no engine here, so tests/fuzz can
+** feed it any bytes.
+**
+** Requests are strict: a field an operation does not know is an error that
+** names it, the same policy as the engine's configuration, so a typo
+** ("costumer") shows at once instead of as a silently generic decision.
+*/
+#include "server/request.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/event.h"
+#include "core/util.h"
+#include "server/proto.h"
+
+void srv_request_clear(srv_request *r) {
+  if (!r) return;
+  free(r->id);
+  free(r->token);
+  free(r->text);
+  for (size_t i = 0; i < r->n_events; i++) ev_clear(&r->evs[i]);
+  free(r->evs);
+  free(r->rejects);
+  memset(r, 0, sizeof *r);
+}
+
+/*
+** Field helpers.  Each names the op and the field in its message.
+*/
+const char *srv_type_word(const json_t *v) {
+  switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+  }
+}
+
+int srv_oom(srv_error *err, const char *op) {
+  return srv_fail(err, SRV_EINTERNAL, NULL, "%s: out of memory", op);
+}
+
+static int mistyped(srv_error *err, const char *op, const char *field,
+                    const char *want, const json_t *v) {
+  return srv_fail(err, SRV_EBAD_FIELD, field, "%s: field '%s' must be %s, found %s",
+                  op, field, want, srv_type_word(v));
+}
+
+static int missing(srv_error *err, const char *op, const char *field,
+                   const char *what) {
+  return srv_fail(err, SRV_EBAD_FIELD, field, "%s: missing field '%s' (%s)", op,
+                  field, what);
+}
+
+/* An id: a non-empty string of at most SRV_MAX_ID_BYTES, or an integer
+   (taken as its decimal text).  Writes a NUL-terminated copy to `out`. */
+static int id_value(const json_t *v, const char *op, const char *field,
+                    char out[SRV_MAX_ID_BYTES + 1], srv_error *err) {
+  if (json_is_integer(v)) {
+    snprintf(out, SRV_MAX_ID_BYTES + 1, "%lld", (long long)json_integer_value(v));
+    return SRV_OK;
+  }
+  if (!json_is_string(v)) return mistyped(err, op, field, "a string or an integer", v);
+  size_t n = json_string_length(v);
+  const char *s = json_string_value(v);
+  if (n == 0 || n > SRV_MAX_ID_BYTES || memchr(s, '\0', n))
+    return srv_fail(err, SRV_EBAD_FIELD, field,
+                    "%s: field '%s' must be 1 to %d bytes without NUL", op, field,
+                    SRV_MAX_ID_BYTES);
+  memcpy(out, s, n + 1);
+  return SRV_OK;
+}
+
+/* obj[key] as an id; `field` names it in messages ("item.id"). */
+static int get_id_as(json_t *obj, const char *key, const char *op, const char *field,
+                     int required, char out[SRV_MAX_ID_BYTES + 1], srv_error *err) {
+  json_t *v = json_object_get(obj, key);
+  out[0] = '\0';
+  if (!v || json_is_null(v))
+    return required ? missing(err, op, field, "a string or an integer") : SRV_OK;
+  return id_value(v, op, field, out, err);
+}
+
+static int get_id(json_t *obj, const char *op, const char *field, int required,
+                  char out[SRV_MAX_ID_BYTES + 1], srv_error *err) {
+  return get_id_as(obj, field, op, field, required, out, err);
+}
+
+/* Every key of `obj` must be in `allowed` (NULL-terminated) or be one of
+   the envelope's keys, which srv_parse_line has already taken. */
+static int only_keys(json_t *obj, const char *op, const char *const *allowed,
+                     srv_error *err) {
+  static const char *const envelope[] = {"id", "op", "token", NULL};
+  const char *key;
+  json_t *v;
+  json_object_foreach(obj, key, v) {
+    int ok = 0;
+    for (const char *const *a = allowed; *a && !ok; a++) ok = !strcmp(*a, key);
+    for (const char *const *a = envelope; *a && !ok; a++) ok = !strcmp(*a, key);
+    if (ok) continue;
+    char list[160] = "";
+    size_t at = 0;
+    for (const char *const *a = allowed; *a && at < sizeof list; a++)
+      at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", at ? ", " : "", *a);
+    return srv_fail(err, SRV_EBAD_FIELD, key, "%s: unknown field '%.64s' (allowed: %s)",
+                    op, key, at ? list : "none");
+  }
+  return SRV_OK;
+}
+
+/*
+** Events are parsed here, once: each event object of the request becomes a
+** typed `ev` (core/event.h) that the writer hands to the engine as it is.
+*/
+static unsigned event_perms(int type) {
+  if (type == EV_ITEM_UPSERT || type == EV_ITEM_DELETE) return SRV_PERM_CATALOG;
+  if (type == EV_CUSTOMER_UPSERT) return SRV_PERM_PROFILES;
+  return SRV_PERM_EVENTS;
+}
+
+/* Room for `n` events and as many rejections. */
+static int events_alloc(srv_request *out, size_t n, const char *op, srv_error *err) {
+  out->evs = calloc(n, sizeof *out->evs);
+  out->rejects = calloc(n, sizeof *out->rejects);
+  return out->evs && out->rejects ? SRV_OK : srv_oom(err, op);
+}
+
+/*
+** One event object; `index` is its place in the request.  A bad event of
+** an `events` batch is a rejection of that event alone (the others go
+** on); of any other op it is the request's error.
+*/
+static int add_event(json_t *event, size_t index, srv_request *out, srv_error *err) {
+  tailor_error te = {0};
+  if (ev_from_json(event, NULL, &out->evs[out->n_events], &te) == TAILOR_OK) {
+    out->need |= event_perms(out->evs[out->n_events].type);
+    out->n_events++;
+    return SRV_OK;
+  }
+  srv_reject *r = &out->rejects[out->n_rejects++];
+  r->index = index;
+  r->err.code = srv_err_of_tailor(te.code);
+  snprintf(r->err.field, sizeof r->err.field, "%s", te.field);
+  snprintf(r->err.message, sizeof r->err.message, "%s", te.message);
+  if (out->op == SRV_OP_EVENTS) return SRV_OK;
+  *err = r->err;
+  return r->err.code;
+}
+
+/*
+** One validator per operation: the request object in, out->text and
+** out->need filled.
+*/
+typedef int (*op_fn)(json_t *req, const srv_limits *lim, srv_request *out,
+                     srv_error *err);
+
+static int op_plain(json_t *req, const srv_limits *lim, srv_request *out,
+                    srv_error *err) {
+  static const char *const allowed[] = {NULL};
+  return only_keys(req, srv_op_name(out->op), allowed, err);
+}
+
+static int op_auth(json_t *req, const srv_limits *lim, srv_request *out,
+                   srv_error *err) {
+  static const char *const allowed[] = {NULL};
+  if (!out->token) return missing(err, "auth", "token", "a string");
+  return only_keys(req, "auth", allowed, err);
+}
+
+static int op_event(json_t *req, const srv_limits *lim, srv_request *out,
+                    srv_error *err) {
+  static const char *const allowed[] = {"event", NULL};
+  int rc;
+  if ((rc = only_keys(req, "event", allowed, err))) return rc;
+  json_t *event = json_object_get(req, "event");
+  if (!event) return missing(err, "event", "event", "an event object");
+  if (!json_is_object(event)) return mistyped(err, "event", "event", "an object", event);
+  if ((rc = events_alloc(out, 1, "event", err))) return rc;
+  return add_event(event, 0, out, err);
+}
+
+static int op_events(json_t *req, const srv_limits *lim, srv_request *out,
+                     srv_error *err) {
+  static const char *const allowed[] = {"events", NULL};
+  int rc;
+  if ((rc = only_keys(req, "events", allowed, err))) return rc;
+  json_t *evs = json_object_get(req, "events");
+  if (!evs) return missing(err, "events", "events", "an array of events");
+  if (!json_is_array(evs)) return mistyped(err, "events", "events", "an array", evs);
+  size_t n = json_array_size(evs), max = lim && lim->max_batch ? lim->max_batch
+                                                               : SRV_DEFAULT_MAX_BATCH;
+  if (n == 0)
+    return srv_fail(err, SRV_EBAD_FIELD, "events", "events: 'events' is empty");
+  if (n > max)
+    return srv_fail(err, SRV_ETOO_LARGE, "events",
+                    "events: %zu events in one request, more than the limit of %zu",
+                    n, max);
+  if ((rc = events_alloc(out, n, "events", err))) return rc;
+  for (size_t i = 0; i < n; i++)
+    if ((rc = add_event(json_array_get(evs, i), i, out, err))) return rc;
+  return SRV_OK;
+}
+
+/* An event built from fields of the request (consumed). */
+static int one_event(json_t *doc, const char *op, srv_request *out, srv_error *err) {
+  int rc = doc ? events_alloc(out, 1, op, err) : srv_oom(err, op);
+  if (!rc) rc = add_event(doc, 0, out, err);
+  json_decref(doc);
+  return rc;
+}
+
+/* item.upsert / customer.upsert: an object with an "id". */
+static int op_upsert(json_t *req, const srv_limits *lim, srv_request *out,
+                     srv_error *err) {
+  int item = out->op == SRV_OP_ITEM_UPSERT;
+  const char *op = srv_op_name(out->op), *key = item ? "item" : "customer";
+  const char *allowed[] = {key, NULL};
+  char id[SRV_MAX_ID_BYTES + 1];
+  int rc;
+  if ((rc = only_keys(req, op, allowed, err))) return rc;
+  json_t *obj = json_object_get(req, key);
+  if (!obj) return missing(err, op, key, "an object with an 'id'");
+  if (!json_is_object(obj)) return mistyped(err, op, key, "an object", obj);
+  char field[16];
+  snprintf(field, sizeof field, "%s.id", key);
+  if ((rc = get_id_as(obj, "id", op, field, 1, id, err))) return rc;
+  return one_event(json_pack("{ss sO}", "type", item ? "item_upsert" : "customer_upsert",
+                             key, obj),
+                   op, out, err);
+}
+
+static int op_item_delete(json_t *req, const srv_limits *lim, srv_request *out,
+                          srv_error *err) {
+  static const char *const allowed[] = {"item", NULL};
+  char id[SRV_MAX_ID_BYTES + 1];
+  int rc;
+  if ((rc = only_keys(req, "item.delete", allowed, err)) ||
+      (rc = get_id(req, "item.delete", "item", 1, id, err)))
+    return rc;
+  return one_event(json_pack("{ss ss}", "type", "item_delete", "item", id), "item.delete",
+                   out, err);
+}
+
+static int op_identify(json_t *req, const srv_limits *lim, srv_request *out,
+                       srv_error *err) {
+  static const char *const allowed[] = {"customer", "anon", "ts", NULL};
+  char customer[SRV_MAX_ID_BYTES + 1], anon[SRV_MAX_ID_BYTES + 1];
+  int rc;
+  if ((rc = only_keys(req, "identify", allowed, err)) ||
+      (rc = get_id(req, "identify", "customer", 1, customer, err)) ||
+      (rc = get_id(req, "identify", "anon", 1, anon, err)))
+    return rc;
+  json_t *doc = json_pack("{ss ss ss}", "type", "identify", "customer", customer,
+                          "anon", anon);
+  json_t *ts = json_object_get(req, "ts");
+  if (doc && ts && !json_is_null(ts)) {
+    if (!json_is_number(ts) && !json_is_string(ts)) {
+      json_decref(doc);
+      return mistyped(err, "identify", "ts", "a number or a date string", ts);
+    }
+    json_object_set(doc, "ts", ts);
+  }
+  return one_event(doc, "identify", out, err);
+}
+
+/* customer.get / customer.forget: the id alone, as text. */
+static int op_customer_id(json_t *req, const srv_limits *lim, srv_request *out,
+                          srv_error *err) {
+  static const char *const allowed[] = {"customer", NULL};
+  const char *op = srv_op_name(out->op);
+  char id[SRV_MAX_ID_BYTES + 1];
+  int rc;
+  if ((rc = only_keys(req, op, allowed, err)) ||
+      (rc = get_id(req, op, "customer", 1, id, err)))
+    return rc;
+  if (!(out->text = strdup(id))) return srv_oom(err, op);
+  out->text_len = strlen(id);
+  return SRV_OK;
+}
+
+/* decide: the fields tailor_decide reads, checked here so that a wrong
+   type is answered before a worker is bothered; the engine checks again. */
+static int op_decide(json_t *req, const srv_limits *lim, srv_request *out,
+                     srv_error *err) {
+  static const char *const allowed[] = {"kind", "customer", "anon", "session",
+                                        "page", "context", "k", NULL};
+  static const char *const ids[] = {"customer", "anon", "session"};
+  char id[SRV_MAX_ID_BYTES + 1];
+  int rc;
+  if ((rc = only_keys(req, "decide", allowed, err))) return rc;
+  json_t *kind = json_object_get(req, "kind");
+  if (!kind) return missing(err, "decide", "kind", "recommend, popup, discount, audiences, ...");
+  if (!json_is_string(kind)) return mistyped(err, "decide", "kind", "a string", kind);
+  const char *ks = json_string_value(kind);
+  size_t kn = json_string_length(kind);
+  int kind_ok = kn > 0 && kn < sizeof out->kind;
+  for (size_t i = 0; kind_ok && i < kn; i++)
+    kind_ok = ks[i] == '_' || (ks[i] >= 'a' && ks[i] <= 'z');
+  if (!kind_ok)
+    return srv_fail(err, SRV_EBAD_FIELD, "kind",
+                    "decide: 'kind' must be a handler name of 1 to %zu lowercase "
+                    "letters or '_'",
+                    sizeof out->kind - 1);
+  memcpy(out->kind, ks, kn + 1);
+  for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
+    if ((rc = get_id(req, "decide", ids[i], 0, id, err))) return rc;
+  const char *objs[] = {"page", "context"};
+  for (size_t i = 0; i < 2; i++) {
+    json_t *v = json_object_get(req, objs[i]);
+    if (v && !json_is_null(v) && !json_is_object(v))
+      return mistyped(err, "decide", objs[i], "an object", v);
+  }
+  json_t *k = json_object_get(req, "k");
+  if (k && !json_is_null(k) && (!json_is_integer(k) || json_integer_value(k) < 1))
+    return json_is_integer(k)
+               ? srv_fail(err, SRV_EBAD_FIELD, "k", "decide: 'k' must be at least 1")
+               : mistyped(err, "decide", "k", "an integer", k);
+  /* The engine gets the decision's fields only, never the token. */
+  json_t *doc = json_object();
+  for (const char *const *a = allowed; doc && *a; a++) {
+    json_t *v = json_object_get(req, *a);
+    if (v && json_object_set(doc, *a, v)) {
+      json_decref(doc);
+      doc = NULL;
+    }
+  }
+  out->text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+  json_decref(doc);
+  if (!out->text) return srv_oom(err, "decide");
+  out->text_len = strlen(out->text);
+  return SRV_OK;
+}
+
+static const op_fn validators[SRV_OP_COUNT] = {
+    [SRV_OP_PING] = op_plain,
+    [SRV_OP_AUTH] = op_auth,
+    [SRV_OP_EVENT] = op_event,
+    [SRV_OP_EVENTS] = op_events,
+    [SRV_OP_ITEM_UPSERT] = op_upsert,
+    [SRV_OP_ITEM_DELETE] = op_item_delete,
+    [SRV_OP_CUSTOMER_UPSERT] = op_upsert,
+    [SRV_OP_IDENTIFY] = op_identify,
+    [SRV_OP_CUSTOMER_FORGET] = op_customer_id,
+    [SRV_OP_CUSTOMER_GET] = op_customer_id,
+    [SRV_OP_DECIDE] = op_decide,
+    [SRV_OP_STATS] = op_plain,
+    [SRV_OP_METRICS] = op_plain,
+    [SRV_OP_HEALTH] = op_plain,
+    [SRV_OP_PREFLIGHT] = op_plain,
+};
+
+int srv_validate(json_t *req, const srv_limits *lim, srv_request *out,
+                 srv_error *err) {
+  /* Events add what their types need: an `events` request carrying an
+     item_upsert needs the catalog permission as well. */
+  out->need = srv_op_perms(out->op);
+  return validators[out->op](req, lim, out, err);
+}
+
+int srv_id_null(srv_request *out, srv_error *err) {
+  if (!out->id && !(out->id = strdup("null")))
+    return srv_fail(err, SRV_EINTERNAL, NULL, "out of memory");
+  return SRV_OK;
+}
+
+int srv_parse_line(const char *buf, size_t len, const srv_limits *lim,
+                   srv_request *out, srv_error *err) {
+  memset(out, 0, sizeof *out);
+  out->op = -1;
+  json_error_t je;
+  json_t *req = NULL;
+  int rc = SRV_OK;
+  if (util_json_depth(buf, len) > UTIL_MAX_JSON_DEPTH) {
+    rc = srv_fail(err, SRV_EBAD_JSON, NULL, "JSON nested deeper than %d levels",
+                  UTIL_MAX_JSON_DEPTH);
+    goto done;
+  }
+  if (!(req = json_loadb(buf, len, 0, &je))) {
+    rc = srv_fail(err, SRV_EBAD_JSON, NULL, "malformed JSON at column %d: %s",
+                  je.column, je.text);
+    goto done;
+  }
+  if (!json_is_object(req)) {
+    rc = srv_fail(err, SRV_EBAD_JSON, NULL, "a request must be a JSON object, found %s",
+                  srv_type_word(req));
+    goto done;
+  }
+  /* The id first, so that every later error can carry it. */
+  json_t *id = json_object_get(req, "id");
+  if (!id) {
+    rc = missing(err, "request", "id", "a string or an integer that the response repeats");
+    goto done;
+  }
+  if (!json_is_integer(id) &&
+      !(json_is_string(id) && json_string_length(id) <= SRV_MAX_ID_BYTES)) {
+    rc = json_is_string(id)
+             ? srv_fail(err, SRV_EBAD_FIELD, "id", "request: 'id' is longer than %d bytes",
+                        SRV_MAX_ID_BYTES)
+             : mistyped(err, "request", "id", "a string or an integer", id);
+    goto done;
+  }
+  if (!(out->id = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY))) {
+    rc = srv_oom(err, "request");
+    goto done;
+  }
+  json_t *op = json_object_get(req, "op");
+  if (!op) {
+    rc = missing(err, "request", "op", "event, events, decide, ...");
+    goto done;
+  }
+  if (!json_is_string(op)) {
+    rc = mistyped(err, "request", "op", "a string", op);
+    goto done;
+  }
+  out->op = srv_op_lookup(json_string_value(op));
+  if (out->op < 0) {
+    rc = srv_fail(err, SRV_EUNKNOWN_OP, "op",
+                  "unknown op '%.64s' (known: ping, auth, event, events, item.upsert, "
+                  "item.delete, customer.upsert, identify, customer.forget, "
+                  "customer.get, decide, stats)",
+                  json_string_value(op));
+    goto done;
+  }
+  json_t *token = json_object_get(req, "token");
+  if (token && !json_is_null(token)) {
+    if (!json_is_string(token) || json_string_length(token) > SRV_MAX_ID_BYTES) {
+      rc = json_is_string(token)
+               ? srv_fail(err, SRV_EBAD_FIELD, "token", "request: 'token' is too long")
+               : mistyped(err, "request", "token", "a string", token);
+      goto done;
+    }
+    if (!(out->token = strdup(json_string_value(token)))) {
+      rc = srv_oom(err, "request");
+      goto done;
+    }
+  }
+  rc = srv_validate(req, lim, out, err);
+done:
+  json_decref(req);
+  if (srv_id_null(out, err)) rc = SRV_EINTERNAL;
+  return rc;
+}

@@ -1,0 +1,206 @@
+/*
+** route.c: an HTTP request (method, target, body) to the same validated
+** srv_request as an NDJSON line: the route picks the operation and builds
+** its request object from the path and body, then request.c's validators
+** check it.  No sockets here; http.c has the connection's side.
+*/
+#include "server/proto.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/event.h"
+#include "core/util.h"
+#include "server/request.h"
+
+static int hexval(char c) {
+  return c >= '0' && c <= '9'   ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                : -1;
+}
+
+/* Percent-decode a path segment into `out` (NUL-terminated); -1 when it is
+   malformed, too long, holds a control character or is not UTF-8. */
+static int decode_segment(const char *s, size_t n, char out[SRV_MAX_ID_BYTES + 1]) {
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    int c = (unsigned char)s[i];
+    if (c == '%') {
+      if (i + 2 >= n) return -1;
+      int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+      if (hi < 0 || lo < 0) return -1;
+      c = hi * 16 + lo;
+      i += 2;
+    }
+    if (c < 0x20 || c == 0x7f || o == SRV_MAX_ID_BYTES) return -1;
+    out[o++] = (char)c;
+  }
+  out[o] = '\0';
+  size_t bad;
+  return o && ev_utf8_valid(out, o, &bad) ? 0 : -1;
+}
+
+/* The body as a JSON value; an empty body is NULL without an error. */
+static int body_json(const char *body, size_t len, json_t **out, srv_error *err) {
+  *out = NULL;
+  size_t i = 0;
+  while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' ||
+                     body[i] == '\n'))
+    i++;
+  if (i == len) return SRV_OK;
+  if (util_json_depth(body, len) > UTIL_MAX_JSON_DEPTH)
+    return srv_fail(err, SRV_EBAD_JSON, NULL, "JSON body nested deeper than %d levels",
+                    UTIL_MAX_JSON_DEPTH);
+  json_error_t je;
+  if (!(*out = json_loadb(body, len, 0, &je)))
+    return srv_fail(err, SRV_EBAD_JSON, NULL,
+                    "malformed JSON body at line %d, column %d: %s", je.line,
+                    je.column, je.text);
+  return SRV_OK;
+}
+
+static int body_object(const char *body, size_t len, const char *what, json_t **out,
+                       srv_error *err) {
+  int rc = body_json(body, len, out, err);
+  if (rc) return rc;
+  if (!*out) return srv_fail(err, SRV_EBAD_JSON, NULL, "%s: the body is empty", what);
+  if (!json_is_object(*out)) {
+    rc = srv_fail(err, SRV_EBAD_JSON, NULL, "%s: the body must be a JSON object, found %s",
+                  what, srv_type_word(*out));
+    json_decref(*out);
+    *out = NULL;
+  }
+  return rc;
+}
+
+static const char *method_name(int m) {
+  static const char *const names[] = {"GET", "POST", "DELETE", "OPTIONS", "this method"};
+  return names[m >= 0 && m <= SRV_OTHER_METHOD ? m : SRV_OTHER_METHOD];
+}
+
+static int wrong_method(srv_error *err, int method, const char *path, const char *use) {
+  return srv_fail(err, SRV_EBAD_METHOD, NULL, "%s is not allowed on %s; use %s",
+                  method_name(method), path, use);
+}
+
+int srv_parse_http(int method, const char *url, size_t url_len, const char *body,
+                   size_t body_len, const srv_limits *lim, srv_request *out,
+                   srv_error *err) {
+  memset(out, 0, sizeof *out);
+  out->op = -1;
+  int rc = SRV_OK;
+  json_t *req = NULL, *b = NULL;
+  char seg[SRV_MAX_ID_BYTES + 1] = "";
+  char path[128];
+  /* The path: the target up to '?' or '#'; an absolute-form target
+     ("http://host/path") starts at its first '/' after the host. */
+  size_t start = 0, end = 0;
+  if (url_len > 7 && (!strncmp(url, "http://", 7) || !strncmp(url, "https://", 8))) {
+    start = url[4] == 's' ? 8 : 7;
+    while (start < url_len && url[start] != '/') start++;
+  }
+  end = start;
+  while (end < url_len && url[end] != '?' && url[end] != '#') end++;
+  const char *p = url + start;
+  size_t n = end - start;
+  snprintf(path, sizeof path, "%.*s", (int)(n < 100 ? n : 100), p);
+
+  if (method == SRV_OPTIONS) {
+    out->op = SRV_OP_PREFLIGHT;
+    goto route_done;
+  }
+#define IS(lit) (n == sizeof(lit) - 1 && !memcmp(p, lit, n))
+#define UNDER(lit) (n > sizeof(lit) - 1 && !memcmp(p, lit, sizeof(lit) - 1))
+  if (IS("/healthz")) {
+    if (method != SRV_GET) rc = wrong_method(err, method, path, "GET");
+    out->op = SRV_OP_HEALTH;
+  } else if (IS("/metrics")) {
+    if (method != SRV_GET) rc = wrong_method(err, method, path, "GET");
+    out->op = SRV_OP_METRICS;
+  } else if (IS("/v1/stats")) {
+    if (method != SRV_GET) rc = wrong_method(err, method, path, "GET");
+    out->op = SRV_OP_STATS;
+  } else if (IS("/v1/events")) {
+    if (method != SRV_POST) {
+      rc = wrong_method(err, method, path, "POST");
+    } else if (!(rc = body_json(body, body_len, &b, err))) {
+      /* One event object, or an array of them. */
+      if (json_is_array(b)) {
+        out->op = SRV_OP_EVENTS;
+        req = json_pack("{sO}", "events", b);
+      } else if (json_is_object(b)) {
+        out->op = SRV_OP_EVENT;
+        req = json_pack("{sO}", "event", b);
+      } else {
+        rc = srv_fail(err, SRV_EBAD_JSON, NULL,
+                      "/v1/events: the body must be an event object or an array of "
+                      "them, found %s",
+                      b ? srv_type_word(b) : "nothing");
+      }
+    }
+  } else if (UNDER("/v1/decide/")) {
+    size_t k = sizeof("/v1/decide/") - 1;
+    if (method != SRV_POST) {
+      rc = wrong_method(err, method, path, "POST");
+    } else if (decode_segment(p + k, n - k, seg) || strchr(seg, '/')) {
+      rc = srv_fail(err, SRV_ENOT_FOUND, NULL, "no decision kind in %s", path);
+    } else if (!(rc = body_json(body, body_len, &b, err))) {
+      if (b && !json_is_object(b)) {
+        rc = srv_fail(err, SRV_EBAD_JSON, NULL,
+                      "%s: the body must be a JSON object, found %s", path,
+                      srv_type_word(b));
+      } else {
+        req = b ? json_incref(b) : json_object();
+        json_t *kind = json_object_get(req, "kind");
+        if (kind && !(json_is_string(kind) && !strcmp(json_string_value(kind), seg)))
+          rc = srv_fail(err, SRV_EBAD_FIELD, "kind",
+                        "decide: the body's 'kind' differs from the path's '%s'", seg);
+        else
+          json_object_set_new(req, "kind", json_string(seg));
+        out->op = SRV_OP_DECIDE;
+      }
+    }
+  } else if (IS("/v1/customers") || IS("/v1/items") || IS("/v1/identify")) {
+    int items = IS("/v1/items"), identify = IS("/v1/identify");
+    if (method != SRV_POST) {
+      rc = wrong_method(err, method, path, "POST");
+    } else if (!(rc = body_object(body, body_len, path, &b, err))) {
+      out->op = identify ? SRV_OP_IDENTIFY
+                : items  ? SRV_OP_ITEM_UPSERT
+                         : SRV_OP_CUSTOMER_UPSERT;
+      req = identify ? json_incref(b) : json_pack("{sO}", items ? "item" : "customer", b);
+    }
+  } else if (UNDER("/v1/customers/") || UNDER("/v1/items/")) {
+    int items = UNDER("/v1/items/");
+    size_t k = items ? sizeof("/v1/items/") - 1 : sizeof("/v1/customers/") - 1;
+    if (decode_segment(p + k, n - k, seg)) {
+      rc = srv_fail(err, SRV_ENOT_FOUND, "id",
+                    "%s: the id must be 1 to %d bytes of percent-encoded UTF-8", path,
+                    SRV_MAX_ID_BYTES);
+    } else if (items) {
+      if (method != SRV_DELETE) rc = wrong_method(err, method, path, "DELETE");
+      out->op = SRV_OP_ITEM_DELETE;
+      req = json_pack("{ss}", "item", seg);
+    } else if (method == SRV_GET || method == SRV_DELETE) {
+      out->op = method == SRV_GET ? SRV_OP_CUSTOMER_GET : SRV_OP_CUSTOMER_FORGET;
+      req = json_pack("{ss}", "customer", seg);
+    } else {
+      rc = wrong_method(err, method, path, "GET or DELETE");
+    }
+  } else {
+    rc = srv_fail(err, SRV_ENOT_FOUND, NULL, "no route for %s %s", method_name(method),
+                  path);
+  }
+#undef IS
+#undef UNDER
+route_done:
+  if (!rc && out->op >= 0) {
+    if (!req) req = json_object();
+    rc = req ? srv_validate(req, lim, out, err) : srv_oom(err, path);
+  }
+  json_decref(req);
+  json_decref(b);
+  if (srv_id_null(out, err)) rc = SRV_EINTERNAL;
+  return rc;
+}
