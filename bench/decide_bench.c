@@ -102,7 +102,12 @@ int main(int argc, char **argv) {
   char path[128];
   snprintf(path, sizeof path, "%s/recommend.lua", trend_dir);
   FILE *f = fopen(path, "w");
-  fputs("return { recommend = function(ctx) return tailor.trending(nil, nil, {k = ctx.k}) end }\n", f);
+  /* The equivalent of ZREVRANGE, and on page "empty" nothing at all: the
+     fixed cost of a decision (request, ctx, the Lua call, the answer). */
+  fputs("return { recommend = function(ctx)\n"
+        "  if ctx.page.type == 'empty' then return {} end\n"
+        "  return tailor.trending(nil, nil, {k = ctx.k})\n"
+        "end }\n", f);
   fclose(f);
   const char *root = getenv("TAILOR_ROOT") ? getenv("TAILOR_ROOT") : ".";
   char cfg[1024];
@@ -129,6 +134,7 @@ int main(int argc, char **argv) {
       run(t, "shipped: home page", "home", items, nitems, count);
     } else {
       run(t, "one-line trending strategy", "home", items, nitems, count);
+      run(t, "strategy returning {}", "empty", items, nitems, count);
     }
     for (size_t i = 0; i < nitems; i++) free(items[i]);
     free(items);

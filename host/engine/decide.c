@@ -1,9 +1,10 @@
 /*
-** decide.c: one decision.  Parse the request, build the strategy's `ctx`
-** from the index, run the handler in the thread's sandbox, validate what it
-** returns and turn it into JSON.  A strategy that fails yields the fallback
-** (the most viewed items), counted and logged; the caller still gets an
-** answer.
+** decide.c: one decision.  The request arrives typed (core/request.h); the
+** handler runs in the thread's sandbox with a lazy ctx; what it returns is
+** checked and written straight into the answer's text, with no JSON tree in
+** between.  A strategy that fails yields the fallback (bestsellers, or for
+** rank the storefront's own order), counted and logged; the caller still
+** gets an answer.
 */
 #include <lauxlib.h>
 #include <math.h>
@@ -11,104 +12,43 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/engine.h"
+#include "core/buf.h"
 #include "core/util.h"
+#include "engine/engine.h"
 #include "lua/ljson.h"
 
-/* The parsed request, shared with the function that runs inside Lua. */
+/* Scores rank, they are not money: six significant digits (printing
+   doubles in full was a fifth of a decision once). */
+#define DECIDE_DIGITS 6
+
+/* One decision, shared with the function that runs inside Lua. */
 typedef struct request {
   tailor *t;
-  json_t *req;          /* the request object */
-  const char *kind;
+  const dreq *q;
   long k;
-  const char *customer, *anon, *session;
-  const char *file;     /* strategy file of the handler */
-  int line;             /* line where the handler is defined */
-  json_t *result;       /* what the handler decided, as JSON */
-  int no_handler;       /* no strategy defines `kind` */
+  const char *file; /* strategy file of the handler */
+  int line;         /* line where the handler is defined */
+  strbuf *out;      /* the answer being written */
+  int no_handler;   /* no strategy defines `kind` */
 } request;
 
-static int bad_field(tailor_error *err, const char *field, const char *what) {
-  return util_fail(err, TAILOR_EFIELD, field, "decide: '%s' %s", field, what);
-}
-
-static int opt_string(json_t *req, const char *name, const char **out,
-                      tailor_error *err) {
-  json_t *v = json_object_get(req, name);
-  *out = NULL;
-  if (!v || json_is_null(v)) return TAILOR_OK;
-  if (!json_is_string(v) || !json_string_length(v))
-    return bad_field(err, name, "must be a non-empty string");
-  *out = json_string_value(v);
-  return TAILOR_OK;
-}
-
-static int parse_request(tailor *t, request *r, const char *text, size_t len,
-                         tailor_error *err) {
-  json_error_t jerr;
-  if (len > (size_t)t->cfg.max_request_bytes)
-    return util_fail(err, TAILOR_ETOOBIG, NULL,
-                     "decide: request of %zu bytes exceeds the limit of %ld",
-                     len, t->cfg.max_request_bytes);
-  if (!(r->req = json_loadb(text, len, 0, &jerr)))
-    return util_fail(err, TAILOR_EPARSE, NULL,
-                     "decide: line %d column %d: %s", jerr.line, jerr.column,
-                     jerr.text);
-  if (!json_is_object(r->req))
-    return util_fail(err, TAILOR_EPARSE, NULL,
-                     "decide: the request must be a JSON object");
-  json_t *kind = json_object_get(r->req, "kind");
-  if (!json_is_string(kind))
-    return bad_field(err, "kind", "is required: recommend, popup, discount, "
-                                  "audiences or rank");
-  r->kind = json_string_value(kind);
-  size_t n = strlen(r->kind);
-  for (size_t i = 0; i < n; i++)
-    if (!(r->kind[i] == '_' || (r->kind[i] >= 'a' && r->kind[i] <= 'z')))
-      return bad_field(err, "kind", "must be a lowercase handler name");
-  if (!n || !strcmp(r->kind, "on_event") || !strcmp(r->kind, "segments"))
-    return bad_field(err, "kind", "is not a decision kind");
-  json_t *k = json_object_get(r->req, "k");
-  r->k = t->cfg.default_k;
-  if (k) {
-    if (!json_is_integer(k) || json_integer_value(k) < 1 ||
-        json_integer_value(k) > t->cfg.max_k)
-      return util_fail(err, TAILOR_EFIELD, "k",
-                       "decide: 'k' must be an integer from 1 to %ld",
-                       t->cfg.max_k);
-    r->k = (long)json_integer_value(k);
-  }
-  json_t *page = json_object_get(r->req, "page");
-  if (page && !json_is_object(page))
-    return bad_field(err, "page", "must be an object");
-  json_t *ctx = json_object_get(r->req, "context");
-  if (ctx && !json_is_object(ctx))
-    return bad_field(err, "context", "must be an object");
-  json_t *items = json_object_get(r->req, "items");
-  if (items && !json_is_array(items))
-    return bad_field(err, "items", "must be a list of item ids");
-  if (!strcmp(r->kind, "rank") && !items)
-    return bad_field(err, "items", "is required for rank: the list to re-order");
-  int rc;
-  if ((rc = opt_string(r->req, "customer", &r->customer, err)) ||
-      (rc = opt_string(r->req, "anon", &r->anon, err)) ||
-      (rc = opt_string(r->req, "session", &r->session, err)))
-    return rc;
-  return TAILOR_OK;
-}
-
 static void push_ctx(lua_State *L, request *r) {
-  lapi_ctx c = {r->kind, r->k, r->customer, r->anon, r->session,
-                json_object_get(r->req, "page"), json_object_get(r->req, "context"),
-                json_object_get(r->req, "items")};
+  lapi_ctx c = {r->q->kind, r->k, r->q->customer, r->q->anon, r->q->session,
+                r->q->page, r->q->context, r->q->items};
   lapi_push_ctx(L, r->t, &c);
 }
 
 /* luaL_error with the handler's file and line in front. */
-static int handler_error(lua_State *L, request *r, const char *fmt,
-                         const char *detail) {
-  return luaL_error(L, "%s:%d: %s returned %s: %s", r->file ? r->file : "?",
-                    r->line, r->kind, fmt, detail);
+static int handler_error(lua_State *L, request *r, const char *fmt, const char *detail) {
+  return luaL_error(L, "%s:%d: %s returned %s: %s", r->file ? r->file : "?", r->line,
+                    r->q->kind, fmt, detail);
+}
+
+/* Write the value at `idx` as JSON, or fail the handler with where. */
+static void write_value(lua_State *L, request *r, int at, const char *path) {
+  char why[300];
+  if (ljson_write(L, at, r->out, DECIDE_DIGITS, path, why, sizeof why))
+    handler_error(L, r, "a value that is not JSON", why);
 }
 
 /*
@@ -117,85 +57,103 @@ static int handler_error(lua_State *L, request *r, const char *fmt,
 ** Ids must name items the engine knows (for rank: items of the request's
 ** list; a plain id string is an entry too); unknown fields are errors, so a
 ** typo in a strategy shows up at once instead of as a missing explanation.
+** The entries are written with their fields in a fixed order.
 */
-static void validate_recommend(lua_State *L, request *r, json_t *res) {
-  static const char *const allowed[] = {"id", "score", "reason", "because",
-                                        "explain"};
-  int rank = strcmp(r->kind, "rank") == 0;
-  json_t *items = json_is_array(res) ? res : json_object_get(res, "items");
-  if (!json_is_array(items))
-    handler_error(L, r, "no list of items", "return a list or {items = {...}}");
-  size_t i;
-  json_t *it;
+static void write_recommend(lua_State *L, request *r, int res) {
+  static const char *const allowed[] = {"id", "score", "reason", "because", "explain"};
+  enum { NALLOWED = sizeof allowed / sizeof *allowed };
+  int rank = !strcmp(r->q->kind, "rank");
   char what[160];
-  json_array_foreach(items, i, it) {
-    if (rank && json_is_string(it)) json_array_set_new(items, i, json_pack("{sO}", "id", it));
-  }
+  int list = res;
+  if (lua_type(L, res) == LUA_TTABLE && lua_getfield(L, res, "items") == LUA_TTABLE)
+    list = lua_gettop(L);
+  else if (lua_type(L, res) == LUA_TTABLE)
+    lua_pop(L, 1);
+  if (lua_type(L, list) != LUA_TTABLE)
+    handler_error(L, r, "no list of items", "return a list or {items = {...}}");
+  lua_Integer n = (lua_Integer)lua_rawlen(L, list);
   /* A ranking may reorder the storefront's list, never add to it. */
-  json_t *given = rank ? json_object_get(r->req, "items") : NULL;
-  json_array_foreach(items, i, it) {
-    const char *id = json_string_value(json_object_get(it, "id"));
-    size_t g;
-    json_t *gv;
-    int found = !rank;
-    json_array_foreach(given, g, gv) found |= id && json_is_string(gv) &&
-                                              !strcmp(json_string_value(gv), id);
+  for (lua_Integer i = 1; rank && i <= n; i++) {
+    int t = lua_rawgeti(L, list, i);
+    if (t == LUA_TTABLE) lua_getfield(L, -1, "id");
+    const char *id = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    int found = 0;
+    for (size_t g = 0; id && g < r->q->n_ids && !found; g++) found = !strcmp(r->q->ids[g], id);
     if (!found) {
-      snprintf(what, sizeof what, "item %zu not in the request's list", i + 1);
+      snprintf(what, sizeof what, "item %lld not in the request's list", (long long)i);
       handler_error(L, r, what, id ? id : "(no id)");
     }
+    lua_pop(L, t == LUA_TTABLE ? 2 : 1);
   }
-  if (!rank)
-    while (json_array_size(items) > (size_t)r->k)
-      json_array_remove(items, json_array_size(items) - 1);
-  json_array_foreach(items, i, it) {
-    if (!json_is_object(it)) {
-      snprintf(what, sizeof what, "item %zu", i + 1);
+  if (!rank && n > r->k) n = r->k;
+  buf_putc(r->out, '[');
+  for (lua_Integer i = 1; i <= n; i++) {
+    int entry = lua_gettop(L) + 1;
+    int t = lua_rawgeti(L, list, i);
+    if (i > 1) buf_putc(r->out, ',');
+    if (rank && t == LUA_TSTRING) {
+      size_t len;
+      const char *id = lua_tolstring(L, entry, &len);
+      buf_puts(r->out, "{\"id\":");
+      buf_json_str(r->out, id, len);
+      buf_putc(r->out, '}');
+      lua_pop(L, 1);
+      continue;
+    }
+    if (t != LUA_TTABLE) {
+      snprintf(what, sizeof what, "item %lld", (long long)i);
       handler_error(L, r, what, "must be a table with an id");
     }
-    const char *key;
-    json_t *v;
-    json_object_foreach(it, key, v) {
+    lua_pushnil(L);
+    while (lua_next(L, entry)) {
+      const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
       size_t a = 0;
-      while (a < sizeof allowed / sizeof *allowed && strcmp(allowed[a], key)) a++;
-      if (a == sizeof allowed / sizeof *allowed) {
-        snprintf(what, sizeof what, "item %zu with unknown field '%s'", i + 1, key);
+      while (a < NALLOWED && strcmp(allowed[a], key)) a++;
+      if (a == NALLOWED) {
+        snprintf(what, sizeof what, "item %lld with unknown field '%s'", (long long)i, key);
         handler_error(L, r, what, "allowed: id, score, reason, because, explain");
       }
+      lua_pop(L, 1);
     }
-    const char *id = json_string_value(json_object_get(it, "id"));
-    if (!id) {
-      snprintf(what, sizeof what, "item %zu", i + 1);
+    if (lua_getfield(L, entry, "id") != LUA_TSTRING) {
+      snprintf(what, sizeof what, "item %lld", (long long)i);
       handler_error(L, r, what, "'id' must be a string");
     }
+    size_t len;
+    const char *id = lua_tolstring(L, -1, &len);
     uint32_t iid = idx_item_id(r->t->ix, id);
     if (!rank && (iid == INTERN_NONE || r->t->ix->item[iid].deleted)) {
-      snprintf(what, sizeof what, "item %zu with unknown id", i + 1);
+      snprintf(what, sizeof what, "item %lld with unknown id", (long long)i);
       handler_error(L, r, what, id);
     }
-    json_t *score = json_object_get(it, "score");
-    if (score && !json_is_number(score)) {
-      snprintf(what, sizeof what, "item %zu", i + 1);
-      handler_error(L, r, what, "'score' must be a number");
+    buf_puts(r->out, "{\"id\":");
+    buf_json_str(r->out, id, len);
+    lua_pop(L, 1);
+    for (size_t a = 1; a < NALLOWED; a++) {
+      int vt = lua_getfield(L, entry, allowed[a]);
+      if (vt == LUA_TNIL) {
+        lua_pop(L, 1);
+        continue;
+      }
+      if (a == 1 && vt != LUA_TNUMBER) {
+        snprintf(what, sizeof what, "item %lld", (long long)i);
+        handler_error(L, r, what, "'score' must be a number");
+      }
+      buf_putc(r->out, ',');
+      buf_json_str(r->out, allowed[a], strlen(allowed[a]));
+      buf_putc(r->out, ':');
+      /* because: an item id, or a list of them */
+      int one = a == 3 && vt == LUA_TSTRING;
+      if (one) buf_putc(r->out, '[');
+      snprintf(what, sizeof what, "items[%lld].%s", (long long)i, allowed[a]);
+      write_value(L, r, -1, what);
+      if (one) buf_putc(r->out, ']');
+      lua_pop(L, 1);
     }
-    json_t *because = json_object_get(it, "because");
-    if (json_is_string(because))
-      json_object_set_new(it, "because", json_pack("[O]", because));
+    buf_putc(r->out, '}');
+    lua_pop(L, 1);
   }
-  /* Lua tables have no order; answer with the fields in a fixed one. */
-  json_t *ordered = json_array();
-  json_array_foreach(items, i, it) {
-    json_t *o = json_object();
-    for (size_t a = 0; a < sizeof allowed / sizeof *allowed; a++) {
-      json_t *v = json_object_get(it, allowed[a]);
-      if (v) json_object_set(o, allowed[a], v);
-    }
-    json_array_append_new(ordered, o);
-  }
-  json_t *out = json_object();
-  json_object_set_new(out, "items", ordered);
-  json_decref(r->result);
-  r->result = out;
+  buf_putc(r->out, ']');
 }
 
 /*
@@ -205,42 +163,57 @@ static void validate_recommend(lua_State *L, request *r, json_t *res) {
 ** customer's cart) at discounts.min_margin_pct over its cost, and the
 ** answer says so ("capped": true, "max_percent").
 */
-static void validate_discount(lua_State *L, request *r, json_t *res) {
-  if (json_is_null(res)) return;
-  json_t *pct = json_object_get(res, "percent");
-  if (!json_is_object(res) || (pct && (!json_is_number(pct) || json_number_value(pct) < 0 ||
-                                       json_number_value(pct) > 100)))
+static void check_discount(lua_State *L, request *r, int res) {
+  if (lua_isnil(L, res)) return;
+  int pt = lua_type(L, res) == LUA_TTABLE ? lua_getfield(L, res, "percent") : LUA_TNONE;
+  if (pt == LUA_TNONE || (pt != LUA_TNIL && (pt != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0) ||
+                                             lua_tonumber(L, -1) > 100)))
     handler_error(L, r, "a discount", "'percent' must be a number from 0 to 100");
-  if (!pct) return;
+  double pct = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  if (pt == LUA_TNIL) return;
   const idx *x = r->t->ix;
   uint32_t ids[256];
   size_t n = 0;
-  json_t *items = json_object_get(res, "items"), *one = json_object_get(res, "item");
-  if (json_is_string(one)) {
-    uint32_t id = idx_item_id(x, json_string_value(one));
+  int named = 0;
+  if (lua_getfield(L, res, "item") == LUA_TSTRING) {
+    uint32_t id = idx_item_id(x, lua_tostring(L, -1));
     if (id != INTERN_NONE) ids[n++] = id;
+    named = 1;
   }
-  size_t i;
-  json_t *v;
-  json_array_foreach(items, i, v) {
-    uint32_t id = json_is_string(v) ? idx_item_id(x, json_string_value(v)) : INTERN_NONE;
-    if (id != INTERN_NONE && n < 256) ids[n++] = id;
+  lua_pop(L, 1);
+  if (lua_getfield(L, res, "items") == LUA_TTABLE) {
+    named = 1;
+    lua_Integer m = (lua_Integer)lua_rawlen(L, -1);
+    for (lua_Integer i = 1; i <= m && n < 256; i++) {
+      if (lua_rawgeti(L, -1, i) == LUA_TSTRING) {
+        uint32_t id = idx_item_id(x, lua_tostring(L, -1));
+        if (id != INTERN_NONE) ids[n++] = id;
+      }
+      lua_pop(L, 1);
+    }
+  } else if (!lua_isnil(L, -1)) {
+    named = 1;
   }
-  if (!one && !items) { /* the whole cart */
-    uint32_t p = idx_person_of(x, r->customer, r->anon);
+  lua_pop(L, 1);
+  if (!named) { /* the whole cart */
+    uint32_t p = idx_person_of(x, r->q->customer, r->q->anon);
     for (uint32_t c = 0; p != INTERN_NONE && c < x->person[p].cart.n && n < 256; c++)
       ids[n++] = x->person[p].cart.v[c];
   }
   double max = 100;
-  for (size_t k = 0; k < n; k++) {
-    double m = idx_max_discount(x, ids[k], (double)r->t->cfg.min_margin_pct);
+  for (size_t i = 0; i < n; i++) {
+    double m = idx_max_discount(x, ids[i], (double)r->t->cfg.min_margin_pct);
     if (m < max) max = m;
   }
   max = floor(max); /* whole percents: what a shop prints */
-  if (json_number_value(pct) > max) {
-    json_object_set_new(res, "percent", json_real(max));
-    json_object_set_new(res, "capped", json_true());
-    json_object_set_new(res, "max_percent", json_real(max));
+  if (pct > max) {
+    lua_pushnumber(L, max);
+    lua_setfield(L, res, "percent");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, res, "capped");
+    lua_pushnumber(L, max);
+    lua_setfield(L, res, "max_percent");
   }
 }
 
@@ -248,28 +221,28 @@ static void validate_discount(lua_State *L, request *r, json_t *res) {
 static int run_handler(lua_State *L) {
   request *r = lvm_ud(L);
   lvm *vm = lvm_of(L);
-  if (!lvm_push_handler(vm, r->kind, &r->file)) {
+  if (!lvm_push_handler(vm, r->q->kind, &r->file)) {
     r->no_handler = 1;
-    return luaL_error(L, "no strategy defines a '%s' handler", r->kind);
+    return luaL_error(L, "no strategy defines a '%s' handler", r->q->kind);
   }
   lua_Debug ar;
   lua_pushvalue(L, -1);
   if (lua_getinfo(L, ">S", &ar)) r->line = ar.linedefined;
   push_ctx(L, r);
   lua_call(L, 1, 1);
-  char why[300];
-  json_t *res = ljson_to(L, -1, "result", why, sizeof why);
-  if (!res) return handler_error(L, r, "a value that is not JSON", why);
-  r->result = res;
-  if (!strcmp(r->kind, "recommend") || !strcmp(r->kind, "rank"))
-    validate_recommend(L, r, res);
-  else if (strcmp(r->kind, "discount") == 0) validate_discount(L, r, res);
+  int res = lua_gettop(L);
+  if (!strcmp(r->q->kind, "recommend") || !strcmp(r->q->kind, "rank")) {
+    write_recommend(L, r, res);
+    return 0;
+  }
+  if (!strcmp(r->q->kind, "discount")) check_discount(L, r, res);
+  write_value(L, r, res, "result");
   return 0;
 }
 
 /* The fallback: today's bestsellers for everyone (trending), or the most
    viewed items while nothing has trended yet. */
-static json_t *fallback_items(request *r) {
+static void write_fallback_items(request *r) {
   topk_entry top[256];
   size_t k = (size_t)r->k < 256 ? (size_t)r->k : 256;
   idx_filter f = {.in_stock = 1};
@@ -279,75 +252,95 @@ static json_t *fallback_items(request *r) {
     n = idx_most_viewed(r->t->ix, k, NULL, 0, top);
     reason = IDX_REASON_POPULAR;
   }
-  json_t *items = json_array();
-  for (size_t i = 0; i < n; i++)
-    json_array_append_new(
-        items, json_pack("{ss sf ss}", "id", intern_name(&r->t->ix->items, top[i].id),
-                         "score", top[i].score, "reason", idx_reason_name(reason)));
-  return items;
+  buf_putc(r->out, '[');
+  for (size_t i = 0; i < n; i++) {
+    const char *id = intern_name(&r->t->ix->items, top[i].id);
+    buf_puts(r->out, i ? ",{\"id\":" : "{\"id\":");
+    buf_json_str(r->out, id, strlen(id));
+    buf_puts(r->out, ",\"score\":");
+    buf_json_num(r->out, top[i].score, DECIDE_DIGITS);
+    buf_puts(r->out, ",\"reason\":");
+    buf_json_str(r->out, idx_reason_name(reason), strlen(idx_reason_name(reason)));
+    buf_putc(r->out, '}');
+  }
+  buf_putc(r->out, ']');
 }
 
 /* The rank fallback: the storefront's own order. */
-static json_t *given_order(request *r) {
-  json_t *out = json_array(), *v;
-  size_t i;
-  json_array_foreach(json_object_get(r->req, "items"), i, v)
-    if (json_is_string(v)) json_array_append_new(out, json_pack("{sO}", "id", v));
-  return out;
+static void write_given_order(request *r) {
+  buf_putc(r->out, '[');
+  for (size_t i = 0; i < r->q->n_ids; i++) {
+    buf_puts(r->out, i ? ",{\"id\":" : "{\"id\":");
+    buf_json_str(r->out, r->q->ids[i], strlen(r->q->ids[i]));
+    buf_putc(r->out, '}');
+  }
+  buf_putc(r->out, ']');
 }
 
-int tailor_decide(tailor *t, const char *text, size_t len, char **response,
-                  size_t *response_len, tailor_error *err) {
-  request r = {0};
-  r.t = t;
-  if (!t || !text || !response)
-    return util_fail(err, TAILOR_EINVAL, NULL, "decide: missing argument");
-  *response = NULL;
-  int rc = parse_request(t, &r, text, len, err);
-  if (rc) {
-    json_decref(r.req);
-    return rc;
-  }
+int eng_decide(tailor *t, const dreq *q, strbuf *out, tailor_error *err) {
+  request r = {t, q, q->k ? q->k : t->cfg.default_k, NULL, 0, out, 0};
   atomic_fetch_add(&t->n_decisions, 1);
   uint64_t started = util_mono_ns();
-  int recommend = !strcmp(r.kind, "recommend") || !strcmp(r.kind, "rank");
+  int recommend = !strcmp(q->kind, "recommend") || !strcmp(q->kind, "rank");
+  buf_puts(out, "{\"kind\":");
+  buf_json_str(out, q->kind, strlen(q->kind));
+  buf_puts(out, recommend ? ",\"items\":" : ",\"result\":");
+  size_t mark = out->n;
   tailor_error serr = {0};
   lvm *vm = eng_thread_vm(t, &serr);
   pthread_rwlock_rdlock(&t->lock);
-  rc = vm ? lvm_pcall(vm, run_handler, &r, &serr) : serr.code;
-  json_t *out = json_pack("{ss}", "kind", r.kind);
+  int rc = vm ? lvm_pcall(vm, run_handler, &r, &serr) : serr.code;
   if (rc == TAILOR_OK) {
-    json_object_set(out, recommend ? "items" : "result",
-                    recommend ? json_object_get(r.result, "items") : r.result);
-    json_object_set_new(out, "strategy", json_string(r.file));
+    buf_puts(out, ",\"strategy\":");
+    buf_json_str(out, r.file ? r.file : "", r.file ? strlen(r.file) : 0);
   } else {
     if (!r.no_handler) {
       atomic_fetch_add(&t->n_strategy_errors, 1);
       eng_log(t, TAILOR_LOG_ERROR, "%s (%s), served the fallback", serr.message,
               tailor_errname(rc));
     }
-    json_object_set_new(out, recommend ? "items" : "result",
-                        !recommend ? json_null()
-                        : strcmp(r.kind, "rank") ? fallback_items(&r)
-                                                 : given_order(&r));
-    json_object_set_new(out, "fallback", json_true());
-    json_object_set_new(out, "error", json_string(serr.message));
+    out->n = mark; /* drop what the handler had written */
+    if (!recommend) buf_puts(out, "null");
+    else if (strcmp(q->kind, "rank")) write_fallback_items(&r);
+    else write_given_order(&r);
+    buf_puts(out, ",\"fallback\":true,\"error\":");
+    buf_json_str(out, serr.message, strlen(serr.message));
   }
   pthread_rwlock_unlock(&t->lock);
+  buf_putc(out, '}');
   if (eng_exposures_pending(t)) { /* decisions only: exposures still land */
     pthread_mutex_lock(&t->write_mu);
     eng_flush_exposures(t);
     pthread_mutex_unlock(&t->write_mu);
   }
-  json_decref(r.result);
-  eng_metric(t, "decide_us", r.kind, (double)(util_mono_ns() - started) / 1e3);
-  if (rc != TAILOR_OK) eng_metric(t, "decide_fallback", r.kind, 1);
-  /* Six significant digits: scores rank, they are not money; printing
-     doubles in full was a fifth of a decision. */
-  *response = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(6));
-  json_decref(out);
-  json_decref(r.req);
-  if (!*response) return util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
-  if (response_len) *response_len = strlen(*response);
+  eng_metric(t, "decide_us", q->kind, (double)(util_mono_ns() - started) / 1e3);
+  if (rc != TAILOR_OK) eng_metric(t, "decide_fallback", q->kind, 1);
+  return out->oom ? util_fail(err, TAILOR_ENOMEM, NULL, "out of memory") : TAILOR_OK;
+}
+
+void eng_request_limits(tailor *t, req_limits *lim) {
+  lim->max_k = t->cfg.max_k;
+  lim->envelope = NULL;
+}
+
+int tailor_decide(tailor *t, const char *text, size_t len, char **response,
+                  size_t *response_len, tailor_error *err) {
+  if (!t || !text || !response)
+    return util_fail(err, TAILOR_EINVAL, NULL, "decide: missing argument");
+  *response = NULL;
+  req_limits lim;
+  dreq q;
+  eng_request_limits(t, &lim);
+  int rc = req_parse(text, len, (size_t)t->cfg.max_request_bytes, &lim, &q, err);
+  if (rc) return rc;
+  strbuf out = {0};
+  rc = eng_decide(t, &q, &out, err);
+  req_clear(&q);
+  if (rc) {
+    buf_free(&out);
+    return rc;
+  }
+  if (!(*response = buf_take(&out, response_len)))
+    return util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
   return TAILOR_OK;
 }

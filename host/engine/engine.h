@@ -21,6 +21,7 @@
 
 #include "engine/config.h"
 #include "core/event.h"
+#include "core/request.h"
 #include "index/index.h"
 #include "lua/lvm.h"
 #include "store/store.h"
@@ -151,6 +152,18 @@ void eng_expose(tailor *t, const char *experiment, const char *variant,
 void eng_flush_exposures(tailor *t);
 int eng_exposures_pending(tailor *t);
 double eng_t_pvalue(double t, double df);
+
+/*
+** A decision (engine/decide.c): run the handler of q->kind and write the
+** answer, {"kind", "items" or "result", "strategy"} (or the fallback with
+** "fallback" and "error"), as JSON text at the end of `out`.  Returns
+** TAILOR_OK (a failing strategy still answers, with the fallback) or
+** TAILOR_ENOMEM.  eng_request_limits() gives the limits requests to this
+** engine are parsed with (its decide.max_k).
+*/
+struct strbuf;
+int eng_decide(tailor *t, const dreq *q, struct strbuf *out, tailor_error *err);
+void eng_request_limits(tailor *t, req_limits *lim);
 
 /* What a handler's ctx is built from. */
 typedef struct lapi_ctx {

@@ -3,6 +3,9 @@
 */
 #include "lua/ljson.h"
 
+#include "core/buf.h"
+#include "core/event.h"
+
 #include <lauxlib.h>
 #include <math.h>
 #include <stdio.h>
@@ -159,4 +162,99 @@ json_t *ljson_to(lua_State *L, int idx, const char *path, char *why,
   snprintf(buf, sizeof buf, "%s", path);
   why[0] = '\0';
   return to_json(L, idx, buf, sizeof buf, 0, why, why_len);
+}
+
+static int write_json(lua_State *L, int idx, strbuf *out, int digits, char *path, size_t plen,
+                      int depth, char *why, size_t why_len) {
+  idx = lua_absindex(L, idx);
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+      buf_puts(out, "null");
+      return 0;
+    case LUA_TBOOLEAN:
+      buf_puts(out, lua_toboolean(L, idx) ? "true" : "false");
+      return 0;
+    case LUA_TSTRING: {
+      size_t len;
+      const char *s = lua_tolstring(L, idx, &len);
+      if (!ev_utf8_valid(s, len, NULL)) {
+        snprintf(why, why_len, "%s: string is not valid UTF-8", path);
+        return -1;
+      }
+      buf_json_str(out, s, len);
+      return 0;
+    }
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx)) {
+        buf_json_int(out, (long long)lua_tointeger(L, idx));
+        return 0;
+      }
+      if (!isfinite(lua_tonumber(L, idx))) {
+        snprintf(why, why_len, "%s: number is not finite", path);
+        return -1;
+      }
+      buf_json_num(out, lua_tonumber(L, idx), digits);
+      return 0;
+    case LUA_TTABLE:
+      break;
+    default:
+      snprintf(why, why_len, "%s: a %s cannot be turned into JSON", path, luaL_typename(L, idx));
+      return -1;
+  }
+  if (depth >= LJSON_MAX_DEPTH) {
+    snprintf(why, why_len, "%s: nested deeper than %d (a cycle?)", path, LJSON_MAX_DEPTH);
+    return -1;
+  }
+  luaL_checkstack(L, 6, "ljson");
+  size_t base = strlen(path);
+  lua_Integer n = array_length(L, idx);
+  if (n >= 0) {
+    buf_putc(out, '[');
+    for (lua_Integer i = 1; i <= n; i++) {
+      if (i > 1) buf_putc(out, ',');
+      lua_rawgeti(L, idx, i);
+      snprintf(path + base, plen - base, "[%lld]", (long long)i);
+      int rc = write_json(L, -1, out, digits, path, plen, depth + 1, why, why_len);
+      lua_pop(L, 1);
+      if (rc) return -1;
+    }
+    path[base] = '\0';
+    buf_putc(out, ']');
+    return 0;
+  }
+  int first = 1;
+  buf_putc(out, '{');
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      path[base] = '\0';
+      snprintf(why, why_len, "%s: table mixes list entries and named fields", path);
+      lua_pop(L, 2);
+      return -1;
+    }
+    size_t klen;
+    const char *k = lua_tolstring(L, -2, &klen);
+    snprintf(path + base, plen - base, "%s%s", base ? "." : "", k);
+    if (!first) buf_putc(out, ',');
+    first = 0;
+    buf_json_str(out, k, klen);
+    buf_putc(out, ':');
+    int rc = write_json(L, -1, out, digits, path, plen, depth + 1, why, why_len);
+    lua_pop(L, 1);
+    if (rc) {
+      lua_pop(L, 1);
+      return -1;
+    }
+  }
+  path[base] = '\0';
+  buf_putc(out, '}');
+  return 0;
+}
+
+int ljson_write(lua_State *L, int idx, strbuf *out, int digits, const char *path, char *why,
+                size_t why_len) {
+  char p[256];
+  snprintf(p, sizeof p, "%s", path);
+  why[0] = '\0';
+  return write_json(L, idx, out, digits, p, sizeof p, 0, why, why_len);
 }

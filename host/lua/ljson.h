@@ -22,4 +22,15 @@ void ljson_push(lua_State *L, json_t *v);
 json_t *ljson_to(lua_State *L, int idx, const char *path, char *why,
                  size_t why_len);
 
+/*
+** Write the Lua value at `idx` as JSON text into `out`, by the rules of
+** ljson_to() (and its messages, into `why`), without a JSON tree in
+** between.  Reals are written with `digits` significant digits.  Returns
+** 0, or -1 with `why` filled and `out` holding a partial text the caller
+** drops.
+*/
+struct strbuf;
+int ljson_write(lua_State *L, int idx, struct strbuf *out, int digits, const char *path,
+                char *why, size_t why_len);
+
 #endif /* TAILOR_LJSON_H */

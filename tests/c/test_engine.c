@@ -115,7 +115,9 @@ static void test_bad_requests(void) {
       {"{}", "kind"},
       {"{\"kind\":\"recommend\",\"k\":0}", "k"},
       {"{\"kind\":\"recommend\",\"k\":\"5\"}", "k"},
-      {"{\"kind\":\"recommend\",\"customer\":5}", "customer"},
+      {"{\"kind\":\"recommend\",\"customer\":{}}", "customer"},
+      {"{\"kind\":\"recommend\",\"costumer\":\"c1\"}", "costumer"},
+      {"{\"kind\":\"rank\"}", "items"},
       {"{\"kind\":\"on_event\"}", "kind"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
