@@ -1,6 +1,6 @@
 /*
 ** engine.h: the inside of a `tailor` handle, shared by the engine's files
-** (engine.c: open, ingest, stats; decide.c: decisions; lua/lapi.c: the
+** (engine.c: open, ingest, stats; decide.c: decisions; engine/lapi.c: the
 ** strategies' API).
 **
 ** Locking model.  Ingesting callers meet in a group commit (commit_mu): one
@@ -109,7 +109,7 @@ sknn_work *eng_thread_work(tailor *t);
 void eng_vm_config(tailor *t, lvm_config *cfg);
 
 /* Push the table strategies see as ctx.customer and tailor.customer():
-   figures, lifecycle, attributes, recent/cart/bought ids (lua/lapi.c).
+   figures, lifecycle, attributes, recent/cart/bought ids (engine/lapi.c).
    Needs the index read lock. */
 void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
                         const char *anon);
@@ -182,7 +182,7 @@ typedef struct lapi_ctx {
 */
 void lapi_push_ctx(lua_State *L, tailor *t, const lapi_ctx *c);
 
-/* Installs the `tailor` global of the strategies' API (lua/lapi.c). */
+/* Installs the `tailor` global of the strategies' API (engine/lapi.c). */
 void lapi_open(lua_State *L, void *engine);
 
 #endif /* TAILOR_ENGINE_H */

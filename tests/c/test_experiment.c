@@ -12,7 +12,7 @@
 #include "check.h"
 #include "engine/engine.h"
 
-#define MAX_EXPOSURES 64 /* LAPI_MAX_EXPOSURES in lua/lapi.c */
+#define MAX_EXPOSURES 64 /* LAPI_MAX_EXPOSURES in engine/lapi.c */
 
 static void test_assignment_stable_and_weighted(void) {
   const char *names[3] = {"control", "blend", "session"};
