@@ -168,7 +168,7 @@ uint32_t idx_item_id(const idx *x, const char *id) {
 }
 
 /* People are keyed "c:<customer id>" or "a:<anonymous id>" in one table. */
-static void person_key(char *buf, size_t size, char kind, const char *id) {
+void idx_person_key(char *buf, size_t size, char kind, const char *id) {
   size_t n = strlen(id);
   if (n + 3 > size) n = size - 3; /* ids are at most 256 bytes anyway */
   buf[0] = kind;
@@ -177,22 +177,22 @@ static void person_key(char *buf, size_t size, char kind, const char *id) {
   buf[n + 2] = '\0';
 }
 
-static uint32_t person_lookup(const idx *x, char kind, const char *id) {
+uint32_t idx_person_lookup(const idx *x, char kind, const char *id) {
   char key[300];
   if (!id) return INTERN_NONE;
-  person_key(key, sizeof key, kind, id);
+  idx_person_key(key, sizeof key, kind, id);
   uint32_t p = intern_get(&x->people, key);
   return p == INTERN_NONE ? p : x->person[p].canon;
 }
 
 uint32_t idx_person_of(const idx *x, const char *customer, const char *anon) {
-  uint32_t p = person_lookup(x, 'c', customer);
-  return p != INTERN_NONE ? p : person_lookup(x, 'a', anon);
+  uint32_t p = idx_person_lookup(x, 'c', customer);
+  return p != INTERN_NONE ? p : idx_person_lookup(x, 'a', anon);
 }
 
-static uint32_t person_put(idx *x, char kind, const char *id) {
+uint32_t idx_person_put(idx *x, char kind, const char *id) {
   char key[300];
-  person_key(key, sizeof key, kind, id);
+  idx_person_key(key, sizeof key, kind, id);
   uint32_t before = x->people.n;
   uint32_t p = intern_put(&x->people, key);
   if (p == INTERN_NONE) return p;
@@ -203,89 +203,6 @@ static uint32_t person_put(idx *x, char kind, const char *id) {
     x->person[p].is_customer = kind == 'c';
   }
   return x->person[p].canon;
-}
-
-/* Add decayed weight to an affinity; a full list replaces its lightest
-   entry, which the newcomer inherits (Space-Saving, as in cooc.h). */
-static int affinity_add(idx_person *p, uint32_t key, float w) {
-  for (uint8_t i = 0; i < p->naff; i++) {
-    if (p->aff[i].key == key) {
-      p->aff[i].w += w;
-      return 0;
-    }
-  }
-  if (p->naff < IDX_MAX_AFFINITIES) {
-    idx_affinity *more = realloc(p->aff, (p->naff + 1u) * sizeof *more);
-    if (!more) return -1;
-    p->aff = more;
-    p->aff[p->naff++] = (idx_affinity){key, w};
-    return 0;
-  }
-  uint8_t min = 0;
-  for (uint8_t i = 1; i < p->naff; i++)
-    if (p->aff[i].w < p->aff[min].w) min = i;
-  p->aff[min].key = key;
-  p->aff[min].w += w;
-  return 0;
-}
-
-/* Fold what an anonymous visitor did into the customer it turned out to be. */
-static int person_merge(idx *x, uint32_t from, uint32_t into) {
-  if (from == into) return 0;
-  idx_person *a = &x->person[from], *b = &x->person[into];
-  for (uint32_t i = 0; i < a->recent.n; i++) {
-    ids_remove(&b->recent, a->recent.v[i]);
-    if (ids_push(&b->recent, a->recent.v[i])) return -1;
-  }
-  for (uint32_t i = 0; i < a->cart.n; i++)
-    if (!ids_has(b->cart.v, b->cart.n, a->cart.v[i]) &&
-        ids_push(&b->cart, a->cart.v[i]))
-      return -1;
-  for (uint32_t i = 0; i < a->bought.n; i++)
-    if (!ids_has(b->bought.v, b->bought.n, a->bought.v[i]) &&
-        ids_push(&b->bought, a->bought.v[i]))
-      return -1;
-  if (!b->first_seen || (a->first_seen && a->first_seen < b->first_seen))
-    b->first_seen = a->first_seen;
-  if (a->last_seen > b->last_seen) b->last_seen = a->last_seen;
-  if (a->last_order > b->last_order) b->last_order = a->last_order;
-  if (a->first_order && (!b->first_order || a->first_order < b->first_order))
-    b->first_order = a->first_order;
-  b->orders += a->orders;
-  b->visits += a->visits;
-  b->revenue += a->revenue;
-  for (uint8_t i = 0; i < a->nattrs; i++)
-    if (!idx_person_attr(x, into, intern_name(&x->attrs, a->attrs[i].key)) &&
-        b->nattrs < IDX_MAX_ATTRS) {
-      idx_attr *more = realloc(b->attrs, (b->nattrs + 1u) * sizeof *more);
-      if (!more) return -1;
-      b->attrs = more;
-      b->attrs[b->nattrs++] = a->attrs[i];
-    }
-  for (uint8_t i = 0; i < a->naff; i++)
-    if (affinity_add(b, a->aff[i].key, a->aff[i].w)) return -1;
-  b->emails += a->emails;
-  if (a->last_email > b->last_email) b->last_email = a->last_email;
-  idx_ids_free(&a->recent);
-  idx_ids_free(&a->cart);
-  idx_ids_free(&a->bought);
-  free(a->attrs);
-  free(a->aff);
-  memset(a, 0, sizeof *a);
-  /* Only anonymous people are merged, and only into customers, so chains
-     are one link long and nobody else points at `from`. */
-  a->canon = into;
-  return 0;
-}
-
-/* The person an event is about, created when new; links anon to customer. */
-static uint32_t event_person(idx *x, const ev *e) {
-  uint32_t c = e->customer ? person_put(x, 'c', e->customer) : INTERN_NONE;
-  uint32_t a = e->anon ? person_put(x, 'a', e->anon) : INTERN_NONE;
-  if (c != INTERN_NONE && a != INTERN_NONE && a != c &&
-      !x->person[a].is_customer && person_merge(x, a, c))
-    return INTERN_NONE;
-  return c != INTERN_NONE ? c : a;
 }
 
 static void recent_push(idx *x, idx_person *p, uint32_t item) {
@@ -350,19 +267,6 @@ static int apply_catalog(idx *x, const ev *e) {
   return TAILOR_OK;
 }
 
-/*
-** Attributes: a person's segment values (country, gender, ...), from the
-** profile and from what events say about the visit.
-*/
-const char *idx_person_attr(const idx *x, uint32_t person, const char *key) {
-  uint32_t k = intern_get(&x->attrs, key);
-  if (k == INTERN_NONE || person >= x->people.n) return NULL;
-  const idx_person *p = &x->person[person];
-  for (uint8_t i = 0; i < p->nattrs; i++)
-    if (p->attrs[i].key == k) return intern_name(&x->attrs, p->attrs[i].value);
-  return NULL;
-}
-
 static int set_attr_id(idx *x, idx_person *p, uint32_t k, const char *value) {
   for (uint8_t i = 0; i < p->nattrs; i++) {
     if (p->attrs[i].key != k) continue;
@@ -401,7 +305,7 @@ static uint32_t trend_key_attr(idx *x, uint32_t i) {
 
 /* customer_upsert: string attributes of the profile ("attrs"). */
 static int apply_profile(idx *x, const ev *e) {
-  uint32_t pid = person_put(x, 'c', e->customer);
+  uint32_t pid = idx_person_put(x, 'c', e->customer);
   if (pid == INTERN_NONE) return TAILOR_ENOMEM;
   json_t *doc = e->object;
   json_t *consent = json_object_get(doc, "consent");
@@ -682,25 +586,13 @@ static int apply_session(idx *x, uint32_t sid, const ev *e) {
   return 0;
 }
 
-/* The decayed weight of an interest at `ts`, rescaling every person's
-   affinities first when the origin is far behind (see decay.h). */
-static double affinity_weight(idx *x, int64_t ts) {
-  if (decay_should_rebase(&x->aff_decay, ts)) {
-    float sc = (float)decay_scale(&x->aff_decay, ts);
-    for (uint32_t i = 0; i < x->people.n; i++)
-      for (uint8_t a = 0; a < x->person[i].naff; a++) x->person[i].aff[a].w *= sc;
-    x->aff_decay.t0 = ts;
-  }
-  return decay_weight(&x->aff_decay, ts);
-}
-
 int idx_apply(idx *x, const ev *e) {
   x->applied++;
   if (e->ts > x->last_ts) x->last_ts = e->ts;
   if (e->type == EV_ITEM_UPSERT || e->type == EV_ITEM_DELETE)
     return apply_catalog(x, e);
   if (e->type == EV_CUSTOMER_UPSERT) return apply_profile(x, e);
-  uint32_t pid = event_person(x, e);
+  uint32_t pid = idx_event_person(x, e);
   idx_person *p = pid == INTERN_NONE ? NULL : &x->person[pid];
   uint32_t sid = INTERN_NONE;
   if (e->session && (sid = intern_put(&x->sessions, e->session)) == INTERN_NONE)
@@ -727,7 +619,7 @@ int idx_apply(idx *x, const ev *e) {
   }
   double aff_w = 0;
   if (p && (e->type == EV_VIEW || e->type == EV_ADD_TO_CART || e->type == EV_PURCHASE))
-    aff_w = affinity_weight(x, e->ts) *
+    aff_w = idx_affinity_weight(x, e->ts) *
             (e->type == EV_VIEW ? IDX_TREND_VIEW
              : e->type == EV_ADD_TO_CART ? IDX_TREND_CART : IDX_TREND_PURCHASE);
   uint32_t order[IDX_MAX_ORDER_LINES];
@@ -743,8 +635,8 @@ int idx_apply(idx *x, const ev *e) {
         watch(x, i, pid))
       return TAILOR_ENOMEM;
     if (aff_w > 0 && p &&
-        ((it->category != INTERN_NONE && affinity_add(p, it->category, (float)aff_w)) ||
-         (it->brand != INTERN_NONE && affinity_add(p, it->brand | IDX_AFF_BRAND, (float)aff_w))))
+        ((it->category != INTERN_NONE && idx_affinity_add(p, it->category, (float)aff_w)) ||
+         (it->brand != INTERN_NONE && idx_affinity_add(p, it->brand | IDX_AFF_BRAND, (float)aff_w))))
       return TAILOR_ENOMEM;
     switch (e->type) {
       case EV_VIEW:
@@ -792,246 +684,8 @@ int idx_apply(idx *x, const ev *e) {
   }
   return TAILOR_OK;
 }
-
-static void person_clear(idx_person *p) {
-  idx_ids_free(&p->recent);
-  idx_ids_free(&p->cart);
-  idx_ids_free(&p->bought);
-  free(p->attrs);
-  free(p->aff);
-  memset(p, 0, sizeof *p);
-}
-
-size_t idx_forget(idx *x, const char *customer) {
-  uint32_t p = person_lookup(x, 'c', customer);
-  if (p == INTERN_NONE) return 0;
-  size_t n = 0;
-  for (uint32_t q = 0; q < x->people.n; q++) {
-    if (x->person[q].canon != p || q == p) continue;
-    char key[300];
-    snprintf(key, sizeof key, "%s", intern_name(&x->people, q));
-    intern_forget(&x->people, key);
-    person_clear(&x->person[q]);
-    x->person[q].canon = q;
-    n++;
-  }
-  char key[300];
-  person_key(key, sizeof key, 'c', customer);
-  intern_forget(&x->people, key);
-  person_clear(&x->person[p]);
-  x->person[p].canon = p;
-  return n + 1;
-}
-
-static const char *const lifecycle_names[] = {
-#define IDX_LIFECYCLE_NAME_(e, s) s,
-    IDX_LIFECYCLE_MAP(IDX_LIFECYCLE_NAME_)
-#undef IDX_LIFECYCLE_NAME_
-};
-
-const char *idx_lifecycle_name(idx_lifecycle l) {
-  return (unsigned)l <= IDX_LAPSED ? lifecycle_names[l] : "new_visitor";
-}
-
-void idx_person_figures(const idx *x, uint32_t person, int64_t now,
-                        idx_figures *f) {
-  memset(f, 0, sizeof *f);
-  f->days_since_visit = f->days_since_order = -1;
-  f->lifecycle = IDX_NEW_VISITOR;
-  if (person >= x->people.n) return;
-  const idx_person *p = &x->person[person];
-  f->seen = 1;
-  f->orders = p->orders;
-  f->visits = p->visits;
-  f->revenue = p->revenue;
-  f->avg_order = p->orders ? p->revenue / p->orders : 0;
-  f->first_seen = p->first_seen;
-  f->last_seen = p->last_seen;
-  f->last_order = p->last_order;
-  if (p->last_seen) f->days_since_visit = (double)(now - p->last_seen) / 86400e3;
-  if (p->last_order) f->days_since_order = (double)(now - p->last_order) / 86400e3;
-  if (p->orders)
-    f->lifecycle = f->days_since_order > x->cfg.lapsed_days ? IDX_LAPSED : IDX_CUSTOMER;
-  else if (p->visits > 1)
-    f->lifecycle = IDX_RETURNING_VISITOR;
-  f->p_alive = f->expected_orders = f->predicted_value = -1;
-  if (!p->orders || x->value.kind == IDX_VALUE_NONE) return;
-  clv_customer c = {p->orders - 1, (double)(p->last_order - p->first_order) / 86400e3,
-                    (double)(now - p->first_order) / 86400e3, p->revenue / p->orders};
-  if (c.T < c.t_x) c.T = c.t_x;
-  const idx_value_model *m = &x->value;
-  if (m->kind == IDX_VALUE_BGNBD) {
-    f->p_alive = clv_p_alive(&m->bg, c.x, c.t_x, c.T);
-    f->expected_orders = clv_expected_purchases(&m->bg, IDX_VALUE_HORIZON_DAYS, c.x, c.t_x, c.T);
-    f->predicted_value = m->gg_ok ? clv_predict(&m->bg, &m->gg, &c, IDX_VALUE_HORIZON_DAYS, 0)
-                                  : f->expected_orders * m->simple.order_value;
-  } else {
-    f->p_alive = clv_simple_p_alive(&m->simple, c.x, c.t_x, c.T);
-    f->expected_orders = clv_simple_expected_purchases(&m->simple, IDX_VALUE_HORIZON_DAYS,
-                                                       c.x, c.t_x, c.T);
-    f->predicted_value = clv_simple_predict(&m->simple, &c, IDX_VALUE_HORIZON_DAYS);
-  }
-}
-
-int idx_value_customers(const idx *x, int64_t now, clv_customer **out,
-                        size_t *n) {
-  size_t cap = 0;
-  *out = NULL;
-  *n = 0;
-  for (uint32_t i = 0; i < x->people.n; i++) {
-    const idx_person *p = &x->person[i];
-    if (p->canon != i || !p->orders) continue;
-    if (*n == cap) {
-      cap = cap ? cap * 2 : 1024;
-      clv_customer *more = realloc(*out, cap * sizeof *more);
-      if (!more) {
-        free(*out);
-        *out = NULL;
-        return -1;
-      }
-      *out = more;
-    }
-    clv_customer c = {p->orders - 1, (double)(p->last_order - p->first_order) / 86400e3,
-                      (double)(now - p->first_order) / 86400e3, p->revenue / p->orders};
-    if (c.T < c.t_x) c.T = c.t_x; /* events stamped after `now` */
-    (*out)[(*n)++] = c;
-  }
-  return 0;
-}
-
-void idx_value_fit(const clv_customer *c, size_t n, int64_t now,
-                   idx_value_model *m) {
-  memset(m, 0, sizeof *m);
-  m->customers = n;
-  m->fitted_at = now;
-  if (!n) return;
-  double total = 0;
-  for (size_t i = 0; i < n; i++) total += c[i].mean_value;
-  if (clv_fit_simple(c, n, total / (double)n, &m->simple) != CLV_OK) return;
-  m->kind = IDX_VALUE_SIMPLE;
-  if (clv_fit_bgnbd(c, n, NULL, &m->bg) != CLV_OK) return;
-  m->kind = IDX_VALUE_BGNBD;
-  m->gg_ok = clv_fit_gamma_gamma(c, n, NULL, &m->gg) == CLV_OK;
-}
-
-size_t idx_person_audiences(const idx *x, uint32_t person, int64_t now,
-                            idx_audience *out) {
-  if (person >= x->people.n || !x->person[person].last_seen) return 0;
-  const idx_person *p = &x->person[person];
-  size_t n = 0;
-  for (uint32_t i = 0; i < x->naudiences; i++) {
-    int64_t from = now - (int64_t)x->audience_days[i] * 86400000;
-    if (p->last_seen < from) continue;
-    out[n++] = (idx_audience){x->audience_days[i], p->last_order >= from};
-  }
-  return n;
-}
-
-size_t idx_audience_members(const idx *x, uint32_t days, int purchased,
-                            int64_t now, void (*fn)(void *ud, uint32_t person),
-                            void *ud) {
-  int64_t from = now - (int64_t)days * 86400000;
-  size_t n = 0;
-  for (uint32_t i = 0; i < x->people.n; i++) {
-    const idx_person *p = &x->person[i];
-    if (p->canon != i || !p->last_seen || p->last_seen < from) continue;
-    int bought = p->last_order >= from;
-    if (purchased >= 0 && bought != purchased) continue;
-    if (fn) fn(ud, i);
-    n++;
-  }
-  return n;
-}
-
-static int by_weight(const void *a, const void *b) {
-  const idx_affinity *x = a, *y = b;
-  return (x->w < y->w) - (x->w > y->w);
-}
-
-size_t idx_person_affinities(const idx *x, uint32_t person, int brands,
-                             int64_t now, idx_affinity *out) {
-  if (person >= x->people.n) return 0;
-  const idx_person *p = &x->person[person];
-  float sc = (float)decay_scale(&x->aff_decay, now);
-  size_t n = 0;
-  for (uint8_t i = 0; i < p->naff; i++) {
-    if (!(p->aff[i].key & IDX_AFF_BRAND) != !brands) {
-      out[n].key = p->aff[i].key & ~IDX_AFF_BRAND;
-      out[n++].w = p->aff[i].w * sc;
-    }
-  }
-  qsort(out, n, sizeof *out, by_weight);
-  return n;
-}
-
-/*
-** How much an interest in category path `interest` counts towards `target`:
-** fully when they are the same (or, for a category tab, when the interest
-** lies inside it), else halved for each level of `interest` the two paths
-** do not share ("Home/Decor/Wall" gives "Home/Decor/Lamps" half).
-*/
-static double path_weight(const char *target, const char *interest, int inside_counts) {
-  int shared = 0, depth = 1;
-  const char *a = target, *b = interest;
-  while (*a && *a == *b) {
-    if (*a == '/') shared++;
-    a++, b++;
-  }
-  int a_end = *a == '/' || !*a, b_end = *b == '/' || !*b;
-  if (a_end && b_end) shared++;
-  if (!*a && (!*b || (*b == '/' && inside_counts))) return 1; /* same, or inside */
-  if (!shared) return 0;
-  for (const char *c = interest; *c; c++) depth += *c == '/';
-  return 1.0 / (double)(1u << (depth - shared));
-}
-
-/* Sum of a person's interests weighted towards a category (and a brand). */
-static double affinity_towards(const idx *x, uint32_t person, const char *cat,
-                               uint32_t brand, int inside_counts, int64_t now) {
-  if (person >= x->people.n) return 0;
-  const idx_person *p = &x->person[person];
-  double sum = 0;
-  for (uint8_t i = 0; i < p->naff; i++) {
-    uint32_t key = p->aff[i].key;
-    if (key & IDX_AFF_BRAND) {
-      if (brand != INTERN_NONE && (key & ~IDX_AFF_BRAND) == brand) sum += p->aff[i].w;
-      continue;
-    }
-    const char *other = intern_name(&x->categories, key);
-    if (cat && other) sum += p->aff[i].w * path_weight(cat, other, inside_counts);
-  }
-  return sum * decay_scale(&x->aff_decay, now);
-}
-
-double idx_item_affinity(const idx *x, uint32_t person, uint32_t item,
-                         int64_t now) {
-  if (item >= x->items.n) return 0;
-  const idx_item *it = &x->item[item];
-  return affinity_towards(x, person, intern_name(&x->categories, it->category),
-                          it->brand, 0, now);
-}
-
-double idx_category_affinity(const idx *x, uint32_t person, const char *path,
-                             int64_t now) {
-  return affinity_towards(x, person, path, INTERN_NONE, 1, now);
-}
-
-size_t idx_watchers(const idx *x, uint32_t item, int64_t now, uint32_t days,
-                    uint32_t *out, size_t cap) {
-  if (item >= x->watchers_cap) return 0;
-  const idx_ids *w = &x->watchers[item];
-  int64_t from = now - (int64_t)days * 86400000;
-  size_t n = 0;
-  for (uint32_t i = w->n; i > 0 && n < cap; i--) {
-    uint32_t p = x->person[w->v[i - 1]].canon;
-    if (x->person[p].is_customer && x->person[p].last_seen >= from &&
-        !ids_has(out, n, p))
-      out[n++] = p;
-  }
-  return n;
-}
-
 const char *idx_customer_id(const idx *x, uint32_t person) {
   const char *key = intern_name(&x->people, person);
   return key && key[0] == 'c' && key[1] == ':' ? key + 2 : NULL;
 }
+

@@ -3,6 +3,10 @@
 ** host/index/ includes.  The public API is index.h; the files are
 **   index.c   the structure: new/free, the configuration, interning of
 **             items and people, the growable id arrays
+**   person.c  people: who an event is about (merge on login), figures,
+**             lifecycle, audiences, watchers, erasure
+**   affinity.c  a person's decayed interests in categories and brands
+**   value.c   the customer-value model: collect, fit, predict
 **   query.c   the reads strategies ask for: filters, availability and the
 **             kernel entry points (related, trending, session next, ...)
 **
@@ -48,5 +52,32 @@ static inline void ids_remove(idx_ids *a, uint32_t id) {
     }
   }
 }
+
+/*
+** index.c: people are keyed "c:<customer id>" or "a:<anonymous id>" in one
+** intern table.  idx_person_key writes that key (cut to the buffer, which
+** 300 bytes always holds); idx_person_lookup gives the canonical person of
+** an id or INTERN_NONE; idx_person_put creates the person when new and
+** returns its canonical id, or INTERN_NONE when out of memory.
+*/
+void idx_person_key(char *buf, size_t size, char kind, const char *id);
+uint32_t idx_person_lookup(const idx *x, char kind, const char *id);
+uint32_t idx_person_put(idx *x, char kind, const char *id);
+
+/* person.c: the person an event is about, created when new; an anonymous
+   visitor seen with a customer id is merged into that customer.
+   INTERN_NONE when the event names nobody or memory ran out. */
+uint32_t idx_event_person(idx *x, const ev *e);
+
+/* affinity.c: the decayed weight of an interest at `ts` (rescaling every
+   person's affinities first when the origin is far behind), and adding it
+   to a person: 0, or -1 when out of memory. */
+double idx_affinity_weight(idx *x, int64_t ts);
+int idx_affinity_add(idx_person *p, uint32_t key, float w);
+
+/* value.c: a person's p_alive, expected orders and predicted value from
+   the installed model; -1 each without a model or without orders. */
+void idx_value_predict(const idx *x, const idx_person *p, int64_t now,
+                       idx_figures *f);
 
 #endif /* TAILOR_INDEX_INTERNAL_H */

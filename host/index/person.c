@@ -1,0 +1,192 @@
+/*
+** person.c: people.  Who an event is about (an anonymous visitor folded
+** into the customer they log in as), their attributes, RFM figures and
+** lifecycle, recency audiences, the customers watching an item, and
+** erasure.
+**
+** The index owns every person's record and the arrays in it (recent, cart,
+** bought, attrs, aff); index.c grows the table and interns the ids.  A
+** merge moves what the visitor did into the customer and frees the
+** visitor's arrays; erasure frees them and the ids stop resolving.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index/internal.h"
+
+/* Free what a person's record owns and zero it. */
+static void person_clear(idx_person *p) {
+  idx_ids_free(&p->recent);
+  idx_ids_free(&p->cart);
+  idx_ids_free(&p->bought);
+  free(p->attrs);
+  free(p->aff);
+  memset(p, 0, sizeof *p);
+}
+
+/* Fold what an anonymous visitor did into the customer it turned out to be. */
+static int person_merge(idx *x, uint32_t from, uint32_t into) {
+  if (from == into) return 0;
+  idx_person *a = &x->person[from], *b = &x->person[into];
+  for (uint32_t i = 0; i < a->recent.n; i++) {
+    ids_remove(&b->recent, a->recent.v[i]);
+    if (ids_push(&b->recent, a->recent.v[i])) return -1;
+  }
+  for (uint32_t i = 0; i < a->cart.n; i++)
+    if (!ids_has(b->cart.v, b->cart.n, a->cart.v[i]) &&
+        ids_push(&b->cart, a->cart.v[i]))
+      return -1;
+  for (uint32_t i = 0; i < a->bought.n; i++)
+    if (!ids_has(b->bought.v, b->bought.n, a->bought.v[i]) &&
+        ids_push(&b->bought, a->bought.v[i]))
+      return -1;
+  if (!b->first_seen || (a->first_seen && a->first_seen < b->first_seen))
+    b->first_seen = a->first_seen;
+  if (a->last_seen > b->last_seen) b->last_seen = a->last_seen;
+  if (a->last_order > b->last_order) b->last_order = a->last_order;
+  if (a->first_order && (!b->first_order || a->first_order < b->first_order))
+    b->first_order = a->first_order;
+  b->orders += a->orders;
+  b->visits += a->visits;
+  b->revenue += a->revenue;
+  for (uint8_t i = 0; i < a->nattrs; i++)
+    if (!idx_person_attr(x, into, intern_name(&x->attrs, a->attrs[i].key)) &&
+        b->nattrs < IDX_MAX_ATTRS) {
+      idx_attr *more = realloc(b->attrs, (b->nattrs + 1u) * sizeof *more);
+      if (!more) return -1;
+      b->attrs = more;
+      b->attrs[b->nattrs++] = a->attrs[i];
+    }
+  for (uint8_t i = 0; i < a->naff; i++)
+    if (idx_affinity_add(b, a->aff[i].key, a->aff[i].w)) return -1;
+  b->emails += a->emails;
+  if (a->last_email > b->last_email) b->last_email = a->last_email;
+  person_clear(a);
+  /* Only anonymous people are merged, and only into customers, so chains
+     are one link long and nobody else points at `from`. */
+  a->canon = into;
+  return 0;
+}
+
+/* The person an event is about, created when new; links anon to customer. */
+uint32_t idx_event_person(idx *x, const ev *e) {
+  uint32_t c = e->customer ? idx_person_put(x, 'c', e->customer) : INTERN_NONE;
+  uint32_t a = e->anon ? idx_person_put(x, 'a', e->anon) : INTERN_NONE;
+  if (c != INTERN_NONE && a != INTERN_NONE && a != c &&
+      !x->person[a].is_customer && person_merge(x, a, c))
+    return INTERN_NONE;
+  return c != INTERN_NONE ? c : a;
+}
+
+/*
+** Attributes: a person's segment values (country, gender, ...), from the
+** profile and from what events say about the visit.
+*/
+const char *idx_person_attr(const idx *x, uint32_t person, const char *key) {
+  uint32_t k = intern_get(&x->attrs, key);
+  if (k == INTERN_NONE || person >= x->people.n) return NULL;
+  const idx_person *p = &x->person[person];
+  for (uint8_t i = 0; i < p->nattrs; i++)
+    if (p->attrs[i].key == k) return intern_name(&x->attrs, p->attrs[i].value);
+  return NULL;
+}
+
+static const char *const lifecycle_names[] = {
+#define IDX_LIFECYCLE_NAME_(e, s) s,
+    IDX_LIFECYCLE_MAP(IDX_LIFECYCLE_NAME_)
+#undef IDX_LIFECYCLE_NAME_
+};
+
+const char *idx_lifecycle_name(idx_lifecycle l) {
+  return (unsigned)l <= IDX_LAPSED ? lifecycle_names[l] : "new_visitor";
+}
+
+void idx_person_figures(const idx *x, uint32_t person, int64_t now,
+                        idx_figures *f) {
+  memset(f, 0, sizeof *f);
+  f->days_since_visit = f->days_since_order = -1;
+  f->lifecycle = IDX_NEW_VISITOR;
+  if (person >= x->people.n) return;
+  const idx_person *p = &x->person[person];
+  f->seen = 1;
+  f->orders = p->orders;
+  f->visits = p->visits;
+  f->revenue = p->revenue;
+  f->avg_order = p->orders ? p->revenue / p->orders : 0;
+  f->first_seen = p->first_seen;
+  f->last_seen = p->last_seen;
+  f->last_order = p->last_order;
+  if (p->last_seen) f->days_since_visit = (double)(now - p->last_seen) / 86400e3;
+  if (p->last_order) f->days_since_order = (double)(now - p->last_order) / 86400e3;
+  if (p->orders)
+    f->lifecycle = f->days_since_order > x->cfg.lapsed_days ? IDX_LAPSED : IDX_CUSTOMER;
+  else if (p->visits > 1)
+    f->lifecycle = IDX_RETURNING_VISITOR;
+  idx_value_predict(x, p, now, f);
+}
+
+size_t idx_person_audiences(const idx *x, uint32_t person, int64_t now,
+                            idx_audience *out) {
+  if (person >= x->people.n || !x->person[person].last_seen) return 0;
+  const idx_person *p = &x->person[person];
+  size_t n = 0;
+  for (uint32_t i = 0; i < x->naudiences; i++) {
+    int64_t from = now - (int64_t)x->audience_days[i] * 86400000;
+    if (p->last_seen < from) continue;
+    out[n++] = (idx_audience){x->audience_days[i], p->last_order >= from};
+  }
+  return n;
+}
+
+size_t idx_audience_members(const idx *x, uint32_t days, int purchased,
+                            int64_t now, void (*fn)(void *ud, uint32_t person),
+                            void *ud) {
+  int64_t from = now - (int64_t)days * 86400000;
+  size_t n = 0;
+  for (uint32_t i = 0; i < x->people.n; i++) {
+    const idx_person *p = &x->person[i];
+    if (p->canon != i || !p->last_seen || p->last_seen < from) continue;
+    int bought = p->last_order >= from;
+    if (purchased >= 0 && bought != purchased) continue;
+    if (fn) fn(ud, i);
+    n++;
+  }
+  return n;
+}
+
+size_t idx_watchers(const idx *x, uint32_t item, int64_t now, uint32_t days,
+                    uint32_t *out, size_t cap) {
+  if (item >= x->watchers_cap) return 0;
+  const idx_ids *w = &x->watchers[item];
+  int64_t from = now - (int64_t)days * 86400000;
+  size_t n = 0;
+  for (uint32_t i = w->n; i > 0 && n < cap; i--) {
+    uint32_t p = x->person[w->v[i - 1]].canon;
+    if (x->person[p].is_customer && x->person[p].last_seen >= from &&
+        !ids_has(out, n, p))
+      out[n++] = p;
+  }
+  return n;
+}
+
+size_t idx_forget(idx *x, const char *customer) {
+  uint32_t p = idx_person_lookup(x, 'c', customer);
+  if (p == INTERN_NONE) return 0;
+  size_t n = 0;
+  for (uint32_t q = 0; q < x->people.n; q++) {
+    if (x->person[q].canon != p || q == p) continue;
+    char key[300];
+    snprintf(key, sizeof key, "%s", intern_name(&x->people, q));
+    intern_forget(&x->people, key);
+    person_clear(&x->person[q]);
+    x->person[q].canon = q;
+    n++;
+  }
+  char key[300];
+  idx_person_key(key, sizeof key, 'c', customer);
+  intern_forget(&x->people, key);
+  person_clear(&x->person[p]);
+  x->person[p].canon = p;
+  return n + 1;
+}
