@@ -56,11 +56,58 @@ void buf_json_int(strbuf *b, long long v) {
   buf_put(b, tmp, (size_t)snprintf(tmp, sizeof tmp, "%lld", v));
 }
 
+/*
+** "%.6g" without printf, for the common case of a decision's scores: six
+** significant digits of a number between 1e-4 and 1e6 (what printf would
+** write without an exponent), trailing zeros dropped.  Returns the length,
+** or 0 when the number is outside that range (the caller uses printf).
+*/
+static int six_digits(double v, char *out) {
+  static const double pow10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+  double a = v < 0 ? -v : v;
+  if (!(a >= 1e-4 && a < 999999.5)) return 0;
+  int e = 0; /* the decimal exponent: 10^e <= a < 10^(e+1) */
+  while (e < 5 && a >= pow10[e + 1]) e++;
+  while (e > -4 && a < (e > 0 ? pow10[e] : 1.0 / pow10[-e])) e--;
+  /* six digits: m = round(a * 10^(5-e)), in [100000, 1000000] */
+  double scaled = 5 - e >= 0 ? a * pow10[5 - e] : a / pow10[e - 5];
+  long long m = (long long)(scaled + 0.5);
+  /* Near a tie the product above may have rounded the wrong way: printf
+     decides those from the exact binary value. */
+  double frac = scaled - (double)(long long)scaled;
+  if (frac > 0.4999 && frac < 0.5001) return 0;
+  if (m >= 1000000) { /* 9.999995 rounds up a decade */
+    m /= 10;
+    if (++e > 5) return 0;
+  }
+  char digs[7];
+  for (int i = 5; i >= 0; i--, m /= 10) digs[i] = (char)('0' + m % 10);
+  int nd = 6;
+  while (nd > 1 && digs[nd - 1] == '0') nd--; /* %g drops trailing zeros */
+  int n = 0;
+  if (v < 0) out[n++] = '-';
+  if (e >= 0) {
+    for (int i = 0; i <= e; i++) out[n++] = i < nd ? digs[i] : '0';
+    if (nd > e + 1) {
+      out[n++] = '.';
+      for (int i = e + 1; i < nd; i++) out[n++] = digs[i];
+    }
+  } else {
+    out[n++] = '0';
+    out[n++] = '.';
+    for (int i = -1; i > e; i--) out[n++] = '0';
+    for (int i = 0; i < nd; i++) out[n++] = digs[i];
+  }
+  return n;
+}
+
 void buf_json_num(strbuf *b, double v, int digits) {
   char tmp[40];
-  int n = snprintf(tmp, sizeof tmp, "%.*g", digits, v);
+  int n = digits == 6 ? six_digits(v, tmp) : 0;
+  if (!n) n = snprintf(tmp, sizeof tmp, "%.*g", digits, v);
+  tmp[n] = '\0';
   buf_put(b, tmp, (size_t)n);
-  if (!strpbrk(tmp, ".e")) buf_put(b, ".0", 2);
+  if (!strpbrk(tmp, ".eni")) buf_put(b, ".0", 2);
 }
 
 char *buf_take(strbuf *b, size_t *len) {
