@@ -15,7 +15,6 @@
 #include "core/util.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,26 +151,6 @@ static const struct need {
     {EVF_CUSTDOC, "customer", "'customer' (a profile object with an 'id')"},
 };
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static int fail(tailor_error *err, int code, const char *field, const char *fmt, ...) {
-  va_list ap;
-  size_t bad;
-  if (!err) return code;
-  err->code = code;
-  snprintf(err->field, sizeof err->field, "%s", field);
-  va_start(ap, fmt);
-  vsnprintf(err->message, sizeof err->message, fmt, ap);
-  va_end(ap);
-  /* Messages echo input: keep them one line, and valid UTF-8 even when the
-     cut at sizeof message fell inside a character. */
-  for (char *p = err->message; *p; p++)
-    if ((unsigned char)*p < 0x20) *p = ' ';
-  if (!ev_utf8_valid(err->message, strlen(err->message), &bad)) err->message[bad] = '\0';
-  return code;
-}
-
 static void reset(tailor_error *err) {
   if (!err) return;
   err->code = TAILOR_OK;
@@ -199,8 +178,8 @@ static const char *describe(const json_t *v, char *buf, size_t n) {
 static int mistyped(tailor_error *err, const char *tname, const char *field, const char *want,
                     const json_t *v) {
   char buf[64];
-  return fail(err, TAILOR_EFIELD, field, "%s: field '%s': expected %s, found %s", tname, field,
-              want, describe(v, buf, sizeof buf));
+  return util_fail(err, TAILOR_EFIELD, field, "%s: field '%s': expected %s, found %s", tname, field,
+                   want, describe(v, buf, sizeof buf));
 }
 
 /*
@@ -218,7 +197,7 @@ static int norm(json_t **v, int kind, json_t *obj, const char *key, json_t *arr,
       if (json_is_integer(x)) {
         snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(x));
         if (!(x = json_string(buf)))
-          return fail(err, TAILOR_ENOMEM, field, "%s: out of memory", tname);
+          return util_fail(err, TAILOR_ENOMEM, field, "%s: out of memory", tname);
         if (arr) json_array_set_new(arr, at, x);
         else json_object_set_new(obj, key, x);
         *v = x;
@@ -256,11 +235,11 @@ static int take_type(json_t *top, int *type, const char *consumed[2], tailor_err
   }
   if (!(v = json_object_get(top, key)))
     return strcmp(key, "name")
-               ? fail(err, TAILOR_EFIELD, "event", "track: missing field 'event'")
-               : fail(err, TAILOR_EFIELD, "type", "missing field 'type' (or 'event', 'name')");
+               ? util_fail(err, TAILOR_EFIELD, "event", "track: missing field 'event'")
+               : util_fail(err, TAILOR_EFIELD, "type", "missing field 'type' (or 'event', 'name')");
   if (!json_is_string(v)) return mistyped(err, "event", key, "a string", v);
   if ((*type = ev_type_lookup(json_string_value(v))) < 0)
-    return fail(err, TAILOR_ETYPE, key, "unknown event type '%s'", json_string_value(v));
+    return util_fail(err, TAILOR_ETYPE, key, "unknown event type '%s'", json_string_value(v));
   consumed[0] = key;
   return TAILOR_OK;
 }
@@ -408,8 +387,8 @@ static int take_line(json_t *arr, size_t i, ev_line *l, const char *tname, tailo
   }
   snprintf(path, sizeof path, "items[%zu].id", i);
   if (!id)
-    return fail(err, TAILOR_EFIELD, path, "%s: missing field '%s' (or 'item_id', 'product_id', 'sku')",
-                tname, path);
+    return util_fail(err, TAILOR_EFIELD, path,
+                     "%s: missing field '%s' (or 'item_id', 'product_id', 'sku')", tname, path);
   if ((rc = norm(&id, K_ID, src, id_key, NULL, 0, tname, path, err))) return rc;
   l->item = json_string_value(id);
   snprintf(path, sizeof path, "items[%zu].price", i);
@@ -419,7 +398,8 @@ static int take_line(json_t *arr, size_t i, ev_line *l, const char *tname, tailo
   if (price) l->price = json_number_value(price), l->has_price = 1;
   if (qty) l->quantity = json_number_value(qty), l->has_quantity = 1;
   if (!rest) return TAILOR_OK;
-  if (!(l->extra = json_object())) return fail(err, TAILOR_ENOMEM, "items", "%s: out of memory", tname);
+  if (!(l->extra = json_object()))
+    return util_fail(err, TAILOR_ENOMEM, "items", "%s: out of memory", tname);
   json_object_foreach(src, k, v)
     if (v != id && v != price && v != qty && !json_is_null(v)) json_object_set(l->extra, k, v);
   return TAILOR_OK;
@@ -441,11 +421,11 @@ static int take_lines(input *in, ev *e, size_t max_lines, tailor_error *err) {
     return rc;
   size_t n = json_array_size(arr);
   if (n > max_lines)
-    return fail(err, TAILOR_ETOOBIG, "items", "%s: %zu product lines, more than the limit of %zu",
-                tname, n, max_lines);
+    return util_fail(err, TAILOR_ETOOBIG, "items", "%s: %zu product lines, more than the limit of %zu",
+                     tname, n, max_lines);
   if (!n && !item) return TAILOR_OK;
   if (!(e->lines = calloc(n ? n : 1, sizeof *e->lines)))
-    return fail(err, TAILOR_ENOMEM, "items", "%s: out of memory for %zu lines", tname, n);
+    return util_fail(err, TAILOR_ENOMEM, "items", "%s: out of memory for %zu lines", tname, n);
   for (size_t i = 0; i < n; i++, e->n_lines++)
     if ((rc = take_line(arr, i, &e->lines[i], tname, err))) return rc;
   if (!n) {
@@ -486,7 +466,7 @@ static int take_object(input *in, ev *e, tailor_error *err) {
   p->used = 1;
   snprintf(path, sizeof path, "%s.id", key);
   json_t *id = json_object_get(p->v, "id"), *price = json_object_get(p->v, "price");
-  if (!id) return fail(err, TAILOR_EFIELD, path, "%s: missing field '%s'", tname, path);
+  if (!id) return util_fail(err, TAILOR_EFIELD, path, "%s: missing field '%s'", tname, path);
   if ((rc = norm(&id, K_ID, p->v, "id", NULL, 0, tname, path, err))) return rc;
   if (price && (rc = norm(&price, K_AMOUNT, NULL, NULL, NULL, 0, tname, "item.price", err)) &&
       catalog)
@@ -497,7 +477,7 @@ static int take_object(input *in, ev *e, tailor_error *err) {
     return TAILOR_OK;
   }
   if (!(e->lines = calloc(1, sizeof *e->lines)))
-    return fail(err, TAILOR_ENOMEM, "item", "%s: out of memory", tname);
+    return util_fail(err, TAILOR_ENOMEM, "item", "%s: out of memory", tname);
   e->lines[0] = (ev_line){json_string_value(id), json_number_value(price), 1, NULL, price != NULL, 0};
   e->n_lines = 1;
   return TAILOR_OK;
@@ -512,7 +492,7 @@ static int take_props(input *in, ev *e, tailor_error *err) {
     json_object_foreach(in->box[b], k, v) {
       if (taken(in, b, k, v) || (e->props && json_object_get(e->props, k))) continue;
       if (!e->props && !(e->props = json_object()))
-        return fail(err, TAILOR_ENOMEM, "props", "%s: out of memory", type_names[in->type]);
+        return util_fail(err, TAILOR_ENOMEM, "props", "%s: out of memory", type_names[in->type]);
       json_object_set(e->props, k, v);
     }
   }
@@ -557,9 +537,9 @@ static int build(json_t *root, const ev_limits *lim, ev *e, tailor_error *err) {
     char buf[64];
     if (strcmp(ts->key, "timestamp_micros") ? ev_parse_time(ts->v, &e->ts)
                                             : micros_time(ts->v, &e->ts))
-      return fail(err, TAILOR_ETIME, "ts",
-                  "%s: field '%s': cannot read %s as a timestamp (ms since the epoch, or ISO 8601)",
-                  tname, ts->key, describe(ts->v, buf, sizeof buf));
+      return util_fail(err, TAILOR_ETIME, "ts",
+                       "%s: field '%s': cannot read %s as a timestamp (ms since the epoch, or ISO 8601)",
+                       tname, ts->key, describe(ts->v, buf, sizeof buf));
     ts->used = 1;
   }
   if ((rc = take_str(&in, F_MSG, &e->msg_id, err))) return rc;
@@ -582,12 +562,12 @@ static int build(json_t *root, const ev_limits *lim, ev *e, tailor_error *err) {
     for (size_t i = 0; i < e->n_lines; i++) e->revenue += e->lines[i].price * e->lines[i].quantity;
     e->has_revenue = 1;
     if (!isfinite(e->revenue))
-      return fail(err, TAILOR_EFIELD, "items", "%s: the lines' prices times quantities overflow",
-                  tname);
+      return util_fail(err, TAILOR_EFIELD, "items", "%s: the lines' prices times quantities overflow",
+                       tname);
   }
   for (size_t i = 0; i < sizeof needs / sizeof *needs; i++)
     if ((req & needs[i].bit) && !has(e, needs[i].bit))
-      return fail(err, TAILOR_EFIELD, needs[i].field, "%s: missing field %s", tname, needs[i].what);
+      return util_fail(err, TAILOR_EFIELD, needs[i].field, "%s: missing field %s", tname, needs[i].what);
   return TAILOR_OK;
 }
 
@@ -615,18 +595,18 @@ int ev_parse(const char *text, size_t len, const ev_limits *lim, ev *out, tailor
   memset(out, 0, sizeof *out);
   reset(err);
   limits_fill(lim, &l);
-  if (!text) return fail(err, TAILOR_EINVAL, "", "no event text");
+  if (!text) return util_fail(err, TAILOR_EINVAL, NULL, "no event text");
   if (len > l.max_bytes)
-    return fail(err, TAILOR_ETOOBIG, "", "event is %zu bytes, more than the limit of %zu bytes",
-                len, l.max_bytes);
+    return util_fail(err, TAILOR_ETOOBIG, NULL, "event is %zu bytes, more than the limit of %zu bytes",
+                     len, l.max_bytes);
   /* jansson checks UTF-8 too, but cannot say where the bad byte is. */
-  if (!ev_utf8_valid(text, len, &bad))
-    return fail(err, TAILOR_EUTF8, "", "invalid UTF-8 at byte %zu", bad);
+  if (!util_utf8_valid(text, len, &bad))
+    return util_fail(err, TAILOR_EUTF8, NULL, "invalid UTF-8 at byte %zu", bad);
   if (util_json_depth(text, len) > l.max_depth)
-    return fail(err, TAILOR_EPARSE, "", "JSON nested deeper than %d levels", l.max_depth);
+    return util_fail(err, TAILOR_EPARSE, NULL, "JSON nested deeper than %d levels", l.max_depth);
   if (!(root = json_loadb(text, len, 0, &je)))
-    return fail(err, TAILOR_EPARSE, "", "malformed JSON at line %d, column %d: %s", je.line,
-                je.column, je.text);
+    return util_fail(err, TAILOR_EPARSE, NULL, "malformed JSON at line %d, column %d: %s", je.line,
+                     je.column, je.text);
   rc = ev_from_json(root, &l, out, err);
   json_decref(root);
   return rc;
@@ -640,8 +620,8 @@ int ev_from_json(json_t *root, const ev_limits *lim, ev *out, tailor_error *err)
   limits_fill(lim, &l);
   if (!json_is_object(root)) {
     char buf[64];
-    return fail(err, TAILOR_EPARSE, "", "an event must be a JSON object, found %s",
-                describe(root, buf, sizeof buf));
+    return util_fail(err, TAILOR_EPARSE, NULL, "an event must be a JSON object, found %s",
+                     describe(root, buf, sizeof buf));
   }
   out->src = json_incref(root);
   if ((rc = build(root, &l, out, err))) ev_clear(out);
@@ -933,28 +913,4 @@ int ev_parse_time(json_t *v, int64_t *ms) {
   double x;
   if (!time_number(v, &x)) return ms_from(fabs(x) < 1e11 ? x * 1000 : x, ms);
   return json_is_string(v) ? iso_time(json_string_value(v), ms) : -1;
-}
-
-/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past
-   U+10FFFF.  The ranges of the second byte do all three. */
-int ev_utf8_valid(const char *s, size_t len, size_t *bad_at) {
-  const unsigned char *p = (const unsigned char *)s;
-  size_t i = 0;
-  while (i < len) {
-    unsigned c = p[i], lo = 0x80, hi = 0xBF;
-    size_t n;
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    if (c >= 0xC2 && c <= 0xDF) n = 1;
-    else if (c >= 0xE0 && c <= 0xEF) n = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-    else if (c >= 0xF0 && c <= 0xF4) n = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-    else break;
-    if (len - i <= n || p[i + 1] < lo || p[i + 1] > hi) break;
-    if ((n > 1 && (p[i + 2] & 0xC0) != 0x80) || (n > 2 && (p[i + 3] & 0xC0) != 0x80)) break;
-    i += n + 1;
-  }
-  if (i < len && bad_at) *bad_at = i;
-  return i == len;
 }

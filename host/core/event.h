@@ -192,8 +192,4 @@ int ev_type_lookup(const char *name);
 */
 int ev_parse_time(json_t *v, int64_t *ms);
 
-/* Whether `len` bytes at `s` are valid UTF-8; on failure *bad_at is the
-** offset of the first bad byte. */
-int ev_utf8_valid(const char *s, size_t len, size_t *bad_at);
-
 #endif /* TAILOR_EVENT_H */

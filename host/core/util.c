@@ -1,5 +1,5 @@
 /*
-** util.c: clocks, error filling, whole-file reads.
+** util.c: clocks, error filling, UTF-8 checking, whole-file reads.
 */
 #include "core/util.h"
 
@@ -23,6 +23,7 @@ uint64_t util_mono_ns(void) {
 
 int util_fail(tailor_error *err, int code, const char *field, const char *fmt,
               ...) {
+  size_t bad;
   if (!err) return code;
   err->code = code;
   snprintf(err->field, sizeof err->field, "%s", field ? field : "");
@@ -30,7 +31,37 @@ int util_fail(tailor_error *err, int code, const char *field, const char *fmt,
   va_start(ap, fmt);
   vsnprintf(err->message, sizeof err->message, fmt, ap);
   va_end(ap);
+  /* Messages echo input: keep them one line, and valid UTF-8 even when the
+     cut at sizeof message fell inside a character. */
+  for (char *p = err->message; *p; p++)
+    if ((unsigned char)*p < 0x20) *p = ' ';
+  if (!util_utf8_valid(err->message, strlen(err->message), &bad))
+    err->message[bad] = '\0';
   return code;
+}
+
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past
+   U+10FFFF.  The ranges of the second byte do all three. */
+int util_utf8_valid(const char *s, size_t len, size_t *bad_at) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0;
+  while (i < len) {
+    unsigned c = p[i], lo = 0x80, hi = 0xBF;
+    size_t n;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) n = 1;
+    else if (c >= 0xE0 && c <= 0xEF) n = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4) n = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    else break;
+    if (len - i <= n || p[i + 1] < lo || p[i + 1] > hi) break;
+    if ((n > 1 && (p[i + 2] & 0xC0) != 0x80) || (n > 2 && (p[i + 3] & 0xC0) != 0x80)) break;
+    i += n + 1;
+  }
+  if (i < len && bad_at) *bad_at = i;
+  return i == len;
 }
 
 char *util_read_stream(FILE *f, size_t *len) {

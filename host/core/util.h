@@ -5,6 +5,7 @@
 #define TAILOR_UTIL_H
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -16,10 +17,23 @@ int64_t util_now_ms(void);
 /* Monotonic nanoseconds, for latency figures. */
 uint64_t util_mono_ns(void);
 
-/* Fill `err` (may be NULL) with code, field (may be NULL) and a formatted
-   message; returns `code` so callers can `return util_fail(...)`. */
+/*
+** The one way an error is filled, in every part of the host: `err` (may be
+** NULL) gets `code`, `field` (NULL for none) and the formatted message;
+** err->line is left alone (it is the batch reader's to set).  Returns
+** `code`, so that callers `return util_fail(...)`.  Messages often echo
+** input, so they are made one line (control characters become spaces) and
+** valid UTF-8 (a cut at sizeof message inside a character drops the
+** partial character): they can be printed or put in a JSON string as they
+** are.
+*/
 int util_fail(tailor_error *err, int code, const char *field, const char *fmt,
               ...) __attribute__((format(printf, 4, 5)));
+
+/* Whether `len` bytes at `s` are valid UTF-8 (RFC 3629: no overlong forms,
+** no surrogates, nothing past U+10FFFF); on failure *bad_at (may be NULL)
+** is the offset of the first bad byte. */
+int util_utf8_valid(const char *s, size_t len, size_t *bad_at);
 
 /* Read a stream to its end into a NUL-terminated buffer the caller frees;
    NULL with errno set on failure.  *len (may be NULL) receives its length. */

@@ -4,7 +4,7 @@
 #include "lua/ljson.h"
 
 #include "core/buf.h"
-#include "core/event.h"
+#include "core/util.h"
 
 #include <lauxlib.h>
 #include <math.h>
@@ -164,8 +164,35 @@ json_t *ljson_to(lua_State *L, int idx, const char *path, char *why,
   return to_json(L, idx, buf, sizeof buf, 0, why, why_len);
 }
 
-static int write_json(lua_State *L, int idx, strbuf *out, int digits, char *path, size_t plen,
-                      int depth, char *why, size_t why_len) {
+/*
+** The path to the value being written, kept as a stack of keys and
+** indexes and printed only when there is an error to report: building it
+** as text for every value was most of the writer's time.
+*/
+typedef struct wpath {
+  const char *root;
+  const char *key[LJSON_MAX_DEPTH + 1]; /* NULL: an array entry */
+  lua_Integer index[LJSON_MAX_DEPTH + 1];
+  int n;
+} wpath;
+
+static void path_text(const wpath *p, char *out, size_t len) {
+  size_t at = (size_t)snprintf(out, len, "%s", p->root);
+  for (int i = 0; i < p->n && at < len; i++)
+    at += p->key[i] ? (size_t)snprintf(out + at, len - at, "%s%s", at ? "." : "", p->key[i])
+                    : (size_t)snprintf(out + at, len - at, "[%lld]", (long long)p->index[i]);
+}
+
+static int write_fail(const wpath *p, char *why, size_t why_len, const char *what) {
+  char path[256];
+  path_text(p, path, sizeof path);
+  snprintf(why, why_len, "%s: %s", path, what);
+  return -1;
+}
+
+static int write_json(lua_State *L, int idx, strbuf *out, int digits, wpath *p, char *why,
+                      size_t why_len) {
+  char what[64];
   idx = lua_absindex(L, idx);
   switch (lua_type(L, idx)) {
     case LUA_TNIL:
@@ -177,10 +204,8 @@ static int write_json(lua_State *L, int idx, strbuf *out, int digits, char *path
     case LUA_TSTRING: {
       size_t len;
       const char *s = lua_tolstring(L, idx, &len);
-      if (!ev_utf8_valid(s, len, NULL)) {
-        snprintf(why, why_len, "%s: string is not valid UTF-8", path);
-        return -1;
-      }
+      if (!util_utf8_valid(s, len, NULL))
+        return write_fail(p, why, why_len, "string is not valid UTF-8");
       buf_json_str(out, s, len);
       return 0;
     }
@@ -189,36 +214,34 @@ static int write_json(lua_State *L, int idx, strbuf *out, int digits, char *path
         buf_json_int(out, (long long)lua_tointeger(L, idx));
         return 0;
       }
-      if (!isfinite(lua_tonumber(L, idx))) {
-        snprintf(why, why_len, "%s: number is not finite", path);
-        return -1;
-      }
+      if (!isfinite(lua_tonumber(L, idx))) return write_fail(p, why, why_len, "number is not finite");
       buf_json_num(out, lua_tonumber(L, idx), digits);
       return 0;
     case LUA_TTABLE:
       break;
     default:
-      snprintf(why, why_len, "%s: a %s cannot be turned into JSON", path, luaL_typename(L, idx));
-      return -1;
+      snprintf(what, sizeof what, "a %s cannot be turned into JSON", luaL_typename(L, idx));
+      return write_fail(p, why, why_len, what);
   }
-  if (depth >= LJSON_MAX_DEPTH) {
-    snprintf(why, why_len, "%s: nested deeper than %d (a cycle?)", path, LJSON_MAX_DEPTH);
-    return -1;
+  if (p->n >= LJSON_MAX_DEPTH) {
+    snprintf(what, sizeof what, "nested deeper than %d (a cycle?)", LJSON_MAX_DEPTH);
+    return write_fail(p, why, why_len, what);
   }
   luaL_checkstack(L, 6, "ljson");
-  size_t base = strlen(path);
   lua_Integer n = array_length(L, idx);
+  int depth = p->n++;
   if (n >= 0) {
     buf_putc(out, '[');
     for (lua_Integer i = 1; i <= n; i++) {
       if (i > 1) buf_putc(out, ',');
       lua_rawgeti(L, idx, i);
-      snprintf(path + base, plen - base, "[%lld]", (long long)i);
-      int rc = write_json(L, -1, out, digits, path, plen, depth + 1, why, why_len);
+      p->key[depth] = NULL;
+      p->index[depth] = i;
+      int rc = write_json(L, -1, out, digits, p, why, why_len);
       lua_pop(L, 1);
       if (rc) return -1;
     }
-    path[base] = '\0';
+    p->n = depth;
     buf_putc(out, ']');
     return 0;
   }
@@ -227,34 +250,32 @@ static int write_json(lua_State *L, int idx, strbuf *out, int digits, char *path
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING) {
-      path[base] = '\0';
-      snprintf(why, why_len, "%s: table mixes list entries and named fields", path);
+      p->n = depth;
       lua_pop(L, 2);
-      return -1;
+      return write_fail(p, why, why_len, "table mixes list entries and named fields");
     }
     size_t klen;
     const char *k = lua_tolstring(L, -2, &klen);
-    snprintf(path + base, plen - base, "%s%s", base ? "." : "", k);
+    p->key[depth] = k;
     if (!first) buf_putc(out, ',');
     first = 0;
     buf_json_str(out, k, klen);
     buf_putc(out, ':');
-    int rc = write_json(L, -1, out, digits, path, plen, depth + 1, why, why_len);
+    int rc = write_json(L, -1, out, digits, p, why, why_len);
     lua_pop(L, 1);
     if (rc) {
       lua_pop(L, 1);
       return -1;
     }
   }
-  path[base] = '\0';
+  p->n = depth;
   buf_putc(out, '}');
   return 0;
 }
 
 int ljson_write(lua_State *L, int idx, strbuf *out, int digits, const char *path, char *why,
                 size_t why_len) {
-  char p[256];
-  snprintf(p, sizeof p, "%s", path);
+  wpath p = {path, {0}, {0}, 0};
   why[0] = '\0';
-  return write_json(L, idx, out, digits, p, sizeof p, 0, why, why_len);
+  return write_json(L, idx, out, digits, &p, why, why_len);
 }

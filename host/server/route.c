@@ -38,7 +38,7 @@ static int decode_segment(const char *s, size_t n, char out[SRV_MAX_ID_BYTES + 1
   }
   out[o] = '\0';
   size_t bad;
-  return o && ev_utf8_valid(out, o, &bad) ? 0 : -1;
+  return o && util_utf8_valid(out, o, &bad) ? 0 : -1;
 }
 
 /* The body as a JSON value; an empty body is NULL without an error. */

@@ -618,41 +618,6 @@ static void test_timestamps(void) {
   ev_clear(&e);
 }
 
-static void test_utf8(void) {
-  static const struct {
-    const char *s;
-    long bad; /* -1: valid */
-  } cases[] = {
-      {"", -1},
-      {"abc", -1},
-      {"caf\xC3\xA9", -1},
-      {"\xE2\x82\xAC", -1},         /* U+20AC */
-      {"\xF0\x9F\x98\x80", -1},     /* U+1F600 */
-      {"\xF4\x8F\xBF\xBF", -1},     /* U+10FFFF */
-      {"\xED\x9F\xBF\xEE\x80\x80", -1}, /* U+D7FF, U+E000 around the surrogates */
-      {"\xC0\x80", 0},              /* overlong NUL */
-      {"\xC1\xBF", 0},              /* overlong */
-      {"ab\xE0\x80\x80", 2},        /* overlong 3-byte */
-      {"\xF0\x80\x80\x80", 0},      /* overlong 4-byte */
-      {"x\xED\xA0\x80", 1},         /* surrogate U+D800 */
-      {"\xF4\x90\x80\x80", 0},      /* past U+10FFFF */
-      {"\xF5\x80\x80\x80", 0},
-      {"\x80", 0},                  /* lone continuation */
-      {"x\xE2\x82", 1},             /* truncated */
-      {"\xC3\x28", 0},
-      {"ok\xE2\x82\x28", 2},
-      {"\xFF", 0},
-  };
-  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-    size_t at = 12345;
-    int valid = ev_utf8_valid(cases[i].s, strlen(cases[i].s), &at);
-    CHECK_INT(valid, cases[i].bad < 0);
-    if (cases[i].bad >= 0) CHECK_INT(at, cases[i].bad);
-  }
-  CHECK(ev_utf8_valid("a\0b", 3, NULL)); /* NUL is valid UTF-8; JSON rejects it */
-  CHECK(!ev_utf8_valid("\xC3", 1, NULL));
-}
-
 /* ** Money and counts: nothing below zero or past the finite */
 
 static void test_amounts(void) {
@@ -724,7 +689,6 @@ int main(void) {
   RUN(test_bad_input);
   RUN(test_bad_timestamps);
   RUN(test_timestamps);
-  RUN(test_utf8);
   RUN(test_amounts);
   RUN(test_message_ids);
   RUN(test_replay);
