@@ -145,8 +145,11 @@ static void write_recommend(lua_State *L, request *r, int res) {
       /* because: an item id, or a list of them */
       int one = a == 3 && vt == LUA_TSTRING;
       if (one) buf_putc(r->out, '[');
-      snprintf(what, sizeof what, "items[%lld].%s", (long long)i, allowed[a]);
-      write_value(L, r, -1, what);
+      char why[300];
+      if (ljson_write(L, -1, r->out, DECIDE_DIGITS, allowed[a], why, sizeof why)) {
+        snprintf(what, sizeof what, "item %lld", (long long)i);
+        handler_error(L, r, what, why);
+      }
       if (one) buf_putc(r->out, ']');
       lua_pop(L, 1);
     }
