@@ -7,17 +7,17 @@
 # 1. The Diginetica training sessions (../shared/data/diginetica) become
 #    view events (session i is visitor a<i>), ingested into a fresh store;
 #    Redis gets the same views as ZINCRBY trending 1 ITEM.
-# 2. tailor serve with the shipped strategies: `ping` (the server alone),
-#    `event` (durable) against ZINCRBY (without persistence, then with
-#    AOF fsync always), `decide` kind=recommend on product pages, closed
-#    and open loop, and wrk on HTTP decide.
-# 3. tailor serve again with the equivalent of ZREVRANGE trending 0 9 as
-#    its strategy (the trending top k): decide against ZREVRANGE, closed
-#    loop (the most each answers), then open loop at Redis's rate ("at that
-#    load") and at half of tailor's own (latency from the scheduled send,
-#    so falling behind shows).
-# 4. Server memory (VmRSS, VmHWM) under load; ratios; everything stopped.
-# 5. Durable events the way shops send them: EV_CONNS (50) connections,
+# 2. Redis: EVALSHA of a script returning the trending top 10 (the same
+#    logic as tailor's one-line trending strategy), and ZREVRANGE.
+# 3. tailor serve with the shipped strategies: `ping` (the server alone),
+#    `decide` kind=recommend on product pages, closed loop and open loop at
+#    half its own capacity (latency from the scheduled send, so falling
+#    behind shows), and wrk on HTTP decide.
+# 4. tailor serve again with the trending top k as its strategy: closed
+#    loop, then open loop at half its capacity, beside EVALSHA at that
+#    rate.  Decisions: EV_CONNS connections pipelined by 16.
+# 5. Server memory (VmRSS, VmHWM) under load; ratios; everything stopped.
+# 6. Durable events the way shops send them: EV_CONNS (50) connections,
 #    unpipelined and pipelined by 16, tailor `event` (acknowledged after
 #    its transaction's fsync, with the shipped strategies' triggers) beside
 #    Redis ZINCRBY with AOF fsync always (acknowledged after its fsync),
@@ -26,9 +26,9 @@
 # PARTS (default "decide events") picks sections: "events" alone skips the
 # decision cases.
 #
-# Closed loop: CONNS connections x DEPTH pipelined requests.  Environment:
+# Closed loop: EV_CONNS connections, pipelined by 1 and 16.  Environment:
 # BUILD (default build/release), DATA, STRATEGIES, RUN (seconds per case,
-# default 5), CONNS (4), DEPTH (128), SESSIONS (training sessions to ingest,
+# default 5), EV_CONNS (50), SESSIONS (training sessions to ingest,
 # default all 186,670).
 set -euo pipefail
 
@@ -37,8 +37,6 @@ BUILD=${BUILD:-$ROOT/build/release}
 DATA=${DATA:-$ROOT/../shared/data/diginetica}
 STRATEGIES=${STRATEGIES:-$ROOT/strategies}
 RUN=${RUN:-5}
-CONNS=${CONNS:-4}
-DEPTH=${DEPTH:-128}
 SESSIONS=${SESSIONS:-0}
 EV_CONNS=${EV_CONNS:-50}
 PARTS=${PARTS:-decide events}
@@ -127,12 +125,6 @@ stop_tailor() {
   TAILOR_PID=
 }
 
-load() { # load PORT MODE [ARGS...]
-  local port=$1 mode=$2
-  shift 2
-  timeout "$STEP_TIMEOUT" "$LOAD" --port "$port" --mode "$mode" --conns "$CONNS" \
-    --depth "$DEPTH" --seconds "$RUN" --warmup 1 --sessions "$SESS" --token "$TOKEN" "$@"
-}
 show() { # show LABEL LINE [EXTRA]
   printf "%-38s %8s req/s  p50 %6s us  p99 %6s us  p999 %6s us  errors %s%s\n" "$1" \
     "$(field rps "$2")" "$(field p50_us "$2")" "$(field p99_us "$2")" "$(field p999_us "$2")" \
@@ -142,22 +134,29 @@ show() { # show LABEL LINE [EXTRA]
 has_part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 if has_part decide; then
-echo "load: $CONNS connections x $DEPTH pipelined requests (closed loop) unless a rate is given, ${RUN} s a case after 1 s of warm-up"
+echo "load: $EV_CONNS connections x 16 pipelined requests (closed loop) unless a rate is given, ${RUN} s a case after 1 s of warm-up"
+# Redis's side of a decision: a Lua script with the same logic as tailor's
+# one-line trending strategy (the top 10 of the trending counters).
+SHA=$(redis-cli -p "$REDIS_PORT" script load "return redis.call('ZREVRANGE', KEYS[1], 0, 9, 'WITHSCORES')")
+dload() { # dload PORT MODE [ARGS...]: EV_CONNS connections, pipelined by 16
+  local port=$1 mode=$2
+  shift 2
+  timeout "$STEP_TIMEOUT" "$LOAD" --port "$port" --mode "$mode" --conns "$EV_CONNS" \
+    --depth 16 --seconds "$RUN" --warmup 1 --sessions "$SESS" --token "$TOKEN" --sha "$SHA" "$@"
+}
+echo
+echo "== redis"
+ev=$(dload "$REDIS_PORT" evalsha); show "redis EVALSHA (trending top 10)" "$ev"
+ev_rps=$(field rps "$ev")
+zr=$(dload "$REDIS_PORT" zrevrange); show "redis ZREVRANGE trending 0 9" "$zr"
 echo
 echo "== the shipped strategies ($STRATEGIES)"
 start_tailor "$STRATEGIES"
-pg=$(load "$PORT" ping); show "tailor ping (server only)" "$pg" "$(rss "$TAILOR_PID")"
-ev=$(load "$PORT" event); show "tailor event (fsync'd)" "$ev" "$(rss "$TAILOR_PID")"
-zi=$(load "$REDIS_PORT" zincrby); show "redis ZINCRBY (no persistence)" "$zi"
-redis-cli -p "$REDIS_PORT" config set appendonly yes >/dev/null
-redis-cli -p "$REDIS_PORT" config set appendfsync always >/dev/null
-sleep 1
-za=$(load "$REDIS_PORT" zincrby); show "redis ZINCRBY (AOF, fsync always)" "$za"
-redis-cli -p "$REDIS_PORT" config set appendonly no >/dev/null
-ds=$(load "$PORT" decide); show "tailor decide recommend (product page)" "$ds" "$(rss "$TAILOR_PID")"
+pg=$(dload "$PORT" ping); show "tailor ping (server only)" "$pg" "$(rss "$TAILOR_PID")"
+ds=$(dload "$PORT" decide); show "tailor decide recommend (product page)" "$ds" "$(rss "$TAILOR_PID")"
 ds_rps=$(field rps "$ds")
-half_ds=$((ds_rps / 2))
-hs=$(load "$PORT" decide --rate "$half_ds"); show "  same, open loop @ $half_ds/s" "$hs" "behind $(field behind "$hs")"
+half_ds=$((${ds_rps%.*} / 2))
+hs=$(dload "$PORT" decide --rate "$half_ds"); show "  same, open loop @ $half_ds/s" "$hs" "behind $(field behind "$hs")"
 
 cat >"$WORK/decide.lua" <<EOF
 wrk.method = "POST"
@@ -171,7 +170,7 @@ request = function()
 end
 done = function(s, lat, req)
   local e = s.errors
-  io.write(string.format("rps=%.0f p50_us=%d p99_us=%d p999_us=%d errors=%d\n",
+  io.write(string.format("rps=%.0f p50_us=%d p99_us=%d p999_us=%d errors=%d\\n",
     s.requests / (s.duration / 1e6), lat:percentile(50), lat:percentile(99),
     lat:percentile(99.9), e.connect + e.read + e.write + e.timeout + e.status))
 end
@@ -184,14 +183,11 @@ stop_tailor
 echo
 echo "== the equivalent query: a strategy returning the trending top k"
 start_tailor "$WORK/trending"
-de=$(load "$PORT" decide); show "tailor decide (trending top 10)" "$de" "$(rss "$TAILOR_PID")"
-zr=$(load "$REDIS_PORT" zrevrange); show "redis ZREVRANGE trending 0 9" "$zr"
-zr_rps=$(field rps "$zr") de_rps=$(field rps "$de")
-at=$(load "$PORT" decide --rate "$zr_rps"); show "tailor decide @ redis's rate" "$at" \
-  "behind $(field behind "$at")"
+de=$(dload "$PORT" decide); show "tailor decide (trending top 10)" "$de" "$(rss "$TAILOR_PID")"
+de_rps=$(field rps "$de")
 half=$((${de_rps%.*} / 2))
-hl=$(load "$PORT" decide --rate "$half"); show "tailor decide @ $half/s" "$hl" "behind $(field behind "$hl")"
-rl=$(load "$REDIS_PORT" zrevrange --rate "$half"); show "redis ZREVRANGE @ $half/s" "$rl"
+hl=$(dload "$PORT" decide --rate "$half"); show "tailor decide @ $half/s (half its own)" "$hl" "behind $(field behind "$hl")"
+rl=$(dload "$REDIS_PORT" evalsha --rate "$half"); show "redis EVALSHA @ $half/s" "$rl"
 mem_trend=$(rss "$TAILOR_PID")
 stop_tailor
 
@@ -201,15 +197,11 @@ echo "tailor serve, shipped strategies, after its load: $mem_shipped"
 echo "tailor serve, trending strategy, after its load:  $mem_trend"
 echo "redis-server:                                     $(rss "$REDIS_PID")"
 echo
-echo "== ratios (tailor / redis)"
-awk -v a="$de_rps" -v b="$zr_rps" 'BEGIN {printf "decide (trending) / ZREVRANGE throughput: %.3f\n", a / b}'
-awk -v a="$(field rps "$ds")" -v b="$zr_rps" 'BEGIN {printf "decide (shipped) / ZREVRANGE throughput:  %.3f\n", a / b}'
-awk -v a="$(field rps "$pg")" -v b="$zr_rps" 'BEGIN {printf "ping / ZREVRANGE throughput:              %.3f\n", a / b}'
-awk -v a="$(field rps "$ev")" -v b="$(field rps "$zi")" -v c="$(field rps "$za")" \
-  'BEGIN {printf "event / ZINCRBY throughput:               %.3f (no persistence), %.3f (AOF fsync always)\n", a / b, a / c}'
-echo "decide p99 at redis's ZREVRANGE rate ($zr_rps/s): $(field p99_us "$at") us" \
-     "(target < 1000; $(field behind "$at") requests could not be sent on schedule)"
-echo "decide p99 at half its own capacity ($half/s): $(field p99_us "$hl") us"
+echo "== ratios (tailor / redis EVALSHA, $EV_CONNS connections pipelined by 16)"
+awk -v a="$de_rps" -v b="$ev_rps" 'BEGIN {printf "decide (trending) / EVALSHA throughput:  %.3f\n", a / b}'
+awk -v a="$ds_rps" -v b="$ev_rps" 'BEGIN {printf "decide (shipped) / EVALSHA throughput:   %.3f\n", a / b}'
+awk -v a="$(field rps "$pg")" -v b="$ev_rps" 'BEGIN {printf "ping / EVALSHA throughput:               %.3f\n", a / b}'
+echo "decide p99 at half its own capacity: trending $(field p99_us "$hl") us, shipped $(field p99_us "$hs") us (target < 1000)"
 fi
 
 if has_part events; then

@@ -9,7 +9,7 @@
 ** MODE: event (tailor `event`, a view), decide (tailor `decide`
 ** kind=recommend), ping (tailor `ping`: the server alone, no engine),
 ** zincrby (Redis ZINCRBY trending 1 ITEM), zrevrange (Redis ZREVRANGE
-** trending 0 9).  Items and visitors come from a
+** trending 0 9), evalsha (Redis EVALSHA of a loaded script, --sha).  Items and visitors come from a
 ** Diginetica sessions file (one session a line, item ids): line i is the
 ** visitor a<i>, as ingested by bench/serve_bench.sh.
 **
@@ -42,7 +42,7 @@
 #define OUT_CAP (1 << 20)
 #define HIST_US 1000000        /* microsecond buckets up to 1 s */
 
-enum { M_EVENT, M_DECIDE, M_PING, M_ZINCRBY, M_ZREVRANGE };
+enum { M_EVENT, M_DECIDE, M_PING, M_ZINCRBY, M_ZREVRANGE, M_EVALSHA };
 
 typedef struct conn {
   int fd;
@@ -59,11 +59,12 @@ static struct {
   int port, mode, conns, depth;
   double seconds, warmup, rate;
   const char *token;
+  const char *sha;     /* evalsha: the script's SHA1 */
   char **items;        /* item ids seen in the sessions */
   size_t n_items;
   uint32_t *sess_item; /* for visitor i, one of its items */
   size_t n_sess;
-} opt = {"127.0.0.1", 7300, M_DECIDE, 4, 32, 5, 1, 0, NULL, NULL, 0, NULL, 0};
+} opt = {"127.0.0.1", 7300, M_DECIDE, 4, 32, 5, 1, 0, NULL, "", NULL, 0, NULL, 0};
 
 static uint32_t *hist;
 static uint64_t over, n_lat, n_err, n_done;
@@ -156,6 +157,12 @@ static void add_request(conn *c, int k) {
                    strlen(it), it);
       break;
     }
+    case M_EVALSHA:
+      /* The script loaded by serve_bench.sh: the trending top 10 with
+         scores, the same logic as tailor's one-line trending strategy. */
+      n = snprintf(o, room, "*4\r\n$7\r\nEVALSHA\r\n$%zu\r\n%s\r\n$1\r\n1\r\n$8\r\ntrending\r\n",
+                   strlen(opt.sha), opt.sha);
+      break;
     default:
       n = snprintf(o, room, "*4\r\n$9\r\nZREVRANGE\r\n$8\r\ntrending\r\n$1\r\n0\r\n$1\r\n9\r\n");
   }
@@ -269,9 +276,9 @@ static void flush(conn *c) {
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: serve_load --port P --mode event|decide|ping|zincrby|zrevrange\n"
+          "usage: serve_load --port P --mode event|decide|ping|zincrby|zrevrange|evalsha\n"
           "       [--host H] [--conns N] [--depth D] [--seconds S] [--warmup S]\n"
-          "       [--rate R] [--sessions FILE] [--token T]\n");
+          "       [--rate R] [--sessions FILE] [--token T] [--sha SCRIPT_SHA1]\n");
   exit(2);
 }
 
@@ -290,12 +297,14 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--rate")) opt.rate = atof(v);
     else if (!strcmp(a, "--sessions")) sessions = v;
     else if (!strcmp(a, "--token")) opt.token = v;
+    else if (!strcmp(a, "--sha")) opt.sha = v;
     else if (!strcmp(a, "--mode"))
       opt.mode = !strcmp(v, "event")     ? M_EVENT
                  : !strcmp(v, "decide")  ? M_DECIDE
                  : !strcmp(v, "ping")    ? M_PING
                  : !strcmp(v, "zincrby") ? M_ZINCRBY
                  : !strcmp(v, "zrevrange") ? M_ZREVRANGE
+                 : !strcmp(v, "evalsha") ? M_EVALSHA
                                            : (usage(), 0);
     else usage();
   }
@@ -386,7 +395,8 @@ int main(int argc, char **argv) {
   }
   if (over) max_us = HIST_US;
   while (got < 3) p[got++] = HIST_US;
-  static const char *const names[] = {"event", "decide", "ping", "zincrby", "zrevrange"};
+  static const char *const names[] = {"event", "decide", "ping", "zincrby", "zrevrange",
+                                      "evalsha"};
   printf("mode=%s conns=%d depth=%d rate=%.0f requests=%llu rps=%.0f p50_us=%llu "
          "p99_us=%llu p999_us=%llu max_us=%llu errors=%llu behind=%llu\n",
          names[opt.mode], opt.conns, opt.depth, opt.rate, (unsigned long long)n_lat,
