@@ -10,16 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(tailor_error *err, sqlite3 *db, const char *what) {
-  if (err) {
-    err->code = TAILOR_ESTORE;
-    err->field[0] = '\0';
-    snprintf(err->message, sizeof err->message, "store: %s: %s", what,
-             sqlite3_errmsg(db));
-  }
-  return TAILOR_ESTORE;
-}
-
 static void bind_text(sqlite3_stmt *st, int i, const char *v) {
   if (v)
     sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
@@ -53,7 +43,7 @@ json_t *store_outbox_claim(store *s, json_t *channels, int64_t now, int max,
   /* IMMEDIATE: the write lock from the start, so the rows read are still
      claimable when they are updated, in this process or another. */
   if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-    fail(err, db, "outbox claim");
+    store_fail(err, TAILOR_ESTORE, db, "store: outbox claim");
     free(names);
     return NULL;
   }
@@ -62,7 +52,7 @@ json_t *store_outbox_claim(store *s, json_t *channels, int64_t now, int max,
                          "UPDATE outbox SET state = 'sending', attempts = attempts + 1, "
                          "next_at = ?2, updated = ?3 WHERE id = ?1",
                          -1, &upd, NULL) != SQLITE_OK) {
-    fail(err, db, "outbox claim");
+    store_fail(err, TAILOR_ESTORE, db, "store: outbox claim");
     goto done;
   }
   sqlite3_bind_text(sel, 1, names, -1, SQLITE_TRANSIENT);
@@ -94,7 +84,7 @@ json_t *store_outbox_claim(store *s, json_t *channels, int64_t now, int max,
     json_array_append_new(out, row);
   }
   if (rc != SQLITE_DONE) {
-    fail(err, db, "outbox claim");
+    store_fail(err, TAILOR_ESTORE, db, "store: outbox claim");
     json_decref(out);
     out = NULL;
   }
@@ -103,7 +93,7 @@ done:
   sqlite3_finalize(upd);
   free(names);
   if (!out || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-    if (out) fail(err, db, "outbox claim");
+    if (out) store_fail(err, TAILOR_ESTORE, db, "store: outbox claim");
     rollback(db);
     json_decref(out);
     return NULL;
@@ -117,7 +107,7 @@ int store_outbox_mark_sent(store *s, int64_t id, const char *key,
   sqlite3 *db = store_db(s);
   sqlite3_stmt *up = NULL, *led = NULL;
   if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-    return fail(err, db, "outbox");
+    return store_fail(err, TAILOR_ESTORE, db, "store: outbox");
   int ok =
       sqlite3_prepare_v2(db,
                          "UPDATE outbox SET state = 'sent', next_at = 0, last_error = NULL, "
@@ -140,7 +130,7 @@ int store_outbox_mark_sent(store *s, int64_t id, const char *key,
   sqlite3_finalize(up);
   sqlite3_finalize(led);
   if (!ok || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-    fail(err, db, "outbox");
+    store_fail(err, TAILOR_ESTORE, db, "store: outbox");
     rollback(db);
     return TAILOR_ESTORE;
   }
@@ -155,7 +145,7 @@ int store_outbox_settle(store *s, int64_t id, const char *state, int64_t next_at
                          "UPDATE outbox SET state = ?2, next_at = ?3, last_error = ?4, "
                          "updated = ?5 WHERE id = ?1 AND state = 'sending'",
                          -1, &st, NULL) != SQLITE_OK)
-    return fail(err, db, "outbox");
+    return store_fail(err, TAILOR_ESTORE, db, "store: outbox");
   sqlite3_bind_int64(st, 1, id);
   bind_text(st, 2, state);
   sqlite3_bind_int64(st, 3, next_at);
@@ -163,7 +153,8 @@ int store_outbox_settle(store *s, int64_t id, const char *state, int64_t next_at
   sqlite3_bind_int64(st, 5, now);
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);
-  return rc == SQLITE_DONE ? TAILOR_OK : fail(err, db, "outbox");
+  return rc == SQLITE_DONE ? TAILOR_OK
+                           : store_fail(err, TAILOR_ESTORE, db, "store: outbox");
 }
 
 int64_t store_outbox_sent_since(store *s, const char *customer, const char *channel,
@@ -194,12 +185,12 @@ int store_outbox_retry(store *s, const char *key, int64_t now, int *changed,
                          "(?1 IS NULL AND state = 'dead') OR "
                          "(key = ?1 AND state IN ('dead', 'cancelled', 'pending'))",
                          -1, &st, NULL) != SQLITE_OK)
-    return fail(err, db, "outbox retry");
+    return store_fail(err, TAILOR_ESTORE, db, "store: outbox retry");
   bind_text(st, 1, key);
   sqlite3_bind_int64(st, 2, now);
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return fail(err, db, "outbox retry");
+  if (rc != SQLITE_DONE) return store_fail(err, TAILOR_ESTORE, db, "store: outbox retry");
   if (changed) *changed = sqlite3_changes(db);
   return TAILOR_OK;
 }
@@ -227,12 +218,12 @@ int store_outbox_purge(store *s, const char *state, int64_t before, int64_t *pur
                          "DELETE FROM outbox WHERE state IN ('sent', 'cancelled', 'dead') "
                          "AND (?1 IS NULL OR state = ?1) AND updated < ?2",
                          -1, &st, NULL) != SQLITE_OK)
-    return fail(err, db, "outbox purge");
+    return store_fail(err, TAILOR_ESTORE, db, "store: outbox purge");
   bind_text(st, 1, state);
   sqlite3_bind_int64(st, 2, before);
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return fail(err, db, "outbox purge");
+  if (rc != SQLITE_DONE) return store_fail(err, TAILOR_ESTORE, db, "store: outbox purge");
   if (purged) *purged = sqlite3_changes(db);
   return TAILOR_OK;
 }

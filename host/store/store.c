@@ -98,25 +98,16 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "DROP INDEX events_anon;",
 };
 
-static int fail(tailor_error *err, int code, sqlite3 *db, const char *what) {
-  if (err) {
-    err->code = code;
-    err->field[0] = '\0';
-    snprintf(err->message, sizeof err->message, "%s: %s", what,
-             db ? sqlite3_errmsg(db) : "cannot allocate");
-  }
-  return code;
+int store_fail(tailor_error *err, int code, sqlite3 *db, const char *what) {
+  return util_fail(err, code, NULL, "%s: %s", what,
+                   db ? sqlite3_errmsg(db) : "cannot allocate");
 }
 
 int store_exec(store *s, const char *sql, tailor_error *err) {
   char *msg = NULL;
   if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-    if (err) {
-      err->code = TAILOR_ESTORE;
-      err->field[0] = '\0';
-      snprintf(err->message, sizeof err->message, "store: %s",
-               msg ? msg : sqlite3_errmsg(s->db));
-    }
+    util_fail(err, TAILOR_ESTORE, NULL, "store: %s",
+              msg ? msg : sqlite3_errmsg(s->db));
     sqlite3_free(msg);
     return TAILOR_ESTORE;
   }
@@ -138,16 +129,12 @@ int store_schema_version(store *s) { return user_version(s->db); }
 /* Bring the schema to STORE_SCHEMA_VERSION, one transaction a step. */
 static int migrate(store *s, tailor_error *err) {
   int v = user_version(s->db);
-  if (v < 0) return fail(err, TAILOR_ESTORE, s->db, "store: reading schema version");
-  if (v > STORE_SCHEMA_VERSION) {
-    if (err) {
-      err->code = TAILOR_ESTORE;
-      snprintf(err->message, sizeof err->message,
-               "store: schema version %d is newer than this build (%d)", v,
-               STORE_SCHEMA_VERSION);
-    }
-    return TAILOR_ESTORE;
-  }
+  if (v < 0)
+    return store_fail(err, TAILOR_ESTORE, s->db, "store: reading schema version");
+  if (v > STORE_SCHEMA_VERSION)
+    return util_fail(err, TAILOR_ESTORE, NULL,
+                     "store: schema version %d is newer than this build (%d)", v,
+                     STORE_SCHEMA_VERSION);
   for (; v < STORE_SCHEMA_VERSION; v++) {
     char bump[64];
     snprintf(bump, sizeof bump, "PRAGMA user_version=%d;", v + 1);
@@ -165,7 +152,7 @@ static int prepare(store *s, sqlite3_stmt **st, const char *sql,
                    tailor_error *err) {
   if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) !=
       SQLITE_OK)
-    return fail(err, TAILOR_ESTORE, s->db, "store: preparing statement");
+    return store_fail(err, TAILOR_ESTORE, s->db, "store: preparing statement");
   return TAILOR_OK;
 }
 
@@ -175,7 +162,7 @@ store *store_open(const char *path, const store_options *opt,
   if (!opt) opt = &defaults;
   store *s = calloc(1, sizeof *s);
   if (!s) {
-    fail(err, TAILOR_ENOMEM, NULL, "store");
+    util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
     return NULL;
   }
   int flags = opt->readonly ? SQLITE_OPEN_READONLY
@@ -184,7 +171,7 @@ store *store_open(const char *path, const store_options *opt,
   if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
     char what[300];
     snprintf(what, sizeof what, "store: cannot open '%s'", path);
-    fail(err, TAILOR_ESTORE, s->db, what);
+    store_fail(err, TAILOR_ESTORE, s->db, what);
     store_close(s);
     return NULL;
   }
@@ -268,7 +255,7 @@ static int step_done(store *s, sqlite3_stmt *st, tailor_error *err) {
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
-  if (rc != SQLITE_DONE) return fail(err, TAILOR_ESTORE, s->db, "store: write");
+  if (rc != SQLITE_DONE) return store_fail(err, TAILOR_ESTORE, s->db, "store: write");
   return TAILOR_OK;
 }
 
@@ -290,7 +277,7 @@ static int apply_state(store *s, const ev *e, tailor_error *err) {
     case EV_ITEM_UPSERT: {
       json_t *item = e->object;
       char *body = json_dumps(item, JSON_COMPACT);
-      if (!body) return fail(err, TAILOR_ENOMEM, NULL, "store");
+      if (!body) return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
       st = s->up_item;
       bind_text(st, 1, json_string_value(json_object_get(item, "id")));
       sqlite3_bind_text(st, 2, body, -1, free);
@@ -305,7 +292,7 @@ static int apply_state(store *s, const ev *e, tailor_error *err) {
     case EV_CUSTOMER_UPSERT: {
       json_t *c = e->object;
       char *body = json_dumps(c, JSON_COMPACT);
-      if (!body) return fail(err, TAILOR_ENOMEM, NULL, "store");
+      if (!body) return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
       st = s->up_customer;
       bind_text(st, 1, e->customer);
       bind_text(st, 2, json_string_value(json_object_get(c, "email")));
@@ -345,7 +332,7 @@ int store_append_rows(store *s, ev *const *evs, size_t n, int64_t *seqs,
     ev *e = evs[i];
     size_t blen;
     const char *body = ev_body(e, &blen);
-    if (!body) return fail(err, TAILOR_ENOMEM, NULL, "store");
+    if (!body) return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
     sqlite3_stmt *st = s->ins_event;
     sqlite3_bind_int64(st, 1, e->ts);
     sqlite3_bind_text(st, 2, ev_type_name(e->type), -1, SQLITE_STATIC);
@@ -419,7 +406,7 @@ int store_scan(store *s, int64_t after, store_event_fn fn, void *ud,
   if (sqlite3_prepare_v2(s->db, "SELECT seq, ts, body FROM events WHERE seq > ? "
                                 "ORDER BY seq",
                          -1, &st, NULL) != SQLITE_OK)
-    return fail(err, TAILOR_ESTORE, s->db, "store: scan");
+    return store_fail(err, TAILOR_ESTORE, s->db, "store: scan");
   sqlite3_bind_int64(st, 1, after);
   int rc = TAILOR_OK, step;
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -449,7 +436,7 @@ int store_scan(store *s, int64_t after, store_event_fn fn, void *ud,
     if (rc) break;
   }
   if (rc == TAILOR_OK && step != SQLITE_DONE)
-    rc = fail(err, TAILOR_ESTORE, s->db, "store: scan");
+    rc = store_fail(err, TAILOR_ESTORE, s->db, "store: scan");
   sqlite3_finalize(st);
   return rc;
 }
@@ -537,7 +524,7 @@ int store_outbox_add(store *s, const store_outbox_row *row, int *added,
                          "due,created,updated) VALUES(?1,?2,?3,?4,?5,?6,"
                          "?7,?7) ON CONFLICT(key) DO NOTHING",
                          -1, &st, NULL) != SQLITE_OK)
-    return fail(err, TAILOR_ESTORE, s->db, "store: outbox");
+    return store_fail(err, TAILOR_ESTORE, s->db, "store: outbox");
   bind_text(st, 1, row->key);
   bind_text(st, 2, row->customer);
   bind_text(st, 3, row->channel);
@@ -547,7 +534,7 @@ int store_outbox_add(store *s, const store_outbox_row *row, int *added,
   sqlite3_bind_int64(st, 7, util_now_ms());
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return fail(err, TAILOR_ESTORE, s->db, "store: outbox");
+  if (rc != SQLITE_DONE) return store_fail(err, TAILOR_ESTORE, s->db, "store: outbox");
   if (added) *added = sqlite3_changes(s->db) > 0;
   return TAILOR_OK;
 }
@@ -566,14 +553,14 @@ int store_forget(store *s, const char *customer, int64_t *events,
   for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db, steps[i], -1, &st, NULL) != SQLITE_OK) {
-      fail(err, TAILOR_ESTORE, s->db, "store: forget");
+      store_fail(err, TAILOR_ESTORE, s->db, "store: forget");
       goto rollback;
     }
     sqlite3_bind_text(st, 1, customer, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
-      fail(err, TAILOR_ESTORE, s->db, "store: forget");
+      store_fail(err, TAILOR_ESTORE, s->db, "store: forget");
       goto rollback;
     }
     if (i == 0 && events) *events = sqlite3_changes(s->db);
@@ -595,12 +582,12 @@ int store_outbox_cancel(store *s, const char *key, int *cancelled,
                          "UPDATE outbox SET state='cancelled', updated=?2 "
                          "WHERE key=?1 AND state IN ('pending','sending')",
                          -1, &st, NULL) != SQLITE_OK)
-    return fail(err, TAILOR_ESTORE, s->db, "store: outbox");
+    return store_fail(err, TAILOR_ESTORE, s->db, "store: outbox");
   bind_text(st, 1, key);
   sqlite3_bind_int64(st, 2, util_now_ms());
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return fail(err, TAILOR_ESTORE, s->db, "store: outbox");
+  if (rc != SQLITE_DONE) return store_fail(err, TAILOR_ESTORE, s->db, "store: outbox");
   if (cancelled) *cancelled = sqlite3_changes(s->db) > 0;
   return TAILOR_OK;
 }
@@ -667,7 +654,7 @@ int store_exposures_add(store *s, json_t *rows, tailor_error *err) {
                          "INSERT OR IGNORE INTO exposures(experiment,unit,variant,ts) "
                          "VALUES(?,?,?,?)",
                          -1, &st, NULL) != SQLITE_OK) {
-    fail(err, TAILOR_ESTORE, s->db, "store: exposures");
+    store_fail(err, TAILOR_ESTORE, s->db, "store: exposures");
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     return TAILOR_ESTORE;
   }
@@ -715,7 +702,7 @@ json_t *store_exposure_outcomes(store *s, int64_t window_ms, tailor_error *err) 
       " GROUP BY x.experiment, x.unit ORDER BY x.experiment, x.variant";
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-    fail(err, TAILOR_ESTORE, s->db, "store: experiment report");
+    store_fail(err, TAILOR_ESTORE, s->db, "store: experiment report");
     return NULL;
   }
   sqlite3_bind_int64(st, 1, window_ms);
@@ -739,12 +726,12 @@ int store_outbox_cancel_prefix(store *s, const char *prefix, int *cancelled,
                          "WHERE state IN ('pending','sending') AND "
                          "substr(key, 1, length(?1)) = ?1",
                          -1, &st, NULL) != SQLITE_OK)
-    return fail(err, TAILOR_ESTORE, s->db, "store: outbox");
+    return store_fail(err, TAILOR_ESTORE, s->db, "store: outbox");
   bind_text(st, 1, prefix);
   sqlite3_bind_int64(st, 2, util_now_ms());
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return fail(err, TAILOR_ESTORE, s->db, "store: outbox");
+  if (rc != SQLITE_DONE) return store_fail(err, TAILOR_ESTORE, s->db, "store: outbox");
   if (cancelled) *cancelled = sqlite3_changes(s->db);
   return TAILOR_OK;
 }

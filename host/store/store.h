@@ -165,4 +165,10 @@ int store_exec(store *s, const char *sql, tailor_error *err);
 /* The underlying SQLite handle, for benchmarks and later modules. */
 struct sqlite3 *store_db(store *s);
 
+/* Fill `err` with util_fail: `code` and "<what>: <SQLite's message for
+   the last call on db>" ("cannot allocate" when db is NULL); returns
+   `code`.  For the files that work on the SQLite handle (store.c,
+   outbox.c). */
+int store_fail(tailor_error *err, int code, struct sqlite3 *db, const char *what);
+
 #endif /* TAILOR_STORE_H */
