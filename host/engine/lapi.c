@@ -173,16 +173,21 @@ static void push_segments(lua_State *L, int ctx) {
 }
 
 /*
-** __index of a ctx: the fields that cost something to build (customer,
-** session, segments) are made when a handler first reads them and kept in
-** the ctx.  Upvalues: 1 the engine, 2 customer id, 3 anonymous id, 4
-** session id (each a string or nil).  Handlers run with the index read lock
-** held, so the figures are those of the moment they are read.
+** ctx is read-only: an empty table whose __index reads the fields from a
+** hidden one (upvalue 5), and whose __newindex refuses, so one handler (or
+** a segment predicate) cannot change what the next one reads.  The fields
+** that cost something to build (customer, session, segments) are made when
+** first read and kept in the hidden table.  Upvalues: 1 the engine, 2
+** customer id, 3 anonymous id, 4 session id (strings or nil), 5 the
+** fields.  Handlers run with the index read lock held, so the figures are
+** those of the moment they are read.
 */
 static int ctx_index(lua_State *L) {
   const char *k = lua_tostring(L, 2);
   tailor *t = lua_touserdata(L, lua_upvalueindex(1));
-  if (!k) return 0;
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(5)) != LUA_TNIL || !k) return 1;
+  lua_pop(L, 1);
   if (!strcmp(k, "customer"))
     lapi_push_customer(L, t, lua_tostring(L, lua_upvalueindex(2)),
                        lua_tostring(L, lua_upvalueindex(3)));
@@ -194,8 +199,12 @@ static int ctx_index(lua_State *L) {
     return 0;
   lua_pushvalue(L, 2);
   lua_pushvalue(L, -2);
-  lua_rawset(L, 1);
+  lua_rawset(L, lua_upvalueindex(5));
   return 1;
+}
+
+static int ctx_newindex(lua_State *L) {
+  return luaL_error(L, "ctx is read-only (assignment to ctx.%s)", luaL_tolstring(L, 2, NULL));
 }
 
 static void push_opt_string(lua_State *L, const char *s) {
@@ -206,7 +215,13 @@ static void push_opt_string(lua_State *L, const char *s) {
 }
 
 void lapi_push_ctx(lua_State *L, tailor *t, const lapi_ctx *c) {
-  lua_createtable(L, 0, 9);
+  lua_createtable(L, 0, 0); /* ctx itself: always empty */
+  lua_createtable(L, 0, 3); /* its metatable */
+  lua_pushlightuserdata(L, t);
+  push_opt_string(L, c->customer);
+  push_opt_string(L, c->anon);
+  push_opt_string(L, c->session);
+  lua_createtable(L, 0, 9); /* the fields */
   lua_pushstring(L, c->kind);
   lua_setfield(L, -2, "kind");
   set_int(L, "k", c->k);
@@ -219,13 +234,12 @@ void lapi_push_ctx(lua_State *L, tailor *t, const lapi_ctx *c) {
     ljson_push(L, c->items);
     lua_setfield(L, -2, "items");
   }
-  lua_createtable(L, 0, 1);
-  lua_pushlightuserdata(L, t);
-  push_opt_string(L, c->customer);
-  push_opt_string(L, c->anon);
-  push_opt_string(L, c->session);
-  lua_pushcclosure(L, ctx_index, 4);
+  lua_pushcclosure(L, ctx_index, 5);
   lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, ctx_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushliteral(L, "ctx");
+  lua_setfield(L, -2, "__metatable");
   lua_setmetatable(L, -2);
 }
 
@@ -440,6 +454,88 @@ static int l_most_viewed(lua_State *L) {
 }
 
 /* tailor.item(id) -> the catalog table plus views/in_stock, or nil */
+/*
+** tailor.item: the catalog object of an item as a table, with its live
+** figures.  The catalog part is parsed once per catalog version of the item
+** and kept in this state's cache (the registry's item_cache: id ->
+** {doc pointer, doc text, table}); each call hands out a copy, so a
+** strategy that changes its table changes nothing for the next call.
+*/
+static const char item_cache_key = 'i';
+#define LAPI_ITEM_CACHE_MAX 4096 /* items cached per Lua state, then it starts over */
+
+/* A deep copy of the table at `src` (catalog objects nest a level or two). */
+static void copy_table(lua_State *L, int src, int depth) {
+  src = lua_absindex(L, src);
+  luaL_checkstack(L, 4, "tailor.item");
+  lua_createtable(L, (int)lua_rawlen(L, src), 8);
+  lua_pushnil(L);
+  while (lua_next(L, src)) {
+    if (lua_type(L, -1) == LUA_TTABLE && depth < 8) {
+      copy_table(L, -1, depth + 1);
+      lua_replace(L, -2);
+    }
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+}
+
+/* Push the cached catalog table of item `id` (doc `doc`), parsing it on a
+   miss or when the catalog changed. */
+static void push_catalog(lua_State *L, const char *id, const char *doc) {
+  size_t len = strlen(doc);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &item_cache_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 64);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &item_cache_key);
+  }
+  int cache = lua_gettop(L);
+  if (lua_getfield(L, cache, id) == LUA_TTABLE) {
+    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -2, 2);
+    size_t clen;
+    const char *ctext = lua_tolstring(L, -1, &clen);
+    int hit = lua_touserdata(L, -2) == (void *)doc && ctext && clen == len && !memcmp(ctext, doc, len);
+    lua_pop(L, 2);
+    if (hit) {
+      lua_rawgeti(L, -1, 3);
+      lua_replace(L, cache);
+      lua_pop(L, 1);
+      return;
+    }
+  }
+  lua_pop(L, 1);
+  /* The number of entries is kept at cache[0]; a full cache starts over. */
+  lua_rawgeti(L, cache, 0);
+  lua_Integer n = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (n >= LAPI_ITEM_CACHE_MAX) {
+    lua_createtable(L, 0, 64);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &item_cache_key);
+    lua_replace(L, cache);
+    n = 0;
+  }
+  lua_pushinteger(L, n + 1);
+  lua_rawseti(L, cache, 0);
+  json_t *parsed = json_loads(doc, 0, NULL);
+  lua_createtable(L, 3, 0);
+  lua_pushlightuserdata(L, (void *)doc);
+  lua_rawseti(L, -2, 1);
+  lua_pushlstring(L, doc, len);
+  lua_rawseti(L, -2, 2);
+  if (parsed) ljson_push(L, parsed);
+  else lua_newtable(L);
+  json_decref(parsed);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, -3, 3); /* entry[3] = the table; it stays on the stack */
+  lua_insert(L, -2);
+  lua_setfield(L, cache, id); /* cache[id] = entry */
+  lua_replace(L, cache);
+}
+
 static int l_item(lua_State *L) {
   tailor *t = engine_of(L);
   const char *id = luaL_checkstring(L, 1);
@@ -449,12 +545,13 @@ static int l_item(lua_State *L) {
     return 1;
   }
   const idx_item *it = &t->ix->item[i];
-  json_t *doc = it->doc ? json_loads(it->doc, 0, NULL) : NULL;
-  if (doc)
-    ljson_push(L, doc);
-  else
+  if (it->doc) {
+    push_catalog(L, id, it->doc);
+    copy_table(L, -1, 0);
+    lua_remove(L, -2);
+  } else {
     lua_newtable(L);
-  json_decref(doc);
+  }
   lua_pushstring(L, id);
   lua_setfield(L, -2, "id");
   lua_pushboolean(L, it->in_stock);
@@ -463,7 +560,7 @@ static int l_item(lua_State *L) {
   lua_setfield(L, -2, "views");
   lua_pushinteger(L, (lua_Integer)it->purchases);
   lua_setfield(L, -2, "purchases");
-  if (!doc) {
+  if (!it->doc) {
     lua_pushnumber(L, it->price);
     lua_setfield(L, -2, "price");
   }
