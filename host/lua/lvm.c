@@ -44,12 +44,12 @@
 #include <lauxlib.h>
 #include <limits.h>
 #include <lualib.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/util.h"
 #include "lmatch.h"
 
 #define LVM_RANDOM_SEED 0x7461696c /* "tail": the same decisions every run */
@@ -92,19 +92,6 @@ static const char handlers_key = 'h'; /* registry: handler values by index */
 static const char modules_key = 'm';  /* registry: modules by name */
 static const char loading_mark = 'l'; /* a module whose chunk is running */
 static const char readonly_key = 'r'; /* registry: read-only proxy -> name */
-
-static int fail(tailor_error *err, int code, const char *fmt, ...) {
-  if (err) {
-    va_list ap;
-    *err = (tailor_error){.code = code};
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    for (char *p = err->message; *p; p++) /* messages are one line */
-      if (*p == '\n' || *p == '\r') *p = ' ';
-  }
-  return code;
-}
 
 /*
 ** ** Memory
@@ -656,7 +643,8 @@ int lvm_pcall(lvm *vm, lua_CFunction fn, void *ud, tailor_error *err) {
   lua_State *L = vm->L;
   int base, status, code;
   if (vm->running) /* a nested call would arm a fresh budget */
-    return fail(err, TAILOR_EINVAL, "lvm_pcall: the lvm is already in a call");
+    return util_fail(err, TAILOR_EINVAL, NULL,
+                     "lvm_pcall: the lvm is already in a call");
   vm->running = 1;
   vm->calls++;
   vm->ud = ud;
@@ -678,15 +666,15 @@ int lvm_pcall(lvm *vm, lua_CFunction fn, void *ud, tailor_error *err) {
   if (code == TAILOR_OK) {
     lua_remove(L, base);
   } else if (code == TAILOR_EBUDGET) {
-    fail(err, code, "%s", vm->budget_msg);
+    util_fail(err, code, NULL, "%s", vm->budget_msg);
   } else if (code == TAILOR_ELUAMEM) {
     int mib = vm->limit % (1u << 20) == 0;
-    fail(err, code, "%s: out of memory (limit %zu %s)",
-         vm->file ? vm->file : "strategy", mib ? vm->limit >> 20 : vm->limit,
-         mib ? "MiB" : "bytes");
+    util_fail(err, code, NULL, "%s: out of memory (limit %zu %s)",
+              vm->file ? vm->file : "strategy",
+              mib ? vm->limit >> 20 : vm->limit, mib ? "MiB" : "bytes");
   } else {
     const char *msg = lua_tostring(L, -1);
-    fail(err, code, "%s", msg ? msg : "strategy failed");
+    util_fail(err, code, NULL, "%s", msg ? msg : "strategy failed");
   }
   if (code != TAILOR_OK) {
     lua_settop(L, 0);
@@ -831,8 +819,8 @@ static int load_dir(lvm *vm, int all, lvm_report_fn report, void *ud,
   struct dirent **list;
   int n = scandir(vm->dir, &list, visible, by_name), failed = 0;
   if (n < 0) {
-    fail(err, TAILOR_ECONFIG, "cannot read strategy folder '%s': %s", vm->dir,
-         strerror(errno));
+    util_fail(err, TAILOR_ECONFIG, NULL, "cannot read strategy folder '%s': %s",
+              vm->dir, strerror(errno));
     return -1;
   }
   for (int i = 0; i < n; i++) {
@@ -859,7 +847,7 @@ static lvm *sandbox_new(const lvm_config *cfg, const char *dir,
   lvm *vm = calloc(1, sizeof *vm);
   if (!cfg) cfg = &defaults;
   if (!vm || (dir && *dir && !(vm->dir = strdup(dir)))) {
-    fail(err, TAILOR_ENOMEM, "out of memory");
+    util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
     goto fail;
   }
   vm->budget = cfg->budget > 0 ? cfg->budget : LVM_DEFAULT_INSTRUCTION_BUDGET;
@@ -870,8 +858,8 @@ static lvm *sandbox_new(const lvm_config *cfg, const char *dir,
   vm->log = cfg->log;
   vm->log_ud = cfg->log_ud;
   if (!(vm->L = lua_newstate(lvm_alloc, vm))) {
-    fail(err, TAILOR_ELUAMEM, "cannot create a Lua state within %zu bytes",
-         vm->limit);
+    util_fail(err, TAILOR_ELUAMEM, NULL,
+              "cannot create a Lua state within %zu bytes", vm->limit);
     goto fail;
   }
   if (lvm_pcall(vm, open_sandbox, NULL, err) != TAILOR_OK) goto fail;
