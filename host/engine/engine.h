@@ -1,7 +1,8 @@
 /*
 ** engine.h: the inside of a `tailor` handle, shared by the engine's files
-** (engine.c: open, ingest, stats; decide.c: decisions; engine/lapi.c: the
-** strategies' API).
+** (engine.c: open and close; ingest.c: the event path; decide.c:
+** decisions; vm.c: per-thread Lua states; admin.c: stats, profiles,
+** erasure; lapi.c: the strategies' API).
 **
 ** Locking model.  Ingesting callers meet in a group commit (commit_mu): one
 ** of them writes every queued event in one transaction.  `write_mu` serializes everything that writes: the store
@@ -88,6 +89,22 @@ struct tailor {
    writer's.  Pair with eng_read_end. */
 store *eng_read_begin(tailor *t);
 void eng_read_end(tailor *t);
+
+/*
+** Shared between the engine's files (engine.c, ingest.c, vm.c, admin.c).
+** eng_writing: the engine whose write_mu this thread holds while it
+** commits (its triggers read the store through eng_read_begin() without
+** taking the lock again).  The caller of eng_save_checkpoint and
+** eng_refit_value holds write_mu; eng_rebuild_one is the store_scan
+** callback that applies the log to the index.
+*/
+extern _Thread_local tailor *eng_writing;
+void eng_save_checkpoint(tailor *t);
+void eng_refit_value(tailor *t);
+int eng_rebuild_one(void *ud, int64_t seq, const ev *e);
+int eng_vms_init(tailor *t);
+void eng_vms_free(tailor *t);
+size_t eng_count_states(tailor *t);
 
 /* Report a measurement to the host's metrics callback, if any. */
 #define eng_metric(t, name, label, value) \

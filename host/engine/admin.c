@@ -1,0 +1,204 @@
+/*
+** admin.c: what an engine answers about itself and its people: stats, a
+** customer's profile, erasure, the outbox, audience members.  Reads go
+** through eng_read_begin(), which never waits for the writer's commit.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "engine/engine.h"
+
+store *eng_read_begin(tailor *t) {
+  if (eng_writing == t) return t->st; /* the committing thread: lock held */
+  if (t->st_read) {
+    pthread_mutex_lock(&t->read_mu);
+    return t->st_read;
+  }
+  pthread_mutex_lock(&t->write_mu);
+  return t->st;
+}
+
+void eng_read_end(tailor *t) {
+  if (eng_writing == t) return;
+  pthread_mutex_unlock(t->st_read ? &t->read_mu : &t->write_mu);
+}
+
+int tailor_stats(tailor *t, char **out, tailor_error *err) {
+  json_t *o = json_object();
+  store *st = eng_read_begin(t);
+  json_object_set_new(o, "events", store_event_counts(st));
+  json_object_set_new(o, "events_total", json_integer(store_count(st, "events")));
+  json_object_set_new(o, "items", json_integer(store_count(st, "items")));
+  json_object_set_new(o, "customers", json_integer(store_count(st, "customers")));
+  json_object_set_new(o, "identities", json_integer(store_count(st, "identities")));
+  json_object_set_new(o, "outbox", json_integer(store_count(st, "outbox")));
+  eng_read_end(t);
+  pthread_rwlock_rdlock(&t->lock);
+  json_object_set_new(o, "index",
+                      json_pack("{sI sI sI sI}", "items", (json_int_t)t->ix->items.n,
+                                "people", (json_int_t)t->ix->people.n,
+                                "sessions", (json_int_t)t->ix->sessions.n,
+                                "events_applied", (json_int_t)t->ix->applied));
+  const idx_value_model *vm = &t->ix->value;
+  json_t *model = json_pack("{ss sI}", "kind",
+                            vm->kind == IDX_VALUE_BGNBD   ? "bgnbd"
+                            : vm->kind == IDX_VALUE_SIMPLE ? "simple"
+                                                           : "none",
+                            "customers", (json_int_t)vm->customers);
+  if (vm->kind == IDX_VALUE_BGNBD)
+    json_object_set_new(model, "bgnbd", json_pack("{sf sf sf sf}", "r", vm->bg.r,
+                                                  "alpha", vm->bg.alpha, "a", vm->bg.a,
+                                                  "b", vm->bg.b));
+  if (vm->kind == IDX_VALUE_BGNBD && vm->gg_ok)
+    json_object_set_new(model, "gamma_gamma", json_pack("{sf sf sf}", "p", vm->gg.p,
+                                                        "q", vm->gg.q, "v", vm->gg.v));
+  if (vm->kind != IDX_VALUE_NONE)
+    json_object_set_new(model, "simple", json_pack("{sf sf}", "gap_days",
+                                                   vm->simple.gap_days, "order_value",
+                                                   vm->simple.order_value));
+  json_object_set_new(o, "value_model", model);
+  pthread_rwlock_unlock(&t->lock);
+  /* Counters of this process since the engine opened. */
+  json_object_set_new(
+      o, "process",
+      json_pack("{sI sI sI sI sI sI sI sI}", "lua_states", (json_int_t)eng_count_states(t),
+                "decisions",
+                (json_int_t)atomic_load(&t->n_decisions), "strategy_errors",
+                (json_int_t)atomic_load(&t->n_strategy_errors), "events_accepted",
+                (json_int_t)atomic_load(&t->n_accepted), "events_rejected",
+                (json_int_t)atomic_load(&t->n_rejected), "triggers_scheduled",
+                (json_int_t)atomic_load(&t->n_triggers), "triggers_capped",
+                (json_int_t)atomic_load(&t->n_trigger_capped), "triggers_without_consent",
+                (json_int_t)atomic_load(&t->n_trigger_no_consent)));
+  *out = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  return *out ? TAILOR_OK : util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+}
+
+int tailor_forget(tailor *t, const char *customer, int64_t *erased,
+                  tailor_error *err) {
+  if (!t || !customer || !*customer)
+    return util_fail(err, TAILOR_EINVAL, "customer", "forget: no customer id");
+  /* Under write_mu so no event of theirs can slip in between the store and
+     the index. */
+  pthread_mutex_lock(&t->write_mu);
+  int rc = store_forget(t->st, customer, erased, err);
+  if (rc == TAILOR_OK) {
+    pthread_rwlock_wrlock(&t->lock);
+    idx_forget(t->ix, customer);
+    pthread_rwlock_unlock(&t->lock);
+  }
+  pthread_mutex_unlock(&t->write_mu);
+  if (rc == TAILOR_OK) eng_log(t, TAILOR_LOG_INFO, "erased a customer");
+  return rc;
+}
+
+static json_t *ids_json(const idx *x, const idx_ids *a) {
+  json_t *out = json_array();
+  for (uint32_t i = 0; a && i < a->n; i++)
+    json_array_append_new(out, json_string(intern_name(&x->items, a->v[i])));
+  return out;
+}
+
+int tailor_customer(tailor *t, const char *id, int flags, char **out,
+                    tailor_error *err) {
+  if (!t || !id || !out)
+    return util_fail(err, TAILOR_EINVAL, NULL, "customer: missing argument");
+  *out = NULL;
+  json_t *profile = store_customer(eng_read_begin(t), id);
+  eng_read_end(t);
+  pthread_rwlock_rdlock(&t->lock);
+  const idx *x = t->ix;
+  uint32_t p = idx_person_of(x, id, id);
+  if (p == INTERN_NONE && !profile) {
+    pthread_rwlock_unlock(&t->lock);
+    return util_fail(err, TAILOR_ENOTFOUND, "id", "customer '%s' not found", id);
+  }
+  idx_figures f;
+  idx_person_figures(x, p, util_now_ms(), &f);
+  json_t *o = json_pack("{ss}", "id", id);
+  if (profile) {
+    if (!(flags & TAILOR_PII)) {
+      json_object_del(profile, "email");
+      json_object_del(profile, "phone");
+    }
+    json_object_del(profile, "id");
+    json_object_update(o, profile);
+    json_decref(profile);
+  }
+  const idx_person *ps = f.seen ? &x->person[p] : NULL;
+  json_object_set_new(
+      o, "figures",
+      json_pack("{si si sf sf sI sI sI sf sf ss sf sf sf so so so}", "orders", (int)f.orders,
+                "visits", (int)f.visits, "revenue", f.revenue, "avg_order",
+                f.avg_order, "first_seen", (json_int_t)f.first_seen, "last_seen",
+                (json_int_t)f.last_seen, "last_order", (json_int_t)f.last_order,
+                "days_since_visit", f.days_since_visit, "days_since_order",
+                f.days_since_order, "lifecycle", idx_lifecycle_name(f.lifecycle),
+                "p_alive", f.p_alive, "expected_orders", f.expected_orders,
+                "predicted_value", f.predicted_value,
+                "recent", ids_json(x, ps ? &ps->recent : NULL), "cart",
+                ids_json(x, ps ? &ps->cart : NULL), "bought",
+                ids_json(x, ps ? &ps->bought : NULL)));
+  pthread_rwlock_unlock(&t->lock);
+  *out = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  return *out ? TAILOR_OK : util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+}
+
+int tailor_outbox_list(tailor *t, const char *state, const char *customer,
+                       char **json, tailor_error *err) {
+  if (!t || !json) return util_fail(err, TAILOR_EINVAL, NULL, "outbox: missing argument");
+  json_t *rows = store_outbox_list(eng_read_begin(t), state, customer, 1000);
+  eng_read_end(t);
+  *json = json_dumps(rows, JSON_COMPACT);
+  json_decref(rows);
+  return *json ? TAILOR_OK : util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+}
+
+static void collect_member(void *ud, uint32_t person) {
+  idx_ids *ids = ud;
+  idx_ids_push(ids, person);
+}
+
+int tailor_audience_members(tailor *t, int days, int purchased, int with_email,
+                            tailor_member_fn fn, void *ud, size_t *count,
+                            tailor_error *err) {
+  if (!t || !fn || days < 1 || days > 365 || purchased < -1 || purchased > 1)
+    return util_fail(err, TAILOR_EINVAL, "days",
+                     "audience: days must be 1 to 365 and purchased -1, 0 or 1");
+  /* Ids are copied under the read lock; emails come from the store after. */
+  idx_ids people = {0};
+  json_t *ids = json_array();
+  pthread_rwlock_rdlock(&t->lock);
+  idx_audience_members(t->ix, (uint32_t)days, purchased, util_now_ms(), collect_member,
+                       &people);
+  for (uint32_t i = 0; i < people.n; i++) {
+    const char *cust = idx_customer_id(t->ix, people.v[i]);
+    const char *key = intern_name(&t->ix->people, people.v[i]);
+    json_array_append_new(ids, json_pack("[ss?]", cust ? cust : "",
+                                         !cust && key ? key + 2 : NULL));
+  }
+  pthread_rwlock_unlock(&t->lock);
+  idx_ids_free(&people);
+  size_t i;
+  json_t *row;
+  json_array_foreach(ids, i, row) {
+    const char *cust = json_string_value(json_array_get(row, 0));
+    const char *anon = json_string_value(json_array_get(row, 1));
+    json_t *profile = NULL;
+    if (with_email && *cust) {
+      profile = store_customer(eng_read_begin(t), cust);
+      eng_read_end(t);
+    }
+    const char *email = json_string_value(json_object_get(profile, "email"));
+    if (!json_is_true(json_object_get(json_object_get(profile, "consent"), "email")))
+      email = NULL;
+    fn(ud, *cust ? cust : NULL, anon, email);
+    json_decref(profile);
+  }
+  if (count) *count = json_array_size(ids);
+  json_decref(ids);
+  return TAILOR_OK;
+}

@@ -1,0 +1,256 @@
+/*
+** ingest.c: the one way events come in.  Whatever brought them (the
+** server's writer, tailor_ingest, an NDJSON batch), typed events meet in a
+** group commit: one transaction with their state changes and the outbox
+** rows their triggers schedule, one fsync, then the plugins.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/util.h"
+#include "engine/engine.h"
+#include "engine/plugin.h"
+
+_Thread_local tailor *eng_writing;
+
+/*
+** Events are appended to the store before they touch the index, and both
+** happen under write_mu, so the index sees events in the store's order.
+*/
+static ev_limits limits_of(tailor *t) {
+  ev_limits lim = {(size_t)t->cfg.max_event_bytes, 0, util_now_ms(), 0};
+  return lim;
+}
+
+/* One caller's events waiting for the group commit. */
+struct commit_req {
+  ev **evs;
+  size_t n;
+  int rc;
+  int done;
+  tailor_error err;
+  commit_req *next;
+};
+
+/*
+** The index was changed by events whose transaction did not commit (a full
+** disk, an I/O error): it no longer matches the store, so it is built
+** again from the checkpoint and the log.  Rare, and correct over fast.
+** The caller holds write_mu.
+*/
+static void reload_index(tailor *t) {
+  idx_config ic = t->ix->cfg;
+  idx *fresh = idx_new(&ic);
+  tailor_error e = {0};
+  if (!fresh) {
+    t->ix_incomplete = 1;
+    return;
+  }
+  pthread_rwlock_wrlock(&t->lock);
+  idx *old = t->ix;
+  t->ix = fresh;
+  t->applied_seq = 0;
+  if (t->ckpt_path && access(t->ckpt_path, F_OK) == 0) {
+    int64_t seq = 0;
+    idx *x = idx_load(t->ckpt_path, &ic, t->ckpt_fp, &seq, &e);
+    if (x) {
+      idx_free(t->ix);
+      t->ix = x;
+      t->applied_seq = seq;
+    }
+  }
+  if (store_scan(t->st, t->applied_seq, eng_rebuild_one, t, &e)) t->ix_incomplete = 1;
+  pthread_rwlock_unlock(&t->lock);
+  idx_free(old);
+  eng_log(t, TAILOR_LOG_WARN, "index rebuilt from the store after a failed commit");
+}
+
+/*
+** Write one group: the events, their state changes and the outbox rows
+** their triggers schedule, in one transaction.  Between the append and the
+** commit the index applies the events (the triggers' ctx sees them) and
+** on_event runs; so a crash at any point leaves either all of it or none,
+** and nothing was acknowledged that is not durable with its emails.
+*/
+static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
+  size_t n = 0, at = 0;
+  for (commit_req *r = group; r; r = r->next) n += r->n;
+  ev **all = group->next ? malloc(n * sizeof *all) : group->evs;
+  if (!all) return util_fail(err, TAILOR_ENOMEM, NULL, "ingest: out of memory");
+  if (group->next)
+    for (commit_req *r = group; r; r = r->next)
+      for (size_t i = 0; i < r->n; i++) all[at++] = r->evs[i];
+  pthread_mutex_lock(&t->write_mu);
+  eng_writing = t;
+  int64_t *seqs = malloc(n * sizeof *seqs), last = 0;
+  int applied = 0, rc = seqs ? store_begin(t->st, err)
+                             : util_fail(err, TAILOR_ENOMEM, NULL, "ingest: out of memory");
+  if (rc == TAILOR_OK) rc = store_append_rows(t->st, all, n, seqs, err);
+  if (rc == TAILOR_OK) {
+    applied = 1;
+    pthread_rwlock_wrlock(&t->lock);
+    for (size_t i = 0; i < n; i++) {
+      if (all[i]->dup) continue;
+      last = seqs[i];
+      if (idx_apply(t->ix, all[i]) != TAILOR_OK && (t->ix_incomplete = 1))
+        eng_log(t, TAILOR_LOG_ERROR,
+                "index: out of memory applying a %s event; it is stored and "
+                "will be applied on the next start",
+                ev_type_name(all[i]->type));
+    }
+    pthread_rwlock_unlock(&t->lock);
+    rc = eng_run_triggers(t, all, n, err);
+  }
+  if (rc == TAILOR_OK) rc = store_commit(t->st, err);
+  else if (seqs) store_rollback(t->st);
+  if (rc != TAILOR_OK && applied) reload_index(t);
+  if (rc == TAILOR_OK) {
+    if (last) t->applied_seq = last;
+    atomic_fetch_add(&t->n_accepted, n);
+    if (t->cfg.checkpoint_every > 0 &&
+        t->applied_seq - t->ckpt_seq >= t->cfg.checkpoint_every)
+      eng_save_checkpoint(t);
+    eng_flush_exposures(t);
+    if (t->cfg.value_refit_orders > 0 &&
+        t->ix->orders_seen - t->value_orders >= (uint64_t)t->cfg.value_refit_orders)
+      eng_refit_value(t);
+  }
+  eng_writing = NULL;
+  pthread_mutex_unlock(&t->write_mu);
+  free(seqs);
+  if (all != group->evs) free(all);
+  return rc;
+}
+
+/*
+** Group commit: callers queue their events; whoever finds no commit running
+** becomes the leader and writes everything queued so far in one
+** transaction (one fsync), while the others wait for the outcome.  Under
+** concurrent ingestion this turns N fsyncs into one, and every caller still
+** returns only once its events are durable.
+*/
+static int commit_events(tailor *t, ev **evs, size_t n, tailor_error *err) {
+  commit_req me = {evs, n, 0, 0, {0}, NULL};
+  pthread_mutex_lock(&t->commit_mu);
+  commit_req **tail = &t->commit_queue;
+  while (*tail) tail = &(*tail)->next;
+  *tail = &me;
+  while (!me.done && t->committing) pthread_cond_wait(&t->commit_cv, &t->commit_mu);
+  if (!me.done) {
+    commit_req *group = t->commit_queue;
+    t->commit_queue = NULL;
+    t->committing = 1;
+    pthread_mutex_unlock(&t->commit_mu);
+    tailor_error gerr = {0};
+    int rc = commit_group(t, group, &gerr);
+    pthread_mutex_lock(&t->commit_mu);
+    for (commit_req *r = group; r; r = r->next) {
+      r->rc = rc;
+      r->err = gerr;
+      r->done = 1;
+    }
+    t->committing = 0;
+    pthread_cond_broadcast(&t->commit_cv);
+  }
+  pthread_mutex_unlock(&t->commit_mu);
+  if (me.rc && err) *err = me.err;
+  return me.rc;
+}
+
+int eng_ingest(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
+  if (!n) return TAILOR_OK;
+  int rc = commit_events(t, (ev **)evs, n, err);
+  if (rc != TAILOR_OK) return rc;
+  eng_plugins_events(t, evs, n);
+  eng_metric(t, "events", NULL, (double)n);
+  /* The stored text is not needed past here: free it on the thread that
+     made it (a free from another thread contends for malloc's arena). */
+  for (size_t i = 0; i < n; i++) {
+    free(evs[i]->body);
+    evs[i]->body = NULL;
+  }
+  return TAILOR_OK;
+}
+
+int tailor_ingest(tailor *t, const char *json, size_t len, tailor_error *err) {
+  ev e;
+  if (!t || !json)
+    return util_fail(err, TAILOR_EINVAL, NULL, "ingest: no engine or no event");
+  ev_limits lim = limits_of(t);
+  if (err) err->line = 0;
+  int rc = ev_parse(json, len, &lim, &e, err);
+  if (rc) {
+    atomic_fetch_add(&t->n_rejected, 1);
+    eng_metric(t, "events_rejected", NULL, 1);
+    return rc;
+  }
+  ev *one = &e;
+  rc = eng_ingest(t, &one, 1, err);
+  ev_clear(&e);
+  return rc;
+}
+
+int tailor_ingest_batch(tailor *t, const char *ndjson, size_t len,
+                        tailor_reject_fn on_reject, void *ud, size_t *accepted,
+                        size_t *rejected) {
+  size_t nacc = 0, nrej = 0, cap = 0;
+  ev *evs = NULL, **ptrs = NULL;
+  ev_limits lim = limits_of(t);
+  int rc = TAILOR_OK;
+  long line = 0;
+  if (accepted) *accepted = 0;
+  if (rejected) *rejected = 0;
+  for (size_t pos = 0; pos < len;) {
+    const char *start = ndjson + pos;
+    const char *nl = memchr(start, '\n', len - pos);
+    size_t n = nl ? (size_t)(nl - start) : len - pos;
+    pos += n + (nl ? 1 : 0);
+    line++;
+    size_t skip = 0;
+    while (skip < n && (start[skip] == ' ' || start[skip] == '\t' ||
+                        start[skip] == '\r'))
+      skip++;
+    if (skip == n) continue; /* blank line */
+    if (nacc == cap) {
+      size_t ncap = cap ? cap * 2 : 256;
+      ev *more = realloc(evs, ncap * sizeof *evs);
+      if (!more) {
+        rc = TAILOR_ENOMEM;
+        goto done;
+      }
+      evs = more;
+      cap = ncap;
+    }
+    tailor_error e = {0};
+    if (ev_parse(start, n, &lim, &evs[nacc], &e) == TAILOR_OK) {
+      nacc++;
+    } else {
+      nrej++;
+      e.line = line;
+      if (on_reject) on_reject(ud, &e);
+    }
+  }
+  if (nacc) {
+    if (!(ptrs = malloc(nacc * sizeof *ptrs))) {
+      rc = TAILOR_ENOMEM;
+      goto done;
+    }
+    for (size_t i = 0; i < nacc; i++) ptrs[i] = &evs[i];
+    tailor_error e = {0};
+    if ((rc = eng_ingest(t, ptrs, nacc, &e)) != TAILOR_OK) {
+      eng_log(t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
+      goto done;
+    }
+  }
+  if (accepted) *accepted = nacc;
+done:
+  atomic_fetch_add(&t->n_rejected, nrej);
+  if (nrej) eng_metric(t, "events_rejected", NULL, (double)nrej);
+  if (rejected) *rejected = nrej;
+  for (size_t i = 0; i < nacc; i++) ev_clear(&evs[i]);
+  free(evs);
+  free(ptrs);
+  return rc;
+}
+
