@@ -25,7 +25,8 @@ uint64_t util_mono_ns(void);
 ** input, so they are made one line (control characters become spaces) and
 ** valid UTF-8 (a cut at sizeof message inside a character drops the
 ** partial character): they can be printed or put in a JSON string as they
-** are.
+** are.  `code` is a tailor_code, except in the server, where it is an
+** srv_err (server/proto.h).
 */
 int util_fail(tailor_error *err, int code, const char *field, const char *fmt,
               ...) __attribute__((format(printf, 4, 5)));

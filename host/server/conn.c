@@ -33,13 +33,13 @@
 ** are read to tell (an HTTP client gets a 503 with a JSON body), and one
 ** that sends nothing for SRV_REFUSED_WAIT_MS gets the NDJSON line.
 */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "core/util.h"
 #include "server/internal.h"
 
 /* How often a connection re-reads the idle timeout when it is 0 (off). */
@@ -68,15 +68,6 @@ job *srv_job_new(conn *c) {
   return j;
 }
 
-void srv_job_fail(job *j, int code, const char *field, const char *fmt, ...) {
-  j->err.code = code;
-  snprintf(j->err.field, sizeof j->err.field, "%s", field ? field : "");
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(j->err.message, sizeof j->err.message, fmt, ap);
-  va_end(ap);
-}
-
 static void job_free(job *j) {
   srv_request_clear(&j->req);
   free(j->origin);
@@ -91,10 +82,11 @@ static void job_free(job *j) {
 /*
 ** Responses.
 */
-char *srv_error_json(const srv_error *e) {
+char *srv_error_json(const tailor_error *e) {
   json_t *o = json_pack("{ss ss ss?}", "code", srv_err_code(e->code), "message",
                         e->message, "field", e->field[0] ? e->field : NULL);
-  /* A message cut inside a UTF-8 sequence is not a JSON string: say less. */
+  /* util_fail keeps messages valid UTF-8; should one not be, it is not a
+     JSON string: say less. */
   if (!o)
     o = json_pack("{ss ss sn}", "code", srv_err_code(e->code), "message",
                   "(message not valid UTF-8)", "field");
@@ -131,7 +123,7 @@ static void job_finalize(srv *s, job *j) {
     j->body = text;
     j->body_len = len;
     j->ctype = "text/plain; version=0.0.4; charset=utf-8";
-    if (!text) srv_job_fail(j, SRV_EINTERNAL, NULL, "metrics: out of memory");
+    if (!text) util_fail(&j->err, SRV_EINTERNAL, NULL, "metrics: out of memory");
   }
   j->out = j->http ? srv_http_response(j, &j->out_len) : ndjson_response(j, &j->out_len);
   j->state = J_DONE;
@@ -177,12 +169,12 @@ static int authorize(conn *c, job *j) {
   if (j->req.op == SRV_OP_AUTH) {
     int role = role_of(cf, j->req.token);
     if (role < 0) {
-      srv_job_fail(j, SRV_EUNAUTHORIZED, "token", "auth: unknown token");
+      util_fail(&j->err, SRV_EUNAUTHORIZED, "token", "auth: unknown token");
       return -1;
     }
     char *copy = strdup(j->req.token);
     if (!copy) {
-      srv_job_fail(j, SRV_EINTERNAL, NULL, "auth: out of memory");
+      util_fail(&j->err, SRV_EINTERNAL, NULL, "auth: out of memory");
       return -1;
     }
     free(c->token);
@@ -197,22 +189,22 @@ static int authorize(conn *c, job *j) {
     return 0;
   }
   if (!token) {
-    srv_job_fail(j, SRV_EUNAUTHORIZED, "token",
-                 j->http ? "%s needs a token: send 'Authorization: Bearer TOKEN'"
-                         : "%s needs a token: send {\"op\":\"auth\",\"token\":...} "
-                           "first, or a \"token\" field",
-                 op);
+    util_fail(&j->err, SRV_EUNAUTHORIZED, "token",
+              j->http ? "%s needs a token: send 'Authorization: Bearer TOKEN'"
+                      : "%s needs a token: send {\"op\":\"auth\",\"token\":...} "
+                        "first, or a \"token\" field",
+              op);
     return -1;
   }
   int role = role_of(cf, token);
   if (role < 0) {
-    srv_job_fail(j, SRV_EUNAUTHORIZED, "token", "%s: unknown token", op);
+    util_fail(&j->err, SRV_EUNAUTHORIZED, "token", "%s: unknown token", op);
     return -1;
   }
   unsigned perms = srv_role_perms(role);
   if ((perms & need) != need) {
-    srv_job_fail(j, SRV_EFORBIDDEN, NULL, "%s: the %s role may not %s", op,
-                 srv_role_name(role), perm_verb(need & ~perms));
+    util_fail(&j->err, SRV_EFORBIDDEN, NULL, "%s: the %s role may not %s", op,
+              srv_role_name(role), perm_verb(need & ~perms));
     return -1;
   }
   j->perms = perms;
@@ -236,19 +228,19 @@ static void run_inline(conn *c, job *j) {
       break;
     case SRV_OP_PREFLIGHT:
       if (!j->origin) {
-        srv_job_fail(j, SRV_EFORBIDDEN, "Origin",
-                     "preflight: origin not allowed (server.cors_origins)");
+        util_fail(&j->err, SRV_EFORBIDDEN, "Origin",
+                  "preflight: origin not allowed (server.cors_origins)");
         return;
       }
       j->status = 204;
       body = "";
       break;
     default:
-      srv_job_fail(j, SRV_EINTERNAL, NULL, "%s does not run inline",
-                   srv_op_name(j->req.op));
+      util_fail(&j->err, SRV_EINTERNAL, NULL, "%s does not run inline",
+                srv_op_name(j->req.op));
       return;
   }
-  if (!(j->body = strdup(body))) srv_job_fail(j, SRV_EINTERNAL, NULL, "out of memory");
+  if (!(j->body = strdup(body))) util_fail(&j->err, SRV_EINTERNAL, NULL, "out of memory");
   j->body_len = strlen(body);
 }
 
@@ -605,10 +597,10 @@ static void too_long(conn *c) {
     srv_conn_close(c);
     return;
   }
-  srv_job_fail(j, SRV_ETOO_LARGE, NULL,
-               "line %llu of this connection is longer than max_line_bytes (%ld); "
-               "it was dropped",
-               (unsigned long long)c->lines, c->s->conf->max_line_bytes);
+  util_fail(&j->err, SRV_ETOO_LARGE, NULL,
+            "line %llu of this connection is longer than max_line_bytes (%ld); "
+            "it was dropped",
+            (unsigned long long)c->lines, c->s->conf->max_line_bytes);
   srv_job_submit(c, j);
 }
 
@@ -723,14 +715,14 @@ static void answer_refusal(conn *c, int http) {
   j->head_only = http && srv_in_pending(&c->in) >= 5 &&
                  !memcmp(c->in.buf + c->in.start, "HEAD ", 5);
   if (c->refused == REFUSED_PEER)
-    srv_job_fail(j, SRV_EOVERLOADED, NULL,
-                 "too many connections from your address (max_conns_per_peer is %ld); "
-                 "try again later",
-                 cf->max_conns_per_peer);
+    util_fail(&j->err, SRV_EOVERLOADED, NULL,
+              "too many connections from your address (max_conns_per_peer is %ld); "
+              "try again later",
+              cf->max_conns_per_peer);
   else
-    srv_job_fail(j, SRV_EOVERLOADED, NULL,
-                 "too many connections (max_connections is %ld); try again later",
-                 cf->max_connections);
+    util_fail(&j->err, SRV_EOVERLOADED, NULL,
+              "too many connections (max_connections is %ld); try again later",
+              cf->max_connections);
   srv_job_submit(c, j);
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/util.h"
 #include "server/internal.h"
 
 /* Headers we keep. */
@@ -180,17 +181,18 @@ static void make_request(conn *c) {
   if (h->origin_len && h->origin_len < sizeof h->origin) {
     h->origin[h->origin_len] = '\0';
     const char *o = cors_match(s->conf, h->origin);
-    if (o && !(j->origin = strdup(o))) srv_job_fail(j, SRV_EINTERNAL, NULL, "out of memory");
+    if (o && !(j->origin = strdup(o)))
+      util_fail(&j->err, SRV_EINTERNAL, NULL, "out of memory");
   }
   srv_limits lim = {(size_t)s->conf->max_batch_events};
   if (j->err.code) {
     /* out of memory above: answered as such */
   } else if (h->url_long) {
-    srv_job_fail(j, SRV_ETOO_LARGE, NULL, "the request target is longer than %d bytes",
-                 SRV_MAX_URL_BYTES);
+    util_fail(&j->err, SRV_ETOO_LARGE, NULL, "the request target is longer than %d bytes",
+              SRV_MAX_URL_BYTES);
   } else if (h->body_long) {
-    srv_job_fail(j, SRV_ETOO_LARGE, NULL, "the body is larger than max_body_bytes (%ld)",
-                 s->conf->max_body_bytes);
+    util_fail(&j->err, SRV_ETOO_LARGE, NULL, "the body is larger than max_body_bytes (%ld)",
+              s->conf->max_body_bytes);
   } else if (!srv_static_route(s->conf, method_of(h->p.method) == SRV_GET, h->url,
                                h->url_len, &j->req, &j->err)) {
     srv_parse_http(method_of(h->p.method), h->url, h->url_len, h->body, h->body_len,
@@ -245,8 +247,8 @@ int srv_http_feed(conn *c) {
         return 0;
       }
       j->http = 1;
-      srv_job_fail(j, SRV_EBAD_REQUEST, NULL, "bad HTTP request: %s",
-                   http_errno_description(e));
+      util_fail(&j->err, SRV_EBAD_REQUEST, NULL, "bad HTTP request: %s",
+                http_errno_description(e));
       srv_job_submit(c, j);
     }
     c->no_more_input = c->close_after_flush = 1;

@@ -59,7 +59,7 @@ struct job {
   int head_only;     /* HTTP HEAD: headers without the body */
   char *origin;      /* CORS: the allowed Origin to echo; owned or NULL */
   uint64_t t0;       /* uv_hrtime() when the request was complete */
-  srv_error err;     /* err.code: SRV_OK, or what failed */
+  tailor_error err;  /* err.code: SRV_OK, or the srv_err that failed */
   char *body;        /* the result (JSON, or text for /metrics); owned */
   size_t body_len;
   int body_tailor;   /* body came from the engine: tailor_free() it */
@@ -193,13 +193,11 @@ void srv_on_done(uv_async_t *a);
 void srv_conn_pump(conn *c);
 void srv_conn_close(conn *c);
 void srv_conn_finish(conn *c); /* answer what is in flight, then close */
-void srv_job_fail(job *j, int code, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 void srv_job_submit(conn *c, job *j); /* authorize, then run or queue */
 void srv_conn_write_raw(conn *c, const char *data, size_t len);
 /* {"code":..,"message":..,"field":..} of an error; malloc'd, NULL when out
    of memory. */
-char *srv_error_json(const srv_error *e);
+char *srv_error_json(const tailor_error *e);
 job *srv_job_new(conn *c);
 void srv_maybe_stopped(srv *s);
 
@@ -219,7 +217,7 @@ void srv_queue_write(srv *s, job *j);
    the API).  srv_static_route returns 1 when the request is for a file
    (req holds an SRV_OP_STATIC request, or err says why not), else 0. */
 int srv_static_route(const srv_conf *cf, int get, const char *url, size_t url_len,
-                     srv_request *req, srv_error *err);
+                     srv_request *req, tailor_error *err);
 void srv_static_read(job *j); /* on a worker: the file into j->body */
 
 /* deliver.c: the thread that calls tailor_deliver_due() every

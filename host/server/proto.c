@@ -5,8 +5,6 @@
 */
 #include "server/proto.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 static const struct {
@@ -91,15 +89,4 @@ int srv_err_of_tailor(int code) {
     case -17 /* EUNSUPPORTED */: return SRV_EINTERNAL;
     default: return SRV_EBAD_FIELD; /* EFIELD, ETYPE, EUTF8, ETIME, EINVAL */
   }
-}
-
-int srv_fail(srv_error *e, int code, const char *field, const char *fmt, ...) {
-  if (!e) return code;
-  e->code = code;
-  snprintf(e->field, sizeof e->field, "%s", field ? field : "");
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(e->message, sizeof e->message, fmt, ap);
-  va_end(ap);
-  return code;
 }

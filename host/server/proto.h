@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "core/event.h"
+#include "tailor.h"
 
 /*
 ** Permissions, as bits; a role is a set of them (SRV_ROLE_MAP).
@@ -125,22 +126,18 @@ int srv_err_status(int err);         /* 400 */
 /* The srv_err for a tailor_code from the engine. */
 int srv_err_of_tailor(int code);
 
-/* An error: its code, the field at fault ("" when none), what and where. */
-typedef struct srv_error {
-  int code; /* srv_err */
-  char field[64];
-  char message[256];
-} srv_error;
-
-/* Fill `e` and return e->code. */
-int srv_fail(srv_error *e, int code, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/*
+** Errors are tailor_error (include/tailor.h), filled with util_fail
+** (core/util.h) like everywhere else in the host; in the server, the code
+** field holds an srv_err, never a tailor_code (srv_err_of_tailor converts
+** the engine's).  The line field is not used.
+*/
 
 /* An event of an `events` request refused by the parser: its place in
    the request and why. */
 typedef struct srv_reject {
   size_t index;
-  srv_error err;
+  tailor_error err; /* err.code: an srv_err */
 } srv_reject;
 
 /*
@@ -178,7 +175,7 @@ typedef struct srv_limits {
 ** srv_request_clear().
 */
 int srv_parse_line(const char *buf, size_t len, const srv_limits *lim,
-                   srv_request *out, srv_error *err);
+                   srv_request *out, tailor_error *err);
 
 /* HTTP methods the routes know (the values do not matter to callers). */
 enum { SRV_GET, SRV_POST, SRV_DELETE, SRV_OPTIONS, SRV_OTHER_METHOD };
@@ -190,7 +187,7 @@ enum { SRV_GET, SRV_POST, SRV_DELETE, SRV_OPTIONS, SRV_OTHER_METHOD };
 */
 int srv_parse_http(int method, const char *url, size_t url_len,
                    const char *body, size_t body_len, const srv_limits *lim,
-                   srv_request *out, srv_error *err);
+                   srv_request *out, tailor_error *err);
 
 void srv_request_clear(srv_request *r);
 

@@ -46,26 +46,26 @@ const char *srv_type_word(const json_t *v) {
   }
 }
 
-int srv_oom(srv_error *err, const char *op) {
-  return srv_fail(err, SRV_EINTERNAL, NULL, "%s: out of memory", op);
+int srv_oom(tailor_error *err, const char *op) {
+  return util_fail(err, SRV_EINTERNAL, NULL, "%s: out of memory", op);
 }
 
-static int mistyped(srv_error *err, const char *op, const char *field,
+static int mistyped(tailor_error *err, const char *op, const char *field,
                     const char *want, const json_t *v) {
-  return srv_fail(err, SRV_EBAD_FIELD, field, "%s: field '%s' must be %s, found %s",
-                  op, field, want, srv_type_word(v));
+  return util_fail(err, SRV_EBAD_FIELD, field, "%s: field '%s' must be %s, found %s",
+                   op, field, want, srv_type_word(v));
 }
 
-static int missing(srv_error *err, const char *op, const char *field,
+static int missing(tailor_error *err, const char *op, const char *field,
                    const char *what) {
-  return srv_fail(err, SRV_EBAD_FIELD, field, "%s: missing field '%s' (%s)", op,
-                  field, what);
+  return util_fail(err, SRV_EBAD_FIELD, field, "%s: missing field '%s' (%s)", op,
+                   field, what);
 }
 
 /* An id: a non-empty string of at most SRV_MAX_ID_BYTES, or an integer
    (taken as its decimal text).  Writes a NUL-terminated copy to `out`. */
 static int id_value(const json_t *v, const char *op, const char *field,
-                    char out[SRV_MAX_ID_BYTES + 1], srv_error *err) {
+                    char out[SRV_MAX_ID_BYTES + 1], tailor_error *err) {
   if (json_is_integer(v)) {
     snprintf(out, SRV_MAX_ID_BYTES + 1, "%lld", (long long)json_integer_value(v));
     return SRV_OK;
@@ -74,16 +74,16 @@ static int id_value(const json_t *v, const char *op, const char *field,
   size_t n = json_string_length(v);
   const char *s = json_string_value(v);
   if (n == 0 || n > SRV_MAX_ID_BYTES || memchr(s, '\0', n))
-    return srv_fail(err, SRV_EBAD_FIELD, field,
-                    "%s: field '%s' must be 1 to %d bytes without NUL", op, field,
-                    SRV_MAX_ID_BYTES);
+    return util_fail(err, SRV_EBAD_FIELD, field,
+                     "%s: field '%s' must be 1 to %d bytes without NUL", op, field,
+                     SRV_MAX_ID_BYTES);
   memcpy(out, s, n + 1);
   return SRV_OK;
 }
 
 /* obj[key] as an id; `field` names it in messages ("item.id"). */
 static int get_id_as(json_t *obj, const char *key, const char *op, const char *field,
-                     int required, char out[SRV_MAX_ID_BYTES + 1], srv_error *err) {
+                     int required, char out[SRV_MAX_ID_BYTES + 1], tailor_error *err) {
   json_t *v = json_object_get(obj, key);
   out[0] = '\0';
   if (!v || json_is_null(v))
@@ -92,14 +92,14 @@ static int get_id_as(json_t *obj, const char *key, const char *op, const char *f
 }
 
 static int get_id(json_t *obj, const char *op, const char *field, int required,
-                  char out[SRV_MAX_ID_BYTES + 1], srv_error *err) {
+                  char out[SRV_MAX_ID_BYTES + 1], tailor_error *err) {
   return get_id_as(obj, field, op, field, required, out, err);
 }
 
 /* Every key of `obj` must be in `allowed` (NULL-terminated) or be one of
    the envelope's keys, which srv_parse_line has already taken. */
 static int only_keys(json_t *obj, const char *op, const char *const *allowed,
-                     srv_error *err) {
+                     tailor_error *err) {
   static const char *const envelope[] = {"id", "op", "token", NULL};
   const char *key;
   json_t *v;
@@ -112,8 +112,8 @@ static int only_keys(json_t *obj, const char *op, const char *const *allowed,
     size_t at = 0;
     for (const char *const *a = allowed; *a && at < sizeof list; a++)
       at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", at ? ", " : "", *a);
-    return srv_fail(err, SRV_EBAD_FIELD, key, "%s: unknown field '%.64s' (allowed: %s)",
-                    op, key, at ? list : "none");
+    return util_fail(err, SRV_EBAD_FIELD, key, "%s: unknown field '%.64s' (allowed: %s)",
+                     op, key, at ? list : "none");
   }
   return SRV_OK;
 }
@@ -129,7 +129,7 @@ static unsigned event_perms(int type) {
 }
 
 /* Room for `n` events and as many rejections. */
-static int events_alloc(srv_request *out, size_t n, const char *op, srv_error *err) {
+static int events_alloc(srv_request *out, size_t n, const char *op, tailor_error *err) {
   out->evs = calloc(n, sizeof *out->evs);
   out->rejects = calloc(n, sizeof *out->rejects);
   return out->evs && out->rejects ? SRV_OK : srv_oom(err, op);
@@ -140,7 +140,7 @@ static int events_alloc(srv_request *out, size_t n, const char *op, srv_error *e
 ** an `events` batch is a rejection of that event alone (the others go
 ** on); of any other op it is the request's error.
 */
-static int add_event(json_t *event, size_t index, srv_request *out, srv_error *err) {
+static int add_event(json_t *event, size_t index, srv_request *out, tailor_error *err) {
   tailor_error te = {0};
   if (ev_from_json(event, NULL, &out->evs[out->n_events], &te) == TAILOR_OK) {
     out->need |= event_perms(out->evs[out->n_events].type);
@@ -149,9 +149,8 @@ static int add_event(json_t *event, size_t index, srv_request *out, srv_error *e
   }
   srv_reject *r = &out->rejects[out->n_rejects++];
   r->index = index;
+  r->err = te; /* the parser's field and message, the server's code */
   r->err.code = srv_err_of_tailor(te.code);
-  snprintf(r->err.field, sizeof r->err.field, "%s", te.field);
-  snprintf(r->err.message, sizeof r->err.message, "%s", te.message);
   if (out->op == SRV_OP_EVENTS) return SRV_OK;
   *err = r->err;
   return r->err.code;
@@ -162,23 +161,23 @@ static int add_event(json_t *event, size_t index, srv_request *out, srv_error *e
 ** out->need filled.
 */
 typedef int (*op_fn)(json_t *req, const srv_limits *lim, srv_request *out,
-                     srv_error *err);
+                     tailor_error *err);
 
 static int op_plain(json_t *req, const srv_limits *lim, srv_request *out,
-                    srv_error *err) {
+                    tailor_error *err) {
   static const char *const allowed[] = {NULL};
   return only_keys(req, srv_op_name(out->op), allowed, err);
 }
 
 static int op_auth(json_t *req, const srv_limits *lim, srv_request *out,
-                   srv_error *err) {
+                   tailor_error *err) {
   static const char *const allowed[] = {NULL};
   if (!out->token) return missing(err, "auth", "token", "a string");
   return only_keys(req, "auth", allowed, err);
 }
 
 static int op_event(json_t *req, const srv_limits *lim, srv_request *out,
-                    srv_error *err) {
+                    tailor_error *err) {
   static const char *const allowed[] = {"event", NULL};
   int rc;
   if ((rc = only_keys(req, "event", allowed, err))) return rc;
@@ -190,7 +189,7 @@ static int op_event(json_t *req, const srv_limits *lim, srv_request *out,
 }
 
 static int op_events(json_t *req, const srv_limits *lim, srv_request *out,
-                     srv_error *err) {
+                     tailor_error *err) {
   static const char *const allowed[] = {"events", NULL};
   int rc;
   if ((rc = only_keys(req, "events", allowed, err))) return rc;
@@ -200,11 +199,11 @@ static int op_events(json_t *req, const srv_limits *lim, srv_request *out,
   size_t n = json_array_size(evs), max = lim && lim->max_batch ? lim->max_batch
                                                                : SRV_DEFAULT_MAX_BATCH;
   if (n == 0)
-    return srv_fail(err, SRV_EBAD_FIELD, "events", "events: 'events' is empty");
+    return util_fail(err, SRV_EBAD_FIELD, "events", "events: 'events' is empty");
   if (n > max)
-    return srv_fail(err, SRV_ETOO_LARGE, "events",
-                    "events: %zu events in one request, more than the limit of %zu",
-                    n, max);
+    return util_fail(err, SRV_ETOO_LARGE, "events",
+                     "events: %zu events in one request, more than the limit of %zu",
+                     n, max);
   if ((rc = events_alloc(out, n, "events", err))) return rc;
   for (size_t i = 0; i < n; i++)
     if ((rc = add_event(json_array_get(evs, i), i, out, err))) return rc;
@@ -212,7 +211,7 @@ static int op_events(json_t *req, const srv_limits *lim, srv_request *out,
 }
 
 /* An event built from fields of the request (consumed). */
-static int one_event(json_t *doc, const char *op, srv_request *out, srv_error *err) {
+static int one_event(json_t *doc, const char *op, srv_request *out, tailor_error *err) {
   int rc = doc ? events_alloc(out, 1, op, err) : srv_oom(err, op);
   if (!rc) rc = add_event(doc, 0, out, err);
   json_decref(doc);
@@ -221,7 +220,7 @@ static int one_event(json_t *doc, const char *op, srv_request *out, srv_error *e
 
 /* item.upsert / customer.upsert: an object with an "id". */
 static int op_upsert(json_t *req, const srv_limits *lim, srv_request *out,
-                     srv_error *err) {
+                     tailor_error *err) {
   int item = out->op == SRV_OP_ITEM_UPSERT;
   const char *op = srv_op_name(out->op), *key = item ? "item" : "customer";
   const char *allowed[] = {key, NULL};
@@ -240,7 +239,7 @@ static int op_upsert(json_t *req, const srv_limits *lim, srv_request *out,
 }
 
 static int op_item_delete(json_t *req, const srv_limits *lim, srv_request *out,
-                          srv_error *err) {
+                          tailor_error *err) {
   static const char *const allowed[] = {"item", NULL};
   char id[SRV_MAX_ID_BYTES + 1];
   int rc;
@@ -252,7 +251,7 @@ static int op_item_delete(json_t *req, const srv_limits *lim, srv_request *out,
 }
 
 static int op_identify(json_t *req, const srv_limits *lim, srv_request *out,
-                       srv_error *err) {
+                       tailor_error *err) {
   static const char *const allowed[] = {"customer", "anon", "ts", NULL};
   char customer[SRV_MAX_ID_BYTES + 1], anon[SRV_MAX_ID_BYTES + 1];
   int rc;
@@ -275,7 +274,7 @@ static int op_identify(json_t *req, const srv_limits *lim, srv_request *out,
 
 /* customer.get / customer.forget: the id alone, as text. */
 static int op_customer_id(json_t *req, const srv_limits *lim, srv_request *out,
-                          srv_error *err) {
+                          tailor_error *err) {
   static const char *const allowed[] = {"customer", NULL};
   const char *op = srv_op_name(out->op);
   char id[SRV_MAX_ID_BYTES + 1];
@@ -291,7 +290,7 @@ static int op_customer_id(json_t *req, const srv_limits *lim, srv_request *out,
 /* decide: the fields tailor_decide reads, checked here so that a wrong
    type is answered before a worker is bothered; the engine checks again. */
 static int op_decide(json_t *req, const srv_limits *lim, srv_request *out,
-                     srv_error *err) {
+                     tailor_error *err) {
   static const char *const allowed[] = {"kind", "customer", "anon", "session",
                                         "page", "context", "k", NULL};
   static const char *const ids[] = {"customer", "anon", "session"};
@@ -307,10 +306,10 @@ static int op_decide(json_t *req, const srv_limits *lim, srv_request *out,
   for (size_t i = 0; kind_ok && i < kn; i++)
     kind_ok = ks[i] == '_' || (ks[i] >= 'a' && ks[i] <= 'z');
   if (!kind_ok)
-    return srv_fail(err, SRV_EBAD_FIELD, "kind",
-                    "decide: 'kind' must be a handler name of 1 to %zu lowercase "
-                    "letters or '_'",
-                    sizeof out->kind - 1);
+    return util_fail(err, SRV_EBAD_FIELD, "kind",
+                     "decide: 'kind' must be a handler name of 1 to %zu lowercase "
+                     "letters or '_'",
+                     sizeof out->kind - 1);
   memcpy(out->kind, ks, kn + 1);
   for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
     if ((rc = get_id(req, "decide", ids[i], 0, id, err))) return rc;
@@ -323,7 +322,7 @@ static int op_decide(json_t *req, const srv_limits *lim, srv_request *out,
   json_t *k = json_object_get(req, "k");
   if (k && !json_is_null(k) && (!json_is_integer(k) || json_integer_value(k) < 1))
     return json_is_integer(k)
-               ? srv_fail(err, SRV_EBAD_FIELD, "k", "decide: 'k' must be at least 1")
+               ? util_fail(err, SRV_EBAD_FIELD, "k", "decide: 'k' must be at least 1")
                : mistyped(err, "decide", "k", "an integer", k);
   /* The engine gets the decision's fields only, never the token. */
   json_t *doc = json_object();
@@ -360,39 +359,39 @@ static const op_fn validators[SRV_OP_COUNT] = {
 };
 
 int srv_validate(json_t *req, const srv_limits *lim, srv_request *out,
-                 srv_error *err) {
+                 tailor_error *err) {
   /* Events add what their types need: an `events` request carrying an
      item_upsert needs the catalog permission as well. */
   out->need = srv_op_perms(out->op);
   return validators[out->op](req, lim, out, err);
 }
 
-int srv_id_null(srv_request *out, srv_error *err) {
+int srv_id_null(srv_request *out, tailor_error *err) {
   if (!out->id && !(out->id = strdup("null")))
-    return srv_fail(err, SRV_EINTERNAL, NULL, "out of memory");
+    return util_fail(err, SRV_EINTERNAL, NULL, "out of memory");
   return SRV_OK;
 }
 
 int srv_parse_line(const char *buf, size_t len, const srv_limits *lim,
-                   srv_request *out, srv_error *err) {
+                   srv_request *out, tailor_error *err) {
   memset(out, 0, sizeof *out);
   out->op = -1;
   json_error_t je;
   json_t *req = NULL;
   int rc = SRV_OK;
   if (util_json_depth(buf, len) > UTIL_MAX_JSON_DEPTH) {
-    rc = srv_fail(err, SRV_EBAD_JSON, NULL, "JSON nested deeper than %d levels",
-                  UTIL_MAX_JSON_DEPTH);
+    rc = util_fail(err, SRV_EBAD_JSON, NULL, "JSON nested deeper than %d levels",
+                   UTIL_MAX_JSON_DEPTH);
     goto done;
   }
   if (!(req = json_loadb(buf, len, 0, &je))) {
-    rc = srv_fail(err, SRV_EBAD_JSON, NULL, "malformed JSON at column %d: %s",
-                  je.column, je.text);
+    rc = util_fail(err, SRV_EBAD_JSON, NULL, "malformed JSON at column %d: %s",
+                   je.column, je.text);
     goto done;
   }
   if (!json_is_object(req)) {
-    rc = srv_fail(err, SRV_EBAD_JSON, NULL, "a request must be a JSON object, found %s",
-                  srv_type_word(req));
+    rc = util_fail(err, SRV_EBAD_JSON, NULL, "a request must be a JSON object, found %s",
+                   srv_type_word(req));
     goto done;
   }
   /* The id first, so that every later error can carry it. */
@@ -404,8 +403,8 @@ int srv_parse_line(const char *buf, size_t len, const srv_limits *lim,
   if (!json_is_integer(id) &&
       !(json_is_string(id) && json_string_length(id) <= SRV_MAX_ID_BYTES)) {
     rc = json_is_string(id)
-             ? srv_fail(err, SRV_EBAD_FIELD, "id", "request: 'id' is longer than %d bytes",
-                        SRV_MAX_ID_BYTES)
+             ? util_fail(err, SRV_EBAD_FIELD, "id", "request: 'id' is longer than %d bytes",
+                         SRV_MAX_ID_BYTES)
              : mistyped(err, "request", "id", "a string or an integer", id);
     goto done;
   }
@@ -424,18 +423,18 @@ int srv_parse_line(const char *buf, size_t len, const srv_limits *lim,
   }
   out->op = srv_op_lookup(json_string_value(op));
   if (out->op < 0) {
-    rc = srv_fail(err, SRV_EUNKNOWN_OP, "op",
-                  "unknown op '%.64s' (known: ping, auth, event, events, item.upsert, "
-                  "item.delete, customer.upsert, identify, customer.forget, "
-                  "customer.get, decide, stats)",
-                  json_string_value(op));
+    rc = util_fail(err, SRV_EUNKNOWN_OP, "op",
+                   "unknown op '%.64s' (known: ping, auth, event, events, item.upsert, "
+                   "item.delete, customer.upsert, identify, customer.forget, "
+                   "customer.get, decide, stats)",
+                   json_string_value(op));
     goto done;
   }
   json_t *token = json_object_get(req, "token");
   if (token && !json_is_null(token)) {
     if (!json_is_string(token) || json_string_length(token) > SRV_MAX_ID_BYTES) {
       rc = json_is_string(token)
-               ? srv_fail(err, SRV_EBAD_FIELD, "token", "request: 'token' is too long")
+               ? util_fail(err, SRV_EBAD_FIELD, "token", "request: 'token' is too long")
                : mistyped(err, "request", "token", "a string", token);
       goto done;
     }

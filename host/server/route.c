@@ -42,7 +42,7 @@ static int decode_segment(const char *s, size_t n, char out[SRV_MAX_ID_BYTES + 1
 }
 
 /* The body as a JSON value; an empty body is NULL without an error. */
-static int body_json(const char *body, size_t len, json_t **out, srv_error *err) {
+static int body_json(const char *body, size_t len, json_t **out, tailor_error *err) {
   *out = NULL;
   size_t i = 0;
   while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' ||
@@ -50,24 +50,24 @@ static int body_json(const char *body, size_t len, json_t **out, srv_error *err)
     i++;
   if (i == len) return SRV_OK;
   if (util_json_depth(body, len) > UTIL_MAX_JSON_DEPTH)
-    return srv_fail(err, SRV_EBAD_JSON, NULL, "JSON body nested deeper than %d levels",
-                    UTIL_MAX_JSON_DEPTH);
+    return util_fail(err, SRV_EBAD_JSON, NULL, "JSON body nested deeper than %d levels",
+                     UTIL_MAX_JSON_DEPTH);
   json_error_t je;
   if (!(*out = json_loadb(body, len, 0, &je)))
-    return srv_fail(err, SRV_EBAD_JSON, NULL,
-                    "malformed JSON body at line %d, column %d: %s", je.line,
-                    je.column, je.text);
+    return util_fail(err, SRV_EBAD_JSON, NULL,
+                     "malformed JSON body at line %d, column %d: %s", je.line,
+                     je.column, je.text);
   return SRV_OK;
 }
 
 static int body_object(const char *body, size_t len, const char *what, json_t **out,
-                       srv_error *err) {
+                       tailor_error *err) {
   int rc = body_json(body, len, out, err);
   if (rc) return rc;
-  if (!*out) return srv_fail(err, SRV_EBAD_JSON, NULL, "%s: the body is empty", what);
+  if (!*out) return util_fail(err, SRV_EBAD_JSON, NULL, "%s: the body is empty", what);
   if (!json_is_object(*out)) {
-    rc = srv_fail(err, SRV_EBAD_JSON, NULL, "%s: the body must be a JSON object, found %s",
-                  what, srv_type_word(*out));
+    rc = util_fail(err, SRV_EBAD_JSON, NULL, "%s: the body must be a JSON object, found %s",
+                   what, srv_type_word(*out));
     json_decref(*out);
     *out = NULL;
   }
@@ -79,14 +79,14 @@ static const char *method_name(int m) {
   return names[m >= 0 && m <= SRV_OTHER_METHOD ? m : SRV_OTHER_METHOD];
 }
 
-static int wrong_method(srv_error *err, int method, const char *path, const char *use) {
-  return srv_fail(err, SRV_EBAD_METHOD, NULL, "%s is not allowed on %s; use %s",
-                  method_name(method), path, use);
+static int wrong_method(tailor_error *err, int method, const char *path, const char *use) {
+  return util_fail(err, SRV_EBAD_METHOD, NULL, "%s is not allowed on %s; use %s",
+                   method_name(method), path, use);
 }
 
 int srv_parse_http(int method, const char *url, size_t url_len, const char *body,
                    size_t body_len, const srv_limits *lim, srv_request *out,
-                   srv_error *err) {
+                   tailor_error *err) {
   memset(out, 0, sizeof *out);
   out->op = -1;
   int rc = SRV_OK;
@@ -133,10 +133,10 @@ int srv_parse_http(int method, const char *url, size_t url_len, const char *body
         out->op = SRV_OP_EVENT;
         req = json_pack("{sO}", "event", b);
       } else {
-        rc = srv_fail(err, SRV_EBAD_JSON, NULL,
-                      "/v1/events: the body must be an event object or an array of "
-                      "them, found %s",
-                      b ? srv_type_word(b) : "nothing");
+        rc = util_fail(err, SRV_EBAD_JSON, NULL,
+                       "/v1/events: the body must be an event object or an array of "
+                       "them, found %s",
+                       b ? srv_type_word(b) : "nothing");
       }
     }
   } else if (UNDER("/v1/decide/")) {
@@ -144,18 +144,18 @@ int srv_parse_http(int method, const char *url, size_t url_len, const char *body
     if (method != SRV_POST) {
       rc = wrong_method(err, method, path, "POST");
     } else if (decode_segment(p + k, n - k, seg) || strchr(seg, '/')) {
-      rc = srv_fail(err, SRV_ENOT_FOUND, NULL, "no decision kind in %s", path);
+      rc = util_fail(err, SRV_ENOT_FOUND, NULL, "no decision kind in %s", path);
     } else if (!(rc = body_json(body, body_len, &b, err))) {
       if (b && !json_is_object(b)) {
-        rc = srv_fail(err, SRV_EBAD_JSON, NULL,
-                      "%s: the body must be a JSON object, found %s", path,
-                      srv_type_word(b));
+        rc = util_fail(err, SRV_EBAD_JSON, NULL,
+                       "%s: the body must be a JSON object, found %s", path,
+                       srv_type_word(b));
       } else {
         req = b ? json_incref(b) : json_object();
         json_t *kind = json_object_get(req, "kind");
         if (kind && !(json_is_string(kind) && !strcmp(json_string_value(kind), seg)))
-          rc = srv_fail(err, SRV_EBAD_FIELD, "kind",
-                        "decide: the body's 'kind' differs from the path's '%s'", seg);
+          rc = util_fail(err, SRV_EBAD_FIELD, "kind",
+                         "decide: the body's 'kind' differs from the path's '%s'", seg);
         else
           json_object_set_new(req, "kind", json_string(seg));
         out->op = SRV_OP_DECIDE;
@@ -175,9 +175,9 @@ int srv_parse_http(int method, const char *url, size_t url_len, const char *body
     int items = UNDER("/v1/items/");
     size_t k = items ? sizeof("/v1/items/") - 1 : sizeof("/v1/customers/") - 1;
     if (decode_segment(p + k, n - k, seg)) {
-      rc = srv_fail(err, SRV_ENOT_FOUND, "id",
-                    "%s: the id must be 1 to %d bytes of percent-encoded UTF-8", path,
-                    SRV_MAX_ID_BYTES);
+      rc = util_fail(err, SRV_ENOT_FOUND, "id",
+                     "%s: the id must be 1 to %d bytes of percent-encoded UTF-8", path,
+                     SRV_MAX_ID_BYTES);
     } else if (items) {
       if (method != SRV_DELETE) rc = wrong_method(err, method, path, "DELETE");
       out->op = SRV_OP_ITEM_DELETE;
@@ -189,8 +189,8 @@ int srv_parse_http(int method, const char *url, size_t url_len, const char *body
       rc = wrong_method(err, method, path, "GET or DELETE");
     }
   } else {
-    rc = srv_fail(err, SRV_ENOT_FOUND, NULL, "no route for %s %s", method_name(method),
-                  path);
+    rc = util_fail(err, SRV_ENOT_FOUND, NULL, "no route for %s %s", method_name(method),
+                   path);
   }
 #undef IS
 #undef UNDER

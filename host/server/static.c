@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/util.h"
 #include "server/internal.h"
 
 #define SRV_STATIC_MAX_BYTES (16L << 20)  /* largest file served */
@@ -102,7 +103,7 @@ static int clean_path(const char *p, size_t n, char out[SRV_STATIC_MAX_PATH]) {
 }
 
 int srv_static_route(const srv_conf *cf, int get, const char *url, size_t url_len,
-                     srv_request *req, srv_error *err) {
+                     srv_request *req, tailor_error *err) {
   if (!cf->static_dir || !get) return 0;
   size_t start = 0, end;
   if (url_len > 7 && (!strncmp(url, "http://", 7) || !strncmp(url, "https://", 8))) {
@@ -122,14 +123,14 @@ int srv_static_route(const srv_conf *cf, int get, const char *url, size_t url_le
   req->op = SRV_OP_STATIC;
   char rel[SRV_STATIC_MAX_PATH];
   if (clean_path(p, n, rel)) {
-    srv_fail(err, SRV_ENOT_FOUND, NULL, "no such file: %.*s", (int)(n < 200 ? n : 200), p);
+    util_fail(err, SRV_ENOT_FOUND, NULL, "no such file: %.*s", (int)(n < 200 ? n : 200), p);
     return 1;
   }
   /* "folder\0relative path": the folder as configured now, since a reload
      may change it while the file is read. */
   size_t dl = strlen(cf->static_dir), rl = strlen(rel);
   if (!(req->text = malloc(dl + rl + 2))) {
-    srv_fail(err, SRV_EINTERNAL, NULL, "out of memory");
+    util_fail(err, SRV_EINTERNAL, NULL, "out of memory");
     return 1;
   }
   memcpy(req->text, cf->static_dir, dl + 1);
@@ -183,7 +184,7 @@ void srv_static_read(job *j) {
   int dir_fd = open(dir, O_RDONLY | O_CLOEXEC | O_DIRECTORY);
   if (dir_fd < 0) {
     srv_log(TAILOR_LOG_ERROR, "server.static_dir '%s': %s", dir, strerror(errno));
-    srv_job_fail(j, SRV_ENOT_FOUND, NULL, "no such file: /%s", rel);
+    util_fail(&j->err, SRV_ENOT_FOUND, NULL, "no such file: /%s", rel);
     return;
   }
   int fd = open_beneath(dir_fd, path);
@@ -202,10 +203,10 @@ void srv_static_read(job *j) {
   if (fd >= 0) close(fd);
   if (!body) {
     if (too_big)
-      srv_job_fail(j, SRV_ETOO_LARGE, NULL, "/%s is larger than %ld bytes", rel,
-                   SRV_STATIC_MAX_BYTES);
+      util_fail(&j->err, SRV_ETOO_LARGE, NULL, "/%s is larger than %ld bytes", rel,
+                SRV_STATIC_MAX_BYTES);
     else
-      srv_job_fail(j, SRV_ENOT_FOUND, NULL, "no such file: /%s", rel);
+      util_fail(&j->err, SRV_ENOT_FOUND, NULL, "no such file: /%s", rel);
     return;
   }
   j->body = body;

@@ -52,8 +52,8 @@ static void finish(srv *s, job *first, job *last) {
 }
 
 static void fail_tailor(job *j, int code, const tailor_error *e) {
-  srv_job_fail(j, srv_err_of_tailor(code), e->field, "%s",
-               e->message[0] ? e->message : tailor_strerror(code));
+  util_fail(&j->err, srv_err_of_tailor(code), e->field, "%s",
+            e->message[0] ? e->message : tailor_strerror(code));
 }
 
 /* The engine's stats, at most SRV_STATS_TTL_MS old: they count the store's
@@ -106,7 +106,7 @@ static void run_read(srv *s, job *j) {
       srv_static_read(j);
       return;
     default:
-      srv_job_fail(j, SRV_EINTERNAL, NULL, "%s is not a read", srv_op_name(j->req.op));
+      util_fail(&j->err, SRV_EINTERNAL, NULL, "%s is not a read", srv_op_name(j->req.op));
       return;
   }
   if (rc) {
@@ -148,7 +148,7 @@ static void set_body(job *j, json_t *o) {
   if (j->body)
     j->body_len = strlen(j->body);
   else
-    srv_job_fail(j, SRV_EINTERNAL, NULL, "out of memory");
+    util_fail(&j->err, SRV_EINTERNAL, NULL, "out of memory");
 }
 
 /* The answer to `events`: counts, and the first rejections with where. */
@@ -186,9 +186,9 @@ static void commit_group(srv *s, job **jobs, size_t n) {
   for (size_t i = 0; i < n; i++) {
     job *j = jobs[i];
     if (rc) {
-      srv_job_fail(j, rc == TAILOR_ENOMEM ? SRV_EINTERNAL : SRV_ESTORE, NULL,
-                   "%s: %s; nothing of this request was stored (see the server log)",
-                   srv_op_name(j->req.op), tailor_strerror(rc));
+      util_fail(&j->err, rc == TAILOR_ENOMEM ? SRV_EINTERNAL : SRV_ESTORE, NULL,
+                "%s: %s; nothing of this request was stored (see the server log)",
+                srv_op_name(j->req.op), tailor_strerror(rc));
       continue;
     }
     for (size_t k = 0; k < j->req.n_events; k++)
@@ -199,7 +199,7 @@ static void commit_group(srv *s, job **jobs, size_t n) {
     } else if ((j->body = strdup("{\"ok\":true}"))) {
       j->body_len = strlen(j->body);
     } else {
-      srv_job_fail(j, SRV_EINTERNAL, NULL, "out of memory");
+      util_fail(&j->err, SRV_EINTERNAL, NULL, "out of memory");
     }
   }
 }

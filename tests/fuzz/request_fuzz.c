@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
     if (!(cond)) abort(); \
   } while (0)
 
-static void check_request(int rc, srv_request *r, const srv_error *e) {
+static void check_request(int rc, srv_request *r, const tailor_error *e) {
   REQUIRE(r->id != NULL);
   if (rc != SRV_OK) {
     REQUIRE(e->code == rc && rc > 0 && rc < SRV_ERR_COUNT);
@@ -71,7 +71,7 @@ static void check_request(int rc, srv_request *r, const srv_error *e) {
 static void one_line(const char *p, size_t n) {
   srv_limits lim = {16};
   srv_request r;
-  srv_error e = {0};
+  tailor_error e = {0};
   int rc = srv_parse_line(p, n, &lim, &r, &e);
   check_request(rc, &r, &e);
   srv_request_clear(&r);
@@ -116,7 +116,7 @@ static void http(const uint8_t *data, size_t size) {
   size_t body_len = nl ? n - url_len - 1 : 0;
   srv_limits lim = {16};
   srv_request r;
-  srv_error e = {0};
+  tailor_error e = {0};
   int rc = srv_parse_http(method, p, url_len, body, body_len, &lim, &r, &e);
   check_request(rc, &r, &e);
   REQUIRE(!strcmp(r.id, "null"));
