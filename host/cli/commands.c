@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/defaults.h"
 #include "engine/config.h"
 #include "engine/engine.h"
 #include "core/util.h"
@@ -210,17 +211,18 @@ int cmd_stats(int argc, char **argv) {
   return rc ? EXIT_FAIL : EXIT_OK;
 }
 
+/* A format: the default window is filled in. */
 static const char report_help[] =
     "usage: tailor report experiments [OPTIONS] [--window-days N] [--json]\n\n"
     "Per experiment and variant: exposures, conversion rate, revenue per\n"
-    "visitor, and against control the uplift with a 95% interval and a\n"
+    "visitor, and against control the uplift with a 95%% interval and a\n"
     "p-value (two-proportion z-test for conversion, Welch's t-test for\n"
-    "revenue).  Outcomes count within N days (default 7) of a visitor's\n"
+    "revenue).  Outcomes count within N days (default %d) of a visitor's\n"
     "first exposure.\n\n";
 
 int cmd_report(int argc, char **argv) {
   cli_opts o = {0};
-  int window = 7, as_json = 0;
+  int window = DEF_REPORT_WINDOW_DAYS, as_json = 0;
   const char *what = NULL;
   char *rest[16];
   int nrest = 0;
@@ -232,7 +234,9 @@ int cmd_report(int argc, char **argv) {
   rest[nrest] = NULL;
   char *args[18] = {argv[0]};
   for (int i = 0; i < nrest; i++) args[i + 1] = rest[i];
-  if (parse_args(nrest + 1, args, &o, report_help, &what, 1) < 0) return EXIT_OK;
+  char help[sizeof report_help + 16];
+  snprintf(help, sizeof help, report_help, DEF_REPORT_WINDOW_DAYS);
+  if (parse_args(nrest + 1, args, &o, help, &what, 1) < 0) return EXIT_OK;
   if (!what || strcmp(what, "experiments") || window < 1) {
     fprintf(stderr, "tailor report: say 'experiments' and a window of at least 1 day "
                     "(see --help)\n");
@@ -321,16 +325,35 @@ static const char config_markdown_head[] =
     "An unknown key or a wrong type is an error that names the key. On the command\n"
     "line, `--config FILE` reads the object from a file and `--db` / `--strategies`\n"
     "override those two keys. This page is printed by `tailor config --markdown`\n"
-    "from the one table of keys in the code (`CONFIG_MAP` in host/engine/config.h).\n\n"
+    "from the one table of keys in the code (`CONFIG_MAP` in host/engine/config.h;\n"
+    "the numbers are rows of `DEFAULTS_MAP` in host/core/defaults.h, which\n"
+    "`tailor config --defaults` lists with the server's keys and the fixed limits).\n\n"
     "| key | type | default | meaning |\n|---|---|---|---|\n";
 
+/* `--defaults`: every row of DEFAULTS_MAP, "-" for a limit without a key. */
+static void print_defaults(void) {
+  printf("%-28s %10s  %-30s %-12s %s\n", "name", "value", "key", "unit", "meaning");
+  for (size_t i = 0; i < DEF_COUNT; i++) {
+    const def_row *d = &def_rows[i];
+    printf("%-28s %10ld  %-30s %-12s %s\n", d->name, d->value, *d->key ? d->key : "-",
+           d->unit, d->doc);
+  }
+}
+
 int cmd_config(int argc, char **argv) {
-  int markdown = argc > 1 && !strcmp(argv[1], "--markdown");
-  if (argc > 1 && !markdown) {
-    printf("usage: tailor config [--markdown]\n\nList every configuration key "
-           "with its type, default and meaning;\n--markdown prints "
-           "docs/configuration.md.\n");
-    return strcmp(argv[1], "-h") && strcmp(argv[1], "--help") ? EXIT_BADINPUT : EXIT_OK;
+  const char *mode = argc > 1 ? argv[1] : "";
+  int markdown = !strcmp(mode, "--markdown"), defaults = !strcmp(mode, "--defaults");
+  if (argc > 2 || (*mode && !markdown && !defaults)) {
+    printf("usage: tailor config [--markdown | --defaults]\n\nList every "
+           "configuration key of the engine with its type, default and\n"
+           "meaning; --markdown prints docs/configuration.md; --defaults lists\n"
+           "every named number (core/defaults.h): the engine's and the server's\n"
+           "numeric keys and the fixed limits, with their units.\n");
+    return strcmp(mode, "-h") && strcmp(mode, "--help") ? EXIT_BADINPUT : EXIT_OK;
+  }
+  if (defaults) {
+    print_defaults();
+    return EXIT_OK;
   }
   if (markdown)
     fputs(config_markdown_head, stdout);

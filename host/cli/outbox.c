@@ -10,11 +10,13 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "core/defaults.h"
 
 /* Defaults of the subcommands. */
-#define OUTBOX_PURGE_DAYS 30    /* purge rows last changed this long ago */
+#define OUTBOX_PURGE_DAYS DEF_OUTBOX_PURGE_DAYS /* purge rows last changed this long ago */
 #define OUTBOX_DELIVER_MAX 100  /* rows one `deliver` takes */
 
+/* A format: the defaults are filled in (print_help). */
 static const char help[] =
     "usage: tailor outbox list [--state STATE] [--customer ID] [--json]\n"
     "       tailor outbox retry KEY | --dead\n"
@@ -27,9 +29,14 @@ static const char help[] =
     "  retry     make a dead or cancelled row (or every dead row) pending and\n"
     "            due now, attempts reset; a sent row is never sent again\n"
     "  purge     delete sent, cancelled and dead rows (or those of STATE) last\n"
-    "            changed more than DAYS ago (default 30); pending rows stay\n"
+    "            changed more than DAYS ago (default %d); pending rows stay\n"
     "  deliver   deliver what is due now, once, through the configured\n"
     "            plugins (tailor serve does this by itself)\n\n";
+
+static void print_help(FILE *f) {
+  fprintf(f, help, OUTBOX_PURGE_DAYS);
+  fputs(CLI_COMMON_HELP, f);
+}
 
 /* "2026-03-01 12:00:00" (UTC) for ms since the epoch; "-" for 0. */
 static const char *stamp(int64_t ms, char *buf, size_t n) {
@@ -88,8 +95,7 @@ int cmd_outbox(int argc, char **argv) {
   int as_json = 0, dead = 0;
   long days = OUTBOX_PURGE_DAYS, max = OUTBOX_DELIVER_MAX;
   if (!what || !strcmp(what, "-h") || !strcmp(what, "--help")) {
-    fputs(help, what ? stdout : stderr);
-    fputs(CLI_COMMON_HELP, what ? stdout : stderr);
+    print_help(what ? stdout : stderr);
     return what ? EXIT_OK : EXIT_BADINPUT;
   }
   for (int i = 2; i < argc; i++) {
@@ -98,8 +104,7 @@ int cmd_outbox(int argc, char **argv) {
                         : !strcmp(a, "--customer") ? &customer
                                                    : NULL;
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      fputs(help, stdout);
-      fputs(CLI_COMMON_HELP, stdout);
+      print_help(stdout);
       return EXIT_OK;
     }
     if (cli_common_opt(&o, argc, argv, &i)) continue;

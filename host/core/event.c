@@ -21,9 +21,7 @@
 #include <time.h>
 
 /* The longest id (item, customer, order, session, ...) accepted, in bytes. */
-#define EV_MAX_ID_BYTES 256
-#define EV_STR_(x) #x
-#define EV_STR(x) EV_STR_(x)
+#define EV_MAX_ID_BYTES DEF_MAX_ID_BYTES
 
 /* Timestamps are kept within years 0000-9999: the first ms of year 10000. */
 #define EV_MAX_MS 253402300800000.0
@@ -205,8 +203,10 @@ static int norm(json_t **v, int kind, json_t *obj, const char *key, json_t *arr,
       }
       if (!json_is_string(x) || !json_string_length(x))
         want = "a non-empty string or integer id";
-      else if (json_string_length(x) > EV_MAX_ID_BYTES)
-        want = "an id of at most " EV_STR(EV_MAX_ID_BYTES) " bytes";
+      else if (json_string_length(x) > EV_MAX_ID_BYTES) {
+        snprintf(buf, sizeof buf, "an id of at most %d bytes", EV_MAX_ID_BYTES);
+        want = buf;
+      }
       break;
     case K_TEXT: if (!json_is_string(x) || !json_string_length(x)) want = "a non-empty string"; break;
     /* Money: a price or a revenue is a number from 0 up, never -1 or inf. */

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/defaults.h"
 #include "core/util.h"
 #include "tailor.h"
 
@@ -137,8 +138,8 @@ typedef struct ev_limits {
   int max_depth;     /* deepest nesting of the text; 0: UTIL_MAX_JSON_DEPTH */
 } ev_limits;
 
-#define EV_DEFAULT_MAX_BYTES (64 * 1024)
-#define EV_DEFAULT_MAX_LINES 500
+#define EV_DEFAULT_MAX_BYTES DEF_MAX_EVENT_BYTES
+#define EV_DEFAULT_MAX_LINES DEF_EVENT_MAX_LINES
 
 /*
 ** Parse and validate one event from JSON text (`len` bytes, not necessarily

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/defaults.h"
 #include "core/util.h"
 
 static const struct {
@@ -23,7 +24,8 @@ static int bad(tailor_error *err, int f, const char *what) {
   return util_fail(err, TAILOR_EFIELD, fields[f].name, "decide: '%s' %s", fields[f].name, what);
 }
 
-/* An id field: a non-empty string of at most 256 bytes, or an integer. */
+/* An id field: a non-empty string of at most DEF_MAX_ID_BYTES, or an
+   integer. */
 static int id_field(json_t *obj, int f, const char **out, tailor_error *err) {
   json_t *v = json_object_get(obj, fields[f].name);
   char num[32];
@@ -34,8 +36,13 @@ static int id_field(json_t *obj, int f, const char **out, tailor_error *err) {
     if (!(v = json_string(num))) return util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
     json_object_set_new(obj, fields[f].name, v);
   }
-  if (!json_is_string(v) || !json_string_length(v) || json_string_length(v) > 256)
-    return bad(err, f, "must be an id: a non-empty string of at most 256 bytes, or an integer");
+  if (!json_is_string(v) || !json_string_length(v) || json_string_length(v) > DEF_MAX_ID_BYTES) {
+    char what[96];
+    snprintf(what, sizeof what,
+             "must be an id: a non-empty string of at most %d bytes, or an integer",
+             DEF_MAX_ID_BYTES);
+    return bad(err, f, what);
+  }
   *out = json_string_value(v);
   return TAILOR_OK;
 }
@@ -49,7 +56,7 @@ static int known_key(const char *key, const req_limits *lim) {
 }
 
 int req_from_json(json_t *obj, const req_limits *lim, dreq *out, tailor_error *err) {
-  long max_k = lim && lim->max_k > 0 ? lim->max_k : 100;
+  long max_k = lim && lim->max_k > 0 ? lim->max_k : DEF_DECIDE_MAX_K;
   const char *key;
   json_t *v;
   int rc;
@@ -76,7 +83,10 @@ int req_from_json(json_t *obj, const req_limits *lim, dreq *out, tailor_error *e
   int ok = n > 0 && n <= REQ_MAX_KIND;
   for (size_t i = 0; ok && i < n; i++) ok = kind[i] == '_' || (kind[i] >= 'a' && kind[i] <= 'z');
   if (!ok) {
-    rc = bad(err, REQ_F_KIND, "must be a handler name of 1 to 31 lowercase letters or '_'");
+    char what[80];
+    snprintf(what, sizeof what, "must be a handler name of 1 to %d lowercase letters or '_'",
+             REQ_MAX_KIND);
+    rc = bad(err, REQ_F_KIND, what);
     goto fail;
   }
   if (!strcmp(kind, "on_event") || !strcmp(kind, "on_due") || !strcmp(kind, "segments")) {

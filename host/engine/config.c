@@ -1,8 +1,10 @@
 /*
-** config.c: parsing the configuration against CONFIG_MAP.
+** config.c: parsing the configuration against CONFIG_MAP (numbers: their
+** rows of DEFAULTS_MAP, core/defaults.h).
 */
 #include "engine/config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,34 +13,46 @@
 enum { T_STR, T_INT, T_BOOL, T_JSON };
 
 typedef struct key_info {
-  const char *key, *type, *def_text, *doc;
+  const char *key, *type, *def_text, *doc; /* a number's: in `num` */
   int kind;
   size_t offset;
   const char *def_str;
   long def_num;
+  const def_row *num; /* a number's row in core/defaults.h */
 } key_info;
 
 #define CONFIG_DEF_STR(v) v, 0
-#define CONFIG_DEF_INT(v) NULL, v
 #define CONFIG_DEF_BOOL(v) NULL, v
 #define CONFIG_DEF_JSON(v) v, 0
 #define CONFIG_ROW_(f, key, type, def, doc) \
-  {key, #type, #def, doc, T_##type, offsetof(config, f), CONFIG_DEF_##type(def)},
-static const key_info keys[] = {CONFIG_MAP(CONFIG_ROW_)};
+  {key, #type, #def, doc, T_##type, offsetof(config, f), CONFIG_DEF_##type(def), NULL},
+#define CONFIG_ROW_N_(f, name) \
+  {NULL, "INT", NULL, NULL, T_INT, offsetof(config, f), NULL, DEF_##name, &def_rows[DEFI_##name]},
+static const key_info keys[] = {CONFIG_MAP(CONFIG_ROW_, CONFIG_ROW_N_)};
+#undef CONFIG_ROW_N_
 #undef CONFIG_ROW_
 #define NKEYS (sizeof keys / sizeof *keys)
+
+static const char *key_name(const key_info *k) { return k->num ? k->num->key : k->key; }
 
 void config_each(void (*fn)(void *, const char *, const char *, const char *,
                             const char *),
                  void *ud) {
-  for (size_t i = 0; i < NKEYS; i++)
-    fn(ud, keys[i].key, keys[i].type,
-       keys[i].kind == T_JSON ? keys[i].def_str : keys[i].def_text, keys[i].doc);
+  for (size_t i = 0; i < NKEYS; i++) {
+    const key_info *k = &keys[i];
+    char num[24];
+    if (k->num) {
+      snprintf(num, sizeof num, "%ld", k->num->value);
+      fn(ud, k->num->key, k->type, num, k->num->doc);
+    } else {
+      fn(ud, k->key, k->type, k->kind == T_JSON ? k->def_str : k->def_text, k->doc);
+    }
+  }
 }
 
 int config_is_default(const config *c, const char *key) {
   for (size_t i = 0; i < NKEYS; i++) {
-    if (strcmp(keys[i].key, key) || keys[i].kind != T_STR) continue;
+    if (keys[i].kind != T_STR || strcmp(keys[i].key, key)) continue;
     const char *v = *(char *const *)((const char *)c + keys[i].offset);
     return v && strcmp(v, keys[i].def_str) == 0;
   }
@@ -62,7 +76,7 @@ void config_free(config *c) {
 static int set_key(config *c, const char *key, json_t *v, tailor_error *err) {
   for (size_t i = 0; i < NKEYS; i++) {
     const key_info *k = &keys[i];
-    if (strcmp(k->key, key) != 0) continue;
+    if (strcmp(key_name(k), key) != 0) continue;
     void *field = (char *)c + k->offset;
     switch (k->kind) {
       case T_STR:
@@ -100,7 +114,7 @@ static int set_key(config *c, const char *key, json_t *v, tailor_error *err) {
 
 static int takes_json(const char *key) {
   for (size_t i = 0; i < NKEYS; i++)
-    if (keys[i].kind == T_JSON && !strcmp(keys[i].key, key)) return 1;
+    if (keys[i].kind == T_JSON && !strcmp(key_name(&keys[i]), key)) return 1;
   return 0;
 }
 

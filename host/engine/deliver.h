@@ -8,11 +8,13 @@
 
 #include <stdint.h>
 
+#include "core/defaults.h"
+
 /* The window of the weekly email cap, at scheduling and at sending. */
-#define DELIVER_CAP_WINDOW_MS (7 * 86400000LL)
+#define DELIVER_CAP_WINDOW_MS (DEF_EMAIL_CAP_WINDOW_DAYS * 86400000LL)
 
 /* Most rows one tailor_deliver_due() call may take. */
-#define DELIVER_MAX_BATCH 10000
+#define DELIVER_MAX_BATCH DEF_DELIVER_MAX_BATCH
 
 /*
 ** How long to wait before trying a row again after its `attempt`-th try

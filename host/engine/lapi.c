@@ -6,13 +6,15 @@
 #include <lauxlib.h>
 #include <string.h>
 
+#include "core/defaults.h"
 #include "engine/engine.h"
 #include "engine/plugin.h"
 #include "core/util.h"
 #include "lua/ljson.h"
 #include "lua/lvm.h"
 
-#define LAPI_MAX_K 1000
+#define LAPI_DEFAULT_K DEF_LUA_DEFAULT_K
+#define LAPI_MAX_K DEF_LUA_MAX_K
 
 static tailor *engine_of(lua_State *L) {
   return lua_touserdata(L, lua_upvalueindex(1));
@@ -243,10 +245,12 @@ void lapi_push_ctx(lua_State *L, tailor *t, const lapi_ctx *c) {
   lua_setmetatable(L, -2);
 }
 
-/* k from argument `arg` (default `def`), bounded. */
-static size_t check_k(lua_State *L, int arg, lua_Integer def) {
-  lua_Integer k = luaL_optinteger(L, arg, def);
-  luaL_argcheck(L, k >= 1 && k <= LAPI_MAX_K, arg, "k must be from 1 to 1000");
+/* k from argument `arg` (LAPI_DEFAULT_K when absent), bounded. */
+static size_t check_k(lua_State *L, int arg) {
+  lua_Integer k = luaL_optinteger(L, arg, LAPI_DEFAULT_K);
+  if (k < 1 || k > LAPI_MAX_K)
+    return (size_t)luaL_argerror(
+        L, arg, lua_pushfstring(L, "k must be from 1 to %d", LAPI_MAX_K));
   return (size_t)k;
 }
 
@@ -304,12 +308,12 @@ typedef struct kernel_opts {
 
 static void check_opts(lua_State *L, int arg, const idx *x, kernel_opts *o) {
   memset(o, 0, sizeof *o);
-  o->k = 10;
+  o->k = LAPI_DEFAULT_K;
   o->f.in_stock = 1;
   o->f.exclude = o->exclude;
   if (lua_isnoneornil(L, arg)) return;
   luaL_checktype(L, arg, LUA_TTABLE);
-  if (lua_getfield(L, arg, "k") != LUA_TNIL) o->k = check_k(L, -1, 10);
+  if (lua_getfield(L, arg, "k") != LUA_TNIL) o->k = check_k(L, -1);
   if (lua_getfield(L, arg, "in_stock") != LUA_TNIL) o->f.in_stock = lua_toboolean(L, -1);
   if (lua_getfield(L, arg, "category") != LUA_TNIL) o->f.category = luaL_checkstring(L, -1);
   if (lua_getfield(L, arg, "min_price") != LUA_TNIL) o->f.min_price = luaL_checknumber(L, -1);
@@ -428,7 +432,7 @@ static int l_trending(lua_State *L) {
 static int l_recently_viewed(lua_State *L) {
   tailor *t = engine_of(L);
   const char *who = luaL_checkstring(L, 1);
-  size_t k = check_k(L, 2, 10);
+  size_t k = check_k(L, 2);
   uint32_t p = idx_person_of(t->ix, who, who);
   lua_newtable(L);
   if (p == INTERN_NONE) return 1;
@@ -444,7 +448,7 @@ static int l_recently_viewed(lua_State *L) {
 /* tailor.most_viewed([k [, {exclude = {ids}}]]) -> rows */
 static int l_most_viewed(lua_State *L) {
   tailor *t = engine_of(L);
-  size_t k = check_k(L, 1, 10);
+  size_t k = check_k(L, 1);
   uint32_t ex[256];
   size_t nex = opt_exclude(L, 2, t->ix, ex, 256);
   topk_entry *rows = lua_newuserdatauv(L, k * sizeof *rows, 0);
@@ -572,11 +576,11 @@ static int l_item(lua_State *L) {
 }
 
 /* tailor.watchers(item [, days]) -> customer ids who viewed or carted the
-   item and were seen within `days` (default 30), latest first. */
+   item and were seen within `days` (LUA_WATCHERS_DAYS), latest first. */
 static int l_watchers(lua_State *L) {
   tailor *t = engine_of(L);
   uint32_t item = idx_item_id(t->ix, luaL_checkstring(L, 1));
-  lua_Integer days = luaL_optinteger(L, 2, 30);
+  lua_Integer days = luaL_optinteger(L, 2, DEF_LUA_WATCHERS_DAYS);
   uint32_t people[IDX_MAX_WATCHERS];
   size_t n = item == INTERN_NONE ? 0
                                  : idx_watchers(t->ix, item, util_now_ms(), (uint32_t)days,
@@ -661,7 +665,7 @@ static int l_affinity(lua_State *L) {
 ** past the cap exposures are not recorded, with one warning per call.  The
 ** bookkeeping is a userdata in the registry, inside the cap.
 */
-#define LAPI_MAX_EXPOSURES 64
+#define LAPI_MAX_EXPOSURES DEF_LUA_MAX_EXPOSURES
 
 typedef struct call_exposures {
   uint64_t call;  /* lvm_call_serial of the call these belong to */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/deliver.h"
 #include "engine/engine.h"
 #include "core/util.h"
 #include "lua/ljson.h"
@@ -237,7 +238,7 @@ static int apply_run(tailor *t, trigger_run *r, tailor_error *err) {
     }
     if (rc) return rc;
   }
-  int64_t week = util_now_ms() - 7 * 86400000LL;
+  int64_t week = util_now_ms() - DELIVER_CAP_WINDOW_MS;
   json_array_foreach(r->schedule, i, v) {
     const char *customer = json_string_value(json_object_get(v, "customer"));
     const char *channel = json_string_value(json_object_get(v, "channel"));

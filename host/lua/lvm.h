@@ -28,10 +28,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/defaults.h"
 #include "tailor.h"
 
-#define LVM_DEFAULT_INSTRUCTION_BUDGET 5000000L /* per call */
-#define LVM_DEFAULT_MEMORY_LIMIT (64u << 20)     /* bytes per state */
+/* The config's defaults (lua.instruction_budget, lua.memory_limit_mb), for
+   states made without the engine's config. */
+#define LVM_DEFAULT_INSTRUCTION_BUDGET ((long)DEF_LUA_INSTRUCTION_BUDGET) /* per call */
+#define LVM_DEFAULT_MEMORY_LIMIT ((size_t)DEF_LUA_MEMORY_LIMIT_MB << 20)  /* bytes per state */
 #define LVM_HOOK_STEP 1000                        /* instructions per hook */
 
 typedef struct lvm lvm;

@@ -14,25 +14,29 @@
 #include "server/server.h"
 
 /* Tokens shorter than this are refused: they are guessable. */
-#define SRV_MIN_TOKEN_BYTES 16
+#define SRV_MIN_TOKEN_BYTES DEF_MIN_TOKEN_BYTES
 
 static const struct int_key {
-  const char *key;
-  long def, lo, hi;
+  const def_row *def; /* key "server.<name>", default, doc */
+  long lo, hi;
   size_t off;
-  const char *doc;
 } int_keys[] = {
-#define SRV_CONF_ROW_(f, key, def, lo, hi, doc) \
-  {key, def, lo, hi, offsetof(srv_conf, f), doc},
+#define SRV_CONF_ROW_(f, name, lo, hi) \
+  {&def_rows[DEFI_##name], lo, hi, offsetof(srv_conf, f)},
     SRV_CONF_INTS(SRV_CONF_ROW_)
 #undef SRV_CONF_ROW_
 };
 #define N_INT_KEYS (sizeof int_keys / sizeof *int_keys)
 
+/* The key's name in the "server" section: its row's key without "server.". */
+static const char *int_key_name(const struct int_key *k) {
+  return k->def->key + sizeof "server." - 1;
+}
+
 void srv_conf_each(void (*fn)(void *ud, const char *key, long def, const char *doc),
                    void *ud) {
   for (size_t i = 0; i < N_INT_KEYS; i++)
-    fn(ud, int_keys[i].key, int_keys[i].def, int_keys[i].doc);
+    fn(ud, int_key_name(&int_keys[i]), int_keys[i].def->value, int_keys[i].def->doc);
 }
 
 void srv_conf_free(srv_conf *c) {
@@ -112,7 +116,8 @@ static int parse_tokens(srv_conf *c, const json_t *v, char *err, size_t n) {
     const char *tok = json_string_value(json_object_get(t, "token"));
     const char *role = json_string_value(json_object_get(t, "role"));
     if (!tok || strlen(tok) < SRV_MIN_TOKEN_BYTES || strlen(tok) > SRV_MAX_ID_BYTES)
-      return fail(err, n, "%s.token: a string of 16 to 256 bytes is required", where);
+      return fail(err, n, "%s.token: a string of %d to %d bytes is required", where,
+                  SRV_MIN_TOKEN_BYTES, SRV_MAX_ID_BYTES);
     int r = srv_role_lookup(role);
     if (r < 0)
       return fail(err, n, "%s.role: '%s' is not a role (storefront, admin, metrics)",
@@ -147,13 +152,13 @@ static int parse_cors(srv_conf *c, const json_t *v, char *err, size_t n) {
 static void key_list(char *buf, size_t n) {
   int k = snprintf(buf, n, "listen, unix, tokens, cors_origins, static_dir");
   for (size_t i = 0; i < N_INT_KEYS && k > 0 && (size_t)k < n; i++)
-    k += snprintf(buf + k, n - (size_t)k, ", %s", int_keys[i].key);
+    k += snprintf(buf + k, n - (size_t)k, ", %s", int_key_name(&int_keys[i]));
 }
 
 int srv_conf_parse(const json_t *section, srv_conf *c, char *err, size_t n) {
   memset(c, 0, sizeof *c);
   for (size_t i = 0; i < N_INT_KEYS; i++)
-    *(long *)((char *)c + int_keys[i].off) = int_keys[i].def;
+    *(long *)((char *)c + int_keys[i].off) = int_keys[i].def->value;
   int rc = 0;
   const char *listen = SRV_DEFAULT_LISTEN;
   if (section && !json_is_object(section)) {
@@ -189,7 +194,7 @@ int srv_conf_parse(const json_t *section, srv_conf *c, char *err, size_t n) {
         rc = fail(err, n, "server.static_dir: out of memory");
     } else {
       size_t i = 0;
-      while (i < N_INT_KEYS && strcmp(int_keys[i].key, key)) i++;
+      while (i < N_INT_KEYS && strcmp(int_key_name(&int_keys[i]), key)) i++;
       if (i == N_INT_KEYS) {
         char keys[512];
         key_list(keys, sizeof keys);

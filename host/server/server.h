@@ -12,44 +12,30 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "core/defaults.h"
 #include "tailor.h"
 
 /*
-** The server's numeric settings: X(field, "key", default, min, max, "doc").
-** One table for the parser, the defaults, `tailor serve --help` and the
-** docs.
+** The server's numeric settings: X(field, NAME, min, max).  The key
+** ("server.max_line_bytes" is "max_line_bytes" in the section), default
+** and meaning are the row NAME of DEFAULTS_MAP in core/defaults.h; this
+** table adds the range a value must be in.  One table for the parser, the
+** defaults, `tailor serve --help` and the docs.
 */
 #define SRV_CONF_INTS(X)                                                     \
-  X(max_line_bytes, "max_line_bytes", 65536, 256, 64L << 20,                 \
-    "longest NDJSON request line, in bytes")                                 \
-  X(max_body_bytes, "max_body_bytes", 1L << 20, 256, 64L << 20,              \
-    "largest HTTP request body, in bytes")                                   \
-  X(max_batch_events, "max_batch_events", 1000, 1, 100000,                   \
-    "most events in one `events` request")                                   \
-  X(max_connections, "max_connections", 1024, 1, 1000000,                    \
-    "open connections; more are answered with an error and closed")         \
-  X(max_conns_per_peer, "max_conns_per_peer", 256, 0, 1000000,               \
-    "open connections from one client address (IPv4, or IPv6 /64); more "    \
-    "are answered with an error and closed; 0: no limit")                   \
-  X(max_inflight, "max_inflight", 64, 1, 65536,                              \
-    "requests of one connection in progress before its reads pause")        \
-  X(max_output_bytes, "max_output_bytes", 1L << 20, 4096, 1L << 30,          \
-    "unsent response bytes of one connection before its reads pause")       \
-  X(idle_timeout_ms, "idle_timeout_ms", 60000, 0, 86400000L,                 \
-    "close a connection with no complete request or response for this "    \
-    "long; 0: never")                                                        \
-  X(header_timeout_ms, "header_timeout_ms", 10000, 0, 86400000L,             \
-    "close a connection whose HTTP request line and headers, or first "      \
-    "NDJSON line, are not whole this long after they began; 0: never")      \
-  X(threads, "threads", 0, 0, 256, "decision worker threads; 0: one per CPU") \
-  X(shutdown_grace_ms, "shutdown_grace_ms", 10000, 0, 3600000L,              \
-    "on SIGTERM, how long in-flight work may take before connections are "  \
-    "closed")                                                                \
-  X(deliver_interval_ms, "deliver_interval_ms", 1000, 0, 3600000L,           \
-    "how often the delivery thread looks for due outbox rows; 0: never "    \
-    "(another process delivers)")                                           \
-  X(deliver_batch, "deliver_batch", 50, 1, 10000,                            \
-    "outbox rows the delivery thread takes at a time")
+  X(max_line_bytes, SERVER_MAX_LINE_BYTES, 256, 64L << 20)                   \
+  X(max_body_bytes, SERVER_MAX_BODY_BYTES, 256, 64L << 20)                   \
+  X(max_batch_events, SERVER_MAX_BATCH_EVENTS, 1, 100000)                    \
+  X(max_connections, SERVER_MAX_CONNECTIONS, 1, 1000000)                     \
+  X(max_conns_per_peer, SERVER_MAX_CONNS_PER_PEER, 0, 1000000)               \
+  X(max_inflight, SERVER_MAX_INFLIGHT, 1, 65536)                             \
+  X(max_output_bytes, SERVER_MAX_OUTPUT_BYTES, 4096, 1L << 30)               \
+  X(idle_timeout_ms, SERVER_IDLE_TIMEOUT_MS, 0, 86400000L)                   \
+  X(header_timeout_ms, SERVER_HEADER_TIMEOUT_MS, 0, 86400000L)               \
+  X(threads, SERVER_THREADS, 0, 256)                                         \
+  X(shutdown_grace_ms, SERVER_SHUTDOWN_GRACE_MS, 0, 3600000L)                \
+  X(deliver_interval_ms, SERVER_DELIVER_INTERVAL_MS, 0, 3600000L)            \
+  X(deliver_batch, SERVER_DELIVER_BATCH, 1, DEF_DELIVER_MAX_BATCH)
 
 #define SRV_DEFAULT_LISTEN "127.0.0.1:7300"
 
@@ -70,7 +56,7 @@ typedef struct srv_conf {
   char **cors;           /* allowed origins; "*" allows any */
   size_t n_cors;
   char *static_dir;      /* folder served for GET of other paths, or NULL */
-#define SRV_CONF_FIELD_(f, key, def, lo, hi, doc) long f;
+#define SRV_CONF_FIELD_(f, name, lo, hi) long f;
   SRV_CONF_INTS(SRV_CONF_FIELD_)
 #undef SRV_CONF_FIELD_
 } srv_conf;

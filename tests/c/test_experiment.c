@@ -10,9 +10,10 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "core/defaults.h"
 #include "engine/engine.h"
 
-#define MAX_EXPOSURES 64 /* LAPI_MAX_EXPOSURES in engine/lapi.c */
+#define MAX_EXPOSURES DEF_LUA_MAX_EXPOSURES /* what engine/lapi.c caps at */
 
 static void test_assignment_stable_and_weighted(void) {
   const char *names[3] = {"control", "blend", "session"};
