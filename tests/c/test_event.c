@@ -494,6 +494,27 @@ static void test_unknown_type(void) {
   EXPECT_ERR("{\"type\":\"a\\nb\"}", TAILOR_ETYPE, "type", "unknown event type 'a b'");
 }
 
+/* ** Nesting: 32 levels are fine, 2,000 are refused before jansson sees
+   them (brackets inside strings do not count). */
+
+static void test_nesting(void) {
+  char deep[8192];
+  int n = snprintf(deep, sizeof deep, "{\"type\":\"view\",\"anon\":\"a\",\"item\":\"x\",\"props\":");
+  for (int i = 0; i < 2000; i++) deep[n++] = '[';
+  for (int i = 0; i < 2000; i++) deep[n++] = ']';
+  deep[n++] = '}';
+  deep[n] = '\0';
+  EXPECT_ERR(deep, TAILOR_EPARSE, "", "nested deeper than 32 levels");
+  n = snprintf(deep, sizeof deep, "{\"type\":\"view\",\"anon\":\"[[[[\",\"item\":\"x\",\"n\":");
+  for (int i = 0; i < 30; i++) deep[n++] = '[';
+  for (int i = 0; i < 30; i++) deep[n++] = ']';
+  deep[n++] = '}';
+  deep[n] = '\0';
+  ev shallow;
+  CHECK_INT(parse(deep, &shallow, NULL), TAILOR_OK);
+  ev_clear(&shallow);
+}
+
 static void test_bad_input(void) {
   const char *bad = "{\"type\":\"view\",\"item\":\"a\xC3\x28\"}";
   char want[32];
@@ -506,6 +527,7 @@ static void test_bad_input(void) {
   EXPECT_ERR("{\"type\":\"view\"", TAILOR_EPARSE, "", "malformed JSON at line 1");
   EXPECT_ERR("{\"type\":\"view\"}\n{}", TAILOR_EPARSE, "", "line 2");
   EXPECT_ERR("", TAILOR_EPARSE, "", "malformed JSON");
+
 
   /* too big: the configured limit, then the default */
   ev e;
@@ -687,6 +709,7 @@ int main(void) {
   RUN(test_mistyped_fields);
   RUN(test_unknown_type);
   RUN(test_bad_input);
+  RUN(test_nesting);
   RUN(test_bad_timestamps);
   RUN(test_timestamps);
   RUN(test_amounts);
