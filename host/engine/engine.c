@@ -103,10 +103,11 @@ static int load_checkpoint(tailor *t, const idx_config *ic) {
   int64_t seq = 0, last = store_last_seq(t->st);
   idx *x = idx_load(t->ckpt_path, ic, t->ckpt_fp, &seq, &e);
   if (x && seq > last) {
-    snprintf(e.message, sizeof e.message,
-             "checkpoint %s ignored: it has events up to %lld, the store only "
-             "to %lld (a store restored from backup?)",
-             t->ckpt_path, (long long)seq, (long long)last);
+    /* Refused as idx_load refuses a checkpoint it cannot use. */
+    util_fail(&e, TAILOR_EIO, NULL,
+              "checkpoint %s ignored: it has events up to %lld, the store only "
+              "to %lld (a store restored from backup?)",
+              t->ckpt_path, (long long)seq, (long long)last);
     idx_free(x);
     x = NULL;
   }
