@@ -25,7 +25,7 @@ static const char help[] =
     "The outbox holds what strategies scheduled (emails, webhooks) until it is\n"
     "delivered.  States: pending (waiting for its time, or for a retry after a\n"
     "failure), sending, sent, cancelled, dead (gave up, with its last error).\n\n"
-    "  list      newest first, at most 1000 rows; --json for every field\n"
+    "  list      newest first, at most %d rows; --json for every field\n"
     "  retry     make a dead or cancelled row (or every dead row) pending and\n"
     "            due now, attempts reset; a sent row is never sent again\n"
     "  purge     delete sent, cancelled and dead rows (or those of STATE) last\n"
@@ -34,7 +34,7 @@ static const char help[] =
     "            plugins (tailor serve does this by itself)\n\n";
 
 static void print_help(FILE *f) {
-  fprintf(f, help, OUTBOX_PURGE_DAYS);
+  fprintf(f, help, DEF_OUTBOX_LIST_MAX, OUTBOX_PURGE_DAYS);
   fputs(CLI_COMMON_HELP, f);
 }
 

@@ -117,6 +117,8 @@
     "longest id (item, customer, order, session, request, token)")           \
   X(MIN_TOKEN_BYTES, 16, "", "bytes",                                        \
     "shortest server token: shorter ones are guessable")                     \
+  X(MAX_JSON_DEPTH, 32, "", "levels",                                        \
+    "deepest nesting of arrays and objects in input JSON")                   \
   X(LUA_DEFAULT_K, 10, "", "items",                                          \
     "rows a kernel (tailor.trending, ...) returns when opts.k is not given") \
   X(LUA_MAX_K, 1000, "", "items", "largest k a kernel may be asked for")     \
@@ -128,11 +130,28 @@
     "the window of triggers.email_cap_per_week, at scheduling and sending")  \
   X(DELIVER_MAX_BATCH, 10000, "", "rows",                                    \
     "most outbox rows one tailor_deliver_due() call may take")               \
+  X(OUTBOX_LIST_MAX, 1000, "", "rows",                                       \
+    "most rows tailor_outbox_list() (tailor outbox list) returns")           \
   X(OUTBOX_PURGE_DAYS, 30, "", "days",                                       \
     "tailor outbox purge: final rows last changed this long ago")            \
   X(REPORT_WINDOW_DAYS, 7, "", "days",                                       \
     "tailor report experiments: outcomes count this long after a unit's "   \
-    "first exposure")
+    "first exposure")                                                        \
+  X(SERVER_READ_CHUNK_BYTES, 64 * 1024, "", "bytes",                         \
+    "bytes the server asks of each read of a connection")                    \
+  X(SERVER_LINGER_MS, 2000, "", "ms",                                        \
+    "reading after the server's FIN, so an error response is not lost to a " \
+    "reset")                                                                 \
+  X(SERVER_REFUSED_WAIT_MS, 1000, "", "ms",                                  \
+    "how long a refused connection may take to show its protocol")          \
+  X(SERVER_MAX_REPORTED_ERRORS, 100, "", "errors",                           \
+    "rejected events detailed in one `events` answer")                       \
+  X(SERVER_STATS_TTL_MS, 10000, "", "ms",                                    \
+    "/metrics reuses the engine's stats this long")                          \
+  X(SERVER_CORS_MAX_AGE_S, 600, "", "s",                                     \
+    "how long a browser caches a CORS preflight")                            \
+  X(SERVER_STATIC_MAX_BYTES, 16 << 20, "", "bytes",                          \
+    "largest file the server's static folder serves")
 
 /* DEF_<NAME>: the value. */
 enum {

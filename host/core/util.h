@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/defaults.h"
 #include "tailor.h"
 
 /* Wall-clock milliseconds since the epoch. */
@@ -51,6 +52,6 @@ char *util_read_file(const char *path, size_t *len);
 ** input uses UTIL_MAX_JSON_DEPTH.
 */
 int util_json_depth(const char *s, size_t len);
-#define UTIL_MAX_JSON_DEPTH 32
+#define UTIL_MAX_JSON_DEPTH DEF_MAX_JSON_DEPTH
 
 #endif /* TAILOR_UTIL_H */

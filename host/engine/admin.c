@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/defaults.h"
 #include "core/util.h"
 #include "engine/engine.h"
 
@@ -150,7 +151,7 @@ int tailor_customer(tailor *t, const char *id, int flags, char **out,
 int tailor_outbox_list(tailor *t, const char *state, const char *customer,
                        char **json, tailor_error *err) {
   if (!t || !json) return util_fail(err, TAILOR_EINVAL, NULL, "outbox: missing argument");
-  json_t *rows = store_outbox_list(eng_read_begin(t), state, customer, 1000);
+  json_t *rows = store_outbox_list(eng_read_begin(t), state, customer, DEF_OUTBOX_LIST_MAX);
   eng_read_end(t);
   *json = json_dumps(rows, JSON_COMPACT);
   json_decref(rows);

@@ -45,7 +45,7 @@
 /* How often a connection re-reads the idle timeout when it is 0 (off). */
 #define SRV_IDLE_RECHECK_MS 60000
 /* How long a refused connection may take to show its protocol. */
-#define SRV_REFUSED_WAIT_MS 1000
+#define SRV_REFUSED_WAIT_MS DEF_SERVER_REFUSED_WAIT_MS
 
 /* Why a connection was refused at accept (conn.refused). */
 enum { REFUSED_NONE, REFUSED_CONNECTIONS, REFUSED_PEER };

@@ -17,24 +17,25 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "core/defaults.h"
 #include "core/event.h"
 #include "server/peer.h"
 #include "server/proto.h"
 #include "server/server.h"
 
 /* Numbers that matter, in one place (the configurable ones are in
-   SRV_CONF_INTS in server.h). */
-#define SRV_READ_CHUNK (64 * 1024)   /* bytes asked of each read */
+   SRV_CONF_INTS in server.h; those the docs tell in core/defaults.h). */
+#define SRV_READ_CHUNK DEF_SERVER_READ_CHUNK_BYTES /* bytes asked of each read */
 #define SRV_BACKLOG 511              /* listen(2) backlog */
-#define SRV_LINGER_MS 2000           /* reading after our FIN, so an error
-                                        response is not lost to a RST */
+#define SRV_LINGER_MS DEF_SERVER_LINGER_MS /* reading after our FIN, so an
+                                        error response is not lost to a RST */
 #define SRV_MAX_URL_BYTES 8192       /* HTTP request target */
 #define SRV_MAX_HEADER_BYTES 1024    /* a header value we keep */
-#define SRV_STATS_TTL_MS 10000       /* /metrics reuses engine stats this long */
-#define SRV_MAX_REPORTED_ERRORS 100  /* rejected events detailed per request */
+#define SRV_STATS_TTL_MS DEF_SERVER_STATS_TTL_MS /* /metrics reuses engine stats */
+#define SRV_MAX_REPORTED_ERRORS DEF_SERVER_MAX_REPORTED_ERRORS /* per request */
 #define SRV_WRITE_GROUP_EVENTS 20000 /* events in one store transaction */
 #define SRV_LOG_PER_SEC 20           /* log lines a second before dropping */
-#define SRV_CORS_MAX_AGE 600         /* seconds a browser caches a preflight */
+#define SRV_CORS_MAX_AGE DEF_SERVER_CORS_MAX_AGE_S /* a browser caches a preflight */
 
 enum { SRV_MODE_SNIFF, SRV_MODE_NDJSON, SRV_MODE_HTTP };
 enum { SRV_PROTO_NDJSON, SRV_PROTO_HTTP };

@@ -22,7 +22,7 @@
 #include "core/util.h"
 #include "server/internal.h"
 
-#define SRV_STATIC_MAX_BYTES (16L << 20)  /* largest file served */
+#define SRV_STATIC_MAX_BYTES ((long)DEF_SERVER_STATIC_MAX_BYTES) /* largest file served */
 #define SRV_STATIC_MAX_PATH 1024          /* decoded request path */
 #define SRV_STATIC_INDEX "index.html"     /* what a folder's URL serves */
 
