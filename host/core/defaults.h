@@ -11,6 +11,10 @@
 **     unit and meaning from its row, and the headers that had a copy of a
 **     number (EV_DEFAULT_MAX_BYTES, LVM_DEFAULT_INSTRUCTION_BUDGET, ...)
 **     now say DEF_<NAME>.
+**   - Lua: strategies see the engine's configuration, defaults included, as
+**     the read-only table `tailor.config` (docs/lua-api.md), so
+**     strategies/lib/settings.lua reads index.lapsed_days instead of
+**     repeating it.
 **   - Docs: `tailor config --defaults` prints the table;
 **     docs/configuration.md is `tailor config --markdown`.
 **

@@ -50,6 +50,17 @@ void config_each(void (*fn)(void *, const char *, const char *, const char *,
   }
 }
 
+void config_each_number(const config *c,
+                        void (*fn)(void *, const char *, long, int), void *ud) {
+  for (size_t i = 0; i < NKEYS; i++) {
+    const void *field = (const char *)c + keys[i].offset;
+    if (keys[i].kind == T_INT)
+      fn(ud, key_name(&keys[i]), *(const long *)field, 0);
+    else if (keys[i].kind == T_BOOL)
+      fn(ud, key_name(&keys[i]), *(const int *)field, 1);
+  }
+}
+
 int config_is_default(const config *c, const char *key) {
   for (size_t i = 0; i < NKEYS; i++) {
     if (keys[i].kind != T_STR || strcmp(keys[i].key, key)) continue;

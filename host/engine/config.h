@@ -105,4 +105,15 @@ void config_each(void (*fn)(void *ud, const char *key, const char *type,
                             const char *def, const char *doc),
                  void *ud);
 
+/*
+** Call `fn` for each key whose value is a number or true/false, with its
+** value in `c`: what strategies read as `tailor.config` (engine/lapi.c).
+** Text and JSON keys are left out: paths, and plugin settings that may
+** hold credentials, are none of a strategy's business.
+*/
+void config_each_number(const config *c,
+                        void (*fn)(void *ud, const char *key, long value,
+                                   int is_bool),
+                        void *ud);
+
 #endif /* TAILOR_CONFIG_H */

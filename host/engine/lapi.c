@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/defaults.h"
+#include "engine/config.h"
 #include "engine/engine.h"
 #include "engine/plugin.h"
 #include "core/util.h"
@@ -830,6 +831,29 @@ static int l_now(lua_State *L) {
   return 1;
 }
 
+/* One key of tailor.config, into the table on top: "index.lapsed_days"
+   becomes config.index.lapsed_days, as the config file nests it. */
+static void set_config_key(void *ud, const char *key, long value, int is_bool) {
+  lua_State *L = ud;
+  int levels = 0;
+  for (const char *dot; (dot = strchr(key, '.')); key = dot + 1, levels++) {
+    lua_pushlstring(L, key, (size_t)(dot - key));
+    if (lua_rawget(L, -2) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      lua_newtable(L);
+      lua_pushlstring(L, key, (size_t)(dot - key));
+      lua_pushvalue(L, -2);
+      lua_rawset(L, -4);
+    }
+  }
+  if (is_bool)
+    lua_pushboolean(L, (int)value);
+  else
+    lua_pushinteger(L, (lua_Integer)value);
+  lua_setfield(L, -2, key);
+  lua_pop(L, levels);
+}
+
 void lapi_open(lua_State *L, void *engine) {
   static const luaL_Reg fns[] = {
       {"most_viewed", l_most_viewed},
@@ -872,6 +896,12 @@ void lapi_open(lua_State *L, void *engine) {
   }
   lua_pushstring(L, TAILOR_VERSION_STRING);
   lua_setfield(L, -2, "version");
+  /* The engine's numbers, defaults or as configured, for strategies that
+     need the same figure (settings.lua's lapsed_days); read-only like the
+     rest of `tailor` (lvm.c freezes it). */
+  lua_newtable(L);
+  config_each_number(&((tailor *)engine)->cfg, set_config_key, L);
+  lua_setfield(L, -2, "config");
   eng_plugins_open_lua(L, engine); /* tailor.plugins.<name>.<function> */
   lua_setglobal(L, "tailor");
 }

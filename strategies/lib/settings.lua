@@ -1,14 +1,16 @@
 -- settings.lua: the shop's knobs, in one place.  Every strategy reads its
--- numbers from here; change them here, not in the logic.
+-- numbers from here; change them here, not in the logic.  A number the
+-- engine owns too is read from the engine (tailor.config, docs/lua-api.md),
+-- not copied: change it in the engine's configuration.
 
 return {
   -- Value tiers by predicted revenue over the next 12 months
   -- (ctx.customer.predicted_value, from the model fitted on your orders).
   value_tiers = { vip = 500, high = 150 },
 
-  -- A customer without an order for this many days is lapsed (keep in
-  -- step with the engine's index.lapsed_days).
-  lapsed_days = 180,
+  -- A customer without an order for this many days is lapsed: the engine's
+  -- index.lapsed_days, which its "lapsed" lifecycle uses too.
+  lapsed_days = tailor.config.index.lapsed_days,
 
   -- Categories people buy again and again: already-bought items there may
   -- be recommended again.

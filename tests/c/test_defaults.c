@@ -108,10 +108,41 @@ static void test_parsed_defaults(void) {
   config_free(&c);
 }
 
+typedef struct seen {
+  long lapsed, budget;
+  int durable, others;
+} seen;
+
+static void note(void *ud, const char *key, long value, int is_bool) {
+  seen *s = ud;
+  if (!strcmp(key, "index.lapsed_days")) s->lapsed = value;
+  else if (!strcmp(key, "lua.instruction_budget")) s->budget = value;
+  else if (!strcmp(key, "store.synchronous_full")) s->durable = is_bool ? (int)value : -1;
+  else if (!strcmp(key, "db") || !strcmp(key, "plugins") || !strcmp(key, "coupons")) s->others++;
+}
+
+/* What strategies see as tailor.config: numbers and booleans, as configured. */
+static void test_numbers_for_strategies(void) {
+  config c;
+  tailor_error err = {0};
+  seen s = {0};
+  CHECK_INT(config_parse(&c, "{\"index\": {\"lapsed_days\": 45}, \"store\": "
+                             "{\"synchronous_full\": false}}",
+                         &err),
+            TAILOR_OK);
+  config_each_number(&c, note, &s);
+  CHECK_INT(s.lapsed, 45);
+  CHECK_INT(s.budget, DEF_LUA_INSTRUCTION_BUDGET);
+  CHECK_INT(s.durable, 0);
+  CHECK_INT(s.others, 0);
+  config_free(&c);
+}
+
 int main(void) {
   RUN(test_engine_numbers_are_rows);
   RUN(test_rows_are_keys);
   RUN(test_index_text_defaults);
   RUN(test_parsed_defaults);
+  RUN(test_numbers_for_strategies);
   return CHECK_DONE();
 }
