@@ -581,7 +581,7 @@ static void ndjson_request(conn *c, const char *line, size_t len) {
     srv_conn_close(c);
     return;
   }
-  srv_limits lim = {(size_t)c->s->conf->max_batch_events};
+  srv_limits lim = {(size_t)c->s->conf->max_batch_events, srv_max_k(c->s)};
   if (srv_parse_line(line, len, &lim, &j->req, &j->err) == SRV_EBAD_JSON) {
     /* Nothing names such a request but its place on the connection. */
     size_t at = strlen(j->err.message);

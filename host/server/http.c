@@ -184,7 +184,7 @@ static void make_request(conn *c) {
     if (o && !(j->origin = strdup(o)))
       util_fail(&j->err, SRV_EINTERNAL, NULL, "out of memory");
   }
-  srv_limits lim = {(size_t)s->conf->max_batch_events};
+  srv_limits lim = {(size_t)s->conf->max_batch_events, srv_max_k(s)};
   if (j->err.code) {
     /* out of memory above: answered as such */
   } else if (h->url_long) {

@@ -211,6 +211,9 @@ char *srv_http_response(job *j, size_t *len); /* malloc'd status+headers+body */
 /* work.c */
 int srv_threads_start(srv *s, int workers);
 void srv_threads_stop(srv *s);
+/* The engine's decide.max_k: the one limit on k, for the request parser. */
+long srv_max_k(srv *s);
+
 void srv_queue_read(srv *s, job *j);
 void srv_queue_write(srv *s, job *j);
 

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "core/event.h"
+#include "core/request.h"
 #include "tailor.h"
 
 /*
@@ -149,19 +150,20 @@ typedef struct srv_request {
   unsigned need;   /* permissions it needs (events may raise the op's) */
   char *id;        /* the id as JSON text ("7", "\"a\""); "null" if none */
   char *token;     /* the "token" field, or NULL */
-  char *text;      /* for the engine: the decide request (decide), the
-                      customer id (customer ops) */
+  char *text;      /* for the engine: the customer id (customer ops) */
   size_t text_len;
   ev *evs;         /* writes: the typed events, parsed once, in order */
   size_t n_events;
   srv_reject *rejects; /* `events`: the events refused, in order */
   size_t n_rejects;
+  dreq dq;         /* decide: the typed request, parsed once */
   char kind[32];   /* decide: the decision kind, for metrics */
 } srv_request;
 
 /* Limits the parser applies. */
 typedef struct srv_limits {
   size_t max_batch; /* most events in one `events` request */
+  long max_k;       /* the engine's decide.max_k; 0: the request parser's default */
 } srv_limits;
 
 #define SRV_DEFAULT_MAX_BATCH 1000

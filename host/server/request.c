@@ -27,6 +27,7 @@ void srv_request_clear(srv_request *r) {
   for (size_t i = 0; i < r->n_events; i++) ev_clear(&r->evs[i]);
   free(r->evs);
   free(r->rejects);
+  req_clear(&r->dq);
   memset(r, 0, sizeof *r);
 }
 
@@ -289,54 +290,16 @@ static int op_customer_id(json_t *req, const srv_limits *lim, srv_request *out,
 
 /* decide: the fields tailor_decide reads, checked here so that a wrong
    type is answered before a worker is bothered; the engine checks again. */
+/* decide: the engine's own request parser (core/request.h), so that the
+   server, the CLI and the embedding API check the same fields with the same
+   limits; the envelope's keys are the transport's. */
 static int op_decide(json_t *req, const srv_limits *lim, srv_request *out,
                      tailor_error *err) {
-  static const char *const allowed[] = {"kind", "customer", "anon", "session",
-                                        "page", "context", "k", NULL};
-  static const char *const ids[] = {"customer", "anon", "session"};
-  char id[SRV_MAX_ID_BYTES + 1];
-  int rc;
-  if ((rc = only_keys(req, "decide", allowed, err))) return rc;
-  json_t *kind = json_object_get(req, "kind");
-  if (!kind) return missing(err, "decide", "kind", "recommend, popup, discount, audiences, ...");
-  if (!json_is_string(kind)) return mistyped(err, "decide", "kind", "a string", kind);
-  const char *ks = json_string_value(kind);
-  size_t kn = json_string_length(kind);
-  int kind_ok = kn > 0 && kn < sizeof out->kind;
-  for (size_t i = 0; kind_ok && i < kn; i++)
-    kind_ok = ks[i] == '_' || (ks[i] >= 'a' && ks[i] <= 'z');
-  if (!kind_ok)
-    return util_fail(err, SRV_EBAD_FIELD, "kind",
-                     "decide: 'kind' must be a handler name of 1 to %zu lowercase "
-                     "letters or '_'",
-                     sizeof out->kind - 1);
-  memcpy(out->kind, ks, kn + 1);
-  for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
-    if ((rc = get_id(req, "decide", ids[i], 0, id, err))) return rc;
-  const char *objs[] = {"page", "context"};
-  for (size_t i = 0; i < 2; i++) {
-    json_t *v = json_object_get(req, objs[i]);
-    if (v && !json_is_null(v) && !json_is_object(v))
-      return mistyped(err, "decide", objs[i], "an object", v);
-  }
-  json_t *k = json_object_get(req, "k");
-  if (k && !json_is_null(k) && (!json_is_integer(k) || json_integer_value(k) < 1))
-    return json_is_integer(k)
-               ? util_fail(err, SRV_EBAD_FIELD, "k", "decide: 'k' must be at least 1")
-               : mistyped(err, "decide", "k", "an integer", k);
-  /* The engine gets the decision's fields only, never the token. */
-  json_t *doc = json_object();
-  for (const char *const *a = allowed; doc && *a; a++) {
-    json_t *v = json_object_get(req, *a);
-    if (v && json_object_set(doc, *a, v)) {
-      json_decref(doc);
-      doc = NULL;
-    }
-  }
-  out->text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-  json_decref(doc);
-  if (!out->text) return srv_oom(err, "decide");
-  out->text_len = strlen(out->text);
+  static const char *const envelope[] = {"id", "op", "token", NULL};
+  req_limits rl = {lim ? lim->max_k : 0, envelope};
+  int rc = req_from_json(req, &rl, &out->dq, err);
+  if (rc) return err->code = srv_err_of_tailor(rc);
+  snprintf(out->kind, sizeof out->kind, "%s", out->dq.kind);
   return SRV_OK;
 }
 

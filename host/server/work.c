@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "core/util.h"
+#include "core/buf.h"
 #include "engine/engine.h"
 #include "server/internal.h"
 
@@ -78,15 +79,32 @@ static char *cached_stats(srv *s, tailor_error *e) {
   return copy;
 }
 
+long srv_max_k(srv *s) {
+  req_limits rl;
+  eng_request_limits(s->t, &rl);
+  return rl.max_k;
+}
+
 static void run_read(srv *s, job *j) {
   tailor_error e = {0};
   int rc = TAILOR_OK;
   char *out = NULL;
   size_t len = 0;
   switch (j->req.op) {
-    case SRV_OP_DECIDE:
-      rc = tailor_decide(s->t, j->req.text, j->req.text_len, &out, &len, &e);
+    case SRV_OP_DECIDE: {
+      /* The typed request, straight to the engine; the answer is written
+         into `b` and becomes the body as it is. */
+      strbuf b = {0};
+      rc = eng_decide(s->t, &j->req.dq, &b, &e);
+      if (!rc && !(out = buf_take(&b, &len))) rc = util_fail(&e, TAILOR_ENOMEM, NULL, "out of memory");
+      buf_free(&b);
+      if (!rc) {
+        j->body = out;
+        j->body_len = len;
+        return;
+      }
       break;
+    }
     case SRV_OP_CUSTOMER_GET:
       rc = tailor_customer(s->t, j->req.text,
                            (j->perms & SRV_PERM_PROFILES) ? TAILOR_PII : 0, &out, &e);

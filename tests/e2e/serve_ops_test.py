@@ -355,6 +355,33 @@ def unix_socket(s):
     check("the first keeps its socket", os.path.exists(s.cfg["server"]["unix"]))
 
 
+def decisions(s):
+    """rank over NDJSON and HTTP; one k limit (decide.max_k) at every door."""
+    c = s.connect()
+    c.call("auth", token=STOREFRONT)
+    r = c.call("decide", kind="rank", items=["boots", "hat", 7])
+    res = r.get("result") or {}
+    check("rank over NDJSON is accepted", res.get("kind") == "rank", r)
+    check("rank without a handler keeps the given order",
+          [i["id"] for i in res.get("items", [])] == ["boots", "hat", "7"], r)
+    r = c.call("decide", kind="rank")
+    check("rank needs items", error_code(r) == "bad_field" and
+          r["error"]["field"] == "items", r)
+    r = c.call("decide", kind="recommend", k=101)
+    check("k above decide.max_k is refused with the limit",
+          error_code(r) == "bad_field" and "from 1 to 100" in r["error"]["message"], r)
+    r = c.call("decide", kind="recommend", k=100)
+    check("k at decide.max_k is fine", "result" in r, r)
+    r = c.call("decide", kind="recommend", costumer="c1")
+    check("a typo is named", error_code(r) == "bad_field" and
+          r["error"]["field"] == "costumer", r)
+    c.close()
+    resp, d = http_call(s, "POST", "/v1/decide/rank", {"items": ["hat", "boots"]},
+                        token=STOREFRONT)
+    check("rank over HTTP", resp.status == 200 and
+          [i["id"] for i in d["items"]] == ["hat", "boots"], d)
+
+
 def main():
     import tempfile
 
@@ -366,6 +393,7 @@ def main():
         T.run(ndjson_ops, s)
         T.run(roles, s)
         T.run(http_ops, s)
+        T.run(decisions, s)
         T.run(http_raw, s)
         T.run(cors, s)
         T.run(unix_socket, s)

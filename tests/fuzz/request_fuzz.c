@@ -59,10 +59,11 @@ static void check_request(int rc, srv_request *r, const tailor_error *e) {
                                                    sizeof r->rejects[i].err.message));
   }
   if (r->op == SRV_OP_DECIDE) {
-    json_t *doc = json_loadb(r->text, r->text_len, 0, NULL);
-    REQUIRE(json_is_object(doc) && json_is_string(json_object_get(doc, "kind")));
-    REQUIRE(!json_object_get(doc, "token") && !json_object_get(doc, "id"));
-    json_decref(doc);
+    /* A typed request: a handler name, k within the limit, rank's ids. */
+    REQUIRE(r->dq.kind[0] && json_is_object(r->dq.src) && strlen(r->dq.kind) <= REQ_MAX_KIND);
+    REQUIRE(r->dq.k >= 0 && r->dq.k <= 100);
+    REQUIRE(strcmp(r->dq.kind, "rank") || r->dq.items);
+    for (size_t i = 0; i < r->dq.n_ids; i++) REQUIRE(r->dq.ids[i] && r->dq.ids[i][0]);
   }
   if (r->op == SRV_OP_CUSTOMER_GET || r->op == SRV_OP_CUSTOMER_FORGET)
     REQUIRE(r->text && r->text_len > 0 && strlen(r->text) == r->text_len);
