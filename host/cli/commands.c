@@ -330,7 +330,8 @@ static const char config_markdown_head[] =
     "`tailor config --defaults` lists with the server's keys and the fixed limits).\n\n"
     "| key | type | default | meaning |\n|---|---|---|---|\n";
 
-/* `--defaults`: every row of DEFAULTS_MAP, "-" for a limit without a key. */
+/* `--defaults`: every row of DEFAULTS_MAP, "-" for a limit without a key.
+   tests/e2e/docs_defaults_test.py reads this to check the docs. */
 static void print_defaults(void) {
   printf("%-28s %10s  %-30s %-12s %s\n", "name", "value", "key", "unit", "meaning");
   for (size_t i = 0; i < DEF_COUNT; i++) {

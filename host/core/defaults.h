@@ -16,7 +16,9 @@
 **     strategies/lib/settings.lua reads index.lapsed_days instead of
 **     repeating it.
 **   - Docs: `tailor config --defaults` prints the table;
-**     docs/configuration.md is `tailor config --markdown`.
+**     docs/configuration.md is `tailor config --markdown`, and
+**     tests/e2e/docs_defaults_test.py fails when a number the other docs
+**     give for a key or a limit differs from its row.
 **
 ** X(NAME, value, "key", "unit", "meaning"): "key" is the dotted config key
 ** ("server.*" keys are the server section's), "" for a fixed limit; "unit"
