@@ -166,8 +166,8 @@ typedef struct srv_limits {
   long max_k;       /* the engine's decide.max_k; 0: the request parser's default */
 } srv_limits;
 
-#define SRV_DEFAULT_MAX_BATCH 1000
-#define SRV_MAX_ID_BYTES 256 /* request ids, customer and item ids */
+#define SRV_DEFAULT_MAX_BATCH DEF_SERVER_MAX_BATCH_EVENTS /* core/defaults.h */
+#define SRV_MAX_ID_BYTES DEF_MAX_ID_BYTES /* request ids, customer and item ids */
 
 /*
 ** Parse and validate one NDJSON request line (`len` bytes, no newline,
