@@ -35,18 +35,6 @@ int idx_affinity_add(idx_person *p, uint32_t key, float w) {
   return 0;
 }
 
-/* The decayed weight of an interest at `ts`, rescaling every person's
-   affinities first when the origin is far behind (see decay.h). */
-double idx_affinity_weight(idx *x, int64_t ts) {
-  if (decay_should_rebase(&x->aff_decay, ts)) {
-    float sc = (float)decay_scale(&x->aff_decay, ts);
-    for (uint32_t i = 0; i < x->people.n; i++)
-      for (uint8_t a = 0; a < x->person[i].naff; a++) x->person[i].aff[a].w *= sc;
-    x->aff_decay.t0 = ts;
-  }
-  return decay_weight(&x->aff_decay, ts);
-}
-
 static int by_weight(const void *a, const void *b) {
   const idx_affinity *x = a, *y = b;
   return (x->w < y->w) - (x->w > y->w);

@@ -3,12 +3,15 @@
 ** host/index/ includes.  The public API is index.h; the files are
 **   index.c   the structure: new/free, the configuration, interning of
 **             items and people, the growable id arrays
-**   person.c  people: who an event is about (merge on login), figures,
-**             lifecycle, audiences, watchers, erasure
+**   apply.c   idx_apply: one event into the index
+**   person.c  people: merge on login, attributes, figures, lifecycle,
+**             audiences, watchers, erasure
 **   affinity.c  a person's decayed interests in categories and brands
 **   value.c   the customer-value model: collect, fit, predict
 **   query.c   the reads strategies ask for: filters, availability and the
 **             kernel entry points (related, trending, session next, ...)
+** The kernels (cooc.c, trend.c, sknn.c, content.c, kmeans.c) and
+** checkpoint.c have files of their own and need only index.h.
 **
 ** The id-array helpers below are static inline because the event path
 ** calls them for every line of every event; idx_ids_* in index.h are the
@@ -53,6 +56,11 @@ static inline void ids_remove(idx_ids *a, uint32_t id) {
   }
 }
 
+/* index.c: the item id of an external id, created (in stock, without
+   category or brand) when new; INTERN_NONE when out of memory.  May move
+   x->item. */
+uint32_t idx_item_put(idx *x, const char *id);
+
 /*
 ** index.c: people are keyed "c:<customer id>" or "a:<anonymous id>" in one
 ** intern table.  idx_person_key writes that key (cut to the buffer, which
@@ -64,15 +72,15 @@ void idx_person_key(char *buf, size_t size, char kind, const char *id);
 uint32_t idx_person_lookup(const idx *x, char kind, const char *id);
 uint32_t idx_person_put(idx *x, char kind, const char *id);
 
-/* person.c: the person an event is about, created when new; an anonymous
-   visitor seen with a customer id is merged into that customer.
-   INTERN_NONE when the event names nobody or memory ran out. */
-uint32_t idx_event_person(idx *x, const ev *e);
+/* person.c: fold an anonymous visitor (`from`) into the customer they
+   logged in as (`into`): views, cart, purchases, figures, attributes and
+   affinities move; `from` is emptied and points at `into`.  0, or -1 when
+   out of memory. */
+int idx_person_merge(idx *x, uint32_t from, uint32_t into);
 
-/* affinity.c: the decayed weight of an interest at `ts` (rescaling every
-   person's affinities first when the origin is far behind), and adding it
-   to a person: 0, or -1 when out of memory. */
-double idx_affinity_weight(idx *x, int64_t ts);
+/* affinity.c: add a decayed weight (apply.c's affinity_weight) to a
+   person's interest in a category or a brand: 0, or -1 when out of
+   memory. */
 int idx_affinity_add(idx_person *p, uint32_t key, float w);
 
 /* value.c: a person's p_alive, expected orders and predicted value from

@@ -1,8 +1,7 @@
 /*
-** person.c: people.  Who an event is about (an anonymous visitor folded
-** into the customer they log in as), their attributes, RFM figures and
-** lifecycle, recency audiences, the customers watching an item, and
-** erasure.
+** person.c: people.  An anonymous visitor folded into the customer they
+** log in as, attributes, RFM figures and lifecycle, recency audiences,
+** the customers watching an item, and erasure.
 **
 ** The index owns every person's record and the arrays in it (recent, cart,
 ** bought, attrs, aff); index.c grows the table and interns the ids.  A
@@ -26,7 +25,7 @@ static void person_clear(idx_person *p) {
 }
 
 /* Fold what an anonymous visitor did into the customer it turned out to be. */
-static int person_merge(idx *x, uint32_t from, uint32_t into) {
+int idx_person_merge(idx *x, uint32_t from, uint32_t into) {
   if (from == into) return 0;
   idx_person *a = &x->person[from], *b = &x->person[into];
   for (uint32_t i = 0; i < a->recent.n; i++) {
@@ -67,16 +66,6 @@ static int person_merge(idx *x, uint32_t from, uint32_t into) {
      are one link long and nobody else points at `from`. */
   a->canon = into;
   return 0;
-}
-
-/* The person an event is about, created when new; links anon to customer. */
-uint32_t idx_event_person(idx *x, const ev *e) {
-  uint32_t c = e->customer ? idx_person_put(x, 'c', e->customer) : INTERN_NONE;
-  uint32_t a = e->anon ? idx_person_put(x, 'a', e->anon) : INTERN_NONE;
-  if (c != INTERN_NONE && a != INTERN_NONE && a != c &&
-      !x->person[a].is_customer && person_merge(x, a, c))
-    return INTERN_NONE;
-  return c != INTERN_NONE ? c : a;
 }
 
 /*

@@ -1,0 +1,522 @@
+/*
+** apply.c: one event into the index (idx_apply).  A catalog event updates
+** the item's mirror; a profile updates the customer's consent flags and
+** attributes; every other event finds its person (merging a visitor into
+** the customer on login, person.c), counts the visit and the session, and
+** for each line: the item's counters, co-views within the session's
+** window, trending in every segment table it counts in, the person's
+** affinities, recent views, cart and watch list; an order adds its
+** co-purchases and the customer's RFM figures.
+**
+** Everything written here is owned by the index.  The caches of segment
+** tables (idx.trend_all, trend_key_attr, trend_value_table, cat_tables)
+** are derivable and never checkpointed.  The event is only read: what is
+** kept of it is copied (interned strings, the catalog document).
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index/internal.h"
+
+/* The person an event is about, created when new; links anon to customer. */
+static uint32_t event_person(idx *x, const ev *e) {
+  uint32_t c = e->customer ? idx_person_put(x, 'c', e->customer) : INTERN_NONE;
+  uint32_t a = e->anon ? idx_person_put(x, 'a', e->anon) : INTERN_NONE;
+  if (c != INTERN_NONE && a != INTERN_NONE && a != c &&
+      !x->person[a].is_customer && idx_person_merge(x, a, c))
+    return INTERN_NONE;
+  return c != INTERN_NONE ? c : a;
+}
+
+static void recent_push(idx *x, idx_person *p, uint32_t item) {
+  if (!p->recent.cap) { /* one allocation of the final size, not four */
+    uint32_t *v = malloc(x->cfg.recent_max * sizeof *v);
+    if (v) {
+      p->recent.v = v;
+      p->recent.cap = x->cfg.recent_max;
+    }
+  }
+  ids_remove(&p->recent, item);
+  if (p->recent.n >= x->cfg.recent_max) {
+    memmove(p->recent.v, p->recent.v + 1, (p->recent.n - 1) * sizeof *p->recent.v);
+    p->recent.n--;
+  }
+  ids_push(&p->recent, item);
+}
+
+static int apply_catalog(idx *x, const ev *e) {
+  json_t *item = e->object;
+  const char *id = e->type == EV_ITEM_UPSERT
+                       ? json_string_value(json_object_get(item, "id"))
+                       : (e->n_lines ? e->lines[0].item : NULL);
+  if (!id) return TAILOR_OK;
+  uint32_t i = idx_item_put(x, id);
+  if (i == INTERN_NONE) return TAILOR_ENOMEM;
+  idx_item *it = &x->item[i];
+  if (e->type == EV_ITEM_DELETE) {
+    it->deleted = 1;
+    return TAILOR_OK;
+  }
+  char *doc = json_dumps(item, JSON_COMPACT);
+  if (!doc) return TAILOR_ENOMEM;
+  it->prev_price = it->price;
+  it->prev_in_stock = it->in_stock && !it->deleted && it->doc;
+  free(it->doc);
+  it->doc = doc;
+  it->deleted = 0;
+  json_t *v = json_object_get(item, "price");
+  if (json_is_number(v)) it->price = json_number_value(v);
+  v = json_object_get(item, "cost");
+  it->cost = json_is_number(v) ? json_number_value(v) : 0;
+  v = json_object_get(item, "in_stock");
+  json_t *stock = json_object_get(item, "stock");
+  it->in_stock = v ? !json_is_false(v)
+                   : (json_is_integer(stock) ? json_integer_value(stock) > 0 : 1);
+  uint32_t old_category = it->category;
+  const char *s = json_string_value(json_object_get(item, "category"));
+  it->category = s ? intern_put(&x->categories, s) : INTERN_NONE;
+  s = json_string_value(json_object_get(item, "brand"));
+  it->brand = s ? intern_put(&x->brands, s) : INTERN_NONE;
+  it->ntags = 0;
+  json_t *tags = json_object_get(item, "tags");
+  for (size_t t = 0; t < json_array_size(tags) && it->ntags < IDX_MAX_TAGS; t++) {
+    const char *tag = json_string_value(json_array_get(tags, t));
+    uint32_t tid = tag ? intern_put(&x->tags, tag) : INTERN_NONE;
+    if (tid != INTERN_NONE && !ids_has(it->tags, it->ntags, tid))
+      it->tags[it->ntags++] = tid;
+  }
+  if (old_category != it->category && idx_content_update(x, i, old_category))
+    return TAILOR_ENOMEM;
+  return TAILOR_OK;
+}
+
+static int set_attr_id(idx *x, idx_person *p, uint32_t k, const char *value) {
+  for (uint8_t i = 0; i < p->nattrs; i++) {
+    if (p->attrs[i].key != k) continue;
+    if (strcmp(intern_name(&x->attrs, p->attrs[i].value), value) != 0) {
+      uint32_t v = intern_put(&x->attrs, value);
+      if (v == INTERN_NONE) return -1;
+      p->attrs[i].value = v;
+    }
+    return 0;
+  }
+  if (p->nattrs >= IDX_MAX_ATTRS) return 0; /* full: the profile's first
+                                                attributes win */
+  uint32_t v = intern_put(&x->attrs, value);
+  if (v == INTERN_NONE) return -1;
+  idx_attr *more = realloc(p->attrs, (p->nattrs + 1u) * sizeof *more);
+  if (!more) return -1;
+  p->attrs = more;
+  p->attrs[p->nattrs++] = (idx_attr){k, v};
+  return 0;
+}
+
+static int set_attr(idx *x, idx_person *p, const char *key, const char *value) {
+  uint32_t k = intern_put(&x->attrs, key);
+  return k == INTERN_NONE ? -1 : set_attr_id(x, p, k, value);
+}
+
+/* The attribute id of trend key i, interned once. */
+static uint32_t trend_key_attr(idx *x, uint32_t i) {
+  if (!x->trend_key_attr[i]) {
+    uint32_t a = intern_put(&x->attrs, x->trend_keys[i]);
+    if (a == INTERN_NONE) return INTERN_NONE;
+    x->trend_key_attr[i] = a + 1;
+  }
+  return x->trend_key_attr[i] - 1;
+}
+
+/* customer_upsert: string attributes of the profile ("attrs"). */
+static int apply_profile(idx *x, const ev *e) {
+  uint32_t pid = idx_person_put(x, 'c', e->customer);
+  if (pid == INTERN_NONE) return TAILOR_ENOMEM;
+  json_t *doc = e->object;
+  json_t *consent = json_object_get(doc, "consent");
+  idx_person *p = &x->person[pid];
+  /* An upsert changes what it names and keeps the rest, as the store does
+     for email and phone. */
+  static const struct { const char *key; int in_consent; uint8_t flag; } f[] = {
+      {"email", 1, IDX_CONSENT_EMAIL}, {"sms", 1, IDX_CONSENT_SMS},
+      {"email", 0, IDX_HAS_EMAIL}, {"phone", 0, IDX_HAS_PHONE}};
+  for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+    json_t *v = json_object_get(f[i].in_consent ? consent : doc, f[i].key);
+    if (!v) continue;
+    int on = f[i].in_consent ? json_is_true(v) : json_string_length(v) > 0;
+    p->flags = (uint8_t)(on ? p->flags | f[i].flag : p->flags & ~f[i].flag);
+  }
+  json_t *attrs = json_object_get(doc, "attrs");
+  const char *k;
+  json_t *v;
+  json_object_foreach(attrs, k, v) {
+    /* Zero-party answers may be lists ("interests": ["running", "yoga"]):
+       kept as one comma-separated value, matched with string.find. */
+    char joined[512] = "";
+    const char *value = json_string_value(v);
+    if (json_is_array(v)) {
+      size_t i, n = 0;
+      json_t *one;
+      json_array_foreach(v, i, one) {
+        if (json_is_string(one) && n < sizeof joined - 1)
+          n += (size_t)snprintf(joined + n, sizeof joined - n, "%s%s", n ? "," : "",
+                                json_string_value(one));
+      }
+      value = joined;
+    } else if (json_is_number(v)) {
+      snprintf(joined, sizeof joined, "%g", json_number_value(v));
+      value = joined;
+    }
+    if (value && *value && *k && set_attr(x, &x->person[pid], k, value))
+      return TAILOR_ENOMEM;
+  }
+  return TAILOR_OK;
+}
+
+/* What an event says about the visit for the segment keys (props.country,
+   props.device, ...) becomes the person's latest value. */
+static int apply_visit_attrs(idx *x, idx_person *p, const ev *e) {
+  json_t *props = e->props;
+  const char *k;
+  json_t *v;
+  /* Events carry few props: walk them rather than look up every key. */
+  json_object_foreach(props, k, v) {
+    if (!json_is_string(v) || !*json_string_value(v)) continue;
+    for (uint32_t i = 0; i < x->ntrend_keys; i++) {
+      if (strcmp(k, x->trend_keys[i]) != 0) continue;
+      uint32_t a = trend_key_attr(x, i);
+      if (a == INTERN_NONE || set_attr_id(x, p, a, json_string_value(v))) return -1;
+    }
+  }
+  return 0;
+}
+
+/* The value of a trend key for this person and item: "category" is the
+   item's category path (counted at every level); "a+b" joins two keys. */
+static int key_value(const idx *x, uint32_t pid, const char *key, char *out,
+                     size_t size) {
+  const char *plus = strchr(key, '+');
+  if (plus) {
+    char left[64];
+    snprintf(left, sizeof left, "%.*s", (int)(plus - key), key);
+    const char *a = idx_person_attr(x, pid, left);
+    const char *b = idx_person_attr(x, pid, plus + 1);
+    if (!a || !b) return 0;
+    snprintf(out, size, "%s|%s", a, b);
+    return 1;
+  }
+  const char *v = idx_person_attr(x, pid, key);
+  if (!v) return 0;
+  snprintf(out, size, "%s", v);
+  return 1;
+}
+
+/* The trend tables of a category's levels ("Women", "Women/Shoes", ...),
+   looked up once per category. */
+static const uint32_t *category_tables(idx *x, uint32_t cat) {
+  if (cat >= x->cat_tables_cap) {
+    uint32_t n = x->cat_tables_cap ? x->cat_tables_cap : 64;
+    while (n <= cat) n *= 2;
+    void *p = realloc(x->cat_tables, n * sizeof *x->cat_tables);
+    if (!p) return NULL;
+    x->cat_tables = p;
+    memset(x->cat_tables + x->cat_tables_cap, 0,
+           (n - x->cat_tables_cap) * sizeof *x->cat_tables);
+    x->cat_tables_cap = n;
+  }
+  uint32_t *c = x->cat_tables[cat];
+  if (c[0]) return c;
+  const char *path = intern_name(&x->categories, cat);
+  char value[256];
+  uint32_t n = 0;
+  for (const char *p = path; p; p++) {
+    if ((*p == '/' || *p == '\0') && p > path) {
+      snprintf(value, sizeof value, "%.*s", (int)(p - path), path);
+      uint32_t t = trend_table_id(&x->trend, "category", value, 1);
+      if (t != INTERN_NONE) c[1 + n++] = t;
+      if (n == IDX_MAX_CATEGORY_DEPTH) break;
+    }
+    if (!*p) break;
+  }
+  c[0] = n + 1;
+  return c;
+}
+
+/* The table of a simple trend key's value for a person, or INTERN_NONE. */
+static uint32_t key_table(idx *x, uint32_t k, const idx_person *p) {
+  const char *key = x->trend_keys[k];
+  uint32_t a = trend_key_attr(x, k), value = INTERN_NONE;
+  for (uint8_t i = 0; i < p->nattrs; i++)
+    if (p->attrs[i].key == a) value = p->attrs[i].value;
+  if (value == INTERN_NONE) return INTERN_NONE;
+  idx_ids *cache = &x->trend_value_table[k];
+  while (cache->n <= value)
+    if (ids_push(cache, 0)) return INTERN_NONE;
+  if (!cache->v[value]) {
+    uint32_t t = trend_table_id(&x->trend, key, intern_name(&x->attrs, value), 1);
+    if (t == INTERN_NONE) return INTERN_NONE;
+    cache->v[value] = t + 1;
+  }
+  return cache->v[value] - 1;
+}
+
+static int bump_trending(idx *x, uint32_t pid, uint32_t item, int64_t ts,
+                         double w) {
+  w *= trend_event_weight(&x->trend, ts);
+  if (!x->trend_all) {
+    uint32_t t = trend_table_id(&x->trend, "", "", 1);
+    if (t == INTERN_NONE) return -1;
+    x->trend_all = t + 1;
+  }
+  if (trend_add(&x->trend, x->trend_all - 1, item, w)) return -1;
+  const idx_person *p = pid == INTERN_NONE ? NULL : &x->person[pid];
+  for (uint32_t i = 0; i < x->ntrend_keys; i++) {
+    const char *key = x->trend_keys[i];
+    if (strcmp(key, "category") == 0) {
+      uint32_t cat = x->item[item].category;
+      const uint32_t *levels = cat == INTERN_NONE ? NULL : category_tables(x, cat);
+      for (uint32_t l = 1; levels && l < levels[0]; l++)
+        if (trend_add(&x->trend, levels[l], item, w)) return -1;
+    } else if (p && strchr(key, '+')) { /* joined keys: rare, by name */
+      char value[256];
+      uint32_t t = key_value(x, pid, key, value, sizeof value)
+                       ? trend_table_id(&x->trend, key, value, 1) : INTERN_NONE;
+      if (t != INTERN_NONE && trend_add(&x->trend, t, item, w)) return -1;
+    } else if (p) {
+      uint32_t t = key_table(x, i, p);
+      if (t != INTERN_NONE && trend_add(&x->trend, t, item, w)) return -1;
+    }
+  }
+  return 0;
+}
+
+static int window_of(idx *x, uint32_t sid) {
+  if (sid < x->window_cap) return 0;
+  uint32_t n = x->window_cap ? x->window_cap : 1024;
+  while (n <= sid) n *= 2;
+  void *w = realloc(x->window, n * sizeof *x->window);
+  if (!w) return -1;
+  x->window = w;
+  uint8_t *wn = realloc(x->window_n, n);
+  if (!wn) return -1;
+  x->window_n = wn;
+  memset(x->window_n + x->window_cap, 0, n - x->window_cap);
+  x->window_cap = n;
+  return 0;
+}
+
+/*
+** Co-view: a viewed item pairs with the latest distinct items of the same
+** session (or, without a session id, of the person's recent views).
+*/
+static int apply_coview(idx *x, idx_person *p, uint32_t sid, uint32_t item,
+                        int64_t ts) {
+  uint32_t *win, wn, W = x->cfg.coview_window;
+  if (sid != INTERN_NONE) {
+    if (window_of(x, sid)) return -1;
+    win = x->window[sid];
+    wn = x->window_n[sid];
+  } else if (p) {
+    wn = p->recent.n > W ? W : p->recent.n;
+    win = p->recent.v + (p->recent.n - wn);
+  } else {
+    return 0;
+  }
+  if (ids_has(win, wn, item)) return 0; /* a re-view adds nothing */
+  double w = cooc_event_weight(&x->coview, ts);
+  if (cooc_add_item_w(&x->coview, item, w)) return -1;
+  for (uint32_t j = 0; j < wn; j++)
+    if (cooc_add_pair_w(&x->coview, item, win[j], w)) return -1;
+  if (sid != INTERN_NONE) { /* newest last, oldest dropped */
+    if (wn == W) {
+      memmove(win, win + 1, (W - 1) * sizeof *win);
+      wn--;
+    }
+    win[wn++] = item;
+    x->window_n[sid] = (uint8_t)wn;
+  }
+  return 0;
+}
+
+/* Co-purchase: the lines of an order pair with each other, and with the
+   customer's earlier purchases at a lower weight. */
+static int apply_copurchase(idx *x, idx_person *p, const ev *e,
+                            const uint32_t *items, size_t n) {
+  double w = cooc_event_weight(&x->copurchase, e->ts);
+  for (size_t a = 0; a < n; a++) {
+    if (cooc_add_item_w(&x->copurchase, items[a], w)) return -1;
+    for (size_t b = a + 1; b < n; b++)
+      if (cooc_add_pair_w(&x->copurchase, items[a], items[b], w)) return -1;
+    if (!p || x->cfg.cross_order_weight <= 0) continue;
+    uint32_t from = p->bought.n > IDX_CROSS_ORDER_ITEMS
+                        ? p->bought.n - IDX_CROSS_ORDER_ITEMS : 0;
+    for (uint32_t b = from; b < p->bought.n; b++)
+      if (!ids_has(items, n, p->bought.v[b]) &&
+          cooc_add_pair_w(&x->copurchase, items[a], p->bought.v[b],
+                          w * x->cfg.cross_order_weight))
+        return -1;
+  }
+  return 0;
+}
+
+/* Remember a customer as interested in an item (latest last, no repeats,
+   the oldest dropped past IDX_MAX_WATCHERS). */
+static int watch(idx *x, uint32_t item, uint32_t person) {
+  if (item >= x->watchers_cap) {
+    uint32_t n = x->watchers_cap ? x->watchers_cap : 1024;
+    while (n <= item) n *= 2;
+    idx_ids *w = realloc(x->watchers, n * sizeof *w);
+    if (!w) return -1;
+    memset(w + x->watchers_cap, 0, (n - x->watchers_cap) * sizeof *w);
+    x->watchers = w;
+    x->watchers_cap = n;
+  }
+  idx_ids *w = &x->watchers[item];
+  ids_remove(w, person);
+  if (w->n >= IDX_MAX_WATCHERS) {
+    memmove(w->v, w->v + 1, (w->n - 1) * sizeof *w->v);
+    w->n--;
+  }
+  return ids_push(w, person);
+}
+
+static int session_grow(idx *x, uint32_t sid) {
+  if (sid < x->session_cap) return 0;
+  uint32_t n = x->session_cap ? x->session_cap : 1024;
+  while (n <= sid) n *= 2;
+  idx_session *ss = realloc(x->session, n * sizeof *ss);
+  if (!ss) return -1;
+  memset(ss + x->session_cap, 0, (n - x->session_cap) * sizeof *ss);
+  x->session = ss;
+  x->session_cap = n;
+  return 0;
+}
+
+/* Counters of the session an event belongs to. */
+static int apply_session(idx *x, uint32_t sid, const ev *e) {
+  if (session_grow(x, sid)) return -1;
+  idx_session *s = &x->session[sid];
+  if (!s->first_ts || e->ts < s->first_ts) s->first_ts = e->ts;
+  if (e->ts > s->last_ts) s->last_ts = e->ts;
+  switch (e->type) {
+    case EV_VIEW: s->views++; break;
+    case EV_PAGE_VIEW: s->pages++; break;
+    case EV_ADD_TO_CART: s->carts++; break;
+    case EV_EXIT_INTENT: s->exit_intents++; break;
+    case EV_PAGE_HIDDEN: s->hidden++; break;
+    case EV_POPUP_SHOWN: s->popups_shown++; break;
+    case EV_PURCHASE: s->purchased = 1; break;
+    default: break;
+  }
+  return 0;
+}
+
+/* The decayed weight of an interest at `ts`, rescaling every person's
+   affinities first when the origin is far behind (see decay.h). */
+static double affinity_weight(idx *x, int64_t ts) {
+  if (decay_should_rebase(&x->aff_decay, ts)) {
+    float sc = (float)decay_scale(&x->aff_decay, ts);
+    for (uint32_t i = 0; i < x->people.n; i++)
+      for (uint8_t a = 0; a < x->person[i].naff; a++) x->person[i].aff[a].w *= sc;
+    x->aff_decay.t0 = ts;
+  }
+  return decay_weight(&x->aff_decay, ts);
+}
+
+int idx_apply(idx *x, const ev *e) {
+  x->applied++;
+  if (e->ts > x->last_ts) x->last_ts = e->ts;
+  if (e->type == EV_ITEM_UPSERT || e->type == EV_ITEM_DELETE)
+    return apply_catalog(x, e);
+  if (e->type == EV_CUSTOMER_UPSERT) return apply_profile(x, e);
+  uint32_t pid = event_person(x, e);
+  idx_person *p = pid == INTERN_NONE ? NULL : &x->person[pid];
+  uint32_t sid = INTERN_NONE;
+  if (e->session && (sid = intern_put(&x->sessions, e->session)) == INTERN_NONE)
+    return TAILOR_ENOMEM;
+  if (p) {
+    /* A visit: a new session id, or activity after a long pause. */
+    if (sid != INTERN_NONE ? p->last_session != sid + 1
+                           : (!p->last_seen || e->ts - p->last_seen > IDX_VISIT_GAP_MS))
+      p->visits++;
+    if (sid != INTERN_NONE) p->last_session = sid + 1;
+    if (!p->first_seen || e->ts < p->first_seen) p->first_seen = e->ts;
+    if (e->ts > p->last_seen) p->last_seen = e->ts;
+    if (apply_visit_attrs(x, p, e)) return TAILOR_ENOMEM;
+  }
+  if (sid != INTERN_NONE && apply_session(x, sid, e)) return TAILOR_ENOMEM;
+  if (e->type == EV_POPUP_SHOWN) {
+    const char *pool = json_string_value(json_object_get(e->props, "coupon"));
+    uint32_t id = pool ? intern_get(&x->coupons, pool) : INTERN_NONE;
+    if (id != INTERN_NONE) x->coupon_used.v[id]++;
+  }
+  if (p && e->type == EV_EMAIL_SENT) {
+    p->emails++;
+    if (e->ts > p->last_email) p->last_email = e->ts;
+  }
+  double aff_w = 0;
+  if (p && (e->type == EV_VIEW || e->type == EV_ADD_TO_CART || e->type == EV_PURCHASE))
+    aff_w = affinity_weight(x, e->ts) *
+            (e->type == EV_VIEW ? IDX_TREND_VIEW
+             : e->type == EV_ADD_TO_CART ? IDX_TREND_CART : IDX_TREND_PURCHASE);
+  uint32_t order[IDX_MAX_ORDER_LINES];
+  size_t norder = 0;
+  for (size_t l = 0; l < e->n_lines; l++) {
+    uint32_t i = idx_item_put(x, e->lines[l].item);
+    if (i == INTERN_NONE) return TAILOR_ENOMEM;
+    p = pid == INTERN_NONE ? NULL : &x->person[pid]; /* idx_item_put may move */
+    idx_item *it = &x->item[i];
+    if (!it->doc && e->lines[l].price > 0) it->price = e->lines[l].price;
+    int rc = 0;
+    if (p && p->is_customer && (e->type == EV_VIEW || e->type == EV_ADD_TO_CART) &&
+        watch(x, i, pid))
+      return TAILOR_ENOMEM;
+    if (aff_w > 0 && p &&
+        ((it->category != INTERN_NONE && idx_affinity_add(p, it->category, (float)aff_w)) ||
+         (it->brand != INTERN_NONE && idx_affinity_add(p, it->brand | IDX_AFF_BRAND, (float)aff_w))))
+      return TAILOR_ENOMEM;
+    switch (e->type) {
+      case EV_VIEW:
+        it->views++;
+        if (sid != INTERN_NONE && sknn_add_item(x->sknn, sid, i, (int64_t)sid) == TAILOR_ENOMEM)
+          return TAILOR_ENOMEM;
+        rc = apply_coview(x, p, sid, i, e->ts) ||
+             bump_trending(x, pid, i, e->ts, IDX_TREND_VIEW);
+        if (p) recent_push(x, p, i);
+        break;
+      case EV_ADD_TO_CART:
+        it->carts++;
+        rc = bump_trending(x, pid, i, e->ts, IDX_TREND_CART) ||
+             (p && !ids_has(p->cart.v, p->cart.n, i) && ids_push(&p->cart, i));
+        break;
+      case EV_REMOVE_FROM_CART:
+        if (p) ids_remove(&p->cart, i);
+        break;
+      case EV_PURCHASE:
+        it->purchases++;
+        rc = bump_trending(x, pid, i, e->ts, IDX_TREND_PURCHASE);
+        if (norder < IDX_MAX_ORDER_LINES && !ids_has(order, norder, i))
+          order[norder++] = i;
+        break;
+      default:
+        break;
+    }
+    if (rc) return TAILOR_ENOMEM;
+  }
+  if (e->type == EV_PURCHASE) {
+    x->orders_seen++;
+    if (apply_copurchase(x, p, e, order, norder)) return TAILOR_ENOMEM;
+    if (p) {
+      for (size_t i = 0; i < norder; i++) {
+        ids_remove(&p->cart, order[i]);
+        if (!ids_has(p->bought.v, p->bought.n, order[i]) &&
+            ids_push(&p->bought, order[i]))
+          return TAILOR_ENOMEM;
+      }
+      p->orders++;
+      p->revenue += e->revenue;
+      if (!p->first_order || e->ts < p->first_order) p->first_order = e->ts;
+      if (e->ts > p->last_order) p->last_order = e->ts;
+    }
+  }
+  return TAILOR_OK;
+}
