@@ -39,6 +39,8 @@
     "how often strategy files are checked for edits; 0 checks every call")   \
   X(MAX_EVENT_BYTES, 65536, "limits.max_event_bytes", "bytes",                \
     "largest accepted event, in bytes")                                      \
+  X(MAX_FUTURE_MS, 300000, "limits.max_future_ms", "ms",                     \
+    "how far ahead of the server's clock a trusted sender's event time may be") \
   X(MAX_REQUEST_BYTES, 65536, "limits.max_request_bytes", "bytes",            \
     "largest accepted decision request, in bytes")                           \
   X(DECIDE_DEFAULT_K, 10, "decide.default_k", "items",                       \

@@ -541,6 +541,16 @@ static int build(json_t *root, const ev_limits *lim, ev *e, tailor_error *err) {
                        "%s: field '%s': cannot read %s as a timestamp (ms since the epoch, or ISO 8601)",
                        tname, ts->key, describe(ts->v, buf, sizeof buf));
     ts->used = 1;
+    /* A time from the future would outweigh every real event in the decayed
+       counters (and, far enough ahead, zero them): a trusted sender's clock
+       may run ahead by the window, no more.  Storefronts never get here with
+       their own time (the server stamps theirs). */
+    if (lim->max_future_ms > 0 && e->ts > lim->now_ms + lim->max_future_ms)
+      return util_fail(err, TAILOR_ETIME, "ts",
+                       "%s: field '%s': %lld s ahead of the server's clock, more than the "
+                       "%lld s allowed (limits.max_future_ms)",
+                       tname, ts->key, (long long)((e->ts - lim->now_ms) / 1000),
+                       (long long)(lim->max_future_ms / 1000));
   }
   if ((rc = take_str(&in, F_MSG, &e->msg_id, err))) return rc;
   if (!(req & EVF_CUSTDOC) && (rc = take_str(&in, F_CUSTOMER, &e->customer, err))) return rc;
@@ -578,7 +588,7 @@ static int64_t clock_ms(void) {
 }
 
 static void limits_fill(const ev_limits *lim, ev_limits *l) {
-  *l = lim ? *lim : (ev_limits){0, 0, 0, 0};
+  *l = lim ? *lim : (ev_limits){0, 0, 0, 0, 0};
   if (!l->max_bytes) l->max_bytes = EV_DEFAULT_MAX_BYTES;
   if (!l->max_lines) l->max_lines = EV_DEFAULT_MAX_LINES;
   if (!l->max_depth) l->max_depth = UTIL_MAX_JSON_DEPTH;

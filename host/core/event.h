@@ -136,6 +136,8 @@ typedef struct ev_limits {
   size_t max_lines;  /* most product lines in one event */
   int64_t now_ms;    /* timestamp given to events without one */
   int max_depth;     /* deepest nesting of the text; 0: UTIL_MAX_JSON_DEPTH */
+  int64_t max_future_ms; /* a given time may be at most this far past now_ms
+                            (limits.max_future_ms); 0: no check */
 } ev_limits;
 
 #define EV_DEFAULT_MAX_BYTES DEF_MAX_EVENT_BYTES

@@ -36,6 +36,7 @@
   N(lua_memory_mb, LUA_MEMORY_LIMIT_MB)                                      \
   N(reload_ms, LUA_RELOAD_INTERVAL_MS)                                       \
   N(max_event_bytes, MAX_EVENT_BYTES)                                        \
+  N(max_future_ms, MAX_FUTURE_MS)                                            \
   N(max_request_bytes, MAX_REQUEST_BYTES)                                    \
   N(default_k, DECIDE_DEFAULT_K)                                             \
   N(max_k, DECIDE_MAX_K)                                                     \

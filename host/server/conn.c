@@ -250,6 +250,49 @@ static void queue_read(conn *c, job *j) {
   srv_queue_read(c->s, j);
 }
 
+/*
+** The server owns time.  A storefront token is public (it is in the shop's
+** pages) and a visitor's clock is anyone's guess: its events take the
+** server's clock.  Senders whose role may carry a clock (SRV_PERM_CLOCK:
+** the shop's backend, imports) keep theirs, if it is at most
+** limits.max_future_ms ahead; an event further ahead is refused, with the
+** others of its batch kept.  0 when the job goes on.
+*/
+static int own_time(conn *c, job *j) {
+  srv_request *r = &j->req;
+  int64_t now = util_now_ms(), window = srv_max_future_ms(c->s);
+  size_t kept = 0;
+  for (size_t i = 0; i < r->n_events; i++) {
+    ev *e = &r->evs[i];
+    if (!(j->perms & SRV_PERM_CLOCK)) {
+      e->ts = now;
+    } else if (window > 0 && e->ts > now + window) {
+      tailor_error why = {0};
+      util_fail(&why, SRV_EBAD_FIELD, "ts",
+                "%s: 'ts' is %lld s ahead of the server's clock, more than the %lld s "
+                "allowed (limits.max_future_ms)",
+                ev_type_name(e->type), (long long)((e->ts - now) / 1000),
+                (long long)(window / 1000));
+      if (r->op != SRV_OP_EVENTS) {
+        j->err = why;
+        return -1;
+      }
+      /* Rejections stay in the order of the request. */
+      size_t at = r->n_rejects;
+      while (at > 0 && r->rejects[at - 1].index > r->at[i]) at--;
+      memmove(&r->rejects[at + 1], &r->rejects[at], (r->n_rejects - at) * sizeof *r->rejects);
+      r->rejects[at] = (srv_reject){r->at[i], why};
+      r->n_rejects++;
+      ev_clear(e);
+      continue;
+    }
+    if (kept != i) r->evs[kept] = *e, r->at[kept] = r->at[i];
+    kept++;
+  }
+  r->n_events = kept;
+  return 0;
+}
+
 void srv_job_submit(conn *c, job *j) {
   srv *s = c->s;
   j->c = c;
@@ -260,7 +303,8 @@ void srv_job_submit(conn *c, job *j) {
   c->tail = j;
   c->inflight++;
   c->last_active = uv_now(s->loop);
-  if (j->err.code || authorize(c, j)) {
+  if (j->err.code || authorize(c, j) ||
+      (srv_op_run(j->req.op) == SRV_RUN_WRITE && own_time(c, j))) {
     job_finalize(s, j);
     return;
   }

@@ -213,6 +213,8 @@ int srv_threads_start(srv *s, int workers);
 void srv_threads_stop(srv *s);
 /* The engine's decide.max_k: the one limit on k, for the request parser. */
 long srv_max_k(srv *s);
+/* The engine's limits.max_future_ms: how far ahead a trusted clock may run. */
+long srv_max_future_ms(srv *s);
 
 void srv_queue_read(srv *s, job *j);
 void srv_queue_write(srv *s, job *j);

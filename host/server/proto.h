@@ -30,7 +30,10 @@ enum {
   SRV_PERM_PROFILES = 1u << 3, /* customer profiles, with email and phone */
   SRV_PERM_ERASE = 1u << 4,    /* erase a customer (GDPR) */
   SRV_PERM_STATS = 1u << 5,    /* stats and metrics */
-  SRV_PERM_ALL = (1u << 6) - 1
+  SRV_PERM_CLOCK = 1u << 6,    /* events may carry their own time, at most
+                                  limits.max_future_ms ahead; without it
+                                  the server's clock stamps them */
+  SRV_PERM_ALL = (1u << 7) - 1
 };
 
 /* X(ENUM, "name", permissions, "what it is for") */
@@ -154,6 +157,7 @@ typedef struct srv_request {
   size_t text_len;
   ev *evs;         /* writes: the typed events, parsed once, in order */
   size_t n_events;
+  size_t *at;      /* each event's place in the request */
   srv_reject *rejects; /* `events`: the events refused, in order */
   size_t n_rejects;
   dreq dq;         /* decide: the typed request, parsed once */

@@ -27,6 +27,7 @@ void srv_request_clear(srv_request *r) {
   for (size_t i = 0; i < r->n_events; i++) ev_clear(&r->evs[i]);
   free(r->evs);
   free(r->rejects);
+  free(r->at);
   req_clear(&r->dq);
   memset(r, 0, sizeof *r);
 }
@@ -132,8 +133,9 @@ static unsigned event_perms(int type) {
 /* Room for `n` events and as many rejections. */
 static int events_alloc(srv_request *out, size_t n, const char *op, tailor_error *err) {
   out->evs = calloc(n, sizeof *out->evs);
+  out->at = calloc(n, sizeof *out->at);
   out->rejects = calloc(n, sizeof *out->rejects);
-  return out->evs && out->rejects ? SRV_OK : srv_oom(err, op);
+  return out->evs && out->at && out->rejects ? SRV_OK : srv_oom(err, op);
 }
 
 /*
@@ -145,7 +147,7 @@ static int add_event(json_t *event, size_t index, srv_request *out, tailor_error
   tailor_error te = {0};
   if (ev_from_json(event, NULL, &out->evs[out->n_events], &te) == TAILOR_OK) {
     out->need |= event_perms(out->evs[out->n_events].type);
-    out->n_events++;
+    out->at[out->n_events++] = index;
     return SRV_OK;
   }
   srv_reject *r = &out->rejects[out->n_rejects++];

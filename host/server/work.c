@@ -79,6 +79,8 @@ static char *cached_stats(srv *s, tailor_error *e) {
   return copy;
 }
 
+long srv_max_future_ms(srv *s) { return s->t->cfg.max_future_ms; }
+
 long srv_max_k(srv *s) {
   req_limits rl;
   eng_request_limits(s->t, &rl);

@@ -11,7 +11,7 @@
 
 #define NOW 1700000000000LL /* the limits' "now", for events without a time */
 
-static const ev_limits lim = {0, 0, NOW, 0};
+static const ev_limits lim = {0, 0, NOW, 0, 0};
 
 static int parse(const char *json, ev *e, tailor_error *err) {
   return ev_parse(json, strlen(json), &lim, e, err);
@@ -58,7 +58,7 @@ static void roundtrip(ev *a) {
   const char *text = ev_body(a, &n);
   ev c;
   tailor_error err;
-  ev_limits at = {0, 0, a->ts + 12345, 0}; /* the text carries its own time */
+  ev_limits at = {0, 0, a->ts + 12345, 0, 0}; /* the text carries its own time */
   CHECK(text != NULL && n == strlen(text));
   if (!text) return;
   CHECK_INT(ev_parse(text, n, &at, &c, &err), TAILOR_OK);
@@ -532,7 +532,7 @@ static void test_bad_input(void) {
   /* too big: the configured limit, then the default */
   ev e;
   tailor_error err;
-  ev_limits small = {32, 0, NOW, 0};
+  ev_limits small = {32, 0, NOW, 0, 0};
   const char *view = "{\"type\":\"view\",\"anon\":\"a\",\"item\":\"x\"}";
   CHECK_INT(ev_parse(view, strlen(view), &small, &e, &err), TAILOR_ETOOBIG);
   CHECK_CONTAINS(err.message, "event is 37 bytes, more than the limit of 32 bytes");
@@ -547,7 +547,7 @@ static void test_bad_input(void) {
   free(huge);
 
   /* too many lines */
-  ev_limits two = {0, 2, NOW, 0};
+  ev_limits two = {0, 2, NOW, 0, 0};
   const char *three = "{\"type\":\"rec_shown\",\"anon\":\"a\",\"items\":[\"x\",\"y\",\"z\"]}";
   CHECK_INT(ev_parse(three, strlen(three), &two, &e, &err), TAILOR_ETOOBIG);
   CHECK_STR(err.field, "items");
@@ -560,6 +560,22 @@ static void test_bad_input(void) {
   CHECK_INT(ev_parse(page, strlen(page) - 7, &lim, &e, &err), TAILOR_OK);
   ev_clear(&e);
   CHECK_INT(ev_parse(NULL, 0, &lim, &e, NULL), TAILOR_EINVAL);
+}
+
+/* A trusted sender's clock may run ahead by limits.max_future_ms, no more. */
+static void test_future_times(void) {
+  ev_limits window = {0, 0, NOW, 0, 300000};
+  ev e;
+  tailor_error err = {0};
+  CHECK_INT(ev_parse("{\"type\":\"view\",\"anon\":\"a\",\"item\":\"x\",\"ts\":1700000290000}",
+                     56, &window, &e, &err), TAILOR_OK);
+  ev_clear(&e);
+  const char *far = "{\"type\":\"view\",\"anon\":\"a\",\"item\":\"x\",\"ts\":\"2099-01-01\"}";
+  CHECK_INT(ev_parse(far, strlen(far), &window, &e, &err), TAILOR_ETIME);
+  CHECK_STR(err.field, "ts");
+  CHECK_CONTAINS(err.message, "ahead of the server's clock, more than the 300 s allowed");
+  CHECK_INT(ev_parse(far, strlen(far), &lim, &e, &err), TAILOR_OK); /* no window, no check */
+  ev_clear(&e);
 }
 
 static void test_bad_timestamps(void) {
@@ -684,7 +700,7 @@ static void test_replay(void) {
      "\"price\":10,\"quantity\":2,\"brand\":\"B\"}]},\"context\":{\"ip\":\"1.2.3.4\"}}", &e);
   size_t n;
   const char *body = ev_body(&e, &n);
-  ev_limits later = {0, 0, NOW + 86400000, 0};
+  ev_limits later = {0, 0, NOW + 86400000, 0, 0};
   CHECK_INT(ev_parse(body, n, &later, &r, NULL), TAILOR_OK);
   CHECK_INT(r.ts, NOW);
   CHECK_STR(r.msg_id, "m1");
@@ -711,6 +727,7 @@ int main(void) {
   RUN(test_bad_input);
   RUN(test_nesting);
   RUN(test_bad_timestamps);
+  RUN(test_future_times);
   RUN(test_timestamps);
   RUN(test_amounts);
   RUN(test_message_ids);

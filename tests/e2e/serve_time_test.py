@@ -1,0 +1,93 @@
+"""serve_time_test.py: the server owns time.
+
+A storefront token is public: its events take the server's clock, whatever
+time they carry (a visitor's clock in 2099 must not blank the bestsellers).
+A trusted token (admin) may carry its own time, at most
+limits.max_future_ms ahead; an event further ahead is refused with the
+field named, and the other events of its batch are kept.
+"""
+
+import os
+import sqlite3
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from serve_kit import ADMIN, STOREFRONT, Checks, Server, error_code  # noqa: E402
+
+T = Checks()
+check = T.check
+
+TRENDING = """
+return { recommend = function(ctx)
+  return tailor.trending(nil, nil, { k = ctx.k, in_stock = false })
+end }
+"""
+
+
+def stored_ts(db, msg):
+    con = sqlite3.connect(db)
+    row = con.execute("SELECT ts FROM events WHERE msg_id=?", (msg,)).fetchone()
+    con.close()
+    return row[0] if row else None
+
+
+def main():
+    s = Server(engine={"limits": {"max_future_ms": 60000}})
+    with open(os.path.join(s.cfg["strategies"], "recommend.lua"), "w") as f:
+        f.write(TRENDING)
+    s.stop()
+    s.start()
+    try:
+        sf = s.connect()
+        sf.call("auth", token=STOREFRONT)
+        before = int(time.time() * 1000)
+        r = sf.call("events", events=[
+            {"type": "view", "id": "sf-1", "item": "a", "anon": "v1", "ts": "2099-01-01T00:00:00Z"},
+            {"type": "view", "id": "sf-2", "item": "b", "anon": "v2", "ts": 946684800000},
+            {"type": "view", "id": "sf-3", "item": "b", "anon": "v3"},
+        ])
+        after = int(time.time() * 1000)
+        check("storefront events are accepted whatever their time",
+              r.get("result", {}).get("accepted") == 3, r)
+        ts = [stored_ts(s.db, m) for m in ("sf-1", "sf-2", "sf-3")]
+        check("storefront events take the server's clock",
+              all(t is not None and before - 1000 <= t <= after + 1000 for t in ts), (ts, before))
+        d = sf.call("decide", kind="recommend", k=5)
+        items = [i["id"] for i in d.get("result", {}).get("items", [])]
+        check("the bestsellers are not blanked by a visitor's 2099", items[:2] == ["b", "a"], d)
+        sf.close()
+
+        adm = s.connect()
+        ok_ts = int(time.time() * 1000) + 30000
+        r = adm.call("events", token=ADMIN, events=[
+            {"type": "view", "id": "ad-1", "item": "c", "anon": "v4", "ts": ok_ts},
+            {"type": "bogus", "anon": "v4"},
+            {"type": "view", "id": "ad-2", "item": "c", "anon": "v5", "ts": "2099-01-01"},
+            {"type": "view", "id": "ad-3", "item": "c", "anon": "v6", "ts": 946684800000},
+        ])
+        res = r.get("result", {})
+        check("a trusted batch keeps what is in the window", res.get("accepted") == 2 and
+              res.get("rejected") == 2, r)
+        errs = {e["index"]: e for e in res.get("errors", [])}
+        check("the event too far ahead is refused with its place and field",
+              2 in errs and errs[2].get("field") == "ts" and
+              "ahead of the server's clock" in errs[2].get("message", ""), r)
+        check("rejections stay in request order", sorted(errs) == [1, 2], r)
+        check("a trusted time within the window is kept", stored_ts(s.db, "ad-1") == ok_ts)
+        check("a trusted time in the past is kept (imports)",
+              stored_ts(s.db, "ad-3") == 946684800000)
+        check("the refused event is not stored", stored_ts(s.db, "ad-2") is None)
+        r = adm.call("event", token=ADMIN, event={"type": "view", "item": "c", "anon": "v7",
+                                                  "ts": "2099-01-01"})
+        check("a single event too far ahead is the request's error",
+              error_code(r) == "bad_field" and r["error"]["field"] == "ts", r)
+        adm.close()
+        check("clean stop", s.stop() == 0)
+    finally:
+        s.cleanup()
+    return T.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
