@@ -12,6 +12,7 @@
 ** input keys that map to nothing are kept under "props", never dropped.
 */
 #include "core/event.h"
+#include "core/buf.h"
 #include "core/util.h"
 
 #include <math.h>
@@ -654,74 +655,28 @@ void ev_clear(ev *e) {
 ** The normalized text, written from the fields.  Strings are escaped here;
 ** the sender's own values (props, extras, objects) are written by jansson.
 */
-typedef struct text {
-  char *s;
-  size_t n, cap;
-  int oom;
-} text;
+static void put_str(strbuf *t, const char *s) { buf_json_str(t, s, strlen(s)); }
 
-static void put(text *t, const char *s, size_t n) {
-  if (t->oom) return;
-  if (t->n + n + 1 > t->cap) {
-    size_t cap = t->cap ? t->cap : 256;
-    while (cap < t->n + n + 1) cap *= 2;
-    char *s2 = realloc(t->s, cap);
-    if (!s2) {
-      t->oom = 1;
-      return;
-    }
-    t->s = s2;
-    t->cap = cap;
-  }
-  memcpy(t->s + t->n, s, n);
-  t->n += n;
-  t->s[t->n] = '\0';
-}
-
-static void put_c(text *t, const char *s) { put(t, s, strlen(s)); }
-
-static void put_str(text *t, const char *s) {
-  static const char hex[] = "0123456789abcdef";
-  put(t, "\"", 1);
-  for (const char *run = s;; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    put(t, run, (size_t)(s - run));
-    if (!c) break;
-    char esc[7] = {'\\', (char)c, 0};
-    if (c < 0x20) {
-      esc[1] = 'u', esc[2] = esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
-      put(t, esc, 6);
-    } else {
-      put(t, esc, 2);
-    }
-    run = s + 1;
-  }
-  put(t, "\"", 1);
-}
-
-static void put_key(text *t, const char *k) {
-  put(t, ",", 1);
+static void put_key(strbuf *t, const char *k) {
+  buf_putc(t, ',');
   put_str(t, k);
-  put(t, ":", 1);
+  buf_putc(t, ':');
 }
 
-static void put_num(text *t, double x) {
-  char buf[32];
-  put(t, buf, (size_t)snprintf(buf, sizeof buf, "%.17g", x));
-}
+/* All 17 digits: the stored text must read back to the same double. */
+static void put_num(strbuf *t, double x) { buf_json_num(t, x, 17); }
 
-static void put_json(text *t, const json_t *v) {
+static void put_json(strbuf *t, const json_t *v) {
   char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
   if (!s) {
     t->oom = 1;
     return;
   }
-  put_c(t, s);
+  buf_puts(t, s);
   free(s);
 }
 
-static void put_opt(text *t, const char *k, const char *v) {
+static void put_opt(strbuf *t, const char *k, const char *v) {
   if (!v) return;
   put_key(t, k);
   put_str(t, v);
@@ -729,11 +684,11 @@ static void put_opt(text *t, const char *k, const char *v) {
 
 const char *ev_body(ev *e, size_t *len) {
   if (!e->body) {
-    text t = {0};
+    strbuf t = {0};
     char ts[32];
-    put_c(&t, "{\"type\":");
+    buf_puts(&t, "{\"type\":");
     put_str(&t, type_names[e->type]);
-    put(&t, ts, (size_t)snprintf(ts, sizeof ts, ",\"ts\":%lld", (long long)e->ts));
+    buf_put(&t, ts, (size_t)snprintf(ts, sizeof ts, ",\"ts\":%lld", (long long)e->ts));
     put_opt(&t, "message_id", e->msg_id);
     if (type_req[e->type] & EVF_CUSTDOC) {
       put_key(&t, "customer");
@@ -763,7 +718,7 @@ const char *ev_body(ev *e, size_t *len) {
       put_key(&t, "items");
       for (size_t i = 0; i < e->n_lines; i++) {
         const ev_line *l = &e->lines[i];
-        put_c(&t, i ? ",{\"id\":" : "[{\"id\":");
+        buf_puts(&t, i ? ",{\"id\":" : "[{\"id\":");
         put_str(&t, l->item);
         if (l->has_price) put_key(&t, "price"), put_num(&t, l->price);
         if (l->has_quantity) put_key(&t, "quantity"), put_num(&t, l->quantity);
@@ -771,24 +726,19 @@ const char *ev_body(ev *e, size_t *len) {
           /* The extras' own object text, less its braces. */
           char *s = json_dumps(l->extra, JSON_COMPACT);
           if (!s) t.oom = 1;
-          else put(&t, ",", 1), put(&t, s + 1, strlen(s) - 2);
+          else buf_put(&t, ",", 1), buf_put(&t, s + 1, strlen(s) - 2);
           free(s);
         }
-        put(&t, "}", 1);
+        buf_put(&t, "}", 1);
       }
-      put(&t, "]", 1);
+      buf_put(&t, "]", 1);
     }
     if (e->props) {
       put_key(&t, "props");
       put_json(&t, e->props);
     }
-    put(&t, "}", 1);
-    if (t.oom) {
-      free(t.s);
-      return NULL;
-    }
-    e->body = t.s;
-    e->body_len = t.n;
+    buf_put(&t, "}", 1);
+    if (!(e->body = buf_take(&t, &e->body_len))) return NULL;
   }
   if (len) *len = e->body_len;
   return e->body;
