@@ -6,6 +6,11 @@
 **
 ** Not thread-safe by itself: the engine applies events under its write lock
 ** and reads under its read lock.
+**
+** Where it lives: index.c (new/free, interning), apply.c (idx_apply),
+** person.c (people), affinity.c (interests), value.c (the value model),
+** query.c (filters and kernel entry points), kmeans.c, content.c and
+** checkpoint.c; internal.h is what those files share.
 */
 #ifndef TAILOR_INDEX_H
 #define TAILOR_INDEX_H
@@ -342,6 +347,14 @@ size_t idx_trending(const idx *x, const char *key, const char *value,
 ** trending) are anonymous and stay.  Returns the people erased.
 */
 size_t idx_forget(idx *x, const char *customer);
+
+/*
+** Erase a session: its id no longer resolves, its name's bytes are zeroed
+** (so no checkpoint holds it) and its counters are cleared.  The items of
+** the session stay in the session-kNN index under its number, anonymous.
+** Returns 1 when the session was known.
+*/
+int idx_forget_session(idx *x, const char *session);
 
 /* Fill `f` for a person (INTERN_NONE gives a new visitor) at `now`. */
 void idx_person_figures(const idx *x, uint32_t person, int64_t now,
