@@ -3,8 +3,10 @@
 ** customer's profile, erasure, the outbox, audience members.  Reads go
 ** through eng_read_begin(), which never waits for the writer's commit.
 */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/defaults.h"
 #include "core/util.h"
@@ -84,12 +86,26 @@ int tailor_forget(tailor *t, const char *customer, int64_t *erased,
   /* Under write_mu so no event of theirs can slip in between the store and
      the index. */
   pthread_mutex_lock(&t->write_mu);
-  int rc = store_forget(t->st, customer, erased, err);
+  json_t *sessions = NULL;
+  int rc = store_forget(t->st, customer, erased, &sessions, err);
   if (rc == TAILOR_OK) {
+    size_t i;
+    json_t *v;
     pthread_rwlock_wrlock(&t->lock);
     idx_forget(t->ix, customer);
+    json_array_foreach(sessions, i, v) idx_forget_session(t->ix, json_string_value(v));
     pthread_rwlock_unlock(&t->lock);
+    /* The checkpoint on disk still holds them: write it again now, or, when
+       it cannot be written, remove it, so that no start brings them back. */
+    if (t->ckpt_path) {
+      t->ckpt_seq = -1;
+      eng_save_checkpoint(t);
+      if (t->ckpt_seq != t->applied_seq && unlink(t->ckpt_path) && errno != ENOENT)
+        eng_log(t, TAILOR_LOG_ERROR, "erasure: cannot rewrite or remove the checkpoint %s",
+                t->ckpt_path);
+    }
   }
+  json_decref(sessions);
   pthread_mutex_unlock(&t->write_mu);
   if (rc == TAILOR_OK) eng_log(t, TAILOR_LOG_INFO, "erased a customer");
   return rc;

@@ -348,6 +348,14 @@ size_t idx_trending(const idx *x, const char *key, const char *value,
 */
 size_t idx_forget(idx *x, const char *customer);
 
+/*
+** Erase a session: its id no longer resolves, its name's bytes are zeroed
+** (so no checkpoint holds it) and its counters are cleared.  The items of
+** the session stay in the session-kNN index under its number, anonymous.
+** Returns 1 when the session was known.
+*/
+int idx_forget_session(idx *x, const char *session);
+
 /* Fill `f` for a person (INTERN_NONE gives a new visitor) at `now`. */
 void idx_person_figures(const idx *x, uint32_t person, int64_t now,
                         idx_figures *f);

@@ -179,3 +179,10 @@ size_t idx_forget(idx *x, const char *customer) {
   x->person[p].canon = p;
   return n + 1;
 }
+
+int idx_forget_session(idx *x, const char *session) {
+  uint32_t sid = session ? intern_forget(&x->sessions, session) : INTERN_NONE;
+  if (sid == INTERN_NONE) return 0;
+  if (sid < x->session_cap) memset(&x->session[sid], 0, sizeof *x->session);
+  return 1;
+}

@@ -539,17 +539,50 @@ int store_outbox_add(store *s, const store_outbox_row *row, int *added,
   return TAILOR_OK;
 }
 
-int store_forget(store *s, const char *customer, int64_t *events,
+/* The sessions a customer (and the anonymous ids linked to them) used, as a
+   JSON array of ids; NULL on failure. */
+static json_t *sessions_of(store *s, const char *customer, tailor_error *err) {
+  sqlite3_stmt *st;
+  json_t *out = json_array();
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT DISTINCT session FROM events WHERE session IS NOT NULL AND "
+                         "(customer=?1 OR anon IN (SELECT anon FROM identities WHERE customer=?1))",
+                         -1, &st, NULL) != SQLITE_OK) {
+    json_decref(out);
+    store_fail(err, TAILOR_ESTORE, s->db, "store: forget");
+    return NULL;
+  }
+  sqlite3_bind_text(st, 1, customer, -1, SQLITE_TRANSIENT);
+  while (sqlite3_step(st) == SQLITE_ROW)
+    json_array_append_new(out, json_string((const char *)sqlite3_column_text(st, 0)));
+  sqlite3_finalize(st);
+  return out;
+}
+
+int store_forget(store *s, const char *customer, int64_t *events, json_t **sessions,
                  tailor_error *err) {
+  /* Order matters: identities go last, the steps before find the anonymous
+     ids through them.  ?2 is the JSON array of the person's sessions. */
   static const char *const steps[] = {
       "DELETE FROM events WHERE customer=?1 OR anon IN "
+      "(SELECT anon FROM identities WHERE customer=?1) OR "
+      "session IN (SELECT value FROM json_each(?2))",
+      "DELETE FROM exposures WHERE unit=?1 OR unit IN "
       "(SELECT anon FROM identities WHERE customer=?1)",
       "DELETE FROM outbox WHERE customer=?1",
       "DELETE FROM outbox_sent WHERE customer=?1",
       "DELETE FROM customers WHERE id=?1",
       "DELETE FROM identities WHERE customer=?1",
   };
+  json_t *sess = NULL;
+  char *sess_text = NULL;
+  if (sessions) *sessions = NULL;
   if (store_exec(s, "BEGIN IMMEDIATE", err)) return TAILOR_ESTORE;
+  if (!(sess = sessions_of(s, customer, err)) ||
+      !(sess_text = json_dumps(sess, JSON_COMPACT))) {
+    if (sess) store_fail(err, TAILOR_ENOMEM, NULL, "store: forget");
+    goto rollback;
+  }
   for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db, steps[i], -1, &st, NULL) != SQLITE_OK) {
@@ -557,6 +590,7 @@ int store_forget(store *s, const char *customer, int64_t *events,
       goto rollback;
     }
     sqlite3_bind_text(st, 1, customer, -1, SQLITE_TRANSIENT);
+    if (sqlite3_bind_parameter_count(st) >= 2) sqlite3_bind_text(st, 2, sess_text, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
@@ -566,12 +600,19 @@ int store_forget(store *s, const char *customer, int64_t *events,
     if (i == 0 && events) *events = sqlite3_changes(s->db);
   }
   if (store_exec(s, "COMMIT", err) == TAILOR_OK) {
-    /* Old copies of the pages live in the WAL until a checkpoint. */
+    /* secure_delete zeroed the freed cells in the database; the old copies
+       of the pages live in the WAL until a checkpoint, so one runs now and
+       truncates it. */
     sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    free(sess_text);
+    if (sessions) *sessions = sess;
+    else json_decref(sess);
     return TAILOR_OK;
   }
 rollback:
   sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+  free(sess_text);
+  json_decref(sess);
   return TAILOR_ESTORE;
 }
 

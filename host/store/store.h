@@ -100,12 +100,17 @@ json_t *store_customer(store *s, const char *id);
 char *store_identity(store *s, const char *anon);
 
 /*
-** Erase a customer (the right to erasure): their events, and those of the
-** anonymous ids linked to them, their profile, identities and outbox rows,
-** in one transaction.  *events (may be NULL) receives the events deleted.
-** Returns TAILOR_OK (also when nothing was known of them).
+** Erase a customer (the right to erasure): their events, those of the
+** anonymous ids linked to them and those of their sessions (also the ones
+** that named neither), their experiment exposures, profile, identities,
+** outbox rows and delivery ledger, in one transaction; then the WAL is
+** checkpointed and truncated, so no copy of the erased rows is left in the
+** database or its WAL (secure_delete zeroes freed space).  *events (may be
+** NULL) receives the events deleted, *sessions (may be NULL) a new JSON
+** array of the session ids erased, for the index.  Returns TAILOR_OK (also
+** when nothing was known of them).
 */
-int store_forget(store *s, const char *customer, int64_t *events,
+int store_forget(store *s, const char *customer, int64_t *events, json_t **sessions,
                  tailor_error *err);
 
 /*

@@ -633,6 +633,102 @@ static void test_outbox_in_the_events_transaction(void) {
   tailor_close(t);
 }
 
+/* Whether the file at `path` holds the bytes of `needle`. */
+static int file_has(const char *path, const char *needle) {
+  size_t n = 0, m = strlen(needle);
+  FILE *f = fopen(path, "rb");
+  if (!f) return 0;
+  char *buf = malloc(1 << 24);
+  n = fread(buf, 1, 1 << 24, f);
+  fclose(f);
+  int found = 0;
+  for (size_t i = 0; !found && i + m <= n; i++) found = !memcmp(buf + i, needle, m);
+  free(buf);
+  return found;
+}
+
+static void copy_file(const char *from, const char *to) {
+  FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+  char buf[65536];
+  size_t n;
+  while (a && b && (n = fread(buf, 1, sizeof buf, a)) > 0) fwrite(buf, 1, n, b);
+  if (a) fclose(a);
+  if (b) fclose(b);
+}
+
+/* Erasure sticks: after tailor_forget no byte of the customer's email, id or
+   session is left in the store, its WAL or the checkpoint, and neither a
+   clean restart nor a crash right after the erase brings them back. */
+static void test_erasure_sticks(void) {
+  char db[700], dir[600], ckpt[800];
+  make_dir(dir, sizeof dir, "erase");
+  snprintf(db, sizeof db, "%s/shop.db", dir);
+  snprintf(ckpt, sizeof ckpt, "%s.ckpt", db);
+  tailor *t = open_engine(db, "");
+  CHECK(t != NULL);
+  if (!t) return;
+  CHECK_INT(ingest(t, "{\"type\":\"customer_upsert\",\"customer\":{\"id\":\"cust-erase-7731\","
+                      "\"email\":\"ada-unique@example.com\",\"consent\":{\"email\":true}}}"), 0);
+  CHECK_INT(ingest(t, "{\"type\":\"view\",\"item\":\"a\",\"anon\":\"anon-erase-88\","
+                      "\"session\":\"sess-erase-42\"}"), 0);
+  CHECK_INT(ingest(t, "{\"type\":\"page_view\",\"session\":\"sess-erase-42\"}"), 0);
+  CHECK_INT(ingest(t, "{\"type\":\"identify\",\"customer\":\"cust-erase-7731\","
+                      "\"anon\":\"anon-erase-88\"}"), 0);
+  CHECK_INT(ingest(t, "{\"type\":\"purchase\",\"customer\":\"cust-erase-7731\",\"order_id\":\"o1\","
+                      "\"items\":[{\"id\":\"a\",\"price\":10}]}"), 0);
+  CHECK_INT(ingest(t, "{\"type\":\"view\",\"item\":\"a\",\"anon\":\"someone-else\"}"), 0);
+  sqlite3 *raw = NULL;
+  CHECK_INT(sqlite3_open(db, &raw), SQLITE_OK);
+  CHECK_INT(sqlite3_exec(raw, "INSERT INTO exposures VALUES('exp','cust-erase-7731','a',1)", NULL,
+                         NULL, NULL), SQLITE_OK);
+  sqlite3_close(raw);
+  CHECK_INT(tailor_checkpoint(t, NULL), TAILOR_OK);
+  CHECK(file_has(ckpt, "cust-erase-7731")); /* the test can see them before */
+  int64_t erased = 0;
+  CHECK_INT(tailor_forget(t, "cust-erase-7731", &erased, NULL), TAILOR_OK);
+  CHECK_INT(erased, 5); /* profile, view, the session's page view, identify, purchase */
+  static const char *const traces[] = {"cust-erase-7731", "ada-unique@example.com",
+                                       "anon-erase-88", "sess-erase-42"};
+  char wal[800], copy[700], copy_ckpt[800];
+  snprintf(wal, sizeof wal, "%s-wal", db);
+  for (size_t i = 0; i < sizeof traces / sizeof *traces; i++) {
+    CHECK(!file_has(db, traces[i]));
+    CHECK(!file_has(wal, traces[i]));
+    CHECK(!file_has(ckpt, traces[i]));
+  }
+  /* A crash right after the erase: the files as they are now. */
+  snprintf(copy, sizeof copy, "%s/crash.db", dir);
+  snprintf(copy_ckpt, sizeof copy_ckpt, "%s.ckpt", copy);
+  copy_file(db, copy);
+  copy_file(ckpt, copy_ckpt);
+  tailor *c = open_engine(copy, "");
+  CHECK(c != NULL);
+  char *j = NULL;
+  tailor_error err = {0};
+  if (c) {
+    CHECK_INT(tailor_customer(c, "cust-erase-7731", 0, &j, &err), TAILOR_ENOTFOUND);
+    CHECK_INT(tailor_customer(c, "anon-erase-88", 0, &j, &err), TAILOR_ENOTFOUND);
+    CHECK_INT(tailor_customer(c, "someone-else", 0, &j, &err), TAILOR_OK);
+    tailor_free(j);
+    tailor_close(c);
+  }
+  tailor_close(t);
+  /* And a clean restart, from the checkpoint written at close. */
+  t = open_engine(db, "");
+  CHECK(t != NULL);
+  if (!t) return;
+  CHECK_INT(tailor_customer(t, "cust-erase-7731", 0, &j, &err), TAILOR_ENOTFOUND);
+  CHECK_INT(stat_of(t, "customers"), 0);
+  raw = NULL;
+  CHECK_INT(sqlite3_open(db, &raw), SQLITE_OK);
+  sqlite3_stmt *st = NULL;
+  sqlite3_prepare_v2(raw, "SELECT count(*) FROM exposures", -1, &st, NULL);
+  CHECK(st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 0);
+  sqlite3_finalize(st);
+  sqlite3_close(raw);
+  tailor_close(t);
+}
+
 static void test_errors_named(void) {
   CHECK_STR(tailor_strerror(TAILOR_EPARSE), "malformed JSON");
   CHECK_STR(tailor_errname(TAILOR_EFIELD), "EFIELD");
@@ -660,5 +756,6 @@ int main(void) {
   RUN(test_checkpoint_restart);
   RUN(test_message_id_applied_once);
   RUN(test_outbox_in_the_events_transaction);
+  RUN(test_erasure_sticks);
   return CHECK_DONE();
 }
