@@ -168,10 +168,25 @@ TAILOR_EXTERN int tailor_customer(tailor *t, const char *id, int flags,
                                   char **json, tailor_error *err);
 
 /*
-** Erase a customer (GDPR right to erasure): their events and those of the
-** anonymous ids linked to them, their profile, identities and pending
-** outbox rows are deleted from the store (securely, in one transaction),
-** and their in-memory profile is cleared.  Anonymous aggregates they
+** Everything tailor holds on one customer (GDPR right of access) as a JSON
+** object: the stored profile with email and phone, linked anonymous ids,
+** every event of theirs (and of those ids and sessions) as stored, the
+** outbox and delivery ledger, experiment exposures, and the index's
+** figures ("index": what tailor_customer() gives, or null).  What
+** tailor_forget() erases is exactly what this lists.  `*json` is freed with
+** tailor_free().  An unknown customer gives an empty export, not an error.
+*/
+TAILOR_EXTERN int tailor_export_customer(tailor *t, const char *customer, char **json,
+                                         tailor_error *err);
+
+/*
+** Erase a customer (GDPR right to erasure): their events, those of the
+** anonymous ids linked to them and of their sessions, their profile,
+** identities, outbox rows, delivery ledger and experiment exposures are
+** deleted from the store (securely, in one transaction, the WAL truncated
+** after), their in-memory profile and session ids are cleared and the
+** checkpoint is written again, so that no copy of them is left once the
+** call returns.  Anonymous aggregates they
 ** contributed to (co-occurrence counts, trending) are kept.  `*erased`
 ** (may be NULL) receives the number of events deleted.  Erasing an unknown
 ** customer is not an error.

@@ -26,6 +26,14 @@ typedef struct cli_opts {
 */
 int cli_common_opt(cli_opts *o, int argc, char **argv, int *i);
 
+/*
+** Parse a command's arguments: common options into `o`, up to `max`
+** positional ones into `args`; prints `help` and returns -1 for -h/--help,
+** exits with EXIT_BADINPUT on an unknown option.  Returns the positionals.
+*/
+int cli_parse_args(int argc, char **argv, cli_opts *o, const char *help, const char **args,
+                   int max);
+
 /* Open an engine from the options; prints the error and returns NULL. */
 tailor *cli_open(const cli_opts *o, const char *extra_json);
 
@@ -51,5 +59,7 @@ int cmd_report(int argc, char **argv);
 int cmd_audiences(int argc, char **argv);
 int cmd_outbox(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_erase(int argc, char **argv);
+int cmd_export_customer(int argc, char **argv);
 
 #endif /* TAILOR_CLI_H */

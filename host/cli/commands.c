@@ -16,7 +16,7 @@
 /* Parse the common options; anything else not starting with '-' goes to
    `args` (at most `max`).  Returns the count of positional arguments, or -1
    after printing help. */
-static int parse_args(int argc, char **argv, cli_opts *o, const char *help,
+int cli_parse_args(int argc, char **argv, cli_opts *o, const char *help,
                       const char **args, int max) {
   int n = 0;
   for (int i = 1; i < argc; i++) {
@@ -62,7 +62,7 @@ static const char ingest_help[] =
 int cmd_ingest(int argc, char **argv) {
   cli_opts o = {0};
   const char *path = NULL;
-  int n = parse_args(argc, argv, &o, ingest_help, &path, 1);
+  int n = cli_parse_args(argc, argv, &o, ingest_help, &path, 1);
   if (n < 0) return EXIT_OK;
   FILE *in = (!path || !strcmp(path, "-")) ? stdin : fopen(path, "rb");
   if (!in) {
@@ -128,7 +128,7 @@ static const char decide_help[] =
 
 int cmd_decide(int argc, char **argv) {
   cli_opts o = {0};
-  if (parse_args(argc, argv, &o, decide_help, NULL, 0) < 0) return EXIT_OK;
+  if (cli_parse_args(argc, argv, &o, decide_help, NULL, 0) < 0) return EXIT_OK;
   size_t len;
   char *req = util_read_stream(stdin, &len);
   if (!req) {
@@ -169,7 +169,7 @@ static const char check_help[] =
 int cmd_check(int argc, char **argv) {
   cli_opts o = {0};
   const char *dir = NULL;
-  if (parse_args(argc, argv, &o, check_help, &dir, 1) < 0) return EXIT_OK;
+  if (cli_parse_args(argc, argv, &o, check_help, &dir, 1) < 0) return EXIT_OK;
   if (!dir) dir = o.strategies ? o.strategies : "strategies";
   tailor *t = cli_open(&(cli_opts){.db = ":memory:", .strategies = ""}, NULL);
   if (!t) return EXIT_FAIL;
@@ -191,7 +191,7 @@ static const char stats_help[] =
 
 int cmd_stats(int argc, char **argv) {
   cli_opts o = {0};
-  if (parse_args(argc, argv, &o, stats_help, NULL, 0) < 0) return EXIT_OK;
+  if (cli_parse_args(argc, argv, &o, stats_help, NULL, 0) < 0) return EXIT_OK;
   tailor *t = cli_open(&o, "{\"strategies\": \"\"}");
   if (!t) return EXIT_FAIL;
   char *s = NULL;
@@ -236,7 +236,7 @@ int cmd_report(int argc, char **argv) {
   for (int i = 0; i < nrest; i++) args[i + 1] = rest[i];
   char help[sizeof report_help + 16];
   snprintf(help, sizeof help, report_help, DEF_REPORT_WINDOW_DAYS);
-  if (parse_args(nrest + 1, args, &o, help, &what, 1) < 0) return EXIT_OK;
+  if (cli_parse_args(nrest + 1, args, &o, help, &what, 1) < 0) return EXIT_OK;
   if (!what || strcmp(what, "experiments") || window < 1) {
     fprintf(stderr, "tailor report: say 'experiments' and a window of at least 1 day "
                     "(see --help)\n");
@@ -299,7 +299,7 @@ static const char checkpoint_help[] =
 
 int cmd_checkpoint(int argc, char **argv) {
   cli_opts o = {0};
-  if (parse_args(argc, argv, &o, checkpoint_help, NULL, 0) < 0) return EXIT_OK;
+  if (cli_parse_args(argc, argv, &o, checkpoint_help, NULL, 0) < 0) return EXIT_OK;
   tailor *t = cli_open(&o, "{\"strategies\": \"\"}");
   if (!t) return EXIT_FAIL;
   tailor_error err = {0};

@@ -22,6 +22,8 @@ static const struct {
     {"checkpoint", cmd_checkpoint, "write the checkpoint of the indexes now"},
     {"report", cmd_report, "experiment results: conversion, revenue, uplift, p-values"},
     {"audiences", cmd_audiences, "export a recency audience for an ad platform"},
+    {"export-customer", cmd_export_customer, "all that is held on one customer, as JSON (right of access)"},
+    {"erase", cmd_erase, "erase a customer and every copy of their data (right to erasure)"},
     {"outbox", cmd_outbox, "see and act on scheduled emails and webhooks"},
     {"eval", cmd_eval, "score next-item recommendations on recorded sessions"},
     {"config", cmd_config, "list the configuration keys and defaults"},

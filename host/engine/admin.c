@@ -79,6 +79,25 @@ int tailor_stats(tailor *t, char **out, tailor_error *err) {
   return *out ? TAILOR_OK : util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
 }
 
+int tailor_export_customer(tailor *t, const char *customer, char **json, tailor_error *err) {
+  if (!t || !customer || !*customer || !json)
+    return util_fail(err, TAILOR_EINVAL, "customer", "export: no customer id");
+  *json = NULL;
+  json_t *out = store_export_customer(eng_read_begin(t), customer, err);
+  eng_read_end(t);
+  if (!out) return err && err->code ? err->code : TAILOR_ESTORE;
+  char *fig = NULL;
+  tailor_error ferr = {0};
+  json_t *index = NULL;
+  if (tailor_customer(t, customer, TAILOR_PII, &fig, &ferr) == TAILOR_OK)
+    index = json_loads(fig, 0, NULL);
+  tailor_free(fig);
+  json_object_set_new(out, "index", index ? index : json_null());
+  *json = json_dumps(out, JSON_COMPACT);
+  json_decref(out);
+  return *json ? TAILOR_OK : util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+}
+
 int tailor_forget(tailor *t, const char *customer, int64_t *erased,
                   tailor_error *err) {
   if (!t || !customer || !*customer)

@@ -616,6 +616,81 @@ rollback:
   return TAILOR_ESTORE;
 }
 
+/* The rows of `sql` (bound to the customer as ?1) as a JSON array of
+   objects keyed by column name; a column named "body" (JSON text) is
+   parsed.  Adds to `out`; 0, or -1 with `err`. */
+static int export_rows(store *s, const char *sql, const char *customer, json_t *out,
+                       tailor_error *err) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+    store_fail(err, TAILOR_ESTORE, s->db, "store: export");
+    return -1;
+  }
+  sqlite3_bind_text(st, 1, customer, -1, SQLITE_TRANSIENT);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    json_t *row = json_object();
+    for (int c = 0; c < sqlite3_column_count(st); c++) {
+      const char *name = sqlite3_column_name(st, c);
+      json_t *v;
+      switch (sqlite3_column_type(st, c)) {
+        case SQLITE_INTEGER: v = json_integer(sqlite3_column_int64(st, c)); break;
+        case SQLITE_FLOAT: v = json_real(sqlite3_column_double(st, c)); break;
+        case SQLITE_NULL: v = json_null(); break;
+        default: {
+          const char *text = (const char *)sqlite3_column_text(st, c);
+          v = !strcmp(name, "body") || !strcmp(name, "vars") ? json_loads(text, 0, NULL) : NULL;
+          if (!v) v = json_string(text);
+        }
+      }
+      json_object_set_new(row, name, v);
+    }
+    json_array_append_new(out, row);
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) {
+    store_fail(err, TAILOR_ESTORE, s->db, "store: export");
+    return -1;
+  }
+  return 0;
+}
+
+json_t *store_export_customer(store *s, const char *customer, tailor_error *err) {
+  static const struct {
+    const char *key, *sql;
+  } parts[] = {
+      {"profile", "SELECT id, email, phone, consent_email, consent_sms, body, created, updated "
+                  "FROM customers WHERE id=?1"},
+      {"identities", "SELECT anon, linked FROM identities WHERE customer=?1"},
+      {"events",
+       "SELECT seq, body FROM events WHERE customer=?1 OR anon IN "
+       "(SELECT anon FROM identities WHERE customer=?1) OR session IN "
+       "(SELECT DISTINCT session FROM events WHERE session IS NOT NULL AND (customer=?1 OR "
+       "anon IN (SELECT anon FROM identities WHERE customer=?1))) ORDER BY seq"},
+      {"outbox", "SELECT key, channel, template, vars, due, state, attempts, created, updated "
+                 "FROM outbox WHERE customer=?1 ORDER BY id"},
+      {"deliveries", "SELECT key, channel, sent FROM outbox_sent WHERE customer=?1 ORDER BY sent"},
+      {"exposures", "SELECT experiment, variant, ts FROM exposures WHERE unit=?1 OR unit IN "
+                    "(SELECT anon FROM identities WHERE customer=?1)"},
+  };
+  json_t *out = json_pack("{ss}", "customer", customer);
+  for (size_t i = 0; out && i < sizeof parts / sizeof *parts; i++) {
+    json_t *rows = json_array();
+    if (export_rows(s, parts[i].sql, customer, rows, err)) {
+      json_decref(rows);
+      json_decref(out);
+      return NULL;
+    }
+    if (i == 0) {
+      json_t *p = json_incref(json_array_get(rows, 0));
+      json_decref(rows);
+      rows = p ? p : json_null();
+    }
+    json_object_set_new(out, parts[i].key, rows);
+  }
+  return out;
+}
+
 int store_outbox_cancel(store *s, const char *key, int *cancelled,
                         tailor_error *err) {
   sqlite3_stmt *st;

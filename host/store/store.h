@@ -114,6 +114,17 @@ int store_forget(store *s, const char *customer, int64_t *events, json_t **sessi
                  tailor_error *err);
 
 /*
+** All the store holds on one customer (the right of access), as a new JSON
+** object: "profile" (the customers row: email, phone, consent, attributes),
+** "identities" (anonymous ids linked to them), "events" (every event of
+** theirs, of those ids and of their sessions, as stored, with "seq"),
+** "outbox" (scheduled messages), "deliveries" (the ledger of what was
+** sent), "exposures" (experiments they were in).  NULL with `err` on
+** failure.  The rows are the same that store_forget() deletes.
+*/
+json_t *store_export_customer(store *s, const char *customer, tailor_error *err);
+
+/*
 ** Outbox: side effects decided by strategies (emails, webhooks).  A row is
 ** unique by its idempotency key; adding an existing key is a no-op that
 ** returns TAILOR_OK with *added = 0.

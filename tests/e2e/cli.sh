@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # cli.sh: the tailor command line on the real binary: ingest with good and
-# bad lines, stats, decide, check, help and exit codes.
+# bad lines, stats, decide, check, audiences, a customer's export and
+# erasure, help and exit codes.
 set -u
 T=${TAILOR:?} ROOT=${TAILOR_ROOT:?}
 dir=$(mktemp -d "${TAILOR_TEST_TMP:-/tmp}/cliXXXXXX")
@@ -80,7 +81,28 @@ expect "no address leaks" sh -c "! grep -qi 'example.com' '$dir/aud'"
 expect "purchased no leaves the buyer out" sh -c "! grep -q '^c2,' '$dir/aud.csv'"
 expect "csv has a header" grep -q '^customer,anon,email_sha256$' "$dir/aud.csv"
 
-for cmd in ingest decide check stats config checkpoint report audiences; do
+# A customer's rights: access (export-customer), then erasure (erase): the
+# export lists what erase removes, and after it neither the export, the
+# audience export nor a restart from the checkpoint knows them.
+"$T" checkpoint --db "$dir/aud.db" >/dev/null 2>&1
+"$T" export-customer --db "$dir/aud.db" c1 >"$dir/c1.json"
+expect "export-customer exits 0" test $? = 0
+expect "the export has the email" grep -q '"email": " Ada@Example.com "' "$dir/c1.json"
+expect "the export has the events" test "$(python3 -c "import json,sys; d=json.load(open('$dir/c1.json')); print(len(d['events']))")" = 2
+expect "the export has the index's figures" grep -q '"lifecycle"' "$dir/c1.json"
+"$T" erase --db "$dir/aud.db" c1 >"$dir/erase.out"
+expect "erase exits 0" test $? = 0
+expect "erase counts the events" grep -q "erased c1: 2 events" "$dir/erase.out"
+"$T" export-customer --db "$dir/aud.db" c1 >"$dir/c1.after"
+expect "nothing left to export" python3 -c "import json,sys; d=json.load(open('$dir/c1.after')); sys.exit(0 if d['profile'] is None and d['events'] == [] and d['index'] is None else 1)"
+"$T" audiences export --db "$dir/aud.db" --days 2 >"$dir/aud.after" 2>/dev/null
+expect "the audience export no longer lists them" sh -c "! grep -q '\"c1\"' '$dir/aud.after'"
+expect "nor any byte of the address in the store or checkpoint" \
+  sh -c "! grep -qi 'ada@example' '$dir/aud.db' '$dir/aud.db.ckpt' && ! grep -qi 'ada@example' '$dir/aud.db-wal' 2>/dev/null"
+"$T" export-customer --db "$dir/aud.db" 2>/dev/null
+expect "export-customer without an id exits 2" test $? = 2
+
+for cmd in ingest decide check stats config checkpoint report audiences erase export-customer; do
   "$T" $cmd --help >/dev/null
   expect "$cmd --help" test $? = 0
 done
