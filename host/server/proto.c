@@ -50,6 +50,8 @@ const char *srv_op_name(int op) {
   if (op < 0 || op >= SRV_OP_COUNT) return "none";
   return ops[op].name ? ops[op].name : http_only_names[op];
 }
+int srv_op_ndjson(int op) { return op >= 0 && op < SRV_OP_COUNT && ops[op].name; }
+
 int srv_op_lookup(const char *name) {
   for (int i = 0; name && i < SRV_OP_COUNT; i++)
     if (ops[i].name && !strcmp(ops[i].name, name)) return i;

@@ -77,6 +77,7 @@ enum { SRV_RUN_INLINE, SRV_RUN_READ, SRV_RUN_WRITE };
   X(IDENTIFY, "identify", SRV_RUN_WRITE, SRV_PERM_EVENTS)                  \
   X(CUSTOMER_FORGET, "customer.forget", SRV_RUN_WRITE, SRV_PERM_ERASE)     \
   X(CUSTOMER_GET, "customer.get", SRV_RUN_READ, SRV_PERM_PROFILES)         \
+  X(CUSTOMER_EXPORT, "customer.export", SRV_RUN_READ, SRV_PERM_PROFILES)   \
   X(DECIDE, "decide", SRV_RUN_READ, SRV_PERM_DECIDE)                       \
   X(STATS, "stats", SRV_RUN_READ, SRV_PERM_STATS)                          \
   X(METRICS, NULL, SRV_RUN_READ, SRV_PERM_STATS)                           \
@@ -95,6 +96,8 @@ typedef enum srv_op {
 const char *srv_op_name(int op);
 /* The op whose NDJSON name is `name`, or -1 (HTTP-only ops have none). */
 int srv_op_lookup(const char *name);
+/* Whether the op has an NDJSON name (the HTTP-only ones have none). */
+int srv_op_ndjson(int op);
 int srv_op_run(int op);
 unsigned srv_op_perms(int op);
 

@@ -316,6 +316,7 @@ static const op_fn validators[SRV_OP_COUNT] = {
     [SRV_OP_IDENTIFY] = op_identify,
     [SRV_OP_CUSTOMER_FORGET] = op_customer_id,
     [SRV_OP_CUSTOMER_GET] = op_customer_id,
+    [SRV_OP_CUSTOMER_EXPORT] = op_customer_id,
     [SRV_OP_DECIDE] = op_decide,
     [SRV_OP_STATS] = op_plain,
     [SRV_OP_METRICS] = op_plain,
@@ -388,11 +389,14 @@ int srv_parse_line(const char *buf, size_t len, const srv_limits *lim,
   }
   out->op = srv_op_lookup(json_string_value(op));
   if (out->op < 0) {
-    rc = util_fail(err, SRV_EUNKNOWN_OP, "op",
-                   "unknown op '%.64s' (known: ping, auth, event, events, item.upsert, "
-                   "item.delete, customer.upsert, identify, customer.forget, "
-                   "customer.get, decide, stats)",
-                   json_string_value(op));
+    char known[300] = "";
+    size_t at = 0;
+    for (int i = 0; i < SRV_OP_COUNT && at < sizeof known; i++)
+      if (srv_op_ndjson(i))
+        at += (size_t)snprintf(known + at, sizeof known - at, "%s%s", at ? ", " : "",
+                               srv_op_name(i));
+    rc = util_fail(err, SRV_EUNKNOWN_OP, "op", "unknown op '%.64s' (known: %s)",
+                   json_string_value(op), known);
     goto done;
   }
   json_t *token = json_object_get(req, "token");

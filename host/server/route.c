@@ -171,6 +171,18 @@ int srv_parse_http(int method, const char *url, size_t url_len, const char *body
                          : SRV_OP_CUSTOMER_UPSERT;
       req = identify ? json_incref(b) : json_pack("{sO}", items ? "item" : "customer", b);
     }
+  } else if (UNDER("/v1/customers/") && n > sizeof("/v1/customers//export") - 1 &&
+             !memcmp(p + n - 7, "/export", 7)) {
+    /* GET /v1/customers/<id>/export: the right of access (admin). */
+    size_t k = sizeof("/v1/customers/") - 1;
+    if (decode_segment(p + k, n - k - 7, seg))
+      rc = util_fail(err, SRV_ENOT_FOUND, "id",
+                     "%s: the id must be 1 to %d bytes of percent-encoded UTF-8", path,
+                     SRV_MAX_ID_BYTES);
+    else if (method != SRV_GET)
+      rc = wrong_method(err, method, path, "GET");
+    out->op = SRV_OP_CUSTOMER_EXPORT;
+    if (!rc) req = json_pack("{ss}", "customer", seg);
   } else if (UNDER("/v1/customers/") || UNDER("/v1/items/")) {
     int items = UNDER("/v1/items/");
     size_t k = items ? sizeof("/v1/items/") - 1 : sizeof("/v1/customers/") - 1;

@@ -111,6 +111,9 @@ static void run_read(srv *s, job *j) {
       rc = tailor_customer(s->t, j->req.text,
                            (j->perms & SRV_PERM_PROFILES) ? TAILOR_PII : 0, &out, &e);
       break;
+    case SRV_OP_CUSTOMER_EXPORT:
+      rc = tailor_export_customer(s->t, j->req.text, &out, &e);
+      break;
     case SRV_OP_STATS:
       rc = tailor_stats(s->t, &out, &e);
       break;

@@ -382,6 +382,29 @@ def decisions(s):
           [i["id"] for i in d["items"]] == ["hat", "boots"], d)
 
 
+def export(s):
+    """The right of access over the admin API: NDJSON and HTTP, admin only."""
+    adm = s.connect()
+    adm.call("auth", token=ADMIN)
+    adm.call("customer.upsert", customer={"id": "exp-1", "email": "exp@example.com",
+                                          "consent": {"email": True}})
+    adm.call("event", event={"type": "view", "item": "boots", "customer": "exp-1"})
+    r = adm.call("customer.export", customer="exp-1")
+    res = r.get("result") or {}
+    check("customer.export has the profile with PII",
+          (res.get("profile") or {}).get("email") == "exp@example.com", r)
+    check("customer.export has the events", len(res.get("events", [])) == 2, r)
+    adm.close()
+    resp, d = http_call(s, "GET", "/v1/customers/exp-1/export")
+    check("GET /v1/customers/<id>/export", resp.status == 200 and d["customer"] == "exp-1" and
+          len(d["events"]) == 2, d)
+    resp, d = http_call(s, "GET", "/v1/customers/exp-1/export", token=STOREFRONT)
+    check("a storefront token may not export", resp.status == 403, d)
+    r = s.connect().call("nosuch.op")
+    check("an unknown op lists the known ones from the table",
+          error_code(r) == "unknown_op" and "customer.export" in r["error"]["message"], r)
+
+
 def main():
     import tempfile
 
@@ -394,6 +417,7 @@ def main():
         T.run(roles, s)
         T.run(http_ops, s)
         T.run(decisions, s)
+        T.run(export, s)
         T.run(http_raw, s)
         T.run(cors, s)
         T.run(unix_socket, s)
