@@ -4,7 +4,8 @@
 **   - ingest into the indexes, single thread, events/s (events parsed
 **     beforehand: this measures the index, not JSON);
 **   - full rebuild from the SQLite store, and restart from a checkpoint;
-**   - each kernel's query latency, p50 and p99 in microseconds;
+**   - each kernel's query latency, p50 and p99 in microseconds (the session
+**     kernel: tailor's, on a view and up to two before it in its session);
 **   - memory per item, per person, per stored co-occurrence pair;
 **   - item-item top-20 by co-view count, native against a straightforward
 **     SQL query on the same data in the same SQLite file, as a ratio.
@@ -132,13 +133,13 @@ static size_t rss_bytes(void) {
 }
 
 typedef enum { Q_COVIEW, Q_COPURCHASE, Q_CART, Q_TREND, Q_TREND_SEG, Q_SIMILAR,
-               Q_FIGURES, Q_KINDS } qkind;
+               Q_FIGURES, Q_SESSION, Q_KINDS } qkind;
 
 static const char *const qnames[] = {
     "viewed_together (cosine, 1 anchor)", "also_bought (1 anchor)",
     "bought_together (5-item cart)", "trending (everyone)",
     "trending (country=DE, in stock)", "similar (content)",
-    "customer figures"};
+    "customer figures", "session next (tailor, 3 views)"};
 
 static int apply_cb(void *ud, int64_t seq, const ev *e) {
   (void)seq;
@@ -224,6 +225,9 @@ int main(int argc, char **argv) {
   int64_t now = x->last_ts;
   volatile size_t sink = 0;
   uint64_t seed = 42;
+  sknn_params tailor_kernel;
+  sknn_params_default(&tailor_kernel, SKNN_TAILOR);
+  sknn_work *work = sknn_work_new();
   for (int q = 0; q < Q_KINDS; q++) {
     for (size_t i = 0; i < queries; i++) {
       seed = seed * 6364136223846793005ull + 1442695040888963407ull;
@@ -239,6 +243,21 @@ int main(int argc, char **argv) {
         case Q_TREND: sink += idx_trending(x, "", "", &stock, now, 20, out); break;
         case Q_TREND_SEG: sink += idx_trending(x, "country", "DE", &stock, now, 20, out); break;
         case Q_SIMILAR: sink += idx_similar(x, anchor, &stock, 20, out); break;
+        case Q_SESSION: {
+          /* The drawn view and up to two before it in its session (an
+             order has no session: its first item alone). */
+          size_t at = (size_t)(e - events.v), from = at;
+          while (e->session && from > 0 && at - from < 2 && events.v[from - 1].session &&
+                 !strcmp(events.v[from - 1].session, e->session))
+            from--;
+          uint32_t prefix[3];
+          size_t n = 0;
+          for (size_t j = from; j <= at; j++)
+            prefix[n++] = idx_item_id(x, events.v[j].lines[0].item);
+          uint32_t sid = e->session ? intern_get(&x->sessions, e->session) : INTERN_NONE;
+          sink += idx_session_next(x, prefix, n, sid, &tailor_kernel, work, &stock, 20, out);
+          break;
+        }
         default: {
           idx_figures f;
           idx_person_figures(x, idx_person_of(x, NULL, e->anon), now, &f);
@@ -249,6 +268,7 @@ int main(int argc, char **argv) {
     }
     report(qnames[q], us, queries);
   }
+  sknn_work_free(work);
 
   /* The store: write everything, then time a full rebuild and a restart
      from a checkpoint. */
