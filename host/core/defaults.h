@@ -41,6 +41,10 @@
     "largest accepted event, in bytes")                                      \
   X(MAX_FUTURE_MS, 300000, "limits.max_future_ms", "ms",                     \
     "how far ahead of the server's clock a trusted sender's event time may be") \
+  X(MAX_AMOUNT, 1000000000, "", "currency units",                             \
+    "largest accepted price or revenue in an event (0 is the smallest)")      \
+  X(MAX_QUANTITY, 1000000, "", "items",                                       \
+    "largest accepted quantity of a product line (0 is the smallest)")        \
   X(MAX_REQUEST_BYTES, 65536, "limits.max_request_bytes", "bytes",            \
     "largest accepted decision request, in bytes")                           \
   X(DECIDE_DEFAULT_K, 10, "decide.default_k", "items",                       \

@@ -188,6 +188,7 @@ static int mistyped(tailor_error *err, const char *tname, const char *field, con
 */
 static int norm(json_t **v, int kind, json_t *obj, const char *key, json_t *arr, size_t at,
                 const char *tname, const char *field, tailor_error *err) {
+  char range[48];
   json_t *x = *v;
   const char *want = NULL;
   char buf[32];
@@ -211,8 +212,16 @@ static int norm(json_t **v, int kind, json_t *obj, const char *key, json_t *arr,
       break;
     case K_TEXT: if (!json_is_string(x) || !json_string_length(x)) want = "a non-empty string"; break;
     /* Money: a price or a revenue is a number from 0 up, never -1 or inf. */
-    case K_AMOUNT: if (!json_is_number(x) || !(json_number_value(x) >= 0)) want = "a number >= 0"; break;
-    case K_COUNT: if (!json_is_number(x) || !(json_number_value(x) >= 0)) want = "a number >= 0"; break;
+    /* Every number has a sane range (core/defaults.h): an order of 1e300
+       or a price of -1 is a mistake or an attack, never a sale. */
+    case K_AMOUNT:
+      if (!json_is_number(x) || !(json_number_value(x) >= 0) || json_number_value(x) > DEF_MAX_AMOUNT)
+        snprintf(range, sizeof range, "a number from 0 to %ld", (long)DEF_MAX_AMOUNT), want = range;
+      break;
+    case K_COUNT:
+      if (!json_is_number(x) || !(json_number_value(x) >= 0) || json_number_value(x) > DEF_MAX_QUANTITY)
+        snprintf(range, sizeof range, "a number from 0 to %ld", (long)DEF_MAX_QUANTITY), want = range;
+      break;
     case K_OBJ: if (!json_is_object(x)) want = "an object"; break;
     case K_ARRAY: if (!json_is_array(x)) want = "an array"; break;
   }

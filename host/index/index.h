@@ -420,6 +420,10 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
 */
 int idx_value_customers(const idx *x, int64_t now, clv_customer **out,
                         size_t *n);
+/* The order value above which the fit caps a customer's mean (an outlier
+   fence over all customers' means; INFINITY when there are too few). */
+double idx_value_cap(const clv_customer *c, size_t n);
+
 void idx_value_fit(const clv_customer *c, size_t n, int64_t now,
                    idx_value_model *m);
 

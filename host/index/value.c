@@ -5,6 +5,7 @@
 ** the shop has too few repeat customers), and a person's predicted value
 ** for their figures.  The engine installs a fitted model in idx.value.
 */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,19 +42,54 @@ int idx_value_customers(const idx *x, int64_t now, clv_customer **out,
   return 0;
 }
 
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/*
+** The highest order value the fit takes as it is: Tukey's far-out fence
+** (Q3 + 3 IQR), or 10 times the median when most orders are alike.  One
+** customer's absurd order (a test, a typo, an attack) would otherwise
+** move a model fitted on everyone, and with it every customer's tier.
+*/
+double idx_value_cap(const clv_customer *c, size_t n) {
+  double *v = malloc(n * sizeof *v), cap = INFINITY;
+  if (!v || n < 4) {
+    free(v);
+    return cap;
+  }
+  for (size_t i = 0; i < n; i++) v[i] = c[i].mean_value;
+  qsort(v, n, sizeof *v, cmp_double);
+  double q1 = v[n / 4], med = v[n / 2], q3 = v[(3 * n) / 4];
+  cap = q3 > q1 ? q3 + 3 * (q3 - q1) : 10 * med;
+  if (!(cap > 0)) cap = INFINITY;
+  free(v);
+  return cap;
+}
+
 void idx_value_fit(const clv_customer *c, size_t n, int64_t now,
                    idx_value_model *m) {
   memset(m, 0, sizeof *m);
   m->customers = n;
   m->fitted_at = now;
   if (!n) return;
-  double total = 0;
-  for (size_t i = 0; i < n; i++) total += c[i].mean_value;
-  if (clv_fit_simple(c, n, total / (double)n, &m->simple) != CLV_OK) return;
-  m->kind = IDX_VALUE_SIMPLE;
-  if (clv_fit_bgnbd(c, n, NULL, &m->bg) != CLV_OK) return;
-  m->kind = IDX_VALUE_BGNBD;
-  m->gg_ok = clv_fit_gamma_gamma(c, n, NULL, &m->gg) == CLV_OK;
+  clv_customer *w = malloc(n * sizeof *w);
+  if (!w) return;
+  double cap = idx_value_cap(c, n), total = 0;
+  for (size_t i = 0; i < n; i++) {
+    w[i] = c[i];
+    if (w[i].mean_value > cap) w[i].mean_value = cap;
+    total += w[i].mean_value;
+  }
+  if (clv_fit_simple(w, n, total / (double)n, &m->simple) == CLV_OK) {
+    m->kind = IDX_VALUE_SIMPLE;
+    if (clv_fit_bgnbd(w, n, NULL, &m->bg) == CLV_OK) {
+      m->kind = IDX_VALUE_BGNBD;
+      m->gg_ok = clv_fit_gamma_gamma(w, n, NULL, &m->gg) == CLV_OK;
+    }
+  }
+  free(w);
 }
 
 void idx_value_predict(const idx *x, const idx_person *p, int64_t now,

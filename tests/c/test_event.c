@@ -445,10 +445,10 @@ static void test_missing_fields(void) {
 static void test_mistyped_fields(void) {
   EXPECT_ERR("{\"type\":\"purchase\",\"customer\":\"c\",\"order_id\":\"o\",\"items\":["
              "{\"id\":\"a\",\"price\":1},{\"id\":\"b\",\"price\":\"ten\"}]}",
-             TAILOR_EFIELD, "items[1].price", "expected a number >= 0, found 'ten'");
+             TAILOR_EFIELD, "items[1].price", "expected a number from 0 to 1000000000, found 'ten'");
   EXPECT_ERR("{\"type\":\"purchase\",\"customer\":\"c\",\"order_id\":\"o\",\"items\":["
              "{\"id\":\"a\",\"quantity\":-2}]}",
-             TAILOR_EFIELD, "items[0].quantity", "expected a number >= 0, found -2");
+             TAILOR_EFIELD, "items[0].quantity", "expected a number from 0 to 1000000, found -2");
   EXPECT_ERR("{\"type\":\"purchase\",\"customer\":\"c\",\"order_id\":\"o\",\"items\":{}}",
              TAILOR_EFIELD, "items", "expected an array, found an object");
   EXPECT_ERR("{\"type\":\"purchase\",\"customer\":\"c\",\"order_id\":\"o\",\"items\":["
@@ -660,14 +660,18 @@ static void test_timestamps(void) {
 
 static void test_amounts(void) {
   EXPECT_ERR("{\"type\":\"view\",\"anon\":\"a\",\"item\":\"x\",\"price\":-1}", TAILOR_EFIELD,
-             "price", "expected a number >= 0, found -1");
+             "price", "expected a number from 0 to 1000000000, found -1");
   EXPECT_ERR("{\"type\":\"purchase\",\"anon\":\"a\",\"order_id\":\"o\",\"revenue\":-5,"
              "\"items\":[\"x\"]}", TAILOR_EFIELD, "revenue", "found -5");
   EXPECT_ERR("{\"type\":\"purchase\",\"anon\":\"a\",\"order_id\":\"o\",\"items\":["
              "{\"id\":\"x\",\"price\":-2}]}", TAILOR_EFIELD, "items[0].price", "found -2");
   EXPECT_ERR("{\"type\":\"purchase\",\"anon\":\"a\",\"order_id\":\"o\",\"items\":["
-             "{\"id\":\"x\",\"price\":1e308,\"quantity\":10}]}", TAILOR_EFIELD, "items",
-             "overflow");
+             "{\"id\":\"x\",\"price\":1e308,\"quantity\":10}]}", TAILOR_EFIELD, "items[0].price",
+             "from 0 to 1000000000, found 1e+308");
+  EXPECT_ERR("{\"type\":\"purchase\",\"anon\":\"a\",\"order_id\":\"o\",\"revenue\":1e300,"
+             "\"items\":[\"x\"]}", TAILOR_EFIELD, "revenue", "from 0 to 1000000000");
+  EXPECT_ERR("{\"type\":\"add_to_cart\",\"anon\":\"a\",\"item\":\"x\",\"quantity\":1e7}",
+             TAILOR_EFIELD, "quantity", "from 0 to 1000000");
   EXPECT_ERR("{\"type\":\"add_to_cart\",\"anon\":\"a\",\"item\":\"x\",\"quantity\":-3}",
              TAILOR_EFIELD, "quantity", "found -3");
   EXPECT_ERR("{\"type\":\"item_upsert\",\"item\":{\"id\":\"a\",\"price\":-9}}", TAILOR_EFIELD,

@@ -428,6 +428,27 @@ static void test_clusters(void) {
   idx_free(x);
 }
 
+/* One absurd order cannot move the model fitted on everyone: the fence
+   caps it, and the value predicted for an ordinary customer stays put. */
+static void test_value_outlier_capped(void) {
+  enum { N = 120 };
+  clv_customer c[N + 1];
+  for (int i = 0; i < N; i++)
+    c[i] = (clv_customer){i % 4, (double)(i % 4) * 40, 200, 30 + (i % 7) * 8};
+  c[N] = (clv_customer){1, 20, 200, 1e9};
+  double cap = idx_value_cap(c, N + 1);
+  CHECK(cap > 78 && cap < 1000); /* far above the ordinary, far below 1e9 */
+  idx_value_model with, without;
+  idx_value_fit(c, N + 1, 0, &with);
+  idx_value_fit(c, N, 0, &without);
+  CHECK(with.kind != IDX_VALUE_NONE && without.kind == with.kind);
+  clv_customer typical = {2, 80, 200, 54};
+  double a = with.gg_ok ? clv_predict(&with.bg, &with.gg, &typical, 365, 0) : with.simple.order_value,
+         b = without.gg_ok ? clv_predict(&without.bg, &without.gg, &typical, 365, 0)
+                           : without.simple.order_value;
+  CHECK(a > 0 && b > 0 && a / b < 1.5 && b / a < 1.5);
+}
+
 int main(void) {
   RUN(test_cooc_measures_exact);
   RUN(test_cooc_decay);
@@ -440,6 +461,7 @@ int main(void) {
   RUN(test_content_similarity);
   RUN(test_lifecycle_and_audiences);
   RUN(test_value_model);
+  RUN(test_value_outlier_capped);
   RUN(test_sessions_affinities_consent);
   RUN(test_clusters);
   return CHECK_DONE();
