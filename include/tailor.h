@@ -227,6 +227,10 @@ TAILOR_EXTERN int tailor_outbox_list(tailor *t, const char *state,
 TAILOR_EXTERN int tailor_deliver_due(tailor *t, int max, int *sent,
                                      tailor_error *err);
 
+/* How many delivery channels the loaded plugins provide (0: tailor has
+   nothing to send through; rows wait in the outbox). */
+TAILOR_EXTERN int tailor_delivery_channels(tailor *t);
+
 /*
 ** An operator's retry: the row with `key` becomes pending and due now,
 ** its attempts reset (from dead or cancelled, or a pending row waiting for

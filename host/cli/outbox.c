@@ -170,7 +170,14 @@ int cmd_outbox(int argc, char **argv) {
     }
   } else {
     int n = 0;
-    if (tailor_deliver_due(t, (int)max, &n, &err)) {
+    if (!tailor_delivery_channels(t)) {
+      /* "sent 0" would read as "nothing was due". */
+      fprintf(stderr,
+              "tailor outbox deliver: nothing can be sent: no delivery channel is configured "
+              "(add the smtp or webhook plugin to the config's \"plugins\", docs/plugins.md); "
+              "due rows wait in the outbox\n");
+      rc = EXIT_FAIL;
+    } else if (tailor_deliver_due(t, (int)max, &n, &err)) {
       fprintf(stderr, "tailor outbox deliver: %s\n", err.message);
       rc = EXIT_FAIL;
     } else {

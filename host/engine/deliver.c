@@ -372,3 +372,5 @@ int tailor_outbox_purge(tailor *t, const char *state, int64_t older_than_ms,
   pthread_mutex_unlock(&t->write_mu);
   return rc;
 }
+
+int tailor_delivery_channels(tailor *t) { return t ? (int)eng_channel_count(t) : 0; }

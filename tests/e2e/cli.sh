@@ -102,6 +102,11 @@ expect "nor any byte of the address in the store or checkpoint" \
 "$T" export-customer --db "$dir/aud.db" 2>/dev/null
 expect "export-customer without an id exits 2" test $? = 2
 
+# Delivery with no channel says so, instead of "sent 0".
+"$T" outbox deliver --db "$dir/aud.db" >"$dir/deliver.out" 2>"$dir/deliver.err"
+expect "outbox deliver without a channel exits 1" test $? = 1
+expect "and says no channel is configured" grep -q "no delivery channel is configured" "$dir/deliver.err"
+
 for cmd in ingest decide check stats config checkpoint report audiences erase export-customer; do
   "$T" $cmd --help >/dev/null
   expect "$cmd --help" test $? = 0
