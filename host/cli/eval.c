@@ -18,7 +18,7 @@
 
 #include "cli/cli.h"
 #include "core/util.h"
-#include "index/evaluate.h"
+#include "eval/evaluate.h"
 
 #define MAX_PARAMS 64
 /* Backtest: views are sent in batches of this many (one transaction each). */

@@ -2,7 +2,7 @@
 ** evaluate.c: reading recorded sessions in the plain and NDJSON formats,
 ** the validation split, and the scoring loops of `tailor eval`.
 */
-#include "index/evaluate.h"
+#include "eval/evaluate.h"
 
 #include <ctype.h>
 #include <errno.h>

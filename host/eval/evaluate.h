@@ -46,7 +46,7 @@
 #include <stdint.h>
 
 #include "index/intern.h"
-#include "index/metrics.h"
+#include "eval/metrics.h"
 #include "index/sknn.h"
 #include "tailor.h"
 

@@ -1,7 +1,7 @@
 /*
 ** metrics.c: accumulate ranks, lists and latencies; report the figures.
 */
-#include "index/metrics.h"
+#include "eval/metrics.h"
 
 #include <math.h>
 #include <stdlib.h>

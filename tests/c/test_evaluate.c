@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "index/evaluate.h"
+#include "eval/evaluate.h"
 #include "tailor.h"
 
 #define EPS 1e-9

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "index/metrics.h"
+#include "eval/metrics.h"
 #include "index/sknn.h"
 #include "tailor.h"
 
