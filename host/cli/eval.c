@@ -1,7 +1,7 @@
 /*
 ** eval.c: `tailor eval`: offline evaluation of next-item recommendations
 ** on recorded sessions (docs/evaluation.md).  The session kernels are
-** scored the way the literature scores them (index/evaluate.h: the SR-GNN
+** scored the way the literature scores them (eval/evaluate.h: the SR-GNN
 ** protocol on a fixed index of the training sessions); a strategy is
 ** backtested through the real engine, which learns from the test sessions
 ** as they are replayed, as it would in production.

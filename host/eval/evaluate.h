@@ -6,7 +6,7 @@
 ** The protocol is the SR-GNN paper's (AAAI 2019): every test pair is a
 ** prefix of a session and the item viewed next; a kernel ranks the full
 ** item set after the prefix, items of the prefix are not excluded, and the
-** rank of the one target gives P@k, MRR@k and NDCG@k (index/metrics.h).
+** rank of the one target gives P@k, MRR@k and NDCG@k (eval/metrics.h).
 **
 ** Two input formats, told apart by the first non-blank character of a file
 ** ('{' is NDJSON):

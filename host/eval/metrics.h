@@ -1,6 +1,6 @@
 /*
 ** metrics.h: the figures of an offline next-item evaluation (`tailor
-** eval`, index/evaluate.h).  One target per query, as in the
+** eval`, eval/evaluate.h).  One target per query, as in the
 ** SR-GNN protocol:
 **   P@k     share of queries whose target ranks k or better (= HR@k, and
 **           Recall@k with one target)

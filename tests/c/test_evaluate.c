@@ -1,5 +1,5 @@
 /*
-** test_evaluate.c: the offline evaluation (index/evaluate.h) on tiny
+** test_evaluate.c: the offline evaluation (eval/evaluate.h) on tiny
 ** hand-made inputs: the plain and NDJSON formats, test pairs joined back
 ** into sessions, the SR-GNN expansion of logs and of the validation split,
 ** errors that name file and line, --param by name, the figures of a

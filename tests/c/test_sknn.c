@@ -1,6 +1,6 @@
 /*
 ** test_sknn.c: the session kernels (index/sknn.h) and the evaluation
-** metrics (index/metrics.h) on tiny hand-computed cases: exact scores for
+** metrics (eval/metrics.h) on tiny hand-computed cases: exact scores for
 ** every kernel, the caps and their eviction, incremental sessions,
 ** determinism, parameters by name, and P@k / MRR@k / NDCG@k.
 */
