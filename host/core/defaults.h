@@ -45,6 +45,8 @@
     "largest accepted price or revenue in an event (0 is the smallest)")      \
   X(MAX_QUANTITY, 1000000, "", "items",                                       \
     "largest accepted quantity of a product line (0 is the smallest)")        \
+  X(MAX_UNKNOWN_ITEMS, 50000, "limits.max_unknown_items", "items",            \
+    "items known only from events; past it a storefront may not add more")   \
   X(MAX_REQUEST_BYTES, 65536, "limits.max_request_bytes", "bytes",            \
     "largest accepted decision request, in bytes")                           \
   X(DECIDE_DEFAULT_K, 10, "decide.default_k", "items",                       \

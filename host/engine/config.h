@@ -37,6 +37,7 @@
   N(reload_ms, LUA_RELOAD_INTERVAL_MS)                                       \
   N(max_event_bytes, MAX_EVENT_BYTES)                                        \
   N(max_future_ms, MAX_FUTURE_MS)                                            \
+  N(max_unknown_items, MAX_UNKNOWN_ITEMS)                                    \
   N(max_request_bytes, MAX_REQUEST_BYTES)                                    \
   N(default_k, DECIDE_DEFAULT_K)                                             \
   N(max_k, DECIDE_MAX_K)                                                     \

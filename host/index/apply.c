@@ -62,6 +62,7 @@ static int apply_catalog(idx *x, const ev *e) {
   if (!doc) return TAILOR_ENOMEM;
   it->prev_price = it->price;
   it->prev_in_stock = it->in_stock && !it->deleted && it->doc;
+  if (!it->doc && x->uncataloged) x->uncataloged--;
   free(it->doc);
   it->doc = doc;
   it->deleted = 0;

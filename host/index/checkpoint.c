@@ -466,6 +466,7 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
       GET(&r, it->views);
       GET(&r, it->carts);
       GET(&r, it->purchases);
+      x->uncataloged += !it->doc;
       if ((it->category != INTERN_NONE && it->category >= nc) ||
           (it->brand != INTERN_NONE && it->brand >= x->brands.n))
         r.err = 1;

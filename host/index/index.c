@@ -163,6 +163,7 @@ uint32_t idx_item_put(idx *x, const char *id) {
   if (i >= before) {
     x->item[i].category = x->item[i].brand = INTERN_NONE;
     x->item[i].in_stock = 1;
+    x->uncataloged++; /* until its catalog object arrives */
   }
   return i;
 }

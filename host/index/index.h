@@ -291,6 +291,7 @@ typedef struct idx {
   idx_clusters clusters; /* set by the engine with idx_cluster_install */
   uint64_t orders_seen;  /* purchases applied, to pace refits */
   uint64_t applied;    /* events applied */
+  uint32_t uncataloged; /* items known only from events, never upserted */
   int64_t last_ts;     /* newest event time seen */
 } idx;
 

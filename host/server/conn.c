@@ -256,7 +256,10 @@ static void queue_read(conn *c, job *j) {
 ** server's clock.  Senders whose role may carry a clock (SRV_PERM_CLOCK:
 ** the shop's backend, imports) keep theirs, if it is at most
 ** limits.max_future_ms ahead; an event further ahead is refused, with the
-** others of its batch kept.  0 when the job goes on.
+** others of its batch kept.  A token without the catalog permission may
+** not add items to the index past limits.max_unknown_items items known only
+** from events (checked against the index as it was before the batch).  0
+** when the job goes on.
 */
 static int own_time(conn *c, job *j) {
   srv_request *r = &j->req;
@@ -264,15 +267,22 @@ static int own_time(conn *c, job *j) {
   size_t kept = 0;
   for (size_t i = 0; i < r->n_events; i++) {
     ev *e = &r->evs[i];
-    if (!(j->perms & SRV_PERM_CLOCK)) {
-      e->ts = now;
-    } else if (window > 0 && e->ts > now + window) {
-      tailor_error why = {0};
+    const char *unknown = NULL;
+    tailor_error why = {0};
+    if (!(j->perms & SRV_PERM_CLOCK)) e->ts = now;
+    /* A public token cannot grow the index without end with made-up ids. */
+    if (!(j->perms & SRV_PERM_CATALOG) && (unknown = srv_unknown_item(c->s, e)))
+      util_fail(&why, SRV_EBAD_FIELD, "item",
+                "%s: item '%.64s' is not in the catalog, and a storefront may add no more "
+                "unknown items (limits.max_unknown_items)",
+                ev_type_name(e->type), unknown);
+    else if ((j->perms & SRV_PERM_CLOCK) && window > 0 && e->ts > now + window)
       util_fail(&why, SRV_EBAD_FIELD, "ts",
                 "%s: 'ts' is %lld s ahead of the server's clock, more than the %lld s "
                 "allowed (limits.max_future_ms)",
                 ev_type_name(e->type), (long long)((e->ts - now) / 1000),
                 (long long)(window / 1000));
+    if (why.code) {
       if (r->op != SRV_OP_EVENTS) {
         j->err = why;
         return -1;

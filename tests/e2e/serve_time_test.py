@@ -4,7 +4,8 @@ A storefront token is public: its events take the server's clock, whatever
 time they carry (a visitor's clock in 2099 must not blank the bestsellers).
 A trusted token (admin) may carry its own time, at most
 limits.max_future_ms ahead; an event further ahead is refused with the
-field named, and the other events of its batch are kept.
+field named, and the other events of its batch are kept.  A storefront may
+not add unknown items to the index past limits.max_unknown_items.
 """
 
 import os
@@ -33,7 +34,7 @@ def stored_ts(db, msg):
 
 
 def main():
-    s = Server(engine={"limits": {"max_future_ms": 60000}})
+    s = Server(engine={"limits": {"max_future_ms": 60000, "max_unknown_items": 3}})
     with open(os.path.join(s.cfg["strategies"], "recommend.lua"), "w") as f:
         f.write(TRENDING)
     s.stop()
@@ -82,6 +83,29 @@ def main():
                                                   "ts": "2099-01-01"})
         check("a single event too far ahead is the request's error",
               error_code(r) == "bad_field" and r["error"]["field"] == "ts", r)
+        adm.close()
+
+        # Items known only from events: a, b (storefront) and c (admin) make
+        # three, the limit.  A storefront may not add a fourth; known items,
+        # the catalog and trusted senders go on.
+        sf = s.connect()
+        sf.call("auth", token=STOREFRONT)
+        r = sf.call("event", event={"type": "view", "item": "made-up-1", "anon": "v8"})
+        check("a storefront may not add unknown items past the limit",
+              error_code(r) == "bad_field" and r["error"]["field"] == "item" and
+              "max_unknown_items" in r["error"]["message"], r)
+        r = sf.call("event", event={"type": "view", "item": "a", "anon": "v8"})
+        check("known items are fine", r.get("result") == {"ok": True}, r)
+        adm = s.connect()
+        adm.call("item.upsert", token=ADMIN, item={"id": "made-up-1", "price": 5})
+        r = sf.call("event", event={"type": "view", "item": "made-up-1", "anon": "v8"})
+        check("an item of the catalog is fine", r.get("result") == {"ok": True}, r)
+        r = adm.call("event", token=ADMIN, event={"type": "view", "item": "import-9", "anon": "v9"})
+        check("a trusted sender may add items", r.get("result") == {"ok": True}, r)
+        st = adm.call("stats", token=ADMIN)
+        check("the index holds no made-up storefront item",
+              st["result"]["index"]["items"] == 5, st)
+        sf.close()
         adm.close()
         check("clean stop", s.stop() == 0)
     finally:
