@@ -276,13 +276,10 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
   }
   if (t->cfg.strategies && *t->cfg.strategies) {
     /* Refuse to start on a folder that does not compile: better now than
-       on the first visitor. */
-    lvm_config c;
-    eng_vm_config(t, &c);
-    lvm *probe = lvm_new(&c, err);
-    if (!probe) goto fail;
-    lvm_free(probe);
+       on the first visitor.  The signature first: an edit made while the
+       snapshot is taken is seen by the next scan. */
     t->strat_sig = lvm_dir_signature(t->cfg.strategies);
+    if (eng_strategies_load(t, err)) goto fail;
     atomic_store(&t->last_scan_ms, util_now_ms());
   }
   return t;
@@ -301,6 +298,7 @@ void tailor_close(tailor *t) {
   }
   free(t->ckpt_path);
   eng_vms_free(t);
+  eng_strategies_free(t);
   /* After the Lua states: their tables hold the plugins' functions. */
   eng_plugins_unload(t);
   store_close(t->st_read);

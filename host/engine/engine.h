@@ -57,6 +57,9 @@ struct tailor {
   pthread_mutex_t scan_mu;
   _Atomic uint64_t strat_gen;
   uint64_t strat_sig;
+  char *_Atomic strat_dir;  /* the snapshot states load from (vm.c), or NULL */
+  char **snaps;             /* every snapshot taken, removed at close */
+  size_t n_snaps;
   _Atomic int64_t last_scan_ms;
 
   /* Counters for stats and metrics. */
@@ -103,6 +106,8 @@ void eng_save_checkpoint(tailor *t);
 void eng_refit_value(tailor *t);
 int eng_rebuild_one(void *ud, int64_t seq, const ev *e);
 int eng_vms_init(tailor *t);
+int eng_strategies_load(tailor *t, tailor_error *err);
+void eng_strategies_free(tailor *t);
 void eng_vms_free(tailor *t);
 size_t eng_count_states(tailor *t);
 

@@ -6,7 +6,13 @@
 ** of an older generation is rebuilt before its next call, once the edited
 ** folder compiles.
 */
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 
 #include "core/util.h"
@@ -51,7 +57,9 @@ static void vm_log(void *ud, int level, const char *msg) {
 
 void eng_vm_config(tailor *t, lvm_config *c) {
   memset(c, 0, sizeof *c);
-  c->dir = t->cfg.strategies;
+  /* The last good snapshot when there is one (see "Snapshots"). */
+  char *snap = atomic_load(&t->strat_dir);
+  c->dir = snap ? snap : t->cfg.strategies;
   c->budget = t->cfg.lua_budget;
   c->memory_limit = (size_t)t->cfg.lua_memory_mb << 20;
   c->open_api = lapi_open;
@@ -61,9 +69,108 @@ void eng_vm_config(tailor *t, lvm_config *c) {
 }
 
 /*
+** Snapshots.  States are built from a private copy of the strategy folder
+** taken when it last compiled, never from the live folder: a thread that
+** makes its first state after a broken edit gets the last good version like
+** every other thread, and a `require` inside a handler reads the version
+** its state was built from.  Copies live until tailor_close().
+*/
+static int copy_file(const char *from, const char *to) {
+  FILE *a = fopen(from, "rb"), *b = a ? fopen(to, "wb") : NULL;
+  char buf[16384];
+  size_t n;
+  int ok = a && b;
+  while (ok && (n = fread(buf, 1, sizeof buf, a)) > 0) ok = fwrite(buf, 1, n, b) == n;
+  if (a && ferror(a)) ok = 0;
+  if (a) fclose(a);
+  if (b && fclose(b)) ok = 0;
+  return ok ? 0 : -1;
+}
+
+/* The *.lua files under `from` (folders followed, symlinked ones not, as
+   lvm_dir_signature walks them) copied to the existing folder `to`. */
+static int copy_tree(const char *from, const char *to, int depth) {
+  DIR *d = opendir(from);
+  struct dirent *de;
+  int rc = d ? 0 : -1;
+  while (d && !rc && (de = readdir(d))) {
+    char src[PATH_MAX], dst[PATH_MAX];
+    struct stat st;
+    size_t n = strlen(de->d_name);
+    if (de->d_name[0] == '.') continue;
+    if (snprintf(src, sizeof src, "%s/%s", from, de->d_name) >= (int)sizeof src ||
+        snprintf(dst, sizeof dst, "%s/%s", to, de->d_name) >= (int)sizeof dst || lstat(src, &st))
+      continue;
+    if (S_ISDIR(st.st_mode) && depth < 16)
+      rc = (mkdir(dst, 0700) && errno != EEXIST) ? -1 : copy_tree(src, dst, depth + 1);
+    else if (n > 4 && !strcmp(de->d_name + n - 4, ".lua") && !stat(src, &st) && S_ISREG(st.st_mode))
+      rc = copy_file(src, dst);
+  }
+  if (d) closedir(d);
+  return rc;
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  return remove(path);
+}
+
+/* A new copy of the live folder; NULL (with `err`) when it cannot be made. */
+static char *snapshot_take(tailor *t, tailor_error *err) {
+  const char *tmp = getenv("TMPDIR");
+  char *dir = malloc(PATH_MAX);
+  if (!dir) return NULL;
+  snprintf(dir, PATH_MAX, "%s/tailor-strategies-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(dir) || copy_tree(t->cfg.strategies, dir, 0)) {
+    util_fail(err, TAILOR_EIO, "strategies", "cannot copy the strategy folder '%s' to %s: %s",
+              t->cfg.strategies, dir, strerror(errno));
+    nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(dir);
+    return NULL;
+  }
+  return dir;
+}
+
+/*
+** Take a snapshot of the live folder and load it once: on success it
+** becomes the version new states are built from (TAILOR_OK), else it is
+** removed and `err` says why.  The caller holds scan_mu (or is opening).
+*/
+int eng_strategies_load(tailor *t, tailor_error *err) {
+  char *snap = snapshot_take(t, err);
+  if (!snap) return err && err->code ? err->code : TAILOR_EIO;
+  lvm_config c;
+  eng_vm_config(t, &c);
+  c.dir = snap;
+  lvm *probe = lvm_new(&c, err);
+  if (!probe) {
+    nftw(snap, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(snap);
+    return err && err->code ? err->code : TAILOR_ESTRATEGY;
+  }
+  lvm_free(probe);
+  pthread_mutex_lock(&t->vm_mu);
+  t->snaps = realloc(t->snaps, (t->n_snaps + 1) * sizeof *t->snaps);
+  if (t->snaps) t->snaps[t->n_snaps++] = snap;
+  pthread_mutex_unlock(&t->vm_mu);
+  atomic_store(&t->strat_dir, snap);
+  return TAILOR_OK;
+}
+
+void eng_strategies_free(tailor *t) {
+  for (size_t i = 0; i < t->n_snaps; i++) {
+    nftw(t->snaps[i], remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(t->snaps[i]);
+  }
+  free(t->snaps);
+  t->snaps = NULL;
+  t->n_snaps = 0;
+}
+
+/*
 ** Look for edited strategy files at most every reload_interval_ms.  An edit
-** that does not compile is refused once (and logged); the states keep the
-** version they have until the folder changes again.
+** that does not compile is refused once (and logged); every thread keeps
+** the last good version, new threads included, until the folder changes
+** again.
 */
 static void scan_strategies(tailor *t) {
   if (!t->cfg.strategies || !*t->cfg.strategies) return;
@@ -74,19 +181,13 @@ static void scan_strategies(tailor *t) {
   uint64_t sig = lvm_dir_signature(t->cfg.strategies);
   if (sig != t->strat_sig) {
     t->strat_sig = sig;
-    lvm_config c;
     tailor_error e = {0};
-    eng_vm_config(t, &c);
-    lvm *probe = lvm_new(&c, &e);
-    if (probe) {
-      lvm_free(probe);
+    if (eng_strategies_load(t, &e) == TAILOR_OK) {
       atomic_fetch_add(&t->strat_gen, 1);
-      eng_log(t, TAILOR_LOG_INFO, "strategies reloaded from %s",
-              t->cfg.strategies);
+      eng_log(t, TAILOR_LOG_INFO, "strategies reloaded from %s", t->cfg.strategies);
     } else {
       eng_log(t, TAILOR_LOG_ERROR,
-              "strategy edit refused, the previous version keeps serving: %s",
-              e.message);
+              "strategy edit refused, the previous version keeps serving: %s", e.message);
     }
   }
   pthread_mutex_unlock(&t->scan_mu);

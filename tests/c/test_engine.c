@@ -177,6 +177,10 @@ static void test_sandbox_failures_fall_back(void) {
   CHECK(access("/tmp/tailor-pwned", F_OK) != 0);
 }
 
+static void *decide_in_thread(void *t) {
+  return decide(t, "{\"kind\":\"recommend\"}");
+}
+
 static void test_hot_reload(void) {
   char dir[600];
   make_dir(dir, sizeof dir, "reload");
@@ -203,6 +207,25 @@ static void test_hot_reload(void) {
   CHECK_CONTAINS(r, "\"items\":[{\"id\":\"c\",\"reason\":\"x\"}]");
   CHECK(r && !strstr(r, "fallback"));
   tailor_free(r);
+  /* A thread that makes its first state after the broken edit gets the
+     last good version too, and so does a require inside a handler. */
+  pthread_t th;
+  char *other = NULL;
+  CHECK_INT(pthread_create(&th, NULL, decide_in_thread, t), 0);
+  pthread_join(th, (void **)&other);
+  CHECK_CONTAINS(other, "\"items\":[{\"id\":\"c\",\"reason\":\"x\"}]");
+  CHECK(other && !strstr(other, "fallback"));
+  tailor_free(other);
+  /* A good edit after the broken one is taken by every thread. */
+  write_file(dir, "recommend.lua",
+             "return { recommend = function(ctx) return {{id = 'b', reason = 'fixed'}} end }\n");
+  r = decide(t, "{\"kind\":\"recommend\"}");
+  CHECK_CONTAINS(r, "\"reason\":\"fixed\"");
+  tailor_free(r);
+  CHECK_INT(pthread_create(&th, NULL, decide_in_thread, t), 0);
+  pthread_join(th, (void **)&other);
+  CHECK_CONTAINS(other, "\"reason\":\"fixed\"");
+  tailor_free(other);
   tailor_close(t);
 }
 
