@@ -48,6 +48,32 @@ PERSONAS = {
             "context": {"country": "DE"}},
 }
 
+# The demo's server.customer_secret (examples/storefront/tailor.json).  A real
+# shop's backend signs a token for the customer who logged in; the demo has
+# no backend, so its customer personas carry a token signed here, valid for a
+# year (docs/server.md, "Customer tokens").
+DEMO_CUSTOMER_SECRET = "demo-customer-secret-not-for-production"
+
+
+def customer_token(customer, ttl_s=365 * 86400):
+    import hashlib
+    import hmac
+    import time
+
+    msg = "%s.%d" % (customer, int(time.time()) + ttl_s)
+    return msg + "." + hmac.new(DEMO_CUSTOMER_SECRET.encode(), msg.encode(),
+                                hashlib.sha256).hexdigest()
+
+
+def personas_with_tokens():
+    out = {}
+    for name, p in PERSONAS.items():
+        out[name] = dict(p)
+        if p.get("customer"):
+            out[name]["customer_token"] = customer_token(p["customer"])
+    return out
+
+
 COUNTRIES = [("DE", 0.34), ("GB", 0.18), ("FR", 0.16), ("NL", 0.12), ("AT", 0.08), ("US", 0.12)]
 
 # Product types: key, category, shape of the drawn image, price range,
@@ -417,7 +443,7 @@ def write_site(site, cat):
         products.append({k: p[k] for k in ("id", "name", "brand", "category", "price",
                                            "in_stock", "color", "gender", "image")})
     with open(os.path.join(site, "catalog.json"), "w") as f:
-        json.dump({"products": products, "personas": PERSONAS}, f, indent=0,
+        json.dump({"products": products, "personas": personas_with_tokens()}, f, indent=0,
                   separators=(",", ":"))
         f.write("\n")
 

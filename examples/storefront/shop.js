@@ -67,7 +67,7 @@
      and the home page, where who you are shows first. */
   function switchPersona(name, t) {
     var p = personas[name];
-    t.reset({ anon: p.anon, customer: p.customer });
+    t.reset({ anon: p.anon, customer: p.customer, customerToken: p.customer_token });
     localStorage.setItem(PERSONA_KEY, name);
     localStorage.removeItem(CART_KEY);
     location.href = "./";

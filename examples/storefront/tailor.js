@@ -65,6 +65,7 @@
     this.onError = options.onError || function (err) { if (global.console) console.warn("tailor:", err); };
     if (options.anon) save("anon", options.anon);
     if (options.customer !== undefined) save("customer", options.customer);
+    if (options.customerToken !== undefined) save("customer_token", options.customerToken);
     if (!load("anon")) save("anon", randomId("v-"));
     if (options.styles !== false) injectStyles();
   }
@@ -89,13 +90,19 @@
     ids = ids || {};
     save("anon", ids.anon || randomId("v-"));
     save("customer", ids.customer || null);
+    save("customer_token", ids.customerToken || null);
     save("session", null);
   };
 
   Tailor.prototype.request = function (path, body, keepalive) {
+    var headers = { "Authorization": "Bearer " + this.token, "Content-Type": "application/json" };
+    /* The shop's proof of who is logged in (docs/server.md): without it the
+       server treats every request as the anonymous visitor's. */
+    var proof = load("customer_token");
+    if (proof) headers["X-Tailor-Customer"] = proof;
     return fetch(this.endpoint + path, {
       method: "POST",
-      headers: { "Authorization": "Bearer " + this.token, "Content-Type": "application/json" },
+      headers: headers,
       body: JSON.stringify(body),
       keepalive: !!keepalive, // lets an event leave with a page being closed
     }).then(function (res) {
@@ -127,9 +134,11 @@
     if (revenue != null) fields.revenue = revenue;
     return this.track("purchase", fields);
   };
-  /* On log-in: link this browser's anonymous history to the customer. */
-  Tailor.prototype.identify = function (customer) {
+  /* On log-in: link this browser's anonymous history to the customer.
+     customerToken: the proof the shop's backend signed for them. */
+  Tailor.prototype.identify = function (customer, customerToken) {
     save("customer", customer);
+    if (customerToken !== undefined) save("customer_token", customerToken);
     var who = this.who();
     var self = this;
     return this.request("/v1/identify", { customer: customer, anon: who.anon })

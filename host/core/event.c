@@ -760,6 +760,8 @@ json_t *ev_doc(ev *e) {
   return e->doc;
 }
 
+unsigned ev_type_needs(ev_type t) { return (unsigned)t < EV_TYPE_COUNT ? type_req[t] : 0; }
+
 const char *ev_type_name(ev_type t) {
   return (unsigned)t < EV_TYPE_COUNT ? type_names[t] : NULL;
 }

@@ -181,6 +181,9 @@ json_t *ev_doc(ev *e);
 /* Release what an `ev` owns; leaves it zeroed. */
 void ev_clear(ev *e);
 
+/* The fields a type requires (EVF_* bits), 0 when out of range. */
+unsigned ev_type_needs(ev_type t);
+
 /* The wire name of a type ("add_to_cart"), or NULL when out of range. */
 const char *ev_type_name(ev_type t);
 

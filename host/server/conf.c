@@ -48,6 +48,7 @@ void srv_conf_free(srv_conf *c) {
   for (size_t i = 0; i < c->n_cors; i++) free(c->cors[i]);
   free(c->cors);
   free(c->static_dir);
+  free(c->customer_secret);
   memset(c, 0, sizeof *c);
 }
 
@@ -150,7 +151,7 @@ static int parse_cors(srv_conf *c, const json_t *v, char *err, size_t n) {
 
 /* Every key of the section, for the error that names an unknown one. */
 static void key_list(char *buf, size_t n) {
-  int k = snprintf(buf, n, "listen, unix, tokens, cors_origins, static_dir");
+  int k = snprintf(buf, n, "listen, unix, tokens, cors_origins, static_dir, customer_secret");
   for (size_t i = 0; i < N_INT_KEYS && k > 0 && (size_t)k < n; i++)
     k += snprintf(buf + k, n - (size_t)k, ", %s", int_key_name(&int_keys[i]));
 }
@@ -183,6 +184,12 @@ int srv_conf_parse(const json_t *section, srv_conf *c, char *err, size_t n) {
       rc = parse_tokens(c, v, err, n);
     } else if (!strcmp(key, "cors_origins")) {
       rc = parse_cors(c, v, err, n);
+    } else if (!strcmp(key, "customer_secret")) {
+      if (json_is_null(v)) continue;
+      if (!json_is_string(v) || json_string_length(v) < 16)
+        rc = fail(err, n, "server.customer_secret: expected a secret of at least 16 bytes");
+      else if (!(c->customer_secret = strdup(json_string_value(v))))
+        rc = fail(err, n, "server.customer_secret: out of memory");
     } else if (!strcmp(key, "static_dir")) {
       struct stat st;
       if (json_is_null(v)) continue;

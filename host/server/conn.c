@@ -42,6 +42,10 @@
 #include "core/util.h"
 #include "server/internal.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 /* How often a connection re-reads the idle timeout when it is 0 (off). */
 #define SRV_IDLE_RECHECK_MS 60000
 /* How long a refused connection may take to show its protocol. */
@@ -261,15 +265,69 @@ static void queue_read(conn *c, job *j) {
 ** from events (checked against the index as it was before the batch).  0
 ** when the job goes on.
 */
+/*
+** Who a request may speak for.  A storefront token is public, so a request
+** made with it names a customer only with a customer token from the shop's
+** backend: "<customer>.<expiry, unix seconds>.<hex HMAC-SHA256 of
+** customer.expiry with server.customer_secret>", as the NDJSON field
+** customer_token or the HTTP header X-Tailor-Customer.  Returns the
+** customer the token proves (in `out`), or NULL: no token, no secret, a
+** wrong signature (compared in constant time) or an expired one.
+*/
+static const char *proven_customer(const srv *s, const char *token, char *out, size_t n) {
+  const char *secret = s->conf->customer_secret;
+  if (!token || !secret) return NULL;
+  const char *sig = strrchr(token, '.');
+  if (!sig || sig == token) return NULL;
+  const char *exp = sig - 1;
+  while (exp > token && *exp != '.') exp--;
+  if (exp == token || (size_t)(exp - token) >= n || strlen(sig + 1) != 64) return NULL;
+  char *end;
+  long long expiry = strtoll(exp + 1, &end, 10);
+  if (end != sig || expiry * 1000 < util_now_ms()) return NULL;
+  unsigned char mac[EVP_MAX_MD_SIZE], given[32];
+  unsigned int len = 0;
+  if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)token,
+            (size_t)(sig - token), mac, &len) || len != 32)
+    return NULL;
+  for (int i = 0; i < 32; i++) {
+    unsigned hi, lo;
+    if (sscanf(sig + 1 + 2 * i, "%1x%1x", &hi, &lo) != 2) return NULL;
+    given[i] = (unsigned char)(hi << 4 | lo);
+  }
+  if (CRYPTO_memcmp(mac, given, 32)) return NULL;
+  memcpy(out, token, (size_t)(exp - token));
+  out[exp - token] = '\0';
+  return out;
+}
+
 static int own_time(conn *c, job *j) {
   srv_request *r = &j->req;
   int64_t now = util_now_ms(), window = srv_max_future_ms(c->s);
   size_t kept = 0;
+  char proof[SRV_MAX_ID_BYTES + 1];
+  const char *proven = (j->perms & SRV_PERM_CUSTOMERS)
+                           ? NULL
+                           : proven_customer(c->s, r->customer_token, proof, sizeof proof);
   for (size_t i = 0; i < r->n_events; i++) {
     ev *e = &r->evs[i];
     const char *unknown = NULL;
     tailor_error why = {0};
     if (!(j->perms & SRV_PERM_CLOCK)) e->ts = now;
+    /* A customer named without proof: the event is the visitor's alone,
+       or refused when it is about the customer (identify, signup). */
+    if (!(j->perms & SRV_PERM_CUSTOMERS) && e->customer && e->type != EV_CUSTOMER_UPSERT &&
+        (!proven || strcmp(proven, e->customer))) {
+      e->customer = NULL;
+      if ((ev_type_needs(e->type) & EVF_CUSTOMER) || !(e->anon || e->session))
+        util_fail(&why, SRV_EBAD_FIELD, "customer",
+                  "%s: a storefront names a customer only with a valid customer token "
+                  "(customer_token, or the X-Tailor-Customer header; docs/server.md)",
+                  ev_type_name(e->type));
+    }
+    if (why.code) {
+      /* refused above */
+    } else
     /* A public token cannot grow the index without end with made-up ids. */
     if (!(j->perms & SRV_PERM_CATALOG) && (unknown = srv_unknown_item(c->s, e)))
       util_fail(&why, SRV_EBAD_FIELD, "item",
@@ -303,6 +361,18 @@ static int own_time(conn *c, job *j) {
   return 0;
 }
 
+/* What the caller's role may not do, undone or refused before the job runs:
+   a decision for a customer nobody proved is the visitor's alone; events
+   go through own_time().  0 when the job goes on. */
+static int screen(conn *c, job *j) {
+  if (j->req.op == SRV_OP_DECIDE && j->req.dq.customer && !(j->perms & SRV_PERM_CUSTOMERS)) {
+    char proof[SRV_MAX_ID_BYTES + 1];
+    const char *proven = proven_customer(c->s, j->req.customer_token, proof, sizeof proof);
+    if (!proven || strcmp(proven, j->req.dq.customer)) j->req.dq.customer = NULL;
+  }
+  return srv_op_run(j->req.op) == SRV_RUN_WRITE ? own_time(c, j) : 0;
+}
+
 void srv_job_submit(conn *c, job *j) {
   srv *s = c->s;
   j->c = c;
@@ -313,8 +383,7 @@ void srv_job_submit(conn *c, job *j) {
   c->tail = j;
   c->inflight++;
   c->last_active = uv_now(s->loop);
-  if (j->err.code || authorize(c, j) ||
-      (srv_op_run(j->req.op) == SRV_RUN_WRITE && own_time(c, j))) {
+  if (j->err.code || authorize(c, j) || screen(c, j)) {
     job_finalize(s, j);
     return;
   }

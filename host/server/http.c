@@ -17,7 +17,7 @@
 #include "server/internal.h"
 
 /* Headers we keep. */
-enum { H_NONE, H_AUTH, H_ORIGIN, H_EXPECT };
+enum { H_NONE, H_AUTH, H_ORIGIN, H_EXPECT, H_CUSTOMER };
 
 static http_state *state_of(http_parser *p) { return ((conn *)p->data)->http; }
 
@@ -36,6 +36,7 @@ static int on_message_begin(http_parser *p) {
   if (!c->head_at) c->head_at = uv_now(c->s->loop);
   h->in_message = 1;
   h->url_len = h->field_len = h->auth_len = h->origin_len = h->expect_len = 0;
+  h->customer_len = 0;
   h->url_long = h->in_value = h->body_long = 0;
   h->capture = H_NONE;
   h->body_len = 0;
@@ -70,12 +71,15 @@ static int on_header_value(http_parser *p, const char *at, size_t n) {
     h->in_value = 1;
     h->capture = field_is(h, "authorization") ? H_AUTH
                  : field_is(h, "origin")      ? H_ORIGIN
+                 : field_is(h, "x-tailor-customer") ? H_CUSTOMER
                  : field_is(h, "expect")      ? H_EXPECT
                                               : H_NONE;
   }
   if (h->capture == H_AUTH) append(h->auth, sizeof h->auth, &h->auth_len, at, n);
   if (h->capture == H_ORIGIN) append(h->origin, sizeof h->origin, &h->origin_len, at, n);
   if (h->capture == H_EXPECT) append(h->expect, sizeof h->expect, &h->expect_len, at, n);
+  if (h->capture == H_CUSTOMER)
+    append(h->customer, sizeof h->customer, &h->customer_len, at, n);
   return 0;
 }
 
@@ -198,6 +202,9 @@ static void make_request(conn *c) {
     srv_parse_http(method_of(h->p.method), h->url, h->url_len, h->body, h->body_len,
                    &lim, &j->req, &j->err);
   }
+  /* The customer token from "X-Tailor-Customer: TOKEN". */
+  if (!j->req.customer_token && h->customer_len && h->customer_len < sizeof h->customer)
+    j->req.customer_token = strndup(h->customer, h->customer_len);
   /* The token from "Authorization: Bearer TOKEN". */
   if (!j->req.token && h->auth_len > 7 && h->auth_len < sizeof h->auth &&
       !strncasecmp(h->auth, "Bearer ", 7)) {
@@ -303,7 +310,7 @@ char *srv_http_response(job *j, size_t *len) {
     if (j->req.op == SRV_OP_PREFLIGHT)
       k += snprintf(head + k, sizeof head - (size_t)k,
                     "Access-Control-Allow-Methods: GET, POST, DELETE, OPTIONS\r\n"
-                    "Access-Control-Allow-Headers: Authorization, Content-Type\r\n"
+                    "Access-Control-Allow-Headers: Authorization, Content-Type, X-Tailor-Customer\r\n"
                     "Access-Control-Max-Age: %d\r\n",
                     SRV_CORS_MAX_AGE);
   }

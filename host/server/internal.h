@@ -84,6 +84,8 @@ typedef struct http_state {
   size_t auth_len;
   char origin[SRV_MAX_HEADER_BYTES];
   size_t origin_len;
+  char customer[SRV_MAX_HEADER_BYTES]; /* X-Tailor-Customer */
+  size_t customer_len;
   char expect[32];
   size_t expect_len;
   char *body;

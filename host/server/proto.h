@@ -33,7 +33,10 @@ enum {
   SRV_PERM_CLOCK = 1u << 6,    /* events may carry their own time, at most
                                   limits.max_future_ms ahead; without it
                                   the server's clock stamps them */
-  SRV_PERM_ALL = (1u << 7) - 1
+  SRV_PERM_CUSTOMERS = 1u << 7, /* may name any customer; without it a
+                                  request speaks for a customer only with
+                                  a customer token (docs/server.md) */
+  SRV_PERM_ALL = (1u << 8) - 1
 };
 
 /* X(ENUM, "name", permissions, "what it is for") */
@@ -156,6 +159,8 @@ typedef struct srv_request {
   unsigned need;   /* permissions it needs (events may raise the op's) */
   char *id;        /* the id as JSON text ("7", "\"a\""); "null" if none */
   char *token;     /* the "token" field, or NULL */
+  char *customer_token; /* "customer_token" (NDJSON) or X-Tailor-Customer
+                           (HTTP): the shop's proof of who the visitor is */
   char *text;      /* for the engine: the customer id (customer ops) */
   size_t text_len;
   ev *evs;         /* writes: the typed events, parsed once, in order */

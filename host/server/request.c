@@ -23,6 +23,7 @@ void srv_request_clear(srv_request *r) {
   if (!r) return;
   free(r->id);
   free(r->token);
+  free(r->customer_token);
   free(r->text);
   for (size_t i = 0; i < r->n_events; i++) ev_clear(&r->evs[i]);
   free(r->evs);
@@ -102,7 +103,7 @@ static int get_id(json_t *obj, const char *op, const char *field, int required,
    the envelope's keys, which srv_parse_line has already taken. */
 static int only_keys(json_t *obj, const char *op, const char *const *allowed,
                      tailor_error *err) {
-  static const char *const envelope[] = {"id", "op", "token", NULL};
+  static const char *const envelope[] = {"id", "op", "token", "customer_token", NULL};
   const char *key;
   json_t *v;
   json_object_foreach(obj, key, v) {
@@ -297,7 +298,7 @@ static int op_customer_id(json_t *req, const srv_limits *lim, srv_request *out,
    limits; the envelope's keys are the transport's. */
 static int op_decide(json_t *req, const srv_limits *lim, srv_request *out,
                      tailor_error *err) {
-  static const char *const envelope[] = {"id", "op", "token", NULL};
+  static const char *const envelope[] = {"id", "op", "token", "customer_token", NULL};
   req_limits rl = {lim ? lim->max_k : 0, envelope};
   int rc = req_from_json(req, &rl, &out->dq, err);
   if (rc) return err->code = srv_err_of_tailor(rc);
@@ -408,6 +409,17 @@ int srv_parse_line(const char *buf, size_t len, const srv_limits *lim,
       goto done;
     }
     if (!(out->token = strdup(json_string_value(token)))) {
+      rc = srv_oom(err, "request");
+      goto done;
+    }
+  }
+  json_t *ctoken = json_object_get(req, "customer_token");
+  if (ctoken && !json_is_null(ctoken)) {
+    if (!json_is_string(ctoken) || json_string_length(ctoken) > 512) {
+      rc = mistyped(err, "request", "customer_token", "a string of at most 512 bytes", ctoken);
+      goto done;
+    }
+    if (!(out->customer_token = strdup(json_string_value(ctoken)))) {
       rc = srv_oom(err, "request");
       goto done;
     }

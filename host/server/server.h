@@ -56,6 +56,7 @@ typedef struct srv_conf {
   char **cors;           /* allowed origins; "*" allows any */
   size_t n_cors;
   char *static_dir;      /* folder served for GET of other paths, or NULL */
+  char *customer_secret; /* signs customer tokens (HMAC-SHA256), or NULL */
 #define SRV_CONF_FIELD_(f, name, lo, hi) long f;
   SRV_CONF_INTS(SRV_CONF_FIELD_)
 #undef SRV_CONF_FIELD_

@@ -31,6 +31,18 @@ TOKENS = [
 ]
 
 
+CUSTOMER_SECRET = "test-customer-secret-0123456789"
+
+
+def customer_token(customer, ttl=3600, secret=CUSTOMER_SECRET):
+    """What a shop's backend gives its pages: proof of who the visitor is."""
+    import hashlib
+    import hmac
+
+    msg = "%s.%d" % (customer, int(time.time()) + ttl)
+    return msg + "." + hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
+
+
 RECOMMEND = """
 return { recommend = function(ctx)
   local picks = tailor.most_viewed(ctx.k, { exclude = ctx.customer.cart })
@@ -78,7 +90,7 @@ class Server:
         self.db = db or os.path.join(self.dir, "shop.db")
         cfg = {"db": self.db, "strategies": self.strategies()}
         cfg.update(engine or {})
-        section = {"listen": "127.0.0.1:0", "tokens": TOKENS}
+        section = {"listen": "127.0.0.1:0", "tokens": TOKENS, "customer_secret": CUSTOMER_SECRET}
         section.update(server or {})
         cfg["server"] = section
         self.config = os.path.join(self.dir, "tailor.json")

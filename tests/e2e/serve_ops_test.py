@@ -9,7 +9,7 @@ import os
 import socket
 import sys
 
-from serve_kit import (ADMIN, METRICS, STOREFRONT, Checks, Server, error_code,
+from serve_kit import (ADMIN, METRICS, STOREFRONT, Checks, Server, customer_token, error_code,
                        result)
 
 T = Checks()
@@ -128,7 +128,10 @@ def roles(s):
     r = sf.call("event", event={"type": "view", "item": "hat", "anon": "s1"})
     check("storefront sends events", result(r) == {"ok": True}, r)
     r = sf.call("identify", customer="c2", anon="s1")
-    check("storefront identifies", result(r) == {"ok": True}, r)
+    check("storefront identifies only with proof", error_code(r) == "bad_field" and
+          r["error"]["field"] == "customer", r)
+    r = sf.call("identify", customer="c2", anon="s1", customer_token=customer_token("c2"))
+    check("storefront identifies with a customer token", result(r) == {"ok": True}, r)
     r = sf.call("decide", kind="recommend", anon="s1")
     check("storefront decides", result(r) and "items" in result(r), r)
     for op, fields in [("item.upsert", {"item": {"id": "x"}}),
@@ -214,7 +217,7 @@ def http_ops(s):
     r, d = http_call(s, "POST", "/v1/customers", {"id": "c7", "email": "eve@example.com"})
     check("POST /v1/customers", r.status == 200, d)
     r, d = http_call(s, "POST", "/v1/identify", {"customer": "c7", "anon": "h1"},
-                     token=STOREFRONT)
+                     token=STOREFRONT, headers={"X-Tailor-Customer": customer_token("c7")})
     check("POST /v1/identify", r.status == 200, d)
     r, d = http_call(s, "GET", "/v1/customers/c7")
     check("GET /v1/customers/{id}", r.status == 200 and d["email"] == "eve@example.com", d)
