@@ -41,6 +41,11 @@
 **
 ** Errors: functions that can fail return 0 or a negative tailor_code
 ** (TAILOR_EINVAL, TAILOR_ENOMEM; include/tailor.h).
+**
+** Where it lives: sknn.c (the index), sknn_params.c (names, parameters,
+** defaults), sknn_work.c (the workspace), sknn_query.c (sknn_query), and a
+** file per kernel family: sknn_pop.c, sknn_itemknn.c, sknn_knn.c,
+** sknn_tailor.c; sknn_internal.h is what they share.
 */
 #ifndef TAILOR_SKNN_H
 #define TAILOR_SKNN_H
@@ -171,7 +176,7 @@ int sknn_kernel_find(const char *name);
 
 /*
 ** Every parameter of every kernel; each kernel reads the ones it needs (see
-** sknn_params_default and the table in sknn.c).  Decays are e-folding
+** sknn_params_default and the table in sknn_params.c).  Decays are e-folding
 ** lengths: a weight exp(-d / lambda); lambda <= 0 turns that decay off.
 */
 typedef struct sknn_params {
@@ -205,7 +210,7 @@ typedef struct sknn_params {
                          tunable, SKNN_NONE by default */
 } sknn_params;
 
-/* The validated defaults of kernel `k` (sknn.c lists them and why). */
+/* The validated defaults of kernel `k` (sknn_params.c lists them and why). */
 void sknn_params_default(sknn_params *p, sknn_kernel k);
 
 /*

@@ -1,0 +1,104 @@
+/*
+** sknn_tailor.c: the "tailor" kernel, the one the shipped strategies use:
+** stan-like neighbours (sknn_knn.c) damped by popularity, blended with
+** item-to-item transitions and a boost for the prefix's own items.
+*/
+#include "index/sknn_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/*
+** Sequential transitions for tailor, into aux: for each of the latest
+** trans_window distinct prefix items i (weight exp(-(len-pos)/trans_decay)),
+** the share of the views that followed i (up to trans_gap ahead, weighted
+** 1/gap, in its trans_sample most recent sessions) that went to each item:
+** an estimate of P(next | i).
+*/
+static void score_transitions(const query *q) {
+  const sknn_index *x = q->x;
+  const sknn_params *p = q->p;
+  sknn_work *w = q->w;
+  uint32_t nwin = p->trans_window < w->npitems ? p->trans_window
+                                               : w->npitems;
+  for (uint32_t a = 0; a < nwin; a++) {
+    uint32_t src = w->pitems[a];
+    const item *it = &x->item[src];
+    double ws = decay(q->len - w->pi[src].ppos, p->trans_decay);
+    uint32_t m = it->n < p->trans_sample ? it->n : p->trans_sample;
+    work_next_local(w);
+    double total = 0;
+    for (uint32_t r = 0; r < m; r++) {
+      if (r + PREFETCH_AHEAD < m)
+        __builtin_prefetch(
+            &x->ring[slot_of(x, post_recent(it, r + PREFETCH_AHEAD))]);
+      const sess *s = sess_get(x, post_recent(it, r));
+      if (!s) continue;
+      const uint32_t *items = sess_items(s);
+      for (uint32_t i = 0; i < s->n; i++) {
+        if (items[i] != src) continue;
+        for (uint32_t g = 1; g <= p->trans_gap && i + g < s->n; g++) {
+          int first;
+          cand *c = local_get(w, items[i + g], &first);
+          c->lw += 1.0f / (float)g;
+          total += 1.0 / g;
+        }
+      }
+    }
+    if (total <= 0) continue;
+    for (uint32_t i = 0; i < w->nltouched; i++) {
+      uint32_t e = w->ltouched[i];
+      add_aux(w, e, ws * cand_find(w, e)->lw / total, src);
+    }
+  }
+}
+
+/* views^pop_exp of an item, from the workspace's table when it can. */
+static double pop_factor(const query *q, uint32_t e) {
+  sknn_work *w = q->w;
+  uint32_t v = q->x->views32[e];
+  if (v >= POP_TABLE) return exp(q->p->pop_exp * log((double)v));
+  if (w->popf_exp != q->p->pop_exp) {
+    memset(w->popf, 0, sizeof w->popf);
+    w->popf_exp = q->p->pop_exp;
+  }
+  if (w->popf[v] == 0) w->popf[v] = exp(q->p->pop_exp * log((double)v));
+  return w->popf[v];
+}
+
+/*
+** tailor = neighbours (stan-like, see sknn_score_neighbours), each item's
+**          score times views^pop_exp, normalised to a best of 1
+**        + trans * transitions, normalised to a best of 1
+**        + repeat * sum over the item's prefix positions of
+**          exp(-(len-pos)/repeat_decay)          (the repeat-aware boost)
+*/
+void sknn_score_tailor(const query *q) {
+  const sknn_params *p = q->p;
+  sknn_work *w = q->w;
+  sknn_score_neighbours(q, sknn_find_neighbours(q));
+  if (p->trans > 0) score_transitions(q);
+  double mk = 0, mt = 0;
+  for (uint32_t i = 0; i < w->ntouched; i++) {
+    cand *c = &w->tab[w->touched[i]];
+    if (p->pop_exp != 0 && c->score > 0)
+      c->score *= pop_factor(q, c->item);
+    if (c->score > mk) mk = c->score;
+    if (c->aux > mt) mt = c->aux;
+  }
+  double fk = mk > 0 ? 1 / mk : 0, ft = mt > 0 ? p->trans / mt : 0;
+  for (uint32_t i = 0; i < w->ntouched; i++) {
+    cand *c = &w->tab[w->touched[i]];
+    c->score = c->score * fk + c->aux * ft;
+    if (c->anchor == SKNN_NONE) c->anchor = c->anchor2;
+  }
+  if (p->repeat > 0) {
+    for (uint32_t i = 0; i < q->len; i++) {
+      uint32_t e = q->prefix[i];
+      if (!in_prefix(w, e)) continue;
+      cand *c = cand_get(w, e);
+      c->score += p->repeat * decay(q->len - 1 - i, p->repeat_decay);
+      if (c->anchor == SKNN_NONE) c->anchor = e;
+    }
+  }
+}
