@@ -9,8 +9,9 @@
 **
 ** Where it lives: index.c (new/free, interning), apply.c (idx_apply),
 ** person.c (people), affinity.c (interests), value.c (the value model),
-** query.c (filters and kernel entry points), kmeans.c, content.c and
-** checkpoint.c; internal.h is what those files share.
+** query.c (filters and kernel entry points), kmeans.c, content.c,
+** checkpoint.c, and the session kernels in sknn*.c (sknn.h); internal.h is
+** what the index's own files share.
 */
 #ifndef TAILOR_INDEX_H
 #define TAILOR_INDEX_H

@@ -10,8 +10,9 @@
 **   value.c   the customer-value model: collect, fit, predict
 **   query.c   the reads strategies ask for: filters, availability and the
 **             kernel entry points (related, trending, session next, ...)
-** The kernels (cooc.c, trend.c, sknn.c, content.c, kmeans.c) and
-** checkpoint.c have files of their own and need only index.h.
+** The kernels (cooc.c, trend.c, content.c, kmeans.c) and checkpoint.c
+** have files of their own and need only index.h; the session kernels
+** (sknn*.c) share sknn_internal.h.
 **
 ** The id-array helpers below are static inline because the event path
 ** calls them for every line of every event; idx_ids_* in index.h are the
