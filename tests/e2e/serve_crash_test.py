@@ -146,7 +146,7 @@ def main():
         checks.check("a retry is answered as duplicates",
                      again and again.get("result") == {"accepted": 2, "rejected": 0, "duplicates": 2},
                      repr(again))
-        checks.check("clean stop", srv.stop() == 0)
+        checks.stopped_clean(srv)
 
         db = sqlite3.connect(srv.db)
         acked = load.acked

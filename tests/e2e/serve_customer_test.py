@@ -75,7 +75,7 @@ def main():
         check("a signup for someone else is refused", error_code(r) == "bad_field", r)
         sf.close()
         adm.close()
-        check("clean stop", s.stop() == 0)
+        T.stopped_clean(s)
         db = sqlite3.connect(s.db)
         rows = dict(db.execute("SELECT msg_id, customer FROM events WHERE msg_id LIKE 'm-%'"))
         db.close()

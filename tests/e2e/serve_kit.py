@@ -77,6 +77,18 @@ class Checks:
             traceback.print_exc()
             self.check(fn.__name__, False, "raised %r" % e)
 
+    def sanitizer_clean(self, server):
+        """No AddressSanitizer or UBSan report in the server's log."""
+        log = server.read_log().decode(errors="replace")
+        return self.check("no sanitizer report",
+                          "Sanitizer" not in log and "runtime error" not in log, log[-3000:])
+
+    def stopped_clean(self, server):
+        """SIGTERM, exit 0, and no sanitizer report in the log."""
+        code = server.stop()
+        self.check("SIGTERM exits 0", code == 0, code)
+        return self.sanitizer_clean(server)
+
     def done(self):
         print("%d passed, %d failed" % (self.passed, self.failed), flush=True)
         return 0 if self.failed == 0 else 1

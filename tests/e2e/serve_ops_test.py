@@ -424,11 +424,7 @@ def main():
         T.run(http_raw, s)
         T.run(cors, s)
         T.run(unix_socket, s)
-        code = s.stop()
-        check("SIGTERM exits 0", code == 0, code)
-        log = s.read_log().decode(errors="replace")
-        check("no sanitizer report", "Sanitizer" not in log and "runtime error" not in log,
-              log[-2000:])
+        T.stopped_clean(s)
     finally:
         s.cleanup()
     return T.done()

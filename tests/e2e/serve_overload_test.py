@@ -156,11 +156,7 @@ def main():
     s = Server(server={"max_connections": MAX_CONNS})
     try:
         T.run(refusals, s)
-        code = s.stop()
-        check("SIGTERM exits 0", code == 0, code)
-        log = s.read_log().decode(errors="replace")
-        check("no sanitizer report", "Sanitizer" not in log and "runtime error" not in log,
-              log[-3000:])
+        T.stopped_clean(s)
     finally:
         s.cleanup()
     return T.done()

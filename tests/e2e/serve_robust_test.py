@@ -305,11 +305,7 @@ def main():
                    garbage, slow_reader, too_many_connections, idle):
             T.run(fn, s)
             time.sleep(0.2)  # let closed connections go before the next case
-        code = s.stop()
-        check("SIGTERM exits 0", code == 0, code)
-        log = s.read_log().decode(errors="replace")
-        check("no sanitizer report", "Sanitizer" not in log and "runtime error" not in log,
-              log[-3000:])
+        T.stopped_clean(s)
     finally:
         s.cleanup()
     T.run(startup_checks)

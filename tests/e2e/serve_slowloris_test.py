@@ -337,11 +337,7 @@ def main():
         for fn in (per_peer_limit, head_deadline, metrics, config_checks):
             T.run(fn, s)
             time.sleep(0.2)
-        code = s.stop()
-        check("SIGTERM exits 0", code == 0, code)
-        log = s.read_log().decode(errors="replace")
-        check("no sanitizer report", "Sanitizer" not in log and "runtime error" not in log,
-              log[-3000:])
+        T.stopped_clean(s)
     finally:
         s.cleanup()
     return T.done()

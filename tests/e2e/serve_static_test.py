@@ -157,11 +157,7 @@ def main():
         T.run(files, s)
         T.run(escapes, s)
         T.run(api_wins, s)
-        code = s.stop()
-        check("SIGTERM exits 0", code == 0, code)
-        log = s.read_log().decode(errors="replace")
-        check("no sanitizer report", "Sanitizer" not in log and "runtime error" not in log,
-              log[-2000:])
+        T.stopped_clean(s)
     finally:
         s.cleanup()
     T.run(bad_config)

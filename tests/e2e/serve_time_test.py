@@ -107,7 +107,7 @@ def main():
               st["result"]["index"]["items"] == 5, st)
         sf.close()
         adm.close()
-        check("clean stop", s.stop() == 0)
+        T.stopped_clean(s)
     finally:
         s.cleanup()
     return T.done()
