@@ -215,7 +215,8 @@ int cmd_stats(int argc, char **argv) {
 static const char report_help[] =
     "usage: tailor report experiments [OPTIONS] [--window-days N] [--json]\n\n"
     "Per experiment and variant: exposures, conversion rate, revenue per\n"
-    "visitor, and against control the uplift with a 95%% interval and a\n"
+    "visitor, and against control the difference and the relative uplift, each\n"
+    "with a 95%% interval in its own units, and a\n"
     "p-value (two-proportion z-test for conversion, Welch's t-test for\n"
     "revenue).  Outcomes count within N days (default %d) of a visitor's\n"
     "first exposure.\n\n";
@@ -266,24 +267,47 @@ int cmd_report(int argc, char **argv) {
       printf("%s (control: %s, outcomes within %d days)\n",
              json_string_value(json_object_get(e, "experiment")),
              json_string_value(json_object_get(e, "control")), window);
-      printf("  %-14s %9s %8s %14s %22s %8s %22s %8s\n", "variant", "exposed", "conv",
-             "rev/visitor", "conv uplift [95% CI]", "p", "rev/visitor diff [95%]", "p");
+      /* Each figure beside an interval in its own units: conversion in
+         percentage points and relative to control, revenue per visitor in
+         the shop's currency and relative to control. */
+      printf("  %-14s %9s %8s %12s  %-26s %-26s %7s  %-26s %-26s %7s\n", "variant", "exposed",
+             "conv", "rev/visitor", "conv diff, pts [95% CI]", "conv uplift [95% CI]", "p",
+             "rev/visitor diff [95% CI]", "rev uplift [95% CI]", "p");
       json_array_foreach(json_object_get(e, "variants"), j, v) {
         json_t *ci = json_object_get(v, "conversion_diff_ci95");
+        json_t *cu = json_object_get(v, "conversion_uplift_ci95");
         json_t *rci = json_object_get(v, "revenue_diff_ci95");
-        printf("  %-14s %9lld %7.2f%% %14.2f", json_string_value(json_object_get(v, "variant")),
+        json_t *ru = json_object_get(v, "revenue_uplift_ci95");
+        char cd[40] = "-", cup[40] = "-", rd[40] = "-", rup[40] = "-";
+        if (ci)
+          snprintf(cd, sizeof cd, "%+.2f [%+.2f, %+.2f]",
+                   100 * json_number_value(json_object_get(v, "conversion_diff")),
+                   100 * json_number_value(json_array_get(ci, 0)),
+                   100 * json_number_value(json_array_get(ci, 1)));
+        if (cu)
+          snprintf(cup, sizeof cup, "%+.1f%% [%+.1f%%, %+.1f%%]",
+                   100 * json_number_value(json_object_get(v, "conversion_uplift")),
+                   100 * json_number_value(json_array_get(cu, 0)),
+                   100 * json_number_value(json_array_get(cu, 1)));
+        if (rci)
+          snprintf(rd, sizeof rd, "%+.2f [%+.2f, %+.2f]",
+                   json_number_value(json_object_get(v, "revenue_diff")),
+                   json_number_value(json_array_get(rci, 0)),
+                   json_number_value(json_array_get(rci, 1)));
+        if (ru)
+          snprintf(rup, sizeof rup, "%+.1f%% [%+.1f%%, %+.1f%%]",
+                   100 * json_number_value(json_object_get(v, "revenue_uplift")),
+                   100 * json_number_value(json_array_get(ru, 0)),
+                   100 * json_number_value(json_array_get(ru, 1)));
+        printf("  %-14s %9lld %7.2f%% %12.2f  %-26s %-26s", json_string_value(json_object_get(v, "variant")),
                (long long)json_integer_value(json_object_get(v, "exposures")),
                100 * json_number_value(json_object_get(v, "conversion")),
-               json_number_value(json_object_get(v, "revenue_per_visitor")));
-        if (ci)
-          printf(" %+6.1f%% [%+.2f, %+.2f] %8.3f [%+8.2f, %+8.2f] %8.3f",
-                 100 * json_number_value(json_object_get(v, "conversion_uplift")),
-                 100 * json_number_value(json_array_get(ci, 0)),
-                 100 * json_number_value(json_array_get(ci, 1)),
-                 json_number_value(json_object_get(v, "conversion_p_value")),
-                 json_number_value(json_array_get(rci, 0)),
-                 json_number_value(json_array_get(rci, 1)),
-                 json_number_value(json_object_get(v, "revenue_p_value")));
+               json_number_value(json_object_get(v, "revenue_per_visitor")), cd, cup);
+        if (ci) printf(" %7.3f", json_number_value(json_object_get(v, "conversion_p_value")));
+        else printf(" %7s", "-");
+        printf("  %-26s %-26s", rd, rup);
+        if (rci) printf(" %7.3f", json_number_value(json_object_get(v, "revenue_p_value")));
+        else printf(" %7s", "-");
         printf("\n");
       }
     }

@@ -135,9 +135,16 @@ static json_t *arm_row(const arm *a, const arm *c) {
   double se = sqrt(p * (1 - p) / a->n + pc * (1 - pc) / c->n);
   double pool = (a->conv + c->conv) / (a->n + c->n);
   double sez = sqrt(pool * (1 - pool) * (1 / a->n + 1 / c->n));
-  json_object_set_new(o, "conversion_uplift", json_real(pc > 0 ? (p - pc) / pc : 0));
+  /* Two readings, each with an interval in its own units: the difference
+     (in conversion, 0.02 = 2 points) and the uplift relative to control
+     (0.25 = +25%, its interval the difference's over control's rate). */
+  json_object_set_new(o, "conversion_diff", json_real(p - pc));
   json_object_set_new(o, "conversion_diff_ci95",
                       json_pack("[ff]", p - pc - 1.96 * se, p - pc + 1.96 * se));
+  json_object_set_new(o, "conversion_uplift", json_real(pc > 0 ? (p - pc) / pc : 0));
+  if (pc > 0)
+    json_object_set_new(o, "conversion_uplift_ci95",
+                        json_pack("[ff]", (p - pc - 1.96 * se) / pc, (p - pc + 1.96 * se) / pc));
   json_object_set_new(o, "conversion_p_value", json_real(sez > 0 ? z_pvalue((p - pc) / sez) : 1));
   /* Revenue per visitor: Welch's t-test. */
   double sv = var / a->n + vc / c->n;
@@ -145,9 +152,14 @@ static json_t *arm_row(const arm *a, const arm *c) {
   double df = sv > 0 ? sv * sv / ((var / a->n) * (var / a->n) / (a->n - 1) +
                                   (vc / c->n) * (vc / c->n) / (c->n - 1))
                      : 0;
-  json_object_set_new(o, "revenue_uplift", json_real(mc > 0 ? (mean - mc) / mc : 0));
+  json_object_set_new(o, "revenue_diff", json_real(mean - mc));
   json_object_set_new(o, "revenue_diff_ci95",
                       json_pack("[ff]", mean - mc - 1.96 * sqrt(sv), mean - mc + 1.96 * sqrt(sv)));
+  json_object_set_new(o, "revenue_uplift", json_real(mc > 0 ? (mean - mc) / mc : 0));
+  if (mc > 0)
+    json_object_set_new(o, "revenue_uplift_ci95",
+                        json_pack("[ff]", (mean - mc - 1.96 * sqrt(sv)) / mc,
+                                  (mean - mc + 1.96 * sqrt(sv)) / mc));
   json_object_set_new(o, "revenue_p_value", json_real(sv > 0 && df > 0 ? eng_t_pvalue(t, df) : 1));
   return o;
 }

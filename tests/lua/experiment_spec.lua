@@ -37,6 +37,19 @@ describe("experiments", function()
     assert.is_true(by.treatment.conversion_p_value < 1e-6)
     assert.is_true(by.treatment.revenue_p_value < 1e-6)
     assert.is_nil(by.control.conversion_p_value) -- control is not compared to itself
+    -- Each figure with an interval in its own units: the difference, and
+    -- the uplift relative to control (the difference's interval over
+    -- control's rate).
+    local t, pc = by.treatment, by.control.conversion
+    assert.is_true(math.abs(t.conversion_diff - (1 - pc)) < 1e-9)
+    assert.is_true(t.conversion_diff_ci95[1] <= t.conversion_diff and
+                   t.conversion_diff <= t.conversion_diff_ci95[2])
+    assert.is_true(math.abs(t.conversion_uplift_ci95[1] - t.conversion_diff_ci95[1] / pc) < 1e-9)
+    assert.is_true(t.conversion_uplift_ci95[1] <= t.conversion_uplift and
+                   t.conversion_uplift <= t.conversion_uplift_ci95[2])
+    local mc = by.control.revenue_per_visitor
+    assert.is_true(math.abs(t.revenue_diff - (20 - mc)) < 1e-9)
+    assert.is_true(math.abs(t.revenue_uplift_ci95[2] - t.revenue_diff_ci95[2] / mc) < 1e-9)
     e:close()
   end)
 end)
