@@ -29,6 +29,9 @@
     "SQLite store file; \":memory:\" keeps everything in memory")            \
   S(strategies, "strategies", STR, "strategies",                             \
     "folder of Lua strategies; \"\" for none (decisions use the fallback)")  \
+  S(strategies_base, "strategies_base", STR, "",                             \
+    "a folder the strategies extend (the shipped one): its files count "      \
+    "unless the strategies folder has one of the same name")                  \
   S(durable_full, "store.synchronous_full", BOOL, 1,                         \
     "fsync on every commit (survives power loss); false survives a crash "   \
     "of the process only")                                                   \

@@ -278,7 +278,13 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
     /* Refuse to start on a folder that does not compile: better now than
        on the first visitor.  The signature first: an edit made while the
        snapshot is taken is seen by the next scan. */
-    t->strat_sig = lvm_dir_signature(t->cfg.strategies);
+    if (t->cfg.strategies_base && *t->cfg.strategies_base &&
+        access(t->cfg.strategies_base, F_OK) != 0) {
+      util_fail(err, TAILOR_ECONFIG, "strategies_base", "strategies_base folder '%s' not found",
+                t->cfg.strategies_base);
+      goto fail;
+    }
+    t->strat_sig = eng_strategies_signature(t);
     if (eng_strategies_load(t, err)) goto fail;
     atomic_store(&t->last_scan_ms, util_now_ms());
   }

@@ -107,6 +107,7 @@ void eng_refit_value(tailor *t);
 int eng_rebuild_one(void *ud, int64_t seq, const ev *e);
 int eng_vms_init(tailor *t);
 int eng_strategies_load(tailor *t, tailor_error *err);
+uint64_t eng_strategies_signature(tailor *t);
 void eng_strategies_free(tailor *t);
 void eng_vms_free(tailor *t);
 size_t eng_count_states(tailor *t);

@@ -114,13 +114,25 @@ static int remove_one(const char *path, const struct stat *st, int flag, struct 
   return remove(path);
 }
 
+/* What changes when any strategy file changes: the folder and its base. */
+uint64_t eng_strategies_signature(tailor *t) {
+  uint64_t sig = lvm_dir_signature(t->cfg.strategies);
+  if (t->cfg.strategies_base && *t->cfg.strategies_base)
+    sig ^= lvm_dir_signature(t->cfg.strategies_base) * 0x9e3779b97f4a7c15ull;
+  return sig;
+}
+
 /* A new copy of the live folder; NULL (with `err`) when it cannot be made. */
 static char *snapshot_take(tailor *t, tailor_error *err) {
   const char *tmp = getenv("TMPDIR");
   char *dir = malloc(PATH_MAX);
   if (!dir) return NULL;
+  const char *base = t->cfg.strategies_base;
   snprintf(dir, PATH_MAX, "%s/tailor-strategies-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-  if (!mkdtemp(dir) || copy_tree(t->cfg.strategies, dir, 0)) {
+  /* The base folder first, then the strategies over it: a file of the same
+     name (popup.lua, lib/settings.lua) replaces the base's. */
+  if (!mkdtemp(dir) || (base && *base && copy_tree(base, dir, 0)) ||
+      copy_tree(t->cfg.strategies, dir, 0)) {
     util_fail(err, TAILOR_EIO, "strategies", "cannot copy the strategy folder '%s' to %s: %s",
               t->cfg.strategies, dir, strerror(errno));
     nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
@@ -178,7 +190,7 @@ static void scan_strategies(tailor *t) {
   if (now - atomic_load(&t->last_scan_ms) < t->cfg.reload_ms) return;
   if (pthread_mutex_trylock(&t->scan_mu)) return; /* another thread scans */
   atomic_store(&t->last_scan_ms, now);
-  uint64_t sig = lvm_dir_signature(t->cfg.strategies);
+  uint64_t sig = eng_strategies_signature(t);
   if (sig != t->strat_sig) {
     t->strat_sig = sig;
     tailor_error e = {0};
