@@ -166,7 +166,12 @@
     var name = opts.name || (opts.page && opts.page.widget) || (opts.page && opts.page.type) || "recommend";
     container.classList.add("tailor-widget");
     container.setAttribute("data-tailor-state", "loading");
-    return this.decide("recommend", { page: opts.page || { type: "home" }, k: opts.k || DEFAULT_K })
+    /* What earlier widgets of this page show is not shown again: it goes to
+       the server as `exclude` (render widgets one after another for that). */
+    self.shownOnPage = self.shownOnPage || [];
+    var ask = { page: opts.page || { type: "home" }, k: opts.k || DEFAULT_K };
+    if (self.shownOnPage.length) ask.exclude = self.shownOnPage.slice();
+    return this.decide("recommend", ask)
       .then(function (d) {
         var shown = [];
         var list = el("div", "tailor-items");
@@ -180,6 +185,7 @@
           });
           list.appendChild(card);
           shown.push(item);
+          self.shownOnPage.push(item.id);
         });
         container.textContent = "";
         container.setAttribute("data-tailor-state", shown.length ? "ready" : "empty");

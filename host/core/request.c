@@ -47,6 +47,36 @@ static int id_field(json_t *obj, int f, const char **out, tailor_error *err) {
   return TAILOR_OK;
 }
 
+/* A list of item ids under `key` (integers become strings), at most
+   REQ_MAX_ITEMS; *arr borrowed, *ids owned. */
+static int id_list(json_t *obj, const char *key, json_t **arr, const char ***ids, size_t *n,
+                   tailor_error *err) {
+  json_t *v = json_object_get(obj, key);
+  *arr = NULL;
+  if (!v || json_is_null(v)) return TAILOR_OK;
+  if (!json_is_array(v))
+    return util_fail(err, TAILOR_EFIELD, key, "decide: '%s' must be a list of item ids", key);
+  size_t m = json_array_size(v);
+  if (m > REQ_MAX_ITEMS)
+    return util_fail(err, TAILOR_ETOOBIG, key, "decide: '%s' has %zu ids, more than the limit of %d",
+                     key, m, REQ_MAX_ITEMS);
+  if (m && !(*ids = malloc(m * sizeof **ids)))
+    return util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+  for (size_t i = 0; i < m; i++) {
+    json_t *id = json_array_get(v, i);
+    if (json_is_integer(id)) {
+      char num[32];
+      snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+      json_array_set_new(v, i, id = json_string(num));
+    }
+    if (!json_is_string(id) || !json_string_length(id))
+      return util_fail(err, TAILOR_EFIELD, key, "decide: '%s[%zu]' must be an item id", key, i);
+    (*ids)[(*n)++] = json_string_value(id);
+  }
+  *arr = v;
+  return TAILOR_OK;
+}
+
 static int known_key(const char *key, const req_limits *lim) {
   for (int f = 0; f < REQ_F_COUNT; f++)
     if (!strcmp(key, fields[f].name)) return 1;
@@ -115,37 +145,8 @@ int req_from_json(json_t *obj, const req_limits *lim, dreq *out, tailor_error *e
     }
     out->k = (long)json_integer_value(v);
   }
-  v = json_object_get(obj, "items");
-  if (v && !json_is_null(v)) {
-    size_t m = json_array_size(v);
-    if (!json_is_array(v)) {
-      rc = bad(err, REQ_F_ITEMS, "must be a list of item ids");
-      goto fail;
-    }
-    if (m > REQ_MAX_ITEMS) {
-      rc = util_fail(err, TAILOR_ETOOBIG, "items",
-                     "decide: 'items' has %zu ids, more than the limit of %d", m, REQ_MAX_ITEMS);
-      goto fail;
-    }
-    if (m && !(out->ids = malloc(m * sizeof *out->ids))) {
-      rc = util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
-      goto fail;
-    }
-    for (size_t i = 0; i < m; i++) {
-      json_t *id = json_array_get(v, i);
-      if (json_is_integer(id)) {
-        char num[32];
-        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
-        json_array_set_new(v, i, id = json_string(num));
-      }
-      if (!json_is_string(id) || !json_string_length(id)) {
-        rc = util_fail(err, TAILOR_EFIELD, "items", "decide: 'items[%zu]' must be an item id", i);
-        goto fail;
-      }
-      out->ids[out->n_ids++] = json_string_value(id);
-    }
-    out->items = v;
-  }
+  if ((rc = id_list(obj, "exclude", &out->exclude, &out->ex_ids, &out->n_ex, err))) goto fail;
+  if ((rc = id_list(obj, "items", &out->items, &out->ids, &out->n_ids, err))) goto fail;
   if (!strcmp(out->kind, "rank") && !out->items) {
     rc = bad(err, REQ_F_ITEMS, "is required for rank: the list to re-order");
     goto fail;
@@ -179,6 +180,7 @@ int req_parse(const char *text, size_t len, size_t max_bytes, const req_limits *
 void req_clear(dreq *r) {
   if (!r) return;
   free(r->ids);
+  free(r->ex_ids);
   json_decref(r->src);
   memset(r, 0, sizeof *r);
 }

@@ -25,7 +25,8 @@
   X(PAGE, "page", "an object: what the visitor is looking at")                 \
   X(CONTEXT, "context", "an object: anything else the strategy reads")         \
   X(K, "k", "how many items, from 1 to decide.max_k")                          \
-  X(ITEMS, "items", "rank: the item ids to re-order")
+  X(ITEMS, "items", "rank: the item ids to re-order")                          \
+  X(EXCLUDE, "exclude", "item ids the page already shows: never recommended")
 
 enum {
 #define REQ_ENUM_(e, name, doc) REQ_F_##e,
@@ -49,6 +50,9 @@ typedef struct dreq {
   json_t *items;          /* rank: the array of ids (borrowed), or NULL */
   const char **ids;       /* rank: the ids, n_ids of them; owned array */
   size_t n_ids;
+  json_t *exclude;        /* the ids the page already shows (borrowed), or NULL */
+  const char **ex_ids;    /* those ids, n_ex of them; owned array */
+  size_t n_ex;
   json_t *src;            /* owned reference to the request object */
 } dreq;
 

@@ -34,7 +34,7 @@ typedef struct request {
 
 static void push_ctx(lua_State *L, request *r) {
   lapi_ctx c = {r->q->kind, r->k, r->q->customer, r->q->anon, r->q->session,
-                r->q->page, r->q->context, r->q->items};
+                r->q->page, r->q->context, r->q->items, r->q->exclude};
   lapi_push_ctx(L, r->t, &c);
 }
 
@@ -59,6 +59,18 @@ static void write_value(lua_State *L, request *r, int at, const char *path) {
 ** typo in a strategy shows up at once instead of as a missing explanation.
 ** The entries are written with their fields in a fixed order.
 */
+/* Whether the entry table at `entry` names an id of the request's exclude. */
+static int excluded(lua_State *L, const dreq *q, int entry) {
+  int hit = 0;
+  if (!q->n_ex) return 0;
+  if (lua_getfield(L, entry, "id") == LUA_TSTRING) {
+    const char *id = lua_tostring(L, -1);
+    for (size_t i = 0; i < q->n_ex && !hit; i++) hit = !strcmp(q->ex_ids[i], id);
+  }
+  lua_pop(L, 1);
+  return hit;
+}
+
 static void write_recommend(lua_State *L, request *r, int res) {
   static const char *const allowed[] = {"id", "score", "reason", "because", "explain"};
   enum { NALLOWED = sizeof allowed / sizeof *allowed };
@@ -85,12 +97,18 @@ static void write_recommend(lua_State *L, request *r, int res) {
     }
     lua_pop(L, t == LUA_TTABLE ? 2 : 1);
   }
-  if (!rank && n > r->k) n = r->k;
   buf_putc(r->out, '[');
-  for (lua_Integer i = 1; i <= n; i++) {
+  long written = 0;
+  for (lua_Integer i = 1; i <= n && (rank || written < r->k); i++) {
     int entry = lua_gettop(L) + 1;
     int t = lua_rawgeti(L, list, i);
-    if (i > 1) buf_putc(r->out, ',');
+    /* What the page already shows is never recommended twice, whatever
+       the strategy returned (the request's exclude). */
+    if (!rank && t == LUA_TTABLE && excluded(L, r->q, entry)) {
+      lua_pop(L, 1);
+      continue;
+    }
+    if (written++) buf_putc(r->out, ',');
     if (rank && t == LUA_TSTRING) {
       size_t len;
       const char *id = lua_tolstring(L, entry, &len);

@@ -195,6 +195,7 @@ typedef struct lapi_ctx {
   const char *customer, *anon, *session;
   json_t *page, *context; /* borrowed; may be NULL */
   json_t *items;          /* the list to rank (kind rank), or NULL */
+  json_t *exclude;        /* ids the page already shows, or NULL */
 } lapi_ctx;
 
 /*

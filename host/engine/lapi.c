@@ -237,6 +237,9 @@ void lapi_push_ctx(lua_State *L, tailor *t, const lapi_ctx *c) {
     ljson_push(L, c->items);
     lua_setfield(L, -2, "items");
   }
+  if (c->exclude) ljson_push(L, c->exclude);
+  else lua_createtable(L, 0, 0);
+  lua_setfield(L, -2, "exclude");
   lua_pushcclosure(L, ctx_index, 5);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, ctx_newindex);

@@ -187,7 +187,7 @@ static int run_on_event(lua_State *L) {
   lua_pushvalue(L, -1);
   if (lua_getinfo(L, ">S", &ar)) r->line = ar.linedefined;
   lapi_ctx c = {"on_event", r->t->cfg.default_k, r->e->customer, r->e->anon,
-                r->e->session, NULL, r->e->props, NULL};
+                r->e->session, NULL, r->e->props, NULL, NULL};
   lapi_push_ctx(L, r->t, &c);
   push_event(L, r->e);
   lua_call(L, 2, 1);

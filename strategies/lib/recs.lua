@@ -44,6 +44,8 @@ local function exclusions(ctx)
     end
   end
   if ctx.page.item then exclude[#exclude + 1] = ctx.page.item end
+  -- What the page already shows in its other widgets (the request's exclude).
+  for _, id in ipairs(ctx.exclude) do exclude[#exclude + 1] = id end
   return exclude, done
 end
 

@@ -50,6 +50,38 @@ describe("decisions", function()
     e:close()
   end)
 
+  it("never recommends what the page already shows (exclude), whatever the strategy says", function()
+    local e = engine()
+    local d = assert(e:decide { kind = "recommend", page = { type = "everything" }, exclude = { "a" } })
+    assert.are.equal(1, #d.items)
+    assert.are.equal("b", d.items[1].id)
+    local bad, msg = e:decide { kind = "recommend", exclude = "a" }
+    assert.is_nil(bad)
+    assert.matches("'exclude' must be a list of item ids", msg)
+    e:close()
+  end)
+
+  it("the shipped strategy fills its widget around what the page shows", function()
+    local e = assert(tailor.open { db = ":memory:", strategies = root .. "/strategies" })
+    for _, id in ipairs { "a", "b", "c", "d", "e" } do
+      assert(e:ingest { type = "item_upsert", item = { id = id, price = 10, category = "Hats" } })
+      for v = 1, 3 do assert(e:ingest { type = "view", item = id, anon = "v" .. v }) end
+    end
+    local first = assert(e:decide { kind = "recommend", anon = "v9", k = 2, page = { type = "home" } })
+    local shown = {}
+    for _, it in ipairs(first.items) do shown[#shown + 1] = it.id end
+    assert.are.equal(2, #shown)
+    local second = assert(e:decide { kind = "recommend", anon = "v9", k = 2, page = { type = "home" },
+                                     exclude = shown })
+    assert.is_nil(second.fallback)
+    assert.are.equal(2, #second.items)
+    for _, it in ipairs(second.items) do
+      assert.are_not.equal(shown[1], it.id)
+      assert.are_not.equal(shown[2], it.id)
+    end
+    e:close()
+  end)
+
   it("writes scores with six significant digits and explanations as given", function()
     local e = engine()
     local d = assert(e:decide { kind = "recommend" })
