@@ -195,12 +195,8 @@ static int norm(json_t **v, int kind, json_t *obj, const char *key, json_t *arr,
   switch (kind) {
     case K_ID:
       if (json_is_integer(x)) {
-        snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(x));
-        if (!(x = json_string(buf)))
+        if (!(*v = util_id_text(arr ? arr : obj, arr ? NULL : key, at, x)))
           return util_fail(err, TAILOR_ENOMEM, field, "%s: out of memory", tname);
-        if (arr) json_array_set_new(arr, at, x);
-        else json_object_set_new(obj, key, x);
-        *v = x;
         return TAILOR_OK;
       }
       if (!json_is_string(x) || !json_string_length(x))

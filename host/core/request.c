@@ -28,14 +28,10 @@ static int bad(tailor_error *err, int f, const char *what) {
    integer. */
 static int id_field(json_t *obj, int f, const char **out, tailor_error *err) {
   json_t *v = json_object_get(obj, fields[f].name);
-  char num[32];
   *out = NULL;
   if (!v || json_is_null(v)) return TAILOR_OK;
-  if (json_is_integer(v)) {
-    snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    if (!(v = json_string(num))) return util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
-    json_object_set_new(obj, fields[f].name, v);
-  }
+  if (!(v = util_id_text(obj, fields[f].name, 0, v)))
+    return util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
   if (!json_is_string(v) || !json_string_length(v) || json_string_length(v) > DEF_MAX_ID_BYTES) {
     char what[96];
     snprintf(what, sizeof what,
@@ -63,12 +59,7 @@ static int id_list(json_t *obj, const char *key, json_t **arr, const char ***ids
   if (m && !(*ids = malloc(m * sizeof **ids)))
     return util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
   for (size_t i = 0; i < m; i++) {
-    json_t *id = json_array_get(v, i);
-    if (json_is_integer(id)) {
-      char num[32];
-      snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
-      json_array_set_new(v, i, id = json_string(num));
-    }
+    json_t *id = util_id_text(v, NULL, i, json_array_get(v, i));
     if (!json_is_string(id) || !json_string_length(id))
       return util_fail(err, TAILOR_EFIELD, key, "decide: '%s[%zu]' must be an item id", key, i);
     (*ids)[(*n)++] = json_string_value(id);

@@ -115,3 +115,13 @@ int util_json_depth(const char *s, size_t len) {
   }
   return most;
 }
+
+json_t *util_id_text(json_t *parent, const char *key, size_t index, json_t *v) {
+  char num[32];
+  if (!json_is_integer(v)) return v;
+  snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+  if (!(v = json_string(num))) return NULL;
+  if (key ? json_object_set_new(parent, key, v) : json_array_set_new(parent, index, v))
+    return NULL;
+  return v;
+}

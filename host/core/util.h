@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <stdio.h>
 
 #include "core/defaults.h"
@@ -53,5 +54,13 @@ char *util_read_file(const char *path, size_t *len);
 */
 int util_json_depth(const char *s, size_t len);
 #define UTIL_MAX_JSON_DEPTH DEF_MAX_JSON_DEPTH
+
+/*
+** Ids may come as integers; tailor keeps them as text.  An integer `v`,
+** found in `parent` under `key` (an object) or at `index` (an array, key
+** NULL), is replaced there by its decimal text; returns the value now in
+** its place (`v` itself when it was no integer), NULL when out of memory.
+*/
+json_t *util_id_text(json_t *parent, const char *key, size_t index, json_t *v);
 
 #endif /* TAILOR_UTIL_H */

@@ -128,7 +128,6 @@ static void set_str(lua_State *L, const char *k, const char *v) {
 ** as a Lua table, pushed from the typed fields.
 */
 static void push_event(lua_State *L, const ev *e) {
-  unsigned req = 0;
   lua_createtable(L, 0, 12);
   set_str(L, "type", ev_type_name(e->type));
   lua_pushinteger(L, e->ts);
@@ -144,7 +143,6 @@ static void push_event(lua_State *L, const ev *e) {
     push_num(L, e->revenue);
     lua_setfield(L, -2, "revenue");
   }
-  if (e->type == EV_ITEM_UPSERT || e->type == EV_CUSTOMER_UPSERT) req = 1;
   if (e->type == EV_CUSTOMER_UPSERT) {
     ljson_push(L, e->object);
     lua_setfield(L, -2, "customer");
@@ -154,12 +152,12 @@ static void push_event(lua_State *L, const ev *e) {
   if (e->type == EV_ITEM_UPSERT) {
     ljson_push(L, e->object);
     lua_setfield(L, -2, "item");
-  } else if (!req && e->one_line) {
+  } else if (e->one_line) {
     set_str(L, "item", e->lines[0].item);
     if (e->lines[0].has_price) push_num(L, e->lines[0].price), lua_setfield(L, -2, "price");
     if (e->lines[0].has_quantity)
       push_num(L, e->lines[0].quantity), lua_setfield(L, -2, "quantity");
-  } else if (!req && e->n_lines) {
+  } else if (e->n_lines) { /* a customer_upsert has none */
     set_str(L, "item", e->item);
     lua_createtable(L, (int)e->n_lines, 0);
     for (size_t i = 0; i < e->n_lines; i++) {

@@ -255,17 +255,6 @@ static void queue_read(conn *c, job *j) {
 }
 
 /*
-** The server owns time.  A storefront token is public (it is in the shop's
-** pages) and a visitor's clock is anyone's guess: its events take the
-** server's clock.  Senders whose role may carry a clock (SRV_PERM_CLOCK:
-** the shop's backend, imports) keep theirs, if it is at most
-** limits.max_future_ms ahead; an event further ahead is refused, with the
-** others of its batch kept.  A token without the catalog permission may
-** not add items to the index past limits.max_unknown_items items known only
-** from events (checked against the index as it was before the batch).  0
-** when the job goes on.
-*/
-/*
 ** Who a request may speak for.  A storefront token is public, so a request
 ** made with it names a customer only with a customer token from the shop's
 ** backend: "<customer>.<expiry, unix seconds>.<hex HMAC-SHA256 of
@@ -301,7 +290,19 @@ static const char *proven_customer(const srv *s, const char *token, char *out, s
   return out;
 }
 
-static int own_time(conn *c, job *j) {
+/*
+** What the caller's role may not say in its events, undone or refused
+** before they reach the writer.  The server owns time: a storefront token
+** is public (it is in the shop's pages) and a visitor's clock is anyone's
+** guess, so its events take the server's clock.  Senders whose role may carry a clock (SRV_PERM_CLOCK:
+** the shop's backend, imports) keep theirs, if it is at most
+** limits.max_future_ms ahead; an event further ahead is refused, with the
+** others of its batch kept.  A token without the catalog permission may
+** not add items to the index past limits.max_unknown_items items known only
+** from events (checked against the index as it was before the batch), nor
+** name a customer without proof (proven_customer).  0 when the job goes on.
+*/
+static int screen_events(conn *c, job *j) {
   srv_request *r = &j->req;
   int64_t now = util_now_ms(), window = srv_max_future_ms(c->s);
   size_t kept = 0;
@@ -325,16 +326,13 @@ static int own_time(conn *c, job *j) {
                   "(customer_token, or the X-Tailor-Customer header; docs/server.md)",
                   ev_type_name(e->type));
     }
-    if (why.code) {
-      /* refused above */
-    } else
     /* A public token cannot grow the index without end with made-up ids. */
-    if (!(j->perms & SRV_PERM_CATALOG) && (unknown = srv_unknown_item(c->s, e)))
+    if (!why.code && !(j->perms & SRV_PERM_CATALOG) && (unknown = srv_unknown_item(c->s, e)))
       util_fail(&why, SRV_EBAD_FIELD, "item",
                 "%s: item '%.64s' is not in the catalog, and a storefront may add no more "
                 "unknown items (limits.max_unknown_items)",
                 ev_type_name(e->type), unknown);
-    else if ((j->perms & SRV_PERM_CLOCK) && window > 0 && e->ts > now + window)
+    else if (!why.code && (j->perms & SRV_PERM_CLOCK) && window > 0 && e->ts > now + window)
       util_fail(&why, SRV_EBAD_FIELD, "ts",
                 "%s: 'ts' is %lld s ahead of the server's clock, more than the %lld s "
                 "allowed (limits.max_future_ms)",
@@ -363,14 +361,14 @@ static int own_time(conn *c, job *j) {
 
 /* What the caller's role may not do, undone or refused before the job runs:
    a decision for a customer nobody proved is the visitor's alone; events
-   go through own_time().  0 when the job goes on. */
+   go through screen_events().  0 when the job goes on. */
 static int screen(conn *c, job *j) {
   if (j->req.op == SRV_OP_DECIDE && j->req.dq.customer && !(j->perms & SRV_PERM_CUSTOMERS)) {
     char proof[SRV_MAX_ID_BYTES + 1];
     const char *proven = proven_customer(c->s, j->req.customer_token, proof, sizeof proof);
     if (!proven || strcmp(proven, j->req.dq.customer)) j->req.dq.customer = NULL;
   }
-  return srv_op_run(j->req.op) == SRV_RUN_WRITE ? own_time(c, j) : 0;
+  return srv_op_run(j->req.op) == SRV_RUN_WRITE ? screen_events(c, j) : 0;
 }
 
 void srv_job_submit(conn *c, job *j) {

@@ -60,6 +60,18 @@ static char *decide(tailor *t, const char *req) {
   return resp;
 }
 
+/* A count from stats: "key":N, -1 when absent. */
+static long stat_of(tailor *t, const char *key) {
+  char *s = NULL, pat[80];
+  long v = -1;
+  snprintf(pat, sizeof pat, "\"%s\":", key);
+  tailor_stats(t, &s, NULL);
+  const char *p = s ? strstr(s, pat) : NULL;
+  if (p) v = strtol(p + strlen(pat), NULL, 10);
+  tailor_free(s);
+  return v;
+}
+
 static void seed(tailor *t) {
   CHECK_INT(ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"a\",\"price\":5}}"), 0);
   CHECK_INT(ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"b\",\"price\":6}}"), 0);
@@ -326,13 +338,7 @@ static void test_sigkill_loses_no_acknowledged_event(void) {
   tailor *t = tailor_open(cfg, NULL);
   CHECK(t != NULL);
   if (!t) return;
-  char *s = NULL;
-  CHECK_INT(tailor_stats(t, &s, NULL), TAILOR_OK);
-  long total = -1;
-  const char *p = s ? strstr(s, "\"events_total\":") : NULL;
-  if (p) total = strtol(p + strlen("\"events_total\":"), NULL, 10);
-  CHECK(total >= last + 1);
-  tailor_free(s);
+  CHECK(stat_of(t, "events_total") >= last + 1);
   tailor_close(t);
 }
 
@@ -551,18 +557,6 @@ static void test_checkpoint_restart(void) {
     CHECK_STR(snapshot(t), after);
     tailor_close(t);
   }
-}
-
-/* A count from stats: "key":N, -1 when absent. */
-static long stat_of(tailor *t, const char *key) {
-  char *s = NULL, pat[80];
-  long v = -1;
-  snprintf(pat, sizeof pat, "\"%s\":", key);
-  tailor_stats(t, &s, NULL);
-  const char *p = s ? strstr(s, pat) : NULL;
-  if (p) v = strtol(p + strlen(pat), NULL, 10);
-  tailor_free(s);
-  return v;
 }
 
 /* A retried event (same message id) is acknowledged and counted once: in
