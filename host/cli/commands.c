@@ -5,10 +5,12 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/defaults.h"
 #include "engine/config.h"
+#include "engine/dryrun.h"
 #include "engine/engine.h"
 #include "core/util.h"
 #include "lua/lvm.h"
@@ -160,16 +162,49 @@ static void report_error(void *ud, const char *file, const char *msg) {
 }
 
 static const char check_help[] =
-    "usage: tailor check [DIR]\n\n"
+    "usage: tailor check [--sample N] [OPTIONS] [DIR]\n\n"
     "Compile every strategy in DIR (default: strategies) and report each\n"
-    "error as file:line: message.  Exit status 2 when any file fails.\n\n";
+    "error as file:line: message.  Exit status 2 when any file fails.\n\n"
+    "  --sample N         then a dry run: every handler of every strategy (each\n"
+    "                     recommend page, popup, discount, audiences, rank, every\n"
+    "                     segment, on_event with a sample event of each type,\n"
+    "                     on_due with the rows on_event scheduled) against N\n"
+    "                     visitors with history from the store (--db), picked\n"
+    "                     deterministically, or N made-up ones when there is no\n"
+    "                     store or it is empty.  Nothing is written.  Reports\n"
+    "                     errors and reads of undefined segments (file:line,\n"
+    "                     exit status 2) and handlers that answered nothing to\n"
+    "                     anybody (warnings).\n";
+
+static int check_sample(cli_opts *o, const char *dir, long n);
 
 /* No engine needed: the API is installed against an empty index, which is
    enough for files that call it while loading. */
 int cmd_check(int argc, char **argv) {
   cli_opts o = {0};
   const char *dir = NULL;
-  if (cli_parse_args(argc, argv, &o, check_help, &dir, 1) < 0) return EXIT_OK;
+  long sample = 0;
+  /* --sample is check's own; the rest are the common options. */
+  char **rest = calloc((size_t)argc + 1, sizeof *rest);
+  int nrest = 0;
+  for (int i = 0; rest && i < argc; i++) {
+    if (!strcmp(argv[i], "--sample")) {
+      char *end = NULL;
+      if (i + 1 < argc) sample = strtol(argv[i + 1], &end, 10);
+      if (!end || *end || sample < 1 || sample > 100000) {
+        fprintf(stderr, "tailor check: --sample takes a number of visitors, 1 to 100000\n");
+        free(rest);
+        return EXIT_BADINPUT;
+      }
+      i++;
+      continue;
+    }
+    rest[nrest++] = argv[i];
+  }
+  if (!rest) return EXIT_FAIL;
+  int parsed = cli_parse_args(nrest, rest, &o, check_help, &dir, 1);
+  free(rest);
+  if (parsed < 0) return EXIT_OK;
   if (!dir) dir = o.strategies ? o.strategies : "strategies";
   tailor *t = cli_open(&(cli_opts){.db = ":memory:", .strategies = ""}, NULL);
   if (!t) return EXIT_FAIL;
@@ -182,6 +217,55 @@ int cmd_check(int argc, char **argv) {
     return EXIT_FAIL;
   }
   if (bad == 0) printf("%s: all strategies compile\n", dir);
+  if (bad || !sample) return bad ? EXIT_BADINPUT : EXIT_OK;
+  return check_sample(&o, dir, sample);
+}
+
+static const char *const dry_kinds[] = {"error", "unknown segment", "warning: empty"};
+
+/* The dry run on the store of --db (or --config), or on made-up visitors
+   when there is none. */
+static int check_sample(cli_opts *o, const char *dir, long n) {
+  cli_opts open = *o;
+  open.strategies = dir;
+  if (!open.db && !open.config) open.db = "tailor.db";
+  if (open.db && strcmp(open.db, ":memory:") && access(open.db, F_OK)) {
+    printf("no store at %s: made-up visitors\n", open.db);
+    open.db = ":memory:";
+  }
+  tailor *t = cli_open(&open, NULL);
+  if (!t) return EXIT_FAIL;
+  tailor_set_logger(t, NULL, NULL); /* the report says it all */
+  eng_dry_report rep;
+  tailor_error err = {0};
+  if (eng_dry_run(t, (size_t)n, &rep, &err)) {
+    fprintf(stderr, "tailor check: %s\n", err.message);
+    tailor_close(t);
+    return EXIT_FAIL;
+  }
+  printf("dry run of %s on %zu %s visitors (%zu customers, %zu anonymous)\n\n", dir,
+         rep.visitors, rep.generated ? "made-up" : "sampled", rep.customers,
+         rep.visitors - rep.customers);
+  printf("%-34s %-26s %6s %6s %6s\n", "handler", "defined at", "calls", "errors", "empty");
+  for (size_t i = 0; i < rep.n_handlers; i++) {
+    const eng_dry_handler *h = &rep.handlers[i];
+    printf("%-34s %-26s %6zu %6zu %6zu\n", h->name, h->where ? h->where : "?", h->calls,
+           h->errors, h->empty);
+  }
+  if (rep.n_problems) fputc('\n', stdout);
+  for (size_t i = 0; i < rep.n_problems; i++) {
+    const eng_dry_problem *p = &rep.problems[i];
+    FILE *to = p->kind == ENG_DRY_EMPTY ? stdout : stderr;
+    fprintf(to, "%s: %s [%s", dry_kinds[p->kind], p->text, p->call);
+    if (p->kind != ENG_DRY_EMPTY)
+      fprintf(to, ", %zu call%s, first for %s", p->count, p->count == 1 ? "" : "s", p->visitor);
+    fputs("]\n", to);
+  }
+  printf("\n%zu errors, %zu unknown segments, %zu warnings\n", rep.errors,
+         rep.unknown_segments, rep.empty);
+  int bad = rep.errors || rep.unknown_segments;
+  eng_dry_report_free(&rep);
+  tailor_close(t);
   return bad ? EXIT_BADINPUT : EXIT_OK;
 }
 

@@ -8,6 +8,7 @@
 
 #include "core/defaults.h"
 #include "engine/config.h"
+#include "engine/dryrun.h"
 #include "engine/engine.h"
 #include "engine/plugin.h"
 #include "core/util.h"
@@ -147,11 +148,26 @@ static void push_object(lua_State *L, json_t *obj) {
     lua_newtable(L);
 }
 
+/* The thread's hook for reads of undefined segments (lapi_set_segment_hook). */
+static _Thread_local lapi_segment_fn segment_hook;
+static _Thread_local void *segment_hook_ud;
+
+void lapi_set_segment_hook(lapi_segment_fn fn, void *ud) {
+  segment_hook = fn;
+  segment_hook_ud = ud;
+}
+
 /* __index of ctx.segments: upvalue 1 the predicates, 2 the ctx. */
 static int segment_index(lua_State *L) {
   const char *name = luaL_checkstring(L, 2);
-  if (lua_getfield(L, lua_upvalueindex(1), name) != LUA_TFUNCTION)
+  if (lua_getfield(L, lua_upvalueindex(1), name) != LUA_TFUNCTION) {
+    if (segment_hook) { /* where the strategy read it: "file:line: " */
+      luaL_where(L, 1);
+      segment_hook(segment_hook_ud, name, lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
     return luaL_error(L, "no segment named '%s' (segments.lua defines them)", name);
+  }
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_call(L, 1, 1);
   lua_pushboolean(L, lua_toboolean(L, -1));

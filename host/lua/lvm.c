@@ -708,6 +708,12 @@ int lvm_has_handler(lvm *vm, const char *name) {
   return find_handler(vm, name) != NULL;
 }
 
+const char *lvm_handler_name(lvm *vm, size_t i, const char **file) {
+  if (i >= vm->nhandlers) return NULL;
+  if (file) *file = vm->handlers[i].file;
+  return vm->handlers[i].name;
+}
+
 /*
 ** ** Loading the folder
 */

@@ -78,6 +78,11 @@ int lvm_push_handler(lvm *vm, const char *name, const char **file);
 /* Whether some strategy file defines handler `name`. */
 int lvm_has_handler(lvm *vm, const char *name);
 
+/* The name of handler `i` (from 0, in the order the files defined them)
+   and in *file (may be NULL) the file that defines it, both valid while
+   the lvm lives; NULL past the last handler. */
+const char *lvm_handler_name(lvm *vm, size_t i, const char **file);
+
 /*
 ** Run `fn(L)` in protected mode under a fresh instruction budget.  `fn`
 ** finds `ud` with lvm_ud(L).  Returns TAILOR_OK, or TAILOR_ESTRATEGY (a Lua
