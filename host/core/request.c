@@ -3,6 +3,7 @@
 */
 #include "core/request.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,112 @@ static int id_list(json_t *obj, const char *key, json_t **arr, const char ***ids
     (*ids)[(*n)++] = json_string_value(id);
   }
   *arr = v;
+  return TAILOR_OK;
+}
+
+/* A price bound of the filter: a finite number >= 0 (max: > 0). */
+static int price_bound(json_t *filter, const char *key, double *out, tailor_error *err) {
+  json_t *v = json_object_get(filter, key);
+  *out = 0;
+  if (!v || json_is_null(v)) return TAILOR_OK;
+  double d = json_is_number(v) ? json_number_value(v) : NAN;
+  int is_max = !strcmp(key, "max_price");
+  if (!isfinite(d) || d < 0 || (is_max && d == 0))
+    return util_fail(err, TAILOR_EFIELD, is_max ? "filter.max_price" : "filter.min_price", "decide: 'filter.%s' must be a %s number", key,
+                     is_max ? "positive" : "non-negative");
+  *out = d;
+  return TAILOR_OK;
+}
+
+/* filter: {brand: "Acme" | ["Acme", ...], min_price, max_price, in_stock}. */
+static int parse_filter(json_t *obj, req_controls *c, tailor_error *err) {
+  static const char *const keys[] = {"brand", "min_price", "max_price", "in_stock", NULL};
+  json_t *f = json_object_get(obj, "filter"), *v;
+  const char *key;
+  if (!f || json_is_null(f)) return TAILOR_OK;
+  if (!json_is_object(f)) return bad(err, REQ_F_FILTER, "must be an object");
+  json_object_foreach(f, key, v) {
+    const char *const *k = keys;
+    while (*k && strcmp(*k, key)) k++;
+    if (!*k)
+      return util_fail(err, TAILOR_EFIELD, "filter",
+                       "decide: unknown field 'filter.%.64s' (allowed: brand, min_price, "
+                       "max_price, in_stock)", key);
+  }
+  int rc;
+  if ((rc = price_bound(f, "min_price", &c->min_price, err)) ||
+      (rc = price_bound(f, "max_price", &c->max_price, err)))
+    return rc;
+  if (c->max_price > 0 && c->min_price > c->max_price)
+    return util_fail(err, TAILOR_EFIELD, "filter.max_price",
+                     "decide: 'filter.max_price' is below 'filter.min_price'");
+  v = json_object_get(f, "in_stock");
+  if (v && !json_is_null(v) && !json_is_boolean(v))
+    return util_fail(err, TAILOR_EFIELD, "filter.in_stock", "decide: 'filter.in_stock' must be true or false");
+  c->any_stock = json_is_false(v);
+  v = json_object_get(f, "brand");
+  if (!v || json_is_null(v)) return TAILOR_OK;
+  size_t m = json_is_array(v) ? json_array_size(v) : 1;
+  if ((!json_is_array(v) && !json_is_string(v)) || m == 0 || m > REQ_MAX_BRANDS)
+    return util_fail(err, TAILOR_EFIELD, "filter.brand",
+                     "decide: 'filter.brand' must be a brand name or a list of 1 to %d names",
+                     REQ_MAX_BRANDS);
+  if (!(c->brands = malloc(m * sizeof *c->brands)))
+    return util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+  for (size_t i = 0; i < m; i++) {
+    json_t *b = json_is_array(v) ? json_array_get(v, i) : v;
+    if (!json_is_string(b) || !json_string_length(b))
+      return util_fail(err, TAILOR_EFIELD, "filter.brand",
+                       "decide: 'filter.brand' must hold non-empty brand names");
+    c->brands[c->n_brands++] = json_string_value(b);
+  }
+  return TAILOR_OK;
+}
+
+/* pin: [{item: id, slot: 1..max_k}, ...], at most REQ_MAX_PINS; errors
+   name the entry ("pin[1].slot"). */
+static int parse_pins(json_t *obj, long max_k, req_controls *c, tailor_error *err) {
+  json_t *v = json_object_get(obj, "pin");
+  char at[64];
+  if (!v || json_is_null(v)) return TAILOR_OK;
+  if (!json_is_array(v)) return bad(err, REQ_F_PIN, "must be a list of {item, slot}");
+  size_t m = json_array_size(v);
+  if (m > REQ_MAX_PINS)
+    return util_fail(err, TAILOR_ETOOBIG, "pin", "decide: 'pin' has %zu entries, more than %d",
+                     m, REQ_MAX_PINS);
+  if (m && !(c->pins = malloc(m * sizeof *c->pins)))
+    return util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+  for (size_t i = 0; i < m; i++) {
+    json_t *p = json_array_get(v, i), *any;
+    const char *k;
+    snprintf(at, sizeof at, "pin[%zu]", i);
+    if (!json_is_object(p))
+      return util_fail(err, TAILOR_EFIELD, at, "decide: '%s' must be an object {item, slot}", at);
+    json_object_foreach(p, k, any) {
+      if (strcmp(k, "item") && strcmp(k, "slot"))
+        return util_fail(err, TAILOR_EFIELD, at,
+                         "decide: unknown field '%s.%.64s' (allowed: item, slot)", at, k);
+    }
+    json_t *item = json_object_get(p, "item");
+    if (item && !(item = util_id_text(p, "item", 0, item)))
+      return util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+    snprintf(at, sizeof at, "pin[%zu].item", i);
+    if (!json_is_string(item) || !json_string_length(item))
+      return util_fail(err, TAILOR_EFIELD, at, "decide: '%s' must be an item id", at);
+    json_t *slot = json_object_get(p, "slot");
+    snprintf(at, sizeof at, "pin[%zu].slot", i);
+    if (!json_is_integer(slot) || json_integer_value(slot) < 1 ||
+        json_integer_value(slot) > max_k)
+      return util_fail(err, TAILOR_EFIELD, at, "decide: '%s' must be an integer from 1 to %ld",
+                       at, max_k);
+    snprintf(at, sizeof at, "pin[%zu]", i);
+    for (size_t j = 0; j < c->n_pins; j++)
+      if (c->pins[j].slot == json_integer_value(slot) ||
+          !strcmp(c->pins[j].item, json_string_value(item)))
+        return util_fail(err, TAILOR_EFIELD, at,
+                         "decide: '%s' repeats the item or the slot of 'pin[%zu]'", at, j);
+    c->pins[c->n_pins++] = (req_pin){json_string_value(item), (long)json_integer_value(slot)};
+  }
   return TAILOR_OK;
 }
 
@@ -138,6 +245,11 @@ int req_from_json(json_t *obj, const req_limits *lim, dreq *out, tailor_error *e
   }
   if ((rc = id_list(obj, "exclude", &out->exclude, &out->ex_ids, &out->n_ex, err))) goto fail;
   if ((rc = id_list(obj, "items", &out->items, &out->ids, &out->n_ids, err))) goto fail;
+  json_t *unused;
+  if ((rc = parse_filter(obj, &out->ctl, err)) || (rc = parse_pins(obj, max_k, &out->ctl, err)) ||
+      (rc = id_list(obj, "boost", &unused, &out->ctl.boost, &out->ctl.n_boost, err)) ||
+      (rc = id_list(obj, "bury", &unused, &out->ctl.bury, &out->ctl.n_bury, err)))
+    goto fail;
   if (!strcmp(out->kind, "rank") && !out->items) {
     rc = bad(err, REQ_F_ITEMS, "is required for rank: the list to re-order");
     goto fail;
@@ -172,6 +284,10 @@ void req_clear(dreq *r) {
   if (!r) return;
   free(r->ids);
   free(r->ex_ids);
+  free(r->ctl.brands);
+  free(r->ctl.pins);
+  free(r->ctl.boost);
+  free(r->ctl.bury);
   json_decref(r->src);
   memset(r, 0, sizeof *r);
 }

@@ -26,7 +26,12 @@
   X(CONTEXT, "context", "an object: anything else the strategy reads")         \
   X(K, "k", "how many items, from 1 to decide.max_k")                          \
   X(ITEMS, "items", "rank: the item ids to re-order")                          \
-  X(EXCLUDE, "exclude", "item ids the page already shows: never recommended")
+  X(EXCLUDE, "exclude", "item ids the page already shows: never recommended")  \
+  X(FILTER, "filter", "an object: brand (a name or a list), min_price, "      \
+    "max_price, in_stock (false lets sold-out items through)")                 \
+  X(PIN, "pin", "a list of {item, slot}: that item at that place, 1 first")    \
+  X(BOOST, "boost", "item ids or \"brand:<name>\": moved ahead of the rest")    \
+  X(BURY, "bury", "item ids or \"brand:<name>\": moved behind the rest")
 
 enum {
 #define REQ_ENUM_(e, name, doc) REQ_F_##e,
@@ -35,9 +40,39 @@ enum {
   REQ_F_COUNT
 };
 
-/* The longest handler name, and the most ids `rank` re-orders. */
+/* The longest handler name, the most ids `rank` re-orders, the most
+   brands a filter names and the most pins. */
 #define REQ_MAX_KIND 31
 #define REQ_MAX_ITEMS 1000
+#define REQ_MAX_BRANDS 50
+#define REQ_MAX_PINS 20
+
+/* A pinned item: `item` (borrowed from the request) at `slot` (1 first). */
+typedef struct req_pin {
+  const char *item;
+  long slot;
+} req_pin;
+
+/*
+** The merchandising controls of a recommend request (docs/server.md).
+** The host applies them to whatever the strategy returns (engine/decide.c)
+** and hands them to the strategy as ctx.filter, ctx.pin, ctx.boost and
+** ctx.bury.  All zero: no controls, and sold-out items are left out.
+*/
+typedef struct req_controls {
+  const char **brands;   /* filter.brand: only these brands (owned array of
+                            borrowed names), n_brands of them; NULL: any */
+  size_t n_brands;
+  double min_price;      /* filter.min_price; 0: no lower bound */
+  double max_price;      /* filter.max_price; 0: no upper bound */
+  int any_stock;         /* filter.in_stock = false: sold-out items allowed */
+  req_pin *pins;         /* owned, n_pins of them, in the request's order */
+  size_t n_pins;
+  const char **boost;    /* ids or "brand:<name>" (owned array, borrowed */
+  size_t n_boost;        /* strings) */
+  const char **bury;
+  size_t n_bury;
+} req_controls;
 
 typedef struct dreq {
   char kind[REQ_MAX_KIND + 1];
@@ -53,6 +88,7 @@ typedef struct dreq {
   json_t *exclude;        /* the ids the page already shows (borrowed), or NULL */
   const char **ex_ids;    /* those ids, n_ex of them; owned array */
   size_t n_ex;
+  req_controls ctl;       /* filter, pin, boost, bury */
   json_t *src;            /* owned reference to the request object */
 } dreq;
 

@@ -7,6 +7,7 @@
 ** gets an answer.
 */
 #include <lauxlib.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,7 @@ typedef struct request {
 static void push_ctx(lua_State *L, request *r) {
   lapi_ctx c = {r->q->kind, r->k, r->q->customer, r->q->anon, r->q->session,
                 r->q->page, r->q->context, r->q->items, r->q->exclude};
-  lapi_push_ctx(L, r->t, &c);
+  lapi_push_decide_ctx(L, r->t, &c, &r->q->ctl);
 }
 
 /* luaL_error with the handler's file and line in front. */
@@ -52,25 +53,132 @@ static void write_value(lua_State *L, request *r, int at, const char *path) {
 }
 
 /*
+** The request's merchandising controls (core/request.h req_controls), the
+** host's side: whatever a recommend handler returned, or the fallback, what
+** the page already shows (exclude) and what the filter rules out (brand,
+** price band, sold out unless filter.in_stock is false) is dropped; boosted
+** items move ahead of the rest and buried ones behind it, each group in the
+** strategy's order; then each pinned item takes its slot.  A pin overrides
+** the filter, boost and bury (the merchant named that item for that place)
+** but not exclude, a sold-out item or a deleted one: its slot goes to the
+** next item.  A pin the strategy did not return is written {"id", "reason":
+** "pinned"}; past the end of a short list it comes last.  An id the engine
+** does not know is left for the writer to refuse.
+*/
+typedef struct slate {
+  size_t n;            /* candidates, in the strategy's order */
+  const char **id;     /* their ids (NULL: an entry without one) */
+  signed char *cls;    /* per candidate: SL_* */
+  long *out;           /* what to write: i >= 0 candidate i, -1 - p pin p */
+  size_t nout;
+} slate;
+
+enum { SL_DROP = -1, SL_BOOST, SL_PLAIN, SL_BURY, SL_PINNED };
+
+static int in_list(const char *const *v, size_t n, const char *id) {
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(v[i], id)) return 1;
+  return 0;
+}
+
+/* Whether `id` (item iid) is named by a boost or bury list: by its id, or
+   by "brand:<its brand>". */
+static int named(const idx *x, const char *const *v, size_t n, const char *id, uint32_t iid) {
+  const char *brand = iid != INTERN_NONE ? intern_name(&x->brands, x->item[iid].brand) : NULL;
+  for (size_t i = 0; i < n; i++) {
+    if (!strncmp(v[i], "brand:", 6) ? brand && !strcmp(v[i] + 6, brand) : !strcmp(v[i], id))
+      return 1;
+  }
+  return 0;
+}
+
+/* Whether a known item may be shown at all: not excluded, not deleted, in
+   stock unless the request lets sold-out items through. */
+static int showable(const idx *x, const dreq *q, const char *id, uint32_t iid) {
+  if (in_list(q->ex_ids, q->n_ex, id)) return 0;
+  if (iid == INTERN_NONE) return 1; /* the writer refuses it, by name */
+  const idx_item *it = &x->item[iid];
+  return !it->deleted && (it->in_stock || q->ctl.any_stock);
+}
+
+static int filtered_out(const idx *x, const req_controls *c, uint32_t iid) {
+  if (iid == INTERN_NONE) return 0;
+  const idx_item *it = &x->item[iid];
+  if (c->min_price > 0 && it->price < c->min_price) return 1;
+  if (c->max_price > 0 && it->price > c->max_price) return 1;
+  if (!c->n_brands) return 0;
+  const char *brand = intern_name(&x->brands, it->brand);
+  return !brand || !in_list(c->brands, c->n_brands, brand);
+}
+
+/* Fill s->cls and s->out (room for n + REQ_MAX_PINS) for at most k items. */
+static void arrange(const idx *x, const dreq *q, long k, slate *s) {
+  const req_controls *c = &q->ctl;
+  long pin_at[REQ_MAX_PINS]; /* per pin: its candidate, -1 - p when none, or
+                                LONG_MIN when it cannot be shown */
+  for (size_t p = 0; p < c->n_pins; p++) {
+    uint32_t iid = idx_item_id(x, c->pins[p].item);
+    int shown = c->pins[p].slot <= k && iid != INTERN_NONE && showable(x, q, c->pins[p].item, iid);
+    pin_at[p] = shown ? -1 - (long)p : LONG_MIN; /* a slot beyond k: not in this widget */
+  }
+  for (size_t i = 0; i < s->n; i++) {
+    const char *id = s->id[i];
+    uint32_t iid = id ? idx_item_id(x, id) : INTERN_NONE;
+    s->cls[i] = SL_PLAIN;
+    if (!id) continue;
+    if (!showable(x, q, id, iid)) {
+      s->cls[i] = SL_DROP;
+      continue;
+    }
+    for (size_t p = 0; p < c->n_pins; p++) {
+      if (pin_at[p] == LONG_MIN || strcmp(c->pins[p].item, id)) continue;
+      s->cls[i] = pin_at[p] < 0 ? SL_PINNED : SL_DROP; /* a repeat: once */
+      if (pin_at[p] < 0) pin_at[p] = (long)i;
+    }
+    if (s->cls[i] != SL_PLAIN) continue;
+    if (filtered_out(x, c, iid)) s->cls[i] = SL_DROP;
+    else if (named(x, c->bury, c->n_bury, id, iid)) s->cls[i] = SL_BURY;
+    else if (named(x, c->boost, c->n_boost, id, iid)) s->cls[i] = SL_BOOST;
+  }
+  /* The rest in order, then the pins into their slots. */
+  size_t nrest = 0;
+  long *rest = s->out + c->n_pins; /* room: the first n_pins stay free */
+  for (int g = SL_BOOST; g <= SL_BURY; g++)
+    for (size_t i = 0; i < s->n; i++)
+      if (s->cls[i] == g) rest[nrest++] = (long)i;
+  size_t taken = 0, pinned = 0, npins = 0;
+  for (size_t p = 0; p < c->n_pins; p++) npins += pin_at[p] != LONG_MIN;
+  s->nout = 0;
+  for (long slot = 1; slot <= k; slot++) {
+    size_t p = 0;
+    while (p < c->n_pins && (pin_at[p] == LONG_MIN || c->pins[p].slot != slot)) p++;
+    if (p < c->n_pins) {
+      s->out[s->nout++] = pin_at[p];
+      pinned++;
+    } else if (taken < nrest) {
+      s->out[s->nout++] = rest[taken++];
+    } else {
+      break;
+    }
+  }
+  /* Pins past the end of a short list: last, in slot order. */
+  for (long slot = (long)s->nout + 1; pinned < npins && slot <= k; slot++)
+    for (size_t p = 0; p < c->n_pins; p++)
+      if (pin_at[p] != LONG_MIN && c->pins[p].slot == slot) {
+        s->out[s->nout++] = pin_at[p];
+        pinned++;
+      }
+}
+
+/*
 ** A recommend (or rank) handler returns a list of entries ({id=, score=,
 ** reason=, because=, explain=}), or a table with that list under `items`.
 ** Ids must name items the engine knows (for rank: items of the request's
 ** list; a plain id string is an entry too); unknown fields are errors, so a
 ** typo in a strategy shows up at once instead of as a missing explanation.
-** The entries are written with their fields in a fixed order.
+** The entries are written with their fields in a fixed order; a recommend
+** answer as the request's controls arrange it (above), a ranking whole.
 */
-/* Whether the entry table at `entry` names an id of the request's exclude. */
-static int excluded(lua_State *L, const dreq *q, int entry) {
-  int hit = 0;
-  if (!q->n_ex) return 0;
-  if (lua_getfield(L, entry, "id") == LUA_TSTRING) {
-    const char *id = lua_tostring(L, -1);
-    for (size_t i = 0; i < q->n_ex && !hit; i++) hit = !strcmp(q->ex_ids[i], id);
-  }
-  lua_pop(L, 1);
-  return hit;
-}
-
 static void write_recommend(lua_State *L, request *r, int res) {
   static const char *const allowed[] = {"id", "score", "reason", "because", "explain"};
   enum { NALLOWED = sizeof allowed / sizeof *allowed };
@@ -97,18 +205,40 @@ static void write_recommend(lua_State *L, request *r, int res) {
     }
     lua_pop(L, t == LUA_TTABLE ? 2 : 1);
   }
+  /* The slate lives in Lua's memory (a userdata, under the cap), so an
+     error thrown while writing leaks nothing. */
+  slate s = {(size_t)n, NULL, NULL, NULL, 0};
+  if (!rank) {
+    s.id = lua_newuserdatauv(L, s.n * sizeof *s.id + 1, 0);
+    s.cls = lua_newuserdatauv(L, s.n + 1, 0);
+    s.out = lua_newuserdatauv(L, (s.n + REQ_MAX_PINS) * sizeof *s.out, 0);
+    for (size_t i = 0; i < s.n; i++) {
+      /* the list holds the entries, and they their ids: the strings live */
+      s.id[i] = NULL;
+      if (lua_rawgeti(L, list, (lua_Integer)i + 1) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        continue;
+      }
+      if (lua_getfield(L, -1, "id") == LUA_TSTRING) s.id[i] = lua_tostring(L, -1);
+      lua_pop(L, 2);
+    }
+    arrange(r->t->ix, r->q, r->k, &s);
+  }
   buf_putc(r->out, '[');
-  long written = 0;
-  for (lua_Integer i = 1; i <= n && (rank || written < r->k); i++) {
-    int entry = lua_gettop(L) + 1;
-    int t = lua_rawgeti(L, list, i);
-    /* What the page already shows is never recommended twice, whatever
-       the strategy returned (the request's exclude). */
-    if (!rank && t == LUA_TTABLE && excluded(L, r->q, entry)) {
-      lua_pop(L, 1);
+  size_t count = rank ? (size_t)n : s.nout;
+  for (size_t w = 0; w < count; w++) {
+    long at = rank ? (long)w : s.out[w];
+    if (w) buf_putc(r->out, ',');
+    if (at < 0) { /* a pinned item the strategy did not return */
+      const char *id = r->q->ctl.pins[-1 - at].item;
+      buf_puts(r->out, "{\"id\":");
+      buf_json_str(r->out, id, strlen(id));
+      buf_puts(r->out, ",\"reason\":\"pinned\"}");
       continue;
     }
-    if (written++) buf_putc(r->out, ',');
+    lua_Integer i = (lua_Integer)at + 1;
+    int entry = lua_gettop(L) + 1;
+    int t = lua_rawgeti(L, list, i);
     if (rank && t == LUA_TSTRING) {
       size_t len;
       const char *id = lua_tolstring(L, entry, &len);
@@ -262,26 +392,50 @@ static int run_handler(lua_State *L) {
 }
 
 /* The fallback: today's bestsellers for everyone (trending), or the most
-   viewed items while nothing has trended yet. */
+   viewed items while nothing has trended yet; the request's controls hold
+   here too (the filter inside the kernel, then arrange()). */
 static void write_fallback_items(request *r) {
-  topk_entry top[256];
-  size_t k = (size_t)r->k < 256 ? (size_t)r->k : 256;
-  idx_filter f = {.in_stock = 1};
+  enum { MAX_ROWS = 256 };
+  topk_entry top[MAX_ROWS];
+  const idx *x = r->t->ix;
+  const req_controls *c = &r->q->ctl;
+  uint32_t brands[REQ_MAX_BRANDS], ex[MAX_ROWS];
+  idx_filter f = {.in_stock = !c->any_stock, .min_price = c->min_price,
+                  .max_price = c->max_price, .by_brand = c->n_brands > 0, .brands = brands,
+                  .exclude = ex};
+  for (size_t i = 0; i < c->n_brands; i++) {
+    uint32_t b = intern_get(&x->brands, c->brands[i]);
+    if (b != INTERN_NONE) brands[f.nbrands++] = b;
+  }
+  for (size_t i = 0; i < r->q->n_ex && f.nex < MAX_ROWS; i++) {
+    uint32_t id = idx_item_id(x, r->q->ex_ids[i]);
+    if (id != INTERN_NONE) ex[f.nex++] = id;
+  }
+  size_t k = (size_t)r->k + c->n_pins < MAX_ROWS ? (size_t)r->k + c->n_pins : MAX_ROWS;
   idx_reason reason = IDX_REASON_TRENDING;
-  size_t n = idx_trending(r->t->ix, "", "", &f, util_now_ms(), k, top);
+  size_t n = idx_trending(x, "", "", &f, util_now_ms(), k, top);
   if (n == 0) {
-    n = idx_most_viewed(r->t->ix, k, NULL, 0, top);
+    n = idx_most_viewed(x, k, ex, f.nex, top);
     reason = IDX_REASON_POPULAR;
   }
+  const char *ids[MAX_ROWS];
+  signed char cls[MAX_ROWS];
+  long out[MAX_ROWS + REQ_MAX_PINS];
+  for (size_t i = 0; i < n; i++) ids[i] = intern_name(&x->items, top[i].id);
+  slate s = {n, ids, cls, out, 0};
+  arrange(x, r->q, r->k, &s);
   buf_putc(r->out, '[');
-  for (size_t i = 0; i < n; i++) {
-    const char *id = intern_name(&r->t->ix->items, top[i].id);
-    buf_puts(r->out, i ? ",{\"id\":" : "{\"id\":");
+  for (size_t w = 0; w < s.nout; w++) {
+    const char *id = out[w] < 0 ? c->pins[-1 - out[w]].item : ids[out[w]];
+    buf_puts(r->out, w ? ",{\"id\":" : "{\"id\":");
     buf_json_str(r->out, id, strlen(id));
-    buf_puts(r->out, ",\"score\":");
-    buf_json_num(r->out, top[i].score, DECIDE_DIGITS);
+    if (out[w] >= 0) {
+      buf_puts(r->out, ",\"score\":");
+      buf_json_num(r->out, top[out[w]].score, DECIDE_DIGITS);
+    }
+    const char *why = out[w] < 0 ? "pinned" : idx_reason_name(reason);
     buf_puts(r->out, ",\"reason\":");
-    buf_json_str(r->out, idx_reason_name(reason), strlen(idx_reason_name(reason)));
+    buf_json_str(r->out, why, strlen(why));
     buf_putc(r->out, '}');
   }
   buf_putc(r->out, ']');

@@ -206,6 +206,11 @@ typedef struct lapi_ctx {
 */
 void lapi_push_ctx(lua_State *L, tailor *t, const lapi_ctx *c);
 
+/* The same for a decision request, with its merchandising controls
+   (core/request.h) as ctx.filter, ctx.pin, ctx.boost and ctx.bury;
+   lapi_push_ctx gives those fields their empty defaults. */
+void lapi_push_decide_ctx(lua_State *L, tailor *t, const lapi_ctx *c, const req_controls *ctl);
+
 /* Installs the `tailor` global of the strategies' API (engine/lapi.c). */
 void lapi_open(lua_State *L, void *engine);
 

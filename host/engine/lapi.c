@@ -233,7 +233,52 @@ static void push_opt_string(lua_State *L, const char *s) {
     lua_pushnil(L);
 }
 
+/* A list of strings as a Lua array. */
+static void push_strings(lua_State *L, const char *const *v, size_t n) {
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_pushstring(L, v[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
+/* ctx.filter ({brand = {names}, min_price =, max_price =, in_stock =}, the
+   shape tailor.*'s kernel options take), ctx.pin ({{item =, slot =}}),
+   ctx.boost and ctx.bury (ids or "brand:<name>"), into the table on top;
+   empty when `c` is NULL. */
+static void push_controls(lua_State *L, const req_controls *c) {
+  static const req_controls none;
+  if (!c) c = &none;
+  lua_createtable(L, 0, 4);
+  if (c->n_brands) {
+    push_strings(L, c->brands, c->n_brands);
+    lua_setfield(L, -2, "brand");
+  }
+  if (c->min_price > 0) set_num(L, "min_price", c->min_price);
+  if (c->max_price > 0) set_num(L, "max_price", c->max_price);
+  lua_pushboolean(L, !c->any_stock);
+  lua_setfield(L, -2, "in_stock");
+  lua_setfield(L, -2, "filter");
+  lua_createtable(L, (int)c->n_pins, 0);
+  for (size_t i = 0; i < c->n_pins; i++) {
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, c->pins[i].item);
+    lua_setfield(L, -2, "item");
+    set_int(L, "slot", c->pins[i].slot);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "pin");
+  push_strings(L, c->boost, c->n_boost);
+  lua_setfield(L, -2, "boost");
+  push_strings(L, c->bury, c->n_bury);
+  lua_setfield(L, -2, "bury");
+}
+
 void lapi_push_ctx(lua_State *L, tailor *t, const lapi_ctx *c) {
+  lapi_push_decide_ctx(L, t, c, NULL);
+}
+
+void lapi_push_decide_ctx(lua_State *L, tailor *t, const lapi_ctx *c, const req_controls *ctl) {
   lua_createtable(L, 0, 0); /* ctx itself: always empty */
   lua_createtable(L, 0, 3); /* its metatable */
   lua_pushlightuserdata(L, t);
@@ -256,6 +301,7 @@ void lapi_push_ctx(lua_State *L, tailor *t, const lapi_ctx *c) {
   if (c->exclude) ljson_push(L, c->exclude);
   else lua_createtable(L, 0, 0);
   lua_setfield(L, -2, "exclude");
+  push_controls(L, ctl);
   lua_pushcclosure(L, ctx_index, 5);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, ctx_newindex);
@@ -318,13 +364,36 @@ static void push_rows(lua_State *L, const idx *x, const topk_entry *rows,
 
 /*
 ** Options every kernel takes: {k =, exclude = {ids}, in_stock = bool
-** (default true), category = "prefix", min_price =, max_price =}.
+** (default true), category = "prefix", min_price =, max_price =, brand =
+** "name" or {names}} (ctx.filter has this shape).
 */
 typedef struct kernel_opts {
   size_t k;
   uint32_t exclude[256];
+  uint32_t brands[REQ_MAX_BRANDS];
   idx_filter f;
 } kernel_opts;
+
+/* opts.brand at the top of the stack: one name or a list; names the
+   catalog never had match nothing. */
+static void opt_brands(lua_State *L, const idx *x, kernel_opts *o) {
+  o->f.by_brand = 1;
+  o->f.brands = o->brands;
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    uint32_t b = intern_get(&x->brands, lua_tostring(L, -1));
+    if (b != INTERN_NONE) o->brands[o->f.nbrands++] = b;
+    return;
+  }
+  luaL_argexpected(L, lua_type(L, -1) == LUA_TTABLE, 2, "opts.brand: a name or a list of names");
+  lua_Integer n = luaL_len(L, -1);
+  for (lua_Integer i = 1; i <= n && o->f.nbrands < REQ_MAX_BRANDS; i++) {
+    lua_rawgeti(L, -1, i);
+    const char *name = lua_tostring(L, -1);
+    uint32_t b = name ? intern_get(&x->brands, name) : INTERN_NONE;
+    if (b != INTERN_NONE) o->brands[o->f.nbrands++] = b;
+    lua_pop(L, 1);
+  }
+}
 
 static void check_opts(lua_State *L, int arg, const idx *x, kernel_opts *o) {
   memset(o, 0, sizeof *o);
@@ -339,6 +408,8 @@ static void check_opts(lua_State *L, int arg, const idx *x, kernel_opts *o) {
   if (lua_getfield(L, arg, "min_price") != LUA_TNIL) o->f.min_price = luaL_checknumber(L, -1);
   if (lua_getfield(L, arg, "max_price") != LUA_TNIL) o->f.max_price = luaL_checknumber(L, -1);
   lua_pop(L, 5); /* `category` stays alive: the options table holds it */
+  if (lua_getfield(L, arg, "brand") != LUA_TNIL) opt_brands(L, x, o);
+  lua_pop(L, 1);
   o->f.nex = opt_exclude(L, arg, x, o->exclude, 256);
 }
 

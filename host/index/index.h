@@ -251,6 +251,10 @@ typedef struct idx_filter {
   const char *category;    /* category path prefix ("Women/Shoes"), or NULL */
   double min_price;        /* 0: no lower bound */
   double max_price;        /* 0: no upper bound */
+  int by_brand;            /* only items of the nbrands ids in `brands` (ids
+                              in idx.brands; none known: nothing passes) */
+  const uint32_t *brands;
+  size_t nbrands;
 } idx_filter;
 
 typedef struct idx {

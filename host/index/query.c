@@ -44,6 +44,7 @@ int idx_keep(const idx *x, const idx_filter *f, uint32_t item) {
   const idx_item *it = &x->item[item];
   if (f->min_price > 0 && it->price < f->min_price) return 0;
   if (f->max_price > 0 && it->price > f->max_price) return 0;
+  if (f->by_brand && !ids_has(f->brands, f->nbrands, it->brand)) return 0;
   if (f->category) {
     const char *c = intern_name(&x->categories, it->category);
     size_t n = strlen(f->category);

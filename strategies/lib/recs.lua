@@ -18,17 +18,158 @@
 -- Everywhere: in stock, not in the cart, not bought already (unless the
 -- category is replenishable), and never a second item of a category the
 -- customer bought (no second sofa).  Each item says why it is there.
+--
+-- Merchandising: the request's controls (ctx.filter, ctx.pin, ctx.boost,
+-- ctx.bury) and the shop's own (settings.merchandising, the same shape, or
+-- what a handler passes to M.recommend) are merged by M.controls; the
+-- filter goes into every kernel call, so a widget limited to one brand is
+-- still full, and M.merchandise boosts, buries and pins as the host does.
 
 local settings = require "lib.settings"
 local text = require "lib.text"
 
 local category_of = tailor.category
 
+local M = {}
+
 local function replenishable(category)
   for _, prefix in ipairs(settings.replenishable) do
     if category and category:sub(1, #prefix) == prefix then return true end
   end
   return false
+end
+
+-- ---- Merchandising controls ------------------------------------------------
+
+local function as_list(v)
+  if v == nil then return nil end
+  if type(v) == "string" then return { v } end
+  return v
+end
+
+-- The request's controls (ctx) and the strategy's own (`own`, shaped like
+-- a request's: {filter = {brand, min_price, max_price, in_stock}, pin =
+-- {{item, slot}}, boost = {ids or "brand:<name>"}, bury = {...}}) as one:
+-- both filters hold (brands in both lists, the narrower price band; sold
+-- out items only when the request allows them and `own` does not refuse
+-- them); the request's boosts, buries and pins come first, and a pin of
+-- `own` keeps its slot only when the request did not take it.
+function M.controls(ctx, own)
+  own = own or {}
+  local f, of = ctx.filter or {}, own.filter or {}
+  local filter = { in_stock = f.in_stock ~= false or of.in_stock == true }
+  local rb, ob = as_list(f.brand), as_list(of.brand)
+  if rb and ob then
+    local mine, both = {}, {}
+    for _, b in ipairs(ob) do mine[b] = true end
+    for _, b in ipairs(rb) do if mine[b] then both[#both + 1] = b end end
+    filter.brand = both
+  else
+    filter.brand = rb or ob
+  end
+  filter.min_price = math.max(f.min_price or 0, of.min_price or 0)
+  if filter.min_price == 0 then filter.min_price = nil end
+  filter.max_price = (f.max_price and of.max_price) and math.min(f.max_price, of.max_price)
+                     or f.max_price or of.max_price
+  local c = { filter = filter, boost = {}, bury = {}, pin = {} }
+  for _, key in ipairs { "boost", "bury" } do
+    for _, src in ipairs { ctx[key] or {}, own[key] or {} } do
+      for _, id in ipairs(src) do c[key][#c[key] + 1] = id end
+    end
+  end
+  local slot_taken, item_taken = {}, {}
+  for _, src in ipairs { ctx.pin or {}, own.pin or {} } do
+    for _, p in ipairs(src) do
+      if not slot_taken[p.slot] and not item_taken[p.item] then
+        slot_taken[p.slot], item_taken[p.item] = true, true
+        c.pin[#c.pin + 1] = { item = p.item, slot = p.slot }
+      end
+    end
+  end
+  table.sort(c.pin, function(x, y) return x.slot < y.slot end)
+  return c
+end
+
+-- Kernel options with the controls' filter in them (tailor.* filters
+-- inside the kernel, so k items of the right brand come back).
+function M.kernel_opts(c, opts)
+  local f = c.filter
+  opts.in_stock = f.in_stock
+  opts.brand, opts.min_price, opts.max_price = f.brand, f.min_price, f.max_price
+  return opts
+end
+
+local function brand_set(list)
+  if not list then return nil end
+  local set = {}
+  for _, b in ipairs(list) do set[b] = true end
+  return set
+end
+
+-- Whether the filter keeps an item (for rows that come from no kernel).
+function M.keeps(c, id)
+  local f = c.filter
+  local item = tailor.item(id)
+  if not item then return false end
+  if f.in_stock and not item.in_stock then return false end
+  if f.brand and not brand_set(f.brand)[item.brand or false] then return false end
+  local price = item.price or 0
+  if f.min_price and price < f.min_price then return false end
+  if f.max_price and price > f.max_price then return false end
+  return true
+end
+
+local function named(list, id, brand)
+  for _, v in ipairs(list) do
+    if v == id or (brand and v == "brand:" .. brand) then return true end
+  end
+  return false
+end
+
+-- rows (best first) as the controls arrange them, at most k: filtered,
+-- boosted ahead, buried behind, pinned items in their slots (a pinned item
+-- not among the rows gets reason "pinned"; one that is sold out or in
+-- `skip`, a set of ids not to show, gives its slot to the next row).  The
+-- host does the same again with the request's controls: what a strategy
+-- arranges, the host keeps.
+function M.merchandise(rows, c, k, skip)
+  skip = skip or {}
+  local filtering = c.filter.brand or c.filter.min_price or c.filter.max_price
+  local pins, pinned = {}, {}
+  for _, p in ipairs(c.pin) do
+    local item = tailor.item(p.item)
+    if p.slot <= k and item and not skip[p.item] and (item.in_stock or not c.filter.in_stock) then
+      pins[p.slot] = p.item
+      pinned[p.item] = { id = p.item, reason = "pinned" }
+    end
+  end
+  local groups = { {}, {}, {} }
+  local needs_brand = filtering or #c.boost > 0 or #c.bury > 0
+  for _, row in ipairs(rows) do
+    if pinned[row.id] then
+      pinned[row.id] = row
+    elseif not filtering or M.keeps(c, row.id) then
+      local brand = needs_brand and (tailor.item(row.id) or {}).brand
+      local g = named(c.bury, row.id, brand) and 3 or named(c.boost, row.id, brand) and 1 or 2
+      groups[g][#groups[g] + 1] = row
+    end
+  end
+  local rest = {}
+  for _, g in ipairs(groups) do for _, row in ipairs(g) do rest[#rest + 1] = row end end
+  local out, next_rest = {}, 1
+  for slot = 1, k do
+    if pins[slot] then
+      out[#out + 1] = pinned[pins[slot]]
+      pins[slot] = nil
+    elseif rest[next_rest] then
+      out[#out + 1] = rest[next_rest]
+      next_rest = next_rest + 1
+    end
+  end
+  for slot = 1, k do  -- pins past the end of a short list: last
+    if pins[slot] and #out < k then out[#out + 1] = pinned[pins[slot]] end
+  end
+  return out
 end
 
 -- What this visitor must not be shown, and which categories they are done
@@ -49,17 +190,29 @@ local function exclusions(ctx)
   return exclude, done
 end
 
--- Collects rows from several kernels, in order, until k are found.
-local function picker(ctx)
+-- Collects rows from several kernels, in order, until the widget is full:
+-- k rows, or 2k when boosts and buries may reorder them (M.merchandise
+-- cuts to k).  pick.opts(opts) adds the exclusions and the filter to a
+-- kernel's options.
+local function picker(ctx, c)
   local exclude, done = exclusions(ctx)
   local seen, out = {}, {}
   for _, id in ipairs(exclude) do seen[id] = true end
-  local self = { items = out, exclude = exclude }
+  local skip = {}
+  for id in pairs(seen) do skip[id] = true end
+  local limit = (#c.boost > 0 or #c.bury > 0) and ctx.k * 2 or ctx.k
+  local filtering = c.filter.brand or c.filter.min_price or c.filter.max_price
+  local self = { items = out, exclude = exclude, skip = skip }
+  function self.opts(opts)
+    opts.exclude = exclude
+    return M.kernel_opts(c, opts)
+  end
   function self.add(rows, decorate)
     for _, row in ipairs(rows) do
-      if #out >= ctx.k then return end
+      if #out >= limit then return end
       local category = category_of(row.id)
-      if not seen[row.id] and not (category and done[category]) then
+      if not seen[row.id] and not (category and done[category])
+         and (not filtering or M.keeps(c, row.id)) then
         seen[row.id] = true
         if decorate then decorate(row) end
         row.explain = row.explain or text.explain(row, ctx)
@@ -67,7 +220,7 @@ local function picker(ctx)
       end
     end
   end
-  function self.full() return #out >= ctx.k end
+  function self.full() return #out >= limit end
   return self
 end
 
@@ -112,34 +265,34 @@ local pages = {}
 function pages.product(ctx, pick)
   local item = ctx.page.item
   if ctx.page.widget == "similar" then
-    pick.add(tailor.similar(item, { k = ctx.k * 2, exclude = pick.exclude }))
-    if not pick.full() then pick.add(bestsellers(ctx, { k = ctx.k * 3, exclude = pick.exclude })) end
+    pick.add(tailor.similar(item, pick.opts { k = ctx.k * 2 }))
+    if not pick.full() then pick.add(bestsellers(ctx, pick.opts { k = ctx.k * 3 })) end
     return
   end
   local unit = ctx.customer.id or ctx.customer.anon or ctx.session.id or "anonymous"
   -- The shipped experiment: how "bought together" is scored.
   local measure = tailor.experiment("product_bought_together",
                                     { control = 50, cosine = 50 }, unit)
-  local opts = { k = ctx.k * 2, exclude = pick.exclude, measure = measure == "cosine" and "cosine" or "also" }
+  local opts = pick.opts { k = ctx.k * 2, measure = measure == "cosine" and "cosine" or "also" }
   pick.add(tailor.also_bought(item, opts))
   -- What visitors looked at next in sessions like this one (the session
   -- kernel that `tailor eval` measures), else plain "viewed together".
   if not pick.full() and #ctx.session.items > 0 then
-    pick.add(tailor.session_next(ctx.session.items, { k = ctx.k * 2, exclude = pick.exclude,
-                                                      session = ctx.session.id }))
+    pick.add(tailor.session_next(ctx.session.items, pick.opts { k = ctx.k * 2,
+                                                               session = ctx.session.id }))
   end
-  if not pick.full() then pick.add(tailor.viewed_together(item, { k = ctx.k * 2, exclude = pick.exclude })) end
-  if not pick.full() then pick.add(tailor.similar(item, { k = ctx.k * 2, exclude = pick.exclude })) end
-  if not pick.full() then pick.add(bestsellers(ctx, { k = ctx.k * 3, exclude = pick.exclude })) end
+  if not pick.full() then pick.add(tailor.viewed_together(item, pick.opts { k = ctx.k * 2 })) end
+  if not pick.full() then pick.add(tailor.similar(item, pick.opts { k = ctx.k * 2 })) end
+  if not pick.full() then pick.add(bestsellers(ctx, pick.opts { k = ctx.k * 3 })) end
 end
 
 function pages.cart(ctx, pick)
   local cart = ctx.customer.cart
   if #cart > 0 then
-    pick.add(tailor.also_bought(cart, { k = ctx.k * 3, exclude = pick.exclude }))
-    if not pick.full() then pick.add(tailor.viewed_together(cart, { k = ctx.k * 2, exclude = pick.exclude })) end
+    pick.add(tailor.also_bought(cart, pick.opts { k = ctx.k * 3 }))
+    if not pick.full() then pick.add(tailor.viewed_together(cart, pick.opts { k = ctx.k * 2 })) end
   end
-  if not pick.full() then pick.add(bestsellers(ctx, { k = ctx.k * 3, exclude = pick.exclude })) end
+  if not pick.full() then pick.add(bestsellers(ctx, pick.opts { k = ctx.k * 3 })) end
 end
 
 function pages.home(ctx, pick)
@@ -152,33 +305,34 @@ function pages.home(ctx, pick)
     if item and item.in_stock then rows[#rows + 1] = { id = recent[i], reason = "recently_viewed" } end
   end
   pick.add(rows)
-  if widget ~= "continue" and not pick.full() then pick.add(bestsellers(ctx, { k = ctx.k * 3, exclude = pick.exclude })) end
+  if widget ~= "continue" and not pick.full() then pick.add(bestsellers(ctx, pick.opts { k = ctx.k * 3 })) end
 end
 
 function pages.category(ctx, pick)
   local category = ctx.page.category
   if category then
-    local rows = tailor.trending("category", category, { k = ctx.k * 2, exclude = pick.exclude })
+    local rows = tailor.trending("category", category, pick.opts { k = ctx.k * 2 })
     for _, row in ipairs(rows) do row.segment_label = text.segment_label("category", category) end
     pick.add(rows)
   end
-  if not pick.full() then pick.add(bestsellers(ctx, { k = ctx.k * 3, exclude = pick.exclude, category = category })) end
+  if not pick.full() then pick.add(bestsellers(ctx, pick.opts { k = ctx.k * 3, category = category })) end
 end
 
 function pages.email(ctx, pick)
   local bought = ctx.customer.bought
-  if #bought > 0 then pick.add(tailor.also_bought(bought, { k = ctx.k * 3, exclude = pick.exclude })) end
-  if not pick.full() then pick.add(bestsellers(ctx, { k = ctx.k * 3, exclude = pick.exclude })) end
+  if #bought > 0 then pick.add(tailor.also_bought(bought, pick.opts { k = ctx.k * 3 })) end
+  if not pick.full() then pick.add(bestsellers(ctx, pick.opts { k = ctx.k * 3 })) end
 end
 
-local M = {}
-
--- The items for ctx.page (type product, cart, home, category or email).
-function M.recommend(ctx)
-  local pick = picker(ctx)
+-- The items for ctx.page (type product, cart, home, category or email),
+-- under the request's merchandising controls and `own` (the strategy's;
+-- settings.merchandising when not given).
+function M.recommend(ctx, own)
+  local c = M.controls(ctx, own or settings.merchandising)
+  local pick = picker(ctx, c)
   local page = pages[ctx.page.type or "home"] or pages.home
   page(ctx, pick)
-  return rows_out(pick.items)
+  return rows_out(M.merchandise(pick.items, c, ctx.k, pick.skip))
 end
 
 -- The items of an email for a customer: ctx as on_event gets it.

@@ -1,4 +1,5 @@
--- A strategy for decide_spec: tailor.item's copies, a read-only ctx, rank.
+-- A strategy for decide_spec: tailor.item's copies, a read-only ctx, rank,
+-- the request's merchandising controls.
 return {
   recommend = function(ctx)
     if ctx.page.type == "mutate" then
@@ -10,6 +11,20 @@ return {
     elseif ctx.page.type == "everything" then
       -- Returns what the page already shows too: the host drops it.
       return { { id = "a" }, { id = "b" } }
+    elseif ctx.page.type == "list" then
+      -- The ids the test names, in its order: the host's controls arrange them.
+      local out = {}
+      for i, id in ipairs(ctx.context.ids) do out[i] = { id = id, explain = "listed" } end
+      return out
+    elseif ctx.page.type == "controls" then
+      -- What the strategy sees of the request's controls.
+      local f = ctx.filter
+      return { { id = "a", explain = table.concat(f.brand or {}, "+") .. "|" .. tostring(f.min_price)
+        .. "|" .. tostring(f.max_price) .. "|" .. tostring(f.in_stock) .. "|" .. #ctx.pin
+        .. "|" .. (ctx.pin[1] and ctx.pin[1].item .. "@" .. ctx.pin[1].slot or "")
+        .. "|" .. table.concat(ctx.boost, "+") .. "|" .. table.concat(ctx.bury, "+") } }
+    elseif ctx.page.type == "boom" then
+      error("boom")
     elseif ctx.page.type == "write_ctx" then
       ctx.k = 99
     end
