@@ -10,6 +10,10 @@
   // The storefront token of the demo's config: public by design, it may
   // only send events and ask for decisions.
   var TOKEN = "demo-storefront-token-0001";
+  // The demo's admin token, for its mailbox page only (the outbox is the
+  // merchant's to read).  A real shop never puts an admin token in a page;
+  // the demo serves loopback only (examples/storefront/tailor.json).
+  var ADMIN_TOKEN = "demo-admin-token-not-for-production";
   var CART_KEY = "shop.cart";
   var PERSONA_KEY = "shop.persona";
   var WIDGET_K = 4;    // items in a recommendation widget
@@ -85,6 +89,48 @@
     });
     bar.appendChild(el("span", "persona-note", personas[current].note || ""));
     renderCartCount();
+  }
+
+  /* What tailor decided about this visitor, which a real shop uses without
+     showing: the discount tier, the segments, the retargeting audiences,
+     and the emails waiting for them (the mailbox page).  Each part says
+     data-state="ready" once drawn (the browser test waits for it). */
+  function tierText(r) {
+    return r && r.percent ? (r.tier || "discount") + " · " + r.percent + "% off" : "none";
+  }
+  function renderInsight(t) {
+    var bar = el("div", "insight");
+    bar.id = "insight";
+    $("#persona").insertAdjacentElement("afterend", bar);
+    function part(name, label) {
+      var box = el("span", "insight-part");
+      box.appendChild(el("span", "insight-label", label));
+      var value = el("span", "insight-value", "…");
+      value.setAttribute("data-" + name, "");
+      box.appendChild(value);
+      bar.appendChild(box);
+      return value;
+    }
+    function fill(node, text) {
+      node.textContent = text;
+      node.setAttribute("data-state", "ready");
+    }
+    var tier = part("tier", "Discount tier"), segs = part("segments", "Segments"),
+        auds = part("audiences", "Audiences");
+    var mail = el("a", "insight-mail", "Mailbox");
+    mail.href = "mailbox.html";
+    mail.id = "mailbox-link";
+    bar.appendChild(mail);
+    return Promise.all([
+      t.decide("discount").then(function (d) { fill(tier, tierText(d.result)); }),
+      t.decide("visitor").then(function (d) {
+        fill(segs, ((d.result && d.result.segments) || []).join(", ") || "none");
+      }),
+      t.decide("audiences").then(function (d) {
+        var list = (d.result && d.result.audiences) || [];
+        fill(auds, list.map(function (a) { return a.name + " (bid ×" + a.bid + ")"; }).join(", ") || "none");
+      }),
+    ]).catch(function (err) { console.warn("tailor:", err); });
   }
 
   function widget(t, selector, opts) {
@@ -219,20 +265,79 @@
       list.appendChild(row);
     });
     $("#cart-total").textContent = money.format(total);
+    /* The visitor's discount tier, applied to the subtotal as the shop's
+       checkout would (tailor already capped it at the margin guard). */
+    var discount = lines.length ? t.decide("discount").then(function (d) {
+      var r = d.result, row = $("#cart-discount");
+      row.setAttribute("data-tier", (r && r.tier) || "");
+      if (!r || !r.percent) return;
+      var off = Math.round(total * r.percent) / 100;
+      row.querySelector("span").textContent = (r.reason || "Your discount") + " (" + tierText(r) + ")";
+      row.querySelector("strong").textContent = "−" + money.format(off);
+      row.hidden = false;
+      $("#cart-total").textContent = money.format(total - off);
+    }).catch(function (err) { console.warn("tailor:", err); }) : Promise.resolve();
     $("#place-order").addEventListener("click", function () {
       var orderId = "web-" + Date.now().toString(36);
       var items = lines.map(function (l) { return { id: l.id, price: products[l.id].price, quantity: l.qty }; });
+      $("#place-order").disabled = true;
       t.orderCompleted(orderId, items, Math.round(total * 100) / 100).then(function () {
-        localStorage.removeItem(CART_KEY);
+        saveCart([]); /* the badge goes with it */
+        $("#cart-lines").textContent = "";
         $("#cart").hidden = true;
         var done = $("#thanks");
         done.hidden = false;
         done.querySelector("strong").textContent = orderId;
       });
     });
-    return widget(t, "#complements", {
+    return Promise.all([discount, widget(t, "#complements", {
       title: lines.length ? "Complete your order" : "Popular right now",
       page: { type: "cart" },
+    })]);
+  };
+
+  /* The mailbox: the emails tailor's triggers put in the outbox for this
+     customer, the scheduled ones with the time they are due, read from the
+     admin API's export of the customer (GET /v1/customers/{id}/export). */
+  function when(ms) {
+    var d = new Date(ms), mins = Math.round((ms - Date.now()) / 60000);
+    var rel = mins > 0 ? (mins < 120 ? "in " + mins + " min" : "in " + Math.round(mins / 60) + " h")
+                       : (mins > -120 ? -mins + " min ago" : Math.round(-mins / 60) + " h ago");
+    return d.toLocaleString("en-GB") + " (" + rel + ")";
+  }
+  function itemNames(list) {
+    return (list || []).map(function (i) { return (products[i.id] || i).name || i.id; }).join(", ");
+  }
+  pages.mailbox = function (t) {
+    t.pageView({ page: "mailbox" });
+    var list = $("#mail"), customer = personas[persona()].customer;
+    if (!customer) {
+      list.appendChild(el("p", "empty", "Emails go to customers who gave their address and consent. " +
+                                        "Act as the VIP customer, put something in the cart, and come back."));
+      list.setAttribute("data-state", "ready");
+      return Promise.resolve();
+    }
+    return fetch("/v1/customers/" + encodeURIComponent(customer) + "/export", {
+      headers: { "Authorization": "Bearer " + ADMIN_TOKEN },
+    }).then(function (r) { return r.json(); }).then(function (data) {
+      var rows = (data.outbox || []).slice().sort(function (a, b) { return b.created - a.created; });
+      if (!rows.length) list.appendChild(el("p", "empty", "No email for " + customer + " yet."));
+      rows.forEach(function (row) {
+        var vars = typeof row.vars === "string" ? JSON.parse(row.vars || "{}") : (row.vars || {});
+        var mail = el("article", "mail " + row.state);
+        mail.setAttribute("data-template", row.template);
+        mail.setAttribute("data-state", row.state);
+        var head = el("div", "mail-head");
+        head.appendChild(el("strong", "mail-template", row.template.replace(/_/g, " ")));
+        head.appendChild(el("span", "mail-state", row.state));
+        mail.appendChild(head);
+        mail.appendChild(el("div", "mail-due", (row.state === "pending" ? "Due " : row.state === "cancelled" ? "Cancelled; was due " : "Due ") + when(row.due)));
+        var shown = itemNames(vars.cart) || itemNames(vars.bought) || itemNames(vars.viewed);
+        if (shown) mail.appendChild(el("div", "mail-items", "About: " + shown));
+        if (vars.items && vars.items.length) mail.appendChild(el("div", "mail-items muted", "Picks: " + itemNames(vars.items)));
+        list.appendChild(mail);
+      });
+      list.setAttribute("data-state", "ready");
     });
   };
 
@@ -252,7 +357,7 @@
     renderHeader(t);
     t.watchPopups();
     var page = document.body.getAttribute("data-page");
-    return pages[page](t);
+    return Promise.all([renderInsight(t), pages[page](t)]);
   }).then(function () {
     document.body.setAttribute("data-ready", "1");
   }).catch(function (err) {

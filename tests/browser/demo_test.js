@@ -8,6 +8,11 @@
 //   - a returning visitor gets the 10% popup, a VIP the 15% one
 //   - a mobile page hidden for a while shows the popup when it comes back
 //   - items in the cart are never among the cart's recommendations
+//   - the top bar shows the visitor's discount tier, segments and audiences
+//   - the mailbox lists the abandoned-cart email once the VIP carts, with
+//     its due time; the cart shows the VIP tier applied
+//   - placing an order empties the cart: lines, button and badge go, and
+//     the purchase cancels the cart email
 //
 // A screenshot of each step goes to SHOTS.  Environment: TAILOR (the
 // binary), TAILOR_ROOT (the source tree), TAILOR_TEST_TMP, SHOTS,
@@ -219,7 +224,63 @@ async function run(base, catalog) {
     await actAs(page, "vip");
     await expectPopup(page, "vip_15", "15%", "08-exit-intent-vip");
 
-    // 7. A phone: a page hidden for a while shows the popup when it comes back.
+    // 7. What tailor decided about the VIP, shown: tier, segments, audiences.
+    const insight = async (name) => {
+      await page.waitForSelector("#insight [data-" + name + "][data-state=ready]", { timeout: WAIT_MS });
+      return page.textContent("#insight [data-" + name + "]");
+    };
+    check("the VIP's discount tier is shown", /vip .*\d+% off/.test(await insight("tier")),
+      await insight("tier"));
+    const segs = (await insight("segments")).split(", ");
+    check("the VIP's segments are shown", segs.includes("vip") && segs.includes("germany"),
+      JSON.stringify(segs));
+    await page.waitForSelector("#insight [data-audiences][data-state=ready]");
+    // 8. The VIP carts a jacket: the mailbox has the abandoned-cart email, due later.
+    await open(page, base + "product.html?id=" + encodeURIComponent(jacket.id));
+    await page.click("#add-to-cart");
+    await page.waitForSelector("#add-to-cart[data-added]");
+    await open(page, base);
+    const auds = await insight("audiences");
+    check("the VIP's audiences are shown once they browsed", auds !== "none" && /bid ×/.test(auds), auds);
+    await shot(page, "09-insight-vip");
+    await open(page, base + "mailbox.html");
+    await page.waitForSelector("#mail[data-state=ready]");
+    const mails = await page.$$eval("#mail .mail", (rows) => rows.map((r) => ({
+      template: r.getAttribute("data-template"), state: r.getAttribute("data-state"),
+      text: r.textContent })));
+    const cartMail = mails.find((m) => /^abandoned_cart/.test(m.template) && m.state === "pending");
+    check("the mailbox lists the abandoned-cart email", !!cartMail, JSON.stringify(mails));
+    check("with its due time, later", cartMail && /Due .*\(in \d+ (min|h)\)/.test(cartMail.text),
+      cartMail && cartMail.text);
+    check("and the cart it is about", cartMail && cartMail.text.includes(jacket.name),
+      cartMail && cartMail.text);
+    await shot(page, "10-mailbox-abandoned-cart");
+    // 9. The cart shows the VIP tier applied; placing the order empties it.
+    await open(page, base + "cart.html");
+    const tier = await page.getAttribute("#cart-discount", "data-tier");
+    check("the cart applies the VIP tier", tier === "vip" && await page.isVisible("#cart-discount"),
+      "tier " + tier);
+    await shot(page, "11-cart-vip-tier");
+    await page.click("#place-order");
+    await page.waitForSelector("#thanks:not([hidden])");
+    check("after the order no cart line is shown", (await page.$$(".cart-line:visible")).length === 0);
+    check("after the order the order button is gone", !(await page.isVisible("#place-order")) ||
+      await page.isDisabled("#place-order"));
+    check("after the order the cart badge is gone", !(await page.isVisible("#cart-count")));
+    await shot(page, "12-order-placed");
+    await open(page, base + "cart.html");
+    check("the cart is empty afterwards", (await page.$$(".cart-line")).length === 0);
+    await open(page, base + "mailbox.html");
+    await page.waitForSelector("#mail[data-state=ready]");
+    const after = await page.$$eval("#mail .mail", (rows) => rows.map((r) => ({
+      template: r.getAttribute("data-template"), state: r.getAttribute("data-state") })));
+    check("the purchase cancelled the abandoned-cart email",
+      after.some((m) => /^abandoned_cart/.test(m.template) && m.state === "cancelled") &&
+      !after.some((m) => /^abandoned_cart/.test(m.template) && m.state === "pending"),
+      JSON.stringify(after));
+    await shot(page, "13-mailbox-after-order");
+
+    // 10. A phone: a page hidden for a while shows the popup when it comes back.
     await actAs(page, "new");
     const phone = await context.newPage();
     await phone.addInitScript(() => {
@@ -237,7 +298,7 @@ async function run(base, catalog) {
     const popup = await phone.waitForSelector(".tailor-popup", { timeout: WAIT_MS }).catch(() => null);
     check("a hidden page on a phone shows the popup when it comes back",
       popup && (await popup.getAttribute("data-popup")) === "free_shipping");
-    await phone.screenshot({ path: path.join(SHOTS, "09-page-hidden-mobile.png") });
+    await phone.screenshot({ path: path.join(SHOTS, "14-page-hidden-mobile.png") });
     await reported;
   } finally {
     await context.close();

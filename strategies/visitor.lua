@@ -1,0 +1,18 @@
+-- visitor.lua: who the visitor is now, for a shop that shows it or tags
+-- its analytics with it: the segments of segments.lua they are in (read
+-- through ctx.segments, as every handler sees them) and their lifecycle.
+-- Asked as the decision kind "visitor"; the demo shop shows it in its top
+-- bar.
+
+local defined = require("segments").segments
+
+local function visitor(ctx)
+  local names = {}
+  for name in pairs(defined) do
+    if ctx.segments[name] then names[#names + 1] = name end
+  end
+  table.sort(names)
+  return { segments = names, lifecycle = ctx.customer.lifecycle, cluster = ctx.customer.cluster }
+end
+
+return { visitor = visitor }
