@@ -43,12 +43,15 @@ static const unsigned type_req[] = {
 ** Names other tools give to tailor's types.  Matched without regard to
 ** ASCII case, like the wire names.
 **
-** Left out on purpose: Segment's "Product Clicked" and "Product List
-** Viewed", GA4's "select_item" and "view_item_list".  They describe any
-** product list on a site (a category page, a search result), not tailor's
-** recommendation widgets; counting them as rec_clicked/rec_shown would skew
-** the click-through rates strategies learn from.  tailor's widgets send
-** rec_shown/rec_clicked themselves.
+** Every event of Segment's e-commerce spec v2 and every GA4 recommended
+** e-commerce event is here.  Those tailor has no type for are `other`
+** events under the name they were sent with: kept, counted by name and
+** handed to on_event, read by no index.  In particular "Product Clicked"
+** and "Product List Viewed" (GA4's select_item and view_item_list) are not
+** rec_clicked/rec_shown: they describe any product list on a site (a
+** category page, a search result), not tailor's recommendation widgets,
+** and counting them so would skew the click-through rates strategies
+** learn from.  tailor's widgets send rec_shown/rec_clicked themselves.
 */
 static const struct alias {
   const char *name;
@@ -65,11 +68,41 @@ static const struct alias {
     {"Signed Up", EV_SIGNUP},
     {"page", EV_PAGE_VIEW},
     {"screen", EV_PAGE_VIEW},
-    /* GA4 recommended events (add_to_cart, purchase, ... are wire names). */
+    {"Product List Viewed", EV_OTHER},
+    {"Product List Filtered", EV_OTHER},
+    {"Product Clicked", EV_OTHER},
+    {"Product Shared", EV_OTHER},
+    {"Product Reviewed", EV_OTHER},
+    {"Product Added to Wishlist", EV_OTHER},
+    {"Product Removed from Wishlist", EV_OTHER},
+    {"Wishlist Product Added to Cart", EV_OTHER},
+    {"Cart Viewed", EV_OTHER},
+    {"Cart Shared", EV_OTHER},
+    {"Checkout Step Viewed", EV_OTHER},
+    {"Checkout Step Completed", EV_OTHER},
+    {"Payment Info Entered", EV_OTHER},
+    {"Order Updated", EV_OTHER},
+    {"Order Cancelled", EV_OTHER},
+    {"Coupon Entered", EV_OTHER},
+    {"Coupon Applied", EV_OTHER},
+    {"Coupon Denied", EV_OTHER},
+    {"Coupon Removed", EV_OTHER},
+    {"Promotion Viewed", EV_OTHER},
+    {"Promotion Clicked", EV_OTHER},
+    /* GA4 recommended events (add_to_cart, purchase, refund, search, ... are
+       wire names). */
     {"view_item", EV_VIEW},
     {"begin_checkout", EV_CHECKOUT},
     {"sign_up", EV_SIGNUP},
     {"login", EV_IDENTIFY}, /* valid only with both user_id and client_id */
+    {"view_item_list", EV_OTHER},
+    {"select_item", EV_OTHER},
+    {"view_cart", EV_OTHER},
+    {"add_to_wishlist", EV_OTHER},
+    {"add_shipping_info", EV_OTHER},
+    {"add_payment_info", EV_OTHER},
+    {"view_promotion", EV_OTHER},
+    {"select_promotion", EV_OTHER},
 };
 
 /*
@@ -224,12 +257,15 @@ static int norm(json_t **v, int kind, json_t *obj, const char *key, json_t *arr,
   return want ? mistyped(err, tname, field, want, x) : TAILOR_OK;
 }
 
+static int same_name(const char *a, const char *b);
+
 /*
 ** The event's type: tailor's (and Segment's) "type", for a Segment "track"
 ** call its "event", the dataLayer's "event", or GA4's "name".  *consumed
 ** receives the keys that said it.
 */
-static int take_type(json_t *top, int *type, const char *consumed[2], tailor_error *err) {
+static int take_type(json_t *top, int keep_unknown, int *type, json_t **named,
+                     const char *consumed[2], tailor_error *err) {
   const char *key = "type";
   json_t *v = json_object_get(top, "type");
   consumed[0] = consumed[1] = NULL;
@@ -244,8 +280,15 @@ static int take_type(json_t *top, int *type, const char *consumed[2], tailor_err
                ? util_fail(err, TAILOR_EFIELD, "event", "track: missing field 'event'")
                : util_fail(err, TAILOR_EFIELD, "type", "missing field 'type' (or 'event', 'name')");
   if (!json_is_string(v)) return mistyped(err, "event", key, "a string", v);
-  if ((*type = ev_type_lookup(json_string_value(v))) < 0)
+  *named = NULL;
+  if ((*type = ev_type_lookup(json_string_value(v))) < 0 && !keep_unknown)
     return util_fail(err, TAILOR_ETYPE, key, "unknown event type '%s'", json_string_value(v));
+  /* An `other` event is named by what the sender called it, unless it
+     says "other" itself (then "name" names it, as in the stored text). */
+  if (*type < 0 || (*type == EV_OTHER && !same_name(json_string_value(v), "other"))) {
+    *type = EV_OTHER;
+    *named = v;
+  }
   consumed[0] = key;
   return TAILOR_OK;
 }
@@ -282,6 +325,8 @@ typedef struct input {
   pick p[F_COUNT_];
   size_t left;     /* keys that will not be taken: props to build */
   int type;
+  json_t *named;   /* an `other` event's name, given as its type; its
+                      "name" keys are then the sender's, kept in props */
 } input;
 
 /* Whether a top-level key holds one of the nested objects read as boxes. */
@@ -303,7 +348,7 @@ static void scan(input *in) {
         continue;
       if (!b && is_box(k, v)) continue;
       const struct name *nm = name_of(k, b);
-      if (nm && nm->field == F_NAME && !wants_name(in->type)) nm = NULL;
+      if (nm && nm->field == F_NAME && (!wants_name(in->type) || in->named)) nm = NULL;
       if (!nm) {
         in->left++;
         continue;
@@ -328,7 +373,7 @@ static int taken(const input *in, size_t b, const char *key, json_t *v) {
   if (!b && is_box(key, v)) return 1;
   if (json_is_null(v)) {
     const struct name *nm = name_of(key, b);
-    return nm && !(nm->field == F_NAME && !wants_name(in->type));
+    return nm && !(nm->field == F_NAME && (!wants_name(in->type) || in->named));
   }
   for (int f = 0; f < F_COUNT_; f++)
     if (in->p[f].used && in->p[f].v == v) return 1;
@@ -522,14 +567,16 @@ static int has(const ev *e, unsigned bit) {
 }
 
 /* Map the input object `root` onto *e. */
-static int build(json_t *root, const ev_limits *lim, ev *e, tailor_error *err) {
-  input in = {{root}, 1, {NULL, NULL}, {{0}}, 0, 0};
+static int build(json_t *root, const ev_limits *lim, int keep_unknown, ev *e,
+                 tailor_error *err) {
+  input in = {{root}, 1, {NULL, NULL}, {{0}}, 0, 0, NULL};
   const char *tname;
   json_t *v;
   int rc;
   unsigned req;
 
-  if ((rc = take_type(root, &in.type, in.consumed, err))) return rc;
+  if ((rc = take_type(root, keep_unknown, &in.type, &in.named, in.consumed, err)))
+    return rc;
   e->type = (ev_type)in.type;
   tname = type_names[in.type];
   req = type_req[in.type];
@@ -570,6 +617,11 @@ static int build(json_t *root, const ev_limits *lim, ev *e, tailor_error *err) {
       (rc = take_str(&in, F_QUERY, &e->query, err)) ||
       (rc = take_str(&in, F_NAME, &e->name, err)))
     return rc;
+  if (in.named) {
+    json_t *named = in.named;
+    if ((rc = norm(&named, K_ID, NULL, NULL, NULL, 0, tname, "name", err))) return rc;
+    e->name = json_string_value(named);
+  }
   rc = (req & (EVF_ITEMDOC | EVF_CUSTDOC)) ? take_object(&in, e, err)
                                            : take_lines(&in, e, lim->max_lines, err);
   if (rc || (rc = take_props(&in, e, err))) return rc;
@@ -628,7 +680,19 @@ int ev_parse(const char *text, size_t len, const ev_limits *lim, ev *out, tailor
   return rc;
 }
 
+static int from_json(json_t *root, const ev_limits *lim, int keep_unknown, ev *out,
+                     tailor_error *err);
+
 int ev_from_json(json_t *root, const ev_limits *lim, ev *out, tailor_error *err) {
+  return from_json(root, lim, 0, out, err);
+}
+
+int ev_from_json_any(json_t *root, const ev_limits *lim, ev *out, tailor_error *err) {
+  return from_json(root, lim, 1, out, err);
+}
+
+static int from_json(json_t *root, const ev_limits *lim, int keep_unknown, ev *out,
+                     tailor_error *err) {
   ev_limits l;
   int rc;
   memset(out, 0, sizeof *out);
@@ -640,7 +704,7 @@ int ev_from_json(json_t *root, const ev_limits *lim, ev *out, tailor_error *err)
                      describe(root, buf, sizeof buf));
   }
   out->src = json_incref(root);
-  if ((rc = build(root, &l, out, err))) ev_clear(out);
+  if ((rc = build(root, &l, keep_unknown, out, err))) ev_clear(out);
   return rc;
 }
 

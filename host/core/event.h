@@ -39,7 +39,10 @@ enum {
 
 /*
 ** The event types: X(ENUM, "wire name", required fields).  Aliases from
-** Segment and GA4 are in event.c, next to the property mapping.
+** Segment and GA4 are in event.c, next to the property mapping.  `other`
+** is a sender's event tailor has no type for (a Segment track or a GA4
+** event it does not know, through ev_from_json_any): kept and counted under
+** its own name, which no index reads.
 */
 #define EV_TYPE_MAP(X)                                   \
   X(VIEW, "view", EVF_WHO | EVF_ITEM)                    \
@@ -64,7 +67,8 @@ enum {
   X(REC_CLICKED, "rec_clicked", EVF_WHO | EVF_ITEM)      \
   X(ITEM_UPSERT, "item_upsert", EVF_ITEMDOC)             \
   X(ITEM_DELETE, "item_delete", EVF_ITEM)                \
-  X(CUSTOMER_UPSERT, "customer_upsert", EVF_CUSTDOC)
+  X(CUSTOMER_UPSERT, "customer_upsert", EVF_CUSTDOC)         \
+  X(OTHER, "other", EVF_WHO | EVF_NAME)
 
 typedef enum ev_type {
 #define EV_ENUM_(e, name, req) EV_##e,
@@ -164,6 +168,13 @@ int ev_parse(const char *text, size_t len, const ev_limits *lim, ev *out,
 ** ev_parse().
 */
 int ev_from_json(json_t *root, const ev_limits *lim, ev *out, tailor_error *err);
+
+/*
+** As ev_from_json(), but a type name tailor does not know is not an error:
+** the event is an `other` event under that name.  For the clients' own
+** protocols (Segment, GA4), whose senders name events freely.
+*/
+int ev_from_json_any(json_t *root, const ev_limits *lim, ev *out, tailor_error *err);
 
 /*
 ** The normalized JSON text of an event (see `ev`), written from its fields

@@ -121,7 +121,7 @@ static int parse_tokens(srv_conf *c, const json_t *v, char *err, size_t n) {
                   SRV_MIN_TOKEN_BYTES, SRV_MAX_ID_BYTES);
     int r = srv_role_lookup(role);
     if (r < 0)
-      return fail(err, n, "%s.role: '%s' is not a role (storefront, admin, metrics)",
+      return fail(err, n, "%s.role: '%s' is not a role (storefront, admin, ingest, metrics)",
                   where, role ? role : "(missing)");
     for (size_t j = 0; j < c->n_tokens; j++)
       if (!strcmp(c->tokens[j].token, tok))

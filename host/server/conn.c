@@ -230,6 +230,10 @@ static void run_inline(conn *c, job *j) {
       body = c->s->stopping ? "{\"status\":\"stopping\"}" : "{\"status\":\"ok\"}";
       if (c->s->stopping) j->status = 503;
       break;
+    case SRV_OP_GA4_DEBUG:
+      /* The validation messages, made by the parser; nothing is stored. */
+      body = j->req.text ? j->req.text : "{\"validationMessages\":[]}";
+      break;
     case SRV_OP_PREFLIGHT:
       if (!j->origin) {
         util_fail(&j->err, SRV_EFORBIDDEN, "Origin",
@@ -326,6 +330,14 @@ static int screen_events(conn *c, job *j) {
                   "(customer_token, or the X-Tailor-Customer header; docs/server.md)",
                   ev_type_name(e->type));
     }
+    /* A profile from a sender that may not write profiles: Segment's
+       identify traits, from a token that names customers (ingest) or for
+       the customer a customer token proves. */
+    if (e->type == EV_CUSTOMER_UPSERT && !(j->perms & SRV_PERM_PROFILES) &&
+        !(j->perms & SRV_PERM_CUSTOMERS) && (!proven || strcmp(proven, e->customer)))
+      util_fail(&why, SRV_EBAD_FIELD, "userId",
+                "identify: a storefront writes a customer's traits only with a valid "
+                "customer token (the X-Tailor-Customer header; docs/server.md)");
     /* A public token cannot grow the index without end with made-up ids. */
     if (!why.code && !(j->perms & SRV_PERM_CATALOG) && (unknown = srv_unknown_item(c->s, e)))
       util_fail(&why, SRV_EBAD_FIELD, "item",
@@ -339,7 +351,7 @@ static int screen_events(conn *c, job *j) {
                 ev_type_name(e->type), (long long)((e->ts - now) / 1000),
                 (long long)(window / 1000));
     if (why.code) {
-      if (r->op != SRV_OP_EVENTS) {
+      if (!srv_op_batch(r->op)) {
         j->err = why;
         return -1;
       }

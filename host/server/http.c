@@ -1,8 +1,9 @@
 /*
 ** http.c: HTTP/1.1 on a connection, with Debian's http-parser (nodejs's
 ** http_parser.c) doing the parsing: keep-alive and pipelining, bodies up
-** to max_body_bytes, `Authorization: Bearer`, CORS from server.cors_origins,
-** `Expect: 100-continue`.  A request becomes a job through srv_parse_http()
+** to max_body_bytes (`Content-Encoding: gzip` inflated, to as much),
+** `Authorization: Bearer`, and `Basic` whose user is the token (Segment's
+** write key), CORS from server.cors_origins, `Expect: 100-continue`.  A request becomes a job through srv_parse_http()
 ** and then travels exactly like an NDJSON one; this file only frames it,
 ** and marks where a request head begins and ends (conn.head_at: the
 ** header_timeout_ms deadline, kept in conn.c).
@@ -17,7 +18,7 @@
 #include "server/internal.h"
 
 /* Headers we keep. */
-enum { H_NONE, H_AUTH, H_ORIGIN, H_EXPECT, H_CUSTOMER };
+enum { H_NONE, H_AUTH, H_ORIGIN, H_EXPECT, H_CUSTOMER, H_ENCODING };
 
 static http_state *state_of(http_parser *p) { return ((conn *)p->data)->http; }
 
@@ -36,7 +37,7 @@ static int on_message_begin(http_parser *p) {
   if (!c->head_at) c->head_at = uv_now(c->s->loop);
   h->in_message = 1;
   h->url_len = h->field_len = h->auth_len = h->origin_len = h->expect_len = 0;
-  h->customer_len = 0;
+  h->customer_len = h->encoding_len = 0;
   h->url_long = h->in_value = h->body_long = 0;
   h->capture = H_NONE;
   h->body_len = 0;
@@ -73,11 +74,14 @@ static int on_header_value(http_parser *p, const char *at, size_t n) {
                  : field_is(h, "origin")      ? H_ORIGIN
                  : field_is(h, "x-tailor-customer") ? H_CUSTOMER
                  : field_is(h, "expect")      ? H_EXPECT
+                 : field_is(h, "content-encoding") ? H_ENCODING
                                               : H_NONE;
   }
   if (h->capture == H_AUTH) append(h->auth, sizeof h->auth, &h->auth_len, at, n);
   if (h->capture == H_ORIGIN) append(h->origin, sizeof h->origin, &h->origin_len, at, n);
   if (h->capture == H_EXPECT) append(h->expect, sizeof h->expect, &h->expect_len, at, n);
+  if (h->capture == H_ENCODING)
+    append(h->encoding, sizeof h->encoding, &h->encoding_len, at, n);
   if (h->capture == H_CUSTOMER)
     append(h->customer, sizeof h->customer, &h->customer_len, at, n);
   return 0;
@@ -189,6 +193,26 @@ static void make_request(conn *c) {
       util_fail(&j->err, SRV_EINTERNAL, NULL, "out of memory");
   }
   srv_limits lim = {(size_t)s->conf->max_batch_events, srv_max_k(s)};
+  /* A compressed body, inflated to at most max_body_bytes. */
+  char *plain = NULL;
+  const char *body = h->body;
+  size_t body_len = h->body_len;
+  int gzip = (h->encoding_len == 4 && !strncasecmp(h->encoding, "gzip", 4)) ||
+             (h->encoding_len == 6 && !strncasecmp(h->encoding, "x-gzip", 6)) ||
+             (h->encoding_len == 7 && !strncasecmp(h->encoding, "deflate", 7));
+  if (j->err.code || h->url_long || h->body_long) {
+    /* answered below */
+  } else if (gzip && body_len) {
+    if (!srv_gunzip(h->body, h->body_len, (size_t)s->conf->max_body_bytes, &plain, &body_len,
+                    &j->err))
+      body = plain;
+  } else if (h->encoding_len && !gzip &&
+             !(h->encoding_len == 8 && !strncasecmp(h->encoding, "identity", 8))) {
+    util_fail(&j->err, SRV_EBAD_REQUEST, "Content-Encoding",
+              "Content-Encoding '%.*s' is not supported (gzip is)",
+              (int)(h->encoding_len < sizeof h->encoding ? h->encoding_len : sizeof h->encoding),
+              h->encoding);
+  }
   if (j->err.code) {
     /* out of memory above: answered as such */
   } else if (h->url_long) {
@@ -199,9 +223,10 @@ static void make_request(conn *c) {
               s->conf->max_body_bytes);
   } else if (!srv_static_route(s->conf, method_of(h->p.method) == SRV_GET, h->url,
                                h->url_len, &j->req, &j->err)) {
-    srv_parse_http(method_of(h->p.method), h->url, h->url_len, h->body, h->body_len,
-                   &lim, &j->req, &j->err);
+    srv_parse_http(method_of(h->p.method), h->url, h->url_len, body, body_len, &lim,
+                   &j->req, &j->err);
   }
+  free(plain);
   /* The customer token from "X-Tailor-Customer: TOKEN". */
   if (!j->req.customer_token && h->customer_len && h->customer_len < sizeof h->customer)
     j->req.customer_token = strndup(h->customer, h->customer_len);
@@ -212,6 +237,12 @@ static void make_request(conn *c) {
     while (a < h->auth_len && h->auth[a] == ' ') a++;
     j->req.token = strndup(h->auth + a, h->auth_len - a);
   }
+  /* "Authorization: Basic base64(TOKEN:)": Segment's and RudderStack's
+     clients send their write key so. */
+  char user[SRV_MAX_ID_BYTES + 1];
+  if (!j->req.token && h->auth_len < sizeof h->auth &&
+      !srv_basic_user(h->auth, h->auth_len, user, sizeof user))
+    j->req.token = strdup(user);
   if (h->body_cap > SRV_READ_CHUNK) {
     free(h->body);
     h->body = NULL;
@@ -280,7 +311,10 @@ static const char *reason(int status) {
 }
 
 char *srv_http_response(job *j, size_t *len) {
-  int status = j->status ? j->status : j->err.code ? srv_err_status(j->err.code) : 200;
+  int status = j->status           ? j->status
+               : !j->err.code        ? 200
+               : j->req.http_status ? j->req.http_status
+                                     : srv_err_status(j->err.code);
   char *err = NULL;
   const char *body = j->body ? j->body : "";
   size_t blen = j->body ? j->body_len : 0;
@@ -315,7 +349,8 @@ char *srv_http_response(job *j, size_t *len) {
                     SRV_CORS_MAX_AGE);
   }
   if (status == 401)
-    k += snprintf(head + k, sizeof head - (size_t)k, "WWW-Authenticate: Bearer\r\n");
+    k += snprintf(head + k, sizeof head - (size_t)k, "WWW-Authenticate: %s\r\n",
+                  j->req.op == SRV_OP_SEGMENT ? "Basic realm=\"tailor\"" : "Bearer");
   k += snprintf(head + k, sizeof head - (size_t)k, "\r\n");
   if (j->head_only) blen = 0;
   char *out = malloc((size_t)k + blen);

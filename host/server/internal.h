@@ -88,6 +88,8 @@ typedef struct http_state {
   size_t customer_len;
   char expect[32];
   size_t expect_len;
+  char encoding[32]; /* Content-Encoding */
+  size_t encoding_len;
   char *body;
   size_t body_len, body_cap;
   int body_long;

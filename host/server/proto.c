@@ -44,7 +44,15 @@ static const char *const http_only_names[SRV_OP_COUNT] = {
     [SRV_OP_HEALTH] = "healthz",
     [SRV_OP_PREFLIGHT] = "preflight",
     [SRV_OP_STATIC] = "static",
+    [SRV_OP_SEGMENT] = "segment",
+    [SRV_OP_GA4] = "ga4",
+    [SRV_OP_GA4_DEBUG] = "ga4.debug",
 };
+
+int srv_op_batch(int op) {
+  return op == SRV_OP_EVENTS || op == SRV_OP_SEGMENT || op == SRV_OP_GA4 ||
+         op == SRV_OP_GA4_DEBUG;
+}
 
 const char *srv_op_name(int op) {
   if (op < 0 || op >= SRV_OP_COUNT) return "none";

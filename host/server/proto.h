@@ -45,6 +45,9 @@ enum {
     "events and decisions; never sees email or phone")                    \
   X(ADMIN, "admin", SRV_PERM_ALL,                                         \
     "everything: catalog, profiles with PII, erasure, stats")             \
+  X(INGEST, "ingest", SRV_PERM_EVENTS | SRV_PERM_CLOCK | SRV_PERM_CUSTOMERS, \
+    "a shop backend's events (Segment, RudderStack, GA4 server clients): " \
+    "names customers, keeps its clock, writes traits; reads nothing")      \
   X(METRICS, "metrics", SRV_PERM_STATS, "stats and /metrics only")
 
 typedef enum srv_role {
@@ -86,7 +89,10 @@ enum { SRV_RUN_INLINE, SRV_RUN_READ, SRV_RUN_WRITE };
   X(METRICS, NULL, SRV_RUN_READ, SRV_PERM_STATS)                           \
   X(HEALTH, NULL, SRV_RUN_INLINE, 0)                                       \
   X(PREFLIGHT, NULL, SRV_RUN_INLINE, 0)                                    \
-  X(STATIC, NULL, SRV_RUN_READ, 0)
+  X(STATIC, NULL, SRV_RUN_READ, 0)                                         \
+  X(SEGMENT, NULL, SRV_RUN_WRITE, SRV_PERM_EVENTS)                         \
+  X(GA4, NULL, SRV_RUN_WRITE, SRV_PERM_EVENTS)                             \
+  X(GA4_DEBUG, NULL, SRV_RUN_INLINE, SRV_PERM_EVENTS)
 
 typedef enum srv_op {
 #define SRV_OP_ENUM_(e, name, run, perms) SRV_OP_##e,
@@ -169,6 +175,12 @@ typedef struct srv_request {
   srv_reject *rejects; /* `events`: the events refused, in order */
   size_t n_rejects;
   dreq dq;         /* decide: the typed request, parsed once */
+  int http_status; /* an HTTP status the protocol prescribes for this
+                      request's error (Segment's 400 for a message too
+                      large), or 0: the error code's */
+  char **msg_ids;  /* Segment: each message's messageId (by its place in
+                      the batch, NULL when none), for the answer; owned */
+  size_t n_msg_ids;
   char kind[32];   /* decide: the decision kind, for metrics */
 } srv_request;
 
@@ -204,6 +216,24 @@ int srv_parse_http(int method, const char *url, size_t url_len,
                    srv_request *out, tailor_error *err);
 
 void srv_request_clear(srv_request *r);
+
+/* Whether the op takes a batch of events whose bad ones are refused one by
+   one while the others are kept (events, Segment, GA4). */
+int srv_op_batch(int op);
+
+/*
+** HTTP bodies and credentials (inbuf.c).
+**
+** srv_gunzip: inflate a gzip (or zlib) body into a new buffer (*out,
+** malloc'd, *out_len), at most `max` bytes of it.  SRV_OK, SRV_ETOO_LARGE
+** past `max`, SRV_EBAD_REQUEST when it is not valid gzip; `err` says which.
+** srv_basic_user: the user of an "Authorization: Basic base64(user:pass)"
+** value (Segment's write key), NUL-terminated in `out` (`cap` bytes); 0,
+** or -1 when the value is not Basic or does not decode.
+*/
+int srv_gunzip(const char *in, size_t in_len, size_t max, char **out, size_t *out_len,
+               tailor_error *err);
+int srv_basic_user(const char *value, size_t len, char *out, size_t cap);
 
 /*
 ** Input buffer and NDJSON framing.  Bytes are read straight into the

@@ -29,6 +29,8 @@ void srv_request_clear(srv_request *r) {
   free(r->evs);
   free(r->rejects);
   free(r->at);
+  for (size_t i = 0; i < r->n_msg_ids; i++) free(r->msg_ids[i]);
+  free(r->msg_ids);
   req_clear(&r->dq);
   memset(r, 0, sizeof *r);
 }
@@ -131,8 +133,7 @@ static unsigned event_perms(int type) {
   return SRV_PERM_EVENTS;
 }
 
-/* Room for `n` events and as many rejections. */
-static int events_alloc(srv_request *out, size_t n, const char *op, tailor_error *err) {
+int srv_events_alloc(srv_request *out, size_t n, const char *op, tailor_error *err) {
   out->evs = calloc(n, sizeof *out->evs);
   out->at = calloc(n, sizeof *out->at);
   out->rejects = calloc(n, sizeof *out->rejects);
@@ -144,10 +145,17 @@ static int events_alloc(srv_request *out, size_t n, const char *op, tailor_error
 ** an `events` batch is a rejection of that event alone (the others go
 ** on); of any other op it is the request's error.
 */
-static int add_event(json_t *event, size_t index, srv_request *out, tailor_error *err) {
+int srv_add_event(json_t *event, size_t index, int any, srv_request *out,
+                  tailor_error *err) {
   tailor_error te = {0};
-  if (ev_from_json(event, NULL, &out->evs[out->n_events], &te) == TAILOR_OK) {
-    out->need |= event_perms(out->evs[out->n_events].type);
+  ev *e = &out->evs[out->n_events];
+  if ((any ? ev_from_json_any(event, NULL, e, &te) : ev_from_json(event, NULL, e, &te)) ==
+      TAILOR_OK) {
+    int type = out->evs[out->n_events].type;
+    /* Segment's identify traits are a profile the server screens event by
+       event (conn.c), so that one identify does not refuse a batch. */
+    out->need |= out->op == SRV_OP_SEGMENT && type == EV_CUSTOMER_UPSERT ? SRV_PERM_EVENTS
+                                                                        : event_perms(type);
     out->at[out->n_events++] = index;
     return SRV_OK;
   }
@@ -155,7 +163,7 @@ static int add_event(json_t *event, size_t index, srv_request *out, tailor_error
   r->index = index;
   r->err = te; /* the parser's field and message, the server's code */
   r->err.code = srv_err_of_tailor(te.code);
-  if (out->op == SRV_OP_EVENTS) return SRV_OK;
+  if (srv_op_batch(out->op)) return SRV_OK;
   *err = r->err;
   return r->err.code;
 }
@@ -188,8 +196,8 @@ static int op_event(json_t *req, const srv_limits *lim, srv_request *out,
   json_t *event = json_object_get(req, "event");
   if (!event) return missing(err, "event", "event", "an event object");
   if (!json_is_object(event)) return mistyped(err, "event", "event", "an object", event);
-  if ((rc = events_alloc(out, 1, "event", err))) return rc;
-  return add_event(event, 0, out, err);
+  if ((rc = srv_events_alloc(out, 1, "event", err))) return rc;
+  return srv_add_event(event, 0, 0, out, err);
 }
 
 static int op_events(json_t *req, const srv_limits *lim, srv_request *out,
@@ -208,16 +216,16 @@ static int op_events(json_t *req, const srv_limits *lim, srv_request *out,
     return util_fail(err, SRV_ETOO_LARGE, "events",
                      "events: %zu events in one request, more than the limit of %zu",
                      n, max);
-  if ((rc = events_alloc(out, n, "events", err))) return rc;
+  if ((rc = srv_events_alloc(out, n, "events", err))) return rc;
   for (size_t i = 0; i < n; i++)
-    if ((rc = add_event(json_array_get(evs, i), i, out, err))) return rc;
+    if ((rc = srv_add_event(json_array_get(evs, i), i, 0, out, err))) return rc;
   return SRV_OK;
 }
 
 /* An event built from fields of the request (consumed). */
 static int one_event(json_t *doc, const char *op, srv_request *out, tailor_error *err) {
-  int rc = doc ? events_alloc(out, 1, op, err) : srv_oom(err, op);
-  if (!rc) rc = add_event(doc, 0, out, err);
+  int rc = doc ? srv_events_alloc(out, 1, op, err) : srv_oom(err, op);
+  if (!rc) rc = srv_add_event(doc, 0, 0, out, err);
   json_decref(doc);
   return rc;
 }

@@ -17,6 +17,37 @@
 int srv_validate(json_t *req, const srv_limits *lim, srv_request *out,
                  tailor_error *err);
 
+/* Room for `n` events and as many rejections in `out`. */
+int srv_events_alloc(srv_request *out, size_t n, const char *op, tailor_error *err);
+
+/*
+** One event object (borrowed; the event takes a reference) parsed into
+** out's next event; `index` is its place in the request; with `any`, a
+** type name tailor does not know is an `other` event (ev_from_json_any).  A bad event of a batch op
+** (srv_op_batch) is a rejection of that event alone and SRV_OK; of any
+** other op it is the request's error.
+*/
+int srv_add_event(json_t *event, size_t index, int any, srv_request *out,
+                  tailor_error *err);
+
+/*
+** The clients' own protocols on the HTTP port (segment.c, ga4.c), routed
+** from srv_parse_http; `now_ms` is when the request was received.
+**
+** srv_parse_segment: Segment's HTTP Tracking API (RudderStack speaks it
+** too) at `path`: /v1/batch, or one call of /v1/track, /v1/identify,
+** /v1/page, /v1/screen, /v1/alias, /v1/group.  `doc` is the body already
+** parsed (borrowed), or NULL to parse `body`.
+** srv_parse_ga4: the Measurement Protocol's /mp/collect, or with `debug`
+** /debug/mp/collect, whose answer (out->text) is GA4's validation
+** messages; `query` is the target's query string (without '?').
+** Both return as srv_parse_http.
+*/
+int srv_parse_segment(const char *path, const char *body, size_t body_len, json_t *doc,
+                      int64_t now_ms, srv_request *out, tailor_error *err);
+int srv_parse_ga4(int debug, const char *query, size_t query_len, const char *body,
+                  size_t body_len, int64_t now_ms, srv_request *out, tailor_error *err);
+
 /* The word a message uses for v's type ("an object", "a string"); static. */
 const char *srv_type_word(const json_t *v);
 

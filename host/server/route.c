@@ -161,11 +161,39 @@ int srv_parse_http(int method, const char *url, size_t url_len, const char *body
         out->op = SRV_OP_DECIDE;
       }
     }
+  } else if (IS("/v1/batch") || IS("/v1/track") || IS("/v1/page") || IS("/v1/screen") ||
+             IS("/v1/alias") || IS("/v1/group")) {
+    /* Segment's HTTP Tracking API (segment.c). */
+    if (method != SRV_POST) {
+      out->op = SRV_OP_SEGMENT;
+      rc = wrong_method(err, method, path, "POST");
+    } else {
+      rc = srv_parse_segment(path, body, body_len, NULL, util_now_ms(), out, err);
+    }
+    goto parsed;
+  } else if (IS("/mp/collect") || IS("/debug/mp/collect")) {
+    /* GA4's Measurement Protocol (ga4.c); its credential is in the query. */
+    int debug = IS("/debug/mp/collect");
+    if (method != SRV_POST) {
+      out->op = debug ? SRV_OP_GA4_DEBUG : SRV_OP_GA4;
+      rc = wrong_method(err, method, path, "POST");
+    } else {
+      size_t q = end < url_len && url[end] == '?' ? end + 1 : end, qe = q;
+      while (qe < url_len && url[qe] != '#') qe++;
+      rc = srv_parse_ga4(debug, url + q, qe - q, body, body_len, util_now_ms(), out, err);
+    }
+    goto parsed;
   } else if (IS("/v1/customers") || IS("/v1/items") || IS("/v1/identify")) {
     int items = IS("/v1/items"), identify = IS("/v1/identify");
     if (method != SRV_POST) {
       rc = wrong_method(err, method, path, "POST");
-    } else if (!(rc = body_object(body, body_len, path, &b, err))) {
+    } else if (!(rc = body_object(body, body_len, path, &b, err)) && identify &&
+               !json_object_get(b, "customer") &&
+               (json_object_get(b, "userId") || json_object_get(b, "anonymousId"))) {
+      /* Segment's identify call shares tailor's path: its ids tell it. */
+      rc = srv_parse_segment(path, body, body_len, b, util_now_ms(), out, err);
+      goto parsed;
+    } else if (!rc) {
       out->op = identify ? SRV_OP_IDENTIFY
                 : items  ? SRV_OP_ITEM_UPSERT
                          : SRV_OP_CUSTOMER_UPSERT;
@@ -211,6 +239,7 @@ route_done:
     if (!req) req = json_object();
     rc = req ? srv_validate(req, lim, out, err) : srv_oom(err, path);
   }
+parsed:
   json_decref(req);
   json_decref(b);
   if (srv_id_null(out, err)) rc = SRV_EINTERNAL;

@@ -187,7 +187,9 @@ static void set_body(job *j, json_t *o) {
     util_fail(&j->err, SRV_EINTERNAL, NULL, "out of memory");
 }
 
-/* The answer to `events`: counts, and the first rejections with where. */
+/* The answer to `events` (and to Segment's and GA4's batches): counts, and
+   the first rejections with where; Segment's messages by their messageId
+   too, beside its own {"success": true}. */
 static json_t *events_answer(const srv_request *r) {
   size_t dups = 0;
   for (size_t k = 0; k < r->n_events; k++) dups += r->evs[k].dup;
@@ -198,13 +200,16 @@ static json_t *events_answer(const srv_request *r) {
     json_t *errors = json_array();
     for (size_t k = 0; k < r->n_rejects && k < SRV_MAX_REPORTED_ERRORS; k++) {
       const srv_reject *x = &r->rejects[k];
-      json_array_append_new(errors, json_pack("{sI ss ss ss?}", "index", (json_int_t)x->index,
-                                              "code", srv_err_code(x->err.code), "message",
-                                              x->err.message, "field",
-                                              x->err.field[0] ? x->err.field : NULL));
+      json_t *one = json_pack("{sI ss ss ss?}", "index", (json_int_t)x->index, "code",
+                              srv_err_code(x->err.code), "message", x->err.message, "field",
+                              x->err.field[0] ? x->err.field : NULL);
+      if (one && x->index < r->n_msg_ids && r->msg_ids[x->index])
+        json_object_set_new(one, "messageId", json_string(r->msg_ids[x->index]));
+      json_array_append_new(errors, one);
     }
     json_object_set_new(o, "errors", errors);
   }
+  if (o && r->op == SRV_OP_SEGMENT) json_object_set_new(o, "success", json_true());
   return o;
 }
 
@@ -230,7 +235,14 @@ static void commit_group(srv *s, job **jobs, size_t n) {
     for (size_t k = 0; k < j->req.n_events; k++)
       atomic_fetch_add(&s->ev_accepted[j->req.evs[k].type], 1);
     atomic_fetch_add(&s->ev_rejected, j->req.n_rejects);
-    if (j->req.op == SRV_OP_EVENTS) {
+    if (j->req.op == SRV_OP_GA4 && !j->req.n_rejects) {
+      /* GA4's answer to a hit: 204, no body. */
+      j->status = 204;
+      if ((j->body = strdup("")))
+        j->body_len = 0;
+      else
+        util_fail(&j->err, SRV_EINTERNAL, NULL, "out of memory");
+    } else if (srv_op_batch(j->req.op)) {
       set_body(j, events_answer(&j->req));
     } else if ((j->body = strdup("{\"ok\":true}"))) {
       j->body_len = strlen(j->body);
