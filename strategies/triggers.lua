@@ -3,11 +3,13 @@
 -- engine keeps them in the outbox and re-checks consent and the weekly cap.
 --
 --   welcome              on signup, right away
---   abandoned cart       an hour after the last cart change; a purchase cancels it
+--   abandoned cart       an hour after the last cart change, with what is bought
+--                        with the cart's items; a purchase cancels it
 --   browse abandonment   hours after viewing without carting; a cart cancels it
 --   post-purchase        N days after an order, with complements of the order
 --   win-back             N days after the last order; each order moves it
---   price drop           to customers who looked at an item lately
+--   price drop           to customers who looked at an item lately (viewed or
+--                        carted it) and have not bought it
 --   back in stock        likewise, when an item returns
 --
 -- VIP customers get their own template (the template name + "_vip").
@@ -15,7 +17,7 @@
 -- When an email is due, the engine asks on_due(ctx, row) whether it still
 -- applies: a purchase since cancels an abandoned-cart or browse email, an
 -- emptied cart the cart email, a price back up the price-drop email; the
--- cart email shows the cart as it is at send time.
+-- cart email shows the cart as it is at send time, and its complements.
 
 local settings = require "lib.settings"
 local recs = require "lib.recs"
@@ -39,17 +41,32 @@ local function describe(ids)
   return out
 end
 
+-- From the customer's history (welcome, browse, win-back).
 local function picks(ctx)
   local ids = {}
   for _, row in ipairs(recs.for_email(ctx, E.recommendations)) do ids[#ids + 1] = row.id end
   return describe(ids)
 end
 
+-- What is bought with `items` (a cart, an order), leaving out the cart and
+-- what the customer bought already.
+local function complements(ctx, items)
+  local exclude = {}
+  for _, id in ipairs(ctx.customer.cart) do exclude[#exclude + 1] = id end
+  for _, id in ipairs(ctx.customer.bought) do exclude[#exclude + 1] = id end
+  local ids = {}
+  for _, row in ipairs(tailor.also_bought(items, { k = E.recommendations, exclude = exclude })) do
+    ids[#ids + 1] = row.id
+  end
+  return ids
+end
+
 local function consented(ctx)
   return ctx.customer.consent.email and ctx.customer.has_email
 end
 
--- Emails to everyone who looked at an item lately (price drop, back in stock).
+-- Emails to everyone who looked at an item lately and did not buy it (price
+-- drop, back in stock: tailor.watchers leaves buyers out).
 local function to_watchers(item_id, kind, vars)
   local out = {}
   for _, customer in ipairs(tailor.watchers(item_id, E.watch_days)) do
@@ -80,7 +97,8 @@ function on.add_to_cart(ctx, ev)
     schedule = { {
       key = "abandoned_cart:" .. who .. ":" .. ev.ts, supersede = "abandoned_cart:" .. who .. ":",
       template = template(ctx, "abandoned_cart"), delay = E.abandoned_cart_delay,
-      vars = { cart = describe(ctx.customer.cart), items = picks(ctx), since = ev.ts },
+      vars = { cart = describe(ctx.customer.cart), items = describe(complements(ctx, ctx.customer.cart)),
+               since = ev.ts },
     } },
   }
 end
@@ -99,16 +117,12 @@ function on.purchase(ctx, ev)
   local who = ctx.customer.id
   local bought = {}
   for _, line in ipairs(ev.items or { { id = ev.item } }) do bought[#bought + 1] = line.id end
-  local complements = {}
-  for _, row in ipairs(tailor.also_bought(bought, { k = E.recommendations, exclude = ctx.customer.bought })) do
-    complements[#complements + 1] = row.id
-  end
   return {
     cancel = { "abandoned_cart:" .. who .. ":*", "browse:" .. who .. ":*" },
     schedule = {
       { key = "post_purchase:" .. ev.order_id, template = template(ctx, "post_purchase"),
         delay = E.post_purchase_days * 86400,
-        vars = { order_id = ev.order_id, bought = describe(bought), items = describe(complements) } },
+        vars = { order_id = ev.order_id, bought = describe(bought), items = describe(complements(ctx, bought)) } },
       { key = "win_back:" .. who .. ":" .. ev.order_id, supersede = "win_back:" .. who .. ":",
         template = template(ctx, "win_back"), delay = E.win_back_days * 86400,
         vars = { items = picks(ctx), since = ev.ts } },
@@ -150,7 +164,8 @@ end
 
 function still.abandoned_cart(ctx, row)
   if ordered_since(ctx, row) or #ctx.customer.cart == 0 then return false end
-  return { vars = { cart = describe(ctx.customer.cart), items = row.vars.items,
+  local cart = ctx.customer.cart
+  return { vars = { cart = describe(cart), items = describe(complements(ctx, cart)),
                     since = row.vars.since } }
 end
 

@@ -472,8 +472,10 @@ const idx_session *idx_session_of(const idx *x, const char *session);
    the item's cost is unknown. */
 double idx_max_discount(const idx *x, uint32_t item, double min_margin_pct);
 
-/* Customers who viewed or carted an item and were seen within `days` of
-   `now`, latest first; writes up to `cap` person ids, returns how many. */
+/* Customers who viewed or carted an item, have not bought it, and were
+   seen within `days` of `now`, latest first (the people a price drop or a
+   return to stock is news to); writes up to `cap` person ids, returns how
+   many. */
 size_t idx_watchers(const idx *x, uint32_t item, int64_t now, uint32_t days,
                     uint32_t *out, size_t cap);
 

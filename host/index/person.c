@@ -151,10 +151,12 @@ size_t idx_watchers(const idx *x, uint32_t item, int64_t now, uint32_t days,
   int64_t from = now - (int64_t)days * 86400000;
   size_t n = 0;
   for (uint32_t i = w->n; i > 0 && n < cap; i--) {
-    uint32_t p = x->person[w->v[i - 1]].canon;
-    if (x->person[p].is_customer && x->person[p].last_seen >= from &&
-        !ids_has(out, n, p))
-      out[n++] = p;
+    uint32_t id = x->person[w->v[i - 1]].canon;
+    const idx_person *p = &x->person[id];
+    /* A buyer of the item wants no price drop on it, nor a "back in stock". */
+    if (p->is_customer && p->last_seen >= from &&
+        !ids_has(p->bought.v, p->bought.n, item) && !ids_has(out, n, id))
+      out[n++] = id;
   }
   return n;
 }

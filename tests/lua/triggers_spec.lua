@@ -68,3 +68,76 @@ describe("on_event triggers", function()
     e:close()
   end)
 end)
+
+-- The shipped triggers.lua: who gets an email, and with which items.
+describe("the shipped triggers", function()
+  local function shop()
+    local e = assert(tailor.open {
+      db = ":memory:", strategies = root .. "/strategies",
+      triggers = { email_cap_per_week = 20 },
+    })
+    for _, it in ipairs {
+      { id = "jacket", name = "Winter Jacket", price = 149, category = "Women/Outerwear/Jackets" },
+      { id = "hat", name = "Wool Hat", price = 24, category = "Accessories/Hats" },
+      { id = "gloves", name = "Leather Gloves", price = 39, category = "Accessories/Gloves" },
+      { id = "sofa", name = "Oslo Sofa", price = 899, category = "Home/Living/Sofas" },
+      { id = "armchair", name = "Oslo Armchair", price = 399, category = "Home/Living/Armchairs" },
+      { id = "table", name = "Oslo Coffee Table", price = 249, category = "Home/Living/Tables" },
+    } do assert(e:ingest { type = "item_upsert", item = it }) end
+    for _, c in ipairs { "viewer", "buyer", "carter" } do
+      assert(e:ingest { type = "customer_upsert",
+                        customer = { id = c, email = c .. "@example.com", consent = { email = true } } })
+    end
+    return e
+  end
+
+  local function order(e, who, id, items)
+    local lines = {}
+    for _, i in ipairs(items) do lines[#lines + 1] = { id = i } end
+    assert(e:ingest { type = "purchase", customer = who, order_id = id, items = lines })
+  end
+
+  local function customers_of(e, template)
+    local out = {}
+    for _, r in ipairs(e:outbox()) do
+      if r.template == template then out[#out + 1] = r.customer end
+    end
+    table.sort(out)
+    return out
+  end
+
+  it("sends a price drop to who viewed or carted the item, not to who bought it", function()
+    local e = shop()
+    assert(e:ingest { type = "view", item = "jacket", customer = "viewer" })
+    assert(e:ingest { type = "add_to_cart", item = "jacket", customer = "carter" })
+    assert(e:ingest { type = "view", item = "jacket", customer = "buyer" })
+    order(e, "buyer", "o1", { "jacket" })
+    assert(e:ingest { type = "item_upsert", item = { id = "jacket", name = "Winter Jacket", price = 119,
+                                                     category = "Women/Outerwear/Jackets" } })
+    assert.are.same({ "carter", "viewer" }, customers_of(e, "price_drop"))
+    -- Back in stock: the same people.
+    assert(e:ingest { type = "item_upsert", item = { id = "jacket", price = 119, in_stock = false } })
+    assert(e:ingest { type = "item_upsert", item = { id = "jacket", price = 119, in_stock = true } })
+    assert.are.same({ "carter", "viewer" }, customers_of(e, "back_in_stock"))
+    e:close()
+  end)
+
+  it("fills an abandoned-cart email with what goes with the cart, not with past purchases", function()
+    local e = shop()
+    for i = 1, 4 do order(e, "j" .. i, "j" .. i, { "jacket", "hat", "gloves" }) end
+    for i = 1, 4 do order(e, "s" .. i, "s" .. i, { "sofa", "armchair", "table" }) end
+    order(e, "carter", "o1", { "sofa" })
+    assert(e:ingest { type = "add_to_cart", item = "jacket", customer = "carter" })
+    local row
+    for _, r in ipairs(e:outbox("pending")) do
+      if r.template == "abandoned_cart" then row = r end
+    end
+    assert.is_not_nil(row)
+    assert.are.equal("jacket", row.vars.cart[1].id)
+    local items = {}
+    for _, it in ipairs(row.vars.items) do items[#items + 1] = it.id end
+    table.sort(items)
+    assert.are.same({ "gloves", "hat" }, items)
+    e:close()
+  end)
+end)
