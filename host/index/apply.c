@@ -272,12 +272,12 @@ static int bump_trending(idx *x, uint32_t pid, uint32_t item, int64_t ts,
   const idx_person *p = pid == INTERN_NONE ? NULL : &x->person[pid];
   for (uint32_t i = 0; i < x->ntrend_keys; i++) {
     const char *key = x->trend_keys[i];
-    if (strcmp(key, "category") == 0) {
+    if (x->trend_key_kind[i] == IDX_KEY_CATEGORY) {
       uint32_t cat = x->item[item].category;
       const uint32_t *levels = cat == INTERN_NONE ? NULL : category_tables(x, cat);
       for (uint32_t l = 1; levels && l < levels[0]; l++)
         if (trend_add(&x->trend, levels[l], item, w)) return -1;
-    } else if (p && strchr(key, '+')) { /* joined keys: rare, by name */
+    } else if (p && x->trend_key_kind[i] == IDX_KEY_JOINED) { /* rare, by name */
       char value[256];
       uint32_t t = key_value(x, pid, key, value, sizeof value)
                        ? trend_table_id(&x->trend, key, value, 1) : INTERN_NONE;

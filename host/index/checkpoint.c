@@ -351,6 +351,7 @@ static void get_trend(ckr *r, trend *t, uint32_t nitems) {
       if (tb->keys[j] > nitems) r->err = 1;
     for (uint32_t j = 0; j < tb->ntop && !r->err; j++)
       if (tb->top[j] >= nitems) r->err = 1;
+    if (!r->err && trend_table_index(tb, t->top_max)) r->err = 1;
   }
 }
 

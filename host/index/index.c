@@ -20,8 +20,12 @@ static void parse_trend_keys(idx *x, const char *list) {
     size_t n = strcspn(list, ",");
     while (n && *list == ' ') list++, n--;
     if (n && n < sizeof x->trend_keys[0]) {
-      memcpy(x->trend_keys[x->ntrend_keys], list, n);
-      x->trend_keys[x->ntrend_keys++][n] = '\0';
+      char *key = x->trend_keys[x->ntrend_keys];
+      memcpy(key, list, n);
+      key[n] = '\0';
+      x->trend_key_kind[x->ntrend_keys++] = !strcmp(key, "category") ? IDX_KEY_CATEGORY
+                                            : strchr(key, '+')      ? IDX_KEY_JOINED
+                                                                    : IDX_KEY_SIMPLE;
     }
     list += n + (list[n] == ',');
   }

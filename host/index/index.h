@@ -269,6 +269,7 @@ typedef struct idx {
   sknn_index *sknn;    /* sessions for the session-kNN kernels; time is the
                           session's number, as in `tailor eval` */
   char trend_keys[IDX_MAX_TREND_KEYS][64];
+  uint8_t trend_key_kind[IDX_MAX_TREND_KEYS]; /* IDX_KEY_*: read per event */
   /* Caches that spare the event path any string work (all derivable, so
      never checkpointed): the trend table of everyone, the attribute id of
      each trend key, per key the table of each value, per category the

@@ -27,7 +27,6 @@ void intern_free(intern *t) {
   for (size_t i = 0; i < t->nblocks; i++) free(t->blocks[i]);
   free(t->blocks);
   free(t->slots);
-  free(t->hashes);
   free(t->names);
   memset(t, 0, sizeof *t);
 }
@@ -36,12 +35,12 @@ static uint32_t find_slot(const intern *t, const char *s, uint32_t h,
                           int *found) {
   uint32_t mask = t->nslots - 1, i = h & mask;
   for (;;) {
-    uint32_t v = t->slots[i];
+    uint64_t v = t->slots[i];
     if (v == 0) {
       *found = 0;
       return i;
     }
-    if (t->hashes[v - 1] == h && strcmp(t->names[v - 1], s) == 0) {
+    if ((uint32_t)(v >> 32) == h && strcmp(t->names[(uint32_t)v - 1], s) == 0) {
       *found = 1;
       return i;
     }
@@ -54,18 +53,19 @@ uint32_t intern_get(const intern *t, const char *s) {
   int found;
   uint32_t h = (uint32_t)intern_hash(s, strlen(s));
   uint32_t i = find_slot(t, s, h, &found);
-  return found ? t->slots[i] - 1 : INTERN_NONE;
+  return found ? (uint32_t)t->slots[i] - 1 : INTERN_NONE;
 }
 
 static int grow_slots(intern *t) {
   uint32_t n = t->nslots ? t->nslots * 2 : 1024;
-  uint32_t *slots = calloc(n, sizeof *slots);
+  uint64_t *slots = calloc(n, sizeof *slots);
   if (!slots) return -1;
-  for (uint32_t id = 0; id < t->n; id++) {
-    if (!t->names[id][0]) continue; /* erased: never found again */
-    uint32_t i = t->hashes[id] & (n - 1);
+  for (uint32_t j = 0; j < t->nslots; j++) { /* erased ids have no slot */
+    uint64_t v = t->slots[j];
+    if (!v) continue;
+    uint32_t i = (uint32_t)(v >> 32) & (n - 1);
     while (slots[i]) i = (i + 1) & (n - 1);
-    slots[i] = id + 1;
+    slots[i] = v;
   }
   free(t->slots);
   t->slots = slots;
@@ -92,16 +92,13 @@ static char *arena_copy(intern *t, const char *s, size_t len) {
   return p;
 }
 
-/* Room for one more id in names/hashes. */
+/* Room for one more id in names. */
 static int grow_names(intern *t) {
   if (t->n < t->cap) return 0;
   uint32_t cap = t->cap ? t->cap * 2 : 1024;
   char **names = realloc(t->names, cap * sizeof *names);
   if (!names) return -1;
   t->names = names;
-  uint32_t *hashes = realloc(t->hashes, cap * sizeof *hashes);
-  if (!hashes) return -1;
-  t->hashes = hashes;
   t->cap = cap;
   return 0;
 }
@@ -114,13 +111,12 @@ uint32_t intern_put(intern *t, const char *s) {
   uint32_t h = (uint32_t)intern_hash(s, len);
   int found;
   uint32_t i = find_slot(t, s, h, &found);
-  if (found) return t->slots[i] - 1;
+  if (found) return (uint32_t)t->slots[i] - 1;
   if (t->n == INTERN_NONE - 1 || grow_names(t)) return INTERN_NONE;
   char *copy = arena_copy(t, s, len);
   if (!copy) return INTERN_NONE;
   t->names[t->n] = copy;
-  t->hashes[t->n] = h;
-  t->slots[i] = t->n + 1;
+  t->slots[i] = (uint64_t)h << 32 | (t->n + 1);
   return t->n++;
 }
 
@@ -129,7 +125,6 @@ uint32_t intern_put_erased(intern *t) {
   char *copy = arena_copy(t, "", 0);
   if (!copy) return INTERN_NONE;
   t->names[t->n] = copy;
-  t->hashes[t->n] = 0;
   return t->n++;
 }
 
@@ -139,13 +134,13 @@ uint32_t intern_forget(intern *t, const char *s) {
   uint32_t mask = t->nslots - 1;
   uint32_t i = find_slot(t, s, (uint32_t)intern_hash(s, strlen(s)), &found);
   if (!found) return INTERN_NONE;
-  uint32_t id = t->slots[i] - 1;
+  uint32_t id = (uint32_t)t->slots[i] - 1;
   /* Backward-shift deletion keeps every other key reachable without
      tombstones: move later members of the cluster into the hole when their
      home slot allows it. */
   t->slots[i] = 0;
   for (uint32_t j = (i + 1) & mask; t->slots[j]; j = (j + 1) & mask) {
-    uint32_t home = t->hashes[t->slots[j] - 1] & mask;
+    uint32_t home = (uint32_t)(t->slots[j] >> 32) & mask;
     if (((j - home) & mask) >= ((j - i) & mask)) {
       t->slots[i] = t->slots[j];
       t->slots[j] = 0;
@@ -161,7 +156,6 @@ const char *intern_name(const intern *t, uint32_t id) {
 }
 
 size_t intern_bytes(const intern *t) {
-  return t->nslots * sizeof *t->slots +
-         t->cap * (sizeof *t->names + sizeof *t->hashes) +
+  return t->nslots * sizeof *t->slots + t->cap * sizeof *t->names +
          t->nblocks * ARENA_BLOCK;
 }

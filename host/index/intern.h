@@ -15,10 +15,11 @@
 #define INTERN_NONE UINT32_MAX
 
 typedef struct intern {
-  uint32_t *slots;     /* open addressing: id + 1, 0 = empty */
-  uint32_t *hashes;    /* hash of each id, to grow without rehashing text */
+  uint64_t *slots;     /* open addressing: the string's 32-bit hash << 32
+                          | id + 1, 0 = empty; a probe compares hashes in
+                          the slot and reads a string only when they match */
   char **names;        /* id -> string (points into the arena) */
-  uint32_t n, cap;     /* ids in use; capacity of names/hashes */
+  uint32_t n, cap;     /* ids in use; capacity of names */
   uint32_t nslots;     /* power of two */
   char *arena;         /* current string block */
   size_t arena_used, arena_cap;

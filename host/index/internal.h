@@ -26,6 +26,11 @@
 
 #include "index/index.h"
 
+/* What a trend key is, decided once when the keys are configured:
+   "category" counts at every level of the item's category, "a+b" joins
+   two attributes, anything else is one attribute of the person. */
+enum { IDX_KEY_SIMPLE, IDX_KEY_CATEGORY, IDX_KEY_JOINED };
+
 /* Whether `id` is among the n ids of `v`. */
 static inline int ids_has(const uint32_t *v, size_t n, uint32_t id) {
   for (size_t i = 0; i < n; i++)

@@ -13,6 +13,7 @@ void trend_init(trend *t, double half_life_days, uint32_t top_max,
   memset(t, 0, sizeof *t);
   intern_init(&t->names);
   t->top_max = top_max ? top_max : TREND_DEFAULT_TOP;
+  if (t->top_max > UINT16_MAX - 1) t->top_max = UINT16_MAX - 1; /* fits `at` */
   t->max_tables = max_tables ? max_tables : TREND_DEFAULT_MAX_TABLES;
   t->d.half_life_ms = half_life_days > 0 ? half_life_days * 86400e3 : 0;
 }
@@ -22,6 +23,8 @@ static void table_free(trend_table *tb) {
   free(tb->w);
   free(tb->top);
   free(tb->top_w);
+  free(tb->at);
+  free(tb->top_slot);
 }
 
 void trend_free(trend *t) {
@@ -37,15 +40,27 @@ static uint32_t slot_of(const trend_table *tb, uint32_t item) {
   return s;
 }
 
+/* Point at/top_slot at the listed items' slots. */
+static void index_top(trend_table *tb) {
+  memset(tb->at, 0, tb->size * sizeof *tb->at);
+  for (uint32_t j = 0; j < tb->ntop; j++) {
+    uint32_t s = slot_of(tb, tb->top[j]);
+    tb->at[s] = (uint16_t)(j + 1);
+    tb->top_slot[j] = s;
+  }
+}
+
 static int table_grow(trend_table *tb) {
   uint32_t size = tb->size ? tb->size * 2 : 64;
   trend_table n = *tb;
   n.size = size;
   n.keys = calloc(size, sizeof *n.keys);
   n.w = calloc(size, sizeof *n.w);
-  if (!n.keys || !n.w) {
+  n.at = calloc(size, sizeof *n.at);
+  if (!n.keys || !n.w || !n.at) {
     free(n.keys);
     free(n.w);
+    free(n.at);
     return -1;
   }
   for (uint32_t i = 0; i < tb->size; i++) {
@@ -56,34 +71,50 @@ static int table_grow(trend_table *tb) {
   }
   free(tb->keys);
   free(tb->w);
+  free(tb->at);
   *tb = n;
+  index_top(tb);
   return 0;
 }
 
-/* Keep the top list exact: `item` just rose to weight w. */
-static void top_update(trend *t, trend_table *tb, uint32_t item, float w) {
+int trend_table_index(trend_table *tb, uint32_t top_max) {
+  free(tb->at);
+  free(tb->top_slot);
+  tb->at = calloc(tb->size, sizeof *tb->at);
+  tb->top_slot = malloc((top_max ? top_max : 1) * sizeof *tb->top_slot);
+  if (!tb->at || !tb->top_slot) return -1;
+  index_top(tb);
+  return 0;
+}
+
+/* Keep the top list exact: `item`, in slot s, just rose to weight w. */
+static void top_update(trend *t, trend_table *tb, uint32_t s, uint32_t item, float w) {
   /* A listed item weighs at least the list's last entry, so a lighter one
      is not listed and stays out: the common case for the long tail, O(1). */
   if (tb->ntop == t->top_max && w < tb->top_w[tb->ntop - 1]) return;
-  uint32_t i = 0;
-  while (i < tb->ntop && tb->top[i] != item) i++;
-  if (i == tb->ntop) { /* not listed: enter past the weakest, if heavier */
-    if (tb->ntop == t->top_max) {
-      if (w <= tb->top_w[tb->ntop - 1]) return;
-      i = tb->ntop - 1;
-    } else {
-      i = tb->ntop++;
-    }
+  uint32_t i = tb->at[s];
+  if (i) {
+    i--;
+  } else if (tb->ntop == t->top_max) { /* enter past the weakest, if heavier */
+    if (w <= tb->top_w[tb->ntop - 1]) return;
+    i = tb->ntop - 1;
+    tb->at[tb->top_slot[i]] = 0;
+  } else {
+    i = tb->ntop++;
   }
   /* Bubble up; ties keep the smaller id first, as topk does. */
   while (i > 0 && (tb->top_w[i - 1] < w ||
                    (tb->top_w[i - 1] == w && tb->top[i - 1] > item))) {
     tb->top[i] = tb->top[i - 1];
     tb->top_w[i] = tb->top_w[i - 1];
+    tb->top_slot[i] = tb->top_slot[i - 1];
+    tb->at[tb->top_slot[i]] = (uint16_t)(i + 1);
     i--;
   }
   tb->top[i] = item;
   tb->top_w[i] = w;
+  tb->top_slot[i] = s;
+  tb->at[s] = (uint16_t)(i + 1);
 }
 
 static void rebase(trend *t, int64_t ts) {
@@ -117,7 +148,8 @@ uint32_t trend_table_id(trend *t, const char *key, const char *value,
   memset(tb, 0, sizeof *tb);
   tb->top = malloc(t->top_max * sizeof *tb->top);
   tb->top_w = malloc(t->top_max * sizeof *tb->top_w);
-  if (!tb->top || !tb->top_w || table_grow(tb)) {
+  tb->top_slot = malloc(t->top_max * sizeof *tb->top_slot);
+  if (!tb->top || !tb->top_w || !tb->top_slot || table_grow(tb)) {
     table_free(tb);
     return INTERN_NONE;
   }
@@ -140,7 +172,7 @@ int trend_add(trend *t, uint32_t table, uint32_t item, double w) {
     tb->used++;
   }
   tb->w[s] += (float)w;
-  top_update(t, tb, item, tb->w[s]);
+  top_update(t, tb, s, item, tb->w[s]);
   return 0;
 }
 
@@ -189,7 +221,7 @@ size_t trend_top_k(const trend *t, const trend_table *tb, trend_keep_fn keep,
 size_t trend_bytes(const trend *t) {
   size_t b = intern_bytes(&t->names) + t->cap * sizeof *t->tables;
   for (uint32_t i = 0; i < t->names.n; i++)
-    b += t->tables[i].size * (sizeof(uint32_t) + sizeof(float)) +
-         t->top_max * (sizeof(uint32_t) + sizeof(float));
+    b += t->tables[i].size * (sizeof(uint32_t) + sizeof(float) + sizeof(uint16_t)) +
+         t->top_max * (2 * sizeof(uint32_t) + sizeof(float));
   return b;
 }

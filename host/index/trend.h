@@ -35,6 +35,11 @@ typedef struct trend_table {
   uint32_t *top;   /* item ids, heaviest first */
   float *top_w;
   uint32_t ntop;
+  /* Where each listed item is, both ways, so a bump finds its place
+     without scanning the list: at[slot] is 1 + its place in top (0: not
+     listed), top_slot[place] its slot.  Rebuilt by trend_table_index. */
+  uint16_t *at;
+  uint32_t *top_slot;
 } trend_table;
 
 typedef struct trend {
@@ -67,6 +72,9 @@ int trend_bump(trend *t, const char *key, const char *value, uint32_t item,
 uint32_t trend_table_id(trend *t, const char *key, const char *value, int create);
 double trend_event_weight(trend *t, int64_t ts);
 int trend_add(trend *t, uint32_t table, uint32_t item, double w);
+
+/* Rebuild a table's at/top_slot from keys and top (after a load). 0 or -1. */
+int trend_table_index(trend_table *tb, uint32_t top_max);
 
 /* The table of (key, value), or NULL when nothing was counted for it. */
 const trend_table *trend_find(const trend *t, const char *key,
