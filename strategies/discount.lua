@@ -1,6 +1,8 @@
 -- discount.lua: the discount tier a customer gets, one at a time (never
 -- stacked).  A lapsed customer gets the win-back tier on the category they
--- used to buy; otherwise the tier follows their predicted value.  The
+-- used to buy; otherwise the tier follows their predicted value (none
+-- while the shop has too few repeat customers for a value model: the
+-- value is then -1 and the vip and high_value segments are empty).  The
 -- engine caps every percent so no item falls below the configured margin
 -- over its cost (discounts.min_margin_pct): a strategy cannot get that
 -- wrong.

@@ -78,6 +78,13 @@
   X(INDEX_VALUE_REFIT_ORDERS, 1000, "index.value_refit_orders", "orders",    \
     "refit the customer-value model after this many new orders; 0: only "   \
     "on start")                                                              \
+  X(INDEX_VALUE_MIN_REPEAT_CUSTOMERS, 20, "index.value_min_repeat_customers", \
+    "customers",                                                             \
+    "customers with two or more orders the value model needs; with fewer "  \
+    "it is \"none\": no predicted value, so no value tier")                  \
+  X(INDEX_VALUE_HOLDOUT_DAYS, 90, "index.value_holdout_days", "days",        \
+    "the value model's check holds back the last this many days of orders "  \
+    "and ranks customers by their spend in them (tailor stats); 0: no check") \
   X(INDEX_CLUSTERS, 5, "index.clusters", "segments",                         \
     "automatic customer segments (k-means), refitted with the value model; " \
     "0 for none")                                                            \
@@ -127,6 +134,9 @@
                                                                              \
   /* ** Fixed limits that code and docs both state */                        \
   X(EVENT_MAX_LINES, 500, "", "lines", "most product lines in one event")    \
+  X(VALUE_HOLDOUT_MIN_DAYS, 7, "", "days",                                   \
+    "the value model's check halves index.value_holdout_days until the "     \
+    "orders before it give the model its minimum, but not below this")       \
   X(MAX_ID_BYTES, 256, "", "bytes",                                          \
     "longest id (item, customer, order, session, request, token)")           \
   X(MIN_TOKEN_BYTES, 16, "", "bytes",                                        \
@@ -138,6 +148,9 @@
   X(LUA_MAX_K, 1000, "", "items", "largest k a kernel may be asked for")     \
   X(LUA_WATCHERS_DAYS, 30, "", "days",                                       \
     "tailor.watchers(item): how recently a watcher must have been seen")     \
+  X(REPLACEMENT_DAYS, 180, "", "days",                                       \
+    "how long a bought item keeps its substitutes out of recommendations "  \
+    "when its category has too few repeat purchases to learn its own")       \
   X(LUA_MAX_EXPOSURES, 64, "", "exposures",                                  \
     "distinct experiment exposures one handler call records")                \
   X(EMAIL_CAP_WINDOW_DAYS, 7, "", "days",                                    \

@@ -4,6 +4,7 @@
 ** through eng_read_begin(), which never waits for the writer's commit.
 */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,6 +28,52 @@ void eng_read_end(tailor *t) {
   pthread_mutex_unlock(t->st_read ? &t->read_mu : &t->write_mu);
 }
 
+/* A figure that may be undefined (NAN): null then. */
+static json_t *real_or_null(double v) {
+  return isfinite(v) ? json_real(v) : json_null();
+}
+
+/*
+** stats.value_model (docs/lua-api.md, "The value model"): which model is
+** in use and why, its parameters, whether it supports value tiers, and
+** its holdout check.
+*/
+static json_t *value_model_json(const idx_value_model *vm) {
+  char why[256];
+  json_t *model = json_pack(
+      "{ss ss sb sI sI sI}", "kind", idx_value_kind_name(vm->kind), "reason",
+      idx_value_reason(vm, why, sizeof why), "tiers", vm->kind != IDX_VALUE_NONE,
+      "customers", (json_int_t)vm->customers, "repeat_customers",
+      (json_int_t)vm->repeat_customers, "min_repeat_customers",
+      (json_int_t)vm->min_repeat);
+  if (vm->kind == IDX_VALUE_BGNBD)
+    json_object_set_new(model, "bgnbd", json_pack("{sf sf sf sf}", "r", vm->bg.r,
+                                                  "alpha", vm->bg.alpha, "a", vm->bg.a,
+                                                  "b", vm->bg.b));
+  if (vm->kind == IDX_VALUE_BGNBD && vm->gg_ok)
+    json_object_set_new(model, "gamma_gamma", json_pack("{sf sf sf}", "p", vm->gg.p,
+                                                        "q", vm->gg.q, "v", vm->gg.v));
+  if (vm->kind != IDX_VALUE_NONE)
+    json_object_set_new(model, "simple", json_pack("{sf sf}", "gap_days",
+                                                   vm->simple.gap_days, "order_value",
+                                                   vm->simple.order_value));
+  const idx_value_check *c = &vm->check;
+  if (c->ran) {
+    json_t *chk = json_pack(
+        "{sf sI sI ss sI sI sI so so}", "holdout_days", c->holdout_days, "cutoff",
+        (json_int_t)c->cutoff, "end", (json_int_t)c->end, "kind",
+        idx_value_kind_name(c->kind), "customers", (json_int_t)c->customers,
+        "repeat_customers", (json_int_t)c->repeat_customers, "spenders",
+        (json_int_t)c->spenders, "spearman_predicted",
+        real_or_null(c->spearman_predicted), "spearman_past_spend",
+        real_or_null(c->spearman_past_spend));
+    json_object_set_new(chk, "beats_past_spend",
+                        json_boolean(c->spearman_predicted > c->spearman_past_spend));
+    json_object_set_new(model, "check", chk);
+  }
+  return model;
+}
+
 int tailor_stats(tailor *t, char **out, tailor_error *err) {
   json_t *o = json_object();
   store *st = eng_read_begin(t);
@@ -43,23 +90,7 @@ int tailor_stats(tailor *t, char **out, tailor_error *err) {
                                 "people", (json_int_t)t->ix->people.n,
                                 "sessions", (json_int_t)t->ix->sessions.n,
                                 "events_applied", (json_int_t)t->ix->applied));
-  const idx_value_model *vm = &t->ix->value;
-  json_t *model = json_pack("{ss sI}", "kind",
-                            vm->kind == IDX_VALUE_BGNBD   ? "bgnbd"
-                            : vm->kind == IDX_VALUE_SIMPLE ? "simple"
-                                                           : "none",
-                            "customers", (json_int_t)vm->customers);
-  if (vm->kind == IDX_VALUE_BGNBD)
-    json_object_set_new(model, "bgnbd", json_pack("{sf sf sf sf}", "r", vm->bg.r,
-                                                  "alpha", vm->bg.alpha, "a", vm->bg.a,
-                                                  "b", vm->bg.b));
-  if (vm->kind == IDX_VALUE_BGNBD && vm->gg_ok)
-    json_object_set_new(model, "gamma_gamma", json_pack("{sf sf sf}", "p", vm->gg.p,
-                                                        "q", vm->gg.q, "v", vm->gg.v));
-  if (vm->kind != IDX_VALUE_NONE)
-    json_object_set_new(model, "simple", json_pack("{sf sf}", "gap_days",
-                                                   vm->simple.gap_days, "order_value",
-                                                   vm->simple.order_value));
+  json_t *model = value_model_json(&t->ix->value);
   json_object_set_new(o, "value_model", model);
   pthread_rwlock_unlock(&t->lock);
   /* Counters of this process since the engine opened. */

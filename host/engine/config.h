@@ -61,6 +61,8 @@
     "\"\" for none")                                                          \
   N(checkpoint_every, INDEX_CHECKPOINT_EVERY)                                \
   N(value_refit_orders, INDEX_VALUE_REFIT_ORDERS)                            \
+  N(value_min_repeat, INDEX_VALUE_MIN_REPEAT_CUSTOMERS)                      \
+  N(value_holdout_days, INDEX_VALUE_HOLDOUT_DAYS)                            \
   N(clusters, INDEX_CLUSTERS)                                                \
   S(audience_days, "index.audience_days", STR, "2,7,14",                    \
     "recency windows of the retargeting audiences, in days")                 \

@@ -136,6 +136,54 @@ void eng_save_checkpoint(tailor *t) {
     t->ckpt_seq = t->applied_seq;
 }
 
+/* The shop's orders, read back from the store for the value model's check. */
+typedef struct order_scan {
+  tailor *t;
+  idx_value_order *o;
+  size_t n, cap;
+} order_scan;
+
+static int scan_order(void *ud, int64_t seq, const ev *e) {
+  (void)seq;
+  order_scan *s = ud;
+  if (e->type != EV_PURCHASE) return 0;
+  pthread_rwlock_rdlock(&s->t->lock);
+  uint32_t person = idx_person_of(s->t->ix, e->customer, e->anon);
+  pthread_rwlock_unlock(&s->t->lock);
+  if (person == INTERN_NONE) return 0; /* erased since */
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? 2 * s->cap : 4096;
+    idx_value_order *more = realloc(s->o, cap * sizeof *more);
+    if (!more) return TAILOR_ENOMEM;
+    s->o = more, s->cap = cap;
+  }
+  s->o[s->n++] = (idx_value_order){person, e->ts, e->revenue};
+  return 0;
+}
+
+/*
+** The check of a fit (index.h, idx_value_check): the orders come from the
+** store, since the index keeps totals per person, not orders.  One pass
+** over the log, on start and at each refit; index.value_holdout_days = 0
+** turns it off for a shop whose log is too long to read that often.
+*/
+static void value_check(tailor *t, idx_value_check *chk) {
+  memset(chk, 0, sizeof *chk);
+  if (t->cfg.value_holdout_days <= 0) return;
+  order_scan s = {t, NULL, 0, 0};
+  tailor_error e = {0};
+  if (store_scan(t->st, 0, scan_order, &s, &e) == TAILOR_OK &&
+      idx_value_check_orders(s.o, s.n, (double)t->cfg.value_holdout_days,
+                             (size_t)t->cfg.value_min_repeat, chk) == 0) {
+    free(s.o);
+    return;
+  }
+  free(s.o);
+  memset(chk, 0, sizeof *chk);
+  eng_log(t, TAILOR_LOG_ERROR, "value model check: %s",
+          e.code ? e.message : "out of memory");
+}
+
 /*
 ** The customer-value model (BG/NBD + Gamma-Gamma) is refitted on start and
 ** every index.value_refit_orders orders, by the thread that commits; the
@@ -153,8 +201,9 @@ void eng_refit_value(tailor *t) {
   if (rc) return;
   idx_value_model m;
   uint64_t t0 = util_mono_ns();
-  idx_value_fit(c, n, now, &m);
+  idx_value_fit(c, n, now, (size_t)t->cfg.value_min_repeat, &m);
   free(c);
+  if (n) value_check(t, &m.check);
   pthread_rwlock_wrlock(&t->lock);
   t->ix->value = m;
   pthread_rwlock_unlock(&t->lock);
@@ -172,10 +221,12 @@ void eng_refit_value(tailor *t) {
     pthread_rwlock_unlock(&t->lock);
   }
   if (rc == 0) idx_km_data_free(&d);
-  if (n)
-    eng_log(t, TAILOR_LOG_INFO, "value model: %s on %zu customers in %.2f s",
-            m.kind == IDX_VALUE_BGNBD ? "BG/NBD" : "simple estimator", n,
+  if (n) {
+    char why[256];
+    eng_log(t, TAILOR_LOG_INFO, "value model: %s (%s) in %.2f s",
+            idx_value_kind_name(m.kind), idx_value_reason(&m, why, sizeof why),
             (double)(util_mono_ns() - t0) / 1e9);
+  }
 }
 
 int tailor_checkpoint(tailor *t, tailor_error *err) {

@@ -11,8 +11,9 @@
 **   Gamma-Gamma (Fader, Hardie & Lee 2005, "RFM and CLV"): the value of each
 **   order is Gamma(shape p, rate nu) with nu ~ Gamma(shape q, rate v) per
 **   customer, independent of how often they order.
-** When there are too few repeat customers to fit them (fewer than
-** CLV_MIN_REPEAT_CUSTOMERS), callers use the simple estimator at the end.
+** A fit needs CLV_MIN_REPEAT_CUSTOMERS repeat customers by default (the
+** engine's index.value_min_repeat_customers); the simple estimator at the
+** end stands in when a fit fails.
 **
 ** Per customer the input is x = repeat orders (orders - 1), t_x = days from
 ** the first to the last order, T = days from the first order to now, and
@@ -30,6 +31,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "core/defaults.h"
 
 /* Error codes: name, value, message. */
 #define CLV_ERRNO_MAP(X)                                         \
@@ -50,7 +53,7 @@ typedef enum clv_code {
 /* The message of a clv_code; never NULL. */
 const char *clv_strerror(int code);
 
-#define CLV_MIN_REPEAT_CUSTOMERS 20 /* customers with x > 0 a fit needs */
+#define CLV_MIN_REPEAT_CUSTOMERS DEF_INDEX_VALUE_MIN_REPEAT_CUSTOMERS /* x > 0 */
 #define CLV_DEFAULT_PENALIZER 0.0   /* L2 on the parameters (lifetimes' penalizer_coef) */
 #define CLV_DEFAULT_MAX_ITER 5000   /* Nelder-Mead iterations, all restarts together */
 #define CLV_DEFAULT_TOL 1e-10       /* objective spread of the final simplex */

@@ -218,20 +218,68 @@ typedef struct idx_km_data {
 /*
 ** The customer-value model: BG/NBD for whether and how often a customer
 ** orders again, with Gamma-Gamma for how much (clv.h), fitted on the shop's
-** own order history; the simple estimator of clv.h when the shop has too
-** few repeat customers for a fit.
+** own order history.  Below a documented minimum of repeat customers
+** (index.value_min_repeat_customers) there is no model (IDX_VALUE_NONE):
+** nobody gets a predicted value, so no value tier is handed out on a guess.
+** The simple estimator of clv.h stands in only when the shop has enough
+** repeat customers but the BG/NBD fit fails.
+**
+** The check (idx_value_check): the last index.value_holdout_days days of
+** orders held back, the model fitted on the orders before them, and how
+** well it ranks customers by their spend in the held-back days (Spearman's
+** rank correlation), next to how well their past spend does.
 */
 #define IDX_VALUE_HORIZON_DAYS 365.0
-typedef enum { IDX_VALUE_NONE, IDX_VALUE_SIMPLE, IDX_VALUE_BGNBD } idx_value_kind;
+#define IDX_VALUE_KIND_MAP(X)          \
+  X(NONE, "none")                      \
+  X(SIMPLE, "simple")                  \
+  X(BGNBD, "bgnbd")
+typedef enum {
+#define IDX_VALUE_KIND_ENUM_(e, s) IDX_VALUE_##e,
+  IDX_VALUE_KIND_MAP(IDX_VALUE_KIND_ENUM_)
+#undef IDX_VALUE_KIND_ENUM_
+} idx_value_kind;
+
+/* The holdout check of one fit; spearman_* are NAN when undefined (no
+   model, or nobody or everybody spent in the held-back days). */
+typedef struct idx_value_check {
+  int ran;                 /* 0: not run (no orders, or turned off) */
+  idx_value_kind kind;     /* the model the orders before the cutoff gave */
+  double holdout_days;     /* held back: the configured days, halved while
+                              too few repeat customers are left before them */
+  int64_t cutoff, end;     /* ms: orders after cutoff, up to end, held back */
+  size_t customers;        /* customers with an order before the cutoff */
+  size_t repeat_customers; /* of them, with two or more */
+  size_t spenders;         /* of them, with an order in the held-back days */
+  double spearman_predicted;  /* predicted value vs held-back spend */
+  double spearman_past_spend; /* spend before the cutoff vs held-back spend */
+} idx_value_check;
+
 typedef struct idx_value_model {
   idx_value_kind kind;
   clv_bgnbd bg;
-  clv_gamma_gamma gg;  /* gg_ok: fitted; else simple.order_value is used */
+  clv_gamma_gamma gg;  /* gg_ok: fitted; else each customer's own mean order
+                          value, shrunk to simple.order_value, is used */
   int gg_ok;
+  int bg_rc, gg_rc;    /* clv codes of the two fits (CLV_ETOOFEW: not tried) */
   clv_simple simple;
   size_t customers;    /* customers it was fitted on */
+  size_t repeat_customers; /* of them, with two or more orders */
+  size_t min_repeat;   /* the minimum it was fitted with */
   int64_t fitted_at;   /* ms */
+  idx_value_check check; /* set by the engine after the fit */
 } idx_value_model;
+
+/* "none", "simple", "bgnbd". */
+const char *idx_value_kind_name(idx_value_kind k);
+/* Why the model is what it is, in a sentence written to buf. */
+const char *idx_value_reason(const idx_value_model *m, char *buf, size_t len);
+
+/* Repeat purchases in a category: the gaps, in days, and how many. */
+typedef struct idx_repeat {
+  double days;
+  uint32_t n;
+} idx_repeat;
 
 /* What happened in one session so far (popups, exit intent, ...). */
 typedef struct idx_session {
@@ -431,8 +479,31 @@ int idx_value_customers(const idx *x, int64_t now, clv_customer **out,
    fence over all customers' means; INFINITY when there are too few). */
 double idx_value_cap(const clv_customer *c, size_t n);
 
+/* The fit: NONE with fewer than min_repeat (or no) customers of x > 0. */
 void idx_value_fit(const clv_customer *c, size_t n, int64_t now,
-                   idx_value_model *m);
+                   size_t min_repeat, idx_value_model *m);
+
+/*
+** The holdout check on a shop's orders (any order; sorted in place by
+** person and time): the last holdout_days before the newest order held
+** back (halved, down to DEF_VALUE_HOLDOUT_MIN_DAYS, while fewer than
+** min_repeat customers have two orders before them), the model fitted on
+** the rest with min_repeat, every
+** customer of the rest ranked by predicted value over the held-back days
+** and by past spend, and both rankings compared with their held-back
+** spend.  Returns 0, or -1 out of memory.
+*/
+typedef struct idx_value_order {
+  uint32_t person;
+  int64_t ts; /* ms */
+  double revenue;
+} idx_value_order;
+int idx_value_check_orders(idx_value_order *o, size_t n, double holdout_days,
+                           size_t min_repeat, idx_value_check *out);
+
+/* Spearman's rank correlation of x and y (ties take their mean rank);
+   NAN when n < 2 or either is constant. */
+double idx_spearman(const double *x, const double *y, size_t n);
 
 /*
 ** A person's affinities at `now`, strongest first: categories when

@@ -317,7 +317,7 @@ static void test_value_model(void) {
   size_t n;
   CHECK_INT(idx_value_customers(x, now, &c, &n), 0);
   CHECK_INT(n, 60);
-  idx_value_fit(c, n, now, &x->value);
+  idx_value_fit(c, n, now, CLV_MIN_REPEAT_CUSTOMERS, &x->value);
   free(c);
   CHECK_INT(x->value.kind, IDX_VALUE_BGNBD);
   idx_figures a, b;
@@ -331,11 +331,11 @@ static void test_value_model(void) {
   apply(x, "{\"type\":\"view\",\"item\":\"a\",\"anon\":\"v1\"}");
   idx_person_figures(x, idx_person_of(x, NULL, "v1"), now, &a);
   CHECK_NEAR(a.p_alive, -1, 0);
-  /* Too few customers for a fit: the simple estimator. */
+  /* Too few repeat customers for a fit: no model, no predicted values. */
   idx_value_model m;
   clv_customer one = {1, 10, 20, 30};
-  idx_value_fit(&one, 1, now, &m);
-  CHECK_INT(m.kind, IDX_VALUE_SIMPLE);
+  idx_value_fit(&one, 1, now, CLV_MIN_REPEAT_CUSTOMERS, &m);
+  CHECK_INT(m.kind, IDX_VALUE_NONE);
   idx_free(x);
 }
 
@@ -439,8 +439,8 @@ static void test_value_outlier_capped(void) {
   double cap = idx_value_cap(c, N + 1);
   CHECK(cap > 78 && cap < 1000); /* far above the ordinary, far below 1e9 */
   idx_value_model with, without;
-  idx_value_fit(c, N + 1, 0, &with);
-  idx_value_fit(c, N, 0, &without);
+  idx_value_fit(c, N + 1, 0, CLV_MIN_REPEAT_CUSTOMERS, &with);
+  idx_value_fit(c, N, 0, CLV_MIN_REPEAT_CUSTOMERS, &without);
   CHECK(with.kind != IDX_VALUE_NONE && without.kind == with.kind);
   clv_customer typical = {2, 80, 200, 54};
   double a = with.gg_ok ? clv_predict(&with.bg, &with.gg, &typical, 365, 0) : with.simple.order_value,

@@ -1,0 +1,87 @@
+-- value_spec.lua: the customer-value model as a merchant meets it, on the
+-- real engine and the shipped strategies: which model, why, how well it
+-- ranks customers on held-back orders, and no value tier it cannot support.
+local tailor = require "tailor"
+local root = os.getenv("TAILOR_ROOT") or "."
+local DAY = 86400
+
+local function iso(seconds_ago)
+  return os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() - seconds_ago)
+end
+
+local function shop(db, refit)
+  local e = assert(tailor.open {
+    db = db or ":memory:", strategies = root .. "/strategies",
+    lua = { reload_interval_ms = 60000 },
+    index = { value_refit_orders = refit or 1 }, -- 1: after every order
+  })
+  assert(e:ingest { type = "item_upsert", item = { id = "sofa", name = "Oslo Sofa", price = 899,
+                                                   cost = 300, category = "Home/Living/Sofas" } })
+  assert(e:ingest { type = "item_upsert", item = { id = "hat", name = "Wool Hat", price = 40,
+                                                   cost = 10, category = "Accessories/Hats" } })
+  return e
+end
+
+local PRICE = { sofa = 899, hat = 40 }
+
+local function order(e, who, id, item, seconds_ago)
+  assert(e:ingest { type = "purchase", customer = who, order_id = id,
+                    items = { { id = item, price = PRICE[item], quantity = 1 } },
+                    ts = iso(seconds_ago) })
+end
+
+describe("the value model", function()
+  -- The shop of issue 15: 40 customers, one repeat customer.  The simple
+  -- estimator used to predict a year of orders for everyone recent and
+  -- made 39 of 40 VIP.
+  it("hands out no value tier when too few customers came back", function()
+    local e = shop()
+    for i = 1, 40 do order(e, "c" .. i, "o" .. i, "sofa", i * DAY) end
+    order(e, "c1", "again", "sofa", 50 * DAY)
+    local vm = e:stats().value_model
+    assert.are.equal("none", vm.kind)
+    assert.is_false(vm.tiers)
+    assert.are.equal(40, vm.customers)
+    assert.are.equal(1, vm.repeat_customers)
+    assert.are.equal(20, vm.min_repeat_customers)
+    assert.matches("too few repeat customers", vm.reason, 1, true)
+    for i = 1, 40 do
+      local d = e:decide { kind = "discount", customer = "c" .. i }
+      assert.is_nil(d.fallback, d.error)
+      local tier = d.result and d.result.tier
+      assert.is_true(tier ~= "vip" and tier ~= "high_value", "c" .. i .. " got " .. tostring(tier))
+      assert.are.equal(-1, e:customer("c" .. i).figures.predicted_value)
+    end
+    e:close()
+  end)
+
+  it("says which model it fitted and how it ranks held-back orders", function()
+    local db = (os.getenv("TAILOR_TEST_TMP") or "/tmp") .. "/value_spec.db"
+    for _, f in ipairs { db, db .. "-wal", db .. "-shm", db .. ".ckpt" } do os.remove(f) end
+    local e = shop(db, 0)
+    -- 60 customers over 200 days; the frequent ones keep ordering.
+    local n = 0
+    for i = 1, 60 do
+      local gap = 12 + (i % 5) * 15
+      for d = 200 - (i % 20), 1, -gap do
+        n = n + 1
+        order(e, "c" .. i, "o" .. n, i % 3 == 0 and "sofa" or "hat", d * DAY)
+        if i % 4 == 0 then break end -- one-time buyers
+      end
+    end
+    e:close()
+    e = shop(db, 0) -- the model is fitted on start
+    local vm = e:stats().value_model
+    assert.are_not.equal("none", vm.kind)
+    assert.is_true(vm.tiers)
+    assert.is_true(vm.repeat_customers >= vm.min_repeat_customers)
+    local c = vm.check
+    assert.is_table(c)
+    assert.is_true(c.holdout_days > 0 and c.holdout_days <= 90)
+    assert.is_true(c.cutoff < c["end"])
+    assert.is_true(c.customers > 0 and c.spenders > 0)
+    assert.is_number(c.spearman_past_spend)
+    assert.is_boolean(c.beats_past_spend)
+    e:close()
+  end)
+end)
