@@ -79,6 +79,14 @@ void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
   lua_setfield(L, -2, "cart");
   push_ids(L, x, ps ? ps->bought.v : NULL, ps ? ps->bought.n : 0);
   lua_setfield(L, -2, "bought");
+  /* bought_at: {[id] = ms}, when each was last bought (where known) */
+  lua_createtable(L, 0, ps ? (int)ps->bought_at_n : 0);
+  for (uint32_t i = 0; ps && i < ps->bought_at_n; i++) {
+    if (!ps->bought_at[i]) continue;
+    lua_pushinteger(L, ps->bought_at[i]);
+    lua_setfield(L, -2, intern_name(&x->items, ps->bought.v[i]));
+  }
+  lua_setfield(L, -2, "bought_at");
   lua_createtable(L, 0, ps ? ps->nattrs : 0);
   for (uint8_t i = 0; ps && i < ps->nattrs; i++) {
     lua_pushstring(L, intern_name(&x->attrs, ps->attrs[i].value));
@@ -434,7 +442,8 @@ static size_t check_anchors(lua_State *L, int arg, const idx *x, uint32_t *out,
   return n;
 }
 
-/* The co-occurrence kernels: relation and measure from the upvalues. */
+/* The co-occurrence kernels: relation, measure and whether only
+   complements count from the upvalues. */
 static int l_related(lua_State *L) {
   tailor *t = engine_of(L);
   idx_relation rel = (idx_relation)lua_tointeger(L, lua_upvalueindex(2));
@@ -444,6 +453,9 @@ static int l_related(lua_State *L) {
   size_t na = check_anchors(L, 1, t->ix, anchors, COOC_MAX_ANCHORS);
   kernel_opts o;
   check_opts(L, 2, t->ix, &o);
+  /* tailor.complements: only pairs with the support and lift of items
+     bought together (index/pairs.c) */
+  if (lua_toboolean(L, lua_upvalueindex(4))) idx_complement_params(t->ix, util_now_ms(), &p);
   if (!lua_isnoneornil(L, 2)) {
     if (lua_getfield(L, 2, "measure") == LUA_TSTRING) {
       static const char *const names[] = {"cosine", "jaccard", "also", "count", NULL};
@@ -697,6 +709,34 @@ static int l_similar(lua_State *L) {
   return 1;
 }
 
+/* tailor.substitutes(item, opts) -> rows: items looked at instead of it
+   and rarely bought with it, then items of its category that are not its
+   complements (index/pairs.c); for hiding a second sofa after the first. */
+static int l_substitutes(lua_State *L) {
+  tailor *t = engine_of(L);
+  uint32_t anchor = idx_item_id(t->ix, luaL_checkstring(L, 1));
+  kernel_opts o;
+  check_opts(L, 2, t->ix, &o);
+  topk_entry *rows = lua_newuserdatauv(L, o.k * sizeof *rows, 0);
+  size_t n = anchor == INTERN_NONE ? 0
+                                   : idx_substitutes(t->ix, anchor, &o.f, util_now_ms(), o.k, rows);
+  push_rows(L, t->ix, rows, n, IDX_REASON_SIMILAR, 1);
+  return 1;
+}
+
+/* tailor.replacement_days(item) -> days, learned: how long after buying
+   the item its substitutes stay hidden: its category's interval between
+   repeat purchases, or DEF_REPLACEMENT_DAYS (learned false). */
+static int l_replacement_days(lua_State *L) {
+  tailor *t = engine_of(L);
+  uint32_t item = idx_item_id(t->ix, luaL_checkstring(L, 1));
+  int learned = 0;
+  lua_pushnumber(L, item == INTERN_NONE ? DEF_REPLACEMENT_DAYS
+                                        : idx_replacement_days(t->ix, item, &learned));
+  lua_pushboolean(L, learned);
+  return 2;
+}
+
 /* tailor.customer(id) -> the same table as ctx.customer, for any customer
    or anonymous id (an email strategy deciding for someone not on the site). */
 static int l_customer(lua_State *L) {
@@ -705,20 +745,20 @@ static int l_customer(lua_State *L) {
   return 1;
 }
 
-/* tailor.audiences(id) -> {{kind = "visitors", days = 2}} or {}: the
-   recency audience the customer is in now (one at most: they partition). */
+/* tailor.audiences(id) -> {{days = 2, purchased = false}, ...}: the recency
+   audiences the customer is in now. */
 static int l_audiences(lua_State *L) {
   tailor *t = engine_of(L);
   const char *id = luaL_checkstring(L, 1);
-  idx_audience a;
-  int n = idx_person_audience(t->ix, idx_person_of(t->ix, id, id), util_now_ms(), &a);
-  lua_createtable(L, n, 0);
-  if (n) {
+  idx_audience a[IDX_MAX_AUDIENCES];
+  size_t n = idx_person_audiences(t->ix, idx_person_of(t->ix, id, id), util_now_ms(), a);
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
     lua_createtable(L, 0, 2);
-    lua_pushstring(L, idx_audience_name(a.kind));
-    lua_setfield(L, -2, "kind");
-    set_int(L, "days", a.days);
-    lua_rawseti(L, -2, 1);
+    set_int(L, "days", a[i].days);
+    lua_pushboolean(L, a[i].purchased);
+    lua_setfield(L, -2, "purchased");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   return 1;
 }
@@ -951,6 +991,8 @@ void lapi_open(lua_State *L, void *engine) {
       {"session_next", l_session_next},
       {"recently_viewed", l_recently_viewed},
       {"similar", l_similar},
+      {"substitutes", l_substitutes},
+      {"replacement_days", l_replacement_days},
       {"customer", l_customer},
       {"audiences", l_audiences},
       {"affinity", l_affinity},
@@ -969,10 +1011,12 @@ void lapi_open(lua_State *L, void *engine) {
     const char *name;
     idx_relation rel;
     cooc_measure measure;
+    int complements;
   } related[] = {
-      {"also_bought", IDX_COPURCHASE, COOC_ALSO},
-      {"bought_together", IDX_COPURCHASE, COOC_COSINE},
-      {"viewed_together", IDX_COVIEW, COOC_COSINE},
+      {"also_bought", IDX_COPURCHASE, COOC_ALSO, 0},
+      {"bought_together", IDX_COPURCHASE, COOC_COSINE, 0},
+      {"complements", IDX_COPURCHASE, COOC_ALSO, 1},
+      {"viewed_together", IDX_COVIEW, COOC_COSINE, 0},
   };
   luaL_newlibtable(L, fns);
   lua_pushlightuserdata(L, engine);
@@ -981,7 +1025,8 @@ void lapi_open(lua_State *L, void *engine) {
     lua_pushlightuserdata(L, engine);
     lua_pushinteger(L, related[i].rel);
     lua_pushinteger(L, related[i].measure);
-    lua_pushcclosure(L, l_related, 3);
+    lua_pushboolean(L, related[i].complements);
+    lua_pushcclosure(L, l_related, 4);
     lua_setfield(L, -2, related[i].name);
   }
   lua_pushstring(L, TAILOR_VERSION_STRING);

@@ -509,8 +509,9 @@ int idx_apply(idx *x, const ev *e) {
     if (p) {
       for (size_t i = 0; i < norder; i++) {
         ids_remove(&p->cart, order[i]);
-        if (!ids_has(p->bought.v, p->bought.n, order[i]) &&
-            ids_push(&p->bought, order[i]))
+        if ((!ids_has(p->bought.v, p->bought.n, order[i]) &&
+             ids_push(&p->bought, order[i])) ||
+            idx_bought_stamp(x, pid, order[i], e->ts))
           return TAILOR_ENOMEM;
       }
       p->orders++;

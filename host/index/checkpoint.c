@@ -21,7 +21,7 @@
 #include "index/index.h"
 
 #define CKPT_MAGIC "TAILORCK"
-#define CKPT_FORMAT 8
+#define CKPT_FORMAT 9
 
 /*
 ** Writing: a FILE with a running hash.
@@ -157,7 +157,9 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
   }
   for (uint32_t c = 0; c < x->categories.n; c++) {
     idx_ids none = {0};
+    idx_repeat never = {0};
     put_ids(&w, c < x->members_cap ? &x->members[c] : &none);
+    put(&w, c < x->repeat_cap ? &x->repeat[c] : &never, sizeof never);
   }
   for (uint32_t i = 0; i < x->items.n; i++) {
     idx_ids none = {0};
@@ -178,6 +180,8 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
     put_ids(&w, &p->recent);
     put_ids(&w, &p->cart);
     put_ids(&w, &p->bought);
+    PUT(&w, p->bought_at_n);
+    put(&w, p->bought_at, p->bought_at_n * sizeof *p->bought_at);
     PUT(&w, p->nattrs);
     put(&w, p->attrs, p->nattrs * sizeof *p->attrs);
     PUT(&w, p->flags);
@@ -472,9 +476,12 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
           (it->brand != INTERN_NONE && it->brand >= x->brands.n))
         r.err = 1;
     }
+    if (nc && !(x->repeat = calloc(nc, sizeof *x->repeat))) r.err = 1;
+    x->repeat_cap = x->repeat ? nc : 0;
     for (uint32_t c = 0; c < nc && !r.err; c++) {
       get_ids(&r, &x->members[c]);
       if (!ids_ok(&x->members[c], ni)) r.err = 1;
+      get(&r, &x->repeat[c], sizeof *x->repeat);
     }
     if (!r.err && ni && !(x->watchers = calloc(ni, sizeof *x->watchers))) r.err = 1;
     x->watchers_cap = x->watchers ? ni : 0;
@@ -497,6 +504,10 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
       get_ids(&r, &p->recent);
       get_ids(&r, &p->cart);
       get_ids(&r, &p->bought);
+      GET(&r, p->bought_at_n);
+      if (p->bought_at_n > p->bought.n) r.err = 1;
+      p->bought_at = get_array(&r, p->bought_at_n, sizeof *p->bought_at);
+      if (!p->bought_at) p->bought_at_n = 0;
       GET(&r, p->nattrs);
       p->attrs = get_array(&r, p->nattrs, sizeof *p->attrs);
       if (!p->attrs) p->nattrs = 0;

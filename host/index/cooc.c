@@ -17,6 +17,9 @@ void cooc_params_default(cooc_params *p, cooc_measure measure) {
   p->shrink = COOC_DEFAULT_SHRINK;
   p->damping = COOC_DEFAULT_DAMPING;
   p->min_count = COOC_DEFAULT_MIN_COUNT;
+  p->min_lift = 0;
+  p->min_both = 0;
+  p->orders = 0;
 }
 
 void cooc_init(cooc *c, uint16_t max_neighbors, double half_life_days) {
@@ -127,11 +130,21 @@ double cooc_total(const cooc *c, uint32_t item, int64_t now) {
   return item < c->nitems ? c->total[item] * decay_scale(&c->d, now) : 0;
 }
 
+/* The complement thresholds (min_lift, min_both): lift against chance, or
+   a large share of the sales of both items. */
+static int enough_evidence(const cooc_params *p, double c_ij, double n_i, double n_j) {
+  if (p->min_lift <= 0) return 1;
+  if (n_i <= 0 || n_j <= 0) return 0;
+  if (c_ij * p->orders / (n_i * n_j) >= p->min_lift) return 1;
+  return p->min_both > 0 && c_ij >= p->min_both * (n_i > n_j ? n_i : n_j);
+}
+
 /* Scores work on counts in "events at now" units, so shrinkage and
    thresholds mean the same thing whatever the decay origin. */
 static double score_scaled(const cooc_params *p, double c_ij, double n_i,
                            double n_j) {
   if (c_ij <= p->min_count || c_ij <= 0) return 0;
+  if (!enough_evidence(p, c_ij, n_i, n_j)) return 0;
   switch (p->measure) {
     case COOC_COSINE:
       return n_i > 0 && n_j > 0 ? c_ij / sqrt(n_i * n_j) : 0;

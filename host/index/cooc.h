@@ -65,7 +65,12 @@ typedef struct cooc_params {
   cooc_measure measure;
   double shrink;  /* COOC_ALSO: pseudo-count added to the anchor's total */
   double damping; /* COOC_ALSO: exponent on the candidate's popularity */
-  double min_count; /* ignore pairs seen less than this (decayed) */
+  double min_count; /* ignore pairs seen this often or less (decayed) */
+  double min_lift;  /* > 0: ignore pairs whose lift, c_ij * orders / (n_i
+                       n_j), is below it, unless c_ij reaches min_both of
+                       the larger of n_i and n_j (idx_complement_params) */
+  double min_both;
+  double orders;    /* what the counts were counted over, for the lift */
 } cooc_params;
 
 #define COOC_DEFAULT_SHRINK 2.0

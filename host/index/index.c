@@ -101,9 +101,11 @@ void idx_free(idx *x) {
     idx_ids_free(&x->person[i].recent);
     idx_ids_free(&x->person[i].cart);
     idx_ids_free(&x->person[i].bought);
+    free(x->person[i].bought_at);
     free(x->person[i].attrs);
     free(x->person[i].aff);
   }
+  free(x->repeat);
   cooc_free(&x->coview);
   cooc_free(&x->copurchase);
   trend_free(&x->trend);

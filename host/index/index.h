@@ -72,6 +72,24 @@ const char *idx_reason_name(idx_reason r);
 #define IDX_TREND_PURCHASE 5.0
 #define IDX_VISIT_GAP_MS (30 * 60 * 1000) /* a new visit after 30 idle minutes */
 #define IDX_DEFAULT_LAPSED_DAYS 180       /* no order for this long: lapsed */
+/* Complements and substitutes (pairs.c): the evidence each needs. */
+#define IDX_COMPLEMENT_MIN_SUPPORT 1.0 /* co-purchases (decayed), more than */
+#define IDX_COMPLEMENT_MIN_LIFT 2.0    /* times more often than chance */
+#define IDX_COMPLEMENT_MIN_BOTH 0.5    /* ... or this share of the sales of
+                                          the more bought of the two */
+#define IDX_SUBSTITUTE_MIN_COVIEW 1.0  /* sessions viewing both, more than */
+#define IDX_SUBSTITUTE_MAX_LIFT 1.0    /* bought together no more than chance */
+#define IDX_SUBSTITUTE_PRICE_RATIO 2.0 /* the category prior: prices at most
+                                          this factor apart */
+#define IDX_REPLACE_MIN_REPEATS 5      /* repeat purchases before a category's
+                                          own replacement interval is used */
+
+/* A cache of the trend tables of joined keys ("country+gender"): the
+   pair of attribute value ids -> table + 1, open addressing. */
+typedef struct idx_pair_cache {
+  struct idx_pair_slot { uint32_t a, b, table; } *slot;
+  uint32_t size, used; /* slots (power of two, or 0), filled */
+} idx_pair_cache;
 
 typedef struct idx_config {
   uint32_t recent_max;       /* recently viewed kept per person, <= 255 */
@@ -150,6 +168,9 @@ typedef struct idx_person {
   idx_ids recent;      /* recently viewed, oldest first, deduplicated */
   idx_ids cart;        /* current cart */
   idx_ids bought;      /* distinct items ever bought */
+  int64_t *bought_at;  /* when each of `bought` was last bought (ms), the
+                          first bought_at_n of them (0: not known) */
+  uint32_t bought_at_n;
   idx_attr *attrs;     /* profile and latest session attributes */
   uint8_t nattrs;
 } idx_person;
@@ -312,6 +333,8 @@ typedef struct idx {
   idx_ids *watchers;   /* by item id: customers who viewed or carted it */
   uint32_t watchers_cap;
   uint32_t members_cap;
+  idx_repeat *repeat;  /* by category id: repeat purchases (pairs.c) */
+  uint32_t repeat_cap;
   cooc coview, copurchase;
   trend trend;
   sknn_index *sknn;    /* sessions for the session-kNN kernels; time is the
@@ -432,61 +455,28 @@ double idx_content_score(const idx *x, uint32_t i, uint32_t j);
    (old may be INTERN_NONE).  Returns 0 or -1 when out of memory. */
 int idx_content_update(idx *x, uint32_t item, uint32_t old_category);
 
-/*
-** Recency audiences for retargeting (person.c).  They partition the people
-** seen within the longest of the windows (idx_config.audience_days,
-** "2,7,14"), so a person is in one at most:
-**   buyers           ordered within the longest window
-**   cart_abandoners  else: seen within the shortest window with items in
-**                    the cart (carted, neither bought nor removed since)
-**   visitors         else: by when last seen, in the bands between the
-**                    windows, (0,2], (2,7], (7,14] days, each named by its
-**                    upper end (`days`)
-** X(ENUM, "name").
-*/
-#define IDX_AUDIENCE_MAP(X)                   \
-  X(VISITORS, "visitors")                     \
-  X(CART_ABANDONERS, "cart_abandoners")       \
-  X(BUYERS, "buyers")
-
-typedef enum idx_audience_kind {
-#define IDX_AUDIENCE_ENUM_(e, s) IDX_AUD_##e,
-  IDX_AUDIENCE_MAP(IDX_AUDIENCE_ENUM_)
-#undef IDX_AUDIENCE_ENUM_
-  IDX_AUDIENCE_COUNT
-} idx_audience_kind;
-
+/* Membership of one recency audience. */
 typedef struct idx_audience {
-  idx_audience_kind kind;
-  uint32_t days;  /* the window (buyers, cart abandoners) or the band's upper end */
+  uint32_t days;  /* the window */
+  int purchased;  /* ordered within the window too */
 } idx_audience;
 
-/* The name of an audience kind ("cart_abandoners"), and the kind of a name
-   (-1 when none). */
-const char *idx_audience_name(idx_audience_kind k);
-int idx_audience_kind_of(const char *name);
-
-/* The window of buyers (the longest) or of cart abandoners (the shortest);
-   0 without windows. */
-uint32_t idx_audience_window(const idx *x, idx_audience_kind kind);
-
-/* Whether `a` is one of the audiences: a configured visitor band, or the
-   buyers' or the cart abandoners' window. */
-int idx_audience_exists(const idx *x, idx_audience a);
-
-/* The audience a person is in at `now`: 1 with *out filled, or 0 when in
-   none (never seen, erased, or not seen within the longest window). */
-int idx_person_audience(const idx *x, uint32_t person, int64_t now,
-                        idx_audience *out);
+/* The recency audiences a person is in at `now` (last seen within the
+   window), shortest window first; writes up to IDX_MAX_AUDIENCES entries
+   and returns how many. */
+size_t idx_person_audiences(const idx *x, uint32_t person, int64_t now,
+                            idx_audience *out);
 
 /*
-** The members of audience `a` at `now`: idx_person_audience says `a` for
-** each.  Anonymous visitors not linked to a customer are included (they can
-** be retargeted by cookie).  Calls fn (may be NULL) for each canonical
-** person; returns the count.
+** Every customer last seen within `days` of `now`; `purchased` selects
+** those who ordered in the window too (1), those who did not (0), or both
+** (-1).  Anonymous visitors not linked to a customer are included (they can
+** be retargeted by cookie).  Calls fn for each canonical person; returns
+** the count.
 */
-size_t idx_audience_members(const idx *x, idx_audience a, int64_t now,
-                            void (*fn)(void *ud, uint32_t person), void *ud);
+size_t idx_audience_members(const idx *x, uint32_t days, int purchased,
+                            int64_t now, void (*fn)(void *ud, uint32_t person),
+                            void *ud);
 
 /*
 ** Checkpoints (index/checkpoint.c).  idx_save writes the whole index and the
@@ -608,6 +598,35 @@ const char *idx_cluster_feature_name(const idx *x, const idx_clusters *c,
 
 /* A person's attribute value, or NULL. */
 const char *idx_person_attr(const idx *x, uint32_t person, const char *key);
+
+/*
+** Complements and substitutes (pairs.c, which says what evidence each
+** needs).  idx_complement_params sets a co-purchase kernel's support and
+** lift thresholds (for idx_related); idx_complementary tests one pair;
+** idx_substitutes writes the k substitutes of an item, best first (learned
+** ones first, then same-category items the data does not call
+** complements), filtered, aux the anchor.
+*/
+void idx_complement_params(const idx *x, int64_t now, cooc_params *p);
+int idx_complementary(const idx *x, uint32_t i, uint32_t j, int64_t now);
+size_t idx_substitutes(const idx *x, uint32_t anchor, const idx_filter *f, int64_t now,
+                       size_t k, topk_entry *out);
+/* The decayed number of orders the co-purchase counts stand for. */
+double idx_decayed_orders(const idx *x, int64_t now);
+
+/*
+** Purchase times: idx_bought_stamp records that `person` bought `item`
+** (already in their bought list) at ts, learning the gap since their last
+** purchase in its category; 0 or -1 when out of memory.  idx_bought_merge
+** carries the times of a merged visitor over; idx_bought_time is when an
+** item was last bought (0: never, or not known).  idx_replacement_days is
+** the item's category's learned replacement interval, or
+** DEF_REPLACEMENT_DAYS (*learned says which; may be NULL).
+*/
+int idx_bought_stamp(idx *x, uint32_t person, uint32_t item, int64_t ts);
+int idx_bought_merge(idx_person *into, const idx_person *from);
+int64_t idx_bought_time(const idx_person *p, uint32_t item);
+double idx_replacement_days(const idx *x, uint32_t item, int *learned);
 
 /* Growable id arrays: append (0, or -1 when out of memory), remove the
    first occurrence, free. */

@@ -15,9 +15,16 @@
 -- "continue" is continue shopping alone and "bestsellers" the bestsellers
 -- alone.
 --
--- Everywhere: in stock, not in the cart, not bought already (unless the
--- category is replenishable), and never a second item of a category the
--- customer bought (no second sofa).  Each item says why it is there.
+-- Everywhere: in stock, not in the cart, and what was bought stays away
+-- with its substitutes for the replacement interval of its category
+-- (tailor.substitutes, tailor.replacement_days: learned from the shop's
+-- data): after a sofa no second sofa, but cushions (complements are not
+-- substitutes); after running shoes socks and shirts, and new shoes once
+-- the shoes are due.  Replenishable categories come back at once.  "Bought
+-- together" rows are complements (tailor.complements: enough support and
+-- lift, so a sofa bought months after a jacket does not turn up on the
+-- jacket page).  Continue shopping shows what the visitor looked at even
+-- when it is a substitute: they looked.  Each item says why it is there.
 --
 -- Merchandising: the request's controls (ctx.filter, ctx.pin, ctx.boost,
 -- ctx.bury) and the shop's own (settings.merchandising, the same shape, or
@@ -172,22 +179,35 @@ function M.merchandise(rows, c, k, skip)
   return out
 end
 
--- What this visitor must not be shown, and which categories they are done
--- with.
+-- Bought items whose substitutes are looked up (the newest), and how many
+-- substitutes each.
+local RECENT_BOUGHT, SUBSTITUTES = 20, 50
+local DAY_MS = 86400000
+
+-- What this visitor must not be shown (a list, for the kernels), and the
+-- substitutes of what they bought lately (a set: hidden too, except from
+-- continue shopping).
 local function exclusions(ctx)
-  local exclude, done = {}, {}
+  local exclude, hidden = {}, {}
   for _, id in ipairs(ctx.customer.cart) do exclude[#exclude + 1] = id end
-  for _, id in ipairs(ctx.customer.bought) do
-    local category = category_of(id)
-    if not replenishable(category) then
+  local bought, at = ctx.customer.bought, ctx.customer.bought_at or {}
+  for i = #bought, 1, -1 do
+    local id = bought[i]
+    -- Bought when is not known (an old checkpoint): as if just now.
+    local due = at[id] and ctx.now - at[id] >= tailor.replacement_days(id) * DAY_MS
+    if not replenishable(category_of(id)) and not due then
       exclude[#exclude + 1] = id
-      if category then done[category] = true end
+      if i > #bought - RECENT_BOUGHT then
+        for _, row in ipairs(tailor.substitutes(id, { k = SUBSTITUTES })) do
+          hidden[row.id] = true
+        end
+      end
     end
   end
   if ctx.page.item then exclude[#exclude + 1] = ctx.page.item end
   -- What the page already shows in its other widgets (the request's exclude).
   for _, id in ipairs(ctx.exclude) do exclude[#exclude + 1] = id end
-  return exclude, done
+  return exclude, hidden
 end
 
 -- Collects rows from several kernels, in order, until the widget is full:
@@ -195,23 +215,27 @@ end
 -- cuts to k).  pick.opts(opts) adds the exclusions and the filter to a
 -- kernel's options.
 local function picker(ctx, c)
-  local exclude, done = exclusions(ctx)
+  local exclude, hidden = exclusions(ctx)
   local seen, out = {}, {}
   for _, id in ipairs(exclude) do seen[id] = true end
   local skip = {}
   for id in pairs(seen) do skip[id] = true end
+  -- The kernels skip the substitutes too, so they fill the widget.
+  local kernel_exclude = {}
+  for _, id in ipairs(exclude) do kernel_exclude[#kernel_exclude + 1] = id end
+  for id in pairs(hidden) do kernel_exclude[#kernel_exclude + 1] = id end
+  table.sort(kernel_exclude)
   local limit = (#c.boost > 0 or #c.bury > 0) and ctx.k * 2 or ctx.k
   local filtering = c.filter.brand or c.filter.min_price or c.filter.max_price
-  local self = { items = out, exclude = exclude, skip = skip }
+  local self = { items = out, exclude = kernel_exclude, skip = skip }
   function self.opts(opts)
-    opts.exclude = exclude
+    opts.exclude = kernel_exclude
     return M.kernel_opts(c, opts)
   end
   function self.add(rows, decorate)
     for _, row in ipairs(rows) do
       if #out >= limit then return end
-      local category = category_of(row.id)
-      if not seen[row.id] and not (category and done[category])
+      if not seen[row.id] and (row.reason == "recently_viewed" or not hidden[row.id])
          and (not filtering or M.keeps(c, row.id)) then
         seen[row.id] = true
         if decorate then decorate(row) end
@@ -274,7 +298,7 @@ function pages.product(ctx, pick)
   local measure = tailor.experiment("product_bought_together",
                                     { control = 50, cosine = 50 }, unit)
   local opts = pick.opts { k = ctx.k * 2, measure = measure == "cosine" and "cosine" or "also" }
-  pick.add(tailor.also_bought(item, opts))
+  pick.add(tailor.complements(item, opts))
   -- What visitors looked at next in sessions like this one (the session
   -- kernel that `tailor eval` measures), else plain "viewed together".
   if not pick.full() and #ctx.session.items > 0 then
@@ -289,7 +313,7 @@ end
 function pages.cart(ctx, pick)
   local cart = ctx.customer.cart
   if #cart > 0 then
-    pick.add(tailor.also_bought(cart, pick.opts { k = ctx.k * 3 }))
+    pick.add(tailor.complements(cart, pick.opts { k = ctx.k * 3 }))
     if not pick.full() then pick.add(tailor.viewed_together(cart, pick.opts { k = ctx.k * 2 })) end
   end
   if not pick.full() then pick.add(bestsellers(ctx, pick.opts { k = ctx.k * 3 })) end
@@ -320,7 +344,7 @@ end
 
 function pages.email(ctx, pick)
   local bought = ctx.customer.bought
-  if #bought > 0 then pick.add(tailor.also_bought(bought, pick.opts { k = ctx.k * 3 })) end
+  if #bought > 0 then pick.add(tailor.complements(bought, pick.opts { k = ctx.k * 3 })) end
   if not pick.full() then pick.add(bestsellers(ctx, pick.opts { k = ctx.k * 3 })) end
 end
 
