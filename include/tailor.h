@@ -266,17 +266,22 @@ TAILOR_EXTERN int tailor_report_experiments(tailor *t, int window_days,
                                             char **json, tailor_error *err);
 
 /*
-** Members of a recency audience: everyone last seen within `days` (1 to
-** 365), who also ordered in that window (`purchased` 1), did not (0), or
-** either (-1).  `fn` is called once per member with the customer id (NULL
-** for an anonymous visitor), the anonymous id (NULL when unknown), and,
-** when `with_email` is set, the customer's email if they consented to
-** email (else NULL).  The strings are borrowed for the call.  `*count`
-** (may be NULL) receives the number of members.
+** Members of a recency audience.  The audiences partition the people seen
+** within the longest window of index.audience_days ("2,7,14"), so nobody
+** is in two: "buyers" ordered within the longest window (`days` 14);
+** "cart_abandoners" did not, were seen within the shortest window (`days`
+** 2) and have items in the cart; "visitors" are everyone else by when they
+** were last seen, in the bands between the windows ((0,2], (2,7], (7,14]
+** days), `days` naming a band's upper end.  Another audience or `days` is
+** TAILOR_EINVAL with the audiences listed.  `fn` is called once per member
+** with the customer id (NULL for an anonymous visitor), the anonymous id
+** (NULL when unknown), and, when `with_email` is set, the customer's email
+** if they consented to email (else NULL).  The strings are borrowed for the
+** call.  `*count` (may be NULL) receives the number of members.
 */
 typedef void (*tailor_member_fn)(void *ud, const char *customer,
                                  const char *anon, const char *email);
-TAILOR_EXTERN int tailor_audience_members(tailor *t, int days, int purchased,
+TAILOR_EXTERN int tailor_audience_members(tailor *t, const char *audience, int days,
                                           int with_email, tailor_member_fn fn,
                                           void *ud, size_t *count,
                                           tailor_error *err);

@@ -1,5 +1,6 @@
--- audiences.lua: retargeting.  Which recency audiences a visitor is in,
--- and the bid multiplier an ad platform should use for each (settings.lua).
+-- audiences.lua: retargeting.  The recency audience a visitor is in (one
+-- at most: the engine's audiences partition the visitors, settings.lua
+-- says how) and the bid multiplier an ad platform should use for it.
 -- `tailor audiences export` lists the members of one for an ad platform.
 
 local settings = require "lib.settings"
@@ -10,7 +11,7 @@ local function audiences(ctx)
   local out = {}
   for _, a in ipairs(tailor.audiences(who)) do
     for _, def in ipairs(settings.audiences) do
-      if def.days == a.days and def.purchased == a.purchased then
+      if def.kind == a.kind and def.days == a.days then
         out[#out + 1] = { name = def.name, days = def.days, bid = def.bid }
       end
     end

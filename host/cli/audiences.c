@@ -1,6 +1,7 @@
 /*
 ** audiences.c: `tailor audiences export`: the members of a recency
-** audience, for an ad platform's customer list.  Emails are normalized
+** audience, for an ad platform's customer list.  The audiences partition
+** the recent visitors (tailor_audience_members).  Emails are normalized
 ** (trimmed, lower case) and hashed with SHA-256 (hex), the form the large
 ** ad platforms take; only customers who consented to email are exported
 ** with one.
@@ -76,19 +77,24 @@ static void print_member(void *ud, const char *customer, const char *anon,
 }
 
 static const char help[] =
-    "usage: tailor audiences export [OPTIONS] --days N [--purchased yes|no|any]\n"
+    "usage: tailor audiences export [OPTIONS] AUDIENCE --days N\n"
     "                               [--hashed-emails] [--csv]\n\n"
-    "Everyone last seen within N days (who also ordered in that window with\n"
-    "--purchased yes, who did not with no; default any), one a line as NDJSON\n"
-    "({customer, anon, email_sha256}) or CSV (customer,anon,email_sha256).\n"
+    "The members of one recency audience, one a line as NDJSON ({customer,\n"
+    "anon, email_sha256}) or CSV (customer,anon,email_sha256).  Nobody is in\n"
+    "two audiences; with index.audience_days \"2,7,14\" they are:\n"
+    "  buyers --days 14           ordered within 14 days\n"
+    "  cart_abandoners --days 2   else: seen within 2 days, items in the cart\n"
+    "  visitors --days 2, 7, 14   everyone else, last seen within 2 days,\n"
+    "                             2 to 7, 7 to 14\n"
     "--hashed-emails adds the SHA-256 of the normalized email of customers who\n"
     "consented to email; addresses themselves are never exported.\n\n";
 
 int cmd_audiences(int argc, char **argv) {
   cli_opts o = {0};
-  int days = 0, purchased = -1;
+  int days = 0;
   export_run run = {0, 0, 0};
   int export = 0;
+  const char *audience = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
       fputs(help, stdout);
@@ -100,17 +106,15 @@ int cmd_audiences(int argc, char **argv) {
     else if (!strcmp(argv[i], "--days") && i + 1 < argc) days = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--hashed-emails")) run.hashed = 1;
     else if (!strcmp(argv[i], "--csv")) run.csv = 1;
-    else if (!strcmp(argv[i], "--purchased") && i + 1 < argc) {
-      const char *v = argv[++i];
-      purchased = !strcmp(v, "yes") ? 1 : !strcmp(v, "no") ? 0 : !strcmp(v, "any") ? -1 : -2;
-    } else {
+    else if (export && !audience && argv[i][0] != '-') audience = argv[i];
+    else {
       fprintf(stderr, "tailor audiences: unexpected argument '%s' (see --help)\n", argv[i]);
       return EXIT_BADINPUT;
     }
   }
-  if (!export || days < 1 || days > 365 || purchased < -1) {
-    fprintf(stderr, "tailor audiences: say 'export' with --days 1..365 and "
-                    "--purchased yes, no or any (see --help)\n");
+  if (!export || !audience || days < 1) {
+    fprintf(stderr, "tailor audiences: say 'export AUDIENCE --days N' "
+                    "(buyers, cart_abandoners or visitors; see --help)\n");
     return EXIT_BADINPUT;
   }
   tailor *t = cli_open(&o, "{\"strategies\": \"\"}");
@@ -118,11 +122,11 @@ int cmd_audiences(int argc, char **argv) {
   if (run.csv) puts("customer,anon,email_sha256");
   size_t n = 0;
   tailor_error err = {0};
-  int rc = tailor_audience_members(t, days, purchased, run.hashed, print_member, &run, &n, &err);
+  int rc = tailor_audience_members(t, audience, days, run.hashed, print_member, &run, &n, &err);
   tailor_close(t);
   if (rc) {
     fprintf(stderr, "tailor audiences: %s\n", err.message);
-    return EXIT_FAIL;
+    return rc == TAILOR_EINVAL ? EXIT_BADINPUT : EXIT_FAIL;
   }
   fprintf(stderr, "%zu members, %zu with a hashed email\n", n, run.with_email);
   return EXIT_OK;

@@ -229,18 +229,37 @@ static void collect_member(void *ud, uint32_t person) {
   idx_ids_push(ids, person);
 }
 
-int tailor_audience_members(tailor *t, int days, int purchased, int with_email,
+/* "visitors 2, 7 or 14 days, cart_abandoners 2, buyers 14": the audiences
+   there are, for an error message. */
+static void audience_list(const idx *x, char *buf, size_t size) {
+  int n = snprintf(buf, size, "visitors");
+  for (uint32_t i = 0; i < x->naudiences && n >= 0 && (size_t)n < size; i++)
+    n += snprintf(buf + n, size - (size_t)n, "%s%u", i ? ", " : " ", x->audience_days[i]);
+  if (n >= 0 && (size_t)n < size)
+    snprintf(buf + n, size - (size_t)n, " days, cart_abandoners %u, buyers %u",
+             idx_audience_window(x, IDX_AUD_CART_ABANDONERS),
+             idx_audience_window(x, IDX_AUD_BUYERS));
+}
+
+int tailor_audience_members(tailor *t, const char *audience, int days, int with_email,
                             tailor_member_fn fn, void *ud, size_t *count,
                             tailor_error *err) {
-  if (!t || !fn || days < 1 || days > 365 || purchased < -1 || purchased > 1)
-    return util_fail(err, TAILOR_EINVAL, "days",
-                     "audience: days must be 1 to 365 and purchased -1, 0 or 1");
+  if (!t || !fn) return util_fail(err, TAILOR_EINVAL, NULL, "audience: missing argument");
+  int kind = idx_audience_kind_of(audience);
+  idx_audience a = {kind < 0 ? IDX_AUD_VISITORS : (idx_audience_kind)kind,
+                    days > 0 ? (uint32_t)days : 0};
+  if (kind < 0 || !idx_audience_exists(t->ix, a)) {
+    char list[200];
+    audience_list(t->ix, list, sizeof list);
+    return util_fail(err, TAILOR_EINVAL, kind < 0 ? "audience" : "days",
+                     "audience: no %s of %d days; the audiences are %s (index.audience_days)",
+                     audience ? audience : "(none)", days, list);
+  }
   /* Ids are copied under the read lock; emails come from the store after. */
   idx_ids people = {0};
   json_t *ids = json_array();
   pthread_rwlock_rdlock(&t->lock);
-  idx_audience_members(t->ix, (uint32_t)days, purchased, util_now_ms(), collect_member,
-                       &people);
+  idx_audience_members(t->ix, a, util_now_ms(), collect_member, &people);
   for (uint32_t i = 0; i < people.n; i++) {
     const char *cust = idx_customer_id(t->ix, people.v[i]);
     const char *key = intern_name(&t->ix->people, people.v[i]);

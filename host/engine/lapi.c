@@ -745,20 +745,20 @@ static int l_customer(lua_State *L) {
   return 1;
 }
 
-/* tailor.audiences(id) -> {{days = 2, purchased = false}, ...}: the recency
-   audiences the customer is in now. */
+/* tailor.audiences(id) -> {{kind = "visitors", days = 2}} or {}: the
+   recency audience the customer is in now (one at most: they partition). */
 static int l_audiences(lua_State *L) {
   tailor *t = engine_of(L);
   const char *id = luaL_checkstring(L, 1);
-  idx_audience a[IDX_MAX_AUDIENCES];
-  size_t n = idx_person_audiences(t->ix, idx_person_of(t->ix, id, id), util_now_ms(), a);
-  lua_createtable(L, (int)n, 0);
-  for (size_t i = 0; i < n; i++) {
+  idx_audience a;
+  int n = idx_person_audience(t->ix, idx_person_of(t->ix, id, id), util_now_ms(), &a);
+  lua_createtable(L, n, 0);
+  if (n) {
     lua_createtable(L, 0, 2);
-    set_int(L, "days", a[i].days);
-    lua_pushboolean(L, a[i].purchased);
-    lua_setfield(L, -2, "purchased");
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
+    lua_pushstring(L, idx_audience_name(a.kind));
+    lua_setfield(L, -2, "kind");
+    set_int(L, "days", a.days);
+    lua_rawseti(L, -2, 1);
   }
   return 1;
 }

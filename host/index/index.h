@@ -455,28 +455,61 @@ double idx_content_score(const idx *x, uint32_t i, uint32_t j);
    (old may be INTERN_NONE).  Returns 0 or -1 when out of memory. */
 int idx_content_update(idx *x, uint32_t item, uint32_t old_category);
 
-/* Membership of one recency audience. */
+/*
+** Recency audiences for retargeting (person.c).  They partition the people
+** seen within the longest of the windows (idx_config.audience_days,
+** "2,7,14"), so a person is in one at most:
+**   buyers           ordered within the longest window
+**   cart_abandoners  else: seen within the shortest window with items in
+**                    the cart (carted, neither bought nor removed since)
+**   visitors         else: by when last seen, in the bands between the
+**                    windows, (0,2], (2,7], (7,14] days, each named by its
+**                    upper end (`days`)
+** X(ENUM, "name").
+*/
+#define IDX_AUDIENCE_MAP(X)                   \
+  X(VISITORS, "visitors")                     \
+  X(CART_ABANDONERS, "cart_abandoners")       \
+  X(BUYERS, "buyers")
+
+typedef enum idx_audience_kind {
+#define IDX_AUDIENCE_ENUM_(e, s) IDX_AUD_##e,
+  IDX_AUDIENCE_MAP(IDX_AUDIENCE_ENUM_)
+#undef IDX_AUDIENCE_ENUM_
+  IDX_AUDIENCE_COUNT
+} idx_audience_kind;
+
 typedef struct idx_audience {
-  uint32_t days;  /* the window */
-  int purchased;  /* ordered within the window too */
+  idx_audience_kind kind;
+  uint32_t days;  /* the window (buyers, cart abandoners) or the band's upper end */
 } idx_audience;
 
-/* The recency audiences a person is in at `now` (last seen within the
-   window), shortest window first; writes up to IDX_MAX_AUDIENCES entries
-   and returns how many. */
-size_t idx_person_audiences(const idx *x, uint32_t person, int64_t now,
-                            idx_audience *out);
+/* The name of an audience kind ("cart_abandoners"), and the kind of a name
+   (-1 when none). */
+const char *idx_audience_name(idx_audience_kind k);
+int idx_audience_kind_of(const char *name);
+
+/* The window of buyers (the longest) or of cart abandoners (the shortest);
+   0 without windows. */
+uint32_t idx_audience_window(const idx *x, idx_audience_kind kind);
+
+/* Whether `a` is one of the audiences: a configured visitor band, or the
+   buyers' or the cart abandoners' window. */
+int idx_audience_exists(const idx *x, idx_audience a);
+
+/* The audience a person is in at `now`: 1 with *out filled, or 0 when in
+   none (never seen, erased, or not seen within the longest window). */
+int idx_person_audience(const idx *x, uint32_t person, int64_t now,
+                        idx_audience *out);
 
 /*
-** Every customer last seen within `days` of `now`; `purchased` selects
-** those who ordered in the window too (1), those who did not (0), or both
-** (-1).  Anonymous visitors not linked to a customer are included (they can
-** be retargeted by cookie).  Calls fn for each canonical person; returns
-** the count.
+** The members of audience `a` at `now`: idx_person_audience says `a` for
+** each.  Anonymous visitors not linked to a customer are included (they can
+** be retargeted by cookie).  Calls fn (may be NULL) for each canonical
+** person; returns the count.
 */
-size_t idx_audience_members(const idx *x, uint32_t days, int purchased,
-                            int64_t now, void (*fn)(void *ud, uint32_t person),
-                            void *ud);
+size_t idx_audience_members(const idx *x, idx_audience a, int64_t now,
+                            void (*fn)(void *ud, uint32_t person), void *ud);
 
 /*
 ** Checkpoints (index/checkpoint.c).  idx_save writes the whole index and the

@@ -117,29 +117,81 @@ void idx_person_figures(const idx *x, uint32_t person, int64_t now,
   idx_value_predict(x, p, now, f);
 }
 
-size_t idx_person_audiences(const idx *x, uint32_t person, int64_t now,
-                            idx_audience *out) {
-  if (person >= x->people.n || !x->person[person].last_seen) return 0;
-  const idx_person *p = &x->person[person];
-  size_t n = 0;
-  for (uint32_t i = 0; i < x->naudiences; i++) {
-    int64_t from = now - (int64_t)x->audience_days[i] * 86400000;
-    if (p->last_seen < from) continue;
-    out[n++] = (idx_audience){x->audience_days[i], p->last_order >= from};
-  }
-  return n;
+/*
+** Recency audiences (defined in index.h): buyers first, then cart
+** abandoners, then the visitor bands, so that each person is in one at most
+** and an ad platform bids on them once.  The windows may be configured in
+** any order.
+*/
+static const char *const audience_names[] = {
+#define IDX_AUDIENCE_NAME_(e, s) s,
+    IDX_AUDIENCE_MAP(IDX_AUDIENCE_NAME_)
+#undef IDX_AUDIENCE_NAME_
+};
+
+const char *idx_audience_name(idx_audience_kind k) {
+  return (unsigned)k < IDX_AUDIENCE_COUNT ? audience_names[k] : "unknown";
 }
 
-size_t idx_audience_members(const idx *x, uint32_t days, int purchased,
-                            int64_t now, void (*fn)(void *ud, uint32_t person),
-                            void *ud) {
-  int64_t from = now - (int64_t)days * 86400000;
+int idx_audience_kind_of(const char *name) {
+  for (int k = 0; name && k < IDX_AUDIENCE_COUNT; k++)
+    if (!strcmp(name, audience_names[k])) return k;
+  return -1;
+}
+
+uint32_t idx_audience_window(const idx *x, idx_audience_kind kind) {
+  uint32_t w = 0;
+  for (uint32_t i = 0; i < x->naudiences; i++) {
+    uint32_t d = x->audience_days[i];
+    if (!w || (kind == IDX_AUD_CART_ABANDONERS ? d < w : d > w)) w = d;
+  }
+  return w;
+}
+
+int idx_person_audience(const idx *x, uint32_t person, int64_t now,
+                        idx_audience *out) {
+  if (person >= x->people.n || !x->person[person].last_seen || !x->naudiences)
+    return 0;
+  const idx_person *p = &x->person[person];
+  int64_t seen = now - p->last_seen; /* ms since last seen */
+  uint32_t longest = idx_audience_window(x, IDX_AUD_BUYERS);
+  uint32_t shortest = idx_audience_window(x, IDX_AUD_CART_ABANDONERS);
+  if (p->last_order && now - p->last_order <= (int64_t)longest * 86400000) {
+    *out = (idx_audience){IDX_AUD_BUYERS, longest};
+    return 1;
+  }
+  if (p->cart.n && seen <= (int64_t)shortest * 86400000) {
+    *out = (idx_audience){IDX_AUD_CART_ABANDONERS, shortest};
+    return 1;
+  }
+  /* The visitor band: the shortest window that still covers `seen`. */
+  uint32_t band = 0;
+  for (uint32_t i = 0; i < x->naudiences; i++) {
+    uint32_t d = x->audience_days[i];
+    if (seen <= (int64_t)d * 86400000 && (!band || d < band)) band = d;
+  }
+  if (!band) return 0;
+  *out = (idx_audience){IDX_AUD_VISITORS, band};
+  return 1;
+}
+
+int idx_audience_exists(const idx *x, idx_audience a) {
+  if (a.kind != IDX_AUD_VISITORS)
+    return (unsigned)a.kind < IDX_AUDIENCE_COUNT && a.days &&
+           a.days == idx_audience_window(x, a.kind);
+  for (uint32_t i = 0; i < x->naudiences; i++)
+    if (x->audience_days[i] == a.days) return 1;
+  return 0;
+}
+
+size_t idx_audience_members(const idx *x, idx_audience a, int64_t now,
+                            void (*fn)(void *ud, uint32_t person), void *ud) {
   size_t n = 0;
   for (uint32_t i = 0; i < x->people.n; i++) {
-    const idx_person *p = &x->person[i];
-    if (p->canon != i || !p->last_seen || p->last_seen < from) continue;
-    int bought = p->last_order >= from;
-    if (purchased >= 0 && bought != purchased) continue;
+    idx_audience in;
+    if (x->person[i].canon != i || !idx_person_audience(x, i, now, &in) ||
+        in.kind != a.kind || in.days != a.days)
+      continue;
     if (fn) fn(ud, i);
     n++;
   }

@@ -49,12 +49,20 @@ return {
     recommendations = 4,                  -- items in an email
   },
 
-  -- Retargeting: recency audiences (days since last seen, as in the
-  -- engine's index.audience_days) and how much more to bid on them.
+  -- Retargeting: recency audiences and how much more to bid on them.  The
+  -- engine puts each visitor in one at most (tailor.audiences), so an ad
+  -- platform bids once: recent buyers first (ordered within the longest of
+  -- index.audience_days, 14), then cart abandoners (seen within the
+  -- shortest, 2, with items in the cart: carted, neither bought nor
+  -- removed), then everyone else by days since last seen, in bands between
+  -- the windows: (0,2], (2,7], (7,14].  A visitor of the last two days with
+  -- nothing in the cart is in visitors_2d.  `days` must match the engine's
+  -- windows.
   audiences = {
-    { days = 2, purchased = false, name = "cart_abandoners_2d", bid = 1.6 },
-    { days = 7, purchased = false, name = "visitors_7d", bid = 1.2 },
-    { days = 14, purchased = false, name = "visitors_14d", bid = 1.0 },
-    { days = 14, purchased = true, name = "recent_buyers_14d", bid = 0.5 },
+    { kind = "buyers", days = 14, name = "recent_buyers_14d", bid = 0.5 },
+    { kind = "cart_abandoners", days = 2, name = "cart_abandoners_2d", bid = 1.6 },
+    { kind = "visitors", days = 2, name = "visitors_2d", bid = 1.4 },
+    { kind = "visitors", days = 7, name = "visitors_7d", bid = 1.2 },
+    { kind = "visitors", days = 14, name = "visitors_14d", bid = 1.0 },
   },
 }

@@ -282,15 +282,173 @@ static void test_lifecycle_and_audiences(void) {
   CHECK_INT(f.seen, 0);
   CHECK_INT(f.lifecycle, IDX_NEW_VISITOR);
 
-  idx_audience a[IDX_MAX_AUDIENCES];
-  CHECK_INT(idx_person_audiences(x, idx_person_of(x, NULL, "v2"), T0, a), 2); /* 7, 14 */
-  CHECK_INT(a[0].days, 7);
-  CHECK_INT(idx_person_audiences(x, idx_person_of(x, "c2", NULL), T0, a), 3);
-  CHECK_INT(a[0].purchased, 1);
-  CHECK_INT(idx_person_audiences(x, idx_person_of(x, "c1", NULL), T0, a), 0);
-  CHECK_INT(idx_audience_members(x, 2, -1, T0, NULL, NULL), 2);  /* v1, c2 */
-  CHECK_INT(idx_audience_members(x, 7, 0, T0, NULL, NULL), 2);   /* v1, v2 */
-  CHECK_INT(idx_audience_members(x, 14, 1, T0, NULL, NULL), 1);  /* c2 */
+  /* One audience each: v1 in the 2-day band, v2 in the 7-day band only,
+     c2 a buyer only; c1 was seen too long ago. */
+  idx_audience a;
+  CHECK_INT(idx_person_audience(x, idx_person_of(x, NULL, "v1"), T0, &a), 1);
+  CHECK_INT(a.kind, IDX_AUD_VISITORS);
+  CHECK_INT(a.days, 2);
+  CHECK_INT(idx_person_audience(x, idx_person_of(x, NULL, "v2"), T0, &a), 1);
+  CHECK_INT(a.kind, IDX_AUD_VISITORS);
+  CHECK_INT(a.days, 7);
+  CHECK_INT(idx_person_audience(x, idx_person_of(x, "c2", NULL), T0, &a), 1);
+  CHECK_INT(a.kind, IDX_AUD_BUYERS);
+  CHECK_INT(a.days, 14);
+  CHECK_INT(idx_person_audience(x, idx_person_of(x, "c1", NULL), T0, &a), 0);
+  CHECK_INT(idx_audience_members(x, (idx_audience){IDX_AUD_VISITORS, 2}, T0, NULL, NULL), 1);
+  CHECK_INT(idx_audience_members(x, (idx_audience){IDX_AUD_VISITORS, 7}, T0, NULL, NULL), 1);
+  CHECK_INT(idx_audience_members(x, (idx_audience){IDX_AUD_VISITORS, 14}, T0, NULL, NULL), 0);
+  CHECK_INT(idx_audience_members(x, (idx_audience){IDX_AUD_BUYERS, 14}, T0, NULL, NULL), 1);
+  CHECK_INT(idx_audience_members(x, (idx_audience){IDX_AUD_CART_ABANDONERS, 2}, T0, NULL, NULL), 0);
+  CHECK(idx_audience_exists(x, (idx_audience){IDX_AUD_VISITORS, 7}));
+  CHECK(!idx_audience_exists(x, (idx_audience){IDX_AUD_VISITORS, 3}));
+  CHECK(!idx_audience_exists(x, (idx_audience){IDX_AUD_BUYERS, 2}));
+  CHECK(!idx_audience_exists(x, (idx_audience){IDX_AUD_CART_ABANDONERS, 14}));
+  idx_free(x);
+}
+
+/*
+** Audiences recomputed from the events: a generated history (known times,
+** views, carts, removals, orders, logins that merge a visitor into a
+** customer) goes into the index; the test keeps its own account of each
+** person (last seen, last order, cart) and puts them in their audience by
+** the rules of index.h, then compares with idx_person_audience and with
+** idx_audience_members.  The windows are given out of order on purpose.
+*/
+#define AUD_PEOPLE 150
+#define AUD_ITEMS 4
+
+typedef struct aud_model {
+  int64_t last_seen, last_order;
+  int cart[AUD_ITEMS];
+  int merged_into; /* a visitor who logged in: the customer's slot; else -1 */
+} aud_model;
+
+static uint32_t aud_rand(uint32_t *s) {
+  *s = *s * 1103515245u + 12345u;
+  return (*s >> 8) & 0xffffff;
+}
+
+static void aud_member(void *ud, uint32_t person) {
+  idx_ids_push(ud, person);
+}
+
+typedef struct aud_event {
+  int64_t ts;
+  int person, item, roll;
+} aud_event;
+
+static int aud_by_time(const void *a, const void *b) {
+  int64_t x = ((const aud_event *)a)->ts, y = ((const aud_event *)b)->ts;
+  return (x > y) - (x < y);
+}
+
+static void test_audiences_recomputed(void) {
+  idx_config cfg = {.audience_days = "7,2,14"};
+  idx *x = idx_new(&cfg);
+  /* Slots 0..149 are visitors "v<i>"; a visitor i with i % 3 == 2 logs in as
+     "c<i>" from 10 days ago on; slots 150.. are those customers. */
+  aud_model m[2 * AUD_PEOPLE];
+  memset(m, 0, sizeof m);
+  for (int i = 0; i < 2 * AUD_PEOPLE; i++) m[i].merged_into = -1;
+  /* Each visitor is last active 0 to 18 days ago and has 1 to 8 events in
+     the 5 days before; all of them in time order.  Times stay an hour clear
+     of the windows' edges, so that nothing rides on a second. */
+  aud_event evs[AUD_PEOPLE * 8];
+  size_t nev = 0;
+  uint32_t seed = 15;
+  for (int i = 0; i < AUD_PEOPLE; i++) {
+    int64_t end = T0 - (int64_t)(aud_rand(&seed) % (18 * 24)) * 3600000;
+    int n = 1 + (int)(aud_rand(&seed) % 8);
+    for (int k = 0; k < n; k++) {
+      int64_t ts = end - (k ? (int64_t)(aud_rand(&seed) % (5 * 86400)) * 1000 : 0);
+      int64_t age = T0 - ts;
+      int item = (int)(aud_rand(&seed) % AUD_ITEMS), roll = (int)(aud_rand(&seed) % 100);
+      if (llabs(age - 2 * DAY) < 3600000 || llabs(age - 7 * DAY) < 3600000 ||
+          llabs(age - 14 * DAY) < 3600000)
+        continue;
+      evs[nev++] = (aud_event){ts, i, item, roll};
+    }
+  }
+  qsort(evs, nev, sizeof *evs, aud_by_time);
+  char line[300];
+  for (size_t e = 0; e < nev; e++) {
+    int64_t ts = evs[e].ts;
+    int i = evs[e].person, item = evs[e].item, roll = evs[e].roll;
+    const char *type = roll < 50 ? "view" : roll < 80 ? "add_to_cart"
+                     : roll < 92 ? "remove_from_cart" : "purchase";
+    int login = i % 3 == 2 && ts > T0 - 10 * DAY;
+    char who[64];
+    if (login) snprintf(who, sizeof who, "\"anon\":\"v%d\",\"customer\":\"c%d\"", i, i);
+    else snprintf(who, sizeof who, "\"anon\":\"v%d\"", i);
+    if (!strcmp(type, "purchase"))
+      snprintf(line, sizeof line, "{\"type\":\"purchase\",%s,\"order_id\":\"o%zu\","
+               "\"items\":[{\"id\":\"i%d\",\"price\":10}],\"ts\":%lld}", who, e, item,
+               (long long)ts);
+    else
+      snprintf(line, sizeof line, "{\"type\":\"%s\",\"item\":\"i%d\",%s,\"ts\":%lld}",
+               type, item, who, (long long)ts);
+    apply(x, line);
+    /* The test's own account. */
+    aud_model *p = &m[i];
+    if (login) {
+      aud_model *c = &m[AUD_PEOPLE + i];
+      if (p->merged_into < 0) { /* the login: the visitor's past moves over */
+        p->merged_into = AUD_PEOPLE + i;
+        c->last_seen = p->last_seen;
+        c->last_order = p->last_order;
+        memcpy(c->cart, p->cart, sizeof c->cart);
+      }
+      p = c;
+    }
+    p->last_seen = ts;
+    if (!strcmp(type, "add_to_cart")) p->cart[item] = 1;
+    if (!strcmp(type, "remove_from_cart") || !strcmp(type, "purchase")) p->cart[item] = 0;
+    if (!strcmp(type, "purchase")) p->last_order = ts;
+  }
+  /* Each person's audience by the rules, counted per audience. */
+  idx_audience all[] = {{IDX_AUD_BUYERS, 14}, {IDX_AUD_CART_ABANDONERS, 2},
+                        {IDX_AUD_VISITORS, 2}, {IDX_AUD_VISITORS, 7},
+                        {IDX_AUD_VISITORS, 14}};
+  size_t expect[5] = {0}, seen_14 = 0;
+  for (int s = 0; s < 2 * AUD_PEOPLE; s++) {
+    const aud_model *p = &m[s];
+    if (!p->last_seen || p->merged_into >= 0) continue;
+    char id[16];
+    snprintf(id, sizeof id, "%c%d", s < AUD_PEOPLE ? 'v' : 'c', s % AUD_PEOPLE);
+    uint32_t person = s < AUD_PEOPLE ? idx_person_of(x, NULL, id) : idx_person_of(x, id, NULL);
+    int64_t seen = T0 - p->last_seen;
+    int carted = 0;
+    for (int k = 0; k < AUD_ITEMS; k++) carted |= p->cart[k];
+    int want = p->last_order && T0 - p->last_order <= 14 * DAY ? 0
+             : carted && seen <= 2 * DAY ? 1
+             : seen <= 2 * DAY ? 2 : seen <= 7 * DAY ? 3 : seen <= 14 * DAY ? 4 : -1;
+    idx_audience got;
+    int in = idx_person_audience(x, person, T0, &got);
+    CHECK_INT(in, want >= 0);
+    if (want < 0) continue;
+    seen_14++;
+    expect[want]++;
+    if (in && (got.kind != all[want].kind || got.days != all[want].days))
+      fprintf(stderr, "%s: in %s %u, expected %s %u\n", id, idx_audience_name(got.kind),
+              got.days, idx_audience_name(all[want].kind), all[want].days);
+    CHECK(in && got.kind == all[want].kind && got.days == all[want].days);
+  }
+  /* The members of each, and together everyone seen within 14 days once. */
+  size_t total = 0;
+  for (int k = 0; k < 5; k++) {
+    idx_ids members = {0};
+    CHECK_INT(idx_audience_members(x, all[k], T0, aud_member, &members), expect[k]);
+    CHECK(expect[k] > 0); /* the history reaches every audience */
+    for (uint32_t j = 0; j < members.n; j++) {
+      idx_audience got;
+      CHECK(idx_person_audience(x, members.v[j], T0, &got) && got.kind == all[k].kind &&
+            got.days == all[k].days);
+    }
+    total += members.n;
+    idx_ids_free(&members);
+  }
+  CHECK_INT(total, seen_14);
   idx_free(x);
 }
 
@@ -460,6 +618,7 @@ int main(void) {
   RUN(test_index_coview_window_and_segments);
   RUN(test_content_similarity);
   RUN(test_lifecycle_and_audiences);
+  RUN(test_audiences_recomputed);
   RUN(test_value_model);
   RUN(test_value_outlier_capped);
   RUN(test_sessions_affinities_consent);

@@ -281,13 +281,20 @@ describe("the shipped strategies", function()
     e:close()
   end)
 
-  it("puts recent visitors in recency audiences with bid multipliers", function()
+  it("puts a recent visitor in one recency audience with its bid multiplier", function()
     local e = shop()
     assert(e:ingest { type = "view", item = "hat", anon = "v1" })
-    local d = e:decide { kind = "audiences", anon = "v1" }
-    local names = {}
-    for _, a in ipairs(d.result.audiences) do names[#names + 1] = a.name end
-    assert.are.same({ "cart_abandoners_2d", "visitors_7d", "visitors_14d" }, names)
+    assert(e:ingest { type = "add_to_cart", item = "hat", anon = "v2" })
+    order(e, "c1", "o1", { "hat" })
+    local function names(who)
+      local d = e:decide { kind = "audiences", anon = who }
+      local out = {}
+      for _, a in ipairs(d.result.audiences) do out[#out + 1] = a.name .. "@" .. a.bid end
+      return out
+    end
+    assert.are.same({ "visitors_2d@1.4" }, names("v1"))
+    assert.are.same({ "cart_abandoners_2d@1.6" }, names("v2"))
+    assert.are.same({ "recent_buyers_14d@0.5" }, names("c1"))
     e:close()
   end)
 end)

@@ -19,7 +19,7 @@ local function recommend(ctx)
     local c = tailor.customer(p.who)
     local out = {}
     for _, a in ipairs(tailor.audiences(p.who)) do
-      out[#out + 1] = { id = p.item, explain = "audience " .. a.days .. (a.purchased and " bought" or "") }
+      out[#out + 1] = { id = p.item, explain = "audience " .. a.kind .. " " .. a.days }
     end
     out[#out + 1] = { id = p.item, explain = c.lifecycle .. " orders=" .. c.orders }
     return { items = out }
