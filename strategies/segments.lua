@@ -15,6 +15,15 @@ local function source(ctx)
   return s and s:lower() or "direct"
 end
 
+-- Whether the visitor searched this session (for `word` in a term when
+-- given; terms are lowercase, trimmed: ctx.session.searches).
+local function searched(ctx, word)
+  for _, term in ipairs(ctx.session.searches) do
+    if not word or term:find(word:lower(), 1, true) then return true end
+  end
+  return false
+end
+
 local function value(ctx)
   return ctx.customer.predicted_value or -1
 end
@@ -44,6 +53,10 @@ local segments = {
   from_social = function(ctx) return source(ctx) == "social" end,
   from_email = function(ctx) return source(ctx) == "email" end,
   from_ads = function(ctx) return source(ctx) == "ads" or source(ctx) == "paid" end,
+
+  -- Search: visitors who searched this session, and what for.
+  searcher = function(ctx) return searched(ctx) end,
+  searching_gifts = function(ctx) return searched(ctx, "gift") end,
 
   -- Country examples; any attribute works the same way.
   germany = function(ctx) return (ctx.context.country or ctx.customer.attrs.country) == "DE" end,

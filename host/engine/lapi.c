@@ -199,6 +199,21 @@ static void push_segments(lua_State *L, int ctx) {
   lua_setmetatable(L, -2);
 }
 
+static void push_strings(lua_State *L, const char *const *v, size_t n);
+
+/* ctx.session.searches, into the session table on top: the visitor's
+   search terms of this session (without a session id, of the last
+   SEARCH_WINDOW_MS), normalized, newest first. */
+static void push_searches(lua_State *L, tailor *t, const char *customer,
+                          const char *anon, const char *session) {
+  const char *terms[SEARCH_RECENT];
+  uint32_t sid = session ? intern_get(&t->ix->sessions, session) : INTERN_NONE;
+  size_t n = search_terms_of(t->ix->search, idx_person_of(t->ix, customer, anon), sid,
+                             util_now_ms(), terms, SEARCH_RECENT);
+  push_strings(L, terms, n);
+  lua_setfield(L, -2, "searches");
+}
+
 /*
 ** ctx is read-only: an empty table whose __index reads the fields from a
 ** hidden one (upvalue 5), and whose __newindex refuses, so one handler (or
@@ -218,8 +233,11 @@ static int ctx_index(lua_State *L) {
   if (!strcmp(k, "customer"))
     lapi_push_customer(L, t, lua_tostring(L, lua_upvalueindex(2)),
                        lua_tostring(L, lua_upvalueindex(3)));
-  else if (!strcmp(k, "session"))
+  else if (!strcmp(k, "session")) {
     lapi_push_session(L, t, lua_tostring(L, lua_upvalueindex(4)));
+    push_searches(L, t, lua_tostring(L, lua_upvalueindex(2)),
+                  lua_tostring(L, lua_upvalueindex(3)), lua_tostring(L, lua_upvalueindex(4)));
+  }
   else if (!strcmp(k, "segments"))
     push_segments(L, 1);
   else
@@ -961,6 +979,48 @@ static int l_now(lua_State *L) {
   return 1;
 }
 
+typedef struct search_keep {
+  const idx *x;
+  const idx_filter *f;
+} search_keep;
+
+static int search_keep_cb(void *ud, uint32_t item) {
+  search_keep *k = ud;
+  return idx_keep(k->x, k->f, item);
+}
+
+/*
+** tailor.searched(term, opts) -> rows: the items visitors went on to view,
+** cart and buy after searching `term` (normalized as the index keeps it),
+** heaviest first, through the options every kernel takes; reason
+** "searched", because the normalized term.
+*/
+static int l_searched(lua_State *L) {
+  tailor *t = engine_of(L);
+  char term[SEARCH_MAX_TERM];
+  search_normalize(luaL_checkstring(L, 1), term, sizeof term);
+  kernel_opts o;
+  check_opts(L, 2, t->ix, &o);
+  topk_entry rows[SEARCH_TOP];
+  search_keep kc = {t->ix, &o.f};
+  size_t n = search_top_k(t->ix->search, term, search_keep_cb, &kc,
+                          o.k < SEARCH_TOP ? o.k : SEARCH_TOP, rows);
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, intern_name(&t->ix->items, rows[i].id));
+    lua_setfield(L, -2, "id");
+    lua_pushnumber(L, rows[i].score);
+    lua_setfield(L, -2, "score");
+    lua_pushliteral(L, "searched");
+    lua_setfield(L, -2, "reason");
+    lua_pushstring(L, term);
+    lua_setfield(L, -2, "because");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
 /* One key of tailor.config, into the table on top: "index.lapsed_days"
    becomes config.index.lapsed_days, as the config file nests it. */
 static void set_config_key(void *ud, const char *key, long value, int is_bool) {
@@ -991,6 +1051,7 @@ void lapi_open(lua_State *L, void *engine) {
       {"session_next", l_session_next},
       {"recently_viewed", l_recently_viewed},
       {"similar", l_similar},
+      {"searched", l_searched},
       {"substitutes", l_substitutes},
       {"replacement_days", l_replacement_days},
       {"customer", l_customer},

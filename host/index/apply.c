@@ -445,6 +445,8 @@ int idx_apply(idx *x, const ev *e) {
     if (apply_visit_attrs(x, p, e)) return TAILOR_ENOMEM;
   }
   if (sid != INTERN_NONE && apply_session(x, sid, e)) return TAILOR_ENOMEM;
+  if (p && e->type == EV_SEARCH && search_note(x->search, pid, sid, e->query, e->ts))
+    return TAILOR_ENOMEM;
   if (e->type == EV_POPUP_SHOWN) {
     const char *pool = json_string_value(json_object_get(e->props, "coupon"));
     uint32_t id = pool ? intern_get(&x->coupons, pool) : INTERN_NONE;
@@ -501,6 +503,11 @@ int idx_apply(idx *x, const ev *e) {
       default:
         break;
     }
+    if (!rc && aff_w > 0) /* what a search led to (search.h) */
+      rc = search_credit(x->search, pid, sid, i,
+                         e->type == EV_VIEW ? IDX_TREND_VIEW
+                         : e->type == EV_ADD_TO_CART ? IDX_TREND_CART : IDX_TREND_PURCHASE,
+                         e->ts);
     if (rc) return TAILOR_ENOMEM;
   }
   if (e->type == EV_PURCHASE) {

@@ -21,7 +21,7 @@
 #include "index/index.h"
 
 #define CKPT_MAGIC "TAILORCK"
-#define CKPT_FORMAT 9
+#define CKPT_FORMAT 10
 
 /*
 ** Writing: a FILE with a running hash.
@@ -115,6 +115,17 @@ static void put_sknn(ckw *w, const sknn_index *s, uint32_t nitems) {
   }
 }
 
+/* What searches lead to: its own byte string (search_save), length first. */
+static void put_search(ckw *w, const search_index *s) {
+  size_t n = 0;
+  void *bytes = search_save(s, &n);
+  uint64_t len = n;
+  if (!bytes) w->err = 1;
+  PUT(w, len);
+  put(w, bytes, n);
+  free(bytes);
+}
+
 int idx_save(const idx *x, const char *path, uint64_t fingerprint,
              int64_t seq, tailor_error *err) {
   char tmp[4096];
@@ -204,6 +215,7 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
   put_cooc(&w, &x->copurchase, x->items.n);
   put_trend(&w, &x->trend);
   put_sknn(&w, x->sknn, x->items.n);
+  put_search(&w, x->search);
   uint64_t sum = w.h;
   if (fwrite(&sum, sizeof sum, 1, w.f) != 1) w.err = 1;
   if (fflush(w.f) || fsync(fileno(w.f))) w.err = 1;
@@ -357,6 +369,16 @@ static void get_trend(ckr *r, trend *t, uint32_t nitems) {
       if (tb->top[j] >= nitems) r->err = 1;
     if (!r->err && trend_table_index(tb, t->top_max)) r->err = 1;
   }
+}
+
+static void get_search(ckr *r, idx *x) {
+  uint64_t len;
+  GET(r, len);
+  if (r->err || len > (uint64_t)(r->end - r->p) ||
+      search_load(x->search, r->p, (size_t)len, x->items.n, x->people.n, x->sessions.n))
+    r->err = 1;
+  else
+    r->p += len;
 }
 
 static void get_sknn(ckr *r, sknn_index *s, uint32_t nitems) {
@@ -552,6 +574,7 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
     if (!r.err) get_cooc(&r, &x->copurchase, ni);
     if (!r.err) get_trend(&r, &x->trend, ni);
     if (!r.err) get_sknn(&r, x->sknn, ni);
+    if (!r.err) get_search(&r, x);
     if (r.err || r.p != r.end) why = "truncated or inconsistent contents";
   }
   free(data);

@@ -84,7 +84,8 @@ idx *idx_new(const idx_config *cfg) {
   cooc_init(&x->coview, c.max_neighbors, c.cooc_half_life_days);
   cooc_init(&x->copurchase, c.max_neighbors, c.cooc_half_life_days);
   trend_init(&x->trend, c.trend_half_life_days, 0, 0);
-  if (!(x->sknn = sknn_new(NULL))) {
+  if (!(x->sknn = sknn_new(NULL)) || !(x->search = search_new())) {
+    sknn_free(x->sknn);
     free(x);
     return NULL;
   }
@@ -110,6 +111,7 @@ void idx_free(idx *x) {
   cooc_free(&x->copurchase);
   trend_free(&x->trend);
   sknn_free(x->sknn);
+  search_free(x->search);
   free(x->window);
   free(x->window_n);
   free(x->session);

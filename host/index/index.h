@@ -25,6 +25,7 @@
 #include "index/intern.h"
 #include "index/sknn.h"
 #include "index/topk.h"
+#include "index/search.h"
 #include "index/trend.h"
 
 /* Why an item was recommended: X(ENUM, "code"). */
@@ -339,6 +340,7 @@ typedef struct idx {
   trend trend;
   sknn_index *sknn;    /* sessions for the session-kNN kernels; time is the
                           session's number, as in `tailor eval` */
+  search_index *search; /* what searches lead to (search.h) */
   char trend_keys[IDX_MAX_TREND_KEYS][64];
   uint8_t trend_key_kind[IDX_MAX_TREND_KEYS]; /* IDX_KEY_*: read per event */
   /* Caches that spare the event path any string work (all derivable, so

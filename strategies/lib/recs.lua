@@ -5,8 +5,12 @@
 --   product page  bought together, then viewed together, then similar,
 --                 then bestsellers for the visitor's segment
 --   cart          complements of the whole cart
---   home          continue shopping (recently viewed), then bestsellers
---                 for the visitor's segment, nudged by their interests
+--   home          continue shopping (recently viewed), then what visitors
+--                 went on to buy after this session's searches, then
+--                 bestsellers for the visitor's segment, nudged by their
+--                 interests
+--   search        what visitors viewed and bought after searching
+--                 page.query, then bestsellers
 --   category      bestsellers of the category for the visitor's segment
 --   email         from the customer's purchase history
 --
@@ -329,7 +333,20 @@ function pages.home(ctx, pick)
     if item and item.in_stock then rows[#rows + 1] = { id = recent[i], reason = "recently_viewed" } end
   end
   pick.add(rows)
+  -- Because you searched: the session's terms, newest first.
+  if widget ~= "continue" and widget ~= "bestsellers" then
+    for _, term in ipairs(ctx.session.searches) do
+      if pick.full() then break end
+      pick.add(tailor.searched(term, pick.opts { k = ctx.k * 2 }))
+    end
+  end
   if widget ~= "continue" and not pick.full() then pick.add(bestsellers(ctx, pick.opts { k = ctx.k * 3 })) end
+end
+
+function pages.search(ctx, pick)
+  local query = ctx.page.query or ctx.session.searches[1]
+  if query then pick.add(tailor.searched(query, pick.opts { k = ctx.k * 2 })) end
+  if not pick.full() then pick.add(bestsellers(ctx, pick.opts { k = ctx.k * 3 })) end
 end
 
 function pages.category(ctx, pick)
@@ -348,7 +365,7 @@ function pages.email(ctx, pick)
   if not pick.full() then pick.add(bestsellers(ctx, pick.opts { k = ctx.k * 3 })) end
 end
 
--- The items for ctx.page (type product, cart, home, category or email),
+-- The items for ctx.page (type product, cart, home, search, category or email),
 -- under the request's merchandising controls and `own` (the strategy's;
 -- settings.merchandising when not given).
 function M.recommend(ctx, own)

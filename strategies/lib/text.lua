@@ -16,7 +16,8 @@ local function ago(ms, now)
   return days .. " days ago"
 end
 
--- One explanation for a row of a kernel ({id, reason, because}).
+-- One explanation for a row of a kernel ({id, reason, because}); for
+-- "searched" rows `because` is the search term, not an item.
 function M.explain(row, ctx)
   local because = row.because
   if type(because) == "table" then because = because[1] end
@@ -31,6 +32,8 @@ function M.explain(row, ctx)
   elseif row.reason == "recently_viewed" then
     local when = row.viewed_at and (" " .. ago(row.viewed_at, ctx.now)) or ""
     return "You viewed this" .. when
+  elseif row.reason == "searched" then
+    return "Because you searched '" .. tostring(because) .. "'"
   elseif row.reason == "trending" then
     return row.segment_label and ("Bestseller " .. row.segment_label) or "Bestseller right now"
   end
