@@ -20,8 +20,7 @@ static const double bounds[SRV_LATENCY_BUCKETS] = {
     0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
 
 /* Figures of tailor_stats() shown as gauges. */
-static const char *const index_kinds[] = {"items", "people", "sessions", "events_applied",
-                                          NULL};
+static const char *const index_kinds[] = {"items", "people", "sessions", NULL};
 static const char *const store_tables[] = {"events_total", "items", "customers",
                                            "identities", "outbox", NULL};
 
@@ -131,8 +130,10 @@ char *srv_metrics_render(srv *s, const char *stats_json, size_t *len) {
     put(&b, "tailor_request_errors_total{code=\"%s\"} %llu\n", srv_err_code(e),
         (unsigned long long)m->errors[e]);
 
-  head(&b, "tailor_connections", "gauge", "Open connections.");
-  put(&b, "tailor_connections %d\n", s->n_open);
+  /* Not "tailor_connections": that is the family name of the counter
+     tailor_connections_total, and one name must not be two metrics. */
+  head(&b, "tailor_open_connections", "gauge", "Open connections.");
+  put(&b, "tailor_open_connections %d\n", s->n_open);
   head(&b, "tailor_connections_total", "counter", "Connections accepted.");
   put(&b, "tailor_connections_total %llu\n", (unsigned long long)m->conns_total);
   head(&b, "tailor_connections_refused_total", "counter",
@@ -168,9 +169,13 @@ char *srv_metrics_render(srv *s, const char *stats_json, size_t *len) {
        "Strategy calls that failed and served the fallback.");
   put(&b, "tailor_strategy_errors_total %lld\n",
       (long long)num(st, "process", "strategy_errors"));
-  head(&b, "tailor_index_size", "gauge", "Entries in the in-memory index, by kind.");
+  head(&b, "tailor_index_entries", "gauge", "Entries in the in-memory index, by kind.");
   for (const char *const *k = index_kinds; *k; k++)
-    put(&b, "tailor_index_size{kind=\"%s\"} %lld\n", *k, (long long)num(st, "index", *k));
+    put(&b, "tailor_index_entries{kind=\"%s\"} %lld\n", *k, (long long)num(st, "index", *k));
+  head(&b, "tailor_index_events_applied_total", "counter",
+       "Events applied to the in-memory index since it was built.");
+  put(&b, "tailor_index_events_applied_total %lld\n",
+      (long long)num(st, "index", "events_applied"));
   head(&b, "tailor_store_rows", "gauge", "Rows in the store, by table.");
   for (const char *const *k = store_tables; *k; k++)
     put(&b, "tailor_store_rows{table=\"%s\"} %lld\n",

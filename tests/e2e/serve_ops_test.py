@@ -244,7 +244,7 @@ def http_ops(s):
                  "tailor_request_errors_total{code=\"forbidden\"}",
                  "tailor_events_total{type=\"view\"}",
                  "tailor_strategy_errors_total",
-                 "tailor_index_size{kind=\"items\"}",
+                 "tailor_index_entries{kind=\"items\"}",
                  "process_resident_memory_bytes"]:
         check("metrics has " + name, name in text, text[:200])
     check("metrics content type", r.getheader("Content-Type", "").startswith("text/plain"))
