@@ -9,8 +9,9 @@
 ** co-purchases and the customer's RFM figures.
 **
 ** Everything written here is owned by the index.  The caches of segment
-** tables (idx.trend_all, trend_key_attr, trend_value_table, cat_tables)
-** are derivable and never checkpointed.  The event is only read: what is
+** tables (idx.trend_all, trend_key_attr, trend_value_table,
+** trend_join_attr, trend_join_table, cat_tables) are derivable and never
+** checkpointed.  The event is only read: what is
 ** kept of it is copied (interned strings, the catalog document).
 */
 #include <stdio.h>
@@ -191,24 +192,65 @@ static int apply_visit_attrs(idx *x, idx_person *p, const ev *e) {
   return 0;
 }
 
-/* The value of a trend key for this person and item: "category" is the
-   item's category path (counted at every level); "a+b" joins two keys. */
-static int key_value(const idx *x, uint32_t pid, const char *key, char *out,
-                     size_t size) {
-  const char *plus = strchr(key, '+');
-  if (plus) {
-    char left[64];
-    snprintf(left, sizeof left, "%.*s", (int)(plus - key), key);
-    const char *a = idx_person_attr(x, pid, left);
-    const char *b = idx_person_attr(x, pid, plus + 1);
-    if (!a || !b) return 0;
-    snprintf(out, size, "%s|%s", a, b);
-    return 1;
+/* The attribute id of one side (0: left, 1: right) of joined key k. */
+static uint32_t join_attr(idx *x, uint32_t k, int side) {
+  if (!x->trend_join_attr[k][side]) {
+    const char *key = x->trend_keys[k], *plus = strchr(key, '+');
+    char part[64];
+    if (side == 0)
+      snprintf(part, sizeof part, "%.*s", (int)(plus - key), key);
+    else
+      snprintf(part, sizeof part, "%s", plus + 1);
+    uint32_t a = intern_put(&x->attrs, part);
+    if (a == INTERN_NONE) return INTERN_NONE;
+    x->trend_join_attr[k][side] = a + 1;
   }
-  const char *v = idx_person_attr(x, pid, key);
-  if (!v) return 0;
-  snprintf(out, size, "%s", v);
-  return 1;
+  return x->trend_join_attr[k][side] - 1;
+}
+
+static uint32_t attr_value(const idx_person *p, uint32_t key) {
+  uint32_t value = INTERN_NONE;
+  for (uint8_t i = 0; i < p->nattrs; i++)
+    if (p->attrs[i].key == key) value = p->attrs[i].value;
+  return value;
+}
+
+static int pair_cache_grow(idx_pair_cache *c) {
+  uint32_t size = c->size ? c->size * 2 : 16;
+  struct idx_pair_slot *slot = calloc(size, sizeof *slot);
+  if (!slot) return -1;
+  for (uint32_t i = 0; i < c->size; i++) {
+    if (!c->slot[i].table) continue;
+    uint32_t j = (c->slot[i].a * 2654435761u ^ c->slot[i].b * 0x9e3779b1u) & (size - 1);
+    while (slot[j].table) j = (j + 1) & (size - 1);
+    slot[j] = c->slot[i];
+  }
+  free(c->slot);
+  c->slot = slot;
+  c->size = size;
+  return 0;
+}
+
+/* The table of joined key k ("country+gender") for a person: its two
+   attribute values, as "DE|f", looked up by their ids after the first
+   time (the name is built only for a pair not seen before). */
+static uint32_t joined_table(idx *x, uint32_t k, const idx_person *p) {
+  uint32_t ka = join_attr(x, k, 0), kb = join_attr(x, k, 1);
+  if (ka == INTERN_NONE || kb == INTERN_NONE) return INTERN_NONE;
+  uint32_t a = attr_value(p, ka), b = attr_value(p, kb);
+  if (a == INTERN_NONE || b == INTERN_NONE) return INTERN_NONE;
+  idx_pair_cache *c = &x->trend_join_table[k];
+  if ((c->used + 1) * 2 > c->size && pair_cache_grow(c)) return INTERN_NONE;
+  uint32_t mask = c->size - 1, j = (a * 2654435761u ^ b * 0x9e3779b1u) & mask;
+  for (; c->slot[j].table; j = (j + 1) & mask)
+    if (c->slot[j].a == a && c->slot[j].b == b) return c->slot[j].table - 1;
+  char value[256];
+  snprintf(value, sizeof value, "%s|%s", intern_name(&x->attrs, a), intern_name(&x->attrs, b));
+  uint32_t t = trend_table_id(&x->trend, x->trend_keys[k], value, 1);
+  if (t == INTERN_NONE) return INTERN_NONE; /* no room for tables: not cached */
+  c->slot[j] = (struct idx_pair_slot){a, b, t + 1};
+  c->used++;
+  return t;
 }
 
 /* The trend tables of a category's levels ("Women", "Women/Shoes", ...),
@@ -245,9 +287,7 @@ static const uint32_t *category_tables(idx *x, uint32_t cat) {
 /* The table of a simple trend key's value for a person, or INTERN_NONE. */
 static uint32_t key_table(idx *x, uint32_t k, const idx_person *p) {
   const char *key = x->trend_keys[k];
-  uint32_t a = trend_key_attr(x, k), value = INTERN_NONE;
-  for (uint8_t i = 0; i < p->nattrs; i++)
-    if (p->attrs[i].key == a) value = p->attrs[i].value;
+  uint32_t value = attr_value(p, trend_key_attr(x, k));
   if (value == INTERN_NONE) return INTERN_NONE;
   idx_ids *cache = &x->trend_value_table[k];
   while (cache->n <= value)
@@ -271,16 +311,13 @@ static int bump_trending(idx *x, uint32_t pid, uint32_t item, int64_t ts,
   if (trend_add(&x->trend, x->trend_all - 1, item, w)) return -1;
   const idx_person *p = pid == INTERN_NONE ? NULL : &x->person[pid];
   for (uint32_t i = 0; i < x->ntrend_keys; i++) {
-    const char *key = x->trend_keys[i];
     if (x->trend_key_kind[i] == IDX_KEY_CATEGORY) {
       uint32_t cat = x->item[item].category;
       const uint32_t *levels = cat == INTERN_NONE ? NULL : category_tables(x, cat);
       for (uint32_t l = 1; levels && l < levels[0]; l++)
         if (trend_add(&x->trend, levels[l], item, w)) return -1;
-    } else if (p && x->trend_key_kind[i] == IDX_KEY_JOINED) { /* rare, by name */
-      char value[256];
-      uint32_t t = key_value(x, pid, key, value, sizeof value)
-                       ? trend_table_id(&x->trend, key, value, 1) : INTERN_NONE;
+    } else if (p && x->trend_key_kind[i] == IDX_KEY_JOINED) {
+      uint32_t t = joined_table(x, i, p);
       if (t != INTERN_NONE && trend_add(&x->trend, t, item, w)) return -1;
     } else if (p) {
       uint32_t t = key_table(x, i, p);

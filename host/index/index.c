@@ -121,8 +121,10 @@ void idx_free(idx *x) {
   intern_free(&x->coupons);
   idx_ids_free(&x->coupon_size);
   idx_ids_free(&x->coupon_used);
-  for (uint32_t i = 0; i < IDX_MAX_TREND_KEYS; i++)
+  for (uint32_t i = 0; i < IDX_MAX_TREND_KEYS; i++) {
     idx_ids_free(&x->trend_value_table[i]);
+    free(x->trend_join_table[i].slot);
+  }
   free(x->cat_tables);
   for (uint32_t i = 0; x->members && i < x->members_cap; i++)
     idx_ids_free(&x->members[i]);

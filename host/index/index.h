@@ -350,6 +350,8 @@ typedef struct idx {
   uint32_t trend_all;                      /* table id + 1; 0: not yet */
   uint32_t trend_key_attr[IDX_MAX_TREND_KEYS]; /* attr id + 1; 0: not yet */
   idx_ids trend_value_table[IDX_MAX_TREND_KEYS]; /* by value attr id: table + 1 */
+  uint32_t trend_join_attr[IDX_MAX_TREND_KEYS][2]; /* "a+b": attr ids + 1 */
+  idx_pair_cache trend_join_table[IDX_MAX_TREND_KEYS]; /* (a, b) values: table */
   uint32_t (*cat_tables)[IDX_MAX_CATEGORY_DEPTH + 1]; /* [0] = levels + 1 */
   uint32_t cat_tables_cap;
   intern coupons;          /* pool names */
