@@ -6,12 +6,16 @@
 local settings = require "lib.settings"
 
 local function device(ctx)
-  local d = ctx.context.device or ctx.customer.attrs.device
+  local d = ctx.context.device or (ctx.session.source and ctx.session.source.device)
+            or ctx.customer.attrs.device
   return d and d:lower() or "desktop"
 end
 
+-- The session's medium as tailor.js parsed it (search, social, email,
+-- paid, referral, direct: ctx.session.source), else what the page says.
 local function source(ctx)
-  local s = ctx.context.source or ctx.customer.attrs.source
+  local s = (ctx.session.source and ctx.session.source.medium)
+            or ctx.context.source or ctx.customer.attrs.source
   return s and s:lower() or "direct"
 end
 

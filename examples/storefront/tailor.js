@@ -14,6 +14,12 @@
  * recommendation widgets with the explanation under each item, and the
  * popup the strategy chose.  Every request carries the storefront token,
  * which is public by design (it may only send events and ask decisions).
+ *
+ * Consent: with requireConsent nothing is sent or stored before
+ * tailor.consent({analytics, personalization, marketing}); the choice goes
+ * to the server as a consent event, which honours each purpose too.  The
+ * session's traffic source (UTM parameters, the referrer's kind, the
+ * device class) is parsed once a session and sent with its events.
  */
 (function (global) {
   "use strict";
@@ -25,16 +31,73 @@
   var POPUP_EVENTS = ["exit_intent", "page_hidden"]; // triggers that are event types
 
   /* localStorage that fails quietly (private mode, storage off): the
-     visitor then lives as long as the page. */
+     visitor then lives as long as the page.  Until the visitor consents
+     (when the shop requires it) nothing goes to storage: `persist` is off
+     and the ids live in `memory`, as long as the page. */
   var memory = {};
+  var persist = true;
   function load(key) {
+    if (!persist) return memory[key] || null;
     try { return global.localStorage.getItem(STORE_PREFIX + key); } catch (e) { return memory[key] || null; }
   }
   function save(key, value) {
+    if (!persist) { memory[key] = value; return; }
     try {
       if (value == null) global.localStorage.removeItem(STORE_PREFIX + key);
       else global.localStorage.setItem(STORE_PREFIX + key, value);
     } catch (e) { memory[key] = value; }
+  }
+  /* The visitor's consent choice, kept in storage once given. */
+  function loadConsent() {
+    try { return JSON.parse(global.localStorage.getItem(STORE_PREFIX + "consent")); } catch (e) { return null; }
+  }
+
+  /* Where the session came from, parsed once a session: {medium, source,
+     campaign, device}.  medium: paid, email, social, search, referral or
+     direct; UTM parameters win over the referrer. */
+  var SEARCH_HOSTS = /(^|\.)(google|bing|duckduckgo|yahoo|baidu|yandex|ecosia|qwant|startpage)\./;
+  var SOCIAL_HOSTS = /(^|\.)(facebook|instagram|twitter|linkedin|pinterest|reddit|tiktok|youtube|snapchat|threads)\.|^(t\.co|x\.com|lnkd\.in)$/;
+  var MAIL_HOSTS = /(^|\.)(mail\.google|outlook\.live|mail\.yahoo|webmail)\.|^mail\./;
+  function deviceClass(ua) {
+    if (/iPad|Tablet|PlayBook|Silk|(Android(?!.*Mobi))/i.test(ua)) return "tablet";
+    if (/Mobi|iPhone|iPod|Android|Windows Phone/i.test(ua)) return "mobile";
+    return "desktop";
+  }
+  function mediumOf(utm) {
+    var m = utm.toLowerCase();
+    if (/^(cpc|ppc|paid|paidsearch|paid_search|paid-social|paid_social|display|cpm|cpv|banner|retargeting|affiliate)$/.test(m)) return "paid";
+    if (/^(e-?mail|newsletter)$/.test(m)) return "email";
+    if (/^(social|social-network|social-media|sm|social_media)$/.test(m)) return "social";
+    if (m === "organic") return "search";
+    return m;
+  }
+  function parseSource(loc, referrer, ua) {
+    var q = {};
+    (loc.search || "").replace(/^\?/, "").split("&").forEach(function (kv) {
+      var i = kv.indexOf("=");
+      if (i > 0) {
+        try { q[decodeURIComponent(kv.slice(0, i))] = decodeURIComponent(kv.slice(i + 1).replace(/\+/g, " ")); } catch (e) {}
+      }
+    });
+    var host = "";
+    try { host = referrer ? new URL(referrer).hostname.toLowerCase() : ""; } catch (e) {}
+    if (host && host === (loc.hostname || "").toLowerCase()) host = ""; // within the shop
+    var out = { device: deviceClass(ua || "") };
+    if (q.utm_medium || q.utm_source) {
+      out.medium = q.utm_medium ? mediumOf(q.utm_medium) : "referral";
+      out.source = (q.utm_source || host || "").toLowerCase() || undefined;
+    } else if (q.gclid || q.msclkid || q.fbclid || q.ttclid) {
+      out.medium = "paid";
+      out.source = q.gclid ? "google" : q.msclkid ? "bing" : q.fbclid ? "facebook" : "tiktok";
+    } else if (!host) {
+      out.medium = "direct";
+    } else {
+      out.medium = SEARCH_HOSTS.test(host) ? "search" : SOCIAL_HOSTS.test(host) ? "social"
+        : MAIL_HOSTS.test(host) ? "email" : "referral";
+      out.source = host.replace(/^www\./, "");
+    }
+    if (q.utm_campaign) out.campaign = q.utm_campaign;
+    return out;
   }
 
   function randomId(prefix) {
@@ -63,6 +126,10 @@
     this.context = options.context || {};
     this.product = options.product || function () { return null; };
     this.onError = options.onError || function (err) { if (global.console) console.warn("tailor:", err); };
+    this.forcedDevice = options.device;
+    this.requireConsent = !!options.requireConsent;
+    this.choice = loadConsent();
+    persist = !this.requireConsent || !!(this.choice && (this.choice.analytics || this.choice.personalization));
     if (options.anon) save("anon", options.anon);
     if (options.customer !== undefined) save("customer", options.customer);
     if (options.customerToken !== undefined) save("customer_token", options.customerToken);
@@ -75,7 +142,11 @@
   Tailor.prototype.who = function () {
     var now = Date.now();
     var session = load("session"), last = Number(load("session_last") || 0);
-    if (!session || now - last > SESSION_IDLE_MS) session = randomId("s-");
+    if (!session || now - last > SESSION_IDLE_MS) {
+      session = randomId("s-");
+      save("source", JSON.stringify(parseSource(global.location || {}, global.document ? document.referrer : "",
+                                                global.navigator ? navigator.userAgent : "")));
+    }
     save("session", session);
     save("session_last", String(now));
     var who = { anon: load("anon"), session: session };
@@ -113,11 +184,54 @@
     });
   };
 
-  /* One event in tailor's format (docs/events.md); resolves when stored. */
+  /* Whether the visitor allows a purpose (analytics, personalization,
+     marketing): without requireConsent, unless they declined it; with it,
+     only once they accepted it. */
+  Tailor.prototype.allows = function (purpose) {
+    if (this.choice && purpose in this.choice) return !!this.choice[purpose];
+    return !this.requireConsent;
+  };
+
+  /*
+   * The visitor's choice, from the shop's consent banner: {analytics,
+   * personalization, marketing} (true or false each).  Kept in storage and
+   * sent as a consent event, so the server honours it too: no events kept
+   * without analytics, non-personal decisions without personalization, no
+   * emails or audiences without marketing.
+   */
+  Tailor.prototype.consent = function (choice) {
+    var c = { analytics: !!choice.analytics, personalization: !!choice.personalization,
+              marketing: !!choice.marketing };
+    this.choice = c;
+    try { global.localStorage.setItem(STORE_PREFIX + "consent", JSON.stringify(c)); } catch (e) {}
+    var keep = c.analytics || c.personalization;
+    if (keep && !persist) { /* the ids made so far go to storage now */
+      persist = true;
+      for (var k in memory) if (memory[k] != null) save(k, memory[k]);
+    } else if (!keep && persist && this.requireConsent) {
+      persist = false;
+    }
+    var self = this;
+    var ev = Object.assign({ type: "consent", props: c }, this.who());
+    return this.request("/v1/events", ev, true).catch(function (err) { self.onError(err); });
+  };
+
+  /* The session's traffic source, as parsed when it began. */
+  Tailor.prototype.source = function () {
+    this.who();
+    var s;
+    try { s = JSON.parse(load("source")) || {}; } catch (e) { s = {}; }
+    if (this.forcedDevice) s.device = this.forcedDevice;
+    return s;
+  };
+
+  /* One event in tailor's format (docs/events.md); resolves when stored.
+     Nothing is sent without the visitor's consent to analytics. */
   Tailor.prototype.track = function (type, fields) {
+    if (!this.allows("analytics")) return Promise.resolve(null);
     var ev = Object.assign({ type: type }, this.who(), fields || {});
     ev.props = Object.assign({ device: this.device }, this.context.country ? { country: this.context.country } : {},
-                             ev.props || {});
+                             this.source(), ev.props || {});
     var self = this;
     return this.request("/v1/events", ev, true).catch(function (err) { self.onError(err); });
   };
@@ -137,6 +251,7 @@
   /* On log-in: link this browser's anonymous history to the customer.
      customerToken: the proof the shop's backend signed for them. */
   Tailor.prototype.identify = function (customer, customerToken) {
+    if (!this.allows("analytics") && !this.allows("personalization")) return Promise.resolve(null);
     save("customer", customer);
     if (customerToken !== undefined) save("customer_token", customerToken);
     var who = this.who();
@@ -147,7 +262,8 @@
 
   /* Ask a strategy: resolves to the decision ({items}, {result}, ...). */
   Tailor.prototype.decide = function (kind, fields) {
-    var body = Object.assign(this.who(), fields || {});
+    /* Without consent to personalization: no ids, what anyone gets. */
+    var body = Object.assign(this.allows("personalization") ? this.who() : {}, fields || {});
     body.context = Object.assign({ device: this.device }, this.context, body.context || {});
     return this.request("/v1/decide/" + encodeURIComponent(kind), body);
   };

@@ -158,9 +158,45 @@ static int commit_events(tailor *t, ev **evs, size_t n, tailor_error *err) {
   return me.rc;
 }
 
+/*
+** Whether an event is of a visitor who declined analytics (a consent event
+** with analytics false): it is acknowledged and neither stored nor
+** applied.  Consent, identity, catalog and profile writes are kept.
+*/
+static int declined_analytics(const idx *x, const ev *e) {
+  if (e->type == EV_CONSENT || e->type == EV_IDENTIFY || e->type == EV_ITEM_UPSERT ||
+      e->type == EV_ITEM_DELETE || e->type == EV_CUSTOMER_UPSERT)
+    return 0;
+  uint32_t p = idx_person_of(x, e->customer, e->anon);
+  return p != INTERN_NONE && (x->person[p].flags & IDX_NO_ANALYTICS);
+}
+
 int eng_ingest(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
   if (!n) return TAILOR_OK;
-  int rc = commit_events(t, (ev **)evs, n, err);
+  ev **kept = NULL;
+  size_t m = 0;
+  pthread_rwlock_rdlock(&t->lock);
+  for (size_t i = 0; i < n; i++) {
+    if (!declined_analytics(t->ix, evs[i])) continue;
+    if (!kept && !(kept = malloc(n * sizeof *kept))) break;
+    m++;
+  }
+  if (kept) { /* keep the others, in order */
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++)
+      if (!declined_analytics(t->ix, evs[i])) kept[at++] = evs[i];
+  }
+  pthread_rwlock_unlock(&t->lock);
+  if (m) {
+    eng_metric(t, "events_no_consent", NULL, (double)m);
+    evs = kept;
+    n -= m;
+  }
+  int rc = n ? commit_events(t, (ev **)evs, n, err) : TAILOR_OK;
+  if (rc != TAILOR_OK || !n) {
+    free(kept);
+    return rc;
+  }
   if (rc != TAILOR_OK) return rc;
   eng_plugins_events(t, evs, n);
   eng_metric(t, "events", NULL, (double)n);
@@ -170,6 +206,7 @@ int eng_ingest(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
     free(evs[i]->body);
     evs[i]->body = NULL;
   }
+  free(kept);
   return TAILOR_OK;
 }
 

@@ -98,6 +98,13 @@ void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
   lua_setfield(L, -2, "email");
   lua_pushboolean(L, ps && (ps->flags & IDX_CONSENT_SMS));
   lua_setfield(L, -2, "sms");
+  /* The storefront's purposes: true unless declined (a consent event). */
+  lua_pushboolean(L, !ps || !(ps->flags & IDX_NO_ANALYTICS));
+  lua_setfield(L, -2, "analytics");
+  lua_pushboolean(L, !ps || !(ps->flags & IDX_NO_PERSONALIZATION));
+  lua_setfield(L, -2, "personalization");
+  lua_pushboolean(L, !ps || !(ps->flags & IDX_NO_MARKETING));
+  lua_setfield(L, -2, "marketing");
   lua_setfield(L, -2, "consent");
   lua_pushboolean(L, ps && (ps->flags & IDX_HAS_EMAIL));
   lua_setfield(L, -2, "has_email");
@@ -145,6 +152,18 @@ void lapi_push_session(lua_State *L, tailor *t, const char *session) {
   if (s) {
     set_int(L, "started", s->first_ts);
     set_int(L, "last", s->last_ts);
+  }
+  /* Where the session came from, as the storefront parsed it: {medium =,
+     source =, campaign =, device =}; nil when its events named none. */
+  if (s && s->source[0]) {
+    lua_createtable(L, 0, IDX_SOURCE_FIELDS);
+    for (int f = 0; f < IDX_SOURCE_FIELDS; f++) {
+      const char *v = s->source[f] ? intern_name(&t->ix->attrs, s->source[f] - 1) : NULL;
+      if (!v) continue;
+      lua_pushstring(L, v);
+      lua_setfield(L, -2, idx_source_fields[f]);
+    }
+    lua_setfield(L, -2, "source");
   }
 }
 

@@ -90,7 +90,8 @@ static void take_schedule(lua_State *L, trigger_run *r, lua_Integer i) {
   if (!strcmp(channel, "email")) {
     uint32_t p = idx_person_of(r->t->ix, customer, NULL);
     uint8_t f = p == INTERN_NONE ? 0 : r->t->ix->person[p].flags;
-    if (!customer || !(f & IDX_CONSENT_EMAIL) || !(f & IDX_HAS_EMAIL)) {
+    if (!customer || !(f & IDX_CONSENT_EMAIL) || !(f & IDX_HAS_EMAIL) ||
+        (f & IDX_NO_MARKETING)) {
       r->dropped++;
       json_decref(s);
       return;

@@ -429,10 +429,41 @@ static int session_grow(idx *x, uint32_t sid) {
   return 0;
 }
 
+const char *const idx_source_fields[IDX_SOURCE_FIELDS] = {"medium", "source", "campaign",
+                                                           "device"};
+
+/* The session's traffic source: from the first of its events whose props
+   name a medium (the storefront parses it once a session). */
+static int apply_source(idx *x, idx_session *s, const ev *e) {
+  if (s->source[0] || !json_is_string(json_object_get(e->props, "medium"))) return 0;
+  for (int f = 0; f < IDX_SOURCE_FIELDS; f++) {
+    const char *v = json_string_value(json_object_get(e->props, idx_source_fields[f]));
+    uint32_t id = v && *v && strlen(v) < 128 ? intern_put(&x->attrs, v) : INTERN_NONE;
+    if (v && *v && strlen(v) < 128 && id == INTERN_NONE) return -1;
+    s->source[f] = id == INTERN_NONE ? 0 : id + 1;
+  }
+  return 0;
+}
+
+/* consent: the purposes the event names (props analytics, personalization,
+   marketing: true or false) set or clear the person's IDX_NO_* flags. */
+static void apply_consent(idx_person *p, const ev *e) {
+  static const struct { const char *purpose; uint8_t declined; } f[] = {
+      {"analytics", IDX_NO_ANALYTICS}, {"personalization", IDX_NO_PERSONALIZATION},
+      {"marketing", IDX_NO_MARKETING}};
+  for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+    json_t *v = json_object_get(e->props, f[i].purpose);
+    if (json_is_boolean(v))
+      p->flags = (uint8_t)(json_is_true(v) ? p->flags & ~f[i].declined
+                                           : p->flags | f[i].declined);
+  }
+}
+
 /* Counters of the session an event belongs to. */
 static int apply_session(idx *x, uint32_t sid, const ev *e) {
   if (session_grow(x, sid)) return -1;
   idx_session *s = &x->session[sid];
+  if (apply_source(x, s, e)) return -1;
   if (!s->first_ts || e->ts < s->first_ts) s->first_ts = e->ts;
   if (e->ts > s->last_ts) s->last_ts = e->ts;
   switch (e->type) {
@@ -489,6 +520,7 @@ int idx_apply(idx *x, const ev *e) {
     uint32_t id = pool ? intern_get(&x->coupons, pool) : INTERN_NONE;
     if (id != INTERN_NONE) x->coupon_used.v[id]++;
   }
+  if (p && e->type == EV_CONSENT) apply_consent(p, e);
   if (p && e->type == EV_EMAIL_SENT) {
     p->emails++;
     if (e->ts > p->last_email) p->last_email = e->ts;

@@ -21,7 +21,7 @@
 #include "index/index.h"
 
 #define CKPT_MAGIC "TAILORCK"
-#define CKPT_FORMAT 10
+#define CKPT_FORMAT 11
 
 /*
 ** Writing: a FILE with a running hash.
@@ -569,6 +569,8 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
       for (uint8_t e = 0; e < x->window_n[s] && !r.err; e++)
         if (x->window[s][e] >= ni) r.err = 1;
       GET(&r, x->session[s]);
+      for (int f = 0; f < IDX_SOURCE_FIELDS && !r.err; f++)
+        if (x->session[s].source[f] > x->attrs.n) r.err = 1;
     }
     if (!r.err) get_cooc(&r, &x->coview, ni);
     if (!r.err) get_cooc(&r, &x->copurchase, ni);

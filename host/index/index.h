@@ -147,9 +147,11 @@ typedef struct idx_affinity {
   float w;
 } idx_affinity;
 
-/* Person flags from the profile. */
+/* Person flags from the profile; IDX_NO_* from consent events: a purpose
+   the visitor declined (none set: nothing declined). */
 enum { IDX_CONSENT_EMAIL = 1, IDX_CONSENT_SMS = 2, IDX_HAS_EMAIL = 4,
-       IDX_HAS_PHONE = 8 };
+       IDX_HAS_PHONE = 8, IDX_NO_ANALYTICS = 16, IDX_NO_PERSONALIZATION = 32,
+       IDX_NO_MARKETING = 64 };
 
 typedef struct idx_person {
   uint32_t canon;      /* itself, or the person it was merged into on login */
@@ -304,10 +306,18 @@ typedef struct idx_repeat {
 } idx_repeat;
 
 /* What happened in one session so far (popups, exit intent, ...). */
+/* The fields of a session's traffic source, in idx_session.source. */
+#define IDX_SOURCE_FIELDS 4
+extern const char *const idx_source_fields[IDX_SOURCE_FIELDS];
+
 typedef struct idx_session {
   int64_t first_ts, last_ts;
   uint16_t views, pages, exit_intents, hidden, popups_shown, carts;
   uint8_t purchased;
+  /* Where the session came from, as the storefront parsed it once (its
+     events' props medium, source, campaign, device): ids in idx.attrs + 1,
+     0 when not given. */
+  uint32_t source[IDX_SOURCE_FIELDS];
 } idx_session;
 
 /* The relations between items that the index counts. */

@@ -150,7 +150,8 @@ uint32_t idx_audience_window(const idx *x, idx_audience_kind kind) {
 
 int idx_person_audience(const idx *x, uint32_t person, int64_t now,
                         idx_audience *out) {
-  if (person >= x->people.n || !x->person[person].last_seen || !x->naudiences)
+  if (person >= x->people.n || !x->person[person].last_seen || !x->naudiences ||
+      (x->person[person].flags & IDX_NO_MARKETING)) /* declined: in no audience */
     return 0;
   const idx_person *p = &x->person[person];
   int64_t seen = now - p->last_seen; /* ms since last seen */

@@ -1,0 +1,185 @@
+// consent_test.js: tailor.js's consent gate and traffic source in a real
+// browser against a real `tailor serve`.  A page with
+// Tailor.init({requireConsent: true}), opened from a newsletter link
+// (utm_source, utm_medium, utm_campaign):
+//
+//   - before consent nothing is sent to /v1/events and nothing is stored
+//     (no tailor.* key in localStorage), though the page tracks
+//   - tailor.consent({analytics, personalization, marketing}) sends a
+//     consent event; then the page's events go, carrying the session's
+//     source, which the server keeps: a strategy reads ctx.session.source
+//     {medium: "email", source: "newsletter", campaign: "spring", device}
+//   - a search-engine referrer is classified "search"
+//   - analytics withdrawn: the page sends nothing more, and the server
+//     keeps nothing more of the visitor (an event posted for them anyway)
+//
+// Environment as demo_test.js: TAILOR, TAILOR_ROOT, TAILOR_TEST_TMP,
+// CHROMIUM, NODE_PATH (playwright-core).
+"use strict";
+
+const { chromium } = require("playwright-core");
+const { spawn } = require("child_process");
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+
+const ROOT = process.env.TAILOR_ROOT || path.join(__dirname, "..", "..");
+const TAILOR = (process.env.TAILOR || "tailor").includes("/")
+  ? path.resolve(process.env.TAILOR) : (process.env.TAILOR || "tailor");
+const TMP = process.env.TAILOR_TEST_TMP || os.tmpdir();
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const TOKEN = "consent-storefront-token-0001";
+const WAIT_MS = 20000;
+const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+  "--no-first-run", "--disable-background-networking", "--disable-component-update",
+  "--disable-sync"];
+
+let passed = 0, failed = 0;
+function check(name, cond, detail) {
+  if (cond) passed++;
+  else {
+    failed++;
+    console.error("FAIL: " + name + (detail ? " " + JSON.stringify(detail) : ""));
+  }
+  return cond;
+}
+
+const PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>consent</title></head>
+<body><script src="/tailor.js"></script><script>
+  window.t = Tailor.init({ token: "${TOKEN}", requireConsent: true });
+  t.pageView();
+  t.viewed("hat");
+  document.body.setAttribute("data-ready", "1");
+</script></body></html>`;
+
+/* A probe strategy: what the engine keeps of the visitor and session. */
+const PROBE = `return { probe = function(ctx)
+  return { source = ctx.session.source or false, recent = #ctx.customer.recent,
+           consent = ctx.customer.consent }
+end }`;
+
+function serve(dir) {
+  const site = path.join(dir, "site");
+  const strategies = path.join(dir, "strategies");
+  fs.mkdirSync(site, { recursive: true });
+  fs.mkdirSync(strategies, { recursive: true });
+  fs.copyFileSync(path.join(ROOT, "examples", "storefront", "tailor.js"), path.join(site, "tailor.js"));
+  fs.writeFileSync(path.join(site, "consent.html"), PAGE);
+  fs.writeFileSync(path.join(strategies, "probe.lua"), PROBE);
+  fs.writeFileSync(path.join(dir, "tailor.json"), JSON.stringify({
+    db: path.join(dir, "shop.db"), strategies,
+    server: { listen: "127.0.0.1:0", static_dir: site, tokens: [{ token: TOKEN, role: "storefront" }] },
+  }));
+  const log = path.join(dir, "serve.log");
+  const out = fs.openSync(log, "w");
+  const proc = spawn(TAILOR, ["serve", "--config", path.join(dir, "tailor.json")],
+    { cwd: dir, stdio: ["ignore", out, out] });
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const poll = setInterval(() => {
+      const text = fs.readFileSync(log, "utf8");
+      const m = text.match(/listening on 127\.0\.0\.1:(\d+)/);
+      if (m && text.includes("ready:")) {
+        clearInterval(poll);
+        resolve({ proc, port: Number(m[1]), log });
+      } else if (proc.exitCode !== null || Date.now() - started > 60000) {
+        clearInterval(poll);
+        proc.kill("SIGKILL");
+        reject(new Error("tailor serve did not start:\n" + text));
+      }
+    }, 50);
+  });
+}
+
+async function post(port, p, body) {
+  const r = await fetch("http://127.0.0.1:" + port + p, {
+    method: "POST", body: JSON.stringify(body),
+    headers: { "Authorization": "Bearer " + TOKEN, "Content-Type": "application/json" },
+  });
+  return r.json();
+}
+
+async function probe(port, who) {
+  const d = await post(port, "/v1/decide/probe", { anon: who.anon, session: who.session });
+  return d.result || d;
+}
+
+async function main() {
+  const dir = fs.mkdtempSync(path.join(TMP, "consent-"));
+  const srv = await serve(dir);
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  try {
+    const page = await browser.newPage();
+    const events = [];
+    page.on("request", (r) => {
+      if (r.url().includes("/v1/events")) events.push(JSON.parse(r.postData() || "{}"));
+    });
+    const base = "http://127.0.0.1:" + srv.port;
+    await page.goto(base + "/consent.html?utm_source=Newsletter&utm_medium=email&utm_campaign=spring");
+    await page.waitForSelector("body[data-ready]", { state: "attached", timeout: WAIT_MS });
+    await page.waitForTimeout(500);
+    check("nothing sent before consent", events.length === 0, events);
+    const stored = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("tailor.")));
+    check("nothing stored before consent", stored.length === 0, stored);
+
+    // The banner's answer, then the page goes on tracking.
+    await page.evaluate(() => t.consent({ analytics: true, personalization: true, marketing: false }));
+    await page.evaluate(() => Promise.all([t.pageView(), t.viewed("hat")]));
+    const types = events.map((e) => e.type);
+    check("consent, then the page's events, are sent", types.join(",") === "consent,page_view,view", types);
+    const consent = events.find((e) => e.type === "consent") || {};
+    check("the consent event names each purpose",
+      JSON.stringify(consent.props) === JSON.stringify({ analytics: true, personalization: true, marketing: false }),
+      consent);
+    const view = events.find((e) => e.type === "view") || { props: {} };
+    check("events carry the session's source",
+      view.props.medium === "email" && view.props.source === "newsletter" &&
+      view.props.campaign === "spring" && view.props.device === "desktop", view.props);
+    const who = await page.evaluate(() => t.who());
+    const keys = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("tailor.")));
+    check("the ids are stored once consented", keys.includes("tailor.anon") && keys.includes("tailor.consent"), keys);
+    let r = await probe(srv.port, who);
+    check("the server keeps the source with the session (ctx.session.source)",
+      JSON.stringify(r.source) === JSON.stringify({ campaign: "spring", device: "desktop", medium: "email", source: "newsletter" }) ||
+      (r.source && r.source.medium === "email" && r.source.source === "newsletter" &&
+       r.source.campaign === "spring" && r.source.device === "desktop"), r);
+    check("the server has the view", r.recent === 1, r);
+    check("the server knows marketing was declined", r.consent && r.consent.marketing === false, r);
+
+    // A visitor from a search engine, in a fresh context.
+    const ctx2 = await browser.newContext();
+    const page2 = await ctx2.newPage();
+    await page2.goto(base + "/consent.html", { referer: "https://www.google.com/" });
+    await page2.waitForSelector("body[data-ready]", { state: "attached", timeout: WAIT_MS });
+    const src2 = await page2.evaluate(() => t.source());
+    check("a search engine's referrer is 'search'", src2.medium === "search" && src2.source === "google.com", src2);
+    await ctx2.close();
+
+    // Analytics withdrawn: the page stops, and the server keeps nothing more.
+    events.length = 0;
+    await page.evaluate(() => t.consent({ analytics: false, personalization: true, marketing: false }));
+    await page.evaluate(() => t.viewed("scarf"));
+    check("after withdrawing, only the consent event is sent",
+      events.map((e) => e.type).join(",") === "consent", events);
+    await post(srv.port, "/v1/events", { type: "view", anon: who.anon, session: who.session, item: "gloves" });
+    r = await probe(srv.port, who);
+    check("the server keeps no event of a visitor without analytics consent", r.recent === 1, r);
+    check("ctx.customer.consent.analytics is false", r.consent && r.consent.analytics === false, r);
+  } finally {
+    await browser.close();
+    srv.proc.kill("SIGTERM");
+  }
+}
+
+const deadline = setTimeout(() => {
+  console.error("FAIL: the test did not finish in time");
+  process.exit(1);
+}, 180000);
+main().catch((e) => {
+  console.error(e);
+  failed++;
+}).finally(() => {
+  clearTimeout(deadline);
+  console.log(passed + " passed, " + failed + " failed");
+  process.exit(failed ? 1 : 0);
+});

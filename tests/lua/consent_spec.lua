@@ -1,0 +1,90 @@
+-- consent_spec.lua: consent per purpose (a consent event from the
+-- storefront) honoured by the engine: analytics declined, events are not
+-- kept; personalization declined, decisions are what anyone gets;
+-- marketing declined, no audience and no email; and the session's traffic
+-- source (props medium, source, campaign, device of its events) as
+-- ctx.session.source.
+local tailor = require "tailor"
+local root = os.getenv("TAILOR_ROOT") or "."
+
+local function engine(dir)
+  local e = assert(tailor.open { db = ":memory:", strategies = root .. (dir or "/tests/lua/consent") })
+  for _, id in ipairs { "hat", "scarf", "gloves" } do
+    assert(e:ingest { type = "item_upsert", item = { id = id, name = id, price = 10 } })
+  end
+  return e
+end
+
+local function probe(e, who, session)
+  local d = e:decide { kind = "probe", anon = who, session = session }
+  assert.is_nil(d.fallback, d.error)
+  return d.result
+end
+
+describe("consent", function()
+  it("keeps no event of a visitor who declined analytics, until they accept", function()
+    local e = engine()
+    assert(e:ingest { type = "consent", anon = "v1", props = { analytics = false } })
+    assert(e:ingest { type = "view", anon = "v1", item = "hat" })
+    assert(e:ingest { type = "view", anon = "v1", item = "scarf" })
+    local r = probe(e, "v1")
+    assert.are.equal(0, r.recent)
+    assert.is_false(r.consent.analytics)
+    assert.is_true(r.consent.personalization)
+    assert(e:ingest { type = "consent", anon = "v1", props = { analytics = true } })
+    assert(e:ingest { type = "view", anon = "v1", item = "gloves" })
+    assert.are.equal(1, probe(e, "v1").recent)
+    e:close()
+  end)
+
+  it("answers a visitor who declined personalization as anyone", function()
+    local e = engine()
+    assert(e:ingest { type = "view", anon = "v2", item = "hat" })
+    assert.are.equal(1, probe(e, "v2").recent)
+    assert(e:ingest { type = "consent", anon = "v2", props = { personalization = false } })
+    local r = probe(e, "v2")
+    assert.is_false(r.seen)
+    assert.are.equal(0, r.recent)
+    e:close()
+  end)
+
+  it("puts a visitor who declined marketing in no audience", function()
+    local e = engine("/strategies")
+    assert(e:ingest { type = "view", anon = "v3", item = "hat" })
+    local d = e:decide { kind = "audiences", anon = "v3" }
+    assert.is_nil(d.fallback, d.error)
+    assert.are.equal(1, #d.result.audiences)
+    assert(e:ingest { type = "consent", anon = "v3", props = { marketing = false } })
+    d = e:decide { kind = "audiences", anon = "v3" }
+    assert.are.equal(0, #d.result.audiences)
+    e:close()
+  end)
+end)
+
+describe("the session's traffic source", function()
+  it("is the first one its events name, as ctx.session.source", function()
+    local e = engine()
+    assert(e:ingest { type = "page_view", anon = "v4", session = "s4",
+                      props = { medium = "social", source = "instagram", campaign = "spring",
+                                device = "mobile" } })
+    assert(e:ingest { type = "page_view", anon = "v4", session = "s4",
+                      props = { medium = "email", source = "newsletter", device = "mobile" } })
+    assert.are.same({ medium = "social", source = "instagram", campaign = "spring", device = "mobile" },
+                    probe(e, "v4", "s4").source)
+    assert.is_false(probe(e, "v4", "other").source)
+    e:close()
+  end)
+
+  it("is a segment input in the shipped segments", function()
+    local e = engine("/strategies")
+    assert(e:ingest { type = "page_view", anon = "v5", session = "s5",
+                      props = { medium = "paid", source = "google", device = "tablet" } })
+    local d = e:decide { kind = "visitor", anon = "v5", session = "s5" }
+    assert.is_nil(d.fallback, d.error)
+    local seg = {}
+    for _, s in ipairs(d.result.segments) do seg[s] = true end
+    assert.is_true(seg.from_ads)
+    assert.is_true(seg.tablet)
+    e:close()
+  end)
+end)
