@@ -297,7 +297,7 @@
           var card = opts.render ? opts.render(item, product) : defaultCard(item, product);
           card.setAttribute("data-item", item.id);
           card.addEventListener("click", function () {
-            self.track("rec_clicked", { item: item.id, name: name });
+            self.track("rec_clicked", { item: item.id, name: name, props: { strategy: d.strategy } });
           });
           list.appendChild(card);
           shown.push(item);
@@ -309,7 +309,7 @@
         if (!shown.length) return shown;
         if (opts.title) container.appendChild(el("h2", "tailor-title", opts.title));
         container.appendChild(list);
-        self.track("rec_shown", { name: name, items: shown.map(function (i) { return { id: i.id }; }) });
+        self.track("rec_shown", { name: name, items: shown.map(function (i) { return { id: i.id }; }), props: { strategy: d.strategy } });
         return shown;
       })
       .catch(function (err) {
@@ -381,7 +381,11 @@
     return stored
       .then(function () { return self.decide("popup", { context: context }); })
       .then(function (d) {
-        if (d && d.result) self.showPopup(d.result, self.popupOptions);
+        if (d && d.result) {
+          // Which strategy chose it, for the console's attribution.
+          if (d.strategy && !d.result.strategy) d.result.strategy = d.strategy;
+          self.showPopup(d.result, self.popupOptions);
+        }
         return (d && d.result) || null;
       })
       .catch(function (err) { self.onError(err); return null; })
@@ -396,7 +400,7 @@
     overlay.setAttribute("data-popup", popup.name || "");
     function close(how) {
       overlay.remove();
-      if (how) self.track(how, { name: popup.name });
+      if (how) self.track(how, { name: popup.name, props: { strategy: popup.strategy } });
     }
     if (opts.render) {
       overlay.appendChild(opts.render(popup, close));
@@ -428,7 +432,7 @@
       overlay.addEventListener("click", function (e) { if (e.target === overlay) close("popup_dismissed"); });
     }
     document.body.appendChild(overlay);
-    this.track("popup_shown", { name: popup.name, props: { coupon: popup.coupon } });
+    this.track("popup_shown", { name: popup.name, props: { coupon: popup.coupon, strategy: popup.strategy } });
     if (opts.onShow) opts.onShow(popup);
   };
 

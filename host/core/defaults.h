@@ -131,6 +131,8 @@
     "(another process delivers)")                                           \
   X(SERVER_DELIVER_BATCH, 50, "server.deliver_batch", "rows",                \
     "outbox rows the delivery thread takes at a time")                       \
+  X(SERVER_CONSOLE_SESSION_MS, 28800000, "server.console_session_ms", "ms",  \
+    "how long a login to the merchant console (/admin) lasts")              \
                                                                              \
   /* ** Fixed limits that code and docs both state */                        \
   X(EVENT_MAX_LINES, 500, "", "lines", "most product lines in one event")    \
@@ -177,6 +179,11 @@
     "/metrics reuses the engine's stats this long")                          \
   X(SERVER_CORS_MAX_AGE_S, 600, "", "s",                                     \
     "how long a browser caches a CORS preflight")                            \
+  X(SERVER_CONSOLE_MAX_SESSIONS, 64, "", "sessions",                         \
+    "console logins held at once; a new one ends the oldest")               \
+  X(CONSOLE_ATTRIBUTION_HOURS, 24, "", "hours",                              \
+    "the console's attribution window when the request names none: an "     \
+    "order counts for the click, popup or email before it within this")     \
   X(SERVER_STATIC_MAX_BYTES, 16 << 20, "", "bytes",                          \
     "largest file the server's static folder serves")
 

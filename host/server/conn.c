@@ -75,6 +75,7 @@ job *srv_job_new(conn *c) {
 static void job_free(job *j) {
   srv_request_clear(&j->req);
   free(j->origin);
+  free(j->headers);
   if (j->body_tailor)
     tailor_free(j->body);
   else
@@ -129,6 +130,7 @@ static void job_finalize(srv *s, job *j) {
     j->ctype = "text/plain; version=0.0.4; charset=utf-8";
     if (!text) util_fail(&j->err, SRV_EINTERNAL, NULL, "metrics: out of memory");
   }
+  if (j->req.op == SRV_OP_CONSOLE_READ && !j->err.code) srv_console_finalize(s, j);
   j->out = j->http ? srv_http_response(j, &j->out_len) : ndjson_response(j, &j->out_len);
   j->state = J_DONE;
 }
@@ -152,6 +154,8 @@ static int role_of(const srv_conf *cf, const char *token) {
     if (same_secret(token, cf->tokens[i].token)) role = cf->tokens[i].role;
   return role;
 }
+
+int srv_token_role(const srv_conf *cf, const char *token) { return role_of(cf, token); }
 
 /* What each permission lets a role do, for refusals. */
 static const char *perm_verb(unsigned missing) {
@@ -234,6 +238,11 @@ static void run_inline(conn *c, job *j) {
       /* The validation messages, made by the parser; nothing is stored. */
       body = j->req.text ? j->req.text : "{\"validationMessages\":[]}";
       break;
+    case SRV_OP_CONSOLE_FILE:
+    case SRV_OP_CONSOLE_LOGIN:
+    case SRV_OP_CONSOLE_LOGOUT:
+      srv_console_inline(c->s, j);
+      return;
     case SRV_OP_PREFLIGHT:
       if (!j->origin) {
         util_fail(&j->err, SRV_EFORBIDDEN, "Origin",

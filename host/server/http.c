@@ -18,7 +18,7 @@
 #include "server/internal.h"
 
 /* Headers we keep. */
-enum { H_NONE, H_AUTH, H_ORIGIN, H_EXPECT, H_CUSTOMER, H_ENCODING };
+enum { H_NONE, H_AUTH, H_ORIGIN, H_EXPECT, H_CUSTOMER, H_ENCODING, H_COOKIE, H_CSRF, H_HOST };
 
 static http_state *state_of(http_parser *p) { return ((conn *)p->data)->http; }
 
@@ -37,7 +37,7 @@ static int on_message_begin(http_parser *p) {
   if (!c->head_at) c->head_at = uv_now(c->s->loop);
   h->in_message = 1;
   h->url_len = h->field_len = h->auth_len = h->origin_len = h->expect_len = 0;
-  h->customer_len = h->encoding_len = 0;
+  h->customer_len = h->encoding_len = h->cookie_len = h->csrf_len = h->host_len = 0;
   h->url_long = h->in_value = h->body_long = 0;
   h->capture = H_NONE;
   h->body_len = 0;
@@ -75,6 +75,9 @@ static int on_header_value(http_parser *p, const char *at, size_t n) {
                  : field_is(h, "x-tailor-customer") ? H_CUSTOMER
                  : field_is(h, "expect")      ? H_EXPECT
                  : field_is(h, "content-encoding") ? H_ENCODING
+                 : field_is(h, "cookie")      ? H_COOKIE
+                 : field_is(h, "x-csrf-token") ? H_CSRF
+                 : field_is(h, "host")        ? H_HOST
                                               : H_NONE;
   }
   if (h->capture == H_AUTH) append(h->auth, sizeof h->auth, &h->auth_len, at, n);
@@ -84,6 +87,14 @@ static int on_header_value(http_parser *p, const char *at, size_t n) {
     append(h->encoding, sizeof h->encoding, &h->encoding_len, at, n);
   if (h->capture == H_CUSTOMER)
     append(h->customer, sizeof h->customer, &h->customer_len, at, n);
+  if (h->capture == H_COOKIE) {
+    /* Several Cookie headers are one list. */
+    if (h->cookie_len && !h->in_cookie) append(h->cookie, sizeof h->cookie, &h->cookie_len, "; ", 2);
+    append(h->cookie, sizeof h->cookie, &h->cookie_len, at, n);
+  }
+  h->in_cookie = h->capture == H_COOKIE;
+  if (h->capture == H_CSRF) append(h->csrf, sizeof h->csrf, &h->csrf_len, at, n);
+  if (h->capture == H_HOST) append(h->host, sizeof h->host, &h->host_len, at, n);
   return 0;
 }
 
@@ -249,6 +260,14 @@ static void make_request(conn *c) {
     h->body_cap = 0;
   }
   h->body_len = 0;
+  /* The console's session cookie and CSRF token (console.c). */
+  if (!j->err.code && j->req.op >= SRV_OP_CONSOLE_FILE && j->req.op <= SRV_OP_CONSOLE_WRITE) {
+    h->origin[h->origin_len < sizeof h->origin ? h->origin_len : 0] = '\0';
+    h->cookie[h->cookie_len < sizeof h->cookie ? h->cookie_len : 0] = '\0';
+    h->csrf[h->csrf_len < sizeof h->csrf ? h->csrf_len : 0] = '\0';
+    h->host[h->host_len < sizeof h->host ? h->host_len : 0] = '\0';
+    srv_console_http(s, j, h->cookie, h->csrf, h->origin_len ? h->origin : NULL, h->host);
+  }
   srv_job_submit(c, j);
 }
 
@@ -299,6 +318,7 @@ static const char *reason(int status) {
   switch (status) {
     case 200: return "OK";
     case 204: return "No Content";
+    case 303: return "See Other";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
@@ -348,6 +368,7 @@ char *srv_http_response(job *j, size_t *len) {
                     "Access-Control-Max-Age: %d\r\n",
                     SRV_CORS_MAX_AGE);
   }
+  if (j->headers) k += snprintf(head + k, sizeof head - (size_t)k, "%s", j->headers);
   if (status == 401)
     k += snprintf(head + k, sizeof head - (size_t)k, "WWW-Authenticate: %s\r\n",
                   j->req.op == SRV_OP_SEGMENT ? "Basic realm=\"tailor\"" : "Bearer");

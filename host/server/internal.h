@@ -66,6 +66,7 @@ struct job {
   int body_tailor;   /* body came from the engine: tailor_free() it */
   int status;        /* HTTP status when not derived (204 for preflight) */
   const char *ctype; /* HTTP content type of body; NULL: JSON */
+  char *headers;     /* more HTTP header lines ("Name: value\r\n"...); owned */
   char *out;         /* the response bytes once done; owned */
   size_t out_len;
 };
@@ -90,6 +91,13 @@ typedef struct http_state {
   size_t expect_len;
   char encoding[32]; /* Content-Encoding */
   size_t encoding_len;
+  char cookie[SRV_MAX_HEADER_BYTES]; /* the console's session (console.c) */
+  size_t cookie_len;
+  int in_cookie;     /* the last value captured was a Cookie's */
+  char csrf[128];    /* X-CSRF-Token */
+  size_t csrf_len;
+  char host[256];    /* Host, for the Origin of a console change */
+  size_t host_len;
   char *body;
   size_t body_len, body_cap;
   int body_long;
@@ -133,6 +141,8 @@ struct conn {
 
 /* Counters of the event loop thread (only it writes them). */
 #define SRV_LATENCY_BUCKETS 14
+#define SRV_MINUTES 60            /* the console's per-minute counters */
+#define SRV_LATENCY_SAMPLES 2048  /* latest decisions kept for percentiles */
 typedef struct srv_metrics {
   uint64_t requests[2][SRV_OP_COUNT + 1]; /* by protocol and op; last:
                                              requests that named none */
@@ -140,6 +150,15 @@ typedef struct srv_metrics {
   uint64_t latency[SRV_OP_COUNT + 1][SRV_LATENCY_BUCKETS + 1];
   double latency_sum[SRV_OP_COUNT + 1];
   uint64_t conns_total, conns_refused, conns_head_timeouts, bytes_in, bytes_out;
+  /* The console's overview: the last SRV_MINUTES minutes, by wall-clock
+     minute (a slot is reused once its minute is past), and the latest
+     decisions' latencies for percentiles. */
+  struct {
+    int64_t minute; /* unix minute the counts are of */
+    uint64_t events, decisions, errors, fallbacks;
+  } per_minute[SRV_MINUTES];
+  uint32_t decide_us[SRV_LATENCY_SAMPLES];
+  uint64_t decide_seen;
 } srv_metrics;
 
 struct srv {
@@ -180,6 +199,10 @@ struct srv {
   uv_mutex_t stats_mu;
   char *stats_cache;
   uint64_t stats_at;
+
+  /* The merchant console's sessions and health (console.c); loop-owned
+     but for its log, which has its own lock. */
+  struct srv_console *console;
 
   /* The delivery thread (deliver.c); NULL when not running. */
   struct srv_deliver *deliver;
@@ -224,6 +247,10 @@ long srv_max_future_ms(srv *s);
    NULL when none. */
 const char *srv_unknown_item(srv *s, const ev *e);
 
+/* The engine's stats JSON, at most SRV_STATS_TTL_MS old (malloc'd; NULL
+   with `e` filled). */
+char *srv_cached_stats(srv *s, tailor_error *e);
+
 void srv_queue_read(srv *s, job *j);
 void srv_queue_write(srv *s, job *j);
 
@@ -233,6 +260,30 @@ void srv_queue_write(srv *s, job *j);
 int srv_static_route(const srv_conf *cf, int get, const char *url, size_t url_len,
                      srv_request *req, tailor_error *err);
 void srv_static_read(job *j); /* on a worker: the file into j->body */
+
+/*
+** console.c: the merchant console (docs/console.md).  srv_console_http
+** (loop, as a console request is made) turns a session cookie into the
+** session's token and refuses changes without the session's CSRF token or
+** from another origin; srv_console_inline answers the files, login and
+** logout on the loop; srv_console_run answers the admin API on a worker;
+** srv_console_finalize adds the loop's counters to the overview;
+** srv_console_log keeps the engine's strategy errors and reloads (any
+** thread); srv_console_free at exit.
+*/
+void srv_console_http(srv *s, job *j, const char *cookie, const char *csrf,
+                      const char *origin, const char *host);
+void srv_console_inline(srv *s, job *j);
+void srv_console_run(srv *s, job *j);
+void srv_console_finalize(srv *s, job *j);
+void srv_console_log(srv *s, int level, const char *message);
+void srv_console_free(srv *s);
+int srv_console_init(srv *s); /* 0, or -1 out of memory */
+/* A decision of `kind` served its fallback; `error` is the JSON string
+   (quoted, `n` bytes or more) of the strategy's error.  Loop only. */
+void srv_console_fallback(srv *s, const char *kind, const char *error, size_t n);
+/* The role a configured token grants, or -1 (constant time; conn.c). */
+int srv_token_role(const srv_conf *cf, const char *token);
 
 /* deliver.c: the thread that calls tailor_deliver_due() every
    deliver_interval_ms; started after the workers, stopped after the loop. */

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "core/util.h"
 #include "server/internal.h"
 
 /* Upper bounds of the latency buckets, in seconds (then +Inf). */
@@ -39,6 +40,25 @@ void srv_metrics_observe(srv *s, const job *j) {
   while (b < SRV_LATENCY_BUCKETS && sec > bounds[b]) b++;
   m->latency[slot][b]++;
   m->latency_sum[slot] += sec;
+  /* The console's overview: this minute's counts, decision latencies and
+     the strategy errors that made a decision serve its fallback. */
+  int64_t minute = util_now_ms() / 60000;
+  __typeof__(m->per_minute[0]) *pm = &m->per_minute[minute % SRV_MINUTES];
+  if (pm->minute != minute) memset(pm, 0, sizeof *pm), pm->minute = minute;
+  if (j->err.code) pm->errors++;
+  else if (srv_op_run(j->req.op) == SRV_RUN_WRITE) pm->events += j->req.n_events;
+  if (j->req.op == SRV_OP_DECIDE && !j->err.code) {
+    pm->decisions++;
+    uint64_t us = (uv_hrtime() - j->t0) / 1000;
+    m->decide_us[m->decide_seen++ % SRV_LATENCY_SAMPLES] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    static const char mark[] = ",\"fallback\":true,\"error\":";
+    const char *f = j->body ? memmem(j->body, j->body_len, mark, sizeof mark - 1) : NULL;
+    if (f) {
+      pm->fallbacks++;
+      srv_console_fallback(s, j->req.dq.kind, f + sizeof mark - 1,
+                           j->body_len - (size_t)(f + sizeof mark - 1 - j->body));
+    }
+  }
 }
 
 /* A growing text buffer; on out of memory it turns NULL and stays so. */

@@ -47,6 +47,11 @@ static const char *const http_only_names[SRV_OP_COUNT] = {
     [SRV_OP_SEGMENT] = "segment",
     [SRV_OP_GA4] = "ga4",
     [SRV_OP_GA4_DEBUG] = "ga4.debug",
+    [SRV_OP_CONSOLE_FILE] = "console.file",
+    [SRV_OP_CONSOLE_LOGIN] = "console.login",
+    [SRV_OP_CONSOLE_LOGOUT] = "console.logout",
+    [SRV_OP_CONSOLE_READ] = "console.read",
+    [SRV_OP_CONSOLE_WRITE] = "console.write",
 };
 
 int srv_op_batch(int op) {

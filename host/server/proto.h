@@ -92,7 +92,12 @@ enum { SRV_RUN_INLINE, SRV_RUN_READ, SRV_RUN_WRITE };
   X(STATIC, NULL, SRV_RUN_READ, 0)                                         \
   X(SEGMENT, NULL, SRV_RUN_WRITE, SRV_PERM_EVENTS)                         \
   X(GA4, NULL, SRV_RUN_WRITE, SRV_PERM_EVENTS)                             \
-  X(GA4_DEBUG, NULL, SRV_RUN_INLINE, SRV_PERM_EVENTS)
+  X(GA4_DEBUG, NULL, SRV_RUN_INLINE, SRV_PERM_EVENTS)                     \
+  X(CONSOLE_FILE, NULL, SRV_RUN_INLINE, 0)                                 \
+  X(CONSOLE_LOGIN, NULL, SRV_RUN_INLINE, 0)                                \
+  X(CONSOLE_LOGOUT, NULL, SRV_RUN_INLINE, 0)                               \
+  X(CONSOLE_READ, NULL, SRV_RUN_READ, SRV_PERM_STATS)                      \
+  X(CONSOLE_WRITE, NULL, SRV_RUN_READ, SRV_PERM_ALL)
 
 typedef enum srv_op {
 #define SRV_OP_ENUM_(e, name, run, perms) SRV_OP_##e,

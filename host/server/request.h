@@ -48,6 +48,17 @@ int srv_parse_segment(const char *path, const char *body, size_t body_len, json_
 int srv_parse_ga4(int debug, const char *query, size_t query_len, const char *body,
                   size_t body_len, int64_t now_ms, srv_request *out, tailor_error *err);
 
+/*
+** The merchant console's routes (admin_route.c): `path` (n bytes) is
+** /admin or under it, `query` the target's query string (without '?').
+** out->text holds "endpoint\0query\0body" for the admin API, the body
+** for login and logout, the file's name for the console's files.
+** Returns as srv_parse_http.
+*/
+int srv_parse_admin(int method, const char *path, size_t n, const char *query,
+                    size_t query_len, const char *body, size_t body_len,
+                    srv_request *out, tailor_error *err);
+
 /* The word a message uses for v's type ("an object", "a string"); static. */
 const char *srv_type_word(const json_t *v);
 

@@ -112,7 +112,13 @@ int srv_parse_http(int method, const char *url, size_t url_len, const char *body
   }
 #define IS(lit) (n == sizeof(lit) - 1 && !memcmp(p, lit, n))
 #define UNDER(lit) (n > sizeof(lit) - 1 && !memcmp(p, lit, sizeof(lit) - 1))
-  if (IS("/healthz")) {
+  if (IS("/admin") || (n >= 7 && !memcmp(p, "/admin/", 7))) {
+    /* The merchant console and its API (admin_route.c). */
+    size_t q = end < url_len && url[end] == '?' ? end + 1 : end, qe = q;
+    while (qe < url_len && url[qe] != '#') qe++;
+    rc = srv_parse_admin(method, p, n, url + q, qe - q, body, body_len, out, err);
+    goto parsed;
+  } else if (IS("/healthz")) {
     if (method != SRV_GET) rc = wrong_method(err, method, path, "GET");
     out->op = SRV_OP_HEALTH;
   } else if (IS("/metrics")) {

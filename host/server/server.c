@@ -90,6 +90,7 @@ void srv_log(int level, const char *fmt, ...) {
 }
 
 static void engine_log(void *ud, int level, const char *message) {
+  srv_console_log(ud, level, message);
   srv_log(level, "%s", message);
 }
 
@@ -338,6 +339,14 @@ int srv_run(tailor *t, srv_conf *conf, const srv_opts *o) {
   /* A peer that closes while we write must cost an error code, not the
      process. */
   signal(SIGPIPE, SIG_IGN);
+  if (srv_console_init(s)) {
+    srv_log(TAILOR_LOG_ERROR, "out of memory");
+    srv_peers_free(s->peers);
+    srv_conf_free(conf);
+    free(conf);
+    free(s);
+    return 1;
+  }
   tailor_set_logger(t, engine_log, s);
   uv_mutex_init(&s->mu);
   uv_mutex_init(&s->done_mu);
@@ -363,6 +372,7 @@ int srv_run(tailor *t, srv_conf *conf, const srv_opts *o) {
   free(s->stats_cache);
   free(s->pipe_path);
   srv_peers_free(s->peers);
+  srv_console_free(s);
   srv_conf_free(s->conf);
   free(s->conf);
   free(s);

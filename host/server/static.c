@@ -115,7 +115,8 @@ int srv_static_route(const srv_conf *cf, int get, const char *url, size_t url_le
   const char *p = url + start;
   size_t n = end - start;
 #define IS(lit) (n == sizeof(lit) - 1 && !memcmp(p, lit, n))
-  if (!n || p[0] != '/' || IS("/healthz") || IS("/metrics") || IS("/v1") ||
+  if (!n || p[0] != '/' || IS("/healthz") || IS("/metrics") || IS("/v1") || IS("/admin") ||
+      (n >= 7 && !memcmp(p, "/admin/", 7)) ||
       (n >= 4 && !memcmp(p, "/v1/", 4)))
     return 0;
 #undef IS

@@ -59,7 +59,7 @@ static void fail_tailor(job *j, int code, const tailor_error *e) {
 
 /* The engine's stats, at most SRV_STATS_TTL_MS old: they count the store's
    tables, which takes time on a large store and holds its writer lock. */
-static char *cached_stats(srv *s, tailor_error *e) {
+char *srv_cached_stats(srv *s, tailor_error *e) {
   uint64_t now = util_mono_ns() / 1000000;
   char *copy = NULL;
   uv_mutex_lock(&s->stats_mu);
@@ -132,7 +132,7 @@ static void run_read(srv *s, job *j) {
       break;
     case SRV_OP_METRICS:
       /* Rendered on the loop, which owns the request counters. */
-      if ((j->body = cached_stats(s, &e))) {
+      if ((j->body = srv_cached_stats(s, &e))) {
         j->body_len = strlen(j->body);
         return;
       }
@@ -140,6 +140,10 @@ static void run_read(srv *s, job *j) {
       break;
     case SRV_OP_STATIC:
       srv_static_read(j);
+      return;
+    case SRV_OP_CONSOLE_READ:
+    case SRV_OP_CONSOLE_WRITE:
+      srv_console_run(s, j);
       return;
     default:
       util_fail(&j->err, SRV_EINTERNAL, NULL, "%s is not a read", srv_op_name(j->req.op));

@@ -1,0 +1,501 @@
+/*
+** console.c: the figures of the merchant console that the engine works
+** out (console.h): revenue attribution from the event log, the outbox by
+** trigger and state, one message for a preview, a visitor's decisions,
+** and the strategies' files and checks.  Reads only: the store through
+** eng_read_begin(), decisions through eng_decide() like any caller.
+*/
+#include "engine/console.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/buf.h"
+#include "core/util.h"
+#include "engine/dryrun.h"
+#include "engine/engine.h"
+
+#define CONSOLE_MAX_GROUPS 256 /* (source, strategy, widget) rows; more go to "other" */
+#define CONSOLE_OUTBOX_ROWS 100 /* newest outbox rows listed */
+#define CONSOLE_PREVIEW_K 6     /* items per recommendation in a preview */
+
+static const char *col(sqlite3_stmt *q, int i) {
+  const unsigned char *v = sqlite3_column_text(q, i);
+  return v ? (const char *)v : NULL;
+}
+
+static int sql_fail(tailor_error *err, sqlite3 *db, const char *what) {
+  return util_fail(err, TAILOR_ESTORE, NULL, "%s: %s", what, sqlite3_errmsg(db));
+}
+
+/*
+** Revenue attribution.  One pass over the touch and order events sorted
+** by person and time: a person's last click is remembered until an order
+** of theirs, which it gets when it is at most window_ms older.
+*/
+typedef struct group {
+  char source[16], strategy[64], widget[64];
+  uint64_t shown, clicks, orders;
+  double revenue;
+} group;
+
+typedef struct attribution {
+  group *g;
+  size_t n;
+} attribution;
+
+static group *group_of(attribution *a, const char *source, const char *strategy,
+                       const char *widget) {
+  strategy = strategy && *strategy ? strategy : "-";
+  widget = widget && *widget ? widget : "-";
+  for (size_t i = 0; i < a->n; i++)
+    if (!strcmp(a->g[i].source, source) && !strcmp(a->g[i].strategy, strategy) &&
+        !strcmp(a->g[i].widget, widget))
+      return &a->g[i];
+  if (a->n == CONSOLE_MAX_GROUPS) {
+    strategy = widget = "(other)";
+    for (size_t i = 0; i < a->n; i++)
+      if (!strcmp(a->g[i].source, source) && !strcmp(a->g[i].widget, widget)) return &a->g[i];
+    return &a->g[a->n - 1];
+  }
+  group *g = &a->g[a->n++];
+  memset(g, 0, sizeof *g);
+  snprintf(g->source, sizeof g->source, "%s", source);
+  snprintf(g->strategy, sizeof g->strategy, "%s", strategy);
+  snprintf(g->widget, sizeof g->widget, "%s", widget);
+  return g;
+}
+
+static const char *source_of(const char *type) {
+  return !strncmp(type, "rec_", 4) ? "recommendation"
+         : !strncmp(type, "popup_", 6) ? "popup"
+                                       : "email";
+}
+
+json_t *eng_console_revenue(tailor *t, int64_t window_ms, int64_t since_ms,
+                            tailor_error *err) {
+  static const char touches[] =
+      "SELECT COALESCE(e.customer, i.customer, e.anon, e.session) AS who, e.ts, e.type,"
+      " json_extract(e.body, '$.name'), json_extract(e.body, '$.props.strategy'),"
+      " json_extract(e.body, '$.revenue')"
+      " FROM events e LEFT JOIN identities i ON i.anon = e.anon"
+      " WHERE e.type IN ('purchase', 'rec_clicked', 'popup_clicked', 'email_clicked',"
+      " 'rec_shown', 'popup_shown') AND e.ts >= ?1"
+      " ORDER BY who, e.ts, e.seq";
+  static const char sessions[] =
+      "SELECT count(DISTINCT session), count(DISTINCT CASE WHEN type IN ('rec_shown',"
+      " 'popup_shown', 'rec_clicked', 'popup_clicked', 'email_clicked') THEN session END)"
+      " FROM events WHERE session IS NOT NULL AND ts >= ?1";
+  attribution a = {calloc(CONSOLE_MAX_GROUPS, sizeof(group)), 0};
+  if (!a.g) return util_fail(err, TAILOR_ENOMEM, NULL, "out of memory"), NULL;
+  store *st = eng_read_begin(t);
+  sqlite3 *db = store_db(st);
+  sqlite3_stmt *q = NULL;
+  int rc = sqlite3_prepare_v2(db, touches, -1, &q, NULL);
+  uint64_t orders = 0, attributed_orders = 0, total_sessions = 0, seen_sessions = 0;
+  double revenue = 0, attributed = 0;
+  char who[256] = "", last_src[16] = "", last_strategy[64] = "", last_widget[64] = "";
+  int64_t last_click = INT64_MIN;
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_int64(q, 1, since_ms - window_ms);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+      const char *w = col(q, 0), *type = col(q, 2), *name = col(q, 3), *strategy = col(q, 4);
+      int64_t ts = sqlite3_column_int64(q, 1);
+      if (!w || !type) continue;
+      if (strcmp(w, who)) { /* the next person */
+        snprintf(who, sizeof who, "%s", w);
+        last_click = INT64_MIN;
+      }
+      int purchase = !strcmp(type, "purchase");
+      if (!purchase && strstr(type, "_clicked")) {
+        last_click = ts;
+        snprintf(last_src, sizeof last_src, "%s", source_of(type));
+        snprintf(last_strategy, sizeof last_strategy, "%s", strategy ? strategy : "");
+        snprintf(last_widget, sizeof last_widget, "%s", name ? name : "");
+      }
+      if (ts < since_ms) continue; /* only a click that may count for later orders */
+      if (!purchase) {
+        group *g = group_of(&a, source_of(type), strategy, name);
+        if (strstr(type, "_clicked")) g->clicks++;
+        else g->shown++;
+        continue;
+      }
+      double r = sqlite3_column_double(q, 5);
+      if (!isfinite(r) || r < 0) r = 0;
+      orders++;
+      revenue += r;
+      if (last_click != INT64_MIN && ts - last_click <= window_ms) {
+        group *g = group_of(&a, last_src, last_strategy, last_widget);
+        g->orders++;
+        g->revenue += r;
+        attributed_orders++;
+        attributed += r;
+      }
+    }
+    rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+  }
+  sqlite3_finalize(q);
+  q = NULL;
+  if (rc == SQLITE_OK && (rc = sqlite3_prepare_v2(db, sessions, -1, &q, NULL)) == SQLITE_OK) {
+    sqlite3_bind_int64(q, 1, since_ms);
+    if ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+      total_sessions = (uint64_t)sqlite3_column_int64(q, 0);
+      seen_sessions = (uint64_t)sqlite3_column_int64(q, 1);
+      rc = SQLITE_OK;
+    }
+  }
+  sqlite3_finalize(q);
+  if (rc != SQLITE_OK) {
+    sql_fail(err, db, "revenue attribution");
+    eng_read_end(t);
+    free(a.g);
+    return NULL;
+  }
+  eng_read_end(t);
+  json_t *rows = json_array();
+  for (size_t i = 0; i < a.n; i++) {
+    group *g = &a.g[i];
+    json_array_append_new(
+        rows, json_pack("{ss ss ss sI sI sI sf}", "source", g->source, "strategy", g->strategy,
+                        "widget", g->widget, "shown", (json_int_t)g->shown, "clicks",
+                        (json_int_t)g->clicks, "orders", (json_int_t)g->orders, "revenue",
+                        g->revenue));
+  }
+  free(a.g);
+  return json_pack("{sI sI so s{sI sf} s{sI sf} s{sI sf} so s{sI sI sf}}", "window_ms",
+                   (json_int_t)window_ms, "since", (json_int_t)since_ms, "model",
+                   json_string("last click"), "total", "orders", (json_int_t)orders, "revenue",
+                   revenue, "attributed", "orders", (json_int_t)attributed_orders, "revenue",
+                   attributed, "rest", "orders", (json_int_t)(orders - attributed_orders),
+                   "revenue", revenue - attributed, "groups", rows, "sessions", "total",
+                   (json_int_t)total_sessions, "personalized", (json_int_t)seen_sessions,
+                   "share",
+                   total_sessions ? (double)seen_sessions / (double)total_sessions : 0.0);
+}
+
+/*
+** The outbox.
+*/
+/* A row of `q` as an object keyed by its column names; JSON columns
+   (vars) parsed. */
+static json_t *row_object(sqlite3_stmt *q) {
+  json_t *o = json_object();
+  for (int i = 0; i < sqlite3_column_count(q); i++) {
+    const char *name = sqlite3_column_name(q, i);
+    switch (sqlite3_column_type(q, i)) {
+      case SQLITE_INTEGER:
+        json_object_set_new(o, name, json_integer(sqlite3_column_int64(q, i)));
+        break;
+      case SQLITE_FLOAT:
+        json_object_set_new(o, name, json_real(sqlite3_column_double(q, i)));
+        break;
+      case SQLITE_NULL:
+        json_object_set_new(o, name, json_null());
+        break;
+      default: {
+        json_t *v = !strcmp(name, "vars") ? json_loads(col(q, i), 0, NULL) : NULL;
+        json_object_set_new(o, name, v ? v : json_string(col(q, i) ? col(q, i) : ""));
+      }
+    }
+  }
+  return o;
+}
+
+#define OUTBOX_STATE                                                          \
+  "CASE WHEN state = 'pending' AND attempts > 0 THEN 'failed'"                \
+  " WHEN state = 'pending' THEN 'scheduled' ELSE state END"
+
+json_t *eng_console_outbox(tailor *t, const char *state, int pii, tailor_error *err) {
+  static const char counts[] =
+      "SELECT template, channel, " OUTBOX_STATE ", count(*) FROM outbox GROUP BY 1, 2, 3"
+      " ORDER BY 1, 2, 3";
+  static const char list[] =
+      "SELECT id, key, customer, channel, template, vars, due, " OUTBOX_STATE " AS state,"
+      " attempts, last_error, created, next_at, updated FROM outbox"
+      " WHERE ?1 IS NULL OR " OUTBOX_STATE " = ?1 ORDER BY id DESC LIMIT ?2";
+  store *st = eng_read_begin(t);
+  sqlite3 *db = store_db(st);
+  sqlite3_stmt *q = NULL;
+  json_t *by = json_object(), *rows = json_array(), *totals = json_object();
+  int rc = sqlite3_prepare_v2(db, counts, -1, &q, NULL);
+  while (q && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+    const char *tpl = col(q, 0), *s = col(q, 2);
+    json_int_t n = sqlite3_column_int64(q, 3);
+    json_t *one = json_object_get(by, tpl);
+    if (!one) {
+      json_object_set_new(by, tpl, json_pack("{ss}", "channel", col(q, 1)));
+      one = json_object_get(by, tpl);
+    }
+    json_object_set_new(one, s, json_integer(json_integer_value(json_object_get(one, s)) + n));
+    json_object_set_new(totals, s,
+                        json_integer(json_integer_value(json_object_get(totals, s)) + n));
+  }
+  if (rc == SQLITE_DONE) rc = SQLITE_OK;
+  sqlite3_finalize(q);
+  q = NULL;
+  if (rc == SQLITE_OK && (rc = sqlite3_prepare_v2(db, list, -1, &q, NULL)) == SQLITE_OK) {
+    if (state) sqlite3_bind_text(q, 1, state, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(q, 2, CONSOLE_OUTBOX_ROWS);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+      json_t *o = row_object(q);
+      if (!pii) json_object_del(o, "vars");
+      json_array_append_new(rows, o);
+    }
+    if (rc == SQLITE_DONE) rc = SQLITE_OK;
+  }
+  sqlite3_finalize(q);
+  if (rc != SQLITE_OK) {
+    sql_fail(err, db, "outbox");
+    eng_read_end(t);
+    json_decref(by), json_decref(rows), json_decref(totals);
+    return NULL;
+  }
+  eng_read_end(t);
+  return json_pack("{so so so}", "triggers", by, "totals", totals, "rows", rows);
+}
+
+/* Item ids a message's variables name: "item", and "items" as ids or
+   objects with an "id". */
+static void add_items(json_t *vars, json_t *ids) {
+  json_t *one = json_object_get(vars, "item");
+  if (json_is_string(one)) json_array_append(ids, one);
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(vars, "items"), i, v) {
+    json_t *id = json_is_object(v) ? json_object_get(v, "id") : v;
+    if (json_is_string(id)) json_array_append(ids, id);
+  }
+}
+
+json_t *eng_console_message(tailor *t, const char *key, tailor_error *err) {
+  static const char one[] =
+      "SELECT id, key, customer, channel, template, vars, due, " OUTBOX_STATE " AS state,"
+      " attempts, last_error, created, next_at, updated FROM outbox WHERE key = ?1";
+  store *st = eng_read_begin(t);
+  sqlite3 *db = store_db(st);
+  sqlite3_stmt *q = NULL;
+  json_t *row = NULL;
+  int rc = sqlite3_prepare_v2(db, one, -1, &q, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_TRANSIENT);
+    if ((rc = sqlite3_step(q)) == SQLITE_ROW) row = row_object(q);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = SQLITE_OK;
+  }
+  sqlite3_finalize(q);
+  if (rc != SQLITE_OK) {
+    sql_fail(err, db, "outbox message");
+    eng_read_end(t);
+    return NULL;
+  }
+  if (!row) {
+    eng_read_end(t);
+    util_fail(err, TAILOR_ENOTFOUND, "key", "no outbox row with key '%.200s'", key);
+    return NULL;
+  }
+  json_t *ids = json_array(), *items = json_object(), *id;
+  add_items(json_object_get(row, "vars"), ids);
+  size_t i;
+  json_array_foreach(ids, i, id) {
+    json_t *item = store_item(st, json_string_value(id));
+    if (item) json_object_set_new(items, json_string_value(id), item);
+  }
+  json_t *profile = json_is_string(json_object_get(row, "customer"))
+                        ? store_customer(st, json_string_value(json_object_get(row, "customer")))
+                        : NULL;
+  eng_read_end(t);
+  json_decref(ids);
+  json_object_set_new(row, "items", items);
+  json_object_set_new(row, "to", json_is_object(profile) && json_object_get(profile, "email")
+                                     ? json_incref(json_object_get(profile, "email"))
+                                     : json_null());
+  json_decref(profile);
+  return row;
+}
+
+/*
+** Preview: the decisions for one visitor.
+*/
+static json_t *decide(tailor *t, json_t *req) {
+  char *text = json_dumps(req, JSON_COMPACT), *out = NULL;
+  tailor_error e = {0};
+  uint64_t t0 = util_mono_ns();
+  int rc = text ? tailor_decide(t, text, strlen(text), &out, NULL, &e) : TAILOR_ENOMEM;
+  double ms = (double)(util_mono_ns() - t0) / 1e6;
+  json_t *answer = rc ? json_pack("{ss}", "error", e.message[0] ? e.message : "out of memory")
+                      : json_loads(out, 0, NULL);
+  free(text);
+  tailor_free(out);
+  return json_pack("{sO so sf}", "request", req, "answer", answer ? answer : json_null(), "ms", ms);
+}
+
+json_t *eng_console_preview(tailor *t, const char *customer, const char *anon,
+                            const char *cart, const char *source, const char *segment,
+                            tailor_error *err) {
+  (void)err;
+  json_t *who = json_object(), *context = json_object();
+  if (customer && *customer) json_object_set_new(who, "customer", json_string(customer));
+  if (anon && *anon) json_object_set_new(who, "anon", json_string(anon));
+  if (source && *source) json_object_set_new(context, "source", json_string(source));
+  if (segment && *segment) json_object_set_new(context, "segment", json_string(segment));
+  json_t *cart_ids = json_array();
+  for (const char *p = cart; p && *p;) {
+    size_t n = strcspn(p, ", ");
+    if (n) json_array_append_new(cart_ids, json_stringn(p, n));
+    p += n;
+    while (*p == ',' || *p == ' ') p++;
+  }
+  /* The visitor's profile, for the product page (their last view). */
+  json_t *profile = NULL;
+  const char *id = customer && *customer ? customer : anon && *anon ? anon : NULL;
+  char *text = NULL;
+  tailor_error e = {0};
+  if (id && tailor_customer(t, id, 0, &text, &e) == TAILOR_OK) profile = json_loads(text, 0, NULL);
+  tailor_free(text);
+  json_t *recent = json_object_get(json_object_get(profile, "figures"), "recent");
+  json_t *item = json_array_size(cart_ids) ? json_array_get(cart_ids, 0)
+                 : json_array_size(recent) ? json_array_get(recent, json_array_size(recent) - 1)
+                                           : NULL;
+  json_t *pages = json_array(), *others = json_array();
+  const char *types[] = {"home", "product", "cart", "email"};
+  for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+    json_t *page = json_pack("{ss}", "type", types[i]);
+    if (!strcmp(types[i], "product")) {
+      if (!item) {
+        json_decref(page);
+        continue;
+      }
+      json_object_set(page, "item", item);
+    }
+    if (!strcmp(types[i], "cart") && json_array_size(cart_ids)) json_object_set(page, "items", cart_ids);
+    json_t *req = json_deep_copy(who);
+    json_object_set_new(req, "kind", json_string("recommend"));
+    json_object_set_new(req, "page", page);
+    json_object_set(req, "context", context);
+    json_object_set_new(req, "k", json_integer(CONSOLE_PREVIEW_K));
+    json_array_append_new(pages, decide(t, req));
+    json_decref(req);
+  }
+  /* Every other handler the strategies define, but the triggers. */
+  lvm *vm = eng_thread_vm(t, &e);
+  const char *file;
+  const char *name;
+  for (size_t i = 0; vm && (name = lvm_handler_name(vm, i, &file)); i++) {
+    if (!strcmp(name, "recommend") || !strcmp(name, "rank") || !strncmp(name, "on_", 3) ||
+        !strcmp(name, "segments"))
+      continue;
+    json_t *req = json_deep_copy(who);
+    json_object_set_new(req, "kind", json_string(name));
+    json_object_set_new(req, "page", json_pack("{ss}", "type", "home"));
+    json_object_set(req, "context", context);
+    json_array_append_new(others, decide(t, req));
+    json_decref(req);
+  }
+  json_t *o = json_pack("{sO so so so}", "visitor", who, "profile",
+                        profile ? profile : json_null(), "recommend", pages, "decisions", others);
+  json_decref(who), json_decref(context), json_decref(cart_ids);
+  return o;
+}
+
+/*
+** Strategies.
+*/
+/* A version of a file: FNV-1a 64 of its text, as hex. */
+static void file_version(const char *path, char out[17]) {
+  uint64_t h = 1469598103934665603ull;
+  FILE *f = fopen(path, "rb");
+  int c;
+  while (f && (c = getc(f)) != EOF) h = (h ^ (unsigned char)c) * 1099511628211ull;
+  if (f) fclose(f);
+  snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+static void list_files(const char *dir, const char *rel, json_t *files, int depth) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s%s%s", dir, *rel ? "/" : "", rel);
+  DIR *d = opendir(path);
+  struct dirent *de;
+  while (d && (de = readdir(d))) {
+    if (de->d_name[0] == '.') continue;
+    char sub[2048], full[6144];
+    struct stat st;
+    snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
+    snprintf(full, sizeof full, "%s/%s", dir, sub);
+    if (lstat(full, &st)) continue;
+    size_t n = strlen(de->d_name);
+    if (S_ISDIR(st.st_mode) && depth < 4) {
+      list_files(dir, sub, files, depth + 1);
+    } else if (S_ISREG(st.st_mode) && n > 4 && !strcmp(de->d_name + n - 4, ".lua")) {
+      char v[17];
+      file_version(full, v);
+      json_array_append_new(files, json_pack("{ss ss sI sI ss}", "file", sub, "folder", dir,
+                                             "bytes", (json_int_t)st.st_size, "modified",
+                                             (json_int_t)st.st_mtime * 1000, "version", v));
+    }
+  }
+  if (d) closedir(d);
+}
+
+static void report_compile(void *ud, const char *file, const char *msg) {
+  json_array_append_new(ud, json_pack("{ss? ss}", "file", file, "message", msg));
+}
+
+static const char *const dry_kinds[] = {"error", "unknown_segment", "empty"};
+
+json_t *eng_console_strategies(tailor *t, size_t sample, tailor_error *err) {
+  const char *dir = t->cfg.strategies, *base = t->cfg.strategies_base;
+  json_t *files = json_array(), *handlers = json_array(), *compile = json_array();
+  if (dir && *dir) list_files(dir, "", files, 0);
+  if (base && *base) list_files(base, "", files, 0);
+  tailor_error e = {0};
+  lvm *vm = dir && *dir ? eng_thread_vm(t, &e) : NULL;
+  const char *file, *name;
+  for (size_t i = 0; vm && (name = lvm_handler_name(vm, i, &file)); i++)
+    json_array_append_new(handlers, json_pack("{ss ss?}", "handler", name, "file", file));
+  if (dir && *dir) {
+    lvm_config c;
+    eng_vm_config(t, &c);
+    lvm_check_dir(dir, &c, report_compile, compile);
+  }
+  char sig[17];
+  snprintf(sig, sizeof sig, "%016llx", (unsigned long long)eng_strategies_signature(t));
+  json_t *o = json_pack("{ss? ss? ss sI so so so}", "folder", dir, "base", base, "version", sig,
+                        "generation", (json_int_t)atomic_load(&t->strat_gen), "files", files,
+                        "handlers", handlers, "compile_errors", compile);
+  if (!vm && e.message[0]) json_object_set_new(o, "load_error", json_string(e.message));
+  if (sample && dir && *dir) {
+    eng_dry_report rep = {0};
+    tailor_error de = {0};
+    if (eng_dry_run(t, sample, &rep, &de) != TAILOR_OK) {
+      json_object_set_new(o, "check", json_pack("{ss}", "error", de.message));
+    } else {
+      json_t *hs = json_array(), *ps = json_array();
+      for (size_t i = 0; i < rep.n_handlers; i++)
+        json_array_append_new(
+            hs, json_pack("{ss ss? sI sI sI}", "name", rep.handlers[i].name, "where",
+                          rep.handlers[i].where, "calls", (json_int_t)rep.handlers[i].calls,
+                          "errors", (json_int_t)rep.handlers[i].errors, "empty",
+                          (json_int_t)rep.handlers[i].empty));
+      for (size_t i = 0; i < rep.n_problems; i++)
+        json_array_append_new(
+            ps, json_pack("{ss ss ss ss sI}", "kind", dry_kinds[rep.problems[i].kind], "call",
+                          rep.problems[i].call, "text", rep.problems[i].text, "visitor",
+                          rep.problems[i].visitor ? rep.problems[i].visitor : "-", "count",
+                          (json_int_t)rep.problems[i].count));
+      json_object_set_new(
+          o, "check",
+          json_pack("{sI sI sb so so sI sI sI sI}", "visitors", (json_int_t)rep.visitors,
+                    "customers", (json_int_t)rep.customers, "generated", rep.generated,
+                    "handlers", hs, "problems", ps, "errors", (json_int_t)rep.errors,
+                    "unknown_segments", (json_int_t)rep.unknown_segments, "empty",
+                    (json_int_t)rep.empty, "at", (json_int_t)util_now_ms()));
+      eng_dry_report_free(&rep);
+    }
+  }
+  (void)err;
+  return o;
+}

@@ -1,0 +1,60 @@
+/*
+** console.h: what the merchant console shows that the engine computes
+** (engine/console.c), as JSON objects for the server's admin API
+** (docs/server.md, "The console's API").  Each returns a new reference, or
+** NULL with `err` filled.  They read the store through eng_read_begin()
+** and the index under its read lock; none writes.
+*/
+#ifndef TAILOR_ENG_CONSOLE_H
+#define TAILOR_ENG_CONSOLE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tailor.h"
+
+/*
+** Revenue attribution: each order (purchase event at or after `since_ms`)
+** goes to the last click on a recommendation (rec_clicked), a popup
+** (popup_clicked) or an email (email_clicked) by the same person (the
+** customer, or the anonymous id and the customer it was linked to) within
+** `window_ms` before it, by source, strategy (the event's props.strategy)
+** and widget (its name); the others are the rest.  With the impressions
+** (rec_shown, popup_shown) and clicks of each, and the share of sessions
+** that saw personalization (a rec_shown, popup_shown or click in them).
+*/
+json_t *eng_console_revenue(tailor *t, int64_t window_ms, int64_t since_ms,
+                            tailor_error *err);
+
+/* The outbox by trigger (template) and state (scheduled: pending not yet
+   tried; failed: pending after a failed try; sending, sent, cancelled,
+   dead), with the newest rows (of `state` when not NULL; without their
+   variables unless `pii`). */
+json_t *eng_console_outbox(tailor *t, const char *state, int pii, tailor_error *err);
+
+/* One outbox row by key, with the catalog entries of the items its
+   variables name, for a preview. */
+json_t *eng_console_message(tailor *t, const char *key, tailor_error *err);
+
+/*
+** What tailor would decide for a visitor (a customer or anonymous id, or
+** nobody: a new visitor) on each page type and for each other handler,
+** with the explanations: the decisions as `decide` answers them, made
+** with context.source = `source` and context.segment = `segment` when
+** given, and the cart page for `cart` (comma-separated ids) when given.
+*/
+json_t *eng_console_preview(tailor *t, const char *customer, const char *anon,
+                            const char *cart, const char *source, const char *segment,
+                            tailor_error *err);
+
+/*
+** The strategies: the folder (and its base), each file with its size,
+** time and a version (a hash of its text), the handlers and the files that
+** define them, the reload generation, compile errors with file:line; with
+** `sample` > 0, also the dry run of `tailor check --sample` over that many
+** visitors.
+*/
+json_t *eng_console_strategies(tailor *t, size_t sample, tailor_error *err);
+
+#endif /* TAILOR_ENG_CONSOLE_H */

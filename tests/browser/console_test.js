@@ -1,0 +1,450 @@
+// console_test.js: the merchant console (/admin) in a real browser.  Loads
+// the demo shop's generated data into a fresh store, starts `tailor serve`,
+// sends simulated traffic (recommendation clicks, popup clicks, email
+// clicks, orders after them and orders after nothing, carts that schedule
+// an abandoned-cart email and orders that cancel it), then drives Debian's
+// chromium through playwright-core over each page:
+//
+//   - the login form opens a session; the cookie is HttpOnly, SameSite=Strict
+//   - overview: the store's figures and the hour's events equal the test's
+//     count; the uPlot chart's canvas is drawn
+//   - revenue: orders, revenue, attributed, rest and the share of sessions
+//     that saw personalization equal those computed here from the events
+//     (last click within the window); the bar chart is drawn
+//   - experiments: the same numbers as the admin API's report (the text
+//     report's source)
+//   - outbox: counts by state; a message's preview; retry and purge act
+//   - visitor preview: a customer's decisions with explanations
+//   - strategies: every file listed; the check runs
+//   - refused: no token, a storefront token (Bearer and login), an expired
+//     cookie, a change without the CSRF token, and one from another origin
+//
+// Screenshots of each page go to SHOTS; each page's render time (from the
+// request to a drawn page, data-render-ms) is printed.  Environment as
+// demo_test.js.
+"use strict";
+
+const { chromium } = require("playwright-core");
+const { spawn, execFileSync } = require("child_process");
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+
+const ROOT = process.env.TAILOR_ROOT || path.join(__dirname, "..", "..");
+const TAILOR = (process.env.TAILOR || "tailor").includes("/")
+  ? path.resolve(process.env.TAILOR) : (process.env.TAILOR || "tailor");
+const TMP = process.env.TAILOR_TEST_TMP || os.tmpdir();
+const SHOTS = process.env.SHOTS || path.join(TMP, "screenshots");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const TEST_DEADLINE_MS = 240000;
+const START_DEADLINE_MS = 60000;
+const WAIT_MS = 20000;
+const ADMIN = "console-admin-token-0123456789";
+const METRICS = "console-metrics-token-0123456789";
+const STOREFRONT = "console-storefront-token-012345";
+const HOUR = 3600000;
+const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+  "--no-first-run", "--disable-background-networking", "--disable-component-update",
+  "--disable-sync"];
+
+let passed = 0, failed = 0;
+function check(name, cond, detail) {
+  if (cond) passed++;
+  else {
+    failed++;
+    console.error("FAIL: " + name + (detail ? " " + detail : ""));
+  }
+  return cond;
+}
+function near(a, b) { return Math.abs(Number(a) - Number(b)) < 1e-6 * Math.max(1, Math.abs(b)); }
+
+function config(dir, extra) {
+  fs.writeFileSync(path.join(dir, "tailor.json"), JSON.stringify({
+    db: "shop.db",
+    server: Object.assign({
+      listen: "127.0.0.1:0", deliver_interval_ms: 0,
+      tokens: [{ token: ADMIN, role: "admin" }, { token: METRICS, role: "metrics" },
+               { token: STOREFRONT, role: "storefront" }],
+    }, extra || {}),
+  }));
+}
+
+function serve(dir) {
+  const log = path.join(dir, "serve.log");
+  const out = fs.openSync(log, "w");
+  const proc = spawn(TAILOR, ["serve", "--config", "tailor.json", "--strategies",
+    path.join(ROOT, "strategies")], { cwd: dir, stdio: ["ignore", out, out] });
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const poll = setInterval(() => {
+      const text = fs.readFileSync(log, "utf8");
+      const m = text.match(/listening on 127\.0\.0\.1:(\d+)/);
+      if (m && text.includes("ready:")) {
+        clearInterval(poll);
+        resolve({ proc, port: Number(m[1]), log });
+      } else if (proc.exitCode !== null || Date.now() - started > START_DEADLINE_MS) {
+        clearInterval(poll);
+        proc.kill("SIGKILL");
+        reject(new Error("tailor serve did not start:\n" + text));
+      }
+    }, 50);
+  });
+}
+
+async function stop(server) {
+  if (!server || server.proc.exitCode !== null) return;
+  const exited = new Promise((r) => server.proc.once("exit", r));
+  server.proc.kill("SIGTERM");
+  await Promise.race([exited, new Promise((r) => setTimeout(r, WAIT_MS))]);
+  if (server.proc.exitCode === null) server.proc.kill("SIGKILL");
+  check("tailor serve stops cleanly on SIGTERM", server.proc.exitCode === 0,
+    "exit " + server.proc.exitCode + "\n" + fs.readFileSync(server.log, "utf8"));
+}
+
+async function http(base, method, p, opts) {
+  opts = opts || {};
+  const headers = Object.assign({}, opts.headers || {});
+  if (opts.token) headers.Authorization = "Bearer " + opts.token;
+  let body = opts.body;
+  if (body !== undefined && typeof body !== "string") {
+    body = JSON.stringify(body);
+    headers["Content-Type"] = "application/json";
+  }
+  const r = await fetch(base + p, { method, headers, body, redirect: "manual" });
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch (e) { /* not JSON */ }
+  return { status: r.status, headers: r.headers, text, json };
+}
+
+/*
+** Simulated traffic, with what the console must show computed from it.
+** Each person has one touch (or none) and orders after it; the orders'
+** revenues are distinct so a wrong attribution shows.
+*/
+function traffic(now) {
+  const evs = [];
+  const expect = { attributed: { orders: 0, revenue: 0 }, groups: {} };
+  let n = 0;
+  function order(who, ts, revenue, touch) {
+    n++;
+    evs.push(Object.assign({ type: "purchase", order_id: "sim-o" + n, ts, revenue, currency: "EUR",
+      items: [{ id: "sim-item", price: revenue, quantity: 1 }] }, who));
+    if (touch && ts - touch.ts <= 24 * HOUR) {
+      expect.attributed.orders++;
+      expect.attributed.revenue += revenue;
+      const k = touch.source + "|" + touch.strategy + "|" + touch.widget;
+      const g = expect.groups[k] = expect.groups[k] || { orders: 0, revenue: 0 };
+      g.orders++;
+      g.revenue += revenue;
+    }
+  }
+  for (let i = 0; i < 6; i++) { // recommendation clicks, then orders
+    const who = { anon: "sim-rec-" + i, session: "sim-rec-s" + i };
+    const widget = i % 2 ? "product" : "home", ts = now - 5 * HOUR + i * 1000;
+    evs.push(Object.assign({ type: "rec_shown", name: widget, ts: ts - 500, items: [{ id: "sim-item" }],
+      props: { strategy: "recommend.lua" } }, who));
+    evs.push(Object.assign({ type: "rec_clicked", name: widget, item: "sim-item", ts,
+      props: { strategy: "recommend.lua" } }, who));
+    order(who, ts + 60000, 10 + i, { ts, source: "recommendation", strategy: "recommend.lua", widget });
+  }
+  for (let i = 0; i < 4; i++) { // popup clicks, then orders
+    const who = { anon: "sim-pop-" + i, session: "sim-pop-s" + i }, ts = now - 4 * HOUR + i * 1000;
+    evs.push(Object.assign({ type: "popup_shown", name: "free_shipping", ts: ts - 500,
+      props: { strategy: "popup.lua" } }, who));
+    evs.push(Object.assign({ type: "popup_clicked", name: "free_shipping", ts,
+      props: { strategy: "popup.lua" } }, who));
+    order(who, ts + 120000, 100 + i, { ts, source: "popup", strategy: "popup.lua", widget: "free_shipping" });
+  }
+  for (let i = 0; i < 3; i++) { // email clicks, then orders; the last one too late
+    const who = { customer: "sim-mail-" + i, session: "sim-mail-s" + i }, ts = now - 40 * HOUR + i * 1000;
+    evs.push(Object.assign({ type: "email_clicked", name: "win_back", ts }, who));
+    order(who, ts + (i === 2 ? 30 * HOUR : HOUR), 1000 + i,
+      { ts, source: "email", strategy: "-", widget: "win_back" });
+  }
+  for (let i = 0; i < 2; i++) { // orders after nothing
+    const who = { anon: "sim-none-" + i, session: "sim-none-s" + i };
+    order(who, now - 2 * HOUR + i, 5000 + i, null);
+  }
+  return { evs, expect };
+}
+
+/* Orders, revenue and sessions of the demo's events (NDJSON). */
+function demoFigures(file) {
+  const out = { orders: 0, revenue: 0, sessions: new Set() };
+  for (const line of fs.readFileSync(file, "utf8").split("\n")) {
+    if (!line.trim()) continue;
+    const e = JSON.parse(line);
+    if (e.session) out.sessions.add(e.session);
+    if (e.type !== "purchase") continue;
+    out.orders++;
+    out.revenue += e.revenue !== undefined ? e.revenue
+      : (e.items || []).reduce((s, l) => s + (l.price || 0) * (l.quantity === undefined ? 1 : l.quantity), 0);
+  }
+  return out;
+}
+
+async function canvasDrawn(page, selector) {
+  return page.$eval(selector, (c) => {
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    for (let i = 3; i < d.length; i += 4) if (d[i]) return true;
+    return false;
+  }).catch(() => false);
+}
+
+async function card(page, key) {
+  return page.getAttribute("[data-k=" + key + "]", "data-v");
+}
+
+const times = {};
+async function open(page, base, name) {
+  await page.goto(base + "/admin/#" + name);
+  await page.waitForSelector("body[data-ready=" + name + "]", { timeout: WAIT_MS });
+  times[name] = Number(await page.getAttribute("body", "data-render-ms"));
+  await page.screenshot({ path: path.join(SHOTS, "console-" + name + ".png"), fullPage: true });
+}
+
+async function run(dir, server, sim, demo) {
+  const base = "http://127.0.0.1:" + server.port;
+  // Refusals first: no token, storefront token, storefront login.
+  check("the API refuses no token", (await http(base, "GET", "/admin/api/overview")).status === 401);
+  check("the API refuses a storefront token",
+    (await http(base, "GET", "/admin/api/overview", { token: STOREFRONT })).status === 403);
+  check("login refuses a storefront token",
+    (await http(base, "POST", "/admin/login", { body: "token=" + STOREFRONT })).status === 403);
+  check("login refuses an unknown token",
+    (await http(base, "POST", "/admin/login", { body: "token=nope-nope-nope-nope" })).status === 401);
+  const metricsView = await http(base, "GET", "/admin/api/outbox", { token: METRICS });
+  check("a metrics token reads the outbox without variables",
+    metricsView.status === 200 && metricsView.json.rows.every((r) => r.vars === undefined));
+  check("a metrics token may not retry",
+    (await http(base, "POST", "/admin/api/outbox/retry", { token: METRICS, body: {} })).status === 403);
+
+  // A cookie session outside the browser, for the CSRF and origin checks.
+  const login = await http(base, "POST", "/admin/login", { body: "token=" + encodeURIComponent(ADMIN) });
+  const setCookie = login.headers.get("set-cookie") || "";
+  check("login sets an HttpOnly, SameSite=Strict cookie",
+    login.status === 200 && /HttpOnly/.test(setCookie) && /SameSite=Strict/.test(setCookie), setCookie);
+  const cookie = setCookie.split(";")[0], csrf = login.json && login.json.csrf;
+  const before = (await http(base, "GET", "/admin/api/outbox", { token: ADMIN })).json.totals;
+  check("a change without the CSRF token is refused",
+    (await http(base, "POST", "/admin/api/outbox/purge", { headers: { Cookie: cookie }, body: { state: "cancelled" } })).status === 403);
+  check("a change from another origin is refused",
+    (await http(base, "POST", "/admin/api/outbox/purge", { headers: { Cookie: cookie, "X-CSRF-Token": csrf,
+      Origin: "http://shop.example" }, body: { state: "cancelled" } })).status === 403);
+  const after = (await http(base, "GET", "/admin/api/outbox", { token: ADMIN })).json.totals;
+  check("refused changes changed nothing", JSON.stringify(before) === JSON.stringify(after));
+  check("a read with the cookie works",
+    (await http(base, "GET", "/admin/api/session", { headers: { Cookie: cookie } })).status === 200);
+
+  fs.mkdirSync(SHOTS, { recursive: true });
+  const profile = fs.mkdtempSync(path.join(TMP, "chromium-profile-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 },
+  });
+  try {
+    const page = context.pages()[0] || await context.newPage();
+    page.setDefaultTimeout(WAIT_MS);
+    page.on("pageerror", (e) => check("no script error", false, e.message));
+    await page.goto(base + "/admin/");
+    await page.waitForSelector("#login:not([hidden])");
+    await page.screenshot({ path: path.join(SHOTS, "console-login.png") });
+    await page.fill("#token", ADMIN);
+    await page.click("#login button");
+    await page.waitForSelector("body[data-ready=overview]");
+    const jar = await context.cookies(base + "/admin/");
+    const sess = jar.find((c) => c.name === "tailor_session");
+    check("the browser holds an HttpOnly, SameSite=Strict session cookie",
+      sess && sess.httpOnly && sess.sameSite === "Strict");
+
+    // Overview.
+    await open(page, base, "overview");
+    const stats = (await http(base, "GET", "/v1/stats", { token: ADMIN })).json;
+    check("overview: events in the store", Number(await card(page, "events_total")) === stats.events_total,
+      await card(page, "events_total") + " vs " + stats.events_total);
+    check("overview: customers", Number(await card(page, "customers")) === stats.customers);
+    const hourEvents = Number(await page.getAttribute("[data-k=hour]", "data-events"));
+    check("overview: the hour's events count the simulated traffic", hourEvents === sim.evs.length + sim.profiles,
+      hourEvents + " vs " + (sim.evs.length + sim.profiles));
+    check("overview: the rate chart is drawn", await canvasDrawn(page, "#rate-chart canvas"));
+
+    // Revenue.
+    await open(page, base, "revenue");
+    const orders = demo.orders + sim.evs.filter((e) => e.type === "purchase").length;
+    const revenue = demo.revenue + sim.evs.filter((e) => e.type === "purchase").reduce((s, e) => s + e.revenue, 0);
+    check("revenue: orders", Number(await card(page, "orders")) === orders, await card(page, "orders") + " vs " + orders);
+    check("revenue: revenue", near(await card(page, "revenue"), revenue), await card(page, "revenue") + " vs " + revenue);
+    check("revenue: attributed orders", Number(await card(page, "attributed_orders")) === sim.expect.attributed.orders,
+      await card(page, "attributed_orders") + " vs " + sim.expect.attributed.orders);
+    check("revenue: attributed revenue", near(await card(page, "attributed_revenue"), sim.expect.attributed.revenue));
+    check("revenue: the rest", near(await card(page, "rest_revenue"), revenue - sim.expect.attributed.revenue));
+    const sessions = new Set(demo.sessions);
+    sim.evs.forEach((e) => sessions.add(e.session));
+    const seen = new Set(sim.evs.filter((e) => /_shown|_clicked/.test(e.type)).map((e) => e.session));
+    check("revenue: share of sessions that saw personalization",
+      near(await card(page, "sessions_share"), seen.size / sessions.size),
+      await card(page, "sessions_share") + " vs " + seen.size / sessions.size);
+    const rows = await page.$$eval("table tr", (trs) => trs.slice(1).map((tr) =>
+      Array.from(tr.children).map((td) => td.textContent)));
+    for (const k of Object.keys(sim.expect.groups)) {
+      const [source, strategy, widget] = k.split("|"), g = sim.expect.groups[k];
+      const row = rows.find((r) => r[0] === source && r[1] === strategy && r[2] === widget);
+      check("revenue: the row of " + k, row && Number(row[5]) === g.orders && near(row[6], g.revenue.toFixed(2)),
+        JSON.stringify(row) + " vs " + JSON.stringify(g));
+    }
+    check("revenue: the bar chart is drawn", await canvasDrawn(page, "canvas.bars"));
+
+    // Experiments: the same numbers as the report.
+    await open(page, base, "experiments");
+    const report = (await http(base, "GET", "/admin/api/experiments", { token: ADMIN })).json;
+    const tables = await page.$$("table");
+    check("experiments: a table per experiment", tables.length === report.length, tables.length + " vs " + report.length);
+    for (const ex of report) {
+      for (const v of ex.variants) {
+        const row = await page.$$eval("table tr", (trs, name) => {
+          const tr = trs.find((t) => t.children[0] && t.children[0].textContent === name);
+          return tr ? Array.from(tr.children).map((td) => td.textContent) : null;
+        }, v.variant);
+        check("experiments: exposures of " + ex.experiment + "/" + v.variant, row && Number(row[1]) === v.exposures);
+      }
+    }
+    if (report.length) check("experiments: the intervals are drawn", await canvasDrawn(page, "canvas.ci"));
+
+    // Outbox: counts, a preview, retry, purge.
+    await open(page, base, "outbox");
+    const box = (await http(base, "GET", "/admin/api/outbox", { token: ADMIN })).json;
+    for (const s of ["scheduled", "cancelled"])
+      check("outbox: " + s, Number(await card(page, "outbox_" + s)) === (box.totals[s] || 0));
+    check("outbox: the simulated carts scheduled emails and orders cancelled one",
+      (box.totals.scheduled || 0) >= 1 && (box.totals.cancelled || 0) >= 1, JSON.stringify(box.totals));
+    await page.click(".preview-btn");
+    await page.waitForSelector("#message-preview");
+    check("outbox: the message preview names its recipient",
+      /To: sim-cart-\d@example\.com/.test(await page.textContent("#message-preview")));
+    await page.screenshot({ path: path.join(SHOTS, "console-outbox-preview.png"), fullPage: true });
+    const cancelled = box.totals.cancelled || 0;
+    check("outbox: a cancelled row has a retry button", await page.$$eval("table tr", (trs) => {
+      const tr = trs.find((t) => t.children[4] && t.children[4].textContent === "cancelled" &&
+        t.querySelector(".retry-btn"));
+      if (tr) tr.querySelector(".retry-btn").click();
+      return !!tr;
+    }));
+    await page.waitForSelector("#note");
+    check("outbox: retry acts", (await page.textContent("#note")) === "retried 1");
+    check("outbox: a retried row is scheduled again",
+      Number(await card(page, "outbox_cancelled")) === cancelled - 1);
+    await page.selectOption("#purge-state", "cancelled");
+    await page.click("#purge");
+    await page.waitForSelector("#note");
+    check("outbox: purge acts", (await page.textContent("#note")) === "purged " + (cancelled - 1),
+      await page.textContent("#note"));
+    check("outbox: nothing cancelled is left", Number(await card(page, "outbox_cancelled")) === 0);
+
+    // Visitor preview.
+    await page.goto(base + "/admin/#preview");
+    await page.waitForSelector("body[data-ready=preview]");
+    await page.fill("#pv-customer", "demo-vip");
+    await page.click("#pv-go");
+    await page.waitForSelector("body[data-ready=preview] #decisions");
+    const items = await page.$$("[data-page=home] .item");
+    check("preview: the home page's recommendations, with explanations", items.length > 0);
+    check("preview: the popup decision", await page.$("[data-kind=popup]") !== null);
+    await open(page, base, "preview");
+
+    // Strategies.
+    await open(page, base, "strategies");
+    const lua = [];
+    (function walk(d, rel) {
+      for (const f of fs.readdirSync(d, { withFileTypes: true })) {
+        if (f.isDirectory()) walk(path.join(d, f.name), rel + f.name + "/");
+        else if (f.name.endsWith(".lua")) lua.push(rel + f.name);
+      }
+    })(path.join(ROOT, "strategies"), "");
+    const listed = await page.$$eval("table:first-of-type tr", (trs) => trs.slice(1).map((t) => t.children[0].textContent));
+    check("strategies: every file listed", lua.every((f) => listed.includes(f)), JSON.stringify(listed));
+    check("strategies: the last reload is ok", (await page.textContent("#reload")) === "ok");
+    await page.click("#run-check");
+    await page.waitForSelector("#check-summary", { timeout: WAIT_MS * 2 });
+    await page.screenshot({ path: path.join(SHOTS, "console-strategies-check.png"), fullPage: true });
+    check("strategies: the check ran over sample visitors", /^\d+ visitors/.test(await page.textContent("#check-summary")));
+
+    // Log out: the cookie no longer works.
+    await page.click("#logout");
+    await page.waitForSelector("#login:not([hidden])");
+    const r = await page.evaluate(() => fetch("/admin/api/session").then((x) => x.status));
+    check("after logout the session is gone", r === 401);
+  } finally {
+    await context.close();
+  }
+}
+
+/* A second server whose logins last 1.5 s: an expired cookie is refused. */
+async function expiry(dir) {
+  fs.mkdirSync(dir, { recursive: true });
+  config(dir, { console_session_ms: 1500 });
+  const server = await serve(dir);
+  try {
+    const base = "http://127.0.0.1:" + server.port;
+    const login = await http(base, "POST", "/admin/login", { body: "token=" + ADMIN });
+    const cookie = (login.headers.get("set-cookie") || "").split(";")[0];
+    check("a fresh cookie works",
+      (await http(base, "GET", "/admin/api/session", { headers: { Cookie: cookie } })).status === 200);
+    await new Promise((r) => setTimeout(r, 1700));
+    check("an expired cookie is refused",
+      (await http(base, "GET", "/admin/api/overview", { headers: { Cookie: cookie } })).status === 401);
+  } finally {
+    await stop(server);
+  }
+}
+
+async function main() {
+  const watchdog = setTimeout(() => {
+    console.error("FAIL: the test took longer than " + TEST_DEADLINE_MS + " ms");
+    process.exit(1);
+  }, TEST_DEADLINE_MS);
+  const dir = fs.mkdtempSync(path.join(TMP, "console-"));
+  let server = null;
+  try {
+    const events = path.join(dir, "shop.ndjson");
+    execFileSync("python3", [path.join(ROOT, "examples", "data", "generate.py"), "--events", events,
+      "--site", path.join(dir, "site")], { stdio: "inherit", timeout: WAIT_MS * 3 });
+    execFileSync(TAILOR, ["ingest", "--db", path.join(dir, "shop.db"), events], { stdio: "inherit", timeout: WAIT_MS * 6 });
+    config(dir);
+    server = await serve(dir);
+    const base = "http://127.0.0.1:" + server.port;
+    const now = Date.now();
+    const sim = traffic(now);
+    // Carts that schedule an abandoned-cart email (customers with consent),
+    // the first one's then cancelled by an order.
+    const carts = [];
+    for (let i = 0; i < 2; i++) {
+      const c = "sim-cart-" + i;
+      await http(base, "POST", "/v1/customers", { token: ADMIN,
+        body: { id: c, email: c + "@example.com", consent: { email: true } } });
+      carts.push({ type: "view", customer: c, item: "sim-item", session: "sim-cart-s" + i, ts: now - 1000 });
+      carts.push({ type: "add_to_cart", customer: c, item: "sim-item", price: 20, session: "sim-cart-s" + i, ts: now - 900 });
+    }
+    sim.evs.push(...carts);
+    sim.profiles = 2; // the customer upserts above, events too
+    const sent = await http(base, "POST", "/v1/events", { token: ADMIN, body: sim.evs });
+    check("the simulated traffic is accepted", sent.json && sent.json.accepted === sim.evs.length, sent.text);
+    const last = { type: "purchase", customer: "sim-cart-0", session: "sim-cart-s0", order_id: "sim-cart-o",
+      revenue: 20, ts: now - 100, items: [{ id: "sim-item", price: 20 }] };
+    sim.evs.push(last);
+    check("the order is accepted", (await http(base, "POST", "/v1/events", { token: ADMIN, body: last })).status === 200);
+    await run(dir, server, sim, demoFigures(events));
+    await expiry(path.join(dir, "expiry"));
+  } catch (e) {
+    check("the test ran to the end", false, e.stack || String(e));
+  } finally {
+    await stop(server);
+    clearTimeout(watchdog);
+  }
+  if (!failed) fs.rmSync(dir, { recursive: true, force: true });
+  console.log("render ms by page: " + JSON.stringify(times));
+  console.log("screenshots: " + SHOTS);
+  console.log(passed + " passed, " + failed + " failed");
+  process.exit(failed ? 1 : 0);
+}
+
+main();
