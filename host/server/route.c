@@ -168,7 +168,8 @@ int srv_parse_http(int method, const char *url, size_t url_len, const char *body
       }
     }
   } else if (IS("/v1/batch") || IS("/v1/track") || IS("/v1/page") || IS("/v1/screen") ||
-             IS("/v1/alias") || IS("/v1/group")) {
+             IS("/v1/alias") || IS("/v1/group") || IS("/v1/b") || IS("/v1/t") || IS("/v1/p") ||
+             IS("/v1/s") || IS("/v1/a") || IS("/v1/g") || IS("/v1/i")) {
     /* Segment's HTTP Tracking API (segment.c). */
     if (method != SRV_POST) {
       out->op = SRV_OP_SEGMENT;

@@ -245,8 +245,10 @@ int srv_parse_segment(const char *path, const char *body, size_t body_len, json_
   out->op = SRV_OP_SEGMENT;
   out->need = srv_op_perms(out->op);
   const char *call = NULL;
+  /* analytics.js (analytics-next) posts to the calls' first letters
+     (/v1/t, /v1/p, ...) and batches to /v1/b, as api.segment.io takes them. */
   for (size_t i = 0; i < sizeof calls / sizeof *calls; i++)
-    if (!strcmp(path + 4, calls[i])) call = calls[i];
+    if (!strcmp(path + 4, calls[i]) || (path[4] == calls[i][0] && !path[5])) call = calls[i];
   int single = call != NULL;
   size_t limit = single ? SEGMENT_MAX_MESSAGE_BYTES : SEGMENT_MAX_BATCH_BYTES;
   if (body_len > limit) {
