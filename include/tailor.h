@@ -287,6 +287,41 @@ TAILOR_EXTERN int tailor_audience_members(tailor *t, const char *audience, int d
                                           tailor_error *err);
 
 /*
+** An audience as an ad platform's customer list: `format` "google"
+** (Customer Match) or "meta" (Custom Audiences).  `fn` is called once per
+** member who can be listed: a customer who has not declined marketing,
+** with the SHA-256 (64 hex digits) of the email normalized as the platform
+** documents it when they consented to email, of the phone in E.164 when
+** they consented to SMS (NULL otherwise; never both NULL), and the bid
+** multiplier the strategy's audiences handler gives them (1 without one).
+** `phone_country` is the calling code ("44") for numbers stored without
+** one, or NULL to leave those out.  The strings are borrowed for the call;
+** `*count` (may be NULL) receives the number of calls.  TAILOR_EINVAL for
+** an unknown format or audience.
+*/
+typedef void (*tailor_upload_fn)(void *ud, const char *email_sha256,
+                                 const char *phone_sha256, double bid);
+TAILOR_EXTERN int tailor_audience_upload(tailor *t, const char *audience, int days,
+                                         const char *format, const char *phone_country,
+                                         tailor_upload_fn fn, void *ud, size_t *count,
+                                         tailor_error *err);
+
+/*
+** Push what changed in an audience's list (tailor_audience_upload) since
+** the last sync of the same audience, format and channel: one outbox row
+** on `channel` (NULL: "webhook") with template "audience_sync" and vars
+** {audience, format, days, added: [{email_sha256, phone_sha256,
+** bid_multiplier}], removed: [{email_sha256, phone_sha256}]}, delivered as
+** any row is (tailor_deliver_due).  The synced set is kept in the store,
+** written in the row's transaction; no change, no row.  `*added` and
+** `*removed` (may be NULL) receive the counts.
+*/
+TAILOR_EXTERN int tailor_audience_sync(tailor *t, const char *audience, int days,
+                                       const char *format, const char *phone_country,
+                                       const char *channel, size_t *added,
+                                       size_t *removed, tailor_error *err);
+
+/*
 ** Write the checkpoint of the indexes now (it is also written on close and,
 ** when configured, every index.checkpoint_every events), so the next open
 ** replays only later events.  TAILOR_EUNSUPPORTED for an in-memory store.

@@ -241,21 +241,18 @@ static void audience_list(const idx *x, char *buf, size_t size) {
              idx_audience_window(x, IDX_AUD_BUYERS));
 }
 
-int tailor_audience_members(tailor *t, const char *audience, int days, int with_email,
-                            tailor_member_fn fn, void *ud, size_t *count,
-                            tailor_error *err) {
-  if (!t || !fn) return util_fail(err, TAILOR_EINVAL, NULL, "audience: missing argument");
+json_t *eng_audience_ids(tailor *t, const char *audience, int days, tailor_error *err) {
   int kind = idx_audience_kind_of(audience);
   idx_audience a = {kind < 0 ? IDX_AUD_VISITORS : (idx_audience_kind)kind,
                     days > 0 ? (uint32_t)days : 0};
   if (kind < 0 || !idx_audience_exists(t->ix, a)) {
     char list[200];
     audience_list(t->ix, list, sizeof list);
-    return util_fail(err, TAILOR_EINVAL, kind < 0 ? "audience" : "days",
-                     "audience: no %s of %d days; the audiences are %s (index.audience_days)",
-                     audience ? audience : "(none)", days, list);
+    util_fail(err, TAILOR_EINVAL, kind < 0 ? "audience" : "days",
+              "audience: no %s of %d days; the audiences are %s (index.audience_days)",
+              audience ? audience : "(none)", days, list);
+    return NULL;
   }
-  /* Ids are copied under the read lock; emails come from the store after. */
   idx_ids people = {0};
   json_t *ids = json_array();
   pthread_rwlock_rdlock(&t->lock);
@@ -268,6 +265,16 @@ int tailor_audience_members(tailor *t, const char *audience, int days, int with_
   }
   pthread_rwlock_unlock(&t->lock);
   idx_ids_free(&people);
+  return ids;
+}
+
+int tailor_audience_members(tailor *t, const char *audience, int days, int with_email,
+                            tailor_member_fn fn, void *ud, size_t *count,
+                            tailor_error *err) {
+  if (!t || !fn) return util_fail(err, TAILOR_EINVAL, NULL, "audience: missing argument");
+  /* Ids are copied under the read lock; emails come from the store after. */
+  json_t *ids = eng_audience_ids(t, audience, days, err);
+  if (!ids) return err ? err->code : TAILOR_EINVAL;
   size_t i;
   json_t *row;
   json_array_foreach(ids, i, row) {

@@ -93,6 +93,11 @@ struct tailor {
 store *eng_read_begin(tailor *t);
 void eng_read_end(tailor *t);
 
+/* The members of an audience (admin.c) as a JSON array of [customer id or
+   "", anonymous id or null], copied under the index read lock; NULL with
+   `err` (TAILOR_EINVAL, the audiences listed) for an unknown audience. */
+json_t *eng_audience_ids(tailor *t, const char *audience, int days, tailor_error *err);
+
 /*
 ** Shared between the engine's files (engine.c, ingest.c, vm.c, admin.c).
 ** eng_writing: the engine whose write_mu this thread holds while it

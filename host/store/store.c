@@ -400,6 +400,33 @@ int64_t store_count(store *s, const char *table) {
   return -1;
 }
 
+char *store_meta_get(store *s, const char *key) {
+  sqlite3_stmt *st;
+  char *out = NULL;
+  if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key=?1", -1, &st, NULL) !=
+      SQLITE_OK)
+    return NULL;
+  bind_text(st, 1, key);
+  if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+    out = strdup((const char *)sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  return out;
+}
+
+int store_meta_set(store *s, const char *key, const char *value, tailor_error *err) {
+  sqlite3_stmt *st;
+  const char *sql = value ? "INSERT INTO meta(key,value) VALUES(?1,?2) "
+                            "ON CONFLICT(key) DO UPDATE SET value=excluded.value"
+                          : "DELETE FROM meta WHERE key=?1";
+  if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+    return store_fail(err, TAILOR_ESTORE, s->db, "store: meta");
+  bind_text(st, 1, key);
+  if (value) bind_text(st, 2, value);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? TAILOR_OK : store_fail(err, TAILOR_ESTORE, s->db, "store: meta");
+}
+
 int store_scan(store *s, int64_t after, store_event_fn fn, void *ud,
                tailor_error *err) {
   sqlite3_stmt *st;

@@ -175,6 +175,14 @@ int store_exposures_add(store *s, json_t *rows, tailor_error *err);
 */
 json_t *store_exposure_outcomes(store *s, int64_t window_ms, tailor_error *err);
 
+/* The value stored under `key` in the meta table (small state that modules
+   keep between runs, such as what an audience sync last pushed), or NULL
+   when there is none; the caller frees it. */
+char *store_meta_get(store *s, const char *key);
+
+/* Store `value` under `key` (replacing it); NULL deletes the key. */
+int store_meta_set(store *s, const char *key, const char *value, tailor_error *err);
+
 /* Run a statement with no result (used by migrations and maintenance). */
 int store_exec(store *s, const char *sql, tailor_error *err);
 
