@@ -11,6 +11,7 @@
 #include "engine/dryrun.h"
 #include "engine/engine.h"
 #include "engine/plugin.h"
+#include "index/reads.h"
 #include "core/util.h"
 #include "lua/ljson.h"
 #include "lua/lvm.h"
@@ -1009,6 +1010,54 @@ static int search_keep_cb(void *ud, uint32_t item) {
 }
 
 /*
+** Content (catalog kind "content": guides, blog posts) and what its readers
+** go on to (index/reads.h), through the options every kernel takes:
+**   tailor.products_for(content, opts)  products readers went on to view,
+**                                       cart and buy; reason "after_reading"
+**   tailor.read_next(content, opts)     content read after it; "read_next"
+**   tailor.content_for(item, opts)      content whose readers went on to
+**                                       the item; reason "guide"
+** Rows {id, score, reason, because}, heaviest first; `because` the anchor.
+*/
+static int push_read_rows(lua_State *L, tailor *t, const topk_entry *rows, size_t n,
+                          const char *reason, const char *because) {
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, intern_name(&t->ix->items, rows[i].id));
+    lua_setfield(L, -2, "id");
+    lua_pushnumber(L, rows[i].score);
+    lua_setfield(L, -2, "score");
+    lua_pushstring(L, reason);
+    lua_setfield(L, -2, "reason");
+    lua_pushstring(L, because);
+    lua_setfield(L, -2, "because");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  return 1;
+}
+
+static int read_rows(lua_State *L, int mode) {
+  tailor *t = engine_of(L);
+  const char *id = luaL_checkstring(L, 1);
+  uint32_t anchor = idx_item_id(t->ix, id);
+  kernel_opts o;
+  check_opts(L, 2, t->ix, &o);
+  topk_entry rows[SEARCH_TOP];
+  search_keep kc = {t->ix, &o.f};
+  size_t k = o.k < SEARCH_TOP ? o.k : SEARCH_TOP, n = 0;
+  if (anchor != INTERN_NONE)
+    n = mode == 2 ? reads_before(t->ix, anchor, search_keep_cb, &kc, k, rows)
+                  : reads_after(t->ix, anchor, mode, search_keep_cb, &kc, k, rows);
+  return push_read_rows(L, t, rows, n, mode == 2 ? "guide" : mode ? "read_next" : "after_reading",
+                        id);
+}
+
+static int l_products_for(lua_State *L) { return read_rows(L, 0); }
+static int l_read_next(lua_State *L) { return read_rows(L, 1); }
+static int l_content_for(lua_State *L) { return read_rows(L, 2); }
+
+/*
 ** tailor.searched(term, opts) -> rows: the items visitors went on to view,
 ** cart and buy after searching `term` (normalized as the index keeps it),
 ** heaviest first, through the options every kernel takes; reason
@@ -1071,6 +1120,9 @@ void lapi_open(lua_State *L, void *engine) {
       {"recently_viewed", l_recently_viewed},
       {"similar", l_similar},
       {"searched", l_searched},
+      {"products_for", l_products_for},
+      {"read_next", l_read_next},
+      {"content_for", l_content_for},
       {"substitutes", l_substitutes},
       {"replacement_days", l_replacement_days},
       {"customer", l_customer},

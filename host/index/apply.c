@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "index/internal.h"
+#include "index/reads.h"
 
 /* The person an event is about, created when new; links anon to customer. */
 static uint32_t event_person(idx *x, const ev *e) {
@@ -75,6 +76,8 @@ static int apply_catalog(idx *x, const ev *e) {
   json_t *stock = json_object_get(item, "stock");
   it->in_stock = v ? !json_is_false(v)
                    : (json_is_integer(stock) ? json_integer_value(stock) > 0 : 1);
+  const char *kind = json_string_value(json_object_get(item, "kind"));
+  it->content = kind && !strcmp(kind, "content");
   uint32_t old_category = it->category;
   const char *s = json_string_value(json_object_get(item, "category"));
   it->category = s ? intern_put(&x->categories, s) : INTERN_NONE;
@@ -553,6 +556,7 @@ int idx_apply(idx *x, const ev *e) {
           return TAILOR_ENOMEM;
         rc = apply_coview(x, p, sid, i, e->ts) ||
              bump_trending(x, pid, i, e->ts, IDX_TREND_VIEW);
+        if (!rc && p) rc = reads_view(x, pid, sid, i, e->ts);
         if (p) recent_push(x, p, i);
         break;
       case EV_ADD_TO_CART:
@@ -577,6 +581,9 @@ int idx_apply(idx *x, const ev *e) {
                          e->type == EV_VIEW ? IDX_TREND_VIEW
                          : e->type == EV_ADD_TO_CART ? IDX_TREND_CART : IDX_TREND_PURCHASE,
                          e->ts);
+    if (!rc && p && e->type != EV_VIEW && aff_w > 0) /* what a read led to (reads.h) */
+      rc = reads_credit(x, pid, sid, i,
+                        e->type == EV_ADD_TO_CART ? IDX_TREND_CART : IDX_TREND_PURCHASE, e->ts);
     if (rc) return TAILOR_ENOMEM;
   }
   if (e->type == EV_PURCHASE) {

@@ -21,7 +21,7 @@
 #include "index/index.h"
 
 #define CKPT_MAGIC "TAILORCK"
-#define CKPT_FORMAT 11
+#define CKPT_FORMAT 12
 
 /*
 ** Writing: a FILE with a running hash.
@@ -165,6 +165,7 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
     PUT(&w, it->views);
     PUT(&w, it->carts);
     PUT(&w, it->purchases);
+    PUT(&w, it->content);
   }
   for (uint32_t c = 0; c < x->categories.n; c++) {
     idx_ids none = {0};
@@ -216,6 +217,7 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
   put_trend(&w, &x->trend);
   put_sknn(&w, x->sknn, x->items.n);
   put_search(&w, x->search);
+  put_search(&w, x->reads);
   uint64_t sum = w.h;
   if (fwrite(&sum, sizeof sum, 1, w.f) != 1) w.err = 1;
   if (fflush(w.f) || fsync(fileno(w.f))) w.err = 1;
@@ -371,11 +373,11 @@ static void get_trend(ckr *r, trend *t, uint32_t nitems) {
   }
 }
 
-static void get_search(ckr *r, idx *x) {
+static void get_search(ckr *r, idx *x, search_index *s) {
   uint64_t len;
   GET(r, len);
   if (r->err || len > (uint64_t)(r->end - r->p) ||
-      search_load(x->search, r->p, (size_t)len, x->items.n, x->people.n, x->sessions.n))
+      search_load(s, r->p, (size_t)len, x->items.n, x->people.n, x->sessions.n))
     r->err = 1;
   else
     r->p += len;
@@ -493,6 +495,7 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
       GET(&r, it->views);
       GET(&r, it->carts);
       GET(&r, it->purchases);
+      GET(&r, it->content);
       x->uncataloged += !it->doc;
       if ((it->category != INTERN_NONE && it->category >= nc) ||
           (it->brand != INTERN_NONE && it->brand >= x->brands.n))
@@ -576,7 +579,8 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
     if (!r.err) get_cooc(&r, &x->copurchase, ni);
     if (!r.err) get_trend(&r, &x->trend, ni);
     if (!r.err) get_sknn(&r, x->sknn, ni);
-    if (!r.err) get_search(&r, x);
+    if (!r.err) get_search(&r, x, x->search);
+    if (!r.err) get_search(&r, x, x->reads);
     if (r.err || r.p != r.end) why = "truncated or inconsistent contents";
   }
   free(data);

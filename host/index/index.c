@@ -84,7 +84,7 @@ idx *idx_new(const idx_config *cfg) {
   cooc_init(&x->coview, c.max_neighbors, c.cooc_half_life_days);
   cooc_init(&x->copurchase, c.max_neighbors, c.cooc_half_life_days);
   trend_init(&x->trend, c.trend_half_life_days, 0, 0);
-  if (!(x->sknn = sknn_new(NULL)) || !(x->search = search_new())) {
+  if (!(x->sknn = sknn_new(NULL)) || !(x->search = search_new()) || !(x->reads = search_new())) {
     sknn_free(x->sknn);
     free(x);
     return NULL;
@@ -112,6 +112,7 @@ void idx_free(idx *x) {
   trend_free(&x->trend);
   sknn_free(x->sknn);
   search_free(x->search);
+  search_free(x->reads);
   free(x->window);
   free(x->window_n);
   free(x->session);

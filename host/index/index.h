@@ -120,6 +120,7 @@ typedef struct idx_item {
   uint8_t ntags;
   uint8_t in_stock;   /* 1 unless the catalog says otherwise */
   uint8_t deleted;    /* removed from the catalog */
+  uint8_t content;    /* the catalog's kind is "content" (a guide, a post) */
   uint64_t views, carts, purchases; /* lifetime counts */
 } idx_item;
 
@@ -351,6 +352,7 @@ typedef struct idx {
   sknn_index *sknn;    /* sessions for the session-kNN kernels; time is the
                           session's number, as in `tailor eval` */
   search_index *search; /* what searches lead to (search.h) */
+  search_index *reads;  /* what readers of content go on to (reads.h) */
   char trend_keys[IDX_MAX_TREND_KEYS][64];
   uint8_t trend_key_kind[IDX_MAX_TREND_KEYS]; /* IDX_KEY_*: read per event */
   /* Caches that spare the event path any string work (all derivable, so

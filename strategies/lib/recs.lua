@@ -236,10 +236,11 @@ local function picker(ctx, c)
     opts.exclude = kernel_exclude
     return M.kernel_opts(c, opts)
   end
-  function self.add(rows, decorate)
+  function self.add(rows, decorate, content)
     for _, row in ipairs(rows) do
       if #out >= limit then return end
       if not seen[row.id] and (row.reason == "recently_viewed" or not hidden[row.id])
+         and (content or not M.is_content(row.id))
          and (not filtering or M.keeps(c, row.id)) then
         seen[row.id] = true
         if decorate then decorate(row) end
@@ -290,8 +291,32 @@ end
 
 local pages = {}
 
+-- A guide or blog post (catalog kind "content"): kept out of product rows.
+function M.is_content(id)
+  local item = tailor.item(id)
+  return item ~= nil and item.kind == "content"
+end
+
+-- A guide's page: what its readers went on to buy, then what they read next.
+function pages.content(ctx, pick)
+  local item = ctx.page.item
+  pick.add(tailor.products_for(item, pick.opts { k = ctx.k * 2 }))
+  if not pick.full() then pick.add(tailor.read_next(item, pick.opts { k = ctx.k }), nil, true) end
+  if not pick.full() then pick.add(bestsellers(ctx, pick.opts { k = ctx.k * 3 })) end
+end
+
+-- The guide whose readers went on to this product, in the last slot.
+local function guide_for(ctx, pick, item)
+  if not settings.content.guide_on_product or ctx.page.widget == "similar" then return end
+  local guide = tailor.content_for(item, pick.opts { k = 1 })[1]
+  if not guide or guide.score < settings.content.min_score then return end
+  if pick.full() then table.remove(pick.items) end
+  pick.add({ guide }, nil, true)
+end
+
 function pages.product(ctx, pick)
   local item = ctx.page.item
+  if item and M.is_content(item) then return pages.content(ctx, pick) end
   if ctx.page.widget == "similar" then
     pick.add(tailor.similar(item, pick.opts { k = ctx.k * 2 }))
     if not pick.full() then pick.add(bestsellers(ctx, pick.opts { k = ctx.k * 3 })) end
@@ -312,6 +337,7 @@ function pages.product(ctx, pick)
   if not pick.full() then pick.add(tailor.viewed_together(item, pick.opts { k = ctx.k * 2 })) end
   if not pick.full() then pick.add(tailor.similar(item, pick.opts { k = ctx.k * 2 })) end
   if not pick.full() then pick.add(bestsellers(ctx, pick.opts { k = ctx.k * 3 })) end
+  guide_for(ctx, pick, item)
 end
 
 function pages.cart(ctx, pick)

@@ -16,6 +16,12 @@ return {
   -- be recommended again.
   replenishable = { "Beauty", "Grocery", "Pets/Food" },
 
+  -- Content (catalog kind "content": guides, blog posts).  A product page
+  -- shows the guide whose readers went on to the product most, in the last
+  -- slot, once at least min_score of reading led there (views 1, carts 3,
+  -- purchases 5); a guide's page shows what its readers went on to buy,
+  -- then what they read next.
+  content = { guide_on_product = true, min_score = 3 },
   popup = {
     -- Offers in priority order: the first one the visitor qualifies for
     -- (and whose coupon pool is not empty) is shown.

@@ -34,6 +34,12 @@ function M.explain(row, ctx)
     return "You viewed this" .. when
   elseif row.reason == "searched" then
     return "Because you searched '" .. tostring(because) .. "'"
+  elseif row.reason == "guide" then
+    return "Readers of this guide went on to " .. name_of(because)
+  elseif row.reason == "after_reading" then
+    return "Readers of " .. name_of(because) .. " went on to this"
+  elseif row.reason == "read_next" then
+    return "Read next after " .. name_of(because)
   elseif row.reason == "trending" then
     return row.segment_label and ("Bestseller " .. row.segment_label) or "Bestseller right now"
   end

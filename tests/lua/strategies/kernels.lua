@@ -12,6 +12,8 @@ local function recommend(ctx)
                                                           kernel = p.name, exclude = ctx.session.items })
     for _, row in ipairs(rows) do row.explain = "after " .. table.concat(ctx.session.items, ",") end
     return rows
+  elseif p.kernel == "products_for" or p.kernel == "read_next" or p.kernel == "content_for" then
+    return tailor[p.kernel](p.item, { k = ctx.k })
   elseif p.kernel == "similar" then
     return tailor.similar(p.item, { k = ctx.k })
   elseif p.kernel == "customer" then
