@@ -569,6 +569,7 @@ int idx_apply(idx *x, const ev *e) {
         break;
       case EV_PURCHASE:
         it->purchases++;
+        x->order_lines++;
         rc = bump_trending(x, pid, i, e->ts, IDX_TREND_PURCHASE);
         if (norder < IDX_MAX_ORDER_LINES && !ids_has(order, norder, i))
           order[norder++] = i;

@@ -322,6 +322,7 @@ static void get_cooc(ckr *r, cooc *c, uint32_t nitems) {
   for (uint32_t i = 0; i < nitems && !r->err; i++) {
     uint16_t n;
     GET(r, c->total[i]);
+    c->sum += c->total[i];
     GET(r, n);
     if (n > c->max_neighbors) r->err = 1;
     cooc_list *l = &c->lists[i];
@@ -496,6 +497,7 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
       GET(&r, it->carts);
       GET(&r, it->purchases);
       GET(&r, it->content);
+      x->order_lines += it->purchases;
       x->uncataloged += !it->doc;
       if ((it->category != INTERN_NONE && it->category >= nc) ||
           (it->brand != INTERN_NONE && it->brand >= x->brands.n))

@@ -60,6 +60,7 @@ static void rebase(cooc *c, int64_t ts) {
     c->total[i] *= s;
     for (uint16_t j = 0; j < c->lists[i].n; j++) c->lists[i].e[j].w *= (float)s;
   }
+  c->sum *= s;
   c->d.t0 = ts;
 }
 
@@ -71,6 +72,7 @@ double cooc_event_weight(cooc *c, int64_t ts) {
 int cooc_add_item_w(cooc *c, uint32_t item, double w) {
   if (ensure_item(c, item)) return -1;
   c->total[item] += w;
+  c->sum += w;
   return 0;
 }
 

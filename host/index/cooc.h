@@ -45,6 +45,7 @@ typedef struct cooc_list {
 typedef struct cooc {
   cooc_list *lists; /* by item id */
   double *total;    /* decayed occurrences of each item in this relation */
+  double sum;       /* of total[], kept as they grow (rebased with them) */
   uint32_t nitems;  /* items with room in lists/total */
   uint16_t max_neighbors;
   decay d;

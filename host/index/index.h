@@ -383,6 +383,7 @@ typedef struct idx {
   idx_value_model value; /* set by the engine with idx_value_fit */
   idx_clusters clusters; /* set by the engine with idx_cluster_install */
   uint64_t orders_seen;  /* purchases applied, to pace refits */
+  uint64_t order_lines;  /* sum of the items' purchases (derived on load) */
   uint64_t applied;    /* events applied */
   uint32_t uncataloged; /* items known only from events, never upserted */
   int64_t last_ts;     /* newest event time seen */

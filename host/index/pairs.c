@@ -125,10 +125,10 @@ double idx_replacement_days(const idx *x, uint32_t item, int *learned) {
 /* ---- Complements and substitutes -------------------------------------- */
 
 double idx_decayed_orders(const idx *x, int64_t now) {
+  /* Both sums are kept as events arrive: a decision must not walk the
+     catalog (this runs for every co-purchase kernel call). */
   const cooc *c = &x->copurchase;
-  double lines = 0, bought = 0;
-  for (uint32_t i = 0; i < c->nitems; i++) lines += c->total[i];
-  for (uint32_t i = 0; i < x->items.n; i++) bought += (double)x->item[i].purchases;
+  double lines = c->sum, bought = (double)x->order_lines;
   if (!x->orders_seen || bought <= 0) return 0;
   /* Decayed order lines over the mean lines per order (lifetime). */
   double basket = bought / (double)x->orders_seen;

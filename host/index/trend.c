@@ -102,19 +102,28 @@ static void top_update(trend *t, trend_table *tb, uint32_t s, uint32_t item, flo
   } else {
     i = tb->ntop++;
   }
-  /* Bubble up; ties keep the smaller id first, as topk does. */
-  while (i > 0 && (tb->top_w[i - 1] < w ||
-                   (tb->top_w[i - 1] == w && tb->top[i - 1] > item))) {
-    tb->top[i] = tb->top[i - 1];
-    tb->top_w[i] = tb->top_w[i - 1];
-    tb->top_slot[i] = tb->top_slot[i - 1];
-    tb->at[tb->top_slot[i]] = (uint16_t)(i + 1);
-    i--;
+  /* Its new place: past every entry above it that it now outweighs (ties
+     keep the smaller id first, as topk does), found by binary search over
+     the sorted [0, i); the entries between shift down one. */
+  uint32_t lo = 0, hi = i;
+  while (lo < hi) {
+    uint32_t mid = (lo + hi) / 2;
+    if (tb->top_w[mid] < w || (tb->top_w[mid] == w && tb->top[mid] > item))
+      hi = mid;
+    else
+      lo = mid + 1;
   }
-  tb->top[i] = item;
-  tb->top_w[i] = w;
-  tb->top_slot[i] = s;
-  tb->at[s] = (uint16_t)(i + 1);
+  if (lo < i) {
+    uint32_t n = i - lo;
+    memmove(tb->top + lo + 1, tb->top + lo, n * sizeof *tb->top);
+    memmove(tb->top_w + lo + 1, tb->top_w + lo, n * sizeof *tb->top_w);
+    memmove(tb->top_slot + lo + 1, tb->top_slot + lo, n * sizeof *tb->top_slot);
+    for (uint32_t j = lo + 1; j <= i; j++) tb->at[tb->top_slot[j]] = (uint16_t)(j + 1);
+  }
+  tb->top[lo] = item;
+  tb->top_w[lo] = w;
+  tb->top_slot[lo] = s;
+  tb->at[s] = (uint16_t)(lo + 1);
 }
 
 static void rebase(trend *t, int64_t ts) {
