@@ -59,6 +59,7 @@ int cmd_report(int argc, char **argv);
 int cmd_audiences(int argc, char **argv);
 int cmd_outbox(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
 int cmd_erase(int argc, char **argv);
 int cmd_export_customer(int argc, char **argv);
 

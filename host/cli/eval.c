@@ -19,6 +19,7 @@
 #include "cli/cli.h"
 #include "core/util.h"
 #include "eval/evaluate.h"
+#include "index/sknn_rerank.h"
 
 #define MAX_PARAMS 64
 /* Backtest: views are sent in batches of this many (one transaction each). */
@@ -72,6 +73,8 @@ static const char eval_help[] =
     "                     repeat_decay trans trans_decay trans_window trans_gap\n"
     "                     trans_sample multi pop_exp shrink alpha fill\n"
     "                     (host/index/sknn.h says what each one does)\n"
+    "  --tuned FILE       also score the parameters 'tailor tune' wrote (a\n"
+    "                     tailor/tuned row) and its re-ranker (tailor/reranked)\n"
     "  --validate         score on the last 10% of the training sessions instead,\n"
     "                     learning from the rest: choose parameters here, never on\n"
     "                     the test pairs\n"
@@ -92,6 +95,9 @@ typedef struct row {
   char name[64];
   const char *strategy; /* the strategy's path, or NULL for a kernel */
   sknn_params p;        /* a kernel's parameters */
+  const char *tuned;    /* the tuned-parameters file the row uses, or NULL */
+  const char *model;    /* the re-ranker's model, or NULL */
+  int adapted;          /* tailor's defaults adjusted to a repeat-heavy shop */
   metrics_report r;
   size_t fallbacks;     /* strategy answers that were the fallback */
   size_t errors;        /* strategy errors logged */
@@ -408,6 +414,9 @@ static void print_json(const eval_data *d, const row *rows, size_t n) {
     } else {
       json_object_set_new(o, "protocol", json_string("sr-gnn"));
       json_object_set_new(o, "params", params_json(&w->p));
+      if (w->tuned) json_object_set_new(o, "tuned", json_string(w->tuned));
+      if (w->model) json_object_set_new(o, "model", json_string(w->model));
+      if (w->adapted) json_object_set_new(o, "adapted", json_true());
     }
     json_array_append_new(all, o);
   }
@@ -451,7 +460,9 @@ static void print_table(const eval_data *d, const char *test, const row *rows,
                "sessions as they are replayed", rows[i].strategy, EVAL_LIST_LEN);
     else
       sknn_params_format(&rows[i].p, buf, sizeof buf);
-    printf("  %s: %s\n", rows[i].name, buf);
+    printf("  %s: %s%s\n", rows[i].name, buf,
+           rows[i].adapted ? " (defaults adjusted: a repeat-heavy shop)" : "");
+    if (rows[i].model) printf("    re-ranked by %s\n", rows[i].model);
   }
 }
 
@@ -459,7 +470,7 @@ static void print_table(const eval_data *d, const char *test, const row *rows,
 
 int cmd_eval(int argc, char **argv) {
   cli_opts co = {0};
-  const char *train = NULL, *test = NULL, *strategy = NULL;
+  const char *train = NULL, *test = NULL, *strategy = NULL, *tuned_path = NULL;
   const char *params[MAX_PARAMS];
   int kernels[SKNN_KERNEL_COUNT], nkernels = 0, nparams = 0, json = 0;
   double val_share = 0;
@@ -473,7 +484,7 @@ int cmd_eval(int argc, char **argv) {
     if (!strcmp(a, "--json")) json = 1;
     else if (!strcmp(a, "--validate")) val_share = val_share > 0 ? val_share : EVAL_DEFAULT_VAL_SHARE;
     else if (!strcmp(a, "--train") || !strcmp(a, "--test") || !strcmp(a, "--kernel") ||
-             !strcmp(a, "--strategy") || !strcmp(a, "--param") ||
+             !strcmp(a, "--strategy") || !strcmp(a, "--param") || !strcmp(a, "--tuned") ||
              !strcmp(a, "--val-share") || !strcmp(a, "--every") || !strcmp(a, "--repeat")) {
       if (!v) return bad_usage("%s needs a value", a);
       i++;
@@ -481,6 +492,7 @@ int cmd_eval(int argc, char **argv) {
       if (!strcmp(a, "--train")) train = v;
       else if (!strcmp(a, "--test")) test = v;
       else if (!strcmp(a, "--strategy")) strategy = v;
+      else if (!strcmp(a, "--tuned")) tuned_path = v;
       else if (!strcmp(a, "--kernel")) {
         int k = sknn_kernel_find(v);
         if (k < 0) return bad_usage("unknown kernel '%s'", v);
@@ -509,13 +521,14 @@ int cmd_eval(int argc, char **argv) {
   if (!train) return bad_usage("%s", "--train FILE is required");
   if (!test && !(val_share > 0)) return bad_usage("%s", "--test FILE (or --validate) is required");
   if (strategy && nkernels) return bad_usage("%s", "--kernel and --strategy exclude each other");
+  if (strategy && tuned_path) return bad_usage("%s", "--tuned and --strategy exclude each other");
   if (strategy && nparams)
     return bad_usage("%s", "--param sets kernel parameters; a strategy picks its own");
   if (!strategy && !nkernels)
     for (int k = 0; k < SKNN_KERNEL_COUNT; k++) kernels[nkernels++] = k;
 
   /* Every kernel's parameters, checked before any work. */
-  row rows[SKNN_KERNEL_COUNT + 1];
+  row rows[SKNN_KERNEL_COUNT + 3];
   memset(rows, 0, sizeof rows);
   tailor_error err = {0};
   for (int k = 0; k < nkernels; k++) {
@@ -527,6 +540,12 @@ int cmd_eval(int argc, char **argv) {
       }
     snprintf(rows[k].name, sizeof rows[k].name, "%s", sknn_kernel_name(rows[k].p.kernel));
   }
+  sknn_tuned tuned = {0};
+  if (tuned_path && sknn_tuned_load(tuned_path, &tuned, &err)) {
+    fprintf(stderr, "tailor eval: %s\n", err.message);
+    sknn_tuned_free(&tuned);
+    return err.code == TAILOR_EIO ? EXIT_FAIL : EXIT_BADINPUT;
+  }
 
   progress pr = {cli_progress_on(&co), "reading"};
   if (pr.on) fprintf(stderr, "tailor eval: reading the sessions...");
@@ -536,6 +555,7 @@ int cmd_eval(int argc, char **argv) {
   if (rc) {
     fprintf(stderr, "tailor eval: %s\n", err.message);
     eval_data_free(&d);
+    sknn_tuned_free(&tuned);
     return rc == TAILOR_EIO || rc == TAILOR_ENOMEM ? EXIT_FAIL : EXIT_BADINPUT;
   }
   if (val_share > 0 && test && !co.quiet)
@@ -555,9 +575,35 @@ int cmd_eval(int argc, char **argv) {
     if (pr.on) fprintf(stderr, "tailor eval: indexing %zu sessions...", d.ntrain);
     sknn_index *x = eval_index(&d);
     end_progress(&pr);
-    for (int k = 0; x && k < nkernels; k++, nrows++) {
+    /* tailor's defaults as a shop that never tuned gets them: adjusted
+    ** when the sessions are repeat-heavy (then --param on top). */
+    sknn_repeat_profile prof;
+    if (x && !sknn_repeat_profile_get(x, SKNN_PROFILE_SESSIONS, &prof))
+      for (int k = 0; k < nkernels; k++) {
+        if (rows[k].p.kernel != SKNN_TAILOR) continue;
+        sknn_params_default(&rows[k].p, SKNN_TAILOR);
+        rows[k].adapted = sknn_params_adapt(&rows[k].p, &prof);
+        for (int i = 0; i < nparams; i++) eval_param(&rows[k].p, params[i], NULL);
+      }
+    int nk = nkernels;
+    if (tuned_path) {
+      rows[nk].p = tuned.params;
+      rows[nk].tuned = tuned_path;
+      snprintf(rows[nk].name, sizeof rows[nk].name, "tailor/tuned");
+      nk++;
+      if (tuned.ranker) {
+        rows[nk].p = tuned.params;
+        rows[nk].tuned = tuned_path;
+        rows[nk].model = tuned.model;
+        snprintf(rows[nk].name, sizeof rows[nk].name, "tailor/reranked");
+        nk++;
+      }
+    }
+    for (int k = 0; x && k < nk; k++, nrows++) {
       pr.what = rows[k].name;
-      if ((rc = eval_kernel(&d, x, &rows[k].p, &o, &rows[k].r))) break;
+      if ((rc = rows[k].model ? eval_rerank(&d, x, &rows[k].p, tuned.ranker, &o, &rows[k].r)
+                              : eval_kernel(&d, x, &rows[k].p, &o, &rows[k].r)))
+        break;
       end_progress(&pr);
     }
     if (!x || rc) {
@@ -571,5 +617,6 @@ int cmd_eval(int argc, char **argv) {
     else print_table(&d, test, rows, nrows);
   }
   eval_data_free(&d);
+  sknn_tuned_free(&tuned);
   return code;
 }

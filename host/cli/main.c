@@ -26,6 +26,7 @@ static const struct {
     {"erase", cmd_erase, "erase a customer and every copy of their data (right to erasure)"},
     {"outbox", cmd_outbox, "see and act on scheduled emails and webhooks"},
     {"eval", cmd_eval, "score next-item recommendations on recorded sessions"},
+    {"tune", cmd_tune, "choose a shop's kernel parameters and train its re-ranker"},
     {"config", cmd_config, "list the configuration keys and defaults"},
     {"serve", cmd_serve, "serve storefronts over NDJSON and HTTP (docs/server.md)"},
 };

@@ -13,6 +13,7 @@
 
 #include "core/event.h"
 #include "core/util.h"
+#include "index/sknn_rerank.h"
 
 /* Progress is reported every this many queries. */
 #define PROGRESS_EVERY 2048
@@ -530,8 +531,33 @@ int eval_metrics_init(const eval_data *d, metrics *m) {
   return rc;
 }
 
+/* One query of a kernel or of the re-ranker (ranker non-NULL). */
+static int one_query(const sknn_index *x, const sknn_params *p,
+                     const sknn_ranker *ranker, const uint32_t *prefix, size_t n,
+                     sknn_work *w, sknn_rerank_work *rw, topk_entry *out) {
+  if (ranker) return sknn_rerank_query(x, ranker, p, prefix, n, rw, out, EVAL_LIST_LEN);
+  return sknn_query(x, prefix, n, p, w, out, EVAL_LIST_LEN);
+}
+
+static int score_queries(const eval_data *d, const sknn_index *x,
+                         const sknn_params *p, const sknn_ranker *ranker,
+                         const eval_opts *o, metrics_report *r);
+
 int eval_kernel(const eval_data *d, const sknn_index *x, const sknn_params *p,
                 const eval_opts *o, metrics_report *r) {
+  return score_queries(d, x, p, NULL, o, r);
+}
+
+int eval_rerank(const eval_data *d, const sknn_index *x, const sknn_params *p,
+                const sknn_ranker *ranker, const eval_opts *o,
+                metrics_report *r) {
+  if (!ranker) return TAILOR_EINVAL;
+  return score_queries(d, x, p, ranker, o, r);
+}
+
+static int score_queries(const eval_data *d, const sknn_index *x,
+                         const sknn_params *p, const sknn_ranker *ranker,
+                         const eval_opts *o, metrics_report *r) {
   size_t every = o && o->every ? o->every : 1;
   unsigned repeat = o && o->repeat ? o->repeat : 1;
   size_t nq = (d->nqueries + every - 1) / every;
@@ -539,7 +565,8 @@ int eval_kernel(const eval_data *d, const sknn_index *x, const sknn_params *p,
   if (eval_metrics_init(d, &m)) return TAILOR_ENOMEM;
   uint64_t *lat = malloc((nq ? nq : 1) * sizeof *lat);
   sknn_work *w = sknn_work_new();
-  int rc = lat && w ? 0 : TAILOR_ENOMEM;
+  sknn_rerank_work *rw = ranker ? sknn_rerank_work_new() : NULL;
+  int rc = lat && w && (rw || !ranker) ? 0 : TAILOR_ENOMEM;
   topk_entry out[EVAL_LIST_LEN];
   uint32_t list[EVAL_LIST_LEN];
   for (unsigned pass = 0; !rc && pass < repeat; pass++) {
@@ -547,7 +574,7 @@ int eval_kernel(const eval_data *d, const sknn_index *x, const sknn_params *p,
       const eval_query *Q = &d->queries[q];
       const uint32_t *prefix = d->test.items + d->test.start[Q->session];
       uint64_t t0 = util_mono_ns();
-      int n = sknn_query(x, prefix, Q->pos, p, w, out, EVAL_LIST_LEN);
+      int n = one_query(x, p, ranker, prefix, Q->pos, w, rw, out);
       uint64_t dt = util_mono_ns() - t0;
       if (n < 0) {
         rc = n;
@@ -565,6 +592,7 @@ int eval_kernel(const eval_data *d, const sknn_index *x, const sknn_params *p,
   if (!rc) metrics_report_get(&m, r);
   metrics_free(&m);
   sknn_work_free(w);
+  sknn_rerank_work_free(rw);
   free(lat);
   return rc;
 }

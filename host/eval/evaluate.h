@@ -160,6 +160,16 @@ int eval_kernel(const eval_data *d, const sknn_index *x, const sknn_params *p,
                 const eval_opts *o, metrics_report *r);
 
 /*
+** The same for the re-ranker (index/sknn_rerank.h): tailor with parameters
+** p finds the candidates, model `r` orders them.  Latency is the whole
+** re-ranked query (both kernels, the features, the model).
+*/
+struct sknn_ranker;
+int eval_rerank(const eval_data *d, const sknn_index *x, const sknn_params *p,
+                const struct sknn_ranker *r, const eval_opts *o,
+                metrics_report *rep);
+
+/*
 ** Replaying test sessions through something that learns as it goes (a
 ** strategy on the real engine, `tailor eval --strategy`): for each test
 ** session in order and each of its views in order, `recommend` is asked

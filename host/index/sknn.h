@@ -250,4 +250,58 @@ void sknn_work_free(sknn_work *w);
 int sknn_query(const sknn_index *x, const uint32_t *prefix, size_t n,
                const sknn_params *p, sknn_work *w, topk_entry *out, size_t k);
 
+/* ** What the tuner and the re-ranker read ---------------------------------- */
+
+/*
+** After a tailor query on w (sknn_query with p, prefix[0..n)): the parts
+** of item e's score: [0] the neighbours', [1] the transitions', [2] the
+** repeat boost; they add up to its score.  Zeros for an item that was not
+** a candidate (which includes items past the k rows asked for: every item
+** the query scored has its parts, listed or not).
+*/
+void sknn_tailor_parts(const sknn_work *w, const sknn_params *p,
+                       const uint32_t *prefix, size_t n, uint32_t e,
+                       double parts[3]);
+
+/*
+** How repeat-heavy a shop is, from the `sessions` most recent sessions the
+** index holds: of every (prefix, next item) pair in them, the share whose
+** next item is already in the prefix, and the repeat decay (in items; 0 =
+** none, order by count) that ranked those items best among the prefix's.
+*/
+typedef struct sknn_repeat_profile {
+  uint64_t pairs;    /* pairs looked at */
+  uint64_t repeats;  /* of them, next item already in the prefix */
+  double share;      /* repeats / pairs */
+  double decay;      /* the best repeat_decay for them */
+} sknn_repeat_profile;
+
+/* Sessions the profile reads by default. */
+#define SKNN_PROFILE_SESSIONS 20000
+/* A shop is repeat-heavy from this share of repeats on (the defaults were
+** chosen on data with 0.19). */
+#define SKNN_REPEAT_HEAVY 0.3
+/* The repeat weight a repeat-heavy shop gets at least: neighbour scores
+** are at most 1, so a session item keeps ahead of them until it is about
+** 2.3 decays back (10 e^-2.3 = 1). */
+#define SKNN_REPEAT_HEAVY_BOOST 10.0
+/* Fewer pairs than this say nothing: the defaults stay. */
+#define SKNN_ADAPT_MIN_PAIRS 500
+
+int sknn_repeat_profile_get(const sknn_index *x, uint32_t sessions,
+                            sknn_repeat_profile *r);
+
+/* Adjust tailor's defaults to the profile (the rule is in sknn_adapt.c and
+** docs/evaluation.md); returns 1 when it changed *p.  Other kernels, and
+** shops that are not repeat-heavy, keep their defaults. */
+int sknn_params_adapt(sknn_params *p, const sknn_repeat_profile *r);
+
+/* Item e's recency: sessions since the latest one it was in (*age;
+** UINT32_MAX when none is remembered), and how many of its remembered
+** sessions are among the last `window` (*recent). */
+void sknn_item_recency(const sknn_index *x, uint32_t e, uint32_t window,
+                       uint32_t *age, uint32_t *recent);
+/* The sessions of item e the index remembers (at most item_cap). */
+uint32_t sknn_item_held(const sknn_index *x, uint32_t e);
+
 #endif /* TAILOR_SKNN_H */

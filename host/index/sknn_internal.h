@@ -206,6 +206,8 @@ struct sknn_work {
   double isq[INV_SQRT_TABLE]; /* 1/sqrt(n) */
   double popf[POP_TABLE];     /* views^popf_exp, 0 = not computed yet */
   double popf_exp;
+  double trans_scale;    /* tailor: what the last query multiplied the
+                            transition scores by (sknn_tailor_parts) */
 };
 
 /* sknn_work.c: size the workspace to the index and to k neighbours (0, or

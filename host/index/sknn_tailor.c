@@ -87,6 +87,7 @@ void sknn_score_tailor(const query *q) {
     if (c->aux > mt) mt = c->aux;
   }
   double fk = mk > 0 ? 1 / mk : 0, ft = mt > 0 ? p->trans / mt : 0;
+  w->trans_scale = ft;
   for (uint32_t i = 0; i < w->ntouched; i++) {
     cand *c = &w->tab[w->touched[i]];
     c->score = c->score * fk + c->aux * ft;
@@ -101,4 +102,25 @@ void sknn_score_tailor(const query *q) {
       if (c->anchor == SKNN_NONE) c->anchor = e;
     }
   }
+}
+
+/* The repeat boost of item e after prefix[0..n). */
+static double repeat_boost(const sknn_params *p, const uint32_t *prefix,
+                           size_t n, uint32_t e) {
+  double b = 0;
+  for (size_t i = 0; i < n; i++)
+    if (prefix[i] == e) b += p->repeat * decay((double)(n - 1 - i), p->repeat_decay);
+  return b;
+}
+
+void sknn_tailor_parts(const sknn_work *w, const sknn_params *p,
+                       const uint32_t *prefix, size_t n, uint32_t e,
+                       double parts[3]) {
+  parts[0] = parts[1] = parts[2] = 0;
+  const cand *c = w->tab ? cand_find(w, e) : NULL;
+  if (!c) return;
+  parts[1] = c->aux * w->trans_scale;
+  if (p->repeat > 0 && in_prefix(w, e)) parts[2] = repeat_boost(p, prefix, n, e);
+  parts[0] = c->score - parts[1] - parts[2];
+  if (parts[0] < 0) parts[0] = 0; /* rounding */
 }
