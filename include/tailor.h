@@ -168,10 +168,23 @@ TAILOR_EXTERN int tailor_customer(tailor *t, const char *id, int flags,
                                   char **json, tailor_error *err);
 
 /*
+** The coupon `code` as the shop's checkout needs it, a JSON object: code,
+** tier, percent (when the strategy announced one), customer (when issued
+** to a known customer), issued, expires, redeemed and order_id (once
+** redeemed), and "valid": true, or false with "reason" ("redeemed",
+** "expired").  TAILOR_ENOTFOUND for a code never issued.  Checking
+** changes nothing; a coupon_redeemed event ({"type": "coupon_redeemed",
+** "code": ..., "order_id": ...}) redeems it, once.
+*/
+TAILOR_EXTERN int tailor_coupon_check(tailor *t, const char *code, char **json,
+                                      tailor_error *err);
+
+/*
 ** Everything tailor holds on one customer (GDPR right of access) as a JSON
 ** object: the stored profile with email and phone, linked anonymous ids,
 ** every event of theirs (and of those ids and sessions) as stored, the
-** outbox and delivery ledger, experiment exposures, and the index's
+** outbox and delivery ledger, experiment exposures, coupons and the
+** contacts frequency caps count, and the index's
 ** figures ("index": what tailor_customer() gives, or null).  What
 ** tailor_forget() erases is exactly what this lists.  `*json` is freed with
 ** tailor_free().  An unknown customer gives an empty export, not an error.

@@ -155,6 +155,11 @@
     "when its category has too few repeat purchases to learn its own")       \
   X(LUA_MAX_EXPOSURES, 64, "", "exposures",                                  \
     "distinct experiment exposures one handler call records")                \
+  X(COUPON_TTL_S, 7 * 86400, "", "s",                                        \
+    "tailor.coupon(tier): how long a code stays redeemable without opts.ttl") \
+  X(CAPS_WINDOW_HOURS, 24, "", "hours",                                      \
+    "the window of a strategy's caps (per_day, per_campaign) without "      \
+    "caps.window_hours")                                                     \
   X(EMAIL_CAP_WINDOW_DAYS, 7, "", "days",                                    \
     "the window of triggers.email_cap_per_week, at scheduling and sending")  \
   X(DELIVER_MAX_BATCH, 10000, "", "rows",                                    \

@@ -52,6 +52,7 @@ enum {
   X(CHECKOUT, "checkout", EVF_WHO)                       \
   X(PURCHASE, "purchase", EVF_WHO | EVF_ORDER | EVF_ITEMS) \
   X(REFUND, "refund", EVF_WHO | EVF_ORDER)               \
+  X(COUPON_REDEEMED, "coupon_redeemed", 0)               \
   X(SIGNUP, "signup", EVF_CUSTOMER)                      \
   X(IDENTIFY, "identify", EVF_CUSTOMER | EVF_ANON)       \
   X(PAGE_VIEW, "page_view", EVF_WHO)                     \

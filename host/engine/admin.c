@@ -83,6 +83,8 @@ int tailor_stats(tailor *t, char **out, tailor_error *err) {
   json_object_set_new(o, "customers", json_integer(store_count(st, "customers")));
   json_object_set_new(o, "identities", json_integer(store_count(st, "identities")));
   json_object_set_new(o, "outbox", json_integer(store_count(st, "outbox")));
+  /* Coupons issued, redeemed and expired, by tier and by experiment arm. */
+  json_object_set_new(o, "coupons", store_coupon_report(st, util_now_ms()));
   eng_read_end(t);
   pthread_rwlock_rdlock(&t->lock);
   json_object_set_new(o, "index",

@@ -386,7 +386,7 @@ json_t *eng_console_preview(tailor *t, const char *customer, const char *anon,
   const char *name;
   for (size_t i = 0; vm && (name = lvm_handler_name(vm, i, &file)); i++) {
     if (!strcmp(name, "recommend") || !strcmp(name, "rank") || !strncmp(name, "on_", 3) ||
-        !strcmp(name, "segments"))
+        !strcmp(name, "segments") || !strcmp(name, "caps"))
       continue;
     json_t *req = json_deep_copy(who);
     json_object_set_new(req, "kind", json_string(name));

@@ -31,6 +31,9 @@ typedef struct request {
   int line;         /* line where the handler is defined */
   strbuf *out;      /* the answer being written */
   int no_handler;   /* no strategy defines `kind` */
+  eng_call call;    /* what the call issued (coupons), for tailor.coupon */
+  const char *capped; /* a popup held back by a frequency cap: which */
+  char popup[128];  /* the popup answered (its name), for the caps */
 } request;
 
 static void push_ctx(lua_State *L, request *r) {
@@ -384,6 +387,18 @@ static int run_handler(lua_State *L) {
   lua_Debug ar;
   lua_pushvalue(L, -1);
   if (lua_getinfo(L, ">S", &ar)) r->line = ar.linedefined;
+  /* Frequency caps (engine/coupon.c): a visitor at the day's cap gets no
+     popup, and the handler is not asked. */
+  int popup = !strcmp(r->q->kind, "popup");
+  eng_call *c = &r->call;
+  if (popup) {
+    eng_caps_read(L, &c->caps);
+    c->caps_read = 1;
+    if ((r->capped = eng_caps_over(r->t, &c->caps, c->customer, c->anon, NULL, 0))) {
+      buf_puts(r->out, "null");
+      return 0;
+    }
+  }
   push_ctx(L, r);
   lua_call(L, 1, 1);
   int res = lua_gettop(L);
@@ -392,6 +407,18 @@ static int run_handler(lua_State *L) {
     return 0;
   }
   if (!strcmp(r->q->kind, "discount")) check_discount(L, r, res);
+  if (popup && lua_istable(L, res)) {
+    const char *name = lua_getfield(L, res, "name") == LUA_TSTRING ? lua_tostring(L, -1) : "popup";
+    snprintf(r->popup, sizeof r->popup, "%s", name);
+    lua_pop(L, 1);
+    /* ... and one past its campaign's cap gets none, nor its coupon. */
+    if ((r->capped = eng_caps_over(r->t, &c->caps, c->customer, c->anon, r->popup, 0))) {
+      eng_call_clear(c);
+      r->popup[0] = '\0';
+      buf_puts(r->out, "null");
+      return 0;
+    }
+  }
   write_value(L, r, res, "result");
   return 0;
 }
@@ -458,7 +485,8 @@ static void write_given_order(request *r) {
 }
 
 int eng_decide(tailor *t, const dreq *q, strbuf *out, tailor_error *err) {
-  request r = {t, q, q->k ? q->k : t->cfg.default_k, NULL, 0, out, 0};
+  request r = {t, q, q->k ? q->k : t->cfg.default_k, NULL, 0, out, 0,
+               {q->customer, q->anon, NULL, {0, 0, 0}, 0}, NULL, ""};
   atomic_fetch_add(&t->n_decisions, 1);
   uint64_t started = util_mono_ns();
   int recommend = !strcmp(q->kind, "recommend") || !strcmp(q->kind, "rank");
@@ -469,7 +497,21 @@ int eng_decide(tailor *t, const dreq *q, strbuf *out, tailor_error *err) {
   tailor_error serr = {0};
   lvm *vm = eng_thread_vm(t, &serr);
   pthread_rwlock_rdlock(&t->lock);
+  eng_current = &r.call;
   int rc = vm ? lvm_pcall(vm, run_handler, &r, &serr) : serr.code;
+  eng_current = NULL;
+  if (rc == TAILOR_OK && r.capped) {
+    buf_puts(out, ",\"capped\":");
+    buf_json_str(out, r.capped, strlen(r.capped));
+  }
+  /* The coupons the answer names exist before it leaves (the write waits
+     for write_mu, so the index lock is released first). */
+  if (rc == TAILOR_OK && (r.call.coupons || r.popup[0])) {
+    pthread_rwlock_unlock(&t->lock);
+    rc = eng_call_write(t, &r.call, r.popup[0] ? r.popup : NULL, &serr);
+    pthread_rwlock_rdlock(&t->lock);
+  }
+  eng_call_clear(&r.call);
   if (rc == TAILOR_OK) {
     buf_puts(out, ",\"strategy\":");
     buf_json_str(out, r.file ? r.file : "", r.file ? strlen(r.file) : 0);

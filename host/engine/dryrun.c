@@ -553,7 +553,8 @@ static void run_on_due(dry *d, const char *where) {
 ** ** The run
 */
 static int is_decision(const char *name) {
-  return strcmp(name, "segments") && strcmp(name, "on_event") && strcmp(name, "on_due");
+  return strcmp(name, "segments") && strcmp(name, "caps") && strcmp(name, "on_event") &&
+         strcmp(name, "on_due");
 }
 
 int eng_dry_run(tailor *t, size_t n, eng_dry_report *rep, tailor_error *err) {
@@ -581,6 +582,7 @@ int eng_dry_run(tailor *t, size_t n, eng_dry_report *rep, tailor_error *err) {
   /* Handlers in the order the files define them; segments first, since
      the others read them, and on_due after on_event, whose rows it gets. */
   lapi_set_segment_hook(on_unknown_segment, &d);
+  eng_dry_running = 1; /* tailor.coupon issues nothing, caps record nothing */
   const char *name, *file;
   char where[300];
   if (lvm_has_handler(d.vm, "segments")) {
@@ -607,6 +609,7 @@ int eng_dry_run(tailor *t, size_t n, eng_dry_report *rep, tailor_error *err) {
     run_on_due(&d, where);
   }
   lapi_set_segment_hook(NULL, NULL);
+  eng_dry_running = 0;
 
   /* A decision that answered nothing to anybody is a warning. */
   for (size_t k = 0; k < rep->n_handlers; k++) {

@@ -193,6 +193,53 @@ struct strbuf;
 int eng_decide(tailor *t, const dreq *q, struct strbuf *out, tailor_error *err);
 void eng_request_limits(tailor *t, req_limits *lim);
 
+/*
+** Coupons and frequency caps (engine/coupon.c).  eng_caps is a strategy's
+** `caps` table (per_day, per_campaign: contacts a visitor may get in the
+** window, 0 for none; window_hours), read by eng_caps_read inside a call.
+** eng_caps_over says whether one more contact of `campaign` (NULL: any) is
+** over a cap ("per_day", "per_campaign") or NULL; `pending` contacts of
+** this call are not in the store yet.
+**
+** eng_call is what one strategy call (a decision, an on_event) issued:
+** eng_current points at it while the call runs, for tailor.coupon.
+** eng_call_write stores its coupons, and for a popup the popup itself as
+** a contact (unless a coupon of the call stands for it): in a transaction
+** of its own, or in the committing thread's.  eng_coupons_redeem redeems
+** the coupon_redeemed events of a batch in the caller's transaction
+** (TAILOR_ENOTFOUND, TAILOR_EINVAL, TAILOR_EFIELD: the caller's batch is
+** refused).
+*/
+typedef struct eng_caps {
+  long per_day, per_campaign;
+  int64_t window_ms;
+} eng_caps;
+
+typedef struct eng_call {
+  const char *customer, *anon;
+  json_t *coupons; /* issued in the call: [{code, tier, ...}], or NULL */
+  eng_caps caps;
+  int caps_read;
+} eng_call;
+
+extern _Thread_local eng_call *eng_current;
+/* Set on the thread of a dry run (engine/dryrun.c): tailor.coupon answers
+   a made-up code and nothing is stored. */
+extern _Thread_local int eng_dry_running;
+
+#define ENG_COUPON_RANDOM 10 /* random characters of a code: 50 bits */
+
+struct lua_State;
+void eng_caps_read(struct lua_State *L, eng_caps *c);
+const char *eng_caps_over(tailor *t, const eng_caps *c, const char *customer,
+                          const char *anon, const char *campaign, long pending);
+int eng_coupon_issue(tailor *t, eng_call *call, const char *tier, double percent,
+                     int64_t ttl_ms, char *code, size_t cap, int64_t *expires,
+                     tailor_error *err);
+int eng_call_write(tailor *t, eng_call *call, const char *popup, tailor_error *err);
+void eng_call_clear(eng_call *call);
+int eng_coupons_redeem(tailor *t, ev *const *evs, size_t n, tailor_error *err);
+
 /* What a handler's ctx is built from. */
 typedef struct lapi_ctx {
   const char *kind;       /* decision kind, or "on_event" */

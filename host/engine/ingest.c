@@ -73,19 +73,46 @@ static void reload_index(tailor *t) {
 ** on_event runs; so a crash at any point leaves either all of it or none,
 ** and nothing was acknowledged that is not durable with its emails.
 */
+/*
+** A caller whose events redeem a coupon that cannot be redeemed (unknown,
+** redeemed before, expired) is refused whole, with its own error, and the
+** rest of the group goes on: each caller's redemptions are a savepoint.
+** Returns a store error, which fails the group.
+*/
+static int redeem_coupons(tailor *t, commit_req *group, tailor_error *err) {
+  for (commit_req *r = group; r; r = r->next) {
+    size_t i = 0;
+    while (i < r->n && r->evs[i]->type != EV_COUPON_REDEEMED) i++;
+    if (i == r->n) continue;
+    if (store_exec(t->st, "SAVEPOINT redeem", err)) return TAILOR_ESTORE;
+    int rc = eng_coupons_redeem(t, r->evs, r->n, &r->err);
+    if (rc == TAILOR_ESTORE) {
+      *err = r->err;
+      return rc;
+    }
+    if (rc) {
+      r->rc = rc;
+      if (store_exec(t->st, "ROLLBACK TO redeem", err)) return TAILOR_ESTORE;
+    }
+    if (store_exec(t->st, "RELEASE redeem", err)) return TAILOR_ESTORE;
+  }
+  return TAILOR_OK;
+}
+
 static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
-  size_t n = 0, at = 0;
+  size_t n = 0;
   for (commit_req *r = group; r; r = r->next) n += r->n;
-  ev **all = group->next ? malloc(n * sizeof *all) : group->evs;
+  ev **all = malloc((n ? n : 1) * sizeof *all);
   if (!all) return util_fail(err, TAILOR_ENOMEM, NULL, "ingest: out of memory");
-  if (group->next)
-    for (commit_req *r = group; r; r = r->next)
-      for (size_t i = 0; i < r->n; i++) all[at++] = r->evs[i];
   pthread_mutex_lock(&t->write_mu);
   eng_writing = t;
-  int64_t *seqs = malloc(n * sizeof *seqs), last = 0;
+  int64_t *seqs = malloc((n ? n : 1) * sizeof *seqs), last = 0;
   int applied = 0, rc = seqs ? store_begin(t->st, err)
                              : util_fail(err, TAILOR_ENOMEM, NULL, "ingest: out of memory");
+  if (rc == TAILOR_OK) rc = redeem_coupons(t, group, err);
+  n = 0; /* the events of the callers not refused */
+  for (commit_req *r = group; r; r = r->next)
+    for (size_t i = 0; !r->rc && i < r->n; i++) all[n++] = r->evs[i];
   if (rc == TAILOR_OK) rc = store_append_rows(t->st, all, n, seqs, err);
   if (rc == TAILOR_OK) {
     applied = 1;
@@ -119,7 +146,7 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
   eng_writing = NULL;
   pthread_mutex_unlock(&t->write_mu);
   free(seqs);
-  if (all != group->evs) free(all);
+  free(all);
   return rc;
 }
 
@@ -146,8 +173,10 @@ static int commit_events(tailor *t, ev **evs, size_t n, tailor_error *err) {
     int rc = commit_group(t, group, &gerr);
     pthread_mutex_lock(&t->commit_mu);
     for (commit_req *r = group; r; r = r->next) {
-      r->rc = rc;
-      r->err = gerr;
+      if (!r->rc || rc) { /* a caller refused alone keeps its own error */
+        r->rc = rc;
+        r->err = gerr;
+      }
       r->done = 1;
     }
     t->committing = 0;

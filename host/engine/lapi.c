@@ -1089,6 +1089,72 @@ static int l_searched(lua_State *L) {
   return 1;
 }
 
+/*
+** tailor.coupon(tier [, {ttl =, percent =}]) -> {code =, tier =, expires
+** =, percent =}, or nil, "capped" when the visitor's frequency caps (the
+** strategy's `caps`) allow no more contacts.  A unique single-use code for
+** the visitor of the call (a decision or on_event), stored before the
+** answer leaves; ttl in seconds (DEF_COUPON_TTL_S by default).
+*/
+static int l_coupon(lua_State *L) {
+  tailor *t = engine_of(L);
+  const char *tier = luaL_checkstring(L, 1);
+  lua_Integer ttl = DEF_COUPON_TTL_S;
+  double percent = -1;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (lua_getfield(L, 2, "ttl") != LUA_TNIL) {
+      ttl = luaL_checkinteger(L, -1);
+      if (ttl <= 0) return luaL_error(L, "tailor.coupon: ttl must be a positive number of seconds");
+    }
+    if (lua_getfield(L, 2, "percent") != LUA_TNIL) {
+      percent = luaL_checknumber(L, -1);
+      if (!(percent >= 0 && percent <= 100))
+        return luaL_error(L, "tailor.coupon: percent must be from 0 to 100");
+    }
+    lua_pop(L, 2);
+  }
+  if (!*tier || strlen(tier) > 64) return luaL_error(L, "tailor.coupon: tier must be 1 to 64 bytes");
+  eng_call *call = eng_current;
+  if (eng_dry_running) { /* tailor check --sample: a made-up code, nothing kept */
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, "DRYRUN");
+    lua_setfield(L, -2, "code");
+    lua_pushstring(L, tier);
+    lua_setfield(L, -2, "tier");
+    set_int(L, "expires", util_now_ms() + (int64_t)ttl * 1000);
+    if (percent >= 0) set_num(L, "percent", percent);
+    return 1;
+  }
+  if (!call || (!call->customer && !call->anon))
+    return luaL_error(L, "tailor.coupon: only for a visitor, in a decision or on_event");
+  if (!call->caps_read) {
+    eng_caps_read(L, &call->caps);
+    call->caps_read = 1;
+  }
+  const char *why = eng_caps_over(t, &call->caps, call->customer, call->anon, tier,
+                                  (long)json_array_size(call->coupons));
+  if (why) {
+    lua_pushnil(L);
+    lua_pushstring(L, why);
+    return 2;
+  }
+  char code[96];
+  int64_t expires;
+  tailor_error err = {0};
+  if (eng_coupon_issue(t, call, tier, percent, (int64_t)ttl * 1000, code, sizeof code, &expires,
+                       &err))
+    return luaL_error(L, "%s", err.message);
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, code);
+  lua_setfield(L, -2, "code");
+  lua_pushstring(L, tier);
+  lua_setfield(L, -2, "tier");
+  set_int(L, "expires", expires);
+  if (percent >= 0) set_num(L, "percent", percent);
+  return 1;
+}
+
 /* One key of tailor.config, into the table on top: "index.lapsed_days"
    becomes config.index.lapsed_days, as the config file nests it. */
 static void set_config_key(void *ud, const char *key, long value, int is_bool) {
@@ -1131,6 +1197,7 @@ void lapi_open(lua_State *L, void *engine) {
       {"experiment", l_experiment},
       {"clusters", l_clusters},
       {"coupons_left", l_coupons_left},
+      {"coupon", l_coupon},
       {"max_discount", l_max_discount},
       {"item", l_item},
       {"category", l_category},

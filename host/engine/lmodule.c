@@ -140,6 +140,24 @@ static int l_customer(lua_State *L) {
   return push_decoded(L, s);
 }
 
+/* e:coupon_check(code) -> {code, tier, valid, reason, ...} | nil, message, code */
+static int l_coupon_check(lua_State *L) {
+  tailor **t = check_engine(L);
+  char *s = NULL;
+  tailor_error err = {0};
+  if (tailor_coupon_check(*t, luaL_checkstring(L, 2), &s, &err)) return push_error(L, &err);
+  return push_decoded(L, s);
+}
+
+/* e:export_customer(id) -> everything held on them */
+static int l_export(lua_State *L) {
+  tailor **t = check_engine(L);
+  char *s = NULL;
+  tailor_error err = {0};
+  if (tailor_export_customer(*t, luaL_checkstring(L, 2), &s, &err)) return push_error(L, &err);
+  return push_decoded(L, s);
+}
+
 /* e:forget(customer) -> events erased | nil, message, code */
 static int l_forget(lua_State *L) {
   tailor **t = check_engine(L);
@@ -187,6 +205,7 @@ int luaopen_tailor(lua_State *L) {
       {"ingest", l_ingest}, {"ingest_batch", l_ingest_batch},
       {"decide", l_decide}, {"stats", l_stats},
       {"customer", l_customer}, {"forget", l_forget},
+      {"coupon_check", l_coupon_check}, {"export_customer", l_export},
       {"outbox", l_outbox}, {"report_experiments", l_report},
       {"close", l_close},   {NULL, NULL},
   };

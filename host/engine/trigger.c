@@ -31,6 +31,7 @@ typedef struct trigger_run {
   const char *file;
   int line;
   int dropped;      /* schedules refused for consent */
+  eng_call call;    /* coupons the call issued; the strategy's caps */
 } trigger_run;
 
 static int bad(lua_State *L, trigger_run *r, const char *what) {
@@ -187,6 +188,8 @@ static int run_on_event(lua_State *L) {
   if (lua_getinfo(L, ">S", &ar)) r->line = ar.linedefined;
   lapi_ctx c = {"on_event", r->t->cfg.default_k, r->e->customer, r->e->anon,
                 r->e->session, NULL, r->e->props, NULL, NULL};
+  eng_caps_read(L, &r->call.caps);
+  r->call.caps_read = 1;
   lapi_push_ctx(L, r->t, &c);
   push_event(L, r->e);
   lua_call(L, 2, 1);
@@ -238,12 +241,23 @@ static int apply_run(tailor *t, trigger_run *r, tailor_error *err) {
     if (rc) return rc;
   }
   int64_t week = util_now_ms() - DELIVER_CAP_WINDOW_MS;
+  size_t capped = 0;
   json_array_foreach(r->schedule, i, v) {
     const char *customer = json_string_value(json_object_get(v, "customer"));
     const char *channel = json_string_value(json_object_get(v, "channel"));
     if (customer && !strcmp(channel, "email") && t->cfg.email_cap_per_week > 0 &&
         store_outbox_recent(t->st, customer, channel, week) >= t->cfg.email_cap_per_week) {
       atomic_fetch_add(&t->n_trigger_capped, 1);
+      capped++;
+      continue;
+    }
+    /* The strategy's caps across channels (engine/coupon.c): the day's
+       popups, coupons and emails together, and per campaign (template). */
+    if (customer && !strcmp(channel, "email") &&
+        eng_caps_over(t, &r->call.caps, customer, NULL,
+                      json_string_value(json_object_get(v, "template")), 0)) {
+      atomic_fetch_add(&t->n_trigger_capped, 1);
+      capped++;
       continue;
     }
     /* supersede: the new row replaces pending ones of that prefix (the
@@ -260,6 +274,9 @@ static int apply_run(tailor *t, trigger_run *r, tailor_error *err) {
     if (rc) return rc;
     if (added) atomic_fetch_add(&t->n_triggers, 1);
   }
+  /* Coupons issued for messages that were all capped are not kept. */
+  if (r->call.coupons && (!capped || capped < json_array_size(r->schedule)))
+    return eng_call_write(t, &r->call, NULL, err);
   return TAILOR_OK;
 }
 
@@ -282,9 +299,12 @@ int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
   if (!lvm_has_handler(vm, "on_event")) return TAILOR_OK;
   for (size_t i = 0; i < n; i++) {
     if (evs[i]->dup || evs[i]->ts < oldest) continue;
-    trigger_run r = {t, evs[i], json_array(), json_array(), NULL, 0, 0};
+    trigger_run r = {t, evs[i], json_array(), json_array(), NULL, 0, 0,
+                     {evs[i]->customer, evs[i]->anon, NULL, {0, 0, 0}, 0}};
     pthread_rwlock_rdlock(&t->lock);
+    eng_current = &r.call;
     int lua_rc = lvm_pcall(vm, run_on_event, &r, &lerr), rc = TAILOR_OK;
+    eng_current = NULL;
     pthread_rwlock_unlock(&t->lock);
     if (lua_rc) {
       atomic_fetch_add(&t->n_strategy_errors, 1);
@@ -296,6 +316,7 @@ int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
     }
     json_decref(r.schedule);
     json_decref(r.cancel);
+    eng_call_clear(&r.call);
     if (rc) return rc; /* the store failed: the caller rolls back */
   }
   return TAILOR_OK;

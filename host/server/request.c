@@ -130,6 +130,8 @@ static int only_keys(json_t *obj, const char *op, const char *const *allowed,
 static unsigned event_perms(int type) {
   if (type == EV_ITEM_UPSERT || type == EV_ITEM_DELETE) return SRV_PERM_CATALOG;
   if (type == EV_CUSTOMER_UPSERT) return SRV_PERM_PROFILES;
+  /* Redeeming a coupon is the shop's checkout's, never a browser's. */
+  if (type == EV_COUPON_REDEEMED) return SRV_PERM_EVENTS | SRV_PERM_CUSTOMERS;
   return SRV_PERM_EVENTS;
 }
 
@@ -299,6 +301,21 @@ static int op_customer_id(json_t *req, const srv_limits *lim, srv_request *out,
   return SRV_OK;
 }
 
+/* coupon.check: {code} (the checkout's; POST /v1/coupons/check). */
+static int op_coupon_check(json_t *req, const srv_limits *lim, srv_request *out,
+                           tailor_error *err) {
+  (void)lim;
+  static const char *const allowed[] = {"code", NULL};
+  const char *op = srv_op_name(out->op);
+  char code[SRV_MAX_ID_BYTES + 1];
+  int rc;
+  if ((rc = only_keys(req, op, allowed, err)) || (rc = get_id(req, op, "code", 1, code, err)))
+    return rc;
+  if (!(out->text = strdup(code))) return srv_oom(err, op);
+  out->text_len = strlen(code);
+  return SRV_OK;
+}
+
 /* decide: the fields tailor_decide reads, checked here so that a wrong
    type is answered before a worker is bothered; the engine checks again. */
 /* decide: the engine's own request parser (core/request.h), so that the
@@ -327,6 +344,7 @@ static const op_fn validators[SRV_OP_COUNT] = {
     [SRV_OP_CUSTOMER_GET] = op_customer_id,
     [SRV_OP_CUSTOMER_EXPORT] = op_customer_id,
     [SRV_OP_DECIDE] = op_decide,
+    [SRV_OP_COUPON_CHECK] = op_coupon_check,
     [SRV_OP_STATS] = op_plain,
     [SRV_OP_METRICS] = op_plain,
     [SRV_OP_HEALTH] = op_plain,

@@ -206,6 +206,11 @@ int srv_parse_http(int method, const char *url, size_t url_len, const char *body
                          : SRV_OP_CUSTOMER_UPSERT;
       req = identify ? json_incref(b) : json_pack("{sO}", items ? "item" : "customer", b);
     }
+  } else if (IS("/v1/coupons/check")) {
+    /* The shop's checkout: is this code good, and for what? */
+    if (method != SRV_POST) rc = wrong_method(err, method, path, "POST");
+    else if (!(rc = body_object(body, body_len, path, &b, err))) req = json_incref(b);
+    out->op = SRV_OP_COUPON_CHECK;
   } else if (UNDER("/v1/customers/") && n > sizeof("/v1/customers//export") - 1 &&
              !memcmp(p + n - 7, "/export", 7)) {
     /* GET /v1/customers/<id>/export: the right of access (admin). */

@@ -130,6 +130,9 @@ static void run_read(srv *s, job *j) {
     case SRV_OP_STATS:
       rc = tailor_stats(s->t, &out, &e);
       break;
+    case SRV_OP_COUPON_CHECK:
+      rc = tailor_coupon_check(s->t, j->req.text, &out, &e);
+      break;
     case SRV_OP_METRICS:
       /* Rendered on the loop, which owns the request counters. */
       if ((j->body = srv_cached_stats(s, &e))) {
@@ -217,7 +220,7 @@ static json_t *events_answer(const srv_request *r) {
   return o;
 }
 
-static void commit_group(srv *s, job **jobs, size_t n) {
+static void commit_jobs(srv *s, job **jobs, size_t n) {
   size_t total = 0, at = 0;
   for (size_t i = 0; i < n; i++) total += jobs[i]->req.n_events;
   ev **all = total ? malloc(total * sizeof *all) : NULL;
@@ -227,9 +230,17 @@ static void commit_group(srv *s, job **jobs, size_t n) {
     for (size_t k = 0; k < jobs[i]->req.n_events; k++) all[at++] = &jobs[i]->req.evs[k];
   if (!rc && total) rc = eng_ingest(s->t, all, total, &e);
   free(all);
-  if (rc) eng_log(s->t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
+  /* A refused coupon redemption (engine/coupon.c) is the request's own
+     error, with its code and message: it comes alone (commit_group). */
+  int refused = rc == TAILOR_EINVAL || rc == TAILOR_ENOTFOUND || rc == TAILOR_EFIELD;
+  if (rc && !refused) eng_log(s->t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
   for (size_t i = 0; i < n; i++) {
     job *j = jobs[i];
+    if (rc && refused) {
+      util_fail(&j->err, srv_err_of_tailor(rc), e.field[0] ? e.field : NULL, "%s: %s",
+                srv_op_name(j->req.op), e.message);
+      continue;
+    }
     if (rc) {
       util_fail(&j->err, rc == TAILOR_ENOMEM ? SRV_EINTERNAL : SRV_ESTORE, NULL,
                 "%s: %s; nothing of this request was stored (see the server log)",
@@ -254,6 +265,39 @@ static void commit_group(srv *s, job **jobs, size_t n) {
       util_fail(&j->err, SRV_EINTERNAL, NULL, "out of memory");
     }
   }
+}
+
+static int redeems_coupon(const job *j) {
+  for (size_t k = 0; k < j->req.n_events; k++)
+    if (j->req.evs[k].type == EV_COUPON_REDEEMED) return 1;
+  return 0;
+}
+
+/* The writer's group: one commit for all, but a request that redeems a
+   coupon, which may be refused on its own (redeemed before, expired),
+   commits alone so that no other request shares its refusal. */
+static void commit_group(srv *s, job **jobs, size_t n) {
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!redeems_coupon(jobs[i])) continue;
+    commit_jobs(s, &jobs[i], 1);
+    m++;
+  }
+  if (!m) {
+    commit_jobs(s, jobs, n);
+    return;
+  }
+  job **rest = malloc(n * sizeof *rest);
+  size_t r = 0;
+  for (size_t i = 0; rest && i < n; i++)
+    if (!redeems_coupon(jobs[i])) rest[r++] = jobs[i];
+  if (rest) {
+    if (r) commit_jobs(s, rest, r);
+  } else {
+    for (size_t i = 0; i < n; i++)
+      if (!redeems_coupon(jobs[i])) commit_jobs(s, &jobs[i], 1);
+  }
+  free(rest);
 }
 
 static void run_forget(srv *s, job *j) {

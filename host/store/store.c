@@ -96,6 +96,25 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
        index for the report's join). */
     "DROP INDEX events_customer;"
     "DROP INDEX events_anon;",
+    /* 5 -> 6: single-use coupons (store/coupon.c), and the contacts a
+       frequency cap counts beside emails and coupons (popups shown). */
+    "CREATE TABLE coupons("
+    "  code TEXT PRIMARY KEY,"
+    "  tier TEXT NOT NULL,"
+    "  percent REAL,"
+    "  customer TEXT, anon TEXT,"
+    "  issued INTEGER NOT NULL,"
+    "  expires INTEGER NOT NULL,"
+    "  redeemed INTEGER,"
+    "  order_id TEXT);"
+    "CREATE INDEX coupons_customer ON coupons(customer) WHERE customer IS NOT NULL;"
+    "CREATE INDEX coupons_anon ON coupons(anon) WHERE anon IS NOT NULL;"
+    "CREATE TABLE contacts("
+    "  unit TEXT NOT NULL,"
+    "  channel TEXT NOT NULL,"
+    "  campaign TEXT NOT NULL,"
+    "  ts INTEGER NOT NULL);"
+    "CREATE INDEX contacts_unit ON contacts(unit, ts);",
 };
 
 int store_fail(tailor_error *err, int code, sqlite3 *db, const char *what) {
@@ -596,6 +615,10 @@ int store_forget(store *s, const char *customer, int64_t *events, json_t **sessi
       "session IN (SELECT value FROM json_each(?2))",
       "DELETE FROM exposures WHERE unit=?1 OR unit IN "
       "(SELECT anon FROM identities WHERE customer=?1)",
+      "DELETE FROM coupons WHERE customer=?1 OR anon IN "
+      "(SELECT anon FROM identities WHERE customer=?1)",
+      "DELETE FROM contacts WHERE unit=?1 OR unit IN "
+      "(SELECT anon FROM identities WHERE customer=?1)",
       "DELETE FROM outbox WHERE customer=?1",
       "DELETE FROM outbox_sent WHERE customer=?1",
       "DELETE FROM customers WHERE id=?1",
@@ -699,6 +722,11 @@ json_t *store_export_customer(store *s, const char *customer, tailor_error *err)
       {"deliveries", "SELECT key, channel, sent FROM outbox_sent WHERE customer=?1 ORDER BY sent"},
       {"exposures", "SELECT experiment, variant, ts FROM exposures WHERE unit=?1 OR unit IN "
                     "(SELECT anon FROM identities WHERE customer=?1)"},
+      {"coupons", "SELECT code, tier, percent, issued, expires, redeemed, order_id FROM coupons "
+                  "WHERE customer=?1 OR anon IN (SELECT anon FROM identities WHERE customer=?1) "
+                  "ORDER BY issued"},
+      {"contacts", "SELECT channel, campaign, ts FROM contacts WHERE unit=?1 OR unit IN "
+                   "(SELECT anon FROM identities WHERE customer=?1) ORDER BY ts"},
   };
   json_t *out = json_pack("{ss}", "customer", customer);
   for (size_t i = 0; out && i < sizeof parts / sizeof *parts; i++) {

@@ -19,7 +19,7 @@
 typedef struct store store;
 
 /* The schema version this build writes; older stores are migrated. */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 typedef struct store_options {
   int synchronous_full;  /* 1: PRAGMA synchronous=FULL (survives power loss);
@@ -102,8 +102,9 @@ char *store_identity(store *s, const char *anon);
 /*
 ** Erase a customer (the right to erasure): their events, those of the
 ** anonymous ids linked to them and those of their sessions (also the ones
-** that named neither), their experiment exposures, profile, identities,
-** outbox rows and delivery ledger, in one transaction; then the WAL is
+** that named neither), their experiment exposures, coupons, contacts
+** (frequency caps), profile, identities, outbox rows and delivery ledger,
+** in one transaction; then the WAL is
 ** checkpointed and truncated, so no copy of the erased rows is left in the
 ** database or its WAL (secure_delete zeroes freed space).  *events (may be
 ** NULL) receives the events deleted, *sessions (may be NULL) a new JSON
@@ -119,7 +120,8 @@ int store_forget(store *s, const char *customer, int64_t *events, json_t **sessi
 ** "identities" (anonymous ids linked to them), "events" (every event of
 ** theirs, of those ids and of their sessions, as stored, with "seq"),
 ** "outbox" (scheduled messages), "deliveries" (the ledger of what was
-** sent), "exposures" (experiments they were in).  NULL with `err` on
+** sent), "exposures" (experiments they were in), "coupons" and "contacts"
+** (what frequency caps count).  NULL with `err` on
 ** failure.  The rows are the same that store_forget() deletes.
 */
 json_t *store_export_customer(store *s, const char *customer, tailor_error *err);
@@ -182,6 +184,52 @@ char *store_meta_get(store *s, const char *key);
 
 /* Store `value` under `key` (replacing it); NULL deletes the key. */
 int store_meta_set(store *s, const char *key, const char *value, tailor_error *err);
+
+/*
+** Coupons (store/coupon.c): unique single-use codes with an expiry, issued
+** by strategies (tailor.coupon) and redeemed once by the shop's checkout.
+*/
+/* Add issued coupons (a JSON array of {code, tier, percent, customer,
+   anon, issued, expires}), inside the caller's transaction. */
+int store_coupons_add(store *s, json_t *rows, tailor_error *err);
+
+/*
+** The coupon `code` as a new JSON object {code, tier, percent, customer,
+** anon, issued, expires, redeemed, order_id}, or NULL with `err`:
+** TAILOR_ENOTFOUND for an unknown code.  No state is checked here.
+*/
+json_t *store_coupon_get(store *s, const char *code, tailor_error *err);
+
+/*
+** Inside the caller's transaction: mark `code` redeemed at `now` by
+** `order_id` (may be NULL).  TAILOR_ENOTFOUND for an unknown code,
+** TAILOR_EINVAL for one already redeemed or expired at `now` (the message
+** says which and when); nothing is changed then.
+*/
+int store_coupon_redeem(store *s, const char *code, int64_t now, const char *order_id,
+                        tailor_error *err);
+
+/* Issued, redeemed and expired (unredeemed) coupons at `now`, by tier, and
+   by tier within each experiment variant the coupon's holder was exposed
+   to: {"tiers": {tier: {issued, redeemed, expired}}, "experiments":
+   {experiment: {variant: {tier: {issued, redeemed}}}}}.  New reference. */
+json_t *store_coupon_report(store *s, int64_t now);
+
+/*
+** Contacts a frequency cap counts (engine/coupon.c): a popup shown to a unit
+** (customer or anonymous id) under a campaign; emails and coupons are
+** counted from the outbox and the coupons tables.  Inside the caller's
+** transaction.
+*/
+int store_contact_add(store *s, const char *unit, const char *channel,
+                      const char *campaign, int64_t ts, tailor_error *err);
+
+/* Contacts of the person (customer and/or anon id) since `since` (ms):
+   popups recorded, coupons issued, email rows pending, sending or sent;
+   only those of `campaign` (a popup's name, a coupon's tier, an email's
+   template) when it is not NULL. */
+int64_t store_contacts_since(store *s, const char *customer, const char *anon,
+                             const char *campaign, int64_t since);
 
 /* Run a statement with no result (used by migrations and maintenance). */
 int store_exec(store *s, const char *sql, tailor_error *err);

@@ -1,0 +1,175 @@
+/*
+** coupon.c: coupons that are real, and frequency caps across channels.
+**
+** A strategy issues a coupon with tailor.coupon(tier, {ttl =, percent =}):
+** a unique code (the tier's name and 10 random characters), single-use,
+** with an expiry, for the visitor of the call.  Codes issued in a call wait
+** in the call's buffer (eng_call) and reach the store before the answer
+** does: a decision writes them in a transaction of its own before it
+** returns, an on_event call in the transaction of its event.  The shop's
+** checkout checks a code (tailor_coupon_check, POST /v1/coupons/check) and
+** redeems it with a coupon_redeemed event; the redemption is a conditional
+** update in the event's own transaction, so a code is redeemed once, and a
+** batch that tries a second time, or an expired code, is refused whole.
+**
+** Frequency caps are the strategy's (a `caps` table among its handlers:
+** per_day, per_campaign, window_hours) and the host's to enforce: a popup
+** decision, a coupon and an email each count as one contact of the
+** visitor; a popup with a coupon of its own counts once.
+*/
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "core/util.h"
+#include "engine/engine.h"
+
+_Thread_local eng_call *eng_current;
+_Thread_local int eng_dry_running;
+
+void eng_caps_read(lua_State *L, eng_caps *c) {
+  memset(c, 0, sizeof *c);
+  c->window_ms = (int64_t)DEF_CAPS_WINDOW_HOURS * 3600000;
+  int top = lua_gettop(L);
+  if (lvm_push_handler(lvm_of(L), "caps", NULL) && lua_istable(L, -1)) {
+    if (lua_getfield(L, -1, "per_day") == LUA_TNUMBER) c->per_day = (long)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, -1, "per_campaign") == LUA_TNUMBER)
+      c->per_campaign = (long)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (lua_getfield(L, -1, "window_hours") == LUA_TNUMBER && lua_tonumber(L, -1) > 0)
+      c->window_ms = (int64_t)(lua_tonumber(L, -1) * 3600000);
+    lua_pop(L, 1);
+  }
+  lua_settop(L, top);
+}
+
+const char *eng_caps_over(tailor *t, const eng_caps *c, const char *customer,
+                          const char *anon, const char *campaign, long pending) {
+  if ((c->per_day <= 0 && c->per_campaign <= 0) || (!customer && !anon)) return NULL;
+  int64_t since = util_now_ms() - c->window_ms;
+  store *s = eng_read_begin(t);
+  const char *why = NULL;
+  if (c->per_day > 0 &&
+      store_contacts_since(s, customer, anon, NULL, since) + pending >= c->per_day)
+    why = "per_day";
+  else if (c->per_campaign > 0 && campaign &&
+           store_contacts_since(s, customer, anon, campaign, since) >= c->per_campaign)
+    why = "per_campaign";
+  eng_read_end(t);
+  return why;
+}
+
+/* Crockford's base32: no I, L, O or U, so a code read aloud is a code. */
+static const char code_alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+int eng_coupon_issue(tailor *t, eng_call *call, const char *tier, double percent,
+                     int64_t ttl_ms, char *code, size_t cap, int64_t *expires,
+                     tailor_error *err) {
+  (void)t;
+  unsigned char rnd[ENG_COUPON_RANDOM];
+  if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+    return util_fail(err, TAILOR_EIO, NULL, "tailor.coupon: no randomness");
+  /* The tier's letters and digits, upper-cased, up to 12, as a prefix. */
+  size_t n = 0;
+  for (const char *p = tier; *p && n < 12 && n + 1 < cap; p++) {
+    char ch = *p;
+    if (ch >= 'a' && ch <= 'z') ch = (char)(ch - 'a' + 'A');
+    if ((ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) code[n++] = ch;
+  }
+  if (n && n + 1 < cap) code[n++] = '-';
+  for (size_t i = 0; i < sizeof rnd && n + 1 < cap; i++) code[n++] = code_alphabet[rnd[i] & 31];
+  code[n] = '\0';
+  int64_t now = util_now_ms();
+  *expires = now + ttl_ms;
+  json_t *row = json_pack("{ss ss sI sI}", "code", code, "tier", tier, "issued",
+                          (json_int_t)now, "expires", (json_int_t)*expires);
+  if (!row) return util_fail(err, TAILOR_ENOMEM, NULL, "tailor.coupon: out of memory");
+  if (percent >= 0) json_object_set_new(row, "percent", json_real(percent));
+  if (call->customer) json_object_set_new(row, "customer", json_string(call->customer));
+  if (call->anon) json_object_set_new(row, "anon", json_string(call->anon));
+  if (!call->coupons) call->coupons = json_array();
+  json_array_append_new(call->coupons, row);
+  return TAILOR_OK;
+}
+
+int eng_call_write(tailor *t, eng_call *call, const char *popup, tailor_error *err) {
+  size_t n = json_array_size(call->coupons);
+  const char *unit = call->customer ? call->customer : call->anon;
+  int contact = popup && !n && unit;
+  if ((!n && !contact) || eng_dry_running) return TAILOR_OK;
+  int own = eng_writing != t; /* a decision: a transaction of its own */
+  if (own) pthread_mutex_lock(&t->write_mu);
+  int rc = own ? store_begin(t->st, err) : TAILOR_OK;
+  if (!rc && n) rc = store_coupons_add(t->st, call->coupons, err);
+  if (!rc && contact) rc = store_contact_add(t->st, unit, "popup", popup, util_now_ms(), err);
+  if (own) {
+    if (!rc) rc = store_commit(t->st, err);
+    else store_rollback(t->st);
+    pthread_mutex_unlock(&t->write_mu);
+  }
+  return rc;
+}
+
+void eng_call_clear(eng_call *call) {
+  json_decref(call->coupons);
+  call->coupons = NULL;
+}
+
+/* The code's state as the checkout sees it: {code, tier, percent,
+   customer, expires, valid, reason}. */
+static json_t *describe(json_t *c, int64_t now) {
+  json_t *out = json_pack("{sO sO}", "code", json_object_get(c, "code"), "tier",
+                          json_object_get(c, "tier"));
+  static const char *const keep[] = {"percent", "customer", "issued", "expires",
+                                     "redeemed", "order_id"};
+  for (size_t i = 0; i < sizeof keep / sizeof *keep; i++) {
+    json_t *v = json_object_get(c, keep[i]);
+    if (v && !json_is_null(v)) json_object_set(out, keep[i], v);
+  }
+  const char *reason = NULL;
+  if (json_is_integer(json_object_get(c, "redeemed"))) reason = "redeemed";
+  else if (json_integer_value(json_object_get(c, "expires")) <= now) reason = "expired";
+  json_object_set_new(out, "valid", json_boolean(!reason));
+  if (reason) json_object_set_new(out, "reason", json_string(reason));
+  return out;
+}
+
+int tailor_coupon_check(tailor *t, const char *code, char **json, tailor_error *err) {
+  if (!t || !code || !json) return util_fail(err, TAILOR_EINVAL, NULL, "coupon check: missing argument");
+  *json = NULL;
+  store *s = eng_read_begin(t);
+  json_t *c = store_coupon_get(s, code, err);
+  eng_read_end(t);
+  if (!c) return err ? err->code : TAILOR_ENOTFOUND;
+  json_t *out = describe(c, util_now_ms());
+  json_decref(c);
+  *json = json_dumps(out, JSON_COMPACT);
+  json_decref(out);
+  return *json ? TAILOR_OK : util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+}
+
+/* The code a coupon_redeemed event names: top-level "code" (kept under
+   props), or props.coupon. */
+static const char *code_of(const ev *e) {
+  const char *c = json_string_value(json_object_get(e->props, "code"));
+  return c ? c : json_string_value(json_object_get(e->props, "coupon"));
+}
+
+static int check_redemption(const ev *e, tailor_error *err) {
+  if (e->type != EV_COUPON_REDEEMED || code_of(e)) return TAILOR_OK;
+  return util_fail(err, TAILOR_EFIELD, "code", "coupon_redeemed: missing field 'code'");
+}
+
+int eng_coupons_redeem(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
+  for (size_t i = 0; i < n; i++) {
+    if (evs[i]->type != EV_COUPON_REDEEMED) continue;
+    const char *code = code_of(evs[i]);
+    if (!code) return check_redemption(evs[i], err);
+    int rc = store_coupon_redeem(t->st, code, evs[i]->ts, evs[i]->order_id, err);
+    if (rc) return rc;
+  }
+  return TAILOR_OK;
+}

@@ -1,0 +1,212 @@
+/*
+** coupon.c: the store's side of coupons and frequency caps.  A coupon is a
+** row of its own (code, tier, who it was issued to, expiry), redeemed once
+** by a conditional UPDATE inside the transaction of the coupon_redeemed
+** event that redeems it, so two checkouts racing for one code cannot both
+** win.  Contacts are what a frequency cap counts beside the outbox (emails)
+** and the coupons (issued): the popups a decision answered.
+*/
+#include <sqlite3.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "store/store.h"
+
+static void bind_opt(sqlite3_stmt *st, int i, const char *v) {
+  if (v)
+    sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+int store_coupons_add(store *s, json_t *rows, tailor_error *err) {
+  sqlite3 *db = store_db(s);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "INSERT INTO coupons(code,tier,percent,customer,anon,issued,expires) "
+                         "VALUES(?,?,?,?,?,?,?)",
+                         -1, &st, NULL) != SQLITE_OK)
+    return store_fail(err, TAILOR_ESTORE, db, "store: coupons");
+  size_t i;
+  json_t *r;
+  int rc = TAILOR_OK;
+  json_array_foreach(rows, i, r) {
+    bind_opt(st, 1, json_string_value(json_object_get(r, "code")));
+    bind_opt(st, 2, json_string_value(json_object_get(r, "tier")));
+    json_t *pct = json_object_get(r, "percent");
+    if (json_is_number(pct))
+      sqlite3_bind_double(st, 3, json_number_value(pct));
+    else
+      sqlite3_bind_null(st, 3);
+    bind_opt(st, 4, json_string_value(json_object_get(r, "customer")));
+    bind_opt(st, 5, json_string_value(json_object_get(r, "anon")));
+    sqlite3_bind_int64(st, 6, json_integer_value(json_object_get(r, "issued")));
+    sqlite3_bind_int64(st, 7, json_integer_value(json_object_get(r, "expires")));
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (step != SQLITE_DONE) {
+      rc = store_fail(err, TAILOR_ESTORE, db, "store: coupons");
+      break;
+    }
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+json_t *store_coupon_get(store *s, const char *code, tailor_error *err) {
+  sqlite3 *db = store_db(s);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT code,tier,percent,customer,anon,issued,expires,redeemed,"
+                         "order_id FROM coupons WHERE code=?",
+                         -1, &st, NULL) != SQLITE_OK) {
+    store_fail(err, TAILOR_ESTORE, db, "store: coupon");
+    return NULL;
+  }
+  sqlite3_bind_text(st, 1, code, -1, SQLITE_TRANSIENT);
+  json_t *out = NULL;
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    out = json_object();
+    for (int c = 0; c < sqlite3_column_count(st); c++) {
+      json_t *v;
+      switch (sqlite3_column_type(st, c)) {
+        case SQLITE_INTEGER: v = json_integer(sqlite3_column_int64(st, c)); break;
+        case SQLITE_FLOAT: v = json_real(sqlite3_column_double(st, c)); break;
+        case SQLITE_NULL: v = json_null(); break;
+        default: v = json_string((const char *)sqlite3_column_text(st, c));
+      }
+      json_object_set_new(out, sqlite3_column_name(st, c), v);
+    }
+  } else if (rc == SQLITE_DONE) {
+    util_fail(err, TAILOR_ENOTFOUND, "code", "coupon '%.64s' does not exist", code);
+  } else {
+    store_fail(err, TAILOR_ESTORE, db, "store: coupon");
+  }
+  sqlite3_finalize(st);
+  return out;
+}
+
+int store_coupon_redeem(store *s, const char *code, int64_t now, const char *order_id,
+                        tailor_error *err) {
+  json_t *c = store_coupon_get(s, code, err);
+  if (!c) return err ? err->code : TAILOR_ENOTFOUND;
+  int rc = TAILOR_OK;
+  json_t *redeemed = json_object_get(c, "redeemed");
+  int64_t expires = json_integer_value(json_object_get(c, "expires"));
+  if (json_is_integer(redeemed)) {
+    const char *by = json_string_value(json_object_get(c, "order_id"));
+    rc = util_fail(err, TAILOR_EINVAL, "code",
+                   "coupon '%.64s' was already redeemed at %lld%s%.64s", code,
+                   (long long)json_integer_value(redeemed), by ? " by order " : "",
+                   by ? by : "");
+  } else if (expires <= now) {
+    rc = util_fail(err, TAILOR_EINVAL, "code", "coupon '%.64s' expired at %lld", code,
+                   (long long)expires);
+  }
+  json_decref(c);
+  if (rc) return rc;
+  sqlite3 *db = store_db(s);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "UPDATE coupons SET redeemed=?2, order_id=?3 "
+                         "WHERE code=?1 AND redeemed IS NULL",
+                         -1, &st, NULL) != SQLITE_OK)
+    return store_fail(err, TAILOR_ESTORE, db, "store: coupon");
+  sqlite3_bind_text(st, 1, code, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 2, now);
+  bind_opt(st, 3, order_id);
+  int step = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (step != SQLITE_DONE) return store_fail(err, TAILOR_ESTORE, db, "store: coupon");
+  return TAILOR_OK;
+}
+
+/* Add `n` to obj[a][b][c]... (a path of keys, NULL-terminated) */
+static void bump(json_t *obj, const char *const *path, const char *field, json_int_t n) {
+  for (; *path; path++) {
+    json_t *next = json_object_get(obj, *path);
+    if (!next) {
+      next = json_object();
+      json_object_set_new(obj, *path, next);
+    }
+    obj = next;
+  }
+  json_t *v = json_object_get(obj, field);
+  json_object_set_new(obj, field, json_integer((v ? json_integer_value(v) : 0) + n));
+}
+
+json_t *store_coupon_report(store *s, int64_t now) {
+  sqlite3 *db = store_db(s);
+  json_t *out = json_pack("{s{}s{}}", "tiers", "experiments");
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT tier, count(*), count(redeemed),"
+                         " sum(redeemed IS NULL AND expires <= ?1) FROM coupons GROUP BY tier",
+                         -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_int64(st, 1, now);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      const char *path[] = {"tiers", (const char *)sqlite3_column_text(st, 0), NULL};
+      bump(out, path, "issued", sqlite3_column_int64(st, 1));
+      bump(out, path, "redeemed", sqlite3_column_int64(st, 2));
+      bump(out, path, "expired", sqlite3_column_int64(st, 3));
+    }
+    sqlite3_finalize(st);
+  }
+  /* The arm a coupon counts for: its holder's exposure, by customer or by
+     anonymous id, to each experiment. */
+  if (sqlite3_prepare_v2(db,
+                         "SELECT x.experiment, x.variant, c.tier, count(*), count(c.redeemed) "
+                         "FROM coupons c JOIN exposures x ON x.unit = c.customer OR "
+                         "x.unit = c.anon GROUP BY 1, 2, 3",
+                         -1, &st, NULL) == SQLITE_OK) {
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      const char *path[] = {"experiments", (const char *)sqlite3_column_text(st, 0),
+                            (const char *)sqlite3_column_text(st, 1),
+                            (const char *)sqlite3_column_text(st, 2), NULL};
+      bump(out, path, "issued", sqlite3_column_int64(st, 3));
+      bump(out, path, "redeemed", sqlite3_column_int64(st, 4));
+    }
+    sqlite3_finalize(st);
+  }
+  return out;
+}
+
+int store_contact_add(store *s, const char *unit, const char *channel,
+                      const char *campaign, int64_t ts, tailor_error *err) {
+  sqlite3 *db = store_db(s);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, "INSERT INTO contacts(unit,channel,campaign,ts) VALUES(?,?,?,?)",
+                         -1, &st, NULL) != SQLITE_OK)
+    return store_fail(err, TAILOR_ESTORE, db, "store: contacts");
+  sqlite3_bind_text(st, 1, unit, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, channel, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 3, campaign ? campaign : "", -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 4, ts);
+  int step = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return step == SQLITE_DONE ? TAILOR_OK : store_fail(err, TAILOR_ESTORE, db, "store: contacts");
+}
+
+int64_t store_contacts_since(store *s, const char *customer, const char *anon,
+                             const char *campaign, int64_t since) {
+  static const char sql[] =
+      "SELECT (SELECT count(*) FROM contacts WHERE (unit=?1 OR unit=?2) AND ts>=?3"
+      "         AND (?4 IS NULL OR campaign=?4))"
+      "     + (SELECT count(*) FROM coupons WHERE (customer=?1 OR anon=?2) AND issued>=?3"
+      "         AND (?4 IS NULL OR tier=?4))"
+      "     + (SELECT count(*) FROM outbox WHERE customer=?1 AND created>=?3"
+      "         AND state IN ('pending','sending','sent') AND (?4 IS NULL OR template=?4))";
+  sqlite3 *db = store_db(s);
+  sqlite3_stmt *st;
+  int64_t n = 0;
+  if (!customer && !anon) return 0;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return 0;
+  bind_opt(st, 1, customer);
+  bind_opt(st, 2, anon);
+  sqlite3_bind_int64(st, 3, since);
+  bind_opt(st, 4, campaign);
+  if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return n;
+}

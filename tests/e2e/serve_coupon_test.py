@@ -1,0 +1,126 @@
+"""serve_coupon_test.py: coupons that are real and frequency caps, through
+a real `tailor serve` (issue 20 items 2 and 3): a popup decision issues a
+unique code, the checkout checks it (POST /v1/coupons/check and the NDJSON
+op coupon.check) and redeems it with a coupon_redeemed event, once; a
+second redemption, an expired code and an unknown one are refused with a
+clear error and change nothing; a storefront token may neither check nor
+redeem; the day's cap holds back the next popup; tailor stats reports the
+coupons by tier and experiment arm.
+"""
+
+import base64
+import json
+import os
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+from serve_kit import ADMIN, ROOT, STOREFRONT, Checks, Server  # noqa: E402
+
+T = Checks()
+check = T.check
+
+
+def http(port, method, path, body=None, key=ADMIN):
+    req = urllib.request.Request(
+        "http://127.0.0.1:%d%s" % (port, path), method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json",
+                 "Authorization": "Bearer " + key})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+class CouponServer(Server):
+    def strategies(self):
+        d = os.path.join(self.dir, "strategies")
+        shutil.copytree(os.path.join(ROOT, "tests", "lua", "coupons"), d)
+        return d
+
+
+def popup(port, anon, **ctx):
+    ctx["trigger"] = "exit_intent"
+    status, d = http(port, "POST", "/v1/decide/popup", {"anon": anon, "context": ctx},
+                     key=STOREFRONT)
+    check("popup for %s answered" % anon, status == 200 and not d.get("fallback"), d)
+    return d
+
+
+def main():
+    s = CouponServer()
+    try:
+        p = s.port
+        d = popup(p, "v1")
+        code = (d.get("result") or {}).get("coupon")
+        check("the popup carries a unique code", isinstance(code, str) and
+              code.startswith("RETURNING10"), d)
+        other = (popup(p, "v2").get("result") or {}).get("coupon")
+        check("another visitor gets another code", other and other != code, other)
+
+        status, c = http(p, "POST", "/v1/coupons/check", {"code": code})
+        check("checkout: valid", status == 200 and c.get("valid") is True and
+              c.get("percent") == 10, (status, c))
+        status, c = http(p, "POST", "/v1/coupons/check", {"code": code}, key=STOREFRONT)
+        check("a storefront token may not check codes", status == 403, (status, c))
+        status, c = http(p, "POST", "/v1/events",
+                         {"type": "coupon_redeemed", "code": code, "anon": "v1"}, key=STOREFRONT)
+        check("a storefront token may not redeem", status == 403, (status, c))
+
+        before = http(p, "GET", "/v1/stats")[1]["events_total"]
+        status, r = http(p, "POST", "/v1/events",
+                         {"type": "coupon_redeemed", "code": code, "order_id": "o1"})
+        check("redeemed by the checkout", status == 200, (status, r))
+        status, r = http(p, "POST", "/v1/events",
+                         {"type": "coupon_redeemed", "code": code, "order_id": "o2"})
+        check("a second redemption is refused, saying why",
+              status == 400 and "already redeemed" in json.dumps(r), (status, r))
+        status, r = http(p, "POST", "/v1/events", {"type": "coupon_redeemed", "code": "NOPE-1"})
+        check("an unknown code is refused", status == 404 and "does not exist" in json.dumps(r),
+              (status, r))
+        status, c = http(p, "POST", "/v1/coupons/check", {"code": code})
+        check("checkout: redeemed by o1", c.get("valid") is False and c.get("reason") ==
+              "redeemed" and c.get("order_id") == "o1", c)
+        after = http(p, "GET", "/v1/stats")[1]["events_total"]
+        check("only the good redemption was stored", after == before + 1, (before, after))
+
+        # NDJSON: the same check.
+        conn = s.connect()
+        resp = conn.call("coupon.check", code="NOPE-1", token=ADMIN)
+        check("coupon.check over NDJSON: unknown code", resp.get("error", {}).get("code") ==
+              "not_found", resp)
+        resp = conn.call("coupon.check", code=other, token=ADMIN)
+        check("coupon.check over NDJSON: valid", (resp.get("result") or {}).get("valid") is True,
+              resp)
+        conn.close()
+
+        # Expired.
+        short = (popup(p, "v3", ttl=1).get("result") or {}).get("coupon")
+        time.sleep(1.5)
+        status, r = http(p, "POST", "/v1/events", {"type": "coupon_redeemed", "code": short})
+        check("an expired code is refused", status == 400 and "expired" in json.dumps(r),
+              (status, r))
+
+        # The day's cap: v1 had its popup (with its coupon).
+        d = popup(p, "v1")
+        check("the day's cap holds the next popup back", d.get("result") is None and
+              d.get("capped") == "per_day", d)
+
+        stats = http(p, "GET", "/v1/stats")[1].get("coupons", {})
+        issued = sum(t["issued"] for t in stats.get("tiers", {}).values())
+        redeemed = sum(t["redeemed"] for t in stats.get("tiers", {}).values())
+        check("stats: coupons by tier", issued == 3 and redeemed == 1, stats)
+        check("stats: by experiment arm", "popup_offer" in stats.get("experiments", {}), stats)
+        T.stopped_clean(s)
+    finally:
+        s.cleanup()
+
+
+if __name__ == "__main__":
+    T.run(main)
+    sys.exit(T.done())

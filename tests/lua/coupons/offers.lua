@@ -1,0 +1,34 @@
+-- offers.lua: a test strategy for coupons and frequency caps: a 10% popup
+-- with a unique code (in an experiment), a cart email carrying a code,
+-- and the caps the host enforces over both.
+local function unit(ctx) return ctx.customer.id or ctx.customer.anon end
+
+local function popup(ctx)
+  if ctx.context.trigger ~= "exit_intent" then return nil end
+  local arm = tailor.experiment("popup_offer", { control = 50, ten = 50 }, unit(ctx))
+  local tier = ctx.context.tier or ("returning_10_" .. arm)
+  local c, why = tailor.coupon(tier, { ttl = ctx.context.ttl or 3600, percent = 10 })
+  if not c then return { name = "no_coupon", why = why } end
+  return { name = tier, percent = 10, coupon = c.code, expires = c.expires }
+end
+
+local function plain(ctx) -- a popup without a coupon, for the per-day cap
+  return { name = ctx.context.name or "free_shipping" }
+end
+
+local function on_event(ctx, ev)
+  local who = ctx.customer.id
+  if not who or ev.type ~= "add_to_cart" then return nil end
+  local c = tailor.coupon("cart_5", { percent = 5 })
+  return { schedule = { { key = "cart:" .. who .. ":" .. ev.ts, template = "abandoned_cart",
+                          delay = 3600, vars = { code = c and c.code or false } } } }
+end
+
+local function outside() -- tailor.coupon with nobody to give it to
+  return { code = tailor.coupon("x") }
+end
+
+return {
+  caps = { per_day = 1, per_campaign = 1 },
+  popup = popup, plain = plain, on_event = on_event, outside = outside,
+}

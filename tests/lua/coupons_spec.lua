@@ -1,0 +1,177 @@
+-- coupons_spec.lua: coupons that are real (issue 20 item 2) and frequency
+-- caps across channels (item 3), on the real engine: a unique single-use
+-- code with an expiry, checked and redeemed once by the checkout, refused
+-- when redeemed twice, expired or unknown (nothing changed), reported by
+-- tier and experiment arm, erased with the customer; caps per day and per
+-- campaign over popups, coupons and emails together.
+local tailor = require "tailor"
+local root = os.getenv("TAILOR_ROOT") or "."
+
+local function engine()
+  local e = assert(tailor.open {
+    db = ":memory:", strategies = root .. "/tests/lua/coupons",
+    lua = { reload_interval_ms = 60000 },
+  })
+  assert(e:ingest { type = "customer_upsert",
+                    customer = { id = "c1", email = "a@x.io", consent = { email = true } } })
+  assert(e:ingest { type = "item_upsert", item = { id = "hat", price = 20 } })
+  return e
+end
+
+local function exit_popup(e, who, ctx)
+  ctx = ctx or {}
+  ctx.trigger = "exit_intent"
+  local d = e:decide { kind = "popup", anon = who, context = ctx }
+  assert.is_nil(d.fallback, d.error)
+  return d
+end
+
+local function total_events(e) return e:stats().events_total end
+
+describe("coupons", function()
+  it("issues a unique code with an expiry that the checkout checks and redeems once", function()
+    local e = engine()
+    local a, b = exit_popup(e, "v1"), exit_popup(e, "v2")
+    local code = a.result.coupon
+    assert.matches("^RETURNING10", code)
+    assert.are_not.equal(code, b.result.coupon)
+    local c = assert(e:coupon_check(code))
+    assert.is_true(c.valid)
+    assert.are.equal(10, c.percent)
+    assert.are.equal(a.result.expires, c.expires)
+    assert.is_true(c.expires > os.time() * 1000 + 3500 * 1000)
+    -- The checkout redeems it with the order.
+    assert(e:ingest { type = "coupon_redeemed", code = code, order_id = "o1", anon = "v1" })
+    c = assert(e:coupon_check(code))
+    assert.is_false(c.valid)
+    assert.are.equal("redeemed", c.reason)
+    assert.are.equal("o1", c.order_id)
+    -- A second redemption is refused, and nothing is stored.
+    local n = total_events(e)
+    local ok, msg = e:ingest { type = "coupon_redeemed", code = code, order_id = "o2" }
+    assert.is_nil(ok)
+    assert.matches("already redeemed", msg)
+    assert.are.equal(n, total_events(e))
+    assert.are.equal("o1", e:coupon_check(code).order_id)
+    e:close()
+  end)
+
+  it("refuses an expired code, an unknown one and one without a code, changing nothing", function()
+    local e = engine()
+    local code = exit_popup(e, "v1", { ttl = 1 }).result.coupon
+    local t0 = os.time()
+    while os.time() - t0 < 2 do end
+    local c = assert(e:coupon_check(code))
+    assert.is_false(c.valid)
+    assert.are.equal("expired", c.reason)
+    local n = total_events(e)
+    local ok, msg = e:ingest { type = "coupon_redeemed", code = code }
+    assert.is_nil(ok)
+    assert.matches("expired", msg)
+    ok, msg = e:ingest { type = "coupon_redeemed", code = "NOPE-123" }
+    assert.is_nil(ok)
+    assert.matches("does not exist", msg)
+    ok, msg = e:ingest { type = "coupon_redeemed", order_id = "o9" }
+    assert.is_nil(ok)
+    assert.matches("code", msg)
+    assert.are.equal(n, total_events(e))
+    local none, err = e:coupon_check("NOPE-123")
+    assert.is_nil(none)
+    assert.matches("does not exist", err)
+    -- A batch with one bad redemption is refused whole.
+    local good = exit_popup(e, "v3").result.coupon
+    ok, msg = pcall(e.ingest_batch, e,
+      '{"type":"coupon_redeemed","code":"' .. good .. '"}\n{"type":"coupon_redeemed","code":"NOPE"}\n')
+    assert.is_false(ok)
+    assert.matches("not found", msg)
+    assert.is_true(e:coupon_check(good).valid)
+    e:close()
+  end)
+
+  it("is only for a visitor", function()
+    local e = engine()
+    local d = e:decide { kind = "outside" }
+    assert.is_true(d.fallback)
+    assert.matches("only for a visitor", d.error)
+    e:close()
+  end)
+
+  it("reports issued, redeemed and expired coupons by tier and experiment arm", function()
+    local e = engine()
+    local codes = {}
+    for i = 1, 12 do codes[i] = exit_popup(e, "u" .. i).result end
+    assert(e:ingest { type = "coupon_redeemed", code = codes[1].coupon })
+    local s = e:stats().coupons
+    local issued, redeemed, arms = 0, 0, 0
+    for tier, row in pairs(s.tiers) do
+      assert.matches("^returning_10_", tier)
+      issued, redeemed = issued + row.issued, redeemed + row.redeemed
+    end
+    assert.are.equal(12, issued)
+    assert.are.equal(1, redeemed)
+    for arm, tiers in pairs(s.experiments.popup_offer) do
+      arms = arms + 1
+      -- each arm's coupons are of its own tier
+      for tier in pairs(tiers) do assert.are.equal("returning_10_" .. arm, tier) end
+    end
+    assert.are.equal(2, arms)
+    local first = s.experiments.popup_offer[codes[1].name:match("returning_10_(.*)")][codes[1].name]
+    assert.are.equal(1, first.redeemed)
+    e:close()
+  end)
+
+  it("is erased with the customer, and listed by the right of access", function()
+    local e = engine()
+    assert(e:ingest { type = "identify", customer = "c9", anon = "v9" })
+    local code = exit_popup(e, "v9").result.coupon
+    local x = assert(e:export_customer("c9"))
+    assert.are.equal(code, x.coupons[1].code)
+    assert(e:forget("c9"))
+    assert.is_nil(e:coupon_check(code))
+    assert.are.equal(0, #e:export_customer("c9").coupons)
+    e:close()
+  end)
+end)
+
+describe("frequency caps across channels", function()
+  it("gives a visitor who got the cart email today no coupon popup as well", function()
+    local e = engine()
+    assert(e:ingest { type = "add_to_cart", item = "hat", customer = "c1" })
+    local rows = e:outbox()
+    assert.are.equal(1, #rows)
+    assert.is_string(rows[1].vars.code) -- the email carries its own code
+    local d = e:decide { kind = "popup", customer = "c1", context = { trigger = "exit_intent" } }
+    assert.is_nil(d.fallback, d.error)
+    assert.are_not.equal("table", type(d.result))
+    assert.are.equal("per_day", d.capped)
+    e:close()
+  end)
+
+  it("counts a popup with its coupon once, and caps the next popup of the day", function()
+    local e = engine()
+    local first = exit_popup(e, "v1")
+    assert.is_string(first.result.coupon)
+    assert.is_nil(first.capped)
+    local second = e:decide { kind = "plain", anon = "v1" }
+    -- only popups are capped in decisions; coupons by tailor.coupon
+    assert.are.equal("free_shipping", second.result.name)
+    local third = exit_popup(e, "v1")
+    assert.are.equal("per_day", third.capped)
+    -- Another visitor is not concerned.
+    assert.is_string(exit_popup(e, "v2").result.coupon)
+    e:close()
+  end)
+
+  it("schedules no email to a customer at the day's cap", function()
+    local e = engine()
+    local d = e:decide { kind = "popup", customer = "c1", context = { trigger = "exit_intent" } }
+    assert.is_string(d.result.coupon)
+    assert(e:ingest { type = "add_to_cart", item = "hat", customer = "c1" })
+    assert.are.equal(0, #e:outbox())
+    assert.are.equal(1, e:stats().process.triggers_capped)
+    -- and the coupon the capped email would have carried is not kept
+    local s = e:stats().coupons.tiers
+    assert.is_nil(s.cart_5)
+    e:close()
+  end)
+end)
