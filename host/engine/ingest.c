@@ -190,11 +190,15 @@ static int commit_events(tailor *t, ev **evs, size_t n, tailor_error *err) {
 /*
 ** Whether an event is of a visitor who declined analytics (a consent event
 ** with analytics false): it is acknowledged and neither stored nor
-** applied.  Consent, identity, catalog and profile writes are kept.
+** applied.  Consent, identity, catalog and profile writes are kept, and so
+** is a coupon redemption: it is the checkout's record that a single-use
+** code was spent, not tracking, and dropping it would let the code be
+** spent again.
 */
 static int declined_analytics(const idx *x, const ev *e) {
   if (e->type == EV_CONSENT || e->type == EV_IDENTIFY || e->type == EV_ITEM_UPSERT ||
-      e->type == EV_ITEM_DELETE || e->type == EV_CUSTOMER_UPSERT)
+      e->type == EV_ITEM_DELETE || e->type == EV_CUSTOMER_UPSERT ||
+      e->type == EV_COUPON_REDEEMED)
     return 0;
   uint32_t p = idx_person_of(x, e->customer, e->anon);
   return p != INTERN_NONE && (x->person[p].flags & IDX_NO_ANALYTICS);
@@ -226,7 +230,6 @@ int eng_ingest(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
     free(kept);
     return rc;
   }
-  if (rc != TAILOR_OK) return rc;
   eng_plugins_events(t, evs, n);
   eng_metric(t, "events", NULL, (double)n);
   /* The stored text is not needed past here: free it on the thread that

@@ -88,6 +88,20 @@ describe("coupons", function()
     e:close()
   end)
 
+  it("redeems a code once for a visitor who declined analytics", function()
+    local e = engine()
+    local code = exit_popup(e, "v7").result.coupon
+    assert(e:ingest { type = "consent", anon = "v7", props = { analytics = false } })
+    assert(e:ingest { type = "coupon_redeemed", code = code, order_id = "o7", anon = "v7" })
+    local c = assert(e:coupon_check(code))
+    assert.is_false(c.valid)
+    assert.are.equal("redeemed", c.reason)
+    local ok, msg = e:ingest { type = "coupon_redeemed", code = code, order_id = "o8", anon = "v7" }
+    assert.is_nil(ok)
+    assert.matches("already redeemed", msg)
+    e:close()
+  end)
+
   it("is only for a visitor", function()
     local e = engine()
     local d = e:decide { kind = "outside" }
