@@ -164,6 +164,8 @@
   pages.home = function (t) {
     t.pageView({ page: "home" });
     var ready = Promise.all([
+      // A visit from a campaign, a search or a post: its own hero first.
+      t.landing($("#landing"), { k: WIDGET_K, render: function (item, p) { return card(p, item.explain); } }),
       widget(t, "#continue", { title: "Continue shopping", page: { type: "home", widget: "continue" } }),
       widget(t, "#bestsellers", { title: "Bestsellers for you", page: { type: "home", widget: "bestsellers" } }),
     ]);

@@ -320,6 +320,73 @@
       });
   };
 
+  /*
+   * The landing hero: on the first page of a session that came from
+   * somewhere (a campaign, a search, a social post, a link: any medium but
+   * direct), asks the `landing` strategy and draws its banner, offer and
+   * hero items in `container`.  The ad's search term (utm_term) and the
+   * medium go along as context, so the strategy has them even before the
+   * page view is stored.  Later pages of the session, and direct visits,
+   * leave the container hidden.  opts: k, render(item, product), page.
+   * Resolves to the decision's result, or null.
+   */
+  Tailor.prototype.landing = function (container, opts) {
+    var self = this;
+    opts = opts || {};
+    var who = this.who(), src = this.source();
+    container.hidden = true;
+    if (!src.medium || src.medium === "direct" || load("landed") === who.session) {
+      container.setAttribute("data-tailor-state", "empty");
+      return Promise.resolve(null);
+    }
+    save("landed", who.session);
+    var term = new URLSearchParams((global.location && global.location.search) || "").get("utm_term");
+    var context = { source: src.medium };
+    if (src.campaign) context.campaign = src.campaign;
+    if (term) context.term = term;
+    container.setAttribute("data-tailor-state", "loading");
+    return this.decide("landing", { k: opts.k || DEFAULT_K, page: opts.page || { type: "home" }, context: context })
+      .then(function (d) {
+        var r = d.result;
+        container.textContent = "";
+        if (!r || !(r.hero || []).length) {
+          container.setAttribute("data-tailor-state", "empty");
+          return null;
+        }
+        container.classList.add("tailor-landing");
+        container.setAttribute("data-medium", r.medium || "");
+        if (r.banner) {
+          container.appendChild(el("h2", "tailor-title", r.banner.title || ""));
+          if (r.banner.text) container.appendChild(el("p", "tailor-landing-text", r.banner.text));
+        }
+        if (r.why) container.appendChild(el("p", "tailor-explain tailor-landing-why", r.why));
+        if (r.offer) {
+          var offer = el("div", "tailor-landing-offer", r.offer.title || "");
+          offer.setAttribute("data-offer", r.offer.name || "");
+          container.appendChild(offer);
+        }
+        var list = el("div", "tailor-items"), shown = [];
+        r.hero.forEach(function (item) {
+          var product = self.product(item.id);
+          if (!product) return;
+          var card = opts.render ? opts.render(item, product) : defaultCard(item, product);
+          card.setAttribute("data-item", item.id);
+          list.appendChild(card);
+          shown.push({ id: item.id });
+        });
+        container.appendChild(list);
+        container.hidden = false;
+        container.setAttribute("data-tailor-state", "ready");
+        self.track("rec_shown", { name: "landing", items: shown, props: { strategy: d.strategy } });
+        return r;
+      })
+      .catch(function (err) {
+        container.setAttribute("data-tailor-state", "error");
+        self.onError(err);
+        return null;
+      });
+  };
+
   function defaultCard(item, product) {
     var card = el("a", "tailor-card");
     card.href = product.url || "#";
@@ -441,6 +508,8 @@
     ".tailor-card{display:flex;flex-direction:column;gap:4px;color:inherit;text-decoration:none}" +
     ".tailor-img{width:100%;aspect-ratio:1;object-fit:cover;border-radius:8px;background:#f4f1ec}" +
     ".tailor-name{font-weight:600}.tailor-explain{font-size:.82em;color:#5d6470}" +
+    ".tailor-landing-offer{display:inline-block;margin:0 0 12px;padding:6px 12px;border-radius:999px;" +
+    "background:#f4f1ec;font-weight:600}" +
     ".tailor-popup{position:fixed;inset:0;background:rgba(20,24,31,.55);display:flex;" +
     "align-items:center;justify-content:center;z-index:2147483000}" +
     ".tailor-popup-box{position:relative;background:#fff;border-radius:14px;padding:32px;" +

@@ -22,6 +22,33 @@ return {
   -- purchases 5); a guide's page shows what its readers went on to buy,
   -- then what they read next.
   content = { guide_on_product = true, min_score = 3 },
+  -- The landing decision (landing.lua): what a visit's first page shows
+  -- for where the visitor came from.  hero_items: at most this many.
+  -- Banners and offers by medium ("search" covers paid search too); "%s"
+  -- in a banner is the campaign's label, or the searched category or term
+  -- ("our shop" when none is known).  campaigns: by utm_campaign, each with items (shown
+  -- first, in order), a category (its bestsellers next), label, banner,
+  -- offer and why, any of them; for example
+  --   spring = { items = { "rain-jacket", "trail-shoe" }, category = "Outdoor",
+  --              label = "spring", banner = { title = "Spring is here" } }
+  -- A new-arrivals mail names its new items here.  An offer is shown as a
+  -- popup's is (name, title, percent, coupon: a pool of the coupons
+  -- config, off once empty, free_shipping); new_only: not to customers.
+  landing = {
+    hero_items = 4,
+    campaigns = {},
+    banners = {
+      email = { title = "New for you", text = "Picked for readers of our newsletter." },
+      search = { title = "Bestsellers in %s", text = "What shoppers who looked for this bought most." },
+      social = { title = "Trending now", text = "What everyone is buying this week." },
+      direct = { title = "Picked for you", text = "From what you looked at and bought." },
+    },
+    offers = {
+      social = { name = "social_welcome", title = "Free shipping on your first order",
+                 free_shipping = true, coupon = "FREESHIP", new_only = true },
+    },
+  },
+
   popup = {
     -- Offers in priority order: the first one the visitor qualifies for
     -- (and whose coupon pool is not empty) is shown.

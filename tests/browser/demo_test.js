@@ -13,6 +13,9 @@
 //     its due time; the cart shows the VIP tier applied
 //   - placing an order empties the cart: lines, button and badge go, and
 //     the purchase cancels the cart email
+//   - a visit from a social campaign (UTM parameters) lands on the landing
+//     hero: trending items, explained, and its offer; a direct visit and
+//     the next page of the visit show none
 //
 // A screenshot of each step goes to SHOTS.  Environment: TAILOR (the
 // binary), TAILOR_ROOT (the source tree), TAILOR_TEST_TMP, SHOTS,
@@ -168,6 +171,7 @@ async function run(base, catalog) {
     check("bestsellers say for whom", best.every((i) => /^Bestseller (in|among) /.test(i.explain)),
       JSON.stringify(best));
     check("a new visitor has nothing to continue", (await widgetItems(page, "#continue")).length === 0);
+    check("a direct visit gets no landing hero", !(await page.isVisible("#landing")));
     await shot(page, "01-home-new-visitor");
 
     // 2. A winter jacket: bought together (hats, gloves) with explanations, and similar items.
@@ -300,6 +304,22 @@ async function run(base, catalog) {
       popup && (await popup.getAttribute("data-popup")) === "free_shipping");
     await phone.screenshot({ path: path.join(SHOTS, "14-page-hidden-mobile.png") });
     await reported;
+
+    // 11. A visit from an Instagram campaign: the landing hero for social.
+    await page.evaluate(() => localStorage.clear()); // a new visitor, a new session
+    await open(page, base + "?utm_source=instagram&utm_medium=social&utm_campaign=autumn_trail");
+    await page.waitForSelector("#landing[data-tailor-state=ready]", { timeout: WAIT_MS });
+    check("the landing hero says where the visit came from",
+      (await page.getAttribute("#landing", "data-medium")) === "social");
+    check("the landing banner is the social one", (await page.textContent("#landing h2")) === "Trending now");
+    const hero = await widgetItems(page, "#landing");
+    check("the landing hero shows trending items, explained", hero.length > 0 &&
+      hero.every((i) => i.explain === "Trending now"), JSON.stringify(hero));
+    check("the landing hero offers free shipping to a first order",
+      (await page.getAttribute("#landing [data-offer]", "data-offer")) === "social_welcome");
+    await shot(page, "15-landing-social");
+    await open(page, base);
+    check("the next page of the visit shows no landing hero", !(await page.isVisible("#landing")));
   } finally {
     await context.close();
     fs.rmSync(profile, { recursive: true, force: true });
