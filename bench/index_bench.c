@@ -6,6 +6,10 @@
 **   - full rebuild from the SQLite store, and restart from a checkpoint;
 **   - each kernel's query latency, p50 and p99 in microseconds (the session
 **     kernel: tailor's, on a view and up to two before it in its session);
+**   - with --tuned FILE (`tailor tune --out`, tuned on the same data), the
+**     session kernel with the tuned parameters, and with its learned
+**     re-ranker as tailor.session_next runs it, split into the candidates'
+**     features and the XGBoost call;
 **   - memory per item, per person, per stored co-occurrence pair;
 **   - item-item top-20 by co-view count, native against a straightforward
 **     SQL query on the same data in the same SQLite file, as a ratio.
@@ -13,7 +17,7 @@
 ** The data has views only; to exercise the purchase paths every 5th session
 ** ends with an order of its last two items, and items get a synthetic
 ** catalog (category, brand, price) derived from their id.  Usage:
-**   index_bench [DATA_DIR] [--sessions N] [--queries N]
+**   index_bench [DATA_DIR] [--sessions N] [--queries N] [--tuned FILE]
 */
 #include <jansson.h>
 #include <sqlite3.h>
@@ -24,6 +28,7 @@
 
 #include "core/util.h"
 #include "index/index.h"
+#include "index/sknn_rerank.h"
 #include "store/store.h"
 
 #define BENCH_T0 1600000000000LL
@@ -141,6 +146,21 @@ static const char *const qnames[] = {
     "trending (country=DE, in stock)", "similar (content)",
     "customer figures", "session next (tailor, 3 views)"};
 
+/* The session query of event e: the drawn view and up to two before it in
+   its session (an order has no session: its first item alone). */
+static size_t session_prefix(const idx *x, const evs *events, const ev *e,
+                             uint32_t prefix[3], uint32_t *sid) {
+  size_t at = (size_t)(e - events->v), from = at;
+  while (e->session && from > 0 && at - from < 2 && events->v[from - 1].session &&
+         !strcmp(events->v[from - 1].session, e->session))
+    from--;
+  size_t n = 0;
+  for (size_t j = from; j <= at; j++)
+    prefix[n++] = idx_item_id(x, events->v[j].lines[0].item);
+  *sid = e->session ? intern_get(&x->sessions, e->session) : INTERN_NONE;
+  return n;
+}
+
 static int apply_cb(void *ud, int64_t seq, const ev *e) {
   (void)seq;
   return idx_apply(ud, e) != TAILOR_OK;
@@ -150,10 +170,12 @@ int main(int argc, char **argv) {
   const char *dir = "../shared/data/diginetica";
   size_t max_sessions = (size_t)-1, queries = 200000;
   int ingest_only = 0; /* for profiling the ingest path alone */
+  const char *tuned_path = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--sessions") && i + 1 < argc) max_sessions = strtoul(argv[++i], NULL, 10);
     else if (!strcmp(argv[i], "--queries") && i + 1 < argc) queries = strtoul(argv[++i], NULL, 10);
     else if (!strcmp(argv[i], "--ingest-only")) ingest_only = 1;
+    else if (!strcmp(argv[i], "--tuned") && i + 1 < argc) tuned_path = argv[++i];
     else dir = argv[i];
   }
   printf("tailor index benchmark on %s\n", dir);
@@ -244,17 +266,8 @@ int main(int argc, char **argv) {
         case Q_TREND_SEG: sink += idx_trending(x, "country", "DE", &stock, now, 20, out); break;
         case Q_SIMILAR: sink += idx_similar(x, anchor, &stock, 20, out); break;
         case Q_SESSION: {
-          /* The drawn view and up to two before it in its session (an
-             order has no session: its first item alone). */
-          size_t at = (size_t)(e - events.v), from = at;
-          while (e->session && from > 0 && at - from < 2 && events.v[from - 1].session &&
-                 !strcmp(events.v[from - 1].session, e->session))
-            from--;
-          uint32_t prefix[3];
-          size_t n = 0;
-          for (size_t j = from; j <= at; j++)
-            prefix[n++] = idx_item_id(x, events.v[j].lines[0].item);
-          uint32_t sid = e->session ? intern_get(&x->sessions, e->session) : INTERN_NONE;
+          uint32_t prefix[3], sid;
+          size_t n = session_prefix(x, &events, e, prefix, &sid);
           sink += idx_session_next(x, prefix, n, sid, &tailor_kernel, work, &stock, 20, out);
           break;
         }
@@ -269,6 +282,65 @@ int main(int argc, char **argv) {
     report(qnames[q], us, queries);
   }
   sknn_work_free(work);
+
+  /* The tuned kernel and its re-ranker, on the same kind of queries. */
+  if (tuned_path) {
+    sknn_tuned tu;
+    tailor_error te = {0};
+    if (sknn_tuned_load(tuned_path, &tu, &te) || !tu.ranker) {
+      fprintf(stderr, "bench: %s\n", te.code ? te.message : "the tuned file has no model");
+      return 1;
+    }
+    printf("\ntuned session kernel and re-ranker (%s, 1 thread, k = 20):\n", tuned_path);
+    sknn_work *tw = sknn_work_new();
+    sknn_rerank_work *rw = sknn_rerank_work_new();
+    double *cand = malloc(queries * sizeof *cand), *xgb = malloc(queries * sizeof *xgb);
+    float scores[SKNN_RERANK_MAX];
+    size_t ncand = 0;
+    for (int c = 0; c < 3; c++) {
+      seed = 42;
+      for (size_t i = 0; i < queries; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        const ev *e = &events.v[(seed >> 33) % events.n];
+        uint32_t prefix[3], sid;
+        size_t n = session_prefix(x, &events, e, prefix, &sid);
+        uint64_t s = util_mono_ns();
+        if (c == 0) {
+          sink += idx_session_next(x, prefix, n, sid, &tu.params, tw, &stock, 20, out);
+        } else if (c == 1) {
+          int got = idx_session_next_reranked(x, tu.ranker, prefix, n, sid, &tu.params, rw,
+                                              &stock, 20, out);
+          if (got < 0) return 1;
+          sink += (size_t)got;
+        } else {
+          /* The same work in its two parts. */
+          sknn_params q = tu.params;
+          q.self = sid == INTERN_NONE ? SKNN_NONE : sid;
+          q.fill = 0;
+          const uint32_t *ids, *anchors;
+          const float *f;
+          int m = sknn_rerank_candidates(x->sknn, &q, prefix, n, rw, &ids, &anchors, &f);
+          uint64_t s2 = util_mono_ns();
+          if (m < 0 || sknn_ranker_score(tu.ranker, f, (size_t)m, scores)) return 1;
+          ncand += (size_t)m;
+          cand[i] = (double)(s2 - s) / 1e3;
+          xgb[i] = (double)(util_mono_ns() - s2) / 1e3;
+          continue;
+        }
+        us[i] = (double)(util_mono_ns() - s) / 1e3;
+      }
+      if (c == 0) report("session, tuned kernel", us, queries);
+      if (c == 1) report("session, tuned + re-rank", us, queries);
+    }
+    report("  of which candidates + features", cand, queries);
+    report("  of which XGBoost scoring", xgb, queries);
+    printf("  %.1f candidates a query\n", (double)ncand / (double)queries);
+    free(cand);
+    free(xgb);
+    sknn_rerank_work_free(rw);
+    sknn_work_free(tw);
+    sknn_tuned_free(&tu);
+  }
 
   /* The store: write everything, then time a full rebuild and a restart
      from a checkpoint. */

@@ -60,6 +60,10 @@
     "checkpoint file of the indexes; \"auto\" is the store's path + .ckpt, "  \
     "\"\" for none")                                                          \
   N(checkpoint_every, INDEX_CHECKPOINT_EVERY)                                \
+  S(tuned, "index.tuned", STR, "",                                           \
+    "tuned session-kernel parameters from `tailor tune --out` (and the "      \
+    "re-ranker model beside them) for tailor.session_next; \"\" for tailor's "  \
+    "defaults, adjusted to a repeat-heavy shop")                              \
   N(value_refit_orders, INDEX_VALUE_REFIT_ORDERS)                            \
   N(value_min_repeat, INDEX_VALUE_MIN_REPEAT_CUSTOMERS)                      \
   N(value_holdout_days, INDEX_VALUE_HOLDOUT_DAYS)                            \

@@ -185,6 +185,56 @@ static void value_check(tailor *t, idx_value_check *chk) {
 }
 
 /*
+** tailor.session_next's tailor kernel.  With index.tuned, the file's
+** parameters and re-ranker, read once on open (a file that cannot be used
+** stops the open, naming the key and the file).  Without it, tailor's
+** defaults adjusted to the shop's repeat profile (sknn_params_adapt, the
+** rule `tailor eval` and `tailor tune` start from), read again from the
+** latest sessions at each value refit.  The caller holds write_mu or is
+** tailor_open.
+*/
+int eng_session_params(tailor *t, tailor_error *err) {
+  if (t->cfg.tuned && *t->cfg.tuned) {
+    if (t->tuned) return TAILOR_OK;
+    sknn_tuned *tu = calloc(1, sizeof *tu);
+    if (!tu) return util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+    tailor_error e = {0};
+    if (sknn_tuned_load(t->cfg.tuned, tu, &e)) {
+      sknn_tuned_free(tu);
+      free(tu);
+      return util_fail(err, TAILOR_ECONFIG, "index.tuned",
+                       "index.tuned: cannot use '%s': %.400s", t->cfg.tuned,
+                       e.message);
+    }
+    t->tuned = tu;
+    t->sess_params = tu->params;
+    eng_log(t, TAILOR_LOG_INFO, "session kernel: tuned parameters from %s%s%s",
+            t->cfg.tuned, tu->ranker ? ", re-ranked by " : " (no re-ranker)",
+            tu->ranker ? tu->model : "");
+    return TAILOR_OK;
+  }
+  sknn_params p;
+  sknn_params_default(&p, SKNN_TAILOR);
+  sknn_repeat_profile prof;
+  pthread_rwlock_rdlock(&t->lock);
+  int rc = sknn_repeat_profile_get(t->ix->sknn, SKNN_PROFILE_SESSIONS, &prof);
+  pthread_rwlock_unlock(&t->lock);
+  int adapted = rc == 0 && sknn_params_adapt(&p, &prof);
+  pthread_rwlock_wrlock(&t->lock);
+  int was = t->sess_adapted;
+  t->sess_params = p;
+  t->sess_adapted = adapted;
+  pthread_rwlock_unlock(&t->lock);
+  if (adapted != was)
+    eng_log(t, TAILOR_LOG_INFO,
+            "session kernel: %s (%.0f%% of next views repeat the session): "
+            "repeat=%g repeat_decay=%g",
+            adapted ? "repeat-heavy shop" : "shipped defaults", 100 * prof.share,
+            p.repeat, p.repeat_decay);
+  return TAILOR_OK;
+}
+
+/*
 ** The customer-value model (BG/NBD + Gamma-Gamma) is refitted on start and
 ** every index.value_refit_orders orders, by the thread that commits; the
 ** fit itself holds no index lock, so decisions go on meanwhile.  The
@@ -208,6 +258,7 @@ void eng_refit_value(tailor *t) {
   t->ix->value = m;
   pthread_rwlock_unlock(&t->lock);
   t->value_orders = orders;
+  eng_session_params(t, NULL); /* the repeat profile moves too */
   /* The automatic segments move with the same history. */
   idx_km_data d;
   idx_clusters cl;
@@ -310,6 +361,8 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
   if (t->applied_seq > from)
     eng_log(t, TAILOR_LOG_INFO, "index: replayed %lld events in %.2f s",
             (long long)(t->applied_seq - from), (double)(util_mono_ns() - t0) / 1e9);
+  sknn_params_default(&t->sess_params, SKNN_TAILOR);
+  if (eng_session_params(t, err)) goto fail;
   eng_refit_value(t);
   /* Plugins before strategies: a strategy may call their Lua functions. */
   if (eng_plugins_load(t, err)) goto fail;
@@ -361,6 +414,8 @@ void tailor_close(tailor *t) {
   store_close(t->st_read);
   store_close(t->st);
   idx_free(t->ix);
+  sknn_tuned_free(t->tuned);
+  free(t->tuned);
   config_free(&t->cfg);
   pthread_mutex_destroy(&t->write_mu);
   pthread_mutex_destroy(&t->commit_mu);

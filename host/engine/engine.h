@@ -24,6 +24,7 @@
 #include "core/event.h"
 #include "core/request.h"
 #include "index/index.h"
+#include "index/sknn_rerank.h"
 #include "lua/lvm.h"
 #include "store/store.h"
 #include "tailor.h"
@@ -73,6 +74,14 @@ struct tailor {
   int64_t ckpt_seq;        /* last event in the checkpoint on disk */
   int ix_incomplete;       /* an event failed to apply (out of memory) */
   uint64_t value_orders;   /* orders_seen when the value model was fitted */
+
+  /* tailor.session_next's tailor kernel (engine.c, eng_session_params):
+     the parameters of index.tuned when set, else tailor's defaults
+     adjusted to the shop's repeat profile (recomputed with the value
+     model, under the write lock); the tuned file's re-ranker, or NULL. */
+  sknn_params sess_params;
+  sknn_tuned *tuned;
+  int sess_adapted;        /* the repeat rule changed the defaults */
 
   /* Experiment exposures waiting for the next commit (experiment.c). */
   pthread_mutex_t expo_mu;
@@ -132,6 +141,11 @@ lvm *eng_thread_vm(tailor *t, tailor_error *err);
 /* The calling thread's scratch space for the session kernels (lives with
    its Lua state); NULL outside a decision or when out of memory. */
 sknn_work *eng_thread_work(tailor *t);
+/* The re-ranker's scratch space of the calling thread (vm.c), or NULL. */
+sknn_rerank_work *eng_thread_rerank_work(tailor *t);
+/* Set t->sess_params: the tuned file's on first call (a bad file is an
+   error naming index.tuned), else the repeat-adapted defaults. */
+int eng_session_params(tailor *t, tailor_error *err);
 
 /* The lvm_config an engine uses for its states (borrowed strings). */
 void eng_vm_config(tailor *t, lvm_config *cfg);

@@ -518,7 +518,11 @@ static int l_related(lua_State *L) {
 ** spop, pop) with its validated parameters; opts.session names the
 ** visitor's own session so it is not its own neighbour.  Items of the
 ** session are not excluded (visitors go back to them) unless opts.exclude
-** says so.
+** says so.  tailor's kernel is the shop's (engine.c, eng_session_params):
+** the parameters of index.tuned and its re-ranker when configured
+** (opts.rerank = false for the kernel alone), else the defaults adjusted
+** to a repeat-heavy shop.  A re-ranked row's because is its strongest
+** source (tailor's anchor, else the last view, else the item itself).
 */
 static int l_session_next(lua_State *L) {
   tailor *t = engine_of(L);
@@ -535,23 +539,34 @@ static int l_session_next(lua_State *L) {
   }
   kernel_opts o;
   check_opts(L, 2, t->ix, &o);
-  sknn_params p;
-  sknn_params_default(&p, SKNN_TAILOR);
+  sknn_params p = t->sess_params;
   uint32_t sid = INTERN_NONE;
+  int rerank = 1;
   if (!lua_isnoneornil(L, 2)) {
     if (lua_getfield(L, 2, "kernel") == LUA_TSTRING) {
       int k = sknn_kernel_find(lua_tostring(L, -1));
       if (k < 0) return luaL_error(L, "session_next: unknown kernel '%s'", lua_tostring(L, -1));
-      sknn_params_default(&p, (sknn_kernel)k);
+      if (k != SKNN_TAILOR) sknn_params_default(&p, (sknn_kernel)k);
     }
     if (lua_getfield(L, 2, "session") == LUA_TSTRING)
       sid = intern_get(&t->ix->sessions, lua_tostring(L, -1));
-    lua_pop(L, 2);
+    if (lua_getfield(L, 2, "rerank") != LUA_TNIL) rerank = lua_toboolean(L, -1);
+    lua_pop(L, 3);
   }
-  sknn_work *w = eng_thread_work(t);
-  if (!w) return luaL_error(L, "session_next: out of memory");
   topk_entry *rows = lua_newuserdatauv(L, o.k * sizeof *rows, 0);
-  size_t m = idx_session_next(t->ix, items, n, sid, &p, w, &o.f, o.k, rows);
+  size_t m;
+  if (p.kernel == SKNN_TAILOR && rerank && t->tuned && t->tuned->ranker) {
+    sknn_rerank_work *rw = eng_thread_rerank_work(t);
+    if (!rw) return luaL_error(L, "session_next: out of memory");
+    int got = idx_session_next_reranked(t->ix, t->tuned->ranker, items, n, sid, &p,
+                                        rw, &o.f, o.k, rows);
+    if (got < 0) return luaL_error(L, "session_next: the re-ranker failed (%s)", t->tuned->model);
+    m = (size_t)got;
+  } else {
+    sknn_work *w = eng_thread_work(t);
+    if (!w) return luaL_error(L, "session_next: out of memory");
+    m = idx_session_next(t->ix, items, n, sid, &p, w, &o.f, o.k, rows);
+  }
   push_rows(L, t->ix, rows, m, IDX_REASON_SESSION, 1);
   return 1;
 }

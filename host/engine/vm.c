@@ -22,6 +22,7 @@ struct vm_slot {
   tailor *t;
   lvm *vm;
   sknn_work *work; /* the session kernels' scratch space, made on first use */
+  sknn_rerank_work *rwork; /* the re-ranker's, made on first use */
   uint64_t gen;
   vm_slot *prev, *next;
 };
@@ -42,6 +43,7 @@ static void slot_destroy(void *p) {
   pthread_mutex_unlock(&s->t->vm_mu);
   lvm_free(s->vm);
   sknn_work_free(s->work);
+  sknn_rerank_work_free(s->rwork);
   free(s);
 }
 
@@ -49,6 +51,12 @@ sknn_work *eng_thread_work(tailor *t) {
   vm_slot *s = pthread_getspecific(t->vm_key);
   if (s && !s->work) s->work = sknn_work_new();
   return s ? s->work : NULL;
+}
+
+sknn_rerank_work *eng_thread_rerank_work(tailor *t) {
+  vm_slot *s = pthread_getspecific(t->vm_key);
+  if (s && !s->rwork) s->rwork = sknn_rerank_work_new();
+  return s ? s->rwork : NULL;
 }
 
 static void vm_log(void *ud, int level, const char *msg) {
@@ -257,6 +265,7 @@ void eng_vms_free(tailor *t) {
     next = s->next;
     lvm_free(s->vm);
     sknn_work_free(s->work);
+    sknn_rerank_work_free(s->rwork);
     free(s);
   }
 }

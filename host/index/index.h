@@ -604,6 +604,23 @@ size_t idx_session_next(const idx *x, const uint32_t *items, size_t n,
                         uint32_t session, const sknn_params *p, sknn_work *work,
                         const idx_filter *f, size_t k, topk_entry *out);
 
+/*
+** The same with tailor's kernel (params p) and a learned re-ranker
+** (index/sknn_rerank.h): the union of tailor's, itemknn's and the session's
+** own items ordered by the model, filtered, best first; aux is each row's
+** strongest source (tailor's anchor, else the last view, else the item
+** itself, viewed in this session) and score the model's, squashed into
+** (0, 1) by a logistic so that it stays positive and in order.  `rwork` is
+** the calling thread's.  Returns the rows written, or a negative
+** tailor_code when the model fails.
+*/
+struct sknn_ranker;
+struct sknn_rerank_work;
+int idx_session_next_reranked(const idx *x, const struct sknn_ranker *r,
+                              const uint32_t *items, size_t n, uint32_t session,
+                              const sknn_params *p, struct sknn_rerank_work *rwork,
+                              const idx_filter *f, size_t k, topk_entry *out);
+
 /* How well a category (a navigation tab, "Home/Decor") matches a person's
    interests: interests inside it count fully, others as for items. */
 double idx_category_affinity(const idx *x, uint32_t person, const char *path,

@@ -10,6 +10,10 @@
 */
 #include "index/internal.h"
 
+#include <math.h>
+
+#include "index/sknn_rerank.h"
+
 static const char *const reason_names[] = {
 #define IDX_REASON_NAME_(e, s) s,
     IDX_REASON_MAP(IDX_REASON_NAME_)
@@ -96,6 +100,27 @@ size_t idx_session_next(const idx *x, const uint32_t *items, size_t n,
     if (rows[i].id < x->items.n && rows[i].score > 0 && idx_keep(x, f, rows[i].id))
       out[m++] = rows[i];
   return m;
+}
+
+int idx_session_next_reranked(const idx *x, const sknn_ranker *r,
+                              const uint32_t *items, size_t n, uint32_t session,
+                              const sknn_params *p, sknn_rerank_work *rwork,
+                              const idx_filter *f, size_t k, topk_entry *out) {
+  /* The candidates are at most SKNN_RERANK_MAX: ask for all of them, since
+     filters (stock, the cart) run after the model. */
+  topk_entry rows[SKNN_RERANK_MAX];
+  sknn_params q = *p;
+  q.self = session == INTERN_NONE ? SKNN_NONE : session;
+  q.fill = 0;
+  int got = sknn_rerank_query(x->sknn, r, &q, items, n, rwork, rows, SKNN_RERANK_MAX);
+  if (got < 0) return got;
+  size_t m = 0;
+  for (int i = 0; i < got && m < k; i++)
+    if (rows[i].id < x->items.n && idx_keep(x, f, rows[i].id)) {
+      out[m] = rows[i];
+      out[m++].score = 1 / (1 + exp(-rows[i].score));
+    }
+  return (int)m;
 }
 
 const idx_session *idx_session_of(const idx *x, const char *session) {

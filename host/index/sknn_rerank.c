@@ -5,6 +5,7 @@
 */
 #include "index/sknn_rerank.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,10 +188,21 @@ sknn_ranker *sknn_ranker_load(const char *path, tailor_error *err) {
     return NULL;
   }
   bst_ulong nf = 0;
+  FILE *fp = fopen(path, "rb");
+  if (!fp) {
+    util_fail(err, TAILOR_EIO, "model", "%s: %s", path, strerror(errno));
+    sknn_ranker_free(r);
+    return NULL;
+  }
+  fclose(fp);
   if (XGBoosterCreate(NULL, 0, &r->h) || XGBoosterLoadModel(r->h, path) ||
       XGBoosterSetParam(r->h, "nthread", "1") ||
       XGBoosterGetNumFeature(r->h, &nf)) {
-    util_fail(err, TAILOR_EIO, "model", "%s: %s", path, XGBGetLastError());
+    /* XGBoost's message, without the stack trace it appends. */
+    const char *msg = XGBGetLastError();
+    const char *trace = strstr(msg, "Stack trace:");
+    util_fail(err, TAILOR_EIO, "model", "%s: %.*s", path,
+              trace ? (int)(trace - msg) : (int)strlen(msg), msg);
     sknn_ranker_free(r);
     return NULL;
   }

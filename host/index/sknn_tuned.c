@@ -23,8 +23,9 @@ int sknn_tuned_load(const char *path, sknn_tuned *t, tailor_error *err) {
   json_error_t je;
   json_t *root = json_load_file(path, 0, &je);
   if (!root)
-    return util_fail(err, je.line > 0 ? TAILOR_EPARSE : TAILOR_EIO, "tuned",
-                     "%s:%d: %s", path, je.line, je.text);
+    return je.line > 0 ? util_fail(err, TAILOR_EPARSE, "tuned", "%s:%d: %s", path,
+                                   je.line, je.text)
+                       : util_fail(err, TAILOR_EIO, "tuned", "%s", je.text);
   int rc = 0;
   json_t *params = json_object_get(root, "params");
   const char *kernel = json_string_value(json_object_get(root, "kernel"));

@@ -329,7 +329,8 @@ function pages.product(ctx, pick)
   local opts = pick.opts { k = ctx.k * 2, measure = measure == "cosine" and "cosine" or "also" }
   pick.add(tailor.complements(item, opts))
   -- What visitors looked at next in sessions like this one (the session
-  -- kernel that `tailor eval` measures), else plain "viewed together".
+  -- kernel that `tailor eval` measures: the shop's tuned parameters and
+  -- re-ranker when the config has index.tuned), else plain "viewed together".
   if not pick.full() and #ctx.session.items > 0 then
     pick.add(tailor.session_next(ctx.session.items, pick.opts { k = ctx.k * 2,
                                                                session = ctx.session.id }))

@@ -7,9 +7,11 @@ local function recommend(ctx)
     return tailor[p.kernel](p.items or p.item, { k = ctx.k, category = p.category,
                                                  max_price = p.max_price })
   elseif p.kernel == "session_next" then
-    -- The visitor is on the page of their last view: not that one again.
+    -- The visitor is on the page of their last view: not that one again
+    -- (p.repeats: the session's items may come back).
     local rows = tailor.session_next(ctx.session.items, { k = ctx.k, session = ctx.session.id,
-                                                          kernel = p.name, exclude = ctx.session.items })
+                                                          kernel = p.name, rerank = p.rerank,
+                                                          exclude = not p.repeats and ctx.session.items or nil })
     for _, row in ipairs(rows) do row.explain = "after " .. table.concat(ctx.session.items, ",") end
     return rows
   elseif p.kernel == "products_for" or p.kernel == "read_next" or p.kernel == "content_for" then
