@@ -94,6 +94,14 @@ int tailor_stats(tailor *t, char **out, tailor_error *err) {
                                 "events_applied", (json_int_t)t->ix->applied));
   json_t *model = value_model_json(&t->ix->value);
   json_object_set_new(o, "value_model", model);
+  /* The automatic segments, by name (kmeans.c). */
+  const idx_clusters *cl = &t->ix->clusters;
+  json_t *clusters = json_array();
+  for (uint32_t m = 0; m < cl->k; m++)
+    json_array_append_new(clusters, json_pack("{sI ss ss sI}", "id", (json_int_t)m + 1, "name",
+                                              cl->name[m], "description", cl->description[m],
+                                              "size", (json_int_t)cl->size[m]));
+  json_object_set_new(o, "clusters", clusters);
   pthread_rwlock_unlock(&t->lock);
   /* Counters of this process since the engine opened. */
   json_object_set_new(

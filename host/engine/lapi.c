@@ -111,6 +111,10 @@ void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
   lua_setfield(L, -2, "has_email");
   set_int(L, "emails_sent", ps ? ps->emails : 0);
   if (ps && ps->cluster) set_int(L, "cluster", ps->cluster);
+  if (ps && ps->cluster && ps->cluster <= x->clusters.k) {
+    lua_pushstring(L, x->clusters.name[ps->cluster - 1]);
+    lua_setfield(L, -2, "cluster_name");
+  }
   if (ps && ps->last_email) set_int(L, "last_email", ps->last_email);
   /* Affinities, strongest first: {{name = "Home/Decor", weight = 2.5}, ...} */
   idx_affinity aff[IDX_MAX_AFFINITIES];
@@ -986,8 +990,9 @@ static int l_category(lua_State *L) {
   return 1;
 }
 
-/* tailor.clusters() -> {{id =, size =, centroid = {orders =, ...}}, ...}:
-   the automatic segments, to read and name (ctx.customer.cluster is the id). */
+/* tailor.clusters() -> {{id =, name =, description =, size =, centroid =
+   {orders =, ...}}, ...}: the automatic segments, named by what sets them
+   apart (kmeans.c); ctx.customer.cluster is the id, cluster_name the name. */
 static int l_clusters(lua_State *L) {
   tailor *t = engine_of(L);
   const idx_clusters *c = &t->ix->clusters;
@@ -996,6 +1001,10 @@ static int l_clusters(lua_State *L) {
     lua_createtable(L, 0, 3);
     set_int(L, "id", m + 1);
     set_int(L, "size", (lua_Integer)c->size[m]);
+    lua_pushstring(L, c->name[m]);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, c->description[m]);
+    lua_setfield(L, -2, "description");
     lua_createtable(L, 0, (int)c->dims);
     for (uint32_t j = 0; j < c->dims; j++) {
       char buf[300];

@@ -220,6 +220,8 @@ typedef struct idx_figures {
 #define IDX_KMEANS_CATEGORIES 6
 #define IDX_KMEANS_MAX_DIMS (4 + IDX_KMEANS_CATEGORIES)
 #define IDX_DEFAULT_CLUSTERS 5
+#define IDX_CLUSTER_NAME 64
+#define IDX_CLUSTER_DESCRIPTION 256
 
 typedef struct idx_clusters {
   uint32_t k, dims;
@@ -229,6 +231,11 @@ typedef struct idx_clusters {
   uint32_t cats[IDX_KMEANS_MAX_DIMS]; /* category of each share feature */
   uint8_t *assign;             /* during a fit only */
   int64_t fitted_at;
+  /* What sets each cluster apart, set by idx_cluster_install: a short name
+     ("repeat Sport buyers, budget") kept across refits by the cluster that
+     matches it, and a description with the figures behind it. */
+  char name[IDX_KMEANS_MAX_K][IDX_CLUSTER_NAME];
+  char description[IDX_KMEANS_MAX_K][IDX_CLUSTER_DESCRIPTION];
 } idx_clusters;
 
 /* The features of every customer, collected under the read lock. */
@@ -657,6 +664,11 @@ long idx_coupons_left(const idx *x, const char *pool);
 int idx_cluster_features(const idx *x, int64_t now, idx_km_data *d);
 int idx_cluster_fit(const idx_km_data *d, uint32_t k, idx_clusters *out);
 void idx_cluster_install(idx *x, const idx_km_data *d, idx_clusters *c);
+/* Called by idx_cluster_install: renumbers c's clusters so that each one
+   matching a cluster of prev (centroids close, in units of the population's
+   spread) takes its number and name; names the others from what sets them
+   apart (main category, price band, rhythm) and describes all. */
+void idx_cluster_name(const idx *x, const idx_clusters *prev, idx_clusters *c);
 void idx_km_data_free(idx_km_data *d);
 
 /* The name of feature j ("orders", "share:Home"); may use buf. */

@@ -8,6 +8,7 @@
 ** ("big spenders in Home", "one-time sport buyers").
 */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -197,6 +198,7 @@ const char *idx_cluster_feature_name(const idx *x, const idx_clusters *c,
 }
 
 void idx_cluster_install(idx *x, const idx_km_data *d, idx_clusters *c) {
+  idx_cluster_name(x, &x->clusters, c);
   free(x->clusters.assign);
   x->clusters = *c;
   for (uint32_t i = 0; i < x->people.n; i++) x->person[i].cluster = 0;
@@ -206,4 +208,170 @@ void idx_cluster_install(idx *x, const idx_km_data *d, idx_clusters *c) {
   free(x->clusters.assign);
   x->clusters.assign = NULL;
   c->assign = NULL;
+}
+
+/*
+** Names.  A cluster is told apart by how its centroid differs from the
+** average customer (the size-weighted mean of the centroids): the main
+** category whose share of interest is well above the shop's, the price
+** band of its average order, and its rhythm (repeat or one-time buyers,
+** recent or lapsed).  A refit moves the centroids a little and may number
+** the clusters differently, so before naming, each new cluster is matched
+** to the nearest old one (greedily, closest pair first, in units of the
+** spread of the old and new centroids per feature) and takes its number
+** and name: "repeat Sport buyers" stays what merchants know it as.
+*/
+#define KM_MATCH_MAX 1.0 /* mean squared distance per feature, in spreads */
+
+static void population(const idx_clusters *c, double *mean) {
+  for (uint32_t j = 0; j < c->dims; j++) {
+    mean[j] = 0;
+    for (uint32_t m = 0; m < c->k; m++)
+      mean[j] += c->n ? c->centroid[m][j] * (double)c->size[m] / (double)c->n : 0;
+  }
+}
+
+/* Moves cluster `from` of c to `to` (a swap, so nothing is lost). */
+static void swap_clusters(idx_clusters *c, size_t n, uint32_t a, uint32_t b) {
+  if (a == b) return;
+  size_t sz = c->size[a];
+  c->size[a] = c->size[b];
+  c->size[b] = sz;
+  for (uint32_t j = 0; j < c->dims; j++) {
+    double v = c->centroid[a][j];
+    c->centroid[a][j] = c->centroid[b][j];
+    c->centroid[b][j] = v;
+  }
+  for (size_t i = 0; c->assign && i < n; i++)
+    if (c->assign[i] == a) c->assign[i] = (uint8_t)b;
+    else if (c->assign[i] == b) c->assign[i] = (uint8_t)a;
+}
+
+static int same_features(const idx_clusters *a, const idx_clusters *b) {
+  if (a->dims != b->dims) return 0;
+  for (uint32_t j = KM_BASE; j < a->dims; j++)
+    if (a->cats[j] != b->cats[j]) return 0;
+  return 1;
+}
+
+/* Matches c's clusters to prev's; matched[m] is 1 for a cluster that took
+   an old number (and name). */
+static void match(const idx_clusters *prev, idx_clusters *c, int *matched) {
+  for (uint32_t m = 0; m < c->k; m++) matched[m] = 0;
+  if (!prev->k || !c->k || !same_features(prev, c)) return;
+  double scale[IDX_KMEANS_MAX_DIMS];
+  for (uint32_t j = 0; j < c->dims; j++) { /* the spread of all centroids */
+    double lo = INFINITY, hi = -INFINITY;
+    for (uint32_t m = 0; m < c->k; m++) {
+      lo = fmin(lo, c->centroid[m][j]);
+      hi = fmax(hi, c->centroid[m][j]);
+    }
+    for (uint32_t m = 0; m < prev->k; m++) {
+      lo = fmin(lo, prev->centroid[m][j]);
+      hi = fmax(hi, prev->centroid[m][j]);
+    }
+    scale[j] = hi - lo > 1e-9 ? hi - lo : 1;
+  }
+  /* new cluster -> old number, closest pairs first */
+  int to[IDX_KMEANS_MAX_K], taken[IDX_KMEANS_MAX_K] = {0};
+  for (uint32_t m = 0; m < c->k; m++) to[m] = -1;
+  for (;;) {
+    double best = KM_MATCH_MAX;
+    int bm = -1, bo = -1;
+    for (uint32_t m = 0; m < c->k; m++) {
+      if (to[m] >= 0) continue;
+      for (uint32_t o = 0; o < prev->k; o++) {
+        if (taken[o] || o >= c->k) continue;
+        double dd = 0;
+        for (uint32_t j = 0; j < c->dims; j++) {
+          double v = (c->centroid[m][j] - prev->centroid[o][j]) / scale[j];
+          dd += v * v / c->dims;
+        }
+        if (dd < best) best = dd, bm = (int)m, bo = (int)o;
+      }
+    }
+    if (bm < 0) break;
+    to[bm] = bo;
+    taken[bo] = 1;
+  }
+  /* Renumber: each matched cluster moves to its old number. */
+  for (uint32_t m = 0; m < c->k; m++) {
+    while (to[m] >= 0 && (uint32_t)to[m] != m) {
+      uint32_t o = (uint32_t)to[m];
+      swap_clusters(c, c->n, m, o);
+      int t = to[o];
+      to[o] = to[m];
+      to[m] = t;
+    }
+  }
+  for (uint32_t m = 0; m < c->k; m++) {
+    if (to[m] < 0) continue;
+    matched[m] = 1;
+    snprintf(c->name[m], sizeof c->name[m], "%s", prev->name[m]);
+  }
+}
+
+/* The main category whose share is well above the shop's, or -1. */
+static int main_category(const idx_clusters *c, const double *mean, uint32_t m) {
+  int best = -1;
+  double lift = 1.25;
+  for (uint32_t j = KM_BASE; j < c->dims; j++) {
+    double share = c->centroid[m][j];
+    if (share < 0.2) continue;
+    double l = share / (mean[j] > 0.01 ? mean[j] : 0.01);
+    if (l > lift) lift = l, best = (int)j;
+  }
+  if (best < 0) { /* none stands out: its largest share, when a clear one */
+    double top = 0.5;
+    for (uint32_t j = KM_BASE; j < c->dims; j++)
+      if (c->centroid[m][j] > top) top = c->centroid[m][j], best = (int)j;
+  }
+  return best;
+}
+
+static const char *price_band(double avg_order, double mean) {
+  if (mean <= 0) return "mid-price";
+  if (avg_order < 0.75 * mean) return "budget";
+  if (avg_order > 1.33 * mean) return "premium";
+  return "mid-price";
+}
+
+static const char *rhythm(const double *f, const double *mean) {
+  if (mean[0] > 0 && f[0] > 1.5 * mean[0] && f[0] > 90) return "lapsed";
+  if (f[1] >= 2 && f[1] >= 1.3 * mean[1]) return "repeat";
+  if (f[1] < 1.5) return "one-time";
+  if (mean[0] > 0 && f[0] < 0.5 * mean[0]) return "recent";
+  return "occasional";
+}
+
+void idx_cluster_name(const idx *x, const idx_clusters *prev, idx_clusters *c) {
+  int matched[IDX_KMEANS_MAX_K];
+  match(prev, c, matched);
+  double mean[IDX_KMEANS_MAX_DIMS];
+  population(c, mean);
+  for (uint32_t m = 0; m < c->k; m++) {
+    const double *f = c->centroid[m];
+    int cat = main_category(c, mean, m);
+    const char *cname = cat >= 0 ? intern_name(&x->categories, c->cats[cat]) : NULL;
+    const char *band = price_band(f[2], mean[2]);
+    if (!matched[m])
+      snprintf(c->name[m], sizeof c->name[m], "%s %s buyers, %s", rhythm(f, mean),
+               cname ? cname : "all-round", band);
+    char share[96] = "interest spread over the shop";
+    if (cname)
+      snprintf(share, sizeof share, "%.0f%% of interest in %s (all customers: %.0f%%)",
+               100 * f[cat], cname, 100 * mean[cat]);
+    snprintf(c->description[m], sizeof c->description[m],
+             "%zu customers; %.1f orders (all: %.1f), average order %.2f (%s; all: %.2f), "
+             "last order %.0f days ago (all: %.0f), %.1f visits; %s",
+             c->size[m], f[1], mean[1], f[2], band, mean[2], f[0], mean[0], f[3], share);
+  }
+  /* Two clusters of one name read as one: the later ones get a number. */
+  for (uint32_t m = 1; m < c->k; m++)
+    for (uint32_t o = 0; o < m; o++)
+      if (!strcmp(c->name[m], c->name[o])) {
+        size_t len = strlen(c->name[m]);
+        if (len + 4 < sizeof c->name[m]) snprintf(c->name[m] + len, 5, " #%u", m + 1);
+        break;
+      }
 }

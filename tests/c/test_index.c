@@ -582,6 +582,45 @@ static void test_clusters(void) {
   char buf[64];
   CHECK_STR(idx_cluster_feature_name(x, &x->clusters, 1, buf, sizeof buf), "orders");
   CHECK_CONTAINS(idx_cluster_feature_name(x, &x->clusters, 4, buf, sizeof buf), "share:");
+  /* Named by what sets them apart, with the figures behind the name. */
+  CHECK_STR(x->clusters.name[home - 1], "repeat Home buyers, premium");
+  CHECK_STR(x->clusters.name[sport - 1], "one-time Sport buyers, budget");
+  CHECK_CONTAINS(x->clusters.description[home - 1], "20 customers; 6.0 orders");
+  CHECK_CONTAINS(x->clusters.description[sport - 1], "100% of interest in Sport");
+  idx_km_data_free(&d);
+  /* A refit on more history that happens to number the clusters the other
+     way round: matched to the old ones by centroid, the numbers and names
+     stay, even a name a merchant's strategy copied in. */
+  snprintf(x->clusters.name[home - 1], sizeof x->clusters.name[0], "sofa lovers");
+  for (int i = 40; i < 46; i++) {
+    int h = i < 43;
+    for (int o = 0; o < (h ? 5 : 1); o++) {
+      snprintf(line, sizeof line,
+               "{\"type\":\"purchase\",\"customer\":\"c%d\",\"order_id\":\"o%d-%d\","
+               "\"items\":[{\"id\":\"%s\",\"price\":%d}],\"ts\":%lld}",
+               i, i, o, h ? "sofa" : "sock", h ? 880 : 12, T0 + (long long)o * DAY);
+      apply(x, line);
+    }
+  }
+  CHECK_INT(idx_cluster_features(x, T0 + 12 * DAY, &d), 0);
+  CHECK_INT(idx_cluster_fit(&d, 2, &c), 0);
+  for (uint32_t j = 0; j < c.dims; j++) {
+    double v = c.centroid[0][j];
+    c.centroid[0][j] = c.centroid[1][j];
+    c.centroid[1][j] = v;
+  }
+  size_t sz = c.size[0];
+  c.size[0] = c.size[1];
+  c.size[1] = sz;
+  for (size_t i = 0; i < d.n; i++) c.assign[i] = (uint8_t)(1 - c.assign[i]);
+  idx_cluster_install(x, &d, &c);
+  CHECK_INT(x->person[idx_person_of(x, "c0", NULL)].cluster, home);
+  CHECK_INT(x->person[idx_person_of(x, "c41", NULL)].cluster, home);
+  CHECK_INT(x->person[idx_person_of(x, "c45", NULL)].cluster, sport);
+  CHECK_INT(x->clusters.size[home - 1], 23);
+  CHECK_STR(x->clusters.name[home - 1], "sofa lovers");
+  CHECK_STR(x->clusters.name[sport - 1], "one-time Sport buyers, budget");
+  CHECK_CONTAINS(x->clusters.description[home - 1], "23 customers");
   idx_km_data_free(&d);
   idx_free(x);
 }

@@ -1,0 +1,70 @@
+-- clusters_spec.lua: the automatic segments get names from what sets them
+-- apart, on the real engine: in tailor.clusters(), ctx.customer and
+-- `tailor stats`, and the same names and numbers after refits on a shop
+-- that keeps growing.
+local tailor = require "tailor"
+local root = os.getenv("TAILOR_ROOT") or "."
+local DAY = 86400
+
+local function iso(seconds_ago)
+  return os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() - seconds_ago)
+end
+
+-- Customers n .. n+count-1 of each kind: runners who buy cheap socks
+-- often, and one-time buyers of an expensive sofa.
+local function customers(e, from, count)
+  for n = from, from + count - 1 do
+    for o = 1, 4 do
+      assert(e:ingest { type = "purchase", customer = "run" .. n, order_id = "r" .. n .. "-" .. o,
+                        items = { { id = "sock", price = 12 } }, ts = iso((40 - o * 8) * DAY) })
+    end
+    assert(e:ingest { type = "purchase", customer = "home" .. n, order_id = "h" .. n,
+                      items = { { id = "sofa", price = 900 } }, ts = iso(30 * DAY) })
+  end
+end
+
+local function names(e, who)
+  local d = assert(e:decide { kind = "names", customer = who })
+  return d.result
+end
+
+describe("named clusters", function()
+  it("are named by what sets them apart, and keep their names across refits", function()
+    local e = assert(tailor.open {
+      db = ":memory:", strategies = root .. "/tests/lua/clusters",
+      index = { clusters = 2, value_refit_orders = 25 },
+      lua = { reload_interval_ms = 60000 },
+    })
+    assert(e:ingest { type = "item_upsert", item = { id = "sock", name = "Run Sock", price = 12, category = "Sport/Running" } })
+    assert(e:ingest { type = "item_upsert", item = { id = "sofa", name = "Oslo Sofa", price = 900, category = "Home/Sofas" } })
+    customers(e, 1, 20)
+    local r = names(e, "run1")
+    assert.equal(2, #r.clusters)
+    local by = {}
+    for _, c in ipairs(r.clusters) do by[c.name] = c end
+    local run, home = by["repeat Sport buyers, budget"], by["one-time Home buyers, premium"]
+    assert.is_table(run, "names: " .. r.clusters[1].name .. " / " .. r.clusters[2].name)
+    assert.is_table(home)
+    assert.matches("^%d+ customers; 4%.0 orders", run.description)
+    assert.matches("100%% of interest in Home", home.description)
+    assert.equal(run.id, r.id)
+    assert.equal("repeat Sport buyers, budget", r.mine)
+    assert.equal("one-time Home buyers, premium", names(e, "home3").mine)
+    -- tailor stats lists them.
+    local s = e:stats()
+    local listed = {}
+    for _, c in ipairs(s.clusters) do listed[c.id] = c.name end
+    assert.equal("repeat Sport buyers, budget", listed[run.id])
+    assert.equal("one-time Home buyers, premium", listed[home.id])
+    -- The shop grows; each refit keeps the numbers and names.
+    for round = 1, 3 do
+      customers(e, 20 * round + 1, 20)
+      local again = names(e, "run" .. (20 * round + 5))
+      assert.equal(run.id, again.id)
+      assert.equal("repeat Sport buyers, budget", again.mine)
+      assert.equal(home.id, names(e, "home" .. (20 * round + 5)).id)
+      assert.equal("one-time Home buyers, premium", names(e, "home1").mine)
+    end
+    e:close()
+  end)
+end)
