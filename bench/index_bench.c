@@ -9,7 +9,7 @@
 **   - with --tuned FILE (`tailor tune --out`, tuned on the same data), the
 **     session kernel with the tuned parameters, and with its learned
 **     re-ranker as tailor.session_next runs it, split into the candidates'
-**     features and the XGBoost call;
+**     features and the model's scoring (native tree walking);
 **   - memory per item, per person, per stored co-occurrence pair;
 **   - item-item top-20 by co-view count, native against a straightforward
 **     SQL query on the same data in the same SQLite file, as a ratio.
@@ -333,8 +333,9 @@ int main(int argc, char **argv) {
       if (c == 1) report("session, tuned + re-rank", us, queries);
     }
     report("  of which candidates + features", cand, queries);
-    report("  of which XGBoost scoring", xgb, queries);
-    printf("  %.1f candidates a query\n", (double)ncand / (double)queries);
+    report("  of which model scoring (native)", xgb, queries);
+    printf("  %.1f candidates a query, %zu trees\n", (double)ncand / (double)queries,
+           sknn_ranker_trees(tu.ranker));
     free(cand);
     free(xgb);
     sknn_rerank_work_free(rw);

@@ -338,8 +338,7 @@ static int score_reranked(const eval_data *d, const sknn_index *x,
     const uint32_t *prefix = d->test.items + d->test.start[Q->session];
     int m = sknn_rerank_query(x, rk, p, prefix, Q->pos, w, out, EVAL_LIST_LEN);
     if (m < 0) {
-      rc = util_fail(err, m, "rerank", "scoring: %s",
-                     m == TAILOR_EINVAL ? XGBGetLastError() : tailor_strerror(m));
+      rc = util_fail(err, m, "rerank", "scoring: %s", tailor_strerror(m));
       break;
     }
     n++;

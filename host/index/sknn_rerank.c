@@ -1,16 +1,18 @@
 /*
 ** sknn_rerank.c: the learned re-ranker's query side: the union of the
-** kernels' candidates, their features, and the model's scores (XGBoost's C
-** API, predicting in place from a dense matrix, one thread per call).
+** kernels' candidates, their features, and the model's scores (XGBoost's
+** trees, read from its JSON model and walked natively: XGBoost itself is
+** used only to train, in host/eval/tune.c).
 */
 #include "index/sknn_rerank.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xgboost/c_api.h>
+#include <jansson.h>
 
 #include "core/util.h"
 
@@ -177,9 +179,140 @@ int sknn_rerank_candidates(const sknn_index *x, const sknn_params *p,
 
 /* ** The model ---------------------------------------------------------------- */
 
+/*
+** A model saved by `tailor tune` is XGBoost's JSON model (1.7's format:
+** learner.gradient_booster.model.trees[], learner.learner_model_param's
+** base_score), read once into flat arrays and scored by walking the trees
+** here: no XGBoost call at query time.  A node is a split (feature,
+** threshold, children, where a missing value goes) or a leaf (its value,
+** in split_conditions as XGBoost keeps it).  As XGBoost does: a value goes
+** left when value < threshold (both floats), NaN goes its default way, and
+** a row's score is base_score plus its leaves, summed in float tree by tree.
+*/
+
+typedef struct rk_node {
+  int32_t left;   /* node index within the tree; -1 for a leaf */
+  int32_t right;
+  uint32_t feat;  /* feature, | RK_DEFAULT_LEFT */
+  float cond;     /* the threshold, or the leaf's value */
+} rk_node;
+
+#define RK_DEFAULT_LEFT 0x80000000u
+
 struct sknn_ranker {
-  BoosterHandle h;
+  float base;         /* base_score */
+  uint32_t ntrees;
+  uint32_t *root;     /* ntrees + 1 offsets into nodes */
+  rk_node *nodes;
+  size_t nnodes;
 };
+
+static int rk_fail(tailor_error *err, int code, const char *path, const char *what,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int rk_fail(tailor_error *err, int code, const char *path, const char *what,
+                   const char *fmt, ...) {
+  char msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return util_fail(err, code, "model", "%s: not an XGBoost JSON model: %s%s%s", path,
+                   what, *what ? " " : "", msg);
+}
+
+/* A JSON number, or a number in a string (XGBoost writes its params as
+** strings: "5E-1"); NaN when neither. */
+static double rk_number(const json_t *v) {
+  if (json_is_number(v)) return json_number_value(v);
+  if (json_is_string(v)) {
+    const char *s = json_string_value(v);
+    char *end;
+    errno = 0;
+    double d = strtod(s, &end);
+    if (end != s && *end == 0 && !errno) return d;
+  }
+  return NAN;
+}
+
+/* Read tree t's arrays into r->nodes from r->root[t]; 0 or an error. */
+static int rk_tree(sknn_ranker *r, uint32_t t, const json_t *tree, const char *path,
+                   tailor_error *err) {
+  static const char *const keys[] = {"left_children", "right_children", "split_indices",
+                                     "split_conditions", "default_left"};
+  const json_t *a[5];
+  char where[64];
+  snprintf(where, sizeof where, "trees[%u]", t);
+  if (!json_is_object(tree)) return rk_fail(err, TAILOR_EPARSE, path, where, "is not an object");
+  size_t n = 0;
+  for (int k = 0; k < 5; k++) {
+    a[k] = json_object_get(tree, keys[k]);
+    if (!json_is_array(a[k]))
+      return rk_fail(err, TAILOR_EPARSE, path, where, "has no array %s", keys[k]);
+    if (k == 0) n = json_array_size(a[k]);
+    else if (json_array_size(a[k]) != n)
+      return rk_fail(err, TAILOR_EPARSE, path, where, "%s has %zu entries, left_children %zu",
+                     keys[k], json_array_size(a[k]), n);
+  }
+  if (n == 0 || n > INT32_MAX) return rk_fail(err, TAILOR_EPARSE, path, where, "has no nodes");
+  const json_t *st = json_object_get(tree, "split_type");
+  const json_t *cats = json_object_get(tree, "categories");
+  if (json_is_array(cats) && json_array_size(cats) > 0)
+    return rk_fail(err, TAILOR_EINVAL, path, where, "has categorical splits (not supported)");
+  rk_node *nodes = &r->nodes[r->root[t]];
+  for (size_t i = 0; i < n; i++) {
+    double l = rk_number(json_array_get(a[0], i)), rt = rk_number(json_array_get(a[1], i));
+    double f = rk_number(json_array_get(a[2], i)), c = rk_number(json_array_get(a[3], i));
+    const json_t *dl = json_array_get(a[4], i);
+    if (json_is_array(st) && rk_number(json_array_get(st, i)) != 0)
+      return rk_fail(err, TAILOR_EINVAL, path, where, "node %zu: a categorical split", i);
+    if (isnan(l) || isnan(rt) || isnan(f) || isnan(c) ||
+        !(json_is_boolean(dl) || json_is_number(dl)))
+      return rk_fail(err, TAILOR_EPARSE, path, where, "node %zu: not a number", i);
+    rk_node *nd = &nodes[i];
+    nd->cond = (float)c;
+    if (l == -1) {
+      nd->left = nd->right = -1;
+      nd->feat = 0;
+      continue;
+    }
+    if (l != (double)(int64_t)l || rt != (double)(int64_t)rt || l <= 0 || rt <= 0 ||
+        l >= (double)n || rt >= (double)n)
+      return rk_fail(err, TAILOR_EPARSE, path, where, "node %zu: children %g and %g out of range",
+                     i, l, rt);
+    if (f < 0 || f >= SKNN_RERANK_NFEATURES || f != (double)(int64_t)f)
+      return rk_fail(err, TAILOR_EINVAL, path, where, "node %zu: feature %g of %d", i, f,
+                     SKNN_RERANK_NFEATURES);
+    nd->left = (int32_t)l;
+    nd->right = (int32_t)rt;
+    int left = json_is_boolean(dl) ? json_is_true(dl) : json_number_value(dl) != 0;
+    nd->feat = (uint32_t)f | (left ? RK_DEFAULT_LEFT : 0);
+  }
+  /* Every node reachable from the root once: each walk ends at a leaf. */
+  uint32_t *stack = malloc(n * sizeof *stack);
+  uint8_t *seen = calloc(n, 1);
+  int rc = stack && seen ? 0 : util_fail(err, TAILOR_ENOMEM, "model", "out of memory");
+  size_t top = 0;
+  if (!rc) stack[top++] = 0;
+  while (!rc && top) {
+    uint32_t i = stack[--top];
+    if (seen[i]++) {
+      rc = rk_fail(err, TAILOR_EPARSE, path, where, "node %u is reached twice", i);
+      break;
+    }
+    if (nodes[i].left < 0) continue;
+    if (top + 2 > n) {
+      rc = rk_fail(err, TAILOR_EPARSE, path, where, "its nodes do not form a tree");
+      break;
+    }
+    stack[top++] = (uint32_t)nodes[i].left;
+    stack[top++] = (uint32_t)nodes[i].right;
+  }
+  free(stack);
+  free(seen);
+  if (rc) return rc;
+  r->root[t + 1] = r->root[t] + (uint32_t)n;
+  return 0;
+}
 
 sknn_ranker *sknn_ranker_load(const char *path, tailor_error *err) {
   sknn_ranker *r = calloc(1, sizeof *r);
@@ -187,29 +320,75 @@ sknn_ranker *sknn_ranker_load(const char *path, tailor_error *err) {
     util_fail(err, TAILOR_ENOMEM, "model", "out of memory");
     return NULL;
   }
-  bst_ulong nf = 0;
   FILE *fp = fopen(path, "rb");
   if (!fp) {
     util_fail(err, TAILOR_EIO, "model", "%s: %s", path, strerror(errno));
     sknn_ranker_free(r);
     return NULL;
   }
+  json_error_t je;
+  json_t *root = json_loadf(fp, 0, &je);
   fclose(fp);
-  if (XGBoosterCreate(NULL, 0, &r->h) || XGBoosterLoadModel(r->h, path) ||
-      XGBoosterSetParam(r->h, "nthread", "1") ||
-      XGBoosterGetNumFeature(r->h, &nf)) {
-    /* XGBoost's message, without the stack trace it appends. */
-    const char *msg = XGBGetLastError();
-    const char *trace = strstr(msg, "Stack trace:");
-    util_fail(err, TAILOR_EIO, "model", "%s: %.*s", path,
-              trace ? (int)(trace - msg) : (int)strlen(msg), msg);
-    sknn_ranker_free(r);
-    return NULL;
+  int rc = 0;
+  const json_t *learner = NULL, *mp = NULL, *gb = NULL, *model = NULL, *trees = NULL;
+  if (!root) {
+    rc = rk_fail(err, TAILOR_EPARSE, path, "", "line %d: %s", je.line, je.text);
+    goto out;
+  }
+  learner = json_object_get(root, "learner");
+  mp = json_object_get(learner, "learner_model_param");
+  gb = json_object_get(learner, "gradient_booster");
+  if (!json_is_object(learner) || !json_is_object(mp) || !json_is_object(gb)) {
+    rc = rk_fail(err, TAILOR_EPARSE, path, "",
+                 "no learner.learner_model_param or learner.gradient_booster");
+    goto out;
+  }
+  const char *name = json_string_value(json_object_get(gb, "name"));
+  if (!name || strcmp(name, "gbtree") != 0) {
+    rc = rk_fail(err, TAILOR_EINVAL, path, "", "booster '%s' (only gbtree is scored)",
+                 name ? name : "?");
+    goto out;
+  }
+  double base = rk_number(json_object_get(mp, "base_score"));
+  double nf = rk_number(json_object_get(mp, "num_feature"));
+  double nc = rk_number(json_object_get(mp, "num_class"));
+  if (isnan(base) || isnan(nf)) {
+    rc = rk_fail(err, TAILOR_EPARSE, path, "", "no base_score or num_feature");
+    goto out;
+  }
+  if (!isnan(nc) && nc > 1) {
+    rc = rk_fail(err, TAILOR_EINVAL, path, "", "%g classes (a ranking model has one)", nc);
+    goto out;
   }
   if (nf != SKNN_RERANK_NFEATURES) {
-    util_fail(err, TAILOR_EINVAL, "model",
-              "%s: a model of %llu features; this build has %d (tune again)",
-              path, (unsigned long long)nf, SKNN_RERANK_NFEATURES);
+    rc = util_fail(err, TAILOR_EINVAL, "model",
+                   "%s: a model of %g features; this build has %d (tune again)", path, nf,
+                   SKNN_RERANK_NFEATURES);
+    goto out;
+  }
+  model = json_object_get(gb, "model");
+  trees = json_object_get(model, "trees");
+  if (!json_is_array(trees)) {
+    rc = rk_fail(err, TAILOR_EPARSE, path, "", "no learner.gradient_booster.model.trees");
+    goto out;
+  }
+  r->base = (float)base;
+  r->ntrees = (uint32_t)json_array_size(trees);
+  size_t total = 0;
+  for (uint32_t t = 0; t < r->ntrees; t++)
+    total += json_array_size(json_object_get(json_array_get(trees, t), "left_children"));
+  r->root = calloc(r->ntrees + 1, sizeof *r->root);
+  r->nodes = calloc(total ? total : 1, sizeof *r->nodes);
+  if (!r->root || !r->nodes || total > UINT32_MAX) {
+    rc = util_fail(err, TAILOR_ENOMEM, "model", "%s: out of memory", path);
+    goto out;
+  }
+  r->nnodes = total;
+  for (uint32_t t = 0; !rc && t < r->ntrees; t++)
+    rc = rk_tree(r, t, json_array_get(trees, t), path, err);
+out:
+  json_decref(root);
+  if (rc) {
     sknn_ranker_free(r);
     return NULL;
   }
@@ -218,28 +397,30 @@ sknn_ranker *sknn_ranker_load(const char *path, tailor_error *err) {
 
 void sknn_ranker_free(sknn_ranker *r) {
   if (!r) return;
-  if (r->h) XGBoosterFree(r->h);
+  free(r->root);
+  free(r->nodes);
   free(r);
 }
 
+size_t sknn_ranker_trees(const sknn_ranker *r) { return r ? r->ntrees : 0; }
+
 int sknn_ranker_score(const sknn_ranker *r, const float *features, size_t m,
                       float *out) {
-  if (m == 0) return 0;
-  char values[160];
-  snprintf(values, sizeof values,
-           "{\"data\":[%llu,true],\"shape\":[%zu,%d],\"typestr\":\"<f4\","
-           "\"version\":3}",
-           (unsigned long long)(uintptr_t)features, m, SKNN_RERANK_NFEATURES);
-  static const char config[] =
-      "{\"type\":0,\"training\":false,\"iteration_begin\":0,"
-      "\"iteration_end\":0,\"strict_shape\":false,\"missing\":NaN,"
-      "\"cache_id\":0}";
-  const bst_ulong *shape;
-  bst_ulong dim;
-  const float *res;
-  if (XGBoosterPredictFromDense(r->h, values, config, NULL, &shape, &dim, &res))
-    return TAILOR_EINVAL;
-  memcpy(out, res, m * sizeof *out);
+  for (size_t i = 0; i < m; i++) out[i] = r->base;
+  /* Tree by tree, so a tree's nodes stay in cache over the rows. */
+  for (uint32_t t = 0; t < r->ntrees; t++) {
+    const rk_node *tree = &r->nodes[r->root[t]];
+    for (size_t i = 0; i < m; i++) {
+      const float *f = &features[i * SKNN_RERANK_NFEATURES];
+      const rk_node *nd = tree;
+      while (nd->left >= 0) {
+        float v = f[nd->feat & ~RK_DEFAULT_LEFT];
+        int left = isnan(v) ? (nd->feat & RK_DEFAULT_LEFT) != 0 : v < nd->cond;
+        nd = &tree[left ? nd->left : nd->right];
+      }
+      out[i] += nd->cond;
+    }
+  }
   return 0;
 }
 

@@ -10,7 +10,8 @@
 **   - the session's own items (its latest SKNN_RERANK_SESSION distinct),
 ** each described by the features of SKNN_RERANK_FEATURES, and scored by a
 ** gradient-boosted ranking model (XGBoost, objective rank:pairwise)
-** trained by `tailor tune` on the shop's validation split.  A re-ranked
+** trained by `tailor tune` on the shop's validation split and scored here
+** by walking its trees (XGBoost is needed only to train).  A re-ranked
 ** row keeps its strongest source as its explanation: tailor's anchor (the
 ** prefix item most responsible), else the last item (itemknn), else the
 ** item itself (viewed in this session).
@@ -94,13 +95,22 @@ int sknn_rerank_candidates(const sknn_index *x, const sknn_params *p,
 
 typedef struct sknn_ranker sknn_ranker;
 
-/* Load a model saved by `tailor tune` (XGBoost's format).  NULL with err
-** filled when the file cannot be read or has the wrong feature count. */
+/*
+** Load a model saved by `tailor tune`: XGBoost's JSON model (1.7's format;
+** a gbtree booster, numeric splits), read into flat arrays that are scored
+** natively, without XGBoost.  NULL with err filled (naming the file and
+** what is wrong) when the file cannot be read, is not such a model, or
+** has the wrong feature count.
+*/
 sknn_ranker *sknn_ranker_load(const char *path, tailor_error *err);
 void sknn_ranker_free(sknn_ranker *r);
 
-/* Score m candidates' features (m x SKNN_RERANK_NFEATURES) into out[0..m).
-** Returns 0, or TAILOR_EINVAL when the model fails. */
+/* The number of trees in r. */
+size_t sknn_ranker_trees(const sknn_ranker *r);
+
+/* Score m candidates' features (m x SKNN_RERANK_NFEATURES, NaN = missing)
+** into out[0..m): base_score plus a leaf of every tree, as XGBoost predicts
+** (the raw margin; rank:pairwise applies no transform).  Returns 0. */
 int sknn_ranker_score(const sknn_ranker *r, const float *features, size_t m,
                       float *out);
 

@@ -2,14 +2,18 @@
 ** test_tune.c: `tailor tune`'s work on generated shops: the search raises
 ** the validation score over the defaults and reads no test data; a
 ** repeat-heavy shop is detected and its adjusted defaults do not lose to
-** S-POP; the re-ranker trains, is saved, loads and scores; the tuned file
-** reads back.
+** S-POP; the re-ranker trains, is saved, loads and scores; its native
+** scores are XGBoost's predictions; a malformed model is a clear error;
+** the tuned file reads back.
 */
+#include <jansson.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xgboost/c_api.h>
 
 #include "check.h"
 #include "core/buf.h"
@@ -144,6 +148,164 @@ static void test_repeat_heavy_default(void) {
   free(train);
 }
 
+
+/* XGBoost's own predictions for m rows (NaN = missing), as training sees
+** the model. */
+static int xgb_predict(const char *model, const float *f, size_t m, float *out) {
+  BoosterHandle h;
+  DMatrixHandle d;
+  bst_ulong len;
+  const float *res;
+  if (XGBoosterCreate(NULL, 0, &h)) return -1;
+  int rc = XGBoosterLoadModel(h, model) ||
+           XGDMatrixCreateFromMat(f, m, SKNN_RERANK_NFEATURES, NAN, &d);
+  if (!rc) {
+    rc = XGBoosterPredict(h, d, 0, 0, 0, &len, &res) || len != m;
+    if (!rc) memcpy(out, res, m * sizeof *out);
+    XGDMatrixFree(d);
+  }
+  XGBoosterFree(h);
+  return rc ? -1 : 0;
+}
+
+/* The split thresholds of each feature in the model's JSON. */
+typedef struct {
+  float v[SKNN_RERANK_NFEATURES][256];
+  int n[SKNN_RERANK_NFEATURES];
+} splits;
+
+static void model_splits(const char *model, splits *sp) {
+  memset(sp, 0, sizeof *sp);
+  json_t *j = json_load_file(model, 0, NULL);
+  json_t *trees = json_object_get(
+      json_object_get(json_object_get(json_object_get(j, "learner"), "gradient_booster"), "model"),
+      "trees");
+  for (size_t t = 0; t < json_array_size(trees); t++) {
+    json_t *tr = json_array_get(trees, t);
+    json_t *l = json_object_get(tr, "left_children"), *fi = json_object_get(tr, "split_indices"),
+           *c = json_object_get(tr, "split_conditions");
+    for (size_t i = 0; i < json_array_size(l); i++) {
+      if (json_integer_value(json_array_get(l, i)) < 0) continue;
+      int f = (int)json_integer_value(json_array_get(fi, i));
+      if (sp->n[f] < 256) sp->v[f][sp->n[f]++] = (float)json_number_value(json_array_get(c, i));
+    }
+  }
+  json_decref(j);
+}
+
+/* Rows of the model's kind: real candidates' features, then random ones
+** around its thresholds (exactly on one, just under or over, far away, or
+** missing). */
+static size_t random_rows(const splits *sp, const float *real, size_t nreal, float *f,
+                          size_t m) {
+  size_t i = 0;
+  for (; i < nreal && i < m / 2; i++)
+    memcpy(&f[i * SKNN_RERANK_NFEATURES], &real[i * SKNN_RERANK_NFEATURES],
+           SKNN_RERANK_NFEATURES * sizeof *f);
+  for (; i < m; i++)
+    for (int j = 0; j < SKNN_RERANK_NFEATURES; j++) {
+      float *v = &f[i * SKNN_RERANK_NFEATURES + j];
+      uint32_t how = rnd(10);
+      float at = sp->n[j] ? sp->v[j][rnd((uint32_t)sp->n[j])] : 0;
+      if (how < 2) *v = NAN;
+      else if (how < 4) *v = at;
+      else if (how < 5) *v = nextafterf(at, -INFINITY);
+      else if (how < 6) *v = nextafterf(at, INFINITY);
+      else if (how < 7) *v = (float)rnd(2000) - 1000;
+      else *v = at + ((float)rnd(2001) - 1000) / 1000.0f * (fabsf(at) + 1);
+    }
+  return m;
+}
+
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  fputs(text, f);
+  fclose(f);
+}
+
+/* The model's JSON, changed by `edit`, written to `out`. */
+static void write_edited(const char *model, const char *out, void (*edit)(json_t *)) {
+  json_t *j = json_load_file(model, 0, NULL);
+  edit(j);
+  json_dump_file(j, out, JSON_COMPACT);
+  json_decref(j);
+}
+
+static json_t *learner_of(json_t *j) { return json_object_get(j, "learner"); }
+static json_t *tree0(json_t *j) {
+  return json_array_get(
+      json_object_get(json_object_get(json_object_get(learner_of(j), "gradient_booster"), "model"),
+                      "trees"),
+      0);
+}
+static void edit_features(json_t *j) {
+  json_object_set_new(json_object_get(learner_of(j), "learner_model_param"), "num_feature",
+                      json_string("17"));
+}
+static void edit_child(json_t *j) {
+  json_array_set_new(json_object_get(tree0(j), "left_children"), 0, json_integer(100000));
+}
+static void edit_cycle(json_t *j) {
+  /* The root's right child points back at its left one. */
+  json_t *l = json_object_get(tree0(j), "left_children");
+  json_t *r = json_object_get(tree0(j), "right_children");
+  json_array_set(r, 0, json_array_get(l, 0));
+}
+static void edit_short(json_t *j) {
+  json_t *c = json_object_get(tree0(j), "split_conditions");
+  json_array_remove(c, json_array_size(c) - 1);
+}
+static void edit_booster(json_t *j) {
+  json_object_set_new(json_object_get(learner_of(j), "gradient_booster"), "name",
+                      json_string("gblinear"));
+}
+static void edit_no_trees(json_t *j) {
+  json_object_del(
+      json_object_get(json_object_get(learner_of(j), "gradient_booster"), "model"), "trees");
+}
+static void edit_base(json_t *j) {
+  json_object_set_new(json_object_get(learner_of(j), "learner_model_param"), "base_score",
+                      json_string("half"));
+}
+
+/* A malformed model: refused, naming the file and what is wrong. */
+static void check_bad_model(const char *path, const char *what) {
+  tailor_error err = {0};
+  sknn_ranker *r = sknn_ranker_load(path, &err);
+  CHECK(r == NULL);
+  CHECK(err.code != 0);
+  CHECK_CONTAINS(err.message, path);
+  CHECK_CONTAINS(err.message, what);
+  sknn_ranker_free(r);
+}
+
+static void test_bad_models(const char *model, const char *dir) {
+  char bad[600];
+  snprintf(bad, sizeof bad, "%s/bad-%d.model.json", dir, (int)getpid());
+  write_file(bad, "{\"learner\": ");
+  check_bad_model(bad, "not an XGBoost JSON model");
+  write_file(bad, "binary\x01\x02");
+  check_bad_model(bad, "not an XGBoost JSON model");
+  write_file(bad, "{\"version\": [1, 7, 4]}");
+  check_bad_model(bad, "learner.learner_model_param");
+  write_edited(model, bad, edit_features);
+  check_bad_model(bad, "a model of 17 features; this build has 18");
+  write_edited(model, bad, edit_child);
+  check_bad_model(bad, "trees[0] node 0: children 100000");
+  write_edited(model, bad, edit_cycle);
+  check_bad_model(bad, "trees[0]");
+  write_edited(model, bad, edit_short);
+  check_bad_model(bad, "trees[0] split_conditions has");
+  write_edited(model, bad, edit_booster);
+  check_bad_model(bad, "booster 'gblinear'");
+  write_edited(model, bad, edit_no_trees);
+  check_bad_model(bad, "no learner.gradient_booster.model.trees");
+  write_edited(model, bad, edit_base);
+  check_bad_model(bad, "no base_score");
+  unlink(bad);
+  check_bad_model(bad, "No such file");
+}
+
 static void test_rerank(void) {
   char *train = gen_shop(3000, 25, 75, 10, 6, 5);
   eval_data d;
@@ -198,6 +360,54 @@ static void test_rerank(void) {
     for (uint32_t p = 0; p < Q->pos; p++) found |= prefix[p] == rows[i].aux;
     CHECK(found);
   }
+  /* Native scores are XGBoost's own predictions: on real candidates and on
+  ** random rows around the model's thresholds. */
+  CHECK(sknn_ranker_trees(t.ranker) == r.trees);
+  {
+    enum { M = 4000 };
+    float *real = malloc((size_t)M * SKNN_RERANK_NFEATURES * sizeof *real);
+    float *f = malloc((size_t)M * SKNN_RERANK_NFEATURES * sizeof *f);
+    float *mine = malloc(M * sizeof *mine), *theirs = malloc(M * sizeof *theirs);
+    size_t nreal = 0;
+    for (size_t q = 0; q < d.nqueries && nreal + SKNN_RERANK_MAX <= M / 2; q += 7) {
+      const eval_query *P = &d.queries[q];
+      const uint32_t *pre = d.test.items + d.test.start[P->session];
+      const uint32_t *ids, *anchors;
+      const float *cf;
+      int m = sknn_rerank_candidates(x, &t.params, pre, P->pos, w, &ids, &anchors, &cf);
+      CHECK(m >= 0);
+      memcpy(&real[nreal * SKNN_RERANK_NFEATURES], cf,
+             (size_t)m * SKNN_RERANK_NFEATURES * sizeof *cf);
+      nreal += (size_t)m;
+    }
+    CHECK(nreal > 500);
+    static splits sp;
+    model_splits(model, &sp);
+    int nsplits = 0;
+    for (int j = 0; j < SKNN_RERANK_NFEATURES; j++) nsplits += sp.n[j];
+    CHECK(nsplits > 30);
+    rng = 99;
+    size_t m = random_rows(&sp, real, nreal, f, M);
+    CHECK_INT(sknn_ranker_score(t.ranker, f, m, mine), 0);
+    CHECK_INT(xgb_predict(model, f, m, theirs), 0);
+    double worst = 0;
+    size_t distinct = 0;
+    for (size_t i = 0; i < m; i++) {
+      double e = fabs((double)mine[i] - (double)theirs[i]);
+      if (e > worst) worst = e;
+      distinct += i == 0 || theirs[i] != theirs[i - 1];
+    }
+    printf("native vs XGBoost: %zu rows (%zu real), %d trees, worst |diff| %.3g\n", m,
+           nreal, (int)r.trees, worst);
+    CHECK(worst <= 1e-5);
+    CHECK(distinct > m / 10); /* the rows are not all the same leaf */
+    free(real);
+    free(f);
+    free(mine);
+    free(theirs);
+  }
+  test_bad_models(model, tmp && *tmp ? tmp : "/tmp");
+
   /* Features have names; a whole evaluation runs re-ranked. */
   CHECK_STR(sknn_rerank_feature_name(SKNN_F_tailor_rank), "tailor_rank");
   CHECK(sknn_rerank_feature_name(SKNN_RERANK_NFEATURES) == NULL);
@@ -208,6 +418,12 @@ static void test_rerank(void) {
   CHECK(rep.p20 > 0.3);
   sknn_rerank_work_free(w);
   sknn_free(x);
+  sknn_tuned_free(&t);
+
+  /* A tuned file whose model is malformed names the model. */
+  write_file(model, "{\"learner\": {}}");
+  CHECK(sknn_tuned_load(out, &t, &err) != 0);
+  CHECK_CONTAINS(err.message, model);
   sknn_tuned_free(&t);
 
   /* A broken file names itself. */
