@@ -70,6 +70,7 @@ enum {
   X(ITEM_DELETE, "item_delete", EVF_ITEM)                \
   X(CUSTOMER_UPSERT, "customer_upsert", EVF_CUSTDOC)         \
   X(CONSENT, "consent", EVF_WHO)                         \
+  X(QUIZ_ANSWER, "quiz_answer", EVF_WHO)                 \
   X(OTHER, "other", EVF_WHO | EVF_NAME)
 
 typedef enum ev_type {

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <lauxlib.h>
+
 #include "core/util.h"
 #include "engine/engine.h"
 #include "engine/plugin.h"
@@ -194,18 +196,155 @@ static int commit_events(tailor *t, ev **evs, size_t n, tailor_error *err) {
 ** is a coupon redemption: it is the checkout's record that a single-use
 ** code was spent, not tracking, and dropping it would let the code be
 ** spent again.
+**
+** Quiz answers are kept too (decision for issue 20, zero-party data): an
+** answer is what the visitor chose to tell the shop, on purpose, to get
+** better suggestions; it is not a record of their behaviour, which is what
+** declining analytics refuses.  Its use stays under the personalization
+** purpose (a visitor who declined that is answered as anyone whatever their
+** prefs), and erasure removes it with the rest of the person.
 */
 static int declined_analytics(const idx *x, const ev *e) {
   if (e->type == EV_CONSENT || e->type == EV_IDENTIFY || e->type == EV_ITEM_UPSERT ||
       e->type == EV_ITEM_DELETE || e->type == EV_CUSTOMER_UPSERT ||
-      e->type == EV_COUPON_REDEEMED)
+      e->type == EV_COUPON_REDEEMED || e->type == EV_QUIZ_ANSWER)
     return 0;
   uint32_t p = idx_person_of(x, e->customer, e->anon);
   return p != INTERN_NONE && (x->person[p].flags & IDX_NO_ANALYTICS);
 }
 
+/*
+** A quiz answer is checked against the quiz the strategy offers (its
+** `quiz` handler, asked with ctx.context.quiz): the question and the answer
+** must be among those it returns, and the attributes the answer sets are
+** written into the event (props.sets, whatever the sender put there), so
+** a replay needs no strategy.  An answer not offered refuses the request,
+** with the field named.
+*/
+typedef struct quiz_check {
+  tailor *t;
+  ev *e;
+  json_t *context, *sets;
+  tailor_error *err;
+  int rc;
+} quiz_check;
+
+static int lua_str_eq(lua_State *L, int at, const char *k, const char *want) {
+  lua_getfield(L, at, k);
+  int eq = lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), want);
+  lua_pop(L, 1);
+  return eq;
+}
+
+/* The entry of list at `at` whose id is `id`, pushed; 0 and nothing pushed. */
+static int find_by_id(lua_State *L, int at, const char *id) {
+  for (lua_Integer i = 1;; i++) {
+    if (lua_geti(L, at, i) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      return 0;
+    }
+    if (lua_str_eq(L, lua_gettop(L), "id", id)) return 1;
+    lua_pop(L, 1);
+  }
+}
+
+static int check_quiz(lua_State *L) {
+  quiz_check *q = lvm_ud(L);
+  json_t *p = q->e->props;
+  const char *quiz = json_string_value(json_object_get(p, "quiz"));
+  const char *question = json_string_value(json_object_get(p, "question"));
+  const char *answer = json_string_value(json_object_get(p, "answer"));
+  if (!quiz || !question || !answer) {
+    q->rc = util_fail(q->err, TAILOR_EINVAL, !quiz ? "quiz" : !question ? "question" : "answer",
+                      "quiz_answer: missing field '%s'",
+                      !quiz ? "quiz" : !question ? "question" : "answer");
+    return 0;
+  }
+  if (!lvm_push_handler(lvm_of(L), "quiz", NULL)) {
+    q->rc = util_fail(q->err, TAILOR_EINVAL, "quiz",
+                      "quiz_answer: no strategy defines a 'quiz' handler");
+    return 0;
+  }
+  lapi_ctx c = {"quiz", 0, q->e->customer, q->e->anon, q->e->session,
+                NULL, q->context, NULL, NULL};
+  lapi_push_ctx(L, q->t, &c);
+  lua_call(L, 1, 1);
+  int res = lua_gettop(L);
+  if (!lua_istable(L, res)) {
+    q->rc = util_fail(q->err, TAILOR_EINVAL, "quiz", "quiz_answer: quiz '%.64s' is not offered",
+                      quiz);
+    return 0;
+  }
+  if (lua_getfield(L, res, "questions") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, res); /* the handler returned the list itself */
+  }
+  int qs = lua_gettop(L);
+  if (!find_by_id(L, qs, question)) {
+    q->rc = util_fail(q->err, TAILOR_EINVAL, "question",
+                      "quiz_answer: quiz '%.64s' has no question '%.64s'", quiz, question);
+    return 0;
+  }
+  int qn = lua_gettop(L);
+  if (lua_getfield(L, qn, "answers") != LUA_TTABLE || !find_by_id(L, lua_gettop(L), answer)) {
+    q->rc = util_fail(q->err, TAILOR_EINVAL, "answer",
+                      "quiz_answer: question '%.64s' of quiz '%.64s' offers no answer '%.64s'",
+                      question, quiz, answer);
+    return 0;
+  }
+  if (lua_getfield(L, -1, "sets") == LUA_TTABLE) {
+    int st = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, st)) {
+      if (lua_type(L, -2) == LUA_TSTRING &&
+          (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)) {
+        const char *key = lua_tostring(L, -2); /* before luaL_tolstring pushes */
+        json_object_set_new(q->sets, key, json_string(luaL_tolstring(L, -1, NULL)));
+      }
+      lua_settop(L, st + 1);
+    }
+  }
+  return 0;
+}
+
+static int check_quiz_answers(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
+  lvm *vm = NULL;
+  for (size_t i = 0; i < n; i++) {
+    ev *e = evs[i];
+    if (e->type != EV_QUIZ_ANSWER) continue;
+    tailor_error lerr = {0};
+    if (!vm && !(vm = eng_thread_vm(t, &lerr)))
+      return util_fail(err, TAILOR_ESTRATEGY, "quiz", "quiz_answer: no strategies: %s",
+                       lerr.message);
+    if (!e->props && !(e->props = json_object()))
+      return util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+    quiz_check q = {t, e, json_object(), json_object(), err, 0};
+    json_object_set(q.context, "quiz", json_object_get(e->props, "quiz"));
+    pthread_rwlock_rdlock(&t->lock);
+    int rc = lvm_pcall(vm, check_quiz, &q, &lerr);
+    pthread_rwlock_unlock(&t->lock);
+    json_decref(q.context);
+    if (!rc && !q.rc) {
+      json_object_set_new(e->props, "sets", q.sets);
+      free(e->body); /* written again with the checked sets */
+      e->body = NULL;
+      json_decref(e->doc);
+      e->doc = NULL;
+      continue;
+    }
+    json_decref(q.sets);
+    if (!q.rc)
+      return util_fail(err, TAILOR_ESTRATEGY, "quiz", "quiz_answer: the quiz handler failed: %s",
+                       lerr.message);
+    return q.rc;
+  }
+  return TAILOR_OK;
+}
+
 int eng_ingest(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
   if (!n) return TAILOR_OK;
+  int qrc = check_quiz_answers(t, evs, n, err);
+  if (qrc) return qrc;
   ev **kept = NULL;
   size_t m = 0;
   pthread_rwlock_rdlock(&t->lock);

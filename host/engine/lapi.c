@@ -94,6 +94,23 @@ void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
     lua_setfield(L, -2, intern_name(&x->attrs, ps->attrs[i].key));
   }
   lua_setfield(L, -2, "attrs");
+  /* prefs: {size = "M", ...}; pref_sources: {size = {source =, time =}} */
+  lua_createtable(L, 0, ps ? ps->nprefs : 0);
+  for (uint8_t i = 0; ps && i < ps->nprefs; i++) {
+    lua_pushstring(L, intern_name(&x->attrs, ps->prefs[i].value));
+    lua_setfield(L, -2, intern_name(&x->attrs, ps->prefs[i].key));
+  }
+  lua_setfield(L, -2, "prefs");
+  lua_createtable(L, 0, ps ? ps->nprefs : 0);
+  for (uint8_t i = 0; ps && i < ps->nprefs; i++) {
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, intern_name(&x->attrs, ps->prefs[i].source));
+    lua_setfield(L, -2, "source");
+    lua_pushinteger(L, ps->prefs[i].ts);
+    lua_setfield(L, -2, "time");
+    lua_setfield(L, -2, intern_name(&x->attrs, ps->prefs[i].key));
+  }
+  lua_setfield(L, -2, "pref_sources");
   lua_createtable(L, 0, 2);
   lua_pushboolean(L, ps && (ps->flags & IDX_CONSENT_EMAIL));
   lua_setfield(L, -2, "email");

@@ -132,6 +132,30 @@ static uint32_t trend_key_attr(idx *x, uint32_t i) {
   return x->trend_key_attr[i] - 1;
 }
 
+/*
+** quiz_answer: the attributes the answer sets, as the host checked them
+** against the strategy's quiz and wrote them into the event (props.sets),
+** with their source ("quiz:<id>") and the event's time.
+*/
+static int apply_quiz(idx *x, idx_person *p, const ev *e) {
+  json_t *sets = json_object_get(e->props, "sets");
+  const char *quiz = json_string_value(json_object_get(e->props, "quiz"));
+  char src[160];
+  snprintf(src, sizeof src, "quiz:%.120s", quiz ? quiz : "");
+  const char *k;
+  json_t *v;
+  json_object_foreach(sets, k, v) {
+    const char *val = json_string_value(v);
+    if (!val || strlen(k) >= 128 || strlen(val) >= 128) continue;
+    idx_pref pr = {intern_put(&x->attrs, k), intern_put(&x->attrs, val),
+                   intern_put(&x->attrs, src), e->ts};
+    if (pr.key == INTERN_NONE || pr.value == INTERN_NONE || pr.source == INTERN_NONE ||
+        idx_pref_set(p, &pr))
+      return -1;
+  }
+  return 0;
+}
+
 /* customer_upsert: string attributes of the profile ("attrs"). */
 static int apply_profile(idx *x, const ev *e) {
   uint32_t pid = idx_person_put(x, 'c', e->customer);
@@ -524,6 +548,7 @@ int idx_apply(idx *x, const ev *e) {
     if (id != INTERN_NONE) x->coupon_used.v[id]++;
   }
   if (p && e->type == EV_CONSENT) apply_consent(p, e);
+  if (p && e->type == EV_QUIZ_ANSWER && apply_quiz(x, p, e)) return TAILOR_ENOMEM;
   if (p && e->type == EV_EMAIL_SENT) {
     p->emails++;
     if (e->ts > p->last_email) p->last_email = e->ts;

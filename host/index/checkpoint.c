@@ -21,7 +21,7 @@
 #include "index/index.h"
 
 #define CKPT_MAGIC "TAILORCK"
-#define CKPT_FORMAT 12
+#define CKPT_FORMAT 13
 
 /*
 ** Writing: a FILE with a running hash.
@@ -202,6 +202,8 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
     PUT(&w, p->last_email);
     PUT(&w, p->naff);
     put(&w, p->aff, p->naff * sizeof *p->aff);
+    PUT(&w, p->nprefs);
+    put(&w, p->prefs, p->nprefs * sizeof *p->prefs);
   }
   PUT(&w, x->aff_decay.t0);
   put_ids(&w, &x->coupon_used);
@@ -546,6 +548,14 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
       if (p->naff > IDX_MAX_AFFINITIES) r.err = 1;
       p->aff = get_array(&r, p->naff, sizeof *p->aff);
       if (!p->aff) p->naff = 0;
+      GET(&r, p->nprefs);
+      if (p->nprefs > IDX_MAX_PREFS) r.err = 1;
+      p->prefs = get_array(&r, p->nprefs, sizeof *p->prefs);
+      if (!p->prefs) p->nprefs = 0;
+      for (uint8_t q = 0; q < p->nprefs && !r.err; q++)
+        if (p->prefs[q].key >= x->attrs.n || p->prefs[q].value >= x->attrs.n ||
+            p->prefs[q].source >= x->attrs.n)
+          r.err = 1;
       if (p->canon >= np || !ids_ok(&p->recent, ni) || !ids_ok(&p->cart, ni) ||
           !ids_ok(&p->bought, ni))
         r.err = 1;

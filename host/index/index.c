@@ -104,6 +104,7 @@ void idx_free(idx *x) {
     idx_ids_free(&x->person[i].bought);
     free(x->person[i].bought_at);
     free(x->person[i].attrs);
+    free(x->person[i].prefs);
     free(x->person[i].aff);
   }
   free(x->repeat);

@@ -59,6 +59,7 @@ const char *idx_reason_name(idx_reason r);
 #define IDX_DEFAULT_TREND_KEYS "country,gender,country+gender,device,source,category"
 #define IDX_MAX_TREND_KEYS 16
 #define IDX_MAX_ATTRS 16             /* attributes kept per person */
+#define IDX_MAX_PREFS 16             /* preferences kept per person */
 #define IDX_MAX_CATEGORY_DEPTH 6     /* category levels counted in trending */
 #define IDX_DEFAULT_AUDIENCE_DAYS "2,7,14" /* recency windows for retargeting */
 #define IDX_MAX_AUDIENCES 8
@@ -138,6 +139,13 @@ typedef struct idx_attr {
   uint32_t key, value;
 } idx_attr;
 
+/* A preference the visitor gave (a quiz answer): key and value and source
+   ("quiz:<id>") in idx.attrs, and when. */
+typedef struct idx_pref {
+  uint32_t key, value, source;
+  int64_t ts;
+} idx_pref;
+
 /* A decayed interest in a category (key = category id) or a brand (key =
    brand id | IDX_AFF_BRAND). */
 #define IDX_AFF_BRAND 0x80000000u
@@ -177,7 +185,13 @@ typedef struct idx_person {
   uint32_t bought_at_n;
   idx_attr *attrs;     /* profile and latest session attributes */
   uint8_t nattrs;
+  uint8_t nprefs;
+  idx_pref *prefs;     /* zero-party preferences (quiz answers), nprefs */
 } idx_person;
+
+/* Set a person's preference (an answer's key, value, source and time): a
+   later answer to the same key replaces it.  -1 when out of memory. */
+int idx_pref_set(idx_person *p, const idx_pref *v);
 
 /* Where a person stands with the shop: X(ENUM, "name"). */
 #define IDX_LIFECYCLE_MAP(X)                   \

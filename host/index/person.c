@@ -21,6 +21,7 @@ static void person_clear(idx_person *p) {
   idx_ids_free(&p->bought);
   free(p->bought_at);
   free(p->attrs);
+  free(p->prefs);
   free(p->aff);
   memset(p, 0, sizeof *p);
 }
@@ -61,12 +62,29 @@ int idx_person_merge(idx *x, uint32_t from, uint32_t into) {
     }
   for (uint8_t i = 0; i < a->naff; i++)
     if (idx_affinity_add(b, a->aff[i].key, a->aff[i].w)) return -1;
+  /* Preferences: the later answer to the same key wins. */
+  for (uint8_t i = 0; i < a->nprefs; i++)
+    if (idx_pref_set(b, &a->prefs[i])) return -1;
   b->emails += a->emails;
   if (a->last_email > b->last_email) b->last_email = a->last_email;
   person_clear(a);
   /* Only anonymous people are merged, and only into customers, so chains
      are one link long and nobody else points at `from`. */
   a->canon = into;
+  return 0;
+}
+
+int idx_pref_set(idx_person *p, const idx_pref *v) {
+  for (uint8_t i = 0; i < p->nprefs; i++) {
+    if (p->prefs[i].key != v->key) continue;
+    if (v->ts >= p->prefs[i].ts) p->prefs[i] = *v;
+    return 0;
+  }
+  if (p->nprefs >= IDX_MAX_PREFS) return 0; /* full: the first keys win */
+  idx_pref *more = realloc(p->prefs, (p->nprefs + 1u) * sizeof *more);
+  if (!more) return -1;
+  p->prefs = more;
+  p->prefs[p->nprefs++] = *v;
   return 0;
 }
 

@@ -1,0 +1,15 @@
+-- A guided-selling quiz for quiz_spec: two questions that set size and budget.
+local quizzes = {
+  fit = {
+    { id = "size", text = "Your size?", answers = {
+      { id = "s", text = "Small", sets = { size = "S" } },
+      { id = "m", text = "Medium", sets = { size = "M" } } } },
+    { id = "budget", text = "Your budget?", answers = {
+      { id = "low", text = "Under 50", sets = { budget = 50 } },
+      { id = "any", text = "Any", sets = { budget = "any", style = "classic" } } } },
+  },
+}
+return {
+  quiz = function(ctx) return quizzes[ctx.context.quiz] and { questions = quizzes[ctx.context.quiz] } end,
+  probe = function(ctx) return { prefs = ctx.customer.prefs, sources = ctx.customer.pref_sources } end,
+}
