@@ -8,6 +8,10 @@
 -- context.cart_value).  The offer depends on who the visitor is (first
 -- match in settings.popup.offers); at most one popup per session, none
 -- after a purchase in the session, and none once its coupon pool is empty.
+-- A discount (an offer with a percent) is held for a session whose
+-- purchase propensity (ctx.session.propensity, fitted on the shop's
+-- history) is above settings.popup.hold_above: it would likely buy anyway;
+-- the next offer without a percent may still show.
 
 local settings = require "lib.settings"
 
@@ -26,7 +30,9 @@ local function popup(ctx)
   local s = ctx.session
   if s.popups_shown > 0 or s.purchased or not triggered(ctx) then return nil end
   for _, offer in ipairs(settings.popup.offers) do
-    if ctx.segments[offer.segment] then
+    local held = offer.percent and settings.popup.hold_above and s.propensity
+      and s.propensity > settings.popup.hold_above
+    if ctx.segments[offer.segment] and not held then
       local left = offer.coupon and tailor.coupons_left(offer.coupon)
       -- A pool that is not configured is unlimited; an empty one is off.
       if left == nil or left > 0 then

@@ -102,6 +102,16 @@ int tailor_stats(tailor *t, char **out, tailor_error *err) {
                                               cl->name[m], "description", cl->description[m],
                                               "size", (json_int_t)cl->size[m]));
   json_object_set_new(o, "clusters", clusters);
+  /* The in-session purchase propensity (propensity.c): measured on the
+     sessions held out of its fit; null until there is enough history. */
+  const idx_propensity *pm = t->ix->propensity;
+  json_object_set_new(
+      o, "propensity",
+      pm ? json_pack("{sf sf sI sI sI sI}", "auc", pm->auc, "calibration_error", pm->ece,
+                     "holdout_sessions", (json_int_t)pm->n_holdout, "train_sessions",
+                     (json_int_t)pm->n_train, "purchases", (json_int_t)pm->purchases,
+                     "fitted_at", (json_int_t)pm->fitted_at)
+         : json_null());
   pthread_rwlock_unlock(&t->lock);
   /* Counters of this process since the engine opened. */
   json_object_set_new(

@@ -272,6 +272,26 @@ void eng_refit_value(tailor *t) {
     pthread_rwlock_unlock(&t->lock);
   }
   if (rc == 0) idx_km_data_free(&d);
+  /* The in-session purchase propensity, on the same history. */
+  idx_prop_data pd;
+  pthread_rwlock_rdlock(&t->lock);
+  rc = idx_propensity_data(t->ix, &pd);
+  pthread_rwlock_unlock(&t->lock);
+  idx_propensity *pm = rc == 0 ? malloc(sizeof *pm) : NULL;
+  if (pm && idx_propensity_fit(&pd, pm) == 0) {
+    pm->fitted_at = now;
+    pthread_rwlock_wrlock(&t->lock);
+    idx_propensity *old = t->ix->propensity;
+    t->ix->propensity = pm;
+    pthread_rwlock_unlock(&t->lock);
+    free(old);
+    eng_log(t, TAILOR_LOG_INFO,
+            "propensity: AUC %.3f, calibration error %.3f on %u held-out sessions "
+            "(%u trained on)", pm->auc, pm->ece, pm->n_holdout, pm->n_train);
+  } else {
+    free(pm);
+  }
+  if (rc == 0) idx_prop_data_free(&pd);
   if (n) {
     char why[256];
     eng_log(t, TAILOR_LOG_INFO, "value model: %s (%s) in %.2f s",

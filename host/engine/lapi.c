@@ -174,6 +174,13 @@ void lapi_push_session(lua_State *L, tailor *t, const char *session) {
   if (s) {
     set_int(L, "started", s->first_ts);
     set_int(L, "last", s->last_ts);
+    /* The calibrated chance that it ends in a purchase (propensity.c); nil
+       while no model is fitted. */
+    double pr = idx_propensity_score(t->ix, intern_get(&t->ix->sessions, session));
+    if (pr >= 0) {
+      lua_pushnumber(L, pr);
+      lua_setfield(L, -2, "propensity");
+    }
   }
   /* Where the session came from, as the storefront parsed it: {medium =,
      source =, campaign =, device =}; nil when its events named none. */

@@ -387,6 +387,8 @@ static int apply_coview(idx *x, idx_person *p, uint32_t sid, uint32_t item,
     return 0;
   }
   if (ids_has(win, wn, item)) return 0; /* a re-view adds nothing */
+  if (sid != INTERN_NONE && sid < x->session_cap && x->session[sid].distinct < UINT16_MAX)
+    x->session[sid].distinct++;
   double w = cooc_event_weight(&x->coview, ts);
   if (cooc_add_item_w(&x->coview, item, w)) return -1;
   for (uint32_t j = 0; j < wn; j++)
@@ -529,6 +531,9 @@ int idx_apply(idx *x, const ev *e) {
   uint32_t sid = INTERN_NONE;
   if (e->session && (sid = intern_put(&x->sessions, e->session)) == INTERN_NONE)
     return TAILOR_ENOMEM;
+  /* The session is a returning visitor's when it starts a visit of someone
+     seen before. */
+  int returning = p && sid != INTERN_NONE && p->last_session != sid + 1 && p->visits > 0;
   if (p) {
     /* A visit: a new session id, or activity after a long pause. */
     if (sid != INTERN_NONE ? p->last_session != sid + 1
@@ -540,6 +545,7 @@ int idx_apply(idx *x, const ev *e) {
     if (apply_visit_attrs(x, p, e)) return TAILOR_ENOMEM;
   }
   if (sid != INTERN_NONE && apply_session(x, sid, e)) return TAILOR_ENOMEM;
+  if (sid != INTERN_NONE && returning) x->session[sid].returning = 1;
   if (p && e->type == EV_SEARCH && search_note(x->search, pid, sid, e->query, e->ts))
     return TAILOR_ENOMEM;
   if (e->type == EV_POPUP_SHOWN) {

@@ -21,7 +21,7 @@
 #include "index/index.h"
 
 #define CKPT_MAGIC "TAILORCK"
-#define CKPT_FORMAT 13
+#define CKPT_FORMAT 14 /* 14: idx_session.returning, .distinct */
 
 /*
 ** Writing: a FILE with a running hash.

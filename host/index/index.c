@@ -117,6 +117,7 @@ void idx_free(idx *x) {
   free(x->window);
   free(x->window_n);
   free(x->session);
+  free(x->propensity);
   free(x->clusters.assign);
   intern_free(&x->attrs);
   intern_free(&x->tags);

@@ -336,6 +336,9 @@ typedef struct idx_session {
   int64_t first_ts, last_ts;
   uint16_t views, pages, exit_intents, hidden, popups_shown, carts;
   uint8_t purchased;
+  uint8_t returning;   /* the visitor had an earlier visit when it began */
+  uint16_t distinct;   /* views of an item not among the session's latest
+                          (index.coview_window) views: distinct items, nearly */
   /* Where the session came from, as the storefront parsed it once (its
      events' props medium, source, campaign, device): ids in idx.attrs + 1,
      0 when not given. */
@@ -403,12 +406,55 @@ typedef struct idx {
   uint32_t item_cap, person_cap;
   idx_value_model value; /* set by the engine with idx_value_fit */
   idx_clusters clusters; /* set by the engine with idx_cluster_install */
+  struct idx_propensity *propensity; /* set by the engine at the value refit
+                                        (propensity.c); NULL: none fitted */
   uint64_t orders_seen;  /* purchases applied, to pace refits */
   uint64_t order_lines;  /* sum of the items' purchases (derived on load) */
   uint64_t applied;    /* events applied */
   uint32_t uncataloged; /* items known only from events, never upserted */
   int64_t last_ts;     /* newest event time seen */
 } idx;
+
+/*
+** In-session purchase propensity (propensity.c): a logistic regression on a
+** session's features (log views, carts, distinct items, minutes, pages;
+** returning visitor; one flag per frequent traffic medium), fitted on the
+** closed sessions of the history (label: the session purchased) with every
+** fifth session (by a hash of its id) held out, then Platt-scaled on the
+** held-out part, where its AUC and calibration error are measured.
+*/
+#define IDX_PROP_MEDIA 4
+#define IDX_PROP_FEATURES (6 + IDX_PROP_MEDIA)
+#define IDX_PROP_CLOSED_MS (30 * 60 * 1000LL) /* sessions idle this long are over */
+typedef struct idx_propensity {
+  uint32_t media[IDX_PROP_MEDIA]; /* attr ids + 1 of the mediums flagged; 0 unused */
+  double mean[IDX_PROP_FEATURES], sd[IDX_PROP_FEATURES];
+  double w[IDX_PROP_FEATURES], b; /* on the standardized features */
+  double platt_a, platt_b;        /* p = 1 / (1 + exp(-(a * z + b))) */
+  double auc, ece;                /* on the held-out sessions */
+  uint32_t n_train, n_holdout, purchases;
+  int64_t fitted_at;
+} idx_propensity;
+
+/* The sessions' features and labels, taken under the read lock. */
+typedef struct idx_prop_data {
+  double *f;        /* n * IDX_PROP_FEATURES */
+  uint8_t *y, *held;
+  size_t n;
+  uint32_t media[IDX_PROP_MEDIA];
+} idx_prop_data;
+int idx_propensity_data(const idx *x, idx_prop_data *d);
+void idx_prop_data_free(idx_prop_data *d);
+/* Fit; 0 with *m set, -1 when the history is too small or one-sided
+   (fewer than 40 training or 10 held-out sessions, or no purchase or no
+   non-purchase in either part) or out of memory. */
+int idx_propensity_fit(const idx_prop_data *d, idx_propensity *m);
+/* The calibrated probability that session `sid` purchases, or -1 with no
+   model or no such session. */
+double idx_propensity_score(const idx *x, uint32_t sid);
+/* The features of one session (IDX_PROP_FEATURES values). */
+void idx_propensity_features(const idx *x, const idx_session *s,
+                             const uint32_t media[IDX_PROP_MEDIA], double *f);
 
 /* A new, empty index; NULL when out of memory.  `cfg` may be NULL. */
 idx *idx_new(const idx_config *cfg);

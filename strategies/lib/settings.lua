@@ -64,6 +64,8 @@ return {
     time_on_page = 60,   -- seconds on a page before a popup may show
     inactivity = 30,     -- seconds without interaction
     cart_value = 75,     -- a cart worth this much may trigger a popup
+    hold_above = 0.6,    -- no discount when the session's purchase propensity
+                         -- is above this (nil: always offer)
   },
 
   discount = {

@@ -3,7 +3,9 @@
 ** computed by hand: exact scores, decay, the neighbour cap and its
 ** eviction, filters, several anchors, segments.
 */
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "index/index.h"
@@ -497,6 +499,56 @@ static void test_value_model(void) {
   idx_free(x);
 }
 
+/* The session features of the purchase propensity: distinct items and a
+   returning visitor. */
+static void test_session_returning_distinct(void) {
+  idx *x = idx_new(NULL);
+  apply(x, "{\"type\":\"view\",\"item\":\"lamp\",\"anon\":\"v\",\"session\":\"s1\"}");
+  apply(x, "{\"type\":\"view\",\"item\":\"art\",\"anon\":\"v\",\"session\":\"s1\"}");
+  apply(x, "{\"type\":\"view\",\"item\":\"lamp\",\"anon\":\"v\",\"session\":\"s1\"}");
+  apply(x, "{\"type\":\"view\",\"item\":\"shoe\",\"anon\":\"v\",\"session\":\"s2\"}");
+  const idx_session *s = idx_session_of(x, "s1");
+  CHECK(s && s->distinct == 2 && s->views == 3 && !s->returning);
+  s = idx_session_of(x, "s2");
+  CHECK(s && s->distinct == 1 && s->returning == 1);
+  idx_free(x);
+}
+
+/* The propensity fit on data with a known signal: a purchase is likelier
+   with carts; the held-out AUC is well above a coin's and the calibrated
+   score is a probability.  A history with no purchase gives no model. */
+static void test_propensity_fit(void) {
+  enum { N = 2000 };
+  idx_prop_data d = {0};
+  d.f = calloc(N * IDX_PROP_FEATURES, sizeof *d.f);
+  d.y = calloc(N, 1);
+  d.held = calloc(N, 1);
+  d.n = N;
+  uint64_t r = 42;
+  for (size_t i = 0; i < N; i++) {
+    double *f = d.f + i * IDX_PROP_FEATURES;
+    r = r * 6364136223846793005ull + 1442695040888963407ull;
+    int carts = (int)((r >> 33) % 4), views = 1 + (int)((r >> 40) % 8);
+    r = r * 6364136223846793005ull + 1442695040888963407ull;
+    double u = (double)(r >> 11) / 9007199254740992.0;
+    f[0] = log1p(views);
+    f[1] = log1p(carts);
+    f[5] = (r >> 7) & 1; /* noise */
+    d.y[i] = u < 1 / (1 + exp(-(-3 + 1.5 * carts)));
+    d.held[i] = i % 5 == 0;
+  }
+  idx_propensity m;
+  CHECK_INT(idx_propensity_fit(&d, &m), 0);
+  printf("  propensity fit: AUC %.3f, calibration error %.3f\n", m.auc, m.ece);
+  CHECK(m.auc > 0.75 && m.auc <= 1);
+  CHECK(m.ece < 0.1);
+  CHECK(m.w[1] > 0); /* carts raise it */
+  CHECK_INT(m.n_holdout, N / 5);
+  memset(d.y, 0, N);
+  CHECK_INT(idx_propensity_fit(&d, &m), -1);
+  idx_prop_data_free(&d);
+}
+
 static void test_sessions_affinities_consent(void) {
   idx_config cfg = {.cooc_half_life_days = -1, .trend_half_life_days = -1};
   idx *x = idx_new(&cfg);
@@ -516,6 +568,8 @@ static void test_sessions_affinities_consent(void) {
     CHECK_INT(s->exit_intents, 1);
     CHECK_INT(s->popups_shown, 1);
     CHECK_INT(s->purchased, 0);
+    CHECK_INT(s->distinct, 1);
+    CHECK_INT(s->returning, 0); /* c1's first visit */
   }
   CHECK(idx_session_of(x, "nope") == NULL);
   uint32_t c1 = idx_person_of(x, "c1", NULL);
@@ -661,6 +715,8 @@ int main(void) {
   RUN(test_value_model);
   RUN(test_value_outlier_capped);
   RUN(test_sessions_affinities_consent);
+  RUN(test_propensity_fit);
+  RUN(test_session_returning_distinct);
   RUN(test_clusters);
   return CHECK_DONE();
 }
