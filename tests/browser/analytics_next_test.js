@@ -12,31 +12,17 @@
 "use strict";
 
 const { chromium } = require("playwright-core");
-const { spawn, execFileSync } = require("child_process");
+const { execFileSync } = require("child_process");
 const fs = require("fs");
-const os = require("os");
 const path = require("path");
 
-const ROOT = process.env.TAILOR_ROOT || path.join(__dirname, "..", "..");
-const TAILOR = (process.env.TAILOR || "tailor").includes("/")
-  ? path.resolve(process.env.TAILOR) : (process.env.TAILOR || "tailor");
-const TMP = process.env.TAILOR_TEST_TMP || os.tmpdir();
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const kit = require("./kit");
+const { ROOT, TAILOR, TMP, CHROMIUM, CHROMIUM_ARGS, startTailor } = kit;
 const KEY = "segment-write-key-storefront-01";
 const WAIT_MS = 20000;
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-  "--no-first-run", "--disable-background-networking", "--disable-component-update",
-  "--disable-sync"];
 
-let passed = 0, failed = 0;
-function check(name, cond, detail) {
-  if (cond) passed++;
-  else {
-    failed++;
-    console.error("FAIL: " + name + (detail ? " " + JSON.stringify(detail) : ""));
-  }
-  return cond;
-}
+const tally = kit.tally();
+const check = tally.check;
 
 /* What a shop adds to its pages for analytics.js, pointed at tailor. */
 const SNIPPET = `
@@ -80,25 +66,7 @@ function prepare(dir) {
 }
 
 function serve(dir) {
-  const log = path.join(dir, "serve.log");
-  const out = fs.openSync(log, "w");
-  const proc = spawn(TAILOR, ["serve", "--config", path.join(dir, "tailor.json")],
-    { cwd: dir, stdio: ["ignore", out, out] });
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const poll = setInterval(() => {
-      const text = fs.readFileSync(log, "utf8");
-      const m = text.match(/listening on 127\.0\.0\.1:(\d+)/);
-      if (m && text.includes("ready:")) {
-        clearInterval(poll);
-        resolve({ proc, port: Number(m[1]), log });
-      } else if (proc.exitCode !== null || Date.now() - started > 60000) {
-        clearInterval(poll);
-        proc.kill("SIGKILL");
-        reject(new Error("tailor serve did not start:\n" + text));
-      }
-    }, 50);
-  });
+  return startTailor(dir, ["--config", path.join(dir, "tailor.json")]);
 }
 
 /* The stored events of an anonymous id: [{type, body}]. */
@@ -161,9 +129,9 @@ const deadline = setTimeout(() => {
 }, 180000);
 main().catch((e) => {
   console.error(e);
-  failed++;
+  tally.failed++;
 }).finally(() => {
   clearTimeout(deadline);
-  console.log(passed + " passed, " + failed + " failed");
-  process.exit(failed ? 1 : 0);
+  console.log(tally.summary());
+  process.exit(tally.failed ? 1 : 0);
 });

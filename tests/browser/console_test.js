@@ -25,37 +25,22 @@
 "use strict";
 
 const { chromium } = require("playwright-core");
-const { spawn, execFileSync } = require("child_process");
+const { execFileSync } = require("child_process");
 const fs = require("fs");
-const os = require("os");
 const path = require("path");
 
-const ROOT = process.env.TAILOR_ROOT || path.join(__dirname, "..", "..");
-const TAILOR = (process.env.TAILOR || "tailor").includes("/")
-  ? path.resolve(process.env.TAILOR) : (process.env.TAILOR || "tailor");
-const TMP = process.env.TAILOR_TEST_TMP || os.tmpdir();
+const kit = require("./kit");
+const { ROOT, TAILOR, TMP, CHROMIUM, CHROMIUM_ARGS, startTailor } = kit;
 const SHOTS = process.env.SHOTS || path.join(TMP, "screenshots");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const TEST_DEADLINE_MS = 240000;
-const START_DEADLINE_MS = 60000;
 const WAIT_MS = 20000;
 const ADMIN = "console-admin-token-0123456789";
 const METRICS = "console-metrics-token-0123456789";
 const STOREFRONT = "console-storefront-token-012345";
 const HOUR = 3600000;
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-  "--no-first-run", "--disable-background-networking", "--disable-component-update",
-  "--disable-sync"];
 
-let passed = 0, failed = 0;
-function check(name, cond, detail) {
-  if (cond) passed++;
-  else {
-    failed++;
-    console.error("FAIL: " + name + (detail ? " " + detail : ""));
-  }
-  return cond;
-}
+const tally = kit.tally();
+const check = tally.check;
 function near(a, b) { return Math.abs(Number(a) - Number(b)) < 1e-6 * Math.max(1, Math.abs(b)); }
 
 function config(dir, extra) {
@@ -70,25 +55,8 @@ function config(dir, extra) {
 }
 
 function serve(dir) {
-  const log = path.join(dir, "serve.log");
-  const out = fs.openSync(log, "w");
-  const proc = spawn(TAILOR, ["serve", "--config", "tailor.json", "--strategies",
-    path.join(ROOT, "strategies")], { cwd: dir, stdio: ["ignore", out, out] });
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const poll = setInterval(() => {
-      const text = fs.readFileSync(log, "utf8");
-      const m = text.match(/listening on 127\.0\.0\.1:(\d+)/);
-      if (m && text.includes("ready:")) {
-        clearInterval(poll);
-        resolve({ proc, port: Number(m[1]), log });
-      } else if (proc.exitCode !== null || Date.now() - started > START_DEADLINE_MS) {
-        clearInterval(poll);
-        proc.kill("SIGKILL");
-        reject(new Error("tailor serve did not start:\n" + text));
-      }
-    }, 50);
-  });
+  return startTailor(dir, ["--config", "tailor.json", "--strategies",
+    path.join(ROOT, "strategies")]);
 }
 
 async function stop(server) {
@@ -440,11 +408,11 @@ async function main() {
     await stop(server);
     clearTimeout(watchdog);
   }
-  if (!failed) fs.rmSync(dir, { recursive: true, force: true });
+  if (!tally.failed) fs.rmSync(dir, { recursive: true, force: true });
   console.log("render ms by page: " + JSON.stringify(times));
   console.log("screenshots: " + SHOTS);
-  console.log(passed + " passed, " + failed + " failed");
-  process.exit(failed ? 1 : 0);
+  console.log(tally.summary());
+  process.exit(tally.failed ? 1 : 0);
 }
 
 main();

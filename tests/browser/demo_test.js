@@ -24,36 +24,20 @@
 "use strict";
 
 const { chromium } = require("playwright-core");
-const { spawn, execFileSync } = require("child_process");
+const { execFileSync } = require("child_process");
 const fs = require("fs");
-const os = require("os");
 const path = require("path");
 
-const ROOT = process.env.TAILOR_ROOT || path.join(__dirname, "..", "..");
-// A path, resolved now: the server runs in the demo's folder.
-const TAILOR = (process.env.TAILOR || "tailor").includes("/")
-  ? path.resolve(process.env.TAILOR) : (process.env.TAILOR || "tailor");
-const TMP = process.env.TAILOR_TEST_TMP || os.tmpdir();
+const kit = require("./kit");
+const { ROOT, TAILOR, TMP, CHROMIUM, CHROMIUM_ARGS, startTailor } = kit;
 const SHOTS = process.env.SHOTS || path.join(TMP, "screenshots");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const TEST_DEADLINE_MS = 240000; // the whole test, then everything is killed
-const START_DEADLINE_MS = 60000; // for tailor serve to say it is ready
 const WAIT_MS = 20000;           // for any one thing on a page
 const EXIT_INTENT_DELAY_MS = 2100; // tailor.js ignores exits just after load
 const HIDDEN_SECONDS = 6;          // above the popup strategy's 5 for mobile
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-  "--no-first-run", "--disable-background-networking", "--disable-component-update",
-  "--disable-sync"];
 
-let passed = 0, failed = 0;
-function check(name, cond, detail) {
-  if (cond) passed++;
-  else {
-    failed++;
-    console.error("FAIL: " + name + (detail ? " " + detail : ""));
-  }
-  return cond;
-}
+const tally = kit.tally();
+const check = tally.check;
 
 /* The demo, as `make demo` lays it out: site/, tailor.json, demo.db. */
 function prepare(dir) {
@@ -74,27 +58,8 @@ function prepare(dir) {
 
 /* tailor serve in `dir` on a free port; resolves to {proc, port}. */
 function serve(dir) {
-  const log = path.join(dir, "serve.log");
-  const out = fs.openSync(log, "w");
-  const proc = spawn(TAILOR, ["serve", "--config", "tailor.json", "--listen", "127.0.0.1:0",
-    "--strategies", path.join(ROOT, "strategies")],
-  { cwd: dir, stdio: ["ignore", out, out] });
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    proc.once("error", (e) => reject(new Error("cannot run " + TAILOR + ": " + e.message)));
-    const poll = setInterval(() => {
-      const text = fs.readFileSync(log, "utf8");
-      const m = text.match(/listening on 127\.0\.0\.1:(\d+)/);
-      if (m && text.includes("ready:")) {
-        clearInterval(poll);
-        resolve({ proc, port: Number(m[1]), log });
-      } else if (proc.exitCode !== null || Date.now() - started > START_DEADLINE_MS) {
-        clearInterval(poll);
-        proc.kill("SIGKILL");
-        reject(new Error("tailor serve did not start:\n" + text));
-      }
-    }, 50);
-  });
+  return startTailor(dir, ["--config", "tailor.json", "--listen", "127.0.0.1:0",
+    "--strategies", path.join(ROOT, "strategies")]);
 }
 
 /* The whole page; a popup covers the window, so `window` shots just that. */
@@ -352,10 +317,10 @@ async function main() {
     }
     clearTimeout(watchdog);
   }
-  if (!failed) fs.rmSync(dir, { recursive: true, force: true });
+  if (!tally.failed) fs.rmSync(dir, { recursive: true, force: true });
   console.log("screenshots: " + SHOTS);
-  console.log(passed + " passed, " + failed + " failed");
-  process.exit(failed ? 1 : 0);
+  console.log(tally.summary());
+  process.exit(tally.failed ? 1 : 0);
 }
 
 main();
