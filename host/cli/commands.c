@@ -229,7 +229,7 @@ static int check_sample(cli_opts *o, const char *dir, long n) {
   cli_opts open = *o;
   open.strategies = dir;
   if (!open.db && !open.config) open.db = "tailor.db";
-  if (open.db && strcmp(open.db, ":memory:") && access(open.db, F_OK)) {
+  if (open.db && !store_exists(open.db)) {
     printf("no store at %s: made-up visitors\n", open.db);
     open.db = ":memory:";
   }

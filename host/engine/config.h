@@ -26,7 +26,8 @@
 */
 #define CONFIG_MAP(S, N)                                                     \
   S(db, "db", STR, "tailor.db",                                              \
-    "SQLite store file; \":memory:\" keeps everything in memory")            \
+    "SQLite store file (\":memory:\" keeps everything in memory), or a "     \
+    "postgresql:// URL shared by several nodes (docs/scale-out.md)")         \
   S(strategies, "strategies", STR, "strategies",                             \
     "folder of Lua strategies; \"\" for none (decisions use the fallback)")  \
   S(strategies_base, "strategies_base", STR, "",                             \
@@ -57,8 +58,8 @@
   N(trend_half_life_days, INDEX_TREND_HALF_LIFE_DAYS)                        \
   N(lapsed_days, INDEX_LAPSED_DAYS)                                          \
   S(checkpoint, "index.checkpoint", STR, "auto",                             \
-    "checkpoint file of the indexes; \"auto\" is the store's path + .ckpt, "  \
-    "\"\" for none")                                                          \
+    "checkpoint file of the indexes; \"auto\" is the store's path + .ckpt "   \
+    "(none on PostgreSQL, where each node names its own), \"\" for none")    \
   N(checkpoint_every, INDEX_CHECKPOINT_EVERY)                                \
   S(tuned, "index.tuned", STR, "",                                           \
     "tuned session-kernel parameters from `tailor tune --out` (and the "      \

@@ -88,10 +88,8 @@ int eng_rebuild_one(void *ud, int64_t seq, const ev *e) {
 static int load_checkpoint(tailor *t, const idx_config *ic) {
   const char *path = t->cfg.checkpoint;
   if (!strcmp(path, "auto")) {
-    if (!strcmp(t->cfg.db, ":memory:") || !*t->cfg.db) return TAILOR_OK;
-    size_t n = strlen(t->cfg.db) + 6;
-    if (!(t->ckpt_path = malloc(n))) return TAILOR_ENOMEM;
-    snprintf(t->ckpt_path, n, "%s.ckpt", t->cfg.db);
+    /* The store knows its place: a file's checkpoint is beside it. */
+    if (!(t->ckpt_path = store_checkpoint_path(t->st))) return TAILOR_OK;
   } else if (*path) {
     if (!(t->ckpt_path = strdup(path))) return TAILOR_ENOMEM;
   } else {
@@ -100,14 +98,14 @@ static int load_checkpoint(tailor *t, const idx_config *ic) {
   t->ckpt_fp = idx_fingerprint(t->ix);
   if (access(t->ckpt_path, F_OK) != 0) return TAILOR_OK;
   tailor_error e = {0};
-  int64_t seq = 0, last = store_last_seq(t->st);
+  int64_t seq = 0;
   idx *x = idx_load(t->ckpt_path, ic, t->ckpt_fp, &seq, &e);
-  if (x && seq > last) {
+  if (x && !store_has_seq(t->st, seq)) {
     /* Refused as idx_load refuses a checkpoint it cannot use. */
     util_fail(&e, TAILOR_EIO, NULL,
               "checkpoint %s ignored: it has events up to %lld, the store only "
               "to %lld (a store restored from backup?)",
-              t->ckpt_path, (long long)seq, (long long)last);
+              t->ckpt_path, (long long)seq, (long long)store_last_seq(t->st));
     idx_free(x);
     x = NULL;
   }
@@ -365,10 +363,7 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
       .trend_keys = t->cfg.trend_keys,
   };
   if (!(t->st = store_open(t->cfg.db, &so, err))) goto fail;
-  if (strcmp(t->cfg.db, ":memory:") != 0) {
-    store_options ro = {0, 0, 1};
-    t->st_read = store_open(t->cfg.db, &ro, NULL); /* optional: NULL is fine */
-  }
+  t->st_read = store_open_reader(t->st); /* optional: NULL is fine */
   if (!(t->ix = idx_new(&ic))) {
     util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
     goto fail;

@@ -36,8 +36,8 @@ typedef struct commit_req commit_req; /* events waiting for a group commit */
 struct tailor {
   config cfg;
   store *st;
-  store *st_read;          /* a second, read-only connection (file stores):
-                              WAL lets it read while the writer commits */
+  store *st_read;          /* the store's reader (store_open_reader), which
+                              reads while the writer commits; or NULL */
   pthread_mutex_t read_mu; /* serializes st_read */
   idx *ix;
   pthread_mutex_t write_mu;

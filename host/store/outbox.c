@@ -3,7 +3,7 @@
 ** states).  Written against the store's SQLite handle; the schema (the
 ** next_at column, the outbox_sent ledger) comes from store.c's migrations.
 */
-#include "store/outbox.h"
+#include "store/store_impl.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -29,7 +29,7 @@ static void rollback(sqlite3 *db) { sqlite3_exec(db, "ROLLBACK", NULL, NULL, NUL
   "EXISTS(SELECT 1 FROM outbox_sent s WHERE s.key = o.key AND s.channel = o.channel) " \
   "FROM outbox o WHERE channel IN (SELECT value FROM json_each(?1)) AND "
 
-json_t *store_outbox_claim(store *s, json_t *channels, int64_t now, int max,
+json_t *sq_outbox_claim(store *s, json_t *channels, int64_t now, int max,
                            int64_t lease_until, tailor_error *err) {
   static const char pick[] =
       CLAIM_COLUMNS "state = 'pending' AND due <= ?2 AND next_at <= ?2 "
@@ -101,7 +101,7 @@ done:
   return out;
 }
 
-int store_outbox_mark_sent(store *s, int64_t id, const char *key,
+int sq_outbox_mark_sent(store *s, int64_t id, const char *key,
                            const char *channel, const char *customer,
                            const char *vars, int64_t now, tailor_error *err) {
   sqlite3 *db = store_db(s);
@@ -137,7 +137,7 @@ int store_outbox_mark_sent(store *s, int64_t id, const char *key,
   return TAILOR_OK;
 }
 
-int store_outbox_settle(store *s, int64_t id, const char *state, int64_t next_at,
+int sq_outbox_settle(store *s, int64_t id, const char *state, int64_t next_at,
                         const char *error, int64_t now, tailor_error *err) {
   sqlite3 *db = store_db(s);
   sqlite3_stmt *st;
@@ -157,7 +157,7 @@ int store_outbox_settle(store *s, int64_t id, const char *state, int64_t next_at
                            : store_fail(err, TAILOR_ESTORE, db, "store: outbox");
 }
 
-int64_t store_outbox_sent_since(store *s, const char *customer, const char *channel,
+int64_t sq_outbox_sent_since(store *s, const char *customer, const char *channel,
                                 int64_t since) {
   sqlite3_stmt *st;
   int64_t n = 0;
@@ -175,7 +175,7 @@ int64_t store_outbox_sent_since(store *s, const char *customer, const char *chan
   return n;
 }
 
-int store_outbox_retry(store *s, const char *key, int64_t now, int *changed,
+int sq_outbox_retry(store *s, const char *key, int64_t now, int *changed,
                        tailor_error *err) {
   sqlite3 *db = store_db(s);
   sqlite3_stmt *st;
@@ -195,7 +195,7 @@ int store_outbox_retry(store *s, const char *key, int64_t now, int *changed,
   return TAILOR_OK;
 }
 
-const char *store_outbox_state(store *s, const char *key) {
+const char *sq_outbox_state(store *s, const char *key) {
   static const char *const states[] = {"pending", "sending", "sent", "cancelled", "dead"};
   sqlite3_stmt *st;
   const char *out = NULL;
@@ -210,7 +210,7 @@ const char *store_outbox_state(store *s, const char *key) {
   return out;
 }
 
-int store_outbox_purge(store *s, const char *state, int64_t before, int64_t *purged,
+int sq_outbox_purge(store *s, const char *state, int64_t before, int64_t *purged,
                        tailor_error *err) {
   sqlite3 *db = store_db(s);
   sqlite3_stmt *st;

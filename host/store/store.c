@@ -1,9 +1,11 @@
 /*
-** store.c: the SQLite store.  One connection, WAL journal, prepared
-** statements kept for the hot path (appending events).  Every write of a
-** batch happens inside one transaction, so a batch is durable or absent.
+** store.c: the SQLite store (store.h's "sqlite" implementation, behind the
+** table of store_impl.h), the embedded default.  One connection, WAL
+** journal, prepared statements kept for the hot path (appending events).
+** Every write of a batch happens inside one transaction, so a batch is
+** durable or absent.
 */
-#include "store/store.h"
+#include "store/store_impl.h"
 
 #include "core/util.h"
 
@@ -12,14 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct store {
+typedef struct sq {
+  store base; /* first: a store * is an sq * */
   sqlite3 *db;
   sqlite3_stmt *ins_event;
   sqlite3_stmt *up_item;
   sqlite3_stmt *del_item;
   sqlite3_stmt *up_customer;
   sqlite3_stmt *up_identity;
-};
+  char *path; /* as opened: the checkpoint's default and the reader's */
+} sq;
 
 /*
 ** Migrations: migrations[i] takes the schema from version i to i+1.  Never
@@ -122,7 +126,8 @@ int store_fail(tailor_error *err, int code, sqlite3 *db, const char *what) {
                    db ? sqlite3_errmsg(db) : "cannot allocate");
 }
 
-int store_exec(store *s, const char *sql, tailor_error *err) {
+static int sq_exec(store *base, const char *sql, tailor_error *err) {
+  sq *s = (sq *)base;
   char *msg = NULL;
   if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
     util_fail(err, TAILOR_ESTORE, NULL, "store: %s",
@@ -143,10 +148,11 @@ static int user_version(sqlite3 *db) {
   return v;
 }
 
-int store_schema_version(store *s) { return user_version(s->db); }
+static int sq_schema_version(store *base) {
+  sq *s = (sq *)base; return user_version(s->db); }
 
 /* Bring the schema to STORE_SCHEMA_VERSION, one transaction a step. */
-static int migrate(store *s, tailor_error *err) {
+static int migrate(sq *s, tailor_error *err) {
   int v = user_version(s->db);
   if (v < 0)
     return store_fail(err, TAILOR_ESTORE, s->db, "store: reading schema version");
@@ -157,9 +163,9 @@ static int migrate(store *s, tailor_error *err) {
   for (; v < STORE_SCHEMA_VERSION; v++) {
     char bump[64];
     snprintf(bump, sizeof bump, "PRAGMA user_version=%d;", v + 1);
-    if (store_exec(s, "BEGIN IMMEDIATE", err) ||
-        store_exec(s, migrations[v], err) || store_exec(s, bump, err) ||
-        store_exec(s, "COMMIT", err)) {
+    if (sq_exec(&s->base, "BEGIN IMMEDIATE", err) ||
+        sq_exec(&s->base, migrations[v], err) || sq_exec(&s->base, bump, err) ||
+        sq_exec(&s->base, "COMMIT", err)) {
       sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
       return TAILOR_ESTORE;
     }
@@ -167,7 +173,7 @@ static int migrate(store *s, tailor_error *err) {
   return TAILOR_OK;
 }
 
-static int prepare(store *s, sqlite3_stmt **st, const char *sql,
+static int prepare(sq *s, sqlite3_stmt **st, const char *sql,
                    tailor_error *err) {
   if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) !=
       SQLITE_OK)
@@ -175,12 +181,18 @@ static int prepare(store *s, sqlite3_stmt **st, const char *sql,
   return TAILOR_OK;
 }
 
-store *store_open(const char *path, const store_options *opt,
-                  tailor_error *err) {
+static const store_ops sqlite_ops;
+static void sq_close(store *base);
+static void sq_rollback(store *base);
+
+store *store_sqlite_open(const char *path, const store_options *opt,
+                         tailor_error *err) {
   store_options defaults = {1, STORE_DEFAULT_BUSY_TIMEOUT_MS, 0};
   if (!opt) opt = &defaults;
-  store *s = calloc(1, sizeof *s);
-  if (!s) {
+  sq *s = calloc(1, sizeof *s);
+  if (s) s->base.ops = &sqlite_ops;
+  if (!s || !(s->path = strdup(path))) {
+    free(s);
     util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
     return NULL;
   }
@@ -191,7 +203,7 @@ store *store_open(const char *path, const store_options *opt,
     char what[300];
     snprintf(what, sizeof what, "store: cannot open '%s'", path);
     store_fail(err, TAILOR_ESTORE, s->db, what);
-    store_close(s);
+    sq_close(&s->base);
     return NULL;
   }
   sqlite3_busy_timeout(s->db, opt->busy_timeout_ms > 0
@@ -206,14 +218,14 @@ store *store_open(const char *path, const store_options *opt,
            "PRAGMA secure_delete=ON;",
            opt->synchronous_full ? "FULL" : "NORMAL");
   /* A file that is not a database fails here with "file is not a database". */
-  if ((!opt->readonly && store_exec(s, pragmas, err)) ||
+  if ((!opt->readonly && sq_exec(&s->base, pragmas, err)) ||
       (!opt->readonly && migrate(s, err))) {
     char msg[sizeof err->message];
     if (err) {
       snprintf(msg, sizeof msg, "%s (%s)", err->message, path);
       memcpy(err->message, msg, sizeof msg);
     }
-    store_close(s);
+    sq_close(&s->base);
     return NULL;
   }
   if (!opt->readonly &&
@@ -243,13 +255,14 @@ store *store_open(const char *path, const store_options *opt,
                "ON CONFLICT(anon) DO UPDATE SET customer=excluded.customer,"
                "linked=excluded.linked",
                err))) {
-    store_close(s);
+    sq_close(&s->base);
     return NULL;
   }
-  return s;
+  return &s->base;
 }
 
-void store_close(store *s) {
+static void sq_close(store *base) {
+  sq *s = (sq *)base;
   if (!s) return;
   sqlite3_finalize(s->ins_event);
   sqlite3_finalize(s->up_item);
@@ -257,10 +270,10 @@ void store_close(store *s) {
   sqlite3_finalize(s->up_customer);
   sqlite3_finalize(s->up_identity);
   sqlite3_close(s->db);
+  free(s->path);
   free(s);
 }
 
-sqlite3 *store_db(store *s) { return s->db; }
 
 static void bind_text(sqlite3_stmt *st, int i, const char *v) {
   if (v)
@@ -270,7 +283,7 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v) {
 }
 
 /* Run a bound statement to completion and reset it. */
-static int step_done(store *s, sqlite3_stmt *st, tailor_error *err) {
+static int step_done(sq *s, sqlite3_stmt *st, tailor_error *err) {
   int rc = sqlite3_step(st);
   sqlite3_reset(st);
   sqlite3_clear_bindings(st);
@@ -290,7 +303,7 @@ static void bind_consent(sqlite3_stmt *st, int i, json_t *profile,
 }
 
 /* The state tables an event changes, in the event's own transaction. */
-static int apply_state(store *s, const ev *e, tailor_error *err) {
+static int apply_state(sq *s, const ev *e, tailor_error *err) {
   sqlite3_stmt *st;
   switch (e->type) {
     case EV_ITEM_UPSERT: {
@@ -333,20 +346,24 @@ static int apply_state(store *s, const ev *e, tailor_error *err) {
   }
 }
 
-int store_begin(store *s, tailor_error *err) {
-  return store_exec(s, "BEGIN IMMEDIATE", err) ? TAILOR_ESTORE : TAILOR_OK;
+static int sq_begin(store *base, tailor_error *err) {
+  sq *s = (sq *)base;
+  return sq_exec(&s->base, "BEGIN IMMEDIATE", err) ? TAILOR_ESTORE : TAILOR_OK;
 }
 
-int store_commit(store *s, tailor_error *err) {
-  if (store_exec(s, "COMMIT", err) == TAILOR_OK) return TAILOR_OK;
-  store_rollback(s);
+static int sq_commit(store *base, tailor_error *err) {
+  sq *s = (sq *)base;
+  if (sq_exec(&s->base, "COMMIT", err) == TAILOR_OK) return TAILOR_OK;
+  sq_rollback(&s->base);
   return TAILOR_ESTORE;
 }
 
-void store_rollback(store *s) { sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); }
+static void sq_rollback(store *base) {
+  sq *s = (sq *)base; sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); }
 
-int store_append_rows(store *s, ev *const *evs, size_t n, int64_t *seqs,
+static int sq_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
                       tailor_error *err) {
+  sq *s = (sq *)base;
   for (size_t i = 0; i < n; i++) {
     ev *e = evs[i];
     size_t blen;
@@ -380,19 +397,7 @@ int store_append_rows(store *s, ev *const *evs, size_t n, int64_t *seqs,
   return TAILOR_OK;
 }
 
-int store_append(store *s, ev *const *evs, size_t n, int64_t *seqs,
-                 tailor_error *err) {
-  if (n == 0) return TAILOR_OK;
-  if (store_begin(s, err)) return TAILOR_ESTORE;
-  int rc = store_append_rows(s, evs, n, seqs, err);
-  if (rc) {
-    store_rollback(s);
-    return rc;
-  }
-  return store_commit(s, err);
-}
-
-static int64_t query_int(store *s, const char *sql) {
+static int64_t query_int(sq *s, const char *sql) {
   sqlite3_stmt *st;
   int64_t v = -1;
   if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
@@ -401,11 +406,13 @@ static int64_t query_int(store *s, const char *sql) {
   return v;
 }
 
-int64_t store_last_seq(store *s) {
+static int64_t sq_last_seq(store *base) {
+  sq *s = (sq *)base;
   return query_int(s, "SELECT coalesce(max(seq),0) FROM events");
 }
 
-int64_t store_count(store *s, const char *table) {
+static int64_t sq_count(store *base, const char *table) {
+  sq *s = (sq *)base;
   static const char *const known[] = {"events", "items", "customers",
                                       "identities", "outbox"};
   for (size_t i = 0; i < sizeof known / sizeof *known; i++) {
@@ -419,7 +426,8 @@ int64_t store_count(store *s, const char *table) {
   return -1;
 }
 
-char *store_meta_get(store *s, const char *key) {
+static char *sq_meta_get(store *base, const char *key) {
+  sq *s = (sq *)base;
   sqlite3_stmt *st;
   char *out = NULL;
   if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key=?1", -1, &st, NULL) !=
@@ -432,7 +440,8 @@ char *store_meta_get(store *s, const char *key) {
   return out;
 }
 
-int store_meta_set(store *s, const char *key, const char *value, tailor_error *err) {
+static int sq_meta_set(store *base, const char *key, const char *value, tailor_error *err) {
+  sq *s = (sq *)base;
   sqlite3_stmt *st;
   const char *sql = value ? "INSERT INTO meta(key,value) VALUES(?1,?2) "
                             "ON CONFLICT(key) DO UPDATE SET value=excluded.value"
@@ -446,8 +455,9 @@ int store_meta_set(store *s, const char *key, const char *value, tailor_error *e
   return rc == SQLITE_DONE ? TAILOR_OK : store_fail(err, TAILOR_ESTORE, s->db, "store: meta");
 }
 
-int store_scan(store *s, int64_t after, store_event_fn fn, void *ud,
+static int sq_scan(store *base, int64_t after, store_event_fn fn, void *ud,
                tailor_error *err) {
+  sq *s = (sq *)base;
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(s->db, "SELECT seq, ts, body FROM events WHERE seq > ? "
                                 "ORDER BY seq",
@@ -487,7 +497,8 @@ int store_scan(store *s, int64_t after, store_event_fn fn, void *ud,
   return rc;
 }
 
-json_t *store_event_counts(store *s) {
+static json_t *sq_event_counts(store *base) {
+  sq *s = (sq *)base;
   sqlite3_stmt *st;
   json_t *out = json_object();
   if (sqlite3_prepare_v2(s->db,
@@ -503,7 +514,7 @@ json_t *store_event_counts(store *s) {
 }
 
 /* The JSON document in column 0 of a one-row query keyed by `id`. */
-static json_t *query_doc(store *s, const char *sql, const char *id) {
+static json_t *query_doc(sq *s, const char *sql, const char *id) {
   sqlite3_stmt *st;
   json_t *doc = NULL;
   if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return NULL;
@@ -516,11 +527,13 @@ static json_t *query_doc(store *s, const char *sql, const char *id) {
   return doc;
 }
 
-json_t *store_item(store *s, const char *id) {
+static json_t *sq_item(store *base, const char *id) {
+  sq *s = (sq *)base;
   return query_doc(s, "SELECT body FROM items WHERE id=? AND deleted=0", id);
 }
 
-json_t *store_customer(store *s, const char *id) {
+static json_t *sq_customer(store *base, const char *id) {
+  sq *s = (sq *)base;
   /* The body is the latest upsert; email, phone and consent are columns
      that an upsert which omits them keeps, so they win. */
   sqlite3_stmt *st;
@@ -549,7 +562,8 @@ json_t *store_customer(store *s, const char *id) {
   return doc;
 }
 
-char *store_identity(store *s, const char *anon) {
+static char *sq_identity(store *base, const char *anon) {
+  sq *s = (sq *)base;
   sqlite3_stmt *st;
   char *out = NULL;
   if (sqlite3_prepare_v2(s->db, "SELECT customer FROM identities WHERE anon=?",
@@ -562,8 +576,9 @@ char *store_identity(store *s, const char *anon) {
   return out;
 }
 
-int store_outbox_add(store *s, const store_outbox_row *row, int *added,
+static int sq_outbox_add(store *base, const store_outbox_row *row, int *added,
                      tailor_error *err) {
+  sq *s = (sq *)base;
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(s->db,
                          "INSERT INTO outbox(key,customer,channel,template,vars,"
@@ -587,7 +602,7 @@ int store_outbox_add(store *s, const store_outbox_row *row, int *added,
 
 /* The sessions a customer (and the anonymous ids linked to them) used, as a
    JSON array of ids; NULL on failure. */
-static json_t *sessions_of(store *s, const char *customer, tailor_error *err) {
+static json_t *sessions_of(sq *s, const char *customer, tailor_error *err) {
   sqlite3_stmt *st;
   json_t *out = json_array();
   if (sqlite3_prepare_v2(s->db,
@@ -605,8 +620,9 @@ static json_t *sessions_of(store *s, const char *customer, tailor_error *err) {
   return out;
 }
 
-int store_forget(store *s, const char *customer, int64_t *events, json_t **sessions,
+static int sq_forget(store *base, const char *customer, int64_t *events, json_t **sessions,
                  tailor_error *err) {
+  sq *s = (sq *)base;
   /* Order matters: identities go last, the steps before find the anonymous
      ids through them.  ?2 is the JSON array of the person's sessions. */
   static const char *const steps[] = {
@@ -627,7 +643,7 @@ int store_forget(store *s, const char *customer, int64_t *events, json_t **sessi
   json_t *sess = NULL;
   char *sess_text = NULL;
   if (sessions) *sessions = NULL;
-  if (store_exec(s, "BEGIN IMMEDIATE", err)) return TAILOR_ESTORE;
+  if (sq_exec(&s->base, "BEGIN IMMEDIATE", err)) return TAILOR_ESTORE;
   if (!(sess = sessions_of(s, customer, err)) ||
       !(sess_text = json_dumps(sess, JSON_COMPACT))) {
     if (sess) store_fail(err, TAILOR_ENOMEM, NULL, "store: forget");
@@ -649,7 +665,7 @@ int store_forget(store *s, const char *customer, int64_t *events, json_t **sessi
     }
     if (i == 0 && events) *events = sqlite3_changes(s->db);
   }
-  if (store_exec(s, "COMMIT", err) == TAILOR_OK) {
+  if (sq_exec(&s->base, "COMMIT", err) == TAILOR_OK) {
     /* secure_delete zeroed the freed cells in the database; the old copies
        of the pages live in the WAL until a checkpoint, so one runs now and
        truncates it. */
@@ -669,7 +685,7 @@ rollback:
 /* The rows of `sql` (bound to the customer as ?1) as a JSON array of
    objects keyed by column name; a column named "body" (JSON text) is
    parsed.  Adds to `out`; 0, or -1 with `err`. */
-static int export_rows(store *s, const char *sql, const char *customer, json_t *out,
+static int export_rows(sq *s, const char *sql, const char *customer, json_t *out,
                        tailor_error *err) {
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
@@ -705,7 +721,8 @@ static int export_rows(store *s, const char *sql, const char *customer, json_t *
   return 0;
 }
 
-json_t *store_export_customer(store *s, const char *customer, tailor_error *err) {
+static json_t *sq_export_customer(store *base, const char *customer, tailor_error *err) {
+  sq *s = (sq *)base;
   static const struct {
     const char *key, *sql;
   } parts[] = {
@@ -746,8 +763,9 @@ json_t *store_export_customer(store *s, const char *customer, tailor_error *err)
   return out;
 }
 
-int store_outbox_cancel(store *s, const char *key, int *cancelled,
+static int sq_outbox_cancel(store *base, const char *key, int *cancelled,
                         tailor_error *err) {
+  sq *s = (sq *)base;
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(s->db,
                          "UPDATE outbox SET state='cancelled', updated=?2 "
@@ -763,8 +781,9 @@ int store_outbox_cancel(store *s, const char *key, int *cancelled,
   return TAILOR_OK;
 }
 
-int64_t store_outbox_recent(store *s, const char *customer, const char *channel,
+static int64_t sq_outbox_recent(store *base, const char *customer, const char *channel,
                             int64_t since) {
+  sq *s = (sq *)base;
   sqlite3_stmt *st;
   int64_t n = 0;
   if (sqlite3_prepare_v2(s->db,
@@ -780,8 +799,9 @@ int64_t store_outbox_recent(store *s, const char *customer, const char *channel,
   return n;
 }
 
-json_t *store_outbox_list(store *s, const char *state, const char *customer,
+static json_t *sq_outbox_list(store *base, const char *state, const char *customer,
                           int limit) {
+  sq *s = (sq *)base;
   sqlite3_stmt *st;
   json_t *out = json_array();
   if (sqlite3_prepare_v2(s->db,
@@ -818,9 +838,10 @@ json_t *store_outbox_list(store *s, const char *state, const char *customer,
   return out;
 }
 
-int store_exposures_add(store *s, json_t *rows, tailor_error *err) {
+static int sq_exposures_add(store *base, json_t *rows, tailor_error *err) {
+  sq *s = (sq *)base;
   sqlite3_stmt *st;
-  if (store_exec(s, "BEGIN IMMEDIATE", err)) return TAILOR_ESTORE;
+  if (sq_exec(&s->base, "BEGIN IMMEDIATE", err)) return TAILOR_ESTORE;
   if (sqlite3_prepare_v2(s->db,
                          "INSERT OR IGNORE INTO exposures(experiment,unit,variant,ts) "
                          "VALUES(?,?,?,?)",
@@ -840,14 +861,15 @@ int store_exposures_add(store *s, json_t *rows, tailor_error *err) {
     if ((rc = step_done(s, st, err))) break;
   }
   sqlite3_finalize(st);
-  if (rc || store_exec(s, "COMMIT", err)) {
+  if (rc || sq_exec(&s->base, "COMMIT", err)) {
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     return TAILOR_ESTORE;
   }
   return TAILOR_OK;
 }
 
-json_t *store_exposure_outcomes(store *s, int64_t window_ms, tailor_error *err) {
+static json_t *sq_exposure_outcomes(store *base, int64_t window_ms, tailor_error *err) {
+  sq *s = (sq *)base;
   /* Events of a unit in its window: by customer, or by anonymous id.  The
      log has no index by person (see migration 4 -> 5): SQLite builds a
      transient one for each join. */
@@ -888,8 +910,9 @@ json_t *store_exposure_outcomes(store *s, int64_t window_ms, tailor_error *err) 
   return out;
 }
 
-int store_outbox_cancel_prefix(store *s, const char *prefix, int *cancelled,
+static int sq_outbox_cancel_prefix(store *base, const char *prefix, int *cancelled,
                                tailor_error *err) {
+  sq *s = (sq *)base;
   sqlite3_stmt *st;
   /* substr, not LIKE: keys may hold % and _. */
   if (sqlite3_prepare_v2(s->db,
@@ -906,3 +929,71 @@ int store_outbox_cancel_prefix(store *s, const char *prefix, int *cancelled,
   if (cancelled) *cancelled = sqlite3_changes(s->db);
   return TAILOR_OK;
 }
+
+sqlite3 *store_db(store *base) {
+  return base && base->ops == &sqlite_ops ? ((sq *)base)->db : NULL;
+}
+
+/* A file's checkpoint is beside it: "<path>.ckpt". */
+static char *sq_checkpoint_path(store *base) {
+  sq *s = (sq *)base;
+  if (!*s->path || !strcmp(s->path, ":memory:")) return NULL;
+  size_t n = strlen(s->path) + 6;
+  char *p = malloc(n);
+  if (p) snprintf(p, n, "%s.ckpt", s->path);
+  return p;
+}
+
+/* WAL lets a second, read-only connection read while the writer commits;
+   an in-memory store is private to its connection. */
+static store *sq_open_reader(store *base) {
+  sq *s = (sq *)base;
+  if (!*s->path || !strcmp(s->path, ":memory:")) return NULL;
+  store_options ro = {0, 0, 1};
+  return store_sqlite_open(s->path, &ro, NULL);
+}
+
+static int sq_has_seq(store *base, int64_t seq) {
+  return seq <= sq_last_seq(base);
+}
+
+static const store_ops sqlite_ops = {
+    .kind = "sqlite",
+    .close = sq_close,
+    .schema_version = sq_schema_version,
+    .checkpoint_path = sq_checkpoint_path,
+    .open_reader = sq_open_reader,
+    .shared = 0,
+    .wait = NULL,
+    .has_seq = sq_has_seq,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .append_rows = sq_append_rows,
+    .last_seq = sq_last_seq,
+    .scan = sq_scan,
+    .event_counts = sq_event_counts,
+    .count = sq_count,
+    .item = sq_item,
+    .customer = sq_customer,
+    .identity = sq_identity,
+    .forget = sq_forget,
+    .export_customer = sq_export_customer,
+    .outbox_add = sq_outbox_add,
+    .outbox_cancel = sq_outbox_cancel,
+    .outbox_cancel_prefix = sq_outbox_cancel_prefix,
+    .outbox_recent = sq_outbox_recent,
+    .outbox_list = sq_outbox_list,
+    .exposures_add = sq_exposures_add,
+    .exposure_outcomes = sq_exposure_outcomes,
+    .exec = sq_exec,
+    .meta_get = sq_meta_get,
+    .meta_set = sq_meta_set,
+    .outbox_claim = sq_outbox_claim,
+    .outbox_mark_sent = sq_outbox_mark_sent,
+    .outbox_settle = sq_outbox_settle,
+    .outbox_sent_since = sq_outbox_sent_since,
+    .outbox_retry = sq_outbox_retry,
+    .outbox_state = sq_outbox_state,
+    .outbox_purge = sq_outbox_purge,
+};

@@ -1,11 +1,18 @@
 /*
-** store.h: the store, tailor's truth.  SQLite in WAL mode: the append-only
-** event log, and the current state of the catalog, customers, identities and
-** the outbox, all written in the same transaction as the events that changed
-** them.  The in-memory indexes are a cache rebuilt from here.
+** store.h: the store, tailor's truth: the append-only event log, and the
+** current state of the catalog, customers, identities and the outbox, all
+** written in the same transaction as the events that changed them.  The
+** in-memory indexes are a cache rebuilt from here.
+**
+** One interface, two implementations chosen by where the store is
+** (store_open): a path is an SQLite file in WAL mode (store.c, the
+** embedded default; ":memory:" a private one), a "postgresql://" URL a
+** PostgreSQL database that several tailor nodes share (postgres.c).  Each
+** function here dispatches through the handle's table of functions
+** (store_impl.h); the engine never learns which one it has.
 **
 ** A store handle is not thread-safe: the engine serializes writers, and
-** readers that need SQLite open their own handle with store_open().
+** readers open their own handle with store_open_reader().
 */
 #ifndef TAILOR_STORE_H
 #define TAILOR_STORE_H
@@ -31,16 +38,61 @@ typedef struct store_options {
 #define STORE_DEFAULT_BUSY_TIMEOUT_MS 5000
 
 /*
-** Open (creating and migrating as needed) the store at `path`; ":memory:"
-** for a private in-memory store.  Returns NULL with `err` filled when the
-** file cannot be opened, is not a tailor store, or comes from a newer build.
+** Open (creating and migrating as needed) the store at `where`: a
+** "postgresql://" (or "postgres://") URL for PostgreSQL, any other string
+** a SQLite file (":memory:" for a private in-memory store).  Returns NULL
+** with `err` filled when it cannot be opened, is not a tailor store, or
+** comes from a newer build.
 */
-store *store_open(const char *path, const store_options *opt, tailor_error *err);
+store *store_open(const char *where, const store_options *opt, tailor_error *err);
+
+/* Whether `where` names a PostgreSQL database rather than a SQLite file. */
+int store_is_url(const char *where);
+
+/* Whether there is a store at `where` to read (a SQLite file that exists;
+   a URL is assumed to). */
+int store_exists(const char *where);
+
+/* The name of the implementation: "sqlite" or "postgresql". */
+const char *store_kind(store *s);
+
+/*
+** Where the index checkpoint of this store goes when the configuration
+** says "auto", as a new string the caller frees; NULL when there is none
+** (an in-memory store; a shared store, where each node names its own).
+*/
+char *store_checkpoint_path(store *s);
+
+/*
+** A second handle for reads that must not wait for the writer's commit
+** (stats, profiles, the outbox), or NULL when the store has none (an
+** in-memory SQLite store).  The caller closes it.
+*/
+store *store_open_reader(store *s);
+
+/*
+** Whether other processes append to this log (PostgreSQL): then the index
+** follows the log with store_scan() and store_wait() instead of applying
+** its own appends directly.
+*/
+int store_shared(store *s);
+
+/*
+** Wait up to `timeout_ms` for other writers' events (a shared store's
+** notifications).  Returns 1 when woken by one, 0 on timeout, a negative
+** code when the connection failed.  A store that is not shared returns 0
+** at once.
+*/
+int store_wait(store *s, int timeout_ms, tailor_error *err);
+
+/* Whether `seq` is a position this log has reached (0 always is): a
+   checkpoint past it comes from another database or a newer backup. */
+int store_has_seq(store *s, int64_t seq);
 
 /* Close the store; NULL is a no-op. */
 void store_close(store *s);
 
-/* The schema version of the open store (PRAGMA user_version). */
+/* The schema version of the open store. */
 int store_schema_version(store *s);
 
 /*
@@ -73,8 +125,13 @@ int store_append(store *s, ev *const *evs, size_t n, int64_t *seqs,
 int64_t store_last_seq(store *s);
 
 /*
-** Call `fn` for every event with seq > `after`, in sequence order.  The `ev`
-** is valid during the call only.  `fn` returns 0 to go on, nonzero to stop
+** Call `fn` for every event after position `after` (the seq of the last
+** event applied; 0 for the start), in log order.  SQLite's log order is seq
+** order.  PostgreSQL's is (transaction id, seq) of the rows whose
+** transactions can no longer change (below the oldest one running), so an
+** event arrives only once every event before it in the order is there; a
+** seq there is a position, not a count.  The `ev` is valid during the call
+** only.  `fn` returns 0 to go on, nonzero to stop
 ** (that value is returned).  Returns TAILOR_OK, the callback's value, or a
 ** negative code with `err` filled.
 */
@@ -231,16 +288,19 @@ int store_contact_add(store *s, const char *unit, const char *channel,
 int64_t store_contacts_since(store *s, const char *customer, const char *anon,
                              const char *campaign, int64_t since);
 
-/* Run a statement with no result (used by migrations and maintenance). */
+/* Run SQL with no result in the store's own dialect (migrations,
+   maintenance, tests). */
 int store_exec(store *s, const char *sql, tailor_error *err);
 
-/* The underlying SQLite handle, for benchmarks and later modules. */
+/*
+** SQLite only, for the files that work on its handle (store.c,
+** outbox.c, coupon and console queries not yet behind the table),
+** benchmarks and tests.  store_db is NULL for any other store: a caller
+** says the feature needs SQLite rather than crash.  store_fail fills `err`
+** with `code` and "<what>: <SQLite's message for the last call on db>"
+** ("cannot allocate" when db is NULL) and returns `code`.
+*/
 struct sqlite3 *store_db(store *s);
-
-/* Fill `err` with util_fail: `code` and "<what>: <SQLite's message for
-   the last call on db>" ("cannot allocate" when db is NULL); returns
-   `code`.  For the files that work on the SQLite handle (store.c,
-   outbox.c). */
 int store_fail(tailor_error *err, int code, struct sqlite3 *db, const char *what);
 
 #endif /* TAILOR_STORE_H */

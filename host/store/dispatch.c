@@ -1,0 +1,154 @@
+/*
+** dispatch.c: the store's front door.  store_open() picks the implementation
+** by where the store is (a path: SQLite; a postgresql:// URL: PostgreSQL);
+** every other function passes the call to the handle's table (store_impl.h).
+*/
+#include "store/store_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int store_is_url(const char *where) {
+  return where && (!strncmp(where, "postgresql://", 13) || !strncmp(where, "postgres://", 11));
+}
+
+int store_exists(const char *where) {
+  return store_is_url(where) || (where && !strcmp(where, ":memory:")) ||
+         (where && access(where, F_OK) == 0);
+}
+
+store *store_open(const char *where, const store_options *opt, tailor_error *err) {
+  return store_is_url(where) ? store_pg_open(where, opt, err)
+                             : store_sqlite_open(where, opt, err);
+}
+
+void store_close(store *s) {
+  if (s) s->ops->close(s);
+}
+
+const char *store_kind(store *s) { return s->ops->kind; }
+int store_schema_version(store *s) { return s->ops->schema_version(s); }
+char *store_checkpoint_path(store *s) { return s->ops->checkpoint_path(s); }
+store *store_open_reader(store *s) { return s->ops->open_reader(s); }
+int store_shared(store *s) { return s->ops->shared; }
+int store_wait(store *s, int timeout_ms, tailor_error *err) {
+  return s->ops->wait ? s->ops->wait(s, timeout_ms, err) : 0;
+}
+int store_has_seq(store *s, int64_t seq) { return s->ops->has_seq(s, seq); }
+
+int store_begin(store *s, tailor_error *err) { return s->ops->begin(s, err); }
+int store_commit(store *s, tailor_error *err) { return s->ops->commit(s, err); }
+void store_rollback(store *s) { s->ops->rollback(s); }
+
+int store_append_rows(store *s, ev *const *evs, size_t n, int64_t *seqs,
+                      tailor_error *err) {
+  return s->ops->append_rows(s, evs, n, seqs, err);
+}
+
+int store_append(store *s, ev *const *evs, size_t n, int64_t *seqs, tailor_error *err) {
+  if (n == 0) return TAILOR_OK;
+  int rc = store_begin(s, err);
+  if (rc) return rc;
+  if ((rc = store_append_rows(s, evs, n, seqs, err))) {
+    store_rollback(s);
+    return rc;
+  }
+  return store_commit(s, err);
+}
+
+int64_t store_last_seq(store *s) { return s->ops->last_seq(s); }
+
+int store_scan(store *s, int64_t after, store_event_fn fn, void *ud, tailor_error *err) {
+  return s->ops->scan(s, after, fn, ud, err);
+}
+
+json_t *store_event_counts(store *s) { return s->ops->event_counts(s); }
+int64_t store_count(store *s, const char *table) { return s->ops->count(s, table); }
+json_t *store_item(store *s, const char *id) { return s->ops->item(s, id); }
+json_t *store_customer(store *s, const char *id) { return s->ops->customer(s, id); }
+char *store_identity(store *s, const char *anon) { return s->ops->identity(s, anon); }
+
+int store_forget(store *s, const char *customer, int64_t *events, json_t **sessions,
+                 tailor_error *err) {
+  return s->ops->forget(s, customer, events, sessions, err);
+}
+
+json_t *store_export_customer(store *s, const char *customer, tailor_error *err) {
+  return s->ops->export_customer(s, customer, err);
+}
+
+int store_outbox_add(store *s, const store_outbox_row *row, int *added, tailor_error *err) {
+  return s->ops->outbox_add(s, row, added, err);
+}
+
+int store_outbox_cancel(store *s, const char *key, int *cancelled, tailor_error *err) {
+  return s->ops->outbox_cancel(s, key, cancelled, err);
+}
+
+int store_outbox_cancel_prefix(store *s, const char *prefix, int *cancelled,
+                               tailor_error *err) {
+  return s->ops->outbox_cancel_prefix(s, prefix, cancelled, err);
+}
+
+int64_t store_outbox_recent(store *s, const char *customer, const char *channel,
+                            int64_t since) {
+  return s->ops->outbox_recent(s, customer, channel, since);
+}
+
+json_t *store_outbox_list(store *s, const char *state, const char *customer, int limit) {
+  return s->ops->outbox_list(s, state, customer, limit);
+}
+
+int store_exposures_add(store *s, json_t *rows, tailor_error *err) {
+  return s->ops->exposures_add(s, rows, err);
+}
+
+json_t *store_exposure_outcomes(store *s, int64_t window_ms, tailor_error *err) {
+  return s->ops->exposure_outcomes(s, window_ms, err);
+}
+
+char *store_meta_get(store *s, const char *key) { return s->ops->meta_get(s, key); }
+
+int store_meta_set(store *s, const char *key, const char *value, tailor_error *err) {
+  return s->ops->meta_set(s, key, value, err);
+}
+
+int store_exec(store *s, const char *sql, tailor_error *err) {
+  return s->ops->exec(s, sql, err);
+}
+
+json_t *store_outbox_claim(store *s, json_t *channels, int64_t now, int max,
+                           int64_t lease_until, tailor_error *err) {
+  return s->ops->outbox_claim(s, channels, now, max, lease_until, err);
+}
+
+int store_outbox_mark_sent(store *s, int64_t id, const char *key, const char *channel,
+                           const char *customer, const char *vars, int64_t now,
+                           tailor_error *err) {
+  return s->ops->outbox_mark_sent(s, id, key, channel, customer, vars, now, err);
+}
+
+int store_outbox_settle(store *s, int64_t id, const char *state, int64_t next_at,
+                        const char *error, int64_t now, tailor_error *err) {
+  return s->ops->outbox_settle(s, id, state, next_at, error, now, err);
+}
+
+int64_t store_outbox_sent_since(store *s, const char *customer, const char *channel,
+                                int64_t since) {
+  return s->ops->outbox_sent_since(s, customer, channel, since);
+}
+
+int store_outbox_retry(store *s, const char *key, int64_t now, int *changed,
+                       tailor_error *err) {
+  return s->ops->outbox_retry(s, key, now, changed, err);
+}
+
+const char *store_outbox_state(store *s, const char *key) {
+  return s->ops->outbox_state(s, key);
+}
+
+int store_outbox_purge(store *s, const char *state, int64_t before, int64_t *purged,
+                       tailor_error *err) {
+  return s->ops->outbox_purge(s, state, before, purged, err);
+}

@@ -1,0 +1,92 @@
+/*
+** store_impl.h: the table of functions behind store.h, for the files that
+** implement a store (store.c: SQLite, postgres.c) and the dispatcher
+** (dispatch.c).
+** Every handle starts with a `struct store` whose `ops` names its
+** implementation; an implementation's own handle puts it first, so a
+** `store *` converts to it.  Each entry has the meaning of the store.h or
+** outbox.h function of the same name.
+*/
+#ifndef TAILOR_STORE_IMPL_H
+#define TAILOR_STORE_IMPL_H
+
+#include "store/outbox.h"
+#include "store/store.h"
+
+typedef struct store_ops {
+  const char *kind;
+  void (*close)(store *s);
+  int (*schema_version)(store *s);
+  char *(*checkpoint_path)(store *s);
+  store *(*open_reader)(store *s);
+  int shared;
+  int (*wait)(store *s, int timeout_ms, tailor_error *err);
+  int (*has_seq)(store *s, int64_t seq);
+  int (*begin)(store *s, tailor_error *err);
+  int (*commit)(store *s, tailor_error *err);
+  void (*rollback)(store *s);
+  int (*append_rows)(store *s, ev *const *evs, size_t n, int64_t *seqs,
+                     tailor_error *err);
+  int64_t (*last_seq)(store *s);
+  int (*scan)(store *s, int64_t after, store_event_fn fn, void *ud, tailor_error *err);
+  json_t *(*event_counts)(store *s);
+  int64_t (*count)(store *s, const char *table);
+  json_t *(*item)(store *s, const char *id);
+  json_t *(*customer)(store *s, const char *id);
+  char *(*identity)(store *s, const char *anon);
+  int (*forget)(store *s, const char *customer, int64_t *events, json_t **sessions,
+                tailor_error *err);
+  json_t *(*export_customer)(store *s, const char *customer, tailor_error *err);
+  int (*outbox_add)(store *s, const store_outbox_row *row, int *added, tailor_error *err);
+  int (*outbox_cancel)(store *s, const char *key, int *cancelled, tailor_error *err);
+  int (*outbox_cancel_prefix)(store *s, const char *prefix, int *cancelled,
+                              tailor_error *err);
+  int64_t (*outbox_recent)(store *s, const char *customer, const char *channel,
+                           int64_t since);
+  json_t *(*outbox_list)(store *s, const char *state, const char *customer, int limit);
+  int (*exposures_add)(store *s, json_t *rows, tailor_error *err);
+  json_t *(*exposure_outcomes)(store *s, int64_t window_ms, tailor_error *err);
+  int (*exec)(store *s, const char *sql, tailor_error *err);
+  char *(*meta_get)(store *s, const char *key);
+  int (*meta_set)(store *s, const char *key, const char *value, tailor_error *err);
+  json_t *(*outbox_claim)(store *s, json_t *channels, int64_t now, int max,
+                          int64_t lease_until, tailor_error *err);
+  int (*outbox_mark_sent)(store *s, int64_t id, const char *key, const char *channel,
+                          const char *customer, const char *vars, int64_t now,
+                          tailor_error *err);
+  int (*outbox_settle)(store *s, int64_t id, const char *state, int64_t next_at,
+                       const char *error, int64_t now, tailor_error *err);
+  int64_t (*outbox_sent_since)(store *s, const char *customer, const char *channel,
+                               int64_t since);
+  int (*outbox_retry)(store *s, const char *key, int64_t now, int *changed,
+                      tailor_error *err);
+  const char *(*outbox_state)(store *s, const char *key);
+  int (*outbox_purge)(store *s, const char *state, int64_t before, int64_t *purged,
+                      tailor_error *err);
+} store_ops;
+
+struct store {
+  const store_ops *ops;
+};
+
+/* The implementations' openers (store_open picks one). */
+store *store_sqlite_open(const char *path, const store_options *opt, tailor_error *err);
+store *store_pg_open(const char *url, const store_options *opt, tailor_error *err);
+
+/* outbox.c: the outbox's delivery side on SQLite. */
+json_t *sq_outbox_claim(store *s, json_t *channels, int64_t now, int max,
+                        int64_t lease_until, tailor_error *err);
+int sq_outbox_mark_sent(store *s, int64_t id, const char *key, const char *channel,
+                        const char *customer, const char *vars, int64_t now,
+                        tailor_error *err);
+int sq_outbox_settle(store *s, int64_t id, const char *state, int64_t next_at,
+                     const char *error, int64_t now, tailor_error *err);
+int64_t sq_outbox_sent_since(store *s, const char *customer, const char *channel,
+                             int64_t since);
+int sq_outbox_retry(store *s, const char *key, int64_t now, int *changed,
+                    tailor_error *err);
+const char *sq_outbox_state(store *s, const char *key);
+int sq_outbox_purge(store *s, const char *state, int64_t before, int64_t *purged,
+                    tailor_error *err);
+
+#endif /* TAILOR_STORE_IMPL_H */
