@@ -113,6 +113,7 @@ int tailor_stats(tailor *t, char **out, tailor_error *err) {
                      "fitted_at", (json_int_t)pm->fitted_at)
          : json_null());
   pthread_rwlock_unlock(&t->lock);
+  json_object_set_new(o, "log", eng_log_json(t));
   /* Counters of this process since the engine opened. */
   json_object_set_new(
       o, "process",

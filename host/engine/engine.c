@@ -379,6 +379,7 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
   sknn_params_default(&t->sess_params, SKNN_TAILOR);
   if (eng_session_params(t, err)) goto fail;
   eng_refit_value(t);
+  if (eng_follow_start(t, err)) goto fail;
   /* Plugins before strategies: a strategy may call their Lua functions. */
   if (eng_plugins_load(t, err)) goto fail;
   if (t->cfg.strategies && *t->cfg.strategies &&
@@ -415,6 +416,7 @@ fail:
 
 void tailor_close(tailor *t) {
   if (!t) return;
+  eng_follow_stop(t);
   if (t->st && t->ix) eng_save_checkpoint(t);
   if (t->st && t->expo) {
     pthread_mutex_lock(&t->write_mu);

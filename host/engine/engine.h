@@ -39,6 +39,15 @@ struct tailor {
   store *st_read;          /* the store's reader (store_open_reader), which
                               reads while the writer commits; or NULL */
   pthread_mutex_t read_mu; /* serializes st_read */
+
+  /* A shared store's log, followed (follow.c): the follower's own handle
+     and thread; follow_at_ms when it last read the log. */
+  store *st_follow;
+  pthread_t follow_thread;
+  int following;
+  _Atomic int follow_stop;
+  _Atomic int64_t follow_at_ms;
+  _Atomic uint64_t n_followed; /* events applied from the log */
   idx *ix;
   pthread_mutex_t write_mu;
   pthread_rwlock_t lock;
@@ -119,6 +128,18 @@ extern _Thread_local tailor *eng_writing;
 void eng_save_checkpoint(tailor *t);
 void eng_refit_value(tailor *t);
 int eng_rebuild_one(void *ud, int64_t seq, const ev *e);
+
+/* follow.c: a shared store's log.  eng_follow_start starts the follower
+   (nothing on a store that is not shared); eng_commit_shared is the event
+   path there: durable, then applied in the log's order, then triggers. */
+int eng_follow_start(tailor *t, tailor_error *err);
+void eng_follow_stop(tailor *t);
+int eng_commit_shared(tailor *t, ev **all, size_t n, tailor_error *err);
+
+/* The log as stats show it: {store, position, behind (events committed
+   after the position), read_age_ms (since the log was last read),
+   applied_from_log}; only {store} for a store that is not shared. */
+json_t *eng_log_json(tailor *t);
 int eng_vms_init(tailor *t);
 int eng_strategies_load(tailor *t, tailor_error *err);
 uint64_t eng_strategies_signature(tailor *t);

@@ -364,7 +364,9 @@ int eng_ingest(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
     evs = kept;
     n -= m;
   }
-  int rc = n ? commit_events(t, (ev **)evs, n, err) : TAILOR_OK;
+  int rc = !n                  ? TAILOR_OK
+           : store_shared(t->st) ? eng_commit_shared(t, (ev **)evs, n, err)
+                                 : commit_events(t, (ev **)evs, n, err);
   if (rc != TAILOR_OK || !n) {
     free(kept);
     return rc;

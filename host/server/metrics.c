@@ -196,6 +196,18 @@ char *srv_metrics_render(srv *s, const char *stats_json, size_t *len) {
        "Events applied to the in-memory index since it was built.");
   put(&b, "tailor_index_events_applied_total %lld\n",
       (long long)num(st, "index", "events_applied"));
+  if (json_object_get(json_object_get(st, "log"), "position")) {
+    /* A node on a shared store (docs/scale-out.md): where it is in the
+       log and how far behind. */
+    head(&b, "tailor_log_position", "gauge", "Sequence number of the last log event applied.");
+    put(&b, "tailor_log_position %lld\n", (long long)num(st, "log", "position"));
+    head(&b, "tailor_log_behind_events", "gauge",
+         "Events committed to the shared log and not yet applied by this node.");
+    put(&b, "tailor_log_behind_events %lld\n", (long long)num(st, "log", "behind"));
+    head(&b, "tailor_log_read_age_seconds", "gauge",
+         "Time since this node last read the shared log.");
+    put(&b, "tailor_log_read_age_seconds %.3f\n", (double)num(st, "log", "read_age_ms") / 1e3);
+  }
   head(&b, "tailor_store_rows", "gauge", "Rows in the store, by table.");
   for (const char *const *k = store_tables; *k; k++)
     put(&b, "tailor_store_rows{table=\"%s\"} %lld\n",

@@ -36,6 +36,9 @@ int store_wait(store *s, int timeout_ms, tailor_error *err) {
   return s->ops->wait ? s->ops->wait(s, timeout_ms, err) : 0;
 }
 int store_has_seq(store *s, int64_t seq) { return s->ops->has_seq(s, seq); }
+int64_t store_log_behind(store *s, int64_t after) {
+  return s->ops->log_behind ? s->ops->log_behind(s, after) : 0;
+}
 
 int store_begin(store *s, tailor_error *err) { return s->ops->begin(s, err); }
 int store_commit(store *s, tailor_error *err) { return s->ops->commit(s, err); }

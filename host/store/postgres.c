@@ -1,12 +1,959 @@
 /*
-** postgres.c: the PostgreSQL store (not yet: see issue 18).
+** postgres.c: the PostgreSQL store (store.h), the log that several tailor
+** nodes share.  Same tables as SQLite's, in PostgreSQL's dialect, through
+** libpq; created on first open under an advisory lock, so nodes starting
+** together do not race.
+**
+** The log's order.  A row's seq comes from a sequence when its transaction
+** inserts it, but transactions commit in another order: a reader that asks
+** for "seq > last seen" skips the rows of a transaction that took a smaller
+** seq and committed after the reader looked.  So every row also carries the
+** id of the transaction that wrote it (xid, pg_current_xact_id()), and the
+** log is read only below pg_snapshot_xmin(pg_current_snapshot()), the
+** oldest transaction still running: every transaction below it has
+** committed or aborted, so no row can appear there any more.  The order is
+** (xid, seq), the same for every node; a reader's position is the seq of
+** the last row it applied, whose xid the store looks up (rows are never
+** deleted from the log: erasure empties them, see forget).
+**
+** Writers NOTIFY tailor_log in their transaction (delivered at commit); a
+** follower LISTENs on a connection of its own (store_wait).
+**
+** The outbox is shared: a claim takes due rows with FOR UPDATE SKIP LOCKED,
+** so two nodes never claim one row, and leases them until lease_until.
 */
 #include "store/store_impl.h"
 
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "core/util.h"
 
-store *store_pg_open(const char *url, const store_options *opt, tailor_error *err) {
-  (void)url, (void)opt;
-  util_fail(err, TAILOR_EUNSUPPORTED, "db", "store: PostgreSQL is not supported by this build");
+typedef struct pg {
+  store base; /* first: a store * is a pg * */
+  PGconn *c;
+  PGconn *listen; /* store_wait's connection, opened on first wait */
+  char *url;
+  int in_tx;
+} pg;
+
+static const store_ops pg_ops;
+
+/* The schema, created once per database (the advisory lock keeps two
+   nodes from creating it at the same time). */
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS events("
+    "  seq bigserial PRIMARY KEY,"
+    "  xid xid8 NOT NULL DEFAULT pg_current_xact_id(),"
+    "  ts bigint NOT NULL,"
+    "  type text NOT NULL,"
+    "  customer text, anon text, session text,"
+    "  body text NOT NULL,"
+    "  msg_id text UNIQUE);"
+    "CREATE INDEX IF NOT EXISTS events_pos ON events(xid, seq);"
+    "CREATE INDEX IF NOT EXISTS events_customer ON events(customer) WHERE customer IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS events_anon ON events(anon) WHERE anon IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS events_session ON events(session) WHERE session IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS items("
+    "  id text PRIMARY KEY, body text NOT NULL, updated bigint NOT NULL,"
+    "  deleted int NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS customers("
+    "  id text PRIMARY KEY, email text, phone text,"
+    "  consent_email int NOT NULL DEFAULT 0, consent_sms int NOT NULL DEFAULT 0,"
+    "  body text NOT NULL, created bigint NOT NULL, updated bigint NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS identities("
+    "  anon text PRIMARY KEY, customer text NOT NULL, linked bigint NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS identities_customer ON identities(customer);"
+    "CREATE TABLE IF NOT EXISTS outbox("
+    "  id bigserial PRIMARY KEY, key text NOT NULL UNIQUE,"
+    "  customer text, channel text NOT NULL, template text NOT NULL,"
+    "  vars text NOT NULL DEFAULT '{}', due bigint NOT NULL,"
+    "  state text NOT NULL DEFAULT 'pending', attempts int NOT NULL DEFAULT 0,"
+    "  last_error text, created bigint NOT NULL, updated bigint NOT NULL,"
+    "  next_at bigint NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, due);"
+    "CREATE TABLE IF NOT EXISTS outbox_sent("
+    "  key text NOT NULL, channel text NOT NULL, customer text, sent bigint NOT NULL,"
+    "  PRIMARY KEY (key, channel));"
+    "CREATE TABLE IF NOT EXISTS exposures("
+    "  experiment text NOT NULL, unit text NOT NULL, variant text NOT NULL,"
+    "  ts bigint NOT NULL, PRIMARY KEY (experiment, unit));"
+    "CREATE TABLE IF NOT EXISTS meta(key text PRIMARY KEY, value text);"
+    "INSERT INTO meta VALUES ('schema_version', '1') ON CONFLICT DO NOTHING;";
+
+#define PG_SCHEMA_VERSION 1
+
+/* Fill `err` with "<what>: <PostgreSQL's message>"; returns TAILOR_ESTORE. */
+static int pg_fail(tailor_error *err, pg *p, const PGresult *r, const char *what) {
+  const char *m = r ? PQresultErrorMessage(r) : NULL;
+  if (!m || !*m) m = p && p->c ? PQerrorMessage(p->c) : "cannot allocate";
+  char msg[400];
+  snprintf(msg, sizeof msg, "%s", m);
+  size_t n = strlen(msg);
+  while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = '\0';
+  return util_fail(err, TAILOR_ESTORE, NULL, "%s: %s", what, msg);
+}
+
+/*
+** Run `sql` with `n` text parameters (NULL is SQL NULL).  Returns the
+** result (the caller clears it) or NULL with `err` filled.  A connection
+** that broke is reset once, outside a transaction, so a node rides out a
+** restart of PostgreSQL.
+*/
+static PGresult *run(pg *p, const char *sql, int n, const char *const *v,
+                     tailor_error *err, const char *what) {
+  if (PQstatus(p->c) != CONNECTION_OK && !p->in_tx) PQreset(p->c);
+  /* Without parameters, the simple protocol: a script of statements. */
+  PGresult *r = n ? PQexecParams(p->c, sql, n, NULL, v, NULL, NULL, 0) : PQexec(p->c, sql);
+  ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
+  pg_fail(err, p, r, what);
+  PQclear(r);
   return NULL;
 }
+
+/* run() for statements whose rows do not matter; TAILOR_OK or the code. */
+static int exec_params(pg *p, const char *sql, int n, const char *const *v,
+                       tailor_error *err, const char *what) {
+  PGresult *r = run(p, sql, n, v, err, what);
+  if (!r) return TAILOR_ESTORE;
+  PQclear(r);
+  return TAILOR_OK;
+}
+
+static int64_t one_int(pg *p, const char *sql, int n, const char *const *v) {
+  PGresult *r = run(p, sql, n, v, NULL, "store");
+  int64_t out = -1;
+  if (r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) out = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+  PQclear(r);
+  return out;
+}
+
+#define I64(buf, x) (snprintf((buf), sizeof(buf), "%" PRId64, (int64_t)(x)), (buf))
+
+static char *pg_meta_get(store *base, const char *key) {
+  const char *v[] = {key};
+  PGresult *r = run((pg *)base, "SELECT value FROM meta WHERE key=$1", 1, v, NULL, "store");
+  char *out = r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) ? strdup(PQgetvalue(r, 0, 0)) : NULL;
+  PQclear(r);
+  return out;
+}
+
+static int pg_meta_set(store *base, const char *key, const char *value, tailor_error *err) {
+  const char *v[] = {key, value};
+  return value ? exec_params((pg *)base,
+                             "INSERT INTO meta(key,value) VALUES($1,$2) "
+                             "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                             2, v, err, "store: meta")
+               : exec_params((pg *)base, "DELETE FROM meta WHERE key=$1", 1, v, err,
+                             "store: meta");
+}
+
+static int pg_exec(store *base, const char *sql, tailor_error *err) {
+  return exec_params((pg *)base, sql, 0, NULL, err, "store");
+}
+
+static void pg_close(store *base) {
+  pg *p = (pg *)base;
+  if (!p) return;
+  if (p->c) PQfinish(p->c);
+  if (p->listen) PQfinish(p->listen);
+  free(p->url);
+  free(p);
+}
+
+store *store_pg_open(const char *url, const store_options *opt, tailor_error *err) {
+  pg *p = calloc(1, sizeof *p);
+  if (!p || !(p->url = strdup(url))) {
+    free(p);
+    util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
+    return NULL;
+  }
+  p->base.ops = &pg_ops;
+  p->c = PQconnectdb(url);
+  if (!p->c || PQstatus(p->c) != CONNECTION_OK) {
+    pg_fail(err, p, NULL, "store: cannot connect to PostgreSQL");
+    pg_close(&p->base);
+    return NULL;
+  }
+  /* Short statements, no notices on stderr; an acknowledged event must
+     survive PostgreSQL's crash, so commits wait for the WAL's flush
+     (synchronous_commit on, the server's default, is kept as is). */
+  PQsetNoticeProcessor(p->c, NULL, NULL);
+  int rc = exec_params(p, "SET client_min_messages = warning", 0, NULL, err, "store");
+  if (!rc && !(opt && opt->readonly))
+    rc = exec_params(p, "BEGIN", 0, NULL, err, "store: schema") ||
+         exec_params(p, "SELECT pg_advisory_xact_lock(7300)", 0, NULL, err, "store: schema") ||
+         exec_params(p, schema, 0, NULL, err, "store: schema") ||
+         exec_params(p, "COMMIT", 0, NULL, err, "store: schema");
+  if (rc) {
+    PQclear(PQexec(p->c, "ROLLBACK"));
+    pg_close(&p->base);
+    return NULL;
+  }
+  int64_t v = one_int(p, "SELECT value::int FROM meta WHERE key = 'schema_version'", 0, NULL);
+  if (v > PG_SCHEMA_VERSION) {
+    util_fail(err, TAILOR_ESTORE, NULL,
+              "store: schema version %lld is newer than this build (%d)", (long long)v,
+              PG_SCHEMA_VERSION);
+    pg_close(&p->base);
+    return NULL;
+  }
+  return &p->base;
+}
+
+static int pg_schema_version(store *base) {
+  return (int)one_int((pg *)base, "SELECT value::int FROM meta WHERE key = 'schema_version'",
+                      0, NULL);
+}
+
+/* Each node names its own checkpoint (index.checkpoint). */
+static char *pg_checkpoint_path(store *base) { return NULL; }
+
+static store *pg_open_reader(store *base) {
+  store_options ro = {0, 0, 1};
+  return store_pg_open(((pg *)base)->url, &ro, NULL);
+}
+
+static int pg_wait(store *base, int timeout_ms, tailor_error *err) {
+  pg *p = (pg *)base;
+  if (!p->listen || PQstatus(p->listen) != CONNECTION_OK) {
+    if (p->listen) PQfinish(p->listen);
+    p->listen = PQconnectdb(p->url);
+    PGresult *r = p->listen && PQstatus(p->listen) == CONNECTION_OK
+                      ? PQexec(p->listen, "LISTEN tailor_log")
+                      : NULL;
+    int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) {
+      util_fail(err, TAILOR_ESTORE, NULL, "store: cannot listen: %s",
+                p->listen ? PQerrorMessage(p->listen) : "cannot allocate");
+      return TAILOR_ESTORE;
+    }
+    return 1; /* anything may have happened while nobody listened */
+  }
+  int woken = 0;
+  PGnotify *n;
+  PQconsumeInput(p->listen);
+  while ((n = PQnotifies(p->listen))) PQfreemem(n), woken = 1;
+  if (woken) return 1;
+  struct pollfd fd = {PQsocket(p->listen), POLLIN, 0};
+  if (poll(&fd, 1, timeout_ms) > 0) {
+    if (!PQconsumeInput(p->listen)) {
+      util_fail(err, TAILOR_ESTORE, NULL, "store: lost the listening connection: %s",
+                PQerrorMessage(p->listen));
+      return TAILOR_ESTORE;
+    }
+    while ((n = PQnotifies(p->listen))) PQfreemem(n), woken = 1;
+  }
+  return woken;
+}
+
+static int pg_has_seq(store *base, int64_t seq) {
+  char b[24];
+  const char *v[] = {I64(b, seq)};
+  return seq == 0 || one_int((pg *)base, "SELECT 1 FROM events WHERE seq = $1", 1, v) == 1;
+}
+
+static int64_t pg_log_behind(store *base, int64_t after) {
+  char b[24];
+  const char *v[] = {I64(b, after)};
+  return one_int((pg *)base,
+                 "SELECT count(*) FROM events WHERE (xid, seq) > "
+                 "(SELECT coalesce((SELECT xid FROM events WHERE seq = $1), '0'::xid8), $1::bigint)",
+                 1, v);
+}
+
+static int pg_begin(store *base, tailor_error *err) {
+  pg *p = (pg *)base;
+  int rc = exec_params(p, "BEGIN", 0, NULL, err, "store: begin");
+  p->in_tx = rc == TAILOR_OK;
+  return rc;
+}
+
+static int pg_commit(store *base, tailor_error *err) {
+  pg *p = (pg *)base;
+  PGresult *r = run(p, "COMMIT", 0, NULL, err, "store: commit");
+  p->in_tx = 0;
+  if (!r) return TAILOR_ESTORE;
+  /* COMMIT of a transaction that failed answers ROLLBACK. */
+  int ok = !strcmp(PQcmdStatus(r), "COMMIT");
+  PQclear(r);
+  return ok ? TAILOR_OK
+            : util_fail(err, TAILOR_ESTORE, NULL, "store: commit: the transaction was rolled back");
+}
+
+static void pg_rollback(store *base) {
+  pg *p = (pg *)base;
+  PQclear(PQexec(p->c, "ROLLBACK"));
+  p->in_tx = 0;
+}
+
+/* A consent flag the upsert names, "0"/"1", or NULL to keep the stored one. */
+static const char *consent_of(json_t *profile, const char *channel) {
+  json_t *c = json_object_get(json_object_get(profile, "consent"), channel);
+  return json_is_boolean(c) ? (json_is_true(c) ? "1" : "0") : NULL;
+}
+
+static int apply_state(pg *p, const ev *e, tailor_error *err) {
+  char ts[24];
+  I64(ts, e->ts);
+  switch (e->type) {
+    case EV_ITEM_UPSERT: {
+      char *body = json_dumps(e->object, JSON_COMPACT);
+      if (!body) return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
+      const char *v[] = {json_string_value(json_object_get(e->object, "id")), body, ts};
+      int rc = exec_params(p,
+                           "INSERT INTO items(id,body,updated,deleted) VALUES($1,$2,$3,0) "
+                           "ON CONFLICT(id) DO UPDATE SET body=excluded.body,"
+                           "updated=excluded.updated,deleted=0",
+                           3, v, err, "store: write");
+      free(body);
+      return rc;
+    }
+    case EV_ITEM_DELETE: {
+      const char *v[] = {ts, e->n_lines ? e->lines[0].item : NULL};
+      return exec_params(p, "UPDATE items SET deleted=1, updated=$1 WHERE id=$2", 2, v, err,
+                         "store: write");
+    }
+    case EV_CUSTOMER_UPSERT: {
+      json_t *c = e->object;
+      char *body = json_dumps(c, JSON_COMPACT);
+      if (!body) return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
+      const char *v[] = {e->customer,
+                         json_string_value(json_object_get(c, "email")),
+                         json_string_value(json_object_get(c, "phone")),
+                         consent_of(c, "email"),
+                         consent_of(c, "sms"),
+                         body,
+                         ts};
+      int rc = exec_params(
+          p,
+          "INSERT INTO customers(id,email,phone,consent_email,consent_sms,body,created,updated) "
+          "VALUES($1,$2,$3,coalesce($4::int,0),coalesce($5::int,0),$6,$7,$7) "
+          "ON CONFLICT(id) DO UPDATE SET email=coalesce(excluded.email,customers.email),"
+          "phone=coalesce(excluded.phone,customers.phone),"
+          "consent_email=coalesce($4::int,customers.consent_email),"
+          "consent_sms=coalesce($5::int,customers.consent_sms),"
+          "body=excluded.body, updated=excluded.updated",
+          7, v, err, "store: write");
+      free(body);
+      return rc;
+    }
+    default:
+      return TAILOR_OK;
+  }
+}
+
+static int link_identity(pg *p, const char *anon, const char *customer, int64_t when,
+                         tailor_error *err) {
+  char ts[24];
+  const char *v[] = {anon, customer, I64(ts, when)};
+  return exec_params(p,
+                     "INSERT INTO identities(anon,customer,linked) VALUES($1,$2,$3) "
+                     "ON CONFLICT(anon) DO UPDATE SET customer=excluded.customer,"
+                     "linked=excluded.linked",
+                     3, v, err, "store: write");
+}
+
+static int pg_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
+                          tailor_error *err) {
+  pg *p = (pg *)base;
+  for (size_t i = 0; i < n; i++) {
+    ev *e = evs[i];
+    size_t blen;
+    const char *body = ev_body(e, &blen);
+    if (!body) return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
+    char ts[24];
+    const char *v[] = {I64(ts, e->ts), ev_type_name(e->type), e->customer, e->anon,
+                       e->session, body, e->msg_id};
+    PGresult *r = run(p,
+                      "INSERT INTO events(ts,type,customer,anon,session,body,msg_id) "
+                      "VALUES($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (msg_id) DO NOTHING "
+                      "RETURNING seq",
+                      7, v, err, "store: append");
+    if (!r) return TAILOR_ESTORE;
+    int stored = PQntuples(r) == 1;
+    if (seqs) seqs[i] = stored ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    PQclear(r);
+    evs[i]->dup = !stored;
+    if (!stored) continue;
+    if (apply_state(p, e, err)) return TAILOR_ESTORE;
+    /* identify links its ids; any other event that names both does too. */
+    if (e->customer && e->anon && link_identity(p, e->anon, e->customer, e->ts, err))
+      return TAILOR_ESTORE;
+  }
+  /* Followers wake when this commits. */
+  return exec_params(p, "NOTIFY tailor_log", 0, NULL, err, "store: append");
+}
+
+static int64_t pg_last_seq(store *base) {
+  return one_int((pg *)base, "SELECT coalesce(max(seq),0) FROM events", 0, NULL);
+}
+
+#define SCAN_BATCH 2000
+
+static int pg_scan(store *base, int64_t after, store_event_fn fn, void *ud,
+                   tailor_error *err) {
+  pg *p = (pg *)base;
+  char xid[32] = "0", seq[24];
+  if (after > 0) {
+    const char *v[] = {I64(seq, after)};
+    PGresult *r = run(p, "SELECT xid::text FROM events WHERE seq = $1", 1, v, err, "store: scan");
+    if (!r) return TAILOR_ESTORE;
+    if (PQntuples(r) != 1) {
+      PQclear(r);
+      return util_fail(err, TAILOR_ESTORE, NULL,
+                       "store: scan: log position %lld is not in this database",
+                       (long long)after);
+    }
+    snprintf(xid, sizeof xid, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+  }
+  /* One horizon for the whole scan: what is below it cannot change. */
+  PGresult *h = run(p, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text", 0, NULL, err,
+                    "store: scan");
+  if (!h) return TAILOR_ESTORE;
+  char horizon[32];
+  snprintf(horizon, sizeof horizon, "%s", PQgetvalue(h, 0, 0));
+  PQclear(h);
+  I64(seq, after);
+  for (;;) {
+    const char *v[] = {xid, seq, horizon};
+    PGresult *r = run(p,
+                      /* The position's xid goes out as text under a name of
+                         its own: ORDER BY "xid" would sort that text. */
+                      "SELECT seq, ts, body, xid::text AS at_xid FROM events "
+                      "WHERE (xid, seq) > ($1::xid8, $2::bigint) AND xid < $3::xid8 "
+                      "ORDER BY events.xid, events.seq LIMIT 2000",
+                      3, v, err, "store: scan");
+    if (!r) return TAILOR_ESTORE;
+    int rows = PQntuples(r), rc = TAILOR_OK;
+    for (int i = 0; i < rows && rc == TAILOR_OK; i++) {
+      int64_t s = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+      snprintf(xid, sizeof xid, "%s", PQgetvalue(r, i, 3));
+      I64(seq, s);
+      const char *body = PQgetvalue(r, i, 2);
+      if (!strcmp(body, "{}")) continue; /* erased */
+      ev_limits lim = {(size_t)-1, (size_t)-1, strtoll(PQgetvalue(r, i, 1), NULL, 10), 1 << 20, 0};
+      ev e;
+      if (ev_parse(body, (size_t)PQgetlength(r, i, 2), &lim, &e, err) != TAILOR_OK) {
+        if (err) {
+          char why[sizeof err->message];
+          snprintf(why, sizeof why, "%s", err->message);
+          util_fail(err, TAILOR_ESTORE, NULL, "store: event %lld is not a valid event: %s",
+                    (long long)s, why);
+        }
+        rc = TAILOR_ESTORE;
+        break;
+      }
+      rc = fn(ud, s, &e);
+      ev_clear(&e);
+    }
+    PQclear(r);
+    if (rc) return rc;
+    if (rows < SCAN_BATCH) return TAILOR_OK;
+  }
+}
+
+static json_t *pg_event_counts(store *base) {
+  json_t *out = json_object();
+  PGresult *r = run((pg *)base,
+                    "SELECT type, count(*) FROM events WHERE body <> '{}' GROUP BY type ORDER BY type",
+                    0, NULL, NULL, "store");
+  for (int i = 0; r && i < PQntuples(r); i++)
+    json_object_set_new(out, PQgetvalue(r, i, 0),
+                        json_integer(strtoll(PQgetvalue(r, i, 1), NULL, 10)));
+  PQclear(r);
+  return out;
+}
+
+static int64_t pg_count(store *base, const char *table) {
+  static const char *const known[] = {"events", "items", "customers", "identities", "outbox"};
+  for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+    if (!strcmp(table, known[i])) {
+      char sql[96];
+      snprintf(sql, sizeof sql, "SELECT count(*) FROM %s%s", known[i],
+               !strcmp(known[i], "items") ? " WHERE deleted=0"
+               : !strcmp(known[i], "events") ? " WHERE body <> '{}'"
+                                             : "");
+      return one_int((pg *)base, sql, 0, NULL);
+    }
+  return -1;
+}
+
+static json_t *query_doc(pg *p, const char *sql, const char *id) {
+  const char *v[] = {id};
+  PGresult *r = run(p, sql, 1, v, NULL, "store");
+  json_t *doc = r && PQntuples(r) == 1 ? json_loads(PQgetvalue(r, 0, 0), 0, NULL) : NULL;
+  PQclear(r);
+  return doc;
+}
+
+static json_t *pg_item(store *base, const char *id) {
+  return query_doc((pg *)base, "SELECT body FROM items WHERE id=$1 AND deleted=0", id);
+}
+
+static json_t *pg_customer(store *base, const char *id) {
+  const char *v[] = {id};
+  PGresult *r = run((pg *)base,
+                    "SELECT body, email, phone, consent_email, consent_sms FROM customers "
+                    "WHERE id=$1",
+                    1, v, NULL, "store");
+  json_t *doc = NULL;
+  if (r && PQntuples(r) == 1 && (doc = json_loads(PQgetvalue(r, 0, 0), 0, NULL))) {
+    for (int c = 1; c <= 2; c++)
+      if (!PQgetisnull(r, 0, c))
+        json_object_set_new(doc, c == 1 ? "email" : "phone", json_string(PQgetvalue(r, 0, c)));
+    json_t *consent = json_object_get(doc, "consent");
+    if (!json_is_object(consent)) {
+      consent = json_object();
+      json_object_set_new(doc, "consent", consent);
+    }
+    json_object_set_new(consent, "email", json_boolean(atoi(PQgetvalue(r, 0, 3))));
+    json_object_set_new(consent, "sms", json_boolean(atoi(PQgetvalue(r, 0, 4))));
+  }
+  PQclear(r);
+  return doc;
+}
+
+static char *pg_identity(store *base, const char *anon) {
+  const char *v[] = {anon};
+  PGresult *r = run((pg *)base, "SELECT customer FROM identities WHERE anon=$1", 1, v, NULL,
+                    "store");
+  char *out = r && PQntuples(r) == 1 ? strdup(PQgetvalue(r, 0, 0)) : NULL;
+  PQclear(r);
+  return out;
+}
+
+static int pg_outbox_add(store *base, const store_outbox_row *row, int *added,
+                         tailor_error *err) {
+  char due[24], now[24];
+  const char *v[] = {row->key,  row->customer, row->channel, row->template_,
+                     row->vars ? row->vars : "{}", I64(due, row->due), I64(now, util_now_ms())};
+  PGresult *r = run((pg *)base,
+                    "INSERT INTO outbox(key,customer,channel,template,vars,due,created,updated) "
+                    "VALUES($1,$2,$3,$4,$5,$6,$7,$7) ON CONFLICT(key) DO NOTHING",
+                    7, v, err, "store: outbox");
+  if (!r) return TAILOR_ESTORE;
+  if (added) *added = atoi(PQcmdTuples(r)) > 0;
+  PQclear(r);
+  return TAILOR_OK;
+}
+
+/* The rows a person's erasure and export cover: $1 the customer. */
+#define PERSON_ANONS "(SELECT anon FROM identities WHERE customer=$1)"
+#define PERSON_SESSIONS                                                                   \
+  "(SELECT DISTINCT session FROM events WHERE session IS NOT NULL AND (customer=$1 OR " \
+  "anon IN " PERSON_ANONS "))"
+
+/*
+** Erasure empties the person's rows of the log instead of deleting them: a
+** row's (xid, seq) is every follower's position, and an emptied row ("{}",
+** no ids) is skipped by readers.  Autovacuum reclaims the old versions.
+*/
+static int pg_forget(store *base, const char *customer, int64_t *events, json_t **sessions,
+                     tailor_error *err) {
+  pg *p = (pg *)base;
+  static const char *const steps[] = {
+      "DELETE FROM exposures WHERE unit=$1 OR unit IN " PERSON_ANONS,
+      "DELETE FROM outbox WHERE customer=$1",
+      "DELETE FROM outbox_sent WHERE customer=$1",
+      "DELETE FROM customers WHERE id=$1",
+      "DELETE FROM identities WHERE customer=$1",
+  };
+  const char *v[] = {customer};
+  if (sessions) *sessions = NULL;
+  if (pg_begin(base, err)) return TAILOR_ESTORE;
+  json_t *sess = json_array();
+  PGresult *r = run(p, "SELECT session FROM " PERSON_SESSIONS " s", 1, v, err, "store: forget");
+  if (!r) goto rollback;
+  for (int i = 0; i < PQntuples(r); i++)
+    json_array_append_new(sess, json_string(PQgetvalue(r, i, 0)));
+  PQclear(r);
+  r = run(p,
+          "UPDATE events SET body='{}', customer=NULL, anon=NULL, session=NULL, msg_id=NULL "
+          "WHERE body <> '{}' AND (customer=$1 OR anon IN " PERSON_ANONS
+          " OR session IN " PERSON_SESSIONS ")",
+          1, v, err, "store: forget");
+  if (!r) goto rollback;
+  if (events) *events = strtoll(PQcmdTuples(r), NULL, 10);
+  PQclear(r);
+  for (size_t i = 0; i < sizeof steps / sizeof *steps; i++)
+    if (exec_params(p, steps[i], 1, v, err, "store: forget")) goto rollback;
+  if (pg_commit(base, err)) goto fail;
+  if (sessions) *sessions = sess;
+  else json_decref(sess);
+  return TAILOR_OK;
+rollback:
+  pg_rollback(base);
+fail:
+  json_decref(sess);
+  return TAILOR_ESTORE;
+}
+
+/* Rows as objects keyed by column name; "body" and "vars" parsed, numbers
+   as numbers. */
+static int export_rows(pg *p, const char *sql, const char *customer, json_t *out,
+                       tailor_error *err) {
+  const char *v[] = {customer};
+  PGresult *r = run(p, sql, 1, v, err, "store: export");
+  if (!r) return -1;
+  for (int i = 0; i < PQntuples(r); i++) {
+    json_t *row = json_object();
+    for (int c = 0; c < PQnfields(r); c++) {
+      const char *name = PQfname(r, c), *text = PQgetvalue(r, i, c);
+      Oid t = PQftype(r, c);
+      json_t *val;
+      if (PQgetisnull(r, i, c)) val = json_null();
+      else if (t == 20 || t == 23 || t == 21) val = json_integer(strtoll(text, NULL, 10));
+      else if (t == 701 || t == 700 || t == 1700) val = json_real(strtod(text, NULL));
+      else {
+        val = !strcmp(name, "body") || !strcmp(name, "vars") ? json_loads(text, 0, NULL) : NULL;
+        if (!val) val = json_string(text);
+      }
+      json_object_set_new(row, name, val);
+    }
+    json_array_append_new(out, row);
+  }
+  PQclear(r);
+  return 0;
+}
+
+static json_t *pg_export_customer(store *base, const char *customer, tailor_error *err) {
+  static const struct {
+    const char *key, *sql;
+  } parts[] = {
+      {"profile", "SELECT id, email, phone, consent_email, consent_sms, body, created, updated "
+                  "FROM customers WHERE id=$1"},
+      {"identities", "SELECT anon, linked FROM identities WHERE customer=$1"},
+      {"events", "SELECT seq, body FROM events WHERE customer=$1 OR anon IN " PERSON_ANONS
+                 " OR session IN " PERSON_SESSIONS " ORDER BY seq"},
+      {"outbox", "SELECT key, channel, template, vars, due, state, attempts, created, updated "
+                 "FROM outbox WHERE customer=$1 ORDER BY id"},
+      {"deliveries", "SELECT key, channel, sent FROM outbox_sent WHERE customer=$1 ORDER BY sent"},
+      {"exposures", "SELECT experiment, variant, ts FROM exposures WHERE unit=$1 OR unit IN "
+                    PERSON_ANONS},
+  };
+  json_t *out = json_pack("{ss}", "customer", customer);
+  for (size_t i = 0; out && i < sizeof parts / sizeof *parts; i++) {
+    json_t *rows = json_array();
+    if (export_rows((pg *)base, parts[i].sql, customer, rows, err)) {
+      json_decref(rows);
+      json_decref(out);
+      return NULL;
+    }
+    if (i == 0) {
+      json_t *one = json_incref(json_array_get(rows, 0));
+      json_decref(rows);
+      rows = one ? one : json_null();
+    }
+    json_object_set_new(out, parts[i].key, rows);
+  }
+  return out;
+}
+
+static int changed(pg *p, const char *sql, int n, const char *const *v, int *count,
+                   tailor_error *err, const char *what) {
+  PGresult *r = run(p, sql, n, v, err, what);
+  if (!r) return TAILOR_ESTORE;
+  if (count) *count = atoi(PQcmdTuples(r));
+  PQclear(r);
+  return TAILOR_OK;
+}
+
+static int pg_outbox_cancel(store *base, const char *key, int *cancelled, tailor_error *err) {
+  char now[24];
+  const char *v[] = {key, I64(now, util_now_ms())};
+  int n = 0, rc = changed((pg *)base,
+                          "UPDATE outbox SET state='cancelled', updated=$2 "
+                          "WHERE key=$1 AND state IN ('pending','sending')",
+                          2, v, &n, err, "store: outbox");
+  if (cancelled) *cancelled = n > 0;
+  return rc;
+}
+
+static int pg_outbox_cancel_prefix(store *base, const char *prefix, int *cancelled,
+                                   tailor_error *err) {
+  char now[24];
+  const char *v[] = {prefix, I64(now, util_now_ms())};
+  return changed((pg *)base,
+                 "UPDATE outbox SET state='cancelled', updated=$2 WHERE "
+                 "left(key, length($1)) = $1 AND state IN ('pending','sending')",
+                 2, v, cancelled, err, "store: outbox");
+}
+
+static int64_t pg_outbox_recent(store *base, const char *customer, const char *channel,
+                                int64_t since) {
+  char b[24];
+  const char *v[] = {customer, channel, I64(b, since)};
+  int64_t n = one_int((pg *)base,
+                      "SELECT count(*) FROM outbox WHERE customer=$1 AND channel=$2 AND "
+                      "created>=$3 AND state IN ('pending','sending','sent')",
+                      3, v);
+  return n < 0 ? 0 : n;
+}
+
+static json_t *pg_outbox_list(store *base, const char *state, const char *customer,
+                              int limit) {
+  char lim[24];
+  const char *v[] = {state, customer, I64(lim, limit)};
+  json_t *out = json_array();
+  PGresult *r = run((pg *)base,
+                    "SELECT id,key,customer,channel,template,vars,due,state,attempts,"
+                    "last_error,created,next_at,updated FROM outbox "
+                    "WHERE ($1::text IS NULL OR state=$1) AND ($2::text IS NULL OR customer=$2) "
+                    "ORDER BY id DESC LIMIT $3",
+                    3, v, NULL, "store");
+  for (int i = 0; r && i < PQntuples(r); i++) {
+#define COL(c) (PQgetisnull(r, i, (c)) ? NULL : PQgetvalue(r, i, (c)))
+#define NUM(c) ((json_int_t)strtoll(PQgetvalue(r, i, (c)), NULL, 10))
+    json_t *vars = json_loads(PQgetvalue(r, i, 5), 0, NULL);
+    json_array_append_new(
+        out, json_pack("{sI ss ss? ss ss so sI ss si ss? sI sI sI}", "id", NUM(0), "key", COL(1),
+                       "customer", COL(2), "channel", COL(3), "template", COL(4), "vars",
+                       vars ? vars : json_object(), "due", NUM(6), "state", COL(7), "attempts",
+                       (int)NUM(8), "last_error", COL(9), "created", NUM(10), "next_at",
+                       NUM(11), "updated", NUM(12)));
+  }
+  PQclear(r);
+  return out;
+}
+
+static int pg_exposures_add(store *base, json_t *rows, tailor_error *err) {
+  pg *p = (pg *)base;
+  if (pg_begin(base, err)) return TAILOR_ESTORE;
+  size_t i;
+  json_t *x;
+  json_array_foreach(rows, i, x) {
+    char ts[24];
+    const char *v[] = {json_string_value(json_object_get(x, "experiment")),
+                       json_string_value(json_object_get(x, "unit")),
+                       json_string_value(json_object_get(x, "variant")),
+                       I64(ts, json_integer_value(json_object_get(x, "ts")))};
+    if (exec_params(p,
+                    "INSERT INTO exposures(experiment,unit,variant,ts) VALUES($1,$2,$3,$4) "
+                    "ON CONFLICT DO NOTHING",
+                    4, v, err, "store: exposures")) {
+      pg_rollback(base);
+      return TAILOR_ESTORE;
+    }
+  }
+  return pg_commit(base, err);
+}
+
+static json_t *pg_exposure_outcomes(store *base, int64_t window_ms, tailor_error *err) {
+  static const char sql[] =
+      "WITH o AS ("
+      "  SELECT x.experiment, x.variant, x.unit, e.type,"
+      "         coalesce((e.body::jsonb->>'revenue')::float8, 0) AS rev"
+      "  FROM exposures x JOIN events e ON e.customer = x.unit"
+      "  WHERE e.ts >= x.ts AND e.ts < x.ts + $1::bigint"
+      "  UNION ALL"
+      "  SELECT x.experiment, x.variant, x.unit, e.type,"
+      "         coalesce((e.body::jsonb->>'revenue')::float8, 0)"
+      "  FROM exposures x JOIN events e ON e.anon = x.unit"
+      "  WHERE e.ts >= x.ts AND e.ts < x.ts + $1::bigint"
+      "    AND (e.customer IS NULL OR e.customer <> x.unit))"
+      "SELECT x.experiment, min(x.variant),"
+      "  count(*) FILTER (WHERE o.type = 'purchase'),"
+      "  coalesce(sum(o.rev) FILTER (WHERE o.type = 'purchase'), 0),"
+      "  count(*) FILTER (WHERE o.type = 'rec_clicked'),"
+      "  count(*) FILTER (WHERE o.type = 'add_to_cart')"
+      " FROM exposures x LEFT JOIN o ON o.experiment = x.experiment AND o.unit = x.unit"
+      " GROUP BY x.experiment, x.unit ORDER BY 1, 2";
+  char w[24];
+  const char *v[] = {I64(w, window_ms)};
+  PGresult *r = run((pg *)base, sql, 1, v, err, "store: experiment report");
+  if (!r) return NULL;
+  json_t *out = json_array();
+  for (int i = 0; i < PQntuples(r); i++)
+    json_array_append_new(
+        out, json_pack("[ss Ifii]", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                       (json_int_t)strtoll(PQgetvalue(r, i, 2), NULL, 10),
+                       strtod(PQgetvalue(r, i, 3), NULL), atoi(PQgetvalue(r, i, 4)),
+                       atoi(PQgetvalue(r, i, 5))));
+  PQclear(r);
+  return out;
+}
+
+/*
+** The outbox shared by nodes: due rows (pending and due, or sending with a
+** lease run out: its sender died) are locked FOR UPDATE SKIP LOCKED, so a
+** row another node is claiming is passed over rather than waited for, and
+** leased to this node until lease_until in the same statement.
+*/
+static json_t *pg_outbox_claim(store *base, json_t *channels, int64_t now, int max,
+                               int64_t lease_until, tailor_error *err) {
+  char *names = json_dumps(channels, JSON_COMPACT);
+  if (!names) return NULL;
+  char b_now[24], b_max[24], b_lease[24];
+  const char *v[] = {names, I64(b_now, now), I64(b_max, max), I64(b_lease, lease_until)};
+  PGresult *r = run(
+      (pg *)base,
+      "WITH due AS ("
+      "  SELECT id FROM outbox WHERE channel IN (SELECT jsonb_array_elements_text($1::jsonb))"
+      "  AND ((state = 'pending' AND due <= $2 AND next_at <= $2) OR"
+      "       (state = 'sending' AND next_at <= $2))"
+      "  ORDER BY due LIMIT $3 FOR UPDATE SKIP LOCKED)"
+      "UPDATE outbox o SET state = 'sending', attempts = o.attempts + 1, next_at = $4,"
+      "  updated = $2 FROM due WHERE o.id = due.id "
+      "RETURNING o.id, o.key, o.customer, o.channel, o.template, o.vars, o.due, o.created,"
+      "  o.attempts, EXISTS(SELECT 1 FROM outbox_sent s WHERE s.key = o.key AND"
+      "  s.channel = o.channel)",
+      4, v, err, "store: outbox claim");
+  free(names);
+  if (!r) return NULL;
+  json_t *out = json_array();
+  for (int i = 0; i < PQntuples(r); i++) {
+    json_t *vars = json_loads(PQgetvalue(r, i, 5), 0, NULL);
+    json_t *row = json_pack(
+        "{sI ss ss? ss ss so sI sI si sb}", "id", NUM(0), "key", COL(1), "customer", COL(2),
+        "channel", COL(3), "template", COL(4), "vars",
+        json_is_object(vars) ? vars : json_object(), "due", NUM(6), "created", NUM(7),
+        "attempts", (int)NUM(8), "already_sent", PQgetvalue(r, i, 9)[0] == 't');
+    if (vars && !json_is_object(vars)) json_decref(vars);
+    if (row) json_array_append_new(out, row);
+  }
+  PQclear(r);
+  /* Oldest due first, as SQLite's claim answers. */
+  size_t n = json_array_size(out);
+  for (size_t i = 1; i < n; i++)
+    for (size_t j = i; j > 0; j--) {
+      json_t *a = json_array_get(out, j - 1), *b = json_array_get(out, j);
+      if (json_integer_value(json_object_get(a, "due")) <=
+          json_integer_value(json_object_get(b, "due")))
+        break;
+      json_incref(a);
+      json_array_set(out, j - 1, b);
+      json_array_set_new(out, j, a);
+    }
+  return out;
+}
+
+static int pg_outbox_mark_sent(store *base, int64_t id, const char *key, const char *channel,
+                               const char *customer, const char *vars, int64_t now,
+                               tailor_error *err) {
+  pg *p = (pg *)base;
+  char b_id[24], b_now[24];
+  const char *v1[] = {I64(b_id, id), vars, I64(b_now, now)};
+  const char *v2[] = {key, channel, customer, b_now};
+  if (pg_begin(base, err)) return TAILOR_ESTORE;
+  if (exec_params(p,
+                  "UPDATE outbox SET state = 'sent', next_at = 0, last_error = NULL, "
+                  "vars = coalesce($2, vars), updated = $3 WHERE id = $1",
+                  3, v1, err, "store: outbox") ||
+      exec_params(p,
+                  "INSERT INTO outbox_sent(key, channel, customer, sent) VALUES ($1,$2,$3,$4) "
+                  "ON CONFLICT DO NOTHING",
+                  4, v2, err, "store: outbox")) {
+    pg_rollback(base);
+    return TAILOR_ESTORE;
+  }
+  return pg_commit(base, err);
+}
+
+static int pg_outbox_settle(store *base, int64_t id, const char *state, int64_t next_at,
+                            const char *error, int64_t now, tailor_error *err) {
+  char b_id[24], b_next[24], b_now[24];
+  const char *v[] = {I64(b_id, id), state, I64(b_next, next_at), error, I64(b_now, now)};
+  return exec_params((pg *)base,
+                     "UPDATE outbox SET state = $2, next_at = $3, last_error = $4, updated = $5 "
+                     "WHERE id = $1 AND state = 'sending'",
+                     5, v, err, "store: outbox");
+}
+
+static int64_t pg_outbox_sent_since(store *base, const char *customer, const char *channel,
+                                    int64_t since) {
+  if (!customer) return 0;
+  char b[24];
+  const char *v[] = {customer, channel, I64(b, since)};
+  int64_t n = one_int((pg *)base,
+                      "SELECT count(*) FROM outbox_sent WHERE customer=$1 AND channel=$2 AND "
+                      "sent >= $3",
+                      3, v);
+  return n < 0 ? 0 : n;
+}
+
+static int pg_outbox_retry(store *base, const char *key, int64_t now, int *count,
+                           tailor_error *err) {
+  char b[24];
+  const char *v[] = {key, I64(b, now)};
+  return changed((pg *)base,
+                 "UPDATE outbox SET state = 'pending', attempts = 0, next_at = 0, "
+                 "due = least(due, $2::bigint), last_error = NULL, updated = $2 WHERE "
+                 "($1::text IS NULL AND state = 'dead') OR "
+                 "(key = $1 AND state IN ('dead', 'cancelled', 'pending'))",
+                 2, v, count, err, "store: outbox retry");
+}
+
+static const char *pg_outbox_state(store *base, const char *key) {
+  static const char *const states[] = {"pending", "sending", "sent", "cancelled", "dead"};
+  const char *v[] = {key};
+  PGresult *r = run((pg *)base, "SELECT state FROM outbox WHERE key = $1", 1, v, NULL, "store");
+  const char *out = NULL;
+  if (r && PQntuples(r) == 1)
+    for (size_t i = 0; i < sizeof states / sizeof *states; i++)
+      if (!strcmp(states[i], PQgetvalue(r, 0, 0))) out = states[i];
+  PQclear(r);
+  return out;
+}
+
+static int pg_outbox_purge(store *base, const char *state, int64_t before, int64_t *purged,
+                           tailor_error *err) {
+  char b[24];
+  const char *v[] = {state, I64(b, before)};
+  int n = 0;
+  int rc = changed((pg *)base,
+                   "DELETE FROM outbox WHERE state IN ('sent', 'cancelled', 'dead') "
+                   "AND ($1::text IS NULL OR state = $1) AND updated < $2",
+                   2, v, &n, err, "store: outbox purge");
+  if (purged) *purged = n;
+  return rc;
+}
+
+static const store_ops pg_ops = {
+    .kind = "postgresql",
+    .close = pg_close,
+    .schema_version = pg_schema_version,
+    .checkpoint_path = pg_checkpoint_path,
+    .open_reader = pg_open_reader,
+    .shared = 1,
+    .wait = pg_wait,
+    .has_seq = pg_has_seq,
+    .log_behind = pg_log_behind,
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .append_rows = pg_append_rows,
+    .last_seq = pg_last_seq,
+    .scan = pg_scan,
+    .event_counts = pg_event_counts,
+    .count = pg_count,
+    .item = pg_item,
+    .customer = pg_customer,
+    .identity = pg_identity,
+    .forget = pg_forget,
+    .export_customer = pg_export_customer,
+    .outbox_add = pg_outbox_add,
+    .outbox_cancel = pg_outbox_cancel,
+    .outbox_cancel_prefix = pg_outbox_cancel_prefix,
+    .outbox_recent = pg_outbox_recent,
+    .outbox_list = pg_outbox_list,
+    .exposures_add = pg_exposures_add,
+    .exposure_outcomes = pg_exposure_outcomes,
+    .exec = pg_exec,
+    .meta_get = pg_meta_get,
+    .meta_set = pg_meta_set,
+    .outbox_claim = pg_outbox_claim,
+    .outbox_mark_sent = pg_outbox_mark_sent,
+    .outbox_settle = pg_outbox_settle,
+    .outbox_sent_since = pg_outbox_sent_since,
+    .outbox_retry = pg_outbox_retry,
+    .outbox_state = pg_outbox_state,
+    .outbox_purge = pg_outbox_purge,
+};

@@ -89,6 +89,11 @@ int store_wait(store *s, int timeout_ms, tailor_error *err);
    checkpoint past it comes from another database or a newer backup. */
 int store_has_seq(store *s, int64_t seq);
 
+/* Events in the log after position `after` (committed, applied or not yet
+   safe to apply): how far a follower is behind; 0 for a store that is not
+   shared, -1 when the store cannot say. */
+int64_t store_log_behind(store *s, int64_t after);
+
 /* Close the store; NULL is a no-op. */
 void store_close(store *s);
 

@@ -1,0 +1,193 @@
+/*
+** follow.c: an engine on a shared store (PostgreSQL) follows the log.
+** Several nodes append to one log; each applies all of it to its own
+** index, in the log's order (store_scan), its own events included: a node
+** never applies what it wrote ahead of what others wrote before it in the
+** order, so every node that has applied the same log holds the same index.
+**
+** Two paths apply the log, both under write_mu:
+**   - the follower thread, woken by the store's notifications (store_wait)
+**     or every ENG_FOLLOW_POLL_MS, applies whatever is there;
+**   - a node's own commit (eng_commit_shared) waits until the log has
+**     reached its events and applied them, so a decision asked after an
+**     event on the same connection sees it, as on SQLite.
+** The strategies' on_event runs on the node that wrote the events, once
+** they are applied, and schedules its outbox rows in a transaction of its
+** own (their idempotency keys make a second scheduling a no-op).
+*/
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/util.h"
+#include "engine/engine.h"
+
+#define ENG_FOLLOW_POLL_MS 100
+#define ENG_OWN_EVENTS_WAIT_MS 30000
+
+typedef struct follow_run {
+  tailor *t;
+  const int64_t *own; /* sorted seqs of the caller's events, or NULL */
+  size_t n_own, found;
+  size_t applied;
+} follow_run;
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+static int follow_one(void *ud, int64_t seq, const ev *e) {
+  follow_run *r = ud;
+  tailor *t = r->t;
+  pthread_rwlock_wrlock(&t->lock);
+  int rc = idx_apply(t->ix, e);
+  pthread_rwlock_unlock(&t->lock);
+  if (rc != TAILOR_OK) {
+    t->ix_incomplete = 1;
+    eng_log(t, TAILOR_LOG_ERROR, "index: out of memory applying event %lld", (long long)seq);
+  }
+  t->applied_seq = seq;
+  atomic_fetch_add(&t->n_followed, 1);
+  r->applied++;
+  if (r->own && bsearch(&seq, r->own, r->n_own, sizeof *r->own, cmp_i64)) r->found++;
+  return 0;
+}
+
+/* Apply what the log has past applied_seq; the caller holds write_mu. */
+static int follow_step(tailor *t, store *st, follow_run *r, tailor_error *err) {
+  int rc = store_scan(st, t->applied_seq, follow_one, r, err);
+  atomic_store(&t->follow_at_ms, util_now_ms());
+  if (r->applied && t->cfg.value_refit_orders > 0 &&
+      t->ix->orders_seen - t->value_orders >= (uint64_t)t->cfg.value_refit_orders)
+    eng_refit_value(t);
+  return rc;
+}
+
+/*
+** The event path on a shared store: one transaction per caller (no group
+** commit yet), under write_mu; then the log applied up to the caller's
+** events, then their triggers.
+*/
+static int commit_shared(tailor *t, ev **all, size_t n, tailor_error *err);
+
+int eng_commit_shared(tailor *t, ev **all, size_t n, tailor_error *err) {
+  pthread_mutex_lock(&t->write_mu);
+  eng_writing = t;
+  int rc = commit_shared(t, all, n, err);
+  if (rc == TAILOR_OK) {
+    atomic_fetch_add(&t->n_accepted, n);
+    eng_flush_exposures(t);
+  }
+  eng_writing = NULL;
+  pthread_mutex_unlock(&t->write_mu);
+  return rc;
+}
+
+static int commit_shared(tailor *t, ev **all, size_t n, tailor_error *err) {
+  int64_t *seqs = malloc((n ? n : 1) * sizeof *seqs);
+  if (!seqs) return util_fail(err, TAILOR_ENOMEM, NULL, "ingest: out of memory");
+  int rc = store_begin(t->st, err);
+  if (rc == TAILOR_OK && (rc = store_append_rows(t->st, all, n, seqs, err)) != TAILOR_OK)
+    store_rollback(t->st);
+  if (rc == TAILOR_OK) rc = store_commit(t->st, err);
+  if (rc != TAILOR_OK) {
+    free(seqs);
+    return rc;
+  }
+  /* Acknowledged from here: the events are durable.  Now the log. */
+  size_t own = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!all[i]->dup) seqs[own++] = seqs[i];
+  qsort(seqs, own, sizeof *seqs, cmp_i64);
+  follow_run r = {t, seqs, own, 0, 0};
+  int64_t deadline = util_now_ms() + ENG_OWN_EVENTS_WAIT_MS;
+  tailor_error ferr = {0};
+  while (r.found < own) {
+    if (follow_step(t, t->st, &r, &ferr)) break;
+    if (r.found >= own || util_now_ms() > deadline) break;
+    struct timespec ts = {0, 2 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  free(seqs);
+  if (r.found < own)
+    eng_log(t, TAILOR_LOG_WARN,
+            "log: %zu of this node's %zu events not applied yet (%s); they are stored "
+            "and the follower applies them",
+            own - r.found, own, ferr.code ? ferr.message : "an older transaction is open");
+  if (t->cfg.strategies && *t->cfg.strategies) {
+    tailor_error terr = {0};
+    if (store_begin(t->st, &terr) == TAILOR_OK) {
+      if (eng_run_triggers(t, all, n, &terr) == TAILOR_OK)
+        store_commit(t->st, &terr);
+      else
+        store_rollback(t->st);
+    }
+    if (terr.code)
+      eng_log(t, TAILOR_LOG_ERROR, "triggers: %s; the events are kept", terr.message);
+  }
+  return TAILOR_OK;
+}
+
+static void *follow_main(void *arg) {
+  tailor *t = arg;
+  int down = 0;
+  while (!atomic_load(&t->follow_stop)) {
+    tailor_error e = {0};
+    int w = store_wait(t->st_follow, ENG_FOLLOW_POLL_MS, &e);
+    if (w < 0) {
+      if (!down++) eng_log(t, TAILOR_LOG_ERROR, "log: %s; retrying", e.message);
+      struct timespec ts = {0, ENG_FOLLOW_POLL_MS * 1000 * 1000};
+      nanosleep(&ts, NULL);
+      continue;
+    }
+    pthread_mutex_lock(&t->write_mu);
+    follow_run r = {t, NULL, 0, 0, 0};
+    int rc = follow_step(t, t->st_follow, &r, &e);
+    pthread_mutex_unlock(&t->write_mu);
+    if (rc) {
+      if (!down++) eng_log(t, TAILOR_LOG_ERROR, "log: %s; retrying", e.message);
+    } else if (down) {
+      eng_log(t, TAILOR_LOG_WARN, "log: following again at %lld", (long long)t->applied_seq);
+      down = 0;
+    }
+  }
+  return NULL;
+}
+
+int eng_follow_start(tailor *t, tailor_error *err) {
+  if (!store_shared(t->st)) return TAILOR_OK;
+  if (!(t->st_follow = store_open_reader(t->st)))
+    return util_fail(err, TAILOR_ESTORE, "db", "log: cannot open the follower's connection");
+  if (pthread_create(&t->follow_thread, NULL, follow_main, t)) {
+    store_close(t->st_follow);
+    t->st_follow = NULL;
+    return util_fail(err, TAILOR_ENOMEM, NULL, "log: cannot start the follower");
+  }
+  t->following = 1;
+  eng_log(t, TAILOR_LOG_INFO, "log: following the shared log from position %lld (%lld events behind)",
+          (long long)t->applied_seq, (long long)store_log_behind(t->st, t->applied_seq));
+  return TAILOR_OK;
+}
+
+void eng_follow_stop(tailor *t) {
+  if (t->following) {
+    atomic_store(&t->follow_stop, 1);
+    pthread_join(t->follow_thread, NULL);
+    t->following = 0;
+  }
+  store_close(t->st_follow);
+  t->st_follow = NULL;
+}
+
+json_t *eng_log_json(tailor *t) {
+  if (!store_shared(t->st)) return json_pack("{ss}", "store", store_kind(t->st));
+  int64_t at = atomic_load(&t->follow_at_ms);
+  pthread_mutex_lock(&t->read_mu);
+  int64_t behind = t->st_read ? store_log_behind(t->st_read, t->applied_seq) : -1;
+  pthread_mutex_unlock(&t->read_mu);
+  return json_pack("{ss sI sI sI sI}", "store", store_kind(t->st), "position",
+                   (json_int_t)t->applied_seq, "behind", (json_int_t)behind, "read_age_ms",
+                   (json_int_t)(at ? util_now_ms() - at : -1), "applied_from_log",
+                   (json_int_t)atomic_load(&t->n_followed));
+}

@@ -1,0 +1,319 @@
+/*
+** test_pg_store.c: the PostgreSQL store on a real PostgreSQL 15 that the
+** test starts itself (tests/pg/pg_kit.py): appends and replay, the message
+** id's dedup, the log read in a safe order when transactions commit out of
+** order, the outbox claimed by two nodes with leases, erasure and export,
+** and the engine itself on the shared store.  Without TAILOR_PG_URL the
+** test runs itself again under pg_kit.py, which sets it.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "core/event.h"
+#include "store/outbox.h"
+#include "store/store.h"
+#include "tailor.h"
+
+static const char *url;
+
+static void parse(ev *e, const char *json) {
+  tailor_error err = {0};
+  ev_limits lim = {0, 0, 1700000000000, 0, 0};
+  int rc = ev_parse(json, strlen(json), &lim, e, &err);
+  if (rc) fprintf(stderr, "parse failed: %s\n", err.message);
+  CHECK_INT(rc, TAILOR_OK);
+}
+
+typedef struct seen {
+  int64_t seqs[64];
+  char types[64][24];
+  int n;
+} seen;
+
+static int collect(void *ud, int64_t seq, const ev *e) {
+  seen *s = ud;
+  if (s->n < 64) {
+    s->seqs[s->n] = seq;
+    snprintf(s->types[s->n], sizeof s->types[0], "%s", ev_type_name(e->type));
+    s->n++;
+  }
+  return 0;
+}
+
+static store *open_clean(void) {
+  tailor_error err = {0};
+  store *s = store_open(url, NULL, &err);
+  if (!s) fprintf(stderr, "open: %s\n", err.message);
+  CHECK(s != NULL);
+  if (s)
+    CHECK_INT(store_exec(s,
+                         "TRUNCATE events, items, customers, identities, outbox, outbox_sent, "
+                         "exposures RESTART IDENTITY",
+                         &err),
+              TAILOR_OK);
+  return s;
+}
+
+static void test_append_scan_dedup(void) {
+  store *s = open_clean();
+  if (!s) return;
+  CHECK_STR(store_kind(s), "postgresql");
+  CHECK(store_shared(s));
+  CHECK(store_checkpoint_path(s) == NULL);
+  tailor_error err = {0};
+  ev e[4];
+  parse(&e[0], "{\"type\":\"item_upsert\",\"item\":{\"id\":\"sku1\",\"price\":10}}");
+  parse(&e[1], "{\"type\":\"view\",\"item\":\"sku1\",\"anon\":\"a1\",\"message_id\":\"m-1\"}");
+  parse(&e[2], "{\"type\":\"identify\",\"customer\":\"c1\",\"anon\":\"a1\"}");
+  parse(&e[3], "{\"type\":\"view\",\"item\":\"sku1\",\"anon\":\"a1\",\"message_id\":\"m-1\"}");
+  ev *ptrs[4] = {&e[0], &e[1], &e[2], &e[3]};
+  int64_t seqs[4];
+  CHECK_INT(store_append(s, ptrs, 3, seqs, &err), TAILOR_OK);
+  CHECK(seqs[0] < seqs[1] && seqs[1] < seqs[2]);
+  CHECK_INT(store_count(s, "events"), 3);
+  CHECK_INT(store_count(s, "items"), 1);
+  /* The same message id again (a retry to another node): stored once. */
+  CHECK_INT(store_append(s, ptrs + 3, 1, seqs + 3, &err), TAILOR_OK);
+  CHECK(e[3].dup);
+  CHECK_INT(seqs[3], 0);
+  CHECK_INT(store_count(s, "events"), 3);
+  char *c = store_identity(s, "a1");
+  CHECK_STR(c, "c1");
+  free(c);
+  json_t *item = store_item(s, "sku1");
+  CHECK_INT((long)json_number_value(json_object_get(item, "price")), 10);
+  json_decref(item);
+  seen all = {0};
+  CHECK_INT(store_scan(s, 0, collect, &all, &err), TAILOR_OK);
+  CHECK_INT(all.n, 3);
+  CHECK_STR(all.types[0], "item_upsert");
+  CHECK_STR(all.types[2], "identify");
+  seen tail = {0};
+  CHECK_INT(store_scan(s, all.seqs[0], collect, &tail, &err), TAILOR_OK);
+  CHECK_INT(tail.n, 2);
+  CHECK(store_has_seq(s, all.seqs[2]));
+  CHECK(!store_has_seq(s, 999999));
+  for (int i = 0; i < 4; i++) ev_clear(&e[i]);
+  store_close(s);
+}
+
+/*
+** The reason for (xid, seq): A takes a seq, B a later one and commits
+** first.  A reader must not pass B's row and then miss A's: it sees
+** nothing until A is done, then both, A first; a position read meanwhile
+** stays valid.
+*/
+static void test_out_of_order_commits(void) {
+  store *a = open_clean();
+  tailor_error err = {0};
+  store *b = store_open(url, NULL, &err), *r = store_open(url, NULL, &err);
+  CHECK(a && b && r);
+  if (!a || !b || !r) return;
+  ev ea, eb, e0;
+  parse(&e0, "{\"type\":\"view\",\"item\":\"x\",\"anon\":\"z\"}");
+  parse(&ea, "{\"type\":\"view\",\"item\":\"a\",\"anon\":\"a\"}");
+  parse(&eb, "{\"type\":\"add_to_cart\",\"item\":\"b\",\"anon\":\"b\"}");
+  ev *p0 = &e0, *pa = &ea, *pb = &eb;
+  int64_t s0 = 0, sa = 0, sb = 0;
+  CHECK_INT(store_append(a, &p0, 1, &s0, &err), TAILOR_OK);
+  seen first = {0};
+  CHECK_INT(store_scan(r, 0, collect, &first, &err), TAILOR_OK);
+  CHECK_INT(first.n, 1);
+  CHECK_INT(store_begin(a, &err), TAILOR_OK);
+  CHECK_INT(store_append_rows(a, &pa, 1, &sa, &err), TAILOR_OK);
+  CHECK_INT(store_append(b, &pb, 1, &sb, &err), TAILOR_OK);
+  CHECK(sa < sb);
+  seen mid = {0};
+  CHECK_INT(store_scan(r, s0, collect, &mid, &err), TAILOR_OK);
+  CHECK_INT(mid.n, 0); /* B is committed, but A, before it in the order, is not */
+  CHECK_INT(store_commit(a, &err), TAILOR_OK);
+  seen after = {0};
+  CHECK_INT(store_scan(r, s0, collect, &after, &err), TAILOR_OK);
+  CHECK_INT(after.n, 2);
+  CHECK_INT(after.seqs[0], sa);
+  CHECK_INT(after.seqs[1], sb);
+  ev_clear(&e0), ev_clear(&ea), ev_clear(&eb);
+  store_close(a), store_close(b), store_close(r);
+}
+
+/*
+** The order is the transaction id's as a number: a log that crosses from
+** xid 9xx to 1xxx (or any power of ten) reads in that order, not as text
+** would sort them ("1003" before "998").
+*/
+static void test_order_across_digits(void) {
+  store *s = open_clean();
+  if (!s) return;
+  tailor_error err = {0};
+  ev e1, e2;
+  parse(&e1, "{\"type\":\"view\",\"item\":\"before\",\"anon\":\"o\"}");
+  parse(&e2, "{\"type\":\"view\",\"item\":\"after\",\"anon\":\"o\"}");
+  ev *p1 = &e1, *p2 = &e2;
+  int64_t s1 = 0, s2 = 0;
+  CHECK_INT(store_append(s, &p1, 1, &s1, &err), TAILOR_OK);
+  /* Burn transaction ids up to the next power of ten. */
+  CHECK_INT(store_exec(s,
+                       "DO $$ DECLARE x bigint; p bigint; BEGIN "
+                       "SELECT xid::text::bigint INTO x FROM events ORDER BY seq DESC LIMIT 1; "
+                       "p := 10 ^ (floor(log(x)) + 1); "
+                       "WHILE pg_current_xact_id()::text::bigint < p LOOP COMMIT; END LOOP; END $$",
+                       &err),
+            TAILOR_OK);
+  CHECK_INT(store_append(s, &p2, 1, &s2, &err), TAILOR_OK);
+  seen all = {0};
+  CHECK_INT(store_scan(s, 0, collect, &all, &err), TAILOR_OK);
+  CHECK_INT(all.n, 2);
+  CHECK_INT(all.seqs[0], s1);
+  CHECK_INT(all.seqs[1], s2);
+  seen tail = {0};
+  CHECK_INT(store_scan(s, s1, collect, &tail, &err), TAILOR_OK);
+  CHECK_INT(tail.n, 1);
+  ev_clear(&e1), ev_clear(&e2);
+  store_close(s);
+}
+
+/* Two nodes claim the same due rows: each row goes to one of them; a
+   lease that ran out (its sender died) lets another claim it. */
+static void test_outbox_claims(void) {
+  store *n1 = open_clean();
+  tailor_error err = {0};
+  store *n2 = store_open(url, NULL, &err);
+  CHECK(n1 && n2);
+  if (!n1 || !n2) return;
+  for (int i = 0; i < 10; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "k%d", i);
+    store_outbox_row row = {key, "c1", "email", "welcome", NULL, 1000 + i};
+    int added = 0;
+    CHECK_INT(store_outbox_add(n1, &row, &added, &err), TAILOR_OK);
+    CHECK_INT(added, 1);
+  }
+  store_outbox_row again = {"k0", "c1", "email", "welcome", NULL, 5};
+  int added = 1;
+  CHECK_INT(store_outbox_add(n2, &again, &added, &err), TAILOR_OK);
+  CHECK_INT(added, 0);
+  json_t *ch = json_pack("[s]", "email");
+  json_t *c1 = store_outbox_claim(n1, ch, 2000, 6, 10000, &err);
+  json_t *c2 = store_outbox_claim(n2, ch, 2000, 6, 10000, &err);
+  CHECK_INT((long)json_array_size(c1), 6);
+  CHECK_INT((long)json_array_size(c2), 4);
+  CHECK_STR(json_string_value(json_object_get(json_array_get(c1, 0), "key")), "k0");
+  size_t i, j;
+  json_t *x, *y;
+  int overlap = 0;
+  json_array_foreach(c1, i, x) json_array_foreach(c2, j, y) overlap +=
+      !strcmp(json_string_value(json_object_get(x, "key")),
+              json_string_value(json_object_get(y, "key")));
+  CHECK_INT(overlap, 0);
+  json_t *none = store_outbox_claim(n2, ch, 5000, 20, 10000, &err);
+  CHECK_INT((long)json_array_size(none), 0); /* leased */
+  /* n1 sends one; the rest of its lease runs out: n2 takes them over. */
+  json_t *r0 = json_array_get(c1, 0);
+  CHECK_INT(store_outbox_mark_sent(n1, json_integer_value(json_object_get(r0, "id")), "k0",
+                                   "email", "c1", NULL, 3000, &err),
+            TAILOR_OK);
+  json_t *late = store_outbox_claim(n2, ch, 10001, 20, 20000, &err);
+  CHECK_INT((long)json_array_size(late), 9);
+  CHECK_INT((long)json_integer_value(json_object_get(json_array_get(late, 0), "attempts")), 2);
+  CHECK_STR(store_outbox_state(n2, "k0"), "sent");
+  CHECK_INT(store_outbox_sent_since(n2, "c1", "email", 0), 1);
+  json_decref(ch), json_decref(c1), json_decref(c2), json_decref(none), json_decref(late);
+  store_close(n1), store_close(n2);
+}
+
+static void test_forget_export(void) {
+  store *s = open_clean();
+  if (!s) return;
+  tailor_error err = {0};
+  ev e[3];
+  parse(&e[0], "{\"type\":\"customer_upsert\",\"customer\":{\"id\":\"c9\",\"email\":\"c9@example.com\"}}");
+  parse(&e[1], "{\"type\":\"view\",\"item\":\"i\",\"customer\":\"c9\",\"anon\":\"a9\","
+               "\"session\":\"s9\"}");
+  parse(&e[2], "{\"type\":\"view\",\"item\":\"i\",\"anon\":\"other\"}");
+  ev *p[3] = {&e[0], &e[1], &e[2]};
+  int64_t seqs[3];
+  CHECK_INT(store_append(s, p, 3, seqs, &err), TAILOR_OK);
+  json_t *x = store_export_customer(s, "c9", &err);
+  CHECK(x != NULL);
+  CHECK_INT((long)json_array_size(json_object_get(x, "events")), 2);
+  CHECK_STR(json_string_value(json_object_get(json_object_get(x, "profile"), "email")),
+            "c9@example.com");
+  json_decref(x);
+  int64_t n = 0;
+  json_t *sessions = NULL;
+  CHECK_INT(store_forget(s, "c9", &n, &sessions, &err), TAILOR_OK);
+  CHECK_INT(n, 2);
+  CHECK_INT((long)json_array_size(sessions), 1);
+  json_decref(sessions);
+  CHECK_INT(store_count(s, "events"), 1);
+  CHECK(store_customer(s, "c9") == NULL);
+  seen all = {0};
+  if (store_scan(s, 0, collect, &all, &err)) fprintf(stderr, "scan: %s\n", err.message);
+  CHECK_INT(all.n, 1); /* the erased rows are skipped, the position kept */
+  CHECK(store_has_seq(s, seqs[1]));
+  for (int i = 0; i < 3; i++) ev_clear(&e[i]);
+  store_close(s);
+}
+
+/* The engine on the shared store: events through the log, dedup, stats,
+   and a second engine on the same database that catches up. */
+static void test_engine(void) {
+  store *s = open_clean();
+  store_close(s);
+  char cfg[700];
+  snprintf(cfg, sizeof cfg, "{\"db\":\"%s\",\"strategies\":\"\"}", url);
+  tailor_error err = {0};
+  tailor *t1 = tailor_open(cfg, &err);
+  if (!t1) fprintf(stderr, "open: %s\n", err.message);
+  CHECK(t1 != NULL);
+  tailor *t2 = tailor_open(cfg, &err);
+  CHECK(t2 != NULL);
+  if (!t1 || !t2) return;
+  const char *evs[] = {
+      "{\"type\":\"view\",\"item\":\"p1\",\"anon\":\"v1\",\"message_id\":\"e1\"}",
+      "{\"type\":\"view\",\"item\":\"p2\",\"anon\":\"v1\",\"message_id\":\"e2\"}",
+      "{\"type\":\"purchase\",\"order_id\":\"o1\",\"items\":[{\"id\":\"p1\",\"price\":5}],\"anon\":\"v1\","
+      "\"message_id\":\"e3\"}",
+  };
+  for (int i = 0; i < 3; i++)
+    CHECK_INT(tailor_ingest(i == 1 ? t2 : t1, evs[i], strlen(evs[i]), &err), TAILOR_OK);
+  /* A retry of e1 to the other node: acknowledged, stored once. */
+  CHECK_INT(tailor_ingest(t2, evs[0], strlen(evs[0]), &err), TAILOR_OK);
+  char *a = NULL, *b = NULL;
+  for (int tries = 0; tries < 100; tries++) {
+    free(a), free(b);
+    a = b = NULL;
+    tailor_stats(t1, &a, &err);
+    tailor_stats(t2, &b, &err);
+    if (a && b && strstr(a, "\"events_applied\":3") && strstr(b, "\"events_applied\":3")) break;
+    usleep(50000);
+  }
+  CHECK_CONTAINS(a, "\"events_total\":3");
+  CHECK_CONTAINS(a, "\"events_applied\":3");
+  CHECK_CONTAINS(b, "\"events_applied\":3");
+  free(a), free(b);
+  tailor_close(t1);
+  tailor_close(t2);
+}
+
+int main(int argc, char **argv) {
+  url = getenv("TAILOR_PG_URL");
+  if (!url) {
+    const char *root = getenv("TAILOR_ROOT");
+    char kit[1024];
+    snprintf(kit, sizeof kit, "%s/tests/pg/pg_kit.py", root ? root : ".");
+    execlp("python3", "python3", kit, argv[0], (char *)NULL);
+    perror("python3");
+    return 1;
+  }
+  (void)argc;
+  RUN(test_append_scan_dedup);
+  RUN(test_out_of_order_commits);
+  RUN(test_order_across_digits);
+  RUN(test_outbox_claims);
+  RUN(test_forget_export);
+  RUN(test_engine);
+  return CHECK_DONE();
+}
