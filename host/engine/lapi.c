@@ -1067,8 +1067,8 @@ static int search_keep_cb(void *ud, uint32_t item) {
 **                                       the item; reason "guide"
 ** Rows {id, score, reason, because}, heaviest first; `because` the anchor.
 */
-static int push_read_rows(lua_State *L, tailor *t, const topk_entry *rows, size_t n,
-                          const char *reason, const char *because) {
+static int push_anchor_rows(lua_State *L, tailor *t, const topk_entry *rows, size_t n,
+                            const char *reason, const char *because) {
   lua_createtable(L, (int)n, 0);
   for (size_t i = 0; i < n; i++) {
     lua_createtable(L, 0, 4);
@@ -1097,7 +1097,7 @@ static int read_rows(lua_State *L, int mode) {
   if (anchor != INTERN_NONE)
     n = mode == 2 ? reads_before(t->ix, anchor, search_keep_cb, &kc, k, rows)
                   : reads_after(t->ix, anchor, mode, search_keep_cb, &kc, k, rows);
-  return push_read_rows(L, t, rows, n, mode == 2 ? "guide" : mode ? "read_next" : "after_reading",
+  return push_anchor_rows(L, t, rows, n, mode == 2 ? "guide" : mode ? "read_next" : "after_reading",
                         id);
 }
 
@@ -1121,20 +1121,7 @@ static int l_searched(lua_State *L) {
   search_keep kc = {t->ix, &o.f};
   size_t n = search_top_k(t->ix->search, term, search_keep_cb, &kc,
                           o.k < SEARCH_TOP ? o.k : SEARCH_TOP, rows);
-  lua_createtable(L, (int)n, 0);
-  for (size_t i = 0; i < n; i++) {
-    lua_createtable(L, 0, 4);
-    lua_pushstring(L, intern_name(&t->ix->items, rows[i].id));
-    lua_setfield(L, -2, "id");
-    lua_pushnumber(L, rows[i].score);
-    lua_setfield(L, -2, "score");
-    lua_pushliteral(L, "searched");
-    lua_setfield(L, -2, "reason");
-    lua_pushstring(L, term);
-    lua_setfield(L, -2, "because");
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-  }
-  return 1;
+  return push_anchor_rows(L, t, rows, n, "searched", term);
 }
 
 /*
