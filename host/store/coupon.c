@@ -10,14 +10,9 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "store/sq.h"
 #include "store/store.h"
 
-static void bind_opt(sqlite3_stmt *st, int i, const char *v) {
-  if (v)
-    sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
-  else
-    sqlite3_bind_null(st, i);
-}
 
 int store_coupons_add(store *s, json_t *rows, tailor_error *err) {
   sqlite3 *db = store_db(s);
@@ -31,15 +26,15 @@ int store_coupons_add(store *s, json_t *rows, tailor_error *err) {
   json_t *r;
   int rc = TAILOR_OK;
   json_array_foreach(rows, i, r) {
-    bind_opt(st, 1, json_string_value(json_object_get(r, "code")));
-    bind_opt(st, 2, json_string_value(json_object_get(r, "tier")));
+    sq_bind_text(st, 1, json_string_value(json_object_get(r, "code")));
+    sq_bind_text(st, 2, json_string_value(json_object_get(r, "tier")));
     json_t *pct = json_object_get(r, "percent");
     if (json_is_number(pct))
       sqlite3_bind_double(st, 3, json_number_value(pct));
     else
       sqlite3_bind_null(st, 3);
-    bind_opt(st, 4, json_string_value(json_object_get(r, "customer")));
-    bind_opt(st, 5, json_string_value(json_object_get(r, "anon")));
+    sq_bind_text(st, 4, json_string_value(json_object_get(r, "customer")));
+    sq_bind_text(st, 5, json_string_value(json_object_get(r, "anon")));
     sqlite3_bind_int64(st, 6, json_integer_value(json_object_get(r, "issued")));
     sqlite3_bind_int64(st, 7, json_integer_value(json_object_get(r, "expires")));
     int step = sqlite3_step(st);
@@ -115,7 +110,7 @@ int store_coupon_redeem(store *s, const char *code, int64_t now, const char *ord
     return store_fail(err, TAILOR_ESTORE, db, "store: coupon");
   sqlite3_bind_text(st, 1, code, -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st, 2, now);
-  bind_opt(st, 3, order_id);
+  sq_bind_text(st, 3, order_id);
   int step = sqlite3_step(st);
   sqlite3_finalize(st);
   if (step != SQLITE_DONE) return store_fail(err, TAILOR_ESTORE, db, "store: coupon");
@@ -202,10 +197,10 @@ int64_t store_contacts_since(store *s, const char *customer, const char *anon,
   int64_t n = 0;
   if (!customer && !anon) return 0;
   if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return 0;
-  bind_opt(st, 1, customer);
-  bind_opt(st, 2, anon);
+  sq_bind_text(st, 1, customer);
+  sq_bind_text(st, 2, anon);
   sqlite3_bind_int64(st, 3, since);
-  bind_opt(st, 4, campaign);
+  sq_bind_text(st, 4, campaign);
   if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
   return n;

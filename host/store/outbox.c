@@ -4,18 +4,13 @@
 ** next_at column, the outbox_sent ledger) comes from store.c's migrations.
 */
 #include "store/store_impl.h"
+#include "store/sq.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v) {
-  if (v)
-    sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
-  else
-    sqlite3_bind_null(st, i);
-}
 
 static const char *col_text(sqlite3_stmt *st, int i) {
   return (const char *)sqlite3_column_text(st, i);
@@ -119,11 +114,11 @@ int sq_outbox_mark_sent(store *s, int64_t id, const char *key,
                          -1, &led, NULL) == SQLITE_OK;
   if (ok) {
     sqlite3_bind_int64(up, 1, id);
-    bind_text(up, 2, vars);
+    sq_bind_text(up, 2, vars);
     sqlite3_bind_int64(up, 3, now);
-    bind_text(led, 1, key);
-    bind_text(led, 2, channel);
-    bind_text(led, 3, customer);
+    sq_bind_text(led, 1, key);
+    sq_bind_text(led, 2, channel);
+    sq_bind_text(led, 3, customer);
     sqlite3_bind_int64(led, 4, now);
     ok = sqlite3_step(up) == SQLITE_DONE && sqlite3_step(led) == SQLITE_DONE;
   }
@@ -147,9 +142,9 @@ int sq_outbox_settle(store *s, int64_t id, const char *state, int64_t next_at,
                          -1, &st, NULL) != SQLITE_OK)
     return store_fail(err, TAILOR_ESTORE, db, "store: outbox");
   sqlite3_bind_int64(st, 1, id);
-  bind_text(st, 2, state);
+  sq_bind_text(st, 2, state);
   sqlite3_bind_int64(st, 3, next_at);
-  bind_text(st, 4, error);
+  sq_bind_text(st, 4, error);
   sqlite3_bind_int64(st, 5, now);
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);
@@ -167,8 +162,8 @@ int64_t sq_outbox_sent_since(store *s, const char *customer, const char *channel
                          "channel = ? AND sent >= ?",
                          -1, &st, NULL) != SQLITE_OK)
     return 0;
-  bind_text(st, 1, customer);
-  bind_text(st, 2, channel);
+  sq_bind_text(st, 1, customer);
+  sq_bind_text(st, 2, channel);
   sqlite3_bind_int64(st, 3, since);
   if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
@@ -186,7 +181,7 @@ int sq_outbox_retry(store *s, const char *key, int64_t now, int *changed,
                          "(key = ?1 AND state IN ('dead', 'cancelled', 'pending'))",
                          -1, &st, NULL) != SQLITE_OK)
     return store_fail(err, TAILOR_ESTORE, db, "store: outbox retry");
-  bind_text(st, 1, key);
+  sq_bind_text(st, 1, key);
   sqlite3_bind_int64(st, 2, now);
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);
@@ -202,7 +197,7 @@ const char *sq_outbox_state(store *s, const char *key) {
   if (sqlite3_prepare_v2(store_db(s), "SELECT state FROM outbox WHERE key = ?", -1, &st,
                          NULL) != SQLITE_OK)
     return NULL;
-  bind_text(st, 1, key);
+  sq_bind_text(st, 1, key);
   if (sqlite3_step(st) == SQLITE_ROW && col_text(st, 0))
     for (size_t i = 0; i < sizeof states / sizeof *states; i++)
       if (!strcmp(states[i], col_text(st, 0))) out = states[i];
@@ -219,7 +214,7 @@ int sq_outbox_purge(store *s, const char *state, int64_t before, int64_t *purged
                          "AND (?1 IS NULL OR state = ?1) AND updated < ?2",
                          -1, &st, NULL) != SQLITE_OK)
     return store_fail(err, TAILOR_ESTORE, db, "store: outbox purge");
-  bind_text(st, 1, state);
+  sq_bind_text(st, 1, state);
   sqlite3_bind_int64(st, 2, before);
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);

@@ -6,6 +6,7 @@
 ** durable or absent.
 */
 #include "store/store_impl.h"
+#include "store/sq.h"
 
 #include "core/util.h"
 
@@ -275,12 +276,6 @@ static void sq_close(store *base) {
 }
 
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v) {
-  if (v)
-    sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
-  else
-    sqlite3_bind_null(st, i);
-}
 
 /* Run a bound statement to completion and reset it. */
 static int step_done(sq *s, sqlite3_stmt *st, tailor_error *err) {
@@ -311,7 +306,7 @@ static int apply_state(sq *s, const ev *e, tailor_error *err) {
       char *body = json_dumps(item, JSON_COMPACT);
       if (!body) return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
       st = s->up_item;
-      bind_text(st, 1, json_string_value(json_object_get(item, "id")));
+      sq_bind_text(st, 1, json_string_value(json_object_get(item, "id")));
       sqlite3_bind_text(st, 2, body, -1, free);
       sqlite3_bind_int64(st, 3, e->ts);
       return step_done(s, st, err);
@@ -319,16 +314,16 @@ static int apply_state(sq *s, const ev *e, tailor_error *err) {
     case EV_ITEM_DELETE:
       st = s->del_item;
       sqlite3_bind_int64(st, 1, e->ts);
-      bind_text(st, 2, e->n_lines ? e->lines[0].item : NULL);
+      sq_bind_text(st, 2, e->n_lines ? e->lines[0].item : NULL);
       return step_done(s, st, err);
     case EV_CUSTOMER_UPSERT: {
       json_t *c = e->object;
       char *body = json_dumps(c, JSON_COMPACT);
       if (!body) return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
       st = s->up_customer;
-      bind_text(st, 1, e->customer);
-      bind_text(st, 2, json_string_value(json_object_get(c, "email")));
-      bind_text(st, 3, json_string_value(json_object_get(c, "phone")));
+      sq_bind_text(st, 1, e->customer);
+      sq_bind_text(st, 2, json_string_value(json_object_get(c, "email")));
+      sq_bind_text(st, 3, json_string_value(json_object_get(c, "phone")));
       bind_consent(st, 4, c, "email");
       bind_consent(st, 5, c, "sms");
       sqlite3_bind_text(st, 6, body, -1, free);
@@ -337,8 +332,8 @@ static int apply_state(sq *s, const ev *e, tailor_error *err) {
     }
     case EV_IDENTIFY:
       st = s->up_identity;
-      bind_text(st, 1, e->anon);
-      bind_text(st, 2, e->customer);
+      sq_bind_text(st, 1, e->anon);
+      sq_bind_text(st, 2, e->customer);
       sqlite3_bind_int64(st, 3, e->ts);
       return step_done(s, st, err);
     default:
@@ -372,11 +367,11 @@ static int sq_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
     sqlite3_stmt *st = s->ins_event;
     sqlite3_bind_int64(st, 1, e->ts);
     sqlite3_bind_text(st, 2, ev_type_name(e->type), -1, SQLITE_STATIC);
-    bind_text(st, 3, e->customer);
-    bind_text(st, 4, e->anon);
-    bind_text(st, 5, e->session);
+    sq_bind_text(st, 3, e->customer);
+    sq_bind_text(st, 4, e->anon);
+    sq_bind_text(st, 5, e->session);
     sqlite3_bind_text(st, 6, body, (int)blen, SQLITE_STATIC);
-    bind_text(st, 7, e->msg_id);
+    sq_bind_text(st, 7, e->msg_id);
     if (step_done(s, st, err)) return TAILOR_ESTORE;
     /* ON CONFLICT DO NOTHING: a message id seen before changes nothing. */
     if ((e->dup = e->msg_id && sqlite3_changes(s->db) == 0)) {
@@ -388,8 +383,8 @@ static int sq_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
     /* Any event that names both ids links them, as a login would. */
     if (e->type != EV_IDENTIFY && e->customer && e->anon) {
       sqlite3_stmt *id = s->up_identity;
-      bind_text(id, 1, e->anon);
-      bind_text(id, 2, e->customer);
+      sq_bind_text(id, 1, e->anon);
+      sq_bind_text(id, 2, e->customer);
       sqlite3_bind_int64(id, 3, e->ts);
       if (step_done(s, id, err)) return TAILOR_ESTORE;
     }
@@ -433,7 +428,7 @@ static char *sq_meta_get(store *base, const char *key) {
   if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key=?1", -1, &st, NULL) !=
       SQLITE_OK)
     return NULL;
-  bind_text(st, 1, key);
+  sq_bind_text(st, 1, key);
   if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
     out = strdup((const char *)sqlite3_column_text(st, 0));
   sqlite3_finalize(st);
@@ -448,8 +443,8 @@ static int sq_meta_set(store *base, const char *key, const char *value, tailor_e
                           : "DELETE FROM meta WHERE key=?1";
   if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
     return store_fail(err, TAILOR_ESTORE, s->db, "store: meta");
-  bind_text(st, 1, key);
-  if (value) bind_text(st, 2, value);
+  sq_bind_text(st, 1, key);
+  if (value) sq_bind_text(st, 2, value);
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);
   return rc == SQLITE_DONE ? TAILOR_OK : store_fail(err, TAILOR_ESTORE, s->db, "store: meta");
@@ -586,11 +581,11 @@ static int sq_outbox_add(store *base, const store_outbox_row *row, int *added,
                          "?7,?7) ON CONFLICT(key) DO NOTHING",
                          -1, &st, NULL) != SQLITE_OK)
     return store_fail(err, TAILOR_ESTORE, s->db, "store: outbox");
-  bind_text(st, 1, row->key);
-  bind_text(st, 2, row->customer);
-  bind_text(st, 3, row->channel);
-  bind_text(st, 4, row->template_);
-  bind_text(st, 5, row->vars ? row->vars : "{}");
+  sq_bind_text(st, 1, row->key);
+  sq_bind_text(st, 2, row->customer);
+  sq_bind_text(st, 3, row->channel);
+  sq_bind_text(st, 4, row->template_);
+  sq_bind_text(st, 5, row->vars ? row->vars : "{}");
   sqlite3_bind_int64(st, 6, row->due);
   sqlite3_bind_int64(st, 7, util_now_ms());
   int rc = sqlite3_step(st);
@@ -772,7 +767,7 @@ static int sq_outbox_cancel(store *base, const char *key, int *cancelled,
                          "WHERE key=?1 AND state IN ('pending','sending')",
                          -1, &st, NULL) != SQLITE_OK)
     return store_fail(err, TAILOR_ESTORE, s->db, "store: outbox");
-  bind_text(st, 1, key);
+  sq_bind_text(st, 1, key);
   sqlite3_bind_int64(st, 2, util_now_ms());
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);
@@ -791,8 +786,8 @@ static int64_t sq_outbox_recent(store *base, const char *customer, const char *c
                          "AND created>=? AND state IN ('pending','sending','sent')",
                          -1, &st, NULL) != SQLITE_OK)
     return 0;
-  bind_text(st, 1, customer);
-  bind_text(st, 2, channel);
+  sq_bind_text(st, 1, customer);
+  sq_bind_text(st, 2, channel);
   sqlite3_bind_int64(st, 3, since);
   if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
@@ -811,8 +806,8 @@ static json_t *sq_outbox_list(store *base, const char *state, const char *custom
                          "ORDER BY id DESC LIMIT ?3",
                          -1, &st, NULL) != SQLITE_OK)
     return out;
-  bind_text(st, 1, state);
-  bind_text(st, 2, customer);
+  sq_bind_text(st, 1, state);
+  sq_bind_text(st, 2, customer);
   sqlite3_bind_int(st, 3, limit);
   while (sqlite3_step(st) == SQLITE_ROW) {
     json_t *vars = json_loads((const char *)sqlite3_column_text(st, 5), 0, NULL);
@@ -854,9 +849,9 @@ static int sq_exposures_add(store *base, json_t *rows, tailor_error *err) {
   json_t *r;
   int rc = TAILOR_OK;
   json_array_foreach(rows, i, r) {
-    bind_text(st, 1, json_string_value(json_object_get(r, "experiment")));
-    bind_text(st, 2, json_string_value(json_object_get(r, "unit")));
-    bind_text(st, 3, json_string_value(json_object_get(r, "variant")));
+    sq_bind_text(st, 1, json_string_value(json_object_get(r, "experiment")));
+    sq_bind_text(st, 2, json_string_value(json_object_get(r, "unit")));
+    sq_bind_text(st, 3, json_string_value(json_object_get(r, "variant")));
     sqlite3_bind_int64(st, 4, json_integer_value(json_object_get(r, "ts")));
     if ((rc = step_done(s, st, err))) break;
   }
@@ -921,7 +916,7 @@ static int sq_outbox_cancel_prefix(store *base, const char *prefix, int *cancell
                          "substr(key, 1, length(?1)) = ?1",
                          -1, &st, NULL) != SQLITE_OK)
     return store_fail(err, TAILOR_ESTORE, s->db, "store: outbox");
-  bind_text(st, 1, prefix);
+  sq_bind_text(st, 1, prefix);
   sqlite3_bind_int64(st, 2, util_now_ms());
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);
