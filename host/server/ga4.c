@@ -249,8 +249,7 @@ int srv_parse_ga4(int debug, const char *query, size_t query_len, const char *bo
   for (size_t i = 0; !rc && i < n; i++) {
     json_t *e = json_array_get(events, i);
     if (ga4_rules(&c, e, i)) {
-      srv_reject *r = &out->rejects[out->n_rejects++];
-      r->index = i;
+      srv_reject *r = srv_reject_at(out, i);
       json_t *last = json_array_get(c.msgs, json_array_size(c.msgs) - 1);
       util_fail(&r->err, SRV_EBAD_FIELD,
                 json_string_value(json_object_get(last, "fieldPath")), "%s",

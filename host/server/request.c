@@ -147,6 +147,12 @@ int srv_events_alloc(srv_request *out, size_t n, const char *op, tailor_error *e
 ** an `events` batch is a rejection of that event alone (the others go
 ** on); of any other op it is the request's error.
 */
+srv_reject *srv_reject_at(srv_request *out, size_t index) {
+  srv_reject *r = &out->rejects[out->n_rejects++];
+  r->index = index;
+  return r;
+}
+
 int srv_add_event(json_t *event, size_t index, int any, srv_request *out,
                   tailor_error *err) {
   tailor_error te = {0};
@@ -161,8 +167,7 @@ int srv_add_event(json_t *event, size_t index, int any, srv_request *out,
     out->at[out->n_events++] = index;
     return SRV_OK;
   }
-  srv_reject *r = &out->rejects[out->n_rejects++];
-  r->index = index;
+  srv_reject *r = srv_reject_at(out, index);
   r->err = te; /* the parser's field and message, the server's code */
   r->err.code = srv_err_of_tailor(te.code);
   if (srv_op_batch(out->op)) return SRV_OK;

@@ -20,6 +20,10 @@ int srv_validate(json_t *req, const srv_limits *lim, srv_request *out,
 /* Room for `n` events and as many rejections in `out`. */
 int srv_events_alloc(srv_request *out, size_t n, const char *op, tailor_error *err);
 
+/* The next rejection of `out`, of the event at `index` (the request goes
+   on without it); the caller fills its error.  Room is srv_events_alloc's. */
+srv_reject *srv_reject_at(srv_request *out, size_t index);
+
 /*
 ** One event object (borrowed; the event takes a reference) parsed into
 ** out's next event; `index` is its place in the request; with `any`, a

@@ -42,13 +42,6 @@
 /* Events one message may become (identify: the traits and the link). */
 #define SEGMENT_EVENTS_PER_MESSAGE 2
 
-/* The error of a refusal of message `index` alone (the request goes on). */
-static tailor_error *refusal(srv_request *out, size_t index) {
-  srv_reject *r = &out->rejects[out->n_rejects++];
-  r->index = index;
-  return &r->err;
-}
-
 /* A JSON string or integer id as text in `buf`, or NULL. */
 static const char *id_text(json_t *v, char *buf, size_t n) {
   if (json_is_string(v) && json_string_length(v)) return json_string_value(v);
@@ -174,7 +167,7 @@ static int message(json_t *msg, size_t index, const char *call, json_t *batch_se
   char where[48];
   snprintf(where, sizeof where, single ? "message" : "batch[%zu]", index);
   if (!json_is_object(msg)) {
-    util_fail(refusal(out, index), SRV_EBAD_FIELD, where,
+    util_fail(&srv_reject_at(out, index)->err, SRV_EBAD_FIELD, where,
               "%s: a message must be a JSON object, found %s", where, srv_type_word(msg));
     return SRV_OK;
   }
@@ -185,7 +178,7 @@ static int message(json_t *msg, size_t index, const char *call, json_t *batch_se
     return srv_oom(err, "segment");
   size_t bytes = json_dumpb(msg, NULL, 0, JSON_COMPACT);
   if (bytes > SEGMENT_MAX_MESSAGE_BYTES) {
-    util_fail(refusal(out, index), SRV_ETOO_LARGE, where,
+    util_fail(&srv_reject_at(out, index)->err, SRV_ETOO_LARGE, where,
               "%s: the message is %zu bytes, more than Segment's limit of 32 KB", where, bytes);
     return SRV_OK;
   }
@@ -197,7 +190,7 @@ static int message(json_t *msg, size_t index, const char *call, json_t *batch_se
   json_t *t = json_object_get(msg, "type");
   const char *type = call ? call : json_string_value(t);
   if (!type) {
-    util_fail(refusal(out, index), SRV_EBAD_FIELD, "type",
+    util_fail(&srv_reject_at(out, index)->err, SRV_EBAD_FIELD, "type",
               "%s: missing field 'type' (track, identify, page, screen, alias, group)", where);
     return SRV_OK;
   }
@@ -213,7 +206,7 @@ static int message(json_t *msg, size_t index, const char *call, json_t *batch_se
     char buf[32];
     const char *prev = id_text(json_object_get(msg, "previousId"), buf, sizeof buf);
     if (!prev) {
-      util_fail(refusal(out, index), SRV_EBAD_FIELD, "previousId",
+      util_fail(&srv_reject_at(out, index)->err, SRV_EBAD_FIELD, "previousId",
                 "%s: alias: missing field 'previousId' (the id to merge into userId)", where);
       return SRV_OK;
     }
@@ -231,7 +224,7 @@ static int message(json_t *msg, size_t index, const char *call, json_t *batch_se
     json_object_set_new(msg, "event", json_string("group"));
     return add(json_incref(msg), index, out, err);
   }
-  util_fail(refusal(out, index), SRV_EBAD_FIELD, "type",
+  util_fail(&srv_reject_at(out, index)->err, SRV_EBAD_FIELD, "type",
             "%s: type '%.64s' is not a Segment call (track, identify, page, screen, alias, "
             "group)",
             where, type);
