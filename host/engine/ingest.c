@@ -345,20 +345,26 @@ int eng_ingest(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
   if (!n) return TAILOR_OK;
   int qrc = check_quiz_answers(t, evs, n, err);
   if (qrc) return qrc;
+  /* One pass: the events before the first declined one are copied when
+     it is found, the others kept in order after it. */
   ev **kept = NULL;
-  size_t m = 0;
+  size_t m = 0, at = 0;
+  int oom = 0;
   pthread_rwlock_rdlock(&t->lock);
-  for (size_t i = 0; i < n; i++) {
-    if (!declined_analytics(t->ix, evs[i])) continue;
-    if (!kept && !(kept = malloc(n * sizeof *kept))) break;
+  for (size_t i = 0; i < n && !oom; i++) {
+    if (!declined_analytics(t->ix, evs[i])) {
+      if (kept) kept[at++] = evs[i];
+      continue;
+    }
+    if (!kept && !(kept = malloc(n * sizeof *kept))) {
+      oom = 1;
+      break;
+    }
+    if (!m) memcpy(kept, evs, i * sizeof *kept), at = i;
     m++;
   }
-  if (kept) { /* keep the others, in order */
-    size_t at = 0;
-    for (size_t i = 0; i < n; i++)
-      if (!declined_analytics(t->ix, evs[i])) kept[at++] = evs[i];
-  }
   pthread_rwlock_unlock(&t->lock);
+  if (oom) return util_fail(err, TAILOR_ENOMEM, NULL, "ingest: out of memory");
   if (m) {
     eng_metric(t, "events_no_consent", NULL, (double)m);
     evs = kept;
