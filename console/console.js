@@ -363,9 +363,18 @@
         start();
       });
   });
+  /* Logging out is idempotent: a request lost on the way (a kept-alive
+     connection the server closed as it was reused) is sent once more,
+     and a second failure is shown, not swallowed. */
   document.getElementById("logout").addEventListener("click", function () {
-    fetch("/admin/logout", { method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": session ? session.csrf : "" } })
-      .then(showLogin);
+    function out() {
+      return fetch("/admin/logout", { method: "POST", credentials: "same-origin",
+                                      headers: { "X-CSRF-Token": session ? session.csrf : "" } });
+    }
+    out().catch(out).then(function (r) {
+      if (!r.ok) throw new Error("logout: " + r.status + " " + r.statusText);
+      showLogin();
+    }).catch(fail);
   });
   window.addEventListener("hashchange", function () { if (session) show(); });
   start();
