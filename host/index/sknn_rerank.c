@@ -199,12 +199,33 @@ typedef struct rk_node {
 
 #define RK_DEFAULT_LEFT 0x80000000u
 
+/*
+** For scoring, trees of depth <= RK_HEAP_MAX_DEPTH are laid out again as
+** complete trees of the model's depth D, in heap order: node i's children
+** are 2i+1 (left) and 2i+2, the 2^D leaves follow the 2^D - 1 splits.  A
+** leaf above depth D fills its whole subtree's leaves, so whichever way
+** the padding splits send a row, it lands on that value.  Every row then
+** takes exactly D steps with no branch on the data, rows interleaved:
+** this is the walk of the reference layout (rk_node) without its
+** mispredicted branches.  Deeper models are walked the reference way.
+*/
+#define RK_HEAP_MAX_DEPTH 10
+
+typedef struct rk_split {
+  float cond;
+  uint16_t feat;
+  uint16_t dleft; /* 1 when a missing value goes left */
+} rk_split;
+
 struct sknn_ranker {
   float base;         /* base_score */
   uint32_t ntrees;
   uint32_t *root;     /* ntrees + 1 offsets into nodes */
   rk_node *nodes;
   size_t nnodes;
+  uint32_t depth;     /* D of the heap layout; 0 when there is none */
+  rk_split *splits;   /* ntrees x (2^D - 1) */
+  float *leaves;      /* ntrees x 2^D */
 };
 
 static int rk_fail(tailor_error *err, int code, const char *path, const char *what,
@@ -314,6 +335,64 @@ static int rk_tree(sknn_ranker *r, uint32_t t, const json_t *tree, const char *p
   return 0;
 }
 
+/* The depth of a tree of n nodes (a lone leaf: 0), or UINT32_MAX when
+   it is deeper than RK_HEAP_MAX_DEPTH; without recursion, since a model
+   file may hold a chain of any length. */
+static uint32_t rk_depth(const rk_node *tree, size_t n, uint32_t *stack) {
+  uint32_t deepest = 0;
+  size_t top = 0;
+  if (n >= 1u << 24) return UINT32_MAX;
+  stack[top++] = 0; /* node << 8 | its depth */
+  while (top) {
+    uint32_t e = stack[--top], i = e >> 8, d = e & 0xff;
+    if (d > deepest) deepest = d;
+    if (tree[i].left < 0) continue;
+    if (d == RK_HEAP_MAX_DEPTH || top + 2 > n) return UINT32_MAX;
+    stack[top++] = (uint32_t)tree[i].left << 8 | (d + 1);
+    stack[top++] = (uint32_t)tree[i].right << 8 | (d + 1);
+  }
+  return deepest;
+}
+
+/* Copy the subtree at node i into heap slot h at depth d of D. */
+static void rk_fill(sknn_ranker *r, const rk_node *tree, int32_t i, uint32_t h, uint32_t d,
+                    rk_split *sp, float *lv) {
+  uint32_t nsplit = (1u << r->depth) - 1;
+  if (tree[i].left < 0) {
+    /* Every leaf under slot h: the first is at depth D below it. */
+    uint32_t first = h, span = 1;
+    for (uint32_t k = d; k < r->depth; k++) first = 2 * first + 1, span *= 2;
+    for (uint32_t k = 0; k < span; k++) lv[first - nsplit + k] = tree[i].cond;
+    for (uint32_t k = d, f = h, n = 1; k < r->depth; k++, f = 2 * f + 1, n *= 2)
+      for (uint32_t j = 0; j < n; j++) sp[f + j] = (rk_split){0, 0, 1};
+    return;
+  }
+  sp[h] = (rk_split){tree[i].cond, (uint16_t)(tree[i].feat & ~RK_DEFAULT_LEFT),
+                     (tree[i].feat & RK_DEFAULT_LEFT) != 0};
+  rk_fill(r, tree, tree[i].left, 2 * h + 1, d + 1, sp, lv);
+  rk_fill(r, tree, tree[i].right, 2 * h + 2, d + 1, sp, lv);
+}
+
+/* The heap layout of r's trees, when they are shallow enough. */
+static int rk_heap(sknn_ranker *r, const char *path, tailor_error *err) {
+  uint32_t depth = 0, *stack = malloc((r->nnodes + 1) * sizeof *stack);
+  if (!stack) return util_fail(err, TAILOR_ENOMEM, "model", "%s: out of memory", path);
+  for (uint32_t t = 0; t < r->ntrees && depth != UINT32_MAX; t++) {
+    uint32_t d = rk_depth(&r->nodes[r->root[t]], r->root[t + 1] - r->root[t], stack);
+    if (d > depth) depth = d;
+  }
+  free(stack);
+  if (depth == 0 || depth == UINT32_MAX) return 0;
+  r->depth = depth;
+  size_t nsplit = ((size_t)1 << depth) - 1, nleaf = (size_t)1 << depth;
+  r->splits = malloc(r->ntrees * nsplit * sizeof *r->splits);
+  r->leaves = malloc(r->ntrees * nleaf * sizeof *r->leaves);
+  if (!r->splits || !r->leaves) return util_fail(err, TAILOR_ENOMEM, "model", "%s: out of memory", path);
+  for (uint32_t t = 0; t < r->ntrees; t++)
+    rk_fill(r, &r->nodes[r->root[t]], 0, 0, 0, &r->splits[t * nsplit], &r->leaves[t * nleaf]);
+  return 0;
+}
+
 sknn_ranker *sknn_ranker_load(const char *path, tailor_error *err) {
   sknn_ranker *r = calloc(1, sizeof *r);
   if (!r) {
@@ -386,6 +465,7 @@ sknn_ranker *sknn_ranker_load(const char *path, tailor_error *err) {
   r->nnodes = total;
   for (uint32_t t = 0; !rc && t < r->ntrees; t++)
     rc = rk_tree(r, t, json_array_get(trees, t), path, err);
+  if (!rc) rc = rk_heap(r, path, err);
 out:
   json_decref(root);
   if (rc) {
@@ -399,6 +479,8 @@ void sknn_ranker_free(sknn_ranker *r) {
   if (!r) return;
   free(r->root);
   free(r->nodes);
+  free(r->splits);
+  free(r->leaves);
   free(r);
 }
 
@@ -407,6 +489,29 @@ size_t sknn_ranker_trees(const sknn_ranker *r) { return r ? r->ntrees : 0; }
 int sknn_ranker_score(const sknn_ranker *r, const float *features, size_t m,
                       float *out) {
   for (size_t i = 0; i < m; i++) out[i] = r->base;
+  if (r->depth) {
+    /* Tree by tree, so a tree stays in cache over the rows; RK_LANES rows
+    ** at a time, step by step, so their walks overlap. */
+    enum { RK_LANES = 8 };
+    const uint32_t D = r->depth, nsplit = (1u << D) - 1;
+    for (uint32_t t = 0; t < r->ntrees; t++) {
+      const rk_split *sp = &r->splits[(size_t)t * nsplit];
+      const float *lv = &r->leaves[(size_t)t * (nsplit + 1)];
+      for (size_t i0 = 0; i0 < m; i0 += RK_LANES) {
+        size_t lanes = m - i0 < RK_LANES ? m - i0 : RK_LANES;
+        uint32_t at[RK_LANES] = {0};
+        for (uint32_t d = 0; d < D; d++)
+          for (size_t k = 0; k < lanes; k++) {
+            const rk_split *s = &sp[at[k]];
+            float v = features[(i0 + k) * SKNN_RERANK_NFEATURES + s->feat];
+            uint32_t left = (v < s->cond) | ((isnan(v) != 0) & s->dleft);
+            at[k] = 2 * at[k] + 2 - left;
+          }
+        for (size_t k = 0; k < lanes; k++) out[i0 + k] += lv[at[k] - nsplit];
+      }
+    }
+    return 0;
+  }
   /* Tree by tree, so a tree's nodes stay in cache over the rows. */
   for (uint32_t t = 0; t < r->ntrees; t++) {
     const rk_node *tree = &r->nodes[r->root[t]];
