@@ -1,6 +1,6 @@
 /*
 ** console.c: the figures of the merchant console that the engine works
-** out (console.h): revenue attribution from the event log, the outbox by
+** out (console.h): revenue attribution as the index keeps it, the outbox by
 ** trigger and state, one message for a preview, a visitor's decisions,
 ** and the strategies' files and checks.  Reads only: the store through
 ** eng_read_begin(), decisions through eng_decide() like any caller.
@@ -20,7 +20,6 @@
 #include "engine/dryrun.h"
 #include "engine/engine.h"
 
-#define CONSOLE_MAX_GROUPS 256 /* (source, strategy, widget) rows; more go to "other" */
 #define CONSOLE_OUTBOX_ROWS 100 /* newest outbox rows listed */
 #define CONSOLE_PREVIEW_K 6     /* items per recommendation in a preview */
 
@@ -34,148 +33,37 @@ static int sql_fail(tailor_error *err, sqlite3 *db, const char *what) {
 }
 
 /*
-** Revenue attribution.  One pass over the touch and order events sorted
-** by person and time: a person's last click is remembered until an order
-** of theirs, which it gets when it is at most window_ms older.
+** Revenue attribution: the index keeps it as events are applied (index.h,
+** "Revenue attribution"), so this is a read of sums under its read lock.
 */
-typedef struct group {
-  char source[16], strategy[64], widget[64];
-  uint64_t shown, clicks, orders;
-  double revenue;
-} group;
-
-typedef struct attribution {
-  group *g;
-  size_t n;
-} attribution;
-
-static group *group_of(attribution *a, const char *source, const char *strategy,
-                       const char *widget) {
-  strategy = strategy && *strategy ? strategy : "-";
-  widget = widget && *widget ? widget : "-";
-  for (size_t i = 0; i < a->n; i++)
-    if (!strcmp(a->g[i].source, source) && !strcmp(a->g[i].strategy, strategy) &&
-        !strcmp(a->g[i].widget, widget))
-      return &a->g[i];
-  if (a->n == CONSOLE_MAX_GROUPS) {
-    strategy = widget = "(other)";
-    for (size_t i = 0; i < a->n; i++)
-      if (!strcmp(a->g[i].source, source) && !strcmp(a->g[i].widget, widget)) return &a->g[i];
-    return &a->g[a->n - 1];
-  }
-  group *g = &a->g[a->n++];
-  memset(g, 0, sizeof *g);
-  snprintf(g->source, sizeof g->source, "%s", source);
-  snprintf(g->strategy, sizeof g->strategy, "%s", strategy);
-  snprintf(g->widget, sizeof g->widget, "%s", widget);
-  return g;
-}
-
-static const char *source_of(const char *type) {
-  return !strncmp(type, "rec_", 4) ? "recommendation"
-         : !strncmp(type, "popup_", 6) ? "popup"
-                                       : "email";
-}
-
 json_t *eng_console_revenue(tailor *t, int64_t window_ms, int64_t since_ms,
                             tailor_error *err) {
-  static const char touches[] =
-      "SELECT COALESCE(e.customer, i.customer, e.anon, e.session) AS who, e.ts, e.type,"
-      " json_extract(e.body, '$.name'), json_extract(e.body, '$.props.strategy'),"
-      " json_extract(e.body, '$.revenue')"
-      " FROM events e LEFT JOIN identities i ON i.anon = e.anon"
-      " WHERE e.type IN ('purchase', 'rec_clicked', 'popup_clicked', 'email_clicked',"
-      " 'rec_shown', 'popup_shown') AND e.ts >= ?1"
-      " ORDER BY who, e.ts, e.seq";
-  static const char sessions[] =
-      "SELECT count(DISTINCT session), count(DISTINCT CASE WHEN type IN ('rec_shown',"
-      " 'popup_shown', 'rec_clicked', 'popup_clicked', 'email_clicked') THEN session END)"
-      " FROM events WHERE session IS NOT NULL AND ts >= ?1";
-  attribution a = {calloc(CONSOLE_MAX_GROUPS, sizeof(group)), 0};
-  if (!a.g) return util_fail(err, TAILOR_ENOMEM, NULL, "out of memory"), NULL;
-  store *st = eng_read_begin(t);
-  sqlite3 *db = store_db(st);
-  sqlite3_stmt *q = NULL;
-  int rc = sqlite3_prepare_v2(db, touches, -1, &q, NULL);
-  uint64_t orders = 0, attributed_orders = 0, total_sessions = 0, seen_sessions = 0;
-  double revenue = 0, attributed = 0;
-  char who[256] = "", last_src[16] = "", last_strategy[64] = "", last_widget[64] = "";
-  int64_t last_click = INT64_MIN;
-  if (rc == SQLITE_OK) {
-    sqlite3_bind_int64(q, 1, since_ms - window_ms);
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-      const char *w = col(q, 0), *type = col(q, 2), *name = col(q, 3), *strategy = col(q, 4);
-      int64_t ts = sqlite3_column_int64(q, 1);
-      if (!w || !type) continue;
-      if (strcmp(w, who)) { /* the next person */
-        snprintf(who, sizeof who, "%s", w);
-        last_click = INT64_MIN;
-      }
-      int purchase = !strcmp(type, "purchase");
-      if (!purchase && strstr(type, "_clicked")) {
-        last_click = ts;
-        snprintf(last_src, sizeof last_src, "%s", source_of(type));
-        snprintf(last_strategy, sizeof last_strategy, "%s", strategy ? strategy : "");
-        snprintf(last_widget, sizeof last_widget, "%s", name ? name : "");
-      }
-      if (ts < since_ms) continue; /* only a click that may count for later orders */
-      if (!purchase) {
-        group *g = group_of(&a, source_of(type), strategy, name);
-        if (strstr(type, "_clicked")) g->clicks++;
-        else g->shown++;
-        continue;
-      }
-      double r = sqlite3_column_double(q, 5);
-      if (!isfinite(r) || r < 0) r = 0;
-      orders++;
-      revenue += r;
-      if (last_click != INT64_MIN && ts - last_click <= window_ms) {
-        group *g = group_of(&a, last_src, last_strategy, last_widget);
-        g->orders++;
-        g->revenue += r;
-        attributed_orders++;
-        attributed += r;
-      }
-    }
-    rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-  }
-  sqlite3_finalize(q);
-  q = NULL;
-  if (rc == SQLITE_OK && (rc = sqlite3_prepare_v2(db, sessions, -1, &q, NULL)) == SQLITE_OK) {
-    sqlite3_bind_int64(q, 1, since_ms);
-    if ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-      total_sessions = (uint64_t)sqlite3_column_int64(q, 0);
-      seen_sessions = (uint64_t)sqlite3_column_int64(q, 1);
-      rc = SQLITE_OK;
-    }
-  }
-  sqlite3_finalize(q);
-  if (rc != SQLITE_OK) {
-    sql_fail(err, db, "revenue attribution");
-    eng_read_end(t);
-    free(a.g);
-    return NULL;
-  }
-  eng_read_end(t);
+  idx_attribution *r = malloc(sizeof *r);
+  if (!r) return util_fail(err, TAILOR_ENOMEM, NULL, "out of memory"), NULL;
   json_t *rows = json_array();
-  for (size_t i = 0; i < a.n; i++) {
-    group *g = &a.g[i];
+  pthread_rwlock_rdlock(&t->lock);
+  idx_attribution_report(t->ix, window_ms, since_ms, r);
+  for (uint32_t i = 0; i < r->nrows; i++) { /* names are the index's: copied here */
+    const idx_attrib_row *g = &r->rows[i];
     json_array_append_new(
-        rows, json_pack("{ss ss ss sI sI sI sf}", "source", g->source, "strategy", g->strategy,
-                        "widget", g->widget, "shown", (json_int_t)g->shown, "clicks",
-                        (json_int_t)g->clicks, "orders", (json_int_t)g->orders, "revenue",
-                        g->revenue));
+        rows, json_pack("{ss ss ss sI sI sI sf}", "source", idx_attrib_source_name(g->source),
+                        "strategy", g->strategy, "widget", g->widget, "shown",
+                        (json_int_t)g->shown, "clicks", (json_int_t)g->clicks, "orders",
+                        (json_int_t)g->orders, "revenue", g->revenue));
   }
-  free(a.g);
-  return json_pack("{sI sI so s{sI sf} s{sI sf} s{sI sf} so s{sI sI sf}}", "window_ms",
-                   (json_int_t)window_ms, "since", (json_int_t)since_ms, "model",
-                   json_string("last click"), "total", "orders", (json_int_t)orders, "revenue",
-                   revenue, "attributed", "orders", (json_int_t)attributed_orders, "revenue",
-                   attributed, "rest", "orders", (json_int_t)(orders - attributed_orders),
-                   "revenue", revenue - attributed, "groups", rows, "sessions", "total",
-                   (json_int_t)total_sessions, "personalized", (json_int_t)seen_sessions,
-                   "share",
-                   total_sessions ? (double)seen_sessions / (double)total_sessions : 0.0);
+  pthread_rwlock_unlock(&t->lock);
+  since_ms = since_ms / IDX_DAY_MS * IDX_DAY_MS;
+  json_t *o = json_pack(
+      "{sI sI so s{sI sf} s{sI sf} s{sI sf} so s{sI sI sf}}", "window_ms",
+      (json_int_t)window_ms, "since", (json_int_t)since_ms, "model", json_string("last click"),
+      "total", "orders", (json_int_t)r->orders, "revenue", r->revenue, "attributed", "orders",
+      (json_int_t)r->attributed_orders, "revenue", r->attributed_revenue, "rest", "orders",
+      (json_int_t)(r->orders - r->attributed_orders), "revenue",
+      r->revenue - r->attributed_revenue, "groups", rows, "sessions", "total",
+      (json_int_t)r->sessions, "personalized", (json_int_t)r->personalized_sessions, "share",
+      r->sessions ? (double)r->personalized_sessions / (double)r->sessions : 0.0);
+  free(r);
+  return o;
 }
 
 /*

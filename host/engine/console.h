@@ -15,14 +15,18 @@
 #include "tailor.h"
 
 /*
-** Revenue attribution: each order (purchase event at or after `since_ms`)
-** goes to the last click on a recommendation (rec_clicked), a popup
-** (popup_clicked) or an email (email_clicked) by the same person (the
-** customer, or the anonymous id and the customer it was linked to) within
-** `window_ms` before it, by source, strategy (the event's props.strategy)
-** and widget (its name); the others are the rest.  With the impressions
-** (rec_shown, popup_shown) and clicks of each, and the share of sessions
+** Revenue attribution: each order (purchase event at or after `since_ms`,
+** rounded down to the start of its UTC day) goes to the last click on a
+** recommendation (rec_clicked), a popup (popup_clicked) or an email
+** (email_clicked) by the same person (the customer, with the anonymous
+** ids merged into it on login, or the anonymous id, or the session of an
+** event that names nothing else) within `window_ms` before it, by source,
+** strategy (the event's props.strategy) and widget (its name); the others
+** are the rest.  With the impressions (rec_shown, popup_shown) and clicks
+** of each from that day on, and the share of sessions active since then
 ** that saw personalization (a rec_shown, popup_shown or click in them).
+** Kept by the index as events are applied (index.h, "Revenue
+** attribution"): no read of the event log.
 */
 json_t *eng_console_revenue(tailor *t, int64_t window_ms, int64_t since_ms,
                             tailor_error *err);

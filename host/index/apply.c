@@ -6,7 +6,8 @@
 ** for each line: the item's counters, co-views within the session's
 ** window, trending in every segment table it counts in, the person's
 ** affinities, recent views, cart and watch list; an order adds its
-** co-purchases and the customer's RFM figures.
+** co-purchases and the customer's RFM figures.  Impressions, clicks and
+** orders also go to revenue attribution (attrib.c).
 **
 ** Everything written here is owned by the index.  The caches of segment
 ** tables (idx.trend_all, trend_key_attr, trend_value_table,
@@ -546,6 +547,7 @@ int idx_apply(idx *x, const ev *e) {
   }
   if (sid != INTERN_NONE && apply_session(x, sid, e)) return TAILOR_ENOMEM;
   if (sid != INTERN_NONE && returning) x->session[sid].returning = 1;
+  if (idx_attrib_apply(x, pid, sid, e)) return TAILOR_ENOMEM;
   if (p && e->type == EV_SEARCH && search_note(x->search, pid, sid, e->query, e->ts))
     return TAILOR_ENOMEM;
   if (e->type == EV_POPUP_SHOWN) {

@@ -21,7 +21,7 @@
 #include "index/index.h"
 
 #define CKPT_MAGIC "TAILORCK"
-#define CKPT_FORMAT 14 /* 14: idx_session.returning, .distinct */
+#define CKPT_FORMAT 15 /* 15: revenue attribution (attrib.c) */
 
 /*
 ** Writing: a FILE with a running hash.
@@ -126,6 +126,22 @@ static void put_search(ckw *w, const search_index *s) {
   free(bytes);
 }
 
+/* Revenue attribution: names, groups with their days, orders. */
+static void put_attrib(ckw *w, const idx_attrib *a) {
+  put_intern(w, &a->names);
+  PUT(w, a->ngroups);
+  for (uint32_t g = 0; g < a->ngroups; g++) {
+    const idx_attrib_group *gr = &a->groups[g];
+    PUT(w, gr->source);
+    PUT(w, gr->strategy);
+    PUT(w, gr->widget);
+    PUT(w, gr->ndays);
+    put(w, gr->days, gr->ndays * sizeof *gr->days);
+  }
+  PUT(w, a->norders);
+  put(w, a->orders, a->norders * sizeof *a->orders);
+}
+
 int idx_save(const idx *x, const char *path, uint64_t fingerprint,
              int64_t seq, tailor_error *err) {
   char tmp[4096];
@@ -204,6 +220,8 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
     put(&w, p->aff, p->naff * sizeof *p->aff);
     PUT(&w, p->nprefs);
     put(&w, p->prefs, p->nprefs * sizeof *p->prefs);
+    PUT(&w, p->click_ts);
+    PUT(&w, p->click_group);
   }
   PUT(&w, x->aff_decay.t0);
   put_ids(&w, &x->coupon_used);
@@ -220,6 +238,7 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
   put_sknn(&w, x->sknn, x->items.n);
   put_search(&w, x->search);
   put_search(&w, x->reads);
+  put_attrib(&w, &x->attrib);
   uint64_t sum = w.h;
   if (fwrite(&sum, sizeof sum, 1, w.f) != 1) w.err = 1;
   if (fflush(w.f) || fsync(fileno(w.f))) w.err = 1;
@@ -422,6 +441,44 @@ static void get_sknn(ckr *r, sknn_index *s, uint32_t nitems) {
   free(df);
 }
 
+/* Revenue attribution, and the last clicks' groups checked against it. */
+static void get_attrib(ckr *r, idx *x) {
+  idx_attrib *a = &x->attrib;
+  get_intern(r, &a->names);
+  uint32_t n;
+  GET(r, n);
+  if (n > IDX_ATTRIB_MAX_GROUPS) r->err = 1;
+  if (n && !r->err && !(a->groups = calloc(IDX_ATTRIB_MAX_GROUPS, sizeof *a->groups)))
+    r->err = 1;
+  for (uint32_t g = 0; g < n && !r->err; g++) {
+    idx_attrib_group *gr = &a->groups[g];
+    GET(r, gr->source);
+    GET(r, gr->strategy);
+    GET(r, gr->widget);
+    GET(r, gr->ndays);
+    gr->days = get_array(r, gr->ndays, sizeof *gr->days);
+    gr->cap = gr->days ? gr->ndays : 0;
+    if (!gr->days) gr->ndays = 0;
+    a->ngroups = g + 1;
+    if (gr->source >= IDX_ATTRIB_SOURCES || gr->strategy >= a->names.n ||
+        gr->widget >= a->names.n)
+      r->err = 1;
+  }
+  GET(r, a->norders);
+  if (!r->err && a->norders > (uint64_t)(r->end - r->p) / sizeof *a->orders) r->err = 1;
+  if (!r->err) {
+    a->orders = get_array(r, (size_t)a->norders, sizeof *a->orders);
+    a->orders_cap = a->orders ? a->norders : 0;
+    if (!a->orders) a->norders = 0;
+  }
+  for (uint64_t i = 0; i < a->norders && !r->err; i++)
+    if (a->orders[i].gap >= 0 && a->orders[i].group >= a->ngroups) r->err = 1;
+  for (uint32_t i = 0; i < x->people.n && !r->err; i++)
+    if (x->person[i].click_ts && x->person[i].click_group >= a->ngroups) r->err = 1;
+  for (uint32_t i = 0; i < x->session_cap && !r->err; i++)
+    if (x->session[i].click_ts && x->session[i].click_group >= a->ngroups) r->err = 1;
+}
+
 /* Ids read from the file must point inside the tables they index. */
 static int ids_ok(const idx_ids *a, uint32_t bound) {
   for (uint32_t i = 0; i < a->n; i++)
@@ -552,6 +609,8 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
       if (p->nprefs > IDX_MAX_PREFS) r.err = 1;
       p->prefs = get_array(&r, p->nprefs, sizeof *p->prefs);
       if (!p->prefs) p->nprefs = 0;
+      GET(&r, p->click_ts);
+      GET(&r, p->click_group);
       for (uint8_t q = 0; q < p->nprefs && !r.err; q++)
         if (p->prefs[q].key >= x->attrs.n || p->prefs[q].value >= x->attrs.n ||
             p->prefs[q].source >= x->attrs.n)
@@ -593,6 +652,7 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
     if (!r.err) get_sknn(&r, x->sknn, ni);
     if (!r.err) get_search(&r, x, x->search);
     if (!r.err) get_search(&r, x, x->reads);
+    if (!r.err) get_attrib(&r, x);
     if (r.err || r.p != r.end) why = "truncated or inconsistent contents";
   }
   free(data);

@@ -81,6 +81,7 @@ idx *idx_new(const idx_config *cfg) {
   intern_init(&x->brands);
   intern_init(&x->attrs);
   intern_init(&x->tags);
+  intern_init(&x->attrib.names);
   cooc_init(&x->coview, c.max_neighbors, c.cooc_half_life_days);
   cooc_init(&x->copurchase, c.max_neighbors, c.cooc_half_life_days);
   trend_init(&x->trend, c.trend_half_life_days, 0, 0);
@@ -119,6 +120,7 @@ void idx_free(idx *x) {
   free(x->session);
   free(x->propensity);
   free(x->clusters.assign);
+  idx_attrib_free(&x->attrib);
   intern_free(&x->attrs);
   intern_free(&x->tags);
   intern_free(&x->coupons);

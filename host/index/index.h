@@ -187,6 +187,9 @@ typedef struct idx_person {
   uint8_t nattrs;
   uint8_t nprefs;
   idx_pref *prefs;     /* zero-party preferences (quiz answers), nprefs */
+  int64_t click_ts;    /* the last click on a recommendation, popup or email
+                          (attrib.c); 0 = none */
+  uint32_t click_group; /* its idx_attrib group */
 } idx_person;
 
 /* Set a person's preference (an answer's key, value, source and time): a
@@ -343,6 +346,12 @@ typedef struct idx_session {
      events' props medium, source, campaign, device): ids in idx.attrs + 1,
      0 when not given. */
   uint32_t source[IDX_SOURCE_FIELDS];
+  /* Revenue attribution (attrib.c): the latest personalization seen in it
+     (a recommendation or popup shown, any click), and the last click of an
+     event that named only the session (else the person keeps it). */
+  int64_t touched;     /* ms; 0 = none */
+  int64_t click_ts;    /* ms; 0 = none */
+  uint32_t click_group; /* idx_attrib group of that click */
 } idx_session;
 
 /* The relations between items that the index counts. */
@@ -361,6 +370,101 @@ typedef struct idx_filter {
   const uint32_t *brands;
   size_t nbrands;
 } idx_filter;
+
+/*
+** Revenue attribution (attrib.c): what the console's revenue page shows,
+** kept as events are applied, so a request sums a few arrays instead of
+** reading the event log.  A group is (source, strategy, widget): the
+** source from the event's type (rec_* recommendation, popup_* popup,
+** email_clicked email), the strategy its props.strategy, the widget its
+** name ("-" for either when missing).
+**
+**   - Impressions (rec_shown, popup_shown) and clicks (rec_clicked,
+**     popup_clicked, email_clicked) are counted by group and UTC day.
+**   - A click is the person's last click (idx_person.click_ts, or the
+**     session's for an event that names only a session) when it is the
+**     latest one seen; a merge on login keeps the later of the two.
+**   - An order (purchase) is kept with its time, revenue, and the group and
+**     age of the person's last click at or before it, so any attribution
+**     window is one pass over the orders.
+**   - A session's latest personalization (idx_session.touched) gives the
+**     share of sessions that saw any.
+** What a scan of the log would credit and this cannot: a click that
+** arrives after an order it preceded (an import out of time order).
+** Erasure clears the person's last click; orders and counts are anonymous
+** and stay, as trending does.
+*/
+#define IDX_ATTRIB_MAX_GROUPS 256 /* beyond, a source's new groups are "(other)" */
+#define IDX_DAY_MS 86400000LL
+
+typedef enum idx_attrib_source {
+  IDX_ATTRIB_RECOMMENDATION, IDX_ATTRIB_POPUP, IDX_ATTRIB_EMAIL, IDX_ATTRIB_SOURCES
+} idx_attrib_source;
+
+/* "recommendation", "popup", "email". */
+const char *idx_attrib_source_name(idx_attrib_source s);
+
+typedef struct idx_attrib_day {
+  int32_t day;            /* UTC days since the epoch */
+  uint32_t shown, clicks;
+} idx_attrib_day;
+
+typedef struct idx_attrib_group {
+  uint8_t source;           /* idx_attrib_source */
+  uint32_t strategy, widget; /* ids in idx_attrib.names */
+  idx_attrib_day *days;     /* ascending day; ndays of cap */
+  uint32_t ndays, cap;
+} idx_attrib_group;
+
+typedef struct idx_attrib_order {
+  int64_t ts;
+  int64_t gap;          /* ms since the person's last click; -1 without one */
+  double revenue;
+  uint32_t group;       /* the click's group (when gap >= 0) */
+} idx_attrib_order;
+
+typedef struct idx_attrib {
+  intern names;              /* strategies and widgets */
+  idx_attrib_group *groups;  /* IDX_ATTRIB_MAX_GROUPS once the first is made */
+  uint32_t ngroups;
+  idx_attrib_order *orders;  /* in the order they were applied */
+  uint64_t norders, orders_cap;
+} idx_attrib;
+
+/* One group's figures over a period, as idx_attribution reports them. */
+typedef struct idx_attrib_row {
+  idx_attrib_source source;
+  const char *strategy, *widget; /* borrowed from the index: valid under its lock */
+  uint64_t shown, clicks, orders;
+  double revenue;
+} idx_attrib_row;
+
+typedef struct idx_attribution {
+  uint64_t orders, attributed_orders;
+  double revenue, attributed_revenue;
+  uint64_t sessions, personalized_sessions;
+  idx_attrib_row rows[IDX_ATTRIB_MAX_GROUPS]; /* groups with anything in the period */
+  uint32_t nrows;
+} idx_attribution;
+
+struct idx;
+
+/* Count what event `e` says for attribution (person `pid` and session
+   `sid` may be INTERN_NONE): 0, or -1 when out of memory.  Called by
+   idx_apply. */
+int idx_attrib_apply(struct idx *x, uint32_t pid, uint32_t sid, const ev *e);
+
+/*
+** Orders since `since` (rounded down to its UTC day: impressions are
+** counted by day) credited to the last click within `window_ms` before
+** each, by group, with the impressions and clicks of the period and the
+** sessions active in it (and those that saw personalization) into *out.
+*/
+void idx_attribution_report(const struct idx *x, int64_t window_ms, int64_t since,
+                            idx_attribution *out);
+
+/* What an index's attribution owns. */
+void idx_attrib_free(idx_attrib *a);
 
 typedef struct idx {
   idx_config cfg;
@@ -406,6 +510,7 @@ typedef struct idx {
   uint32_t item_cap, person_cap;
   idx_value_model value; /* set by the engine with idx_value_fit */
   idx_clusters clusters; /* set by the engine with idx_cluster_install */
+  idx_attrib attrib;     /* revenue attribution (attrib.c) */
   struct idx_propensity *propensity; /* set by the engine at the value refit
                                         (propensity.c); NULL: none fitted */
   uint64_t orders_seen;  /* purchases applied, to pace refits */

@@ -67,6 +67,10 @@ int idx_person_merge(idx *x, uint32_t from, uint32_t into) {
     if (idx_pref_set(b, &a->prefs[i])) return -1;
   b->emails += a->emails;
   if (a->last_email > b->last_email) b->last_email = a->last_email;
+  if (a->click_ts > b->click_ts) { /* the later click is the last one */
+    b->click_ts = a->click_ts;
+    b->click_group = a->click_group;
+  }
   person_clear(a);
   /* Only anonymous people are merged, and only into customers, so chains
      are one link long and nobody else points at `from`. */

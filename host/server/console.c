@@ -452,7 +452,9 @@ void srv_console_run(srv *s, job *j) {
   } else if (!strcmp(name, "revenue")) {
     long hours = num_param(query, "window_hours", DEF_CONSOLE_ATTRIBUTION_HOURS, 1, 24 * 90);
     long days = num_param(query, "days", 0, 0, 3650);
-    int64_t since = days ? util_now_ms() - (int64_t)days * 86400000 : 0;
+    /* days=N: today (UTC) and the N-1 days before it; impressions are
+       counted by day. */
+    int64_t since = days ? (util_now_ms() / 86400000 - (days - 1)) * 86400000 : 0;
     o = eng_console_revenue(t, (int64_t)hours * 3600000, since, &e);
     if (!o) fail_engine(j, e.code ? e.code : TAILOR_ENOMEM, &e);
     else set_json(j, o);
