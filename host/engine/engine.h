@@ -33,6 +33,8 @@ typedef struct vm_slot vm_slot;       /* one thread's Lua state */
 typedef struct eng_plugins eng_plugins; /* loaded plugins (engine/plugin.c) */
 typedef struct commit_req commit_req; /* events waiting for a group commit */
 
+#define ENG_LAG_MAX_MS 2000
+
 struct tailor {
   config cfg;
   store *st;
@@ -48,6 +50,10 @@ struct tailor {
   _Atomic int follow_stop;
   _Atomic int64_t follow_at_ms;
   _Atomic uint64_t n_followed; /* events applied from the log */
+  /* The log's lag: events applied from it, by milliseconds from their
+     receipt (ts, the server's clock) to their application, the last
+     bucket holding ENG_LAG_MAX_MS and more. */
+  _Atomic uint32_t lag_ms[ENG_LAG_MAX_MS + 1];
   idx *ix;
   pthread_mutex_t write_mu;
   pthread_rwlock_t lock;

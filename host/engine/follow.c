@@ -37,9 +37,26 @@ static int cmp_i64(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/*
+** An event's lag: from its receipt (ts; the server's clock for a
+** storefront's events) to now, when this node applies it.  Events older
+** than ENG_LAG_HISTORY_MS when applied are history sent late (a trusted
+** sender's import), not the log's lag, and are not counted.
+*/
+#define ENG_LAG_HISTORY_MS (10 * 60 * 1000)
+
+static void note_lag(tailor *t, const ev *e) {
+  int64_t lag = util_now_ms() - e->ts;
+  if (lag > ENG_LAG_HISTORY_MS) return;
+  if (lag < 0) lag = 0;
+  if (lag > ENG_LAG_MAX_MS) lag = ENG_LAG_MAX_MS;
+  atomic_fetch_add_explicit(&t->lag_ms[lag], 1, memory_order_relaxed);
+}
+
 static int follow_one(void *ud, int64_t seq, const ev *e) {
   follow_run *r = ud;
   tailor *t = r->t;
+  note_lag(t, e);
   pthread_rwlock_wrlock(&t->lock);
   int rc = idx_apply(t->ix, e);
   pthread_rwlock_unlock(&t->lock);
@@ -65,9 +82,9 @@ static int follow_step(tailor *t, store *st, follow_run *r, tailor_error *err) {
 }
 
 /*
-** The event path on a shared store: one transaction per caller (no group
-** commit yet), under write_mu; then the log applied up to the caller's
-** events, then their triggers.
+** The event path on a shared store: one transaction for a group of
+** callers (ingest.c's group commit), under write_mu; then the log applied
+** up to their events, then their triggers.
 */
 static int commit_shared(tailor *t, ev **all, size_t n, tailor_error *err);
 
@@ -186,8 +203,20 @@ json_t *eng_log_json(tailor *t) {
   pthread_mutex_lock(&t->read_mu);
   int64_t behind = t->st_read ? store_log_behind(t->st_read, t->applied_seq) : -1;
   pthread_mutex_unlock(&t->read_mu);
-  return json_pack("{ss sI sI sI sI}", "store", store_kind(t->st), "position",
+  /* The lag's percentiles, from the histogram: the bucket where the
+     count passes the share (ENG_LAG_MAX_MS: that much or more). */
+  uint64_t total = 0, seen = 0;
+  for (int i = 0; i <= ENG_LAG_MAX_MS; i++)
+    total += atomic_load_explicit(&t->lag_ms[i], memory_order_relaxed);
+  json_t *lag = json_pack("{sI}", "count", (json_int_t)total);
+  static const struct { const char *name; double q; } qs[] = {{"p50", .5}, {"p90", .9}, {"p99", .99}};
+  for (size_t k = 0, i = 0; total && k < sizeof qs / sizeof *qs; k++) {
+    while (i <= ENG_LAG_MAX_MS && (double)seen < qs[k].q * (double)total)
+      seen += atomic_load_explicit(&t->lag_ms[i++], memory_order_relaxed);
+    json_object_set_new(lag, qs[k].name, json_integer(i ? (json_int_t)i - 1 : 0));
+  }
+  return json_pack("{ss sI sI sI sI so}", "store", store_kind(t->st), "position",
                    (json_int_t)t->applied_seq, "behind", (json_int_t)behind, "read_age_ms",
                    (json_int_t)(at ? util_now_ms() - at : -1), "applied_from_log",
-                   (json_int_t)atomic_load(&t->n_followed));
+                   (json_int_t)atomic_load(&t->n_followed), "lag_ms", lag);
 }

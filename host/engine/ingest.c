@@ -106,6 +106,15 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
   for (commit_req *r = group; r; r = r->next) n += r->n;
   ev **all = malloc((n ? n : 1) * sizeof *all);
   if (!all) return util_fail(err, TAILOR_ENOMEM, NULL, "ingest: out of memory");
+  if (store_shared(t->st)) {
+    /* A shared log (follow.c): the group in one transaction there. */
+    n = 0;
+    for (commit_req *r = group; r; r = r->next)
+      for (size_t i = 0; i < r->n; i++) all[n++] = r->evs[i];
+    int rc = eng_commit_shared(t, all, n, err);
+    free(all);
+    return rc;
+  }
   pthread_mutex_lock(&t->write_mu);
   eng_writing = t;
   int64_t *seqs = malloc((n ? n : 1) * sizeof *seqs), last = 0;
@@ -370,9 +379,7 @@ int eng_ingest(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
     evs = kept;
     n -= m;
   }
-  int rc = !n                  ? TAILOR_OK
-           : store_shared(t->st) ? eng_commit_shared(t, (ev **)evs, n, err)
-                                 : commit_events(t, (ev **)evs, n, err);
+  int rc = n ? commit_events(t, (ev **)evs, n, err) : TAILOR_OK;
   if (rc != TAILOR_OK || !n) {
     free(kept);
     return rc;

@@ -207,6 +207,16 @@ char *srv_metrics_render(srv *s, const char *stats_json, size_t *len) {
     head(&b, "tailor_log_read_age_seconds", "gauge",
          "Time since this node last read the shared log.");
     put(&b, "tailor_log_read_age_seconds %.3f\n", (double)num(st, "log", "read_age_ms") / 1e3);
+    json_t *lag = json_object_get(json_object_get(st, "log"), "lag_ms");
+    head(&b, "tailor_log_lag_seconds", "gauge",
+         "From an event's receipt to this node applying it from the log, by quantile since "
+         "the start (capped at 2 s).");
+    for (const char *const *q = (const char *const[]){"p50", "p90", "p99", NULL}; *q; q++)
+      if (json_object_get(lag, *q))
+        put(&b, "tailor_log_lag_seconds{quantile=\"0.%s\"} %.3f\n", *q + 1,
+            (double)json_integer_value(json_object_get(lag, *q)) / 1e3);
+    head(&b, "tailor_log_lag_events_total", "counter", "Events counted in tailor_log_lag_seconds.");
+    put(&b, "tailor_log_lag_events_total %lld\n", (long long)num(lag, "count", NULL));
   }
   head(&b, "tailor_store_rows", "gauge", "Rows in the store, by table.");
   for (const char *const *k = store_tables; *k; k++)

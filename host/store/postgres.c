@@ -349,44 +349,163 @@ static int apply_state(pg *p, const ev *e, tailor_error *err) {
   }
 }
 
-static int link_identity(pg *p, const char *anon, const char *customer, int64_t when,
-                         tailor_error *err) {
-  char ts[24];
-  const char *v[] = {anon, customer, I64(ts, when)};
-  return exec_params(p,
-                     "INSERT INTO identities(anon,customer,linked) VALUES($1,$2,$3) "
-                     "ON CONFLICT(anon) DO UPDATE SET customer=excluded.customer,"
-                     "linked=excluded.linked",
-                     3, v, err, "store: write");
+/* A text[] literal, element by element: "{" then arr_add()s then "}". */
+typedef struct arr {
+  char *s;
+  size_t n, cap;
+} arr;
+
+static int arr_put(arr *a, const char *s, size_t n) {
+  if (a->n + n + 1 > a->cap) {
+    size_t cap = a->cap ? a->cap : 256;
+    while (cap < a->n + n + 1) cap *= 2;
+    char *x = realloc(a->s, cap);
+    if (!x) return -1;
+    a->s = x, a->cap = cap;
+  }
+  memcpy(a->s + a->n, s, n);
+  a->n += n;
+  a->s[a->n] = '\0';
+  return 0;
+}
+
+/* Append one element (NULL: SQL NULL), quoted, " and \ escaped. */
+static int arr_add(arr *a, const char *v) {
+  if (a->n > 1 && arr_put(a, ",", 1)) return -1;
+  if (!v) return arr_put(a, "NULL", 4);
+  if (arr_put(a, "\"", 1)) return -1;
+  for (const char *p = v;;) {
+    size_t k = strcspn(p, "\"\\");
+    if (arr_put(a, p, k)) return -1;
+    if (!p[k]) break;
+    char esc[2] = {'\\', p[k]};
+    if (arr_put(a, esc, 2)) return -1;
+    p += k + 1;
+  }
+  return arr_put(a, "\"", 1);
+}
+
+/*
+** A batch of events is one INSERT of arrays (unnest, in the batch's order,
+** so the sequence numbers follow it), one round trip however many events:
+** the group commit's whole batch travels at once.  A row whose msg_id is
+** already stored (a retry) is skipped; RETURNING names the stored ones by
+** seq and msg_id, and the batch is walked beside them in seq order: an
+** event without a msg_id is always stored, one with a msg_id is stored
+** when the next returned row carries it (a retry inside the same batch
+** meets the row its first copy made and is skipped).  Then the state of
+** the stored ones: catalog and profile rows one statement each (rare),
+** identity links as one more array INSERT, the last link of an anon kept.
+*/
+#define PG_APPEND_COLS 7
+
+static int cmp_seq_rows(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
 }
 
 static int pg_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
                           tailor_error *err) {
   pg *p = (pg *)base;
-  for (size_t i = 0; i < n; i++) {
+  if (!n) return TAILOR_OK;
+  arr col[PG_APPEND_COLS] = {{0}};
+  int rc = TAILOR_OK;
+  for (int c = 0; c < PG_APPEND_COLS && !rc; c++)
+    if (arr_put(&col[c], "{", 1)) rc = -1;
+  for (size_t i = 0; i < n && !rc; i++) {
     ev *e = evs[i];
     size_t blen;
     const char *body = ev_body(e, &blen);
-    if (!body) return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
     char ts[24];
-    const char *v[] = {I64(ts, e->ts), ev_type_name(e->type), e->customer, e->anon,
-                       e->session, body, e->msg_id};
-    PGresult *r = run(p,
-                      "INSERT INTO events(ts,type,customer,anon,session,body,msg_id) "
-                      "VALUES($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (msg_id) DO NOTHING "
-                      "RETURNING seq",
-                      7, v, err, "store: append");
-    if (!r) return TAILOR_ESTORE;
-    int stored = PQntuples(r) == 1;
-    if (seqs) seqs[i] = stored ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
-    PQclear(r);
-    evs[i]->dup = !stored;
-    if (!stored) continue;
-    if (apply_state(p, e, err)) return TAILOR_ESTORE;
-    /* identify links its ids; any other event that names both does too. */
-    if (e->customer && e->anon && link_identity(p, e->anon, e->customer, e->ts, err))
-      return TAILOR_ESTORE;
+    const char *v[PG_APPEND_COLS] = {I64(ts, e->ts), ev_type_name(e->type), e->customer, e->anon,
+                                     e->session, body, e->msg_id};
+    if (!body) rc = -1;
+    for (int c = 0; c < PG_APPEND_COLS && !rc; c++)
+      if (arr_add(&col[c], v[c])) rc = -1;
   }
+  for (int c = 0; c < PG_APPEND_COLS && !rc; c++)
+    if (arr_put(&col[c], "}", 1)) rc = -1;
+  PGresult *r = NULL;
+  if (rc) {
+    rc = util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
+  } else {
+    const char *v[PG_APPEND_COLS];
+    for (int c = 0; c < PG_APPEND_COLS; c++) v[c] = col[c].s;
+    r = run(p,
+            "INSERT INTO events(ts,type,customer,anon,session,body,msg_id) "
+            "SELECT * FROM unnest($1::bigint[],$2::text[],$3::text[],$4::text[],"
+            "$5::text[],$6::text[],$7::text[]) ON CONFLICT (msg_id) DO NOTHING "
+            "RETURNING seq, msg_id",
+            PG_APPEND_COLS, v, err, "store: append");
+    if (!r) rc = TAILOR_ESTORE;
+  }
+  for (int c = 0; c < PG_APPEND_COLS; c++) free(col[c].s);
+  if (rc) return rc;
+  /* The stored rows in seq order, beside the batch. */
+  size_t got = (size_t)PQntuples(r), j = 0;
+  int64_t *rows = malloc((got ? got : 1) * 2 * sizeof *rows); /* seq, row */
+  if (!rows) {
+    PQclear(r);
+    return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
+  }
+  for (size_t k = 0; k < got; k++) {
+    rows[2 * k] = strtoll(PQgetvalue(r, (int)k, 0), NULL, 10);
+    rows[2 * k + 1] = (int64_t)k;
+  }
+  qsort(rows, got, 2 * sizeof *rows, cmp_seq_rows);
+  int lost = 0; /* an event without msg_id that no row answers */
+  for (size_t i = 0; i < n; i++) {
+    ev *e = evs[i];
+    int stored = 0;
+    if (j < got) {
+      int k = (int)rows[2 * j + 1];
+      stored = !e->msg_id || (!PQgetisnull(r, k, 1) && !strcmp(PQgetvalue(r, k, 1), e->msg_id));
+    }
+    lost |= !stored && !e->msg_id;
+    if (seqs) seqs[i] = stored ? rows[2 * j] : 0;
+    j += stored;
+    e->dup = !stored;
+  }
+  free(rows);
+  PQclear(r);
+  if (j != got || lost)
+    return util_fail(err, TAILOR_ESTORE, NULL,
+                     "store: append: %zu rows stored for %zu events matched", got, j);
+  /* The state the stored events change. */
+  arr ids[3] = {{0}};
+  for (int c = 0; c < 3 && !rc; c++)
+    if (arr_put(&ids[c], "{", 1)) rc = util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
+  size_t links = 0;
+  for (size_t i = 0; i < n && !rc; i++) {
+    ev *e = evs[i];
+    if (e->dup) continue;
+    if ((rc = apply_state(p, e, err))) break;
+    /* identify links its ids; any other event that names both does too.
+       Only an anon's last link of the batch is written (one row a key). */
+    if (!e->customer || !e->anon) continue;
+    int later = 0;
+    for (size_t k = i + 1; k < n && !later; k++)
+      later = !evs[k]->dup && evs[k]->customer && evs[k]->anon && !strcmp(evs[k]->anon, e->anon);
+    if (later) continue;
+    char ts[24];
+    if (arr_add(&ids[0], e->anon) || arr_add(&ids[1], e->customer) ||
+        arr_add(&ids[2], I64(ts, e->ts)))
+      rc = util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
+    links++;
+  }
+  for (int c = 0; c < 3 && !rc; c++)
+    if (arr_put(&ids[c], "}", 1)) rc = util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
+  if (!rc && links) {
+    const char *v[] = {ids[0].s, ids[1].s, ids[2].s};
+    rc = exec_params(p,
+                     "INSERT INTO identities(anon,customer,linked) "
+                     "SELECT * FROM unnest($1::text[],$2::text[],$3::bigint[]) "
+                     "ON CONFLICT(anon) DO UPDATE SET customer=excluded.customer,"
+                     "linked=excluded.linked",
+                     3, v, err, "store: write");
+  }
+  for (int c = 0; c < 3; c++) free(ids[c].s);
+  if (rc) return rc;
   /* Followers wake when this commits. */
   return exec_params(p, "NOTIFY tailor_log", 0, NULL, err, "store: append");
 }

@@ -29,6 +29,7 @@ static void parse(ev *e, const char *json) {
 typedef struct seen {
   int64_t seqs[64];
   char types[64][24];
+  char items[64][32]; /* the first line's item, or "" */
   int n;
 } seen;
 
@@ -37,6 +38,7 @@ static int collect(void *ud, int64_t seq, const ev *e) {
   if (s->n < 64) {
     s->seqs[s->n] = seq;
     snprintf(s->types[s->n], sizeof s->types[0], "%s", ev_type_name(e->type));
+    snprintf(s->items[s->n], sizeof s->items[0], "%s", e->n_lines ? e->lines[0].item : "");
     s->n++;
   }
   return 0;
@@ -96,6 +98,46 @@ static void test_append_scan_dedup(void) {
   CHECK(store_has_seq(s, all.seqs[2]));
   CHECK(!store_has_seq(s, 999999));
   for (int i = 0; i < 4; i++) ev_clear(&e[i]);
+  store_close(s);
+}
+
+/*
+** One batch is one INSERT of arrays: a retry inside the batch is stored
+** once (the first copy), every other event gets its own seq in the
+** batch's order, text that an array literal must escape (quotes,
+** backslashes, braces, commas, "NULL") comes back as sent, and an anon
+** linked twice in the batch keeps its last customer.
+*/
+static void test_batch(void) {
+  store *s = open_clean();
+  if (!s) return;
+  tailor_error err = {0};
+  enum { N = 6 };
+  ev e[N];
+  parse(&e[0], "{\"type\":\"view\",\"item\":\"a\\\"b\\\\c{d},NULL\",\"anon\":\"a1\",\"message_id\":\"m-1\"}");
+  parse(&e[1], "{\"type\":\"view\",\"item\":\"sku2\",\"anon\":\"a1\",\"customer\":\"c1\"}");
+  parse(&e[2], "{\"type\":\"view\",\"item\":\"sku2\",\"anon\":\"a1\",\"message_id\":\"m-1\"}");
+  parse(&e[3], "{\"type\":\"view\",\"item\":\"sku3\",\"anon\":\"a2\",\"message_id\":\"m-3\"}");
+  parse(&e[4], "{\"type\":\"identify\",\"customer\":\"c2\",\"anon\":\"a1\"}");
+  parse(&e[5], "{\"type\":\"view\",\"item\":\"sku4\",\"anon\":\"a3\"}");
+  ev *ptrs[N];
+  for (int i = 0; i < N; i++) ptrs[i] = &e[i];
+  int64_t seqs[N];
+  CHECK_INT(store_append(s, ptrs, N, seqs, &err), TAILOR_OK);
+  CHECK(!e[0].dup && !e[1].dup && e[2].dup && !e[3].dup && !e[4].dup && !e[5].dup);
+  CHECK_INT(seqs[2], 0);
+  CHECK(seqs[0] < seqs[1] && seqs[1] < seqs[3] && seqs[3] < seqs[4] && seqs[4] < seqs[5]);
+  CHECK_INT(store_count(s, "events"), 5);
+  char *c = store_identity(s, "a1");
+  CHECK_STR(c, "c2");
+  free(c);
+  /* The escaped item id comes back whole. */
+  seen all = {0};
+  CHECK_INT(store_scan(s, 0, collect, &all, &err), TAILOR_OK);
+  CHECK_INT(all.n, 5);
+  CHECK_STR(all.items[0], "a\"b\\c{d},NULL");
+  CHECK_STR(all.items[1], "sku2");
+  for (int i = 0; i < N; i++) ev_clear(&e[i]);
   store_close(s);
 }
 
@@ -310,6 +352,7 @@ int main(int argc, char **argv) {
   }
   (void)argc;
   RUN(test_append_scan_dedup);
+  RUN(test_batch);
   RUN(test_out_of_order_commits);
   RUN(test_order_across_digits);
   RUN(test_outbox_claims);
