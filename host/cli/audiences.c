@@ -10,11 +10,11 @@
 */
 #include <ctype.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/util.h"
 
 /* SHA-256 of a normalized email as 64 hex digits into out[65]. */
 static void hash_email(const char *email, char out[65]) {
@@ -23,10 +23,7 @@ static void hash_email(const char *email, char out[65]) {
   while (isspace((unsigned char)*email)) email++;
   for (; *email && n < sizeof norm - 1; email++) norm[n++] = (char)tolower((unsigned char)*email);
   while (n && isspace((unsigned char)norm[n - 1])) n--;
-  unsigned char md[32];
-  unsigned int len = 0;
-  EVP_Digest(norm, n, md, &len, EVP_sha256(), NULL);
-  for (unsigned i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+  util_sha256_hex(norm, n, out);
 }
 
 typedef struct export_run {

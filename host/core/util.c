@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 int64_t util_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -124,4 +126,16 @@ json_t *util_id_text(json_t *parent, const char *key, size_t index, json_t *v) {
   if (key ? json_object_set_new(parent, key, v) : json_array_set_new(parent, index, v))
     return NULL;
   return v;
+}
+
+void util_sha256_hex(const char *s, size_t n, char out[65]) {
+  static const char hex[] = "0123456789abcdef";
+  unsigned char md[32];
+  unsigned int len = 0;
+  EVP_Digest(s, n, md, &len, EVP_sha256(), NULL);
+  for (unsigned i = 0; i < 32; i++) {
+    out[2 * i] = hex[md[i] >> 4];
+    out[2 * i + 1] = hex[md[i] & 15];
+  }
+  out[64] = '\0';
 }

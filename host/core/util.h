@@ -19,6 +19,9 @@ int64_t util_now_ms(void);
 /* Monotonic nanoseconds, for latency figures. */
 uint64_t util_mono_ns(void);
 
+/* The SHA-256 of s[0..n) as 64 lowercase hex digits and a NUL. */
+void util_sha256_hex(const char *s, size_t n, char out[65]);
+
 /*
 ** The one way an error is filled, in every part of the host: `err` (may be
 ** NULL) gets `code`, `field` (NULL for none) and the formatted message;

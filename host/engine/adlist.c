@@ -27,7 +27,6 @@
 */
 #include <ctype.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,18 +47,6 @@ static int format_of(const char *name) {
   return 0;
 }
 
-static void sha256_hex(const char *s, size_t n, char out[65]) {
-  unsigned char md[32];
-  unsigned int len = 0;
-  static const char hex[] = "0123456789abcdef";
-  EVP_Digest(s, n, md, &len, EVP_sha256(), NULL);
-  for (unsigned i = 0; i < 32; i++) {
-    out[2 * i] = hex[md[i] >> 4];
-    out[2 * i + 1] = hex[md[i] & 15];
-  }
-  out[64] = '\0';
-}
-
 /* The hash of a normalized email into out[65]; 0 when it is no address. */
 static int hash_email(int fmt, const char *email, char out[65]) {
   char norm[ADLIST_EMAIL_MAX + 1];
@@ -77,7 +64,7 @@ static int hash_email(int fmt, const char *email, char out[65]) {
     *w = '\0';
     n = (size_t)(w - norm);
   }
-  sha256_hex(norm, n, out);
+  util_sha256_hex(norm, n, out);
   return 1;
 }
 
@@ -105,7 +92,7 @@ static int hash_phone(int fmt, const char *phone, const char *country, char out[
   if (n < ADLIST_PHONE_MIN_DIGITS || n > ADLIST_PHONE_MAX_DIGITS || digits[0] == '0') return 0;
   char e164[44];
   int len = snprintf(e164, sizeof e164, "%s%.*s", fmt == FMT_GOOGLE ? "+" : "", (int)n, digits);
-  sha256_hex(e164, (size_t)len, out);
+  util_sha256_hex(e164, (size_t)len, out);
   return 1;
 }
 
