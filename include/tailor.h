@@ -161,11 +161,25 @@ enum { TAILOR_PII = 1 /* include email and phone (admin use only) */ };
 ** What tailor knows of a customer (or anonymous id) as a JSON object: the
 ** stored profile (consent, attributes; email and phone only with
 ** TAILOR_PII) and the index's figures (orders, revenue, lifecycle, recent
-** views, cart, purchases).  `*json` is freed with tailor_free().  Returns
+** views, cart, purchases, the preferences they gave as tailor_prefs()
+** lists them).  `*json` is freed with tailor_free().  Returns
 ** TAILOR_ENOTFOUND when the id is unknown.
 */
 TAILOR_EXTERN int tailor_customer(tailor *t, const char *id, int flags,
                                   char **json, tailor_error *err);
+
+/*
+** The preferences a visitor gave on purpose (quiz answers), for a
+** preference centre: {"prefs": {"<key>": {"value": ..., "source":
+** "quiz:<id>", "time": <ms>}, ...}} of the visitor a decision with these
+** ids is about (the customer when tailor knows them, else the anonymous
+** visitor; either may be NULL); no keys for a visitor tailor does not
+** know or who gave none.  A quiz_answer event changes one, a
+** pref_removed event ({"key": ...}) takes it back (docs/events.md).  `*json` is freed with tailor_free().  TAILOR_EINVAL
+** when both ids are NULL.
+*/
+TAILOR_EXTERN int tailor_prefs(tailor *t, const char *customer, const char *anon,
+                               char **json, tailor_error *err);
 
 /*
 ** The coupon `code` as the shop's checkout needs it, a JSON object: code,

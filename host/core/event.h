@@ -71,6 +71,7 @@ enum {
   X(CUSTOMER_UPSERT, "customer_upsert", EVF_CUSTDOC)         \
   X(CONSENT, "consent", EVF_WHO)                         \
   X(QUIZ_ANSWER, "quiz_answer", EVF_WHO)                 \
+  X(PREF_REMOVED, "pref_removed", EVF_WHO)               \
   X(OTHER, "other", EVF_WHO | EVF_NAME)
 
 typedef enum ev_type {

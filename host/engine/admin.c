@@ -189,6 +189,36 @@ static json_t *ids_json(const idx *x, const idx_ids *a) {
   return out;
 }
 
+/* A person's preferences: {key: {value, source, time}}; under the read lock. */
+static json_t *prefs_json(const idx *x, const idx_person *ps) {
+  json_t *o = json_object();
+  for (uint8_t i = 0; ps && o && i < ps->nprefs; i++) {
+    const idx_pref *p = &ps->prefs[i];
+    json_object_set_new(o, intern_name(&x->attrs, p->key),
+                        json_pack("{ss ss sI}", "value", intern_name(&x->attrs, p->value),
+                                  "source", intern_name(&x->attrs, p->source), "time",
+                                  (json_int_t)p->ts));
+  }
+  return o;
+}
+
+int tailor_prefs(tailor *t, const char *customer, const char *anon, char **json,
+                 tailor_error *err) {
+  if (!t || !json) return util_fail(err, TAILOR_EINVAL, NULL, "prefs: missing argument");
+  *json = NULL;
+  if (!customer && !anon)
+    return util_fail(err, TAILOR_EINVAL, "anon", "prefs: name the visitor (customer or anon)");
+  pthread_rwlock_rdlock(&t->lock);
+  const idx *x = t->ix;
+  uint32_t p = idx_person_of(x, customer, anon); /* as a decision finds them */
+  json_t *o = json_pack("{so}", "prefs",
+                        prefs_json(x, p == INTERN_NONE ? NULL : &x->person[p]));
+  pthread_rwlock_unlock(&t->lock);
+  if (o) *json = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  return *json ? TAILOR_OK : util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+}
+
 int tailor_customer(tailor *t, const char *id, int flags, char **out,
                     tailor_error *err) {
   if (!t || !id || !out)
@@ -229,6 +259,7 @@ int tailor_customer(tailor *t, const char *id, int flags, char **out,
                 "recent", ids_json(x, ps ? &ps->recent : NULL), "cart",
                 ids_json(x, ps ? &ps->cart : NULL), "bought",
                 ids_json(x, ps ? &ps->bought : NULL)));
+  json_object_set_new(json_object_get(o, "figures"), "prefs", prefs_json(x, ps));
   pthread_rwlock_unlock(&t->lock);
   *out = json_dumps(o, JSON_COMPACT);
   json_decref(o);

@@ -212,11 +212,12 @@ static int commit_events(tailor *t, ev **evs, size_t n, tailor_error *err) {
 ** declining analytics refuses.  Its use stays under the personalization
 ** purpose (a visitor who declined that is answered as anyone whatever their
 ** prefs), and erasure removes it with the rest of the person.
+** Taking a preference back (pref_removed) is kept for the same reason.
 */
 static int declined_analytics(const idx *x, const ev *e) {
   if (e->type == EV_CONSENT || e->type == EV_IDENTIFY || e->type == EV_ITEM_UPSERT ||
       e->type == EV_ITEM_DELETE || e->type == EV_CUSTOMER_UPSERT ||
-      e->type == EV_COUPON_REDEEMED || e->type == EV_QUIZ_ANSWER)
+      e->type == EV_COUPON_REDEEMED || e->type == EV_QUIZ_ANSWER || e->type == EV_PREF_REMOVED)
     return 0;
   uint32_t p = idx_person_of(x, e->customer, e->anon);
   return p != INTERN_NONE && (x->person[p].flags & IDX_NO_ANALYTICS);
@@ -350,9 +351,26 @@ static int check_quiz_answers(tailor *t, ev *const *evs, size_t n, tailor_error 
   return TAILOR_OK;
 }
 
+/* A pref_removed event names the preference it takes back: props.key, the
+   attribute a quiz answer set (at most 127 bytes, as apply_quiz keeps). */
+static int check_pref_removals(ev *const *evs, size_t n, tailor_error *err) {
+  for (size_t i = 0; i < n; i++) {
+    if (evs[i]->type != EV_PREF_REMOVED) continue;
+    json_t *key = json_object_get(evs[i]->props, "key");
+    if (!key)
+      return util_fail(err, TAILOR_EFIELD, "key",
+                       "pref_removed: missing field 'key' (the preference to remove)");
+    if (!json_is_string(key) || !json_string_length(key) || json_string_length(key) >= 128)
+      return util_fail(err, TAILOR_EFIELD, "key",
+                       "pref_removed: field 'key' must be a string of 1 to 127 bytes");
+  }
+  return TAILOR_OK;
+}
+
 int eng_ingest(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
   if (!n) return TAILOR_OK;
-  int qrc = check_quiz_answers(t, evs, n, err);
+  int qrc = check_pref_removals(evs, n, err);
+  if (!qrc) qrc = check_quiz_answers(t, evs, n, err);
   if (qrc) return qrc;
   /* One pass: the events before the first declined one are copied when
      it is found, the others kept in order after it. */

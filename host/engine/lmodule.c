@@ -149,6 +149,19 @@ static int l_coupon_check(lua_State *L) {
   return push_decoded(L, s);
 }
 
+/* e:prefs{customer =, anon =} -> {prefs = {key = {value, source, time}}} */
+static int l_prefs(lua_State *L) {
+  tailor **t = check_engine(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_getfield(L, 2, "customer");
+  lua_getfield(L, 2, "anon");
+  const char *customer = lua_tostring(L, -2), *anon = lua_tostring(L, -1);
+  char *s = NULL;
+  tailor_error err = {0};
+  if (tailor_prefs(*t, customer, anon, &s, &err)) return push_error(L, &err);
+  return push_decoded(L, s);
+}
+
 /* e:export_customer(id) -> everything held on them */
 static int l_export(lua_State *L) {
   tailor **t = check_engine(L);
@@ -207,6 +220,7 @@ int luaopen_tailor(lua_State *L) {
       {"customer", l_customer}, {"forget", l_forget},
       {"coupon_check", l_coupon_check}, {"export_customer", l_export},
       {"outbox", l_outbox}, {"report_experiments", l_report},
+      {"prefs", l_prefs},
       {"close", l_close},   {NULL, NULL},
   };
   static const luaL_Reg fns[] = {{"open", l_open}, {NULL, NULL}};

@@ -157,6 +157,14 @@ static int apply_quiz(idx *x, idx_person *p, const ev *e) {
   return 0;
 }
 
+/* pref_removed: the visitor takes back the preference props.key (checked
+   at ingest); one given after the removal (a later time) stays. */
+static void apply_pref_removed(idx *x, idx_person *p, const ev *e) {
+  const char *key = json_string_value(json_object_get(e->props, "key"));
+  uint32_t k = key ? intern_get(&x->attrs, key) : INTERN_NONE;
+  if (k != INTERN_NONE) idx_pref_remove(p, k, e->ts);
+}
+
 /* customer_upsert: string attributes of the profile ("attrs"). */
 static int apply_profile(idx *x, const ev *e) {
   uint32_t pid = idx_person_put(x, 'c', e->customer);
@@ -557,6 +565,7 @@ int idx_apply(idx *x, const ev *e) {
   }
   if (p && e->type == EV_CONSENT) apply_consent(p, e);
   if (p && e->type == EV_QUIZ_ANSWER && apply_quiz(x, p, e)) return TAILOR_ENOMEM;
+  if (p && e->type == EV_PREF_REMOVED) apply_pref_removed(x, p, e);
   if (p && e->type == EV_EMAIL_SENT) {
     p->emails++;
     if (e->ts > p->last_email) p->last_email = e->ts;

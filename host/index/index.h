@@ -195,6 +195,9 @@ typedef struct idx_person {
 /* Set a person's preference (an answer's key, value, source and time): a
    later answer to the same key replaces it.  -1 when out of memory. */
 int idx_pref_set(idx_person *p, const idx_pref *v);
+/* Remove a person's preference `key` (an id in idx.attrs) unless it was set
+   after `ts`. */
+void idx_pref_remove(idx_person *p, uint32_t key, int64_t ts);
 
 /* Where a person stands with the shop: X(ENUM, "name"). */
 #define IDX_LIFECYCLE_MAP(X)                   \

@@ -92,6 +92,16 @@ int idx_pref_set(idx_person *p, const idx_pref *v) {
   return 0;
 }
 
+void idx_pref_remove(idx_person *p, uint32_t key, int64_t ts) {
+  for (uint8_t i = 0; i < p->nprefs; i++) {
+    if (p->prefs[i].key != key) continue;
+    if (p->prefs[i].ts > ts) return;
+    memmove(&p->prefs[i], &p->prefs[i + 1], (size_t)(p->nprefs - i - 1) * sizeof *p->prefs);
+    p->nprefs--;
+    return;
+  }
+}
+
 /*
 ** Attributes: a person's segment values (country, gender, ...), from the
 ** profile and from what events say about the visit.

@@ -381,10 +381,12 @@ static int screen_events(conn *c, job *j) {
 }
 
 /* What the caller's role may not do, undone or refused before the job runs:
-   a decision for a customer nobody proved is the visitor's alone; events
+   a decision (or the prefs read) for a customer nobody proved is the
+   visitor's alone; events
    go through screen_events().  0 when the job goes on. */
 static int screen(conn *c, job *j) {
-  if (j->req.op == SRV_OP_DECIDE && j->req.dq.customer && !(j->perms & SRV_PERM_CUSTOMERS)) {
+  if ((j->req.op == SRV_OP_DECIDE || j->req.op == SRV_OP_PREFS) && j->req.dq.customer &&
+      !(j->perms & SRV_PERM_CUSTOMERS)) {
     char proof[SRV_MAX_ID_BYTES + 1];
     const char *proven = proven_customer(c->s, j->req.customer_token, proof, sizeof proof);
     if (!proven || strcmp(proven, j->req.dq.customer)) j->req.dq.customer = NULL;

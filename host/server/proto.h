@@ -98,7 +98,8 @@ enum { SRV_RUN_INLINE, SRV_RUN_READ, SRV_RUN_WRITE };
   X(CONSOLE_LOGOUT, NULL, SRV_RUN_INLINE, 0)                               \
   X(CONSOLE_READ, NULL, SRV_RUN_READ, SRV_PERM_STATS)                      \
   X(CONSOLE_WRITE, NULL, SRV_RUN_READ, SRV_PERM_ALL)                       \
-  X(COUPON_CHECK, "coupon.check", SRV_RUN_READ, SRV_PERM_CUSTOMERS)
+  X(COUPON_CHECK, "coupon.check", SRV_RUN_READ, SRV_PERM_CUSTOMERS)       \
+  X(PREFS, "prefs", SRV_RUN_READ, SRV_PERM_DECIDE)
 
 typedef enum srv_op {
 #define SRV_OP_ENUM_(e, name, run, perms) SRV_OP_##e,

@@ -321,6 +321,33 @@ static int op_coupon_check(json_t *req, const srv_limits *lim, srv_request *out,
   return SRV_OK;
 }
 
+/* prefs: {customer, anon}, at least one (POST /v1/prefs): the visitor's
+   own preferences, for a preference centre.  The ids go in `dq`, so that
+   a customer nobody proved is dropped as for a decision (conn.c). */
+static int op_prefs(json_t *req, const srv_limits *lim, srv_request *out,
+                    tailor_error *err) {
+  (void)lim;
+  static const char *const allowed[] = {"customer", "anon", "session", NULL};
+  char id[SRV_MAX_ID_BYTES + 1];
+  int rc;
+  if ((rc = only_keys(req, "prefs", allowed, err))) return rc;
+  static const char *const who[] = {"customer", "anon", "session"};
+  for (size_t i = 0; i < 3; i++) {
+    json_t *v = json_object_get(req, who[i]);
+    if (v && !json_is_null(v) && !json_is_string(v))
+      return mistyped(err, "prefs", who[i], "a string", v);
+    if ((rc = get_id(req, "prefs", who[i], 0, id, err))) return rc;
+  }
+  json_t *c = json_object_get(req, "customer"), *a = json_object_get(req, "anon");
+  if (!json_is_string(c) && !json_is_string(a))
+    return util_fail(err, SRV_EBAD_FIELD, "anon",
+                     "prefs: name the visitor: 'anon' (or 'customer' with a customer token)");
+  out->dq.src = json_incref(req);
+  out->dq.customer = json_string_value(c);
+  out->dq.anon = json_string_value(a);
+  return SRV_OK;
+}
+
 /* decide: the fields tailor_decide reads, checked here so that a wrong
    type is answered before a worker is bothered; the engine checks again. */
 /* decide: the engine's own request parser (core/request.h), so that the
@@ -350,6 +377,7 @@ static const op_fn validators[SRV_OP_COUNT] = {
     [SRV_OP_CUSTOMER_EXPORT] = op_customer_id,
     [SRV_OP_DECIDE] = op_decide,
     [SRV_OP_COUPON_CHECK] = op_coupon_check,
+    [SRV_OP_PREFS] = op_prefs,
     [SRV_OP_STATS] = op_plain,
     [SRV_OP_METRICS] = op_plain,
     [SRV_OP_HEALTH] = op_plain,

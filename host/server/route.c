@@ -211,6 +211,11 @@ int srv_parse_http(int method, const char *url, size_t url_len, const char *body
     if (method != SRV_POST) rc = wrong_method(err, method, path, "POST");
     else if (!(rc = body_object(body, body_len, path, &b, err))) req = json_incref(b);
     out->op = SRV_OP_COUPON_CHECK;
+  } else if (IS("/v1/prefs")) {
+    /* The visitor's preferences, for a preference centre (storefront). */
+    if (method != SRV_POST) rc = wrong_method(err, method, path, "POST");
+    else if (!(rc = body_object(body, body_len, path, &b, err))) req = json_incref(b);
+    out->op = SRV_OP_PREFS;
   } else if (UNDER("/v1/customers/") && n > sizeof("/v1/customers//export") - 1 &&
              !memcmp(p + n - 7, "/export", 7)) {
     /* GET /v1/customers/<id>/export: the right of access (admin). */

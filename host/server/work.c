@@ -133,6 +133,13 @@ static void run_read(srv *s, job *j) {
     case SRV_OP_COUPON_CHECK:
       rc = tailor_coupon_check(s->t, j->req.text, &out, &e);
       break;
+    case SRV_OP_PREFS:
+      if (!j->req.dq.customer && !j->req.dq.anon) { /* a customer nobody proved */
+        if (!(out = strdup("{\"prefs\":{}}"))) rc = util_fail(&e, TAILOR_ENOMEM, NULL, "out of memory");
+      } else {
+        rc = tailor_prefs(s->t, j->req.dq.customer, j->req.dq.anon, &out, &e);
+      }
+      break;
     case SRV_OP_METRICS:
       /* Rendered on the loop, which owns the request counters. */
       if ((j->body = srv_cached_stats(s, &e))) {
@@ -230,8 +237,9 @@ static void commit_jobs(srv *s, job **jobs, size_t n) {
     for (size_t k = 0; k < jobs[i]->req.n_events; k++) all[at++] = &jobs[i]->req.evs[k];
   if (!rc && total) rc = eng_ingest(s->t, all, total, &e);
   free(all);
-  /* A refused coupon redemption (engine/coupon.c) is the request's own
-     error, with its code and message: it comes alone (commit_group). */
+  /* A refused coupon redemption (engine/coupon.c) or quiz answer
+     (engine/ingest.c) is the request's own error, with its code and
+     message: it comes alone (commit_group). */
   int refused = rc == TAILOR_EINVAL || rc == TAILOR_ENOTFOUND || rc == TAILOR_EFIELD;
   if (rc && !refused) eng_log(s->t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
   for (size_t i = 0; i < n; i++) {
@@ -267,37 +275,31 @@ static void commit_jobs(srv *s, job **jobs, size_t n) {
   }
 }
 
-static int redeems_coupon(const job *j) {
-  for (size_t k = 0; k < j->req.n_events; k++)
-    if (j->req.evs[k].type == EV_COUPON_REDEEMED) return 1;
+/* Whether the engine may refuse the request's events for what they say:
+   a coupon redemption (redeemed before, expired), a quiz answer the
+   strategy does not offer, a pref_removed without its key. */
+static int refusable(const job *j) {
+  for (size_t k = 0; k < j->req.n_events; k++) {
+    int type = j->req.evs[k].type;
+    if (type == EV_COUPON_REDEEMED || type == EV_QUIZ_ANSWER || type == EV_PREF_REMOVED)
+      return 1;
+  }
   return 0;
 }
 
-/* The writer's group: one commit for all, but a request that redeems a
-   coupon, which may be refused on its own (redeemed before, expired),
-   commits alone so that no other request shares its refusal. */
+/* The writer's group: one commit for all, but a request the engine may
+   refuse on its own (refusable) commits alone, so that no other request
+   shares its refusal; the runs between such requests commit as groups, in
+   the order the requests came. */
 static void commit_group(srv *s, job **jobs, size_t n) {
-  size_t m = 0;
+  size_t start = 0;
   for (size_t i = 0; i < n; i++) {
-    if (!redeems_coupon(jobs[i])) continue;
+    if (!refusable(jobs[i])) continue;
+    if (i > start) commit_jobs(s, &jobs[start], i - start);
     commit_jobs(s, &jobs[i], 1);
-    m++;
+    start = i + 1;
   }
-  if (!m) {
-    commit_jobs(s, jobs, n);
-    return;
-  }
-  job **rest = malloc(n * sizeof *rest);
-  size_t r = 0;
-  for (size_t i = 0; rest && i < n; i++)
-    if (!redeems_coupon(jobs[i])) rest[r++] = jobs[i];
-  if (rest) {
-    if (r) commit_jobs(s, rest, r);
-  } else {
-    for (size_t i = 0; i < n; i++)
-      if (!redeems_coupon(jobs[i])) commit_jobs(s, &jobs[i], 1);
-  }
-  free(rest);
+  if (n > start) commit_jobs(s, &jobs[start], n - start);
 }
 
 static void run_forget(srv *s, job *j) {

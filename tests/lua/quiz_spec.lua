@@ -1,7 +1,8 @@
 -- quiz_spec.lua: zero-party preferences (issue 20 item 1, the quiz): answers
 -- checked against the strategy's quiz become ctx.customer.prefs with source
 -- and time; an answer not offered is refused with nothing changed; prefs
--- survive a restart and go with erasure.
+-- survive a restart and go with erasure; the preference centre's read
+-- (e:prefs, tailor_prefs) and pref_removed, which takes one back.
 local tailor = require "tailor"
 local root = os.getenv("TAILOR_ROOT") or "."
 local tmp = os.getenv("TAILOR_TEST_TMP") or "/tmp"
@@ -105,6 +106,71 @@ describe("quiz", function()
     assert(e:ingest { type = "consent", customer = "c5", props = { analytics = false } })
     answer(e, "c5", "size", "m")
     assert.are.equal("M", prefs(e, "c5").prefs.size)
+    e:close()
+  end)
+
+  it("reads a visitor's prefs with source and time for a preference centre", function()
+    local e = open(":memory:")
+    assert(e:ingest { type = "quiz_answer", anon = "v7", quiz = "fit", question = "size", answer = "m" })
+    local p = assert(e:prefs { anon = "v7" }).prefs
+    assert.are.equal("M", p.size.value)
+    assert.are.equal("quiz:fit", p.size.source)
+    assert.are.equal(e:decide { kind = "probe", anon = "v7" }.result.sources.size.time, p.size.time)
+    -- Nobody known, or nothing given: no keys.
+    assert.is_nil(next(assert(e:prefs { anon = "nobody" }).prefs))
+    -- The customer when known, as a decision finds them.
+    assert(e:ingest { type = "identify", customer = "c7", anon = "v7" })
+    assert.are.equal("M", assert(e:prefs { customer = "c7", anon = "v7" }).prefs.size.value)
+    local ok, msg = e:prefs {}
+    assert.is_nil(ok)
+    assert.matches("customer or anon", msg)
+    -- customer.get's figures list them too (the right of access).
+    assert.are.equal("M", e:customer("c7").figures.prefs.size.value)
+    e:close()
+  end)
+
+  it("takes a preference back with pref_removed, which a restart keeps", function()
+    local db = tmp .. "/quiz_spec_removed.db"
+    os.remove(db)
+    os.remove(db .. ".ckpt")
+    local e = open(db)
+    answer(e, "c8", "size", "m")
+    answer(e, "c8", "budget", "any")
+    assert(e:ingest { type = "pref_removed", customer = "c8", key = "size" })
+    assert.are.same({ budget = "any", style = "classic" }, prefs(e, "c8").prefs)
+    assert.is_nil(prefs(e, "c8").sources.size)
+    -- Removing one not given changes nothing and is no error.
+    assert(e:ingest { type = "pref_removed", customer = "c8", props = { key = "colour" } })
+    -- Without a key, or with one that is not a string: refused, nothing stored.
+    local before = e:stats().events_total
+    for _, bad in ipairs { {}, { key = 7 }, { key = "" }, { key = string.rep("k", 128) } } do
+      local ev = { type = "pref_removed", customer = "c8", props = bad }
+      local ok, msg = e:ingest(ev)
+      assert.is_nil(ok)
+      assert.matches("pref_removed: .*'key'", msg)
+    end
+    assert.are.equal(before, e:stats().events_total)
+    -- An answer after the removal sets it again.
+    answer(e, "c8", "size", "s")
+    assert(e:ingest { type = "pref_removed", customer = "c8", key = "style" })
+    local want = prefs(e, "c8")
+    assert.are.same({ size = "S", budget = "any" }, want.prefs)
+    e:close()
+    for _, how in ipairs { "checkpoint", "replay" } do
+      e = open(db, how == "replay" and "" or nil)
+      assert.are.same(want.prefs, prefs(e, "c8").prefs, how)
+      e:close()
+    end
+    os.remove(db)
+    os.remove(db .. ".ckpt")
+  end)
+
+  it("keeps a removal by a visitor who declined analytics", function()
+    local e = open(":memory:")
+    answer(e, "c9", "size", "m")
+    assert(e:ingest { type = "consent", customer = "c9", props = { analytics = false } })
+    assert(e:ingest { type = "pref_removed", customer = "c9", key = "size" })
+    assert.is_nil(prefs(e, "c9").prefs.size)
     e:close()
   end)
 
