@@ -121,6 +121,10 @@
     mail.href = "mailbox.html";
     mail.id = "mailbox-link";
     bar.appendChild(mail);
+    var fit = el("a", "insight-mail", "Your fit");
+    fit.href = "prefs.html";
+    fit.id = "fit-link";
+    bar.appendChild(fit);
     return Promise.all([
       t.decide("discount").then(function (d) { fill(tier, tierText(d.result)); }),
       t.decide("visitor").then(function (d) {
@@ -296,6 +300,25 @@
       title: lines.length ? "Complete your order" : "Popular right now",
       page: { type: "cart" },
     })]);
+  };
+
+  /* Find your fit: the strategy's quiz, the preference centre, and the
+     bestsellers they choose, drawn again after each answer or change (the
+     browser test waits for #picks' data-round to move on). */
+  pages.prefs = function (t) {
+    t.pageView({ page: "prefs" });
+    var round = 0;
+    function picks() {
+      return widget(t, "#picks", { title: "Bestsellers for you", page: { type: "home", widget: "bestsellers" } })
+        .then(function () { $("#picks").setAttribute("data-round", String(++round)); });
+    }
+    function centre() {
+      return t.preferences($("#prefs"), { quiz: "fit", onChange: function () { quiz().then(picks); } });
+    }
+    function quiz() {
+      return t.quiz($("#quiz"), { quiz: "fit", onAnswer: function () { centre().then(picks); } });
+    }
+    return Promise.all([quiz(), centre(), picks()]);
   };
 
   /* The mailbox: the emails tailor's triggers put in the outbox for this

@@ -15,6 +15,11 @@
  * popup the strategy chose.  Every request carries the storefront token,
  * which is public by design (it may only send events and ask decisions).
  *
+ * Zero-party data: quiz(el) shows the strategy's guided-selling quiz and
+ * sends each answer (quiz_answer); preferences(el) is a small preference
+ * centre where the visitor sees what they told the shop (POST /v1/prefs)
+ * and changes or removes it.  Strategies read it as ctx.customer.prefs.
+ *
  * Consent: with requireConsent nothing is sent or stored before
  * tailor.consent({analytics, personalization, marketing}); the choice goes
  * to the server as a consent event, which honours each purpose too.  The
@@ -285,6 +290,11 @@
     /* What earlier widgets of this page show is not shown again: it goes to
        the server as `exclude` (render widgets one after another for that). */
     self.shownOnPage = self.shownOnPage || [];
+    /* Drawn again (after the visitor changed their preferences): what this
+       widget showed before is no longer on the page. */
+    var before = container.tailorShown || [];
+    self.shownOnPage = self.shownOnPage.filter(function (id) { return before.indexOf(id) < 0; });
+    container.tailorShown = [];
     var ask = { page: opts.page || { type: "home" }, k: opts.k || DEFAULT_K };
     if (self.shownOnPage.length) ask.exclude = self.shownOnPage.slice();
     return this.decide("recommend", ask)
@@ -302,6 +312,7 @@
           list.appendChild(card);
           shown.push(item);
           self.shownOnPage.push(item.id);
+          container.tailorShown.push(item.id);
         });
         container.textContent = "";
         container.setAttribute("data-tailor-state", shown.length ? "ready" : "empty");
@@ -379,6 +390,209 @@
         container.setAttribute("data-tailor-state", "ready");
         self.track("rec_shown", { name: "landing", items: shown, props: { strategy: d.strategy } });
         return r;
+      })
+      .catch(function (err) {
+        container.setAttribute("data-tailor-state", "error");
+        self.onError(err);
+        return null;
+      });
+  };
+
+  /*
+   * Zero-party data: what the visitor tells the shop on purpose.  These are
+   * sent whatever the analytics choice (the server keeps them too: they
+   * are not tracking), as the visitor's answer to a question they chose to
+   * answer.
+   */
+
+  /* Send one quiz answer (ids from the `quiz` decision).  Resolves once
+     kept; rejects with the server's message when the strategy does not
+     offer that quiz, question or answer (nothing is changed then). */
+  Tailor.prototype.answer = function (quiz, question, answer) {
+    var ev = Object.assign({ type: "quiz_answer" }, this.who(),
+                           { props: { quiz: quiz, question: question, answer: answer } });
+    return this.request("/v1/events", ev);
+  };
+
+  /* Take back a preference (its key, as ctx.customer.prefs names it). */
+  Tailor.prototype.removePref = function (key) {
+    var ev = Object.assign({ type: "pref_removed" }, this.who(), { props: { key: key } });
+    return this.request("/v1/events", ev);
+  };
+
+  /* What the visitor told the shop: {key: {value, source, time}}. */
+  Tailor.prototype.prefs = function () {
+    var who = this.who(), body = { anon: who.anon };
+    if (who.customer) body.customer = who.customer;
+    return this.request("/v1/prefs", body).then(function (r) { return r.prefs || {}; });
+  };
+
+  /* The quiz as the strategy defines it: the `quiz` decision's result
+     ({id, title, questions, answered}), or null when it has none. */
+  Tailor.prototype.quizDefinition = function (quiz) {
+    return this.decide("quiz", quiz ? { context: { quiz: quiz } } : {})
+      .then(function (d) { return d.result || null; });
+  };
+
+  function quizError(node, err) {
+    node.textContent = err ? "Not saved: " + (err.message || err) : "";
+    node.hidden = !err;
+  }
+
+  /*
+   * The guided-selling quiz in `container`: the title and questions of the
+   * quiz the strategy defines (opts.quiz: its id; the strategy's default
+   * when none), each answer a button, with what the visitor answered
+   * before marked.  A click sends the answer; one the server refuses (the
+   * quiz changed since the page was drawn) shows its error under the
+   * question and changes nothing.  opts.onAnswer(question, answer) after
+   * each kept answer.  Resolves to the quiz, or null.
+   */
+  Tailor.prototype.quiz = function (container, opts) {
+    var self = this;
+    opts = opts || {};
+    container.setAttribute("data-tailor-state", "loading");
+    return this.quizDefinition(opts.quiz).then(function (q) {
+      container.textContent = "";
+      if (!q || !(q.questions || []).length) {
+        container.hidden = true;
+        container.setAttribute("data-tailor-state", "empty");
+        return null;
+      }
+      container.classList.add("tailor-quiz");
+      container.setAttribute("data-quiz", q.id || opts.quiz || "");
+      if (q.title) container.appendChild(el("h2", "tailor-title", q.title));
+      var answered = q.answered || {};
+      q.questions.forEach(function (question) {
+        var box = el("fieldset", "tailor-quiz-question");
+        box.setAttribute("data-question", question.id);
+        box.appendChild(el("legend", null, question.text || question.id));
+        var error = el("p", "tailor-quiz-error");
+        error.setAttribute("role", "alert");
+        error.hidden = true;
+        var buttons = [];
+        (question.answers || []).forEach(function (a) {
+          var b = el("button", "tailor-quiz-answer", a.text || a.id);
+          b.type = "button";
+          b.setAttribute("data-answer", a.id);
+          b.setAttribute("aria-pressed", String(answered[question.id] === a.id));
+          b.addEventListener("click", function () {
+            buttons.forEach(function (o) { o.disabled = true; });
+            self.answer(q.id, question.id, a.id).then(function () {
+              quizError(error, null);
+              buttons.forEach(function (o) { o.setAttribute("aria-pressed", String(o === b)); });
+              if (opts.onAnswer) opts.onAnswer(question.id, a.id);
+            }, function (err) {
+              quizError(error, err);
+              self.onError(err);
+            }).then(function () { buttons.forEach(function (o) { o.disabled = false; }); });
+          });
+          buttons.push(b);
+          box.appendChild(b);
+        });
+        box.appendChild(error);
+        container.appendChild(box);
+      });
+      container.hidden = false;
+      container.setAttribute("data-tailor-state", "ready");
+      return q;
+    }).catch(function (err) {
+      container.setAttribute("data-tailor-state", "error");
+      self.onError(err);
+      return null;
+    });
+  };
+
+  /* For a preference key, the question whose answers set it, and the
+     answer that gives `value`. */
+  function questionFor(q, key) {
+    var found = null;
+    ((q && q.questions) || []).forEach(function (question) {
+      (question.answers || []).forEach(function (a) {
+        if (!found && a.sets && key in a.sets) found = question;
+      });
+    });
+    return found;
+  }
+  function answerFor(question, key, value) {
+    return ((question && question.answers) || []).filter(function (a) {
+      return a.sets && String(a.sets[key]) === value;
+    })[0] || null;
+  }
+
+  /*
+   * A preference centre in `container`: each preference the visitor gave,
+   * with where it came from ("quiz:fit") and when, a choice among the
+   * quiz's answers to change it, and a button to remove it.  opts.quiz:
+   * the quiz whose answers are offered (the strategy's default when
+   * none); opts.onChange() after a change or a removal, once the centre is
+   * drawn again.  Resolves to the preferences shown.
+   */
+  Tailor.prototype.preferences = function (container, opts) {
+    var self = this;
+    opts = opts || {};
+    container.setAttribute("data-tailor-state", "loading");
+    return Promise.all([this.prefs(), this.quizDefinition(opts.quiz).catch(function () { return null; })])
+      .then(function (got) {
+        var prefs = got[0], q = got[1];
+        container.textContent = "";
+        container.classList.add("tailor-prefs");
+        container.appendChild(el("h2", "tailor-title", opts.title || "Your preferences"));
+        var error = el("p", "tailor-quiz-error");
+        error.setAttribute("role", "alert");
+        error.hidden = true;
+        var keys = Object.keys(prefs).sort();
+        if (!keys.length) container.appendChild(el("p", "tailor-prefs-empty", "You have not told us anything yet."));
+        var list = el("ul", "tailor-prefs-list");
+        function changed(p) {
+          return p.then(function () {
+            return self.preferences(container, opts);
+          }).then(function (r) {
+            if (opts.onChange) opts.onChange();
+            return r;
+          }, function (err) {
+            quizError(error, err);
+            self.onError(err);
+          });
+        }
+        keys.forEach(function (key) {
+          var p = prefs[key], question = questionFor(q, key), current = answerFor(question, key, p.value);
+          var row = el("li", "tailor-pref");
+          row.setAttribute("data-pref", key);
+          row.setAttribute("data-value", p.value);
+          row.setAttribute("data-source", p.source || "");
+          row.setAttribute("data-time", String(p.time || ""));
+          row.appendChild(el("span", "tailor-pref-key", question ? question.text : key));
+          row.appendChild(el("strong", "tailor-pref-value", current ? current.text : p.value));
+          var when = p.time ? new Date(p.time).toLocaleDateString() : "";
+          var from = q && p.source === "quiz:" + q.id && q.title ? "\u201c" + q.title + "\u201d"
+                     : (p.source || "").replace(/^quiz:/, "quiz ");
+          row.appendChild(el("span", "tailor-pref-source", "from " + from + (when ? ", " + when : "")));
+          if (question) {
+            var select = el("select", "tailor-pref-change");
+            select.setAttribute("aria-label", "Change " + key);
+            question.answers.forEach(function (a) {
+              var o = el("option", null, a.text || a.id);
+              o.value = a.id;
+              o.selected = a === current;
+              select.appendChild(o);
+            });
+            select.addEventListener("change", function () {
+              changed(self.answer(q.id, question.id, select.value));
+            });
+            row.appendChild(select);
+          }
+          var remove = el("button", "tailor-pref-remove", "Remove");
+          remove.type = "button";
+          remove.addEventListener("click", function () { changed(self.removePref(key)); });
+          row.appendChild(remove);
+          list.appendChild(row);
+        });
+        container.appendChild(list);
+        container.appendChild(error);
+        container.hidden = false;
+        container.setAttribute("data-tailor-state", "ready");
+        return prefs;
       })
       .catch(function (err) {
         container.setAttribute("data-tailor-state", "error");
@@ -518,7 +732,13 @@
     "font-size:26px;cursor:pointer;color:#888}" +
     ".tailor-popup-code{margin:16px 0;padding:10px;border:2px dashed #c9c2b5;border-radius:8px;" +
     "display:flex;justify-content:space-between;align-items:center}" +
-    ".tailor-popup-cta{border:0;border-radius:8px;padding:12px 20px;font-weight:600;cursor:pointer}";
+    ".tailor-popup-cta{border:0;border-radius:8px;padding:12px 20px;font-weight:600;cursor:pointer}" +
+    ".tailor-quiz-question{border:0;margin:0 0 14px;padding:0}.tailor-quiz-question legend{font-weight:600;margin-bottom:6px}" +
+    ".tailor-quiz-answer{margin:0 8px 8px 0;padding:7px 14px;border:1px solid #c9c2b5;border-radius:999px;" +
+    "background:#fff;cursor:pointer;font:inherit}.tailor-quiz-answer[aria-pressed=true]{background:#1f2430;color:#fff}" +
+    ".tailor-quiz-error{color:#b3261e;font-size:.9em}" +
+    ".tailor-prefs-list{list-style:none;padding:0;margin:0}.tailor-pref{display:flex;flex-wrap:wrap;gap:6px 12px;" +
+    "align-items:center;padding:8px 0;border-bottom:1px solid #eee}.tailor-pref-source{font-size:.82em;color:#5d6470}";
 
   function injectStyles() {
     if (document.getElementById("tailor-styles")) return;

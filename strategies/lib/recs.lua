@@ -14,6 +14,10 @@
 --   category      bestsellers of the category for the visitor's segment
 --   email         from the customer's purchase history
 --
+-- Bestseller rows, wherever they show, follow what the visitor said in the
+-- quiz (ctx.customer.prefs, settings.prefs): within their budget, and
+-- their style's categories first.
+--
 -- A page with two widgets names the one it asks for in page.widget:
 -- "similar" on a product page puts similar items first; on the home page
 -- "continue" is continue shopping alone and "bestsellers" the bestsellers
@@ -254,7 +258,7 @@ local function picker(ctx, c)
 end
 
 -- The most specific bestseller list there is for this visitor.
-local function bestsellers(ctx, opts)
+local function segment_bestsellers(ctx, opts)
   local a = ctx.customer.attrs
   local country = ctx.context.country or a.country
   local tries = {}
@@ -283,9 +287,43 @@ local function bestsellers(ctx, opts)
   return tailor.trending(nil, nil, opts)
 end
 
+-- What the visitor told the shop in the quiz (ctx.customer.prefs, see
+-- settings.prefs): a budget caps the price of bestseller rows; a style
+-- puts the bestsellers of its categories first (not on a category page,
+-- whose category wins), each saying so.
+local function bestsellers(ctx, opts)
+  local prefs, P = ctx.customer.prefs or {}, settings.prefs
+  local budget = P.budget and tonumber(prefs.budget)
+  if budget then opts.max_price = math.min(opts.max_price or budget, budget) end
+  local rows = segment_bestsellers(ctx, opts)
+  local categories = not opts.category and prefs.style and P.styles[prefs.style]
+  if not categories then return rows end
+  local first, seen = {}, {}
+  for _, category in ipairs(categories) do
+    local o = {}
+    for key, v in pairs(opts) do o[key] = v end
+    o.category = category
+    for _, row in ipairs(segment_bestsellers(ctx, o)) do
+      if not seen[row.id] then
+        seen[row.id] = true
+        row.style = prefs.style
+        first[#first + 1] = row
+      end
+    end
+  end
+  table.sort(first, function(x, y)
+    if x.score ~= y.score then return x.score > y.score end
+    return x.id < y.id
+  end)
+  for _, row in ipairs(rows) do
+    if not seen[row.id] then first[#first + 1] = row end
+  end
+  return first
+end
+
 -- Shown fields: strip what the host does not take.
 local function rows_out(items)
-  for _, row in ipairs(items) do row.segment_label = nil end
+  for _, row in ipairs(items) do row.segment_label, row.style = nil, nil end
   return items
 end
 

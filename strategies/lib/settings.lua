@@ -49,6 +49,20 @@ return {
     },
   },
 
+  -- What the visitor told the shop in the quiz (quiz.lua; ctx.customer.prefs)
+  -- and how the recommendations follow it: bestseller rows stay within the
+  -- budget (its number is a price: "50"; "any" is none) when budget is true,
+  -- and a style puts the bestsellers of its categories (path prefixes)
+  -- first.  A size changes nothing here: the demo's catalog has no sizes.
+  prefs = {
+    budget = true,
+    styles = {
+      classic = { "Clothing/T-Shirts", "Shoes/Sneakers", "Accessories" },
+      sporty = { "Sport", "Shoes/Running Shoes" },
+      outdoor = { "Outdoor", "Shoes/Hiking Boots", "Clothing/Jackets" },
+    },
+  },
+
   popup = {
     -- Offers in priority order: the first one the visitor qualifies for
     -- (and whose coupon pool is not empty) is shown.

@@ -41,7 +41,8 @@ function M.explain(row, ctx)
   elseif row.reason == "read_next" then
     return "Read next after " .. name_of(because)
   elseif row.reason == "trending" then
-    return row.segment_label and ("Bestseller " .. row.segment_label) or "Bestseller right now"
+    local s = row.segment_label and ("Bestseller " .. row.segment_label) or "Bestseller right now"
+    return row.style and (s .. ", in your " .. row.style .. " style") or s
   end
   return "Popular right now"
 end

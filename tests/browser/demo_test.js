@@ -15,7 +15,16 @@
 //     the purchase cancels the cart email
 //   - a visit from a social campaign (UTM parameters) lands on the landing
 //     hero: trending items, explained, and its offer; a direct visit and
-//     the next page of the visit show none
+//     the next page of the visit show none; a paid search ad and a
+//     newsletter link get the landing decision of their own source
+//   - "Your fit": the strategy's quiz; each answer is kept as a preference
+//     with its source and time, shown in the preference centre; the
+//     bestsellers follow the answers as the strategy says (a budget caps
+//     the price, a style goes first, a size changes nothing); a change and
+//     a removal in the preference centre change them back; a reload
+//     resumes the quiz; an answer the server does not offer (a page drawn
+//     from a quiz that has since changed) shows the server's error and
+//     changes nothing
 //
 // A screenshot of each step goes to SHOTS.  Environment: TAILOR (the
 // binary), TAILOR_ROOT (the source tree), TAILOR_TEST_TMP, SHOTS,
@@ -112,6 +121,133 @@ async function expectPopup(page, name, text, shotName) {
   await shot(page, shotName, true);
   await reported;
   if (popup) await page.click(".tailor-popup-close");
+}
+
+/* The #picks widget of the fit page once drawn after round `after`. */
+async function picksAfter(page, after) {
+  await page.waitForFunction((n) => Number(document.querySelector("#picks").getAttribute("data-round")) > n,
+    after, { timeout: WAIT_MS });
+  return {
+    round: Number(await page.getAttribute("#picks", "data-round")),
+    items: await widgetItems(page, "#picks"),
+  };
+}
+
+/* The preference centre's rows: {key: {value, source, time}}. */
+async function prefRows(page) {
+  await page.waitForSelector("#prefs[data-tailor-state=ready]", { timeout: WAIT_MS });
+  return page.$$eval("#prefs [data-pref]", (rows) => {
+    const out = {};
+    for (const r of rows) {
+      out[r.getAttribute("data-pref")] = { value: r.getAttribute("data-value"),
+        source: r.getAttribute("data-source"), time: Number(r.getAttribute("data-time")) };
+    }
+    return out;
+  });
+}
+
+/* Click an answer of the quiz; resolves to the picks drawn after it. */
+async function answerQuiz(page, question, answer, round) {
+  await page.click("#quiz [data-question=" + question + "] [data-answer=" + answer + "]");
+  return picksAfter(page, round);
+}
+
+async function fit(page, base, byId) {
+  await page.evaluate(() => localStorage.clear()); // a new visitor
+  const t0 = Date.now();
+  await open(page, base + "prefs.html");
+  await page.waitForSelector("#quiz[data-tailor-state=ready]", { timeout: WAIT_MS });
+  const questions = await page.$$eval("#quiz [data-question]", (qs) => qs.map((q) => q.getAttribute("data-question")));
+  check("the quiz shows the strategy's questions", JSON.stringify(questions) === '["size","style","budget"]',
+    JSON.stringify(questions));
+  check("the preference centre starts empty", Object.keys(await prefRows(page)).length === 0);
+  let picks = await picksAfter(page, 0);
+  const price = (i) => (byId[i.id] || {}).price;
+  const sporty = (i) => /^(Sport\/|Shoes\/Running Shoes)/.test((byId[i.id] || {}).category);
+  check("before any answer, bestsellers above 50 are among the picks",
+    picks.items.some((i) => price(i) > 50), JSON.stringify(picks.items));
+  await shot(page, "17-fit-quiz");
+
+  picks = await answerQuiz(page, "budget", "under_50", picks.round);
+  check("a budget under 50: every pick costs 50 or less", picks.items.length > 0 &&
+    picks.items.every((i) => price(i) <= 50), JSON.stringify(picks.items.map(price)));
+  let prefs = await prefRows(page);
+  check("the answer is a preference, from the quiz, with its time",
+    prefs.budget && prefs.budget.value === "50" && prefs.budget.source === "quiz:fit" &&
+    prefs.budget.time >= t0 - 5000 && prefs.budget.time <= Date.now() + 5000, JSON.stringify(prefs));
+  check("the quiz marks the answer given",
+    (await page.getAttribute("#quiz [data-question=budget] [data-answer=under_50]", "aria-pressed")) === "true");
+
+  picks = await answerQuiz(page, "style", "sporty", picks.round);
+  check("a sporty style: its bestsellers come first, saying so", picks.items.length > 0 &&
+    sporty(picks.items[0]) && /in your sporty style$/.test(picks.items[0].explain) &&
+    picks.items.every((i) => price(i) <= 50), JSON.stringify(picks.items));
+  const styled = picks.items.map((i) => i.id);
+  picks = await answerQuiz(page, "size", "m", picks.round);
+  check("a size changes nothing the strategy picks", JSON.stringify(picks.items.map((i) => i.id)) ===
+    JSON.stringify(styled), JSON.stringify(picks.items));
+  prefs = await prefRows(page);
+  check("the preference centre lists the three answers", JSON.stringify(Object.keys(prefs).sort()) ===
+    '["budget","size","style"]' && prefs.size.value === "M" && prefs.style.value === "sporty",
+    JSON.stringify(prefs));
+  await shot(page, "18-fit-answered");
+
+  // The preference centre: another budget, then no style.
+  await page.selectOption("#prefs [data-pref=budget] select", "any");
+  picks = await picksAfter(page, picks.round);
+  check("a budget changed to any: dearer picks come back", picks.items.some((i) => price(i) > 50),
+    JSON.stringify(picks.items.map(price)));
+  check("the centre shows the new budget", (await prefRows(page)).budget.value === "any");
+  check("the quiz follows the change",
+    (await page.getAttribute("#quiz [data-question=budget] [data-answer=any]", "aria-pressed")) === "true");
+  await page.click("#prefs [data-pref=style] .tailor-pref-remove");
+  picks = await picksAfter(page, picks.round);
+  prefs = await prefRows(page);
+  check("a removed style is gone from the centre", !prefs.style && !!prefs.size, JSON.stringify(prefs));
+  check("and from the picks", picks.items.length > 0 && !picks.items.some((i) => /sporty/.test(i.explain)),
+    JSON.stringify(picks.items));
+  await shot(page, "19-fit-preference-centre");
+
+  // Kept by the server: a reload resumes the quiz and lists the same.
+  await open(page, base + "prefs.html");
+  await page.waitForSelector("#quiz[data-tailor-state=ready]", { timeout: WAIT_MS });
+  const pressed = await page.$$eval("#quiz [aria-pressed=true]", (bs) =>
+    bs.map((b) => b.closest("[data-question]").getAttribute("data-question") + "=" + b.getAttribute("data-answer")));
+  check("a reload resumes the quiz with what was answered", JSON.stringify(pressed.sort()) ===
+    '["budget=any","size=m"]', JSON.stringify(pressed));
+  const kept = await prefRows(page);
+  check("and the centre lists what is kept", JSON.stringify(kept) === JSON.stringify(prefs),
+    JSON.stringify(kept));
+
+  // A page drawn from a quiz that has changed since: its answer is refused, nothing changes.
+  await page.route("**/v1/decide/quiz", async (route) => {
+    const response = await route.fetch();
+    const json = await response.json();
+    for (const q of (json.result || {}).questions || []) {
+      for (const a of q.answers) if (a.id === "l") a.id = "xxl";
+    }
+    await route.fulfill({ response, json });
+  });
+  await open(page, base + "prefs.html");
+  await page.waitForSelector("#quiz[data-tailor-state=ready]", { timeout: WAIT_MS });
+  const refused = page.waitForResponse((r) => r.url().endsWith("/v1/events") &&
+    (r.request().postData() || "").includes("xxl"), { timeout: WAIT_MS });
+  await page.click("#quiz [data-question=size] [data-answer=xxl]");
+  const answer = await refused;
+  const body = await answer.json();
+  check("the server refuses an answer it does not offer, naming it", answer.status() === 400 &&
+    body.error && body.error.field === "answer" && /offers no answer 'xxl'/.test(body.error.message),
+    JSON.stringify(body));
+  const shown = page.locator("#quiz [data-question=size] .tailor-quiz-error");
+  await shown.waitFor({ state: "visible", timeout: WAIT_MS });
+  check("the quiz shows the server's error", /offers no answer 'xxl'/.test(await shown.textContent()),
+    await shown.textContent());
+  check("the answer is not marked as given",
+    (await page.getAttribute("#quiz [data-question=size] [data-answer=xxl]", "aria-pressed")) === "false");
+  await shot(page, "20-fit-refused-answer");
+  await page.unroute("**/v1/decide/quiz");
+  await open(page, base + "prefs.html");
+  check("nothing changed: the size is still M", (await prefRows(page)).size.value === "M");
 }
 
 async function run(base, catalog) {
@@ -285,6 +421,34 @@ async function run(base, catalog) {
     await shot(page, "15-landing-social");
     await open(page, base);
     check("the next page of the visit shows no landing hero", !(await page.isVisible("#landing")));
+
+    // Other sources, each a new visit: a paid search ad with its term, a newsletter.
+    const landing = async (query) => {
+      await page.evaluate(() => localStorage.clear());
+      await open(page, base + query);
+      await page.waitForSelector("#landing[data-tailor-state=ready]", { timeout: WAIT_MS });
+      return {
+        medium: await page.getAttribute("#landing", "data-medium"),
+        title: await page.textContent("#landing h2"),
+        why: await page.textContent("#landing .tailor-landing-why"),
+        hero: await widgetItems(page, "#landing"),
+      };
+    };
+    const ad = await landing("?utm_source=google&utm_medium=cpc&utm_term=winter+jacket");
+    check("a paid search ad gets the search landing", ad.medium === "paid" &&
+      ad.title === "Bestsellers in winter jacket" && ad.why === "You searched for 'winter jacket'",
+      JSON.stringify(ad));
+    check("with its hero items, explained", ad.hero.length > 0 && ad.hero.every((i) => i.explain),
+      JSON.stringify(ad.hero));
+    await shot(page, "16-landing-paid-search");
+    const mail = await landing("?utm_source=newsletter&utm_medium=email&utm_campaign=spring");
+    check("a newsletter link gets the email landing", mail.medium === "email" &&
+      mail.title === "New for you" && mail.why === "You came from our 'spring' email",
+      JSON.stringify(mail));
+    check("and no offer of the social landing", !(await page.$("#landing [data-offer]")));
+
+    // 12. Your fit: the quiz, the preference centre, and bestsellers that follow them.
+    await fit(page, base, byId);
   } finally {
     await context.close();
     fs.rmSync(profile, { recursive: true, force: true });

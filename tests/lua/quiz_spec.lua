@@ -174,6 +174,53 @@ describe("quiz", function()
     e:close()
   end)
 
+  it("shipped recommendations follow the answers: budget, style; not size", function()
+    local e = assert(tailor.open { db = ":memory:", strategies = root .. "/strategies",
+                                   lua = { reload_interval_ms = 60000 } })
+    local catalog = {
+      { "jacket", "Clothing/Jackets/Winter Jackets", 199 }, { "boot", "Shoes/Hiking Boots", 149 },
+      { "tent", "Outdoor/Camping/Tents", 299 }, { "hat", "Accessories/Hats", 25 },
+      { "runner", "Shoes/Running Shoes", 129 }, { "socks", "Sport/Running/Socks", 15 },
+      { "tee", "Sport/Running/Shirts", 39 }, { "mat", "Sport/Yoga/Mats", 45 },
+    }
+    for i, c in ipairs(catalog) do
+      assert(e:ingest { type = "item_upsert", item = { id = c[1], category = c[2], price = c[3] } })
+      -- The dearer, the more often bought: the plain bestsellers are dear.
+      for n = 1, math.floor(c[3] / 10) do
+        assert(e:ingest { type = "view", item = c[1], anon = "p" .. i .. "-" .. n })
+      end
+    end
+    local function home()
+      local d = e:decide { kind = "recommend", anon = "me", k = 4,
+                           page = { type = "home", widget = "bestsellers" } }
+      assert.is_nil(d.fallback, d.error)
+      return d.items
+    end
+    local prices = {}
+    for _, c in ipairs(catalog) do prices[c[1]] = c[3] end
+    local plain = home()
+    assert.are.equal("tent", plain[1].id)
+    local function quiz(q, a)
+      assert(e:ingest { type = "quiz_answer", anon = "me", quiz = "fit", question = q, answer = a })
+    end
+    quiz("budget", "under_50")
+    local cheap = home()
+    assert.is_true(#cheap > 0)
+    for _, row in ipairs(cheap) do assert.is_true(prices[row.id] <= 50, row.id) end
+    quiz("style", "sporty")
+    local sporty = home()
+    assert.are.same({ "mat", "tee", "socks" }, { sporty[1].id, sporty[2].id, sporty[3].id })
+    assert.matches("^Bestseller .*, in your sporty style$", sporty[1].explain)
+    assert.are.equal("hat", sporty[4].id) -- the rest of the budget after the style
+    quiz("size", "m") -- the strategy reads no size
+    assert.are.same(sporty, home())
+    quiz("budget", "any")
+    assert.are.equal("runner", home()[1].id) -- the dearest of the style
+    assert(e:ingest { type = "pref_removed", anon = "me", key = "style" })
+    assert.are.same(plain, home())
+    e:close()
+  end)
+
   it("shipped quiz: size, style and budget", function()
     local e = assert(tailor.open { db = ":memory:", strategies = root .. "/strategies",
                                    lua = { reload_interval_ms = 60000 } })
