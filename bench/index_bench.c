@@ -48,7 +48,7 @@ static void add_event(evs *a, const char *json) {
     if (!a->v) abort();
   }
   tailor_error err = {0};
-  ev_limits lim = {0, 0, BENCH_T0, 0, 0};
+  ev_limits lim = {0, 0, BENCH_T0, 0, 0, 0};
   if (ev_parse(json, strlen(json), &lim, &a->v[a->n], &err) != TAILOR_OK) {
     fprintf(stderr, "bench: bad event %s: %s\n", json, err.message);
     exit(1);

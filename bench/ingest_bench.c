@@ -135,7 +135,7 @@ int main(int argc, char **argv) {
          t.n / s, s * 1e6 / (double)t.n);
 
   /* Parsed and released one by one, as the server does. */
-  ev_limits lim = {0, 0, util_now_ms(), 0, 0};
+  ev_limits lim = {0, 0, util_now_ms(), 0, 0, 0};
   t0 = util_mono_ns();
   for (size_t i = 0; i < t.n; i++) {
     ev one;

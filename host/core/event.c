@@ -580,6 +580,10 @@ static int build(json_t *root, const ev_limits *lim, int keep_unknown, ev *e,
   e->type = (ev_type)in.type;
   tname = type_names[in.type];
   req = type_req[in.type];
+  if ((req & EVF_INTERNAL) && !lim->internal)
+    return util_fail(err, TAILOR_ETYPE, "type",
+                     "'%s' is tailor's own log event, not one a sender may send "
+                     "(to erase a customer: `tailor erase`, or the erase request)", tname);
   for (size_t i = 0; i < sizeof nest_names / sizeof *nest_names; i++)
     if (json_is_object(v = json_object_get(root, nest_names[i]))) in.box[in.n++] = v;
   scan(&in);
@@ -646,7 +650,7 @@ static int64_t clock_ms(void) {
 }
 
 static void limits_fill(const ev_limits *lim, ev_limits *l) {
-  *l = lim ? *lim : (ev_limits){0, 0, 0, 0, 0};
+  *l = lim ? *lim : (ev_limits){0, 0, 0, 0, 0, 0};
   if (!l->max_bytes) l->max_bytes = EV_DEFAULT_MAX_BYTES;
   if (!l->max_lines) l->max_lines = EV_DEFAULT_MAX_LINES;
   if (!l->max_depth) l->max_depth = UTIL_MAX_JSON_DEPTH;

@@ -35,6 +35,7 @@ enum {
   EVF_NAME = 1u << 7,     /* "name": the popup, email template or widget */
   EVF_ITEMDOC = 1u << 8,  /* "item": a catalog object with an "id" */
   EVF_CUSTDOC = 1u << 9,  /* "customer": a profile object with an "id" */
+  EVF_INTERNAL = 1u << 10, /* tailor's own, in the log only: refused from senders */
 };
 
 /*
@@ -72,6 +73,7 @@ enum {
   X(CONSENT, "consent", EVF_WHO)                         \
   X(QUIZ_ANSWER, "quiz_answer", EVF_WHO)                 \
   X(PREF_REMOVED, "pref_removed", EVF_WHO)               \
+  X(ERASE, "erase", EVF_INTERNAL)                        \
   X(OTHER, "other", EVF_WHO | EVF_NAME)
 
 typedef enum ev_type {
@@ -146,6 +148,8 @@ typedef struct ev_limits {
   int max_depth;     /* deepest nesting of the text; 0: UTIL_MAX_JSON_DEPTH */
   int64_t max_future_ms; /* a given time may be at most this far past now_ms
                             (limits.max_future_ms); 0: no check */
+  int internal;      /* accept tailor's own types (EVF_INTERNAL): the log's
+                        reader sets it, a sender's input never does */
 } ev_limits;
 
 #define EV_DEFAULT_MAX_BYTES DEF_MAX_EVENT_BYTES

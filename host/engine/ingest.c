@@ -21,7 +21,7 @@ _Thread_local tailor *eng_writing;
 ** happen under write_mu, so the index sees events in the store's order.
 */
 static ev_limits limits_of(tailor *t) {
-  ev_limits lim = {(size_t)t->cfg.max_event_bytes, 0, util_now_ms(), 0, t->cfg.max_future_ms};
+  ev_limits lim = {(size_t)t->cfg.max_event_bytes, 0, util_now_ms(), 0, t->cfg.max_future_ms, 0};
   return lim;
 }
 

@@ -292,7 +292,7 @@ static int read_events(loader *L, reader *r, eval_seqs *out) {
   uint32_t *vs = NULL, *vi = NULL; /* by view: session, item */
   size_t nv = 0, vs_cap = 0, vi_cap = 0;
   size_t *at = NULL;
-  ev_limits lim = {EV_DEFAULT_MAX_BYTES, EV_DEFAULT_MAX_LINES, 0, 0, 0};
+  ev_limits lim = {EV_DEFAULT_MAX_BYTES, EV_DEFAULT_MAX_LINES, 0, 0, 0, 0};
   const char *line;
   size_t len;
   int rc;

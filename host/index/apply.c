@@ -529,12 +529,26 @@ static double affinity_weight(idx *x, int64_t ts) {
   return decay_weight(&x->aff_decay, ts);
 }
 
+/* An erase from a shared log: {"customer_sha256": HEX, "sessions_sha256": [HEX...]}. */
+static int apply_erase(idx *x, const ev *e) {
+  json_t *ss = json_object_get(e->props, "sessions_sha256");
+  size_t n = json_array_size(ss), k = 0;
+  const char **hex = malloc((n ? n : 1) * sizeof *hex);
+  if (!hex) return TAILOR_ENOMEM;
+  for (size_t i = 0; i < n; i++)
+    if (json_is_string(json_array_get(ss, i))) hex[k++] = json_string_value(json_array_get(ss, i));
+  idx_forget_hashed(x, json_string_value(json_object_get(e->props, "customer_sha256")), hex, k);
+  free(hex);
+  return TAILOR_OK;
+}
+
 int idx_apply(idx *x, const ev *e) {
   x->applied++;
   if (e->ts > x->last_ts) x->last_ts = e->ts;
   if (e->type == EV_ITEM_UPSERT || e->type == EV_ITEM_DELETE)
     return apply_catalog(x, e);
   if (e->type == EV_CUSTOMER_UPSERT) return apply_profile(x, e);
+  if (e->type == EV_ERASE) return apply_erase(x, e);
   uint32_t pid = event_person(x, e);
   idx_person *p = pid == INTERN_NONE ? NULL : &x->person[pid];
   uint32_t sid = INTERN_NONE;

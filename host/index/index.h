@@ -626,6 +626,14 @@ size_t idx_forget(idx *x, const char *customer);
 */
 int idx_forget_session(idx *x, const char *session);
 
+/*
+** idx_forget and idx_forget_session for ids known by the hex SHA-256 of
+** their text (an erase in a shared log, which keeps no id).  Returns the
+** people erased.
+*/
+size_t idx_forget_hashed(idx *x, const char *customer_hex, const char *const *session_hex,
+                         size_t nsessions);
+
 /* Fill `f` for a person (INTERN_NONE gives a new visitor) at `now`. */
 void idx_person_figures(const idx *x, uint32_t person, int64_t now,
                         idx_figures *f);

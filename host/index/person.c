@@ -269,6 +269,42 @@ size_t idx_forget(idx *x, const char *customer) {
   return n + 1;
 }
 
+/*
+** An erase read from a shared log (EV_ERASE): the customer and sessions are
+** named by the SHA-256 of their ids, so the log keeps no byte of them; the
+** names this index holds are hashed to find them.  One hash a person and a
+** session: erasure is rare, and this keeps nothing more per person.
+*/
+static int hex_listed(const char *hex, const char *const *list, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(hex, list[i])) return 1;
+  return 0;
+}
+
+size_t idx_forget_hashed(idx *x, const char *customer_hex, const char *const *session_hex,
+                         size_t nsessions) {
+  char hex[65], name[300];
+  size_t n = 0;
+  for (uint32_t q = 0; customer_hex && q < x->people.n; q++) {
+    const char *key = intern_name(&x->people, q);
+    if (!key || key[0] != 'c' || key[1] != ':') continue;
+    util_sha256_hex(key + 2, strlen(key + 2), hex);
+    if (strcmp(hex, customer_hex)) continue;
+    snprintf(name, sizeof name, "%s", key + 2); /* forgetting zeroes the key */
+    n += idx_forget(x, name);
+    break;
+  }
+  for (uint32_t q = 0; nsessions && q < x->sessions.n; q++) {
+    const char *key = intern_name(&x->sessions, q);
+    if (!key || !*key) continue;
+    util_sha256_hex(key, strlen(key), hex);
+    if (!hex_listed(hex, session_hex, nsessions)) continue;
+    snprintf(name, sizeof name, "%s", key);
+    idx_forget_session(x, name);
+  }
+  return n;
+}
+
 int idx_forget_session(idx *x, const char *session) {
   uint32_t sid = session ? intern_forget(&x->sessions, session) : INTERN_NONE;
   if (sid == INTERN_NONE) return 0;

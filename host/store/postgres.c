@@ -558,7 +558,7 @@ static int pg_scan(store *base, int64_t after, store_event_fn fn, void *ud,
       I64(seq, s);
       const char *body = PQgetvalue(r, i, 2);
       if (!strcmp(body, "{}")) continue; /* erased */
-      ev_limits lim = {(size_t)-1, (size_t)-1, strtoll(PQgetvalue(r, i, 1), NULL, 10), 1 << 20, 0};
+      ev_limits lim = {(size_t)-1, (size_t)-1, strtoll(PQgetvalue(r, i, 1), NULL, 10), 1 << 20, 0, 1};
       ev e;
       if (ev_parse(body, (size_t)PQgetlength(r, i, 2), &lim, &e, err) != TAILOR_OK) {
         if (err) {
@@ -675,6 +675,36 @@ static int pg_outbox_add(store *base, const store_outbox_row *row, int *added,
 ** row's (xid, seq) is every follower's position, and an emptied row ("{}",
 ** no ids) is skipped by readers.  Autovacuum reclaims the old versions.
 */
+/*
+** The erase itself goes into the log, in the erasing transaction, so that
+** every node applies it in the log's order (and a node that starts later
+** replays it): an `erase` event naming the customer and their sessions by
+** the SHA-256 of their ids, not by the ids (idx_forget_hashed).
+*/
+static int log_erase(pg *p, const char *customer, json_t *sessions, tailor_error *err) {
+  char hex[65], ts[24];
+  util_sha256_hex(customer, strlen(customer), hex);
+  json_t *sh = json_array();
+  size_t i;
+  json_t *s;
+  json_array_foreach(sessions, i, s) {
+    char h[65];
+    util_sha256_hex(json_string_value(s), json_string_length(s), h);
+    json_array_append_new(sh, json_string(h));
+  }
+  int64_t now = util_now_ms();
+  json_t *o = json_pack("{ss sI ss so}", "type", "erase", "ts", (json_int_t)now,
+                        "customer_sha256", hex, "sessions_sha256", sh);
+  char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (!body) return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
+  const char *v[] = {I64(ts, now), body};
+  int rc = exec_params(p, "INSERT INTO events(ts,type,body) VALUES($1,'erase',$2)", 2, v, err,
+                       "store: forget");
+  free(body);
+  return rc ? rc : exec_params(p, "NOTIFY tailor_log", 0, NULL, err, "store: forget");
+}
+
 static int pg_forget(store *base, const char *customer, int64_t *events, json_t **sessions,
                      tailor_error *err) {
   pg *p = (pg *)base;
@@ -704,6 +734,7 @@ static int pg_forget(store *base, const char *customer, int64_t *events, json_t 
   PQclear(r);
   for (size_t i = 0; i < sizeof steps / sizeof *steps; i++)
     if (exec_params(p, steps[i], 1, v, err, "store: forget")) goto rollback;
+  if (log_erase(p, customer, sess, err)) goto rollback;
   if (pg_commit(base, err)) goto fail;
   if (sessions) *sessions = sess;
   else json_decref(sess);

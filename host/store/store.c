@@ -465,7 +465,7 @@ static int sq_scan(store *base, int64_t after, store_event_fn fn, void *ud,
     /* The text the store wrote, read by the parser that accepted it; what
        was accepted once is accepted again (no size or depth limit), at
        its stored time. */
-    ev_limits lim = {(size_t)-1, (size_t)-1, sqlite3_column_int64(st, 1), 1 << 20, 0};
+    ev_limits lim = {(size_t)-1, (size_t)-1, sqlite3_column_int64(st, 1), 1 << 20, 0, 1};
     const char *body = (const char *)sqlite3_column_text(st, 2);
     int blen = sqlite3_column_bytes(st, 2);
     ev e;

@@ -11,7 +11,7 @@
 
 #define NOW 1700000000000LL /* the limits' "now", for events without a time */
 
-static const ev_limits lim = {0, 0, NOW, 0, 0};
+static const ev_limits lim = {0, 0, NOW, 0, 0, 0};
 
 static int parse(const char *json, ev *e, tailor_error *err) {
   return ev_parse(json, strlen(json), &lim, e, err);
@@ -58,7 +58,7 @@ static void roundtrip(ev *a) {
   const char *text = ev_body(a, &n);
   ev c;
   tailor_error err;
-  ev_limits at = {0, 0, a->ts + 12345, 0, 0}; /* the text carries its own time */
+  ev_limits at = {0, 0, a->ts + 12345, 0, 0, 0}; /* the text carries its own time */
   CHECK(text != NULL && n == strlen(text));
   if (!text) return;
   CHECK_INT(ev_parse(text, n, &at, &c, &err), TAILOR_OK);
@@ -491,6 +491,19 @@ static void test_unknown_type(void) {
   EXPECT_ERR("{\"type\":\"bogus\"}", TAILOR_ETYPE, "type", "unknown event type 'bogus'");
   /* echoed input cannot break the one-line message */
   EXPECT_ERR("{\"type\":\"a\\nb\"}", TAILOR_ETYPE, "type", "unknown event type 'a b'");
+  /* tailor's own log event is not a sender's, under any spelling of the
+     envelope; the log's reader (internal) takes it. */
+  static const char erase[] = "{\"type\":\"erase\",\"customer_sha256\":\"ab\"}";
+  EXPECT_ERR(erase, TAILOR_ETYPE, "type", "'erase' is tailor's own log event");
+  EXPECT_ERR("{\"type\":\"track\",\"event\":\"erase\",\"userId\":\"c\"}", TAILOR_ETYPE, "type",
+             "'erase' is tailor's own log event");
+  ev_limits log = lim;
+  log.internal = 1;
+  ev e;
+  CHECK_INT(ev_parse(erase, strlen(erase), &log, &e, NULL), TAILOR_OK);
+  CHECK_INT(e.type, EV_ERASE);
+  CHECK_STR(json_string_value(json_object_get(e.props, "customer_sha256")), "ab");
+  ev_clear(&e);
 }
 
 /* Spec events without a tailor type are `other` events under their name
@@ -558,7 +571,7 @@ static void test_bad_input(void) {
   /* too big: the configured limit, then the default */
   ev e;
   tailor_error err;
-  ev_limits small = {32, 0, NOW, 0, 0};
+  ev_limits small = {32, 0, NOW, 0, 0, 0};
   const char *view = "{\"type\":\"view\",\"anon\":\"a\",\"item\":\"x\"}";
   CHECK_INT(ev_parse(view, strlen(view), &small, &e, &err), TAILOR_ETOOBIG);
   CHECK_CONTAINS(err.message, "event is 37 bytes, more than the limit of 32 bytes");
@@ -573,7 +586,7 @@ static void test_bad_input(void) {
   free(huge);
 
   /* too many lines */
-  ev_limits two = {0, 2, NOW, 0, 0};
+  ev_limits two = {0, 2, NOW, 0, 0, 0};
   const char *three = "{\"type\":\"rec_shown\",\"anon\":\"a\",\"items\":[\"x\",\"y\",\"z\"]}";
   CHECK_INT(ev_parse(three, strlen(three), &two, &e, &err), TAILOR_ETOOBIG);
   CHECK_STR(err.field, "items");
@@ -590,7 +603,7 @@ static void test_bad_input(void) {
 
 /* A trusted sender's clock may run ahead by limits.max_future_ms, no more. */
 static void test_future_times(void) {
-  ev_limits window = {0, 0, NOW, 0, 300000};
+  ev_limits window = {0, 0, NOW, 0, 300000, 0};
   ev e;
   tailor_error err = {0};
   CHECK_INT(ev_parse("{\"type\":\"view\",\"anon\":\"a\",\"item\":\"x\",\"ts\":1700000290000}",
@@ -730,7 +743,7 @@ static void test_replay(void) {
      "\"price\":10,\"quantity\":2,\"brand\":\"B\"}]},\"context\":{\"ip\":\"1.2.3.4\"}}", &e);
   size_t n;
   const char *body = ev_body(&e, &n);
-  ev_limits later = {0, 0, NOW + 86400000, 0, 0};
+  ev_limits later = {0, 0, NOW + 86400000, 0, 0, 0};
   CHECK_INT(ev_parse(body, n, &later, &r, NULL), TAILOR_OK);
   CHECK_INT(r.ts, NOW);
   CHECK_STR(r.msg_id, "m1");

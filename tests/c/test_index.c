@@ -141,7 +141,7 @@ static void test_trend_decay(void) {
 static void apply(idx *x, const char *json) {
   ev e;
   tailor_error err = {0};
-  ev_limits lim = {0, 0, T0, 0, 0};
+  ev_limits lim = {0, 0, T0, 0, 0, 0};
   int rc = ev_parse(json, strlen(json), &lim, &e, &err);
   if (rc) fprintf(stderr, "%s\n", err.message);
   CHECK_INT(rc, TAILOR_OK);

@@ -13,7 +13,7 @@ static char dir[512];
 
 static void parse(ev *e, const char *json) {
   tailor_error err = {0};
-  ev_limits lim = {0, 0, 1700000000000, 0, 0};
+  ev_limits lim = {0, 0, 1700000000000, 0, 0, 0};
   int rc = ev_parse(json, strlen(json), &lim, e, &err);
   if (rc) fprintf(stderr, "parse failed: %s\n", err.message);
   CHECK_INT(rc, TAILOR_OK);

@@ -98,7 +98,7 @@ static void test_top_list_after_load(void) {
              rand() % 400, i % 50, i % 50, (long long)(T0 - DAY + i * 1000));
     ev e;
     tailor_error err = {0};
-    ev_limits lim = {0, 0, T0, 0, 0};
+    ev_limits lim = {0, 0, T0, 0, 0, 0};
     CHECK_INT(ev_parse(line, strlen(line), &lim, &e, &err), TAILOR_OK);
     CHECK_INT(idx_apply(x, &e), TAILOR_OK);
     ev_clear(&e);
@@ -126,7 +126,7 @@ static void test_top_list_after_load(void) {
 static void apply(idx *x, const char *json) {
   ev e;
   tailor_error err = {0};
-  ev_limits lim = {0, 0, T0, 0, 0};
+  ev_limits lim = {0, 0, T0, 0, 0, 0};
   int rc = ev_parse(json, strlen(json), &lim, &e, &err);
   if (rc) fprintf(stderr, "%s\n", err.message);
   CHECK_INT(rc, TAILOR_OK);
