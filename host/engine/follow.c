@@ -25,16 +25,31 @@
 #define ENG_FOLLOW_POLL_MS 100
 #define ENG_OWN_EVENTS_WAIT_MS 30000
 
+/* One of the caller's events: where the log put it. */
+typedef struct own_ev {
+  int64_t seq;
+  const ev *e;
+} own_ev;
+
 typedef struct follow_run {
   tailor *t;
-  const int64_t *own; /* sorted seqs of the caller's events, or NULL */
+  const own_ev *own; /* the caller's events by seq, or NULL */
   size_t n_own, found;
   size_t applied;
 } follow_run;
 
-static int cmp_i64(const void *a, const void *b) {
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+static int cmp_own(const void *a, const void *b) {
+  int64_t x = ((const own_ev *)a)->seq, y = ((const own_ev *)b)->seq;
   return (x > y) - (x < y);
+}
+
+/* The caller's own events are applied as they are, not parsed again from
+   the log (store_scan_known). */
+static const ev *own_known(void *ud, int64_t seq) {
+  follow_run *r = ud;
+  own_ev key = {seq, NULL};
+  const own_ev *o = r->own ? bsearch(&key, r->own, r->n_own, sizeof *r->own, cmp_own) : NULL;
+  return o ? o->e : NULL;
 }
 
 /*
@@ -67,13 +82,13 @@ static int follow_one(void *ud, int64_t seq, const ev *e) {
   t->applied_seq = seq;
   atomic_fetch_add(&t->n_followed, 1);
   r->applied++;
-  if (r->own && bsearch(&seq, r->own, r->n_own, sizeof *r->own, cmp_i64)) r->found++;
+  if (own_known(r, seq)) r->found++;
   return 0;
 }
 
 /* Apply what the log has past applied_seq; the caller holds write_mu. */
 static int follow_step(tailor *t, store *st, follow_run *r, tailor_error *err) {
-  int rc = store_scan(st, t->applied_seq, follow_one, r, err);
+  int rc = store_scan_known(st, t->applied_seq, follow_one, r, r->own ? own_known : NULL, err);
   atomic_store(&t->follow_at_ms, util_now_ms());
   if (r->applied && t->cfg.value_refit_orders > 0 &&
       t->ix->orders_seen - t->value_orders >= (uint64_t)t->cfg.value_refit_orders)
@@ -103,21 +118,28 @@ int eng_commit_shared(tailor *t, ev **all, size_t n, tailor_error *err) {
 
 static int commit_shared(tailor *t, ev **all, size_t n, tailor_error *err) {
   int64_t *seqs = malloc((n ? n : 1) * sizeof *seqs);
-  if (!seqs) return util_fail(err, TAILOR_ENOMEM, NULL, "ingest: out of memory");
+  own_ev *mine = malloc((n ? n : 1) * sizeof *mine);
+  if (!seqs || !mine) {
+    free(seqs);
+    free(mine);
+    return util_fail(err, TAILOR_ENOMEM, NULL, "ingest: out of memory");
+  }
   int rc = store_begin(t->st, err);
   if (rc == TAILOR_OK && (rc = store_append_rows(t->st, all, n, seqs, err)) != TAILOR_OK)
     store_rollback(t->st);
   if (rc == TAILOR_OK) rc = store_commit(t->st, err);
   if (rc != TAILOR_OK) {
     free(seqs);
+    free(mine);
     return rc;
   }
   /* Acknowledged from here: the events are durable.  Now the log. */
   size_t own = 0;
   for (size_t i = 0; i < n; i++)
-    if (!all[i]->dup) seqs[own++] = seqs[i];
-  qsort(seqs, own, sizeof *seqs, cmp_i64);
-  follow_run r = {t, seqs, own, 0, 0};
+    if (!all[i]->dup) mine[own++] = (own_ev){seqs[i], all[i]};
+  free(seqs);
+  qsort(mine, own, sizeof *mine, cmp_own);
+  follow_run r = {t, mine, own, 0, 0};
   int64_t deadline = util_now_ms() + ENG_OWN_EVENTS_WAIT_MS;
   tailor_error ferr = {0};
   while (r.found < own) {
@@ -126,7 +148,7 @@ static int commit_shared(tailor *t, ev **all, size_t n, tailor_error *err) {
     struct timespec ts = {0, 2 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
-  free(seqs);
+  free(mine);
   if (r.found < own)
     eng_log(t, TAILOR_LOG_WARN,
             "log: %zu of this node's %zu events not applied yet (%s); they are stored "

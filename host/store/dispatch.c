@@ -63,7 +63,12 @@ int store_append(store *s, ev *const *evs, size_t n, int64_t *seqs, tailor_error
 int64_t store_last_seq(store *s) { return s->ops->last_seq(s); }
 
 int store_scan(store *s, int64_t after, store_event_fn fn, void *ud, tailor_error *err) {
-  return s->ops->scan(s, after, fn, ud, err);
+  return s->ops->scan(s, after, fn, ud, NULL, err);
+}
+
+int store_scan_known(store *s, int64_t after, store_event_fn fn, void *ud,
+                     store_known_fn known, tailor_error *err) {
+  return s->ops->scan(s, after, fn, ud, known, err);
 }
 
 json_t *store_event_counts(store *s) { return s->ops->event_counts(s); }

@@ -39,6 +39,7 @@ typedef struct pg {
   PGconn *listen; /* store_wait's connection, opened on first wait */
   char *url;
   int in_tx;
+  int begin_due; /* BEGIN not sent yet: it goes with the first statement */
 } pg;
 
 static const store_ops pg_ops;
@@ -106,7 +107,15 @@ static int pg_fail(tailor_error *err, pg *p, const PGresult *r, const char *what
 */
 static PGresult *run(pg *p, const char *sql, int n, const char *const *v,
                      tailor_error *err, const char *what) {
-  if (PQstatus(p->c) != CONNECTION_OK && !p->in_tx) PQreset(p->c);
+  if (PQstatus(p->c) != CONNECTION_OK && (!p->in_tx || p->begin_due)) PQreset(p->c);
+  if (p->begin_due) {
+    PGresult *b = PQexec(p->c, "BEGIN");
+    int ok = PQresultStatus(b) == PGRES_COMMAND_OK;
+    if (!ok) pg_fail(err, p, b, what);
+    PQclear(b);
+    if (!ok) return NULL;
+    p->begin_due = 0;
+  }
   /* Without parameters, the simple protocol: a script of statements. */
   PGresult *r = n ? PQexecParams(p->c, sql, n, NULL, v, NULL, NULL, 0) : PQexec(p->c, sql);
   ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
@@ -268,15 +277,24 @@ static int64_t pg_log_behind(store *base, int64_t after) {
                  1, v);
 }
 
+/*
+** BEGIN waits for the transaction's first statement (run() sends it), so a
+** transaction that turns out to have nothing to do (the triggers of events
+** that schedule nothing) costs no round trip at all.
+*/
 static int pg_begin(store *base, tailor_error *err) {
   pg *p = (pg *)base;
-  int rc = exec_params(p, "BEGIN", 0, NULL, err, "store: begin");
-  p->in_tx = rc == TAILOR_OK;
-  return rc;
+  (void)err;
+  p->in_tx = p->begin_due = 1;
+  return TAILOR_OK;
 }
 
 static int pg_commit(store *base, tailor_error *err) {
   pg *p = (pg *)base;
+  if (p->begin_due) {
+    p->in_tx = p->begin_due = 0;
+    return TAILOR_OK;
+  }
   PGresult *r = run(p, "COMMIT", 0, NULL, err, "store: commit");
   p->in_tx = 0;
   if (!r) return TAILOR_ESTORE;
@@ -289,8 +307,8 @@ static int pg_commit(store *base, tailor_error *err) {
 
 static void pg_rollback(store *base) {
   pg *p = (pg *)base;
-  PQclear(PQexec(p->c, "ROLLBACK"));
-  p->in_tx = 0;
+  if (!p->begin_due) PQclear(PQexec(p->c, "ROLLBACK"));
+  p->in_tx = p->begin_due = 0;
 }
 
 /* A consent flag the upsert names, "0"/"1", or NULL to keep the stored one. */
@@ -431,11 +449,13 @@ static int pg_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
   } else {
     const char *v[PG_APPEND_COLS];
     for (int c = 0; c < PG_APPEND_COLS; c++) v[c] = col[c].s;
+    /* Followers wake when this commits: the stored rows NOTIFY (one
+       notification a transaction, PostgreSQL folds the same ones). */
     r = run(p,
-            "INSERT INTO events(ts,type,customer,anon,session,body,msg_id) "
+            "WITH ins AS (INSERT INTO events(ts,type,customer,anon,session,body,msg_id) "
             "SELECT * FROM unnest($1::bigint[],$2::text[],$3::text[],$4::text[],"
             "$5::text[],$6::text[],$7::text[]) ON CONFLICT (msg_id) DO NOTHING "
-            "RETURNING seq, msg_id",
+            "RETURNING seq, msg_id) SELECT seq, msg_id, pg_notify('tailor_log', '') FROM ins",
             PG_APPEND_COLS, v, err, "store: append");
     if (!r) rc = TAILOR_ESTORE;
   }
@@ -505,9 +525,7 @@ static int pg_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
                      3, v, err, "store: write");
   }
   for (int c = 0; c < 3; c++) free(ids[c].s);
-  if (rc) return rc;
-  /* Followers wake when this commits. */
-  return exec_params(p, "NOTIFY tailor_log", 0, NULL, err, "store: append");
+  return rc;
 }
 
 static int64_t pg_last_seq(store *base) {
@@ -517,28 +535,24 @@ static int64_t pg_last_seq(store *base) {
 #define SCAN_BATCH 2000
 
 static int pg_scan(store *base, int64_t after, store_event_fn fn, void *ud,
-                   tailor_error *err) {
+                   store_known_fn known, tailor_error *err) {
   pg *p = (pg *)base;
-  char xid[32] = "0", seq[24];
-  if (after > 0) {
-    const char *v[] = {I64(seq, after)};
-    PGresult *r = run(p, "SELECT xid::text FROM events WHERE seq = $1", 1, v, err, "store: scan");
-    if (!r) return TAILOR_ESTORE;
-    if (PQntuples(r) != 1) {
-      PQclear(r);
-      return util_fail(err, TAILOR_ESTORE, NULL,
-                       "store: scan: log position %lld is not in this database",
-                       (long long)after);
-    }
-    snprintf(xid, sizeof xid, "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
-  }
-  /* One horizon for the whole scan: what is below it cannot change. */
-  PGresult *h = run(p, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text", 0, NULL, err,
-                    "store: scan");
+  char xid[32] = "0", seq[24], horizon[32];
+  /* The position's xid and one horizon for the whole scan (what is below
+     it cannot change), in one round trip. */
+  const char *pv[] = {I64(seq, after)};
+  PGresult *h = run(p,
+                    "SELECT (SELECT xid::text FROM events WHERE seq = $1), "
+                    "pg_snapshot_xmin(pg_current_snapshot())::text",
+                    1, pv, err, "store: scan");
   if (!h) return TAILOR_ESTORE;
-  char horizon[32];
-  snprintf(horizon, sizeof horizon, "%s", PQgetvalue(h, 0, 0));
+  if (after > 0 && PQgetisnull(h, 0, 0)) {
+    PQclear(h);
+    return util_fail(err, TAILOR_ESTORE, NULL,
+                     "store: scan: log position %lld is not in this database", (long long)after);
+  }
+  if (after > 0) snprintf(xid, sizeof xid, "%s", PQgetvalue(h, 0, 0));
+  snprintf(horizon, sizeof horizon, "%s", PQgetvalue(h, 0, 1));
   PQclear(h);
   I64(seq, after);
   for (;;) {
@@ -558,6 +572,11 @@ static int pg_scan(store *base, int64_t after, store_event_fn fn, void *ud,
       I64(seq, s);
       const char *body = PQgetvalue(r, i, 2);
       if (!strcmp(body, "{}")) continue; /* erased */
+      const ev *mine = known ? known(ud, s) : NULL;
+      if (mine) {
+        rc = fn(ud, s, mine);
+        continue;
+      }
       ev_limits lim = {(size_t)-1, (size_t)-1, strtoll(PQgetvalue(r, i, 1), NULL, 10), 1 << 20, 0, 1};
       ev e;
       if (ev_parse(body, (size_t)PQgetlength(r, i, 2), &lim, &e, err) != TAILOR_OK) {

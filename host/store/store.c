@@ -451,7 +451,8 @@ static int sq_meta_set(store *base, const char *key, const char *value, tailor_e
 }
 
 static int sq_scan(store *base, int64_t after, store_event_fn fn, void *ud,
-               tailor_error *err) {
+                   store_known_fn known, tailor_error *err) {
+  (void)known; /* SQLite's writer applies its events itself (ingest.c) */
   sq *s = (sq *)base;
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(s->db, "SELECT seq, ts, body FROM events WHERE seq > ? "

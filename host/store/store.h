@@ -144,6 +144,16 @@ typedef int (*store_event_fn)(void *ud, int64_t seq, const ev *e);
 int store_scan(store *s, int64_t after, store_event_fn fn, void *ud,
                tailor_error *err);
 
+/*
+** store_scan for a writer that holds some of the events it reads: `known`
+** answers the typed event of a seq it wrote (NULL for the others), which
+** is handed to `fn` as it is instead of being parsed again from the
+** stored text.  `known` is asked with seqs in log order.
+*/
+typedef const ev *(*store_known_fn)(void *ud, int64_t seq);
+int store_scan_known(store *s, int64_t after, store_event_fn fn, void *ud,
+                     store_known_fn known, tailor_error *err);
+
 /* Event counts by type, as a JSON object {"view": 10, ...}; new reference. */
 json_t *store_event_counts(store *s);
 

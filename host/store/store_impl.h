@@ -29,7 +29,9 @@ typedef struct store_ops {
   int (*append_rows)(store *s, ev *const *evs, size_t n, int64_t *seqs,
                      tailor_error *err);
   int64_t (*last_seq)(store *s);
-  int (*scan)(store *s, int64_t after, store_event_fn fn, void *ud, tailor_error *err);
+  /* known may be NULL (store_scan); a store may ignore it and parse. */
+  int (*scan)(store *s, int64_t after, store_event_fn fn, void *ud, store_known_fn known,
+              tailor_error *err);
   json_t *(*event_counts)(store *s);
   int64_t (*count)(store *s, const char *table);
   json_t *(*item)(store *s, const char *id);
