@@ -79,6 +79,11 @@ bench-serve: build
 	@$(MAKE) --no-print-directory deps PACKAGES="$(BENCH_PACKAGES)"
 	BUILD=$(CURDIR)/$(BUILD)/release bash bench/serve_bench.sh
 
+# PostgreSQL against SQLite, the log's lag, three nodes (docs/scale-out.md).
+.PHONY: bench-pg
+bench-pg: build
+	BUILD=$(CURDIR)/$(BUILD)/release bash bench/pg_bench.sh
+
 # Offline evaluation (docs/evaluation.md): every session kernel on the
 # Diginetica test pairs (SR-GNN protocol), beside the published figures.
 .PHONY: eval
