@@ -10,8 +10,10 @@
    days, with what the console counts mixed in: recommendations shown and
    clicked, popups shown and clicked, email clicks, carts and orders (a
    quarter of the sessions are a returning customer's).
-2. Starts `tailor serve` with the shipped strategies, makes 2,000 product
-   page decisions (exposures of the shipped experiment) and schedules a few
+2. Starts `tailor serve` with the shipped strategies, makes --decisions
+   (20,000) product page decisions for as many visitors (exposures of the
+   shipped experiment: the report joins each with its outcomes) and
+   schedules a few
    abandoned-cart emails, so every page has something to show.
 3. Times every admin API endpoint a console page reads (the first call,
    then --runs more: median and worst), and, when playwright-core and
@@ -176,6 +178,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--events", type=int, default=1000000)
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--decisions", type=int, default=20000)
     ap.add_argument("--work", help="folder for the store, kept and reused")
     ap.add_argument("--no-render", action="store_true", help="skip chromium")
     args = ap.parse_args()
@@ -214,9 +217,9 @@ def main():
             stats["events_total"], stats["customers"], stats["index"]["sessions"]))
         # Exposures of the shipped experiment, and emails in the outbox.
         t0 = time.time()
-        for k in range(2000):
+        for k in range(args.decisions):
             c.call("POST", "/v1/decide/recommend", {
-                "anon": "a%d" % (k * 37), "page": {"type": "product", "item": "i%d" % (k + 1)},
+                "anon": "a%d" % (k * 7), "page": {"type": "product", "item": "i%d" % (k + 1)},
                 "k": 4}, token=STOREFRONT)
         now = int(time.time() * 1000)
         evs = []
@@ -224,7 +227,7 @@ def main():
             evs.append({"type": "add_to_cart", "customer": "c%d" % (3 * k + 1),
                         "session": "bench-cart-%d" % k, "item": "i%d" % (k + 1), "ts": now - 5000})
         c.call("POST", "/v1/events", evs)
-        print("2,000 decisions and 20 carts sent in %.1f s" % (time.time() - t0))
+        print("%d decisions and 20 carts sent in %.1f s" % (args.decisions, time.time() - t0))
         box = json.loads(c.call("GET", "/admin/api/outbox")[1])
         key = box["rows"][0]["key"] if box["rows"] else None
         # What each page reads (console/console.js).

@@ -1,7 +1,9 @@
 /*
 ** test_store.c: the SQLite store: schema and migrations, appends in one
-** transaction, replay in order, state tables, reopen.
+** transaction, replay in order, state tables, reopen; the counts and
+** outcomes kept in the write path equal what the log says.
 */
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -114,6 +116,197 @@ static void test_outbox_idempotent(void) {
   store_close(s);
 }
 
+/* The rows of `sql` as one string ("a|1;b|2;"), for comparing queries. */
+static char *rows_of(store *s, const char *sql) {
+  sqlite3_stmt *st = NULL;
+  size_t cap = 1 << 16, n = 0;
+  char *out = calloc(1, cap);
+  CHECK_INT(sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL), SQLITE_OK);
+  while (st && sqlite3_step(st) == SQLITE_ROW) {
+    for (int c = 0; c < sqlite3_column_count(st); c++) {
+      const char *v = (const char *)sqlite3_column_text(st, c);
+      n += (size_t)snprintf(out + n, cap - n, "%s%s", v ? v : "NULL", c ? "|" : "|");
+      if (n >= cap - 256) break;
+    }
+    n += (size_t)snprintf(out + n, cap - n, ";");
+    if (n >= cap - 256) break;
+  }
+  sqlite3_finalize(st);
+  return out;
+}
+
+static void same_rows(store *s, const char *a, const char *b) {
+  char *x = rows_of(s, a), *y = rows_of(s, b);
+  CHECK(*x);
+  CHECK_STR(x, y);
+  free(x);
+  free(y);
+}
+
+/* What the log says: counts by type, and the outcome rows of each id. */
+#define LOG_COUNTS "SELECT type, count(*) FROM events GROUP BY type ORDER BY type"
+#define KEPT_COUNTS "SELECT type, n FROM event_counts WHERE n > 0 ORDER BY type"
+#define LOG_OUTCOMES                                                              \
+  "SELECT seq, unit, ts, type, rev FROM (SELECT seq, customer AS unit, ts, type," \
+  " CASE WHEN type = 'purchase' THEN json_extract(body, '$.revenue') ELSE 0.0 END AS rev" \
+  " FROM events WHERE customer IS NOT NULL UNION ALL SELECT seq, anon, ts, type,"  \
+  " CASE WHEN type = 'purchase' THEN json_extract(body, '$.revenue') ELSE 0.0 END" \
+  " FROM events WHERE anon IS NOT NULL AND anon IS NOT customer)"                    \
+  " WHERE type IN ('purchase', 'rec_clicked', 'add_to_cart') ORDER BY seq, unit"
+#define KEPT_OUTCOMES "SELECT seq, unit, ts, type, revenue FROM outcomes ORDER BY seq, unit"
+/* The experiment report's join as it was, over the log. */
+#define LOG_REPORT                                                                 \
+  "WITH o AS (SELECT x.experiment, x.unit, e.type,"                                \
+  "  coalesce(json_extract(e.body, '$.revenue'), 0) AS rev"                         \
+  "  FROM exposures x JOIN events e ON e.customer = x.unit"                          \
+  "  WHERE e.ts >= x.ts AND e.ts < x.ts + 3600000 UNION ALL"                        \
+  "  SELECT x.experiment, x.unit, e.type, coalesce(json_extract(e.body, '$.revenue'), 0)" \
+  "  FROM exposures x JOIN events e ON e.anon = x.unit"                              \
+  "  WHERE e.ts >= x.ts AND e.ts < x.ts + 3600000"                                   \
+  "    AND (e.customer IS NULL OR e.customer != x.unit))"                           \
+  " SELECT x.experiment, x.variant, x.unit, coalesce(sum(o.type = 'purchase'), 0),"  \
+  "  coalesce(sum(CASE WHEN o.type = 'purchase' THEN o.rev END), 0),"                \
+  "  coalesce(sum(o.type = 'rec_clicked'), 0), coalesce(sum(o.type = 'add_to_cart'), 0)" \
+  " FROM exposures x LEFT JOIN o ON o.experiment = x.experiment AND o.unit = x.unit" \
+  " GROUP BY x.experiment, x.unit ORDER BY x.experiment, x.unit"
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The report's rows (store_exposure_outcomes, or the join over the log
+   when `rows` is NULL) as sorted text: units of a variant come in no
+   particular order. */
+static const char *report_text(store *s, json_t *rows) {
+  static char out[2][4096];
+  static int which;
+  char *lines[64];
+  size_t n = 0;
+  if (rows) {
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r) {
+      if (n == 64) break;
+      lines[n] = malloc(200);
+      snprintf(lines[n++], 200, "%s|%s|%lld|%.6f|%lld|%lld",
+               json_string_value(json_array_get(r, 0)), json_string_value(json_array_get(r, 1)),
+               (long long)json_integer_value(json_array_get(r, 2)),
+               json_number_value(json_array_get(r, 3)),
+               (long long)json_integer_value(json_array_get(r, 4)),
+               (long long)json_integer_value(json_array_get(r, 5)));
+    }
+  } else {
+    sqlite3_stmt *st = NULL;
+    CHECK_INT(sqlite3_prepare_v2(store_db(s), LOG_REPORT, -1, &st, NULL), SQLITE_OK);
+    while (st && sqlite3_step(st) == SQLITE_ROW && n < 64) {
+      lines[n] = malloc(200);
+      snprintf(lines[n++], 200, "%s|%s|%lld|%.6f|%lld|%lld", sqlite3_column_text(st, 0),
+               sqlite3_column_text(st, 1), sqlite3_column_int64(st, 3),
+               sqlite3_column_double(st, 4), sqlite3_column_int64(st, 5),
+               sqlite3_column_int64(st, 6));
+    }
+    sqlite3_finalize(st);
+  }
+  qsort(lines, n, sizeof *lines, cmp_str);
+  char *o = out[which++ % 2];
+  size_t len = 0;
+  o[0] = '\0';
+  for (size_t i = 0; i < n; i++) {
+    len += (size_t)snprintf(o + len, sizeof out[0] - len, "%s;", lines[i]);
+    free(lines[i]);
+    if (len >= sizeof out[0]) break;
+  }
+  return o;
+}
+
+static void append_all(store *s, const char *const *lines, size_t n) {
+  ev e[16];
+  ev *ptrs[16];
+  tailor_error err = {0};
+  for (size_t i = 0; i < n; i++) {
+    parse(&e[i], lines[i]);
+    ptrs[i] = &e[i];
+  }
+  CHECK_INT(store_append(s, ptrs, n, NULL, &err), TAILOR_OK);
+  for (size_t i = 0; i < n; i++) ev_clear(&e[i]);
+}
+
+/* Migration 6 -> 7 fills the counts and outcomes from the log; appends and
+   erasure keep them equal to it; the experiment report through them
+   equals the join over the log. */
+static void test_counts_and_outcomes(void) {
+  static const char *const first[] = {
+      "{\"type\":\"view\",\"item\":\"i1\",\"anon\":\"a1\",\"ts\":1700000000000}",
+      "{\"type\":\"rec_clicked\",\"item\":\"i1\",\"anon\":\"a1\",\"ts\":1700000001000}",
+      "{\"type\":\"add_to_cart\",\"item\":\"i1\",\"customer\":\"c1\",\"anon\":\"a1\",\"ts\":1700000002000}",
+      "{\"type\":\"purchase\",\"order_id\":\"o1\",\"customer\":\"c1\",\"anon\":\"a1\",\"ts\":1700000003000,"
+      "\"items\":[{\"id\":\"i1\",\"price\":12.5,\"quantity\":2}]}",
+      "{\"type\":\"purchase\",\"order_id\":\"o2\",\"anon\":\"a2\",\"ts\":1700000004000,\"revenue\":7,"
+      "\"items\":[{\"id\":\"i1\"}]}",
+      "{\"type\":\"add_to_cart\",\"item\":\"i1\",\"customer\":\"same\",\"anon\":\"same\",\"ts\":1700000005000}",
+  };
+  static const char *const later[] = {
+      "{\"type\":\"rec_clicked\",\"item\":\"i1\",\"customer\":\"c2\",\"ts\":1700000006000}",
+      "{\"type\":\"purchase\",\"order_id\":\"o3\",\"customer\":\"c2\",\"ts\":1700000007000,"
+      "\"items\":[{\"id\":\"i1\",\"price\":3}]}",
+      "{\"type\":\"purchase\",\"order_id\":\"o4\",\"anon\":\"a1\",\"session\":\"s1\",\"ts\":1700000008000,"
+      "\"items\":[{\"id\":\"i1\",\"price\":4}]}",
+      "{\"type\":\"rec_shown\",\"items\":[{\"id\":\"i1\"}],\"anon\":\"a3\",\"ts\":1700000009000}",
+  };
+  char path[600];
+  snprintf(path, sizeof path, "%s/counts.db", dir);
+  tailor_error err = {0};
+  store *s = store_open(path, NULL, &err);
+  CHECK(s != NULL);
+  if (!s) return;
+  append_all(s, first, sizeof first / sizeof *first);
+  /* Back to version 6, as a store written before these tables. */
+  CHECK_INT(store_exec(s, "DROP TRIGGER events_deleted; DROP TABLE event_counts;"
+                          "DROP TABLE outcomes; PRAGMA user_version=6", &err), TAILOR_OK);
+  store_close(s);
+  s = store_open(path, NULL, &err);
+  CHECK(s != NULL);
+  if (!s) return;
+  CHECK_INT(store_schema_version(s), 7);
+  same_rows(s, LOG_COUNTS, KEPT_COUNTS);
+  same_rows(s, LOG_OUTCOMES, KEPT_OUTCOMES);
+  char *kept = rows_of(s, KEPT_OUTCOMES);
+  CHECK_CONTAINS(kept, "|same|"); /* one row for an event naming one id twice */
+  CHECK(!strstr(strstr(kept, "|same|") + 1, "|same|"));
+  free(kept);
+
+  append_all(s, later, sizeof later / sizeof *later);
+  same_rows(s, LOG_COUNTS, KEPT_COUNTS);
+  same_rows(s, LOG_OUTCOMES, KEPT_OUTCOMES);
+  CHECK_INT(store_count(s, "events"), 10);
+  json_t *counts = store_event_counts(s);
+  CHECK_INT(json_integer_value(json_object_get(counts, "purchase")), 4);
+  CHECK_INT(json_integer_value(json_object_get(counts, "rec_shown")), 1);
+  json_decref(counts);
+
+  /* The report through the outcomes equals the join over the log. */
+  json_t *expo = json_pack("[{ss ss ss sI} {ss ss ss sI} {ss ss ss sI} {ss ss ss sI}]",
+                           "experiment", "e", "variant", "control", "unit", "a1", "ts",
+                           (json_int_t)1700000000500, "experiment", "e", "variant", "b",
+                           "unit", "c1", "ts", (json_int_t)1700000000000, "experiment", "e",
+                           "variant", "b", "unit", "a2", "ts", (json_int_t)1700000004000,
+                           "experiment", "e", "variant", "control", "unit", "nobody", "ts",
+                           (json_int_t)1700000000000);
+  CHECK_INT(store_exposures_add(s, expo, &err), TAILOR_OK);
+  json_decref(expo);
+  json_t *got = store_exposure_outcomes(s, 3600000, &err);
+  CHECK_STR(report_text(s, got), report_text(s, NULL));
+  CHECK_CONTAINS(report_text(s, got), "e|control|2|29.000000|1|1;"); /* a1: two orders */
+  json_decref(got);
+
+  /* Erasure: the customer's rows leave the counts and the outcomes. */
+  CHECK_INT(store_forget(s, "c1", NULL, NULL, &err), TAILOR_OK);
+  same_rows(s, LOG_COUNTS, KEPT_COUNTS);
+  same_rows(s, LOG_OUTCOMES, KEPT_OUTCOMES);
+  CHECK_INT(store_count(s, "events"), 5); /* a1 was linked to c1 */
+  store_close(s);
+}
+
 int main(void) {
   const char *tmp = getenv("TAILOR_TEST_TMP");
   snprintf(dir, sizeof dir, "%s/storeXXXXXX", tmp ? tmp : "/tmp");
@@ -122,5 +315,6 @@ int main(void) {
   RUN(test_newer_schema_refused);
   RUN(test_not_a_database);
   RUN(test_outbox_idempotent);
+  RUN(test_counts_and_outcomes);
   return CHECK_DONE();
 }
