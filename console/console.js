@@ -14,6 +14,7 @@
   function el(tag, attrs, kids) {
     var e = document.createElement(tag);
     for (var k in attrs || {}) {
+      if (attrs[k] === null || attrs[k] === undefined) continue;
       if (k === "text") e.textContent = attrs[k];
       else if (k.slice(0, 2) === "on") e.addEventListener(k.slice(2), attrs[k]);
       else e.setAttribute(k, attrs[k]);
@@ -230,19 +231,34 @@
     sessionStorage.setItem("note", text);
     show();
   }
+  /* One message as it would go out: its channel renders it as delivery
+     hands it (subject and bodies of an email), with what the strategy and
+     the send-time checks would say now. */
   function preview(key) {
     api("outbox/message?key=" + encodeURIComponent(key)).then(function (m) {
       var box = document.getElementById("message");
+      var r = m.rendered || {}, p = r.parts || {};
       box.textContent = "";
-      var items = (m.vars && m.vars.items) || (m.vars && m.vars.item ? [m.vars.item] : []);
-      box.appendChild(el("div", { class: "preview", id: "message-preview" }, [
-        el("div", { class: "muted", text: "To: " + (m.to || m.customer || "-") + " · via " + m.channel + " · " + m.state + " · due " + when(m.due) }),
-        el("h2", { text: m.template.replace(/_/g, " ") }),
-        el("div", { class: "items" }, items.map(function (it) {
-          var id = typeof it === "object" ? it.id : it, c = m.items[id] || {};
-          return el("div", { class: "item" }, [el("strong", { text: c.name || id }), el("div", { text: c.price != null ? money(c.price) : "" })]);
-        })),
-        el("pre", { text: JSON.stringify(m.vars, null, 2) })]));
+      var verdict = r.verdict === "send" ? "would be sent now" : r.verdict === "cancel" ? "would be cancelled now: " + r.why
+        : m.state + (m.last_error ? ": " + m.last_error : "");
+      var kids = [
+        el("div", { class: "muted", text: "To: " + (r.to || m.to || m.customer || "-") + " · via " + m.channel + " · " + m.state + " · due " + when(m.due) }),
+        el("p", { id: "message-verdict", class: r.verdict === "cancel" ? "bad" : "ok", text: verdict })];
+      if (r.parts) {
+        if (p.subject !== undefined) kids.push(el("h2", { id: "message-subject", text: p.subject }));
+        if (p.from) kids.push(el("div", { class: "muted", text: "From: " + p.from }));
+        /* The HTML part as a page of its own in a sandbox (no script, an
+           opaque origin; the server's answer says so too). */
+        if (p.html !== undefined) kids.push(el("iframe", { id: "message-html", sandbox: "", title: "HTML part",
+          src: "/admin/api/outbox/message.html?key=" + encodeURIComponent(key) }));
+        if (p.text !== undefined) kids.push(el("details", { open: p.html === undefined ? "" : null }, [
+          el("summary", { text: "Text part" }), el("pre", { id: "message-text", text: p.text })]));
+        if (p.body !== undefined) kids.push(el("pre", { id: "message-body", text: p.body }));
+      } else {
+        kids.push(el("p", { class: "error", id: "message-error", text: "Not rendered: " + (r.render_error || r.why || "no preview") }));
+      }
+      kids.push(el("details", {}, [el("summary", { text: "Variables" }), el("pre", { text: JSON.stringify(r.vars || m.vars, null, 2) })]));
+      box.appendChild(el("div", { class: "preview", id: "message-preview", "data-key": key }, kids));
     }, fail);
   }
 

@@ -41,8 +41,9 @@
 extern "C" {
 #endif
 
-/* The API this header describes, and the oldest one a host still runs. */
-#define TAILOR_PLUGIN_API_VERSION 1
+/* The API this header describes, and the oldest one a host still runs.
+   2: channel_render (a channel shows a row as it would send it). */
+#define TAILOR_PLUGIN_API_VERSION 2
 #define TAILOR_PLUGIN_API_MIN 1
 
 /* The name of the one symbol a plugin exports. */
@@ -108,6 +109,21 @@ enum {
 typedef int (*tailor_plugin_send_fn)(void *ud, const tailor_delivery *d,
                                      char *err, size_t errlen);
 
+/*
+** Since API 2: render a row as the channel would send it, without sending
+** (the console's preview of a message).  Call `part` once for each part of
+** the message, in order, with its name and `len` bytes of UTF-8 (borrowed
+** for the call): an email's "from", "to", "subject", "text" and "html"; a
+** channel of another kind names its own ("body").  The same code as the
+** send must make them, so what is shown is what goes out.  Never touch the
+** network.  Returns 0, or nonzero with a one-line reason in `err`.
+*/
+typedef void (*tailor_render_part_fn)(void *ctx, const char *part, const char *text,
+                                      size_t len);
+typedef int (*tailor_plugin_render_fn)(void *ud, const tailor_delivery *d,
+                                       tailor_render_part_fn part, void *ctx,
+                                       char *err, size_t errlen);
+
 /* Flags of a channel. */
 enum {
   /* The channel reaches the customer's inbox (an SMTP server, an email
@@ -156,6 +172,15 @@ typedef struct tailor_plugin_api {
   */
   int (*channel)(tailor_plugin *p, const char *name, int flags,
                  tailor_plugin_send_fn send, void *ud);
+
+  /*
+  ** Since API 2 (check api->version first).  During start only: show rows
+  ** of channel `name`, one this plugin registered, with `render` (called
+  ** with `ud`; from any thread, like send).  TAILOR_EINVAL for a channel
+  ** this plugin does not provide or outside start.
+  */
+  int (*channel_render)(tailor_plugin *p, const char *name,
+                        tailor_plugin_render_fn render, void *ud);
 } tailor_plugin_api;
 
 /*

@@ -17,6 +17,7 @@
 
 #include "core/buf.h"
 #include "core/util.h"
+#include "engine/deliver.h"
 #include "engine/dryrun.h"
 #include "engine/engine.h"
 
@@ -202,6 +203,13 @@ json_t *eng_console_message(tailor *t, const char *key, tailor_error *err) {
                                      ? json_incref(json_object_get(profile, "email"))
                                      : json_null());
   json_decref(profile);
+  /* As it would go out: rendered by its channel, as delivery hands it. */
+  json_t *rendered = eng_deliver_preview(t, row, err);
+  if (!rendered) {
+    json_decref(row);
+    return NULL;
+  }
+  json_object_set_new(row, "rendered", rendered);
   return row;
 }
 

@@ -38,7 +38,9 @@ json_t *eng_console_revenue(tailor *t, int64_t window_ms, int64_t since_ms,
 json_t *eng_console_outbox(tailor *t, const char *state, int pii, tailor_error *err);
 
 /* One outbox row by key, with the catalog entries of the items its
-   variables name, for a preview. */
+   variables name and, as `rendered`, the message as its channel would
+   send it now (eng_deliver_preview: subject, text and HTML of an email),
+   for a preview. */
 json_t *eng_console_message(tailor *t, const char *key, tailor_error *err);
 
 /*

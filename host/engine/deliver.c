@@ -167,6 +167,18 @@ static json_t *email_channels(tailor *t) {
   return out;
 }
 
+/* The customer's address when they consented to email, or NULL (owned). */
+static char *consented_email(tailor *t, const char *customer) {
+  if (!customer) return NULL;
+  json_t *profile = store_customer(eng_read_begin(t), customer);
+  eng_read_end(t);
+  const char *addr = json_string_value(json_object_get(profile, "email"));
+  int consent = json_is_true(json_object_get(json_object_get(profile, "consent"), "email"));
+  char *out = consent && addr && *addr ? strdup(addr) : NULL;
+  json_decref(profile);
+  return out;
+}
+
 /*
 ** Consent and the cap, again at send time: the customer may have
 ** withdrawn consent, or other emails may have gone out, since the row was
@@ -177,25 +189,20 @@ static const char *recheck(tailor *t, delivery *d, const eng_channel *ch, char *
                            char *buf, size_t buflen) {
   *email = NULL;
   if (!d->customer) return ch->flags & TAILOR_CHANNEL_EMAIL ? "no customer to email" : NULL;
-  store *st = eng_read_begin(t);
-  json_t *profile = store_customer(st, d->customer);
-  int64_t recent = 0;
-  if ((ch->flags & TAILOR_CHANNEL_EMAIL) && t->cfg.email_cap_per_week > 0) {
-    json_t *names = email_channels(t);
-    for (size_t i = 0; i < json_array_size(names); i++)
-      recent += store_outbox_sent_since(st, d->customer,
-                                        json_string_value(json_array_get(names, i)),
-                                        util_now_ms() - DELIVER_CAP_WINDOW_MS);
-    json_decref(names);
-  }
-  eng_read_end(t);
-  const char *addr = json_string_value(json_object_get(profile, "email"));
-  int consent = json_is_true(json_object_get(json_object_get(profile, "consent"), "email"));
-  if (consent && addr && *addr) *email = strdup(addr);
-  json_decref(profile);
+  *email = consented_email(t, d->customer);
   if (!(ch->flags & TAILOR_CHANNEL_EMAIL)) return NULL;
   if (!*email) return "no email consent or address at send time";
-  if (t->cfg.email_cap_per_week > 0 && recent >= t->cfg.email_cap_per_week) {
+  if (t->cfg.email_cap_per_week <= 0) return NULL;
+  int64_t recent = 0;
+  json_t *names = email_channels(t);
+  store *st = eng_read_begin(t);
+  for (size_t i = 0; i < json_array_size(names); i++)
+    recent += store_outbox_sent_since(st, d->customer,
+                                      json_string_value(json_array_get(names, i)),
+                                      util_now_ms() - DELIVER_CAP_WINDOW_MS);
+  eng_read_end(t);
+  json_decref(names);
+  if (recent >= t->cfg.email_cap_per_week) {
     snprintf(buf, buflen, "weekly email cap (%ld) reached at send time",
              t->cfg.email_cap_per_week);
     return buf;
@@ -216,6 +223,38 @@ static void record_email(tailor *t, delivery *d) {
             d->key, e.message);
   free(text);
   json_decref(doc);
+}
+
+/*
+** What a channel is handed for row `d` (to send, or to render for a
+** preview): the struct, and the two JSON texts it points to, which the
+** caller frees.  0, or -1 when out of memory.
+*/
+static int handed(const delivery *d, const char *email, tailor_delivery *td,
+                  char **vars_text, char **json_text) {
+  json_t *vars = d->vars ? d->vars : json_object_get(d->row, "vars");
+  json_t *whole = json_pack("{sO sO ss ss? ss? ss sO sO sO si}", "id",
+                            json_object_get(d->row, "id"), "key",
+                            json_object_get(d->row, "key"), "channel", d->channel,
+                            "customer", d->customer, "email", email, "template", d->tmpl,
+                            "vars", vars, "due", json_object_get(d->row, "due"), "created",
+                            json_object_get(d->row, "created"), "attempt", d->attempt);
+  if (whole && !email) json_object_del(whole, "email"); /* only with consent */
+  *vars_text = json_dumps(vars, JSON_COMPACT);
+  *json_text = whole ? json_dumps(whole, JSON_COMPACT) : NULL;
+  json_decref(whole);
+  if (!*vars_text || !*json_text) {
+    free(*vars_text);
+    free(*json_text);
+    *vars_text = *json_text = NULL;
+    return -1;
+  }
+  *td = (tailor_delivery){
+      sizeof *td, d->id, d->key, d->channel, d->customer, email, d->tmpl, *vars_text,
+      *json_text, d->attempt,
+      (int64_t)json_integer_value(json_object_get(d->row, "due")),
+      (int64_t)json_integer_value(json_object_get(d->row, "created"))};
+  return 0;
 }
 
 /* Deliver one claimed row; returns 1 when it went out. */
@@ -257,26 +296,12 @@ static int deliver_one(tailor *t, delivery *d) {
     free(email);
     return 0;
   }
-  json_t *vars = d->vars ? d->vars : json_object_get(d->row, "vars");
-  json_t *whole = json_pack("{sO sO ss ss? ss? ss sO sO sO si}", "id",
-                            json_object_get(d->row, "id"), "key",
-                            json_object_get(d->row, "key"), "channel", d->channel,
-                            "customer", d->customer, "email", email, "template", d->tmpl,
-                            "vars", vars, "due", json_object_get(d->row, "due"), "created",
-                            json_object_get(d->row, "created"), "attempt", d->attempt);
-  if (!email) json_object_del(whole, "email"); /* only with consent */
-  char *vars_text = json_dumps(vars, JSON_COMPACT);
-  char *json_text = whole ? json_dumps(whole, JSON_COMPACT) : NULL;
-  json_decref(whole);
+  tailor_delivery td;
+  char *vars_text = NULL, *json_text = NULL;
   int sent = 0;
-  if (!vars_text || !json_text) {
+  if (handed(d, email, &td, &vars_text, &json_text)) {
     try_later(t, d, "out of memory");
   } else {
-    tailor_delivery td = {
-        sizeof td, d->id, d->key, d->channel, d->customer, email, d->tmpl, vars_text,
-        json_text, d->attempt,
-        (int64_t)json_integer_value(json_object_get(d->row, "due")),
-        (int64_t)json_integer_value(json_object_get(d->row, "created"))};
     int rc = ch->send(ch->ud, &td, why, sizeof why);
     if (!*why) snprintf(why, sizeof why, "the channel gave no reason");
     if (rc == TAILOR_SEND_OK) {
@@ -335,6 +360,82 @@ int tailor_deliver_due(tailor *t, int max, int *sent, tailor_error *err) {
   json_decref(rows);
   if (sent) *sent = n;
   return TAILOR_OK;
+}
+
+/*
+** The preview: a row as delivery would hand it to its channel now, given
+** to the channel's renderer instead of its send.
+*/
+static void add_part(void *ctx, const char *part, const char *text, size_t len) {
+  json_t *v = text ? json_stringn(text, len) : NULL;
+  if (part && *part) json_object_set_new(ctx, part, v ? v : json_string("(not UTF-8)"));
+  else json_decref(v);
+}
+
+json_t *eng_deliver_preview(tailor *t, json_t *row, tailor_error *err) {
+  const char *state = json_string_value(json_object_get(row, "state"));
+  int pending = state && (!strcmp(state, "pending") || !strcmp(state, "scheduled") ||
+                          !strcmp(state, "failed"));
+  int attempts = (int)json_integer_value(json_object_get(row, "attempts"));
+  delivery d = {row,
+                (int64_t)json_integer_value(json_object_get(row, "id")),
+                json_string_value(json_object_get(row, "key")),
+                json_string_value(json_object_get(row, "customer")),
+                json_string_value(json_object_get(row, "channel")),
+                json_string_value(json_object_get(row, "template")),
+                pending ? attempts + 1 : attempts > 0 ? attempts : 1,
+                NULL};
+  if (!d.key || !d.channel || !d.tmpl)
+    return util_fail(err, TAILOR_EINVAL, "key", "preview: not an outbox row"), NULL;
+  json_t *o = json_pack("{ss sn sn sn sn sn}", "channel", d.channel, "to", "verdict", "why",
+                        "parts", "render_error");
+  const eng_channel *ch = eng_channel_find(t, d.channel);
+  char why[512] = "", *email = NULL;
+  if (!ch) {
+    json_object_set_new(o, "why", json_sprintf("no plugin provides channel '%s' on this "
+                                               "server: nothing would send it", d.channel));
+    json_object_set(o, "vars", json_object_get(row, "vars"));
+    return o;
+  }
+  /* A row still to go: the strategy and the send-time checks, as
+     delivery asks them (engine/deliver.c, deliver_one). */
+  const char *stop = NULL;
+  if (pending) {
+    tailor_error e = {0};
+    int verdict = ask_strategy(t, &d, &e);
+    if (verdict < 0) snprintf(why, sizeof why, "on_due failed: %s", e.message), stop = why;
+    else if (!verdict) stop = "on_due: the strategy says it no longer applies";
+    else stop = recheck(t, &d, ch, &email, why, sizeof why);
+    json_object_set_new(o, "verdict", json_string(stop ? "cancel" : "send"));
+    if (stop) json_object_set_new(o, "why", json_string(stop));
+  }
+  if (!email) email = consented_email(t, d.customer);
+  if (email) json_object_set_new(o, "to", json_string(email));
+  json_object_set(o, "vars", d.vars ? d.vars : json_object_get(row, "vars"));
+  tailor_delivery td;
+  char *vars_text = NULL, *json_text = NULL;
+  if (!ch->render) {
+    json_object_set_new(o, "render_error",
+                        json_sprintf("channel '%s' cannot show a row (its plugin has no "
+                                     "channel_render, plugin API 2)", d.channel));
+  } else if (handed(&d, email, &td, &vars_text, &json_text)) {
+    json_object_set_new(o, "render_error", json_string("out of memory"));
+  } else {
+    json_t *parts = json_object();
+    char rerr[512] = "";
+    if (ch->render(ch->render_ud, &td, add_part, parts, rerr, sizeof rerr)) {
+      json_object_set_new(o, "render_error",
+                          json_string(rerr[0] ? rerr : "the channel gave no reason"));
+      json_decref(parts);
+    } else {
+      json_object_set_new(o, "parts", parts);
+    }
+  }
+  free(vars_text);
+  free(json_text);
+  free(email);
+  json_decref(d.vars);
+  return o;
 }
 
 int tailor_outbox_retry(tailor *t, const char *key, int *changed, tailor_error *err) {

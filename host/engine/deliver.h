@@ -6,9 +6,11 @@
 #ifndef TAILOR_ENG_DELIVER_H
 #define TAILOR_ENG_DELIVER_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "core/defaults.h"
+#include "tailor.h"
 
 /* The window of the weekly email cap, at scheduling and at sending. */
 #define DELIVER_CAP_WINDOW_MS (DEF_EMAIL_CAP_WINDOW_DAYS * 86400000LL)
@@ -26,5 +28,20 @@
 */
 int64_t deliver_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms,
                            uint64_t random);
+
+/*
+** An outbox row (an object with the store's columns: id, key, customer,
+** channel, template, vars, due, created, attempts, state) shown as it would
+** go out, without sending: a row still to go is put to the strategy's
+** on_due and to the send-time checks of consent and the weekly cap, as
+** delivery does; then the channel's renderer (channel_render of its
+** plugin) makes the parts from what its send would be handed.  A new
+** object {channel, to, verdict ("send", "cancel"; null for a row already
+** settled), why, vars (those it renders with: on_due's when it gave new
+** ones), parts ({from, to, subject, text, html} for email; null when it
+** cannot render), render_error}, or NULL with `err` for a row without a
+** key, channel or template.  Never sends, never writes the store.
+*/
+json_t *eng_deliver_preview(tailor *t, json_t *row, tailor_error *err);
 
 #endif /* TAILOR_ENG_DELIVER_H */

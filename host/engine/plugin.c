@@ -126,7 +126,7 @@ static int api_subscribe(tailor_plugin *p, tailor_plugin_event_fn fn, void *ud) 
 }
 
 static int add_channel(tailor *t, const char *name, int flags,
-                       tailor_plugin_send_fn send, void *ud) {
+                       tailor_plugin_send_fn send, void *ud, const void *owner) {
   if (!valid_name(name) || !send) return TAILOR_EINVAL;
   if (eng_channel_find(t, name)) return TAILOR_EINVAL;
   eng_plugins *r = registry(t);
@@ -136,6 +136,9 @@ static int add_channel(tailor *t, const char *name, int flags,
   c->flags = flags;
   c->send = send;
   c->ud = ud;
+  c->render = NULL;
+  c->render_ud = NULL;
+  c->owner = owner;
   r->n_channels++;
   return TAILOR_OK;
 }
@@ -143,17 +146,27 @@ static int add_channel(tailor *t, const char *name, int flags,
 static int api_channel(tailor_plugin *p, const char *name, int flags,
                        tailor_plugin_send_fn send, void *ud) {
   if (!p || !p->registering) return TAILOR_EINVAL;
-  int rc = add_channel(p->t, name, flags, send, ud);
+  int rc = add_channel(p->t, name, flags, send, ud, p);
   if (rc == TAILOR_EINVAL && valid_name(name) && eng_channel_find(p->t, name))
     eng_log(p->t, TAILOR_LOG_ERROR, "%s: channel '%s' is provided by another plugin",
             plugin_name(p), name);
   return rc;
 }
 
+static int api_channel_render(tailor_plugin *p, const char *name,
+                              tailor_plugin_render_fn render, void *ud) {
+  if (!p || !p->registering || !render) return TAILOR_EINVAL;
+  eng_channel *c = (eng_channel *)eng_channel_find(p->t, name);
+  if (!c || c->owner != p) return TAILOR_EINVAL; /* only its own channels */
+  c->render = render;
+  c->render_ud = ud;
+  return TAILOR_OK;
+}
+
 /* The table every plugin gets; it only ever grows at the end. */
 static const tailor_plugin_api host_api = {
     sizeof(tailor_plugin_api), TAILOR_PLUGIN_API_VERSION, TAILOR_VERSION_STRING,
-    api_log, api_lua_function, api_subscribe, api_channel,
+    api_log, api_lua_function, api_subscribe, api_channel, api_channel_render,
 };
 
 /*
@@ -374,9 +387,20 @@ const eng_channel *eng_channel_at(tailor *t, size_t i) {
 
 int eng_channel_add(tailor *t, const char *name, int flags,
                     tailor_plugin_send_fn send, void *ud, tailor_error *err) {
-  int rc = add_channel(t, name, flags, send, ud);
+  int rc = add_channel(t, name, flags, send, ud, NULL);
   if (rc)
     util_fail(err, rc, "channel", "channel '%s': %s", name ? name : "(null)",
               rc == TAILOR_ENOMEM ? "out of memory" : "bad or taken name");
   return rc;
+}
+
+int eng_channel_render_set(tailor *t, const char *name, tailor_plugin_render_fn render,
+                           void *ud, tailor_error *err) {
+  eng_channel *c = (eng_channel *)eng_channel_find(t, name);
+  if (!c || c->owner || !render)
+    return util_fail(err, TAILOR_EINVAL, "channel", "channel '%s': %s", name ? name : "(null)",
+                     !c ? "no such channel" : c->owner ? "a plugin's channel" : "no renderer");
+  c->render = render;
+  c->render_ud = ud;
+  return TAILOR_OK;
 }

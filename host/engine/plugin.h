@@ -1,7 +1,8 @@
 /*
 ** plugin.h: the host side of the plugin ABI (include/tailor_plugin.h):
 ** loading the plugins the configuration names, and the three things they
-** register: Lua functions, event subscriptions, delivery channels.
+** register: Lua functions, event subscriptions, delivery channels (and
+** how a channel renders a row, for a preview).
 **
 ** Everything is registered while tailor_open() loads the plugins and is
 ** fixed afterwards, so readers (decisions, ingestion, delivery) need no
@@ -24,6 +25,9 @@ typedef struct eng_channel {
   int flags;                   /* TAILOR_CHANNEL_* */
   tailor_plugin_send_fn send;
   void *ud;
+  tailor_plugin_render_fn render; /* NULL: the channel cannot show a row */
+  void *render_ud;
+  const void *owner;           /* the plugin that registered it (NULL: the host) */
 } eng_channel;
 
 /* Longest plugin, channel or Lua function name. */
@@ -63,5 +67,11 @@ const eng_channel *eng_channel_at(tailor *t, size_t i);
 */
 int eng_channel_add(tailor *t, const char *name, int flags,
                     tailor_plugin_send_fn send, void *ud, tailor_error *err);
+
+/* Give a channel added with eng_channel_add a renderer for previews (as a
+   plugin's channel_render does).  TAILOR_EINVAL for an unknown channel or
+   a plugin's. */
+int eng_channel_render_set(tailor *t, const char *name, tailor_plugin_render_fn render,
+                           void *ud, tailor_error *err);
 
 #endif /* TAILOR_ENG_PLUGIN_H */

@@ -19,6 +19,7 @@
   X("experiments", 0, SRV_PERM_STATS)                      \
   X("outbox", 0, SRV_PERM_STATS)                           \
   X("outbox/message", 0, SRV_PERM_PROFILES)                \
+  X("outbox/message.html", 0, SRV_PERM_PROFILES)           \
   X("outbox/retry", 1, SRV_PERM_ALL)                       \
   X("outbox/purge", 1, SRV_PERM_ALL)                       \
   X("preview", 0, SRV_PERM_PROFILES)                       \

@@ -287,6 +287,20 @@ static void set_json(job *j, json_t *o) {
   else util_fail(&j->err, SRV_EINTERNAL, NULL, "out of memory");
 }
 
+/* A body that is not JSON (a page, a CSV file), with its type and headers. */
+static void set_text(job *j, const char *text, size_t n, const char *ctype,
+                     const char *headers) {
+  if (!(j->body = malloc(n ? n : 1)) || !(j->headers = strdup(headers))) {
+    free(j->body);
+    j->body = NULL;
+    util_fail(&j->err, SRV_EINTERNAL, NULL, "out of memory");
+    return;
+  }
+  memcpy(j->body, text, n);
+  j->body_len = n;
+  j->ctype = ctype;
+}
+
 static void login(srv *s, job *j) {
   struct srv_console *k = s->console;
   char *token = login_token(j->req.text);
@@ -471,6 +485,24 @@ void srv_console_run(srv *s, job *j) {
     if (!o && !e.code) util_fail(&e, TAILOR_EFIELD, "key", "outbox/message: give ?key=");
     if (!o) fail_engine(j, e.code ? e.code : TAILOR_ENOMEM, &e);
     else set_json(j, o);
+  } else if (!strcmp(name, "outbox/message.html")) {
+    /* The HTML part alone, for the preview's frame: a page of its own in a
+       sandbox (no script, an opaque origin), framed by the console only. */
+    o = param(query, "key", a, sizeof a) ? eng_console_message(t, a, &e) : NULL;
+    if (!o && !e.code) util_fail(&e, TAILOR_EFIELD, "key", "outbox/message.html: give ?key=");
+    if (!o) {
+      fail_engine(j, e.code ? e.code : TAILOR_ENOMEM, &e);
+      return;
+    }
+    const char *html = json_string_value(
+        json_object_get(json_object_get(json_object_get(o, "rendered"), "parts"), "html"));
+    if (!html) util_fail(&j->err, SRV_ENOT_FOUND, "key", "outbox/message.html: '%.200s' has no "
+                         "HTML part (see outbox/message)", a);
+    else set_text(j, html, strlen(html), "text/html; charset=utf-8",
+                  "X-Content-Type-Options: nosniff\r\n"
+                  "Content-Security-Policy: sandbox; default-src 'none'; style-src "
+                  "'unsafe-inline'; img-src https: data:; frame-ancestors 'self'\r\n");
+    json_decref(o);
   } else if (!strcmp(name, "outbox/retry") || !strcmp(name, "outbox/purge")) {
     json_t *in = *body ? json_loads(body, 0, NULL) : json_object();
     if (!json_is_object(in)) {

@@ -1,6 +1,7 @@
 /*
 ** smtp.c: the "email" channel: renders an outbox row's template (subject,
-** text and HTML parts; template.h) with the row's variables and sends it
+** text and HTML parts; template.h) with the row's variables (also for the
+** console's preview, without sending: smtp_render) and sends it
 ** through an SMTP server with libcurl: STARTTLS or TLS, AUTH from the
 ** config, timeouts.  Configuration and templates: docs/plugins.md.
 **
@@ -289,19 +290,47 @@ static json_t *scope_of(smtp *s, const tailor_delivery *d, char *err, size_t err
   return scope;
 }
 
+/* A message's rendered parts: what a send puts in it and a preview shows. */
+typedef struct mail_parts {
+  char *subject, *text, *html; /* text or html NULL when the template has none */
+  size_t tlen, hlen;
+} mail_parts;
+
+static void parts_free(mail_parts *p) {
+  free(p->subject);
+  free(p->text);
+  free(p->html);
+}
+
+/* Render the subject and bodies of `d` with template `m`: 0, or -1 with
+   the reason in `err` (the parts freed). */
+static int render_parts(smtp *s, const tailor_delivery *d, mail_tpl *m, mail_parts *p,
+                        char *err, size_t errlen) {
+  memset(p, 0, sizeof *p);
+  json_t *scope = scope_of(s, d, err, errlen);
+  if (!scope) return -1;
+  p->subject = tpl_render(m->subject, scope, TPL_HEADER, NULL, err, errlen);
+  p->text = m->text ? tpl_render(m->text, scope, TPL_TEXT, &p->tlen, err, errlen) : NULL;
+  p->html = m->html ? tpl_render(m->html, scope, TPL_HTML, &p->hlen, err, errlen) : NULL;
+  json_decref(scope);
+  if (!p->subject || (m->text && !p->text) || (m->html && !p->html)) {
+    parts_free(p);
+    if (!err[0]) snprintf(err, errlen, "cannot render '%s'", d->template_name);
+    return -1;
+  }
+  return 0;
+}
+
 static char *build_message(smtp *s, const tailor_delivery *d, mail_tpl *m, char *err,
                            size_t errlen) {
-  json_t *scope = scope_of(s, d, err, errlen);
-  if (!scope) return NULL;
-  char *subject = tpl_render(m->subject, scope, TPL_HEADER, NULL, err, errlen);
-  size_t tlen = 0, hlen = 0;
-  char *text = m->text ? tpl_render(m->text, scope, TPL_TEXT, &tlen, err, errlen) : NULL;
-  char *html = m->html ? tpl_render(m->html, scope, TPL_HTML, &hlen, err, errlen) : NULL;
-  json_decref(scope);
+  mail_parts parts;
+  if (render_parts(s, d, m, &parts, err, errlen)) return NULL;
+  char *subject = parts.subject, *text = parts.text, *html = parts.html;
+  size_t tlen = parts.tlen, hlen = parts.hlen;
   char *id = hex_sha256(d->key, 32);
   char *bound = hex_sha256(d->json ? d->json : d->key, 24);
   buf b = {0};
-  if (subject && (text || !m->text) && (html || !m->html) && id && bound) {
+  if (id && bound) {
     char date[64];
     time_t now = time(NULL);
     struct tm tm;
@@ -352,7 +381,7 @@ static char *build_message(smtp *s, const tailor_delivery *d, mail_tpl *m, char 
       add_qp(&b, text ? text : html, text ? tlen : hlen);
     }
     if (b.oom) snprintf(err, errlen, "out of memory");
-  } else if (!id || !bound) {
+  } else {
     snprintf(err, errlen, "out of memory");
   }
   free(subject);
@@ -365,6 +394,30 @@ static char *build_message(smtp *s, const tailor_delivery *d, mail_tpl *m, char 
     return NULL;
   }
   return b.p;
+}
+
+/*
+** The preview (plugin API 2, channel_render): the parts the send would
+** put in the message, from the same render_parts.
+*/
+static int smtp_render(void *ud, const tailor_delivery *d, tailor_render_part_fn part,
+                       void *ctx, char *err, size_t errlen) {
+  smtp *s = ud;
+  mail_tpl *m = template_for(s, d->template_name);
+  if (!m) {
+    snprintf(err, errlen, "no template '%s' in %s", d->template_name, s->dir);
+    return -1;
+  }
+  err[0] = '\0';
+  mail_parts p;
+  if (render_parts(s, d, m, &p, err, errlen)) return -1;
+  part(ctx, "from", s->from, strlen(s->from));
+  if (d->email) part(ctx, "to", d->email, strlen(d->email));
+  part(ctx, "subject", p.subject, strlen(p.subject));
+  if (p.text) part(ctx, "text", p.text, p.tlen);
+  if (p.html) part(ctx, "html", p.html, p.hlen);
+  parts_free(&p);
+  return 0;
 }
 
 /*
@@ -533,6 +586,11 @@ static int smtp_start(tailor_plugin *p, const char *config_json, void **state, c
     } else if (api->channel(p, channel ? channel : SMTP_DEFAULT_CHANNEL, TAILOR_CHANNEL_EMAIL,
                             smtp_send, s)) {
       snprintf(err, errlen, "cannot register channel '%s' (taken by another plugin?)",
+               channel ? channel : SMTP_DEFAULT_CHANNEL);
+    } else if (api->version >= 2 &&
+               api->channel_render(p, channel ? channel : SMTP_DEFAULT_CHANNEL, smtp_render,
+                                   s)) {
+      snprintf(err, errlen, "cannot register the preview of channel '%s'",
                channel ? channel : SMTP_DEFAULT_CHANNEL);
     } else {
       char msg[300];

@@ -53,6 +53,15 @@ static void webhook_free(webhook *w) {
 /* Discard the response body: only the status matters. */
 static size_t sink(char *p, size_t size, size_t n, void *ud) { return size * n; }
 
+/* The preview (plugin API 2): the body, which is the row as send posts
+   it (not the URL: it may hold a secret). */
+static int webhook_render(void *ud, const tailor_delivery *d, tailor_render_part_fn part,
+                          void *ctx, char *err, size_t errlen) {
+  (void)ud, (void)err, (void)errlen;
+  part(ctx, "body", d->json, strlen(d->json));
+  return 0;
+}
+
 static int webhook_send(void *ud, const tailor_delivery *d, char *err, size_t errlen) {
   webhook *w = ud;
   const char *body = d->json;
@@ -207,6 +216,10 @@ static int webhook_start(tailor_plugin *p, const char *config_json, void **state
   int flags = json_is_true(json_object_get(cfg, "email")) ? TAILOR_CHANNEL_EMAIL : 0;
   if (api->channel(p, channel, flags, webhook_send, w)) {
     snprintf(err, errlen, "cannot register channel '%s' (taken by another plugin?)", channel);
+    goto done;
+  }
+  if (api->version >= 2 && api->channel_render(p, channel, webhook_render, w)) {
+    snprintf(err, errlen, "cannot register the preview of channel '%s'", channel);
     goto done;
   }
   char msg[300];

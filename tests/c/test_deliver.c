@@ -4,8 +4,9 @@
 ** dead rows and operator retries, on_due cancelling or refreshing a row,
 ** consent and the weekly cap checked again at send time, rows of unknown
 ** channels left alone, never twice for a key (also after a purge), a
-** sender's lease running out after a crash, erasure, and the shipped
-** triggers.lua answering on_due.
+** sender's lease running out after a crash, erasure, the shipped
+** triggers.lua answering on_due, and the preview (eng_deliver_preview):
+** the channel renders what its send would be handed, nothing is sent.
 */
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -70,6 +71,20 @@ static int fake_send(void *ud, const tailor_delivery *d, char *err, size_t n) {
   }
   f->sent++;
   return TAILOR_SEND_OK;
+}
+
+/* A renderer that shows what it was handed. */
+static char rendered_vars[2048];
+static int fake_render(void *ud, const tailor_delivery *d, tailor_render_part_fn part,
+                       void *ctx, char *err, size_t n) {
+  (void)ud, (void)err, (void)n;
+  char subject[600];
+  snprintf(subject, sizeof subject, "for %s, try %d", d->email ? d->email : "nobody",
+           d->attempt);
+  snprintf(rendered_vars, sizeof rendered_vars, "%s", d->vars);
+  part(ctx, "subject", subject, strlen(subject));
+  part(ctx, "text", d->vars, strlen(d->vars));
+  return 0;
 }
 
 static void write_file(const char *dir, const char *name, const char *text) {
@@ -425,6 +440,87 @@ static void test_lease_after_crash(void) {
 }
 
 /* The shipped triggers.lua: on_due keeps, refreshes or cancels. */
+static json_t *preview(tailor *t, const char *key) {
+  json_t *row = row_of(t, key);
+  tailor_error err = {0};
+  json_t *p = row ? eng_deliver_preview(t, row, &err) : NULL;
+  CHECK(p != NULL);
+  json_decref(row);
+  return p ? p : json_object();
+}
+
+static const char *field(json_t *o, const char *a, const char *b) {
+  json_t *v = json_object_get(o, a);
+  if (b) v = json_object_get(v, b);
+  return json_is_string(v) ? json_string_value(v) : "(none)";
+}
+
+static void test_preview(void) {
+  char db[700], dir[700];
+  shop(db, sizeof db, dir, sizeof dir);
+  fake mail = {0}, sms = {0};
+  tailor *t = open_engine(db, dir, 10, 3, &mail, NULL);
+  tailor_error err = {0};
+  CHECK_INT(eng_channel_render_set(t, "email", fake_render, NULL, &err), TAILOR_OK);
+  CHECK(eng_channel_render_set(t, "nope", fake_render, NULL, &err) == TAILOR_EINVAL);
+  customers(t);
+  ingest(t, "{\"type\":\"customer_upsert\",\"customer\":{\"id\":\"c2\",\"email\":"
+            "\"bo@example.com\",\"consent\":{\"email\":true}}}");
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"fresh\",\"customer\":\"c1\"}");
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"nope\",\"customer\":\"c1\"}");
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c2\"}");
+  ingest(t, "{\"type\":\"customer_upsert\",\"customer\":{\"id\":\"c2\",\"consent\":"
+            "{\"email\":false}}}"); /* withdrawn before it is due */
+  ingest(t, "{\"type\":\"view\",\"item\":\"hat\",\"customer\":\"c1\"}"); /* an sms row */
+
+  /* To go: on_due's fresh vars, the consenting address, the next try. */
+  json_t *p = preview(t, "cart:c1:fresh");
+  CHECK_STR(field(p, "verdict", NULL), "send");
+  CHECK_STR(field(p, "to", NULL), "ada@example.com");
+  CHECK_STR(field(p, "parts", "subject"), "for ada@example.com, try 1");
+  CHECK_CONTAINS(field(p, "parts", "text"), "\"sent_to\":\"c1\"");
+  CHECK_STR(field(p, "vars", "sent_to"), "c1");
+  json_decref(p);
+  /* Cancelled by the strategy, or by consent, at send time. */
+  p = preview(t, "cart:c1:nope");
+  CHECK_STR(field(p, "verdict", NULL), "cancel");
+  CHECK_CONTAINS(field(p, "why", NULL), "on_due");
+  json_decref(p);
+  p = preview(t, "cart:c2:hat");
+  CHECK_STR(field(p, "verdict", NULL), "cancel");
+  CHECK_STR(field(p, "why", NULL), "no email consent or address at send time");
+  CHECK_STR(field(p, "parts", "subject"), "for nobody, try 1");
+  json_decref(p);
+  /* A channel no plugin provides here. */
+  p = preview(t, "sms:c1");
+  CHECK_CONTAINS(field(p, "why", NULL), "no plugin provides channel 'sms'");
+  CHECK(json_is_null(json_object_get(p, "parts")));
+  json_decref(p);
+  /* Nothing went out, nothing changed. */
+  CHECK_INT(mail.calls, 0);
+  CHECK_STR(state_of(t, "cart:c1:fresh"), "pending");
+  CHECK_STR(state_of(t, "cart:c1:nope"), "pending");
+
+  /* Sent: the preview renders what the send was handed. */
+  CHECK_INT(deliver(t), 1);
+  CHECK_STR(state_of(t, "cart:c1:fresh"), "sent");
+  p = preview(t, "cart:c1:fresh");
+  CHECK(json_is_null(json_object_get(p, "verdict")));
+  CHECK_STR(rendered_vars, mail.vars);
+  CHECK_STR(field(p, "parts", "subject"), "for ada@example.com, try 1");
+  json_decref(p);
+  tailor_close(t);
+
+  /* A channel without a renderer says so. */
+  t = open_engine(db, dir, 10, 3, &mail, &sms);
+  p = preview(t, "sms:c1");
+  CHECK_CONTAINS(field(p, "render_error", NULL), "cannot show a row");
+  CHECK_STR(field(p, "verdict", NULL), "send");
+  json_decref(p);
+  CHECK_INT(sms.calls, 0);
+  tailor_close(t);
+}
+
 static void test_shipped_on_due(void) {
   const char *root = getenv("TAILOR_ROOT");
   char db[700], dir[700], strategies[700];
@@ -490,5 +586,6 @@ int main(void) {
   RUN(test_never_twice_after_purge);
   RUN(test_lease_after_crash);
   RUN(test_shipped_on_due);
+  RUN(test_preview);
   return CHECK_DONE();
 }

@@ -5,6 +5,8 @@ real SMTP server (aiosmtpd) on loopback:
 - the email arrives over STARTTLS with AUTH, to the right recipient, with
   the right subject, the cart and the recommended items (names, prices,
   links, images; escaped in the HTML part), exactly once;
+- the console's preview of that row (GET /admin/api/outbox/message) shows
+  the same message: from, to, subject, text and HTML as received;
 - with the SMTP server down for a while the row is tried again with
   backoff, then delivered once the server is up, never twice;
 - a SIGKILL of tailor between scheduling and sending loses nothing: after a
@@ -12,10 +14,13 @@ real SMTP server (aiosmtpd) on loopback:
 """
 
 import html
+import json
 import os
 import signal
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 
 import deliver_kit as kit
 
@@ -29,6 +34,29 @@ SERVER = {"deliver_interval_ms": 100}
 def settle():
     """Give a duplicate, if there were one, time to arrive."""
     time.sleep(1.5)
+
+
+def same_as_preview(server, key, msg):
+    """The console's preview of the row renders the message that arrived."""
+    req = urllib.request.Request(
+        "http://127.0.0.1:%d/admin/api/outbox/message?key=%s" % (server.port,
+                                                                 urllib.parse.quote(key)),
+        headers={"Authorization": "Bearer " + kit.ADMIN})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        m = json.load(r)
+    got = m.get("rendered") or {}
+    parts = got.get("parts") or {}
+    check("preview: rendered, no error", parts and not got.get("render_error"), got)
+    check("preview: a sent row has no verdict", got.get("verdict") is None, got)
+    check("preview: from", parts.get("from") == msg["From"], (parts.get("from"), msg["From"]))
+    check("preview: to", parts.get("to") == "ada@example.com" == got.get("to"), got)
+    check("preview: subject as received", parts.get("subject") == msg["Subject"],
+          (parts.get("subject"), msg["Subject"]))
+    for sub, name in (("plain", "text"), ("html", "html")):
+        sent = kit.text_of(msg, sub).replace("\r\n", "\n").rstrip("\n")
+        shown = (parts.get(name) or "").rstrip("\n")
+        check("preview: %s part as received" % name, sent and shown == sent,
+              "%r\n  vs %r" % (shown[:300], sent[:300]))
 
 
 def test_abandoned_cart_email():
@@ -72,6 +100,7 @@ def test_abandoned_cart_email():
         check("cart in the text", "Winter Jacket, 120.00 EUR" in text, text)
         check("no raw markup from a name", "<Pro>" not in page, page)
         check("the cart's link", 'href="https://trail.example/cart"' in page, page)
+        same_as_preview(server, r["key"], msg)
         settle()
         check("exactly one email", len(sink.messages()) == 1, len(sink.messages()))
         c.close()

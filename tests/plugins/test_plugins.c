@@ -14,6 +14,7 @@
 #include "../c/check.h"
 #include "tailor.h"
 #include "tailor_plugin.h"
+#include "engine/plugin.h"
 
 static char tmp[512], plugins[512], fixtures[512];
 
@@ -99,12 +100,27 @@ static void test_abi_versions(void) {
   char entry[800];
   snprintf(entry, sizeof entry, "[{\"path\":\"%s/fixture_future.so\"}]", fixtures);
   const char *msg = refused(entry, "");
+  char want[200];
   CHECK_CONTAINS(msg, "plugins[0]: ");
-  CHECK_CONTAINS(msg, "fixture_future.so was built for plugin API 2, but this tailor");
-  CHECK_CONTAINS(msg, "provides plugin API 1");
+  snprintf(want, sizeof want, "fixture_future.so was built for plugin API %d, but this tailor",
+           TAILOR_PLUGIN_API_VERSION + 1);
+  CHECK_CONTAINS(msg, want);
+  snprintf(want, sizeof want, "provides plugin API %d", TAILOR_PLUGIN_API_VERSION);
+  CHECK_CONTAINS(msg, want);
   CHECK_CONTAINS(msg, "rebuild the plugin");
   snprintf(entry, sizeof entry, "[{\"path\":\"%s/fixture_ancient.so\"}]", fixtures);
   CHECK_CONTAINS(refused(entry, ""), "was built for plugin API 0, older than the oldest");
+  /* Built for API 1, before channel_render: it runs, its channel without
+     a preview. */
+  tailor_error err = {0};
+  snprintf(entry, sizeof entry, "[{\"path\":\"%s/fixture_v1.so\"}]", fixtures);
+  tailor *t = open_with("", entry, "", &err);
+  CHECK(t != NULL);
+  if (t) {
+    const eng_channel *c = eng_channel_find(t, "fixture");
+    CHECK(c != NULL && c->send != NULL && c->render == NULL);
+    tailor_close(t);
+  }
 }
 
 static void test_broken_plugins(void) {
@@ -112,7 +128,10 @@ static void test_broken_plugins(void) {
   snprintf(entry, sizeof entry, "[{\"path\":\"%s/fixture_noinit.so\"}]", fixtures);
   CHECK_CONTAINS(refused(entry, ""), "is not a tailor plugin: it exports no tailor_plugin_init");
   snprintf(entry, sizeof entry, "[{\"path\":\"%s/fixture_refuse.so\"}]", fixtures);
-  CHECK_CONTAINS(refused(entry, ""), "refused to initialize with plugin API 1");
+  char refusal[100];
+  snprintf(refusal, sizeof refusal, "refused to initialize with plugin API %d",
+           TAILOR_PLUGIN_API_VERSION);
+  CHECK_CONTAINS(refused(entry, ""), refusal);
   snprintf(entry, sizeof entry, "[{\"path\":\"%s/fixture_fail.so\"}]", fixtures);
   CHECK_CONTAINS(refused(entry, ""), "failed to start: the fixture was told to fail");
   snprintf(entry, sizeof entry, "[{\"path\":\"%s/fixture_badname.so\"}]", fixtures);
