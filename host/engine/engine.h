@@ -137,7 +137,9 @@ int eng_rebuild_one(void *ud, int64_t seq, const ev *e);
 
 /* follow.c: a shared store's log.  eng_follow_start starts the follower
    (nothing on a store that is not shared); eng_commit_shared is the event
-   path there: durable, then applied in the log's order, then triggers. */
+   path there: durable, then applied in the log's order, then triggers.
+   Its caller holds write_mu and has begun the transaction, which it
+   commits or rolls back. */
 int eng_follow_start(tailor *t, tailor_error *err);
 void eng_follow_stop(tailor *t);
 int eng_commit_shared(tailor *t, ev **all, size_t n, tailor_error *err);

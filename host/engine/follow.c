@@ -97,36 +97,22 @@ static int follow_step(tailor *t, store *st, follow_run *r, tailor_error *err) {
 }
 
 /*
-** The event path on a shared store: one transaction for a group of
-** callers (ingest.c's group commit), under write_mu; then the log applied
-** up to their events, then their triggers.
+** The event path on a shared store, in the transaction ingest.c's group
+** commit has begun (its coupon redemptions already in it), under
+** write_mu: the events appended and committed, then the log applied up to
+** them, then their triggers.
 */
-static int commit_shared(tailor *t, ev **all, size_t n, tailor_error *err);
-
 int eng_commit_shared(tailor *t, ev **all, size_t n, tailor_error *err) {
-  pthread_mutex_lock(&t->write_mu);
-  eng_writing = t;
-  int rc = commit_shared(t, all, n, err);
-  if (rc == TAILOR_OK) {
-    atomic_fetch_add(&t->n_accepted, n);
-    eng_flush_exposures(t);
-  }
-  eng_writing = NULL;
-  pthread_mutex_unlock(&t->write_mu);
-  return rc;
-}
-
-static int commit_shared(tailor *t, ev **all, size_t n, tailor_error *err) {
   int64_t *seqs = malloc((n ? n : 1) * sizeof *seqs);
   own_ev *mine = malloc((n ? n : 1) * sizeof *mine);
   if (!seqs || !mine) {
     free(seqs);
     free(mine);
+    store_rollback(t->st);
     return util_fail(err, TAILOR_ENOMEM, NULL, "ingest: out of memory");
   }
-  int rc = store_begin(t->st, err);
-  if (rc == TAILOR_OK && (rc = store_append_rows(t->st, all, n, seqs, err)) != TAILOR_OK)
-    store_rollback(t->st);
+  int rc = store_append_rows(t->st, all, n, seqs, err);
+  if (rc != TAILOR_OK) store_rollback(t->st);
   if (rc == TAILOR_OK) rc = store_commit(t->st, err);
   if (rc != TAILOR_OK) {
     free(seqs);

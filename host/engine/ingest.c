@@ -106,17 +106,26 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
   for (commit_req *r = group; r; r = r->next) n += r->n;
   ev **all = malloc((n ? n : 1) * sizeof *all);
   if (!all) return util_fail(err, TAILOR_ENOMEM, NULL, "ingest: out of memory");
+  pthread_mutex_lock(&t->write_mu);
+  eng_writing = t;
   if (store_shared(t->st)) {
-    /* A shared log (follow.c): the group in one transaction there. */
+    /* A shared log (follow.c): the group in one transaction there, its
+       coupons redeemed in it as here. */
+    int rc = store_begin(t->st, err);
+    if (rc == TAILOR_OK && (rc = redeem_coupons(t, group, err)) != TAILOR_OK)
+      store_rollback(t->st);
     n = 0;
     for (commit_req *r = group; r; r = r->next)
-      for (size_t i = 0; i < r->n; i++) all[n++] = r->evs[i];
-    int rc = eng_commit_shared(t, all, n, err);
+      for (size_t i = 0; !r->rc && i < r->n; i++) all[n++] = r->evs[i];
+    if (rc == TAILOR_OK && (rc = eng_commit_shared(t, all, n, err)) == TAILOR_OK) {
+      atomic_fetch_add(&t->n_accepted, n);
+      eng_flush_exposures(t);
+    }
+    eng_writing = NULL;
+    pthread_mutex_unlock(&t->write_mu);
     free(all);
     return rc;
   }
-  pthread_mutex_lock(&t->write_mu);
-  eng_writing = t;
   int64_t *seqs = malloc((n ? n : 1) * sizeof *seqs), last = 0;
   int applied = 0, rc = seqs ? store_begin(t->st, err)
                              : util_fail(err, TAILOR_ENOMEM, NULL, "ingest: out of memory");

@@ -11,10 +11,10 @@
 
 #include "core/util.h"
 #include "store/sq.h"
-#include "store/store.h"
+#include "store/store_impl.h"
 
 
-int store_coupons_add(store *s, json_t *rows, tailor_error *err) {
+int sq_coupons_add(store *s, json_t *rows, tailor_error *err) {
   sqlite3 *db = store_db(s);
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db,
@@ -48,7 +48,7 @@ int store_coupons_add(store *s, json_t *rows, tailor_error *err) {
   return rc;
 }
 
-json_t *store_coupon_get(store *s, const char *code, tailor_error *err) {
+json_t *sq_coupon_get(store *s, const char *code, tailor_error *err) {
   sqlite3 *db = store_db(s);
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db,
@@ -82,25 +82,8 @@ json_t *store_coupon_get(store *s, const char *code, tailor_error *err) {
   return out;
 }
 
-int store_coupon_redeem(store *s, const char *code, int64_t now, const char *order_id,
-                        tailor_error *err) {
-  json_t *c = store_coupon_get(s, code, err);
-  if (!c) return err ? err->code : TAILOR_ENOTFOUND;
-  int rc = TAILOR_OK;
-  json_t *redeemed = json_object_get(c, "redeemed");
-  int64_t expires = json_integer_value(json_object_get(c, "expires"));
-  if (json_is_integer(redeemed)) {
-    const char *by = json_string_value(json_object_get(c, "order_id"));
-    rc = util_fail(err, TAILOR_EINVAL, "code",
-                   "coupon '%.64s' was already redeemed at %lld%s%.64s", code,
-                   (long long)json_integer_value(redeemed), by ? " by order " : "",
-                   by ? by : "");
-  } else if (expires <= now) {
-    rc = util_fail(err, TAILOR_EINVAL, "code", "coupon '%.64s' expired at %lld", code,
-                   (long long)expires);
-  }
-  json_decref(c);
-  if (rc) return rc;
+int sq_coupon_mark(store *s, const char *code, int64_t now, const char *order_id,
+                   tailor_error *err) {
   sqlite3 *db = store_db(s);
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db,
@@ -114,11 +97,12 @@ int store_coupon_redeem(store *s, const char *code, int64_t now, const char *ord
   int step = sqlite3_step(st);
   sqlite3_finalize(st);
   if (step != SQLITE_DONE) return store_fail(err, TAILOR_ESTORE, db, "store: coupon");
-  return TAILOR_OK;
+  return sqlite3_changes(db) ? TAILOR_OK
+                             : util_fail(err, TAILOR_EINVAL, "code",
+                                         "coupon '%.64s' was already redeemed", code);
 }
 
-/* Add `n` to obj[a][b][c]... (a path of keys, NULL-terminated) */
-static void bump(json_t *obj, const char *const *path, const char *field, json_int_t n) {
+void store_json_bump(json_t *obj, const char *const *path, const char *field, json_int_t n) {
   for (; *path; path++) {
     json_t *next = json_object_get(obj, *path);
     if (!next) {
@@ -131,7 +115,7 @@ static void bump(json_t *obj, const char *const *path, const char *field, json_i
   json_object_set_new(obj, field, json_integer((v ? json_integer_value(v) : 0) + n));
 }
 
-json_t *store_coupon_report(store *s, int64_t now) {
+json_t *sq_coupon_report(store *s, int64_t now) {
   sqlite3 *db = store_db(s);
   json_t *out = json_pack("{s{}s{}}", "tiers", "experiments");
   sqlite3_stmt *st;
@@ -142,9 +126,9 @@ json_t *store_coupon_report(store *s, int64_t now) {
     sqlite3_bind_int64(st, 1, now);
     while (sqlite3_step(st) == SQLITE_ROW) {
       const char *path[] = {"tiers", (const char *)sqlite3_column_text(st, 0), NULL};
-      bump(out, path, "issued", sqlite3_column_int64(st, 1));
-      bump(out, path, "redeemed", sqlite3_column_int64(st, 2));
-      bump(out, path, "expired", sqlite3_column_int64(st, 3));
+      store_json_bump(out, path, "issued", sqlite3_column_int64(st, 1));
+      store_json_bump(out, path, "redeemed", sqlite3_column_int64(st, 2));
+      store_json_bump(out, path, "expired", sqlite3_column_int64(st, 3));
     }
     sqlite3_finalize(st);
   }
@@ -159,15 +143,15 @@ json_t *store_coupon_report(store *s, int64_t now) {
       const char *path[] = {"experiments", (const char *)sqlite3_column_text(st, 0),
                             (const char *)sqlite3_column_text(st, 1),
                             (const char *)sqlite3_column_text(st, 2), NULL};
-      bump(out, path, "issued", sqlite3_column_int64(st, 3));
-      bump(out, path, "redeemed", sqlite3_column_int64(st, 4));
+      store_json_bump(out, path, "issued", sqlite3_column_int64(st, 3));
+      store_json_bump(out, path, "redeemed", sqlite3_column_int64(st, 4));
     }
     sqlite3_finalize(st);
   }
   return out;
 }
 
-int store_contact_add(store *s, const char *unit, const char *channel,
+int sq_contact_add(store *s, const char *unit, const char *channel,
                       const char *campaign, int64_t ts, tailor_error *err) {
   sqlite3 *db = store_db(s);
   sqlite3_stmt *st;
@@ -183,7 +167,7 @@ int store_contact_add(store *s, const char *unit, const char *channel,
   return step == SQLITE_DONE ? TAILOR_OK : store_fail(err, TAILOR_ESTORE, db, "store: contacts");
 }
 
-int64_t store_contacts_since(store *s, const char *customer, const char *anon,
+int64_t sq_contacts_since(store *s, const char *customer, const char *anon,
                              const char *campaign, int64_t since) {
   static const char sql[] =
       "SELECT (SELECT count(*) FROM contacts WHERE (unit=?1 OR unit=?2) AND ts>=?3"

@@ -160,3 +160,48 @@ int store_outbox_purge(store *s, const char *state, int64_t before, int64_t *pur
                        tailor_error *err) {
   return s->ops->outbox_purge(s, state, before, purged, err);
 }
+
+/* Coupons and contacts: the checks of a redemption are the same on every
+   store; the UPDATE that spends the code is conditional, so two checkouts
+   racing for it cannot both win. */
+int store_coupons_add(store *s, json_t *rows, tailor_error *err) {
+  return s->ops->coupons_add(s, rows, err);
+}
+
+json_t *store_coupon_get(store *s, const char *code, tailor_error *err) {
+  return s->ops->coupon_get(s, code, err);
+}
+
+int store_coupon_redeem(store *s, const char *code, int64_t now, const char *order_id,
+                        tailor_error *err) {
+  json_t *c = store_coupon_get(s, code, err);
+  if (!c) return err ? err->code : TAILOR_ENOTFOUND;
+  int rc = TAILOR_OK;
+  json_t *redeemed = json_object_get(c, "redeemed");
+  int64_t expires = json_integer_value(json_object_get(c, "expires"));
+  if (json_is_integer(redeemed)) {
+    const char *by = json_string_value(json_object_get(c, "order_id"));
+    rc = util_fail(err, TAILOR_EINVAL, "code",
+                   "coupon '%.64s' was already redeemed at %lld%s%.64s", code,
+                   (long long)json_integer_value(redeemed), by ? " by order " : "",
+                   by ? by : "");
+  } else if (expires <= now) {
+    rc = util_fail(err, TAILOR_EINVAL, "code", "coupon '%.64s' expired at %lld", code,
+                   (long long)expires);
+  }
+  json_decref(c);
+  return rc ? rc : s->ops->coupon_mark(s, code, now, order_id, err);
+}
+
+json_t *store_coupon_report(store *s, int64_t now) { return s->ops->coupon_report(s, now); }
+
+int store_contact_add(store *s, const char *unit, const char *channel, const char *campaign,
+                      int64_t ts, tailor_error *err) {
+  return s->ops->contact_add(s, unit, channel, campaign, ts, err);
+}
+
+int64_t store_contacts_since(store *s, const char *customer, const char *anon,
+                             const char *campaign, int64_t since) {
+  if (!customer && !anon) return 0;
+  return s->ops->contacts_since(s, customer, anon, campaign, since);
+}

@@ -83,6 +83,16 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS exposures("
     "  experiment text NOT NULL, unit text NOT NULL, variant text NOT NULL,"
     "  ts bigint NOT NULL, PRIMARY KEY (experiment, unit));"
+    "CREATE TABLE IF NOT EXISTS coupons("
+    "  code text PRIMARY KEY, tier text NOT NULL, percent double precision,"
+    "  customer text, anon text, issued bigint NOT NULL, expires bigint NOT NULL,"
+    "  redeemed bigint, order_id text);"
+    "CREATE INDEX IF NOT EXISTS coupons_customer ON coupons(customer) WHERE customer IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS coupons_anon ON coupons(anon) WHERE anon IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS contacts("
+    "  unit text NOT NULL, channel text NOT NULL, campaign text NOT NULL DEFAULT '',"
+    "  ts bigint NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS contacts_unit ON contacts(unit, ts);"
     "CREATE TABLE IF NOT EXISTS meta(key text PRIMARY KEY, value text);"
     "INSERT INTO meta VALUES ('schema_version', '1') ON CONFLICT DO NOTHING;";
 
@@ -729,6 +739,8 @@ static int pg_forget(store *base, const char *customer, int64_t *events, json_t 
   pg *p = (pg *)base;
   static const char *const steps[] = {
       "DELETE FROM exposures WHERE unit=$1 OR unit IN " PERSON_ANONS,
+      "DELETE FROM coupons WHERE customer=$1 OR anon IN " PERSON_ANONS,
+      "DELETE FROM contacts WHERE unit=$1 OR unit IN " PERSON_ANONS,
       "DELETE FROM outbox WHERE customer=$1",
       "DELETE FROM outbox_sent WHERE customer=$1",
       "DELETE FROM customers WHERE id=$1",
@@ -807,6 +819,10 @@ static json_t *pg_export_customer(store *base, const char *customer, tailor_erro
       {"deliveries", "SELECT key, channel, sent FROM outbox_sent WHERE customer=$1 ORDER BY sent"},
       {"exposures", "SELECT experiment, variant, ts FROM exposures WHERE unit=$1 OR unit IN "
                     PERSON_ANONS},
+      {"coupons", "SELECT code, tier, percent, issued, expires, redeemed, order_id FROM coupons "
+                  "WHERE customer=$1 OR anon IN " PERSON_ANONS " ORDER BY issued"},
+      {"contacts", "SELECT channel, campaign, ts FROM contacts WHERE unit=$1 OR unit IN "
+                   PERSON_ANONS " ORDER BY ts"},
   };
   json_t *out = json_pack("{ss}", "customer", customer);
   for (size_t i = 0; out && i < sizeof parts / sizeof *parts; i++) {
@@ -1085,6 +1101,135 @@ static int pg_outbox_purge(store *base, const char *state, int64_t before, int64
   return rc;
 }
 
+/*
+** Coupons and contacts, shared by the nodes: a code issued on one node is
+** redeemed once on any (the UPDATE is conditional on the row not being
+** redeemed, and the loser of a race is told so).
+*/
+static int pg_coupons_add(store *base, json_t *rows, tailor_error *err) {
+  pg *p = (pg *)base;
+  size_t i;
+  json_t *r;
+  json_array_foreach(rows, i, r) {
+    char pct[40], issued[24], expires[24];
+    json_t *pv = json_object_get(r, "percent");
+    if (json_is_number(pv)) snprintf(pct, sizeof pct, "%.17g", json_number_value(pv));
+    const char *v[] = {json_string_value(json_object_get(r, "code")),
+                       json_string_value(json_object_get(r, "tier")),
+                       json_is_number(pv) ? pct : NULL,
+                       json_string_value(json_object_get(r, "customer")),
+                       json_string_value(json_object_get(r, "anon")),
+                       I64(issued, json_integer_value(json_object_get(r, "issued"))),
+                       I64(expires, json_integer_value(json_object_get(r, "expires")))};
+    if (exec_params(p,
+                    "INSERT INTO coupons(code,tier,percent,customer,anon,issued,expires) "
+                    "VALUES($1,$2,$3,$4,$5,$6,$7)",
+                    7, v, err, "store: coupons"))
+      return TAILOR_ESTORE;
+  }
+  return TAILOR_OK;
+}
+
+static json_t *pg_coupon_get(store *base, const char *code, tailor_error *err) {
+  const char *v[] = {code};
+  PGresult *r = run((pg *)base,
+                    "SELECT code, tier, percent, customer, anon, issued, expires, redeemed, "
+                    "order_id FROM coupons WHERE code=$1",
+                    1, v, err, "store: coupon");
+  if (!r) return NULL;
+  json_t *out = NULL;
+  if (PQntuples(r) == 1) {
+    out = json_object();
+    for (int c = 0; c < PQnfields(r); c++) {
+      const char *name = PQfname(r, c), *val = PQgetvalue(r, 0, c);
+      json_t *j = PQgetisnull(r, 0, c) ? json_null()
+                  : !strcmp(name, "percent") ? json_real(strtod(val, NULL))
+                  : (!strcmp(name, "issued") || !strcmp(name, "expires") ||
+                     !strcmp(name, "redeemed"))
+                      ? json_integer(strtoll(val, NULL, 10))
+                      : json_string(val);
+      json_object_set_new(out, name, j);
+    }
+  } else {
+    util_fail(err, TAILOR_ENOTFOUND, "code", "coupon '%.64s' does not exist", code);
+  }
+  PQclear(r);
+  return out;
+}
+
+static int pg_coupon_mark(store *base, const char *code, int64_t now, const char *order_id,
+                          tailor_error *err) {
+  char ts[24];
+  const char *v[] = {code, I64(ts, now), order_id};
+  PGresult *r = run((pg *)base,
+                    "UPDATE coupons SET redeemed=$2, order_id=$3 "
+                    "WHERE code=$1 AND redeemed IS NULL",
+                    3, v, err, "store: coupon");
+  if (!r) return TAILOR_ESTORE;
+  int changed = atoi(PQcmdTuples(r));
+  PQclear(r);
+  return changed ? TAILOR_OK
+                 : util_fail(err, TAILOR_EINVAL, "code", "coupon '%.64s' was already redeemed",
+                             code);
+}
+
+static json_t *pg_coupon_report(store *base, int64_t now) {
+  pg *p = (pg *)base;
+  json_t *out = json_pack("{s{}s{}}", "tiers", "experiments");
+  char ts[24];
+  const char *v[] = {I64(ts, now)};
+  PGresult *r = run(p,
+                    "SELECT tier, count(*), count(redeemed), "
+                    "count(*) FILTER (WHERE redeemed IS NULL AND expires <= $1) "
+                    "FROM coupons GROUP BY tier",
+                    1, v, NULL, "store: coupons");
+  for (int i = 0; r && i < PQntuples(r); i++) {
+    const char *path[] = {"tiers", PQgetvalue(r, i, 0), NULL};
+    store_json_bump(out, path, "issued", strtoll(PQgetvalue(r, i, 1), NULL, 10));
+    store_json_bump(out, path, "redeemed", strtoll(PQgetvalue(r, i, 2), NULL, 10));
+    store_json_bump(out, path, "expired", strtoll(PQgetvalue(r, i, 3), NULL, 10));
+  }
+  PQclear(r);
+  /* The arm a coupon counts for: its holder's exposure to each experiment. */
+  r = run(p,
+          "SELECT x.experiment, x.variant, c.tier, count(*), count(c.redeemed) "
+          "FROM coupons c JOIN exposures x ON x.unit = c.customer OR x.unit = c.anon "
+          "GROUP BY 1, 2, 3",
+          0, NULL, NULL, "store: coupons");
+  for (int i = 0; r && i < PQntuples(r); i++) {
+    const char *path[] = {"experiments", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                          PQgetvalue(r, i, 2), NULL};
+    store_json_bump(out, path, "issued", strtoll(PQgetvalue(r, i, 3), NULL, 10));
+    store_json_bump(out, path, "redeemed", strtoll(PQgetvalue(r, i, 4), NULL, 10));
+  }
+  PQclear(r);
+  return out;
+}
+
+static int pg_contact_add(store *base, const char *unit, const char *channel,
+                          const char *campaign, int64_t ts, tailor_error *err) {
+  char t[24];
+  const char *v[] = {unit, channel, campaign ? campaign : "", I64(t, ts)};
+  return exec_params((pg *)base, "INSERT INTO contacts(unit,channel,campaign,ts) VALUES($1,$2,$3,$4)",
+                     4, v, err, "store: contacts");
+}
+
+static int64_t pg_contacts_since(store *base, const char *customer, const char *anon,
+                                 const char *campaign, int64_t since) {
+  char t[24];
+  const char *v[] = {customer, anon, I64(t, since), campaign};
+  int64_t n = one_int(
+      (pg *)base,
+      "SELECT (SELECT count(*) FROM contacts WHERE (unit=$1 OR unit=$2) AND ts>=$3"
+      "         AND ($4::text IS NULL OR campaign=$4))"
+      "     + (SELECT count(*) FROM coupons WHERE (customer=$1 OR anon=$2) AND issued>=$3"
+      "         AND ($4::text IS NULL OR tier=$4))"
+      "     + (SELECT count(*) FROM outbox WHERE customer=$1 AND created>=$3"
+      "         AND state IN ('pending','sending','sent') AND ($4::text IS NULL OR template=$4))",
+      4, v);
+  return n < 0 ? 0 : n;
+}
+
 static const store_ops pg_ops = {
     .kind = "postgresql",
     .close = pg_close,
@@ -1118,6 +1263,12 @@ static const store_ops pg_ops = {
     .exec = pg_exec,
     .meta_get = pg_meta_get,
     .meta_set = pg_meta_set,
+    .coupons_add = pg_coupons_add,
+    .coupon_get = pg_coupon_get,
+    .coupon_mark = pg_coupon_mark,
+    .coupon_report = pg_coupon_report,
+    .contact_add = pg_contact_add,
+    .contacts_since = pg_contacts_since,
     .outbox_claim = pg_outbox_claim,
     .outbox_mark_sent = pg_outbox_mark_sent,
     .outbox_settle = pg_outbox_settle,

@@ -66,6 +66,17 @@ typedef struct store_ops {
   const char *(*outbox_state)(store *s, const char *key);
   int (*outbox_purge)(store *s, const char *state, int64_t before, int64_t *purged,
                       tailor_error *err);
+  /* Coupons and contacts (store.h); coupon_mark is the conditional UPDATE
+     of store_coupon_redeem, whose checks are the dispatcher's. */
+  int (*coupons_add)(store *s, json_t *rows, tailor_error *err);
+  json_t *(*coupon_get)(store *s, const char *code, tailor_error *err);
+  int (*coupon_mark)(store *s, const char *code, int64_t now, const char *order_id,
+                     tailor_error *err);
+  json_t *(*coupon_report)(store *s, int64_t now);
+  int (*contact_add)(store *s, const char *unit, const char *channel, const char *campaign,
+                     int64_t ts, tailor_error *err);
+  int64_t (*contacts_since)(store *s, const char *customer, const char *anon,
+                            const char *campaign, int64_t since);
 } store_ops;
 
 struct store {
@@ -91,5 +102,20 @@ int sq_outbox_retry(store *s, const char *key, int64_t now, int *changed,
 const char *sq_outbox_state(store *s, const char *key);
 int sq_outbox_purge(store *s, const char *state, int64_t before, int64_t *purged,
                     tailor_error *err);
+
+/* coupon.c: coupons and contacts on SQLite. */
+int sq_coupons_add(store *s, json_t *rows, tailor_error *err);
+json_t *sq_coupon_get(store *s, const char *code, tailor_error *err);
+int sq_coupon_mark(store *s, const char *code, int64_t now, const char *order_id,
+                   tailor_error *err);
+json_t *sq_coupon_report(store *s, int64_t now);
+int sq_contact_add(store *s, const char *unit, const char *channel, const char *campaign,
+                   int64_t ts, tailor_error *err);
+int64_t sq_contacts_since(store *s, const char *customer, const char *anon,
+                          const char *campaign, int64_t since);
+
+/* Add n to obj[path...][field] (path: keys, NULL-terminated), making the
+   objects on the way: the coupon report's counters (coupon.c). */
+void store_json_bump(json_t *obj, const char *const *path, const char *field, json_int_t n);
 
 #endif /* TAILOR_STORE_IMPL_H */

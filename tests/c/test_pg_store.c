@@ -8,6 +8,7 @@
 */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -53,7 +54,7 @@ static store *open_clean(void) {
   CHECK(s != NULL);
   if (s)
     CHECK_INT(store_exec(s,
-                         "TRUNCATE events, items, customers, identities, outbox, outbox_sent, "
+                         "TRUNCATE events, items, customers, identities, outbox, outbox_sent, coupons, contacts, "
                          "exposures RESTART IDENTITY",
                          &err),
               TAILOR_OK);
@@ -312,6 +313,91 @@ static void test_forget_export(void) {
   store_close(s);
 }
 
+/*
+** Coupons are shared: a code issued through one node is redeemed once
+** through any, by the coupon_redeemed event's transaction; a second
+** redemption, an expired or unknown code are refused naming `code`, with
+** nothing stored; contacts and coupons count for a frequency cap on every
+** node; erasure and export take them too.
+*/
+static void test_coupons(void) {
+  store *s = open_clean();
+  if (!s) return;
+  tailor_error err = {0};
+  int64_t now = (int64_t)time(NULL) * 1000; /* the redemptions take the clock's time */
+  json_t *rows = json_pack("[{ss ss sf ss ss sI sI}, {ss ss ss sI sI}]",
+                           "code", "R10-AAAA", "tier", "returning", "percent", 10.0,
+                           "customer", "c7", "anon", "a7", "issued", (json_int_t)now,
+                           "expires", (json_int_t)(now + 3600000),
+                           "code", "OLD-BBBB", "tier", "returning", "anon", "a8",
+                           "issued", (json_int_t)(now - 7200000), "expires",
+                           (json_int_t)(now - 3600000));
+  CHECK_INT(store_coupons_add(s, rows, &err), TAILOR_OK);
+  json_decref(rows);
+  CHECK_INT(store_contact_add(s, "a7", "popup", "returning", now, &err), TAILOR_OK);
+  CHECK_INT(store_contacts_since(s, "c7", "a7", NULL, now - 1000), 2);
+  CHECK_INT(store_contacts_since(s, "c7", "a7", "returning", now - 1000), 2);
+  CHECK_INT(store_contacts_since(s, "c7", "a7", "welcome", now - 1000), 0);
+  json_t *c = store_coupon_get(s, "R10-AAAA", &err);
+  CHECK(c != NULL);
+  CHECK(json_number_value(json_object_get(c, "percent")) == 10.0);
+  CHECK(json_is_null(json_object_get(c, "redeemed")));
+  json_decref(c);
+  char cfg[700];
+  snprintf(cfg, sizeof cfg, "{\"db\":\"%s\",\"strategies\":\"\"}", url);
+  tailor *t1 = tailor_open(cfg, &err), *t2 = tailor_open(cfg, &err);
+  CHECK(t1 != NULL && t2 != NULL);
+  if (t1 && t2) {
+    static const char redeem[] = "{\"type\":\"coupon_redeemed\",\"code\":\"R10-AAAA\","
+                                 "\"order_id\":\"o7\",\"customer\":\"c7\"}";
+    static const char old[] = "{\"type\":\"coupon_redeemed\",\"code\":\"OLD-BBBB\"}";
+    static const char none[] = "{\"type\":\"coupon_redeemed\",\"code\":\"NO-SUCH\"}";
+    CHECK_INT(tailor_ingest(t1, redeem, strlen(redeem), &err), TAILOR_OK);
+    tailor_error e2 = {0};
+    CHECK_INT(tailor_ingest(t2, redeem, strlen(redeem), &e2), TAILOR_EINVAL);
+    CHECK_STR(e2.field, "code");
+    CHECK_CONTAINS(e2.message, "already redeemed");
+    tailor_error e3 = {0};
+    CHECK_INT(tailor_ingest(t2, old, strlen(old), &e3), TAILOR_EINVAL);
+    CHECK_CONTAINS(e3.message, "expired");
+    tailor_error e4 = {0};
+    CHECK_INT(tailor_ingest(t1, none, strlen(none), &e4), TAILOR_ENOTFOUND);
+    /* Only the first redemption's event is in the log. */
+    CHECK_INT(store_count(s, "events"), 1);
+  }
+  tailor_close(t1);
+  tailor_close(t2);
+  c = store_coupon_get(s, "R10-AAAA", &err);
+  CHECK(c && json_is_integer(json_object_get(c, "redeemed")));
+  CHECK_STR(json_string_value(json_object_get(c, "order_id")), "o7");
+  json_decref(c);
+  json_t *rep = store_coupon_report(s, now + 1);
+  json_t *tier = json_object_get(json_object_get(rep, "tiers"), "returning");
+  CHECK_INT(json_integer_value(json_object_get(tier, "issued")), 2);
+  CHECK_INT(json_integer_value(json_object_get(tier, "redeemed")), 1);
+  CHECK_INT(json_integer_value(json_object_get(tier, "expired")), 1);
+  json_decref(rep);
+  /* Erasure takes c7's coupon and a7's contact (a7 is linked to c7). */
+  static const char link[] = "{\"type\":\"identify\",\"customer\":\"c7\",\"anon\":\"a7\"}";
+  ev e;
+  parse(&e, link);
+  ev *ep = &e;
+  int64_t seq;
+  CHECK_INT(store_append(s, &ep, 1, &seq, &err), TAILOR_OK);
+  ev_clear(&e);
+  json_t *x = store_export_customer(s, "c7", &err);
+  CHECK_INT((long)json_array_size(json_object_get(x, "coupons")), 1);
+  CHECK_INT((long)json_array_size(json_object_get(x, "contacts")), 1);
+  json_decref(x);
+  int64_t n = 0;
+  CHECK_INT(store_forget(s, "c7", &n, NULL, &err), TAILOR_OK);
+  tailor_error nf = {0};
+  CHECK(store_coupon_get(s, "R10-AAAA", &nf) == NULL);
+  CHECK_INT(nf.code, TAILOR_ENOTFOUND);
+  CHECK_INT(store_contacts_since(s, "c7", "a7", NULL, 0), 0);
+  store_close(s);
+}
+
 /* The engine on the shared store: events through the log, dedup, stats,
    and a second engine on the same database that catches up. */
 static void test_engine(void) {
@@ -392,6 +478,7 @@ int main(int argc, char **argv) {
   (void)argc;
   RUN(test_append_scan_dedup);
   RUN(test_batch);
+  RUN(test_coupons);
   RUN(test_out_of_order_commits);
   RUN(test_order_across_digits);
   RUN(test_outbox_claims);
