@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/util.h"
 
 typedef struct pg {
@@ -377,40 +378,24 @@ static int apply_state(pg *p, const ev *e, tailor_error *err) {
   }
 }
 
-/* A text[] literal, element by element: "{" then arr_add()s then "}". */
-typedef struct arr {
-  char *s;
-  size_t n, cap;
-} arr;
-
-static int arr_put(arr *a, const char *s, size_t n) {
-  if (a->n + n + 1 > a->cap) {
-    size_t cap = a->cap ? a->cap : 256;
-    while (cap < a->n + n + 1) cap *= 2;
-    char *x = realloc(a->s, cap);
-    if (!x) return -1;
-    a->s = x, a->cap = cap;
+/* Append one element of a text[] literal (NULL: SQL NULL), quoted, with
+   " and \ escaped; the literal is "{" elements "}". */
+static void arr_add(strbuf *a, const char *v) {
+  if (a->n > 1) buf_putc(a, ',');
+  if (!v) {
+    buf_puts(a, "NULL");
+    return;
   }
-  memcpy(a->s + a->n, s, n);
-  a->n += n;
-  a->s[a->n] = '\0';
-  return 0;
-}
-
-/* Append one element (NULL: SQL NULL), quoted, " and \ escaped. */
-static int arr_add(arr *a, const char *v) {
-  if (a->n > 1 && arr_put(a, ",", 1)) return -1;
-  if (!v) return arr_put(a, "NULL", 4);
-  if (arr_put(a, "\"", 1)) return -1;
+  buf_putc(a, '"');
   for (const char *p = v;;) {
     size_t k = strcspn(p, "\"\\");
-    if (arr_put(a, p, k)) return -1;
+    buf_put(a, p, k);
     if (!p[k]) break;
-    char esc[2] = {'\\', p[k]};
-    if (arr_put(a, esc, 2)) return -1;
+    buf_putc(a, '\\');
+    buf_putc(a, p[k]);
     p += k + 1;
   }
-  return arr_put(a, "\"", 1);
+  buf_putc(a, '"');
 }
 
 /*
@@ -436,10 +421,9 @@ static int pg_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
                           tailor_error *err) {
   pg *p = (pg *)base;
   if (!n) return TAILOR_OK;
-  arr col[PG_APPEND_COLS] = {{0}};
+  strbuf col[PG_APPEND_COLS] = {{0}};
   int rc = TAILOR_OK;
-  for (int c = 0; c < PG_APPEND_COLS && !rc; c++)
-    if (arr_put(&col[c], "{", 1)) rc = -1;
+  for (int c = 0; c < PG_APPEND_COLS; c++) buf_putc(&col[c], '{');
   for (size_t i = 0; i < n && !rc; i++) {
     ev *e = evs[i];
     size_t blen;
@@ -448,11 +432,12 @@ static int pg_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
     const char *v[PG_APPEND_COLS] = {I64(ts, e->ts), ev_type_name(e->type), e->customer, e->anon,
                                      e->session, body, e->msg_id};
     if (!body) rc = -1;
-    for (int c = 0; c < PG_APPEND_COLS && !rc; c++)
-      if (arr_add(&col[c], v[c])) rc = -1;
+    for (int c = 0; c < PG_APPEND_COLS && !rc; c++) arr_add(&col[c], v[c]);
   }
-  for (int c = 0; c < PG_APPEND_COLS && !rc; c++)
-    if (arr_put(&col[c], "}", 1)) rc = -1;
+  for (int c = 0; c < PG_APPEND_COLS; c++) {
+    buf_putc(&col[c], '}');
+    if (col[c].oom) rc = -1;
+  }
   PGresult *r = NULL;
   if (rc) {
     rc = util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
@@ -469,7 +454,7 @@ static int pg_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
             PG_APPEND_COLS, v, err, "store: append");
     if (!r) rc = TAILOR_ESTORE;
   }
-  for (int c = 0; c < PG_APPEND_COLS; c++) free(col[c].s);
+  for (int c = 0; c < PG_APPEND_COLS; c++) buf_free(&col[c]);
   if (rc) return rc;
   /* The stored rows in seq order, beside the batch. */
   size_t got = (size_t)PQntuples(r), j = 0;
@@ -502,9 +487,8 @@ static int pg_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
     return util_fail(err, TAILOR_ESTORE, NULL,
                      "store: append: %zu rows stored for %zu events matched", got, j);
   /* The state the stored events change. */
-  arr ids[3] = {{0}};
-  for (int c = 0; c < 3 && !rc; c++)
-    if (arr_put(&ids[c], "{", 1)) rc = util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
+  strbuf ids[3] = {{0}};
+  for (int c = 0; c < 3; c++) buf_putc(&ids[c], '{');
   size_t links = 0;
   for (size_t i = 0; i < n && !rc; i++) {
     ev *e = evs[i];
@@ -518,13 +502,15 @@ static int pg_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
       later = !evs[k]->dup && evs[k]->customer && evs[k]->anon && !strcmp(evs[k]->anon, e->anon);
     if (later) continue;
     char ts[24];
-    if (arr_add(&ids[0], e->anon) || arr_add(&ids[1], e->customer) ||
-        arr_add(&ids[2], I64(ts, e->ts)))
-      rc = util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
+    arr_add(&ids[0], e->anon);
+    arr_add(&ids[1], e->customer);
+    arr_add(&ids[2], I64(ts, e->ts));
     links++;
   }
-  for (int c = 0; c < 3 && !rc; c++)
-    if (arr_put(&ids[c], "}", 1)) rc = util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
+  for (int c = 0; c < 3; c++) {
+    buf_putc(&ids[c], '}');
+    if (ids[c].oom && !rc) rc = util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
+  }
   if (!rc && links) {
     const char *v[] = {ids[0].s, ids[1].s, ids[2].s};
     rc = exec_params(p,
@@ -534,7 +520,7 @@ static int pg_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
                      "linked=excluded.linked",
                      3, v, err, "store: write");
   }
-  for (int c = 0; c < 3; c++) free(ids[c].s);
+  for (int c = 0; c < 3; c++) buf_free(&ids[c]);
   return rc;
 }
 
