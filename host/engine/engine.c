@@ -407,6 +407,14 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
     t->strat_sig = eng_strategies_signature(t);
     if (eng_strategies_load(t, err)) goto fail;
     atomic_store(&t->last_scan_ms, util_now_ms());
+    /* On a shared log, this node's events owe their triggers until they
+       run, and the follower takes over those a dead node owed (follow.c). */
+    if (store_shared(t->st)) {
+      pthread_mutex_lock(&t->write_mu);
+      store_triggers_owed(t->st, 1);
+      pthread_mutex_unlock(&t->write_mu);
+      atomic_store(&t->triggers_ready, 1);
+    }
   }
   return t;
 fail:

@@ -50,6 +50,8 @@ struct tailor {
   _Atomic int follow_stop;
   _Atomic int64_t follow_at_ms;
   _Atomic uint64_t n_followed; /* events applied from the log */
+  _Atomic int triggers_ready;  /* strategies loaded: owed triggers may run */
+  int64_t triggers_checked_ms; /* when the follower last looked for them */
   /* The log's lag: events applied from it, by milliseconds from their
      receipt (ts, the server's clock) to their application, the last
      bucket holding ENG_LAG_MAX_MS and more. */

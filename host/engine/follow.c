@@ -134,24 +134,93 @@ int eng_commit_shared(tailor *t, ev **all, size_t n, tailor_error *err) {
     struct timespec ts = {0, 2 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
-  free(mine);
   if (r.found < own)
     eng_log(t, TAILOR_LOG_WARN,
             "log: %zu of this node's %zu events not applied yet (%s); they are stored "
             "and the follower applies them",
             own - r.found, own, ferr.code ? ferr.message : "an older transaction is open");
   if (t->cfg.strategies && *t->cfg.strategies) {
+    /* The outbox rows and the events' "triggers done", together; a crash
+       before this commits leaves the events owing, for triggers_step. */
+    int64_t *done = malloc((own ? own : 1) * sizeof *done);
+    for (size_t i = 0; done && i < own; i++) done[i] = mine[i].seq;
     tailor_error terr = {0};
-    if (store_begin(t->st, &terr) == TAILOR_OK) {
-      if (eng_run_triggers(t, all, n, &terr) == TAILOR_OK)
+    if (!done) {
+      util_fail(&terr, TAILOR_ENOMEM, NULL, "out of memory");
+    } else if (store_begin(t->st, &terr) == TAILOR_OK) {
+      if (eng_run_triggers(t, all, n, &terr) == TAILOR_OK &&
+          store_triggers_done(t->st, done, own, &terr) == TAILOR_OK)
         store_commit(t->st, &terr);
       else
         store_rollback(t->st);
     }
+    free(done);
     if (terr.code)
-      eng_log(t, TAILOR_LOG_ERROR, "triggers: %s; the events are kept", terr.message);
+      eng_log(t, TAILOR_LOG_ERROR, "triggers: %s; the events are kept, their triggers are "
+              "run again later", terr.message);
   }
+  free(mine);
   return TAILOR_OK;
+}
+
+/*
+** Triggers owed by events whose node died (or failed) between their commit
+** and their triggers' (store_triggers_overdue): run again by whichever node
+** looks first, each in a savepoint of its own; a trigger that fails again
+** is logged and given up, so one bad event does not come back forever.
+** The caller holds write_mu.
+*/
+#define ENG_TRIGGERS_CHECK_MS 5000
+#define ENG_TRIGGERS_OVERDUE_S 30
+#define ENG_TRIGGERS_BATCH 200
+
+typedef struct owed_run {
+  tailor *t;
+  int64_t seqs[ENG_TRIGGERS_BATCH];
+  size_t n, failed;
+} owed_run;
+
+static int run_owed(void *ud, int64_t seq, const ev *e) {
+  owed_run *o = ud;
+  tailor *t = o->t;
+  tailor_error terr = {0};
+  ev *one = (ev *)e;
+  if (store_exec(t->st, "SAVEPOINT owed", &terr)) return TAILOR_ESTORE;
+  if (eng_run_triggers(t, &one, 1, &terr) != TAILOR_OK) {
+    o->failed++;
+    eng_log(t, TAILOR_LOG_ERROR, "triggers of event %lld failed again (%s); given up",
+            (long long)seq, terr.message);
+    tailor_error rerr = {0};
+    if (store_exec(t->st, "ROLLBACK TO owed", &rerr)) return TAILOR_ESTORE;
+  }
+  if (o->n < ENG_TRIGGERS_BATCH) o->seqs[o->n++] = seq;
+  return store_exec(t->st, "RELEASE owed", &terr) ? TAILOR_ESTORE : 0;
+}
+
+static void triggers_step(tailor *t) {
+  int64_t now = util_now_ms();
+  if (!atomic_load(&t->triggers_ready) || now - t->triggers_checked_ms < ENG_TRIGGERS_CHECK_MS)
+    return;
+  t->triggers_checked_ms = now;
+  owed_run *o = calloc(1, sizeof *o);
+  if (!o) return;
+  o->t = t;
+  tailor_error err = {0};
+  eng_writing = t;
+  int rc = store_begin(t->st, &err);
+  if (!rc) rc = store_triggers_overdue(t->st, ENG_TRIGGERS_OVERDUE_S, ENG_TRIGGERS_BATCH,
+                                       run_owed, o, &err);
+  if (!rc) rc = store_triggers_done(t->st, o->seqs, o->n, &err);
+  if (!rc) rc = store_commit(t->st, &err);
+  else store_rollback(t->st);
+  eng_writing = NULL;
+  if (rc)
+    eng_log(t, TAILOR_LOG_ERROR, "triggers owed by earlier events: %s; tried again later",
+            err.message);
+  else if (o->n)
+    eng_log(t, TAILOR_LOG_WARN, "triggers run again for %zu events a node committed without "
+            "them (%zu failed)", o->n, o->failed);
+  free(o);
 }
 
 static void *follow_main(void *arg) {
@@ -169,6 +238,7 @@ static void *follow_main(void *arg) {
     pthread_mutex_lock(&t->write_mu);
     follow_run r = {t, NULL, 0, 0, 0};
     int rc = follow_step(t, t->st_follow, &r, &e);
+    triggers_step(t);
     pthread_mutex_unlock(&t->write_mu);
     if (rc) {
       if (!down++) eng_log(t, TAILOR_LOG_ERROR, "log: %s; retrying", e.message);

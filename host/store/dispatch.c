@@ -205,3 +205,17 @@ int64_t store_contacts_since(store *s, const char *customer, const char *anon,
   if (!customer && !anon) return 0;
   return s->ops->contacts_since(s, customer, anon, campaign, since);
 }
+
+void store_triggers_owed(store *s, int on) {
+  if (s->ops->triggers_owed) s->ops->triggers_owed(s, on);
+}
+
+int store_triggers_done(store *s, const int64_t *seqs, size_t n, tailor_error *err) {
+  return s->ops->triggers_done && n ? s->ops->triggers_done(s, seqs, n, err) : TAILOR_OK;
+}
+
+int store_triggers_overdue(store *s, int after_s, int max, store_event_fn fn, void *ud,
+                           tailor_error *err) {
+  return s->ops->triggers_overdue ? s->ops->triggers_overdue(s, after_s, max, fn, ud, err)
+                                  : TAILOR_OK;
+}

@@ -41,6 +41,7 @@ typedef struct pg {
   char *url;
   int in_tx;
   int begin_due; /* BEGIN not sent yet: it goes with the first statement */
+  int owed;      /* appended events owe their triggers (store_triggers_owed) */
 } pg;
 
 static const store_ops pg_ops;
@@ -57,6 +58,11 @@ static const char schema[] =
     "  body text NOT NULL,"
     "  msg_id text UNIQUE);"
     "CREATE INDEX IF NOT EXISTS events_pos ON events(xid, seq);"
+    /* Since when an event owes its triggers (store_triggers_owed); NULL
+       when it owes none. */
+    "ALTER TABLE events ADD COLUMN IF NOT EXISTS triggers_owed timestamptz;"
+    "CREATE INDEX IF NOT EXISTS events_owed ON events(triggers_owed) "
+    "  WHERE triggers_owed IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS events_customer ON events(customer) WHERE customer IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS events_anon ON events(anon) WHERE anon IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS events_session ON events(session) WHERE session IS NOT NULL;"
@@ -447,10 +453,16 @@ static int pg_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
     /* Followers wake when this commits: the stored rows NOTIFY (one
        notification a transaction, PostgreSQL folds the same ones). */
     r = run(p,
-            "WITH ins AS (INSERT INTO events(ts,type,customer,anon,session,body,msg_id) "
-            "SELECT * FROM unnest($1::bigint[],$2::text[],$3::text[],$4::text[],"
-            "$5::text[],$6::text[],$7::text[]) ON CONFLICT (msg_id) DO NOTHING "
-            "RETURNING seq, msg_id) SELECT seq, msg_id, pg_notify('tailor_log', '') FROM ins",
+            p->owed
+                ? "WITH ins AS (INSERT INTO events(ts,type,customer,anon,session,body,msg_id,"
+                  "triggers_owed) SELECT *, now() FROM unnest($1::bigint[],$2::text[],"
+                  "$3::text[],$4::text[],$5::text[],$6::text[],$7::text[]) "
+                  "ON CONFLICT (msg_id) DO NOTHING RETURNING seq, msg_id) "
+                  "SELECT seq, msg_id, pg_notify('tailor_log', '') FROM ins"
+                : "WITH ins AS (INSERT INTO events(ts,type,customer,anon,session,body,msg_id) "
+                  "SELECT * FROM unnest($1::bigint[],$2::text[],$3::text[],$4::text[],"
+                  "$5::text[],$6::text[],$7::text[]) ON CONFLICT (msg_id) DO NOTHING "
+                  "RETURNING seq, msg_id) SELECT seq, msg_id, pg_notify('tailor_log', '') FROM ins",
             PG_APPEND_COLS, v, err, "store: append");
     if (!r) rc = TAILOR_ESTORE;
   }
@@ -1216,6 +1228,56 @@ static int64_t pg_contacts_since(store *base, const char *customer, const char *
   return n < 0 ? 0 : n;
 }
 
+/* Triggers owed by events of a node that died before running them. */
+static void pg_triggers_owed(store *base, int on) { ((pg *)base)->owed = on; }
+
+static int pg_triggers_done(store *base, const int64_t *seqs, size_t n, tailor_error *err) {
+  strbuf a = {0};
+  buf_putc(&a, '{');
+  for (size_t i = 0; i < n; i++) {
+    char v[24];
+    if (i) buf_putc(&a, ',');
+    buf_puts(&a, I64(v, seqs[i]));
+  }
+  buf_putc(&a, '}');
+  if (a.oom) {
+    buf_free(&a);
+    return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
+  }
+  const char *v[] = {a.s};
+  int rc = exec_params((pg *)base,
+                       "UPDATE events SET triggers_owed = NULL WHERE seq = ANY($1::bigint[]) "
+                       "AND triggers_owed IS NOT NULL",
+                       1, v, err, "store: triggers");
+  buf_free(&a);
+  return rc;
+}
+
+static int pg_triggers_overdue(store *base, int after_s, int max, store_event_fn fn, void *ud,
+                               tailor_error *err) {
+  char a[24], m[24];
+  const char *v[] = {I64(a, after_s), I64(m, max)};
+  PGresult *r = run((pg *)base,
+                    "SELECT seq, ts, body FROM events WHERE triggers_owed < "
+                    "now() - make_interval(secs => $1::int) ORDER BY seq LIMIT $2 "
+                    "FOR UPDATE SKIP LOCKED",
+                    2, v, err, "store: triggers");
+  if (!r) return TAILOR_ESTORE;
+  int rc = TAILOR_OK;
+  for (int i = 0; i < PQntuples(r) && rc == TAILOR_OK; i++) {
+    const char *body = PQgetvalue(r, i, 2);
+    int64_t seq = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+    if (!strcmp(body, "{}")) continue; /* erased since */
+    ev_limits lim = {(size_t)-1, (size_t)-1, strtoll(PQgetvalue(r, i, 1), NULL, 10), 1 << 20, 0, 1};
+    ev e;
+    if (ev_parse(body, (size_t)PQgetlength(r, i, 2), &lim, &e, NULL) != TAILOR_OK) continue;
+    rc = fn(ud, seq, &e);
+    ev_clear(&e);
+  }
+  PQclear(r);
+  return rc;
+}
+
 static const store_ops pg_ops = {
     .kind = "postgresql",
     .close = pg_close,
@@ -1255,6 +1317,9 @@ static const store_ops pg_ops = {
     .coupon_report = pg_coupon_report,
     .contact_add = pg_contact_add,
     .contacts_since = pg_contacts_since,
+    .triggers_owed = pg_triggers_owed,
+    .triggers_done = pg_triggers_done,
+    .triggers_overdue = pg_triggers_overdue,
     .outbox_claim = pg_outbox_claim,
     .outbox_mark_sent = pg_outbox_mark_sent,
     .outbox_settle = pg_outbox_settle,

@@ -154,6 +154,24 @@ typedef const ev *(*store_known_fn)(void *ud, int64_t seq);
 int store_scan_known(store *s, int64_t after, store_event_fn fn, void *ud,
                      store_known_fn known, tailor_error *err);
 
+/*
+** Triggers on a shared log (PostgreSQL), where the events commit before
+** their triggers run (they run once the events are applied in the log's
+** order): with store_triggers_owed(s, 1), the events a node appends are
+** marked as owing their triggers, and the transaction that writes the
+** triggers' outbox rows clears the mark (store_triggers_done).  A node that
+** dies between the two leaves the mark, and any node finds those events
+** with store_triggers_overdue (marked more than after_s seconds ago, at
+** most max, locked against the other nodes until the caller's transaction
+** ends) to run their triggers again; the outbox rows' idempotency keys
+** keep a second run from scheduling anything twice.  On SQLite the
+** triggers are in the events' transaction: these do nothing.
+*/
+void store_triggers_owed(store *s, int on);
+int store_triggers_done(store *s, const int64_t *seqs, size_t n, tailor_error *err);
+int store_triggers_overdue(store *s, int after_s, int max, store_event_fn fn, void *ud,
+                           tailor_error *err);
+
 /* Event counts by type, as a JSON object {"view": 10, ...}; new reference. */
 json_t *store_event_counts(store *s);
 

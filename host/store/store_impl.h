@@ -77,6 +77,12 @@ typedef struct store_ops {
                      int64_t ts, tailor_error *err);
   int64_t (*contacts_since)(store *s, const char *customer, const char *anon,
                             const char *campaign, int64_t since);
+  /* A shared log's triggers owed (store.h); NULL on a store whose events
+     and triggers commit together. */
+  void (*triggers_owed)(store *s, int on);
+  int (*triggers_done)(store *s, const int64_t *seqs, size_t n, tailor_error *err);
+  int (*triggers_overdue)(store *s, int after_s, int max, store_event_fn fn, void *ud,
+                          tailor_error *err);
 } store_ops;
 
 struct store {
