@@ -194,11 +194,44 @@ TAILOR_EXTERN int tailor_coupon_check(tailor *t, const char *code, char **json,
                                       tailor_error *err);
 
 /*
+** Email capture with double opt-in.  tailor_subscribe() records a pending
+** request for an address and schedules its confirmation email (template
+** "confirm_email" on the optin.channel channel, delivered as any outbox
+** row, tailor_deliver_due) with a link to optin.confirm_url signed with
+** optin.secret; the address is stored on no profile yet.  `request_json`:
+**   {"email": "ada@example.com", "anon": "v1" or "customer": "c1",
+**    "purpose": "newsletter", "text": "the consent text the visitor saw",
+**    "source": "popup:newsletter_10"}
+** (source optional, "api" by default).  `*json`: {"status": "pending",
+** "expires": ms}.  Errors: TAILOR_EFIELD for a missing, mistyped or
+** unknown field, TAILOR_EINVAL for an address that is none (the message
+** says why) or one sent DEF_OPTIN_MAX_PER_ADDRESS (3) confirmations within
+** a day, TAILOR_EUNSUPPORTED when email capture is off (no optin.secret or
+** optin.confirm_url) or the store is not SQLite; nothing is stored then.
+**
+** tailor_confirm() takes the link's token ("<id>.<expiry>.<signature>")
+** and, only if it is signed with optin.secret, not expired and its request
+** still pending, stores the address on the customer with consent to email
+** (for an anonymous visitor, on the customer "sub-<24 hex digits>" linked
+** to the visitor), records the consent (purpose, text, source, times; kept
+** until tailor_forget) and hands on_event a consent event with
+** props.double_opt_in, in one transaction.  `*json`: {"confirmed": true,
+** "customer", "email", "purpose", "source", "at"}.  A forged, malformed,
+** expired or used link is TAILOR_EINVAL with a message that says which, a
+** request that is gone TAILOR_ENOTFOUND; nothing changes then.
+*/
+TAILOR_EXTERN int tailor_subscribe(tailor *t, const char *request_json, size_t len,
+                                   char **json, tailor_error *err);
+TAILOR_EXTERN int tailor_confirm(tailor *t, const char *token, char **json,
+                                 tailor_error *err);
+
+/*
 ** Everything tailor holds on one customer (GDPR right of access) as a JSON
 ** object: the stored profile with email and phone, linked anonymous ids,
 ** every event of theirs (and of those ids and sessions) as stored, the
 ** outbox and delivery ledger, experiment exposures, coupons and the
-** contacts frequency caps count, and the index's
+** contacts frequency caps count, email capture's consent records, and the
+** index's
 ** figures ("index": what tailor_customer() gives, or null).  What
 ** tailor_forget() erases is exactly what this lists.  `*json` is freed with
 ** tailor_free().  An unknown customer gives an empty export, not an error.
@@ -209,7 +242,8 @@ TAILOR_EXTERN int tailor_export_customer(tailor *t, const char *customer, char *
 /*
 ** Erase a customer (GDPR right to erasure): their events, those of the
 ** anonymous ids linked to them and of their sessions, their profile,
-** identities, outbox rows, delivery ledger and experiment exposures are
+** identities, outbox rows, delivery ledger, experiment exposures and
+** consent records (also those that name their address) are
 ** deleted from the store (securely, in one transaction, the WAL truncated
 ** after), their in-memory profile and session ids are cleared and the
 ** checkpoint is written again, so that no copy of them is left once the

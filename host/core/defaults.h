@@ -97,6 +97,8 @@
   X(DELIVERY_LEASE_MS, 300000, "delivery.lease_ms", "ms",                    \
     "a row being sent is another sender's again after this long (a crash "   \
     "mid-send); keep it above the channels' timeouts")                       \
+  X(OPTIN_LINK_TTL_S, 172800, "optin.link_ttl_s", "s",                       \
+    "how long the link of a double opt-in confirmation email stays valid")  \
                                                                              \
   /* ** The server's keys (server/server.h) */                               \
   X(SERVER_MAX_LINE_BYTES, 65536, "server.max_line_bytes", "bytes",          \
@@ -155,6 +157,10 @@
     "when its category has too few repeat purchases to learn its own")       \
   X(LUA_MAX_EXPOSURES, 64, "", "exposures",                                  \
     "distinct experiment exposures one handler call records")                \
+  X(OPTIN_MAX_PER_ADDRESS, 3, "", "emails",                                  \
+    "confirmation emails one address is sent within a day (subscribe)")     \
+  X(OPTIN_MAX_TEXT_BYTES, 2000, "", "bytes",                                 \
+    "longest consent text (what the visitor was shown) a subscribe keeps")  \
   X(COUPON_TTL_S, 7 * 86400, "", "s",                                        \
     "tailor.coupon(tier): how long a code stays redeemable without opts.ttl") \
   X(CAPS_WINDOW_HOURS, 24, "", "hours",                                      \

@@ -17,6 +17,14 @@ int64_t util_now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+const char *util_iso_time(int64_t ms, char *buf, size_t n) {
+  time_t s = (time_t)(ms / 1000);
+  struct tm tm;
+  if (!gmtime_r(&s, &tm) || !strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm))
+    snprintf(buf, n, "%lld", (long long)ms);
+  return buf;
+}
+
 uint64_t util_mono_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -16,6 +16,10 @@
 /* Wall-clock milliseconds since the epoch. */
 int64_t util_now_ms(void);
 
+/* `ms` (since the epoch) as "2026-12-04T10:00:00Z" in `buf` (n bytes, 21
+   are enough); returns buf.  For messages that name a time. */
+const char *util_iso_time(int64_t ms, char *buf, size_t n);
+
 /* Monotonic nanoseconds, for latency figures. */
 uint64_t util_mono_ns(void);
 

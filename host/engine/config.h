@@ -83,7 +83,18 @@
   N(deliver_max_attempts, DELIVERY_MAX_ATTEMPTS)                             \
   N(deliver_backoff_ms, DELIVERY_BACKOFF_BASE_MS)                            \
   N(deliver_backoff_max_ms, DELIVERY_BACKOFF_MAX_MS)                         \
-  N(deliver_lease_ms, DELIVERY_LEASE_MS)
+  N(deliver_lease_ms, DELIVERY_LEASE_MS)                                     \
+  S(optin_secret, "optin.secret", STR, "",                                   \
+    "key (16 bytes or more) that signs the links of double opt-in "         \
+    "confirmation emails (email capture, docs/server.md); \"\" turns email "  \
+    "capture off")                                                           \
+  S(optin_url, "optin.confirm_url", STR, "",                                 \
+    "where confirmation emails link to: tailor serve's GET /v1/confirm as "  \
+    "visitors reach it (https://shop.example/tailor/v1/confirm); \"\" turns " \
+    "email capture off")                                                     \
+  N(optin_ttl_s, OPTIN_LINK_TTL_S)                                           \
+  S(optin_channel, "optin.channel", STR, "email",                           \
+    "the delivery channel (a plugin's) that confirmation emails go through")
 
 typedef struct config {
 #define CONFIG_FIELD_STR(f) char *f;

@@ -276,7 +276,11 @@ static int deliver_one(tailor *t, delivery *d) {
             d->key, d->channel);
     return 0;
   }
-  int verdict = ask_strategy(t, d, &e);
+  /* A double opt-in confirmation is the host's own row (engine/optin.c):
+     no strategy is asked, and it goes to the address of the pending
+     request, which has no consent to check yet and counts against no cap. */
+  int optin = !strncmp(d->key, ENG_OPTIN_KEY, sizeof ENG_OPTIN_KEY - 1);
+  int verdict = optin ? 1 : ask_strategy(t, d, &e);
   if (verdict < 0) {
     /* Not sent unasked: a strategy that cannot answer now may after a fix
        (strategies reload by themselves). */
@@ -290,7 +294,11 @@ static int deliver_one(tailor *t, delivery *d) {
     return 0;
   }
   char *email = NULL;
-  const char *stop = recheck(t, d, ch, &email, why, sizeof why);
+  const char *stop = NULL;
+  if (!optin)
+    stop = recheck(t, d, ch, &email, why, sizeof why);
+  else if (!(email = eng_optin_recipient(t, json_object_get(d->row, "vars"), why, sizeof why)))
+    stop = why;
   if (stop) {
     settle(t, d, "cancelled", 0, stop);
     free(email);
@@ -311,7 +319,7 @@ static int deliver_one(tailor *t, delivery *d) {
       pthread_mutex_unlock(&t->write_mu);
       if (src) eng_log(t, TAILOR_LOG_ERROR, "delivery: sent %s but %s", d->key, e.message);
       sent = 1;
-      if ((ch->flags & TAILOR_CHANNEL_EMAIL) && d->customer) record_email(t, d);
+      if ((ch->flags & TAILOR_CHANNEL_EMAIL) && d->customer && !optin) record_email(t, d);
     } else if (rc == TAILOR_SEND_FAIL) {
       eng_log(t, TAILOR_LOG_WARN, "delivery: %s to %s is dead: %s", d->key, d->channel, why);
       settle(t, d, "dead", 0, why);

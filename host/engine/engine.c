@@ -319,7 +319,8 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
     return NULL;
   }
   t->log = log_stderr;
-  if (config_parse(&t->cfg, config_json, err)) {
+  if (config_parse(&t->cfg, config_json, err) || eng_optin_check_config(&t->cfg, err)) {
+    config_free(&t->cfg);
     free(t);
     return NULL;
   }

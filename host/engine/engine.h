@@ -202,6 +202,27 @@ void lapi_push_session(lua_State *L, tailor *t, const char *session);
 int eng_ingest(tailor *t, ev *const *evs, size_t n, tailor_error *err);
 
 /*
+** The same for the events that store a confirmed address (engine/optin.c):
+** committed only if the double opt-in request `consent` is still pending,
+** in the transaction that marks it confirmed; otherwise refused with the
+** store's reason (TAILOR_EINVAL: used or expired; TAILOR_ENOTFOUND),
+** nothing stored.
+*/
+int eng_ingest_confirmed(tailor *t, ev *const *evs, size_t n, const char *consent,
+                         tailor_error *err);
+
+/* The outbox keys of double opt-in confirmation emails ("optin:<id>"):
+   the host's own rows, which delivery sends to the address of the pending
+   request (eng_optin_recipient) without asking a strategy. */
+#define ENG_OPTIN_KEY "optin:"
+/* A bad optin.secret (too short) or optin.confirm_url (not http(s)) at
+   open: TAILOR_ECONFIG naming the key. */
+int eng_optin_check_config(const config *c, tailor_error *err);
+/* The address a confirmation row goes to, as a new string, or NULL with
+   why in `why` (the request was confirmed, expired or erased since). */
+char *eng_optin_recipient(tailor *t, json_t *vars, char *why, size_t n);
+
+/*
 ** Run the strategies' on_event handler on events just appended and
 ** applied (not duplicates), and write what it schedules or cancels to the
 ** outbox, inside the caller's open transaction (engine/trigger.c).  A

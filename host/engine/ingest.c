@@ -29,6 +29,7 @@ static ev_limits limits_of(tailor *t) {
 struct commit_req {
   ev **evs;
   size_t n;
+  const char *consent; /* a double opt-in these events confirm, or NULL */
   int rc;
   int done;
   tailor_error err;
@@ -101,6 +102,30 @@ static int redeem_coupons(tailor *t, commit_req *group, tailor_error *err) {
   return TAILOR_OK;
 }
 
+/*
+** The events of a confirmed double opt-in (engine/optin.c) are stored only
+** if their request is still pending, in the transaction that marks it
+** confirmed: a link clicked twice at once works once, and the other caller
+** is refused alone, like a coupon redeemed twice.
+*/
+static int confirm_consents(tailor *t, commit_req *group, tailor_error *err) {
+  for (commit_req *r = group; r; r = r->next) {
+    if (!r->consent || r->rc) continue;
+    if (store_exec(t->st, "SAVEPOINT optin", err)) return TAILOR_ESTORE;
+    int rc = store_consent_confirm(t->st, r->consent, util_now_ms(), &r->err);
+    if (rc == TAILOR_ESTORE) {
+      *err = r->err;
+      return rc;
+    }
+    if (rc) {
+      r->rc = rc;
+      if (store_exec(t->st, "ROLLBACK TO optin", err)) return TAILOR_ESTORE;
+    }
+    if (store_exec(t->st, "RELEASE optin", err)) return TAILOR_ESTORE;
+  }
+  return TAILOR_OK;
+}
+
 static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
   size_t n = 0;
   for (commit_req *r = group; r; r = r->next) n += r->n;
@@ -130,6 +155,7 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
   int applied = 0, rc = seqs ? store_begin(t->st, err)
                              : util_fail(err, TAILOR_ENOMEM, NULL, "ingest: out of memory");
   if (rc == TAILOR_OK) rc = redeem_coupons(t, group, err);
+  if (rc == TAILOR_OK) rc = confirm_consents(t, group, err);
   n = 0; /* the events of the callers not refused */
   for (commit_req *r = group; r; r = r->next)
     for (size_t i = 0; !r->rc && i < r->n; i++) all[n++] = r->evs[i];
@@ -177,8 +203,9 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
 ** concurrent ingestion this turns N fsyncs into one, and every caller still
 ** returns only once its events are durable.
 */
-static int commit_events(tailor *t, ev **evs, size_t n, tailor_error *err) {
-  commit_req me = {evs, n, 0, 0, {0}, NULL};
+static int commit_events(tailor *t, ev **evs, size_t n, const char *consent,
+                         tailor_error *err) {
+  commit_req me = {evs, n, consent, 0, 0, {0}, NULL};
   pthread_mutex_lock(&t->commit_mu);
   commit_req **tail = &t->commit_queue;
   while (*tail) tail = &(*tail)->next;
@@ -376,7 +403,23 @@ static int check_pref_removals(ev *const *evs, size_t n, tailor_error *err) {
   return TAILOR_OK;
 }
 
+static int ingest(tailor *t, ev *const *evs, size_t n, const char *consent,
+                  tailor_error *err);
+
 int eng_ingest(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
+  return ingest(t, evs, n, NULL, err);
+}
+
+int eng_ingest_confirmed(tailor *t, ev *const *evs, size_t n, const char *consent,
+                         tailor_error *err) {
+  if (store_shared(t->st))
+    return util_fail(err, TAILOR_EUNSUPPORTED, NULL,
+                     "confirm: email capture needs the SQLite store for now");
+  return ingest(t, evs, n, consent, err);
+}
+
+static int ingest(tailor *t, ev *const *evs, size_t n, const char *consent,
+                  tailor_error *err) {
   if (!n) return TAILOR_OK;
   int qrc = check_pref_removals(evs, n, err);
   if (!qrc) qrc = check_quiz_answers(t, evs, n, err);
@@ -406,7 +449,7 @@ int eng_ingest(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
     evs = kept;
     n -= m;
   }
-  int rc = n ? commit_events(t, (ev **)evs, n, err) : TAILOR_OK;
+  int rc = n ? commit_events(t, (ev **)evs, n, consent, err) : TAILOR_OK;
   if (rc != TAILOR_OK || !n) {
     free(kept);
     return rc;

@@ -162,6 +162,27 @@ static int l_prefs(lua_State *L) {
   return push_decoded(L, s);
 }
 
+/* e:subscribe{email =, anon = or customer =, purpose =, text =, source =}
+   -> {status = "pending", expires} | nil, message, code */
+static int l_subscribe(lua_State *L) {
+  tailor **t = check_engine(L);
+  size_t len;
+  const char *req = json_arg(L, 2, &len);
+  char *s = NULL;
+  tailor_error err = {0};
+  if (tailor_subscribe(*t, req, len, &s, &err)) return push_error(L, &err);
+  return push_decoded(L, s);
+}
+
+/* e:confirm(token) -> {confirmed = true, customer, email, ...} | nil, message, code */
+static int l_confirm(lua_State *L) {
+  tailor **t = check_engine(L);
+  char *s = NULL;
+  tailor_error err = {0};
+  if (tailor_confirm(*t, luaL_checkstring(L, 2), &s, &err)) return push_error(L, &err);
+  return push_decoded(L, s);
+}
+
 /* e:export_customer(id) -> everything held on them */
 static int l_export(lua_State *L) {
   tailor **t = check_engine(L);
@@ -220,7 +241,7 @@ int luaopen_tailor(lua_State *L) {
       {"customer", l_customer}, {"forget", l_forget},
       {"coupon_check", l_coupon_check}, {"export_customer", l_export},
       {"outbox", l_outbox}, {"report_experiments", l_report},
-      {"prefs", l_prefs},
+      {"prefs", l_prefs},   {"subscribe", l_subscribe}, {"confirm", l_confirm},
       {"close", l_close},   {NULL, NULL},
   };
   static const luaL_Reg fns[] = {{"open", l_open}, {NULL, NULL}};

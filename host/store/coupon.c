@@ -175,7 +175,8 @@ int64_t sq_contacts_since(store *s, const char *customer, const char *anon,
       "     + (SELECT count(*) FROM coupons WHERE (customer=?1 OR anon=?2) AND issued>=?3"
       "         AND (?4 IS NULL OR tier=?4))"
       "     + (SELECT count(*) FROM outbox WHERE customer=?1 AND created>=?3"
-      "         AND state IN ('pending','sending','sent') AND (?4 IS NULL OR template=?4))";
+      "         AND state IN ('pending','sending','sent') AND (?4 IS NULL OR template=?4)"
+      "         AND " SQ_NOT_OPTIN ")";
   sqlite3 *db = store_db(s);
   sqlite3_stmt *st;
   int64_t n = 0;

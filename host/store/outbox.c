@@ -159,7 +159,7 @@ int64_t sq_outbox_sent_since(store *s, const char *customer, const char *channel
   if (!customer ||
       sqlite3_prepare_v2(store_db(s),
                          "SELECT count(*) FROM outbox_sent WHERE customer = ? AND "
-                         "channel = ? AND sent >= ?",
+                         "channel = ? AND sent >= ? AND " SQ_NOT_OPTIN,
                          -1, &st, NULL) != SQLITE_OK)
     return 0;
   sq_bind_text(st, 1, customer);

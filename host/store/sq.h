@@ -1,5 +1,6 @@
 /*
-** sq.h: what the SQLite store's files (store.c, outbox.c, coupon.c) share.
+** sq.h: what the SQLite store's files (store.c, outbox.c, coupon.c,
+** consent.c) share.
 */
 #ifndef TAILOR_STORE_SQ_H
 #define TAILOR_STORE_SQ_H
@@ -13,5 +14,21 @@ static inline void sq_bind_text(sqlite3_stmt *st, int i, const char *v) {
   else
     sqlite3_bind_null(st, i);
 }
+
+/*
+** Outbox rows the host schedules itself: the confirmation emails of double
+** opt-in (engine/optin.c, keys "optin:<id>").  A visitor asked for each, so
+** neither a frequency cap nor the weekly email cap counts them.
+*/
+#define SQ_NOT_OPTIN "key NOT LIKE 'optin:%'"
+
+/*
+** The consent records (store/consent.c) of the person ?1: asked for them,
+** for one of their anonymous ids, or for the address their profile holds.
+** What erasure deletes and an export lists.
+*/
+#define CONSENTS_OF                                                    \
+  "(customer=?1 OR anon IN (SELECT anon FROM identities WHERE customer=?1) " \
+  "OR email IN (SELECT email FROM customers WHERE id=?1))"
 
 #endif /* TAILOR_STORE_SQ_H */

@@ -152,6 +152,23 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "  UPDATE event_counts SET n = n - 1 WHERE type = old.type;"
     "  DELETE FROM outcomes WHERE seq = old.seq;"
     "END;",
+    /* 7 -> 8: email capture with double opt-in (store/consent.c): each
+       request for an address, pending until its link is followed, then
+       the consent record kept for audit. */
+    "CREATE TABLE consents("
+    "  id TEXT PRIMARY KEY,"
+    "  customer TEXT NOT NULL, anon TEXT,"
+    "  email TEXT NOT NULL,"
+    "  purpose TEXT NOT NULL,"
+    "  text TEXT NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  requested INTEGER NOT NULL,"
+    "  expires INTEGER NOT NULL,"
+    "  state TEXT NOT NULL DEFAULT 'pending',"
+    "  confirmed INTEGER);"
+    "CREATE INDEX consents_customer ON consents(customer);"
+    "CREATE INDEX consents_anon ON consents(anon) WHERE anon IS NOT NULL;"
+    "CREATE INDEX consents_email ON consents(email, requested);",
 };
 
 int store_fail(tailor_error *err, int code, sqlite3 *db, const char *what) {
@@ -699,6 +716,13 @@ static int sq_forget(store *base, const char *customer, int64_t *events, json_t 
       "(SELECT anon FROM identities WHERE customer=?1)",
       "DELETE FROM contacts WHERE unit=?1 OR unit IN "
       "(SELECT anon FROM identities WHERE customer=?1)",
+      /* Before the profile goes: their address, asked for by anyone, and
+         the confirmation emails of those requests (the text they quote). */
+      "DELETE FROM outbox WHERE key IN (SELECT 'optin:' || id FROM consents WHERE "
+      CONSENTS_OF ")",
+      "DELETE FROM outbox_sent WHERE key IN (SELECT 'optin:' || id FROM consents WHERE "
+      CONSENTS_OF ")",
+      "DELETE FROM consents WHERE " CONSENTS_OF,
       "DELETE FROM outbox WHERE customer=?1",
       "DELETE FROM outbox_sent WHERE customer=?1",
       "DELETE FROM customers WHERE id=?1",
@@ -808,6 +832,8 @@ static json_t *sq_export_customer(store *base, const char *customer, tailor_erro
                   "ORDER BY issued"},
       {"contacts", "SELECT channel, campaign, ts FROM contacts WHERE unit=?1 OR unit IN "
                    "(SELECT anon FROM identities WHERE customer=?1) ORDER BY ts"},
+      {"consents", "SELECT id, email, purpose, text, source, anon, requested, expires, state, "
+                   "confirmed FROM consents WHERE " CONSENTS_OF " ORDER BY requested"},
   };
   json_t *out = json_pack("{ss}", "customer", customer);
   for (size_t i = 0; out && i < sizeof parts / sizeof *parts; i++) {
@@ -852,7 +878,8 @@ static int64_t sq_outbox_recent(store *base, const char *customer, const char *c
   int64_t n = 0;
   if (sqlite3_prepare_v2(s->db,
                          "SELECT count(*) FROM outbox WHERE customer=? AND channel=? "
-                         "AND created>=? AND state IN ('pending','sending','sent')",
+                         "AND created>=? AND state IN ('pending','sending','sent') "
+                         "AND " SQ_NOT_OPTIN,
                          -1, &st, NULL) != SQLITE_OK)
     return 0;
   sq_bind_text(st, 1, customer);

@@ -26,7 +26,7 @@
 typedef struct store store;
 
 /* The schema version this build writes; older stores are migrated. */
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 typedef struct store_options {
   int synchronous_full;  /* 1: PRAGMA synchronous=FULL (survives power loss);
@@ -193,7 +193,8 @@ char *store_identity(store *s, const char *anon);
 ** Erase a customer (the right to erasure): their events, those of the
 ** anonymous ids linked to them and those of their sessions (also the ones
 ** that named neither), their experiment exposures, coupons, contacts
-** (frequency caps), profile, identities, outbox rows and delivery ledger,
+** (frequency caps), consent records (asked for them, one of those ids or
+** their address), profile, identities, outbox rows and delivery ledger,
 ** in one transaction; then the WAL is
 ** checkpointed and truncated, so no copy of the erased rows is left in the
 ** database or its WAL (secure_delete zeroes freed space).  *events (may be
@@ -211,7 +212,8 @@ int store_forget(store *s, const char *customer, int64_t *events, json_t **sessi
 ** theirs, of those ids and of their sessions, as stored, with "seq"),
 ** "outbox" (scheduled messages), "deliveries" (the ledger of what was
 ** sent), "exposures" (experiments they were in), "coupons" and "contacts"
-** (what frequency caps count).  NULL with `err` on
+** (what frequency caps count), "consents" (email capture's records, pending
+** and confirmed).  NULL with `err` on
 ** failure.  The rows are the same that store_forget() deletes.
 */
 json_t *store_export_customer(store *s, const char *customer, tailor_error *err);
@@ -321,13 +323,40 @@ int store_contact_add(store *s, const char *unit, const char *channel,
 int64_t store_contacts_since(store *s, const char *customer, const char *anon,
                              const char *campaign, int64_t since);
 
+/*
+** Consents (store/consent.c): an address asked for with double opt-in
+** (engine/optin.c).  A row is pending until its confirmation link is
+** followed, then confirmed and kept as the record of the consent (purpose,
+** the text the visitor was shown, where, when) until the person is erased.
+** SQLite only for now: TAILOR_EUNSUPPORTED on another store.
+*/
+/* Inside the caller's transaction: add a pending request, a JSON object
+   {id, customer, anon, email, purpose, text, source, requested, expires}
+   (ms), and delete the pending requests that expired before it: an
+   unconfirmed address is kept no longer than its link lives. */
+int store_consent_add(store *s, json_t *row, tailor_error *err);
+
+/* The request `id` as a new JSON object (the row's columns; confirmed is
+   null while pending), or NULL with `err`: TAILOR_ENOTFOUND when there is
+   none (never made, expired and deleted, or erased). */
+json_t *store_consent_get(store *s, const char *id, tailor_error *err);
+
+/* Inside the caller's transaction: mark the pending request `id`
+   confirmed at `now`.  TAILOR_ENOTFOUND when there is none, TAILOR_EINVAL
+   when it was confirmed before or has expired (the message says which
+   and when); nothing changes then. */
+int store_consent_confirm(store *s, const char *id, int64_t now, tailor_error *err);
+
+/* Requests made for `email` since `since` (ms): what a day's limit counts. */
+int64_t store_consents_since(store *s, const char *email, int64_t since);
+
 /* Run SQL with no result in the store's own dialect (migrations,
    maintenance, tests). */
 int store_exec(store *s, const char *sql, tailor_error *err);
 
 /*
 ** SQLite only, for the files that work on its handle (store.c,
-** outbox.c, coupon and console queries not yet behind the table),
+** outbox.c, coupon, consent and console queries not yet behind the table),
 ** benchmarks and tests.  store_db is NULL for any other store: a caller
 ** says the feature needs SQLite rather than crash.  store_fail fills `err`
 ** with `code` and "<what>: <SQLite's message for the last call on db>"

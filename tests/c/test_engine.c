@@ -38,7 +38,8 @@ static tailor *open_engine(const char *db, const char *strategies) {
   snprintf(cfg, sizeof cfg,
            "{\"db\":\"%s\",\"strategies\":\"%s\",\"store\":{\"synchronous_full\":"
            "false},\"lua\":{\"instruction_budget\":200000,\"memory_limit_mb\":8,"
-           "\"reload_interval_ms\":0}}",
+           "\"reload_interval_ms\":0},\"optin\":{\"secret\":\"test-optin-secret-0123\","
+           "\"confirm_url\":\"https://shop.example/confirm\"}}",
            db, strategies);
   tailor_error err = {0};
   tailor *t = tailor_open(cfg, &err);
@@ -673,6 +674,13 @@ static void copy_file(const char *from, const char *to) {
   if (b) fclose(b);
 }
 
+/* The WAL file of a SQLite store (a static buffer). */
+static const char *wal_of(const char *db) {
+  static char wal[800];
+  snprintf(wal, sizeof wal, "%s-wal", db);
+  return wal;
+}
+
 /* Erasure sticks: after tailor_forget no byte of the customer's email, id or
    session is left in the store, its WAL or the checkpoint, and neither a
    clean restart nor a crash right after the erase brings them back. */
@@ -694,18 +702,43 @@ static void test_erasure_sticks(void) {
   CHECK_INT(ingest(t, "{\"type\":\"purchase\",\"customer\":\"cust-erase-7731\",\"order_id\":\"o1\","
                       "\"items\":[{\"id\":\"a\",\"price\":10}]}"), 0);
   CHECK_INT(ingest(t, "{\"type\":\"view\",\"item\":\"a\",\"anon\":\"someone-else\"}"), 0);
+  /* Email capture: an address they confirmed (its consent record), and one
+     their visitor asked for and never confirmed (pending, with the text). */
+  static const char sub_customer[] =
+      "{\"email\":\"ada-optin-91@example.com\",\"customer\":\"cust-erase-7731\","
+      "\"purpose\":\"newsletter\",\"text\":\"consent-text-3317\"}";
+  static const char sub_visitor[] =
+      "{\"email\":\"ada-pending-55@example.com\",\"anon\":\"anon-erase-88\","
+      "\"purpose\":\"newsletter\",\"text\":\"consent-text-3317\"}";
+  char *answer = NULL, *rows = NULL;
+  CHECK_INT(tailor_subscribe(t, sub_customer, strlen(sub_customer), &answer, NULL), TAILOR_OK);
+  tailor_free(answer);
+  CHECK_INT(tailor_outbox_list(t, NULL, "cust-erase-7731", &rows, NULL), TAILOR_OK);
+  const char *tok = rows ? strstr(rows, "token=") : NULL;
+  char token[200] = "";
+  if (tok) snprintf(token, sizeof token, "%.*s", (int)strcspn(tok + 6, "\""), tok + 6);
+  tailor_free(rows);
+  CHECK_INT(tailor_confirm(t, token, &answer, NULL), TAILOR_OK);
+  tailor_free(answer);
+  CHECK_INT(tailor_subscribe(t, sub_visitor, strlen(sub_visitor), &answer, NULL), TAILOR_OK);
+  tailor_free(answer);
   sqlite3 *raw = NULL;
   CHECK_INT(sqlite3_open(db, &raw), SQLITE_OK);
   CHECK_INT(sqlite3_exec(raw, "INSERT INTO exposures VALUES('exp','cust-erase-7731','a',1)", NULL,
                          NULL, NULL), SQLITE_OK);
   sqlite3_close(raw);
+  CHECK(file_has(db, "ada-pending-55@example.com") || file_has(wal_of(db), "ada-pending-55@example.com"));
   CHECK_INT(tailor_checkpoint(t, NULL), TAILOR_OK);
   CHECK(file_has(ckpt, "cust-erase-7731")); /* the test can see them before */
   int64_t erased = 0;
   CHECK_INT(tailor_forget(t, "cust-erase-7731", &erased, NULL), TAILOR_OK);
-  CHECK_INT(erased, 5); /* profile, view, the session's page view, identify, purchase */
+  /* profile, view, the session's page view, identify, purchase; the
+     confirmed address's profile and consent */
+  CHECK_INT(erased, 7);
   static const char *const traces[] = {"cust-erase-7731", "ada-unique@example.com",
-                                       "anon-erase-88", "sess-erase-42"};
+                                       "anon-erase-88", "sess-erase-42",
+                                       "ada-optin-91@example.com", "ada-pending-55@example.com",
+                                       "consent-text-3317"};
   char wal[800], copy[700], copy_ckpt[800];
   snprintf(wal, sizeof wal, "%s-wal", db);
   for (size_t i = 0; i < sizeof traces / sizeof *traces; i++) {
