@@ -12,6 +12,15 @@
 -- purchase propensity (ctx.session.propensity, fitted on the shop's
 -- history) is above settings.popup.hold_above: it would likely buy anyway;
 -- the next offer without a percent may still show.
+--
+-- Email capture comes first on the triggers of settings.popup.email_capture
+-- (staying on a page, idling): a visitor whose address tailor does not
+-- have with consent, and who has not declined marketing, is asked for it
+-- with an incentive, as a popup of kind "email_capture" (name, title,
+-- message, purpose, consent_text, source, incentive {percent, text}).  The
+-- storefront shows a field and the consent text and sends them to
+-- POST /v1/subscribe; the incentive comes by email once the address is
+-- confirmed (triggers.lua).
 
 local settings = require "lib.settings"
 
@@ -26,9 +35,23 @@ local function triggered(ctx)
   return false
 end
 
+local function email_capture(ctx)
+  local ask, c = settings.popup.email_capture, ctx.customer
+  if not ask or not ask.triggers[ctx.context.trigger] then return nil end
+  if (c.has_email and c.consent.email) or not c.consent.marketing then return nil end
+  local incentive = ask.incentive
+  return {
+    kind = "email_capture", name = ask.name, title = ask.title, message = ask.message,
+    purpose = ask.purpose, consent_text = ask.consent_text, source = "popup:" .. ask.name,
+    incentive = incentive and { percent = incentive.percent, text = incentive.text } or nil,
+  }
+end
+
 local function popup(ctx)
   local s = ctx.session
   if s.popups_shown > 0 or s.purchased or not triggered(ctx) then return nil end
+  local ask = email_capture(ctx)
+  if ask then return ask end
   for _, offer in ipairs(settings.popup.offers) do
     local held = offer.percent and settings.popup.hold_above and s.propensity
       and s.propensity > settings.popup.hold_above

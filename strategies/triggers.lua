@@ -3,6 +3,8 @@
 -- engine keeps them in the outbox and re-checks consent and the weekly cap.
 --
 --   welcome              on signup, right away
+--   subscribed           when an address from email capture is confirmed
+--                        (double opt-in), with the incentive's code
 --   abandoned cart       an hour after the last cart change, with what is bought
 --                        with the cart's items; a purchase cancels it
 --   browse abandonment   hours after viewing without carting; a cart cancels it
@@ -88,6 +90,24 @@ local on = {}
 function on.signup(ctx, ev)
   return { schedule = { { key = "welcome:" .. ev.customer, template = template(ctx, "welcome"),
                           delay = 0, vars = { items = picks(ctx) } } } }
+end
+
+-- An address confirmed through the double opt-in of email capture (the
+-- host's consent event, props.double_opt_in): the welcome, with a code of
+-- the incentive the popup promised when it came from that popup.
+function on.consent(ctx, ev)
+  local p = ev.props or {}
+  if not p.double_opt_in then return nil end
+  local vars = { items = picks(ctx) }
+  local ask = settings.popup.email_capture
+  local incentive = ask and p.source == "popup:" .. ask.name and ask.incentive
+  if incentive then
+    local coupon = tailor.coupon(incentive.tier, { percent = incentive.percent,
+                                                   ttl = (incentive.ttl_days or 7) * 86400 })
+    if coupon then vars.coupon, vars.percent = coupon.code, incentive.percent end
+  end
+  return { schedule = { { key = "subscribed:" .. p.double_opt_in, delay = 0,
+                          template = template(ctx, "subscribed"), vars = vars } } }
 end
 
 function on.add_to_cart(ctx, ev)

@@ -80,6 +80,23 @@ return {
     cart_value = 75,     -- a cart worth this much may trigger a popup
     hold_above = 0.6,    -- no discount when the session's purchase propensity
                          -- is above this (nil: always offer)
+    -- Email capture (popup.lua): a visitor with no address on file who
+    -- stays on a page (time_on_page) or idles (inactivity) is asked for
+    -- their email first, with an incentive.  The storefront shows the
+    -- popup's consent_text beside the field and sends it with the address
+    -- (POST /v1/subscribe); the address counts only once confirmed through
+    -- the link tailor emails (double opt-in).  On confirmation triggers.lua
+    -- sends the welcome with a code of the incentive's tier.  nil: never.
+    email_capture = {
+      name = "newsletter_10", triggers = { time_on_page = true, inactivity = true },
+      title = "10% off your first order",
+      message = "Join our newsletter: new arrivals and offers, twice a month.",
+      purpose = "newsletter",
+      consent_text = "Yes, email me the newsletter with news and offers. "
+        .. "I can withdraw my consent at any time.",
+      incentive = { tier = "WELCOME10", percent = 10, ttl_days = 30,
+                    text = "10% off your first order, emailed once you confirm" },
+    },
   },
 
   discount = {

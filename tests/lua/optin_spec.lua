@@ -1,9 +1,10 @@
 -- optin_spec.lua: email capture with double opt-in (issue 20 item 1, the
--- email half), on the real engine: a subscribe stores no address on anyone
--- and schedules the confirmation email through the outbox; only the signed
--- link stores it, with consent to email and a consent record; a forged,
--- malformed, expired or used link and a malformed address change nothing;
--- erasure removes the records.
+-- email half), on the real engine and the shipped strategies: the popup
+-- asks for an address with an incentive; a subscribe stores no address on
+-- anyone and schedules the confirmation email through the outbox; only the
+-- signed link stores it, with consent to email and a consent record, and
+-- brings the incentive's code; a forged, malformed, expired or used link
+-- and a malformed address change nothing; erasure removes the records.
 local tailor = require "tailor"
 local root = os.getenv("TAILOR_ROOT") or "."
 local tmp = os.getenv("TAILOR_TEST_TMP") or "/tmp"
@@ -19,6 +20,13 @@ local function open(extra)
   }
   for k, v in pairs(extra or {}) do cfg[k] = v end
   return assert(tailor.open(cfg))
+end
+
+local function ask(e, who, session)
+  local d = e:decide { kind = "popup", anon = who, session = session or (who .. "-s"),
+                       context = { trigger = "time_on_page", seconds = 90, device = "desktop" } }
+  assert.is_nil(d.fallback, d.error)
+  return d.result
 end
 
 local NONE = {} -- a field left out of a request
@@ -91,6 +99,54 @@ describe("email capture", function()
     assert.is_true(rec[1].confirmed >= rec[1].requested)
     -- The visitor is linked to the new customer.
     assert.are.equal("v1", e:export_customer(c.customer).identities[1].anon)
+    e:close()
+  end)
+
+  it("is asked by the shipped popup with an incentive, whose code the confirmation brings", function()
+    local e = open()
+    local p = ask(e, "v1")
+    assert.are.equal("email_capture", p.kind)
+    assert.are.equal("newsletter_10", p.name)
+    assert.are.equal("popup:newsletter_10", p.source)
+    assert.are.equal("newsletter", p.purpose)
+    assert.are.equal(10, p.incentive.percent)
+    assert.is_nil(p.coupon) -- the code comes once the address is confirmed
+    assert.matches("newsletter", p.consent_text)
+    -- Exit intent still brings the offers (shipped_spec), and a visitor who
+    -- declined marketing is not asked.
+    local x = e:decide { kind = "popup", anon = "v9", session = "v9-s",
+                         context = { trigger = "exit_intent", device = "desktop" } }
+    assert.are.equal("free_shipping", x.result.name)
+    assert(e:ingest { type = "consent", anon = "v8", props = { marketing = false } })
+    assert.are_not.equal("email_capture", (ask(e, "v8") or {}).kind)
+
+    assert(subscribe(e, { purpose = p.purpose, text = p.consent_text, source = p.source }))
+    local _, token = confirmation(e)
+    assert.are.equal(0, count(e, "subscribed:"))
+    local c = assert(e:confirm(token))
+    -- The visitor is known now: no more asking.
+    assert.are_not.equal("email_capture", (ask(e, "v1", "v1-s2") or {}).kind)
+    -- The welcome carries the incentive's code, valid at the checkout.
+    local welcome
+    for _, o in ipairs(e:outbox()) do
+      if o.key:match("^subscribed:") then welcome = o end
+    end
+    assert.is_table(welcome)
+    assert.are.equal(c.customer, welcome.customer)
+    assert.are.equal("subscribed", welcome.template)
+    assert.are.equal(10, welcome.vars.percent)
+    assert.matches("^WELCOME10%-", welcome.vars.coupon)
+    assert.is_true(e:coupon_check(welcome.vars.coupon).valid)
+    -- From elsewhere (a form of the shop's): the welcome, without a code.
+    assert(subscribe(e, { anon = "v2", email = "bob@example.com", source = "footer" }))
+    local _, t2 = confirmation(e)
+    assert(e:confirm(t2))
+    local plain
+    for _, o in ipairs(e:outbox()) do
+      if o.key:match("^subscribed:") and o.customer ~= c.customer then plain = o end
+    end
+    assert.is_table(plain)
+    assert.is_nil(plain.vars.coupon)
     e:close()
   end)
 
