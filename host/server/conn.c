@@ -347,6 +347,13 @@ static int screen_events(conn *c, job *j) {
       util_fail(&why, SRV_EBAD_FIELD, "userId",
                 "identify: a storefront writes a customer's traits only with a valid "
                 "customer token (the X-Tailor-Customer header; docs/server.md)");
+    /* A consent event that says it comes from a confirmed double opt-in is
+       tailor's own (engine/optin.c, on the link's click): from a sender it
+       would be a welcome and its incentive without a confirmation. */
+    if (!why.code && e->type == EV_CONSENT && json_object_get(e->props, "double_opt_in"))
+      util_fail(&why, SRV_EBAD_FIELD, "props.double_opt_in",
+                "consent: 'double_opt_in' is written by tailor itself when a confirmation "
+                "link is followed (POST /v1/subscribe, GET /v1/confirm)");
     /* A public token cannot grow the index without end with made-up ids. */
     if (!why.code && !(j->perms & SRV_PERM_CATALOG) && (unknown = srv_unknown_item(c->s, e)))
       util_fail(&why, SRV_EBAD_FIELD, "item",
@@ -390,6 +397,19 @@ static int screen(conn *c, job *j) {
     char proof[SRV_MAX_ID_BYTES + 1];
     const char *proven = proven_customer(c->s, j->req.customer_token, proof, sizeof proof);
     if (!proven || strcmp(proven, j->req.dq.customer)) j->req.dq.customer = NULL;
+  }
+  /* An address goes on a customer's profile only for a visitor proven to
+     be that customer: anyone else would change who gets their emails. */
+  if (j->req.op == SRV_OP_SUBSCRIBE && j->req.customer && !(j->perms & SRV_PERM_CUSTOMERS)) {
+    char proof[SRV_MAX_ID_BYTES + 1];
+    const char *proven = proven_customer(c->s, j->req.customer_token, proof, sizeof proof);
+    if (!proven || strcmp(proven, j->req.customer)) {
+      util_fail(&j->err, SRV_EBAD_FIELD, "customer",
+                "subscribe: a storefront names a customer only with a valid customer token "
+                "(customer_token, or the X-Tailor-Customer header; docs/server.md); send "
+                "'anon' alone for a visitor");
+      return -1;
+    }
   }
   return srv_op_run(j->req.op) == SRV_RUN_WRITE ? screen_events(c, j) : 0;
 }

@@ -285,6 +285,11 @@ void srv_console_fallback(srv *s, const char *kind, const char *error, size_t n)
 /* The role a configured token grants, or -1 (constant time; conn.c). */
 int srv_token_role(const srv_conf *cf, const char *token);
 
+/* page.c: the page GET /v1/confirm answers a visitor with: the outcome of
+   tailor_confirm (rc, its answer `json` or its error `e`) as HTML in
+   j->body, with its status.  Nothing at all happened for a HEAD. */
+void srv_confirm_page(job *j, int rc, const char *json, const tailor_error *e);
+
 /* deliver.c: the thread that calls tailor_deliver_due() every
    deliver_interval_ms; started after the workers, stopped after the loop. */
 int srv_deliver_start(srv *s);

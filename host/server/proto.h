@@ -99,7 +99,9 @@ enum { SRV_RUN_INLINE, SRV_RUN_READ, SRV_RUN_WRITE };
   X(CONSOLE_READ, NULL, SRV_RUN_READ, SRV_PERM_STATS)                      \
   X(CONSOLE_WRITE, NULL, SRV_RUN_READ, SRV_PERM_ALL)                       \
   X(COUPON_CHECK, "coupon.check", SRV_RUN_READ, SRV_PERM_CUSTOMERS)       \
-  X(PREFS, "prefs", SRV_RUN_READ, SRV_PERM_DECIDE)
+  X(PREFS, "prefs", SRV_RUN_READ, SRV_PERM_DECIDE)                         \
+  X(SUBSCRIBE, "subscribe", SRV_RUN_READ, SRV_PERM_EVENTS)                 \
+  X(CONFIRM, "confirm", SRV_RUN_READ, 0)
 
 typedef enum srv_op {
 #define SRV_OP_ENUM_(e, name, run, perms) SRV_OP_##e,
@@ -189,6 +191,10 @@ typedef struct srv_request {
                       the batch, NULL when none), for the answer; owned */
   size_t n_msg_ids;
   char kind[32];   /* decide: the decision kind, for metrics */
+  char *customer;  /* subscribe: the customer it names, whose proof the
+                      connection checks; owned, or NULL */
+  int html;        /* confirm: answer with an HTML page (GET /v1/confirm,
+                      the link a visitor follows from the email) */
 } srv_request;
 
 /* Limits the parser applies. */

@@ -24,6 +24,7 @@ void srv_request_clear(srv_request *r) {
   free(r->id);
   free(r->token);
   free(r->customer_token);
+  free(r->customer);
   free(r->text);
   for (size_t i = 0; i < r->n_events; i++) ev_clear(&r->evs[i]);
   free(r->evs);
@@ -348,6 +349,66 @@ static int op_prefs(json_t *req, const srv_limits *lim, srv_request *out,
   return SRV_OK;
 }
 
+/*
+** subscribe: {email, anon or customer, purpose, text, source} for
+** tailor_subscribe, which checks each field (engine/optin.c); here only
+** that nothing else came, and the customer it names, whose proof the
+** connection checks (a storefront's needs a customer token).
+*/
+static int op_subscribe(json_t *req, const srv_limits *lim, srv_request *out,
+                        tailor_error *err) {
+  (void)lim;
+  static const char *const allowed[] = {"email", "customer", "anon", "purpose",
+                                        "text", "source", NULL};
+  char customer[SRV_MAX_ID_BYTES + 1];
+  int rc;
+  if ((rc = only_keys(req, "subscribe", allowed, err)) ||
+      (rc = get_id(req, "subscribe", "customer", 0, customer, err)))
+    return rc;
+  if (*customer && !(out->customer = strdup(customer))) return srv_oom(err, "subscribe");
+  json_t *fields = json_object();
+  const char *key;
+  json_t *v;
+  json_object_foreach(req, key, v) {
+    int envelope = !strcmp(key, "id") || !strcmp(key, "op") || !strcmp(key, "token") ||
+                   !strcmp(key, "customer_token");
+    if (!envelope) json_object_set(fields, key, v);
+  }
+  out->text = json_dumps(fields, JSON_COMPACT);
+  json_decref(fields);
+  if (!out->text) return srv_oom(err, "subscribe");
+  out->text_len = strlen(out->text);
+  return SRV_OK;
+}
+
+/*
+** confirm: {link}, a confirmation link as the email has it, or just its
+** token (the value of its "token=" parameter).  The token's shape and
+** signature are the engine's to judge (tailor_confirm), which says what is
+** wrong with a link in words a visitor reads.  ("token" is the envelope's:
+** the caller's credentials.)
+*/
+static int op_confirm(json_t *req, const srv_limits *lim, srv_request *out,
+                      tailor_error *err) {
+  (void)lim;
+  static const char *const allowed[] = {"link", NULL};
+  json_t *link = json_object_get(req, "link");
+  int rc = only_keys(req, "confirm", allowed, err);
+  if (rc) return rc;
+  if (!link) return missing(err, "confirm", "link", "the confirmation link, or its token");
+  if (!json_is_string(link) || json_string_length(link) > 2048)
+    return mistyped(err, "confirm", "link", "a string of at most 2048 bytes", link);
+  const char *text = json_string_value(link), *at = strstr(text, "token=");
+  size_t n = strlen(text);
+  if (at) {
+    text = at + 6;
+    n = strcspn(text, "&#");
+  }
+  if (!(out->text = strndup(text, n))) return srv_oom(err, "confirm");
+  out->text_len = n;
+  return SRV_OK;
+}
+
 /* decide: the fields tailor_decide reads, checked here so that a wrong
    type is answered before a worker is bothered; the engine checks again. */
 /* decide: the engine's own request parser (core/request.h), so that the
@@ -378,6 +439,8 @@ static const op_fn validators[SRV_OP_COUNT] = {
     [SRV_OP_DECIDE] = op_decide,
     [SRV_OP_COUPON_CHECK] = op_coupon_check,
     [SRV_OP_PREFS] = op_prefs,
+    [SRV_OP_SUBSCRIBE] = op_subscribe,
+    [SRV_OP_CONFIRM] = op_confirm,
     [SRV_OP_STATS] = op_plain,
     [SRV_OP_METRICS] = op_plain,
     [SRV_OP_HEALTH] = op_plain,

@@ -41,6 +41,39 @@ static int decode_segment(const char *s, size_t n, char out[SRV_MAX_ID_BYTES + 1
   return o && util_utf8_valid(out, o, &bad) ? 0 : -1;
 }
 
+/* The value of parameter `name` in a query string (without '?'),
+   percent-decoded into `out`; "" when it is absent, malformed or too long
+   (then whoever reads it says what is wrong with it). */
+static void query_value(const char *q, size_t n, const char *name, char *out, size_t cap) {
+  size_t k = strlen(name);
+  out[0] = '\0';
+  for (size_t i = 0; i < n;) {
+    size_t end = i;
+    while (end < n && q[end] != '&') end++;
+    if (end - i > k && !memcmp(q + i, name, k) && q[i + k] == '=') {
+      size_t o = 0;
+      for (size_t j = i + k + 1; j < end; j++) {
+        int c = (unsigned char)q[j];
+        if (c == '%' && j + 2 < end && hexval(q[j + 1]) >= 0 &&
+            hexval(q[j + 2]) >= 0) {
+          c = hexval(q[j + 1]) * 16 + hexval(q[j + 2]);
+          j += 2;
+        } else if (c == '+') {
+          c = ' ';
+        }
+        if (c < 0x20 || o + 1 >= cap) {
+          out[0] = '\0';
+          return;
+        }
+        out[o++] = (char)c;
+      }
+      out[o] = '\0';
+      return;
+    }
+    i = end + 1;
+  }
+}
+
 /* The body as a JSON value; an empty body is NULL without an error. */
 static int body_json(const char *body, size_t len, json_t **out, tailor_error *err) {
   *out = NULL;
@@ -216,6 +249,27 @@ int srv_parse_http(int method, const char *url, size_t url_len, const char *body
     if (method != SRV_POST) rc = wrong_method(err, method, path, "POST");
     else if (!(rc = body_object(body, body_len, path, &b, err))) req = json_incref(b);
     out->op = SRV_OP_PREFS;
+  } else if (IS("/v1/subscribe")) {
+    /* Email capture (engine/optin.c): a storefront's form. */
+    if (method != SRV_POST) rc = wrong_method(err, method, path, "POST");
+    else if (!(rc = body_object(body, body_len, path, &b, err))) req = json_incref(b);
+    out->op = SRV_OP_SUBSCRIBE;
+  } else if (IS("/v1/confirm")) {
+    /* The link of a confirmation email (GET, answered with a page), or a
+       shop's own page that passes it on (POST {"link"}, answered JSON). */
+    out->op = SRV_OP_CONFIRM;
+    if (method == SRV_GET) {
+      char token[600];
+      size_t q = end < url_len && url[end] == '?' ? end + 1 : end, qe = q;
+      while (qe < url_len && url[qe] != '#') qe++;
+      query_value(url + q, qe - q, "token", token, sizeof token);
+      out->html = 1;
+      req = json_pack("{ss}", "link", token);
+    } else if (method != SRV_POST) {
+      rc = wrong_method(err, method, path, "GET or POST");
+    } else if (!(rc = body_object(body, body_len, path, &b, err))) {
+      req = json_incref(b);
+    }
   } else if (UNDER("/v1/customers/") && n > sizeof("/v1/customers//export") - 1 &&
              !memcmp(p + n - 7, "/export", 7)) {
     /* GET /v1/customers/<id>/export: the right of access (admin). */

@@ -133,6 +133,19 @@ static void run_read(srv *s, job *j) {
     case SRV_OP_COUPON_CHECK:
       rc = tailor_coupon_check(s->t, j->req.text, &out, &e);
       break;
+    case SRV_OP_SUBSCRIBE:
+      rc = tailor_subscribe(s->t, j->req.text, j->req.text_len, &out, &e);
+      break;
+    case SRV_OP_CONFIRM:
+      /* A HEAD of the link (a mail client's preview, a link checker)
+         confirms nothing; only a GET, a visitor's click, does. */
+      rc = j->head_only ? TAILOR_OK : tailor_confirm(s->t, j->req.text, &out, &e);
+      if (j->req.html) {
+        srv_confirm_page(j, rc, out, &e);
+        tailor_free(out);
+        return;
+      }
+      break;
     case SRV_OP_PREFS:
       if (!j->req.dq.customer && !j->req.dq.anon) { /* a customer nobody proved */
         if (!(out = strdup("{\"prefs\":{}}"))) rc = util_fail(&e, TAILOR_ENOMEM, NULL, "out of memory");

@@ -1,0 +1,77 @@
+/*
+** page.c: the one page the API shows a person rather than a program: the
+** answer to GET /v1/confirm, the link of a double opt-in confirmation
+** email (engine/optin.c).  A few lines of HTML that say what happened, in
+** the status too (200 confirmed; 400 a forged, malformed, expired or used
+** link; 404 a request that is gone), with nothing loaded from elsewhere and
+** the link's token kept from other sites (Referrer-Policy).
+*/
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/util.h"
+#include "server/internal.h"
+
+/* `s` with &, <, >, " and ' escaped. */
+static void put_escaped(strbuf *b, const char *s) {
+  for (; s && *s; s++) {
+    switch (*s) {
+      case '&': buf_puts(b, "&amp;"); break;
+      case '<': buf_puts(b, "&lt;"); break;
+      case '>': buf_puts(b, "&gt;"); break;
+      case '"': buf_puts(b, "&quot;"); break;
+      case '\'': buf_puts(b, "&#39;"); break;
+      default: buf_putc(b, *s);
+    }
+  }
+}
+
+void srv_confirm_page(job *j, int rc, const char *json, const tailor_error *e) {
+  json_t *ans = json && !rc ? json_loads(json, 0, NULL) : NULL;
+  const char *title = rc ? "This link did not work"
+                      : ans ? "Thank you: your address is confirmed"
+                            : "Confirm your address";
+  strbuf b = {0};
+  buf_puts(&b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+               "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+               "<meta name=\"robots\" content=\"noindex\"><title>");
+  put_escaped(&b, title);
+  buf_puts(&b, "</title><style>body{font:16px/1.5 system-ui,sans-serif;max-width:34em;"
+               "margin:4em auto;padding:0 1em;color:#1f2430}h1{font-size:1.4em}</style>"
+               "</head><body><h1>");
+  put_escaped(&b, title);
+  buf_puts(&b, "</h1>\n<p");
+  if (rc) {
+    /* The engine's message without its "confirm: " prefix. */
+    const char *msg = e && e->message[0] ? e->message : tailor_strerror(rc);
+    if (!strncmp(msg, "confirm: ", 9)) msg += 9;
+    buf_puts(&b, " id=\"error\">");
+    put_escaped(&b, msg);
+  } else if (ans) {
+    buf_puts(&b, " id=\"confirmed\"><strong>");
+    put_escaped(&b, json_string_value(json_object_get(ans, "email")));
+    buf_puts(&b, "</strong> will receive what you asked for (");
+    put_escaped(&b, json_string_value(json_object_get(ans, "purpose")));
+    buf_puts(&b, "). You can withdraw your consent at any time.");
+  } else {
+    buf_puts(&b, ">Open this link in your browser to confirm your address.");
+  }
+  buf_puts(&b, "</p>\n</body></html>\n");
+  json_decref(ans);
+  size_t len = 0;
+  char *page = buf_take(&b, &len);
+  buf_free(&b);
+  if (!page || !(j->headers = strdup("Referrer-Policy: no-referrer\r\n"
+                                     "Content-Security-Policy: default-src 'none'; "
+                                     "style-src 'unsafe-inline'\r\n"))) {
+    free(page);
+    util_fail(&j->err, SRV_EINTERNAL, NULL, "confirm: out of memory");
+    return;
+  }
+  j->body = page;
+  j->body_len = len;
+  j->ctype = "text/html; charset=utf-8";
+  j->status = rc ? srv_err_status(srv_err_of_tailor(rc)) : 200;
+}
