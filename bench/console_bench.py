@@ -241,7 +241,8 @@ def main():
             ("preview", "/admin/api/preview?customer=c1"),
             ("strategies", "/admin/api/strategies"),
         ]
-        for extra in ("audiences", "audiences/members?audience=buyers&days=14"):
+        for extra in ("audiences", "audiences/members?audience=buyers&days=14",
+                      "audiences/members?segment=1", "audiences/export?audience=buyers&days=14"):
             try:
                 c.call("GET", "/admin/api/" + extra)
                 pages.append(("audiences", "/admin/api/" + extra))

@@ -262,6 +262,70 @@
     }, fail);
   }
 
+  /* Audiences and segments: sizes now and over time, a sample of members
+     (contact details only for a role that may see them), the download. */
+  pages.audiences = function () {
+    return api("audiences").then(function (a) {
+      var all = a.audiences.concat(a.segments);
+      var of = sessionStorage.getItem("members-of");
+      if (!all.some(function (x) { return x.key === of; })) of = all.length ? all[0].key : "";
+      var chosen = all.filter(function (x) { return x.key === of; })[0];
+      var q = !chosen ? null : chosen.id ? "segment=" + chosen.id
+        : "audience=" + encodeURIComponent(chosen.audience) + "&days=" + chosen.days;
+      return (q ? api("audiences/members?limit=20&" + q) : Promise.resolve(null)).then(function (m) {
+        page.textContent = "";
+        page.appendChild(el("h1", { text: "Audiences and segments" }));
+        page.appendChild(el("p", { class: "muted", text: "Recency audiences (everyone seen lately is in one at most; for ad platforms: tailor audiences export) and the automatic customer segments (refitted with the value model)." }));
+        page.appendChild(el("div", { class: "cards" }, a.audiences.map(function (x) {
+          return card("aud_" + x.key.replace("/", "_"), x.label, x.size);
+        })));
+        page.appendChild(el("h2", { text: "Segments" }));
+        page.appendChild(a.segments.length ? table(["segment", "name", "description", "customers"], a.segments.map(function (x) {
+          return [x.id, x.name, x.description, el("span", { "data-k": x.key, "data-v": x.size, text: String(x.size) })];
+        }), [1, 0, 0, 1]) : el("p", { class: "muted", text: "No segments yet: they are fitted with the value model once there are customers with orders." }));
+        /* Sizes over time: the snapshots kept, then now. */
+        var h = a.history, keys = all.map(function (x) { return x.key; });
+        var colors = ["#2f6fdb", "#e07b00", "#147a3d", "#8e44ad", "#b42318", "#0e7490", "#a16207", "#4d7c0f", "#be185d", "#334155"];
+        page.appendChild(el("h2", { text: "Sizes over time" }));
+        var box = el("div", { class: "chart", id: "sizes-chart", "data-points": h.length });
+        page.appendChild(box);
+        new uPlot({
+          title: "members, by snapshot (" + (a.snapshot_every_ms ? "every " + (a.snapshot_every_ms >= 60000
+            ? Math.round(a.snapshot_every_ms / 60000) + " min" : a.snapshot_every_ms / 1000 + " s") : "none kept") + "; the last point is now)",
+          width: Math.min(1100, page.clientWidth - 20), height: 300,
+          series: [{}].concat(keys.map(function (k, i) { return { label: k, stroke: colors[i % colors.length] }; }))
+        }, [h.map(function (p) { return p.at / 1000; })].concat(keys.map(function (k) {
+          return h.map(function (p) { return p.sizes[k] === undefined ? null : p.sizes[k]; });
+        })), box);
+        page.appendChild(el("h2", { text: "Members" }));
+        var pick = el("select", { id: "members-of" }, all.map(function (x) {
+          return el("option", { value: x.key, text: x.id ? "segment " + x.id + ": " + x.name : x.label });
+        }));
+        pick.value = of;
+        var row = [pick, el("button", { id: "members-go", text: "Show", onclick: function () {
+          sessionStorage.setItem("members-of", pick.value); show();
+        } })];
+        if (chosen && !chosen.id && session && session.pii)
+          row.push(el("a", { id: "export", href: "/admin/api/audiences/export?audience=" + encodeURIComponent(chosen.audience) + "&days=" + chosen.days,
+                             download: chosen.audience + "-" + chosen.days + "-days.csv", text: "Download as CSV" }));
+        page.appendChild(el("div", { class: "row" }, row));
+        if (!m) return;
+        var pii = m.pii;
+        page.appendChild(el("p", { class: "muted", text: m.size + " members; the " + m.members.length + " last seen" +
+          (pii ? "" : " (contact details need an admin login)") + ":" }));
+        var t = table(["customer", "anonymous id", "last seen", "orders", "revenue"].concat(pii ? ["email", "email consent"] : []),
+          m.members.map(function (x) {
+            return [x.customer || "", x.anon || "", when(x.last_seen), x.orders, money(x.revenue)]
+              .concat(pii ? [x.email || "", x.customer ? (x.consent_email ? "yes" : "no") : ""] : []);
+          }), [0, 0, 0, 1, 1]);
+        t.id = "members";
+        t.setAttribute("data-of", of);
+        t.setAttribute("data-size", m.size);
+        page.appendChild(t);
+      });
+    });
+  };
+
   pages.preview = function () {
     var f = {};
     ["customer", "anon", "source", "segment", "cart"].forEach(function (k) {

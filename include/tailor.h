@@ -348,6 +348,27 @@ TAILOR_EXTERN int tailor_audience_members(tailor *t, const char *audience, int d
                                           tailor_error *err);
 
 /*
+** An audience's members as text, what `tailor audiences export` writes and
+** the console downloads: one member a line, NDJSON ({"customer", "anon",
+** "email_sha256"}, the keys it has) or with TAILOR_EXPORT_CSV a header
+** "customer,anon,email_sha256" and CSV rows; with
+** TAILOR_EXPORT_HASHED_EMAILS the SHA-256 (64 hex digits) of the email,
+** trimmed and lower case, of customers who consented to email (addresses
+** themselves are never written).  `write` gets the text in pieces of
+** whole lines (borrowed for the call) and returns 0, or nonzero to stop:
+** TAILOR_EIO then.  TAILOR_EINVAL for an unknown audience, before anything
+** is written.  *count and *with_email (each may be NULL) receive the
+** members and those with a hashed email.
+*/
+#define TAILOR_EXPORT_CSV 1
+#define TAILOR_EXPORT_HASHED_EMAILS 2
+typedef int (*tailor_write_fn)(void *ud, const char *text, size_t len);
+TAILOR_EXTERN int tailor_audience_export(tailor *t, const char *audience, int days,
+                                         int flags, tailor_write_fn write, void *ud,
+                                         size_t *count, size_t *with_email,
+                                         tailor_error *err);
+
+/*
 ** An audience as an ad platform's customer list: `format` "google"
 ** (Customer Match) or "meta" (Custom Audiences).  `fn` is called once per
 ** member who can be listed: a customer who has not declined marketing,

@@ -3,76 +3,21 @@
 ** recency audience, for an ad platform's customer list.  The audiences
 ** partition the recent visitors (tailor_audience_members).  Without
 ** --format, ids (and hashed emails of customers who consented to email) as
-** NDJSON or CSV; with --format google or meta, the platform's own CSV of
+** NDJSON or CSV (tailor_audience_export, which the console's download
+** shares); with --format google or meta, the platform's own CSV of
 ** hashed identifiers (tailor_audience_upload, engine/adlist.c says how they
 ** are normalized and who is listed).  `sync` pushes what changed since the
 ** last sync through a delivery channel (tailor_audience_sync).
 */
-#include <ctype.h>
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
-#include "core/util.h"
 
-/* SHA-256 of a normalized email as 64 hex digits into out[65]. */
-static void hash_email(const char *email, char out[65]) {
-  char norm[320];
-  size_t n = 0;
-  while (isspace((unsigned char)*email)) email++;
-  for (; *email && n < sizeof norm - 1; email++) norm[n++] = (char)tolower((unsigned char)*email);
-  while (n && isspace((unsigned char)norm[n - 1])) n--;
-  util_sha256_hex(norm, n, out);
-}
-
-typedef struct export_run {
-  int hashed, csv;
-  size_t with_email;
-} export_run;
-
-/* CSV fields here are ids and hex: quote only what needs it. */
-static void csv_field(const char *s) {
-  if (!s) return;
-  if (!strpbrk(s, ",\"\n")) {
-    fputs(s, stdout);
-    return;
-  }
-  putchar('"');
-  for (; *s; s++) {
-    if (*s == '"') putchar('"');
-    putchar(*s);
-  }
-  putchar('"');
-}
-
-static void print_member(void *ud, const char *customer, const char *anon,
-                         const char *email) {
-  export_run *r = ud;
-  char hash[65];
-  const char *e = NULL;
-  if (email && r->hashed) {
-    hash_email(email, hash);
-    e = hash;
-  }
-  if (e) r->with_email++;
-  if (r->csv) {
-    csv_field(customer);
-    putchar(',');
-    csv_field(anon);
-    putchar(',');
-    csv_field(e);
-    putchar('\n');
-  } else {
-    json_t *o = json_object();
-    if (customer) json_object_set_new(o, "customer", json_string(customer));
-    if (anon) json_object_set_new(o, "anon", json_string(anon));
-    if (e) json_object_set_new(o, "email_sha256", json_string(e));
-    char *s = json_dumps(o, JSON_COMPACT);
-    puts(s);
-    free(s);
-    json_decref(o);
-  }
+/* The export's text goes to stdout as the library writes it. */
+static int to_stdout(void *ud, const char *text, size_t len) {
+  (void)ud;
+  return fwrite(text, 1, len, stdout) != len;
 }
 
 /* The platforms' CSV: a header of their documented column names, then one
@@ -143,7 +88,7 @@ static int sync_audience(const cli_opts *o, const char *audience, int days,
 int cmd_audiences(int argc, char **argv) {
   cli_opts o = {0};
   int days = 0;
-  export_run run = {0, 0, 0};
+  int flags = 0;
   upload_run up = {1};
   int export = 0, sync = 0;
   const char *audience = NULL, *format = NULL, *country = NULL, *channel = NULL;
@@ -157,8 +102,8 @@ int cmd_audiences(int argc, char **argv) {
     if (!export && !sync && !strcmp(argv[i], "export")) export = 1;
     else if (!export && !sync && !strcmp(argv[i], "sync")) sync = 1;
     else if (!strcmp(argv[i], "--days") && i + 1 < argc) days = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--hashed-emails")) run.hashed = 1;
-    else if (!strcmp(argv[i], "--csv")) run.csv = 1;
+    else if (!strcmp(argv[i], "--hashed-emails")) flags |= TAILOR_EXPORT_HASHED_EMAILS;
+    else if (!strcmp(argv[i], "--csv")) flags |= TAILOR_EXPORT_CSV;
     else if (!strcmp(argv[i], "--format") && i + 1 < argc) format = argv[++i];
     else if (!strcmp(argv[i], "--phone-country") && i + 1 < argc) country = argv[++i];
     else if (!strcmp(argv[i], "--channel") && i + 1 < argc) channel = argv[++i];
@@ -179,7 +124,7 @@ int cmd_audiences(int argc, char **argv) {
     fprintf(stderr, "tailor audiences: --format is google or meta, not '%s'\n", format);
     return EXIT_BADINPUT;
   }
-  if ((sync && !format) || (format && (run.hashed || run.csv))) {
+  if ((sync && !format) || (format && flags)) {
     fprintf(stderr, "tailor audiences: %s\n",
             sync ? "sync needs --format google or meta"
                  : "--format writes the platform's CSV: no --csv or --hashed-emails");
@@ -189,7 +134,7 @@ int cmd_audiences(int argc, char **argv) {
   /* The platform formats ask the strategy for the bid; ids need no strategy. */
   tailor *t = cli_open(&o, format ? NULL : "{\"strategies\": \"\"}");
   if (!t) return EXIT_FAIL;
-  size_t n = 0;
+  size_t n = 0, with_email = 0;
   tailor_error err = {0};
   int rc;
   if (format) {
@@ -198,8 +143,8 @@ int cmd_audiences(int argc, char **argv) {
     rc = tailor_audience_upload(t, audience, days, format, country, print_upload, &up, &n,
                                 &err);
   } else {
-    if (run.csv) puts("customer,anon,email_sha256");
-    rc = tailor_audience_members(t, audience, days, run.hashed, print_member, &run, &n, &err);
+    rc = tailor_audience_export(t, audience, days, flags, to_stdout, NULL, &n, &with_email,
+                                &err);
   }
   tailor_close(t);
   if (rc) {
@@ -207,6 +152,6 @@ int cmd_audiences(int argc, char **argv) {
     return rc == TAILOR_EINVAL ? EXIT_BADINPUT : EXIT_FAIL;
   }
   if (format) fprintf(stderr, "%zu members with a consented email or phone\n", n);
-  else fprintf(stderr, "%zu members, %zu with a hashed email\n", n, run.with_email);
+  else fprintf(stderr, "%zu members, %zu with a hashed email\n", n, with_email);
   return EXIT_OK;
 }

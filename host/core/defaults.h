@@ -135,6 +135,9 @@
     "outbox rows the delivery thread takes at a time")                       \
   X(SERVER_CONSOLE_SESSION_MS, 28800000, "server.console_session_ms", "ms",  \
     "how long a login to the merchant console (/admin) lasts")              \
+  X(SERVER_CONSOLE_SNAPSHOT_MS, 3600000, "server.console_snapshot_ms", "ms", \
+    "how often the console's audience and segment sizes are kept for its "  \
+    "chart over time; 0: never")                                             \
                                                                              \
   /* ** Fixed limits that code and docs both state */                        \
   X(EVENT_MAX_LINES, 500, "", "lines", "most product lines in one event")    \
@@ -192,6 +195,13 @@
     "how long a browser caches a CORS preflight")                            \
   X(SERVER_CONSOLE_MAX_SESSIONS, 64, "", "sessions",                         \
     "console logins held at once; a new one ends the oldest")               \
+  X(CONSOLE_SIZES_FINE_DAYS, 14, "", "days",                                \
+    "the console keeps every size snapshot this long; older, the first of " \
+    "each day")                                                              \
+  X(CONSOLE_SIZES_KEEP_DAYS, 400, "", "days",                                \
+    "the console's size snapshots older than this are dropped")             \
+  X(CONSOLE_MEMBERS_MAX, 200, "", "members",                                 \
+    "most members the console's sample of an audience or segment lists")    \
   X(CONSOLE_ATTRIBUTION_HOURS, 24, "", "hours",                              \
     "the console's attribution window when the request names none: an "     \
     "order counts for the click, popup or email before it within this")     \

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/util.h"
 #include "engine/engine.h"
 
@@ -153,6 +154,90 @@ int tailor_audience_upload(tailor *t, const char *audience, int days, const char
   }
   json_decref(ids);
   if (count) *count = n;
+  return TAILOR_OK;
+}
+
+/*
+** The export of `tailor audiences export` and of the console's download:
+** the ids, and the SHA-256 of the email (trimmed, lower case: no
+** platform's own rules) of customers who consented to email when asked.
+*/
+typedef struct export_run {
+  int flags;
+  tailor_write_fn write;
+  void *ud;
+  size_t with_email;
+  int stopped; /* write returned nonzero */
+  strbuf line;
+} export_run;
+
+/* CSV fields here are ids and hex: quoted only when they need it. */
+static void csv_field(strbuf *b, const char *s) {
+  if (!s) return;
+  if (!strpbrk(s, ",\"\r\n")) {
+    buf_puts(b, s);
+    return;
+  }
+  buf_putc(b, '"');
+  for (; *s; s++) {
+    if (*s == '"') buf_putc(b, '"');
+    buf_putc(b, *s);
+  }
+  buf_putc(b, '"');
+}
+
+static void export_member(void *ud, const char *customer, const char *anon,
+                          const char *email) {
+  export_run *r = ud;
+  char hash[65];
+  const char *e = NULL;
+  if (r->stopped) return;
+  if (email && (r->flags & TAILOR_EXPORT_HASHED_EMAILS) && hash_email(0, email, hash)) e = hash;
+  if (e) r->with_email++;
+  strbuf *b = &r->line;
+  b->n = 0;
+  if (r->flags & TAILOR_EXPORT_CSV) {
+    csv_field(b, customer);
+    buf_putc(b, ',');
+    csv_field(b, anon);
+    buf_putc(b, ',');
+    csv_field(b, e);
+  } else {
+    const char *sep = "{";
+    if (customer) buf_puts(b, "{\"customer\":"), buf_json_str(b, customer, strlen(customer)), sep = ",";
+    if (anon) buf_puts(b, sep), buf_puts(b, "\"anon\":"), buf_json_str(b, anon, strlen(anon)), sep = ",";
+    if (e) buf_puts(b, sep), buf_puts(b, "\"email_sha256\":\""), buf_puts(b, e), buf_putc(b, '"'), sep = ",";
+    buf_puts(b, *sep == '{' ? "{}" : "}");
+  }
+  buf_putc(b, '\n');
+  if (b->oom || r->write(r->ud, b->s, b->n)) r->stopped = 1;
+}
+
+int tailor_audience_export(tailor *t, const char *audience, int days, int flags,
+                           tailor_write_fn write, void *ud, size_t *count,
+                           size_t *with_email, tailor_error *err) {
+  if (count) *count = 0;
+  if (with_email) *with_email = 0;
+  if (!t || !write) return util_fail(err, TAILOR_EINVAL, NULL, "audience: missing argument");
+  export_run r = {flags, write, ud, 0, 0, {0}};
+  /* The audience is checked before anything is written. */
+  json_t *ids = eng_audience_ids(t, audience, days, err);
+  if (!ids) return err ? err->code : TAILOR_EINVAL;
+  json_decref(ids);
+  static const char header[] = "customer,anon,email_sha256\n";
+  if ((flags & TAILOR_EXPORT_CSV) && write(ud, header, sizeof header - 1)) r.stopped = 1;
+  size_t n = 0;
+  int rc = r.stopped ? TAILOR_OK
+                     : tailor_audience_members(t, audience, days,
+                                               (flags & TAILOR_EXPORT_HASHED_EMAILS) != 0,
+                                               export_member, &r, &n, err);
+  int oom = r.line.oom;
+  buf_free(&r.line);
+  if (rc) return rc;
+  if (oom) return util_fail(err, TAILOR_ENOMEM, NULL, "audience export: out of memory");
+  if (r.stopped) return util_fail(err, TAILOR_EIO, NULL, "audience export: the output failed");
+  if (count) *count = n;
+  if (with_email) *with_email = r.with_email;
   return TAILOR_OK;
 }
 

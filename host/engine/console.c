@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "core/buf.h"
+#include "core/defaults.h"
 #include "core/util.h"
 #include "engine/deliver.h"
 #include "engine/dryrun.h"
@@ -294,6 +295,244 @@ json_t *eng_console_preview(tailor *t, const char *customer, const char *anon,
   json_t *o = json_pack("{sO so so so}", "visitor", who, "profile",
                         profile ? profile : json_null(), "recommend", pages, "decisions", others);
   json_decref(who), json_decref(context), json_decref(cart_ids);
+  return o;
+}
+
+/*
+** Audiences and segments.  Sizes now come from the index in one pass; sizes
+** over time from the snapshots eng_console_snapshot keeps in the store's
+** meta table under CONSOLE_SIZES_KEY, as a JSON array of {at, sizes}
+** (sizes: {"buyers/14": n, "visitors/2": n, "segment/1": n, ...}).
+*/
+#define CONSOLE_SIZES_KEY "console.sizes"
+#define CONSOLE_DAY_MS 86400000LL
+
+typedef struct aud_row {
+  const char *kind;
+  uint32_t days;
+  size_t n;
+  const char *label; /* a format of days */
+} aud_row;
+
+/* The audiences and segments with their sizes at `now`, and the same
+   sizes keyed as a snapshot keeps them. */
+static void sizes_now(tailor *t, int64_t now, json_t **audiences, json_t **segments,
+                      json_t **sizes) {
+  *audiences = json_array();
+  *segments = json_array();
+  *sizes = json_object();
+  idx_audience_counts c;
+  char key[64], label[160];
+  pthread_rwlock_rdlock(&t->lock);
+  const idx *x = t->ix;
+  idx_audience_sizes(x, now, &c);
+  uint32_t longest = idx_audience_window(x, IDX_AUD_BUYERS);
+  uint32_t shortest = idx_audience_window(x, IDX_AUD_CART_ABANDONERS);
+  aud_row rows[2];
+  size_t nrows = 0;
+  if (x->naudiences) {
+    rows[nrows++] = (aud_row){"buyers", longest, c.buyers, "buyers: ordered within %u days"};
+    rows[nrows++] = (aud_row){"cart_abandoners", shortest, c.cart_abandoners,
+                              "cart abandoners: seen within %u days, items in the cart"};
+  }
+  /* Visitor bands from the shortest: (0, 2], (2, 7], (7, 14] days. */
+  uint32_t order[IDX_MAX_AUDIENCES], prev = 0;
+  for (uint32_t i = 0; i < x->naudiences; i++) order[i] = i;
+  for (uint32_t i = 0; i < x->naudiences; i++)
+    for (uint32_t k = i + 1; k < x->naudiences; k++)
+      if (x->audience_days[order[k]] < x->audience_days[order[i]]) {
+        uint32_t tmp = order[i];
+        order[i] = order[k];
+        order[k] = tmp;
+      }
+  for (uint32_t i = 0; i < x->naudiences; i++) {
+    uint32_t b = order[i], d = x->audience_days[b];
+    snprintf(key, sizeof key, "%s/%u", "visitors", d);
+    snprintf(label, sizeof label, "visitors last seen %u to %u days ago", prev, d);
+    json_array_append_new(*audiences, json_pack("{ss ss sI ss sI}", "key", key, "audience",
+                                                "visitors", "days", (json_int_t)d, "label",
+                                                label, "size", (json_int_t)c.visitors[b]));
+    json_object_set_new(*sizes, key, json_integer((json_int_t)c.visitors[b]));
+    prev = d;
+  }
+  for (size_t i = 0; i < nrows; i++) {
+    snprintf(key, sizeof key, "%s/%u", rows[i].kind, rows[i].days);
+    snprintf(label, sizeof label, rows[i].label, rows[i].days);
+    json_array_insert_new(*audiences, i, json_pack("{ss ss sI ss sI}", "key", key, "audience",
+                                                   rows[i].kind, "days", (json_int_t)rows[i].days,
+                                                   "label", label, "size", (json_int_t)rows[i].n));
+    json_object_set_new(*sizes, key, json_integer((json_int_t)rows[i].n));
+  }
+  const idx_clusters *cl = &x->clusters;
+  for (uint32_t m = 0; m < cl->k; m++) {
+    snprintf(key, sizeof key, "segment/%u", m + 1);
+    json_array_append_new(*segments, json_pack("{ss sI ss ss sI}", "key", key, "id",
+                                               (json_int_t)m + 1, "name", cl->name[m],
+                                               "description", cl->description[m], "size",
+                                               (json_int_t)cl->size[m]));
+    json_object_set_new(*sizes, key, json_integer((json_int_t)cl->size[m]));
+  }
+  pthread_rwlock_unlock(&t->lock);
+}
+
+json_t *eng_console_audiences(tailor *t, tailor_error *err) {
+  (void)err;
+  int64_t now = util_now_ms();
+  json_t *audiences, *segments, *sizes;
+  sizes_now(t, now, &audiences, &segments, &sizes);
+  char *text = store_meta_get(eng_read_begin(t), CONSOLE_SIZES_KEY);
+  eng_read_end(t);
+  json_t *history = text ? json_loads(text, 0, NULL) : NULL;
+  free(text);
+  if (!json_is_array(history)) {
+    json_decref(history);
+    history = json_array();
+  }
+  json_array_append_new(history, json_pack("{sI so sb}", "at", (json_int_t)now, "sizes", sizes,
+                                           "live", 1));
+  return json_pack("{sI so so so}", "now", (json_int_t)now, "audiences", audiences, "segments",
+                   segments, "history", history);
+}
+
+int eng_console_snapshot(tailor *t, int64_t now, int64_t min_gap_ms, int *taken,
+                         tailor_error *err) {
+  if (taken) *taken = 0;
+  json_t *audiences, *segments, *sizes;
+  sizes_now(t, now, &audiences, &segments, &sizes);
+  json_decref(audiences);
+  json_decref(segments);
+  /* Read, add, thin and write under the writer's lock: one writer at a
+     time in this process (other nodes of a shared store are kept apart
+     by min_gap_ms). */
+  pthread_mutex_lock(&t->write_mu);
+  char *text = store_meta_get(t->st, CONSOLE_SIZES_KEY);
+  json_t *old = text ? json_loads(text, 0, NULL) : NULL;
+  free(text);
+  json_t *keep = json_array();
+  json_int_t last = INT64_MIN;
+  int32_t prev_day = INT32_MIN;
+  size_t i;
+  json_t *p;
+  json_array_foreach(json_is_array(old) ? old : NULL, i, p) {
+    json_int_t at = json_integer_value(json_object_get(p, "at"));
+    if (at < now - (int64_t)DEF_CONSOLE_SIZES_KEEP_DAYS * CONSOLE_DAY_MS || at > now) continue;
+    int32_t day = (int32_t)(at / CONSOLE_DAY_MS);
+    /* Older than the fine span: the first of each day. */
+    if (at < now - (int64_t)DEF_CONSOLE_SIZES_FINE_DAYS * CONSOLE_DAY_MS && day == prev_day)
+      continue;
+    prev_day = day;
+    json_array_append(keep, p);
+    if (at > last) last = at;
+  }
+  json_decref(old);
+  int rc = TAILOR_OK;
+  if (last == INT64_MIN || now - last >= min_gap_ms) {
+    json_array_append_new(keep, json_pack("{sI sO}", "at", (json_int_t)now, "sizes", sizes));
+    char *out = json_dumps(keep, JSON_COMPACT);
+    rc = out ? store_meta_set(t->st, CONSOLE_SIZES_KEY, out, err)
+             : util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+    free(out);
+    if (!rc && taken) *taken = 1;
+  }
+  pthread_mutex_unlock(&t->write_mu);
+  json_decref(keep);
+  json_decref(sizes);
+  return rc;
+}
+
+/* The sample: canonical people `keep` accepts, the `limit` last seen. */
+typedef struct member_pick {
+  uint32_t *v;
+  size_t n, cap;
+} member_pick;
+
+static int by_last_seen(const void *a, const void *b, void *x) {
+  const idx *ix = x;
+  int64_t sa = ix->person[*(const uint32_t *)a].last_seen;
+  int64_t sb = ix->person[*(const uint32_t *)b].last_seen;
+  return sa < sb ? 1 : sa > sb ? -1 : (*(const uint32_t *)a > *(const uint32_t *)b) -
+                                        (*(const uint32_t *)a < *(const uint32_t *)b);
+}
+
+static void pick_member(void *ud, uint32_t person) {
+  member_pick *m = ud;
+  if (m->n == m->cap) {
+    size_t cap = m->cap ? m->cap * 2 : 256;
+    uint32_t *more = realloc(m->v, cap * sizeof *more);
+    if (!more) return; /* a smaller sample */
+    m->v = more;
+    m->cap = cap;
+  }
+  m->v[m->n++] = person;
+}
+
+json_t *eng_console_members(tailor *t, const char *audience, int days, int segment,
+                            size_t limit, int pii, tailor_error *err) {
+  member_pick pick = {0};
+  int64_t now = util_now_ms();
+  if (limit > DEF_CONSOLE_MEMBERS_MAX) limit = DEF_CONSOLE_MEMBERS_MAX;
+  pthread_rwlock_rdlock(&t->lock);
+  const idx *x = t->ix;
+  const char *name = NULL;
+  if (segment > 0) {
+    if ((uint32_t)segment > x->clusters.k) {
+      pthread_rwlock_unlock(&t->lock);
+      util_fail(err, TAILOR_EINVAL, "segment", "members: no segment %d (there are %u)",
+                segment, x->clusters.k);
+      return NULL;
+    }
+    for (uint32_t i = 0; i < x->people.n; i++)
+      if (x->person[i].canon == i && x->person[i].cluster == segment) pick_member(&pick, i);
+    name = x->clusters.name[segment - 1];
+  } else {
+    int kind = idx_audience_kind_of(audience);
+    idx_audience a = {kind < 0 ? IDX_AUD_VISITORS : (idx_audience_kind)kind,
+                      days > 0 ? (uint32_t)days : 0};
+    if (kind < 0 || !idx_audience_exists(x, a)) {
+      pthread_rwlock_unlock(&t->lock);
+      json_decref(eng_audience_ids(t, audience, days, err)); /* its message lists them */
+      if (!err || !err->code) util_fail(err, TAILOR_EINVAL, "audience", "members: no audience");
+      free(pick.v);
+      return NULL;
+    }
+    idx_audience_members(x, a, now, pick_member, &pick);
+  }
+  size_t total = pick.n;
+  qsort_r(pick.v, pick.n, sizeof *pick.v, by_last_seen, (void *)x);
+  json_t *rows = json_array();
+  for (size_t i = 0; i < pick.n && i < limit; i++) {
+    const idx_person *p = &x->person[pick.v[i]];
+    const char *cust = idx_customer_id(x, pick.v[i]);
+    const char *key = intern_name(&x->people, pick.v[i]);
+    json_array_append_new(
+        rows, json_pack("{ss? ss? sI sI sf}", "customer", cust, "anon",
+                        !cust && key ? key + 2 : NULL, "last_seen", (json_int_t)p->last_seen,
+                        "orders", (json_int_t)p->orders, "revenue", p->revenue));
+  }
+  pthread_rwlock_unlock(&t->lock);
+  free(pick.v);
+  /* Contact details from the store, only for a role that may see them. */
+  size_t i;
+  json_t *r;
+  json_array_foreach(rows, i, r) {
+    const char *cust = json_string_value(json_object_get(r, "customer"));
+    if (!pii || !cust) continue;
+    json_t *profile = store_customer(eng_read_begin(t), cust);
+    eng_read_end(t);
+    json_t *consent = json_object_get(profile, "consent");
+    json_object_set(r, "email", json_object_get(profile, "email") ? json_object_get(profile, "email")
+                                                                   : json_null());
+    json_object_set_new(r, "consent_email", json_boolean(json_is_true(json_object_get(consent, "email"))));
+    json_decref(profile);
+  }
+  json_t *o = json_pack("{sI so sb}", "size", (json_int_t)total, "members", rows, "pii", pii);
+  if (segment > 0) {
+    json_object_set_new(o, "segment", json_integer(segment));
+    json_object_set_new(o, "name", json_string(name ? name : ""));
+  } else {
+    json_object_set_new(o, "audience", json_string(audience));
+    json_object_set_new(o, "days", json_integer(days));
+  }
   return o;
 }
 

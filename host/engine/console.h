@@ -55,6 +55,36 @@ json_t *eng_console_preview(tailor *t, const char *customer, const char *anon,
                             tailor_error *err);
 
 /*
+** Audiences and segments: every recency audience (buyers, cart abandoners,
+** the visitor bands of index.audience_days) with its size now, the
+** automatic segments with their names and sizes at the last fit, and
+** `history`: the snapshots eng_console_snapshot kept, then the sizes now
+** ({at, sizes: {"buyers/14": n, "segment/1": n, ...}, live: true}).
+*/
+json_t *eng_console_audiences(tailor *t, tailor_error *err);
+
+/*
+** Keep a snapshot of the sizes at `now` in the store (meta), unless the
+** newest kept one is less than `min_gap_ms` old; every snapshot of the
+** last DEF_CONSOLE_SIZES_FINE_DAYS days is kept, the first of each day
+** before that, none past DEF_CONSOLE_SIZES_KEEP_DAYS.  *taken (may be NULL)
+** says whether one was written.
+*/
+int eng_console_snapshot(tailor *t, int64_t now, int64_t min_gap_ms, int *taken,
+                         tailor_error *err);
+
+/*
+** A sample of an audience (`audience` and `days`, as
+** tailor_audience_members takes them) or of segment `segment` (> 0: its
+** id; then `audience` is ignored): {size, members: the `limit` (at most
+** DEF_CONSOLE_MEMBERS_MAX) last seen, each {customer or anon, last_seen,
+** orders, revenue} and with `pii` the customer's email and whether they
+** consented to email}.  NULL with `err` (TAILOR_EINVAL) for an unknown one.
+*/
+json_t *eng_console_members(tailor *t, const char *audience, int days, int segment,
+                            size_t limit, int pii, tailor_error *err);
+
+/*
 ** The strategies: the folder (and its base), each file with its size,
 ** time and a version (a hash of its text), the handlers and the files that
 ** define them, the reload generation, compile errors with file:line; with

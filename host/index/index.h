@@ -711,6 +711,14 @@ int idx_person_audience(const idx *x, uint32_t person, int64_t now,
 size_t idx_audience_members(const idx *x, idx_audience a, int64_t now,
                             void (*fn)(void *ud, uint32_t person), void *ud);
 
+/* Every audience's size at `now` in one pass: the visitor bands in the
+   order of idx.audience_days, cart abandoners, buyers. */
+typedef struct idx_audience_counts {
+  size_t visitors[IDX_MAX_AUDIENCES];
+  size_t cart_abandoners, buyers;
+} idx_audience_counts;
+void idx_audience_sizes(const idx *x, int64_t now, idx_audience_counts *out);
+
 /*
 ** Checkpoints (index/checkpoint.c).  idx_save writes the whole index and the
 ** sequence number of the last event in it, atomically (temp file, fsync,

@@ -217,6 +217,19 @@ int idx_audience_exists(const idx *x, idx_audience a) {
   return 0;
 }
 
+void idx_audience_sizes(const idx *x, int64_t now, idx_audience_counts *out) {
+  memset(out, 0, sizeof *out);
+  for (uint32_t i = 0; i < x->people.n; i++) {
+    idx_audience in;
+    if (x->person[i].canon != i || !idx_person_audience(x, i, now, &in)) continue;
+    if (in.kind == IDX_AUD_BUYERS) out->buyers++;
+    else if (in.kind == IDX_AUD_CART_ABANDONERS) out->cart_abandoners++;
+    else
+      for (uint32_t b = 0; b < x->naudiences; b++)
+        if (x->audience_days[b] == in.days) out->visitors[b]++;
+  }
+}
+
 size_t idx_audience_members(const idx *x, idx_audience a, int64_t now,
                             void (*fn)(void *ud, uint32_t person), void *ud) {
   size_t n = 0;

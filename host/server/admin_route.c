@@ -22,6 +22,9 @@
   X("outbox/message.html", 0, SRV_PERM_PROFILES)           \
   X("outbox/retry", 1, SRV_PERM_ALL)                       \
   X("outbox/purge", 1, SRV_PERM_ALL)                       \
+  X("audiences", 0, SRV_PERM_STATS)                        \
+  X("audiences/members", 0, SRV_PERM_STATS)                \
+  X("audiences/export", 0, SRV_PERM_PROFILES)              \
   X("preview", 0, SRV_PERM_PROFILES)                       \
   X("strategies", 0, SRV_PERM_STATS)                       \
   X("strategies/check", 0, SRV_PERM_STATS)

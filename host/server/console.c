@@ -29,6 +29,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "core/buf.h"
 #include "core/util.h"
 #include "engine/console.h"
 #include "server/console.h"
@@ -287,6 +288,12 @@ static void set_json(job *j, json_t *o) {
   else util_fail(&j->err, SRV_EINTERNAL, NULL, "out of memory");
 }
 
+/* tailor_audience_export's text into a buffer. */
+static int to_buf(void *ud, const char *text, size_t len) {
+  buf_put(ud, text, len);
+  return ((strbuf *)ud)->oom;
+}
+
 /* A body that is not JSON (a page, a CSV file), with its type and headers. */
 static void set_text(job *j, const char *text, size_t n, const char *ctype,
                      const char *headers) {
@@ -526,6 +533,41 @@ void srv_console_run(srv *s, job *j) {
     json_decref(in);
     if (rc) fail_engine(j, rc, &e);
     else set_json(j, o);
+  } else if (!strcmp(name, "audiences")) {
+    o = eng_console_audiences(t, &e);
+    if (o) json_object_set_new(o, "snapshot_every_ms", json_integer(s->conf->console_snapshot_ms));
+    if (!o) fail_engine(j, e.code ? e.code : TAILOR_ENOMEM, &e);
+    else set_json(j, o);
+  } else if (!strcmp(name, "audiences/members")) {
+    /* ?audience=buyers&days=14, or ?segment=2; emails only with PII. */
+    o = eng_console_members(t, param(query, "audience", b, sizeof b) ? b : "",
+                            (int)num_param(query, "days", 0, 0, 3650),
+                            (int)num_param(query, "segment", 0, 0, 255),
+                            (size_t)num_param(query, "limit", 20, 1, DEF_CONSOLE_MEMBERS_MAX),
+                            pii, &e);
+    if (!o) fail_engine(j, e.code ? e.code : TAILOR_ENOMEM, &e);
+    else set_json(j, o);
+  } else if (!strcmp(name, "audiences/export")) {
+    /* The CSV of `tailor audiences export --csv --hashed-emails`, as a
+       download. */
+    const char *aud = param(query, "audience", b, sizeof b);
+    long days = num_param(query, "days", 0, 0, 3650);
+    strbuf out = {0};
+    int rc = tailor_audience_export(t, aud ? aud : "", (int)days,
+                                    TAILOR_EXPORT_CSV | TAILOR_EXPORT_HASHED_EMAILS, to_buf,
+                                    &out, NULL, NULL, &e);
+    if (!rc && out.oom) rc = util_fail(&e, TAILOR_ENOMEM, NULL, "audience export: out of memory");
+    if (rc) {
+      fail_engine(j, rc, &e);
+    } else {
+      char h[300];
+      snprintf(h, sizeof h,
+               "Content-Disposition: attachment; filename=\"%s-%ld-days.csv\"\r\n"
+               "X-Content-Type-Options: nosniff\r\n",
+               aud, days); /* a known audience: letters and underscores */
+      set_text(j, out.s ? out.s : "", out.n, "text/csv; charset=utf-8", h);
+    }
+    buf_free(&out);
   } else if (!strcmp(name, "preview")) {
     char customer[256], anon[256], cart[1024], source[64], segment[64];
     o = eng_console_preview(t, param(query, "customer", customer, sizeof customer),

@@ -206,6 +206,7 @@ struct srv {
 
   /* The delivery thread (deliver.c); NULL when not running. */
   struct srv_deliver *deliver;
+  struct srv_sizes *sizes; /* the console's size snapshots (sizes.c) */
 
   srv_metrics m;
   _Atomic uint64_t ev_accepted[EV_TYPE_COUNT + 1]; /* last: unknown type */
@@ -294,6 +295,11 @@ void srv_confirm_page(job *j, int rc, const char *json, const tailor_error *e);
    deliver_interval_ms; started after the workers, stopped after the loop. */
 int srv_deliver_start(srv *s);
 void srv_deliver_stop(srv *s);
+
+/* sizes.c: a thread that keeps the console's audience and segment sizes
+   every console_snapshot_ms (off at 0). */
+int srv_sizes_start(srv *s);
+void srv_sizes_stop(srv *s);
 
 /* metrics.c */
 void srv_metrics_observe(srv *s, const job *j);

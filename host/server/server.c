@@ -25,6 +25,8 @@
 **   deliver_interval_ms: outbox rows go out through the plugins' channels
 **   there, so a slow SMTP server or webhook never holds up the loop or a
 **   decision.
+** - One thread (sizes.c) keeps the console's audience and segment sizes
+**   every console_snapshot_ms, for its chart over time.
 ** - Threads hand finished jobs back through a uv_async_t; the loop never
 **   waits on the engine, and no other thread touches a connection.  Per
 **   connection a read waits for the writes sent before it (read your own
@@ -309,6 +311,7 @@ static int start(srv *s) {
     return -1;
   }
   if (srv_deliver_start(s)) return -1;
+  if (srv_sizes_start(s)) return -1;
   if (!*cf->listen && !cf->unix_path) {
     srv_log(TAILOR_LOG_ERROR, "nothing to listen on: server.listen is \"\" and no server.unix");
     return -1;
@@ -361,6 +364,7 @@ int srv_run(tailor *t, srv_conf *conf, const srv_opts *o) {
   }
   if (failed != -2) uv_run(s->loop, UV_RUN_DEFAULT);
   srv_deliver_stop(s);
+  srv_sizes_stop(s);
   srv_threads_stop(s);
   if (uv_loop_close(s->loop)) srv_log(TAILOR_LOG_WARN, "shutdown: handles left open");
   tailor_set_logger(t, NULL, NULL);

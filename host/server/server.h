@@ -36,7 +36,8 @@
   X(shutdown_grace_ms, SERVER_SHUTDOWN_GRACE_MS, 0, 3600000L)                \
   X(deliver_interval_ms, SERVER_DELIVER_INTERVAL_MS, 0, 3600000L)            \
   X(deliver_batch, SERVER_DELIVER_BATCH, 1, DEF_DELIVER_MAX_BATCH)           \
-  X(console_session_ms, SERVER_CONSOLE_SESSION_MS, 1000, 30L * 86400000L)
+  X(console_session_ms, SERVER_CONSOLE_SESSION_MS, 1000, 30L * 86400000L)  \
+  X(console_snapshot_ms, SERVER_CONSOLE_SNAPSHOT_MS, 0, 30L * 86400000L)
 
 #define SRV_DEFAULT_LISTEN "127.0.0.1:7300"
 

@@ -26,6 +26,7 @@
 
 const { chromium } = require("playwright-core");
 const { execFileSync } = require("child_process");
+const crypto = require("crypto");
 const fs = require("fs");
 const path = require("path");
 
@@ -153,6 +154,58 @@ function traffic(now) {
   return { evs, expect };
 }
 
+/*
+** The recency audiences at `now` from the events, as the index keeps them
+** (index.h): a person is a customer id or an anonymous id (folded into the
+** customer when an event names both); last seen, last order and cart as
+** events arrive; then buyers (ordered within 14 days), else cart
+** abandoners (seen within 2 days, cart not empty), else visitors by when
+** last seen: (0,2], (2,7], (7,14] days.
+*/
+function audiencesOf(events, now) {
+  const DAY = 86400000, people = new Map(), into = new Map();
+  function get(k) {
+    if (!people.has(k)) people.set(k, { seen: 0, order: 0, cart: new Set(), customer: k.startsWith("c:") });
+    return people.get(k);
+  }
+  for (const e of events) {
+    if (/^(item_upsert|item_delete|customer_upsert)$/.test(e.type)) continue;
+    const ts = typeof e.ts === "string" ? Date.parse(e.ts) : e.ts;
+    let k = e.customer ? "c:" + e.customer : e.anon ? "a:" + (into.get(e.anon) ? null : e.anon) : null;
+    if (e.anon && into.get(e.anon)) k = into.get(e.anon);
+    if (e.customer && e.anon && !into.has(e.anon)) { // a login folds the visitor in
+      const a = people.get("a:" + e.anon), c = get("c:" + e.customer);
+      if (a) {
+        c.seen = Math.max(c.seen, a.seen);
+        c.order = Math.max(c.order, a.order);
+        a.cart.forEach((i) => c.cart.add(i));
+        people.delete("a:" + e.anon);
+      }
+      into.set(e.anon, "c:" + e.customer);
+    }
+    if (!k) continue;
+    const p = get(k);
+    p.seen = Math.max(p.seen, ts);
+    const lines = e.items ? e.items.map((l) => l.id) : e.item ? [e.item] : [];
+    if (e.type === "add_to_cart") lines.forEach((i) => p.cart.add(i));
+    if (e.type === "remove_from_cart") lines.forEach((i) => p.cart.delete(i));
+    if (e.type === "purchase") {
+      p.order = Math.max(p.order, ts);
+      lines.forEach((i) => p.cart.delete(i));
+    }
+  }
+  const out = {};
+  for (const p of people.values()) {
+    const seen = now - p.seen;
+    let key = null;
+    if (p.order && now - p.order <= 14 * DAY) key = "buyers/14";
+    else if (p.cart.size && seen <= 2 * DAY) key = "cart_abandoners/2";
+    else key = [2, 7, 14].filter((d) => seen <= d * DAY).map((d) => "visitors/" + d)[0] || null;
+    if (key) out[key] = (out[key] || 0) + 1;
+  }
+  return out;
+}
+
 /* Orders, revenue and sessions of the demo's events (NDJSON). */
 function demoFigures(file) {
   const out = { orders: 0, revenue: 0, sessions: new Set() };
@@ -188,7 +241,7 @@ async function open(page, base, name) {
   await page.screenshot({ path: path.join(SHOTS, "console-" + name + ".png"), fullPage: true });
 }
 
-async function run(dir, server, sim, demo) {
+async function run(dir, server, sim, demo, eventsFile) {
   const base = "http://127.0.0.1:" + server.port;
   // Refusals first: no token, storefront token, storefront login.
   check("the API refuses no token", (await http(base, "GET", "/admin/api/overview")).status === 401);
@@ -361,6 +414,65 @@ async function run(dir, server, sim, demo) {
       await page.textContent("#note"));
     check("outbox: nothing cancelled is left", Number(await card(page, "outbox_cancelled")) === 0);
 
+    // Audiences and segments: a few snapshots kept first (one a second).
+    let aud = null;
+    for (let i = 0; i < 100; i++) {
+      aud = (await http(base, "GET", "/admin/api/audiences", { token: ADMIN })).json;
+      if (aud.history.length >= 3) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    check("audiences: snapshots are kept over time", aud.history.length >= 3 &&
+      aud.history.slice(0, -1).every((h) => !h.live) && aud.history[aud.history.length - 1].live,
+      JSON.stringify(aud.history.map((h) => h.at)));
+    await open(page, base, "audiences");
+    aud = (await http(base, "GET", "/admin/api/audiences", { token: ADMIN })).json;
+    const demoEvents = fs.readFileSync(eventsFile, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+    const want = audiencesOf(demoEvents.concat(sim.evs), aud.now);
+    check("audiences: five of them", aud.audiences.length === 5, JSON.stringify(aud.audiences));
+    for (const a of aud.audiences) {
+      check("audiences: " + a.key + " equals what the events say", a.size === (want[a.key] || 0),
+        a.size + " vs " + want[a.key]);
+      check("audiences: the page shows " + a.key,
+        Number(await card(page, "aud_" + a.key.replace("/", "_"))) === a.size);
+    }
+    check("audiences: every kind has members here", Object.keys(want).length === 5, JSON.stringify(want));
+    check("audiences: segments were fitted", aud.segments.length > 0 && aud.segments.every((g) => g.size > 0));
+    for (const g of aud.segments)
+      check("audiences: the page shows " + g.key,
+        Number(await page.getAttribute("[data-k='" + g.key + "']", "data-v")) === g.size);
+    check("audiences: the chart is drawn", await canvasDrawn(page, "#sizes-chart canvas"));
+    check("audiences: the chart has the snapshots",
+      Number(await page.getAttribute("#sizes-chart", "data-points")) >= 3);
+    // The sample of the first audience (buyers): the last seen first, with
+    // contact details for an admin.
+    const buyers = await page.$$eval("#members[data-of='buyers/14'] tr", (trs) => trs.slice(1).map((tr) =>
+      Array.from(tr.children).map((td) => td.textContent)));
+    check("audiences: buyers' sample, the latest order first, with the email",
+      buyers.length > 0 && buyers[0][0] === "sim-cart-0" && buyers[0][5] === "sim-cart-0@example.com",
+      JSON.stringify(buyers[0]));
+    const metricsMembers = (await http(base, "GET", "/admin/api/audiences/members?audience=buyers&days=14",
+      { token: METRICS })).json;
+    check("audiences: a metrics token's sample has no contact details",
+      metricsMembers.members.length > 0 && metricsMembers.members.every((m) => m.email === undefined) &&
+      metricsMembers.pii === false);
+    check("audiences: a metrics token may not export",
+      (await http(base, "GET", "/admin/api/audiences/export?audience=buyers&days=14", { token: METRICS })).status === 403);
+    // Another audience's sample, then its download.
+    await page.selectOption("#members-of", "cart_abandoners/2");
+    await page.click("#members-go");
+    await page.waitForSelector("#members[data-of='cart_abandoners/2']");
+    const carts2 = aud.audiences.find((a) => a.key === "cart_abandoners/2");
+    check("audiences: the cart abandoners' sample", Number(await page.getAttribute("#members", "data-size")) === carts2.size &&
+      (await page.$$eval("#members tr", (trs) => trs.some((tr) => tr.children[0].textContent === "sim-cart-1"))));
+    await page.screenshot({ path: path.join(SHOTS, "console-audiences.png"), fullPage: true });
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export")]);
+    const csv = fs.readFileSync(await download.path(), "utf8").trim().split("\n");
+    const sha = crypto.createHash("sha256").update("sim-cart-1@example.com").digest("hex");
+    check("audiences: the download is the audience as CSV", csv[0] === "customer,anon,email_sha256" &&
+      csv.length - 1 === carts2.size && csv.includes("sim-cart-1,," + sha), csv.slice(0, 3).join(" | "));
+    check("audiences: the download's name", download.suggestedFilename() === "cart_abandoners-2-days.csv",
+      download.suggestedFilename());
+
     // Visitor preview.
     await page.goto(base + "/admin/#preview");
     await page.waitForSelector("body[data-ready=preview]");
@@ -430,7 +542,7 @@ async function main() {
     execFileSync("python3", [path.join(ROOT, "examples", "data", "generate.py"), "--events", events,
       "--site", path.join(dir, "site")], { stdio: "inherit", timeout: WAIT_MS * 3 });
     execFileSync(TAILOR, ["ingest", "--db", path.join(dir, "shop.db"), events], { stdio: "inherit", timeout: WAIT_MS * 6 });
-    config(dir);
+    config(dir, { console_snapshot_ms: 1000 }); // sizes over time, every second here
     server = await serve(dir);
     const base = "http://127.0.0.1:" + server.port;
     const now = Date.now();
@@ -454,7 +566,7 @@ async function main() {
       revenue: 20, ts: now - 100, items: [{ id: "sim-item", price: 20 }] };
     sim.evs.push(last);
     check("the order is accepted", (await http(base, "POST", "/v1/events", { token: ADMIN, body: last })).status === 200);
-    await run(dir, server, sim, demoFigures(events));
+    await run(dir, server, sim, demoFigures(events), events);
     await expiry(path.join(dir, "expiry"));
   } catch (e) {
     check("the test ran to the end", false, e.stack || String(e));
