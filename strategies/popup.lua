@@ -7,7 +7,17 @@
 -- "inactivity" (with context.seconds), or "cart_value" (with
 -- context.cart_value).  The offer depends on who the visitor is (first
 -- match in settings.popup.offers); at most one popup per session, none
--- after a purchase in the session, and none once its coupon pool is empty.
+-- after a purchase in the session.
+--
+-- Each offer with a tier comes with a real coupon: tailor.coupon issues a
+-- unique code for this visitor, single-use, valid for
+-- settings.popup.coupon_ttl_hours, which the shop's checkout checks and
+-- redeems once.  The host's frequency caps (caps.lua) count the popup and
+-- its coupon as one contact, with the emails and other coupons of the
+-- window: a visitor already contacted today (the cart email, say) gets no
+-- popup, and tailor.coupon answers nil when a cap holds (then no popup
+-- either: an offer without its code is no offer).
+--
 -- A discount (an offer with a percent) is held for a session whose
 -- purchase propensity (ctx.session.propensity, fitted on the shop's
 -- history) is above settings.popup.hold_above: it would likely buy anyway;
@@ -47,24 +57,30 @@ local function email_capture(ctx)
   }
 end
 
+-- Whether the session would likely buy without a discount.
+local function would_buy(ctx)
+  local above, p = settings.popup.hold_above, ctx.session.propensity
+  return above ~= nil and p ~= nil and p > above
+end
+
 local function popup(ctx)
-  local s = ctx.session
+  local s, P = ctx.session, settings.popup
   if s.popups_shown > 0 or s.purchased or not triggered(ctx) then return nil end
   local ask = email_capture(ctx)
   if ask then return ask end
-  for _, offer in ipairs(settings.popup.offers) do
-    local held = offer.percent and settings.popup.hold_above and s.propensity
-      and s.propensity > settings.popup.hold_above
-    if ctx.segments[offer.segment] and not held then
-      local left = offer.coupon and tailor.coupons_left(offer.coupon)
-      -- A pool that is not configured is unlimited; an empty one is off.
-      if left == nil or left > 0 then
-        return {
-          name = offer.name, title = offer.title, message = offer.message,
-          coupon = offer.coupon, percent = offer.percent,
-          free_shipping = offer.name == "free_shipping" or nil,
-        }
+  for _, offer in ipairs(P.offers) do
+    if ctx.segments[offer.segment] and not (offer.percent and would_buy(ctx)) then
+      local answer = {
+        name = offer.name, title = offer.title, message = offer.message,
+        percent = offer.percent, free_shipping = offer.free_shipping,
+      }
+      if offer.tier then
+        local coupon = tailor.coupon(offer.tier, { ttl = P.coupon_ttl_hours * 3600,
+                                                   percent = offer.percent })
+        if not coupon then return nil end -- a cap holds
+        answer.coupon, answer.expires = coupon.code, coupon.expires
       end
+      return answer
     end
   end
   return nil

@@ -153,11 +153,13 @@ end
 function on.item_upsert(ctx, ev)
   local item = tailor.item(ev.item.id)
   if not item then return nil end
-  if item.in_stock and not item.was_in_stock then
+  -- Back in stock: listed and out of stock before (an item listed for the
+  -- first time is new, not back).
+  if item.in_stock and item.was_listed and not item.was_in_stock then
     return { schedule = to_watchers(item.id, "back_in_stock",
       { stamp = ev.ts, fields = { item = describe({ item.id })[1] } }) }
   end
-  if item.in_stock and item.previous_price and item.price < item.previous_price then
+  if item.in_stock and item.was_listed and item.previous_price and item.price < item.previous_price then
     return { schedule = to_watchers(item.id, "price_drop",
       { stamp = item.price, fields = { item = describe({ item.id })[1], old_price = item.previous_price } }) }
   end

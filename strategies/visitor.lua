@@ -1,6 +1,8 @@
 -- visitor.lua: who the visitor is now, for a shop that shows it or tags
 -- its analytics with it: the segments of segments.lua they are in (read
--- through ctx.segments, as every handler sees them) and their lifecycle.
+-- through ctx.segments, as every handler sees them), their lifecycle and
+-- the session's purchase propensity (nil until the shop's model is fitted:
+-- the chance this visit ends in a purchase, which popup.lua reads).
 -- Asked as the decision kind "visitor"; the demo shop shows it in its top
 -- bar.
 
@@ -12,7 +14,8 @@ local function visitor(ctx)
     if ctx.segments[name] then names[#names + 1] = name end
   end
   table.sort(names)
-  return { segments = names, lifecycle = ctx.customer.lifecycle, cluster = ctx.customer.cluster }
+  return { segments = names, lifecycle = ctx.customer.lifecycle, cluster = ctx.customer.cluster,
+           propensity = ctx.session.propensity }
 end
 
 return { visitor = visitor }

@@ -621,8 +621,8 @@
    * chance to catch someone who switched away.  Either way the event is
    * stored first (so the strategy sees it in the session), then the popup
    * strategy is asked with context.trigger, and its answer is shown.
-   * What was shown is reported as popup_shown with props.coupon, which
-   * uses a coupon of the pool and stops further popups this session.
+   * What was shown is reported as popup_shown with props.coupon (the
+   * popup's own code), which stops further popups this session.
    * opts.render(popup, close) draws a popup yourself; opts.onShow(popup).
    */
   Tailor.prototype.watchPopups = function (opts) {
@@ -731,7 +731,8 @@
     ".tailor-popup-close{position:absolute;top:8px;right:12px;border:0;background:none;" +
     "font-size:26px;cursor:pointer;color:#888}" +
     ".tailor-popup-code{margin:16px 0;padding:10px;border:2px dashed #c9c2b5;border-radius:8px;" +
-    "display:flex;justify-content:space-between;align-items:center}" +
+    "display:flex;justify-content:space-between;align-items:center;gap:12px}" +
+    ".tailor-popup-code strong{white-space:nowrap}" +
     ".tailor-popup-cta{border:0;border-radius:8px;padding:12px 20px;font-weight:600;cursor:pointer}" +
     ".tailor-quiz-question{border:0;margin:0 0 14px;padding:0}.tailor-quiz-question legend{font-weight:600;margin-bottom:6px}" +
     ".tailor-quiz-answer{margin:0 8px 8px 0;padding:7px 14px;border:1px solid #c9c2b5;border-radius:999px;" +

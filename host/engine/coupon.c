@@ -15,7 +15,14 @@
 ** Frequency caps are the strategy's (a `caps` table among its handlers:
 ** per_day, per_campaign, window_hours) and the host's to enforce: a popup
 ** decision, a coupon and an email each count as one contact of the
-** visitor; a popup with a coupon of its own counts once.
+** visitor; a popup with a coupon of its own counts once.  A contact is
+** over a cap when the window around its time (now for a popup or a
+** coupon, the due time for an email) already holds that many: an email
+** counts when it reaches the visitor, so the win-back a purchase schedules
+** for three months later is no contact today, and the cart email due in
+** an hour is one.  An email that supersedes pending ones (the cart email
+** moved by the next cart change) replaces them instead of counting beside
+** them.
 */
 #include <lauxlib.h>
 #include <stdio.h>
@@ -42,21 +49,39 @@ void eng_caps_read(lua_State *L, eng_caps *c) {
     if (lua_getfield(L, -1, "window_hours") == LUA_TNUMBER && lua_tonumber(L, -1) > 0)
       c->window_ms = (int64_t)(lua_tonumber(L, -1) * 3600000);
     lua_pop(L, 1);
+    /* exempt: campaigns the visitor asked for (the welcome of a confirmed
+       address and its code), never held back; they still count. */
+    if (lua_getfield(L, -1, "exempt") == LUA_TTABLE) {
+      for (lua_Integer i = 1; c->n_exempt < ENG_CAPS_MAX_EXEMPT; i++) {
+        if (lua_geti(L, -1, i) != LUA_TSTRING) {
+          lua_pop(L, 1);
+          break;
+        }
+        snprintf(c->exempt[c->n_exempt++], sizeof c->exempt[0], "%s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+      }
+    }
+    lua_pop(L, 1);
   }
   lua_settop(L, top);
 }
 
 const char *eng_caps_over(tailor *t, const eng_caps *c, const char *customer,
-                          const char *anon, const char *campaign, long pending) {
+                          const char *anon, const char *campaign, long pending, int64_t at,
+                          const char *replacing) {
   if ((c->per_day <= 0 && c->per_campaign <= 0) || (!customer && !anon)) return NULL;
-  int64_t since = util_now_ms() - c->window_ms;
+  for (int i = 0; campaign && i < c->n_exempt; i++)
+    if (!strcmp(campaign, c->exempt[i])) return NULL;
+  int64_t from = at - c->window_ms, to = at + c->window_ms;
   store *s = eng_read_begin(t);
   const char *why = NULL;
   if (c->per_day > 0 &&
-      store_contacts_since(s, customer, anon, NULL, since) + pending >= c->per_day)
+      store_contacts_between(s, customer, anon, NULL, from, to, replacing) + pending >=
+          c->per_day)
     why = "per_day";
   else if (c->per_campaign > 0 && campaign &&
-           store_contacts_since(s, customer, anon, campaign, since) >= c->per_campaign)
+           store_contacts_between(s, customer, anon, campaign, from, to, replacing) >=
+               c->per_campaign)
     why = "per_campaign";
   eng_read_end(t);
   return why;

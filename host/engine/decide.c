@@ -394,7 +394,8 @@ static int run_handler(lua_State *L) {
   if (popup) {
     eng_caps_read(L, &c->caps);
     c->caps_read = 1;
-    if ((r->capped = eng_caps_over(r->t, &c->caps, c->customer, c->anon, NULL, 0))) {
+    if ((r->capped = eng_caps_over(r->t, &c->caps, c->customer, c->anon, NULL, 0,
+                                   util_now_ms(), NULL))) {
       buf_puts(r->out, "null");
       return 0;
     }
@@ -412,7 +413,8 @@ static int run_handler(lua_State *L) {
     snprintf(r->popup, sizeof r->popup, "%s", name);
     lua_pop(L, 1);
     /* ... and one past its campaign's cap gets none, nor its coupon. */
-    if ((r->capped = eng_caps_over(r->t, &c->caps, c->customer, c->anon, r->popup, 0))) {
+    if ((r->capped = eng_caps_over(r->t, &c->caps, c->customer, c->anon, r->popup, 0,
+                                   util_now_ms(), NULL))) {
       eng_call_clear(c);
       r->popup[0] = '\0';
       buf_puts(r->out, "null");
@@ -486,7 +488,7 @@ static void write_given_order(request *r) {
 
 int eng_decide(tailor *t, const dreq *q, strbuf *out, tailor_error *err) {
   request r = {t, q, q->k ? q->k : t->cfg.default_k, NULL, 0, out, 0,
-               {q->customer, q->anon, NULL, {0, 0, 0}, 0}, NULL, ""};
+               {q->customer, q->anon, NULL, {0}, 0}, NULL, ""};
   atomic_fetch_add(&t->n_decisions, 1);
   uint64_t started = util_mono_ns();
   int recommend = !strcmp(q->kind, "recommend") || !strcmp(q->kind, "rank");

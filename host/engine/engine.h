@@ -263,9 +263,13 @@ void eng_request_limits(tailor *t, req_limits *lim);
 ** Coupons and frequency caps (engine/coupon.c).  eng_caps is a strategy's
 ** `caps` table (per_day, per_campaign: contacts a visitor may get in the
 ** window, 0 for none; window_hours), read by eng_caps_read inside a call.
-** eng_caps_over says whether one more contact of `campaign` (NULL: any) is
-** over a cap ("per_day", "per_campaign") or NULL; `pending` contacts of
-** this call are not in the store yet.
+** eng_caps_over says whether one more contact of `campaign` (NULL: any)
+** at time `at` (ms: now, or an email's due time) is over a cap
+** ("per_day", "per_campaign") or NULL, counting the contacts within the
+** window either side of `at`; `pending` contacts of this call are not in
+** the store yet; pending emails whose key starts with `replacing` (NULL:
+** none) are about to be replaced and do not count.  A campaign among the
+** caps' `exempt` is never over a cap.
 **
 ** eng_call is what one strategy call (a decision, an on_event) issued:
 ** eng_current points at it while the call runs, for tailor.coupon.
@@ -276,9 +280,12 @@ void eng_request_limits(tailor *t, req_limits *lim);
 ** (TAILOR_ENOTFOUND, TAILOR_EINVAL, TAILOR_EFIELD: the caller's batch is
 ** refused).
 */
+#define ENG_CAPS_MAX_EXEMPT 8 /* campaigns a caps table may exempt */
 typedef struct eng_caps {
   long per_day, per_campaign;
   int64_t window_ms;
+  char exempt[ENG_CAPS_MAX_EXEMPT][64]; /* never held back (they count) */
+  int n_exempt;
 } eng_caps;
 
 typedef struct eng_call {
@@ -298,7 +305,8 @@ extern _Thread_local int eng_dry_running;
 struct lua_State;
 void eng_caps_read(struct lua_State *L, eng_caps *c);
 const char *eng_caps_over(tailor *t, const eng_caps *c, const char *customer,
-                          const char *anon, const char *campaign, long pending);
+                          const char *anon, const char *campaign, long pending, int64_t at,
+                          const char *replacing);
 int eng_coupon_issue(tailor *t, eng_call *call, const char *tier, double percent,
                      int64_t ttl_ms, char *code, size_t cap, int64_t *expires,
                      tailor_error *err);

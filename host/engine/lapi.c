@@ -754,8 +754,10 @@ static int l_item(lua_State *L) {
   }
   lua_pushnumber(L, it->prev_price);
   lua_setfield(L, -2, "previous_price");
-  lua_pushboolean(L, it->prev_in_stock);
+  lua_pushboolean(L, (it->prev & IDX_PREV_IN_STOCK) != 0);
   lua_setfield(L, -2, "was_in_stock");
+  lua_pushboolean(L, (it->prev & IDX_PREV_LISTED) != 0);
+  lua_setfield(L, -2, "was_listed");
   return 1;
 }
 
@@ -1168,7 +1170,7 @@ static int l_coupon(lua_State *L) {
     call->caps_read = 1;
   }
   const char *why = eng_caps_over(t, &call->caps, call->customer, call->anon, tier,
-                                  (long)json_array_size(call->coupons));
+                                  (long)json_array_size(call->coupons), util_now_ms(), NULL);
   if (why) {
     lua_pushnil(L);
     lua_pushstring(L, why);

@@ -251,11 +251,15 @@ static int apply_run(tailor *t, trigger_run *r, tailor_error *err) {
       capped++;
       continue;
     }
-    /* The strategy's caps across channels (engine/coupon.c): the day's
-       popups, coupons and emails together, and per campaign (template). */
+    /* The strategy's caps across channels (engine/coupon.c): the popups,
+       coupons and emails of the window around the email's due time, and
+       per campaign (template); the pending rows it supersedes do not
+       count, it replaces them. */
     if (customer && !strcmp(channel, "email") &&
         eng_caps_over(t, &r->call.caps, customer, NULL,
-                      json_string_value(json_object_get(v, "template")), 0)) {
+                      json_string_value(json_object_get(v, "template")), 0,
+                      (int64_t)json_integer_value(json_object_get(v, "due")),
+                      json_string_value(json_object_get(v, "supersede")))) {
       atomic_fetch_add(&t->n_trigger_capped, 1);
       capped++;
       continue;
@@ -300,7 +304,7 @@ int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
   for (size_t i = 0; i < n; i++) {
     if (evs[i]->dup || evs[i]->ts < oldest) continue;
     trigger_run r = {t, evs[i], json_array(), json_array(), NULL, 0, 0,
-                     {evs[i]->customer, evs[i]->anon, NULL, {0, 0, 0}, 0}};
+                     {evs[i]->customer, evs[i]->anon, NULL, {0}, 0}};
     pthread_rwlock_rdlock(&t->lock);
     eng_current = &r.call;
     int lua_rc = lvm_pcall(vm, run_on_event, &r, &lerr), rc = TAILOR_OK;

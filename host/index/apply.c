@@ -64,7 +64,8 @@ static int apply_catalog(idx *x, const ev *e) {
   char *doc = json_dumps(item, JSON_COMPACT);
   if (!doc) return TAILOR_ENOMEM;
   it->prev_price = it->price;
-  it->prev_in_stock = it->in_stock && !it->deleted && it->doc;
+  it->prev = (uint8_t)((it->doc && !it->deleted ? IDX_PREV_LISTED : 0) |
+                       (it->in_stock && !it->deleted && it->doc ? IDX_PREV_IN_STOCK : 0));
   if (!it->doc && x->uncataloged) x->uncataloged--;
   free(it->doc);
   it->doc = doc;

@@ -171,7 +171,7 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
     PUT(&w, it->price);
     PUT(&w, it->cost);
     PUT(&w, it->prev_price);
-    PUT(&w, it->prev_in_stock);
+    PUT(&w, it->prev);
     PUT(&w, it->category);
     PUT(&w, it->brand);
     PUT(&w, it->ntags);
@@ -544,7 +544,8 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
       GET(&r, it->price);
       GET(&r, it->cost);
       GET(&r, it->prev_price);
-      GET(&r, it->prev_in_stock);
+      GET(&r, it->prev);
+      if (it->prev & IDX_PREV_IN_STOCK) it->prev |= IDX_PREV_LISTED; /* older checkpoints */
       GET(&r, it->category);
       GET(&r, it->brand);
       GET(&r, it->ntags);

@@ -109,12 +109,19 @@ typedef struct idx_config {
 
 #define IDX_MAX_TAGS 8 /* tags of an item used for content similarity */
 
+/* What an item was before its last catalog update (idx_item.prev): in stock,
+   and listed (upserted and not deleted): an item listed for the first time
+   is not "back in stock".  Older checkpoints hold the first bit only (the
+   same byte): an item in stock then was listed, which the loader adds. */
+#define IDX_PREV_IN_STOCK 1u
+#define IDX_PREV_LISTED 2u
+
 typedef struct idx_item {
   char *doc;          /* compact catalog JSON (owned), NULL if never upserted */
   double price;       /* from the catalog, else the last price seen */
   double cost;        /* the catalog's "cost": what the item costs the shop; 0 unknown */
   double prev_price;  /* the price before the last catalog update */
-  uint8_t prev_in_stock; /* in stock before the last catalog update */
+  uint8_t prev;       /* IDX_PREV_* before the last catalog update */
   uint32_t category;  /* id in idx.categories, or INTERN_NONE */
   uint32_t brand;     /* id in idx.brands, or INTERN_NONE */
   uint32_t tags[IDX_MAX_TAGS]; /* ids in idx.tags */

@@ -167,25 +167,29 @@ int sq_contact_add(store *s, const char *unit, const char *channel,
   return step == SQLITE_DONE ? TAILOR_OK : store_fail(err, TAILOR_ESTORE, db, "store: contacts");
 }
 
-int64_t sq_contacts_since(store *s, const char *customer, const char *anon,
-                             const char *campaign, int64_t since) {
+int64_t sq_contacts_between(store *s, const char *customer, const char *anon,
+                            const char *campaign, int64_t from, int64_t to,
+                            const char *replacing) {
   static const char sql[] =
-      "SELECT (SELECT count(*) FROM contacts WHERE (unit=?1 OR unit=?2) AND ts>=?3"
+      "SELECT (SELECT count(*) FROM contacts WHERE (unit=?1 OR unit=?2) AND ts BETWEEN ?3 AND ?5"
       "         AND (?4 IS NULL OR campaign=?4))"
-      "     + (SELECT count(*) FROM coupons WHERE (customer=?1 OR anon=?2) AND issued>=?3"
-      "         AND (?4 IS NULL OR tier=?4))"
-      "     + (SELECT count(*) FROM outbox WHERE customer=?1 AND created>=?3"
+      "     + (SELECT count(*) FROM coupons WHERE (customer=?1 OR anon=?2)"
+      "         AND issued BETWEEN ?3 AND ?5 AND (?4 IS NULL OR tier=?4))"
+      "     + (SELECT count(*) FROM outbox WHERE customer=?1 AND due BETWEEN ?3 AND ?5"
       "         AND state IN ('pending','sending','sent') AND (?4 IS NULL OR template=?4)"
+      "         AND NOT (?6 IS NOT NULL AND state='pending'"
+      "                  AND substr(key,1,length(?6))=?6)"
       "         AND " SQ_NOT_OPTIN ")";
   sqlite3 *db = store_db(s);
   sqlite3_stmt *st;
   int64_t n = 0;
-  if (!customer && !anon) return 0;
   if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return 0;
   sq_bind_text(st, 1, customer);
   sq_bind_text(st, 2, anon);
-  sqlite3_bind_int64(st, 3, since);
+  sqlite3_bind_int64(st, 3, from);
   sq_bind_text(st, 4, campaign);
+  sqlite3_bind_int64(st, 5, to);
+  sq_bind_text(st, 6, replacing);
   if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
   return n;

@@ -200,10 +200,11 @@ int store_contact_add(store *s, const char *unit, const char *channel, const cha
   return s->ops->contact_add(s, unit, channel, campaign, ts, err);
 }
 
-int64_t store_contacts_since(store *s, const char *customer, const char *anon,
-                             const char *campaign, int64_t since) {
+int64_t store_contacts_between(store *s, const char *customer, const char *anon,
+                               const char *campaign, int64_t from, int64_t to,
+                               const char *replacing) {
   if (!customer && !anon) return 0;
-  return s->ops->contacts_since(s, customer, anon, campaign, since);
+  return s->ops->contacts_between(s, customer, anon, campaign, from, to, replacing);
 }
 
 void store_triggers_owed(store *s, int on) {

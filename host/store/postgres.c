@@ -1212,19 +1212,24 @@ static int pg_contact_add(store *base, const char *unit, const char *channel,
                      4, v, err, "store: contacts");
 }
 
-static int64_t pg_contacts_since(store *base, const char *customer, const char *anon,
-                                 const char *campaign, int64_t since) {
-  char t[24];
-  const char *v[] = {customer, anon, I64(t, since), campaign};
+/* As sq_contacts_between (store.h): emails by their due time, the
+   pending rows a superseding email replaces left out. */
+static int64_t pg_contacts_between(store *base, const char *customer, const char *anon,
+                                   const char *campaign, int64_t from, int64_t to,
+                                   const char *replacing) {
+  char f[24], t[24];
+  const char *v[] = {customer, anon, I64(f, from), campaign, I64(t, to), replacing};
   int64_t n = one_int(
       (pg *)base,
-      "SELECT (SELECT count(*) FROM contacts WHERE (unit=$1 OR unit=$2) AND ts>=$3"
-      "         AND ($4::text IS NULL OR campaign=$4))"
-      "     + (SELECT count(*) FROM coupons WHERE (customer=$1 OR anon=$2) AND issued>=$3"
-      "         AND ($4::text IS NULL OR tier=$4))"
-      "     + (SELECT count(*) FROM outbox WHERE customer=$1 AND created>=$3"
-      "         AND state IN ('pending','sending','sent') AND ($4::text IS NULL OR template=$4))",
-      4, v);
+      "SELECT (SELECT count(*) FROM contacts WHERE (unit=$1 OR unit=$2)"
+      "         AND ts BETWEEN $3 AND $5 AND ($4::text IS NULL OR campaign=$4))"
+      "     + (SELECT count(*) FROM coupons WHERE (customer=$1 OR anon=$2)"
+      "         AND issued BETWEEN $3 AND $5 AND ($4::text IS NULL OR tier=$4))"
+      "     + (SELECT count(*) FROM outbox WHERE customer=$1 AND due BETWEEN $3 AND $5"
+      "         AND state IN ('pending','sending','sent') AND ($4::text IS NULL OR template=$4)"
+      "         AND NOT ($6::text IS NOT NULL AND state='pending'"
+      "                  AND left(key, length($6::text))=$6::text))",
+      6, v);
   return n < 0 ? 0 : n;
 }
 
@@ -1316,7 +1321,7 @@ static const store_ops pg_ops = {
     .coupon_mark = pg_coupon_mark,
     .coupon_report = pg_coupon_report,
     .contact_add = pg_contact_add,
-    .contacts_since = pg_contacts_since,
+    .contacts_between = pg_contacts_between,
     .triggers_owed = pg_triggers_owed,
     .triggers_done = pg_triggers_done,
     .triggers_overdue = pg_triggers_overdue,

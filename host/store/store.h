@@ -316,12 +316,16 @@ json_t *store_coupon_report(store *s, int64_t now);
 int store_contact_add(store *s, const char *unit, const char *channel,
                       const char *campaign, int64_t ts, tailor_error *err);
 
-/* Contacts of the person (customer and/or anon id) since `since` (ms):
-   popups recorded, coupons issued, email rows pending, sending or sent;
-   only those of `campaign` (a popup's name, a coupon's tier, an email's
-   template) when it is not NULL. */
-int64_t store_contacts_since(store *s, const char *customer, const char *anon,
-                             const char *campaign, int64_t since);
+/* Contacts of the person (customer and/or anon id) from `from` to `to`
+   (ms): popups recorded and coupons issued then, and email rows pending,
+   sending or sent that are due then (an email reaches the visitor when it
+   is sent, not when it is scheduled); only those of `campaign` (a popup's
+   name, a coupon's tier, an email's template) when it is not NULL.
+   Pending rows whose key starts with `replacing` are left out: the rows a
+   superseding email moves (NULL: none). */
+int64_t store_contacts_between(store *s, const char *customer, const char *anon,
+                               const char *campaign, int64_t from, int64_t to,
+                               const char *replacing);
 
 /*
 ** Consents (store/consent.c): an address asked for with double opt-in

@@ -75,8 +75,9 @@ typedef struct store_ops {
   json_t *(*coupon_report)(store *s, int64_t now);
   int (*contact_add)(store *s, const char *unit, const char *channel, const char *campaign,
                      int64_t ts, tailor_error *err);
-  int64_t (*contacts_since)(store *s, const char *customer, const char *anon,
-                            const char *campaign, int64_t since);
+  int64_t (*contacts_between)(store *s, const char *customer, const char *anon,
+                              const char *campaign, int64_t from, int64_t to,
+                              const char *replacing);
   /* A shared log's triggers owed (store.h); NULL on a store whose events
      and triggers commit together. */
   void (*triggers_owed)(store *s, int on);
@@ -117,8 +118,9 @@ int sq_coupon_mark(store *s, const char *code, int64_t now, const char *order_id
 json_t *sq_coupon_report(store *s, int64_t now);
 int sq_contact_add(store *s, const char *unit, const char *channel, const char *campaign,
                    int64_t ts, tailor_error *err);
-int64_t sq_contacts_since(store *s, const char *customer, const char *anon,
-                          const char *campaign, int64_t since);
+int64_t sq_contacts_between(store *s, const char *customer, const char *anon,
+                            const char *campaign, int64_t from, int64_t to,
+                            const char *replacing);
 
 /* Add n to obj[path...][field] (path: keys, NULL-terminated), making the
    objects on the way: the coupon report's counters (coupon.c). */

@@ -63,23 +63,39 @@ return {
     },
   },
 
+  -- Frequency caps across channels (caps.lua; the host enforces them):
+  -- contacts a visitor may get within window_hours (popups with their
+  -- coupons, other coupons, emails at their due time), and of one campaign
+  -- (a popup's name, a coupon's tier, an email's template); 0 or nil: none.
+  -- exempt: campaigns never held back, because the visitor asked for them
+  -- (the welcome of a confirmed address; caps.lua adds its code's tier,
+  -- popup.email_capture.incentive.tier); they still count.
+  caps = { per_day = 1, per_campaign = 0, window_hours = 24,
+           exempt = { "subscribed", "subscribed_vip" } },
+
   popup = {
-    -- Offers in priority order: the first one the visitor qualifies for
-    -- (and whose coupon pool is not empty) is shown.
+    -- Offers in priority order: the first one the visitor qualifies for is
+    -- shown.  tier: each popup of the offer carries a unique single-use
+    -- coupon of that tier (tailor.coupon; the code starts with its letters:
+    -- RETURNING10-7K3M9QX2PA), valid for coupon_ttl_hours.
     offers = {
-      { name = "vip_15", segment = "vip", percent = 15, coupon = "VIP15",
+      { name = "vip_15", segment = "vip", percent = 15, tier = "vip_15",
         title = "15% off, just for you", message = "Thank you for being one of our best customers." },
-      { name = "returning_10", segment = "returning_visitor", percent = 10, coupon = "WELCOMEBACK10",
+      { name = "returning_10", segment = "returning_visitor", percent = 10, tier = "returning_10",
         title = "Welcome back: 10% off", message = "Good to see you again. Here is 10% off your order." },
-      { name = "free_shipping", segment = "new_visitor", coupon = "FREESHIP",
+      { name = "free_shipping", segment = "new_visitor", tier = "free_shipping", free_shipping = true,
         title = "Free shipping on your first order", message = "Your first order ships free." },
     },
+    coupon_ttl_hours = 72, -- how long a popup's code may be redeemed
     hidden_seconds = 5,  -- mobile: the page was hidden at least this long
     time_on_page = 60,   -- seconds on a page before a popup may show
     inactivity = 30,     -- seconds without interaction
     cart_value = 75,     -- a cart worth this much may trigger a popup
-    hold_above = 0.6,    -- no discount when the session's purchase propensity
-                         -- is above this (nil: always offer)
+    -- No discount (an offer with a percent) when the session's purchase
+    -- propensity (ctx.session.propensity: the chance it buys, from the
+    -- model fitted on the shop's sessions; its AUC in `tailor stats`) is
+    -- above this: the visitor would likely buy anyway.  nil: always offer.
+    hold_above = 0.6,
     -- Email capture (popup.lua): a visitor with no address on file who
     -- stays on a page (time_on_page) or idles (inactivity) is asked for
     -- their email first, with an incentive.  The storefront shows the

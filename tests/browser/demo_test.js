@@ -4,8 +4,10 @@
 // drives Debian's chromium through playwright-core:
 //
 //   - a product page shows bought-together items, each with its explanation
-//   - leaving the page as a new visitor shows the free-shipping popup, once
-//   - a returning visitor gets the 10% popup, a VIP the 15% one
+//   - leaving the page as a new visitor shows the free-shipping popup, once,
+//     with a coupon code of its own
+//   - a returning visitor gets the 10% popup, a VIP the 15% one; not while
+//     the abandoned-cart email is due the same day (frequency caps)
 //   - a mobile page hidden for a while shows the popup when it comes back
 //   - items in the cart are never among the cart's recommendations
 //   - the top bar shows the visitor's discount tier, segments and audiences
@@ -111,13 +113,16 @@ function popupReported(page) {
     (r.request().postData() || "").includes("\"popup_shown\""), { timeout: WAIT_MS });
 }
 
-async function expectPopup(page, name, text, shotName) {
+async function expectPopup(page, name, text, shotName, codePrefix) {
   const reported = popupReported(page);
   await exitIntent(page);
   const popup = await page.waitForSelector(".tailor-popup", { timeout: WAIT_MS }).catch(() => null);
   const got = popup && await popup.getAttribute("data-popup");
   check("exit intent shows the " + name + " popup", got === name, "got " + got);
   if (popup) check(name + " popup says " + text, (await popup.textContent()).includes(text));
+  const code = popup && await popup.$eval(".tailor-popup-code strong", (n) => n.textContent).catch(() => null);
+  check(name + " popup shows a code of its own",
+    !!code && code.startsWith(codePrefix + "-") && /^[0-9A-Z]+-[0-9A-Z]{10}$/.test(code), code);
   await shot(page, shotName, true);
   await reported;
   if (popup) await page.click(".tailor-popup-close");
@@ -291,7 +296,7 @@ async function run(base, catalog) {
     await shot(page, "02-product-bought-together");
 
     // 3. Leaving the page: free shipping for a new visitor, and only once a session.
-    await expectPopup(page, "free_shipping", "Free shipping", "03-exit-intent-new-visitor");
+    await expectPopup(page, "free_shipping", "Free shipping", "03-exit-intent-new-visitor", "FREESHIPPING");
     await exitIntent(page);
     await page.waitForTimeout(1500);
     check("a second exit intent in the session gets no popup", !(await page.$(".tailor-popup")));
@@ -323,11 +328,10 @@ async function run(base, catalog) {
     check("a returning visitor can continue shopping", cont.length > 0 &&
       cont.every((i) => i.explain.startsWith("You viewed this")), JSON.stringify(cont));
     await shot(page, "06-home-returning-visitor");
-    await expectPopup(page, "returning_10", "10%", "07-exit-intent-returning-visitor");
+    await expectPopup(page, "returning_10", "10%", "07-exit-intent-returning-visitor", "RETURNING10");
 
-    // 6. The VIP: 15% when leaving.
+    // 6. The VIP (their 15% popup comes in step 9, on their next visit).
     await actAs(page, "vip");
-    await expectPopup(page, "vip_15", "15%", "08-exit-intent-vip");
 
     // 7. What tailor decided about the VIP, shown: tier, segments, audiences.
     const insight = async (name) => {
@@ -360,6 +364,15 @@ async function run(base, catalog) {
     check("and the cart it is about", cartMail && cartMail.text.includes(jacket.name),
       cartMail && cartMail.text);
     await shot(page, "10-mailbox-abandoned-cart");
+    // The cart email today holds back the popup (the frequency caps across channels).
+    await open(page, base);
+    const asked = page.waitForResponse((r) => r.url().endsWith("/v1/decide/popup"), { timeout: WAIT_MS });
+    await exitIntent(page);
+    const held = await (await asked).json();
+    check("with the cart email due today, the VIP gets no popup", held.result === null &&
+      held.capped === "per_day", JSON.stringify(held));
+    await page.waitForTimeout(500);
+    check("and none is shown", !(await page.$(".tailor-popup")));
     // 9. The cart shows the VIP tier applied; placing the order empties it.
     await open(page, base + "cart.html");
     const tier = await page.getAttribute("#cart-discount", "data-tier");
@@ -384,6 +397,14 @@ async function run(base, catalog) {
       !after.some((m) => /^abandoned_cart/.test(m.template) && m.state === "pending"),
       JSON.stringify(after));
     await shot(page, "13-mailbox-after-order");
+    check("the order scheduled the follow-up and the win-back, weeks away",
+      after.some((m) => /^post_purchase/.test(m.template) && m.state === "pending") &&
+      after.some((m) => /^win_back/.test(m.template) && m.state === "pending"), JSON.stringify(after));
+
+    // The VIP's next visit: the cart email is cancelled and the next emails
+    // are weeks away, so leaving shows their 15%.
+    await actAs(page, "vip");
+    await expectPopup(page, "vip_15", "15%", "08-exit-intent-vip", "VIP15");
 
     // 10. A phone: a page hidden for a while shows the popup when it comes back.
     await actAs(page, "new");

@@ -335,9 +335,19 @@ static void test_coupons(void) {
   CHECK_INT(store_coupons_add(s, rows, &err), TAILOR_OK);
   json_decref(rows);
   CHECK_INT(store_contact_add(s, "a7", "popup", "returning", now, &err), TAILOR_OK);
-  CHECK_INT(store_contacts_since(s, "c7", "a7", NULL, now - 1000), 2);
-  CHECK_INT(store_contacts_since(s, "c7", "a7", "returning", now - 1000), 2);
-  CHECK_INT(store_contacts_since(s, "c7", "a7", "welcome", now - 1000), 0);
+  CHECK_INT(store_contacts_between(s, "c7", "a7", NULL, now - 1000, now + 1000, NULL), 2);
+  CHECK_INT(store_contacts_between(s, "c7", "a7", "returning", now - 1000, now + 1000, NULL), 2);
+  CHECK_INT(store_contacts_between(s, "c7", "a7", "welcome", now - 1000, now + 1000, NULL), 0);
+  /* Emails count when they are due; a superseding one's pending rows not. */
+  store_outbox_row cart = {"cart:c7:1", "c7", "email", "abandoned_cart", NULL, now + 3600000};
+  store_outbox_row later = {"win:c7", "c7", "email", "win_back", NULL, now + 90 * 86400000LL};
+  int added = 0;
+  CHECK_INT(store_outbox_add(s, &cart, &added, &err), TAILOR_OK);
+  CHECK_INT(store_outbox_add(s, &later, &added, &err), TAILOR_OK);
+  CHECK_INT(store_contacts_between(s, "c7", NULL, NULL, now - 1000, now + 7200000, NULL), 2);
+  CHECK_INT(store_contacts_between(s, "c7", NULL, NULL, now - 1000, now + 7200000, "cart:c7:"), 1);
+  CHECK_INT(store_contacts_between(s, "c7", NULL, "win_back", now + 89 * 86400000LL,
+                                   now + 91 * 86400000LL, NULL), 1);
   json_t *c = store_coupon_get(s, "R10-AAAA", &err);
   CHECK(c != NULL);
   CHECK(json_number_value(json_object_get(c, "percent")) == 10.0);
@@ -394,7 +404,7 @@ static void test_coupons(void) {
   tailor_error nf = {0};
   CHECK(store_coupon_get(s, "R10-AAAA", &nf) == NULL);
   CHECK_INT(nf.code, TAILOR_ENOTFOUND);
-  CHECK_INT(store_contacts_since(s, "c7", "a7", NULL, 0), 0);
+  CHECK_INT(store_contacts_between(s, "c7", "a7", NULL, 0, INT64_MAX, NULL), 0);
   store_close(s);
 }
 

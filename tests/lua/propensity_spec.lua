@@ -42,7 +42,6 @@ describe("purchase propensity", function()
   it("is fitted on the history, reported with its AUC, and holds the popup's discount", function()
     local e = assert(tailor.open {
       db = ":memory:", strategies = root .. "/strategies",
-      coupons = "FREESHIP=100,WELCOMEBACK10=100,VIP15=10",
       index = { value_refit_orders = 50 },
       lua = { reload_interval_ms = 60000 },
     })
@@ -80,7 +79,14 @@ describe("purchase propensity", function()
     -- The cold one gets the returning visitor's 10%; the hot one none.
     assert.is_table(cold.result)
     assert.are.equal("returning_10", cold.result.name)
+    assert.matches("^RETURNING10%-", cold.result.coupon) -- its own code
+    assert.is_true(e:coupon_check(cold.result.coupon).valid)
     assert.is_nil(hot.result)
+    assert.is_nil(hot.capped) -- held by the strategy, not by a cap
+    -- The model's score is what the strategy saw: above the threshold.
+    local seen = e:decide { kind = "visitor", anon = "hot", session = "hot-now" }.result
+    assert.is_true(seen.propensity > 0.6, seen.propensity)
+    assert.is_true(e:decide { kind = "visitor", anon = "cold", session = "cold-now" }.result.propensity < 0.6)
     e:close()
   end)
 end)
