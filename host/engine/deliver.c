@@ -12,12 +12,17 @@
 ** each outcome only.
 **
 ** Exactly-once, as far as it goes: a claim is one transaction, so two
-** senders (threads or processes) never take the same row; a delivery and
-** its ledger entry are one transaction, so a key that reached a channel is
-** never sent to it again, even after a purge.  The one gap is a crash after
-** a channel accepted a message and before that commit: the row's lease
-** runs out and it is sent again, with the same idempotency key (the SMTP
-** Message-ID, the webhook's Idempotency-Key), for the receiver to drop.
+** senders (threads, processes or nodes) never take the same row; before
+** each row of its batch a sender checks that its claim still holds the row
+** and extends the lease (store_outbox_renew), so a batch that outlasts its
+** lease does not go out twice; a delivery and its ledger entry are one
+** transaction, so a key that reached a channel is never sent to it again,
+** even after a purge.  The gaps, where a message is sent twice (at least
+** once, never lost): a crash after a channel accepted a message and before
+** that commit, a failed commit, or one send longer than the lease
+** (delivery.lease_ms must stay above the channel's timeout).  The copy
+** carries the same idempotency key (the SMTP Message-ID, the webhook's
+** Idempotency-Key), for the receiver to drop.
 */
 #include "engine/deliver.h"
 
@@ -257,11 +262,29 @@ static int handed(const delivery *d, const char *email, tailor_delivery *td,
   return 0;
 }
 
+/* Whether this claim still holds the row (its lease extended), 1 or 0. */
+static int still_held(tailor *t, delivery *d) {
+  tailor_error e = {0};
+  int64_t now = util_now_ms();
+  pthread_mutex_lock(&t->write_mu);
+  int held = store_outbox_renew(t->st, d->id, d->attempt, now, now + t->cfg.deliver_lease_ms,
+                                &e);
+  pthread_mutex_unlock(&t->write_mu);
+  if (held < 0)
+    eng_log(t, TAILOR_LOG_ERROR, "delivery: %s not sent: %s; tried again when its lease ends",
+            d->key, e.message);
+  else if (!held)
+    eng_log(t, TAILOR_LOG_INFO, "delivery: %s: the lease ran out and the row was claimed again "
+            "or settled meanwhile; left to its new holder", d->key);
+  return held > 0;
+}
+
 /* Deliver one claimed row; returns 1 when it went out. */
 static int deliver_one(tailor *t, delivery *d) {
   const eng_channel *ch = eng_channel_find(t, d->channel);
   tailor_error e = {0};
   char why[512] = "";
+  if (!still_held(t, d)) return 0;
   if (!ch) { /* cannot happen: rows are claimed by channel */
     settle(t, d, "pending", 0, "no plugin provides this channel");
     return 0;

@@ -161,6 +161,11 @@ int store_outbox_purge(store *s, const char *state, int64_t before, int64_t *pur
   return s->ops->outbox_purge(s, state, before, purged, err);
 }
 
+int store_outbox_renew(store *s, int64_t id, int attempt, int64_t now, int64_t lease_until,
+                       tailor_error *err) {
+  return s->ops->outbox_renew(s, id, attempt, now, lease_until, err);
+}
+
 /* Coupons and contacts: the checks of a redemption are the same on every
    store; the UPDATE that spends the code is conditional, so two checkouts
    racing for it cannot both win. */

@@ -37,6 +37,21 @@ json_t *store_outbox_claim(store *s, json_t *channels, int64_t now, int max,
                            int64_t lease_until, tailor_error *err);
 
 /*
+** Hold on to a claimed row before acting on it: if this claim still has it
+** (`sending`, its attempts still `attempt`: nobody claimed it again after
+** its lease ran out), the lease is extended to `lease_until`.  Returns 1
+** when held, 0 when the row is no longer this claim's (the sender leaves
+** it alone: another one has it, or it was cancelled or settled
+** meanwhile), or a negative code with `err` filled.
+**
+** Why: a claim leases a batch at once, and a batch sent one row after the
+** other to a slow channel can outlast the lease; without this check the
+** batch's last rows would go out from two senders.
+*/
+int store_outbox_renew(store *s, int64_t id, int attempt, int64_t now, int64_t lease_until,
+                       tailor_error *err);
+
+/*
 ** Record a delivery: the row becomes `sent` (whatever it was meanwhile:
 ** it did go out) with `vars` (NULL: unchanged) and the ledger gets
 ** (key, channel, customer, now); one transaction.

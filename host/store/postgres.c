@@ -1099,6 +1099,18 @@ static int pg_outbox_purge(store *base, const char *state, int64_t before, int64
   return rc;
 }
 
+static int pg_outbox_renew(store *base, int64_t id, int attempt, int64_t now,
+                           int64_t lease_until, tailor_error *err) {
+  char b_id[24], b_att[24], b_now[24], b_lease[24];
+  const char *v[] = {I64(b_id, id), I64(b_att, attempt), I64(b_now, now), I64(b_lease, lease_until)};
+  int n = 0;
+  int rc = changed((pg *)base,
+                   "UPDATE outbox SET next_at = $4, updated = $3 "
+                   "WHERE id = $1 AND state = 'sending' AND attempts = $2",
+                   4, v, &n, err, "store: outbox lease");
+  return rc ? rc : n == 1;
+}
+
 /*
 ** Coupons and contacts, shared by the nodes: a code issued on one node is
 ** redeemed once on any (the UPDATE is conditional on the row not being
@@ -1326,6 +1338,7 @@ static const store_ops pg_ops = {
     .triggers_done = pg_triggers_done,
     .triggers_overdue = pg_triggers_overdue,
     .outbox_claim = pg_outbox_claim,
+    .outbox_renew = pg_outbox_renew,
     .outbox_mark_sent = pg_outbox_mark_sent,
     .outbox_settle = pg_outbox_settle,
     .outbox_sent_since = pg_outbox_sent_since,

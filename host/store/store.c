@@ -1075,6 +1075,7 @@ static const store_ops sqlite_ops = {
     .contact_add = sq_contact_add,
     .contacts_between = sq_contacts_between,
     .outbox_claim = sq_outbox_claim,
+    .outbox_renew = sq_outbox_renew,
     .outbox_mark_sent = sq_outbox_mark_sent,
     .outbox_settle = sq_outbox_settle,
     .outbox_sent_since = sq_outbox_sent_since,

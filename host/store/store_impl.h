@@ -66,6 +66,8 @@ typedef struct store_ops {
   const char *(*outbox_state)(store *s, const char *key);
   int (*outbox_purge)(store *s, const char *state, int64_t before, int64_t *purged,
                       tailor_error *err);
+  int (*outbox_renew)(store *s, int64_t id, int attempt, int64_t now, int64_t lease_until,
+                      tailor_error *err);
   /* Coupons and contacts (store.h); coupon_mark is the conditional UPDATE
      of store_coupon_redeem, whose checks are the dispatcher's. */
   int (*coupons_add)(store *s, json_t *rows, tailor_error *err);
@@ -108,6 +110,8 @@ int sq_outbox_retry(store *s, const char *key, int64_t now, int *changed,
                     tailor_error *err);
 const char *sq_outbox_state(store *s, const char *key);
 int sq_outbox_purge(store *s, const char *state, int64_t before, int64_t *purged,
+                    tailor_error *err);
+int sq_outbox_renew(store *s, int64_t id, int attempt, int64_t now, int64_t lease_until,
                     tailor_error *err);
 
 /* coupon.c: coupons and contacts on SQLite. */

@@ -72,7 +72,7 @@ def make_cert(folder):
 class SmtpSink:
     """smtp_sink.py as a process: started on `port`, messages in `folder`."""
 
-    def __init__(self, port, folder, cert=None, key=None, auth=None):
+    def __init__(self, port, folder, cert=None, key=None, auth=None, delay=None):
         self.port, self.folder = port, folder
         os.makedirs(folder, exist_ok=True)
         args = [aiosmtpd_python(), SINK, "--port", str(port), "--dir", folder]
@@ -80,6 +80,8 @@ class SmtpSink:
             args += ["--cert", cert, "--key", key]
         if auth:
             args += ["--auth", auth]
+        if delay:
+            args += ["--delay", str(delay)]
         self.log = open(os.path.join(folder, "sink.log"), "ab")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log,
                                      stdin=subprocess.DEVNULL)

@@ -4,13 +4,17 @@ DIR/NNN.eml (the message as received) beside DIR/NNN.json (the envelope,
 and whether TLS and AUTH were used); the .eml appears last, whole.
 
     smtp_sink.py --port P --dir DIR [--cert C --key K] [--auth USER:PASS]
+                 [--delay S]
 
 With a certificate, STARTTLS is required before anything else; with --auth,
-AUTH is required before MAIL.  Prints "ready" once listening; stops on
-SIGTERM or SIGINT.
+AUTH is required before MAIL.  With --delay, each message is kept first and
+answered "250" S seconds later: a slow server, and a window in which a
+sender that dies has delivered a message it never heard accepted.  Prints
+"ready" once listening; stops on SIGTERM or SIGINT.
 """
 
 import argparse
+import asyncio
 import json
 import os
 import signal
@@ -22,8 +26,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Sink:
-    def __init__(self, folder):
+    def __init__(self, folder, delay=0.0):
         self.folder = folder
+        self.delay = delay
         self.count = 0
         self.lock = threading.Lock()
 
@@ -38,6 +43,8 @@ class Sink:
         with open(base + ".tmp", "wb") as f:
             f.write(envelope.original_content or envelope.content)
         os.replace(base + ".tmp", base + ".eml")
+        if self.delay:
+            await asyncio.sleep(self.delay)
         return "250 OK"
 
 
@@ -48,6 +55,7 @@ def main():
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--auth")
+    ap.add_argument("--delay", type=float, default=0.0)
     a = ap.parse_args()
     tls = None
     if a.cert:
@@ -62,7 +70,7 @@ def main():
                   and data.password.decode() == password)
             return AuthResult(success=ok)
 
-    ctl = Controller(Sink(a.dir), hostname="127.0.0.1", port=a.port, tls_context=tls,
+    ctl = Controller(Sink(a.dir, a.delay), hostname="127.0.0.1", port=a.port, tls_context=tls,
                      require_starttls=tls is not None, authenticator=auth,
                      auth_required=auth is not None, auth_require_tls=tls is not None)
     stop = threading.Event()
