@@ -380,7 +380,10 @@
     });
     window.shopTailor = t;
     renderHeader(t);
-    t.watchPopups();
+    // A minute on a page asks the time_on_page popup (the shipped
+    // strategy's email capture).  An automated browser (the browser test)
+    // asks it itself, so that no timer covers a step it is taking.
+    t.watchPopups({ timeOnPage: navigator.webdriver ? 0 : 60 });
     var page = document.body.getAttribute("data-page");
     return Promise.all([renderInsight(t), pages[page](t)]);
   }).then(function () {

@@ -15,6 +15,9 @@
  * popup the strategy chose.  Every request carries the storefront token,
  * which is public by design (it may only send events and ask decisions).
  *
+ * Email capture: the strategy's email_capture popup is a form whose
+ * address goes to POST /v1/subscribe (double opt-in; subscribe()).
+ *
  * Zero-party data: quiz(el) shows the strategy's guided-selling quiz and
  * sends each answer (quiz_answer); preferences(el) is a small preference
  * centre where the visitor sees what they told the shop (POST /v1/prefs)
@@ -623,12 +626,20 @@
    * strategy is asked with context.trigger, and its answer is shown.
    * What was shown is reported as popup_shown with props.coupon (the
    * popup's own code), which stops further popups this session.
+   * opts.timeOnPage (seconds) asks with trigger "time_on_page" once the
+   * page has been open that long (the shipped strategy's email capture).
    * opts.render(popup, close) draws a popup yourself; opts.onShow(popup).
+   * A popup of kind "email_capture" is drawn as a form: the incentive,
+   * the address field, the consent text, sent with subscribe().
    */
   Tailor.prototype.watchPopups = function (opts) {
     var self = this;
     var loaded = Date.now(), hiddenAt = 0;
     this.popupOptions = opts || {};
+    if (this.popupOptions.timeOnPage > 0) {
+      var after = this.popupOptions.timeOnPage;
+      setTimeout(function () { self.askPopup("time_on_page", { seconds: after }); }, after * 1000);
+    }
     if (this.device === "desktop") {
       document.addEventListener("mouseout", function (e) {
         // Out of the window (no element entered) through the top edge.
@@ -673,6 +684,63 @@
       .then(function (popup) { self.asking = false; return popup; });
   };
 
+  /*
+   * Email capture (docs/server.md, "Email capture"): hand on the address a
+   * visitor typed, with the consent text they were shown word for word.
+   * fields: purpose, text, source (the email_capture popup's purpose,
+   * consent_text, source).  Resolves to {status: "pending", expires} once
+   * the confirmation email is on its way; rejects with the server's
+   * message (a malformed address, ...).  Nothing is kept until the visitor
+   * follows the link in that email (double opt-in).
+   */
+  Tailor.prototype.subscribe = function (email, fields) {
+    var who = this.who(), body = { email: email, anon: who.anon };
+    if (who.customer) { body.customer = who.customer; delete body.anon; }
+    ["purpose", "text", "source"].forEach(function (k) { if (fields && fields[k] != null) body[k] = fields[k]; });
+    return this.request("/v1/subscribe", body);
+  };
+
+  /* The inside of an email_capture popup: the incentive, a field, the
+     consent text, and what the server said. */
+  function captureForm(self, popup) {
+    var form = el("form", "tailor-capture");
+    form.noValidate = true; // the server says what is wrong, in words
+    if (popup.incentive && popup.incentive.text) form.appendChild(el("p", "tailor-capture-incentive", popup.incentive.text));
+    var input = el("input", "tailor-capture-email");
+    input.type = "email";
+    input.name = "email";
+    input.placeholder = "you@example.com";
+    input.setAttribute("aria-label", "Your email address");
+    input.autocomplete = "email";
+    form.appendChild(input);
+    var consent = el("p", "tailor-capture-consent", popup.consent_text || "");
+    form.appendChild(consent);
+    var error = el("p", "tailor-capture-error");
+    error.setAttribute("role", "alert");
+    error.hidden = true;
+    form.appendChild(error);
+    var send = el("button", "tailor-popup-cta", "Subscribe");
+    send.type = "submit";
+    form.appendChild(send);
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      send.disabled = true;
+      self.subscribe(input.value, { purpose: popup.purpose, text: popup.consent_text, source: popup.source })
+        .then(function () {
+          var done = el("p", "tailor-capture-done",
+            "Almost there: confirm your address with the link we just emailed to " + input.value.trim() + ".");
+          done.setAttribute("role", "status");
+          form.replaceWith(done);
+          self.track("popup_clicked", { name: popup.name, props: { strategy: popup.strategy } });
+        }, function (err) {
+          error.textContent = err.message || String(err);
+          error.hidden = false;
+          send.disabled = false;
+        });
+    });
+    return form;
+  }
+
   /* Show a popup the strategy chose and report it. */
   Tailor.prototype.showPopup = function (popup, opts) {
     var self = this;
@@ -693,7 +761,8 @@
       x.setAttribute("aria-label", "Close");
       x.addEventListener("click", function () { close("popup_dismissed"); });
       box.appendChild(x);
-      if (popup.percent) box.appendChild(el("div", "tailor-popup-badge", popup.percent + "% off"));
+      var percent = popup.percent || (popup.incentive && popup.incentive.percent);
+      if (percent) box.appendChild(el("div", "tailor-popup-badge", percent + "% off"));
       else if (popup.free_shipping) box.appendChild(el("div", "tailor-popup-badge", "Free shipping"));
       box.appendChild(el("h2", "tailor-popup-title", popup.title || "A little something for you"));
       if (popup.message) box.appendChild(el("p", "tailor-popup-message", popup.message));
@@ -703,12 +772,16 @@
         code.appendChild(el("strong", null, popup.coupon));
         box.appendChild(code);
       }
-      var ok = el("button", "tailor-popup-cta", popup.coupon ? "Use my code" : "Continue shopping");
-      ok.addEventListener("click", function () {
-        if (popup.coupon && navigator.clipboard) navigator.clipboard.writeText(popup.coupon).catch(function () {});
-        close("popup_clicked");
-      });
-      box.appendChild(ok);
+      if (popup.kind === "email_capture") {
+        box.appendChild(captureForm(self, popup));
+      } else {
+        var ok = el("button", "tailor-popup-cta", popup.coupon ? "Use my code" : "Continue shopping");
+        ok.addEventListener("click", function () {
+          if (popup.coupon && navigator.clipboard) navigator.clipboard.writeText(popup.coupon).catch(function () {});
+          close("popup_clicked");
+        });
+        box.appendChild(ok);
+      }
       overlay.appendChild(box);
       overlay.addEventListener("click", function (e) { if (e.target === overlay) close("popup_dismissed"); });
     }
@@ -733,6 +806,10 @@
     ".tailor-popup-code{margin:16px 0;padding:10px;border:2px dashed #c9c2b5;border-radius:8px;" +
     "display:flex;justify-content:space-between;align-items:center;gap:12px}" +
     ".tailor-popup-code strong{white-space:nowrap}" +
+    ".tailor-capture{display:flex;flex-direction:column;gap:10px;margin-top:14px;text-align:left}" +
+    ".tailor-capture-email{padding:10px;border:1px solid #c9c2b5;border-radius:8px;font:inherit}" +
+    ".tailor-capture-consent{font-size:.8em;color:#5d6470;margin:0}" +
+    ".tailor-capture-error{color:#b3261e;font-size:.9em;margin:0}" +
     ".tailor-popup-cta{border:0;border-radius:8px;padding:12px 20px;font-weight:600;cursor:pointer}" +
     ".tailor-quiz-question{border:0;margin:0 0 14px;padding:0}.tailor-quiz-question legend{font-weight:600;margin-bottom:6px}" +
     ".tailor-quiz-answer{margin:0 8px 8px 0;padding:7px 14px;border:1px solid #c9c2b5;border-radius:999px;" +
