@@ -177,6 +177,9 @@
     "most rows tailor_outbox_list() (tailor outbox list) returns")           \
   X(OUTBOX_PURGE_DAYS, 30, "", "days",                                       \
     "tailor outbox purge: final rows last changed this long ago")            \
+  X(PG_CONNECT_TIMEOUT_S, 10, "", "s",                                       \
+    "how long opening a connection to PostgreSQL may take when the db URL "  \
+    "sets no connect_timeout")                                               \
   X(REPORT_WINDOW_DAYS, 7, "", "days",                                       \
     "tailor report experiments: outcomes count this long after a unit's "   \
     "first exposure")                                                        \

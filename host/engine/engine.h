@@ -56,6 +56,11 @@ struct tailor {
      receipt (ts, the server's clock) to their application, the last
      bucket holding ENG_LAG_MAX_MS and more. */
   _Atomic uint32_t lag_ms[ENG_LAG_MAX_MS + 1];
+  /* The shared store as the follower last found it: unreachable since
+     store_down_ms (0: reachable), for the reason in store_error (under
+     read_mu). */
+  _Atomic int64_t store_down_ms;
+  char store_error[256];
   idx *ix;
   pthread_mutex_t write_mu;
   pthread_rwlock_t lock;
@@ -148,8 +153,13 @@ int eng_commit_shared(tailor *t, ev **all, size_t n, tailor_error *err);
 
 /* The log as stats show it: {store, position, behind (events committed
    after the position), read_age_ms (since the log was last read),
-   applied_from_log}; only {store} for a store that is not shared. */
+   applied_from_log, reachable, and while it is not unreachable_ms and
+   error}; only {store} for a store that is not shared. */
 json_t *eng_log_json(tailor *t);
+
+/* How long the follower has found the shared store unreachable, in ms;
+   0 while it reaches it (and on a store that is not shared). */
+int64_t eng_store_down_ms(tailor *t);
 int eng_vms_init(tailor *t);
 int eng_strategies_load(tailor *t, tailor_error *err);
 uint64_t eng_strategies_signature(tailor *t);

@@ -15,6 +15,7 @@
 ** they are applied, and schedules its outbox rows in a transaction of its
 ** own (their idempotency keys make a second scheduling a no-op).
 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -223,14 +224,43 @@ static void triggers_step(tailor *t) {
   free(o);
 }
 
+/*
+** The follower reads the store at least every ENG_FOLLOW_POLL_MS, so it is
+** the one that says whether the store is reachable (stats' log.reachable,
+** /metrics' tailor_store_up): lost on its first failure, back on its
+** first read that works.
+*/
+static void store_lost(tailor *t, const char *why) {
+  if (!eng_store_down_ms(t))
+    eng_log(t, TAILOR_LOG_ERROR, "log: the store is unreachable: %s; writes are refused until "
+            "it is back, retrying", why);
+  pthread_mutex_lock(&t->read_mu);
+  snprintf(t->store_error, sizeof t->store_error, "%s", why);
+  pthread_mutex_unlock(&t->read_mu);
+  int64_t up = 0;
+  atomic_compare_exchange_strong(&t->store_down_ms, &up, util_now_ms());
+}
+
+static void store_back(tailor *t) {
+  int64_t down = eng_store_down_ms(t);
+  if (!down) return;
+  atomic_store(&t->store_down_ms, 0);
+  eng_log(t, TAILOR_LOG_WARN, "log: the store is back after %lld ms; following again at %lld",
+          (long long)down, (long long)t->applied_seq);
+}
+
+int64_t eng_store_down_ms(tailor *t) {
+  int64_t since = atomic_load(&t->store_down_ms);
+  return since ? util_now_ms() - since + 1 : 0;
+}
+
 static void *follow_main(void *arg) {
   tailor *t = arg;
-  int down = 0;
   while (!atomic_load(&t->follow_stop)) {
     tailor_error e = {0};
     int w = store_wait(t->st_follow, ENG_FOLLOW_POLL_MS, &e);
     if (w < 0) {
-      if (!down++) eng_log(t, TAILOR_LOG_ERROR, "log: %s; retrying", e.message);
+      store_lost(t, e.message);
       struct timespec ts = {0, ENG_FOLLOW_POLL_MS * 1000 * 1000};
       nanosleep(&ts, NULL);
       continue;
@@ -240,12 +270,8 @@ static void *follow_main(void *arg) {
     int rc = follow_step(t, t->st_follow, &r, &e);
     triggers_step(t);
     pthread_mutex_unlock(&t->write_mu);
-    if (rc) {
-      if (!down++) eng_log(t, TAILOR_LOG_ERROR, "log: %s; retrying", e.message);
-    } else if (down) {
-      eng_log(t, TAILOR_LOG_WARN, "log: following again at %lld", (long long)t->applied_seq);
-      down = 0;
-    }
+    if (rc) store_lost(t, e.message);
+    else store_back(t);
   }
   return NULL;
 }
@@ -293,8 +319,18 @@ json_t *eng_log_json(tailor *t) {
       seen += atomic_load_explicit(&t->lag_ms[i++], memory_order_relaxed);
     json_object_set_new(lag, qs[k].name, json_integer(i ? (json_int_t)i - 1 : 0));
   }
-  return json_pack("{ss sI sI sI sI so}", "store", store_kind(t->st), "position",
-                   (json_int_t)t->applied_seq, "behind", (json_int_t)behind, "read_age_ms",
-                   (json_int_t)(at ? util_now_ms() - at : -1), "applied_from_log",
-                   (json_int_t)atomic_load(&t->n_followed), "lag_ms", lag);
+  json_t *out = json_pack("{ss sI sI sI sI so}", "store", store_kind(t->st), "position",
+                           (json_int_t)t->applied_seq, "behind", (json_int_t)behind,
+                           "read_age_ms", (json_int_t)(at ? util_now_ms() - at : -1),
+                           "applied_from_log", (json_int_t)atomic_load(&t->n_followed),
+                           "lag_ms", lag);
+  int64_t down = eng_store_down_ms(t);
+  json_object_set_new(out, "reachable", json_boolean(!down));
+  if (down) {
+    json_object_set_new(out, "unreachable_ms", json_integer(down));
+    pthread_mutex_lock(&t->read_mu);
+    json_object_set_new(out, "error", json_string(t->store_error));
+    pthread_mutex_unlock(&t->read_mu);
+  }
+  return out;
 }

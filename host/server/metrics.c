@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "core/util.h"
+#include "engine/engine.h"
 #include "server/internal.h"
 
 /* Upper bounds of the latency buckets, in seconds (then +Inf). */
@@ -217,6 +218,14 @@ char *srv_metrics_render(srv *s, const char *stats_json, size_t *len) {
             (double)json_integer_value(json_object_get(lag, *q)) / 1e3);
     head(&b, "tailor_log_lag_events_total", "counter", "Events counted in tailor_log_lag_seconds.");
     put(&b, "tailor_log_lag_events_total %lld\n", (long long)num(lag, "count", NULL));
+    /* Now, not from the cached stats: an outage shows at once. */
+    int64_t down = eng_store_down_ms(s->t);
+    head(&b, "tailor_store_up", "gauge",
+         "1 while this node reaches the shared store, 0 while it does not (writes are refused).");
+    put(&b, "tailor_store_up %d\n", !down);
+    head(&b, "tailor_store_unreachable_seconds", "gauge",
+         "How long this node has not reached the shared store; 0 while it does.");
+    put(&b, "tailor_store_unreachable_seconds %.3f\n", (double)down / 1e3);
   }
   head(&b, "tailor_store_rows", "gauge", "Rows in the store, by table.");
   for (const char *const *k = store_tables; *k; k++)

@@ -254,12 +254,24 @@ static void commit_jobs(srv *s, job **jobs, size_t n) {
      (engine/ingest.c) is the request's own error, with its code and
      message: it comes alone (commit_group). */
   int refused = rc == TAILOR_EINVAL || rc == TAILOR_ENOTFOUND || rc == TAILOR_EFIELD;
-  if (rc && !refused) eng_log(s->t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
+  /* A store known to be unreachable was logged once (follow.c); a line
+     for each refused request would flood the log and, past its rate
+     limit, drop the line that says the store is back. */
+  if (rc && !refused && !eng_store_down_ms(s->t))
+    eng_log(s->t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
   for (size_t i = 0; i < n; i++) {
     job *j = jobs[i];
     if (rc && refused) {
       util_fail(&j->err, srv_err_of_tailor(rc), e.field[0] ? e.field : NULL, "%s: %s",
                 srv_op_name(j->req.op), e.message);
+      continue;
+    }
+    if (rc == TAILOR_EIO) {
+      /* The store's connection broke with the commit sent (postgres.c). */
+      util_fail(&j->err, SRV_ESTORE, NULL,
+                "%s: store error; the store did not confirm the commit, so this request may "
+                "be stored: send it again with the same message ids (see the server log)",
+                srv_op_name(j->req.op));
       continue;
     }
     if (rc) {

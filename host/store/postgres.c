@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/defaults.h"
 #include "core/util.h"
 
 typedef struct pg {
@@ -116,15 +117,52 @@ static int pg_fail(tailor_error *err, pg *p, const PGresult *r, const char *what
   return util_fail(err, TAILOR_ESTORE, NULL, "%s: %s", what, msg);
 }
 
+/* What the server says outside a statement (its FATAL goodbye when it
+   stops) reaches the caller as the next statement's error, not stderr. */
+static void quiet(void *ud, const char *message) {
+  (void)ud;
+  (void)message;
+}
+
+/*
+** A connection to `url` with PG_CONNECT_TIMEOUT_S unless the URL sets its
+** own connect_timeout (it comes after, so it wins): an address that does
+** not answer fails the open instead of holding the writer for minutes.
+*/
+static PGconn *connect_to(const char *url) {
+  char timeout[16];
+  snprintf(timeout, sizeof timeout, "%d", DEF_PG_CONNECT_TIMEOUT_S);
+  const char *const keys[] = {"connect_timeout", "dbname", NULL};
+  const char *const values[] = {timeout, url, NULL};
+  PGconn *c = PQconnectdbParams(keys, values, 1);
+  if (c) PQsetNoticeProcessor(c, quiet, NULL);
+  return c;
+}
+
+/*
+** Before the first statement of a transaction (or one outside any), a
+** connection that broke is reset, so a node rides out a restart of
+** PostgreSQL.  One that the server closed while it was idle (a restart,
+** an idle timeout) still says CONNECTION_OK until it is read: its socket
+** is readable although nothing was asked, so it is read first, which
+** finds the end of it, instead of failing the request that comes next.
+*/
+static void revive(pg *p) {
+  if (p->in_tx && !p->begin_due) return;
+  for (int i = 0; i < 4 && PQstatus(p->c) == CONNECTION_OK; i++) {
+    struct pollfd fd = {PQsocket(p->c), POLLIN, 0};
+    if (fd.fd < 0 || poll(&fd, 1, 0) <= 0 || !PQconsumeInput(p->c)) break;
+  }
+  if (PQstatus(p->c) != CONNECTION_OK) PQreset(p->c);
+}
+
 /*
 ** Run `sql` with `n` text parameters (NULL is SQL NULL).  Returns the
-** result (the caller clears it) or NULL with `err` filled.  A connection
-** that broke is reset once, outside a transaction, so a node rides out a
-** restart of PostgreSQL.
+** result (the caller clears it) or NULL with `err` filled.
 */
 static PGresult *run(pg *p, const char *sql, int n, const char *const *v,
                      tailor_error *err, const char *what) {
-  if (PQstatus(p->c) != CONNECTION_OK && (!p->in_tx || p->begin_due)) PQreset(p->c);
+  revive(p);
   if (p->begin_due) {
     PGresult *b = PQexec(p->c, "BEGIN");
     int ok = PQresultStatus(b) == PGRES_COMMAND_OK;
@@ -200,16 +238,15 @@ store *store_pg_open(const char *url, const store_options *opt, tailor_error *er
     return NULL;
   }
   p->base.ops = &pg_ops;
-  p->c = PQconnectdb(url);
+  p->c = connect_to(url);
   if (!p->c || PQstatus(p->c) != CONNECTION_OK) {
     pg_fail(err, p, NULL, "store: cannot connect to PostgreSQL");
     pg_close(&p->base);
     return NULL;
   }
-  /* Short statements, no notices on stderr; an acknowledged event must
-     survive PostgreSQL's crash, so commits wait for the WAL's flush
-     (synchronous_commit on, the server's default, is kept as is). */
-  PQsetNoticeProcessor(p->c, NULL, NULL);
+  /* Short statements, no notices on stderr (connect_to); an acknowledged
+     event must survive PostgreSQL's crash, so commits wait for the WAL's
+     flush (synchronous_commit on, the server's default, is kept as is). */
   int rc = exec_params(p, "SET client_min_messages = warning", 0, NULL, err, "store");
   if (!rc && !(opt && opt->readonly))
     rc = exec_params(p, "BEGIN", 0, NULL, err, "store: schema") ||
@@ -249,7 +286,7 @@ static int pg_wait(store *base, int timeout_ms, tailor_error *err) {
   pg *p = (pg *)base;
   if (!p->listen || PQstatus(p->listen) != CONNECTION_OK) {
     if (p->listen) PQfinish(p->listen);
-    p->listen = PQconnectdb(p->url);
+    p->listen = connect_to(p->url);
     PGresult *r = p->listen && PQstatus(p->listen) == CONNECTION_OK
                       ? PQexec(p->listen, "LISTEN tailor_log")
                       : NULL;
@@ -314,6 +351,15 @@ static int pg_commit(store *base, tailor_error *err) {
   }
   PGresult *r = run(p, "COMMIT", 0, NULL, err, "store: commit");
   p->in_tx = 0;
+  if (!r && PQstatus(p->c) != CONNECTION_OK) {
+    /* The connection broke with the COMMIT sent: PostgreSQL may have
+       committed it.  Not "nothing stored" then: TAILOR_EIO says so. */
+    char why[sizeof err->message];
+    snprintf(why, sizeof why, "%s", err ? err->message : "");
+    return util_fail(err, TAILOR_EIO, NULL,
+                     "%s; the connection broke before PostgreSQL answered the COMMIT, which "
+                     "may have committed", why);
+  }
   if (!r) return TAILOR_ESTORE;
   /* COMMIT of a transaction that failed answers ROLLBACK. */
   int ok = !strcmp(PQcmdStatus(r), "COMMIT");
