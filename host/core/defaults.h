@@ -76,8 +76,10 @@
   X(INDEX_CHECKPOINT_EVERY, 0, "index.checkpoint_every", "events",           \
     "also write the checkpoint every this many events; 0: only on close")    \
   X(INDEX_VALUE_REFIT_ORDERS, 1000, "index.value_refit_orders", "orders",    \
-    "refit the customer-value model after this many new orders; 0: only "   \
-    "on start")                                                              \
+    "refit the models (value, clusters, propensity) every this many "      \
+    "orders; on SQLite counted from the last fit, 0: only on start; on "    \
+    "PostgreSQL at each multiple of it in the log and at the powers of "    \
+    "two below it, 0: at the powers of two")                                 \
   X(INDEX_VALUE_MIN_REPEAT_CUSTOMERS, 20, "index.value_min_repeat_customers", \
     "customers",                                                             \
     "customers with two or more orders the value model needs; with fewer "  \

@@ -93,14 +93,32 @@ int tailor_stats(tailor *t, char **out, tailor_error *err) {
                                 "sessions", (json_int_t)t->ix->sessions.n,
                                 "events_applied", (json_int_t)t->ix->applied));
   json_t *model = value_model_json(&t->ix->value);
+  json_object_set_new(model, "fitted_at", json_integer(t->ix->value.fitted_at));
   json_object_set_new(o, "value_model", model);
+  /* Where the models were fitted (engine.c): on a shared log a log
+     position and the log's time there, the same on every node. */
+  const idx_fit *fit = &t->ix->fit;
+  uint64_t h = 1469598103934665603ull; /* FNV-1a of every person's cluster */
+  for (uint32_t i = 0; i < t->ix->people.n; i++) {
+    h ^= t->ix->person[i].cluster;
+    h *= 1099511628211ull;
+  }
+  char hex[17];
+  snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+  json_object_set_new(o, "models",
+                      json_pack("{sI sI sI sb ss}", "position", (json_int_t)fit->seq, "orders",
+                                (json_int_t)fit->orders, "fitted_at", (json_int_t)fit->at,
+                                "repeat_heavy", t->sess_adapted, "cluster_assignment", hex));
   /* The automatic segments, by name (kmeans.c). */
   const idx_clusters *cl = &t->ix->clusters;
   json_t *clusters = json_array();
-  for (uint32_t m = 0; m < cl->k; m++)
-    json_array_append_new(clusters, json_pack("{sI ss ss sI}", "id", (json_int_t)m + 1, "name",
+  for (uint32_t m = 0; m < cl->k; m++) {
+    json_t *cen = json_array();
+    for (uint32_t j = 0; j < cl->dims; j++) json_array_append_new(cen, json_real(cl->centroid[m][j]));
+    json_array_append_new(clusters, json_pack("{sI ss ss sI so}", "id", (json_int_t)m + 1, "name",
                                               cl->name[m], "description", cl->description[m],
-                                              "size", (json_int_t)cl->size[m]));
+                                              "size", (json_int_t)cl->size[m], "centroid", cen));
+  }
   json_object_set_new(o, "clusters", clusters);
   /* The in-session purchase propensity (propensity.c): measured on the
      sessions held out of its fit; null until there is enough history. */
@@ -112,6 +130,13 @@ int tailor_stats(tailor *t, char **out, tailor_error *err) {
                      (json_int_t)pm->n_train, "purchases", (json_int_t)pm->purchases,
                      "fitted_at", (json_int_t)pm->fitted_at)
          : json_null());
+  if (pm) {
+    json_t *w = json_array();
+    for (int j = 0; j < IDX_PROP_FEATURES; j++) json_array_append_new(w, json_real(pm->w[j]));
+    json_t *jp = json_object_get(o, "propensity");
+    json_object_set_new(jp, "weights", w);
+    json_object_set_new(jp, "bias", json_real(pm->b));
+  }
   pthread_rwlock_unlock(&t->lock);
   json_object_set_new(o, "log", eng_log_json(t));
   /* Counters of this process since the engine opened. */

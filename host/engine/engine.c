@@ -78,7 +78,46 @@ int eng_rebuild_one(void *ud, int64_t seq, const ev *e) {
             (long long)seq);
     return TAILOR_ENOMEM;
   }
+  /* Replaying a shared log: only the crossings from the planned one on
+     (tailor_open) refit; the earlier ones are history a later fit covers. */
+  if (t->replay_refits && e->type == EV_PURCHASE && t->ix->orders_seen >= t->refit_from &&
+      eng_refit_due(t))
+    return ENG_REFIT_DUE;
   return 0;
+}
+
+/*
+** Refits on a shared log happen at log positions: after the event that
+** brings the count of purchase events applied (idx.orders_seen) to a
+** crossing.  The crossings are the multiples of index.value_refit_orders
+** (R) and, so that a young shop is not left without models until its R-th
+** order, the powers of two below R (1, 2, 4, ... orders): about log2(R)
+** extra fits, each on a small history.  With R = 0 the powers of two go on
+** (1, 2, 4, ... 1024, 2048, ...): ever rarer refits, never none.
+*/
+static int is_crossing(uint64_t c, long r) {
+  if (!c) return 0;
+  if (r > 0 && c % (uint64_t)r == 0) return 1;
+  return (r <= 0 || c < (uint64_t)r) && (c & (c - 1)) == 0;
+}
+
+int eng_refit_due(const tailor *t) {
+  return is_crossing(t->ix->orders_seen, t->cfg.value_refit_orders);
+}
+
+/* The crossing before crossing c (0: none). */
+static uint64_t prev_crossing(uint64_t c, long r) {
+  if (r > 0 && c > (uint64_t)r) return c - (uint64_t)r;
+  uint64_t p = c - 1;
+  while (p && !is_crossing(p, r)) p--;
+  return p;
+}
+
+/* The last crossing at or below c (0: none). */
+static uint64_t last_crossing(uint64_t c, long r) {
+  if (r > 0 && c >= (uint64_t)r) return c - c % (uint64_t)r;
+  while (c && !is_crossing(c, r)) c--;
+  return c;
 }
 
 /*
@@ -139,16 +178,19 @@ typedef struct order_scan {
   tailor *t;
   idx_value_order *o;
   size_t n, cap;
+  int64_t upto; /* the last event read (0: the whole log) */
 } order_scan;
 
+#define ENG_SCAN_STOP 2 /* a scan callback's "enough" (not an error) */
+
 static int scan_order(void *ud, int64_t seq, const ev *e) {
-  (void)seq;
   order_scan *s = ud;
-  if (e->type != EV_PURCHASE) return 0;
+  int rc = seq == s->upto ? ENG_SCAN_STOP : 0; /* the log up to the fit's event */
+  if (e->type != EV_PURCHASE) return rc;
   pthread_rwlock_rdlock(&s->t->lock);
   uint32_t person = idx_person_of(s->t->ix, e->customer, e->anon);
   pthread_rwlock_unlock(&s->t->lock);
-  if (person == INTERN_NONE) return 0; /* erased since */
+  if (person == INTERN_NONE) return rc; /* erased since */
   if (s->n == s->cap) {
     size_t cap = s->cap ? 2 * s->cap : 4096;
     idx_value_order *more = realloc(s->o, cap * sizeof *more);
@@ -156,21 +198,23 @@ static int scan_order(void *ud, int64_t seq, const ev *e) {
     s->o = more, s->cap = cap;
   }
   s->o[s->n++] = (idx_value_order){person, e->ts, e->revenue};
-  return 0;
+  return rc;
 }
 
 /*
 ** The check of a fit (index.h, idx_value_check): the orders come from the
 ** store, since the index keeps totals per person, not orders.  One pass
-** over the log, on start and at each refit; index.value_holdout_days = 0
-** turns it off for a shop whose log is too long to read that often.
+** over the log, on start and at each refit, up to the event `upto` the
+** fit is at (0: all of it); index.value_holdout_days = 0 turns it off for
+** a shop whose log is too long to read that often.
 */
-static void value_check(tailor *t, idx_value_check *chk) {
+static void value_check(tailor *t, idx_value_check *chk, int64_t upto) {
   memset(chk, 0, sizeof *chk);
   if (t->cfg.value_holdout_days <= 0) return;
-  order_scan s = {t, NULL, 0, 0};
+  order_scan s = {t, NULL, 0, 0, upto};
   tailor_error e = {0};
-  if (store_scan(t->st, 0, scan_order, &s, &e) == TAILOR_OK &&
+  int rc = store_scan(t->st, 0, scan_order, &s, &e);
+  if ((rc == TAILOR_OK || rc == ENG_SCAN_STOP) &&
       idx_value_check_orders(s.o, s.n, (double)t->cfg.value_holdout_days,
                              (size_t)t->cfg.value_min_repeat, chk) == 0) {
     free(s.o);
@@ -182,14 +226,41 @@ static void value_check(tailor *t, idx_value_check *chk) {
           e.code ? e.message : "out of memory");
 }
 
+/* Tailor's defaults adjusted to a repeat profile (none: the defaults). */
+static void session_params_set(tailor *t, const sknn_repeat_profile *prof, int ok) {
+  sknn_params p;
+  sknn_params_default(&p, SKNN_TAILOR);
+  int adapted = ok && sknn_params_adapt(&p, prof);
+  pthread_rwlock_wrlock(&t->lock);
+  int was = t->sess_adapted;
+  t->sess_params = p;
+  t->sess_adapted = adapted;
+  pthread_rwlock_unlock(&t->lock);
+  if (adapted != was)
+    eng_log(t, TAILOR_LOG_INFO,
+            "session kernel: %s (%.0f%% of next views repeat the session): "
+            "repeat=%g repeat_decay=%g",
+            adapted ? "repeat-heavy shop" : "shipped defaults", ok ? 100 * prof->share : 0.0,
+            p.repeat, p.repeat_decay);
+}
+
+/* The repeat profile of the latest sessions in the index; 1 when there is one. */
+static int repeat_profile(tailor *t, sknn_repeat_profile *prof) {
+  pthread_rwlock_rdlock(&t->lock);
+  int rc = sknn_repeat_profile_get(t->ix->sknn, SKNN_PROFILE_SESSIONS, prof);
+  pthread_rwlock_unlock(&t->lock);
+  return rc == 0;
+}
+
 /*
 ** tailor.session_next's tailor kernel.  With index.tuned, the file's
 ** parameters and re-ranker, read once on open (a file that cannot be used
 ** stops the open, naming the key and the file).  Without it, tailor's
 ** defaults adjusted to the shop's repeat profile (sknn_params_adapt, the
 ** rule `tailor eval` and `tailor tune` start from), read again from the
-** latest sessions at each value refit.  The caller holds write_mu or is
-** tailor_open.
+** latest sessions at each value refit; on a shared log the profile of the
+** last fit (idx.fit), so that it too moves at log positions only.  The
+** caller holds write_mu or is tailor_open.
 */
 int eng_session_params(tailor *t, tailor_error *err) {
   if (t->cfg.tuned && *t->cfg.tuned) {
@@ -211,37 +282,108 @@ int eng_session_params(tailor *t, tailor_error *err) {
             tu->ranker ? tu->model : "");
     return TAILOR_OK;
   }
-  sknn_params p;
-  sknn_params_default(&p, SKNN_TAILOR);
+  if (store_shared(t->st)) {
+    session_params_set(t, &t->ix->fit.repeat, t->ix->fit.repeat_ok);
+    return TAILOR_OK;
+  }
   sknn_repeat_profile prof;
-  pthread_rwlock_rdlock(&t->lock);
-  int rc = sknn_repeat_profile_get(t->ix->sknn, SKNN_PROFILE_SESSIONS, &prof);
-  pthread_rwlock_unlock(&t->lock);
-  int adapted = rc == 0 && sknn_params_adapt(&p, &prof);
-  pthread_rwlock_wrlock(&t->lock);
-  int was = t->sess_adapted;
-  t->sess_params = p;
-  t->sess_adapted = adapted;
-  pthread_rwlock_unlock(&t->lock);
-  if (adapted != was)
-    eng_log(t, TAILOR_LOG_INFO,
-            "session kernel: %s (%.0f%% of next views repeat the session): "
-            "repeat=%g repeat_decay=%g",
-            adapted ? "repeat-heavy shop" : "shipped defaults", 100 * prof.share,
-            p.repeat, p.repeat_decay);
+  int ok = repeat_profile(t, &prof);
+  session_params_set(t, &prof, ok);
   return TAILOR_OK;
 }
 
 /*
-** The customer-value model (BG/NBD + Gamma-Gamma) is refitted on start and
-** every index.value_refit_orders orders, by the thread that commits; the
-** fit itself holds no index lock, so decisions go on meanwhile.  The
-** caller holds write_mu.
+** The lineage of the clusters on a shared log.  A refit names each new
+** cluster after the one of the previous fit it matches (kmeans.c), so the
+** clusters at a crossing depend on every fit before it.  A node that
+** skipped fits (a replay refits only at the last crossing it reaches, a
+** checkpoint may be older than the last crossing) takes the previous
+** crossing's clusters from the store's meta table, where every node that
+** fits at a crossing leaves them (the same text from each node); a ring
+** of ENG_CLUSTER_RING crossings, since only a recent one is ever asked for.
 */
-void eng_refit_value(tailor *t) {
+#define ENG_CLUSTER_RING 64
+
+static void cluster_key(const tailor *t, uint64_t crossing, char *buf, size_t n) {
+  long r = t->cfg.value_refit_orders;
+  uint64_t slot = r > 0 && crossing >= (uint64_t)r ? crossing % ((uint64_t)r * ENG_CLUSTER_RING)
+                                                   : crossing;
+  snprintf(buf, n, "clusters:%llu", (unsigned long long)slot);
+}
+
+static void clusters_publish(tailor *t, uint64_t crossing, int64_t seq, const idx_clusters *c) {
+  json_t *o = json_pack("{sI sI sI sI sI}", "orders", (json_int_t)crossing, "seq",
+                        (json_int_t)seq, "k", (json_int_t)c->k, "dims", (json_int_t)c->dims,
+                        "n", (json_int_t)c->n);
+  json_t *size = json_array(), *cats = json_array(), *cen = json_array(), *name = json_array();
+  for (uint32_t j = 0; j < c->dims; j++) json_array_append_new(cats, json_integer(c->cats[j]));
+  for (uint32_t m = 0; m < c->k; m++) {
+    json_t *row = json_array();
+    for (uint32_t j = 0; j < c->dims; j++) json_array_append_new(row, json_real(c->centroid[m][j]));
+    json_array_append_new(cen, row);
+    json_array_append_new(size, json_integer((json_int_t)c->size[m]));
+    json_array_append_new(name, json_string(c->name[m]));
+  }
+  json_object_set_new(o, "size", size);
+  json_object_set_new(o, "cats", cats);
+  json_object_set_new(o, "centroid", cen);
+  json_object_set_new(o, "name", name);
+  char key[64], *text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+  json_decref(o);
+  cluster_key(t, crossing, key, sizeof key);
+  tailor_error e = {0};
+  if (!text || store_meta_set(t->st, key, text, &e))
+    eng_log(t, TAILOR_LOG_WARN, "clusters of crossing %llu not left in the store (%s); a node "
+            "that starts without a checkpoint may name them afresh",
+            (unsigned long long)crossing, text ? e.message : "out of memory");
+  free(text);
+}
+
+/* The clusters fitted at `crossing`, from the store; 0 when found. */
+static int clusters_recall(tailor *t, uint64_t crossing, idx_clusters *c) {
+  char key[64];
+  cluster_key(t, crossing, key, sizeof key);
+  char *text = store_meta_get(t->st, key);
+  json_t *o = text ? json_loads(text, 0, NULL) : NULL;
+  free(text);
+  memset(c, 0, sizeof *c);
+  int ok = o && json_integer_value(json_object_get(o, "orders")) == (json_int_t)crossing;
+  if (ok) {
+    c->k = (uint32_t)json_integer_value(json_object_get(o, "k"));
+    c->dims = (uint32_t)json_integer_value(json_object_get(o, "dims"));
+    c->n = (size_t)json_integer_value(json_object_get(o, "n"));
+    json_t *size = json_object_get(o, "size"), *cats = json_object_get(o, "cats"),
+           *cen = json_object_get(o, "centroid"), *name = json_object_get(o, "name");
+    ok = c->k <= IDX_KMEANS_MAX_K && c->dims <= IDX_KMEANS_MAX_DIMS &&
+         json_array_size(size) == c->k && json_array_size(cen) == c->k &&
+         json_array_size(name) == c->k && json_array_size(cats) == c->dims;
+    for (uint32_t j = 0; ok && j < c->dims; j++)
+      c->cats[j] = (uint32_t)json_integer_value(json_array_get(cats, j));
+    for (uint32_t m = 0; ok && m < c->k; m++) {
+      json_t *row = json_array_get(cen, m);
+      ok = json_array_size(row) == c->dims && json_is_string(json_array_get(name, m));
+      for (uint32_t j = 0; ok && j < c->dims; j++)
+        c->centroid[m][j] = json_number_value(json_array_get(row, j));
+      c->size[m] = (size_t)json_integer_value(json_array_get(size, m));
+      if (ok) snprintf(c->name[m], sizeof c->name[m], "%s", json_string_value(json_array_get(name, m)));
+    }
+  }
+  json_decref(o);
+  if (!ok) memset(c, 0, sizeof *c);
+  return ok ? 0 : -1;
+}
+
+/*
+** The models (customer value: BG/NBD + Gamma-Gamma; the automatic
+** segments; the in-session purchase propensity; the session kernel's
+** repeat profile), fitted on the index as it is at log position `seq`
+** with `now` as their time; the value model's check reads the log up to
+** `upto` (0: all of it).  The fits hold no index lock, so decisions go
+** on meanwhile.  The caller holds write_mu.
+*/
+static void refit(tailor *t, int64_t now, int64_t seq, int64_t upto, int shared) {
   clv_customer *c;
   size_t n;
-  int64_t now = util_now_ms();
   pthread_rwlock_rdlock(&t->lock);
   int rc = idx_value_customers(t->ix, now, &c, &n);
   uint64_t orders = t->ix->orders_seen;
@@ -251,23 +393,38 @@ void eng_refit_value(tailor *t) {
   uint64_t t0 = util_mono_ns();
   idx_value_fit(c, n, now, (size_t)t->cfg.value_min_repeat, &m);
   free(c);
-  if (n) value_check(t, &m.check);
+  if (n) value_check(t, &m.check, upto);
   pthread_rwlock_wrlock(&t->lock);
   t->ix->value = m;
   pthread_rwlock_unlock(&t->lock);
   t->value_orders = orders;
-  eng_session_params(t, NULL); /* the repeat profile moves too */
-  /* The automatic segments move with the same history. */
+  /* The repeat profile moves too. */
+  sknn_repeat_profile prof = {0};
+  int prof_ok = repeat_profile(t, &prof);
+  if (!t->tuned) session_params_set(t, &prof, prof_ok);
+  /* The automatic segments move with the same history; on a shared log
+     named after the previous crossing's (the lineage above). */
   idx_km_data d;
   idx_clusters cl;
   pthread_rwlock_rdlock(&t->lock);
   rc = t->cfg.clusters > 0 ? idx_cluster_features(t->ix, now, &d) : -1;
+  uint64_t prev = shared ? prev_crossing(orders, t->cfg.value_refit_orders) : 0;
+  int held = t->ix->fit.seq && t->ix->fit.orders == prev;
   pthread_rwlock_unlock(&t->lock);
   if (rc == 0 && idx_cluster_fit(&d, (uint32_t)t->cfg.clusters, &cl) == 0) {
     cl.fitted_at = now;
+    idx_clusters before;
+    int recalled = shared && prev && !held && clusters_recall(t, prev, &before) == 0;
+    if (shared && prev && !held && !recalled)
+      eng_log(t, TAILOR_LOG_WARN, "clusters at log position %lld: the store has no clusters of "
+              "the crossing at %llu orders, so they are named afresh", (long long)seq,
+              (unsigned long long)prev);
     pthread_rwlock_wrlock(&t->lock);
+    if (recalled) t->ix->clusters = before;
+    else if (shared && !held) t->ix->clusters.k = 0; /* the first of a lineage */
     idx_cluster_install(t->ix, &d, &cl);
     pthread_rwlock_unlock(&t->lock);
+    if (shared) clusters_publish(t, orders, seq, &t->ix->clusters);
   }
   if (rc == 0) idx_km_data_free(&d);
   /* The in-session purchase propensity, on the same history. */
@@ -290,12 +447,35 @@ void eng_refit_value(tailor *t) {
     free(pm);
   }
   if (rc == 0) idx_prop_data_free(&pd);
+  pthread_rwlock_wrlock(&t->lock);
+  t->ix->fit = (idx_fit){seq, orders, now, prof, prof_ok};
+  pthread_rwlock_unlock(&t->lock);
   if (n) {
     char why[256];
-    eng_log(t, TAILOR_LOG_INFO, "value model: %s (%s) in %.2f s",
+    eng_log(t, TAILOR_LOG_INFO, "value model: %s (%s) in %.2f s, at log position %lld",
             idx_value_kind_name(m.kind), idx_value_reason(&m, why, sizeof why),
-            (double)(util_mono_ns() - t0) / 1e9);
+            (double)(util_mono_ns() - t0) / 1e9, (long long)seq);
   }
+}
+
+/*
+** On SQLite (one node): refitted on start and every
+** index.value_refit_orders orders, counted from the last fit, by the
+** thread that commits, at the wall clock's time, on the whole log.
+*/
+void eng_refit_value(tailor *t) {
+  refit(t, util_now_ms(), t->applied_seq, 0, 0);
+}
+
+/*
+** On a shared log: at the crossing the event at `seq` (just applied)
+** reached, with the log's time there, on the log up to it.
+*/
+void eng_refit_at(tailor *t, int64_t seq) {
+  pthread_rwlock_rdlock(&t->lock);
+  int64_t now = t->ix->last_ts;
+  pthread_rwlock_unlock(&t->lock);
+  refit(t, now, seq, seq, 1);
 }
 
 int tailor_checkpoint(tailor *t, tailor_error *err) {
@@ -310,6 +490,25 @@ int tailor_checkpoint(tailor *t, tailor_error *err) {
   return ok ? TAILOR_OK
             : util_fail(err, TAILOR_EIO, NULL, "checkpoint: cannot write %s",
                         t->ckpt_path);
+}
+
+/*
+** Before replaying a shared log: the crossing the replay refits from, the
+** last one the log's purchase events reach (counted up front, so that a
+** long log costs one refit, not one per crossing).  Events that arrive
+** during the replay only add crossings past it, each refitted; an order
+** erased meanwhile may leave the count short of the plan, and the follower
+** refits at the next crossing.
+*/
+static void replay_plan(tailor *t) {
+  json_t *counts = store_event_counts(t->st);
+  uint64_t total = (uint64_t)json_integer_value(json_object_get(counts, ev_type_name(EV_PURCHASE)));
+  json_decref(counts);
+  if (total < t->ix->orders_seen) total = t->ix->orders_seen;
+  uint64_t last = last_crossing(total, t->cfg.value_refit_orders);
+  t->replay_refits = 1;
+  /* A checkpoint fitted at the last crossing needs no refit: the next one. */
+  t->refit_from = last && t->ix->fit.orders != last ? last : total + 1;
 }
 
 tailor *tailor_open(const char *config_json, tailor_error *err) {
@@ -373,13 +572,31 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
   /* Replay what the checkpoint does not have (everything, without one). */
   uint64_t t0 = util_mono_ns();
   int64_t from = t->applied_seq;
-  if (store_scan(t->st, from, eng_rebuild_one, t, err)) goto fail;
+  uint64_t applied0 = t->ix->applied;
+  int shared = store_shared(t->st);
+  if (shared) replay_plan(t);
+  for (;;) {
+    int rc = store_scan(t->st, t->applied_seq, eng_rebuild_one, t, err);
+    if (rc == ENG_REFIT_DUE) {
+      eng_refit_at(t, t->applied_seq);
+      t->n_replay_refits++;
+      continue;
+    }
+    if (rc) goto fail;
+    break;
+  }
+  t->replay_refits = 0;
+  t->n_replayed = (int64_t)(t->ix->applied - applied0);
+  t->replay_ms = (double)(util_mono_ns() - t0) / 1e6;
   if (t->applied_seq > from)
-    eng_log(t, TAILOR_LOG_INFO, "index: replayed %lld events in %.2f s",
-            (long long)(t->applied_seq - from), (double)(util_mono_ns() - t0) / 1e9);
+    eng_log(t, TAILOR_LOG_INFO, "index: replayed %lld events in %.2f s (%u refits)",
+            (long long)(t->applied_seq - from), (double)(util_mono_ns() - t0) / 1e9,
+            t->n_replay_refits);
   sknn_params_default(&t->sess_params, SKNN_TAILOR);
   if (eng_session_params(t, err)) goto fail;
-  eng_refit_value(t);
+  /* On a shared log the models are those of the last crossing, from the
+     checkpoint or the replay: a node's start is no log position. */
+  if (!shared) eng_refit_value(t);
   if (eng_follow_start(t, err)) goto fail;
   /* Plugins before strategies: a strategy may call their Lua functions. */
   if (eng_plugins_load(t, err)) goto fail;

@@ -96,6 +96,13 @@ struct tailor {
   int64_t ckpt_seq;        /* last event in the checkpoint on disk */
   int ix_incomplete;       /* an event failed to apply (out of memory) */
   uint64_t value_orders;   /* orders_seen when the value model was fitted */
+  /* Replaying a shared log on open: crossings from refit_from orders on
+     refit (engine.c, replay_plan); how many did. */
+  int replay_refits;
+  uint64_t refit_from;
+  unsigned n_replay_refits;
+  int64_t n_replayed;       /* events the open replayed, in replay_ms */
+  double replay_ms;
 
   /* tailor.session_next's tailor kernel (engine.c, eng_session_params):
      the parameters of index.tuned when set, else tailor's defaults
@@ -141,6 +148,15 @@ extern _Thread_local tailor *eng_writing;
 void eng_save_checkpoint(tailor *t);
 void eng_refit_value(tailor *t);
 int eng_rebuild_one(void *ud, int64_t seq, const ev *e);
+
+/* A shared log's refits (engine.c): eng_refit_due says whether the
+   purchase just applied brought the orders to a crossing; a store_scan
+   callback then returns ENG_REFIT_DUE (stopping the scan right after that
+   event) and its caller runs eng_refit_at(t, that event's seq) before
+   scanning on.  The caller holds write_mu or is tailor_open. */
+#define ENG_REFIT_DUE 1
+int eng_refit_due(const tailor *t);
+void eng_refit_at(tailor *t, int64_t seq);
 
 /* follow.c: a shared store's log.  eng_follow_start starts the follower
    (nothing on a store that is not shared); eng_commit_shared is the event

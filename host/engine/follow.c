@@ -84,16 +84,22 @@ static int follow_one(void *ud, int64_t seq, const ev *e) {
   atomic_fetch_add(&t->n_followed, 1);
   r->applied++;
   if (own_known(r, seq)) r->found++;
-  return 0;
+  /* A crossing: the scan stops right after this event for the refit, so
+     the models see the log up to here, however the log was batched. */
+  return e->type == EV_PURCHASE && eng_refit_due(t) ? ENG_REFIT_DUE : 0;
 }
 
-/* Apply what the log has past applied_seq; the caller holds write_mu. */
+/*
+** Apply what the log has past applied_seq, refitting the models at each
+** crossing on the way (engine.c, eng_refit_due); the caller holds
+** write_mu.
+*/
 static int follow_step(tailor *t, store *st, follow_run *r, tailor_error *err) {
-  int rc = store_scan_known(st, t->applied_seq, follow_one, r, r->own ? own_known : NULL, err);
+  int rc;
+  while ((rc = store_scan_known(st, t->applied_seq, follow_one, r, r->own ? own_known : NULL,
+                                err)) == ENG_REFIT_DUE)
+    eng_refit_at(t, t->applied_seq);
   atomic_store(&t->follow_at_ms, util_now_ms());
-  if (r->applied && t->cfg.value_refit_orders > 0 &&
-      t->ix->orders_seen - t->value_orders >= (uint64_t)t->cfg.value_refit_orders)
-    eng_refit_value(t);
   return rc;
 }
 
@@ -324,6 +330,10 @@ json_t *eng_log_json(tailor *t) {
                            "read_age_ms", (json_int_t)(at ? util_now_ms() - at : -1),
                            "applied_from_log", (json_int_t)atomic_load(&t->n_followed),
                            "lag_ms", lag);
+  /* What this node's open replayed (its checkpoint's tail, or all). */
+  json_object_set_new(out, "replayed",
+                      json_pack("{sI sf sI}", "events", (json_int_t)t->n_replayed, "seconds",
+                                t->replay_ms / 1e3, "refits", (json_int_t)t->n_replay_refits));
   int64_t down = eng_store_down_ms(t);
   json_object_set_new(out, "reachable", json_boolean(!down));
   if (down) {

@@ -21,7 +21,7 @@
 #include "index/index.h"
 
 #define CKPT_MAGIC "TAILORCK"
-#define CKPT_FORMAT 15 /* 15: revenue attribution (attrib.c) */
+#define CKPT_FORMAT 16 /* 16: the fitted models and where (idx_fit) */
 
 /*
 ** Writing: a FILE with a running hash.
@@ -142,6 +142,23 @@ static void put_attrib(ckw *w, const idx_attrib *a) {
   put(w, a->orders, a->norders * sizeof *a->orders);
 }
 
+/*
+** The fitted models and where they were fitted, so a restart holds the
+** models a node that ran all along holds (on a shared log they are fitted
+** at log positions only, never on start).  Plain structs: the clusters'
+** per-fit assignment is not kept (it lives in the people).
+*/
+static void put_models(ckw *w, const idx *x) {
+  PUT(w, x->fit);
+  PUT(w, x->value);
+  idx_clusters c = x->clusters;
+  c.assign = NULL;
+  PUT(w, c);
+  uint8_t has = x->propensity != NULL;
+  PUT(w, has);
+  if (has) put(w, x->propensity, sizeof *x->propensity);
+}
+
 int idx_save(const idx *x, const char *path, uint64_t fingerprint,
              int64_t seq, tailor_error *err) {
   char tmp[4096];
@@ -239,6 +256,7 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
   put_search(&w, x->search);
   put_search(&w, x->reads);
   put_attrib(&w, &x->attrib);
+  put_models(&w, x);
   uint64_t sum = w.h;
   if (fwrite(&sum, sizeof sum, 1, w.f) != 1) w.err = 1;
   if (fflush(w.f) || fsync(fileno(w.f))) w.err = 1;
@@ -479,6 +497,28 @@ static void get_attrib(ckr *r, idx *x) {
     if (x->session[i].click_ts && x->session[i].click_group >= a->ngroups) r->err = 1;
 }
 
+static void get_models(ckr *r, idx *x) {
+  GET(r, x->fit);
+  GET(r, x->value);
+  GET(r, x->clusters);
+  x->clusters.assign = NULL;
+  if (x->clusters.k > IDX_KMEANS_MAX_K || x->clusters.dims > IDX_KMEANS_MAX_DIMS) r->err = 1;
+  for (uint32_t m = 0; m < IDX_KMEANS_MAX_K; m++) { /* names are read as strings */
+    x->clusters.name[m][IDX_CLUSTER_NAME - 1] = '\0';
+    x->clusters.description[m][IDX_CLUSTER_DESCRIPTION - 1] = '\0';
+  }
+  for (uint32_t j = IDX_KMEANS_MAX_DIMS - IDX_KMEANS_CATEGORIES; j < x->clusters.dims && !r->err; j++)
+    if (x->clusters.cats[j] >= x->categories.n) r->err = 1;
+  uint8_t has;
+  GET(r, has);
+  if (has && !r->err) {
+    if (!(x->propensity = malloc(sizeof *x->propensity))) r->err = 1;
+    else get(r, x->propensity, sizeof *x->propensity);
+    for (int i = 0; i < IDX_PROP_MEDIA && !r->err; i++)
+      if (x->propensity->media[i] > x->attrs.n) r->err = 1;
+  }
+}
+
 /* Ids read from the file must point inside the tables they index. */
 static int ids_ok(const idx_ids *a, uint32_t bound) {
   for (uint32_t i = 0; i < a->n; i++)
@@ -654,6 +694,7 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
     if (!r.err) get_search(&r, x, x->search);
     if (!r.err) get_search(&r, x, x->reads);
     if (!r.err) get_attrib(&r, x);
+    if (!r.err) get_models(&r, x);
     if (r.err || r.p != r.end) why = "truncated or inconsistent contents";
   }
   free(data);

@@ -334,6 +334,22 @@ const char *idx_value_kind_name(idx_value_kind k);
 /* Why the model is what it is, in a sentence written to buf. */
 const char *idx_value_reason(const idx_value_model *m, char *buf, size_t len);
 
+/*
+** Where the models (value, clusters, propensity, the session kernel's
+** repeat profile) were last fitted, kept with them in the checkpoint.  On
+** a shared log the engine fits them at log positions (engine.c,
+** eng_refit_due), so every node that applied the same log holds the same
+** fit; on SQLite `seq` is the position the node had reached.
+*/
+typedef struct idx_fit {
+  int64_t seq;       /* the log position fitted at; 0: never fitted */
+  uint64_t orders;   /* orders_seen there */
+  int64_t at;        /* the fit's "now" (ms): on a shared log the newest
+                        event time in the log up to seq */
+  sknn_repeat_profile repeat; /* the session kernel's profile then */
+  int repeat_ok;     /* repeat is set */
+} idx_fit;
+
 /* Repeat purchases in a category: the gaps, in days, and how many. */
 typedef struct idx_repeat {
   double days;
@@ -523,7 +539,11 @@ typedef struct idx {
   idx_attrib attrib;     /* revenue attribution (attrib.c) */
   struct idx_propensity *propensity; /* set by the engine at the value refit
                                         (propensity.c); NULL: none fitted */
-  uint64_t orders_seen;  /* purchases applied, to pace refits */
+  uint64_t orders_seen;  /* purchase events applied from the log (a
+                            duplicate never is; a node that applied an
+                            order later erased counted it, a replay after
+                            the erasure does not), to pace refits */
+  idx_fit fit;           /* where the models above were fitted (engine.c) */
   uint64_t order_lines;  /* sum of the items' purchases (derived on load) */
   uint64_t applied;    /* events applied */
   uint32_t uncataloged; /* items known only from events, never upserted */

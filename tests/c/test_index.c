@@ -4,6 +4,7 @@
 ** eviction, filters, several anchors, segments.
 */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -676,6 +677,48 @@ static void test_clusters(void) {
   CHECK_STR(x->clusters.name[sport - 1], "one-time Sport buyers, budget");
   CHECK_CONTAINS(x->clusters.description[home - 1], "23 customers");
   idx_km_data_free(&d);
+  /* The checkpoint carries the models and where they were fitted (a
+     restart on a shared log must hold what a node that ran on holds). */
+  x->fit = (idx_fit){42, 46, T0 + 12 * DAY, {100, 40, 0.4, 0.7}, 1};
+  x->value.kind = IDX_VALUE_BGNBD;
+  x->value.bg = (clv_bgnbd){0.5, 12.25, 0.75, 2.5, -100, 7};
+  x->value.fitted_at = T0 + 12 * DAY;
+  x->propensity = calloc(1, sizeof *x->propensity);
+  x->propensity->w[3] = 1.5;
+  x->propensity->auc = 0.875;
+  x->propensity->fitted_at = T0 + 12 * DAY;
+  char path[512];
+  snprintf(path, sizeof path, "%s/test_index_models.ckpt",
+           getenv("TAILOR_TEST_TMP") ? getenv("TAILOR_TEST_TMP") : "/tmp");
+  tailor_error err = {0};
+  CHECK_INT(idx_save(x, path, idx_fingerprint(x), 42, &err), TAILOR_OK);
+  int64_t seq = 0;
+  idx *y = idx_load(path, &x->cfg, idx_fingerprint(x), &seq, &err);
+  CHECK(y != NULL);
+  if (y) {
+    CHECK_INT(seq, 42);
+    CHECK_INT(y->fit.seq, 42);
+    CHECK_INT(y->fit.orders, 46);
+    CHECK_INT(y->fit.at, T0 + 12 * DAY);
+    CHECK(y->fit.repeat_ok && y->fit.repeat.share == 0.4);
+    CHECK_INT(y->value.kind, IDX_VALUE_BGNBD);
+    CHECK(y->value.bg.alpha == 12.25 && y->value.fitted_at == T0 + 12 * DAY);
+    CHECK_INT(y->clusters.k, 2);
+    CHECK(y->clusters.assign == NULL);
+    CHECK(memcmp(y->clusters.centroid, x->clusters.centroid, sizeof x->clusters.centroid) == 0);
+    CHECK_STR(y->clusters.name[home - 1], "sofa lovers");
+    CHECK(y->propensity && y->propensity->w[3] == 1.5 && y->propensity->auc == 0.875);
+    CHECK_INT(y->person[idx_person_of(y, "c41", NULL)].cluster, home);
+    idx_free(y);
+  }
+  /* Without a propensity model: none after the load either. */
+  free(x->propensity);
+  x->propensity = NULL;
+  CHECK_INT(idx_save(x, path, idx_fingerprint(x), 43, &err), TAILOR_OK);
+  y = idx_load(path, &x->cfg, idx_fingerprint(x), &seq, &err);
+  CHECK(y && !y->propensity && y->clusters.k == 2);
+  idx_free(y);
+  remove(path);
   idx_free(x);
 }
 
