@@ -578,8 +578,10 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
   for (;;) {
     int rc = store_scan(t->st, t->applied_seq, eng_rebuild_one, t, err);
     if (rc == ENG_REFIT_DUE) {
+      uint64_t r0 = util_mono_ns();
       eng_refit_at(t, t->applied_seq);
       t->n_replay_refits++;
+      t->replay_refit_ms += (double)(util_mono_ns() - r0) / 1e6;
       continue;
     }
     if (rc) goto fail;

@@ -101,8 +101,8 @@ struct tailor {
   int replay_refits;
   uint64_t refit_from;
   unsigned n_replay_refits;
-  int64_t n_replayed;       /* events the open replayed, in replay_ms */
-  double replay_ms;
+  int64_t n_replayed;       /* events the open replayed, in replay_ms, */
+  double replay_ms, replay_refit_ms; /* of which refitting */
 
   /* tailor.session_next's tailor kernel (engine.c, eng_session_params):
      the parameters of index.tuned when set, else tailor's defaults

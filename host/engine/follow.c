@@ -332,8 +332,9 @@ json_t *eng_log_json(tailor *t) {
                            "lag_ms", lag);
   /* What this node's open replayed (its checkpoint's tail, or all). */
   json_object_set_new(out, "replayed",
-                      json_pack("{sI sf sI}", "events", (json_int_t)t->n_replayed, "seconds",
-                                t->replay_ms / 1e3, "refits", (json_int_t)t->n_replay_refits));
+                      json_pack("{sI sf sI sf}", "events", (json_int_t)t->n_replayed, "seconds",
+                                t->replay_ms / 1e3, "refits", (json_int_t)t->n_replay_refits,
+                                "refit_seconds", t->replay_refit_ms / 1e3));
   int64_t down = eng_store_down_ms(t);
   json_object_set_new(out, "reachable", json_boolean(!down));
   if (down) {
