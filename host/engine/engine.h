@@ -49,6 +49,7 @@ struct tailor {
   int following;
   _Atomic int follow_stop;
   _Atomic int64_t follow_at_ms;
+  _Atomic uint64_t follow_scan_ns; /* when a scan of the log last began */
   _Atomic uint64_t n_followed; /* events applied from the log */
   _Atomic int triggers_ready;  /* strategies loaded: owed triggers may run */
   int64_t triggers_checked_ms; /* when the follower last looked for them */

@@ -95,6 +95,7 @@ static int follow_one(void *ud, int64_t seq, const ev *e) {
 ** write_mu.
 */
 static int follow_step(tailor *t, store *st, follow_run *r, tailor_error *err) {
+  atomic_store(&t->follow_scan_ns, util_mono_ns());
   int rc;
   while ((rc = store_scan_known(st, t->applied_seq, follow_one, r, r->own ? own_known : NULL,
                                 err)) == ENG_REFIT_DUE)
@@ -271,9 +272,17 @@ static void *follow_main(void *arg) {
       nanosleep(&ts, NULL);
       continue;
     }
+    /* Woken by a commit: when the writer (its own commit's follow) has
+       begun a scan since, that scan read everything the commit made
+       readable, and this one would find nothing; skipped, so that it
+       does not hold write_mu for two round trips between the writer's
+       groups. */
+    uint64_t woke = util_mono_ns();
     pthread_mutex_lock(&t->write_mu);
     follow_run r = {t, NULL, 0, 0, 0};
-    int rc = follow_step(t, t->st_follow, &r, &e);
+    int rc = w > 0 && atomic_load(&t->follow_scan_ns) > woke
+                 ? TAILOR_OK
+                 : follow_step(t, t->st_follow, &r, &e);
     triggers_step(t);
     pthread_mutex_unlock(&t->write_mu);
     if (rc) store_lost(t, e.message);

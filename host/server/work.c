@@ -337,15 +337,25 @@ static void run_forget(srv *s, job *j) {
     set_body(j, json_pack("{sI}", "erased", (json_int_t)erased));
 }
 
-/* Commit queued writes in order: runs of event lines as groups, erasures
-   one by one between them. */
+/*
+** Commit queued writes in order: runs of event lines as groups (up to
+** SRV_WRITE_GROUP_EVENTS events each), erasures one by one between them.
+** Everything queued goes in as few groups as that allows: each group
+** pays a commit (and on PostgreSQL its round trips) whatever its size,
+** and the list is answered only once all of it is written.
+*/
 static void run_writes(srv *s, job *list) {
-  job *run[256];
+  size_t cap = 0;
+  for (job *j = list; j; j = j->qnext) cap++;
+  job *small[256], **run = cap > 256 ? malloc(cap * sizeof *run) : small;
+  if (!run) {
+    run = small;
+    cap = 256;
+  }
   size_t n = 0, events = 0;
   for (job *j = list; j; j = j->qnext) {
     int lines = j->req.op != SRV_OP_CUSTOMER_FORGET;
-    if (n && (!lines || n == sizeof run / sizeof *run ||
-              events + j->req.n_events > SRV_WRITE_GROUP_EVENTS)) {
+    if (n && (!lines || n == cap || events + j->req.n_events > SRV_WRITE_GROUP_EVENTS)) {
       commit_group(s, run, n);
       n = events = 0;
     }
@@ -357,6 +367,7 @@ static void run_writes(srv *s, job *list) {
     }
   }
   if (n) commit_group(s, run, n);
+  if (run != small) free(run);
 }
 
 static void writer_main(void *arg) {

@@ -43,6 +43,10 @@ typedef struct pg {
   int in_tx;
   int begin_due; /* BEGIN not sent yet: it goes with the first statement */
   int owed;      /* appended events owe their triggers (store_triggers_owed) */
+  /* One log position's xid (pg_scan: the next scan starts where the last
+     ended without asking for it again); pos_seq 0: none known. */
+  int64_t pos_seq;
+  char pos_xid[32];
 } pg;
 
 static const store_ops pg_ops;
@@ -59,11 +63,13 @@ static const char schema[] =
     "  body text NOT NULL,"
     "  msg_id text UNIQUE);"
     "CREATE INDEX IF NOT EXISTS events_pos ON events(xid, seq);"
-    /* Since when an event owes its triggers (store_triggers_owed); NULL
-       when it owes none. */
-    "ALTER TABLE events ADD COLUMN IF NOT EXISTS triggers_owed timestamptz;"
-    "CREATE INDEX IF NOT EXISTS events_owed ON events(triggers_owed) "
-    "  WHERE triggers_owed IS NOT NULL;"
+    /* Events whose triggers have not run yet (store_triggers_owed): one
+       row per appended batch, its seqs and since when.  A narrow table of
+       a few live rows, not a mark on each event: clearing a mark on the
+       events table rewrote every event row and its seven index entries. */
+    "CREATE TABLE IF NOT EXISTS events_owed("
+    "  id bigserial PRIMARY KEY, seqs bigint[] NOT NULL,"
+    "  since timestamptz NOT NULL DEFAULT now());"
     "CREATE INDEX IF NOT EXISTS events_customer ON events(customer) WHERE customer IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS events_anon ON events(anon) WHERE anon IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS events_session ON events(session) WHERE session IS NOT NULL;"
@@ -157,22 +163,73 @@ static void revive(pg *p) {
 }
 
 /*
+** A transaction's BEGIN goes with its first statement, in one round trip:
+** a script (the simple protocol) is sent as "BEGIN;" and the script; a
+** statement with parameters goes in pipeline mode (libpq 14 and later),
+** BEGIN and the statement sent together and both answers read.  Returns
+** the statement's result or NULL with `err` filled.
+*/
+static PGresult *run_begun(pg *p, const char *sql, int n, const char *const *v,
+                           tailor_error *err, const char *what) {
+  PGconn *c = p->c;
+  if (!n) {
+    size_t len = strlen(sql);
+    char *script = malloc(len + 8);
+    if (!script) {
+      util_fail(err, TAILOR_ENOMEM, NULL, "%s: cannot allocate", what);
+      return NULL;
+    }
+    memcpy(script, "BEGIN;", 6);
+    memcpy(script + 6, sql, len + 1);
+    PGresult *r = PQexec(c, script);
+    free(script);
+    return r;
+  }
+  if (!PQenterPipelineMode(c)) return NULL;
+  PGresult *res[2] = {NULL, NULL};
+  if (PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
+      PQsendQueryParams(c, sql, n, NULL, v, NULL, NULL, 0) && PQpipelineSync(c)) {
+    /* Each query's results end with a NULL; the sync's result ends all. */
+    for (int q = 0; q < 3;) {
+      PGresult *x = PQgetResult(c);
+      if (!x) {
+        if (PQstatus(c) != CONNECTION_OK) break;
+        q++;
+        continue;
+      }
+      if (PQresultStatus(x) == PGRES_PIPELINE_SYNC) {
+        PQclear(x);
+        break;
+      }
+      if (q < 2 && !res[q]) res[q] = x;
+      else PQclear(x);
+    }
+  }
+  PQexitPipelineMode(c);
+  if (res[0] && PQresultStatus(res[0]) != PGRES_COMMAND_OK) {
+    /* BEGIN failed: its message, not the aborted statement's. */
+    PQclear(res[1]);
+    return res[0];
+  }
+  PQclear(res[0]);
+  return res[1];
+}
+
+/*
 ** Run `sql` with `n` text parameters (NULL is SQL NULL).  Returns the
 ** result (the caller clears it) or NULL with `err` filled.
 */
 static PGresult *run(pg *p, const char *sql, int n, const char *const *v,
                      tailor_error *err, const char *what) {
   revive(p);
+  PGresult *r;
   if (p->begin_due) {
-    PGresult *b = PQexec(p->c, "BEGIN");
-    int ok = PQresultStatus(b) == PGRES_COMMAND_OK;
-    if (!ok) pg_fail(err, p, b, what);
-    PQclear(b);
-    if (!ok) return NULL;
+    r = run_begun(p, sql, n, v, err, what);
     p->begin_due = 0;
+  } else {
+    /* Without parameters, the simple protocol: a script of statements. */
+    r = n ? PQexecParams(p->c, sql, n, NULL, v, NULL, NULL, 0) : PQexec(p->c, sql);
   }
-  /* Without parameters, the simple protocol: a script of statements. */
-  PGresult *r = n ? PQexecParams(p->c, sql, n, NULL, v, NULL, NULL, 0) : PQexec(p->c, sql);
   ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
   pg_fail(err, p, r, what);
@@ -500,10 +557,12 @@ static int pg_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
        notification a transaction, PostgreSQL folds the same ones). */
     r = run(p,
             p->owed
-                ? "WITH ins AS (INSERT INTO events(ts,type,customer,anon,session,body,msg_id,"
-                  "triggers_owed) SELECT *, now() FROM unnest($1::bigint[],$2::text[],"
-                  "$3::text[],$4::text[],$5::text[],$6::text[],$7::text[]) "
-                  "ON CONFLICT (msg_id) DO NOTHING RETURNING seq, msg_id) "
+                ? "WITH ins AS (INSERT INTO events(ts,type,customer,anon,session,body,msg_id) "
+                  "SELECT * FROM unnest($1::bigint[],$2::text[],$3::text[],$4::text[],"
+                  "$5::text[],$6::text[],$7::text[]) ON CONFLICT (msg_id) DO NOTHING "
+                  "RETURNING seq, msg_id), "
+                  "owed AS (INSERT INTO events_owed(seqs) SELECT array_agg(seq) FROM ins "
+                  "HAVING count(*) > 0) "
                   "SELECT seq, msg_id, pg_notify('tailor_log', '') FROM ins"
                 : "WITH ins AS (INSERT INTO events(ts,type,customer,anon,session,body,msg_id) "
                   "SELECT * FROM unnest($1::bigint[],$2::text[],$3::text[],$4::text[],"
@@ -588,36 +647,48 @@ static int64_t pg_last_seq(store *base) {
 
 #define SCAN_BATCH 2000
 
+/* Keep where a scan handed its last event on (p->pos_seq). */
+static void pg_pos(pg *p, int rc, int64_t seq, const char *xid) {
+  if (rc) return;
+  p->pos_seq = seq;
+  snprintf(p->pos_xid, sizeof p->pos_xid, "%s", xid);
+}
+
 static int pg_scan(store *base, int64_t after, store_event_fn fn, void *ud,
                    store_known_fn known, tailor_error *err) {
   pg *p = (pg *)base;
-  char xid[32] = "0", seq[24], horizon[32];
-  /* The position's xid and one horizon for the whole scan (what is below
-     it cannot change), in one round trip. */
-  const char *pv[] = {I64(seq, after)};
-  PGresult *h = run(p,
-                    "SELECT (SELECT xid::text FROM events WHERE seq = $1), "
-                    "pg_snapshot_xmin(pg_current_snapshot())::text",
-                    1, pv, err, "store: scan");
-  if (!h) return TAILOR_ESTORE;
-  if (after > 0 && PQgetisnull(h, 0, 0)) {
+  char xid[32] = "0", seq[24];
+  /* The position's xid: known when the last scan ended there (one round
+     trip less on the follower's and the writer's path), asked otherwise. */
+  if (after > 0 && after == p->pos_seq) {
+    snprintf(xid, sizeof xid, "%s", p->pos_xid);
+  } else if (after > 0) {
+    const char *pv[] = {I64(seq, after)};
+    PGresult *h = run(p, "SELECT xid::text FROM events WHERE seq = $1", 1, pv, err,
+                      "store: scan");
+    if (!h) return TAILOR_ESTORE;
+    if (PQntuples(h) != 1) {
+      PQclear(h);
+      return util_fail(err, TAILOR_ESTORE, NULL,
+                       "store: scan: log position %lld is not in this database",
+                       (long long)after);
+    }
+    snprintf(xid, sizeof xid, "%s", PQgetvalue(h, 0, 0));
     PQclear(h);
-    return util_fail(err, TAILOR_ESTORE, NULL,
-                     "store: scan: log position %lld is not in this database", (long long)after);
   }
-  if (after > 0) snprintf(xid, sizeof xid, "%s", PQgetvalue(h, 0, 0));
-  snprintf(horizon, sizeof horizon, "%s", PQgetvalue(h, 0, 1));
-  PQclear(h);
   I64(seq, after);
   for (;;) {
-    const char *v[] = {xid, seq, horizon};
+    const char *v[] = {xid, seq};
+    /* Below the oldest open transaction nothing can change: each page
+       reads up to the horizon of its own statement (it only moves up). */
     PGresult *r = run(p,
                       /* The position's xid goes out as text under a name of
                          its own: ORDER BY "xid" would sort that text. */
                       "SELECT seq, ts, body, xid::text AS at_xid FROM events "
-                      "WHERE (xid, seq) > ($1::xid8, $2::bigint) AND xid < $3::xid8 "
+                      "WHERE (xid, seq) > ($1::xid8, $2::bigint) "
+                      "AND xid < pg_snapshot_xmin(pg_current_snapshot()) "
                       "ORDER BY events.xid, events.seq LIMIT 2000",
-                      3, v, err, "store: scan");
+                      2, v, err, "store: scan");
     if (!r) return TAILOR_ESTORE;
     int rows = PQntuples(r), rc = TAILOR_OK;
     for (int i = 0; i < rows && rc == TAILOR_OK; i++) {
@@ -629,6 +700,7 @@ static int pg_scan(store *base, int64_t after, store_event_fn fn, void *ud,
       const ev *mine = known ? known(ud, s) : NULL;
       if (mine) {
         rc = fn(ud, s, mine);
+        pg_pos(p, rc, s, xid);
         continue;
       }
       ev_limits lim = {(size_t)-1, (size_t)-1, strtoll(PQgetvalue(r, i, 1), NULL, 10), 1 << 20, 0, 1};
@@ -644,6 +716,7 @@ static int pg_scan(store *base, int64_t after, store_event_fn fn, void *ud,
         break;
       }
       rc = fn(ud, s, &e);
+      pg_pos(p, rc, s, xid);
       ev_clear(&e);
     }
     PQclear(r);
@@ -1308,29 +1381,46 @@ static int pg_triggers_done(store *base, const int64_t *seqs, size_t n, tailor_e
     return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
   }
   const char *v[] = {a.s};
-  int rc = exec_params((pg *)base,
-                       "UPDATE events SET triggers_owed = NULL WHERE seq = ANY($1::bigint[]) "
-                       "AND triggers_owed IS NOT NULL",
-                       1, v, err, "store: triggers");
+  /* The batches these events came in (a batch is done when its triggers
+     are: they ran in one transaction, or the overdue pass ran them all). */
+  int rc = exec_params((pg *)base, "DELETE FROM events_owed WHERE seqs && $1::bigint[]", 1, v,
+                       err, "store: triggers");
   buf_free(&a);
   return rc;
 }
 
+/*
+** Batches owing their triggers for more than after_s seconds, oldest
+** first, locked (SKIP LOCKED: another node takes others), until they hold
+** `max` events or more (the first ones of each are among the first `max`
+** handed on, which triggers_done needs): each of their events handed to
+** fn in log order.
+** A batch none of whose events is left to hand on (all erased since) is
+** deleted here, as triggers_done does for the others.
+*/
 static int pg_triggers_overdue(store *base, int after_s, int max, store_event_fn fn, void *ud,
                                tailor_error *err) {
+  pg *p = (pg *)base;
   char a[24], m[24];
   const char *v[] = {I64(a, after_s), I64(m, max)};
-  PGresult *r = run((pg *)base,
-                    "SELECT seq, ts, body FROM events WHERE triggers_owed < "
-                    "now() - make_interval(secs => $1::int) ORDER BY seq LIMIT $2 "
-                    "FOR UPDATE SKIP LOCKED",
+  PGresult *r = run(p,
+                    "WITH locked AS (SELECT id, seqs FROM events_owed "
+                    "WHERE since < now() - make_interval(secs => $1::int) ORDER BY id "
+                    "LIMIT 64 FOR UPDATE SKIP LOCKED), "
+                    "o AS (SELECT id, seqs, sum(cardinality(seqs)) OVER (ORDER BY id) "
+                    "- cardinality(seqs) AS before FROM locked), "
+                    "mine AS (SELECT id, seqs FROM o WHERE before < $2::bigint), "
+                    "gone AS (DELETE FROM events_owed WHERE id IN (SELECT id FROM mine) AND "
+                    "NOT EXISTS (SELECT 1 FROM events e WHERE e.seq = ANY(events_owed.seqs) "
+                    "AND e.body <> '{}')) "
+                    "SELECT e.seq, e.ts, e.body FROM events e WHERE e.seq IN "
+                    "(SELECT unnest(seqs) FROM mine) AND e.body <> '{}' ORDER BY e.xid, e.seq",
                     2, v, err, "store: triggers");
   if (!r) return TAILOR_ESTORE;
   int rc = TAILOR_OK;
   for (int i = 0; i < PQntuples(r) && rc == TAILOR_OK; i++) {
     const char *body = PQgetvalue(r, i, 2);
     int64_t seq = strtoll(PQgetvalue(r, i, 0), NULL, 10);
-    if (!strcmp(body, "{}")) continue; /* erased since */
     ev_limits lim = {(size_t)-1, (size_t)-1, strtoll(PQgetvalue(r, i, 1), NULL, 10), 1 << 20, 0, 1};
     ev e;
     if (ev_parse(body, (size_t)PQgetlength(r, i, 2), &lim, &e, NULL) != TAILOR_OK) continue;
