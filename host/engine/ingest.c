@@ -135,9 +135,10 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
   eng_writing = t;
   if (store_shared(t->st)) {
     /* A shared log (follow.c): the group in one transaction there, its
-       coupons redeemed in it as here. */
+       coupons redeemed and double opt-ins confirmed in it as here. */
     int rc = store_begin(t->st, err);
-    if (rc == TAILOR_OK && (rc = redeem_coupons(t, group, err)) != TAILOR_OK)
+    if (rc == TAILOR_OK && ((rc = redeem_coupons(t, group, err)) != TAILOR_OK ||
+                            (rc = confirm_consents(t, group, err)) != TAILOR_OK))
       store_rollback(t->st);
     n = 0;
     for (commit_req *r = group; r; r = r->next)
@@ -412,9 +413,6 @@ int eng_ingest(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
 
 int eng_ingest_confirmed(tailor *t, ev *const *evs, size_t n, const char *consent,
                          tailor_error *err) {
-  if (store_shared(t->st))
-    return util_fail(err, TAILOR_EUNSUPPORTED, NULL,
-                     "confirm: email capture needs the SQLite store for now");
   return ingest(t, evs, n, consent, err);
 }
 

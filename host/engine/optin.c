@@ -79,7 +79,7 @@ int eng_optin_check_config(const config *c, tailor_error *err) {
   return TAILOR_OK;
 }
 
-/* TAILOR_OK when email capture is configured and the store keeps consents. */
+/* TAILOR_OK when email capture is configured. */
 static int optin_on(tailor *t, const char *op, tailor_error *err) {
   if (!t->cfg.optin_secret || !*t->cfg.optin_secret || !t->cfg.optin_url ||
       !*t->cfg.optin_url)
@@ -87,11 +87,6 @@ static int optin_on(tailor *t, const char *op, tailor_error *err) {
                      "%s: email capture is off: set optin.secret and optin.confirm_url "
                      "(docs/configuration.md)",
                      op);
-  if (!store_db(t->st))
-    return util_fail(err, TAILOR_EUNSUPPORTED, NULL,
-                     "%s: email capture keeps its consent records in the SQLite store; "
-                     "this store is %s",
-                     op, store_kind(t->st));
   return TAILOR_OK;
 }
 
@@ -279,15 +274,16 @@ int tailor_subscribe(tailor *t, const char *request_json, size_t len, char **jso
     rc = util_fail(err, TAILOR_ENOMEM, NULL, "subscribe: out of memory");
   } else {
     pthread_mutex_lock(&t->write_mu);
-    /* The day's limit, counted under the writer's lock, so two requests at
-       once cannot both slip under it. */
-    if (store_consents_since(t->st, email, now - OPTIN_DAY_MS) >= DEF_OPTIN_MAX_PER_ADDRESS) {
-      rc = util_fail(err, TAILOR_EINVAL, "email",
-                     "subscribe: %d confirmation emails went to this address in the last "
-                     "24 hours; no more today",
-                     DEF_OPTIN_MAX_PER_ADDRESS);
-    } else if (!(rc = store_begin(t->st, err))) {
-      if (!(rc = store_consent_add(t->st, row, err)) &&
+    /* The day's limit, counted in the request's transaction under the
+       writer's lock (and, on a shared store, a lock on the address), so
+       two requests at once cannot both slip under it. */
+    if (!(rc = store_begin(t->st, err))) {
+      if (store_consents_since(t->st, email, now - OPTIN_DAY_MS) >= DEF_OPTIN_MAX_PER_ADDRESS)
+        rc = util_fail(err, TAILOR_EINVAL, "email",
+                       "subscribe: %d confirmation emails went to this address in the last "
+                       "24 hours; no more today",
+                       DEF_OPTIN_MAX_PER_ADDRESS);
+      if (!rc && !(rc = store_consent_add(t->st, row, err)) &&
           !(rc = store_outbox_add(t->st, &ob, NULL, err)))
         rc = store_commit(t->st, err);
       else

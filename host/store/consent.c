@@ -1,33 +1,23 @@
 /*
-** consent.c: the store's side of email capture with double opt-in
-** (engine/optin.c).  A request is a row of its own, pending until the
-** link of its confirmation email is followed; the confirmation is a
-** conditional UPDATE inside the transaction that also stores the address
-** on the customer, so a link works once even when clicked twice at the
-** same moment.  A pending row holds the address only as long as its link
-** lives: adding a request deletes those whose links have expired.
+** consent.c: the SQLite store's side of email capture with double opt-in
+** (engine/optin.c; postgres.c has the same on PostgreSQL).  A request is a
+** row of its own, pending until the link of its confirmation email is
+** followed; the confirmation is a conditional UPDATE inside the
+** transaction that also stores the address on the customer, so a link
+** works once even when clicked twice at the same moment (its checks are
+** the dispatcher's, store_consent_confirm).  A pending row holds the
+** address only as long as its link lives: adding a request deletes those
+** whose links have expired.
 */
 #include <sqlite3.h>
 #include <string.h>
 
 #include "core/util.h"
 #include "store/sq.h"
-#include "store/store.h"
+#include "store/store_impl.h"
 
-/* The store's handle, or NULL with `err` filled: consents are SQLite's. */
-static sqlite3 *consent_db(store *s, tailor_error *err) {
+int sq_consent_add(store *s, json_t *row, tailor_error *err) {
   sqlite3 *db = store_db(s);
-  if (!db)
-    util_fail(err, TAILOR_EUNSUPPORTED, NULL,
-              "email capture keeps its consent records in the SQLite store; this "
-              "store is %s",
-              store_kind(s));
-  return db;
-}
-
-int store_consent_add(store *s, json_t *row, tailor_error *err) {
-  sqlite3 *db = consent_db(s, err);
-  if (!db) return TAILOR_EUNSUPPORTED;
   sqlite3_stmt *st;
   int64_t requested = json_integer_value(json_object_get(row, "requested"));
   if (sqlite3_prepare_v2(db, "DELETE FROM consents WHERE state='pending' AND expires<=?1", -1,
@@ -53,9 +43,8 @@ int store_consent_add(store *s, json_t *row, tailor_error *err) {
   return step == SQLITE_DONE ? TAILOR_OK : store_fail(err, TAILOR_ESTORE, db, "store: consents");
 }
 
-json_t *store_consent_get(store *s, const char *id, tailor_error *err) {
-  sqlite3 *db = consent_db(s, err);
-  if (!db) return NULL;
+json_t *sq_consent_get(store *s, const char *id, tailor_error *err) {
+  sqlite3 *db = store_db(s);
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db,
                          "SELECT id,customer,anon,email,purpose,text,source,requested,"
@@ -79,9 +68,7 @@ json_t *store_consent_get(store *s, const char *id, tailor_error *err) {
       json_object_set_new(out, sqlite3_column_name(st, c), v);
     }
   } else if (rc == SQLITE_DONE) {
-    util_fail(err, TAILOR_ENOTFOUND, "token",
-              "no pending request for this link: it was never made, expired unconfirmed, "
-              "or its address was erased");
+    util_fail(err, TAILOR_ENOTFOUND, "token", STORE_CONSENT_GONE);
   } else {
     store_fail(err, TAILOR_ESTORE, db, "store: consents");
   }
@@ -89,22 +76,7 @@ json_t *store_consent_get(store *s, const char *id, tailor_error *err) {
   return out;
 }
 
-int store_consent_confirm(store *s, const char *id, int64_t now, tailor_error *err) {
-  json_t *c = store_consent_get(s, id, err);
-  if (!c) return err ? err->code : TAILOR_ENOTFOUND;
-  int rc = TAILOR_OK;
-  json_t *confirmed = json_object_get(c, "confirmed");
-  int64_t expires = json_integer_value(json_object_get(c, "expires"));
-  char when[32];
-  if (json_is_integer(confirmed))
-    rc = util_fail(err, TAILOR_EINVAL, "token",
-                   "this link was used already: the address was confirmed at %s",
-                   util_iso_time(json_integer_value(confirmed), when, sizeof when));
-  else if (expires <= now)
-    rc = util_fail(err, TAILOR_EINVAL, "token", "this link expired at %s; ask for a new one",
-                   util_iso_time(expires, when, sizeof when));
-  json_decref(c);
-  if (rc) return rc;
+int sq_consent_mark(store *s, const char *id, int64_t now, tailor_error *err) {
   sqlite3 *db = store_db(s);
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db,
@@ -117,16 +89,16 @@ int store_consent_confirm(store *s, const char *id, int64_t now, tailor_error *e
   int step = sqlite3_step(st);
   sqlite3_finalize(st);
   if (step != SQLITE_DONE) return store_fail(err, TAILOR_ESTORE, db, "store: consents");
-  return TAILOR_OK;
+  return sqlite3_changes(db) ? TAILOR_OK
+                             : util_fail(err, TAILOR_EINVAL, "token", "this link was used already");
 }
 
-int64_t store_consents_since(store *s, const char *email, int64_t since) {
+int64_t sq_consents_since(store *s, const char *email, int64_t since) {
   sqlite3 *db = store_db(s);
   sqlite3_stmt *st;
   int64_t n = 0;
-  if (!db || sqlite3_prepare_v2(db,
-                                "SELECT count(*) FROM consents WHERE email=? AND requested>=?",
-                                -1, &st, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(db, "SELECT count(*) FROM consents WHERE email=? AND requested>=?", -1,
+                         &st, NULL) != SQLITE_OK)
     return 0;
   sqlite3_bind_text(st, 1, email, -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st, 2, since);

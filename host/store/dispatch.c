@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/util.h"
+
 int store_is_url(const char *where) {
   return where && (!strncmp(where, "postgresql://", 13) || !strncmp(where, "postgres://", 11));
 }
@@ -210,6 +212,39 @@ int64_t store_contacts_between(store *s, const char *customer, const char *anon,
                                const char *replacing) {
   if (!customer && !anon) return 0;
   return s->ops->contacts_between(s, customer, anon, campaign, from, to, replacing);
+}
+
+/* Consents: the checks of a confirmation are the same on every store; the
+   UPDATE that marks the request is conditional, so a link followed twice
+   at once, on one node or two, confirms once. */
+int store_consent_add(store *s, json_t *row, tailor_error *err) {
+  return s->ops->consent_add(s, row, err);
+}
+
+json_t *store_consent_get(store *s, const char *id, tailor_error *err) {
+  return s->ops->consent_get(s, id, err);
+}
+
+int store_consent_confirm(store *s, const char *id, int64_t now, tailor_error *err) {
+  json_t *c = store_consent_get(s, id, err);
+  if (!c) return err ? err->code : TAILOR_ENOTFOUND;
+  int rc = TAILOR_OK;
+  json_t *confirmed = json_object_get(c, "confirmed");
+  int64_t expires = json_integer_value(json_object_get(c, "expires"));
+  char when[32];
+  if (json_is_integer(confirmed))
+    rc = util_fail(err, TAILOR_EINVAL, "token",
+                   "this link was used already: the address was confirmed at %s",
+                   util_iso_time(json_integer_value(confirmed), when, sizeof when));
+  else if (expires <= now)
+    rc = util_fail(err, TAILOR_EINVAL, "token", "this link expired at %s; ask for a new one",
+                   util_iso_time(expires, when, sizeof when));
+  json_decref(c);
+  return rc ? rc : s->ops->consent_mark(s, id, now, err);
+}
+
+int64_t store_consents_since(store *s, const char *email, int64_t since) {
+  return s->ops->consents_since(s, email, since);
 }
 
 void store_triggers_owed(store *s, int on) {

@@ -107,6 +107,14 @@ static const char schema[] =
     "  unit text NOT NULL, channel text NOT NULL, campaign text NOT NULL DEFAULT '',"
     "  ts bigint NOT NULL);"
     "CREATE INDEX IF NOT EXISTS contacts_unit ON contacts(unit, ts);"
+    "CREATE TABLE IF NOT EXISTS consents("
+    "  id text PRIMARY KEY, customer text NOT NULL, anon text, email text NOT NULL,"
+    "  purpose text NOT NULL, text text NOT NULL, source text NOT NULL,"
+    "  requested bigint NOT NULL, expires bigint NOT NULL,"
+    "  state text NOT NULL DEFAULT 'pending', confirmed bigint);"
+    "CREATE INDEX IF NOT EXISTS consents_customer ON consents(customer);"
+    "CREATE INDEX IF NOT EXISTS consents_anon ON consents(anon) WHERE anon IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS consents_email ON consents(email, requested);"
     "CREATE TABLE IF NOT EXISTS meta(key text PRIMARY KEY, value text);"
     "INSERT INTO meta VALUES ('schema_version', '1') ON CONFLICT DO NOTHING;";
 
@@ -810,11 +818,20 @@ static int pg_outbox_add(store *base, const store_outbox_row *row, int *added,
   return TAILOR_OK;
 }
 
+/* The confirmation emails of double opt-in (keys "optin:<id>"): a visitor
+   asked for each, so no frequency cap counts them (as sq.h's
+   SQ_NOT_OPTIN). */
+#define PG_NOT_OPTIN "left(key, 6) <> 'optin:'"
+
 /* The rows a person's erasure and export cover: $1 the customer. */
 #define PERSON_ANONS "(SELECT anon FROM identities WHERE customer=$1)"
 #define PERSON_SESSIONS                                                                   \
   "(SELECT DISTINCT session FROM events WHERE session IS NOT NULL AND (customer=$1 OR " \
   "anon IN " PERSON_ANONS "))"
+/* Consent records asked for them, one of their anonymous ids, or the
+   address their profile holds (as sq.h's CONSENTS_OF). */
+#define PERSON_CONSENTS \
+  "(customer=$1 OR anon IN " PERSON_ANONS " OR email IN (SELECT email FROM customers WHERE id=$1))"
 
 /*
 ** Erasure empties the person's rows of the log instead of deleting them: a
@@ -858,6 +875,13 @@ static int pg_forget(store *base, const char *customer, int64_t *events, json_t 
       "DELETE FROM exposures WHERE unit=$1 OR unit IN " PERSON_ANONS,
       "DELETE FROM coupons WHERE customer=$1 OR anon IN " PERSON_ANONS,
       "DELETE FROM contacts WHERE unit=$1 OR unit IN " PERSON_ANONS,
+      /* Before the profile goes: their address, asked for by anyone, and
+         the confirmation emails of those requests (the text they quote). */
+      "DELETE FROM outbox WHERE key IN (SELECT 'optin:' || id FROM consents WHERE "
+      PERSON_CONSENTS ")",
+      "DELETE FROM outbox_sent WHERE key IN (SELECT 'optin:' || id FROM consents WHERE "
+      PERSON_CONSENTS ")",
+      "DELETE FROM consents WHERE " PERSON_CONSENTS,
       "DELETE FROM outbox WHERE customer=$1",
       "DELETE FROM outbox_sent WHERE customer=$1",
       "DELETE FROM customers WHERE id=$1",
@@ -894,30 +918,34 @@ fail:
   return TAILOR_ESTORE;
 }
 
-/* Rows as objects keyed by column name; "body" and "vars" parsed, numbers
-   as numbers. */
+/* Row i of r as an object keyed by column name: numbers as numbers,
+   "body" and "vars" (JSON text) parsed, NULL as null. */
+static json_t *row_json(const PGresult *r, int i) {
+  json_t *row = json_object();
+  for (int c = 0; c < PQnfields(r); c++) {
+    const char *name = PQfname(r, c), *text = PQgetvalue(r, i, c);
+    Oid t = PQftype(r, c);
+    json_t *val;
+    if (PQgetisnull(r, i, c)) val = json_null();
+    else if (t == 20 || t == 23 || t == 21) val = json_integer(strtoll(text, NULL, 10));
+    else if (t == 701 || t == 700 || t == 1700) val = json_real(strtod(text, NULL));
+    else {
+      val = !strcmp(name, "body") || !strcmp(name, "vars") ? json_loads(text, 0, NULL) : NULL;
+      if (!val) val = json_string(text);
+    }
+    json_object_set_new(row, name, val);
+  }
+  return row;
+}
+
+/* The rows of `sql` (the customer as $1) added to `out`; 0, or -1 with
+   `err`. */
 static int export_rows(pg *p, const char *sql, const char *customer, json_t *out,
                        tailor_error *err) {
   const char *v[] = {customer};
   PGresult *r = run(p, sql, 1, v, err, "store: export");
   if (!r) return -1;
-  for (int i = 0; i < PQntuples(r); i++) {
-    json_t *row = json_object();
-    for (int c = 0; c < PQnfields(r); c++) {
-      const char *name = PQfname(r, c), *text = PQgetvalue(r, i, c);
-      Oid t = PQftype(r, c);
-      json_t *val;
-      if (PQgetisnull(r, i, c)) val = json_null();
-      else if (t == 20 || t == 23 || t == 21) val = json_integer(strtoll(text, NULL, 10));
-      else if (t == 701 || t == 700 || t == 1700) val = json_real(strtod(text, NULL));
-      else {
-        val = !strcmp(name, "body") || !strcmp(name, "vars") ? json_loads(text, 0, NULL) : NULL;
-        if (!val) val = json_string(text);
-      }
-      json_object_set_new(row, name, val);
-    }
-    json_array_append_new(out, row);
-  }
+  for (int i = 0; i < PQntuples(r); i++) json_array_append_new(out, row_json(r, i));
   PQclear(r);
   return 0;
 }
@@ -940,6 +968,8 @@ static json_t *pg_export_customer(store *base, const char *customer, tailor_erro
                   "WHERE customer=$1 OR anon IN " PERSON_ANONS " ORDER BY issued"},
       {"contacts", "SELECT channel, campaign, ts FROM contacts WHERE unit=$1 OR unit IN "
                    PERSON_ANONS " ORDER BY ts"},
+      {"consents", "SELECT id, email, purpose, text, source, anon, requested, expires, state, "
+                   "confirmed FROM consents WHERE " PERSON_CONSENTS " ORDER BY requested"},
   };
   json_t *out = json_pack("{ss}", "customer", customer);
   for (size_t i = 0; out && i < sizeof parts / sizeof *parts; i++) {
@@ -995,7 +1025,7 @@ static int64_t pg_outbox_recent(store *base, const char *customer, const char *c
   const char *v[] = {customer, channel, I64(b, since)};
   int64_t n = one_int((pg *)base,
                       "SELECT count(*) FROM outbox WHERE customer=$1 AND channel=$2 AND "
-                      "created>=$3 AND state IN ('pending','sending','sent')",
+                      "created>=$3 AND state IN ('pending','sending','sent') AND " PG_NOT_OPTIN,
                       3, v);
   return n < 0 ? 0 : n;
 }
@@ -1176,7 +1206,7 @@ static int64_t pg_outbox_sent_since(store *base, const char *customer, const cha
   const char *v[] = {customer, channel, I64(b, since)};
   int64_t n = one_int((pg *)base,
                       "SELECT count(*) FROM outbox_sent WHERE customer=$1 AND channel=$2 AND "
-                      "sent >= $3",
+                      "sent >= $3 AND " PG_NOT_OPTIN,
                       3, v);
   return n < 0 ? 0 : n;
 }
@@ -1359,8 +1389,77 @@ static int64_t pg_contacts_between(store *base, const char *customer, const char
       "     + (SELECT count(*) FROM outbox WHERE customer=$1 AND due BETWEEN $3 AND $5"
       "         AND state IN ('pending','sending','sent') AND ($4::text IS NULL OR template=$4)"
       "         AND NOT ($6::text IS NOT NULL AND state='pending'"
-      "                  AND left(key, length($6::text))=$6::text))",
+      "                  AND left(key, length($6::text))=$6::text) AND " PG_NOT_OPTIN ")",
       6, v);
+  return n < 0 ? 0 : n;
+}
+
+/*
+** Consents (email capture's double opt-in), shared by the nodes: a link
+** sent by one node is confirmed on any.  The UPDATE that confirms is
+** conditional on the request being pending, so of two nodes following one
+** link at once the second waits for the first's transaction and is told
+** the link was used.
+*/
+static int pg_consent_add(store *base, json_t *row, tailor_error *err) {
+  pg *p = (pg *)base;
+  char requested[24], expires[24];
+  I64(requested, json_integer_value(json_object_get(row, "requested")));
+  I64(expires, json_integer_value(json_object_get(row, "expires")));
+  const char *gone[] = {requested};
+  if (exec_params(p, "DELETE FROM consents WHERE state='pending' AND expires<=$1", 1, gone, err,
+                  "store: consents"))
+    return TAILOR_ESTORE;
+  static const char *const text[] = {"id", "customer", "anon", "email",
+                                     "purpose", "text", "source"};
+  const char *v[9];
+  for (int i = 0; i < 7; i++) v[i] = json_string_value(json_object_get(row, text[i]));
+  v[7] = requested;
+  v[8] = expires;
+  return exec_params(p,
+                     "INSERT INTO consents(id,customer,anon,email,purpose,text,source,"
+                     "requested,expires) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+                     9, v, err, "store: consents");
+}
+
+static json_t *pg_consent_get(store *base, const char *id, tailor_error *err) {
+  const char *v[] = {id};
+  PGresult *r = run((pg *)base,
+                    "SELECT id,customer,anon,email,purpose,text,source,requested,"
+                    "expires,state,confirmed FROM consents WHERE id=$1",
+                    1, v, err, "store: consents");
+  if (!r) return NULL;
+  json_t *out = PQntuples(r) == 1 ? row_json(r, 0) : NULL;
+  if (!out) util_fail(err, TAILOR_ENOTFOUND, "token", STORE_CONSENT_GONE);
+  PQclear(r);
+  return out;
+}
+
+static int pg_consent_mark(store *base, const char *id, int64_t now, tailor_error *err) {
+  char ts[24];
+  const char *v[] = {id, I64(ts, now)};
+  int n = 0;
+  int rc = changed((pg *)base,
+                   "UPDATE consents SET state='confirmed', confirmed=$2 "
+                   "WHERE id=$1 AND state='pending'",
+                   2, v, &n, err, "store: consents");
+  if (rc) return rc;
+  return n ? TAILOR_OK : util_fail(err, TAILOR_EINVAL, "token", "this link was used already");
+}
+
+/*
+** Inside a transaction, the address is locked first (an advisory lock
+** until the transaction ends), so two nodes counting the day's requests
+** for it at once cannot both find room under the limit.
+*/
+static int64_t pg_consents_since(store *base, const char *email, int64_t since) {
+  pg *p = (pg *)base;
+  char t[24];
+  const char *v[] = {email, I64(t, since)};
+  if (p->in_tx &&
+      exec_params(p, "SELECT pg_advisory_xact_lock(7301, hashtext($1))", 1, v, NULL, "store"))
+    return 0;
+  int64_t n = one_int(p, "SELECT count(*) FROM consents WHERE email=$1 AND requested>=$2", 2, v);
   return n < 0 ? 0 : n;
 }
 
@@ -1470,6 +1569,10 @@ static const store_ops pg_ops = {
     .coupon_report = pg_coupon_report,
     .contact_add = pg_contact_add,
     .contacts_between = pg_contacts_between,
+    .consent_add = pg_consent_add,
+    .consent_get = pg_consent_get,
+    .consent_mark = pg_consent_mark,
+    .consents_since = pg_consents_since,
     .triggers_owed = pg_triggers_owed,
     .triggers_done = pg_triggers_done,
     .triggers_overdue = pg_triggers_overdue,

@@ -332,7 +332,8 @@ int64_t store_contacts_between(store *s, const char *customer, const char *anon,
 ** (engine/optin.c).  A row is pending until its confirmation link is
 ** followed, then confirmed and kept as the record of the consent (purpose,
 ** the text the visitor was shown, where, when) until the person is erased.
-** SQLite only for now: TAILOR_EUNSUPPORTED on another store.
+** On PostgreSQL the records are shared: a link sent by one node is
+** confirmed on any.
 */
 /* Inside the caller's transaction: add a pending request, a JSON object
    {id, customer, anon, email, purpose, text, source, requested, expires}
@@ -351,7 +352,10 @@ json_t *store_consent_get(store *s, const char *id, tailor_error *err);
    and when); nothing changes then. */
 int store_consent_confirm(store *s, const char *id, int64_t now, tailor_error *err);
 
-/* Requests made for `email` since `since` (ms): what a day's limit counts. */
+/* Requests made for `email` since `since` (ms): what a day's limit counts.
+   Called inside the transaction that adds the next request, a store
+   shared by nodes (PostgreSQL) also locks the address until that
+   transaction ends, so two nodes cannot both count under the limit. */
 int64_t store_consents_since(store *s, const char *email, int64_t since);
 
 /* Run SQL with no result in the store's own dialect (migrations,
@@ -360,7 +364,7 @@ int store_exec(store *s, const char *sql, tailor_error *err);
 
 /*
 ** SQLite only, for the files that work on its handle (store.c,
-** outbox.c, coupon, consent and console queries not yet behind the table),
+** outbox.c, coupon.c, consent.c; the console's outbox reads in engine/console.c),
 ** benchmarks and tests.  store_db is NULL for any other store: a caller
 ** says the feature needs SQLite rather than crash.  store_fail fills `err`
 ** with `code` and "<what>: <SQLite's message for the last call on db>"

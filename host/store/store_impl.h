@@ -80,6 +80,14 @@ typedef struct store_ops {
   int64_t (*contacts_between)(store *s, const char *customer, const char *anon,
                               const char *campaign, int64_t from, int64_t to,
                               const char *replacing);
+  /* Consents (store.h); consent_mark is the conditional UPDATE of
+     store_consent_confirm, whose checks are the dispatcher's.  A
+     consent_get that finds no row fills `err` with TAILOR_ENOTFOUND and
+     STORE_CONSENT_GONE. */
+  int (*consent_add)(store *s, json_t *row, tailor_error *err);
+  json_t *(*consent_get)(store *s, const char *id, tailor_error *err);
+  int (*consent_mark)(store *s, const char *id, int64_t now, tailor_error *err);
+  int64_t (*consents_since)(store *s, const char *email, int64_t since);
   /* A shared log's triggers owed (store.h); NULL on a store whose events
      and triggers commit together. */
   void (*triggers_owed)(store *s, int on);
@@ -125,6 +133,17 @@ int sq_contact_add(store *s, const char *unit, const char *channel, const char *
 int64_t sq_contacts_between(store *s, const char *customer, const char *anon,
                             const char *campaign, int64_t from, int64_t to,
                             const char *replacing);
+
+/* consent.c: consents on SQLite. */
+int sq_consent_add(store *s, json_t *row, tailor_error *err);
+json_t *sq_consent_get(store *s, const char *id, tailor_error *err);
+int sq_consent_mark(store *s, const char *id, int64_t now, tailor_error *err);
+int64_t sq_consents_since(store *s, const char *email, int64_t since);
+
+/* Why a consent request cannot be found, the same on every store. */
+#define STORE_CONSENT_GONE                                                          \
+  "no pending request for this link: it was never made, expired unconfirmed, or " \
+  "its address was erased"
 
 /* Add n to obj[path...][field] (path: keys, NULL-terminated), making the
    objects on the way: the coupon report's counters (coupon.c). */

@@ -55,7 +55,7 @@ static store *open_clean(void) {
   if (s)
     CHECK_INT(store_exec(s,
                          "TRUNCATE events, events_owed, items, customers, identities, outbox, outbox_sent, coupons, contacts, "
-                         "exposures RESTART IDENTITY",
+                         "exposures, consents RESTART IDENTITY",
                          &err),
               TAILOR_OK);
   return s;
@@ -408,6 +408,168 @@ static void test_coupons(void) {
   store_close(s);
 }
 
+/* The link in an outbox row's vars (the confirmation email's), its token. */
+static void token_of(const char *rows, char *out, size_t n) {
+  const char *tok = rows ? strstr(rows, "token=") : NULL;
+  snprintf(out, n, "%.*s", tok ? (int)strcspn(tok + 6, "\"") : 0, tok ? tok + 6 : "");
+}
+
+/*
+** Consents (email capture's double opt-in) are shared: the store keeps a
+** request, deletes expired pending ones as it adds one, confirms once
+** (a second confirmation and an expired request refused naming `token`,
+** nothing changed), counts an address's requests; through two engines a
+** request made on one node is confirmed on the other, in the transaction
+** of its events (profile with the address and consent, the consent
+** event), a second use refused on the first; the export lists the record
+** and erasure deletes it with its confirmation email.
+*/
+static void test_consents(void) {
+  store *s = open_clean();
+  if (!s) return;
+  tailor_error err = {0};
+  int64_t now = (int64_t)time(NULL) * 1000;
+  json_t *old = json_pack("{ss ss ss ss ss ss sI sI}", "id", "r-old", "customer", "c5", "email",
+                          "old@example.com", "purpose", "newsletter", "text", "Yes.", "source",
+                          "api", "requested", (json_int_t)(now - 7200000), "expires",
+                          (json_int_t)(now - 3600000));
+  json_t *r1 = json_pack("{ss ss ss ss ss ss ss sI sI}", "id", "r-1", "customer", "c5", "anon",
+                         "a5", "email", "ada@example.com", "purpose", "newsletter", "text",
+                         "Email me 'news', \"weekly\".", "source", "popup:n", "requested",
+                         (json_int_t)now, "expires", (json_int_t)(now + 3600000));
+  json_t *r2 = json_pack("{ss ss ss ss ss ss sI sI}", "id", "r-2", "customer", "c6", "email",
+                         "bob@example.com", "purpose", "newsletter", "text", "Yes.", "source",
+                         "api", "requested", (json_int_t)now, "expires", (json_int_t)(now + 10));
+  CHECK_INT(store_consent_add(s, old, &err), TAILOR_OK);
+  CHECK_INT(store_consent_add(s, r1, &err), TAILOR_OK);
+  CHECK_INT(store_consent_add(s, r2, &err), TAILOR_OK);
+  json_decref(old), json_decref(r1), json_decref(r2);
+  tailor_error nf = {0};
+  CHECK(store_consent_get(s, "r-old", &nf) == NULL); /* expired unconfirmed: deleted */
+  CHECK_INT(nf.code, TAILOR_ENOTFOUND);
+  CHECK_STR(nf.field, "token");
+  json_t *c = store_consent_get(s, "r-1", &err);
+  CHECK(c != NULL);
+  CHECK_STR(json_string_value(json_object_get(c, "state")), "pending");
+  CHECK(json_is_null(json_object_get(c, "confirmed")));
+  CHECK_STR(json_string_value(json_object_get(c, "text")), "Email me 'news', \"weekly\".");
+  CHECK_STR(json_string_value(json_object_get(c, "anon")), "a5");
+  CHECK_INT(json_integer_value(json_object_get(c, "requested")), now);
+  json_decref(c);
+  CHECK_INT(store_consents_since(s, "ada@example.com", now - 1000), 1);
+  CHECK_INT(store_consents_since(s, "ada@example.com", now + 1), 0);
+  /* Confirmed once; again, or past its expiry: refused, nothing changed. */
+  CHECK_INT(store_begin(s, &err), TAILOR_OK);
+  CHECK_INT(store_consent_confirm(s, "r-1", now + 5, &err), TAILOR_OK);
+  CHECK_INT(store_commit(s, &err), TAILOR_OK);
+  tailor_error used = {0}, late = {0}, none = {0};
+  CHECK_INT(store_consent_confirm(s, "r-1", now + 6, &used), TAILOR_EINVAL);
+  CHECK_CONTAINS(used.message, "used already");
+  CHECK_INT(store_consent_confirm(s, "r-2", now + 20, &late), TAILOR_EINVAL);
+  CHECK_CONTAINS(late.message, "expired");
+  CHECK_INT(store_consent_confirm(s, "r-none", now, &none), TAILOR_ENOTFOUND);
+  c = store_consent_get(s, "r-1", &err);
+  CHECK_STR(json_string_value(json_object_get(c, "state")), "confirmed");
+  CHECK_INT(json_integer_value(json_object_get(c, "confirmed")), now + 5);
+  json_decref(c);
+  c = store_consent_get(s, "r-2", &err);
+  CHECK_STR(json_string_value(json_object_get(c, "state")), "pending");
+  json_decref(c);
+  /* Export and erasure find a record by the customer, their anonymous ids
+     and their address. */
+  static const char link[] = "{\"type\":\"identify\",\"customer\":\"c5\",\"anon\":\"a5\"}";
+  ev e;
+  parse(&e, link);
+  ev *ep = &e;
+  int64_t seq;
+  CHECK_INT(store_append(s, &ep, 1, &seq, &err), TAILOR_OK);
+  ev_clear(&e);
+  json_t *x = store_export_customer(s, "c5", &err);
+  json_t *recs = json_object_get(x, "consents");
+  CHECK_INT((long)json_array_size(recs), 1);
+  CHECK_STR(json_string_value(json_object_get(json_array_get(recs, 0), "id")), "r-1");
+  CHECK_STR(json_string_value(json_object_get(json_array_get(recs, 0), "email")), "ada@example.com");
+  CHECK_INT(json_integer_value(json_object_get(json_array_get(recs, 0), "confirmed")), now + 5);
+  json_decref(x);
+  CHECK_INT(store_forget(s, "c5", NULL, NULL, &err), TAILOR_OK);
+  tailor_error gone = {0};
+  CHECK(store_consent_get(s, "r-1", &gone) == NULL);
+  CHECK_INT(gone.code, TAILOR_ENOTFOUND);
+  c = store_consent_get(s, "r-2", &err); /* another person's stays */
+  CHECK(c != NULL);
+  json_decref(c);
+
+  /* Two engines: asked on one node, confirmed on the other. */
+  char cfg[900];
+  snprintf(cfg, sizeof cfg,
+           "{\"db\":\"%s\",\"strategies\":\"\",\"optin\":{\"secret\":\"test-optin-secret-0123\","
+           "\"confirm_url\":\"https://shop.example/confirm\"}}",
+           url);
+  tailor *t1 = tailor_open(cfg, &err), *t2 = tailor_open(cfg, &err);
+  CHECK(t1 != NULL && t2 != NULL);
+  if (t1 && t2) {
+    static const char sub[] = "{\"email\":\"Grace@Example.com\",\"customer\":\"c8\","
+                              "\"purpose\":\"newsletter\",\"text\":\"consent-text-71\"}";
+    char *answer = NULL, *rows = NULL, token[200];
+    CHECK_INT(tailor_subscribe(t1, sub, strlen(sub), &answer, &err), TAILOR_OK);
+    CHECK_CONTAINS(answer, "\"pending\"");
+    tailor_free(answer);
+    CHECK(store_customer(s, "c8") == NULL); /* nothing on the profile yet */
+    CHECK_INT(tailor_outbox_list(t2, NULL, "c8", &rows, &err), TAILOR_OK);
+    CHECK_CONTAINS(rows, "\"key\":\"optin:");
+    CHECK(rows && !strstr(rows, "grace@example.com")); /* the row names the request only */
+    token_of(rows, token, sizeof token);
+    tailor_free(rows);
+    int64_t events = store_count(s, "events");
+    answer = NULL;
+    CHECK_INT(tailor_confirm(t2, token, &answer, &err), TAILOR_OK);
+    CHECK_CONTAINS(answer, "\"email\":\"grace@example.com\"");
+    tailor_free(answer);
+    tailor_error again = {0};
+    answer = NULL;
+    CHECK_INT(tailor_confirm(t1, token, &answer, &again), TAILOR_EINVAL);
+    CHECK_CONTAINS(again.message, "used already");
+    CHECK(answer == NULL);
+    /* The upsert and the consent event (c8 has no anonymous id to link). */
+    CHECK_INT(store_count(s, "events"), events + 2);
+    json_t *prof = store_customer(s, "c8");
+    CHECK_STR(json_string_value(json_object_get(prof, "email")), "grace@example.com");
+    CHECK(json_is_true(json_object_get(json_object_get(prof, "consent"), "email")));
+    json_decref(prof);
+    x = store_export_customer(s, "c8", &err);
+    recs = json_object_get(x, "consents");
+    CHECK_INT((long)json_array_size(recs), 1);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(recs, 0), "state")), "confirmed");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(recs, 0), "text")),
+              "consent-text-71");
+    json_decref(x);
+    /* The day's limit counts the requests of both nodes. */
+    for (int i = 0; i < 2; i++) {
+      answer = NULL;
+      CHECK_INT(tailor_subscribe(i ? t1 : t2, sub, strlen(sub), &answer, &err), TAILOR_OK);
+      tailor_free(answer);
+    }
+    tailor_error four = {0};
+    answer = NULL;
+    CHECK_INT(tailor_subscribe(t2, sub, strlen(sub), &answer, &four), TAILOR_EINVAL);
+    CHECK_CONTAINS(four.message, "no more today");
+    /* Erasure on one node: the records and their confirmation emails go. */
+    int64_t erased = 0;
+    CHECK_INT(tailor_forget(t1, "c8", &erased, &err), TAILOR_OK);
+    CHECK_INT(store_consents_since(s, "grace@example.com", 0), 0);
+    rows = NULL;
+    CHECK_INT(tailor_outbox_list(t2, NULL, NULL, &rows, &err), TAILOR_OK);
+    CHECK(rows && !strstr(rows, "optin:"));
+    tailor_free(rows);
+    tailor_error gone2 = {0};
+    answer = NULL;
+    CHECK_INT(tailor_confirm(t2, token, &answer, &gone2), TAILOR_ENOTFOUND);
+  }
+  tailor_close(t1);
+  tailor_close(t2);
+  store_close(s);
+}
+
 /* Events with triggers still owed. */
 static long owed_rows(void) {
   PGconn *c = PQconnectdb(url);
@@ -599,6 +761,7 @@ int main(int argc, char **argv) {
   RUN(test_append_scan_dedup);
   RUN(test_batch);
   RUN(test_coupons);
+  RUN(test_consents);
   RUN(test_owed_triggers);
   RUN(test_out_of_order_commits);
   RUN(test_order_across_digits);
