@@ -9,7 +9,6 @@
 
 #include <dirent.h>
 #include <math.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,18 +20,10 @@
 #include "engine/deliver.h"
 #include "engine/dryrun.h"
 #include "engine/engine.h"
+#include "store/outbox.h"
 
 #define CONSOLE_OUTBOX_ROWS 100 /* newest outbox rows listed */
 #define CONSOLE_PREVIEW_K 6     /* items per recommendation in a preview */
-
-static const char *col(sqlite3_stmt *q, int i) {
-  const unsigned char *v = sqlite3_column_text(q, i);
-  return v ? (const char *)v : NULL;
-}
-
-static int sql_fail(tailor_error *err, sqlite3 *db, const char *what) {
-  return util_fail(err, TAILOR_ESTORE, NULL, "%s: %s", what, sqlite3_errmsg(db));
-}
 
 /*
 ** Revenue attribution: the index keeps it as events are applied (index.h,
@@ -69,83 +60,34 @@ json_t *eng_console_revenue(tailor *t, int64_t window_ms, int64_t since_ms,
 }
 
 /*
-** The outbox.
+** The outbox, as the store's operator view reads it (store/outbox.h).
 */
-/* A row of `q` as an object keyed by its column names; JSON columns
-   (vars) parsed. */
-static json_t *row_object(sqlite3_stmt *q) {
-  json_t *o = json_object();
-  for (int i = 0; i < sqlite3_column_count(q); i++) {
-    const char *name = sqlite3_column_name(q, i);
-    switch (sqlite3_column_type(q, i)) {
-      case SQLITE_INTEGER:
-        json_object_set_new(o, name, json_integer(sqlite3_column_int64(q, i)));
-        break;
-      case SQLITE_FLOAT:
-        json_object_set_new(o, name, json_real(sqlite3_column_double(q, i)));
-        break;
-      case SQLITE_NULL:
-        json_object_set_new(o, name, json_null());
-        break;
-      default: {
-        json_t *v = !strcmp(name, "vars") ? json_loads(col(q, i), 0, NULL) : NULL;
-        json_object_set_new(o, name, v ? v : json_string(col(q, i) ? col(q, i) : ""));
-      }
-    }
-  }
-  return o;
-}
-
-#define OUTBOX_STATE                                                          \
-  "CASE WHEN state = 'pending' AND attempts > 0 THEN 'failed'"                \
-  " WHEN state = 'pending' THEN 'scheduled' ELSE state END"
-
 json_t *eng_console_outbox(tailor *t, const char *state, int pii, tailor_error *err) {
-  static const char counts[] =
-      "SELECT template, channel, " OUTBOX_STATE ", count(*) FROM outbox GROUP BY 1, 2, 3"
-      " ORDER BY 1, 2, 3";
-  static const char list[] =
-      "SELECT id, key, customer, channel, template, vars, due, " OUTBOX_STATE " AS state,"
-      " attempts, last_error, created, next_at, updated FROM outbox"
-      " WHERE ?1 IS NULL OR " OUTBOX_STATE " = ?1 ORDER BY id DESC LIMIT ?2";
   store *st = eng_read_begin(t);
-  sqlite3 *db = store_db(st);
-  sqlite3_stmt *q = NULL;
-  json_t *by = json_object(), *rows = json_array(), *totals = json_object();
-  int rc = sqlite3_prepare_v2(db, counts, -1, &q, NULL);
-  while (q && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-    const char *tpl = col(q, 0), *s = col(q, 2);
-    json_int_t n = sqlite3_column_int64(q, 3);
+  json_t *tally = store_outbox_tally(st, err);
+  json_t *rows = tally ? store_outbox_view(st, state, CONSOLE_OUTBOX_ROWS, err) : NULL;
+  eng_read_end(t);
+  if (!rows) {
+    json_decref(tally);
+    return NULL;
+  }
+  json_t *by = json_object(), *totals = json_object(), *c;
+  size_t i;
+  json_array_foreach(tally, i, c) {
+    const char *tpl = json_string_value(json_object_get(c, "template"));
+    const char *s = json_string_value(json_object_get(c, "state"));
+    json_int_t n = json_integer_value(json_object_get(c, "n"));
     json_t *one = json_object_get(by, tpl);
     if (!one) {
-      json_object_set_new(by, tpl, json_pack("{ss}", "channel", col(q, 1)));
+      json_object_set_new(by, tpl, json_pack("{sO}", "channel", json_object_get(c, "channel")));
       one = json_object_get(by, tpl);
     }
     json_object_set_new(one, s, json_integer(json_integer_value(json_object_get(one, s)) + n));
     json_object_set_new(totals, s,
                         json_integer(json_integer_value(json_object_get(totals, s)) + n));
   }
-  if (rc == SQLITE_DONE) rc = SQLITE_OK;
-  sqlite3_finalize(q);
-  q = NULL;
-  if (rc == SQLITE_OK && (rc = sqlite3_prepare_v2(db, list, -1, &q, NULL)) == SQLITE_OK) {
-    if (state) sqlite3_bind_text(q, 1, state, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(q, 2, CONSOLE_OUTBOX_ROWS);
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-      json_t *o = row_object(q);
-      if (!pii) json_object_del(o, "vars");
-      json_array_append_new(rows, o);
-    }
-    if (rc == SQLITE_DONE) rc = SQLITE_OK;
-  }
-  sqlite3_finalize(q);
-  if (rc != SQLITE_OK) {
-    sql_fail(err, db, "outbox");
-    eng_read_end(t);
-    json_decref(by), json_decref(rows), json_decref(totals);
-    return NULL;
-  }
-  eng_read_end(t);
+  json_decref(tally);
+  if (!pii) json_array_foreach(rows, i, c) json_object_del(c, "vars");
   return json_pack("{so so so}", "triggers", by, "totals", totals, "rows", rows);
 }
 
@@ -163,28 +105,10 @@ static void add_items(json_t *vars, json_t *ids) {
 }
 
 json_t *eng_console_message(tailor *t, const char *key, tailor_error *err) {
-  static const char one[] =
-      "SELECT id, key, customer, channel, template, vars, due, " OUTBOX_STATE " AS state,"
-      " attempts, last_error, created, next_at, updated FROM outbox WHERE key = ?1";
   store *st = eng_read_begin(t);
-  sqlite3 *db = store_db(st);
-  sqlite3_stmt *q = NULL;
-  json_t *row = NULL;
-  int rc = sqlite3_prepare_v2(db, one, -1, &q, NULL);
-  if (rc == SQLITE_OK) {
-    sqlite3_bind_text(q, 1, key, -1, SQLITE_TRANSIENT);
-    if ((rc = sqlite3_step(q)) == SQLITE_ROW) row = row_object(q);
-    if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = SQLITE_OK;
-  }
-  sqlite3_finalize(q);
-  if (rc != SQLITE_OK) {
-    sql_fail(err, db, "outbox message");
-    eng_read_end(t);
-    return NULL;
-  }
+  json_t *row = store_outbox_get(st, key, err);
   if (!row) {
     eng_read_end(t);
-    util_fail(err, TAILOR_ENOTFOUND, "key", "no outbox row with key '%.200s'", key);
     return NULL;
   }
   json_t *ids = json_array(), *items = json_object(), *id;

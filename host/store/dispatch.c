@@ -168,6 +168,20 @@ int store_outbox_renew(store *s, int64_t id, int attempt, int64_t now, int64_t l
   return s->ops->outbox_renew(s, id, attempt, now, lease_until, err);
 }
 
+json_t *store_outbox_tally(store *s, tailor_error *err) { return s->ops->outbox_tally(s, err); }
+
+json_t *store_outbox_view(store *s, const char *state, int limit, tailor_error *err) {
+  return s->ops->outbox_view(s, state, limit, err);
+}
+
+json_t *store_outbox_get(store *s, const char *key, tailor_error *err) {
+  tailor_error e = {0};
+  json_t *row = s->ops->outbox_get(s, key, &e);
+  if (!row && !e.code) util_fail(&e, TAILOR_ENOTFOUND, "key", "no outbox row with key '%.200s'", key);
+  if (!row && err) *err = e;
+  return row;
+}
+
 /* Coupons and contacts: the checks of a redemption are the same on every
    store; the UPDATE that spends the code is conditional, so two checkouts
    racing for it cannot both win. */

@@ -241,3 +241,97 @@ int sq_outbox_purge(store *s, const char *state, int64_t before, int64_t *purged
   if (purged) *purged = sqlite3_changes(db);
   return TAILOR_OK;
 }
+
+/*
+** The operator's view (outbox.h).
+*/
+/* A row of `q` as an object keyed by its column names; vars parsed. */
+static json_t *row_object(sqlite3_stmt *q) {
+  json_t *o = json_object();
+  for (int i = 0; i < sqlite3_column_count(q); i++) {
+    const char *name = sqlite3_column_name(q, i);
+    switch (sqlite3_column_type(q, i)) {
+      case SQLITE_INTEGER:
+        json_object_set_new(o, name, json_integer(sqlite3_column_int64(q, i)));
+        break;
+      case SQLITE_FLOAT:
+        json_object_set_new(o, name, json_real(sqlite3_column_double(q, i)));
+        break;
+      case SQLITE_NULL:
+        json_object_set_new(o, name, json_null());
+        break;
+      default: {
+        const char *text = col_text(q, i);
+        json_t *v = !strcmp(name, "vars") ? json_loads(text, 0, NULL) : NULL;
+        json_object_set_new(o, name, v ? v : json_string(text ? text : ""));
+      }
+    }
+  }
+  return o;
+}
+
+#define VIEW_COLUMNS                                                                  \
+  "SELECT id, key, customer, channel, template, vars, due, " STORE_OUTBOX_VIEW_STATE \
+  " AS state, attempts, last_error, created, next_at, updated FROM outbox"
+
+json_t *sq_outbox_tally(store *s, tailor_error *err) {
+  static const char sql[] = "SELECT template, channel, " STORE_OUTBOX_VIEW_STATE
+                            ", count(*) FROM outbox GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
+  sqlite3 *db = store_db(s);
+  sqlite3_stmt *q;
+  if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
+    store_fail(err, TAILOR_ESTORE, db, "outbox");
+    return NULL;
+  }
+  json_t *out = json_array();
+  int rc;
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+    json_array_append_new(out, json_pack("{ss ss ss sI}", "template", col_text(q, 0), "channel",
+                                         col_text(q, 1), "state", col_text(q, 2), "n",
+                                         (json_int_t)sqlite3_column_int64(q, 3)));
+  sqlite3_finalize(q);
+  if (rc != SQLITE_DONE) {
+    store_fail(err, TAILOR_ESTORE, db, "outbox");
+    json_decref(out);
+    return NULL;
+  }
+  return out;
+}
+
+json_t *sq_outbox_view(store *s, const char *state, int limit, tailor_error *err) {
+  static const char sql[] = VIEW_COLUMNS " WHERE ?1 IS NULL OR " STORE_OUTBOX_VIEW_STATE
+                            " = ?1 ORDER BY id DESC LIMIT ?2";
+  sqlite3 *db = store_db(s);
+  sqlite3_stmt *q;
+  if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
+    store_fail(err, TAILOR_ESTORE, db, "outbox");
+    return NULL;
+  }
+  sq_bind_text(q, 1, state);
+  sqlite3_bind_int(q, 2, limit);
+  json_t *out = json_array();
+  int rc;
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW) json_array_append_new(out, row_object(q));
+  sqlite3_finalize(q);
+  if (rc != SQLITE_DONE) {
+    store_fail(err, TAILOR_ESTORE, db, "outbox");
+    json_decref(out);
+    return NULL;
+  }
+  return out;
+}
+
+json_t *sq_outbox_get(store *s, const char *key, tailor_error *err) {
+  sqlite3 *db = store_db(s);
+  sqlite3_stmt *q;
+  json_t *row = NULL;
+  int rc = sqlite3_prepare_v2(db, VIEW_COLUMNS " WHERE key = ?1", -1, &q, NULL);
+  if (rc == SQLITE_OK) {
+    sq_bind_text(q, 1, key);
+    if ((rc = sqlite3_step(q)) == SQLITE_ROW) row = row_object(q);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = SQLITE_OK;
+  }
+  sqlite3_finalize(q);
+  if (rc != SQLITE_OK) store_fail(err, TAILOR_ESTORE, db, "outbox message");
+  return row;
+}

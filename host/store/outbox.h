@@ -95,4 +95,25 @@ const char *store_outbox_state(store *s, const char *key);
 int store_outbox_purge(store *s, const char *state, int64_t before, int64_t *purged,
                        tailor_error *err);
 
+/*
+** The operator's view (the merchant console, engine/console.c): rows in the
+** states an operator reads, "scheduled" (pending, not tried yet), "failed"
+** (pending after a failed try), "sending", "sent", "cancelled", "dead".
+** A row is a JSON object {id, key, customer, channel, template, vars (the
+** object; its text when it does not parse), due, state (as above),
+** attempts, last_error, created, next_at, updated}.
+*/
+/* Rows counted by template, channel and state: a new JSON array of
+   {template, channel, state, n} sorted by the three (bytewise), or NULL
+   with `err` filled. */
+json_t *store_outbox_tally(store *s, tailor_error *err);
+
+/* The newest `limit` rows, only those in `state` when not NULL: a new JSON
+   array, newest first, or NULL with `err` filled. */
+json_t *store_outbox_view(store *s, const char *state, int limit, tailor_error *err);
+
+/* The row with `key` as a new object, or NULL with `err` filled:
+   TAILOR_ENOTFOUND (field "key") when there is none. */
+json_t *store_outbox_get(store *s, const char *key, tailor_error *err);
+
 #endif /* TAILOR_STORE_OUTBOX_H */

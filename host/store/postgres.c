@@ -1463,6 +1463,54 @@ static int64_t pg_consents_since(store *base, const char *email, int64_t since) 
   return n < 0 ? 0 : n;
 }
 
+/*
+** The outbox as an operator reads it (outbox.h), the console's page and
+** preview: SQLite's queries (outbox.c) in PostgreSQL's dialect, text
+** sorted bytewise as SQLite sorts it.
+*/
+#define PG_VIEW_COLUMNS                                                               \
+  "SELECT id, key, customer, channel, template, vars, due, " STORE_OUTBOX_VIEW_STATE \
+  " AS state, attempts, last_error, created, next_at, updated FROM outbox"
+
+static json_t *pg_outbox_tally(store *base, tailor_error *err) {
+  PGresult *r = run((pg *)base,
+                    "SELECT template, channel, " STORE_OUTBOX_VIEW_STATE ", count(*) FROM outbox "
+                    "GROUP BY 1, 2, 3 ORDER BY template COLLATE \"C\", channel COLLATE \"C\", "
+                    "(" STORE_OUTBOX_VIEW_STATE ") COLLATE \"C\"",
+                    0, NULL, err, "outbox");
+  if (!r) return NULL;
+  json_t *out = json_array();
+  for (int i = 0; i < PQntuples(r); i++)
+    json_array_append_new(out, json_pack("{ss ss ss sI}", "template", PQgetvalue(r, i, 0),
+                                         "channel", PQgetvalue(r, i, 1), "state",
+                                         PQgetvalue(r, i, 2), "n",
+                                         (json_int_t)strtoll(PQgetvalue(r, i, 3), NULL, 10)));
+  PQclear(r);
+  return out;
+}
+
+static json_t *pg_outbox_view(store *base, const char *state, int limit, tailor_error *err) {
+  char lim[24];
+  const char *v[] = {state, I64(lim, limit)};
+  PGresult *r = run((pg *)base,
+                    PG_VIEW_COLUMNS " WHERE $1::text IS NULL OR " STORE_OUTBOX_VIEW_STATE
+                    " = $1 ORDER BY id DESC LIMIT $2",
+                    2, v, err, "outbox");
+  if (!r) return NULL;
+  json_t *out = json_array();
+  for (int i = 0; i < PQntuples(r); i++) json_array_append_new(out, row_json(r, i));
+  PQclear(r);
+  return out;
+}
+
+static json_t *pg_outbox_get(store *base, const char *key, tailor_error *err) {
+  const char *v[] = {key};
+  PGresult *r = run((pg *)base, PG_VIEW_COLUMNS " WHERE key = $1", 1, v, err, "outbox message");
+  json_t *row = r && PQntuples(r) == 1 ? row_json(r, 0) : NULL;
+  PQclear(r);
+  return row;
+}
+
 /* Triggers owed by events of a node that died before running them. */
 static void pg_triggers_owed(store *base, int on) { ((pg *)base)->owed = on; }
 
@@ -1573,6 +1621,9 @@ static const store_ops pg_ops = {
     .consent_get = pg_consent_get,
     .consent_mark = pg_consent_mark,
     .consents_since = pg_consents_since,
+    .outbox_tally = pg_outbox_tally,
+    .outbox_view = pg_outbox_view,
+    .outbox_get = pg_outbox_get,
     .triggers_owed = pg_triggers_owed,
     .triggers_done = pg_triggers_done,
     .triggers_overdue = pg_triggers_overdue,

@@ -364,7 +364,7 @@ int store_exec(store *s, const char *sql, tailor_error *err);
 
 /*
 ** SQLite only, for the files that work on its handle (store.c,
-** outbox.c, coupon.c, consent.c; the console's outbox reads in engine/console.c),
+** outbox.c, coupon.c, consent.c),
 ** benchmarks and tests.  store_db is NULL for any other store: a caller
 ** says the feature needs SQLite rather than crash.  store_fail fills `err`
 ** with `code` and "<what>: <SQLite's message for the last call on db>"

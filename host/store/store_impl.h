@@ -68,6 +68,11 @@ typedef struct store_ops {
                       tailor_error *err);
   int (*outbox_renew)(store *s, int64_t id, int attempt, int64_t now, int64_t lease_until,
                       tailor_error *err);
+  /* The operator's view (outbox.h); outbox_get answers NULL with `err`
+     untouched when there is no such row. */
+  json_t *(*outbox_tally)(store *s, tailor_error *err);
+  json_t *(*outbox_view)(store *s, const char *state, int limit, tailor_error *err);
+  json_t *(*outbox_get)(store *s, const char *key, tailor_error *err);
   /* Coupons and contacts (store.h); coupon_mark is the conditional UPDATE
      of store_coupon_redeem, whose checks are the dispatcher's. */
   int (*coupons_add)(store *s, json_t *rows, tailor_error *err);
@@ -121,6 +126,9 @@ int sq_outbox_purge(store *s, const char *state, int64_t before, int64_t *purged
                     tailor_error *err);
 int sq_outbox_renew(store *s, int64_t id, int attempt, int64_t now, int64_t lease_until,
                     tailor_error *err);
+json_t *sq_outbox_tally(store *s, tailor_error *err);
+json_t *sq_outbox_view(store *s, const char *state, int limit, tailor_error *err);
+json_t *sq_outbox_get(store *s, const char *key, tailor_error *err);
 
 /* coupon.c: coupons and contacts on SQLite. */
 int sq_coupons_add(store *s, json_t *rows, tailor_error *err);
@@ -139,6 +147,12 @@ int sq_consent_add(store *s, json_t *row, tailor_error *err);
 json_t *sq_consent_get(store *s, const char *id, tailor_error *err);
 int sq_consent_mark(store *s, const char *id, int64_t now, tailor_error *err);
 int64_t sq_consents_since(store *s, const char *email, int64_t since);
+
+/* An outbox row's state as an operator reads it (outbox.h), in SQL that
+   SQLite and PostgreSQL both take. */
+#define STORE_OUTBOX_VIEW_STATE                                          \
+  "CASE WHEN state = 'pending' AND attempts > 0 THEN 'failed'"          \
+  " WHEN state = 'pending' THEN 'scheduled' ELSE state END"
 
 /* Why a consent request cannot be found, the same on every store. */
 #define STORE_CONSENT_GONE                                                          \

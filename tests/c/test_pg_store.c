@@ -570,6 +570,122 @@ static void test_consents(void) {
   store_close(s);
 }
 
+/* The entry of a tally for (template, state), or NULL. */
+static json_t *tally_of(json_t *tally, const char *tpl, const char *state) {
+  size_t i;
+  json_t *c;
+  json_array_foreach(tally, i, c) if (!strcmp(json_string_value(json_object_get(c, "template")), tpl) &&
+                                      !strcmp(json_string_value(json_object_get(c, "state")), state))
+      return c;
+  return NULL;
+}
+
+/*
+** The console's outbox reads on PostgreSQL: rows counted by template,
+** channel and the operator's state (scheduled, failed, sent, cancelled,
+** dead), sorted bytewise; the newest rows, filtered by that state, with
+** their variables as objects; one row by key, and an unknown key
+** TAILOR_ENOTFOUND naming `key`.
+*/
+static void test_console_outbox(void) {
+  store *s = open_clean();
+  if (!s) return;
+  tailor_error err = {0};
+  static const char *const keys[] = {"k-a", "k-b", "k-c", "k-d", "k-e", "k-f"};
+  static const char *const tpls[] = {"welcome", "welcome", "abandoned_cart", "welcome", "Zeta",
+                                     "abandoned_cart"};
+  for (int i = 0; i < 6; i++) {
+    store_outbox_row row = {keys[i], "c1", i == 2 ? "webhook" : "email", tpls[i],
+                            i == 0 ? "{\"item\":\"sku1\",\"n\":2}" : NULL, 1000 + i};
+    CHECK_INT(store_outbox_add(s, &row, NULL, &err), TAILOR_OK);
+  }
+  /* k-b fails once (pending, tried), k-c is sent, k-d cancelled, k-f
+     dead; k-a and k-e wait. */
+  json_t *ch = json_pack("[s]", "webhook");
+  json_t *got = store_outbox_claim(s, ch, 5000, 10, 9000, &err);
+  CHECK_INT((long)json_array_size(got), 1);
+  CHECK_INT(store_outbox_mark_sent(s, json_integer_value(json_object_get(json_array_get(got, 0), "id")),
+                                   "k-c", "webhook", "c1", NULL, 5000, &err),
+            TAILOR_OK);
+  json_decref(got);
+  json_decref(ch);
+  ch = json_pack("[s]", "email");
+  got = store_outbox_claim(s, ch, 5000, 10, 9000, &err);
+  CHECK_INT((long)json_array_size(got), 5);
+  size_t i;
+  json_t *g;
+  json_array_foreach(got, i, g) {
+    const char *k = json_string_value(json_object_get(g, "key"));
+    int64_t id = json_integer_value(json_object_get(g, "id"));
+    const char *to = !strcmp(k, "k-f") ? "dead" : !strcmp(k, "k-d") ? "cancelled" : "pending";
+    CHECK_INT(store_outbox_settle(s, id, to, !strcmp(k, "k-b") ? 60000 : 0,
+                                  !strcmp(k, "k-b") ? "421 try later" : NULL, 5001, &err),
+              TAILOR_OK);
+  }
+  json_decref(got);
+  json_decref(ch);
+  /* k-a and k-e were claimed too: put them back as never tried. */
+  int changed = 0;
+  CHECK_INT(store_outbox_retry(s, "k-a", 5002, &changed, &err), TAILOR_OK);
+  CHECK_INT(store_outbox_retry(s, "k-e", 5002, &changed, &err), TAILOR_OK);
+  json_t *tally = store_outbox_tally(s, &err);
+  CHECK(tally != NULL);
+  CHECK_INT((long)json_array_size(tally), 6);
+  /* Bytewise: "Zeta" before "abandoned_cart" before "welcome". */
+  CHECK_STR(json_string_value(json_object_get(json_array_get(tally, 0), "template")), "Zeta");
+  CHECK_STR(json_string_value(json_object_get(json_array_get(tally, 1), "template")),
+            "abandoned_cart");
+  CHECK_STR(json_string_value(json_object_get(json_array_get(tally, 1), "state")), "dead");
+  CHECK_STR(json_string_value(json_object_get(json_array_get(tally, 2), "state")), "sent");
+  CHECK_STR(json_string_value(json_object_get(json_array_get(tally, 2), "channel")), "webhook");
+  CHECK_INT(json_integer_value(json_object_get(tally_of(tally, "Zeta", "scheduled"), "n")), 1);
+  CHECK_INT(json_integer_value(json_object_get(tally_of(tally, "welcome", "scheduled"), "n")), 1);
+  CHECK_INT(json_integer_value(json_object_get(tally_of(tally, "welcome", "failed"), "n")), 1);
+  CHECK_INT(json_integer_value(json_object_get(tally_of(tally, "welcome", "cancelled"), "n")), 1);
+  CHECK(tally_of(tally, "welcome", "pending") == NULL);
+  json_decref(tally);
+  json_t *all = store_outbox_view(s, NULL, 100, &err);
+  CHECK_INT((long)json_array_size(all), 6);
+  CHECK_STR(json_string_value(json_object_get(json_array_get(all, 0), "key")), "k-f"); /* newest first */
+  json_decref(all);
+  json_t *two = store_outbox_view(s, NULL, 2, &err);
+  CHECK_INT((long)json_array_size(two), 2);
+  json_decref(two);
+  json_t *failed = store_outbox_view(s, "failed", 100, &err);
+  CHECK_INT((long)json_array_size(failed), 1);
+  json_t *f = json_array_get(failed, 0);
+  CHECK_STR(json_string_value(json_object_get(f, "key")), "k-b");
+  CHECK_STR(json_string_value(json_object_get(f, "state")), "failed");
+  CHECK_INT(json_integer_value(json_object_get(f, "attempts")), 1);
+  CHECK_STR(json_string_value(json_object_get(f, "last_error")), "421 try later");
+  CHECK_INT(json_integer_value(json_object_get(f, "next_at")), 60000);
+  json_decref(failed);
+  json_t *sched = store_outbox_view(s, "scheduled", 100, &err);
+  CHECK_INT((long)json_array_size(sched), 2);
+  json_decref(sched);
+  json_t *a = store_outbox_get(s, "k-a", &err);
+  CHECK(a != NULL);
+  CHECK_STR(json_string_value(json_object_get(a, "state")), "scheduled");
+  CHECK_STR(json_string_value(json_object_get(json_object_get(a, "vars"), "item")), "sku1");
+  CHECK_INT(json_integer_value(json_object_get(json_object_get(a, "vars"), "n")), 2);
+  CHECK_STR(json_string_value(json_object_get(a, "customer")), "c1");
+  CHECK(json_is_null(json_object_get(a, "last_error")));
+  CHECK(json_is_integer(json_object_get(a, "id")) && json_is_integer(json_object_get(a, "due")));
+  json_decref(a);
+  tailor_error nf = {0};
+  CHECK(store_outbox_get(s, "k-none", &nf) == NULL);
+  CHECK_INT(nf.code, TAILOR_ENOTFOUND);
+  CHECK_STR(nf.field, "key");
+  /* The console's purge and retry of a dead row on this store. */
+  int64_t purged = 0;
+  CHECK_INT(store_outbox_purge(s, "cancelled", 10000000000000LL, &purged, &err), TAILOR_OK);
+  CHECK_INT(purged, 1);
+  CHECK_INT(store_outbox_retry(s, NULL, 6000, &changed, &err), TAILOR_OK);
+  CHECK_INT(changed, 1);
+  CHECK_STR(store_outbox_state(s, "k-f"), "pending");
+  store_close(s);
+}
+
 /* Events with triggers still owed. */
 static long owed_rows(void) {
   PGconn *c = PQconnectdb(url);
@@ -766,6 +882,7 @@ int main(int argc, char **argv) {
   RUN(test_out_of_order_commits);
   RUN(test_order_across_digits);
   RUN(test_outbox_claims);
+  RUN(test_console_outbox);
   RUN(test_forget_export);
   RUN(test_engine);
   return CHECK_DONE();
