@@ -119,9 +119,7 @@ int eng_commit_shared(tailor *t, ev **all, size_t n, tailor_error *err) {
     store_rollback(t->st);
     return util_fail(err, TAILOR_ENOMEM, NULL, "ingest: out of memory");
   }
-  int rc = store_append_rows(t->st, all, n, seqs, err);
-  if (rc != TAILOR_OK) store_rollback(t->st);
-  if (rc == TAILOR_OK) rc = store_commit(t->st, err);
+  int rc = store_append_commit(t->st, all, n, seqs, err);
   if (rc != TAILOR_OK) {
     free(seqs);
     free(mine);
@@ -181,6 +179,7 @@ int eng_commit_shared(tailor *t, ev **all, size_t n, tailor_error *err) {
 #define ENG_TRIGGERS_CHECK_MS 5000
 #define ENG_TRIGGERS_OVERDUE_S 30
 #define ENG_TRIGGERS_BATCH 200
+#define ENG_TRIGGERS_FLUSH_MS 1000
 
 typedef struct owed_run {
   tailor *t;
@@ -284,6 +283,11 @@ static void *follow_main(void *arg) {
                  ? TAILOR_OK
                  : follow_step(t, t->st_follow, &r, &e);
     triggers_step(t);
+    /* Done marks of triggers that scheduled nothing wait for the next
+       commit; on a quiet node, not longer than this. */
+    tailor_error fe = {0};
+    if (store_triggers_flush(t->st, ENG_TRIGGERS_FLUSH_MS, &fe))
+      eng_log(t, TAILOR_LOG_WARN, "triggers: %s; tried again later", fe.message);
     pthread_mutex_unlock(&t->write_mu);
     if (rc) store_lost(t, e.message);
     else store_back(t);

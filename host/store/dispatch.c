@@ -51,6 +51,17 @@ int store_append_rows(store *s, ev *const *evs, size_t n, int64_t *seqs,
   return s->ops->append_rows(s, evs, n, seqs, err);
 }
 
+int store_append_commit(store *s, ev *const *evs, size_t n, int64_t *seqs,
+                        tailor_error *err) {
+  if (s->ops->append_commit) return s->ops->append_commit(s, evs, n, seqs, err);
+  int rc = store_append_rows(s, evs, n, seqs, err);
+  if (rc) {
+    store_rollback(s);
+    return rc;
+  }
+  return store_commit(s, err);
+}
+
 int store_append(store *s, ev *const *evs, size_t n, int64_t *seqs, tailor_error *err) {
   if (n == 0) return TAILOR_OK;
   int rc = store_begin(s, err);
@@ -267,6 +278,10 @@ void store_triggers_owed(store *s, int on) {
 
 int store_triggers_done(store *s, const int64_t *seqs, size_t n, tailor_error *err) {
   return s->ops->triggers_done && n ? s->ops->triggers_done(s, seqs, n, err) : TAILOR_OK;
+}
+
+int store_triggers_flush(store *s, int older_ms, tailor_error *err) {
+  return s->ops->triggers_flush ? s->ops->triggers_flush(s, older_ms, err) : TAILOR_OK;
 }
 
 int store_triggers_overdue(store *s, int after_s, int max, store_event_fn fn, void *ud,

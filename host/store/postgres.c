@@ -27,6 +27,7 @@
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,15 @@ typedef struct pg {
   int in_tx;
   int begin_due; /* BEGIN not sent yet: it goes with the first statement */
   int owed;      /* appended events owe their triggers (store_triggers_owed) */
+  /* Batches whose triggers are done (store_triggers_done), not deleted from
+     events_owed yet: "seq,seq,..." of their events, since done_ms.  The
+     DELETE goes with the next COMMIT that sends anything (pg_commit,
+     pg_append_commit), or on its own once idle (pg_triggers_flush). */
+  strbuf done;
+  int64_t done_ms;
+  int lazy; /* this transaction's COMMIT need not wait for the WAL (pg_commit) */
+  _Atomic int pid;          /* c's backend process */
+  const _Atomic int *writer; /* a reader's: the writer's backend (pg_wait) */
   /* One log position's xid (pg_scan: the next scan starts where the last
      ended without asking for it again); pos_seq 0: none known. */
   int64_t pos_seq;
@@ -167,38 +177,36 @@ static void revive(pg *p) {
     struct pollfd fd = {PQsocket(p->c), POLLIN, 0};
     if (fd.fd < 0 || poll(&fd, 1, 0) <= 0 || !PQconsumeInput(p->c)) break;
   }
-  if (PQstatus(p->c) != CONNECTION_OK) PQreset(p->c);
+  if (PQstatus(p->c) != CONNECTION_OK) {
+    PQreset(p->c);
+    atomic_store(&p->pid, PQbackendPID(p->c));
+  }
 }
 
 /*
-** A transaction's BEGIN goes with its first statement, in one round trip:
-** a script (the simple protocol) is sent as "BEGIN;" and the script; a
-** statement with parameters goes in pipeline mode (libpq 14 and later),
-** BEGIN and the statement sent together and both answers read.  Returns
-** the statement's result or NULL with `err` filled.
+** Statements sent together in pipeline mode (libpq 14 and later): one
+** round trip for all.  Each statement's result lands in its `res` (NULL
+** when none came: the connection broke); after a failure PostgreSQL skips
+** the rest of the pipeline (PGRES_PIPELINE_ABORTED), so a transaction's
+** statements and its COMMIT commit all or none of them.  Returns whether
+** all of it was sent (0: none of it reached the server, or not all).
 */
-static PGresult *run_begun(pg *p, const char *sql, int n, const char *const *v,
-                           tailor_error *err, const char *what) {
+typedef struct pg_stmt {
+  const char *sql;
+  int n;
+  const char *const *v;
+  PGresult *res;
+} pg_stmt;
+
+static int pipeline(pg *p, pg_stmt *s, int k) {
   PGconn *c = p->c;
-  if (!n) {
-    size_t len = strlen(sql);
-    char *script = malloc(len + 8);
-    if (!script) {
-      util_fail(err, TAILOR_ENOMEM, NULL, "%s: cannot allocate", what);
-      return NULL;
-    }
-    memcpy(script, "BEGIN;", 6);
-    memcpy(script + 6, sql, len + 1);
-    PGresult *r = PQexec(c, script);
-    free(script);
-    return r;
-  }
-  if (!PQenterPipelineMode(c)) return NULL;
-  PGresult *res[2] = {NULL, NULL};
-  if (PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
-      PQsendQueryParams(c, sql, n, NULL, v, NULL, NULL, 0) && PQpipelineSync(c)) {
-    /* Each query's results end with a NULL; the sync's result ends all. */
-    for (int q = 0; q < 3;) {
+  if (!PQenterPipelineMode(c)) return 0;
+  int sent = 1;
+  for (int i = 0; sent && i < k; i++)
+    sent = PQsendQueryParams(c, s[i].sql, s[i].n, NULL, s[i].v, NULL, NULL, 0);
+  if (sent && (sent = PQpipelineSync(c))) {
+    /* Each statement's results end with a NULL; the sync's result ends all. */
+    for (int q = 0; q <= k;) {
       PGresult *x = PQgetResult(c);
       if (!x) {
         if (PQstatus(c) != CONNECTION_OK) break;
@@ -209,18 +217,49 @@ static PGresult *run_begun(pg *p, const char *sql, int n, const char *const *v,
         PQclear(x);
         break;
       }
-      if (q < 2 && !res[q]) res[q] = x;
+      if (q < k && !s[q].res) s[q].res = x;
       else PQclear(x);
     }
   }
   PQexitPipelineMode(c);
-  if (res[0] && PQresultStatus(res[0]) != PGRES_COMMAND_OK) {
-    /* BEGIN failed: its message, not the aborted statement's. */
-    PQclear(res[1]);
-    return res[0];
+  return sent;
+}
+
+static int stmt_ok(const pg_stmt *s) {
+  ExecStatusType st = s->res ? PQresultStatus(s->res) : PGRES_FATAL_ERROR;
+  return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+/*
+** A transaction's BEGIN goes with its first statement, in one round trip:
+** a script (the simple protocol) is sent as "BEGIN;" and the script; a
+** statement with parameters goes in a pipeline after BEGIN.  Returns the
+** statement's result, BEGIN's when that failed, or NULL.
+*/
+static PGresult *run_begun(pg *p, const char *sql, int n, const char *const *v,
+                           tailor_error *err, const char *what) {
+  if (!n) {
+    size_t len = strlen(sql);
+    char *script = malloc(len + 8);
+    if (!script) {
+      util_fail(err, TAILOR_ENOMEM, NULL, "%s: cannot allocate", what);
+      return NULL;
+    }
+    memcpy(script, "BEGIN;", 6);
+    memcpy(script + 6, sql, len + 1);
+    PGresult *r = PQexec(p->c, script);
+    free(script);
+    return r;
   }
-  PQclear(res[0]);
-  return res[1];
+  pg_stmt s[2] = {{"BEGIN", 0, NULL, NULL}, {sql, n, v, NULL}};
+  pipeline(p, s, 2);
+  if (s[0].res && !stmt_ok(&s[0])) {
+    /* BEGIN failed: its message, not the aborted statement's. */
+    PQclear(s[1].res);
+    return s[0].res;
+  }
+  PQclear(s[0].res);
+  return s[1].res;
 }
 
 /*
@@ -286,11 +325,16 @@ static int pg_exec(store *base, const char *sql, tailor_error *err) {
   return exec_params((pg *)base, sql, 0, NULL, err, "store");
 }
 
+static int pg_triggers_flush(store *base, int older_ms, tailor_error *err);
+
 static void pg_close(store *base) {
   pg *p = (pg *)base;
   if (!p) return;
+  if (p->c && p->done.n && !p->in_tx && PQstatus(p->c) == CONNECTION_OK)
+    pg_triggers_flush(base, 0, NULL); /* no batch left owing for another node to run */
   if (p->c) PQfinish(p->c);
   if (p->listen) PQfinish(p->listen);
+  buf_free(&p->done);
   free(p->url);
   free(p);
 }
@@ -309,6 +353,7 @@ store *store_pg_open(const char *url, const store_options *opt, tailor_error *er
     pg_close(&p->base);
     return NULL;
   }
+  atomic_store(&p->pid, PQbackendPID(p->c));
   /* Short statements, no notices on stderr (connect_to); an acknowledged
      event must survive PostgreSQL's crash, so commits wait for the WAL's
      flush (synchronous_commit on, the server's default, is kept as is). */
@@ -344,7 +389,9 @@ static char *pg_checkpoint_path(store *base) { return NULL; }
 
 static store *pg_open_reader(store *base) {
   store_options ro = {0, 0, 1};
-  return store_pg_open(((pg *)base)->url, &ro, NULL);
+  pg *r = (pg *)store_pg_open(((pg *)base)->url, &ro, NULL);
+  if (r) r->writer = &((pg *)base)->pid;
+  return r ? &r->base : NULL;
 }
 
 static int pg_wait(store *base, int timeout_ms, tailor_error *err) {
@@ -364,21 +411,27 @@ static int pg_wait(store *base, int timeout_ms, tailor_error *err) {
     }
     return 1; /* anything may have happened while nobody listened */
   }
-  int woken = 0;
-  PGnotify *n;
-  PQconsumeInput(p->listen);
-  while ((n = PQnotifies(p->listen))) PQfreemem(n), woken = 1;
-  if (woken) return 1;
-  struct pollfd fd = {PQsocket(p->listen), POLLIN, 0};
-  if (poll(&fd, 1, timeout_ms) > 0) {
-    if (!PQconsumeInput(p->listen)) {
+  /* A reader's writer (the same node) applies its own commits itself
+     (follow.c): their notifications are not news, only others' are, or
+     the timeout. */
+  int64_t end = util_mono_ns() / 1000000 + timeout_ms;
+  for (;;) {
+    int woken = 0;
+    PGnotify *n;
+    while ((n = PQnotifies(p->listen))) {
+      if (!p->writer || n->be_pid != atomic_load(p->writer)) woken = 1;
+      PQfreemem(n);
+    }
+    if (woken) return 1;
+    int64_t left = end - util_mono_ns() / 1000000;
+    if (left <= 0) return 0;
+    struct pollfd fd = {PQsocket(p->listen), POLLIN, 0};
+    if (poll(&fd, 1, (int)left) > 0 && !PQconsumeInput(p->listen)) {
       util_fail(err, TAILOR_ESTORE, NULL, "store: lost the listening connection: %s",
                 PQerrorMessage(p->listen));
       return TAILOR_ESTORE;
     }
-    while ((n = PQnotifies(p->listen))) PQfreemem(n), woken = 1;
   }
-  return woken;
 }
 
 static int pg_has_seq(store *base, int64_t seq) {
@@ -408,35 +461,94 @@ static int pg_begin(store *base, tailor_error *err) {
   return TAILOR_OK;
 }
 
-static int pg_commit(store *base, tailor_error *err) {
-  pg *p = (pg *)base;
-  if (p->begin_due) {
+#define DONE_SQL "DELETE FROM events_owed WHERE seqs && $1::bigint[]"
+
+/* The done batches' seqs as a bigint[] literal into `lit`; 0 or -1. */
+static int done_literal(pg *p, strbuf *lit) {
+  buf_putc(lit, '{');
+  buf_put(lit, p->done.s, p->done.n);
+  buf_putc(lit, '}');
+  return lit->oom ? -1 : 0;
+}
+
+/*
+** COMMIT, in one round trip with what goes with it: the DELETE of the
+** batches whose triggers are done (p->done, cleared once committed) and,
+** for a transaction that only writes what a later pass would write again
+** (p->lazy: a triggers' transaction, whose events stay owed until it is
+** durable), synchronous_commit off, so that it does not wait for the
+** WAL's flush (its rows are visible at once; any later durable commit
+** flushes it too).  A transaction that sent nothing commits nothing: its
+** done batches wait for the next one.
+**
+** `s` holds the statements already queued before COMMIT (pg_append_commit
+** puts its INSERT there), `k` of them; their results are left in `s` for
+** the caller to read and clear.
+*/
+static int commit_with(pg *p, pg_stmt *pre, int k, tailor_error *err) {
+  int lazy = p->lazy;
+  p->lazy = 0;
+  if (p->begin_due && !k) {
     p->in_tx = p->begin_due = 0;
     return TAILOR_OK;
   }
-  PGresult *r = run(p, "COMMIT", 0, NULL, err, "store: commit");
-  p->in_tx = 0;
-  if (!r && PQstatus(p->c) != CONNECTION_OK) {
+  pg_stmt s[8];
+  int m = 0;
+  strbuf lit = {0};
+  size_t done = p->done.n;
+  if (done && done_literal(p, &lit)) {
+    buf_free(&lit);
+    return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
+  }
+  const char *dv[] = {lit.s};
+  if (p->begin_due) s[m++] = (pg_stmt){"BEGIN", 0, NULL, NULL};
+  int first = m;
+  for (int i = 0; i < k; i++) s[m++] = pre[i];
+  if (done) s[m++] = (pg_stmt){DONE_SQL, 1, dv, NULL};
+  if (lazy) s[m++] = (pg_stmt){"SET LOCAL synchronous_commit TO off", 0, NULL, NULL};
+  s[m++] = (pg_stmt){"COMMIT", 0, NULL, NULL};
+  p->in_tx = p->begin_due = 0;
+  int sent = pipeline(p, s, m);
+  buf_free(&lit);
+  for (int i = 0; i < k; i++) pre[i].res = s[first + i].res, s[first + i].res = NULL;
+  int bad = -1;
+  for (int i = 0; i < m && bad < 0; i++)
+    if (i >= first && i < first + k ? !stmt_ok(&pre[i - first]) : !stmt_ok(&s[i])) bad = i;
+  int rc = TAILOR_OK;
+  if (bad >= 0 && sent && PQstatus(p->c) != CONNECTION_OK) {
     /* The connection broke with the COMMIT sent: PostgreSQL may have
        committed it.  Not "nothing stored" then: TAILOR_EIO says so. */
+    pg_fail(err, p, NULL, "store: commit");
     char why[sizeof err->message];
     snprintf(why, sizeof why, "%s", err ? err->message : "");
-    return util_fail(err, TAILOR_EIO, NULL,
-                     "%s; the connection broke before PostgreSQL answered the COMMIT, which "
-                     "may have committed", why);
+    rc = util_fail(err, TAILOR_EIO, NULL,
+                   "%s; the connection broke before PostgreSQL answered the COMMIT, which "
+                   "may have committed", why);
+  } else if (bad >= 0) {
+    pg_fail(err, p, bad >= first && bad < first + k ? pre[bad - first].res : s[bad].res,
+            "store: commit");
+    /* A statement failed (or none was sent): the transaction is
+       aborted, not ended. */
+    if (PQstatus(p->c) == CONNECTION_OK) PQclear(PQexec(p->c, "ROLLBACK"));
+    rc = TAILOR_ESTORE;
+  } else if (strcmp(PQcmdStatus(s[m - 1].res), "COMMIT")) {
+    /* COMMIT of a transaction that failed answers ROLLBACK. */
+    rc = util_fail(err, TAILOR_ESTORE, NULL, "store: commit: the transaction was rolled back");
+  } else if (done) {
+    p->done.n = 0; /* deleted (nothing was done since: one thread) */
   }
-  if (!r) return TAILOR_ESTORE;
-  /* COMMIT of a transaction that failed answers ROLLBACK. */
-  int ok = !strcmp(PQcmdStatus(r), "COMMIT");
-  PQclear(r);
-  return ok ? TAILOR_OK
-            : util_fail(err, TAILOR_ESTORE, NULL, "store: commit: the transaction was rolled back");
+  for (int i = 0; i < m; i++) PQclear(s[i].res);
+  return rc;
+}
+
+static int pg_commit(store *base, tailor_error *err) {
+  return commit_with((pg *)base, NULL, 0, err);
 }
 
 static void pg_rollback(store *base) {
   pg *p = (pg *)base;
   if (!p->begin_due) PQclear(PQexec(p->c, "ROLLBACK"));
-  p->in_tx = p->begin_due = 0;
+  p->in_tx = p->begin_due = p->lazy = 0;
 }
 
 /* A consent flag the upsert names, "0"/"1", or NULL to keep the stored one. */
@@ -534,11 +646,8 @@ static int cmp_seq_rows(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static int pg_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
-                          tailor_error *err) {
-  pg *p = (pg *)base;
-  if (!n) return TAILOR_OK;
-  strbuf col[PG_APPEND_COLS] = {{0}};
+/* The batch as PG_APPEND_COLS array literals; TAILOR_OK or ENOMEM. */
+static int append_cols(ev *const *evs, size_t n, strbuf *col, tailor_error *err) {
   int rc = TAILOR_OK;
   for (int c = 0; c < PG_APPEND_COLS; c++) buf_putc(&col[c], '{');
   for (size_t i = 0; i < n && !rc; i++) {
@@ -555,39 +664,34 @@ static int pg_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
     buf_putc(&col[c], '}');
     if (col[c].oom) rc = -1;
   }
-  PGresult *r = NULL;
-  if (rc) {
-    rc = util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
-  } else {
-    const char *v[PG_APPEND_COLS];
-    for (int c = 0; c < PG_APPEND_COLS; c++) v[c] = col[c].s;
-    /* Followers wake when this commits: the stored rows NOTIFY (one
-       notification a transaction, PostgreSQL folds the same ones). */
-    r = run(p,
-            p->owed
-                ? "WITH ins AS (INSERT INTO events(ts,type,customer,anon,session,body,msg_id) "
-                  "SELECT * FROM unnest($1::bigint[],$2::text[],$3::text[],$4::text[],"
-                  "$5::text[],$6::text[],$7::text[]) ON CONFLICT (msg_id) DO NOTHING "
-                  "RETURNING seq, msg_id), "
-                  "owed AS (INSERT INTO events_owed(seqs) SELECT array_agg(seq) FROM ins "
-                  "HAVING count(*) > 0) "
-                  "SELECT seq, msg_id, pg_notify('tailor_log', '') FROM ins"
-                : "WITH ins AS (INSERT INTO events(ts,type,customer,anon,session,body,msg_id) "
-                  "SELECT * FROM unnest($1::bigint[],$2::text[],$3::text[],$4::text[],"
-                  "$5::text[],$6::text[],$7::text[]) ON CONFLICT (msg_id) DO NOTHING "
-                  "RETURNING seq, msg_id) SELECT seq, msg_id, pg_notify('tailor_log', '') FROM ins",
-            PG_APPEND_COLS, v, err, "store: append");
-    if (!r) rc = TAILOR_ESTORE;
-  }
-  for (int c = 0; c < PG_APPEND_COLS; c++) buf_free(&col[c]);
-  if (rc) return rc;
-  /* The stored rows in seq order, beside the batch. */
+  return rc ? util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate") : TAILOR_OK;
+}
+
+/* Followers wake when this commits: the stored rows NOTIFY (one
+   notification a transaction, PostgreSQL folds the same ones). */
+#define APPEND_INSERT                                                                    \
+  "WITH ins AS (INSERT INTO events(ts,type,customer,anon,session,body,msg_id) "          \
+  "SELECT * FROM unnest($1::bigint[],$2::text[],$3::text[],$4::text[],"                  \
+  "$5::text[],$6::text[],$7::text[]) ON CONFLICT (msg_id) DO NOTHING "                   \
+  "RETURNING seq, msg_id)"
+#define APPEND_OWED                                                                      \
+  ", owed AS (INSERT INTO events_owed(seqs) SELECT array_agg(seq) FROM ins "             \
+  "HAVING count(*) > 0)"
+#define APPEND_ROWS " SELECT seq, msg_id, pg_notify('tailor_log', '') FROM ins"
+
+static const char *append_sql(const pg *p) {
+  return p->owed ? APPEND_INSERT APPEND_OWED APPEND_ROWS : APPEND_INSERT APPEND_ROWS;
+}
+
+/*
+** The INSERT's answer: each event's seq (0 and `dup` set for one whose
+** message id was stored before), matched by message id in seq order.
+*/
+static int take_rows(const PGresult *r, ev *const *evs, size_t n, int64_t *seqs,
+                     tailor_error *err) {
   size_t got = (size_t)PQntuples(r), j = 0;
   int64_t *rows = malloc((got ? got : 1) * 2 * sizeof *rows); /* seq, row */
-  if (!rows) {
-    PQclear(r);
-    return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
-  }
+  if (!rows) return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
   for (size_t k = 0; k < got; k++) {
     rows[2 * k] = strtoll(PQgetvalue(r, (int)k, 0), NULL, 10);
     rows[2 * k + 1] = (int64_t)k;
@@ -607,11 +711,22 @@ static int pg_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
     e->dup = !stored;
   }
   free(rows);
-  PQclear(r);
   if (j != got || lost)
     return util_fail(err, TAILOR_ESTORE, NULL,
                      "store: append: %zu rows stored for %zu events matched", got, j);
-  /* The state the stored events change. */
+  return TAILOR_OK;
+}
+
+/* Whether an event changes a table beside the log (apply_state, or the
+   identities its customer and anon link). */
+static int writes_state(const ev *e) {
+  return e->type == EV_ITEM_UPSERT || e->type == EV_ITEM_DELETE ||
+         e->type == EV_CUSTOMER_UPSERT || (e->customer && e->anon);
+}
+
+/* The state the stored events change. */
+static int apply_states(pg *p, ev *const *evs, size_t n, tailor_error *err) {
+  int rc = TAILOR_OK;
   strbuf ids[3] = {{0}};
   for (int c = 0; c < 3; c++) buf_putc(&ids[c], '{');
   size_t links = 0;
@@ -646,6 +761,66 @@ static int pg_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
                      3, v, err, "store: write");
   }
   for (int c = 0; c < 3; c++) buf_free(&ids[c]);
+  return rc;
+}
+
+static int pg_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
+                          tailor_error *err) {
+  pg *p = (pg *)base;
+  if (!n) return TAILOR_OK;
+  strbuf col[PG_APPEND_COLS] = {{0}};
+  int rc = append_cols(evs, n, col, err);
+  PGresult *r = NULL;
+  if (!rc) {
+    const char *v[PG_APPEND_COLS];
+    for (int c = 0; c < PG_APPEND_COLS; c++) v[c] = col[c].s;
+    if (!(r = run(p, append_sql(p), PG_APPEND_COLS, v, err, "store: append"))) rc = TAILOR_ESTORE;
+  }
+  for (int c = 0; c < PG_APPEND_COLS; c++) buf_free(&col[c]);
+  if (!rc) rc = take_rows(r, evs, n, seqs, err);
+  PQclear(r);
+  return rc ? rc : apply_states(p, evs, n, err);
+}
+
+/*
+** Append and commit the transaction store_begin opened.  A batch that
+** changes nothing beside the log (views, carts, orders of visitors not
+** linking ids) goes in one round trip: BEGIN (when nothing was sent yet),
+** the INSERT, the done batches' DELETE and COMMIT in one pipeline.
+*/
+static int pg_append_commit(store *base, ev *const *evs, size_t n, int64_t *seqs,
+                            tailor_error *err) {
+  pg *p = (pg *)base;
+  int state = 0;
+  for (size_t i = 0; i < n && !state; i++) state = writes_state(evs[i]);
+  if (!n || state) {
+    int rc = pg_append_rows(base, evs, n, seqs, err);
+    if (rc) {
+      pg_rollback(base);
+      return rc;
+    }
+    return pg_commit(base, err);
+  }
+  revive(p);
+  strbuf col[PG_APPEND_COLS] = {{0}};
+  int rc = append_cols(evs, n, col, err);
+  if (rc) {
+    pg_rollback(base);
+  } else {
+    const char *v[PG_APPEND_COLS];
+    for (int c = 0; c < PG_APPEND_COLS; c++) v[c] = col[c].s;
+    pg_stmt ins = {append_sql(p), PG_APPEND_COLS, v, NULL};
+    rc = commit_with(p, &ins, 1, err);
+    /* Committed: a mismatch here (never expected) is told as "may be
+       stored", not as a refusal. */
+    if (!rc && (rc = take_rows(ins.res, evs, n, seqs, err))) {
+      char why[sizeof err->message];
+      snprintf(why, sizeof why, "%s", err ? err->message : "");
+      rc = util_fail(err, TAILOR_EIO, NULL, "%s; the batch was committed", why);
+    }
+    PQclear(ins.res);
+  }
+  for (int c = 0; c < PG_APPEND_COLS; c++) buf_free(&col[c]);
   return rc;
 }
 
@@ -1514,25 +1689,43 @@ static json_t *pg_outbox_get(store *base, const char *key, tailor_error *err) {
 /* Triggers owed by events of a node that died before running them. */
 static void pg_triggers_owed(store *base, int on) { ((pg *)base)->owed = on; }
 
+/*
+** The batches these events came in are done (a batch is done when its
+** triggers are: they ran in one transaction, or the overdue pass ran them
+** all).  Their DELETE goes with this transaction's COMMIT, which need not
+** wait for the WAL then (commit_with); when the transaction sends nothing
+** (triggers that scheduled nothing), with the next one's.
+*/
 static int pg_triggers_done(store *base, const int64_t *seqs, size_t n, tailor_error *err) {
-  strbuf a = {0};
-  buf_putc(&a, '{');
+  pg *p = (pg *)base;
+  if (!p->done.n) p->done_ms = util_now_ms();
   for (size_t i = 0; i < n; i++) {
     char v[24];
-    if (i) buf_putc(&a, ',');
-    buf_puts(&a, I64(v, seqs[i]));
+    if (p->done.n) buf_putc(&p->done, ',');
+    buf_puts(&p->done, I64(v, seqs[i]));
   }
-  buf_putc(&a, '}');
-  if (a.oom) {
-    buf_free(&a);
+  p->lazy = 1;
+  if (p->done.oom) {
+    /* Lost marks: the events stay owed, and the overdue pass runs their
+       triggers again (their outbox keys keep that from sending twice). */
+    buf_free(&p->done);
     return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
   }
-  const char *v[] = {a.s};
-  /* The batches these events came in (a batch is done when its triggers
-     are: they ran in one transaction, or the overdue pass ran them all). */
-  int rc = exec_params((pg *)base, "DELETE FROM events_owed WHERE seqs && $1::bigint[]", 1, v,
-                       err, "store: triggers");
-  buf_free(&a);
+  return TAILOR_OK;
+}
+
+/* Done batches kept waiting for a commit for older_ms or more: deleted
+   now, in a transaction of their own (outside any). */
+static int pg_triggers_flush(store *base, int older_ms, tailor_error *err) {
+  pg *p = (pg *)base;
+  if (!p->done.n || p->in_tx || util_now_ms() - p->done_ms < older_ms) return TAILOR_OK;
+  strbuf lit = {0};
+  int rc = done_literal(p, &lit) ? util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate")
+                                 : TAILOR_OK;
+  const char *v[] = {lit.s};
+  if (!rc) rc = exec_params(p, DONE_SQL, 1, v, err, "store: triggers");
+  if (!rc) p->done.n = 0;
+  buf_free(&lit);
   return rc;
 }
 
@@ -1592,6 +1785,7 @@ static const store_ops pg_ops = {
     .commit = pg_commit,
     .rollback = pg_rollback,
     .append_rows = pg_append_rows,
+    .append_commit = pg_append_commit,
     .last_seq = pg_last_seq,
     .scan = pg_scan,
     .event_counts = pg_event_counts,
@@ -1626,6 +1820,7 @@ static const store_ops pg_ops = {
     .outbox_get = pg_outbox_get,
     .triggers_owed = pg_triggers_owed,
     .triggers_done = pg_triggers_done,
+    .triggers_flush = pg_triggers_flush,
     .triggers_overdue = pg_triggers_overdue,
     .outbox_claim = pg_outbox_claim,
     .outbox_renew = pg_outbox_renew,

@@ -121,6 +121,16 @@ void store_rollback(store *s);
 int store_append_rows(store *s, ev *const *evs, size_t n, int64_t *seqs,
                       tailor_error *err);
 
+/*
+** store_append_rows() and store_commit() of the transaction store_begin()
+** opened, in as few round trips as the store can (on PostgreSQL one, for
+** a batch that writes nothing beside the log).  TAILOR_OK: durable;
+** otherwise the transaction is ended and nothing of it kept, except on
+** TAILOR_EIO (the store may have committed it).
+*/
+int store_append_commit(store *s, ev *const *evs, size_t n, int64_t *seqs,
+                        tailor_error *err);
+
 /* store_append_rows() in a transaction of its own: durable on TAILOR_OK,
    nothing of the batch kept otherwise. */
 int store_append(store *s, ev *const *evs, size_t n, int64_t *seqs,
@@ -164,11 +174,16 @@ int store_scan_known(store *s, int64_t after, store_event_fn fn, void *ud,
 ** with store_triggers_overdue (marked more than after_s seconds ago, at
 ** most max, locked against the other nodes until the caller's transaction
 ** ends) to run their triggers again; the outbox rows' idempotency keys
-** keep a second run from scheduling anything twice.  On SQLite the
-** triggers are in the events' transaction: these do nothing.
+** keep a second run from scheduling anything twice.  store_triggers_done
+** clears the mark with the transaction's commit, which then need not wait
+** for the disk (losing it leaves the events owed), or with the next
+** transaction's when this one wrote nothing; store_triggers_flush clears
+** marks that waited older_ms or more for one.  On SQLite the triggers are
+** in the events' transaction: these do nothing.
 */
 void store_triggers_owed(store *s, int on);
 int store_triggers_done(store *s, const int64_t *seqs, size_t n, tailor_error *err);
+int store_triggers_flush(store *s, int older_ms, tailor_error *err);
 int store_triggers_overdue(store *s, int after_s, int max, store_event_fn fn, void *ud,
                            tailor_error *err);
 

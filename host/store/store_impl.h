@@ -28,6 +28,9 @@ typedef struct store_ops {
   void (*rollback)(store *s);
   int (*append_rows)(store *s, ev *const *evs, size_t n, int64_t *seqs,
                      tailor_error *err);
+  /* NULL: append_rows, then commit. */
+  int (*append_commit)(store *s, ev *const *evs, size_t n, int64_t *seqs,
+                       tailor_error *err);
   int64_t (*last_seq)(store *s);
   /* known may be NULL (store_scan); a store may ignore it and parse. */
   int (*scan)(store *s, int64_t after, store_event_fn fn, void *ud, store_known_fn known,
@@ -97,6 +100,7 @@ typedef struct store_ops {
      and triggers commit together. */
   void (*triggers_owed)(store *s, int on);
   int (*triggers_done)(store *s, const int64_t *seqs, size_t n, tailor_error *err);
+  int (*triggers_flush)(store *s, int older_ms, tailor_error *err);
   int (*triggers_overdue)(store *s, int after_s, int max, store_event_fn fn, void *ud,
                           tailor_error *err);
 } store_ops;

@@ -796,6 +796,117 @@ static void test_owed_triggers(void) {
   store_close(s);
 }
 
+static int64_t ms_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+** The writer's commit in one round trip (store_append_commit): a batch of
+** views goes with BEGIN, the INSERT and COMMIT together, its duplicates
+** found as store_append finds them, after statements already in the
+** transaction too.  Done marks of triggers that wrote nothing go with the
+** next commit, or with store_triggers_flush once old enough.  A node's
+** reader (store_open_reader) is woken by another node's commit, not by its
+** own writer's, which applies its events itself.
+*/
+static void test_commit_pipeline(void) {
+  store *s = open_clean();
+  if (!s) return;
+  tailor_error err = {0};
+  store *r = store_open_reader(s), *other = store_open(url, NULL, &err);
+  CHECK(r != NULL && other != NULL);
+  if (!r || !other) return;
+  CHECK_INT(store_wait(r, 10, &err), 1); /* listening from now: anything may have happened */
+  store_triggers_owed(s, 1);
+  ev e[3];
+  parse(&e[0], "{\"type\":\"view\",\"item\":\"a\",\"anon\":\"p1\",\"message_id\":\"m-a\"}");
+  parse(&e[1], "{\"type\":\"view\",\"item\":\"b\",\"anon\":\"p1\",\"message_id\":\"m-b\"}");
+  parse(&e[2], "{\"type\":\"view\",\"item\":\"a\",\"anon\":\"p1\",\"message_id\":\"m-a\"}");
+  ev *ptrs[3] = {&e[0], &e[1], &e[2]};
+  int64_t seqs[3];
+  CHECK_INT(store_begin(s, &err), TAILOR_OK);
+  CHECK_INT(store_append_commit(s, ptrs, 3, seqs, &err), TAILOR_OK);
+  CHECK(!e[0].dup && !e[1].dup && e[2].dup);
+  CHECK(seqs[0] > 0 && seqs[1] > seqs[0] && seqs[2] == 0);
+  CHECK_INT(store_count(s, "events"), 2);
+  CHECK_INT(owed_rows(), 2);
+  /* Its own writer's commit does not wake the reader: the whole timeout. */
+  int64_t t0 = ms_now();
+  CHECK_INT(store_wait(r, 300, &err), 0);
+  CHECK(ms_now() - t0 >= 290);
+  /* Triggers that wrote nothing: their mark waits for the next commit. */
+  CHECK_INT(store_begin(s, &err), TAILOR_OK);
+  CHECK_INT(store_triggers_done(s, seqs, 2, &err), TAILOR_OK);
+  CHECK_INT(store_commit(s, &err), TAILOR_OK);
+  CHECK_INT(owed_rows(), 2);
+  /* ... which clears it, here after a statement already in its transaction. */
+  ev v;
+  parse(&v, "{\"type\":\"view\",\"item\":\"c\",\"anon\":\"p2\"}");
+  ev *vp = &v;
+  int64_t seq3 = 0;
+  CHECK_INT(store_begin(s, &err), TAILOR_OK);
+  CHECK_INT(store_exec(s, "SELECT 1", &err), TAILOR_OK);
+  CHECK_INT(store_append_commit(s, &vp, 1, &seq3, &err), TAILOR_OK);
+  ev_clear(&v);
+  CHECK(seq3 > seqs[1]);
+  CHECK_INT(owed_rows(), 1); /* the new batch's event only */
+  CHECK_INT(store_count(s, "events"), 3);
+  /* Another node's commit wakes it. */
+  parse(&v, "{\"type\":\"view\",\"item\":\"d\",\"anon\":\"p3\"}");
+  int64_t seq4 = 0;
+  CHECK_INT(store_append(other, &vp, 1, &seq4, &err), TAILOR_OK);
+  ev_clear(&v);
+  t0 = ms_now();
+  CHECK_INT(store_wait(r, 2000, &err), 1);
+  CHECK(ms_now() - t0 < 1500);
+  /* A quiet node: the flush deletes a mark once it is old enough. */
+  CHECK_INT(store_begin(s, &err), TAILOR_OK);
+  CHECK_INT(store_triggers_done(s, &seq3, 1, &err), TAILOR_OK);
+  CHECK_INT(store_commit(s, &err), TAILOR_OK);
+  CHECK_INT(store_triggers_flush(s, 60000, &err), TAILOR_OK);
+  CHECK_INT(owed_rows(), 1);
+  CHECK_INT(store_triggers_flush(s, 0, &err), TAILOR_OK);
+  CHECK_INT(owed_rows(), 0);
+  /* A batch writing beside the log (a customer, an identity) takes two
+     round trips, with the same outcome; a triggers' transaction that
+     writes commits its mark with it. */
+  parse(&v, "{\"type\":\"customer_upsert\",\"customer\":{\"id\":\"c9\",\"email\":\"c9@example.com\"}}");
+  int64_t seq5 = 0;
+  CHECK_INT(store_begin(s, &err), TAILOR_OK);
+  CHECK_INT(store_append_commit(s, &vp, 1, &seq5, &err), TAILOR_OK);
+  ev_clear(&v);
+  json_t *c = store_customer(s, "c9");
+  CHECK(c != NULL);
+  json_decref(c);
+  CHECK_INT(owed_rows(), 1);
+  CHECK_INT(store_begin(s, &err), TAILOR_OK);
+  CHECK_INT(store_meta_set(s, "test_pipeline", "1", &err), TAILOR_OK);
+  CHECK_INT(store_triggers_done(s, &seq5, 1, &err), TAILOR_OK);
+  CHECK_INT(store_commit(s, &err), TAILOR_OK);
+  CHECK_INT(owed_rows(), 0);
+  char *m = store_meta_get(other, "test_pipeline");
+  CHECK_STR(m, "1");
+  free(m);
+  /* A transaction whose statement failed is rolled back, and the next
+     batch commits in one round trip again. */
+  parse(&v, "{\"type\":\"view\",\"item\":\"e\",\"anon\":\"p4\",\"message_id\":\"m-e\"}");
+  CHECK_INT(store_begin(s, &err), TAILOR_OK);
+  CHECK_INT(store_exec(s, "CREATE TEMP TABLE pipe_probe(x int CHECK (x > 0))", &err), TAILOR_OK);
+  CHECK(store_exec(s, "INSERT INTO pipe_probe VALUES (0)", &err) != TAILOR_OK);
+  store_rollback(s);
+  CHECK_INT(store_begin(s, &err), TAILOR_OK);
+  CHECK_INT(store_append_commit(s, &vp, 1, &seq5, &err), TAILOR_OK);
+  ev_clear(&v);
+  CHECK_INT(store_count(s, "events"), 6);
+  for (int i = 0; i < 3; i++) ev_clear(&e[i]);
+  store_triggers_owed(s, 0);
+  store_close(other);
+  store_close(r);
+  store_close(s);
+}
+
 /* The engine on the shared store: events through the log, dedup, stats,
    and a second engine on the same database that catches up. */
 static void test_engine(void) {
@@ -879,6 +990,7 @@ int main(int argc, char **argv) {
   RUN(test_coupons);
   RUN(test_consents);
   RUN(test_owed_triggers);
+  RUN(test_commit_pipeline);
   RUN(test_out_of_order_commits);
   RUN(test_order_across_digits);
   RUN(test_outbox_claims);
