@@ -51,6 +51,10 @@ typedef struct pg {
   strbuf done;
   int64_t done_ms;
   int lazy; /* this transaction's COMMIT need not wait for the WAL (pg_commit) */
+  /* The first page of the scan from prefetch_after, read in the commit's
+     round trip (pg_append_commit) for the scan that follows it. */
+  PGresult *prefetch;
+  int64_t prefetch_after, prefetch_ms;
   _Atomic int pid;          /* c's backend process */
   const _Atomic int *writer; /* a reader's: the writer's backend (pg_wait) */
   /* One log position's xid (pg_scan: the next scan starts where the last
@@ -225,6 +229,13 @@ static int pipeline(pg *p, pg_stmt *s, int k) {
   return sent;
 }
 
+#define PG_PREFETCH_MS 100
+
+static void drop_prefetch(pg *p) {
+  PQclear(p->prefetch);
+  p->prefetch = NULL;
+}
+
 static int stmt_ok(const pg_stmt *s) {
   ExecStatusType st = s->res ? PQresultStatus(s->res) : PGRES_FATAL_ERROR;
   return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
@@ -268,6 +279,7 @@ static PGresult *run_begun(pg *p, const char *sql, int n, const char *const *v,
 */
 static PGresult *run(pg *p, const char *sql, int n, const char *const *v,
                      tailor_error *err, const char *what) {
+  drop_prefetch(p);
   revive(p);
   PGresult *r;
   if (p->begin_due) {
@@ -335,6 +347,7 @@ static void pg_close(store *base) {
   if (p->c) PQfinish(p->c);
   if (p->listen) PQfinish(p->listen);
   buf_free(&p->done);
+  PQclear(p->prefetch);
   free(p->url);
   free(p);
 }
@@ -481,11 +494,11 @@ static int done_literal(pg *p, strbuf *lit) {
 ** flushes it too).  A transaction that sent nothing commits nothing: its
 ** done batches wait for the next one.
 **
-** `s` holds the statements already queued before COMMIT (pg_append_commit
-** puts its INSERT there), `k` of them; their results are left in `s` for
-** the caller to read and clear.
+** `pre` holds the statements to send before COMMIT (pg_append_commit puts
+** its INSERT there), `k` of them, and `post` one to send after it (or
+** NULL); their results are left in them for the caller to read and clear.
 */
-static int commit_with(pg *p, pg_stmt *pre, int k, tailor_error *err) {
+static int commit_with(pg *p, pg_stmt *pre, int k, pg_stmt *post, tailor_error *err) {
   int lazy = p->lazy;
   p->lazy = 0;
   if (p->begin_due && !k) {
@@ -507,9 +520,11 @@ static int commit_with(pg *p, pg_stmt *pre, int k, tailor_error *err) {
   if (done) s[m++] = (pg_stmt){DONE_SQL, 1, dv, NULL};
   if (lazy) s[m++] = (pg_stmt){"SET LOCAL synchronous_commit TO off", 0, NULL, NULL};
   s[m++] = (pg_stmt){"COMMIT", 0, NULL, NULL};
+  if (post) s[m] = *post;
   p->in_tx = p->begin_due = 0;
-  int sent = pipeline(p, s, m);
+  int sent = pipeline(p, s, m + !!post);
   buf_free(&lit);
+  if (post) post->res = s[m].res;
   for (int i = 0; i < k; i++) pre[i].res = s[first + i].res, s[first + i].res = NULL;
   int bad = -1;
   for (int i = 0; i < m && bad < 0; i++)
@@ -542,7 +557,7 @@ static int commit_with(pg *p, pg_stmt *pre, int k, tailor_error *err) {
 }
 
 static int pg_commit(store *base, tailor_error *err) {
-  return commit_with((pg *)base, NULL, 0, err);
+  return commit_with((pg *)base, NULL, 0, NULL, err);
 }
 
 static void pg_rollback(store *base) {
@@ -645,6 +660,16 @@ static int cmp_seq_rows(const void *a, const void *b) {
   int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
   return (x > y) - (x < y);
 }
+
+/* Below the oldest open transaction nothing can change: each page reads
+   up to the horizon of its own statement (it only moves up).  The
+   position's xid goes out as text under a name of its own: ORDER BY "xid"
+   would sort that text. */
+#define SCAN_SQL                                                                        \
+  "SELECT seq, ts, body, xid::text AS at_xid FROM events "                              \
+  "WHERE (xid, seq) > ($1::xid8, $2::bigint) "                                          \
+  "AND xid < pg_snapshot_xmin(pg_current_snapshot()) "                                  \
+  "ORDER BY events.xid, events.seq LIMIT 2000"
 
 /* The batch as PG_APPEND_COLS array literals; TAILOR_OK or ENOMEM. */
 static int append_cols(ev *const *evs, size_t n, strbuf *col, tailor_error *err) {
@@ -810,7 +835,20 @@ static int pg_append_commit(store *base, ev *const *evs, size_t n, int64_t *seqs
     const char *v[PG_APPEND_COLS];
     for (int c = 0; c < PG_APPEND_COLS; c++) v[c] = col[c].s;
     pg_stmt ins = {append_sql(p), PG_APPEND_COLS, v, NULL};
-    rc = commit_with(p, &ins, 1, err);
+    /* The writer's scan for its events comes next (follow.c), from where
+       its last one ended: its first page goes in this round trip. */
+    char at[24];
+    const char *sv[] = {p->pos_seq ? p->pos_xid : "0", I64(at, p->pos_seq)};
+    pg_stmt scan = {SCAN_SQL, 2, sv, NULL};
+    drop_prefetch(p);
+    rc = commit_with(p, &ins, 1, &scan, err);
+    if (!rc && PQresultStatus(scan.res) == PGRES_TUPLES_OK) {
+      p->prefetch = scan.res;
+      p->prefetch_after = p->pos_seq;
+      p->prefetch_ms = util_now_ms();
+    } else {
+      PQclear(scan.res);
+    }
     /* Committed: a mismatch here (never expected) is told as "may be
        stored", not as a refusal. */
     if (!rc && (rc = take_rows(ins.res, evs, n, seqs, err))) {
@@ -860,18 +898,18 @@ static int pg_scan(store *base, int64_t after, store_event_fn fn, void *ud,
     PQclear(h);
   }
   I64(seq, after);
+  /* The first page may be the one read with the commit (pg_append_commit),
+     when this scan comes right after it (no statement between, within the
+     follower's poll interval): not staler than a scan the follower makes. */
+  if (p->prefetch &&
+      (p->prefetch_after != after || util_now_ms() - p->prefetch_ms > PG_PREFETCH_MS))
+    drop_prefetch(p);
   for (;;) {
     const char *v[] = {xid, seq};
     /* Below the oldest open transaction nothing can change: each page
        reads up to the horizon of its own statement (it only moves up). */
-    PGresult *r = run(p,
-                      /* The position's xid goes out as text under a name of
-                         its own: ORDER BY "xid" would sort that text. */
-                      "SELECT seq, ts, body, xid::text AS at_xid FROM events "
-                      "WHERE (xid, seq) > ($1::xid8, $2::bigint) "
-                      "AND xid < pg_snapshot_xmin(pg_current_snapshot()) "
-                      "ORDER BY events.xid, events.seq LIMIT 2000",
-                      2, v, err, "store: scan");
+    PGresult *r = p->prefetch ? p->prefetch : run(p, SCAN_SQL, 2, v, err, "store: scan");
+    p->prefetch = NULL;
     if (!r) return TAILOR_ESTORE;
     int rows = PQntuples(r), rc = TAILOR_OK;
     for (int i = 0; i < rows && rc == TAILOR_OK; i++) {
