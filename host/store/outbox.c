@@ -274,6 +274,27 @@ static json_t *row_object(sqlite3_stmt *q) {
   "SELECT id, key, customer, channel, template, vars, due, " STORE_OUTBOX_VIEW_STATE \
   " AS state, attempts, last_error, created, next_at, updated FROM outbox"
 
+static json_t *tally_row(sqlite3_stmt *q) {
+  return json_pack("{ss ss ss sI}", "template", col_text(q, 0), "channel", col_text(q, 1),
+                   "state", col_text(q, 2), "n", (json_int_t)sqlite3_column_int64(q, 3));
+}
+
+/* Every row of `q` (prepared, bound) made an object by `row`, as a JSON
+   array; NULL with err filled when the statement fails.  Finalizes q. */
+static json_t *rows_of(sqlite3 *db, sqlite3_stmt *q, json_t *(*row)(sqlite3_stmt *),
+                       tailor_error *err) {
+  json_t *out = json_array();
+  int rc;
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW) json_array_append_new(out, row(q));
+  sqlite3_finalize(q);
+  if (rc != SQLITE_DONE) {
+    store_fail(err, TAILOR_ESTORE, db, "outbox");
+    json_decref(out);
+    return NULL;
+  }
+  return out;
+}
+
 json_t *sq_outbox_tally(store *s, tailor_error *err) {
   static const char sql[] = "SELECT template, channel, " STORE_OUTBOX_VIEW_STATE
                             ", count(*) FROM outbox GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
@@ -283,19 +304,7 @@ json_t *sq_outbox_tally(store *s, tailor_error *err) {
     store_fail(err, TAILOR_ESTORE, db, "outbox");
     return NULL;
   }
-  json_t *out = json_array();
-  int rc;
-  while ((rc = sqlite3_step(q)) == SQLITE_ROW)
-    json_array_append_new(out, json_pack("{ss ss ss sI}", "template", col_text(q, 0), "channel",
-                                         col_text(q, 1), "state", col_text(q, 2), "n",
-                                         (json_int_t)sqlite3_column_int64(q, 3)));
-  sqlite3_finalize(q);
-  if (rc != SQLITE_DONE) {
-    store_fail(err, TAILOR_ESTORE, db, "outbox");
-    json_decref(out);
-    return NULL;
-  }
-  return out;
+  return rows_of(db, q, tally_row, err);
 }
 
 json_t *sq_outbox_view(store *s, const char *state, int limit, tailor_error *err) {
@@ -309,16 +318,7 @@ json_t *sq_outbox_view(store *s, const char *state, int limit, tailor_error *err
   }
   sq_bind_text(q, 1, state);
   sqlite3_bind_int(q, 2, limit);
-  json_t *out = json_array();
-  int rc;
-  while ((rc = sqlite3_step(q)) == SQLITE_ROW) json_array_append_new(out, row_object(q));
-  sqlite3_finalize(q);
-  if (rc != SQLITE_DONE) {
-    store_fail(err, TAILOR_ESTORE, db, "outbox");
-    json_decref(out);
-    return NULL;
-  }
-  return out;
+  return rows_of(db, q, row_object, err);
 }
 
 json_t *sq_outbox_get(store *s, const char *key, tailor_error *err) {

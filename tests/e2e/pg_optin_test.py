@@ -52,21 +52,7 @@ check = checks.check
 
 def http(port, method, path, body=None, key=serve_kit.ADMIN):
     """(status, headers, parsed JSON or the text) of one request."""
-    hdrs = {"Content-Type": "application/json"}
-    if key:
-        hdrs["Authorization"] = "Bearer " + key
-    req = urllib.request.Request(
-        "http://127.0.0.1:%d%s" % (port, path), method=method, headers=hdrs,
-        data=json.dumps(body).encode() if body is not None else None)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            status, head, raw = r.status, r.headers, r.read()
-    except urllib.error.HTTPError as e:
-        status, head, raw = e.code, e.headers, e.read()
-    if head.get("Content-Type", "").startswith("application/json") and raw:
-        return status, head, json.loads(raw)
-    return status, head, raw.decode()
-
+    return serve_kit.request(port, method, path, body, key, timeout=30)
 
 def follow(url):
     """Follow a link as a mail reader does: no token."""

@@ -14,28 +14,18 @@ import os
 import shutil
 import sys
 import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
+import serve_kit  # noqa: E402
 from serve_kit import ADMIN, ROOT, STOREFRONT, Checks, Server  # noqa: E402
 
 T = Checks()
 check = T.check
 
 
-def http(port, method, path, body=None, key=ADMIN):
-    req = urllib.request.Request(
-        "http://127.0.0.1:%d%s" % (port, path), method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Content-Type": "application/json",
-                 "Authorization": "Bearer " + key})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
+def http(port, method, path, body=None, key=ADMIN, headers=None):
+    status, _, doc = serve_kit.request(port, method, path, body, key, headers, timeout=30)
+    return status, doc
 
 class CouponServer(Server):
     def strategies(self):

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 TAILOR = os.environ.get("TAILOR", "tailor")
 ROOT = os.environ.get("TAILOR_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -230,6 +232,27 @@ class Client:
     def close(self):
         self.sock.close()
 
+
+
+def request(port, method, path, body=None, key=ADMIN, headers=None, timeout=60):
+    """One HTTP request to a tailor serve on loopback: (status, headers,
+    the body parsed when it is JSON, else its text).  `body` goes as JSON;
+    `key` as a bearer token (None: none)."""
+    hdrs = {"Content-Type": "application/json"}
+    if key:
+        hdrs["Authorization"] = "Bearer " + key
+    hdrs.update(headers or {})
+    req = urllib.request.Request(
+        "http://127.0.0.1:%d%s" % (port, path), method=method, headers=hdrs,
+        data=json.dumps(body).encode() if body is not None else None)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            status, head, raw = r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        status, head, raw = e.code, e.headers, e.read()
+    if head.get("Content-Type", "").startswith("application/json"):
+        return status, head, json.loads(raw) if raw else None
+    return status, head, raw.decode()
 
 def result(resp):
     return resp.get("result") if isinstance(resp, dict) else None

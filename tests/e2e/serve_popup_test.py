@@ -22,10 +22,9 @@ import random
 import shutil
 import sys
 import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
+import serve_kit  # noqa: E402
 from serve_kit import ADMIN, ROOT, STOREFRONT, Checks, Server, customer_token  # noqa: E402
 
 T = Checks()
@@ -35,17 +34,8 @@ ITEMS = ["a", "b", "c", "d", "e", "f", "g", "h"]
 
 
 def http(port, method, path, body=None, key=STOREFRONT, headers=None):
-    h = {"Content-Type": "application/json", "Authorization": "Bearer " + key}
-    h.update(headers or {})
-    req = urllib.request.Request(
-        "http://127.0.0.1:%d%s" % (port, path), method=method,
-        data=json.dumps(body).encode() if body is not None else None, headers=h)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
+    status, _, doc = serve_kit.request(port, method, path, body, key, headers, timeout=60)
+    return status, doc
 
 class ShippedServer(Server):
     def strategies(self):

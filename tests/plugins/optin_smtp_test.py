@@ -42,22 +42,7 @@ ADDRESS = "ada.lovelace@example.com"
 
 def http(port, method, path, body=None, key=kit.ADMIN, headers=None):
     """(status, headers, parsed JSON or the text) of one request."""
-    hdrs = {"Content-Type": "application/json"}
-    if key:
-        hdrs["Authorization"] = "Bearer " + key
-    hdrs.update(headers or {})
-    req = urllib.request.Request(
-        "http://127.0.0.1:%d%s" % (port, path), method=method, headers=hdrs,
-        data=json.dumps(body).encode() if body is not None else None)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            status, head, raw = r.status, r.headers, r.read()
-    except urllib.error.HTTPError as e:
-        status, head, raw = e.code, e.headers, e.read()
-    if head.get("Content-Type", "").startswith("application/json") and raw:
-        return status, head, json.loads(raw)
-    return status, head, raw.decode()
-
+    return serve_kit.request(port, method, path, body, key, headers, timeout=30)
 
 def follow(url, method="GET"):
     """Follow a link as a mail reader does: no token, no JSON."""
