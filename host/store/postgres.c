@@ -50,6 +50,10 @@ typedef struct pg {
      pg_append_commit), or on its own once idle (pg_triggers_flush). */
   strbuf done;
   int64_t done_ms;
+  /* done's length when this transaction began: the marks past it are the
+     transaction's own, which count only if it commits (a failed COMMIT or
+     a rollback drops them: their events stay owed). */
+  size_t done_kept;
   int lazy; /* this transaction's COMMIT need not wait for the WAL (pg_commit) */
   /* The first page of the scan from prefetch_after, read in the commit's
      round trip (pg_append_commit) for the scan that follows it. */
@@ -471,7 +475,16 @@ static int pg_begin(store *base, tailor_error *err) {
   pg *p = (pg *)base;
   (void)err;
   p->in_tx = p->begin_due = 1;
+  p->done_kept = p->done.n;
   return TAILOR_OK;
+}
+
+/* The transaction ended without committing: its own done marks go. */
+static void drop_tx_marks(pg *p) {
+  if (p->done.n > p->done_kept) {
+    p->done.n = p->done_kept;
+    if (p->done.s) p->done.s[p->done.n] = '\0';
+  }
 }
 
 #define DONE_SQL "DELETE FROM events_owed WHERE seqs && $1::bigint[]"
@@ -486,7 +499,9 @@ static int done_literal(pg *p, strbuf *lit) {
 
 /*
 ** COMMIT, in one round trip with what goes with it: the DELETE of the
-** batches whose triggers are done (p->done, cleared once committed) and,
+** batches whose triggers are done (p->done, cleared once committed; when
+** the commit fails, the marks this transaction added are dropped, those
+** from before kept for the next one) and,
 ** for a transaction that only writes what a later pass would write again
 ** (p->lazy: a triggers' transaction, whose events stay owed until it is
 ** durable), synchronous_commit off, so that it does not wait for the
@@ -511,6 +526,10 @@ static int commit_with(pg *p, pg_stmt *pre, int k, pg_stmt *post, tailor_error *
   size_t done = p->done.n;
   if (done && done_literal(p, &lit)) {
     buf_free(&lit);
+    /* Not committed: ended, as any commit that fails. */
+    if (!p->begin_due && PQstatus(p->c) == CONNECTION_OK) PQclear(PQexec(p->c, "ROLLBACK"));
+    p->in_tx = p->begin_due = 0;
+    drop_tx_marks(p);
     return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
   }
   const char *dv[] = {lit.s};
@@ -552,6 +571,9 @@ static int commit_with(pg *p, pg_stmt *pre, int k, pg_stmt *post, tailor_error *
   } else if (done) {
     p->done.n = 0; /* deleted (nothing was done since: one thread) */
   }
+  /* Not committed (or not known to be): this transaction's own marks go,
+     the ones kept from before wait for the next commit. */
+  if (rc) drop_tx_marks(p);
   for (int i = 0; i < m; i++) PQclear(s[i].res);
   return rc;
 }
@@ -564,6 +586,7 @@ static void pg_rollback(store *base) {
   pg *p = (pg *)base;
   if (!p->begin_due) PQclear(PQexec(p->c, "ROLLBACK"));
   p->in_tx = p->begin_due = p->lazy = 0;
+  drop_tx_marks(p);
 }
 
 /* A consent flag the upsert names, "0"/"1", or NULL to keep the stored one. */
@@ -1747,6 +1770,7 @@ static int pg_triggers_done(store *base, const int64_t *seqs, size_t n, tailor_e
     /* Lost marks: the events stay owed, and the overdue pass runs their
        triggers again (their outbox keys keep that from sending twice). */
     buf_free(&p->done);
+    p->done_kept = 0;
     return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
   }
   return TAILOR_OK;

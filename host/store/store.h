@@ -177,7 +177,8 @@ int store_scan_known(store *s, int64_t after, store_event_fn fn, void *ud,
 ** keep a second run from scheduling anything twice.  store_triggers_done
 ** clears the mark with the transaction's commit, which then need not wait
 ** for the disk (losing it leaves the events owed), or with the next
-** transaction's when this one wrote nothing; store_triggers_flush clears
+** transaction's when this one wrote nothing; a transaction that is rolled
+** back or whose commit fails clears nothing.  store_triggers_flush clears
 ** marks that waited older_ms or more for one.  On SQLite the triggers are
 ** in the events' transaction: these do nothing.
 */

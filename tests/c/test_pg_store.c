@@ -938,6 +938,68 @@ static void test_commit_pipeline(void) {
   store_close(s);
 }
 
+/*
+** A done mark counts once its transaction commits: a triggers' transaction
+** whose COMMIT fails (here a deferred constraint), or that is rolled back,
+** leaves its events owing; neither the next commit nor the flush clears
+** them.  Marks of triggers that wrote nothing, kept from before, still go.
+*/
+static void test_done_marks_failed(void) {
+  store *s = open_clean();
+  if (!s) return;
+  tailor_error err = {0};
+  store_triggers_owed(s, 1);
+  int64_t seq[3];
+  const char *docs[] = {"{\"type\":\"view\",\"item\":\"a\",\"anon\":\"q1\"}",
+                        "{\"type\":\"view\",\"item\":\"b\",\"anon\":\"q2\"}",
+                        "{\"type\":\"view\",\"item\":\"c\",\"anon\":\"q3\"}"};
+  for (int i = 0; i < 2; i++) {
+    ev v;
+    parse(&v, docs[i]);
+    ev *vp = &v;
+    CHECK_INT(store_begin(s, &err), TAILOR_OK);
+    CHECK_INT(store_append_commit(s, &vp, 1, &seq[i], &err), TAILOR_OK);
+    ev_clear(&v);
+  }
+  CHECK_INT(owed_rows(), 2);
+  /* b's triggers wrote nothing: their mark waits for a commit. */
+  CHECK_INT(store_begin(s, &err), TAILOR_OK);
+  CHECK_INT(store_triggers_done(s, &seq[1], 1, &err), TAILOR_OK);
+  CHECK_INT(store_commit(s, &err), TAILOR_OK);
+  /* a's triggers wrote, and their COMMIT failed. */
+  CHECK_INT(store_exec(s, "CREATE TEMP TABLE defer_probe(x int UNIQUE DEFERRABLE INITIALLY DEFERRED)",
+                       &err),
+            TAILOR_OK);
+  CHECK_INT(store_begin(s, &err), TAILOR_OK);
+  CHECK_INT(store_exec(s, "INSERT INTO defer_probe VALUES (1), (1)", &err), TAILOR_OK);
+  CHECK_INT(store_triggers_done(s, &seq[0], 1, &err), TAILOR_OK);
+  CHECK(store_commit(s, &err) != TAILOR_OK);
+  CHECK_CONTAINS(err.message, "defer_probe");
+  /* a's triggers again, rolled back this time. */
+  CHECK_INT(store_begin(s, &err), TAILOR_OK);
+  CHECK_INT(store_exec(s, "SELECT 1", &err), TAILOR_OK);
+  CHECK_INT(store_triggers_done(s, &seq[0], 1, &err), TAILOR_OK);
+  store_rollback(s);
+  /* The next commit takes b's mark, not a's. */
+  ev v;
+  parse(&v, docs[2]);
+  ev *vp = &v;
+  CHECK_INT(store_begin(s, &err), TAILOR_OK);
+  CHECK_INT(store_append_commit(s, &vp, 1, &seq[2], &err), TAILOR_OK);
+  ev_clear(&v);
+  CHECK_INT(owed_rows(), 2); /* a and c */
+  CHECK_INT(store_triggers_flush(s, 0, &err), TAILOR_OK);
+  CHECK_INT(owed_rows(), 2);
+  /* a's triggers done at last. */
+  CHECK_INT(store_begin(s, &err), TAILOR_OK);
+  CHECK_INT(store_triggers_done(s, &seq[0], 1, &err), TAILOR_OK);
+  CHECK_INT(store_commit(s, &err), TAILOR_OK);
+  CHECK_INT(store_triggers_flush(s, 0, &err), TAILOR_OK);
+  CHECK_INT(owed_rows(), 1); /* c */
+  store_triggers_owed(s, 0);
+  store_close(s);
+}
+
 /* The engine on the shared store: events through the log, dedup, stats,
    and a second engine on the same database that catches up. */
 static void test_engine(void) {
@@ -1022,6 +1084,7 @@ int main(int argc, char **argv) {
   RUN(test_consents);
   RUN(test_owed_triggers);
   RUN(test_commit_pipeline);
+  RUN(test_done_marks_failed);
   RUN(test_out_of_order_commits);
   RUN(test_order_across_digits);
   RUN(test_outbox_claims);
