@@ -29,6 +29,18 @@ static void parse(ev *e, const char *json) {
   CHECK_INT(rc, TAILOR_OK);
 }
 
+/* One event appended in a transaction of its own; its seq. */
+static int64_t append_json(store *s, const char *json) {
+  tailor_error err = {0};
+  ev e;
+  parse(&e, json);
+  ev *ep = &e;
+  int64_t seq = 0;
+  CHECK_INT(store_append(s, &ep, 1, &seq, &err), TAILOR_OK);
+  ev_clear(&e);
+  return seq;
+}
+
 typedef struct seen {
   int64_t seqs[64];
   char types[64][24];
@@ -388,13 +400,7 @@ static void test_coupons(void) {
   CHECK_INT(json_integer_value(json_object_get(tier, "expired")), 1);
   json_decref(rep);
   /* Erasure takes c7's coupon and a7's contact (a7 is linked to c7). */
-  static const char link[] = "{\"type\":\"identify\",\"customer\":\"c7\",\"anon\":\"a7\"}";
-  ev e;
-  parse(&e, link);
-  ev *ep = &e;
-  int64_t seq;
-  CHECK_INT(store_append(s, &ep, 1, &seq, &err), TAILOR_OK);
-  ev_clear(&e);
+  append_json(s, "{\"type\":\"identify\",\"customer\":\"c7\",\"anon\":\"a7\"}");
   json_t *x = store_export_customer(s, "c7", &err);
   CHECK_INT((long)json_array_size(json_object_get(x, "coupons")), 1);
   CHECK_INT((long)json_array_size(json_object_get(x, "contacts")), 1);
@@ -477,13 +483,7 @@ static void test_consents(void) {
   json_decref(c);
   /* Export and erasure find a record by the customer, their anonymous ids
      and their address. */
-  static const char link[] = "{\"type\":\"identify\",\"customer\":\"c5\",\"anon\":\"a5\"}";
-  ev e;
-  parse(&e, link);
-  ev *ep = &e;
-  int64_t seq;
-  CHECK_INT(store_append(s, &ep, 1, &seq, &err), TAILOR_OK);
-  ev_clear(&e);
+  append_json(s, "{\"type\":\"identify\",\"customer\":\"c5\",\"anon\":\"a5\"}");
   json_t *x = store_export_customer(s, "c5", &err);
   json_t *recs = json_object_get(x, "consents");
   CHECK_INT((long)json_array_size(recs), 1);

@@ -76,14 +76,6 @@ def row_of(box, prefix):
     return None
 
 
-def mail(sink, to, subject, what):
-    def find():
-        for env, msg in sink.messages():
-            if env["to"] == [to] and msg["Subject"].startswith(subject):
-                return env, msg
-        return None
-    return kit.wait_for(what, find, deadline=60)
-
 
 def test_optin_on_pg():
     d = tempfile.mkdtemp(prefix="pgoptin", dir=kit.TMP)
@@ -148,7 +140,7 @@ def run(pg, sink, p1, p2):
           "vars" not in row_of(metrics, "optin:"), metrics)
 
     # The email goes out once, with that link.
-    env, msg = mail(sink, ADDRESS, CONFIRM, "the confirmation email")
+    env, msg = kit.mail(sink, ADDRESS, CONFIRM, "the confirmation email")
     text = kit.text_of(msg, "plain")
     check("the email carries the console's link", link and link in text, (link, text))
     check("quotes the consent text", ask.get("consent_text", "?") in text, text)
@@ -197,7 +189,7 @@ def run(pg, sink, p1, p2):
           "used already" in r["error"]["message"], (status, r))
 
     # The consent event reached the strategies through the log: the welcome.
-    env, msg = mail(sink, ADDRESS, WELCOME, "the welcome email")
+    env, msg = kit.mail(sink, ADDRESS, WELCOME, "the welcome email")
     check("the welcome brings a code",
           re.search(r"\bWELCOME10-[0-9A-Z]{10}\b", kit.text_of(msg, "plain")) is not None)
     time.sleep(1.0)  # a copy from the other node, if there were one, would be here

@@ -50,6 +50,16 @@ def wait_for(what, fn, deadline=30, step=0.1):
     raise TimeoutError("waited %d s for %s" % (deadline, what))
 
 
+def mail(sink, to, subject, what):
+    """The message to `to` whose subject starts with `subject`, waited for."""
+    def find():
+        for env, msg in sink.messages():
+            if env["to"] == [to] and msg["Subject"].startswith(subject):
+                return env, msg
+        return None
+    return wait_for(what, find, deadline=60)
+
+
 def aiosmtpd_python():
     """A Python that has aiosmtpd: this one, or Debian's (a pyenv or venv
     interpreter first on PATH does not see Debian's python3-aiosmtpd)."""

@@ -61,15 +61,6 @@ def events_total(port):
     return sum(n for kind, n in counts.items() if kind != "email_sent")
 
 
-def mail(sink, to, subject, what):
-    """The message to `to` whose subject starts with `subject`, waited for."""
-    def find():
-        for env, msg in sink.messages():
-            if env["to"] == [to] and msg["Subject"].startswith(subject):
-                return env, msg
-        return None
-    return kit.wait_for(what, find, deadline=60)
-
 
 def subscriber_of(anon):
     """The customer an anonymous visitor's confirmed address goes on."""
@@ -112,7 +103,7 @@ def test_double_opt_in():
         check("no event stored for it", events_total(p) == before)
 
         # The confirmation email arrives, to that address.
-        env, msg = mail(sink, ADDRESS, "Please confirm your address for Trail Co",
+        env, msg = kit.mail(sink, ADDRESS, "Please confirm your address for Trail Co",
                         "the confirmation email")
         check("sent to the address given, once", len(sink.messages()) == 1 and
               env["to"] == [ADDRESS], env)
@@ -147,7 +138,7 @@ def test_double_opt_in():
         stored = events_total(p)
 
         # The welcome brings the incentive's code.
-        env, msg = mail(sink, ADDRESS, "Welcome to Trail Co", "the welcome email")
+        env, msg = kit.mail(sink, ADDRESS, "Welcome to Trail Co", "the welcome email")
         welcome = kit.text_of(msg, "plain")
         check("welcome subject", msg["Subject"] == "Welcome to Trail Co: your 10% off",
               msg["Subject"])
@@ -211,7 +202,7 @@ def test_double_opt_in():
                       customer_token=serve_kit.customer_token("c9"))
         check("NDJSON subscribe with a customer token", (serve_kit.result(r) or {}).get(
             "status") == "pending", r)
-        env, msg = mail(sink, "grace@example.com", "Please confirm", "the second confirmation")
+        env, msg = kit.mail(sink, "grace@example.com", "Please confirm", "the second confirmation")
         m2 = re.search(r"(http://\S+/v1/confirm\?token=[0-9a-f.]+)", kit.text_of(msg, "plain"))
         status, _, r = http(p, "POST", "/v1/confirm", key=None,
                             body={"link": m2.group(1) if m2 else "x"})
@@ -226,7 +217,7 @@ def test_double_opt_in():
         check("no consent record left", x.get("consents") == [], x)
         status, _, body = follow(link)
         check("the link finds nothing", status == 404 and "erased" in body, (status, body))
-        mail(sink, "grace@example.com", "Welcome", "grace's welcome")
+        kit.mail(sink, "grace@example.com", "Welcome", "grace's welcome")
         want = ["Please confirm your address for Trail Co", "Welcome to Trail Co: your 10% off",
                 "Please confirm your address for Trail Co", "Welcome to Trail Co"]
         time.sleep(1.0)  # a duplicate, if there were one, would be here
