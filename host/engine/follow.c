@@ -271,11 +271,11 @@ static void *follow_main(void *arg) {
       nanosleep(&ts, NULL);
       continue;
     }
-    /* Woken by a commit: when the writer (its own commit's follow) has
-       begun a scan since, that scan read everything the commit made
-       readable, and this one would find nothing; skipped, so that it
-       does not hold write_mu for two round trips between the writer's
-       groups. */
+    /* Woken by another node's commit (the node's own do not wake it,
+       store_wait): when the writer's follow has begun a scan since, that
+       scan read everything the commit made readable, and this one would
+       find nothing; skipped, so that it does not hold write_mu for a
+       round trip between the writer's groups. */
     uint64_t woke = util_mono_ns();
     pthread_mutex_lock(&t->write_mu);
     follow_run r = {t, NULL, 0, 0, 0};

@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pg"))
 
 from pg_kit import Postgres  # noqa: E402
 from serve_kit import ADMIN, Checks, Server, result  # noqa: E402
+from pg_nodes_test import applied, stats, wait_applied  # noqa: E402
 
 R = 20
 DAY_MS = 86400 * 1000
@@ -92,31 +93,6 @@ def history(now):
                         "revenue": price, "ts": iso(at + views * 60000 + 30000),
                         "message_id": "%s-p" % sid})
     return evs
-
-
-def call(node, op, **kw):
-    c = node.connect()
-    c.call("auth", token=ADMIN)
-    r = result(c.call(op, **kw))
-    c.close()
-    return r
-
-
-def stats(node):
-    return call(node, "stats") or {}
-
-
-def applied(node):
-    return stats(node).get("index", {}).get("events_applied")
-
-
-def wait_applied(nodes, n, deadline=60):
-    end = time.time() + deadline
-    while time.time() < end:
-        if all(applied(x) == n for x in nodes):
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def models(node):
@@ -199,11 +175,11 @@ def main():
             acks += spread([(a, part[0::3], 9), (b, part[1::3], 2), (c, part[2::3], 6)])
             ck.check("every batch acknowledged", all(acks), acks.count(False))
             total = len(evs)
-            ck.check("all nodes applied the whole log", wait_applied([a, b, c], total),
+            ck.check("all nodes applied the whole log", wait_applied([a, b, c], total, deadline=60),
                      [applied(x) for x in (a, b, c)])
             # A node started last, on the whole log, without a checkpoint.
             d = node("d", checkpoint=False)
-            ck.check("the late node applied the whole log", wait_applied([d], total), applied(d))
+            ck.check("the late node applied the whole log", wait_applied([d], total, deadline=60), applied(d))
 
             ma = models(a)
             for name, x in (("b (restarted with its checkpoint)", b),
