@@ -151,6 +151,9 @@ static inline uint32_t post_recent(const item *it, uint32_t i) {
 #define POP_TABLE 4096
 /* Distinct counts whose 1/sqrt a workspace keeps in a table. */
 #define INV_SQRT_TABLE 256
+/* Session counts (an item's df) whose log a workspace keeps in a table:
+** the idf of a neighbour's item is then a lookup, not a log per item met. */
+#define LOG_TABLE 4096
 /* How far ahead in an item's session list to prefetch session records. */
 #define PREFETCH_AHEAD 8
 
@@ -204,6 +207,8 @@ struct sknn_work {
   topk_entry *nbr;       /* the neighbours */
   uint32_t nbr_cap;
   double isq[INV_SQRT_TABLE]; /* 1/sqrt(n) */
+  double logt[LOG_TABLE];     /* log(n) */
+  double logn;           /* log(sessions) for this query's idf */
   double popf[POP_TABLE];     /* views^popf_exp, 0 = not computed yet */
   double popf_exp;
   double trans_scale;    /* tailor: what the last query multiplied the
@@ -346,9 +351,11 @@ static inline double decay(double d, double lambda) {
   return lambda > 0 ? exp(-d / lambda) : 1.0;
 }
 
-static inline double idf_of(const sknn_index *x, uint32_t e) {
+static inline double idf_of(const sknn_index *x, const sknn_work *w,
+                            uint32_t e) {
   uint64_t df = x->item[e].df;
-  return df ? log((double)x->sessions / (double)df) : 0;
+  if (!df) return 0;
+  return w->logn - (df < LOG_TABLE ? w->logt[df] : log((double)df));
 }
 
 /* 1/sqrt(n) for a session's distinct item count, from a table. */

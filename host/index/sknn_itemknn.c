@@ -21,7 +21,13 @@ void sknn_score_itemknn(const query *q) {
   uint32_t src = w->pitems[0]; /* the latest known item */
   const item *it = &x->item[src];
   uint32_t m = it->n < p->sample ? it->n : p->sample;
+  /* The sessions are scattered over the ring: ask for them a few ahead
+  ** (as the neighbour kernels do), not one cache miss at a time. */
+  for (uint32_t r = 0; r < m && r < PREFETCH_AHEAD; r++)
+    __builtin_prefetch(&x->ring[slot_of(x, post_recent(it, r))]);
   for (uint32_t r = 0; r < m; r++) {
+    if (r + PREFETCH_AHEAD < m)
+      __builtin_prefetch(&x->ring[slot_of(x, post_recent(it, r + PREFETCH_AHEAD))]);
     const sess *s = sess_get(x, post_recent(it, r));
     if (!s) continue;
     const uint32_t *items = sess_items(s);
@@ -31,10 +37,13 @@ void sknn_score_itemknn(const query *q) {
       if (items[i] != src) add_score(w, items[i], ci, src);
   }
   double ni = pow((double)it->views + p->shrink, p->alpha);
+  /* alpha = 0.5 (GRU4Rec's, the re-ranker's) is a square root: a pow per
+  ** touched item was a tenth of the re-ranked query's time. */
+  int half = p->alpha == 0.5;
   for (uint32_t i = 0; i < w->ntouched; i++) {
     cand *c = &w->tab[w->touched[i]];
-    double norm =
-        ni * pow((double)x->item[c->item].views + p->shrink, 1 - p->alpha);
+    double vj = (double)x->item[c->item].views + p->shrink;
+    double norm = ni * (half ? sqrt(vj) : pow(vj, 1 - p->alpha));
     c->score = norm > 0 ? c->score / norm : 0;
   }
 }

@@ -124,6 +124,7 @@ void sknn_score_neighbours(const query *q, uint32_t nn) {
   double idf = p->kernel == SKNN_VSKNN || is_tailor ? p->idf : 0;
   double before = is_tailor ? p->before : 1;
   w->step = decay(1, p->lambda3);
+  w->logn = x->sessions ? log((double)x->sessions) : 0;
   /* The neighbours are known now: ask for their records a few ahead, so
   ** the memory system fetches them while earlier ones are scored instead
   ** of one miss at a time (most of a query's time went to waiting). */
@@ -184,7 +185,7 @@ void sknn_score_neighbours(const query *q, uint32_t nn) {
       /* No repeats (most sessions): each position is its item. */
       for (uint32_t i = 0; i < s->n; i++) {
         double v = sim * pw[i];
-        if (idf > 0) v *= 1 + idf * idf_of(x, items[i]);
+        if (idf > 0) v *= 1 + idf * idf_of(x, w, items[i]);
         if (v > 0) add_score(w, items[i], v, m);
       }
       continue;
@@ -203,7 +204,7 @@ void sknn_score_neighbours(const query *q, uint32_t nn) {
           if (items[j] == e && pw[j] > wt) wt = pw[j];
         }
         double v = sim * wt;
-        if (idf > 0) v *= 1 + idf * idf_of(x, e);
+        if (idf > 0) v *= 1 + idf * idf_of(x, w, e);
         if (v > 0) add_score(w, e, v, m);
       }
       continue;
@@ -217,7 +218,7 @@ void sknn_score_neighbours(const query *q, uint32_t nn) {
     for (uint32_t i = 0; i < w->nltouched; i++) {
       uint32_t e = w->ltouched[i];
       double v = sim * cand_find(w, e)->lw;
-      if (idf > 0) v *= 1 + idf * idf_of(x, e);
+      if (idf > 0) v *= 1 + idf * idf_of(x, w, e);
       if (v > 0) add_score(w, e, v, m);
     }
   }

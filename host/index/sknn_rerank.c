@@ -486,30 +486,46 @@ void sknn_ranker_free(sknn_ranker *r) {
 
 size_t sknn_ranker_trees(const sknn_ranker *r) { return r ? r->ntrees : 0; }
 
+/* RK_LANES rows through one heap-laid tree, step by step, so that their
+** walks overlap; a constant count, so the positions stay in registers. */
+enum { RK_LANES = 8 };
+static inline void rk_walk(const rk_split *sp, const float *lv, uint32_t D,
+                           const float *rows, float *out) {
+  uint32_t at[RK_LANES] = {0};
+  for (uint32_t d = 0; d < D; d++)
+    for (int k = 0; k < RK_LANES; k++) {
+      const rk_split *s = &sp[at[k]];
+      float v = rows[k * SKNN_RERANK_NFEATURES + s->feat];
+      uint32_t left = (v < s->cond) | ((isnan(v) != 0) & s->dleft);
+      at[k] = 2 * at[k] + 2 - left;
+    }
+  uint32_t nsplit = (1u << D) - 1;
+  for (int k = 0; k < RK_LANES; k++) out[k] += lv[at[k] - nsplit];
+}
+
 int sknn_ranker_score(const sknn_ranker *r, const float *features, size_t m,
                       float *out) {
   for (size_t i = 0; i < m; i++) out[i] = r->base;
   if (r->depth) {
-    /* Tree by tree, so a tree stays in cache over the rows; RK_LANES rows
-    ** at a time, step by step, so their walks overlap. */
-    enum { RK_LANES = 8 };
+    /* Tree by tree, so a tree stays in cache over the rows; the last rows
+    ** padded to a full group of lanes (rows of NaN, scores dropped). */
     const uint32_t D = r->depth, nsplit = (1u << D) - 1;
+    size_t full = m - m % RK_LANES;
+    float tail[RK_LANES * SKNN_RERANK_NFEATURES], tail_out[RK_LANES];
+    for (int k = 0; k < RK_LANES; k++) tail_out[k] = r->base;
+    if (full < m) {
+      for (size_t j = 0; j < RK_LANES * SKNN_RERANK_NFEATURES; j++) tail[j] = NAN;
+      memcpy(tail, &features[full * SKNN_RERANK_NFEATURES],
+             (m - full) * SKNN_RERANK_NFEATURES * sizeof *tail);
+    }
     for (uint32_t t = 0; t < r->ntrees; t++) {
       const rk_split *sp = &r->splits[(size_t)t * nsplit];
       const float *lv = &r->leaves[(size_t)t * (nsplit + 1)];
-      for (size_t i0 = 0; i0 < m; i0 += RK_LANES) {
-        size_t lanes = m - i0 < RK_LANES ? m - i0 : RK_LANES;
-        uint32_t at[RK_LANES] = {0};
-        for (uint32_t d = 0; d < D; d++)
-          for (size_t k = 0; k < lanes; k++) {
-            const rk_split *s = &sp[at[k]];
-            float v = features[(i0 + k) * SKNN_RERANK_NFEATURES + s->feat];
-            uint32_t left = (v < s->cond) | ((isnan(v) != 0) & s->dleft);
-            at[k] = 2 * at[k] + 2 - left;
-          }
-        for (size_t k = 0; k < lanes; k++) out[i0 + k] += lv[at[k] - nsplit];
-      }
+      for (size_t i0 = 0; i0 < full; i0 += RK_LANES)
+        rk_walk(sp, lv, D, &features[i0 * SKNN_RERANK_NFEATURES], &out[i0]);
+      if (full < m) rk_walk(sp, lv, D, tail, tail_out);
     }
+    for (size_t i = full; i < m; i++) out[i] = tail_out[i - full];
     return 0;
   }
   /* Tree by tree, so a tree's nodes stay in cache over the rows. */

@@ -104,6 +104,7 @@ int sknn_work_grow_neighbours(sknn_work *w, uint32_t bits) {
 int sknn_work_fit(sknn_work *w, const sknn_index *x, uint32_t k) {
   if (!w->tab) {
     for (uint32_t i = 1; i < INV_SQRT_TABLE; i++) w->isq[i] = 1 / sqrt(i);
+    for (uint32_t i = 1; i < LOG_TABLE; i++) w->logt[i] = log((double)i);
     uint32_t bits = 0;
     while ((1u << bits) < WORK_MIN_SLOTS) bits++;
     int rc = table_alloc(w, bits);
