@@ -736,6 +736,72 @@ out:
   remove_tree(dir);
 }
 
+/* Small blocks come from the state's own pool (lvm.c): blocks that grow
+   and shrink across its size classes and past its largest keep their
+   contents, freed blocks are reused, and the count of bytes in use comes
+   back down after a collection. */
+static void test_small_blocks(void) {
+  char buf[512];
+  const char *dir = make_dir(buf, sizeof buf);
+  tailor_error err;
+  call c;
+  write_file(dir, "small.lua",
+             "local function build(round)\n"
+             "  local all = {}\n"
+             "  for i = 1, 400 do\n"
+             "    local t = {}\n"
+             "    for j = 1, i % 50 do t[j] = j * round end\n"
+             "    for j = 1, i % 7 do t['k' .. j] = string.rep('v', (i * j) % 300) end\n"
+             "    all[i] = {t = t, s = string.rep('s', i % 290) .. i}\n"
+             "  end\n"
+             "  return all\n"
+             "end\n"
+             "local function sum(all)\n"
+             "  local n = 0\n"
+             "  for i, a in ipairs(all) do\n"
+             "    for _, v in ipairs(a.t) do n = n + v end\n"
+             "    for j = 1, i % 7 do n = n + #a.t['k' .. j] end\n"
+             "    n = n + #a.s\n"
+             "  end\n"
+             "  return n\n"
+             "end\n"
+             "return {\n"
+             "  churn = function()\n"
+             "    local first = sum(build(1))\n"
+             "    for round = 2, 6 do\n"
+             "      local all = build(round)\n"
+             "      for i = 1, #all, 2 do all[i].t = nil end\n"
+             "    end\n"
+             "    return first == sum(build(1)) and first or -1\n"
+             "  end,\n"
+             "}\n");
+  lvm_config cfg = test_config(dir);
+  cfg.budget = 50000000L; /* the loops below, not a runaway */
+  memset(&err, 0, sizeof err);
+  lvm *vm = lvm_new(&cfg, &err);
+  CHECK(vm != NULL);
+  if (!vm) goto out;
+  /* The expected sum, from the same loops in C. */
+  long want = 0;
+  for (long i = 1; i <= 400; i++) {
+    for (long j = 1; j <= i % 50; j++) want += j;
+    for (long j = 1; j <= i % 7; j++) want += (i * j) % 300;
+    want += i % 290 + snprintf(NULL, 0, "%ld", i);
+  }
+  char expect[32];
+  snprintf(expect, sizeof expect, "%ld", want);
+  size_t before = lvm_memory(vm);
+  for (int k = 0; k < 3; k++) {
+    CHECK_INT(run(vm, "churn", &c, &err), TAILOR_OK);
+    CHECK_STR(c.out, expect);
+  }
+  lua_gc(lvm_state(vm), LUA_GCCOLLECT);
+  CHECK(lvm_memory(vm) < before + (64u << 10));
+  lvm_free(vm);
+out:
+  remove_tree(dir);
+}
+
 static void test_tiny_memory_limit(void) {
   tailor_error err;
   lvm_config c = test_config(NULL);
@@ -1186,6 +1252,7 @@ int main(void) {
   RUN(test_patterns_match_stock);
   RUN(test_not_reentrant);
   RUN(test_memory_cap);
+  RUN(test_small_blocks);
   RUN(test_tiny_memory_limit);
   RUN(test_sandbox_refuses);
   RUN(test_shared_tables_read_only);
