@@ -73,7 +73,10 @@ typedef struct request {
 ** block needs no header: a size of at most POOL_MAX is always a pool
 ** block.  Under AddressSanitizer a free block (and a slab's unused part)
 ** is poisoned and a block in use unpoisoned to its exact size, so reads
-** past the end or after a free are still caught.
+** past the end or after a free are still caught.  A free block stays in
+** its class until the state closes, so the cap counts the slabs, free
+** blocks included (see lvm_alloc): it bounds what the state takes from the
+** process, not only what its live objects take.
 */
 #if defined(__SANITIZE_ADDRESS__)
 #define POOL_ASAN 1
@@ -99,6 +102,7 @@ typedef struct pool {
   void *free[POOL_CLASSES]; /* each block's first word links the next */
   char *at, *end;           /* the current slab's unused part */
   void *slabs;              /* each slab's first word links the previous */
+  size_t slab_bytes;        /* POOL_SLAB per slab */
 } pool;
 
 struct lvm {
@@ -111,6 +115,7 @@ struct lvm {
   /* memory */
   pool pool;
   size_t used, limit;
+  size_t large; /* bytes of the blocks in use that are not pooled */
   int mem_hit;     /* a refusal that reached the strategy as an error */
   int refusing;    /* the last request was refused... */
   request refused; /* ...and this is it */
@@ -150,6 +155,7 @@ static void *pool_get(pool *p, size_t n) {
       if (!slab) return NULL;
       memcpy(slab, &p->slabs, sizeof p->slabs);
       p->slabs = slab;
+      p->slab_bytes += POOL_SLAB;
       p->at = slab + POOL_STEP; /* the link, padded to keep blocks aligned */
       p->end = slab + POOL_SLAB;
       POOL_POISON(p->at, (size_t)(p->end - p->at));
@@ -198,6 +204,16 @@ static void *move_block(pool *p, void *ptr, size_t old, size_t nsize) {
   return b;
 }
 
+/* What granting a grow (nsize > old) adds to the bytes the state holds: a
+   slab when the pool has no block of the class at hand, or a malloc'd
+   block (a pooled old block stays held, on its free list). */
+static size_t held_growth(const pool *p, void *ptr, size_t old, size_t nsize) {
+  if (!pooled(nsize)) return pooled(old) ? nsize : nsize - old;
+  size_t c = pool_class(nsize);
+  if (ptr && pool_class(old) == c) return 0;
+  return p->free[c] || (size_t)(p->end - p->at) >= (c + 1) * POOL_STEP ? 0 : POOL_SLAB;
+}
+
 static void *lvm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   lvm *vm = ud;
   size_t old = ptr ? osize : 0; /* without a block, osize is a type tag */
@@ -207,14 +223,22 @@ static void *lvm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     else
       free(ptr);
     vm->used -= old;
+    if (!pooled(old)) vm->large -= old;
     return NULL;
   }
   /* Shrinks always pass: refusing them would make Lua fail while it gives
-     memory back. */
-  if (nsize <= old || nsize - old <= vm->limit - vm->used) {
+     memory back.  A grow keeps under the cap both the objects' bytes and
+     the bytes the state holds, the free blocks kept in their size class
+     counted: without the second, a strategy that filled its cap with
+     strings of one size, then of the next, held many times its cap. */
+  size_t held = vm->pool.slab_bytes + vm->large;
+  if (nsize <= old ||
+      (nsize - old <= vm->limit - vm->used && held <= vm->limit &&
+       held_growth(&vm->pool, ptr, old, nsize) <= vm->limit - held)) {
     void *p = move_block(&vm->pool, ptr, old, nsize);
     if (p) {
       vm->used = vm->used - old + nsize;
+      vm->large = vm->large - (pooled(old) ? 0 : old) + (pooled(nsize) ? 0 : nsize);
       vm->refusing = 0;
       return p;
     }
@@ -732,6 +756,8 @@ lua_State *lvm_state(lvm *vm) { return vm->L; }
 size_t lvm_memory(lvm *vm) { return vm->used; }
 
 size_t lvm_memory_limit(lvm *vm) { return vm->limit; }
+
+size_t lvm_memory_held(lvm *vm) { return vm->pool.slab_bytes + vm->large; }
 
 uint64_t lvm_call_serial(lua_State *L) { return lvm_of(L)->calls; }
 

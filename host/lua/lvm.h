@@ -113,9 +113,13 @@ void lvm_charge(lua_State *L, long steps);
 */
 uint64_t lvm_call_serial(lua_State *L);
 
-/* Bytes the state holds now, and its cap. */
+/* Bytes the state's objects take now, and its cap. */
 size_t lvm_memory(lvm *vm);
 size_t lvm_memory_limit(lvm *vm);
+
+/* Bytes the state has taken from the process: its objects' blocks and the
+   small blocks it freed and keeps for reuse (at least lvm_memory). */
+size_t lvm_memory_held(lvm *vm);
 
 /*
 ** Compile-check every top-level `*.lua` file of `dir` in a scratch sandbox
