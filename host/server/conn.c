@@ -63,9 +63,18 @@ typedef struct wreq {
 static void pump_reads(conn *c);
 static void on_timer(uv_timer_t *t);
 
+#define SRV_SPARE_JOBS 512
+
 job *srv_job_new(conn *c) {
-  job *j = calloc(1, sizeof *j);
-  if (!j) return NULL;
+  srv *s = c->s;
+  job *j = s->spare_jobs;
+  if (j) {
+    s->spare_jobs = j->next;
+    s->n_spare_jobs--;
+    memset(j, 0, sizeof *j);
+  } else if (!(j = calloc(1, sizeof *j))) {
+    return NULL;
+  }
   j->c = c;
   j->t0 = uv_hrtime();
   j->req.op = -1;
@@ -81,7 +90,23 @@ static void job_free(job *j) {
   else
     free(j->body);
   free(j->out);
-  free(j);
+  srv *s = j->c->s;
+  if (s->n_spare_jobs < SRV_SPARE_JOBS) {
+    j->next = s->spare_jobs;
+    s->spare_jobs = j;
+    s->n_spare_jobs++;
+  } else {
+    free(j);
+  }
+}
+
+void srv_spare_jobs_free(srv *s) {
+  while (s->spare_jobs) {
+    job *j = s->spare_jobs;
+    s->spare_jobs = j->next;
+    free(j);
+  }
+  s->n_spare_jobs = 0;
 }
 
 /*

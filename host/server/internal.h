@@ -195,6 +195,12 @@ struct srv {
   uv_mutex_t done_mu;
   job *done_head, *done_tail;
 
+  /* Freed jobs kept for the next requests (loop-owned, linked by next):
+     a job is over 1 KiB, a size glibc's malloc serves only after merging
+     its small free chunks, which under load took a tenth of the loop. */
+  job *spare_jobs;
+  size_t n_spare_jobs;
+
   /* Engine stats kept for /metrics (SRV_STATS_TTL_MS). */
   uv_mutex_t stats_mu;
   char *stats_cache;
@@ -228,6 +234,8 @@ void srv_conn_write_raw(conn *c, const char *data, size_t len);
    of memory. */
 char *srv_error_json(const tailor_error *e);
 job *srv_job_new(conn *c);
+/* The loop's spare jobs (srv_job_new keeps freed ones), freed at the end. */
+void srv_spare_jobs_free(srv *s);
 void srv_maybe_stopped(srv *s);
 
 /* http.c */

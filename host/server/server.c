@@ -375,6 +375,7 @@ int srv_run(tailor *t, srv_conf *conf, const srv_opts *o) {
   uv_cond_destroy(&s->write_cv);
   free(s->stats_cache);
   free(s->pipe_path);
+  srv_spare_jobs_free(s);
   srv_peers_free(s->peers);
   srv_console_free(s);
   srv_conf_free(s->conf);
