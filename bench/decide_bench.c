@@ -111,7 +111,7 @@ int main(int argc, char **argv) {
   fclose(f);
   const char *root = getenv("TAILOR_ROOT") ? getenv("TAILOR_ROOT") : ".";
   char cfg[1024];
-  for (int pass = getenv("ONLY1") ? 1 : 0; pass < 2; pass++) {
+  for (int pass = 0; pass < 2; pass++) {
     snprintf(cfg, sizeof cfg, "{\"db\":\":memory:\",\"strategies\":\"%s%s\"}",
              pass ? trend_dir : root, pass ? "" : "/strategies");
     tailor_error err = {0};
