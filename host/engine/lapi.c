@@ -265,13 +265,63 @@ static void push_searches(lua_State *L, tailor *t, const char *customer,
 /*
 ** ctx is read-only: an empty table whose __index reads the fields from a
 ** hidden one (upvalue 5), and whose __newindex refuses, so one handler (or
-** a segment predicate) cannot change what the next one reads.  The fields
-** that cost something to build (customer, session, segments) are made when
-** first read and kept in the hidden table.  Upvalues: 1 the engine, 2
-** customer id, 3 anonymous id, 4 session id (strings or nil), 5 the
-** fields.  Handlers run with the index read lock held, so the figures are
-** those of the moment they are read.
+** a segment predicate) cannot change what the next one reads.  Only kind,
+** k and now are set up front; every other field is made when first read
+** and kept in the hidden table: customer, session and segments from the
+** index, and page, context, items, exclude, filter, pin, boost and bury
+** from the caller's request (upvalue 6, a ctx_src), which lives only as
+** long as the call ctx was given to: read later, those fail with an error
+** that says so (a handler keeps values, not ctx).  Most handlers read a
+** few fields, and building all of them was half of an on_event call.
+** Upvalues: 1 the engine, 2 customer id, 3 anonymous id, 4 session id
+** (strings or nil), 5 the fields, 6 the sources.  Handlers run with the
+** index read lock held, so the figures are those of the moment they are
+** read.
 */
+typedef struct ctx_src {
+  lapi_ctx c;              /* the pointers in it are the caller's */
+  const req_controls *ctl; /* or NULL */
+  uint64_t serial;         /* lvm_call_serial of the call */
+} ctx_src;
+
+static void push_controls(lua_State *L, const req_controls *c);
+
+/* A field made from the request, into the hidden table and on the stack;
+   0 when `k` is none of them. */
+static int ctx_request_field(lua_State *L, const char *k) {
+  static const char *const names[] = {"page", "context", "items", "exclude",
+                                      "filter", "pin",   "boost", "bury"};
+  int which = -1;
+  for (int i = 0; i < (int)(sizeof names / sizeof *names) && which < 0; i++)
+    if (!strcmp(k, names[i])) which = i;
+  if (which < 0) return 0;
+  const ctx_src *src = lua_touserdata(L, lua_upvalueindex(6));
+  const lapi_ctx *c = &src->c;
+  if (which == 2 && !c->items) { /* only a rank request has items */
+    lua_pushnil(L);
+    return 1;
+  }
+  if (src->serial != lvm_call_serial(L))
+    return luaL_error(L, "ctx.%s read after the call ctx was given to had ended; keep the "
+                      "values a later call needs, not ctx", k);
+  if (which >= 4) { /* filter, pin, boost and bury are made together */
+    lua_pushvalue(L, lua_upvalueindex(5));
+    push_controls(L, src->ctl);
+    lua_pop(L, 1);
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(5));
+    return 1;
+  }
+  if (which == 0) push_object(L, c->page);
+  else if (which == 1) push_object(L, c->context);
+  else if (which == 2) ljson_push(L, c->items);
+  else push_object(L, c->exclude);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, lua_upvalueindex(5));
+  return 1;
+}
+
 static int ctx_index(lua_State *L) {
   const char *k = lua_tostring(L, 2);
   tailor *t = lua_touserdata(L, lua_upvalueindex(1));
@@ -289,7 +339,7 @@ static int ctx_index(lua_State *L) {
   else if (!strcmp(k, "segments"))
     push_segments(L, 1);
   else
-    return 0;
+    return ctx_request_field(L, k);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, -2);
   lua_rawset(L, lua_upvalueindex(5));
@@ -359,24 +409,16 @@ void lapi_push_decide_ctx(lua_State *L, tailor *t, const lapi_ctx *c, const req_
   push_opt_string(L, c->customer);
   push_opt_string(L, c->anon);
   push_opt_string(L, c->session);
-  lua_createtable(L, 0, 9); /* the fields */
+  lua_createtable(L, 0, 8); /* the fields */
   lua_pushstring(L, c->kind);
   lua_setfield(L, -2, "kind");
   set_int(L, "k", c->k);
   set_int(L, "now", util_now_ms());
-  push_object(L, c->page);
-  lua_setfield(L, -2, "page");
-  push_object(L, c->context);
-  lua_setfield(L, -2, "context");
-  if (c->items) {
-    ljson_push(L, c->items);
-    lua_setfield(L, -2, "items");
-  }
-  if (c->exclude) ljson_push(L, c->exclude);
-  else lua_createtable(L, 0, 0);
-  lua_setfield(L, -2, "exclude");
-  push_controls(L, ctl);
-  lua_pushcclosure(L, ctx_index, 5);
+  ctx_src *src = lua_newuserdatauv(L, sizeof *src, 0);
+  src->c = *c;
+  src->ctl = ctl;
+  src->serial = lvm_call_serial(L);
+  lua_pushcclosure(L, ctx_index, 6);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, ctx_newindex);
   lua_setfield(L, -2, "__newindex");

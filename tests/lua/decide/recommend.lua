@@ -1,5 +1,6 @@
 -- A strategy for decide_spec: tailor.item's copies, a read-only ctx, rank,
--- the request's merchandising controls.
+-- the request's merchandising controls, a ctx kept past its call.
+local kept
 return {
   recommend = function(ctx)
     if ctx.page.type == "mutate" then
@@ -27,6 +28,13 @@ return {
       error("boom")
     elseif ctx.page.type == "write_ctx" then
       ctx.k = 99
+    elseif ctx.page.type == "keep" then
+      kept = ctx -- read page now, context never in this call
+      return { { id = "a", explain = "kept" } }
+    elseif ctx.page.type == "late_page" then
+      return { { id = "a", explain = kept.page.type .. "/" .. kept.kind .. "/" .. tostring(kept.items) } }
+    elseif ctx.page.type == "late_context" then
+      return { { id = "a", explain = tostring(kept.context.x) } }
     end
     local it = tailor.item("a")
     return { { id = "a", score = 0.5, explain = it.name .. ":" .. tostring(it.price) } }
