@@ -26,8 +26,9 @@
 typedef struct trigger_run {
   tailor *t;
   const ev *e;
-  json_t *schedule; /* array of {key, customer, channel, template, vars, due} */
-  json_t *cancel;   /* array of keys */
+  json_t *schedule; /* array of {key, customer, channel, template, vars, due};
+                       NULL until the first (most events schedule nothing) */
+  json_t *cancel;   /* array of keys, or NULL */
   const char *file;
   int line;
   int dropped;      /* schedules refused for consent */
@@ -107,6 +108,10 @@ static void take_schedule(lua_State *L, trigger_run *r, lua_Integer i) {
   json_object_set_new(row, "due", json_integer(when));
   json_t *sup = json_object_get(s, "supersede");
   if (json_is_string(sup)) json_object_set(row, "supersede", sup);
+  if (!r->schedule && !(r->schedule = json_array())) {
+    json_decref(row);
+    luaL_error(L, "out of memory");
+  }
   json_array_append_new(r->schedule, row);
   json_decref(s);
 }
@@ -188,8 +193,6 @@ static int run_on_event(lua_State *L) {
   if (lua_getinfo(L, ">S", &ar)) r->line = ar.linedefined;
   lapi_ctx c = {"on_event", r->t->cfg.default_k, r->e->customer, r->e->anon,
                 r->e->session, NULL, r->e->props, NULL, NULL};
-  eng_caps_read(L, &r->call.caps);
-  r->call.caps_read = 1;
   lapi_push_ctx(L, r->t, &c);
   push_event(L, r->e);
   lua_call(L, 2, 1);
@@ -211,11 +214,18 @@ static int run_on_event(lua_State *L) {
     for (lua_Integer i = 1; i <= n; i++) {
       lua_rawgeti(L, -1, i);
       if (lua_type(L, -1) != LUA_TSTRING) bad(L, r, "a 'cancel' entry that is not a key");
+      if (!r->cancel && !(r->cancel = json_array())) luaL_error(L, "out of memory");
       json_array_append_new(r->cancel, json_string(lua_tostring(L, -1)));
       lua_pop(L, 1);
     }
   } else if (!lua_isnil(L, -1)) {
     bad(L, r, "a 'cancel' that is not a list of keys");
+  }
+  /* The strategy's caps, which apply_run checks the schedules against:
+     read only when there are some (tailor.coupon may have read them). */
+  if (r->schedule && !r->call.caps_read) {
+    eng_caps_read(L, &r->call.caps);
+    r->call.caps_read = 1;
   }
   return 0;
 }
@@ -303,7 +313,7 @@ int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
   if (!lvm_has_handler(vm, "on_event")) return TAILOR_OK;
   for (size_t i = 0; i < n; i++) {
     if (evs[i]->dup || evs[i]->ts < oldest) continue;
-    trigger_run r = {t, evs[i], json_array(), json_array(), NULL, 0, 0,
+    trigger_run r = {t, evs[i], NULL, NULL, NULL, 0, 0,
                      {evs[i]->customer, evs[i]->anon, NULL, {0}, 0}};
     pthread_rwlock_rdlock(&t->lock);
     eng_current = &r.call;

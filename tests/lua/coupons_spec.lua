@@ -176,6 +176,20 @@ describe("frequency caps across channels", function()
     e:close()
   end)
 
+  it("caps an email that carries no coupon as well", function()
+    local e = engine()
+    local d = e:decide { kind = "popup", customer = "c1", context = { trigger = "exit_intent" } }
+    assert.is_string(d.result.coupon)
+    assert(e:ingest { type = "signup", customer = "c1" })
+    assert.are.equal(0, #e:outbox())
+    assert.are.equal(1, e:stats().process.triggers_capped)
+    assert(e:ingest { type = "customer_upsert",
+                      customer = { id = "c2", email = "b@x.io", consent = { email = true } } })
+    assert(e:ingest { type = "signup", customer = "c2" }) -- nobody else is capped
+    assert.are.equal(1, #e:outbox())
+    e:close()
+  end)
+
   it("schedules no email to a customer at the day's cap", function()
     local e = engine()
     local d = e:decide { kind = "popup", customer = "c1", context = { trigger = "exit_intent" } }

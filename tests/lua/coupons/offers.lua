@@ -18,6 +18,9 @@ end
 
 local function on_event(ctx, ev)
   local who = ctx.customer.id
+  if who and ev.type == "signup" then -- an email without a coupon
+    return { schedule = { { key = "welcome:" .. who, template = "welcome" } } }
+  end
   if not who or ev.type ~= "add_to_cart" then return nil end
   local c = tailor.coupon("cart_5", { percent = 5 })
   return { schedule = { { key = "cart:" .. who .. ":" .. ev.ts, template = "abandoned_cart",
