@@ -185,6 +185,8 @@ struct srv {
   uv_mutex_t mu;
   uv_cond_t read_cv, write_cv;
   job *rq_head, *rq_tail, *wq_head, *wq_tail;
+  int read_idle, write_idle; /* threads waiting on read_cv, write_cv: a
+                                queued job signals only when one waits */
   int stop_threads;
   uv_thread_t *workers;
   int n_workers;
