@@ -110,6 +110,14 @@ static lvm *open_vm(const char *dir, tailor_error *err) {
   return lvm_new(&c, err);
 }
 
+/* A state for tests whose loops run long on purpose, not a runaway. */
+static lvm *open_vm_long(const char *dir, tailor_error *err) {
+  lvm_config c = test_config(dir);
+  c.budget = 50000000L;
+  memset(err, 0, sizeof *err);
+  return lvm_new(&c, err);
+}
+
 /* What lvm_pcall runs: the handler named in the call, with an optional
    string argument; its result as text in `out`. */
 typedef struct call {
@@ -775,10 +783,7 @@ static void test_small_blocks(void) {
              "    return first == sum(build(1)) and first or -1\n"
              "  end,\n"
              "}\n");
-  lvm_config cfg = test_config(dir);
-  cfg.budget = 50000000L; /* the loops below, not a runaway */
-  memset(&err, 0, sizeof err);
-  lvm *vm = lvm_new(&cfg, &err);
+  lvm *vm = open_vm_long(dir, &err);
   CHECK(vm != NULL);
   if (!vm) goto out;
   /* The expected sum, from the same loops in C. */
@@ -825,10 +830,7 @@ static void test_kept_blocks_capped(void) {
              "  end,\n"
              "  ok = function() return 'fine' end,\n"
              "}\n");
-  lvm_config cfg = test_config(dir);
-  cfg.budget = 50000000L; /* the loops below, not a runaway */
-  memset(&err, 0, sizeof err);
-  lvm *vm = lvm_new(&cfg, &err);
+  lvm *vm = open_vm_long(dir, &err);
   CHECK(vm != NULL);
   if (!vm) goto out;
   int rc = run(vm, "sizes", &c, &err);
