@@ -253,15 +253,33 @@ int sknn_query(const sknn_index *x, const uint32_t *prefix, size_t n,
 /* ** What the tuner and the re-ranker read ---------------------------------- */
 
 /*
-** After a tailor query on w (sknn_query with p, prefix[0..n)): the parts
-** of item e's score: [0] the neighbours', [1] the transitions', [2] the
-** repeat boost; they add up to its score.  Zeros for an item that was not
-** a candidate (which includes items past the k rows asked for: every item
-** the query scored has its parts, listed or not).
+** After a tailor query on w (sknn_query with p, prefix[0..n)), what made
+** item e's score.  neighbours + transitions + repeat add up to its score;
+** all zeros for an item that was not a candidate (which includes items
+** past the k rows asked for: every item the query scored has its parts,
+** listed or not).
 */
-void sknn_tailor_parts(const sknn_work *w, const sknn_params *p,
+typedef struct sknn_tailor_part {
+  double neighbours;   /* the neighbour sessions' part */
+  double transitions;  /* the transitions' part */
+  double repeat;       /* the repeat boost's part */
+  double best;         /* the best single neighbour's contribution to it,
+                          in the units of neighbours */
+  double trans_last;   /* share of the views after the latest prefix item
+                          that went to e (that transition source alone) */
+  uint32_t support;    /* neighbour sessions that hold e */
+} sknn_tailor_part;
+
+void sknn_tailor_parts(sknn_work *w, const sknn_index *x, const sknn_params *p,
                        const uint32_t *prefix, size_t n, uint32_t e,
-                       double parts[3]);
+                       sknn_tailor_part *out);
+
+/* After any query on w: the score its kernel gave item e before the k best
+** were taken (0 when it scored no such item). */
+double sknn_work_score(const sknn_work *w, uint32_t e);
+
+/* The neighbour sessions the last tailor query on w found. */
+uint32_t sknn_tailor_neighbours(const sknn_work *w);
 
 /*
 ** How repeat-heavy a shop is, from the `sessions` most recent sessions the

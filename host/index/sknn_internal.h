@@ -165,6 +165,9 @@ typedef struct cand {
   uint32_t anchor2;      /* source item of the best transition share */
   float best, best2;     /* those contributions */
   float lw;              /* weight in the current neighbour or source */
+  uint32_t support;      /* neighbour sessions that scored it */
+  float trans_last;      /* tailor: its share of the views after the
+                            latest prefix item (that source alone) */
   double score;          /* the kernel's score */
   double aux;            /* tailor's transition score */
 } cand;
@@ -213,6 +216,8 @@ struct sknn_work {
   double popf_exp;
   double trans_scale;    /* tailor: what the last query multiplied the
                             transition scores by (sknn_tailor_parts) */
+  double nbr_scale;      /* and the neighbours' scores (times views^pop_exp) */
+  uint32_t nneighbours;  /* the neighbour sessions the last query found */
 };
 
 /* sknn_work.c: size the workspace to the index and to k neighbours (0, or
@@ -284,6 +289,8 @@ static inline cand *cand_get(sknn_work *w, uint32_t e) {
     c->lmark = 0;
     c->anchor = c->anchor2 = SKNN_NONE;
     c->best = c->best2 = c->lw = 0;
+    c->support = 0;
+    c->trans_last = 0;
     c->score = c->aux = 0;
     w->touched[w->ntouched++] = i;
     return c;
@@ -295,6 +302,19 @@ static inline void add_score(sknn_work *w, uint32_t e, double v,
                              uint32_t anchor) {
   cand *c = cand_get(w, e);
   c->score += v;
+  if (v > c->best) {
+    c->best = (float)v;
+    c->anchor = anchor;
+  }
+}
+
+/* add_score for a neighbour session's item, counting the neighbours that
+** hold it (the re-ranker reads the count). */
+static inline void add_neighbour_score(sknn_work *w, uint32_t e, double v,
+                                       uint32_t anchor) {
+  cand *c = cand_get(w, e);
+  c->score += v;
+  c->support++;
   if (v > c->best) {
     c->best = (float)v;
     c->anchor = anchor;

@@ -186,7 +186,7 @@ void sknn_score_neighbours(const query *q, uint32_t nn) {
       for (uint32_t i = 0; i < s->n; i++) {
         double v = sim * pw[i];
         if (idf > 0) v *= 1 + idf * idf_of(x, w, items[i]);
-        if (v > 0) add_score(w, items[i], v, m);
+        if (v > 0) add_neighbour_score(w, items[i], v, m);
       }
       continue;
     }
@@ -205,7 +205,7 @@ void sknn_score_neighbours(const query *q, uint32_t nn) {
         }
         double v = sim * wt;
         if (idf > 0) v *= 1 + idf * idf_of(x, w, e);
-        if (v > 0) add_score(w, e, v, m);
+        if (v > 0) add_neighbour_score(w, e, v, m);
       }
       continue;
     }
@@ -219,7 +219,7 @@ void sknn_score_neighbours(const query *q, uint32_t nn) {
       uint32_t e = w->ltouched[i];
       double v = sim * cand_find(w, e)->lw;
       if (idf > 0) v *= 1 + idf * idf_of(x, w, e);
-      if (v > 0) add_score(w, e, v, m);
+      if (v > 0) add_neighbour_score(w, e, v, m);
     }
   }
 }

@@ -78,3 +78,8 @@ int sknn_query(const sknn_index *x, const uint32_t *prefix, size_t n,
   if (got < k && p->fill) got = sknn_fill_popular(&q, out, got, k, 0);
   return (int)got;
 }
+
+double sknn_work_score(const sknn_work *w, uint32_t e) {
+  const cand *c = w->tab ? cand_find(w, e) : NULL;
+  return c ? c->score : 0;
+}

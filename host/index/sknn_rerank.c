@@ -107,9 +107,7 @@ int sknn_rerank_candidates(const sknn_index *x, const sknn_params *p,
   for (int i = 0; i < ni; i++) {
     int r = union_row(w, w->il[i].id, last);
     if (r < 0) break;
-    float *f = &w->f[r * SKNN_RERANK_NFEATURES];
-    f[SKNN_F_itemknn] = (float)w->il[i].score;
-    f[SKNN_F_itemknn_rank] = (float)(i + 1);
+    w->f[r * SKNN_RERANK_NFEATURES + SKNN_F_itemknn_rank] = (float)(i + 1);
   }
   /* The session's items, latest first; their counts and positions. */
   uint32_t distinct = 0;
@@ -136,7 +134,11 @@ int sknn_rerank_candidates(const sknn_index *x, const sknn_params *p,
     f[SKNN_F_count] += 1;
     f[SKNN_F_first] = (float)i;
   }
-  /* The rest of every row. */
+  /* The rest of every row.  Ratios to the best of each list, since a
+  ** score's scale changes from query to query. */
+  double top_tailor = nt > 0 ? w->tl[0].score : 0, top_item = ni > 0 ? w->il[0].score : 0;
+  uint32_t found = sknn_tailor_neighbours(w->wt);
+  float last_views = n ? lg((double)sknn_item_views(x, prefix[n - 1])) : NAN;
   uint32_t ndist = 0;
   for (size_t i = 0; i < n; i++) {
     size_t j = 0;
@@ -146,12 +148,26 @@ int sknn_rerank_candidates(const sknn_index *x, const sknn_params *p,
   for (uint32_t r = 0; r < w->m; r++) {
     float *f = &w->f[r * SKNN_RERANK_NFEATURES];
     uint32_t e = w->ids[r];
-    double parts[3];
-    sknn_tailor_parts(w->wt, &tp, prefix, n, e, parts);
-    f[SKNN_F_tailor] = (float)(parts[0] + parts[1] + parts[2]);
-    f[SKNN_F_neighbours] = (float)parts[0];
-    f[SKNN_F_transitions] = (float)parts[1];
-    f[SKNN_F_repeat] = (float)parts[2];
+    sknn_tailor_part pt;
+    sknn_tailor_parts(w->wt, x, &tp, prefix, n, e, &pt);
+    double score = pt.neighbours + pt.transitions + pt.repeat;
+    f[SKNN_F_tailor] = (float)score;
+    f[SKNN_F_neighbours] = (float)pt.neighbours;
+    f[SKNN_F_transitions] = (float)pt.transitions;
+    f[SKNN_F_repeat] = (float)pt.repeat;
+    f[SKNN_F_support] = (float)pt.support;
+    f[SKNN_F_support_share] = found ? (float)pt.support / (float)found : 0;
+    if (pt.neighbours > 0) f[SKNN_F_best_share] = (float)(pt.best / pt.neighbours);
+    f[SKNN_F_trans_last] = (float)pt.trans_last;
+    if (top_tailor > 0) f[SKNN_F_tailor_ratio] = (float)(score / top_tailor);
+    if (ni > 0) {
+      /* Every candidate's itemknn score, listed or not: itemknn scored all
+      ** the items co-viewed with the last one (0: none was). */
+      double v = sknn_work_score(w->wi, e);
+      f[SKNN_F_itemknn] = (float)v;
+      if (top_item > 0) f[SKNN_F_itemknn_ratio] = (float)(v / top_item);
+    }
+    f[SKNN_F_last_views] = last_views;
     uint32_t a = w->anchors[r];
     if (a != SKNN_NONE && a != e)
       for (size_t i = n; i-- > 0;)

@@ -46,7 +46,8 @@
 
 /*
 ** The features of a candidate, in the model's column order (a model
-** records how many it was trained with; a different count is refused).
+** records how many it was trained with, and the tuned file their names: a
+** different count or list is refused, naming the first difference).
 ** Missing values (not in the session, not listed by a kernel) are NaN.
 */
 #define SKNN_RERANK_FEATURES(X)                                          \
@@ -55,7 +56,7 @@
   X(neighbours, "the neighbour sessions' part of tailor's score")        \
   X(transitions, "the transitions' part")                                 \
   X(repeat, "the repeat boost's part")                                   \
-  X(itemknn, "itemknn's score after the last item")                       \
+  X(itemknn, "itemknn's score after the last item (0: not co-viewed)")    \
   X(itemknn_rank, "its rank in itemknn's list")                          \
   X(count, "times viewed in the session")                                 \
   X(since, "views since its last view in the session (0 = the last one)") \
@@ -67,7 +68,14 @@
   X(sessions, "log of the sessions it was in")                            \
   X(age, "log of the sessions since it was last seen")                    \
   X(recent, "its sessions among the last SKNN_RERANK_RECENT")             \
-  X(trend, "recent sessions over all its remembered ones")
+  X(trend, "recent sessions over all its remembered ones")              \
+  X(support, "neighbour sessions that hold it")                           \
+  X(support_share, "their share of the neighbour sessions found")         \
+  X(best_share, "the best single neighbour's share of its neighbours part") \
+  X(trans_last, "share of the views after the last item that went to it") \
+  X(tailor_ratio, "tailor's score over its best item's")                  \
+  X(itemknn_ratio, "itemknn's score over its best item's")                \
+  X(last_views, "log of the last item's views")
 
 enum {
 #define SKNN_RERANK_ENUM_(f, what) SKNN_F_##f,
@@ -144,8 +152,9 @@ typedef struct sknn_tuned {
 /*
 ** Read a tuned-parameters file (`tailor tune --out`): its "params" over
 ** tailor's defaults, and the model its "model" key names (a path relative
-** to the file's folder), loaded.  Returns 0, or TAILOR_EIO / TAILOR_EPARSE
-** / TAILOR_EINVAL with err naming the file and the key at fault.  Free
+** to the file's folder), loaded, after its "features" list is checked
+** against this build's.  Returns 0, or TAILOR_EIO / TAILOR_EPARSE /
+** TAILOR_EINVAL with err naming the file and the key at fault.  Free
 ** with sknn_tuned_free (also after an error).
 */
 int sknn_tuned_load(const char *path, sknn_tuned *t, tailor_error *err);

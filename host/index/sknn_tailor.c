@@ -48,21 +48,22 @@ static void score_transitions(const query *q) {
     if (total <= 0) continue;
     for (uint32_t i = 0; i < w->nltouched; i++) {
       uint32_t e = w->ltouched[i];
-      add_aux(w, e, ws * cand_find(w, e)->lw / total, src);
+      cand *c = cand_find(w, e);
+      if (a == 0) c->trans_last = (float)(c->lw / total);
+      add_aux(w, e, ws * c->lw / total, src);
     }
   }
 }
 
 /* views^pop_exp of an item, from the workspace's table when it can. */
-static double pop_factor(const query *q, uint32_t e) {
-  sknn_work *w = q->w;
-  uint32_t v = q->x->views32[e];
-  if (v >= POP_TABLE) return exp(q->p->pop_exp * log((double)v));
-  if (w->popf_exp != q->p->pop_exp) {
+static double pop_factor(sknn_work *w, const sknn_index *x, double pop_exp, uint32_t e) {
+  uint32_t v = x->views32[e];
+  if (v >= POP_TABLE) return exp(pop_exp * log((double)v));
+  if (w->popf_exp != pop_exp) {
     memset(w->popf, 0, sizeof w->popf);
-    w->popf_exp = q->p->pop_exp;
+    w->popf_exp = pop_exp;
   }
-  if (w->popf[v] == 0) w->popf[v] = exp(q->p->pop_exp * log((double)v));
+  if (w->popf[v] == 0) w->popf[v] = exp(pop_exp * log((double)v));
   return w->popf[v];
 }
 
@@ -76,18 +77,20 @@ static double pop_factor(const query *q, uint32_t e) {
 void sknn_score_tailor(const query *q) {
   const sknn_params *p = q->p;
   sknn_work *w = q->w;
-  sknn_score_neighbours(q, sknn_find_neighbours(q));
+  w->nneighbours = sknn_find_neighbours(q);
+  sknn_score_neighbours(q, w->nneighbours);
   if (p->trans > 0) score_transitions(q);
   double mk = 0, mt = 0;
   for (uint32_t i = 0; i < w->ntouched; i++) {
     cand *c = &w->tab[w->touched[i]];
     if (p->pop_exp != 0 && c->score > 0)
-      c->score *= pop_factor(q, c->item);
+      c->score *= pop_factor(w, q->x, p->pop_exp, c->item);
     if (c->score > mk) mk = c->score;
     if (c->aux > mt) mt = c->aux;
   }
   double fk = mk > 0 ? 1 / mk : 0, ft = mt > 0 ? p->trans / mt : 0;
   w->trans_scale = ft;
+  w->nbr_scale = fk;
   for (uint32_t i = 0; i < w->ntouched; i++) {
     cand *c = &w->tab[w->touched[i]];
     c->score = c->score * fk + c->aux * ft;
@@ -113,14 +116,22 @@ static double repeat_boost(const sknn_params *p, const uint32_t *prefix,
   return b;
 }
 
-void sknn_tailor_parts(const sknn_work *w, const sknn_params *p,
+void sknn_tailor_parts(sknn_work *w, const sknn_index *x, const sknn_params *p,
                        const uint32_t *prefix, size_t n, uint32_t e,
-                       double parts[3]) {
-  parts[0] = parts[1] = parts[2] = 0;
+                       sknn_tailor_part *out) {
+  memset(out, 0, sizeof *out);
   const cand *c = w->tab ? cand_find(w, e) : NULL;
   if (!c) return;
-  parts[1] = c->aux * w->trans_scale;
-  if (p->repeat > 0 && in_prefix(w, e)) parts[2] = repeat_boost(p, prefix, n, e);
-  parts[0] = c->score - parts[1] - parts[2];
-  if (parts[0] < 0) parts[0] = 0; /* rounding */
+  out->transitions = c->aux * w->trans_scale;
+  if (p->repeat > 0 && in_prefix(w, e)) out->repeat = repeat_boost(p, prefix, n, e);
+  out->neighbours = c->score - out->transitions - out->repeat;
+  if (out->neighbours < 0) out->neighbours = 0; /* rounding */
+  out->support = c->support;
+  if (c->support) {
+    double pf = p->pop_exp != 0 ? pop_factor(w, x, p->pop_exp, e) : 1;
+    out->best = c->best * pf * w->nbr_scale;
+  }
+  out->trans_last = c->trans_last;
 }
+
+uint32_t sknn_tailor_neighbours(const sknn_work *w) { return w->nneighbours; }

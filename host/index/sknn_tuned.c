@@ -17,6 +17,29 @@ void sknn_tuned_free(sknn_tuned *t) {
   t->ranker = NULL;
 }
 
+/*
+** The model's features, as the file lists them, must be this build's, in
+** its order: a model trained on other columns would score nonsense without
+** failing.  (A file without the list is checked by the model's feature
+** count alone.)
+*/
+static int check_features(const char *path, const json_t *f, tailor_error *err) {
+  if (!f) return 0;
+  if (!json_is_array(f))
+    return util_fail(err, TAILOR_EPARSE, "features", "%s: features: not an array", path);
+  size_t n = json_array_size(f);
+  for (size_t i = 0; i < n || i < SKNN_RERANK_NFEATURES; i++) {
+    const char *have = json_string_value(json_array_get(f, i));
+    const char *want = sknn_rerank_feature_name((int)i);
+    if (have && want && !strcmp(have, want)) continue;
+    return util_fail(err, TAILOR_EINVAL, "features",
+                     "%s: features: the model was trained on other features than "
+                     "this build's (feature %zu is '%s' there, '%s' here): tune again",
+                     path, i + 1, have ? have : "-", want ? want : "-");
+  }
+  return 0;
+}
+
 int sknn_tuned_load(const char *path, sknn_tuned *t, tailor_error *err) {
   memset(t, 0, sizeof *t);
   sknn_params_default(&t->params, SKNN_TAILOR);
@@ -54,6 +77,8 @@ int sknn_tuned_load(const char *path, sknn_tuned *t, tailor_error *err) {
     }
   }
   const char *model = json_string_value(json_object_get(root, "model"));
+  if (model && *model && (rc = check_features(path, json_object_get(root, "features"), err)))
+    goto done;
   if (model && *model) {
     if (model[0] == '/') {
       snprintf(t->model, sizeof t->model, "%s", model);

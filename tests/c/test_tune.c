@@ -268,6 +268,17 @@ static void edit_base(json_t *j) {
                       json_string("half"));
 }
 
+/* The tuned file's feature list as an older build wrote it: one column
+** fewer, or one renamed. */
+static void edit_list_short(json_t *j) {
+  json_t *f = json_object_get(j, "features");
+  json_array_remove(f, json_array_size(f) - 1);
+}
+static void edit_list_renamed(json_t *j) {
+  json_array_set_new(json_object_get(j, "features"), SKNN_F_support, json_string("supp"));
+}
+static void edit_list_gone(json_t *j) { json_object_del(j, "features"); }
+
 /* A malformed model: refused, naming the file and what is wrong. */
 static void check_bad_model(const char *path, const char *what) {
   tailor_error err = {0};
@@ -289,7 +300,10 @@ static void test_bad_models(const char *model, const char *dir) {
   write_file(bad, "{\"version\": [1, 7, 4]}");
   check_bad_model(bad, "learner.learner_model_param");
   write_edited(model, bad, edit_features);
-  check_bad_model(bad, "a model of 17 features; this build has 18");
+  char what[64];
+  snprintf(what, sizeof what, "a model of 17 features; this build has %d",
+           SKNN_RERANK_NFEATURES);
+  check_bad_model(bad, what);
   write_edited(model, bad, edit_child);
   check_bad_model(bad, "trees[0] node 0: children 100000");
   write_edited(model, bad, edit_cycle);
@@ -343,6 +357,29 @@ static void test_rerank(void) {
   sknn_params_format(&t.params, a, sizeof a);
   sknn_params_format(&r.tuned, b, sizeof b);
   CHECK_STR(a, b);
+  sknn_tuned t2;
+
+  /* A feature list other than this build's is refused by name (the model
+  ** beside it would score the wrong columns); a file without the list is
+  ** checked by the model's feature count alone. */
+  char edited[600];
+  snprintf(edited, sizeof edited, "%s.edited.json", out);
+  write_edited(out, edited, edit_list_short);
+  CHECK(sknn_tuned_load(edited, &t2, &err) == TAILOR_EINVAL);
+  CHECK_CONTAINS(err.message, edited);
+  CHECK_CONTAINS(err.message, "is '-' there, 'last_views' here");
+  CHECK_CONTAINS(err.message, "tune again");
+  sknn_tuned_free(&t2);
+  write_edited(out, edited, edit_list_renamed);
+  CHECK(sknn_tuned_load(edited, &t2, &err) == TAILOR_EINVAL);
+  CHECK_CONTAINS(err.message, "is 'supp' there, 'support' here");
+  CHECK(t2.ranker == NULL);
+  sknn_tuned_free(&t2);
+  write_edited(out, edited, edit_list_gone);
+  CHECK_INT(sknn_tuned_load(edited, &t2, &err), 0);
+  CHECK(t2.ranker != NULL);
+  sknn_tuned_free(&t2);
+  unlink(edited);
 
   /* It scores: k rows, no duplicates, each explained by a prefix item or
   ** the item itself. */
@@ -381,6 +418,24 @@ static void test_rerank(void) {
       nreal += (size_t)m;
     }
     CHECK(nreal > 500);
+    /* The features that describe a candidate's support keep their ranges;
+    ** tailor's and itemknn's first rows have ratio 1; itemknn scores items
+    ** past its own list too (0 when never co-viewed with the last item). */
+    size_t supported = 0, unlisted_ik = 0;
+    for (size_t i = 0; i < nreal; i++) {
+      const float *row = &real[i * SKNN_RERANK_NFEATURES];
+      float share = row[SKNN_F_support_share], best = row[SKNN_F_best_share];
+      CHECK(share >= 0 && share <= 1);
+      CHECK(isnan(best) || (best > 0 && best <= 1 + 1e-5));
+      CHECK(row[SKNN_F_trans_last] >= 0 && row[SKNN_F_trans_last] <= 1 + 1e-5);
+      CHECK(isnan(row[SKNN_F_tailor_ratio]) || row[SKNN_F_tailor_ratio] <= 1 + 1e-5);
+      if (row[SKNN_F_tailor_rank] == 1) CHECK(fabsf(row[SKNN_F_tailor_ratio] - 1) < 1e-5);
+      if (row[SKNN_F_itemknn_rank] == 1) CHECK(fabsf(row[SKNN_F_itemknn_ratio] - 1) < 1e-5);
+      supported += row[SKNN_F_support] > 0 && row[SKNN_F_neighbours] > 0;
+      unlisted_ik += isnan(row[SKNN_F_itemknn_rank]) && row[SKNN_F_itemknn] >= 0;
+    }
+    CHECK(supported > nreal / 4);
+    CHECK(unlisted_ik > 0);
     static splits sp;
     model_splits(model, &sp);
     int nsplits = 0;
