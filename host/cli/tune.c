@@ -14,6 +14,11 @@
 #include "eval/tune.h"
 #include "store/store.h"
 
+/* The defaults in the help text come from tune.h, where the search reads
+   them, not from copies. */
+#define TUNE_STR_(x) #x
+#define TUNE_STR(x) TUNE_STR_(x)
+
 static const char tune_help[] =
     "usage: tailor tune (--train FILE | --db PATH) --out FILE [OPTIONS]\n\n"
     "Choose the tailor kernel's parameters for this shop and train a re-ranker\n"
@@ -27,14 +32,19 @@ static const char tune_help[] =
     "  --db PATH          or the views of a store, grouped by session\n"
     "  --out FILE         the parameters (JSON)\n"
     "  --val-share X      share of the sessions held out (default 0.1)\n"
-    "  --queries N        validation queries scored per try (default 20000;\n"
+    "  --queries N        validation queries scored per try (default "
+    TUNE_STR(TUNE_DEFAULT_QUERIES) ";\n"
     "                     0 = all)\n"
-    "  --passes N         coordinate passes at most (default 6)\n"
-    "  --budget-s S       seconds the search may take (default 420)\n"
+    "  --passes N         coordinate passes at most (default "
+    TUNE_STR(TUNE_DEFAULT_MAX_PASSES) ")\n"
+    "  --budget-s S       seconds the search may take (default "
+    TUNE_STR(TUNE_DEFAULT_BUDGET_S) ")\n"
     "  --threads N        scoring threads (default 2)\n"
     "  --no-rerank        tune the kernel only\n"
-    "  --rank-queries N   queries the re-ranker learns from (default 30000)\n"
-    "  --trees N          boosting rounds at most (default 300)\n"
+    "  --rank-queries N   queries the re-ranker learns from (default "
+    TUNE_STR(TUNE_DEFAULT_RANK_QUERIES) ")\n"
+    "  --trees N          boosting rounds at most (default "
+    TUNE_STR(TUNE_DEFAULT_TREES) ")\n"
     "  --quiet            no progress output\n"
     "  -h, --help         this help\n\n"
     "Then: tailor eval --train FILE --test FILE --tuned OUT, or index.tuned = OUT\n"
