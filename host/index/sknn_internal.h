@@ -297,28 +297,24 @@ static inline cand *cand_get(sknn_work *w, uint32_t e) {
   }
 }
 
-/* Add to the main score, remembering which prefix item gave the most. */
-static inline void add_score(sknn_work *w, uint32_t e, double v,
-                             uint32_t anchor) {
+/* Add to the main score, remembering which prefix item gave the most;
+** the candidate's entry. */
+static inline cand *add_score(sknn_work *w, uint32_t e, double v,
+                              uint32_t anchor) {
   cand *c = cand_get(w, e);
   c->score += v;
   if (v > c->best) {
     c->best = (float)v;
     c->anchor = anchor;
   }
+  return c;
 }
 
 /* add_score for a neighbour session's item, counting the neighbours that
 ** hold it (the re-ranker reads the count). */
 static inline void add_neighbour_score(sknn_work *w, uint32_t e, double v,
                                        uint32_t anchor) {
-  cand *c = cand_get(w, e);
-  c->score += v;
-  c->support++;
-  if (v > c->best) {
-    c->best = (float)v;
-    c->anchor = anchor;
-  }
+  add_score(w, e, v, anchor)->support++;
 }
 
 static inline void add_aux(sknn_work *w, uint32_t e, double v,
