@@ -337,30 +337,44 @@ static uint32_t key_table(idx *x, uint32_t k, const idx_person *p) {
   return cache->v[value] - 1;
 }
 
-static int bump_trending(idx *x, uint32_t pid, uint32_t item, int64_t ts,
-                         double w) {
-  w *= trend_event_weight(&x->trend, ts);
+/*
+** Every trend table a line of an event counts in: everyone's, the item's
+** category levels and the person's segment values, in the order of the
+** keys.  Their slots for the item are far apart in memory, so they are
+** asked for here, before the line's other work, and added to after it
+** (bump_trending) without waiting for each in turn.  -1 when out of memory.
+*/
+#define TREND_TABLES_MAX (1 + IDX_MAX_TREND_KEYS * IDX_MAX_CATEGORY_DEPTH)
+
+static int trending_tables(idx *x, uint32_t pid, uint32_t item, uint32_t *tables) {
   if (!x->trend_all) {
     uint32_t t = trend_table_id(&x->trend, "", "", 1);
     if (t == INTERN_NONE) return -1;
     x->trend_all = t + 1;
   }
-  if (trend_add(&x->trend, x->trend_all - 1, item, w)) return -1;
+  int n = 0;
+  tables[n++] = x->trend_all - 1;
   const idx_person *p = pid == INTERN_NONE ? NULL : &x->person[pid];
   for (uint32_t i = 0; i < x->ntrend_keys; i++) {
     if (x->trend_key_kind[i] == IDX_KEY_CATEGORY) {
       uint32_t cat = x->item[item].category;
       const uint32_t *levels = cat == INTERN_NONE ? NULL : category_tables(x, cat);
-      for (uint32_t l = 1; levels && l < levels[0]; l++)
-        if (trend_add(&x->trend, levels[l], item, w)) return -1;
-    } else if (p && x->trend_key_kind[i] == IDX_KEY_JOINED) {
-      uint32_t t = joined_table(x, i, p);
-      if (t != INTERN_NONE && trend_add(&x->trend, t, item, w)) return -1;
+      for (uint32_t l = 1; levels && l < levels[0]; l++) tables[n++] = levels[l];
     } else if (p) {
-      uint32_t t = key_table(x, i, p);
-      if (t != INTERN_NONE && trend_add(&x->trend, t, item, w)) return -1;
+      uint32_t t = x->trend_key_kind[i] == IDX_KEY_JOINED ? joined_table(x, i, p)
+                                                          : key_table(x, i, p);
+      if (t != INTERN_NONE) tables[n++] = t;
     }
   }
+  for (int i = 0; i < n; i++) trend_prefetch(&x->trend, tables[i], item);
+  return n;
+}
+
+static int bump_trending(idx *x, const uint32_t *tables, int n, uint32_t item,
+                         int64_t ts, double w) {
+  w *= trend_event_weight(&x->trend, ts);
+  for (int i = 0; i < n; i++)
+    if (trend_add(&x->trend, tables[i], item, w)) return -1;
   return 0;
 }
 
@@ -599,6 +613,10 @@ int idx_apply(idx *x, const ev *e) {
     idx_item *it = &x->item[i];
     if (!it->doc && e->lines[l].price > 0) it->price = e->lines[l].price;
     int rc = 0;
+    uint32_t tables[TREND_TABLES_MAX];
+    int ntables = 0;
+    if (e->type == EV_VIEW || e->type == EV_ADD_TO_CART || e->type == EV_PURCHASE)
+      if ((ntables = trending_tables(x, pid, i, tables)) < 0) return TAILOR_ENOMEM;
     if (p && p->is_customer && (e->type == EV_VIEW || e->type == EV_ADD_TO_CART) &&
         watch(x, i, pid))
       return TAILOR_ENOMEM;
@@ -612,13 +630,13 @@ int idx_apply(idx *x, const ev *e) {
         if (sid != INTERN_NONE && sknn_add_item(x->sknn, sid, i, (int64_t)sid) == TAILOR_ENOMEM)
           return TAILOR_ENOMEM;
         rc = apply_coview(x, p, sid, i, e->ts) ||
-             bump_trending(x, pid, i, e->ts, IDX_TREND_VIEW);
+             bump_trending(x, tables, ntables, i, e->ts, IDX_TREND_VIEW);
         if (!rc && p) rc = reads_view(x, pid, sid, i, e->ts);
         if (p) recent_push(x, p, i);
         break;
       case EV_ADD_TO_CART:
         it->carts++;
-        rc = bump_trending(x, pid, i, e->ts, IDX_TREND_CART) ||
+        rc = bump_trending(x, tables, ntables, i, e->ts, IDX_TREND_CART) ||
              (p && !ids_has(p->cart.v, p->cart.n, i) && ids_push(&p->cart, i));
         break;
       case EV_REMOVE_FROM_CART:
@@ -627,7 +645,7 @@ int idx_apply(idx *x, const ev *e) {
       case EV_PURCHASE:
         it->purchases++;
         x->order_lines++;
-        rc = bump_trending(x, pid, i, e->ts, IDX_TREND_PURCHASE);
+        rc = bump_trending(x, tables, ntables, i, e->ts, IDX_TREND_PURCHASE);
         if (norder < IDX_MAX_ORDER_LINES && !ids_has(order, norder, i))
           order[norder++] = i;
         break;

@@ -76,6 +76,19 @@ static void put_cooc(ckw *w, const cooc *c, uint32_t nitems) {
   }
 }
 
+/* A table's slots as the format has them: every key, then every weight. */
+static void put_slots(ckw *w, const trend_table *tb, int weights) {
+  uint32_t chunk[1024];
+  for (uint32_t i = 0; i < tb->size;) {
+    uint32_t n = 0;
+    for (; n < 1024 && i < tb->size; n++, i++) {
+      if (weights) memcpy(&chunk[n], &tb->slot[i].w, sizeof chunk[n]);
+      else chunk[n] = tb->slot[i].key;
+    }
+    put(w, chunk, n * sizeof *chunk);
+  }
+}
+
 static void put_trend(ckw *w, const trend *t) {
   PUT(w, t->d.t0);
   put_intern(w, &t->names);
@@ -83,8 +96,8 @@ static void put_trend(ckw *w, const trend *t) {
     const trend_table *tb = &t->tables[i];
     PUT(w, tb->size);
     PUT(w, tb->used);
-    put(w, tb->keys, tb->size * sizeof *tb->keys);
-    put(w, tb->w, tb->size * sizeof *tb->w);
+    put_slots(w, tb, 0);
+    put_slots(w, tb, 1);
     PUT(w, tb->ntop);
     put(w, tb->top, tb->ntop * sizeof *tb->top);
     put(w, tb->top_w, tb->ntop * sizeof *tb->top_w);
@@ -394,8 +407,14 @@ static void get_trend(ckr *r, trend *t, uint32_t nitems) {
       r->err = 1;
       break;
     }
-    tb->keys = get_array(r, tb->size, sizeof *tb->keys);
-    tb->w = get_array(r, tb->size, sizeof *tb->w);
+    uint32_t *keys = get_array(r, tb->size, sizeof *keys);
+    float *weights = get_array(r, tb->size, sizeof *weights);
+    tb->slot = r->err ? NULL : malloc(tb->size * sizeof *tb->slot);
+    if (!r->err && !tb->slot) r->err = 1;
+    for (uint32_t j = 0; j < tb->size && !r->err; j++)
+      tb->slot[j] = (trend_slot){keys[j], weights[j]};
+    free(keys);
+    free(weights);
     GET(r, tb->ntop);
     if (tb->ntop > t->top_max) r->err = 1;
     tb->top = malloc(t->top_max * sizeof *tb->top);
@@ -406,7 +425,7 @@ static void get_trend(ckr *r, trend *t, uint32_t nitems) {
       get(r, tb->top_w, tb->ntop * sizeof *tb->top_w);
     }
     for (uint32_t j = 0; j < tb->size && !r->err; j++)
-      if (tb->keys[j] > nitems) r->err = 1;
+      if (tb->slot[j].key > nitems) r->err = 1;
     for (uint32_t j = 0; j < tb->ntop && !r->err; j++)
       if (tb->top[j] >= nitems) r->err = 1;
     if (!r->err && trend_table_index(tb, t->top_max)) r->err = 1;

@@ -19,8 +19,7 @@ void trend_init(trend *t, double half_life_days, uint32_t top_max,
 }
 
 static void table_free(trend_table *tb) {
-  free(tb->keys);
-  free(tb->w);
+  free(tb->slot);
   free(tb->top);
   free(tb->top_w);
   free(tb->at);
@@ -36,7 +35,7 @@ void trend_free(trend *t) {
 
 static uint32_t slot_of(const trend_table *tb, uint32_t item) {
   uint32_t mask = tb->size - 1, s = (item * 2654435761u) & mask;
-  while (tb->keys[s] && tb->keys[s] != item + 1) s = (s + 1) & mask;
+  while (tb->slot[s].key && tb->slot[s].key != item + 1) s = (s + 1) & mask;
   return s;
 }
 
@@ -54,23 +53,18 @@ static int table_grow(trend_table *tb) {
   uint32_t size = tb->size ? tb->size * 2 : 64;
   trend_table n = *tb;
   n.size = size;
-  n.keys = calloc(size, sizeof *n.keys);
-  n.w = calloc(size, sizeof *n.w);
+  n.slot = calloc(size, sizeof *n.slot);
   n.at = calloc(size, sizeof *n.at);
-  if (!n.keys || !n.w || !n.at) {
-    free(n.keys);
-    free(n.w);
+  if (!n.slot || !n.at) {
+    free(n.slot);
     free(n.at);
     return -1;
   }
   for (uint32_t i = 0; i < tb->size; i++) {
-    if (!tb->keys[i]) continue;
-    uint32_t s = slot_of(&n, tb->keys[i] - 1);
-    n.keys[s] = tb->keys[i];
-    n.w[s] = tb->w[i];
+    if (!tb->slot[i].key) continue;
+    n.slot[slot_of(&n, tb->slot[i].key - 1)] = tb->slot[i];
   }
-  free(tb->keys);
-  free(tb->w);
+  free(tb->slot);
   free(tb->at);
   *tb = n;
   index_top(tb);
@@ -130,7 +124,7 @@ static void rebase(trend *t, int64_t ts) {
   float s = (float)decay_scale(&t->d, ts);
   for (uint32_t i = 0; i < t->names.n; i++) {
     trend_table *tb = &t->tables[i];
-    for (uint32_t j = 0; j < tb->size; j++) tb->w[j] *= s;
+    for (uint32_t j = 0; j < tb->size; j++) tb->slot[j].w *= s;
     for (uint32_t j = 0; j < tb->ntop; j++) tb->top_w[j] *= s;
   }
   t->d.t0 = ts;
@@ -176,12 +170,13 @@ int trend_add(trend *t, uint32_t table, uint32_t item, double w) {
   trend_table *tb = &t->tables[table];
   if ((tb->used + 1) * 2 > tb->size && table_grow(tb)) return -1;
   uint32_t s = slot_of(tb, item);
-  if (!tb->keys[s]) {
-    tb->keys[s] = item + 1;
+  trend_slot *sl = &tb->slot[s];
+  if (!sl->key) {
+    sl->key = item + 1;
     tb->used++;
   }
-  tb->w[s] += (float)w;
-  top_update(t, tb, s, item, tb->w[s]);
+  sl->w += (float)w;
+  top_update(t, tb, s, item, sl->w);
   return 0;
 }
 
@@ -202,7 +197,7 @@ double trend_weight(const trend *t, const trend_table *tb, uint32_t item,
                     int64_t now) {
   if (!tb) return 0;
   uint32_t s = slot_of(tb, item);
-  return tb->keys[s] ? tb->w[s] * decay_scale(&t->d, now) : 0;
+  return tb->slot[s].key ? tb->slot[s].w * decay_scale(&t->d, now) : 0;
 }
 
 size_t trend_top_k(const trend *t, const trend_table *tb, trend_keep_fn keep,
@@ -219,10 +214,10 @@ size_t trend_top_k(const trend *t, const trend_table *tb, trend_keep_fn keep,
   topk h;
   topk_init(&h, out, k);
   for (uint32_t i = 0; i < tb->size; i++) {
-    if (!tb->keys[i]) continue;
-    uint32_t item = tb->keys[i] - 1;
-    if (tb->w[i] * s < topk_floor(&h) || (keep && !keep(ud, item))) continue;
-    topk_push(&h, item, 0, tb->w[i] * s);
+    if (!tb->slot[i].key) continue;
+    uint32_t item = tb->slot[i].key - 1;
+    if (tb->slot[i].w * s < topk_floor(&h) || (keep && !keep(ud, item))) continue;
+    topk_push(&h, item, 0, tb->slot[i].w * s);
   }
   return topk_sorted(&h);
 }
@@ -230,7 +225,7 @@ size_t trend_top_k(const trend *t, const trend_table *tb, trend_keep_fn keep,
 size_t trend_bytes(const trend *t) {
   size_t b = intern_bytes(&t->names) + t->cap * sizeof *t->tables;
   for (uint32_t i = 0; i < t->names.n; i++)
-    b += t->tables[i].size * (sizeof(uint32_t) + sizeof(float) + sizeof(uint16_t)) +
+    b += t->tables[i].size * (sizeof(trend_slot) + sizeof(uint16_t)) +
          t->top_max * (2 * sizeof(uint32_t) + sizeof(float));
   return b;
 }

@@ -28,9 +28,15 @@
 #define TREND_DEFAULT_TOP 256       /* items kept sorted per table */
 #define TREND_DEFAULT_MAX_TABLES 4096 /* (key, value) pairs tracked */
 
+/* A slot of a table: the item and its weight side by side, so a bump
+   misses the cache once, not once per array. */
+typedef struct trend_slot {
+  uint32_t key; /* open addressing: item id + 1, 0 = empty */
+  float w;      /* decayed weight of the slot's item */
+} trend_slot;
+
 typedef struct trend_table {
-  uint32_t *keys;  /* open addressing: item id + 1, 0 = empty */
-  float *w;        /* decayed weight of each slot's item */
+  trend_slot *slot;
   uint32_t size, used; /* slots (power of two), items */
   uint32_t *top;   /* item ids, heaviest first */
   float *top_w;
@@ -72,6 +78,13 @@ int trend_bump(trend *t, const char *key, const char *value, uint32_t item,
 uint32_t trend_table_id(trend *t, const char *key, const char *value, int create);
 double trend_event_weight(trend *t, int64_t ts);
 int trend_add(trend *t, uint32_t table, uint32_t item, double w);
+
+/* A hint that `item` of `table` is about to be added to: fetch its slot
+   into the cache, so the adds of one event wait for memory together. */
+static inline void trend_prefetch(const trend *t, uint32_t table, uint32_t item) {
+  const trend_table *tb = &t->tables[table];
+  __builtin_prefetch(&tb->slot[(item * 2654435761u) & (tb->size - 1)], 1);
+}
 
 /* Rebuild a table's at/top_slot from keys and top (after a load). 0 or -1. */
 int trend_table_index(trend_table *tb, uint32_t top_max);

@@ -27,7 +27,7 @@ static size_t brute_top(const trend *t, const trend_table *tb, size_t k, topk_en
   size_t n = 0;
   topk_entry *all = calloc(tb->size, sizeof *all);
   for (uint32_t s = 0; s < tb->size; s++)
-    if (tb->keys[s]) all[n++] = (topk_entry){tb->keys[s] - 1, 0, trend_weight(t, tb, tb->keys[s] - 1, T0)};
+    if (tb->slot[s].key) all[n++] = (topk_entry){tb->slot[s].key - 1, 0, trend_weight(t, tb, tb->slot[s].key - 1, T0)};
   qsort(all, n, sizeof *all, heavier);
   if (n > k) n = k;
   memcpy(out, all, n * sizeof *out);
@@ -48,7 +48,7 @@ static void check_table(const trend *t, const trend_table *tb) {
   for (uint32_t s = 0; s < tb->size; s++) {
     if (!tb->at[s]) continue;
     listed++;
-    CHECK_INT(tb->top[tb->at[s] - 1], tb->keys[s] - 1);
+    CHECK_INT(tb->top[tb->at[s] - 1], tb->slot[s].key - 1);
     CHECK_INT(tb->top_slot[tb->at[s] - 1], s);
   }
   CHECK_INT(listed, tb->ntop);
