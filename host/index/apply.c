@@ -22,10 +22,42 @@
 #include "index/internal.h"
 #include "index/reads.h"
 
+/*
+** The strings an event is looked up by: its customer and visitor (one
+** table), its session and the items of its first lines.  Each is measured
+** and hashed once and its slot prefetched before the first lookup, so the
+** three tables' cache misses overlap (see intern_key).
+*/
+#define KEYED_LINES 8
+
+typedef struct event_keys {
+  char cbuf[300], abuf[300];
+  intern_key c, a, s, item[KEYED_LINES];
+} event_keys;
+
+static void event_keys_of(const idx *x, const ev *e, event_keys *k) {
+  if (e->customer) {
+    k->c = idx_person_key_of(k->cbuf, sizeof k->cbuf, 'c', e->customer);
+    intern_prefetch(&x->people, &k->c);
+  }
+  if (e->anon) {
+    k->a = idx_person_key_of(k->abuf, sizeof k->abuf, 'a', e->anon);
+    intern_prefetch(&x->people, &k->a);
+  }
+  if (e->session) {
+    k->s = intern_key_of(e->session);
+    intern_prefetch(&x->sessions, &k->s);
+  }
+  for (size_t l = 0; l < e->n_lines && l < KEYED_LINES; l++) {
+    k->item[l] = intern_key_of(e->lines[l].item);
+    intern_prefetch(&x->items, &k->item[l]);
+  }
+}
+
 /* The person an event is about, created when new; links anon to customer. */
-static uint32_t event_person(idx *x, const ev *e) {
-  uint32_t c = e->customer ? idx_person_put(x, 'c', e->customer) : INTERN_NONE;
-  uint32_t a = e->anon ? idx_person_put(x, 'a', e->anon) : INTERN_NONE;
+static uint32_t event_person(idx *x, const ev *e, const event_keys *k) {
+  uint32_t c = e->customer ? idx_person_put_key(x, 'c', &k->c) : INTERN_NONE;
+  uint32_t a = e->anon ? idx_person_put_key(x, 'a', &k->a) : INTERN_NONE;
   if (c != INTERN_NONE && a != INTERN_NONE && a != c &&
       !x->person[a].is_customer && idx_person_merge(x, a, c))
     return INTERN_NONE;
@@ -564,10 +596,12 @@ int idx_apply(idx *x, const ev *e) {
     return apply_catalog(x, e);
   if (e->type == EV_CUSTOMER_UPSERT) return apply_profile(x, e);
   if (e->type == EV_ERASE) return apply_erase(x, e);
-  uint32_t pid = event_person(x, e);
+  event_keys keys;
+  event_keys_of(x, e, &keys);
+  uint32_t pid = event_person(x, e, &keys);
   idx_person *p = pid == INTERN_NONE ? NULL : &x->person[pid];
   uint32_t sid = INTERN_NONE;
-  if (e->session && (sid = intern_put(&x->sessions, e->session)) == INTERN_NONE)
+  if (e->session && (sid = intern_put_key(&x->sessions, &keys.s)) == INTERN_NONE)
     return TAILOR_ENOMEM;
   /* The session is a returning visitor's when it starts a visit of someone
      seen before. */
@@ -607,7 +641,8 @@ int idx_apply(idx *x, const ev *e) {
   uint32_t order[IDX_MAX_ORDER_LINES];
   size_t norder = 0;
   for (size_t l = 0; l < e->n_lines; l++) {
-    uint32_t i = idx_item_put(x, e->lines[l].item);
+    uint32_t i = l < KEYED_LINES ? idx_item_put_key(x, &keys.item[l])
+                                 : idx_item_put(x, e->lines[l].item);
     if (i == INTERN_NONE) return TAILOR_ENOMEM;
     p = pid == INTERN_NONE ? NULL : &x->person[pid]; /* idx_item_put may move */
     idx_item *it = &x->item[i];

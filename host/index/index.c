@@ -170,8 +170,13 @@ static int grow(void **arr, uint32_t *cap, uint32_t need, size_t size) {
 }
 
 uint32_t idx_item_put(idx *x, const char *id) {
+  intern_key k = intern_key_of(id);
+  return idx_item_put_key(x, &k);
+}
+
+uint32_t idx_item_put_key(idx *x, const intern_key *k) {
   uint32_t before = x->items.n;
-  uint32_t i = intern_put(&x->items, id);
+  uint32_t i = intern_put_key(&x->items, k);
   if (i == INTERN_NONE) return i;
   if (grow((void **)&x->item, &x->item_cap, x->items.n, sizeof *x->item))
     return INTERN_NONE;
@@ -188,13 +193,23 @@ uint32_t idx_item_id(const idx *x, const char *id) {
 }
 
 /* People are keyed "c:<customer id>" or "a:<anonymous id>" in one table. */
-void idx_person_key(char *buf, size_t size, char kind, const char *id) {
+static size_t person_key(char *buf, size_t size, char kind, const char *id) {
   size_t n = strlen(id);
   if (n + 3 > size) n = size - 3; /* ids are at most 256 bytes anyway */
   buf[0] = kind;
   buf[1] = ':';
   memcpy(buf + 2, id, n);
   buf[n + 2] = '\0';
+  return n + 2;
+}
+
+void idx_person_key(char *buf, size_t size, char kind, const char *id) {
+  person_key(buf, size, kind, id);
+}
+
+intern_key idx_person_key_of(char *buf, size_t size, char kind, const char *id) {
+  size_t len = person_key(buf, size, kind, id);
+  return (intern_key){buf, len, (uint32_t)intern_hash(buf, len)};
 }
 
 uint32_t idx_person_lookup(const idx *x, char kind, const char *id) {
@@ -212,9 +227,13 @@ uint32_t idx_person_of(const idx *x, const char *customer, const char *anon) {
 
 uint32_t idx_person_put(idx *x, char kind, const char *id) {
   char key[300];
-  idx_person_key(key, sizeof key, kind, id);
+  intern_key k = idx_person_key_of(key, sizeof key, kind, id);
+  return idx_person_put_key(x, kind, &k);
+}
+
+uint32_t idx_person_put_key(idx *x, char kind, const intern_key *k) {
   uint32_t before = x->people.n;
-  uint32_t p = intern_put(&x->people, key);
+  uint32_t p = intern_put_key(&x->people, k);
   if (p == INTERN_NONE) return p;
   if (grow((void **)&x->person, &x->person_cap, x->people.n, sizeof *x->person))
     return INTERN_NONE;

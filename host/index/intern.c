@@ -31,7 +31,18 @@ void intern_free(intern *t) {
   memset(t, 0, sizeof *t);
 }
 
-static uint32_t find_slot(const intern *t, const char *s, uint32_t h,
+/* A stored string's length, kept in the arena just before it. */
+static uint32_t name_len(const char *name) {
+  uint32_t len;
+  memcpy(&len, name - sizeof len, sizeof len);
+  return len;
+}
+
+static int same_name(const char *name, const char *s, size_t len) {
+  return name_len(name) == len && memcmp(name, s, len) == 0;
+}
+
+static uint32_t find_slot(const intern *t, const char *s, size_t len, uint32_t h,
                           int *found) {
   uint32_t mask = t->nslots - 1, i = h & mask;
   for (;;) {
@@ -40,7 +51,7 @@ static uint32_t find_slot(const intern *t, const char *s, uint32_t h,
       *found = 0;
       return i;
     }
-    if ((uint32_t)(v >> 32) == h && strcmp(t->names[(uint32_t)v - 1], s) == 0) {
+    if ((uint32_t)(v >> 32) == h && same_name(t->names[(uint32_t)v - 1], s, len)) {
       *found = 1;
       return i;
     }
@@ -51,8 +62,9 @@ static uint32_t find_slot(const intern *t, const char *s, uint32_t h,
 uint32_t intern_get(const intern *t, const char *s) {
   if (!t->nslots) return INTERN_NONE;
   int found;
-  uint32_t h = (uint32_t)intern_hash(s, strlen(s));
-  uint32_t i = find_slot(t, s, h, &found);
+  size_t len = strlen(s);
+  uint32_t h = (uint32_t)intern_hash(s, len);
+  uint32_t i = find_slot(t, s, len, h, &found);
   return found ? (uint32_t)t->slots[i] - 1 : INTERN_NONE;
 }
 
@@ -73,9 +85,14 @@ static int grow_slots(intern *t) {
   return 0;
 }
 
+/* A copy of `s` in the arena, after its length (what find_slot compares
+   first). */
 static char *arena_copy(intern *t, const char *s, size_t len) {
-  if (t->arena_used + len + 1 > t->arena_cap) {
-    size_t cap = len + 1 > ARENA_BLOCK ? len + 1 : ARENA_BLOCK;
+  uint32_t len32 = (uint32_t)len;
+  size_t need = sizeof len32 + len + 1;
+  if (len > UINT32_MAX - 1) return NULL;
+  if (t->arena_used + need > t->arena_cap) {
+    size_t cap = need > ARENA_BLOCK ? need : ARENA_BLOCK;
     char **blocks = realloc(t->blocks, (t->nblocks + 1) * sizeof *blocks);
     if (!blocks) return NULL;
     t->blocks = blocks;
@@ -87,9 +104,10 @@ static char *arena_copy(intern *t, const char *s, size_t len) {
     t->arena_cap = cap;
   }
   char *p = t->arena + t->arena_used;
-  memcpy(p, s, len + 1);
-  t->arena_used += len + 1;
-  return p;
+  memcpy(p, &len32, sizeof len32);
+  memcpy(p + sizeof len32, s, len + 1);
+  t->arena_used += need;
+  return p + sizeof len32;
 }
 
 /* Room for one more id in names. */
@@ -103,21 +121,29 @@ static int grow_names(intern *t) {
   return 0;
 }
 
-uint32_t intern_put(intern *t, const char *s) {
-  if (!*s) return INTERN_NONE; /* "" is what an erased id reads as */
+intern_key intern_key_of(const char *s) {
+  size_t len = strlen(s);
+  return (intern_key){s, len, (uint32_t)intern_hash(s, len)};
+}
+
+uint32_t intern_put_key(intern *t, const intern_key *k) {
+  if (!k->len) return INTERN_NONE; /* "" is what an erased id reads as */
   /* Keep the load factor under 1/2 so probes stay short. */
   if ((t->n + 1) * 2 > t->nslots && grow_slots(t)) return INTERN_NONE;
-  size_t len = strlen(s);
-  uint32_t h = (uint32_t)intern_hash(s, len);
   int found;
-  uint32_t i = find_slot(t, s, h, &found);
+  uint32_t i = find_slot(t, k->s, k->len, k->hash, &found);
   if (found) return (uint32_t)t->slots[i] - 1;
   if (t->n == INTERN_NONE - 1 || grow_names(t)) return INTERN_NONE;
-  char *copy = arena_copy(t, s, len);
+  char *copy = arena_copy(t, k->s, k->len);
   if (!copy) return INTERN_NONE;
   t->names[t->n] = copy;
-  t->slots[i] = (uint64_t)h << 32 | (t->n + 1);
+  t->slots[i] = (uint64_t)k->hash << 32 | (t->n + 1);
   return t->n++;
+}
+
+uint32_t intern_put(intern *t, const char *s) {
+  intern_key k = intern_key_of(s);
+  return intern_put_key(t, &k);
 }
 
 uint32_t intern_put_erased(intern *t) {
@@ -132,7 +158,8 @@ uint32_t intern_forget(intern *t, const char *s) {
   if (!t->nslots) return INTERN_NONE;
   int found;
   uint32_t mask = t->nslots - 1;
-  uint32_t i = find_slot(t, s, (uint32_t)intern_hash(s, strlen(s)), &found);
+  size_t len = strlen(s);
+  uint32_t i = find_slot(t, s, len, (uint32_t)intern_hash(s, len), &found);
   if (!found) return INTERN_NONE;
   uint32_t id = (uint32_t)t->slots[i] - 1;
   /* Backward-shift deletion keeps every other key reachable without
@@ -147,7 +174,8 @@ uint32_t intern_forget(intern *t, const char *s) {
       i = j;
     }
   }
-  memset(t->names[id], 0, strlen(t->names[id]));
+  char *name = t->names[id];
+  memset(name - sizeof(uint32_t), 0, sizeof(uint32_t) + name_len(name));
   return id;
 }
 

@@ -38,6 +38,27 @@ uint32_t intern_get(const intern *t, const char *s);
 uint32_t intern_put(intern *t, const char *s);
 
 /*
+** The same in two steps, for a caller that looks up several strings at
+** once (an event's person, session and items): measure and hash each
+** string first (intern_key_of) and prefetch where it will be looked for
+** (intern_prefetch), so the tables' cache misses overlap instead of
+** following one another; then put it (intern_put_key).  A key borrows its
+** string, which must stay unchanged until the put.
+*/
+typedef struct intern_key {
+  const char *s;
+  size_t len;
+  uint32_t hash;
+} intern_key;
+
+intern_key intern_key_of(const char *s);
+uint32_t intern_put_key(intern *t, const intern_key *k);
+
+static inline void intern_prefetch(const intern *t, const intern_key *k) {
+  if (t->nslots) __builtin_prefetch(&t->slots[k->hash & (t->nslots - 1)]);
+}
+
+/*
 ** Forget a string (the right to erasure): the id no longer resolves, its
 ** text is wiped from memory, and the id number is never reused.  Returns
 ** the id it had, or INTERN_NONE.

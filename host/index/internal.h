@@ -66,6 +66,7 @@ static inline void ids_remove(idx_ids *a, uint32_t id) {
    category or brand) when new; INTERN_NONE when out of memory.  May move
    x->item. */
 uint32_t idx_item_put(idx *x, const char *id);
+uint32_t idx_item_put_key(idx *x, const intern_key *k); /* k: intern_key_of(id) */
 
 /*
 ** index.c: people are keyed "c:<customer id>" or "a:<anonymous id>" in one
@@ -73,10 +74,14 @@ uint32_t idx_item_put(idx *x, const char *id);
 ** 300 bytes always holds); idx_person_lookup gives the canonical person of
 ** an id or INTERN_NONE; idx_person_put creates the person when new and
 ** returns its canonical id, or INTERN_NONE when out of memory.
+** idx_person_key_of writes the key into buf and measures and hashes it
+** (see intern_key), for idx_person_put_key.
 */
 void idx_person_key(char *buf, size_t size, char kind, const char *id);
+intern_key idx_person_key_of(char *buf, size_t size, char kind, const char *id);
 uint32_t idx_person_lookup(const idx *x, char kind, const char *id);
 uint32_t idx_person_put(idx *x, char kind, const char *id);
+uint32_t idx_person_put_key(idx *x, char kind, const intern_key *k);
 
 /* person.c: fold an anonymous visitor (`from`) into the customer they
    logged in as (`into`): views, cart, purchases, figures, attributes and

@@ -743,7 +743,43 @@ static void test_value_outlier_capped(void) {
   CHECK(a > 0 && b > 0 && a / b < 1.5 && b / a < 1.5);
 }
 
+/* Interning compares lengths first: prefixes of one another are distinct
+   ids, a forgotten string no longer resolves and comes back as a new id,
+   and the two-step put (intern_key) finds what intern_put stored. */
+static void test_intern_prefixes_and_forget(void) {
+  intern t;
+  intern_init(&t);
+  uint32_t a = intern_put(&t, "ab"), b = intern_put(&t, "abc"), c = intern_put(&t, "a");
+  CHECK(a != b && b != c && a != c);
+  CHECK_INT(intern_get(&t, "ab"), a);
+  CHECK_INT(intern_get(&t, "abc"), b);
+  CHECK_INT(intern_get(&t, "a"), c);
+  CHECK_INT(intern_get(&t, "abcd"), INTERN_NONE);
+  CHECK_INT(intern_put(&t, ""), INTERN_NONE);
+  char s[32];
+  for (int i = 0; i < 5000; i++) { /* grows the slots and the arena */
+    snprintf(s, sizeof s, "id%d", i);
+    CHECK_INT(intern_put(&t, s), (uint32_t)i + 3);
+  }
+  for (int i = 0; i < 5000; i++) {
+    snprintf(s, sizeof s, "id%d", i);
+    intern_key k = intern_key_of(s);
+    CHECK_INT(intern_put_key(&t, &k), (uint32_t)i + 3);
+    CHECK_STR(intern_name(&t, (uint32_t)i + 3), s);
+  }
+  CHECK_INT(intern_forget(&t, "abc"), b);
+  CHECK_INT(intern_get(&t, "abc"), INTERN_NONE);
+  CHECK_STR(intern_name(&t, b), "");
+  CHECK_INT(intern_get(&t, "ab"), a);
+  CHECK_INT(intern_put(&t, "abc"), t.n - 1);
+  CHECK(intern_get(&t, "abc") != b);
+  CHECK_INT(intern_put_erased(&t), t.n - 1);
+  CHECK_STR(intern_name(&t, t.n - 1), "");
+  intern_free(&t);
+}
+
 int main(void) {
+  RUN(test_intern_prefixes_and_forget);
   RUN(test_cooc_measures_exact);
   RUN(test_cooc_decay);
   RUN(test_cooc_cap_space_saving);
