@@ -463,6 +463,9 @@ void srv_job_submit(conn *c, job *j) {
       if (c->writes_queued) {
         j->state = J_HELD;
         c->held++;
+      } else if (j->req.op == SRV_OP_DECIDE && srv_decide_inline(s)) {
+        srv_run_read(s, j);
+        job_finalize(s, j);
       } else {
         queue_read(c, j);
       }

@@ -32,6 +32,9 @@
 #define SRV_MAX_URL_BYTES 8192       /* HTTP request target */
 #define SRV_MAX_HEADER_BYTES 1024    /* a header value we keep */
 #define SRV_STATS_TTL_MS DEF_SERVER_STATS_TTL_MS /* /metrics reuses engine stats */
+/* A decision runs on the loop itself when every thread is idle and
+   decisions have lately taken less than this on average (work.c). */
+#define SRV_INLINE_DECIDE_NS 50000
 #define SRV_MAX_REPORTED_ERRORS DEF_SERVER_MAX_REPORTED_ERRORS /* per request */
 #define SRV_WRITE_GROUP_EVENTS 20000 /* events in one store transaction */
 #define SRV_LOG_PER_SEC 20           /* log lines a second before dropping */
@@ -219,6 +222,7 @@ struct srv {
   srv_metrics m;
   _Atomic uint64_t ev_accepted[EV_TYPE_COUNT + 1]; /* last: unknown type */
   _Atomic uint64_t ev_rejected;
+  _Atomic uint64_t decide_ns; /* decisions' recent mean time (moving average) */
 };
 
 /* Log a line to stderr (thread-safe, rate-limited). */
@@ -263,6 +267,10 @@ const char *srv_unknown_item(srv *s, const ev *e);
 char *srv_cached_stats(srv *s, tailor_error *e);
 
 void srv_queue_read(srv *s, job *j);
+/* Run a read job on the calling thread (the workers' body). */
+void srv_run_read(srv *s, job *j);
+/* Whether a decision may run on the loop now (work.c). */
+int srv_decide_inline(srv *s);
 void srv_queue_write(srv *s, job *j);
 
 /* static.c: files under server.static_dir (GET and HEAD of paths outside

@@ -14,7 +14,9 @@
 **   queue: decide, customer.get, stats, metrics.  They call the engine in
 **   parallel; each worker thread gets its own Lua state inside the engine
 **   (tailor_decide keys it by thread), and the index is shared under the
-**   engine's reader/writer lock.
+**   engine's reader/writer lock.  When they and the writer are all idle,
+**   a decision the strategies answer quickly runs on the loop instead
+**   (srv_decide_inline, work.c).
 ** - One writer thread takes every queued write (event, events, item.*,
 **   customer.upsert, identify, customer.forget) at once and commits runs of
 **   them as one tailor_ingest_batch: one transaction and one fsync for many

@@ -36,6 +36,36 @@ void srv_queue_read(srv *s, job *j) {
   uv_mutex_unlock(&s->mu);
 }
 
+/*
+** Whether the loop runs a decision itself instead of queueing it.  Handing
+** a job to a worker costs a wake-up of the worker and one of the loop for
+** the answer (futexes, an eventfd, two context switches): for a decision
+** of a few microseconds that was a quarter of the server's CPU, more than
+** the decision.  So when every worker waits (the work would not run in
+** parallel with anything anyway), the writer waits too (it holds the
+** index's write lock while it applies a batch, and the loop must never
+** wait for that) and decisions have lately taken less than
+** SRV_INLINE_DECIDE_NS on average (a slow strategy would hold up every
+** other connection's reads), the loop runs it.  Under load the workers
+** are busy and decisions go to them as before.
+*/
+int srv_decide_inline(srv *s) {
+  if (atomic_load_explicit(&s->decide_ns, memory_order_relaxed) >= SRV_INLINE_DECIDE_NS)
+    return 0;
+  uv_mutex_lock(&s->mu);
+  int idle = !s->rq_head && s->read_idle == s->n_workers && !s->wq_head &&
+             s->write_idle == s->writer_on;
+  uv_mutex_unlock(&s->mu);
+  return idle;
+}
+
+/* The decisions' moving average (1/8 of each new one), updated by every
+   thread that runs one; a lost update between two of them is harmless. */
+static void note_decide_ns(srv *s, uint64_t ns) {
+  uint64_t avg = atomic_load_explicit(&s->decide_ns, memory_order_relaxed);
+  atomic_store_explicit(&s->decide_ns, avg - avg / 8 + ns / 8, memory_order_relaxed);
+}
+
 void srv_queue_write(srv *s, job *j) {
   uv_mutex_lock(&s->mu);
   push(&s->wq_head, &s->wq_tail, j);
@@ -103,7 +133,7 @@ long srv_max_k(srv *s) {
   return rl.max_k;
 }
 
-static void run_read(srv *s, job *j) {
+void srv_run_read(srv *s, job *j) {
   tailor_error e = {0};
   int rc = TAILOR_OK;
   char *out = NULL;
@@ -113,7 +143,9 @@ static void run_read(srv *s, job *j) {
       /* The typed request, straight to the engine; the answer is written
          into `b` and becomes the body as it is. */
       strbuf b = {0};
+      uint64_t t0 = util_mono_ns();
       rc = eng_decide(s->t, &j->req.dq, &b, &e);
+      note_decide_ns(s, util_mono_ns() - t0);
       if (!rc && !(out = buf_take(&b, &len))) rc = util_fail(&e, TAILOR_ENOMEM, NULL, "out of memory");
       buf_free(&b);
       if (!rc) {
@@ -201,7 +233,7 @@ static void worker_main(void *arg) {
     }
     if (!(s->rq_head = j->qnext)) s->rq_tail = NULL;
     uv_mutex_unlock(&s->mu);
-    run_read(s, j);
+    srv_run_read(s, j);
     j->qnext = NULL;
     finish(s, j, j);
   }
