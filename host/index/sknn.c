@@ -306,6 +306,14 @@ int sknn_add_session(sknn_index *x, const uint32_t *items, size_t n,
   return 0;
 }
 
+void sknn_prefetch(const sknn_index *x, uint32_t session, uint32_t id) {
+  if (x->open_cap) __builtin_prefetch(&x->open[open_hash(session) & (x->open_cap - 1)]);
+  if (id < x->nitems) {
+    __builtin_prefetch(&x->item[id], 1);
+    __builtin_prefetch(&x->views32[id], 1);
+  }
+}
+
 int sknn_add_item(sknn_index *x, uint32_t session, uint32_t id, int64_t time) {
   if (!x || session == SKNN_NONE || id > SKNN_MAX_ITEM) return TAILOR_EINVAL;
   open_slot *e = open_find(x, session);

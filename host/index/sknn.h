@@ -109,6 +109,11 @@ int sknn_add_session(sknn_index *x, const uint32_t *items, size_t n,
 int sknn_add_item(sknn_index *x, uint32_t session, uint32_t item,
                   int64_t time);
 
+/* A hint that sknn_add_item(x, session, item, ...) follows soon: fetch
+** where the session and the item are kept into the cache, so those reads
+** overlap the caller's other work.  Changes nothing. */
+void sknn_prefetch(const sknn_index *x, uint32_t session, uint32_t item);
+
 /* Close an open session (its items stay in the index; only the id is
 ** forgotten).  Unknown ids are ignored. */
 void sknn_end_session(sknn_index *x, uint32_t session);
