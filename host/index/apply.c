@@ -651,6 +651,7 @@ int idx_apply(idx *x, const ev *e) {
     uint32_t tables[TREND_TABLES_MAX];
     int ntables = 0;
     if (e->type == EV_VIEW && sid != INTERN_NONE) sknn_prefetch(x->sknn, sid, i);
+    if (e->type == EV_VIEW) cooc_prefetch(&x->coview, i);
     if (e->type == EV_VIEW || e->type == EV_ADD_TO_CART || e->type == EV_PURCHASE)
       if ((ntables = trending_tables(x, pid, i, tables)) < 0) return TAILOR_ENOMEM;
     if (p && p->is_customer && (e->type == EV_VIEW || e->type == EV_ADD_TO_CART) &&

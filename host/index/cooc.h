@@ -97,6 +97,15 @@ double cooc_event_weight(cooc *c, int64_t ts);
 int cooc_add_item_w(cooc *c, uint32_t item, double w);
 int cooc_add_pair_w(cooc *c, uint32_t a, uint32_t b, double w);
 
+/* A hint that pairs of `item` are about to be added: fetch its list's
+   entries into the cache, so the first scan of them does not wait for each
+   line in turn. */
+static inline void cooc_prefetch(const cooc *c, uint32_t item) {
+  if (item >= c->nitems) return;
+  const cooc_list *l = &c->lists[item];
+  for (uint32_t i = 0; i < l->n; i += 64 / sizeof *l->e) __builtin_prefetch(&l->e[i], 1);
+}
+
 /* The stored weight of the pair (a -> b) in units of events at `now`
    (0 when not stored), and the decayed total of an item. */
 double cooc_count(const cooc *c, uint32_t a, uint32_t b, int64_t now);
