@@ -97,16 +97,14 @@ static void top_update(trend *t, trend_table *tb, uint32_t s, uint32_t item, flo
     i = tb->ntop++;
   }
   /* Its new place: past every entry above it that it now outweighs (ties
-     keep the smaller id first, as topk does), found by binary search over
-     the sorted [0, i); the entries between shift down one. */
-  uint32_t lo = 0, hi = i;
-  while (lo < hi) {
-    uint32_t mid = (lo + hi) / 2;
-    if (tb->top_w[mid] < w || (tb->top_w[mid] == w && tb->top[mid] > item))
-      hi = mid;
-    else
-      lo = mid + 1;
-  }
+     keep the smaller id first, as topk does); the entries between shift
+     down one.  Walked up from i rather than found by binary search: the
+     shift costs as many steps anyway, most bumps move an item a place or
+     none, and the walk reads the lines the shift then writes. */
+  uint32_t lo = i;
+  while (lo > 0 && (tb->top_w[lo - 1] < w ||
+                    (tb->top_w[lo - 1] == w && tb->top[lo - 1] > item)))
+    lo--;
   if (lo < i) {
     uint32_t n = i - lo;
     memmove(tb->top + lo + 1, tb->top + lo, n * sizeof *tb->top);

@@ -83,7 +83,9 @@ int trend_add(trend *t, uint32_t table, uint32_t item, double w);
    into the cache, so the adds of one event wait for memory together. */
 static inline void trend_prefetch(const trend *t, uint32_t table, uint32_t item) {
   const trend_table *tb = &t->tables[table];
-  __builtin_prefetch(&tb->slot[(item * 2654435761u) & (tb->size - 1)], 1);
+  uint32_t home = (item * 2654435761u) & (tb->size - 1);
+  __builtin_prefetch(&tb->slot[home], 1);
+  __builtin_prefetch(&tb->at[home]);
 }
 
 /* Rebuild a table's at/top_slot from keys and top (after a load). 0 or -1. */
