@@ -34,7 +34,7 @@ void trend_free(trend *t) {
 }
 
 static uint32_t slot_of(const trend_table *tb, uint32_t item) {
-  uint32_t mask = tb->size - 1, s = (item * 2654435761u) & mask;
+  uint32_t mask = tb->size - 1, s = trend_home(tb, item);
   while (tb->slot[s].key && tb->slot[s].key != item + 1) s = (s + 1) & mask;
   return s;
 }

@@ -79,11 +79,16 @@ uint32_t trend_table_id(trend *t, const char *key, const char *value, int create
 double trend_event_weight(trend *t, int64_t ts);
 int trend_add(trend *t, uint32_t table, uint32_t item, double w);
 
+/* The slot where a table starts looking for `item` (open addressing). */
+static inline uint32_t trend_home(const trend_table *tb, uint32_t item) {
+  return (item * 2654435761u) & (tb->size - 1);
+}
+
 /* A hint that `item` of `table` is about to be added to: fetch its slot
    into the cache, so the adds of one event wait for memory together. */
 static inline void trend_prefetch(const trend *t, uint32_t table, uint32_t item) {
   const trend_table *tb = &t->tables[table];
-  uint32_t home = (item * 2654435761u) & (tb->size - 1);
+  uint32_t home = trend_home(tb, item);
   __builtin_prefetch(&tb->slot[home], 1);
   __builtin_prefetch(&tb->at[home]);
 }
