@@ -4,7 +4,9 @@
 ** (product, cart, home pages) and for a one-line trending strategy, on the
 ** Diginetica sessions (views; every 5th session ends with an order).
 ** Where the time goes, without sockets in the way.
-**   decide_bench [DATA_DIR] [--sessions N] [--decisions N]
+**   decide_bench [DATA_DIR] [--sessions N] [--decisions N] [--only NAME]
+** --only runs the one case whose name contains NAME ("product", "trending"),
+** for a profile of it alone.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,8 +64,11 @@ static size_t load(tailor *t, const char *dir, size_t max, char ***items_out, si
   return nev;
 }
 
+static const char *only;
+
 static void run(tailor *t, const char *name, const char *page, char **items, size_t nitems,
                 size_t count) {
+  if (only && !strstr(name, only)) return;
   uint64_t *lat = malloc(count * sizeof *lat);
   char req[512];
   size_t fallbacks = 0;
@@ -95,6 +100,7 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--sessions") && i + 1 < argc) sessions = strtoul(argv[++i], NULL, 10);
     else if (!strcmp(argv[i], "--decisions") && i + 1 < argc) count = strtoul(argv[++i], NULL, 10);
+    else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     else dir = argv[i];
   }
   char trend_dir[] = "/tmp/tailor-decide-XXXXXX";
