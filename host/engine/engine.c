@@ -173,57 +173,21 @@ void eng_save_checkpoint(tailor *t) {
     t->ckpt_seq = t->applied_seq;
 }
 
-/* The shop's orders, read back from the store for the value model's check. */
-typedef struct order_scan {
-  tailor *t;
-  idx_value_order *o;
-  size_t n, cap;
-  int64_t upto; /* the last event read (0: the whole log) */
-} order_scan;
-
-#define ENG_SCAN_STOP 2 /* a scan callback's "enough" (not an error) */
-
-static int scan_order(void *ud, int64_t seq, const ev *e) {
-  order_scan *s = ud;
-  int rc = seq == s->upto ? ENG_SCAN_STOP : 0; /* the log up to the fit's event */
-  if (e->type != EV_PURCHASE) return rc;
-  pthread_rwlock_rdlock(&s->t->lock);
-  uint32_t person = idx_person_of(s->t->ix, e->customer, e->anon);
-  pthread_rwlock_unlock(&s->t->lock);
-  if (person == INTERN_NONE) return rc; /* erased since */
-  if (s->n == s->cap) {
-    size_t cap = s->cap ? 2 * s->cap : 4096;
-    idx_value_order *more = realloc(s->o, cap * sizeof *more);
-    if (!more) return TAILOR_ENOMEM;
-    s->o = more, s->cap = cap;
-  }
-  s->o[s->n++] = (idx_value_order){person, e->ts, e->revenue};
-  return rc;
-}
-
 /*
-** The check of a fit (index.h, idx_value_check): the orders come from the
-** store, since the index keeps totals per person, not orders.  One pass
-** over the log, on start and at each refit, up to the event `upto` the
-** fit is at (0: all of it); index.value_holdout_days = 0 turns it off for
-** a shop whose log is too long to read that often.
+** The check of a fit (index.h, idx_value_check), on the orders the index
+** holds; index.value_holdout_days = 0 turns it off.
 */
-static void value_check(tailor *t, idx_value_check *chk, int64_t upto) {
+static void value_check(tailor *t, idx_value_check *chk) {
   memset(chk, 0, sizeof *chk);
   if (t->cfg.value_holdout_days <= 0) return;
-  order_scan s = {t, NULL, 0, 0, upto};
-  tailor_error e = {0};
-  int rc = store_scan(t->st, 0, scan_order, &s, &e);
-  if ((rc == TAILOR_OK || rc == ENG_SCAN_STOP) &&
-      idx_value_check_orders(s.o, s.n, (double)t->cfg.value_holdout_days,
-                             (size_t)t->cfg.value_min_repeat, chk) == 0) {
-    free(s.o);
-    return;
+  pthread_rwlock_rdlock(&t->lock);
+  int rc = idx_value_check_held(t->ix, (double)t->cfg.value_holdout_days,
+                                (size_t)t->cfg.value_min_repeat, chk);
+  pthread_rwlock_unlock(&t->lock);
+  if (rc) {
+    memset(chk, 0, sizeof *chk);
+    eng_log(t, TAILOR_LOG_ERROR, "value model check: out of memory");
   }
-  free(s.o);
-  memset(chk, 0, sizeof *chk);
-  eng_log(t, TAILOR_LOG_ERROR, "value model check: %s",
-          e.code ? e.message : "out of memory");
 }
 
 /* Tailor's defaults adjusted to a repeat profile (none: the defaults). */
@@ -377,11 +341,10 @@ static int clusters_recall(tailor *t, uint64_t crossing, idx_clusters *c) {
 ** The models (customer value: BG/NBD + Gamma-Gamma; the automatic
 ** segments; the in-session purchase propensity; the session kernel's
 ** repeat profile), fitted on the index as it is at log position `seq`
-** with `now` as their time; the value model's check reads the log up to
-** `upto` (0: all of it).  The fits hold no index lock, so decisions go
+** with `now` as their time.  The fits hold no index lock, so decisions go
 ** on meanwhile.  The caller holds write_mu.
 */
-static void refit(tailor *t, int64_t now, int64_t seq, int64_t upto, int shared) {
+static void refit(tailor *t, int64_t now, int64_t seq, int shared) {
   clv_customer *c;
   size_t n;
   pthread_rwlock_rdlock(&t->lock);
@@ -393,7 +356,7 @@ static void refit(tailor *t, int64_t now, int64_t seq, int64_t upto, int shared)
   uint64_t t0 = util_mono_ns();
   idx_value_fit(c, n, now, (size_t)t->cfg.value_min_repeat, &m);
   free(c);
-  if (n) value_check(t, &m.check, upto);
+  if (n) value_check(t, &m.check);
   pthread_rwlock_wrlock(&t->lock);
   t->ix->value = m;
   pthread_rwlock_unlock(&t->lock);
@@ -464,7 +427,7 @@ static void refit(tailor *t, int64_t now, int64_t seq, int64_t upto, int shared)
 ** thread that commits, at the wall clock's time, on the whole log.
 */
 void eng_refit_value(tailor *t) {
-  refit(t, util_now_ms(), t->applied_seq, 0, 0);
+  refit(t, util_now_ms(), t->applied_seq, 0);
 }
 
 /*
@@ -475,7 +438,7 @@ void eng_refit_at(tailor *t, int64_t seq) {
   pthread_rwlock_rdlock(&t->lock);
   int64_t now = t->ix->last_ts;
   pthread_rwlock_unlock(&t->lock);
-  refit(t, now, seq, seq, 1);
+  refit(t, now, seq, 1);
 }
 
 int tailor_checkpoint(tailor *t, tailor_error *err) {

@@ -701,6 +701,15 @@ int idx_apply(idx *x, const ev *e) {
   }
   if (e->type == EV_PURCHASE) {
     x->orders_seen++;
+    if (pid != INTERN_NONE) { /* the value check's history (index.h) */
+      if (x->norders == x->orders_cap) {
+        size_t cap = x->orders_cap ? 2 * x->orders_cap : 1024;
+        idx_value_order *more = realloc(x->orders, cap * sizeof *more);
+        if (!more) return TAILOR_ENOMEM;
+        x->orders = more, x->orders_cap = cap;
+      }
+      x->orders[x->norders++] = (idx_value_order){pid, e->ts, e->revenue};
+    }
     if (apply_copurchase(x, p, e, order, norder)) return TAILOR_ENOMEM;
     if (p) {
       for (size_t i = 0; i < norder; i++) {

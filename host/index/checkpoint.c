@@ -21,7 +21,7 @@
 #include "index/index.h"
 
 #define CKPT_MAGIC "TAILORCK"
-#define CKPT_FORMAT 16 /* 16: the fitted models and where (idx_fit) */
+#define CKPT_FORMAT 17 /* 17: the orders of the value check (idx.orders) */
 
 /*
 ** Writing: a FILE with a running hash.
@@ -255,6 +255,13 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
   }
   PUT(&w, x->aff_decay.t0);
   put_ids(&w, &x->coupon_used);
+  uint64_t norders = x->norders;
+  PUT(&w, norders);
+  for (size_t i = 0; i < x->norders; i++) { /* field by field: no padding bytes */
+    PUT(&w, x->orders[i].person);
+    PUT(&w, x->orders[i].ts);
+    PUT(&w, x->orders[i].revenue);
+  }
   for (uint32_t s = 0; s < x->sessions.n; s++) {
     uint8_t n = s < x->window_cap ? x->window_n[s] : 0;
     PUT(&w, n);
@@ -687,6 +694,20 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
       if (used.n != x->coupon_used.n) r.err = 1;
       else if (used.n) memcpy(x->coupon_used.v, used.v, used.n * sizeof *used.v);
       idx_ids_free(&used);
+    }
+    {
+      uint64_t n = 0;
+      GET(&r, n);
+      /* 20 bytes an order: a count beyond what is left is damage. */
+      if (n > (uint64_t)(r.end - r.p) / 20) r.err = 1;
+      else if (n && !(x->orders = malloc(n * sizeof *x->orders))) r.err = 1;
+      else x->norders = x->orders_cap = n;
+      for (size_t i = 0; i < x->norders && !r.err; i++) {
+        GET(&r, x->orders[i].person);
+        GET(&r, x->orders[i].ts);
+        GET(&r, x->orders[i].revenue);
+        if (x->orders[i].person >= np) r.err = 1;
+      }
     }
     uint32_t ns = x->sessions.n;
     if (ns && !r.err) {

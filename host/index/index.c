@@ -109,6 +109,7 @@ void idx_free(idx *x) {
     free(x->person[i].aff);
   }
   free(x->repeat);
+  free(x->orders);
   cooc_free(&x->coview);
   cooc_free(&x->copurchase);
   trend_free(&x->trend);

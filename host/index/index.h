@@ -475,6 +475,13 @@ typedef struct idx_attribution {
 
 struct idx;
 
+/* One order, as the value model's check reads it (idx_value_check_orders). */
+typedef struct idx_value_order {
+  uint32_t person;
+  int64_t ts; /* ms */
+  double revenue;
+} idx_value_order;
+
 /* Count what event `e` says for attribution (person `pid` and session
    `sid` may be INTERN_NONE): 0, or -1 when out of memory.  Called by
    idx_apply. */
@@ -544,6 +551,10 @@ typedef struct idx {
                             order later erased counted it, a replay after
                             the erasure does not), to pace refits */
   idx_fit fit;           /* where the models above were fitted (engine.c) */
+  idx_value_order *orders; /* every order applied, with its person then (the
+                              value check's history; forgetting a customer
+                              drops theirs) */
+  size_t norders, orders_cap;
   uint64_t order_lines;  /* sum of the items' purchases (derived on load) */
   uint64_t applied;    /* events applied */
   uint32_t uncataloged; /* items known only from events, never upserted */
@@ -784,13 +795,14 @@ void idx_value_fit(const clv_customer *c, size_t n, int64_t now,
 ** and by past spend, and both rankings compared with their held-back
 ** spend.  Returns 0, or -1 out of memory.
 */
-typedef struct idx_value_order {
-  uint32_t person;
-  int64_t ts; /* ms */
-  double revenue;
-} idx_value_order;
 int idx_value_check_orders(idx_value_order *o, size_t n, double holdout_days,
                            size_t min_repeat, idx_value_check *out);
+
+/* The same check on the orders the index holds, each under its person's
+   current canonical id (an anonymous buyer who signed in since counts as
+   the customer).  Reads x only.  Returns 0, or -1 out of memory. */
+int idx_value_check_held(const idx *x, double holdout_days, size_t min_repeat,
+                         idx_value_check *out);
 
 /* Spearman's rank correlation of x and y (ties take their mean rank);
    NAN when n < 2 or either is constant. */

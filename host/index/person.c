@@ -264,6 +264,10 @@ size_t idx_watchers(const idx *x, uint32_t item, int64_t now, uint32_t days,
 size_t idx_forget(idx *x, const char *customer) {
   uint32_t p = idx_person_lookup(x, 'c', customer);
   if (p == INTERN_NONE) return 0;
+  size_t kept = 0; /* their orders go too, while canon still names them */
+  for (size_t i = 0; i < x->norders; i++)
+    if (x->person[x->orders[i].person].canon != p) x->orders[kept++] = x->orders[i];
+  x->norders = kept;
   size_t n = 0;
   for (uint32_t q = 0; q < x->people.n; q++) {
     if (x->person[q].canon != p || q == p) continue;

@@ -310,3 +310,16 @@ int idx_value_check_orders(idx_value_order *o, size_t n, double holdout_days,
   free(past);
   return 0;
 }
+
+int idx_value_check_held(const idx *x, double holdout_days, size_t min_repeat,
+                         idx_value_check *out) {
+  idx_value_order *o = malloc((x->norders ? x->norders : 1) * sizeof *o);
+  if (!o) return -1;
+  for (size_t i = 0; i < x->norders; i++) {
+    o[i] = x->orders[i];
+    o[i].person = x->person[o[i].person].canon;
+  }
+  int rc = idx_value_check_orders(o, x->norders, holdout_days, min_repeat, out);
+  free(o);
+  return rc;
+}
