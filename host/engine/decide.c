@@ -76,6 +76,7 @@ static void write_value(lua_State *L, request *r, int at, const char *path) {
 typedef struct slate {
   size_t n;            /* candidates, in the strategy's order */
   const char **id;     /* their ids (NULL: an entry without one) */
+  uint32_t *iid;       /* their items in the index (INTERN_NONE: unknown) */
   signed char *cls;    /* per candidate: SL_* */
   long *out;           /* what to write: i >= 0 candidate i, -1 - p pin p */
   size_t nout;
@@ -132,6 +133,7 @@ static void arrange(const idx *x, const dreq *q, long k, slate *s) {
   for (size_t i = 0; i < s->n; i++) {
     const char *id = s->id[i];
     uint32_t iid = id ? idx_item_id(x, id) : INTERN_NONE;
+    s->iid[i] = iid;
     s->cls[i] = SL_PLAIN;
     if (!id) continue;
     if (!showable(x, q, id, iid)) {
@@ -178,6 +180,13 @@ static void arrange(const idx *x, const dreq *q, long k, slate *s) {
       }
 }
 
+/* The place of key (klen bytes) in names, or -1. */
+static int field_of(const char *const *names, size_t n, const char *key, size_t klen) {
+  for (size_t a = 0; a < n; a++)
+    if (strlen(names[a]) == klen && !memcmp(names[a], key, klen)) return (int)a;
+  return -1;
+}
+
 /*
 ** A recommend (or rank) handler returns a list of entries ({id=, score=,
 ** reason=, because=, explain=}), or a table with that list under `items`.
@@ -215,9 +224,10 @@ static void write_recommend(lua_State *L, request *r, int res) {
   }
   /* The slate lives in Lua's memory (a userdata, under the cap), so an
      error thrown while writing leaks nothing. */
-  slate s = {(size_t)n, NULL, NULL, NULL, 0};
+  slate s = {(size_t)n, NULL, NULL, NULL, NULL, 0};
   if (!rank) {
     s.id = lua_newuserdatauv(L, s.n * sizeof *s.id + 1, 0);
+    s.iid = lua_newuserdatauv(L, s.n * sizeof *s.iid + 1, 0);
     s.cls = lua_newuserdatauv(L, s.n + 1, 0);
     s.out = lua_newuserdatauv(L, (s.n + REQ_MAX_PINS) * sizeof *s.out, 0);
     for (size_t i = 0; i < s.n; i++) {
@@ -260,37 +270,39 @@ static void write_recommend(lua_State *L, request *r, int res) {
       snprintf(what, sizeof what, "item %lld", (long long)i);
       handler_error(L, r, what, "must be a table with an id");
     }
+    /* One pass over the entry: each allowed field's value into its slot
+       (entry + 1 + its place in `allowed`), an unknown field an error. */
+    int slot = entry + 1;
+    luaL_checkstack(L, NALLOWED + 3, "recommend");
+    for (size_t a = 0; a < NALLOWED; a++) lua_pushnil(L);
     lua_pushnil(L);
     while (lua_next(L, entry)) {
-      const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
-      size_t a = 0;
-      while (a < NALLOWED && strcmp(allowed[a], key)) a++;
-      if (a == NALLOWED) {
+      size_t klen = 0;
+      const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &klen) : "?";
+      int a = field_of(allowed, NALLOWED, key, klen);
+      if (a < 0) {
         snprintf(what, sizeof what, "item %lld with unknown field '%s'", (long long)i, key);
         handler_error(L, r, what, "allowed: id, score, reason, because, explain");
       }
+      lua_copy(L, -1, slot + a);
       lua_pop(L, 1);
     }
-    if (lua_getfield(L, entry, "id") != LUA_TSTRING) {
+    if (lua_type(L, slot) != LUA_TSTRING) {
       snprintf(what, sizeof what, "item %lld", (long long)i);
       handler_error(L, r, what, "'id' must be a string");
     }
     size_t len;
-    const char *id = lua_tolstring(L, -1, &len);
-    uint32_t iid = idx_item_id(r->t->ix, id);
+    const char *id = lua_tolstring(L, slot, &len);
+    uint32_t iid = rank ? INTERN_NONE : s.iid[at]; /* arrange looked it up */
     if (!rank && (iid == INTERN_NONE || r->t->ix->item[iid].deleted)) {
       snprintf(what, sizeof what, "item %lld with unknown id", (long long)i);
       handler_error(L, r, what, id);
     }
     buf_puts(r->out, "{\"id\":");
     buf_json_str(r->out, id, len);
-    lua_pop(L, 1);
     for (size_t a = 1; a < NALLOWED; a++) {
-      int vt = lua_getfield(L, entry, allowed[a]);
-      if (vt == LUA_TNIL) {
-        lua_pop(L, 1);
-        continue;
-      }
+      int vt = lua_type(L, slot + (int)a);
+      if (vt == LUA_TNIL) continue;
       if (a == 1 && vt != LUA_TNUMBER) {
         snprintf(what, sizeof what, "item %lld", (long long)i);
         handler_error(L, r, what, "'score' must be a number");
@@ -302,15 +314,14 @@ static void write_recommend(lua_State *L, request *r, int res) {
       int one = a == 3 && vt == LUA_TSTRING;
       if (one) buf_putc(r->out, '[');
       char why[300];
-      if (ljson_write(L, -1, r->out, DECIDE_DIGITS, allowed[a], why, sizeof why)) {
+      if (ljson_write(L, slot + (int)a, r->out, DECIDE_DIGITS, allowed[a], why, sizeof why)) {
         snprintf(what, sizeof what, "item %lld", (long long)i);
         handler_error(L, r, what, why);
       }
       if (one) buf_putc(r->out, ']');
-      lua_pop(L, 1);
     }
     buf_putc(r->out, '}');
-    lua_pop(L, 1);
+    lua_settop(L, entry - 1);
   }
   buf_putc(r->out, ']');
 }
@@ -453,10 +464,11 @@ static void write_fallback_items(request *r) {
     reason = IDX_REASON_POPULAR;
   }
   const char *ids[MAX_ROWS];
+  uint32_t iids[MAX_ROWS];
   signed char cls[MAX_ROWS];
   long out[MAX_ROWS + REQ_MAX_PINS];
   for (size_t i = 0; i < n; i++) ids[i] = intern_name(&x->items, top[i].id);
-  slate s = {n, ids, cls, out, 0};
+  slate s = {n, ids, iids, cls, out, 0};
   arrange(x, r->q, r->k, &s);
   buf_putc(r->out, '[');
   for (size_t w = 0; w < s.nout; w++) {
