@@ -25,6 +25,17 @@ void buf_put(strbuf *b, const char *s, size_t n) {
   b->s[b->n] = '\0';
 }
 
+void buf_reserve(strbuf *b, size_t cap) {
+  if (b->oom || cap <= b->cap) return;
+  char *s2 = realloc(b->s, cap);
+  if (!s2) {
+    b->oom = 1;
+    return;
+  }
+  b->s = s2;
+  b->cap = cap;
+}
+
 void buf_puts(strbuf *b, const char *s) { buf_put(b, s, strlen(s)); }
 
 void buf_putc(strbuf *b, char c) { buf_put(b, &c, 1); }

@@ -17,6 +17,10 @@ typedef struct strbuf {
 } strbuf;
 
 void buf_put(strbuf *b, const char *s, size_t n);
+
+/* Room for `cap` bytes in all, so that a writer who knows its size
+   allocates once instead of growing by doubling. */
+void buf_reserve(strbuf *b, size_t cap);
 void buf_puts(strbuf *b, const char *s);
 void buf_putc(strbuf *b, char c);
 

@@ -156,7 +156,12 @@ static void job_finalize(srv *s, job *j) {
     if (!text) util_fail(&j->err, SRV_EINTERNAL, NULL, "metrics: out of memory");
   }
   if (j->req.op == SRV_OP_CONSOLE_READ && !j->err.code) srv_console_finalize(s, j);
-  j->out = j->http ? srv_http_response(j, &j->out_len) : ndjson_response(j, &j->out_len);
+  if (j->framed && !j->err.code) { /* the decision wrote its own line */
+    j->out = j->body, j->out_len = j->body_len;
+    j->body = NULL;
+  } else {
+    j->out = j->http ? srv_http_response(j, &j->out_len) : ndjson_response(j, &j->out_len);
+  }
   j->state = J_DONE;
 }
 

@@ -70,6 +70,7 @@ struct job {
   int status;        /* HTTP status when not derived (204 for preflight) */
   const char *ctype; /* HTTP content type of body; NULL: JSON */
   char *headers;     /* more HTTP header lines ("Name: value\r\n"...); owned */
+  int framed;        /* body is already the whole NDJSON response line */
   char *out;         /* the response bytes once done; owned */
   size_t out_len;
 };

@@ -17,6 +17,10 @@
 #include "engine/engine.h"
 #include "server/internal.h"
 
+/* A decision's answer is allocated this big at once (a product page of ten
+   explained items is about 2 KiB); a longer one grows as any buffer. */
+#define DECIDE_ANSWER_BYTES 4096
+
 static void push(job **head, job **tail, job *j) {
   j->qnext = NULL;
   if (*tail)
@@ -141,16 +145,27 @@ void srv_run_read(srv *s, job *j) {
   switch (j->req.op) {
     case SRV_OP_DECIDE: {
       /* The typed request, straight to the engine; the answer is written
-         into `b` and becomes the body as it is. */
+         into `b` and becomes the body as it is.  Over NDJSON the line's
+         frame goes around it here, so the answer is not copied again
+         (job_finalize sends a framed body as it is). */
       strbuf b = {0};
+      buf_reserve(&b, DECIDE_ANSWER_BYTES);
+      int framed = !j->http;
+      if (framed) {
+        buf_puts(&b, "{\"id\":");
+        buf_puts(&b, j->req.id ? j->req.id : "null");
+        buf_puts(&b, ",\"result\":");
+      }
       uint64_t t0 = util_mono_ns();
       rc = eng_decide(s->t, &j->req.dq, &b, &e);
+      if (framed) buf_put(&b, "}\n", 2);
       note_decide_ns(s, util_mono_ns() - t0);
       if (!rc && !(out = buf_take(&b, &len))) rc = util_fail(&e, TAILOR_ENOMEM, NULL, "out of memory");
       buf_free(&b);
       if (!rc) {
         j->body = out;
         j->body_len = len;
+        j->framed = framed;
         return;
       }
       break;
