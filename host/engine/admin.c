@@ -191,6 +191,7 @@ int tailor_forget(tailor *t, const char *customer, int64_t *erased,
     idx_forget(t->ix, customer);
     json_array_foreach(sessions, i, v) idx_forget_session(t->ix, json_string_value(v));
     pthread_rwlock_unlock(&t->lock);
+    eng_exposures_reset(t, 0); /* their exposures are gone from the store */
     /* The checkpoint on disk still holds them: write it again now, or, when
        it cannot be written, remove it, so that no start brings them back. */
     if (t->ckpt_path) {

@@ -249,9 +249,7 @@ static void decide_one(dry *d, size_t i, const char *kind, const char *label, js
   d->hooked = 0;
   h->calls++;
   int rc = text ? tailor_decide(d->t, text, strlen(text), &resp, NULL, &e) : TAILOR_ENOMEM;
-  pthread_mutex_lock(&d->t->expo_mu); /* a dry run exposes nobody */
-  json_array_clear(d->t->expo);
-  pthread_mutex_unlock(&d->t->expo_mu);
+  eng_exposures_reset(d->t, 1); /* a dry run exposes nobody */
   json_t *a = rc == TAILOR_OK ? json_loads(resp, 0, NULL) : NULL;
   if (rc != TAILOR_OK) {
     failed(d, h, e.message);

@@ -491,6 +491,7 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
   pthread_mutex_init(&t->expo_mu, NULL);
   pthread_mutex_init(&t->read_mu, NULL);
   t->expo = json_array();
+  t->exposed = calloc(ENG_EXPOSED_SLOTS, sizeof *t->exposed);
   pthread_cond_init(&t->commit_cv, NULL);
   /* Writers first: with glibc's default (readers first) a steady stream of
      decisions would starve ingestion forever.  No thread ever takes the read
@@ -630,6 +631,7 @@ void tailor_close(tailor *t) {
   pthread_mutex_destroy(&t->expo_mu);
   pthread_mutex_destroy(&t->read_mu);
   json_decref(t->expo);
+  free(t->exposed);
   pthread_cond_destroy(&t->commit_cv);
   pthread_rwlock_destroy(&t->lock);
   pthread_mutex_destroy(&t->vm_mu);

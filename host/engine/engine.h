@@ -34,6 +34,7 @@ typedef struct eng_plugins eng_plugins; /* loaded plugins (engine/plugin.c) */
 typedef struct commit_req commit_req; /* events waiting for a group commit */
 
 #define ENG_LAG_MAX_MS 2000
+#define ENG_EXPOSED_SLOTS 16384 /* pairs remembered as recorded (a power of 2) */
 
 struct tailor {
   config cfg;
@@ -113,9 +114,11 @@ struct tailor {
   sknn_tuned *tuned;
   int sess_adapted;        /* the repeat rule changed the defaults */
 
-  /* Experiment exposures waiting for the next commit (experiment.c). */
+  /* Experiment exposures waiting for the next commit (experiment.c), and
+     the pairs recorded lately (hashes, ENG_EXPOSED_SLOTS of them). */
   pthread_mutex_t expo_mu;
   json_t *expo;
+  uint64_t *exposed;
 
   /* Plugins and what they registered; fixed once tailor_open returns. */
   eng_plugins *plugins;
@@ -272,6 +275,10 @@ void eng_expose(tailor *t, const char *experiment, const char *variant,
                 const char *unit);
 void eng_flush_exposures(tailor *t);
 int eng_exposures_pending(tailor *t);
+/* Forget which pairs were recorded (after an erasure, whose unit may be
+   exposed again, and after a dry run) and, with `pending`, drop the
+   buffered exposures too. */
+void eng_exposures_reset(tailor *t, int pending);
 double eng_t_pvalue(double t, double df);
 
 /*

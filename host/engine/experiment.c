@@ -36,12 +36,31 @@ int eng_experiment_pick(const char *name, const char *unit,
   return (int)n - 1;
 }
 
+/*
+** The store keeps a unit's first exposure to an experiment and ignores the
+** rest, and a visitor sees the same experiment on page after page: a pair
+** recorded lately (its hash in t->exposed, one slot per hash, the newer
+** pair taking a shared slot) is not buffered and written again.  A pair
+** pushed out of its slot is written again, and ignored by the store.
+*/
 void eng_expose(tailor *t, const char *experiment, const char *variant,
                 const char *unit) {
-  json_t *row = json_pack("{ss ss ss sI}", "experiment", experiment, "variant",
-                          variant, "unit", unit, "ts", (json_int_t)util_now_ms());
+  uint64_t h = (intern_hash(experiment, strlen(experiment)) * 0x100000001b3ULL ^
+                intern_hash(unit, strlen(unit))) | 1; /* 0: an empty slot */
   pthread_mutex_lock(&t->expo_mu);
-  json_array_append_new(t->expo, row);
+  uint64_t *slot = t->exposed ? &t->exposed[h & (ENG_EXPOSED_SLOTS - 1)] : NULL;
+  if (!slot || *slot != h) {
+    json_t *row = json_pack("{ss ss ss sI}", "experiment", experiment, "variant",
+                            variant, "unit", unit, "ts", (json_int_t)util_now_ms());
+    if (row && !json_array_append_new(t->expo, row) && slot) *slot = h;
+  }
+  pthread_mutex_unlock(&t->expo_mu);
+}
+
+void eng_exposures_reset(tailor *t, int pending) {
+  pthread_mutex_lock(&t->expo_mu);
+  if (t->exposed) memset(t->exposed, 0, ENG_EXPOSED_SLOTS * sizeof *t->exposed);
+  if (pending) json_array_clear(t->expo);
   pthread_mutex_unlock(&t->expo_mu);
 }
 

@@ -76,6 +76,7 @@ static int follow_one(void *ud, int64_t seq, const ev *e) {
   pthread_rwlock_wrlock(&t->lock);
   int rc = idx_apply(t->ix, e);
   pthread_rwlock_unlock(&t->lock);
+  if (e->type == EV_ERASE) eng_exposures_reset(t, 0); /* erased by another node */
   if (rc != TAILOR_OK) {
     t->ix_incomplete = 1;
     eng_log(t, TAILOR_LOG_ERROR, "index: out of memory applying event %lld", (long long)seq);

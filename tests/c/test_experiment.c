@@ -93,7 +93,8 @@ static void decide_loop(tailor *t, int n, int units, const char *tag) {
 /* Exposures wait in C, outside the Lua memory cap, for the next commit: a
    handler calling tailor.experiment 300,000 times once buffered 300,000
    rows (~180 MB).  Now a call records at most MAX_EXPOSURES distinct ones
-   and warns once; the next call has its own allowance. */
+   and warns once; the next call has its own allowance.  A pair recorded
+   lately is not recorded again until an erasure. */
 static void test_exposures_bounded_per_call(void) {
   static const char strategy[] =
       "local variants = { 'a', 'b' }\n"
@@ -140,6 +141,14 @@ static void test_exposures_bounded_per_call(void) {
   decide_loop(t, 10000, 3, "z");
   CHECK_INT(buffered(t), 2 * MAX_EXPOSURES + 3);
   CHECK_INT(w.n, 2);
+  /* A pair recorded lately is not buffered again in a later call (the
+     store keeps a unit's first exposure anyway)... */
+  decide_loop(t, 10000, 3, "z");
+  CHECK_INT(buffered(t), 2 * MAX_EXPOSURES + 3);
+  /* ...until an erasure, after which its unit may be exposed anew. */
+  CHECK_INT(tailor_forget(t, "nobody", NULL, &err), TAILOR_OK);
+  decide_loop(t, 3, 3, "z");
+  CHECK_INT(buffered(t), 2 * MAX_EXPOSURES + 6);
 
   /* The report sees exactly those. */
   char *report = NULL;
