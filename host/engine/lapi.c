@@ -683,7 +683,8 @@ static int l_most_viewed(lua_State *L) {
   return 1;
 }
 
-/* tailor.item(id) -> the catalog table plus views/in_stock, or nil */
+/* tailor.item(id [, field]) -> the catalog table plus views/in_stock, or
+   nil; with a field name, that field alone */
 /*
 ** tailor.item: the catalog object of an item as a table, with its live
 ** figures.  The catalog part is parsed once per catalog version of the item
@@ -766,15 +767,43 @@ static void push_catalog(lua_State *L, const char *id, const char *doc) {
   lua_replace(L, cache);
 }
 
+/*
+** tailor.item(id, field): the one field, as tailor.item(id)[field] would
+** give it, without building the item's table: the live figures from the
+** index, the rest from the cached catalog table (a nested table copied).
+*/
+static int item_field(lua_State *L, const char *id, const idx_item *it, const char *field) {
+  if (!strcmp(field, "id")) lua_pushstring(L, id);
+  else if (!strcmp(field, "in_stock")) lua_pushboolean(L, it->in_stock);
+  else if (!strcmp(field, "views")) lua_pushinteger(L, (lua_Integer)it->views);
+  else if (!strcmp(field, "purchases")) lua_pushinteger(L, (lua_Integer)it->purchases);
+  else if (!strcmp(field, "previous_price")) lua_pushnumber(L, it->prev_price);
+  else if (!strcmp(field, "was_in_stock")) lua_pushboolean(L, (it->prev & IDX_PREV_IN_STOCK) != 0);
+  else if (!strcmp(field, "was_listed")) lua_pushboolean(L, (it->prev & IDX_PREV_LISTED) != 0);
+  else if (!it->doc && !strcmp(field, "price")) lua_pushnumber(L, it->price);
+  else if (!it->doc) lua_pushnil(L);
+  else {
+    push_catalog(L, id, it->doc);
+    if (lua_getfield(L, -1, field) == LUA_TTABLE) {
+      copy_table(L, -1, 0);
+      lua_remove(L, -2);
+    }
+    lua_remove(L, -2);
+  }
+  return 1;
+}
+
 static int l_item(lua_State *L) {
   tailor *t = engine_of(L);
   const char *id = luaL_checkstring(L, 1);
+  const char *field = luaL_optstring(L, 2, NULL);
   uint32_t i = idx_item_id(t->ix, id);
   if (i == INTERN_NONE || t->ix->item[i].deleted) {
     lua_pushnil(L);
     return 1;
   }
   const idx_item *it = &t->ix->item[i];
+  if (field) return item_field(L, id, it, field);
   if (it->doc) {
     push_catalog(L, id, it->doc);
     copy_table(L, -1, 0);

@@ -164,7 +164,7 @@ function M.merchandise(rows, c, k, skip)
     if pinned[row.id] then
       pinned[row.id] = row
     elseif not filtering or M.keeps(c, row.id) then
-      local brand = needs_brand and (tailor.item(row.id) or {}).brand
+      local brand = needs_brand and tailor.item(row.id, "brand")
       local g = named(c.bury, row.id, brand) and 3 or named(c.boost, row.id, brand) and 1 or 2
       groups[g][#groups[g] + 1] = row
     end
@@ -331,8 +331,7 @@ local pages = {}
 
 -- A guide or blog post (catalog kind "content"): kept out of product rows.
 function M.is_content(id)
-  local item = tailor.item(id)
-  return item ~= nil and item.kind == "content"
+  return tailor.item(id, "kind") == "content"
 end
 
 -- A guide's page: what its readers went on to buy, then what they read next.
@@ -394,8 +393,9 @@ function pages.home(ctx, pick)
   local recent = widget ~= "bestsellers" and ctx.customer.recent or {}
   local rows = {}
   for i = #recent, 1, -1 do
-    local item = tailor.item(recent[i])
-    if item and item.in_stock then rows[#rows + 1] = { id = recent[i], reason = "recently_viewed" } end
+    if tailor.item(recent[i], "in_stock") then
+      rows[#rows + 1] = { id = recent[i], reason = "recently_viewed" }
+    end
   end
   pick.add(rows)
   -- Because you searched: the session's terms, newest first.

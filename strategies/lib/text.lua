@@ -5,8 +5,7 @@
 local M = {}
 
 local function name_of(id)
-  local item = id and tailor.item(id)
-  return item and item.name or id or "this"
+  return id and tailor.item(id, "name") or id or "this"
 end
 
 local function ago(ms, now)

@@ -24,6 +24,15 @@ return {
         .. "|" .. tostring(f.max_price) .. "|" .. tostring(f.in_stock) .. "|" .. #ctx.pin
         .. "|" .. (ctx.pin[1] and ctx.pin[1].item .. "@" .. ctx.pin[1].slot or "")
         .. "|" .. table.concat(ctx.boost, "+") .. "|" .. table.concat(ctx.bury, "+") } }
+    elseif ctx.page.type == "field" then
+      -- One field at a time: live figures, catalog fields, a nested copy.
+      local tags = tailor.item("a", "tags")
+      tags[1] = "changed"
+      local parts = { tailor.item("a", "name"), tostring(tailor.item("a", "price")),
+                      tostring(tailor.item("a", "in_stock")), tostring(tailor.item("a", "views")),
+                      tailor.item("a", "tags")[1], tostring(tailor.item("a", "nope")),
+                      tostring(tailor.item("zzz", "name")), tailor.item("b", "id") }
+      return { { id = "a", explain = table.concat(parts, "|") } }
     elseif ctx.page.type == "boom" then
       error("boom")
     elseif ctx.page.type == "write_ctx" then
