@@ -119,6 +119,10 @@ struct tailor {
   pthread_mutex_t expo_mu;
   json_t *expo;
   uint64_t *exposed;
+  /* Set by a server with a writer thread: called by a decision that left
+     enough exposures buffered, instead of writing them itself. */
+  void (*expo_due)(void *ud);
+  void *expo_due_ud;
 
   /* Plugins and what they registered; fixed once tailor_open returns. */
   eng_plugins *plugins;

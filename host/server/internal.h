@@ -192,6 +192,7 @@ struct srv {
   int read_idle, write_idle; /* threads waiting on read_cv, write_cv: a
                                 queued job signals only when one waits */
   int stop_threads;
+  int expo_due;              /* the engine has exposures to write (work.c) */
   uv_thread_t *workers;
   int n_workers;
   uv_thread_t writer;

@@ -424,21 +424,41 @@ static void run_writes(srv *s, job *list) {
   if (run != small) free(run);
 }
 
+/* A decision left enough exposures buffered (engine.h, expo_due): the
+   writer writes them, so that no decision waits for that transaction. */
+static void exposures_due(void *ud) {
+  srv *s = ud;
+  uv_mutex_lock(&s->mu);
+  s->expo_due = 1;
+  if (s->write_idle) uv_cond_signal(&s->write_cv);
+  uv_mutex_unlock(&s->mu);
+}
+
 static void writer_main(void *arg) {
   srv *s = arg;
   for (;;) {
     uv_mutex_lock(&s->mu);
-    while (!s->wq_head && !s->stop_threads) {
+    while (!s->wq_head && !s->expo_due && !s->stop_threads) {
       s->write_idle++;
       uv_cond_wait(&s->write_cv, &s->mu);
       s->write_idle--;
     }
     job *list = s->wq_head, *last = s->wq_tail;
     s->wq_head = s->wq_tail = NULL;
+    int expo = s->expo_due;
+    s->expo_due = 0;
+    int stop = s->stop_threads;
     uv_mutex_unlock(&s->mu);
-    if (!list) return;
-    run_writes(s, list);
-    finish(s, list, last);
+    if (list) {
+      run_writes(s, list);
+      finish(s, list, last);
+    }
+    if (expo) { /* a commit above may have written them already */
+      pthread_mutex_lock(&s->t->write_mu);
+      eng_flush_exposures(s->t);
+      pthread_mutex_unlock(&s->t->write_mu);
+    }
+    if (!list && !expo && stop) return;
   }
 }
 
@@ -449,6 +469,10 @@ int srv_threads_start(srv *s, int workers) {
     s->n_workers++;
   }
   if (s->n_workers && !uv_thread_create(&s->writer, writer_main, s)) s->writer_on = 1;
+  if (s->writer_on) {
+    s->t->expo_due_ud = s;
+    s->t->expo_due = exposures_due;
+  }
   return s->n_workers == workers && s->writer_on ? 0 : -1;
 }
 
@@ -461,6 +485,7 @@ void srv_threads_stop(srv *s) {
   uv_mutex_unlock(&s->mu);
   for (int i = 0; i < s->n_workers; i++) uv_thread_join(&s->workers[i]);
   if (s->writer_on) uv_thread_join(&s->writer);
+  s->t->expo_due = NULL; /* decisions after this (none) write their own */
   free(s->workers);
   s->workers = NULL;
   s->n_workers = s->writer_on = 0;
