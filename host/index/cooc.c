@@ -83,30 +83,38 @@ int cooc_add_item(cooc *c, uint32_t item, int64_t ts, double w) {
 /* Add `w` to neighbour b of a's list, evicting the lightest when full. */
 static int bump(cooc *c, uint32_t a, uint32_t b, float w) {
   cooc_list *l = &c->lists[a];
+  if (l->n >= c->max_neighbors) {
+    /* Full (a popular item's list, most of the bumps): one pass finds b
+       or, failing that, the weakest entry, which b takes over with its
+       weight plus w (space-saving: no weight is lost). */
+    uint16_t min = 0;
+    for (uint16_t i = 0; i < l->n; i++) {
+      if (l->e[i].id == b) {
+        l->e[i].w += w;
+        return 0;
+      }
+      if (l->e[i].w < l->e[min].w) min = i;
+    }
+    l->e[min].id = b;
+    l->e[min].w += w;
+    return 0;
+  }
   for (uint16_t i = 0; i < l->n; i++) {
     if (l->e[i].id == b) {
       l->e[i].w += w;
       return 0;
     }
   }
-  if (l->n < c->max_neighbors) {
-    if (l->n == l->cap) {
-      uint16_t cap = l->cap ? (uint16_t)(l->cap * 2) : COOC_FIRST_CAP;
-      if (cap > c->max_neighbors) cap = c->max_neighbors;
-      cooc_entry *e = realloc(l->e, cap * sizeof *e);
-      if (!e) return -1;
-      l->e = e;
-      l->cap = cap;
-    }
-    l->e[l->n++] = (cooc_entry){b, w};
-    c->pairs++;
-    return 0;
+  if (l->n == l->cap) {
+    uint16_t cap = l->cap ? (uint16_t)(l->cap * 2) : COOC_FIRST_CAP;
+    if (cap > c->max_neighbors) cap = c->max_neighbors;
+    cooc_entry *e = realloc(l->e, cap * sizeof *e);
+    if (!e) return -1;
+    l->e = e;
+    l->cap = cap;
   }
-  uint16_t min = 0;
-  for (uint16_t i = 1; i < l->n; i++)
-    if (l->e[i].w < l->e[min].w) min = i;
-  l->e[min].id = b;
-  l->e[min].w += w;
+  l->e[l->n++] = (cooc_entry){b, w};
+  c->pairs++;
   return 0;
 }
 
