@@ -7,18 +7,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The buffer at `cap` bytes: 0, or -1 (and oom set) when out of memory. */
+static int resize(strbuf *b, size_t cap) {
+  char *s2 = realloc(b->s, cap);
+  if (!s2) {
+    b->oom = 1;
+    return -1;
+  }
+  b->s = s2;
+  b->cap = cap;
+  return 0;
+}
+
 void buf_put(strbuf *b, const char *s, size_t n) {
   if (b->oom) return;
   if (b->n + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->n + n + 1) cap *= 2;
-    char *s2 = realloc(b->s, cap);
-    if (!s2) {
-      b->oom = 1;
-      return;
-    }
-    b->s = s2;
-    b->cap = cap;
+    if (resize(b, cap)) return;
   }
   memcpy(b->s + b->n, s, n);
   b->n += n;
@@ -26,14 +32,7 @@ void buf_put(strbuf *b, const char *s, size_t n) {
 }
 
 void buf_reserve(strbuf *b, size_t cap) {
-  if (b->oom || cap <= b->cap) return;
-  char *s2 = realloc(b->s, cap);
-  if (!s2) {
-    b->oom = 1;
-    return;
-  }
-  b->s = s2;
-  b->cap = cap;
+  if (!b->oom && cap > b->cap) resize(b, cap);
 }
 
 void buf_puts(strbuf *b, const char *s) { buf_put(b, s, strlen(s)); }

@@ -77,6 +77,16 @@ static idx_value_order *generate_shop(uint64_t seed, uint32_t n, double arrive,
   return o;
 }
 
+/* Parse one event and apply it to the index; both must succeed. */
+static void apply_line(idx *x, const char *line) {
+  tailor_error err = {0};
+  ev e;
+  ev_limits lim = {.now_ms = T0};
+  CHECK_INT(ev_parse(line, strlen(line), &lim, &e, &err), TAILOR_OK);
+  CHECK_INT(idx_apply(x, &e), TAILOR_OK);
+  ev_clear(&e);
+}
+
 static void test_spearman(void) {
   double x[] = {1, 2, 3, 4, 5}, up[] = {10, 20, 30, 40, 50}, down[] = {5, 4, 3, 2, 1};
   CHECK_NEAR(idx_spearman(x, up, 5), 1, 1e-12);
@@ -104,12 +114,7 @@ static void test_too_few_repeat_customers(void) {
                "{\"type\":\"purchase\",\"customer\":\"c%d\",\"order_id\":\"o%d-%d\","
                "\"items\":[{\"id\":\"sofa\",\"price\":899}],\"ts\":%lld}",
                i, i, k, T0 + (long long)(i + 20 * k) * DAY);
-      tailor_error err = {0};
-      ev e;
-      ev_limits lim = {.now_ms = T0};
-      CHECK_INT(ev_parse(line, strlen(line), &lim, &e, &err), TAILOR_OK);
-      CHECK_INT(idx_apply(x, &e), TAILOR_OK);
-      ev_clear(&e);
+      apply_line(x, line);
     }
   }
   int64_t now = T0 + 60 * DAY;
@@ -245,12 +250,7 @@ static void test_held_orders(void) {
              "{\"type\":\"purchase\",%s,\"order_id\":\"o%zu\",\"revenue\":%.17g,"
              "\"items\":[{\"id\":\"sofa\"}],\"ts\":%lld}",
              who, i, o[i].revenue, (long long)o[i].ts);
-    tailor_error err = {0};
-    ev e;
-    ev_limits lim = {.now_ms = T0};
-    CHECK_INT(ev_parse(line, strlen(line), &lim, &e, &err), TAILOR_OK);
-    CHECK_INT(idx_apply(x, &e), TAILOR_OK);
-    ev_clear(&e);
+    apply_line(x, line);
   }
   CHECK_INT(x->norders, n);
   CHECK(forgotten != UINT32_MAX);

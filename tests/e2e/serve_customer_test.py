@@ -33,11 +33,7 @@ def who(c, **fields):
 
 
 def main():
-    s = Server()
-    with open(os.path.join(s.cfg["strategies"], "recommend.lua"), "w") as f:
-        f.write(WHO)
-    s.stop()
-    s.start()
+    s = Server(recommend=WHO)
     try:
         adm = s.connect()
         adm.call("auth", token=ADMIN)

@@ -46,11 +46,7 @@ def decide_all(c, units):
 
 
 def main():
-    s = Server()
-    with open(os.path.join(s.cfg["strategies"], "recommend.lua"), "w") as f:
-        f.write(EXPERIMENT)
-    s.stop()
-    s.start()
+    s = Server(recommend=EXPERIMENT)
     try:
         c = s.connect()
         c.call("auth", token=STOREFRONT)

@@ -99,9 +99,12 @@ class Checks:
 class Server:
     """A `tailor serve` process on 127.0.0.1 and a free port."""
 
-    def __init__(self, server=None, args=(), engine=None, db=None, tmpdir=None, env=None):
+    def __init__(self, server=None, args=(), engine=None, db=None, tmpdir=None, env=None,
+                 recommend=RECOMMEND):
+        """`recommend`: the text of the strategies' recommend.lua."""
         self.dir = tmpdir or tempfile.mkdtemp(prefix="serve", dir=TMP)
         self.db = db or os.path.join(self.dir, "shop.db")
+        self.recommend = recommend
         cfg = {"db": self.db, "strategies": self.strategies()}
         cfg.update(engine or {})
         section = {"listen": "127.0.0.1:0", "tokens": TOKENS, "customer_secret": CUSTOMER_SECRET}
@@ -120,7 +123,7 @@ class Server:
         d = os.path.join(self.dir, "strategies")
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, "recommend.lua"), "w") as f:
-            f.write(RECOMMEND)
+            f.write(self.recommend)
         return d
 
     def write_config(self, cfg):

@@ -34,11 +34,8 @@ def stored_ts(db, msg):
 
 
 def main():
-    s = Server(engine={"limits": {"max_future_ms": 60000, "max_unknown_items": 3}})
-    with open(os.path.join(s.cfg["strategies"], "recommend.lua"), "w") as f:
-        f.write(TRENDING)
-    s.stop()
-    s.start()
+    s = Server(engine={"limits": {"max_future_ms": 60000, "max_unknown_items": 3}},
+               recommend=TRENDING)
     try:
         sf = s.connect()
         sf.call("auth", token=STOREFRONT)
