@@ -39,6 +39,16 @@ def free_port():
     return port
 
 
+def held_port():
+    """(socket, port): a loopback port held by a bound socket that does not
+    listen, so a connection to it is refused and no other process (a test
+    server binding port 0 meanwhile) is given it; close the socket just
+    before starting what should listen there."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    return s, s.getsockname()[1]
+
+
 def wait_for(what, fn, deadline=30, step=0.1):
     """Poll fn() until it returns something true; raise after `deadline` s."""
     end = time.time() + deadline
