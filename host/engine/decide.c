@@ -545,13 +545,8 @@ int eng_decide(tailor *t, const dreq *q, strbuf *out, tailor_error *err) {
   pthread_rwlock_unlock(&t->lock);
   buf_putc(out, '}');
   if (eng_exposures_pending(t)) { /* decisions only: exposures still land */
-    if (t->expo_due) { /* a writer thread writes them, off this decision's time */
-      t->expo_due(t->expo_due_ud);
-    } else {
-      pthread_mutex_lock(&t->write_mu);
-      eng_flush_exposures(t);
-      pthread_mutex_unlock(&t->write_mu);
-    }
+    if (t->expo_due) t->expo_due(t->expo_due_ud); /* a writer thread writes them */
+    else eng_write_exposures(t);
   }
   eng_metric(t, "decide_us", q->kind, (double)(util_mono_ns() - started) / 1e3);
   if (rc != TAILOR_OK) eng_metric(t, "decide_fallback", q->kind, 1);

@@ -610,11 +610,7 @@ void tailor_close(tailor *t) {
   if (!t) return;
   eng_follow_stop(t);
   if (t->st && t->ix) eng_save_checkpoint(t);
-  if (t->st && t->expo) {
-    pthread_mutex_lock(&t->write_mu);
-    eng_flush_exposures(t);
-    pthread_mutex_unlock(&t->write_mu);
-  }
+  if (t->st && t->expo) eng_write_exposures(t);
   free(t->ckpt_path);
   eng_vms_free(t);
   eng_strategies_free(t);

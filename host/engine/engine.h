@@ -269,15 +269,19 @@ int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err);
 /*
 ** Experiments (engine/experiment.c): the variant of `unit` among n weighted
 ** variants (an index, -1 when no weight is positive), deterministic;
-** recording an exposure; writing buffered exposures to the store (the
-** caller holds write_mu); whether enough are buffered to flush now.
+** recording an exposure (h: eng_exposure_hash of the pair); writing
+** buffered exposures to the store (eng_flush_exposures: the caller holds
+** write_mu; eng_write_exposures takes it); whether enough are buffered to
+** flush now.
 */
 int eng_experiment_pick(const char *name, const char *unit,
                         const char *const *variants, const double *weights,
                         size_t n);
+uint64_t eng_exposure_hash(const char *experiment, const char *unit);
 void eng_expose(tailor *t, const char *experiment, const char *variant,
-                const char *unit);
+                const char *unit, uint64_t h);
 void eng_flush_exposures(tailor *t);
+void eng_write_exposures(tailor *t);
 int eng_exposures_pending(tailor *t);
 /* Forget which pairs were recorded (after an erasure, whose unit may be
    exposed again, and after a dry run) and, with `pending`, drop the

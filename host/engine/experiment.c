@@ -43,10 +43,13 @@ int eng_experiment_pick(const char *name, const char *unit,
 ** pair taking a shared slot) is not buffered and written again.  A pair
 ** pushed out of its slot is written again, and ignored by the store.
 */
+uint64_t eng_exposure_hash(const char *experiment, const char *unit) {
+  return (intern_hash(experiment, strlen(experiment)) * 0x100000001b3ULL ^
+          intern_hash(unit, strlen(unit))) | 1; /* never 0: an empty slot */
+}
+
 void eng_expose(tailor *t, const char *experiment, const char *variant,
-                const char *unit) {
-  uint64_t h = (intern_hash(experiment, strlen(experiment)) * 0x100000001b3ULL ^
-                intern_hash(unit, strlen(unit))) | 1; /* 0: an empty slot */
+                const char *unit, uint64_t h) {
   pthread_mutex_lock(&t->expo_mu);
   uint64_t *slot = t->exposed ? &t->exposed[h & (ENG_EXPOSED_SLOTS - 1)] : NULL;
   if (!slot || *slot != h) {
@@ -75,6 +78,12 @@ void eng_flush_exposures(tailor *t) {
       eng_log(t, TAILOR_LOG_ERROR, "experiments: %s", err.message);
   }
   json_decref(rows);
+}
+
+void eng_write_exposures(tailor *t) {
+  pthread_mutex_lock(&t->write_mu);
+  eng_flush_exposures(t);
+  pthread_mutex_unlock(&t->write_mu);
 }
 
 int eng_exposures_pending(tailor *t) {

@@ -767,12 +767,14 @@ static void push_catalog(lua_State *L, const char *id, const char *doc) {
   lua_replace(L, cache);
 }
 
-/*
-** tailor.item(id, field): the one field, as tailor.item(id)[field] would
-** give it, without building the item's table: the live figures from the
-** index, the rest from the cached catalog table (a nested table copied).
-*/
-static int item_field(lua_State *L, const char *id, const idx_item *it, const char *field) {
+/* The item's live figures, over its catalog fields of the same name. */
+static const char *const live_fields[] = {"id",           "in_stock",       "views",
+                                          "purchases",    "price",          "previous_price",
+                                          "was_in_stock", "was_listed"};
+
+/* Push live figure `field` of the item: 1, or 0 when it is none (the
+   price is live only for an item never upserted). */
+static int push_live(lua_State *L, const char *id, const idx_item *it, const char *field) {
   if (!strcmp(field, "id")) lua_pushstring(L, id);
   else if (!strcmp(field, "in_stock")) lua_pushboolean(L, it->in_stock);
   else if (!strcmp(field, "views")) lua_pushinteger(L, (lua_Integer)it->views);
@@ -781,7 +783,18 @@ static int item_field(lua_State *L, const char *id, const idx_item *it, const ch
   else if (!strcmp(field, "was_in_stock")) lua_pushboolean(L, (it->prev & IDX_PREV_IN_STOCK) != 0);
   else if (!strcmp(field, "was_listed")) lua_pushboolean(L, (it->prev & IDX_PREV_LISTED) != 0);
   else if (!it->doc && !strcmp(field, "price")) lua_pushnumber(L, it->price);
-  else if (!it->doc) lua_pushnil(L);
+  else return 0;
+  return 1;
+}
+
+/*
+** tailor.item(id, field): the one field, as tailor.item(id)[field] would
+** give it, without building the item's table: the live figures from the
+** index, the rest from the cached catalog table (a nested table copied).
+*/
+static int item_field(lua_State *L, const char *id, const idx_item *it, const char *field) {
+  if (push_live(L, id, it, field)) return 1;
+  if (!it->doc) lua_pushnil(L);
   else {
     push_catalog(L, id, it->doc);
     if (lua_getfield(L, -1, field) == LUA_TTABLE) {
@@ -811,24 +824,8 @@ static int l_item(lua_State *L) {
   } else {
     lua_newtable(L);
   }
-  lua_pushstring(L, id);
-  lua_setfield(L, -2, "id");
-  lua_pushboolean(L, it->in_stock);
-  lua_setfield(L, -2, "in_stock");
-  lua_pushinteger(L, (lua_Integer)it->views);
-  lua_setfield(L, -2, "views");
-  lua_pushinteger(L, (lua_Integer)it->purchases);
-  lua_setfield(L, -2, "purchases");
-  if (!it->doc) {
-    lua_pushnumber(L, it->price);
-    lua_setfield(L, -2, "price");
-  }
-  lua_pushnumber(L, it->prev_price);
-  lua_setfield(L, -2, "previous_price");
-  lua_pushboolean(L, (it->prev & IDX_PREV_IN_STOCK) != 0);
-  lua_setfield(L, -2, "was_in_stock");
-  lua_pushboolean(L, (it->prev & IDX_PREV_LISTED) != 0);
-  lua_setfield(L, -2, "was_listed");
+  for (size_t f = 0; f < sizeof live_fields / sizeof *live_fields; f++)
+    if (push_live(L, id, it, live_fields[f])) lua_setfield(L, -2, live_fields[f]);
   return 1;
 }
 
@@ -981,12 +978,9 @@ static call_exposures *exposures_of(lua_State *L) {
   return x;
 }
 
-/* Whether the exposure of `unit` to `name` should be recorded now. */
-static int exposure_admitted(lua_State *L, tailor *t, const char *name,
-                             const char *unit) {
+/* Whether the exposure of hash h (eng_exposure_hash) should be recorded now. */
+static int exposure_admitted(lua_State *L, tailor *t, uint64_t h) {
   call_exposures *x = exposures_of(L);
-  uint64_t h = intern_hash(name, strlen(name)) * 0x100000001b3ULL ^
-               intern_hash(unit, strlen(unit));
   for (size_t i = 0; i < x->n; i++)
     if (x->seen[i] == h) return 0;
   if (x->n < LAPI_MAX_EXPOSURES) {
@@ -1048,7 +1042,8 @@ static int l_experiment(lua_State *L) {
   }
   int v = eng_experiment_pick(name, unit, names, weights, n);
   if (v < 0) return luaL_error(L, "experiment '%s': no variant with a positive weight", name);
-  if (exposure_admitted(L, t, name, unit)) eng_expose(t, name, names[v], unit);
+  uint64_t h = eng_exposure_hash(name, unit);
+  if (exposure_admitted(L, t, h)) eng_expose(t, name, names[v], unit, h);
   lua_pushstring(L, names[v]);
   return 1;
 }

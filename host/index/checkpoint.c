@@ -698,8 +698,10 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
     {
       uint64_t n = 0;
       GET(&r, n);
-      /* 20 bytes an order: a count beyond what is left is damage. */
-      if (n > (uint64_t)(r.end - r.p) / 20) r.err = 1;
+      /* A count beyond what the bytes left can hold is damage. */
+      const size_t order_bytes = sizeof x->orders->person + sizeof x->orders->ts +
+                                 sizeof x->orders->revenue;
+      if (n > (uint64_t)(r.end - r.p) / order_bytes) r.err = 1;
       else if (n && !(x->orders = malloc(n * sizeof *x->orders))) r.err = 1;
       else x->norders = x->orders_cap = n;
       for (size_t i = 0; i < x->norders && !r.err; i++) {

@@ -83,27 +83,21 @@ int cooc_add_item(cooc *c, uint32_t item, int64_t ts, double w) {
 /* Add `w` to neighbour b of a's list, evicting the lightest when full. */
 static int bump(cooc *c, uint32_t a, uint32_t b, float w) {
   cooc_list *l = &c->lists[a];
-  if (l->n >= c->max_neighbors) {
-    /* Full (a popular item's list, most of the bumps): one pass finds b
-       or, failing that, the weakest entry, which b takes over with its
-       weight plus w (space-saving: no weight is lost). */
-    uint16_t min = 0;
-    for (uint16_t i = 0; i < l->n; i++) {
-      if (l->e[i].id == b) {
-        l->e[i].w += w;
-        return 0;
-      }
-      if (l->e[i].w < l->e[min].w) min = i;
-    }
-    l->e[min].id = b;
-    l->e[min].w += w;
-    return 0;
-  }
+  /* One pass finds b or, failing that, the weakest entry: in a full list
+     (a popular item's, most of the bumps) b takes it over with its weight
+     plus w (space-saving: no weight is lost). */
+  uint16_t min = 0;
   for (uint16_t i = 0; i < l->n; i++) {
     if (l->e[i].id == b) {
       l->e[i].w += w;
       return 0;
     }
+    if (l->e[i].w < l->e[min].w) min = i;
+  }
+  if (l->n >= c->max_neighbors) {
+    l->e[min].id = b;
+    l->e[min].w += w;
+    return 0;
   }
   if (l->n == l->cap) {
     uint16_t cap = l->cap ? (uint16_t)(l->cap * 2) : COOC_FIRST_CAP;

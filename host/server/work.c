@@ -453,11 +453,7 @@ static void writer_main(void *arg) {
       run_writes(s, list);
       finish(s, list, last);
     }
-    if (expo) { /* a commit above may have written them already */
-      pthread_mutex_lock(&s->t->write_mu);
-      eng_flush_exposures(s->t);
-      pthread_mutex_unlock(&s->t->write_mu);
-    }
+    if (expo) eng_write_exposures(s->t); /* a commit above may have already */
     if (!list && !expo && stop) return;
   }
 }
