@@ -19,7 +19,7 @@ static int resize(strbuf *b, size_t cap) {
   return 0;
 }
 
-void buf_put(strbuf *b, const char *s, size_t n) {
+void buf_grow_put(strbuf *b, const char *s, size_t n) {
   if (b->oom) return;
   if (b->n + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 256;
@@ -36,8 +36,6 @@ void buf_reserve(strbuf *b, size_t cap) {
 }
 
 void buf_puts(strbuf *b, const char *s) { buf_put(b, s, strlen(s)); }
-
-void buf_putc(strbuf *b, char c) { buf_put(b, &c, 1); }
 
 void buf_json_str(strbuf *b, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
@@ -62,8 +60,14 @@ void buf_json_str(strbuf *b, const char *s, size_t n) {
 }
 
 void buf_json_int(strbuf *b, long long v) {
-  char tmp[24];
-  buf_put(b, tmp, (size_t)snprintf(tmp, sizeof tmp, "%lld", v));
+  char tmp[24], *p = tmp + sizeof tmp;
+  /* digits from the end, on the magnitude as unsigned (LLONG_MIN has none
+     as a long long) */
+  unsigned long long m = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+  do *--p = (char)('0' + m % 10);
+  while (m /= 10);
+  if (v < 0) *--p = '-';
+  buf_put(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 /*

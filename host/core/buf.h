@@ -9,6 +9,7 @@
 #define TAILOR_BUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 typedef struct strbuf {
   char *s;
@@ -16,13 +17,24 @@ typedef struct strbuf {
   int oom;
 } strbuf;
 
-void buf_put(strbuf *b, const char *s, size_t n);
+/* Appends `n` bytes.  The common case, room already there, is inline;
+   buf_grow_put() grows the buffer first. */
+void buf_grow_put(strbuf *b, const char *s, size_t n);
+static inline void buf_put(strbuf *b, const char *s, size_t n) {
+  if (b->oom || b->n + n + 1 > b->cap) {
+    buf_grow_put(b, s, n);
+    return;
+  }
+  memcpy(b->s + b->n, s, n);
+  b->n += n;
+  b->s[b->n] = '\0';
+}
 
 /* Room for `cap` bytes in all, so that a writer who knows its size
    allocates once instead of growing by doubling. */
 void buf_reserve(strbuf *b, size_t cap);
 void buf_puts(strbuf *b, const char *s);
-void buf_putc(strbuf *b, char c);
+static inline void buf_putc(strbuf *b, char c) { buf_put(b, &c, 1); }
 
 /* `s` (`n` bytes) as a JSON string, quoted and escaped. */
 void buf_json_str(strbuf *b, const char *s, size_t n);

@@ -198,6 +198,8 @@ static int field_of(const char *const *names, size_t n, const char *key, size_t 
 */
 static void write_recommend(lua_State *L, request *r, int res) {
   static const char *const allowed[] = {"id", "score", "reason", "because", "explain"};
+  static const char *const keys[] = {"{\"id\":", ",\"score\":", ",\"reason\":",
+                                     ",\"because\":", ",\"explain\":"};
   enum { NALLOWED = sizeof allowed / sizeof *allowed };
   int rank = !strcmp(r->q->kind, "rank");
   char what[160];
@@ -222,14 +224,22 @@ static void write_recommend(lua_State *L, request *r, int res) {
     }
     lua_pop(L, t == LUA_TTABLE ? 2 : 1);
   }
-  /* The slate lives in Lua's memory (a userdata, under the cap), so an
-     error thrown while writing leaks nothing. */
-  slate s = {(size_t)n, NULL, NULL, NULL, NULL, 0};
-  if (!rank) {
-    s.id = lua_newuserdatauv(L, s.n * sizeof *s.id + 1, 0);
-    s.iid = lua_newuserdatauv(L, s.n * sizeof *s.iid + 1, 0);
-    s.cls = lua_newuserdatauv(L, s.n + 1, 0);
+  /* The slate is on the C stack for a usual list, else in Lua's memory (a
+     userdata, under the cap): an error thrown while writing leaks nothing
+     either way. */
+  enum { SMALL = 64 };
+  const char *id_small[SMALL];
+  uint32_t iid_small[SMALL];
+  signed char cls_small[SMALL];
+  long out_small[SMALL + REQ_MAX_PINS];
+  slate s = {(size_t)n, id_small, iid_small, cls_small, out_small, 0};
+  if (!rank && s.n > SMALL) {
+    s.id = lua_newuserdatauv(L, s.n * sizeof *s.id, 0);
+    s.iid = lua_newuserdatauv(L, s.n * sizeof *s.iid, 0);
+    s.cls = lua_newuserdatauv(L, s.n, 0);
     s.out = lua_newuserdatauv(L, (s.n + REQ_MAX_PINS) * sizeof *s.out, 0);
+  }
+  if (!rank) {
     for (size_t i = 0; i < s.n; i++) {
       /* the list holds the entries, and they their ids: the strings live */
       s.id[i] = NULL;
@@ -307,9 +317,7 @@ static void write_recommend(lua_State *L, request *r, int res) {
         snprintf(what, sizeof what, "item %lld", (long long)i);
         handler_error(L, r, what, "'score' must be a number");
       }
-      buf_putc(r->out, ',');
-      buf_json_str(r->out, allowed[a], strlen(allowed[a]));
-      buf_putc(r->out, ':');
+      buf_puts(r->out, keys[a]);
       /* because: an item id, or a list of them */
       int one = a == 3 && vt == LUA_TSTRING;
       if (one) buf_putc(r->out, '[');

@@ -458,24 +458,39 @@ static size_t opt_exclude(lua_State *L, int opts, const idx *x, uint32_t *out,
 }
 
 /* Push result rows {id=, score=, reason=, because=} as a Lua list; `aux`
-   of a row is its anchor item when `anchored`. */
+   of a row is its anchor item when `anchored`.  The four keys and the
+   reason are pushed once and copied into each row (lua_setfield would
+   look each key up again per row). */
 static void push_rows(lua_State *L, const idx *x, const topk_entry *rows,
                       size_t n, idx_reason reason, int anchored) {
+  luaL_checkstack(L, 10, "rows");
   lua_createtable(L, (int)n, 0);
+  int list = lua_gettop(L);
+  lua_pushliteral(L, "id");
+  lua_pushliteral(L, "score");
+  lua_pushliteral(L, "reason");
+  lua_pushliteral(L, "because");
+  lua_pushstring(L, idx_reason_name(reason));
   for (size_t i = 0; i < n; i++) {
     lua_createtable(L, 0, 4);
+    lua_pushvalue(L, list + 1);
     lua_pushstring(L, intern_name(&x->items, rows[i].id));
-    lua_setfield(L, -2, "id");
+    lua_rawset(L, -3);
+    lua_pushvalue(L, list + 2);
     lua_pushnumber(L, rows[i].score);
-    lua_setfield(L, -2, "score");
-    lua_pushstring(L, idx_reason_name(reason));
-    lua_setfield(L, -2, "reason");
-    if (anchored && intern_name(&x->items, rows[i].aux)) {
-      lua_pushstring(L, intern_name(&x->items, rows[i].aux));
-      lua_setfield(L, -2, "because");
+    lua_rawset(L, -3);
+    lua_pushvalue(L, list + 3);
+    lua_pushvalue(L, list + 5);
+    lua_rawset(L, -3);
+    const char *because = anchored ? intern_name(&x->items, rows[i].aux) : NULL;
+    if (because) {
+      lua_pushvalue(L, list + 4);
+      lua_pushstring(L, because);
+      lua_rawset(L, -3);
     }
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
+    lua_rawseti(L, list, (lua_Integer)i + 1);
   }
+  lua_settop(L, list);
 }
 
 /*

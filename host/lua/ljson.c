@@ -275,7 +275,9 @@ static int write_json(lua_State *L, int idx, strbuf *out, int digits, wpath *p, 
 
 int ljson_write(lua_State *L, int idx, strbuf *out, int digits, const char *path, char *why,
                 size_t why_len) {
-  wpath p = {path, {0}, {0}, 0};
+  wpath p; /* key[] and index[] are read only below n, where set */
+  p.root = path;
+  p.n = 0;
   why[0] = '\0';
   return write_json(L, idx, out, digits, &p, why, why_len);
 }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/event.h"
 #include "core/util.h"
 #include "server/proto.h"
@@ -497,7 +498,11 @@ int srv_parse_line(const char *buf, size_t len, const srv_limits *lim,
              : mistyped(err, "request", "id", "a string or an integer", id);
     goto done;
   }
-  if (!(out->id = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY))) {
+  /* The id as the response repeats it: JSON text, written directly. */
+  strbuf idb = {0};
+  if (json_is_integer(id)) buf_json_int(&idb, (long long)json_integer_value(id));
+  else buf_json_str(&idb, json_string_value(id), json_string_length(id));
+  if (!(out->id = buf_take(&idb, NULL))) {
     rc = srv_oom(err, "request");
     goto done;
   }

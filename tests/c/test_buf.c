@@ -4,7 +4,9 @@
 ** "%.6g" would write them (the fast path is checked against printf on
 ** random values and the edges of its range), and ownership on take.
 */
+#include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "check.h"
@@ -59,6 +61,15 @@ static void test_numbers(void) {
   buf_json_int(&b, -9007199254740993LL);
   CHECK_STR(b.s, "-9007199254740993");
   buf_free(&b);
+  /* integers are written without printf: its answer at the edges */
+  const long long ends[] = {0, 7, -1, 10, LLONG_MAX, LLONG_MIN, LLONG_MIN + 1};
+  for (size_t i = 0; i < sizeof ends / sizeof *ends; i++) {
+    char want[32];
+    snprintf(want, sizeof want, "%lld", ends[i]);
+    buf_json_int(&b, ends[i]);
+    CHECK_STR(b.s, want);
+    buf_free(&b);
+  }
 }
 
 int main(void) {
