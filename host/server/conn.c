@@ -652,19 +652,45 @@ static void on_write(uv_write_t *req, int status) {
   srv_conn_pump(c);
 }
 
-/* Queue bytes on the socket; closes the connection when it cannot. */
+/*
+** Bytes to the socket; closes the connection when it cannot.  With nothing
+** queued before them they go out at once (uv_try_write, one writev of the
+** parts): a uv_write would leave a completion to run and, when it drains,
+** an epoll_ctl for every response.  What the socket does not take now is
+** copied and queued.
+*/
 static int conn_write(conn *c, const char *const *parts, const size_t *lens, int n) {
-  size_t total = 0;
-  for (int i = 0; i < n; i++) total += lens[i];
-  wreq *w = malloc(sizeof *w + total);
+  enum { MAX_PARTS = 64 };
+  uv_buf_t bufs[MAX_PARTS];
+  size_t total = 0, sent = 0;
+  for (int i = 0; i < n; i++) {
+    bufs[i] = uv_buf_init((char *)parts[i], (unsigned)lens[i]);
+    total += lens[i];
+  }
+  if (!c->out_bytes && n <= MAX_PARTS) {
+    int r = uv_try_write(&c->h.stream, bufs, (unsigned)n);
+    if (r < 0 && r != UV_EAGAIN) {
+      srv_conn_close(c);
+      return -1;
+    }
+    if (r > 0) sent = (size_t)r;
+  }
+  c->s->m.bytes_out += total;
+  if (sent == total) {
+    c->last_active = uv_now(c->s->loop);
+    return 0;
+  }
+  wreq *w = malloc(sizeof *w + (total - sent));
   if (!w) {
     srv_conn_close(c);
     return -1;
   }
   w->len = 0;
-  for (int i = 0; i < n; i++) {
-    memcpy(w->data + w->len, parts[i], lens[i]);
-    w->len += lens[i];
+  for (int i = 0; i < n; i++) { /* the parts past what was sent */
+    size_t skip = sent < lens[i] ? sent : lens[i];
+    sent -= skip;
+    memcpy(w->data + w->len, parts[i] + skip, lens[i] - skip);
+    w->len += lens[i] - skip;
   }
   uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
   if (uv_write(&w->req, &c->h.stream, &buf, 1, on_write)) {
@@ -672,8 +698,7 @@ static int conn_write(conn *c, const char *const *parts, const size_t *lens, int
     srv_conn_close(c);
     return -1;
   }
-  c->out_bytes += total;
-  c->s->m.bytes_out += total;
+  c->out_bytes += w->len;
   return 0;
 }
 

@@ -215,6 +215,27 @@ def slow_reader(s):
     hog.close()
 
 
+def late_reader(s):
+    # A client that sends a long pipeline and reads only later: the socket
+    # takes part of an answer batch, the rest is queued and sent as it
+    # drains.  Every answer arrives whole, once, in order.
+    c = s.connect()
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    n = 3000
+    pad = "x" * 200  # each answer repeats its id: about 230 bytes
+    sender = threading.Thread(target=c.send_raw, args=(b"".join(
+        b'{"id":"%s%d","op":"ping"}\n' % (pad.encode(), i) for i in range(n)),))
+    sender.start()
+    time.sleep(0.5)  # the server's writes meet a full socket meanwhile
+    got = [c.line() for _ in range(n)]
+    sender.join()
+    check("late reader: every answer whole", all(g and "result" in g for g in got),
+          [g for g in got if not g or "result" not in g][:2])
+    check("late reader: in order, once", [g and g["id"] for g in got] ==
+          ["%s%d" % (pad, i) for i in range(n)])
+    c.close()
+
+
 def too_many_connections(s):
     conns = [s.connect() for _ in range(6)]  # max_connections is 6
     for c in conns:
@@ -302,7 +323,7 @@ def main():
                env={"ASAN_OPTIONS": (asan + ":" if asan else "") + "quarantine_size_mb=8"})
     try:
         for fn in (pipelining, backpressure, partial_lines, disconnects, oversized,
-                   garbage, slow_reader, too_many_connections, idle):
+                   garbage, slow_reader, late_reader, too_many_connections, idle):
             T.run(fn, s)
             time.sleep(0.2)  # let closed connections go before the next case
         T.stopped_clean(s)
