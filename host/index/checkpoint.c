@@ -70,8 +70,17 @@ static void put_cooc(ckw *w, const cooc *c, uint32_t nitems) {
     uint16_t n = has ? c->lists[i].n : 0;
     PUT(w, total);
     PUT(w, n);
-    if (n) {
-      put(w, c->lists[i].e, n * sizeof(cooc_entry));
+    /* The format keeps each neighbour beside its weight, as it did when
+       memory did too: (id, weight) pairs. */
+    const float *lw = n ? cooc_w(&c->lists[i]) : NULL;
+    uint32_t pairs[2 * 64];
+    for (uint16_t e = 0; e < n;) {
+      size_t m = 0;
+      for (; m < 64 && e < n; m++, e++) {
+        pairs[2 * m] = c->lists[i].id[e];
+        memcpy(&pairs[2 * m + 1], &lw[e], sizeof pairs[0]);
+      }
+      put(w, pairs, 2 * m * sizeof pairs[0]);
     }
   }
 }
@@ -385,14 +394,19 @@ static void get_cooc(ckr *r, cooc *c, uint32_t nitems) {
     GET(r, n);
     if (n > c->max_neighbors) r->err = 1;
     cooc_list *l = &c->lists[i];
-    l->e = get_array(r, n, sizeof *l->e);
-    if (n && !l->e) {
+    if (!n) continue;
+    if ((size_t)(r->end - r->p) / (sizeof(uint32_t) + sizeof(float)) < n ||
+        !(l->id = malloc(n * (sizeof(uint32_t) + sizeof(float))))) {
       r->err = 1;
       break;
     }
     l->n = l->cap = n;
-    for (uint16_t e = 0; e < n; e++)
-      if (l->e[e].id >= nitems) r->err = 1;
+    float *lw = cooc_w(l);
+    for (uint16_t e = 0; e < n; e++) {
+      GET(r, l->id[e]);
+      GET(r, lw[e]);
+      if (l->id[e] >= nitems) r->err = 1;
+    }
   }
 }
 

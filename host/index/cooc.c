@@ -7,6 +7,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* A new neighbour list starts with room for this many: most items that
    co-occur at all gather a handful of neighbours quickly. */
@@ -30,7 +33,7 @@ void cooc_init(cooc *c, uint16_t max_neighbors, double half_life_days) {
 
 void cooc_free(cooc *c) {
   for (uint32_t i = 0; i < c->nitems; i++) {
-    free(c->lists[i].e);
+    free(c->lists[i].id);
   }
   free(c->lists);
   free(c->total);
@@ -58,7 +61,8 @@ static void rebase(cooc *c, int64_t ts) {
   double s = decay_scale(&c->d, ts);
   for (uint32_t i = 0; i < c->nitems; i++) {
     c->total[i] *= s;
-    for (uint16_t j = 0; j < c->lists[i].n; j++) c->lists[i].e[j].w *= (float)s;
+    float *w = cooc_w(&c->lists[i]);
+    for (uint16_t j = 0; j < c->lists[i].n; j++) w[j] *= (float)s;
   }
   c->sum *= s;
   c->d.t0 = ts;
@@ -80,34 +84,64 @@ int cooc_add_item(cooc *c, uint32_t item, int64_t ts, double w) {
   return cooc_add_item_w(c, item, w * cooc_event_weight(c, ts));
 }
 
-/* Add `w` to neighbour b of a's list, evicting the lightest when full. */
+/* The place of neighbour b in l, or -1. */
+static int find(const cooc_list *l, uint32_t b) {
+  uint16_t i = 0;
+#ifdef __SSE2__
+  /* ids are unique in a list: the first equal lane is the one */
+  __m128i key = _mm_set1_epi32((int)b);
+  for (; i + 4 <= l->n; i += 4) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(l->id + i));
+    int m = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(v, key)));
+    if (m) return i + __builtin_ctz((unsigned)m);
+  }
+#endif
+  for (; i < l->n; i++)
+    if (l->id[i] == b) return i;
+  return -1;
+}
+
+/* Room for `cap` neighbours: ids and weights move to a new block. */
+static int resize(cooc_list *l, uint16_t cap) {
+  uint32_t *id = malloc(cap * (sizeof *id + sizeof(float)));
+  if (!id) return -1;
+  if (l->n) {
+    memcpy(id, l->id, l->n * sizeof *id);
+    memcpy(id + cap, cooc_w(l), l->n * sizeof(float));
+  }
+  free(l->id);
+  l->id = id;
+  l->cap = cap;
+  return 0;
+}
+
+/* Add `w` to neighbour b of a's list.  A full list (a popular item's,
+   most of the bumps) gives the weakest entry's place to b, with its weight
+   plus w (space-saving: no weight is lost); among equal weights, the
+   first. */
 static int bump(cooc *c, uint32_t a, uint32_t b, float w) {
   cooc_list *l = &c->lists[a];
-  /* One pass finds b or, failing that, the weakest entry: in a full list
-     (a popular item's, most of the bumps) b takes it over with its weight
-     plus w (space-saving: no weight is lost). */
-  uint16_t min = 0;
-  for (uint16_t i = 0; i < l->n; i++) {
-    if (l->e[i].id == b) {
-      l->e[i].w += w;
-      return 0;
-    }
-    if (l->e[i].w < l->e[min].w) min = i;
+  int at = find(l, b);
+  if (at >= 0) {
+    cooc_w(l)[at] += w;
+    return 0;
   }
   if (l->n >= c->max_neighbors) {
-    l->e[min].id = b;
-    l->e[min].w += w;
+    const float *lw = cooc_w(l);
+    uint16_t min = 0;
+    for (uint16_t i = 1; i < l->n; i++)
+      if (lw[i] < lw[min]) min = i;
+    l->id[min] = b;
+    cooc_w(l)[min] += w;
     return 0;
   }
   if (l->n == l->cap) {
     uint16_t cap = l->cap ? (uint16_t)(l->cap * 2) : COOC_FIRST_CAP;
     if (cap > c->max_neighbors) cap = c->max_neighbors;
-    cooc_entry *e = realloc(l->e, cap * sizeof *e);
-    if (!e) return -1;
-    l->e = e;
-    l->cap = cap;
+    if (resize(l, cap)) return -1;
   }
-  l->e[l->n++] = (cooc_entry){b, w};
+  l->id[l->n] = b;
+  cooc_w(l)[l->n++] = w;
   c->pairs++;
   return 0;
 }
@@ -124,10 +158,8 @@ int cooc_add_pair(cooc *c, uint32_t a, uint32_t b, int64_t ts, double w) {
 
 double cooc_count(const cooc *c, uint32_t a, uint32_t b, int64_t now) {
   if (a >= c->nitems) return 0;
-  const cooc_list *l = &c->lists[a];
-  for (uint16_t i = 0; i < l->n; i++)
-    if (l->e[i].id == b) return l->e[i].w * decay_scale(&c->d, now);
-  return 0;
+  int at = find(&c->lists[a], b);
+  return at >= 0 ? cooc_w(&c->lists[a])[at] * decay_scale(&c->d, now) : 0;
 }
 
 double cooc_total(const cooc *c, uint32_t item, int64_t now) {
@@ -192,10 +224,11 @@ size_t cooc_top_k(const cooc *c, const cooc_params *p, const uint32_t *anchors,
   /* One anchor: its list has each candidate once, so straight to the heap. */
   if (nanchors == 1) {
     const cooc_list *l = &c->lists[anchors[0]];
+    const float *lw = cooc_w(l);
     double n_i = c->total[anchors[0]] * s;
     for (uint16_t e = 0; e < l->n; e++) {
-      uint32_t j = l->e[e].id;
-      double sc = score_scaled(p, l->e[e].w * s, n_i, c->total[j] * s);
+      uint32_t j = l->id[e];
+      double sc = score_scaled(p, lw[e] * s, n_i, c->total[j] * s);
       if (sc <= 0 || sc < topk_floor(&h) || (keep && !keep(ud, j))) continue;
       topk_push(&h, j, anchors[0], sc);
     }
@@ -214,10 +247,11 @@ size_t cooc_top_k(const cooc *c, const cooc_params *p, const uint32_t *anchors,
     uint32_t i = anchors[a];
     if (i >= c->nitems) continue;
     const cooc_list *l = &c->lists[i];
+    const float *lw = cooc_w(l);
     double n_i = c->total[i] * s;
     for (uint16_t e = 0; e < l->n; e++) {
-      uint32_t j = l->e[e].id;
-      double sc = score_scaled(p, l->e[e].w * s, n_i, c->total[j] * s);
+      uint32_t j = l->id[e];
+      double sc = score_scaled(p, lw[e] * s, n_i, c->total[j] * s);
       if (sc <= 0) continue;
       size_t slot = (j * 2654435761u) & (size - 1);
       while (t[slot].id != UINT32_MAX && t[slot].id != j)
@@ -247,6 +281,6 @@ size_t cooc_top_k(const cooc *c, const cooc_params *p, const uint32_t *anchors,
 size_t cooc_bytes(const cooc *c) {
   size_t b = c->nitems * (sizeof *c->lists + sizeof *c->total);
   for (uint32_t i = 0; i < c->nitems; i++)
-    b += c->lists[i].cap * sizeof(cooc_entry);
+    b += c->lists[i].cap * (sizeof(uint32_t) + sizeof(float));
   return b;
 }

@@ -30,17 +30,18 @@
 #define COOC_DEFAULT_MAX_NEIGHBORS 64
 #define COOC_DEFAULT_HALF_LIFE_DAYS 60.0
 
-/* A neighbour and its decayed co-occurrence weight, side by side so a scan
-   of the ids finds the weight in the same cache line. */
-typedef struct cooc_entry {
-  uint32_t id;
-  float w;
-} cooc_entry;
-
+/*
+** An item's neighbours: `cap` ids, then `cap` decayed weights in the same
+** block (cooc_w).  Ids apart from weights, a search for one neighbour reads
+** half the memory and compares four ids at a time; weight i is neighbour
+** id[i]'s.
+*/
 typedef struct cooc_list {
-  cooc_entry *e;
+  uint32_t *id;
   uint16_t n, cap;
 } cooc_list;
+
+static inline float *cooc_w(const cooc_list *l) { return (float *)(l->id + l->cap); }
 
 typedef struct cooc {
   cooc_list *lists; /* by item id */
@@ -103,7 +104,7 @@ int cooc_add_pair_w(cooc *c, uint32_t a, uint32_t b, double w);
 static inline void cooc_prefetch(const cooc *c, uint32_t item) {
   if (item >= c->nitems) return;
   const cooc_list *l = &c->lists[item];
-  for (uint32_t i = 0; i < l->n; i += 64 / sizeof *l->e) __builtin_prefetch(&l->e[i], 1);
+  for (uint32_t i = 0; i < l->n; i += 64 / sizeof *l->id) __builtin_prefetch(&l->id[i], 1);
 }
 
 /* The stored weight of the pair (a -> b) in units of events at `now`

@@ -174,9 +174,10 @@ size_t idx_substitutes(const idx *x, uint32_t anchor, const idx_filter *f, int64
   if (anchor < v->nitems) {
     const cooc_list *l = &v->lists[anchor];
     double s = decay_scale(&v->d, now), ni = v->total[anchor] * s;
+    const float *lw = cooc_w(l);
     for (uint16_t e = 0; e < l->n; e++) {
-      uint32_t j = l->e[e].id;
-      double c = l->e[e].w * s, nj = v->total[j] * s;
+      uint32_t j = l->id[e];
+      double c = lw[e] * s, nj = v->total[j] * s;
       if (c <= IDX_SUBSTITUTE_MIN_COVIEW || ni <= 0 || nj <= 0) continue;
       double bought, lift = lift_of(x, anchor, j, orders, now, &bought);
       if ((lift >= IDX_SUBSTITUTE_MAX_LIFT && bought > IDX_COMPLEMENT_MIN_SUPPORT) ||
