@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/malloc_conf.h"
 #include "core/util.h"
 #include "tailor.h"
 
@@ -132,8 +133,9 @@ int main(int argc, char **argv) {
     uint64_t t0 = util_mono_ns();
     size_t nev = load(t, dir, sessions, &items, &nitems);
     if (pass == 0)
-      printf("decide benchmark: %zu sessions, %zu views ingested in %.1f s (JSON, store, index)\n",
-             sessions, nev, (double)(util_mono_ns() - t0) / 1e9);
+      printf("decide benchmark: %zu sessions, %zu views ingested in %.1f s (JSON, store, index)\n"
+             "allocator: %s\n",
+             sessions, nev, (double)(util_mono_ns() - t0) / 1e9, tailor_allocator());
     if (pass == 0) {
       run(t, "shipped: product page", "product", items, nitems, count);
       run(t, "shipped: cart page", "cart", items, nitems, count);

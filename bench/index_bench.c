@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "cli/malloc_conf.h"
 #include "index/index.h"
 #include "index/sknn_rerank.h"
 #include "store/store.h"
@@ -178,7 +179,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--tuned") && i + 1 < argc) tuned_path = argv[++i];
     else dir = argv[i];
   }
-  printf("tailor index benchmark on %s\n", dir);
+  printf("tailor index benchmark on %s\nallocator: %s\n", dir, tailor_allocator());
   size_t nsessions;
   uint32_t max_item;
   uint64_t t0 = util_mono_ns();

@@ -22,6 +22,7 @@
 
 #include "core/event.h"
 #include "core/util.h"
+#include "cli/malloc_conf.h"
 #include "index/index.h"
 #include "tailor.h"
 
@@ -124,7 +125,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   text t = load(dir, max);
-  printf("tailor ingest benchmark: %zu events (views, every 5th session an order)\n\n", t.n);
+  printf("tailor ingest benchmark: %zu events (views, every 5th session an order)\n"
+         "allocator: %s\n\n", t.n, tailor_allocator());
 
   /* jansson alone, for scale: the tree that ev_parse maps from. */
   uint64_t t0 = util_mono_ns();

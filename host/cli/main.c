@@ -10,17 +10,6 @@
 #include "cli/cli.h"
 #include "core/util.h"
 
-#ifdef TAILOR_WITH_JEMALLOC
-/*
-** jemalloc's options, through its documented global (MALLOC_CONF in the
-** environment still overrides them): transparent huge pages for what it
-** maps.  The indexes are hundreds of MB of tables read at random; with
-** 2 MiB pages they fault in 512 times fewer pieces as they grow and miss
-** the TLB less: `tailor ingest` of 240k views went from 2.04 s to 1.55-1.69 s.
-*/
-const char *malloc_conf = "thp:always";
-#endif
-
 static const struct {
   const char *name;
   int (*run)(int argc, char **argv);
