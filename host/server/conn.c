@@ -597,10 +597,16 @@ static uint64_t time_left(const conn *c, int *slow) {
   return left;
 }
 
+/* A timer already due no later than the deadline stays as it is: on_timer
+   looks again and waits for what is left.  Deadlines mostly move later
+   (each request), so the timer is not taken out and put back in the
+   loop's heap for every one. */
 static void arm_timer(conn *c) {
   int slow;
   uint64_t left = time_left(c, &slow);
-  uv_timer_start(&c->timer, on_timer, left ? left : 1, 0);
+  if (!left) left = 1;
+  if (uv_is_active((uv_handle_t *)&c->timer) && uv_timer_get_due_in(&c->timer) <= left) return;
+  uv_timer_start(&c->timer, on_timer, left, 0);
 }
 
 static void answer_refusal(conn *c, int http);
