@@ -264,24 +264,27 @@ static void push_searches(lua_State *L, tailor *t, const char *customer,
 
 /*
 ** ctx is read-only: an empty table whose __index reads the fields from a
-** hidden one (upvalue 5), and whose __newindex refuses, so one handler (or
-** a segment predicate) cannot change what the next one reads.  Only kind,
-** k and now are set up front; every other field is made when first read
-** and kept in the hidden table: customer, session and segments from the
-** index, and page, context, items, exclude, filter, pin, boost and bury
-** from the caller's request (upvalue 6, a ctx_src), which lives only as
-** long as the call ctx was given to: read later, those fail with an error
-** that says so (a handler keeps values, not ctx).  Most handlers read a
-** few fields, and building all of them was half of an on_event call.
-** Upvalues: 1 the engine, 2 customer id, 3 anonymous id, 4 session id
-** (strings or nil), 5 the fields, 6 the sources.  Handlers run with the
-** index read lock held, so the figures are those of the moment they are
+** hidden one (upvalue 2), and whose __newindex refuses, so one handler (or
+** a segment predicate) cannot change what the next one reads.  Every field
+** is made when first read and kept in the hidden table: kind, k and now,
+** customer, session and segments from the index, and page, context, items,
+** exclude, filter, pin, boost and bury from the caller's request (upvalue
+** 3, a ctx_src).  The ids and the kind are copied into the ctx_src (no Lua
+** string is made for them unless read); the rest of the request lives only
+** as long as the call ctx was given to: read later, those fail with an
+** error that says so (a handler keeps values, not ctx).  Most handlers read
+** a few fields, and building all of them was half of an on_event call.
+** Upvalues: 1 the engine, 2 the fields, 3 the sources.  Handlers run with
+** the index read lock held, so the figures are those of the moment they are
 ** read.
 */
 typedef struct ctx_src {
-  lapi_ctx c;              /* the pointers in it are the caller's */
+  lapi_ctx c;              /* kind and the ids point into text; the other
+                              pointers are the caller's */
   const req_controls *ctl; /* or NULL */
   uint64_t serial;         /* lvm_call_serial of the call */
+  int64_t now;             /* ctx.now: when the call began */
+  char text[];             /* kind, customer, anon, session, each ended */
 } ctx_src;
 
 static void push_controls(lua_State *L, const req_controls *c);
@@ -295,7 +298,7 @@ static int ctx_request_field(lua_State *L, const char *k) {
   for (int i = 0; i < (int)(sizeof names / sizeof *names) && which < 0; i++)
     if (!strcmp(k, names[i])) which = i;
   if (which < 0) return 0;
-  const ctx_src *src = lua_touserdata(L, lua_upvalueindex(6));
+  const ctx_src *src = lua_touserdata(L, lua_upvalueindex(3));
   const lapi_ctx *c = &src->c;
   if (which == 2 && !c->items) { /* only a rank request has items */
     lua_pushnil(L);
@@ -305,11 +308,11 @@ static int ctx_request_field(lua_State *L, const char *k) {
     return luaL_error(L, "ctx.%s read after the call ctx was given to had ended; keep the "
                       "values a later call needs, not ctx", k);
   if (which >= 4) { /* filter, pin, boost and bury are made together */
-    lua_pushvalue(L, lua_upvalueindex(5));
+    lua_pushvalue(L, lua_upvalueindex(2));
     push_controls(L, src->ctl);
     lua_pop(L, 1);
     lua_pushvalue(L, 2);
-    lua_rawget(L, lua_upvalueindex(5));
+    lua_rawget(L, lua_upvalueindex(2));
     return 1;
   }
   if (which == 0) push_object(L, c->page);
@@ -318,23 +321,29 @@ static int ctx_request_field(lua_State *L, const char *k) {
   else push_object(L, c->exclude);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, -2);
-  lua_rawset(L, lua_upvalueindex(5));
+  lua_rawset(L, lua_upvalueindex(2));
   return 1;
 }
 
 static int ctx_index(lua_State *L) {
   const char *k = lua_tostring(L, 2);
   tailor *t = lua_touserdata(L, lua_upvalueindex(1));
+  const ctx_src *src = lua_touserdata(L, lua_upvalueindex(3));
+  const lapi_ctx *c = &src->c;
   lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(5)) != LUA_TNIL || !k) return 1;
+  if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL || !k) return 1;
   lua_pop(L, 1);
-  if (!strcmp(k, "customer"))
-    lapi_push_customer(L, t, lua_tostring(L, lua_upvalueindex(2)),
-                       lua_tostring(L, lua_upvalueindex(3)));
+  if (!strcmp(k, "kind"))
+    lua_pushstring(L, c->kind);
+  else if (!strcmp(k, "k"))
+    lua_pushinteger(L, c->k);
+  else if (!strcmp(k, "now"))
+    lua_pushinteger(L, src->now);
+  else if (!strcmp(k, "customer"))
+    lapi_push_customer(L, t, c->customer, c->anon);
   else if (!strcmp(k, "session")) {
-    lapi_push_session(L, t, lua_tostring(L, lua_upvalueindex(4)));
-    push_searches(L, t, lua_tostring(L, lua_upvalueindex(2)),
-                  lua_tostring(L, lua_upvalueindex(3)), lua_tostring(L, lua_upvalueindex(4)));
+    lapi_push_session(L, t, c->session);
+    push_searches(L, t, c->customer, c->anon, c->session);
   }
   else if (!strcmp(k, "segments"))
     push_segments(L, 1);
@@ -342,19 +351,12 @@ static int ctx_index(lua_State *L) {
     return ctx_request_field(L, k);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, -2);
-  lua_rawset(L, lua_upvalueindex(5));
+  lua_rawset(L, lua_upvalueindex(2));
   return 1;
 }
 
 static int ctx_newindex(lua_State *L) {
   return luaL_error(L, "ctx is read-only (assignment to ctx.%s)", luaL_tolstring(L, 2, NULL));
-}
-
-static void push_opt_string(lua_State *L, const char *s) {
-  if (s)
-    lua_pushstring(L, s);
-  else
-    lua_pushnil(L);
 }
 
 /* A list of strings as a Lua array. */
@@ -402,23 +404,34 @@ void lapi_push_ctx(lua_State *L, tailor *t, const lapi_ctx *c) {
   lapi_push_decide_ctx(L, t, c, NULL);
 }
 
+/* A copy of `s` (may be NULL) at *at, which moves past it. */
+static const char *keep_text(char **at, const char *s) {
+  if (!s) return NULL;
+  size_t n = strlen(s) + 1;
+  char *copy = memcpy(*at, s, n);
+  *at += n;
+  return copy;
+}
+
 void lapi_push_decide_ctx(lua_State *L, tailor *t, const lapi_ctx *c, const req_controls *ctl) {
+  const char *kept[] = {c->kind, c->customer, c->anon, c->session};
+  size_t text = 0;
+  for (size_t i = 0; i < sizeof kept / sizeof *kept; i++) text += kept[i] ? strlen(kept[i]) + 1 : 0;
   lua_createtable(L, 0, 0); /* ctx itself: always empty */
   lua_createtable(L, 0, 3); /* its metatable */
   lua_pushlightuserdata(L, t);
-  push_opt_string(L, c->customer);
-  push_opt_string(L, c->anon);
-  push_opt_string(L, c->session);
-  lua_createtable(L, 0, 8); /* the fields */
-  lua_pushstring(L, c->kind);
-  lua_setfield(L, -2, "kind");
-  set_int(L, "k", c->k);
-  set_int(L, "now", util_now_ms());
-  ctx_src *src = lua_newuserdatauv(L, sizeof *src, 0);
+  lua_createtable(L, 0, 4); /* the fields, as they are read */
+  ctx_src *src = lua_newuserdatauv(L, sizeof *src + text, 0);
   src->c = *c;
+  char *at = src->text;
+  src->c.kind = keep_text(&at, c->kind);
+  src->c.customer = keep_text(&at, c->customer);
+  src->c.anon = keep_text(&at, c->anon);
+  src->c.session = keep_text(&at, c->session);
   src->ctl = ctl;
   src->serial = lvm_call_serial(L);
-  lua_pushcclosure(L, ctx_index, 6);
+  src->now = util_now_ms();
+  lua_pushcclosure(L, ctx_index, 3);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, ctx_newindex);
   lua_setfield(L, -2, "__newindex");

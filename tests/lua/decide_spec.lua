@@ -50,10 +50,11 @@ describe("decisions", function()
 
   it("builds ctx fields when read: a kept ctx answers what was read, and names what was not", function()
     local e = engine()
-    assert(e:decide { kind = "recommend", page = { type = "keep" }, context = { x = 7 } })
+    assert(e:decide { kind = "recommend", anon = "v1", page = { type = "keep" }, context = { x = 7 } })
     local d = assert(e:decide { kind = "recommend", page = { type = "late_page" } })
     assert.is_nil(d.error)
-    assert.are.equal("keep/recommend/nil", d.items[1].explain)
+    -- kind and the visitor's ids are the ctx's own: readable later too
+    assert.are.equal("keep/recommend/nil/v1", d.items[1].explain)
     d = assert(e:decide { kind = "recommend", page = { type = "late_context" } })
     assert.is_true(d.fallback)
     assert.matches("ctx.context read after the call ctx was given to had ended", d.error)

@@ -41,7 +41,8 @@ return {
       kept = ctx -- read page now, context never in this call
       return { { id = "a", explain = "kept" } }
     elseif ctx.page.type == "late_page" then
-      return { { id = "a", explain = kept.page.type .. "/" .. kept.kind .. "/" .. tostring(kept.items) } }
+      return { { id = "a", explain = kept.page.type .. "/" .. kept.kind .. "/" .. tostring(kept.items)
+                                     .. "/" .. tostring(kept.customer.anon) } }
     elseif ctx.page.type == "late_context" then
       return { { id = "a", explain = tostring(kept.context.x) } }
     end
