@@ -31,15 +31,36 @@ void intern_free(intern *t) {
   memset(t, 0, sizeof *t);
 }
 
-/* A stored string's length, kept in the arena just before it. */
+/*
+** In the arena, each string is kept after its id and its length (4 bytes
+** each, unaligned): [id][len][bytes]['\0'].  names[id] points at the bytes;
+** a slot refers to the entry itself (REF: its block, and its offset in the
+** block, plus one so that no slot is 0), so a probe whose hash matches
+** reads the entry and not names[] first: one cache miss fewer per lookup.
+*/
+#define ENTRY_HEAD (2 * sizeof(uint32_t))
+#define MAX_BLOCKS 0xffffu /* block numbers are 16 bits, and 0xffff|0xffff+1
+                              would be 0 */
+
 static uint32_t name_len(const char *name) {
   uint32_t len;
   memcpy(&len, name - sizeof len, sizeof len);
   return len;
 }
 
-static int same_name(const char *name, const char *s, size_t len) {
-  return name_len(name) == len && memcmp(name, s, len) == 0;
+static const char *entry_of(const intern *t, uint32_t ref) {
+  ref -= 1;
+  return t->blocks[ref >> 16] + (ref & 0xffffu);
+}
+
+static uint32_t entry_id(const char *e) {
+  uint32_t id;
+  memcpy(&id, e, sizeof id);
+  return id;
+}
+
+static int same_name(const char *e, const char *s, size_t len) {
+  return name_len(e + ENTRY_HEAD) == len && memcmp(e + ENTRY_HEAD, s, len) == 0;
 }
 
 static uint32_t find_slot(const intern *t, const char *s, size_t len, uint32_t h,
@@ -51,12 +72,17 @@ static uint32_t find_slot(const intern *t, const char *s, size_t len, uint32_t h
       *found = 0;
       return i;
     }
-    if ((uint32_t)(v >> 32) == h && same_name(t->names[(uint32_t)v - 1], s, len)) {
+    if ((uint32_t)(v >> 32) == h && same_name(entry_of(t, (uint32_t)v), s, len)) {
       *found = 1;
       return i;
     }
     i = (i + 1) & mask;
   }
+}
+
+/* The id a full slot holds. */
+static uint32_t slot_id(const intern *t, uint32_t i) {
+  return entry_id(entry_of(t, (uint32_t)t->slots[i]));
 }
 
 uint32_t intern_get(const intern *t, const char *s) {
@@ -65,7 +91,7 @@ uint32_t intern_get(const intern *t, const char *s) {
   size_t len = strlen(s);
   uint32_t h = (uint32_t)intern_hash(s, len);
   uint32_t i = find_slot(t, s, len, h, &found);
-  return found ? (uint32_t)t->slots[i] - 1 : INTERN_NONE;
+  return found ? slot_id(t, i) : INTERN_NONE;
 }
 
 static int grow_slots(intern *t) {
@@ -85,14 +111,15 @@ static int grow_slots(intern *t) {
   return 0;
 }
 
-/* A copy of `s` in the arena, after its length (what find_slot compares
-   first). */
-static char *arena_copy(intern *t, const char *s, size_t len) {
+/* A copy of `s` in the arena, after `id` and its length; *ref is where
+   its entry is, for a slot. */
+static char *arena_copy(intern *t, uint32_t id, const char *s, size_t len, uint32_t *ref) {
   uint32_t len32 = (uint32_t)len;
-  size_t need = sizeof len32 + len + 1;
+  size_t need = ENTRY_HEAD + len + 1;
   if (len > UINT32_MAX - 1) return NULL;
   if (t->arena_used + need > t->arena_cap) {
     size_t cap = need > ARENA_BLOCK ? need : ARENA_BLOCK;
+    if (t->nblocks >= MAX_BLOCKS) return NULL;
     char **blocks = realloc(t->blocks, (t->nblocks + 1) * sizeof *blocks);
     if (!blocks) return NULL;
     t->blocks = blocks;
@@ -103,11 +130,15 @@ static char *arena_copy(intern *t, const char *s, size_t len) {
     t->arena_used = 0;
     t->arena_cap = cap;
   }
+  /* an entry starts below ARENA_BLOCK (a larger one has a block of its own,
+     at 0): its offset takes 16 bits */
+  *ref = ((uint32_t)(t->nblocks - 1) << 16 | (uint32_t)t->arena_used) + 1;
   char *p = t->arena + t->arena_used;
-  memcpy(p, &len32, sizeof len32);
-  memcpy(p + sizeof len32, s, len + 1);
+  memcpy(p, &id, sizeof id);
+  memcpy(p + sizeof id, &len32, sizeof len32);
+  memcpy(p + ENTRY_HEAD, s, len + 1);
   t->arena_used += need;
-  return p + sizeof len32;
+  return p + ENTRY_HEAD;
 }
 
 /* Room for one more id in names. */
@@ -132,12 +163,13 @@ uint32_t intern_put_key(intern *t, const intern_key *k) {
   if ((t->n + 1) * 2 > t->nslots && grow_slots(t)) return INTERN_NONE;
   int found;
   uint32_t i = find_slot(t, k->s, k->len, k->hash, &found);
-  if (found) return (uint32_t)t->slots[i] - 1;
+  if (found) return slot_id(t, i);
   if (t->n == INTERN_NONE - 1 || grow_names(t)) return INTERN_NONE;
-  char *copy = arena_copy(t, k->s, k->len);
+  uint32_t ref;
+  char *copy = arena_copy(t, t->n, k->s, k->len, &ref);
   if (!copy) return INTERN_NONE;
   t->names[t->n] = copy;
-  t->slots[i] = (uint64_t)k->hash << 32 | (t->n + 1);
+  t->slots[i] = (uint64_t)k->hash << 32 | ref;
   return t->n++;
 }
 
@@ -148,7 +180,8 @@ uint32_t intern_put(intern *t, const char *s) {
 
 uint32_t intern_put_erased(intern *t) {
   if (t->n == INTERN_NONE - 1 || grow_names(t)) return INTERN_NONE;
-  char *copy = arena_copy(t, "", 0);
+  uint32_t ref;
+  char *copy = arena_copy(t, t->n, "", 0, &ref);
   if (!copy) return INTERN_NONE;
   t->names[t->n] = copy;
   return t->n++;
@@ -161,7 +194,7 @@ uint32_t intern_forget(intern *t, const char *s) {
   size_t len = strlen(s);
   uint32_t i = find_slot(t, s, len, (uint32_t)intern_hash(s, len), &found);
   if (!found) return INTERN_NONE;
-  uint32_t id = (uint32_t)t->slots[i] - 1;
+  uint32_t id = slot_id(t, i);
   /* Backward-shift deletion keeps every other key reachable without
      tombstones: move later members of the cluster into the hole when their
      home slot allows it. */

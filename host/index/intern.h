@@ -16,8 +16,9 @@
 
 typedef struct intern {
   uint64_t *slots;     /* open addressing: the string's 32-bit hash << 32
-                          | id + 1, 0 = empty; a probe compares hashes in
-                          the slot and reads a string only when they match */
+                          | where its entry (id, length, bytes) is in the
+                          arena, 0 = empty; a probe compares hashes in the
+                          slot and reads an entry only when they match */
   char **names;        /* id -> string (points into the arena) */
   uint32_t n, cap;     /* ids in use; capacity of names */
   uint32_t nslots;     /* power of two */

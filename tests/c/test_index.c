@@ -775,6 +775,22 @@ static void test_intern_prefixes_and_forget(void) {
   CHECK(intern_get(&t, "abc") != b);
   CHECK_INT(intern_put_erased(&t), t.n - 1);
   CHECK_STR(intern_name(&t, t.n - 1), "");
+  /* A string longer than an arena block gets a block of its own; the
+     strings after it still resolve (slots refer to arena entries). */
+  size_t big_len = 70000;
+  char *big = malloc(big_len + 1);
+  CHECK(big != NULL);
+  memset(big, 'x', big_len);
+  big[big_len] = '\0';
+  uint32_t bid = intern_put(&t, big);
+  for (int i = 0; i < 100; i++) {
+    snprintf(s, sizeof s, "after%d", i);
+    CHECK_INT(intern_put(&t, s), bid + 1 + (uint32_t)i);
+  }
+  CHECK_INT(intern_get(&t, big), bid);
+  CHECK_INT(intern_get(&t, "after99"), bid + 100);
+  CHECK_INT(intern_get(&t, "id4999"), 5002);
+  free(big);
   intern_free(&t);
 }
 
