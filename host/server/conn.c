@@ -670,7 +670,7 @@ static int conn_write(conn *c, const char *const *parts, const size_t *lens, int
   uv_buf_t bufs[MAX_PARTS];
   size_t total = 0, sent = 0;
   for (int i = 0; i < n; i++) {
-    bufs[i] = uv_buf_init((char *)parts[i], (unsigned)lens[i]);
+    if (i < MAX_PARTS) bufs[i] = uv_buf_init((char *)parts[i], (unsigned)lens[i]);
     total += lens[i];
   }
   if (!c->out_bytes && n <= MAX_PARTS) {
