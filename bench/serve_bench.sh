@@ -26,10 +26,16 @@
 # PARTS (default "decide events") picks sections: "events" alone skips the
 # decision cases.
 #
+# Each ratio is also measured in ROUNDS (default 3) alternations of the
+# tailor case and its Redis case, back to back, and the median ratio is
+# the headline: on a shared machine the throughput of either moves by
+# tens of percent between minutes, and one tailor run beside one Redis
+# run taken minutes apart does not say which is faster.
+#
 # Closed loop: EV_CONNS connections, pipelined by 1 and 16.  Environment:
 # BUILD (default build/release), DATA, STRATEGIES, RUN (seconds per case,
 # default 5), EV_CONNS (50), SESSIONS (training sessions to ingest,
-# default all 186,670).
+# default all 186,670), ROUNDS (3).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +46,7 @@ RUN=${RUN:-5}
 SESSIONS=${SESSIONS:-0}
 EV_CONNS=${EV_CONNS:-50}
 PARTS=${PARTS:-decide events}
+ROUNDS=${ROUNDS:-3}
 TOKEN=bench-storefront-token-0123456789
 STEP_TIMEOUT=$((RUN * 4 + 60)) # no step may hang the run
 
@@ -133,6 +140,24 @@ show() { # show LABEL LINE [EXTRA]
 
 has_part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
+# alternate LABEL TAILOR_MODE REDIS_MODE DEPTH: ROUNDS runs of tailor
+# (on $PORT) and Redis, back to back; prints each round, then the median
+# ratio, which it also leaves in $MEDIAN.
+alternate() {
+  local label=$1 tmode=$2 rmode=$3 depth=$4 ratios=() a b r
+  for r in $(seq "$ROUNDS"); do
+    a=$(timeout "$STEP_TIMEOUT" "$LOAD" --port "$PORT" --mode "$tmode" --conns "$EV_CONNS" \
+      --depth "$depth" --seconds "$RUN" --warmup 1 --sessions "$SESS" --token "$TOKEN")
+    b=$(timeout "$STEP_TIMEOUT" "$LOAD" --port "$REDIS_PORT" --mode "$rmode" --conns "$EV_CONNS" \
+      --depth "$depth" --seconds "$RUN" --warmup 1 --sessions "$SESS" --sha "${SHA:-none}")
+    ratios+=("$(awk -v a="$(field rps "$a")" -v b="$(field rps "$b")" 'BEGIN {printf "%.3f", a / b}')")
+    printf "  %-36s round %d: tailor %8s/s  redis %8s/s  ratio %s\n" "$label" "$r" \
+      "$(field rps "$a")" "$(field rps "$b")" "${ratios[-1]}"
+  done
+  MEDIAN=$(printf "%s\n" "${ratios[@]}" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+  printf "  %-36s median ratio of %d rounds: %s\n" "$label" "$ROUNDS" "$MEDIAN"
+}
+
 if has_part decide; then
 echo "load: $EV_CONNS connections x 16 pipelined requests (closed loop) unless a rate is given, ${RUN} s a case after 1 s of warm-up"
 # Redis's side of a decision: a Lua script with the same logic as tailor's
@@ -157,6 +182,8 @@ ds=$(dload "$PORT" decide); show "tailor decide recommend (product page)" "$ds" 
 ds_rps=$(field rps "$ds")
 half_ds=$((${ds_rps%.*} / 2))
 hs=$(dload "$PORT" decide --rate "$half_ds"); show "  same, open loop @ $half_ds/s" "$hs" "behind $(field behind "$hs")"
+alternate "product page / EVALSHA" decide evalsha 16
+med_shipped=$MEDIAN
 
 cat >"$WORK/decide.lua" <<EOF
 wrk.method = "POST"
@@ -188,6 +215,8 @@ de_rps=$(field rps "$de")
 half=$((${de_rps%.*} / 2))
 hl=$(dload "$PORT" decide --rate "$half"); show "tailor decide @ $half/s (half its own)" "$hl" "behind $(field behind "$hl")"
 rl=$(dload "$REDIS_PORT" evalsha --rate "$half"); show "redis EVALSHA @ $half/s" "$rl"
+alternate "trending / EVALSHA" decide evalsha 16
+med_trend=$MEDIAN
 mem_trend=$(rss "$TAILOR_PID")
 stop_tailor
 
@@ -198,6 +227,9 @@ echo "tailor serve, trending strategy, after its load:  $mem_trend"
 echo "redis-server:                                     $(rss "$REDIS_PID")"
 echo
 echo "== ratios (tailor / redis EVALSHA, $EV_CONNS connections pipelined by 16)"
+echo "decide (trending) / EVALSHA, median of $ROUNDS alternating rounds: $med_trend"
+echo "decide (shipped) / EVALSHA, median of $ROUNDS alternating rounds:  $med_shipped"
+echo "single runs, minutes apart:"
 awk -v a="$de_rps" -v b="$ev_rps" 'BEGIN {printf "decide (trending) / EVALSHA throughput:  %.3f\n", a / b}'
 awk -v a="$ds_rps" -v b="$ev_rps" 'BEGIN {printf "decide (shipped) / EVALSHA throughput:   %.3f\n", a / b}'
 awk -v a="$(field rps "$pg")" -v b="$ev_rps" 'BEGIN {printf "ping / EVALSHA throughput:               %.3f\n", a / b}'
@@ -222,6 +254,7 @@ if has_part events; then
       "$(field p50_us "$te")" "$(field p99_us "$te")" "$(field p50_us "$re")" "$(field p99_us "$re")" \
       "$(field errors "$te")" "$(field errors "$re")"
   done
+  for depth in 1 16; do alternate "events / ZINCRBY, pipeline $depth" event zincrby "$depth"; done
   echo "tailor serve after the events: $(rss "$TAILOR_PID")"
   stop_tailor
 fi
