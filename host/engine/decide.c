@@ -308,7 +308,7 @@ static void write_recommend(lua_State *L, request *r, int res) {
       snprintf(what, sizeof what, "item %lld with unknown id", (long long)i);
       handler_error(L, r, what, id);
     }
-    buf_puts(r->out, "{\"id\":");
+    buf_puts(r->out, keys[0]);
     buf_json_str(r->out, id, len);
     for (size_t a = 1; a < NALLOWED; a++) {
       int vt = lua_type(L, slot + (int)a);

@@ -395,8 +395,7 @@ static void get_cooc(ckr *r, cooc *c, uint32_t nitems) {
     if (n > c->max_neighbors) r->err = 1;
     cooc_list *l = &c->lists[i];
     if (!n) continue;
-    if ((size_t)(r->end - r->p) / (sizeof(uint32_t) + sizeof(float)) < n ||
-        !(l->id = malloc(n * (sizeof(uint32_t) + sizeof(float))))) {
+    if ((size_t)(r->end - r->p) < COOC_LIST_BYTES(n) || !(l->id = malloc(COOC_LIST_BYTES(n)))) {
       r->err = 1;
       break;
     }

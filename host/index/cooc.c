@@ -103,7 +103,7 @@ static int find(const cooc_list *l, uint32_t b) {
 
 /* Room for `cap` neighbours: ids and weights move to a new block. */
 static int resize(cooc_list *l, uint16_t cap) {
-  uint32_t *id = malloc(cap * (sizeof *id + sizeof(float)));
+  uint32_t *id = malloc(COOC_LIST_BYTES(cap));
   if (!id) return -1;
   if (l->n) {
     memcpy(id, l->id, l->n * sizeof *id);
@@ -281,6 +281,6 @@ size_t cooc_top_k(const cooc *c, const cooc_params *p, const uint32_t *anchors,
 size_t cooc_bytes(const cooc *c) {
   size_t b = c->nitems * (sizeof *c->lists + sizeof *c->total);
   for (uint32_t i = 0; i < c->nitems; i++)
-    b += c->lists[i].cap * (sizeof(uint32_t) + sizeof(float));
+    b += COOC_LIST_BYTES(c->lists[i].cap);
   return b;
 }

@@ -43,6 +43,9 @@ typedef struct cooc_list {
 
 static inline float *cooc_w(const cooc_list *l) { return (float *)(l->id + l->cap); }
 
+/* Bytes of a list's block with room for `cap` neighbours. */
+#define COOC_LIST_BYTES(cap) ((size_t)(cap) * (sizeof(uint32_t) + sizeof(float)))
+
 typedef struct cooc {
   cooc_list *lists; /* by item id */
   double *total;    /* decayed occurrences of each item in this relation */
