@@ -534,6 +534,38 @@ static int take_object(input *in, ev *e, tailor_error *err) {
   return TAILOR_OK;
 }
 
+/* props' string values as e->attrs, in one block: the array, then each
+   key and value with its NUL. */
+static int take_attrs(ev *e, tailor_error *err) {
+  size_t n = 0, bytes = 0;
+  const char *k;
+  json_t *v;
+  json_object_foreach(e->props, k, v) {
+    if (!json_is_string(v) || !json_string_length(v)) continue;
+    n++;
+    bytes += strlen(k) + json_string_length(v) + 2;
+  }
+  if (!n) return TAILOR_OK;
+  e->attrs = malloc(n * sizeof *e->attrs + bytes);
+  if (!e->attrs) return util_fail(err, TAILOR_ENOMEM, "props", "%s: out of memory", type_names[e->type]);
+  char *at = (char *)(e->attrs + n);
+  json_object_foreach(e->props, k, v) {
+    if (!json_is_string(v) || !json_string_length(v)) continue;
+    size_t kl = strlen(k) + 1, vl = json_string_length(v) + 1;
+    ev_attr *a = &e->attrs[e->n_attrs++];
+    a->key = memcpy(at, k, kl);
+    a->value = memcpy(at + kl, json_string_value(v), vl);
+    at += kl + vl;
+  }
+  return TAILOR_OK;
+}
+
+const char *ev_attr_get(const ev *e, const char *key) {
+  for (size_t i = 0; i < e->n_attrs; i++)
+    if (!strcmp(e->attrs[i].key, key)) return e->attrs[i].value;
+  return NULL;
+}
+
 /* Whatever the event carried that is not a field, under props: a line's
    extras first, then the top level, then the nested objects in order. */
 static int take_props(input *in, ev *e, tailor_error *err) {
@@ -551,7 +583,7 @@ static int take_props(input *in, ev *e, tailor_error *err) {
     json_decref(e->props);
     e->props = NULL;
   }
-  return TAILOR_OK;
+  return take_attrs(e, err);
 }
 
 static int has(const ev *e, unsigned bit) {
@@ -718,6 +750,7 @@ void ev_clear(ev *e) {
   free(e->lines);
   json_decref(e->object);
   json_decref(e->props);
+  free(e->attrs);
   json_decref(e->src);
   json_decref(e->doc);
   free(e->body);

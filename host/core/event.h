@@ -92,6 +92,12 @@ typedef struct ev_line {
   unsigned char has_price, has_quantity; /* given, not defaulted */
 } ev_line;
 
+/* A prop whose value is a non-empty string (props.country = "DE"), as
+   the indexes read props: typed once by the parser. */
+typedef struct ev_attr {
+  const char *key, *value;
+} ev_attr;
+
 /*
 ** A typed event.  Strings point into `src`, the JSON the event was parsed
 ** from (the ev holds a reference), and live as long as the ev does.  What
@@ -132,6 +138,10 @@ typedef struct ev {
   json_t *object;        /* item_upsert: the catalog object; customer_upsert:
                             the profile; else NULL.  Owned reference */
   json_t *props;         /* everything else the sender sent, or NULL; owned */
+  ev_attr *attrs;        /* props' non-empty string values in their order,
+                            their texts copied after the array: one block,
+                            owned (NULL when none) */
+  size_t n_attrs;
   json_t *src;           /* owned reference to the parsed input */
   char *body;            /* ev_body()'s text, made once; owned */
   size_t body_len;
@@ -196,6 +206,9 @@ const char *ev_body(ev *e, size_t *len);
 ** (borrowed): for readers off the hot path (tests, tools).
 */
 json_t *ev_doc(ev *e);
+
+/* The string value of props[key] (from e->attrs), or NULL. */
+const char *ev_attr_get(const ev *e, const char *key);
 
 /* Release what an `ev` owns; leaves it zeroed. */
 void ev_clear(ev *e);

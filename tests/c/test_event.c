@@ -159,6 +159,27 @@ static void test_native_cart_and_purchase(void) {
   ev_clear(&e);
 }
 
+/* props' non-empty string values, in order, as e->attrs; an event
+   without any has none. */
+static void test_attrs(void) {
+  ev e;
+  ok("{\"type\":\"view\",\"item\":\"p1\",\"anon\":\"a1\",\"props\":{\"country\":\"DE\","
+     "\"n\":3,\"empty\":\"\",\"deep\":{\"medium\":\"cpc\"},\"medium\":\"email\"}}", &e);
+  CHECK_INT(e.n_attrs, 2);
+  if (e.n_attrs == 2) {
+    CHECK_STR(e.attrs[0].key, "country");
+    CHECK_STR(e.attrs[0].value, "DE");
+    CHECK_STR(e.attrs[1].key, "medium");
+    CHECK_STR(e.attrs[1].value, "email");
+  }
+  CHECK_STR(ev_attr_get(&e, "medium"), "email");
+  CHECK(ev_attr_get(&e, "empty") == NULL && ev_attr_get(&e, "n") == NULL);
+  ev_clear(&e);
+  ok("{\"type\":\"view\",\"item\":\"p1\",\"anon\":\"a1\"}", &e);
+  CHECK(e.n_attrs == 0 && e.attrs == NULL && ev_attr_get(&e, "country") == NULL);
+  ev_clear(&e);
+}
+
 static void test_native_others(void) {
   ev e;
   ok("{\"type\":\"search\",\"anon\":\"a1\",\"query\":\"red shoes\"}", &e);
@@ -237,6 +258,11 @@ static void test_segment(void) {
   CHECK_STR(prop(&e, "sentAt"), "2024-05-01T10:00:01Z");
   CHECK(json_is_object(json_object_get(json_object_get(ev_doc(&e), "props"), "context")));
   CHECK(json_object_get(json_object_get(ev_doc(&e), "props"), "userId") == NULL);
+  /* The string props, typed for the indexes: the nested context and the
+     number are not among them. */
+  CHECK_STR(ev_attr_get(&e, "category"), "Women/Shoes");
+  CHECK_STR(ev_attr_get(&e, "sku"), "S-1");
+  CHECK(ev_attr_get(&e, "context") == NULL && ev_attr_get(&e, "price") == NULL);
   ev_clear(&e);
 
   ok("{\"type\":\"track\",\"event\":\"Product Added\",\"userId\":\"c1\","
@@ -759,6 +785,7 @@ static void test_replay(void) {
 int main(void) {
   RUN(test_native_view);
   RUN(test_native_cart_and_purchase);
+  RUN(test_attrs);
   RUN(test_native_others);
   RUN(test_segment);
   RUN(test_ga4_mp);
