@@ -153,7 +153,10 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
     return rc;
   }
   int64_t *seqs = malloc((n ? n : 1) * sizeof *seqs), last = 0;
-  int applied = 0, rc = seqs ? store_begin(t->st, err)
+  const ev **fresh = malloc((n ? n : 1) * sizeof *fresh);
+  int *rcs = malloc((n ? n : 1) * sizeof *rcs);
+  int began = seqs && fresh && rcs;
+  int applied = 0, rc = began ? store_begin(t->st, err)
                              : util_fail(err, TAILOR_ENOMEM, NULL, "ingest: out of memory");
   if (rc == TAILOR_OK) rc = redeem_coupons(t, group, err);
   if (rc == TAILOR_OK) rc = confirm_consents(t, group, err);
@@ -163,21 +166,28 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
   if (rc == TAILOR_OK) rc = store_append_rows(t->st, all, n, seqs, err);
   if (rc == TAILOR_OK) {
     applied = 1;
+    /* The events not already stored (retries), applied as one batch. */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+      if (!all[i]->dup) {
+        last = seqs[i];
+        fresh[k++] = all[i];
+      }
     pthread_rwlock_wrlock(&t->lock);
-    for (size_t i = 0; i < n; i++) {
-      if (all[i]->dup) continue;
-      last = seqs[i];
-      if (idx_apply(t->ix, all[i]) != TAILOR_OK && (t->ix_incomplete = 1))
-        eng_log(t, TAILOR_LOG_ERROR,
-                "index: out of memory applying a %s event; it is stored and "
-                "will be applied on the next start",
-                ev_type_name(all[i]->type));
+    if (idx_apply_batch(t->ix, fresh, k, rcs) != TAILOR_OK) {
+      t->ix_incomplete = 1;
+      for (size_t i = 0; i < k; i++)
+        if (rcs[i] != TAILOR_OK)
+          eng_log(t, TAILOR_LOG_ERROR,
+                  "index: out of memory applying a %s event; it is stored and "
+                  "will be applied on the next start",
+                  ev_type_name(fresh[i]->type));
     }
     pthread_rwlock_unlock(&t->lock);
     rc = eng_run_triggers(t, all, n, err);
   }
   if (rc == TAILOR_OK) rc = store_commit(t->st, err);
-  else if (seqs) store_rollback(t->st);
+  else if (began) store_rollback(t->st);
   if (rc != TAILOR_OK && applied) reload_index(t);
   if (rc == TAILOR_OK) {
     if (last) t->applied_seq = last;
@@ -193,6 +203,8 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
   eng_writing = NULL;
   pthread_mutex_unlock(&t->write_mu);
   free(seqs);
+  free(fresh);
+  free(rcs);
   free(all);
   return rc;
 }

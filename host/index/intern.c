@@ -85,6 +85,19 @@ static uint32_t slot_id(const intern *t, uint32_t i) {
   return entry_id(entry_of(t, (uint32_t)t->slots[i]));
 }
 
+uint32_t intern_get_key(const intern *t, const intern_key *k) {
+  if (!t->nslots || !k->len) return INTERN_NONE;
+  int found;
+  uint32_t i = find_slot(t, k->s, k->len, k->hash, &found);
+  return found ? slot_id(t, i) : INTERN_NONE;
+}
+
+void intern_prefetch_entry(const intern *t, const intern_key *k) {
+  if (!t->nslots) return;
+  uint64_t v = t->slots[k->hash & (t->nslots - 1)];
+  if (v && (uint32_t)(v >> 32) == k->hash) __builtin_prefetch(entry_of(t, (uint32_t)v));
+}
+
 uint32_t intern_get(const intern *t, const char *s) {
   if (!t->nslots) return INTERN_NONE;
   int found;

@@ -59,6 +59,12 @@ static inline void intern_prefetch(const intern *t, const intern_key *k) {
   if (t->nslots) __builtin_prefetch(&t->slots[k->hash & (t->nslots - 1)]);
 }
 
+/* Looking further ahead (idx_apply_batch): once the key's home slot is in
+   the cache, fetch the string it refers to when the hashes agree; then
+   read the id, INTERN_NONE when the string is not interned. */
+void intern_prefetch_entry(const intern *t, const intern_key *k);
+uint32_t intern_get_key(const intern *t, const intern_key *k);
+
 /*
 ** Forget a string (the right to erasure): the id no longer resolves, its
 ** text is wiped from memory, and the id number is never reused.  Returns

@@ -75,6 +75,24 @@ static void test_cooc_cap_space_saving(void) {
   cooc_free(&c);
 }
 
+/* A list past 8 neighbours (the vector path): the first of the lightest
+   gives its place, wherever it stands. */
+static void test_cooc_cap_weakest_wide(void) {
+  cooc c;
+  cooc_init(&c, 11, 0);
+  for (uint32_t b = 1; b <= 11; b++) /* weights 3 but for 6 and 9: 1 */
+    for (int k = 0; k < (b == 6 || b == 9 ? 1 : 3); k++) cooc_add_pair(&c, 0, b, T0, 1);
+  cooc_add_pair(&c, 0, 20, T0, 1); /* takes 6's place: first of the two */
+  CHECK_NEAR(cooc_count(&c, 0, 6, T0), 0, 1e-9);
+  CHECK_NEAR(cooc_count(&c, 0, 9, T0), 1, 1e-9);
+  CHECK_NEAR(cooc_count(&c, 0, 20, T0), 2, 1e-9);
+  cooc_add_pair(&c, 0, 21, T0, 1); /* now 9 is the lightest */
+  CHECK_NEAR(cooc_count(&c, 0, 9, T0), 0, 1e-9);
+  CHECK_NEAR(cooc_count(&c, 0, 21, T0), 2, 1e-9);
+  CHECK_INT(c.lists[0].n, 11);
+  cooc_free(&c);
+}
+
 static void test_cooc_several_anchors(void) {
   cooc c;
   cooc_init(&c, 8, 0);
@@ -149,6 +167,63 @@ static void apply(idx *x, const char *json) {
   if (rc) return;
   CHECK_INT(idx_apply(x, &e), TAILOR_OK);
   ev_clear(&e);
+}
+
+/* Events applied in batches (idx_apply_batch, which looks ahead) leave
+   the index byte for byte as one at a time does: same checkpoint. */
+static void test_batch_same_as_one_by_one(void) {
+  enum { N = 600 };
+  static ev evs[N];
+  tailor_error err = {0};
+  ev_limits lim = {0, 0, T0, 0, 0, 0};
+  char json[512];
+  for (int i = 0; i < N; i++) {
+    int s = i / 5, item = (i * 7) % 37;
+    if (i % 50 == 0)
+      snprintf(json, sizeof json, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"i%d\","
+               "\"price\":%d,\"category\":\"C%d/S%d\"}}", item, 10 + item, item % 3, item % 5);
+    else if (i % 5 == 4)
+      snprintf(json, sizeof json, "{\"type\":\"purchase\",\"customer\":\"c%d\",\"anon\":\"a%d\","
+               "\"order_id\":\"o%d\",\"ts\":%lld,\"items\":[{\"id\":\"i%d\",\"price\":5},"
+               "{\"id\":\"i%d\",\"price\":7}]}", s % 9, s, i, (long long)(T0 + i * 1000),
+               item, (item + 1) % 37);
+    else
+      snprintf(json, sizeof json, "{\"type\":\"%s\",\"item\":\"i%d\",\"anon\":\"a%d\","
+               "\"session\":\"s%d\",\"ts\":%lld,\"props\":{\"country\":\"%s\","
+               "\"medium\":\"cpc\",\"source\":\"x\"}}", i % 3 ? "view" : "add_to_cart",
+               item, s, s, (long long)(T0 + i * 1000), s % 2 ? "DE" : "FR");
+    int rc = ev_parse(json, strlen(json), &lim, &evs[i], &err);
+    if (rc) fprintf(stderr, "%s: %s\n", json, err.message);
+    CHECK_INT(rc, TAILOR_OK);
+  }
+  idx_config cfg = {.trend_keys = "country"};
+  idx *one = idx_new(&cfg), *many = idx_new(&cfg);
+  for (int i = 0; i < N; i++) CHECK_INT(idx_apply(one, &evs[i]), TAILOR_OK);
+  const ev *p[N];
+  int rcs[N];
+  for (int i = 0; i < N; i++) p[i] = &evs[i];
+  for (int i = 0; i < N; i += 7) /* batches of 7, the last one short */
+    CHECK_INT(idx_apply_batch(many, p + i, i + 7 <= N ? 7 : (size_t)(N - i), rcs + i), TAILOR_OK);
+  CHECK_INT(rcs[N - 1], TAILOR_OK);
+  char a[512], b[512];
+  const char *tmp = getenv("TAILOR_TEST_TMP") ? getenv("TAILOR_TEST_TMP") : "/tmp";
+  snprintf(a, sizeof a, "%s/test_index_one.ckpt", tmp);
+  snprintf(b, sizeof b, "%s/test_index_many.ckpt", tmp);
+  CHECK_INT(idx_save(one, a, idx_fingerprint(one), 1, &err), TAILOR_OK);
+  CHECK_INT(idx_save(many, b, idx_fingerprint(many), 1, &err), TAILOR_OK);
+  size_t na = 0, nb = 0;
+  char *da = util_read_file(a, &na), *db = util_read_file(b, &nb);
+  CHECK(da && db && na == nb && na > 1000 && memcmp(da, db, na) == 0);
+  free(da);
+  free(db);
+  remove(a);
+  remove(b);
+  topk_entry out[4];
+  CHECK_INT(idx_trending(many, "country", "DE", NULL, T0, 4, out), 4);
+  CHECK(many->session[intern_get(&many->sessions, "s3")].source[0] != 0); /* medium */
+  idx_free(one);
+  idx_free(many);
+  for (int i = 0; i < N; i++) ev_clear(&evs[i]);
 }
 
 static void test_index_relations_and_filters(void) {
@@ -799,7 +874,9 @@ int main(void) {
   RUN(test_cooc_measures_exact);
   RUN(test_cooc_decay);
   RUN(test_cooc_cap_space_saving);
+  RUN(test_cooc_cap_weakest_wide);
   RUN(test_cooc_several_anchors);
+  RUN(test_batch_same_as_one_by_one);
   RUN(test_trend_exact_top);
   RUN(test_trend_decay);
   RUN(test_index_relations_and_filters);
