@@ -30,14 +30,18 @@ typedef struct trigger_run {
                        NULL until the first (most events schedule nothing) */
   json_t *cancel;   /* array of keys, or NULL */
   const char *file;
-  int line;
   int dropped;      /* schedules refused for consent */
   eng_call call;    /* coupons the call issued; the strategy's caps */
 } trigger_run;
 
+/* An error in what on_event returned, at the line that defines it (looked
+   up only now: most calls return nothing wrong). */
 static int bad(lua_State *L, trigger_run *r, const char *what) {
-  return luaL_error(L, "%s:%d: on_event returned %s", r->file ? r->file : "?",
-                    r->line, what);
+  lua_Debug ar;
+  int line = 0;
+  if (lvm_push_handler(lvm_of(L), "on_event", &r->file) && lua_getinfo(L, ">S", &ar))
+    line = ar.linedefined;
+  return luaL_error(L, "%s:%d: on_event returned %s", r->file ? r->file : "?", line, what);
 }
 
 /* Check one schedule entry at the top of the stack and queue it. */
@@ -188,9 +192,6 @@ static int run_on_event(lua_State *L) {
   trigger_run *r = lvm_ud(L);
   lvm *vm = lvm_of(L);
   if (!lvm_push_handler(vm, "on_event", &r->file)) return 0;
-  lua_Debug ar;
-  lua_pushvalue(L, -1);
-  if (lua_getinfo(L, ">S", &ar)) r->line = ar.linedefined;
   lapi_ctx c = {"on_event", r->t->cfg.default_k, r->e->customer, r->e->anon,
                 r->e->session, NULL, r->e->props, NULL, NULL};
   lapi_push_ctx(L, r->t, &c);
@@ -313,7 +314,7 @@ int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
   if (!lvm_has_handler(vm, "on_event")) return TAILOR_OK;
   for (size_t i = 0; i < n; i++) {
     if (evs[i]->dup || evs[i]->ts < oldest) continue;
-    trigger_run r = {t, evs[i], NULL, NULL, NULL, 0, 0,
+    trigger_run r = {t, evs[i], NULL, NULL, NULL, 0,
                      {evs[i]->customer, evs[i]->anon, NULL, {0}, 0}};
     pthread_rwlock_rdlock(&t->lock);
     eng_current = &r.call;

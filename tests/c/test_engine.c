@@ -651,6 +651,30 @@ static void test_outbox_in_the_events_transaction(void) {
   tailor_close(t);
 }
 
+static void keep_log(void *ud, int level, const char *message) {
+  (void)level;
+  snprintf(ud, 512, "%s", message);
+}
+
+/* on_event returning something malformed: the event is kept, and the log
+   names the file and the line that defines the handler. */
+static void test_on_event_error_names_line(void) {
+  char db[700], dir[600], strat[600], logged[512] = "";
+  make_dir(dir, sizeof dir, "badtrigger");
+  make_dir(strat, sizeof strat, "badtriggerstrat");
+  write_file(strat, "triggers.lua", "-- line 1\n\nreturn { on_event = function(ctx, ev)\n"
+                                    "  return { schedule = 'soon' }\nend }\n");
+  snprintf(db, sizeof db, "%s/shop.db", dir);
+  tailor *t = open_engine(db, strat);
+  CHECK(t != NULL);
+  if (!t) return;
+  tailor_set_logger(t, keep_log, logged);
+  CHECK_INT(ingest(t, "{\"type\":\"view\",\"item\":\"hat\",\"anon\":\"a1\"}"), TAILOR_OK);
+  CHECK_INT(stat_of(t, "events_total"), 1);
+  CHECK_CONTAINS(logged, "triggers.lua:3: on_event returned a 'schedule' that is not a list");
+  tailor_close(t);
+}
+
 /* Whether the file at `path` holds the bytes of `needle`. */
 static int file_has(const char *path, const char *needle) {
   size_t n = 0, m = strlen(needle);
@@ -806,6 +830,7 @@ int main(void) {
   RUN(test_checkpoint_restart);
   RUN(test_message_id_applied_once);
   RUN(test_outbox_in_the_events_transaction);
+  RUN(test_on_event_error_names_line);
   RUN(test_erasure_sticks);
   return CHECK_DONE();
 }
