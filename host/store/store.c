@@ -12,6 +12,7 @@
 
 #include <sqlite3.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -235,8 +236,19 @@ static const store_ops sqlite_ops;
 static void sq_close(store *base);
 static void sq_rollback(store *base);
 
+/*
+** SQLite keeps memory statistics behind a global mutex taken on every
+** allocation it makes: a lock and an unlock per bound value and per row.
+** tailor reads none of them, so they are turned off once, before SQLite
+** first starts.  A program embedding tailor that started SQLite itself
+** keeps its own setting (the call is then refused, harmlessly).
+*/
+static void sqlite_setup(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+
 store *store_sqlite_open(const char *path, const store_options *opt,
                          tailor_error *err) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, sqlite_setup);
   store_options defaults = {1, STORE_DEFAULT_BUSY_TIMEOUT_MS, 0};
   if (!opt) opt = &defaults;
   sq *s = calloc(1, sizeof *s);
