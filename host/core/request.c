@@ -27,8 +27,7 @@ static int bad(tailor_error *err, int f, const char *what) {
 
 /* An id field: a non-empty string of at most DEF_MAX_ID_BYTES, or an
    integer. */
-static int id_field(json_t *obj, int f, const char **out, tailor_error *err) {
-  json_t *v = json_object_get(obj, fields[f].name);
+static int id_field(json_t *obj, int f, json_t *v, const char **out, tailor_error *err) {
   *out = NULL;
   if (!v || json_is_null(v)) return TAILOR_OK;
   if (!(v = util_id_text(obj, fields[f].name, 0, v)))
@@ -44,11 +43,10 @@ static int id_field(json_t *obj, int f, const char **out, tailor_error *err) {
   return TAILOR_OK;
 }
 
-/* A list of item ids under `key` (integers become strings), at most
+/* A list of item ids `v` under `key` (integers become strings), at most
    REQ_MAX_ITEMS; *arr borrowed, *ids owned. */
-static int id_list(json_t *obj, const char *key, json_t **arr, const char ***ids, size_t *n,
+static int id_list(json_t *v, const char *key, json_t **arr, const char ***ids, size_t *n,
                    tailor_error *err) {
-  json_t *v = json_object_get(obj, key);
   *arr = NULL;
   if (!v || json_is_null(v)) return TAILOR_OK;
   if (!json_is_array(v))
@@ -84,9 +82,9 @@ static int price_bound(json_t *filter, const char *key, double *out, tailor_erro
 }
 
 /* filter: {brand: "Acme" | ["Acme", ...], min_price, max_price, in_stock}. */
-static int parse_filter(json_t *obj, req_controls *c, tailor_error *err) {
+static int parse_filter(json_t *f, req_controls *c, tailor_error *err) {
   static const char *const keys[] = {"brand", "min_price", "max_price", "in_stock", NULL};
-  json_t *f = json_object_get(obj, "filter"), *v;
+  json_t *v;
   const char *key;
   if (!f || json_is_null(f)) return TAILOR_OK;
   if (!json_is_object(f)) return bad(err, REQ_F_FILTER, "must be an object");
@@ -130,8 +128,7 @@ static int parse_filter(json_t *obj, req_controls *c, tailor_error *err) {
 
 /* pin: [{item: id, slot: 1..max_k}, ...], at most REQ_MAX_PINS; errors
    name the entry ("pin[1].slot"). */
-static int parse_pins(json_t *obj, long max_k, req_controls *c, tailor_error *err) {
-  json_t *v = json_object_get(obj, "pin");
+static int parse_pins(json_t *v, long max_k, req_controls *c, tailor_error *err) {
   char at[64];
   if (!v || json_is_null(v)) return TAILOR_OK;
   if (!json_is_array(v)) return bad(err, REQ_F_PIN, "must be a list of {item, slot}");
@@ -175,12 +172,16 @@ static int parse_pins(json_t *obj, long max_k, req_controls *c, tailor_error *er
   return TAILOR_OK;
 }
 
-static int known_key(const char *key, const req_limits *lim) {
+#define ENVELOPE_KEY (-1)
+#define UNKNOWN_KEY (-2)
+
+/* The field a request's key names, ENVELOPE_KEY or UNKNOWN_KEY. */
+static int field_of(const char *key, const req_limits *lim) {
   for (int f = 0; f < REQ_F_COUNT; f++)
-    if (!strcmp(key, fields[f].name)) return 1;
+    if (!strcmp(key, fields[f].name)) return f;
   for (const char *const *e = lim ? lim->envelope : NULL; e && *e; e++)
-    if (!strcmp(key, *e)) return 1;
-  return 0;
+    if (!strcmp(key, *e)) return ENVELOPE_KEY;
+  return UNKNOWN_KEY;
 }
 
 int req_from_json(json_t *obj, const req_limits *lim, dreq *out, tailor_error *err) {
@@ -191,17 +192,21 @@ int req_from_json(json_t *obj, const req_limits *lim, dreq *out, tailor_error *e
   memset(out, 0, sizeof *out);
   if (!json_is_object(obj))
     return util_fail(err, TAILOR_EPARSE, NULL, "decide: the request must be a JSON object");
+  /* One pass over the keys: each field's value, by the table's order. */
+  json_t *val[REQ_F_COUNT] = {0};
   json_object_foreach(obj, key, v) {
-    if (known_key(key, lim)) continue;
+    int f = field_of(key, lim);
+    if (f >= 0) val[f] = v;
+    if (f != UNKNOWN_KEY) continue;
     char list[200] = "";
     size_t at = 0;
-    for (int f = 0; f < REQ_F_COUNT; f++)
-      at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", f ? ", " : "", fields[f].name);
+    for (int g = 0; g < REQ_F_COUNT; g++)
+      at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", g ? ", " : "", fields[g].name);
     return util_fail(err, TAILOR_EFIELD, key, "decide: unknown field '%.64s' (allowed: %s)", key,
                      list);
   }
   out->src = json_incref(obj);
-  v = json_object_get(obj, "kind");
+  v = val[REQ_F_KIND];
   if (!json_is_string(v)) {
     rc = bad(err, REQ_F_KIND, "is required: recommend, popup, discount, audiences or rank");
     goto fail;
@@ -222,19 +227,19 @@ int req_from_json(json_t *obj, const req_limits *lim, dreq *out, tailor_error *e
     goto fail;
   }
   memcpy(out->kind, kind, n + 1);
-  if ((rc = id_field(obj, REQ_F_CUSTOMER, &out->customer, err)) ||
-      (rc = id_field(obj, REQ_F_ANON, &out->anon, err)) ||
-      (rc = id_field(obj, REQ_F_SESSION, &out->session, err)))
+  if ((rc = id_field(obj, REQ_F_CUSTOMER, val[REQ_F_CUSTOMER], &out->customer, err)) ||
+      (rc = id_field(obj, REQ_F_ANON, val[REQ_F_ANON], &out->anon, err)) ||
+      (rc = id_field(obj, REQ_F_SESSION, val[REQ_F_SESSION], &out->session, err)))
     goto fail;
   for (int f = REQ_F_PAGE; f <= REQ_F_CONTEXT; f++) {
-    v = json_object_get(obj, fields[f].name);
+    v = val[f];
     if (v && !json_is_null(v) && !json_is_object(v)) {
       rc = bad(err, f, "must be an object");
       goto fail;
     }
     if (json_is_object(v)) *(f == REQ_F_PAGE ? &out->page : &out->context) = v;
   }
-  v = json_object_get(obj, "k");
+  v = val[REQ_F_K];
   if (v && !json_is_null(v)) {
     if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > max_k) {
       rc = util_fail(err, TAILOR_EFIELD, "k", "decide: 'k' must be an integer from 1 to %ld",
@@ -243,12 +248,15 @@ int req_from_json(json_t *obj, const req_limits *lim, dreq *out, tailor_error *e
     }
     out->k = (long)json_integer_value(v);
   }
-  if ((rc = id_list(obj, "exclude", &out->exclude, &out->ex_ids, &out->n_ex, err))) goto fail;
-  if ((rc = id_list(obj, "items", &out->items, &out->ids, &out->n_ids, err))) goto fail;
+  if ((rc = id_list(val[REQ_F_EXCLUDE], "exclude", &out->exclude, &out->ex_ids, &out->n_ex,
+                    err)) ||
+      (rc = id_list(val[REQ_F_ITEMS], "items", &out->items, &out->ids, &out->n_ids, err)))
+    goto fail;
   json_t *unused;
-  if ((rc = parse_filter(obj, &out->ctl, err)) || (rc = parse_pins(obj, max_k, &out->ctl, err)) ||
-      (rc = id_list(obj, "boost", &unused, &out->ctl.boost, &out->ctl.n_boost, err)) ||
-      (rc = id_list(obj, "bury", &unused, &out->ctl.bury, &out->ctl.n_bury, err)))
+  if ((rc = parse_filter(val[REQ_F_FILTER], &out->ctl, err)) ||
+      (rc = parse_pins(val[REQ_F_PIN], max_k, &out->ctl, err)) ||
+      (rc = id_list(val[REQ_F_BOOST], "boost", &unused, &out->ctl.boost, &out->ctl.n_boost, err)) ||
+      (rc = id_list(val[REQ_F_BURY], "bury", &unused, &out->ctl.bury, &out->ctl.n_bury, err)))
     goto fail;
   if (!strcmp(out->kind, "rank") && !out->items) {
     rc = bad(err, REQ_F_ITEMS, "is required for rank: the list to re-order");
