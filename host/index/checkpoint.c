@@ -92,7 +92,7 @@ static void put_slots(ckw *w, const trend_table *tb, int weights) {
     uint32_t n = 0;
     for (; n < 1024 && i < tb->size; n++, i++) {
       if (weights) memcpy(&chunk[n], &tb->slot[i].w, sizeof chunk[n]);
-      else chunk[n] = tb->slot[i].key;
+      else chunk[n] = TREND_KEY(tb->slot[i].key); /* marks are rebuilt on load */
     }
     put(w, chunk, n * sizeof *chunk);
   }
@@ -445,10 +445,10 @@ static void get_trend(ckr *r, trend *t, uint32_t nitems) {
       get(r, tb->top_w, tb->ntop * sizeof *tb->top_w);
     }
     for (uint32_t j = 0; j < tb->size && !r->err; j++)
-      if (tb->slot[j].key > nitems) r->err = 1;
+      if (TREND_KEY(tb->slot[j].key) > nitems || (tb->slot[j].key & TREND_LISTED)) r->err = 1;
     for (uint32_t j = 0; j < tb->ntop && !r->err; j++)
       if (tb->top[j] >= nitems) r->err = 1;
-    if (!r->err && trend_table_index(tb, t->top_max)) r->err = 1;
+    if (!r->err && trend_table_index(tb)) r->err = 1;
   }
 }
 

@@ -13,7 +13,6 @@ void trend_init(trend *t, double half_life_days, uint32_t top_max,
   memset(t, 0, sizeof *t);
   intern_init(&t->names);
   t->top_max = top_max ? top_max : TREND_DEFAULT_TOP;
-  if (t->top_max > UINT16_MAX - 1) t->top_max = UINT16_MAX - 1; /* fits `at` */
   t->max_tables = max_tables ? max_tables : TREND_DEFAULT_MAX_TABLES;
   t->d.half_life_ms = half_life_days > 0 ? half_life_days * 86400e3 : 0;
 }
@@ -22,8 +21,6 @@ static void table_free(trend_table *tb) {
   free(tb->slot);
   free(tb->top);
   free(tb->top_w);
-  free(tb->at);
-  free(tb->top_slot);
 }
 
 void trend_free(trend *t) {
@@ -35,87 +32,86 @@ void trend_free(trend *t) {
 
 static uint32_t slot_of(const trend_table *tb, uint32_t item) {
   uint32_t mask = tb->size - 1, s = trend_home(tb, item);
-  while (tb->slot[s].key && tb->slot[s].key != item + 1) s = (s + 1) & mask;
+  while (tb->slot[s].key && TREND_KEY(tb->slot[s].key) != item + 1) s = (s + 1) & mask;
   return s;
-}
-
-/* Point at/top_slot at the listed items' slots. */
-static void index_top(trend_table *tb) {
-  memset(tb->at, 0, tb->size * sizeof *tb->at);
-  for (uint32_t j = 0; j < tb->ntop; j++) {
-    uint32_t s = slot_of(tb, tb->top[j]);
-    tb->at[s] = (uint16_t)(j + 1);
-    tb->top_slot[j] = s;
-  }
 }
 
 static int table_grow(trend_table *tb) {
   uint32_t size = tb->size ? tb->size * 2 : 64;
+  trend_slot *slot = calloc(size, sizeof *slot);
+  if (!slot) return -1;
   trend_table n = *tb;
   n.size = size;
-  n.slot = calloc(size, sizeof *n.slot);
-  n.at = calloc(size, sizeof *n.at);
-  if (!n.slot || !n.at) {
-    free(n.slot);
-    free(n.at);
-    return -1;
-  }
-  for (uint32_t i = 0; i < tb->size; i++) {
-    if (!tb->slot[i].key) continue;
-    n.slot[slot_of(&n, tb->slot[i].key - 1)] = tb->slot[i];
-  }
+  n.slot = slot;
+  for (uint32_t i = 0; i < tb->size; i++) /* marks move with their slots */
+    if (tb->slot[i].key) n.slot[slot_of(&n, TREND_KEY(tb->slot[i].key) - 1)] = tb->slot[i];
   free(tb->slot);
-  free(tb->at);
   *tb = n;
-  index_top(tb);
   return 0;
 }
 
-int trend_table_index(trend_table *tb, uint32_t top_max) {
-  free(tb->at);
-  free(tb->top_slot);
-  tb->at = calloc(tb->size, sizeof *tb->at);
-  tb->top_slot = malloc((top_max ? top_max : 1) * sizeof *tb->top_slot);
-  if (!tb->at || !tb->top_slot) return -1;
-  index_top(tb);
+int trend_table_index(trend_table *tb) {
+  for (uint32_t j = 0; j < tb->ntop; j++) {
+    trend_slot *sl = &tb->slot[slot_of(tb, tb->top[j])];
+    if (!sl->key) return -1;
+    sl->key |= TREND_LISTED;
+  }
   return 0;
 }
 
-/* Keep the top list exact: `item`, in slot s, just rose to weight w. */
-static void top_update(trend *t, trend_table *tb, uint32_t s, uint32_t item, float w) {
+/* The place of listed `item`, of weight w, in the top list: found by its
+   weight (the list is sorted by weight, then id), or by its id where
+   rescaled weights have come to tie out of id order. */
+static uint32_t top_place(const trend_table *tb, uint32_t item, float w) {
+  uint32_t lo = 0, hi = tb->ntop;
+  while (lo < hi) { /* the first place not ahead of (w, item) */
+    uint32_t mid = (lo + hi) / 2;
+    if (tb->top_w[mid] > w || (tb->top_w[mid] == w && tb->top[mid] < item)) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo < tb->ntop && tb->top[lo] == item) return lo;
+  for (lo = 0; lo < tb->ntop && tb->top[lo] != item; lo++) continue;
+  return lo;
+}
+
+/*
+** Keep the top list exact: the item of slot sl rose from weight `was` to
+** its slot's weight.  A slot is marked while its item is listed, so a bump
+** knows without a search whether the item is in the list, and the list is
+** two arrays that shift with memmove.
+*/
+static void top_update(trend *t, trend_table *tb, trend_slot *sl, uint32_t item, float was) {
+  float w = sl->w;
   /* A listed item weighs at least the list's last entry, so a lighter one
      is not listed and stays out: the common case for the long tail, O(1). */
   if (tb->ntop == t->top_max && w < tb->top_w[tb->ntop - 1]) return;
-  uint32_t i = tb->at[s];
-  if (i) {
-    i--;
+  uint32_t i;
+  if (sl->key & TREND_LISTED) {
+    i = top_place(tb, item, was);
   } else if (tb->ntop == t->top_max) { /* enter past the weakest, if heavier */
     if (w <= tb->top_w[tb->ntop - 1]) return;
     i = tb->ntop - 1;
-    tb->at[tb->top_slot[i]] = 0;
+    tb->slot[slot_of(tb, tb->top[i])].key &= ~TREND_LISTED;
+    sl->key |= TREND_LISTED;
   } else {
     i = tb->ntop++;
+    sl->key |= TREND_LISTED;
   }
   /* Its new place: past every entry above it that it now outweighs (ties
      keep the smaller id first, as topk does); the entries between shift
-     down one.  Walked up from i rather than found by binary search: the
-     shift costs as many steps anyway, most bumps move an item a place or
-     none, and the walk reads the lines the shift then writes. */
+     down one.  Walked up from i rather than found by binary search: most
+     bumps move an item a place or none, and the walk reads the lines the
+     shift then writes. */
   uint32_t lo = i;
   while (lo > 0 && (tb->top_w[lo - 1] < w ||
                     (tb->top_w[lo - 1] == w && tb->top[lo - 1] > item)))
     lo--;
   if (lo < i) {
-    uint32_t n = i - lo;
-    memmove(tb->top + lo + 1, tb->top + lo, n * sizeof *tb->top);
-    memmove(tb->top_w + lo + 1, tb->top_w + lo, n * sizeof *tb->top_w);
-    memmove(tb->top_slot + lo + 1, tb->top_slot + lo, n * sizeof *tb->top_slot);
-    for (uint32_t j = lo + 1; j <= i; j++) tb->at[tb->top_slot[j]] = (uint16_t)(j + 1);
+    memmove(tb->top + lo + 1, tb->top + lo, (i - lo) * sizeof *tb->top);
+    memmove(tb->top_w + lo + 1, tb->top_w + lo, (i - lo) * sizeof *tb->top_w);
   }
   tb->top[lo] = item;
   tb->top_w[lo] = w;
-  tb->top_slot[lo] = s;
-  tb->at[s] = (uint16_t)(lo + 1);
 }
 
 static void rebase(trend *t, int64_t ts) {
@@ -149,8 +145,7 @@ uint32_t trend_table_id(trend *t, const char *key, const char *value,
   memset(tb, 0, sizeof *tb);
   tb->top = malloc(t->top_max * sizeof *tb->top);
   tb->top_w = malloc(t->top_max * sizeof *tb->top_w);
-  tb->top_slot = malloc(t->top_max * sizeof *tb->top_slot);
-  if (!tb->top || !tb->top_w || !tb->top_slot || table_grow(tb)) {
+  if (!tb->top || !tb->top_w || table_grow(tb)) {
     table_free(tb);
     return INTERN_NONE;
   }
@@ -167,14 +162,14 @@ double trend_event_weight(trend *t, int64_t ts) {
 int trend_add(trend *t, uint32_t table, uint32_t item, double w) {
   trend_table *tb = &t->tables[table];
   if ((tb->used + 1) * 2 > tb->size && table_grow(tb)) return -1;
-  uint32_t s = slot_of(tb, item);
-  trend_slot *sl = &tb->slot[s];
+  trend_slot *sl = &tb->slot[slot_of(tb, item)];
   if (!sl->key) {
     sl->key = item + 1;
     tb->used++;
   }
+  float was = sl->w;
   sl->w += (float)w;
-  top_update(t, tb, s, item, sl->w);
+  top_update(t, tb, sl, item, was);
   return 0;
 }
 
@@ -213,7 +208,7 @@ size_t trend_top_k(const trend *t, const trend_table *tb, trend_keep_fn keep,
   topk_init(&h, out, k);
   for (uint32_t i = 0; i < tb->size; i++) {
     if (!tb->slot[i].key) continue;
-    uint32_t item = tb->slot[i].key - 1;
+    uint32_t item = TREND_KEY(tb->slot[i].key) - 1;
     if (tb->slot[i].w * s < topk_floor(&h) || (keep && !keep(ud, item))) continue;
     topk_push(&h, item, 0, tb->slot[i].w * s);
   }
@@ -223,7 +218,7 @@ size_t trend_top_k(const trend *t, const trend_table *tb, trend_keep_fn keep,
 size_t trend_bytes(const trend *t) {
   size_t b = intern_bytes(&t->names) + t->cap * sizeof *t->tables;
   for (uint32_t i = 0; i < t->names.n; i++)
-    b += t->tables[i].size * (sizeof(trend_slot) + sizeof(uint16_t)) +
-         t->top_max * (2 * sizeof(uint32_t) + sizeof(float));
+    b += t->tables[i].size * sizeof(trend_slot) +
+         t->top_max * (sizeof(uint32_t) + sizeof(float));
   return b;
 }

@@ -31,21 +31,20 @@
 /* A slot of a table: the item and its weight side by side, so a bump
    misses the cache once, not once per array. */
 typedef struct trend_slot {
-  uint32_t key; /* open addressing: item id + 1, 0 = empty */
+  uint32_t key; /* open addressing: item id + 1, 0 = empty; TREND_LISTED
+                   set while the item is in the table's top list */
   float w;      /* decayed weight of the slot's item */
 } trend_slot;
+
+#define TREND_LISTED 0x80000000u /* item ids stay below 2^31 - 1 */
+#define TREND_KEY(k) ((k) & ~TREND_LISTED)
 
 typedef struct trend_table {
   trend_slot *slot;
   uint32_t size, used; /* slots (power of two), items */
-  uint32_t *top;   /* item ids, heaviest first */
-  float *top_w;
+  uint32_t *top;   /* item ids, heaviest first (ties: smaller id first) */
+  float *top_w;    /* their weights, equal to their slots' */
   uint32_t ntop;
-  /* Where each listed item is, both ways, so a bump finds its place
-     without scanning the list: at[slot] is 1 + its place in top (0: not
-     listed), top_slot[place] its slot.  Rebuilt by trend_table_index. */
-  uint16_t *at;
-  uint32_t *top_slot;
 } trend_table;
 
 typedef struct trend {
@@ -88,13 +87,12 @@ static inline uint32_t trend_home(const trend_table *tb, uint32_t item) {
    into the cache, so the adds of one event wait for memory together. */
 static inline void trend_prefetch(const trend *t, uint32_t table, uint32_t item) {
   const trend_table *tb = &t->tables[table];
-  uint32_t home = trend_home(tb, item);
-  __builtin_prefetch(&tb->slot[home], 1);
-  __builtin_prefetch(&tb->at[home]);
+  __builtin_prefetch(&tb->slot[trend_home(tb, item)], 1);
 }
 
-/* Rebuild a table's at/top_slot from keys and top (after a load). 0 or -1. */
-int trend_table_index(trend_table *tb, uint32_t top_max);
+/* Mark the slots of a table's listed items (after a load, whose keys
+   carry no marks).  -1 when a listed item has no slot. */
+int trend_table_index(trend_table *tb);
 
 /* The table of (key, value), or NULL when nothing was counted for it. */
 const trend_table *trend_find(const trend *t, const char *key,

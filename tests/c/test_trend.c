@@ -27,7 +27,10 @@ static size_t brute_top(const trend *t, const trend_table *tb, size_t k, topk_en
   size_t n = 0;
   topk_entry *all = calloc(tb->size, sizeof *all);
   for (uint32_t s = 0; s < tb->size; s++)
-    if (tb->slot[s].key) all[n++] = (topk_entry){tb->slot[s].key - 1, 0, trend_weight(t, tb, tb->slot[s].key - 1, T0)};
+    if (tb->slot[s].key) {
+      uint32_t item = TREND_KEY(tb->slot[s].key) - 1;
+      all[n++] = (topk_entry){item, 0, trend_weight(t, tb, item, T0)};
+    }
   qsort(all, n, sizeof *all, heavier);
   if (n > k) n = k;
   memcpy(out, all, n * sizeof *out);
@@ -35,7 +38,7 @@ static size_t brute_top(const trend *t, const trend_table *tb, size_t k, topk_en
   return n;
 }
 
-/* Every listed item knows its place, and the list is the exact top. */
+/* The list is the exact top, and its items' slots know they are listed. */
 static void check_table(const trend *t, const trend_table *tb) {
   topk_entry *got = calloc(t->top_max, sizeof *got), *want = calloc(t->top_max, sizeof *want);
   size_t n = trend_top_k(t, tb, NULL, NULL, T0, t->top_max, got);
@@ -44,12 +47,15 @@ static void check_table(const trend *t, const trend_table *tb) {
     CHECK_INT(got[i].id, want[i].id);
     CHECK_NEAR(got[i].score, want[i].score, 1e-3);
   }
+  /* Exactly the listed items' slots are marked, and each mark's item is
+     in the list with its slot's weight. */
   uint32_t listed = 0;
   for (uint32_t s = 0; s < tb->size; s++) {
-    if (!tb->at[s]) continue;
+    if (!(tb->slot[s].key & TREND_LISTED)) continue;
     listed++;
-    CHECK_INT(tb->top[tb->at[s] - 1], tb->slot[s].key - 1);
-    CHECK_INT(tb->top_slot[tb->at[s] - 1], s);
+    uint32_t j = 0;
+    while (j < tb->ntop && tb->top[j] != TREND_KEY(tb->slot[s].key) - 1) j++;
+    CHECK(j < tb->ntop && tb->top_w[j] == tb->slot[s].w);
   }
   CHECK_INT(listed, tb->ntop);
   free(got);
