@@ -193,7 +193,7 @@ static int apply_quiz(idx *x, idx_person *p, const ev *e) {
 /* pref_removed: the visitor takes back the preference props.key (checked
    at ingest); one given after the removal (a later time) stays. */
 static void apply_pref_removed(idx *x, idx_person *p, const ev *e) {
-  const char *key = json_string_value(json_object_get(e->props, "key"));
+  const char *key = ev_attr_get(e, "key");
   uint32_t k = key ? intern_get(&x->attrs, key) : INTERN_NONE;
   if (k != INTERN_NONE) idx_pref_remove(p, k, e->ts);
 }
@@ -693,7 +693,7 @@ static int apply_keyed(idx *x, const ev *e, const event_keys *k) {
   if (p && e->type == EV_SEARCH && search_note(x->search, pid, sid, e->query, e->ts))
     return TAILOR_ENOMEM;
   if (e->type == EV_POPUP_SHOWN) {
-    const char *pool = json_string_value(json_object_get(e->props, "coupon"));
+    const char *pool = ev_attr_get(e, "coupon");
     uint32_t id = pool ? intern_get(&x->coupons, pool) : INTERN_NONE;
     if (id != INTERN_NONE) x->coupon_used.v[id]++;
   }

@@ -136,7 +136,7 @@ int idx_attrib_apply(idx *x, uint32_t pid, uint32_t sid, const ev *e) {
     return 0;
   }
   if (s && e->ts > s->touched) s->touched = e->ts;
-  const char *strategy = json_string_value(json_object_get(e->props, "strategy"));
+  const char *strategy = ev_attr_get(e, "strategy");
   uint32_t g = group_of(a, src, strategy, e->name);
   if (g == INTERN_NONE) return -1;
   idx_attrib_day *d = day_of(&a->groups[g], utc_day(e->ts));
