@@ -11,6 +11,12 @@
 
 #include "index/internal.h"
 
+size_t idx_affinity_cap(uint8_t n) {
+  size_t cap = n ? 2 : 0;
+  while (cap < n) cap *= 2;
+  return cap;
+}
+
 /* Add decayed weight to an affinity; a full list replaces its lightest
    entry, which the newcomer inherits (Space-Saving, as in cooc.h). */
 int idx_affinity_add(idx_person *p, uint32_t key, float w) {
@@ -21,9 +27,11 @@ int idx_affinity_add(idx_person *p, uint32_t key, float w) {
     }
   }
   if (p->naff < IDX_MAX_AFFINITIES) {
-    idx_affinity *more = realloc(p->aff, (p->naff + 1u) * sizeof *more);
-    if (!more) return -1;
-    p->aff = more;
+    if (p->naff == idx_affinity_cap(p->naff)) { /* full: double */
+      idx_affinity *more = realloc(p->aff, idx_affinity_cap(p->naff + 1) * sizeof *more);
+      if (!more) return -1;
+      p->aff = more;
+    }
     p->aff[p->naff++] = (idx_affinity){key, w};
     return 0;
   }
@@ -47,7 +55,7 @@ size_t idx_person_affinities(const idx *x, uint32_t person, int brands,
   float sc = (float)decay_scale(&x->aff_decay, now);
   size_t n = 0;
   for (uint8_t i = 0; i < p->naff; i++) {
-    if (!(p->aff[i].key & IDX_AFF_BRAND) != !brands) {
+    if (!(p->aff[i].key & IDX_AFF_BRAND) == !brands) { /* a category, or a brand */
       out[n].key = p->aff[i].key & ~IDX_AFF_BRAND;
       out[n++].w = p->aff[i].w * sc;
     }

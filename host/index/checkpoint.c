@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
-#include "index/index.h"
+#include "index/internal.h"
 
 #define CKPT_MAGIC "TAILORCK"
 #define CKPT_FORMAT 17 /* 17: the orders of the value check (idx.orders) */
@@ -684,6 +684,11 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
       GET(&r, p->naff);
       if (p->naff > IDX_MAX_AFFINITIES) r.err = 1;
       p->aff = get_array(&r, p->naff, sizeof *p->aff);
+      if (p->aff) { /* with the room idx_affinity_add expects */
+        idx_affinity *room = realloc(p->aff, idx_affinity_cap(p->naff) * sizeof *room);
+        if (room) p->aff = room;
+        else r.err = 1;
+      }
       if (!p->aff) p->naff = 0;
       GET(&r, p->nprefs);
       if (p->nprefs > IDX_MAX_PREFS) r.err = 1;

@@ -93,6 +93,9 @@ int idx_person_merge(idx *x, uint32_t from, uint32_t into);
    person's interest in a category or a brand: 0, or -1 when out of
    memory. */
 int idx_affinity_add(idx_person *p, uint32_t key, float w);
+/* Room a person's list of n affinities has: it grows by doubling (2, 4,
+   8, 16), so its capacity is known from its length. */
+size_t idx_affinity_cap(uint8_t n);
 
 /* value.c: a person's p_alive, expected orders and predicted value from
    the installed model; -1 each without a model or without orders. */

@@ -226,6 +226,44 @@ static void test_batch_same_as_one_by_one(void) {
   for (int i = 0; i < N; i++) ev_clear(&evs[i]);
 }
 
+/* A person's affinities loaded from a checkpoint keep growing there (the
+   list's room is known from its length); categories and brands are told
+   apart (items without a brand: no brand affinities). */
+static void test_affinities_grow_after_load(void) {
+  idx *x = idx_new(NULL);
+  char json[256];
+  for (int c = 0; c < 5; c++) {
+    snprintf(json, sizeof json, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"i%d\","
+             "\"category\":\"C%d\"}}", c, c);
+    apply(x, json);
+  }
+  for (int c = 0; c < 3; c++) {
+    snprintf(json, sizeof json, "{\"type\":\"view\",\"item\":\"i%d\",\"customer\":\"c1\"}", c);
+    apply(x, json);
+  }
+  char path[512];
+  snprintf(path, sizeof path, "%s/test_index_aff.ckpt",
+           getenv("TAILOR_TEST_TMP") ? getenv("TAILOR_TEST_TMP") : "/tmp");
+  tailor_error err = {0};
+  CHECK_INT(idx_save(x, path, idx_fingerprint(x), 1, &err), TAILOR_OK);
+  int64_t seq = 0;
+  idx *y = idx_load(path, &x->cfg, idx_fingerprint(x), &seq, &err);
+  CHECK(y != NULL);
+  if (y) {
+    for (int c = 3; c < 5; c++) {
+      snprintf(json, sizeof json, "{\"type\":\"view\",\"item\":\"i%d\",\"customer\":\"c1\"}", c);
+      apply(y, json);
+    }
+    idx_affinity aff[IDX_MAX_AFFINITIES];
+    uint32_t c1 = idx_person_of(y, "c1", NULL);
+    CHECK_INT(idx_person_affinities(y, c1, 0, T0, aff), 5); /* categories */
+    CHECK_INT(idx_person_affinities(y, c1, 1, T0, aff), 0); /* no brands */
+    idx_free(y);
+  }
+  remove(path);
+  idx_free(x);
+}
+
 static void test_index_relations_and_filters(void) {
   idx_config cfg = {.cooc_half_life_days = -1, .trend_half_life_days = -1,
                     .cross_order_weight = -1};
@@ -877,6 +915,7 @@ int main(void) {
   RUN(test_cooc_cap_weakest_wide);
   RUN(test_cooc_several_anchors);
   RUN(test_batch_same_as_one_by_one);
+  RUN(test_affinities_grow_after_load);
   RUN(test_trend_exact_top);
   RUN(test_trend_decay);
   RUN(test_index_relations_and_filters);

@@ -23,6 +23,21 @@ describe("decisions", function()
     e:close()
   end)
 
+  it("names a visitor's category and brand affinities from their own lists", function()
+    local e = engine()
+    -- ids differ between the two lists: Headwear and Footwear are
+    -- categories 0 and 1, Zed is brand 0
+    assert(e:ingest { type = "item_upsert", item = { id = "c", name = "Cap", price = 5,
+                                                     category = "Headwear" } })
+    assert(e:ingest { type = "item_upsert", item = { id = "d", name = "Boot", price = 50,
+                                                     category = "Footwear", brand = "Zed" } })
+    assert(e:ingest { type = "view", item = "d", anon = "v1" })
+    local d = assert(e:decide { kind = "recommend", anon = "v1", page = { type = "affinities" } })
+    assert.is_nil(d.fallback)
+    assert.are.equal("1:Footwear|1:Zed", d.items[1].explain)
+    e:close()
+  end)
+
   it("reads one field of an item as the whole table has it", function()
     local e = engine()
     assert(e:ingest { type = "view", item = "a", anon = "v1" })

@@ -33,6 +33,10 @@ return {
                       tailor.item("a", "tags")[1], tostring(tailor.item("a", "nope")),
                       tostring(tailor.item("zzz", "name")), tailor.item("b", "id") }
       return { { id = "a", explain = table.concat(parts, "|") } }
+    elseif ctx.page.type == "affinities" then
+      local c, b = ctx.customer.categories, ctx.customer.brands
+      return { { id = "a", explain = #c .. ":" .. (c[1] and c[1].name or "-") .. "|"
+                                     .. #b .. ":" .. (b[1] and b[1].name or "-") } }
     elseif ctx.page.type == "boom" then
       error("boom")
     elseif ctx.page.type == "write_ctx" then
