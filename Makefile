@@ -12,7 +12,7 @@ JOBS       ?= 2
 # Debian's npm package): ask for the package only when the command is missing.
 NPM        := $(if $(shell command -v npm),,npm)
 PACKAGES   := build-essential cmake pkg-config clang libclang-rt-14-dev \
-              liblua5.4-dev lua5.4 libuv1-dev libjansson-dev libsqlite3-dev \
+              liblua5.4-dev lua5.4 libuv1-dev libjansson-dev libyajl-dev libsqlite3-dev \
               libhttp-parser-dev libssl-dev libmicrohttpd-dev lua-busted sqlite3 python3 \
               libpq-dev postgresql-15 libjemalloc2 \
               libcurl4-openssl-dev python3-aiosmtpd openssl zlib1g-dev libxgboost-dev \

@@ -708,7 +708,7 @@ int ev_parse(const char *text, size_t len, const ev_limits *lim, ev *out, tailor
     return util_fail(err, TAILOR_EUTF8, NULL, "invalid UTF-8 at byte %zu", bad);
   if (util_json_depth(text, len) > l.max_depth)
     return util_fail(err, TAILOR_EPARSE, NULL, "JSON nested deeper than %d levels", l.max_depth);
-  if (!(root = json_loadb(text, len, 0, &je)))
+  if (!(root = util_json_parse(text, len, &je)))
     return util_fail(err, TAILOR_EPARSE, NULL, "malformed JSON at line %d, column %d: %s", je.line,
                      je.column, je.text);
   rc = ev_from_json(root, &l, out, err);

@@ -4,6 +4,7 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <yajl/yajl_parse.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,4 +147,119 @@ void util_sha256_hex(const char *s, size_t n, char out[65]) {
     out[2 * i + 1] = hex[md[i] & 15];
   }
   out[64] = '\0';
+}
+
+/*
+** util_json_parse: yajl's callbacks build the jansson tree.  A value is put
+** into its container as it starts (a container is then filled in place),
+** so only one key waits at a time.  What yajl refuses, or what jansson
+** would refuse though yajl takes it (a scalar at the top, a NUL in a
+** string, an escaped UTF-16 surrogate, UTF-8 that is not strictly so),
+** goes to json_loadb: its verdict and its error message stand, and the
+** rare failing input pays for a second parse.
+*/
+typedef struct jbuild {
+  json_t *stack[UTIL_MAX_JSON_DEPTH + 2];
+  int depth;
+  json_t *root;
+  char *key; /* the waiting key: keybuf, or a longer one on the heap */
+  size_t key_len, key_cap;
+  char keybuf[128];
+} jbuild;
+
+static int jb_put(jbuild *b, json_t *v) {
+  if (!v) return 0;
+  if (!b->depth) {
+    if (!json_is_object(v) && !json_is_array(v)) {
+      json_decref(v);
+      return 0;
+    }
+    b->root = v;
+    return 1;
+  }
+  json_t *top = b->stack[b->depth - 1];
+  if (json_is_object(top)) return !json_object_setn_new_nocheck(top, b->key, b->key_len, v);
+  return !json_array_append_new(top, v);
+}
+
+static int jb_open(jbuild *b, json_t *v) {
+  if (!v || b->depth == UTIL_MAX_JSON_DEPTH + 1) {
+    json_decref(v);
+    return 0;
+  }
+  json_incref(v); /* the container holds one reference, the stack another */
+  if (!jb_put(b, v)) {
+    json_decref(v);
+    return 0;
+  }
+  b->stack[b->depth++] = v;
+  return 1;
+}
+
+static int jb_null(void *u) { return jb_put(u, json_null()); }
+static int jb_bool(void *u, int v) { return jb_put(u, json_boolean(v)); }
+static int jb_int(void *u, long long v) { return jb_put(u, json_integer(v)); }
+static int jb_real(void *u, double v) { return jb_put(u, json_real(v)); }
+static int jb_str(void *u, const unsigned char *s, size_t n) {
+  return !memchr(s, 0, n) && jb_put(u, json_stringn_nocheck((const char *)s, n));
+}
+static int jb_map(void *u) { return jb_open(u, json_object()); }
+static int jb_array(void *u) { return jb_open(u, json_array()); }
+static int jb_close(void *u) {
+  jbuild *b = u;
+  json_decref(b->stack[--b->depth]);
+  return 1;
+}
+static int jb_key(void *u, const unsigned char *s, size_t n) {
+  jbuild *b = u;
+  if (memchr(s, 0, n)) return 0;
+  if (n + 1 > b->key_cap) {
+    char *k = malloc(n + 1);
+    if (!k) return 0;
+    if (b->key != b->keybuf) free(b->key);
+    b->key = k;
+    b->key_cap = n + 1;
+  }
+  memcpy(b->key, s, n);
+  b->key[n] = '\0';
+  b->key_len = n;
+  return 1;
+}
+
+static const yajl_callbacks jb_callbacks = {jb_null, jb_bool, jb_int,   jb_real,  NULL,    jb_str,
+                                            jb_map,  jb_key,  jb_close, jb_array, jb_close};
+
+/* Whether the text escapes a UTF-16 surrogate (\\uD800 to \\uDFFF): yajl
+   lets a lone one through as '?', jansson refuses it, so such a text is
+   jansson's to read. */
+static int escapes_surrogate(const char *s, size_t len) {
+  for (const char *p = memchr(s, '\\', len); p; p = memchr(p, '\\', len - (size_t)(p - s))) {
+    if (p + 3 < s + len && p[1] == 'u' && (p[2] == 'd' || p[2] == 'D') &&
+        strchr("89abcdefABCDEF", p[3]) && p[3])
+      return 1;
+    p += p + 1 < s + len ? 2 : 1; /* past the escaped character */
+    if (p >= s + len) break;
+  }
+  return 0;
+}
+
+json_t *util_json_parse(const char *buf, size_t len, json_error_t *err) {
+  /* yajl's UTF-8 check lets overlong forms and encoded surrogates by */
+  if (escapes_surrogate(buf, len) || !util_utf8_valid(buf, len, NULL))
+    return json_loadb(buf, len, 0, err);
+  jbuild b;
+  b.depth = 0;
+  b.root = NULL;
+  b.key = b.keybuf;
+  b.key_len = 0;
+  b.key_cap = sizeof b.keybuf;
+  yajl_handle h = yajl_alloc(&jb_callbacks, NULL, &b);
+  yajl_status st = h ? yajl_parse(h, (const unsigned char *)buf, len) : yajl_status_error;
+  if (st == yajl_status_ok) st = yajl_complete_parse(h);
+  if (h) yajl_free(h);
+  if (b.key != b.keybuf) free(b.key);
+  if (st == yajl_status_ok && b.root) return b.root;
+  while (b.depth) json_decref(b.stack[--b.depth]);
+  json_decref(b.root);
+  return json_loadb(buf, len, 0, err);
 }

@@ -474,7 +474,7 @@ int srv_parse_line(const char *buf, size_t len, const srv_limits *lim,
                    UTIL_MAX_JSON_DEPTH);
     goto done;
   }
-  if (!(req = json_loadb(buf, len, 0, &je))) {
+  if (!(req = util_json_parse(buf, len, &je))) {
     rc = util_fail(err, SRV_EBAD_JSON, NULL, "malformed JSON at column %d: %s",
                    je.column, je.text);
     goto done;

@@ -1,9 +1,10 @@
 /*
 ** test_util.c: the host's ground helpers: util_fail, the one way an error
 ** is filled (one line, valid UTF-8, the line left to the caller), and the
-** UTF-8 check.
+** UTF-8 check, and the JSON parser against jansson's.
 */
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "core/util.h"
@@ -66,8 +67,49 @@ static void test_utf8(void) {
   CHECK(!util_utf8_valid("\xC3", 1, NULL));
 }
 
+/* util_json_parse takes and refuses what json_loadb(.., 0, ..) does, and
+   builds the same tree. */
+static void test_json_parse(void) {
+  static const char *const texts[] = {
+      "{}", "[]", " {\"a\" : [1, -2, 3.5, -0.25e2, 1E3, true, false, null]}\n",
+      "{\"type\":\"view\",\"item\":\"sku 1\",\"ts\":1700000000000,\"props\":{\"x\":{\"y\":[[]]}}}",
+      "{\"s\":\"tab\\t quote\\\" slash\\/ \\u00e9 \\ud83d\\ude00 caf\xc3\xa9\"}",
+      "{\"a\":1,\"a\":2}", /* the last wins */
+      "{\"a-key-longer-than-the-buffer-on-the-stack-0123456789-0123456789-0123456789-0123456789"
+      "-0123456789-0123456789\":1,\"b\":2}",
+      "[9223372036854775807, -9223372036854775808]",
+      /* refused by both */
+      "", "42", "\"text\"", "null", "{", "{\"type\":\"view\"", "{\"a\":1} x", "[1,]",
+      "{\"a\":01}", "{'a':1}", "{\"a\":\"\\u0000\"}", "{\"\\u0000\":1}", "{\"a\":\"\xff\"}",
+      "[99999999999999999999]", "[1e400]", "{\"a\" 1}", "[1] [2]", "/* c */ {}",
+      "[\"\\ud800\"]", "[\"\\udc00\"]", "[\"\\ud800x\"]", "[\"\\ud800\\u0041\"]", "[\"\\x\"]",
+      "[\"\xc0\xaf\"]", "[\"\xed\xa0\x80\"]", "[1.]", "[.5]", "[-]", "[+1]", "[0x10]", "[NaN]",
+      "[\"a\nb\"]", "[tru]",
+  };
+  for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+    const char *t = texts[i];
+    json_error_t a, b;
+    json_t *want = json_loadb(t, strlen(t), 0, &a), *got = util_json_parse(t, strlen(t), &b);
+    if (!want != !got || (want && !json_equal(want, got)))
+      fprintf(stderr, "util_json_parse differs from jansson on: %s (%s)\n", t,
+              got ? "parsed" : b.text);
+    CHECK(!want == !got);
+    CHECK(!want || json_equal(want, got));
+    if (!got) CHECK(b.text[0] != '\0'); /* jansson says what is wrong */
+    json_decref(want);
+    json_decref(got);
+  }
+  /* Where: the line and column of the failure. */
+  json_error_t e;
+  CHECK(util_json_parse("{\"a\":1,\n \"b\": x}", 16, &e) == NULL);
+  CHECK_INT(e.line, 2);
+  CHECK(util_json_parse("{\"a\":\"\\u0000\"}", 14, &e) == NULL);
+  CHECK_CONTAINS(e.text, "\\u0000"); /* jansson's own words */
+}
+
 int main(void) {
   RUN(test_fail);
   RUN(test_utf8);
+  RUN(test_json_parse);
   return CHECK_DONE();
 }
