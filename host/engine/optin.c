@@ -186,7 +186,7 @@ int tailor_subscribe(tailor *t, const char *request_json, size_t len, char **jso
     return util_fail(err, TAILOR_EPARSE, NULL, "subscribe: JSON nested deeper than %d levels",
                      UTIL_MAX_JSON_DEPTH);
   json_error_t je;
-  json_t *req = json_loadb(request_json, len, 0, &je);
+  json_t *req = util_json_parse(request_json, len, &je);
   if (!json_is_object(req)) {
     json_decref(req);
     return util_fail(err, TAILOR_EPARSE, NULL, "subscribe: the request must be a JSON object");

@@ -217,7 +217,7 @@ int srv_parse_ga4(int debug, const char *query, size_t query_len, const char *bo
                    body_len);
   }
   json_error_t je;
-  if (!rc && !(root = json_loadb(body, body_len, 0, &je))) {
+  if (!rc && !(root = util_json_parse(body, body_len, &je))) {
     note(&c, "", "VALUE_INVALID", "Unable to parse the payload as JSON: %s (line %d, column %d).",
          je.text, je.line, je.column);
     rc = util_fail(err, SRV_EBAD_JSON, NULL,

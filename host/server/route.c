@@ -86,7 +86,7 @@ static int body_json(const char *body, size_t len, json_t **out, tailor_error *e
     return util_fail(err, SRV_EBAD_JSON, NULL, "JSON body nested deeper than %d levels",
                      UTIL_MAX_JSON_DEPTH);
   json_error_t je;
-  if (!(*out = json_loadb(body, len, 0, &je)))
+  if (!(*out = util_json_parse(body, len, &je)))
     return util_fail(err, SRV_EBAD_JSON, NULL,
                      "malformed JSON body at line %d, column %d: %s", je.line,
                      je.column, je.text);

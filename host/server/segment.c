@@ -257,7 +257,7 @@ int srv_parse_segment(const char *path, const char *body, size_t body_len, json_
     if (util_json_depth(body, body_len) > UTIL_MAX_JSON_DEPTH)
       return util_fail(err, SRV_EBAD_JSON, NULL, "JSON body nested deeper than %d levels",
                        UTIL_MAX_JSON_DEPTH);
-    if (!(root = json_loadb(body, body_len, 0, &je)))
+    if (!(root = util_json_parse(body, body_len, &je)))
       return util_fail(err, SRV_EBAD_JSON, NULL,
                        "malformed JSON body at line %d, column %d: %s", je.line, je.column,
                        je.text);
