@@ -169,6 +169,27 @@ static void apply(idx *x, const char *json) {
   ev_clear(&e);
 }
 
+/* A file in the tests' scratch folder. */
+static void scratch(char *path, size_t size, const char *name) {
+  const char *tmp = getenv("TAILOR_TEST_TMP");
+  snprintf(path, size, "%s/%s", tmp ? tmp : "/tmp", name);
+}
+
+/* x saved as a checkpoint at `seq` and loaded back (NULL when either
+   fails); *loaded_seq (may be NULL) gets the sequence read back. */
+static idx *reload(const idx *x, int64_t seq, int64_t *loaded_seq) {
+  char path[512];
+  scratch(path, sizeof path, "test_index_reload.ckpt");
+  tailor_error err = {0};
+  int64_t got = 0;
+  CHECK_INT(idx_save(x, path, idx_fingerprint(x), seq, &err), TAILOR_OK);
+  idx *y = idx_load(path, &x->cfg, idx_fingerprint(x), &got, &err);
+  if (!y) fprintf(stderr, "reload: %s\n", err.message);
+  if (loaded_seq) *loaded_seq = got;
+  remove(path);
+  return y;
+}
+
 /* Events applied in batches (idx_apply_batch, which looks ahead) leave
    the index byte for byte as one at a time does: same checkpoint. */
 static void test_batch_same_as_one_by_one(void) {
@@ -206,9 +227,8 @@ static void test_batch_same_as_one_by_one(void) {
     CHECK_INT(idx_apply_batch(many, p + i, i + 7 <= N ? 7 : (size_t)(N - i), rcs + i), TAILOR_OK);
   CHECK_INT(rcs[N - 1], TAILOR_OK);
   char a[512], b[512];
-  const char *tmp = getenv("TAILOR_TEST_TMP") ? getenv("TAILOR_TEST_TMP") : "/tmp";
-  snprintf(a, sizeof a, "%s/test_index_one.ckpt", tmp);
-  snprintf(b, sizeof b, "%s/test_index_many.ckpt", tmp);
+  scratch(a, sizeof a, "test_index_one.ckpt");
+  scratch(b, sizeof b, "test_index_many.ckpt");
   CHECK_INT(idx_save(one, a, idx_fingerprint(one), 1, &err), TAILOR_OK);
   CHECK_INT(idx_save(many, b, idx_fingerprint(many), 1, &err), TAILOR_OK);
   size_t na = 0, nb = 0;
@@ -241,13 +261,7 @@ static void test_affinities_grow_after_load(void) {
     snprintf(json, sizeof json, "{\"type\":\"view\",\"item\":\"i%d\",\"customer\":\"c1\"}", c);
     apply(x, json);
   }
-  char path[512];
-  snprintf(path, sizeof path, "%s/test_index_aff.ckpt",
-           getenv("TAILOR_TEST_TMP") ? getenv("TAILOR_TEST_TMP") : "/tmp");
-  tailor_error err = {0};
-  CHECK_INT(idx_save(x, path, idx_fingerprint(x), 1, &err), TAILOR_OK);
-  int64_t seq = 0;
-  idx *y = idx_load(path, &x->cfg, idx_fingerprint(x), &seq, &err);
+  idx *y = reload(x, 1, NULL);
   CHECK(y != NULL);
   if (y) {
     for (int c = 3; c < 5; c++) {
@@ -260,7 +274,6 @@ static void test_affinities_grow_after_load(void) {
     CHECK_INT(idx_person_affinities(y, c1, 1, T0, aff), 0); /* no brands */
     idx_free(y);
   }
-  remove(path);
   idx_free(x);
 }
 
@@ -800,13 +813,8 @@ static void test_clusters(void) {
   x->propensity->w[3] = 1.5;
   x->propensity->auc = 0.875;
   x->propensity->fitted_at = T0 + 12 * DAY;
-  char path[512];
-  snprintf(path, sizeof path, "%s/test_index_models.ckpt",
-           getenv("TAILOR_TEST_TMP") ? getenv("TAILOR_TEST_TMP") : "/tmp");
-  tailor_error err = {0};
-  CHECK_INT(idx_save(x, path, idx_fingerprint(x), 42, &err), TAILOR_OK);
   int64_t seq = 0;
-  idx *y = idx_load(path, &x->cfg, idx_fingerprint(x), &seq, &err);
+  idx *y = reload(x, 42, &seq);
   CHECK(y != NULL);
   if (y) {
     CHECK_INT(seq, 42);
@@ -827,11 +835,9 @@ static void test_clusters(void) {
   /* Without a propensity model: none after the load either. */
   free(x->propensity);
   x->propensity = NULL;
-  CHECK_INT(idx_save(x, path, idx_fingerprint(x), 43, &err), TAILOR_OK);
-  y = idx_load(path, &x->cfg, idx_fingerprint(x), &seq, &err);
-  CHECK(y && !y->propensity && y->clusters.k == 2);
+  y = reload(x, 43, &seq);
+  CHECK(y && seq == 43 && !y->propensity && y->clusters.k == 2);
   idx_free(y);
-  remove(path);
   idx_free(x);
 }
 
