@@ -703,17 +703,20 @@ int ev_parse(const char *text, size_t len, const ev_limits *lim, ev *out, tailor
   if (len > l.max_bytes)
     return util_fail(err, TAILOR_ETOOBIG, NULL, "event is %zu bytes, more than the limit of %zu bytes",
                      len, l.max_bytes);
-  /* jansson checks UTF-8 too, but cannot say where the bad byte is. */
+  int deep = util_json_depth(text, len) > l.max_depth;
+  if (!deep && (root = util_json_parse(text, len, &je))) { /* it checked the UTF-8 */
+    rc = ev_from_json(root, &l, out, err);
+    json_decref(root);
+    return rc;
+  }
+  /* What is wrong, bad UTF-8 first: said here with its byte, which the
+     parser cannot say. */
   if (!util_utf8_valid(text, len, &bad))
     return util_fail(err, TAILOR_EUTF8, NULL, "invalid UTF-8 at byte %zu", bad);
-  if (util_json_depth(text, len) > l.max_depth)
+  if (deep)
     return util_fail(err, TAILOR_EPARSE, NULL, "JSON nested deeper than %d levels", l.max_depth);
-  if (!(root = util_json_parse(text, len, &je)))
-    return util_fail(err, TAILOR_EPARSE, NULL, "malformed JSON at line %d, column %d: %s", je.line,
-                     je.column, je.text);
-  rc = ev_from_json(root, &l, out, err);
-  json_decref(root);
-  return rc;
+  return util_fail(err, TAILOR_EPARSE, NULL, "malformed JSON at line %d, column %d: %s", je.line,
+                   je.column, je.text);
 }
 
 static int from_json(json_t *root, const ev_limits *lim, int keep_unknown, ev *out,

@@ -233,13 +233,11 @@ static const yajl_callbacks jb_callbacks = {jb_null, jb_bool, jb_int,   jb_real,
    lets a lone one through as '?', jansson refuses it, so such a text is
    jansson's to read. */
 static int escapes_surrogate(const char *s, size_t len) {
-  for (const char *p = memchr(s, '\\', len); p; p = memchr(p, '\\', len - (size_t)(p - s))) {
-    if (p + 3 < s + len && p[1] == 'u' && (p[2] == 'd' || p[2] == 'D') &&
-        strchr("89abcdefABCDEF", p[3]) && p[3])
+  const char *end = s + len;
+  for (const char *p = memchr(s, '\\', len); p && p + 1 < end;
+       p = memchr(p + 2, '\\', (size_t)(end - p - 2))) /* past the escaped character */
+    if (p[1] == 'u' && p + 3 < end && (p[2] | 0x20) == 'd' && strchr("89abcdef", p[3] | 0x20))
       return 1;
-    p += p + 1 < s + len ? 2 : 1; /* past the escaped character */
-    if (p >= s + len) break;
-  }
   return 0;
 }
 
