@@ -84,32 +84,72 @@ static int shared_depth(const char *a, const char *b) {
   }
 }
 
-double idx_content_score(const idx *x, uint32_t i, uint32_t j) {
-  const idx_item *a = &x->item[i], *b = &x->item[j];
-  double s = 0;
-  const char *ca = intern_name(&x->categories, a->category);
-  const char *cb = intern_name(&x->categories, b->category);
-  if (ca && cb) {
-    int da = depth_of(ca), db = depth_of(cb);
-    s += IDX_CONTENT_W_CATEGORY * shared_depth(ca, cb) / (da > db ? da : db);
+/*
+** One anchor's side of the score, worked out once for all the candidates
+** of a query: its category path and depth, and per candidate category the
+** category term (a query's candidates come from a few categories, so the
+** path comparison runs once per category, not once per item).
+*/
+#define CAT_MEMO 64
+
+typedef struct content_anchor {
+  const idx_item *it;
+  const char *path;
+  int depth;
+  struct { uint32_t cat; double term; } memo[CAT_MEMO]; /* cat + 1, 0 = empty */
+} content_anchor;
+
+static void anchor_init(content_anchor *a, const idx *x, uint32_t i) {
+  a->it = &x->item[i];
+  a->path = intern_name(&x->categories, a->it->category);
+  a->depth = a->path ? depth_of(a->path) : 0;
+  memset(a->memo, 0, sizeof a->memo);
+}
+
+static double category_term(content_anchor *a, const idx *x, uint32_t cat) {
+  if (!a->path || cat == INTERN_NONE) return 0;
+  uint32_t slot = (cat * 2654435761u) >> 26; /* CAT_MEMO = 2^6 */
+  if (a->memo[slot].cat == cat + 1) return a->memo[slot].term;
+  const char *cb = intern_name(&x->categories, cat);
+  double term = 0;
+  if (cb) {
+    int db = depth_of(cb);
+    term = IDX_CONTENT_W_CATEGORY * shared_depth(a->path, cb) / (a->depth > db ? a->depth : db);
   }
-  if (a->brand != INTERN_NONE && a->brand == b->brand) s += IDX_CONTENT_W_BRAND;
-  if (a->ntags && b->ntags) {
+  a->memo[slot].cat = cat + 1;
+  a->memo[slot].term = term;
+  return term;
+}
+
+static double anchor_score(content_anchor *a, const idx *x, uint32_t j) {
+  const idx_item *ai = a->it, *b = &x->item[j];
+  double s = category_term(a, x, b->category);
+  if (ai->brand != INTERN_NONE && ai->brand == b->brand) s += IDX_CONTENT_W_BRAND;
+  if (ai->ntags && b->ntags) {
     int common = 0;
-    for (uint8_t t = 0; t < a->ntags; t++) common += idx_ids_has(b->tags, b->ntags, a->tags[t]);
-    s += IDX_CONTENT_W_TAGS * common / (a->ntags + b->ntags - common);
+    for (uint8_t t = 0; t < ai->ntags; t++) common += idx_ids_has(b->tags, b->ntags, ai->tags[t]);
+    s += IDX_CONTENT_W_TAGS * common / (ai->ntags + b->ntags - common);
   }
-  if (a->price > 0 && b->price > 0) {
-    double r = fabs(log(a->price / b->price)) / log(2.0);
+  /* Within a factor of two (the log only then; a margin keeps the edge's
+     rounding the formula's). */
+  if (ai->price > 0 && b->price > 0 && ai->price < 2.01 * b->price && b->price < 2.01 * ai->price) {
+    double r = fabs(log(ai->price / b->price)) / log(2.0);
     if (r < 1) s += IDX_CONTENT_W_PRICE * (1 - r);
   }
   return s;
+}
+
+double idx_content_score(const idx *x, uint32_t i, uint32_t j) {
+  content_anchor a;
+  anchor_init(&a, x, i);
+  return anchor_score(&a, x, j);
 }
 
 #define SEEN_SLOTS 1024 /* > 2 x IDX_CONTENT_CANDIDATES: a half-full set */
 
 typedef struct similar_run {
   uint32_t anchor;
+  content_anchor a;
   const idx_filter *f;
   topk *h;
   size_t scored;
@@ -135,12 +175,17 @@ static int score_level(idx *x, uint32_t level, void *ud) {
   if (level >= x->members_cap) return 0;
   const idx_ids *m = &x->members[level];
   for (uint32_t e = 0; e < m->n && r->scored < IDX_CONTENT_CANDIDATES; e++) {
+    if (e + 8 < m->n) { /* members are scattered: fetch ahead (tags sit at the end) */
+      const char *ahead = (const char *)&x->item[m->v[e + 8]];
+      __builtin_prefetch(ahead);
+      __builtin_prefetch(ahead + sizeof(idx_item) - 1);
+    }
     uint32_t j = m->v[e];
     if (j == r->anchor || x->item[j].deleted || !seen_add(r, j) ||
         !idx_keep(x, r->f, j))
       continue;
     r->scored++;
-    topk_push(r->h, j, r->anchor, idx_content_score(x, r->anchor, j));
+    topk_push(r->h, j, r->anchor, anchor_score(&r->a, x, j));
   }
   return r->scored >= IDX_CONTENT_CANDIDATES;
 }
@@ -150,7 +195,8 @@ size_t idx_similar(const idx *x, uint32_t anchor, const idx_filter *f,
   if (anchor >= x->items.n || x->item[anchor].category == INTERN_NONE) return 0;
   topk h;
   topk_init(&h, out, k);
-  similar_run r = {anchor, f, &h, 0, {0}};
+  similar_run r = {.anchor = anchor, .f = f, .h = &h};
+  anchor_init(&r.a, x, anchor);
   /* Reading only: levels are looked up, never created. */
   each_level((idx *)x, x->item[anchor].category, 0, score_level, &r);
   return topk_sorted(&h);

@@ -378,6 +378,40 @@ static void test_content_similarity(void) {
   idx_free(x);
 }
 
+/* A query scores its anchor's side once (category terms per category,
+   prices within a factor of two): the same scores and the same top as
+   idx_content_score over every item, prices on the factor-two edge too. */
+static void test_similar_same_as_pairwise(void) {
+  idx *x = idx_new(NULL);
+  char line[400];
+  for (int i = 0; i < 200; i++) {
+    snprintf(line, sizeof line,
+             "{\"type\":\"item_upsert\",\"item\":{\"id\":\"i%d\",\"price\":%d,"
+             "\"category\":\"A/B%d/C%d\",\"brand\":\"b%d\",\"tags\":[\"t%d\",\"t%d\"]}}",
+             i, i % 4 == 0 ? 50 : i % 4 == 1 ? 100 : 25 + i % 190, i % 3, i % 5, i % 7,
+             i % 4, i % 6);
+    apply(x, line);
+  }
+  enum { K = 30 };
+  for (int a = 0; a < 200; a += 37) {
+    snprintf(line, sizeof line, "i%d", a);
+    uint32_t anchor = idx_item_id(x, line);
+    topk_entry got[K], want[K];
+    size_t n = idx_similar(x, anchor, NULL, K, got);
+    CHECK_INT(n, K);
+    topk h;
+    topk_init(&h, want, K);
+    for (uint32_t j = 0; j < x->items.n; j++)
+      if (j != anchor) topk_push(&h, j, anchor, idx_content_score(x, anchor, j));
+    CHECK_INT(topk_sorted(&h), K);
+    for (size_t r = 0; r < K; r++) {
+      CHECK_INT(got[r].id, want[r].id);
+      CHECK(got[r].score == want[r].score);
+    }
+  }
+  idx_free(x);
+}
+
 static void test_lifecycle_and_audiences(void) {
   idx_config cfg = {.lapsed_days = 30, .audience_days = "2,7,14"};
   idx *x = idx_new(&cfg);
@@ -927,6 +961,7 @@ int main(void) {
   RUN(test_index_relations_and_filters);
   RUN(test_index_coview_window_and_segments);
   RUN(test_content_similarity);
+  RUN(test_similar_same_as_pairwise);
   RUN(test_lifecycle_and_audiences);
   RUN(test_audiences_recomputed);
   RUN(test_value_model);
