@@ -139,12 +139,13 @@ static size_t rss_bytes(void) {
 }
 
 typedef enum { Q_COVIEW, Q_COPURCHASE, Q_CART, Q_TREND, Q_TREND_SEG, Q_SIMILAR,
-               Q_FIGURES, Q_SESSION, Q_KINDS } qkind;
+               Q_SUBSTITUTES, Q_FIGURES, Q_SESSION, Q_KINDS } qkind;
 
 static const char *const qnames[] = {
     "viewed_together (cosine, 1 anchor)", "also_bought (1 anchor)",
     "bought_together (5-item cart)", "trending (everyone)",
     "trending (country=DE, in stock)", "similar (content)",
+    "substitutes (1 item, k = 50)",
     "customer figures", "session next (tailor, 3 views)"};
 
 /* The session query of event e: the drawn view and up to two before it in
@@ -266,7 +267,7 @@ int main(int argc, char **argv) {
   /* Kernel latencies, anchors drawn from the data. */
   printf("\nkernel latency (1 thread, k = 20):\n");
   double *us = malloc(queries * sizeof *us);
-  topk_entry out[20];
+  topk_entry out[20], subst[50];
   cooc_params cos, also;
   cooc_params_default(&cos, COOC_COSINE);
   cooc_params_default(&also, COOC_ALSO);
@@ -292,6 +293,9 @@ int main(int argc, char **argv) {
         case Q_TREND: sink += idx_trending(x, "", "", &stock, now, 20, out); break;
         case Q_TREND_SEG: sink += idx_trending(x, "country", "DE", &stock, now, 20, out); break;
         case Q_SIMILAR: sink += idx_similar(x, anchor, &stock, 20, out); break;
+        case Q_SUBSTITUTES: /* as the shipped strategies hide a bought item's */
+          sink += idx_substitutes(x, anchor, NULL, now, 50, subst);
+          break;
         case Q_SESSION: {
           uint32_t prefix[3], sid;
           size_t n = session_prefix(x, &events, e, prefix, &sid);

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "index/index.h"
+#include "index/internal.h"
 
 static int members_grow(idx *x, uint32_t cat) {
   if (cat < x->members_cap) return 0;
@@ -84,31 +84,16 @@ static int shared_depth(const char *a, const char *b) {
   }
 }
 
-/*
-** One anchor's side of the score, worked out once for all the candidates
-** of a query: its category path and depth, and per candidate category the
-** category term (a query's candidates come from a few categories, so the
-** path comparison runs once per category, not once per item).
-*/
-#define CAT_MEMO 64
-
-typedef struct content_anchor {
-  const idx_item *it;
-  const char *path;
-  int depth;
-  struct { uint32_t cat; double term; } memo[CAT_MEMO]; /* cat + 1, 0 = empty */
-} content_anchor;
-
-static void anchor_init(content_anchor *a, const idx *x, uint32_t i) {
+void idx_content_anchor_init(idx_content_anchor *a, const idx *x, uint32_t i) {
   a->it = &x->item[i];
   a->path = intern_name(&x->categories, a->it->category);
   a->depth = a->path ? depth_of(a->path) : 0;
   memset(a->memo, 0, sizeof a->memo);
 }
 
-static double category_term(content_anchor *a, const idx *x, uint32_t cat) {
+static double category_term(idx_content_anchor *a, const idx *x, uint32_t cat) {
   if (!a->path || cat == INTERN_NONE) return 0;
-  uint32_t slot = (cat * 2654435761u) >> 26; /* CAT_MEMO = 2^6 */
+  uint32_t slot = (cat * 2654435761u) >> (32 - IDX_CAT_MEMO_BITS);
   if (a->memo[slot].cat == cat + 1) return a->memo[slot].term;
   const char *cb = intern_name(&x->categories, cat);
   double term = 0;
@@ -121,7 +106,7 @@ static double category_term(content_anchor *a, const idx *x, uint32_t cat) {
   return term;
 }
 
-static double anchor_score(content_anchor *a, const idx *x, uint32_t j) {
+double idx_content_anchor_score(idx_content_anchor *a, const idx *x, uint32_t j) {
   const idx_item *ai = a->it, *b = &x->item[j];
   double s = category_term(a, x, b->category);
   if (ai->brand != INTERN_NONE && ai->brand == b->brand) s += IDX_CONTENT_W_BRAND;
@@ -140,16 +125,16 @@ static double anchor_score(content_anchor *a, const idx *x, uint32_t j) {
 }
 
 double idx_content_score(const idx *x, uint32_t i, uint32_t j) {
-  content_anchor a;
-  anchor_init(&a, x, i);
-  return anchor_score(&a, x, j);
+  idx_content_anchor a;
+  idx_content_anchor_init(&a, x, i);
+  return idx_content_anchor_score(&a, x, j);
 }
 
 #define SEEN_SLOTS 1024 /* > 2 x IDX_CONTENT_CANDIDATES: a half-full set */
 
 typedef struct similar_run {
   uint32_t anchor;
-  content_anchor a;
+  idx_content_anchor a;
   const idx_filter *f;
   topk *h;
   size_t scored;
@@ -185,7 +170,7 @@ static int score_level(idx *x, uint32_t level, void *ud) {
         !idx_keep(x, r->f, j))
       continue;
     r->scored++;
-    topk_push(r->h, j, r->anchor, anchor_score(&r->a, x, j));
+    topk_push(r->h, j, r->anchor, idx_content_anchor_score(&r->a, x, j));
   }
   return r->scored >= IDX_CONTENT_CANDIDATES;
 }
@@ -196,7 +181,7 @@ size_t idx_similar(const idx *x, uint32_t anchor, const idx_filter *f,
   topk h;
   topk_init(&h, out, k);
   similar_run r = {.anchor = anchor, .f = f, .h = &h};
-  anchor_init(&r.a, x, anchor);
+  idx_content_anchor_init(&r.a, x, anchor);
   /* Reading only: levels are looked up, never created. */
   each_level((idx *)x, x->item[anchor].category, 0, score_level, &r);
   return topk_sorted(&h);

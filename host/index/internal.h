@@ -10,9 +10,10 @@
 **   value.c   the customer-value model: collect, fit, predict
 **   query.c   the reads strategies ask for: filters, availability and the
 **             kernel entry points (related, trending, session next, ...)
-** The kernels (cooc.c, trend.c, content.c, kmeans.c) and checkpoint.c
-** have files of their own and need only index.h; the session kernels
-** (sknn*.c) share sknn_internal.h.
+** The kernels (cooc.c, trend.c, kmeans.c) and checkpoint.c have files of
+** their own and need only index.h; content.c shares its anchor's scoring
+** below with pairs.c (substitutes); the session kernels (sknn*.c) share
+** sknn_internal.h.
 **
 ** The id-array helpers below are static inline because the event path
 ** calls them for every line of every event; idx_ids_* in index.h are the
@@ -101,5 +102,25 @@ size_t idx_affinity_cap(uint8_t n);
    the installed model; -1 each without a model or without orders. */
 void idx_value_predict(const idx *x, const idx_person *p, int64_t now,
                        idx_figures *f);
+
+/*
+** One anchor's side of the content score (content.c), worked out once for
+** all the candidates of a query: its category path and depth, and per
+** candidate category the category term (a query's candidates come from a
+** few categories, so the paths are compared once per category, not once
+** per item).  idx_content_anchor_score(a, x, j) equals
+** idx_content_score(x, anchor, j).
+*/
+#define IDX_CAT_MEMO_BITS 6
+
+typedef struct idx_content_anchor {
+  const idx_item *it;
+  const char *path;
+  int depth;
+  struct { uint32_t cat; double term; } memo[1u << IDX_CAT_MEMO_BITS]; /* cat + 1, 0 = empty */
+} idx_content_anchor;
+
+void idx_content_anchor_init(idx_content_anchor *a, const idx *x, uint32_t anchor);
+double idx_content_anchor_score(idx_content_anchor *a, const idx *x, uint32_t j);
 
 #endif /* TAILOR_INDEX_INTERNAL_H */

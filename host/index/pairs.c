@@ -187,21 +187,40 @@ size_t idx_substitutes(const idx *x, uint32_t anchor, const idx_filter *f, int64
       topk_push(&h, j, anchor, 1 + c / sqrt(ni * nj)); /* above every prior */
     }
   }
-  /* The prior: the same category, unless the data says complement. */
+  /* The prior: the same category, unless the data says complement.  A
+     category may list thousands: the anchor's side (its totals, the
+     decay, its content) is worked out once, and the members are fetched
+     ahead. */
   uint32_t cat = x->item[anchor].category;
   const idx_ids *m = cat != INTERN_NONE && cat < x->members_cap ? &x->members[cat] : NULL;
+  const cooc *cp = &x->copurchase;
+  double sp = decay_scale(&cp->d, now), ni = cooc_total(cp, anchor, now);
+  double pa = x->item[anchor].price;
+  idx_content_anchor content;
+  if (m) idx_content_anchor_init(&content, x, anchor);
   for (uint32_t e = 0; m && e < m->n; e++) {
+    if (e + 8 < m->n) {
+      const char *ahead = (const char *)&x->item[m->v[e + 8]];
+      __builtin_prefetch(ahead);
+      __builtin_prefetch(ahead + sizeof(idx_item) - 1);
+    }
     uint32_t j = m->v[e];
     if (j == anchor || x->item[j].category != cat || !idx_keep(x, f, j)) continue;
-    double pa = x->item[anchor].price, pj = x->item[j].price;
+    double pj = x->item[j].price;
     if (pa > 0 && pj > 0 && (pa > pj * IDX_SUBSTITUTE_PRICE_RATIO ||
                              pj > pa * IDX_SUBSTITUTE_PRICE_RATIO))
       continue; /* a cushion does not replace a sofa */
-    double c, lift = lift_of(x, anchor, j, orders, now, &c);
-    if (complement(x, anchor, j, c, lift, now)) continue;
+    /* lift_of and complement, with the scale and the anchor's total read
+       once: the same products. */
+    double c = cooc_count(cp, anchor, j, now);
+    double nj = j < cp->nitems ? cp->total[j] * sp : 0;
+    double lift = c > 0 && ni > 0 && nj > 0 ? c * orders / (ni * nj) : 0;
+    if (c > IDX_COMPLEMENT_MIN_SUPPORT &&
+        (lift >= IDX_COMPLEMENT_MIN_LIFT || c >= IDX_COMPLEMENT_MIN_BOTH * (ni > nj ? ni : nj)))
+      continue;
     int dup = 0;
     for (size_t r = 0; r < h.n && !dup; r++) dup = h.e[r].id == j;
-    if (!dup) topk_push(&h, j, anchor, idx_content_score(x, anchor, j));
+    if (!dup) topk_push(&h, j, anchor, idx_content_anchor_score(&content, x, j));
   }
   return topk_sorted(&h);
 }

@@ -155,6 +155,14 @@ static void test_complements_and_substitutes(void) {
   CHECK(!has(rows, n, cushion2));
   CHECK(!has(rows, n, jacket));
   CHECK(rows[0].score > 1); /* learned from sessions: ahead of the prior */
+  /* Nobody compared the shoes: the prior alone, scored as
+     idx_content_score scores the pair. */
+  uint32_t shoe1 = idx_item_id(x, "shoe1"), shoe2 = idx_item_id(x, "shoe2");
+  n = idx_substitutes(x, shoe1, NULL, now, 16, rows);
+  CHECK_INT(n, 1);
+  CHECK_INT(rows[0].id, shoe2);
+  CHECK(rows[0].score == idx_content_score(x, shoe1, shoe2));
+  CHECK_NEAR(rows[0].score, 0.5 + 0.1, 1e-9); /* both levels, the same price */
   idx_free(x);
 }
 
