@@ -67,8 +67,11 @@ static size_t load(tailor *t, const char *dir, size_t max, char ***items_out, si
 
 static const char *only;
 
-static void run(tailor *t, const char *name, const char *page, char **items, size_t nitems,
-                size_t count) {
+/* Decisions for anonymous visitors (v<i>, session s<i>), or with `buyers`
+   for the customers of the orders (c0..c4999, about four items bought
+   each), whose bought items and their substitutes are kept out. */
+static void run(tailor *t, const char *name, const char *page, int buyers, char **items,
+                size_t nitems, size_t count) {
   if (only && !strstr(name, only)) return;
   uint64_t *lat = malloc(count * sizeof *lat);
   char req[512];
@@ -76,10 +79,13 @@ static void run(tailor *t, const char *name, const char *page, char **items, siz
   uint64_t start = util_mono_ns();
   for (size_t i = 0; i < count; i++) {
     const char *item = items[(i * 7919) % nitems];
+    char who[64];
+    if (buyers) snprintf(who, sizeof who, "\"customer\":\"c%zu\"", i % 5000);
+    else snprintf(who, sizeof who, "\"anon\":\"v%zu\"", i % 50000);
     snprintf(req, sizeof req,
-             "{\"kind\":\"recommend\",\"anon\":\"v%zu\",\"session\":\"s%zu\",\"k\":10,"
+             "{\"kind\":\"recommend\",%s,\"session\":\"s%zu\",\"k\":10,"
              "\"page\":{\"type\":\"%s\",\"item\":\"%s\"}}",
-             i % 50000, i % 50000, page, item);
+             who, i % 50000, page, item);
     char *resp = NULL;
     uint64_t t0 = util_mono_ns();
     tailor_decide(t, req, strlen(req), &resp, NULL, NULL);
@@ -137,12 +143,13 @@ int main(int argc, char **argv) {
              "allocator: %s\n",
              sessions, nev, (double)(util_mono_ns() - t0) / 1e9, tailor_allocator());
     if (pass == 0) {
-      run(t, "shipped: product page", "product", items, nitems, count);
-      run(t, "shipped: cart page", "cart", items, nitems, count);
-      run(t, "shipped: home page", "home", items, nitems, count);
+      run(t, "shipped: product page", "product", 0, items, nitems, count);
+      run(t, "shipped: product page, buyer", "product", 1, items, nitems, count);
+      run(t, "shipped: cart page", "cart", 0, items, nitems, count);
+      run(t, "shipped: home page", "home", 0, items, nitems, count);
     } else {
-      run(t, "one-line trending strategy", "home", items, nitems, count);
-      run(t, "strategy returning {}", "empty", items, nitems, count);
+      run(t, "one-line trending strategy", "home", 0, items, nitems, count);
+      run(t, "strategy returning {}", "empty", 0, items, nitems, count);
     }
     for (size_t i = 0; i < nitems; i++) free(items[i]);
     free(items);

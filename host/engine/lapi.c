@@ -42,12 +42,78 @@ static void set_num(lua_State *L, const char *k, double v) {
   lua_setfield(L, -2, k);
 }
 
+/*
+** A buyer's value figures (p_alive, expected_orders, predicted_value) sum
+** a hypergeometric series: tens of microseconds, for some customers
+** milliseconds, where the rest of ctx.customer takes a few.  Most
+** decisions never read them (a product page does not), so for a buyer
+** they are worked out when first read, through the table's metatable, and
+** then kept in the table; pairs() works them out first, so the table lists
+** every field either way.  Upvalues: the engine (as every tailor.*
+** function's), the person's id and the time.
+*/
+static const char *const value_fields[] = {"p_alive", "expected_orders", "predicted_value"};
+
+static void fill_value(lua_State *L, int tbl) {
+  tailor *t = engine_of(L);
+  idx_figures f;
+  idx_person_value(t->ix, (uint32_t)lua_tointeger(L, lua_upvalueindex(2)),
+                   (int64_t)lua_tointeger(L, lua_upvalueindex(3)), &f);
+  double v[] = {f.p_alive, f.expected_orders, f.predicted_value};
+  for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+    lua_pushnumber(L, v[i]);
+    lua_setfield(L, tbl, value_fields[i]); /* rawset: the fields are absent */
+  }
+}
+
+static int value_index(lua_State *L) {
+  const char *key = lua_tostring(L, 2);
+  for (size_t i = 0; key && i < sizeof value_fields / sizeof *value_fields; i++)
+    if (!strcmp(key, value_fields[i])) {
+      fill_value(L, 1);
+      lua_rawget(L, 1);
+      return 1;
+    }
+  return 0;
+}
+
+static int raw_next(lua_State *L) {
+  lua_settop(L, 2);
+  if (lua_next(L, 1)) return 2;
+  lua_pushnil(L);
+  return 1;
+}
+
+static int value_pairs(lua_State *L) {
+  if (lua_getfield(L, 1, value_fields[0]) == LUA_TNIL) fill_value(L, 1);
+  lua_pushcfunction(L, raw_next);
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+/* The metatable of a buyer's customer table, for person p at `now`. */
+static void push_value_meta(lua_State *L, tailor *t, uint32_t p, int64_t now) {
+  lua_createtable(L, 0, 2);
+  lua_CFunction fn[] = {value_index, value_pairs};
+  const char *name[] = {"__index", "__pairs"};
+  for (int i = 0; i < 2; i++) {
+    lua_pushlightuserdata(L, t);
+    lua_pushinteger(L, p);
+    lua_pushinteger(L, now);
+    lua_pushcclosure(L, fn[i], 3);
+    lua_setfield(L, -2, name[i]);
+  }
+}
+
 void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
                         const char *anon) {
   const idx *x = t->ix;
   uint32_t p = idx_person_of(x, customer, anon);
+  int64_t now = util_now_ms();
   idx_figures f;
-  idx_person_figures(x, p, util_now_ms(), &f);
+  idx_person_counts(x, p, now, &f); /* the value figures: below */
+  int lazy_value = f.orders > 0 && x->value.kind != IDX_VALUE_NONE;
   lua_createtable(L, 0, 20);
   if (customer) {
     lua_pushstring(L, customer);
@@ -67,9 +133,14 @@ void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
   set_num(L, "avg_order", f.avg_order);
   set_num(L, "days_since_visit", f.days_since_visit);
   set_num(L, "days_since_order", f.days_since_order);
-  set_num(L, "p_alive", f.p_alive);
-  set_num(L, "expected_orders", f.expected_orders);
-  set_num(L, "predicted_value", f.predicted_value);
+  if (lazy_value) { /* when first read */
+    push_value_meta(L, t, p, now);
+    lua_setmetatable(L, -2);
+  } else { /* -1: no model, or no orders */
+    set_num(L, "p_alive", f.p_alive);
+    set_num(L, "expected_orders", f.expected_orders);
+    set_num(L, "predicted_value", f.predicted_value);
+  }
   if (f.first_seen) set_int(L, "first_seen", f.first_seen);
   if (f.last_seen) set_int(L, "last_seen", f.last_seen);
   if (f.last_order) set_int(L, "last_order", f.last_order);
@@ -136,7 +207,7 @@ void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
   /* Affinities, strongest first: {{name = "Home/Decor", weight = 2.5}, ...} */
   idx_affinity aff[IDX_MAX_AFFINITIES];
   for (int brands = 0; brands < 2; brands++) {
-    size_t n = f.seen ? idx_person_affinities(x, p, brands, util_now_ms(), aff) : 0;
+    size_t n = f.seen ? idx_person_affinities(x, p, brands, now, aff) : 0;
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
       lua_createtable(L, 0, 2);

@@ -681,6 +681,13 @@ size_t idx_forget_hashed(idx *x, const char *customer_hex, const char *const *se
 void idx_person_figures(const idx *x, uint32_t person, int64_t now,
                         idx_figures *f);
 
+/* The same without the value model's figures (p_alive, expected_orders,
+   predicted_value are -1): those sum a hypergeometric series for each
+   buyer, tens of microseconds and more, and are asked for apart:
+   idx_person_value fills those three. */
+void idx_person_counts(const idx *x, uint32_t person, int64_t now, idx_figures *f);
+void idx_person_value(const idx *x, uint32_t person, int64_t now, idx_figures *f);
+
 /*
 ** Content similarity, for items nobody has interacted with yet: candidates
 ** from the anchor's category (widening to parent categories until

@@ -127,7 +127,18 @@ const char *idx_lifecycle_name(idx_lifecycle l) {
 
 void idx_person_figures(const idx *x, uint32_t person, int64_t now,
                         idx_figures *f) {
+  idx_person_counts(x, person, now, f);
+  idx_person_value(x, person, now, f);
+}
+
+void idx_person_value(const idx *x, uint32_t person, int64_t now, idx_figures *f) {
+  f->p_alive = f->expected_orders = f->predicted_value = -1;
+  if (person < x->people.n) idx_value_predict(x, &x->person[person], now, f);
+}
+
+void idx_person_counts(const idx *x, uint32_t person, int64_t now, idx_figures *f) {
   memset(f, 0, sizeof *f);
+  f->p_alive = f->expected_orders = f->predicted_value = -1;
   f->days_since_visit = f->days_since_order = -1;
   f->lifecycle = IDX_NEW_VISITOR;
   if (person >= x->people.n) return;
@@ -146,7 +157,6 @@ void idx_person_figures(const idx *x, uint32_t person, int64_t now,
     f->lifecycle = f->days_since_order > x->cfg.lapsed_days ? IDX_LAPSED : IDX_CUSTOMER;
   else if (p->visits > 1)
     f->lifecycle = IDX_RETURNING_VISITOR;
-  idx_value_predict(x, p, now, f);
 }
 
 /*

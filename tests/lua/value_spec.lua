@@ -82,6 +82,21 @@ describe("the value model", function()
     assert.is_true(c.customers > 0 and c.spenders > 0)
     assert.is_number(c.spearman_past_spend)
     assert.is_boolean(c.beats_past_spend)
+    local figures = e:customer("c5").figures
+    e:close()
+    -- A strategy reads the same figures from ctx.customer (worked out when
+    -- first read), and pairs lists them.
+    e = assert(tailor.open { db = db, strategies = root .. "/tests/lua/decide",
+                             lua = { reload_interval_ms = 60000 } })
+    local d = assert(e:decide { kind = "recommend", customer = "c5",
+                                page = { type = "value", item = "sofa" } })
+    assert.is_nil(d.fallback)
+    local listed, p_alive, orders, value = d.items[1].explain:match("^([^|]*)|([^|]*)|([^|]*)|([^|]*)$")
+    assert.are.equal("expected_orders,p_alive,predicted_value", listed)
+    assert.is_true(figures.predicted_value > 0)
+    assert.is_true(math.abs(tonumber(value) - figures.predicted_value) < 1e-6 * figures.predicted_value)
+    assert.is_true(math.abs(tonumber(p_alive) - figures.p_alive) < 1e-6)
+    assert.is_true(math.abs(tonumber(orders) - figures.expected_orders) < 1e-6 * figures.expected_orders + 1e-9)
     e:close()
   end)
 end)

@@ -1,5 +1,6 @@
 -- A strategy for decide_spec: tailor.item's copies, a read-only ctx, rank,
--- the request's merchandising controls, a ctx kept past its call.
+-- the request's merchandising controls, a ctx kept past its call, a
+-- buyer's value figures.
 local kept
 return {
   recommend = function(ctx)
@@ -37,6 +38,19 @@ return {
       local c, b = ctx.customer.categories, ctx.customer.brands
       return { { id = "a", explain = #c .. ":" .. (c[1] and c[1].name or "-") .. "|"
                                      .. #b .. ":" .. (b[1] and b[1].name or "-") } }
+    elseif ctx.page.type == "value" then
+      -- A buyer's value figures, read from ctx and listed by pairs over
+      -- tailor.customer (both are worked out when first asked for).
+      local listed = {}
+      for key in pairs(tailor.customer(ctx.customer.id)) do
+        if key == "p_alive" or key == "expected_orders" or key == "predicted_value" then
+          listed[#listed + 1] = key
+        end
+      end
+      table.sort(listed)
+      local c = ctx.customer
+      return { { id = ctx.page.item, explain = table.concat(listed, ",") .. "|" .. c.p_alive
+                                               .. "|" .. c.expected_orders .. "|" .. c.predicted_value } }
     elseif ctx.page.type == "boom" then
       error("boom")
     elseif ctx.page.type == "write_ctx" then
