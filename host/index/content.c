@@ -160,11 +160,7 @@ static int score_level(idx *x, uint32_t level, void *ud) {
   if (level >= x->members_cap) return 0;
   const idx_ids *m = &x->members[level];
   for (uint32_t e = 0; e < m->n && r->scored < IDX_CONTENT_CANDIDATES; e++) {
-    if (e + 8 < m->n) { /* members are scattered: fetch ahead (tags sit at the end) */
-      const char *ahead = (const char *)&x->item[m->v[e + 8]];
-      __builtin_prefetch(ahead);
-      __builtin_prefetch(ahead + sizeof(idx_item) - 1);
-    }
+    if (e + 8 < m->n) idx_item_prefetch(x, m->v[e + 8]);
     uint32_t j = m->v[e];
     if (j == r->anchor || x->item[j].deleted || !seen_add(r, j) ||
         !idx_keep(x, r->f, j))

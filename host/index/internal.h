@@ -120,6 +120,14 @@ typedef struct idx_content_anchor {
   struct { uint32_t cat; double term; } memo[1u << IDX_CAT_MEMO_BITS]; /* cat + 1, 0 = empty */
 } idx_content_anchor;
 
+/* A hint that item j's record is read soon (a category's members are
+   scattered over the item array; its tags sit at the end of it). */
+static inline void idx_item_prefetch(const idx *x, uint32_t j) {
+  const char *rec = (const char *)&x->item[j];
+  __builtin_prefetch(rec);
+  __builtin_prefetch(rec + sizeof(idx_item) - 1);
+}
+
 void idx_content_anchor_init(idx_content_anchor *a, const idx *x, uint32_t anchor);
 double idx_content_anchor_score(idx_content_anchor *a, const idx *x, uint32_t j);
 

@@ -151,11 +151,16 @@ void idx_complement_params(const idx *x, int64_t now, cooc_params *p) {
   p->orders = idx_decayed_orders(x, now);
 }
 
-/* The complement test of a pair whose count and lift are known. */
-static int complement(const idx *x, uint32_t i, uint32_t j, double c, double lift, int64_t now) {
-  double ni = cooc_total(&x->copurchase, i, now), nj = cooc_total(&x->copurchase, j, now);
+/* The complement test of a pair of totals ni and nj whose count and lift
+   are known. */
+static int complement_of(double c, double lift, double ni, double nj) {
   return c > IDX_COMPLEMENT_MIN_SUPPORT &&
          (lift >= IDX_COMPLEMENT_MIN_LIFT || c >= IDX_COMPLEMENT_MIN_BOTH * (ni > nj ? ni : nj));
+}
+
+static int complement(const idx *x, uint32_t i, uint32_t j, double c, double lift, int64_t now) {
+  return complement_of(c, lift, cooc_total(&x->copurchase, i, now),
+                       cooc_total(&x->copurchase, j, now));
 }
 
 int idx_complementary(const idx *x, uint32_t i, uint32_t j, int64_t now) {
@@ -199,11 +204,7 @@ size_t idx_substitutes(const idx *x, uint32_t anchor, const idx_filter *f, int64
   idx_content_anchor content;
   if (m) idx_content_anchor_init(&content, x, anchor);
   for (uint32_t e = 0; m && e < m->n; e++) {
-    if (e + 8 < m->n) {
-      const char *ahead = (const char *)&x->item[m->v[e + 8]];
-      __builtin_prefetch(ahead);
-      __builtin_prefetch(ahead + sizeof(idx_item) - 1);
-    }
+    if (e + 8 < m->n) idx_item_prefetch(x, m->v[e + 8]);
     uint32_t j = m->v[e];
     if (j == anchor || x->item[j].category != cat || !idx_keep(x, f, j)) continue;
     double pj = x->item[j].price;
@@ -215,9 +216,7 @@ size_t idx_substitutes(const idx *x, uint32_t anchor, const idx_filter *f, int64
     double c = cooc_count(cp, anchor, j, now);
     double nj = j < cp->nitems ? cp->total[j] * sp : 0;
     double lift = c > 0 && ni > 0 && nj > 0 ? c * orders / (ni * nj) : 0;
-    if (c > IDX_COMPLEMENT_MIN_SUPPORT &&
-        (lift >= IDX_COMPLEMENT_MIN_LIFT || c >= IDX_COMPLEMENT_MIN_BOTH * (ni > nj ? ni : nj)))
-      continue;
+    if (complement_of(c, lift, ni, nj)) continue;
     int dup = 0;
     for (size_t r = 0; r < h.n && !dup; r++) dup = h.e[r].id == j;
     if (!dup) topk_push(&h, j, anchor, idx_content_anchor_score(&content, x, j));
