@@ -1,8 +1,9 @@
 /*
 ** decide_bench.c: the engine's decision path in-process, one thread:
 ** decisions per second and latency percentiles for the shipped strategies
-** (product, cart, home pages) and for a one-line trending strategy, on the
-** Diginetica sessions (views; every 5th session ends with an order).
+** (product pages for visitors and for buyers, cart and home pages) and for
+** a one-line trending strategy, on the Diginetica sessions (views; every
+** 5th session ends with an order).
 ** Where the time goes, without sockets in the way.
 **   decide_bench [DATA_DIR] [--sessions N] [--decisions N] [--only NAME]
 ** --only runs the one case whose name contains NAME ("product", "trending"),
