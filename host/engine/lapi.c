@@ -48,8 +48,8 @@ static void set_num(lua_State *L, const char *k, double v) {
 ** milliseconds, where the rest of ctx.customer takes a few.  Most
 ** decisions never read them (a product page does not), so for a buyer
 ** they are worked out when first read, through the table's metatable, and
-** then kept in the table; pairs() works them out first, so the table lists
-** every field either way.  Upvalues: the engine (as every tailor.*
+** then kept in the table; pairs() and JSON (ljson calls the metatable's
+** __fill) work them out first, so the table lists every field either way.  Upvalues: the engine (as every tailor.*
 ** function's), the person's id and the time.
 */
 static const char *const value_fields[] = {"p_alive", "expected_orders", "predicted_value"};
@@ -84,8 +84,15 @@ static int raw_next(lua_State *L) {
   return 1;
 }
 
+/* __fill (what ljson calls before it writes the table) and __pairs. */
+static int value_fill(lua_State *L) {
+  lua_pushstring(L, value_fields[0]);
+  if (lua_rawget(L, 1) == LUA_TNIL) fill_value(L, 1);
+  return 0;
+}
+
 static int value_pairs(lua_State *L) {
-  if (lua_getfield(L, 1, value_fields[0]) == LUA_TNIL) fill_value(L, 1);
+  value_fill(L);
   lua_pushcfunction(L, raw_next);
   lua_pushvalue(L, 1);
   lua_pushnil(L);
@@ -94,10 +101,10 @@ static int value_pairs(lua_State *L) {
 
 /* The metatable of a buyer's customer table, for person p at `now`. */
 static void push_value_meta(lua_State *L, tailor *t, uint32_t p, int64_t now) {
-  lua_createtable(L, 0, 2);
-  lua_CFunction fn[] = {value_index, value_pairs};
-  const char *name[] = {"__index", "__pairs"};
-  for (int i = 0; i < 2; i++) {
+  lua_CFunction fn[] = {value_index, value_pairs, value_fill};
+  const char *name[] = {"__index", "__pairs", "__fill"};
+  lua_createtable(L, 0, 3);
+  for (int i = 0; i < 3; i++) {
     lua_pushlightuserdata(L, t);
     lua_pushinteger(L, p);
     lua_pushinteger(L, now);

@@ -77,6 +77,21 @@ static lua_Integer array_length(lua_State *L, int idx) {
   return n == max ? n : -1;
 }
 
+/* A table whose fields are worked out when first read (a buyer's
+   ctx.customer, engine/lapi.c) has a function in its metatable's __fill
+   that works them all out: called before the table is walked, so its JSON
+   lists every field. */
+static void fill_lazy(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (luaL_getmetafield(L, idx, "__fill") == LUA_TNIL) return;
+  if (lua_isfunction(L, -1)) {
+    lua_pushvalue(L, idx);
+    lua_call(L, 1, 0);
+  } else {
+    lua_pop(L, 1);
+  }
+}
+
 static json_t *to_json(lua_State *L, int idx, char *path, size_t plen,
                        int depth, char *why, size_t why_len) {
   idx = lua_absindex(L, idx);
@@ -131,6 +146,7 @@ static json_t *to_json(lua_State *L, int idx, char *path, size_t plen,
     return a;
   }
   json_t *o = json_object();
+  fill_lazy(L, idx);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING) {
@@ -247,6 +263,7 @@ static int write_json(lua_State *L, int idx, strbuf *out, int digits, wpath *p, 
   }
   int first = 1;
   buf_putc(out, '{');
+  fill_lazy(L, idx);
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING) {
