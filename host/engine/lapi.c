@@ -67,7 +67,7 @@ static void fill_value(lua_State *L, int tbl) {
 }
 
 static int value_index(lua_State *L) {
-  const char *key = lua_tostring(L, 2);
+  const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
   for (size_t i = 0; key && i < sizeof value_fields / sizeof *value_fields; i++)
     if (!strcmp(key, value_fields[i])) {
       fill_value(L, 1);
