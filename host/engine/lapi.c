@@ -49,8 +49,9 @@ static void set_num(lua_State *L, const char *k, double v) {
 ** decisions never read them (a product page does not), so for a buyer
 ** they are worked out when first read, through the table's metatable, and
 ** then kept in the table; pairs() and JSON (ljson calls the metatable's
-** __fill) work them out first, so the table lists every field either way.  Upvalues: the engine (as every tailor.*
-** function's), the person's id and the time.
+** __fill) work them out first, so the table lists every field either way.
+** Upvalues: the engine (as every tailor.* function's), the person's id and
+** the time.
 */
 static const char *const value_fields[] = {"p_alive", "expected_orders", "predicted_value"};
 

@@ -135,13 +135,18 @@ double idx_decayed_orders(const idx *x, int64_t now) {
   return lines * decay_scale(&c->d, now) / (basket > 1 ? basket : 1);
 }
 
-/* The co-purchase count and lift of a pair; `orders` from above. */
+/* The lift of a pair of count c and totals ni, nj; `orders` from above. */
+static double lift_from(double c, double orders, double ni, double nj) {
+  return c > 0 && ni > 0 && nj > 0 ? c * orders / (ni * nj) : 0;
+}
+
+/* The co-purchase count and lift of a pair. */
 static double lift_of(const idx *x, uint32_t i, uint32_t j, double orders, int64_t now,
                       double *count) {
   double c = cooc_count(&x->copurchase, i, j, now);
-  double ni = cooc_total(&x->copurchase, i, now), nj = cooc_total(&x->copurchase, j, now);
   if (count) *count = c;
-  return c > 0 && ni > 0 && nj > 0 ? c * orders / (ni * nj) : 0;
+  return lift_from(c, orders, cooc_total(&x->copurchase, i, now),
+                   cooc_total(&x->copurchase, j, now));
 }
 
 void idx_complement_params(const idx *x, int64_t now, cooc_params *p) {
@@ -215,8 +220,7 @@ size_t idx_substitutes(const idx *x, uint32_t anchor, const idx_filter *f, int64
        once: the same products. */
     double c = cooc_count(cp, anchor, j, now);
     double nj = j < cp->nitems ? cp->total[j] * sp : 0;
-    double lift = c > 0 && ni > 0 && nj > 0 ? c * orders / (ni * nj) : 0;
-    if (complement_of(c, lift, ni, nj)) continue;
+    if (complement_of(c, lift_from(c, orders, ni, nj), ni, nj)) continue;
     int dup = 0;
     for (size_t r = 0; r < h.n && !dup; r++) dup = h.e[r].id == j;
     if (!dup) topk_push(&h, j, anchor, idx_content_anchor_score(&content, x, j));
