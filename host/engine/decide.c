@@ -38,7 +38,7 @@ typedef struct request {
 
 static void push_ctx(lua_State *L, request *r) {
   lapi_ctx c = {r->q->kind, r->k, r->q->customer, r->q->anon, r->q->session,
-                r->q->page, r->q->context, r->q->items, r->q->exclude};
+                r->q->page, r->q->context, r->q->items, r->q->exclude, 0};
   /* A visitor who declined personalization gets what anyone would: the
      strategy sees no one (runs under the index read lock). */
   uint32_t p = idx_person_of(r->t->ix, c.customer, c.anon);

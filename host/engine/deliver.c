@@ -84,7 +84,7 @@ static int run_on_due(lua_State *L) {
   due_run *r = lvm_ud(L);
   r->send = 1;
   if (!lvm_push_handler(lvm_of(L), "on_due", &r->file)) return 0;
-  lapi_ctx c = {"on_due", r->t->cfg.default_k, r->d->customer, NULL, NULL, NULL, NULL, NULL, NULL};
+  lapi_ctx c = {"on_due", r->t->cfg.default_k, r->d->customer, NULL, NULL, NULL, NULL, NULL, NULL, 0};
   lapi_push_ctx(L, r->t, &c);
   json_t *row = json_pack("{ss ss? ss ss sO sO sO si}", "key", r->d->key, "customer",
                           r->d->customer, "channel", r->d->channel, "template", r->d->tmpl,

@@ -302,7 +302,7 @@ typedef struct call {
 
 static void push_visitor_ctx(lua_State *L, call *c, const char *kind, json_t *context) {
   lapi_ctx x = {kind, DRY_K, c->v->customer, c->v->anon, c->v->session,
-                NULL, context, NULL, NULL};
+                NULL, context, NULL, NULL, 0};
   lapi_push_ctx(L, c->d->t, &x);
 }
 

@@ -364,6 +364,7 @@ typedef struct lapi_ctx {
   json_t *page, *context; /* borrowed; may be NULL */
   json_t *items;          /* the list to rank (kind rank), or NULL */
   json_t *exclude;        /* ids the page already shows, or NULL */
+  int64_t now;            /* ctx.now (ms); 0: the time of the push */
 } lapi_ctx;
 
 /*

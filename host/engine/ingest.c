@@ -325,7 +325,7 @@ static int check_quiz(lua_State *L) {
     return 0;
   }
   lapi_ctx c = {"quiz", 0, q->e->customer, q->e->anon, q->e->session,
-                NULL, q->context, NULL, NULL};
+                NULL, q->context, NULL, NULL, 0};
   lapi_push_ctx(L, q->t, &c);
   lua_call(L, 1, 1);
   int res = lua_gettop(L);

@@ -342,22 +342,24 @@ static void push_searches(lua_State *L, tailor *t, const char *customer,
 }
 
 /*
-** ctx is read-only: an empty table whose __index reads the fields from a
-** hidden one (upvalue 2), and whose __newindex refuses, so one handler (or
-** a segment predicate) cannot change what the next one reads.  Every field
-** is made when first read and kept in the hidden table: kind, k and now,
-** customer, session and segments from the index, and page, context, items,
-** exclude, filter, pin, boost and bury from the caller's request (upvalue
-** 3, a ctx_src).  The ids and the kind are copied into the ctx_src (no Lua
-** string is made for them unless read); the rest of the request lives only
-** as long as the call ctx was given to: read later, those fail with an
-** error that says so (a handler keeps values, not ctx).  Most handlers read
-** a few fields, and building all of them was half of an on_event call.
-** Upvalues: 1 the engine, 2 the fields, 3 the sources.  Handlers run with
-** the index read lock held, so the figures are those of the moment they are
+** ctx is read-only and lazy: a userdata of one metatable shared by every
+** call (made once per Lua state), whose __index makes each field when
+** first read and keeps it in the userdata's one user value (a table, made
+** on the first field kept), and whose __newindex refuses, so one handler
+** (or a segment predicate) cannot change what the next one reads.  kind,
+** k and now, customer, session and segments come from the index, and
+** page, context, items, exclude, filter, pin, boost and bury from the
+** caller's request.  The ids and the kind are copied into the userdata
+** (no Lua string is made for them unless read); the rest of the request
+** lives only as long as the call ctx was given to: read later, those fail
+** with an error that says so (a handler keeps values, not ctx).  Most
+** handlers read a few fields: an on_event call for an anonymous view
+** reads none, and a ctx costs it one allocation.  Handlers run with the
+** index read lock held, so the figures are those of the moment they are
 ** read.
 */
 typedef struct ctx_src {
+  tailor *t;
   lapi_ctx c;              /* kind and the ids point into text; the other
                               pointers are the caller's */
   const req_controls *ctl; /* or NULL */
@@ -368,16 +370,26 @@ typedef struct ctx_src {
 
 static void push_controls(lua_State *L, const req_controls *c);
 
-/* A field made from the request, into the hidden table and on the stack;
-   0 when `k` is none of them. */
-static int ctx_request_field(lua_State *L, const char *k) {
+/* The table of fields kept for the ctx at index 1, pushed; made when
+   absent. */
+static int ctx_fields(lua_State *L) {
+  if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE) return lua_gettop(L);
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 4);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, 1, 1);
+  return lua_gettop(L);
+}
+
+/* A field made from the request, onto the stack and kept; 0 when `k` is
+   none of them. */
+static int ctx_request_field(lua_State *L, const ctx_src *src, const char *k) {
   static const char *const names[] = {"page", "context", "items", "exclude",
                                       "filter", "pin",   "boost", "bury"};
   int which = -1;
   for (int i = 0; i < (int)(sizeof names / sizeof *names) && which < 0; i++)
     if (!strcmp(k, names[i])) which = i;
   if (which < 0) return 0;
-  const ctx_src *src = lua_touserdata(L, lua_upvalueindex(3));
   const lapi_ctx *c = &src->c;
   if (which == 2 && !c->items) { /* only a rank request has items */
     lua_pushnil(L);
@@ -386,12 +398,11 @@ static int ctx_request_field(lua_State *L, const char *k) {
   if (src->serial != lvm_call_serial(L))
     return luaL_error(L, "ctx.%s read after the call ctx was given to had ended; keep the "
                       "values a later call needs, not ctx", k);
+  int fields = ctx_fields(L);
   if (which >= 4) { /* filter, pin, boost and bury are made together */
-    lua_pushvalue(L, lua_upvalueindex(2));
     push_controls(L, src->ctl);
-    lua_pop(L, 1);
     lua_pushvalue(L, 2);
-    lua_rawget(L, lua_upvalueindex(2));
+    lua_rawget(L, fields);
     return 1;
   }
   if (which == 0) push_object(L, c->page);
@@ -400,38 +411,61 @@ static int ctx_request_field(lua_State *L, const char *k) {
   else push_object(L, c->exclude);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, -2);
-  lua_rawset(L, lua_upvalueindex(2));
+  lua_rawset(L, fields);
   return 1;
 }
 
 static int ctx_index(lua_State *L) {
+  const ctx_src *src = lua_touserdata(L, 1);
   const char *k = lua_tostring(L, 2);
-  tailor *t = lua_touserdata(L, lua_upvalueindex(1));
-  const ctx_src *src = lua_touserdata(L, lua_upvalueindex(3));
   const lapi_ctx *c = &src->c;
-  lua_pushvalue(L, 2);
-  if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL || !k) return 1;
-  lua_pop(L, 1);
-  if (!strcmp(k, "kind"))
-    lua_pushstring(L, c->kind);
-  else if (!strcmp(k, "k"))
-    lua_pushinteger(L, c->k);
-  else if (!strcmp(k, "now"))
-    lua_pushinteger(L, src->now);
-  else if (!strcmp(k, "customer"))
-    lapi_push_customer(L, t, c->customer, c->anon);
-  else if (!strcmp(k, "session")) {
-    lapi_push_session(L, t, c->session);
-    push_searches(L, t, c->customer, c->anon, c->session);
+  if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE) {
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, -2) != LUA_TNIL) return 1;
+    lua_pop(L, 1);
   }
-  else if (!strcmp(k, "segments"))
+  lua_pop(L, 1);
+  if (!k) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (!strcmp(k, "kind")) {
+    lua_pushstring(L, c->kind);
+  } else if (!strcmp(k, "k")) {
+    lua_pushinteger(L, c->k);
+    return 1;
+  } else if (!strcmp(k, "now")) {
+    lua_pushinteger(L, src->now);
+    return 1;
+  } else if (!strcmp(k, "customer")) {
+    lapi_push_customer(L, src->t, c->customer, c->anon);
+  } else if (!strcmp(k, "session")) {
+    lapi_push_session(L, src->t, c->session);
+    push_searches(L, src->t, c->customer, c->anon, c->session);
+  } else if (!strcmp(k, "segments")) {
     push_segments(L, 1);
-  else
-    return ctx_request_field(L, k);
+  } else {
+    return ctx_request_field(L, src, k);
+  }
+  int fields = ctx_fields(L);
   lua_pushvalue(L, 2);
-  lua_pushvalue(L, -2);
-  lua_rawset(L, lua_upvalueindex(2));
+  lua_pushvalue(L, -3);
+  lua_rawset(L, fields);
+  lua_pop(L, 1);
   return 1;
+}
+
+/* pairs(ctx) lists nothing: the fields are read by name. */
+static int ctx_next_none(lua_State *L) {
+  lua_pushnil(L);
+  return 1;
+}
+
+static int ctx_pairs(lua_State *L) {
+  lua_pushcfunction(L, ctx_next_none);
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
 }
 
 static int ctx_newindex(lua_State *L) {
@@ -492,15 +526,14 @@ static const char *keep_text(char **at, const char *s) {
   return copy;
 }
 
+static const char ctx_meta_key = 'c'; /* the registry's key of ctx's metatable */
+
 void lapi_push_decide_ctx(lua_State *L, tailor *t, const lapi_ctx *c, const req_controls *ctl) {
   const char *kept[] = {c->kind, c->customer, c->anon, c->session};
   size_t text = 0;
   for (size_t i = 0; i < sizeof kept / sizeof *kept; i++) text += kept[i] ? strlen(kept[i]) + 1 : 0;
-  lua_createtable(L, 0, 0); /* ctx itself: always empty */
-  lua_createtable(L, 0, 3); /* its metatable */
-  lua_pushlightuserdata(L, t);
-  lua_createtable(L, 0, 4); /* the fields, as they are read */
-  ctx_src *src = lua_newuserdatauv(L, sizeof *src + text, 0);
+  ctx_src *src = lua_newuserdatauv(L, sizeof *src + text, 1);
+  src->t = t;
   src->c = *c;
   char *at = src->text;
   src->c.kind = keep_text(&at, c->kind);
@@ -509,13 +542,19 @@ void lapi_push_decide_ctx(lua_State *L, tailor *t, const lapi_ctx *c, const req_
   src->c.session = keep_text(&at, c->session);
   src->ctl = ctl;
   src->serial = lvm_call_serial(L);
-  src->now = util_now_ms();
-  lua_pushcclosure(L, ctx_index, 3);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, ctx_newindex);
-  lua_setfield(L, -2, "__newindex");
-  lua_pushliteral(L, "ctx");
-  lua_setfield(L, -2, "__metatable");
+  src->now = c->now ? c->now : util_now_ms();
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ctx_meta_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    static const luaL_Reg meta[] = {{"__index", ctx_index},
+                                    {"__newindex", ctx_newindex},
+                                    {"__pairs", ctx_pairs},
+                                    {NULL, NULL}};
+    luaL_newlib(L, meta);
+    lua_pushliteral(L, "ctx");
+    lua_setfield(L, -2, "__metatable");
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &ctx_meta_key);
+  }
   lua_setmetatable(L, -2);
 }
 

@@ -32,6 +32,7 @@ typedef struct trigger_run {
   const char *file;
   int dropped;      /* schedules refused for consent */
   eng_call call;    /* coupons the call issued; the strategy's caps */
+  int64_t now;      /* when the batch's triggers began (ms): ctx.now */
 } trigger_run;
 
 /* An error in what on_event returned, at the line that defines it (looked
@@ -193,7 +194,7 @@ static int run_on_event(lua_State *L) {
   lvm *vm = lvm_of(L);
   if (!lvm_push_handler(vm, "on_event", &r->file)) return 0;
   lapi_ctx c = {"on_event", r->t->cfg.default_k, r->e->customer, r->e->anon,
-                r->e->session, NULL, r->e->props, NULL, NULL};
+                r->e->session, NULL, r->e->props, NULL, NULL, r->now};
   lapi_push_ctx(L, r->t, &c);
   push_event(L, r->e);
   lua_call(L, 2, 1);
@@ -251,7 +252,7 @@ static int apply_run(tailor *t, trigger_run *r, tailor_error *err) {
     }
     if (rc) return rc;
   }
-  int64_t week = util_now_ms() - DELIVER_CAP_WINDOW_MS;
+  int64_t week = r->now - DELIVER_CAP_WINDOW_MS;
   size_t capped = 0;
   json_array_foreach(r->schedule, i, v) {
     const char *customer = json_string_value(json_object_get(v, "customer"));
@@ -297,7 +298,7 @@ static int apply_run(tailor *t, trigger_run *r, tailor_error *err) {
 
 int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
   if (!t->cfg.strategies || !*t->cfg.strategies) return TAILOR_OK;
-  int64_t oldest = util_now_ms() - t->cfg.trigger_max_age_s * 1000;
+  int64_t now = util_now_ms(), oldest = now - t->cfg.trigger_max_age_s * 1000;
   size_t due = 0;
   for (size_t i = 0; i < n; i++) due += !evs[i]->dup && evs[i]->ts >= oldest;
   if (!due) return TAILOR_OK;
@@ -315,7 +316,7 @@ int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
   for (size_t i = 0; i < n; i++) {
     if (evs[i]->dup || evs[i]->ts < oldest) continue;
     trigger_run r = {t, evs[i], NULL, NULL, NULL, 0,
-                     {evs[i]->customer, evs[i]->anon, NULL, {0}, 0}};
+                     {evs[i]->customer, evs[i]->anon, NULL, {0}, 0}, now};
     pthread_rwlock_rdlock(&t->lock);
     eng_current = &r.call;
     int lua_rc = lvm_pcall(vm, run_on_event, &r, &lerr), rc = TAILOR_OK;
