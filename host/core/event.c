@@ -13,6 +13,7 @@
 */
 #include "core/event.h"
 #include "core/buf.h"
+#include "core/flat.h"
 #include "core/util.h"
 
 #include <math.h>
@@ -747,6 +748,84 @@ static int from_json(json_t *root, const ev_limits *lim, int keep_unknown, ev *o
   return rc;
 }
 
+/* The members ev_from_flat reads, and the types it makes whole. */
+enum { FL_TYPE, FL_TS, FL_CUSTOMER, FL_ANON, FL_SESSION, FL_ITEM, FL_MSG, FL_PRICE, FL_QTY, FL_N };
+static const char *const flat_names[FL_N] = {"type", "ts", "customer", "anon", "session",
+                                             "item", "message_id", "price", "quantity"};
+static const ev_type flat_types[] = {EV_VIEW,     EV_ADD_TO_CART, EV_REMOVE_FROM_CART,
+                                     EV_PAGE_VIEW, EV_CHECKOUT,   EV_EXIT_INTENT,
+                                     EV_PAGE_HIDDEN};
+
+static int time_from_number(double x, int64_t *ms);
+
+int ev_from_flat(const flat_member *m, size_t n, const ev_limits *lim, ev *out) {
+  const flat_member *at[FL_N] = {0};
+  memset(out, 0, sizeof *out);
+  for (size_t i = 0; i < n; i++) {
+    int f = 0;
+    while (f < FL_N && !flat_key_is(&m[i], flat_names[f])) f++;
+    if (f == FL_N) return 0; /* anything else goes to props, or is an alias */
+    /* ids and the type are non-empty strings; ts, price and quantity numbers */
+    if ((f == FL_TS || f == FL_PRICE || f == FL_QTY) != (m[i].kind == 'n') ||
+        (m[i].kind == 's' && (!m[i].val_len || m[i].val_len > EV_MAX_ID_BYTES)))
+      return 0;
+    at[f] = &m[i];
+  }
+  if (!at[FL_TYPE]) return 0;
+  int type = -1;
+  for (size_t i = 0; i < sizeof flat_types / sizeof *flat_types && type < 0; i++) {
+    const char *name = type_names[flat_types[i]];
+    if (at[FL_TYPE]->val_len == strlen(name) && !memcmp(at[FL_TYPE]->val, name, at[FL_TYPE]->val_len))
+      type = (int)flat_types[i];
+  }
+  if (type < 0) return 0;
+  unsigned req = type_req[type];
+  if (!at[FL_CUSTOMER] && !at[FL_ANON] && !at[FL_SESSION]) return 0;
+  /* a line needs its item; a price without one goes to props */
+  if (!at[FL_ITEM] && ((req & EVF_ITEM) || at[FL_PRICE] || at[FL_QTY])) return 0;
+  ev_limits l;
+  limits_fill(lim, &l);
+  int64_t ts = l.now_ms;
+  double price = 0, qty = 1, x;
+  int integral;
+  if (at[FL_TS] && (flat_number(at[FL_TS], &x, &integral) || !integral ||
+                    time_from_number(x, &ts) ||
+                    (l.max_future_ms > 0 && ts > l.now_ms + l.max_future_ms)))
+    return 0;
+  if (at[FL_PRICE] && (flat_number(at[FL_PRICE], &price, NULL) || price > DEF_MAX_AMOUNT))
+    return 0;
+  if (at[FL_QTY] && (flat_number(at[FL_QTY], &qty, NULL) || qty > DEF_MAX_QUANTITY)) return 0;
+  /* The strings, copied and ended, in one block. */
+  size_t bytes = 0;
+  for (int f = FL_CUSTOMER; f <= FL_MSG; f++) bytes += at[f] ? at[f]->val_len + 1 : 0;
+  if (!(out->text = malloc(bytes ? bytes : 1))) return 0;
+  char *p = out->text;
+  const char *str[FL_N] = {0};
+  for (int f = FL_CUSTOMER; f <= FL_MSG; f++) {
+    if (!at[f]) continue;
+    str[f] = memcpy(p, at[f]->val, at[f]->val_len);
+    p += at[f]->val_len;
+    *p++ = '\0';
+  }
+  if (str[FL_ITEM]) {
+    if (!(out->lines = malloc(sizeof *out->lines))) {
+      ev_clear(out);
+      return 0;
+    }
+    out->lines[0] = (ev_line){str[FL_ITEM], price, qty, NULL, at[FL_PRICE] != NULL,
+                              at[FL_QTY] != NULL};
+    out->n_lines = 1;
+    out->one_line = 1;
+  }
+  out->type = (ev_type)type;
+  out->ts = ts;
+  out->customer = str[FL_CUSTOMER];
+  out->anon = str[FL_ANON];
+  out->session = str[FL_SESSION];
+  out->msg_id = str[FL_MSG];
+  return 1;
+}
+
 void ev_clear(ev *e) {
   if (!e) return;
   for (size_t i = 0; i < e->n_lines; i++) json_decref(e->lines[i].extra);
@@ -755,6 +834,7 @@ void ev_clear(ev *e) {
   json_decref(e->props);
   free(e->attrs);
   json_decref(e->src);
+  free(e->text);
   json_decref(e->doc);
   free(e->body);
   memset(e, 0, sizeof *e);
@@ -980,8 +1060,13 @@ static int iso_time(const char *s, int64_t *ms) {
   return 0;
 }
 
+/* A number as a time: seconds below 1e11, milliseconds from there. */
+static int time_from_number(double x, int64_t *ms) {
+  return ms_from(fabs(x) < 1e11 ? x * 1000 : x, ms);
+}
+
 int ev_parse_time(json_t *v, int64_t *ms) {
   double x;
-  if (!time_number(v, &x)) return ms_from(fabs(x) < 1e11 ? x * 1000 : x, ms);
+  if (!time_number(v, &x)) return time_from_number(x, ms);
   return json_is_string(v) ? iso_time(json_string_value(v), ms) : -1;
 }

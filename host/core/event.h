@@ -143,6 +143,7 @@ typedef struct ev {
                             owned (NULL when none) */
   size_t n_attrs;
   json_t *src;           /* owned reference to the parsed input */
+  char *text;            /* ev_from_flat: the strings, copied; owned */
   char *body;            /* ev_body()'s text, made once; owned */
   size_t body_len;
   json_t *doc;           /* ev_doc()'s document, made once; owned */
@@ -193,6 +194,19 @@ int ev_from_json(json_t *root, const ev_limits *lim, ev *out, tailor_error *err)
 ** protocols (Segment, GA4), whose senders name events freely.
 */
 int ev_from_json_any(json_t *root, const ev_limits *lim, ev *out, tailor_error *err);
+
+/*
+** The common event read without a JSON tree: the members of a flat object
+** (core/flat.h) of tailor's own format with nothing but type, ts (ms),
+** customer, anon, session, item, price, quantity and message_id, and of a
+** type those make whole (view, add_to_cart, remove_from_cart, page_view,
+** checkout, exit_intent, page_hidden).  Returns 1 with *out filled (its
+** strings copied into it) exactly as ev_from_json() would fill it, or 0
+** with *out cleared for anything else, valid or not, which the caller
+** reads with ev_from_json() (that one says what is wrong).
+*/
+struct flat_member;
+int ev_from_flat(const struct flat_member *m, size_t n, const ev_limits *lim, ev *out);
 
 /*
 ** The normalized JSON text of an event (see `ev`), written from its fields

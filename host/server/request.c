@@ -17,6 +17,7 @@
 
 #include "core/buf.h"
 #include "core/event.h"
+#include "core/flat.h"
 #include "core/util.h"
 #include "server/proto.h"
 
@@ -462,8 +463,76 @@ int srv_id_null(srv_request *out, tailor_error *err) {
   return SRV_OK;
 }
 
+/*
+** The line most writes are, read without a JSON tree: {"id": .., "op":
+** "event", "token": .., "event": {..}} with an event ev_from_flat takes,
+** strings without escapes, nothing else.  Returns 1 with *out filled as
+** the full reading below would fill it, 0 (and *out as it was) for any
+** other line, which the full reading takes, with its errors.
+*/
+static int flat_event_line(const char *buf, size_t len, srv_request *out) {
+  flat_member m[FLAT_MAX_MEMBERS], em[FLAT_MAX_MEMBERS];
+  size_t n, en;
+  size_t took = flat_object(buf, len, 1, m, &n);
+  if (!took) return 0;
+  for (const char *p = buf + took; p < buf + len; p++) /* only spaces after it */
+    if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') return 0;
+  const flat_member *id = NULL, *op = NULL, *token = NULL, *ctoken = NULL, *event = NULL;
+  for (size_t i = 0; i < n; i++) {
+    const flat_member *x = &m[i];
+    if (flat_key_is(x, "id")) id = x;
+    else if (flat_key_is(x, "op")) op = x;
+    else if (flat_key_is(x, "token")) token = x;
+    else if (flat_key_is(x, "customer_token")) ctoken = x;
+    else if (flat_key_is(x, "event")) event = x;
+    else return 0;
+  }
+  if (!id || !op || !event || event->kind != 'o' || op->kind != 's' || op->val_len != 5 ||
+      memcmp(op->val, "event", 5) || (token && (token->kind != 's' || token->val_len > SRV_MAX_ID_BYTES)) ||
+      (ctoken && (ctoken->kind != 's' || ctoken->val_len > 512)))
+    return 0;
+  /* the id: a short string, or an integer as the parser reads it */
+  double x;
+  int integral;
+  if (id->kind == 's' ? id->val_len > SRV_MAX_ID_BYTES
+                      : flat_number(id, &x, &integral) || !integral)
+    return 0;
+  if (!util_utf8_valid(buf, len, NULL) ||
+      !flat_object(event->val, event->val_len, 0, em, &en))
+    return 0;
+  ev e;
+  if (!ev_from_flat(em, en, NULL, &e)) return 0;
+  srv_request r = {.op = SRV_OP_EVENT};
+  strbuf idb = {0};
+  if (id->kind == 's') buf_json_str(&idb, id->val, id->val_len);
+  else buf_json_int(&idb, (long long)x);
+  r.id = buf_take(&idb, NULL);
+  r.token = token ? strndup(token->val, token->val_len) : NULL;
+  r.customer_token = ctoken ? strndup(ctoken->val, ctoken->val_len) : NULL;
+  r.evs = malloc(sizeof *r.evs);
+  r.at = calloc(1, sizeof *r.at);
+  r.rejects = calloc(1, sizeof *r.rejects);
+  if (!r.id || (token && !r.token) || (ctoken && !r.customer_token) || !r.evs || !r.at ||
+      !r.rejects) { /* out of memory: the full reading says so */
+    ev_clear(&e);
+    srv_request_clear(&r);
+    return 0;
+  }
+  r.evs[0] = e;
+  r.n_events = 1;
+  r.need = srv_op_perms(SRV_OP_EVENT) | event_perms(e.type);
+  *out = r;
+  return 1;
+}
+
 int srv_parse_line(const char *buf, size_t len, const srv_limits *lim,
                    srv_request *out, tailor_error *err) {
+  if (flat_event_line(buf, len, out)) return SRV_OK;
+  return srv_parse_line_json(buf, len, lim, out, err);
+}
+
+int srv_parse_line_json(const char *buf, size_t len, const srv_limits *lim,
+                        srv_request *out, tailor_error *err) {
   memset(out, 0, sizeof *out);
   out->op = -1;
   json_error_t je;

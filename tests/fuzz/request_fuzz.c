@@ -10,7 +10,8 @@
 **   2  an HTTP request: method (next byte), target up to '\n', then body,
 **      to srv_parse_http()
 **   3  protocol sniffing of the first bytes
-** and checks what callers rely on: an id is always set, a valid request's
+** and checks what callers rely on: an id is always set, the direct reading
+** of a plain event line agrees with the JSON tree's, a valid request's
 ** op is known, and every event of a write is a typed event with what its
 ** type needs, or a rejection with a message.  A broken promise aborts, so the fuzzer reports it.
 */
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "request_same.h"
 #include "server/proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -71,10 +73,14 @@ static void check_request(int rc, srv_request *r, const tailor_error *e) {
 
 static void one_line(const char *p, size_t n) {
   srv_limits lim = {16};
-  srv_request r;
-  tailor_error e = {0};
+  srv_request r, full;
+  tailor_error e = {0}, fe = {0};
   int rc = srv_parse_line(p, n, &lim, &r, &e);
   check_request(rc, &r, &e);
+  /* The direct reading of a plain event and the JSON tree's agree. */
+  int frc = srv_parse_line_json(p, n, &lim, &full, &fe);
+  REQUIRE(same_request(rc, &r, &e, frc, &full, &fe));
+  srv_request_clear(&full);
   srv_request_clear(&r);
 }
 

@@ -1,0 +1,51 @@
+/*
+** flat.h: a scanner for the one shape of JSON most writes have: an object
+** of strings without escapes and plain numbers, one level of objects
+** inside at most ({"id": 7, "op": "event", "event": {"type": "view",
+** "item": "sku1", "anon": "a1"}}).  It does not build anything: it
+** points into the text.  It only ever says "this is such an object, here
+** are its members" or "not this shape"; the caller then reads the text
+** with the full JSON parser, whose verdict and error messages stand.  So
+** the scanner may refuse more than it has to (an escape, a true, a null,
+** an array, a duplicate key, a number of many digits), never accept what
+** the parser would read differently.
+*/
+#ifndef TAILOR_FLAT_H
+#define TAILOR_FLAT_H
+
+#include <stddef.h>
+
+/* One member: its key and its value's bytes. */
+typedef struct flat_member {
+  const char *key; /* not NUL-terminated; never holds an escape */
+  size_t key_len;
+  const char *val; /* a string's contents (without the quotes), a number's
+                      text, or an object's text from '{' to '}' */
+  size_t val_len;
+  char kind;       /* 's' string, 'n' number, 'o' object */
+} flat_member;
+
+#define FLAT_MAX_MEMBERS 16
+
+/*
+** Scan the object that starts at s[0] (after optional whitespace) within
+** `len` bytes into m[] (at most FLAT_MAX_MEMBERS).  Objects inside are
+** allowed when `nested` is set, and must be flat themselves (their members
+** are not returned: scan their text again).  Returns the bytes the object
+** took, up to and including its '}', or 0 when the text is not of the
+** shape.  *n receives the number of members.
+*/
+size_t flat_object(const char *s, size_t len, int nested, flat_member *m, size_t *n);
+
+/* Whether the member's key is `k` (NUL-terminated). */
+int flat_key_is(const flat_member *m, const char *k);
+
+/*
+** A number member as a double, when it is an unsigned integer or decimal
+** of at most 15 digits without an exponent (so that every JSON reader gets
+** the same double); 0 on success, -1 otherwise.  *integral (may be NULL) is set when it has
+** neither fraction nor exponent.
+*/
+int flat_number(const flat_member *m, double *x, int *integral);
+
+#endif /* TAILOR_FLAT_H */

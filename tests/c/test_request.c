@@ -1,0 +1,145 @@
+/*
+** test_request.c: the server's reading of a request line.  A plain event
+** line ({"id", "op": "event", "token", "event": {...}} with tailor's own
+** fields) is read directly, without a JSON tree; every other line goes
+** through the tree.  Both must give the same request, or the same error:
+** each line here is read both ways and compared field by field (and by
+** the event's stored text), and the fast reading must take the lines it
+** is meant for.
+*/
+#include <stdio.h>
+#include <string.h>
+
+#include "check.h"
+#include "core/flat.h"
+#include "request_same.h"
+#include "server/proto.h"
+
+/* Read `line` both ways; returns whether they agree.  *fast is set when
+   the direct reading took it (the request holds no JSON tree then). */
+static int both_ways(const char *line, int *fast) {
+  srv_limits lim = {16, 0};
+  srv_request a, b;
+  tailor_error ea = {0}, eb = {0};
+  int rca = srv_parse_line(line, strlen(line), &lim, &a, &ea);
+  int rcb = srv_parse_line_json(line, strlen(line), &lim, &b, &eb);
+  int same = same_request(rca, &a, &ea, rcb, &b, &eb);
+  if (!same)
+    fprintf(stderr, "differ (%d: %s | %d: %s): %s\n", rca, ea.message, rcb, eb.message, line);
+  if (fast) *fast = !rca && a.n_events == 1 && a.evs[0].text != NULL;
+  srv_request_clear(&a);
+  srv_request_clear(&b);
+  return same;
+}
+
+static void test_plain_events_are_read_directly(void) {
+  static const char *const lines[] = {
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"12\",\"anon\":\"a1\","
+      "\"session\":\"a1\",\"ts\":1700000000000}}",
+      "{\"id\":\"r-7\",\"op\":\"event\",\"token\":\"tok\",\"event\":{\"type\":\"add_to_cart\","
+      "\"item\":\"sku1\",\"customer\":\"c1\",\"price\":29.95,\"quantity\":2}}",
+      " { \"op\" : \"event\" , \"id\" : 3 , \"event\" : { \"type\" : \"page_view\" , "
+      "\"session\" : \"s\" } } \r",
+      "{\"id\":4,\"op\":\"event\",\"event\":{\"type\":\"remove_from_cart\",\"item\":\"x\","
+      "\"anon\":\"a\",\"message_id\":\"m-1\",\"ts\":1700000000}}", /* seconds */
+      "{\"id\":5,\"op\":\"event\",\"event\":{\"type\":\"checkout\",\"customer\":\"c\","
+      "\"item\":\"i\",\"price\":0,\"quantity\":0.5},\"customer_token\":\"ct\"}",
+      "{\"id\":6,\"op\":\"event\",\"event\":{\"type\":\"exit_intent\",\"anon\":\"\xc3\xa9t\xc3\xa9\"}}",
+      "{\"id\":7,\"op\":\"event\",\"event\":{\"type\":\"page_hidden\",\"anon\":\"a\","
+      "\"price\":100000000}}", /* a price without an item: props, the tree's */
+  };
+  for (size_t i = 0; i < sizeof lines / sizeof *lines; i++) {
+    int fast = 0;
+    CHECK(both_ways(lines[i], &fast));
+    CHECK_INT(fast, i < 6);
+  }
+}
+
+/* Near misses: each goes to the JSON tree, which accepts it or says
+   what is wrong, and the answer is the tree's. */
+static void test_everything_else_is_the_trees(void) {
+  static const char *const lines[] = {
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\"}}",   /* no who */
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"anon\":\"a\"}}",   /* no item */
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"View\",\"item\":\"1\",\"anon\":\"a\"}}",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"purchase\",\"item\":\"1\",\"anon\":\"a\"}}",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"\",\"anon\":\"a\"}}",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":12,\"anon\":\"a\"}}",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":\"a\","
+      "\"price\":-1}}",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":\"a\","
+      "\"price\":1e9}}",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":\"a\","
+      "\"price\":1000000001}}",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":\"a\","
+      "\"quantity\":1000001}}",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":\"a\","
+      "\"ts\":-5}}",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":\"a\","
+      "\"ts\":1.5}}",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":\"a\","
+      "\"ts\":\"2026-01-01T00:00:00Z\"}}",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":\"a\","
+      "\"ts\":99999999999999999999}}",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":\"a\","
+      "\"color\":\"red\"}}",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":\"a\","
+      "\"anon\":\"b\"}}",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":\"a\\u0041\"}}",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":\"\xff\"}}",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":null}}",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"erase\",\"customer\":\"c\"}}",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":\"a\"}} x",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":\"a\"},"
+      "\"extra\":1}",
+      "{\"id\":-1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":\"a\"}}",
+      "{\"id\":1.5,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":\"a\"}}",
+      "{\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":\"a\"}}",
+      "{\"id\":1,\"op\":\"events\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":\"a\"}}",
+      "{\"id\":1,\"op\":\"event\",\"token\":7,\"event\":{\"type\":\"view\",\"item\":\"1\","
+      "\"anon\":\"a\"}}",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":\"a\","
+      "\"props\":{\"x\":\"y\"}}}",
+      "{\"id\":1,\"op\":\"event\",\"event\":{\"type\":\"view\",\"item\":\"1\",\"anon\":\"a\"",
+      "{\"id\":1,\"op\":\"event\",\"event\":[]}",
+      "{}",
+      "",
+  };
+  for (size_t i = 0; i < sizeof lines / sizeof *lines; i++) {
+    int fast = 1;
+    CHECK(both_ways(lines[i], &fast));
+    CHECK_INT(fast, 0);
+  }
+}
+
+/* The scanner itself: what it takes and what it leaves. */
+static void test_flat_scanner(void) {
+  flat_member m[FLAT_MAX_MEMBERS];
+  size_t n;
+  const char *s = "{\"a\":\"x\",\"b\":-1.5e3,\"c\":{\"d\":1}} rest";
+  CHECK_INT(flat_object(s, strlen(s), 1, m, &n), strlen(s) - 5);
+  CHECK_INT(n, 3);
+  CHECK(flat_key_is(&m[0], "a") && m[0].kind == 's' && m[0].val_len == 1);
+  CHECK(m[1].kind == 'n' && m[1].val_len == 6 && m[2].kind == 'o' && m[2].val_len == 7);
+  CHECK_INT(flat_object(s, strlen(s), 0, m, &n), 0); /* nested, not allowed */
+  static const char *const refused[] = {"{\"a\":true}", "{\"a\":null}", "{\"a\":[1]}",
+                                        "{\"a\":01}",   "{\"a\":1.}",   "{\"a\":\"\\n\"}",
+                                        "{\"a\":1,}",   "{\"a\" 1}",    "[1]",
+                                        "{\"a\":1,\"a\":2}", "{\"a\":\"x"};
+  for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
+    CHECK_INT(flat_object(refused[i], strlen(refused[i]), 1, m, &n), 0);
+  double x;
+  int whole;
+  flat_member num = {"k", 1, "29.95", 5, 'n'};
+  CHECK(!flat_number(&num, &x, &whole) && x == 29.95 && !whole);
+  num.val = "1234567890123456"; /* 16 digits: not every reader agrees */
+  num.val_len = 16;
+  CHECK(flat_number(&num, &x, &whole));
+}
+
+int main(void) {
+  RUN(test_plain_events_are_read_directly);
+  RUN(test_everything_else_is_the_trees);
+  RUN(test_flat_scanner);
+  return CHECK_DONE();
+}
