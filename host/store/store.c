@@ -16,10 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define SQ_EVENT_ROWS 16 /* events one multi-row INSERT writes */
+
 typedef struct sq {
   store base; /* first: a store * is an sq * */
   sqlite3 *db;
   sqlite3_stmt *ins_event;
+  sqlite3_stmt *ins_events; /* SQ_EVENT_ROWS events without message ids */
   sqlite3_stmt *up_item;
   sqlite3_stmt *del_item;
   sqlite3_stmt *up_customer;
@@ -290,8 +293,14 @@ store *store_sqlite_open(const char *path, const store_options *opt,
     sq_close(&s->base);
     return NULL;
   }
+  char rows[SQ_EVENT_ROWS * 16 + 128];
+  size_t at = (size_t)snprintf(rows, sizeof rows,
+                               "INSERT INTO events(ts,type,customer,anon,session,body) VALUES");
+  for (int i = 0; i < SQ_EVENT_ROWS; i++)
+    at += (size_t)snprintf(rows + at, sizeof rows - at, "%s(?,?,?,?,?,?)", i ? "," : "");
   if (!opt->readonly &&
-      (prepare(s, &s->ins_event,
+      (prepare(s, &s->ins_events, rows, err) ||
+       prepare(s, &s->ins_event,
                "INSERT INTO events(ts,type,customer,anon,session,body,msg_id) "
                "VALUES(?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                err) ||
@@ -334,6 +343,7 @@ static void sq_close(store *base) {
   sq *s = (sq *)base;
   if (!s) return;
   sqlite3_finalize(s->ins_event);
+  sqlite3_finalize(s->ins_events);
   sqlite3_finalize(s->up_item);
   sqlite3_finalize(s->del_item);
   sqlite3_finalize(s->up_customer);
@@ -438,45 +448,71 @@ static int add_outcome(sq *s, int64_t seq, const char *unit, const ev *e,
   return step_done(s, st, err);
 }
 
+/* An event's columns but its message id, from parameter `at` on. */
+static void bind_event(sqlite3_stmt *st, int at, const ev *e, const char *body, size_t blen) {
+  sqlite3_bind_int64(st, at, e->ts);
+  sqlite3_bind_text(st, at + 1, ev_type_name(e->type), -1, SQLITE_STATIC);
+  sq_bind_text(st, at + 2, e->customer);
+  sq_bind_text(st, at + 3, e->anon);
+  sq_bind_text(st, at + 4, e->session);
+  sqlite3_bind_text(st, at + 5, body, (int)blen, SQLITE_STATIC);
+}
+
+/* What an event stored as `seq` adds beside its row: its outcomes, the
+   catalog, profile and identity tables. */
+static int after_event(sq *s, ev *e, int64_t seq, tailor_error *err) {
+  if ((e->type == EV_PURCHASE || e->type == EV_REC_CLICKED || e->type == EV_ADD_TO_CART) &&
+      ((e->customer && add_outcome(s, seq, e->customer, e, err)) ||
+       (e->anon && (!e->customer || strcmp(e->anon, e->customer)) &&
+        add_outcome(s, seq, e->anon, e, err))))
+    return TAILOR_ESTORE;
+  if (apply_state(s, e, err)) return err ? err->code : TAILOR_ESTORE;
+  /* Any event that names both ids links them, as a login would. */
+  if (e->type != EV_IDENTIFY && e->customer && e->anon) {
+    sqlite3_stmt *id = s->up_identity;
+    sq_bind_text(id, 1, e->anon);
+    sq_bind_text(id, 2, e->customer);
+    sqlite3_bind_int64(id, 3, e->ts);
+    if (step_done(s, id, err)) return TAILOR_ESTORE;
+  }
+  return TAILOR_OK;
+}
+
+/*
+** The events' rows, in order.  A run of SQ_EVENT_ROWS events without
+** message ids is one INSERT of that many rows (their seqs follow one
+** another: AUTOINCREMENT gives each row the next), which writes the
+** table's AUTOINCREMENT counter once instead of per row; an event with a
+** message id is an INSERT of its own, which a stored id turns into nothing
+** (the event is a duplicate).
+*/
 static int sq_append_rows(store *base, ev *const *evs, size_t n, int64_t *seqs,
                       tailor_error *err) {
   sq *s = (sq *)base;
   uint32_t counts[EV_TYPE_COUNT] = {0};
-  for (size_t i = 0; i < n; i++) {
-    ev *e = evs[i];
-    size_t blen;
-    const char *body = ev_body(e, &blen);
-    if (!body) return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
-    sqlite3_stmt *st = s->ins_event;
-    sqlite3_bind_int64(st, 1, e->ts);
-    sqlite3_bind_text(st, 2, ev_type_name(e->type), -1, SQLITE_STATIC);
-    sq_bind_text(st, 3, e->customer);
-    sq_bind_text(st, 4, e->anon);
-    sq_bind_text(st, 5, e->session);
-    sqlite3_bind_text(st, 6, body, (int)blen, SQLITE_STATIC);
-    sq_bind_text(st, 7, e->msg_id);
+  for (size_t i = 0; i < n;) {
+    size_t run = 0, blen;
+    while (run < SQ_EVENT_ROWS && i + run < n && !evs[i + run]->msg_id) run++;
+    if (run < SQ_EVENT_ROWS) run = 1;
+    sqlite3_stmt *st = run > 1 ? s->ins_events : s->ins_event;
+    for (size_t k = 0; k < run; k++) {
+      const char *body = ev_body(evs[i + k], &blen);
+      if (!body) return util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
+      bind_event(st, (int)(6 * k) + 1, evs[i + k], body, blen);
+    }
+    if (run == 1) sq_bind_text(st, 7, evs[i]->msg_id);
     if (step_done(s, st, err)) return TAILOR_ESTORE;
     /* ON CONFLICT DO NOTHING: a message id seen before changes nothing. */
-    if ((e->dup = e->msg_id && sqlite3_changes(s->db) == 0)) {
+    if (run == 1 && (evs[i]->dup = evs[i]->msg_id && sqlite3_changes(s->db) == 0)) {
       if (seqs) seqs[i] = 0;
+      i++;
       continue;
     }
-    int64_t seq = sqlite3_last_insert_rowid(s->db);
-    if (seqs) seqs[i] = seq;
-    counts[e->type]++;
-    if ((e->type == EV_PURCHASE || e->type == EV_REC_CLICKED || e->type == EV_ADD_TO_CART) &&
-        ((e->customer && add_outcome(s, seq, e->customer, e, err)) ||
-         (e->anon && (!e->customer || strcmp(e->anon, e->customer)) &&
-          add_outcome(s, seq, e->anon, e, err))))
-      return TAILOR_ESTORE;
-    if (apply_state(s, e, err)) return err ? err->code : TAILOR_ESTORE;
-    /* Any event that names both ids links them, as a login would. */
-    if (e->type != EV_IDENTIFY && e->customer && e->anon) {
-      sqlite3_stmt *id = s->up_identity;
-      sq_bind_text(id, 1, e->anon);
-      sq_bind_text(id, 2, e->customer);
-      sqlite3_bind_int64(id, 3, e->ts);
-      if (step_done(s, id, err)) return TAILOR_ESTORE;
+    int64_t first = sqlite3_last_insert_rowid(s->db) - (int64_t)run + 1;
+    for (size_t k = 0; k < run; k++, i++) {
+      if (seqs) seqs[i] = first + (int64_t)k;
+      counts[evs[i]->type]++;
+      if (after_event(s, evs[i], first + (int64_t)k, err)) return err ? err->code : TAILOR_ESTORE;
     }
   }
   for (int t = 0; t < EV_TYPE_COUNT; t++) {
