@@ -466,12 +466,8 @@ static int ingest(tailor *t, ev *const *evs, size_t n, const char *consent,
   }
   eng_plugins_events(t, evs, n);
   eng_metric(t, "events", NULL, (double)n);
-  /* The stored text is not needed past here: free it on the thread that
-     made it (a free from another thread contends for malloc's arena). */
-  for (size_t i = 0; i < n; i++) {
-    free(evs[i]->body);
-    evs[i]->body = NULL;
-  }
+  /* The stored text stays with the event (ev_clear frees it): the server
+     makes it on its loop thread, which frees it there. */
   free(kept);
   return TAILOR_OK;
 }

@@ -410,6 +410,9 @@ static int screen_events(conn *c, job *j) {
       ev_clear(e);
       continue;
     }
+    /* Its stored text, made here, where the loop has time to spare, not
+       on the writer, which every write waits for (ev_body keeps it). */
+    ev_body(e, NULL);
     if (kept != i) r->evs[kept] = *e, r->at[kept] = r->at[i];
     kept++;
   }
