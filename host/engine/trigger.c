@@ -129,64 +129,204 @@ static void push_num(lua_State *L, double x) {
     lua_pushnumber(L, x);
 }
 
-static void set_str(lua_State *L, const char *k, const char *v) {
-  if (!v) return;
-  lua_pushstring(L, v);
-  lua_setfield(L, -2, k);
+/*
+** The `event` on_event receives: the event's normalized form (docs/events.md),
+** made as it is read.  A userdata of one metatable shared by every call:
+** reading a field makes it (most handlers read `type` and `customer` and
+** stop there: an anonymous view costs one allocation, not a table and a
+** string per id); a field assigned, and the lines, props and catalog or
+** profile object once made, are kept in its user value (a table).
+** `pairs(event)` and its JSON (a schedule's vars) list every field.  The
+** ids are copied into the userdata; the lines, props and objects are made
+** from the event, which lives as long as the call: read first after it,
+** they are an error that says so (a handler keeps values, not the event).
+*/
+enum { ES_MSG, ES_ANON, ES_SESSION, ES_ORDER, ES_CURRENCY, ES_QUERY, ES_NAME,
+       ES_CUSTOMER, ES_ITEM, ES_N };
+static const char *const es_keys[ES_N] = {"message_id", "anon", "session", "order_id", "currency",
+                                          "query", "name", "customer", "item"};
+
+typedef struct ev_src {
+  const ev *e;       /* only while the call runs (serial) */
+  uint64_t serial;   /* lvm_call_serial of the call */
+  ev_type type;
+  int64_t ts;
+  double revenue, price, quantity;
+  unsigned char has_revenue, has_price, has_quantity;
+  const char *str[ES_N]; /* into text; NULL when absent */
+  char text[];
+} ev_src;
+
+static const char ev_meta_key = 'e'; /* the registry's key of its metatable */
+
+/* The table of fields kept for the event at index 1, pushed; made when
+   absent. */
+static int ev_kept(lua_State *L) {
+  if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE) return lua_gettop(L);
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 4);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, 1, 1);
+  return lua_gettop(L);
 }
 
-/*
-** The `ev` on_event receives: the event's normalized form (docs/events.md)
-** as a Lua table, pushed from the typed fields.
-*/
-static void push_event(lua_State *L, const ev *e) {
-  lua_createtable(L, 0, 12);
-  set_str(L, "type", ev_type_name(e->type));
-  lua_pushinteger(L, e->ts);
-  lua_setfield(L, -2, "ts");
-  set_str(L, "message_id", e->msg_id);
-  set_str(L, "anon", e->anon);
-  set_str(L, "session", e->session);
-  set_str(L, "order_id", e->order_id);
-  set_str(L, "currency", e->currency);
-  set_str(L, "query", e->query);
-  set_str(L, "name", e->name);
-  if (e->has_revenue) {
-    push_num(L, e->revenue);
-    lua_setfield(L, -2, "revenue");
+/* The field `k` of the event at index 1 made and pushed (nil when it has
+   none); 1 when it is one to keep (made from the event's JSON). */
+static int ev_field(lua_State *L, const ev_src *u, const char *k) {
+  for (int i = 0; i < ES_N; i++) {
+    if (strcmp(k, es_keys[i])) continue;
+    if ((i == ES_CUSTOMER && u->type == EV_CUSTOMER_UPSERT) ||
+        (i == ES_ITEM && u->type == EV_ITEM_UPSERT))
+      break; /* the profile or the catalog object */
+    if (u->str[i]) lua_pushstring(L, u->str[i]);
+    else lua_pushnil(L);
+    return 0;
   }
-  if (e->type == EV_CUSTOMER_UPSERT) {
-    ljson_push(L, e->object);
-    lua_setfield(L, -2, "customer");
-  } else {
-    set_str(L, "customer", e->customer);
-  }
-  if (e->type == EV_ITEM_UPSERT) {
-    ljson_push(L, e->object);
-    lua_setfield(L, -2, "item");
-  } else if (e->one_line) {
-    set_str(L, "item", e->lines[0].item);
-    if (e->lines[0].has_price) push_num(L, e->lines[0].price), lua_setfield(L, -2, "price");
-    if (e->lines[0].has_quantity)
-      push_num(L, e->lines[0].quantity), lua_setfield(L, -2, "quantity");
-  } else if (e->n_lines) { /* a customer_upsert has none */
-    set_str(L, "item", e->item);
-    lua_createtable(L, (int)e->n_lines, 0);
-    for (size_t i = 0; i < e->n_lines; i++) {
-      const ev_line *l = &e->lines[i];
-      if (l->extra) ljson_push(L, l->extra);
-      else lua_createtable(L, 0, 3);
-      set_str(L, "id", l->item);
-      if (l->has_price) push_num(L, l->price), lua_setfield(L, -2, "price");
-      if (l->has_quantity) push_num(L, l->quantity), lua_setfield(L, -2, "quantity");
-      lua_rawseti(L, -2, (lua_Integer)i + 1);
+  if (!strcmp(k, "type")) lua_pushstring(L, ev_type_name(u->type));
+  else if (!strcmp(k, "ts")) lua_pushinteger(L, u->ts);
+  else if (!strcmp(k, "revenue") && u->has_revenue) push_num(L, u->revenue);
+  else if (!strcmp(k, "price") && u->has_price) push_num(L, u->price);
+  else if (!strcmp(k, "quantity") && u->has_quantity) push_num(L, u->quantity);
+  else if (strcmp(k, "items") && strcmp(k, "props") && strcmp(k, "customer") && strcmp(k, "item"))
+    lua_pushnil(L);
+  else {
+    const ev *e = u->e;
+    if (u->serial != lvm_call_serial(L))
+      return luaL_error(L, "event.%s read after the on_event call it was given to had ended; "
+                        "keep the values a later call needs, not the event", k);
+    if (!strcmp(k, "props")) {
+      if (e->props) ljson_push(L, e->props);
+      else lua_pushnil(L);
+    } else if (strcmp(k, "items")) { /* customer, item: the object */
+      ljson_push(L, e->object);
+    } else if (e->one_line || !e->n_lines) {
+      lua_pushnil(L);
+    } else {
+      lua_createtable(L, (int)e->n_lines, 0);
+      for (size_t i = 0; i < e->n_lines; i++) {
+        const ev_line *l = &e->lines[i];
+        if (l->extra) ljson_push(L, l->extra);
+        else lua_createtable(L, 0, 3);
+        lua_pushstring(L, l->item);
+        lua_setfield(L, -2, "id");
+        if (l->has_price) push_num(L, l->price), lua_setfield(L, -2, "price");
+        if (l->has_quantity) push_num(L, l->quantity), lua_setfield(L, -2, "quantity");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+      }
     }
-    lua_setfield(L, -2, "items");
+    return 1;
   }
-  if (e->props) {
-    ljson_push(L, e->props);
-    lua_setfield(L, -2, "props");
+  return 0;
+}
+
+static int ev_index(lua_State *L) {
+  const ev_src *u = lua_touserdata(L, 1);
+  if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE) {
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, -2) != LUA_TNIL) return 1;
+    lua_pop(L, 1);
   }
+  lua_pop(L, 1);
+  if (lua_type(L, 2) != LUA_TSTRING) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (ev_field(L, u, lua_tostring(L, 2)) && !lua_isnil(L, -1)) {
+    int kept = ev_kept(L);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, -3);
+    lua_rawset(L, kept);
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+/* A handler may add to or change its event, as it could a table. */
+static int ev_newindex(lua_State *L) {
+  ev_kept(L);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  lua_rawset(L, -3);
+  return 0;
+}
+
+/* Every field into the kept table, which is pushed (the fields a handler
+   assigned stay as it set them). */
+static int ev_totable(lua_State *L) {
+  static const char *const more[] = {"type", "ts", "revenue", "price", "quantity", "items",
+                                     "props"};
+  const ev_src *u = luaL_checkudata(L, 1, "tailor.event");
+  int kept = ev_kept(L);
+  for (size_t i = 0; i < ES_N + sizeof more / sizeof *more; i++) {
+    const char *k = i < ES_N ? es_keys[i] : more[i - ES_N];
+    if (lua_getfield(L, kept, k) != LUA_TNIL) {
+      lua_pop(L, 1);
+      continue;
+    }
+    lua_pop(L, 1);
+    ev_field(L, u, k);
+    lua_setfield(L, kept, k);
+  }
+  return 1;
+}
+
+static int ev_next(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 2);
+  if (lua_next(L, 1)) return 2;
+  lua_pushnil(L);
+  return 1;
+}
+
+static int ev_pairs(lua_State *L) {
+  lua_settop(L, 1);
+  ev_totable(L);
+  lua_pushcfunction(L, ev_next);
+  lua_insert(L, -2);
+  lua_pushnil(L);
+  return 3;
+}
+
+static void push_event(lua_State *L, const ev *e) {
+  const char *v[ES_N] = {e->msg_id, e->anon, e->session, e->order_id, e->currency, e->query,
+                         e->name,   e->type == EV_CUSTOMER_UPSERT ? NULL : e->customer,
+                         e->type == EV_ITEM_UPSERT ? NULL
+                         : e->one_line            ? e->lines[0].item
+                                                  : e->item};
+  size_t text = 0;
+  for (int i = 0; i < ES_N; i++) text += v[i] ? strlen(v[i]) + 1 : 0;
+  ev_src *u = lua_newuserdatauv(L, sizeof *u + text, 1);
+  u->e = e;
+  u->serial = lvm_call_serial(L);
+  u->type = e->type;
+  u->ts = e->ts;
+  u->revenue = e->revenue;
+  u->has_revenue = (unsigned char)e->has_revenue;
+  u->has_price = e->one_line && e->lines[0].has_price;
+  u->has_quantity = e->one_line && e->lines[0].has_quantity;
+  u->price = u->has_price ? e->lines[0].price : 0;
+  u->quantity = u->has_quantity ? e->lines[0].quantity : 0;
+  char *at = u->text;
+  for (int i = 0; i < ES_N; i++) {
+    u->str[i] = NULL;
+    if (!v[i]) continue;
+    size_t n = strlen(v[i]) + 1;
+    u->str[i] = memcpy(at, v[i], n);
+    at += n;
+  }
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ev_meta_key) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    static const luaL_Reg meta[] = {{"__index", ev_index},     {"__newindex", ev_newindex},
+                                    {"__pairs", ev_pairs},     {"__totable", ev_totable},
+                                    {NULL, NULL}};
+    luaL_newmetatable(L, "tailor.event");
+    luaL_setfuncs(L, meta, 0);
+    lua_pushliteral(L, "event");
+    lua_setfield(L, -2, "__metatable");
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &ev_meta_key);
+  }
+  lua_setmetatable(L, -2);
 }
 
 static int run_on_event(lua_State *L) {

@@ -116,6 +116,19 @@ static json_t *to_json(lua_State *L, int idx, char *path, size_t plen,
       return json_real(lua_tonumber(L, idx));
     case LUA_TTABLE:
       break;
+    case LUA_TUSERDATA: {
+      /* A userdata that stands for a table (on_event's event) gives it */
+      int t = luaL_getmetafield(L, idx, "__totable");
+      if (t == LUA_TFUNCTION) {
+        lua_pushvalue(L, idx);
+        lua_call(L, 1, 1);
+        json_t *j = to_json(L, -1, path, plen, depth, why, why_len);
+        lua_pop(L, 1);
+        return j;
+      }
+      if (t != LUA_TNIL) lua_pop(L, 1);
+    }
+      /* fall through */
     default:
       snprintf(why, why_len, "%s: a %s cannot be turned into JSON", path,
                luaL_typename(L, idx));

@@ -59,6 +59,44 @@ describe("on_event triggers", function()
     e:close()
   end)
 
+  it("hands on_event the whole event: fields, pairs, JSON, assignment", function()
+    local e = engine()
+    assert(e:ingest { type = "refund", customer = "c1", order_id = "o9", reason = "damaged",
+                      items = { { id = "hat", price = 10, quantity = 2, color = "red" },
+                                { id = "sock", price = 5 } } })
+    local rows = e:outbox()
+    assert.are.equal(1, #rows)
+    local v = rows[1].vars
+    -- every field, including the one the handler set, by pairs and in JSON
+    assert.are.equal("customer,items,order_id,props,revenue,seen,ts,type", v.keys)
+    assert.are.equal("refund", v.event.type)
+    assert.are.equal("c1", v.event.customer)
+    assert.are.equal("o9", v.event.order_id)
+    assert.are.equal("damaged", v.event.props.reason)
+    assert.are.equal("yes", v.event.seen)
+    assert.are.equal(25, v.event.revenue)
+    assert.are.equal("sock", v.event.items[2].id)
+    assert.are.equal("hat", v.first)
+    assert.are.equal("red", v.color)
+    assert.are.equal(2, v.event.items[1].quantity)
+    assert.is_true(v.missing)
+    e:close()
+  end)
+
+  it("an event kept past its call keeps its ids; what was never read is an error", function()
+    local e = engine()
+    assert(e:ingest { type = "signup", customer = "c1", source = "footer" })
+    assert(e:ingest { type = "page_view", customer = "c1" })
+    local late
+    for _, r in ipairs(e:outbox()) do if r.key == "late:c1" then late = r.vars end end
+    assert.is_table(late)
+    assert.are.equal("c1", late.kept_customer)
+    assert.are.equal("signup", late.kept_type)
+    assert.is_false(late.late_ok)
+    assert.matches("event.props read after the on_event call", late.late_msg, 1, true)
+    e:close()
+  end)
+
   it("counts a broken answer as a strategy error and keeps the event", function()
     local e = engine()
     assert(e:ingest { type = "search", query = "broken", customer = "c1" })

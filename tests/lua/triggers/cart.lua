@@ -1,5 +1,9 @@
 -- cart.lua: a test strategy for the trigger mechanics: an email an hour
 -- after a cart, cancelled by a purchase; a browse email per viewed item.
+-- A refund and a signup exercise the event itself: its fields by pairs,
+-- as JSON in vars, assigned, and kept for a later call.
+local kept_signup
+
 local function on_event(ctx, ev)
   local who = ctx.customer.id
   if not who then return nil end
@@ -13,6 +17,25 @@ local function on_event(ctx, ev)
                             template = "browse_abandonment", delay = 7200 } } }
   elseif ev.type == "purchase" then
     return { cancel = { "cart:" .. who } }
+  elseif ev.type == "refund" then
+    ev.seen = "yes" -- a handler may add to its event
+    local keys = {}
+    for k in pairs(ev) do keys[#keys + 1] = k end
+    table.sort(keys)
+    return { schedule = { {
+      key = "refund:" .. who, template = "refund", delay = 60,
+      vars = { event = ev, keys = table.concat(keys, ","), first = ev.items[1].id,
+               color = ev.items[1].color, missing = ev.nothing == nil },
+    } } }
+  elseif ev.type == "signup" then
+    kept_signup = ev -- kept: its ids stay readable, what is made from JSON does not
+  elseif ev.type == "page_view" and kept_signup then
+    local ok, msg = pcall(function() return kept_signup.props end)
+    return { schedule = { {
+      key = "late:" .. who, template = "late", delay = 60,
+      vars = { kept_customer = kept_signup.customer, kept_type = kept_signup.type,
+               late_ok = ok, late_msg = tostring(msg) },
+    } } }
   elseif ev.type == "search" and ev.query == "broken" then
     return { schedule = { { template = "no key" } } }
   end
