@@ -114,6 +114,7 @@ void srv_maybe_stopped(srv *s) {
   if (!s->stopping || s->alive || s->tcp_on || s->pipe_on || s->handles_closed) return;
   s->handles_closed = 1;
   uv_close((uv_handle_t *)&s->done_async, NULL);
+  if (s->turn_on) uv_close((uv_handle_t *)&s->turn, NULL);
   uv_close((uv_handle_t *)&s->sig_term, NULL);
   uv_close((uv_handle_t *)&s->sig_int, NULL);
   uv_close((uv_handle_t *)&s->sig_hup, NULL);
@@ -299,6 +300,9 @@ static int start(srv *s) {
   s->done_async.data = s->sig_term.data = s->sig_int.data = s->sig_hup.data = s;
   s->grace.data = s;
   if (uv_async_init(s->loop, &s->done_async, srv_on_done)) return -2;
+  if (srv_turn_start(s))
+    srv_log(TAILOR_LOG_WARN, "cannot start the loop's turn handle: decisions run on the "
+                             "loop whenever the threads are idle");
   uv_signal_init(s->loop, &s->sig_term);
   uv_signal_init(s->loop, &s->sig_int);
   uv_signal_init(s->loop, &s->sig_hup);

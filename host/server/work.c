@@ -51,16 +51,36 @@ void srv_queue_read(srv *s, job *j) {
 ** wait for that) and decisions have lately taken less than
 ** SRV_INLINE_DECIDE_NS on average (a slow strategy would hold up every
 ** other connection's reads), the loop runs it.  Under load the workers
-** are busy and decisions go to them as before.
+** are busy and decisions go to them as before.  And at most
+** SRV_INLINE_PER_TURN a loop iteration: an iteration that reads many
+** requests (pipelined, or many connections) is a loop with no time to
+** spare, and the idle workers should take the rest (without the limit the
+** loop ran every decision of a pipelined load itself, at 100% of its core,
+** while the workers waited).
 */
 int srv_decide_inline(srv *s) {
   if (atomic_load_explicit(&s->decide_ns, memory_order_relaxed) >= SRV_INLINE_DECIDE_NS)
     return 0;
+  if (s->turn_on && s->inline_turn >= SRV_INLINE_PER_TURN) return 0;
   uv_mutex_lock(&s->mu);
   int idle = !s->rq_head && s->read_idle == s->n_workers && !s->wq_head &&
              s->write_idle == s->writer_on;
   uv_mutex_unlock(&s->mu);
+  s->inline_turn += (unsigned)idle;
   return idle;
+}
+
+static void turn_end(uv_check_t *h) {
+  srv *s = h->data;
+  s->inline_turn = 0;
+}
+
+int srv_turn_start(srv *s) {
+  s->turn.data = s;
+  if (uv_check_init(s->loop, &s->turn) || uv_check_start(&s->turn, turn_end)) return -1;
+  uv_unref((uv_handle_t *)&s->turn); /* it keeps no loop alive */
+  s->turn_on = 1;
+  return 0;
 }
 
 /* The decisions' moving average (1/8 of each new one), updated by every
