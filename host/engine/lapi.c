@@ -370,17 +370,6 @@ typedef struct ctx_src {
 
 static void push_controls(lua_State *L, const req_controls *c);
 
-/* The table of fields kept for the ctx at index 1, pushed; made when
-   absent. */
-static int ctx_fields(lua_State *L) {
-  if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE) return lua_gettop(L);
-  lua_pop(L, 1);
-  lua_createtable(L, 0, 4);
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, 1, 1);
-  return lua_gettop(L);
-}
-
 /* A field made from the request, onto the stack and kept; 0 when `k` is
    none of them. */
 static int ctx_request_field(lua_State *L, const ctx_src *src, const char *k) {
@@ -398,7 +387,7 @@ static int ctx_request_field(lua_State *L, const ctx_src *src, const char *k) {
   if (src->serial != lvm_call_serial(L))
     return luaL_error(L, "ctx.%s read after the call ctx was given to had ended; keep the "
                       "values a later call needs, not ctx", k);
-  int fields = ctx_fields(L);
+  int fields = lvm_view_kept(L, 1);
   if (which >= 4) { /* filter, pin, boost and bury are made together */
     push_controls(L, src->ctl);
     lua_pushvalue(L, 2);
@@ -447,7 +436,7 @@ static int ctx_index(lua_State *L) {
   } else {
     return ctx_request_field(L, src, k);
   }
-  int fields = ctx_fields(L);
+  int fields = lvm_view_kept(L, 1);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, -3);
   lua_rawset(L, fields);
@@ -526,8 +515,6 @@ static const char *keep_text(char **at, const char *s) {
   return copy;
 }
 
-static const char ctx_meta_key = 'c'; /* the registry's key of ctx's metatable */
-
 void lapi_push_decide_ctx(lua_State *L, tailor *t, const lapi_ctx *c, const req_controls *ctl) {
   const char *kept[] = {c->kind, c->customer, c->anon, c->session};
   size_t text = 0;
@@ -543,19 +530,11 @@ void lapi_push_decide_ctx(lua_State *L, tailor *t, const lapi_ctx *c, const req_
   src->ctl = ctl;
   src->serial = lvm_call_serial(L);
   src->now = c->now ? c->now : util_now_ms();
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ctx_meta_key) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    static const luaL_Reg meta[] = {{"__index", ctx_index},
-                                    {"__newindex", ctx_newindex},
-                                    {"__pairs", ctx_pairs},
-                                    {NULL, NULL}};
-    luaL_newlib(L, meta);
-    lua_pushliteral(L, "ctx");
-    lua_setfield(L, -2, "__metatable");
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &ctx_meta_key);
-  }
-  lua_setmetatable(L, -2);
+  static const luaL_Reg meta[] = {{"__index", ctx_index},
+                                  {"__newindex", ctx_newindex},
+                                  {"__pairs", ctx_pairs},
+                                  {NULL, NULL}};
+  lvm_set_view_meta(L, "tailor.ctx", meta, "ctx");
 }
 
 /* k from argument `arg` (LAPI_DEFAULT_K when absent), bounded. */

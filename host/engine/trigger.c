@@ -157,19 +157,6 @@ typedef struct ev_src {
   char text[];
 } ev_src;
 
-static const char ev_meta_key = 'e'; /* the registry's key of its metatable */
-
-/* The table of fields kept for the event at index 1, pushed; made when
-   absent. */
-static int ev_kept(lua_State *L) {
-  if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE) return lua_gettop(L);
-  lua_pop(L, 1);
-  lua_createtable(L, 0, 4);
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, 1, 1);
-  return lua_gettop(L);
-}
-
 /* The field `k` of the event at index 1 made and pushed (nil when it has
    none); 1 when it is one to keep (made from the event's JSON). */
 static int ev_field(lua_State *L, const ev_src *u, const char *k) {
@@ -232,7 +219,7 @@ static int ev_index(lua_State *L) {
     return 1;
   }
   if (ev_field(L, u, lua_tostring(L, 2)) && !lua_isnil(L, -1)) {
-    int kept = ev_kept(L);
+    int kept = lvm_view_kept(L, 1);
     lua_pushvalue(L, 2);
     lua_pushvalue(L, -3);
     lua_rawset(L, kept);
@@ -243,7 +230,7 @@ static int ev_index(lua_State *L) {
 
 /* A handler may add to or change its event, as it could a table. */
 static int ev_newindex(lua_State *L) {
-  ev_kept(L);
+  lvm_view_kept(L, 1);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 3);
   lua_rawset(L, -3);
@@ -256,7 +243,7 @@ static int ev_totable(lua_State *L) {
   static const char *const more[] = {"type", "ts", "revenue", "price", "quantity", "items",
                                      "props"};
   const ev_src *u = luaL_checkudata(L, 1, "tailor.event");
-  int kept = ev_kept(L);
+  int kept = lvm_view_kept(L, 1);
   for (size_t i = 0; i < ES_N + sizeof more / sizeof *more; i++) {
     const char *k = i < ES_N ? es_keys[i] : more[i - ES_N];
     if (lua_getfield(L, kept, k) != LUA_TNIL) {
@@ -314,19 +301,12 @@ static void push_event(lua_State *L, const ev *e) {
     u->str[i] = memcpy(at, v[i], n);
     at += n;
   }
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ev_meta_key) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    static const luaL_Reg meta[] = {{"__index", ev_index},     {"__newindex", ev_newindex},
-                                    {"__pairs", ev_pairs},     {"__totable", ev_totable},
-                                    {NULL, NULL}};
-    luaL_newmetatable(L, "tailor.event");
-    luaL_setfuncs(L, meta, 0);
-    lua_pushliteral(L, "event");
-    lua_setfield(L, -2, "__metatable");
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &ev_meta_key);
-  }
-  lua_setmetatable(L, -2);
+  static const luaL_Reg meta[] = {{"__index", ev_index},
+                                  {"__newindex", ev_newindex},
+                                  {"__pairs", ev_pairs},
+                                  {"__totable", ev_totable},
+                                  {NULL, NULL}};
+  lvm_set_view_meta(L, "tailor.event", meta, "event");
 }
 
 static int run_on_event(lua_State *L) {

@@ -761,6 +761,28 @@ size_t lvm_memory_held(lvm *vm) { return vm->pool.slab_bytes + vm->large; }
 
 uint64_t lvm_call_serial(lua_State *L) { return lvm_of(L)->calls; }
 
+void lvm_set_view_meta(lua_State *L, const char *tname, const luaL_Reg *fns,
+                       const char *locked) {
+  if (luaL_getmetatable(L, tname) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    luaL_newmetatable(L, tname);
+    luaL_setfuncs(L, fns, 0);
+    lua_pushstring(L, locked);
+    lua_setfield(L, -2, "__metatable");
+  }
+  lua_setmetatable(L, -2);
+}
+
+int lvm_view_kept(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (lua_getiuservalue(L, idx, 1) == LUA_TTABLE) return lua_gettop(L);
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 4);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, idx, 1);
+  return lua_gettop(L);
+}
+
 /* Keep the error message "file:line: message"; only make it a string. */
 static int message_handler(lua_State *L) {
   if (lua_isstring(L, 1)) return 1;

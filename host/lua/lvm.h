@@ -24,6 +24,7 @@
 #ifndef TAILOR_LVM_H
 #define TAILOR_LVM_H
 
+#include <lauxlib.h>
 #include <lua.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -112,6 +113,18 @@ void lvm_charge(lua_State *L, long steps);
 ** functions that keep per-call state compare it with the one they saved.
 */
 uint64_t lvm_call_serial(lua_State *L);
+
+/*
+** Lazy views the host hands strategies (ctx, on_event's event): a userdata
+** whose fields are made when first read.  lvm_set_view_meta gives the
+** userdata on top the metatable registered as `tname`, made from `fns` the
+** first time, with `locked` as its __metatable (getmetatable's answer).
+** lvm_view_kept pushes the table of fields kept for the view at `idx` (its
+** first user value), made when absent, and returns its index.
+*/
+void lvm_set_view_meta(lua_State *L, const char *tname, const luaL_Reg *fns,
+                       const char *locked);
+int lvm_view_kept(lua_State *L, int idx);
 
 /* Bytes the state's objects take now, and its cap. */
 size_t lvm_memory(lvm *vm);

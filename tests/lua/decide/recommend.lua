@@ -55,6 +55,10 @@ return {
       error("boom")
     elseif ctx.page.type == "write_ctx" then
       ctx.k = 99
+    elseif ctx.page.type == "pairs_ctx" then
+      local n = 0
+      for _ in pairs(ctx) do n = n + 1 end -- lists nothing, even after reads
+      return { { id = "a", explain = n .. "|" .. ctx.kind .. "|" .. tostring(getmetatable(ctx)) } }
     elseif ctx.page.type == "keep" then
       kept = ctx -- read page now, context never in this call
       return { { id = "a", explain = "kept" } }
