@@ -141,10 +141,36 @@ static void push_num(lua_State *L, double x) {
 ** from the event, which lives as long as the call: read first after it,
 ** they are an error that says so (a handler keeps values, not the event).
 */
-enum { ES_MSG, ES_ANON, ES_SESSION, ES_ORDER, ES_CURRENCY, ES_QUERY, ES_NAME,
-       ES_CUSTOMER, ES_ITEM, ES_N };
-static const char *const es_keys[ES_N] = {"message_id", "anon", "session", "order_id", "currency",
-                                          "query", "name", "customer", "item"};
+/* The event's fields: its strings (copied into the view) first. */
+enum { EK_MSG, EK_ANON, EK_SESSION, EK_ORDER, EK_CURRENCY, EK_QUERY, EK_NAME, EK_CUSTOMER,
+       EK_ITEM, ES_N, EK_TYPE = ES_N, EK_TS, EK_REVENUE, EK_PRICE, EK_QUANTITY, EK_ITEMS,
+       EK_PROPS, EK_N };
+static const char *const ev_keys[EK_N] = {
+    "message_id", "anon", "session", "order_id", "currency", "query", "name", "customer",
+    "item",       "type", "ts",      "revenue",  "price",    "quantity", "items", "props"};
+
+/* The field `k` names, or -1: by its first letter, at most two strcmp (a
+   handler reads a field or two per event, and each read comes here). */
+static int ev_key(const char *k) {
+  int c[2] = {-1, -1};
+  switch (k[0]) {
+    case 'a': c[0] = EK_ANON; break;
+    case 'c': c[0] = EK_CUSTOMER, c[1] = EK_CURRENCY; break;
+    case 'i': c[0] = EK_ITEM, c[1] = EK_ITEMS; break;
+    case 'm': c[0] = EK_MSG; break;
+    case 'n': c[0] = EK_NAME; break;
+    case 'o': c[0] = EK_ORDER; break;
+    case 'p': c[0] = EK_PRICE, c[1] = EK_PROPS; break;
+    case 'q': c[0] = EK_QUANTITY, c[1] = EK_QUERY; break;
+    case 'r': c[0] = EK_REVENUE; break;
+    case 's': c[0] = EK_SESSION; break;
+    case 't': c[0] = EK_TYPE, c[1] = EK_TS; break;
+    default: break;
+  }
+  for (int i = 0; i < 2; i++)
+    if (c[i] >= 0 && !strcmp(k, ev_keys[c[i]])) return c[i];
+  return -1;
+}
 
 typedef struct ev_src {
   const ev *e;       /* only while the call runs (serial) */
@@ -157,53 +183,50 @@ typedef struct ev_src {
   char text[];
 } ev_src;
 
-/* The field `k` of the event at index 1 made and pushed (nil when it has
-   none); 1 when it is one to keep (made from the event's JSON). */
-static int ev_field(lua_State *L, const ev_src *u, const char *k) {
-  for (int i = 0; i < ES_N; i++) {
-    if (strcmp(k, es_keys[i])) continue;
-    if ((i == ES_CUSTOMER && u->type == EV_CUSTOMER_UPSERT) ||
-        (i == ES_ITEM && u->type == EV_ITEM_UPSERT))
-      break; /* the profile or the catalog object */
-    if (u->str[i]) lua_pushstring(L, u->str[i]);
+/* Field `f` (an EK_*) of the event at index 1 made and pushed (nil when
+   it has none); 1 when it is one to keep (made from the event's JSON). */
+static int ev_field(lua_State *L, const ev_src *u, int f) {
+  int object = (f == EK_CUSTOMER && u->type == EV_CUSTOMER_UPSERT) ||
+               (f == EK_ITEM && u->type == EV_ITEM_UPSERT); /* the profile, the catalog item */
+  if (f < ES_N && !object) {
+    if (u->str[f]) lua_pushstring(L, u->str[f]);
     else lua_pushnil(L);
     return 0;
   }
-  if (!strcmp(k, "type")) lua_pushstring(L, ev_type_name(u->type));
-  else if (!strcmp(k, "ts")) lua_pushinteger(L, u->ts);
-  else if (!strcmp(k, "revenue") && u->has_revenue) push_num(L, u->revenue);
-  else if (!strcmp(k, "price") && u->has_price) push_num(L, u->price);
-  else if (!strcmp(k, "quantity") && u->has_quantity) push_num(L, u->quantity);
-  else if (strcmp(k, "items") && strcmp(k, "props") && strcmp(k, "customer") && strcmp(k, "item"))
-    lua_pushnil(L);
-  else {
-    const ev *e = u->e;
-    if (u->serial != lvm_call_serial(L))
-      return luaL_error(L, "event.%s read after the on_event call it was given to had ended; "
-                        "keep the values a later call needs, not the event", k);
-    if (!strcmp(k, "props")) {
-      if (e->props) ljson_push(L, e->props);
-      else lua_pushnil(L);
-    } else if (strcmp(k, "items")) { /* customer, item: the object */
-      ljson_push(L, e->object);
-    } else if (e->one_line || !e->n_lines) {
-      lua_pushnil(L);
-    } else {
-      lua_createtable(L, (int)e->n_lines, 0);
-      for (size_t i = 0; i < e->n_lines; i++) {
-        const ev_line *l = &e->lines[i];
-        if (l->extra) ljson_push(L, l->extra);
-        else lua_createtable(L, 0, 3);
-        lua_pushstring(L, l->item);
-        lua_setfield(L, -2, "id");
-        if (l->has_price) push_num(L, l->price), lua_setfield(L, -2, "price");
-        if (l->has_quantity) push_num(L, l->quantity), lua_setfield(L, -2, "quantity");
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-      }
-    }
-    return 1;
+  switch (f) {
+    case EK_TYPE: lua_pushstring(L, ev_type_name(u->type)); return 0;
+    case EK_TS: lua_pushinteger(L, u->ts); return 0;
+    case EK_REVENUE: u->has_revenue ? push_num(L, u->revenue) : lua_pushnil(L); return 0;
+    case EK_PRICE: u->has_price ? push_num(L, u->price) : lua_pushnil(L); return 0;
+    case EK_QUANTITY: u->has_quantity ? push_num(L, u->quantity) : lua_pushnil(L); return 0;
+    case EK_ITEMS: case EK_PROPS: case EK_CUSTOMER: case EK_ITEM: break;
+    default: lua_pushnil(L); return 0;
   }
-  return 0;
+  const ev *e = u->e;
+  if (u->serial != lvm_call_serial(L))
+    return luaL_error(L, "event.%s read after the on_event call it was given to had ended; "
+                      "keep the values a later call needs, not the event", ev_keys[f]);
+  if (f == EK_PROPS) {
+    if (e->props) ljson_push(L, e->props);
+    else lua_pushnil(L);
+  } else if (f != EK_ITEMS) { /* customer, item: the object */
+    ljson_push(L, e->object);
+  } else if (e->one_line || !e->n_lines) {
+    lua_pushnil(L);
+  } else {
+    lua_createtable(L, (int)e->n_lines, 0);
+    for (size_t i = 0; i < e->n_lines; i++) {
+      const ev_line *l = &e->lines[i];
+      if (l->extra) ljson_push(L, l->extra);
+      else lua_createtable(L, 0, 3);
+      lua_pushstring(L, l->item);
+      lua_setfield(L, -2, "id");
+      if (l->has_price) push_num(L, l->price), lua_setfield(L, -2, "price");
+      if (l->has_quantity) push_num(L, l->quantity), lua_setfield(L, -2, "quantity");
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+  }
+  return 1;
 }
 
 static int ev_index(lua_State *L) {
@@ -218,7 +241,12 @@ static int ev_index(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  if (ev_field(L, u, lua_tostring(L, 2)) && !lua_isnil(L, -1)) {
+  int f = ev_key(lua_tostring(L, 2));
+  if (f < 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (ev_field(L, u, f) && !lua_isnil(L, -1)) {
     int kept = lvm_view_kept(L, 1);
     lua_pushvalue(L, 2);
     lua_pushvalue(L, -3);
@@ -240,19 +268,16 @@ static int ev_newindex(lua_State *L) {
 /* Every field into the kept table, which is pushed (the fields a handler
    assigned stay as it set them). */
 static int ev_totable(lua_State *L) {
-  static const char *const more[] = {"type", "ts", "revenue", "price", "quantity", "items",
-                                     "props"};
   const ev_src *u = luaL_checkudata(L, 1, "tailor.event");
   int kept = lvm_view_kept(L, 1);
-  for (size_t i = 0; i < ES_N + sizeof more / sizeof *more; i++) {
-    const char *k = i < ES_N ? es_keys[i] : more[i - ES_N];
-    if (lua_getfield(L, kept, k) != LUA_TNIL) {
+  for (int f = 0; f < EK_N; f++) {
+    if (lua_getfield(L, kept, ev_keys[f]) != LUA_TNIL) {
       lua_pop(L, 1);
       continue;
     }
     lua_pop(L, 1);
-    ev_field(L, u, k);
-    lua_setfield(L, kept, k);
+    ev_field(L, u, f);
+    lua_setfield(L, kept, ev_keys[f]);
   }
   return 1;
 }
