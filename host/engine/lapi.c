@@ -387,8 +387,8 @@ static int ctx_request_field(lua_State *L, const ctx_src *src, const char *k) {
   if (src->serial != lvm_call_serial(L))
     return luaL_error(L, "ctx.%s read after the call ctx was given to had ended; keep the "
                       "values a later call needs, not ctx", k);
-  int fields = lvm_view_kept(L, 1);
   if (which >= 4) { /* filter, pin, boost and bury are made together */
+    int fields = lvm_view_kept(L, 1);
     push_controls(L, src->ctl);
     lua_pushvalue(L, 2);
     lua_rawget(L, fields);
@@ -398,9 +398,7 @@ static int ctx_request_field(lua_State *L, const ctx_src *src, const char *k) {
   else if (which == 1) push_object(L, c->context);
   else if (which == 2) ljson_push(L, c->items);
   else push_object(L, c->exclude);
-  lua_pushvalue(L, 2);
-  lua_pushvalue(L, -2);
-  lua_rawset(L, fields);
+  lvm_view_keep(L);
   return 1;
 }
 
@@ -408,12 +406,7 @@ static int ctx_index(lua_State *L) {
   const ctx_src *src = lua_touserdata(L, 1);
   const char *k = lua_tostring(L, 2);
   const lapi_ctx *c = &src->c;
-  if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE) {
-    lua_pushvalue(L, 2);
-    if (lua_rawget(L, -2) != LUA_TNIL) return 1;
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
+  if (lvm_view_get(L)) return 1;
   if (!k) {
     lua_pushnil(L);
     return 1;
@@ -436,11 +429,7 @@ static int ctx_index(lua_State *L) {
   } else {
     return ctx_request_field(L, src, k);
   }
-  int fields = lvm_view_kept(L, 1);
-  lua_pushvalue(L, 2);
-  lua_pushvalue(L, -3);
-  lua_rawset(L, fields);
-  lua_pop(L, 1);
+  lvm_view_keep(L);
   return 1;
 }
 

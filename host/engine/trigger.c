@@ -231,12 +231,7 @@ static int ev_field(lua_State *L, const ev_src *u, int f) {
 
 static int ev_index(lua_State *L) {
   const ev_src *u = lua_touserdata(L, 1);
-  if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE) {
-    lua_pushvalue(L, 2);
-    if (lua_rawget(L, -2) != LUA_TNIL) return 1;
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
+  if (lvm_view_get(L)) return 1;
   if (lua_type(L, 2) != LUA_TSTRING) {
     lua_pushnil(L);
     return 1;
@@ -246,13 +241,7 @@ static int ev_index(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  if (ev_field(L, u, f) && !lua_isnil(L, -1)) {
-    int kept = lvm_view_kept(L, 1);
-    lua_pushvalue(L, 2);
-    lua_pushvalue(L, -3);
-    lua_rawset(L, kept);
-    lua_pop(L, 1);
-  }
+  if (ev_field(L, u, f) && !lua_isnil(L, -1)) lvm_view_keep(L);
   return 1;
 }
 

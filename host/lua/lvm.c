@@ -773,6 +773,27 @@ void lvm_set_view_meta(lua_State *L, const char *tname, const luaL_Reg *fns,
   lua_setmetatable(L, -2);
 }
 
+int lvm_view_get(lua_State *L) {
+  if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE) {
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, -2) != LUA_TNIL) {
+      lua_remove(L, -2);
+      return 1;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
+void lvm_view_keep(lua_State *L) {
+  int kept = lvm_view_kept(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, kept - 1);
+  lua_rawset(L, kept);
+  lua_pop(L, 1);
+}
+
 int lvm_view_kept(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   if (lua_getiuservalue(L, idx, 1) == LUA_TTABLE) return lua_gettop(L);

@@ -126,6 +126,12 @@ void lvm_set_view_meta(lua_State *L, const char *tname, const luaL_Reg *fns,
                        const char *locked);
 int lvm_view_kept(lua_State *L, int idx);
 
+/* __index's first look: the field kept under the key at index 2 for the
+   view at index 1, pushed (1), or nothing pushed (0).  lvm_view_keep keeps
+   the value on top (it stays there) under that key. */
+int lvm_view_get(lua_State *L);
+void lvm_view_keep(lua_State *L);
+
 /* Bytes the state's objects take now, and its cap. */
 size_t lvm_memory(lvm *vm);
 size_t lvm_memory_limit(lvm *vm);
