@@ -200,10 +200,11 @@ int ev_from_json_any(json_t *root, const ev_limits *lim, ev *out, tailor_error *
 ** (core/flat.h) of tailor's own format with nothing but type, ts (ms),
 ** customer, anon, session, item, price, quantity and message_id, and of a
 ** type those make whole (view, add_to_cart, remove_from_cart, page_view,
-** checkout, exit_intent, page_hidden).  Returns 1 with *out filled (its
-** strings copied into it) exactly as ev_from_json() would fill it, or 0
-** with *out cleared for anything else, valid or not, which the caller
-** reads with ev_from_json() (that one says what is wrong).
+** checkout, exit_intent, page_hidden).  The caller has checked that the
+** text is valid UTF-8.  Returns 1 with *out filled as ev_from_json() would
+** fill it (its strings copied into out->text; no out->src), or 0 with *out
+** cleared for anything else, valid or not, which the caller reads with
+** ev_from_json() (that one says what is wrong).
 */
 struct flat_member;
 int ev_from_flat(const struct flat_member *m, size_t n, const ev_limits *lim, ev *out);
