@@ -218,4 +218,13 @@ local function on_due(ctx, row)
   return check(ctx, row)
 end
 
-return { on_event = on_event, on_due = on_due }
+-- The events on_event acts on: a customer's (the emails above need a
+-- consenting customer), and every catalog update (price drop, back in
+-- stock).  The host does not call it for the others, most of all the
+-- anonymous views that are most of a shop's traffic.
+local on_event_for = { item_upsert = "all" }
+for type in pairs(on) do
+  if type ~= "item_upsert" then on_event_for[type] = "customers" end
+end
+
+return { on_event = on_event, on_event_for = on_event_for, on_due = on_due }

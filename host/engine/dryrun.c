@@ -552,7 +552,7 @@ static void run_on_due(dry *d, const char *where) {
 */
 static int is_decision(const char *name) {
   return strcmp(name, "segments") && strcmp(name, "caps") && strcmp(name, "on_event") &&
-         strcmp(name, "on_due");
+         strcmp(name, "on_event_for") && strcmp(name, "on_due");
 }
 
 int eng_dry_run(tailor *t, size_t n, eng_dry_report *rep, tailor_error *err) {

@@ -267,6 +267,16 @@ char *eng_optin_recipient(tailor *t, json_t *vars, char *why, size_t n);
 int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err);
 
 /*
+** The events on_event wants, from the strategies' `on_event_for` table
+** ({view = "customers", item_upsert = "all", ...}: an event type, and
+** "all" or "customers" for events that name a customer); wants[type] is
+** 0 (not called), 1 (events naming a customer) or 2 (all).  Without the
+** table every type is 2.  Must run inside lvm_pcall; a table that names
+** an unknown type or another value is a Lua error that says which.
+*/
+void eng_on_event_for(struct lua_State *L, unsigned char wants[EV_TYPE_COUNT]);
+
+/*
 ** Experiments (engine/experiment.c): the variant of `unit` among n weighted
 ** variants (an index, -1 when no weight is positive), deterministic;
 ** recording an exposure (h: eng_exposure_hash of the pair); writing

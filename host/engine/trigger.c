@@ -430,6 +430,38 @@ static int apply_run(tailor *t, trigger_run *r, tailor_error *err) {
   return TAILOR_OK;
 }
 
+void eng_on_event_for(lua_State *L, unsigned char wants[EV_TYPE_COUNT]) {
+  int top = lua_gettop(L);
+  const char *file = "strategies";
+  if (!lvm_push_handler(lvm_of(L), "on_event_for", &file) || !lua_istable(L, -1)) {
+    memset(wants, 2, EV_TYPE_COUNT);
+    lua_settop(L, top);
+    return;
+  }
+  memset(wants, 0, EV_TYPE_COUNT);
+  int tab = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, tab)) {
+    const char *type = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    const char *who = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+    int t = type ? ev_type_lookup(type) : -1;
+    if (t < 0 || strcmp(type, ev_type_name((ev_type)t)))
+      luaL_error(L, "%s: on_event_for: '%s' is not an event type (events.md lists them)",
+                 file, type ? type : luaL_typename(L, -2));
+    if (strcmp(who, "all") && strcmp(who, "customers"))
+      luaL_error(L, "%s: on_event_for.%s: \"all\" or \"customers\", not %s", file, type,
+                 lua_type(L, -1) == LUA_TSTRING ? who : luaL_typename(L, -1));
+    wants[t] = who[0] == 'a' ? 2 : 1;
+    lua_pop(L, 1);
+  }
+  lua_settop(L, top);
+}
+
+static int read_wants(lua_State *L) {
+  eng_on_event_for(L, lvm_ud(L));
+  return 0;
+}
+
 int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
   if (!t->cfg.strategies || !*t->cfg.strategies) return TAILOR_OK;
   int64_t now = util_now_ms(), oldest = now - t->cfg.trigger_max_age_s * 1000;
@@ -447,8 +479,13 @@ int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
     return TAILOR_OK;
   }
   if (!lvm_has_handler(vm, "on_event")) return TAILOR_OK;
+  /* The events the strategy asked for (checked when the folder loaded). */
+  unsigned char wants[EV_TYPE_COUNT];
+  if (lvm_pcall(vm, read_wants, wants, &lerr)) memset(wants, 2, sizeof wants);
   for (size_t i = 0; i < n; i++) {
     if (evs[i]->dup || evs[i]->ts < oldest) continue;
+    int want = wants[evs[i]->type];
+    if (!want || (want == 1 && !evs[i]->customer)) continue;
     trigger_run r = {t, evs[i], NULL, NULL, NULL, 0,
                      {evs[i]->customer, evs[i]->anon, NULL, {0}, 0}, now};
     pthread_rwlock_rdlock(&t->lock);

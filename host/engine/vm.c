@@ -150,6 +150,12 @@ static char *snapshot_take(tailor *t, tailor_error *err) {
   return dir;
 }
 
+/* The tables the host reads, checked once at load: on_event_for. */
+static int check_wants(lua_State *L) {
+  eng_on_event_for(L, lvm_ud(L));
+  return 0;
+}
+
 /*
 ** Take a snapshot of the live folder and load it once: on success it
 ** becomes the version new states are built from (TAILOR_OK), else it is
@@ -162,6 +168,11 @@ int eng_strategies_load(tailor *t, tailor_error *err) {
   eng_vm_config(t, &c);
   c.dir = snap;
   lvm *probe = lvm_new(&c, err);
+  unsigned char wants[EV_TYPE_COUNT];
+  if (probe && lvm_pcall(probe, check_wants, wants, err)) {
+    lvm_free(probe);
+    probe = NULL;
+  }
   if (!probe) {
     nftw(snap, remove_one, 16, FTW_DEPTH | FTW_PHYS);
     free(snap);

@@ -893,13 +893,15 @@ const char *lvm_handler_name(lvm *vm, size_t i, const char **file) {
 */
 
 /* A handler is a function under a string key, or a table under "segments"
-   (the predicates) or "caps" (the frequency caps the host enforces);
-   anything else in the returned table is the file's own. */
+   (the predicates), "caps" (the frequency caps the host enforces) or
+   "on_event_for" (the events on_event wants); anything else in the
+   returned table is the file's own. */
 static int is_handler(lua_State *L, int key, int value) {
   if (lua_type(L, key) != LUA_TSTRING) return 0;
+  const char *k = lua_tostring(L, key);
   return lua_type(L, value) == LUA_TFUNCTION ||
-         (lua_type(L, value) == LUA_TTABLE && (strcmp(lua_tostring(L, key), "segments") == 0 ||
-                                               strcmp(lua_tostring(L, key), "caps") == 0));
+         (lua_type(L, value) == LUA_TTABLE &&
+          (!strcmp(k, "segments") || !strcmp(k, "caps") || !strcmp(k, "on_event_for")));
 }
 
 /* Merge the handlers of the table at `t`.  Duplicates are refused before

@@ -97,6 +97,37 @@ describe("on_event triggers", function()
     e:close()
   end)
 
+  it("calls on_event only for the events on_event_for names", function()
+    local e = assert(tailor.open { db = ":memory:", strategies = root .. "/tests/lua/triggers_for" })
+    local function calls() return e:stats().process.strategy_errors end
+    assert(e:ingest { type = "view", item = "hat", anon = "a1" })        -- customers only
+    assert.are.equal(0, calls())
+    assert(e:ingest { type = "view", item = "hat", customer = "c1" })
+    assert.are.equal(1, calls())
+    assert(e:ingest { type = "add_to_cart", item = "hat", anon = "a1" }) -- all
+    assert.are.equal(2, calls())
+    assert(e:ingest { type = "search", query = "hat", customer = "c1" }) -- not named
+    assert.are.equal(2, calls())
+    assert.are.equal(1, e:stats().events.search) -- the event itself is kept
+    e:close()
+  end)
+
+  it("refuses an on_event_for that names no event type, or another value", function()
+    local dir = os.getenv("TAILOR_TEST_TMP") .. "/triggers_bad_for"
+    os.execute("mkdir -p " .. dir)
+    for _, case in ipairs {
+      { "{ veiw = 'all' }", "on_event_for: 'veiw' is not an event type" },
+      { "{ view = 'everyone' }", 'on_event_for.view: "all" or "customers", not everyone' },
+    } do
+      local f = assert(io.open(dir .. "/t.lua", "w"))
+      f:write("return { on_event_for = " .. case[1] .. ", on_event = function() end }\n")
+      f:close()
+      local e, err = tailor.open { db = ":memory:", strategies = dir }
+      assert.is_nil(e)
+      assert.matches(case[2], tostring(err), 1, true)
+    end
+  end)
+
   it("counts a broken answer as a strategy error and keeps the event", function()
     local e = engine()
     assert(e:ingest { type = "search", query = "broken", customer = "c1" })
