@@ -211,6 +211,16 @@ int cmd_check(int argc, char **argv) {
   lvm_config c;
   eng_vm_config(t, &c);
   int bad = lvm_check_dir(dir, &c, report_error, NULL);
+  if (bad == 0) { /* compiled: what the host reads of it (on_event_for) */
+    tailor_error e = {0};
+    c.dir = dir;
+    lvm *vm = lvm_new(&c, &e);
+    if (!vm || eng_strategies_check(vm, &e)) {
+      fprintf(stderr, "%s\n", e.message);
+      bad = 1;
+    }
+    lvm_free(vm);
+  }
   tailor_close(t);
   if (bad < 0) {
     fprintf(stderr, "tailor check: cannot read %s\n", dir);

@@ -276,6 +276,11 @@ int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err);
 */
 void eng_on_event_for(struct lua_State *L, unsigned char wants[EV_TYPE_COUNT]);
 
+/* Check what the host reads of a loaded folder beyond compiling it (its
+   on_event_for); TAILOR_OK, or an error that names the file and what is
+   wrong.  For loading and `tailor check`. */
+int eng_strategies_check(lvm *vm, tailor_error *err);
+
 /*
 ** Experiments (engine/experiment.c): the variant of `unit` among n weighted
 ** variants (an index, -1 when no weight is positive), deterministic;

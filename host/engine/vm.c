@@ -152,8 +152,13 @@ static char *snapshot_take(tailor *t, tailor_error *err) {
 
 /* The tables the host reads, checked once at load: on_event_for. */
 static int check_wants(lua_State *L) {
-  eng_on_event_for(L, lvm_ud(L));
+  unsigned char wants[EV_TYPE_COUNT];
+  eng_on_event_for(L, wants);
   return 0;
+}
+
+int eng_strategies_check(lvm *vm, tailor_error *err) {
+  return lvm_pcall(vm, check_wants, NULL, err);
 }
 
 /*
@@ -168,8 +173,7 @@ int eng_strategies_load(tailor *t, tailor_error *err) {
   eng_vm_config(t, &c);
   c.dir = snap;
   lvm *probe = lvm_new(&c, err);
-  unsigned char wants[EV_TYPE_COUNT];
-  if (probe && lvm_pcall(probe, check_wants, wants, err)) {
+  if (probe && eng_strategies_check(probe, err)) {
     lvm_free(probe);
     probe = NULL;
   }

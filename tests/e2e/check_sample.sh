@@ -2,7 +2,8 @@
 # check_sample.sh: `tailor check --sample N`, the dry run of every handler
 # on sample visitors.  A folder with a typo in a segment name, a handler
 # that fails and one that answers nothing: each reported with file and
-# line, the first two failing the run.  The shipped strategies pass clean
+# line, the first two failing the run; an on_event_for that names no
+# event type fails `tailor check`.  The shipped strategies pass clean
 # on the demo shop's data, and the dry run writes nothing to the store.
 set -u
 T=${TAILOR:?} ROOT=${TAILOR_ROOT:?}
@@ -92,6 +93,16 @@ expect "the dry run wrote nothing (events, outbox, exposures)" cmp -s "$dir/befo
 
 "$T" check --sample 0 "$ROOT/strategies" >/dev/null 2>&1
 expect "--sample 0 is bad input" test $? = 2
+
+# What the host reads beyond compiling: an on_event_for naming no event
+# type fails the check, with the file and the name.
+mkdir -p "$dir/for"
+printf 'return { on_event_for = { veiw = "customers" }, on_event = function() end }\n' \
+  >"$dir/for/triggers.lua"
+"$T" check "$dir/for" >"$dir/for.out" 2>&1
+expect "a bad on_event_for is bad input" test $? = 2
+expect "it names the file and the type" \
+  grep -q "triggers.lua: on_event_for: 'veiw' is not an event type" "$dir/for.out"
 
 [ -n "${KEEP:-}" ] || rm -rf "$dir"
 echo "$pass passed, $fail failed"
