@@ -49,7 +49,7 @@ static void set_num(lua_State *L, const char *k, double v) {
 ** decisions never read them (a product page does not), so for a buyer
 ** they are worked out when first read, through the table's metatable, and
 ** then kept in the table; pairs() and JSON (ljson calls the metatable's
-** __fill) work them out first, so the table lists every field either way.
+** __totable) work them out first, so the table lists every field either way.
 ** Upvalues: the engine (as every tailor.* function's), the person's id and
 ** the time.
 */
@@ -78,23 +78,19 @@ static int value_index(lua_State *L) {
   return 0;
 }
 
-static int raw_next(lua_State *L) {
-  lua_settop(L, 2);
-  if (lua_next(L, 1)) return 2;
-  lua_pushnil(L);
+/* __totable (what ljson calls before it writes the table: the table,
+   made whole) and __pairs. */
+static int value_totable(lua_State *L) {
+  lua_settop(L, 1);
+  lua_pushstring(L, value_fields[0]);
+  if (lua_rawget(L, 1) == LUA_TNIL) fill_value(L, 1);
+  lua_settop(L, 1);
   return 1;
 }
 
-/* __fill (what ljson calls before it writes the table) and __pairs. */
-static int value_fill(lua_State *L) {
-  lua_pushstring(L, value_fields[0]);
-  if (lua_rawget(L, 1) == LUA_TNIL) fill_value(L, 1);
-  return 0;
-}
-
 static int value_pairs(lua_State *L) {
-  value_fill(L);
-  lua_pushcfunction(L, raw_next);
+  value_totable(L);
+  lua_pushcfunction(L, lvm_raw_next);
   lua_pushvalue(L, 1);
   lua_pushnil(L);
   return 3;
@@ -102,8 +98,8 @@ static int value_pairs(lua_State *L) {
 
 /* The metatable of a buyer's customer table, for person p at `now`. */
 static void push_value_meta(lua_State *L, tailor *t, uint32_t p, int64_t now) {
-  lua_CFunction fn[] = {value_index, value_pairs, value_fill};
-  const char *name[] = {"__index", "__pairs", "__fill"};
+  lua_CFunction fn[] = {value_index, value_pairs, value_totable};
+  const char *name[] = {"__index", "__pairs", "__totable"};
   lua_createtable(L, 0, 3);
   for (int i = 0; i < 3; i++) {
     lua_pushlightuserdata(L, t);

@@ -271,18 +271,10 @@ static int ev_totable(lua_State *L) {
   return 1;
 }
 
-static int ev_next(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 2);
-  if (lua_next(L, 1)) return 2;
-  lua_pushnil(L);
-  return 1;
-}
-
 static int ev_pairs(lua_State *L) {
   lua_settop(L, 1);
   ev_totable(L);
-  lua_pushcfunction(L, ev_next);
+  lua_pushcfunction(L, lvm_raw_next);
   lua_insert(L, -2);
   lua_pushnil(L);
   return 3;
@@ -460,6 +452,11 @@ void eng_on_event_for(lua_State *L, unsigned char wants[EV_TYPE_COUNT]) {
 static int read_wants(lua_State *L) {
   eng_on_event_for(L, lvm_ud(L));
   return 0;
+}
+
+int eng_strategies_check(lvm *vm, tailor_error *err) {
+  unsigned char wants[EV_TYPE_COUNT];
+  return lvm_pcall(vm, read_wants, wants, err);
 }
 
 int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err) {

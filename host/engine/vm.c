@@ -150,17 +150,6 @@ static char *snapshot_take(tailor *t, tailor_error *err) {
   return dir;
 }
 
-/* The tables the host reads, checked once at load: on_event_for. */
-static int check_wants(lua_State *L) {
-  unsigned char wants[EV_TYPE_COUNT];
-  eng_on_event_for(L, wants);
-  return 0;
-}
-
-int eng_strategies_check(lvm *vm, tailor_error *err) {
-  return lvm_pcall(vm, check_wants, NULL, err);
-}
-
 /*
 ** Take a snapshot of the live folder and load it once: on success it
 ** becomes the version new states are built from (TAILOR_OK), else it is

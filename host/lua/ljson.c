@@ -77,19 +77,20 @@ static lua_Integer array_length(lua_State *L, int idx) {
   return n == max ? n : -1;
 }
 
-/* A table whose fields are worked out when first read (a buyer's
-   ctx.customer, engine/lapi.c) has a function in its metatable's __fill
-   that works them all out: called before the table is walked, so its JSON
-   lists every field. */
-static void fill_lazy(lua_State *L, int idx) {
+/* A value whose fields are made when first read (a buyer's ctx.customer,
+   engine/lapi.c; on_event's event, a userdata, engine/trigger.c) has a
+   __totable in its metatable that makes them all and gives the table to
+   write: pushed here (1), or nothing pushed (0) for any other value. */
+static int lazy_table(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
-  if (luaL_getmetafield(L, idx, "__fill") == LUA_TNIL) return;
-  if (lua_isfunction(L, -1)) {
+  int t = luaL_getmetafield(L, idx, "__totable");
+  if (t == LUA_TFUNCTION) {
     lua_pushvalue(L, idx);
-    lua_call(L, 1, 0);
-  } else {
-    lua_pop(L, 1);
+    lua_call(L, 1, 1);
+    if (lua_istable(L, -1)) return 1;
   }
+  if (t != LUA_TNIL) lua_pop(L, 1);
+  return 0;
 }
 
 static json_t *to_json(lua_State *L, int idx, char *path, size_t plen,
@@ -116,18 +117,12 @@ static json_t *to_json(lua_State *L, int idx, char *path, size_t plen,
       return json_real(lua_tonumber(L, idx));
     case LUA_TTABLE:
       break;
-    case LUA_TUSERDATA: {
-      /* A userdata that stands for a table (on_event's event) gives it */
-      int t = luaL_getmetafield(L, idx, "__totable");
-      if (t == LUA_TFUNCTION) {
-        lua_pushvalue(L, idx);
-        lua_call(L, 1, 1);
+    case LUA_TUSERDATA:
+      if (lazy_table(L, idx)) { /* on_event's event stands for a table */
         json_t *j = to_json(L, -1, path, plen, depth, why, why_len);
         lua_pop(L, 1);
         return j;
       }
-      if (t != LUA_TNIL) lua_pop(L, 1);
-    }
       /* fall through */
     default:
       snprintf(why, why_len, "%s: a %s cannot be turned into JSON", path,
@@ -159,7 +154,7 @@ static json_t *to_json(lua_State *L, int idx, char *path, size_t plen,
     return a;
   }
   json_t *o = json_object();
-  fill_lazy(L, idx);
+  if (lazy_table(L, idx)) lua_pop(L, 1); /* made whole in place */
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING) {
@@ -276,7 +271,7 @@ static int write_json(lua_State *L, int idx, strbuf *out, int digits, wpath *p, 
   }
   int first = 1;
   buf_putc(out, '{');
-  fill_lazy(L, idx);
+  if (lazy_table(L, idx)) lua_pop(L, 1); /* made whole in place */
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING) {

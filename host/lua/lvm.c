@@ -794,6 +794,14 @@ void lvm_view_keep(lua_State *L) {
   lua_pop(L, 1);
 }
 
+int lvm_raw_next(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 2);
+  if (lua_next(L, 1)) return 2;
+  lua_pushnil(L);
+  return 1;
+}
+
 int lvm_view_kept(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   if (lua_getiuservalue(L, idx, 1) == LUA_TTABLE) return lua_gettop(L);

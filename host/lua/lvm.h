@@ -132,6 +132,10 @@ int lvm_view_kept(lua_State *L, int idx);
 int lvm_view_get(lua_State *L);
 void lvm_view_keep(lua_State *L);
 
+/* next() on the table at 1 without metamethods: the iterator __pairs of a
+   lazy view or table returns once its fields are made. */
+int lvm_raw_next(lua_State *L);
+
 /* Bytes the state's objects take now, and its cap. */
 size_t lvm_memory(lvm *vm);
 size_t lvm_memory_limit(lvm *vm);
