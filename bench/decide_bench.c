@@ -6,8 +6,9 @@
 ** 5th session ends with an order).
 ** Where the time goes, without sockets in the way.
 **   decide_bench [DATA_DIR] [--sessions N] [--decisions N] [--only NAME]
-** --only runs the one case whose name contains NAME ("product", "trending"),
-** for a profile of it alone.
+** --only runs the cases whose names contain NAME ("product", "trending"),
+** for a profile of them alone; "=NAME" the one case named exactly NAME
+** ("=shipped: product page", without the buyer case).
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +74,7 @@ static const char *only;
    each), whose bought items and their substitutes are kept out. */
 static void run(tailor *t, const char *name, const char *page, int buyers, char **items,
                 size_t nitems, size_t count) {
-  if (only && !strstr(name, only)) return;
+  if (only && (only[0] == '=' ? strcmp(name, only + 1) : !strstr(name, only))) return;
   uint64_t *lat = malloc(count * sizeof *lat);
   char req[512];
   size_t fallbacks = 0;
