@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/util.h"
+
 static const char *skip_ws(const char *p, const char *end) {
   while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
   return p;
@@ -124,4 +126,45 @@ int flat_number(const flat_member *m, double *x, int *integral) {
   *x = strtod(buf, NULL);
   if (integral) *integral = whole;
   return 0;
+}
+
+/*
+** The tree of a flat text, made without a JSON parser (which reads a
+** character at a time, and was most of a small decision's cost): members in
+** their order, a number an integer when it has no fraction or exponent,
+** else the real strtod reads: json_loadb's tree.  Any other text (an
+** escape, an array, a repeated key, a long number, bytes that are not
+** UTF-8, anything after the object) gets NULL, for the parser, whose
+** reading and messages stand.  The fuzz target and test_request compare
+** this with json_loadb on every text it takes.
+*/
+static json_t *tree_of(const flat_member *m, size_t n) {
+  json_t *obj = json_object();
+  for (size_t i = 0; obj && i < n; i++) {
+    json_t *v = NULL;
+    double x;
+    int whole;
+    size_t k;
+    flat_member in[FLAT_MAX_MEMBERS];
+    if (m[i].kind == 's')
+      v = json_stringn_nocheck(m[i].val, m[i].val_len);
+    else if (m[i].kind == 'n')
+      v = flat_number(&m[i], &x, &whole) ? NULL : whole ? json_integer((json_int_t)x) : json_real(x);
+    else if (flat_object(m[i].val, m[i].val_len, 0, in, &k) == m[i].val_len)
+      v = tree_of(in, k);
+    if (!v || json_object_setn_new_nocheck(obj, m[i].key, m[i].key_len, v)) {
+      json_decref(obj);
+      return NULL;
+    }
+  }
+  return obj;
+}
+
+json_t *flat_tree(const char *text, size_t len) {
+  flat_member m[FLAT_MAX_MEMBERS];
+  size_t n, took = flat_object(text, len, 1, m, &n);
+  if (!took || skip_ws(text + took, text + len) != text + len ||
+      !util_utf8_valid(text, len, NULL))
+    return NULL;
+  return tree_of(m, n);
 }

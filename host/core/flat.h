@@ -13,6 +13,7 @@
 #ifndef TAILOR_FLAT_H
 #define TAILOR_FLAT_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 /* One member: its key and its value's bytes. */
@@ -47,5 +48,9 @@ int flat_key_is(const flat_member *m, const char *k);
 ** neither fraction nor exponent.
 */
 int flat_number(const flat_member *m, double *x, int *integral);
+
+/* The JSON tree of a flat text (one level of objects inside), the same as
+   json_loadb's, made without a parser; NULL for any other text. */
+json_t *flat_tree(const char *text, size_t len);
 
 #endif /* TAILOR_FLAT_H */

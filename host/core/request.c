@@ -279,7 +279,7 @@ int req_parse(const char *text, size_t len, size_t max_bytes, const req_limits *
   if (util_json_depth(text, len) > UTIL_MAX_JSON_DEPTH)
     return util_fail(err, TAILOR_EPARSE, NULL, "decide: JSON nested deeper than %d levels",
                      UTIL_MAX_JSON_DEPTH);
-  json_t *obj = json_loadb(text, len, 0, &je);
+  json_t *obj = util_json_parse(text, len, &je);
   if (!obj)
     return util_fail(err, TAILOR_EPARSE, NULL, "decide: line %d column %d: %s", je.line,
                      je.column, je.text);

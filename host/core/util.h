@@ -67,9 +67,10 @@ int util_json_depth(const char *s, size_t len);
 ** Parse `len` bytes of JSON text into a jansson value, as json_loadb(buf,
 ** len, 0, err) does and with its verdicts and messages (an object or an
 ** array at the top, nothing after it, no NUL in strings; duplicate keys:
-** the last wins), about twice as fast: yajl's tokenizer builds the tree,
-** and what it refuses is handed to jansson.  Callers bound the nesting
-** first (util_json_depth).
+** the last wins), faster: a flat object (core/flat.h: the usual request)
+** is made into its tree without a parser, anything else by yajl's
+** tokenizer, and what that refuses is handed to jansson.  Callers bound
+** the nesting first (util_json_depth).
 */
 json_t *util_json_parse(const char *buf, size_t len, json_error_t *err);
 

@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "core/flat.h"
+#include "core/request.h"
 #include "request_same.h"
 #include "server/proto.h"
 
@@ -137,8 +138,61 @@ static void test_flat_scanner(void) {
   CHECK(flat_number(&num, &x, &whole));
 }
 
+/* A decision request's tree without the JSON parser: the flat ones are
+   read there, the same as the parser reads them; the rest are left to it. */
+static void test_decide_requests_flat(void) {
+  static const char *const flat[] = {
+      "{\"kind\":\"recommend\",\"anon\":\"v1\",\"session\":\"s1\",\"k\":10,"
+      "\"page\":{\"type\":\"product\",\"item\":\"123\"}}",
+      " {\"kind\":\"popup\",\"customer\":\"c1\",\"context\":{\"trigger\":\"exit_intent\","
+      "\"cart_value\":29.95,\"n\":3}} \n",
+      "{\"kind\":\"recommend\",\"page\":{}}",
+      "{\"kind\":\"discount\",\"anon\":\"\xc3\xa9t\xc3\xa9\",\"k\":1.0,\"x\":0.1}",
+      "{}",
+  };
+  static const char *const other[] = {
+      "{\"kind\":\"rank\",\"items\":[\"a\",\"b\"]}",           /* an array */
+      "{\"kind\":\"recommend\",\"anon\":\"a\\u0041\"}",        /* an escape */
+      "{\"kind\":\"recommend\",\"anon\":\"\xff\"}",             /* not UTF-8 */
+      "{\"kind\":\"recommend\",\"k\":-1}",                     /* a sign */
+      "{\"kind\":\"recommend\",\"k\":1e1}",                    /* an exponent */
+      "{\"kind\":\"recommend\",\"k\":12345678901234567}",      /* many digits */
+      "{\"kind\":\"recommend\",\"k\":1,\"k\":2}",              /* a repeated key */
+      "{\"kind\":\"recommend\",\"page\":{\"a\":{\"b\":1}}}",   /* two levels */
+      "{\"kind\":\"recommend\",\"anon\":null}",
+      "{\"kind\":\"recommend\"} x",                           /* after the object */
+      "{\"kind\":\"recommend\"",
+      "[1]",
+      "",
+  };
+  for (size_t i = 0; i < sizeof flat / sizeof *flat; i++) {
+    int took = 0;
+    CHECK(same_tree(flat[i], strlen(flat[i]), &took));
+    CHECK_INT(took, 1);
+  }
+  for (size_t i = 0; i < sizeof other / sizeof *other; i++) {
+    int took = 1;
+    CHECK(same_tree(other[i], strlen(other[i]), &took));
+    CHECK_INT(took, 0);
+  }
+  /* And the typed request is the same either way (req_parse reads flat
+     text without a parser). */
+  const char *text = flat[0];
+  dreq a, b;
+  tailor_error ea = {0}, eb = {0};
+  json_error_t je;
+  CHECK_INT(req_parse(text, strlen(text), 0, NULL, &a, &ea), TAILOR_OK);
+  CHECK_INT(req_from_json(json_loadb(text, strlen(text), 0, &je), NULL, &b, &eb), TAILOR_OK);
+  CHECK(!strcmp(a.kind, b.kind) && a.k == b.k && !strcmp(a.anon, b.anon) &&
+        !strcmp(a.session, b.session) && json_equal(a.page, b.page) && !a.customer && !b.customer);
+  json_decref(b.src); /* req_from_json took its own reference */
+  req_clear(&a);
+  req_clear(&b);
+}
+
 int main(void) {
   RUN(test_plain_events_are_read_directly);
+  RUN(test_decide_requests_flat);
   RUN(test_everything_else_is_the_trees);
   RUN(test_flat_scanner);
   return CHECK_DONE();

@@ -11,7 +11,8 @@
 **      to srv_parse_http()
 **   3  protocol sniffing of the first bytes
 ** and checks what callers rely on: an id is always set, the direct reading
-** of a plain event line agrees with the JSON tree's, a valid request's
+** of a plain event line agrees with the JSON tree's (and a flat text's tree
+** made without a parser with the parser's), a valid request's
 ** op is known, and every event of a write is a typed event with what its
 ** type needs, or a rejection with a message.  A broken promise aborts, so the fuzzer reports it.
 */
@@ -80,6 +81,9 @@ static void one_line(const char *p, size_t n) {
   /* The direct reading of a plain event and the JSON tree's agree. */
   int frc = srv_parse_line_json(p, n, &lim, &full, &fe);
   REQUIRE(same_request(rc, &r, &e, frc, &full, &fe));
+  /* A flat text's tree made without a parser agrees with the parser's. */
+  int flat;
+  REQUIRE(same_tree(p, n, &flat));
   srv_request_clear(&full);
   srv_request_clear(&r);
 }

@@ -1,7 +1,9 @@
 /*
 ** request_same.h: whether two readings of one request line agree: the
 ** direct reading of a plain event (srv_parse_line) and the JSON tree's
-** (srv_parse_line_json).  Shared by the fuzz target and test_request.
+** (srv_parse_line_json); and the tree of a flat text made without a
+** parser (flat_tree) and json_loadb's.  Shared by the fuzz target and
+** test_request.
 */
 #ifndef TAILOR_REQUEST_SAME_H
 #define TAILOR_REQUEST_SAME_H
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/flat.h"
 #include "server/proto.h"
 
 static int same_str(const char *a, const char *b) {
@@ -49,6 +52,24 @@ static int same_request(int rca, srv_request *a, const tailor_error *ea, int rcb
   for (size_t i = 0; i < a->n_events; i++)
     if (a->at[i] != b->at[i] || !same_event(&a->evs[i], &b->evs[i])) return 0;
   return 1;
+}
+
+/* Whether flat_tree's reading of text agrees with json_loadb's: the
+   same members in the same order, integers and reals alike (their compact
+   texts are equal).  *flat is set when the flat reading took the text. */
+static int same_tree(const char *text, size_t len, int *flat) {
+  json_t *a = flat_tree(text, len);
+  *flat = a != NULL;
+  if (!a) return 1; /* the parser's alone */
+  json_error_t je;
+  json_t *b = json_loadb(text, len, 0, &je);
+  char *x = json_dumps(a, JSON_COMPACT), *y = b ? json_dumps(b, JSON_COMPACT) : NULL;
+  int same = x && y && !strcmp(x, y) && json_equal(a, b);
+  free(x);
+  free(y);
+  json_decref(a);
+  json_decref(b);
+  return same;
 }
 
 #endif /* TAILOR_REQUEST_SAME_H */
