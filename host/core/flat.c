@@ -160,11 +160,18 @@ static json_t *tree_of(const flat_member *m, size_t n) {
   return obj;
 }
 
-json_t *flat_tree(const char *text, size_t len) {
-  flat_member m[FLAT_MAX_MEMBERS];
-  size_t n, took = flat_object(text, len, 1, m, &n);
+size_t flat_text(const char *text, size_t len, flat_member *m, size_t *n) {
+  size_t took = flat_object(text, len, 1, m, n);
   if (!took || skip_ws(text + took, text + len) != text + len ||
       !util_utf8_valid(text, len, NULL))
-    return NULL;
-  return tree_of(m, n);
+    return 0;
+  return took;
+}
+
+json_t *flat_tree_of(const flat_member *m, size_t n) { return tree_of(m, n); }
+
+json_t *flat_tree(const char *text, size_t len) {
+  flat_member m[FLAT_MAX_MEMBERS];
+  size_t n;
+  return flat_text(text, len, m, &n) ? tree_of(m, n) : NULL;
 }

@@ -49,8 +49,14 @@ int flat_key_is(const flat_member *m, const char *k);
 */
 int flat_number(const flat_member *m, double *x, int *integral);
 
-/* The JSON tree of a flat text (one level of objects inside), the same as
-   json_loadb's, made without a parser; NULL for any other text. */
+/* A whole text that is such an object (one level of objects inside, only
+   whitespace after it, UTF-8): flat_object's scan, or 0. */
+size_t flat_text(const char *text, size_t len, flat_member *m, size_t *n);
+
+/* The JSON tree of a flat text, the same as json_loadb's, made without a
+   parser; NULL for any other text.  flat_tree_of makes it from the
+   members of flat_text's scan. */
 json_t *flat_tree(const char *text, size_t len);
+json_t *flat_tree_of(const flat_member *m, size_t n);
 
 #endif /* TAILOR_FLAT_H */

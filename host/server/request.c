@@ -470,13 +470,9 @@ int srv_id_null(srv_request *out, tailor_error *err) {
 ** the full reading below would fill it, 0 (and *out as it was) for any
 ** other line, which the full reading takes, with its errors.
 */
-static int flat_event_line(const char *buf, size_t len, srv_request *out) {
-  flat_member m[FLAT_MAX_MEMBERS], em[FLAT_MAX_MEMBERS];
-  size_t n, en;
-  size_t took = flat_object(buf, len, 1, m, &n);
-  if (!took) return 0;
-  for (const char *p = buf + took; p < buf + len; p++) /* only spaces after it */
-    if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') return 0;
+static int flat_event_line(const flat_member *m, size_t n, srv_request *out) {
+  flat_member em[FLAT_MAX_MEMBERS];
+  size_t en;
   const flat_member *id = NULL, *op = NULL, *token = NULL, *ctoken = NULL, *event = NULL;
   for (size_t i = 0; i < n; i++) {
     const flat_member *x = &m[i];
@@ -497,9 +493,7 @@ static int flat_event_line(const char *buf, size_t len, srv_request *out) {
   if (id->kind == 's' ? id->val_len > SRV_MAX_ID_BYTES
                       : flat_number(id, &x, &integral) || !integral)
     return 0;
-  if (!util_utf8_valid(buf, len, NULL) ||
-      !flat_object(event->val, event->val_len, 0, em, &en))
-    return 0;
+  if (!flat_object(event->val, event->val_len, 0, em, &en)) return 0;
   ev e;
   if (!ev_from_flat(em, en, NULL, &e)) return 0;
   srv_request r = {.op = SRV_OP_EVENT};
@@ -525,29 +519,52 @@ static int flat_event_line(const char *buf, size_t len, srv_request *out) {
   return 1;
 }
 
+static int parse_tree(json_t *req, const srv_limits *lim, srv_request *out, tailor_error *err);
+
+/*
+** A flat line (core/flat.h: the usual one) is scanned once: a plain event
+** is read from the scan directly, any other flat request gets its tree from
+** the same scan (no depth check: it has two levels at most; no parser);
+** every other line is the full reading's.
+*/
 int srv_parse_line(const char *buf, size_t len, const srv_limits *lim,
                    srv_request *out, tailor_error *err) {
-  if (flat_event_line(buf, len, out)) return SRV_OK;
+  flat_member m[FLAT_MAX_MEMBERS];
+  size_t n;
+  if (flat_text(buf, len, m, &n)) {
+    if (flat_event_line(m, n, out)) return SRV_OK;
+    json_t *req = flat_tree_of(m, n);
+    if (req) return parse_tree(req, lim, out, err);
+  }
   return srv_parse_line_json(buf, len, lim, out, err);
 }
 
 int srv_parse_line_json(const char *buf, size_t len, const srv_limits *lim,
                         srv_request *out, tailor_error *err) {
-  memset(out, 0, sizeof *out);
-  out->op = -1;
   json_error_t je;
   json_t *req = NULL;
-  int rc = SRV_OK;
   if (util_json_depth(buf, len) > UTIL_MAX_JSON_DEPTH) {
-    rc = util_fail(err, SRV_EBAD_JSON, NULL, "JSON nested deeper than %d levels",
-                   UTIL_MAX_JSON_DEPTH);
-    goto done;
+    memset(out, 0, sizeof *out);
+    out->op = -1;
+    int rc = util_fail(err, SRV_EBAD_JSON, NULL, "JSON nested deeper than %d levels",
+                       UTIL_MAX_JSON_DEPTH);
+    return srv_id_null(out, err) ? SRV_EINTERNAL : rc;
   }
   if (!(req = util_json_parse(buf, len, &je))) {
-    rc = util_fail(err, SRV_EBAD_JSON, NULL, "malformed JSON at column %d: %s",
-                   je.column, je.text);
-    goto done;
+    memset(out, 0, sizeof *out);
+    out->op = -1;
+    int rc = util_fail(err, SRV_EBAD_JSON, NULL, "malformed JSON at column %d: %s", je.column,
+                       je.text);
+    return srv_id_null(out, err) ? SRV_EINTERNAL : rc;
   }
+  return parse_tree(req, lim, out, err);
+}
+
+/* A request line's tree (taken) into *out. */
+static int parse_tree(json_t *req, const srv_limits *lim, srv_request *out, tailor_error *err) {
+  memset(out, 0, sizeof *out);
+  out->op = -1;
+  int rc = SRV_OK;
   if (!json_is_object(req)) {
     rc = util_fail(err, SRV_EBAD_JSON, NULL, "a request must be a JSON object, found %s",
                    srv_type_word(req));
