@@ -2,13 +2,14 @@
 ** flat.h: a scanner for the one shape of JSON most writes have: an object
 ** of strings without escapes and plain numbers, one level of objects
 ** inside at most ({"id": 7, "op": "event", "event": {"type": "view",
-** "item": "sku1", "anon": "a1"}}).  It does not build anything: it
-** points into the text.  It only ever says "this is such an object, here
-** are its members" or "not this shape"; the caller then reads the text
+** "item": "sku1", "anon": "a1"}}).  The scan builds nothing: it points
+** into the text, and only ever says "this is such an object, here are its
+** members" or "not this shape"; for any other text the caller reads it
 ** with the full JSON parser, whose verdict and error messages stand.  So
 ** the scanner may refuse more than it has to (an escape, a true, a null,
 ** an array, a duplicate key, a number of many digits), never accept what
-** the parser would read differently.
+** the parser would read differently.  A caller that wants the JSON tree
+** of a flat text gets it from flat_tree, the same tree the parser makes.
 */
 #ifndef TAILOR_FLAT_H
 #define TAILOR_FLAT_H

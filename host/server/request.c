@@ -542,22 +542,16 @@ int srv_parse_line(const char *buf, size_t len, const srv_limits *lim,
 int srv_parse_line_json(const char *buf, size_t len, const srv_limits *lim,
                         srv_request *out, tailor_error *err) {
   json_error_t je;
-  json_t *req = NULL;
-  if (util_json_depth(buf, len) > UTIL_MAX_JSON_DEPTH) {
-    memset(out, 0, sizeof *out);
-    out->op = -1;
-    int rc = util_fail(err, SRV_EBAD_JSON, NULL, "JSON nested deeper than %d levels",
-                       UTIL_MAX_JSON_DEPTH);
-    return srv_id_null(out, err) ? SRV_EINTERNAL : rc;
-  }
-  if (!(req = util_json_parse(buf, len, &je))) {
-    memset(out, 0, sizeof *out);
-    out->op = -1;
-    int rc = util_fail(err, SRV_EBAD_JSON, NULL, "malformed JSON at column %d: %s", je.column,
-                       je.text);
-    return srv_id_null(out, err) ? SRV_EINTERNAL : rc;
-  }
-  return parse_tree(req, lim, out, err);
+  int deep = util_json_depth(buf, len) > UTIL_MAX_JSON_DEPTH;
+  json_t *req = deep ? NULL : util_json_parse(buf, len, &je);
+  if (req) return parse_tree(req, lim, out, err);
+  memset(out, 0, sizeof *out);
+  out->op = -1;
+  int rc = deep ? util_fail(err, SRV_EBAD_JSON, NULL, "JSON nested deeper than %d levels",
+                            UTIL_MAX_JSON_DEPTH)
+                : util_fail(err, SRV_EBAD_JSON, NULL, "malformed JSON at column %d: %s",
+                            je.column, je.text);
+  return srv_id_null(out, err) ? SRV_EINTERNAL : rc;
 }
 
 /* A request line's tree (taken) into *out. */
