@@ -138,7 +138,7 @@ int flat_number(const flat_member *m, double *x, int *integral) {
 ** reading and messages stand.  The fuzz target and test_request compare
 ** this with json_loadb on every text it takes.
 */
-static json_t *tree_of(const flat_member *m, size_t n) {
+json_t *flat_tree_of(const flat_member *m, size_t n) {
   json_t *obj = json_object();
   for (size_t i = 0; obj && i < n; i++) {
     json_t *v = NULL;
@@ -151,7 +151,7 @@ static json_t *tree_of(const flat_member *m, size_t n) {
     else if (m[i].kind == 'n')
       v = flat_number(&m[i], &x, &whole) ? NULL : whole ? json_integer((json_int_t)x) : json_real(x);
     else if (flat_object(m[i].val, m[i].val_len, 0, in, &k) == m[i].val_len)
-      v = tree_of(in, k);
+      v = flat_tree_of(in, k);
     if (!v || json_object_setn_new_nocheck(obj, m[i].key, m[i].key_len, v)) {
       json_decref(obj);
       return NULL;
@@ -168,10 +168,8 @@ size_t flat_text(const char *text, size_t len, flat_member *m, size_t *n) {
   return took;
 }
 
-json_t *flat_tree_of(const flat_member *m, size_t n) { return tree_of(m, n); }
-
 json_t *flat_tree(const char *text, size_t len) {
   flat_member m[FLAT_MAX_MEMBERS];
   size_t n;
-  return flat_text(text, len, m, &n) ? tree_of(m, n) : NULL;
+  return flat_text(text, len, m, &n) ? flat_tree_of(m, n) : NULL;
 }
