@@ -148,8 +148,13 @@ end
 -- host does the same again with the request's controls: what a strategy
 -- arranges, the host keeps.
 function M.merchandise(rows, c, k, skip)
-  skip = skip or {}
   local filtering = c.filter.brand or c.filter.min_price or c.filter.max_price
+  if not filtering and #c.pin == 0 and #c.boost == 0 and #c.bury == 0 then
+    local out = {} -- nothing to arrange: the first k rows
+    for i = 1, math.min(k, #rows) do out[i] = rows[i] end
+    return out
+  end
+  skip = skip or {}
   local pins, pinned = {}, {}
   for _, p in ipairs(c.pin) do
     local item = tailor.item(p.item)
