@@ -555,7 +555,8 @@ static size_t opt_exclude(lua_State *L, int opts, const idx *x, uint32_t *out,
 /* Push result rows {id=, score=, reason=, because=} as a Lua list; `aux`
    of a row is its anchor item when `anchored`.  The four keys and the
    reason are pushed once and copied into each row (lua_setfield would
-   look each key up again per row). */
+   look each key up again per row).  Each row has room for one key more
+   (strategies add `explain`) without growing its hash part. */
 static void push_rows(lua_State *L, const idx *x, const topk_entry *rows,
                       size_t n, idx_reason reason, int anchored) {
   luaL_checkstack(L, 10, "rows");
@@ -567,7 +568,7 @@ static void push_rows(lua_State *L, const idx *x, const topk_entry *rows,
   lua_pushliteral(L, "because");
   lua_pushstring(L, idx_reason_name(reason));
   for (size_t i = 0; i < n; i++) {
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, anchored ? 5 : 4);
     lua_pushvalue(L, list + 1);
     lua_pushstring(L, intern_name(&x->items, rows[i].id));
     lua_rawset(L, -3);
