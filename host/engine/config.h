@@ -37,6 +37,10 @@
     "fsync on every commit (survives power loss); false survives a crash "   \
     "of the process only")                                                   \
   N(lua_budget, LUA_INSTRUCTION_BUDGET)                                      \
+  S(lua_watchdog, "lua.watchdog", BOOL, 1,                                   \
+    "count a call's instructions once it has run 5 ms, armed by a watchdog " \
+    "thread with SIGURG (short calls skip the count); false counts every "   \
+    "instruction and starts no thread")                                      \
   N(lua_memory_mb, LUA_MEMORY_LIMIT_MB)                                      \
   N(reload_ms, LUA_RELOAD_INTERVAL_MS)                                       \
   N(max_event_bytes, MAX_EVENT_BYTES)                                        \

@@ -69,6 +69,7 @@ void eng_vm_config(tailor *t, lvm_config *c) {
   char *snap = atomic_load(&t->strat_dir);
   c->dir = snap ? snap : t->cfg.strategies;
   c->budget = t->cfg.lua_budget;
+  c->count_all = !t->cfg.lua_watchdog;
   c->memory_limit = (size_t)t->cfg.lua_memory_mb << 20;
   c->open_api = lapi_open;
   c->api_ud = t;

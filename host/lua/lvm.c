@@ -3,7 +3,9 @@
 **
 ** Three fences, each on a hook Lua offers: a counting allocator that refuses
 ** to grow past the cap (memory errors, not a dead process); a count hook
-** that charges each call's instruction budget; and globals built from an
+** that charges each call's instruction budget, set once the call has run a
+** few milliseconds (lwatch.h: the hook costs every instruction, and most
+** calls are over sooner); and globals built from an
 ** allow-list, with text-only `load`, a `require` confined to the strategy
 ** folder, and _G frozen.  Handler values live in a registry table, their
 ** names and files in a C array, so finding one never allocates in Lua.
@@ -51,6 +53,7 @@
 
 #include "core/util.h"
 #include "lmatch.h"
+#include "lwatch.h"
 
 #define LVM_RANDOM_SEED 0x7461696c /* "tail": the same decisions every run */
 
@@ -123,6 +126,7 @@ struct lvm {
   long budget, remaining;
   int exhausted;
   char budget_msg[200];
+  lwatch watch; /* sets the budget's hook on a call that runs long */
   /* the running call */
   int running;
   uint64_t calls; /* lvm_pcall calls so far */
@@ -260,11 +264,21 @@ static void *lvm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 ** The count hook charges the instructions run since its last call.  Once the
 ** budget is spent the thread (and the main thread) switch to a hook on every
 ** instruction that raises again, so a strategy that catches the error with
-** pcall gets no further than its next instruction.  Coroutines need no
-** wrapper: lua_newthread copies the creating thread's hook in Lua 5.4, and
-** the hook charges the one budget of the lvm whatever thread runs.
+** pcall gets no further than its next instruction.  The hook charges the
+** one budget of the lvm whatever thread runs.
+**
+** On the main thread the hook is set late, by the watchdog (lwatch.h), so
+** the budget counts the instructions of a call past its first few
+** milliseconds.  Coroutines are counted from their first instruction:
+** coroutine.create and coroutine.wrap set the hook on the new thread, as
+** the watchdog's signal reaches only the main one.
 */
 static void budget_hook(lua_State *L, lua_Debug *ar);
+
+/* The watchdog's arming: runs in its signal handler. */
+static void arm_budget(lua_State *L) {
+  lua_sethook(L, budget_hook, LUA_MASKCOUNT, LVM_HOOK_STEP);
+}
 
 /* Past the budget, every thread of the call raises again on its next
    instruction. */
@@ -395,6 +409,22 @@ static int sb_move(lua_State *L) {
   if (e >= f && (lua_Unsigned)e - (lua_Unsigned)f >= LVM_MAX_MOVE)
     return luaL_error(L, "table.move: more than %d elements", LVM_MAX_MOVE);
   return call_original(L);
+}
+
+/* coroutine.create and coroutine.wrap: the new thread is counted from its
+   first instruction, as the watchdog's signal arms the main thread only. */
+static int sb_cocreate(lua_State *L) {
+  call_original(L);
+  arm_budget(lua_tothread(L, -1));
+  return 1;
+}
+
+static int sb_cowrap(lua_State *L) {
+  call_original(L);
+  lua_getupvalue(L, -1, 1); /* the function's coroutine */
+  arm_budget(lua_tothread(L, -1));
+  lua_pop(L, 1);
+  return 1;
 }
 
 /* setmetatable refusing __gc: Lua runs finalizers with hooks off (GCTM), so
@@ -703,6 +733,13 @@ static int open_sandbox(lua_State *L) {
   lua_getfield(L, -1, "move");
   lua_pushcclosure(L, sb_move, 1);
   lua_setfield(L, -2, "move");
+  lua_getfield(L, 1, LUA_COLIBNAME);
+  lua_getfield(L, -1, "create");
+  lua_pushcclosure(L, sb_cocreate, 1);
+  lua_setfield(L, -2, "create");
+  lua_getfield(L, -1, "wrap");
+  lua_pushcclosure(L, sb_cowrap, 1);
+  lua_setfield(L, -2, "wrap");
   lua_getfield(L, 1, LUA_MATHLIBNAME);
   lua_getfield(L, -1, "randomseed");
   lua_pushinteger(L, LVM_RANDOM_SEED);
@@ -834,11 +871,13 @@ int lvm_pcall(lvm *vm, lua_CFunction fn, void *ud, tailor_error *err) {
   vm->remaining = vm->budget;
   vm->exhausted = 0;
   vm->mem_hit = vm->refusing = 0;
-  lua_sethook(L, budget_hook, LUA_MASKCOUNT, LVM_HOOK_STEP);
+  lua_sethook(L, NULL, 0, 0); /* before the watchdog may set it */
+  if (!lwatch_begin(&vm->watch, vm->calls)) arm_budget(L);
   base = lua_gettop(L) + 1;
   lua_pushcfunction(L, message_handler);
   lua_pushcfunction(L, fn);
   status = lua_pcall(L, 0, LUA_MULTRET, base);
+  lwatch_end(&vm->watch);
   if (vm->exhausted)
     code = TAILOR_EBUDGET;
   else if (vm->mem_hit || status == LUA_ERRMEM)
@@ -1053,6 +1092,11 @@ static lvm *sandbox_new(const lvm_config *cfg, const char *dir,
               "cannot create a Lua state within %zu bytes", vm->limit);
     goto fail;
   }
+  vm->watch.L = vm->L;
+  vm->watch.arm = arm_budget;
+  /* Without the watchdog (count_all, or it cannot run here) every call is
+     counted from its first instruction. */
+  if (!cfg->count_all) lwatch_add(&vm->watch);
   if (lvm_pcall(vm, open_sandbox, NULL, err) != TAILOR_OK) goto fail;
   return vm;
 fail:
@@ -1071,6 +1115,7 @@ lvm *lvm_new(const lvm_config *cfg, tailor_error *err) {
 
 void lvm_free(lvm *vm) {
   if (!vm) return;
+  lwatch_remove(&vm->watch);
   if (vm->L) lua_close(vm->L);
   pool_release(&vm->pool);
   for (size_t i = 0; i < vm->nhandlers; i++) {

@@ -14,8 +14,10 @@
 ** error.  The tables a strategy reaches from its globals (_G, string,
 ** table, math, utf8, coroutine, os and the host's API) are read-only, so
 ** one strategy cannot change them under another.  Each call runs under an
-** instruction budget (count hook, plus the steps of pattern matching) and
-** the state under a memory cap (counting allocator).  Nothing a strategy
+** instruction budget (count hook, plus the steps of pattern matching; on
+** the main thread counted once the call has run a few milliseconds, see
+** lwatch.h, unless count_all) and the state under a memory cap (counting
+** allocator).  Nothing a strategy
 ** does can take the host down: every failure comes back as a tailor_code
 ** with a message "file:line: what".
 **
@@ -43,6 +45,8 @@ typedef struct lvm lvm;
 typedef struct lvm_config {
   const char *dir;       /* strategy folder; NULL or "" for none */
   long budget;           /* instructions per call; <= 0 for the default */
+  int count_all;         /* count from a call's first instruction, without
+                            the watchdog (lwatch.h) */
   size_t memory_limit;   /* bytes; 0 for the default */
   /* Called once on a new state, before globals are frozen, to install the
      host's API (the `tailor` global).  Runs in protected mode: it may raise

@@ -190,6 +190,41 @@ static void test_sandbox_failures_fall_back(void) {
   CHECK(access("/tmp/tailor-pwned", F_OK) != 0);
 }
 
+/* lua.watchdog: a strategy of 250,000 instructions, over the test
+   budget of 200,000 but over in a millisecond or two, runs whole when the
+   watchdog counts only long calls, and ends in the budget error when every
+   instruction counts. */
+static void test_watchdog_key(void) {
+  char dir[600], db[700], cfg[1400];
+  make_dir(dir, sizeof dir, "watch");
+  write_file(dir, "recommend.lua",
+             "return { recommend = function(ctx)\n"
+             "  local n = 0 for i = 1, 125000 do n = n + i end\n"
+             "  return {}\n"
+             "end }\n");
+  for (int watchdog = 1; watchdog >= 0; watchdog--) {
+    snprintf(db, sizeof db, "%s/w%d.db", dir, watchdog);
+    snprintf(cfg, sizeof cfg,
+             "{\"db\":\"%s\",\"strategies\":\"%s\",\"lua\":{\"instruction_budget\":"
+             "200000,\"watchdog\":%s}}",
+             db, dir, watchdog ? "true" : "false");
+    tailor_error err = {0};
+    tailor *t = tailor_open(cfg, &err);
+    CHECK(t != NULL);
+    if (!t) continue;
+    tailor_set_logger(t, NULL, NULL);
+    char *r = decide(t, "{\"kind\":\"recommend\",\"anon\":\"v1\",\"k\":3}");
+    if (watchdog) {
+      CHECK_CONTAINS(r, "\"items\":[]");
+    } else {
+      CHECK_CONTAINS(r, "\"fallback\":true");
+      CHECK_CONTAINS(r, "instruction budget");
+    }
+    tailor_free(r);
+    tailor_close(t);
+  }
+}
+
 static void *decide_in_thread(void *t) {
   return decide(t, "{\"kind\":\"recommend\"}");
 }
@@ -821,6 +856,7 @@ int main(void) {
   RUN(test_decide_through_strategy);
   RUN(test_bad_requests);
   RUN(test_sandbox_failures_fall_back);
+  RUN(test_watchdog_key);
   RUN(test_hot_reload);
   RUN(test_batch_keeps_good_lines);
   RUN(test_rebuild_on_open);

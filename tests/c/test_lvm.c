@@ -7,6 +7,10 @@
 #include <ftw.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -375,6 +379,87 @@ static void test_budget(void) {
   CHECK_INT(run(vm, "ok", &c, &err), TAILOR_OK);
   lvm_free(vm);
 out:
+  remove_tree(dir);
+}
+
+/*
+** The budget's hook is armed by the watchdog (lua/lwatch.h) once a call has
+** run a few milliseconds.  A call over before that runs whole whatever its
+** count; coroutines, a thread that blocks SIGURG and a forked child are
+** counted; a call that runs around another state's call is armed still.
+*/
+#define SHORT_LOOP /* 250,000 instructions: over TEST_BUDGET, under 5 ms */ \
+  "  short = function() local n = 0 for i = 1, 125000 do n = n + i end return n end,\n"
+
+static void *run_short_blocked(void *vm) {
+  sigset_t urg;
+  sigemptyset(&urg);
+  sigaddset(&urg, SIGURG);
+  pthread_sigmask(SIG_BLOCK, &urg, NULL);
+  tailor_error err;
+  call c;
+  return (void *)(intptr_t)run(vm, "short", &c, &err);
+}
+
+/* In lvm A's call: a whole call of lvm B, then A's own runaway loop. */
+static int around_other(lua_State *L) {
+  lvm *b = lvm_ud(L);
+  tailor_error err;
+  call c = {.handler = "short"};
+  if (lvm_pcall(b, call_handler, &c, &err) != TAILOR_OK) return luaL_error(L, "b failed");
+  lua_settop(lvm_state(b), 0);
+  lvm_push_handler(lvm_of(L), "spin", NULL);
+  lua_call(L, 0, 0);
+  return 0;
+}
+
+static void test_budget_armed_late(void) {
+  char buf[512];
+  const char *dir = make_dir(buf, sizeof buf);
+  tailor_error err;
+  call c;
+  write_file(dir, "late.lua",
+             "return {\n" SHORT_LOOP
+             "  co = function()\n"
+             "    local f = coroutine.wrap(function() local n = 0 for i = 1, 125000 do n = n + i end return n end)\n"
+             "    return f()\n"
+             "  end,\n"
+             "  spin = function() while true do end end,\n"
+             "}\n");
+  lvm *vm = open_vm(dir, &err), *other = open_vm(dir, &err);
+  CHECK(vm != NULL && other != NULL);
+  if (!vm || !other) goto out;
+  CHECK_INT(run(vm, "short", &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "7812562500");
+  CHECK_INT(run(vm, "co", &c, &err), TAILOR_EBUDGET);
+  CHECK_CONTAINS(err.message, "late.lua:4:");
+  /* A thread that blocks the watchdog's signal counts every instruction. */
+  pthread_t t;
+  void *rc = NULL;
+  CHECK_INT(pthread_create(&t, NULL, run_short_blocked, vm), 0);
+  pthread_join(t, &rc);
+  CHECK_INT((int)(intptr_t)rc, TAILOR_EBUDGET);
+  CHECK_INT(run(vm, "short", &c, &err), TAILOR_OK);
+  /* A's runaway loop after B's whole call on the same thread. */
+  double t0 = now_seconds();
+  memset(&err, 0, sizeof err);
+  CHECK_INT(lvm_pcall(vm, around_other, other, &err), TAILOR_EBUDGET);
+  CHECK_CONTAINS(err.message, "late.lua:7:");
+  CHECK(now_seconds() - t0 < 5.0);
+  lua_settop(lvm_state(vm), 0);
+  /* A forked child runs its own watchdog. */
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int code = run(vm, "spin", &c, &err);
+    _exit(code == TAILOR_EBUDGET && run(vm, "short", &c, &err) == TAILOR_OK ? 0 : 1);
+  }
+  int status = -1;
+  CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+out:
+  lvm_free(vm);
+  lvm_free(other);
   remove_tree(dir);
 }
 
@@ -1289,6 +1374,7 @@ int main(void) {
   RUN(test_load_errors);
   RUN(test_error_messages);
   RUN(test_budget);
+  RUN(test_budget_armed_late);
   RUN(test_hostile_corners);
   RUN(test_patterns_under_budget);
   RUN(test_patterns_match_stock);

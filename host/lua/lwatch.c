@@ -1,0 +1,188 @@
+/*
+** lwatch.c: the watchdog that arms long calls' budgets (see lwatch.h).
+**
+** What each side touches.  The calling thread writes `thread` and `armed`
+** and publishes the call in `live` (release); the watchdog reads `live`
+** (acquire) and keeps `seen` to itself.  The watchdog signals a thread only
+** while holding the call's `end` mutex and seeing the same call still
+** live, and lwatch_end clears `live` under that mutex: so a signal is never
+** sent to a thread that has left its call (and may have exited).  The
+** handler reads only this thread's `current` call.  The list of watched
+** calls changes under `lock`, which the watchdog holds while it looks, so
+** a call removed is never looked at again.
+*/
+
+#include "lwatch.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static lwatch **calls; /* under lock, as the two below */
+static size_t ncalls, cap;
+static int atfork_installed;
+static _Atomic int state; /* 0: no watchdog yet; 1: running; -1: unavailable */
+
+static _Thread_local lwatch *current; /* the call this thread runs */
+static _Thread_local int reachable;   /* 0: not asked yet, 1 yes, -1 blocked */
+
+static void on_signal(int sig) {
+  (void)sig;
+  int saved = errno;
+  lwatch *w = current;
+  if (w && !w->armed) {
+    w->armed = 1;
+    w->arm(w->L);
+  }
+  errno = saved;
+}
+
+static void *watchdog(void *arg) {
+  (void)arg;
+  for (;;) {
+    struct timespec tick = {0, LWATCH_TICK_MS * 1000000L};
+    while (nanosleep(&tick, &tick) && errno == EINTR) continue;
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < ncalls; i++) {
+      lwatch *w = calls[i];
+      uint64_t s = atomic_load_explicit(&w->live, memory_order_acquire);
+      if (s && s == w->seen) { /* the same call as a tick ago */
+        pthread_mutex_lock(&w->end);
+        if (atomic_load_explicit(&w->live, memory_order_acquire) == s)
+          pthread_kill(w->thread, SIGURG);
+        pthread_mutex_unlock(&w->end);
+      }
+      w->seen = s;
+    }
+    pthread_mutex_unlock(&lock);
+  }
+  return NULL;
+}
+
+/* After fork() only the forking thread exists: the child starts its own
+   watchdog on its next call, with the lock as the fork found it. */
+static void before_fork(void) { pthread_mutex_lock(&lock); }
+static void after_fork_parent(void) { pthread_mutex_unlock(&lock); }
+static void after_fork_child(void) {
+  pthread_mutex_unlock(&lock);
+  if (atomic_load(&state) == 1) atomic_store(&state, 0);
+}
+
+/* Under lock: install the handler (unless SIGURG is somebody else's) and
+   start the thread, with every signal blocked in it.  The code both run is
+   kept loaded for the life of the process: Lua unloads a C module (the
+   tailor module busted loads) when its state closes, and the thread and
+   the handler would then jump into unmapped memory. */
+static void start(void) {
+  struct sigaction old, sa;
+  Dl_info self;
+  if (atomic_load(&state) != 0) return;
+  if (dladdr((void *)on_signal, &self) && self.dli_fname) /* the main program: stays anyway */
+    dlopen(self.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+  if (!atfork_installed) {
+    if (pthread_atfork(before_fork, after_fork_parent, after_fork_child)) {
+      atomic_store(&state, -1);
+      return;
+    }
+    atfork_installed = 1;
+  }
+  if (sigaction(SIGURG, NULL, &old) ||
+      ((old.sa_flags & SA_SIGINFO) ? old.sa_sigaction != NULL
+                                   : old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN &&
+                                         old.sa_handler != on_signal)) {
+    atomic_store(&state, -1);
+    return;
+  }
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(SIGURG, &sa, NULL)) {
+    atomic_store(&state, -1);
+    return;
+  }
+  sigset_t all, was;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &was);
+  pthread_attr_t attr;
+  pthread_t t;
+  int rc = pthread_attr_init(&attr);
+  if (!rc) {
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    rc = pthread_create(&t, &attr, watchdog, NULL);
+    pthread_attr_destroy(&attr);
+  }
+  pthread_sigmask(SIG_SETMASK, &was, NULL);
+  atomic_store(&state, rc ? -1 : 1);
+}
+
+int lwatch_add(lwatch *w) {
+  atomic_store(&w->live, 0);
+  w->seen = 0;
+  w->armed = 0;
+  w->added = 0;
+  if (pthread_mutex_init(&w->end, NULL)) return -1;
+  pthread_mutex_lock(&lock);
+  start();
+  if (atomic_load(&state) == 1 && ncalls == cap) {
+    size_t n = cap ? cap * 2 : 16;
+    lwatch **v = realloc(calls, n * sizeof *v);
+    if (v) {
+      calls = v;
+      cap = n;
+    }
+  }
+  if (atomic_load(&state) == 1 && ncalls < cap) {
+    calls[ncalls++] = w;
+    w->added = 1;
+  }
+  pthread_mutex_unlock(&lock);
+  if (!w->added) pthread_mutex_destroy(&w->end);
+  return w->added ? 0 : -1;
+}
+
+void lwatch_remove(lwatch *w) {
+  if (!w->added) return;
+  pthread_mutex_lock(&lock);
+  for (size_t i = 0; i < ncalls; i++)
+    if (calls[i] == w) {
+      calls[i] = calls[--ncalls];
+      break;
+    }
+  pthread_mutex_unlock(&lock);
+  pthread_mutex_destroy(&w->end);
+  w->added = 0;
+}
+
+int lwatch_begin(lwatch *w, uint64_t serial) {
+  if (!w->added) return 0;
+  if (!reachable) { /* once per thread: does SIGURG get through? */
+    sigset_t mask;
+    reachable = pthread_sigmask(SIG_BLOCK, NULL, &mask) || sigismember(&mask, SIGURG) ? -1 : 1;
+  }
+  if (reachable < 0) return 0;
+  if (atomic_load(&state) != 1) { /* a forked child's first call */
+    pthread_mutex_lock(&lock);
+    start();
+    pthread_mutex_unlock(&lock);
+    if (atomic_load(&state) != 1) return 0;
+  }
+  w->armed = 0;
+  w->thread = pthread_self();
+  w->outer = current;
+  current = w;
+  atomic_store_explicit(&w->live, serial, memory_order_release);
+  return 1;
+}
+
+void lwatch_end(lwatch *w) {
+  if (current != w) return;
+  pthread_mutex_lock(&w->end);
+  atomic_store_explicit(&w->live, 0, memory_order_release);
+  pthread_mutex_unlock(&w->end);
+  current = w->outer;
+}
