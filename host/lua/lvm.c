@@ -275,9 +275,11 @@ static void *lvm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 */
 static void budget_hook(lua_State *L, lua_Debug *ar);
 
-/* The watchdog's arming: runs in its signal handler. */
+/* The watchdog's arming (it runs in its signal handler), also at a call's
+   start and on a new coroutine.  Past the budget the hook already raises
+   on every instruction (and a new coroutine copies that): left as it is. */
 static void arm_budget(lua_State *L) {
-  lua_sethook(L, budget_hook, LUA_MASKCOUNT, LVM_HOOK_STEP);
+  if (!lvm_of(L)->exhausted) lua_sethook(L, budget_hook, LUA_MASKCOUNT, LVM_HOOK_STEP);
 }
 
 /* Past the budget, every thread of the call raises again on its next
@@ -408,6 +410,26 @@ static int sb_move(lua_State *L) {
   lua_Integer f = luaL_checkinteger(L, 2), e = luaL_checkinteger(L, 3);
   if (e >= f && (lua_Unsigned)e - (lua_Unsigned)f >= LVM_MAX_MOVE)
     return luaL_error(L, "table.move: more than %d elements", LVM_MAX_MOVE);
+  return call_original(L);
+}
+
+/* xpcall(f, msgh, ...): Lua calls a message handler where the error is
+   raised, and the budget's error is raised inside its hook, where Lua runs
+   no hooks: a handler that looped there would never be stopped.  So past
+   the budget the strategy's handler is not called and the error stays. */
+static int xpcall_handler(lua_State *L) {
+  if (lvm_of(L)->exhausted) return 1;
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+static int sb_xpcall(lua_State *L) {
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, xpcall_handler, 1);
+  lua_replace(L, 2);
   return call_original(L);
 }
 
@@ -718,6 +740,9 @@ static int open_sandbox(lua_State *L) {
   lua_getfield(L, 1, "rawset");
   lua_pushcclosure(L, sb_rawset, 1);
   lua_setfield(L, 1, "rawset");
+  lua_getfield(L, 1, "xpcall");
+  lua_pushcclosure(L, sb_xpcall, 1);
+  lua_setfield(L, 1, "xpcall");
   lua_pushnil(L);
   lua_setfield(L, 1, "dofile");
   lua_pushnil(L);

@@ -3,19 +3,29 @@
 **
 ** What each side touches.  The calling thread writes `thread` and `armed`
 ** and publishes the call in `live` (release); the watchdog reads `live`
-** (acquire) and keeps `seen` to itself.  The watchdog signals a thread only
-** while holding the call's `end` mutex and seeing the same call still
-** live, and lwatch_end clears `live` under that mutex: so a signal is never
-** sent to a thread that has left its call (and may have exited).  The
-** handler reads only this thread's `current` call.  The list of watched
-** calls changes under `lock`, which the watchdog holds while it looks, so
-** a call removed is never looked at again.
+** (acquire) and `armed`, and keeps `seen` to itself.  The watchdog signals
+** a thread only while holding the call's `end` mutex and seeing the same
+** call still live and not armed, and lwatch_end clears `live` under that
+** mutex: so no signal is sent to a thread that has left its call (and may
+** have exited).  One sent just before may still land after the call; the
+** handler then arms the thread's enclosing or next call early, which only
+** counts it.  The handler reads only this thread's `current`, in
+** initial-exec TLS (a dynamic TLS read may allocate: not in a handler).
+** The list of watched calls changes under `lock`, which the watchdog holds
+** while it looks, so a call removed is never looked at again.
+**
+** What still escapes the count: a thread that blocks SIGURG only after its
+** first call, and calls running when something else takes SIGURG over
+** (the watchdog notices at its next tick and the calls after count every
+** instruction).  ThreadSanitizer delays signals to the next libc call, which
+** a Lua loop never makes, so its builds count every instruction.
 */
 
 #include "lwatch.h"
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,18 +36,26 @@ static size_t ncalls, cap;
 static int atfork_installed;
 static _Atomic int state; /* 0: no watchdog yet; 1: running; -1: unavailable */
 
-static _Thread_local lwatch *current; /* the call this thread runs */
-static _Thread_local int reachable;   /* 0: not asked yet, 1 yes, -1 blocked */
+#define LWATCH_TLS static _Thread_local __attribute__((tls_model("initial-exec")))
+LWATCH_TLS lwatch *volatile current; /* the call this thread runs */
+LWATCH_TLS int reachable;            /* 0: not asked yet, 1 yes, -1 blocked */
 
 static void on_signal(int sig) {
   (void)sig;
   int saved = errno;
   lwatch *w = current;
-  if (w && !w->armed) {
-    w->armed = 1;
+  if (w && !atomic_load(&w->armed)) {
+    atomic_store(&w->armed, 1);
     w->arm(w->L);
   }
   errno = saved;
+}
+
+/* Whether SIGURG still comes to on_signal. */
+static int signal_ours(void) {
+  struct sigaction now;
+  return !sigaction(SIGURG, NULL, &now) && !(now.sa_flags & SA_SIGINFO) &&
+         now.sa_handler == on_signal;
 }
 
 static void *watchdog(void *arg) {
@@ -45,13 +63,17 @@ static void *watchdog(void *arg) {
   for (;;) {
     struct timespec tick = {0, LWATCH_TICK_MS * 1000000L};
     while (nanosleep(&tick, &tick) && errno == EINTR) continue;
+    if (!signal_ours()) { /* taken over: calls from now on count whole */
+      atomic_store(&state, -1);
+      return NULL;
+    }
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < ncalls; i++) {
       lwatch *w = calls[i];
       uint64_t s = atomic_load_explicit(&w->live, memory_order_acquire);
       if (s && s == w->seen) { /* the same call as a tick ago */
         pthread_mutex_lock(&w->end);
-        if (atomic_load_explicit(&w->live, memory_order_acquire) == s)
+        if (atomic_load_explicit(&w->live, memory_order_acquire) == s && !atomic_load(&w->armed))
           pthread_kill(w->thread, SIGURG);
         pthread_mutex_unlock(&w->end);
       }
@@ -63,10 +85,21 @@ static void *watchdog(void *arg) {
 }
 
 /* After fork() only the forking thread exists: the child starts its own
-   watchdog on its next call, with the lock as the fork found it. */
+   watchdog on its next call.  The calls other threads were running are
+   gone with them (their `end` mutex perhaps held); the forking thread's
+   own calls now run on this thread.  (A call in progress across the fork
+   is armed only from the child's next call on.) */
 static void before_fork(void) { pthread_mutex_lock(&lock); }
 static void after_fork_parent(void) { pthread_mutex_unlock(&lock); }
 static void after_fork_child(void) {
+  for (size_t i = 0; i < ncalls; i++) {
+    lwatch *w = calls[i], *c = current;
+    while (c && c != w) c = c->outer;
+    pthread_mutex_init(&w->end, NULL);
+    w->seen = 0;
+    if (c) w->thread = pthread_self();
+    else atomic_store(&w->live, 0);
+  }
   pthread_mutex_unlock(&lock);
   if (atomic_load(&state) == 1) atomic_store(&state, 0);
 }
@@ -78,10 +111,20 @@ static void after_fork_child(void) {
    the handler would then jump into unmapped memory. */
 static void start(void) {
   struct sigaction old, sa;
-  Dl_info self;
   if (atomic_load(&state) != 0) return;
-  if (dladdr((void *)on_signal, &self) && self.dli_fname) /* the main program: stays anyway */
-    dlopen(self.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+#if defined(__SANITIZE_THREAD__)
+  atomic_store(&state, -1);
+  return;
+#endif
+  Dl_info self;
+  struct link_map *mine = NULL, *prog = NULL;
+  void *main_handle = dlopen(NULL, RTLD_LAZY);
+  if (!main_handle || !dladdr1((void *)on_signal, &self, (void **)&mine, RTLD_DL_LINKMAP) ||
+      dlinfo(main_handle, RTLD_DI_LINKMAP, &prog) ||
+      (mine != prog && !dlopen(self.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE))) {
+    atomic_store(&state, -1); /* a shared object that cannot be pinned */
+    return;
+  }
   if (!atfork_installed) {
     if (pthread_atfork(before_fork, after_fork_parent, after_fork_child)) {
       atomic_store(&state, -1);
@@ -123,7 +166,7 @@ static void start(void) {
 int lwatch_add(lwatch *w) {
   atomic_store(&w->live, 0);
   w->seen = 0;
-  w->armed = 0;
+  atomic_store(&w->armed, 0);
   w->added = 0;
   if (pthread_mutex_init(&w->end, NULL)) return -1;
   pthread_mutex_lock(&lock);
@@ -171,7 +214,7 @@ int lwatch_begin(lwatch *w, uint64_t serial) {
     pthread_mutex_unlock(&lock);
     if (atomic_load(&state) != 1) return 0;
   }
-  w->armed = 0;
+  atomic_store(&w->armed, 0);
   w->thread = pthread_self();
   w->outer = current;
   current = w;

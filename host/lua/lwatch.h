@@ -38,7 +38,7 @@ typedef struct lwatch {
   uint64_t seen;               /* `live` at the watchdog's last look */
   pthread_t thread;            /* the running call's */
   pthread_mutex_t end;         /* `live` drops to 0 under it */
-  volatile sig_atomic_t armed; /* the running call has its hook */
+  _Atomic int armed;           /* the running call has its hook */
   struct lwatch *outer;        /* the call this one runs inside, if any */
   int added;
 } lwatch;

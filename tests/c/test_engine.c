@@ -190,16 +190,17 @@ static void test_sandbox_failures_fall_back(void) {
   CHECK(access("/tmp/tailor-pwned", F_OK) != 0);
 }
 
-/* lua.watchdog: a strategy of 250,000 instructions, over the test
+/* lua.watchdog: a strategy of 210,000 instructions, over the test
    budget of 200,000 but over in a millisecond or two, runs whole when the
-   watchdog counts only long calls, and ends in the budget error when every
-   instruction counts. */
+   watchdog counts only long calls (three tries, in case the thread stalls
+   5 ms at its start), and ends in the budget error when every instruction
+   counts. */
 static void test_watchdog_key(void) {
   char dir[600], db[700], cfg[1400];
   make_dir(dir, sizeof dir, "watch");
   write_file(dir, "recommend.lua",
              "return { recommend = function(ctx)\n"
-             "  local n = 0 for i = 1, 125000 do n = n + i end\n"
+             "  local n = 0 for i = 1, 105000 do n = n + i end\n"
              "  return {}\n"
              "end }\n");
   for (int watchdog = 1; watchdog >= 0; watchdog--) {
@@ -214,6 +215,10 @@ static void test_watchdog_key(void) {
     if (!t) continue;
     tailor_set_logger(t, NULL, NULL);
     char *r = decide(t, "{\"kind\":\"recommend\",\"anon\":\"v1\",\"k\":3}");
+    for (int try = 1; watchdog && try < 3 && r && strstr(r, "\"fallback\":true"); try++) {
+      tailor_free(r);
+      r = decide(t, "{\"kind\":\"recommend\",\"anon\":\"v1\",\"k\":3}");
+    }
     if (watchdog) {
       CHECK_CONTAINS(r, "\"items\":[]");
     } else {
