@@ -180,10 +180,27 @@ static void arrange(const idx *x, const dreq *q, long k, slate *s) {
       }
 }
 
-/* The place of key (klen bytes) in names, or -1. */
-static int field_of(const char *const *names, size_t n, const char *key, size_t klen) {
-  for (size_t a = 0; a < n; a++)
-    if (strlen(names[a]) == klen && !memcmp(names[a], key, klen)) return (int)a;
+/* The fields an entry may have, in the order they are written, with the
+   JSON that starts each. */
+#define ENTRY_FIELD(name, json) {name, sizeof name - 1, json, sizeof json - 1}
+static const struct entry_field {
+  const char *name;
+  size_t len;
+  const char *json;
+  size_t json_len;
+} entry_fields[] = {
+    ENTRY_FIELD("id", "{\"id\":"),
+    ENTRY_FIELD("score", ",\"score\":"),
+    ENTRY_FIELD("reason", ",\"reason\":"),
+    ENTRY_FIELD("because", ",\"because\":"),
+    ENTRY_FIELD("explain", ",\"explain\":"),
+};
+enum { NFIELDS = sizeof entry_fields / sizeof *entry_fields };
+
+/* The place of key (klen bytes) in entry_fields, or -1. */
+static int field_of(const char *key, size_t klen) {
+  for (int a = 0; a < NFIELDS; a++)
+    if (entry_fields[a].len == klen && !memcmp(entry_fields[a].name, key, klen)) return a;
   return -1;
 }
 
@@ -197,10 +214,6 @@ static int field_of(const char *const *names, size_t n, const char *key, size_t 
 ** answer as the request's controls arrange it (above), a ranking whole.
 */
 static void write_recommend(lua_State *L, request *r, int res) {
-  static const char *const allowed[] = {"id", "score", "reason", "because", "explain"};
-  static const char *const keys[] = {"{\"id\":", ",\"score\":", ",\"reason\":",
-                                     ",\"because\":", ",\"explain\":"};
-  enum { NALLOWED = sizeof allowed / sizeof *allowed };
   int rank = !strcmp(r->q->kind, "rank");
   char what[160];
   int list = res;
@@ -281,15 +294,15 @@ static void write_recommend(lua_State *L, request *r, int res) {
       handler_error(L, r, what, "must be a table with an id");
     }
     /* One pass over the entry: each allowed field's value into its slot
-       (entry + 1 + its place in `allowed`), an unknown field an error. */
+       (entry + 1 + its place in entry_fields), an unknown field an error. */
     int slot = entry + 1;
-    luaL_checkstack(L, NALLOWED + 3, "recommend");
-    for (size_t a = 0; a < NALLOWED; a++) lua_pushnil(L);
+    luaL_checkstack(L, NFIELDS + 3, "recommend");
+    for (size_t a = 0; a < NFIELDS; a++) lua_pushnil(L);
     lua_pushnil(L);
     while (lua_next(L, entry)) {
       size_t klen = 0;
       const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &klen) : "?";
-      int a = field_of(allowed, NALLOWED, key, klen);
+      int a = field_of(key, klen);
       if (a < 0) {
         snprintf(what, sizeof what, "item %lld with unknown field '%s'", (long long)i, key);
         handler_error(L, r, what, "allowed: id, score, reason, because, explain");
@@ -308,21 +321,21 @@ static void write_recommend(lua_State *L, request *r, int res) {
       snprintf(what, sizeof what, "item %lld with unknown id", (long long)i);
       handler_error(L, r, what, id);
     }
-    buf_puts(r->out, keys[0]);
+    buf_put(r->out, entry_fields[0].json, entry_fields[0].json_len);
     buf_json_str(r->out, id, len);
-    for (size_t a = 1; a < NALLOWED; a++) {
+    for (size_t a = 1; a < NFIELDS; a++) {
       int vt = lua_type(L, slot + (int)a);
       if (vt == LUA_TNIL) continue;
       if (a == 1 && vt != LUA_TNUMBER) {
         snprintf(what, sizeof what, "item %lld", (long long)i);
         handler_error(L, r, what, "'score' must be a number");
       }
-      buf_puts(r->out, keys[a]);
+      buf_put(r->out, entry_fields[a].json, entry_fields[a].json_len);
       /* because: an item id, or a list of them */
       int one = a == 3 && vt == LUA_TSTRING;
       if (one) buf_putc(r->out, '[');
       char why[300];
-      if (ljson_write(L, slot + (int)a, r->out, DECIDE_DIGITS, allowed[a], why, sizeof why)) {
+      if (ljson_write(L, slot + (int)a, r->out, DECIDE_DIGITS, entry_fields[a].name, why, sizeof why)) {
         snprintf(what, sizeof what, "item %lld", (long long)i);
         handler_error(L, r, what, why);
       }
