@@ -204,6 +204,84 @@ static int field_of(const char *key, size_t klen) {
   return -1;
 }
 
+/* A pinned item the strategy did not return (slate out -1 - p). */
+static void write_pin(request *r, long at) {
+  const char *id = r->q->ctl.pins[-1 - at].item;
+  buf_puts(r->out, "{\"id\":");
+  buf_json_str(r->out, id, strlen(id));
+  buf_puts(r->out, ",\"reason\":\"pinned\"}");
+}
+
+/* The slate's arrays on the C stack for a usual list, else in Lua's memory
+   (userdata, under the cap): an error thrown while writing leaks nothing
+   either way. */
+enum { SLATE_SMALL = 64 };
+typedef struct slate_room {
+  const char *id[SLATE_SMALL];
+  uint32_t iid[SLATE_SMALL];
+  signed char cls[SLATE_SMALL];
+  long out[SLATE_SMALL + REQ_MAX_PINS];
+} slate_room;
+
+static slate slate_new(lua_State *L, slate_room *room, size_t n) {
+  slate s = {n, room->id, room->iid, room->cls, room->out, 0};
+  if (n > SLATE_SMALL) {
+    s.id = lua_newuserdatauv(L, n * sizeof *s.id, 0);
+    s.iid = lua_newuserdatauv(L, n * sizeof *s.iid, 0);
+    s.cls = lua_newuserdatauv(L, n, 0);
+    s.out = lua_newuserdatauv(L, (n + REQ_MAX_PINS) * sizeof *s.out, 0);
+  }
+  return s;
+}
+
+/*
+** A kernel's list handed back untouched (engine.h, lapi_rows_of): written
+** from its snapshot as write_recommend writes the same rows made into Lua
+** tables, byte for byte.  Returns 0, having written nothing, when a row is
+** one the writer refuses (an item deleted since, a score that is not a
+** number) or an anchor's name is not UTF-8: then the list is made into
+** tables and write_recommend says what is wrong, as for any list.
+*/
+static int write_kernel_rows(lua_State *L, request *r, const lapi_rows *k) {
+  slate_room room;
+  slate s = slate_new(L, &room, k->n);
+  for (size_t i = 0; i < s.n; i++) s.id[i] = k->row[i].id;
+  arrange(r->t->ix, r->q, r->k, &s);
+  for (size_t w = 0; w < s.nout; w++) {
+    long at = s.out[w];
+    if (at < 0) continue;
+    const lapi_row *row = &k->row[at];
+    if (s.iid[at] == INTERN_NONE || r->t->ix->item[s.iid[at]].deleted || !isfinite(row->score) ||
+        (row->because && !util_utf8_valid(row->because, strlen(row->because), NULL)))
+      return 0;
+  }
+  buf_putc(r->out, '[');
+  for (size_t w = 0; w < s.nout; w++) {
+    long at = s.out[w];
+    if (w) buf_putc(r->out, ',');
+    if (at < 0) {
+      write_pin(r, at);
+      continue;
+    }
+    const lapi_row *row = &k->row[at];
+    buf_put(r->out, entry_fields[0].json, entry_fields[0].json_len);
+    buf_json_str(r->out, row->id, strlen(row->id));
+    buf_put(r->out, entry_fields[1].json, entry_fields[1].json_len);
+    buf_json_num(r->out, row->score, DECIDE_DIGITS);
+    buf_put(r->out, entry_fields[2].json, entry_fields[2].json_len);
+    buf_json_str(r->out, k->reason, strlen(k->reason));
+    if (row->because) {
+      buf_put(r->out, entry_fields[3].json, entry_fields[3].json_len);
+      buf_putc(r->out, '[');
+      buf_json_str(r->out, row->because, strlen(row->because));
+      buf_putc(r->out, ']');
+    }
+    buf_putc(r->out, '}');
+  }
+  buf_putc(r->out, ']');
+  return 1;
+}
+
 /*
 ** A recommend (or rank) handler returns a list of entries ({id=, score=,
 ** reason=, because=, explain=}), or a table with that list under `items`.
@@ -217,12 +295,18 @@ static void write_recommend(lua_State *L, request *r, int res) {
   int rank = !strcmp(r->q->kind, "rank");
   char what[160];
   int list = res;
-  if (lua_type(L, res) == LUA_TTABLE && lua_getfield(L, res, "items") == LUA_TTABLE)
+  const lapi_rows *kernel = lapi_rows_of(L, res); /* (asking for items would make its rows) */
+  if (kernel)
+    ;
+  else if (lua_type(L, res) == LUA_TTABLE && lua_getfield(L, res, "items") == LUA_TTABLE)
     list = lua_gettop(L);
   else if (lua_type(L, res) == LUA_TTABLE)
     lua_pop(L, 1);
   if (lua_type(L, list) != LUA_TTABLE)
     handler_error(L, r, "no list of items", "return a list or {items = {...}}");
+  if (!kernel) kernel = lapi_rows_of(L, list);
+  if (kernel && !rank && write_kernel_rows(L, r, kernel)) return;
+  if (kernel) lvm_whole(L, list); /* its rows as Lua tables, from here on */
   lua_Integer n = (lua_Integer)lua_rawlen(L, list);
   /* A ranking may reorder the storefront's list, never add to it. */
   for (lua_Integer i = 1; rank && i <= n; i++) {
@@ -237,21 +321,9 @@ static void write_recommend(lua_State *L, request *r, int res) {
     }
     lua_pop(L, t == LUA_TTABLE ? 2 : 1);
   }
-  /* The slate is on the C stack for a usual list, else in Lua's memory (a
-     userdata, under the cap): an error thrown while writing leaks nothing
-     either way. */
-  enum { SMALL = 64 };
-  const char *id_small[SMALL];
-  uint32_t iid_small[SMALL];
-  signed char cls_small[SMALL];
-  long out_small[SMALL + REQ_MAX_PINS];
-  slate s = {(size_t)n, id_small, iid_small, cls_small, out_small, 0};
-  if (!rank && s.n > SMALL) {
-    s.id = lua_newuserdatauv(L, s.n * sizeof *s.id, 0);
-    s.iid = lua_newuserdatauv(L, s.n * sizeof *s.iid, 0);
-    s.cls = lua_newuserdatauv(L, s.n, 0);
-    s.out = lua_newuserdatauv(L, (s.n + REQ_MAX_PINS) * sizeof *s.out, 0);
-  }
+  slate_room room;
+  slate s = rank ? (slate){(size_t)n, room.id, room.iid, room.cls, room.out, 0}
+                 : slate_new(L, &room, (size_t)n);
   if (!rank) {
     for (size_t i = 0; i < s.n; i++) {
       /* the list holds the entries, and they their ids: the strings live */
@@ -270,11 +342,8 @@ static void write_recommend(lua_State *L, request *r, int res) {
   for (size_t w = 0; w < count; w++) {
     long at = rank ? (long)w : s.out[w];
     if (w) buf_putc(r->out, ',');
-    if (at < 0) { /* a pinned item the strategy did not return */
-      const char *id = r->q->ctl.pins[-1 - at].item;
-      buf_puts(r->out, "{\"id\":");
-      buf_json_str(r->out, id, strlen(id));
-      buf_puts(r->out, ",\"reason\":\"pinned\"}");
+    if (at < 0) {
+      write_pin(r, at);
       continue;
     }
     lua_Integer i = (lua_Integer)at + 1;
@@ -432,10 +501,12 @@ static int run_handler(lua_State *L) {
       return 0;
     }
   }
+  int rows = !strcmp(r->q->kind, "recommend") || !strcmp(r->q->kind, "rank");
+  if (rows) lapi_lazy_rows(L); /* kernel rows stay in C until read */
   push_ctx(L, r);
   lua_call(L, 1, 1);
   int res = lua_gettop(L);
-  if (!strcmp(r->q->kind, "recommend") || !strcmp(r->q->kind, "rank")) {
+  if (rows) {
     write_recommend(L, r, res);
     return 0;
   }

@@ -398,4 +398,22 @@ void lapi_push_decide_ctx(lua_State *L, tailor *t, const lapi_ctx *c, const req_
 /* Installs the `tailor` global of the strategies' API (engine/lapi.c). */
 void lapi_open(lua_State *L, void *engine);
 
+/*
+** Kernel rows kept in C until a strategy reads them (engine/lapi.c).  After
+** lapi_lazy_rows, the kernels called in this call return such lists; the
+** snapshot of the list at `idx` while it is untouched, else NULL.  Valid
+** while the list lives.
+*/
+typedef struct lapi_row {
+  double score;
+  const char *id, *because; /* because: the anchor item, or NULL */
+} lapi_row;
+typedef struct lapi_rows {
+  size_t n;
+  const char *reason; /* idx_reason_name: one for the list */
+  lapi_row row[];     /* then the names they point to */
+} lapi_rows;
+void lapi_lazy_rows(lua_State *L);
+const lapi_rows *lapi_rows_of(lua_State *L, int idx);
+
 #endif /* TAILOR_ENGINE_H */

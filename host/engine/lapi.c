@@ -552,41 +552,165 @@ static size_t opt_exclude(lua_State *L, int opts, const idx *x, uint32_t *out,
   return n;
 }
 
-/* Push result rows {id=, score=, reason=, because=} as a Lua list; `aux`
-   of a row is its anchor item when `anchored`.  The four keys and the
-   reason are pushed once and copied into each row (lua_setfield would
-   look each key up again per row).  Each row has room for one key more
-   (strategies add `explain`) without growing its hash part. */
-static void push_rows(lua_State *L, const idx *x, const topk_entry *rows,
-                      size_t n, idx_reason reason, int anchored) {
+/*
+** Kernel rows: a list of {id=, score=, reason=, because=} (`because`, the
+** anchor item, for anchored kernels).  In a recommend or rank decision
+** (lapi_lazy_rows) the list starts as an empty table whose rows wait in C,
+** in a snapshot (lapi_rows: ids, scores, the reason, anchor names copied,
+** so a list kept past its call still reads right) that the table holds
+** under a light userdata key no strategy can make.  The first read of the
+** list makes its rows, once: indexing, ipairs and pairs, assignment, JSON
+** (__totable), and the sandbox's next, rawget, rawlen and setmetatable
+** (lvm.c); its metatable is then removed and it is a plain list.  `#`
+** answers without making them.  A strategy that hands the list back
+** untouched (`return tailor.trending(...)`) has it written from the
+** snapshot (decide.c), with no Lua table per row.
+*/
+static const char rows_meta_key = 'R'; /* registry: the metatable of lazy lists */
+static const char rows_of_key = 'S';   /* a lazy list: its snapshot */
+static const char lazy_call_key = 'L'; /* registry: serial of the call with lazy lists */
+
+/* Make the rows of snapshot `r` into the empty list at `list`.  The four
+   keys and the reason are pushed once and copied into each row.  Each row
+   has room for one key more (strategies add `explain`). */
+static void make_rows(lua_State *L, int list, const lapi_rows *r) {
+  list = lua_absindex(L, list);
   luaL_checkstack(L, 10, "rows");
-  lua_createtable(L, (int)n, 0);
-  int list = lua_gettop(L);
+  int keys = lua_gettop(L) + 1;
   lua_pushliteral(L, "id");
   lua_pushliteral(L, "score");
   lua_pushliteral(L, "reason");
   lua_pushliteral(L, "because");
-  lua_pushstring(L, idx_reason_name(reason));
-  for (size_t i = 0; i < n; i++) {
-    lua_createtable(L, 0, anchored ? 5 : 4);
-    lua_pushvalue(L, list + 1);
-    lua_pushstring(L, intern_name(&x->items, rows[i].id));
+  lua_pushstring(L, r->reason);
+  for (size_t i = 0; i < r->n; i++) {
+    const lapi_row *w = &r->row[i];
+    lua_createtable(L, 0, w->because ? 5 : 4);
+    lua_pushvalue(L, keys);
+    lua_pushstring(L, w->id);
     lua_rawset(L, -3);
-    lua_pushvalue(L, list + 2);
-    lua_pushnumber(L, rows[i].score);
+    lua_pushvalue(L, keys + 1);
+    lua_pushnumber(L, w->score);
     lua_rawset(L, -3);
-    lua_pushvalue(L, list + 3);
-    lua_pushvalue(L, list + 5);
+    lua_pushvalue(L, keys + 2);
+    lua_pushvalue(L, keys + 4);
     lua_rawset(L, -3);
-    const char *because = anchored ? intern_name(&x->items, rows[i].aux) : NULL;
-    if (because) {
-      lua_pushvalue(L, list + 4);
-      lua_pushstring(L, because);
+    if (w->because) {
+      lua_pushvalue(L, keys + 3);
+      lua_pushstring(L, w->because);
       lua_rawset(L, -3);
     }
     lua_rawseti(L, list, (lua_Integer)i + 1);
   }
-  lua_settop(L, list);
+  lua_settop(L, keys - 1);
+}
+
+const lapi_rows *lapi_rows_of(lua_State *L, int list) {
+  if (lua_type(L, list) != LUA_TTABLE) return NULL;
+  lua_rawgetp(L, list, &rows_of_key);
+  const lapi_rows *r = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return r;
+}
+
+/* The list at 1 made whole (when still waiting) and plain. */
+static void rows_whole(lua_State *L) {
+  const lapi_rows *r = lapi_rows_of(L, 1);
+  if (!r) return;
+  make_rows(L, 1, r); /* r stays alive: the table holds it until below */
+  lua_pushnil(L);
+  lua_setmetatable(L, 1);
+  lua_pushnil(L);
+  lua_rawsetp(L, 1, &rows_of_key);
+}
+
+static int rows_index(lua_State *L) {
+  rows_whole(L);
+  lua_settop(L, 2);
+  lua_rawget(L, 1);
+  return 1;
+}
+
+static int rows_newindex(lua_State *L) {
+  rows_whole(L);
+  lua_settop(L, 3);
+  lua_rawset(L, 1);
+  return 0;
+}
+
+static int rows_len(lua_State *L) {
+  const lapi_rows *r = lapi_rows_of(L, 1);
+  lua_pushinteger(L, r ? (lua_Integer)r->n : (lua_Integer)lua_rawlen(L, 1));
+  return 1;
+}
+
+static int rows_totable(lua_State *L) {
+  rows_whole(L);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int rows_pairs(lua_State *L) {
+  rows_whole(L);
+  lua_pushcfunction(L, lvm_raw_next);
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+/* The registry's metatable of lazy lists. */
+static void open_rows(lua_State *L) {
+  static const luaL_Reg meta[] = {{"__index", rows_index}, {"__newindex", rows_newindex},
+                                  {"__len", rows_len},     {"__pairs", rows_pairs},
+                                  {"__totable", rows_totable}, {NULL, NULL}};
+  lua_createtable(L, 0, 5);
+  luaL_setfuncs(L, meta, 0);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &rows_meta_key);
+}
+
+void lapi_lazy_rows(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lvm_call_serial(L));
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lazy_call_key);
+}
+
+/* Push result rows as a list (see above); `aux` of a row is its anchor
+   item when `anchored`. */
+static void push_rows(lua_State *L, const idx *x, const topk_entry *rows,
+                      size_t n, idx_reason reason, int anchored) {
+  size_t bytes = sizeof(lapi_rows) + n * sizeof(lapi_row);
+  for (size_t i = 0; i < n; i++) {
+    bytes += strlen(intern_name(&x->items, rows[i].id)) + 1;
+    const char *because = anchored ? intern_name(&x->items, rows[i].aux) : NULL;
+    if (because) bytes += strlen(because) + 1;
+  }
+  lapi_rows *r = lua_newuserdatauv(L, bytes, 0);
+  char *names = (char *)&r->row[n];
+  r->n = n;
+  r->reason = idx_reason_name(reason);
+  for (size_t i = 0; i < n; i++) {
+    const char *id = intern_name(&x->items, rows[i].id);
+    const char *because = anchored ? intern_name(&x->items, rows[i].aux) : NULL;
+    size_t len = strlen(id) + 1;
+    r->row[i] = (lapi_row){rows[i].score, memcpy(names, id, len), NULL};
+    names += len;
+    if (because) {
+      len = strlen(because) + 1;
+      r->row[i].because = memcpy(names, because, len);
+      names += len;
+    }
+  }
+  int lazy = lua_rawgetp(L, LUA_REGISTRYINDEX, &lazy_call_key) == LUA_TNUMBER &&
+             (uint64_t)lua_tointeger(L, -1) == lvm_call_serial(L);
+  lua_pop(L, 1);
+  lua_createtable(L, (int)n, lazy);
+  if (!lazy) {
+    make_rows(L, -1, r);
+    lua_remove(L, -2);
+    return;
+  }
+  lua_insert(L, -2);
+  lua_rawsetp(L, -2, &rows_of_key);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &rows_meta_key);
+  lua_setmetatable(L, -2);
 }
 
 /*
@@ -1431,6 +1555,7 @@ void lapi_open(lua_State *L, void *engine) {
       {"complements", IDX_COPURCHASE, COOC_ALSO, 1},
       {"viewed_together", IDX_COVIEW, COOC_COSINE, 0},
   };
+  open_rows(L);
   luaL_newlibtable(L, fns);
   lua_pushlightuserdata(L, engine);
   luaL_setfuncs(L, fns, 1);

@@ -136,6 +136,7 @@ static json_t *to_json(lua_State *L, int idx, char *path, size_t plen,
   }
   luaL_checkstack(L, 6, "ljson");
   size_t base = strlen(path);
+  if (lazy_table(L, idx)) lua_pop(L, 1); /* made whole in place */
   lua_Integer n = array_length(L, idx);
   if (n >= 0) {
     json_t *a = json_array();
@@ -154,7 +155,6 @@ static json_t *to_json(lua_State *L, int idx, char *path, size_t plen,
     return a;
   }
   json_t *o = json_object();
-  if (lazy_table(L, idx)) lua_pop(L, 1); /* made whole in place */
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING) {
@@ -252,6 +252,7 @@ static int write_json(lua_State *L, int idx, strbuf *out, int digits, wpath *p, 
     return write_fail(p, why, why_len, what);
   }
   luaL_checkstack(L, 6, "ljson");
+  if (lazy_table(L, idx)) lua_pop(L, 1); /* made whole in place */
   lua_Integer n = array_length(L, idx);
   int depth = p->n++;
   if (n >= 0) {
@@ -271,7 +272,6 @@ static int write_json(lua_State *L, int idx, strbuf *out, int digits, wpath *p, 
   }
   int first = 1;
   buf_putc(out, '{');
-  if (lazy_table(L, idx)) lua_pop(L, 1); /* made whole in place */
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) != LUA_TSTRING) {

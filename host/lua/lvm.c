@@ -455,6 +455,7 @@ static int sb_cowrap(lua_State *L) {
    as it is set, so checking here is enough. */
 static int sb_setmetatable(lua_State *L) {
   lua_settop(L, 2);
+  lvm_whole(L, 1); /* a table whose fields wait: made whole, then given away */
   lua_pushliteral(L, "__gc");
   if (lua_type(L, 2) == LUA_TTABLE && lua_rawget(L, 2) != LUA_TNIL)
     return luaL_error(L, "__gc metamethods are not allowed in strategies");
@@ -562,8 +563,16 @@ static int sb_require(lua_State *L) {
 }
 
 /* rawset refusing the read-only proxies (see "Read-only tables"). */
+/* next, rawget and rawlen see a table whose fields wait to be made
+   (__totable, see lvm_whole) made whole, as pairs and JSON do. */
+static int sb_rawread(lua_State *L) {
+  lvm_whole(L, 1);
+  return call_original(L);
+}
+
 static int sb_rawset(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
+  lvm_whole(L, 1);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &readonly_key);
   lua_pushvalue(L, 1);
   if (lua_rawget(L, -2) != LUA_TNIL)
@@ -743,6 +752,11 @@ static int open_sandbox(lua_State *L) {
   lua_getfield(L, 1, "xpcall");
   lua_pushcclosure(L, sb_xpcall, 1);
   lua_setfield(L, 1, "xpcall");
+  for (const char *const *f = (const char *const[]){"next", "rawget", "rawlen", NULL}; *f; f++) {
+    lua_getfield(L, 1, *f);
+    lua_pushcclosure(L, sb_rawread, 1);
+    lua_setfield(L, 1, *f);
+  }
   lua_pushnil(L);
   lua_setfield(L, 1, "dofile");
   lua_pushnil(L);
@@ -854,6 +868,18 @@ void lvm_view_keep(lua_State *L) {
   lua_pushvalue(L, kept - 1);
   lua_rawset(L, kept);
   lua_pop(L, 1);
+}
+
+void lvm_whole(lua_State *L, int idx) {
+  if (!lua_getmetatable(L, idx)) return; /* the usual table: one check */
+  idx = lua_absindex(L, idx);
+  if (lua_getfield(L, -1, "__totable") == LUA_TFUNCTION) {
+    lua_pushvalue(L, idx);
+    lua_call(L, 1, 0);
+    lua_pop(L, 1);
+  } else {
+    lua_pop(L, 2);
+  }
 }
 
 int lvm_raw_next(lua_State *L) {

@@ -140,6 +140,11 @@ void lvm_view_keep(lua_State *L);
    lazy view or table returns once its fields are made. */
 int lvm_raw_next(lua_State *L);
 
+/* A value whose fields are made when first read (its metatable has
+   __totable: a buyer's value figures, a kernel's rows) made whole, so raw
+   reads see every field; any other value is left as it is. */
+void lvm_whole(lua_State *L, int idx);
+
 /* Bytes the state's objects take now, and its cap. */
 size_t lvm_memory(lvm *vm);
 size_t lvm_memory_limit(lvm *vm);

@@ -1,0 +1,63 @@
+-- recommend.lua (rows_spec): one kernel list, handed back untouched, read
+-- first, or read every way a strategy can read a table (page.mode).
+local kept
+
+local function kernel(ctx)
+  local p = ctx.page
+  if p.kernel == "trending" then return tailor.trending(nil, nil, { k = ctx.k * 2, in_stock = false }) end
+  return tailor[p.kernel](p.item, { k = ctx.k * 2, in_stock = false })
+end
+
+-- What each way of reading a fresh list sees.
+local function probe(ctx)
+  local fresh = function() return kernel(ctx) end
+  local r = {}
+  r.len = #fresh()
+  r.next = next(fresh()) ~= nil
+  r.rawlen = rawlen(fresh())
+  r.rawget = rawget(fresh(), 1).id
+  r.index = fresh()[1].id
+  local n = 0
+  for _ in pairs(fresh()) do n = n + 1 end
+  r.pairs = n
+  n = 0
+  for _ in ipairs(fresh()) do n = n + 1 end
+  r.ipairs = n
+  local t = fresh()
+  table.insert(t, { id = "extra" })
+  r.insert = #t
+  t = fresh()
+  table.sort(t, function(a, b) return a.id > b.id end)
+  r.sorted = t[1].id
+  local max = ""
+  for _, row in ipairs(fresh()) do if row.id > max then max = row.id end end
+  r.max = max
+  t = fresh()
+  setmetatable(t, {})
+  r.setmetatable = rawlen(t)
+  t = fresh()
+  t[#t + 1] = { id = "more" }
+  r.append = rawlen(t)
+  t = fresh()
+  r.plain = t[1] ~= nil and getmetatable(t) == nil
+  r.type = type(fresh())
+  return r
+end
+
+return {
+  recommend = function(ctx)
+    local mode = ctx.page.mode
+    if mode == "probe" then return { { id = kernel(ctx)[1].id, explain = probe(ctx) } } end
+    if mode == "kept" then return kept end
+    local rows = kernel(ctx)
+    if mode == "keep" then kept = rows return {} end
+    if mode == "untouched" then return rows end
+    if mode == "wrapped" then return { items = rows } end
+    -- "copied": the same rows as tables the strategy made
+    local out = {}
+    for i, r in ipairs(rows) do
+      out[i] = { id = r.id, score = r.score, reason = r.reason, because = r.because }
+    end
+    return out
+  end,
+}
