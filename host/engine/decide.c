@@ -251,7 +251,8 @@ static int write_kernel_rows(lua_State *L, request *r, const lapi_rows *k) {
     long at = s.out[w];
     if (at < 0) continue;
     const lapi_row *row = &k->row[at];
-    if (s.iid[at] == INTERN_NONE || r->t->ix->item[s.iid[at]].deleted || !isfinite(row->score) ||
+    if (!row->id || s.iid[at] == INTERN_NONE || r->t->ix->item[s.iid[at]].deleted ||
+        !isfinite(row->score) ||
         (row->because && !util_utf8_valid(row->because, strlen(row->because), NULL)))
       return 0;
   }

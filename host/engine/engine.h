@@ -406,11 +406,12 @@ void lapi_open(lua_State *L, void *engine);
 */
 typedef struct lapi_row {
   double score;
-  const char *id, *because; /* because: the anchor item, or NULL */
+  const char *id, *because; /* NULL: none (an id always, from a kernel) */
 } lapi_row;
 typedef struct lapi_rows {
   size_t n;
   const char *reason; /* idx_reason_name: one for the list */
+  int anchored;       /* a kernel whose rows may have `because` */
   lapi_row row[];     /* then the names they point to */
 } lapi_rows;
 void lapi_lazy_rows(lua_State *L);

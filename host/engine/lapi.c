@@ -68,6 +68,7 @@ static void fill_value(lua_State *L, int tbl) {
 }
 
 static int value_index(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
   const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
   for (size_t i = 0; key && i < sizeof value_fields / sizeof *value_fields; i++)
     if (!strcmp(key, value_fields[i])) {
@@ -81,6 +82,7 @@ static int value_index(lua_State *L) {
 /* __totable (what ljson calls before it writes the table: the table,
    made whole) and __pairs. */
 static int value_totable(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   lua_pushstring(L, value_fields[0]);
   if (lua_rawget(L, 1) == LUA_TNIL) fill_value(L, 1);
@@ -558,7 +560,11 @@ static size_t opt_exclude(lua_State *L, int opts, const idx *x, uint32_t *out,
 ** (lapi_lazy_rows) the list starts as an empty table whose rows wait in C,
 ** in a snapshot (lapi_rows: ids, scores, the reason, anchor names copied,
 ** so a list kept past its call still reads right) that the table holds
-** under a light userdata key no strategy can make.  The first read of the
+** under a light userdata key no strategy can make; the snapshot is a
+** userdata of a private, protected metatable, so one cannot be forged
+** either.  The sandbox's getmetatable, pairs, next, rawget, rawlen,
+** rawset and setmetatable make a list whole first (lvm_whole): none of
+** them sees the key or the list's metatable.  The first read of the
 ** list makes its rows, once: indexing, ipairs and pairs, assignment, JSON
 ** (__totable), and the sandbox's next, rawget, rawlen and setmetatable
 ** (lvm.c); its metatable is then removed and it is a plain list.  `#`
@@ -568,14 +574,17 @@ static size_t opt_exclude(lua_State *L, int opts, const idx *x, uint32_t *out,
 */
 static const char rows_meta_key = 'R'; /* registry: the metatable of lazy lists */
 static const char rows_of_key = 'S';   /* a lazy list: its snapshot */
+static const char snapshot_key = 'P';  /* registry: the metatable of snapshots */
 static const char lazy_call_key = 'L'; /* registry: serial of the call with lazy lists */
 
-/* Make the rows of snapshot `r` into the empty list at `list`.  The four
-   keys and the reason are pushed once and copied into each row.  Each row
-   has room for one key more (strategies add `explain`). */
+/* Make the rows of snapshot `r` into the list at `list`, whose array part
+   has room for them.  Every row is made on the stack before the first is
+   stored, so a memory error leaves the list as it was.  The four keys and
+   the reason are pushed once and copied into each row.  Each row has room
+   for one key more (strategies add `explain`). */
 static void make_rows(lua_State *L, int list, const lapi_rows *r) {
   list = lua_absindex(L, list);
-  luaL_checkstack(L, 10, "rows");
+  luaL_checkstack(L, (int)r->n + 10, "rows");
   int keys = lua_gettop(L) + 1;
   lua_pushliteral(L, "id");
   lua_pushliteral(L, "score");
@@ -584,7 +593,7 @@ static void make_rows(lua_State *L, int list, const lapi_rows *r) {
   lua_pushstring(L, r->reason);
   for (size_t i = 0; i < r->n; i++) {
     const lapi_row *w = &r->row[i];
-    lua_createtable(L, 0, w->because ? 5 : 4);
+    lua_createtable(L, 0, r->anchored ? 5 : 4);
     lua_pushvalue(L, keys);
     lua_pushstring(L, w->id);
     lua_rawset(L, -3);
@@ -599,28 +608,41 @@ static void make_rows(lua_State *L, int list, const lapi_rows *r) {
       lua_pushstring(L, w->because);
       lua_rawset(L, -3);
     }
-    lua_rawseti(L, list, (lua_Integer)i + 1);
   }
+  for (size_t i = r->n; i > 0; i--) lua_rawseti(L, list, (lua_Integer)i);
   lua_settop(L, keys - 1);
 }
 
-const lapi_rows *lapi_rows_of(lua_State *L, int list) {
+/* The snapshot of the lazy list at `list`, pushed, or nothing pushed. */
+static const lapi_rows *push_snapshot(lua_State *L, int list) {
   if (lua_type(L, list) != LUA_TTABLE) return NULL;
-  lua_rawgetp(L, list, &rows_of_key);
-  const lapi_rows *r = lua_touserdata(L, -1);
+  if (lua_rawgetp(L, list, &rows_of_key) == LUA_TUSERDATA && lua_getmetatable(L, -1)) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &snapshot_key);
+    int ours = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (ours) return lua_touserdata(L, -1);
+  }
   lua_pop(L, 1);
+  return NULL;
+}
+
+const lapi_rows *lapi_rows_of(lua_State *L, int list) {
+  const lapi_rows *r = push_snapshot(L, list);
+  if (r) lua_pop(L, 1); /* the list holds it */
   return r;
 }
 
 /* The list at 1 made whole (when still waiting) and plain. */
 static void rows_whole(lua_State *L) {
-  const lapi_rows *r = lapi_rows_of(L, 1);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  const lapi_rows *r = push_snapshot(L, 1);
   if (!r) return;
-  make_rows(L, 1, r); /* r stays alive: the table holds it until below */
+  make_rows(L, 1, r); /* kept on the stack meanwhile */
   lua_pushnil(L);
   lua_setmetatable(L, 1);
   lua_pushnil(L);
   lua_rawsetp(L, 1, &rows_of_key);
+  lua_pop(L, 1);
 }
 
 static int rows_index(lua_State *L) {
@@ -638,6 +660,7 @@ static int rows_newindex(lua_State *L) {
 }
 
 static int rows_len(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
   const lapi_rows *r = lapi_rows_of(L, 1);
   lua_pushinteger(L, r ? (lua_Integer)r->n : (lua_Integer)lua_rawlen(L, 1));
   return 1;
@@ -665,6 +688,10 @@ static void open_rows(lua_State *L) {
   lua_createtable(L, 0, 5);
   luaL_setfuncs(L, meta, 0);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &rows_meta_key);
+  lua_createtable(L, 0, 1);
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &snapshot_key);
 }
 
 void lapi_lazy_rows(lua_State *L) {
@@ -678,22 +705,28 @@ static void push_rows(lua_State *L, const idx *x, const topk_entry *rows,
                       size_t n, idx_reason reason, int anchored) {
   size_t bytes = sizeof(lapi_rows) + n * sizeof(lapi_row);
   for (size_t i = 0; i < n; i++) {
-    bytes += strlen(intern_name(&x->items, rows[i].id)) + 1;
+    const char *id = intern_name(&x->items, rows[i].id);
     const char *because = anchored ? intern_name(&x->items, rows[i].aux) : NULL;
-    if (because) bytes += strlen(because) + 1;
+    bytes += (id ? strlen(id) + 1 : 0) + (because ? strlen(because) + 1 : 0);
   }
   lapi_rows *r = lua_newuserdatauv(L, bytes, 0);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &snapshot_key);
+  lua_setmetatable(L, -2);
   char *names = (char *)&r->row[n];
   r->n = n;
   r->reason = idx_reason_name(reason);
+  r->anchored = anchored;
   for (size_t i = 0; i < n; i++) {
     const char *id = intern_name(&x->items, rows[i].id);
     const char *because = anchored ? intern_name(&x->items, rows[i].aux) : NULL;
-    size_t len = strlen(id) + 1;
-    r->row[i] = (lapi_row){rows[i].score, memcpy(names, id, len), NULL};
-    names += len;
+    r->row[i] = (lapi_row){rows[i].score, NULL, NULL};
+    if (id) {
+      size_t len = strlen(id) + 1;
+      r->row[i].id = memcpy(names, id, len);
+      names += len;
+    }
     if (because) {
-      len = strlen(because) + 1;
+      size_t len = strlen(because) + 1;
       r->row[i].because = memcpy(names, because, len);
       names += len;
     }

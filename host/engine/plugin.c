@@ -339,6 +339,18 @@ void eng_plugins_unload(tailor *t) {
   t->plugins = NULL;
 }
 
+/* A plugin's Lua function (upvalue 1) called with its table arguments
+   made whole (lvm_whole): a kernel's list reaches C code as its rows. */
+static int plugin_call(lua_State *L) {
+  int n = lua_gettop(L);
+  for (int i = 1; i <= n; i++)
+    if (lua_type(L, i) == LUA_TTABLE) lvm_whole(L, i);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, n, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
 /*
 ** What the registry serves.
 */
@@ -352,6 +364,7 @@ void eng_plugins_open_lua(lua_State *L, tailor *t) {
     for (size_t j = 0; j < p->n_fns; j++) {
       lua_pushlightuserdata(L, p->fns[j].ud);
       lua_pushcclosure(L, (lua_CFunction)p->fns[j].fn, 1);
+      lua_pushcclosure(L, plugin_call, 1);
       lua_setfield(L, -2, p->fns[j].name);
     }
     lua_setfield(L, -2, p->desc->name);

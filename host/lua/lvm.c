@@ -563,11 +563,25 @@ static int sb_require(lua_State *L) {
 }
 
 /* rawset refusing the read-only proxies (see "Read-only tables"). */
-/* next, rawget and rawlen see a table whose fields wait to be made
-   (__totable, see lvm_whole) made whole, as pairs and JSON do. */
+/* next, rawget, rawlen and getmetatable see a table whose fields
+   wait to be made (__totable, see lvm_whole) made whole, as JSON does: a
+   kernel's list shows its rows and no metatable, like any list. */
 static int sb_rawread(lua_State *L) {
   lvm_whole(L, 1);
   return call_original(L);
+}
+
+/* pairs(t), t made whole first, and the iterator it hands out for a table
+   without __pairs the sandbox's next (upvalue 3) rather than Lua's own
+   (upvalue 2), so `local next = pairs({})` is the sandbox's too. */
+static int sb_pairs(lua_State *L) {
+  lvm_whole(L, 1);
+  int n = call_original(L);
+  if (n > 0 && lua_rawequal(L, 1, lua_upvalueindex(2))) {
+    lua_pushvalue(L, lua_upvalueindex(3));
+    lua_replace(L, 1);
+  }
+  return n;
 }
 
 static int sb_rawset(lua_State *L) {
@@ -752,11 +766,18 @@ static int open_sandbox(lua_State *L) {
   lua_getfield(L, 1, "xpcall");
   lua_pushcclosure(L, sb_xpcall, 1);
   lua_setfield(L, 1, "xpcall");
-  for (const char *const *f = (const char *const[]){"next", "rawget", "rawlen", NULL}; *f; f++) {
+  lua_getfield(L, 1, "pairs");
+  lua_getfield(L, 1, "next"); /* the one pairs hands out */
+  for (const char *const *f = (const char *const[]){"next", "rawget", "rawlen", "getmetatable",
+                                                    NULL};
+       *f; f++) {
     lua_getfield(L, 1, *f);
     lua_pushcclosure(L, sb_rawread, 1);
     lua_setfield(L, 1, *f);
   }
+  lua_getfield(L, 1, "next");
+  lua_pushcclosure(L, sb_pairs, 3);
+  lua_setfield(L, 1, "pairs");
   lua_pushnil(L);
   lua_setfield(L, 1, "dofile");
   lua_pushnil(L);
@@ -871,14 +892,13 @@ void lvm_view_keep(lua_State *L) {
 }
 
 void lvm_whole(lua_State *L, int idx) {
-  if (!lua_getmetatable(L, idx)) return; /* the usual table: one check */
   idx = lua_absindex(L, idx);
-  if (lua_getfield(L, -1, "__totable") == LUA_TFUNCTION) {
+  int t = luaL_getmetafield(L, idx, "__totable"); /* raw: no __index runs */
+  if (t == LUA_TFUNCTION) {
     lua_pushvalue(L, idx);
     lua_call(L, 1, 0);
+  } else if (t != LUA_TNIL) {
     lua_pop(L, 1);
-  } else {
-    lua_pop(L, 2);
   }
 }
 

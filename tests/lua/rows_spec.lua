@@ -82,7 +82,8 @@ describe("kernel rows kept in C until read", function()
     assert.are.same({
       len = n, next = true, rawlen = n, rawget = d.items[1].id, index = d.items[1].id,
       pairs = n, ipairs = n, insert = n + 1, sorted = p.max, max = p.max, setmetatable = n,
-      append = n + 1, plain = true, type = "table",
+      append = n + 1, plain = true, type = "table", metatable = true, rawnext = true,
+      strict = true,
     }, p)
     e:close()
   end)

@@ -57,6 +57,10 @@ static void test_example_plugin(void) {
   write_file(path,
              "return { recommend = function(ctx)\n"
              "  local ex = tailor.plugins.example\n"
+             "  if ctx.page.type == 'kernels' then -- lists as the kernels return them\n"
+             "    local t = tailor.trending(nil, nil, { k = 5, in_stock = false })\n"
+             "    return ex.blend(t, tailor.trending(nil, nil, { k = 5, in_stock = false }), 0.5)\n"
+             "  end\n"
              "  local rows = ex.blend({ { id = 'hat', score = 1 }, { id = 'sock', score = 0.2 } },\n"
              "                        { { id = 'sock', score = 1 } }, 0.25)\n"
              "  rows[1].explain = 'views: ' .. ex.seen('view') .. ', orders: ' .. ex.seen('purchase')\n"
@@ -84,6 +88,13 @@ static void test_example_plugin(void) {
   /* sock: 0.25 * 0.2 + 0.75 * 1 = 0.8 before hat: 0.25 * 1. */
   CHECK_CONTAINS(resp, "\"items\":[{\"id\":\"sock\",\"score\":0.8");
   CHECK_CONTAINS(resp, "\"explain\":\"views: 2, orders: 0\"");
+  CHECK(strstr(resp, "fallback") == NULL);
+  tailor_free(resp);
+  /* A kernel's list reaches the plugin's C code with its rows. */
+  req = "{\"kind\":\"recommend\",\"anon\":\"v1\",\"k\":5,\"page\":{\"type\":\"kernels\"}}";
+  CHECK_INT(tailor_decide(t, req, strlen(req), &resp, NULL, &err), TAILOR_OK);
+  CHECK_CONTAINS(resp, "\"id\":\"hat\"");
+  CHECK_CONTAINS(resp, "\"id\":\"sock\"");
   CHECK(strstr(resp, "fallback") == NULL);
   tailor_free(resp);
   tailor_close(t);

@@ -41,6 +41,15 @@ local function probe(ctx)
   t = fresh()
   r.plain = t[1] ~= nil and getmetatable(t) == nil
   r.type = type(fresh())
+  r.metatable = getmetatable(fresh()) == nil
+  local rawnext = pairs({})
+  local k, v = rawnext(fresh())
+  r.rawnext = k == 1 and type(v) == "table"
+  -- an object of a strict class: its class raises on unknown keys
+  local Class = setmetatable({}, { __index = function(_, key) error("no field " .. tostring(key)) end })
+  Class.__index = Class
+  local obj = setmetatable({}, Class)
+  r.strict = next(obj) == nil and rawlen(obj) == 0 and getmetatable(obj) == Class
   return r
 end
 
