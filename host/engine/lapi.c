@@ -79,8 +79,8 @@ static int value_index(lua_State *L) {
   return 0;
 }
 
-/* __totable (what ljson calls before it writes the table: the table,
-   made whole) and __pairs. */
+/* __totable (what ljson, lvm_whole and lvm_pairs_whole call: the table,
+   made whole). */
 static int value_totable(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
@@ -90,17 +90,9 @@ static int value_totable(lua_State *L) {
   return 1;
 }
 
-static int value_pairs(lua_State *L) {
-  value_totable(L);
-  lua_pushcfunction(L, lvm_raw_next);
-  lua_pushvalue(L, 1);
-  lua_pushnil(L);
-  return 3;
-}
-
 /* The metatable of a buyer's customer table, for person p at `now`. */
 static void push_value_meta(lua_State *L, tailor *t, uint32_t p, int64_t now) {
-  lua_CFunction fn[] = {value_index, value_pairs, value_totable};
+  lua_CFunction fn[] = {value_index, lvm_pairs_whole, value_totable};
   const char *name[] = {"__index", "__pairs", "__totable"};
   lua_createtable(L, 0, 3);
   for (int i = 0; i < 3; i++) {
@@ -672,18 +664,10 @@ static int rows_totable(lua_State *L) {
   return 1;
 }
 
-static int rows_pairs(lua_State *L) {
-  rows_whole(L);
-  lua_pushcfunction(L, lvm_raw_next);
-  lua_pushvalue(L, 1);
-  lua_pushnil(L);
-  return 3;
-}
-
 /* The registry's metatable of lazy lists. */
 static void open_rows(lua_State *L) {
   static const luaL_Reg meta[] = {{"__index", rows_index}, {"__newindex", rows_newindex},
-                                  {"__len", rows_len},     {"__pairs", rows_pairs},
+                                  {"__len", rows_len},     {"__pairs", lvm_pairs_whole},
                                   {"__totable", rows_totable}, {NULL, NULL}};
   lua_createtable(L, 0, 5);
   luaL_setfuncs(L, meta, 0);

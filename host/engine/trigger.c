@@ -271,15 +271,6 @@ static int ev_totable(lua_State *L) {
   return 1;
 }
 
-static int ev_pairs(lua_State *L) {
-  lua_settop(L, 1);
-  ev_totable(L);
-  lua_pushcfunction(L, lvm_raw_next);
-  lua_insert(L, -2);
-  lua_pushnil(L);
-  return 3;
-}
-
 static void push_event(lua_State *L, const ev *e) {
   const char *v[ES_N] = {e->msg_id, e->anon, e->session, e->order_id, e->currency, e->query,
                          e->name,   e->type == EV_CUSTOMER_UPSERT ? NULL : e->customer,
@@ -309,7 +300,7 @@ static void push_event(lua_State *L, const ev *e) {
   }
   static const luaL_Reg meta[] = {{"__index", ev_index},
                                   {"__newindex", ev_newindex},
-                                  {"__pairs", ev_pairs},
+                                  {"__pairs", lvm_pairs_whole},
                                   {"__totable", ev_totable},
                                   {NULL, NULL}};
   lvm_set_view_meta(L, "tailor.event", meta, "event");

@@ -910,6 +910,22 @@ int lvm_raw_next(lua_State *L) {
   return 1;
 }
 
+int lvm_pairs_whole(lua_State *L) {
+  lua_settop(L, 1);
+  int t = luaL_getmetafield(L, 1, "__totable");
+  if (t == LUA_TFUNCTION) {
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+  } else {
+    if (t != LUA_TNIL) lua_pop(L, 1);
+    lua_pushvalue(L, 1);
+  }
+  lua_pushcfunction(L, lvm_raw_next);
+  lua_insert(L, -2);
+  lua_pushnil(L);
+  return 3;
+}
+
 int lvm_view_kept(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   if (lua_getiuservalue(L, idx, 1) == LUA_TTABLE) return lua_gettop(L);

@@ -140,6 +140,10 @@ void lvm_view_keep(lua_State *L);
    lazy view or table returns once its fields are made. */
 int lvm_raw_next(lua_State *L);
 
+/* __pairs for such a value (below): what its __totable gives, walked with
+   lvm_raw_next. */
+int lvm_pairs_whole(lua_State *L);
+
 /* A value whose fields are made when first read (its metatable has
    __totable: a buyer's value figures, a kernel's rows) made whole, so raw
    reads see every field; any other value is left as it is. */
