@@ -296,16 +296,18 @@ static void write_recommend(lua_State *L, request *r, int res) {
   int rank = !strcmp(r->q->kind, "rank");
   char what[160];
   int list = res;
-  const lapi_rows *kernel = lapi_rows_of(L, res); /* (asking for items would make its rows) */
-  if (kernel)
-    ;
-  else if (lua_type(L, res) == LUA_TTABLE && lua_getfield(L, res, "items") == LUA_TTABLE)
-    list = lua_gettop(L);
-  else if (lua_type(L, res) == LUA_TTABLE)
-    lua_pop(L, 1);
+  /* A kernel's list itself is not asked for `items`: that would make its rows. */
+  const lapi_rows *kernel = lapi_rows_of(L, res);
+  if (!kernel && lua_type(L, res) == LUA_TTABLE) {
+    if (lua_getfield(L, res, "items") == LUA_TTABLE) {
+      list = lua_gettop(L);
+      kernel = lapi_rows_of(L, list);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
   if (lua_type(L, list) != LUA_TTABLE)
     handler_error(L, r, "no list of items", "return a list or {items = {...}}");
-  if (!kernel) kernel = lapi_rows_of(L, list);
   if (kernel && !rank && write_kernel_rows(L, r, kernel)) return;
   if (kernel) lvm_whole(L, list); /* its rows as Lua tables, from here on */
   lua_Integer n = (lua_Integer)lua_rawlen(L, list);
