@@ -32,7 +32,8 @@
 #define DEFAULTS_MAP(X)                                                      \
   /* ** The engine's keys (engine/config.h) */                               \
   X(LUA_INSTRUCTION_BUDGET, 5000000, "lua.instruction_budget",               \
-    "instructions", "Lua instructions a strategy may run per call")          \
+    "instructions", "Lua instructions a strategy call may run, counted "      \
+    "once it has run 5 ms (lua.watchdog)")                                   \
   X(LUA_MEMORY_LIMIT_MB, 64, "lua.memory_limit_mb", "MiB",                    \
     "memory cap of each Lua state, in MiB")                                  \
   X(LUA_RELOAD_INTERVAL_MS, 1000, "lua.reload_interval_ms", "ms",             \

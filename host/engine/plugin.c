@@ -11,6 +11,7 @@
 */
 #include "engine/plugin.h"
 
+#include <ctype.h>
 #include <dlfcn.h>
 #include <lauxlib.h>
 #include <stdio.h>
@@ -339,16 +340,40 @@ void eng_plugins_unload(tailor *t) {
   t->plugins = NULL;
 }
 
-/* A plugin's Lua function (upvalue 1) called with its table arguments
-   made whole (lvm_whole): a kernel's list reaches C code as its rows. */
+/* Whether msg starts "where:line:" (a position Lua added). */
+static int has_position(const char *msg) {
+  const char *c = strchr(msg, ':');
+  if (!c || c == msg || !isdigit((unsigned char)c[1])) return 0;
+  for (c++; isdigit((unsigned char)*c); c++) continue;
+  return *c == ':';
+}
+
+/*
+** A plugin's Lua function (upvalue 1, named upvalue 2) called with its
+** table arguments made whole (lvm_whole): a kernel's list reaches C code as
+** its rows.  Its error reads as if the strategy had called it directly:
+** the strategy's line in front, the function's name for luaL_argerror's
+** '?' (called from C, Lua cannot tell it).
+*/
 static int plugin_call(lua_State *L) {
   int n = lua_gettop(L);
   for (int i = 1; i <= n; i++)
     if (lua_type(L, i) == LUA_TTABLE) lvm_whole(L, i);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
-  lua_call(L, n, LUA_MULTRET);
-  return lua_gettop(L);
+  if (lua_pcall(L, n, LUA_MULTRET, 0) == LUA_OK) return lua_gettop(L);
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    const char *msg = lua_tostring(L, -1);
+    int where = !has_position(msg);
+    lua_pushfstring(L, "to '%s'", lua_tostring(L, lua_upvalueindex(2)));
+    luaL_gsub(L, msg, "to '?'", lua_tostring(L, -1));
+    if (where) {
+      luaL_where(L, 1);
+      lua_insert(L, -2);
+      lua_concat(L, 2);
+    }
+  }
+  return lua_error(L);
 }
 
 /*
@@ -364,7 +389,8 @@ void eng_plugins_open_lua(lua_State *L, tailor *t) {
     for (size_t j = 0; j < p->n_fns; j++) {
       lua_pushlightuserdata(L, p->fns[j].ud);
       lua_pushcclosure(L, (lua_CFunction)p->fns[j].fn, 1);
-      lua_pushcclosure(L, plugin_call, 1);
+      lua_pushstring(L, p->fns[j].name);
+      lua_pushcclosure(L, plugin_call, 2);
       lua_setfield(L, -2, p->fns[j].name);
     }
     lua_setfield(L, -2, p->desc->name);

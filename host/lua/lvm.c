@@ -425,23 +425,40 @@ static int xpcall_handler(lua_State *L) {
   return 1;
 }
 
+/* Lua's xpcall (lbaselib.c), with the handler wrapped as above; a
+   continuation, so the function may yield. */
+static int xpcall_done(lua_State *L, int status, lua_KContext extra) {
+  if (status != LUA_OK && status != LUA_YIELD) {
+    lua_pushboolean(L, 0);
+    lua_pushvalue(L, -2);
+    return 2;
+  }
+  return lua_gettop(L) - (int)extra;
+}
+
 static int sb_xpcall(lua_State *L) {
+  int n = lua_gettop(L);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_pushvalue(L, 2);
   lua_pushcclosure(L, xpcall_handler, 1);
   lua_replace(L, 2);
-  return call_original(L);
+  lua_pushboolean(L, 1);
+  lua_pushvalue(L, 1);
+  lua_rotate(L, 3, 2); /* true and the function below its arguments */
+  return xpcall_done(L, lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, xpcall_done), 2);
 }
 
 /* coroutine.create and coroutine.wrap: the new thread is counted from its
    first instruction, as the watchdog's signal arms the main thread only. */
 static int sb_cocreate(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
   call_original(L);
   arm_budget(lua_tothread(L, -1));
   return 1;
 }
 
 static int sb_cowrap(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
   call_original(L);
   lua_getupvalue(L, -1, 1); /* the function's coroutine */
   arm_budget(lua_tothread(L, -1));
@@ -562,28 +579,62 @@ static int sb_require(lua_State *L) {
   return 1;
 }
 
-/* rawset refusing the read-only proxies (see "Read-only tables"). */
-/* next, rawget, rawlen and getmetatable see a table whose fields
-   wait to be made (__totable, see lvm_whole) made whole, as JSON does: a
-   kernel's list shows its rows and no metatable, like any list. */
-static int sb_rawread(lua_State *L) {
+/*
+** next, rawget, rawlen, getmetatable and pairs see a table whose fields
+** wait to be made (__totable, see lvm_whole) made whole, as JSON does: a
+** kernel's list shows its rows and no metatable, like any list.  Each is
+** Lua's own, written again here rather than wrapped, so its errors name
+** the strategy's line and the function as Lua's would.  The sandbox's next
+** is lvm_raw_next, which pairs hands out too.
+*/
+static int sb_rawget(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checkany(L, 2);
   lvm_whole(L, 1);
-  return call_original(L);
+  lua_settop(L, 2);
+  lua_rawget(L, 1);
+  return 1;
 }
 
-/* pairs(t), t made whole first, and the iterator it hands out for a table
-   without __pairs the sandbox's next (upvalue 3) rather than Lua's own
-   (upvalue 2), so `local next = pairs({})` is the sandbox's too. */
-static int sb_pairs(lua_State *L) {
+static int sb_rawlen(lua_State *L) {
+  int t = lua_type(L, 1);
+  luaL_argexpected(L, t == LUA_TTABLE || t == LUA_TSTRING, 1, "table or string");
   lvm_whole(L, 1);
-  int n = call_original(L);
-  if (n > 0 && lua_rawequal(L, 1, lua_upvalueindex(2))) {
-    lua_pushvalue(L, lua_upvalueindex(3));
-    lua_replace(L, 1);
+  lua_pushinteger(L, (lua_Integer)lua_rawlen(L, 1));
+  return 1;
+}
+
+static int sb_getmetatable(lua_State *L) {
+  luaL_checkany(L, 1);
+  lvm_whole(L, 1);
+  if (!lua_getmetatable(L, 1)) {
+    lua_pushnil(L);
+    return 1;
   }
-  return n;
+  luaL_getmetafield(L, 1, "__metatable"); /* returns it when present */
+  return 1;
 }
 
+static int pairs_done(lua_State *L, int status, lua_KContext k) {
+  (void)L, (void)status, (void)k;
+  return 3;
+}
+
+static int sb_pairs(lua_State *L) {
+  luaL_checkany(L, 1);
+  lvm_whole(L, 1);
+  if (luaL_getmetafield(L, 1, "__pairs") == LUA_TNIL) {
+    lua_pushcfunction(L, lvm_raw_next);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+  } else {
+    lua_pushvalue(L, 1);
+    lua_callk(L, 1, 3, 0, pairs_done); /* a __pairs may yield */
+  }
+  return 3;
+}
+
+/* rawset refusing the read-only proxies (see "Read-only tables"). */
 static int sb_rawset(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lvm_whole(L, 1);
@@ -744,8 +795,11 @@ static int open_sandbox(lua_State *L) {
       {LUA_UTF8LIBNAME, luaopen_utf8}, {LUA_COLIBNAME, luaopen_coroutine},
       {NULL, NULL}};
   static const luaL_Reg own[] = {
-      {"print", sb_print}, {"collectgarbage", sb_collectgarbage},
-      {"require", sb_require}, {NULL, NULL}};
+      {"print", sb_print},     {"collectgarbage", sb_collectgarbage},
+      {"require", sb_require}, {"xpcall", sb_xpcall},
+      {"next", lvm_raw_next},  {"rawget", sb_rawget},
+      {"rawlen", sb_rawlen},   {"pairs", sb_pairs},
+      {"getmetatable", sb_getmetatable}, {NULL, NULL}};
   static const char *const os_kept[] = {"time", "clock", "date", NULL};
   lvm *vm = lvm_of(L);
   for (const luaL_Reg *lib = libs; lib->name; lib++) {
@@ -763,21 +817,6 @@ static int open_sandbox(lua_State *L) {
   lua_getfield(L, 1, "rawset");
   lua_pushcclosure(L, sb_rawset, 1);
   lua_setfield(L, 1, "rawset");
-  lua_getfield(L, 1, "xpcall");
-  lua_pushcclosure(L, sb_xpcall, 1);
-  lua_setfield(L, 1, "xpcall");
-  lua_getfield(L, 1, "pairs");
-  lua_getfield(L, 1, "next"); /* the one pairs hands out */
-  for (const char *const *f = (const char *const[]){"next", "rawget", "rawlen", "getmetatable",
-                                                    NULL};
-       *f; f++) {
-    lua_getfield(L, 1, *f);
-    lua_pushcclosure(L, sb_rawread, 1);
-    lua_setfield(L, 1, *f);
-  }
-  lua_getfield(L, 1, "next");
-  lua_pushcclosure(L, sb_pairs, 3);
-  lua_setfield(L, 1, "pairs");
   lua_pushnil(L);
   lua_setfield(L, 1, "dofile");
   lua_pushnil(L);
@@ -892,6 +931,7 @@ void lvm_view_keep(lua_State *L) {
 }
 
 void lvm_whole(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TTABLE) return;
   idx = lua_absindex(L, idx);
   int t = luaL_getmetafield(L, idx, "__totable"); /* raw: no __index runs */
   if (t == LUA_TFUNCTION) {
@@ -904,6 +944,7 @@ void lvm_whole(lua_State *L, int idx) {
 
 int lvm_raw_next(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_isnoneornil(L, 2)) lvm_whole(L, 1); /* a walk starts: all of it */
   lua_settop(L, 2);
   if (lua_next(L, 1)) return 2;
   lua_pushnil(L);

@@ -136,8 +136,9 @@ int lvm_view_kept(lua_State *L, int idx);
 int lvm_view_get(lua_State *L);
 void lvm_view_keep(lua_State *L);
 
-/* next() on the table at 1 without metamethods: the iterator __pairs of a
-   lazy view or table returns once its fields are made. */
+/* next() on the table at 1 without metamethods, the table made whole
+   (lvm_whole) when a walk starts: the sandbox's `next`, and the iterator
+   its pairs and the __pairs of a lazy view or table hand out. */
 int lvm_raw_next(lua_State *L);
 
 /* __pairs for such a value (below): what its __totable gives, walked with

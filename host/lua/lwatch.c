@@ -30,6 +30,17 @@
 #include <string.h>
 #include <time.h>
 
+#if defined(__SANITIZE_THREAD__)
+#define LWATCH_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define LWATCH_TSAN 1
+#endif
+#endif
+#ifndef LWATCH_TSAN
+#define LWATCH_TSAN 0
+#endif
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static lwatch **calls; /* under lock, as the two below */
 static size_t ncalls, cap;
@@ -112,7 +123,7 @@ static void after_fork_child(void) {
 static void start(void) {
   struct sigaction old, sa;
   if (atomic_load(&state) != 0) return;
-#if defined(__SANITIZE_THREAD__)
+#if LWATCH_TSAN
   atomic_store(&state, -1);
   return;
 #endif
@@ -208,7 +219,9 @@ int lwatch_begin(lwatch *w, uint64_t serial) {
     reachable = pthread_sigmask(SIG_BLOCK, NULL, &mask) || sigismember(&mask, SIGURG) ? -1 : 1;
   }
   if (reachable < 0) return 0;
-  if (atomic_load(&state) != 1) { /* a forked child's first call */
+  int now = atomic_load(&state);
+  if (now == -1) return 0; /* unavailable, or taken over: no lock */
+  if (now == 0) {           /* a forked child's first call */
     pthread_mutex_lock(&lock);
     start();
     pthread_mutex_unlock(&lock);

@@ -361,6 +361,16 @@ static void test_budget(void) {
              "    local ok, e = xpcall(error, function(m) return 'handled: ' .. m end, 'x')\n"
              "    return e\n"
              "  end,\n"
+             "  yields = function()\n"
+             "    local f = coroutine.wrap(function()\n"
+             "      return xpcall(function() coroutine.yield(1) return 2 end, print)\n"
+             "    end)\n"
+             "    local a = f()\n"
+             "    local ok, b = f()\n"
+             "    return a .. tostring(ok) .. b\n"
+             "  end,\n"
+             "  nilpairs = function() for k in pairs(nil) do end end,\n"
+             "  rawgetnil = function() return rawget(nil, 1) end,\n"
              "}\n");
   vm = open_vm(dir, &err);
   CHECK(vm != NULL);
@@ -392,6 +402,13 @@ static void test_budget(void) {
   CHECK(now_seconds() - t0 < 5.0);
   CHECK_INT(run(vm, "handled", &c, &err), TAILOR_OK);
   CHECK_STR(c.out, "handled: x");
+  CHECK_INT(run(vm, "yields", &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "1true2");
+  /* The sandbox's own next, rawget and pairs err as Lua's do. */
+  CHECK_INT(run(vm, "nilpairs", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "loop.lua:41: bad argument #1 to 'for iterator' (table expected, got nil)");
+  CHECK_INT(run(vm, "rawgetnil", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "loop.lua:42: bad argument #1 to 'rawget' (table expected, got nil)");
   lvm_free(vm);
 out:
   remove_tree(dir);

@@ -57,6 +57,7 @@ static void test_example_plugin(void) {
   write_file(path,
              "return { recommend = function(ctx)\n"
              "  local ex = tailor.plugins.example\n"
+             "  if ctx.page.type == 'heavy' then return ex.blend({}, {}, 2) end\n"
              "  if ctx.page.type == 'kernels' then -- lists as the kernels return them\n"
              "    local t = tailor.trending(nil, nil, { k = 5, in_stock = false })\n"
              "    return ex.blend(t, tailor.trending(nil, nil, { k = 5, in_stock = false }), 0.5)\n"
@@ -96,6 +97,11 @@ static void test_example_plugin(void) {
   CHECK_CONTAINS(resp, "\"id\":\"hat\"");
   CHECK_CONTAINS(resp, "\"id\":\"sock\"");
   CHECK(strstr(resp, "fallback") == NULL);
+  tailor_free(resp);
+  /* A plugin's error names the strategy's line and the function. */
+  req = "{\"kind\":\"recommend\",\"anon\":\"v1\",\"k\":5,\"page\":{\"type\":\"heavy\"}}";
+  CHECK_INT(tailor_decide(t, req, strlen(req), &resp, NULL, &err), TAILOR_OK);
+  CHECK_CONTAINS(resp, "recommend.lua:3: bad argument #3 to 'blend' (weight must be between 0 and 1)");
   tailor_free(resp);
   tailor_close(t);
 
