@@ -49,6 +49,18 @@ static const char *refused(const char *plugins_json, const char *extra) {
   return err.message;
 }
 
+/* The answer to visitor v1's recommend request on page type `page` ("":
+   none); the caller frees it. */
+static char *recommend_on(tailor *t, const char *page) {
+  char req[200];
+  char *resp = NULL;
+  tailor_error err = {0};
+  snprintf(req, sizeof req, "{\"kind\":\"recommend\",\"anon\":\"v1\",\"k\":5%s%s%s}",
+           *page ? ",\"page\":{\"type\":\"" : "", page, *page ? "\"}" : "");
+  CHECK_INT(tailor_decide(t, req, strlen(req), &resp, NULL, &err), TAILOR_OK);
+  return resp;
+}
+
 static void test_example_plugin(void) {
   char dir[600], path[700], entry[1200];
   snprintf(dir, sizeof dir, "%s/pluginsXXXXXX", tmp);
@@ -83,24 +95,20 @@ static void test_example_plugin(void) {
   };
   for (size_t i = 0; i < sizeof events / sizeof *events; i++)
     CHECK_INT(tailor_ingest(t, events[i], strlen(events[i]), &err), TAILOR_OK);
-  char *resp = NULL;
-  const char *req = "{\"kind\":\"recommend\",\"anon\":\"v1\",\"k\":5}";
-  CHECK_INT(tailor_decide(t, req, strlen(req), &resp, NULL, &err), TAILOR_OK);
+  char *resp = recommend_on(t, "");
   /* sock: 0.25 * 0.2 + 0.75 * 1 = 0.8 before hat: 0.25 * 1. */
   CHECK_CONTAINS(resp, "\"items\":[{\"id\":\"sock\",\"score\":0.8");
   CHECK_CONTAINS(resp, "\"explain\":\"views: 2, orders: 0\"");
   CHECK(strstr(resp, "fallback") == NULL);
   tailor_free(resp);
   /* A kernel's list reaches the plugin's C code with its rows. */
-  req = "{\"kind\":\"recommend\",\"anon\":\"v1\",\"k\":5,\"page\":{\"type\":\"kernels\"}}";
-  CHECK_INT(tailor_decide(t, req, strlen(req), &resp, NULL, &err), TAILOR_OK);
+  resp = recommend_on(t, "kernels");
   CHECK_CONTAINS(resp, "\"id\":\"hat\"");
   CHECK_CONTAINS(resp, "\"id\":\"sock\"");
   CHECK(strstr(resp, "fallback") == NULL);
   tailor_free(resp);
   /* A plugin's error names the strategy's line and the function. */
-  req = "{\"kind\":\"recommend\",\"anon\":\"v1\",\"k\":5,\"page\":{\"type\":\"heavy\"}}";
-  CHECK_INT(tailor_decide(t, req, strlen(req), &resp, NULL, &err), TAILOR_OK);
+  resp = recommend_on(t, "heavy");
   CHECK_CONTAINS(resp, "recommend.lua:3: bad argument #3 to 'blend' (weight must be between 0 and 1)");
   tailor_free(resp);
   tailor_close(t);
