@@ -30,8 +30,9 @@ ITEMS = ["sku%d" % i for i in range(12)]
 CUSTOMERS = ["c%d" % i for i in range(60)]
 
 # The value tier and segment a customer gets, from the models: what must not
-# differ between nodes.  predicted_value moves with the decision's clock
-# (milliseconds between two nodes' answers), so it is rounded.
+# differ between nodes.  predicted_value and p_alive move with the decision's
+# clock (milliseconds between two nodes' answers), so they are compared
+# within a thousandth (same_decisions), the tier and the cluster exactly.
 STRATEGY = """
 local function tier(v)
   if v < 0 then return "none" elseif v > 150 then return "vip"
@@ -110,6 +111,21 @@ def decisions(node):
         out.append((r or {}).get("result", {}).get("reason"))
     c.close()
     return out
+
+
+def same_decision(p, q):
+    """Two reasons "tier|value|p_alive|cluster|name": equal, the two
+    figures within a thousandth of each other (rounding to 4 digits alone
+    flips at a boundary when the nodes' clocks differ by milliseconds)."""
+    if p is None or q is None:
+        return p == q
+    a, b = p.split("|"), q.split("|")
+    if len(a) != 5 or len(b) != 5:
+        return p == q
+    if (a[0], a[3], a[4]) != (b[0], b[3], b[4]):
+        return False
+    return all(abs(float(x) - float(y)) <= 1e-3 * max(1.0, abs(float(y)))
+               for x, y in zip(a[1:3], b[1:3]))
 
 
 def send(node, evs, size, acks):
@@ -211,8 +227,9 @@ def main():
                      sum(1 for x in da if x and not x.startswith("none")) >= 10, da)
             for name, x in (("b", b), ("c", c), ("d", d)):
                 dx = decisions(x)
-                ck.check("node %s decides as node a" % name, dx == da,
-                         [(p, q) for p, q in zip(dx, da) if p != q][:5])
+                ck.check("node %s decides as node a" % name,
+                         len(dx) == len(da) and all(map(same_decision, dx, da)),
+                         [(p, q) for p, q in zip(dx, da) if not same_decision(p, q)][:5])
             # c replayed the whole log on its restart, d on its start: one
             # refit each (the last crossing); b only its checkpoint's tail.
             rc, rd, rb = (stats(x)["log"]["replayed"] for x in (c, d, b))
