@@ -554,13 +554,12 @@ static size_t opt_exclude(lua_State *L, int opts, const idx *x, uint32_t *out,
 ** so a list kept past its call still reads right) that the table holds
 ** under a light userdata key no strategy can make; the snapshot is a
 ** userdata of a private, protected metatable, so one cannot be forged
-** either.  The sandbox's getmetatable, pairs, next, rawget, rawlen,
-** rawset and setmetatable make a list whole first (lvm_whole): none of
-** them sees the key or the list's metatable.  The first read of the
-** list makes its rows, once: indexing, ipairs and pairs, assignment, JSON
-** (__totable), and the sandbox's next, rawget, rawlen and setmetatable
-** (lvm.c); its metatable is then removed and it is a plain list.  `#`
-** answers without making them.  A strategy that hands the list back
+** either.  The first read of the list makes its rows, once: indexing,
+** ipairs, assignment, JSON and every raw read (__totable, which the
+** sandbox's pairs, next, rawget, rawlen, rawset, getmetatable and
+** setmetatable call first: lvm_whole), so none of them sees the key or the
+** list's metatable; the metatable is then removed and the list is plain.
+** `#` answers without making the rows.  A strategy that hands the list back
 ** untouched (`return tailor.trending(...)`) has it written from the
 ** snapshot (decide.c), with no Lua table per row.
 */
@@ -687,6 +686,9 @@ void lapi_lazy_rows(lua_State *L) {
    item when `anchored`. */
 static void push_rows(lua_State *L, const idx *x, const topk_entry *rows,
                       size_t n, idx_reason reason, int anchored) {
+  int lazy = lua_rawgetp(L, LUA_REGISTRYINDEX, &lazy_call_key) == LUA_TNUMBER &&
+             (uint64_t)lua_tointeger(L, -1) == lvm_call_serial(L);
+  lua_pop(L, 1);
   size_t bytes = sizeof(lapi_rows) + n * sizeof(lapi_row);
   for (size_t i = 0; i < n; i++) {
     const char *id = intern_name(&x->items, rows[i].id);
@@ -694,8 +696,6 @@ static void push_rows(lua_State *L, const idx *x, const topk_entry *rows,
     bytes += (id ? strlen(id) + 1 : 0) + (because ? strlen(because) + 1 : 0);
   }
   lapi_rows *r = lua_newuserdatauv(L, bytes, 0);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &snapshot_key);
-  lua_setmetatable(L, -2);
   char *names = (char *)&r->row[n];
   r->n = n;
   r->reason = idx_reason_name(reason);
@@ -715,16 +715,15 @@ static void push_rows(lua_State *L, const idx *x, const topk_entry *rows,
       names += len;
     }
   }
-  int lazy = lua_rawgetp(L, LUA_REGISTRYINDEX, &lazy_call_key) == LUA_TNUMBER &&
-             (uint64_t)lua_tointeger(L, -1) == lvm_call_serial(L);
-  lua_pop(L, 1);
   lua_createtable(L, (int)n, lazy);
-  if (!lazy) {
+  if (!lazy) { /* the snapshot, made to be read at once, is garbage after */
     make_rows(L, -1, r);
     lua_remove(L, -2);
     return;
   }
   lua_insert(L, -2);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &snapshot_key);
+  lua_setmetatable(L, -2); /* the snapshot: ours, no forgery */
   lua_rawsetp(L, -2, &rows_of_key);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &rows_meta_key);
   lua_setmetatable(L, -2);

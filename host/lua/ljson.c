@@ -5,6 +5,7 @@
 
 #include "core/buf.h"
 #include "core/util.h"
+#include "lua/lvm.h"
 
 #include <lauxlib.h>
 #include <math.h>
@@ -77,22 +78,6 @@ static lua_Integer array_length(lua_State *L, int idx) {
   return n == max ? n : -1;
 }
 
-/* A value whose fields are made when first read (a buyer's ctx.customer,
-   engine/lapi.c; on_event's event, a userdata, engine/trigger.c) has a
-   __totable in its metatable that makes them all and gives the table to
-   write: pushed here (1), or nothing pushed (0) for any other value. */
-static int lazy_table(lua_State *L, int idx) {
-  idx = lua_absindex(L, idx);
-  int t = luaL_getmetafield(L, idx, "__totable");
-  if (t == LUA_TFUNCTION) {
-    lua_pushvalue(L, idx);
-    lua_call(L, 1, 1);
-    if (lua_istable(L, -1)) return 1;
-  }
-  if (t != LUA_TNIL) lua_pop(L, 1);
-  return 0;
-}
-
 static json_t *to_json(lua_State *L, int idx, char *path, size_t plen,
                        int depth, char *why, size_t why_len) {
   idx = lua_absindex(L, idx);
@@ -118,7 +103,7 @@ static json_t *to_json(lua_State *L, int idx, char *path, size_t plen,
     case LUA_TTABLE:
       break;
     case LUA_TUSERDATA:
-      if (lazy_table(L, idx)) { /* on_event's event stands for a table */
+      if (lvm_totable(L, idx)) { /* on_event's event stands for a table */
         json_t *j = to_json(L, -1, path, plen, depth, why, why_len);
         lua_pop(L, 1);
         return j;
@@ -136,7 +121,7 @@ static json_t *to_json(lua_State *L, int idx, char *path, size_t plen,
   }
   luaL_checkstack(L, 6, "ljson");
   size_t base = strlen(path);
-  if (lazy_table(L, idx)) lua_pop(L, 1); /* made whole in place */
+  if (lvm_totable(L, idx)) lua_pop(L, 1); /* made whole in place */
   lua_Integer n = array_length(L, idx);
   if (n >= 0) {
     json_t *a = json_array();
@@ -252,7 +237,7 @@ static int write_json(lua_State *L, int idx, strbuf *out, int digits, wpath *p, 
     return write_fail(p, why, why_len, what);
   }
   luaL_checkstack(L, 6, "ljson");
-  if (lazy_table(L, idx)) lua_pop(L, 1); /* made whole in place */
+  if (lvm_totable(L, idx)) lua_pop(L, 1); /* made whole in place */
   lua_Integer n = array_length(L, idx);
   int depth = p->n++;
   if (n >= 0) {

@@ -930,16 +930,20 @@ void lvm_view_keep(lua_State *L) {
   lua_pop(L, 1);
 }
 
-void lvm_whole(lua_State *L, int idx) {
-  if (lua_type(L, idx) != LUA_TTABLE) return;
+int lvm_totable(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   int t = luaL_getmetafield(L, idx, "__totable"); /* raw: no __index runs */
   if (t == LUA_TFUNCTION) {
     lua_pushvalue(L, idx);
-    lua_call(L, 1, 0);
-  } else if (t != LUA_TNIL) {
-    lua_pop(L, 1);
+    lua_call(L, 1, 1);
+    if (lua_istable(L, -1)) return 1;
   }
+  if (t != LUA_TNIL) lua_pop(L, 1);
+  return 0;
+}
+
+void lvm_whole(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TTABLE && lvm_totable(L, idx)) lua_pop(L, 1);
 }
 
 int lvm_raw_next(lua_State *L) {
@@ -953,14 +957,7 @@ int lvm_raw_next(lua_State *L) {
 
 int lvm_pairs_whole(lua_State *L) {
   lua_settop(L, 1);
-  int t = luaL_getmetafield(L, 1, "__totable");
-  if (t == LUA_TFUNCTION) {
-    lua_pushvalue(L, 1);
-    lua_call(L, 1, 1);
-  } else {
-    if (t != LUA_TNIL) lua_pop(L, 1);
-    lua_pushvalue(L, 1);
-  }
+  if (!lvm_totable(L, 1)) lua_pushvalue(L, 1);
   lua_pushcfunction(L, lvm_raw_next);
   lua_insert(L, -2);
   lua_pushnil(L);

@@ -146,8 +146,11 @@ int lvm_raw_next(lua_State *L);
 int lvm_pairs_whole(lua_State *L);
 
 /* A value whose fields are made when first read (its metatable has
-   __totable: a buyer's value figures, a kernel's rows) made whole, so raw
-   reads see every field; any other value is left as it is. */
+   __totable: a buyer's value figures, a kernel's rows, on_event's event)
+   made whole: the table it stands for pushed (1), or nothing pushed (0)
+   for any other value.  lvm_whole does it to a table in place, so raw
+   reads see every field. */
+int lvm_totable(lua_State *L, int idx);
 void lvm_whole(lua_State *L, int idx);
 
 /* Bytes the state's objects take now, and its cap. */
