@@ -43,76 +43,257 @@ static void set_num(lua_State *L, const char *k, double v) {
 }
 
 /*
-** A buyer's value figures (p_alive, expected_orders, predicted_value) sum
-** a hypergeometric series: tens of microseconds, for some customers
-** milliseconds, where the rest of ctx.customer takes a few.  Most
-** decisions never read them (a product page does not), so for a buyer
-** they are worked out when first read, through the table's metatable, and
-** then kept in the table; pairs() and JSON (ljson calls the metatable's
-** __totable) work them out first, so the table lists every field either way.
-** Upvalues: the engine (as every tailor.* function's), the person's id and
-** the time.
+** ctx.customer and tailor.customer(id): a table whose fields are made when
+** first read, a group at a time (the figures; the value model's three;
+** each list; attrs; prefs; ...), by a metatable that every such table of
+** the state shares.  A product page reads the cart and what was bought and
+** does not pay for the affinities, the consent or the preferences; a
+** buyer's value figures (a hypergeometric series: tens of microseconds,
+** for some customers milliseconds) are worked out only when read.  The
+** table holds, under a light userdata key no strategy can make, a userdata
+** with the engine, the table's time and the ids (copied); a group is made
+** from the person those ids name when it is first read.  Handlers hold the
+** index read lock, so the groups a call reads are of one moment; a table
+** kept for a later call reads that later moment, as ctx.customer does.  A
+** field the strategy set itself is left as it set it.  pairs(), JSON and
+** the sandbox's raw reads (__totable: ljson, lvm_whole) make every group
+** first; the table is then plain, with no metatable and no key.
 */
-static const char *const value_fields[] = {"p_alive", "expected_orders", "predicted_value"};
+enum {
+  CG_FIGURES, CG_VALUE, CG_RECENT, CG_CART, CG_BOUGHT, CG_BOUGHT_AT, CG_ATTRS,
+  CG_PREFS, CG_PREF_SOURCES, CG_CONSENT, CG_CATEGORIES, CG_BRANDS, CG_N
+};
 
-static void fill_value(lua_State *L, int tbl) {
-  tailor *t = engine_of(L);
-  idx_figures f;
-  idx_person_value(t->ix, (uint32_t)lua_tointeger(L, lua_upvalueindex(2)),
-                   (int64_t)lua_tointeger(L, lua_upvalueindex(3)), &f);
-  double v[] = {f.p_alive, f.expected_orders, f.predicted_value};
-  for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
-    lua_pushnumber(L, v[i]);
-    lua_setfield(L, tbl, value_fields[i]); /* rawset: the fields are absent */
+static const struct cust_key {
+  const char *name;
+  int group;
+} cust_keys[] = {
+    {"seen", CG_FIGURES},         {"lifecycle", CG_FIGURES},
+    {"orders", CG_FIGURES},       {"visits", CG_FIGURES},
+    {"revenue", CG_FIGURES},      {"avg_order", CG_FIGURES},
+    {"days_since_visit", CG_FIGURES}, {"days_since_order", CG_FIGURES},
+    {"first_seen", CG_FIGURES},   {"last_seen", CG_FIGURES},
+    {"last_order", CG_FIGURES},   {"has_email", CG_FIGURES},
+    {"emails_sent", CG_FIGURES},  {"cluster", CG_FIGURES},
+    {"cluster_name", CG_FIGURES}, {"last_email", CG_FIGURES},
+    {"p_alive", CG_VALUE},        {"expected_orders", CG_VALUE},
+    {"predicted_value", CG_VALUE}, {"recent", CG_RECENT},
+    {"cart", CG_CART},            {"bought", CG_BOUGHT},
+    {"bought_at", CG_BOUGHT_AT},  {"attrs", CG_ATTRS},
+    {"prefs", CG_PREFS},          {"pref_sources", CG_PREF_SOURCES},
+    {"consent", CG_CONSENT},      {"categories", CG_CATEGORIES},
+    {"brands", CG_BRANDS},
+};
+
+typedef struct cust_src {
+  tailor *t;
+  int64_t now;          /* the figures' time: when the table was made */
+  unsigned made;        /* groups made, a bit each */
+  const char *customer; /* into text, or NULL */
+  const char *anon;
+  char text[];
+} cust_src;
+
+static const char cust_key = 'C';      /* a lazy customer table: its cust_src */
+static const char cust_meta_key = 'M'; /* registry: their metatable */
+
+static cust_src *cust_src_of(lua_State *L, int tbl) {
+  cust_src *src = lua_rawgetp(L, tbl, &cust_key) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
+  lua_pop(L, 1); /* the table holds it */
+  return src;
+}
+
+/* The value on top into tbl[k], unless the strategy has set that field
+   (the table has no __newindex: lua_setfield is a raw set); popped. */
+static void put(lua_State *L, int tbl, const char *k) {
+  lua_pushstring(L, k);
+  if (lua_rawget(L, tbl) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_setfield(L, tbl, k);
+  } else {
+    lua_pop(L, 2);
   }
 }
 
-static int value_index(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
-  for (size_t i = 0; key && i < sizeof value_fields / sizeof *value_fields; i++)
-    if (!strcmp(key, value_fields[i])) {
-      fill_value(L, 1);
-      lua_rawget(L, 1);
-      return 1;
+static void put_int(lua_State *L, int tbl, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  put(L, tbl, k);
+}
+
+static void put_num(lua_State *L, int tbl, const char *k, double v) {
+  lua_pushnumber(L, v);
+  put(L, tbl, k);
+}
+
+static void put_bool(lua_State *L, int tbl, const char *k, int v) {
+  lua_pushboolean(L, v);
+  put(L, tbl, k);
+}
+
+static void make_group(lua_State *L, int tbl, cust_src *src, int g) {
+  const idx *x = src->t->ix;
+  uint32_t p = idx_person_of(x, src->customer, src->anon);
+  idx_figures f;
+  idx_person_counts(x, p, src->now, &f);
+  const idx_person *ps = f.seen ? &x->person[p] : NULL;
+  src->made |= 1u << g;
+  luaL_checkstack(L, 8, "ctx.customer");
+  switch (g) {
+    case CG_FIGURES:
+      put_bool(L, tbl, "seen", f.seen);
+      lua_pushstring(L, idx_lifecycle_name(f.lifecycle));
+      put(L, tbl, "lifecycle");
+      put_int(L, tbl, "orders", f.orders);
+      put_int(L, tbl, "visits", f.visits);
+      put_num(L, tbl, "revenue", f.revenue);
+      put_num(L, tbl, "avg_order", f.avg_order);
+      put_num(L, tbl, "days_since_visit", f.days_since_visit);
+      put_num(L, tbl, "days_since_order", f.days_since_order);
+      if (f.first_seen) put_int(L, tbl, "first_seen", f.first_seen);
+      if (f.last_seen) put_int(L, tbl, "last_seen", f.last_seen);
+      if (f.last_order) put_int(L, tbl, "last_order", f.last_order);
+      put_bool(L, tbl, "has_email", ps && (ps->flags & IDX_HAS_EMAIL));
+      put_int(L, tbl, "emails_sent", ps ? ps->emails : 0);
+      if (ps && ps->cluster) put_int(L, tbl, "cluster", ps->cluster);
+      if (ps && ps->cluster && ps->cluster <= x->clusters.k) {
+        lua_pushstring(L, x->clusters.name[ps->cluster - 1]);
+        put(L, tbl, "cluster_name");
+      }
+      if (ps && ps->last_email) put_int(L, tbl, "last_email", ps->last_email);
+      return;
+    case CG_VALUE: /* -1: no model, or no orders */
+      if (f.orders > 0 && x->value.kind != IDX_VALUE_NONE) idx_person_value(x, p, src->now, &f);
+      put_num(L, tbl, "p_alive", f.p_alive);
+      put_num(L, tbl, "expected_orders", f.expected_orders);
+      put_num(L, tbl, "predicted_value", f.predicted_value);
+      return;
+    case CG_RECENT:
+      push_ids(L, x, ps ? ps->recent.v : NULL, ps ? ps->recent.n : 0);
+      put(L, tbl, "recent");
+      return;
+    case CG_CART:
+      push_ids(L, x, ps ? ps->cart.v : NULL, ps ? ps->cart.n : 0);
+      put(L, tbl, "cart");
+      return;
+    case CG_BOUGHT:
+      push_ids(L, x, ps ? ps->bought.v : NULL, ps ? ps->bought.n : 0);
+      put(L, tbl, "bought");
+      return;
+    case CG_BOUGHT_AT: /* {[id] = ms}, when each was last bought (where known) */
+      lua_createtable(L, 0, ps ? (int)ps->bought_at_n : 0);
+      for (uint32_t i = 0; ps && i < ps->bought_at_n; i++) {
+        if (!ps->bought_at[i]) continue;
+        lua_pushinteger(L, ps->bought_at[i]);
+        lua_setfield(L, -2, intern_name(&x->items, ps->bought.v[i]));
+      }
+      put(L, tbl, "bought_at");
+      return;
+    case CG_ATTRS:
+      lua_createtable(L, 0, ps ? ps->nattrs : 0);
+      for (uint8_t i = 0; ps && i < ps->nattrs; i++) {
+        lua_pushstring(L, intern_name(&x->attrs, ps->attrs[i].value));
+        lua_setfield(L, -2, intern_name(&x->attrs, ps->attrs[i].key));
+      }
+      put(L, tbl, "attrs");
+      return;
+    case CG_PREFS: /* prefs: {size = "M", ...} */
+      lua_createtable(L, 0, ps ? ps->nprefs : 0);
+      for (uint8_t i = 0; ps && i < ps->nprefs; i++) {
+        lua_pushstring(L, intern_name(&x->attrs, ps->prefs[i].value));
+        lua_setfield(L, -2, intern_name(&x->attrs, ps->prefs[i].key));
+      }
+      put(L, tbl, "prefs");
+      return;
+    case CG_PREF_SOURCES: /* {size = {source =, time =}} */
+      lua_createtable(L, 0, ps ? ps->nprefs : 0);
+      for (uint8_t i = 0; ps && i < ps->nprefs; i++) {
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, intern_name(&x->attrs, ps->prefs[i].source));
+        lua_setfield(L, -2, "source");
+        lua_pushinteger(L, ps->prefs[i].ts);
+        lua_setfield(L, -2, "time");
+        lua_setfield(L, -2, intern_name(&x->attrs, ps->prefs[i].key));
+      }
+      put(L, tbl, "pref_sources");
+      return;
+    case CG_CONSENT:
+      lua_createtable(L, 0, 5);
+      lua_pushboolean(L, ps && (ps->flags & IDX_CONSENT_EMAIL));
+      lua_setfield(L, -2, "email");
+      lua_pushboolean(L, ps && (ps->flags & IDX_CONSENT_SMS));
+      lua_setfield(L, -2, "sms");
+      /* The storefront's purposes: true unless declined (a consent event). */
+      lua_pushboolean(L, !ps || !(ps->flags & IDX_NO_ANALYTICS));
+      lua_setfield(L, -2, "analytics");
+      lua_pushboolean(L, !ps || !(ps->flags & IDX_NO_PERSONALIZATION));
+      lua_setfield(L, -2, "personalization");
+      lua_pushboolean(L, !ps || !(ps->flags & IDX_NO_MARKETING));
+      lua_setfield(L, -2, "marketing");
+      put(L, tbl, "consent");
+      return;
+    default: { /* affinities, strongest first: {{name = "Home/Decor", weight = 2.5}, ...} */
+      int brands = g == CG_BRANDS;
+      idx_affinity aff[IDX_MAX_AFFINITIES];
+      size_t n = f.seen ? idx_person_affinities(x, p, brands, src->now, aff) : 0;
+      lua_createtable(L, (int)n, 0);
+      for (size_t i = 0; i < n; i++) {
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, intern_name(brands ? &x->brands : &x->categories, aff[i].key));
+        lua_setfield(L, -2, "name");
+        lua_pushnumber(L, aff[i].w);
+        lua_setfield(L, -2, "weight");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+      }
+      put(L, tbl, brands ? "brands" : "categories");
     }
+  }
+}
+
+static int cust_index(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  cust_src *src = cust_src_of(L, 1);
+  const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+  for (size_t i = 0; src && k && i < sizeof cust_keys / sizeof *cust_keys; i++) {
+    if (k[0] != cust_keys[i].name[0] || strcmp(k, cust_keys[i].name)) continue;
+    if (src->made & (1u << cust_keys[i].group)) break; /* an absent field */
+    make_group(L, 1, src, cust_keys[i].group);
+    lua_settop(L, 2);
+    lua_rawget(L, 1);
+    return 1;
+  }
   return 0;
 }
 
-/* __totable (what ljson, lvm_whole and lvm_pairs_whole call: the table,
-   made whole). */
-static int value_totable(lua_State *L) {
+/* __totable: every group made, and the table plain. */
+static int cust_totable(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  lua_pushstring(L, value_fields[0]);
-  if (lua_rawget(L, 1) == LUA_TNIL) fill_value(L, 1);
-  lua_settop(L, 1);
+  cust_src *src = cust_src_of(L, 1);
+  if (src) {
+    for (int g = 0; g < CG_N; g++)
+      if (!(src->made & (1u << g))) make_group(L, 1, src, g);
+    lua_pushnil(L);
+    lua_rawsetp(L, 1, &cust_key);
+    lua_pushnil(L);
+    lua_setmetatable(L, 1);
+  }
   return 1;
 }
 
-/* The metatable of a buyer's customer table, for person p at `now`. */
-static void push_value_meta(lua_State *L, tailor *t, uint32_t p, int64_t now) {
-  lua_CFunction fn[] = {value_index, lvm_pairs_whole, value_totable};
-  const char *name[] = {"__index", "__pairs", "__totable"};
+static void open_customer(lua_State *L) {
+  static const luaL_Reg meta[] = {{"__index", cust_index},
+                                  {"__pairs", lvm_pairs_whole},
+                                  {"__totable", cust_totable},
+                                  {NULL, NULL}};
   lua_createtable(L, 0, 3);
-  for (int i = 0; i < 3; i++) {
-    lua_pushlightuserdata(L, t);
-    lua_pushinteger(L, p);
-    lua_pushinteger(L, now);
-    lua_pushcclosure(L, fn[i], 3);
-    lua_setfield(L, -2, name[i]);
-  }
+  luaL_setfuncs(L, meta, 0);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &cust_meta_key);
 }
 
 void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
                         const char *anon) {
-  const idx *x = t->ix;
-  uint32_t p = idx_person_of(x, customer, anon);
-  int64_t now = util_now_ms();
-  idx_figures f;
-  idx_person_counts(x, p, now, &f); /* the value figures: below */
-  int lazy_value = f.orders > 0 && x->value.kind != IDX_VALUE_NONE;
-  lua_createtable(L, 0, 20);
+  size_t cl = customer ? strlen(customer) + 1 : 0, al = anon ? strlen(anon) + 1 : 0;
+  lua_createtable(L, 0, 8); /* room for the ids, the key and a few groups */
   if (customer) {
     lua_pushstring(L, customer);
     lua_setfield(L, -2, "id");
@@ -121,102 +302,15 @@ void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
     lua_pushstring(L, anon);
     lua_setfield(L, -2, "anon");
   }
-  lua_pushboolean(L, f.seen);
-  lua_setfield(L, -2, "seen");
-  lua_pushstring(L, idx_lifecycle_name(f.lifecycle));
-  lua_setfield(L, -2, "lifecycle");
-  set_int(L, "orders", f.orders);
-  set_int(L, "visits", f.visits);
-  set_num(L, "revenue", f.revenue);
-  set_num(L, "avg_order", f.avg_order);
-  set_num(L, "days_since_visit", f.days_since_visit);
-  set_num(L, "days_since_order", f.days_since_order);
-  if (lazy_value) { /* when first read */
-    push_value_meta(L, t, p, now);
-    lua_setmetatable(L, -2);
-  } else { /* -1: no model, or no orders */
-    set_num(L, "p_alive", f.p_alive);
-    set_num(L, "expected_orders", f.expected_orders);
-    set_num(L, "predicted_value", f.predicted_value);
-  }
-  if (f.first_seen) set_int(L, "first_seen", f.first_seen);
-  if (f.last_seen) set_int(L, "last_seen", f.last_seen);
-  if (f.last_order) set_int(L, "last_order", f.last_order);
-  const idx_person *ps = f.seen ? &x->person[p] : NULL;
-  push_ids(L, x, ps ? ps->recent.v : NULL, ps ? ps->recent.n : 0);
-  lua_setfield(L, -2, "recent");
-  push_ids(L, x, ps ? ps->cart.v : NULL, ps ? ps->cart.n : 0);
-  lua_setfield(L, -2, "cart");
-  push_ids(L, x, ps ? ps->bought.v : NULL, ps ? ps->bought.n : 0);
-  lua_setfield(L, -2, "bought");
-  /* bought_at: {[id] = ms}, when each was last bought (where known) */
-  lua_createtable(L, 0, ps ? (int)ps->bought_at_n : 0);
-  for (uint32_t i = 0; ps && i < ps->bought_at_n; i++) {
-    if (!ps->bought_at[i]) continue;
-    lua_pushinteger(L, ps->bought_at[i]);
-    lua_setfield(L, -2, intern_name(&x->items, ps->bought.v[i]));
-  }
-  lua_setfield(L, -2, "bought_at");
-  lua_createtable(L, 0, ps ? ps->nattrs : 0);
-  for (uint8_t i = 0; ps && i < ps->nattrs; i++) {
-    lua_pushstring(L, intern_name(&x->attrs, ps->attrs[i].value));
-    lua_setfield(L, -2, intern_name(&x->attrs, ps->attrs[i].key));
-  }
-  lua_setfield(L, -2, "attrs");
-  /* prefs: {size = "M", ...}; pref_sources: {size = {source =, time =}} */
-  lua_createtable(L, 0, ps ? ps->nprefs : 0);
-  for (uint8_t i = 0; ps && i < ps->nprefs; i++) {
-    lua_pushstring(L, intern_name(&x->attrs, ps->prefs[i].value));
-    lua_setfield(L, -2, intern_name(&x->attrs, ps->prefs[i].key));
-  }
-  lua_setfield(L, -2, "prefs");
-  lua_createtable(L, 0, ps ? ps->nprefs : 0);
-  for (uint8_t i = 0; ps && i < ps->nprefs; i++) {
-    lua_createtable(L, 0, 2);
-    lua_pushstring(L, intern_name(&x->attrs, ps->prefs[i].source));
-    lua_setfield(L, -2, "source");
-    lua_pushinteger(L, ps->prefs[i].ts);
-    lua_setfield(L, -2, "time");
-    lua_setfield(L, -2, intern_name(&x->attrs, ps->prefs[i].key));
-  }
-  lua_setfield(L, -2, "pref_sources");
-  lua_createtable(L, 0, 2);
-  lua_pushboolean(L, ps && (ps->flags & IDX_CONSENT_EMAIL));
-  lua_setfield(L, -2, "email");
-  lua_pushboolean(L, ps && (ps->flags & IDX_CONSENT_SMS));
-  lua_setfield(L, -2, "sms");
-  /* The storefront's purposes: true unless declined (a consent event). */
-  lua_pushboolean(L, !ps || !(ps->flags & IDX_NO_ANALYTICS));
-  lua_setfield(L, -2, "analytics");
-  lua_pushboolean(L, !ps || !(ps->flags & IDX_NO_PERSONALIZATION));
-  lua_setfield(L, -2, "personalization");
-  lua_pushboolean(L, !ps || !(ps->flags & IDX_NO_MARKETING));
-  lua_setfield(L, -2, "marketing");
-  lua_setfield(L, -2, "consent");
-  lua_pushboolean(L, ps && (ps->flags & IDX_HAS_EMAIL));
-  lua_setfield(L, -2, "has_email");
-  set_int(L, "emails_sent", ps ? ps->emails : 0);
-  if (ps && ps->cluster) set_int(L, "cluster", ps->cluster);
-  if (ps && ps->cluster && ps->cluster <= x->clusters.k) {
-    lua_pushstring(L, x->clusters.name[ps->cluster - 1]);
-    lua_setfield(L, -2, "cluster_name");
-  }
-  if (ps && ps->last_email) set_int(L, "last_email", ps->last_email);
-  /* Affinities, strongest first: {{name = "Home/Decor", weight = 2.5}, ...} */
-  idx_affinity aff[IDX_MAX_AFFINITIES];
-  for (int brands = 0; brands < 2; brands++) {
-    size_t n = f.seen ? idx_person_affinities(x, p, brands, now, aff) : 0;
-    lua_createtable(L, (int)n, 0);
-    for (size_t i = 0; i < n; i++) {
-      lua_createtable(L, 0, 2);
-      lua_pushstring(L, intern_name(brands ? &x->brands : &x->categories, aff[i].key));
-      lua_setfield(L, -2, "name");
-      lua_pushnumber(L, aff[i].w);
-      lua_setfield(L, -2, "weight");
-      lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    lua_setfield(L, -2, brands ? "brands" : "categories");
-  }
+  cust_src *src = lua_newuserdatauv(L, sizeof *src + cl + al, 0);
+  src->t = t;
+  src->now = util_now_ms();
+  src->made = 0;
+  src->customer = customer ? memcpy(src->text, customer, cl) : NULL;
+  src->anon = anon ? memcpy(src->text + cl, anon, al) : NULL;
+  lua_rawsetp(L, -2, &cust_key);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &cust_meta_key);
+  lua_setmetatable(L, -2);
 }
 
 void lapi_push_session(lua_State *L, tailor *t, const char *session) {
@@ -1572,6 +1666,7 @@ void lapi_open(lua_State *L, void *engine) {
       {"viewed_together", IDX_COVIEW, COOC_COSINE, 0},
   };
   open_rows(L);
+  open_customer(L);
   luaL_newlibtable(L, fns);
   lua_pushlightuserdata(L, engine);
   luaL_setfuncs(L, fns, 1);

@@ -1,0 +1,43 @@
+-- popup.lua (customer_spec): ctx.customer read one way or another
+-- (ctx.context.mode); the answer carries what the strategy saw.
+local function copy(t)
+  local out = {}
+  for k, v in pairs(t) do out[k] = v end
+  return out
+end
+
+local modes = {}
+
+-- Written as JSON without a field read first.
+function modes.json(ctx) return { customer = ctx.customer } end
+
+-- Every field read by name, one by one, then the table as JSON.
+function modes.named(ctx)
+  local c, seen = ctx.customer, {}
+  for _, k in ipairs(ctx.context.keys) do seen[k] = c[k] == nil and "nil" or c[k] end
+  return { seen = seen, customer = c }
+end
+
+-- pairs, next, rawget and getmetatable see every field.
+function modes.raw(ctx)
+  local c = ctx.customer
+  local r = { next = next(ctx.customer) ~= nil, rawget = rawget(ctx.customer, "orders"),
+              meta = getmetatable(ctx.customer) == nil }
+  r.fields = copy(c)
+  return r
+end
+
+-- A field the strategy sets stays as it set it, also once its group is made.
+function modes.set(ctx)
+  local c = ctx.customer
+  c.orders, c.cart = 99, { "mine" }
+  return { visits = c.visits, orders = c.orders, cart = c.cart, bought = c.bought,
+           customer = c }
+end
+
+-- tailor.customer(id) is the same table as ctx.customer.
+function modes.same(ctx)
+  return { ctx = ctx.customer, api = tailor.customer(ctx.customer.id) }
+end
+
+return { popup = function(ctx) return modes[ctx.context.mode](ctx) end }
