@@ -3,6 +3,7 @@
 */
 #include "core/buf.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,13 +38,28 @@ void buf_reserve(strbuf *b, size_t cap) {
 
 void buf_puts(strbuf *b, const char *s) { buf_put(b, s, strlen(s)); }
 
+/* Whether any of the 8 bytes in w is below 0x20, '"' or '\\' (the bytes a
+   JSON string escapes): the word tests of "Bit Twiddling Hacks" (haszero,
+   hasless), exact as to whether there is one. */
+static inline int json_special8(uint64_t w) {
+  const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+  uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+  return ((((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs) != 0;
+}
+
 void buf_json_str(strbuf *b, const char *s, size_t n) {
   static const char hex[] = "0123456789abcdef";
   const char *run = s, *end = s + n;
   buf_putc(b, '"');
-  for (; s < end; s++) {
-    unsigned char c = (unsigned char)*s;
+  while (s < end) {
+    uint64_t w;
+    if (end - s >= 8 && (memcpy(&w, s, 8), !json_special8(w))) { /* most text */
+      s += 8;
+      continue;
+    }
+    unsigned char c = (unsigned char)*s++;
     if (c >= 0x20 && c != '"' && c != '\\') continue;
+    s--;
     buf_put(b, run, (size_t)(s - run));
     char esc[6] = {'\\', (char)c};
     if (c == '\n') esc[1] = 'n', buf_put(b, esc, 2);
@@ -53,7 +69,7 @@ void buf_json_str(strbuf *b, const char *s, size_t n) {
       esc[1] = 'u', esc[2] = esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15],
       buf_put(b, esc, 6);
     else buf_put(b, esc, 2);
-    run = s + 1;
+    run = ++s;
   }
   buf_put(b, run, (size_t)(end - run));
   buf_putc(b, '"');

@@ -28,6 +28,53 @@ static void test_strings(void) {
   CHECK(buf_take(&b, &n) == NULL && n == 0);
 }
 
+/* The escaping a byte at a time, as JSON has it: what buf_json_str's word
+   at a time path must write. */
+static void escape_bytes(const unsigned char *s, size_t n, char *out) {
+  *out++ = '"';
+  for (size_t i = 0; i < n; i++) {
+    unsigned c = s[i];
+    if (c == '"' || c == '\\') *out++ = '\\', *out++ = (char)c;
+    else if (c == '\n') *out++ = '\\', *out++ = 'n';
+    else if (c == '\t') *out++ = '\\', *out++ = 't';
+    else if (c == '\r') *out++ = '\\', *out++ = 'r';
+    else if (c < 0x20) out += sprintf(out, "\\u%04x", c);
+    else *out++ = (char)c;
+  }
+  *out++ = '"';
+  *out = '\0';
+}
+
+/* Every length up to 40 with each byte that needs escaping (and the bytes
+   next to them, and high bytes) at every place of an 8-byte word, and
+   random strings of such bytes. */
+static void test_strings_by_word(void) {
+  static const unsigned char odd[] = {0x00, 0x01, 0x1f, 0x20, 0x21, '"', '#', '[', '\\', ']',
+                                      '\n', 0x7f, 0x80, 0xa2, 0xdc, 0xff};
+  unsigned char s[40];
+  char want[40 * 6 + 3];
+  int bad = 0;
+  unsigned x = 12345;
+  for (size_t n = 0; n <= sizeof s; n++)
+    for (size_t at = 0; at < n || (at == 0 && n == 0); at++)
+      for (size_t o = 0; o < sizeof odd; o++) {
+        for (size_t i = 0; i < n; i++) s[i] = (unsigned char)('a' + i % 26);
+        if (n) s[at] = odd[o];
+        for (int r = 0; r < 2; r++) {
+          if (r) /* random bytes from `odd` and letters */
+            for (size_t i = 0; i < n; i++)
+              x = x * 1103515245u + 12345u,
+              s[i] = (x >> 16) % 3 ? (unsigned char)('a' + (x >> 8) % 26) : odd[(x >> 20) % sizeof odd];
+          strbuf b = {0};
+          buf_json_str(&b, (const char *)s, n);
+          escape_bytes(s, n, want);
+          if (!b.s || strcmp(b.s, want)) bad++;
+          buf_free(&b);
+        }
+      }
+  CHECK_INT(bad, 0);
+}
+
 /* buf_json_num against printf: "%.6g", and ".0" after a bare integer. */
 static int same_as_printf(double v) {
   strbuf b = {0};
@@ -74,6 +121,7 @@ static void test_numbers(void) {
 
 int main(void) {
   RUN(test_strings);
+  RUN(test_strings_by_word);
   RUN(test_numbers);
   return CHECK_DONE();
 }

@@ -56,6 +56,12 @@ static void test_utf8(void) {
       {"\xC3\x28", 0},
       {"ok\xE2\x82\x28", 2},
       {"\xFF", 0},
+      /* past words of ASCII, which are checked eight bytes at a time */
+      {"abcdefgh\xC3\x28", 8},
+      {"abcdefghijklmnopq\x80", 17},
+      {"1234567\xC3\xA9", -1},     /* a character across two words */
+      {"abcdefghijk\xE2\x82\xACxyz12345678", -1},
+      {"abcdefghijklmno\xED\xA0\x80", 15},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     size_t at = 12345;
