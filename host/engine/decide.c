@@ -309,7 +309,7 @@ static void write_recommend(lua_State *L, request *r, int res) {
   if (lua_type(L, list) != LUA_TTABLE)
     handler_error(L, r, "no list of items", "return a list or {items = {...}}");
   if (kernel && !rank && write_kernel_rows(L, r, kernel)) return;
-  if (kernel) lvm_whole(L, list); /* its rows as Lua tables, from here on */
+  lvm_whole(L, list); /* a kernel's rows as Lua tables (also when partly read) */
   lua_Integer n = (lua_Integer)lua_rawlen(L, list);
   /* A ranking may reorder the storefront's list, never add to it. */
   for (lua_Integer i = 1; rank && i <= n; i++) {

@@ -401,8 +401,8 @@ void lapi_open(lua_State *L, void *engine);
 /*
 ** Kernel rows kept in C until a strategy reads them (engine/lapi.c).  After
 ** lapi_lazy_rows, the kernels called in this call return such lists; the
-** snapshot of the list at `idx` while it is untouched, else NULL.  Valid
-** while the list lives.
+** snapshot of the list at `idx` while it is untouched (no row made), else
+** NULL.  Valid while the list lives.
 */
 typedef struct lapi_row {
   double score;
@@ -412,6 +412,7 @@ typedef struct lapi_rows {
   size_t n;
   const char *reason; /* idx_reason_name: one for the list */
   int anchored;       /* a kernel whose rows may have `because` */
+  size_t made;        /* rows 1..made are in the list (read from the front) */
   lapi_row row[];     /* then the names they point to */
 } lapi_rows;
 void lapi_lazy_rows(lua_State *L);

@@ -648,35 +648,43 @@ static size_t opt_exclude(lua_State *L, int opts, const idx *x, uint32_t *out,
 ** so a list kept past its call still reads right) that the table holds
 ** under a light userdata key no strategy can make; the snapshot is a
 ** userdata of a private, protected metatable, so one cannot be forged
-** either.  The first read of the list makes its rows, once: indexing,
-** ipairs, assignment, JSON and every raw read (__totable, which the
+** either.  Rows are made as they are read, from the front: reading row i
+** (indexing, ipairs, a numeric for) makes the rows up to i and a few more,
+** so a strategy that takes the first k of 3k rows makes about k.  Any
+** other read makes every row: a key that is not a row's place, assignment
+** of a row not made yet, JSON and every raw read (__totable, which the
 ** sandbox's pairs, next, rawget, rawlen, rawset, getmetatable and
 ** setmetatable call first: lvm_whole), so none of them sees the key or the
-** list's metatable; the metatable is then removed and the list is plain.
-** `#` answers without making the rows.  A strategy that hands the list back
-** untouched (`return tailor.trending(...)`) has it written from the
-** snapshot (decide.c), with no Lua table per row.
+** list's metatable.  Once every row is made the metatable is removed and
+** the list is plain.  `#` answers the snapshot's count until then (a
+** border of the list either way: its last row is there).  A strategy that
+** hands the list back untouched (`return tailor.trending(...)`) has it
+** written from the snapshot (decide.c), with no Lua table per row.
 */
 static const char rows_meta_key = 'R'; /* registry: the metatable of lazy lists */
 static const char rows_of_key = 'S';   /* a lazy list: its snapshot */
 static const char snapshot_key = 'P';  /* registry: the metatable of snapshots */
 static const char lazy_call_key = 'L'; /* registry: serial of the call with lazy lists */
 
-/* Make the rows of snapshot `r` into the list at `list`, whose array part
-   has room for them.  Every row is made on the stack before the first is
-   stored, so a memory error leaves the list as it was.  The four keys and
-   the reason are pushed once and copied into each row.  Each row has room
-   for one key more (strategies add `explain`). */
-static void make_rows(lua_State *L, int list, const lapi_rows *r) {
+enum { ROWS_AHEAD = 4 }; /* rows made at once past the one read: fewer calls */
+
+/* Make rows r->made + 1 to `upto` of snapshot `r` into the list at `list`,
+   whose array part has room for them.  Every row is made on the stack
+   before the first is stored, so a memory error leaves the list as it
+   was.  The four keys and the reason are pushed once and copied into each
+   row.  Each row has room for one key more (strategies add `explain`). */
+static void make_rows(lua_State *L, int list, lapi_rows *r, size_t upto) {
   list = lua_absindex(L, list);
-  luaL_checkstack(L, (int)r->n + 10, "rows");
+  size_t from = r->made;
+  if (upto <= from) return;
+  luaL_checkstack(L, (int)(upto - from) + 10, "rows");
   int keys = lua_gettop(L) + 1;
   lua_pushliteral(L, "id");
   lua_pushliteral(L, "score");
   lua_pushliteral(L, "reason");
   lua_pushliteral(L, "because");
   lua_pushstring(L, r->reason);
-  for (size_t i = 0; i < r->n; i++) {
+  for (size_t i = from; i < upto; i++) {
     const lapi_row *w = &r->row[i];
     lua_createtable(L, 0, r->anchored ? 5 : 4);
     lua_pushvalue(L, keys);
@@ -694,12 +702,13 @@ static void make_rows(lua_State *L, int list, const lapi_rows *r) {
       lua_rawset(L, -3);
     }
   }
-  for (size_t i = r->n; i > 0; i--) lua_rawseti(L, list, (lua_Integer)i);
+  for (size_t i = upto; i > from; i--) lua_rawseti(L, list, (lua_Integer)i);
+  r->made = upto;
   lua_settop(L, keys - 1);
 }
 
 /* The snapshot of the lazy list at `list`, pushed, or nothing pushed. */
-static const lapi_rows *push_snapshot(lua_State *L, int list) {
+static lapi_rows *push_snapshot(lua_State *L, int list) {
   if (lua_type(L, list) != LUA_TTABLE) return NULL;
   if (lua_rawgetp(L, list, &rows_of_key) == LUA_TUSERDATA && lua_getmetatable(L, -1)) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &snapshot_key);
@@ -714,24 +723,42 @@ static const lapi_rows *push_snapshot(lua_State *L, int list) {
 const lapi_rows *lapi_rows_of(lua_State *L, int list) {
   const lapi_rows *r = push_snapshot(L, list);
   if (r) lua_pop(L, 1); /* the list holds it */
-  return r;
+  return r && !r->made ? r : NULL;
+}
+
+/* Rows of the lazy list at 1 (the snapshot `r` on top) made up to `upto`;
+   when that is all of them, the list is made plain.  Pops the snapshot. */
+static void rows_upto(lua_State *L, lapi_rows *r, size_t upto) {
+  make_rows(L, 1, r, upto); /* the snapshot is kept on the stack meanwhile */
+  if (r->made == r->n) {
+    lua_pushnil(L);
+    lua_setmetatable(L, 1);
+    lua_pushnil(L);
+    lua_rawsetp(L, 1, &rows_of_key);
+  }
+  lua_pop(L, 1);
 }
 
 /* The list at 1 made whole (when still waiting) and plain. */
 static void rows_whole(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  const lapi_rows *r = push_snapshot(L, 1);
-  if (!r) return;
-  make_rows(L, 1, r); /* kept on the stack meanwhile */
-  lua_pushnil(L);
-  lua_setmetatable(L, 1);
-  lua_pushnil(L);
-  lua_rawsetp(L, 1, &rows_of_key);
-  lua_pop(L, 1);
+  lapi_rows *r = push_snapshot(L, 1);
+  if (r) rows_upto(L, r, r->n);
 }
 
+/* A row's place read: the rows up to it (and ROWS_AHEAD more) made; any
+   other key, every row. */
 static int rows_index(lua_State *L) {
-  rows_whole(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lapi_rows *r = push_snapshot(L, 1);
+  if (r) {
+    int exact = 0;
+    lua_Integer i = lua_type(L, 2) == LUA_TNUMBER ? lua_tointegerx(L, 2, &exact) : 0;
+    size_t upto = r->n;
+    if (exact && i > (lua_Integer)r->made && i <= (lua_Integer)r->n)
+      upto = (size_t)i + ROWS_AHEAD < r->n ? (size_t)i + ROWS_AHEAD : r->n;
+    rows_upto(L, r, upto);
+  }
   lua_settop(L, 2);
   lua_rawget(L, 1);
   return 1;
@@ -746,7 +773,7 @@ static int rows_newindex(lua_State *L) {
 
 static int rows_len(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  const lapi_rows *r = lapi_rows_of(L, 1);
+  const lapi_rows *r = push_snapshot(L, 1);
   lua_pushinteger(L, r ? (lua_Integer)r->n : (lua_Integer)lua_rawlen(L, 1));
   return 1;
 }
@@ -810,8 +837,9 @@ static void push_rows(lua_State *L, const idx *x, const topk_entry *rows,
     }
   }
   lua_createtable(L, (int)n, lazy);
+  r->made = 0;
   if (!lazy) { /* the snapshot, made to be read at once, is garbage after */
-    make_rows(L, -1, r);
+    make_rows(L, -1, r, n);
     lua_remove(L, -2);
     return;
   }

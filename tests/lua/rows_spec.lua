@@ -70,6 +70,10 @@ describe("kernel rows kept in C until read", function()
         assert.is_true(#want.items > 0, page.kernel)
         assert.are.same(want.items, decide(e, with(page, "untouched"), c).items)
         assert.are.same(want.items, decide(e, with(page, "wrapped"), c).items)
+        assert.are.same(want.items, decide(e, with(page, "first"), c).items)
+        assert.are.same(want.items, decide(e, with(page, "first_wrapped"), c).items)
+        assert.are.same(decide(e, with(page, "edited_copied"), c).items,
+                        decide(e, with(page, "edited"), c).items)
       end
     end
     e:close()
@@ -83,7 +87,8 @@ describe("kernel rows kept in C until read", function()
       len = n, next = true, rawlen = n, rawget = d.items[1].id, index = d.items[1].id,
       pairs = n, ipairs = n, insert = n + 1, sorted = p.max, max = p.max, setmetatable = n,
       append = n + 1, plain = true, type = "table", metatable = true, rawnext = true,
-      strict = true,
+      strict = true, part_pairs = n, part_rawlen = n, part_remove = (n - 1) .. "," .. (n - 1),
+      part_insert = true, part_sorted = p.max, part_ipairs = n, part_set = true,
     }, p)
     e:close()
   end)

@@ -45,6 +45,32 @@ local function probe(ctx)
   local rawnext = pairs({})
   local k, v = rawnext(fresh())
   r.rawnext = k == 1 and type(v) == "table"
+  -- read in part first (rows are made from the front), then every way
+  local function part(i) local t = fresh(); local _ = t[i]; return t end
+  local function count(t) local c = 0 for _ in pairs(t) do c = c + 1 end return c end
+  t = part(2)
+  r.part_pairs = count(t)
+  t = part(1)
+  r.part_rawlen = rawlen(t)
+  t = part(1)
+  local last = fresh()[#t].id
+  table.remove(t)
+  r.part_remove = #t .. "," .. rawlen(t)
+  t = part(1)
+  local first = t[1].id
+  table.insert(t, 1, { id = "x" })
+  r.part_insert = #t == r.len + 1 and t[2].id == first and t[#t].id == last
+  t = part(1)
+  table.sort(t, function(a, b) return a.id > b.id end)
+  r.part_sorted = t[1].id
+  t = fresh()
+  for i in ipairs(t) do if i == 3 then break end end
+  n = 0
+  for _ in ipairs(t) do n = n + 1 end
+  r.part_ipairs = n
+  t = part(1)
+  t[1] = { id = "y" }
+  r.part_set = t[1].id == "y" and t[#t].id == last and count(t) == r.len
   -- an object of a strict class: its class raises on unknown keys
   local Class = setmetatable({}, { __index = function(_, key) error("no field " .. tostring(key)) end })
   Class.__index = Class
@@ -62,11 +88,16 @@ return {
     if mode == "keep" then kept = rows return {} end
     if mode == "untouched" then return rows end
     if mode == "wrapped" then return { items = rows } end
+    -- read in part (the first rows made), then handed back
+    if mode == "first" then local _ = rows[1] return rows end
+    if mode == "first_wrapped" then local _ = rows[2] return { items = rows } end
+    if mode == "edited" then rows[1].explain = "edited" return rows end
     -- "copied": the same rows as tables the strategy made
     local out = {}
     for i, r in ipairs(rows) do
       out[i] = { id = r.id, score = r.score, reason = r.reason, because = r.because }
     end
+    if mode == "edited_copied" then out[1].explain = "edited" end
     return out
   end,
 }
