@@ -284,13 +284,100 @@ static int write_kernel_rows(lua_State *L, request *r, const lapi_rows *k) {
 }
 
 /*
+** An entry as one pass over it found it (the list holds the entry and the
+** entry its values, so the strings stay put while the answer is written):
+** each allowed field's value, strings and numbers as they are, others
+** (a list of anchors in `because`) looked up again when written; the
+** first field that is not allowed.
+*/
+typedef struct entry_val {
+  int type; /* LUA_TNIL when absent */
+  int isint;
+  size_t len;
+  union {
+    const char *s;
+    lua_Integer i;
+    lua_Number d;
+  } v;
+} entry_val;
+
+typedef struct entry {
+  int table; /* else the entry is not a table (a plain id for rank, when a string) */
+  const char *unknown;
+  entry_val f[NFIELDS];
+} entry;
+
+static void read_val(lua_State *L, int at, entry_val *v) {
+  v->type = lua_type(L, at);
+  if (v->type == LUA_TSTRING) {
+    v->v.s = lua_tolstring(L, at, &v->len);
+  } else if (v->type == LUA_TNUMBER) {
+    v->isint = lua_isinteger(L, at);
+    if (v->isint) v->v.i = lua_tointeger(L, at);
+    else v->v.d = lua_tonumber(L, at);
+  }
+}
+
+/* Entry i of the list at `list` into e; nothing left on the stack. */
+static void read_entry(lua_State *L, int list, lua_Integer i, entry *e) {
+  int t = lua_rawgeti(L, list, i);
+  e->table = t == LUA_TTABLE;
+  e->unknown = NULL;
+  for (int a = 0; a < NFIELDS; a++) e->f[a].type = LUA_TNIL;
+  if (!e->table) {
+    read_val(L, -1, &e->f[0]); /* rank: an id as a string */
+    lua_pop(L, 1);
+    return;
+  }
+  int entry_at = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, entry_at)) {
+    size_t klen = 0;
+    const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &klen) : "?";
+    int a = field_of(key, klen);
+    if (a >= 0) read_val(L, -1, &e->f[a]);
+    else if (!e->unknown) e->unknown = key;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+/* Field a of entry i: its value as JSON. */
+static void write_field(lua_State *L, request *r, int list, lua_Integer i, const entry_val *v,
+                        int a) {
+  char what[160], why[300];
+  const char *name = entry_fields[a].name;
+  why[0] = '\0';
+  if (v->type == LUA_TSTRING) {
+    if (util_utf8_valid(v->v.s, v->len, NULL)) buf_json_str(r->out, v->v.s, v->len);
+    else snprintf(why, sizeof why, "%s: string is not valid UTF-8", name);
+  } else if (v->type == LUA_TNUMBER && v->isint) {
+    buf_json_int(r->out, (long long)v->v.i);
+  } else if (v->type == LUA_TNUMBER) {
+    if (isfinite(v->v.d)) buf_json_num(r->out, v->v.d, DECIDE_DIGITS);
+    else snprintf(why, sizeof why, "%s: number is not finite", name);
+  } else { /* a table, a boolean, ...: as ljson writes it, or its error */
+    lua_rawgeti(L, list, i);
+    lua_pushstring(L, name);
+    lua_rawget(L, -2);
+    ljson_write(L, -1, r->out, DECIDE_DIGITS, name, why, sizeof why);
+    lua_pop(L, 2);
+  }
+  if (why[0]) {
+    snprintf(what, sizeof what, "item %lld", (long long)i);
+    handler_error(L, r, what, why);
+  }
+}
+
+/*
 ** A recommend (or rank) handler returns a list of entries ({id=, score=,
 ** reason=, because=, explain=}), or a table with that list under `items`.
 ** Ids must name items the engine knows (for rank: items of the request's
 ** list; a plain id string is an entry too); unknown fields are errors, so a
 ** typo in a strategy shows up at once instead of as a missing explanation.
-** The entries are written with their fields in a fixed order; a recommend
-** answer as the request's controls arrange it (above), a ranking whole.
+** The entries are read in one pass, then written with their fields in a
+** fixed order; a recommend answer as the request's controls arrange it
+** (above), a ranking whole.
 */
 static void write_recommend(lua_State *L, request *r, int res) {
   int rank = !strcmp(r->q->kind, "rank");
@@ -325,21 +412,16 @@ static void write_recommend(lua_State *L, request *r, int res) {
     lua_pop(L, t == LUA_TTABLE ? 2 : 1);
   }
   slate_room room;
-  slate s = rank ? (slate){(size_t)n, room.id, room.iid, room.cls, room.out, 0}
-                 : slate_new(L, &room, (size_t)n);
-  if (!rank) {
-    for (size_t i = 0; i < s.n; i++) {
-      /* the list holds the entries, and they their ids: the strings live */
-      s.id[i] = NULL;
-      if (lua_rawgeti(L, list, (lua_Integer)i + 1) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        continue;
-      }
-      if (lua_getfield(L, -1, "id") == LUA_TSTRING) s.id[i] = lua_tostring(L, -1);
-      lua_pop(L, 2);
-    }
-    arrange(r->t->ix, r->q, r->k, &s);
+  slate s = slate_new(L, &room, (size_t)n);
+  entry ent_room[SLATE_SMALL];
+  entry *ents = s.n <= SLATE_SMALL ? ent_room : lua_newuserdatauv(L, s.n * sizeof *ents, 0);
+  luaL_checkstack(L, 8, "recommend");
+  for (size_t i = 0; i < s.n; i++) {
+    read_entry(L, list, (lua_Integer)i + 1, &ents[i]);
+    const entry_val *id = &ents[i].f[0];
+    s.id[i] = ents[i].table && id->type == LUA_TSTRING ? id->v.s : NULL;
   }
+  if (!rank) arrange(r->t->ix, r->q, r->k, &s);
   buf_putc(r->out, '[');
   size_t count = rank ? (size_t)n : s.nout;
   for (size_t w = 0; w < count; w++) {
@@ -350,71 +432,48 @@ static void write_recommend(lua_State *L, request *r, int res) {
       continue;
     }
     lua_Integer i = (lua_Integer)at + 1;
-    int entry = lua_gettop(L) + 1;
-    int t = lua_rawgeti(L, list, i);
-    if (rank && t == LUA_TSTRING) {
-      size_t len;
-      const char *id = lua_tolstring(L, entry, &len);
+    const entry *e = &ents[at];
+    const entry_val *id = &e->f[0];
+    if (rank && !e->table && id->type == LUA_TSTRING) {
       buf_puts(r->out, "{\"id\":");
-      buf_json_str(r->out, id, len);
+      buf_json_str(r->out, id->v.s, id->len);
       buf_putc(r->out, '}');
-      lua_pop(L, 1);
       continue;
     }
-    if (t != LUA_TTABLE) {
+    if (!e->table) {
       snprintf(what, sizeof what, "item %lld", (long long)i);
       handler_error(L, r, what, "must be a table with an id");
     }
-    /* One pass over the entry: each allowed field's value into its slot
-       (entry + 1 + its place in entry_fields), an unknown field an error. */
-    int slot = entry + 1;
-    luaL_checkstack(L, NFIELDS + 3, "recommend");
-    for (size_t a = 0; a < NFIELDS; a++) lua_pushnil(L);
-    lua_pushnil(L);
-    while (lua_next(L, entry)) {
-      size_t klen = 0;
-      const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &klen) : "?";
-      int a = field_of(key, klen);
-      if (a < 0) {
-        snprintf(what, sizeof what, "item %lld with unknown field '%s'", (long long)i, key);
-        handler_error(L, r, what, "allowed: id, score, reason, because, explain");
-      }
-      lua_copy(L, -1, slot + a);
-      lua_pop(L, 1);
+    if (e->unknown) {
+      snprintf(what, sizeof what, "item %lld with unknown field '%s'", (long long)i, e->unknown);
+      handler_error(L, r, what, "allowed: id, score, reason, because, explain");
     }
-    if (lua_type(L, slot) != LUA_TSTRING) {
+    if (id->type != LUA_TSTRING) {
       snprintf(what, sizeof what, "item %lld", (long long)i);
       handler_error(L, r, what, "'id' must be a string");
     }
-    size_t len;
-    const char *id = lua_tolstring(L, slot, &len);
     uint32_t iid = rank ? INTERN_NONE : s.iid[at]; /* arrange looked it up */
     if (!rank && (iid == INTERN_NONE || r->t->ix->item[iid].deleted)) {
       snprintf(what, sizeof what, "item %lld with unknown id", (long long)i);
-      handler_error(L, r, what, id);
+      handler_error(L, r, what, id->v.s);
     }
     buf_put(r->out, entry_fields[0].json, entry_fields[0].json_len);
-    buf_json_str(r->out, id, len);
-    for (size_t a = 1; a < NFIELDS; a++) {
-      int vt = lua_type(L, slot + (int)a);
-      if (vt == LUA_TNIL) continue;
-      if (a == 1 && vt != LUA_TNUMBER) {
+    buf_json_str(r->out, id->v.s, id->len);
+    for (int a = 1; a < NFIELDS; a++) {
+      const entry_val *v = &e->f[a];
+      if (v->type == LUA_TNIL) continue;
+      if (a == 1 && v->type != LUA_TNUMBER) {
         snprintf(what, sizeof what, "item %lld", (long long)i);
         handler_error(L, r, what, "'score' must be a number");
       }
       buf_put(r->out, entry_fields[a].json, entry_fields[a].json_len);
       /* because: an item id, or a list of them */
-      int one = a == 3 && vt == LUA_TSTRING;
+      int one = a == 3 && v->type == LUA_TSTRING;
       if (one) buf_putc(r->out, '[');
-      char why[300];
-      if (ljson_write(L, slot + (int)a, r->out, DECIDE_DIGITS, entry_fields[a].name, why, sizeof why)) {
-        snprintf(what, sizeof what, "item %lld", (long long)i);
-        handler_error(L, r, what, why);
-      }
+      write_field(L, r, list, i, v, a);
       if (one) buf_putc(r->out, ']');
     }
     buf_putc(r->out, '}');
-    lua_settop(L, entry - 1);
   }
   buf_putc(r->out, ']');
 }

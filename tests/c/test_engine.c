@@ -157,10 +157,21 @@ static void test_sandbox_failures_fall_back(void) {
       "return {{id = 'no-such-item'}}",
       "return {{id = 'a', scroe = 1}}",
       "error('boom')",
+      "return {{id = 'a', score = 'high'}}",
+      "return {{id = 'a', explain = 'caf\\xC3'}}",
+      "return {{id = 'a', score = 1/0}}",
+      "return {'a'}",
+      "return {{score = 1}}",
+      "return {{id = 'a', because = {print}}}",
+      "return {{id = 'a'}, {id = 'b', 1}}",
   };
   static const char *const expect[] = {
       "instruction budget", "memory", "os.execute", "io",
       "unknown id", "unknown field 'scroe'", "boom",
+      "item 1: 'score' must be a number", "item 1: explain: string is not valid UTF-8",
+      "item 1: score: number is not finite", "item 1: must be a table with an id",
+      "item 1: 'id' must be a string", "because[1]: a function cannot be turned into JSON",
+      "item 2 with unknown field '?'",
   };
   for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
     char dir[600], text[400];
@@ -188,6 +199,30 @@ static void test_sandbox_failures_fall_back(void) {
     tailor_close(t);
   }
   CHECK(access("/tmp/tailor-pwned", F_OK) != 0);
+}
+
+/* An entry's fields are written in one order, whatever order the table
+   keeps them in: integers as integers, `because` as a list, strings
+   escaped. */
+static void test_entries_written(void) {
+  char dir[600];
+  make_dir(dir, sizeof dir, "entries");
+  write_file(dir, "recommend.lua",
+             "return { recommend = function(ctx)\n"
+             "  return {{explain = 'say \"hi\"', because = 'b', reason = 'r', score = 2, id = 'a'},\n"
+             "          {because = {'a', 'c'}, id = 'b', score = 0.5},\n"
+             "          {id = 'c', explain = 'caf\\u{E9}\\n'}}\n"
+             "end }\n");
+  tailor *t = open_engine(":memory:", dir);
+  CHECK(t != NULL);
+  if (!t) return;
+  seed(t);
+  char *r = decide(t, "{\"kind\":\"recommend\",\"anon\":\"v9\",\"k\":3}");
+  CHECK_CONTAINS(r, "\"items\":[{\"id\":\"a\",\"score\":2,\"reason\":\"r\",\"because\":[\"b\"],"
+                    "\"explain\":\"say \\\"hi\\\"\"},{\"id\":\"b\",\"score\":0.5,\"because\":[\"a\",\"c\"]},"
+                    "{\"id\":\"c\",\"explain\":\"caf\u00e9\\n\"}]");
+  tailor_free(r);
+  tailor_close(t);
 }
 
 /* lua.watchdog: a strategy of 210,000 instructions, over the test
@@ -861,6 +896,7 @@ int main(void) {
   RUN(test_decide_through_strategy);
   RUN(test_bad_requests);
   RUN(test_sandbox_failures_fall_back);
+  RUN(test_entries_written);
   RUN(test_watchdog_key);
   RUN(test_hot_reload);
   RUN(test_batch_keeps_good_lines);
