@@ -490,7 +490,6 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
   pthread_mutex_init(&t->commit_mu, NULL);
   pthread_mutex_init(&t->expo_mu, NULL);
   pthread_mutex_init(&t->read_mu, NULL);
-  t->expo = json_array();
   t->exposed = calloc(ENG_EXPOSED_SLOTS, sizeof *t->exposed);
   pthread_cond_init(&t->commit_cv, NULL);
   /* Writers first: with glibc's default (readers first) a steady stream of
@@ -610,7 +609,7 @@ void tailor_close(tailor *t) {
   if (!t) return;
   eng_follow_stop(t);
   if (t->st && t->ix) eng_save_checkpoint(t);
-  if (t->st && t->expo) eng_write_exposures(t);
+  if (t->st) eng_write_exposures(t);
   free(t->ckpt_path);
   eng_vms_free(t);
   eng_strategies_free(t);
@@ -626,7 +625,8 @@ void tailor_close(tailor *t) {
   pthread_mutex_destroy(&t->commit_mu);
   pthread_mutex_destroy(&t->expo_mu);
   pthread_mutex_destroy(&t->read_mu);
-  json_decref(t->expo);
+  free(t->expo.row);
+  buf_free(&t->expo.text);
   free(t->exposed);
   pthread_cond_destroy(&t->commit_cv);
   pthread_rwlock_destroy(&t->lock);

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "engine/config.h"
+#include "core/buf.h"
 #include "core/event.h"
 #include "core/request.h"
 #include "index/index.h"
@@ -35,6 +36,18 @@ typedef struct commit_req commit_req; /* events waiting for a group commit */
 
 #define ENG_LAG_MAX_MS 2000
 #define ENG_EXPOSED_SLOTS 16384 /* pairs remembered as recorded (a power of 2) */
+
+/* Exposures buffered in C: each row's three names NUL-ended in `text`, at
+   the offsets it keeps (text moves as it grows). */
+typedef struct eng_expo_row {
+  size_t experiment, variant, unit;
+  int64_t ts;
+} eng_expo_row;
+typedef struct eng_expo {
+  eng_expo_row *row;
+  size_t n, cap;
+  strbuf text;
+} eng_expo;
 
 struct tailor {
   config cfg;
@@ -117,7 +130,7 @@ struct tailor {
   /* Experiment exposures waiting for the next commit (experiment.c), and
      the pairs recorded lately (hashes, ENG_EXPOSED_SLOTS of them). */
   pthread_mutex_t expo_mu;
-  json_t *expo;
+  eng_expo expo;
   uint64_t *exposed;
   /* Set by a server with a writer thread: called by a decision that left
      enough exposures buffered, instead of writing them itself. */

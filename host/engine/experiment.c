@@ -48,36 +48,64 @@ uint64_t eng_exposure_hash(const char *experiment, const char *unit) {
           intern_hash(unit, strlen(unit))) | 1; /* never 0: an empty slot */
 }
 
+/* A row into b: 0, or -1 out of memory (b as it was). */
+static int expo_push(eng_expo *b, const char *experiment, const char *variant,
+                     const char *unit, int64_t ts) {
+  if (b->n == b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 64;
+    eng_expo_row *row = realloc(b->row, cap * sizeof *row);
+    if (!row) return -1;
+    b->row = row;
+    b->cap = cap;
+  }
+  size_t at = b->text.n;
+  const char *name[] = {experiment, variant, unit};
+  size_t off[3];
+  for (int i = 0; i < 3; i++) {
+    off[i] = b->text.n;
+    buf_put(&b->text, name[i], strlen(name[i]) + 1);
+  }
+  if (b->text.oom) { /* the text before this row is whole; drop the row's */
+    b->text.oom = 0;
+    b->text.n = at;
+    return -1;
+  }
+  b->row[b->n++] = (eng_expo_row){off[0], off[1], off[2], ts};
+  return 0;
+}
+
 void eng_expose(tailor *t, const char *experiment, const char *variant,
                 const char *unit, uint64_t h) {
   pthread_mutex_lock(&t->expo_mu);
   uint64_t *slot = t->exposed ? &t->exposed[h & (ENG_EXPOSED_SLOTS - 1)] : NULL;
-  if (!slot || *slot != h) {
-    json_t *row = json_pack("{ss ss ss sI}", "experiment", experiment, "variant",
-                            variant, "unit", unit, "ts", (json_int_t)util_now_ms());
-    if (row && !json_array_append_new(t->expo, row) && slot) *slot = h;
-  }
+  if ((!slot || *slot != h) && !expo_push(&t->expo, experiment, variant, unit, util_now_ms()) &&
+      slot)
+    *slot = h;
   pthread_mutex_unlock(&t->expo_mu);
 }
 
 void eng_exposures_reset(tailor *t, int pending) {
   pthread_mutex_lock(&t->expo_mu);
   if (t->exposed) memset(t->exposed, 0, ENG_EXPOSED_SLOTS * sizeof *t->exposed);
-  if (pending) json_array_clear(t->expo);
+  if (pending) t->expo.n = t->expo.text.n = 0;
   pthread_mutex_unlock(&t->expo_mu);
 }
 
 void eng_flush_exposures(tailor *t) {
   pthread_mutex_lock(&t->expo_mu);
-  json_t *rows = t->expo;
-  t->expo = json_array();
+  eng_expo b = t->expo;
+  memset(&t->expo, 0, sizeof t->expo);
   pthread_mutex_unlock(&t->expo_mu);
-  if (json_array_size(rows)) {
-    tailor_error err = {0};
-    if (store_exposures_add(t->st, rows, &err))
-      eng_log(t, TAILOR_LOG_ERROR, "experiments: %s", err.message);
-  }
-  json_decref(rows);
+  store_exposure *rows = b.n ? malloc(b.n * sizeof *rows) : NULL;
+  for (size_t i = 0; rows && i < b.n; i++)
+    rows[i] = (store_exposure){b.text.s + b.row[i].experiment, b.text.s + b.row[i].variant,
+                               b.text.s + b.row[i].unit, b.row[i].ts};
+  tailor_error err = {0};
+  if (b.n && (!rows || store_exposures_add(t->st, rows, b.n, &err)))
+    eng_log(t, TAILOR_LOG_ERROR, "experiments: %s", rows ? err.message : "out of memory");
+  free(rows);
+  free(b.row);
+  buf_free(&b.text);
 }
 
 void eng_write_exposures(tailor *t) {
@@ -88,7 +116,7 @@ void eng_write_exposures(tailor *t) {
 
 int eng_exposures_pending(tailor *t) {
   pthread_mutex_lock(&t->expo_mu);
-  size_t n = json_array_size(t->expo);
+  size_t n = t->expo.n;
   pthread_mutex_unlock(&t->expo_mu);
   return n >= EXPOSURE_FLUSH_AT;
 }

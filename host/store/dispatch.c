@@ -121,8 +121,8 @@ json_t *store_outbox_list(store *s, const char *state, const char *customer, int
   return s->ops->outbox_list(s, state, customer, limit);
 }
 
-int store_exposures_add(store *s, json_t *rows, tailor_error *err) {
-  return s->ops->exposures_add(s, rows, err);
+int store_exposures_add(store *s, const store_exposure *rows, size_t n, tailor_error *err) {
+  return s->ops->exposures_add(s, rows, n, err);
 }
 
 json_t *store_exposure_outcomes(store *s, int64_t window_ms, tailor_error *err) {

@@ -1292,17 +1292,13 @@ static json_t *pg_outbox_list(store *base, const char *state, const char *custom
   return out;
 }
 
-static int pg_exposures_add(store *base, json_t *rows, tailor_error *err) {
+static int pg_exposures_add(store *base, const store_exposure *rows, size_t n,
+                            tailor_error *err) {
   pg *p = (pg *)base;
   if (pg_begin(base, err)) return TAILOR_ESTORE;
-  size_t i;
-  json_t *x;
-  json_array_foreach(rows, i, x) {
+  for (size_t i = 0; i < n; i++) {
     char ts[24];
-    const char *v[] = {json_string_value(json_object_get(x, "experiment")),
-                       json_string_value(json_object_get(x, "unit")),
-                       json_string_value(json_object_get(x, "variant")),
-                       I64(ts, json_integer_value(json_object_get(x, "ts")))};
+    const char *v[] = {rows[i].experiment, rows[i].unit, rows[i].variant, I64(ts, rows[i].ts)};
     if (exec_params(p,
                     "INSERT INTO exposures(experiment,unit,variant,ts) VALUES($1,$2,$3,$4) "
                     "ON CONFLICT DO NOTHING",

@@ -977,7 +977,8 @@ static json_t *sq_outbox_list(store *base, const char *state, const char *custom
   return out;
 }
 
-static int sq_exposures_add(store *base, json_t *rows, tailor_error *err) {
+static int sq_exposures_add(store *base, const store_exposure *rows, size_t n,
+                            tailor_error *err) {
   sq *s = (sq *)base;
   sqlite3_stmt *st;
   if (sq_exec(&s->base, "BEGIN IMMEDIATE", err)) return TAILOR_ESTORE;
@@ -989,14 +990,12 @@ static int sq_exposures_add(store *base, json_t *rows, tailor_error *err) {
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     return TAILOR_ESTORE;
   }
-  size_t i;
-  json_t *r;
   int rc = TAILOR_OK;
-  json_array_foreach(rows, i, r) {
-    sq_bind_text(st, 1, json_string_value(json_object_get(r, "experiment")));
-    sq_bind_text(st, 2, json_string_value(json_object_get(r, "unit")));
-    sq_bind_text(st, 3, json_string_value(json_object_get(r, "variant")));
-    sqlite3_bind_int64(st, 4, json_integer_value(json_object_get(r, "ts")));
+  for (size_t i = 0; i < n; i++) {
+    sq_bind_text(st, 1, rows[i].experiment);
+    sq_bind_text(st, 2, rows[i].unit);
+    sq_bind_text(st, 3, rows[i].variant);
+    sqlite3_bind_int64(st, 4, rows[i].ts);
     if ((rc = step_done(s, st, err))) break;
   }
   sqlite3_finalize(st);

@@ -272,10 +272,13 @@ int64_t store_outbox_recent(store *s, const char *customer, const char *channel,
 json_t *store_outbox_list(store *s, const char *state, const char *customer,
                           int limit);
 
-/* Record experiment exposures: a JSON array of {experiment, variant, unit,
-   ts}; a unit's first exposure to an experiment is kept, later ones ignored.
-   One transaction. */
-int store_exposures_add(store *s, json_t *rows, tailor_error *err);
+/* Record experiment exposures; a unit's first exposure to an experiment is
+   kept, later ones ignored.  One transaction. */
+typedef struct store_exposure {
+  const char *experiment, *variant, *unit;
+  int64_t ts;
+} store_exposure;
+int store_exposures_add(store *s, const store_exposure *rows, size_t n, tailor_error *err);
 
 /*
 ** Each exposed unit's outcomes within `window_ms` after its first exposure:

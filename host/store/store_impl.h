@@ -50,7 +50,7 @@ typedef struct store_ops {
   int64_t (*outbox_recent)(store *s, const char *customer, const char *channel,
                            int64_t since);
   json_t *(*outbox_list)(store *s, const char *state, const char *customer, int limit);
-  int (*exposures_add)(store *s, json_t *rows, tailor_error *err);
+  int (*exposures_add)(store *s, const store_exposure *rows, size_t n, tailor_error *err);
   json_t *(*exposure_outcomes)(store *s, int64_t window_ms, tailor_error *err);
   int (*exec)(store *s, const char *sql, tailor_error *err);
   char *(*meta_get)(store *s, const char *key);

@@ -70,7 +70,7 @@ static void count_warnings(void *ud, int level, const char *msg) {
 
 static size_t buffered(tailor *t) {
   pthread_mutex_lock(&t->expo_mu);
-  size_t n = json_array_size(t->expo);
+  size_t n = t->expo.n;
   pthread_mutex_unlock(&t->expo_mu);
   return n;
 }

@@ -287,15 +287,13 @@ static void test_counts_and_outcomes(void) {
   json_decref(counts);
 
   /* The report through the outcomes equals the join over the log. */
-  json_t *expo = json_pack("[{ss ss ss sI} {ss ss ss sI} {ss ss ss sI} {ss ss ss sI}]",
-                           "experiment", "e", "variant", "control", "unit", "a1", "ts",
-                           (json_int_t)1700000000500, "experiment", "e", "variant", "b",
-                           "unit", "c1", "ts", (json_int_t)1700000000000, "experiment", "e",
-                           "variant", "b", "unit", "a2", "ts", (json_int_t)1700000004000,
-                           "experiment", "e", "variant", "control", "unit", "nobody", "ts",
-                           (json_int_t)1700000000000);
-  CHECK_INT(store_exposures_add(s, expo, &err), TAILOR_OK);
-  json_decref(expo);
+  static const store_exposure expo[] = {
+      {"e", "control", "a1", 1700000000500},
+      {"e", "b", "c1", 1700000000000},
+      {"e", "b", "a2", 1700000004000},
+      {"e", "control", "nobody", 1700000000000},
+  };
+  CHECK_INT(store_exposures_add(s, expo, 4, &err), TAILOR_OK);
   json_t *got = store_exposure_outcomes(s, 3600000, &err);
   CHECK_STR(report_text(s, got), report_text(s, NULL));
   CHECK_CONTAINS(report_text(s, got), "e|control|2|29.000000|1|1;"); /* a1: two orders */
