@@ -15,10 +15,17 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pg"))
 
 from pg_kit import Postgres  # noqa: E402
-from serve_kit import ADMIN, Checks, Server, result  # noqa: E402
+from serve_kit import ADMIN, RECOMMEND, Checks, Server, result  # noqa: E402
 
 ITEMS = ["sku%d" % i for i in range(40)]
 VISITORS = ["v%d" % i for i in range(30)]
+
+
+# The kit's strategy, and on pages of type "expo" an experiment's exposure.
+RECOMMEND_EXPO = RECOMMEND.replace(
+    "return { recommend = function(ctx)",
+    "return { recommend = function(ctx)\n"
+    "  if ctx.page.type == 'expo' then tailor.experiment('layout', { 'a', 'b' }, ctx.customer.anon) end")
 
 
 def events(n):
@@ -76,9 +83,9 @@ def send(node, evs, acks):
 def main():
     ck = Checks()
     with Postgres() as pg:
-        n1 = Server(db=pg.url)
+        n1 = Server(db=pg.url, recommend=RECOMMEND_EXPO)
         ckpt = os.path.join(n1.dir, "node2.ckpt")
-        n2 = Server(db=pg.url, engine={"index": {"checkpoint": ckpt}})
+        n2 = Server(db=pg.url, engine={"index": {"checkpoint": ckpt}}, recommend=RECOMMEND_EXPO)
         try:
             evs = events(600)
             # Each node gets half; every tenth event is retried on the other
@@ -132,6 +139,21 @@ def main():
             ck.check("a node's own events are applied before its next decision",
                      r and [x.get("id") for x in r.get("items", [])] == ["fresh"], r)
 
+            # Exposures (a page of type "expo" is in an experiment) reach
+            # the database with the node's next commit.
+            c = n1.connect()
+            c.call("auth", token=ADMIN)
+            for i in range(5):
+                result(c.call("decide", kind="recommend", anon="expo-%d" % i, k=3,
+                              page={"type": "expo"}))
+            c.call("event", event={"type": "view", "item": "fresh", "anon": "expo-0",
+                                   "message_id": "expo-commit"})
+            c.close()
+            ck.check("exposures are written to the database",
+                     pg.psql("SELECT count(DISTINCT unit) FROM exposures "
+                             "WHERE experiment = 'layout'") == "5",
+                     pg.psql("SELECT experiment, unit, variant FROM exposures"))
+
             # A restarted node replays the log from the database and agrees.
             ck.check("node 2 stops cleanly", n2.stop() == 0)
             ck.check("node 2 wrote its checkpoint", os.path.exists(ckpt))
@@ -141,7 +163,7 @@ def main():
             send(n1, events(700)[600:], acks)
             ck.check("events while a node is down are acknowledged", all(acks), acks)
             n2.start()
-            ck.check("node 2 caught up after its restart", wait_applied([n1, n2], 760),
+            ck.check("node 2 caught up after its restart", wait_applied([n1, n2], 761),
                      (applied(n1), applied(n2)))
             ck.check("and decides as node 1 does", decisions(n1) == decisions(n2))
             log2 = n2.read_log().decode(errors="replace")
