@@ -234,10 +234,6 @@ void eng_vm_config(tailor *t, lvm_config *cfg);
 void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
                         const char *anon);
 
-/* Push ctx.session: the counters of a session (views, exit intents,
-   popups shown, purchase, ...), zeros when unknown.  Read lock held. */
-void lapi_push_session(lua_State *L, tailor *t, const char *session);
-
 /*
 ** The one way in for events, whatever brought them (the server's writer,
 ** tailor_ingest, an NDJSON batch): typed events, parsed once at the edge,

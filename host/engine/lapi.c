@@ -58,6 +58,8 @@ static void set_num(lua_State *L, const char *k, double v) {
 ** field the strategy set itself is left as it set it.  pairs(), JSON and
 ** the sandbox's raw reads (__totable: ljson, lvm_whole) make every group
 ** first; the table is then plain, with no metatable and no key.
+** ctx.session is made the same way (its items, its figures, its source,
+** the visitor's searches), by the same metatable.
 */
 enum {
   CG_FIGURES, CG_VALUE, CG_RECENT, CG_CART, CG_BOUGHT, CG_BOUGHT_AT, CG_ATTRS,
@@ -85,20 +87,35 @@ static const struct cust_key {
     {"brands", CG_BRANDS},
 };
 
-typedef struct cust_src {
+/* ctx.session: its id at once; the rest in groups, as the customer's. */
+enum { SG_ITEMS, SG_FIGURES, SG_SOURCE, SG_SEARCHES, SG_N };
+
+static const struct cust_key sess_keys[] = {
+    {"items", SG_ITEMS},           {"views", SG_FIGURES},      {"pages", SG_FIGURES},
+    {"carts", SG_FIGURES},         {"exit_intents", SG_FIGURES}, {"page_hidden", SG_FIGURES},
+    {"popups_shown", SG_FIGURES},  {"purchased", SG_FIGURES},  {"started", SG_FIGURES},
+    {"last", SG_FIGURES},          {"propensity", SG_FIGURES}, {"source", SG_SOURCE},
+    {"searches", SG_SEARCHES},
+};
+
+enum { LAZY_CUSTOMER, LAZY_SESSION };
+
+typedef struct lazy_src {
   tailor *t;
+  int kind;             /* LAZY_* */
   int64_t now;          /* the figures' time: when the table was made */
   unsigned made;        /* groups made, a bit each */
   const char *customer; /* into text, or NULL */
   const char *anon;
+  const char *session;
   char text[];
-} cust_src;
+} lazy_src;
 
-static const char cust_key = 'C';      /* a lazy customer table: its cust_src */
-static const char cust_meta_key = 'M'; /* registry: their metatable */
+static const char lazy_key = 'C';      /* a lazy table: its lazy_src */
+static const char lazy_meta_key = 'M'; /* registry: their metatable */
 
-static cust_src *cust_src_of(lua_State *L, int tbl) {
-  cust_src *src = lua_rawgetp(L, tbl, &cust_key) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
+static lazy_src *lazy_src_of(lua_State *L, int tbl) {
+  lazy_src *src = lua_rawgetp(L, tbl, &lazy_key) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
   lua_pop(L, 1); /* the table holds it */
   return src;
 }
@@ -130,7 +147,7 @@ static void put_bool(lua_State *L, int tbl, const char *k, int v) {
   put(L, tbl, k);
 }
 
-static void make_group(lua_State *L, int tbl, cust_src *src, int g) {
+static void cust_group(lua_State *L, int tbl, lazy_src *src, int g) {
   const idx *x = src->t->ix;
   uint32_t p = idx_person_of(x, src->customer, src->anon);
   idx_figures f;
@@ -249,14 +266,74 @@ static void make_group(lua_State *L, int tbl, cust_src *src, int g) {
   }
 }
 
-static int cust_index(lua_State *L) {
+static void push_strings(lua_State *L, const char *const *v, size_t n);
+
+static void sess_group(lua_State *L, int tbl, lazy_src *src, int g) {
+  tailor *t = src->t;
+  const idx_session *s = idx_session_of(t->ix, src->session);
+  uint32_t sid = src->session ? intern_get(&t->ix->sessions, src->session) : INTERN_NONE;
+  src->made |= 1u << g;
+  luaL_checkstack(L, 8, "ctx.session");
+  if (g == SG_ITEMS) { /* the items viewed in this session so far, oldest first */
+    const uint32_t *items = NULL;
+    size_t n = sid == INTERN_NONE ? 0 : sknn_session_items(t->ix->sknn, sid, &items);
+    push_ids(L, t->ix, items, (uint32_t)n);
+    put(L, tbl, "items");
+  } else if (g == SG_FIGURES) {
+    put_int(L, tbl, "views", s ? s->views : 0);
+    put_int(L, tbl, "pages", s ? s->pages : 0);
+    put_int(L, tbl, "carts", s ? s->carts : 0);
+    put_int(L, tbl, "exit_intents", s ? s->exit_intents : 0);
+    put_int(L, tbl, "page_hidden", s ? s->hidden : 0);
+    put_int(L, tbl, "popups_shown", s ? s->popups_shown : 0);
+    put_bool(L, tbl, "purchased", s && s->purchased);
+    if (s) {
+      put_int(L, tbl, "started", s->first_ts);
+      put_int(L, tbl, "last", s->last_ts);
+      /* The calibrated chance that it ends in a purchase (propensity.c); nil
+         while no model is fitted. */
+      double pr = idx_propensity_score(t->ix, sid);
+      if (pr >= 0) put_num(L, tbl, "propensity", pr);
+    }
+  } else if (g == SG_SOURCE) {
+    /* Where the session came from, as the storefront parsed it: {medium =,
+       source =, campaign =, device =}; nil when its events named none. */
+    if (s && s->source[0]) {
+      lua_createtable(L, 0, IDX_SOURCE_FIELDS);
+      for (int f = 0; f < IDX_SOURCE_FIELDS; f++) {
+        const char *v = s->source[f] ? intern_name(&t->ix->attrs, s->source[f] - 1) : NULL;
+        if (!v) continue;
+        lua_pushstring(L, v);
+        lua_setfield(L, -2, idx_source_fields[f]);
+      }
+      put(L, tbl, "source");
+    }
+  } else { /* the visitor's recent search terms, newest first */
+    const char *terms[SEARCH_RECENT];
+    size_t n = search_terms_of(t->ix->search, idx_person_of(t->ix, src->customer, src->anon),
+                               sid, src->now, terms, SEARCH_RECENT);
+    push_strings(L, terms, n);
+    put(L, tbl, "searches");
+  }
+}
+
+static void make_group(lua_State *L, int tbl, lazy_src *src, int g) {
+  if (src->kind == LAZY_CUSTOMER) cust_group(L, tbl, src, g);
+  else sess_group(L, tbl, src, g);
+}
+
+static int lazy_index(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  cust_src *src = cust_src_of(L, 1);
+  lazy_src *src = lazy_src_of(L, 1);
   const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
-  for (size_t i = 0; src && k && i < sizeof cust_keys / sizeof *cust_keys; i++) {
-    if (k[0] != cust_keys[i].name[0] || strcmp(k, cust_keys[i].name)) continue;
-    if (src->made & (1u << cust_keys[i].group)) break; /* an absent field */
-    make_group(L, 1, src, cust_keys[i].group);
+  if (!src || !k) return 0;
+  const struct cust_key *keys = src->kind == LAZY_CUSTOMER ? cust_keys : sess_keys;
+  size_t n = src->kind == LAZY_CUSTOMER ? sizeof cust_keys / sizeof *cust_keys
+                                        : sizeof sess_keys / sizeof *sess_keys;
+  for (size_t i = 0; i < n; i++) {
+    if (k[0] != keys[i].name[0] || strcmp(k, keys[i].name)) continue;
+    if (src->made & (1u << keys[i].group)) break; /* an absent field */
+    make_group(L, 1, src, keys[i].group);
     lua_settop(L, 2);
     lua_rawget(L, 1);
     return 1;
@@ -265,98 +342,70 @@ static int cust_index(lua_State *L) {
 }
 
 /* __totable: every group made, and the table plain. */
-static int cust_totable(lua_State *L) {
+static int lazy_totable(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  cust_src *src = cust_src_of(L, 1);
+  lazy_src *src = lazy_src_of(L, 1);
   if (src) {
-    for (int g = 0; g < CG_N; g++)
+    int groups = src->kind == LAZY_CUSTOMER ? CG_N : SG_N;
+    for (int g = 0; g < groups; g++)
       if (!(src->made & (1u << g))) make_group(L, 1, src, g);
     lua_pushnil(L);
-    lua_rawsetp(L, 1, &cust_key);
+    lua_rawsetp(L, 1, &lazy_key);
     lua_pushnil(L);
     lua_setmetatable(L, 1);
   }
   return 1;
 }
 
-static void open_customer(lua_State *L) {
-  static const luaL_Reg meta[] = {{"__index", cust_index},
+static void open_lazy(lua_State *L) {
+  static const luaL_Reg meta[] = {{"__index", lazy_index},
                                   {"__pairs", lvm_pairs_whole},
-                                  {"__totable", cust_totable},
+                                  {"__totable", lazy_totable},
                                   {NULL, NULL}};
   lua_createtable(L, 0, 3);
   luaL_setfuncs(L, meta, 0);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &cust_meta_key);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lazy_meta_key);
+}
+
+/* A lazy table of `kind` for those ids (copied), its eager fields set. */
+static void push_lazy(lua_State *L, tailor *t, int kind, const char *customer, const char *anon,
+                      const char *session) {
+  const char *id[] = {customer, anon, session};
+  size_t len[3], all = 0;
+  for (int i = 0; i < 3; i++) all += len[i] = id[i] ? strlen(id[i]) + 1 : 0;
+  lua_createtable(L, 0, 8); /* room for the ids, the key and a few groups */
+  if (kind == LAZY_CUSTOMER && customer) {
+    lua_pushstring(L, customer);
+    lua_setfield(L, -2, "id");
+  }
+  if (kind == LAZY_CUSTOMER && anon) {
+    lua_pushstring(L, anon);
+    lua_setfield(L, -2, "anon");
+  }
+  if (kind == LAZY_SESSION && session) {
+    lua_pushstring(L, session);
+    lua_setfield(L, -2, "id");
+  }
+  lazy_src *src = lua_newuserdatauv(L, sizeof *src + all, 0);
+  src->t = t;
+  src->kind = kind;
+  src->now = util_now_ms();
+  src->made = 0;
+  char *at = src->text;
+  const char **to[] = {&src->customer, &src->anon, &src->session};
+  for (int i = 0; i < 3; i++) {
+    *to[i] = id[i] ? memcpy(at, id[i], len[i]) : NULL;
+    at += len[i];
+  }
+  lua_rawsetp(L, -2, &lazy_key);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &lazy_meta_key);
+  lua_setmetatable(L, -2);
 }
 
 void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
                         const char *anon) {
-  size_t cl = customer ? strlen(customer) + 1 : 0, al = anon ? strlen(anon) + 1 : 0;
-  lua_createtable(L, 0, 8); /* room for the ids, the key and a few groups */
-  if (customer) {
-    lua_pushstring(L, customer);
-    lua_setfield(L, -2, "id");
-  }
-  if (anon) {
-    lua_pushstring(L, anon);
-    lua_setfield(L, -2, "anon");
-  }
-  cust_src *src = lua_newuserdatauv(L, sizeof *src + cl + al, 0);
-  src->t = t;
-  src->now = util_now_ms();
-  src->made = 0;
-  src->customer = customer ? memcpy(src->text, customer, cl) : NULL;
-  src->anon = anon ? memcpy(src->text + cl, anon, al) : NULL;
-  lua_rawsetp(L, -2, &cust_key);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &cust_meta_key);
-  lua_setmetatable(L, -2);
-}
-
-void lapi_push_session(lua_State *L, tailor *t, const char *session) {
-  const idx_session *s = idx_session_of(t->ix, session);
-  lua_createtable(L, 0, 11);
-  if (session) {
-    lua_pushstring(L, session);
-    lua_setfield(L, -2, "id");
-  }
-  /* The items viewed in this session so far, oldest first. */
-  uint32_t sid = session ? intern_get(&t->ix->sessions, session) : INTERN_NONE;
-  const uint32_t *items = NULL;
-  size_t n = sid == INTERN_NONE ? 0 : sknn_session_items(t->ix->sknn, sid, &items);
-  push_ids(L, t->ix, items, (uint32_t)n);
-  lua_setfield(L, -2, "items");
-  set_int(L, "views", s ? s->views : 0);
-  set_int(L, "pages", s ? s->pages : 0);
-  set_int(L, "carts", s ? s->carts : 0);
-  set_int(L, "exit_intents", s ? s->exit_intents : 0);
-  set_int(L, "page_hidden", s ? s->hidden : 0);
-  set_int(L, "popups_shown", s ? s->popups_shown : 0);
-  lua_pushboolean(L, s && s->purchased);
-  lua_setfield(L, -2, "purchased");
-  if (s) {
-    set_int(L, "started", s->first_ts);
-    set_int(L, "last", s->last_ts);
-    /* The calibrated chance that it ends in a purchase (propensity.c); nil
-       while no model is fitted. */
-    double pr = idx_propensity_score(t->ix, intern_get(&t->ix->sessions, session));
-    if (pr >= 0) {
-      lua_pushnumber(L, pr);
-      lua_setfield(L, -2, "propensity");
-    }
-  }
-  /* Where the session came from, as the storefront parsed it: {medium =,
-     source =, campaign =, device =}; nil when its events named none. */
-  if (s && s->source[0]) {
-    lua_createtable(L, 0, IDX_SOURCE_FIELDS);
-    for (int f = 0; f < IDX_SOURCE_FIELDS; f++) {
-      const char *v = s->source[f] ? intern_name(&t->ix->attrs, s->source[f] - 1) : NULL;
-      if (!v) continue;
-      lua_pushstring(L, v);
-      lua_setfield(L, -2, idx_source_fields[f]);
-    }
-    lua_setfield(L, -2, "source");
-  }
+  push_lazy(L, t, LAZY_CUSTOMER, customer, anon, NULL);
 }
 
 /* Push obj as a table (an empty one when NULL). */
@@ -415,15 +464,6 @@ static void push_strings(lua_State *L, const char *const *v, size_t n);
 /* ctx.session.searches, into the session table on top: the visitor's
    search terms of this session (without a session id, of the last
    SEARCH_WINDOW_MS), normalized, newest first. */
-static void push_searches(lua_State *L, tailor *t, const char *customer,
-                          const char *anon, const char *session) {
-  const char *terms[SEARCH_RECENT];
-  uint32_t sid = session ? intern_get(&t->ix->sessions, session) : INTERN_NONE;
-  size_t n = search_terms_of(t->ix->search, idx_person_of(t->ix, customer, anon), sid,
-                             util_now_ms(), terms, SEARCH_RECENT);
-  push_strings(L, terms, n);
-  lua_setfield(L, -2, "searches");
-}
 
 /*
 ** ctx is read-only and lazy: a userdata of one metatable shared by every
@@ -506,8 +546,7 @@ static int ctx_index(lua_State *L) {
   } else if (!strcmp(k, "customer")) {
     lapi_push_customer(L, src->t, c->customer, c->anon);
   } else if (!strcmp(k, "session")) {
-    lapi_push_session(L, src->t, c->session);
-    push_searches(L, src->t, c->customer, c->anon, c->session);
+    push_lazy(L, src->t, LAZY_SESSION, c->customer, c->anon, c->session);
   } else if (!strcmp(k, "segments")) {
     push_segments(L, 1);
   } else {
@@ -1697,7 +1736,7 @@ void lapi_open(lua_State *L, void *engine) {
       {"viewed_together", IDX_COVIEW, COOC_COSINE, 0},
   };
   open_rows(L);
-  open_customer(L);
+  open_lazy(L);
   luaL_newlibtable(L, fns);
   lua_pushlightuserdata(L, engine);
   luaL_setfuncs(L, fns, 1);

@@ -15,7 +15,8 @@ local function shop()
     assert(e:ingest { type = "view", customer = "c1", session = "s1", item = "i" .. i })
   end
   assert(e:ingest { type = "add_to_cart", customer = "c1", session = "s1", item = "i2" })
-  assert(e:ingest { type = "purchase", customer = "c1", order_id = "o1",
+  assert(e:ingest { type = "search", customer = "c1", session = "s1", query = "red shoes" })
+  assert(e:ingest { type = "purchase", customer = "c1", session = "s1", order_id = "o1",
                     items = { { id = "i3", price = 30 } } })
   assert(e:ingest { type = "quiz_answer", customer = "c1", quiz = "fit", question = "size", answer = "m" })
   return e
@@ -24,7 +25,7 @@ end
 local function popup(e, mode, extra)
   local context = { mode = mode }
   for k, v in pairs(extra or {}) do context[k] = v end
-  local d = assert(e:decide { kind = "popup", customer = "c1", context = context })
+  local d = assert(e:decide { kind = "popup", customer = "c1", session = "s1", context = context })
   assert.is_nil(d.error, d.error)
   assert.is_table(d.result, "no result")
   return d.result
@@ -100,6 +101,25 @@ describe("ctx.customer", function()
     assert.are.same(whole.bought, r.bought)
     assert.are.equal(99, r.customer.orders)
     assert.are.same({ "mine" }, r.customer.cart)
+  end)
+
+  it("and ctx.session, read whole or by name, agree", function()
+    local whole_s = popup(e, "session").session
+    assert.are.equal("s1", whole_s.id)
+    assert.are.same({ "i1", "i2", "i3", "i4" }, whole_s.items)
+    assert.are.same({ "red shoes" }, whole_s.searches)
+    assert.are.equal(4, whole_s.views)
+    assert.is_true(whole_s.purchased)
+    local keys = {}
+    for k in pairs(whole_s) do keys[#keys + 1] = k end
+    for _, k in ipairs(keys) do
+      local r = popup(e, "session_named", { keys = { k } })
+      assert.are.same(whole_s[k], r.seen[k], k)
+      assert.are.same(whole_s, r.session, "whole after reading " .. k)
+    end
+    local r = popup(e, "session_named", { keys = { "source", "no_such_field" } })
+    assert.are.equal("nil", r.seen.source) -- no event named where it came from
+    assert.are.equal("nil", r.seen.no_such_field)
   end)
 
   it("is what tailor.customer(id) gives", function()

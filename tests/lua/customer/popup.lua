@@ -40,4 +40,13 @@ function modes.same(ctx)
   return { ctx = ctx.customer, api = tailor.customer(ctx.customer.id) }
 end
 
+-- ctx.session, whole as JSON, and read by name one field at a time.
+function modes.session(ctx) return { session = ctx.session } end
+
+function modes.session_named(ctx)
+  local s, seen = ctx.session, {}
+  for _, k in ipairs(ctx.context.keys) do seen[k] = s[k] == nil and "nil" or s[k] end
+  return { seen = seen, session = s }
+end
+
 return { popup = function(ctx) return modes[ctx.context.mode](ctx) end }
