@@ -285,7 +285,8 @@ static int write_kernel_rows(lua_State *L, request *r, const lapi_rows *k) {
 
 /*
 ** An entry as one pass over it found it (the list holds the entry and the
-** entry its values, so the strings stay put while the answer is written):
+** entry its values, and no strategy code runs until the answer is written:
+** ljson calls only the host's __totable, lvm_totable; so the strings stay):
 ** each allowed field's value, strings and numbers as they are, others
 ** (a list of anchors in `because`) looked up again when written; the
 ** first field that is not allowed.
@@ -356,8 +357,11 @@ static void write_field(lua_State *L, request *r, int list, lua_Integer i, const
   } else if (v->type == LUA_TNUMBER) {
     if (isfinite(v->v.d)) buf_json_num(r->out, v->v.d, DECIDE_DIGITS);
     else snprintf(why, sizeof why, "%s: number is not finite", name);
+  } else if (lua_rawgeti(L, list, i) != LUA_TTABLE) { /* cannot change: no strategy code
+                                                          runs while the answer is written */
+    snprintf(why, sizeof why, "must be a table with an id");
+    lua_pop(L, 1);
   } else { /* a table, a boolean, ...: as ljson writes it, or its error */
-    lua_rawgeti(L, list, i);
     lua_pushstring(L, name);
     lua_rawget(L, -2);
     ljson_write(L, -1, r->out, DECIDE_DIGITS, name, why, sizeof why);

@@ -103,7 +103,6 @@ enum { LAZY_CUSTOMER, LAZY_SESSION };
 typedef struct lazy_src {
   tailor *t;
   int kind;             /* LAZY_* */
-  int64_t now;          /* the figures' time: when the table was made */
   unsigned made;        /* groups made, a bit each */
   const char *customer; /* into text, or NULL */
   const char *anon;
@@ -113,22 +112,30 @@ typedef struct lazy_src {
 
 static const char lazy_key = 'C';      /* a lazy table: its lazy_src */
 static const char lazy_meta_key = 'M'; /* registry: their metatable */
+static const char lazy_src_key = 'U';  /* registry: the metatable of a lazy_src */
 
 static lazy_src *lazy_src_of(lua_State *L, int tbl) {
-  lazy_src *src = lua_rawgetp(L, tbl, &lazy_key) == LUA_TUSERDATA ? lua_touserdata(L, -1) : NULL;
+  lazy_src *src = NULL;
+  if (lua_rawgetp(L, tbl, &lazy_key) == LUA_TUSERDATA && lua_getmetatable(L, -1)) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &lazy_src_key);
+    if (lua_rawequal(L, -1, -2)) src = lua_touserdata(L, -3);
+    lua_pop(L, 2);
+  }
   lua_pop(L, 1); /* the table holds it */
   return src;
 }
 
-/* The value on top into tbl[k], unless the strategy has set that field
-   (the table has no __newindex: lua_setfield is a raw set); popped. */
+/* The value on top into tbl[k], raw, unless the strategy has set that
+   field; popped. */
 static void put(lua_State *L, int tbl, const char *k) {
   lua_pushstring(L, k);
+  lua_pushvalue(L, -1);
   if (lua_rawget(L, tbl) == LUA_TNIL) {
     lua_pop(L, 1);
-    lua_setfield(L, tbl, k);
+    lua_insert(L, -2);
+    lua_rawset(L, tbl);
   } else {
-    lua_pop(L, 2);
+    lua_pop(L, 3);
   }
 }
 
@@ -151,9 +158,9 @@ static void cust_group(lua_State *L, int tbl, lazy_src *src, int g) {
   const idx *x = src->t->ix;
   uint32_t p = idx_person_of(x, src->customer, src->anon);
   idx_figures f;
-  idx_person_counts(x, p, src->now, &f);
+  int64_t now = util_now_ms(); /* a table kept for a later call: then */
+  idx_person_counts(x, p, now, &f);
   const idx_person *ps = f.seen ? &x->person[p] : NULL;
-  src->made |= 1u << g;
   luaL_checkstack(L, 8, "ctx.customer");
   switch (g) {
     case CG_FIGURES:
@@ -179,7 +186,7 @@ static void cust_group(lua_State *L, int tbl, lazy_src *src, int g) {
       if (ps && ps->last_email) put_int(L, tbl, "last_email", ps->last_email);
       return;
     case CG_VALUE: /* -1: no model, or no orders */
-      if (f.orders > 0 && x->value.kind != IDX_VALUE_NONE) idx_person_value(x, p, src->now, &f);
+      if (f.orders > 0 && x->value.kind != IDX_VALUE_NONE) idx_person_value(x, p, now, &f);
       put_num(L, tbl, "p_alive", f.p_alive);
       put_num(L, tbl, "expected_orders", f.expected_orders);
       put_num(L, tbl, "predicted_value", f.predicted_value);
@@ -251,7 +258,7 @@ static void cust_group(lua_State *L, int tbl, lazy_src *src, int g) {
     default: { /* affinities, strongest first: {{name = "Home/Decor", weight = 2.5}, ...} */
       int brands = g == CG_BRANDS;
       idx_affinity aff[IDX_MAX_AFFINITIES];
-      size_t n = f.seen ? idx_person_affinities(x, p, brands, src->now, aff) : 0;
+      size_t n = f.seen ? idx_person_affinities(x, p, brands, now, aff) : 0;
       lua_createtable(L, (int)n, 0);
       for (size_t i = 0; i < n; i++) {
         lua_createtable(L, 0, 2);
@@ -272,7 +279,6 @@ static void sess_group(lua_State *L, int tbl, lazy_src *src, int g) {
   tailor *t = src->t;
   const idx_session *s = idx_session_of(t->ix, src->session);
   uint32_t sid = src->session ? intern_get(&t->ix->sessions, src->session) : INTERN_NONE;
-  src->made |= 1u << g;
   luaL_checkstack(L, 8, "ctx.session");
   if (g == SG_ITEMS) { /* the items viewed in this session so far, oldest first */
     const uint32_t *items = NULL;
@@ -311,33 +317,55 @@ static void sess_group(lua_State *L, int tbl, lazy_src *src, int g) {
   } else { /* the visitor's recent search terms, newest first */
     const char *terms[SEARCH_RECENT];
     size_t n = search_terms_of(t->ix->search, idx_person_of(t->ix, src->customer, src->anon),
-                               sid, src->now, terms, SEARCH_RECENT);
+                               sid, util_now_ms(), terms, SEARCH_RECENT);
     push_strings(L, terms, n);
     put(L, tbl, "searches");
   }
 }
 
+/* Group g made into tbl; marked made only once whole (a memory error
+   midway leaves it to be made again, put() keeping what is there). */
 static void make_group(lua_State *L, int tbl, lazy_src *src, int g) {
   if (src->kind == LAZY_CUSTOMER) cust_group(L, tbl, src, g);
   else sess_group(L, tbl, src, g);
+  src->made |= 1u << g;
+}
+
+/* The group of the key at 2 of the lazy table at 1, when not made yet;
+   else -1. */
+static int lazy_group(lua_State *L, lazy_src **srcp) {
+  lazy_src *src = *srcp = lazy_src_of(L, 1);
+  const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+  if (!src || !k) return -1;
+  const struct cust_key *keys = src->kind == LAZY_CUSTOMER ? cust_keys : sess_keys;
+  size_t n = src->kind == LAZY_CUSTOMER ? sizeof cust_keys / sizeof *cust_keys
+                                        : sizeof sess_keys / sizeof *sess_keys;
+  for (size_t i = 0; i < n; i++)
+    if (k[0] == keys[i].name[0] && !strcmp(k, keys[i].name))
+      return src->made & (1u << keys[i].group) ? -1 : keys[i].group;
+  return -1;
 }
 
 static int lazy_index(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  lazy_src *src = lazy_src_of(L, 1);
-  const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
-  if (!src || !k) return 0;
-  const struct cust_key *keys = src->kind == LAZY_CUSTOMER ? cust_keys : sess_keys;
-  size_t n = src->kind == LAZY_CUSTOMER ? sizeof cust_keys / sizeof *cust_keys
-                                        : sizeof sess_keys / sizeof *sess_keys;
-  for (size_t i = 0; i < n; i++) {
-    if (k[0] != keys[i].name[0] || strcmp(k, keys[i].name)) continue;
-    if (src->made & (1u << keys[i].group)) break; /* an absent field */
-    make_group(L, 1, src, keys[i].group);
-    lua_settop(L, 2);
-    lua_rawget(L, 1);
-    return 1;
-  }
+  lua_settop(L, 2);
+  lazy_src *src;
+  int g = lazy_group(L, &src);
+  if (g < 0) return 0; /* an absent field */
+  make_group(L, 1, src, g);
+  lua_rawget(L, 1);
+  return 1;
+}
+
+/* A field set before its group was read: the group made first, so the
+   value set (nil too) is what later reads see, as in a plain table. */
+static int lazy_newindex(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 3);
+  lazy_src *src;
+  int g = lazy_group(L, &src);
+  if (g >= 0) make_group(L, 1, src, g);
+  lua_rawset(L, 1);
   return 0;
 }
 
@@ -360,12 +388,18 @@ static int lazy_totable(lua_State *L) {
 
 static void open_lazy(lua_State *L) {
   static const luaL_Reg meta[] = {{"__index", lazy_index},
+                                  {"__newindex", lazy_newindex},
                                   {"__pairs", lvm_pairs_whole},
                                   {"__totable", lazy_totable},
                                   {NULL, NULL}};
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 4);
   luaL_setfuncs(L, meta, 0);
+  lvm_mark_totable(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &lazy_meta_key);
+  lua_createtable(L, 0, 1); /* the sources' own: no forgery */
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &lazy_src_key);
 }
 
 /* A lazy table of `kind` for those ids (copied), its eager fields set. */
@@ -390,7 +424,6 @@ static void push_lazy(lua_State *L, tailor *t, int kind, const char *customer, c
   lazy_src *src = lua_newuserdatauv(L, sizeof *src + all, 0);
   src->t = t;
   src->kind = kind;
-  src->now = util_now_ms();
   src->made = 0;
   char *at = src->text;
   const char **to[] = {&src->customer, &src->anon, &src->session};
@@ -398,6 +431,8 @@ static void push_lazy(lua_State *L, tailor *t, int kind, const char *customer, c
     *to[i] = id[i] ? memcpy(at, id[i], len[i]) : NULL;
     at += len[i];
   }
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &lazy_src_key);
+  lua_setmetatable(L, -2);
   lua_rawsetp(L, -2, &lazy_key);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &lazy_meta_key);
   lua_setmetatable(L, -2);
@@ -833,6 +868,7 @@ static void open_rows(lua_State *L) {
                                   {"__totable", rows_totable}, {NULL, NULL}};
   lua_createtable(L, 0, 5);
   luaL_setfuncs(L, meta, 0);
+  lvm_mark_totable(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &rows_meta_key);
   lua_createtable(L, 0, 1);
   lua_pushboolean(L, 0);

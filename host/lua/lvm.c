@@ -903,6 +903,7 @@ void lvm_set_view_meta(lua_State *L, const char *tname, const luaL_Reg *fns,
     lua_pop(L, 1);
     luaL_newmetatable(L, tname);
     luaL_setfuncs(L, fns, 0);
+    lvm_mark_totable(L, -1);
     lua_pushstring(L, locked);
     lua_setfield(L, -2, "__metatable");
   }
@@ -930,15 +931,34 @@ void lvm_view_keep(lua_State *L) {
   lua_pop(L, 1);
 }
 
+/* Marks the host's metatables whose __totable may run: a strategy's own
+   __totable is not called, so no strategy code runs while the host writes
+   JSON or walks a table (decide.c keeps pointers into an answer's strings
+   meanwhile).  Strategies cannot make a light userdata key, nor reach
+   these metatables (getmetatable makes such a table whole and plain). */
+static const char totable_mark = 'T';
+
+void lvm_mark_totable(lua_State *L, int mt) {
+  mt = lua_absindex(L, mt);
+  lua_pushboolean(L, 1);
+  lua_rawsetp(L, mt, &totable_mark);
+}
+
 int lvm_totable(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
-  int t = luaL_getmetafield(L, idx, "__totable"); /* raw: no __index runs */
-  if (t == LUA_TFUNCTION) {
+  if (!lua_getmetatable(L, idx)) return 0;
+  int ours = lua_rawgetp(L, -1, &totable_mark) == LUA_TBOOLEAN;
+  lua_pop(L, 1);
+  lua_pushliteral(L, "__totable");
+  if (ours && lua_rawget(L, -2) == LUA_TFUNCTION) { /* raw: no __index runs */
+    lua_remove(L, -2);
     lua_pushvalue(L, idx);
     lua_call(L, 1, 1);
     if (lua_istable(L, -1)) return 1;
+    lua_pop(L, 1);
+    return 0;
   }
-  if (t != LUA_TNIL) lua_pop(L, 1);
+  lua_pop(L, 2); /* the metatable, and the key or what was under it */
   return 0;
 }
 
@@ -948,7 +968,7 @@ void lvm_whole(lua_State *L, int idx) {
 
 int lvm_raw_next(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  if (lua_isnoneornil(L, 2)) lvm_whole(L, 1); /* a walk starts: all of it */
+  lvm_whole(L, 1); /* all of it, also from a key of a table read in part */
   lua_settop(L, 2);
   if (lua_next(L, 1)) return 2;
   lua_pushnil(L);

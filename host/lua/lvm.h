@@ -137,8 +137,8 @@ int lvm_view_get(lua_State *L);
 void lvm_view_keep(lua_State *L);
 
 /* next() on the table at 1 without metamethods, the table made whole
-   (lvm_whole) when a walk starts: the sandbox's `next`, and the iterator
-   its pairs and the __pairs of a lazy view or table hand out. */
+   (lvm_whole) first: the sandbox's `next`, and the iterator its pairs and
+   the __pairs of a lazy view or table hand out. */
 int lvm_raw_next(lua_State *L);
 
 /* __pairs for such a value (below): what its __totable gives, walked with
@@ -152,6 +152,9 @@ int lvm_pairs_whole(lua_State *L);
    reads see every field. */
 int lvm_totable(lua_State *L, int idx);
 void lvm_whole(lua_State *L, int idx);
+/* Only a metatable so marked (the host's) has its __totable called:
+   lvm_set_view_meta marks its own; the table at `mt`. */
+void lvm_mark_totable(lua_State *L, int mt);
 
 /* Bytes the state's objects take now, and its cap. */
 size_t lvm_memory(lvm *vm);

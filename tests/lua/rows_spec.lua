@@ -88,7 +88,7 @@ describe("kernel rows kept in C until read", function()
       pairs = n, ipairs = n, insert = n + 1, sorted = p.max, max = p.max, setmetatable = n,
       append = n + 1, plain = true, type = "table", metatable = true, rawnext = true,
       strict = true, part_pairs = n, part_rawlen = n, part_remove = (n - 1) .. "," .. (n - 1),
-      part_insert = true, part_sorted = p.max, part_ipairs = n, part_set = true,
+      part_insert = true, part_sorted = p.max, part_ipairs = n, part_set = true, part_next = true,
     }, p)
     e:close()
   end)

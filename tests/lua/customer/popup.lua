@@ -18,6 +18,16 @@ function modes.named(ctx)
   return { seen = seen, customer = c }
 end
 
+-- next from a key, as from the start, walks the fields only.
+function modes.walk(ctx)
+  local c, keys, k = ctx.customer, {}, "id"
+  repeat
+    keys[#keys + 1] = type(k) == "string" and k or type(k)
+    k = next(c, k)
+  until k == nil
+  return { keys = keys }
+end
+
 -- pairs, next, rawget and getmetatable see every field.
 function modes.raw(ctx)
   local c = ctx.customer
@@ -27,10 +37,11 @@ function modes.raw(ctx)
   return r
 end
 
--- A field the strategy sets stays as it set it, also once its group is made.
+-- A field the strategy sets stays as it set it, also once its group is made;
+-- one set to nil stays nil.
 function modes.set(ctx)
   local c = ctx.customer
-  c.orders, c.cart = 99, { "mine" }
+  c.orders, c.cart, c.recent = 99, { "mine" }, nil
   return { visits = c.visits, orders = c.orders, cart = c.cart, bought = c.bought,
            customer = c }
 end

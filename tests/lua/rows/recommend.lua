@@ -69,6 +69,10 @@ local function probe(ctx)
   for _ in ipairs(t) do n = n + 1 end
   r.part_ipairs = n
   t = part(1)
+  local walked, key = 0, 2
+  repeat walked = walked + 1; key = next(t, key) until key == nil or type(key) ~= "number"
+  r.part_next = key == nil and walked == r.len - 1
+  t = part(1)
   t[1] = { id = "y" }
   r.part_set = t[1].id == "y" and t[#t].id == last and count(t) == r.len
   -- an object of a strict class: its class raises on unknown keys
