@@ -149,6 +149,10 @@ static void test_exposures_bounded_per_call(void) {
   CHECK_INT(tailor_forget(t, "nobody", NULL, &err), TAILOR_OK);
   decide_loop(t, 3, 3, "z");
   CHECK_INT(buffered(t), 2 * MAX_EXPOSURES + 6);
+  /* A unit that is not UTF-8 is not kept (PostgreSQL would refuse the
+     whole flush). */
+  eng_expose(t, "loop", "a", "u\xff", eng_exposure_hash("loop", "u\xff"));
+  CHECK_INT(buffered(t), 2 * MAX_EXPOSURES + 6);
 
   /* The report sees exactly those. */
   char *report = NULL;
