@@ -350,15 +350,15 @@ static int has_position(const char *msg) {
 
 /*
 ** A plugin's Lua function (upvalue 1, named upvalue 2) called with its
-** table arguments made whole (lvm_whole): a kernel's list reaches C code as
-** its rows.  Its error reads as if the strategy had called it directly:
+** table arguments made whole, and the tables within them (lvm_whole_deep):
+** a kernel's list reaches C code as its rows, a ctx.customer inside a
+** table with all its fields.  Its error reads as if the strategy had called it directly:
 ** the strategy's line in front, the function's name for luaL_argerror's
 ** '?' (called from C, Lua cannot tell it).
 */
 static int plugin_call(lua_State *L) {
   int n = lua_gettop(L);
-  for (int i = 1; i <= n; i++)
-    if (lua_type(L, i) == LUA_TTABLE) lvm_whole(L, i);
+  for (int i = 1; i <= n; i++) lvm_whole_deep(L, i);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
   if (lua_pcall(L, n, LUA_MULTRET, 0) == LUA_OK) return lua_gettop(L);

@@ -966,6 +966,35 @@ void lvm_whole(lua_State *L, int idx) {
   if (lua_type(L, idx) == LUA_TTABLE && lvm_totable(L, idx)) lua_pop(L, 1);
 }
 
+/* The table at idx whole, and every table within it (once each: `seen`,
+   a set at index seen, guards against cycles). */
+static void whole_deep(lua_State *L, int idx, int seen) {
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, seen) != LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, idx);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, seen);
+  lvm_whole(L, idx);
+  luaL_checkstack(L, 4, "whole");
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -1) == LUA_TTABLE) whole_deep(L, lua_gettop(L), seen);
+    lua_pop(L, 1);
+  }
+}
+
+void lvm_whole_deep(lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TTABLE) return;
+  idx = lua_absindex(L, idx);
+  lua_newtable(L);
+  whole_deep(L, idx, lua_gettop(L));
+  lua_pop(L, 1);
+}
+
 int lvm_raw_next(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lvm_whole(L, 1); /* all of it, also from a key of a table read in part */

@@ -122,6 +122,69 @@ static lvm *open_vm_long(const char *dir, tailor_error *err) {
   return lvm_new(&c, err);
 }
 
+/* A lazy table's __totable: marks it made and plain. */
+static int made_totable(lua_State *L) {
+  lua_pushboolean(L, 1);
+  lua_setfield(L, 1, "made");
+  lua_pushnil(L);
+  lua_setmetatable(L, 1);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* A metatable with made_totable, marked as the host's or not; left on top. */
+static int totable_meta(lua_State *L, int host) {
+  lua_newtable(L);
+  lua_pushcfunction(L, made_totable);
+  lua_setfield(L, -2, "__totable");
+  if (host) lvm_mark_totable(L, -1);
+  return lua_gettop(L);
+}
+
+static int made(lua_State *L, int idx) {
+  lua_getfield(L, idx, "made");
+  int m = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return m;
+}
+
+/* What a plugin gets: the host's lazy tables within its arguments made
+   whole at any depth, once each (a cycle ends); a table's own __totable,
+   not the host's, is not run. */
+static void test_whole_deep(void) {
+  lua_State *L = luaL_newstate();
+  int host = totable_meta(L, 1), own = totable_meta(L, 0);
+  lua_newtable(L);
+  int arg = lua_gettop(L);
+  lua_newtable(L); /* arg.a.b: lazy */
+  lua_newtable(L);
+  lua_pushvalue(L, host);
+  lua_setmetatable(L, -2);
+  lua_setfield(L, -2, "b");
+  lua_setfield(L, arg, "a");
+  lua_newtable(L); /* arg[1]: lazy */
+  lua_pushvalue(L, host);
+  lua_setmetatable(L, -2);
+  lua_rawseti(L, arg, 1);
+  lua_pushvalue(L, arg); /* arg.cycle = arg */
+  lua_setfield(L, arg, "cycle");
+  lua_newtable(L); /* arg.own: a strategy's own __totable */
+  lua_pushvalue(L, own);
+  lua_setmetatable(L, -2);
+  lua_setfield(L, arg, "own");
+  lvm_whole_deep(L, arg);
+  CHECK_INT(lua_gettop(L), arg);
+  lua_getfield(L, arg, "a");
+  lua_getfield(L, -1, "b");
+  CHECK(made(L, -1));
+  lua_rawgeti(L, arg, 1);
+  CHECK(made(L, -1));
+  lua_getfield(L, arg, "own");
+  CHECK(!made(L, -1));
+  CHECK(lua_getmetatable(L, -1)); /* left as it was */
+  lua_close(L);
+}
+
 /* What lvm_pcall runs: the handler named in the call, with an optional
    string argument; its result as text in `out`. */
 typedef struct call {
@@ -1424,6 +1487,7 @@ int main(void) {
   RUN(test_open_api);
   RUN(test_random_is_deterministic);
   RUN(test_require);
+  RUN(test_whole_deep);
   RUN(test_check_dir);
   RUN(test_dir_signature);
   return CHECK_DONE();
