@@ -201,9 +201,10 @@ local DAY_MS = 86400000
 -- substitutes of what they bought lately (a set: hidden too, except from
 -- continue shopping).
 local function exclusions(ctx)
-  local exclude, hidden = {}, {}
-  for _, id in ipairs(ctx.customer.cart) do exclude[#exclude + 1] = id end
-  local bought, at = ctx.customer.bought, ctx.customer.bought_at or {}
+  local exclude, hidden, customer = {}, {}, ctx.customer
+  for _, id in ipairs(customer.cart) do exclude[#exclude + 1] = id end
+  local bought = customer.bought
+  local at = #bought > 0 and customer.bought_at or {}
   for i = #bought, 1, -1 do
     local id = bought[i]
     -- Bought when is not known (an old checkpoint): as if just now.
@@ -217,7 +218,8 @@ local function exclusions(ctx)
       end
     end
   end
-  if ctx.page.item then exclude[#exclude + 1] = ctx.page.item end
+  local item = ctx.page.item
+  if item then exclude[#exclude + 1] = item end
   -- What the page already shows in its other widgets (the request's exclude).
   for _, id in ipairs(ctx.exclude) do exclude[#exclude + 1] = id end
   return exclude, hidden
@@ -357,29 +359,31 @@ local function guide_for(ctx, pick, item)
 end
 
 function pages.product(ctx, pick)
-  local item = ctx.page.item
+  local page, k = ctx.page, ctx.k
+  local item = page.item
   if item and M.is_content(item) then return pages.content(ctx, pick) end
-  if ctx.page.widget == "similar" then
-    pick.add(tailor.similar(item, pick.opts { k = ctx.k * 2 }))
-    if not pick.full() then pick.add(bestsellers(ctx, pick.opts { k = ctx.k * 3 })) end
+  if page.widget == "similar" then
+    pick.add(tailor.similar(item, pick.opts { k = k * 2 }))
+    if not pick.full() then pick.add(bestsellers(ctx, pick.opts { k = k * 3 })) end
     return
   end
-  local unit = ctx.customer.id or ctx.customer.anon or ctx.session.id or "anonymous"
+  local customer, session = ctx.customer, ctx.session
+  local unit = customer.id or customer.anon or session.id or "anonymous"
   -- The shipped experiment: how "bought together" is scored.
   local measure = tailor.experiment("product_bought_together",
                                     { control = 50, cosine = 50 }, unit)
-  local opts = pick.opts { k = ctx.k * 2, measure = measure == "cosine" and "cosine" or "also" }
+  local opts = pick.opts { k = k * 2, measure = measure == "cosine" and "cosine" or "also" }
   pick.add(tailor.complements(item, opts))
   -- What visitors looked at next in sessions like this one (the session
   -- kernel that `tailor eval` measures: the shop's tuned parameters and
   -- re-ranker when the config has index.tuned), else plain "viewed together".
-  if not pick.full() and #ctx.session.items > 0 then
-    pick.add(tailor.session_next(ctx.session.items, pick.opts { k = ctx.k * 2,
-                                                               session = ctx.session.id }))
+  local viewed = session.items
+  if not pick.full() and #viewed > 0 then
+    pick.add(tailor.session_next(viewed, pick.opts { k = k * 2, session = session.id }))
   end
-  if not pick.full() then pick.add(tailor.viewed_together(item, pick.opts { k = ctx.k * 2 })) end
-  if not pick.full() then pick.add(tailor.similar(item, pick.opts { k = ctx.k * 2 })) end
-  if not pick.full() then pick.add(bestsellers(ctx, pick.opts { k = ctx.k * 3 })) end
+  if not pick.full() then pick.add(tailor.viewed_together(item, pick.opts { k = k * 2 })) end
+  if not pick.full() then pick.add(tailor.similar(item, pick.opts { k = k * 2 })) end
+  if not pick.full() then pick.add(bestsellers(ctx, pick.opts { k = k * 3 })) end
   guide_for(ctx, pick, item)
 end
 
