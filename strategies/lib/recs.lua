@@ -62,6 +62,24 @@ local function as_list(v)
   return v
 end
 
+local function append(list, ids)
+  if not ids then return end
+  for _, id in ipairs(ids) do list[#list + 1] = id end
+end
+
+-- Pins of `src` into `pins`, each slot and each item once (`taken`).
+local function add_pins(pins, src, taken)
+  if not src then return end
+  for _, p in ipairs(src) do
+    if not taken.slot[p.slot] and not taken.item[p.item] then
+      taken.slot[p.slot], taken.item[p.item] = true, true
+      pins[#pins + 1] = { item = p.item, slot = p.slot }
+    end
+  end
+end
+
+local function by_slot(x, y) return x.slot < y.slot end
+
 -- The request's controls (ctx) and the strategy's own (`own`, shaped like
 -- a request's: {filter = {brand, min_price, max_price, in_stock}, pin =
 -- {{item, slot}}, boost = {ids or "brand:<name>"}, bury = {...}}) as one:
@@ -72,36 +90,34 @@ end
 function M.controls(ctx, own)
   own = own or {}
   local f, of = ctx.filter or {}, own.filter or {}
-  local filter = { in_stock = f.in_stock ~= false or of.in_stock == true }
   local rb, ob = as_list(f.brand), as_list(of.brand)
+  local brand = rb or ob
   if rb and ob then
-    local mine, both = {}, {}
+    local mine = {}
+    brand = {}
     for _, b in ipairs(ob) do mine[b] = true end
-    for _, b in ipairs(rb) do if mine[b] then both[#both + 1] = b end end
-    filter.brand = both
-  else
-    filter.brand = rb or ob
+    for _, b in ipairs(rb) do if mine[b] then brand[#brand + 1] = b end end
   end
-  filter.min_price = math.max(f.min_price or 0, of.min_price or 0)
-  if filter.min_price == 0 then filter.min_price = nil end
-  filter.max_price = (f.max_price and of.max_price) and math.min(f.max_price, of.max_price)
-                     or f.max_price or of.max_price
+  local min_price = math.max(f.min_price or 0, of.min_price or 0)
+  local filter = {
+    in_stock = f.in_stock ~= false or of.in_stock == true,
+    brand = brand,
+    min_price = min_price > 0 and min_price or nil,
+    max_price = (f.max_price and of.max_price) and math.min(f.max_price, of.max_price)
+                or f.max_price or of.max_price,
+  }
   local c = { filter = filter, boost = {}, bury = {}, pin = {} }
-  for _, key in ipairs { "boost", "bury" } do
-    for _, src in ipairs { ctx[key] or {}, own[key] or {} } do
-      for _, id in ipairs(src) do c[key][#c[key] + 1] = id end
-    end
+  append(c.boost, ctx.boost)
+  append(c.boost, own.boost)
+  append(c.bury, ctx.bury)
+  append(c.bury, own.bury)
+  local pins, own_pins = ctx.pin, own.pin
+  if (pins and #pins > 0) or (own_pins and #own_pins > 0) then
+    local taken = { slot = {}, item = {} }
+    add_pins(c.pin, pins, taken)
+    add_pins(c.pin, own_pins, taken)
+    table.sort(c.pin, by_slot)
   end
-  local slot_taken, item_taken = {}, {}
-  for _, src in ipairs { ctx.pin or {}, own.pin or {} } do
-    for _, p in ipairs(src) do
-      if not slot_taken[p.slot] and not item_taken[p.item] then
-        slot_taken[p.slot], item_taken[p.item] = true, true
-        c.pin[#c.pin + 1] = { item = p.item, slot = p.slot }
-      end
-    end
-  end
-  table.sort(c.pin, function(x, y) return x.slot < y.slot end)
   return c
 end
 
