@@ -43,7 +43,7 @@
 local settings = require "lib.settings"
 local text = require "lib.text"
 
-local category_of = tailor.category
+local category_of, item_of = tailor.category, tailor.item
 
 local M = {}
 
@@ -346,7 +346,9 @@ end
 
 -- Shown fields: strip what the host does not take.
 local function rows_out(items)
-  for _, row in ipairs(items) do row.segment_label, row.style = nil, nil end
+  for _, row in ipairs(items) do
+    if row.segment_label ~= nil or row.style ~= nil then row.segment_label, row.style = nil, nil end
+  end
   return items
 end
 
@@ -354,7 +356,7 @@ local pages = {}
 
 -- A guide or blog post (catalog kind "content"): kept out of product rows.
 function M.is_content(id)
-  return tailor.item(id, "kind") == "content"
+  return item_of(id, "kind") == "content"
 end
 
 -- A guide's page: what its readers went on to buy, then what they read next.

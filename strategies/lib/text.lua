@@ -4,8 +4,10 @@
 
 local M = {}
 
+local item_of = tailor.item
+
 local function name_of(id)
-  return id and tailor.item(id, "name") or id or "this"
+  return id and item_of(id, "name") or id or "this"
 end
 
 local function ago(ms, now)
