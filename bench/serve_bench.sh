@@ -31,7 +31,7 @@
 # PARTS (default "decide events") picks sections: "events" alone skips the
 # decision cases.
 #
-# Each ratio is also measured in ROUNDS (default 3) alternations of the
+# Each ratio is also measured in ROUNDS (default 5) alternations of the
 # tailor case and its Redis case, back to back, and the median ratio is
 # the headline: on a shared machine the throughput of either moves by
 # tens of percent between minutes, and one tailor run beside one Redis
@@ -40,7 +40,7 @@
 # Closed loop: EV_CONNS connections, pipelined by 1 and 16.  Environment:
 # BUILD (default build/release), DATA, STRATEGIES, RUN (seconds per case,
 # default 5), EV_CONNS (50), SESSIONS (training sessions to ingest,
-# default all 186,670), ROUNDS (3).
+# default all 186,670), ROUNDS (5).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,7 +51,7 @@ RUN=${RUN:-5}
 SESSIONS=${SESSIONS:-0}
 EV_CONNS=${EV_CONNS:-50}
 PARTS=${PARTS:-decide events}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 TOKEN=bench-storefront-token-0123456789
 STEP_TIMEOUT=$((RUN * 4 + 60)) # no step may hang the run
 
