@@ -253,7 +253,7 @@ static int write_kernel_rows(lua_State *L, request *r, const lapi_rows *k) {
     const lapi_row *row = &k->row[at];
     if (!row->id || s.iid[at] == INTERN_NONE || r->t->ix->item[s.iid[at]].deleted ||
         !isfinite(row->score) ||
-        (row->because && !util_utf8_valid(row->because, strlen(row->because), NULL)))
+        (row->because && !util_utf8_valid(row->because, row->because_len, NULL)))
       return 0;
   }
   buf_putc(r->out, '[');
@@ -266,7 +266,7 @@ static int write_kernel_rows(lua_State *L, request *r, const lapi_rows *k) {
     }
     const lapi_row *row = &k->row[at];
     buf_put(r->out, entry_fields[0].json, entry_fields[0].json_len);
-    buf_json_str(r->out, row->id, strlen(row->id));
+    buf_json_str(r->out, row->id, row->id_len);
     buf_put(r->out, entry_fields[1].json, entry_fields[1].json_len);
     buf_json_num(r->out, row->score, DECIDE_DIGITS);
     buf_put(r->out, entry_fields[2].json, entry_fields[2].json_len);
@@ -274,7 +274,7 @@ static int write_kernel_rows(lua_State *L, request *r, const lapi_rows *k) {
     if (row->because) {
       buf_put(r->out, entry_fields[3].json, entry_fields[3].json_len);
       buf_putc(r->out, '[');
-      buf_json_str(r->out, row->because, strlen(row->because));
+      buf_json_str(r->out, row->because, row->because_len);
       buf_putc(r->out, ']');
     }
     buf_putc(r->out, '}');

@@ -416,6 +416,7 @@ void lapi_open(lua_State *L, void *engine);
 typedef struct lapi_row {
   double score;
   const char *id, *because; /* NULL: none (an id always, from a kernel) */
+  uint32_t id_len, because_len;
 } lapi_row;
 typedef struct lapi_rows {
   size_t n;

@@ -765,7 +765,7 @@ static void make_rows(lua_State *L, int list, lapi_rows *r, size_t upto) {
     const lapi_row *w = &r->row[i];
     lua_createtable(L, 0, r->anchored ? 5 : 4);
     lua_pushvalue(L, keys);
-    lua_pushstring(L, w->id);
+    lua_pushlstring(L, w->id, w->id_len);
     lua_rawset(L, -3);
     lua_pushvalue(L, keys + 1);
     lua_pushnumber(L, w->score);
@@ -775,7 +775,7 @@ static void make_rows(lua_State *L, int list, lapi_rows *r, size_t upto) {
     lua_rawset(L, -3);
     if (w->because) {
       lua_pushvalue(L, keys + 3);
-      lua_pushstring(L, w->because);
+      lua_pushlstring(L, w->because, w->because_len);
       lua_rawset(L, -3);
     }
   }
@@ -902,16 +902,17 @@ static void push_rows(lua_State *L, const idx *x, const topk_entry *rows,
   for (size_t i = 0; i < n; i++) {
     const char *id = intern_name(&x->items, rows[i].id);
     const char *because = anchored ? intern_name(&x->items, rows[i].aux) : NULL;
-    r->row[i] = (lapi_row){rows[i].score, NULL, NULL};
+    lapi_row *w = &r->row[i];
+    *w = (lapi_row){rows[i].score, NULL, NULL, 0, 0};
     if (id) {
-      size_t len = strlen(id) + 1;
-      r->row[i].id = memcpy(names, id, len);
-      names += len;
+      w->id_len = (uint32_t)strlen(id);
+      w->id = memcpy(names, id, w->id_len + 1);
+      names += w->id_len + 1;
     }
     if (because) {
-      size_t len = strlen(because) + 1;
-      r->row[i].because = memcpy(names, because, len);
-      names += len;
+      w->because_len = (uint32_t)strlen(because);
+      w->because = memcpy(names, because, w->because_len + 1);
+      names += w->because_len + 1;
     }
   }
   lua_createtable(L, (int)n, lazy);
@@ -1226,6 +1227,7 @@ static const char *const live_fields[] = {"id",           "in_stock",       "vie
 /* Push live figure `field` of the item: 1, or 0 when it is none (the
    price is live only for an item never upserted). */
 static int push_live(lua_State *L, const char *id, const idx_item *it, const char *field) {
+  if (!strchr("ivpw", field[0])) return 0; /* none of them: most reads (name, kind, brand) */
   if (!strcmp(field, "id")) lua_pushstring(L, id);
   else if (!strcmp(field, "in_stock")) lua_pushboolean(L, it->in_stock);
   else if (!strcmp(field, "views")) lua_pushinteger(L, (lua_Integer)it->views);
