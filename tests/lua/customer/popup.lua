@@ -11,12 +11,15 @@ local modes = {}
 -- Written as JSON without a field read first.
 function modes.json(ctx) return { customer = ctx.customer } end
 
--- Every field read by name, one by one, then the table as JSON.
-function modes.named(ctx)
-  local c, seen = ctx.customer, {}
-  for _, k in ipairs(ctx.context.keys) do seen[k] = c[k] == nil and "nil" or c[k] end
-  return { seen = seen, customer = c }
+-- Every field of ctx[what] named in context.keys read by name, one by
+-- one, then the table as JSON.
+local function named(ctx, what)
+  local t, seen = ctx[what], {}
+  for _, k in ipairs(ctx.context.keys) do seen[k] = t[k] == nil and "nil" or t[k] end
+  return { seen = seen, [what] = t }
 end
+
+function modes.named(ctx) return named(ctx, "customer") end
 
 -- next from a key, as from the start, walks the fields only.
 function modes.walk(ctx)
@@ -54,10 +57,6 @@ end
 -- ctx.session, whole as JSON, and read by name one field at a time.
 function modes.session(ctx) return { session = ctx.session } end
 
-function modes.session_named(ctx)
-  local s, seen = ctx.session, {}
-  for _, k in ipairs(ctx.context.keys) do seen[k] = s[k] == nil and "nil" or s[k] end
-  return { seen = seen, session = s }
-end
+function modes.session_named(ctx) return named(ctx, "session") end
 
 return { popup = function(ctx) return modes[ctx.context.mode](ctx) end }
