@@ -967,8 +967,10 @@ void lvm_whole(lua_State *L, int idx) {
 }
 
 /* The table at idx whole, and every table within it (once each: `seen`,
-   a set at index seen, guards against cycles). */
-static void whole_deep(lua_State *L, int idx, int seen) {
+   a set at index seen, guards against cycles), down to `depth` levels
+   more: the C stack, not the data, bounds the recursion. */
+static void whole_deep(lua_State *L, int idx, int seen, int depth) {
+  if (depth < 0) return;
   lua_pushvalue(L, idx);
   if (lua_rawget(L, seen) != LUA_TNIL) {
     lua_pop(L, 1);
@@ -982,7 +984,7 @@ static void whole_deep(lua_State *L, int idx, int seen) {
   luaL_checkstack(L, 4, "whole");
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    if (lua_type(L, -1) == LUA_TTABLE) whole_deep(L, lua_gettop(L), seen);
+    if (lua_type(L, -1) == LUA_TTABLE) whole_deep(L, lua_gettop(L), seen, depth - 1);
     lua_pop(L, 1);
   }
 }
@@ -991,7 +993,7 @@ void lvm_whole_deep(lua_State *L, int idx) {
   if (lua_type(L, idx) != LUA_TTABLE) return;
   idx = lua_absindex(L, idx);
   lua_newtable(L);
-  whole_deep(L, idx, lua_gettop(L));
+  whole_deep(L, idx, lua_gettop(L), LVM_WHOLE_DEPTH);
   lua_pop(L, 1);
 }
 

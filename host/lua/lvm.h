@@ -155,8 +155,10 @@ void lvm_whole(lua_State *L, int idx);
 /* Only a metatable so marked (the host's) has its __totable called:
    lvm_set_view_meta marks its own; the table at `mt`. */
 void lvm_mark_totable(lua_State *L, int mt);
-/* lvm_whole for the table at idx and every table reachable from it (what
-   C code that walks its arguments raw, a plugin, needs). */
+/* lvm_whole for the table at idx and every table reachable from it, to
+   LVM_WHOLE_DEPTH levels (what C code that walks its arguments raw, a
+   plugin, needs). */
+#define LVM_WHOLE_DEPTH 64
 void lvm_whole_deep(lua_State *L, int idx);
 
 /* Bytes the state's objects take now, and its cap. */

@@ -149,8 +149,8 @@ static int made(lua_State *L, int idx) {
 }
 
 /* What a plugin gets: the host's lazy tables within its arguments made
-   whole at any depth, once each (a cycle ends); a table's own __totable,
-   not the host's, is not run. */
+   whole, nested too, once each (a cycle ends), to a depth that keeps the C
+   stack safe; a table's own __totable, not the host's, is not run. */
 static void test_whole_deep(void) {
   lua_State *L = luaL_newstate();
   int host = totable_meta(L, 1), own = totable_meta(L, 0);
@@ -182,6 +182,19 @@ static void test_whole_deep(void) {
   lua_getfield(L, arg, "own");
   CHECK(!made(L, -1));
   CHECK(lua_getmetatable(L, -1)); /* left as it was */
+  /* A chain far deeper than LVM_WHOLE_DEPTH ends, the C stack whole. */
+  lua_settop(L, 0);
+  lua_newtable(L);
+  lua_pushvalue(L, 1);
+  for (int i = 0; i < 200000; i++) {
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "next");
+    lua_remove(L, -2);
+  }
+  lua_pop(L, 1);
+  lvm_whole_deep(L, 1);
+  CHECK_INT(lua_gettop(L), 1);
   lua_close(L);
 }
 
