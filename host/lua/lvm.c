@@ -318,7 +318,7 @@ void lvm_charge(lua_State *L, long steps) {
   lvm *vm = lvm_of(L);
   lua_Debug ar;
   int level = 1, line = -1;
-  if (!vm->running) return;
+  if (!vm || !vm->running) return; /* not a sandbox's state, or no call */
   if (!vm->exhausted) {
     vm->remaining -= steps;
     if (vm->remaining > 0) return;
@@ -966,27 +966,33 @@ void lvm_whole(lua_State *L, int idx) {
   if (lua_type(L, idx) == LUA_TTABLE && lvm_totable(L, idx)) lua_pop(L, 1);
 }
 
-/* The table at idx whole, and every table within it (once each: `seen`,
-   a set at index seen, guards against cycles), down to `depth` levels
-   more: the C stack, not the data, bounds the recursion. */
+/* The table at idx whole, and every table within it, keys too, down to
+   `depth` levels more: the C stack, not the data, bounds the recursion.
+   `seen` (a table at that index) has, for each table walked, the depth it
+   was walked with: a cycle ends, and a table reached again by a shorter
+   path is walked again deeper.  Each entry is charged to the budget as an
+   instruction: a strategy cannot hide a long walk in a plugin call. */
 static void whole_deep(lua_State *L, int idx, int seen, int depth) {
   if (depth < 0) return;
   lua_pushvalue(L, idx);
-  if (lua_rawget(L, seen) != LUA_TNIL) {
-    lua_pop(L, 1);
-    return;
-  }
+  int was = lua_rawget(L, seen) == LUA_TNUMBER ? (int)lua_tointeger(L, -1) : -1;
   lua_pop(L, 1);
+  if (was >= depth) return;
   lua_pushvalue(L, idx);
-  lua_pushboolean(L, 1);
+  lua_pushinteger(L, depth);
   lua_rawset(L, seen);
   lvm_whole(L, idx);
   luaL_checkstack(L, 4, "whole");
+  long walked = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    if (lua_type(L, -1) == LUA_TTABLE) whole_deep(L, lua_gettop(L), seen, depth - 1);
+    walked++;
+    int top = lua_gettop(L);
+    if (lua_type(L, top) == LUA_TTABLE) whole_deep(L, top, seen, depth - 1);
+    if (lua_type(L, top - 1) == LUA_TTABLE) whole_deep(L, top - 1, seen, depth - 1);
     lua_pop(L, 1);
   }
+  lvm_charge(L, walked);
 }
 
 void lvm_whole_deep(lua_State *L, int idx) {

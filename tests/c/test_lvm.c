@@ -182,6 +182,33 @@ static void test_whole_deep(void) {
   lua_getfield(L, arg, "own");
   CHECK(!made(L, -1));
   CHECK(lua_getmetatable(L, -1)); /* left as it was */
+  /* A table first reached at the depth limit, and again by a short path:
+     walked again from there (X.lazy, two levels down, made). */
+  lua_settop(L, 0);
+  host = totable_meta(L, 1);
+  lua_newtable(L); /* 2: A */
+  lua_newtable(L); /* 3: X */
+  lua_newtable(L);
+  lua_pushvalue(L, host);
+  lua_setmetatable(L, -2);
+  lua_setfield(L, 3, "lazy");
+  lua_newtable(L); /* A[1]: a chain of LVM_WHOLE_DEPTH - 1 tables, then X */
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, 2, 1);
+  for (int i = 1; i < LVM_WHOLE_DEPTH - 1; i++) {
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "next");
+    lua_remove(L, -2);
+  }
+  lua_pushvalue(L, 3);
+  lua_setfield(L, -2, "next");
+  lua_pop(L, 1);
+  lua_pushvalue(L, 3); /* A[2] = X */
+  lua_rawseti(L, 2, 2);
+  lvm_whole_deep(L, 2);
+  lua_getfield(L, 3, "lazy");
+  CHECK(made(L, -1));
   /* A chain far deeper than LVM_WHOLE_DEPTH ends, the C stack whole. */
   lua_settop(L, 0);
   lua_newtable(L);

@@ -70,6 +70,12 @@ static void test_example_plugin(void) {
              "return { recommend = function(ctx)\n"
              "  local ex = tailor.plugins.example\n"
              "  if ctx.page.type == 'heavy' then return ex.blend({}, {}, 2) end\n"
+             "  if ctx.page.type == 'walk' then -- the walk of big arguments counts\n"
+             "    local big = {}\n"
+             "    for i = 1, 100000 do big[i] = { i } end\n"
+             "    for _ = 1, 100 do ex.blend({}, { { id = 'hat', score = 1, more = big } }, 0.5) end\n"
+             "    return {}\n"
+             "  end\n"
              "  if ctx.page.type == 'kernels' then -- lists as the kernels return them\n"
              "    local t = tailor.trending(nil, nil, { k = 5, in_stock = false })\n"
              "    return ex.blend(t, tailor.trending(nil, nil, { k = 5, in_stock = false }), 0.5)\n"
@@ -106,6 +112,13 @@ static void test_example_plugin(void) {
   CHECK_CONTAINS(resp, "\"id\":\"hat\"");
   CHECK_CONTAINS(resp, "\"id\":\"sock\"");
   CHECK(strstr(resp, "fallback") == NULL);
+  tailor_free(resp);
+  /* The tables within a plugin's arguments are walked (made whole), and
+     each entry walked counts against the instruction budget (5M): 100
+     calls over 100,000 nested entries end in the budget's error. */
+  resp = recommend_on(t, "walk");
+  CHECK_CONTAINS(resp, "instruction budget exhausted");
+  CHECK_CONTAINS(resp, "\"fallback\":true");
   tailor_free(resp);
   /* A plugin's error names the strategy's line and the function. */
   resp = recommend_on(t, "heavy");
