@@ -765,7 +765,8 @@ static void make_rows(lua_State *L, int list, lapi_rows *r, size_t upto) {
     const lapi_row *w = &r->row[i];
     lua_createtable(L, 0, r->anchored ? 5 : 4);
     lua_pushvalue(L, keys);
-    lua_pushlstring(L, w->id, w->id_len);
+    if (w->id) lua_pushlstring(L, w->id, w->id_len);
+    else lua_pushnil(L);
     lua_rawset(L, -3);
     lua_pushvalue(L, keys + 1);
     lua_pushnumber(L, w->score);

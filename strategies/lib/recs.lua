@@ -102,7 +102,7 @@ function M.controls(ctx, own)
   local filter = {
     in_stock = f.in_stock ~= false or of.in_stock == true,
     brand = brand,
-    min_price = min_price > 0 and min_price or nil,
+    min_price = min_price ~= 0 and min_price or nil,
     max_price = (f.max_price and of.max_price) and math.min(f.max_price, of.max_price)
                 or f.max_price or of.max_price,
   }
@@ -385,8 +385,8 @@ function pages.product(ctx, pick)
     if not pick.full() then pick.add(bestsellers(ctx, pick.opts { k = k * 3 })) end
     return
   end
-  local customer, session = ctx.customer, ctx.session
-  local unit = customer.id or customer.anon or session.id or "anonymous"
+  local customer = ctx.customer
+  local unit = customer.id or customer.anon or ctx.session.id or "anonymous"
   -- The shipped experiment: how "bought together" is scored.
   local measure = tailor.experiment("product_bought_together",
                                     { control = 50, cosine = 50 }, unit)
@@ -395,9 +395,11 @@ function pages.product(ctx, pick)
   -- What visitors looked at next in sessions like this one (the session
   -- kernel that `tailor eval` measures: the shop's tuned parameters and
   -- re-ranker when the config has index.tuned), else plain "viewed together".
-  local viewed = session.items
-  if not pick.full() and #viewed > 0 then
-    pick.add(tailor.session_next(viewed, pick.opts { k = k * 2, session = session.id }))
+  if not pick.full() then
+    local session = ctx.session
+    if #session.items > 0 then
+      pick.add(tailor.session_next(session.items, pick.opts { k = k * 2, session = session.id }))
+    end
   end
   if not pick.full() then pick.add(tailor.viewed_together(item, pick.opts { k = k * 2 })) end
   if not pick.full() then pick.add(tailor.similar(item, pick.opts { k = k * 2 })) end
