@@ -80,12 +80,10 @@ void eng_expose(tailor *t, const char *experiment, const char *variant,
   uint64_t *slot = t->exposed ? &t->exposed[h & (ENG_EXPOSED_SLOTS - 1)] : NULL;
   /* Names that are not UTF-8 are not kept: PostgreSQL would refuse the
      row, and with it every exposure of the flush. */
-  int text = util_utf8_valid(experiment, strlen(experiment), NULL) &&
-             util_utf8_valid(variant, strlen(variant), NULL) &&
-             util_utf8_valid(unit, strlen(unit), NULL);
-  if (text && (!slot || *slot != h) && !expo_push(&t->expo, experiment, variant, unit, util_now_ms()) &&
-      slot)
-    *slot = h;
+  int fresh = (!slot || *slot != h) && util_utf8_valid(experiment, strlen(experiment), NULL) &&
+              util_utf8_valid(variant, strlen(variant), NULL) &&
+              util_utf8_valid(unit, strlen(unit), NULL);
+  if (fresh && !expo_push(&t->expo, experiment, variant, unit, util_now_ms()) && slot) *slot = h;
   pthread_mutex_unlock(&t->expo_mu);
 }
 

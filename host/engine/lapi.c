@@ -51,7 +51,7 @@ static void set_num(lua_State *L, const char *k, double v) {
 ** buyer's value figures (a hypergeometric series: tens of microseconds,
 ** for some customers milliseconds) are worked out only when read.  The
 ** table holds, under a light userdata key no strategy can make, a userdata
-** with the engine, the table's time and the ids (copied); a group is made
+** with the engine and the ids (copied); a group is made
 ** from the person those ids name when it is first read.  Handlers hold the
 ** index read lock, so the groups a call reads are of one moment; a table
 ** kept for a later call reads that later moment, as ctx.customer does.  A
@@ -314,7 +314,9 @@ static void sess_group(lua_State *L, int tbl, lazy_src *src, int g) {
       }
       put(L, tbl, "source");
     }
-  } else { /* the visitor's recent search terms, newest first */
+  } else { /* searches: the visitor's terms of this session (without a
+              session id, of the last SEARCH_WINDOW_MS), normalized, newest
+              first */
     const char *terms[SEARCH_RECENT];
     size_t n = search_terms_of(t->ix->search, idx_person_of(t->ix, src->customer, src->anon),
                                sid, util_now_ms(), terms, SEARCH_RECENT);
@@ -495,10 +497,6 @@ static void push_segments(lua_State *L, int ctx) {
 }
 
 static void push_strings(lua_State *L, const char *const *v, size_t n);
-
-/* ctx.session.searches, into the session table on top: the visitor's
-   search terms of this session (without a session id, of the last
-   SEARCH_WINDOW_MS), normalized, newest first. */
 
 /*
 ** ctx is read-only and lazy: a userdata of one metatable shared by every

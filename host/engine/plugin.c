@@ -352,9 +352,9 @@ static int has_position(const char *msg) {
 ** A plugin's Lua function (upvalue 1, named upvalue 2) called with its
 ** table arguments made whole, and the tables within them (lvm_whole_deep):
 ** a kernel's list reaches C code as its rows, a ctx.customer inside a
-** table with all its fields.  Its error reads as if the strategy had called it directly:
-** the strategy's line in front, the function's name for luaL_argerror's
-** '?' (called from C, Lua cannot tell it).
+** table with all its fields.  Its error reads as if the strategy had
+** called it directly: the strategy's line in front, the function's name
+** for luaL_argerror's '?' (called from C, Lua cannot tell it).
 */
 static int plugin_call(lua_State *L) {
   int n = lua_gettop(L);

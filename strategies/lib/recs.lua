@@ -140,7 +140,7 @@ end
 -- Whether the filter keeps an item (for rows that come from no kernel).
 function M.keeps(c, id)
   local f = c.filter
-  local item = tailor.item(id)
+  local item = item_of(id)
   if not item then return false end
   if f.in_stock and not item.in_stock then return false end
   if f.brand and not brand_set(f.brand)[item.brand or false] then return false end
@@ -173,7 +173,7 @@ function M.merchandise(rows, c, k, skip)
   skip = skip or {}
   local pins, pinned = {}, {}
   for _, p in ipairs(c.pin) do
-    local item = tailor.item(p.item)
+    local item = item_of(p.item)
     if p.slot <= k and item and not skip[p.item] and (item.in_stock or not c.filter.in_stock) then
       pins[p.slot] = p.item
       pinned[p.item] = { id = p.item, reason = "pinned" }
@@ -185,7 +185,7 @@ function M.merchandise(rows, c, k, skip)
     if pinned[row.id] then
       pinned[row.id] = row
     elseif not filtering or M.keeps(c, row.id) then
-      local brand = needs_brand and tailor.item(row.id, "brand")
+      local brand = needs_brand and item_of(row.id, "brand")
       local g = named(c.bury, row.id, brand) and 3 or named(c.boost, row.id, brand) and 1 or 2
       groups[g][#groups[g] + 1] = row
     end
@@ -422,7 +422,7 @@ function pages.home(ctx, pick)
   local recent = widget ~= "bestsellers" and ctx.customer.recent or {}
   local rows = {}
   for i = #recent, 1, -1 do
-    if tailor.item(recent[i], "in_stock") then
+    if item_of(recent[i], "in_stock") then
       rows[#rows + 1] = { id = recent[i], reason = "recently_viewed" }
     end
   end
