@@ -249,7 +249,8 @@ static int apply_visit_attrs(idx *x, idx_person *p, const ev *e) {
   /* Events carry few props: walk them rather than look up every key. */
   for (size_t j = 0; j < e->n_attrs; j++) {
     for (uint32_t i = 0; i < x->ntrend_keys; i++) {
-      if (strcmp(e->attrs[j].key, x->trend_keys[i]) != 0) continue;
+      const char *key = e->attrs[j].key; /* first letters first: most differ */
+      if (key[0] != x->trend_keys[i][0] || strcmp(key, x->trend_keys[i]) != 0) continue;
       uint32_t a = trend_key_attr(x, i);
       if (a == INTERN_NONE || set_attr_id(x, p, a, e->attrs[j].value)) return -1;
     }
