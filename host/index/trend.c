@@ -74,6 +74,14 @@ static uint32_t top_place(const trend_table *tb, uint32_t item, float w) {
   return lo;
 }
 
+/* Whether an item of weight w goes ahead of entry j of the top list. */
+static int outweighs(const trend_table *tb, uint32_t j, float w, uint32_t item) {
+  return tb->top_w[j] < w || (tb->top_w[j] == w && tb->top[j] > item);
+}
+
+/* Places walked up before a binary search (top_update). */
+#define TREND_WALK 8
+
 /*
 ** Keep the top list exact: the item of slot sl rose from weight `was` to
 ** its slot's weight.  A slot is marked while its item is listed, so a bump
@@ -99,13 +107,21 @@ static void top_update(trend *t, trend_table *tb, trend_slot *sl, uint32_t item,
   }
   /* Its new place: past every entry above it that it now outweighs (ties
      keep the smaller id first, as topk does); the entries between shift
-     down one.  Walked up from i rather than found by binary search: most
-     bumps move an item a place or none, and the walk reads the lines the
-     shift then writes. */
-  uint32_t lo = i;
-  while (lo > 0 && (tb->top_w[lo - 1] < w ||
-                    (tb->top_w[lo - 1] == w && tb->top[lo - 1] > item)))
-    lo--;
+     down one.  Most bumps move an item a place or none, so a few places
+     are walked up from i (reading the lines the shift then writes); an
+     item that climbs further, as one new to the list does (forward decay:
+     a view now outweighs a view of yesterday), finds the rest by binary
+     search, the list above being in order. */
+  uint32_t lo = i, walked = 0;
+  while (lo > 0 && walked < TREND_WALK && outweighs(tb, lo - 1, w, item)) lo--, walked++;
+  if (walked == TREND_WALK && lo > 0 && outweighs(tb, lo - 1, w, item)) {
+    uint32_t top = 0; /* the first place in [top, lo) it outweighs */
+    while (top < lo) {
+      uint32_t mid = (top + lo) / 2;
+      if (outweighs(tb, mid, w, item)) lo = mid;
+      else top = mid + 1;
+    }
+  }
   if (lo < i) {
     memmove(tb->top + lo + 1, tb->top + lo, (i - lo) * sizeof *tb->top);
     memmove(tb->top_w + lo + 1, tb->top_w + lo, (i - lo) * sizeof *tb->top_w);
