@@ -64,12 +64,12 @@ int cmd_serve(int argc, char **argv) {
   }
   srv_conf *conf = calloc(1, sizeof *conf);
   json_t *engine = NULL;
-  char err[512];
+  tailor_error err = {0};
   if (!conf) return EXIT_FAIL;
-  if (srv_conf_load(o.config, conf, &engine, err, sizeof err) ||
-      srv_conf_override(conf, listen, unix_path, err, sizeof err) ||
-      srv_conf_check(conf, insecure, err, sizeof err)) {
-    fprintf(stderr, "tailor serve: %s\n", err);
+  if (srv_conf_load(o.config, conf, &engine, &err) ||
+      srv_conf_override(conf, listen, unix_path, &err) ||
+      srv_conf_check(conf, insecure, &err)) {
+    fprintf(stderr, "tailor serve: %s\n", err.message);
     srv_conf_free(conf);
     free(conf);
     json_decref(engine);

@@ -74,19 +74,19 @@ void eval_data_free(eval_data *d) {
 
 /* ** Errors ---------------------------------------------------------------- */
 
-static int fail(tailor_error *err, int code, const char *label, long line,
-                const char *fmt, ...) {
-  if (!err) return code;
-  err->code = code;
-  err->line = line;
-  int at = line ? snprintf(err->message, sizeof err->message, "%s:%ld: ",
-                           label, line)
-                : snprintf(err->message, sizeof err->message, "%s: ", label);
+/* An error at line `line` (0: none) of the file `label`, as
+   "label:line: message", filled by util_fail with the line kept. */
+__attribute__((format(printf, 5, 6))) static int fail(tailor_error *err, int code,
+                                                     const char *label, long line,
+                                                     const char *fmt, ...) {
+  char msg[sizeof err->message];
   va_list ap;
   va_start(ap, fmt);
-  if (at > 0 && (size_t)at < sizeof err->message)
-    vsnprintf(err->message + at, sizeof err->message - (size_t)at, fmt, ap);
+  vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  if (line) util_fail(err, code, NULL, "%s:%ld: %s", label, line, msg);
+  else util_fail(err, code, NULL, "%s: %s", label, msg);
+  if (err) err->line = line;
   return code;
 }
 

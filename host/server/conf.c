@@ -4,12 +4,12 @@
 ** config: an unknown key or a wrong type is an error naming the key.
 */
 #include <arpa/inet.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/util.h"
 #include "server/proto.h"
 #include "server/server.h"
 
@@ -52,56 +52,51 @@ void srv_conf_free(srv_conf *c) {
   memset(c, 0, sizeof *c);
 }
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t n,
-                                                     const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, n, fmt, ap);
-  va_end(ap);
-  return -1;
-}
-
 /* "host:port" or "[v6]:port" into c->host and c->port. */
-static int parse_listen(srv_conf *c, char *err, size_t n) {
+static int parse_listen(srv_conf *c, tailor_error *err) {
   const char *s = c->listen, *colon;
   size_t hl;
   if (!*s) return 0;
   if (*s == '[') {
     const char *close = strchr(s, ']');
     if (!close || close[1] != ':')
-      return fail(err, n, "server.listen: '%s' is not [address]:port", s);
+      return util_fail(err, TAILOR_EINVAL, "server.listen",
+                       "server.listen: '%s' is not [address]:port", s);
     s++;
     hl = (size_t)(close - s);
     colon = close + 1;
   } else {
     if (!(colon = strrchr(s, ':')))
-      return fail(err, n, "server.listen: '%s' has no port (host:port)", s);
+      return util_fail(err, TAILOR_EINVAL, "server.listen",
+                       "server.listen: '%s' has no port (host:port)", s);
     hl = (size_t)(colon - s);
   }
   if (hl == 0 || hl >= sizeof c->host)
-    return fail(err, n, "server.listen: bad address in '%s'", c->listen);
+    return util_fail(err, TAILOR_EINVAL, "server.listen", "server.listen: bad address in '%s'",
+                     c->listen);
   memcpy(c->host, s, hl);
   c->host[hl] = '\0';
   char *end;
   long port = strtol(colon + 1, &end, 10);
   if (!colon[1] || *end || port < 0 || port > 65535)
-    return fail(err, n, "server.listen: bad port in '%s' (0 to 65535; 0 picks a free one)",
-                c->listen);
+    return util_fail(err, TAILOR_EINVAL, "server.listen",
+                     "server.listen: bad port in '%s' (0 to 65535; 0 picks a free one)", c->listen);
   c->port = (int)port;
   unsigned char buf[16];
   if (inet_pton(AF_INET, c->host, buf) != 1 && inet_pton(AF_INET6, c->host, buf) != 1)
-    return fail(err, n,
-                "server.listen: '%s' is not a numeric IPv4 or IPv6 address "
-                "(use 127.0.0.1, not a host name)",
-                c->host);
+    return util_fail(err, TAILOR_EINVAL, "server.listen",
+                     "server.listen: '%s' is not a numeric IPv4 or IPv6 address "
+                     "(use 127.0.0.1, not a host name)",
+                     c->host);
   return 0;
 }
 
-static int parse_tokens(srv_conf *c, const json_t *v, char *err, size_t n) {
-  if (!json_is_array(v)) return fail(err, n, "server.tokens: expected an array");
+static int parse_tokens(srv_conf *c, const json_t *v, tailor_error *err) {
+  if (!json_is_array(v))
+    return util_fail(err, TAILOR_EINVAL, "server.tokens", "server.tokens: expected an array");
   size_t count = json_array_size(v);
   if (count && !(c->tokens = calloc(count, sizeof *c->tokens)))
-    return fail(err, n, "server.tokens: out of memory");
+    return util_fail(err, TAILOR_ENOMEM, "server.tokens", "server.tokens: out of memory");
   for (size_t i = 0; i < count; i++) {
     json_t *t = json_array_get(v, i);
     char where[48];
@@ -109,42 +104,50 @@ static int parse_tokens(srv_conf *c, const json_t *v, char *err, size_t n) {
     const char *key;
     json_t *x;
     if (!json_is_object(t))
-      return fail(err, n, "%s: expected {\"token\": ..., \"role\": ...}", where);
+      return util_fail(err, TAILOR_EINVAL, where, "%s: expected {\"token\": ..., \"role\": ...}",
+                       where);
     json_object_foreach(t, key, x) {
       if (strcmp(key, "token") && strcmp(key, "role"))
-        return fail(err, n, "%s: unknown key '%s' (token, role)", where, key);
+        return util_fail(err, TAILOR_EINVAL, where, "%s: unknown key '%s' (token, role)", where,
+                         key);
     }
     const char *tok = json_string_value(json_object_get(t, "token"));
     const char *role = json_string_value(json_object_get(t, "role"));
     if (!tok || strlen(tok) < SRV_MIN_TOKEN_BYTES || strlen(tok) > SRV_MAX_ID_BYTES)
-      return fail(err, n, "%s.token: a string of %d to %d bytes is required", where,
-                  SRV_MIN_TOKEN_BYTES, SRV_MAX_ID_BYTES);
+      return util_fail(err, TAILOR_EINVAL, where,
+                       "%s.token: a string of %d to %d bytes is required", where,
+                       SRV_MIN_TOKEN_BYTES, SRV_MAX_ID_BYTES);
     int r = srv_role_lookup(role);
     if (r < 0)
-      return fail(err, n, "%s.role: '%s' is not a role (storefront, admin, ingest, metrics)",
-                  where, role ? role : "(missing)");
+      return util_fail(err, TAILOR_EINVAL, where,
+                       "%s.role: '%s' is not a role (storefront, admin, ingest, metrics)", where,
+                       role ? role : "(missing)");
     for (size_t j = 0; j < c->n_tokens; j++)
       if (!strcmp(c->tokens[j].token, tok))
-        return fail(err, n, "%s: the same token is listed twice", where);
+        return util_fail(err, TAILOR_EINVAL, where, "%s: the same token is listed twice", where);
     if (!(c->tokens[c->n_tokens].token = strdup(tok)))
-      return fail(err, n, "%s: out of memory", where);
+      return util_fail(err, TAILOR_ENOMEM, where, "%s: out of memory", where);
     c->tokens[c->n_tokens++].role = r;
   }
   return 0;
 }
 
-static int parse_cors(srv_conf *c, const json_t *v, char *err, size_t n) {
+static int parse_cors(srv_conf *c, const json_t *v, tailor_error *err) {
   if (!json_is_array(v))
-    return fail(err, n, "server.cors_origins: expected an array of origins");
+    return util_fail(err, TAILOR_EINVAL, "server.cors_origins",
+                     "server.cors_origins: expected an array of origins");
   size_t count = json_array_size(v);
   if (count && !(c->cors = calloc(count, sizeof *c->cors)))
-    return fail(err, n, "server.cors_origins: out of memory");
+    return util_fail(err, TAILOR_ENOMEM, "server.cors_origins",
+                     "server.cors_origins: out of memory");
   for (size_t i = 0; i < count; i++) {
     const char *o = json_string_value(json_array_get(v, i));
     if (!o || !*o)
-      return fail(err, n, "server.cors_origins[%zu]: expected an origin string", i);
+      return util_fail(err, TAILOR_EINVAL, "server.cors_origins",
+                       "server.cors_origins[%zu]: expected an origin string", i);
     if (!(c->cors[c->n_cors++] = strdup(o)))
-      return fail(err, n, "server.cors_origins: out of memory");
+      return util_fail(err, TAILOR_ENOMEM, "server.cors_origins",
+                       "server.cors_origins: out of memory");
   }
   return 0;
 }
@@ -156,14 +159,14 @@ static void key_list(char *buf, size_t n) {
     k += snprintf(buf + k, n - (size_t)k, ", %s", int_key_name(&int_keys[i]));
 }
 
-int srv_conf_parse(const json_t *section, srv_conf *c, char *err, size_t n) {
+int srv_conf_parse(const json_t *section, srv_conf *c, tailor_error *err) {
   memset(c, 0, sizeof *c);
   for (size_t i = 0; i < N_INT_KEYS; i++)
     *(long *)((char *)c + int_keys[i].off) = int_keys[i].def->value;
   int rc = 0;
   const char *listen = SRV_DEFAULT_LISTEN;
   if (section && !json_is_object(section)) {
-    rc = fail(err, n, "server: expected an object");
+    rc = util_fail(err, TAILOR_EINVAL, "server", "server: expected an object");
     goto done;
   }
   const char *key;
@@ -171,45 +174,52 @@ int srv_conf_parse(const json_t *section, srv_conf *c, char *err, size_t n) {
   json_object_foreach((json_t *)section, key, v) {
     if (!strcmp(key, "listen")) {
       if (!json_is_string(v))
-        rc = fail(err, n, "server.listen: expected \"host:port\"");
+        rc = util_fail(err, TAILOR_EINVAL, "server.listen",
+                       "server.listen: expected \"host:port\"");
       else
         listen = json_string_value(v);
     } else if (!strcmp(key, "unix")) {
       if (json_is_null(v)) continue;
       if (!json_is_string(v) || !json_string_length(v))
-        rc = fail(err, n, "server.unix: expected a socket path");
+        rc = util_fail(err, TAILOR_EINVAL, "server.unix", "server.unix: expected a socket path");
       else if (!(c->unix_path = strdup(json_string_value(v))))
-        rc = fail(err, n, "server.unix: out of memory");
+        rc = util_fail(err, TAILOR_ENOMEM, "server.unix", "server.unix: out of memory");
     } else if (!strcmp(key, "tokens")) {
-      rc = parse_tokens(c, v, err, n);
+      rc = parse_tokens(c, v, err);
     } else if (!strcmp(key, "cors_origins")) {
-      rc = parse_cors(c, v, err, n);
+      rc = parse_cors(c, v, err);
     } else if (!strcmp(key, "customer_secret")) {
       if (json_is_null(v)) continue;
       if (!json_is_string(v) || json_string_length(v) < 16)
-        rc = fail(err, n, "server.customer_secret: expected a secret of at least 16 bytes");
+        rc = util_fail(err, TAILOR_EINVAL, "server.customer_secret",
+                       "server.customer_secret: expected a secret of at least 16 bytes");
       else if (!(c->customer_secret = strdup(json_string_value(v))))
-        rc = fail(err, n, "server.customer_secret: out of memory");
+        rc = util_fail(err, TAILOR_ENOMEM, "server.customer_secret",
+                       "server.customer_secret: out of memory");
     } else if (!strcmp(key, "static_dir")) {
       struct stat st;
       if (json_is_null(v)) continue;
       if (!json_is_string(v) || !json_string_length(v))
-        rc = fail(err, n, "server.static_dir: expected a folder path");
+        rc = util_fail(err, TAILOR_EINVAL, "server.static_dir",
+                       "server.static_dir: expected a folder path");
       else if (stat(json_string_value(v), &st) || !S_ISDIR(st.st_mode))
-        rc = fail(err, n, "server.static_dir: '%s' is not a folder", json_string_value(v));
+        rc = util_fail(err, TAILOR_EINVAL, "server.static_dir",
+                       "server.static_dir: '%s' is not a folder", json_string_value(v));
       else if (!(c->static_dir = strdup(json_string_value(v))))
-        rc = fail(err, n, "server.static_dir: out of memory");
+        rc = util_fail(err, TAILOR_ENOMEM, "server.static_dir", "server.static_dir: out of memory");
     } else {
       size_t i = 0;
+      char field[64];
+      snprintf(field, sizeof field, "server.%s", key);
       while (i < N_INT_KEYS && strcmp(int_key_name(&int_keys[i]), key)) i++;
       if (i == N_INT_KEYS) {
         char keys[512];
         key_list(keys, sizeof keys);
-        rc = fail(err, n, "server.%s: unknown key (%s)", key, keys);
+        rc = util_fail(err, TAILOR_EINVAL, field, "server.%s: unknown key (%s)", key, keys);
       } else if (!json_is_integer(v) || json_integer_value(v) < int_keys[i].lo ||
                  json_integer_value(v) > int_keys[i].hi) {
-        rc = fail(err, n, "server.%s: expected an integer from %ld to %ld", key,
-                  int_keys[i].lo, int_keys[i].hi);
+        rc = util_fail(err, TAILOR_EINVAL, field, "server.%s: expected an integer from %ld to %ld",
+                       key, int_keys[i].lo, int_keys[i].hi);
       } else {
         *(long *)((char *)c + int_keys[i].off) = (long)json_integer_value(v);
       }
@@ -217,61 +227,59 @@ int srv_conf_parse(const json_t *section, srv_conf *c, char *err, size_t n) {
     if (rc) goto done;
   }
   if (!(c->listen = strdup(listen))) {
-    rc = fail(err, n, "server.listen: out of memory");
+    rc = util_fail(err, TAILOR_ENOMEM, "server.listen", "server.listen: out of memory");
     goto done;
   }
-  rc = parse_listen(c, err, n);
+  rc = parse_listen(c, err);
 done:
   if (rc) srv_conf_free(c);
   return rc;
 }
 
 int srv_conf_override(srv_conf *c, const char *listen, const char *unix_path,
-                      char *err, size_t n) {
+                      tailor_error *err) {
   if (unix_path) {
     char *u = strdup(unix_path);
-    if (!u) return fail(err, n, "--unix: out of memory");
+    if (!u) return util_fail(err, TAILOR_ENOMEM, "--unix", "--unix: out of memory");
     free(c->unix_path);
     c->unix_path = *u ? u : NULL;
     if (!*u) free(u);
   }
   if (listen) {
     char *l = strdup(listen);
-    if (!l) return fail(err, n, "--listen: out of memory");
+    if (!l) return util_fail(err, TAILOR_ENOMEM, "--listen", "--listen: out of memory");
     free(c->listen);
     c->listen = l;
-    return parse_listen(c, err, n);
+    return parse_listen(c, err);
   }
   return 0;
 }
 
-int srv_conf_load(const char *path, srv_conf *c, json_t **engine, char *err,
-                  size_t n) {
+int srv_conf_load(const char *path, srv_conf *c, json_t **engine, tailor_error *err) {
   json_t *all = NULL;
   *engine = NULL;
   if (path) {
     json_error_t je;
-    if (!(all = json_load_file(path, 0, &je))) {
-      snprintf(err, n, "%s:%d:%d: %s", path, je.line, je.column, je.text);
-      return -1;
-    }
+    if (!(all = json_load_file(path, 0, &je)))
+      return util_fail(err, TAILOR_EINVAL, NULL, "%s:%d:%d: %s", path, je.line, je.column,
+                       je.text);
     if (!json_is_object(all)) {
       json_decref(all);
-      snprintf(err, n, "%s: the configuration must be a JSON object", path);
-      return -1;
+      return util_fail(err, TAILOR_EINVAL, NULL, "%s: the configuration must be a JSON object",
+                       path);
     }
   } else {
     all = json_object();
   }
   json_t *section = json_incref(json_object_get(all, "server"));
   json_object_del(all, "server");
-  char why[400];
-  int rc = srv_conf_parse(section, c, why, sizeof why);
+  tailor_error why = {0};
+  int rc = srv_conf_parse(section, c, &why);
   json_decref(section);
   if (rc) {
-    snprintf(err, n, "%s: %s", path ? path : "config", why);
     json_decref(all);
-    return -1;
+    return util_fail(err, rc, why.field[0] ? why.field : NULL, "%s: %s", path ? path : "config",
+                     why.message);
   }
   *engine = all;
   return 0;
@@ -288,17 +296,17 @@ static int is_loopback(const char *host) {
   return 0;
 }
 
-int srv_conf_check(const srv_conf *c, int insecure, char *err, size_t n) {
+int srv_conf_check(const srv_conf *c, int insecure, tailor_error *err) {
   if (c->n_tokens) return 0;
   if (!insecure)
-    return fail(err, n,
-                "no tokens configured (server.tokens); every request would be "
-                "refused.  Add tokens, or pass --insecure to let every client "
-                "act as admin on a loopback address");
+    return util_fail(err, TAILOR_EINVAL, "server.tokens",
+                     "no tokens configured (server.tokens); every request would be "
+                     "refused.  Add tokens, or pass --insecure to let every client "
+                     "act as admin on a loopback address");
   if (*c->listen && !is_loopback(c->host))
-    return fail(err, n,
-                "--insecure without tokens serves loopback addresses only; "
-                "'%s' is not one",
-                c->host);
+    return util_fail(err, TAILOR_EINVAL, "--insecure",
+                     "--insecure without tokens serves loopback addresses only; "
+                     "'%s' is not one",
+                     c->host);
   return 0;
 }

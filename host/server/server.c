@@ -183,17 +183,17 @@ static void on_reload(uv_signal_t *sig, int signum) {
     srv_log(TAILOR_LOG_WARN, "SIGHUP: started without --config, nothing to reload");
     return;
   }
-  char err[512];
+  tailor_error err = {0};
   json_t *engine = NULL;
   srv_conf *nc = calloc(1, sizeof *nc);
-  if (!nc || srv_conf_load(path, nc, &engine, err, sizeof err) ||
-      srv_conf_override(nc, s->opts.listen, s->opts.unix_path, err, sizeof err) ||
-      srv_conf_check(nc, s->opts.insecure, err, sizeof err)) {
+  if (!nc || srv_conf_load(path, nc, &engine, &err) ||
+      srv_conf_override(nc, s->opts.listen, s->opts.unix_path, &err) ||
+      srv_conf_check(nc, s->opts.insecure, &err)) {
     srv_conf_free(nc);
     free(nc);
     json_decref(engine);
     srv_log(TAILOR_LOG_ERROR, "SIGHUP: reload refused, the running configuration stays: %s",
-            nc ? err : "out of memory");
+            nc ? err.message : "out of memory");
     return;
   }
   const srv_conf *old = s->conf;

@@ -66,10 +66,11 @@ typedef struct srv_conf {
 
 /*
 ** Parse the "server" section (NULL for the defaults) into `c`.  Unknown
-** keys and wrong types are errors naming the key, written to `err`.
-** Returns 0, or -1 with `c` holding nothing to free.
+** keys and wrong types are errors naming the key, in `err` (its field is
+** the key).  Returns 0, or a negative tailor_code with `c` holding nothing
+** to free.
 */
-int srv_conf_parse(const json_t *section, srv_conf *c, char *err, size_t errlen);
+int srv_conf_parse(const json_t *section, srv_conf *c, tailor_error *err);
 void srv_conf_free(srv_conf *c);
 
 /*
@@ -77,19 +78,19 @@ void srv_conf_free(srv_conf *c);
 ** engine's keys) into *engine (a new reference the caller releases).
 ** `path` NULL gives the defaults and an empty engine object.
 */
-int srv_conf_load(const char *path, srv_conf *c, json_t **engine, char *err,
-                  size_t errlen);
+int srv_conf_load(const char *path, srv_conf *c, json_t **engine, tailor_error *err);
 
 /*
 ** Whether `c` may be served: tokens configured, or `insecure` with only
-** loopback TCP addresses.  0, or -1 with the reason in `err`.
+** loopback TCP addresses.  0, or TAILOR_EINVAL with the reason in `err`.
 */
-int srv_conf_check(const srv_conf *c, int insecure, char *err, size_t errlen);
+int srv_conf_check(const srv_conf *c, int insecure, tailor_error *err);
 
 /* Replace the listen address and/or the Unix socket path (NULL: keep),
-   as --listen and --unix do.  0, or -1 with the reason in `err`. */
+   as --listen and --unix do.  0, or a negative tailor_code with the reason
+   in `err`. */
 int srv_conf_override(srv_conf *c, const char *listen, const char *unix_path,
-                      char *err, size_t errlen);
+                      tailor_error *err);
 
 /* Call `fn` for each numeric key: name, default, doc (for --help, docs). */
 void srv_conf_each(void (*fn)(void *ud, const char *key, long def, const char *doc),

@@ -118,6 +118,21 @@ done
 expect "docs/configuration.md is up to date (tailor config --markdown)" \
   cmp -s "$dir/config.md" "$ROOT/docs/configuration.md"
 
+# `tailor serve` refuses a bad "server" section before it opens anything,
+# naming the file and the key.
+printf '{"server": {"listen": "127.0.0.1:0", "bogus": 1}}\n' > "$dir/bad.json"
+"$T" serve --config "$dir/bad.json" 2>"$dir/err"
+expect "serve exits 2 on an unknown server key" test $? = 2
+expect "serve names the file and the key" \
+  grep -q "^tailor serve: $dir/bad.json: server.bogus: unknown key" "$dir/err"
+printf '{"server": {"listen": "localhost:80"}}\n' > "$dir/bad.json"
+"$T" serve --config "$dir/bad.json" 2>"$dir/err"
+expect "serve refuses a host name" grep -q "server.listen: 'localhost' is not a numeric" "$dir/err"
+printf '{"server": {"listen": "127.0.0.1:0"}}\n' > "$dir/bad.json"
+"$T" serve --config "$dir/bad.json" 2>"$dir/err"
+expect "serve exits 2 without tokens" test $? = 2
+expect "serve explains the missing tokens" grep -q "no tokens configured" "$dir/err"
+
 "$T" nosuch 2>/dev/null
 expect "unknown command exits 2" test $? = 2
 
