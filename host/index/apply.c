@@ -33,9 +33,17 @@
 typedef struct event_keys {
   char cbuf[300], abuf[300];
   intern_key c, a, s, item[KEYED_LINES];
+  /* In a batch, the ids found while fetching ahead (ahead_records):
+     INTERN_NONE for a string not there yet.  An id found stays right while
+     its table has forgotten nothing since (intern.forgets), so the event's
+     turn takes it without a second lookup (known_id). */
+  int ahead;
+  uint32_t cid, aid, sid, iid[KEYED_LINES];
+  uint32_t people_forgets, sessions_forgets, items_forgets;
 } event_keys;
 
 static void event_keys_of(const idx *x, const ev *e, event_keys *k) {
+  k->ahead = 0;
   if (e->customer) {
     k->c = idx_person_key_of(k->cbuf, sizeof k->cbuf, 'c', e->customer);
     intern_prefetch(&x->people, &k->c);
@@ -54,10 +62,23 @@ static void event_keys_of(const idx *x, const ev *e, event_keys *k) {
   }
 }
 
+/* The id found ahead for a string of table t, or INTERN_NONE when it must
+   be looked up (or added) now. */
+static uint32_t known_id(const event_keys *k, const intern *t, uint32_t id, uint32_t forgets) {
+  return k->ahead && t->forgets == forgets ? id : INTERN_NONE;
+}
+
+/* The person of people id p (found ahead), or of key pk, added when new. */
+static uint32_t person_put(idx *x, char kind, const event_keys *k, const intern_key *pk,
+                           uint32_t p) {
+  p = known_id(k, &x->people, p, k->people_forgets);
+  return p != INTERN_NONE ? x->person[p].canon : idx_person_put_key(x, kind, pk);
+}
+
 /* The person an event is about, created when new; links anon to customer. */
 static uint32_t event_person(idx *x, const ev *e, const event_keys *k) {
-  uint32_t c = e->customer ? idx_person_put_key(x, 'c', &k->c) : INTERN_NONE;
-  uint32_t a = e->anon ? idx_person_put_key(x, 'a', &k->a) : INTERN_NONE;
+  uint32_t c = e->customer ? person_put(x, 'c', k, &k->c, k->cid) : INTERN_NONE;
+  uint32_t a = e->anon ? person_put(x, 'a', k, &k->a, k->aid) : INTERN_NONE;
   if (c != INTERN_NONE && a != INTERN_NONE && a != c &&
       !x->person[a].is_customer && idx_person_merge(x, a, c))
     return INTERN_NONE;
@@ -625,16 +646,21 @@ static void prefetch_lines(const void *p, size_t bytes) {
   for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)p + o, 1);
 }
 
-static void ahead_records(const idx *x, const ev *e, const event_keys *k) {
-  uint32_t pid = INTERN_NONE, sid = INTERN_NONE;
-  if (e->anon) pid = intern_get_key(&x->people, &k->a);
-  if (e->customer) pid = intern_get_key(&x->people, &k->c);
+static void ahead_records(const idx *x, const ev *e, event_keys *k) {
+  k->ahead = 1;
+  k->people_forgets = x->people.forgets;
+  k->sessions_forgets = x->sessions.forgets;
+  k->items_forgets = x->items.forgets;
+  k->cid = e->customer ? intern_get_key(&x->people, &k->c) : INTERN_NONE;
+  k->aid = e->anon ? intern_get_key(&x->people, &k->a) : INTERN_NONE;
+  uint32_t pid = k->cid != INTERN_NONE ? k->cid : k->aid, sid = INTERN_NONE;
   if (pid < x->person_cap) prefetch_lines(&x->person[pid], sizeof *x->person);
   if (e->session) sid = intern_get_key(&x->sessions, &k->s);
+  k->sid = sid;
   if (sid < x->session_cap) __builtin_prefetch(&x->session[sid], 1);
   if (sid < x->window_cap) __builtin_prefetch(&x->window[sid], 1);
   for (size_t l = 0; l < e->n_lines && l < KEYED_LINES; l++) {
-    uint32_t i = intern_get_key(&x->items, &k->item[l]);
+    uint32_t i = k->iid[l] = intern_get_key(&x->items, &k->item[l]);
     if (i >= x->item_cap) continue;
     __builtin_prefetch(&x->item[i], 1);
     if (x->trend_all) trend_prefetch(&x->trend, x->trend_all - 1, i);
@@ -673,7 +699,8 @@ static int apply_keyed(idx *x, const ev *e, const event_keys *k) {
   uint32_t pid = event_person(x, e, k);
   idx_person *p = pid == INTERN_NONE ? NULL : &x->person[pid];
   uint32_t sid = INTERN_NONE;
-  if (e->session && (sid = intern_put_key(&x->sessions, &k->s)) == INTERN_NONE)
+  if (e->session && (sid = known_id(k, &x->sessions, k->sid, k->sessions_forgets)) == INTERN_NONE &&
+      (sid = intern_put_key(&x->sessions, &k->s)) == INTERN_NONE)
     return TAILOR_ENOMEM;
   /* The session is a returning visitor's when it starts a visit of someone
      seen before. */
@@ -713,8 +740,10 @@ static int apply_keyed(idx *x, const ev *e, const event_keys *k) {
   uint32_t order[IDX_MAX_ORDER_LINES];
   size_t norder = 0;
   for (size_t l = 0; l < e->n_lines; l++) {
-    uint32_t i = l < KEYED_LINES ? idx_item_put_key(x, &k->item[l])
-                                 : idx_item_put(x, e->lines[l].item);
+    uint32_t i = l < KEYED_LINES ? known_id(k, &x->items, k->iid[l], k->items_forgets)
+                                 : INTERN_NONE;
+    if (i == INTERN_NONE)
+      i = l < KEYED_LINES ? idx_item_put_key(x, &k->item[l]) : idx_item_put(x, e->lines[l].item);
     if (i == INTERN_NONE) return TAILOR_ENOMEM;
     p = pid == INTERN_NONE ? NULL : &x->person[pid]; /* idx_item_put may move */
     idx_item *it = &x->item[i];

@@ -222,6 +222,7 @@ uint32_t intern_forget(intern *t, const char *s) {
   }
   char *name = t->names[id];
   memset(name - sizeof(uint32_t), 0, sizeof(uint32_t) + name_len(name));
+  t->forgets++;
   return id;
 }
 

@@ -26,6 +26,9 @@ typedef struct intern {
   size_t arena_used, arena_cap;
   char **blocks;       /* every block, for freeing */
   size_t nblocks;
+  uint32_t forgets;    /* strings forgotten so far: an id looked up
+                          earlier still names its string while this has
+                          not changed (ids never move otherwise) */
 } intern;
 
 void intern_init(intern *t);

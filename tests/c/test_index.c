@@ -246,6 +246,54 @@ static void test_batch_same_as_one_by_one(void) {
   for (int i = 0; i < N; i++) ev_clear(&evs[i]);
 }
 
+/* A batch looks its events' people, sessions and items up ahead and keeps
+   the ids for their turn; an erase applied meanwhile forgets some, and the
+   events after it must not land on the forgotten ids: the batch leaves
+   the index as one event at a time does. */
+static void test_batch_erase_between(void) {
+  char hex_c[65], hex_s[65], json[512];
+  util_sha256_hex("c1", 2, hex_c);
+  util_sha256_hex("s1", 2, hex_s);
+  enum { N = 8 };
+  static ev evs[N];
+  ev_limits lim = {0, 0, T0, 0, 0, 0};
+  lim.internal = 1; /* the erase is the log's own event */
+  for (int i = 0; i < N; i++) {
+    if (i == 2)
+      snprintf(json, sizeof json, "{\"type\":\"erase\",\"customer_sha256\":\"%s\","
+               "\"sessions_sha256\":[\"%s\"]}", hex_c, hex_s);
+    else
+      snprintf(json, sizeof json, "{\"type\":\"view\",\"item\":\"i%d\",\"customer\":\"c1\","
+               "\"anon\":\"a1\",\"session\":\"s1\",\"ts\":%lld}", i % 3,
+               (long long)(T0 + i * 1000));
+    tailor_error err = {0};
+    CHECK_INT(ev_parse(json, strlen(json), &lim, &evs[i], &err), TAILOR_OK);
+  }
+  idx *one = idx_new(NULL), *many = idx_new(NULL);
+  for (int i = 0; i < N; i++) CHECK_INT(idx_apply(one, &evs[i]), TAILOR_OK);
+  const ev *p[N];
+  for (int i = 0; i < N; i++) p[i] = &evs[i];
+  CHECK_INT(idx_apply_batch(many, p, N, NULL), TAILOR_OK);
+  CHECK(one->people.forgets > 0 && many->people.forgets == one->people.forgets);
+  CHECK_INT(many->people.n, one->people.n);
+  tailor_error err = {0};
+  char a[512], b[512];
+  scratch(a, sizeof a, "test_index_erase_one.ckpt");
+  scratch(b, sizeof b, "test_index_erase_many.ckpt");
+  CHECK_INT(idx_save(one, a, idx_fingerprint(one), 1, &err), TAILOR_OK);
+  CHECK_INT(idx_save(many, b, idx_fingerprint(many), 1, &err), TAILOR_OK);
+  size_t na = 0, nb = 0;
+  char *da = util_read_file(a, &na), *db = util_read_file(b, &nb);
+  CHECK(da && db && na == nb && memcmp(da, db, na) == 0);
+  free(da);
+  free(db);
+  remove(a);
+  remove(b);
+  idx_free(one);
+  idx_free(many);
+  for (int i = 0; i < N; i++) ev_clear(&evs[i]);
+}
+
 /* A person's affinities loaded from a checkpoint keep growing there (the
    list's room is known from its length); categories and brands are told
    apart (items without a brand: no brand affinities). */
@@ -955,6 +1003,7 @@ int main(void) {
   RUN(test_cooc_cap_weakest_wide);
   RUN(test_cooc_several_anchors);
   RUN(test_batch_same_as_one_by_one);
+  RUN(test_batch_erase_between);
   RUN(test_affinities_grow_after_load);
   RUN(test_trend_exact_top);
   RUN(test_trend_decay);
