@@ -68,11 +68,13 @@ static uint32_t known_id(const event_keys *k, const intern *t, uint32_t id, uint
   return k->ahead && t->forgets == forgets ? id : INTERN_NONE;
 }
 
-/* The person of people id p (found ahead), or of key pk, added when new. */
+/* The person of people id p (found ahead), or of key pk, added when new.
+   (An id without its record, left by running out of memory between the
+   two, is put again: that makes the record.) */
 static uint32_t person_put(idx *x, char kind, const event_keys *k, const intern_key *pk,
                            uint32_t p) {
   p = known_id(k, &x->people, p, k->people_forgets);
-  return p != INTERN_NONE ? x->person[p].canon : idx_person_put_key(x, kind, pk);
+  return p < x->person_cap ? x->person[p].canon : idx_person_put_key(x, kind, pk);
 }
 
 /* The person an event is about, created when new; links anon to customer. */
@@ -742,7 +744,7 @@ static int apply_keyed(idx *x, const ev *e, const event_keys *k) {
   for (size_t l = 0; l < e->n_lines; l++) {
     uint32_t i = l < KEYED_LINES ? known_id(k, &x->items, k->iid[l], k->items_forgets)
                                  : INTERN_NONE;
-    if (i == INTERN_NONE)
+    if (i >= x->item_cap) /* not found ahead (or without its record, as above) */
       i = l < KEYED_LINES ? idx_item_put_key(x, &k->item[l]) : idx_item_put(x, e->lines[l].item);
     if (i == INTERN_NONE) return TAILOR_ENOMEM;
     p = pid == INTERN_NONE ? NULL : &x->person[pid]; /* idx_item_put may move */
