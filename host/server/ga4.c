@@ -163,31 +163,6 @@ static int ga4_rules(checks *c, json_t *e, size_t i) {
   return 0;
 }
 
-/* The value of `key` in a query string, percent-decoded into `out`. */
-static int query_value(const char *q, size_t n, const char *key, char *out, size_t cap) {
-  size_t klen = strlen(key);
-  for (size_t i = 0; i < n;) {
-    size_t end = i;
-    while (end < n && q[end] != '&') end++;
-    if (end - i > klen && !memcmp(q + i, key, klen) && q[i + klen] == '=') {
-      size_t o = 0;
-      for (size_t k = i + klen + 1; k < end && o + 1 < cap; k++) {
-        char ch = q[k];
-        if (ch == '+') ch = ' ';
-        if (ch == '%' && k + 2 < end + 1 && k + 2 <= end - 1 + 1) {
-          unsigned x;
-          if (sscanf(q + k + 1, "%2x", &x) == 1) ch = (char)x, k += 2;
-        }
-        out[o++] = ch;
-      }
-      out[o] = '\0';
-      return o ? 0 : -1;
-    }
-    i = end + 1;
-  }
-  return -1;
-}
-
 /* The envelope's keys each event carries to the parser. */
 static const char *const carried[] = {"client_id", "app_instance_id", "user_id",
                                       "timestamp_micros", "user_properties"};
@@ -198,15 +173,15 @@ int srv_parse_ga4(int debug, const char *query, size_t query_len, const char *bo
   out->op = debug ? SRV_OP_GA4_DEBUG : SRV_OP_GA4;
   out->need = srv_op_perms(out->op);
   char secret[SRV_MAX_ID_BYTES + 1];
-  if (!query_value(query, query_len, "api_secret", secret, sizeof secret) &&
-      !(out->token = strdup(secret)))
-    return srv_oom(err, "ga4");
+  srv_query_value(query, query_len, "api_secret", secret, sizeof secret);
+  if (*secret && !(out->token = strdup(secret))) return srv_oom(err, "ga4");
   checks c = {json_array(), out};
   json_t *root = NULL;
   int rc = c.msgs ? SRV_OK : srv_oom(err, "ga4");
   char mid[64];
-  if (!rc && query_value(query, query_len, "measurement_id", mid, sizeof mid) &&
-      query_value(query, query_len, "firebase_app_id", mid, sizeof mid))
+  if (!rc) srv_query_value(query, query_len, "measurement_id", mid, sizeof mid);
+  if (!rc && !*mid) srv_query_value(query, query_len, "firebase_app_id", mid, sizeof mid);
+  if (!rc && !*mid)
     note(&c, "measurement_id", "VALUE_REQUIRED",
          "Measurement_id (or firebase_app_id) is required in the query string.");
   if (!rc && body_len > GA4_MAX_BODY_BYTES) {

@@ -63,6 +63,11 @@ int srv_parse_admin(int method, const char *path, size_t n, const char *query,
                     size_t query_len, const char *body, size_t body_len,
                     srv_request *out, tailor_error *err);
 
+/* The value of parameter `name` in a query string of `n` bytes (without
+   '?', not NUL-terminated), percent-decoded into `out`; "" when it is
+   absent, malformed or too long (route.c). */
+void srv_query_value(const char *q, size_t n, const char *name, char *out, size_t cap);
+
 /* The word a message uses for v's type ("an object", "a string"); static. */
 const char *srv_type_word(const json_t *v);
 

@@ -41,10 +41,11 @@ static int decode_segment(const char *s, size_t n, char out[SRV_MAX_ID_BYTES + 1
   return o && util_utf8_valid(out, o, &bad) ? 0 : -1;
 }
 
-/* The value of parameter `name` in a query string (without '?'),
-   percent-decoded into `out`; "" when it is absent, malformed or too long
-   (then whoever reads it says what is wrong with it). */
-static void query_value(const char *q, size_t n, const char *name, char *out, size_t cap) {
+/* A query parameter (request.h); "" when absent, malformed (a control
+   character) or too long, and whoever reads it says what is wrong with
+   it.  A '%' without two hex digits after it, inside the parameter, stays
+   as it is. */
+void srv_query_value(const char *q, size_t n, const char *name, char *out, size_t cap) {
   size_t k = strlen(name);
   out[0] = '\0';
   for (size_t i = 0; i < n;) {
@@ -262,7 +263,7 @@ int srv_parse_http(int method, const char *url, size_t url_len, const char *body
       char token[600];
       size_t q = end < url_len && url[end] == '?' ? end + 1 : end, qe = q;
       while (qe < url_len && url[qe] != '#') qe++;
-      query_value(url + q, qe - q, "token", token, sizeof token);
+      srv_query_value(url + q, qe - q, "token", token, sizeof token);
       out->html = 1;
       req = json_pack("{ss}", "link", token);
     } else if (method != SRV_POST) {

@@ -190,10 +190,40 @@ static void test_decide_requests_flat(void) {
   req_clear(&b);
 }
 
+/* The GA4 endpoint's query string, percent-decoded within the URL it was
+   given: the server's URL buffer is reused, so the bytes after url_len
+   are an earlier request's and must not be read (a '%' at the end stays
+   as it is). */
+static const char *ga4_token(const char *url, const char *after, char *buf, size_t cap) {
+  char whole[256] = {0};
+  size_t n = strlen(url);
+  memcpy(whole, url, n);
+  memcpy(whole + n, after, strlen(after));
+  srv_limits lim = {16, 0};
+  srv_request r;
+  tailor_error e = {0};
+  CHECK_INT(srv_parse_http(SRV_POST, whole, n, "{}", 2, &lim, &r, &e) < 0, 0);
+  snprintf(buf, cap, "%s", r.token ? r.token : "(none)");
+  srv_request_clear(&r);
+  return buf;
+}
+
+static void test_ga4_query(void) {
+  char t[64];
+  CHECK_STR(ga4_token("/mp/collect?measurement_id=G-1&api_secret=tok%41", "", t, sizeof t),
+            "tokA");
+  CHECK_STR(ga4_token("/mp/collect?measurement_id=G-1&api_secret=tok%4", "1", t, sizeof t),
+            "tok%4");
+  CHECK_STR(ga4_token("/mp/collect?api_secret=a%2Bb%-1&measurement_id=G-1", "", t, sizeof t),
+            "a+b%-1");
+  CHECK_STR(ga4_token("/mp/collect?measurement_id=G-1", "&api_secret=x", t, sizeof t), "(none)");
+}
+
 int main(void) {
   RUN(test_plain_events_are_read_directly);
   RUN(test_decide_requests_flat);
   RUN(test_everything_else_is_the_trees);
   RUN(test_flat_scanner);
+  RUN(test_ga4_query);
   return CHECK_DONE();
 }

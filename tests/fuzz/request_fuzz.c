@@ -44,7 +44,7 @@ static void check_request(int rc, srv_request *r, const tailor_error *e) {
     /* Every event of the request is either a typed event or a rejection,
        and a typed event has its type and what its type needs. */
     REQUIRE(r->n_events + r->n_rejects >= 1);
-    REQUIRE(r->op == SRV_OP_EVENTS || (r->n_events == 1 && !r->n_rejects));
+    REQUIRE(srv_op_batch(r->op) || (r->n_events == 1 && !r->n_rejects));
     for (size_t i = 0; i < r->n_events; i++) {
       REQUIRE(r->evs[i].type >= 0 && r->evs[i].type < EV_TYPE_COUNT);
       /* Its stored text parses back into the same kind of event. */
@@ -54,8 +54,17 @@ static void check_request(int rc, srv_request *r, const tailor_error *e) {
       REQUIRE(body && ev_parse(body, n, NULL, &back, NULL) == 0 && back.type == r->evs[i].type &&
               back.n_lines == r->evs[i].n_lines);
       ev_clear(&back);
-      REQUIRE(r->evs[i].customer || r->evs[i].anon || r->evs[i].session ||
-              r->evs[i].n_lines);
+      /* What its type needs (ev_type_needs): coupon_redeemed needs no one. */
+      unsigned need = ev_type_needs(r->evs[i].type);
+      const ev *x = &r->evs[i];
+      REQUIRE(!(need & EVF_WHO) || x->customer || x->anon || x->session);
+      REQUIRE(!(need & (EVF_CUSTOMER | EVF_CUSTDOC)) || x->customer);
+      REQUIRE(!(need & EVF_ANON) || x->anon);
+      REQUIRE(!(need & (EVF_ITEM | EVF_ITEMS | EVF_ITEMDOC)) || x->n_lines);
+      REQUIRE(!(need & EVF_ORDER) || x->order_id);
+      REQUIRE(!(need & EVF_QUERY) || x->query);
+      REQUIRE(!(need & EVF_NAME) || x->name);
+      REQUIRE(!(need & EVF_INTERNAL));
     }
     for (size_t i = 0; i < r->n_rejects; i++)
       REQUIRE(r->rejects[i].err.code > 0 && memchr(r->rejects[i].err.message, '\0',
