@@ -34,6 +34,7 @@
 #include "engine/console.h"
 #include "server/console.h"
 #include "server/internal.h"
+#include "server/request.h"
 
 #define SRV_CONSOLE_COOKIE "tailor_session"
 #define SRV_CONSOLE_MAX_SESSIONS DEF_SERVER_CONSOLE_MAX_SESSIONS
@@ -265,20 +266,11 @@ static char *login_token(const char *body) {
     json_decref(o);
     return t;
   }
-  const char *p = strstr(body, "token=");
-  if (!p || (p != body && p[-1] != '&')) return NULL;
-  p += 6;
-  size_t n = strcspn(p, "&");
-  char *t = malloc(n + 1), *o2 = t;
-  for (size_t i = 0; t && i < n; i++) {
-    unsigned hi, lo;
-    if (p[i] == '+') *o2++ = ' ';
-    else if (p[i] == '%' && i + 2 < n + 1 && sscanf(p + i + 1, "%1x%1x", &hi, &lo) == 2)
-      *o2++ = (char)(hi << 4 | lo), i += 2;
-    else *o2++ = p[i];
-  }
-  if (t) *o2 = '\0';
-  return t;
+  /* A form: decoded as a query string is (srv_query_value), in one pass
+     over the body; a control character or an overlong value is no token. */
+  char t[SRV_MAX_ID_BYTES + 1];
+  srv_query_value(body, strlen(body), "token", t, sizeof t);
+  return *t ? strdup(t) : NULL;
 }
 
 static void set_json(job *j, json_t *o) {

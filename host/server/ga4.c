@@ -60,14 +60,24 @@ typedef struct checks {
 static void note(checks *c, const char *path, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* s cut at its first byte that is not UTF-8: a name cut at %.64s may end
+   inside a character, and JSON takes UTF-8 only. */
+static char *utf8_cut(char *s) {
+  size_t bad;
+  if (!util_utf8_valid(s, strlen(s), &bad)) s[bad] = '\0';
+  return s;
+}
+
 static void note(checks *c, const char *path, const char *code, const char *fmt, ...) {
-  char text[512];
+  char text[512], where[512];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
-  json_array_append_new(c->msgs, json_pack("{ss ss ss}", "fieldPath", path, "description",
-                                           text, "validationCode", code));
+  snprintf(where, sizeof where, "%s", path);
+  json_array_append_new(c->msgs, json_pack("{ss ss ss}", "fieldPath", utf8_cut(where),
+                                           "description", utf8_cut(text), "validationCode",
+                                           code));
 }
 
 /* Why `name` may not name an event or a parameter (GA4's rules), or NULL. */
@@ -223,12 +233,15 @@ int srv_parse_ga4(int debug, const char *query, size_t query_len, const char *bo
   if (!rc) rc = srv_events_alloc(out, n, "ga4", err);
   for (size_t i = 0; !rc && i < n; i++) {
     json_t *e = json_array_get(events, i);
+    size_t noted = json_array_size(c.msgs);
     if (ga4_rules(&c, e, i)) {
       srv_reject *r = srv_reject_at(out, i);
-      json_t *last = json_array_get(c.msgs, json_array_size(c.msgs) - 1);
-      util_fail(&r->err, SRV_EBAD_FIELD,
-                json_string_value(json_object_get(last, "fieldPath")), "%s",
-                json_string_value(json_object_get(last, "description")));
+      /* This event's own note (none when it could not be made). */
+      json_t *last = json_array_size(c.msgs) > noted
+                         ? json_array_get(c.msgs, json_array_size(c.msgs) - 1) : NULL;
+      const char *why = json_string_value(json_object_get(last, "description"));
+      util_fail(&r->err, SRV_EBAD_FIELD, json_string_value(json_object_get(last, "fieldPath")),
+                "%s", why ? why : "the event breaks GA4's rules");
       continue;
     }
     json_t *doc = json_pack("{sO}", "name", json_object_get(e, "name"));

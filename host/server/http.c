@@ -68,7 +68,8 @@ static int field_is(http_state *h, const char *name) {
 
 static int on_header_value(http_parser *p, const char *at, size_t n) {
   http_state *h = state_of(p);
-  if (!h->in_value) {
+  int fresh = !h->in_value; /* the first piece of this header's value */
+  if (fresh) {
     h->in_value = 1;
     h->capture = field_is(h, "authorization") ? H_AUTH
                  : field_is(h, "origin")      ? H_ORIGIN
@@ -88,11 +89,10 @@ static int on_header_value(http_parser *p, const char *at, size_t n) {
   if (h->capture == H_CUSTOMER)
     append(h->customer, sizeof h->customer, &h->customer_len, at, n);
   if (h->capture == H_COOKIE) {
-    /* Several Cookie headers are one list. */
-    if (h->cookie_len && !h->in_cookie) append(h->cookie, sizeof h->cookie, &h->cookie_len, "; ", 2);
+    /* Several Cookie headers are one list (a value may come in pieces). */
+    if (h->cookie_len && fresh) append(h->cookie, sizeof h->cookie, &h->cookie_len, "; ", 2);
     append(h->cookie, sizeof h->cookie, &h->cookie_len, at, n);
   }
-  h->in_cookie = h->capture == H_COOKIE;
   if (h->capture == H_CSRF) append(h->csrf, sizeof h->csrf, &h->csrf_len, at, n);
   if (h->capture == H_HOST) append(h->host, sizeof h->host, &h->host_len, at, n);
   return 0;

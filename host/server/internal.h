@@ -102,7 +102,6 @@ typedef struct http_state {
   size_t encoding_len;
   char cookie[SRV_MAX_HEADER_BYTES]; /* the console's session (console.c) */
   size_t cookie_len;
-  int in_cookie;     /* the last value captured was a Cookie's */
   char csrf[128];    /* X-CSRF-Token */
   size_t csrf_len;
   char host[256];    /* Host, for the Origin of a console change */

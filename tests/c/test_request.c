@@ -13,6 +13,7 @@
 #include "check.h"
 #include "core/flat.h"
 #include "core/request.h"
+#include "core/util.h"
 #include "request_same.h"
 #include "server/proto.h"
 
@@ -219,11 +220,34 @@ static void test_ga4_query(void) {
   CHECK_STR(ga4_token("/mp/collect?measurement_id=G-1", "&api_secret=x", t, sizeof t), "(none)");
 }
 
+/* A GA4 event refused for a name its note cuts inside a character (63
+   bytes, then an é): the note is cut before the character, and the
+   rejection says what is wrong with this event. */
+static void test_ga4_note_cut(void) {
+  char body[256], name[80];
+  memset(name, 'a', 63);
+  memcpy(name + 63, "\xc3\xa9", 3);
+  snprintf(body, sizeof body, "{\"client_id\":\"1\",\"events\":[{\"name\":\"%s\"}]}", name);
+  const char *url = "/mp/collect?measurement_id=G-1&api_secret=x";
+  srv_limits lim = {16, 0};
+  srv_request r;
+  tailor_error e = {0};
+  CHECK_INT(srv_parse_http(SRV_POST, url, strlen(url), body, strlen(body), &lim, &r, &e), 0);
+  CHECK_INT((int)r.n_rejects, 1);
+  if (r.n_rejects == 1) {
+    const char *m = r.rejects[0].err.message;
+    CHECK(strstr(m, "aaaa") != NULL && !strstr(m, "(null)"));
+    CHECK(util_utf8_valid(m, strlen(m), NULL));
+  }
+  srv_request_clear(&r);
+}
+
 int main(void) {
   RUN(test_plain_events_are_read_directly);
   RUN(test_decide_requests_flat);
   RUN(test_everything_else_is_the_trees);
   RUN(test_flat_scanner);
   RUN(test_ga4_query);
+  RUN(test_ga4_note_cut);
   return CHECK_DONE();
 }

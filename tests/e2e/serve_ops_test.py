@@ -408,6 +408,36 @@ def export(s):
           error_code(r) == "unknown_op" and "customer.export" in r["error"]["message"], r)
 
 
+def console_login(s):
+    """The console's login form is decoded in one pass (every byte of the
+    token percent-escaped still logs in; '%' before a non-hex byte is
+    literal), and a session cookie sent in a second Cookie header is
+    found."""
+    def login(body):
+        conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+        conn.request("POST", "/admin/login", body=body,
+                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        return resp
+    r = login("token=" + "".join("%%%02X" % ord(ch) for ch in ADMIN))
+    check("a fully escaped token logs in", r.status == 200, r.status)
+    cookie = (r.getheader("Set-Cookie") or "").split(";")[0]
+    check("the login sets the session cookie", cookie.startswith("tailor_session="), cookie)
+    r = login("token=%\t" + ADMIN[1:])
+    check("'%' and a tab are not an escape", r.status == 401, r.status)
+    conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+    conn.putrequest("GET", "/admin/api/session")
+    conn.putheader("Cookie", "theme=dark")
+    conn.putheader("Cookie", cookie)
+    conn.endheaders()
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    check("a session in a second Cookie header is found", resp.status == 200, resp.status)
+
+
 def main():
     import tempfile
 
@@ -423,6 +453,7 @@ def main():
         T.run(export, s)
         T.run(http_raw, s)
         T.run(cors, s)
+        T.run(console_login, s)
         T.run(unix_socket, s)
         T.stopped_clean(s)
     finally:
