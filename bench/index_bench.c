@@ -29,6 +29,7 @@
 #include "core/util.h"
 #include "cli/malloc_conf.h"
 #include "index/index.h"
+#include "index/internal.h" /* idx_affinity_cap: a person's room for affinities */
 #include "index/sknn_rerank.h"
 #include "store/store.h"
 
@@ -250,7 +251,8 @@ int main(int argc, char **argv) {
   for (uint32_t p = 0; p < x->people.n; p++)
     person_bytes += (x->person[p].recent.cap + x->person[p].cart.cap +
                      x->person[p].bought.cap) * sizeof(uint32_t) +
-                    x->person[p].nattrs * sizeof(idx_attr);
+                    x->person[p].nattrs * sizeof(idx_attr) +
+                    idx_affinity_cap(x->person[p].naff) * sizeof(idx_affinity);
   uint64_t pairs = x->coview.pairs + x->copurchase.pairs;
   size_t pair_bytes = cooc_bytes(&x->coview) + cooc_bytes(&x->copurchase);
   printf("\nmemory (index resident set grew by %.1f MiB):\n",
