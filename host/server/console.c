@@ -387,29 +387,11 @@ void srv_console_inline(srv *s, job *j) {
 /*
 ** The admin API, on a worker.  Query parameters are read with param().
 */
-static int hexval(int c) {
-  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                               : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* The decoded value of `key` in the query string `q`, in `out` (n bytes);
-   NULL when absent. */
+   NULL when absent, empty, malformed or too long (srv_query_value). */
 static const char *param(const char *q, const char *key, char *out, size_t n) {
-  size_t kl = strlen(key);
-  for (const char *p = q; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
-    if (strncmp(p, key, kl) || p[kl] != '=') continue;
-    size_t o = 0;
-    for (p += kl + 1; *p && *p != '&' && o + 1 < n; p++) {
-      int c = (unsigned char)*p;
-      if (c == '+') c = ' ';
-      else if (c == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0)
-        c = hexval(p[1]) * 16 + hexval(p[2]), p += 2;
-      out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    return out;
-  }
-  return NULL;
+  srv_query_value(q, q ? strlen(q) : 0, key, out, n);
+  return *out ? out : NULL;
 }
 
 static long num_param(const char *q, const char *key, long dflt, long lo, long hi) {
