@@ -23,6 +23,20 @@ static tailor *engine_of(lua_State *L) {
   return lua_touserdata(L, lua_upvalueindex(1));
 }
 
+/* A coupon's longest life: its expiry in ms stays far from overflow. */
+#define LAPI_MAX_COUPON_TTL_S (10 * 365 * 86400)
+
+/* Lists handed to tailor.* are read up to this many entries (docs/lua-api.md). */
+#define LAPI_MAX_LIST 10000
+
+/* The length of the list at `at`, from 0 to LAPI_MAX_LIST: a strategy's
+   own __len may claim any length, and the loops over a list run in C,
+   where the instruction budget cannot stop them. */
+static lua_Integer list_len(lua_State *L, int at) {
+  lua_Integer n = luaL_len(L, at);
+  return n < 0 ? 0 : n > LAPI_MAX_LIST ? LAPI_MAX_LIST : n;
+}
+
 /* Push a list of item ids as a Lua array of external id strings. */
 static void push_ids(lua_State *L, const idx *x, const uint32_t *v, uint32_t n) {
   lua_createtable(L, (int)n, 0);
@@ -699,7 +713,7 @@ static size_t opt_exclude(lua_State *L, int opts, const idx *x, uint32_t *out,
   if (lua_isnoneornil(L, opts)) return 0;
   luaL_checktype(L, opts, LUA_TTABLE);
   if (lua_getfield(L, opts, "exclude") == LUA_TTABLE) {
-    lua_Integer len = luaL_len(L, -1);
+    lua_Integer len = list_len(L, -1);
     for (lua_Integer i = 1; i <= len && n < cap; i++) {
       lua_rawgeti(L, -1, i);
       const char *id = lua_tostring(L, -1);
@@ -952,7 +966,7 @@ static void opt_brands(lua_State *L, const idx *x, kernel_opts *o) {
     return;
   }
   luaL_argexpected(L, lua_type(L, -1) == LUA_TTABLE, 2, "opts.brand: a name or a list of names");
-  lua_Integer n = luaL_len(L, -1);
+  lua_Integer n = list_len(L, -1);
   for (lua_Integer i = 1; i <= n && o->f.nbrands < REQ_MAX_BRANDS; i++) {
     lua_rawgeti(L, -1, i);
     const char *name = lua_tostring(L, -1);
@@ -990,7 +1004,7 @@ static size_t check_anchors(lua_State *L, int arg, const idx *x, uint32_t *out,
     return n;
   }
   luaL_checktype(L, arg, LUA_TTABLE);
-  lua_Integer len = luaL_len(L, arg);
+  lua_Integer len = list_len(L, arg);
   for (lua_Integer i = 1; i <= len && n < cap; i++) {
     lua_rawgeti(L, arg, i);
     const char *s = lua_tostring(L, -1);
@@ -1050,7 +1064,7 @@ static int l_session_next(lua_State *L) {
   uint32_t items[256];
   size_t n = 0;
   luaL_checktype(L, 1, LUA_TTABLE);
-  lua_Integer len = luaL_len(L, 1);
+  lua_Integer len = list_len(L, 1);
   for (lua_Integer i = len > 256 ? len - 255 : 1; i <= len; i++) {
     lua_rawgeti(L, 1, i);
     const char *id = lua_tostring(L, -1);
@@ -1375,10 +1389,13 @@ static int l_affinity(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   uint32_t p = idx_person_of(t->ix, who, who);
   int64_t now = util_now_ms();
-  lua_Integer n = luaL_len(L, 2);
+  lua_Integer n = list_len(L, 2);
   lua_createtable(L, 0, (int)n);
   for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, 2, i);
+    if (lua_rawgeti(L, 2, i) != LUA_TSTRING && !lua_isnumber(L, -1)) { /* a hole */
+      lua_pop(L, 1);
+      continue;
+    }
     const char *id = lua_tostring(L, -1);
     uint32_t item = id ? idx_item_id(t->ix, id) : INTERN_NONE;
     /* Entries that are not items are categories (navigation tabs). */
@@ -1466,7 +1483,7 @@ static int l_experiment(lua_State *L) {
   const char *names[LAPI_MAX_VARIANTS];
   double weights[LAPI_MAX_VARIANTS];
   size_t n = 0;
-  lua_Integer len = luaL_len(L, 2);
+  lua_Integer len = list_len(L, 2);
   if (len > 0) {
     for (lua_Integer i = 1; i <= len && n < LAPI_MAX_VARIANTS; i++) {
       lua_rawgeti(L, 2, i);
@@ -1660,7 +1677,9 @@ static int l_coupon(lua_State *L) {
     luaL_checktype(L, 2, LUA_TTABLE);
     if (lua_getfield(L, 2, "ttl") != LUA_TNIL) {
       ttl = luaL_checkinteger(L, -1);
-      if (ttl <= 0) return luaL_error(L, "tailor.coupon: ttl must be a positive number of seconds");
+      if (ttl <= 0 || ttl > LAPI_MAX_COUPON_TTL_S)
+        return luaL_error(L, "tailor.coupon: ttl must be from 1 to %d seconds (ten years)",
+                          LAPI_MAX_COUPON_TTL_S);
     }
     if (lua_getfield(L, 2, "percent") != LUA_TNIL) {
       percent = luaL_checknumber(L, -1);

@@ -572,12 +572,14 @@ static int apply_session(idx *x, uint32_t sid, const ev *e) {
   if (!s->first_ts || e->ts < s->first_ts) s->first_ts = e->ts;
   if (e->ts > s->last_ts) s->last_ts = e->ts;
   switch (e->type) {
-    case EV_VIEW: s->views++; break;
-    case EV_PAGE_VIEW: s->pages++; break;
-    case EV_ADD_TO_CART: s->carts++; break;
-    case EV_EXIT_INTENT: s->exit_intents++; break;
-    case EV_PAGE_HIDDEN: s->hidden++; break;
-    case EV_POPUP_SHOWN: s->popups_shown++; break;
+    /* 16-bit counts stop at their top rather than wrap to 0 (a popup
+       shown 65,536 times in one session is still shown). */
+    case EV_VIEW: s->views += s->views < UINT16_MAX; break;
+    case EV_PAGE_VIEW: s->pages += s->pages < UINT16_MAX; break;
+    case EV_ADD_TO_CART: s->carts += s->carts < UINT16_MAX; break;
+    case EV_EXIT_INTENT: s->exit_intents += s->exit_intents < UINT16_MAX; break;
+    case EV_PAGE_HIDDEN: s->hidden += s->hidden < UINT16_MAX; break;
+    case EV_POPUP_SHOWN: s->popups_shown += s->popups_shown < UINT16_MAX; break;
     case EV_PURCHASE: s->purchased = 1; break;
     default: break;
   }

@@ -162,10 +162,10 @@ static int bump(cooc *c, uint32_t a, uint32_t b, float w) {
     cooc_w(l)[min] += w;
     return 0;
   }
-  if (l->n == l->cap) {
-    uint16_t cap = l->cap ? (uint16_t)(l->cap * 2) : COOC_FIRST_CAP;
+  if (l->n == l->cap) { /* doubled in 32 bits: 2 x 32768 does not fit a uint16 */
+    uint32_t cap = l->cap ? 2u * l->cap : COOC_FIRST_CAP;
     if (cap > c->max_neighbors) cap = c->max_neighbors;
-    if (resize(l, cap)) return -1;
+    if (cap <= l->n || resize(l, (uint16_t)cap)) return -1;
   }
   l->id[l->n] = b;
   cooc_w(l)[l->n++] = w;

@@ -290,6 +290,38 @@ static void test_batch_erase_between(void) {
   for (int i = 0; i < N; i++) ev_clear(&evs[i]);
 }
 
+/* A neighbour list may hold more than 32,768 neighbours (index.max_neighbors
+   up to 65,535): its room doubles past what a 16-bit count holds without
+   wrapping to nothing. */
+static void test_cooc_long_list(void) {
+  cooc c;
+  cooc_init(&c, 40000, 0);
+  enum { N = 32800 };
+  for (uint32_t b = 1; b <= N; b++) CHECK_INT(cooc_add_pair_w(&c, 0, b, 1.0), 0);
+  CHECK_INT(c.lists[0].n, N);
+  CHECK(c.lists[0].cap >= N);
+  CHECK_NEAR(cooc_count(&c, 0, N, T0), 1.0, 1e-9);
+  CHECK_NEAR(cooc_count(&c, N, 0, T0), 1.0, 1e-9);
+  cooc_free(&c);
+}
+
+/* A session's 16-bit counts stop at their top: the 65,536th popup shown in
+   one session does not make it a session without popups. */
+static void test_session_counts_saturate(void) {
+  idx *x = idx_new(NULL);
+  const char *json = "{\"type\":\"popup_shown\",\"name\":\"p\",\"anon\":\"v\","
+                     "\"session\":\"s\"}";
+  ev e;
+  ev_limits lim = {0, 0, T0, 0, 0, 0};
+  CHECK_INT(ev_parse(json, strlen(json), &lim, &e, NULL), TAILOR_OK);
+  for (int i = 0; i < UINT16_MAX + 2; i++) idx_apply(x, &e);
+  ev_clear(&e);
+  uint32_t sid = intern_get(&x->sessions, "s");
+  CHECK(sid != INTERN_NONE);
+  if (sid != INTERN_NONE) CHECK_INT(x->session[sid].popups_shown, UINT16_MAX);
+  idx_free(x);
+}
+
 /* A person's affinities loaded from a checkpoint keep growing there (the
    list's room is known from its length); categories and brands are told
    apart (items without a brand: no brand affinities). */
@@ -1000,6 +1032,8 @@ int main(void) {
   RUN(test_cooc_several_anchors);
   RUN(test_batch_same_as_one_by_one);
   RUN(test_batch_erase_between);
+  RUN(test_cooc_long_list);
+  RUN(test_session_counts_saturate);
   RUN(test_affinities_grow_after_load);
   RUN(test_trend_exact_top);
   RUN(test_trend_decay);

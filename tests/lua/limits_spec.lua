@@ -1,0 +1,39 @@
+-- limits_spec.lua: what a strategy hands tailor.* is bounded.  A list is
+-- read up to its first 10,000 entries whatever its own __len claims (the
+-- loops over it run in C, where the instruction budget cannot stop them),
+-- and a coupon lives at most ten years.
+local tailor = require "tailor"
+local root = os.getenv("TAILOR_ROOT") or "."
+
+local function shop()
+  local e = assert(tailor.open { db = ":memory:", strategies = root .. "/tests/lua/limits" })
+  for i = 1, 3 do
+    assert(e:ingest { type = "item_upsert", item = { id = "i" .. i, price = 10, in_stock = true } })
+    assert(e:ingest { type = "view", anon = "v1", session = "s1", item = "i" .. i })
+  end
+  return e
+end
+
+describe("limits on what strategies hand the engine", function()
+  it("reads a list whose __len claims math.maxinteger up to its bound, and answers", function()
+    local e = shop()
+    for _, case in ipairs { "affinity", "exclude", "session" } do
+      local started = os.clock()
+      local d = assert(e:decide { kind = "recommend", anon = "v1", k = 2, context = { case = case } })
+      assert.is_nil(d.fallback, case .. ": " .. tostring(d.error))
+      assert.is_table(d.items, case)
+      assert.is_true(os.clock() - started < 5, case .. " took too long")
+    end
+    e:close()
+  end)
+
+  it("refuses a coupon ttl past ten years, and issues one within", function()
+    local e = shop()
+    local d = assert(e:decide { kind = "popup", anon = "v1", context = { ttl = 1e15 } })
+    assert.matches("ttl must be from 1 to", tostring(d.error))
+    d = assert(e:decide { kind = "popup", anon = "v1", context = { ttl = 3600 } })
+    assert.is_nil(d.error, d.error)
+    assert.is_true(d.result.expires > os.time() * 1000)
+    e:close()
+  end)
+end)
