@@ -405,7 +405,9 @@ static void write_recommend(lua_State *L, request *r, int res) {
   /* A ranking may reorder the storefront's list, never add to it. */
   for (lua_Integer i = 1; rank && i <= n; i++) {
     int t = lua_rawgeti(L, list, i);
-    if (t == LUA_TTABLE) lua_getfield(L, -1, "id");
+    /* Raw, as the entries are then read and written: an __index here would
+       run strategy code that could change what was checked. */
+    if (t == LUA_TTABLE) lua_pushliteral(L, "id"), lua_rawget(L, -2);
     const char *id = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
     int found = 0;
     for (size_t g = 0; id && g < r->q->n_ids && !found; g++) found = !strcmp(r->q->ids[g], id);

@@ -952,6 +952,9 @@ typedef struct kernel_opts {
   size_t k;
   uint32_t exclude[256];
   uint32_t brands[REQ_MAX_BRANDS];
+  char category[512]; /* opts.category, copied: what getfield returned may
+                         be a string only an __index made, collected once
+                         popped (later getfields run strategy code) */
   idx_filter f;
 } kernel_opts;
 
@@ -985,10 +988,15 @@ static void check_opts(lua_State *L, int arg, const idx *x, kernel_opts *o) {
   luaL_checktype(L, arg, LUA_TTABLE);
   if (lua_getfield(L, arg, "k") != LUA_TNIL) o->k = check_k(L, -1);
   if (lua_getfield(L, arg, "in_stock") != LUA_TNIL) o->f.in_stock = lua_toboolean(L, -1);
-  if (lua_getfield(L, arg, "category") != LUA_TNIL) o->f.category = luaL_checkstring(L, -1);
+  if (lua_getfield(L, arg, "category") != LUA_TNIL) {
+    size_t len;
+    const char *c = luaL_checklstring(L, -1, &len);
+    if (len >= sizeof o->category) luaL_argerror(L, arg, "opts.category: at most 511 bytes");
+    o->f.category = memcpy(o->category, c, len + 1);
+  }
   if (lua_getfield(L, arg, "min_price") != LUA_TNIL) o->f.min_price = luaL_checknumber(L, -1);
   if (lua_getfield(L, arg, "max_price") != LUA_TNIL) o->f.max_price = luaL_checknumber(L, -1);
-  lua_pop(L, 5); /* `category` stays alive: the options table holds it */
+  lua_pop(L, 5);
   if (lua_getfield(L, arg, "brand") != LUA_TNIL) opt_brands(L, x, o);
   lua_pop(L, 1);
   o->f.nex = opt_exclude(L, arg, x, o->exclude, 256);
@@ -1486,15 +1494,21 @@ static int l_experiment(lua_State *L) {
   lua_Integer len = list_len(L, 2);
   if (len > 0) {
     for (lua_Integer i = 1; i <= len && n < LAPI_MAX_VARIANTS; i++) {
-      lua_rawgeti(L, 2, i);
-      names[n] = luaL_checkstring(L, -1); /* kept alive by the table */
+      /* Strings only: a number's string would be made on the stack and
+         collected once popped (the table holds the number). */
+      if (lua_rawgeti(L, 2, i) != LUA_TSTRING)
+        return luaL_argerror(L, 2, "variant names must be strings");
+      names[n] = lua_tostring(L, -1); /* kept alive by the table */
       weights[n++] = 1;
       lua_pop(L, 1);
     }
   } else {
     lua_pushnil(L);
     while (lua_next(L, 2) && n < LAPI_MAX_VARIANTS) {
-      names[n] = luaL_checkstring(L, -2);
+      /* A key is not converted: that would confuse lua_next. */
+      if (lua_type(L, -2) != LUA_TSTRING)
+        return luaL_argerror(L, 2, "variant names must be strings");
+      names[n] = lua_tostring(L, -2);
       weights[n++] = luaL_checknumber(L, -1);
       lua_pop(L, 1);
     }

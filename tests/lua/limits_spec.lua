@@ -27,6 +27,34 @@ describe("limits on what strategies hand the engine", function()
     e:close()
   end)
 
+  it("keeps an opts.category that only an __index made while the kernel reads on", function()
+    local e = shop()
+    for n = 1, 10 do
+      local d = assert(e:decide { kind = "recommend", anon = "v1", k = 2,
+                                  context = { case = "category", n = n } })
+      assert.is_nil(d.fallback, tostring(d.error))
+      assert.is_table(d.items)
+    end
+    e:close()
+  end)
+
+  it("refuses variant names that are not strings", function()
+    local e = shop()
+    local d = assert(e:decide { kind = "recommend", anon = "v1", context = { case = "variants" } })
+    assert.matches("variant names must be strings", tostring(d.error))
+    e:close()
+  end)
+
+  it("checks a ranking on the entries it writes: no strategy code runs between", function()
+    local e = shop()
+    local d = assert(e:decide { kind = "rank", anon = "v1", items = { "i1", "i2" } })
+    for _, it in ipairs(d.items or {}) do
+      assert.are_not.equal("not-in-the-request", it.id)
+    end
+    assert.is_not_nil(d.fallback or d.error)
+    e:close()
+  end)
+
   it("refuses a coupon ttl past ten years, and issues one within", function()
     local e = shop()
     local d = assert(e:decide { kind = "popup", anon = "v1", context = { ttl = 1e15 } })
