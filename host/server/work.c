@@ -142,7 +142,7 @@ const char *srv_unknown_item(srv *s, const ev *e) {
   /* Never wait for the writer here (this is the event loop): when the
      index is busy the check is skipped, so the cap is soft by a batch. */
   if (!e->n_lines || pthread_rwlock_tryrdlock(&t->lock)) return NULL;
-  if (t->ix->uncataloged >= (uint32_t)t->cfg.max_unknown_items)
+  if ((long long)t->ix->uncataloged >= (long long)t->cfg.max_unknown_items)
     for (size_t i = 0; i < e->n_lines && !refused; i++)
       if (idx_item_id(t->ix, e->lines[i].item) == INTERN_NONE) refused = e->lines[i].item;
   pthread_rwlock_unlock(&t->lock);

@@ -107,6 +107,18 @@ def main():
         T.stopped_clean(s)
     finally:
         s.cleanup()
+    # A limit past 32 bits is a limit, not 0 (it was truncated to 0, which
+    # refused every unknown item).
+    big = Server(engine={"limits": {"max_unknown_items": 4294967296}}, recommend=TRENDING)
+    try:
+        sf = big.connect()
+        sf.call("auth", token=STOREFRONT)
+        r = sf.call("event", event={"type": "view", "item": "new-1", "anon": "v1"})
+        check("a limit of 2^32 unknown items takes a new one", r.get("result") == {"ok": True}, r)
+        sf.close()
+        T.stopped_clean(big)
+    finally:
+        big.cleanup()
     return T.done()
 
 
