@@ -36,7 +36,6 @@ uint64_t util_mono_ns(void) {
 
 int util_fail(tailor_error *err, int code, const char *field, const char *fmt,
               ...) {
-  size_t bad;
   if (!err) return code;
   err->code = code;
   snprintf(err->field, sizeof err->field, "%s", field ? field : "");
@@ -48,9 +47,14 @@ int util_fail(tailor_error *err, int code, const char *field, const char *fmt,
      cut at sizeof message fell inside a character. */
   for (char *p = err->message; *p; p++)
     if ((unsigned char)*p < 0x20) *p = ' ';
-  if (!util_utf8_valid(err->message, strlen(err->message), &bad))
-    err->message[bad] = '\0';
+  util_utf8_cut(err->message);
   return code;
+}
+
+char *util_utf8_cut(char *s) {
+  size_t bad;
+  if (!util_utf8_valid(s, strlen(s), &bad)) s[bad] = '\0';
+  return s;
 }
 
 /* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past

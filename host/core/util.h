@@ -45,6 +45,10 @@ int util_fail(tailor_error *err, int code, const char *field, const char *fmt,
 ** is the offset of the first bad byte. */
 int util_utf8_valid(const char *s, size_t len, size_t *bad_at);
 
+/* s cut (in place) before its first byte that is not UTF-8, as a message
+   cut at a buffer's size inside a character must be; returns s. */
+char *util_utf8_cut(char *s);
+
 /* Read a stream to its end into a NUL-terminated buffer the caller frees;
    NULL with errno set on failure.  *len (may be NULL) receives its length. */
 char *util_read_stream(FILE *f, size_t *len);

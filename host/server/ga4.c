@@ -60,14 +60,6 @@ typedef struct checks {
 static void note(checks *c, const char *path, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* s cut at its first byte that is not UTF-8: a name cut at %.64s may end
-   inside a character, and JSON takes UTF-8 only. */
-static char *utf8_cut(char *s) {
-  size_t bad;
-  if (!util_utf8_valid(s, strlen(s), &bad)) s[bad] = '\0';
-  return s;
-}
-
 static void note(checks *c, const char *path, const char *code, const char *fmt, ...) {
   char text[512], where[512];
   va_list ap;
@@ -75,8 +67,9 @@ static void note(checks *c, const char *path, const char *code, const char *fmt,
   vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
   snprintf(where, sizeof where, "%s", path);
-  json_array_append_new(c->msgs, json_pack("{ss ss ss}", "fieldPath", utf8_cut(where),
-                                           "description", utf8_cut(text), "validationCode",
+  /* A name cut at %.64s may end inside a character; JSON takes UTF-8 only. */
+  json_array_append_new(c->msgs, json_pack("{ss ss ss}", "fieldPath", util_utf8_cut(where),
+                                           "description", util_utf8_cut(text), "validationCode",
                                            code));
 }
 
