@@ -51,6 +51,13 @@ int util_fail(tailor_error *err, int code, const char *field, const char *fmt,
   return code;
 }
 
+int util_hex_digit(int c) {
+  return c >= '0' && c <= '9'   ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                : -1;
+}
+
 char *util_utf8_cut(char *s) {
   size_t bad;
   if (!util_utf8_valid(s, strlen(s), &bad)) s[bad] = '\0';

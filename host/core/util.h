@@ -45,6 +45,9 @@ int util_fail(tailor_error *err, int code, const char *field, const char *fmt,
 ** is the offset of the first bad byte. */
 int util_utf8_valid(const char *s, size_t len, size_t *bad_at);
 
+/* The value of hex digit c, or -1 (percent-decoding: route.c, static.c). */
+int util_hex_digit(int c);
+
 /* s cut (in place) before its first byte that is not UTF-8, as a message
    cut at a buffer's size inside a character must be; returns s. */
 char *util_utf8_cut(char *s);

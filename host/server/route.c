@@ -13,13 +13,6 @@
 #include "core/util.h"
 #include "server/request.h"
 
-static int hexval(char c) {
-  return c >= '0' && c <= '9'   ? c - '0'
-         : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                : -1;
-}
-
 /* Percent-decode a path segment into `out` (NUL-terminated); -1 when it is
    malformed, too long, holds a control character or is not UTF-8. */
 static int decode_segment(const char *s, size_t n, char out[SRV_MAX_ID_BYTES + 1]) {
@@ -28,7 +21,7 @@ static int decode_segment(const char *s, size_t n, char out[SRV_MAX_ID_BYTES + 1
     int c = (unsigned char)s[i];
     if (c == '%') {
       if (i + 2 >= n) return -1;
-      int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+      int hi = util_hex_digit(s[i + 1]), lo = util_hex_digit(s[i + 2]);
       if (hi < 0 || lo < 0) return -1;
       c = hi * 16 + lo;
       i += 2;
@@ -55,9 +48,9 @@ void srv_query_value(const char *q, size_t n, const char *name, char *out, size_
       size_t o = 0;
       for (size_t j = i + k + 1; j < end; j++) {
         int c = (unsigned char)q[j];
-        if (c == '%' && j + 2 < end && hexval(q[j + 1]) >= 0 &&
-            hexval(q[j + 2]) >= 0) {
-          c = hexval(q[j + 1]) * 16 + hexval(q[j + 2]);
+        if (c == '%' && j + 2 < end && util_hex_digit(q[j + 1]) >= 0 &&
+            util_hex_digit(q[j + 2]) >= 0) { /* else the '%' stays */
+          c = util_hex_digit(q[j + 1]) * 16 + util_hex_digit(q[j + 2]);
           j += 2;
         } else if (c == '+') {
           c = ' ';

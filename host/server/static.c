@@ -56,13 +56,6 @@ static const char *type_of(const char *name) {
   return "application/octet-stream";
 }
 
-static int hexval(char c) {
-  return c >= '0' && c <= '9'   ? c - '0'
-         : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                : -1;
-}
-
 /*
 ** The request path, decoded and checked, into `out` without its leading
 ** slash; a path ending in '/' gets SRV_STATIC_INDEX.  -1 for a path no file
@@ -74,7 +67,8 @@ static int clean_path(const char *p, size_t n, char out[SRV_STATIC_MAX_PATH]) {
   for (size_t i = 0; i <= n; i++) {
     int c = i < n ? (unsigned char)p[i] : '/';
     if (c == '%' && i < n) {
-      int hi = i + 2 < n ? hexval(p[i + 1]) : -1, lo = i + 2 < n ? hexval(p[i + 2]) : -1;
+      int hi = i + 2 < n ? util_hex_digit(p[i + 1]) : -1;
+      int lo = i + 2 < n ? util_hex_digit(p[i + 2]) : -1;
       if (hi < 0 || lo < 0) return -1;
       c = hi * 16 + lo;
       i += 2;
