@@ -402,21 +402,6 @@ static void write_recommend(lua_State *L, request *r, int res) {
   if (kernel && !rank && write_kernel_rows(L, r, kernel)) return;
   lvm_whole(L, list); /* a kernel's rows as Lua tables (also when partly read) */
   lua_Integer n = (lua_Integer)lua_rawlen(L, list);
-  /* A ranking may reorder the storefront's list, never add to it. */
-  for (lua_Integer i = 1; rank && i <= n; i++) {
-    int t = lua_rawgeti(L, list, i);
-    /* Raw, as the entries are then read and written: an __index here would
-       run strategy code that could change what was checked. */
-    if (t == LUA_TTABLE) lua_pushliteral(L, "id"), lua_rawget(L, -2);
-    const char *id = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    int found = 0;
-    for (size_t g = 0; id && g < r->q->n_ids && !found; g++) found = !strcmp(r->q->ids[g], id);
-    if (!found) {
-      snprintf(what, sizeof what, "item %lld not in the request's list", (long long)i);
-      handler_error(L, r, what, id ? id : "(no id)");
-    }
-    lua_pop(L, t == LUA_TTABLE ? 2 : 1);
-  }
   slate_room room;
   slate s = slate_new(L, &room, (size_t)n);
   entry ent_room[SLATE_SMALL];
@@ -426,6 +411,17 @@ static void write_recommend(lua_State *L, request *r, int res) {
     read_entry(L, list, (lua_Integer)i + 1, &ents[i]);
     const entry_val *id = &ents[i].f[0];
     s.id[i] = ents[i].table && id->type == LUA_TSTRING ? id->v.s : NULL;
+    /* A ranking may reorder the storefront's list, never add to it: checked
+       on the values read, which are the ones written (no strategy code
+       runs in between). */
+    const char *rid = id->type == LUA_TSTRING ? id->v.s : NULL;
+    int found = 0;
+    for (size_t g = 0; rank && rid && g < r->q->n_ids && !found; g++)
+      found = !strcmp(r->q->ids[g], rid);
+    if (rank && !found) {
+      snprintf(what, sizeof what, "item %lld not in the request's list", (long long)i + 1);
+      handler_error(L, r, what, rid ? rid : "(no id)");
+    }
   }
   if (!rank) arrange(r->t->ix, r->q, r->k, &s);
   buf_putc(r->out, '[');
