@@ -14,7 +14,7 @@
 #include "engine/engine.h"
 
 store *eng_read_begin(tailor *t) {
-  if (eng_writing == t) return t->st; /* the committing thread: lock held */
+  if (eng_writing == t || eng_serial == t) return t->st; /* write_mu held */
   if (t->st_read) {
     pthread_mutex_lock(&t->read_mu);
     return t->st_read;
@@ -24,7 +24,7 @@ store *eng_read_begin(tailor *t) {
 }
 
 void eng_read_end(tailor *t) {
-  if (eng_writing == t) return;
+  if (eng_writing == t || eng_serial == t) return;
   pthread_mutex_unlock(t->st_read ? &t->read_mu : &t->write_mu);
 }
 

@@ -26,8 +26,9 @@
 */
 #define CONFIG_MAP(S, N)                                                     \
   S(db, "db", STR, "tailor.db",                                              \
-    "SQLite store file (\":memory:\" keeps everything in memory), or a "     \
-    "postgresql:// URL shared by several nodes (docs/scale-out.md)")         \
+    "SQLite store file (\":memory:\" keeps everything in memory, and "       \
+    "its decisions take turns with the writer), or a postgresql:// URL "     \
+    "shared by several nodes (docs/scale-out.md)")                           \
   S(strategies, "strategies", STR, "strategies",                             \
     "folder of Lua strategies; \"\" for none (decisions use the fallback)")  \
   S(strategies_base, "strategies_base", STR, "",                             \

@@ -126,15 +126,16 @@ int eng_call_write(tailor *t, eng_call *call, const char *popup, tailor_error *e
   int contact = popup && !n && unit;
   if ((!n && !contact) || eng_dry_running) return TAILOR_OK;
   int own = eng_writing != t; /* a decision: a transaction of its own */
-  if (own) pthread_mutex_lock(&t->write_mu);
+  int lock = own && eng_serial != t; /* a serial decision holds write_mu */
+  if (lock) pthread_mutex_lock(&t->write_mu);
   int rc = own ? store_begin(t->st, err) : TAILOR_OK;
   if (!rc && n) rc = store_coupons_add(t->st, call->coupons, err);
   if (!rc && contact) rc = store_contact_add(t->st, unit, "popup", popup, util_now_ms(), err);
   if (own) {
     if (!rc) rc = store_commit(t->st, err);
     else store_rollback(t->st);
-    pthread_mutex_unlock(&t->write_mu);
   }
+  if (lock) pthread_mutex_unlock(&t->write_mu);
   return rc;
 }
 

@@ -666,6 +666,14 @@ int eng_decide(tailor *t, const dreq *q, strbuf *out, tailor_error *err) {
   size_t mark = out->n;
   tailor_error serr = {0};
   lvm *vm = eng_thread_vm(t, &serr);
+  /* Without a reader of its own the strategy's store reads wait for
+     write_mu; taken here, before the index lock, as the writer takes them
+     (engine.h, eng_serial), never the other way round. */
+  int serial = !t->st_read && eng_writing != t && eng_serial != t;
+  if (serial) {
+    pthread_mutex_lock(&t->write_mu);
+    eng_serial = t;
+  }
   pthread_rwlock_rdlock(&t->lock);
   eng_current = &r.call;
   int rc = vm ? lvm_pcall(vm, run_handler, &r, &serr) : serr.code;
@@ -699,6 +707,10 @@ int eng_decide(tailor *t, const dreq *q, strbuf *out, tailor_error *err) {
     buf_json_str(out, serr.message, strlen(serr.message));
   }
   pthread_rwlock_unlock(&t->lock);
+  if (serial) {
+    eng_serial = NULL;
+    pthread_mutex_unlock(&t->write_mu);
+  }
   buf_putc(out, '}');
   if (eng_exposures_pending(t)) { /* decisions only: exposures still land */
     if (t->expo_due) t->expo_due(t->expo_due_ud); /* a writer thread writes them */

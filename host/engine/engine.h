@@ -164,8 +164,14 @@ json_t *eng_audience_ids(tailor *t, const char *audience, int days, tailor_error
 ** taking the lock again).  The caller of eng_save_checkpoint and
 ** eng_refit_value holds write_mu; eng_rebuild_one is the store_scan
 ** callback that applies the log to the index.
+** eng_serial: the engine whose write_mu this thread holds while it
+** decides on a store without a reader of its own (":memory:"): such a
+** decision reads the store it writes, so it takes write_mu before the
+** index lock, in the writer's order (write_mu, then the index lock), and
+** its reads and coupon writes do not take write_mu again.
 */
 extern _Thread_local tailor *eng_writing;
+extern _Thread_local tailor *eng_serial;
 void eng_save_checkpoint(tailor *t);
 void eng_refit_value(tailor *t);
 int eng_rebuild_one(void *ud, int64_t seq, const ev *e);

@@ -15,6 +15,7 @@
 #include "engine/plugin.h"
 
 _Thread_local tailor *eng_writing;
+_Thread_local tailor *eng_serial;
 
 /*
 ** Events are appended to the store before they touch the index, and both
