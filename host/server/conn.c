@@ -41,6 +41,7 @@
 
 #include "core/util.h"
 #include "server/internal.h"
+#include "server/request.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -340,10 +341,10 @@ static const char *proven_customer(const srv *s, const char *token, char *out, s
 ** guess, so its events take the server's clock.  Senders whose role may carry a clock (SRV_PERM_CLOCK:
 ** the shop's backend, imports) keep theirs, if it is at most
 ** limits.max_future_ms ahead; an event further ahead is refused, with the
-** others of its batch kept.  A token without the catalog permission may
-** not add items to the index past limits.max_unknown_items items known only
-** from events (checked against the index as it was before the batch), nor
-** name a customer without proof (proven_customer).  0 when the job goes on.
+** others of its batch kept.  A token without the customers permission may
+** not name a customer without proof (proven_customer).  (Its unknown items
+** are counted on the writer, work.c's screen_unknown, where the count is
+** exact.)  0 when the job goes on.
 */
 static int screen_events(conn *c, job *j) {
   srv_request *r = &j->req;
@@ -355,7 +356,6 @@ static int screen_events(conn *c, job *j) {
                            : proven_customer(c->s, r->customer_token, proof, sizeof proof);
   for (size_t i = 0; i < r->n_events; i++) {
     ev *e = &r->evs[i];
-    const char *unknown = NULL;
     tailor_error why = {0};
     if (!(j->perms & SRV_PERM_CLOCK)) e->ts = now;
     /* A customer named without proof: the event is the visitor's alone,
@@ -384,13 +384,7 @@ static int screen_events(conn *c, job *j) {
       util_fail(&why, SRV_EBAD_FIELD, "props.double_opt_in",
                 "consent: 'double_opt_in' is written by tailor itself when a confirmation "
                 "link is followed (POST /v1/subscribe, GET /v1/confirm)");
-    /* A public token cannot grow the index without end with made-up ids. */
-    if (!why.code && !(j->perms & SRV_PERM_CATALOG) && (unknown = srv_unknown_item(c->s, e)))
-      util_fail(&why, SRV_EBAD_FIELD, "item",
-                "%s: item '%.64s' is not in the catalog, and a storefront may add no more "
-                "unknown items (limits.max_unknown_items)",
-                ev_type_name(e->type), unknown);
-    else if (!why.code && (j->perms & SRV_PERM_CLOCK) && window > 0 && e->ts > now + window)
+    if (!why.code && (j->perms & SRV_PERM_CLOCK) && window > 0 && e->ts > now + window)
       util_fail(&why, SRV_EBAD_FIELD, "ts",
                 "%s: 'ts' is %lld s ahead of the server's clock, more than the %lld s "
                 "allowed (limits.max_future_ms)",
@@ -401,13 +395,7 @@ static int screen_events(conn *c, job *j) {
         j->err = why;
         return -1;
       }
-      /* Rejections stay in the order of the request. */
-      size_t at = r->n_rejects;
-      while (at > 0 && r->rejects[at - 1].index > r->at[i]) at--;
-      memmove(&r->rejects[at + 1], &r->rejects[at], (r->n_rejects - at) * sizeof *r->rejects);
-      r->rejects[at] = (srv_reject){r->at[i], why};
-      r->n_rejects++;
-      ev_clear(e);
+      srv_reject_event(r, i, &why); /* in the order of the request */
       continue;
     }
     /* Its stored text, made here, where the loop has time to spare, not

@@ -266,10 +266,6 @@ void srv_threads_stop(srv *s);
 long srv_max_k(srv *s);
 /* The engine's limits.max_future_ms: how far ahead a trusted clock may run. */
 long srv_max_future_ms(srv *s);
-/* The item of `e` a storefront may not add to the index: unknown to it
-   while limits.max_unknown_items items already came from events alone;
-   NULL when none. */
-const char *srv_unknown_item(srv *s, const ev *e);
 
 /* The engine's stats JSON, at most SRV_STATS_TTL_MS old (malloc'd; NULL
    with `e` filled). */

@@ -156,6 +156,15 @@ srv_reject *srv_reject_at(srv_request *out, size_t index) {
   return r;
 }
 
+void srv_reject_event(srv_request *r, size_t i, const tailor_error *why) {
+  size_t at = r->n_rejects;
+  while (at > 0 && r->rejects[at - 1].index > r->at[i]) at--;
+  memmove(&r->rejects[at + 1], &r->rejects[at], (r->n_rejects - at) * sizeof *r->rejects);
+  r->rejects[at] = (srv_reject){r->at[i], *why};
+  r->n_rejects++;
+  ev_clear(&r->evs[i]);
+}
+
 int srv_add_event(json_t *event, size_t index, int any, srv_request *out,
                   tailor_error *err) {
   tailor_error te = {0};

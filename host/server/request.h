@@ -23,6 +23,10 @@ int srv_events_alloc(srv_request *out, size_t n, const char *op, tailor_error *e
 /* The next rejection of `out`, of the event at `index` (the request goes
    on without it); the caller fills its error.  Room is srv_events_alloc's. */
 srv_reject *srv_reject_at(srv_request *out, size_t index);
+/* Event i of a parsed batch refused after parsing (a screen: conn.c,
+   work.c): its rejection joins the others in the order of the request and
+   the event is cleared; the caller drops it from r->evs. */
+void srv_reject_event(srv_request *r, size_t i, const tailor_error *why);
 
 /*
 ** One event object (borrowed; the event takes a reference) parsed into

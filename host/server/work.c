@@ -15,7 +15,9 @@
 #include "core/util.h"
 #include "core/buf.h"
 #include "engine/engine.h"
+#include "index/intern.h"
 #include "server/internal.h"
+#include "server/request.h"
 
 /* A decision's answer is allocated this big at once (a product page of ten
    explained items is about 2 KiB); a longer one grows as any buffer. */
@@ -134,19 +136,6 @@ char *srv_cached_stats(srv *s, tailor_error *e) {
   uv_mutex_unlock(&s->stats_mu);
   tailor_free(fresh);
   return copy;
-}
-
-const char *srv_unknown_item(srv *s, const ev *e) {
-  tailor *t = s->t;
-  const char *refused = NULL;
-  /* Never wait for the writer here (this is the event loop): when the
-     index is busy the check is skipped, so the cap is soft by a batch. */
-  if (!e->n_lines || pthread_rwlock_tryrdlock(&t->lock)) return NULL;
-  if ((long long)t->ix->uncataloged >= (long long)t->cfg.max_unknown_items)
-    for (size_t i = 0; i < e->n_lines && !refused; i++)
-      if (idx_item_id(t->ix, e->lines[i].item) == INTERN_NONE) refused = e->lines[i].item;
-  pthread_rwlock_unlock(&t->lock);
-  return refused;
 }
 
 long srv_max_future_ms(srv *s) { return s->t->cfg.max_future_ms; }
@@ -314,8 +303,86 @@ static json_t *events_answer(const srv_request *r) {
   return o;
 }
 
+/* How many items of `e` are new: in neither the index nor `fresh` (the
+   items this screen already counted), each counted once. */
+static size_t new_items(const idx *x, const intern *fresh, const ev *e) {
+  size_t n = 0;
+  for (size_t i = 0; i < e->n_lines; i++) {
+    const char *id = e->lines[i].item;
+    if (idx_item_id(x, id) != INTERN_NONE || intern_get(fresh, id) != INTERN_NONE) continue;
+    size_t k = 0;
+    while (k < i && strcmp(e->lines[k].item, id)) k++;
+    n += k == i; /* not an earlier line of the same event */
+  }
+  return n;
+}
+
+/*
+** limits.max_unknown_items, counted where the count is exact: on the
+** writer, just before the group commits, against the index as it is then
+** and in the order of the events, each new item once.  An event from a
+** token without the catalog permission that would take the items known
+** only from events past the limit is refused: alone in a batch (the others
+** go on), the whole request otherwise.  The events of trusted senders
+** count too, never refused.  (An item.upsert in the same group is not
+** counted as a catalog item until it commits: conservative.)
+*/
+static void screen_unknown(srv *s, job **jobs, size_t n) {
+  tailor *t = s->t;
+  size_t lines = 0;
+  for (size_t i = 0; i < n; i++)
+    for (size_t k = 0; k < jobs[i]->req.n_events; k++) lines += jobs[i]->req.evs[k].n_lines;
+  pthread_rwlock_rdlock(&t->lock);
+  long long room = (long long)t->cfg.max_unknown_items - (long long)t->ix->uncataloged;
+  if (!lines || (long long)lines <= room) { /* the usual case: no count needed */
+    pthread_rwlock_unlock(&t->lock);
+    return;
+  }
+  intern fresh;
+  intern_init(&fresh);
+  for (size_t i = 0; i < n; i++) {
+    job *j = jobs[i];
+    srv_request *r = &j->req;
+    int trusted = (j->perms & SRV_PERM_CATALOG) != 0;
+    size_t kept = 0;
+    for (size_t k = 0; k < r->n_events; k++) {
+      ev *e = &r->evs[k];
+      size_t more = new_items(t->ix, &fresh, e);
+      if (more && !trusted && (long long)more > room) {
+        tailor_error why = {0};
+        size_t l = 0;
+        while (idx_item_id(t->ix, e->lines[l].item) != INTERN_NONE ||
+               intern_get(&fresh, e->lines[l].item) != INTERN_NONE)
+          l++;
+        util_fail(&why, SRV_EBAD_FIELD, "item",
+                  "%s: item '%.64s' is not in the catalog, and a storefront may add no more "
+                  "unknown items (limits.max_unknown_items)",
+                  ev_type_name(e->type), e->lines[l].item);
+        if (!srv_op_batch(r->op)) { /* the request whole */
+          j->err = why;
+          for (size_t m = 0; m < r->n_events; m++) ev_clear(&r->evs[m]);
+          r->n_events = kept = 0;
+          break;
+        }
+        srv_reject_event(r, k, &why);
+        continue;
+      }
+      for (size_t l = 0; more && l < e->n_lines; l++)
+        if (idx_item_id(t->ix, e->lines[l].item) == INTERN_NONE)
+          intern_put(&fresh, e->lines[l].item);
+      room -= (long long)more;
+      if (kept != k) r->evs[kept] = *e, r->at[kept] = r->at[k];
+      kept++;
+    }
+    if (!j->err.code) r->n_events = kept;
+  }
+  pthread_rwlock_unlock(&t->lock);
+  intern_free(&fresh);
+}
+
 static void commit_jobs(srv *s, job **jobs, size_t n) {
   size_t total = 0, at = 0;
+  screen_unknown(s, jobs, n);
   for (size_t i = 0; i < n; i++) total += jobs[i]->req.n_events;
   ev **all = total ? malloc(total * sizeof *all) : NULL;
   tailor_error e = {0};
@@ -335,6 +402,7 @@ static void commit_jobs(srv *s, job **jobs, size_t n) {
     eng_log(s->t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
   for (size_t i = 0; i < n; i++) {
     job *j = jobs[i];
+    if (j->err.code) continue; /* refused whole by screen_unknown */
     if (rc && refused) {
       util_fail(&j->err, srv_err_of_tailor(rc), e.field[0] ? e.field : NULL, "%s: %s",
                 srv_op_name(j->req.op), e.message);

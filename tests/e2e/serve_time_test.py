@@ -107,6 +107,41 @@ def main():
         T.stopped_clean(s)
     finally:
         s.cleanup()
+    # The limit is exact: counted in the order of the events, each new item
+    # once, within one batch too (it was checked against the index as it
+    # was before the batch, so a batch could add any number).
+    small = Server(engine={"limits": {"max_unknown_items": 2}}, recommend=TRENDING)
+    try:
+        sf = small.connect()
+        sf.call("auth", token=STOREFRONT)
+        r = sf.call("events", events=[
+            {"type": "view", "item": "n1", "anon": "v1"},
+            {"type": "view", "item": "n1", "anon": "v2"},
+            {"type": "view", "item": "n2", "anon": "v1"},
+            {"type": "view", "item": "n3", "anon": "v1"},
+            {"type": "add_to_cart", "item": "n1", "anon": "v1"},
+        ])
+        res = r.get("result", {})
+        check("a batch adds new items up to the limit and no further",
+              res.get("accepted") == 4 and res.get("rejected") == 1, r)
+        errs = res.get("errors", [])
+        check("the event past the limit is refused with its place, field and item",
+              len(errs) == 1 and errs[0].get("index") == 3 and errs[0].get("field") == "item" and
+              "'n3'" in errs[0].get("message", ""), r)
+        r = sf.call("event", event={"type": "view", "item": "n4", "anon": "v3"})
+        check("a single event past the limit is the request's error",
+              error_code(r) == "bad_field" and r["error"]["field"] == "item", r)
+        adm = small.connect()
+        st = adm.call("stats", token=ADMIN)
+        res = st.get("result", {})
+        check("the index holds exactly the limit's items",
+              res.get("index", {}).get("items") == 2, st)
+        check("the refused views are not stored", res.get("events", {}).get("view") == 3, st)
+        adm.close()
+        sf.close()
+        T.stopped_clean(small)
+    finally:
+        small.cleanup()
     # A limit past 32 bits is a limit, not 0 (it was truncated to 0, which
     # refused every unknown item).
     big = Server(engine={"limits": {"max_unknown_items": 4294967296}}, recommend=TRENDING)
