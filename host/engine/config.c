@@ -176,6 +176,12 @@ int config_parse(config *c, const char *json, tailor_error *err) {
     rc = util_fail(err, TAILOR_ECONFIG, NULL, "config: must be a JSON object");
   else
     rc = walk(c, "", root, err);
+  /* One k limit: a request without k gets default_k, which no request
+     asking for k could exceed. */
+  if (!rc && (c->max_k < 1 || c->default_k < 1 || c->default_k > c->max_k))
+    rc = util_fail(err, TAILOR_ECONFIG, c->max_k < 1 ? "decide.max_k" : "decide.default_k",
+                   "config: 'decide.default_k' (%ld) must be from 1 to 'decide.max_k' (%ld)",
+                   c->default_k, c->max_k);
   json_decref(root);
   if (rc) config_free(c);
   return rc;

@@ -407,21 +407,40 @@ static void write_recommend(lua_State *L, request *r, int res) {
   entry ent_room[SLATE_SMALL];
   entry *ents = s.n <= SLATE_SMALL ? ent_room : lua_newuserdatauv(L, s.n * sizeof *ents, 0);
   luaL_checkstack(L, 8, "recommend");
+  /* A ranking may reorder the storefront's list, never add to it: each of
+     the request's entries at most once (checked on the values read, which
+     are the ones written: no strategy code runs in between). */
+  if (rank && (size_t)n > r->q->n_ids) {
+    snprintf(what, sizeof what, "%lld items for a list of %zu", (long long)n, r->q->n_ids);
+    handler_error(L, r, what, "a ranking re-orders the request's items, each once");
+  }
+  unsigned char *taken = rank ? lua_newuserdatauv(L, r->q->n_ids + 1, 0) : NULL;
+  if (taken) memset(taken, 0, r->q->n_ids + 1);
   for (size_t i = 0; i < s.n; i++) {
     read_entry(L, list, (lua_Integer)i + 1, &ents[i]);
     const entry_val *id = &ents[i].f[0];
-    s.id[i] = ents[i].table && id->type == LUA_TSTRING ? id->v.s : NULL;
-    /* A ranking may reorder the storefront's list, never add to it: checked
-       on the values read, which are the ones written (no strategy code
-       runs in between). */
     const char *rid = id->type == LUA_TSTRING ? id->v.s : NULL;
-    int found = 0;
-    for (size_t g = 0; rank && rid && g < r->q->n_ids && !found; g++)
-      found = !strcmp(r->q->ids[g], rid);
-    if (rank && !found) {
-      snprintf(what, sizeof what, "item %lld not in the request's list", (long long)i + 1);
+    /* An id is text: no NUL inside (it would be looked up cut short and
+       written whole), valid UTF-8 (the answer is JSON). */
+    if (rid && (strlen(rid) != id->len || !util_utf8_valid(rid, id->len, NULL))) {
+      snprintf(what, sizeof what, "item %lld", (long long)i + 1);
+      handler_error(L, r, what, "'id' must be UTF-8 text without NUL bytes");
+    }
+    s.id[i] = ents[i].table ? rid : NULL;
+    if (!rank) continue;
+    size_t g = 0, any = 0;
+    for (; rid && g < r->q->n_ids; g++) {
+      if (strcmp(r->q->ids[g], rid)) continue;
+      any = 1;
+      if (!taken[g]) break;
+    }
+    if (!rid || g == r->q->n_ids) {
+      snprintf(what, sizeof what, any ? "item %lld repeats an entry of the request's list"
+                                      : "item %lld not in the request's list",
+               (long long)i + 1);
       handler_error(L, r, what, rid ? rid : "(no id)");
     }
+    taken[g] = 1;
   }
   if (!rank) arrange(r->t->ix, r->q, r->k, &s);
   buf_putc(r->out, '[');
@@ -480,6 +499,15 @@ static void write_recommend(lua_State *L, request *r, int res) {
   buf_putc(r->out, ']');
 }
 
+/* The largest discount that keeps the item named by the string at `at`
+   over its margin; 100 for an item the index does not know (no cost). */
+static double item_max_discount(const idx *x, lua_State *L, int at, double min_margin) {
+  size_t len;
+  const char *id = lua_tolstring(L, at, &len);
+  uint32_t i = strlen(id) == len ? idx_item_id(x, id) : INTERN_NONE;
+  return i == INTERN_NONE ? 100 : idx_max_discount(x, i, min_margin);
+}
+
 /*
 ** A discount handler returns {percent =, tier =, reason =, code =, item =
 ** or items = {...}} or nil.  The margin guard is the host's: the percent is
@@ -497,38 +525,34 @@ static void check_discount(lua_State *L, request *r, int res) {
   lua_pop(L, 1);
   if (pt == LUA_TNIL) return;
   const idx *x = r->t->ix;
-  uint32_t ids[256];
-  size_t n = 0;
-  int named = 0;
-  if (lua_getfield(L, res, "item") == LUA_TSTRING) {
-    uint32_t id = idx_item_id(x, lua_tostring(L, -1));
-    if (id != INTERN_NONE) ids[n++] = id;
+  double min_margin = (double)r->t->cfg.min_margin_pct, max = 100;
+  int named = 0, t = lua_getfield(L, res, "item");
+  if (t == LUA_TSTRING) {
     named = 1;
+    max = fmin(max, item_max_discount(x, L, -1, min_margin));
+  } else if (t != LUA_TNIL) {
+    handler_error(L, r, "a discount", "'item' must be an item id");
   }
   lua_pop(L, 1);
-  if (lua_getfield(L, res, "items") == LUA_TTABLE) {
+  t = lua_getfield(L, res, "items");
+  if (t == LUA_TTABLE) {
+    /* Every item named, however many: the guard holds for each. */
     named = 1;
     lua_Integer m = (lua_Integer)lua_rawlen(L, -1);
-    for (lua_Integer i = 1; i <= m && n < 256; i++) {
-      if (lua_rawgeti(L, -1, i) == LUA_TSTRING) {
-        uint32_t id = idx_item_id(x, lua_tostring(L, -1));
-        if (id != INTERN_NONE) ids[n++] = id;
-      }
+    for (lua_Integer i = 1; i <= m; i++) {
+      if (lua_rawgeti(L, -1, i) != LUA_TSTRING)
+        handler_error(L, r, "a discount", "'items' must be a list of item ids");
+      max = fmin(max, item_max_discount(x, L, -1, min_margin));
       lua_pop(L, 1);
     }
-  } else if (!lua_isnil(L, -1)) {
-    named = 1;
+  } else if (t != LUA_TNIL) {
+    handler_error(L, r, "a discount", "'items' must be a list of item ids");
   }
   lua_pop(L, 1);
   if (!named) { /* the whole cart */
     uint32_t p = idx_person_of(x, r->q->customer, r->q->anon);
-    for (uint32_t c = 0; p != INTERN_NONE && c < x->person[p].cart.n && n < 256; c++)
-      ids[n++] = x->person[p].cart.v[c];
-  }
-  double max = 100;
-  for (size_t i = 0; i < n; i++) {
-    double m = idx_max_discount(x, ids[i], (double)r->t->cfg.min_margin_pct);
-    if (m < max) max = m;
+    for (uint32_t c = 0; p != INTERN_NONE && c < x->person[p].cart.n; c++)
+      max = fmin(max, idx_max_discount(x, x->person[p].cart.v[c], min_margin));
   }
   max = floor(max); /* whole percents: what a shop prints */
   if (pct > max) {

@@ -150,7 +150,15 @@ static json_t *to_json(lua_State *L, int idx, char *path, size_t plen,
       json_decref(o);
       return NULL;
     }
-    const char *k = lua_tostring(L, -2);
+    size_t klen;
+    const char *k = lua_tolstring(L, -2, &klen);
+    if (!util_utf8_valid(k, klen, NULL) || strlen(k) != klen) {
+      path[base] = '\0';
+      snprintf(why, why_len, "%s: a field name is not valid UTF-8 text", path);
+      lua_pop(L, 2);
+      json_decref(o);
+      return NULL;
+    }
     snprintf(path + base, plen - base, "%s%s", base ? "." : "", k);
     json_t *m = to_json(L, -1, path, plen, depth + 1, why, why_len);
     lua_pop(L, 1);
@@ -267,6 +275,11 @@ static int write_json(lua_State *L, int idx, strbuf *out, int digits, wpath *p, 
     size_t klen;
     const char *k = lua_tolstring(L, -2, &klen);
     p->key[depth] = k;
+    if (!util_utf8_valid(k, klen, NULL)) {
+      p->n = depth;
+      lua_pop(L, 2);
+      return write_fail(p, why, why_len, "a field name is not valid UTF-8");
+    }
     if (!first) buf_putc(out, ',');
     first = 0;
     buf_json_str(out, k, klen);
