@@ -260,6 +260,13 @@ static int norm(json_t **v, int kind, json_t *obj, const char *key, json_t *arr,
 
 static int same_name(const char *a, const char *b);
 
+/* The types that are tailor's records rather than something a visitor
+   did: the catalog, profiles, links of identities, erasure. */
+static int own_record(int type) {
+  return type == EV_ITEM_UPSERT || type == EV_ITEM_DELETE || type == EV_CUSTOMER_UPSERT ||
+         type == EV_IDENTIFY || type == EV_ERASE;
+}
+
 /*
 ** The event's type: tailor's (and Segment's) "type", for a Segment "track"
 ** call its "event", the dataLayer's "event", or GA4's "name".  *consumed
@@ -284,6 +291,13 @@ static int take_type(json_t *top, int keep_unknown, int *type, json_t **named,
   *named = NULL;
   if ((*type = ev_type_lookup(json_string_value(v))) < 0 && !keep_unknown)
     return util_fail(err, TAILOR_ETYPE, key, "unknown event type '%s'", json_string_value(v));
+  /* A client's event (Segment's track, GA4's name) named as one of
+     tailor's own records is the client's name, not that record: a track
+     call "customer_upsert" writes no profile, whatever its properties.
+     (Their aliases, GA4's "login" for identify, still map.) */
+  if (keep_unknown && strcmp(key, "type") && *type >= 0 && own_record(*type) &&
+      same_name(json_string_value(v), type_names[*type]))
+    *type = -1;
   /* An `other` event is named by what the sender called it, unless it
      says "other" itself (then "name" names it, as in the stored text). */
   if (*type < 0 || (*type == EV_OTHER && !same_name(json_string_value(v), "other"))) {

@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from serve_kit import STOREFRONT, TOKENS, Checks, Server  # noqa: E402
+from serve_kit import STOREFRONT, TOKENS, Checks, Server, customer_token  # noqa: E402
 
 T = Checks()
 check = T.check
@@ -131,6 +131,34 @@ def segment_time(s):
           not rows(s.db, "SELECT 1 FROM customers WHERE id='stranger'"), r)
 
 
+def segment_own_names(s):
+    # A client's event named as one of tailor's own records is the client's
+    # name: a track call "customer_upsert" from a visitor with a valid
+    # customer token writes no profile (no email, no consent without the
+    # double opt-in), an "item_upsert" from a trusted key no catalog item.
+    st, r = post(s.port, "/v1/track", {
+        "type": "track", "event": "customer_upsert", "anonymousId": "own-a", "messageId": "own1",
+        "properties": {"customer": {"id": "own-c", "email": "victim@example.com",
+                                    "consent": {"email": True}}}},
+        key=STOREFRONT, headers={"X-Tailor-Customer": customer_token("own-c")})
+    check("a track call named customer_upsert writes no profile",
+          not rows(s.db, "SELECT 1 FROM customers WHERE id='own-c'") and
+          not rows(s.db, "SELECT 1 FROM events WHERE type='customer_upsert'"), (st, r))
+    st, r = post(s.port, "/v1/track", {
+        "type": "track", "event": "item_upsert", "anonymousId": "own-a", "messageId": "own2",
+        "properties": {"item": {"id": "own-i", "price": 1}}})
+    check("a track call named item_upsert adds nothing to the catalog",
+          not rows(s.db, "SELECT 1 FROM items WHERE id='own-i'"), (st, r))
+    # An identify without a userId is kept as an `other` event named
+    # identify (it was refused: identify needs a customer).
+    st, r = post(s.port, "/v1/identify", {"messageId": "own3", "anonymousId": "own-a",
+                                          "traits": {"plan": "gold", "email": "x@example.com"}})
+    kept = rows(s.db, "SELECT type, body FROM events WHERE msg_id='own3'")
+    check("an anonymous identify is kept as other/identify, without the PII",
+          st == 200 and r.get("accepted") == 1 and kept and kept[0][0] == "other" and
+          '"name":"identify"' in kept[0][1] and "x@example.com" not in kept[0][1], (st, r, kept))
+
+
 # Payloads from Google's Measurement Protocol reference (gtag.js events).
 GA4_PURCHASE = {
     "client_id": "123456.7654321", "user_id": "ga-user",
@@ -212,6 +240,7 @@ def main():
     try:
         T.run(segment_bad_input, s)
         T.run(segment_time, s)
+        T.run(segment_own_names, s)
         T.run(ga4, s)
         T.stopped_clean(s)
     finally:
