@@ -194,6 +194,16 @@ int eng_coupons_redeem(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
     if (evs[i]->type != EV_COUPON_REDEEMED) continue;
     const char *code = code_of(evs[i]);
     if (!code) return check_redemption(evs[i], err);
+    /* A retry of a redemption already stored (its message id): the code
+       was spent by it, and the event is acknowledged as a duplicate. */
+    if (evs[i]->msg_id) {
+      int seen = store_has_msg(t->st, evs[i]->msg_id);
+      if (seen < 0)
+        return util_fail(err, TAILOR_ESTORE, NULL, "coupon_redeemed: the store cannot say "
+                                                   "whether message '%.64s' is stored",
+                         evs[i]->msg_id);
+      if (seen) continue;
+    }
     int rc = store_coupon_redeem(t->st, code, evs[i]->ts, evs[i]->order_id, err);
     if (rc) return rc;
   }

@@ -457,6 +457,12 @@ static int pg_has_seq(store *base, int64_t seq) {
   return seq == 0 || one_int((pg *)base, "SELECT 1 FROM events WHERE seq = $1", 1, v) == 1;
 }
 
+static int pg_has_msg(store *base, const char *msg_id) {
+  const char *v[] = {msg_id};
+  int64_t n = one_int((pg *)base, "SELECT count(*) FROM events WHERE msg_id = $1", 1, v);
+  return n < 0 ? -1 : n > 0;
+}
+
 static int64_t pg_log_behind(store *base, int64_t after) {
   char b[24];
   const char *v[] = {I64(b, after)};
@@ -1838,6 +1844,7 @@ static const store_ops pg_ops = {
     .shared = 1,
     .wait = pg_wait,
     .has_seq = pg_has_seq,
+    .has_msg = pg_has_msg,
     .log_behind = pg_log_behind,
     .begin = pg_begin,
     .commit = pg_commit,

@@ -1083,6 +1083,18 @@ static int sq_has_seq(store *base, int64_t seq) {
   return seq <= sq_last_seq(base);
 }
 
+static int sq_has_msg(store *base, const char *msg_id) {
+  sq *s = (sq *)base;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM events WHERE msg_id=?", -1, &st, NULL) !=
+      SQLITE_OK)
+    return -1;
+  sqlite3_bind_text(st, 1, msg_id, -1, SQLITE_STATIC);
+  int step = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return step == SQLITE_ROW ? 1 : step == SQLITE_DONE ? 0 : -1;
+}
+
 static const store_ops sqlite_ops = {
     .kind = "sqlite",
     .close = sq_close,
@@ -1092,6 +1104,7 @@ static const store_ops sqlite_ops = {
     .shared = 0,
     .wait = NULL,
     .has_seq = sq_has_seq,
+    .has_msg = sq_has_msg,
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,

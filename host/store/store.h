@@ -89,6 +89,10 @@ int store_wait(store *s, int timeout_ms, tailor_error *err);
    checkpoint past it comes from another database or a newer backup. */
 int store_has_seq(store *s, int64_t seq);
 
+/* Whether an event with message id `msg_id` is stored (a retry of it is a
+   duplicate): 1, 0, or -1 when the store cannot say. */
+int store_has_msg(store *s, const char *msg_id);
+
 /* Events in the log after position `after` (committed, applied or not yet
    safe to apply): how far a follower is behind; 0 for a store that is not
    shared, -1 when the store cannot say. */

@@ -89,6 +89,24 @@ def main():
               resp)
         conn.close()
 
+        # A checkout's retry (the same message id) is acknowledged and
+        # stored once; it was refused as "already redeemed".
+        before = http(p, "GET", "/v1/stats")[1]["events_total"]
+        ev = {"type": "coupon_redeemed", "code": other, "order_id": "o9", "message_id": "chk-o9"}
+        first = http(p, "POST", "/v1/events", ev)
+        again = http(p, "POST", "/v1/events", ev)
+        check("a retried redemption is acknowledged", first[0] == 200 and again[0] == 200,
+              (first, again))
+        status, r = http(p, "POST", "/v1/events", [ev])
+        check("a retried redemption in a batch is a duplicate",
+              status == 200 and r.get("duplicates") == 1, (status, r))
+        after = http(p, "GET", "/v1/stats")[1]["events_total"]
+        check("the redemption is stored once", after == before + 1, (before, after))
+        ev["message_id"] = "chk-o9-other"
+        status, r = http(p, "POST", "/v1/events", ev)
+        check("another message redeeming the spent code is refused",
+              status == 400 and "already redeemed" in json.dumps(r), (status, r))
+
         # Expired.
         short = (popup(p, "v3", ttl=1).get("result") or {}).get("coupon")
         time.sleep(1.5)
@@ -104,7 +122,7 @@ def main():
         stats = http(p, "GET", "/v1/stats")[1].get("coupons", {})
         issued = sum(t["issued"] for t in stats.get("tiers", {}).values())
         redeemed = sum(t["redeemed"] for t in stats.get("tiers", {}).values())
-        check("stats: coupons by tier", issued == 3 and redeemed == 1, stats)
+        check("stats: coupons by tier", issued == 3 and redeemed == 2, stats)
         check("stats: by experiment arm", "popup_offer" in stats.get("experiments", {}), stats)
         T.stopped_clean(s)
     finally:
