@@ -317,7 +317,8 @@ static const char *proven_customer(const srv *s, const char *token, char *out, s
   if (exp == token || (size_t)(exp - token) >= n || strlen(sig + 1) != 64) return NULL;
   char *end;
   long long expiry = strtoll(exp + 1, &end, 10);
-  if (end != sig || expiry * 1000 < util_now_ms()) return NULL;
+  /* In seconds: a made-up expiry in milliseconds would overflow. */
+  if (end != sig || expiry < 0 || expiry < util_now_ms() / 1000) return NULL;
   unsigned char mac[EVP_MAX_MD_SIZE], given[32];
   unsigned int len = 0;
   if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)token,

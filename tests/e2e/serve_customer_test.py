@@ -50,6 +50,15 @@ def main():
         check("an expired token: anonymous",
               who(sf, customer="vip-42", customer_token=customer_token("vip-42", ttl=-10))[0] ==
               "anonymous")
+        # An expiry past any clock, made up by anyone with the public
+        # token: it overflowed (undefined behaviour) before the signature
+        # was checked; it is one more bad token.
+        check("a made-up expiry of 17 digits: anonymous, the server unharmed",
+              who(sf, customer="vip-42",
+                  customer_token="vip-42.99999999999999999." + "0" * 64)[0] == "anonymous")
+        check("a negative expiry: anonymous",
+              who(sf, customer="vip-42", customer_token="vip-42.-5." + "0" * 64)[0] ==
+              "anonymous")
         forged = good[:-1] + ("0" if good[-1] != "0" else "1")
         check("a forged signature: anonymous",
               who(sf, customer="vip-42", customer_token=forged)[0] == "anonymous")
