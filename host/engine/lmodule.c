@@ -82,16 +82,28 @@ static int l_ingest(lua_State *L) {
   return 1;
 }
 
+/* The rejections of a batch, kept in C while the engine runs (a Lua error
+   raised inside it would unwind past its locks and buffers), turned into
+   a table after. */
+typedef struct rejects {
+  tailor_error *v;
+  size_t n, cap;
+  int oom;
+} rejects;
+
 static void collect_reject(void *ud, const tailor_error *e) {
-  lua_State *L = ud;
-  lua_createtable(L, 0, 3);
-  lua_pushinteger(L, e->line);
-  lua_setfield(L, -2, "line");
-  lua_pushstring(L, e->field);
-  lua_setfield(L, -2, "field");
-  lua_pushstring(L, e->message);
-  lua_setfield(L, -2, "message");
-  lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+  rejects *r = ud;
+  if (r->n == r->cap) {
+    size_t cap = r->cap ? r->cap * 2 : 16;
+    tailor_error *v = realloc(r->v, cap * sizeof *v);
+    if (!v) {
+      r->oom = 1;
+      return;
+    }
+    r->v = v;
+    r->cap = cap;
+  }
+  r->v[r->n++] = *e;
 }
 
 /* e:ingest_batch(ndjson) -> accepted, rejected, {{line=, field=, message=}} */
@@ -99,12 +111,26 @@ static int l_ingest_batch(lua_State *L) {
   tailor **t = check_engine(L);
   size_t len, acc = 0, rej = 0;
   const char *text = luaL_checklstring(L, 2, &len);
-  lua_newtable(L);
-  int rc = tailor_ingest_batch(*t, text, len, collect_reject, L, &acc, &rej);
-  if (rc != TAILOR_OK) return luaL_error(L, "ingest_batch: %s", tailor_strerror(rc));
+  rejects r = {NULL, 0, 0, 0};
+  int rc = tailor_ingest_batch(*t, text, len, collect_reject, &r, &acc, &rej);
+  if (rc != TAILOR_OK || r.oom) {
+    free(r.v);
+    return luaL_error(L, "ingest_batch: %s", tailor_strerror(rc ? rc : TAILOR_ENOMEM));
+  }
   lua_pushinteger(L, (lua_Integer)acc);
   lua_pushinteger(L, (lua_Integer)rej);
-  lua_rotate(L, -3, 2); /* accepted, rejected, errors */
+  lua_createtable(L, (int)r.n, 0);
+  for (size_t i = 0; i < r.n; i++) {
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, r.v[i].line);
+    lua_setfield(L, -2, "line");
+    lua_pushstring(L, r.v[i].field);
+    lua_setfield(L, -2, "field");
+    lua_pushstring(L, r.v[i].message);
+    lua_setfield(L, -2, "message");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  free(r.v); /* a Lua memory error above leaks it: nothing else is held */
   return 3;
 }
 
