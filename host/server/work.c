@@ -280,16 +280,30 @@ static void set_body(job *j, json_t *o) {
 /* The answer to `events` (and to Segment's and GA4's batches): counts, and
    the first rejections with where; Segment's messages by their messageId
    too, beside its own {"success": true}. */
+/*
+** The answer to a batch counts messages, each once: one message may make
+** several events (Segment's identify: the traits and the link), and the
+** events and rejections of one message share its index (in order, so a
+** message's are side by side).  Its first rejection names it.
+*/
 static json_t *events_answer(const srv_request *r) {
-  size_t dups = 0;
-  for (size_t k = 0; k < r->n_events; k++) dups += r->evs[k].dup;
-  json_t *o = json_pack("{sI sI}", "accepted", (json_int_t)r->n_events, "rejected",
-                        (json_int_t)r->n_rejects);
+  size_t dups = 0, accepted = 0, rejected = 0;
+  for (size_t k = 0; k < r->n_events; k++) {
+    dups += r->evs[k].dup && (!k || r->at[k] != r->at[k - 1]);
+    accepted += !k || r->at[k] != r->at[k - 1];
+  }
+  for (size_t k = 0; k < r->n_rejects; k++)
+    rejected += !k || r->rejects[k].index != r->rejects[k - 1].index;
+  json_t *o = json_pack("{sI sI}", "accepted", (json_int_t)accepted, "rejected",
+                        (json_int_t)rejected);
   if (o && dups) json_object_set_new(o, "duplicates", json_integer((json_int_t)dups));
   if (o && r->n_rejects) {
     json_t *errors = json_array();
-    for (size_t k = 0; k < r->n_rejects && k < SRV_MAX_REPORTED_ERRORS; k++) {
+    size_t shown = 0;
+    for (size_t k = 0; k < r->n_rejects && shown < SRV_MAX_REPORTED_ERRORS; k++) {
       const srv_reject *x = &r->rejects[k];
+      if (k && x->index == r->rejects[k - 1].index) continue;
+      shown++;
       json_t *one = json_pack("{sI ss ss ss?}", "index", (json_int_t)x->index, "code",
                               srv_err_code(x->err.code), "message", x->err.message, "field",
                               x->err.field[0] ? x->err.field : NULL);
