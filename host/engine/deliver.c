@@ -184,6 +184,16 @@ static char *consented_email(tailor *t, const char *customer) {
   return out;
 }
 
+/* Whether the customer declined marketing (a consent event with
+   props.marketing false); called without the index lock. */
+static int declined_marketing(tailor *t, const char *customer) {
+  pthread_rwlock_rdlock(&t->lock);
+  uint32_t p = idx_person_of(t->ix, customer, NULL);
+  int no = p != INTERN_NONE && (t->ix->person[p].flags & IDX_NO_MARKETING);
+  pthread_rwlock_unlock(&t->lock);
+  return no;
+}
+
 /*
 ** Consent and the cap, again at send time: the customer may have
 ** withdrawn consent, or other emails may have gone out, since the row was
@@ -197,6 +207,8 @@ static const char *recheck(tailor *t, delivery *d, const eng_channel *ch, char *
   *email = consented_email(t, d->customer);
   if (!(ch->flags & TAILOR_CHANNEL_EMAIL)) return NULL;
   if (!*email) return "no email consent or address at send time";
+  if (declined_marketing(t, d->customer)) /* from the moment it is stored */
+    return "marketing declined since it was scheduled";
   if (t->cfg.email_cap_per_week <= 0) return NULL;
   int64_t recent = 0;
   json_t *names = email_channels(t);
@@ -294,7 +306,7 @@ static int deliver_one(tailor *t, delivery *d) {
     int rc = store_outbox_mark_sent(t->st, d->id, d->key, d->channel, d->customer, NULL,
                                     util_now_ms(), &e);
     pthread_mutex_unlock(&t->write_mu);
-    if (rc) eng_log(t, TAILOR_LOG_ERROR, "delivery: %s", e.message);
+    if (rc && rc != TAILOR_ENOTFOUND) eng_log(t, TAILOR_LOG_ERROR, "delivery: %s", e.message);
     eng_log(t, TAILOR_LOG_INFO, "delivery: %s already went to %s once; not sent again",
             d->key, d->channel);
     return 0;
@@ -340,9 +352,14 @@ static int deliver_one(tailor *t, delivery *d) {
       int src = store_outbox_mark_sent(t->st, d->id, d->key, d->channel, d->customer,
                                        d->vars ? vars_text : NULL, util_now_ms(), &e);
       pthread_mutex_unlock(&t->write_mu);
-      if (src) eng_log(t, TAILOR_LOG_ERROR, "delivery: sent %s but %s", d->key, e.message);
+      if (src == TAILOR_ENOTFOUND) /* erased meanwhile: nothing of them comes back */
+        eng_log(t, TAILOR_LOG_INFO, "delivery: sent %s, whose customer was erased meanwhile",
+                d->key);
+      else if (src)
+        eng_log(t, TAILOR_LOG_ERROR, "delivery: sent %s but %s", d->key, e.message);
       sent = 1;
-      if ((ch->flags & TAILOR_CHANNEL_EMAIL) && d->customer && !optin) record_email(t, d);
+      if ((ch->flags & TAILOR_CHANNEL_EMAIL) && d->customer && !optin && src != TAILOR_ENOTFOUND)
+        record_email(t, d);
     } else if (rc == TAILOR_SEND_FAIL) {
       eng_log(t, TAILOR_LOG_WARN, "delivery: %s to %s is dead: %s", d->key, d->channel, why);
       settle(t, d, "dead", 0, why);

@@ -19,8 +19,29 @@
 
 #include "engine/deliver.h"
 #include "engine/engine.h"
+#include "engine/plugin.h"
+#include "store/outbox.h"
 #include "core/util.h"
 #include "lua/ljson.h"
+
+/* Whether a channel reaches an inbox: its plugin says so
+   (TAILOR_CHANNEL_EMAIL, whatever its name); a channel no plugin here
+   provides is one when it is named "email". */
+static int is_email(tailor *t, const char *channel) {
+  const eng_channel *ch = eng_channel_find(t, channel);
+  return ch ? (ch->flags & TAILOR_CHANNEL_EMAIL) != 0 : !strcmp(channel, "email");
+}
+
+/* The customer's emails scheduled since `since`, on every channel that
+   reaches an inbox (the weekly cap counts them all). */
+static int64_t recent_emails(tailor *t, const char *customer, int64_t since) {
+  int64_t n = 0;
+  for (size_t i = 0; i < eng_channel_count(t); i++)
+    if (eng_channel_at(t, i)->flags & TAILOR_CHANNEL_EMAIL)
+      n += store_outbox_recent(t->st, customer, eng_channel_at(t, i)->name, since);
+  if (!eng_channel_find(t, "email")) n += store_outbox_recent(t->st, customer, "email", since);
+  return n;
+}
 
 /* What one on_event call decided, checked and ready for the store. */
 typedef struct trigger_run {
@@ -94,7 +115,7 @@ static void take_schedule(lua_State *L, trigger_run *r, lua_Integer i) {
   int64_t when = due ? (int64_t)json_integer_value(due)
                      : util_now_ms() + (int64_t)(json_number_value(delay) * 1000);
   /* Consent, checked here while the index read lock is held. */
-  if (!strcmp(channel, "email")) {
+  if (is_email(r->t, channel)) {
     uint32_t p = idx_person_of(r->t->ix, customer, NULL);
     uint8_t f = p == INTERN_NONE ? 0 : r->t->ix->person[p].flags;
     if (!customer || !(f & IDX_CONSENT_EMAIL) || !(f & IDX_HAS_EMAIL) ||
@@ -374,8 +395,13 @@ static int apply_run(tailor *t, trigger_run *r, tailor_error *err) {
   json_array_foreach(r->schedule, i, v) {
     const char *customer = json_string_value(json_object_get(v, "customer"));
     const char *channel = json_string_value(json_object_get(v, "channel"));
-    if (customer && !strcmp(channel, "email") && t->cfg.email_cap_per_week > 0 &&
-        store_outbox_recent(t->st, customer, channel, week) >= t->cfg.email_cap_per_week) {
+    /* A key scheduled before (a second run of the same trigger, two events
+       with one timestamp) is a no-op: it supersedes nothing, or it would
+       cancel the very row it names and send nothing. */
+    if (store_outbox_state(t->st, json_string_value(json_object_get(v, "key")))) continue;
+    int email = is_email(t, channel);
+    if (customer && email && t->cfg.email_cap_per_week > 0 &&
+        recent_emails(t, customer, week) >= t->cfg.email_cap_per_week) {
       atomic_fetch_add(&t->n_trigger_capped, 1);
       capped++;
       continue;
@@ -384,7 +410,7 @@ static int apply_run(tailor *t, trigger_run *r, tailor_error *err) {
        coupons and emails of the window around the email's due time, and
        per campaign (template); the pending rows it supersedes do not
        count, it replaces them. */
-    if (customer && !strcmp(channel, "email") &&
+    if (customer && email &&
         eng_caps_over(t, &r->call.caps, customer, NULL,
                       json_string_value(json_object_get(v, "template")), 0,
                       (int64_t)json_integer_value(json_object_get(v, "due")),

@@ -120,6 +120,7 @@ int sq_outbox_mark_sent(store *s, int64_t id, const char *key,
                            const char *vars, int64_t now, tailor_error *err) {
   sqlite3 *db = store_db(s);
   sqlite3_stmt *up = NULL, *led = NULL;
+  int gone = 0;
   if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
     return store_fail(err, TAILOR_ESTORE, db, "store: outbox");
   int ok =
@@ -139,7 +140,9 @@ int sq_outbox_mark_sent(store *s, int64_t id, const char *key,
     sq_bind_text(led, 2, channel);
     sq_bind_text(led, 3, customer);
     sqlite3_bind_int64(led, 4, now);
-    ok = sqlite3_step(up) == SQLITE_DONE && sqlite3_step(led) == SQLITE_DONE;
+    ok = sqlite3_step(up) == SQLITE_DONE;
+    gone = ok && sqlite3_changes(db) == 0;
+    ok = ok && (gone || sqlite3_step(led) == SQLITE_DONE);
   }
   sqlite3_finalize(up);
   sqlite3_finalize(led);
@@ -148,7 +151,9 @@ int sq_outbox_mark_sent(store *s, int64_t id, const char *key,
     rollback(db);
     return TAILOR_ESTORE;
   }
-  return TAILOR_OK;
+  return gone ? util_fail(err, TAILOR_ENOTFOUND, NULL, "outbox row %lld is gone (erased)",
+                          (long long)id)
+              : TAILOR_OK;
 }
 
 int sq_outbox_settle(store *s, int64_t id, const char *state, int64_t next_at,

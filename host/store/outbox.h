@@ -54,7 +54,9 @@ int store_outbox_renew(store *s, int64_t id, int attempt, int64_t now, int64_t l
 /*
 ** Record a delivery: the row becomes `sent` (whatever it was meanwhile:
 ** it did go out) with `vars` (NULL: unchanged) and the ledger gets
-** (key, channel, customer, now); one transaction.
+** (key, channel, customer, now); one transaction.  A row that is gone (its
+** customer was erased while the send was in flight) leaves no trace:
+** TAILOR_ENOTFOUND, nothing written.
 */
 int store_outbox_mark_sent(store *s, int64_t id, const char *key,
                            const char *channel, const char *customer,

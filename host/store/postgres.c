@@ -1412,19 +1412,23 @@ static int pg_outbox_mark_sent(store *base, int64_t id, const char *key, const c
   char b_id[24], b_now[24];
   const char *v1[] = {I64(b_id, id), vars, I64(b_now, now)};
   const char *v2[] = {key, channel, customer, b_now};
+  int n = 0;
   if (pg_begin(base, err)) return TAILOR_ESTORE;
-  if (exec_params(p,
-                  "UPDATE outbox SET state = 'sent', next_at = 0, last_error = NULL, "
-                  "vars = coalesce($2, vars), updated = $3 WHERE id = $1",
-                  3, v1, err, "store: outbox") ||
-      exec_params(p,
-                  "INSERT INTO outbox_sent(key, channel, customer, sent) VALUES ($1,$2,$3,$4) "
-                  "ON CONFLICT DO NOTHING",
-                  4, v2, err, "store: outbox")) {
+  if (changed(p,
+              "UPDATE outbox SET state = 'sent', next_at = 0, last_error = NULL, "
+              "vars = coalesce($2, vars), updated = $3 WHERE id = $1",
+              3, v1, &n, err, "store: outbox") ||
+      (n && exec_params(p,
+                        "INSERT INTO outbox_sent(key, channel, customer, sent) "
+                        "VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",
+                        4, v2, err, "store: outbox"))) {
     pg_rollback(base);
     return TAILOR_ESTORE;
   }
-  return pg_commit(base, err);
+  int rc = pg_commit(base, err);
+  return rc || n ? rc
+                 : util_fail(err, TAILOR_ENOTFOUND, NULL, "outbox row %lld is gone (erased)",
+                             (long long)id);
 }
 
 static int pg_outbox_settle(store *base, int64_t id, const char *state, int64_t next_at,

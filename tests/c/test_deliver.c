@@ -33,6 +33,9 @@ static const char TRIGGERS[] =
     "  elseif ev.type == 'view' then\n"
     "    return { schedule = { { key = 'sms:' .. ev.customer, template = 'hello',\n"
     "      channel = 'sms', delay = 0 } } }\n"
+    "  elseif ev.type == 'checkout' then\n"
+    "    return { schedule = { { key = 'co:' .. ev.customer, supersede = 'co:',\n"
+    "      template = 'checkout', delay = 0 } } }\n"
     "  end\n"
     "end\n"
     "local function on_due(ctx, row)\n"
@@ -49,6 +52,7 @@ typedef struct fake {
   int calls, sent;
   int retry_first;   /* answer RETRY to this many calls first */
   int fail_hard;     /* answer FAIL */
+  tailor *forget;    /* erase the customer while "sending" */
   char key[256], email[256], vars[2048], json[4096];
 } fake;
 
@@ -60,6 +64,10 @@ static int fake_send(void *ud, const tailor_delivery *d, char *err, size_t n) {
   snprintf(f->email, sizeof f->email, "%s", d->email ? d->email : "");
   snprintf(f->vars, sizeof f->vars, "%s", d->vars);
   snprintf(f->json, sizeof f->json, "%s", d->json);
+  if (f->forget && d->customer) {
+    int64_t erased = 0;
+    CHECK_INT(tailor_forget(f->forget, d->customer, &erased, NULL), TAILOR_OK);
+  }
   if (f->fail_hard) {
     snprintf(err, n, "550 no such mailbox");
     return TAILOR_SEND_FAIL;
@@ -363,6 +371,102 @@ static void test_consent_and_cap_at_send(void) {
   tailor_close(t);
 }
 
+/* A decline of marketing counts from the moment it is stored: an email
+   scheduled before it is not sent. */
+static void test_marketing_declined_at_send(void) {
+  char db[700], dir[700];
+  shop(db, sizeof db, dir, sizeof dir);
+  fake mail = {0};
+  tailor *t = open_engine(db, dir, 3, 3, &mail, NULL);
+  customers(t);
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
+  CHECK_STR(state_of(t, "cart:c1:hat"), "pending");
+  ingest(t, "{\"type\":\"consent\",\"customer\":\"c1\",\"props\":{\"marketing\":false}}");
+  CHECK_INT(deliver(t), 0);
+  CHECK_INT(mail.calls, 0);
+  CHECK_STR(state_of(t, "cart:c1:hat"), "cancelled");
+  CHECK_CONTAINS(error_of(t, "cart:c1:hat"), "marketing declined");
+  tailor_close(t);
+}
+
+/* A key scheduled again (the same trigger run twice, two events with one
+   timestamp) with a supersede of its own prefix: the row stays and goes
+   out once (the supersede cancelled the very row the add then kept). */
+static void test_same_key_supersede(void) {
+  char db[700], dir[700];
+  shop(db, sizeof db, dir, sizeof dir);
+  fake mail = {0};
+  tailor *t = open_engine(db, dir, 3, 3, &mail, NULL);
+  customers(t);
+  ingest(t, "{\"type\":\"checkout\",\"customer\":\"c1\"}");
+  ingest(t, "{\"type\":\"checkout\",\"customer\":\"c1\"}");
+  CHECK_STR(state_of(t, "co:c1"), "pending");
+  CHECK_INT(deliver(t), 1);
+  CHECK_STR(state_of(t, "co:c1"), "sent");
+  tailor_close(t);
+}
+
+/* A customer erased while their email is in flight: it went out, but
+   nothing of them comes back (no ledger row, no email_sent event). */
+static void test_forget_in_flight(void) {
+  char db[700], dir[700];
+  shop(db, sizeof db, dir, sizeof dir);
+  fake mail = {0};
+  tailor *t = open_engine(db, dir, 3, 3, &mail, NULL);
+  mail.forget = t;
+  customers(t);
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
+  CHECK_INT(deliver(t), 1);
+  CHECK_INT(mail.calls, 1);
+  char *who = NULL;
+  tailor_error err = {0};
+  CHECK_INT(tailor_customer(t, "c1", 0, &who, &err), TAILOR_ENOTFOUND);
+  tailor_free(who);
+  tailor_close(t);
+  store *st = store_open(db, NULL, &err);
+  CHECK(st != NULL);
+  if (st) CHECK_INT((int)store_outbox_sent_since(st, "c1", "email", 0), 0);
+  store_close(st);
+}
+
+/* An email channel by another name (the smtp plugin's `channel` setting):
+   the strategy's caps and a decline of marketing hold for it as for
+   "email", at schedule time too. */
+static const char MAIL_TRIGGERS[] =
+    "local function on_event(ctx, ev)\n"
+    "  if ev.type == 'view' then\n"
+    "    return { schedule = { { key = 'v:' .. ev.customer .. ':' .. ev.item,\n"
+    "      channel = 'mail', template = 'browse', delay = 0 } } }\n"
+    "  end\n"
+    "end\n"
+    "return { on_event = on_event, caps = { per_day = 1, window_hours = 24 } }\n";
+
+static void test_email_channel_by_flag(void) {
+  char db[700], dir[700];
+  shop(db, sizeof db, dir, sizeof dir);
+  write_file(dir, "triggers.lua", MAIL_TRIGGERS);
+  fake mail = {0};
+  tailor *t = open_engine(db, dir, 3, 3, NULL, NULL);
+  tailor_error err = {0};
+  CHECK_INT(eng_channel_add(t, "mail", TAILOR_CHANNEL_EMAIL, fake_send, &mail, &err), 0);
+  customers(t);
+  ingest(t, "{\"type\":\"view\",\"item\":\"a\",\"customer\":\"c1\"}");
+  ingest(t, "{\"type\":\"view\",\"item\":\"b\",\"customer\":\"c1\"}");
+  CHECK_STR(state_of(t, "v:c1:a"), "pending");
+  CHECK_STR(state_of(t, "v:c1:b"), "none"); /* per_day = 1 */
+  CHECK_INT(deliver(t), 1);
+  ingest(t, "{\"type\":\"consent\",\"customer\":\"c1\",\"props\":{\"marketing\":false}}");
+  ingest(t, "{\"type\":\"view\",\"item\":\"c\",\"customer\":\"c1\"}");
+  CHECK_STR(state_of(t, "v:c1:c"), "none"); /* declined: not scheduled */
+  CHECK_INT(mail.calls, 1);
+  char *stats = NULL;
+  CHECK_INT(tailor_stats(t, &stats, &err), TAILOR_OK);
+  CHECK_CONTAINS(stats, "\"triggers_capped\":1,");
+  CHECK_CONTAINS(stats, "\"triggers_without_consent\":1");
+  tailor_free(stats);
+  tailor_close(t);
+}
+
 static void test_unknown_channel_waits(void) {
   char db[700], dir[700];
   shop(db, sizeof db, dir, sizeof dir);
@@ -582,6 +686,10 @@ int main(void) {
   RUN(test_dead_and_operator_retry);
   RUN(test_on_due);
   RUN(test_consent_and_cap_at_send);
+  RUN(test_marketing_declined_at_send);
+  RUN(test_same_key_supersede);
+  RUN(test_forget_in_flight);
+  RUN(test_email_channel_by_flag);
   RUN(test_unknown_channel_waits);
   RUN(test_never_twice_after_purge);
   RUN(test_lease_after_crash);
