@@ -7,7 +7,8 @@
 ** Flow control.  A connection reads only while it has fewer than
 ** max_inflight requests in progress and fewer than max_output_bytes of
 ** responses the peer has not taken; past either, reading stops and what is
-** already buffered waits (at most one line plus one read).  So a client
+** already buffered waits (at most one line plus one read), unparsed.  A
+** static file is read one at a time per connection.  So a client
 ** that pipelines without reading answers, or sends faster than the engine
 ** decides, is slowed down instead of growing the server's memory, and the
 ** loop keeps serving the others.
@@ -450,6 +451,7 @@ void srv_job_submit(conn *c, job *j) {
     job_finalize(s, j);
     return;
   }
+  c->statics += j->req.op == SRV_OP_STATIC; /* until srv_on_done */
   switch (srv_op_run(j->req.op)) {
     case SRV_RUN_INLINE:
       run_inline(c, j);
@@ -828,7 +830,11 @@ static void too_long(conn *c) {
 static int conn_parse(conn *c) {
   const srv_conf *cf = c->s->conf;
   int made = 0;
-  while (!c->no_more_input && !c->closing && c->inflight < cf->max_inflight) {
+  /* While a static file is read, or the client has not taken
+     max_output_bytes of answers, no other request is made: pipelined
+     requests for large files would each hold one whole in memory. */
+  while (!c->no_more_input && !c->closing && c->inflight < cf->max_inflight && !c->statics &&
+         c->out_bytes < (size_t)cf->max_output_bytes) {
     if (c->mode == SRV_MODE_SNIFF) {
       int k = srv_sniff(c->in.buf + c->in.start, srv_in_pending(&c->in));
       if (k == SRV_SNIFF_MORE && !c->eof) break;
@@ -1014,6 +1020,7 @@ void srv_on_done(uv_async_t *a) {
     conn *c = j->c;
     int write = srv_op_run(j->req.op) == SRV_RUN_WRITE;
     c->queued--;
+    c->statics -= j->req.op == SRV_OP_STATIC;
     if (write) c->writes_queued--;
     if (c->closing) {
       /* Its connection is gone; no later job of the list is c's once

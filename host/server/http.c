@@ -53,6 +53,11 @@ static int on_url(http_parser *p, const char *at, size_t n) {
 
 static int on_header_field(http_parser *p, const char *at, size_t n) {
   http_state *h = state_of(p);
+  /* No space or tab in a field name, nor before its colon (RFC 7230
+     3.2.4): "Content-Length : 26" is refused, not taken as a length that
+     a proxy in front may not have seen (request smuggling). */
+  for (size_t i = 0; i < n; i++)
+    if (at[i] == ' ' || at[i] == '\t') return -1;
   if (h->in_value) {
     h->in_value = 0;
     h->field_len = 0;
@@ -147,9 +152,11 @@ static int on_message_complete(http_parser *p) {
   conn *c = p->data;
   c->http->in_message = 0;
   make_request(c);
-  /* Stop after this message when the connection is full or ends here;
-     srv_http_feed resumes later from the same byte. */
-  if (c->inflight >= c->s->conf->max_inflight || c->no_more_input)
+  /* Stop after this message when the connection is full, ends here or
+     reads a static file (conn.c, conn_parse); srv_http_feed resumes later
+     from the same byte. */
+  if (c->inflight >= c->s->conf->max_inflight || c->no_more_input || c->statics ||
+      c->out_bytes >= (size_t)c->s->conf->max_output_bytes)
     http_parser_pause(p, 1);
   return 0;
 }
@@ -229,6 +236,7 @@ static void make_request(conn *c) {
   } else if (h->url_long) {
     util_fail(&j->err, SRV_ETOO_LARGE, NULL, "the request target is longer than %d bytes",
               SRV_MAX_URL_BYTES);
+    j->req.http_status = 414; /* RFC 9110 15.5.15 */
   } else if (h->body_long) {
     util_fail(&j->err, SRV_ETOO_LARGE, NULL, "the body is larger than max_body_bytes (%ld)",
               s->conf->max_body_bytes);
@@ -325,6 +333,7 @@ static const char *reason(int status) {
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
     case 503: return "Service Unavailable";
     default: return status >= 500 ? "Internal Server Error" : "Error";
   }

@@ -132,6 +132,8 @@ struct conn {
   int queued;           /* of them, on a thread */
   int writes_queued;    /* of them, writes on the writer thread */
   int held;             /* reads waiting for earlier writes */
+  int statics;          /* static files being read (at most one: a file
+                           may be megabytes, so none is parsed meanwhile) */
   size_t out_bytes;     /* handed to uv_write, not yet written */
   uint64_t lines;       /* NDJSON lines read, for messages */
   uint64_t last_active; /* uv_now() of the last request or written reply */

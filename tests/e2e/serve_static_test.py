@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 from serve_kit import STOREFRONT, TAILOR, TMP, Checks, Server
 
@@ -148,6 +149,70 @@ def bad_config():
               what.encode() in out.stderr, out.stderr)
 
 
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def long_target(s):
+    status, _, body = get(s, "/" + "a" * 9000)
+    check("a request target over 8192 bytes: 414 too_large",
+          status == 414 and b"too_large" in body, (status, body[:200]))
+
+
+def big_files_unread(s, site):
+    # Pipelined requests for a large file from a client that never reads:
+    # one file is read at a time (no other request is made meanwhile), so
+    # the server holds one or two copies, not one per request (200 here).
+    with open(os.path.join(site, "big.bin"), "wb") as f:
+        f.write(os.urandom(4 << 20))
+    rss0 = rss_kib(s.proc.pid)
+    socks = []
+    for _ in range(2):
+        sock = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(1)
+        try:
+            sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n" * 200)
+        except (socket.timeout, TimeoutError):
+            pass
+        socks.append(sock)
+    time.sleep(2)
+    growth = rss_kib(s.proc.pid) - rss0
+    check("pipelined large files unread: memory bounded", growth < 96 * 1024,
+          "%d KiB" % growth)
+    for sock in socks:
+        sock.close()
+    status, _, body = get(s, "/big.bin")
+    check("the file is still served", status == 200 and len(body) == 4 << 20, status)
+
+
+def smuggling(s):
+    # A space before a header's colon is refused (RFC 7230 3.2.4): taken as
+    # a length, it hid the next request inside a body that a proxy in front
+    # would have passed on as a request of its own.
+    for field in (b"Content-Length : 26", b"Transfer-Encoding : chunked", b"Content\tLength: 1"):
+        sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        sock.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\n" + field + b"\r\n\r\n"
+                     b"GET /shop.css HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except (socket.timeout, TimeoutError):
+            pass
+        sock.close()
+        check("%r: 400, nothing served" % field,
+              data.startswith(b"HTTP/1.1 400") and b"home" not in data and b"body{}" not in data,
+              data[:200])
+
+
 def main():
     d = tempfile.mkdtemp(prefix="static", dir=TMP)
     site = make_site(d)
@@ -157,6 +222,9 @@ def main():
         T.run(files, s)
         T.run(escapes, s)
         T.run(api_wins, s)
+        T.run(smuggling, s)
+        T.run(long_target, s)
+        T.run(big_files_unread, s, site)
         T.stopped_clean(s)
     finally:
         s.cleanup()
