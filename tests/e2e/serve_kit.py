@@ -257,6 +257,15 @@ def request(port, method, path, body=None, key=ADMIN, headers=None, timeout=60):
         return status, head, json.loads(raw) if raw else None
     return status, head, raw.decode()
 
+def rss_kib(pid):
+    """The resident set of a process, in KiB (VmRSS)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def result(resp):
     return resp.get("result") if isinstance(resp, dict) else None
 

@@ -15,7 +15,7 @@ import threading
 import time
 
 from serve_kit import (ADMIN, STOREFRONT, TAILOR, Checks, Server, error_code,
-                       result)
+                       result, rss_kib)
 
 T = Checks()
 check = T.check
@@ -176,14 +176,6 @@ def garbage(s):
     data = sock.recv(65536)
     sock.close()
     check("broken HTTP: 400", data.startswith(b"HTTP/1.1 400"), data[:100])
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def slow_reader(s):

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 
-from serve_kit import STOREFRONT, TAILOR, TMP, Checks, Server
+from serve_kit import STOREFRONT, TAILOR, TMP, Checks, Server, rss_kib
 
 T = Checks()
 check = T.check
@@ -147,14 +147,6 @@ def bad_config():
         out = subprocess.run([TAILOR, "serve", "--config", cfg], capture_output=True, timeout=60)
         check("static_dir %s refused" % value, out.returncode == 2 and
               what.encode() in out.stderr, out.stderr)
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def long_target(s):
