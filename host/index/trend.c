@@ -24,7 +24,10 @@ static void table_free(trend_table *tb) {
 }
 
 void trend_free(trend *t) {
-  for (uint32_t i = 0; i < t->names.n; i++) table_free(&t->tables[i]);
+  /* A checkpoint read that failed part way may leave names without their
+     tables (none, or fewer than the names): only the tables there are. */
+  for (uint32_t i = 0; t->tables && i < t->names.n && i < t->cap; i++)
+    table_free(&t->tables[i]);
   free(t->tables);
   intern_free(&t->names);
   memset(t, 0, sizeof *t);

@@ -190,8 +190,22 @@ static void test_joined_key(void) {
   idx_free(x);
 }
 
+/* What a checkpoint read that failed part way leaves: table names read,
+   their tables not (yet) allocated.  Freeing it read through a NULL table
+   (a crafted checkpoint crashed `tailor stats` instead of being refused). */
+static void test_free_names_without_tables(void) {
+  trend t;
+  trend_init(&t, 7, 10, 0);
+  CHECK(intern_put(&t.names, "country=DE") != INTERN_NONE);
+  CHECK(intern_put(&t.names, "country=FR") != INTERN_NONE);
+  CHECK(t.tables == NULL);
+  trend_free(&t);
+  CHECK_INT((int)t.names.n, 0);
+}
+
 int main(void) {
   RUN(test_top_list_is_exact);
+  RUN(test_free_names_without_tables);
   RUN(test_top_list_after_load);
   RUN(test_joined_key);
   return CHECK_DONE();
