@@ -128,11 +128,14 @@ typedef void (*tailor_reject_fn)(void *ud, const tailor_error *err);
 /*
 ** Ingest a batch of NDJSON events (one JSON object a line; blank lines are
 ** skipped).  Valid events are kept and committed together (one transaction,
-** durable when the call returns); each invalid line is reported to `on_reject`
-** (may be NULL) with its line number.  `accepted` and `rejected` (may be
-** NULL) receive the counts.  Returns TAILOR_OK when the batch was processed,
-** even with rejected lines; a negative code when the store failed, in which
-** case none of the batch was acknowledged.
+** durable when the call returns), except events the engine may refuse for
+** what they say (a coupon redemption, a quiz answer, a pref_removed), each
+** committed alone; each invalid line, and each such event refused (a spent
+** coupon), is reported to `on_reject` (may be NULL) with its line number.
+** `accepted` and `rejected` (may be NULL) receive the counts.  Returns
+** TAILOR_OK when the batch was processed, even with rejected lines; a
+** negative code when the store failed, in which case `accepted` events
+** (those before the failing transaction) are stored and the rest are not.
 */
 TAILOR_EXTERN int tailor_ingest_batch(tailor *t, const char *ndjson, size_t len,
                                       tailor_reject_fn on_reject, void *ud,

@@ -101,7 +101,11 @@ int cmd_audiences(int argc, char **argv) {
     if (cli_common_opt(&o, argc, argv, &i)) continue;
     if (!export && !sync && !strcmp(argv[i], "export")) export = 1;
     else if (!export && !sync && !strcmp(argv[i], "sync")) sync = 1;
-    else if (!strcmp(argv[i], "--days") && i + 1 < argc) days = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--days") && i + 1 < argc) {
+      long v;
+      if (cli_number("audiences", "--days", argv[++i], 1, 36500, &v)) return EXIT_BADINPUT;
+      days = (int)v;
+    }
     else if (!strcmp(argv[i], "--hashed-emails")) flags |= TAILOR_EXPORT_HASHED_EMAILS;
     else if (!strcmp(argv[i], "--csv")) flags |= TAILOR_EXPORT_CSV;
     else if (!strcmp(argv[i], "--format") && i + 1 < argc) format = argv[++i];

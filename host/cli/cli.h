@@ -17,6 +17,8 @@ typedef struct cli_opts {
   const char *db;         /* --db FILE */
   const char *strategies; /* --strategies DIR */
   int quiet;              /* --quiet: no progress */
+  int create;             /* the command may create the store (ingest);
+                             the others refuse a store that is not there */
 } cli_opts;
 
 /*
@@ -34,7 +36,17 @@ int cli_common_opt(cli_opts *o, int argc, char **argv, int *i);
 int cli_parse_args(int argc, char **argv, cli_opts *o, const char *help, const char **args,
                    int max);
 
-/* Open an engine from the options; prints the error and returns NULL. */
+/*
+** A whole number option: `text` read in full into *out when it is from
+** `lo` to `hi`; else prints "tailor CMD: OPT takes a whole number from LO
+** to HI" and returns -1 (the caller exits EXIT_BADINPUT).
+*/
+int cli_number(const char *cmd, const char *opt, const char *text, long lo, long hi, long *out);
+
+/* Open an engine from the options; prints the error and returns NULL.
+   Without o->create, a store file that does not exist is refused (a
+   mistyped --db would otherwise be a new, empty store: an erasure on
+   nothing, reported done). */
 tailor *cli_open(const cli_opts *o, const char *extra_json);
 
 /* Whether progress lines should be drawn (stderr is a terminal). */

@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -45,13 +46,15 @@ int cli_parse_args(int argc, char **argv, cli_opts *o, const char *help,
 #define INGEST_CHUNK (4u << 20)
 
 typedef struct ingest_run {
+  const char *name; /* the input, as messages name it */
   long line_base;   /* lines before the current chunk */
   size_t shown;     /* rejected lines printed */
 } ingest_run;
 
+/* "FILE:LINE: why", as compilers say it (an editor jumps there). */
 static void on_reject(void *ud, const tailor_error *e) {
   ingest_run *r = ud;
-  fprintf(stderr, "line %ld: %s\n", r->line_base + e->line, e->message);
+  fprintf(stderr, "%s:%ld: %s\n", r->name, r->line_base + e->line, e->message);
   r->shown++;
 }
 
@@ -66,7 +69,14 @@ int cmd_ingest(int argc, char **argv) {
   const char *path = NULL;
   int n = cli_parse_args(argc, argv, &o, ingest_help, &path, 1);
   if (n < 0) return EXIT_OK;
+  o.create = 1;
   FILE *in = (!path || !strcmp(path, "-")) ? stdin : fopen(path, "rb");
+  struct stat st;
+  if (in && in != stdin && !fstat(fileno(in), &st) && S_ISDIR(st.st_mode)) {
+    fclose(in);
+    in = NULL;
+    errno = EISDIR;
+  }
   if (!in) {
     fprintf(stderr, "tailor ingest: %s: %s\n", path, strerror(errno));
     return EXIT_FAIL;
@@ -78,26 +88,57 @@ int cmd_ingest(int argc, char **argv) {
   }
   char *buf = malloc(INGEST_CHUNK + 1);
   size_t have = 0, total_acc = 0, total_rej = 0;
-  ingest_run run = {0, 0};
-  int progress = cli_progress_on(&o), rc = TAILOR_OK;
+  ingest_run run = {in == stdin ? "stdin" : path, 0, 0};
+  int progress = cli_progress_on(&o), rc = TAILOR_OK, read_error = 0, first = 1;
+  int skipping = 0; /* in a line longer than the buffer: dropped to its end */
   uint64_t start = util_mono_ns();
   while (buf) {
     size_t got = fread(buf + have, 1, INGEST_CHUNK - have, in);
+    if (!got && ferror(in)) {
+      read_error = errno ? errno : EIO;
+      break;
+    }
     have += got;
     int eof = got == 0 || feof(in);
     if (!have) break;
+    /* A UTF-8 byte order mark is not part of the first line. */
+    if (first && have >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3)) {
+      memmove(buf, buf + 3, have - 3);
+      have -= 3;
+    }
+    first = 0;
+    if (skipping) {
+      char *nl = memchr(buf, '\n', have);
+      size_t drop = nl ? (size_t)(nl - buf) + 1 : have;
+      memmove(buf, buf + drop, have - drop);
+      have -= drop;
+      if (nl) {
+        skipping = 0;
+        run.line_base++;
+      }
+      if (eof && !have) break;
+      continue;
+    }
     /* Cut after the last newline; keep the partial line for the next
-       chunk, unless the input ended or one line fills the whole buffer. */
+       chunk, unless the input ended.  A line that fills the whole buffer
+       is one rejection, skipped to its end. */
     size_t cut = have;
     if (!eof) {
       while (cut > 0 && buf[cut - 1] != '\n') cut--;
-      if (cut == 0) cut = have;
+      if (cut == 0) {
+        fprintf(stderr, "%s:%ld: the line is longer than %u bytes (4 MiB); skipped\n",
+                run.name, run.line_base + 1, INGEST_CHUNK);
+        total_rej++;
+        have = 0;
+        skipping = 1;
+        continue;
+      }
     }
     size_t acc = 0, rej = 0;
     rc = tailor_ingest_batch(t, buf, cut, on_reject, &run, &acc, &rej);
-    if (rc) break;
     total_acc += acc;
     total_rej += rej;
+    if (rc) break;
     for (size_t i = 0; i < cut; i++) run.line_base += buf[i] == '\n';
     if (cut < have && buf[cut - 1] != '\n') run.line_base++;
     memmove(buf, buf + cut, have - cut);
@@ -113,9 +154,17 @@ int cmd_ingest(int argc, char **argv) {
   free(buf);
   if (in != stdin) fclose(in);
   tailor_close(t);
+  if (read_error) {
+    fprintf(stderr, "tailor ingest: %s: %s; the %zu events accepted before it are stored\n",
+            run.name, strerror(read_error), total_acc);
+    return EXIT_FAIL;
+  }
   if (rc) {
-    fprintf(stderr, "tailor ingest: %s; the last batch was not stored\n",
-            tailor_strerror(rc));
+    /* The events before the failing transaction are stored (events with
+       message ids make a re-run of the whole file safe). */
+    fprintf(stderr, "tailor ingest: %s; the %zu events accepted before it are stored, the "
+                    "rest of the input is not\n",
+            tailor_strerror(rc), total_acc);
     return EXIT_FAIL;
   }
   printf("accepted %zu, rejected %zu\n", total_acc, total_rej);
@@ -322,7 +371,11 @@ int cmd_report(int argc, char **argv) {
   char *rest[16];
   int nrest = 0;
   for (int i = 1; i < argc && nrest < 16; i++) {
-    if (!strcmp(argv[i], "--window-days") && i + 1 < argc) window = atoi(argv[++i]);
+    if (!strcmp(argv[i], "--window-days") && i + 1 < argc) {
+      long v;
+      if (cli_number("report", "--window-days", argv[++i], 1, 36500, &v)) return EXIT_BADINPUT;
+      window = (int)v;
+    }
     else if (!strcmp(argv[i], "--json")) as_json = 1;
     else rest[nrest++] = argv[i];
   }

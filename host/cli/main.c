@@ -2,6 +2,7 @@
 ** main.c: the `tailor` command: dispatch to subcommands, and the options
 ** they share.
 */
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,8 @@
 
 #include "cli/cli.h"
 #include "core/util.h"
+#include "engine/config.h"
+#include "store/store.h"
 
 static const struct {
   const char *name;
@@ -109,11 +112,40 @@ tailor *cli_open(const cli_opts *o, const char *extra_json) {
     json_object_set_new(cfg, "strategies", json_string(o->strategies));
   char *text = json_dumps(cfg, JSON_COMPACT);
   json_decref(cfg);
+  /* The store the config names (its default included), which only a
+     command that creates one may find missing. */
+  config c;
+  if (!o->create && text && config_parse(&c, text, NULL) == TAILOR_OK) {
+    int missing = !store_exists(c.db);
+    if (missing)
+      fprintf(stderr,
+              "tailor: no store at %s (check --db or the config's \"db\"; `tailor ingest` "
+              "creates one)\n",
+              c.db);
+    config_free(&c);
+    if (missing) {
+      free(text);
+      return NULL;
+    }
+  }
   tailor_error err = {0};
   tailor *t = tailor_open(text, &err);
   free(text);
   if (!t) fprintf(stderr, "tailor: %s\n", err.message);
   return t;
+}
+
+int cli_number(const char *cmd, const char *opt, const char *text, long lo, long hi, long *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(text, &end, 10);
+  if (!*text || *end || errno || v < lo || v > hi) {
+    fprintf(stderr, "tailor %s: %s takes a whole number from %ld to %ld, not '%s'\n", cmd, opt,
+            lo, hi, text);
+    return -1;
+  }
+  *out = v;
+  return 0;
 }
 
 int cli_progress_on(const cli_opts *o) { return !o->quiet && isatty(2); }

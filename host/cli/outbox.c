@@ -111,13 +111,11 @@ int cmd_outbox(int argc, char **argv) {
     if (slot && i + 1 < argc) {
       *slot = argv[++i];
     } else if ((!strcmp(a, "--older-than") || !strcmp(a, "--max")) && i + 1 < argc) {
-      char *end;
-      long v = strtol(argv[++i], &end, 10);
-      if (*end || v < (a[2] == 'm' ? 1 : 0)) {
-        fprintf(stderr, "tailor outbox: %s takes a number%s\n", a,
-                a[2] == 'm' ? " from 1" : "");
+      /* Days as milliseconds stay far from overflow: a century at most. */
+      long v;
+      if (cli_number("outbox", a, argv[++i], a[2] == 'm' ? 1 : 0, a[2] == 'm' ? 100000 : 36500,
+                     &v))
         return EXIT_BADINPUT;
-      }
       *(a[2] == 'm' ? &max : &days) = v;
     } else if (!strcmp(a, "--json")) {
       as_json = 1;
@@ -129,6 +127,18 @@ int cmd_outbox(int argc, char **argv) {
       fprintf(stderr, "tailor outbox: unexpected argument '%s' (see --help)\n", a);
       return EXIT_BADINPUT;
     }
+  }
+  /* A state that is not one lists nothing and purges nothing: say so. */
+  static const char *const states[] = {"pending", "sending", "sent", "cancelled", "dead"};
+  int known = !state;
+  for (size_t k = 0; !known && k < sizeof states / sizeof *states; k++)
+    known = !strcmp(state, states[k]);
+  if (!known) {
+    fprintf(stderr,
+            "tailor outbox: --state '%s' is not a state (pending, sending, sent, cancelled, "
+            "dead)\n",
+            state);
+    return EXIT_BADINPUT;
   }
   int is_list = !strcmp(what, "list"), is_retry = !strcmp(what, "retry"),
       is_purge = !strcmp(what, "purge"), is_deliver = !strcmp(what, "deliver");

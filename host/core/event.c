@@ -956,6 +956,10 @@ json_t *ev_doc(ev *e) {
 
 unsigned ev_type_needs(ev_type t) { return (unsigned)t < EV_TYPE_COUNT ? type_req[t] : 0; }
 
+int ev_refusable(ev_type t) {
+  return t == EV_COUPON_REDEEMED || t == EV_QUIZ_ANSWER || t == EV_PREF_REMOVED;
+}
+
 const char *ev_type_name(ev_type t) {
   return (unsigned)t < EV_TYPE_COUNT ? type_names[t] : NULL;
 }

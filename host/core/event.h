@@ -231,6 +231,12 @@ void ev_clear(ev *e);
 /* The fields a type requires (EVF_* bits), 0 when out of range. */
 unsigned ev_type_needs(ev_type t);
 
+/* Whether the engine may refuse an event of this type for what it says,
+   past parsing: a coupon redemption (redeemed before, expired), a quiz
+   answer the strategy does not offer, a pref_removed without its key.
+   Such an event is committed alone, so that its refusal is its own. */
+int ev_refusable(ev_type t);
+
 /* The wire name of a type ("add_to_cart"), or NULL when out of range. */
 const char *ev_type_name(ev_type t);
 

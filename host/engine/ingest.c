@@ -491,11 +491,18 @@ int tailor_ingest(tailor *t, const char *json, size_t len, tailor_error *err) {
   return rc;
 }
 
+/* A refusal of an event for what it says (ev_refusable), as against a
+   store or memory error, which fails the whole batch. */
+static int refused_event(int rc) {
+  return rc == TAILOR_EINVAL || rc == TAILOR_ENOTFOUND || rc == TAILOR_EFIELD;
+}
+
 int tailor_ingest_batch(tailor *t, const char *ndjson, size_t len,
                         tailor_reject_fn on_reject, void *ud, size_t *accepted,
                         size_t *rejected) {
-  size_t nacc = 0, nrej = 0, cap = 0;
+  size_t nacc = 0, nrej = 0, cap = 0, stored = 0;
   ev *evs = NULL, **ptrs = NULL;
+  long *lines = NULL; /* each parsed event's line */
   ev_limits lim = limits_of(t);
   int rc = TAILOR_OK;
   long line = 0;
@@ -515,41 +522,63 @@ int tailor_ingest_batch(tailor *t, const char *ndjson, size_t len,
     if (nacc == cap) {
       size_t ncap = cap ? cap * 2 : 256;
       ev *more = realloc(evs, ncap * sizeof *evs);
-      if (!more) {
+      long *more_lines = more ? realloc(lines, ncap * sizeof *lines) : NULL;
+      if (more) evs = more;
+      if (!more || !more_lines) {
         rc = TAILOR_ENOMEM;
         goto done;
       }
-      evs = more;
+      lines = more_lines;
       cap = ncap;
     }
     tailor_error e = {0};
     if (ev_parse(start, n, &lim, &evs[nacc], &e) == TAILOR_OK) {
-      nacc++;
+      lines[nacc++] = line;
     } else {
       nrej++;
       e.line = line;
       if (on_reject) on_reject(ud, &e);
     }
   }
-  if (nacc) {
-    if (!(ptrs = malloc(nacc * sizeof *ptrs))) {
-      rc = TAILOR_ENOMEM;
+  if (nacc && !(ptrs = malloc(nacc * sizeof *ptrs))) {
+    rc = TAILOR_ENOMEM;
+    goto done;
+  }
+  for (size_t i = 0; i < nacc; i++) ptrs[i] = &evs[i];
+  /* One transaction for the runs between events the engine may refuse for
+     what they say (ev_refusable); each of those alone, so that a spent
+     coupon is that line's rejection, not the batch's. */
+  for (size_t i = 0, from = 0; i <= nacc; i++) {
+    if (i < nacc && !ev_refusable(ptrs[i]->type)) continue;
+    tailor_error e = {0};
+    if (i > from && (rc = eng_ingest(t, ptrs + from, i - from, &e)) != TAILOR_OK) {
+      eng_log(t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
       goto done;
     }
-    for (size_t i = 0; i < nacc; i++) ptrs[i] = &evs[i];
-    tailor_error e = {0};
-    if ((rc = eng_ingest(t, ptrs, nacc, &e)) != TAILOR_OK) {
+    stored += i - from;
+    from = i + 1;
+    if (i == nacc) break;
+    if ((rc = eng_ingest(t, ptrs + i, 1, &e)) == TAILOR_OK) {
+      stored++;
+    } else if (refused_event(rc)) {
+      rc = TAILOR_OK;
+      nrej++;
+      e.line = lines[i];
+      if (on_reject) on_reject(ud, &e);
+    } else {
       eng_log(t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
       goto done;
     }
   }
-  if (accepted) *accepted = nacc;
 done:
+  /* What was stored before an error stays stored: counted as accepted. */
+  if (accepted) *accepted = stored;
   atomic_fetch_add(&t->n_rejected, nrej);
   if (nrej) eng_metric(t, "events_rejected", NULL, (double)nrej);
   if (rejected) *rejected = nrej;
   for (size_t i = 0; i < nacc; i++) ev_clear(&evs[i]);
   free(evs);
+  free(lines);
   free(ptrs);
   return rc;
 }

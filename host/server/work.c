@@ -456,15 +456,10 @@ static void commit_jobs(srv *s, job **jobs, size_t n) {
   }
 }
 
-/* Whether the engine may refuse the request's events for what they say:
-   a coupon redemption (redeemed before, expired), a quiz answer the
-   strategy does not offer, a pref_removed without its key. */
+/* Whether the engine may refuse the request's events (ev_refusable). */
 static int refusable(const job *j) {
-  for (size_t k = 0; k < j->req.n_events; k++) {
-    int type = j->req.evs[k].type;
-    if (type == EV_COUPON_REDEEMED || type == EV_QUIZ_ANSWER || type == EV_PREF_REMOVED)
-      return 1;
-  }
+  for (size_t k = 0; k < j->req.n_events; k++)
+    if (ev_refusable(j->req.evs[k].type)) return 1;
   return 0;
 }
 

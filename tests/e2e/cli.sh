@@ -26,9 +26,51 @@ NDJSON
 code=$?
 expect "ingest exits 2 on rejected lines" test "$code" = 2
 expect "ingest counts" grep -q "accepted 3, rejected 3" "$dir/out"
-expect "line 3 named with field" grep -q "^line 3: .*item" "$dir/err"
-expect "line 4 bad timestamp" grep -q "^line 4: .*ts" "$dir/err"
-expect "line 5 bad json" grep -q "^line 5: " "$dir/err"
+expect "line 3 named with field" grep -q "events.ndjson:3: .*item" "$dir/err"
+expect "line 4 bad timestamp" grep -q "events.ndjson:4: .*ts" "$dir/err"
+expect "line 5 bad json" grep -q "events.ndjson:5: " "$dir/err"
+
+# A redemption the engine refuses (no such code) is that line's rejection:
+# the lines around it are stored (it failed the whole chunk, and a re-run
+# counted the stored part twice).
+{
+  for i in 1 2 3; do echo "{\"type\":\"view\",\"item\":\"r$i\",\"anon\":\"rv\"}"; done
+  echo '{"type":"coupon_redeemed","customer":"c1","code":"NOPE-1","order_id":"o1"}'
+  for i in 4 5; do echo "{\"type\":\"view\",\"item\":\"r$i\",\"anon\":\"rv\"}"; done
+} > "$dir/redeem.ndjson"
+"$T" ingest --db "$dir/redeem.db" "$dir/redeem.ndjson" >"$dir/out" 2>"$dir/err"
+code=$?
+expect "a refused redemption exits 2" test "$code" = 2
+expect "the lines around it are kept" grep -q "accepted 5, rejected 1" "$dir/out"
+expect "the redemption's line is named" grep -q "redeem.ndjson:4: .*NOPE-1" "$dir/err"
+
+# Unusual input: a byte order mark, a line over the 4 MiB buffer (one
+# rejection, the lines after it kept), a folder, a store that is not there.
+{
+  printf '\xef\xbb\xbf{"type":"view","item":"b1","anon":"bom"}\n'
+  head -c 5000000 /dev/zero | tr '\0' 'x'; echo
+  echo '{"type":"view","item":"b2","anon":"bom"}'
+} > "$dir/odd.ndjson"
+"$T" ingest --db "$dir/odd.db" "$dir/odd.ndjson" >"$dir/out" 2>"$dir/err"
+expect "BOM and a long line: one rejection, both events kept" grep -q "accepted 2, rejected 1" "$dir/out"
+expect "the long line named once" test "$(grep -c 'odd.ndjson:2: the line is longer' "$dir/err")" = 1
+"$T" ingest --db "$dir/odd.db" "$dir" >"$dir/out" 2>"$dir/err"
+expect "a folder is refused" test $? = 1
+expect "a folder is named as such" grep -q "Is a directory" "$dir/err"
+"$T" erase --db "$dir/typo.db" c1 >"$dir/out" 2>"$dir/err"
+expect "erase on a store that is not there fails" test $? = 1
+expect "and says so" grep -q "no store at $dir/typo.db" "$dir/err"
+expect "and creates none" test ! -e "$dir/typo.db"
+
+# Numbers and states of options are read whole and bounded.
+"$T" outbox purge --db "$dir/shop.db" --older-than 200000000000 2>"$dir/err"
+expect "a purge age past a century is refused" test $? = 2
+expect "and the option named" grep -q "older-than takes a whole number" "$dir/err"
+"$T" audiences export --db "$dir/shop.db" visitors --days 7x 2>"$dir/err" >/dev/null
+expect "--days 7x is refused" test $? = 2
+"$T" outbox list --db "$dir/shop.db" --state bogus 2>"$dir/err"
+expect "an unknown state is refused" test $? = 2
+expect "and the states listed" grep -q "pending, sending, sent" "$dir/err"
 
 "$T" stats --db "$dir/shop.db" >"$dir/stats"
 expect "stats exits 0" test $? = 0
