@@ -163,6 +163,8 @@
     "when its category has too few repeat purchases to learn its own")       \
   X(LUA_MAX_EXPOSURES, 64, "", "exposures",                                  \
     "distinct experiment exposures one handler call records")                \
+  X(LUA_MAX_COUPONS, 16, "", "coupons",                                      \
+    "coupons one handler call may issue (tailor.coupon)")                    \
   X(OPTIN_MAX_PER_ADDRESS, 3, "", "emails",                                  \
     "confirmation emails one address is sent within a day (subscribe)")     \
   X(OPTIN_MAX_TEXT_BYTES, 2000, "", "bytes",                                 \

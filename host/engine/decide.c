@@ -515,9 +515,18 @@ static double item_max_discount(const idx *x, lua_State *L, int at, double min_m
 ** customer's cart) at discounts.min_margin_pct over its cost, and the
 ** answer says so ("capped": true, "max_percent").
 */
+/* The field `name` of the table at `t` as the answer will be written: raw
+   (ljson reads the table with lua_next), so no __index can show the guard
+   one item and the answer another. */
+static int raw_field(lua_State *L, int t, const char *name) {
+  lua_pushstring(L, name);
+  return lua_rawget(L, t);
+}
+
 static void check_discount(lua_State *L, request *r, int res) {
   if (lua_isnil(L, res)) return;
-  int pt = lua_type(L, res) == LUA_TTABLE ? lua_getfield(L, res, "percent") : LUA_TNONE;
+  if (lua_type(L, res) == LUA_TTABLE) lvm_whole(L, res);
+  int pt = lua_type(L, res) == LUA_TTABLE ? raw_field(L, res, "percent") : LUA_TNONE;
   if (pt == LUA_TNONE || (pt != LUA_TNIL && (pt != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0) ||
                                              lua_tonumber(L, -1) > 100)))
     handler_error(L, r, "a discount", "'percent' must be a number from 0 to 100");
@@ -526,7 +535,7 @@ static void check_discount(lua_State *L, request *r, int res) {
   if (pt == LUA_TNIL) return;
   const idx *x = r->t->ix;
   double min_margin = (double)r->t->cfg.min_margin_pct, max = 100;
-  int named = 0, t = lua_getfield(L, res, "item");
+  int named = 0, t = raw_field(L, res, "item");
   if (t == LUA_TSTRING) {
     named = 1;
     max = fmin(max, item_max_discount(x, L, -1, min_margin));
@@ -534,7 +543,7 @@ static void check_discount(lua_State *L, request *r, int res) {
     handler_error(L, r, "a discount", "'item' must be an item id");
   }
   lua_pop(L, 1);
-  t = lua_getfield(L, res, "items");
+  t = raw_field(L, res, "items");
   if (t == LUA_TTABLE) {
     /* Every item named, however many: the guard holds for each. */
     named = 1;

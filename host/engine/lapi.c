@@ -1716,6 +1716,9 @@ static int l_coupon(lua_State *L) {
   }
   if (!call || (!call->customer && !call->anon))
     return luaL_error(L, "tailor.coupon: only for a visitor, in a decision or on_event");
+  /* Each is a row of the call's transaction, kept in C until it commits. */
+  if (json_array_size(call->coupons) >= DEF_LUA_MAX_COUPONS)
+    return luaL_error(L, "tailor.coupon: at most %d coupons in one call", DEF_LUA_MAX_COUPONS);
   if (!call->caps_read) {
     eng_caps_read(L, &call->caps);
     call->caps_read = 1;

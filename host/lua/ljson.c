@@ -78,9 +78,30 @@ static lua_Integer array_length(lua_State *L, int idx) {
   return n == max ? n : -1;
 }
 
+/*
+** The work of turning a value into JSON is the strategy's: each value is
+** charged LJSON_STEP instructions and each string a step per 16 bytes
+** more, so that a table that holds one subtable many times (written once
+** per path: {t, t} twenty levels deep is a million copies) runs out of
+** budget instead of out of the host's memory.  And what one write makes
+** is at most LJSON_MAX_WRITE bytes.
+*/
+#define LJSON_STEP 4
+#define LJSON_MAX_WRITE ((size_t)32 << 20)
+
+static long cost_of(lua_State *L, int idx) {
+  size_t len = 0;
+  if (lua_type(L, idx) == LUA_TSTRING) lua_tolstring(L, idx, &len);
+  return LJSON_STEP + (long)(len / 16);
+}
+
 static json_t *to_json(lua_State *L, int idx, char *path, size_t plen,
                        int depth, char *why, size_t why_len) {
   idx = lua_absindex(L, idx);
+  if (lvm_spend(L, cost_of(L, idx))) {
+    snprintf(why, why_len, "%s: %s", path, lvm_budget_message(L));
+    return NULL;
+  }
   switch (lua_type(L, idx)) {
     case LUA_TNIL:
       return json_null();
@@ -211,6 +232,11 @@ static int write_json(lua_State *L, int idx, strbuf *out, int digits, wpath *p, 
                       size_t why_len) {
   char what[64];
   idx = lua_absindex(L, idx);
+  if (lvm_spend(L, cost_of(L, idx))) return write_fail(p, why, why_len, lvm_budget_message(L));
+  if (out->n > LJSON_MAX_WRITE) {
+    snprintf(what, sizeof what, "larger than %zu MiB as JSON", LJSON_MAX_WRITE >> 20);
+    return write_fail(p, why, why_len, what);
+  }
   switch (lua_type(L, idx)) {
     case LUA_TNIL:
       buf_puts(out, "null");

@@ -218,6 +218,8 @@ static size_t held_growth(const pool *p, void *ptr, size_t old, size_t nsize) {
   return p->free[c] || (size_t)(p->end - p->at) >= (c + 1) * POOL_STEP ? 0 : POOL_SLAB;
 }
 
+#define LVM_CHARGED_GROW 65536 /* grows from this size on are charged */
+
 static void *lvm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   lvm *vm = ud;
   size_t old = ptr ? osize : 0; /* without a block, osize is a type tag */
@@ -241,6 +243,11 @@ static void *lvm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
        held_growth(&vm->pool, ptr, old, nsize) <= vm->limit - held)) {
     void *p = move_block(&vm->pool, ptr, old, nsize);
     if (p) {
+      /* Work in C on large strings and tables (s:upper() of 16 MiB costs
+         one instruction): a step per 64 bytes grown, off the budget; the
+         next count hook sees it spent. */
+      if (nsize > old && nsize - old >= LVM_CHARGED_GROW && vm->running)
+        vm->remaining -= (long)((nsize - old) / 64);
       vm->used = vm->used - old + nsize;
       vm->large = vm->large - (pooled(old) ? 0 : old) + (pooled(nsize) ? 0 : nsize);
       vm->refusing = 0;
@@ -314,14 +321,14 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
 /* Work done in C (the pattern matcher) is charged here; the message names
    the nearest Lua line below the C function (its caller may be C too, as
    in pcall(string.find, ...)), found without allocating. */
-void lvm_charge(lua_State *L, long steps) {
+int lvm_spend(lua_State *L, long steps) {
   lvm *vm = lvm_of(L);
   lua_Debug ar;
   int level = 1, line = -1;
-  if (!vm || !vm->running) return; /* not a sandbox's state, or no call */
+  if (!vm || !vm->running) return 0; /* not a sandbox's state, or no call */
   if (!vm->exhausted) {
     vm->remaining -= steps;
-    if (vm->remaining > 0) return;
+    if (vm->remaining > 0) return 0;
     vm->exhausted = 1;
     while (line <= 0 && lua_getstack(L, level++, &ar))
       if (lua_getinfo(L, "Sl", &ar)) line = ar.currentline;
@@ -334,7 +341,16 @@ void lvm_charge(lua_State *L, long steps) {
                "%s: instruction budget exhausted (%ld instructions)",
                vm->file ? vm->file : "strategy", vm->budget);
   }
-  raise_exhausted(L, vm);
+  return 1;
+}
+
+void lvm_charge(lua_State *L, long steps) {
+  if (lvm_spend(L, steps)) raise_exhausted(L, lvm_of(L));
+}
+
+const char *lvm_budget_message(lua_State *L) {
+  lvm *vm = lvm_of(L);
+  return vm && vm->exhausted ? vm->budget_msg : NULL;
 }
 
 /*
@@ -403,6 +419,60 @@ static int sb_rep(lua_State *L) {
   }
   if (n > 0 && (double)n * (double)(len + seplen) > (double)lvm_of(L)->limit)
     return luaL_error(L, "string.rep: result larger than the memory cap");
+  return call_original(L);
+}
+
+/*
+** table.insert, remove, sort and concat loop in C over a length that a
+** __len may make up (math.maxinteger: the loop never ends, no instruction
+** runs, nothing is allocated).  A host list is made whole first (its own
+** __len goes with its metatable, lvm_whole); a strategy's own __len is
+** refused; the loop's length is charged to the budget.
+*/
+static lua_Integer plain_len(lua_State *L, const char *fn) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lvm_whole(L, 1);
+  if (luaL_getmetafield(L, 1, "__len") != LUA_TNIL)
+    luaL_error(L, "table.%s: not on a table with a __len metamethod", fn);
+  return (lua_Integer)lua_rawlen(L, 1);
+}
+
+static int sb_insert(lua_State *L) {
+  lvm_charge(L, (long)plain_len(L, "insert"));
+  return call_original(L);
+}
+
+static int sb_remove(lua_State *L) {
+  lvm_charge(L, (long)plain_len(L, "remove"));
+  return call_original(L);
+}
+
+static int sb_sort(lua_State *L) {
+  lua_Integer n = plain_len(L, "sort");
+  long log = 1;
+  for (lua_Integer k = n; k > 1; k >>= 1) log++;
+  lvm_charge(L, (long)n * log);
+  return call_original(L);
+}
+
+static int sb_concat(lua_State *L) {
+  lua_Integer i = luaL_optinteger(L, 3, 1), j;
+  if (lua_isnoneornil(L, 4)) { /* to the end: a length of its own */
+    j = plain_len(L, "concat");
+    lua_settop(L, 3);
+    if (lua_isnil(L, 2)) { /* the default separator, as Lua's */
+      lua_pushliteral(L, "");
+      lua_replace(L, 2);
+    }
+    lua_pushinteger(L, i);
+    lua_replace(L, 3);
+    lua_pushinteger(L, j);
+  } else {
+    j = luaL_checkinteger(L, 4);
+  }
+  if (j >= i && (lua_Unsigned)j - (lua_Unsigned)i >= LVM_MAX_MOVE)
+    return luaL_error(L, "table.concat: more than %d elements", LVM_MAX_MOVE);
+  if (j >= i) lvm_charge(L, (long)(j - i + 1));
   return call_original(L);
 }
 
@@ -832,6 +902,14 @@ static int open_sandbox(lua_State *L) {
   lua_getfield(L, -1, "move");
   lua_pushcclosure(L, sb_move, 1);
   lua_setfield(L, -2, "move");
+  static const luaL_Reg table_loops[] = {
+      {"insert", sb_insert}, {"remove", sb_remove}, {"sort", sb_sort}, {"concat", sb_concat},
+      {NULL, NULL}};
+  for (const luaL_Reg *f = table_loops; f->name; f++) {
+    lua_getfield(L, -1, f->name);
+    lua_pushcclosure(L, f->func, 1);
+    lua_setfield(L, -2, f->name);
+  }
   lua_getfield(L, 1, LUA_COLIBNAME);
   lua_getfield(L, -1, "create");
   lua_pushcclosure(L, sb_cocreate, 1);
@@ -1102,7 +1180,10 @@ int lvm_push_handler(lvm *vm, const char *name, const char **file) {
   lua_rawgetp(vm->L, LUA_REGISTRYINDEX, &handlers_key);
   lua_rawgeti(vm->L, -1, (lua_Integer)(h - vm->handlers) + 1);
   lua_remove(vm->L, -2);
-  vm->file = h->file; /* names the file when the call runs out of memory */
+  /* Names the file when the call runs out of memory: the call's own
+     handler, pushed first; the tables read meanwhile (caps, segments,
+     quiz) do not take the name. */
+  if (!vm->file) vm->file = h->file;
   if (file) *file = h->file;
   return 1;
 }

@@ -112,6 +112,12 @@ lvm *lvm_of(lua_State *L);
 */
 void lvm_charge(lua_State *L, long steps);
 
+/* lvm_charge without the error: 1 when the budget is spent (the call's
+   error message is then lvm_budget_message), for C code that must unwind
+   on its own (it holds memory a longjmp would lose). */
+int lvm_spend(lua_State *L, long steps);
+const char *lvm_budget_message(lua_State *L);
+
 /*
 ** A number that changes with every lvm_pcall (it counts them): API
 ** functions that keep per-call state compare it with the one they saved.
