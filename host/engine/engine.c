@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "engine/plugin.h"
@@ -124,6 +125,28 @@ static uint64_t last_crossing(uint64_t c, long r) {
 ** Checkpoints: loaded on open when they match the store and the index
 ** configuration, written on close (and every index.checkpoint_every events).
 */
+/*
+** The store's identity, a random number kept in its meta table from its
+** first open on, mixed into the checkpoint's fingerprint: a checkpoint
+** copied beside another store (or a store swapped under its checkpoint)
+** is refused like one of another index configuration, not trusted (its
+** sequence numbers say nothing about another store's events).  0 when the
+** store can neither tell nor keep one (read-only): the configuration alone.
+*/
+static uint64_t store_id_of(tailor *t) {
+  char *id = store_meta_get(t->st, "store_id");
+  uint64_t v = 0;
+  if (id) {
+    v = strtoull(id, NULL, 16);
+    free(id);
+    return v;
+  }
+  char hex[17];
+  if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v) return 0;
+  snprintf(hex, sizeof hex, "%016llx", (unsigned long long)v);
+  return store_meta_set(t->st, "store_id", hex, NULL) == TAILOR_OK ? v : 0;
+}
+
 static int load_checkpoint(tailor *t, const idx_config *ic) {
   const char *path = t->cfg.checkpoint;
   if (!strcmp(path, "auto")) {
@@ -134,7 +157,7 @@ static int load_checkpoint(tailor *t, const idx_config *ic) {
   } else {
     return TAILOR_OK;
   }
-  t->ckpt_fp = idx_fingerprint(t->ix);
+  t->ckpt_fp = idx_fingerprint(t->ix) ^ store_id_of(t);
   if (access(t->ckpt_path, F_OK) != 0) return TAILOR_OK;
   tailor_error e = {0};
   int64_t seq = 0;

@@ -594,7 +594,7 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
     GET(&r, fp);
     GET(&r, *seq);
     if (format != CKPT_FORMAT) why = "written by another format version";
-    else if (fp != fingerprint) why = "written with another index configuration";
+    else if (fp != fingerprint) why = "written for another store or index configuration";
   }
   idx *x = why ? NULL : idx_new(cfg);
   if (!why && !x) why = "out of memory";

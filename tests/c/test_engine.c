@@ -627,7 +627,7 @@ static void test_checkpoint_restart(void) {
   idx *probe = idx_new(&ic);
   idx *x = idx_load(ckpt, &ic, idx_fingerprint(probe), &seq, &err);
   CHECK(x == NULL);
-  CHECK_CONTAINS(err.message, "another index configuration");
+  CHECK_CONTAINS(err.message, "another store or index configuration");
   idx_free(probe);
   t = tailor_open(cfg, &err);
   CHECK(t != NULL);

@@ -97,6 +97,14 @@ expect "shipped strategies compile" test $? = 0
 
 "$T" checkpoint --db "$dir/shop.db" >/dev/null
 expect "checkpoint exits 0" test $? = 0
+# A checkpoint beside another store is not trusted: the other store's
+# index is rebuilt from its own events.
+"$T" ingest --db "$dir/other.db" "$dir/redeem.ndjson" >/dev/null 2>&1
+"$T" checkpoint --db "$dir/other.db" >/dev/null
+cp "$dir/shop.db.ckpt" "$dir/other.db.ckpt"
+"$T" stats --db "$dir/other.db" >"$dir/ostats" 2>"$dir/err"
+expect "another store's checkpoint is refused" grep -q "another store" "$dir/err"
+expect "the store's own index is rebuilt (its 5 items)" grep -q '"items": 5' "$dir/ostats"
 expect "checkpoint file written" test -s "$dir/shop.db.ckpt"
 "$T" stats --db "$dir/shop.db" >"$dir/stats2"
 expect "stats after a checkpoint" grep -q '"view": 2' "$dir/stats2"
