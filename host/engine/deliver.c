@@ -142,7 +142,7 @@ static void settle(tailor *t, delivery *d, const char *state, int64_t next_at,
                    const char *why) {
   tailor_error e = {0};
   pthread_mutex_lock(&t->write_mu);
-  int rc = store_outbox_settle(t->st, d->id, state, next_at, why, util_now_ms(), &e);
+  int rc = store_outbox_settle(t->st, d->id, d->attempt, state, next_at, why, util_now_ms(), &e);
   pthread_mutex_unlock(&t->write_mu);
   if (rc) eng_log(t, TAILOR_LOG_ERROR, "delivery: %s", e.message);
 }

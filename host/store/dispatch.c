@@ -151,9 +151,9 @@ int store_outbox_mark_sent(store *s, int64_t id, const char *key, const char *ch
   return s->ops->outbox_mark_sent(s, id, key, channel, customer, vars, now, err);
 }
 
-int store_outbox_settle(store *s, int64_t id, const char *state, int64_t next_at,
+int store_outbox_settle(store *s, int64_t id, int attempt, const char *state, int64_t next_at,
                         const char *error, int64_t now, tailor_error *err) {
-  return s->ops->outbox_settle(s, id, state, next_at, error, now, err);
+  return s->ops->outbox_settle(s, id, attempt, state, next_at, error, now, err);
 }
 
 int64_t store_outbox_sent_since(store *s, const char *customer, const char *channel,

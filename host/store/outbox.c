@@ -156,13 +156,13 @@ int sq_outbox_mark_sent(store *s, int64_t id, const char *key,
               : TAILOR_OK;
 }
 
-int sq_outbox_settle(store *s, int64_t id, const char *state, int64_t next_at,
+int sq_outbox_settle(store *s, int64_t id, int attempt, const char *state, int64_t next_at,
                         const char *error, int64_t now, tailor_error *err) {
   sqlite3 *db = store_db(s);
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db,
                          "UPDATE outbox SET state = ?2, next_at = ?3, last_error = ?4, "
-                         "updated = ?5 WHERE id = ?1 AND state = 'sending'",
+                         "updated = ?5 WHERE id = ?1 AND state = 'sending' AND attempts = ?6",
                          -1, &st, NULL) != SQLITE_OK)
     return store_fail(err, TAILOR_ESTORE, db, "store: outbox");
   sqlite3_bind_int64(st, 1, id);
@@ -170,6 +170,7 @@ int sq_outbox_settle(store *s, int64_t id, const char *state, int64_t next_at,
   sqlite3_bind_int64(st, 3, next_at);
   sq_bind_text(st, 4, error);
   sqlite3_bind_int64(st, 5, now);
+  sqlite3_bind_int(st, 6, attempt);
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);
   return rc == SQLITE_DONE ? TAILOR_OK

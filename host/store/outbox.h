@@ -63,11 +63,13 @@ int store_outbox_mark_sent(store *s, int64_t id, const char *key,
                            const char *vars, int64_t now, tailor_error *err);
 
 /*
-** Settle a row this sender claimed and did not deliver: `state` "pending"
-** (tried again from `next_at`), "dead" or "cancelled", with `error` as its
-** last_error.  A row cancelled meanwhile stays cancelled.
+** Settle a row this sender claimed (as try `attempt`) and did not deliver:
+** `state` "pending" (tried again from `next_at`), "dead" or "cancelled",
+** with `error` as its last_error.  A row cancelled meanwhile stays
+** cancelled, and one claimed again since (its lease ran out: another try
+** holds it) is its new holder's to settle.
 */
-int store_outbox_settle(store *s, int64_t id, const char *state, int64_t next_at,
+int store_outbox_settle(store *s, int64_t id, int attempt, const char *state, int64_t next_at,
                         const char *error, int64_t now, tailor_error *err);
 
 /* Deliveries to a customer's channel since `since` (ms), from the ledger:

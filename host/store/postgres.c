@@ -1431,14 +1431,15 @@ static int pg_outbox_mark_sent(store *base, int64_t id, const char *key, const c
                              (long long)id);
 }
 
-static int pg_outbox_settle(store *base, int64_t id, const char *state, int64_t next_at,
-                            const char *error, int64_t now, tailor_error *err) {
-  char b_id[24], b_next[24], b_now[24];
-  const char *v[] = {I64(b_id, id), state, I64(b_next, next_at), error, I64(b_now, now)};
+static int pg_outbox_settle(store *base, int64_t id, int attempt, const char *state,
+                            int64_t next_at, const char *error, int64_t now, tailor_error *err) {
+  char b_id[24], b_next[24], b_now[24], b_try[24];
+  const char *v[] = {I64(b_id, id), state, I64(b_next, next_at), error, I64(b_now, now),
+                     I64(b_try, attempt)};
   return exec_params((pg *)base,
                      "UPDATE outbox SET state = $2, next_at = $3, last_error = $4, updated = $5 "
-                     "WHERE id = $1 AND state = 'sending'",
-                     5, v, err, "store: outbox");
+                     "WHERE id = $1 AND state = 'sending' AND attempts = $6",
+                     6, v, err, "store: outbox");
 }
 
 static int64_t pg_outbox_sent_since(store *base, const char *customer, const char *channel,

@@ -61,7 +61,7 @@ typedef struct store_ops {
   int (*outbox_mark_sent)(store *s, int64_t id, const char *key, const char *channel,
                           const char *customer, const char *vars, int64_t now,
                           tailor_error *err);
-  int (*outbox_settle)(store *s, int64_t id, const char *state, int64_t next_at,
+  int (*outbox_settle)(store *s, int64_t id, int attempt, const char *state, int64_t next_at,
                        const char *error, int64_t now, tailor_error *err);
   int64_t (*outbox_sent_since)(store *s, const char *customer, const char *channel,
                                int64_t since);
@@ -120,7 +120,7 @@ json_t *sq_outbox_claim(store *s, json_t *channels, int64_t now, int max,
 int sq_outbox_mark_sent(store *s, int64_t id, const char *key, const char *channel,
                         const char *customer, const char *vars, int64_t now,
                         tailor_error *err);
-int sq_outbox_settle(store *s, int64_t id, const char *state, int64_t next_at,
+int sq_outbox_settle(store *s, int64_t id, int attempt, const char *state, int64_t next_at,
                      const char *error, int64_t now, tailor_error *err);
 int64_t sq_outbox_sent_since(store *s, const char *customer, const char *channel,
                              int64_t since);

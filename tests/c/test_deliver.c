@@ -543,6 +543,39 @@ static void test_lease_after_crash(void) {
   tailor_close(t);
 }
 
+/* A sender whose lease ran out settles nothing: the row was claimed again
+   and is its new holder's (a stale "pending" would have it sent twice). */
+static void test_stale_holder_settles_nothing(void) {
+  char db[700], dir[700];
+  shop(db, sizeof db, dir, sizeof dir);
+  tailor *t = open_engine(db, dir, 10, 3, NULL, NULL);
+  customers(t);
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
+  tailor_error err = {0};
+  store *a = store_open(db, NULL, &err), *b = store_open(db, NULL, &err);
+  json_t *names = json_pack("[s]", "email");
+  int64_t now = (int64_t)time(NULL) * 1000;
+  json_t *first = store_outbox_claim(a, names, now + 1000, 10, now + 60000, &err);
+  CHECK_INT(json_array_size(first), 1);
+  int64_t id = json_integer_value(json_object_get(json_array_get(first, 0), "id"));
+  int try1 = (int)json_integer_value(json_object_get(json_array_get(first, 0), "attempts"));
+  CHECK_INT(store_exec(a, "UPDATE outbox SET next_at = 1", &err), TAILOR_OK); /* lease over */
+  json_t *second = store_outbox_claim(b, names, now + 1000, 10, now + 60000, &err);
+  CHECK_INT(json_array_size(second), 1);
+  int try2 = (int)json_integer_value(json_object_get(json_array_get(second, 0), "attempts"));
+  CHECK_INT(try2, try1 + 1);
+  CHECK_INT(store_outbox_settle(a, id, try1, "pending", 0, "stale", now, &err), TAILOR_OK);
+  CHECK_STR(state_of(t, "cart:c1:hat"), "sending");
+  CHECK_INT(store_outbox_settle(b, id, try2, "dead", 0, "550", now, &err), TAILOR_OK);
+  CHECK_STR(state_of(t, "cart:c1:hat"), "dead");
+  json_decref(first);
+  json_decref(second);
+  json_decref(names);
+  store_close(a);
+  store_close(b);
+  tailor_close(t);
+}
+
 /* The shipped triggers.lua: on_due keeps, refreshes or cancels. */
 static json_t *preview(tailor *t, const char *key) {
   json_t *row = row_of(t, key);
@@ -693,6 +726,7 @@ int main(void) {
   RUN(test_unknown_channel_waits);
   RUN(test_never_twice_after_purge);
   RUN(test_lease_after_crash);
+  RUN(test_stale_holder_settles_nothing);
   RUN(test_shipped_on_due);
   RUN(test_preview);
   return CHECK_DONE();

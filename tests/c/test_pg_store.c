@@ -618,7 +618,8 @@ static void test_console_outbox(void) {
     const char *k = json_string_value(json_object_get(g, "key"));
     int64_t id = json_integer_value(json_object_get(g, "id"));
     const char *to = !strcmp(k, "k-f") ? "dead" : !strcmp(k, "k-d") ? "cancelled" : "pending";
-    CHECK_INT(store_outbox_settle(s, id, to, !strcmp(k, "k-b") ? 60000 : 0,
+    int try = (int)json_integer_value(json_object_get(g, "attempts"));
+    CHECK_INT(store_outbox_settle(s, id, try, to, !strcmp(k, "k-b") ? 60000 : 0,
                                   !strcmp(k, "k-b") ? "421 try later" : NULL, 5001, &err),
               TAILOR_OK);
   }
