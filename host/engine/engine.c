@@ -71,9 +71,21 @@ void eng_log(tailor *t, int level, const char *fmt, ...) {
 /*
 ** Opening: config, store, index rebuilt from the log, strategies checked.
 */
+/* A replay that takes long says how far it is, every 5 s: a start without
+   a checkpoint that covers the store reads the whole log. */
+#define REPLAY_SAY_NS 5000000000ull
+
 int eng_rebuild_one(void *ud, int64_t seq, const ev *e) {
   tailor *t = ud;
   t->applied_seq = seq;
+  if (!(t->ix->applied & 16383) && t->replay_said &&
+      util_mono_ns() - t->replay_said >= REPLAY_SAY_NS) {
+    t->replay_said = util_mono_ns();
+    eng_log(t, TAILOR_LOG_WARN,
+            "index: replaying the store, at event %lld of %lld (no checkpoint covered them; "
+            "index.checkpoint_every or `tailor checkpoint` makes the next start quick)",
+            (long long)seq, (long long)store_last_seq(t->st));
+  }
   if (idx_apply(t->ix, e) != TAILOR_OK) {
     eng_log(t, TAILOR_LOG_ERROR, "rebuild: out of memory at event %lld",
             (long long)seq);
@@ -557,6 +569,7 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
   if (load_checkpoint(t, &ic)) goto fail;
   /* Replay what the checkpoint does not have (everything, without one). */
   uint64_t t0 = util_mono_ns();
+  t->replay_said = t0;
   int64_t from = t->applied_seq;
   uint64_t applied0 = t->ix->applied;
   int shared = store_shared(t->st);
@@ -574,6 +587,7 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
     break;
   }
   t->replay_refits = 0;
+  t->replay_said = 0; /* later scans (a shared log's follow) say nothing */
   t->n_replayed = (int64_t)(t->ix->applied - applied0);
   t->replay_ms = (double)(util_mono_ns() - t0) / 1e6;
   if (t->applied_seq > from)

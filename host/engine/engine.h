@@ -118,6 +118,8 @@ struct tailor {
   unsigned n_replay_refits;
   int64_t n_replayed;       /* events the open replayed, in replay_ms, */
   double replay_ms, replay_refit_ms; /* of which refitting */
+  uint64_t replay_said;     /* util_mono_ns() of the replay's last progress
+                               line; 0 when no replay runs */
 
   /* tailor.session_next's tailor kernel (engine.c, eng_session_params):
      the parameters of index.tuned when set, else tailor's defaults
