@@ -43,10 +43,12 @@ int cli_parse_args(int argc, char **argv, cli_opts *o, const char *help, const c
 */
 int cli_number(const char *cmd, const char *opt, const char *text, long lo, long hi, long *out);
 
-/* Open an engine from the options; prints the error and returns NULL.
-   Without o->create, a store file that does not exist is refused (a
-   mistyped --db would otherwise be a new, empty store: an erasure on
-   nothing, reported done). */
+/* Open an engine from the options; prints the error and returns NULL (the
+   command exits EXIT_FAIL), or exits EXIT_BADINPUT itself when the input is
+   at fault: a config file that is not valid JSON or not a valid config, or,
+   without o->create, a store file that does not exist (a mistyped --db
+   would otherwise be a new, empty store: an erasure on nothing, reported
+   done). */
 tailor *cli_open(const cli_opts *o, const char *extra_json);
 
 /* Whether progress lines should be drawn (stderr is a terminal). */

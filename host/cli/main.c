@@ -94,7 +94,7 @@ tailor *cli_open(const cli_opts *o, const char *extra_json) {
     if (!(cfg = json_load_file(o->config, 0, &jerr))) {
       fprintf(stderr, "tailor: %s:%d:%d: %s\n", o->config, jerr.line,
               jerr.column, jerr.text);
-      return NULL;
+      exit(EXIT_BADINPUT); /* bad input, as a bad option is */
     }
   } else {
     cfg = json_object();
@@ -123,15 +123,13 @@ tailor *cli_open(const cli_opts *o, const char *extra_json) {
               "creates one)\n",
               c.db);
     config_free(&c);
-    if (missing) {
-      free(text);
-      return NULL;
-    }
+    if (missing) exit(EXIT_BADINPUT);
   }
   tailor_error err = {0};
   tailor *t = tailor_open(text, &err);
   free(text);
   if (!t) fprintf(stderr, "tailor: %s\n", err.message);
+  if (!t && err.code == TAILOR_ECONFIG) exit(EXIT_BADINPUT); /* the config's fault */
   return t;
 }
 

@@ -58,9 +58,13 @@ expect "the long line named once" test "$(grep -c 'odd.ndjson:2: the line is lon
 expect "a folder is refused" test $? = 1
 expect "a folder is named as such" grep -q "Is a directory" "$dir/err"
 "$T" erase --db "$dir/typo.db" c1 >"$dir/out" 2>"$dir/err"
-expect "erase on a store that is not there fails" test $? = 1
+expect "erase on a store that is not there is bad input" test $? = 2
 expect "and says so" grep -q "no store at $dir/typo.db" "$dir/err"
 expect "and creates none" test ! -e "$dir/typo.db"
+echo '[1, 2]' > "$dir/array.json"
+"$T" stats --config "$dir/array.json" --db "$dir/shop.db" >/dev/null 2>"$dir/err"
+expect "a config that is not an object is bad input" test $? = 2
+expect "and says so" grep -q "must be a JSON object" "$dir/err"
 
 # Numbers and states of options are read whole and bounded.
 "$T" outbox purge --db "$dir/shop.db" --older-than 200000000000 2>"$dir/err"
