@@ -137,9 +137,13 @@ typedef struct similar_run {
   idx_content_anchor a;
   const idx_filter *f;
   topk *h;
-  size_t scored;
+  size_t scored, examined;
   uint32_t seen[SEEN_SLOTS]; /* item + 1, 0 = empty */
 } similar_run;
+
+/* Items looked at, kept or not, before the widening stops: a category of
+   sold-out items costs a bounded walk. */
+#define SIMILAR_EXAMINED_MAX (20 * IDX_CONTENT_CANDIDATES)
 
 /* Add an item to the set of scored ones; 0 when it was there already. */
 static int seen_add(similar_run *r, uint32_t item) {
@@ -159,16 +163,21 @@ static int score_level(idx *x, uint32_t level, void *ud) {
   similar_run *r = ud;
   if (level >= x->members_cap) return 0;
   const idx_ids *m = &x->members[level];
-  for (uint32_t e = 0; e < m->n && r->scored < IDX_CONTENT_CANDIDATES; e++) {
+  for (uint32_t e = 0; e < m->n && r->scored < IDX_CONTENT_CANDIDATES &&
+                      r->examined < SIMILAR_EXAMINED_MAX;
+       e++) {
     if (e + 8 < m->n) idx_item_prefetch(x, m->v[e + 8]);
     uint32_t j = m->v[e];
-    if (j == r->anchor || x->item[j].deleted || !seen_add(r, j) ||
-        !idx_keep(x, r->f, j))
+    r->examined++;
+    /* The filter first: the seen set holds scored items only (at most
+       IDX_CONTENT_CANDIDATES, under half its slots), never the rejected,
+       which filled it and left its probe looping for ever. */
+    if (j == r->anchor || x->item[j].deleted || !idx_keep(x, r->f, j) || !seen_add(r, j))
       continue;
     r->scored++;
     topk_push(r->h, j, r->anchor, idx_content_anchor_score(&r->a, x, j));
   }
-  return r->scored >= IDX_CONTENT_CANDIDATES;
+  return r->scored >= IDX_CONTENT_CANDIDATES || r->examined >= SIMILAR_EXAMINED_MAX;
 }
 
 size_t idx_similar(const idx *x, uint32_t anchor, const idx_filter *f,

@@ -454,6 +454,36 @@ static void test_content_similarity(void) {
   idx_free(x);
 }
 
+/* A category of more items than the seen set's slots, all refused by the
+   filter (sold out), and a few in stock: the query ends, with those few.
+   (Refused items filled the set and its probe looped for ever.) */
+static void test_similar_many_refused(void) {
+  idx *x = idx_new(NULL);
+  char line[256];
+  apply(x, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"anchor\",\"price\":10,"
+           "\"category\":\"Shoes\"}}");
+  for (int i = 0; i < 1100; i++) {
+    snprintf(line, sizeof line,
+             "{\"type\":\"item_upsert\",\"item\":{\"id\":\"s%d\",\"price\":10,"
+             "\"category\":\"Shoes\",\"in_stock\":false}}",
+             i);
+    apply(x, line);
+  }
+  for (int i = 0; i < 3; i++) {
+    snprintf(line, sizeof line,
+             "{\"type\":\"item_upsert\",\"item\":{\"id\":\"ok%d\",\"price\":10,"
+             "\"category\":\"Shoes\"}}",
+             i);
+    apply(x, line);
+  }
+  idx_filter stock = {.in_stock = 1};
+  topk_entry out[5];
+  size_t n = idx_similar(x, idx_item_id(x, "anchor"), &stock, 5, out);
+  CHECK_INT(n, 3);
+  for (size_t i = 0; i < n; i++) CHECK_CONTAINS(intern_name(&x->items, out[i].id), "ok");
+  idx_free(x);
+}
+
 /* A query scores its anchor's side once (category terms per category,
    prices within a factor of two): the same scores and the same top as
    idx_content_score over every item, prices on the factor-two edge too. */
@@ -1025,6 +1055,7 @@ static void test_intern_prefixes_and_forget(void) {
 
 int main(void) {
   RUN(test_intern_prefixes_and_forget);
+  RUN(test_similar_many_refused);
   RUN(test_cooc_measures_exact);
   RUN(test_cooc_decay);
   RUN(test_cooc_cap_space_saving);
