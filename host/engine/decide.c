@@ -645,6 +645,7 @@ static void write_fallback_items(request *r) {
     uint32_t id = idx_item_id(x, r->q->ex_ids[i]);
     if (id != INTERN_NONE) ex[f.nex++] = id;
   }
+  f.nex = idx_ids_sort(ex, f.nex);
   size_t k = (size_t)r->k + c->n_pins < MAX_ROWS ? (size_t)r->k + c->n_pins : MAX_ROWS;
   idx_reason reason = IDX_REASON_TRENDING;
   size_t n = idx_trending(x, "", "", &f, util_now_ms(), k, top);

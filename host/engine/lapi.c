@@ -707,6 +707,25 @@ static size_t check_k(lua_State *L, int arg) {
 
 /* The ids listed under opts.exclude (a list of external ids), interned.
    Unknown ids are skipped: they cannot be recommended anyway. */
+/* opts.exclude, read whole (up to LAPI_MAX_LIST ids), into this state's
+   buffer (a userdata the registry keeps; a state runs on one thread at a
+   time): one kernel call's list, used before the call returns (the call
+   runs no strategy code after reading it, so no other call reuses it
+   meanwhile).  Sorted, repeats dropped (idx_ids_sort). */
+static const char exclude_key = 'X';
+
+static uint32_t *exclude_buf(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &exclude_key) != LUA_TUSERDATA) {
+    lua_pop(L, 1);
+    lua_newuserdatauv(L, LAPI_MAX_LIST * sizeof(uint32_t), 0);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &exclude_key);
+  }
+  uint32_t *buf = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return buf;
+}
+
 static size_t opt_exclude(lua_State *L, int opts, const idx *x, uint32_t *out,
                           size_t cap) {
   size_t n = 0;
@@ -723,7 +742,7 @@ static size_t opt_exclude(lua_State *L, int opts, const idx *x, uint32_t *out,
     }
   }
   lua_pop(L, 1);
-  return n;
+  return idx_ids_sort(out, n);
 }
 
 /*
@@ -950,7 +969,7 @@ static void push_rows(lua_State *L, const idx *x, const topk_entry *rows,
 */
 typedef struct kernel_opts {
   size_t k;
-  uint32_t exclude[256];
+  uint32_t *exclude; /* exclude_buf */
   uint32_t brands[REQ_MAX_BRANDS];
   char category[512]; /* opts.category, copied: what getfield returned may
                          be a string only an __index made, collected once
@@ -979,11 +998,14 @@ static void opt_brands(lua_State *L, const idx *x, kernel_opts *o) {
   }
 }
 
+/* Called last before the kernel runs: o->exclude is this thread's
+   exclude_buf, which strategy code (an __index of a later getfield) could
+   reuse through a kernel call of its own. */
 static void check_opts(lua_State *L, int arg, const idx *x, kernel_opts *o) {
   memset(o, 0, sizeof *o);
   o->k = LAPI_DEFAULT_K;
   o->f.in_stock = 1;
-  o->f.exclude = o->exclude;
+  o->f.exclude = o->exclude = exclude_buf(L);
   if (lua_isnoneornil(L, arg)) return;
   luaL_checktype(L, arg, LUA_TTABLE);
   if (lua_getfield(L, arg, "k") != LUA_TNIL) o->k = check_k(L, -1);
@@ -999,7 +1021,7 @@ static void check_opts(lua_State *L, int arg, const idx *x, kernel_opts *o) {
   lua_pop(L, 5);
   if (lua_getfield(L, arg, "brand") != LUA_TNIL) opt_brands(L, x, o);
   lua_pop(L, 1);
-  o->f.nex = opt_exclude(L, arg, x, o->exclude, 256);
+  o->f.nex = opt_exclude(L, arg, x, o->exclude, LAPI_MAX_LIST);
 }
 
 /* Anchor item ids from a string or a list of strings at `arg`. */
@@ -1032,12 +1054,11 @@ static int l_related(lua_State *L) {
   cooc_params_default(&p, (cooc_measure)lua_tointeger(L, lua_upvalueindex(3)));
   uint32_t anchors[COOC_MAX_ANCHORS];
   size_t na = check_anchors(L, 1, t->ix, anchors, COOC_MAX_ANCHORS);
-  kernel_opts o;
-  check_opts(L, 2, t->ix, &o);
   /* tailor.complements: only pairs with the support and lift of items
      bought together (index/pairs.c) */
   if (lua_toboolean(L, lua_upvalueindex(4))) idx_complement_params(t->ix, util_now_ms(), &p);
   if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
     if (lua_getfield(L, 2, "measure") == LUA_TSTRING) {
       static const char *const names[] = {"cosine", "jaccard", "also", "count", NULL};
       p.measure = (cooc_measure)luaL_checkoption(L, -1, NULL, names);
@@ -1046,6 +1067,8 @@ static int l_related(lua_State *L) {
     if (lua_getfield(L, 2, "damping") != LUA_TNIL) p.damping = luaL_checknumber(L, -1);
     lua_pop(L, 3);
   }
+  kernel_opts o;
+  check_opts(L, 2, t->ix, &o); /* last before the kernel (check_opts) */
   topk_entry *rows = lua_newuserdatauv(L, o.k * sizeof *rows, 0);
   size_t n = idx_related(t->ix, rel, &p, anchors, na, &o.f, util_now_ms(), o.k, rows);
   push_rows(L, t->ix, rows, n,
@@ -1080,12 +1103,11 @@ static int l_session_next(lua_State *L) {
     if (iid != INTERN_NONE) items[n++] = iid; /* repeats kept: positions matter */
     lua_pop(L, 1);
   }
-  kernel_opts o;
-  check_opts(L, 2, t->ix, &o);
   sknn_params p = t->sess_params;
   uint32_t sid = INTERN_NONE;
   int rerank = 1;
   if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
     if (lua_getfield(L, 2, "kernel") == LUA_TSTRING) {
       int k = sknn_kernel_find(lua_tostring(L, -1));
       if (k < 0) return luaL_error(L, "session_next: unknown kernel '%s'", lua_tostring(L, -1));
@@ -1096,6 +1118,8 @@ static int l_session_next(lua_State *L) {
     if (lua_getfield(L, 2, "rerank") != LUA_TNIL) rerank = lua_toboolean(L, -1);
     lua_pop(L, 3);
   }
+  kernel_opts o;
+  check_opts(L, 2, t->ix, &o); /* last before the kernel (check_opts) */
   topk_entry *rows = lua_newuserdatauv(L, o.k * sizeof *rows, 0);
   size_t m;
   if (p.kernel == SKNN_TAILOR && rerank && t->tuned && t->tuned->ranker) {
@@ -1148,8 +1172,8 @@ static int l_recently_viewed(lua_State *L) {
 static int l_most_viewed(lua_State *L) {
   tailor *t = engine_of(L);
   size_t k = check_k(L, 1);
-  uint32_t ex[256];
-  size_t nex = opt_exclude(L, 2, t->ix, ex, 256);
+  uint32_t *ex = exclude_buf(L);
+  size_t nex = opt_exclude(L, 2, t->ix, ex, LAPI_MAX_LIST);
   topk_entry *rows = lua_newuserdatauv(L, k * sizeof *rows, 0);
   size_t n = idx_most_viewed(t->ix, k, ex, nex, rows);
   push_rows(L, t->ix, rows, n, IDX_REASON_POPULAR, 0);

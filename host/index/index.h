@@ -385,7 +385,8 @@ typedef enum idx_relation { IDX_COVIEW, IDX_COPURCHASE } idx_relation;
 
 /* Filters applied inside every kernel, before the heap. */
 typedef struct idx_filter {
-  const uint32_t *exclude; /* item ids never returned */
+  const uint32_t *exclude; /* item ids never returned, sorted ascending
+                              (idx_ids_sort) */
   size_t nex;
   int in_stock;            /* only items known, not deleted and in stock */
   const char *category;    /* category path prefix ("Women/Shoes"), or NULL */
@@ -626,6 +627,12 @@ uint32_t idx_person_of(const idx *x, const char *customer, const char *anon);
 
 /* Whether an item can be recommended: known, not deleted, in stock. */
 int idx_item_available(const idx *x, uint32_t item);
+
+/*
+** Sort ids ascending and drop repeats, in place; the count kept.  An
+** exclude list (idx_filter, idx_most_viewed) is one.
+*/
+size_t idx_ids_sort(uint32_t *v, size_t n);
 
 /*
 ** The k most viewed available items, best first, skipping the `nex` ids in

@@ -39,6 +39,17 @@ static inline int ids_has(const uint32_t *v, size_t n, uint32_t id) {
   return 0;
 }
 
+/* Whether `id` is among the n ids of `v`, sorted ascending. */
+static inline int ids_sorted_has(const uint32_t *v, size_t n, uint32_t id) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (v[mid] < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < n && v[lo] == id;
+}
+
 /* Append: 0, or -1 when out of memory. */
 static inline int ids_push(idx_ids *a, uint32_t id) {
   if (a->n == a->cap) {

@@ -24,6 +24,20 @@ const char *idx_reason_name(idx_reason r) {
   return (unsigned)r < IDX_REASON_COUNT ? reason_names[r] : "none";
 }
 
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return (x > y) - (x < y);
+}
+
+size_t idx_ids_sort(uint32_t *v, size_t n) {
+  if (n < 2) return n;
+  qsort(v, n, sizeof *v, cmp_u32);
+  size_t k = 1;
+  for (size_t i = 1; i < n; i++)
+    if (v[i] != v[k - 1]) v[k++] = v[i];
+  return k;
+}
+
 int idx_item_available(const idx *x, uint32_t item) {
   return item < x->items.n && !x->item[item].deleted && x->item[item].in_stock;
 }
@@ -35,7 +49,7 @@ size_t idx_most_viewed(const idx *x, size_t k, const uint32_t *exclude,
   for (uint32_t i = 0; i < x->items.n; i++) {
     if (!x->item[i].views || !idx_item_available(x, i)) continue;
     if ((double)x->item[i].views < topk_floor(&h)) continue;
-    if (ids_has(exclude, nex, i)) continue;
+    if (nex && ids_sorted_has(exclude, nex, i)) continue;
     topk_push(&h, i, IDX_REASON_POPULAR, (double)x->item[i].views);
   }
   return topk_sorted(&h);
@@ -44,7 +58,7 @@ size_t idx_most_viewed(const idx *x, size_t k, const uint32_t *exclude,
 int idx_keep(const idx *x, const idx_filter *f, uint32_t item) {
   if (!f) return 1;
   if (f->in_stock && !idx_item_available(x, item)) return 0;
-  if (f->nex && ids_has(f->exclude, f->nex, item)) return 0;
+  if (f->nex && ids_sorted_has(f->exclude, f->nex, item)) return 0;
   const idx_item *it = &x->item[item];
   if (f->min_price > 0 && it->price < f->min_price) return 0;
   if (f->max_price > 0 && it->price > f->max_price) return 0;
@@ -87,18 +101,30 @@ size_t idx_trending(const idx *x, const char *key, const char *value,
 size_t idx_session_next(const idx *x, const uint32_t *items, size_t n,
                         uint32_t session, const sknn_params *p, sknn_work *work,
                         const idx_filter *f, size_t k, topk_entry *out) {
-  /* Ask for more than k: filters (stock, the cart) run after the kernel. */
-  enum { OVERFETCH = 3, MAX_ROWS = 300 };
-  topk_entry rows[MAX_ROWS];
+  /* Ask for more than k: filters (stock, the cart, opts.exclude) run after
+     the kernel.  When they leave fewer than k and the kernel had more to
+     give, ask again for four times as many (up to MAX_WANT): k rows
+     whenever that many candidates pass. */
+  enum { OVERFETCH = 3, MAX_ROWS = 300, MAX_WANT = 4800 };
+  topk_entry stack_rows[MAX_ROWS], *rows = stack_rows;
   size_t want = k * OVERFETCH < MAX_ROWS ? k * OVERFETCH : MAX_ROWS;
   sknn_params q = *p;
   q.self = session == INTERN_NONE ? SKNN_NONE : session;
   q.fill = 0; /* popularity padding belongs to the strategy, with a reason */
-  int got = sknn_query(x->sknn, items, n, &q, work, rows, want);
   size_t m = 0;
-  for (int i = 0; i < got && m < k; i++)
-    if (rows[i].id < x->items.n && rows[i].score > 0 && idx_keep(x, f, rows[i].id))
-      out[m++] = rows[i];
+  for (;;) {
+    int got = sknn_query(x->sknn, items, n, &q, work, rows, want);
+    m = 0;
+    for (int i = 0; i < got && m < k; i++)
+      if (rows[i].id < x->items.n && rows[i].score > 0 && idx_keep(x, f, rows[i].id))
+        out[m++] = rows[i];
+    if (m >= k || got < (int)want || want >= MAX_WANT) break;
+    want = want * 4 < MAX_WANT ? want * 4 : MAX_WANT;
+    topk_entry *more = realloc(rows == stack_rows ? NULL : rows, want * sizeof *rows);
+    if (!more) break; /* out of memory: what passed so far */
+    rows = more;
+  }
+  if (rows != stack_rows) free(rows);
   return m;
 }
 

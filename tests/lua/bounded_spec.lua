@@ -46,6 +46,44 @@ describe("work a strategy makes the host do in C", function()
     e:close()
   end)
 
+  it("excludes every id of a long exclude list", function()
+    local e = shop()
+    local lines = {}
+    for i = 0, 304 do
+      lines[#lines + 1] = string.format(
+        '{"type":"item_upsert","item":{"id":"e%d","price":5,"in_stock":true}}', i)
+      for _ = 1, 305 - i do
+        lines[#lines + 1] = string.format('{"type":"view","item":"e%d","anon":"x%d"}', i, i)
+      end
+    end
+    assert(e:ingest_batch(table.concat(lines, "\n")))
+    local d = quick(e, { kind = "recommend", anon = "v1", k = 6, context = { case = "exclude" } })
+    assert.is_nil(d.fallback, d.error)
+    assert.is_true(#d.items > 0)
+    for _, it in ipairs(d.items) do
+      local n = tonumber(it.id:match("^e(%d+)$"))
+      assert.is_true(n == nil or n >= 300, it.id .. " was excluded")
+    end
+    e:close()
+  end)
+
+  it("gives session_next's k rows when enough candidates pass its filters", function()
+    local e = shop()
+    local lines = { '{"type":"item_upsert","item":{"id":"a","price":5}}' }
+    for i = 1, 150 do
+      lines[#lines + 1] = string.format('{"type":"view","item":"a","anon":"s%d","session":"s%d"}', i, i)
+      for j = 1, 4 do
+        lines[#lines + 1] = string.format(
+          '{"type":"view","item":"x%d_%d","anon":"s%d","session":"s%d"}', i, j, i, i)
+      end
+    end
+    assert(e:ingest_batch(table.concat(lines, "\n")))
+    local d = quick(e, { kind = "recommend", anon = "v1", k = 1, context = { case = "next" } })
+    assert.is_nil(d.fallback, d.error)
+    assert.are.equal(10, d.items[1].score)
+    e:close()
+  end)
+
   it("charges work on large strings to the budget", function()
     local e = shop()
     local d = quick(e, { kind = "recommend", anon = "v1", context = { case = "upper" } })

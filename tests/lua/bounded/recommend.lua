@@ -16,6 +16,24 @@ local cases = {
     local s = ("x"):rep(4 << 20)
     for _ = 1, 1e6 do local _ = s:upper() end
   end,
+  -- An exclude list longer than 256 ids, with repeats: all of it holds.
+  exclude = function()
+    local ex = {}
+    for i = 0, 299 do ex[#ex + 1] = "e" .. i end
+    for i = 0, 50 do ex[#ex + 1] = "e" .. i end
+    return tailor.most_viewed(3, { exclude = ex }),
+           tailor.trending(nil, nil, { k = 3, in_stock = false, exclude = ex })
+  end,
+  -- session_next with the 30 best excluded: still k rows, since hundreds
+  -- of candidates pass (it asked the kernel for 3k and filtered those).
+  next = function()
+    local ex = {}
+    for _, r in ipairs(tailor.session_next({ "a" }, { k = 30, in_stock = false })) do
+      ex[#ex + 1] = r.id
+    end
+    local rows = tailor.session_next({ "a" }, { k = 10, in_stock = false, exclude = ex })
+    return { { id = "a", score = #rows, reason = "count" } }
+  end,
   -- Host lists still take table.insert and sort (made whole first).
   rows = function()
     local rows = tailor.trending(nil, nil, { k = 2, in_stock = false })
@@ -27,7 +45,8 @@ local cases = {
 
 return {
   recommend = function(ctx)
-    local r = cases[ctx.context.case]()
+    local r, more = cases[ctx.context.case]()
+    for _, row in ipairs(more or {}) do r[#r + 1] = row end
     return r or {}
   end,
   popup = function(ctx)
