@@ -398,6 +398,7 @@ json_t *eng_console_members(tailor *t, const char *audience, int days, int segme
   pthread_rwlock_rdlock(&t->lock);
   const idx *x = t->ix;
   const char *name = NULL;
+  char name_buf[128];
   if (segment > 0) {
     if ((uint32_t)segment > x->clusters.k) {
       pthread_rwlock_unlock(&t->lock);
@@ -407,7 +408,9 @@ json_t *eng_console_members(tailor *t, const char *audience, int days, int segme
     }
     for (uint32_t i = 0; i < x->people.n; i++)
       if (x->person[i].canon == i && x->person[i].cluster == segment) pick_member(&pick, i);
-    name = x->clusters.name[segment - 1];
+    /* Copied under the lock: a refit or a reloaded index may free it. */
+    snprintf(name_buf, sizeof name_buf, "%s", x->clusters.name[segment - 1]);
+    name = name_buf;
   } else {
     int kind = idx_audience_kind_of(audience);
     idx_audience a = {kind < 0 ? IDX_AUD_VISITORS : (idx_audience_kind)kind,
@@ -422,7 +425,7 @@ json_t *eng_console_members(tailor *t, const char *audience, int days, int segme
     idx_audience_members(x, a, now, pick_member, &pick);
   }
   size_t total = pick.n;
-  qsort_r(pick.v, pick.n, sizeof *pick.v, by_last_seen, (void *)x);
+  if (pick.n > 1) qsort_r(pick.v, pick.n, sizeof *pick.v, by_last_seen, (void *)x);
   json_t *rows = json_array();
   for (size_t i = 0; i < pick.n && i < limit; i++) {
     const idx_person *p = &x->person[pick.v[i]];

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/util.h"
 #include "index/index.h"
 
 #define KM_MAX_ITER 50
@@ -354,17 +355,21 @@ void idx_cluster_name(const idx *x, const idx_clusters *prev, idx_clusters *c) {
     int cat = main_category(c, mean, m);
     const char *cname = cat >= 0 ? intern_name(&x->categories, c->cats[cat]) : NULL;
     const char *band = price_band(f[2], mean[2]);
-    if (!matched[m])
+    if (!matched[m]) {
       snprintf(c->name[m], sizeof c->name[m], "%s %s buyers, %s", rhythm(f, mean),
                cname ? cname : "all-round", band);
+      util_utf8_cut(c->name[m]); /* whole characters: a name is JSON text */
+    }
     char share[96] = "interest spread over the shop";
     if (cname)
       snprintf(share, sizeof share, "%.0f%% of interest in %s (all customers: %.0f%%)",
                100 * f[cat], cname, 100 * mean[cat]);
+    util_utf8_cut(share);
     snprintf(c->description[m], sizeof c->description[m],
              "%zu customers; %.1f orders (all: %.1f), average order %.2f (%s; all: %.2f), "
              "last order %.0f days ago (all: %.0f), %.1f visits; %s",
              c->size[m], f[1], mean[1], f[2], band, mean[2], f[0], mean[0], f[3], share);
+    util_utf8_cut(c->description[m]);
   }
   /* Two clusters of one name read as one: the later ones get a number. */
   for (uint32_t m = 1; m < c->k; m++)

@@ -44,9 +44,13 @@ static int pack(srv_request *out, const char *a, size_t an, const char *b, size_
                 const char *c, size_t cn, tailor_error *err) {
   if (!(out->text = malloc(an + bn + cn + 3))) return srv_oom(err, "admin");
   char *p = out->text;
-  memcpy(p, a, an), p += an, *p++ = '\0';
-  memcpy(p, b, bn), p += bn, *p++ = '\0';
-  memcpy(p, c, cn), p += cn, *p = '\0';
+  /* A part may be empty and NULL (a POST with no body): no memcpy of it. */
+  if (an) memcpy(p, a, an);
+  p += an, *p++ = '\0';
+  if (bn) memcpy(p, b, bn);
+  p += bn, *p++ = '\0';
+  if (cn) memcpy(p, c, cn);
+  p += cn, *p = '\0';
   out->text_len = an + bn + cn + 2;
   return SRV_OK;
 }

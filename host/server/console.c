@@ -102,13 +102,16 @@ void srv_console_log(srv *s, int level, const char *message) {
   if (reloaded || refused) {
     k->reload_at = util_now_ms();
     k->reload_ok = reloaded;
+    /* Cut at a whole character: a split one made the page's JSON fail. */
     snprintf(k->reload_text, sizeof k->reload_text, "%s", message);
+    util_utf8_cut(k->reload_text);
   }
   if (level <= TAILOR_LOG_WARN) {
     console_line *l = &k->log[k->n_log++ % SRV_CONSOLE_LOG];
     l->at = util_now_ms();
     l->level = level;
     snprintf(l->text, sizeof l->text, "%s", message);
+    util_utf8_cut(l->text);
   }
   pthread_mutex_unlock(&k->mu);
 }
@@ -121,6 +124,7 @@ void srv_console_fallback(srv *s, const char *kind, const char *error, size_t n)
   char text[320] = "", where[96] = "";
   json_t *v = json_loadb(error, n, JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, NULL);
   if (json_is_string(v)) snprintf(text, sizeof text, "%s", json_string_value(v));
+  util_utf8_cut(text);
   json_decref(v);
   const char *c1 = strchr(text, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
   if (c1 && c2 && c2 - text < (long)sizeof where)
@@ -148,6 +152,7 @@ void srv_console_fallback(srv *s, const char *kind, const char *error, size_t n)
   k->fallbacks[i].count++;
   k->fallbacks[i].at = util_now_ms();
   snprintf(k->fallbacks[i].last, sizeof k->fallbacks[i].last, "%s", text);
+  util_utf8_cut(k->fallbacks[i].last);
 }
 
 /*
@@ -491,9 +496,25 @@ void srv_console_run(srv *s, job *j) {
       util_fail(&j->err, SRV_EBAD_JSON, NULL, "%s: the body must be a JSON object", name);
       return;
     }
-    const char *key = json_string_value(json_object_get(in, "key"));
-    const char *state = json_string_value(json_object_get(in, "state"));
-    json_int_t older = json_integer_value(json_object_get(in, "older_than_ms"));
+    /* A field of another type is refused, not read as absent: a "key": 3
+       read as NULL retried every dead row, an "older_than_ms" as a string
+       read as 0 purged rows of any age. */
+    json_t *jk = json_object_get(in, "key"), *js = json_object_get(in, "state"),
+           *jo = json_object_get(in, "older_than_ms");
+    const char *bad = jk && !json_is_null(jk) && !json_is_string(jk)   ? "key"
+                      : js && !json_is_null(js) && !json_is_string(js) ? "state"
+                      : jo && !json_is_null(jo) && (!json_is_integer(jo) || json_integer_value(jo) < 0)
+                          ? "older_than_ms"
+                          : NULL;
+    if (bad) {
+      json_decref(in);
+      util_fail(&j->err, SRV_EBAD_FIELD, bad, "%s: '%s' must be %s", name, bad,
+                strcmp(bad, "older_than_ms") ? "a string" : "a whole number of ms, 0 or more");
+      return;
+    }
+    const char *key = json_string_value(jk);
+    const char *state = json_string_value(js);
+    json_int_t older = json_integer_value(jo);
     int rc;
     if (!strcmp(name, "outbox/retry")) {
       int changed = 0;

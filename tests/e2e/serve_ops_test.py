@@ -436,6 +436,31 @@ def console_login(s):
     resp.read()
     conn.close()
     check("a session in a second Cookie header is found", resp.status == 200, resp.status)
+    # A login with no body at all (the console's Log out posts none) is
+    # refused, and the server goes on (a memcpy from NULL aborted it).
+    conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+    conn.request("POST", "/admin/login")
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    check("a login without a body is refused", resp.status in (400, 401), resp.status)
+    resp, d = http_call(s, "GET", "/admin/api/session")
+    check("the server goes on", resp.status == 200, (resp.status, d))
+    # Retry and purge take fields of their types only: a "key" that is a
+    # number retried every dead row, an age as a string purged any age.
+    for path, body, field in (("/admin/api/outbox/retry", {"key": 3}, "key"),
+                              ("/admin/api/outbox/purge", {"state": "dead",
+                                                           "older_than_ms": "604800000"},
+                               "older_than_ms"),
+                              ("/admin/api/outbox/purge", {"state": ["dead"]}, "state")):
+        resp, d = http_call(s, "POST", path, body=body)
+        check("%s %s: refused, the field named" % (path, body), resp.status == 400 and
+              (d or {}).get("error", {}).get("field") == field, (resp.status, d))
+    # An audience with no members answers an empty list (sorting nothing
+    # passed a NULL array to qsort_r).
+    resp, d = http_call(s, "GET", "/admin/api/audiences/members?audience=buyers&days=14")
+    check("an empty audience: no members", resp.status == 200 and d.get("members") == [],
+          (resp.status, d))
 
 
 def main():
