@@ -1132,6 +1132,17 @@ static int pg_forget(store *base, const char *customer, int64_t *events, json_t 
   const char *v[] = {customer};
   if (sessions) *sessions = NULL;
   if (pg_begin(base, err)) return TAILOR_ESTORE;
+  /* Under READ COMMITTED the UPDATE and DELETEs below neither see nor wait
+     for another node's append of this person still in flight: it would
+     commit after the erasure, its rows kept for good.  These locks wait for
+     such appends and hold new ones until the erasure commits (erasures are
+     rare; appends take ROW EXCLUSIVE, which SHARE ROW EXCLUSIVE excludes). */
+  if (exec_params(p,
+                  "LOCK TABLE events, customers, identities IN SHARE ROW EXCLUSIVE MODE", 0,
+                  NULL, err, "store: forget")) {
+    pg_rollback(base);
+    return TAILOR_ESTORE;
+  }
   json_t *sess = json_array();
   PGresult *r = run(p, "SELECT session FROM " PERSON_SESSIONS " s", 1, v, err, "store: forget");
   if (!r) goto rollback;

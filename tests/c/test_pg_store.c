@@ -6,6 +6,7 @@
 ** and the engine itself on the shared store.  Without TAILOR_PG_URL the
 ** test runs itself again under pg_kit.py, which sets it.
 */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -323,6 +324,62 @@ static void test_forget_export(void) {
   PQfinish(c);
   for (int i = 0; i < 3; i++) ev_clear(&e[i]);
   store_close(s);
+}
+
+/* An erasure on one node while another node's append of the same person
+   is in flight: it waits for that append, then empties it too (it emptied
+   nothing and the append committed after it, the person's rows kept). */
+typedef struct forget_run {
+  store *s;
+  int rc;
+  int64_t n;
+} forget_run;
+
+static void *forget_thread(void *arg) {
+  forget_run *f = arg;
+  tailor_error err = {0};
+  f->rc = store_forget(f->s, "c8", &f->n, NULL, &err);
+  return NULL;
+}
+
+static int64_t count_of(const char *sql) {
+  PGconn *c = PQconnectdb(url);
+  PGresult *r = PQexec(c, sql);
+  int64_t v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r)
+                  ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
+                  : -1;
+  PQclear(r);
+  PQfinish(c);
+  return v;
+}
+
+static void test_forget_waits_for_appends(void) {
+  store *a = open_clean();
+  if (!a) return;
+  tailor_error err = {0};
+  store *b = store_open(url, NULL, &err);
+  CHECK(b != NULL);
+  ev e[2];
+  parse(&e[0], "{\"type\":\"customer_upsert\",\"customer\":{\"id\":\"c8\",\"email\":\"c8@example.com\"}}");
+  parse(&e[1], "{\"type\":\"view\",\"item\":\"i\",\"customer\":\"c8\",\"anon\":\"a8\"}");
+  ev *p[2] = {&e[0], &e[1]};
+  int64_t seqs[2];
+  CHECK_INT(store_begin(a, &err), TAILOR_OK);
+  CHECK_INT(store_append_rows(a, p, 2, seqs, &err), TAILOR_OK); /* in flight */
+  forget_run f = {b, -1, 0};
+  pthread_t th;
+  pthread_create(&th, NULL, forget_thread, &f);
+  usleep(300000); /* the erasure waits on the append meanwhile */
+  CHECK_INT(store_commit(a, &err), TAILOR_OK);
+  pthread_join(th, NULL);
+  CHECK_INT(f.rc, TAILOR_OK);
+  CHECK_INT(f.n, 2);
+  CHECK_INT(count_of("SELECT count(*) FROM events WHERE customer='c8' AND body<>'{}'"), 0);
+  CHECK_INT(count_of("SELECT count(*) FROM customers WHERE id='c8'"), 0);
+  CHECK_INT(count_of("SELECT count(*) FROM identities WHERE customer='c8'"), 0);
+  for (int i = 0; i < 2; i++) ev_clear(&e[i]);
+  store_close(a);
+  store_close(b);
 }
 
 /*
@@ -1091,6 +1148,7 @@ int main(int argc, char **argv) {
   RUN(test_outbox_claims);
   RUN(test_console_outbox);
   RUN(test_forget_export);
+  RUN(test_forget_waits_for_appends);
   RUN(test_engine);
   return CHECK_DONE();
 }
