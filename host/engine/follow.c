@@ -182,10 +182,15 @@ int eng_commit_shared(tailor *t, ev **all, size_t n, tailor_error *err) {
 #define ENG_TRIGGERS_BATCH 200
 #define ENG_TRIGGERS_FLUSH_MS 1000
 
+/* Every event handed on is marked done, not only the first
+   ENG_TRIGGERS_BATCH: the pass takes whole batches until they hold that
+   many events or more, so the last may go past it, and a batch none of
+   whose events was marked stayed owed and ran its triggers again. */
 typedef struct owed_run {
   tailor *t;
-  int64_t seqs[ENG_TRIGGERS_BATCH];
-  size_t n, failed;
+  int64_t *seqs;
+  size_t n, cap, failed;
+  int oom;
 } owed_run;
 
 static int run_owed(void *ud, int64_t seq, const ev *e) {
@@ -201,7 +206,17 @@ static int run_owed(void *ud, int64_t seq, const ev *e) {
     tailor_error rerr = {0};
     if (store_exec(t->st, "ROLLBACK TO owed", &rerr)) return TAILOR_ESTORE;
   }
-  if (o->n < ENG_TRIGGERS_BATCH) o->seqs[o->n++] = seq;
+  if (o->n == o->cap) {
+    size_t cap = o->cap ? o->cap * 2 : ENG_TRIGGERS_BATCH;
+    int64_t *more = realloc(o->seqs, cap * sizeof *more);
+    if (!more) {
+      o->oom = 1; /* the pass is rolled back and tried again later */
+      return TAILOR_ENOMEM;
+    }
+    o->seqs = more;
+    o->cap = cap;
+  }
+  o->seqs[o->n++] = seq;
   return store_exec(t->st, "RELEASE owed", &terr) ? TAILOR_ESTORE : 0;
 }
 
@@ -218,6 +233,7 @@ static void triggers_step(tailor *t) {
   int rc = store_begin(t->st, &err);
   if (!rc) rc = store_triggers_overdue(t->st, ENG_TRIGGERS_OVERDUE_S, ENG_TRIGGERS_BATCH,
                                        run_owed, o, &err);
+  if (rc && o->oom) util_fail(&err, TAILOR_ENOMEM, NULL, "out of memory");
   if (!rc) rc = store_triggers_done(t->st, o->seqs, o->n, &err);
   if (!rc) rc = store_commit(t->st, &err);
   else store_rollback(t->st);
@@ -228,6 +244,7 @@ static void triggers_step(tailor *t) {
   else if (o->n)
     eng_log(t, TAILOR_LOG_WARN, "triggers run again for %zu events a node committed without "
             "them (%zu failed)", o->n, o->failed);
+  free(o->seqs);
   free(o);
 }
 
