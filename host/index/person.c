@@ -285,6 +285,8 @@ size_t idx_forget(idx *x, const char *customer) {
     snprintf(key, sizeof key, "%s", intern_name(&x->people, q));
     intern_forget(&x->people, key);
     person_clear(&x->person[q]);
+    search_forget_person(x->search, q);
+    search_forget_person(x->reads, q);
     x->person[q].canon = q;
     n++;
   }
@@ -292,6 +294,8 @@ size_t idx_forget(idx *x, const char *customer) {
   idx_person_key(key, sizeof key, 'c', customer);
   intern_forget(&x->people, key);
   person_clear(&x->person[p]);
+  search_forget_person(x->search, p);
+  search_forget_person(x->reads, p);
   x->person[p].canon = p;
   return n + 1;
 }

@@ -123,6 +123,10 @@ int search_credit(search_index *s, uint32_t person, uint32_t session,
   return 0;
 }
 
+void search_forget_person(search_index *s, uint32_t person) {
+  if (s && person < s->person_cap) memset(&s->person[person], 0, sizeof s->person[person]);
+}
+
 size_t search_terms_of(const search_index *s, uint32_t person, uint32_t session,
                        int64_t now, const char **out, size_t cap) {
   if (person >= s->person_cap) return 0;

@@ -66,6 +66,10 @@ typedef struct search_index {
 search_index *search_new(void);
 void search_free(search_index *s);
 
+/* A person's recent terms dropped (erasure: none of their searches or
+   reads stays, nor goes into a checkpoint). */
+void search_forget_person(search_index *s, uint32_t person);
+
 /*
 ** Normalize a query into out (cap bytes, NUL-terminated): ASCII letters
 ** lowercased, leading and trailing space dropped, inner runs of space

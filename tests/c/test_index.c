@@ -1005,6 +1005,24 @@ static void test_value_outlier_capped(void) {
 /* Interning compares lengths first: prefixes of one another are distinct
    ids, a forgotten string no longer resolves and comes back as a new id,
    and the two-step put (intern_key) finds what intern_put stored. */
+/* Erasure takes a person's recent search terms too (they stayed, and went
+   into the next checkpoint). */
+static void test_forget_takes_searches(void) {
+  idx *x = idx_new(NULL);
+  apply(x, "{\"type\":\"search\",\"query\":\"red wool coat\",\"customer\":\"c1\","
+           "\"anon\":\"a1\",\"session\":\"s1\"}");
+  apply(x, "{\"type\":\"search\",\"query\":\"garden gnome\",\"anon\":\"a1\","
+           "\"session\":\"s1\"}");
+  uint32_t p = idx_person_of(x, "c1", NULL);
+  CHECK(p != INTERN_NONE);
+  const char *terms[8];
+  CHECK(search_terms_of(x->search, p, INTERN_NONE, T0, terms, 8) >= 1);
+  CHECK(idx_forget(x, "c1") >= 1);
+  for (uint32_t q = 0; q < x->search->person_cap; q++)
+    CHECK_INT((int)search_terms_of(x->search, q, INTERN_NONE, T0, terms, 8), 0);
+  idx_free(x);
+}
+
 static void test_intern_prefixes_and_forget(void) {
   intern t;
   intern_init(&t);
@@ -1055,6 +1073,7 @@ static void test_intern_prefixes_and_forget(void) {
 
 int main(void) {
   RUN(test_intern_prefixes_and_forget);
+  RUN(test_forget_takes_searches);
   RUN(test_similar_many_refused);
   RUN(test_cooc_measures_exact);
   RUN(test_cooc_decay);
