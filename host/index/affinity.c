@@ -7,6 +7,7 @@
 ** to them; strategies read them as lists or as a match with an item or a
 ** category tab.
 */
+#include <math.h>
 #include <stdlib.h>
 
 #include "index/internal.h"
@@ -86,7 +87,7 @@ static double path_weight(const char *target, const char *interest, int inside_c
   if (!*a && (!*b || (*b == '/' && inside_counts))) return 1; /* same, or inside */
   if (!shared) return 0;
   for (const char *c = interest; *c; c++) depth += *c == '/';
-  return 1.0 / (double)(1u << (depth - shared));
+  return ldexp(1.0, -(depth - shared)); /* 2^-(levels apart); a shift of 32 or more was UB */
 }
 
 /* Sum of a person's interests weighted towards a category (and a brand). */
