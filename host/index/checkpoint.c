@@ -21,7 +21,7 @@
 #include "index/internal.h"
 
 #define CKPT_MAGIC "TAILORCK"
-#define CKPT_FORMAT 17 /* 17: the orders of the value check (idx.orders) */
+#define CKPT_FORMAT 18 /* 18: the session kernel's count of sessions ever added */
 
 /*
 ** Writing: a FILE with a running hash.
@@ -135,6 +135,9 @@ static void put_sknn(ckw *w, const sknn_index *s, uint32_t nitems) {
     PUT(w, v);
     PUT(w, df);
   }
+  sknn_stats st;
+  sknn_stats_get(s, &st);
+  PUT(w, st.sessions); /* ever added: the remembered ones are fewer */
 }
 
 /* What searches lead to: its own byte string (search_save), length first. */
@@ -493,7 +496,9 @@ static void get_sknn(ckr *r, sknn_index *s, uint32_t nitems) {
     GET(r, views[i]);
     GET(r, df[i]);
   }
-  if (!r->err && sknn_restore_counts(s, nitems, views, df)) r->err = 1;
+  uint64_t sessions = 0;
+  GET(r, sessions);
+  if (!r->err && sknn_restore_counts(s, nitems, views, df, sessions)) r->err = 1;
   free(views);
   free(df);
 }

@@ -392,8 +392,9 @@ uint64_t sknn_item_df(const sknn_index *x, uint32_t id) {
 }
 
 int sknn_restore_counts(sknn_index *x, uint32_t nitems, const uint64_t *views,
-                        const uint64_t *df) {
+                        const uint64_t *df, uint64_t sessions) {
   if (nitems && items_reserve(x, nitems - 1)) return TAILOR_ENOMEM;
+  if (sessions > x->sessions) x->sessions = sessions;
   x->views = 0;
   x->ntop = 0;
   for (uint32_t i = 0; i < x->nitems; i++) x->item[i].top = SKNN_NONE;

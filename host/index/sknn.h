@@ -147,14 +147,16 @@ size_t sknn_session_items(const sknn_index *x, uint32_t session,
 ** caller's id when it is still open (else SKNN_NONE); a nonzero return
 ** stops.  A new index fed the same sessions in the same order (open ones
 ** with sknn_add_item, the others with sknn_add_session), then given every
-** item's lifetime views and session count with sknn_restore_counts,
-** answers every query as the original did.
+** item's lifetime views and session count, and the number of sessions
+** ever added (idf weighs against it, and the sessions fed back are only the
+** ones remembered), with sknn_restore_counts, answers every query as the
+** original did.
 */
 typedef int (*sknn_session_fn)(void *ud, const uint32_t *items, size_t n,
                                int64_t time, uint32_t key);
 int sknn_each_session(const sknn_index *x, sknn_session_fn fn, void *ud);
 int sknn_restore_counts(sknn_index *x, uint32_t nitems, const uint64_t *views,
-                        const uint64_t *df);
+                        const uint64_t *df, uint64_t sessions);
 
 /* ** Kernels and their parameters --------------------------------------- */
 
