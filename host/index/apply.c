@@ -344,6 +344,8 @@ static uint32_t joined_table(idx *x, uint32_t k, const idx_person *p) {
 
 /* The trend tables of a category's levels ("Women", "Women/Shoes", ...),
    looked up once per category. */
+#define CAT_PARTIAL 0x80000000u /* cat_tables[c][0]: a level had no table */
+
 static const uint32_t *category_tables(idx *x, uint32_t cat) {
   if (cat >= x->cat_tables_cap) {
     uint32_t n = x->cat_tables_cap ? x->cat_tables_cap : 64;
@@ -356,20 +358,24 @@ static const uint32_t *category_tables(idx *x, uint32_t cat) {
     x->cat_tables_cap = n;
   }
   uint32_t *c = x->cat_tables[cat];
-  if (c[0]) return c;
+  if (c[0] && !(c[0] & CAT_PARTIAL)) return c;
   const char *path = intern_name(&x->categories, cat);
   char value[256];
   uint32_t n = 0;
+  int missing = 0;
   for (const char *p = path; p; p++) {
     if ((*p == '/' || *p == '\0') && p > path) {
       snprintf(value, sizeof value, "%.*s", (int)(p - path), path);
       uint32_t t = trend_table_id(&x->trend, "category", value, 1);
       if (t != INTERN_NONE) c[1 + n++] = t;
+      else missing = 1;
       if (n == IDX_MAX_CATEGORY_DEPTH) break;
     }
     if (!*p) break;
   }
-  c[0] = n + 1;
+  /* Kept once every level has its table; a level refused (no table left)
+     is asked for again next time (CAT_PARTIAL), not left out for good. */
+  c[0] = (n + 1) | (missing ? CAT_PARTIAL : 0);
   return c;
 }
 
@@ -411,7 +417,7 @@ static int trending_tables(idx *x, uint32_t pid, uint32_t item, uint32_t *tables
     if (x->trend_key_kind[i] == IDX_KEY_CATEGORY) {
       uint32_t cat = x->item[item].category;
       const uint32_t *levels = cat == INTERN_NONE ? NULL : category_tables(x, cat);
-      for (uint32_t l = 1; levels && l < levels[0]; l++) tables[n++] = levels[l];
+      for (uint32_t l = 1; levels && l < (levels[0] & ~CAT_PARTIAL); l++) tables[n++] = levels[l];
     } else if (p) {
       uint32_t t = x->trend_key_kind[i] == IDX_KEY_JOINED ? joined_table(x, i, p)
                                                           : key_table(x, i, p);

@@ -153,6 +153,11 @@ uint32_t trend_table_id(trend *t, const char *key, const char *value,
   memcpy(name + kl + 1, value, vl + 1);
   uint32_t id = intern_get(&t->names, name);
   if (id != INTERN_NONE || !create || t->names.n >= t->max_tables) return id;
+  /* A person's attributes (country, device, the referrer's host: any
+     visitor's to make up) take at most three quarters of the tables, so
+     that the shop's own categories always find room. */
+  if (*key && strcmp(key, "category") && t->names.n >= t->max_tables - t->max_tables / 4)
+    return INTERN_NONE;
   if (t->names.n == t->cap) {
     uint32_t cap = t->cap ? t->cap * 2 : 16;
     trend_table *tables = realloc(t->tables, cap * sizeof *tables);

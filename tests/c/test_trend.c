@@ -203,8 +203,29 @@ static void test_free_names_without_tables(void) {
   CHECK_INT((int)t.names.n, 0);
 }
 
+/* A person's attributes (anyone's to make up: a referrer's host, a country)
+   take at most three quarters of the tables: the shop's categories keep a
+   quarter (storefront props used them all up, and a new category had no
+   trending). */
+static void test_categories_keep_room(void) {
+  trend t;
+  trend_init(&t, 7, 10, 8);
+  char v[16];
+  int made = 0;
+  for (int i = 0; i < 20; i++) {
+    snprintf(v, sizeof v, "X%d", i);
+    made += trend_table_id(&t, "country", v, 1) != INTERN_NONE;
+  }
+  CHECK_INT(made, 6);
+  CHECK(trend_table_id(&t, "category", "Outdoor", 1) != INTERN_NONE);
+  CHECK(trend_table_id(&t, "category", "Outdoor/Tents", 1) != INTERN_NONE);
+  CHECK(trend_table_id(&t, "category", "Garden", 1) == INTERN_NONE); /* all 8 taken */
+  trend_free(&t);
+}
+
 int main(void) {
   RUN(test_top_list_is_exact);
+  RUN(test_categories_keep_room);
   RUN(test_free_names_without_tables);
   RUN(test_top_list_after_load);
   RUN(test_joined_key);
