@@ -317,16 +317,30 @@ static void login(srv *s, job *j) {
               srv_role_name(role));
     return;
   }
-  /* A free slot, an expired one, or the one closest to expiry. */
+  /* A free slot or an expired one; else the one closest to expiry among
+     this token's own sessions, then among the others a login of this role
+     may push out: a metrics token never an admin's (64 metrics logins
+     ended every admin's session). */
   int64_t now = util_now_ms();
-  session *x = &k->sessions[0];
+  session *x = NULL, *own = NULL, *other = NULL;
   for (int i = 0; i < SRV_CONSOLE_MAX_SESSIONS; i++) {
     session *y = &k->sessions[i];
     if (!y->id[0] || y->expires <= now) {
       x = y;
       break;
     }
-    if (y->expires < x->expires) x = y;
+    if (!strcmp(y->token, token)) {
+      if (!own || y->expires < own->expires) own = y;
+    } else if (role == SRV_ROLE_ADMIN || srv_token_role(s->conf, y->token) != SRV_ROLE_ADMIN) {
+      if (!other || y->expires < other->expires) other = y;
+    }
+  }
+  if (!x) x = own ? own : other;
+  if (!x) {
+    free(token);
+    util_fail(&j->err, SRV_EOVERLOADED, NULL,
+              "login: every console session is an admin's; try again when one ends");
+    return;
   }
   free(x->token);
   x->token = token;

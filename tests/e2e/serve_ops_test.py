@@ -436,6 +436,17 @@ def console_login(s):
     resp.read()
     conn.close()
     check("a session in a second Cookie header is found", resp.status == 200, resp.status)
+    # 64 metrics logins (the sessions' number) do not end an admin's
+    # session: a metrics login pushes out its own oldest, or another
+    # metrics one, never an admin's.
+    for _ in range(70):
+        login("token=" + METRICS)
+    conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+    conn.request("GET", "/admin/api/session", headers={"Cookie": cookie})
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    check("an admin's session outlives 70 metrics logins", resp.status == 200, resp.status)
     # A login with no body at all (the console's Log out posts none) is
     # refused, and the server goes on (a memcpy from NULL aborted it).
     conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
