@@ -393,6 +393,19 @@ store *store_pg_open(const char *url, const store_options *opt, tailor_error *er
     pg_close(&p->base);
     return NULL;
   }
+  /* The log orders events by the transaction ids of this cluster: a log
+     copied from another one (pg_dump and restore, a logical-replication
+     upgrade) carries xids this cluster has not reached, and its events
+     would stay invisible to every node, silently.  Refused, with why. */
+  if (one_int(p, "SELECT (max(xid) >= pg_snapshot_xmax(pg_current_snapshot()))::int FROM events", 0,
+              NULL) == 1) {
+    util_fail(err, TAILOR_ESTORE, NULL,
+              "store: the event log's transaction ids come from another PostgreSQL cluster "
+              "(a dump restored or a replication upgrade?); its events would never be read "
+              "(docs/scale-out.md, \"Moving the store\")");
+    pg_close(&p->base);
+    return NULL;
+  }
   return &p->base;
 }
 
