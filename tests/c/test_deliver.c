@@ -196,6 +196,15 @@ static void customers(tailor *t) {
             "\"ada@example.com\",\"consent\":{\"email\":true}}}");
 }
 
+/* shop() and open_engine(), with customer c1 in: how most tests start
+   (db and dir hold 700 bytes each). */
+static tailor *shop_open(char *db, char *dir, int cap, int attempts, fake *email, fake *other) {
+  shop(db, 700, dir, 700);
+  tailor *t = open_engine(db, dir, cap, attempts, email, other);
+  if (t) customers(t);
+  return t;
+}
+
 static void test_backoff(void) {
   const int64_t base = 1000, max = 60000;
   int64_t prev_low = 0;
@@ -226,10 +235,8 @@ static void test_backoff(void) {
 
 static void test_send_once(void) {
   char db[700], dir[700];
-  shop(db, sizeof db, dir, sizeof dir);
   fake mail = {0};
-  tailor *t = open_engine(db, dir, 3, 5, &mail, NULL);
-  customers(t);
+  tailor *t = shop_open(db, dir, 3, 5, &mail, NULL);
   ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
   CHECK_STR(state_of(t, "cart:c1:hat"), "pending");
   CHECK_INT(deliver(t), 1);
@@ -256,10 +263,8 @@ static void test_send_once(void) {
 
 static void test_retry_then_sent(void) {
   char db[700], dir[700];
-  shop(db, sizeof db, dir, sizeof dir);
   fake mail = {.retry_first = 2};
-  tailor *t = open_engine(db, dir, 3, 5, &mail, NULL);
-  customers(t);
+  tailor *t = shop_open(db, dir, 3, 5, &mail, NULL);
   ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
   CHECK_INT(deliver(t), 0);
   CHECK_STR(state_of(t, "cart:c1:hat"), "pending");
@@ -282,10 +287,8 @@ static void test_retry_then_sent(void) {
 
 static void test_dead_and_operator_retry(void) {
   char db[700], dir[700];
-  shop(db, sizeof db, dir, sizeof dir);
   fake mail = {.retry_first = 1000};
-  tailor *t = open_engine(db, dir, 3, 3, &mail, NULL);
-  customers(t);
+  tailor *t = shop_open(db, dir, 3, 3, &mail, NULL);
   ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
   for (int round = 0; round < 200 && strcmp(state_of(t, "cart:c1:hat"), "dead"); round++) {
     usleep(5000);
@@ -323,10 +326,8 @@ static void test_dead_and_operator_retry(void) {
 
 static void test_on_due(void) {
   char db[700], dir[700];
-  shop(db, sizeof db, dir, sizeof dir);
   fake mail = {0};
-  tailor *t = open_engine(db, dir, 10, 3, &mail, NULL);
-  customers(t);
+  tailor *t = shop_open(db, dir, 10, 3, &mail, NULL);
   ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"nope\",\"customer\":\"c1\"}");
   ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"fresh\",\"customer\":\"c1\"}");
   CHECK_INT(deliver(t), 1);
@@ -344,10 +345,8 @@ static void test_on_due(void) {
 
 static void test_consent_and_cap_at_send(void) {
   char db[700], dir[700];
-  shop(db, sizeof db, dir, sizeof dir);
   fake mail = {0};
-  tailor *t = open_engine(db, dir, 3, 3, &mail, NULL);
-  customers(t);
+  tailor *t = shop_open(db, dir, 3, 3, &mail, NULL);
   ingest(t, "{\"type\":\"customer_upsert\",\"customer\":{\"id\":\"c2\",\"email\":"
             "\"bo@example.com\",\"consent\":{\"email\":true}}}");
   ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c2\"}");
@@ -375,10 +374,8 @@ static void test_consent_and_cap_at_send(void) {
    scheduled before it is not sent. */
 static void test_marketing_declined_at_send(void) {
   char db[700], dir[700];
-  shop(db, sizeof db, dir, sizeof dir);
   fake mail = {0};
-  tailor *t = open_engine(db, dir, 3, 3, &mail, NULL);
-  customers(t);
+  tailor *t = shop_open(db, dir, 3, 3, &mail, NULL);
   ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
   CHECK_STR(state_of(t, "cart:c1:hat"), "pending");
   ingest(t, "{\"type\":\"consent\",\"customer\":\"c1\",\"props\":{\"marketing\":false}}");
@@ -394,10 +391,8 @@ static void test_marketing_declined_at_send(void) {
    out once (the supersede cancelled the very row the add then kept). */
 static void test_same_key_supersede(void) {
   char db[700], dir[700];
-  shop(db, sizeof db, dir, sizeof dir);
   fake mail = {0};
-  tailor *t = open_engine(db, dir, 3, 3, &mail, NULL);
-  customers(t);
+  tailor *t = shop_open(db, dir, 3, 3, &mail, NULL);
   ingest(t, "{\"type\":\"checkout\",\"customer\":\"c1\"}");
   ingest(t, "{\"type\":\"checkout\",\"customer\":\"c1\"}");
   CHECK_STR(state_of(t, "co:c1"), "pending");
@@ -469,10 +464,8 @@ static void test_email_channel_by_flag(void) {
 
 static void test_unknown_channel_waits(void) {
   char db[700], dir[700];
-  shop(db, sizeof db, dir, sizeof dir);
   fake mail = {0}, sms = {0};
-  tailor *t = open_engine(db, dir, 3, 3, &mail, NULL);
-  customers(t);
+  tailor *t = shop_open(db, dir, 3, 3, &mail, NULL);
   ingest(t, "{\"type\":\"view\",\"item\":\"hat\",\"customer\":\"c1\"}");
   CHECK_INT(deliver(t), 0);
   CHECK_STR(state_of(t, "sms:c1"), "pending");
@@ -490,10 +483,8 @@ static void test_unknown_channel_waits(void) {
 
 static void test_never_twice_after_purge(void) {
   char db[700], dir[700];
-  shop(db, sizeof db, dir, sizeof dir);
   fake mail = {0};
-  tailor *t = open_engine(db, dir, 10, 3, &mail, NULL);
-  customers(t);
+  tailor *t = shop_open(db, dir, 10, 3, &mail, NULL);
   ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
   CHECK_INT(deliver(t), 1);
   int64_t purged = 0;
@@ -514,10 +505,8 @@ static void test_never_twice_after_purge(void) {
 
 static void test_lease_after_crash(void) {
   char db[700], dir[700];
-  shop(db, sizeof db, dir, sizeof dir);
   fake mail = {0};
-  tailor *t = open_engine(db, dir, 10, 3, &mail, NULL);
-  customers(t);
+  tailor *t = shop_open(db, dir, 10, 3, &mail, NULL);
   ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
   /* Another sender claims the row and dies before it settles it. */
   tailor_error err = {0};
