@@ -680,9 +680,13 @@ static int build(json_t *root, const ev_limits *lim, int keep_unknown, ev *e,
   if (!e->has_revenue && (req & EVF_ORDER) && e->n_lines) {
     for (size_t i = 0; i < e->n_lines; i++) e->revenue += e->lines[i].price * e->lines[i].quantity;
     e->has_revenue = 1;
-    if (!isfinite(e->revenue))
-      return util_fail(err, TAILOR_EFIELD, "items", "%s: the lines' prices times quantities overflow",
-                       tname);
+    /* The sum is the revenue the event is stored with, bounded as a given
+       one is (it was stored past the bound and then refused on replay). */
+    if (!(e->revenue <= DEF_MAX_AMOUNT))
+      return util_fail(err, TAILOR_EFIELD, "items",
+                       "%s: the lines' prices times quantities sum to more than %ld, the "
+                       "largest revenue",
+                       tname, (long)DEF_MAX_AMOUNT);
   }
   for (size_t i = 0; i < sizeof needs / sizeof *needs; i++)
     if ((req & needs[i].bit) && !has(e, needs[i].bit))

@@ -468,6 +468,11 @@ static void test_missing_fields(void) {
   EXPECT_ERR("{\"anon\":\"a\"}", TAILOR_EFIELD, "type", "missing field 'type'");
   EXPECT_ERR("{\"type\":\"track\",\"anonymousId\":\"a\"}", TAILOR_EFIELD, "event",
              "missing field 'event'");
+  /* A revenue summed from the lines is bounded as a given one is: it was
+     stored past the bound, then refused when the log was read back. */
+  EXPECT_ERR("{\"type\":\"purchase\",\"customer\":\"c\",\"order_id\":\"o\","
+             "\"items\":[{\"id\":\"a\",\"price\":1e9,\"quantity\":2}]}",
+             TAILOR_EFIELD, "items", "sum to more than 1000000000");
 }
 
 static void test_mistyped_fields(void) {
