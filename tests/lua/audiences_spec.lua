@@ -137,8 +137,11 @@ describe("recency audiences", function()
   end)
 
   it("refuses an audience that does not exist, naming those that do", function()
-    local cmd = string.format("%s audiences export --db %s/none.db visitors --days 3 2>&1",
-                              bin, tmp)
+    -- An empty store (a store that is not there is refused before the
+    -- audience is read).
+    local cmd = string.format("%s ingest --quiet --db %s/empty_aud.db - </dev/null >/dev/null 2>&1; "
+                              .. "%s audiences export --db %s/empty_aud.db visitors --days 3 2>&1",
+                              bin, tmp, bin, tmp)
     local f = assert(io.popen(cmd))
     local out = f:read("a")
     local ok, _, code = f:close()
