@@ -959,7 +959,13 @@ static int pg_scan(store *base, int64_t after, store_event_fn fn, void *ud,
       snprintf(xid, sizeof xid, "%s", PQgetvalue(r, i, 3));
       I64(seq, s);
       const char *body = PQgetvalue(r, i, 2);
-      if (!strcmp(body, "{}")) continue; /* erased */
+      if (!strcmp(body, "{}")) { /* erased */
+        if (known && known(ud, s)) { /* this writer's own: reached (store.h) */
+          rc = fn(ud, s, NULL);
+          pg_pos(p, rc, s, xid);
+        }
+        continue;
+      }
       const ev *mine = known ? known(ud, s) : NULL;
       if (mine) {
         rc = fn(ud, s, mine);

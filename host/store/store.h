@@ -162,7 +162,9 @@ int store_scan(store *s, int64_t after, store_event_fn fn, void *ud,
 ** store_scan for a writer that holds some of the events it reads: `known`
 ** answers the typed event of a seq it wrote (NULL for the others), which
 ** is handed to `fn` as it is instead of being parsed again from the
-** stored text.  `known` is asked with seqs in log order.
+** stored text.  `known` is asked with seqs in log order.  One of the
+** writer's own events that another node erased before the scan reached it
+** is handed to `fn` with a NULL event: nothing to apply, but reached.
 */
 typedef const ev *(*store_known_fn)(void *ud, int64_t seq);
 int store_scan_known(store *s, int64_t after, store_event_fn fn, void *ud,

@@ -408,6 +408,68 @@ static void test_foreign_xids_refused(void) {
   store_close(s);
 }
 
+/* A node's own event erased by another node before its writer's scan
+   reaches it (an open transaction elsewhere holds the horizon meanwhile):
+   the writer counts it as reached and goes on (it waited its 30 s, holding
+   write_mu). */
+typedef struct ingest_run {
+  tailor *t;
+  int rc;
+  int64_t ms;
+} ingest_run;
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static void *ingest_thread(void *arg) {
+  ingest_run *g = arg;
+  static const char v[] = "{\"type\":\"view\",\"item\":\"i1\",\"customer\":\"c7\","
+                          "\"message_id\":\"m-c7\"}";
+  tailor_error err = {0};
+  int64_t t0 = mono_ms();
+  g->rc = tailor_ingest(g->t, v, strlen(v), &err);
+  g->ms = mono_ms() - t0;
+  return NULL;
+}
+
+static void test_own_event_erased_meanwhile(void) {
+  store *s = open_clean();
+  if (!s) return;
+  tailor_error err = {0};
+  store *b = store_open(url, NULL, &err);
+  char cfg[700];
+  snprintf(cfg, sizeof cfg, "{\"db\":\"%s\",\"strategies\":\"\"}", url);
+  tailor *t = tailor_open(cfg, &err);
+  CHECK(t != NULL && b != NULL);
+  if (!t || !b) {
+    store_close(b);
+    store_close(s);
+    return;
+  }
+  tailor_set_logger(t, NULL, NULL);
+  PGconn *hold = PQconnectdb(url); /* a transaction with an xid: the horizon stays */
+  PQclear(PQexec(hold, "BEGIN"));
+  PQclear(PQexec(hold, "SELECT pg_current_xact_id()"));
+  ingest_run g = {t, -99, 0};
+  pthread_t th;
+  pthread_create(&th, NULL, ingest_thread, &g);
+  usleep(500000);
+  int64_t n = 0;
+  CHECK_INT(store_forget(b, "c7", &n, NULL, &err), TAILOR_OK); /* another node erases c7 */
+  usleep(500000);
+  PQclear(PQexec(hold, "COMMIT"));
+  PQfinish(hold);
+  pthread_join(th, NULL);
+  CHECK_INT(g.rc, TAILOR_OK);
+  CHECK(g.ms < 10000);
+  tailor_close(t);
+  store_close(b);
+  store_close(s);
+}
+
 /*
 ** Coupons are shared: a code issued through one node is redeemed once
 ** through any, by the coupon_redeemed event's transaction; a second
@@ -1176,6 +1238,7 @@ int main(int argc, char **argv) {
   RUN(test_forget_export);
   RUN(test_forget_waits_for_appends);
   RUN(test_foreign_xids_refused);
+  RUN(test_own_event_erased_meanwhile);
   RUN(test_engine);
   return CHECK_DONE();
 }
