@@ -252,6 +252,13 @@ void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
 */
 int eng_ingest(tailor *t, ev *const *evs, size_t n, tailor_error *err);
 
+/* Whether eng_ingest's code is a refusal of an event for what it says (a
+   spent coupon, an unknown quiz answer: ev_refusable), the request's own
+   error, as against a store or memory failure. */
+static inline int eng_refused(int rc) {
+  return rc == TAILOR_EINVAL || rc == TAILOR_ENOTFOUND || rc == TAILOR_EFIELD;
+}
+
 /*
 ** The same for the events that store a confirmed address (engine/optin.c):
 ** committed only if the double opt-in request `consent` is still pending,

@@ -491,12 +491,6 @@ int tailor_ingest(tailor *t, const char *json, size_t len, tailor_error *err) {
   return rc;
 }
 
-/* A refusal of an event for what it says (ev_refusable), as against a
-   store or memory error, which fails the whole batch. */
-static int refused_event(int rc) {
-  return rc == TAILOR_EINVAL || rc == TAILOR_ENOTFOUND || rc == TAILOR_EFIELD;
-}
-
 int tailor_ingest_batch(tailor *t, const char *ndjson, size_t len,
                         tailor_reject_fn on_reject, void *ud, size_t *accepted,
                         size_t *rejected) {
@@ -560,7 +554,7 @@ int tailor_ingest_batch(tailor *t, const char *ndjson, size_t len,
     if (i == nacc) break;
     if ((rc = eng_ingest(t, ptrs + i, 1, &e)) == TAILOR_OK) {
       stored++;
-    } else if (refused_event(rc)) {
+    } else if (eng_refused(rc)) {
       rc = TAILOR_OK;
       nrej++;
       e.line = lines[i];

@@ -998,7 +998,7 @@ static void opt_brands(lua_State *L, const idx *x, kernel_opts *o) {
   }
 }
 
-/* Called last before the kernel runs: o->exclude is this thread's
+/* Called last before the kernel runs: o->exclude is this state's
    exclude_buf, which strategy code (an __index of a later getfield) could
    reuse through a kernel call of its own. */
 static void check_opts(lua_State *L, int arg, const idx *x, kernel_opts *o) {

@@ -408,7 +408,7 @@ static void commit_jobs(srv *s, job **jobs, size_t n) {
   /* A refused coupon redemption (engine/coupon.c) or quiz answer
      (engine/ingest.c) is the request's own error, with its code and
      message: it comes alone (commit_group). */
-  int refused = rc == TAILOR_EINVAL || rc == TAILOR_ENOTFOUND || rc == TAILOR_EFIELD;
+  int refused = eng_refused(rc);
   /* A store known to be unreachable was logged once (follow.c); a line
      for each refused request would flood the log and, past its rate
      limit, drop the line that says the store is back. */
