@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "core/defaults.h"
+#include "store/outbox.h"
 
 /* Defaults of the subcommands. */
 #define OUTBOX_PURGE_DAYS DEF_OUTBOX_PURGE_DAYS /* purge rows last changed this long ago */
@@ -129,11 +130,7 @@ int cmd_outbox(int argc, char **argv) {
     }
   }
   /* A state that is not one lists nothing and purges nothing: say so. */
-  static const char *const states[] = {"pending", "sending", "sent", "cancelled", "dead"};
-  int known = !state;
-  for (size_t k = 0; !known && k < sizeof states / sizeof *states; k++)
-    known = !strcmp(state, states[k]);
-  if (!known) {
+  if (state && !store_outbox_state_name(state)) {
     fprintf(stderr,
             "tailor outbox: --state '%s' is not a state (pending, sending, sent, cancelled, "
             "dead)\n",

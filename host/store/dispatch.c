@@ -151,6 +151,13 @@ int store_outbox_mark_sent(store *s, int64_t id, const char *key, const char *ch
   return s->ops->outbox_mark_sent(s, id, key, channel, customer, vars, now, err);
 }
 
+const char *store_outbox_state_name(const char *text) {
+  static const char *const states[] = {"pending", "sending", "sent", "cancelled", "dead"};
+  for (size_t i = 0; text && i < sizeof states / sizeof *states; i++)
+    if (!strcmp(states[i], text)) return states[i];
+  return NULL;
+}
+
 int store_outbox_settle(store *s, int64_t id, int attempt, const char *state, int64_t next_at,
                         const char *error, int64_t now, tailor_error *err) {
   return s->ops->outbox_settle(s, id, attempt, state, next_at, error, now, err);

@@ -216,16 +216,13 @@ int sq_outbox_retry(store *s, const char *key, int64_t now, int *changed,
 }
 
 const char *sq_outbox_state(store *s, const char *key) {
-  static const char *const states[] = {"pending", "sending", "sent", "cancelled", "dead"};
   sqlite3_stmt *st;
   const char *out = NULL;
   if (sqlite3_prepare_v2(store_db(s), "SELECT state FROM outbox WHERE key = ?", -1, &st,
                          NULL) != SQLITE_OK)
     return NULL;
   sq_bind_text(st, 1, key);
-  if (sqlite3_step(st) == SQLITE_ROW && col_text(st, 0))
-    for (size_t i = 0; i < sizeof states / sizeof *states; i++)
-      if (!strcmp(states[i], col_text(st, 0))) out = states[i];
+  if (sqlite3_step(st) == SQLITE_ROW) out = store_outbox_state_name(col_text(st, 0));
   sqlite3_finalize(st);
   return out;
 }

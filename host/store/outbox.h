@@ -90,6 +90,10 @@ int store_outbox_retry(store *s, const char *key, int64_t now, int *changed,
    when there is none. */
 const char *store_outbox_state(store *s, const char *key);
 
+/* The outbox's own name of a row state ("pending", "sending", "sent",
+   "cancelled", "dead": a static string), or NULL for any other text. */
+const char *store_outbox_state_name(const char *text);
+
 /*
 ** Delete rows in a final state (`state` "sent", "cancelled" or "dead";
 ** NULL: all three) last changed before `before` (ms).  Pending and sending

@@ -1497,13 +1497,10 @@ static int pg_outbox_retry(store *base, const char *key, int64_t now, int *count
 }
 
 static const char *pg_outbox_state(store *base, const char *key) {
-  static const char *const states[] = {"pending", "sending", "sent", "cancelled", "dead"};
   const char *v[] = {key};
   PGresult *r = run((pg *)base, "SELECT state FROM outbox WHERE key = $1", 1, v, NULL, "store");
   const char *out = NULL;
-  if (r && PQntuples(r) == 1)
-    for (size_t i = 0; i < sizeof states / sizeof *states; i++)
-      if (!strcmp(states[i], PQgetvalue(r, 0, 0))) out = states[i];
+  if (r && PQntuples(r) == 1) out = store_outbox_state_name(PQgetvalue(r, 0, 0));
   PQclear(r);
   return out;
 }
