@@ -395,10 +395,12 @@ static int apply_run(tailor *t, trigger_run *r, tailor_error *err) {
   json_array_foreach(r->schedule, i, v) {
     const char *customer = json_string_value(json_object_get(v, "customer"));
     const char *channel = json_string_value(json_object_get(v, "channel"));
-    /* A key scheduled before (a second run of the same trigger, two events
-       with one timestamp) is a no-op: it supersedes nothing, or it would
-       cancel the very row it names and send nothing. */
-    if (store_outbox_state(t->st, json_string_value(json_object_get(v, "key")))) continue;
+    /* A superseding key scheduled before (a second run of the same
+       trigger, two events with one timestamp) is a no-op, or its supersede
+       would cancel the very row the add then keeps, and nothing is sent.
+       (Without a supersede the add is a no-op of itself: no query.) */
+    const char *sup = json_string_value(json_object_get(v, "supersede"));
+    if (sup && store_outbox_state(t->st, json_string_value(json_object_get(v, "key")))) continue;
     int email = is_email(t, channel);
     if (customer && email && t->cfg.email_cap_per_week > 0 &&
         recent_emails(t, customer, week) >= t->cfg.email_cap_per_week) {
@@ -414,14 +416,13 @@ static int apply_run(tailor *t, trigger_run *r, tailor_error *err) {
         eng_caps_over(t, &r->call.caps, customer, NULL,
                       json_string_value(json_object_get(v, "template")), 0,
                       (int64_t)json_integer_value(json_object_get(v, "due")),
-                      json_string_value(json_object_get(v, "supersede")))) {
+                      sup)) {
       atomic_fetch_add(&t->n_trigger_capped, 1);
       capped++;
       continue;
     }
     /* supersede: the new row replaces pending ones of that prefix (the
        next win-back reminder moves instead of piling up). */
-    const char *sup = json_string_value(json_object_get(v, "supersede"));
     if (sup && (rc = store_outbox_cancel_prefix(t->st, sup, NULL, err))) return rc;
     char *vars = json_dumps(json_object_get(v, "vars"), JSON_COMPACT);
     store_outbox_row row = {json_string_value(json_object_get(v, "key")), customer,
