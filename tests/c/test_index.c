@@ -856,6 +856,18 @@ static void test_sessions_affinities_consent(void) {
   CHECK_NEAR(idx_item_affinity(x, c1, idx_item_id(x, "lamp"), T0), 8.0, 1e-3);
   CHECK_NEAR(idx_item_affinity(x, c1, idx_item_id(x, "art"), T0), 2.0, 1e-3);
   CHECK_NEAR(idx_item_affinity(x, c1, idx_item_id(x, "shoe"), T0), 0.0, 1e-9);
+  /* An interest 40 levels deep that shares one level with the lamp: halved
+     39 times, a small number, not a shift past the width of an int. */
+  char deep[400] = "Home", line[600];
+  for (int l = 1; l < 40; l++) snprintf(deep + strlen(deep), sizeof deep - strlen(deep), "/L%d", l);
+  snprintf(line, sizeof line,
+           "{\"type\":\"item_upsert\",\"item\":{\"id\":\"deep\",\"category\":\"%s\"}}", deep);
+  apply(x, line);
+  apply(x, "{\"type\":\"view\",\"item\":\"deep\",\"customer\":\"c2\",\"session\":\"s2\"}");
+  uint32_t c2 = idx_person_of(x, "c2", NULL);
+  double w = idx_item_affinity(x, c2, idx_item_id(x, "lamp"), T0);
+  CHECK_NEAR(w, ldexp(1.0, -39), 1e-15);
+  CHECK(w > 0);
   idx_free(x);
 }
 
