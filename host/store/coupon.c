@@ -62,17 +62,7 @@ json_t *sq_coupon_get(store *s, const char *code, tailor_error *err) {
   json_t *out = NULL;
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) {
-    out = json_object();
-    for (int c = 0; c < sqlite3_column_count(st); c++) {
-      json_t *v;
-      switch (sqlite3_column_type(st, c)) {
-        case SQLITE_INTEGER: v = json_integer(sqlite3_column_int64(st, c)); break;
-        case SQLITE_FLOAT: v = json_real(sqlite3_column_double(st, c)); break;
-        case SQLITE_NULL: v = json_null(); break;
-        default: v = json_string((const char *)sqlite3_column_text(st, c));
-      }
-      json_object_set_new(out, sqlite3_column_name(st, c), v);
-    }
+    out = sq_row_json(st);
   } else if (rc == SQLITE_DONE) {
     util_fail(err, TAILOR_ENOTFOUND, "code", "coupon '%.64s' does not exist", code);
   } else {

@@ -248,30 +248,6 @@ int sq_outbox_purge(store *s, const char *state, int64_t before, int64_t *purged
 /*
 ** The operator's view (outbox.h).
 */
-/* A row of `q` as an object keyed by its column names; vars parsed. */
-static json_t *row_object(sqlite3_stmt *q) {
-  json_t *o = json_object();
-  for (int i = 0; i < sqlite3_column_count(q); i++) {
-    const char *name = sqlite3_column_name(q, i);
-    switch (sqlite3_column_type(q, i)) {
-      case SQLITE_INTEGER:
-        json_object_set_new(o, name, json_integer(sqlite3_column_int64(q, i)));
-        break;
-      case SQLITE_FLOAT:
-        json_object_set_new(o, name, json_real(sqlite3_column_double(q, i)));
-        break;
-      case SQLITE_NULL:
-        json_object_set_new(o, name, json_null());
-        break;
-      default: {
-        const char *text = col_text(q, i);
-        json_t *v = !strcmp(name, "vars") ? json_loads(text, 0, NULL) : NULL;
-        json_object_set_new(o, name, v ? v : json_string(text ? text : ""));
-      }
-    }
-  }
-  return o;
-}
 
 #define VIEW_COLUMNS                                                                  \
   "SELECT id, key, customer, channel, template, vars, due, " STORE_OUTBOX_VIEW_STATE \
@@ -321,7 +297,7 @@ json_t *sq_outbox_view(store *s, const char *state, int limit, tailor_error *err
   }
   sq_bind_text(q, 1, state);
   sqlite3_bind_int(q, 2, limit);
-  return rows_of(db, q, row_object, err);
+  return rows_of(db, q, sq_row_json, err);
 }
 
 json_t *sq_outbox_get(store *s, const char *key, tailor_error *err) {
@@ -331,7 +307,7 @@ json_t *sq_outbox_get(store *s, const char *key, tailor_error *err) {
   int rc = sqlite3_prepare_v2(db, VIEW_COLUMNS " WHERE key = ?1", -1, &q, NULL);
   if (rc == SQLITE_OK) {
     sq_bind_text(q, 1, key);
-    if ((rc = sqlite3_step(q)) == SQLITE_ROW) row = row_object(q);
+    if ((rc = sqlite3_step(q)) == SQLITE_ROW) row = sq_row_json(q);
     if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = SQLITE_OK;
   }
   sqlite3_finalize(q);

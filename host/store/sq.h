@@ -31,4 +31,13 @@ static inline void sq_bind_text(sqlite3_stmt *st, int i, const char *v) {
   "(customer=?1 OR anon IN (SELECT anon FROM identities WHERE customer=?1) " \
   "OR email IN (SELECT email FROM customers WHERE id=?1))"
 
+/*
+** The current row of `st` as an object keyed by its column names:
+** integers, reals, nulls and text as they are; a text column named "vars"
+** or "body" (JSON the store keeps as text) parsed, or kept as text when it
+** does not parse.  (store.c)
+*/
+struct json_t;
+struct json_t *sq_row_json(sqlite3_stmt *st);
+
 #endif /* TAILOR_STORE_SQ_H */

@@ -818,6 +818,27 @@ rollback:
   return TAILOR_ESTORE;
 }
 
+json_t *sq_row_json(sqlite3_stmt *st) {
+  json_t *row = json_object();
+  for (int c = 0; c < sqlite3_column_count(st); c++) {
+    const char *name = sqlite3_column_name(st, c);
+    json_t *v;
+    switch (sqlite3_column_type(st, c)) {
+      case SQLITE_INTEGER: v = json_integer(sqlite3_column_int64(st, c)); break;
+      case SQLITE_FLOAT: v = json_real(sqlite3_column_double(st, c)); break;
+      case SQLITE_NULL: v = json_null(); break;
+      default: {
+        const char *text = (const char *)sqlite3_column_text(st, c);
+        if (!text) text = "";
+        v = !strcmp(name, "body") || !strcmp(name, "vars") ? json_loads(text, 0, NULL) : NULL;
+        if (!v) v = json_string(text);
+      }
+    }
+    json_object_set_new(row, name, v);
+  }
+  return row;
+}
+
 /* The rows of `sql` (bound to the customer as ?1) as a JSON array of
    objects keyed by column name; a column named "body" (JSON text) is
    parsed.  Adds to `out`; 0, or -1 with `err`. */
@@ -831,23 +852,7 @@ static int export_rows(sq *s, const char *sql, const char *customer, json_t *out
   sqlite3_bind_text(st, 1, customer, -1, SQLITE_TRANSIENT);
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    json_t *row = json_object();
-    for (int c = 0; c < sqlite3_column_count(st); c++) {
-      const char *name = sqlite3_column_name(st, c);
-      json_t *v;
-      switch (sqlite3_column_type(st, c)) {
-        case SQLITE_INTEGER: v = json_integer(sqlite3_column_int64(st, c)); break;
-        case SQLITE_FLOAT: v = json_real(sqlite3_column_double(st, c)); break;
-        case SQLITE_NULL: v = json_null(); break;
-        default: {
-          const char *text = (const char *)sqlite3_column_text(st, c);
-          v = !strcmp(name, "body") || !strcmp(name, "vars") ? json_loads(text, 0, NULL) : NULL;
-          if (!v) v = json_string(text);
-        }
-      }
-      json_object_set_new(row, name, v);
-    }
-    json_array_append_new(out, row);
+    json_array_append_new(out, sq_row_json(st));
   }
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE) {
