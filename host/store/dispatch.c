@@ -297,3 +297,23 @@ int store_triggers_overdue(store *s, int after_s, int max, store_event_fn fn, vo
   return s->ops->triggers_overdue ? s->ops->triggers_overdue(s, after_s, max, fn, ud, err)
                                   : TAILOR_OK;
 }
+
+json_t *store_export_parts(store *s, const store_export_part *parts, size_t n,
+                           const char *customer, store_rows_fn rows_of, tailor_error *err) {
+  json_t *out = json_pack("{ss}", "customer", customer);
+  for (size_t i = 0; out && i < n; i++) {
+    json_t *rows = json_array();
+    if (rows_of(s, parts[i].sql, customer, rows, err)) {
+      json_decref(rows);
+      json_decref(out);
+      return NULL;
+    }
+    if (i == 0) { /* the profile: one object, or null */
+      json_t *one = json_incref(json_array_get(rows, 0));
+      json_decref(rows);
+      rows = one ? one : json_null();
+    }
+    json_object_set_new(out, parts[i].key, rows);
+  }
+  return out;
+}

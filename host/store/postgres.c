@@ -1212,8 +1212,9 @@ static json_t *row_json(const PGresult *r, int i) {
 
 /* The rows of `sql` (the customer as $1) added to `out`; 0, or -1 with
    `err`. */
-static int export_rows(pg *p, const char *sql, const char *customer, json_t *out,
+static int export_rows(store *base, const char *sql, const char *customer, json_t *out,
                        tailor_error *err) {
+  pg *p = (pg *)base;
   const char *v[] = {customer};
   PGresult *r = run(p, sql, 1, v, err, "store: export");
   if (!r) return -1;
@@ -1223,9 +1224,7 @@ static int export_rows(pg *p, const char *sql, const char *customer, json_t *out
 }
 
 static json_t *pg_export_customer(store *base, const char *customer, tailor_error *err) {
-  static const struct {
-    const char *key, *sql;
-  } parts[] = {
+  static const store_export_part parts[] = {
       {"profile", "SELECT id, email, phone, consent_email, consent_sms, body, created, updated "
                   "FROM customers WHERE id=$1"},
       {"identities", "SELECT anon, linked FROM identities WHERE customer=$1"},
@@ -1243,22 +1242,8 @@ static json_t *pg_export_customer(store *base, const char *customer, tailor_erro
       {"consents", "SELECT id, email, purpose, text, source, anon, requested, expires, state, "
                    "confirmed FROM consents WHERE " PERSON_CONSENTS " ORDER BY requested"},
   };
-  json_t *out = json_pack("{ss}", "customer", customer);
-  for (size_t i = 0; out && i < sizeof parts / sizeof *parts; i++) {
-    json_t *rows = json_array();
-    if (export_rows((pg *)base, parts[i].sql, customer, rows, err)) {
-      json_decref(rows);
-      json_decref(out);
-      return NULL;
-    }
-    if (i == 0) {
-      json_t *one = json_incref(json_array_get(rows, 0));
-      json_decref(rows);
-      rows = one ? one : json_null();
-    }
-    json_object_set_new(out, parts[i].key, rows);
-  }
-  return out;
+  return store_export_parts(base, parts, sizeof parts / sizeof *parts, customer, export_rows,
+                            err);
 }
 
 static int changed(pg *p, const char *sql, int n, const char *const *v, int *count,

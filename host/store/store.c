@@ -842,8 +842,9 @@ json_t *sq_row_json(sqlite3_stmt *st) {
 /* The rows of `sql` (bound to the customer as ?1) as a JSON array of
    objects keyed by column name; a column named "body" (JSON text) is
    parsed.  Adds to `out`; 0, or -1 with `err`. */
-static int export_rows(sq *s, const char *sql, const char *customer, json_t *out,
+static int export_rows(store *base, const char *sql, const char *customer, json_t *out,
                        tailor_error *err) {
+  sq *s = (sq *)base;
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
     store_fail(err, TAILOR_ESTORE, s->db, "store: export");
@@ -863,10 +864,7 @@ static int export_rows(sq *s, const char *sql, const char *customer, json_t *out
 }
 
 static json_t *sq_export_customer(store *base, const char *customer, tailor_error *err) {
-  sq *s = (sq *)base;
-  static const struct {
-    const char *key, *sql;
-  } parts[] = {
+  static const store_export_part parts[] = {
       {"profile", "SELECT id, email, phone, consent_email, consent_sms, body, created, updated "
                   "FROM customers WHERE id=?1"},
       {"identities", "SELECT anon, linked FROM identities WHERE customer=?1"},
@@ -888,22 +886,8 @@ static json_t *sq_export_customer(store *base, const char *customer, tailor_erro
       {"consents", "SELECT id, email, purpose, text, source, anon, requested, expires, state, "
                    "confirmed FROM consents WHERE " CONSENTS_OF " ORDER BY requested"},
   };
-  json_t *out = json_pack("{ss}", "customer", customer);
-  for (size_t i = 0; out && i < sizeof parts / sizeof *parts; i++) {
-    json_t *rows = json_array();
-    if (export_rows(s, parts[i].sql, customer, rows, err)) {
-      json_decref(rows);
-      json_decref(out);
-      return NULL;
-    }
-    if (i == 0) {
-      json_t *p = json_incref(json_array_get(rows, 0));
-      json_decref(rows);
-      rows = p ? p : json_null();
-    }
-    json_object_set_new(out, parts[i].key, rows);
-  }
-  return out;
+  return store_export_parts(base, parts, sizeof parts / sizeof *parts, customer, export_rows,
+                            err);
 }
 
 static int sq_outbox_cancel(store *base, const char *key, int *cancelled,

@@ -168,4 +168,18 @@ int64_t sq_consents_since(store *s, const char *email, int64_t since);
    objects on the way: the coupon report's counters (coupon.c). */
 void store_json_bump(json_t *obj, const char *const *path, const char *field, json_int_t n);
 
+/*
+** A customer's export (store.h's store_export_customer) from a store's own
+** queries, one a part, each bound to the customer as its only parameter:
+** `rows` adds the rows of `sql` to `out` as objects (0, or -1 with err).
+** The first part (the profile) is one object, or null; the others lists.
+*/
+typedef struct store_export_part {
+  const char *key, *sql;
+} store_export_part;
+typedef int (*store_rows_fn)(store *s, const char *sql, const char *customer, json_t *out,
+                             tailor_error *err);
+json_t *store_export_parts(store *s, const store_export_part *parts, size_t n,
+                           const char *customer, store_rows_fn rows, tailor_error *err);
+
 #endif /* TAILOR_STORE_IMPL_H */
