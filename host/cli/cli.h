@@ -51,6 +51,10 @@ int cli_number(const char *cmd, const char *opt, const char *text, long lo, long
    done). */
 tailor *cli_open(const cli_opts *o, const char *extra_json);
 
+/* Print JSON text `s` indented, on one line of its own (as it is when it
+   does not parse). */
+void cli_print_json(const char *s);
+
 /* Whether progress lines should be drawn (stderr is a terminal). */
 int cli_progress_on(const cli_opts *o);
 

@@ -31,15 +31,8 @@ int cmd_export_customer(int argc, char **argv) {
   char *s = NULL;
   tailor_error err = {0};
   int rc = tailor_export_customer(t, id[0], &s, &err);
-  if (rc == TAILOR_OK) {
-    json_t *j = json_loads(s, 0, NULL);
-    char *pretty = json_dumps(j, JSON_INDENT(2));
-    printf("%s\n", pretty ? pretty : s);
-    free(pretty);
-    json_decref(j);
-  } else {
-    fprintf(stderr, "tailor export-customer: %s\n", err.message);
-  }
+  if (rc == TAILOR_OK) cli_print_json(s);
+  else fprintf(stderr, "tailor export-customer: %s\n", err.message);
   tailor_free(s);
   tailor_close(t);
   return rc ? EXIT_FAIL : EXIT_OK;

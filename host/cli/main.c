@@ -133,6 +133,14 @@ tailor *cli_open(const cli_opts *o, const char *extra_json) {
   return t;
 }
 
+void cli_print_json(const char *s) {
+  json_t *j = json_loads(s, 0, NULL);
+  char *pretty = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+  printf("%s\n", pretty ? pretty : s);
+  free(pretty);
+  json_decref(j);
+}
+
 int cli_number(const char *cmd, const char *opt, const char *text, long lo, long hi, long *out) {
   char *end;
   errno = 0;
