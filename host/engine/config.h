@@ -30,7 +30,8 @@
     "its decisions take turns with the writer), or a postgresql:// URL "     \
     "shared by several nodes (docs/scale-out.md)")                           \
   S(strategies, "strategies", STR, "strategies",                             \
-    "folder of Lua strategies; \"\" for none (decisions use the fallback)")  \
+    "folder of Lua strategies (the default one may be missing: a warning "   \
+    "says so); \"\" for none (decisions use the fallback)")                  \
   S(strategies_base, "strategies_base", STR, "",                             \
     "a folder the strategies extend (the shipped one): its files count "      \
     "unless the strategies folder has one of the same name")                  \

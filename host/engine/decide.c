@@ -580,7 +580,11 @@ static int run_handler(lua_State *L) {
   lvm *vm = lvm_of(L);
   if (!lvm_push_handler(vm, r->q->kind, &r->file)) {
     r->no_handler = 1;
-    return luaL_error(L, "no strategy defines a '%s' handler", r->q->kind);
+    return luaL_error(L, "no strategy defines a '%s' handler%s", r->q->kind,
+                      r->t->no_default_strategies
+                          ? " (no strategies are loaded: the default folder 'strategies' "
+                            "was not found where tailor runs)"
+                          : "");
   }
   lua_Debug ar;
   lua_pushvalue(L, -1);

@@ -607,7 +607,14 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
     /* The default folder may simply not exist where tailor runs (ingest,
        stats); a folder the config names must exist. */
     if (config_is_default(&t->cfg, "strategies")) {
+      char cwd[512];
+      eng_log(t, TAILOR_LOG_WARN,
+              "strategies: no folder '%s' in %s: no strategy is loaded, so decisions answer "
+              "fallbacks and events schedule no emails (--strategies DIR or \"strategies\" "
+              "in the config names one)",
+              t->cfg.strategies, getcwd(cwd, sizeof cwd) ? cwd : "the working directory");
       t->cfg.strategies[0] = '\0';
+      t->no_default_strategies = 1;
     } else {
       util_fail(err, TAILOR_ECONFIG, "strategies",
                 "strategies folder '%s' not found", t->cfg.strategies);

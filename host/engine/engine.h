@@ -118,6 +118,9 @@ struct tailor {
   unsigned n_replay_refits;
   int64_t n_replayed;       /* events the open replayed, in replay_ms, */
   double replay_ms, replay_refit_ms; /* of which refitting */
+  int no_default_strategies; /* the default folder was not found: nothing
+                                loaded (said once at open, and in the
+                                error of a decision without a handler) */
   uint64_t replay_said;     /* util_mono_ns() of the replay's last progress
                                line; 0 when no replay runs */
 

@@ -190,6 +190,14 @@ expect "serve explains the missing tokens" grep -q "no tokens configured" "$dir/
 "$T" nosuch 2>/dev/null
 expect "unknown command exits 2" test $? = 2
 
+# Where the default strategies folder is not: said at open, and in the
+# fallback's error (decisions there were fallbacks without a word).
+mkdir -p "$dir/elsewhere"
+(cd "$dir/elsewhere" && echo '{"kind":"recommend","anon":"v1","k":2}' |
+  "$T" decide --db "$dir/shop.db" >"$dir/out" 2>"$dir/err")
+expect "missing default strategies warned" grep -q "no folder 'strategies' in .*elsewhere" "$dir/err"
+expect "missing default strategies in the error" grep -q "no strategies are loaded" "$dir/out"
+
 rm -rf "$dir"
 echo "$pass passed, $fail failed"
 test "$fail" = 0
