@@ -34,11 +34,15 @@ static void help(void) {
          "  %-20s %-9s %s\n"
          "  %-20s %-9s %s\n"
          "  %-20s %-9s %s\n"
+         "  %-20s %-9s %s\n"
          "  %-20s %-9s %s\n",
-         "listen", SRV_DEFAULT_LISTEN, "", "unix", "none", "Unix socket path", "tokens",
+         "listen", SRV_DEFAULT_LISTEN, "TCP address, host:port or [v6]:port; port 0 picks a "
+         "free one; \"\" for none", "unix", "none", "Unix socket path", "tokens",
          "[]", "[{\"token\": \"...\", \"role\": \"storefront|admin|metrics\"}]",
          "cors_origins", "[]", "origins allowed to call from a browser; \"*\" any",
-         "static_dir", "none", "folder whose files GET serves outside /v1/ (a demo shop)");
+         "static_dir", "none", "folder whose files GET serves outside /v1/ (a demo shop)",
+         "customer_secret", "none", "secret (16 bytes or more) that signs customer tokens: "
+         "a storefront request names a signed-in customer only with one");
   srv_conf_each(print_key, NULL);
 }
 

@@ -10,8 +10,8 @@
 **                bought of the two (in a small shop where one item is in
 **                most orders, lift cannot reach 2: "most jackets sell with
 **                a hat" is the evidence then).  Pairs across one
-**                customer's orders count at index.cross_order_weight (half
-**                an order) each, so customers who bought a jacket and,
+**                customer's orders count at IDX_DEFAULT_CROSS_ORDER (half
+**                an order; not a config key) each, so customers who bought a jacket and,
 **                months later, a sofa reach neither: their pair is about
 **                as frequent as chance, and half an order a customer is
 **                never half of the jackets' sales unless every jacket
