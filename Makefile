@@ -46,13 +46,14 @@ test: deps
 # The demo shop: the storefront's pages and the generated sample data in
 # $(DEMO), loaded into a fresh store, served by `tailor serve` on loopback
 # until Ctrl-C.  The server runs in $(DEMO), where the demo's config
-# (examples/storefront/tailor.json) finds demo.db and site/.
+# (examples/storefront/tailor.json) finds demo.db and site/; its address,
+# and the confirmation links of its email capture, follow DEMO_PORT.
 DEMO      := $(BUILD)/demo
 DEMO_PORT ?= 7300
 demo: build
 	rm -rf $(DEMO) && mkdir -p $(DEMO)/site
 	cp examples/storefront/*.html examples/storefront/*.css examples/storefront/*.js $(DEMO)/site/
-	cp examples/storefront/tailor.json $(DEMO)/tailor.json
+	sed 's/127\.0\.0\.1:7300/127.0.0.1:$(DEMO_PORT)/g' examples/storefront/tailor.json > $(DEMO)/tailor.json
 	python3 examples/data/generate.py --events $(DEMO)/shop.ndjson --site $(DEMO)/site
 	$(BUILD)/release/tailor ingest --db $(DEMO)/demo.db $(DEMO)/shop.ndjson
 	@echo
