@@ -1,16 +1,18 @@
 /*
-** util.c: clocks, error filling, UTF-8 checking, whole-file reads.
+** util.c: clocks, error filling, UTF-8 checking, whole-file reads, folder syncs.
 */
 #include "core/util.h"
 
 #include "core/flat.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <yajl/yajl_parse.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -91,6 +93,20 @@ int util_utf8_valid(const char *s, size_t len, size_t *bad_at) {
   }
   if (i < len && bad_at) *bad_at = i;
   return i == len;
+}
+
+int util_sync_dir_of(const char *path) {
+  char dir[4096];
+  const char *slash = strrchr(path, '/');
+  if (!slash) snprintf(dir, sizeof dir, ".");
+  else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+  int fd = open(dir, O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return -1;
+  int rc = fsync(fd);
+  int e = errno;
+  close(fd);
+  errno = e;
+  return rc;
 }
 
 char *util_read_stream(FILE *f, size_t *len) {

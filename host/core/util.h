@@ -56,6 +56,10 @@ char *util_utf8_cut(char *s);
    NULL with errno set on failure.  *len (may be NULL) receives its length. */
 char *util_read_stream(FILE *f, size_t *len);
 
+/* fsync the folder that holds `path`, so that a file created, renamed or
+   removed there stays so after a power loss; 0, or -1 with errno. */
+int util_sync_dir_of(const char *path);
+
 /* Read a whole file into a NUL-terminated buffer the caller frees; NULL with
    errno set on failure.  *len (may be NULL) receives its length. */
 char *util_read_file(const char *path, size_t *len);

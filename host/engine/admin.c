@@ -182,6 +182,15 @@ int tailor_forget(tailor *t, const char *customer, int64_t *erased,
   /* Under write_mu so no event of theirs can slip in between the store and
      the index. */
   pthread_mutex_lock(&t->write_mu);
+  /* The checkpoint on disk holds them: it goes before the store forgets,
+     so that a crash in between costs a replay, not the erasure. */
+  if (t->ckpt_path && unlink(t->ckpt_path) && errno != ENOENT) {
+    pthread_mutex_unlock(&t->write_mu);
+    return util_fail(err, TAILOR_ESTORE, NULL,
+                     "forget: cannot remove the checkpoint %s (%s): it would bring the "
+                     "customer back at the next start", t->ckpt_path, strerror(errno));
+  }
+  if (t->ckpt_path) util_sync_dir_of(t->ckpt_path);
   json_t *sessions = NULL;
   int rc = store_forget(t->st, customer, erased, &sessions, err);
   if (rc == TAILOR_OK) {
@@ -192,13 +201,13 @@ int tailor_forget(tailor *t, const char *customer, int64_t *erased,
     json_array_foreach(sessions, i, v) idx_forget_session(t->ix, json_string_value(v));
     pthread_rwlock_unlock(&t->lock);
     eng_exposures_reset(t, 0); /* their exposures are gone from the store */
-    /* The checkpoint on disk still holds them: write it again now, or, when
-       it cannot be written, remove it, so that no start brings them back. */
+    /* A checkpoint without them, now (removed above: a failed write
+       leaves none, and the next start replays). */
     if (t->ckpt_path) {
       t->ckpt_seq = -1;
       eng_save_checkpoint(t);
       if (t->ckpt_seq != t->applied_seq && unlink(t->ckpt_path) && errno != ENOENT)
-        eng_log(t, TAILOR_LOG_ERROR, "erasure: cannot rewrite or remove the checkpoint %s",
+        eng_log(t, TAILOR_LOG_ERROR, "erasure: cannot remove the checkpoint %s",
                 t->ckpt_path);
     }
   }

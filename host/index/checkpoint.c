@@ -299,6 +299,7 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
     return util_fail(err, TAILOR_EIO, NULL, "checkpoint: cannot write %s: %s",
                      path, strerror(e));
   }
+  util_sync_dir_of(path); /* the rename, kept (else a start replays more) */
   return TAILOR_OK;
 }
 

@@ -533,9 +533,13 @@ static int64_t query_int(sq *s, const char *sql) {
   return v;
 }
 
+/* The highest seq ever given (AUTOINCREMENT's mark in sqlite_sequence):
+   an erasure of the person whose events end the log lowers max(seq), and a
+   checkpoint taken up to there was then refused as newer than the store. */
 static int64_t sq_last_seq(store *base) {
   sq *s = (sq *)base;
-  return query_int(s, "SELECT coalesce(max(seq),0) FROM events");
+  return query_int(s, "SELECT max(coalesce((SELECT max(seq) FROM events), 0), "
+                      "coalesce((SELECT seq FROM sqlite_sequence WHERE name='events'), 0))");
 }
 
 static int64_t sq_count(store *base, const char *table) {
