@@ -384,7 +384,7 @@ int main(int argc, char **argv) {
   close(fd);
   char ckpt[64];
   snprintf(ckpt, sizeof ckpt, "%s.ckpt", db);
-  store_options so = {0, 0, 0};
+  store_options so = {0, 0, 0, 0};
   tailor_error err = {0};
   store *st = store_open(db, &so, &err);
   if (!st) {

@@ -51,6 +51,11 @@ int cli_number(const char *cmd, const char *opt, const char *text, long lo, long
    done). */
 tailor *cli_open(const cli_opts *o, const char *extra_json);
 
+/* extra_json of a command that only reads: no strategies, and beside a
+   `tailor serve` that writes the store (store.lock false: no lock taken,
+   no checkpoint saved). */
+#define CLI_READER "{\"strategies\": \"\", \"store\": {\"lock\": false}}"
+
 /* Print JSON text `s` indented, on one line of its own (as it is when it
    does not parse). */
 void cli_print_json(const char *s);

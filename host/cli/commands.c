@@ -335,7 +335,7 @@ static const char stats_help[] =
 int cmd_stats(int argc, char **argv) {
   cli_opts o = {0};
   if (cli_parse_args(argc, argv, &o, stats_help, NULL, 0) < 0) return EXIT_OK;
-  tailor *t = cli_open(&o, "{\"strategies\": \"\"}");
+  tailor *t = cli_open(&o, CLI_READER);
   if (!t) return EXIT_FAIL;
   char *s = NULL;
   tailor_error err = {0};
@@ -383,7 +383,7 @@ int cmd_report(int argc, char **argv) {
                     "(see --help)\n");
     return EXIT_BADINPUT;
   }
-  tailor *t = cli_open(&o, "{\"strategies\": \"\"}");
+  tailor *t = cli_open(&o, CLI_READER);
   if (!t) return EXIT_FAIL;
   char *s = NULL;
   tailor_error err = {0};

@@ -26,7 +26,7 @@ int cmd_export_customer(int argc, char **argv) {
     fprintf(stderr, "tailor export-customer: which customer? (see --help)\n");
     return EXIT_BADINPUT;
   }
-  tailor *t = cli_open(&o, "{\"strategies\": \"\"}");
+  tailor *t = cli_open(&o, CLI_READER);
   if (!t) return EXIT_FAIL;
   char *s = NULL;
   tailor_error err = {0};

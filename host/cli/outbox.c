@@ -151,8 +151,12 @@ int cmd_outbox(int argc, char **argv) {
     fprintf(stderr, "tailor outbox %s: unexpected argument '%s'\n", what, key);
     return EXIT_BADINPUT;
   }
-  /* Only delivery needs the strategies (on_due) and the plugins. */
-  tailor *t = cli_open(&o, is_deliver ? NULL : "{\"strategies\": \"\", \"plugins\": []}");
+  /* Only delivery needs the strategies (on_due) and the plugins, and
+     writes events (email_sent): the others change outbox rows alone, in
+     transactions of their own, beside a `tailor serve` (store.lock). */
+  tailor *t = cli_open(&o, is_deliver ? NULL
+                                      : "{\"strategies\": \"\", \"plugins\": [], "
+                                        "\"store\": {\"lock\": false}}");
   if (!t) return EXIT_FAIL;
   tailor_error err = {0};
   int rc = EXIT_OK;

@@ -38,6 +38,11 @@
   S(durable_full, "store.synchronous_full", BOOL, 1,                         \
     "fsync on every commit (survives power loss); false survives a crash "   \
     "of the process only")                                                   \
+  S(store_lock, "store.lock", BOOL, 1,                                       \
+    "hold <db>.lock so one process writes a SQLite store (another is "      \
+    "refused); false only beside it, for what writes no event: the CLI's "  \
+    "stats, outbox list/retry/purge, export-customer and report, which "     \
+    "save no checkpoint")                                                    \
   N(lua_budget, LUA_INSTRUCTION_BUDGET)                                      \
   S(lua_watchdog, "lua.watchdog", BOOL, 1,                                   \
     "count a call's instructions once it has run 5 ms, armed by a watchdog " \

@@ -198,6 +198,7 @@ void eng_save_checkpoint(tailor *t) {
   /* An index that missed part of an event must not be saved as if it had
      it: the next start replays from the store instead. */
   if (!t->ckpt_path || t->applied_seq == t->ckpt_seq || t->ix_incomplete) return;
+  if (!t->cfg.store_lock) return; /* a reader beside the writer: its checkpoint is the writer's */
   tailor_error e = {0};
   pthread_rwlock_rdlock(&t->lock);
   int rc = idx_save(t->ix, t->ckpt_path, t->ckpt_fp, t->applied_seq, &e);
@@ -543,7 +544,7 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
     free(t);
     return NULL;
   }
-  store_options so = {t->cfg.durable_full, 0, 0};
+  store_options so = {t->cfg.durable_full, 0, 0, !t->cfg.store_lock};
   idx_config ic = {
       .recent_max = (uint32_t)t->cfg.recent_max,
       .coview_window = (uint32_t)t->cfg.coview_window,

@@ -418,7 +418,7 @@ static int pg_schema_version(store *base) {
 static char *pg_checkpoint_path(store *base) { return NULL; }
 
 static store *pg_open_reader(store *base) {
-  store_options ro = {0, 0, 1};
+  store_options ro = {0, 0, 1, 1};
   pg *r = (pg *)store_pg_open(((pg *)base)->url, &ro, NULL);
   if (r) r->writer = &((pg *)base)->pid;
   return r ? &r->base : NULL;

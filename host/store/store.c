@@ -10,11 +10,14 @@
 
 #include "core/util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SQ_EVENT_ROWS 16 /* events one multi-row INSERT writes */
 
@@ -30,6 +33,7 @@ typedef struct sq {
   sqlite3_stmt *add_count;   /* event_counts, once per type and batch */
   sqlite3_stmt *ins_outcome; /* outcomes (migration 6 -> 7) */
   char *path; /* as opened: the checkpoint's default and the reader's */
+  int lock_fd; /* <path>.lock, held by a writing store (sq_lock); -1 */
 } sq;
 
 /*
@@ -248,17 +252,54 @@ static void sq_rollback(store *base);
 */
 static void sqlite_setup(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
 
+/*
+** One writing process a SQLite store: its index and checkpoint follow only
+** the events it writes itself, so events another process appended meanwhile
+** were never applied (and its checkpoint then said they were), and an
+** erasure by another process came back from the first one's checkpoint.
+** A POSIX lock on <path>.lock (not on the database, whose locks are
+** SQLite's: closing any descriptor of a file drops a process's locks on
+** it), held while the store is open; the same process may open the store
+** again (tests, a reader).  The file stays: removing it would race.
+*/
+static int sq_lock(sq *s, tailor_error *err) {
+  char lock[4096];
+  snprintf(lock, sizeof lock, "%s.lock", s->path);
+  s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (s->lock_fd < 0)
+    return util_fail(err, TAILOR_ESTORE, "db", "store: cannot open the lock file %s: %s",
+                     lock, strerror(errno));
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+  if (!fcntl(s->lock_fd, F_SETLK, &fl)) return TAILOR_OK;
+  int e = errno;
+  if (e != EACCES && e != EAGAIN)
+    return util_fail(err, TAILOR_ESTORE, "db", "store: cannot lock %s: %s", lock, strerror(e));
+  struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+  long pid = fcntl(s->lock_fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK ? who.l_pid : 0;
+  char by[40] = "";
+  if (pid) snprintf(by, sizeof by, " (pid %ld)", pid);
+  return util_fail(err, TAILOR_ESTORE, "db",
+                   "store: %s is in use by another tailor process%s: stop it first, or send "
+                   "to its API; several nodes share a PostgreSQL store (docs/scale-out.md)",
+                   s->path, by);
+}
+
 store *store_sqlite_open(const char *path, const store_options *opt,
                          tailor_error *err) {
   static pthread_once_t once = PTHREAD_ONCE_INIT;
   pthread_once(&once, sqlite_setup);
-  store_options defaults = {1, STORE_DEFAULT_BUSY_TIMEOUT_MS, 0};
+  store_options defaults = {1, STORE_DEFAULT_BUSY_TIMEOUT_MS, 0, 0};
   if (!opt) opt = &defaults;
   sq *s = calloc(1, sizeof *s);
-  if (s) s->base.ops = &sqlite_ops;
+  if (s) s->base.ops = &sqlite_ops, s->lock_fd = -1;
   if (!s || !(s->path = strdup(path))) {
     free(s);
     util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
+    return NULL;
+  }
+  if (!opt->readonly && !opt->no_lock && *path && strcmp(path, ":memory:") &&
+      strncmp(path, "file:", 5) && sq_lock(s, err)) {
+    sq_close(&s->base);
     return NULL;
   }
   int flags = opt->readonly ? SQLITE_OPEN_READONLY
@@ -351,6 +392,7 @@ static void sq_close(store *base) {
   sqlite3_finalize(s->add_count);
   sqlite3_finalize(s->ins_outcome);
   sqlite3_close(s->db);
+  if (s->lock_fd >= 0) close(s->lock_fd);
   free(s->path);
   free(s);
 }
@@ -1068,7 +1110,7 @@ static char *sq_checkpoint_path(store *base) {
 static store *sq_open_reader(store *base) {
   sq *s = (sq *)base;
   if (!*s->path || !strcmp(s->path, ":memory:")) return NULL;
-  store_options ro = {0, 0, 1};
+  store_options ro = {0, 0, 1, 1};
   return store_sqlite_open(s->path, &ro, NULL);
 }
 

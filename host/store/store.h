@@ -33,6 +33,8 @@ typedef struct store_options {
                             0: NORMAL (survives a crash of the process) */
   int busy_timeout_ms;   /* how long to wait for another writer */
   int readonly;          /* open without writing (no migration) */
+  int no_lock;           /* SQLite: without <db>.lock (a reader beside the
+                            process that writes; store.c, sq_lock) */
 } store_options;
 
 #define STORE_DEFAULT_BUSY_TIMEOUT_MS 5000

@@ -205,6 +205,26 @@ expect "erase of the log's last customer" test $? = 0
 expect "its checkpoint is kept after the erasure" sh -c "! grep -q 'ignored' '$dir/err'"
 expect "and read" test -f "$dir/last.db.ckpt"
 
+# One process writes a SQLite store: while `tailor serve` holds it, an
+# ingest is refused with the reason (its events never reached the server's
+# index, and an erasure came back from the server's checkpoint); the
+# commands that only read still run beside it.
+"$T" serve --db "$dir/last.db" --listen 127.0.0.1:0 --insecure --strategies "" \
+  >/dev/null 2>"$dir/serve.err" &
+serve_pid=$!
+for _ in $(seq 100); do grep -q "listening" "$dir/serve.err" && break; sleep 0.1; done
+echo '{"type":"view","item":"a","anon":"w9"}' > "$dir/one.ndjson"
+"$T" ingest --db "$dir/last.db" "$dir/one.ndjson" >/dev/null 2>"$dir/err"
+expect "a second writer is refused" test $? != 0
+expect "it says the store is in use" grep -q "in use by another tailor process (pid $serve_pid)" "$dir/err"
+"$T" stats --db "$dir/last.db" >/dev/null 2>"$dir/err"
+expect "stats runs beside the server" test $? = 0
+"$T" outbox list --db "$dir/last.db" >/dev/null 2>"$dir/err"
+expect "outbox list runs beside the server" test $? = 0
+kill "$serve_pid"; wait "$serve_pid" 2>/dev/null
+"$T" ingest --db "$dir/last.db" "$dir/one.ndjson" >/dev/null 2>"$dir/err"
+expect "the store is free once the server stopped" test $? = 0
+
 # Where the default strategies folder is not: said at open, and in the
 # fallback's error (decisions there were fallbacks without a word).
 mkdir -p "$dir/elsewhere"
