@@ -278,6 +278,7 @@ int tailor_audience_sync(tailor *t, const char *audience, int days, const char *
                          size_t *removed, tailor_error *err) {
   if (added) *added = 0;
   if (removed) *removed = 0;
+  if (!t) return util_fail(err, TAILOR_EINVAL, NULL, "audience sync: no engine");
   if (!channel || !*channel) channel = ADLIST_DEFAULT_CHANNEL;
   sync_run r = {json_object()};
   int rc = tailor_audience_upload(t, audience, days, format, phone_country, collect_upload,

@@ -75,6 +75,7 @@ static json_t *value_model_json(const idx_value_model *vm) {
 }
 
 int tailor_stats(tailor *t, char **out, tailor_error *err) {
+  if (!t || !out) return util_fail(err, TAILOR_EINVAL, NULL, "stats: no engine or no output");
   json_t *o = json_object();
   store *st = eng_read_begin(t);
   json_object_set_new(o, "events", store_event_counts(st));
@@ -191,6 +192,9 @@ int tailor_forget(tailor *t, const char *customer, int64_t *erased,
                      "customer back at the next start", t->ckpt_path, strerror(errno));
   }
   if (t->ckpt_path) util_sync_dir_of(t->ckpt_path);
+  /* Exposures still waiting in memory go to the store first, where the
+     erasure deletes them (kept, they were written back after it). */
+  eng_flush_exposures(t);
   json_t *sessions = NULL;
   int rc = store_forget(t->st, customer, erased, &sessions, err);
   if (rc == TAILOR_OK) {

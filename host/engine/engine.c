@@ -33,11 +33,12 @@ const char *tailor_version(void) { return TAILOR_VERSION_STRING; }
 
 /* Codes are 0, -1, -2, ... in table order. */
 const char *tailor_strerror(int code) {
-  return code <= 0 && (size_t)-code < NCODES ? code_msgs[-code] : "unknown error";
+  /* -(long long): negating INT_MIN as an int overflows */
+  return code <= 0 && -(long long)code < (long long)NCODES ? code_msgs[-code] : "unknown error";
 }
 
 const char *tailor_errname(int code) {
-  return code <= 0 && (size_t)-code < NCODES ? code_names[-code] : "EUNKNOWN";
+  return code <= 0 && -(long long)code < (long long)NCODES ? code_names[-code] : "EUNKNOWN";
 }
 
 void tailor_free(void *p) { free(p); }
@@ -49,11 +50,13 @@ static void log_stderr(void *ud, int level, const char *msg) {
 }
 
 void tailor_set_logger(tailor *t, tailor_log_fn fn, void *ud) {
+  if (!t) return;
   t->log = fn;
   t->log_ud = ud;
 }
 
 void tailor_set_metrics(tailor *t, tailor_metric_fn fn, void *ud) {
+  if (!t) return;
   t->metric = fn;
   t->metric_ud = ud;
 }
@@ -478,6 +481,7 @@ void eng_refit_at(tailor *t, int64_t seq) {
 }
 
 int tailor_checkpoint(tailor *t, tailor_error *err) {
+  if (!t) return util_fail(err, TAILOR_EINVAL, NULL, "checkpoint: no engine");
   if (!t->ckpt_path)
     return util_fail(err, TAILOR_EUNSUPPORTED, "index.checkpoint",
                      "checkpoint: none configured (in-memory store?)");

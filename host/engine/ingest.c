@@ -502,6 +502,7 @@ int tailor_ingest_batch(tailor *t, const char *ndjson, size_t len,
   long line = 0;
   if (accepted) *accepted = 0;
   if (rejected) *rejected = 0;
+  if (!t || (!ndjson && len)) return TAILOR_EINVAL;
   for (size_t pos = 0; pos < len;) {
     const char *start = ndjson + pos;
     const char *nl = memchr(start, '\n', len - pos);
