@@ -89,10 +89,12 @@ int tailor_stats(tailor *t, char **out, tailor_error *err) {
   eng_read_end(t);
   pthread_rwlock_rdlock(&t->lock);
   json_object_set_new(o, "index",
-                      json_pack("{sI sI sI sI}", "items", (json_int_t)t->ix->items.n,
+                      json_pack("{sI sI sI sI sI}", "items", (json_int_t)t->ix->items.n,
                                 "people", (json_int_t)t->ix->people.n,
                                 "sessions", (json_int_t)t->ix->sessions.n,
-                                "events_applied", (json_int_t)t->ix->applied));
+                                "events_applied", (json_int_t)t->ix->applied,
+                                "events_unreadable",
+                                (json_int_t)atomic_load(&t->n_unreadable)));
   json_t *model = value_model_json(&t->ix->value);
   json_object_set_new(model, "fitted_at", json_integer(t->ix->value.fitted_at));
   json_object_set_new(o, "value_model", model);

@@ -116,6 +116,8 @@ struct tailor {
   int replay_refits;
   uint64_t refit_from;
   unsigned n_replay_refits;
+  atomic_llong n_unreadable; /* stored events today's checks refuse, passed
+                               over by the index (eng_unreadable) */
   int64_t n_replayed;       /* events the open replayed, in replay_ms, */
   double replay_ms, replay_refit_ms; /* of which refitting */
   int no_default_strategies; /* the default folder was not found: nothing

@@ -317,3 +317,17 @@ json_t *store_export_parts(store *s, const store_export_part *parts, size_t n,
   }
   return out;
 }
+
+void store_on_unreadable(store *s, store_skip_fn fn, void *ud) {
+  s->skip = fn;
+  s->skip_ud = ud;
+}
+
+int store_unreadable(store *s, int64_t seq, const char *why, tailor_error *err) {
+  if (s->skip) {
+    s->skip(s->skip_ud, seq, why);
+    return TAILOR_OK;
+  }
+  return util_fail(err, TAILOR_ESTORE, NULL, "store: event %lld is not a valid event: %s",
+                   (long long)seq, why);
+}

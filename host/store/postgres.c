@@ -974,15 +974,11 @@ static int pg_scan(store *base, int64_t after, store_event_fn fn, void *ud,
       }
       ev_limits lim = {(size_t)-1, (size_t)-1, strtoll(PQgetvalue(r, i, 1), NULL, 10), 1 << 20, 0, 1};
       ev e;
-      if (ev_parse(body, (size_t)PQgetlength(r, i, 2), &lim, &e, err) != TAILOR_OK) {
-        if (err) {
-          char why[sizeof err->message];
-          snprintf(why, sizeof why, "%s", err->message);
-          util_fail(err, TAILOR_ESTORE, NULL, "store: event %lld is not a valid event: %s",
-                    (long long)s, why);
-        }
-        rc = TAILOR_ESTORE;
-        break;
+      tailor_error why = {0};
+      if (ev_parse(body, (size_t)PQgetlength(r, i, 2), &lim, &e, &why) != TAILOR_OK) {
+        if ((rc = store_unreadable(&p->base, s, why.message, err))) break;
+        pg_pos(p, 0, s, xid); /* passed over: the log's position moves on */
+        continue;
       }
       rc = fn(ud, s, &e);
       pg_pos(p, rc, s, xid);

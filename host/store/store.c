@@ -650,18 +650,12 @@ static int sq_scan(store *base, int64_t after, store_event_fn fn, void *ud,
     const char *body = (const char *)sqlite3_column_text(st, 2);
     int blen = sqlite3_column_bytes(st, 2);
     ev e;
-    if (ev_parse(body, (size_t)blen, &lim, &e, err) != TAILOR_OK) {
-      /* A row we wrote ourselves that no longer parses: the store is
-         damaged.  Say which row rather than skip it silently. */
-      if (err) {
-        char why[sizeof err->message];
-        snprintf(why, sizeof why, "%s", err->message);
-        util_fail(err, TAILOR_ESTORE, NULL,
-                  "store: event %lld is not a valid event: %s", (long long)seq,
-                  why);
-      }
-      rc = TAILOR_ESTORE;
-      break;
+    tailor_error why = {0};
+    if (ev_parse(body, (size_t)blen, &lim, &e, &why) != TAILOR_OK) {
+      /* A row that no longer parses (an older build's, or damage): said,
+         with its seq, and passed over or the scan's end (store.h). */
+      if ((rc = store_unreadable(base, seq, why.message, err))) break;
+      continue;
     }
     rc = fn(ud, seq, &e);
     ev_clear(&e);

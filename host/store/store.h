@@ -157,6 +157,17 @@ int64_t store_last_seq(store *s);
 ** negative code with `err` filled.
 */
 typedef int (*store_event_fn)(void *ud, int64_t seq, const ev *e);
+
+/*
+** A stored event that today's parser refuses: written by an older build
+** before a check existed (a price past the bound it has now).  By default
+** a scan stops there with the error, which leaves every command unable to
+** open the store; with a skip function the row is handed to it (its seq
+** and why) and the scan goes on without it.  The row stays in the store
+** (an export or erasure still sees it); only the index passes it over.
+*/
+typedef void (*store_skip_fn)(void *ud, int64_t seq, const char *why);
+void store_on_unreadable(store *s, store_skip_fn fn, void *ud);
 int store_scan(store *s, int64_t after, store_event_fn fn, void *ud,
                tailor_error *err);
 

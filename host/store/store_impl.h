@@ -108,7 +108,13 @@ typedef struct store_ops {
 
 struct store {
   const store_ops *ops;
+  store_skip_fn skip; /* store_on_unreadable: NULL, a scan stops there */
+  void *skip_ud;
 };
+
+/* A scan's row that does not parse (`why`): handed to the store's skip
+   function and passed over, or, without one, the scan's error. */
+int store_unreadable(store *s, int64_t seq, const char *why, tailor_error *err);
 
 /* The implementations' openers (store_open picks one). */
 store *store_sqlite_open(const char *path, const store_options *opt, tailor_error *err);
