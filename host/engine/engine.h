@@ -259,9 +259,12 @@ int eng_ingest(tailor *t, ev *const *evs, size_t n, tailor_error *err);
 
 /* Whether eng_ingest's code is a refusal of an event for what it says (a
    spent coupon, an unknown quiz answer: ev_refusable), the request's own
-   error, as against a store or memory failure. */
+   error, as against a store or memory failure.  A quiz answer whose
+   handler failed (ESTRATEGY) is refused too: it comes alone, and a batch
+   went no further than it. */
 static inline int eng_refused(int rc) {
-  return rc == TAILOR_EINVAL || rc == TAILOR_ENOTFOUND || rc == TAILOR_EFIELD;
+  return rc == TAILOR_EINVAL || rc == TAILOR_ENOTFOUND || rc == TAILOR_EFIELD ||
+         rc == TAILOR_ESTRATEGY;
 }
 
 /*

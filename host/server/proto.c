@@ -99,6 +99,9 @@ int srv_err_of_tailor(int code) {
     case -14 /* EDENIED */: return SRV_EFORBIDDEN;
     case -8 /* ESTORE */:
     case -11 /* EIO */: return SRV_ESTORE;
+    case -9 /* ESTRATEGY: a handler that failed (a quiz answer's check) */:
+    case -15 /* EBUDGET */:
+    case -16 /* ELUAMEM */:
     case -10 /* ENOMEM */:
     case -12 /* ECONFIG */:
     case -17 /* EUNSUPPORTED */: return SRV_EINTERNAL;

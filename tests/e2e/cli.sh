@@ -228,6 +228,20 @@ expect "and counted" grep -q '"events_unreadable": 1' "$dir/out"
 "$T" erase --db "$dir/old.db" oldc >/dev/null 2>"$dir/err"
 expect "an erasure runs on it" test $? = 0
 
+# A quiz answer whose handler fails is that line's rejection; the lines
+# after it are stored (the batch stopped there, and said nothing).
+mkdir -p "$dir/qs"
+echo 'return { quiz = function(ctx) error("quiz is broken") end }' > "$dir/qs/quiz.lua"
+{
+  echo '{"type":"view","item":"q1","anon":"qv"}'
+  echo '{"type":"quiz_answer","anon":"qv","props":{"quiz":"fit","question":"size","answer":"m"}}'
+  echo '{"type":"view","item":"q2","anon":"qv"}'
+} > "$dir/quiz.ndjson"
+"$T" ingest --db "$dir/quiz.db" --strategies "$dir/qs" "$dir/quiz.ndjson" >"$dir/out" 2>"$dir/err"
+expect "failing quiz handler: exit 2" test $? = 2
+expect "failing quiz handler: the others stored" grep -q "accepted 2, rejected 1" "$dir/out"
+expect "failing quiz handler: its line named" grep -q "quiz.ndjson:2: .*quiz is broken" "$dir/err"
+
 # One process writes a SQLite store: while `tailor serve` holds it, an
 # ingest is refused with the reason (its events never reached the server's
 # index, and an erasure came back from the server's checkpoint); the
