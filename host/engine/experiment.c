@@ -226,6 +226,9 @@ static json_t *arm_row(const arm *a, const arm *c) {
 int tailor_report_experiments(tailor *t, int window_days, char **json,
                               tailor_error *err) {
   if (!t || !json) return util_fail(err, TAILOR_EINVAL, NULL, "report: missing argument");
+  if (window_days < 1 || window_days > 36500)
+    return util_fail(err, TAILOR_EINVAL, "window_days",
+                     "report: window_days must be from 1 to 36500, not %d", window_days);
   pthread_mutex_lock(&t->write_mu);
   eng_flush_exposures(t);
   json_t *units = store_exposure_outcomes(t->st, (int64_t)window_days * 86400000LL, err);

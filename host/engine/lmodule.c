@@ -51,7 +51,7 @@ static int push_error(lua_State *L, const tailor_error *err) {
 
 /* Decode JSON text returned by the engine and free it. */
 static int push_decoded(lua_State *L, char *text) {
-  json_t *j = json_loads(text, 0, NULL);
+  json_t *j = json_loads(text, JSON_ALLOW_NUL, NULL); /* "\u0000" is valid JSON */
   tailor_free(text);
   if (!j) return luaL_error(L, "engine returned invalid JSON");
   ljson_push(L, j);
@@ -244,7 +244,9 @@ static int l_report(lua_State *L) {
   tailor **t = check_engine(L);
   char *s = NULL;
   tailor_error err = {0};
-  if (tailor_report_experiments(*t, (int)luaL_optinteger(L, 2, 7), &s, &err))
+  lua_Integer days = luaL_optinteger(L, 2, 7);
+  luaL_argcheck(L, days >= 1 && days <= 36500, 2, "window_days must be from 1 to 36500");
+  if (tailor_report_experiments(*t, (int)days, &s, &err))
     return push_error(L, &err);
   return push_decoded(L, s);
 }

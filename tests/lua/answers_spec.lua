@@ -24,6 +24,14 @@ describe("the answers of strategies", function()
     e:close()
   end)
 
+  it("hands the module an explanation with a NUL byte as it is (valid JSON)", function()
+    local e = shop()
+    local d = assert(e:decide { kind = "recommend", anon = "v1", context = { case = "nul_text" } })
+    assert.is_nil(d.fallback, d.error)
+    assert.are.equal("a\0b", d.items[1].explain)
+    e:close()
+  end)
+
   it("takes each entry of a ranking's list once, no more", function()
     local e = shop()
     local d = assert(e:decide { kind = "rank", anon = "v1", items = { "i1", "i2" },

@@ -22,6 +22,10 @@ describe("experiments", function()
                           items = { { id = "a", price = variant[i] == "treatment" and 20 or 10 } } })
       end
     end
+    -- A window out of range is refused by name (math.maxinteger was cut to
+    -- -1 days, a window that holds nothing).
+    assert.has_error(function() e:report_experiments(math.maxinteger) end,
+                     "bad argument #1 to 'report_experiments' (window_days must be from 1 to 36500)")
     local report = e:report_experiments(7)
     assert.are.equal(1, #report)
     local r = report[1]

@@ -5,6 +5,7 @@
 return {
   recommend = function(ctx)
     if ctx.context.case == "nul" then return { { id = "i1\0\255\254" } } end
+    if ctx.context.case == "nul_text" then return { { id = "i1", explain = "a\0b" } } end
     return { { id = "i1" } }
   end,
   rank = function(ctx)
