@@ -42,7 +42,8 @@ static void usage(FILE *f) {
           tailor_version());
   for (size_t i = 0; i < NCOMMANDS; i++)
     fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].what);
-  fprintf(f, "\n'tailor COMMAND --help' tells more about one.\n"
+  fprintf(f, "\n'tailor COMMAND --help' tells more about one; 'tailor --version' prints "
+             "the version.\n"
              "exit codes: 0 ok, 1 failure, 2 bad input\n");
 }
 
