@@ -508,13 +508,19 @@ static void print_defaults(void) {
 int cmd_config(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "";
   int markdown = !strcmp(mode, "--markdown"), defaults = !strcmp(mode, "--defaults");
-  if (argc > 2 || (*mode && !markdown && !defaults)) {
+  int help = !strcmp(mode, "-h") || !strcmp(mode, "--help");
+  if (!help && (argc > 2 || (*mode && !markdown && !defaults))) {
+    fprintf(stderr, "tailor config: unexpected argument '%s' (see --help)\n",
+            argc > 2 && (markdown || defaults) ? argv[2] : mode);
+    return EXIT_BADINPUT;
+  }
+  if (help) {
     printf("usage: tailor config [--markdown | --defaults]\n\nList every "
            "configuration key of the engine with its type, default and\n"
            "meaning; --markdown prints docs/configuration.md; --defaults lists\n"
            "every named number (core/defaults.h): the engine's and the server's\n"
            "numeric keys and the fixed limits, with their units.\n");
-    return strcmp(mode, "-h") && strcmp(mode, "--help") ? EXIT_BADINPUT : EXIT_OK;
+    return EXIT_OK;
   }
   if (defaults) {
     print_defaults();

@@ -208,7 +208,9 @@ int req_from_json(json_t *obj, const req_limits *lim, dreq *out, tailor_error *e
   out->src = json_incref(obj);
   v = val[REQ_F_KIND];
   if (!json_is_string(v)) {
-    rc = bad(err, REQ_F_KIND, "is required: recommend, popup, discount, audiences or rank");
+    rc = bad(err, REQ_F_KIND,
+             "is required: the handler to ask (recommend, popup, discount, rank, landing, "
+             "visitor, quiz, audiences, or a strategy's own)");
     goto fail;
   }
   const char *kind = json_string_value(v);

@@ -243,8 +243,15 @@ static int authorize(conn *c, job *j) {
   }
   unsigned perms = srv_role_perms(role);
   if ((perms & need) != need) {
-    util_fail(&j->err, SRV_EFORBIDDEN, NULL, "%s: the %s role may not %s", op,
-              srv_role_name(role), perm_verb(need & ~perms));
+    char may[96] = ""; /* the roles that may, so the message says which token to use */
+    size_t at = 0;
+    for (int r = 0; r < SRV_ROLE_COUNT && at < sizeof may; r++)
+      if ((srv_role_perms(r) & need) == need)
+        at += (size_t)snprintf(may + at, sizeof may - at, "%s%s", at ? " or " : "",
+                               srv_role_name(r));
+    util_fail(&j->err, SRV_EFORBIDDEN, NULL, "%s: the %s role may not %s%s%s%s", op,
+              srv_role_name(role), perm_verb(need & ~perms), at ? " (a token of role " : "",
+              may, at ? " may)" : "");
     return -1;
   }
   j->perms = perms;

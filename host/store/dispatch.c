@@ -219,15 +219,16 @@ int store_coupon_redeem(store *s, const char *code, int64_t now, const char *ord
   int rc = TAILOR_OK;
   json_t *redeemed = json_object_get(c, "redeemed");
   int64_t expires = json_integer_value(json_object_get(c, "expires"));
+  char when[40]; /* ISO 8601, as the opt-in's messages say times */
   if (json_is_integer(redeemed)) {
     const char *by = json_string_value(json_object_get(c, "order_id"));
     rc = util_fail(err, TAILOR_EINVAL, "code",
-                   "coupon '%.64s' was already redeemed at %lld%s%.64s", code,
-                   (long long)json_integer_value(redeemed), by ? " by order " : "",
-                   by ? by : "");
+                   "coupon '%.64s' was already redeemed at %s%s%.64s", code,
+                   util_iso_time(json_integer_value(redeemed), when, sizeof when),
+                   by ? " by order " : "", by ? by : "");
   } else if (expires <= now) {
-    rc = util_fail(err, TAILOR_EINVAL, "code", "coupon '%.64s' expired at %lld", code,
-                   (long long)expires);
+    rc = util_fail(err, TAILOR_EINVAL, "code", "coupon '%.64s' expired at %s", code,
+                   util_iso_time(expires, when, sizeof when));
   }
   json_decref(c);
   return rc ? rc : s->ops->coupon_mark(s, code, now, order_id, err);

@@ -167,6 +167,9 @@ for cmd in ingest decide check stats config checkpoint report audiences erase ex
   "$T" $cmd --help >/dev/null
   expect "$cmd --help" test $? = 0
 done
+"$T" config --bogus >"$dir/out" 2>"$dir/err"
+expect "config: a bad argument exits 2" test $? = 2
+expect "config: and is named" grep -q "unexpected argument '--bogus'" "$dir/err"
 # docs/configuration.md is what `tailor config --markdown` prints.
 "$T" config --markdown > "$dir/config.md"
 expect "docs/configuration.md is up to date (tailor config --markdown)" \

@@ -162,6 +162,8 @@ def roles(s):
     check("metrics role reads stats", result(r) is not None, r)
     r = m.call("decide", kind="recommend", token=METRICS)
     check("metrics role may not decide", error_code(r) == "forbidden", r)
+    check("and the message names the roles that may",
+          "(a token of role storefront or admin may)" in json.dumps(r), r)
     for c in (sf, adm, m):
         c.close()
 
