@@ -284,6 +284,20 @@ static int sq_lock(sq *s, tailor_error *err) {
                    s->path, by);
 }
 
+/* What to add to an open's error when the store's folder cannot be written
+   (a read-only mount): SQLite's own message is "unable to open database
+   file", even for a reader, whose WAL index lives beside the store. */
+static const char *folder_hint(const char *path, char *buf, size_t n) {
+  char dir[4096];
+  const char *slash = strrchr(path, '/');
+  if (!slash) snprintf(dir, sizeof dir, ".");
+  else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+  if (!access(dir, W_OK)) return "";
+  snprintf(buf, n, " (the folder %s cannot be written: a store writes its journal beside it)",
+           dir);
+  return buf;
+}
+
 store *store_sqlite_open(const char *path, const store_options *opt,
                          tailor_error *err) {
   static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -306,8 +320,9 @@ store *store_sqlite_open(const char *path, const store_options *opt,
                             : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   flags |= SQLITE_OPEN_NOMUTEX; /* one thread at a time, by contract */
   if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
-    char what[300];
-    snprintf(what, sizeof what, "store: cannot open '%s'", path);
+    char what[600], hint[400];
+    snprintf(what, sizeof what, "store: cannot open '%s'%s", path,
+             folder_hint(path, hint, sizeof hint));
     store_fail(err, TAILOR_ESTORE, s->db, what);
     sq_close(&s->base);
     return NULL;
@@ -326,9 +341,10 @@ store *store_sqlite_open(const char *path, const store_options *opt,
   /* A file that is not a database fails here with "file is not a database". */
   if ((!opt->readonly && sq_exec(&s->base, pragmas, err)) ||
       (!opt->readonly && migrate(s, err))) {
-    char msg[sizeof err->message];
+    char msg[sizeof err->message], hint[400];
     if (err) {
-      snprintf(msg, sizeof msg, "%s (%s)", err->message, path);
+      snprintf(msg, sizeof msg, "%s (%s)%s", err->message, path,
+               folder_hint(path, hint, sizeof hint));
       memcpy(err->message, msg, sizeof msg);
     }
     sq_close(&s->base);
