@@ -19,7 +19,7 @@
 #include "engine/engine.h"
 
 struct vm_slot {
-  tailor *t;
+  tailor *t; /* NULL once orphaned (below) */
   lvm *vm;
   sknn_work *work; /* the session kernels' scratch space, made on first use */
   sknn_rerank_work *rwork; /* the re-ranker's, made on first use */
@@ -27,23 +27,55 @@ struct vm_slot {
   vm_slot *prev, *next;
 };
 
-static void slot_unlink(tailor *t, vm_slot *s) {
+/*
+** The slots' lists are guarded by one process-wide mutex, never destroyed:
+** a thread's exit (slot_destroy) may run while tailor_close frees the
+** engine, and an engine's own mutex could be gone by the time the exiting
+** thread took it.  Close frees every state and, of the slots of threads
+** other than its own, keeps the small struct on `orphans`: an exit already
+** under way may still hold its pointer, and frees it when it gets the lock
+** (a thread that exits later runs no destructor: the key is deleted; its
+** struct stays listed, reachable).
+*/
+static pthread_mutex_t slots_mu = PTHREAD_MUTEX_INITIALIZER;
+static vm_slot *orphans;
+
+static void slot_unlink(vm_slot **head, vm_slot *s) {
   if (s->prev)
     s->prev->next = s->next;
   else
-    t->vms = s->next;
+    *head = s->next;
   if (s->next) s->next->prev = s->prev;
+  s->prev = s->next = NULL;
+}
+
+static void slot_link(vm_slot **head, vm_slot *s) {
+  s->prev = NULL;
+  s->next = *head;
+  if (*head) (*head)->prev = s;
+  *head = s;
+}
+
+static void slot_free_states(vm_slot *s) {
+  lvm_free(s->vm);
+  sknn_work_free(s->work);
+  sknn_rerank_work_free(s->rwork);
+  s->vm = NULL, s->work = NULL, s->rwork = NULL;
 }
 
 /* Runs when a thread that decided exits: its Lua state goes with it. */
 static void slot_destroy(void *p) {
   vm_slot *s = p;
-  pthread_mutex_lock(&s->t->vm_mu);
-  slot_unlink(s->t, s);
-  pthread_mutex_unlock(&s->t->vm_mu);
-  lvm_free(s->vm);
-  sknn_work_free(s->work);
-  sknn_rerank_work_free(s->rwork);
+  pthread_mutex_lock(&slots_mu);
+  if (!s->t) { /* its engine closed meanwhile and freed the states */
+    slot_unlink(&orphans, s);
+    pthread_mutex_unlock(&slots_mu);
+    free(s);
+    return;
+  }
+  slot_unlink(&s->t->vms, s);
+  pthread_mutex_unlock(&slots_mu);
+  slot_free_states(s);
   free(s);
 }
 
@@ -241,11 +273,9 @@ lvm *eng_thread_vm(tailor *t, tailor_error *err) {
   s->t = t;
   s->vm = vm;
   s->gen = gen;
-  pthread_mutex_lock(&t->vm_mu);
-  s->next = t->vms;
-  if (t->vms) t->vms->prev = s;
-  t->vms = s;
-  pthread_mutex_unlock(&t->vm_mu);
+  pthread_mutex_lock(&slots_mu);
+  slot_link(&t->vms, s);
+  pthread_mutex_unlock(&slots_mu);
   pthread_setspecific(t->vm_key, s);
   return vm;
 }
@@ -253,9 +283,9 @@ lvm *eng_thread_vm(tailor *t, tailor_error *err) {
 /* Lua states alive: one per thread that decided and has not exited. */
 size_t eng_count_states(tailor *t) {
   size_t n = 0;
-  pthread_mutex_lock(&t->vm_mu);
+  pthread_mutex_lock(&slots_mu);
   for (vm_slot *s = t->vms; s; s = s->next) n++;
-  pthread_mutex_unlock(&t->vm_mu);
+  pthread_mutex_unlock(&slots_mu);
   return n;
 }
 
@@ -263,14 +293,19 @@ size_t eng_count_states(tailor *t) {
 int eng_vms_init(tailor *t) { return pthread_key_create(&t->vm_key, slot_destroy); }
 
 void eng_vms_free(tailor *t) {
-  /* After the key is deleted no thread-exit destructor runs for it, so the
-     list below is ours alone. */
-  pthread_key_delete(t->vm_key);
+  vm_slot *mine = pthread_getspecific(t->vm_key); /* no exit of ours is under way */
+  pthread_mutex_lock(&slots_mu);
+  pthread_key_delete(t->vm_key); /* no destructor starts after this */
   for (vm_slot *s = t->vms, *next; s; s = next) {
     next = s->next;
-    lvm_free(s->vm);
-    sknn_work_free(s->work);
-    sknn_rerank_work_free(s->rwork);
-    free(s);
+    slot_free_states(s);
+    if (s == mine) {
+      free(s);
+    } else { /* an exit under way may hold it: see slots_mu */
+      s->t = NULL;
+      slot_link(&orphans, s);
+    }
   }
+  t->vms = NULL;
+  pthread_mutex_unlock(&slots_mu);
 }
