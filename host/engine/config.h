@@ -39,7 +39,7 @@
     "fsync on every commit (survives power loss); false survives a crash "   \
     "of the process only")                                                   \
   S(store_lock, "store.lock", BOOL, 1,                                       \
-    "hold <db>.lock so one process writes a SQLite store (another is "      \
+    "hold <db>.lock so one engine writes a SQLite store (another is "       \
     "refused); false only beside it, for what writes no event: the CLI's "  \
     "stats, outbox list/retry/purge, export-customer and report, which "     \
     "save no checkpoint")                                                    \

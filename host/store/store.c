@@ -253,14 +253,16 @@ static void sq_rollback(store *base);
 static void sqlite_setup(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
 
 /*
-** One writing process a SQLite store: its index and checkpoint follow only
-** the events it writes itself, so events another process appended meanwhile
+** One writing engine a SQLite store: its index and checkpoint follow only
+** the events it writes itself, so events another engine appended meanwhile
 ** were never applied (and its checkpoint then said they were), and an
-** erasure by another process came back from the first one's checkpoint.
-** A POSIX lock on <path>.lock (not on the database, whose locks are
-** SQLite's: closing any descriptor of a file drops a process's locks on
-** it), held while the store is open; the same process may open the store
-** again (tests, a reader).  The file stays: removing it would race.
+** erasure by another engine came back from the first one's checkpoint.
+** An open-file-description lock on <path>.lock (not on the database, whose
+** locks are SQLite's), held while the store is open: a second engine is
+** refused whether it is another process or the same one, and closing
+** another descriptor of the file drops nothing (as a process's POSIX lock
+** would be).  The holder writes its pid there for the message.  The file
+** stays: removing it would race.
 */
 static int sq_lock(sq *s, tailor_error *err) {
   char lock[4096];
@@ -270,16 +272,24 @@ static int sq_lock(sq *s, tailor_error *err) {
     return util_fail(err, TAILOR_ESTORE, "db", "store: cannot open the lock file %s: %s",
                      lock, strerror(errno));
   struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-  if (!fcntl(s->lock_fd, F_SETLK, &fl)) return TAILOR_OK;
+  if (!fcntl(s->lock_fd, F_OFD_SETLK, &fl)) {
+    char pid[24];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(s->lock_fd, 0) || pwrite(s->lock_fd, pid, (size_t)n, 0) != n) {
+      /* only the message of a refused engine lacks the pid */
+    }
+    return TAILOR_OK;
+  }
   int e = errno;
   if (e != EACCES && e != EAGAIN)
     return util_fail(err, TAILOR_ESTORE, "db", "store: cannot lock %s: %s", lock, strerror(e));
-  struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-  long pid = fcntl(s->lock_fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK ? who.l_pid : 0;
-  char by[40] = "";
-  if (pid) snprintf(by, sizeof by, " (pid %ld)", pid);
+  char text[24] = "", by[64] = "";
+  ssize_t got = pread(s->lock_fd, text, sizeof text - 1, 0);
+  long pid = got > 0 ? strtol(text, NULL, 10) : 0;
+  if (pid == (long)getpid()) snprintf(by, sizeof by, " (this process: it is open already)");
+  else if (pid > 0) snprintf(by, sizeof by, " (pid %ld)", pid);
   return util_fail(err, TAILOR_ESTORE, "db",
-                   "store: %s is in use by another tailor process%s: stop it first, or send "
+                   "store: %s is in use by another tailor engine%s: stop it first, or send "
                    "to its API; several nodes share a PostgreSQL store (docs/scale-out.md)",
                    s->path, by);
 }

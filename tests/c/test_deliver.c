@@ -403,6 +403,13 @@ static void test_same_key_supersede(void) {
 
 /* A customer erased while their email is in flight: it went out, but
    nothing of them comes back (no ledger row, no email_sent event). */
+/* The store as another sender opens it beside the engine, which holds its
+   lock (store.c, sq_lock): outbox rows only, no events (store.lock false). */
+static store *open_beside(const char *db, tailor_error *err) {
+  store_options o = {1, STORE_DEFAULT_BUSY_TIMEOUT_MS, 0, 1};
+  return store_open(db, &o, err);
+}
+
 static void test_forget_in_flight(void) {
   char db[700], dir[700];
   shop(db, sizeof db, dir, sizeof dir);
@@ -418,7 +425,7 @@ static void test_forget_in_flight(void) {
   CHECK_INT(tailor_customer(t, "c1", 0, &who, &err), TAILOR_ENOTFOUND);
   tailor_free(who);
   tailor_close(t);
-  store *st = store_open(db, NULL, &err);
+  store *st = open_beside(db, &err);
   CHECK(st != NULL);
   if (st) CHECK_INT((int)store_outbox_sent_since(st, "c1", "email", 0), 0);
   store_close(st);
@@ -510,7 +517,7 @@ static void test_lease_after_crash(void) {
   ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
   /* Another sender claims the row and dies before it settles it. */
   tailor_error err = {0};
-  store *other = store_open(db, NULL, &err);
+  store *other = open_beside(db, &err);
   json_t *names = json_pack("[s]", "email");
   int64_t now = (int64_t)time(NULL) * 1000;
   json_t *claimed = store_outbox_claim(other, names, now + 1000, 10, now + 60000, &err);
@@ -541,7 +548,7 @@ static void test_stale_holder_settles_nothing(void) {
   customers(t);
   ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
   tailor_error err = {0};
-  store *a = store_open(db, NULL, &err), *b = store_open(db, NULL, &err);
+  store *a = open_beside(db, &err), *b = open_beside(db, &err);
   json_t *names = json_pack("[s]", "email");
   int64_t now = (int64_t)time(NULL) * 1000;
   json_t *first = store_outbox_claim(a, names, now + 1000, 10, now + 60000, &err);
@@ -655,7 +662,7 @@ static void test_shipped_on_due(void) {
   fake mail = {0};
   tailor *t = open_engine(db, strategies, 10, 3, &mail, NULL);
   tailor_error err = {0};
-  store *st = store_open(db, NULL, &err);
+  store *st = open_beside(db, &err);
   ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"jacket\",\"name\":\"Winter Jacket\","
             "\"price\":120,\"in_stock\":true,\"category\":\"Outdoor/Jackets\"}}");
   ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"hat\",\"name\":\"Wool Hat\","

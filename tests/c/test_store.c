@@ -100,6 +100,30 @@ static void test_not_a_database(void) {
   CHECK_CONTAINS(err.message, "garbage.db");
 }
 
+/* One engine writes a store (store.c, sq_lock): a second writing open, in
+   this process too, is refused by name; a reader, and an open without the
+   lock (store.lock false), go beside it; once closed, the store is free. */
+static void test_one_writer(void) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/locked.db", dir);
+  tailor_error err = {0};
+  store *a = store_open(path, NULL, &err);
+  CHECK(a != NULL);
+  store *b = store_open(path, NULL, &err);
+  CHECK(b == NULL);
+  CHECK_CONTAINS(err.message, "in use by another tailor engine (this process");
+  store_options ro = {0, 0, 1, 0}, beside = {1, 0, 0, 1};
+  store *r = store_open(path, &ro, &err), *c = store_open(path, &beside, &err);
+  CHECK(r != NULL);
+  CHECK(c != NULL);
+  store_close(r);
+  store_close(c);
+  CHECK((b = store_open(path, NULL, &err)) == NULL);
+  store_close(a);
+  CHECK((b = store_open(path, NULL, &err)) != NULL);
+  store_close(b);
+}
+
 static void test_outbox_idempotent(void) {
   tailor_error err = {0};
   store *s = store_open(":memory:", NULL, &err);
@@ -375,6 +399,7 @@ int main(void) {
   RUN(test_append_scan_reopen);
   RUN(test_newer_schema_refused);
   RUN(test_not_a_database);
+  RUN(test_one_writer);
   RUN(test_outbox_idempotent);
   RUN(test_counts_and_outcomes);
   RUN(test_long_batch_seqs);

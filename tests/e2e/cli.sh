@@ -256,7 +256,7 @@ for _ in $(seq 100); do grep -q "listening" "$dir/serve.err" && break; sleep 0.1
 echo '{"type":"view","item":"a","anon":"w9"}' > "$dir/one.ndjson"
 "$T" ingest --db "$dir/last.db" "$dir/one.ndjson" >/dev/null 2>"$dir/err"
 expect "a second writer is refused" test $? != 0
-expect "it says the store is in use" grep -q "in use by another tailor process (pid $serve_pid)" "$dir/err"
+expect "it says the store is in use" grep -q "in use by another tailor engine (pid $serve_pid)" "$dir/err"
 "$T" stats --db "$dir/last.db" >/dev/null 2>"$dir/err"
 expect "stats runs beside the server" test $? = 0
 "$T" outbox list --db "$dir/last.db" >/dev/null 2>"$dir/err"
