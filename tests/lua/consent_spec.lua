@@ -59,6 +59,23 @@ describe("consent", function()
     assert.are.equal(0, #d.result.audiences)
     e:close()
   end)
+
+  it("keeps a decline made before login for the customer it turns out to be", function()
+    local e = engine("/strategies")
+    assert(e:ingest { type = "view", anon = "v5", item = "hat" })
+    assert(e:ingest { type = "consent", anon = "v5", props = { marketing = false } })
+    assert(e:ingest { type = "customer_upsert",
+                      customer = { id = "c5", email = "c5@example.com", consent = { email = true } } })
+    assert(e:ingest { type = "identify", customer = "c5", anon = "v5" })
+    local d = e:decide { kind = "audiences", customer = "c5" }
+    assert.is_nil(d.fallback, d.error)
+    assert.are.equal(0, #d.result.audiences)
+    -- Their own consent later says otherwise: in audiences again.
+    assert(e:ingest { type = "consent", customer = "c5", props = { marketing = true } })
+    d = e:decide { kind = "audiences", customer = "c5" }
+    assert.are.equal(1, #d.result.audiences)
+    e:close()
+  end)
 end)
 
 describe("the session's traffic source", function()
