@@ -204,7 +204,9 @@ int eng_coupons_redeem(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
                          evs[i]->msg_id);
       if (seen) continue;
     }
-    int rc = store_coupon_redeem(t->st, code, evs[i]->ts, evs[i]->order_id, err);
+    /* Expired by the server's clock, not the event's time: a back-dated
+       ts redeemed a code days past its expiry. */
+    int rc = store_coupon_redeem(t->st, code, util_now_ms(), evs[i]->order_id, err);
     if (rc) return rc;
   }
   return TAILOR_OK;

@@ -68,6 +68,11 @@ describe("coupons", function()
     local ok, msg = e:ingest { type = "coupon_redeemed", code = code }
     assert.is_nil(ok)
     assert.matches("expired at %d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ", msg)
+    -- A time of its own before the expiry does not bring the code back.
+    ok, msg = e:ingest { type = "coupon_redeemed", code = code, order_id = "o8",
+                         ts = (t0 - 5) * 1000 }
+    assert.is_nil(ok)
+    assert.matches("expired at", msg)
     ok, msg = e:ingest { type = "coupon_redeemed", code = "NOPE-123" }
     assert.is_nil(ok)
     assert.matches("does not exist", msg)
