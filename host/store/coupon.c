@@ -160,12 +160,19 @@ int sq_contact_add(store *s, const char *unit, const char *channel,
 int64_t sq_contacts_between(store *s, const char *customer, const char *anon,
                             const char *campaign, int64_t from, int64_t to,
                             const char *replacing) {
+  /* The person is the customer, the anonymous id, and every id the
+     identities link to either: a coupon taken before login counts after
+     it (the caps saw only the ids of the request). */
+#define SQ_CUSTOMERS "(?1, (SELECT customer FROM identities WHERE anon=?2))"
+#define SQ_ANONS                                                                  \
+  "(SELECT ?2 UNION SELECT anon FROM identities WHERE customer IN " SQ_CUSTOMERS ")"
   static const char sql[] =
-      "SELECT (SELECT count(*) FROM contacts WHERE (unit=?1 OR unit=?2) AND ts BETWEEN ?3 AND ?5"
-      "         AND (?4 IS NULL OR campaign=?4))"
-      "     + (SELECT count(*) FROM coupons WHERE (customer=?1 OR anon=?2)"
-      "         AND issued BETWEEN ?3 AND ?5 AND (?4 IS NULL OR tier=?4))"
-      "     + (SELECT count(*) FROM outbox WHERE customer=?1 AND due BETWEEN ?3 AND ?5"
+      "SELECT (SELECT count(*) FROM contacts WHERE (unit IN " SQ_CUSTOMERS " OR unit IN "
+      SQ_ANONS ") AND ts BETWEEN ?3 AND ?5 AND (?4 IS NULL OR campaign=?4))"
+      "     + (SELECT count(*) FROM coupons WHERE (customer IN " SQ_CUSTOMERS " OR anon IN "
+      SQ_ANONS ") AND issued BETWEEN ?3 AND ?5 AND (?4 IS NULL OR tier=?4))"
+      "     + (SELECT count(*) FROM outbox WHERE customer IN " SQ_CUSTOMERS
+      "         AND due BETWEEN ?3 AND ?5"
       "         AND state IN ('pending','sending','sent') AND (?4 IS NULL OR template=?4)"
       "         AND NOT (?6 IS NOT NULL AND state='pending'"
       "                  AND substr(key,1,length(?6))=?6)"

@@ -1633,11 +1633,16 @@ static int64_t pg_contacts_between(store *base, const char *customer, const char
   const char *v[] = {customer, anon, I64(f, from), campaign, I64(t, to), replacing};
   int64_t n = one_int(
       (pg *)base,
-      "SELECT (SELECT count(*) FROM contacts WHERE (unit=$1 OR unit=$2)"
-      "         AND ts BETWEEN $3 AND $5 AND ($4::text IS NULL OR campaign=$4))"
-      "     + (SELECT count(*) FROM coupons WHERE (customer=$1 OR anon=$2)"
-      "         AND issued BETWEEN $3 AND $5 AND ($4::text IS NULL OR tier=$4))"
-      "     + (SELECT count(*) FROM outbox WHERE customer=$1 AND due BETWEEN $3 AND $5"
+      /* the person: as sq_contacts_between, every id the identities link */
+      "WITH c AS (SELECT $1::text AS id UNION SELECT customer FROM identities WHERE anon=$2),"
+      " a AS (SELECT $2::text AS id UNION SELECT anon FROM identities"
+      "       WHERE customer IN (SELECT id FROM c)) "
+      "SELECT (SELECT count(*) FROM contacts WHERE (unit IN (SELECT id FROM c) OR unit IN"
+      "         (SELECT id FROM a)) AND ts BETWEEN $3 AND $5 AND ($4::text IS NULL OR campaign=$4))"
+      "     + (SELECT count(*) FROM coupons WHERE (customer IN (SELECT id FROM c) OR anon IN"
+      "         (SELECT id FROM a)) AND issued BETWEEN $3 AND $5 AND ($4::text IS NULL OR tier=$4))"
+      "     + (SELECT count(*) FROM outbox WHERE customer IN (SELECT id FROM c)"
+      "         AND due BETWEEN $3 AND $5"
       "         AND state IN ('pending','sending','sent') AND ($4::text IS NULL OR template=$4)"
       "         AND NOT ($6::text IS NOT NULL AND state='pending'"
       "                  AND left(key, length($6::text))=$6::text) AND " PG_NOT_OPTIN ")",

@@ -495,6 +495,19 @@ static void test_coupons(void) {
   CHECK_INT(store_contacts_between(s, "c7", "a7", NULL, now - 1000, now + 1000, NULL), 2);
   CHECK_INT(store_contacts_between(s, "c7", "a7", "returning", now - 1000, now + 1000, NULL), 2);
   CHECK_INT(store_contacts_between(s, "c7", "a7", "welcome", now - 1000, now + 1000, NULL), 0);
+  /* The person is every id the identities link: a contact of an anonymous
+     id before login counts for the customer, a customer's coupon for the
+     anonymous id. */
+  CHECK_INT(store_exec(s, "INSERT INTO identities(anon, customer, linked) VALUES ('a9', 'c7', 0)",
+                       &err),
+            TAILOR_OK);
+  CHECK_INT(store_contact_add(s, "a9", "popup", "welcome", now, &err), TAILOR_OK);
+  CHECK_INT(store_contacts_between(s, "c7", NULL, "welcome", now - 1000, now + 1000, NULL), 1);
+  CHECK_INT(store_contacts_between(s, NULL, "a9", "returning", now - 1000, now + 1000, NULL), 1);
+  CHECK_INT(store_contacts_between(s, NULL, "a8", "welcome", now - 1000, now + 1000, NULL), 0);
+  CHECK_INT(store_exec(s, "DELETE FROM contacts WHERE unit='a9'; "
+                          "DELETE FROM identities WHERE anon='a9'", &err),
+            TAILOR_OK);
   /* Emails count when they are due; a superseding one's pending rows not. */
   store_outbox_row cart = {"cart:c7:1", "c7", "email", "abandoned_cart", NULL, now + 3600000};
   store_outbox_row later = {"win:c7", "c7", "email", "win_back", NULL, now + 90 * 86400000LL};

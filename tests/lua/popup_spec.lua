@@ -100,6 +100,20 @@ describe("the shipped popup", function()
     e:close()
   end)
 
+  it("counts a coupon taken before login against the customer's caps", function()
+    local e = shop()
+    assert(e:ingest { type = "view", item = "hat", anon = "v9", session = "v9-old", ts = iso(3 * DAY) })
+    assert(e:ingest { type = "page_view", anon = "v9", session = "v9-now" })
+    assert.is_string(exit_popup(e, { anon = "v9", session = "v9-now" }).result.coupon)
+    assert(e:ingest { type = "identify", customer = "c3", anon = "v9" })
+    -- The cart email would be a second contact today: held back.
+    assert(e:ingest { type = "add_to_cart", item = "jacket", customer = "c3", anon = "v9",
+                      session = "v9-now" })
+    assert.are.same({}, pending(e, "c3"))
+    assert.are.equal(1, e:stats().process.triggers_capped)
+    e:close()
+  end)
+
   it("holds a same-day email back after a popup; emails due weeks later are all kept", function()
     local e = shop()
     arrive(e, "c1")
