@@ -8,6 +8,7 @@
 */
 #include <lauxlib.h>
 #include <limits.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -523,6 +524,47 @@ static int raw_field(lua_State *L, int t, const char *name) {
   return lua_rawget(L, t);
 }
 
+/* The largest discount that keeps every item of category path `cat` (and
+   of the categories inside it) over its margin: a walk of the catalog, as
+   a discount on a category is rarer than a decision. */
+static double category_max_discount(const idx *x, const char *cat, size_t len,
+                                    double min_margin) {
+  double max = 100;
+  for (uint32_t i = 0; i < x->items.n; i++) {
+    const idx_item *it = &x->item[i];
+    if (it->deleted || it->category == INTERN_NONE) continue;
+    const char *c = intern_name(&x->categories, it->category);
+    if (c && !strncmp(c, cat, len) && (c[len] == '\0' || c[len] == '/'))
+      max = fmin(max, idx_max_discount(x, i, min_margin));
+  }
+  return max;
+}
+
+/* The reason's text says the percent the guard lowered: "25%" in it becomes
+   "5%" (the first such number, as a strategy writes it with ..). */
+static void reason_follows(lua_State *L, int res, double asked, double max) {
+  if (raw_field(L, res, "reason") != LUA_TSTRING) {
+    lua_pop(L, 1);
+    return;
+  }
+  char was[32], now[32];
+  snprintf(was, sizeof was, "%.14g%%", asked);
+  snprintf(now, sizeof now, "%.14g%%", max);
+  const char *text = lua_tostring(L, -1), *at = strstr(text, was);
+  if (at && (at == text || !isdigit((unsigned char)at[-1]))) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, text, (size_t)(at - text));
+    luaL_addstring(&b, now);
+    luaL_addstring(&b, at + strlen(was));
+    luaL_pushresult(&b);
+    lua_pushliteral(L, "reason");
+    lua_insert(L, -2);
+    lua_rawset(L, res);
+  }
+  lua_pop(L, 1);
+}
+
 static void check_discount(lua_State *L, request *r, int res) {
   if (lua_isnil(L, res)) return;
   if (lua_type(L, res) == LUA_TTABLE) lvm_whole(L, res);
@@ -558,6 +600,17 @@ static void check_discount(lua_State *L, request *r, int res) {
     handler_error(L, r, "a discount", "'items' must be a list of item ids");
   }
   lua_pop(L, 1);
+  /* A discount on a category (the win-back's): every item of it. */
+  t = raw_field(L, res, "category");
+  if (t == LUA_TSTRING) {
+    size_t len;
+    const char *cat = lua_tolstring(L, -1, &len);
+    named = 1;
+    max = fmin(max, category_max_discount(x, cat, len, min_margin));
+  } else if (t != LUA_TNIL) {
+    handler_error(L, r, "a discount", "'category' must be a category path");
+  }
+  lua_pop(L, 1);
   if (!named) { /* the whole cart */
     uint32_t p = idx_person_of(x, r->q->customer, r->q->anon);
     for (uint32_t c = 0; p != INTERN_NONE && c < x->person[p].cart.n; c++)
@@ -565,6 +618,7 @@ static void check_discount(lua_State *L, request *r, int res) {
   }
   max = floor(max); /* whole percents: what a shop prints */
   if (pct > max) {
+    reason_follows(L, res, pct, max);
     lua_pushnumber(L, max);
     lua_setfield(L, res, "percent");
     lua_pushboolean(L, 1);

@@ -79,6 +79,23 @@ describe("the answers of strategies", function()
     e:close()
   end)
 
+  it("guards the margin of a discount's category, and its reason says the percent given", function()
+    local e = shop()
+    assert(e:ingest { type = "item_upsert",
+                      item = { id = "hat", price = 100, cost = 80, category = "Acc/Hats/Wool" } })
+    assert(e:ingest { type = "item_upsert", item = { id = "cap", price = 100, category = "Acc/Hats" } })
+    assert(e:ingest { type = "item_upsert",
+                      item = { id = "bag", price = 100, cost = 95, category = "Acc/Hatsx" } })
+    local d = assert(e:decide { kind = "discount", anon = "v1", context = { case = "category" } })
+    assert.is_nil(d.fallback, d.error)
+    -- The hat (inside the category) keeps 15% over its cost: 5% at most;
+    -- the bag of another category does not count.
+    assert.are.equal(5, d.result.percent)
+    assert.is_true(d.result.capped)
+    assert.are.equal("We miss you: 5% off hats", d.result.reason)
+    e:close()
+  end)
+
   it("refuses a default k larger than the largest k a request may ask for", function()
     local e, err = tailor.open { db = ":memory:", strategies = "",
                                  decide = { default_k = 250, max_k = 20 } }

@@ -25,6 +25,9 @@ return {
   discount = function(ctx)
     local case = ctx.context.case
     if case == "string" then return { percent = 50, items = "costly" } end
+    if case == "category" then
+      return { percent = 25, category = "Acc/Hats", reason = "We miss you: 25% off hats" }
+    end
     local items = {}
     for i = 1, ctx.context.n do items[i] = "c" .. i end
     items[#items + 1] = "costly"
