@@ -520,6 +520,11 @@ int cmd_eval(int argc, char **argv) {
   }
   if (!train) return bad_usage("%s", "--train FILE is required");
   if (!test && !(val_share > 0)) return bad_usage("%s", "--test FILE (or --validate) is required");
+  /* The validation split is the one tune searched its parameters on and
+     trained its re-ranker on: tuned rows there would be in-sample figures. */
+  if (tuned_path && val_share > 0)
+    return bad_usage("%s", "--tuned scores held-out test data: with --validate its rows would "
+                           "be the queries tune chose them on; give --test FILE instead");
   if (strategy && nkernels) return bad_usage("%s", "--kernel and --strategy exclude each other");
   if (strategy && tuned_path) return bad_usage("%s", "--tuned and --strategy exclude each other");
   if (strategy && nparams)
@@ -560,6 +565,17 @@ int cmd_eval(int argc, char **argv) {
   }
   if (val_share > 0 && test && !co.quiet)
     fprintf(stderr, "tailor eval: --validate: %s is not read\n", test);
+  /* Nothing to score is an error, not a table of zeros. */
+  if (!d.ntrain || !d.nqueries) {
+    fprintf(stderr, "tailor eval: %s\n",
+            !d.ntrain ? "no training sessions to index (is the training file empty?)"
+            : val_share > 0 ? "the validation split has no queries (too few sessions?)"
+                            : "no test queries (is the test file empty, or are its targets "
+                              "unknown to the training sessions?)");
+    eval_data_free(&d);
+    sknn_tuned_free(&tuned);
+    return EXIT_BADINPUT;
+  }
   if (d.counts.not_views + d.counts.no_session && !co.quiet)
     fprintf(stderr, "tailor eval: skipped %llu events that are not views and %llu "
             "views without a session id\n", (unsigned long long)d.counts.not_views,

@@ -315,7 +315,14 @@ static int read_events(loader *L, reader *r, eval_seqs *out) {
     } else if (!e.session) {
       d->counts.no_session++;
     } else {
-      uint32_t s = intern_put(&sessions, e.session), item;
+      /* A session is the visitor's: GA4's ga_session_id is unique per user
+         only, and two users' sessions of one id were one.  The anonymous id
+         first (it stays across a login in the session), else the customer. */
+      const char *who = e.anon ? e.anon : e.customer ? e.customer : "";
+      char *key = malloc(strlen(who) + strlen(e.session) + 2);
+      if (key) sprintf(key, "%s\x1f%s", who, e.session);
+      uint32_t s = key ? intern_put(&sessions, key) : INTERN_NONE, item;
+      free(key);
       rc = s == INTERN_NONE ? TAILOR_ENOMEM : name_id(L, r, e.lines[0].item, &item);
       if (!rc && (grow((void **)&vs, &vs_cap, nv + 1, sizeof *vs) ||
                   grow((void **)&vi, &vi_cap, nv + 1, sizeof *vi)))

@@ -146,6 +146,23 @@ static void test_ndjson(void) {
   CHECK_INT(eval_item_id(&d, "nope"), UINT32_MAX);
   eval_data_free(&d);
 
+  /* Two visitors' sessions of one id (GA4's ga_session_id is unique per
+     user only) are two sessions; a login inside a session keeps it one. */
+  CHECK_INT(load(&d,
+                 "{\"type\":\"view\",\"item\":\"a\",\"anon\":\"u1\",\"session\":\"17\"}\n"
+                 "{\"type\":\"view\",\"item\":\"b\",\"anon\":\"u2\",\"session\":\"17\"}\n"
+                 "{\"type\":\"view\",\"item\":\"c\",\"anon\":\"u1\",\"session\":\"17\"}\n"
+                 "{\"type\":\"view\",\"item\":\"d\",\"anon\":\"u2\",\"session\":\"17\"}\n"
+                 "{\"type\":\"view\",\"item\":\"e\",\"anon\":\"u1\",\"customer\":\"c1\","
+                 "\"session\":\"17\"}\n",
+                 test, 0, &err),
+            0);
+  CHECK_INT(d.train.n, 2);
+  CHECK_INT(eval_seq(&d.train, 0, &items), 3); /* u1: a c e */
+  CHECK_STR(eval_item_name(&d, items[2], num), "e");
+  CHECK_INT(eval_seq(&d.train, 1, &items), 2); /* u2: b d */
+  eval_data_free(&d);
+
   /* A line that is not a valid event names its line and field. */
   CHECK_INT(load(&d, "{\"type\":\"view\",\"session\":\"s\",\"item\":\"a\"}\n"
                      "{\"type\":\"view\",\"session\":\"s\"}\n", test, 0, &err),

@@ -41,6 +41,17 @@ printf '1 2\t3\n1\t2\n' > "$dir/test.txt"
 "$T" eval --test "$dir/test.txt" 2>"$dir/err"
 expect "no --train exits 2" test $? = 2
 expect "no --train explained" grep -q -- "--train FILE is required" "$dir/err"
+: > "$dir/empty.txt"
+"$T" eval --train "$dir/train.txt" --test "$dir/empty.txt" --kernel pop --quiet >/dev/null 2>"$dir/err"
+expect "no test queries exits 2" test $? = 2
+expect "no test queries said" grep -q "no test queries" "$dir/err"
+"$T" eval --train "$dir/empty.txt" --test "$dir/test.txt" --kernel pop --quiet >/dev/null 2>"$dir/err"
+expect "no training sessions exits 2" test $? = 2
+expect "no training sessions said" grep -q "no training sessions" "$dir/err"
+echo '{}' > "$dir/tuned.json"
+"$T" eval --train "$dir/train.txt" --validate --tuned "$dir/tuned.json" 2>"$dir/err"
+expect "--tuned with --validate exits 2" test $? = 2
+expect "--tuned with --validate explained" grep -q "queries tune chose them on" "$dir/err"
 "$T" eval --train "$dir/train.txt" --test "$dir/test.txt" --kernel nope 2>"$dir/err"
 expect "unknown kernel exits 2" test $? = 2
 expect "unknown kernel named" grep -q "unknown kernel 'nope'" "$dir/err"
