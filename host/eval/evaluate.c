@@ -92,6 +92,11 @@ __attribute__((format(printf, 5, 6))) static int fail(tailor_error *err, int cod
 
 /* ** Reading lines from a file or from memory ------------------------------ */
 
+/* Plain ids index arrays directly up to this; a file with a larger one is
+   read again with every id a name (dense, as NDJSON's are). */
+#define EVAL_DENSE_MAX ((1u << 22) - 1)
+#define EVAL_AS_NAMES 1000 /* load's: read again as names */
+
 typedef struct reader {
   FILE *f;                /* or NULL: from memory */
   const char *p, *end;
@@ -176,6 +181,10 @@ static int token_id(loader *L, reader *r, const char *s, size_t n,
   size_t i = 0;
   for (; i < n && isdigit((unsigned char)s[i]) && v <= SKNN_MAX_ITEM; i++)
     v = v * 10 + (uint64_t)(s[i] - '0');
+  /* A large number is read again as a name (load): the plain ids index
+     arrays directly, and ids of nine digits (yoochoose's) took gigabytes
+     for a few thousand items. */
+  if (i == n && v > EVAL_DENSE_MAX) return EVAL_AS_NAMES;
   if (i < n || v > SKNN_MAX_ITEM)
     return fail(L->err, TAILOR_EPARSE, r->label, r->line,
                 "bad item id '%.*s' (a number up to %u, or use NDJSON for "
@@ -428,7 +437,7 @@ static int make_catalog(eval_data *d) {
 
 /* ** Loading ---------------------------------------------------------------- */
 
-static int load(eval_data *d, reader *tr, reader *te, double val_share,
+static int load(eval_data *d, reader *tr, reader *te, double val_share, int as_names,
                 tailor_error *err) {
   memset(d, 0, sizeof *d);
   intern_init(&d->names);
@@ -437,7 +446,7 @@ static int load(eval_data *d, reader *tr, reader *te, double val_share,
   d->validating = val_share > 0;
   int tr_nd = reader_peek(tr) == '{';
   int te_nd = !d->validating && reader_peek(te) == '{';
-  d->named = tr_nd || te_nd;
+  d->named = tr_nd || te_nd || as_names;
   loader L = {.d = d, .err = err};
   int rc = tr_nd ? read_events(&L, tr, &d->train) : read_plain_sessions(&L, tr, &d->train);
   if (rc) goto done;
@@ -484,7 +493,14 @@ int eval_load(eval_data *d, const char *train, const char *test,
     fclose(tr.f);
     return rc;
   }
-  rc = load(d, &tr, &te, val_share, err);
+  rc = load(d, &tr, &te, val_share, 0, err);
+  if (rc == EVAL_AS_NAMES) { /* a large numeric id: once more, as names */
+    eval_data_free(d);
+    rewind(tr.f);
+    if (te.f) rewind(te.f);
+    tr.line = te.line = 0;
+    rc = load(d, &tr, &te, val_share, 1, err);
+  }
   fclose(tr.f);
   if (te.f) fclose(te.f);
   free(tr.buf);
@@ -497,7 +513,12 @@ int eval_load_text(eval_data *d, const char *train, size_t train_len,
                    tailor_error *err) {
   reader tr = {.p = train, .end = train + train_len, .label = "train"};
   reader te = {.p = test, .end = test ? test + test_len : test, .label = "test"};
-  return load(d, &tr, &te, val_share, err);
+  int rc = load(d, &tr, &te, val_share, 0, err);
+  if (rc != EVAL_AS_NAMES) return rc;
+  eval_data_free(d);
+  tr = (reader){.p = train, .end = train + train_len, .label = "train"};
+  te = (reader){.p = test, .end = test ? test + test_len : test, .label = "test"};
+  return load(d, &tr, &te, val_share, 1, err);
 }
 
 const char *eval_item_name(const eval_data *d, uint32_t id, char *buf) {

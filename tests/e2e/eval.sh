@@ -41,6 +41,32 @@ printf '1 2\t3\n1\t2\n' > "$dir/test.txt"
 "$T" eval --test "$dir/test.txt" 2>"$dir/err"
 expect "no --train exits 2" test $? = 2
 expect "no --train explained" grep -q -- "--train FILE is required" "$dir/err"
+# Nine-digit numeric ids (yoochoose's) are read as names: dense arrays
+# indexed by the number took 11 GB for 5,000 items.
+python3 - "$dir" <<'PY'
+import random, sys
+random.seed(3)
+base = (1 << 28) - 1 - 100000
+with open(sys.argv[1] + "/huge.train", "w") as f:
+    for _ in range(2000):
+        cur, s = random.randint(0, 5000), []
+        for _ in range(random.randint(2, 8)):
+            cur = (cur + random.choice([1, 2, -1])) % 5000
+            s.append(base + cur)
+        f.write(" ".join(map(str, s)) + "\n")
+with open(sys.argv[1] + "/huge.test", "w") as f:
+    for _ in range(200):
+        cur = random.randint(0, 5000)
+        f.write("%d\t%d\n" % (base + cur, base + (cur + 1) % 5000))
+PY
+peak=$(python3 -c '
+import resource, subprocess, sys
+rc = subprocess.run(sys.argv[2:], stdout=open(sys.argv[1], "w")).returncode
+print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$dir/huge.out" \
+  "$T" eval --train "$dir/huge.train" --test "$dir/huge.test" --kernel sknn --quiet --json)
+expect "large numeric ids: scored" test "${peak%% *}" = 0
+expect "large numeric ids: in bounded memory (${peak##* } KB)" test "${peak##* }" -lt 1000000
+expect "large numeric ids: every query" grep -q '"queries": 200' "$dir/huge.out"
 : > "$dir/empty.txt"
 "$T" eval --train "$dir/train.txt" --test "$dir/empty.txt" --kernel pop --quiet >/dev/null 2>"$dir/err"
 expect "no test queries exits 2" test $? = 2
