@@ -181,8 +181,9 @@ int cmd_tune(int argc, char **argv) {
   if (memcmp(&r.adapted, &r.defaults, sizeof r.adapted))
     printf("  %-22s %6.2f %6.2f\n", "adapted defaults", 100 * r.s_adapted.p20,
            100 * r.s_adapted.mrr20);
-  printf("  %-22s %6.2f %6.2f  (%u runs, %u passes, %.0f s)\n", "tuned", 100 * r.s_tuned.p20,
-         100 * r.s_tuned.mrr20, r.evaluations, r.passes, r.search_s);
+  printf("  %-22s %6.2f %6.2f  (%u runs, %u passes%s, %.0f s)\n", "tuned", 100 * r.s_tuned.p20,
+         100 * r.s_tuned.mrr20, r.evaluations, r.passes,
+         r.budget_cut ? " and part of one more: the time budget ran out" : "", r.search_s);
   if (r.reranked) {
     printf("  held-out part (%zu queries):\n", r.h_tuned.queries);
     printf("  %-22s %6.2f %6.2f\n", "tuned", 100 * r.h_tuned.p20, 100 * r.h_tuned.mrr20);

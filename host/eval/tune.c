@@ -211,7 +211,10 @@ static int search(const eval_data *d, const sknn_index *x, const tune_opts *o,
       for (int dir = 1; dir >= -1; dir -= 2) {
         int moved = 0;
         for (;;) {
-          if ((double)(util_mono_ns() - t0) / 1e9 > o->budget_s) goto out;
+          if ((double)(util_mono_ns() - t0) / 1e9 > o->budget_s) {
+            r->budget_cut = 1; /* pass + 1 begun, r->passes whole */
+            goto out;
+          }
           double v = param_get(&best, dm->name), nv = step_value(dm, v, dir, steps[i]);
           if (nv == v) break;
           sknn_params cand = best;
@@ -541,6 +544,7 @@ int tune_write(const char *path, const tune_result *r, const char *model,
   json_t *s = json_object();
   json_object_set_new(s, "evaluations", json_integer(r->evaluations));
   json_object_set_new(s, "passes", json_integer(r->passes));
+  json_object_set_new(s, "budget_cut", json_boolean(r->budget_cut));
   json_object_set_new(s, "search_seconds", json_real(round(r->search_s * 10) / 10));
   if (r->reranked) {
     json_object_set_new(s, "rerank_seconds", json_real(round(r->rerank_s * 10) / 10));

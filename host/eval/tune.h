@@ -82,7 +82,8 @@ typedef struct tune_result {
   sknn_params adapted;    /* after the repeat rule: the search's start */
   sknn_params tuned;
   tune_score s_defaults, s_adapted, s_tuned; /* on the search's queries */
-  unsigned evaluations, passes;
+  unsigned evaluations, passes; /* passes whole; budget_cut: one more begun */
+  int budget_cut;                /* the time budget ended the search */
   double search_s;
   int reranked;           /* a model was trained and saved */
   unsigned trees;         /* its boosting rounds */

@@ -47,6 +47,14 @@ expect "no --out exits 2" test $? = 2
 expect "--test is refused" test $? = 2
 expect "and why" grep -q "reads no test data" "$dir/err"
 
+# A budget that ends the search inside a pass says so (the summary
+# counted only whole passes, the log the pass begun).
+"$T" tune --train "$dir/train.sessions" --out "$dir/cut.json" --budget-s 0.001 --no-rerank \
+  >"$dir/cut.out" 2>/dev/null
+expect "a cut search still writes" test $? = 0
+expect "the cut is said" grep -q "part of one more: the time budget ran out" "$dir/cut.out"
+expect "and recorded" test "$(json "$dir/cut.json" "j['search']['budget_cut']")" = True
+
 "$T" tune --train "$dir/train.sessions" --out "$dir/shop.json" --passes 1 --trees 20 \
   >"$dir/tune.out" 2>"$dir/tune.err"
 expect "tune exits 0" test $? = 0
