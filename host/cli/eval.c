@@ -565,6 +565,12 @@ int cmd_eval(int argc, char **argv) {
   }
   if (val_share > 0 && test && !co.quiet)
     fprintf(stderr, "tailor eval: --validate: %s is not read\n", test);
+  /* Plain pairs are scored as written (the published protocol's files are
+     filtered already); an NDJSON log drops unknown items first. */
+  if (d.counts.unknown_targets && !co.quiet)
+    fprintf(stderr, "tailor eval: %llu of %zu test pairs target an item the training sessions "
+            "never show: scored as misses (an NDJSON test log leaves such items out)\n",
+            (unsigned long long)d.counts.unknown_targets, d.nqueries);
   /* Nothing to score is an error, not a table of zeros. */
   if (!d.ntrain || !d.nqueries) {
     fprintf(stderr, "tailor eval: %s\n",

@@ -471,8 +471,11 @@ static int load(eval_data *d, reader *tr, reader *te, double val_share, int as_n
     rc = TAILOR_ENOMEM;
     goto done;
   }
-  for (size_t q = 0; q < d->nqueries; q++)
+  for (size_t q = 0; q < d->nqueries; q++) {
+    uint32_t target = d->test.items[d->test.start[d->queries[q].session] + d->queries[q].pos];
     d->ask[d->test.start[d->queries[q].session] + d->queries[q].pos] = 1;
+    if (d->test_plain && (target >= d->nitems || !d->views[target])) d->counts.unknown_targets++;
+  }
 done:
   free(L.tok);
   free(L.tmp);

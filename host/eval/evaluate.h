@@ -79,6 +79,8 @@ typedef struct eval_counts {
   uint64_t no_session;  /* views without a session id */
   uint64_t dropped_items;    /* test views of items unknown to training */
   uint64_t dropped_sessions; /* test sessions left shorter than 2 */
+  uint64_t unknown_targets;  /* plain test pairs (kept as written) whose
+                                target training never showed: misses */
 } eval_counts;
 
 typedef struct eval_data {

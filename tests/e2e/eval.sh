@@ -67,6 +67,10 @@ print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$dir/huge.ou
 expect "large numeric ids: scored" test "${peak%% *}" = 0
 expect "large numeric ids: in bounded memory (${peak##* } KB)" test "${peak##* }" -lt 1000000
 expect "large numeric ids: every query" grep -q '"queries": 200' "$dir/huge.out"
+printf '99\t98\n1\t99\n1 2\t3\n' > "$dir/unseen.txt"
+"$T" eval --train "$dir/train.txt" --test "$dir/unseen.txt" --kernel pop >/dev/null 2>"$dir/err"
+expect "plain pairs with unknown targets: scored" test $? = 0
+expect "and counted" grep -q "2 of 3 test pairs target an item the training sessions never show" "$dir/err"
 : > "$dir/empty.txt"
 "$T" eval --train "$dir/train.txt" --test "$dir/empty.txt" --kernel pop --quiet >/dev/null 2>"$dir/err"
 expect "no test queries exits 2" test $? = 2
