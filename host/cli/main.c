@@ -105,7 +105,7 @@ tailor *cli_open(const cli_opts *o, const char *extra_json) {
   json_object_del(cfg, "server");
   if (extra_json) {
     json_t *extra = json_loads(extra_json, 0, NULL);
-    json_object_update(cfg, extra);
+    json_object_update_recursive(cfg, extra); /* a user's "store" keeps its other keys */
     json_decref(extra);
   }
   if (o->db) json_object_set_new(cfg, "db", json_string(o->db));

@@ -193,7 +193,10 @@ int tailor_forget(tailor *t, const char *customer, int64_t *erased,
                      "forget: cannot remove the checkpoint %s (%s): it would bring the "
                      "customer back at the next start", t->ckpt_path, strerror(errno));
   }
-  if (t->ckpt_path) util_sync_dir_of(t->ckpt_path);
+  if (t->ckpt_path) {
+    util_sync_dir_of(t->ckpt_path);
+    t->ckpt_seq = -1; /* none on disk now: a close writes one, if this fails */
+  }
   /* Exposures still waiting in memory go to the store first, where the
      erasure deletes them (kept, they were written back after it). */
   eng_flush_exposures(t);

@@ -551,6 +551,10 @@ static void reason_follows(lua_State *L, int res, double asked, double max) {
   snprintf(was, sizeof was, "%.14g%%", asked);
   snprintf(now, sizeof now, "%.14g%%", max);
   const char *text = lua_tostring(L, -1), *at = strstr(text, was);
+  if (!at && asked == floor(asked)) { /* a float as Lua writes it: "25.0%" */
+    snprintf(was, sizeof was, "%.1f%%", asked);
+    at = strstr(text, was);
+  }
   if (at && (at == text || !isdigit((unsigned char)at[-1]))) {
     luaL_Buffer b;
     luaL_buffinit(L, &b);

@@ -81,7 +81,7 @@ void eng_log(tailor *t, int level, const char *fmt, ...) {
 /* A stored event today's parser refuses (store.h, store_on_unreadable):
    an older build wrote it before a check existed.  Said and counted; the
    index goes on without it rather than every command failing to open. */
-static void eng_unreadable(void *ud, int64_t seq, const char *why) {
+void eng_unreadable(void *ud, int64_t seq, const char *why) {
   tailor *t = ud;
   atomic_fetch_add(&t->n_unreadable, 1);
   eng_log(t, TAILOR_LOG_WARN,
@@ -93,6 +93,7 @@ static void eng_unreadable(void *ud, int64_t seq, const char *why) {
 int eng_rebuild_one(void *ud, int64_t seq, const ev *e) {
   tailor *t = ud;
   t->applied_seq = seq;
+  if (!e) return 0; /* a row passed over (eng_unreadable) */
   if (!(t->ix->applied & 16383) && t->replay_said &&
       util_mono_ns() - t->replay_said >= REPLAY_SAY_NS) {
     t->replay_said = util_mono_ns();

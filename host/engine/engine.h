@@ -86,7 +86,9 @@ struct tailor {
   commit_req *commit_queue;
   int committing;
 
-  /* Per-thread Lua states, all listed so tailor_close() can free them. */
+  /* Per-thread Lua states, all listed so tailor_close() can free them
+     (the list under vm.c's process-wide slots_mu); vm_mu guards the
+     strategy snapshots (snaps). */
   pthread_key_t vm_key;
   pthread_mutex_t vm_mu;
   vm_slot *vms;
@@ -181,6 +183,9 @@ extern _Thread_local tailor *eng_writing;
 extern _Thread_local tailor *eng_serial;
 void eng_save_checkpoint(tailor *t);
 void eng_refit_value(tailor *t);
+/* A stored event today's parser refuses, passed over by the index (the
+   store's skip function: store_on_unreadable); ud is the engine. */
+void eng_unreadable(void *ud, int64_t seq, const char *why);
 int eng_rebuild_one(void *ud, int64_t seq, const ev *e);
 
 /* A shared log's refits (engine.c): eng_refit_due says whether the

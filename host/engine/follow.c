@@ -72,7 +72,8 @@ static void note_lag(tailor *t, const ev *e) {
 static int follow_one(void *ud, int64_t seq, const ev *e) {
   follow_run *r = ud;
   tailor *t = r->t;
-  if (!e) { /* one of this node's events, erased by another before we read it */
+  if (!e) { /* one of this node's events, erased by another before we read it,
+               or a row today's checks refuse, passed over (eng_unreadable) */
     t->applied_seq = seq;
     if (own_known(r, seq)) r->found++;
     return 0;
@@ -322,6 +323,7 @@ int eng_follow_start(tailor *t, tailor_error *err) {
   if (!store_shared(t->st)) return TAILOR_OK;
   if (!(t->st_follow = store_open_reader(t->st)))
     return util_fail(err, TAILOR_ESTORE, "db", "log: cannot open the follower's connection");
+  store_on_unreadable(t->st_follow, eng_unreadable, t); /* as the writer's store */
   if (pthread_create(&t->follow_thread, NULL, follow_main, t)) {
     store_close(t->st_follow);
     t->st_follow = NULL;

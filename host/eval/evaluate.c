@@ -499,10 +499,14 @@ int eval_load(eval_data *d, const char *train, const char *test,
   rc = load(d, &tr, &te, val_share, 0, err);
   if (rc == EVAL_AS_NAMES) { /* a large numeric id: once more, as names */
     eval_data_free(d);
-    rewind(tr.f);
-    if (te.f) rewind(te.f);
+    const char *again = fseek(tr.f, 0, SEEK_SET) ? train
+                        : te.f && fseek(te.f, 0, SEEK_SET) ? test : NULL;
     tr.line = te.line = 0;
-    rc = load(d, &tr, &te, val_share, 1, err);
+    rc = again ? fail(err, TAILOR_EIO, again, 0,
+                      "an item id above %u makes eval read the files again, with ids as "
+                      "names, and this one cannot be read twice (a pipe?): give a file",
+                      EVAL_DENSE_MAX)
+               : load(d, &tr, &te, val_share, 1, err);
   }
   fclose(tr.f);
   if (te.f) fclose(te.f);

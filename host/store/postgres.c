@@ -977,7 +977,9 @@ static int pg_scan(store *base, int64_t after, store_event_fn fn, void *ud,
       tailor_error why = {0};
       if (ev_parse(body, (size_t)PQgetlength(r, i, 2), &lim, &e, &why) != TAILOR_OK) {
         if ((rc = store_unreadable(&p->base, s, why.message, err))) break;
-        pg_pos(p, 0, s, xid); /* passed over: the log's position moves on */
+        rc = fn(ud, s, NULL); /* passed over: the position moves on */
+        pg_pos(p, rc, s, xid);
+        if (rc) break;
         continue;
       }
       rc = fn(ud, s, &e);
@@ -1637,11 +1639,14 @@ static int64_t pg_contacts_between(store *base, const char *customer, const char
       "WITH c AS (SELECT $1::text AS id UNION SELECT customer FROM identities WHERE anon=$2),"
       " a AS (SELECT $2::text AS id UNION SELECT anon FROM identities"
       "       WHERE customer IN (SELECT id FROM c)) "
-      "SELECT (SELECT count(*) FROM contacts WHERE (unit IN (SELECT id FROM c) OR unit IN"
-      "         (SELECT id FROM a)) AND ts BETWEEN $3 AND $5 AND ($4::text IS NULL OR campaign=$4))"
-      "     + (SELECT count(*) FROM coupons WHERE (customer IN (SELECT id FROM c) OR anon IN"
-      "         (SELECT id FROM a)) AND issued BETWEEN $3 AND $5 AND ($4::text IS NULL OR tier=$4))"
-      "     + (SELECT count(*) FROM outbox WHERE customer IN (SELECT id FROM c)"
+      /* = ANY(ARRAY(...)): an index scan (IN (SELECT) OR IN (SELECT) read
+         the whole tables) */
+      "SELECT (SELECT count(*) FROM contacts WHERE unit = ANY(ARRAY(SELECT id FROM c UNION"
+      "         SELECT id FROM a)) AND ts BETWEEN $3 AND $5 AND ($4::text IS NULL OR campaign=$4))"
+      "     + (SELECT count(*) FROM coupons WHERE (customer = ANY(ARRAY(SELECT id FROM c)) OR"
+      "         anon = ANY(ARRAY(SELECT id FROM a))) AND issued BETWEEN $3 AND $5"
+      "         AND ($4::text IS NULL OR tier=$4))"
+      "     + (SELECT count(*) FROM outbox WHERE customer = ANY(ARRAY(SELECT id FROM c))"
       "         AND due BETWEEN $3 AND $5"
       "         AND state IN ('pending','sending','sent') AND ($4::text IS NULL OR template=$4)"
       "         AND NOT ($6::text IS NOT NULL AND state='pending'"

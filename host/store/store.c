@@ -681,6 +681,7 @@ static int sq_scan(store *base, int64_t after, store_event_fn fn, void *ud,
       /* A row that no longer parses (an older build's, or damage): said,
          with its seq, and passed over or the scan's end (store.h). */
       if ((rc = store_unreadable(base, seq, why.message, err))) break;
+      if ((rc = fn(ud, seq, NULL))) break; /* passed over: the position moves on */
       continue;
     }
     rc = fn(ud, seq, &e);

@@ -167,6 +167,8 @@ typedef int (*store_event_fn)(void *ud, int64_t seq, const ev *e);
 ** (an export or erasure still sees it); only the index passes it over.
 */
 typedef void (*store_skip_fn)(void *ud, int64_t seq, const char *why);
+/* (The scan's store_event_fn then gets the row's seq with a NULL event, so
+   its position moves past it; only a store with a skip function does so.) */
 void store_on_unreadable(store *s, store_skip_fn fn, void *ud);
 int store_scan(store *s, int64_t after, store_event_fn fn, void *ud,
                tailor_error *err);

@@ -67,6 +67,12 @@ print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$dir/huge.ou
 expect "large numeric ids: scored" test "${peak%% *}" = 0
 expect "large numeric ids: in bounded memory (${peak##* } KB)" test "${peak##* }" -lt 1000000
 expect "large numeric ids: every query" grep -q '"queries": 200' "$dir/huge.out"
+# Read through a pipe, the second reading cannot happen: said, not a
+# silently shorter training set.
+cat "$dir/huge.train" | "$T" eval --train /dev/stdin --test "$dir/huge.test" --kernel pop \
+  --quiet >/dev/null 2>"$dir/err"
+expect "large ids through a pipe: exit 1" test $? = 1
+expect "and why" grep -q "cannot be read twice (a pipe?)" "$dir/err"
 printf '99\t98\n1\t99\n1 2\t3\n' > "$dir/unseen.txt"
 "$T" eval --train "$dir/train.txt" --test "$dir/unseen.txt" --kernel pop >/dev/null 2>"$dir/err"
 expect "plain pairs with unknown targets: scored" test $? = 0
