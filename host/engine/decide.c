@@ -670,6 +670,8 @@ static int run_handler(lua_State *L) {
     return 0;
   }
   if (!strcmp(r->q->kind, "discount")) check_discount(L, r, res);
+  /* No popup because tailor.coupon met a cap: the answer says which. */
+  if (popup && lua_isnil(L, res) && c->capped) r->capped = c->capped;
   if (popup && lua_istable(L, res)) {
     const char *name = lua_getfield(L, res, "name") == LUA_TSTRING ? lua_tostring(L, -1) : "popup";
     snprintf(r->popup, sizeof r->popup, "%s", name);
@@ -752,7 +754,7 @@ static void write_given_order(request *r) {
 
 int eng_decide(tailor *t, const dreq *q, strbuf *out, tailor_error *err) {
   request r = {t, q, q->k ? q->k : t->cfg.default_k, NULL, 0, out, 0,
-               {q->customer, q->anon, NULL, {0}, 0}, NULL, ""};
+               {q->customer, q->anon, NULL, {0}, 0, NULL}, NULL, ""};
   atomic_fetch_add(&t->n_decisions, 1);
   uint64_t started = util_mono_ns();
   int recommend = !strcmp(q->kind, "recommend") || !strcmp(q->kind, "rank");

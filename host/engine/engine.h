@@ -387,6 +387,7 @@ typedef struct eng_call {
   json_t *coupons; /* issued in the call: [{code, tier, ...}], or NULL */
   eng_caps caps;
   int caps_read;
+  const char *capped; /* the cap that made tailor.coupon answer nil, or NULL */
 } eng_call;
 
 extern _Thread_local eng_call *eng_current;

@@ -1750,6 +1750,7 @@ static int l_coupon(lua_State *L) {
   const char *why = eng_caps_over(t, &call->caps, call->customer, call->anon, tier,
                                   (long)json_array_size(call->coupons), util_now_ms(), NULL);
   if (why) {
+    call->capped = why; /* a popup that gives up for it says which cap held */
     lua_pushnil(L);
     lua_pushstring(L, why);
     return 2;

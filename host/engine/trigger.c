@@ -502,7 +502,7 @@ int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
     int want = wants[evs[i]->type];
     if (!want || (want == 1 && !evs[i]->customer)) continue;
     trigger_run r = {t, evs[i], NULL, NULL, NULL, 0,
-                     {evs[i]->customer, evs[i]->anon, NULL, {0}, 0}, now};
+                     {evs[i]->customer, evs[i]->anon, NULL, {0}, 0, NULL}, now};
     pthread_rwlock_rdlock(&t->lock);
     eng_current = &r.call;
     int lua_rc = lvm_pcall(vm, run_on_event, &r, &lerr), rc = TAILOR_OK;

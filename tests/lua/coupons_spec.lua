@@ -29,6 +29,18 @@ end
 local function total_events(e) return e:stats().events_total end
 
 describe("coupons", function()
+  it("says which cap held when a popup gives up for want of its coupon", function()
+    local e = assert(tailor.open { db = ":memory:", strategies = root .. "/tests/lua/capped" })
+    local d = e:decide { kind = "popup", anon = "v1" }
+    assert.is_nil(d.fallback, d.error)
+    assert.is_string(d.result.coupon)
+    d = e:decide { kind = "popup", anon = "v1" }
+    assert.is_nil(d.fallback, d.error)
+    assert.is_nil(d.result)
+    assert.are.equal("per_campaign", d.capped)
+    e:close()
+  end)
+
   it("issues a unique code with an expiry that the checkout checks and redeems once", function()
     local e = engine()
     local a, b = exit_popup(e, "v1"), exit_popup(e, "v2")
