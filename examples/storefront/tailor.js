@@ -33,6 +33,8 @@
   "use strict";
 
   var STORE_PREFIX = "tailor.";
+  /* What tailor.js keeps in localStorage (besides the consent choice). */
+  var STORED_KEYS = ["anon", "customer", "customer_token", "session", "session_last", "source", "landed"];
   var SESSION_IDLE_MS = 30 * 60 * 1000; // a visit ends after this long idle
   var EXIT_INTENT_MIN_MS = 2000;        // ignore exits this soon after load
   var DEFAULT_K = 4;
@@ -134,6 +136,7 @@
     this.context = options.context || {};
     this.product = options.product || function () { return null; };
     this.onError = options.onError || function (err) { if (global.console) console.warn("tailor:", err); };
+    this.timeoutMs = options.timeoutMs || TIMEOUT_MS;
     this.forcedDevice = options.device;
     this.requireConsent = !!options.requireConsent;
     this.choice = loadConsent();
@@ -173,23 +176,55 @@
     save("session", null);
   };
 
+  /* A request that takes longer than this is a failed one (onError), so a
+     stalled network never leaves a widget loading or the popup asked. */
+  var TIMEOUT_MS = 5000;
+
   Tailor.prototype.request = function (path, body, keepalive) {
     var headers = { "Authorization": "Bearer " + this.token, "Content-Type": "application/json" };
     /* The shop's proof of who is logged in (docs/server.md): without it the
        server treats every request as the anonymous visitor's. */
     var proof = load("customer_token");
     if (proof) headers["X-Tailor-Customer"] = proof;
+    var abort = global.AbortController ? new AbortController() : null;
+    var timer = abort ? setTimeout(function () { abort.abort(); }, this.timeoutMs) : null;
     return fetch(this.endpoint + path, {
       method: "POST",
       headers: headers,
       body: JSON.stringify(body),
       keepalive: !!keepalive, // lets an event leave with a page being closed
+      signal: abort ? abort.signal : undefined,
     }).then(function (res) {
       return res.json().then(function (data) {
-        if (!res.ok) throw new Error((data.error && data.error.message) || "HTTP " + res.status);
+        if (!res.ok) {
+          var err = new Error((data.error && data.error.message) || "HTTP " + res.status);
+          err.status = res.status;
+          throw err;
+        }
         return data;
       });
-    });
+    }).finally(function () { if (timer) clearTimeout(timer); });
+  };
+
+  /* An event (or events) to the server: it carries a message id, made once,
+     so a retry after a lost answer or a timeout is stored once (docs/events.md);
+     tried again twice on a network error or a server error, never on a
+     refusal (4xx).  Resolves to the server's answer, or null after
+     onError once every try failed. */
+  Tailor.prototype.send = function (ev, rejects) {
+    if (ev.message_id == null) ev.message_id = randomId("m-");
+    var self = this, tries = 0;
+    function attempt() {
+      tries++;
+      return self.request("/v1/events", ev, true).catch(function (err) {
+        if (tries < 3 && !(err.status >= 400 && err.status < 500)) {
+          return new Promise(function (ok) { setTimeout(ok, 400 * tries); }).then(attempt);
+        }
+        throw err;
+      });
+    }
+    if (rejects) return attempt(); /* the caller shows the refusal (the quiz) */
+    return attempt().catch(function (err) { self.onError(err); return null; });
   };
 
   /* Whether the visitor allows a purpose (analytics, personalization,
@@ -212,16 +247,35 @@
               marketing: !!choice.marketing };
     this.choice = c;
     try { global.localStorage.setItem(STORE_PREFIX + "consent", JSON.stringify(c)); } catch (e) {}
+    /* The choice names the visitor as they were: read before storage may
+       be given up below (a withdrawal sent without ids changed nothing). */
+    var ev = Object.assign({ type: "consent", props: c }, this.who());
     var keep = c.analytics || c.personalization;
     if (keep && !persist) { /* the ids made so far go to storage now */
       persist = true;
       for (var k in memory) if (memory[k] != null) save(k, memory[k]);
     } else if (!keep && persist && this.requireConsent) {
+      /* Withdrawn: the ids live as long as the page, nothing stays stored
+         but the choice itself. */
+      for (var i = 0; i < STORED_KEYS.length; i++) {
+        var v = load(STORED_KEYS[i]);
+        if (v != null) memory[STORED_KEYS[i]] = v;
+        try { global.localStorage.removeItem(STORE_PREFIX + STORED_KEYS[i]); } catch (e) {}
+      }
       persist = false;
     }
-    var self = this;
-    var ev = Object.assign({ type: "consent", props: c }, this.who());
-    return this.request("/v1/events", ev, true).catch(function (err) { self.onError(err); });
+    var sent = this.send(ev);
+    /* A login before the visitor allowed it is linked now. */
+    if (keep && this.pendingIdentify) {
+      var who = this.who();
+      this.pendingIdentify = false;
+      var self = this;
+      sent = sent.then(function () {
+        return self.request("/v1/identify", { customer: who.customer, anon: who.anon })
+          .catch(function (err) { self.onError(err); return null; });
+      });
+    }
+    return sent;
   };
 
   /* The session's traffic source, as parsed when it began. */
@@ -240,8 +294,7 @@
     var ev = Object.assign({ type: type }, this.who(), fields || {});
     ev.props = Object.assign({ device: this.device }, this.context.country ? { country: this.context.country } : {},
                              this.source(), ev.props || {});
-    var self = this;
-    return this.request("/v1/events", ev, true).catch(function (err) { self.onError(err); });
+    return this.send(ev);
   };
 
   Tailor.prototype.pageView = function (props) { return this.track("page_view", { props: props }); };
@@ -259,21 +312,36 @@
   /* On log-in: link this browser's anonymous history to the customer.
      customerToken: the proof the shop's backend signed for them. */
   Tailor.prototype.identify = function (customer, customerToken) {
-    if (!this.allows("analytics") && !this.allows("personalization")) return Promise.resolve(null);
-    save("customer", customer);
+    save("customer", customer); /* in memory until the visitor consents */
     if (customerToken !== undefined) save("customer_token", customerToken);
+    if (!this.allows("analytics") && !this.allows("personalization")) {
+      this.pendingIdentify = true; /* sent by consent(), once allowed */
+      return Promise.resolve(null);
+    }
     var who = this.who();
     var self = this;
     return this.request("/v1/identify", { customer: customer, anon: who.anon })
       .catch(function (err) { self.onError(err); });
   };
 
-  /* Ask a strategy: resolves to the decision ({items}, {result}, ...). */
-  Tailor.prototype.decide = function (kind, fields) {
+  /* Ask a strategy: resolves to the decision ({items}, {result}, ...), or
+     rejects (the widgets below, which show their error state). */
+  Tailor.prototype.ask = function (kind, fields) {
     /* Without consent to personalization: no ids, what anyone gets. */
     var body = Object.assign(this.allows("personalization") ? this.who() : {}, fields || {});
     body.context = Object.assign({ device: this.device }, this.context, body.context || {});
     return this.request("/v1/decide/" + encodeURIComponent(kind), body);
+  };
+
+  /* The shop's own decisions: a failed or timed-out one is onError's, and
+     resolves to an empty fallback, so it never throws at the shop's code. */
+  Tailor.prototype.decide = function (kind, fields) {
+    var self = this;
+    return this.ask(kind, fields).catch(function (err) {
+      self.onError(err);
+      return { kind: kind, fallback: true, error: String((err && err.message) || err), items: [],
+               result: null };
+    });
   };
 
   /*
@@ -300,7 +368,7 @@
     container.tailorShown = [];
     var ask = { page: opts.page || { type: "home" }, k: opts.k || DEFAULT_K };
     if (self.shownOnPage.length) ask.exclude = self.shownOnPage.slice();
-    return this.decide("recommend", ask)
+    return this.ask("recommend", ask)
       .then(function (d) {
         var shown = [];
         var list = el("div", "tailor-items");
@@ -359,7 +427,7 @@
     if (src.campaign) context.campaign = src.campaign;
     if (term) context.term = term;
     container.setAttribute("data-tailor-state", "loading");
-    return this.decide("landing", { k: opts.k || DEFAULT_K, page: opts.page || { type: "home" }, context: context })
+    return this.ask("landing", { k: opts.k || DEFAULT_K, page: opts.page || { type: "home" }, context: context })
       .then(function (d) {
         var r = d.result;
         container.textContent = "";
@@ -414,13 +482,13 @@
   Tailor.prototype.answer = function (quiz, question, answer) {
     var ev = Object.assign({ type: "quiz_answer" }, this.who(),
                            { props: { quiz: quiz, question: question, answer: answer } });
-    return this.request("/v1/events", ev);
+    return this.send(ev, true);
   };
 
   /* Take back a preference (its key, as ctx.customer.prefs names it). */
   Tailor.prototype.removePref = function (key) {
     var ev = Object.assign({ type: "pref_removed" }, this.who(), { props: { key: key } });
-    return this.request("/v1/events", ev);
+    return this.send(ev, true);
   };
 
   /* What the visitor told the shop: {key: {value, source, time}}. */
@@ -433,7 +501,7 @@
   /* The quiz as the strategy defines it: the `quiz` decision's result
      ({id, title, questions, answered}), or null when it has none. */
   Tailor.prototype.quizDefinition = function (quiz) {
-    return this.decide("quiz", quiz ? { context: { quiz: quiz } } : {})
+    return this.ask("quiz", quiz ? { context: { quiz: quiz } } : {})
       .then(function (d) { return d.result || null; });
   };
 
@@ -671,7 +739,7 @@
     var stored = POPUP_EVENTS.indexOf(trigger) >= 0
       ? this.track(trigger, { props: extra || {} }) : Promise.resolve();
     return stored
-      .then(function () { return self.decide("popup", { context: context }); })
+      .then(function () { return self.ask("popup", { context: context }); })
       .then(function (d) {
         if (d && d.result) {
           // Which strategy chose it, for the console's attribution.

@@ -12,6 +12,11 @@
 //   - a search-engine referrer is classified "search"
 //   - analytics withdrawn: the page sends nothing more, and the server
 //     keeps nothing more of the visitor (an event posted for them anyway)
+//   - an event whose first try is lost goes again with the same message id
+//     and is stored once
+//   - everything withdrawn: the consent event names the visitor, and only
+//     the choice stays in localStorage
+//   - a login before consent is linked once the visitor allows it
 //
 // Environment as demo_test.js: TAILOR, TAILOR_ROOT, TAILOR_TEST_TMP,
 // CHROMIUM, NODE_PATH (playwright-core).
@@ -132,6 +137,52 @@ async function main() {
     r = await probe(srv.port, who);
     check("the server keeps no event of a visitor without analytics consent", r.recent === 1, r);
     check("ctx.customer.consent.analytics is false", r.consent && r.consent.analytics === false, r);
+
+    // Every event has a message id; one whose first try is lost on the
+    // network goes again with the same id and is stored once.
+    await page.evaluate(() => t.consent({ analytics: true, personalization: true, marketing: false }));
+    events.length = 0;
+    let dropped = 0;
+    await page.route("**/v1/events", (route) => {
+      if (dropped++ === 0) return route.abort("failed");
+      return route.continue();
+    });
+    const before = (await probe(srv.port, who)).recent;
+    const answer = await page.evaluate(() => t.viewed("gloves"));
+    await page.unroute("**/v1/events");
+    const views = events.filter((e) => e.type === "view");
+    check("a lost event is sent again", views.length === 2, views);
+    check("with the same message id", views.length === 2 && !!views[0].message_id &&
+      views[0].message_id === views[1].message_id, views);
+    check("and its promise resolves to the server's answer", answer && answer.ok === true, answer);
+    r = await probe(srv.port, who);
+    check("and the server has it once", r.recent === before + 1, { before, r });
+
+    // Everything withdrawn: the consent event still names the visitor, and
+    // nothing but the choice stays stored.
+    events.length = 0;
+    await page.evaluate(() => t.consent({ analytics: false, personalization: false, marketing: false }));
+    const withdrawn = events.find((e) => e.type === "consent") || {};
+    check("a withdrawal names the visitor", withdrawn.anon === who.anon, withdrawn);
+    const left = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("tailor.")));
+    check("only the choice stays stored", left.join(",") === "tailor.consent", left);
+    r = await probe(srv.port, who);
+    check("the server answers them as anyone now (personalization withdrawn)",
+      r.recent === 0 && r.source === false, r);
+
+    // A login before consent is linked once the visitor allows it.
+    const ctx3 = await browser.newContext();
+    const page3 = await ctx3.newPage();
+    const sent3 = [];
+    page3.on("request", (q) => { if (q.url().includes("/v1/identify")) sent3.push(JSON.parse(q.postData() || "{}")); });
+    await page3.goto(base + "/consent.html");
+    await page3.waitForSelector("body[data-ready]", { state: "attached", timeout: WAIT_MS });
+    await page3.evaluate(() => t.identify("c-late"));
+    check("no identify before consent", sent3.length === 0, sent3);
+    await page3.evaluate(() => t.consent({ analytics: true, personalization: true, marketing: true }));
+    check("the login is linked after consent", sent3.length === 1 && sent3[0].customer === "c-late" &&
+      !!sent3[0].anon, sent3);
+    await ctx3.close();
   } finally {
     await browser.close();
     srv.proc.kill("SIGTERM");
