@@ -89,12 +89,10 @@ int tailor_stats(tailor *t, char **out, tailor_error *err) {
   eng_read_end(t);
   pthread_rwlock_rdlock(&t->lock);
   json_object_set_new(o, "index",
-                      json_pack("{sI sI sI sI sI}", "items", (json_int_t)t->ix->items.n,
+                      json_pack("{sI sI sI sI}", "items", (json_int_t)t->ix->items.n,
                                 "people", (json_int_t)t->ix->people.n,
                                 "sessions", (json_int_t)t->ix->sessions.n,
-                                "events_applied", (json_int_t)t->ix->applied,
-                                "events_unreadable",
-                                (json_int_t)atomic_load(&t->n_unreadable)));
+                                "events_applied", (json_int_t)t->ix->applied));
   json_t *model = value_model_json(&t->ix->value);
   json_object_set_new(model, "fitted_at", json_integer(t->ix->value.fitted_at));
   json_object_set_new(o, "value_model", model);
@@ -145,7 +143,7 @@ int tailor_stats(tailor *t, char **out, tailor_error *err) {
   /* Counters of this process since the engine opened. */
   json_object_set_new(
       o, "process",
-      json_pack("{sI sI sI sI sI sI sI sI}", "lua_states", (json_int_t)eng_count_states(t),
+      json_pack("{sI sI sI sI sI sI sI sI sI}", "lua_states", (json_int_t)eng_count_states(t),
                 "decisions",
                 (json_int_t)atomic_load(&t->n_decisions), "strategy_errors",
                 (json_int_t)atomic_load(&t->n_strategy_errors), "events_accepted",
@@ -153,7 +151,10 @@ int tailor_stats(tailor *t, char **out, tailor_error *err) {
                 (json_int_t)atomic_load(&t->n_rejected), "triggers_scheduled",
                 (json_int_t)atomic_load(&t->n_triggers), "triggers_capped",
                 (json_int_t)atomic_load(&t->n_trigger_capped), "triggers_without_consent",
-                (json_int_t)atomic_load(&t->n_trigger_no_consent)));
+                (json_int_t)atomic_load(&t->n_trigger_no_consent),
+                /* stored events this process's scans passed over (a start
+                   from a checkpoint does not read them again) */
+                "events_unreadable", (json_int_t)atomic_load(&t->n_unreadable)));
   *out = json_dumps(o, JSON_COMPACT);
   json_decref(o);
   return *out ? TAILOR_OK : util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");

@@ -210,6 +210,11 @@ static int load_checkpoint(tailor *t, const idx_config *ic) {
 }
 
 /* Write the checkpoint; the caller holds write_mu (no event can slip in). */
+void eng_checkpoint_due(tailor *t) {
+  if (t->cfg.checkpoint_every > 0 && t->applied_seq - t->ckpt_seq >= t->cfg.checkpoint_every)
+    eng_save_checkpoint(t);
+}
+
 void eng_save_checkpoint(tailor *t) {
   /* An index that missed part of an event must not be saved as if it had
      it: the next start replays from the store instead. */

@@ -181,6 +181,10 @@ json_t *eng_audience_ids(tailor *t, const char *audience, int days, tailor_error
 */
 extern _Thread_local tailor *eng_writing;
 extern _Thread_local tailor *eng_serial;
+/* Write the checkpoint when index.checkpoint_every events passed since
+   the last one; the caller holds write_mu.  The SQLite writer and a shared
+   log's paths (follow.c) call it. */
+void eng_checkpoint_due(tailor *t);
 void eng_save_checkpoint(tailor *t);
 void eng_refit_value(tailor *t);
 /* A stored event today's parser refuses, passed over by the index (the

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include "core/util.h"
 #include "engine/engine.h"
@@ -37,6 +39,7 @@ typedef struct follow_run {
   const own_ev *own; /* the caller's events by seq, or NULL */
   size_t n_own, found;
   size_t applied;
+  int erased; /* an erasure was applied: the checkpoint is written again */
 } follow_run;
 
 static int cmp_own(const void *a, const void *b) {
@@ -82,7 +85,10 @@ static int follow_one(void *ud, int64_t seq, const ev *e) {
   pthread_rwlock_wrlock(&t->lock);
   int rc = idx_apply(t->ix, e);
   pthread_rwlock_unlock(&t->lock);
-  if (e->type == EV_ERASE) eng_exposures_reset(t, 0); /* erased by another node */
+  if (e->type == EV_ERASE) { /* erased by another node */
+    eng_exposures_reset(t, 0);
+    r->erased = 1;
+  }
   if (rc != TAILOR_OK) {
     t->ix_incomplete = 1;
     eng_log(t, TAILOR_LOG_ERROR, "index: out of memory applying event %lld", (long long)seq);
@@ -108,6 +114,18 @@ static int follow_step(tailor *t, store *st, follow_run *r, tailor_error *err) {
                                 err)) == ENG_REFIT_DUE)
     eng_refit_at(t, t->applied_seq);
   atomic_store(&t->follow_at_ms, util_now_ms());
+  /* This node's checkpoint held the erased person (in plain bytes, until
+     its next clean stop): it goes, and one without them is written. */
+  if (r->erased && t->ckpt_path) {
+    r->erased = 0;
+    if (unlink(t->ckpt_path) && errno != ENOENT)
+      eng_log(t, TAILOR_LOG_ERROR, "erasure: cannot remove the checkpoint %s", t->ckpt_path);
+    util_sync_dir_of(t->ckpt_path);
+    t->ckpt_seq = -1;
+    eng_save_checkpoint(t);
+  } else {
+    eng_checkpoint_due(t);
+  }
   return rc;
 }
 
@@ -138,7 +156,7 @@ int eng_commit_shared(tailor *t, ev **all, size_t n, tailor_error *err) {
     if (!all[i]->dup) mine[own++] = (own_ev){seqs[i], all[i]};
   free(seqs);
   qsort(mine, own, sizeof *mine, cmp_own);
-  follow_run r = {t, mine, own, 0, 0};
+  follow_run r = {t, mine, own, 0, 0, 0};
   int64_t deadline = util_now_ms() + ENG_OWN_EVENTS_WAIT_MS;
   tailor_error ferr = {0};
   while (r.found < own) {
@@ -302,7 +320,7 @@ static void *follow_main(void *arg) {
        round trip between the writer's groups. */
     uint64_t woke = util_mono_ns();
     pthread_mutex_lock(&t->write_mu);
-    follow_run r = {t, NULL, 0, 0, 0};
+    follow_run r = {t, NULL, 0, 0, 0, 0};
     int rc = w > 0 && atomic_load(&t->follow_scan_ns) > woke
                  ? TAILOR_OK
                  : follow_step(t, t->st_follow, &r, &e);

@@ -193,9 +193,7 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
   if (rc == TAILOR_OK) {
     if (last) t->applied_seq = last;
     atomic_fetch_add(&t->n_accepted, n);
-    if (t->cfg.checkpoint_every > 0 &&
-        t->applied_seq - t->ckpt_seq >= t->cfg.checkpoint_every)
-      eng_save_checkpoint(t);
+    eng_checkpoint_due(t);
     eng_flush_exposures(t);
     if (t->cfg.value_refit_orders > 0 &&
         t->ix->orders_seen - t->value_orders >= (uint64_t)t->cfg.value_refit_orders)

@@ -85,7 +85,8 @@ def main():
     with Postgres() as pg:
         n1 = Server(db=pg.url, recommend=RECOMMEND_EXPO)
         ckpt = os.path.join(n1.dir, "node2.ckpt")
-        n2 = Server(db=pg.url, engine={"index": {"checkpoint": ckpt}}, recommend=RECOMMEND_EXPO)
+        n2 = Server(db=pg.url, engine={"index": {"checkpoint": ckpt, "checkpoint_every": 10}},
+                    recommend=RECOMMEND_EXPO)
         try:
             evs = events(600)
             # Each node gets half; every tenth event is retried on the other
@@ -107,6 +108,7 @@ def main():
                      pg.psql("SELECT count(*), count(DISTINCT msg_id) FROM events"))
             ck.check("both nodes applied the whole log once", wait_applied([n1, n2], 600),
                      (applied(n1), applied(n2)))
+            ck.check("node 2 checkpoints as it goes (index.checkpoint_every)", os.path.exists(ckpt))
             s1, s2 = stats(n1), stats(n2)
             ck.check("same index on both", s1.get("index") == s2.get("index"),
                      (s1.get("index"), s2.get("index")))
@@ -170,6 +172,33 @@ def main():
             ck.check("from its checkpoint, not the whole log",
                      "rebuilding" not in log2 and "checkpoint" not in log2.split("stopped")[-1],
                      log2[-2000:])
+            # A customer erased through node 1: node 2's checkpoint, which
+            # held them in plain bytes, is written again without them.
+            c = n1.connect()
+            c.call("auth", token=ADMIN)
+            c.call("identify", customer="erase-me-0042", anon="v7")
+            c.call("event", event={"type": "view", "item": "sku3", "customer": "erase-me-0042",
+                                   "message_id": "erase-view"})
+            for i in range(12):  # past index.checkpoint_every: node 2 writes one
+                c.call("event", event={"type": "view", "item": "sku4", "anon": "v8",
+                                       "message_id": "after-%d" % i})
+            c.close()
+            deadline = time.time() + 20
+            while time.time() < deadline and b"erase-me-0042" not in open(ckpt, "rb").read():
+                time.sleep(0.2)
+            ck.check("node 2's checkpoint holds the customer first",
+                     b"erase-me-0042" in open(ckpt, "rb").read())
+            c = n1.connect()
+            c.call("auth", token=ADMIN)
+            forgot = c.call("customer.forget", customer="erase-me-0042")
+            c.close()
+            ck.check("the erasure through node 1", result(forgot) is not None, forgot)
+            deadline = time.time() + 20
+            while time.time() < deadline and (not os.path.exists(ckpt) or
+                                              b"erase-me-0042" in open(ckpt, "rb").read()):
+                time.sleep(0.2)
+            ck.check("node 2's checkpoint no longer holds them",
+                     os.path.exists(ckpt) and b"erase-me-0042" not in open(ckpt, "rb").read())
             ck.stopped_clean(n1)
             ck.stopped_clean(n2)
             if ck.failed:
