@@ -120,6 +120,23 @@ int eng_coupon_issue(tailor *t, eng_call *call, const char *tier, double percent
   return TAILOR_OK;
 }
 
+/* Whether the call's contacts are all of exempt campaigns (never held
+   back): the popup's name, the coupons' tiers. */
+static int all_exempt(const eng_call *call, const char *popup) {
+  const eng_caps *c = &call->caps;
+  size_t n = json_array_size(call->coupons);
+  for (size_t i = 0; i <= n; i++) {
+    const char *name = i < n ? json_string_value(json_object_get(json_array_get(call->coupons, i),
+                                                                 "tier"))
+                             : popup;
+    if (!name) continue;
+    int found = 0;
+    for (int e = 0; e < c->n_exempt && !found; e++) found = !strcmp(name, c->exempt[e]);
+    if (!found) return 0;
+  }
+  return 1;
+}
+
 int eng_call_write(tailor *t, eng_call *call, const char *popup, tailor_error *err) {
   size_t n = json_array_size(call->coupons);
   const char *unit = call->customer ? call->customer : call->anon;
@@ -129,6 +146,33 @@ int eng_call_write(tailor *t, eng_call *call, const char *popup, tailor_error *e
   int lock = own && eng_serial != t; /* a serial decision holds write_mu */
   if (lock) pthread_mutex_lock(&t->write_mu);
   int rc = own ? store_begin(t->st, err) : TAILOR_OK;
+  /* Several nodes: the caps were read before the handler ran, and another
+     node may have written a contact of the person since.  Under the
+     person's lock, counted again on this transaction's connection: over a
+     cap, nothing is written and the decision answers capped. */
+  if (!rc && own && call->caps_read &&
+      (call->caps.per_day > 0 || call->caps.per_campaign > 0) && !all_exempt(call, popup)) {
+    int locked = store_lock_person(t->st, call->customer, call->anon, err);
+    if (locked < 0) rc = locked;
+    else if (locked) {
+      int64_t now = util_now_ms(), from = now - call->caps.window_ms,
+              to = now + call->caps.window_ms;
+      long mine = n ? (long)n : 1;
+      if ((call->caps.per_day > 0 &&
+           store_contacts_between(t->st, call->customer, call->anon, NULL, from, to, NULL) +
+                   mine > call->caps.per_day))
+        call->capped = "per_day";
+      else if (call->caps.per_campaign > 0 && popup &&
+               store_contacts_between(t->st, call->customer, call->anon, popup, from, to,
+                                      NULL) >= call->caps.per_campaign)
+        call->capped = "per_campaign";
+      if (call->capped) {
+        store_rollback(t->st);
+        if (lock) pthread_mutex_unlock(&t->write_mu);
+        return ENG_CAPPED;
+      }
+    }
+  }
   if (!rc && n) rc = store_coupons_add(t->st, call->coupons, err);
   if (!rc && contact) rc = store_contact_add(t->st, unit, "popup", popup, util_now_ms(), err);
   if (own) {

@@ -332,3 +332,9 @@ int store_unreadable(store *s, int64_t seq, const char *why, tailor_error *err) 
   return util_fail(err, TAILOR_ESTORE, NULL, "store: event %lld is not a valid event: %s",
                    (long long)seq, why);
 }
+
+int store_lock_person(store *s, const char *customer, const char *anon, tailor_error *err) {
+  if (!s->ops->lock_person || (!customer && !anon)) return 0;
+  int rc = s->ops->lock_person(s, customer, anon, err);
+  return rc ? rc : 1;
+}

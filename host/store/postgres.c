@@ -1655,6 +1655,19 @@ static int64_t pg_contacts_between(store *base, const char *customer, const char
   return n < 0 ? 0 : n;
 }
 
+/* The person's lock (store.h): an advisory lock on the customer the ids
+   link to, else on the anonymous id, held until the transaction ends. */
+static int pg_lock_person(store *base, const char *customer, const char *anon,
+                          tailor_error *err) {
+  const char *v[] = {customer, anon};
+  return exec_params((pg *)base,
+                     "SELECT pg_advisory_xact_lock(7302, hashtext(coalesce($1::text, "
+                     "(SELECT customer FROM identities WHERE anon=$2), $2::text)))",
+                     2, v, err, "store: caps")
+             ? TAILOR_ESTORE
+             : TAILOR_OK;
+}
+
 /*
 ** Consents (email capture's double opt-in), shared by the nodes: a link
 ** sent by one node is confirmed on any.  The UPDATE that confirms is
@@ -1899,6 +1912,7 @@ static const store_ops pg_ops = {
     .coupon_report = pg_coupon_report,
     .contact_add = pg_contact_add,
     .contacts_between = pg_contacts_between,
+    .lock_person = pg_lock_person,
     .consent_add = pg_consent_add,
     .consent_get = pg_consent_get,
     .consent_mark = pg_consent_mark,

@@ -367,6 +367,13 @@ int64_t store_contacts_between(store *s, const char *customer, const char *anon,
                                const char *campaign, int64_t from, int64_t to,
                                const char *replacing);
 
+/* Inside the caller's transaction on a shared store: wait for, and hold
+   until it ends, the person's lock (the customer the ids link to, else the
+   anonymous id), so that two nodes' caps are checked and written one after
+   the other.  Returns 1 when it locked (a shared store), 0 when there is
+   nothing to lock (one writer), or a negative code with err. */
+int store_lock_person(store *s, const char *customer, const char *anon, tailor_error *err);
+
 /*
 ** Consents (store/consent.c): an address asked for with double opt-in
 ** (engine/optin.c).  A row is pending until its confirmation link is

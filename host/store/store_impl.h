@@ -89,6 +89,9 @@ typedef struct store_ops {
   int64_t (*contacts_between)(store *s, const char *customer, const char *anon,
                               const char *campaign, int64_t from, int64_t to,
                               const char *replacing);
+  /* NULL: one writer (SQLite; write_mu serializes the caps' check and
+     write). */
+  int (*lock_person)(store *s, const char *customer, const char *anon, tailor_error *err);
   /* Consents (store.h); consent_mark is the conditional UPDATE of
      store_consent_confirm, whose checks are the dispatcher's.  A
      consent_get that finds no row fills `err` with TAILOR_ENOTFOUND and
