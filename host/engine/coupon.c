@@ -158,15 +158,17 @@ int eng_call_write(tailor *t, eng_call *call, const char *popup, tailor_error *e
       int64_t now = util_now_ms(), from = now - call->caps.window_ms,
               to = now + call->caps.window_ms;
       long mine = n ? (long)n : 1;
+      const char *over = NULL; /* (call->capped may say a tailor.coupon that gave up) */
       if ((call->caps.per_day > 0 &&
            store_contacts_between(t->st, call->customer, call->anon, NULL, from, to, NULL) +
                    mine > call->caps.per_day))
-        call->capped = "per_day";
+        over = "per_day";
       else if (call->caps.per_campaign > 0 && popup &&
                store_contacts_between(t->st, call->customer, call->anon, popup, from, to,
                                       NULL) >= call->caps.per_campaign)
-        call->capped = "per_campaign";
-      if (call->capped) {
+        over = "per_campaign";
+      if (over) {
+        call->capped = over;
         store_rollback(t->st);
         if (lock) pthread_mutex_unlock(&t->write_mu);
         return ENG_CAPPED;
