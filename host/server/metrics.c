@@ -197,6 +197,11 @@ char *srv_metrics_render(srv *s, const char *stats_json, size_t *len) {
        "Events applied to the in-memory index since it was built.");
   put(&b, "tailor_index_events_applied_total %lld\n",
       (long long)num(st, "index", "events_applied"));
+  head(&b, "tailor_events_unreadable_total", "counter",
+       "Stored events today's checks refuse, passed over by this process's index "
+       "(written by an older build; the log names each).");
+  put(&b, "tailor_events_unreadable_total %lld\n",
+      (long long)num(st, "process", "events_unreadable"));
   if (json_object_get(json_object_get(st, "log"), "position")) {
     /* A node on a shared store (docs/scale-out.md): where it is in the
        log and how far behind. */

@@ -117,6 +117,8 @@ scrape_configs:
         check("index entries", v is not None and v >= 1, v)
         v = value("tailor_index_events_applied_total")
         check("events applied, a counter", v is not None and v >= 3, v)
+        v = value("tailor_events_unreadable_total")
+        check("unreadable stored events, a counter (none here)", v == 0, v)
         v = value('tailor_store_rows{table="events"}')
         check("store rows", v is not None and v >= 3, v)
         v = value("process_resident_memory_bytes")
