@@ -66,23 +66,40 @@ void eng_caps_read(lua_State *L, eng_caps *c) {
   lua_settop(L, top);
 }
 
-const char *eng_caps_over(tailor *t, const eng_caps *c, const char *customer,
-                          const char *anon, const char *campaign, long pending, int64_t at,
-                          const char *replacing) {
-  if ((c->per_day <= 0 && c->per_campaign <= 0) || (!customer && !anon)) return NULL;
-  for (int i = 0; campaign && i < c->n_exempt; i++)
-    if (!strcmp(campaign, c->exempt[i])) return NULL;
+/* The caps' count on store `s` (the read connection, or the write
+   transaction's for the second count of eng_call_write): which cap holds,
+   or NULL.  The caller has checked the caps are set and the person named. */
+static const char *caps_count(store *s, const eng_caps *c, const char *customer,
+                              const char *anon, const char *campaign, long pending, int64_t at,
+                              const char *replacing) {
   int64_t from = at - c->window_ms, to = at + c->window_ms;
-  store *s = eng_read_begin(t);
-  const char *why = NULL;
   if (c->per_day > 0 &&
       store_contacts_between(s, customer, anon, NULL, from, to, replacing) + pending >=
           c->per_day)
-    why = "per_day";
-  else if (c->per_campaign > 0 && campaign &&
-           store_contacts_between(s, customer, anon, campaign, from, to, replacing) >=
-               c->per_campaign)
-    why = "per_campaign";
+    return "per_day";
+  if (c->per_campaign > 0 && campaign &&
+      store_contacts_between(s, customer, anon, campaign, from, to, replacing) >=
+          c->per_campaign)
+    return "per_campaign";
+  return NULL;
+}
+
+static int caps_set(const eng_caps *c, const char *customer, const char *anon) {
+  return (c->per_day > 0 || c->per_campaign > 0) && (customer || anon);
+}
+
+static int exempt(const eng_caps *c, const char *campaign) {
+  for (int i = 0; campaign && i < c->n_exempt; i++)
+    if (!strcmp(campaign, c->exempt[i])) return 1;
+  return 0;
+}
+
+const char *eng_caps_over(tailor *t, const eng_caps *c, const char *customer,
+                          const char *anon, const char *campaign, long pending, int64_t at,
+                          const char *replacing) {
+  if (!caps_set(c, customer, anon) || exempt(c, campaign)) return NULL;
+  const char *why =
+      caps_count(eng_read_begin(t), c, customer, anon, campaign, pending, at, replacing);
   eng_read_end(t);
   return why;
 }
@@ -123,16 +140,12 @@ int eng_coupon_issue(tailor *t, eng_call *call, const char *tier, double percent
 /* Whether the call's contacts are all of exempt campaigns (never held
    back): the popup's name, the coupons' tiers. */
 static int all_exempt(const eng_call *call, const char *popup) {
-  const eng_caps *c = &call->caps;
   size_t n = json_array_size(call->coupons);
   for (size_t i = 0; i <= n; i++) {
     const char *name = i < n ? json_string_value(json_object_get(json_array_get(call->coupons, i),
                                                                  "tier"))
                              : popup;
-    if (!name) continue;
-    int found = 0;
-    for (int e = 0; e < c->n_exempt && !found; e++) found = !strcmp(name, c->exempt[e]);
-    if (!found) return 0;
+    if (name && !exempt(&call->caps, name)) return 0;
   }
   return 1;
 }
@@ -150,23 +163,17 @@ int eng_call_write(tailor *t, eng_call *call, const char *popup, tailor_error *e
      node may have written a contact of the person since.  Under the
      person's lock, counted again on this transaction's connection: over a
      cap, nothing is written and the decision answers capped. */
-  if (!rc && own && call->caps_read &&
-      (call->caps.per_day > 0 || call->caps.per_campaign > 0) && !all_exempt(call, popup)) {
+  if (!rc && own && call->caps_read && caps_set(&call->caps, call->customer, call->anon) &&
+      !all_exempt(call, popup)) {
     int locked = store_lock_person(t->st, call->customer, call->anon, err);
     if (locked < 0) rc = locked;
     else if (locked) {
-      int64_t now = util_now_ms(), from = now - call->caps.window_ms,
-              to = now + call->caps.window_ms;
-      long mine = n ? (long)n : 1;
-      const char *over = NULL; /* (call->capped may say a tailor.coupon that gave up) */
-      if ((call->caps.per_day > 0 &&
-           store_contacts_between(t->st, call->customer, call->anon, NULL, from, to, NULL) +
-                   mine > call->caps.per_day))
-        over = "per_day";
-      else if (call->caps.per_campaign > 0 && popup &&
-               store_contacts_between(t->st, call->customer, call->anon, popup, from, to,
-                                      NULL) >= call->caps.per_campaign)
-        over = "per_campaign";
+      /* This call's own contacts are pending: all but the last one counted
+         (over a cap when they pass it). (call->capped may say a
+         tailor.coupon that gave up: this count's verdict is its own.) */
+      long pending = (n ? (long)n : 1) - 1;
+      const char *over = caps_count(t->st, &call->caps, call->customer, call->anon, popup,
+                                    pending, util_now_ms(), NULL);
       if (over) {
         call->capped = over;
         store_rollback(t->st);
