@@ -188,15 +188,12 @@ int tailor_forget(tailor *t, const char *customer, int64_t *erased,
   pthread_mutex_lock(&t->write_mu);
   /* The checkpoint on disk holds them: it goes before the store forgets,
      so that a crash in between costs a replay, not the erasure. */
-  if (t->ckpt_path && unlink(t->ckpt_path) && errno != ENOENT) {
+  int gone = eng_drop_checkpoint(t); /* a close writes one, if this fails */
+  if (gone) {
     pthread_mutex_unlock(&t->write_mu);
     return util_fail(err, TAILOR_ESTORE, NULL,
                      "forget: cannot remove the checkpoint %s (%s): it would bring the "
-                     "customer back at the next start", t->ckpt_path, strerror(errno));
-  }
-  if (t->ckpt_path) {
-    util_sync_dir_of(t->ckpt_path);
-    t->ckpt_seq = -1; /* none on disk now: a close writes one, if this fails */
+                     "customer back at the next start", t->ckpt_path, strerror(gone));
   }
   /* Exposures still waiting in memory go to the store first, where the
      erasure deletes them (kept, they were written back after it). */
@@ -213,13 +210,7 @@ int tailor_forget(tailor *t, const char *customer, int64_t *erased,
     eng_exposures_reset(t, 0); /* their exposures are gone from the store */
     /* A checkpoint without them, now (removed above: a failed write
        leaves none, and the next start replays). */
-    if (t->ckpt_path) {
-      t->ckpt_seq = -1;
-      eng_save_checkpoint(t);
-      if (t->ckpt_seq != t->applied_seq && unlink(t->ckpt_path) && errno != ENOENT)
-        eng_log(t, TAILOR_LOG_ERROR, "erasure: cannot remove the checkpoint %s",
-                t->ckpt_path);
-    }
+    eng_save_checkpoint(t);
   }
   json_decref(sessions);
   pthread_mutex_unlock(&t->write_mu);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <errno.h>
 #include <unistd.h>
 
 #include "engine/plugin.h"
@@ -210,6 +211,14 @@ static int load_checkpoint(tailor *t, const idx_config *ic) {
 }
 
 /* Write the checkpoint; the caller holds write_mu (no event can slip in). */
+int eng_drop_checkpoint(tailor *t) {
+  if (!t->ckpt_path) return 0;
+  t->ckpt_seq = -1; /* none written: the next save writes one */
+  if (unlink(t->ckpt_path) && errno != ENOENT) return errno;
+  util_sync_dir_of(t->ckpt_path);
+  return 0;
+}
+
 void eng_checkpoint_due(tailor *t) {
   if (t->cfg.checkpoint_every > 0 && t->applied_seq - t->ckpt_seq >= t->cfg.checkpoint_every)
     eng_save_checkpoint(t);

@@ -185,6 +185,10 @@ extern _Thread_local tailor *eng_serial;
    the last one; the caller holds write_mu.  The SQLite writer and a shared
    log's paths (follow.c) call it. */
 void eng_checkpoint_due(tailor *t);
+/* An erasure's first step: the checkpoint on disk, which holds the person,
+   removed (its folder synced) before anything else; 0, or the errno of a
+   removal that failed.  Either way none counts as written. */
+int eng_drop_checkpoint(tailor *t);
 void eng_save_checkpoint(tailor *t);
 void eng_refit_value(tailor *t);
 /* A stored event today's parser refuses, passed over by the index (the

@@ -19,8 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <errno.h>
-#include <unistd.h>
 
 #include "core/util.h"
 #include "engine/engine.h"
@@ -118,11 +116,11 @@ static int follow_step(tailor *t, store *st, follow_run *r, tailor_error *err) {
      its next clean stop): it goes, and one without them is written. */
   if (r->erased && t->ckpt_path) {
     r->erased = 0;
-    if (unlink(t->ckpt_path) && errno != ENOENT)
-      eng_log(t, TAILOR_LOG_ERROR, "erasure: cannot remove the checkpoint %s", t->ckpt_path);
-    util_sync_dir_of(t->ckpt_path);
-    t->ckpt_seq = -1;
-    eng_save_checkpoint(t);
+    int gone = eng_drop_checkpoint(t);
+    if (gone)
+      eng_log(t, TAILOR_LOG_ERROR, "erasure: cannot remove the checkpoint %s (%s)",
+              t->ckpt_path, strerror(gone));
+    eng_save_checkpoint(t); /* replaces it, when it could not be removed */
   } else {
     eng_checkpoint_due(t);
   }
