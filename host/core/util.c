@@ -95,12 +95,16 @@ int util_utf8_valid(const char *s, size_t len, size_t *bad_at) {
   return i == len;
 }
 
+const char *util_dir_of(const char *path, char *buf, size_t n) {
+  const char *slash = strrchr(path, '/');
+  if (!slash) snprintf(buf, n, ".");
+  else snprintf(buf, n, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+  return buf;
+}
+
 int util_sync_dir_of(const char *path) {
   char dir[4096];
-  const char *slash = strrchr(path, '/');
-  if (!slash) snprintf(dir, sizeof dir, ".");
-  else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-  int fd = open(dir, O_RDONLY | O_DIRECTORY);
+  int fd = open(util_dir_of(path, dir, sizeof dir), O_RDONLY | O_DIRECTORY);
   if (fd < 0) return -1;
   int rc = fsync(fd);
   int e = errno;

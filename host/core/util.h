@@ -56,6 +56,9 @@ char *util_utf8_cut(char *s);
    NULL with errno set on failure.  *len (may be NULL) receives its length. */
 char *util_read_stream(FILE *f, size_t *len);
 
+/* The folder that holds `path` ("." for a bare name), into buf. */
+const char *util_dir_of(const char *path, char *buf, size_t n);
+
 /* fsync the folder that holds `path`, so that a file created, renamed or
    removed there stays so after a power loss; 0, or -1 with errno. */
 int util_sync_dir_of(const char *path);

@@ -299,10 +299,7 @@ static int sq_lock(sq *s, tailor_error *err) {
    file", even for a reader, whose WAL index lives beside the store. */
 static const char *folder_hint(const char *path, char *buf, size_t n) {
   char dir[4096];
-  const char *slash = strrchr(path, '/');
-  if (!slash) snprintf(dir, sizeof dir, ".");
-  else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-  if (!access(dir, W_OK)) return "";
+  if (!access(util_dir_of(path, dir, sizeof dir), W_OK)) return "";
   snprintf(buf, n, " (the folder %s cannot be written: a store writes its journal beside it)",
            dir);
   return buf;
