@@ -946,6 +946,7 @@ static int pg_scan(store *base, int64_t after, store_event_fn fn, void *ud,
   if (p->prefetch &&
       (p->prefetch_after != after || util_now_ms() - p->prefetch_ms > PG_PREFETCH_MS))
     drop_prefetch(p);
+  tailor_error why = {0}; /* a refused row's reason (util_fail writes it whole) */
   for (;;) {
     const char *v[] = {xid, seq};
     /* Below the oldest open transaction nothing can change: each page
@@ -974,7 +975,6 @@ static int pg_scan(store *base, int64_t after, store_event_fn fn, void *ud,
       }
       ev_limits lim = {(size_t)-1, (size_t)-1, strtoll(PQgetvalue(r, i, 1), NULL, 10), 1 << 20, 0, 1};
       ev e;
-      tailor_error why = {0};
       if (ev_parse(body, (size_t)PQgetlength(r, i, 2), &lim, &e, &why) != TAILOR_OK) {
         if ((rc = store_unreadable(&p->base, s, why.message, err))) break;
         rc = fn(ud, s, NULL); /* passed over: the position moves on */

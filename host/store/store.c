@@ -664,6 +664,7 @@ static int sq_scan(store *base, int64_t after, store_event_fn fn, void *ud,
     return store_fail(err, TAILOR_ESTORE, s->db, "store: scan");
   sqlite3_bind_int64(st, 1, after);
   int rc = TAILOR_OK, step;
+  tailor_error why = {0}; /* a refused row's reason (util_fail writes it whole) */
   while ((step = sqlite3_step(st)) == SQLITE_ROW) {
     int64_t seq = sqlite3_column_int64(st, 0);
     /* The text the store wrote, read by the parser that accepted it; what
@@ -673,7 +674,6 @@ static int sq_scan(store *base, int64_t after, store_event_fn fn, void *ud,
     const char *body = (const char *)sqlite3_column_text(st, 2);
     int blen = sqlite3_column_bytes(st, 2);
     ev e;
-    tailor_error why = {0};
     if (ev_parse(body, (size_t)blen, &lim, &e, &why) != TAILOR_OK) {
       /* A row that no longer parses (an older build's, or damage): said,
          with its seq, and passed over or the scan's end (store.h). */
