@@ -328,10 +328,10 @@ static int read_events(loader *L, reader *r, eval_seqs *out) {
          only, and two users' sessions of one id were one.  The anonymous id
          first (it stays across a login in the session), else the customer. */
       const char *who = e.anon ? e.anon : e.customer ? e.customer : "";
-      char *key = malloc(strlen(who) + strlen(e.session) + 2);
-      if (key) sprintf(key, "%s\x1f%s", who, e.session);
-      uint32_t s = key ? intern_put(&sessions, key) : INTERN_NONE, item;
-      free(key);
+      size_t need = strlen(who) + strlen(e.session) + 2; /* in the loader's token buffer */
+      int room = !grow((void **)&L->tok, &L->tok_cap, need, 1);
+      if (room) snprintf(L->tok, need, "%s\x1f%s", who, e.session);
+      uint32_t s = room ? intern_put(&sessions, L->tok) : INTERN_NONE, item;
       rc = s == INTERN_NONE ? TAILOR_ENOMEM : name_id(L, r, e.lines[0].item, &item);
       if (!rc && (grow((void **)&vs, &vs_cap, nv + 1, sizeof *vs) ||
                   grow((void **)&vi, &vi_cap, nv + 1, sizeof *vi)))
