@@ -97,7 +97,8 @@ typedef struct row {
   sknn_params p;        /* a kernel's parameters */
   const char *tuned;    /* the tuned-parameters file the row uses, or NULL */
   const char *model;    /* the re-ranker's model, or NULL */
-  int adapted;          /* tailor's defaults adjusted to a repeat-heavy shop */
+  int adapted;          /* tailor's defaults adjusted: SKNN_ADAPTED_* bits */
+  const sknn_repeat_profile *prof; /* the profile that adjusted them, or NULL */
   metrics_report r;
   size_t fallbacks;     /* strategy answers that were the fallback */
   size_t errors;        /* strategy errors logged */
@@ -383,6 +384,16 @@ static json_t *params_json(const sknn_params *p) {
   return o;
 }
 
+/* What the rules of sknn_params_adapt made of a shop ("" when nothing). */
+static const char *adapted_name(int adapted) {
+  switch (adapted) {
+  case SKNN_ADAPTED_REPEAT: return "repeat-heavy";
+  case SKNN_ADAPTED_TRANS: return "sequential";
+  case SKNN_ADAPTED_REPEAT | SKNN_ADAPTED_TRANS: return "repeat-heavy, sequential";
+  default: return "";
+  }
+}
+
 static void print_json(const eval_data *d, const row *rows, size_t n) {
   json_t *all = json_array();
   for (size_t i = 0; i < n; i++) {
@@ -416,7 +427,7 @@ static void print_json(const eval_data *d, const row *rows, size_t n) {
       json_object_set_new(o, "params", params_json(&w->p));
       if (w->tuned) json_object_set_new(o, "tuned", json_string(w->tuned));
       if (w->model) json_object_set_new(o, "model", json_string(w->model));
-      if (w->adapted) json_object_set_new(o, "adapted", json_true());
+      if (w->adapted) json_object_set_new(o, "adapted", json_string(adapted_name(w->adapted)));
     }
     json_array_append_new(all, o);
   }
@@ -460,9 +471,17 @@ static void print_table(const eval_data *d, const char *test, const row *rows,
                "sessions as they are replayed", rows[i].strategy, EVAL_LIST_LEN);
     else
       sknn_params_format(&rows[i].p, buf, sizeof buf);
-    printf("  %s: %s%s\n", rows[i].name, buf,
-           rows[i].adapted ? " (defaults adjusted: a repeat-heavy shop)" : "");
+    printf("  %s: %s%s%s%s\n", rows[i].name, buf,
+           rows[i].adapted ? " (defaults adjusted: a " : "", adapted_name(rows[i].adapted),
+           rows[i].adapted ? " shop)" : "");
     if (rows[i].model) printf("    re-ranked by %s\n", rows[i].model);
+    const sknn_repeat_profile *pf = rows[i].prof;
+    static const double choices[] = SKNN_TRANS_CHOICES;
+    if (pf && pf->trans_queries)
+      printf("    profile: %.0f%% of next items repeat the session; transition check, "
+             "MRR@20 over %u held-out queries: %.2f at the default weight, %.2f at %g, "
+             "%.2f at %g\n", 100 * pf->share, pf->trans_queries, 100 * pf->trans_mrr[0],
+             100 * pf->trans_mrr[1], choices[0], 100 * pf->trans_mrr[2], choices[1]);
   }
 }
 
@@ -590,6 +609,7 @@ int cmd_eval(int argc, char **argv) {
 
   int code = EXIT_OK;
   size_t nrows = 0;
+  sknn_repeat_profile prof; /* the tailor row's, read while the rows print */
   if (strategy) {
     code = run_strategy(&d, strategy, &co, &o, &pr, &rows[0]);
     nrows = code ? 0 : 1;
@@ -598,13 +618,14 @@ int cmd_eval(int argc, char **argv) {
     sknn_index *x = eval_index(&d);
     end_progress(&pr);
     /* tailor's defaults as a shop that never tuned gets them: adjusted
-    ** when the sessions are repeat-heavy (then --param on top). */
-    sknn_repeat_profile prof;
+    ** when the sessions are repeat-heavy or sequential (then --param on
+    ** top). */
     if (x && !sknn_repeat_profile_get(x, SKNN_PROFILE_SESSIONS, &prof))
       for (int k = 0; k < nkernels; k++) {
         if (rows[k].p.kernel != SKNN_TAILOR) continue;
         sknn_params_default(&rows[k].p, SKNN_TAILOR);
         rows[k].adapted = sknn_params_adapt(&rows[k].p, &prof);
+        rows[k].prof = &prof;
         for (int i = 0; i < nparams; i++) eval_param(&rows[k].p, params[i], NULL);
       }
     int nk = nkernels;

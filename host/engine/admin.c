@@ -107,9 +107,11 @@ int tailor_stats(tailor *t, char **out, tailor_error *err) {
   char hex[17];
   snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
   json_object_set_new(o, "models",
-                      json_pack("{sI sI sI sb ss}", "position", (json_int_t)fit->seq, "orders",
+                      json_pack("{sI sI sI sb sb ss}", "position", (json_int_t)fit->seq, "orders",
                                 (json_int_t)fit->orders, "fitted_at", (json_int_t)fit->at,
-                                "repeat_heavy", t->sess_adapted, "cluster_assignment", hex));
+                                "repeat_heavy", (t->sess_adapted & SKNN_ADAPTED_REPEAT) != 0,
+                                "sequential", (t->sess_adapted & SKNN_ADAPTED_TRANS) != 0,
+                                "cluster_assignment", hex));
   /* The automatic segments, by name (kmeans.c). */
   const idx_clusters *cl = &t->ix->clusters;
   json_t *clusters = json_array();

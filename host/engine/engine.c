@@ -256,22 +256,28 @@ static void value_check(tailor *t, idx_value_check *chk) {
   }
 }
 
-/* Tailor's defaults adjusted to a repeat profile (none: the defaults). */
+/* Tailor's defaults adjusted to a profile (none: the defaults). */
 static void session_params_set(tailor *t, const sknn_repeat_profile *prof, int ok) {
   sknn_params p;
   sknn_params_default(&p, SKNN_TAILOR);
-  int adapted = ok && sknn_params_adapt(&p, prof);
+  int adapted = ok ? sknn_params_adapt(&p, prof) : 0;
   pthread_rwlock_wrlock(&t->lock);
   int was = t->sess_adapted;
   t->sess_params = p;
   t->sess_adapted = adapted;
   pthread_rwlock_unlock(&t->lock);
+  static const double choices[] = SKNN_TRANS_CHOICES;
   if (adapted != was)
     eng_log(t, TAILOR_LOG_INFO,
-            "session kernel: %s (%.0f%% of next views repeat the session): "
-            "repeat=%g repeat_decay=%g",
-            adapted ? "repeat-heavy shop" : "shipped defaults", ok ? 100 * prof->share : 0.0,
-            p.repeat, p.repeat_decay);
+            "session kernel: %s%s%s (%.0f%% of next views repeat the session; held-out "
+            "MRR@20 %.1f at the default transition weight, %.1f at %g, %.1f at %g, over %u "
+            "queries): repeat=%g repeat_decay=%g trans=%g",
+            !adapted ? "shipped defaults" : "", adapted & SKNN_ADAPTED_REPEAT ? "repeat-heavy shop" : "",
+            adapted & SKNN_ADAPTED_TRANS ? (adapted & SKNN_ADAPTED_REPEAT ? ", sequential" : "sequential shop") : "",
+            ok ? 100 * prof->share : 0.0, ok ? 100 * prof->trans_mrr[0] : 0.0,
+            ok ? 100 * prof->trans_mrr[1] : 0.0, choices[0],
+            ok ? 100 * prof->trans_mrr[2] : 0.0, choices[1],
+            ok ? prof->trans_queries : 0u, p.repeat, p.repeat_decay, p.trans);
 }
 
 /* The repeat profile of the latest sessions in the index; 1 when there is one. */

@@ -134,7 +134,8 @@ struct tailor {
      model, under the write lock); the tuned file's re-ranker, or NULL. */
   sknn_params sess_params;
   sknn_tuned *tuned;
-  int sess_adapted;        /* the repeat rule changed the defaults */
+  int sess_adapted;        /* what the shop's profile changed in the defaults:
+                              SKNN_ADAPTED_* bits */
 
   /* Experiment exposures waiting for the next commit (experiment.c), and
      the pairs recorded lately (hashes, ENG_EXPOSED_SLOTS of them). */

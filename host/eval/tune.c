@@ -463,8 +463,9 @@ int tune_run(const eval_data *d, const tune_opts *o, tune_result *r,
   size_t every = o->queries && d->nqueries > o->queries
                      ? (d->nqueries + o->queries - 1) / o->queries : 1;
   say(o, "tune: %zu validation queries, scoring every %zu; %.0f%% of next items "
-      "were already in the session%s", d->nqueries, every, 100 * r->profile.share,
-      r->profile.share >= SKNN_REPEAT_HEAVY ? " (repeat-heavy: defaults adjusted)" : "");
+      "were already in the session%s%s", d->nqueries, every, 100 * r->profile.share,
+      r->profile.share >= SKNN_REPEAT_HEAVY ? " (repeat-heavy: defaults adjusted)" : "",
+      r->profile.trans > 0 ? "; the transition check took trans for a sequential shop" : "");
   if (!rc) rc = score_range(d, x, &r->defaults, 0, d->nqueries, every, o->threads,
                             &r->s_defaults);
   r->s_adapted = r->s_defaults;
@@ -540,6 +541,11 @@ int tune_write(const char *path, const tune_result *r, const char *model,
   json_object_set_new(p, "repeat_share", json_real(round(r->profile.share * 1e4) / 1e4));
   json_object_set_new(p, "best_decay", json_real(r->profile.decay));
   json_object_set_new(p, "repeat_heavy", json_boolean(r->profile.share >= SKNN_REPEAT_HEAVY));
+  json_object_set_new(p, "trans_queries", json_integer(r->profile.trans_queries));
+  json_object_set_new(p, "trans_mrr20", json_pack("[fff]", round(r->profile.trans_mrr[0] * 1e4) / 1e4,
+                                                  round(r->profile.trans_mrr[1] * 1e4) / 1e4,
+                                                  round(r->profile.trans_mrr[2] * 1e4) / 1e4));
+  json_object_set_new(p, "trans", json_real(r->profile.trans));
   json_object_set_new(o, "repeat_profile", p);
   json_t *s = json_object();
   json_object_set_new(s, "evaluations", json_integer(r->evaluations));

@@ -21,7 +21,7 @@
 #include "index/internal.h"
 
 #define CKPT_MAGIC "TAILORCK"
-#define CKPT_FORMAT 18 /* 18: the session kernel's count of sessions ever added */
+#define CKPT_FORMAT 19 /* 19: the session kernel's profile holds the transition check */
 
 /*
 ** Writing: a FILE with a running hash.

@@ -215,6 +215,9 @@ typedef struct sknn_params {
   uint32_t self;      /* the visitor's own open session (its id in
                          sknn_add_item), never its own neighbour; not a
                          tunable, SKNN_NONE by default */
+  uint32_t held_out;  /* a session left out of its own query, neighbours
+                         and transitions alike: its seq + 1, 0 = none (the
+                         transition check's leave-one-out); not a tunable */
 } sknn_params;
 
 /* The validated defaults of kernel `k` (sknn_params.c lists them and why). */
@@ -289,16 +292,26 @@ double sknn_work_score(const sknn_work *w, uint32_t e);
 uint32_t sknn_tailor_neighbours(const sknn_work *w);
 
 /*
-** How repeat-heavy a shop is, from the `sessions` most recent sessions the
-** index holds: of every (prefix, next item) pair in them, the share whose
-** next item is already in the prefix, and the repeat decay (in items; 0 =
-** none, order by count) that ranked those items best among the prefix's.
+** What the index tells about its shop, from the `sessions` most recent
+** sessions it holds:
+** - how repeat-heavy it is: of every (prefix, next item) pair in them, the
+**   share whose next item is already in the prefix, and the repeat decay
+**   (in items; 0 = none, order by count) that ranked those items best
+**   among the prefix's;
+** - how sequential it is (the transition check): tailor's defaults (after
+**   the repeat rule) queried with prefixes of those sessions, each session
+**   left out of its own query, at each transition weight of
+**   SKNN_TRANS_CHOICES; the weight whose next items ranked best.
 */
 typedef struct sknn_repeat_profile {
   uint64_t pairs;    /* pairs looked at */
   uint64_t repeats;  /* of them, next item already in the prefix */
   double share;      /* repeats / pairs */
   double decay;      /* the best repeat_decay for them */
+  uint32_t trans_queries; /* queries of the transition check */
+  double trans;      /* the weight it picked; 0: keep the default's */
+  double trans_mrr[3]; /* MRR@20 at the default's weight, then each choice */
+  double trans_hit[3]; /* HR@20 likewise */
 } sknn_repeat_profile;
 
 /* Sessions the profile reads by default. */
@@ -312,13 +325,23 @@ typedef struct sknn_repeat_profile {
 #define SKNN_REPEAT_HEAVY_BOOST 10.0
 /* Fewer pairs than this say nothing: the defaults stay. */
 #define SKNN_ADAPT_MIN_PAIRS 500
+/* The transition check: the weights it tries besides the default's, the
+** queries it asks at most (4 positions a session at most, newest sessions
+** first) and at least (fewer say nothing), and how much better (relative
+** MRR@20, with HR@20 no lower) a weight must rank to be taken. */
+#define SKNN_TRANS_CHOICES {0.5, 2.0}
+#define SKNN_TRANS_QUERIES 2000
+#define SKNN_TRANS_MIN_QUERIES 1000
+#define SKNN_TRANS_GAIN 1.05
 
 int sknn_repeat_profile_get(const sknn_index *x, uint32_t sessions,
                             sknn_repeat_profile *r);
 
-/* Adjust tailor's defaults to the profile (the rule is in sknn_adapt.c and
-** docs/evaluation.md); returns 1 when it changed *p.  Other kernels, and
-** shops that are not repeat-heavy, keep their defaults. */
+/* Adjust tailor's defaults to the profile (the rules are in sknn_adapt.c
+** and docs/evaluation.md); returns what changed: SKNN_ADAPTED_REPEAT (a
+** repeat-heavy shop), SKNN_ADAPTED_TRANS (a sequential one), or 0.  Other
+** kernels keep their defaults. */
+enum { SKNN_ADAPTED_REPEAT = 1, SKNN_ADAPTED_TRANS = 2 };
 int sknn_params_adapt(sknn_params *p, const sknn_repeat_profile *r);
 
 /* Item e's recency: sessions since the latest one it was in (*age;

@@ -51,7 +51,7 @@ uint32_t sknn_find_neighbours(const query *q) {
     uint32_t m = it->n < p->sample ? it->n : p->sample;
     for (uint32_t r = 0; r < m; r++) {
       uint32_t seq = post_recent(it, r);
-      if (!seq_live(x, seq)) continue;
+      if (!seq_live(x, seq) || seq + 1 == p->held_out) continue;
       if (p->self != SKNN_NONE) {
         const sess *s = sess_get(x, seq);
         if (s->key != SKNN_NONE && s->key == p->self) continue;

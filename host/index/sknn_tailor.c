@@ -32,7 +32,8 @@ static void score_transitions(const query *q) {
       if (r + PREFETCH_AHEAD < m)
         __builtin_prefetch(
             &x->ring[slot_of(x, post_recent(it, r + PREFETCH_AHEAD))]);
-      const sess *s = sess_get(x, post_recent(it, r));
+      uint32_t seq = post_recent(it, r);
+      const sess *s = seq + 1 != p->held_out ? sess_get(x, seq) : NULL;
       if (!s) continue;
       const uint32_t *items = sess_items(s);
       for (uint32_t i = 0; i < s->n; i++) {

@@ -957,7 +957,7 @@ static void test_clusters(void) {
   idx_km_data_free(&d);
   /* The checkpoint carries the models and where they were fitted (a
      restart on a shared log must hold what a node that ran on holds). */
-  x->fit = (idx_fit){42, 46, T0 + 12 * DAY, {100, 40, 0.4, 0.7}, 1};
+  x->fit = (idx_fit){42, 46, T0 + 12 * DAY, {100, 40, 0.4, 0.7, 1500, 0.5, {0.1, 0.2, 0.15}, {0.3, 0.4, 0.35}}, 1};
   x->value.kind = IDX_VALUE_BGNBD;
   x->value.bg = (clv_bgnbd){0.5, 12.25, 0.75, 2.5, -100, 7};
   x->value.fitted_at = T0 + 12 * DAY;
@@ -974,6 +974,7 @@ static void test_clusters(void) {
     CHECK_INT(y->fit.orders, 46);
     CHECK_INT(y->fit.at, T0 + 12 * DAY);
     CHECK(y->fit.repeat_ok && y->fit.repeat.share == 0.4);
+    CHECK(y->fit.repeat.trans == 0.5 && y->fit.repeat.trans_queries == 1500);
     CHECK_INT(y->value.kind, IDX_VALUE_BGNBD);
     CHECK(y->value.bg.alpha == 12.25 && y->value.fitted_at == T0 + 12 * DAY);
     CHECK_INT(y->clusters.k, 2);

@@ -2,7 +2,8 @@
 ** test_tune.c: `tailor tune`'s work on generated shops: the search raises
 ** the validation score over the defaults and reads no test data; a
 ** repeat-heavy shop is detected and its adjusted defaults do not lose to
-** S-POP; the re-ranker trains, is saved, loads and scores; its native
+** S-POP; a sequential shop gets the transition weight that ranks its
+** held-out sessions better; the re-ranker trains, is saved, loads and scores; its native
 ** scores are XGBoost's predictions; a malformed model is a clear error;
 ** the tuned file reads back.
 */
@@ -95,8 +96,11 @@ static void test_search_improves(void) {
   CHECK_INT(tune_run(&d, &o, &r, &err), 0);
   CHECK(r.evaluations > 10);
   CHECK(r.profile.share < SKNN_REPEAT_HEAVY);
-  /* Not repeat-heavy: the defaults are the shipped ones. */
-  CHECK(memcmp(&r.adapted, &r.defaults, sizeof r.adapted) == 0);
+  /* Not repeat-heavy: the defaults are the shipped ones, but for the
+     transition weight when the transition check took one. */
+  sknn_params expect = r.defaults;
+  if (r.profile.trans > 0) expect.trans = r.profile.trans;
+  CHECK(memcmp(&r.adapted, &expect, sizeof r.adapted) == 0);
   CHECK(r.s_tuned.p20 + r.s_tuned.mrr20 > r.s_defaults.p20 + r.s_defaults.mrr20);
   /* The tuned figures are what those parameters score. */
   sknn_index *x = eval_index(&d);
@@ -120,7 +124,7 @@ static void test_repeat_heavy_default(void) {
   sknn_params def, adapted, spop;
   sknn_params_default(&def, SKNN_TAILOR);
   adapted = def;
-  CHECK_INT(sknn_params_adapt(&adapted, &prof), 1);
+  CHECK(sknn_params_adapt(&adapted, &prof) & SKNN_ADAPTED_REPEAT);
   sknn_params_default(&spop, SKNN_SPOP);
   tune_score sd, sa, ss;
   CHECK_INT(tune_score_params(&d, x, &def, 1, 2, &sd), 0);
@@ -140,6 +144,7 @@ static void test_repeat_heavy_default(void) {
   /* And a shop that is not repeat-heavy keeps the defaults. */
   sknn_repeat_profile low = prof;
   low.share = 0.19;
+  low.trans = 0;
   sknn_params kept = def;
   CHECK_INT(sknn_params_adapt(&kept, &low), 0);
   CHECK(memcmp(&kept, &def, sizeof kept) == 0);
@@ -148,6 +153,56 @@ static void test_repeat_heavy_default(void) {
   free(train);
 }
 
+
+/*
+** The transition check.  A shop whose visitors walk its items in order
+** (each step to the next item of a path, 95% of the time) gets a higher
+** transition weight, and it ranks the validation split's next items
+** better: the split's sessions are not in the index, so this is the
+** held-out figure the leave-one-out check estimated.  A shop whose
+** visitors jump about their cluster keeps the default weight.
+*/
+static void test_sequential_default(void) {
+  char *train = gen_shop(4000, 0, 95, 200, 10, 23);
+  eval_data d;
+  CHECK_INT(load_val(&d, train), 0);
+  sknn_index *x = eval_index(&d);
+  sknn_repeat_profile prof;
+  CHECK_INT(sknn_repeat_profile_get(x, SKNN_PROFILE_SESSIONS, &prof), 0);
+  CHECK_INT(prof.trans_queries, SKNN_TRANS_QUERIES);
+  CHECK(prof.trans > 0);
+  sknn_params def, adapted;
+  sknn_params_default(&def, SKNN_TAILOR);
+  adapted = def;
+  CHECK_INT(sknn_params_adapt(&adapted, &prof), SKNN_ADAPTED_TRANS);
+  CHECK(adapted.trans == prof.trans && adapted.held_out == 0);
+  tune_score sd, sa;
+  CHECK_INT(tune_score_params(&d, x, &def, 1, 2, &sd), 0);
+  CHECK_INT(tune_score_params(&d, x, &adapted, 1, 2, &sa), 0);
+  printf("sequential shop: check MRR@20 %.2f at the default, %.2f/%.2f at the choices; "
+         "validation defaults %.2f/%.2f, adapted (trans=%g) %.2f/%.2f\n",
+         100 * prof.trans_mrr[0], 100 * prof.trans_mrr[1], 100 * prof.trans_mrr[2],
+         100 * sd.p20, 100 * sd.mrr20, adapted.trans, 100 * sa.p20, 100 * sa.mrr20);
+  CHECK(sa.mrr20 > 1.05 * sd.mrr20);
+  CHECK(sa.p20 >= sd.p20);
+  sknn_free(x);
+  eval_data_free(&d);
+  free(train);
+
+  train = gen_shop(4000, 0, 0, 20, 10, 29);
+  CHECK_INT(load_val(&d, train), 0);
+  x = eval_index(&d);
+  CHECK_INT(sknn_repeat_profile_get(x, SKNN_PROFILE_SESSIONS, &prof), 0);
+  printf("jumping shop: check MRR@20 %.2f at the default, %.2f/%.2f at the choices\n",
+         100 * prof.trans_mrr[0], 100 * prof.trans_mrr[1], 100 * prof.trans_mrr[2]);
+  CHECK(prof.trans_queries >= SKNN_TRANS_MIN_QUERIES);
+  CHECK(prof.trans == 0);
+  adapted = def;
+  CHECK_INT(sknn_params_adapt(&adapted, &prof), 0);
+  sknn_free(x);
+  eval_data_free(&d);
+  free(train);
+}
 
 /* XGBoost's own predictions for m rows (NaN = missing), as training sees
 ** the model. */
@@ -497,6 +552,7 @@ static void test_rerank(void) {
 int main(void) {
   RUN(test_search_improves);
   RUN(test_repeat_heavy_default);
+  RUN(test_sequential_default);
   RUN(test_rerank);
   return CHECK_DONE();
 }
