@@ -221,6 +221,21 @@ static void apply_pref_removed(idx *x, idx_person *p, const ev *e) {
   if (k != INTERN_NONE) idx_pref_remove(p, k, e->ts);
 }
 
+/* The purposes `purposes` names (analytics, personalization, marketing:
+   true or false; one left out is unchanged) set or clear the person's
+   IDX_NO_* flags: a consent event's props, or a profile's consent. */
+static void apply_purposes(idx_person *p, const json_t *purposes) {
+  static const struct { const char *purpose; uint8_t declined; } f[] = {
+      {"analytics", IDX_NO_ANALYTICS}, {"personalization", IDX_NO_PERSONALIZATION},
+      {"marketing", IDX_NO_MARKETING}};
+  for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+    json_t *v = json_object_get(purposes, f[i].purpose);
+    if (json_is_boolean(v))
+      p->flags = (uint8_t)(json_is_true(v) ? p->flags & ~f[i].declined
+                                           : p->flags | f[i].declined);
+  }
+}
+
 /* customer_upsert: string attributes of the profile ("attrs"). */
 static int apply_profile(idx *x, const ev *e) {
   uint32_t pid = idx_person_put(x, 'c', e->customer);
@@ -239,6 +254,10 @@ static int apply_profile(idx *x, const ev *e) {
     int on = f[i].in_consent ? json_is_true(v) : json_string_length(v) > 0;
     p->flags = (uint8_t)(on ? p->flags | f[i].flag : p->flags & ~f[i].flag);
   }
+  /* The shop's record of the purposes is the customer's choice as a
+     consent event gives it: "marketing": false keeps them out of every
+     audience and email, as docs/strategies.md says. */
+  apply_purposes(p, consent);
   json_t *attrs = json_object_get(doc, "attrs");
   const char *k;
   json_t *v;
@@ -556,20 +575,6 @@ static int apply_source(idx *x, idx_session *s, const ev *e) {
   return 0;
 }
 
-/* consent: the purposes the event names (props analytics, personalization,
-   marketing: true or false) set or clear the person's IDX_NO_* flags. */
-static void apply_consent(idx_person *p, const ev *e) {
-  static const struct { const char *purpose; uint8_t declined; } f[] = {
-      {"analytics", IDX_NO_ANALYTICS}, {"personalization", IDX_NO_PERSONALIZATION},
-      {"marketing", IDX_NO_MARKETING}};
-  for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
-    json_t *v = json_object_get(e->props, f[i].purpose);
-    if (json_is_boolean(v))
-      p->flags = (uint8_t)(json_is_true(v) ? p->flags & ~f[i].declined
-                                           : p->flags | f[i].declined);
-  }
-}
-
 /* Counters of the session an event belongs to. */
 static int apply_session(idx *x, uint32_t sid, const ev *e) {
   if (session_grow(x, sid)) return -1;
@@ -735,7 +740,7 @@ static int apply_keyed(idx *x, const ev *e, const event_keys *k) {
     uint32_t id = pool ? intern_get(&x->coupons, pool) : INTERN_NONE;
     if (id != INTERN_NONE) x->coupon_used.v[id]++;
   }
-  if (p && e->type == EV_CONSENT) apply_consent(p, e);
+  if (p && e->type == EV_CONSENT) apply_purposes(p, e->props);
   if (p && e->type == EV_QUIZ_ANSWER && apply_quiz(x, p, e)) return TAILOR_ENOMEM;
   if (p && e->type == EV_PREF_REMOVED) apply_pref_removed(x, p, e);
   if (p && e->type == EV_EMAIL_SENT) {

@@ -64,6 +64,18 @@ describe("consent", function()
     e:close()
   end)
 
+  it("takes a profile's consent.marketing = false as a decline", function()
+    local e = engine("/strategies")
+    assert(e:ingest { type = "customer_upsert",
+                      customer = { id = "c6", email = "c6@example.com",
+                                   consent = { email = true, marketing = false } } })
+    assert(e:ingest { type = "view", customer = "c6", item = "hat" })
+    assert.are.equal(0, audiences(e, { customer = "c6" }))
+    assert(e:ingest { type = "customer_upsert", customer = { id = "c6", consent = { marketing = true } } })
+    assert.are.equal(1, audiences(e, { customer = "c6" }))
+    e:close()
+  end)
+
   it("keeps a decline made before login for the customer it turns out to be", function()
     local e = engine("/strategies")
     assert(e:ingest { type = "view", anon = "v5", item = "hat" })
