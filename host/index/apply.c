@@ -622,6 +622,16 @@ static int apply_erase(idx *x, const ev *e) {
   return TAILOR_OK;
 }
 
+/* Whether an event is the person on the site: not an email tailor sent or
+   one they opened, a refund the shop's backend made, or a consent that a
+   confirmation link or the backend recorded.  The others count as a visit
+   and move last_seen (the audiences' recency, days_since_visit); these
+   would put a lapsed customer back among yesterday's visitors with every
+   win-back email. */
+static int on_site(ev_type t) {
+  return t != EV_EMAIL_SENT && t != EV_EMAIL_OPENED && t != EV_REFUND && t != EV_CONSENT;
+}
+
 /* Catalog, profile and erase events are applied without keys. */
 static int keyed(const ev *e) {
   return e->type != EV_ITEM_UPSERT && e->type != EV_ITEM_DELETE &&
@@ -720,7 +730,7 @@ static int apply_keyed(idx *x, const ev *e, const event_keys *k) {
   /* The session is a returning visitor's when it starts a visit of someone
      seen before. */
   int returning = p && sid != INTERN_NONE && p->last_session != sid + 1 && p->visits > 0;
-  if (p) {
+  if (p && on_site(e->type)) {
     /* A visit: a new session id, or activity after a long pause. */
     if (sid != INTERN_NONE ? p->last_session != sid + 1
                            : (!p->last_seen || e->ts - p->last_seen > IDX_VISIT_GAP_MS))

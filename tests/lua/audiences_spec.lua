@@ -99,6 +99,13 @@ describe("recency audiences", function()
       if ev.type == "remove_from_cart" or ev.type == "purchase" then p.cart[ev.item] = nil end
       if ev.type == "purchase" then p.last_order = ev.ts end
     end
+    -- An email sent now to every customer is not a visit: no audience moves.
+    for who in pairs(people) do
+      if who:match("^c") then
+        assert(e:ingest { type = "email_sent", customer = who, name = "win_back",
+                          props = { key = "win_back:" .. who, channel = "smtp" } })
+      end
+    end
 
     -- tailor.audiences, through the shipped audiences handler.
     local want, count = {}, {}
