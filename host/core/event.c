@@ -162,7 +162,11 @@ static const struct name {
 static const char *const line_id_names[] = {"id", "item_id", "product_id", "sku"};
 
 /* Segment's properties, GA4's params and ecommerce.  And tailor's own
-   "props", so that a normalized text parses back into itself. */
+   "props", so that a normalized text parses back into itself: its keys
+   stay props, never fields (a stored event's fields are all at its top
+   level; a key that lost to another name of its field, or that the
+   server's screening of a storefront's customer left behind, must not
+   become that field when the log is read again). */
 static const char *const nest_names[] = {"properties", "params", "ecommerce", "props"};
 #define EV_BOXES (1 + sizeof nest_names / sizeof *nest_names)
 
@@ -336,6 +340,7 @@ typedef struct pick {
 typedef struct input {
   json_t *box[EV_BOXES];
   size_t n;
+  size_t props_box;        /* the index of tailor's "props" among box, or 0 */
   const char *consumed[2]; /* the type's keys */
   pick p[F_COUNT_];
   size_t left;     /* keys that will not be taken: props to build */
@@ -362,7 +367,7 @@ static void scan(input *in) {
                  (in->consumed[1] && !strcmp(k, in->consumed[1]))))
         continue;
       if (!b && is_box(k, v)) continue;
-      const struct name *nm = name_of(k, b);
+      const struct name *nm = b && b == in->props_box ? NULL : name_of(k, b);
       if (nm && nm->field == F_NAME && (!wants_name(in->type) || in->named)) nm = NULL;
       if (!nm) {
         in->left++;
@@ -616,7 +621,7 @@ static int has(const ev *e, unsigned bit) {
 /* Map the input object `root` onto *e. */
 static int build(json_t *root, const ev_limits *lim, int keep_unknown, ev *e,
                  tailor_error *err) {
-  input in = {{root}, 1, {NULL, NULL}, {{0}}, 0, 0, NULL};
+  input in = {{root}, 1, 0, {NULL, NULL}, {{0}}, 0, 0, NULL};
   const char *tname;
   json_t *v;
   int rc;
@@ -632,7 +637,10 @@ static int build(json_t *root, const ev_limits *lim, int keep_unknown, ev *e,
                      "'%s' is tailor's own log event, not one a sender may send "
                      "(to erase a customer: `tailor erase`, or the erase request)", tname);
   for (size_t i = 0; i < sizeof nest_names / sizeof *nest_names; i++)
-    if (json_is_object(v = json_object_get(root, nest_names[i]))) in.box[in.n++] = v;
+    if (json_is_object(v = json_object_get(root, nest_names[i]))) {
+      if (!strcmp(nest_names[i], "props")) in.props_box = in.n;
+      in.box[in.n++] = v;
+    }
   scan(&in);
 
   e->ts = lim->now_ms;
