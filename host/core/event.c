@@ -219,6 +219,30 @@ static int mistyped(tailor_error *err, const char *tname, const char *field, con
                    want, describe(v, buf, sizeof buf));
 }
 
+/* A consent's purposes (props), and a profile's consent, are true or false:
+   "false" as a string would be acknowledged and then mean nothing. */
+static int check_purposes(const ev *e, tailor_error *err) {
+  static const char *const purposes[] = {"analytics", "personalization", "marketing",
+                                         "email", "sms"};
+  const json_t *box = e->type == EV_CONSENT ? e->props
+                      : e->type == EV_CUSTOMER_UPSERT ? json_object_get(e->object, "consent")
+                                                      : NULL;
+  if (!box) return TAILOR_OK;
+  const char *tname = type_names[e->type];
+  const char *in = e->type == EV_CONSENT ? "props" : "consent";
+  if (!json_is_object(box)) return mistyped(err, tname, in, "an object", box);
+  /* A consent event's own email (the double opt-in's) is a flag as well. */
+  for (size_t i = 0; i < sizeof purposes / sizeof *purposes; i++) {
+    const json_t *v = json_object_get(box, purposes[i]);
+    if (v && !json_is_boolean(v)) {
+      char field[32];
+      snprintf(field, sizeof field, "%s.%s", in, purposes[i]);
+      return mistyped(err, tname, field, "true or false", v);
+    }
+  }
+  return TAILOR_OK;
+}
+
 /*
 ** Check `v` against `kind`.  An integer id becomes a string in its parent
 ** (`obj` under `key`, or `arr` at `at`), so that ids are always text and
@@ -683,7 +707,7 @@ static int build(json_t *root, const ev_limits *lim, int keep_unknown, ev *e,
   }
   rc = (req & (EVF_ITEMDOC | EVF_CUSTDOC)) ? take_object(&in, e, err)
                                            : take_lines(&in, e, lim->max_lines, err);
-  if (rc || (rc = take_props(&in, e, err))) return rc;
+  if (rc || (rc = take_props(&in, e, err)) || (rc = check_purposes(e, err))) return rc;
 
   if (!e->has_revenue && (req & EVF_ORDER) && e->n_lines) {
     for (size_t i = 0; i < e->n_lines; i++) e->revenue += e->lines[i].price * e->lines[i].quantity;

@@ -75,7 +75,8 @@
   S(tuned, "index.tuned", STR, "",                                           \
     "tuned session-kernel parameters from `tailor tune --out` (and the "      \
     "re-ranker model beside them) for tailor.session_next; \"\" for tailor's "  \
-    "defaults, adjusted to a repeat-heavy shop")                              \
+    "defaults, adjusted to a repeat-heavy or sequential shop (evaluation.md, " \
+    "\"Defaults that fit the shop\")")                                          \
   N(value_refit_orders, INDEX_VALUE_REFIT_ORDERS)                            \
   N(value_min_repeat, INDEX_VALUE_MIN_REPEAT_CUSTOMERS)                      \
   N(value_holdout_days, INDEX_VALUE_HOLDOUT_DAYS)                            \

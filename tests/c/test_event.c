@@ -476,6 +476,16 @@ static void test_missing_fields(void) {
 }
 
 static void test_mistyped_fields(void) {
+  /* A consent's purposes and a profile's consent are true or false. */
+  EXPECT_ERR("{\"type\":\"consent\",\"anon\":\"a\",\"props\":{\"analytics\":\"false\"}}",
+             TAILOR_EFIELD, "props.analytics", "expected true or false, found 'false'");
+  EXPECT_ERR("{\"type\":\"consent\",\"anon\":\"a\",\"marketing\":0}", TAILOR_EFIELD,
+             "props.marketing", "expected true or false, found 0");
+  EXPECT_ERR("{\"type\":\"customer_upsert\",\"customer\":{\"id\":\"c\",\"consent\":"
+             "{\"email\":\"yes\"}}}", TAILOR_EFIELD, "consent.email",
+             "expected true or false, found 'yes'");
+  EXPECT_ERR("{\"type\":\"customer_upsert\",\"customer\":{\"id\":\"c\",\"consent\":true}}",
+             TAILOR_EFIELD, "consent", "expected an object, found true");
   EXPECT_ERR("{\"type\":\"purchase\",\"customer\":\"c\",\"order_id\":\"o\",\"items\":["
              "{\"id\":\"a\",\"price\":1},{\"id\":\"b\",\"price\":\"ten\"}]}",
              TAILOR_EFIELD, "items[1].price", "expected a number from 0 to 1000000000, found 'ten'");
