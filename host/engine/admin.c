@@ -209,7 +209,7 @@ int tailor_forget(tailor *t, const char *customer, int64_t *erased,
     idx_forget(t->ix, customer);
     json_array_foreach(sessions, i, v) idx_forget_session(t->ix, json_string_value(v));
     pthread_rwlock_unlock(&t->lock);
-    eng_exposures_reset(t, 0); /* their exposures are gone from the store */
+    eng_exposures_reset(t); /* their exposures are gone from the store */
     /* A checkpoint without them, now (removed above: a failed write
        leaves none, and the next start replays). */
     eng_save_checkpoint(t);

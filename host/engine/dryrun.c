@@ -249,7 +249,6 @@ static void decide_one(dry *d, size_t i, const char *kind, const char *label, js
   d->hooked = 0;
   h->calls++;
   int rc = text ? tailor_decide(d->t, text, strlen(text), &resp, NULL, &e) : TAILOR_ENOMEM;
-  eng_exposures_reset(d->t, 1); /* a dry run exposes nobody */
   json_t *a = rc == TAILOR_OK ? json_loads(resp, 0, NULL) : NULL;
   if (rc != TAILOR_OK) {
     failed(d, h, e.message);

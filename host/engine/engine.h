@@ -348,9 +348,8 @@ void eng_flush_exposures(tailor *t);
 void eng_write_exposures(tailor *t);
 int eng_exposures_pending(tailor *t);
 /* Forget which pairs were recorded (after an erasure, whose unit may be
-   exposed again, and after a dry run) and, with `pending`, drop the
-   buffered exposures too. */
-void eng_exposures_reset(tailor *t, int pending);
+   exposed again).  A dry run (eng_dry_running) records none. */
+void eng_exposures_reset(tailor *t);
 double eng_t_pvalue(double t, double df);
 
 /*

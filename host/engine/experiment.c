@@ -76,6 +76,7 @@ static int expo_push(eng_expo *b, const char *experiment, const char *variant,
 
 void eng_expose(tailor *t, const char *experiment, const char *variant,
                 const char *unit, uint64_t h) {
+  if (eng_dry_running) return; /* a dry run exposes nobody */
   pthread_mutex_lock(&t->expo_mu);
   uint64_t *slot = t->exposed ? &t->exposed[h & (ENG_EXPOSED_SLOTS - 1)] : NULL;
   /* Names that are not UTF-8 are not kept: PostgreSQL would refuse the
@@ -87,10 +88,9 @@ void eng_expose(tailor *t, const char *experiment, const char *variant,
   pthread_mutex_unlock(&t->expo_mu);
 }
 
-void eng_exposures_reset(tailor *t, int pending) {
+void eng_exposures_reset(tailor *t) {
   pthread_mutex_lock(&t->expo_mu);
   if (t->exposed) memset(t->exposed, 0, ENG_EXPOSED_SLOTS * sizeof *t->exposed);
-  if (pending) t->expo.n = t->expo.text.n = 0;
   pthread_mutex_unlock(&t->expo_mu);
 }
 

@@ -84,7 +84,7 @@ static int follow_one(void *ud, int64_t seq, const ev *e) {
   int rc = idx_apply(t->ix, e);
   pthread_rwlock_unlock(&t->lock);
   if (e->type == EV_ERASE) { /* erased by another node */
-    eng_exposures_reset(t, 0);
+    eng_exposures_reset(t);
     r->erased = 1;
   }
   if (rc != TAILOR_OK) {

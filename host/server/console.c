@@ -474,7 +474,7 @@ void srv_console_run(srv *s, job *j) {
     else set_json(j, o);
   } else if (!strcmp(name, "experiments")) {
     char *out = NULL;
-    int rc = tailor_report_experiments(t, (int)num_param(query, "window_days", 14, 1, 365), &out, &e);
+    int rc = tailor_report_experiments(t, (int)num_param(query, "window_days", DEF_REPORT_WINDOW_DAYS, 1, 365), &out, &e);
     engine_text(j, rc, out, &e);
   } else if (!strcmp(name, "outbox")) {
     o = eng_console_outbox(t, param(query, "state", b, sizeof b), pii, &e);

@@ -336,6 +336,8 @@ async function run(dir, server, sim, demo, eventsFile) {
     const report = (await http(base, "GET", "/admin/api/experiments", { token: ADMIN })).json;
     const tables = await page.$$("table");
     check("experiments: a table per experiment", tables.length === report.length, tables.length + " vs " + report.length);
+    // The window of `tailor report experiments` (7 days), so the two agree.
+    for (const ex of report) check("experiments: the text report's window", ex.window_days === 7, String(ex.window_days));
     for (const ex of report) {
       for (const v of ex.variants) {
         const row = await page.$$eval("table tr", (trs, name) => {

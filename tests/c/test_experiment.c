@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "core/defaults.h"
+#include "engine/dryrun.h"
 #include "engine/engine.h"
 
 #define MAX_EXPOSURES DEF_LUA_MAX_EXPOSURES /* what engine/lapi.c caps at */
@@ -100,6 +101,7 @@ static void test_exposures_bounded_per_call(void) {
       "local variants = { 'a', 'b' }\n"
       "return { recommend = function(ctx)\n"
       "  local c = ctx.context\n"
+      "  if not c.n then tailor.experiment('loop', variants, 'dry-run visitor') return {} end\n"
       "  for i = 1, c.n do\n"
       "    tailor.experiment('loop', variants, 'u' .. (i % c.units) .. c.tag)\n"
       "  end\n"
@@ -131,7 +133,7 @@ static void test_exposures_bounded_per_call(void) {
   decide_loop(t, 300000, 300000, "x");
   CHECK_INT(buffered(t), MAX_EXPOSURES);
   CHECK_INT(w.n, 1);
-  CHECK_CONTAINS(w.last, "recommend.lua:5: tailor.experiment: more than 64 "
+  CHECK_CONTAINS(w.last, "recommend.lua:6: tailor.experiment: more than 64 "
                          "exposures in one call");
   /* A new call, a new allowance (and one more warning). */
   decide_loop(t, 300000, 300000, "y");
@@ -151,6 +153,12 @@ static void test_exposures_bounded_per_call(void) {
   CHECK_INT(tailor_forget(t, "nobody", NULL, &err), TAILOR_OK);
   CHECK_INT(buffered(t), 0);
   decide_loop(t, 3, 3, "z");
+  CHECK_INT(buffered(t), 3);
+  /* A dry run (the console's Check, `tailor check --sample`) exposes
+     nobody, and keeps what real visitors' decisions left waiting. */
+  eng_dry_report rep;
+  CHECK_INT(eng_dry_run(t, 3, &rep, &err), TAILOR_OK);
+  eng_dry_report_free(&rep);
   CHECK_INT(buffered(t), 3);
   /* A unit that is not UTF-8 is not kept (PostgreSQL would refuse the
      whole flush). */
