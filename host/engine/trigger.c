@@ -112,8 +112,13 @@ static void take_schedule(lua_State *L, trigger_run *r, lua_Integer i) {
     snprintf(what, sizeof what, "schedule[%lld] without %s", (long long)i, problem);
     bad(L, r, what);
   }
+  /* A delay counts from the event's time (an hour after the cart changed,
+     not after the server got to it: events up to triggers.max_event_age_s
+     old still schedule), and is never due before now. */
+  int64_t now = util_now_ms();
   int64_t when = due ? (int64_t)json_integer_value(due)
-                     : util_now_ms() + (int64_t)(json_number_value(delay) * 1000);
+                     : r->e->ts + (int64_t)(json_number_value(delay) * 1000);
+  if (!due && when < now) when = now;
   /* Consent, checked here while the index read lock is held. */
   if (is_email(r->t, channel)) {
     uint32_t p = idx_person_of(r->t->ix, customer, NULL);

@@ -33,6 +33,16 @@ describe("on_event triggers", function()
     e:close()
   end)
 
+  it("counts a delay from the event's time", function()
+    local e = engine()
+    local at = os.time() - 3000 -- the cart changed 50 minutes ago; the delay is an hour
+    assert(e:ingest { type = "add_to_cart", item = "hat", customer = "c1",
+                      ts = os.date("!%Y-%m-%dT%H:%M:%SZ", at) })
+    local due = e:outbox()[1].due
+    assert.is_true(due >= (at + 3600) * 1000 and due <= (at + 3602) * 1000, tostring(due))
+    e:close()
+  end)
+
   it("sends nothing to a customer without email consent", function()
     local e = engine()
     assert(e:ingest { type = "add_to_cart", item = "hat", customer = "c2" })
