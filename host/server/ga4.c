@@ -73,6 +73,15 @@ static void note(checks *c, const char *path, const char *code, const char *fmt,
                                            code));
 }
 
+/* A string's length in characters, as GA4 counts its limits (the parser
+   has checked it is UTF-8): bytes that do not continue a character. */
+static size_t chars(const json_t *v) {
+  const unsigned char *p = (const unsigned char *)json_string_value(v);
+  size_t n = 0, len = json_string_length(v);
+  for (size_t i = 0; i < len; i++) n += (p[i] & 0xC0) != 0x80;
+  return n;
+}
+
 /* Why `name` may not name an event or a parameter (GA4's rules), or NULL. */
 static const char *bad_name(const char *name, int event, const char **code) {
   size_t n = strlen(name);
@@ -157,8 +166,10 @@ static int ga4_rules(checks *c, json_t *e, size_t i) {
            i, k, why);
       return -1;
     }
-    if (json_is_string(v) && json_string_length(v) > GA4_MAX_PARAM_VALUE) {
-      note(c, "events.params", "VALUE_INVALID",
+    if (json_is_string(v) && chars(v) > GA4_MAX_PARAM_VALUE) {
+      char field[96];
+      snprintf(field, sizeof field, "events.params.%.64s", k);
+      note(c, field, "VALUE_INVALID",
            "Event at index: [%zu] has param [%.64s] longer than 100 characters.", i, k);
       return -1;
     }

@@ -242,7 +242,28 @@ static void test_ga4_note_cut(void) {
   srv_request_clear(&r);
 }
 
+/* GA4's 100-character limit on a param's value counts characters, not
+   bytes: 67 Cyrillic letters (134 bytes) pass, 101 do not, and the
+   rejection names the param. */
+static void test_ga4_value_chars(void) {
+  const char *url = "/mp/collect?measurement_id=G-1&api_secret=x";
+  srv_limits lim = {16, 0};
+  for (int n = 67; n <= 101; n += 34) {
+    char term[256] = "", body[512];
+    for (int i = 0; i < n; i++) strcat(term, "\xd0\xb6");
+    snprintf(body, sizeof body, "{\"client_id\":\"1\",\"events\":[{\"name\":\"search\","
+             "\"params\":{\"search_term\":\"%s\"}}]}", term);
+    srv_request r;
+    tailor_error e = {0};
+    CHECK_INT(srv_parse_http(SRV_POST, url, strlen(url), body, strlen(body), &lim, &r, &e), 0);
+    CHECK_INT((int)r.n_rejects, n > 100);
+    if (r.n_rejects == 1) CHECK_STR(r.rejects[0].err.field, "events.params.search_term");
+    srv_request_clear(&r);
+  }
+}
+
 int main(void) {
+  RUN(test_ga4_value_chars);
   RUN(test_plain_events_are_read_directly);
   RUN(test_decide_requests_flat);
   RUN(test_everything_else_is_the_trees);
