@@ -59,7 +59,10 @@ int srv_in_line(srv_inbuf *b, size_t max_line, const char **line, size_t *len) {
   char *nl = from < b->len ? memchr(b->buf + from, '\n', b->len - from) : NULL;
   if (!nl) {
     b->scanned = b->len - b->start;
-    if (b->scanned > max_line) {
+    /* A line of max_line bytes whose CR has come without its LF yet is
+       not too long: the CR is not the line's. */
+    int cr = b->scanned && b->buf[b->len - 1] == '\r';
+    if (b->scanned - (size_t)cr > max_line) {
       /* Drop what there is and the rest of the line as it comes. */
       b->skipping = 1;
       b->start = b->len;

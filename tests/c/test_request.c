@@ -262,7 +262,33 @@ static void test_ga4_value_chars(void) {
   }
 }
 
+/* Bytes into the input buffer, as one read. */
+static void feed(srv_inbuf *b, const char *s) {
+  char *p;
+  size_t n;
+  CHECK_INT(srv_in_space(b, strlen(s), &p, &n), 0);
+  memcpy(p, s, strlen(s));
+  srv_in_commit(b, strlen(s));
+}
+
+/* A line of exactly max_line bytes is a line however TCP splits its CRLF;
+   one byte more is too long. */
+static void test_line_limit_crlf(void) {
+  srv_inbuf b = {0};
+  const char *line;
+  size_t len;
+  feed(&b, "12345678\r");
+  CHECK_INT(srv_in_line(&b, 8, &line, &len), SRV_LINE_NONE);
+  feed(&b, "\n");
+  CHECK_INT(srv_in_line(&b, 8, &line, &len), SRV_LINE_OK);
+  CHECK_INT((int)len, 8);
+  feed(&b, "123456789");
+  CHECK_INT(srv_in_line(&b, 8, &line, &len), SRV_LINE_TOO_LONG);
+  srv_in_free(&b);
+}
+
 int main(void) {
+  RUN(test_line_limit_crlf);
   RUN(test_ga4_value_chars);
   RUN(test_plain_events_are_read_directly);
   RUN(test_decide_requests_flat);
