@@ -351,6 +351,8 @@ int eng_exposures_pending(tailor *t);
    exposed again).  A dry run (eng_dry_running) records none. */
 void eng_exposures_reset(tailor *t);
 double eng_t_pvalue(double t, double df);
+/* The t whose two-sided p-value at df is p (NAN outside (0, 1), df <= 0). */
+double eng_t_quantile(double p, double df);
 
 /*
 ** A decision (engine/decide.c): run the handler of q->kind and write the

@@ -171,6 +171,20 @@ double eng_t_pvalue(double t, double df) {
   return betai(df / 2, 0.5, df / (df + t * t));
 }
 
+/* The t with two-sided p-value `p` at df degrees of freedom (2.228 for
+   0.05 at 10), by bisection on eng_t_pvalue, which falls as t grows. */
+double eng_t_quantile(double p, double df) {
+  if (!(p > 0 && p < 1) || !(df > 0)) return NAN;
+  double lo = 0, hi = 1;
+  while (eng_t_pvalue(hi, df) > p && hi < 1e12) hi *= 2;
+  for (int i = 0; i < 200 && hi - lo > 1e-12 * hi; i++) {
+    double mid = (lo + hi) / 2;
+    if (eng_t_pvalue(mid, df) > p) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
 /* Two-sided p-value of a standard normal statistic. */
 static double z_pvalue(double z) { return erfc(fabs(z) / sqrt(2.0)); }
 
@@ -211,14 +225,16 @@ static json_t *arm_row(const arm *a, const arm *c) {
   double df = sv > 0 ? sv * sv / ((var / a->n) * (var / a->n) / (a->n - 1) +
                                   (vc / c->n) * (vc / c->n) / (c->n - 1))
                      : 0;
+  /* The interval at Welch's df, as the p-value: 1.96 (the normal's) made
+     small samples look significant that the p-value says are not. */
+  double half = sv > 0 && df > 0 ? eng_t_quantile(0.05, df) * sqrt(sv) : 0;
   json_object_set_new(o, "revenue_diff", json_real(mean - mc));
   json_object_set_new(o, "revenue_diff_ci95",
-                      json_pack("[ff]", mean - mc - 1.96 * sqrt(sv), mean - mc + 1.96 * sqrt(sv)));
+                      json_pack("[ff]", mean - mc - half, mean - mc + half));
   json_object_set_new(o, "revenue_uplift", json_real(mc > 0 ? (mean - mc) / mc : 0));
   if (mc > 0)
     json_object_set_new(o, "revenue_uplift_ci95",
-                        json_pack("[ff]", (mean - mc - 1.96 * sqrt(sv)) / mc,
-                                  (mean - mc + 1.96 * sqrt(sv)) / mc));
+                        json_pack("[ff]", (mean - mc - half) / mc, (mean - mc + half) / mc));
   json_object_set_new(o, "revenue_p_value", json_real(sv > 0 && df > 0 ? eng_t_pvalue(t, df) : 1));
   return o;
 }
