@@ -58,7 +58,9 @@
     "events older than this fire no triggers (imports of history send "     \
     "nothing)")                                                              \
   X(EMAIL_CAP_PER_WEEK, 3, "triggers.email_cap_per_week", "emails",          \
-    "most emails scheduled for one customer within a week; 0: no cap")      \
+    "most emails due for one customer in a week (an email is not "         \
+    "scheduled when as many are due in the 7 days up to it, the ones it "   \
+    "supersedes left out); 0: no cap")                                      \
   X(MIN_MARGIN_PCT, 15, "discounts.min_margin_pct", "percent",               \
     "no discount may take an item's price within this many percent of its " \
     "cost (the item's \"cost\" field)")                                     \

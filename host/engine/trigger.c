@@ -32,14 +32,19 @@ static int is_email(tailor *t, const char *channel) {
   return ch ? (ch->flags & TAILOR_CHANNEL_EMAIL) != 0 : !strcmp(channel, "email");
 }
 
-/* The customer's emails scheduled since `since`, on every channel that
-   reaches an inbox (the weekly cap counts them all). */
-static int64_t recent_emails(tailor *t, const char *customer, int64_t since) {
-  int64_t n = 0;
+/* The weekly cap's count for an email due at `due`: the customer's emails
+   due in the week up to it, on every channel that reaches an inbox, but
+   the pending ones a superseding row replaces (`except`, a key prefix, or
+   NULL).  By due time, not by when they were scheduled: a win-back due in
+   90 days is not this week's email, and a second order's win-back, which
+   replaces the first's, does not count the first against itself. */
+static int64_t emails_in_week(tailor *t, const char *customer, int64_t due, const char *except) {
+  int64_t n = 0, from = due - DELIVER_CAP_WINDOW_MS + 1;
   for (size_t i = 0; i < eng_channel_count(t); i++)
     if (eng_channel_at(t, i)->flags & TAILOR_CHANNEL_EMAIL)
-      n += store_outbox_recent(t->st, customer, eng_channel_at(t, i)->name, since);
-  if (!eng_channel_find(t, "email")) n += store_outbox_recent(t->st, customer, "email", since);
+      n += store_outbox_due(t->st, customer, eng_channel_at(t, i)->name, from, due, except);
+  if (!eng_channel_find(t, "email"))
+    n += store_outbox_due(t->st, customer, "email", from, due, except);
   return n;
 }
 
@@ -395,7 +400,6 @@ static int apply_run(tailor *t, trigger_run *r, tailor_error *err) {
     }
     if (rc) return rc;
   }
-  int64_t week = r->now - DELIVER_CAP_WINDOW_MS;
   size_t capped = 0;
   json_array_foreach(r->schedule, i, v) {
     const char *customer = json_string_value(json_object_get(v, "customer"));
@@ -408,7 +412,8 @@ static int apply_run(tailor *t, trigger_run *r, tailor_error *err) {
     if (sup && store_outbox_state(t->st, json_string_value(json_object_get(v, "key")))) continue;
     int email = is_email(t, channel);
     if (customer && email && t->cfg.email_cap_per_week > 0 &&
-        recent_emails(t, customer, week) >= t->cfg.email_cap_per_week) {
+        emails_in_week(t, customer, (int64_t)json_integer_value(json_object_get(v, "due")), sup) >=
+            t->cfg.email_cap_per_week) {
       atomic_fetch_add(&t->n_trigger_capped, 1);
       capped++;
       continue;

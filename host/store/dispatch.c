@@ -113,9 +113,9 @@ int store_outbox_cancel_prefix(store *s, const char *prefix, int *cancelled,
   return s->ops->outbox_cancel_prefix(s, prefix, cancelled, err);
 }
 
-int64_t store_outbox_recent(store *s, const char *customer, const char *channel,
-                            int64_t since) {
-  return s->ops->outbox_recent(s, customer, channel, since);
+int64_t store_outbox_due(store *s, const char *customer, const char *channel, int64_t from,
+                         int64_t to, const char *except) {
+  return s->ops->outbox_due(s, customer, channel, from, to, except);
 }
 
 json_t *store_outbox_list(store *s, const char *state, const char *customer, int limit) {

@@ -1274,14 +1274,16 @@ static int pg_outbox_cancel_prefix(store *base, const char *prefix, int *cancell
                  2, v, cancelled, err, "store: outbox");
 }
 
-static int64_t pg_outbox_recent(store *base, const char *customer, const char *channel,
-                                int64_t since) {
-  char b[24];
-  const char *v[] = {customer, channel, I64(b, since)};
+static int64_t pg_outbox_due(store *base, const char *customer, const char *channel,
+                             int64_t from, int64_t to, const char *except) {
+  char b[24], c[24];
+  const char *v[] = {customer, channel, I64(b, from), I64(c, to), except};
   int64_t n = one_int((pg *)base,
                       "SELECT count(*) FROM outbox WHERE customer=$1 AND channel=$2 AND "
-                      "created>=$3 AND state IN ('pending','sending','sent') AND " PG_NOT_OPTIN,
-                      3, v);
+                      "due BETWEEN $3 AND $4 AND state IN ('pending','sending','sent') AND "
+                      "NOT ($5::text IS NOT NULL AND state='pending' AND "
+                      "left(key, length($5)) = $5) AND " PG_NOT_OPTIN,
+                      5, v);
   return n < 0 ? 0 : n;
 }
 
@@ -1899,7 +1901,7 @@ static const store_ops pg_ops = {
     .outbox_add = pg_outbox_add,
     .outbox_cancel = pg_outbox_cancel,
     .outbox_cancel_prefix = pg_outbox_cancel_prefix,
-    .outbox_recent = pg_outbox_recent,
+    .outbox_due = pg_outbox_due,
     .outbox_list = pg_outbox_list,
     .exposures_add = pg_exposures_add,
     .exposure_outcomes = pg_exposure_outcomes,

@@ -972,20 +972,25 @@ static int sq_outbox_cancel(store *base, const char *key, int *cancelled,
   return TAILOR_OK;
 }
 
-static int64_t sq_outbox_recent(store *base, const char *customer, const char *channel,
-                            int64_t since) {
+static int64_t sq_outbox_due(store *base, const char *customer, const char *channel,
+                             int64_t from, int64_t to, const char *except) {
   sq *s = (sq *)base;
   sqlite3_stmt *st;
   int64_t n = 0;
+  /* substr, not LIKE: keys may hold % and _. */
   if (sqlite3_prepare_v2(s->db,
-                         "SELECT count(*) FROM outbox WHERE customer=? AND channel=? "
-                         "AND created>=? AND state IN ('pending','sending','sent') "
-                         "AND " SQ_NOT_OPTIN,
+                         "SELECT count(*) FROM outbox WHERE customer=?1 AND channel=?2 "
+                         "AND due BETWEEN ?3 AND ?4 AND state IN ('pending','sending','sent') "
+                         "AND NOT (?5 IS NOT NULL AND state='pending' AND "
+                         "substr(key, 1, length(?5)) = ?5) AND " SQ_NOT_OPTIN,
                          -1, &st, NULL) != SQLITE_OK)
     return 0;
   sq_bind_text(st, 1, customer);
   sq_bind_text(st, 2, channel);
-  sqlite3_bind_int64(st, 3, since);
+  sqlite3_bind_int64(st, 3, from);
+  sqlite3_bind_int64(st, 4, to);
+  if (except) sq_bind_text(st, 5, except);
+  else sqlite3_bind_null(st, 5);
   if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
   return n;
@@ -1174,7 +1179,7 @@ static const store_ops sqlite_ops = {
     .outbox_add = sq_outbox_add,
     .outbox_cancel = sq_outbox_cancel,
     .outbox_cancel_prefix = sq_outbox_cancel_prefix,
-    .outbox_recent = sq_outbox_recent,
+    .outbox_due = sq_outbox_due,
     .outbox_list = sq_outbox_list,
     .exposures_add = sq_exposures_add,
     .exposure_outcomes = sq_exposure_outcomes,

@@ -282,10 +282,12 @@ int store_outbox_cancel(store *s, const char *key, int *cancelled,
 int store_outbox_cancel_prefix(store *s, const char *prefix, int *cancelled,
                                tailor_error *err);
 
-/* Outbox rows of a customer's channel created since `since` (ms) that are
-   pending, sending or sent: what a frequency cap counts. */
-int64_t store_outbox_recent(store *s, const char *customer, const char *channel,
-                            int64_t since);
+/* Outbox rows of a customer's channel due in [from, to] (ms) that are
+   pending, sending or sent, leaving out pending rows whose key starts with
+   `except` (NULL: none), the ones a superseding row replaces: what the
+   weekly cap counts. */
+int64_t store_outbox_due(store *s, const char *customer, const char *channel, int64_t from,
+                         int64_t to, const char *except);
 
 /* Outbox rows as a JSON array, newest first; `state` and `customer` filter
    when not NULL; at most `limit`.  New reference.  Delivery's side of the

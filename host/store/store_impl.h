@@ -48,8 +48,8 @@ typedef struct store_ops {
   int (*outbox_cancel)(store *s, const char *key, int *cancelled, tailor_error *err);
   int (*outbox_cancel_prefix)(store *s, const char *prefix, int *cancelled,
                               tailor_error *err);
-  int64_t (*outbox_recent)(store *s, const char *customer, const char *channel,
-                           int64_t since);
+  int64_t (*outbox_due)(store *s, const char *customer, const char *channel, int64_t from,
+                        int64_t to, const char *except);
   json_t *(*outbox_list)(store *s, const char *state, const char *customer, int limit);
   int (*exposures_add)(store *s, const store_exposure *rows, size_t n, tailor_error *err);
   json_t *(*exposure_outcomes)(store *s, int64_t window_ms, tailor_error *err);

@@ -43,6 +43,30 @@ describe("on_event triggers", function()
     e:close()
   end)
 
+  it("caps by the week an email is due in, the rows it supersedes left out", function()
+    -- The shipped strategies: a signup's welcome, an order's follow-up in
+    -- 14 days and win-back in 90 are three rows this week, but one due
+    -- now; a second order's win-back replaces the first's.
+    local e = assert(tailor.open { db = ":memory:", strategies = root .. "/strategies",
+                                   triggers = { email_cap_per_week = 3 } })
+    assert(e:ingest { type = "item_upsert", item = { id = "hat", name = "Hat", price = 20 } })
+    assert(e:ingest { type = "customer_upsert", customer = { id = "c1", email = "a@x.io", consent = { email = true } } })
+    assert(e:ingest { type = "signup", customer = "c1" })
+    local now = os.time()
+    local function buy(order, t)
+      assert(e:ingest { type = "purchase", customer = "c1", order_id = order,
+                        items = { { id = "hat", price = 20 } },
+                        ts = os.date("!%Y-%m-%dT%H:%M:%SZ", t) })
+    end
+    buy("o1", now - 2)
+    buy("o2", now - 1)
+    local state = {}
+    for _, row in ipairs(e:outbox()) do state[row.key] = row.state end
+    assert.are.equal("pending", state["win_back:c1:o2"])
+    assert.are.equal("cancelled", state["win_back:c1:o1"])
+    e:close()
+  end)
+
   it("sends nothing to a customer without email consent", function()
     local e = engine()
     assert(e:ingest { type = "add_to_cart", item = "hat", customer = "c2" })
