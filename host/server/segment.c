@@ -133,6 +133,13 @@ static int identify(json_t *msg, size_t index, const char *msg_id, srv_request *
       /* Its own id, so that a retry of the call is one of the traits too. */
       char id[DEF_MAX_ID_BYTES + 16];
       snprintf(id, sizeof id, "%s%s", msg_id, anon ? "#traits" : "");
+      /* An id that the suffix takes past the longest one: the same for
+         every retry, and of a length that fits. */
+      if (strlen(id) > DEF_MAX_ID_BYTES) {
+        char hex[65];
+        util_sha256_hex(msg_id, strlen(msg_id), hex);
+        snprintf(id, sizeof id, "traits:%s", hex);
+      }
       json_object_set_new(doc, "message_id", json_string(id));
     }
     if ((rc = add(doc, index, out, err))) return rc;

@@ -160,6 +160,19 @@ def segment_own_names(s):
     check("an anonymous identify is kept as other/identify, without the PII",
           st == 200 and r.get("accepted") == 1 and kept and kept[0][0] == "other" and
           '"name":"identify"' in kept[0][1] and "x@example.com" not in kept[0][1], (st, r, kept))
+    # A messageId near the longest id: the traits' own id still fits, and a
+    # retry of the call is the same traits.
+    mid = "m" * 252
+    for _ in range(2):
+        st, r = post(s.port, "/v1/identify", {"messageId": mid, "userId": "long-u",
+                                              "anonymousId": "long-a", "traits": {"plan": "gold"}})
+        check("an identify with a 252-byte messageId keeps its traits", st == 200 and
+              r.get("accepted") == 1 and not r.get("rejected"), (st, r))
+    check("its traits are stored once and the ids linked",
+          rows(s.db, "SELECT count(*) FROM events WHERE type='customer_upsert' AND customer='long-u'")
+          == [(1,)] and rows(s.db, "SELECT count(*) FROM events WHERE type='identify' AND "
+                                   "customer='long-u'") == [(1,)],
+          rows(s.db, "SELECT type, msg_id FROM events WHERE customer='long-u'"))
 
 
 # Payloads from Google's Measurement Protocol reference (gtag.js events).
