@@ -394,6 +394,28 @@ static void screen_unknown(srv *s, job **jobs, size_t n) {
   intern_free(&fresh);
 }
 
+/* The answer to a write request whose events are stored (those the
+   request still holds; the refused ones are its rejects). */
+static void answer_stored(srv *s, job *j) {
+  for (size_t k = 0; k < j->req.n_events; k++)
+    atomic_fetch_add(&s->ev_accepted[j->req.evs[k].type], 1);
+  atomic_fetch_add(&s->ev_rejected, j->req.n_rejects);
+  if (j->req.op == SRV_OP_GA4 && !j->req.n_rejects) {
+    /* GA4's answer to a hit: 204, no body. */
+    j->status = 204;
+    if ((j->body = strdup("")))
+      j->body_len = 0;
+    else
+      util_fail(&j->err, SRV_EINTERNAL, NULL, "out of memory");
+  } else if (srv_op_batch(j->req.op)) {
+    set_body(j, events_answer(&j->req));
+  } else if ((j->body = strdup("{\"ok\":true}"))) {
+    j->body_len = strlen(j->body);
+  } else {
+    util_fail(&j->err, SRV_EINTERNAL, NULL, "out of memory");
+  }
+}
+
 static void commit_jobs(srv *s, job **jobs, size_t n) {
   size_t total = 0, at = 0;
   screen_unknown(s, jobs, n);
@@ -436,23 +458,7 @@ static void commit_jobs(srv *s, job **jobs, size_t n) {
                 srv_op_name(j->req.op), tailor_strerror(rc));
       continue;
     }
-    for (size_t k = 0; k < j->req.n_events; k++)
-      atomic_fetch_add(&s->ev_accepted[j->req.evs[k].type], 1);
-    atomic_fetch_add(&s->ev_rejected, j->req.n_rejects);
-    if (j->req.op == SRV_OP_GA4 && !j->req.n_rejects) {
-      /* GA4's answer to a hit: 204, no body. */
-      j->status = 204;
-      if ((j->body = strdup("")))
-        j->body_len = 0;
-      else
-        util_fail(&j->err, SRV_EINTERNAL, NULL, "out of memory");
-    } else if (srv_op_batch(j->req.op)) {
-      set_body(j, events_answer(&j->req));
-    } else if ((j->body = strdup("{\"ok\":true}"))) {
-      j->body_len = strlen(j->body);
-    } else {
-      util_fail(&j->err, SRV_EINTERNAL, NULL, "out of memory");
-    }
+    answer_stored(s, j);
   }
 }
 
@@ -467,12 +473,75 @@ static int refusable(const job *j) {
    refuse on its own (refusable) commits alone, so that no other request
    shares its refusal; the runs between such requests commit as groups, in
    the order the requests came. */
+/*
+** A batch (`events`, Segment's batch, GA4's hits) with an event the engine
+** may refuse for what it says (a spent coupon, a quiz answer its handler
+** fails): as tailor_ingest_batch does, the runs between such events commit
+** together and each of them alone, so a refusal is that event's rejection,
+** listed by its index, and the batch's other events are stored.  Refusing
+** the batch whole left a Segment client retrying it, refused, for ever.
+*/
+static void commit_split(srv *s, job *j) {
+  screen_unknown(s, &j, 1);
+  if (j->err.code) return;
+  srv_request *r = &j->req;
+  size_t n = r->n_events, kept = 0;
+  ev **ptrs = malloc((n ? n : 1) * sizeof *ptrs);
+  unsigned char *gone = calloc(n ? n : 1, 1);
+  if (!ptrs || !gone) {
+    free(ptrs);
+    free(gone);
+    util_fail(&j->err, SRV_EINTERNAL, NULL, "%s: out of memory; nothing of this request was "
+              "stored", srv_op_name(r->op));
+    return;
+  }
+  for (size_t k = 0; k < n; k++) ptrs[k] = &r->evs[k];
+  for (size_t i = 0, from = 0; i <= n; i++) {
+    if (i < n && !ev_refusable(r->evs[i].type)) continue;
+    tailor_error e = {0};
+    int rc = i > from ? eng_ingest(s->t, ptrs + from, i - from, &e) : TAILOR_OK;
+    size_t failed_at = from;
+    if (rc == TAILOR_OK && i < n) {
+      failed_at = i;
+      rc = eng_ingest(s->t, ptrs + i, 1, &e);
+      if (eng_refused(rc)) {
+        tailor_error why = e;
+        why.code = srv_err_of_tailor(rc);
+        srv_reject_event(r, i, &why);
+        gone[i] = 1;
+        rc = TAILOR_OK;
+      }
+    }
+    if (rc) {
+      if (!eng_store_down_ms(s->t)) eng_log(s->t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
+      util_fail(&j->err, rc == TAILOR_ENOMEM ? SRV_EINTERNAL : SRV_ESTORE, NULL,
+                "%s: %s; the events before index %zu were stored, that one and the rest "
+                "not: send those again (see the server log)",
+                srv_op_name(r->op), tailor_strerror(rc), r->at[failed_at]);
+      free(ptrs);
+      free(gone);
+      return;
+    }
+    from = i + 1;
+  }
+  for (size_t k = 0; k < n; k++) {
+    if (gone[k]) continue;
+    if (kept != k) r->evs[kept] = r->evs[k], r->at[kept] = r->at[k];
+    kept++;
+  }
+  r->n_events = kept;
+  free(ptrs);
+  free(gone);
+  answer_stored(s, j);
+}
+
 static void commit_group(srv *s, job **jobs, size_t n) {
   size_t start = 0;
   for (size_t i = 0; i < n; i++) {
     if (!refusable(jobs[i])) continue;
     if (i > start) commit_jobs(s, &jobs[start], i - start);
-    commit_jobs(s, &jobs[i], 1);
+    if (srv_op_batch(jobs[i]->req.op) && jobs[i]->req.n_events > 1) commit_split(s, jobs[i]);
+    else commit_jobs(s, &jobs[i], 1);
     start = i + 1;
   }
   if (n > start) commit_jobs(s, &jobs[start], n - start);

@@ -106,6 +106,22 @@ def main():
         status, r = http(p, "POST", "/v1/events", ev)
         check("another message redeeming the spent code is refused",
               status == 400 and "already redeemed" in json.dumps(r), (status, r))
+        # In a batch, the spent code is that event's rejection, by index;
+        # the batch's other events are stored (a Segment client would retry
+        # a refused batch for ever).
+        before = http(p, "GET", "/v1/stats")[1]["events_total"]
+        batch = [{"type": "view", "anon": "b1", "item": "hat"},
+                 {"type": "coupon_redeemed", "code": other, "order_id": "o10"},
+                 {"type": "coupon_redeemed", "code": "NOPE-2", "order_id": "o11"},
+                 {"type": "view", "anon": "b1", "item": "scarf"}]
+        status, r = http(p, "POST", "/v1/events", batch)
+        errs = {e.get("index"): e for e in (r or {}).get("errors", [])}
+        check("a batch with spent and unknown codes stores the rest, naming them by index",
+              status == 200 and r.get("accepted") == 2 and r.get("rejected") == 2 and
+              "already redeemed" in errs.get(1, {}).get("message", "") and
+              errs.get(2, {}).get("code") == "not_found", (status, r))
+        after = http(p, "GET", "/v1/stats")[1]["events_total"]
+        check("its two views are stored", after == before + 2, (before, after))
 
         # Expired.
         short = (popup(p, "v3", ttl=1).get("result") or {}).get("coupon")
