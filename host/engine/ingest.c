@@ -12,6 +12,7 @@
 
 #include "core/util.h"
 #include "engine/engine.h"
+#include "index/intern.h"
 #include "engine/plugin.h"
 
 _Thread_local tailor *eng_writing;
@@ -127,6 +128,53 @@ static int confirm_consents(tailor *t, commit_req *group, tailor_error *err) {
   return TAILOR_OK;
 }
 
+/* Apply events to the index, as one batch. */
+static void apply_run(tailor *t, const ev **evs, size_t n, int *rcs) {
+  pthread_rwlock_wrlock(&t->lock);
+  if (idx_apply_batch(t->ix, evs, n, rcs) != TAILOR_OK) {
+    t->ix_incomplete = 1;
+    for (size_t i = 0; i < n; i++)
+      if (rcs[i] != TAILOR_OK)
+        eng_log(t, TAILOR_LOG_ERROR,
+                "index: out of memory applying a %s event; it is stored and "
+                "will be applied on the next start",
+                ev_type_name(evs[i]->type));
+  }
+  pthread_rwlock_unlock(&t->lock);
+}
+
+/* The item a catalog event changes, or NULL. */
+static const char *catalog_item(const ev *e) {
+  if (e->type == EV_ITEM_UPSERT) return json_string_value(json_object_get(e->object, "id"));
+  if (e->type == EV_ITEM_DELETE && e->n_lines) return e->lines[0].item;
+  return NULL;
+}
+
+/* For each event, whether it is a catalog event whose item a later one of
+   the batch changes again (NULL: none is, or out of memory, when the batch
+   is applied whole as before). */
+static unsigned char *catalog_cuts(ev *const *evs, size_t n) {
+  size_t catalog = 0;
+  for (size_t i = 0; i < n && catalog < 2; i++) catalog += catalog_item(evs[i]) != NULL;
+  if (catalog < 2) return NULL;
+  unsigned char *cut = calloc(n, 1);
+  intern later;
+  intern_init(&later);
+  int any = 0;
+  for (size_t i = n; cut && i-- > 0;) {
+    const char *id = catalog_item(evs[i]);
+    if (!id || evs[i]->dup) continue;
+    if (intern_get(&later, id) != INTERN_NONE) cut[i] = any = 1;
+    else if (intern_put(&later, id) == INTERN_NONE) break;
+  }
+  intern_free(&later);
+  if (!any) {
+    free(cut);
+    return NULL;
+  }
+  return cut;
+}
+
 static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
   size_t n = 0;
   for (commit_req *r = group; r; r = r->next) n += r->n;
@@ -167,25 +215,25 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
   if (rc == TAILOR_OK) rc = store_append_rows(t->st, all, n, seqs, err);
   if (rc == TAILOR_OK) {
     applied = 1;
-    /* The events not already stored (retries), applied as one batch. */
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
+    /* The events not already stored (retries), applied as one batch, then
+       their triggers; but a catalog event whose item the batch changes
+       again ends a run: its triggers see the item as that event left it
+       (what the price was before it, whether it was in stock), not as
+       the batch's last change of it left it. */
+    unsigned char *cut = catalog_cuts(all, n);
+    size_t k = 0, from = 0, done = 0;
+    for (size_t i = 0; i < n && rc == TAILOR_OK; i++) {
       if (!all[i]->dup) {
         last = seqs[i];
         fresh[k++] = all[i];
       }
-    pthread_rwlock_wrlock(&t->lock);
-    if (idx_apply_batch(t->ix, fresh, k, rcs) != TAILOR_OK) {
-      t->ix_incomplete = 1;
-      for (size_t i = 0; i < k; i++)
-        if (rcs[i] != TAILOR_OK)
-          eng_log(t, TAILOR_LOG_ERROR,
-                  "index: out of memory applying a %s event; it is stored and "
-                  "will be applied on the next start",
-                  ev_type_name(fresh[i]->type));
+      if (i + 1 < n && !(cut && cut[i])) continue;
+      apply_run(t, fresh + from, k - from, rcs + from);
+      rc = eng_run_triggers(t, all + done, i + 1 - done, err);
+      from = k;
+      done = i + 1;
     }
-    pthread_rwlock_unlock(&t->lock);
-    rc = eng_run_triggers(t, all, n, err);
+    free(cut);
   }
   if (rc == TAILOR_OK) rc = store_commit(t->st, err);
   else if (began) store_rollback(t->st);

@@ -241,6 +241,28 @@ describe("the shipped triggers", function()
     e:close()
   end)
 
+  it("sees each catalog change of a batch as it came, not the batch's last", function()
+    -- In one batch the jacket comes back in stock and its stock moves
+    -- again: the first change is the one that is "back".
+    local e = shop()
+    local ts = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() - 2 * 86400)
+    assert(e:ingest { type = "item_upsert", item = { id = "jacket", price = 149, in_stock = false } })
+    assert(e:ingest { type = "view", item = "jacket", customer = "viewer", ts = ts })
+    assert(e:ingest_batch(table.concat({
+      '{"type":"item_upsert","item":{"id":"jacket","price":149,"in_stock":true,"stock":3}}',
+      '{"type":"item_upsert","item":{"id":"jacket","price":149,"in_stock":true,"stock":2}}' }, "\n")))
+    assert.are.same({ "viewer" }, customers_of(e, "back_in_stock"))
+    e:close()
+    -- And a price drop followed by a stock change in the same batch.
+    e = shop()
+    assert(e:ingest { type = "view", item = "jacket", customer = "viewer", ts = ts })
+    assert(e:ingest_batch(table.concat({
+      '{"type":"item_upsert","item":{"id":"jacket","price":99}}',
+      '{"type":"item_upsert","item":{"id":"jacket","price":99,"stock":8}}' }, "\n")))
+    assert.are.same({ "viewer" }, customers_of(e, "price_drop"))
+    e:close()
+  end)
+
   it("sends no back-in-stock or price-drop email for an item listed for the first time", function()
     local e = shop()
     local ts = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() - 2 * 86400)
