@@ -1332,25 +1332,39 @@ static int pg_exposures_add(store *base, const store_exposure *rows, size_t n,
 }
 
 static json_t *pg_exposure_outcomes(store *base, int64_t window_ms, tailor_error *err) {
+  /* As on SQLite (store.c): per person, the arm of their first exposure,
+     each outcome event in the window once; events by customer, by anon
+     id, and by the anon ids linked to the customer, each through its
+     index. */
   static const char sql[] =
-      "WITH o AS ("
-      "  SELECT x.experiment, x.variant, x.unit, e.type,"
+      "WITH f AS ("
+      "  SELECT DISTINCT ON (experiment, person) experiment, person, variant, ts FROM ("
+      "    SELECT x.experiment, x.variant, x.ts, coalesce(i.customer, x.unit) AS person"
+      "    FROM exposures x LEFT JOIN identities i ON i.anon = x.unit) xp"
+      "  ORDER BY experiment, person, ts),"
+      " u AS ("
+      "  SELECT experiment, person, ts, person AS unit FROM f"
+      "  UNION SELECT f.experiment, f.person, f.ts, i.anon FROM f"
+      "  JOIN identities i ON i.customer = f.person),"
+      " o AS ("
+      "  SELECT u.experiment, u.person, e.seq, e.type,"
       "         coalesce((e.body::jsonb->>'revenue')::float8, 0) AS rev"
-      "  FROM exposures x JOIN events e ON e.customer = x.unit"
-      "  WHERE e.ts >= x.ts AND e.ts < x.ts + $1::bigint"
-      "  UNION ALL"
-      "  SELECT x.experiment, x.variant, x.unit, e.type,"
+      "  FROM u JOIN events e ON e.customer = u.unit"
+      "  WHERE e.ts >= u.ts AND e.ts < u.ts + $1::bigint"
+      "    AND e.type IN ('purchase', 'rec_clicked', 'add_to_cart')"
+      "  UNION"
+      "  SELECT u.experiment, u.person, e.seq, e.type,"
       "         coalesce((e.body::jsonb->>'revenue')::float8, 0)"
-      "  FROM exposures x JOIN events e ON e.anon = x.unit"
-      "  WHERE e.ts >= x.ts AND e.ts < x.ts + $1::bigint"
-      "    AND (e.customer IS NULL OR e.customer <> x.unit))"
-      "SELECT x.experiment, min(x.variant),"
-      "  count(*) FILTER (WHERE o.type = 'purchase'),"
+      "  FROM u JOIN events e ON e.anon = u.unit"
+      "  WHERE e.ts >= u.ts AND e.ts < u.ts + $1::bigint"
+      "    AND e.type IN ('purchase', 'rec_clicked', 'add_to_cart'))"
+      "SELECT f.experiment, f.variant,"
+      "  count(o.seq) FILTER (WHERE o.type = 'purchase'),"
       "  coalesce(sum(o.rev) FILTER (WHERE o.type = 'purchase'), 0),"
-      "  count(*) FILTER (WHERE o.type = 'rec_clicked'),"
-      "  count(*) FILTER (WHERE o.type = 'add_to_cart')"
-      " FROM exposures x LEFT JOIN o ON o.experiment = x.experiment AND o.unit = x.unit"
-      " GROUP BY x.experiment, x.unit ORDER BY 1, 2";
+      "  count(o.seq) FILTER (WHERE o.type = 'rec_clicked'),"
+      "  count(o.seq) FILTER (WHERE o.type = 'add_to_cart')"
+      " FROM f LEFT JOIN o ON o.experiment = f.experiment AND o.person = f.person"
+      " GROUP BY f.experiment, f.person, f.variant ORDER BY 1, 2";
   char w[24];
   const char *v[] = {I64(w, window_ms)};
   PGresult *r = run((pg *)base, sql, 1, v, err, "store: experiment report");

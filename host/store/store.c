@@ -1066,17 +1066,33 @@ static int sq_exposures_add(store *base, const store_exposure *rows, size_t n,
 
 static json_t *sq_exposure_outcomes(store *base, int64_t window_ms, tailor_error *err) {
   sq *s = (sq *)base;
-  /* The outcomes of a unit in its window, through outcomes' index by unit
-     and time (migration 6 -> 7). */
+  /* Per person (a customer with the anonymous ids the identities table
+     links to them; an id linked to nobody is its own person): the arm of
+     their first exposure, from its time on, and their outcomes in the
+     window each counted once (an order names the customer and the anon
+     id: two outcome rows, one event).  A visitor exposed as anon and
+     again after login is one visitor, of the arm they saw first.  Through
+     outcomes' index by unit and time and identities' by customer. */
   static const char sql[] =
-      "SELECT x.experiment, x.variant,"
+      "WITH f AS ("
+      "  SELECT experiment, person, variant, min(ts) AS ts FROM ("
+      "    SELECT x.experiment, x.variant, x.ts, coalesce(i.customer, x.unit) AS person"
+      "    FROM exposures x LEFT JOIN identities i ON i.anon = x.unit)"
+      "  GROUP BY experiment, person),"
+      " o AS ("
+      "  SELECT f.experiment, f.person, o.seq, o.type, o.revenue"
+      "  FROM f JOIN outcomes o ON o.unit = f.person AND o.ts >= f.ts AND o.ts < f.ts + ?1"
+      "  UNION"
+      "  SELECT f.experiment, f.person, o.seq, o.type, o.revenue"
+      "  FROM f JOIN identities i ON i.customer = f.person"
+      "  JOIN outcomes o ON o.unit = i.anon AND o.ts >= f.ts AND o.ts < f.ts + ?1)"
+      "SELECT f.experiment, f.variant,"
       "  coalesce(sum(o.type = 'purchase'), 0),"
       "  coalesce(sum(CASE WHEN o.type = 'purchase' THEN o.revenue END), 0),"
       "  coalesce(sum(o.type = 'rec_clicked'), 0),"
       "  coalesce(sum(o.type = 'add_to_cart'), 0)"
-      " FROM exposures x LEFT JOIN outcomes o"
-      "   ON o.unit = x.unit AND o.ts >= x.ts AND o.ts < x.ts + ?1"
-      " GROUP BY x.experiment, x.unit ORDER BY x.experiment, x.variant";
+      " FROM f LEFT JOIN o ON o.experiment = f.experiment AND o.person = f.person"
+      " GROUP BY f.experiment, f.person ORDER BY f.experiment, f.variant";
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
     store_fail(err, TAILOR_ESTORE, s->db, "store: experiment report");

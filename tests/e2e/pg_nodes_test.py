@@ -6,6 +6,7 @@ log once, in the same order, and answer the same decisions; then a node
 restarts and catches up from the log.
 """
 
+import json
 import os
 import sys
 import threading
@@ -155,6 +156,28 @@ def main():
                      pg.psql("SELECT count(DISTINCT unit) FROM exposures "
                              "WHERE experiment = 'layout'") == "5",
                      pg.psql("SELECT experiment, unit, variant FROM exposures"))
+            # The report on PostgreSQL: per person, in the arm they saw first,
+            # each order once. expo-0 logs in as pg-buyer and buys once, an
+            # order naming both ids.
+            c = n1.connect()
+            c.call("auth", token=ADMIN)
+            c.call("event", event={"type": "identify", "customer": "pg-buyer", "anon": "expo-0"})
+            c.call("event", event={"type": "purchase", "customer": "pg-buyer", "anon": "expo-0",
+                                   "order_id": "pg-o1", "items": [{"id": "fresh", "price": 30}]})
+            c.close()
+            # Seen again after login, under the customer id, in the other arm.
+            pg.psql("INSERT INTO exposures(experiment, unit, variant, ts) SELECT experiment, "
+                    "'pg-buyer', CASE variant WHEN 'a' THEN 'b' ELSE 'a' END, ts + 1 "
+                    "FROM exposures WHERE unit = 'expo-0'")
+            req = urllib.request.Request("http://127.0.0.1:%d/admin/api/experiments" % n1.port,
+                                         headers={"Authorization": "Bearer " + ADMIN})
+            rep = json.loads(urllib.request.urlopen(req, timeout=10).read().decode())
+            arms = rep[0]["variants"] if rep else []
+            ck.check("the experiment report counts 5 visitors and one order of 30, once",
+                     sum(v["exposures"] for v in arms) == 5 and
+                     round(sum(v["conversion"] * v["exposures"] for v in arms)) == 1 and
+                     round(sum(v["revenue_per_visitor"] * v["exposures"] for v in arms)) == 30,
+                     rep)
 
             # A restarted node replays the log from the database and agrees.
             ck.check("node 2 stops cleanly", n2.stop() == 0)
@@ -165,7 +188,7 @@ def main():
             send(n1, events(700)[600:], acks)
             ck.check("events while a node is down are acknowledged", all(acks), acks)
             n2.start()
-            ck.check("node 2 caught up after its restart", wait_applied([n1, n2], 761),
+            ck.check("node 2 caught up after its restart", wait_applied([n1, n2], 763),
                      (applied(n1), applied(n2)))
             ck.check("and decides as node 1 does", decisions(n1) == decisions(n2))
             log2 = n2.read_log().decode(errors="replace")

@@ -56,4 +56,34 @@ describe("experiments", function()
     assert.is_true(math.abs(t.revenue_uplift_ci95[2] - t.revenue_diff_ci95[2] / mc) < 1e-9)
     e:close()
   end)
+
+  it("counts a visitor who logs in once, in the arm they saw first, with each order once", function()
+    local e = assert(tailor.open { db = ":memory:", strategies = root .. "/tests/lua/experiment" })
+    assert(e:ingest { type = "item_upsert", item = { id = "a", price = 10 } })
+    local function arm(q) return e:decide(q).items[1].explain end
+    -- Twenty visitors, each seen as anon, then logged in; about half of
+    -- them have a customer id that falls in the other arm.
+    local differ = 0
+    for i = 1, 20 do
+      local anon, customer = "anon" .. i, "cust" .. i
+      local before = arm { kind = "recommend", anon = anon }
+      assert(e:ingest { type = "identify", customer = customer, anon = anon })
+      if before ~= arm { kind = "recommend", customer = customer, anon = anon } then
+        differ = differ + 1
+      end
+      -- The checkout's purchase names both ids: two outcome rows, one order.
+      assert(e:ingest { type = "purchase", customer = customer, anon = anon,
+                        order_id = "o" .. i, items = { { id = "a", price = 100 } } })
+    end
+    assert.is_true(differ >= 3, tostring(differ))
+    local by = {}
+    for _, v in ipairs(e:report_experiments(7)[1].variants) do by[v.variant] = v end
+    local exposed = (by.control and by.control.exposures or 0) + (by.treatment and by.treatment.exposures or 0)
+    assert.are.equal(20, exposed)
+    for _, v in pairs(by) do
+      assert.are.equal(1, v.conversion)
+      assert.are.equal(100, v.revenue_per_visitor)
+    end
+    e:close()
+  end)
 end)
