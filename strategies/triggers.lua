@@ -19,7 +19,9 @@
 -- When an email is due, the engine asks on_due(ctx, row) whether it still
 -- applies: a purchase since cancels an abandoned-cart or browse email, an
 -- emptied cart the cart email, a price back up the price-drop email; the
--- cart email shows the cart as it is at send time, and its complements.
+-- cart email shows the cart as it is at send time, and its complements,
+-- the win-back its picks made again, the others their items' names and
+-- prices of that day, without what is sold out or no longer listed.
 
 local settings = require "lib.settings"
 local recs = require "lib.recs"
@@ -196,19 +198,42 @@ function still.browse(ctx, row)
   return not ordered_since(ctx, row) and #ctx.customer.cart == 0
 end
 
-function still.win_back(ctx, row)
-  return not ordered_since(ctx, row)
+-- The items of a list (vars.items, vars.bought) as they are now: names and
+-- prices of today, and only those still listed and in stock.
+local function current(list)
+  local ids = {}
+  for _, shown in ipairs(list or {}) do
+    local item = shown.id and tailor.item(shown.id)
+    if item and item.in_stock then ids[#ids + 1] = shown.id end
+  end
+  return describe(ids)
 end
 
+-- Picks made weeks before the email goes: made again at send time.
+function still.win_back(ctx, row)
+  if ordered_since(ctx, row) then return false end
+  return { vars = { items = picks(ctx), since = row.vars.since } }
+end
+
+function still.post_purchase(ctx, row)
+  local v = row.vars
+  return { vars = { order_id = v.order_id, bought = v.bought, items = current(v.items) } }
+end
+
+-- At today's price, and only while it is below the announced old one.
 function still.price_drop(ctx, row)
   local item = row.vars.item and tailor.item(row.vars.item.id)
-  return item ~= nil and item.in_stock and row.vars.old_price ~= nil
-    and item.price ~= nil and item.price < row.vars.old_price
+  if not (item and item.in_stock and row.vars.old_price and item.price
+          and item.price < row.vars.old_price) then
+    return false
+  end
+  return { vars = { item = describe({ item.id })[1], old_price = row.vars.old_price } }
 end
 
 function still.back_in_stock(ctx, row)
   local item = row.vars.item and tailor.item(row.vars.item.id)
-  return item ~= nil and item.in_stock
+  if not (item and item.in_stock) then return false end
+  return { vars = { item = describe({ item.id })[1] } }
 end
 
 local function on_due(ctx, row)

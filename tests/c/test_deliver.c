@@ -701,6 +701,31 @@ static void test_shipped_on_due(void) {
   CHECK_INT(tailor_outbox_list(t, "cancelled", "c1", &text, &err), TAILOR_OK);
   CHECK_CONTAINS(text, "on_due: the strategy says it no longer applies");
   tailor_free(text);
+  /* The win-back and the follow-up are sent with the items of their day:
+     the win-back's picks made again at today's price, without what sold
+     out since.  (The jacket leaves the cart: what is in it is not picked.) */
+  ingest(t, "{\"type\":\"remove_from_cart\",\"item\":\"jacket\",\"customer\":\"c1\"}");
+  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"jacket\",\"name\":\"Winter Jacket\","
+            "\"price\":99,\"in_stock\":true,\"category\":\"Outdoor/Jackets\"}}");
+  json_t *p = preview(t, "win_back:c1:o1");
+  char *vars = json_dumps(json_object_get(p, "vars"), JSON_COMPACT | JSON_SORT_KEYS);
+  CHECK_CONTAINS(vars, "{\"id\":\"jacket\",\"name\":\"Winter Jacket\",\"price\":99");
+  free(vars);
+  json_decref(p);
+  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"jacket\",\"name\":\"Winter Jacket\","
+            "\"price\":99,\"in_stock\":false,\"category\":\"Outdoor/Jackets\"}}");
+  p = preview(t, "win_back:c1:o1");
+  vars = json_dumps(json_object_get(p, "vars"), JSON_COMPACT | JSON_SORT_KEYS);
+  CHECK(vars && !strstr(vars, "Winter Jacket"));
+  free(vars);
+  json_decref(p);
+  p = preview(t, "post_purchase:o1");
+  CHECK_STR(field(p, "verdict", NULL), "send");
+  vars = json_dumps(json_object_get(p, "vars"), JSON_COMPACT | JSON_SORT_KEYS);
+  CHECK_CONTAINS(vars, "\"order_id\":\"o1\"");
+  CHECK(vars && !strstr(vars, "Winter Jacket"));
+  free(vars);
+  json_decref(p);
   store_close(st);
   tailor_close(t);
 }
