@@ -229,6 +229,21 @@ TAILOR_EXTERN int tailor_confirm(tailor *t, const char *token, char **json,
                                  tailor_error *err);
 
 /*
+** Every email but a double opt-in confirmation carries an unsubscribe link
+** when optin.unsubscribe_url is set: the variable `unsubscribe_url`,
+** <optin.unsubscribe_url>?c=<customer>&s=<signature>, signed with
+** optin.secret (the smtp plugin also puts it in List-Unsubscribe, with
+** List-Unsubscribe-Post for one-click).  tailor_unsubscribe() takes the
+** link's customer (decoded) and signature and, if the signature is the
+** secret's, records a consent event for the customer with marketing false
+** (props.source "unsubscribe"): no retargeting audience and no email but a
+** confirmation from then on.  A forged or cut link is TAILOR_EINVAL,
+** links that are off TAILOR_EUNSUPPORTED; nothing changes then.
+*/
+TAILOR_EXTERN int tailor_unsubscribe(tailor *t, const char *customer, const char *signature,
+                                     tailor_error *err);
+
+/*
 ** Everything tailor holds on one customer (GDPR right of access) as a JSON
 ** object: the stored profile with email and phone, linked anonymous ids,
 ** every event of theirs (and of those ids and sessions) as stored, the

@@ -104,6 +104,11 @@
     "where confirmation emails link to: tailor serve's GET /v1/confirm as "  \
     "visitors reach it (https://shop.example/tailor/v1/confirm); \"\" turns " \
     "email capture off")                                                     \
+  S(unsubscribe_url, "optin.unsubscribe_url", STR, "",                      \
+    "where the unsubscribe link of every email but a confirmation goes: "  \
+    "tailor serve's /v1/unsubscribe as customers reach it "                 \
+    "(https://shop.example/tailor/v1/unsubscribe), signed with "            \
+    "optin.secret; \"\" sends emails without one (docs/strategies.md)")      \
   N(optin_ttl_s, OPTIN_LINK_TTL_S)                                           \
   S(optin_channel, "optin.channel", STR, "email",                           \
     "the delivery channel (a plugin's) that confirmation emails go through")

@@ -274,6 +274,24 @@ static int handed(const delivery *d, const char *email, tailor_delivery *td,
   return 0;
 }
 
+/* The row's vars with its customer's unsubscribe link (optin.
+   unsubscribe_url), as `unsubscribe_url`: every email but a double opt-in
+   confirmation, whose recipient is not a customer yet. */
+static void with_unsubscribe(tailor *t, delivery *d) {
+  if (!d->customer || !strncmp(d->key, ENG_OPTIN_KEY, sizeof ENG_OPTIN_KEY - 1)) return;
+  char *url = eng_unsubscribe_link(t, d->customer);
+  if (!url) return;
+  json_t *v = json_deep_copy(d->vars ? d->vars : json_object_get(d->row, "vars"));
+  if (!json_is_object(v)) {
+    json_decref(v);
+    v = json_object();
+  }
+  json_object_set_new(v, "unsubscribe_url", json_string(url));
+  free(url);
+  json_decref(d->vars);
+  d->vars = v;
+}
+
 /* Whether this claim still holds the row (its lease extended), 1 or 0. */
 static int still_held(tailor *t, delivery *d) {
   tailor_error e = {0};
@@ -342,6 +360,7 @@ static int deliver_one(tailor *t, delivery *d) {
   tailor_delivery td;
   char *vars_text = NULL, *json_text = NULL;
   int sent = 0;
+  if (!optin) with_unsubscribe(t, d);
   if (handed(d, email, &td, &vars_text, &json_text)) {
     try_later(t, d, "out of memory");
   } else {
@@ -456,6 +475,7 @@ json_t *eng_deliver_preview(tailor *t, json_t *row, tailor_error *err) {
     else stop = recheck(t, &d, ch, &email, why, sizeof why);
     json_object_set_new(o, "verdict", json_string(stop ? "cancel" : "send"));
     if (stop) json_object_set_new(o, "why", json_string(stop));
+    else with_unsubscribe(t, &d);
   }
   if (!email) email = consented_email(t, d.customer);
   if (email) json_object_set_new(o, "to", json_string(email));

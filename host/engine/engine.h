@@ -301,6 +301,9 @@ int eng_ingest_confirmed(tailor *t, ev *const *evs, size_t n, const char *consen
 /* A bad optin.secret (too short) or optin.confirm_url (not http(s)) at
    open: TAILOR_ECONFIG naming the key. */
 int eng_optin_check_config(const config *c, tailor_error *err);
+/* The customer's unsubscribe link (optin.unsubscribe_url, signed), a new
+   string, or NULL when links are off. */
+char *eng_unsubscribe_link(tailor *t, const char *customer);
 /* The address a confirmation row goes to, as a new string, or NULL with
    why in `why` (the request was confirmed, expired or erased since). */
 char *eng_optin_recipient(tailor *t, json_t *vars, char *why, size_t n);

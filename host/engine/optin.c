@@ -76,6 +76,88 @@ int eng_optin_check_config(const config *c, tailor_error *err) {
                      "config: 'optin.confirm_url' must be an http:// or https:// address, "
                      "found '%.80s'",
                      url);
+  const char *unsub = c->unsubscribe_url;
+  if (unsub && *unsub && strncmp(unsub, "https://", 8) && strncmp(unsub, "http://", 7))
+    return util_fail(err, TAILOR_ECONFIG, "optin.unsubscribe_url",
+                     "config: 'optin.unsubscribe_url' must be an http:// or https:// address, "
+                     "found '%.80s'",
+                     unsub);
+  if (unsub && *unsub && !(secret && *secret))
+    return util_fail(err, TAILOR_ECONFIG, "optin.unsubscribe_url",
+                     "config: 'optin.unsubscribe_url' needs 'optin.secret', which signs its "
+                     "links");
+  return TAILOR_OK;
+}
+
+/*
+** Unsubscribe links (optin.unsubscribe_url): <url>?c=<customer, percent-
+** encoded>&s=<hex HMAC-SHA256 of "unsubscribe:<customer>">.  They do not
+** expire: a mail law's opt-out must work as long as the email is read.
+** Following one records a consent event with marketing false for the
+** customer: no audience, no email but a confirmation from then on.
+*/
+static int unsubscribe_sig(const tailor *t, const char *customer, char out[65]) {
+  size_t n = strlen(customer);
+  char *msg = malloc(n + 13);
+  if (!msg) return -1;
+  memcpy(msg, "unsubscribe:", 12);
+  memcpy(msg + 12, customer, n + 1);
+  int rc = sign(t, msg, n + 12, out);
+  free(msg);
+  return rc;
+}
+
+char *eng_unsubscribe_link(tailor *t, const char *customer) {
+  const char *url = t->cfg.unsubscribe_url;
+  char sig[65];
+  if (!customer || !url || !*url || !t->cfg.optin_secret || !*t->cfg.optin_secret ||
+      unsubscribe_sig(t, customer, sig))
+    return NULL;
+  size_t n = strlen(url), m = strlen(customer);
+  char *out = malloc(n + 3 * m + 80), *p = out;
+  if (!out) return NULL;
+  p += sprintf(p, "%s%sc=", url, strchr(url, '?') ? "&" : "?");
+  static const char hex[] = "0123456789ABCDEF";
+  for (const unsigned char *c = (const unsigned char *)customer; *c; c++) {
+    if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+        *c == '-' || *c == '_' || *c == '.' || *c == '~') {
+      *p++ = (char)*c;
+    } else {
+      *p++ = '%';
+      *p++ = hex[*c >> 4];
+      *p++ = hex[*c & 15];
+    }
+  }
+  sprintf(p, "&s=%s", sig);
+  return out;
+}
+
+int tailor_unsubscribe(tailor *t, const char *customer, const char *sig, tailor_error *err) {
+  if (!t || !customer || !sig) return util_fail(err, TAILOR_EINVAL, NULL, "unsubscribe: missing argument");
+  if (!t->cfg.unsubscribe_url || !*t->cfg.unsubscribe_url || !t->cfg.optin_secret ||
+      !*t->cfg.optin_secret)
+    return util_fail(err, TAILOR_EUNSUPPORTED, "optin.unsubscribe_url",
+                     "unsubscribe: unsubscribe links are off: set optin.secret and "
+                     "optin.unsubscribe_url (docs/configuration.md)");
+  char want[65];
+  if (!*customer || strlen(sig) != 64 || unsubscribe_sig(t, customer, want) ||
+      CRYPTO_memcmp(want, sig, 64))
+    return util_fail(err, TAILOR_EINVAL, "s",
+                     "unsubscribe: the link's signature does not match: it was not made by "
+                     "this shop, or it was cut or changed; copy the whole link from the email");
+  json_t *doc = json_pack("{ss ss s{sb ss}}", "type", "consent", "customer", customer, "props",
+                          "marketing", 0, "source", "unsubscribe");
+  ev e;
+  tailor_error perr = {0};
+  int rc = doc ? ev_from_json(doc, NULL, &e, &perr)
+               : util_fail(&perr, TAILOR_ENOMEM, NULL, "out of memory");
+  json_decref(doc);
+  if (rc) return util_fail(err, rc, perr.field[0] ? perr.field : NULL, "unsubscribe: %s", perr.message);
+  ev *ptrs[1] = {&e};
+  rc = eng_ingest(t, ptrs, 1, &perr);
+  ev_clear(&e);
+  if (rc) return util_fail(err, rc, NULL, "unsubscribe: %s", perr.message);
+  eng_log(t, TAILOR_LOG_INFO, "unsubscribe: customer %.64s declined marketing", customer);
   return TAILOR_OK;
 }
 

@@ -316,6 +316,7 @@ int srv_token_role(const srv_conf *cf, const char *token);
    tailor_confirm (rc, its answer `json` or its error `e`) as HTML in
    j->body, with its status.  Nothing at all happened for a HEAD. */
 void srv_confirm_page(job *j, int rc, const char *json, const tailor_error *e);
+void srv_unsubscribe_page(job *j, int rc, int done, const tailor_error *e);
 
 /* deliver.c: the thread that calls tailor_deliver_due() every
    deliver_interval_ms; started after the workers, stopped after the loop. */

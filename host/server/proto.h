@@ -101,7 +101,8 @@ enum { SRV_RUN_INLINE, SRV_RUN_READ, SRV_RUN_WRITE };
   X(COUPON_CHECK, "coupon.check", SRV_RUN_READ, SRV_PERM_CUSTOMERS)       \
   X(PREFS, "prefs", SRV_RUN_READ, SRV_PERM_DECIDE)                         \
   X(SUBSCRIBE, "subscribe", SRV_RUN_READ, SRV_PERM_EVENTS)                 \
-  X(CONFIRM, "confirm", SRV_RUN_READ, 0)
+  X(CONFIRM, "confirm", SRV_RUN_READ, 0)                                   \
+  X(UNSUBSCRIBE, NULL, SRV_RUN_READ, 0)
 
 typedef enum srv_op {
 #define SRV_OP_ENUM_(e, name, run, perms) SRV_OP_##e,

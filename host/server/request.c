@@ -420,6 +420,26 @@ static int op_confirm(json_t *req, const srv_limits *lim, srv_request *out,
   return SRV_OK;
 }
 
+/* unsubscribe (route.c): the link's customer and signature, kept in text
+   as "<G|P><64 hex digits><customer>" (P: a POST, which unsubscribes). */
+static int op_unsubscribe(json_t *req, const srv_limits *lim, srv_request *out,
+                          tailor_error *err) {
+  (void)lim;
+  const char *customer = json_string_value(json_object_get(req, "customer"));
+  const char *sig = json_string_value(json_object_get(req, "signature"));
+  if (!customer || !*customer || strlen(customer) > SRV_MAX_ID_BYTES || !sig || strlen(sig) != 64)
+    return util_fail(err, SRV_EBAD_FIELD, "s",
+                     "unsubscribe: this is not a whole unsubscribe link (it ends in "
+                     "?c=<customer>&s=<64 hex digits>); copy the whole link from the email");
+  size_t n = strlen(customer);
+  if (!(out->text = malloc(66 + n))) return srv_oom(err, "unsubscribe");
+  out->text[0] = json_is_true(json_object_get(req, "post")) ? 'P' : 'G';
+  memcpy(out->text + 1, sig, 64);
+  memcpy(out->text + 65, customer, n + 1);
+  out->text_len = 65 + n;
+  return SRV_OK;
+}
+
 /* decide: the fields tailor_decide reads, checked here so that a wrong
    type is answered before a worker is bothered; the engine checks again. */
 /* decide: the engine's own request parser (core/request.h), so that the
@@ -452,6 +472,7 @@ static const op_fn validators[SRV_OP_COUNT] = {
     [SRV_OP_PREFS] = op_prefs,
     [SRV_OP_SUBSCRIBE] = op_subscribe,
     [SRV_OP_CONFIRM] = op_confirm,
+    [SRV_OP_UNSUBSCRIBE] = op_unsubscribe,
     [SRV_OP_STATS] = op_plain,
     [SRV_OP_METRICS] = op_plain,
     [SRV_OP_HEALTH] = op_plain,

@@ -264,6 +264,23 @@ int srv_parse_http(int method, const char *url, size_t url_len, const char *body
     } else if (!(rc = body_object(body, body_len, path, &b, err))) {
       req = json_incref(b);
     }
+  } else if (IS("/v1/unsubscribe")) {
+    /* The unsubscribe link of an email (engine/optin.c): GET shows a
+       button, POST (the button, a mail client's one-click) unsubscribes;
+       both answered with a page. */
+    out->op = SRV_OP_UNSUBSCRIBE;
+    out->html = 1;
+    if (method != SRV_GET && method != SRV_POST) {
+      rc = wrong_method(err, method, path, "GET or POST");
+    } else {
+      char customer[SRV_MAX_ID_BYTES * 3 + 1], sig[80];
+      size_t q = end < url_len && url[end] == '?' ? end + 1 : end, qe = q;
+      while (qe < url_len && url[qe] != '#') qe++;
+      srv_query_value(url + q, qe - q, "c", customer, sizeof customer);
+      srv_query_value(url + q, qe - q, "s", sig, sizeof sig);
+      req = json_pack("{ss ss sb}", "customer", customer, "signature", sig, "post",
+                      method == SRV_POST);
+    }
   } else if (UNDER("/v1/customers/") && n > sizeof("/v1/customers//export") - 1 &&
              !memcmp(p + n - 7, "/export", 7)) {
     /* GET /v1/customers/<id>/export: the right of access (admin). */

@@ -205,6 +205,17 @@ void srv_run_read(srv *s, job *j) {
         return;
       }
       break;
+    case SRV_OP_UNSUBSCRIBE: {
+      /* A GET (or HEAD: a link checker) shows the button; a POST acts. */
+      const char *t = j->req.text;
+      char sig[65];
+      memcpy(sig, t + 1, 64);
+      sig[64] = '\0';
+      int post = t[0] == 'P' && !j->head_only;
+      rc = post ? tailor_unsubscribe(s->t, t + 65, sig, &e) : TAILOR_OK;
+      srv_unsubscribe_page(j, rc, post, &e);
+      return;
+    }
     case SRV_OP_PREFS:
       if (!j->req.dq.customer && !j->req.dq.anon) { /* a customer nobody proved */
         if (!(out = strdup("{\"prefs\":{}}"))) rc = util_fail(&e, TAILOR_ENOMEM, NULL, "out of memory");

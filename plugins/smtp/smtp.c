@@ -321,6 +321,26 @@ static int render_parts(smtp *s, const tailor_delivery *d, mail_tpl *m, mail_par
   return 0;
 }
 
+/* The row's unsubscribe link (the host's `unsubscribe_url` variable) as
+   RFC 2369's List-Unsubscribe and RFC 8058's one-click List-Unsubscribe-
+   Post, which mail clients show as an unsubscribe button and bulk-sender
+   rules require.  Left out when it is not one http(s) address that fits a
+   header line. */
+static void add_unsubscribe(buf *b, const tailor_delivery *d) {
+  json_t *vars = d->vars ? json_loads(d->vars, 0, NULL) : NULL;
+  const char *url = json_string_value(json_object_get(vars, "unsubscribe_url"));
+  size_t n = url ? strlen(url) : 0;
+  int ok = n && n < 900 && (!strncmp(url, "https://", 8) || !strncmp(url, "http://", 7));
+  for (size_t i = 0; ok && i < n; i++)
+    ok = (unsigned char)url[i] > 32 && url[i] != 127 && url[i] != '<' && url[i] != '>';
+  if (ok) {
+    adds(b, "\r\nList-Unsubscribe: <");
+    adds(b, url);
+    adds(b, ">\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click");
+  }
+  json_decref(vars);
+}
+
 static char *build_message(smtp *s, const tailor_delivery *d, mail_tpl *m, char *err,
                            size_t errlen) {
   mail_parts parts;
@@ -355,6 +375,7 @@ static char *build_message(smtp *s, const tailor_delivery *d, mail_tpl *m, char 
     adds(&b, domain);
     adds(&b, ">\r\nX-Tailor-Template: ");
     add_header_text(&b, d->template_name);
+    add_unsubscribe(&b, d);
     adds(&b, "\r\nMIME-Version: 1.0\r\n");
     static const char text_part[] = "Content-Type: text/plain; charset=utf-8\r\n"
                                     "Content-Transfer-Encoding: quoted-printable\r\n\r\n";

@@ -730,6 +730,55 @@ static void test_shipped_on_due(void) {
   tailor_close(t);
 }
 
+/* Every email but a confirmation carries a signed unsubscribe link when
+   optin.unsubscribe_url is set; following it (tailor_unsubscribe) is a
+   decline of marketing, so the next email is not sent; a forged or cut
+   link changes nothing. */
+static void test_unsubscribe_link(void) {
+  char db[700], dir[700], cfg[1500];
+  shop(db, sizeof db, dir, sizeof dir);
+  snprintf(cfg, sizeof cfg,
+           "{\"db\":\"%s\",\"strategies\":\"%s\",\"store\":{\"synchronous_full\":false},"
+           "\"lua\":{\"reload_interval_ms\":0},\"optin\":{\"secret\":"
+           "\"0123456789abcdef0123\",\"unsubscribe_url\":\"https://shop.example/t/v1/unsubscribe\"}}",
+           db, dir);
+  tailor_error err = {0};
+  tailor *t = tailor_open(cfg, &err);
+  CHECK(t != NULL);
+  if (!t) return;
+  tailor_set_logger(t, NULL, NULL);
+  fake mail = {0};
+  CHECK_INT(eng_channel_add(t, "email", TAILOR_CHANNEL_EMAIL, fake_send, &mail, &err), 0);
+  ingest(t, "{\"type\":\"customer_upsert\",\"customer\":{\"id\":\"c 1/\u00e9\",\"email\":"
+            "\"ada@example.com\",\"consent\":{\"email\":true}}}");
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c 1/\u00e9\"}");
+  CHECK_INT(deliver(t), 1);
+  json_t *vars = json_loads(mail.vars, 0, NULL);
+  const char *url = json_string_value(json_object_get(vars, "unsubscribe_url"));
+  CHECK(url != NULL);
+  const char *want = "https://shop.example/t/v1/unsubscribe?c=c%201%2F%C3%A9&s=";
+  CHECK(url && !strncmp(url, want, strlen(want)) && strlen(url) == strlen(want) + 64);
+  char sig[65] = "";
+  if (url && strlen(url) == strlen(want) + 64) memcpy(sig, url + strlen(want), 65);
+  json_decref(vars);
+  /* Forged, cut, another customer's: refused, nothing changes. */
+  char bad[65];
+  memcpy(bad, sig, 65);
+  bad[0] = bad[0] == 'a' ? 'b' : 'a';
+  CHECK_INT(tailor_unsubscribe(t, "c 1/\u00e9", bad, &err), TAILOR_EINVAL);
+  CHECK_CONTAINS(err.message, "signature does not match");
+  CHECK_INT(tailor_unsubscribe(t, "c 1/\u00e9", "abc", &err), TAILOR_EINVAL);
+  CHECK_INT(tailor_unsubscribe(t, "c2", sig, &err), TAILOR_EINVAL);
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"scarf\",\"customer\":\"c 1/\u00e9\"}");
+  CHECK_INT(deliver(t), 1);
+  /* The real link: a decline of marketing; the next email is not sent. */
+  CHECK_INT(tailor_unsubscribe(t, "c 1/\u00e9", sig, &err), TAILOR_OK);
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"gloves\",\"customer\":\"c 1/\u00e9\"}");
+  deliver(t);
+  CHECK_INT(mail.calls, 2);
+  tailor_close(t);
+}
+
 int main(void) {
   const char *base = getenv("TAILOR_TEST_TMP");
   snprintf(tmp, sizeof tmp, "%s", base ? base : "/tmp");
@@ -749,6 +798,7 @@ int main(void) {
   RUN(test_lease_after_crash);
   RUN(test_stale_holder_settles_nothing);
   RUN(test_shipped_on_due);
+  RUN(test_unsubscribe_link);
   RUN(test_preview);
   return CHECK_DONE();
 }

@@ -68,7 +68,9 @@ def test_abandoned_cart_email():
     try:
         plugin = kit.smtp_plugin(port, tls="required", ca_file=cert, username="shop",
                                  password="s3cret-pass")
-        server = kit.Serve(kit.strategies(d, 1), engine=dict(FAST, plugins=[plugin]),
+        optin = {"secret": "smtp-unsubscribe-0123456789",
+                 "unsubscribe_url": "https://trail.example/tailor/v1/unsubscribe"}
+        server = kit.Serve(kit.strategies(d, 1), engine=dict(FAST, plugins=[plugin], optin=optin),
                            server=SERVER, tmpdir=d)
         c = kit.load_shop(server)
         for item in ("jacket", "gloves"):
@@ -100,6 +102,15 @@ def test_abandoned_cart_email():
         check("cart in the text", "Winter Jacket, 120.00 EUR" in text, text)
         check("no raw markup from a name", "<Pro>" not in page, page)
         check("the cart's link", 'href="https://trail.example/cart"' in page, page)
+        unsub = r["vars"].get("unsubscribe_url", "") if r else ""
+        check("a signed unsubscribe link in the vars",
+              unsub.startswith("https://trail.example/tailor/v1/unsubscribe?c=c1&s="), r)
+        check("List-Unsubscribe with one-click (RFC 8058)",
+              msg["List-Unsubscribe"] == "<%s>" % unsub and
+              msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click",
+              (msg["List-Unsubscribe"], msg["List-Unsubscribe-Post"]))
+        check("the link in the text and the page",
+              unsub in text and 'href="%s"' % html.escape(unsub) in page, text)
         same_as_preview(server, r["key"], msg)
         settle()
         check("exactly one email", len(sink.messages()) == 1, len(sink.messages()))
