@@ -179,20 +179,27 @@ static void same_rows(store *s, const char *a, const char *b) {
   " WHERE type IN ('purchase', 'rec_clicked', 'add_to_cart') ORDER BY seq, unit"
 #define KEPT_OUTCOMES "SELECT seq, unit, ts, type, revenue FROM outcomes ORDER BY seq, unit"
 /* The experiment report's join as it was, over the log. */
+/* The report as a person-level join over the log (not the outcomes
+   table): a customer with the anon ids linked to them is one person, in
+   the arm of their first exposure, each event once. */
 #define LOG_REPORT                                                                 \
-  "WITH o AS (SELECT x.experiment, x.unit, e.type,"                                \
+  "WITH f AS (SELECT experiment, person, variant, min(ts) AS ts FROM ("            \
+  "  SELECT x.experiment, x.variant, x.ts, coalesce(i.customer, x.unit) AS person" \
+  "  FROM exposures x LEFT JOIN identities i ON i.anon = x.unit)"                   \
+  "  GROUP BY experiment, person),"                                                 \
+  " ids AS (SELECT person, person AS id FROM f UNION"                               \
+  "  SELECT f.person, i.anon FROM f JOIN identities i ON i.customer = f.person),"    \
+  " o AS (SELECT DISTINCT f.experiment, f.person, e.seq, e.type,"                   \
   "  coalesce(json_extract(e.body, '$.revenue'), 0) AS rev"                         \
-  "  FROM exposures x JOIN events e ON e.customer = x.unit"                          \
-  "  WHERE e.ts >= x.ts AND e.ts < x.ts + 3600000 UNION ALL"                        \
-  "  SELECT x.experiment, x.unit, e.type, coalesce(json_extract(e.body, '$.revenue'), 0)" \
-  "  FROM exposures x JOIN events e ON e.anon = x.unit"                              \
-  "  WHERE e.ts >= x.ts AND e.ts < x.ts + 3600000"                                   \
-  "    AND (e.customer IS NULL OR e.customer != x.unit))"                           \
-  " SELECT x.experiment, x.variant, x.unit, coalesce(sum(o.type = 'purchase'), 0),"  \
+  "  FROM f JOIN ids ON ids.person = f.person"                                      \
+  "  JOIN events e ON (e.customer = ids.id OR e.anon = ids.id)"                     \
+  "  WHERE e.ts >= f.ts AND e.ts < f.ts + 3600000"                                  \
+  "    AND e.type IN ('purchase', 'rec_clicked', 'add_to_cart'))"                   \
+  " SELECT f.experiment, f.variant, f.person, coalesce(sum(o.type = 'purchase'), 0)," \
   "  coalesce(sum(CASE WHEN o.type = 'purchase' THEN o.rev END), 0),"                \
   "  coalesce(sum(o.type = 'rec_clicked'), 0), coalesce(sum(o.type = 'add_to_cart'), 0)" \
-  " FROM exposures x LEFT JOIN o ON o.experiment = x.experiment AND o.unit = x.unit" \
-  " GROUP BY x.experiment, x.unit ORDER BY x.experiment, x.unit"
+  " FROM f LEFT JOIN o ON o.experiment = f.experiment AND o.person = f.person"       \
+  " GROUP BY f.experiment, f.person ORDER BY f.experiment, f.person"
 
 static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
@@ -320,7 +327,10 @@ static void test_counts_and_outcomes(void) {
   CHECK_INT(store_exposures_add(s, expo, 4, &err), TAILOR_OK);
   json_t *got = store_exposure_outcomes(s, 3600000, &err);
   CHECK_STR(report_text(s, got), report_text(s, NULL));
-  CHECK_CONTAINS(report_text(s, got), "e|control|2|29.000000|1|1;"); /* a1: two orders */
+  /* c1 and a1 (linked by an order naming both) are one person, in b (c1's
+     exposure came first), with o1 and o4 once each. */
+  CHECK_CONTAINS(report_text(s, got), "e|b|2|29.000000|1|1;");
+  CHECK(!strstr(report_text(s, got), "e|control|2|"));
   json_decref(got);
 
   /* Erasure: the customer's rows leave the counts and the outcomes. */
