@@ -304,6 +304,9 @@ int eng_optin_check_config(const config *c, tailor_error *err);
 /* The customer's unsubscribe link (optin.unsubscribe_url, signed), a new
    string, or NULL when links are off. */
 char *eng_unsubscribe_link(tailor *t, const char *customer);
+/* Whether `sig` is the signature of the customer's link: TAILOR_OK, or
+   why not (links off, forged, cut), as tailor_unsubscribe says it. */
+int eng_unsubscribe_check(tailor *t, const char *customer, const char *sig, tailor_error *err);
 /* The address a confirmation row goes to, as a new string, or NULL with
    why in `why` (the request was confirmed, expired or erased since). */
 char *eng_optin_recipient(tailor *t, json_t *vars, char *why, size_t n);

@@ -132,7 +132,7 @@ char *eng_unsubscribe_link(tailor *t, const char *customer) {
   return out;
 }
 
-int tailor_unsubscribe(tailor *t, const char *customer, const char *sig, tailor_error *err) {
+int eng_unsubscribe_check(tailor *t, const char *customer, const char *sig, tailor_error *err) {
   if (!t || !customer || !sig) return util_fail(err, TAILOR_EINVAL, NULL, "unsubscribe: missing argument");
   if (!t->cfg.unsubscribe_url || !*t->cfg.unsubscribe_url || !t->cfg.optin_secret ||
       !*t->cfg.optin_secret)
@@ -145,12 +145,18 @@ int tailor_unsubscribe(tailor *t, const char *customer, const char *sig, tailor_
     return util_fail(err, TAILOR_EINVAL, "s",
                      "unsubscribe: the link's signature does not match: it was not made by "
                      "this shop, or it was cut or changed; copy the whole link from the email");
+  return TAILOR_OK;
+}
+
+int tailor_unsubscribe(tailor *t, const char *customer, const char *sig, tailor_error *err) {
+  int rc = eng_unsubscribe_check(t, customer, sig, err);
+  if (rc) return rc;
   json_t *doc = json_pack("{ss ss s{sb ss}}", "type", "consent", "customer", customer, "props",
                           "marketing", 0, "source", "unsubscribe");
   ev e;
   tailor_error perr = {0};
-  int rc = doc ? ev_from_json(doc, NULL, &e, &perr)
-               : util_fail(&perr, TAILOR_ENOMEM, NULL, "out of memory");
+  rc = doc ? ev_from_json(doc, NULL, &e, &perr)
+           : util_fail(&perr, TAILOR_ENOMEM, NULL, "out of memory");
   json_decref(doc);
   if (rc) return util_fail(err, rc, perr.field[0] ? perr.field : NULL, "unsubscribe: %s", perr.message);
   ev *ptrs[1] = {&e};

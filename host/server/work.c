@@ -212,7 +212,8 @@ void srv_run_read(srv *s, job *j) {
       memcpy(sig, t + 1, 64);
       sig[64] = '\0';
       int post = t[0] == 'P' && !j->head_only;
-      rc = post ? tailor_unsubscribe(s->t, t + 65, sig, &e) : TAILOR_OK;
+      rc = post ? tailor_unsubscribe(s->t, t + 65, sig, &e)
+                : eng_unsubscribe_check(s->t, t + 65, sig, &e); /* a broken link says so */
       srv_unsubscribe_page(j, rc, post, &e);
       return;
     }

@@ -48,6 +48,10 @@ def main():
         st, _, page = request(p, "HEAD", link("ada 1"), key=None)
         check("HEAD changes nothing", st == 200 and declines(s.db, "ada 1") == 0, st)
         bad = link("ada 1", secret="another-secret-0123456789")
+        st, _, page = request(p, "GET", bad, key=None)
+        check("GET of a forged link says so at once, with no button",
+              st == 400 and "signature does not match" in page and "<button" not in page,
+              (st, page))
         st, _, page = request(p, "POST", bad, key=None, headers=form)
         check("a forged link is refused with a page that says so",
               st == 400 and "signature does not match" in page and declines(s.db, "ada 1") == 0,
