@@ -326,12 +326,15 @@ typedef struct sknn_repeat_profile {
 /* Fewer pairs than this say nothing: the defaults stay. */
 #define SKNN_ADAPT_MIN_PAIRS 500
 /* The transition check: the weights it tries besides the default's, the
-** queries it asks at most (4 positions a session at most, newest sessions
-** first) and at least (fewer say nothing), and how much better (relative
-** MRR@20, with HR@20 no lower) a weight must rank to be taken. */
+** queries it asks at most (4 positions a session at most, among its first
+** SKNN_TRANS_PREFIX items, newest sessions first) and at least (fewer say
+** nothing), and how much better (relative MRR@20, with HR@20 no lower) a
+** weight must rank to be taken.  The same queries for every weight, so
+** their difference is not the queries'. */
 #define SKNN_TRANS_CHOICES {0.5, 2.0}
-#define SKNN_TRANS_QUERIES 2000
-#define SKNN_TRANS_MIN_QUERIES 1000
+#define SKNN_TRANS_QUERIES 1000
+#define SKNN_TRANS_MIN_QUERIES 500
+#define SKNN_TRANS_PREFIX 50
 #define SKNN_TRANS_GAIN 1.05
 
 int sknn_repeat_profile_get(const sknn_index *x, uint32_t sessions,

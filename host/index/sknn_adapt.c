@@ -52,8 +52,8 @@ static double repeat_rr(const uint32_t *items, uint32_t i, double d) {
 ** of its own queries (params.held_out), so what it did itself counts
 ** neither as a neighbour nor as a transition: the figures are those of a
 ** visitor the index has not seen, as on a validation split.  Up to 4
-** positions a session, spread over it, newest sessions first, until
-** SKNN_TRANS_QUERIES.  Deterministic (no clock, no randomness), so every
+** positions a session, spread over its first SKNN_TRANS_PREFIX items,
+** newest sessions first, until SKNN_TRANS_QUERIES.  Deterministic (no clock, no randomness), so every
 ** node of a shared log that fitted at one position picks alike.
 */
 static int trans_check(const sknn_index *x, uint32_t live, sknn_repeat_profile *r) {
@@ -76,9 +76,12 @@ static int trans_check(const sknn_index *x, uint32_t live, sknn_repeat_profile *
     if (!s) break;
     if (s->n < 2) continue;
     const uint32_t *items = sess_items(s);
-    uint32_t npos = s->n - 1 < POSITIONS ? s->n - 1 : POSITIONS;
+    /* Long sessions are asked within their first items: a query's cost
+       grows with its prefix, and the check runs at every refit. */
+    uint32_t len = s->n < SKNN_TRANS_PREFIX ? s->n : SKNN_TRANS_PREFIX;
+    uint32_t npos = len - 1 < POSITIONS ? len - 1 : POSITIONS;
     for (uint32_t j = 0; j < npos && queries < SKNN_TRANS_QUERIES; j++) {
-      uint32_t at = 1 + j * (s->n - 1) / npos; /* prefix items[0..at), next items[at] */
+      uint32_t at = 1 + j * (len - 1) / npos; /* prefix items[0..at), next items[at] */
       queries++;
       for (int c = 0; c <= NCHOICES; c++) {
         topk_entry out[K];
