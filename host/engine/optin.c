@@ -151,6 +151,14 @@ int eng_unsubscribe_check(tailor *t, const char *customer, const char *sig, tail
 int tailor_unsubscribe(tailor *t, const char *customer, const char *sig, tailor_error *err) {
   int rc = eng_unsubscribe_check(t, customer, sig, err);
   if (rc) return rc;
+  /* Nothing to store for a customer the engine does not know (erased
+     since: the link must not bring them back) or one a link already
+     unsubscribed (a link followed again adds nothing to the log). */
+  pthread_rwlock_rdlock(&t->lock);
+  uint32_t p = idx_person_of(t->ix, customer, NULL);
+  int done = p == INTERN_NONE || (t->ix->person[p].flags & IDX_UNSUBSCRIBED);
+  pthread_rwlock_unlock(&t->lock);
+  if (done) return TAILOR_OK;
   json_t *doc = json_pack("{ss ss s{sb ss}}", "type", "consent", "customer", customer, "props",
                           "marketing", 0, "source", "unsubscribe");
   ev e;

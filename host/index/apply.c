@@ -224,15 +224,23 @@ static void apply_pref_removed(idx *x, idx_person *p, const ev *e) {
 /* The purposes `purposes` names (analytics, personalization, marketing:
    true or false; one left out is unchanged) set or clear the person's
    IDX_NO_* flags: a consent event's props, or a profile's consent. */
-static void apply_purposes(idx_person *p, const json_t *purposes) {
+static void apply_purposes(idx_person *p, const json_t *purposes, int profile) {
   static const struct { const char *purpose; uint8_t declined; } f[] = {
       {"analytics", IDX_NO_ANALYTICS}, {"personalization", IDX_NO_PERSONALIZATION},
       {"marketing", IDX_NO_MARKETING}};
   for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
     json_t *v = json_object_get(purposes, f[i].purpose);
-    if (json_is_boolean(v))
-      p->flags = (uint8_t)(json_is_true(v) ? p->flags & ~f[i].declined
-                                           : p->flags | f[i].declined);
+    if (!json_is_boolean(v)) continue;
+    uint8_t declined = f[i].declined;
+    if (declined == IDX_NO_MARKETING) {
+      /* An unsubscribe link's decline (IDX_UNSUBSCRIBED, index.h) holds
+         against a profile; the customer's own consent lifts it. */
+      if (json_is_true(v) && profile && (p->flags & IDX_UNSUBSCRIBED)) continue;
+      const char *source = json_string_value(json_object_get(purposes, "source"));
+      if (json_is_true(v) || (!profile && source && !strcmp(source, "unsubscribe")))
+        declined |= IDX_UNSUBSCRIBED;
+    }
+    p->flags = (uint8_t)(json_is_true(v) ? p->flags & ~declined : p->flags | declined);
   }
 }
 
@@ -257,7 +265,7 @@ static int apply_profile(idx *x, const ev *e) {
   /* The shop's record of the purposes is the customer's choice as a
      consent event gives it: "marketing": false keeps them out of every
      audience and email, as docs/strategies.md says. */
-  apply_purposes(p, consent);
+  apply_purposes(p, consent, 1);
   json_t *attrs = json_object_get(doc, "attrs");
   const char *k;
   json_t *v;
@@ -750,7 +758,7 @@ static int apply_keyed(idx *x, const ev *e, const event_keys *k) {
     uint32_t id = pool ? intern_get(&x->coupons, pool) : INTERN_NONE;
     if (id != INTERN_NONE) x->coupon_used.v[id]++;
   }
-  if (p && e->type == EV_CONSENT) apply_purposes(p, e->props);
+  if (p && e->type == EV_CONSENT) apply_purposes(p, e->props, 0);
   if (p && e->type == EV_QUIZ_ANSWER && apply_quiz(x, p, e)) return TAILOR_ENOMEM;
   if (p && e->type == EV_PREF_REMOVED) apply_pref_removed(x, p, e);
   if (p && e->type == EV_EMAIL_SENT) {

@@ -164,10 +164,14 @@ typedef struct idx_affinity {
 } idx_affinity;
 
 /* Person flags from the profile; IDX_NO_* from consent events: a purpose
-   the visitor declined (none set: nothing declined). */
+   the visitor declined (none set: nothing declined).  IDX_UNSUBSCRIBED:
+   the decline of marketing came from an email's unsubscribe link (a
+   consent event with props.source "unsubscribe"); a profile's
+   "marketing": true does not undo it (the shop's next sync of an
+   unchanged profile would), only the customer's own consent event does. */
 enum { IDX_CONSENT_EMAIL = 1, IDX_CONSENT_SMS = 2, IDX_HAS_EMAIL = 4,
        IDX_HAS_PHONE = 8, IDX_NO_ANALYTICS = 16, IDX_NO_PERSONALIZATION = 32,
-       IDX_NO_MARKETING = 64 };
+       IDX_NO_MARKETING = 64, IDX_UNSUBSCRIBED = 128 };
 
 typedef struct idx_person {
   uint32_t canon;      /* itself, or the person it was merged into on login */

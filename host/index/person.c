@@ -70,7 +70,8 @@ int idx_person_merge(idx *x, uint32_t from, uint32_t into) {
   /* What the visitor declined before logging in holds for the customer
      (until a consent event of theirs says otherwise): dropped, they were
      in ad audiences and got emails after the login. */
-  b->flags |= a->flags & (IDX_NO_ANALYTICS | IDX_NO_PERSONALIZATION | IDX_NO_MARKETING);
+  b->flags |= a->flags & (IDX_NO_ANALYTICS | IDX_NO_PERSONALIZATION | IDX_NO_MARKETING |
+                          IDX_UNSUBSCRIBED);
   if (a->click_ts > b->click_ts) { /* the later click is the last one */
     b->click_ts = a->click_ts;
     b->click_group = a->click_group;

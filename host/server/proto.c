@@ -52,6 +52,7 @@ static const char *const http_only_names[SRV_OP_COUNT] = {
     [SRV_OP_CONSOLE_LOGOUT] = "console.logout",
     [SRV_OP_CONSOLE_READ] = "console.read",
     [SRV_OP_CONSOLE_WRITE] = "console.write",
+    [SRV_OP_UNSUBSCRIBE] = "unsubscribe",
 };
 
 int srv_op_batch(int op) {

@@ -776,6 +776,31 @@ static void test_unsubscribe_link(void) {
   ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"gloves\",\"customer\":\"c 1/\u00e9\"}");
   deliver(t);
   CHECK_INT(mail.calls, 2);
+  /* The shop's next sync of its unchanged profile does not undo it. */
+  ingest(t, "{\"type\":\"customer_upsert\",\"customer\":{\"id\":\"c 1/\u00e9\",\"email\":"
+            "\"ada@example.com\",\"consent\":{\"email\":true,\"marketing\":true}}}");
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"socks\",\"customer\":\"c 1/\u00e9\"}");
+  deliver(t);
+  CHECK_INT(mail.calls, 2);
+  /* The link followed again adds nothing to the log; for a customer the
+     engine does not know (erased since), nothing is stored. */
+  char *stats = NULL;
+  size_t before = 0, after = 0;
+  CHECK_INT(tailor_stats(t, &stats, &err), TAILOR_OK);
+  json_t *st = json_loads(stats, 0, NULL);
+  before = (size_t)json_integer_value(json_object_get(json_object_get(st, "events"), "consent"));
+  json_decref(st);
+  tailor_free(stats);
+  CHECK_INT(tailor_unsubscribe(t, "c 1/\u00e9", sig, &err), TAILOR_OK);
+  CHECK_INT(tailor_forget(t, "c 1/\u00e9", NULL, &err), TAILOR_OK);
+  CHECK_INT(tailor_unsubscribe(t, "c 1/\u00e9", sig, &err), TAILOR_OK);
+  CHECK_INT(tailor_stats(t, &stats, &err), TAILOR_OK);
+  st = json_loads(stats, 0, NULL);
+  after = (size_t)json_integer_value(json_object_get(json_object_get(st, "events"), "consent"));
+  json_decref(st);
+  tailor_free(stats);
+  CHECK_INT((int)before, 1);
+  CHECK_INT((int)after, 0);
   tailor_close(t);
 }
 

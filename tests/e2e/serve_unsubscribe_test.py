@@ -41,6 +41,10 @@ def main():
                                  "unsubscribe_url": "https://shop.example/v1/unsubscribe"}})
     try:
         p = s.port
+        st, _, r = request(p, "POST", "/v1/events", {
+            "type": "customer_upsert",
+            "customer": {"id": "ada 1", "email": "ada@example.com", "consent": {"email": True}}})
+        check("a customer", st == 200, (st, r))
         form = {"Content-Type": "application/x-www-form-urlencoded"}
         st, _, page = request(p, "GET", link("ada 1"), key=None)
         check("GET shows the button and changes nothing",
@@ -67,6 +71,9 @@ def main():
             st, page = resp.status, resp.read().decode()
         check("the one-click POST unsubscribes",
               st == 200 and "unsubscribed" in page and declines(s.db, "ada 1") == 1, (st, page))
+        st, _, text = request(p, "GET", "/metrics")
+        check("/metrics names the operation", 'op="unsubscribe"' in text and "(null)" not in text,
+              [l for l in text.splitlines() if "unsub" in l or "null" in l][:5])
         T.stopped_clean(s)
     finally:
         s.cleanup()
