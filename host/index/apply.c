@@ -253,6 +253,20 @@ static int apply_profile(idx *x, const ev *e) {
   idx_person *p = &x->person[pid];
   /* An upsert changes what it names and keeps the rest, as the store does
      for email and phone. */
+  /* Consent is given for an address: another email (phone) without its
+     own consent in the same profile has none, as the store keeps it. */
+  static const struct { const char *addr, *consent; uint8_t has, flag; int shift; } a[] = {
+      {"email", "email", IDX_HAS_EMAIL, IDX_CONSENT_EMAIL, 0},
+      {"phone", "sms", IDX_HAS_PHONE, IDX_CONSENT_SMS, 16}};
+  for (size_t i = 0; i < sizeof a / sizeof *a; i++) {
+    const char *addr = json_string_value(json_object_get(doc, a[i].addr));
+    if (!addr || !*addr) continue;
+    uint32_t h = (uint32_t)(intern_hash(addr, strlen(addr)) & 0xffff) << a[i].shift;
+    uint32_t mask = 0xffffu << a[i].shift;
+    if ((p->flags & a[i].has) && (p->contact & mask) != h && !json_object_get(consent, a[i].consent))
+      p->flags = (uint8_t)(p->flags & ~a[i].flag);
+    p->contact = (p->contact & ~mask) | h;
+  }
   static const struct { const char *key; int in_consent; uint8_t flag; } f[] = {
       {"email", 1, IDX_CONSENT_EMAIL}, {"sms", 1, IDX_CONSENT_SMS},
       {"email", 0, IDX_HAS_EMAIL}, {"phone", 0, IDX_HAS_PHONE}};

@@ -21,7 +21,7 @@
 #include "index/internal.h"
 
 #define CKPT_MAGIC "TAILORCK"
-#define CKPT_FORMAT 19 /* 19: the session kernel's profile holds the transition check */
+#define CKPT_FORMAT 20 /* 20: a person's contact hashes */
 
 /*
 ** Writing: a FILE with a running hash.
@@ -257,6 +257,7 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
     PUT(&w, p->flags);
     PUT(&w, p->cluster);
     PUT(&w, p->emails);
+    PUT(&w, p->contact);
     PUT(&w, p->last_email);
     PUT(&w, p->naff);
     put(&w, p->aff, p->naff * sizeof *p->aff);
@@ -686,6 +687,7 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
       GET(&r, p->flags);
       GET(&r, p->cluster);
       GET(&r, p->emails);
+      GET(&r, p->contact);
       GET(&r, p->last_email);
       GET(&r, p->naff);
       if (p->naff > IDX_MAX_AFFINITIES) r.err = 1;

@@ -180,6 +180,10 @@ typedef struct idx_person {
   uint8_t naff;
   uint8_t cluster;     /* automatic segment + 1 (kmeans.c); 0: none */
   uint32_t emails;     /* email_sent events */
+  uint32_t contact;    /* 16-bit hashes of the profile's email (low half)
+                          and phone (high half): consent is given for an
+                          address, so a profile naming another one without
+                          its own consent clears it (apply.c) */
   int64_t last_email;  /* ms; 0 = never */
   idx_affinity *aff;   /* naff entries, unsorted */
   int64_t first_seen, last_seen, last_order; /* ms; 0 = never */

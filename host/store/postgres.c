@@ -652,8 +652,11 @@ static int apply_state(pg *p, const ev *e, tailor_error *err) {
           "VALUES($1,$2,$3,coalesce($4::int,0),coalesce($5::int,0),$6,$7,$7) "
           "ON CONFLICT(id) DO UPDATE SET email=coalesce(excluded.email,customers.email),"
           "phone=coalesce(excluded.phone,customers.phone),"
-          "consent_email=coalesce($4::int,customers.consent_email),"
-          "consent_sms=coalesce($5::int,customers.consent_sms),"
+          /* Consent is given for an address (store.c). */
+          "consent_email=coalesce($4::int,CASE WHEN excluded.email IS NOT NULL AND "
+          "excluded.email IS DISTINCT FROM customers.email THEN 0 ELSE customers.consent_email END),"
+          "consent_sms=coalesce($5::int,CASE WHEN excluded.phone IS NOT NULL AND "
+          "excluded.phone IS DISTINCT FROM customers.phone THEN 0 ELSE customers.consent_sms END),"
           "body=excluded.body, updated=excluded.updated",
           7, v, err, "store: write");
       free(body);

@@ -381,8 +381,14 @@ store *store_sqlite_open(const char *path, const store_options *opt,
                "?6,?7,?7) ON CONFLICT(id) DO UPDATE SET "
                "email=coalesce(excluded.email,email),"
                "phone=coalesce(excluded.phone,phone),"
-               "consent_email=coalesce(?4,consent_email),"
-               "consent_sms=coalesce(?5,consent_sms),"
+               /* Consent is given for an address: a new one without its
+                  own consent has none (a signed-in visitor's identify
+                  naming another address must not send it the shop's
+                  email; docs/events.md). */
+               "consent_email=coalesce(?4,CASE WHEN excluded.email IS NOT NULL AND "
+               "excluded.email IS NOT email THEN 0 ELSE consent_email END),"
+               "consent_sms=coalesce(?5,CASE WHEN excluded.phone IS NOT NULL AND "
+               "excluded.phone IS NOT phone THEN 0 ELSE consent_sms END),"
                "body=excluded.body, updated=excluded.updated",
                err) ||
        prepare(s, &s->up_identity,

@@ -118,3 +118,22 @@ describe("the session's traffic source", function()
     e:close()
   end)
 end)
+
+describe("consent to email", function()
+  it("is given for an address: a new address without its own consent has none", function()
+    local e = assert(tailor.open { db = ":memory:", strategies = root .. "/tests/lua/consent" })
+    assert(e:ingest { type = "customer_upsert",
+                      customer = { id = "m1", email = "m1@example.com", consent = { email = true } } })
+    assert.is_true(e:customer("m1").consent.email)
+    -- The same address again (a shop's sync): consent stays.
+    assert(e:ingest { type = "customer_upsert", customer = { id = "m1", email = "m1@example.com" } })
+    assert.is_true(e:customer("m1").consent.email)
+    -- Another address without consent (a signed-in visitor's identify
+    -- traits, a typo): none until it is given for that one.
+    assert(e:ingest { type = "customer_upsert", customer = { id = "m1", email = "other@example.com" } })
+    assert.is_false(e:customer("m1").consent.email)
+    assert.are.equal("other@example.com", e:export_customer("m1").profile.email)
+    assert.are.equal(0, e:export_customer("m1").profile.consent_email)
+    e:close()
+  end)
+end)
