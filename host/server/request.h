@@ -52,7 +52,8 @@ int srv_add_event(json_t *event, size_t index, int any, srv_request *out,
 ** Both return as srv_parse_http.
 */
 int srv_parse_segment(const char *path, const char *body, size_t body_len, json_t *doc,
-                      int64_t now_ms, srv_request *out, tailor_error *err);
+                      int64_t now_ms, const srv_limits *lim, srv_request *out,
+                      tailor_error *err);
 int srv_parse_ga4(int debug, const char *query, size_t query_len, const char *body,
                   size_t body_len, int64_t now_ms, srv_request *out, tailor_error *err);
 

@@ -202,7 +202,7 @@ int srv_parse_http(int method, const char *url, size_t url_len, const char *body
       out->op = SRV_OP_SEGMENT;
       rc = wrong_method(err, method, path, "POST");
     } else {
-      rc = srv_parse_segment(path, body, body_len, NULL, util_now_ms(), out, err);
+      rc = srv_parse_segment(path, body, body_len, NULL, util_now_ms(), lim, out, err);
     }
     goto parsed;
   } else if (IS("/mp/collect") || IS("/debug/mp/collect")) {
@@ -225,7 +225,7 @@ int srv_parse_http(int method, const char *url, size_t url_len, const char *body
                !json_object_get(b, "customer") &&
                (json_object_get(b, "userId") || json_object_get(b, "anonymousId"))) {
       /* Segment's identify call shares tailor's path: its ids tell it. */
-      rc = srv_parse_segment(path, body, body_len, b, util_now_ms(), out, err);
+      rc = srv_parse_segment(path, body, body_len, b, util_now_ms(), lim, out, err);
       goto parsed;
     } else if (!rc) {
       out->op = identify ? SRV_OP_IDENTIFY

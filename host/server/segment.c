@@ -239,7 +239,8 @@ static int message(json_t *msg, size_t index, const char *call, json_t *batch_se
 }
 
 int srv_parse_segment(const char *path, const char *body, size_t body_len, json_t *doc,
-                      int64_t now_ms, srv_request *out, tailor_error *err) {
+                      int64_t now_ms, const srv_limits *lim, srv_request *out,
+                      tailor_error *err) {
   static const char *const calls[] = {"track", "identify", "page", "screen", "alias",
                                       "group"};
   out->op = SRV_OP_SEGMENT;
@@ -292,6 +293,16 @@ int srv_parse_segment(const char *path, const char *body, size_t body_len, json_
   size_t n = single ? 1 : json_array_size(batch);
   if (!n) {
     rc = util_fail(err, SRV_EBAD_FIELD, "batch", "/v1/batch: 'batch' is empty");
+    goto done;
+  }
+  /* The same limit as an `events` request (a gzip body of 1 KB inflates
+     to 500 KB of small messages). */
+  size_t max = lim && lim->max_batch ? lim->max_batch : SRV_DEFAULT_MAX_BATCH;
+  if (n > max) {
+    out->http_status = 400; /* Segment's answer to a call over its limits */
+    rc = util_fail(err, SRV_ETOO_LARGE, "batch",
+                   "/v1/batch: %zu messages in one request, more than the limit of %zu "
+                   "(server.max_batch_events)", n, max);
     goto done;
   }
   if ((rc = srv_events_alloc(out, n * SEGMENT_EVENTS_PER_MESSAGE, "segment", err))) goto done;

@@ -58,6 +58,14 @@ def track(mid, event="Product Viewed", **props):
 
 
 def segment_bad_input(s):
+    # More messages than max_batch_events (1000): refused whole, as an
+    # `events` request is, also when gzip makes the body small.
+    big = {"batch": [track("many-%d" % i) for i in range(1001)]}
+    st, r = post(s.port, "/v1/batch", None, raw=gzip.compress(json.dumps(big).encode()),
+                 headers={"Content-Encoding": "gzip"})
+    check("a Segment batch over max_batch_events is refused",
+          st == 400 and (r or {}).get("error", {}).get("code") == "too_large" and
+          not rows(s.db, "SELECT 1 FROM events WHERE msg_id='many-0'"), (st, r))
     st, r = post(s.port, "/v1/batch", {"batch": [track("k1")]}, key="wrong-key-0123456789")
     check("a wrong write key is 401", st == 401 and r["error"]["code"] == "unauthorized", (st, r))
     st, r = post(s.port, "/v1/batch", {"batch": [track("k1")]}, key=None)
