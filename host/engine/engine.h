@@ -304,6 +304,9 @@ int eng_optin_check_config(const config *c, tailor_error *err);
 /* The customer's unsubscribe link (optin.unsubscribe_url, signed), a new
    string, or NULL when links are off. */
 char *eng_unsubscribe_link(tailor *t, const char *customer);
+/* Whether a confirmation link's token is one to show the confirm button
+   for (signed, not expired), as tailor_confirm says it; nothing changes. */
+int eng_confirm_check(tailor *t, const char *token, tailor_error *err);
 /* Whether `sig` is the signature of the customer's link: TAILOR_OK, or
    why not (links off, forged, cut), as tailor_unsubscribe says it. */
 int eng_unsubscribe_check(tailor *t, const char *customer, const char *sig, tailor_error *err);

@@ -448,6 +448,14 @@ static int add_event(json_t *doc, ev *evs, size_t *n, tailor_error *err) {
   return rc;
 }
 
+int eng_confirm_check(tailor *t, const char *token, tailor_error *err) {
+  char id[2 * OPTIN_ID_BYTES + 1];
+  int64_t expires;
+  if (!t || !token) return util_fail(err, TAILOR_EINVAL, NULL, "confirm: missing argument");
+  int rc = optin_on(t, "confirm", err);
+  return rc ? rc : check_token(t, token, id, &expires, err);
+}
+
 int tailor_confirm(tailor *t, const char *token, char **json, tailor_error *err) {
   if (!t || !token || !json)
     return util_fail(err, TAILOR_EINVAL, NULL, "confirm: missing argument");

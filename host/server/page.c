@@ -85,7 +85,9 @@ void srv_confirm_page(job *j, int rc, const char *json, const tailor_error *e) {
     put_escaped(&b, json_string_value(json_object_get(ans, "purpose")));
     buf_puts(&b, "). You can withdraw your consent at any time.");
   } else {
-    buf_puts(&b, ">Open this link in your browser to confirm your address.");
+    buf_puts(&b, ">One click and we will send you what you asked for.</p><form method=\"post\">"
+                 "<p><button type=\"submit\">Confirm my address</button></p></form><p>"
+                 "If you did not ask for it, do nothing: without the click nothing is kept.");
   }
   buf_puts(&b, "</p>");
   json_decref(ans);

@@ -249,15 +249,18 @@ int srv_parse_http(int method, const char *url, size_t url_len, const char *body
     else if (!(rc = body_object(body, body_len, path, &b, err))) req = json_incref(b);
     out->op = SRV_OP_SUBSCRIBE;
   } else if (IS("/v1/confirm")) {
-    /* The link of a confirmation email (GET, answered with a page), or a
-       shop's own page that passes it on (POST {"link"}, answered JSON). */
+    /* The link of a confirmation email: a GET shows a page with a button
+       and confirms nothing (mail scanners follow links); the button posts
+       back to the link, which confirms (html 2), answered with a page.  A
+       shop's own page that passes the link on: POST {"link"}, answered
+       JSON. */
     out->op = SRV_OP_CONFIRM;
-    if (method == SRV_GET) {
-      char token[600];
-      size_t q = end < url_len && url[end] == '?' ? end + 1 : end, qe = q;
-      while (qe < url_len && url[qe] != '#') qe++;
-      srv_query_value(url + q, qe - q, "token", token, sizeof token);
-      out->html = 1;
+    char token[600];
+    size_t q = end < url_len && url[end] == '?' ? end + 1 : end, qe = q;
+    while (qe < url_len && url[qe] != '#') qe++;
+    srv_query_value(url + q, qe - q, "token", token, sizeof token);
+    if (method == SRV_GET || (method == SRV_POST && *token)) {
+      out->html = method == SRV_GET ? 1 : 2;
       req = json_pack("{ss}", "link", token);
     } else if (method != SRV_POST) {
       rc = wrong_method(err, method, path, "GET or POST");

@@ -196,9 +196,11 @@ void srv_run_read(srv *s, job *j) {
       rc = tailor_subscribe(s->t, j->req.text, j->req.text_len, &out, &e);
       break;
     case SRV_OP_CONFIRM:
-      /* A HEAD of the link (a mail client's preview, a link checker)
-         confirms nothing; only a GET, a visitor's click, does. */
-      rc = j->head_only ? TAILOR_OK : tailor_confirm(s->t, j->req.text, &out, &e);
+      /* The link's GET (or HEAD: a mail client's preview, a link checker)
+         confirms nothing: it shows the button, or why the link is broken;
+         the button's POST, a person's click, confirms. */
+      rc = j->head_only || j->req.html == 1 ? eng_confirm_check(s->t, j->req.text, &e)
+                                            : tailor_confirm(s->t, j->req.text, &out, &e);
       if (j->req.html) {
         srv_confirm_page(j, rc, out, &e);
         tailor_free(out);

@@ -44,9 +44,10 @@ def http(port, method, path, body=None, key=kit.ADMIN, headers=None):
     """(status, headers, parsed JSON or the text) of one request."""
     return serve_kit.request(port, method, path, body, key, headers, timeout=30)
 
-def follow(url, method="GET"):
+def follow(url, method="GET", data=None):
     """Follow a link as a mail reader does: no token, no JSON."""
-    req = urllib.request.Request(url, method=method)
+    req = urllib.request.Request(url, method=method, data=data, headers=(
+        {"Content-Type": "application/x-www-form-urlencoded"} if data is not None else {}))
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status, r.headers, r.read().decode()
@@ -119,9 +120,14 @@ def test_double_opt_in():
         check("HEAD answers", status == 200, status)
         check("HEAD confirms nothing", http(p, "GET", "/v1/customers/" + sub)[0] == 404)
 
-        # Following the link: a page says so, and now the address is stored.
-        status, head, body = follow(link)
-        check("the link confirms", status == 200 and 'id="confirmed"' in body and
+        # Following the link shows a button and confirms nothing (a mail
+        # scanner follows links); the button confirms, and says so.
+        status, _, body = follow(link)
+        check("GET shows the button", status == 200 and "<button" in body and
+              'id="confirmed"' not in body, (status, body))
+        check("GET confirms nothing", http(p, "GET", "/v1/customers/" + sub)[0] == 404)
+        status, head, body = follow(link, "POST", b"")
+        check("the button confirms", status == 200 and 'id="confirmed"' in body and
               ADDRESS in body, (status, body))
         check("a page", head.get("Content-Type") == "text/html; charset=utf-8", head)
         check("that keeps its link from other sites",
@@ -161,7 +167,7 @@ def test_double_opt_in():
                 ("a malformed link", "abc.def", 400, "not a confirmation link"),
                 ("no token at all", None, 400, "not a confirmation link")):
             url = confirm_url + ("?token=" + tok if tok else "")
-            status, head, body = follow(url)
+            status, head, body = follow(url, "POST", b"") if tok else follow(url)
             check("%s: a clear page" % what, status == status_want and words in body and
                   'id="error"' in body, (status, body))
         status, _, r = http(p, "POST", "/v1/confirm", key=None, body={"link": forged})
@@ -215,7 +221,7 @@ def test_double_opt_in():
         check("erased", status == 200, r)
         status, _, x = http(p, "GET", "/v1/customers/%s/export" % sub)
         check("no consent record left", x.get("consents") == [], x)
-        status, _, body = follow(link)
+        status, _, body = follow(link, "POST", b"")
         check("the link finds nothing", status == 404 and "erased" in body, (status, body))
         kit.mail(sink, "grace@example.com", "Welcome", "grace's welcome")
         want = ["Please confirm your address for Trail Co", "Welcome to Trail Co: your 10% off",
