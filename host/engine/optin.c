@@ -313,6 +313,18 @@ int tailor_subscribe(tailor *t, const char *request_json, size_t len, char **jso
                    "subscribe: say who asks: 'anon' (the visitor) or 'customer'");
     goto done;
   }
+  /* The purpose is a key of the shop's ("newsletter"), shown in the email:
+     not text a caller writes into the shop's email. */
+  size_t plen = strlen(purpose), pok = plen >= 1 && plen <= 64;
+  for (size_t i = 0; pok && i < plen; i++)
+    pok = (purpose[i] >= 'a' && purpose[i] <= 'z') || (purpose[i] >= '0' && purpose[i] <= '9') ||
+          purpose[i] == '_' || purpose[i] == '-';
+  if (!pok) {
+    rc = util_fail(err, TAILOR_EFIELD, "purpose",
+                   "subscribe: field 'purpose' must be a key of 1 to 64 lower-case letters, "
+                   "digits, '_' or '-' (\"newsletter\")");
+    goto done;
+  }
   char email[256];
   const char *why = email_problem(email_in, email, sizeof email);
   if (why) {
@@ -320,6 +332,11 @@ int tailor_subscribe(tailor *t, const char *request_json, size_t len, char **jso
                    email_in, why);
     goto done;
   }
+  /* The daily limit counts a mailbox: ada+1@ and ada+2@ go to ada@. */
+  char mailbox[256];
+  snprintf(mailbox, sizeof mailbox, "%s", email);
+  char *plus = strchr(mailbox, '+'), *at = strchr(email, '@');
+  if (plus && at) memmove(plus, at, strlen(at) + 1);
   char sub[4 + OPTIN_SUB_HEX + 1];
   if (!customer) {
     subscriber_id(anon, sub);
@@ -374,7 +391,7 @@ int tailor_subscribe(tailor *t, const char *request_json, size_t len, char **jso
        writer's lock (and, on a shared store, a lock on the address), so
        two requests at once cannot both slip under it. */
     if (!(rc = store_begin(t->st, err))) {
-      if (store_consents_since(t->st, email, now - OPTIN_DAY_MS) >= DEF_OPTIN_MAX_PER_ADDRESS)
+      if (store_consents_since(t->st, mailbox, now - OPTIN_DAY_MS) >= DEF_OPTIN_MAX_PER_ADDRESS)
         rc = util_fail(err, TAILOR_EINVAL, "email",
                        "subscribe: %d confirmation emails went to this address in the last "
                        "24 hours; no more today",

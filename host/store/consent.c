@@ -88,8 +88,12 @@ int64_t sq_consents_since(store *s, const char *email, int64_t since) {
   sqlite3 *db = store_db(s);
   sqlite3_stmt *st;
   int64_t n = 0;
-  if (sqlite3_prepare_v2(db, "SELECT count(*) FROM consents WHERE email=? AND requested>=?", -1,
-                         &st, NULL) != SQLITE_OK)
+  /* By mailbox: the address without its "+tag" (email is lower-case). */
+  if (sqlite3_prepare_v2(db,
+                         "SELECT count(*) FROM consents WHERE requested>=?2 AND "
+                         "CASE WHEN instr(email,'+') > 0 THEN substr(email,1,instr(email,'+')-1) "
+                         "|| substr(email,instr(email,'@')) ELSE email END = ?1",
+                         -1, &st, NULL) != SQLITE_OK)
     return 0;
   sqlite3_bind_text(st, 1, email, -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st, 2, since);

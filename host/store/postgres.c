@@ -1752,7 +1752,11 @@ static int64_t pg_consents_since(store *base, const char *email, int64_t since) 
   if (p->in_tx &&
       exec_params(p, "SELECT pg_advisory_xact_lock(7301, hashtext($1))", 1, v, NULL, "store"))
     return 0;
-  int64_t n = one_int(p, "SELECT count(*) FROM consents WHERE email=$1 AND requested>=$2", 2, v);
+  int64_t n = one_int(p,
+                      "SELECT count(*) FROM consents WHERE requested>=$2 AND "
+                      "CASE WHEN strpos(email,'+') > 0 THEN substr(email,1,strpos(email,'+')-1) "
+                      "|| substr(email,strpos(email,'@')) ELSE email END = $1",
+                      2, v);
   return n < 0 ? 0 : n;
 }
 

@@ -401,11 +401,12 @@ json_t *store_consent_get(store *s, const char *id, tailor_error *err);
    and when); nothing changes then. */
 int store_consent_confirm(store *s, const char *id, int64_t now, tailor_error *err);
 
-/* Requests made for `email` since `since` (ms): what a day's limit counts.
+/* Requests made for a mailbox (a lower-case address without its "+tag")
+   since `since` (ms), whatever tag they carried: what a day's limit counts.
    Called inside the transaction that adds the next request, a store
    shared by nodes (PostgreSQL) also locks the address until that
    transaction ends, so two nodes cannot both count under the limit. */
-int64_t store_consents_since(store *s, const char *email, int64_t since);
+int64_t store_consents_since(store *s, const char *mailbox, int64_t since);
 
 /* Run SQL with no result in the store's own dialect (migrations,
    maintenance, tests). */
