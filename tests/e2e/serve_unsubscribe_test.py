@@ -61,7 +61,11 @@ def main():
               st == 400 and "signature does not match" in page and declines(s.db, "ada 1") == 0,
               (st, page))
         st, _, page = request(p, "POST", link("ada 1")[:-10], key=None, headers=form)
-        check("a cut link is refused", st == 400 and declines(s.db, "ada 1") == 0, (st, page))
+        check("a cut link is refused with the page", st == 400 and isinstance(page, str) and
+              'id="error"' in page and declines(s.db, "ada 1") == 0, (st, page))
+        st, _, page = request(p, "GET", "/v1/unsubscribe?c=a&s=b", key=None)
+        check("a link cut short says so on the page", st == 400 and isinstance(page, str) and
+              "signature does not match" in page, (st, page))
         # The one-click POST of RFC 8058, as a mail client sends it.
         req_body = "List-Unsubscribe=One-Click"
         import urllib.request
