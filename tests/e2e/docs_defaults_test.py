@@ -52,7 +52,7 @@ PHRASES = [
     ("docs/strategies.md", "within {REPORT_WINDOW_DAYS} days (`--window-days`)"),
     ("docs/plugins.md", "in the last {EMAIL_CAP_WINDOW_DAYS} days"),
     ("docs/plugins.md", "default {OUTBOX_PURGE_DAYS} days"),
-    ("docs/server.md", "An address is sent at most {OPTIN_MAX_PER_ADDRESS} confirmation"),
+    ("docs/server.md", "A mailbox is sent at most {OPTIN_MAX_PER_ADDRESS} confirmation"),
     ("docs/server.md", "word for word (1 to {OPTIN_MAX_TEXT_BYTES} bytes)"),
 ]
 
