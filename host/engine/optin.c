@@ -332,11 +332,15 @@ int tailor_subscribe(tailor *t, const char *request_json, size_t len, char **jso
                    email_in, why);
     goto done;
   }
-  /* The daily limit counts a mailbox: ada+1@ and ada+2@ go to ada@. */
+  /* The daily limit counts a mailbox: ada+1@ and ada+2@ go to ada@, and
+     at Gmail a.da@ and ada@googlemail.com too (store.h). */
   char mailbox[256];
-  snprintf(mailbox, sizeof mailbox, "%s", email);
-  char *plus = strchr(mailbox, '+'), *at = strchr(email, '@');
-  if (plus && at) memmove(plus, at, strlen(at) + 1);
+  size_t mlen = 0;
+  const char *at = strchr(email, '@');
+  int gmail = at && (!strcmp(at + 1, "gmail.com") || !strcmp(at + 1, "googlemail.com"));
+  for (const char *c = email; at && c < at && *c != '+'; c++)
+    if (!(gmail && *c == '.')) mailbox[mlen++] = *c;
+  snprintf(mailbox + mlen, sizeof mailbox - mlen, "%s", gmail ? "@gmail.com" : at ? at : "");
   char sub[4 + OPTIN_SUB_HEX + 1];
   if (!customer) {
     subscriber_id(anon, sub);

@@ -88,11 +88,14 @@ int64_t sq_consents_since(store *s, const char *email, int64_t since) {
   sqlite3 *db = store_db(s);
   sqlite3_stmt *st;
   int64_t n = 0;
-  /* By mailbox: the address without its "+tag" (email is lower-case). */
+  /* By mailbox (store.h; email is lower-case). */
   if (sqlite3_prepare_v2(db,
-                         "SELECT count(*) FROM consents WHERE requested>=?2 AND "
-                         "CASE WHEN instr(email,'+') > 0 THEN substr(email,1,instr(email,'+')-1) "
-                         "|| substr(email,instr(email,'@')) ELSE email END = ?1",
+                         "SELECT count(*) FROM (SELECT CASE WHEN instr(l,'+') > 0 THEN "
+                         "substr(l,1,instr(l,'+')-1) ELSE l END AS b, d FROM (SELECT "
+                         "substr(email,1,instr(email,'@')-1) AS l, substr(email,instr(email,'@')+1) "
+                         "AS d FROM consents WHERE requested>=?2)) WHERE CASE WHEN d IN "
+                         "('gmail.com','googlemail.com') THEN replace(b,'.','') || '@gmail.com' "
+                         "ELSE b || '@' || d END = ?1",
                          -1, &st, NULL) != SQLITE_OK)
     return 0;
   sqlite3_bind_text(st, 1, email, -1, SQLITE_TRANSIENT);

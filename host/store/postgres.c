@@ -1753,9 +1753,10 @@ static int64_t pg_consents_since(store *base, const char *email, int64_t since) 
       exec_params(p, "SELECT pg_advisory_xact_lock(7301, hashtext($1))", 1, v, NULL, "store"))
     return 0;
   int64_t n = one_int(p,
-                      "SELECT count(*) FROM consents WHERE requested>=$2 AND "
-                      "CASE WHEN strpos(email,'+') > 0 THEN substr(email,1,strpos(email,'+')-1) "
-                      "|| substr(email,strpos(email,'@')) ELSE email END = $1",
+                      "SELECT count(*) FROM (SELECT split_part(split_part(email,'@',1),'+',1) "
+                      "AS b, split_part(email,'@',2) AS d FROM consents WHERE requested>=$2) c "
+                      "WHERE CASE WHEN d IN ('gmail.com','googlemail.com') THEN "
+                      "replace(b,'.','') || '@gmail.com' ELSE b || '@' || d END = $1",
                       2, v);
   return n < 0 ? 0 : n;
 }

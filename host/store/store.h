@@ -401,8 +401,10 @@ json_t *store_consent_get(store *s, const char *id, tailor_error *err);
    and when); nothing changes then. */
 int store_consent_confirm(store *s, const char *id, int64_t now, tailor_error *err);
 
-/* Requests made for a mailbox (a lower-case address without its "+tag")
-   since `since` (ms), whatever tag they carried: what a day's limit counts.
+/* Requests made for a mailbox since `since` (ms): what a day's limit
+   counts.  A mailbox is a lower-case address without its "+tag", and at
+   Gmail (gmail.com, googlemail.com) without the local part's dots, as
+   "ada@gmail.com": the addresses that reach one inbox.
    Called inside the transaction that adds the next request, a store
    shared by nodes (PostgreSQL) also locks the address until that
    transaction ends, so two nodes cannot both count under the limit. */

@@ -249,6 +249,13 @@ describe("email capture", function()
     assert.is_nil(ok)
     assert.matches("3 confirmation emails went to this address", msg, 1, true)
     assert.are.equal(3, count(e, "optin:"))
+    -- At Gmail, the dots and the domain's two names too.
+    for i, addr in ipairs { "grace@gmail.com", "g.race@gmail.com", "grace+x@googlemail.com" } do
+      assert(subscribe(e, { anon = "g" .. i, email = addr }))
+    end
+    ok, msg = subscribe(e, { anon = "g4", email = "gr.ace@googlemail.com" })
+    assert.is_nil(ok)
+    assert.matches("3 confirmation emails went to this address", msg, 1, true)
     assert(subscribe(e, { anon = "v4", email = "bob@example.com" }))
     e:close()
   end)
