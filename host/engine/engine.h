@@ -285,6 +285,20 @@ static inline int eng_refused(int rc) {
 }
 
 /*
+** A batch of which an event may be refused for what it says: the runs
+** between such events (ev_refusable) go in together and each of them
+** alone, so that a refusal (eng_refused) is that event's, handed to
+** refused(ud, i, e), and the batch's other events are stored.  Returns
+** TAILOR_OK, or the first other failure, filled in `err`, with *failed_at
+** the index of the first event of the call it stopped at (those before it
+** are stored, but the refused ones); *stored counts the events stored
+** either way.  tailor_ingest_batch and the server's batches.
+*/
+typedef void (*eng_refused_fn)(void *ud, size_t i, const tailor_error *e);
+int eng_ingest_runs(tailor *t, ev *const *evs, size_t n, eng_refused_fn refused, void *ud,
+                    size_t *stored, size_t *failed_at, tailor_error *err);
+
+/*
 ** The same for the events that store a confirmed address (engine/optin.c):
 ** committed only if the double opt-in request `consent` is still pending,
 ** in the transaction that marks it confirmed; otherwise refused with the

@@ -12,8 +12,8 @@
 
 #include "core/util.h"
 #include "engine/engine.h"
-#include "index/intern.h"
 #include "engine/plugin.h"
+#include "index/intern.h"
 
 _Thread_local tailor *eng_writing;
 _Thread_local tailor *eng_serial;
@@ -537,6 +537,50 @@ int tailor_ingest(tailor *t, const char *json, size_t len, tailor_error *err) {
   return rc;
 }
 
+int eng_ingest_runs(tailor *t, ev *const *evs, size_t n, eng_refused_fn refused, void *ud,
+                    size_t *stored, size_t *failed_at, tailor_error *err) {
+  *stored = *failed_at = 0;
+  for (size_t i = 0, from = 0; i <= n; i++) {
+    if (i < n && !ev_refusable(evs[i]->type)) continue;
+    int rc = i > from ? eng_ingest(t, evs + from, i - from, err) : TAILOR_OK;
+    if (rc) {
+      *failed_at = from;
+      return rc;
+    }
+    *stored += i - from;
+    from = i + 1;
+    if (i == n) break;
+    tailor_error e = {0};
+    if ((rc = eng_ingest(t, evs + i, 1, &e)) == TAILOR_OK) {
+      (*stored)++;
+    } else if (eng_refused(rc)) {
+      e.code = rc;
+      refused(ud, i, &e);
+    } else {
+      *err = e;
+      *failed_at = i;
+      return rc;
+    }
+  }
+  return TAILOR_OK;
+}
+
+/* tailor_ingest_batch's refusals: the line's rejection. */
+typedef struct batch_refusals {
+  const long *lines;
+  tailor_reject_fn on_reject;
+  void *ud;
+  size_t n;
+} batch_refusals;
+
+static void batch_refused(void *ud, size_t i, const tailor_error *e) {
+  batch_refusals *b = ud;
+  tailor_error one = *e;
+  one.line = b->lines[i];
+  b->n++;
+  if (b->on_reject) b->on_reject(b->ud, &one);
+}
+
 int tailor_ingest_batch(tailor *t, const char *ndjson, size_t len,
                         tailor_reject_fn on_reject, void *ud, size_t *accepted,
                         size_t *rejected) {
@@ -586,31 +630,13 @@ int tailor_ingest_batch(tailor *t, const char *ndjson, size_t len,
     goto done;
   }
   for (size_t i = 0; i < nacc; i++) ptrs[i] = &evs[i];
-  /* One transaction for the runs between events the engine may refuse for
-     what they say (ev_refusable); each of those alone, so that a spent
-     coupon is that line's rejection, not the batch's. */
-  for (size_t i = 0, from = 0; i <= nacc; i++) {
-    if (i < nacc && !ev_refusable(ptrs[i]->type)) continue;
-    tailor_error e = {0};
-    if (i > from && (rc = eng_ingest(t, ptrs + from, i - from, &e)) != TAILOR_OK) {
-      eng_log(t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
-      goto done;
-    }
-    stored += i - from;
-    from = i + 1;
-    if (i == nacc) break;
-    if ((rc = eng_ingest(t, ptrs + i, 1, &e)) == TAILOR_OK) {
-      stored++;
-    } else if (eng_refused(rc)) {
-      rc = TAILOR_OK;
-      nrej++;
-      e.line = lines[i];
-      if (on_reject) on_reject(ud, &e);
-    } else {
-      eng_log(t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
-      goto done;
-    }
-  }
+  /* A spent coupon is that line's rejection, not the batch's. */
+  batch_refusals br = {lines, on_reject, ud, 0};
+  size_t failed_at = 0;
+  tailor_error e = {0};
+  if ((rc = eng_ingest_runs(t, ptrs, nacc, batch_refused, &br, &stored, &failed_at, &e)))
+    eng_log(t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
+  nrej += br.n;
 done:
   /* What was stored before an error stays stored: counted as accepted. */
   if (accepted) *accepted = stored;

@@ -483,15 +483,20 @@ static int refusable(const job *j) {
   return 0;
 }
 
-/* The writer's group: one commit for all, but a request the engine may
-   refuse on its own (refusable) commits alone, so that no other request
-   shares its refusal; the runs between such requests commit as groups, in
-   the order the requests came. */
+/* A refused event of a split batch: its rejection, by index. */
+static void split_refused(void *ud, size_t i, const tailor_error *e) {
+  srv_request *r = ud;
+  tailor_error why = *e;
+  why.code = srv_err_of_tailor(e->code);
+  srv_reject_event(r, i, &why);
+  r->evs[i].type = EV_TYPE_COUNT; /* gone: left out below */
+}
+
 /*
 ** A batch (`events`, Segment's batch, GA4's hits) with an event the engine
 ** may refuse for what it says (a spent coupon, a quiz answer its handler
-** fails): as tailor_ingest_batch does, the runs between such events commit
-** together and each of them alone, so a refusal is that event's rejection,
+** fails): eng_ingest_runs, as for tailor_ingest_batch: the runs between
+** such events commit together and each of them alone, so a refusal is that event's rejection,
 ** listed by its index, and the batch's other events are stored.  Refusing
 ** the batch whole left a Segment client retrying it, refused, for ever.
 */
@@ -499,56 +504,39 @@ static void commit_split(srv *s, job *j) {
   screen_unknown(s, &j, 1);
   if (j->err.code) return;
   srv_request *r = &j->req;
-  size_t n = r->n_events, kept = 0;
+  size_t n = r->n_events, kept = 0, stored = 0, failed_at = 0;
   ev **ptrs = malloc((n ? n : 1) * sizeof *ptrs);
-  unsigned char *gone = calloc(n ? n : 1, 1);
-  if (!ptrs || !gone) {
-    free(ptrs);
-    free(gone);
+  if (!ptrs) {
     util_fail(&j->err, SRV_EINTERNAL, NULL, "%s: out of memory; nothing of this request was "
               "stored", srv_op_name(r->op));
     return;
   }
   for (size_t k = 0; k < n; k++) ptrs[k] = &r->evs[k];
-  for (size_t i = 0, from = 0; i <= n; i++) {
-    if (i < n && !ev_refusable(r->evs[i].type)) continue;
-    tailor_error e = {0};
-    int rc = i > from ? eng_ingest(s->t, ptrs + from, i - from, &e) : TAILOR_OK;
-    size_t failed_at = from;
-    if (rc == TAILOR_OK && i < n) {
-      failed_at = i;
-      rc = eng_ingest(s->t, ptrs + i, 1, &e);
-      if (eng_refused(rc)) {
-        tailor_error why = e;
-        why.code = srv_err_of_tailor(rc);
-        srv_reject_event(r, i, &why);
-        gone[i] = 1;
-        rc = TAILOR_OK;
-      }
-    }
-    if (rc) {
-      if (!eng_store_down_ms(s->t)) eng_log(s->t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
-      util_fail(&j->err, rc == TAILOR_ENOMEM ? SRV_EINTERNAL : SRV_ESTORE, NULL,
-                "%s: %s; the events before index %zu were stored, that one and the rest "
-                "not: send those again (see the server log)",
-                srv_op_name(r->op), tailor_strerror(rc), r->at[failed_at]);
-      free(ptrs);
-      free(gone);
-      return;
-    }
-    from = i + 1;
+  tailor_error e = {0};
+  int rc = eng_ingest_runs(s->t, ptrs, n, split_refused, r, &stored, &failed_at, &e);
+  free(ptrs);
+  if (rc) {
+    if (!eng_store_down_ms(s->t)) eng_log(s->t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
+    util_fail(&j->err, rc == TAILOR_ENOMEM ? SRV_EINTERNAL : SRV_ESTORE, NULL,
+              "%s: %s; the events before index %zu were stored, that one and the rest "
+              "not: send those again (see the server log)",
+              srv_op_name(r->op), tailor_strerror(rc), r->at[failed_at]);
+    return;
   }
   for (size_t k = 0; k < n; k++) {
-    if (gone[k]) continue;
+    if (r->evs[k].type == EV_TYPE_COUNT) continue;
     if (kept != k) r->evs[kept] = r->evs[k], r->at[kept] = r->at[k];
     kept++;
   }
   r->n_events = kept;
-  free(ptrs);
-  free(gone);
   answer_stored(s, j);
 }
 
+/* The writer's group: one commit for all, but a request the engine may
+   refuse on its own (refusable) commits alone, so that no other request
+   shares its refusal; the runs between such requests commit as groups, in
+   the order the requests came; a batch of several events is split
+   (commit_split). */
 static void commit_group(srv *s, job **jobs, size_t n) {
   size_t start = 0;
   for (size_t i = 0; i < n; i++) {
