@@ -384,16 +384,6 @@ static json_t *params_json(const sknn_params *p) {
   return o;
 }
 
-/* What the rules of sknn_params_adapt made of a shop ("" when nothing). */
-static const char *adapted_name(int adapted) {
-  switch (adapted) {
-  case SKNN_ADAPTED_REPEAT: return "repeat-heavy";
-  case SKNN_ADAPTED_TRANS: return "sequential";
-  case SKNN_ADAPTED_REPEAT | SKNN_ADAPTED_TRANS: return "repeat-heavy, sequential";
-  default: return "";
-  }
-}
-
 static void print_json(const eval_data *d, const row *rows, size_t n) {
   json_t *all = json_array();
   for (size_t i = 0; i < n; i++) {
@@ -427,7 +417,7 @@ static void print_json(const eval_data *d, const row *rows, size_t n) {
       json_object_set_new(o, "params", params_json(&w->p));
       if (w->tuned) json_object_set_new(o, "tuned", json_string(w->tuned));
       if (w->model) json_object_set_new(o, "model", json_string(w->model));
-      if (w->adapted) json_object_set_new(o, "adapted", json_string(adapted_name(w->adapted)));
+      if (w->adapted) json_object_set_new(o, "adapted", json_string(sknn_adapted_name(w->adapted)));
     }
     json_array_append_new(all, o);
   }
@@ -472,16 +462,13 @@ static void print_table(const eval_data *d, const char *test, const row *rows,
     else
       sknn_params_format(&rows[i].p, buf, sizeof buf);
     printf("  %s: %s%s%s%s\n", rows[i].name, buf,
-           rows[i].adapted ? " (defaults adjusted: a " : "", adapted_name(rows[i].adapted),
+           rows[i].adapted ? " (defaults adjusted: a " : "", sknn_adapted_name(rows[i].adapted),
            rows[i].adapted ? " shop)" : "");
     if (rows[i].model) printf("    re-ranked by %s\n", rows[i].model);
-    const sknn_repeat_profile *pf = rows[i].prof;
-    static const double choices[] = SKNN_TRANS_CHOICES;
-    if (pf && pf->trans_queries)
-      printf("    profile: %.0f%% of next items repeat the session; transition check, "
-             "MRR@20 over %u held-out queries: %.2f at the default weight, %.2f at %g, "
-             "%.2f at %g\n", 100 * pf->share, pf->trans_queries, 100 * pf->trans_mrr[0],
-             100 * pf->trans_mrr[1], choices[0], 100 * pf->trans_mrr[2], choices[1]);
+    if (rows[i].prof && rows[i].prof->trans_queries) {
+      sknn_repeat_profile_format(rows[i].prof, buf, sizeof buf);
+      printf("    profile: %s\n", buf);
+    }
   }
 }
 

@@ -266,18 +266,13 @@ static void session_params_set(tailor *t, const sknn_repeat_profile *prof, int o
   t->sess_params = p;
   t->sess_adapted = adapted;
   pthread_rwlock_unlock(&t->lock);
-  static const double choices[] = SKNN_TRANS_CHOICES;
-  if (adapted != was)
-    eng_log(t, TAILOR_LOG_INFO,
-            "session kernel: %s%s%s (%.0f%% of next views repeat the session; held-out "
-            "MRR@20 %.1f at the default transition weight, %.1f at %g, %.1f at %g, over %u "
-            "queries): repeat=%g repeat_decay=%g trans=%g",
-            !adapted ? "shipped defaults" : "", adapted & SKNN_ADAPTED_REPEAT ? "repeat-heavy shop" : "",
-            adapted & SKNN_ADAPTED_TRANS ? (adapted & SKNN_ADAPTED_REPEAT ? ", sequential" : "sequential shop") : "",
-            ok ? 100 * prof->share : 0.0, ok ? 100 * prof->trans_mrr[0] : 0.0,
-            ok ? 100 * prof->trans_mrr[1] : 0.0, choices[0],
-            ok ? 100 * prof->trans_mrr[2] : 0.0, choices[1],
-            ok ? prof->trans_queries : 0u, p.repeat, p.repeat_decay, p.trans);
+  if (adapted != was) {
+    char line[300] = "no profile";
+    if (ok) sknn_repeat_profile_format(prof, line, sizeof line);
+    eng_log(t, TAILOR_LOG_INFO, "session kernel: %s%s (%s): repeat=%g repeat_decay=%g trans=%g",
+            adapted ? sknn_adapted_name(adapted) : "shipped defaults", adapted ? " shop" : "",
+            line, p.repeat, p.repeat_decay, p.trans);
+  }
 }
 
 /* The repeat profile of the latest sessions in the index; 1 when there is one. */

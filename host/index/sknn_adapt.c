@@ -6,6 +6,7 @@
 */
 #include "index/sknn_internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "tailor.h"
@@ -53,8 +54,9 @@ static double repeat_rr(const uint32_t *items, uint32_t i, double d) {
 ** neither as a neighbour nor as a transition: the figures are those of a
 ** visitor the index has not seen, as on a validation split.  Up to 4
 ** positions a session, spread over its first SKNN_TRANS_PREFIX items,
-** newest sessions first, until SKNN_TRANS_QUERIES.  Deterministic (no clock, no randomness), so every
-** node of a shared log that fitted at one position picks alike.
+** newest sessions first, until SKNN_TRANS_QUERIES.  Deterministic (no
+** clock, no randomness), so every node of a shared log that fitted at one
+** position picks alike.
 */
 static int trans_check(const sknn_index *x, uint32_t live, sknn_repeat_profile *r) {
   static const double choices[] = SKNN_TRANS_CHOICES;
@@ -181,6 +183,25 @@ int sknn_params_adapt(sknn_params *p, const sknn_repeat_profile *r) {
     changed |= SKNN_ADAPTED_TRANS;
   }
   return changed;
+}
+
+const char *sknn_adapted_name(int adapted) {
+  switch (adapted) {
+  case SKNN_ADAPTED_REPEAT: return "repeat-heavy";
+  case SKNN_ADAPTED_TRANS: return "sequential";
+  case SKNN_ADAPTED_REPEAT | SKNN_ADAPTED_TRANS: return "repeat-heavy, sequential";
+  default: return "";
+  }
+}
+
+size_t sknn_repeat_profile_format(const sknn_repeat_profile *r, char *buf, size_t cap) {
+  static const double choices[] = SKNN_TRANS_CHOICES;
+  int n = snprintf(buf, cap,
+                   "%.0f%% of next items repeat the session; transition check, MRR@20 over %u "
+                   "held-out queries: %.2f at the default weight, %.2f at %g, %.2f at %g",
+                   100 * r->share, r->trans_queries, 100 * r->trans_mrr[0],
+                   100 * r->trans_mrr[1], choices[0], 100 * r->trans_mrr[2], choices[1]);
+  return n < 0 ? 0 : (size_t)n;
 }
 
 void sknn_item_recency(const sknn_index *x, uint32_t e, uint32_t window,
