@@ -64,6 +64,15 @@ static int sign(const tailor *t, const char *msg, size_t n, char out[65]) {
   return 0;
 }
 
+/* A link key's value: "" (off) or an http(s) address. */
+static int http_url(const char *url, const char *key, tailor_error *err) {
+  if (url && *url && strncmp(url, "https://", 8) && strncmp(url, "http://", 7))
+    return util_fail(err, TAILOR_ECONFIG, key,
+                     "config: '%s' must be an http:// or https:// address, found '%.80s'", key,
+                     url);
+  return TAILOR_OK;
+}
+
 int eng_optin_check_config(const config *c, tailor_error *err) {
   const char *secret = c->optin_secret, *url = c->optin_url;
   if (secret && *secret && strlen(secret) < DEF_MIN_TOKEN_BYTES)
@@ -71,17 +80,9 @@ int eng_optin_check_config(const config *c, tailor_error *err) {
                      "config: 'optin.secret' must have %d bytes or more (a shorter key is "
                      "guessable)",
                      DEF_MIN_TOKEN_BYTES);
-  if (url && *url && strncmp(url, "https://", 8) && strncmp(url, "http://", 7))
-    return util_fail(err, TAILOR_ECONFIG, "optin.confirm_url",
-                     "config: 'optin.confirm_url' must be an http:// or https:// address, "
-                     "found '%.80s'",
-                     url);
   const char *unsub = c->unsubscribe_url;
-  if (unsub && *unsub && strncmp(unsub, "https://", 8) && strncmp(unsub, "http://", 7))
-    return util_fail(err, TAILOR_ECONFIG, "optin.unsubscribe_url",
-                     "config: 'optin.unsubscribe_url' must be an http:// or https:// address, "
-                     "found '%.80s'",
-                     unsub);
+  int rc = http_url(url, "optin.confirm_url", err);
+  if (rc || (rc = http_url(unsub, "optin.unsubscribe_url", err))) return rc;
   if (unsub && *unsub && !(secret && *secret))
     return util_fail(err, TAILOR_ECONFIG, "optin.unsubscribe_url",
                      "config: 'optin.unsubscribe_url' needs 'optin.secret', which signs its "

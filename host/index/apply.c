@@ -251,8 +251,6 @@ static int apply_profile(idx *x, const ev *e) {
   json_t *doc = e->object;
   json_t *consent = json_object_get(doc, "consent");
   idx_person *p = &x->person[pid];
-  /* An upsert changes what it names and keeps the rest, as the store does
-     for email and phone. */
   /* Consent is given for an address: another email (phone) without its
      own consent in the same profile has none, as the store keeps it. */
   static const struct { const char *addr, *consent; uint8_t has, flag; int shift; } a[] = {
@@ -267,6 +265,8 @@ static int apply_profile(idx *x, const ev *e) {
       p->flags = (uint8_t)(p->flags & ~a[i].flag);
     p->contact = (p->contact & ~mask) | h;
   }
+  /* An upsert changes what it names and keeps the rest, as the store does
+     for email and phone. */
   static const struct { const char *key; int in_consent; uint8_t flag; } f[] = {
       {"email", 1, IDX_CONSENT_EMAIL}, {"sms", 1, IDX_CONSENT_SMS},
       {"email", 0, IDX_HAS_EMAIL}, {"phone", 0, IDX_HAS_PHONE}};
