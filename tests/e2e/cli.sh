@@ -65,6 +65,12 @@ echo '[1, 2]' > "$dir/array.json"
 "$T" stats --config "$dir/array.json" --db "$dir/shop.db" >/dev/null 2>"$dir/err"
 expect "a config that is not an object is bad input" test $? = 2
 expect "and says so" grep -q "must be a JSON object" "$dir/err"
+# A config file that cannot be read: its name and the system's reason, not
+# jansson's position -1:-1 of a file it never opened.
+"$T" stats --config "$dir/nonexist.json" --db "$dir/shop.db" >/dev/null 2>"$dir/err"
+expect "a missing config is bad input" test $? = 2
+expect "and is named with the reason" \
+  grep -qx "tailor: $dir/nonexist.json: No such file or directory" "$dir/err"
 
 # Numbers and states of options are read whole and bounded.
 "$T" outbox purge --db "$dir/shop.db" --older-than 200000000000 2>"$dir/err"
