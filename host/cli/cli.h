@@ -43,6 +43,16 @@ int cli_parse_args(int argc, char **argv, cli_opts *o, const char *help, const c
 */
 int cli_number(const char *cmd, const char *opt, const char *text, long lo, long hi, long *out);
 
+/*
+** The engine's configuration from the options, as cli_open reads it: the
+** config file (its "server" section aside) with --db and --strategies over
+** it, parsed by config_parse into `c` (engine/config.h; config_free it).
+** Exits EXIT_BADINPUT, saying why, when the file cannot be read or the
+** configuration is not valid; returns another error after printing it.
+*/
+struct config;
+int cli_config(const cli_opts *o, struct config *c);
+
 /* Open an engine from the options; prints the error and returns NULL (the
    command exits EXIT_FAIL), or exits EXIT_BADINPUT itself when the input is
    at fault: a config file that is not valid JSON or not a valid config, or,

@@ -1,8 +1,11 @@
 /*
 ** commands.c: the store-side commands: ingest, decide, check, stats, config.
 */
+#include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -212,8 +215,10 @@ static void report_error(void *ud, const char *file, const char *msg) {
 
 static const char check_help[] =
     "usage: tailor check [--sample N] [OPTIONS] [DIR]\n\n"
-    "Compile every strategy in DIR (default: strategies) and report each\n"
-    "error as file:line: message.  Exit status 2 when any file fails.\n\n"
+    "Compile every strategy in DIR (default: --strategies, else the config's\n"
+    "\"strategies\", else strategies), over the config's \"strategies_base\" when\n"
+    "it has one, and report each error as file:line: message.  Exit status 2\n"
+    "when any file fails.\n\n"
     "  --sample N         then a dry run: every handler of every strategy (each\n"
     "                     recommend page, popup, discount, audiences, rank, every\n"
     "                     segment, on_event with a sample event of each type,\n"
@@ -227,7 +232,64 @@ static const char check_help[] =
 
 static int check_sample(cli_opts *o, const char *dir, long n);
 
-/* No engine needed: the API is installed against an empty index, which is
+/* The *.lua files under `from` (folders followed, symlinked ones not, as
+   the engine copies them) copied into the existing folder `to`. */
+static int copy_lua_tree(const char *from, const char *to, int depth) {
+  DIR *d = opendir(from);
+  struct dirent *de;
+  int rc = d ? 0 : -1;
+  while (d && !rc && (de = readdir(d))) {
+    char src[PATH_MAX], dst[PATH_MAX];
+    struct stat st;
+    size_t n = strlen(de->d_name);
+    if (de->d_name[0] == '.') continue;
+    if (snprintf(src, sizeof src, "%s/%s", from, de->d_name) >= (int)sizeof src ||
+        snprintf(dst, sizeof dst, "%s/%s", to, de->d_name) >= (int)sizeof dst || lstat(src, &st))
+      continue;
+    if (S_ISDIR(st.st_mode) && depth < 16) {
+      rc = (mkdir(dst, 0700) && errno != EEXIST) ? -1 : copy_lua_tree(src, dst, depth + 1);
+    } else if (n > 4 && !strcmp(de->d_name + n - 4, ".lua") && !stat(src, &st) &&
+               S_ISREG(st.st_mode)) {
+      size_t len;
+      char *text = util_read_file(src, &len);
+      FILE *f = text ? fopen(dst, "wb") : NULL;
+      rc = f && fwrite(text, 1, len, f) == len ? 0 : -1;
+      if (f && fclose(f)) rc = -1;
+      free(text);
+    }
+  }
+  if (d) closedir(d);
+  return rc;
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  return remove(path);
+}
+
+/*
+** A folder that extends a base (strategies_base) is loaded by the engine
+** from a copy of the base with the folder's files over it (engine/vm.c),
+** since `require` reaches inside one folder only: checked alone, a file
+** requiring the base's lib.settings would fail.  The same copy, made in a
+** new temporary folder `out`; -1 after saying why.
+*/
+static int check_merge(const char *base, const char *dir, char *out, size_t cap) {
+  const char *tmp = getenv("TMPDIR");
+  snprintf(out, cap, "%s/tailor-check-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(out)) {
+    fprintf(stderr, "tailor check: %s: %s\n", out, strerror(errno));
+    return -1;
+  }
+  const char *failed = copy_lua_tree(base, out, 0) ? base : copy_lua_tree(dir, out, 0) ? dir : NULL;
+  if (failed) {
+    fprintf(stderr, "tailor check: cannot read %s: %s\n", failed, strerror(errno));
+    nftw(out, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    return -1;
+  }
+  return 0;
+}
+
+/* No store needed: the API is installed against an empty index, which is
    enough for files that call it while loading. */
 int cmd_check(int argc, char **argv) {
   cli_opts o = {0};
@@ -254,15 +316,41 @@ int cmd_check(int argc, char **argv) {
   int parsed = cli_parse_args(nrest, rest, &o, check_help, &dir, 1);
   free(rest);
   if (parsed < 0) return EXIT_OK;
-  if (!dir) dir = o.strategies ? o.strategies : "strategies";
-  tailor *t = cli_open(&(cli_opts){.db = ":memory:", .strategies = ""}, NULL);
-  if (!t) return EXIT_FAIL;
+  /* The folder the engine would load (DIR, else --strategies, else the
+     config's, else the default) and the base the config extends it with. */
+  config cfg;
+  if (cli_config(&o, &cfg)) return EXIT_FAIL;
+  if (!dir) dir = cfg.strategies;
+  const char *base = cfg.strategies_base;
+  if (!*dir) {
+    fprintf(stderr, "tailor check: no strategy folder to check (the config's \"strategies\" "
+                    "is \"\"): give DIR\n");
+    config_free(&cfg);
+    return EXIT_BADINPUT;
+  }
+  if (*base && access(base, F_OK)) {
+    fprintf(stderr, "tailor check: strategies_base folder '%s' not found\n", base);
+    config_free(&cfg);
+    return EXIT_BADINPUT;
+  }
+  /* The config's Lua limits and plugins (which may add to the API), on an
+     in-memory store that writes no checkpoint. */
+  tailor *t = cli_open(&(cli_opts){.config = o.config},
+                       "{\"db\": \":memory:\", \"strategies\": \"\", "
+                       "\"index\": {\"checkpoint\": \"\"}}");
+  char merged[PATH_MAX] = "";
+  if (!t || (*base && check_merge(base, dir, merged, sizeof merged))) {
+    tailor_close(t);
+    config_free(&cfg);
+    return EXIT_FAIL;
+  }
+  const char *load = *merged ? merged : dir;
   lvm_config c;
   eng_vm_config(t, &c);
-  int bad = lvm_check_dir(dir, &c, report_error, NULL);
+  int bad = lvm_check_dir(load, &c, report_error, NULL);
   if (bad == 0) { /* compiled: what the host reads of it (on_event_for) */
     tailor_error e = {0};
-    c.dir = dir;
+    c.dir = load;
     lvm *vm = lvm_new(&c, &e);
     if (!vm || eng_strategies_check(vm, &e)) {
       fprintf(stderr, "%s\n", e.message);
@@ -271,13 +359,17 @@ int cmd_check(int argc, char **argv) {
     lvm_free(vm);
   }
   tailor_close(t);
+  if (*merged) nftw(merged, remove_one, 16, FTW_DEPTH | FTW_PHYS);
   if (bad < 0) {
     fprintf(stderr, "tailor check: cannot read %s\n", dir);
-    return EXIT_FAIL;
+  } else if (bad == 0) {
+    if (*base) printf("%s: all strategies compile (over the base %s)\n", dir, base);
+    else printf("%s: all strategies compile\n", dir);
   }
-  if (bad == 0) printf("%s: all strategies compile\n", dir);
-  if (bad || !sample) return bad ? EXIT_BADINPUT : EXIT_OK;
-  return check_sample(&o, dir, sample);
+  int code = bad < 0 ? EXIT_FAIL : bad ? EXIT_BADINPUT : EXIT_OK;
+  if (!code && sample) code = check_sample(&o, dir, sample);
+  config_free(&cfg);
+  return code;
 }
 
 static const char *const dry_kinds[] = {"error", "unknown segment", "warning: empty"};

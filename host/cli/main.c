@@ -89,7 +89,11 @@ int cli_common_opt(cli_opts *o, int argc, char **argv, int *i) {
   return 1;
 }
 
-tailor *cli_open(const cli_opts *o, const char *extra_json) {
+/* The engine's configuration as JSON text (malloc'd; NULL when out of
+   memory): the config file without its "server" section, `extra_json` over
+   it, then --db and --strategies.  Exits EXIT_BADINPUT when the file cannot
+   be read or is not JSON. */
+static char *config_text(const cli_opts *o, const char *extra_json) {
   json_t *cfg = NULL;
   if (o->config) {
     json_error_t jerr;
@@ -126,6 +130,21 @@ tailor *cli_open(const cli_opts *o, const char *extra_json) {
     json_object_set_new(cfg, "strategies", json_string(o->strategies));
   char *text = json_dumps(cfg, JSON_COMPACT);
   json_decref(cfg);
+  return text;
+}
+
+int cli_config(const cli_opts *o, struct config *c) {
+  char *text = config_text(o, NULL);
+  tailor_error err = {.message = "out of memory"};
+  int rc = text ? config_parse(c, text, &err) : TAILOR_ENOMEM;
+  free(text);
+  if (rc) fprintf(stderr, "tailor: %s\n", err.message);
+  if (rc == TAILOR_ECONFIG) exit(EXIT_BADINPUT);
+  return rc;
+}
+
+tailor *cli_open(const cli_opts *o, const char *extra_json) {
+  char *text = config_text(o, extra_json);
   /* The store the config names (its default included), which only a
      command that creates one may find missing. */
   config c;
@@ -139,8 +158,8 @@ tailor *cli_open(const cli_opts *o, const char *extra_json) {
     config_free(&c);
     if (missing) exit(EXIT_BADINPUT);
   }
-  tailor_error err = {0};
-  tailor *t = tailor_open(text, &err);
+  tailor_error err = {.message = "out of memory"};
+  tailor *t = text ? tailor_open(text, &err) : NULL;
   free(text);
   if (!t) fprintf(stderr, "tailor: %s\n", err.message);
   if (!t && err.code == TAILOR_ECONFIG) exit(EXIT_BADINPUT); /* the config's fault */

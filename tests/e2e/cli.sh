@@ -104,6 +104,27 @@ expect "check exits 2 on a broken file" test $? = 2
 expect "check reports file:line" grep -q "broken.lua:3:" "$dir/err"
 "$T" check "$ROOT/strategies" >/dev/null
 expect "shipped strategies compile" test $? = 0
+# Without DIR, check reads the folder the config names (it checked
+# ./strategies, here the shipped one, and said all was well), and a folder
+# extending the shipped one (strategies_base) is checked over it, as the
+# engine loads it ("module 'lib.settings' not found" though decide ran).
+printf '{"strategies": "%s"}\n' "$dir/strat" > "$dir/strat.json"
+(cd "$ROOT" && "$T" check --config "$dir/strat.json" >/dev/null 2>"$dir/err")
+expect "check --config checks the config's folder" test $? = 2
+expect "and reports its broken file" grep -q "broken.lua:3:" "$dir/err"
+mkdir -p "$dir/ext"
+printf 'local settings = require "lib.settings"\nreturn { popup = function(ctx) return nil end }\n' \
+  > "$dir/ext/popup.lua"
+printf '{"strategies": "%s", "strategies_base": "%s"}\n' "$dir/ext" "$ROOT/strategies" \
+  > "$dir/ext.json"
+"$T" check --config "$dir/ext.json" >"$dir/out" 2>"$dir/err"
+expect "a folder extending the shipped one compiles over it" test $? = 0
+expect "and says so" grep -q "ext: all strategies compile (over the base" "$dir/out"
+printf 'return { oops = function(ctx) return {} end\n' > "$dir/ext/broken.lua"
+"$T" check --config "$dir/ext.json" >/dev/null 2>"$dir/err"
+expect "an error in the extending folder is still found" test $? = 2
+expect "and named" grep -q "broken.lua:2:" "$dir/err"
+rm "$dir/ext/broken.lua"
 
 "$T" checkpoint --db "$dir/shop.db" >/dev/null
 expect "checkpoint exits 0" test $? = 0
