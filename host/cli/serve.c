@@ -92,7 +92,7 @@ int cmd_serve(int argc, char **argv) {
     srv_conf_free(conf);
     free(conf);
     json_decref(engine);
-    return EXIT_FAIL;
+    return terr.code == TAILOR_ECONFIG ? EXIT_BADINPUT : EXIT_FAIL; /* the config's fault */
   }
   srv_opts so = {o.config, listen, unix_path, engine, insecure};
   int rc = srv_run(t, conf, &so);

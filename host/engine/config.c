@@ -176,6 +176,19 @@ int config_parse(config *c, const char *json, tailor_error *err) {
     rc = util_fail(err, TAILOR_ECONFIG, NULL, "config: must be a JSON object");
   else
     rc = walk(c, "", root, err);
+  /* SQLite reads "" as a temporary database deleted at close: every event
+     acknowledged, none kept.  A "file:" URI is a path SQLite resolves
+     itself: the lock (<db>.lock) and the checkpoint beside the store go by
+     the text, so a second writer on the same file was not refused. */
+  if (!rc && !*c->db)
+    rc = util_fail(err, TAILOR_ECONFIG, "db",
+                   "config: 'db' is empty: SQLite would keep the events in a temporary "
+                   "database deleted at close; name a file, \":memory:\" or a "
+                   "postgresql:// URL");
+  if (!rc && !strncmp(c->db, "file:", 5))
+    rc = util_fail(err, TAILOR_ECONFIG, "db",
+                   "config: 'db' is a SQLite URI ('%.200s'): give the file's path instead "
+                   "(the store's lock and checkpoint go by it)", c->db);
   /* One k limit: a request without k gets default_k, which no request
      asking for k could exceed. */
   if (!rc && (c->max_k < 1 || c->default_k < 1 || c->default_k > c->max_k))

@@ -26,7 +26,8 @@
 */
 #define CONFIG_MAP(S, N)                                                     \
   S(db, "db", STR, "tailor.db",                                              \
-    "SQLite store file (\":memory:\" keeps everything in memory, and "       \
+    "SQLite store file, by its path (not \"\" nor a file: URI; "            \
+    "\":memory:\" keeps everything in memory, and "                          \
     "its decisions take turns with the writer), or a postgresql:// URL "     \
     "shared by several nodes (docs/scale-out.md)")                           \
   S(strategies, "strategies", STR, "strategies",                             \

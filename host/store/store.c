@@ -318,8 +318,16 @@ store *store_sqlite_open(const char *path, const store_options *opt,
     util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate");
     return NULL;
   }
+  /* A "file:" URI names a file SQLite resolves itself, which the lock on
+     <path>.lock would not: a writer is refused it (config.c says so first). */
+  if (!opt->readonly && !strncmp(path, "file:", 5)) {
+    util_fail(err, TAILOR_ECONFIG, "db",
+              "store: '%.200s' is a SQLite URI: a writer takes the file's path", path);
+    sq_close(&s->base);
+    return NULL;
+  }
   if (!opt->readonly && !opt->no_lock && *path && strcmp(path, ":memory:") &&
-      strncmp(path, "file:", 5) && sq_lock(s, err)) {
+      sq_lock(s, err)) {
     sq_close(&s->base);
     return NULL;
   }

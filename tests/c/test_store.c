@@ -124,6 +124,28 @@ static void test_one_writer(void) {
   store_close(b);
 }
 
+/* A "file:" URI is a file SQLite resolves itself, past the lock on
+   <path>.lock: a writer on file:PATH went beside a writer on PATH.  A
+   writer is refused such a name; a reader may use it. */
+static void test_uri_writer_refused(void) {
+  char path[600], uri[620];
+  snprintf(path, sizeof path, "%s/uri.db", dir);
+  snprintf(uri, sizeof uri, "file:%s", path);
+  tailor_error err = {0};
+  store *a = store_open(path, NULL, &err);
+  CHECK(a != NULL);
+  store *b = store_open(uri, NULL, &err);
+  CHECK(b == NULL);
+  CHECK_INT(err.code, TAILOR_ECONFIG);
+  CHECK_CONTAINS(err.message, "SQLite URI");
+  store_close(b);
+  store_options ro = {0, 0, 1, 0};
+  store *r = store_open(uri, &ro, &err);
+  CHECK(r != NULL);
+  store_close(r);
+  store_close(a);
+}
+
 static void test_outbox_idempotent(void) {
   tailor_error err = {0};
   store *s = store_open(":memory:", NULL, &err);
@@ -410,6 +432,7 @@ int main(void) {
   RUN(test_newer_schema_refused);
   RUN(test_not_a_database);
   RUN(test_one_writer);
+  RUN(test_uri_writer_refused);
   RUN(test_outbox_idempotent);
   RUN(test_counts_and_outcomes);
   RUN(test_long_batch_seqs);

@@ -72,6 +72,28 @@ expect "a missing config is bad input" test $? = 2
 expect "and is named with the reason" \
   grep -qx "tailor: $dir/nonexist.json: No such file or directory" "$dir/err"
 
+# An empty store path is SQLite's temporary database, deleted at close:
+# events were "accepted" and lost.  A file: URI went past the store's lock
+# and was "no store" to the readers.  Both are refused, naming db.
+echo '{"type":"view","item":"a","anon":"e1"}' > "$dir/clean.ndjson"
+"$T" ingest --db '' "$dir/clean.ndjson" >"$dir/out" 2>"$dir/err"
+expect "ingest --db '' is bad input" test $? = 2
+expect "and names db" grep -q "'db' is empty" "$dir/err"
+expect "and accepts nothing" sh -c "! grep -q accepted '$dir/out'"
+printf '{"db": ""}\n' > "$dir/emptydb.json"
+"$T" ingest --config "$dir/emptydb.json" "$dir/clean.ndjson" >/dev/null 2>"$dir/err"
+expect "a config's empty db is bad input" test $? = 2
+expect "and named" grep -q "'db' is empty" "$dir/err"
+# (a server that did start would serve until stopped: bounded here)
+timeout 20 "$T" serve --db '' --listen 127.0.0.1:0 --insecure --strategies "" >/dev/null 2>"$dir/err"
+expect "serve --db '' is bad input" test $? = 2
+expect "and named" grep -q "'db' is empty" "$dir/err"
+"$T" ingest --db "file:$dir/shop.db" "$dir/clean.ndjson" >/dev/null 2>"$dir/err"
+expect "ingest --db file: is bad input" test $? = 2
+expect "and says it is a URI" grep -q "'db' is a SQLite URI" "$dir/err"
+"$T" stats --db "file:$dir/shop.db" >/dev/null 2>"$dir/err"
+expect "stats --db file: says it is a URI, not 'no store'" grep -q "'db' is a SQLite URI" "$dir/err"
+
 # Numbers and states of options are read whole and bounded.
 "$T" outbox purge --db "$dir/shop.db" --older-than 200000000000 2>"$dir/err"
 expect "a purge age past a century is refused" test $? = 2
