@@ -453,23 +453,29 @@ int cmd_report(int argc, char **argv) {
   cli_opts o = {0};
   int window = DEF_REPORT_WINDOW_DAYS, as_json = 0;
   const char *what = NULL;
-  char *rest[16];
-  int nrest = 0;
-  for (int i = 1; i < argc && nrest < 16; i++) {
+  /* report's own options out, the rest (the command's name first) to
+     cli_parse_args, which refuses what it does not take: as many as given. */
+  char **args = calloc((size_t)argc + 1, sizeof *args);
+  if (!args) return EXIT_FAIL;
+  int nargs = 0;
+  args[nargs++] = argv[0];
+  for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--window-days") && i + 1 < argc) {
       long v;
-      if (cli_number("report", "--window-days", argv[++i], 1, 36500, &v)) return EXIT_BADINPUT;
+      if (cli_number("report", "--window-days", argv[++i], 1, 36500, &v)) {
+        free(args);
+        return EXIT_BADINPUT;
+      }
       window = (int)v;
     }
     else if (!strcmp(argv[i], "--json")) as_json = 1;
-    else rest[nrest++] = argv[i];
+    else args[nargs++] = argv[i];
   }
-  rest[nrest] = NULL;
-  char *args[18] = {argv[0]};
-  for (int i = 0; i < nrest; i++) args[i + 1] = rest[i];
   char help[sizeof report_help + 16];
   snprintf(help, sizeof help, report_help, DEF_REPORT_WINDOW_DAYS);
-  if (cli_parse_args(nrest + 1, args, &o, help, &what, 1) < 0) return EXIT_OK;
+  int parsed = cli_parse_args(nargs, args, &o, help, &what, 1);
+  free(args);
+  if (parsed < 0) return EXIT_OK;
   if (!what || strcmp(what, "experiments") || window < 1) {
     fprintf(stderr, "tailor report: say 'experiments' and a window of at least 1 day "
                     "(see --help)\n");

@@ -100,6 +100,15 @@ expect "a purge age past a century is refused" test $? = 2
 expect "and the option named" grep -q "older-than takes a whole number" "$dir/err"
 "$T" audiences export --db "$dir/shop.db" visitors --days 7x 2>"$dir/err" >/dev/null
 expect "--days 7x is refused" test $? = 2
+# report took its arguments into a char *[16] (UBSan: index 16 out of
+# bounds) and dropped those past the 16th.
+"$T" report --db "$dir/shop.db" experiments a b c d e f g h i j k l m n o p q >/dev/null 2>"$dir/err"
+expect "report with 17 arguments is bad input" test $? = 2
+expect "and names the first it does not take" grep -q "unexpected argument 'a'" "$dir/err"
+"$T" report experiments --db "$dir/shop.db" $(printf -- '--quiet %.0s' $(seq 16)) --bogus \
+  >/dev/null 2>"$dir/err"
+expect "an argument past the 16th is read" test $? = 2
+expect "and refused by name" grep -q "unexpected argument '--bogus'" "$dir/err"
 "$T" outbox list --db "$dir/shop.db" --state bogus 2>"$dir/err"
 expect "an unknown state is refused" test $? = 2
 expect "and the states listed" grep -q "pending, sending, sent" "$dir/err"
