@@ -4,8 +4,11 @@
 ** write them where `tailor eval --tuned` and `tailor serve` (index.tuned)
 ** read them.  Only training sessions are read: there is no test input.
 */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/buf.h"
@@ -74,6 +77,25 @@ static int add_view(void *ud, int64_t seq, const ev *e) {
   buf_json_str(b, e->session, strlen(e->session));
   buf_puts(b, "}\n");
   return b->oom ? TAILOR_ENOMEM : 0;
+}
+
+/*
+** Whether `path` can be written, asked before the sessions are read: the
+** search takes minutes (the default budget is TUNE_DEFAULT_BUDGET_S), and
+** an output that cannot be written failed only after it.  Opened for
+** writing without truncating, and removed again when this made it.
+** Returns 0, or -1 with errno set.
+*/
+static int can_write(const char *path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd >= 0) {
+    close(fd);
+    unlink(path);
+    return 0;
+  }
+  if (errno != EEXIST || (fd = open(path, O_WRONLY)) < 0) return -1;
+  close(fd);
+  return 0;
 }
 
 static int load_store(eval_data *d, const char *path, double val_share,
@@ -150,6 +172,11 @@ int cmd_tune(int argc, char **argv) {
   if (len > 5 && !strcmp(out + len - 5, ".json")) len -= 5;
   snprintf(model, sizeof model, "%.*s.model.json", (int)len, out);
   o.model_path = o.rerank ? model : NULL;
+  const char *unwritable = can_write(out) ? out : o.rerank && can_write(model) ? model : NULL;
+  if (unwritable) {
+    fprintf(stderr, "tailor tune: cannot write %s: %s\n", unwritable, strerror(errno));
+    return EXIT_FAIL;
+  }
   if (!quiet) {
     o.progress = print_line;
     fprintf(stderr, "tailor tune: reading the sessions...\n");

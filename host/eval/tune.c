@@ -5,6 +5,7 @@
 */
 #include "eval/tune.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
@@ -419,8 +420,15 @@ static int train_ranker(const eval_data *d, const sknn_index *x,
           best_map, best_iter);
     if (it + 1 - best_iter >= TUNE_EARLY_STOP) break;
   }
-  if (XGBoosterSlice(b, 0, best_iter, 1, &best) || XGBoosterSaveModel(best, o->model_path))
-    goto xgb_fail;
+  if (XGBoosterSlice(b, 0, best_iter, 1, &best)) goto xgb_fail;
+  if (XGBoosterSaveModel(best, o->model_path)) {
+    /* The output's fault, not the data's: xgboost's first line says why
+       (a C++ backtrace follows it). */
+    const char *why = XGBGetLastError();
+    rc = util_fail(err, TAILOR_EIO, "out", "%s: cannot write the re-ranker's model: %.*s",
+                   o->model_path, (int)strcspn(why, "\n"), why);
+    goto done;
+  }
   r->trees = (unsigned)best_iter;
   say(o, "rerank: %d trees kept; scoring the held-out queries...", best_iter);
   if ((rc = score_range(d, x, &r->tuned, qh, d->nqueries, 1, o->threads, &r->h_tuned)) ||
@@ -559,7 +567,11 @@ int tune_write(const char *path, const tune_result *r, const char *model,
     json_object_set_new(s, "trees", json_integer(r->trees));
   }
   json_object_set_new(o, "search", s);
+  errno = 0;
   int rc = json_dump_file(o, path, JSON_INDENT(2) | JSON_REAL_PRECISION(8));
+  int e = errno;
   json_decref(o);
-  return rc ? util_fail(err, TAILOR_EIO, "out", "%s: cannot write", path) : 0;
+  return rc ? util_fail(err, TAILOR_EIO, "out", "%s: cannot write: %s", path,
+                        e ? strerror(e) : "the write failed")
+            : 0;
 }

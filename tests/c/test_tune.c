@@ -400,6 +400,9 @@ static void test_rerank(void) {
   CHECK(r.h_reranked.queries > 0);
   CHECK(r.h_reranked.queries == r.h_tuned.queries);
   CHECK_INT(tune_write(out, &r, model, &d, &err), 0);
+  /* A file that cannot be written says why (it said "cannot write"). */
+  CHECK(tune_write("/nonexistent-tailor-dir/t.json", &r, model, &d, &err) != 0);
+  CHECK_CONTAINS(err.message, "cannot write: No such file or directory");
 
   /* It reads back: the parameters, and the model beside them. */
   sknn_tuned t;

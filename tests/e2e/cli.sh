@@ -94,6 +94,30 @@ expect "and says it is a URI" grep -q "'db' is a SQLite URI" "$dir/err"
 "$T" stats --db "file:$dir/shop.db" >/dev/null 2>"$dir/err"
 expect "stats --db file: says it is a URI, not 'no store'" grep -q "'db' is a SQLite URI" "$dir/err"
 
+# tune's outputs are checked before the sessions are read: one that could
+# not be written failed after the whole search (420 s by default), with an
+# xgboost backtrace, or "cannot write" and no reason.
+python3 -c "
+import random
+r = random.Random(1)
+for _ in range(300):
+    c = r.randrange(10)
+    print(' '.join(str(1 + c * 8 + r.randrange(8)) for _ in range(4)))
+" > "$dir/tune.sessions"
+"$T" tune --train "$dir/none.sessions" --out "$dir/nodir/x.json" --quiet 2>"$dir/err"
+expect "tune: an output that cannot be written fails" test $? = 1
+expect "before the sessions are read, with the reason" \
+  grep -qx "tailor tune: cannot write $dir/nodir/x.json: No such file or directory" "$dir/err"
+"$T" tune --train "$dir/tune.sessions" --out "$dir/nodir/x.json" --no-rerank --quiet \
+  --budget-s 5 2>"$dir/err"
+expect "tune --no-rerank: the same" grep -q "cannot write $dir/nodir/x.json: No such file" "$dir/err"
+mkdir -p "$dir/t.model.json"
+"$T" tune --train "$dir/tune.sessions" --out "$dir/t.json" --quiet --budget-s 5 \
+  --trees 3 2>"$dir/err"
+expect "tune: a model path that cannot be written fails" test $? = 1
+expect "and is named" grep -q "cannot write $dir/t.model.json: Is a directory" "$dir/err"
+expect "and no parameters are left behind" test ! -e "$dir/t.json"
+
 # Numbers and states of options are read whole and bounded.
 "$T" outbox purge --db "$dir/shop.db" --older-than 200000000000 2>"$dir/err"
 expect "a purge age past a century is refused" test $? = 2
