@@ -572,11 +572,17 @@ int cmd_eval(int argc, char **argv) {
   if (val_share > 0 && test && !co.quiet)
     fprintf(stderr, "tailor eval: --validate: %s is not read\n", test);
   /* Plain pairs are scored as written (the published protocol's files are
-     filtered already); an NDJSON log drops unknown items first. */
+     filtered already); an NDJSON log drops unknown items first.  The
+     kernels index the training sessions only, so such a target is a miss;
+     a strategy's engine learns the test sessions as they are replayed, so
+     it may list one (the count is no bound on its misses). */
   if (d.counts.unknown_targets && !co.quiet)
     fprintf(stderr, "tailor eval: %llu of %zu test pairs target an item the training sessions "
-            "never show: scored as misses (an NDJSON test log leaves such items out)\n",
-            (unsigned long long)d.counts.unknown_targets, d.nqueries);
+            "never show: %s (an NDJSON test log leaves such items out)\n",
+            (unsigned long long)d.counts.unknown_targets, d.nqueries,
+            strategy ? "the backtest may still list it, having learned it from the test "
+                       "sessions replayed before"
+                     : "scored as misses");
   /* Nothing to score is an error, not a table of zeros. */
   if (!d.ntrain || !d.nqueries) {
     fprintf(stderr, "tailor eval: %s\n",

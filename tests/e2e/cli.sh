@@ -118,6 +118,28 @@ expect "tune: a model path that cannot be written fails" test $? = 1
 expect "and is named" grep -q "cannot write $dir/t.model.json: Is a directory" "$dir/err"
 expect "and no parameters are left behind" test ! -e "$dir/t.json"
 
+# Test pairs whose target training never shows: misses for the kernels,
+# which index training only; not for a strategy's backtest, which learns
+# the test sessions as it replays them (it said "scored as misses" beside a
+# P@10 that counted some of them as hits).
+python3 -c "
+import random
+r = random.Random(2)
+with open('$dir/ev.train', 'w') as f:
+    for _ in range(200): f.write(' '.join(str(1 + r.randrange(20)) for _ in range(4)) + '\n')
+with open('$dir/ev.test', 'w') as f:
+    for i in range(30):
+        f.write('%d %d\t%d\n' % (1 + r.randrange(20), 1 + r.randrange(20),
+                                  100 + i % 3 if i % 2 else 1 + r.randrange(20)))
+"
+"$T" eval --train "$dir/ev.train" --test "$dir/ev.test" --kernel pop >/dev/null 2>"$dir/err"
+expect "eval: unknown targets are the kernels' misses" \
+  grep -q "15 of 30 test pairs target an item .*: scored as misses" "$dir/err"
+"$T" eval --train "$dir/ev.train" --test "$dir/ev.test" --strategy "$ROOT/strategies" \
+  >/dev/null 2>"$dir/err"
+expect "eval --strategy: counted" grep -q "15 of 30 test pairs target an item" "$dir/err"
+expect "and not called misses" sh -c "! grep -q 'scored as misses' '$dir/err'"
+
 # Numbers and states of options are read whole and bounded.
 "$T" outbox purge --db "$dir/shop.db" --older-than 200000000000 2>"$dir/err"
 expect "a purge age past a century is refused" test $? = 2
