@@ -55,6 +55,15 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
       !strcmp(argv[1], "help")) {
+    /* `tailor help COMMAND` is `tailor COMMAND --help`. */
+    if (!strcmp(argv[1], "help") && argc > 2) {
+      for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(argv[2], commands[i].name))
+          return commands[i].run(2, (char *[]){argv[2], "--help", NULL});
+      fprintf(stderr, "tailor: unknown command '%s'\n\n", argv[2]);
+      usage(stderr);
+      return EXIT_BADINPUT;
+    }
     usage(stdout);
     return EXIT_OK;
   }

@@ -271,6 +271,11 @@ for cmd in ingest decide check stats config checkpoint report audiences erase ex
   "$T" $cmd --help >/dev/null
   expect "$cmd --help" test $? = 0
 done
+"$T" help ingest >"$dir/out"
+expect "help ingest exits 0" test $? = 0
+expect "help ingest is ingest's help" grep -q "^usage: tailor ingest" "$dir/out"
+"$T" help nosuch >/dev/null 2>"$dir/err"
+expect "help of an unknown command exits 2" test $? = 2
 "$T" config --bogus >"$dir/out" 2>"$dir/err"
 expect "config: a bad argument exits 2" test $? = 2
 expect "config: and is named" grep -q "unexpected argument '--bogus'" "$dir/err"
