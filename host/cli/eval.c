@@ -511,8 +511,8 @@ int cmd_eval(int argc, char **argv) {
         if (*end || !(val_share > 0 && val_share < 1))
           return bad_usage("--val-share '%s': a share between 0 and 1", v);
       } else {
-        long x = strtol(v, &end, 10);
-        if (*end || x < 1 || x > 1000000) return bad_usage("%s: a count of at least 1", a);
+        long x;
+        if (cli_number("eval", a, v, 1, 1000000, &x)) return EXIT_BADINPUT;
         if (!strcmp(a, "--every")) o.every = (size_t)x;
         else o.repeat = (unsigned)x;
       }

@@ -276,6 +276,9 @@ expect "help ingest exits 0" test $? = 0
 expect "help ingest is ingest's help" grep -q "^usage: tailor ingest" "$dir/out"
 "$T" help nosuch >/dev/null 2>"$dir/err"
 expect "help of an unknown command exits 2" test $? = 2
+"$T" eval --train "$dir/ev.train" --test "$dir/ev.test" --every 2000000 2>"$dir/err"
+expect "eval --every past its cap is refused" test $? = 2
+expect "and the bounds said" grep -q "every takes a whole number from 1 to 1000000" "$dir/err"
 "$T" config --bogus >"$dir/out" 2>"$dir/err"
 expect "config: a bad argument exits 2" test $? = 2
 expect "config: and is named" grep -q "unexpected argument '--bogus'" "$dir/err"
