@@ -35,6 +35,7 @@ static const tailor_plugin_api *api;
 
 typedef struct webhook {
   char *url, *secret, *ca_file;
+  char *shown; /* the URL as messages show it (url_shown) */
   int verify;
   long timeout_ms, connect_timeout_ms;
   struct curl_slist *headers; /* the config's extra headers */
@@ -43,11 +44,41 @@ typedef struct webhook {
 static void webhook_free(webhook *w) {
   if (!w) return;
   free(w->url);
+  free(w->shown);
   if (w->secret) OPENSSL_cleanse(w->secret, strlen(w->secret));
   free(w->secret);
   free(w->ca_file);
   curl_slist_free_all(w->headers);
   free(w);
+}
+
+/* The URL as messages show it: scheme, host, port and path.  A URL may
+   hold a secret in its userinfo or query (an api_key), and the messages go
+   to the log and into the row's last_error, which `tailor outbox list` and
+   the console show.  NULL with a reason if libcurl cannot parse it. */
+static char *url_shown(const char *url, char *err, size_t errlen) {
+  CURLU *u = curl_url();
+  char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *out = NULL;
+  CURLUcode rc = u ? curl_url_set(u, CURLUPART_URL, url, 0) : CURLUE_OUT_OF_MEMORY;
+  if (!rc) rc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+  if (!rc) rc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+  if (!rc) rc = curl_url_get(u, CURLUPART_PATH, &path, 0);
+  if (!rc) {
+    curl_url_get(u, CURLUPART_PORT, &port, 0); /* none given: the scheme's */
+    size_t n = strlen(scheme) + strlen(host) + (port ? strlen(port) : 0) + strlen(path) + 5;
+    if ((out = malloc(n)))
+      snprintf(out, n, "%s://%s%s%s%s", scheme, host, port ? ":" : "", port ? port : "", path);
+    else
+      snprintf(err, errlen, "out of memory");
+  } else {
+    snprintf(err, errlen, "\"url\": %s", curl_url_strerror(rc));
+  }
+  curl_free(scheme);
+  curl_free(host);
+  curl_free(port);
+  curl_free(path);
+  curl_url_cleanup(u);
+  return out;
 }
 
 /* Discard the response body: only the status matters. */
@@ -126,11 +157,11 @@ static int webhook_send(void *ud, const tailor_delivery *d, char *err, size_t er
   curl_easy_cleanup(c);
   curl_slist_free_all(h);
   if (rc != CURLE_OK) {
-    snprintf(err, errlen, "%s: %s", w->url, cerr[0] ? cerr : curl_easy_strerror(rc));
+    snprintf(err, errlen, "%s: %s", w->shown, cerr[0] ? cerr : curl_easy_strerror(rc));
     return TAILOR_SEND_RETRY;
   }
   if (status >= 200 && status < 300) return TAILOR_SEND_OK;
-  snprintf(err, errlen, "%s answered HTTP %ld", w->url, status);
+  snprintf(err, errlen, "%s answered HTTP %ld", w->shown, status);
   int again = status == 408 || status == 425 || status == 429 || status >= 500;
   return again ? TAILOR_SEND_RETRY : TAILOR_SEND_FAIL;
 }
@@ -212,6 +243,7 @@ static int webhook_start(tailor_plugin *p, const char *config_json, void **state
     snprintf(err, errlen, "libcurl: %s", curl_easy_strerror(curl_init_rc));
     goto done;
   }
+  if (!(w->shown = url_shown(url, err, errlen))) goto done;
   channel = channel ? channel : WEBHOOK_DEFAULT_CHANNEL;
   int flags = json_is_true(json_object_get(cfg, "email")) ? TAILOR_CHANNEL_EMAIL : 0;
   if (api->channel(p, channel, flags, webhook_send, w)) {
@@ -223,7 +255,7 @@ static int webhook_start(tailor_plugin *p, const char *config_json, void **state
     goto done;
   }
   char msg[300];
-  snprintf(msg, sizeof msg, "channel '%s' posts to %s", channel, w->url);
+  snprintf(msg, sizeof msg, "channel '%s' posts to %s", channel, w->shown);
   api->log(p, TAILOR_PLUGIN_LOG_INFO, msg);
   *state = w;
   w = NULL;

@@ -7,7 +7,9 @@ serve`, to a local HTTP server (Python's http.server) on loopback:
 - decisions stay fast while the webhook hangs (delivery is off the loop and
   the decision workers);
 - a 400 puts the row in the dead letters with the status; `tailor outbox
-  retry` brings it back, a sent row is never retried, `purge` clears them.
+  retry` brings it back, a sent row is never retried, `purge` clears them;
+- the URL's secrets (userinfo, an api_key in the query) reach the hook but
+  no message: not the log, not a row's last_error (the CLI, the console).
 """
 
 import hashlib
@@ -28,6 +30,8 @@ check = checks.check
 SECRET = "whsec-test-0123456789abcdef"
 TIMEOUT_MS = 1000
 SLOW_S = 2.5  # the hook's hang, longer than the plugin's timeout
+# Secrets in the URL, which messages must leave out.
+URL_SECRETS = ("USERINFOSECRET99", "SUPERSECRETKEY123")
 
 # The test's own trigger: every order is POSTed to the webhook at once.
 TRIGGERS = """
@@ -64,6 +68,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             steps = self.server.plan.get(key, [])
             action = steps.pop(0) if steps else "200"
             self.server.requests.append({"headers": dict(self.headers), "body": body,
+                                         "path": self.path,
                                          "action": action, "t": time.time()})
         if action == "slow":
             time.sleep(SLOW_S)
@@ -99,7 +104,9 @@ def test_webhook():
         f.write(kit.serve_kit.RECOMMEND)
     hook = Hook({"order:o1": ["500", "slow", "200"], "order:o2": ["400"]})
     threading.Thread(target=hook.serve_forever, daemon=True).start()
-    url = "http://127.0.0.1:%d/hooks/tailor" % hook.server_address[1]
+    shown = "http://127.0.0.1:%d/hooks/tailor" % hook.server_address[1]
+    url = "http://hook:%s@127.0.0.1:%d/hooks/tailor?api_key=%s" % (
+        URL_SECRETS[0], hook.server_address[1], URL_SECRETS[1])
     plugin = {"path": os.path.join(kit.PLUGINS, "webhook.so"),
               "config": {"url": url, "secret": SECRET, "timeout_ms": TIMEOUT_MS,
                          "connect_timeout_ms": 1000, "headers": {"X-Shop": "trail"}}}
@@ -157,8 +164,21 @@ def test_webhook():
             lambda x: x if x and x["state"] == "dead" else None)(kit.row(server.db, "order:o2")),
             deadline=30)
         check("dead with the status", "answered HTTP 400" in row["last_error"], row)
+        check("the URL shown without its secrets", row["last_error"] ==
+              shown + " answered HTTP 400", row)
         rc, out = cli(server.db, "list")
         check("list shows it", rc == 0 and "dead" in out and "answered HTTP 400" in out, out)
+        check("list: no secret of the URL", not any(x in out for x in URL_SECRETS), out)
+        status, _, page = kit.serve_kit.request(server.port, "GET", "/admin/api/outbox")
+        check("console: no secret of the URL", status == 200 and "answered HTTP 400" in
+              json.dumps(page) and not any(x in json.dumps(page) for x in URL_SECRETS), page)
+        log = server.read_log().decode(errors="replace")
+        check("log: the URL shown", "(%s answered HTTP 500)" % shown in log and
+              "(%s: Operation timed out" % shown in log, log[-3000:])
+        check("log: no secret of the URL", not any(x in log for x in URL_SECRETS), log[-3000:])
+        check("the hook was posted the whole URL", all(
+            q["path"] == "/hooks/tailor?api_key=" + URL_SECRETS[1] for q in hook.requests),
+            [q["path"] for q in hook.requests])
         rc, out = cli(server.db, "retry", "order:o2")
         check("retry", rc == 0 and "1 row pending again" in out, out)
         kit.wait_for("the retried delivery", lambda: (

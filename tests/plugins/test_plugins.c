@@ -220,6 +220,12 @@ static void test_channels(void) {
            "\"secret\":\"0123456789abcdef\",\"retries\":3}}]",
            plugins);
   CHECK_CONTAINS(refused(entry, ""), "unknown config key 'retries'");
+  /* A URL libcurl cannot parse is refused at start, not at every send. */
+  snprintf(entry, sizeof entry,
+           "[{\"path\":\"%s/webhook.so\",\"config\":{\"url\":\"http://\","
+           "\"secret\":\"0123456789abcdef\"}}]",
+           plugins);
+  CHECK_CONTAINS(refused(entry, ""), "\"url\": ");
 }
 
 static void test_config_entries(void) {
