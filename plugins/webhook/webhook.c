@@ -112,19 +112,29 @@ static int webhook_send(void *ud, const tailor_delivery *d, char *err, size_t er
     sig[at++] = hex[mac[i] & 15];
   }
   sig[at] = '\0';
-  char idem[600], attempt[64];
+  char attempt[64];
   /* Keys come from strategies: a line break must not start a header. */
   if (strpbrk(d->key, "\r\n")) {
     snprintf(err, errlen, "the key holds a line break");
     return TAILOR_SEND_FAIL;
   }
-  snprintf(idem, sizeof idem, "Idempotency-Key: %s", d->key);
+  /* The whole key, however long: cut short, two keys that differ only at
+     the end would share a header, and a receiver that drops copies by it
+     would drop a message. */
+  size_t idemlen = sizeof "Idempotency-Key: " + strlen(d->key);
+  char *idem = malloc(idemlen);
+  if (!idem) {
+    snprintf(err, errlen, "out of memory");
+    return TAILOR_SEND_RETRY;
+  }
+  snprintf(idem, idemlen, "Idempotency-Key: %s", d->key);
   snprintf(attempt, sizeof attempt, "X-Tailor-Attempt: %d", d->attempt);
   struct curl_slist *h = NULL;
   for (struct curl_slist *x = w->headers; x; x = x->next) h = curl_slist_append(h, x->data);
   h = curl_slist_append(h, "Content-Type: application/json");
   h = curl_slist_append(h, sig);
-  h = curl_slist_append(h, idem);
+  h = curl_slist_append(h, idem); /* copied */
+  free(idem);
   h = curl_slist_append(h, attempt);
   h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
   CURL *c = curl_easy_init();

@@ -8,6 +8,8 @@ serve`, to a local HTTP server (Python's http.server) on loopback:
   the decision workers);
 - a 400 puts the row in the dead letters with the status; `tailor outbox
   retry` brings it back, a sent row is never retried, `purge` clears them;
+- a long key (700 bytes and more) goes whole in Idempotency-Key: two keys
+  that differ only at the end stay two;
 - the URL's secrets (userinfo, an api_key in the query) reach the hook but
   no message: not the log, not a row's last_error (the CLI, the console).
 """
@@ -30,18 +32,22 @@ check = checks.check
 SECRET = "whsec-test-0123456789abcdef"
 TIMEOUT_MS = 1000
 SLOW_S = 2.5  # the hook's hang, longer than the plugin's timeout
+LONG = "long:" + "k" * 700  # a key's start, longer than any fixed buffer for it
 # Secrets in the URL, which messages must leave out.
 URL_SECRETS = ("USERINFOSECRET99", "SUPERSECRETKEY123")
 
-# The test's own trigger: every order is POSTed to the webhook at once.
+# The test's own trigger: every order is POSTed to the webhook at once;
+# orders "long-..." with a long key.
 TRIGGERS = """
 return { on_event = function(ctx, ev)
   if ev.type ~= "purchase" then return nil end
-  return { schedule = { { key = "order:" .. ev.order_id, channel = "webhook",
+  local key = "order:" .. ev.order_id
+  if ev.order_id:sub(1, 5) == "long-" then key = "%s" .. ev.order_id end
+  return { schedule = { { key = key, channel = "webhook",
     template = "order_placed", delay = 0,
     vars = { order_id = ev.order_id, revenue = ev.revenue } } } }
 end }
-"""
+""" % LONG
 
 
 class Hook(http.server.ThreadingHTTPServer):
@@ -195,6 +201,21 @@ def test_webhook():
         o2 = [q for q in hook.requests if q["headers"].get("Idempotency-Key") == "order:o2"]
         check("o2: refused once, delivered once", [q["action"] for q in o2] == ["400", "200"],
               [q["action"] for q in o2])
+
+        # Two long keys that differ only in their last byte.
+        for oid in ("long-a", "long-b"):
+            c.call("event", event={"type": "purchase", "customer": "c9", "order_id": oid,
+                                   "items": [{"id": "hat", "price": 24.5}]})
+        want = [LONG + "long-a", LONG + "long-b"]
+        got = kit.wait_for("the long keys' requests", lambda: (lambda ks: ks if len(ks) >= 2
+            else None)([q for q in hook.requests
+                        if q["headers"].get("Idempotency-Key", "").startswith("long:")]),
+            deadline=30)
+        check("long keys: whole and distinct in Idempotency-Key",
+              sorted(q["headers"]["Idempotency-Key"] for q in got) == want,
+              [len(q["headers"]["Idempotency-Key"]) for q in got])
+        check("long keys: the header is the body's key", all(
+            q["headers"]["Idempotency-Key"] == json.loads(q["body"])["key"] for q in got))
         c.close()
     finally:
         if server:
