@@ -235,15 +235,27 @@ static int webhook_start(tailor_plugin *p, const char *config_json, void **state
     goto done;
   }
   json_object_foreach(headers, key, v) {
-    char line[1024];
     const char *val = json_string_value(v);
     if (!val || strpbrk(key, "\r\n: ") || strpbrk(val, "\r\n") || !*key) {
       snprintf(err, errlen, "header '%s': a name without spaces or colons, and a one-line "
                "string value", key);
       goto done;
     }
-    snprintf(line, sizeof line, "%s: %s", key, val);
-    w->headers = curl_slist_append(w->headers, line);
+    /* Allocated to its length: a value cut short (a long bearer token)
+       would be refused by the endpoint, and every row go dead. */
+    size_t n = strlen(key) + strlen(val) + 3;
+    char *line = malloc(n);
+    struct curl_slist *more = NULL;
+    if (line) {
+      snprintf(line, n, "%s: %s", key, val);
+      more = curl_slist_append(w->headers, line); /* copies the line */
+      free(line);
+    }
+    if (!more) {
+      snprintf(err, errlen, "out of memory");
+      goto done;
+    }
+    w->headers = more;
   }
   w->url = strdup(url);
   w->secret = strdup(secret);

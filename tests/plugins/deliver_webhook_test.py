@@ -10,6 +10,7 @@ serve`, to a local HTTP server (Python's http.server) on loopback:
   retry` brings it back, a sent row is never retried, `purge` clears them;
 - a long key (700 bytes and more) goes whole in Idempotency-Key: two keys
   that differ only at the end stay two;
+- a configured header goes whole, a 4,000-byte bearer token too;
 - the URL's secrets (userinfo, an api_key in the query) reach the hook but
   no message: not the log, not a row's last_error (the CLI, the console).
 """
@@ -32,6 +33,8 @@ check = checks.check
 SECRET = "whsec-test-0123456789abcdef"
 TIMEOUT_MS = 1000
 SLOW_S = 2.5  # the hook's hang, longer than the plugin's timeout
+# A bearer token longer than any fixed buffer for a header line.
+TOKEN = "Bearer " + "t" * 4000
 LONG = "long:" + "k" * 700  # a key's start, longer than any fixed buffer for it
 # Secrets in the URL, which messages must leave out.
 URL_SECRETS = ("USERINFOSECRET99", "SUPERSECRETKEY123")
@@ -115,7 +118,8 @@ def test_webhook():
         URL_SECRETS[0], hook.server_address[1], URL_SECRETS[1])
     plugin = {"path": os.path.join(kit.PLUGINS, "webhook.so"),
               "config": {"url": url, "secret": SECRET, "timeout_ms": TIMEOUT_MS,
-                         "connect_timeout_ms": 1000, "headers": {"X-Shop": "trail"}}}
+                         "connect_timeout_ms": 1000,
+                         "headers": {"X-Shop": "trail", "Authorization": TOKEN}}}
     server = None
     try:
         server = kit.Serve(sdir, tmpdir=d, server={"deliver_interval_ms": 100, "threads": 2},
@@ -150,6 +154,9 @@ def test_webhook():
         check("attempts counted", [q["headers"].get("X-Tailor-Attempt") for q in reqs] ==
               ["1", "2", "3"], [q["headers"] for q in reqs])
         check("configured header", all(q["headers"].get("X-Shop") == "trail" for q in reqs))
+        check("a long header value whole", all(q["headers"].get("Authorization") == TOKEN
+                                               for q in reqs),
+              [len(q["headers"].get("Authorization", "")) for q in reqs])
         check("JSON content type", reqs and
               reqs[-1]["headers"].get("Content-Type") == "application/json", reqs)
         body = json.loads(reqs[-1]["body"]) if reqs else {}
