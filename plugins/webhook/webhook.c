@@ -220,6 +220,13 @@ static int webhook_start(tailor_plugin *p, const char *config_json, void **state
     snprintf(err, errlen, "\"url\" must be an http:// or https:// URL");
     goto done;
   }
+  /* Said apart from a short secret: an unset variable (a unit file without
+     the Environment= line) is the usual mistake, and "too short" hides it. */
+  if (!secret && secret_env) {
+    snprintf(err, errlen, "\"secret_env\" names the variable %s, which is not set",
+             secret_env);
+    goto done;
+  }
   if (!secret || strlen(secret) < WEBHOOK_MIN_SECRET_BYTES) {
     snprintf(err, errlen, "a \"secret\" (or \"secret_env\", a variable holding it) of at "
              "least %d bytes is required to sign the requests", WEBHOOK_MIN_SECRET_BYTES);

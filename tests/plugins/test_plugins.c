@@ -220,6 +220,13 @@ static void test_channels(void) {
            "\"secret\":\"0123456789abcdef\",\"retries\":3}}]",
            plugins);
   CHECK_CONTAINS(refused(entry, ""), "unknown config key 'retries'");
+  /* A secret_env that names an unset variable says so. */
+  unsetenv("TAILOR_TEST_UNSET_SECRET");
+  snprintf(entry, sizeof entry,
+           "[{\"path\":\"%s/webhook.so\",\"config\":{\"url\":\"http://127.0.0.1:9/\","
+           "\"secret_env\":\"TAILOR_TEST_UNSET_SECRET\"}}]",
+           plugins);
+  CHECK_CONTAINS(refused(entry, ""), "the variable TAILOR_TEST_UNSET_SECRET, which is not set");
   /* A URL libcurl cannot parse is refused at start, not at every send. */
   snprintf(entry, sizeof entry,
            "[{\"path\":\"%s/webhook.so\",\"config\":{\"url\":\"http://\","
