@@ -35,6 +35,9 @@ typedef struct eng_plugins eng_plugins; /* loaded plugins (engine/plugin.c) */
 typedef struct commit_req commit_req; /* events waiting for a group commit */
 
 #define ENG_LAG_MAX_MS 2000
+/* After a commit the store failed, events are refused this long before
+   the store is tried again (ingest.c). */
+#define ENG_COMMIT_BACKOFF_MS 1000
 #define ENG_EXPOSED_SLOTS 16384 /* pairs remembered as recorded (a power of 2) */
 
 /* Exposures buffered in C: each row's three names NUL-ended in `text`, at
@@ -112,6 +115,10 @@ struct tailor {
   int64_t applied_seq;     /* last event applied to the index */
   int64_t ckpt_seq;        /* last event in the checkpoint on disk */
   int ix_incomplete;       /* an event failed to apply (out of memory) */
+  /* A commit the store failed (ingest.c, under write_mu): when
+     (util_mono_ns; 0: the last one committed) and why. */
+  _Atomic uint64_t commit_failed_ns;
+  char commit_error[160];
   uint64_t value_orders;   /* orders_seen when the value model was fitted */
   /* Replaying a shared log on open: crossings from refit_from orders on
      refit (engine.c, replay_plan); how many did. */
@@ -273,6 +280,10 @@ void lapi_push_customer(lua_State *L, tailor *t, const char *customer,
 ** seen before comes back with `dup` set (acknowledged, applied once).
 */
 int eng_ingest(tailor *t, ev *const *evs, size_t n, tailor_error *err);
+
+/* Whether events are being refused after a commit the store failed
+   (ENG_COMMIT_BACKOFF_MS): the failure was logged once, by the engine. */
+int eng_commit_backoff(tailor *t);
 
 /* Whether eng_ingest's code is a refusal of an event for what it says (a
    spent coupon, an unknown quiz answer: ev_refusable), the request's own

@@ -4,6 +4,7 @@
 ** group commit: one transaction with their state changes and the outbox
 ** rows their triggers schedule, one fsync, then the plugins.
 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -38,34 +39,48 @@ struct commit_req {
   commit_req *next;
 };
 
+/* An index built again beside the one decisions read (reload_index). */
+typedef struct rebuild {
+  idx *x;
+  int64_t seq; /* the last event applied to it */
+} rebuild;
+
+static int rebuild_apply(void *ud, int64_t seq, const ev *e) {
+  rebuild *r = ud;
+  r->seq = seq;
+  return !e || idx_apply(r->x, e) == TAILOR_OK ? 0 : TAILOR_ENOMEM;
+}
+
 /*
 ** The index was changed by events whose transaction did not commit (a full
 ** disk, an I/O error): it no longer matches the store, so it is built
-** again from the checkpoint and the log.  Rare, and correct over fast.
-** The caller holds write_mu.
+** again from the checkpoint and the log.  It is built beside the old one,
+** which decisions go on reading meanwhile (events that did not commit
+** included, for the second or so a large shop's build takes), and swapped
+** in when done: a full disk refuses events, it does not hold up the shop's
+** recommendations.  The caller holds write_mu, so no event comes in, and
+** the store is the writer's alone, meanwhile.
 */
 static void reload_index(tailor *t) {
   idx_config ic = t->ix->cfg;
-  idx *fresh = idx_new(&ic);
   tailor_error e = {0};
-  if (!fresh) {
+  rebuild r = {NULL, 0};
+  if (t->ckpt_path && access(t->ckpt_path, F_OK) == 0)
+    r.x = idx_load(t->ckpt_path, &ic, t->ckpt_fp, &r.seq, &e);
+  if (!r.x) {
+    r.x = idx_new(&ic);
+    r.seq = 0;
+  }
+  if (!r.x) {
     t->ix_incomplete = 1;
     return;
   }
+  int incomplete = store_scan(t->st, r.seq, rebuild_apply, &r, &e) != TAILOR_OK;
   pthread_rwlock_wrlock(&t->lock);
   idx *old = t->ix;
-  t->ix = fresh;
-  t->applied_seq = 0;
-  if (t->ckpt_path && access(t->ckpt_path, F_OK) == 0) {
-    int64_t seq = 0;
-    idx *x = idx_load(t->ckpt_path, &ic, t->ckpt_fp, &seq, &e);
-    if (x) {
-      idx_free(t->ix);
-      t->ix = x;
-      t->applied_seq = seq;
-    }
-  }
-  if (store_scan(t->st, t->applied_seq, eng_rebuild_one, t, &e)) t->ix_incomplete = 1;
+  t->ix = r.x;
+  t->applied_seq = r.seq;
+  if (incomplete) t->ix_incomplete = 1;
   pthread_rwlock_unlock(&t->lock);
   idx_free(old);
   eng_log(t, TAILOR_LOG_WARN, "index rebuilt from the store after a failed commit");
@@ -201,6 +216,21 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
     free(all);
     return rc;
   }
+  /* A store that just failed a commit (a full disk) is given a second
+     before it is tried again: each failure after the index applied the
+     group costs a rebuild of the index, and a shop sending events as
+     fast as they are refused would have the writer do nothing else. */
+  if (eng_commit_backoff(t)) {
+    uint64_t now = util_mono_ns();
+    eng_writing = NULL;
+    pthread_mutex_unlock(&t->write_mu);
+    free(all);
+    return util_fail(err, TAILOR_ESTORE, NULL,
+                     "ingest: the store failed a commit %llu ms ago (%s); events are refused "
+                     "for %d ms after that, then the store is tried again",
+                     (unsigned long long)((now - t->commit_failed_ns) / 1000000), t->commit_error,
+                     ENG_COMMIT_BACKOFF_MS);
+  }
   int64_t *seqs = malloc((n ? n : 1) * sizeof *seqs), last = 0;
   const ev **fresh = malloc((n ? n : 1) * sizeof *fresh);
   int *rcs = malloc((n ? n : 1) * sizeof *rcs);
@@ -237,8 +267,15 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
   }
   if (rc == TAILOR_OK) rc = store_commit(t->st, err);
   else if (began) store_rollback(t->st);
+  if (rc == TAILOR_ESTORE) {
+    eng_log(t, TAILOR_LOG_ERROR, "ingest: %s; events are refused for %d ms, then the store is "
+            "tried again", err->message, ENG_COMMIT_BACKOFF_MS);
+    snprintf(t->commit_error, sizeof t->commit_error, "%s", err->message);
+  }
   if (rc != TAILOR_OK && applied) reload_index(t);
+  if (rc == TAILOR_ESTORE) t->commit_failed_ns = util_mono_ns(); /* from the rebuild's end */
   if (rc == TAILOR_OK) {
+    t->commit_failed_ns = 0;
     if (last) t->applied_seq = last;
     atomic_fetch_add(&t->n_accepted, n);
     eng_checkpoint_due(t);
@@ -254,6 +291,11 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
   free(rcs);
   free(all);
   return rc;
+}
+
+int eng_commit_backoff(tailor *t) {
+  uint64_t at = t->commit_failed_ns;
+  return at && util_mono_ns() - at < ENG_COMMIT_BACKOFF_MS * 1000000ull;
 }
 
 /*

@@ -348,6 +348,10 @@ int srv_run(tailor *t, srv_conf *conf, const srv_opts *o) {
   /* A peer that closes while we write must cost an error code, not the
      process. */
   signal(SIGPIPE, SIG_IGN);
+  /* A store file past the process's size limit (ulimit -f) must fail its
+     write, as a full disk does (the commit is refused, nothing is lost),
+     not end the process. */
+  signal(SIGXFSZ, SIG_IGN);
   if (srv_console_init(s)) {
     srv_log(TAILOR_LOG_ERROR, "out of memory");
     srv_peers_free(s->peers);

@@ -430,6 +430,15 @@ static void answer_stored(srv *s, job *j) {
   }
 }
 
+/* A store known to be unreachable (follow.c), or failing its commits
+   (engine/ingest.c), was logged once; a line for each refused request
+   would flood the log and, past its rate limit, drop the line that says
+   the store is back. */
+static void log_ingest_failure(srv *s, const tailor_error *e) {
+  if (!eng_store_down_ms(s->t) && !eng_commit_backoff(s->t))
+    eng_log(s->t, TAILOR_LOG_ERROR, "ingest: %s", e->message);
+}
+
 static void commit_jobs(srv *s, job **jobs, size_t n) {
   size_t total = 0, at = 0;
   screen_unknown(s, jobs, n);
@@ -445,11 +454,7 @@ static void commit_jobs(srv *s, job **jobs, size_t n) {
      (engine/ingest.c) is the request's own error, with its code and
      message: it comes alone (commit_group). */
   int refused = eng_refused(rc);
-  /* A store known to be unreachable was logged once (follow.c); a line
-     for each refused request would flood the log and, past its rate
-     limit, drop the line that says the store is back. */
-  if (rc && !refused && !eng_store_down_ms(s->t))
-    eng_log(s->t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
+  if (rc && !refused) log_ingest_failure(s, &e);
   for (size_t i = 0; i < n; i++) {
     job *j = jobs[i];
     if (j->err.code) continue; /* refused whole by screen_unknown */
@@ -516,7 +521,7 @@ static void commit_split(srv *s, job *j) {
   int rc = eng_ingest_runs(s->t, ptrs, n, split_refused, r, &stored, &failed_at, &e);
   free(ptrs);
   if (rc) {
-    if (!eng_store_down_ms(s->t)) eng_log(s->t, TAILOR_LOG_ERROR, "ingest: %s", e.message);
+    log_ingest_failure(s, &e);
     util_fail(&j->err, rc == TAILOR_ENOMEM ? SRV_EINTERNAL : SRV_ESTORE, NULL,
               "%s: %s; the events before index %zu were stored, that one and the rest "
               "not: send those again (see the server log)",
