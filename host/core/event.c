@@ -9,7 +9,9 @@
 ** the store asks, and a replay reads that text with this same parser.
 **
 ** Policies: JSON null is the same as absent; integer ids become strings;
-** input keys that map to nothing are kept under "props", never dropped.
+** input keys that map to nothing are kept under "props", never dropped,
+** but a "customer_token": a credential (server.md), the request's and
+** never an event's, so never stored.
 */
 #include "core/event.h"
 #include "core/buf.h"
@@ -617,7 +619,9 @@ static int take_props(input *in, ev *e, tailor_error *err) {
     const char *k;
     json_t *v;
     json_object_foreach(in->box[b], k, v) {
-      if (taken(in, b, k, v) || (e->props && json_object_get(e->props, k))) continue;
+      if (taken(in, b, k, v) || (e->props && json_object_get(e->props, k)) ||
+          !strcmp(k, "customer_token"))
+        continue;
       if (!e->props && !(e->props = json_object()))
         return util_fail(err, TAILOR_ENOMEM, "props", "%s: out of memory", type_names[in->type]);
       json_object_set(e->props, k, v);

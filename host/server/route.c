@@ -68,6 +68,43 @@ void srv_query_value(const char *q, size_t n, const char *name, char *out, size_
   }
 }
 
+
+/* A body's customer_token (a field of its own, or of an event of
+   /v1/events), given to the request as NDJSON's envelope field is, and
+   taken out of the body, so that an event never keeps it: it is a
+   credential.  The events of one body name one customer token. */
+static int take_one_token(json_t *o, srv_request *out, const char *path, tailor_error *err) {
+  json_t *v = json_object_get(o, "customer_token");
+  if (!v || json_is_null(v)) return json_object_del(o, "customer_token"), SRV_OK;
+  if (!json_is_string(v) || json_string_length(v) > 512)
+    return util_fail(err, SRV_EBAD_FIELD, "customer_token",
+                     "%s: 'customer_token' must be a string of at most 512 bytes, found %s",
+                     path, srv_type_word(v));
+  if (out->customer_token && strcmp(out->customer_token, json_string_value(v)))
+    return util_fail(err, SRV_EBAD_FIELD, "customer_token",
+                     "%s: the events carry different customer tokens; send each customer's "
+                     "events in a request of their own", path);
+  if (!out->customer_token && !(out->customer_token = strdup(json_string_value(v))))
+    return util_fail(err, SRV_EINTERNAL, NULL, "%s: out of memory", path);
+  json_object_del(o, "customer_token");
+  return SRV_OK;
+}
+
+static int take_customer_token(json_t *req, srv_request *out, const char *path,
+                               tailor_error *err) {
+  json_t *in = out->op == SRV_OP_EVENT    ? json_object_get(req, "event")
+               : out->op == SRV_OP_EVENTS ? json_object_get(req, "events")
+                                          : req;
+  if (!json_is_array(in)) return json_is_object(in) ? take_one_token(in, out, path, err) : SRV_OK;
+  size_t i;
+  json_t *e;
+  json_array_foreach(in, i, e) {
+    int rc = json_is_object(e) ? take_one_token(e, out, path, err) : SRV_OK;
+    if (rc) return rc;
+  }
+  return SRV_OK;
+}
+
 /* The body as a JSON value; an empty body is NULL without an error. */
 static int body_json(const char *body, size_t len, json_t **out, tailor_error *err) {
   *out = NULL;
@@ -320,6 +357,7 @@ int srv_parse_http(int method, const char *url, size_t url_len, const char *body
 #undef IS
 #undef UNDER
 route_done:
+  if (!rc && out->op >= 0 && req) rc = take_customer_token(req, out, path, err);
   if (!rc && out->op >= 0) {
     if (!req) req = json_object();
     rc = req ? srv_validate(req, lim, out, err) : srv_oom(err, path);

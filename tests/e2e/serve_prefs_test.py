@@ -16,6 +16,7 @@ through a real `tailor serve` (issue 20 item 1), with the shipped quiz
 import json
 import os
 import shutil
+import sqlite3
 import sys
 import time
 
@@ -176,6 +177,41 @@ def customer_proof(s):
     status, c = http(p, "GET", "/v1/customers/c-quiz", key=ADMIN)
     check("customer.get lists them among the figures",
           c.get("figures", {}).get("prefs", {}).get("size", {}).get("value") == "S", c)
+
+    # The token in the body, as strategies.md shows it: the request's, as
+    # NDJSON's envelope field, and never kept with the event (a credential).
+    tok = customer_token("c-body")
+    ev = {"type": "quiz_answer", "customer": "c-body", "customer_token": tok,
+          "props": {"quiz": "fit", "question": "size", "answer": "m"}}
+    status, r = http(p, "POST", "/v1/events", ev)
+    check("an answer with the token in the body", status == 200, (status, r))
+    status, r = http(p, "POST", "/v1/prefs", {"customer": "c-body", "customer_token": tok})
+    check("prefs with the token in the body",
+          status == 200 and r.get("prefs", {}).get("size", {}).get("value") == "M", (status, r))
+    status, r = http(p, "POST", "/v1/decide/probe", {"customer": "c-body", "customer_token": tok})
+    check("a decision with the token in the body sees the customer",
+          status == 200 and ((r.get("result") or {}).get("prefs") or {}).get("size") == "M", (status, r))
+    status, r = http(p, "POST", "/v1/events", [
+        {"type": "view", "anon": "v-b1", "item": "i1", "customer_token": tok},
+        {"type": "view", "anon": "v-b1", "item": "i2", "customer_token": customer_token("c-other")}])
+    check("events with two customer tokens are refused",
+          status == 400 and (r.get("error") or {}).get("field") == "customer_token", (status, r))
+    status, r = http(p, "POST", "/v1/events",
+                     {"type": "view", "anon": "v-b2", "item": "i3", "customer_token": tok})
+    check("a view with a token is taken", status == 200, (status, r))
+    conn = s.connect()
+    r = conn.call("event", token=ADMIN, event={"type": "view", "anon": "v-b2", "item": "i4",
+                                                "customer_token": tok})
+    check("an NDJSON event with a token inside is taken", result(r) is not None, r)
+    conn.close()
+    status, x = http(p, "GET", "/v1/customers/c-body/export", key=ADMIN)
+    check("the export has no customer token", status == 200 and "c-body." not in json.dumps(x),
+          (status, x))
+    db = sqlite3.connect(s.db)
+    kept = db.execute("SELECT count(*) FROM events WHERE body LIKE '%customer_token%'").fetchone()
+    n = db.execute("SELECT count(*) FROM events WHERE anon = 'v-b2'").fetchone()
+    db.close()
+    check("no stored event keeps a customer token", kept[0] == 0 and n[0] == 2, (kept, n))
 
 
 def main():
