@@ -377,11 +377,37 @@ typedef struct quiz_check {
   int rc;
 } quiz_check;
 
+/* Ids are strings or integers, and 1 is "1": the page sends back the ids
+   the quiz decision gave it, as JSON turned them. */
 static int lua_str_eq(lua_State *L, int at, const char *k, const char *want) {
   lua_getfield(L, at, k);
-  int eq = lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), want);
+  int eq = (lua_type(L, -1) == LUA_TSTRING || lua_isinteger(L, -1)) &&
+           !strcmp(lua_tostring(L, -1), want);
   lua_pop(L, 1);
   return eq;
+}
+
+/* A quiz answer's id field as text, into buf: a string or an integer;
+   else an error naming the field. */
+static int quiz_id(json_t *props, const char *field, char *buf, size_t size,
+                   tailor_error *err) {
+  json_t *v = json_object_get(props, field);
+  if (json_is_string(v)) {
+    snprintf(buf, size, "%s", json_string_value(v));
+    return TAILOR_OK;
+  }
+  if (json_is_integer(v)) {
+    snprintf(buf, size, "%lld", (long long)json_integer_value(v));
+    return TAILOR_OK;
+  }
+  if (!v || json_is_null(v))
+    return util_fail(err, TAILOR_EINVAL, field, "quiz_answer: missing field '%s' (in props)",
+                     field);
+  return util_fail(err, TAILOR_EINVAL, field,
+                   "quiz_answer: field '%s' must be a string or an integer (an id the quiz "
+                   "decision gave), found %s", field,
+                   json_is_array(v) ? "an array" : json_is_object(v) ? "an object"
+                   : json_is_boolean(v) ? "a boolean" : "a number with a fraction");
 }
 
 /* The entry of list at `at` whose id is `id`, pushed; 0 and nothing pushed. */
@@ -399,15 +425,11 @@ static int find_by_id(lua_State *L, int at, const char *id) {
 static int check_quiz(lua_State *L) {
   quiz_check *q = lvm_ud(L);
   json_t *p = q->e->props;
-  const char *quiz = json_string_value(json_object_get(p, "quiz"));
-  const char *question = json_string_value(json_object_get(p, "question"));
-  const char *answer = json_string_value(json_object_get(p, "answer"));
-  if (!quiz || !question || !answer) {
-    q->rc = util_fail(q->err, TAILOR_EINVAL, !quiz ? "quiz" : !question ? "question" : "answer",
-                      "quiz_answer: missing field '%s'",
-                      !quiz ? "quiz" : !question ? "question" : "answer");
+  char quiz[256], question[256], answer[256];
+  if ((q->rc = quiz_id(p, "quiz", quiz, sizeof quiz, q->err)) ||
+      (q->rc = quiz_id(p, "question", question, sizeof question, q->err)) ||
+      (q->rc = quiz_id(p, "answer", answer, sizeof answer, q->err)))
     return 0;
-  }
   if (!lvm_push_handler(lvm_of(L), "quiz", NULL)) {
     q->rc = util_fail(q->err, TAILOR_EINVAL, "quiz",
                       "quiz_answer: no strategy defines a 'quiz' handler");
@@ -440,15 +462,27 @@ static int check_quiz(lua_State *L) {
                       question, quiz, answer);
     return 0;
   }
+  /* What the answer sets: names and values the index keeps (strings, or
+     numbers kept as strings, of at most IDX_MAX_PREF_BYTES).  Anything
+     else is the strategy's mistake, said here, rather than an answer
+     acknowledged and then kept without its preference. */
   if (lua_getfield(L, -1, "sets") == LUA_TTABLE) {
     int st = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, st)) {
-      if (lua_type(L, -2) == LUA_TSTRING &&
-          (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)) {
-        const char *key = lua_tostring(L, -2); /* before luaL_tolstring pushes */
-        json_object_set_new(q->sets, key, json_string(luaL_tolstring(L, -1, NULL)));
+      int kt = lua_type(L, -2), vt = lua_type(L, -1);
+      const char *key = kt == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+      const char *val = vt == LUA_TSTRING || vt == LUA_TNUMBER ? luaL_tolstring(L, -1, NULL) : NULL;
+      if (!key || !val || strlen(key) > IDX_MAX_PREF_BYTES || strlen(val) > IDX_MAX_PREF_BYTES) {
+        q->rc = util_fail(q->err, TAILOR_ESTRATEGY, "answer",
+                          "quiz_answer: answer '%.64s' of question '%.64s' (quiz '%.64s') sets "
+                          "%s%.40s%s: the quiz handler's sets must be names and values, strings "
+                          "or numbers, of at most %d bytes", answer, question, quiz,
+                          key ? "'" : "a key of type ", key ? key : lua_typename(L, kt),
+                          key ? "'" : "", IDX_MAX_PREF_BYTES);
+        return 0;
       }
+      json_object_set_new(q->sets, key, json_string(val));
       lua_settop(L, st + 1);
     }
   }
@@ -498,9 +532,11 @@ static int check_pref_removals(ev *const *evs, size_t n, tailor_error *err) {
     if (!key)
       return util_fail(err, TAILOR_EFIELD, "key",
                        "pref_removed: missing field 'key' (the preference to remove)");
-    if (!json_is_string(key) || !json_string_length(key) || json_string_length(key) >= 128)
+    if (!json_is_string(key) || !json_string_length(key) ||
+        json_string_length(key) > IDX_MAX_PREF_BYTES)
       return util_fail(err, TAILOR_EFIELD, "key",
-                       "pref_removed: field 'key' must be a string of 1 to 127 bytes");
+                       "pref_removed: field 'key' must be a string of 1 to %d bytes",
+                       IDX_MAX_PREF_BYTES);
   }
   return TAILOR_OK;
 }

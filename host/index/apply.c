@@ -203,7 +203,7 @@ static int apply_quiz(idx *x, idx_person *p, const ev *e) {
   json_t *v;
   json_object_foreach(sets, k, v) {
     const char *val = json_string_value(v);
-    if (!val || strlen(k) >= 128 || strlen(val) >= 128) continue;
+    if (!val || strlen(k) > IDX_MAX_PREF_BYTES || strlen(val) > IDX_MAX_PREF_BYTES) continue;
     idx_pref pr = {intern_put(&x->attrs, k), intern_put(&x->attrs, val),
                    intern_put(&x->attrs, src), e->ts};
     if (pr.key == INTERN_NONE || pr.value == INTERN_NONE || pr.source == INTERN_NONE ||

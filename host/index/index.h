@@ -60,6 +60,7 @@ const char *idx_reason_name(idx_reason r);
 #define IDX_MAX_TREND_KEYS 16
 #define IDX_MAX_ATTRS 16             /* attributes kept per person */
 #define IDX_MAX_PREFS 16             /* preferences kept per person */
+#define IDX_MAX_PREF_BYTES 127       /* a preference's name, and its value */
 #define IDX_MAX_CATEGORY_DEPTH 6     /* category levels counted in trending */
 #define IDX_DEFAULT_AUDIENCE_DAYS "2,7,14" /* recency windows for retargeting */
 #define IDX_MAX_AUDIENCES 8

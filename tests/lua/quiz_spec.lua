@@ -48,6 +48,36 @@ describe("quiz", function()
     assert.are.equal("M", prefs(e, "c1").prefs.size)
   end)
 
+  it("takes integer ids; says what is wrong with a field or with the quiz's sets", function()
+    local e = open(":memory:")
+    -- The decision gives integer ids; the page may send them back as
+    -- numbers or as text.
+    assert(e:ingest { type = "quiz_answer", customer = "c1", quiz = "fit", question = 3, answer = 1 })
+    assert.are.equal("u30", prefs(e, "c1").prefs.age)
+    assert(e:ingest { type = "quiz_answer", customer = "c2", quiz = "fit", question = "3", answer = "1" })
+    assert.are.equal("u30", prefs(e, "c2").prefs.age)
+    local before = e:stats().events_total
+    for _, bad in ipairs {
+      -- An integer quiz id is taken as text: "5" is no quiz here.
+      { { quiz = 5, question = "size", answer = "m" }, "quiz '5' is not offered" },
+      { { quiz = "fit", question = { "size" }, answer = "m" }, "'question' must be a string or an integer .*found an array" },
+      { { quiz = "fit", question = "size", answer = true }, "'answer' must be a string or an integer .*found a boolean" },
+      { { quiz = "fit", question = "size" }, "missing field 'answer'" },
+      -- The strategy's mistakes, said rather than a preference dropped.
+      { { quiz = "fit", question = 3, answer = 2 }, "sets 'kkkk.*at most 127 bytes" },
+      { { quiz = "fit", question = 3, answer = 4 }, "answer '4' of question '3'.*sets 'note'.*at most 127 bytes" },
+      { { quiz = "fit", question = 3, answer = 5 }, "sets 'flag'.*strings or numbers" },
+    } do
+      local ev = bad[1]; ev.type = "quiz_answer"; ev.customer = "c3"
+      local ok, msg = e:ingest(ev)
+      assert.is_nil(ok)
+      assert.matches(bad[2], msg)
+    end
+    assert.are.equal(before, e:stats().events_total)
+    assert.is_nil(next(prefs(e, "c3").prefs))
+    e:close()
+  end)
+
   it("keeps prefs over a restart, from the checkpoint and by replay", function()
     local db = tmp .. "/quiz_spec.db"
     os.remove(db)

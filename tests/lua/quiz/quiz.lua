@@ -7,6 +7,11 @@ local quizzes = {
     { id = "budget", text = "Your budget?", answers = {
       { id = "low", text = "Under 50", sets = { budget = 50 } },
       { id = "any", text = "Any", sets = { budget = "any", style = "classic" } } } },
+    { id = 3, text = "Numbered ids: your age band?", answers = {
+      { id = 1, text = "Under 30", sets = { age = "u30" } },
+      { id = 2, text = "A long name", sets = { [string.rep("k", 128)] = "v" } },
+      { id = 4, text = "A long value", sets = { note = string.rep("v", 128) } },
+      { id = 5, text = "A flag", sets = { flag = true } } } },
   },
 }
 return {
