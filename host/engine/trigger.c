@@ -392,9 +392,11 @@ static int apply_run(tailor *t, trigger_run *r, tailor_error *err) {
     const char *key = json_string_value(v);
     size_t n = strlen(key);
     if (n && key[n - 1] == '*') {
-      char prefix[512];
-      snprintf(prefix, sizeof prefix, "%.*s", (int)(n - 1), key);
-      rc = store_outbox_cancel_prefix(t->st, prefix, NULL, err);
+      /* The whole prefix, however long: cut short, it would cancel more. */
+      char *prefix = strndup(key, n - 1);
+      rc = prefix ? store_outbox_cancel_prefix(t->st, prefix, NULL, err)
+                  : util_fail(err, TAILOR_ENOMEM, NULL, "trigger: out of memory");
+      free(prefix);
     } else {
       rc = store_outbox_cancel(t->st, key, NULL, err);
     }

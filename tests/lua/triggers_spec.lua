@@ -33,6 +33,17 @@ describe("on_event triggers", function()
     e:close()
   end)
 
+  it("cancels by a long prefix only the keys it prefixes", function()
+    local e = engine()
+    assert(e:ingest { type = "search", query = "long keys", customer = "c1" })
+    assert(e:ingest { type = "search", query = "cancel long", customer = "c1" })
+    local state = {}
+    for _, row in ipairs(e:outbox()) do state[#row.key] = row.state end
+    assert.are.equal("cancelled", state[606])
+    assert.are.equal("pending", state[513])
+    e:close()
+  end)
+
   it("counts a delay from the event's time", function()
     local e = engine()
     local at = os.time() - 3000 -- the cart changed 50 minutes ago; the delay is an hour

@@ -36,6 +36,13 @@ local function on_event(ctx, ev)
       vars = { kept_customer = kept_signup.customer, kept_type = kept_signup.type,
                late_ok = ok, late_msg = tostring(msg) },
     } } }
+  elseif ev.type == "search" and ev.query == "long keys" then
+    -- Keys past 511 bytes that share their first 511.
+    return { schedule = {
+      { key = "long:" .. string.rep("x", 600) .. "a", template = "t", delay = 60 },
+      { key = "long:" .. string.rep("x", 506) .. "zz", template = "t", delay = 60 } } }
+  elseif ev.type == "search" and ev.query == "cancel long" then
+    return { cancel = { "long:" .. string.rep("x", 600) .. "*" } }
   elseif ev.type == "search" and ev.query == "broken" then
     return { schedule = { { template = "no key" } } }
   end
