@@ -509,10 +509,26 @@ int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
   /* The events the strategy asked for (checked when the folder loaded). */
   unsigned char wants[EV_TYPE_COUNT];
   if (lvm_pcall(vm, read_wants, wants, &lerr)) memset(wants, 2, sizeof wants);
+#define RUNS(e) (!(e)->dup && (e)->ts >= oldest && wants[(e)->type] && \
+                 (wants[(e)->type] != 1 || (e)->customer))
+  /* Several nodes: the people of the events are locked first, all of them
+     in one order, for the rest of the transaction.  Two nodes running the
+     triggers of one customer's events at once (a cart changed in two tabs)
+     would otherwise each check, cancel and add its rows before the other
+     commits: the one row cancelled, or two emails sent. */
+  const char **ids = calloc(2 * n, sizeof *ids);
+  if (!ids) return util_fail(err, TAILOR_ENOMEM, NULL, "triggers: out of memory");
+  size_t people = 0;
+  for (size_t i = 0; i < n; i++)
+    if (RUNS(evs[i])) {
+      ids[people] = evs[i]->customer;
+      ids[n + people++] = evs[i]->anon;
+    }
+  int locked = store_lock_people(t->st, ids, ids + n, people, err);
+  free(ids);
+  if (locked < 0) return locked;
   for (size_t i = 0; i < n; i++) {
-    if (evs[i]->dup || evs[i]->ts < oldest) continue;
-    int want = wants[evs[i]->type];
-    if (!want || (want == 1 && !evs[i]->customer)) continue;
+    if (!RUNS(evs[i])) continue;
     trigger_run r = {t, evs[i], NULL, NULL, NULL, 0,
                      {evs[i]->customer, evs[i]->anon, NULL, {0}, 0, NULL}, now};
     pthread_rwlock_rdlock(&t->lock);
@@ -533,5 +549,6 @@ int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
     eng_call_clear(&r.call);
     if (rc) return rc; /* the store failed: the caller rolls back */
   }
+#undef RUNS
   return TAILOR_OK;
 }

@@ -333,8 +333,15 @@ int store_unreadable(store *s, int64_t seq, const char *why, tailor_error *err) 
                    (long long)seq, why);
 }
 
-int store_lock_person(store *s, const char *customer, const char *anon, tailor_error *err) {
-  if (!s->ops->lock_person || (!customer && !anon)) return 0;
-  int rc = s->ops->lock_person(s, customer, anon, err);
+int store_lock_people(store *s, const char *const *customers, const char *const *anons,
+                      size_t n, tailor_error *err) {
+  size_t who = 0;
+  for (size_t i = 0; i < n; i++) who += customers[i] || anons[i];
+  if (!s->ops->lock_people || !who) return 0;
+  int rc = s->ops->lock_people(s, customers, anons, n, err);
   return rc ? rc : 1;
+}
+
+int store_lock_person(store *s, const char *customer, const char *anon, tailor_error *err) {
+  return store_lock_people(s, &customer, &anon, 1, err);
 }

@@ -1674,17 +1674,33 @@ static int64_t pg_contacts_between(store *base, const char *customer, const char
   return n < 0 ? 0 : n;
 }
 
-/* The person's lock (store.h): an advisory lock on the customer the ids
-   link to, else on the anonymous id, held until the transaction ends. */
-static int pg_lock_person(store *base, const char *customer, const char *anon,
-                          tailor_error *err) {
-  const char *v[] = {customer, anon};
-  return exec_params((pg *)base,
-                     "SELECT pg_advisory_xact_lock(7302, hashtext(coalesce($1::text, "
-                     "(SELECT customer FROM identities WHERE anon=$2), $2::text)))",
-                     2, v, err, "store: caps")
-             ? TAILOR_ESTORE
-             : TAILOR_OK;
+/* The people's locks (store.h): an advisory lock on the customer each pair
+   of ids links to, else on the anonymous id, taken in the order of the
+   locks' keys and held until the transaction ends. */
+static int pg_lock_people(store *base, const char *const *customers, const char *const *anons,
+                          size_t n, tailor_error *err) {
+  strbuf ids[2] = {{0}, {0}};
+  buf_putc(&ids[0], '{');
+  buf_putc(&ids[1], '{');
+  for (size_t i = 0; i < n; i++) {
+    arr_add(&ids[0], customers[i]);
+    arr_add(&ids[1], anons[i]);
+  }
+  buf_putc(&ids[0], '}');
+  buf_putc(&ids[1], '}');
+  int rc = ids[0].oom || ids[1].oom ? util_fail(err, TAILOR_ENOMEM, NULL, "store: cannot allocate")
+                                    : TAILOR_OK;
+  const char *v[] = {ids[0].s, ids[1].s};
+  if (!rc && exec_params((pg *)base,
+                         "SELECT count(pg_advisory_xact_lock(7302, h)) FROM (SELECT DISTINCT "
+                         "hashtext(coalesce(p.c, (SELECT customer FROM identities WHERE anon=p.a),"
+                         " p.a)) AS h FROM unnest($1::text[], $2::text[]) AS p(c, a) "
+                         "WHERE coalesce(p.c, p.a) IS NOT NULL ORDER BY h) s",
+                         2, v, err, "store: person locks"))
+    rc = TAILOR_ESTORE;
+  buf_free(&ids[0]);
+  buf_free(&ids[1]);
+  return rc;
 }
 
 /*
@@ -1936,7 +1952,7 @@ static const store_ops pg_ops = {
     .coupon_report = pg_coupon_report,
     .contact_add = pg_contact_add,
     .contacts_between = pg_contacts_between,
-    .lock_person = pg_lock_person,
+    .lock_people = pg_lock_people,
     .consent_add = pg_consent_add,
     .consent_get = pg_consent_get,
     .consent_mark = pg_consent_mark,

@@ -376,6 +376,13 @@ int64_t store_contacts_between(store *s, const char *customer, const char *anon,
    nothing to lock (one writer), or a negative code with err. */
 int store_lock_person(store *s, const char *customer, const char *anon, tailor_error *err);
 
+/* The same for the people of n pairs of ids (customers[i] or anons[i]
+   may be NULL), locked in the order of their locks' keys, so that two
+   nodes locking overlapping sets wait for each other instead of
+   deadlocking: the triggers of a batch of events (engine/trigger.c). */
+int store_lock_people(store *s, const char *const *customers, const char *const *anons,
+                      size_t n, tailor_error *err);
+
 /*
 ** Consents (store/consent.c): an address asked for with double opt-in
 ** (engine/optin.c).  A row is pending until its confirmation link is

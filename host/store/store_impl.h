@@ -91,7 +91,8 @@ typedef struct store_ops {
                               const char *replacing);
   /* NULL: one writer (SQLite; write_mu serializes the caps' check and
      write). */
-  int (*lock_person)(store *s, const char *customer, const char *anon, tailor_error *err);
+  int (*lock_people)(store *s, const char *const *customers, const char *const *anons,
+                     size_t n, tailor_error *err);
   /* Consents (store.h); consent_mark is the conditional UPDATE of
      store_consent_confirm, whose checks are the dispatcher's.  A
      consent_get that finds no row fills `err` with TAILOR_ENOTFOUND and
