@@ -292,29 +292,126 @@ static void with_unsubscribe(tailor *t, delivery *d) {
   d->vars = v;
 }
 
-/* Whether this claim still holds the row (its lease extended), 1 or 0. */
-static int still_held(tailor *t, delivery *d) {
-  tailor_error e = {0};
+/* Whether this claim still holds the row (its lease extended): 1, 0, or
+   -1 when the store failed (e filled). */
+static int still_held(tailor *t, delivery *d, tailor_error *e) {
   int64_t now = util_now_ms();
   pthread_mutex_lock(&t->write_mu);
-  int held = store_outbox_renew(t->st, d->id, d->attempt, now, now + t->cfg.deliver_lease_ms,
-                                &e);
+  int held = store_outbox_renew(t->st, d->id, d->attempt, now, now + t->cfg.deliver_lease_ms, e);
   pthread_mutex_unlock(&t->write_mu);
-  if (held < 0)
-    eng_log(t, TAILOR_LOG_ERROR, "delivery: %s not sent: %s; tried again when its lease ends",
-            d->key, e.message);
-  else if (!held)
+  if (!held)
     eng_log(t, TAILOR_LOG_INFO, "delivery: %s: the lease ran out and the row was claimed again "
             "or settled meanwhile; left to its new holder", d->key);
-  return held > 0;
+  return held < 0 ? -1 : held;
 }
 
-/* Deliver one claimed row; returns 1 when it went out. */
-static int deliver_one(tailor *t, delivery *d) {
+/*
+** A batch's rows after a store failure are not sent (the store cannot
+** record them), and each would wait out its lease (delivery.lease_ms,
+** minutes) though the store may be back in a second.  They are kept here
+** and given back, their leases ended (the renewal of the claim's own
+** attempt, to now), by the first pass that finds the store answering.
+*/
+static void keep_unsent(tailor *t, json_t *rows, size_t from) {
+  size_t n = json_array_size(rows) - from;
+  pthread_mutex_lock(&t->write_mu);
+  int64_t *id = realloc(t->unsent_id, (t->n_unsent + n) * sizeof *id);
+  if (id) t->unsent_id = id;
+  int *att = id ? realloc(t->unsent_attempt, (t->n_unsent + n) * sizeof *att) : NULL;
+  if (att) t->unsent_attempt = att;
+  for (size_t i = from; att && i < json_array_size(rows); i++, t->n_unsent++) {
+    json_t *row = json_array_get(rows, i);
+    t->unsent_id[t->n_unsent] = (int64_t)json_integer_value(json_object_get(row, "id"));
+    t->unsent_attempt[t->n_unsent] = (int)json_integer_value(json_object_get(row, "attempts"));
+  }
+  pthread_mutex_unlock(&t->write_mu);
+}
+
+/* A row that went out while the store failed to record it. */
+struct eng_unrecorded {
+  struct eng_unrecorded *next;
+  int64_t id, at;
+  char *key, *channel, *customer, *vars;
+};
+
+static void unrecorded_free(struct eng_unrecorded *u) {
+  free(u->key);
+  free(u->channel);
+  free(u->customer);
+  free(u->vars);
+  free(u);
+}
+
+void eng_unrecorded_free(tailor *t) {
+  while (t->unrecorded) {
+    struct eng_unrecorded *u = t->unrecorded;
+    t->unrecorded = u->next;
+    unrecorded_free(u);
+  }
+}
+
+/* Kept to record later (caller holds write_mu); out of memory, the row
+   goes again when its lease ends, as a send in flight at a crash does. */
+static void keep_unrecorded(tailor *t, const delivery *d, const char *vars, int64_t at) {
+  struct eng_unrecorded *u = calloc(1, sizeof *u);
+  if (!u) return;
+  *u = (struct eng_unrecorded){t->unrecorded, d->id, at, strdup(d->key), strdup(d->channel),
+                               d->customer ? strdup(d->customer) : NULL,
+                               vars ? strdup(vars) : NULL};
+  if (!u->key || !u->channel || (d->customer && !u->customer) || (vars && !u->vars)) {
+    unrecorded_free(u);
+    return;
+  }
+  t->unrecorded = u;
+}
+
+/* Give the kept rows back, and record the sends the store did not take;
+   0, or a store error (the rest kept for the next pass). */
+static int give_back_unsent(tailor *t, tailor_error *err) {
+  int rc = TAILOR_OK;
+  pthread_mutex_lock(&t->write_mu);
+  while (t->unrecorded) {
+    struct eng_unrecorded *u = t->unrecorded;
+    rc = store_outbox_mark_sent(t->st, u->id, u->key, u->channel, u->customer, u->vars, u->at,
+                                err);
+    if (rc && rc != TAILOR_ENOTFOUND) break;
+    eng_log(t, TAILOR_LOG_INFO, "delivery: %s, sent while the store failed, is recorded sent",
+            u->key);
+    t->unrecorded = u->next;
+    unrecorded_free(u);
+    rc = TAILOR_OK;
+  }
+  if (rc) {
+    pthread_mutex_unlock(&t->write_mu);
+    return rc;
+  }
+  int64_t now = util_now_ms();
+  size_t given = 0;
+  while (given < t->n_unsent && (rc = store_outbox_renew(t->st, t->unsent_id[given],
+                                                         t->unsent_attempt[given], now, now,
+                                                         err)) >= 0)
+    given++;
+  if (given) {
+    memmove(t->unsent_id, t->unsent_id + given, (t->n_unsent - given) * sizeof *t->unsent_id);
+    memmove(t->unsent_attempt, t->unsent_attempt + given,
+            (t->n_unsent - given) * sizeof *t->unsent_attempt);
+    t->n_unsent -= given;
+  }
+  pthread_mutex_unlock(&t->write_mu);
+  if (given)
+    eng_log(t, TAILOR_LOG_INFO, "delivery: the store answers again: %zu rows a failure left "
+            "unsent are due again", given);
+  return rc < 0 ? rc : TAILOR_OK;
+}
+
+/* Deliver one claimed row; returns 1 when it went out, -1 when the store
+   failed before it was sent (e filled). */
+static int deliver_one(tailor *t, delivery *d, tailor_error *held_err) {
   const eng_channel *ch = eng_channel_find(t, d->channel);
   tailor_error e = {0};
   char why[512] = "";
-  if (!still_held(t, d)) return 0;
+  int held = still_held(t, d, held_err);
+  if (held <= 0) return held;
   if (!ch) { /* cannot happen: rows are claimed by channel */
     settle(t, d, "pending", 0, "no plugin provides this channel");
     return 0;
@@ -367,15 +464,18 @@ static int deliver_one(tailor *t, delivery *d) {
     int rc = ch->send(ch->ud, &td, why, sizeof why);
     if (!*why) snprintf(why, sizeof why, "the channel gave no reason");
     if (rc == TAILOR_SEND_OK) {
+      int64_t at = util_now_ms();
       pthread_mutex_lock(&t->write_mu);
       int src = store_outbox_mark_sent(t->st, d->id, d->key, d->channel, d->customer,
-                                       d->vars ? vars_text : NULL, util_now_ms(), &e);
+                                       d->vars ? vars_text : NULL, at, &e);
+      if (src && src != TAILOR_ENOTFOUND) keep_unrecorded(t, d, d->vars ? vars_text : NULL, at);
       pthread_mutex_unlock(&t->write_mu);
       if (src == TAILOR_ENOTFOUND) /* erased meanwhile: nothing of them comes back */
         eng_log(t, TAILOR_LOG_INFO, "delivery: sent %s, whose customer was erased meanwhile",
                 d->key);
       else if (src)
-        eng_log(t, TAILOR_LOG_ERROR, "delivery: sent %s but %s", d->key, e.message);
+        eng_log(t, TAILOR_LOG_ERROR, "delivery: sent %s but %s; recorded once the store "
+                "answers", d->key, e.message);
       sent = 1;
       if ((ch->flags & TAILOR_CHANNEL_EMAIL) && d->customer && !optin && src != TAILOR_ENOTFOUND)
         record_email(t, d);
@@ -402,6 +502,10 @@ int tailor_deliver_due(tailor *t, int max, int *sent, tailor_error *err) {
   json_t *names = json_array();
   for (size_t i = 0; i < nch; i++)
     json_array_append_new(names, json_string(eng_channel_at(t, i)->name));
+  if ((t->n_unsent || t->unrecorded) && give_back_unsent(t, err)) {
+    json_decref(names);
+    return TAILOR_ESTORE;
+  }
   int64_t now = util_now_ms();
   pthread_mutex_lock(&t->write_mu);
   json_t *rows = store_outbox_claim(t->st, names, now, max, now + t->cfg.deliver_lease_ms,
@@ -421,8 +525,16 @@ int tailor_deliver_due(tailor *t, int max, int *sent, tailor_error *err) {
                   json_string_value(json_object_get(row, "template")),
                   (int)json_integer_value(json_object_get(row, "attempts")),
                   NULL};
-    n += deliver_one(t, &d);
+    tailor_error held_err = {0};
+    int r = deliver_one(t, &d, &held_err);
     json_decref(d.vars);
+    if (r < 0) {
+      keep_unsent(t, rows, i);
+      eng_log(t, TAILOR_LOG_ERROR, "delivery: %s: %zu claimed rows not sent; due again once "
+              "the store answers", held_err.message, json_array_size(rows) - i);
+      break;
+    }
+    n += r;
   }
   json_decref(rows);
   if (sent) *sent = n;

@@ -44,4 +44,7 @@ int64_t deliver_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms,
 */
 json_t *eng_deliver_preview(tailor *t, json_t *row, tailor_error *err);
 
+/* The sends a failing store did not record, forgotten (tailor_close). */
+void eng_unrecorded_free(tailor *t);
+
 #endif /* TAILOR_ENG_DELIVER_H */

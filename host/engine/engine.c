@@ -5,6 +5,7 @@
 ** event path is ingest.c, decisions decide.c, the per-thread Lua states
 ** vm.c, the admin's reads and erasure admin.c.
 */
+#include "engine/deliver.h"
 #include "engine/engine.h"
 
 #include <stdarg.h>
@@ -689,6 +690,9 @@ void tailor_close(tailor *t) {
   if (t->st && t->ix) eng_save_checkpoint(t);
   if (t->st) eng_write_exposures(t);
   free(t->ckpt_path);
+  free(t->unsent_id);
+  eng_unrecorded_free(t);
+  free(t->unsent_attempt);
   eng_vms_free(t);
   eng_strategies_free(t);
   /* After the Lua states: their tables hold the plugins' functions. */

@@ -119,6 +119,17 @@ struct tailor {
      (util_mono_ns; 0: the last one committed) and why. */
   _Atomic uint64_t commit_failed_ns;
   char commit_error[160];
+  /* Claimed outbox rows that a failing store left unsent (deliver.c),
+     with the attempt of their claim: given back, their leases ended, once
+     the store answers again, instead of waiting out the lease.  Under
+     write_mu. */
+  int64_t *unsent_id;
+  int *unsent_attempt;
+  size_t n_unsent;
+  /* Rows sent whose `sent` the failing store did not take (deliver.c):
+     recorded once it answers, not sent again when their leases end.
+     Under write_mu. */
+  struct eng_unrecorded *unrecorded;
   uint64_t value_orders;   /* orders_seen when the value model was fitted */
   /* Replaying a shared log on open: crossings from refit_from orders on
      refit (engine.c, replay_plan); how many did. */

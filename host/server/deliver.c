@@ -23,14 +23,20 @@ struct srv_deliver {
 
 static void deliver_main(void *arg) {
   struct srv_deliver *d = arg;
+  int failing = 0; /* said once, until a pass works again */
   uv_mutex_lock(&d->mu);
   while (!d->stop) {
     uv_mutex_unlock(&d->mu);
     int sent = 0;
     tailor_error e = {0};
     int rc = tailor_deliver_due(d->s->t, d->batch, &sent, &e);
-    if (rc) srv_log(TAILOR_LOG_ERROR, "delivery: %s", e.message);
-    else if (sent) srv_log(TAILOR_LOG_INFO, "delivery: %d sent", sent);
+    if (rc && !failing)
+      srv_log(TAILOR_LOG_ERROR, "delivery: %s; tried again every pass, said again when it works",
+              e.message);
+    else if (!rc && failing)
+      srv_log(TAILOR_LOG_WARN, "delivery: works again");
+    if (!rc && sent) srv_log(TAILOR_LOG_INFO, "delivery: %d sent", sent);
+    failing = rc != 0;
     uv_mutex_lock(&d->mu);
     /* A full batch went out: more may be due, so no pause. */
     if (!rc && sent == d->batch) continue;
