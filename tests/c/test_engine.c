@@ -715,9 +715,14 @@ static void test_outbox_in_the_events_transaction(void) {
   CHECK_INT(tailor_customer(t, "c1", 0, &j, NULL), TAILOR_OK);
   CHECK_CONTAINS(j, "\"cart\":[]"); /* the index let go of the cart too */
   tailor_free(j);
-  /* The client retries once the disk has room: one event, one email. */
+  /* The client retries once the disk has room: one event, one email.  For
+     a second after the failure the store is not tried again. */
   CHECK_INT(sqlite3_exec(db2, "DROP TRIGGER refuse", NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db2);
+  CHECK_INT(tailor_ingest(t, cart, strlen(cart), &err), TAILOR_ESTORE);
+  CHECK_CONTAINS(err.message, "events are refused for 1000 ms");
+  CHECK_INT(stat_of(t, "events_total"), before);
+  usleep(1100 * 1000);
   CHECK_INT(tailor_ingest(t, cart, strlen(cart), &err), TAILOR_OK);
   CHECK_INT(tailor_ingest(t, cart, strlen(cart), &err), TAILOR_OK);
   CHECK_INT(stat_of(t, "events_total"), before + 1);
