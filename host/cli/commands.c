@@ -1,11 +1,8 @@
 /*
 ** commands.c: the store-side commands: ingest, decide, check, stats, config.
 */
-#include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <jansson.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -232,63 +229,6 @@ static const char check_help[] =
 
 static int check_sample(cli_opts *o, const char *dir, long n);
 
-/* The *.lua files under `from` (folders followed, symlinked ones not, as
-   the engine copies them) copied into the existing folder `to`. */
-static int copy_lua_tree(const char *from, const char *to, int depth) {
-  DIR *d = opendir(from);
-  struct dirent *de;
-  int rc = d ? 0 : -1;
-  while (d && !rc && (de = readdir(d))) {
-    char src[PATH_MAX], dst[PATH_MAX];
-    struct stat st;
-    size_t n = strlen(de->d_name);
-    if (de->d_name[0] == '.') continue;
-    if (snprintf(src, sizeof src, "%s/%s", from, de->d_name) >= (int)sizeof src ||
-        snprintf(dst, sizeof dst, "%s/%s", to, de->d_name) >= (int)sizeof dst || lstat(src, &st))
-      continue;
-    if (S_ISDIR(st.st_mode) && depth < 16) {
-      rc = (mkdir(dst, 0700) && errno != EEXIST) ? -1 : copy_lua_tree(src, dst, depth + 1);
-    } else if (n > 4 && !strcmp(de->d_name + n - 4, ".lua") && !stat(src, &st) &&
-               S_ISREG(st.st_mode)) {
-      size_t len;
-      char *text = util_read_file(src, &len);
-      FILE *f = text ? fopen(dst, "wb") : NULL;
-      rc = f && fwrite(text, 1, len, f) == len ? 0 : -1;
-      if (f && fclose(f)) rc = -1;
-      free(text);
-    }
-  }
-  if (d) closedir(d);
-  return rc;
-}
-
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  return remove(path);
-}
-
-/*
-** A folder that extends a base (strategies_base) is loaded by the engine
-** from a copy of the base with the folder's files over it (engine/vm.c),
-** since `require` reaches inside one folder only: checked alone, a file
-** requiring the base's lib.settings would fail.  The same copy, made in a
-** new temporary folder `out`; -1 after saying why.
-*/
-static int check_merge(const char *base, const char *dir, char *out, size_t cap) {
-  const char *tmp = getenv("TMPDIR");
-  snprintf(out, cap, "%s/tailor-check-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-  if (!mkdtemp(out)) {
-    fprintf(stderr, "tailor check: %s: %s\n", out, strerror(errno));
-    return -1;
-  }
-  const char *failed = copy_lua_tree(base, out, 0) ? base : copy_lua_tree(dir, out, 0) ? dir : NULL;
-  if (failed) {
-    fprintf(stderr, "tailor check: cannot read %s: %s\n", failed, strerror(errno));
-    nftw(out, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-    return -1;
-  }
-  return 0;
-}
-
 /* No store needed: the API is installed against an empty index, which is
    enough for files that call it while loading. */
 int cmd_check(int argc, char **argv) {
@@ -338,13 +278,18 @@ int cmd_check(int argc, char **argv) {
   tailor *t = cli_open(&(cli_opts){.config = o.config},
                        "{\"db\": \":memory:\", \"strategies\": \"\", "
                        "\"index\": {\"checkpoint\": \"\"}}");
-  char merged[PATH_MAX] = "";
-  if (!t || (*base && check_merge(base, dir, merged, sizeof merged))) {
+  /* A folder that extends a base is checked as the engine loads it: a
+     copy of the base with the folder's files over it (a file requiring the
+     base's lib.settings fails alone). */
+  tailor_error me = {0};
+  char *merged = t && *base ? eng_strategies_merged(base, dir, &me) : NULL;
+  if (!t || (*base && !merged)) {
+    if (me.code) fprintf(stderr, "tailor check: %s\n", me.message);
     tailor_close(t);
     config_free(&cfg);
     return EXIT_FAIL;
   }
-  const char *load = *merged ? merged : dir;
+  const char *load = merged ? merged : dir;
   lvm_config c;
   eng_vm_config(t, &c);
   int bad = lvm_check_dir(load, &c, report_error, NULL);
@@ -359,7 +304,7 @@ int cmd_check(int argc, char **argv) {
     lvm_free(vm);
   }
   tailor_close(t);
-  if (*merged) nftw(merged, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+  eng_strategies_discard(merged);
   if (bad < 0) {
     fprintf(stderr, "tailor check: cannot read %s\n", dir);
   } else if (bad == 0) {

@@ -519,9 +519,16 @@ json_t *eng_console_strategies(tailor *t, size_t sample, tailor_error *err) {
   for (size_t i = 0; vm && (name = lvm_handler_name(vm, i, &file)); i++)
     json_array_append_new(handlers, json_pack("{ss ss?}", "handler", name, "file", file));
   if (dir && *dir) {
+    /* Checked as loaded: over the base, when the folder extends one. */
+    tailor_error me = {0};
+    char *merged = base && *base ? eng_strategies_merged(base, dir, &me) : NULL;
     lvm_config c;
     eng_vm_config(t, &c);
-    lvm_check_dir(dir, &c, report_compile, compile);
+    if (base && *base && !merged)
+      json_array_append_new(compile, json_pack("{ss}", "message", me.message));
+    else
+      lvm_check_dir(merged ? merged : dir, &c, report_compile, compile);
+    eng_strategies_discard(merged);
   }
   char sig[17];
   snprintf(sig, sizeof sig, "%016llx", (unsigned long long)eng_strategies_signature(t));

@@ -246,6 +246,12 @@ json_t *eng_log_json(tailor *t);
    0 while it reaches it (and on a store that is not shared). */
 int64_t eng_store_down_ms(tailor *t);
 int eng_vms_init(tailor *t);
+/* A new temporary folder holding the *.lua files of `base` (if any) with
+   those of `dir` over them, as strategies are loaded (`require` reaches
+   inside one folder); NULL with `err`.  eng_strategies_discard removes
+   and frees it. */
+char *eng_strategies_merged(const char *base, const char *dir, tailor_error *err);
+void eng_strategies_discard(char *copy);
 int eng_strategies_load(tailor *t, tailor_error *err);
 uint64_t eng_strategies_signature(tailor *t);
 void eng_strategies_free(tailor *t);

@@ -163,24 +163,34 @@ uint64_t eng_strategies_signature(tailor *t) {
   return sig;
 }
 
-/* A new copy of the live folder; NULL (with `err`) when it cannot be made. */
-static char *snapshot_take(tailor *t, tailor_error *err) {
+char *eng_strategies_merged(const char *base, const char *dir, tailor_error *err) {
   const char *tmp = getenv("TMPDIR");
-  char *dir = malloc(PATH_MAX);
-  if (!dir) return NULL;
-  const char *base = t->cfg.strategies_base;
-  snprintf(dir, PATH_MAX, "%s/tailor-strategies-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-  /* The base folder first, then the strategies over it: a file of the same
-     name (popup.lua, lib/settings.lua) replaces the base's. */
-  if (!mkdtemp(dir) || (base && *base && copy_tree(base, dir, 0)) ||
-      copy_tree(t->cfg.strategies, dir, 0)) {
-    util_fail(err, TAILOR_EIO, "strategies", "cannot copy the strategy folder '%s' to %s: %s",
-              t->cfg.strategies, dir, strerror(errno));
-    nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(dir);
+  char *out = malloc(PATH_MAX);
+  if (!out) {
+    util_fail(err, TAILOR_ENOMEM, NULL, "strategies: out of memory");
     return NULL;
   }
-  return dir;
+  snprintf(out, PATH_MAX, "%s/tailor-strategies-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  /* The base folder first, then the strategies over it: a file of the same
+     name (popup.lua, lib/settings.lua) replaces the base's. */
+  if (!mkdtemp(out) || (base && *base && copy_tree(base, out, 0)) || copy_tree(dir, out, 0)) {
+    util_fail(err, TAILOR_EIO, "strategies", "cannot copy the strategy folder '%s' to %s: %s",
+              dir, out, strerror(errno));
+    eng_strategies_discard(out);
+    return NULL;
+  }
+  return out;
+}
+
+void eng_strategies_discard(char *copy) {
+  if (!copy) return;
+  nftw(copy, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+  free(copy);
+}
+
+/* A new copy of the live folder; NULL (with `err`) when it cannot be made. */
+static char *snapshot_take(tailor *t, tailor_error *err) {
+  return eng_strategies_merged(t->cfg.strategies_base, t->cfg.strategies, err);
 }
 
 /*

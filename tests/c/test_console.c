@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -347,10 +348,60 @@ static void test_groups_capped(void) {
   tailor_close(t);
 }
 
+/* The console's strategy check compiles a folder that extends a base as
+   the engine loads it: over the base, whose lib.settings its files require;
+   a real syntax error is still reported. */
+static void put_file(const char *dir, const char *name, const char *text) {
+  char path[800];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  CHECK(f != NULL);
+  if (!f) return;
+  fputs(text, f);
+  fclose(f);
+}
+
+static void test_strategies_over_a_base(void) {
+  const char *root = getenv("TAILOR_ROOT");
+  char dir[700], cfg[2000], path[800];
+  snprintf(dir, sizeof dir, "%s/console_extend", tmp);
+  mkdir(dir, 0700);
+  put_file(dir, "mine.lua", "local settings = require 'lib.settings'\n"
+                            "return { probe = function(ctx) return { ok = settings ~= nil } end }\n");
+  snprintf(cfg, sizeof cfg, "{\"db\":\":memory:\",\"strategies\":\"%s\","
+           "\"strategies_base\":\"%s/strategies\"}", dir, root ? root : ".");
+  tailor_error err = {0};
+  tailor *t = tailor_open(cfg, &err);
+  CHECK(t != NULL);
+  if (!t) {
+    fprintf(stderr, "%s\n", err.message);
+    return;
+  }
+  json_t *o = eng_console_strategies(t, 0, &err);
+  json_t *errs = json_object_get(o, "compile_errors");
+  CHECK_INT((long)json_array_size(errs), 0);
+  if (json_array_size(errs))
+    fprintf(stderr, "%s\n", json_string_value(json_object_get(json_array_get(errs, 0), "message")));
+  json_decref(o);
+  /* A file of the folder broken by an edit: said, with its name. */
+  put_file(dir, "broken.lua", "return { popup = function(ctx) return ( end }\n");
+  o = eng_console_strategies(t, 0, &err);
+  errs = json_object_get(o, "compile_errors");
+  CHECK_INT((long)json_array_size(errs), 1);
+  CHECK_CONTAINS(json_string_value(json_object_get(json_array_get(errs, 0), "file")), "broken.lua");
+  json_decref(o);
+  tailor_close(t);
+  snprintf(path, sizeof path, "%s/broken.lua", dir);
+  remove(path);
+  snprintf(path, sizeof path, "%s/mine.lua", dir);
+  remove(path);
+}
+
 int main(void) {
   const char *t = getenv("TAILOR_TEST_TMP");
   snprintf(tmp, sizeof tmp, "%s", t ? t : "/tmp");
   RUN(test_revenue_as_the_log_scan);
   RUN(test_groups_capped);
+  RUN(test_strategies_over_a_base);
   return CHECK_DONE();
 }
