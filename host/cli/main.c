@@ -105,22 +105,9 @@ int cli_common_opt(cli_opts *o, int argc, char **argv, int *i) {
 static char *config_text(const cli_opts *o, const char *extra_json) {
   json_t *cfg = NULL;
   if (o->config) {
-    json_error_t jerr;
-    struct stat st;
-    errno = 0;
-    if (!stat(o->config, &st) && S_ISDIR(st.st_mode)) {
-      fprintf(stderr, "tailor: %s: %s\n", o->config, strerror(EISDIR));
-      exit(EXIT_BADINPUT);
-    }
-    if (!(cfg = json_load_file(o->config, 0, &jerr))) {
-      /* jansson gives line -1 when the file could not be read at all:
-         there is no position to give, only the system's reason. */
-      int e = errno;
-      if (jerr.line < 1)
-        fprintf(stderr, "tailor: %s: %s\n", o->config, e ? strerror(e) : jerr.text);
-      else
-        fprintf(stderr, "tailor: %s:%d:%d: %s\n", o->config, jerr.line, jerr.column,
-                jerr.text);
+    tailor_error jerr = {0};
+    if (!(cfg = util_json_file(o->config, &jerr))) {
+      fprintf(stderr, "tailor: %s\n", jerr.message);
       exit(EXIT_BADINPUT); /* bad input, as a bad option is */
     }
   } else {

@@ -6,6 +6,7 @@
 #include "core/flat.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <yajl/yajl_parse.h>
 #include <stdio.h>
@@ -300,4 +301,21 @@ json_t *util_json_parse(const char *buf, size_t len, json_error_t *err) {
   while (b.depth) json_decref(b.stack[--b.depth]);
   json_decref(b.root);
   return json_loadb(buf, len, 0, err);
+}
+
+json_t *util_json_file(const char *path, tailor_error *err) {
+  json_error_t je;
+  struct stat st;
+  if (!stat(path, &st) && S_ISDIR(st.st_mode)) {
+    util_fail(err, TAILOR_EINVAL, NULL, "%s: %s", path, strerror(EISDIR));
+    return NULL;
+  }
+  errno = 0;
+  json_t *j = json_load_file(path, 0, &je);
+  int e = errno;
+  if (!j && je.line < 1)
+    util_fail(err, TAILOR_EINVAL, NULL, "%s: %s", path, e ? strerror(e) : je.text);
+  else if (!j)
+    util_fail(err, TAILOR_EINVAL, NULL, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+  return j;
 }

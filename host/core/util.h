@@ -67,6 +67,11 @@ int util_sync_dir_of(const char *path);
    errno set on failure.  *len (may be NULL) receives its length. */
 char *util_read_file(const char *path, size_t *len);
 
+/* A JSON file, or NULL with `err` (TAILOR_EINVAL): "FILE:LINE:COL: what"
+   for a syntax error, "FILE: the system's reason" for a file that cannot
+   be read (a missing file, a folder: jansson has no position to give). */
+json_t *util_json_file(const char *path, tailor_error *err);
+
 /*
 ** The deepest nesting of arrays and objects in `len` bytes of JSON text
 ** (strings skipped), without parsing it: checked before a parse, so that

@@ -259,10 +259,7 @@ int srv_conf_load(const char *path, srv_conf *c, json_t **engine, tailor_error *
   json_t *all = NULL;
   *engine = NULL;
   if (path) {
-    json_error_t je;
-    if (!(all = json_load_file(path, 0, &je)))
-      return util_fail(err, TAILOR_EINVAL, NULL, "%s:%d:%d: %s", path, je.line, je.column,
-                       je.text);
+    if (!(all = util_json_file(path, err))) return err->code;
     if (!json_is_object(all)) {
       json_decref(all);
       return util_fail(err, TAILOR_EINVAL, NULL, "%s: the configuration must be a JSON object",

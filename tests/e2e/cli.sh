@@ -71,6 +71,10 @@ expect "and says so" grep -q "must be a JSON object" "$dir/err"
 expect "a missing config is bad input" test $? = 2
 expect "and is named with the reason" \
   grep -qx "tailor: $dir/nonexist.json: No such file or directory" "$dir/err"
+"$T" serve --config "$dir/nonexist.json" >/dev/null 2>"$dir/err"
+expect "serve: a missing config is bad input" test $? = 2
+expect "serve: and is named with the reason" \
+  grep -qx "tailor serve: $dir/nonexist.json: No such file or directory" "$dir/err"
 
 # An empty store path is SQLite's temporary database, deleted at close:
 # events were "accepted" and lost.  A file: URI went past the store's lock
