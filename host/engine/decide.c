@@ -121,6 +121,20 @@ static int filtered_out(const idx *x, const req_controls *c, uint32_t iid) {
   return !brand || !in_list(c->brands, c->n_brands, brand);
 }
 
+/*
+** Whether a pinned item the strategy did not return may be put back: not
+** the page's own item, not in the visitor's cart.  A strategy leaves those
+** out of its answer on purpose (the product page recommends other items,
+** the cart page what goes with the cart), and a pin put back there would
+** recommend the very item on the page, or one already bought in a minute.
+*/
+static int pin_fits(const idx *x, const dreq *q, const char *id, uint32_t iid) {
+  const char *page_item = json_string_value(json_object_get(q->page, "item"));
+  if (page_item && !strcmp(page_item, id)) return 0;
+  uint32_t p = idx_person_of(x, q->customer, q->anon);
+  return p == INTERN_NONE || !idx_ids_has(x->person[p].cart.v, x->person[p].cart.n, iid);
+}
+
 /* Fill s->cls and s->out (room for n + REQ_MAX_PINS) for at most k items. */
 static void arrange(const idx *x, const dreq *q, long k, slate *s) {
   const req_controls *c = &q->ctl;
@@ -130,6 +144,15 @@ static void arrange(const idx *x, const dreq *q, long k, slate *s) {
     uint32_t iid = idx_item_id(x, c->pins[p].item);
     int shown = c->pins[p].slot <= k && iid != INTERN_NONE && showable(x, q, c->pins[p].item, iid);
     pin_at[p] = shown ? -1 - (long)p : LONG_MIN; /* a slot beyond k: not in this widget */
+  }
+  /* A pin the strategy did not return is put back only where it fits. */
+  for (size_t p = 0; p < c->n_pins; p++) {
+    if (pin_at[p] == LONG_MIN) continue;
+    int returned = 0;
+    for (size_t i = 0; i < s->n && !returned; i++)
+      returned = s->id[i] && !strcmp(s->id[i], c->pins[p].item);
+    if (!returned && !pin_fits(x, q, c->pins[p].item, idx_item_id(x, c->pins[p].item)))
+      pin_at[p] = LONG_MIN;
   }
   for (size_t i = 0; i < s->n; i++) {
     const char *id = s->id[i];
@@ -210,7 +233,7 @@ static void write_pin(request *r, long at) {
   const char *id = r->q->ctl.pins[-1 - at].item;
   buf_puts(r->out, "{\"id\":");
   buf_json_str(r->out, id, strlen(id));
-  buf_puts(r->out, ",\"reason\":\"pinned\"}");
+  buf_puts(r->out, ",\"reason\":\"pinned\",\"explain\":\"Featured\"}");
 }
 
 /* The slate's arrays on the C stack for a usual list, else in Lua's memory

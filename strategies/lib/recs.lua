@@ -176,7 +176,7 @@ function M.merchandise(rows, c, k, skip)
     local item = item_of(p.item)
     if p.slot <= k and item and not skip[p.item] and (item.in_stock or not c.filter.in_stock) then
       pins[p.slot] = p.item
-      pinned[p.item] = { id = p.item, reason = "pinned" }
+      pinned[p.item] = { id = p.item, reason = "pinned", explain = "Featured" }
     end
   end
   local groups = { {}, {}, {} }

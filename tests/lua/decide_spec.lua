@@ -186,6 +186,21 @@ describe("decisions", function()
     assert.are.equal("e,a,c", ids(e, { filter = { brand = "Acme", max_price = 35 }, pin = { { item = "e", slot = 1 } } }))
     assert.are.equal("a,b,c", ids(e, { pin = { { item = "d", slot = 1 } } }))
     assert.are.equal("b,c", ids(e, { exclude = { "e", "a" }, pin = { { item = "e", slot = 1 } } }))
+    assert.are.equal("Featured", d.items[2].explain) -- every item says why
+    e:close()
+  end)
+
+  it("puts back no pin for the page's own item or one in the visitor's cart", function()
+    local e = shop()
+    assert(e:ingest { type = "add_to_cart", item = "e", anon = "v1" })
+    assert.are.equal("a,b,c", ids(e, { anon = "v1", pin = { { item = "e", slot = 1 } } }))
+    assert.are.equal("a,b,c", ids(e, { page = { type = "list", item = "e" },
+                                       pin = { { item = "e", slot = 2 } } }))
+    -- Another visitor, another page: the pin is shown.
+    assert.are.equal("e,a,b,c", ids(e, { anon = "v2", pin = { { item = "e", slot = 1 } } }))
+    -- One the strategy returns itself stays where the pin puts it.
+    assert.are.equal("c,a,b", ids(e, { anon = "v1", page = { type = "list", item = "c" },
+                                       pin = { { item = "c", slot = 1 } } }))
     e:close()
   end)
 
