@@ -130,6 +130,10 @@ struct tailor {
      recorded once it answers, not sent again when their leases end.
      Under write_mu. */
   struct eng_unrecorded *unrecorded;
+  /* A pass over owed triggers locked its events' people up front
+     (follow.c): eng_run_triggers takes no lock of its own.  Under
+     write_mu. */
+  int people_locked;
   uint64_t value_orders;   /* orders_seen when the value model was fitted */
   /* Replaying a shared log on open: crossings from refit_from orders on
      refit (engine.c, replay_plan); how many did. */

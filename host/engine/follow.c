@@ -242,6 +242,62 @@ static int run_owed(void *ud, int64_t seq, const ev *e) {
   return store_exec(t->st, "RELEASE owed", &terr) ? TAILOR_ESTORE : 0;
 }
 
+/* The people of the owed events, copied (a pass's events do not outlive
+   its callback), for one lock of them all before the events run. */
+typedef struct owed_people {
+  char **customer, **anon;
+  size_t n, cap;
+  int oom;
+} owed_people;
+
+static int collect_people(void *ud, int64_t seq, const ev *e) {
+  (void)seq;
+  owed_people *o = ud;
+  if (!e || (!e->customer && !e->anon)) return 0;
+  if (o->n == o->cap) {
+    size_t cap = o->cap ? o->cap * 2 : ENG_TRIGGERS_BATCH;
+    char **c = realloc(o->customer, cap * sizeof *c);
+    if (c) o->customer = c;
+    char **a = c ? realloc(o->anon, cap * sizeof *a) : NULL;
+    if (a) o->anon = a;
+    if (!a) return o->oom = 1, TAILOR_ENOMEM;
+    o->cap = cap;
+  }
+  o->customer[o->n] = e->customer ? strdup(e->customer) : NULL;
+  o->anon[o->n] = e->anon ? strdup(e->anon) : NULL;
+  if ((e->customer && !o->customer[o->n]) || (e->anon && !o->anon[o->n])) {
+    free(o->customer[o->n]);
+    free(o->anon[o->n]);
+    return o->oom = 1, TAILOR_ENOMEM;
+  }
+  o->n++;
+  return 0;
+}
+
+/*
+** Several nodes: the owed events' people are locked first, all at once in
+** the locks' order (store_lock_people), as a batch's triggers lock theirs;
+** locked one event after the other, in the log's order, a pass and another
+** node's batch could each hold a person the other waits for, and the
+** database would end one of them (a deadlock).
+*/
+static int lock_owed_people(tailor *t, tailor_error *err) {
+  owed_people o = {0};
+  int rc = store_triggers_overdue(t->st, ENG_TRIGGERS_OVERDUE_S, ENG_TRIGGERS_BATCH,
+                                  collect_people, &o, err);
+  if (rc && o.oom) rc = util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+  if (!rc && o.n)
+    rc = store_lock_people(t->st, (const char *const *)o.customer,
+                           (const char *const *)o.anon, o.n, err) < 0 ? TAILOR_ESTORE : 0;
+  for (size_t i = 0; i < o.n; i++) {
+    free(o.customer[i]);
+    free(o.anon[i]);
+  }
+  free(o.customer);
+  free(o.anon);
+  return rc;
+}
+
 static void triggers_step(tailor *t) {
   int64_t now = util_now_ms();
   if (!atomic_load(&t->triggers_ready) || now - t->triggers_checked_ms < ENG_TRIGGERS_CHECK_MS)
@@ -253,8 +309,14 @@ static void triggers_step(tailor *t) {
   tailor_error err = {0};
   eng_writing = t;
   int rc = store_begin(t->st, &err);
+  if (!rc) rc = lock_owed_people(t, &err);
+  /* Events that came due since were not locked: they run unlocked, as
+     one node's triggers did before the locks, rather than take a lock
+     out of order (eng_run_triggers reads people_locked). */
+  t->people_locked = 1;
   if (!rc) rc = store_triggers_overdue(t->st, ENG_TRIGGERS_OVERDUE_S, ENG_TRIGGERS_BATCH,
                                        run_owed, o, &err);
+  t->people_locked = 0;
   if (rc && o->oom) util_fail(&err, TAILOR_ENOMEM, NULL, "out of memory");
   if (!rc) rc = store_triggers_done(t->st, o->seqs, o->n, &err);
   if (!rc) rc = store_commit(t->st, &err);

@@ -516,17 +516,19 @@ int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
      triggers of one customer's events at once (a cart changed in two tabs)
      would otherwise each check, cancel and add its rows before the other
      commits: the one row cancelled, or two emails sent. */
-  const char **ids = calloc(2 * n, sizeof *ids);
-  if (!ids) return util_fail(err, TAILOR_ENOMEM, NULL, "triggers: out of memory");
-  size_t people = 0;
-  for (size_t i = 0; i < n; i++)
-    if (RUNS(evs[i])) {
-      ids[people] = evs[i]->customer;
-      ids[n + people++] = evs[i]->anon;
-    }
-  int locked = store_lock_people(t->st, ids, ids + n, people, err);
-  free(ids);
-  if (locked < 0) return locked;
+  if (!t->people_locked) {
+    const char **ids = calloc(2 * n, sizeof *ids);
+    if (!ids) return util_fail(err, TAILOR_ENOMEM, NULL, "triggers: out of memory");
+    size_t people = 0;
+    for (size_t i = 0; i < n; i++)
+      if (RUNS(evs[i])) {
+        ids[people] = evs[i]->customer;
+        ids[n + people++] = evs[i]->anon;
+      }
+    int locked = store_lock_people(t->st, ids, ids + n, people, err);
+    free(ids);
+    if (locked < 0) return locked;
+  }
   for (size_t i = 0; i < n; i++) {
     if (!RUNS(evs[i])) continue;
     trigger_run r = {t, evs[i], NULL, NULL, NULL, 0,
