@@ -430,6 +430,10 @@ static int check_quiz(lua_State *L) {
       (q->rc = quiz_id(p, "question", question, sizeof question, q->err)) ||
       (q->rc = quiz_id(p, "answer", answer, sizeof answer, q->err)))
     return 0;
+  /* Stored as text, as the index reads them (the source "quiz:<id>"). */
+  json_object_set_new(p, "quiz", json_string(quiz));
+  json_object_set_new(p, "question", json_string(question));
+  json_object_set_new(p, "answer", json_string(answer));
   if (!lvm_push_handler(lvm_of(L), "quiz", NULL)) {
     q->rc = util_fail(q->err, TAILOR_EINVAL, "quiz",
                       "quiz_answer: no strategy defines a 'quiz' handler");

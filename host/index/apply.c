@@ -196,9 +196,12 @@ static uint32_t trend_key_attr(idx *x, uint32_t i) {
 */
 static int apply_quiz(idx *x, idx_person *p, const ev *e) {
   json_t *sets = json_object_get(e->props, "sets");
-  const char *quiz = json_string_value(json_object_get(e->props, "quiz"));
+  json_t *q = json_object_get(e->props, "quiz");
   char src[160];
-  snprintf(src, sizeof src, "quiz:%.120s", quiz ? quiz : "");
+  if (json_is_integer(q)) /* stored before ids were written as text */
+    snprintf(src, sizeof src, "quiz:%lld", (long long)json_integer_value(q));
+  else
+    snprintf(src, sizeof src, "quiz:%.120s", json_is_string(q) ? json_string_value(q) : "");
   const char *k;
   json_t *v;
   json_object_foreach(sets, k, v) {

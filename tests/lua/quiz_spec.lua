@@ -54,6 +54,12 @@ describe("quiz", function()
     -- numbers or as text.
     assert(e:ingest { type = "quiz_answer", customer = "c1", quiz = "fit", question = 3, answer = 1 })
     assert.are.equal("u30", prefs(e, "c1").prefs.age)
+    assert.are.equal("quiz:fit", prefs(e, "c1").sources.age.source)
+    -- A numbered quiz is the same source whichever way its id came.
+    assert(e:ingest { type = "quiz_answer", customer = "c4", quiz = 7, question = "size", answer = "m" })
+    assert.are.equal("quiz:7", prefs(e, "c4").sources.size.source)
+    assert(e:ingest { type = "quiz_answer", customer = "c5", quiz = "7", question = "size", answer = "m" })
+    assert.are.equal("quiz:7", prefs(e, "c5").sources.size.source)
     assert(e:ingest { type = "quiz_answer", customer = "c2", quiz = "fit", question = "3", answer = "1" })
     assert.are.equal("u30", prefs(e, "c2").prefs.age)
     local before = e:stats().events_total

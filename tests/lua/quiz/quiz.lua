@@ -15,6 +15,10 @@ local quizzes = {
   },
 }
 return {
-  quiz = function(ctx) return quizzes[ctx.context.quiz] and { questions = quizzes[ctx.context.quiz] } end,
+  -- Quiz 7 is the same quiz under a numbered id (the page may send 7 or "7").
+  quiz = function(ctx)
+    local q = quizzes[ctx.context.quiz] or (tostring(ctx.context.quiz) == "7" and quizzes.fit)
+    return q and { questions = q }
+  end,
   probe = function(ctx) return { prefs = ctx.customer.prefs, sources = ctx.customer.pref_sources } end,
 }
