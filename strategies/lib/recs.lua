@@ -280,7 +280,12 @@ local function picker(ctx, c)
   return self
 end
 
--- The most specific bestseller list there is for this visitor.
+-- The visitor's segment's bestsellers, most specific first (country and
+-- gender, country, gender), each list nudged by the visitor's interests;
+-- while fewer than opts.k rows, the broader lists fill up with rows not
+-- yet listed, and at last everyone's: one German sale does not leave a
+-- home page of four with one item.  Each row keeps the label of the list it
+-- came from (a shop-wide row is not "in Germany").
 local function segment_bestsellers(ctx, opts)
   local a = ctx.customer.attrs
   local country = ctx.context.country or a.country
@@ -288,14 +293,27 @@ local function segment_bestsellers(ctx, opts)
   if country and a.gender then tries[#tries + 1] = { "country+gender", country .. "|" .. a.gender } end
   if country then tries[#tries + 1] = { "country", country } end
   if a.gender then tries[#tries + 1] = { "gender", a.gender } end
+  local want = opts.k or 10
+  local out, listed = {}, {}
+  local function add(rows)
+    for _, row in ipairs(rows) do
+      if #out >= want then return end
+      if not listed[row.id] then
+        listed[row.id] = true
+        out[#out + 1] = row
+      end
+    end
+  end
+  local who = ctx.customer.id or ctx.customer.anon or ""
   for _, t in ipairs(tries) do
+    if #out >= want then return out end
     local rows = tailor.trending(t[1], t[2], opts)
     if #rows > 0 then
       local label = text.segment_label(t[1], t[2])
       -- Nudge towards what the visitor likes: a runner sees running first.
       local ids = {}
       for i, row in ipairs(rows) do ids[i] = row.id end
-      local like = tailor.affinity(ctx.customer.id or ctx.customer.anon or "", ids)
+      local like = tailor.affinity(who, ids)
       for _, row in ipairs(rows) do
         row.segment_label = label
         row.score = row.score * (1 + (like[row.id] or 0))
@@ -304,10 +322,12 @@ local function segment_bestsellers(ctx, opts)
         if x.score ~= y.score then return x.score > y.score end
         return x.id < y.id
       end)
-      return rows
+      add(rows)
     end
   end
-  return tailor.trending(nil, nil, opts)
+  if #out == 0 then return tailor.trending(nil, nil, opts) end
+  if #out < want then add(tailor.trending(nil, nil, opts)) end
+  return out
 end
 
 -- What the visitor told the shop in the quiz (ctx.customer.prefs, see

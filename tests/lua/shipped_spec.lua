@@ -218,6 +218,40 @@ describe("the shipped strategies", function()
     e:close()
   end)
 
+  it("fills a thin segment's bestsellers up from the broader lists, each row labelled by its own", function()
+    local e = shop()
+    local function customer(id, country, gender)
+      assert(e:ingest { type = "customer_upsert", customer = { id = id,
+                        attrs = { country = country, gender = gender } } })
+    end
+    -- One sale among women in Germany, one among men there, one among
+    -- women elsewhere; the rest of the shop buys yoga mats and tights.
+    customer("d1", "DE", "female"); order(e, "d1", "d1", { "hat" }, 2 * DAY)
+    customer("d2", "DE", "male"); order(e, "d2", "d2", { "gloves" }, 2 * DAY)
+    customer("u1", "US", "female"); order(e, "u1", "u1", { "scarf" }, 2 * DAY)
+    for i = 1, 4 do order(e, "y" .. i, "y" .. i, { "yoga" }, 2 * DAY) end
+    for i = 1, 3 do order(e, "t" .. i, "t" .. i, { "tights" }, 2 * DAY) end
+    customer("anna", "DE", "female")
+    local d = e:decide { kind = "recommend", customer = "anna", k = 5, page = { type = "home" } }
+    assert.is_nil(d.fallback, d.error)
+    assert.are.same({ "hat", "gloves", "scarf", "yoga", "tights" }, ids(d))
+    local said = {}
+    for _, it in ipairs(d.items) do said[#said + 1] = it.explain end
+    assert.are.same({ "Bestseller among women in Germany", "Bestseller in Germany",
+                      "Bestseller among women", "Bestseller right now", "Bestseller right now" }, said)
+    -- A visitor known only by the country the storefront sends.
+    d = e:decide { kind = "recommend", anon = "newde", k = 4, page = { type = "home" },
+                   context = { country = "DE" } }
+    assert.are.equal(4, #d.items)
+    local german = { d.items[1].id, d.items[2].id }
+    table.sort(german)
+    assert.are.same({ "gloves", "hat" }, german)
+    for i, it in ipairs(d.items) do
+      assert.are.equal(i <= 2, it.explain:find("Germany", 1, true) ~= nil, it.id .. ": " .. it.explain)
+    end
+    e:close()
+  end)
+
   it("assigns the product-page experiment stably and by its weights", function()
     local e = shop()
     order(e, "o1", "a1", { "jacket", "hat" }, DAY)
