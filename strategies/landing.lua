@@ -68,7 +68,9 @@ end
 local function category_bestsellers(hero, category, k)
   local c = category
   while c and c ~= "" do
-    local rows = tailor.trending("category", c, hero.opts { k = k * 2 })
+    -- Only what is in the category now (its trend table keeps an item
+    -- moved away under its old category).
+    local rows = tailor.trending("category", c, hero.opts { k = k * 2, category = c })
     if #rows > 0 then
       hero.add(rows, "Bestseller in " .. leaf(c))
       return c

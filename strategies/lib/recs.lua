@@ -466,7 +466,11 @@ end
 function pages.category(ctx, pick)
   local category = ctx.page.category
   if category then
-    local rows = tailor.trending("category", category, pick.opts { k = ctx.k * 2 })
+    -- The category's trend table counts events under the category an item
+    -- had when they came: the filter keeps only what is in it now, so an
+    -- item moved away leaves the page (and one moved in comes with the
+    -- bestsellers below).
+    local rows = tailor.trending("category", category, pick.opts { k = ctx.k * 2, category = category })
     for _, row in ipairs(rows) do row.segment_label = text.segment_label("category", category) end
     pick.add(rows)
   end

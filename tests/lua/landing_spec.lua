@@ -87,6 +87,21 @@ describe("the landing decision", function()
     e:close()
   end)
 
+  it("paid search: an item moved out of the searched category is no longer its bestseller", function()
+    local e = shop()
+    -- The racer, the shoes' bestseller, is filed under another category now.
+    assert(e:ingest { type = "item_upsert", item = { id = "racer", name = "Road Racer", price = 139,
+                                                     category = "Sport/Racing" } })
+    local r = land(e, "v7", "v7s", { medium = "paid", source = "google" }, { term = "trail shoes" })
+    explained(r)
+    assert.equal("runner", r.hero[1].id)
+    assert.matches("in Shoes$", r.hero[1].explain)
+    for i = 2, #r.hero do
+      assert.is_nil(r.hero[i].explain:find("Shoes", 1, true), r.hero[i].id .. ": " .. r.hero[i].explain)
+    end
+    e:close()
+  end)
+
   it("email: the campaign's items first, its banner and offer", function()
     local e = shop()
     local r = land(e, "v2", "v2s", { medium = "email", source = "newsletter", campaign = "spring", device = "mobile" })

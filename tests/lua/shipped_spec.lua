@@ -252,6 +252,23 @@ describe("the shipped strategies", function()
     e:close()
   end)
 
+  it("leaves an item moved to another category out of its old category's bestsellers", function()
+    local e = shop()
+    for i = 1, 5 do order(e, "u" .. i, "o" .. i, { "yoga", "tights" }, 2 * DAY) end
+    assert(e:ingest { type = "item_upsert", item = { id = "yoga", name = "Yoga Mat", price = 35, cost = 10,
+                                                     category = "Outdoor/Mats", brand = "Om" } })
+    local sport = e:decide { kind = "recommend", anon = "x", k = 4, page = { type = "category", category = "Sport" } }
+    assert.is_nil(sport.fallback, sport.error)
+    assert.is_false(has(ids(sport), "yoga"))
+    assert.are.equal("tights", sport.items[1].id)
+    assert.matches("in Sport$", sport.items[1].explain)
+    -- On its new category's page it is no bestseller "in Sport".
+    local outdoor = e:decide { kind = "recommend", anon = "x", k = 4, page = { type = "category", category = "Outdoor" } }
+    assert.are.equal("yoga", outdoor.items[1].id)
+    assert.is_nil(outdoor.items[1].explain:find("Sport", 1, true), outdoor.items[1].explain)
+    e:close()
+  end)
+
   it("assigns the product-page experiment stably and by its weights", function()
     local e = shop()
     order(e, "o1", "a1", { "jacket", "hat" }, DAY)
