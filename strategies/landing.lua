@@ -16,7 +16,9 @@
 --             the page's category; the term's own finds fill up
 --   social    what is trending now
 --   anything else (direct, referral, a returning visitor's own link)
---             the personalized home page of lib/recs.lua
+--             the personalized home page of lib/recs.lua; its banner
+--             says "picked for you" only to a visitor it knows something
+--             of (see personal), the neutral "welcome" one to anyone else
 -- A configured campaign wins over the medium for its items, banner and
 -- offer.
 
@@ -118,13 +120,30 @@ function by_medium.social(ctx, hero, k, src)
   return { why = "You came" .. from .. ": here is what everyone is buying right now" }
 end
 
--- Direct, referral and anything else: the visitor's own home page.
+-- Direct, referral and anything else: the visitor's own home page.  It
+-- says "picked for you" only when there is something of theirs it was
+-- picked from: what they looked at (ctx.customer.recent) or ordered, with
+-- personalization allowed (the host answers a visitor who declined it as
+-- no one; the consent is read too, to be sure).  It names only what they
+-- did: no "bought" to a visitor who never ordered.  Anyone else, a new
+-- visitor or one who declined, gets the neutral banner ("welcome").
 local function personal(ctx, hero, k)
   local home = setmetatable({ page = { type = "home" }, k = k }, { __index = ctx })
   hero.add(recs.recommend(home, {}))
-  local known = ctx.customer.lifecycle ~= "new_visitor"
-  return { why = known and "Picked for you from what you looked at and bought"
-                       or "Our bestsellers, to start with" }
+  local c = ctx.customer
+  local allowed = c.consent.personalization ~= false
+  local viewed = allowed and #c.recent > 0
+  local bought = allowed and c.orders > 0
+  if not viewed and not bought then
+    return { why = "Our bestsellers, to start with", banner = "welcome" }
+  end
+  if viewed and bought then
+    return { why = "Picked for you from what you looked at and bought", banner = "direct" }
+  end
+  if viewed then
+    return { why = "Picked for you from what you looked at", banner = "direct_viewed" }
+  end
+  return { why = "Picked for you from what you bought", banner = "direct_bought" }
 end
 
 -- The campaign's own items, in the order given, then its category.
@@ -173,7 +192,7 @@ local function landing(ctx)
   return {
     medium = medium, source = src.source, campaign = src.campaign,
     hero = hero.items,
-    banner = banner(campaign and campaign.banner or s.banners[kind], label),
+    banner = banner(campaign and campaign.banner or s.banners[got.banner or kind], label),
     offer = offer(ctx, campaign and campaign.offer or s.offers[kind]),
     why = got.why,
   }

@@ -41,7 +41,14 @@ return {
       email = { title = "New for you", text = "Picked for readers of our newsletter." },
       search = { title = "Bestsellers in %s", text = "What shoppers who looked for this bought most." },
       social = { title = "Trending now", text = "What everyone is buying this week." },
+      -- direct: a visitor who looked at items and ordered; direct_viewed:
+      -- one who only looked; direct_bought: one who only ordered; welcome:
+      -- anyone else who came directly (a new visitor, or one who declined
+      -- personalization: nothing there is picked from them).
       direct = { title = "Picked for you", text = "From what you looked at and bought." },
+      direct_viewed = { title = "Picked for you", text = "From what you looked at." },
+      direct_bought = { title = "Picked for you", text = "From what you bought." },
+      welcome = { title = "Welcome", text = "What is popular in our shop right now." },
     },
     offers = {
       social = { name = "social_welcome", title = "Free shipping on your first order",

@@ -170,9 +170,37 @@ describe("the landing decision", function()
     assert.equal("direct", r.medium)
     assert.equal("jacket", r.hero[1].id)
     assert.matches("^You viewed this", r.hero[1].explain)
-    assert.equal("Picked for you", r.banner.title)
-    assert.equal("Picked for you from what you looked at and bought", r.why)
+    -- They looked and never ordered: no "bought".
+    assert.same({ title = "Picked for you", text = "From what you looked at." }, r.banner)
+    assert.equal("Picked for you from what you looked at", r.why)
     assert.is_nil(r.offer)
+    e:close()
+  end)
+
+  it("direct: 'picked for you' only for a visitor with history and personalization allowed", function()
+    local e = shop()
+    local days_ago = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() - 3 * 86400)
+    -- A visitor who looked and ordered before.
+    assert(e:ingest { type = "view", anon = "v8", session = "old8", item = "hat", ts = days_ago })
+    assert(e:ingest { type = "purchase", anon = "v8", session = "old8", order_id = "v8o",
+                      items = { { id = "hat" } }, ts = days_ago })
+    local r = land(e, "v8", "v8s", { medium = "direct" })
+    assert.same({ title = "Picked for you", text = "From what you looked at and bought." }, r.banner)
+    assert.equal("Picked for you from what you looked at and bought", r.why)
+    -- A visitor with history who declined personalization, and a new one:
+    -- nothing on the page is picked from them.
+    assert(e:ingest { type = "view", anon = "v9", session = "old9", item = "jacket", ts = days_ago })
+    assert(e:ingest { type = "consent", anon = "v9", props = { personalization = false } })
+    for _, who in ipairs { "v9", "brandnew" } do
+      r = land(e, who, who .. "s", { medium = "direct" })
+      explained(r)
+      assert.equal("direct", r.medium)
+      assert.equal("Welcome", r.banner.title, who)
+      assert.is_nil(r.banner.text:find("you looked at", 1, true), who .. ": " .. r.banner.text)
+      assert.is_nil(r.banner.text:find("bought", 1, true), who .. ": " .. r.banner.text)
+      assert.is_nil(r.why:find("for you", 1, true), who .. ": " .. r.why)
+      assert.is_true(#r.hero > 0, who)
+    end
     e:close()
   end)
 
