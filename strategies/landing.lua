@@ -74,7 +74,7 @@ local function category_bestsellers(hero, category, k)
     -- moved away under its old category).
     local rows = tailor.trending("category", c, hero.opts { k = k * 2, category = c })
     if #rows > 0 then
-      hero.add(rows, "Bestseller in " .. leaf(c))
+      hero.add(rows, "Popular in " .. leaf(c)) -- trending rows: see text.explain
       return c
     end
     c = c:match("^(.*)/[^/]*$")
@@ -117,7 +117,7 @@ by_medium.paid = by_medium.search
 function by_medium.social(ctx, hero, k, src)
   trending(hero, k, "Trending now")
   local from = src.source and (" from " .. src.source) or ""
-  return { why = "You came" .. from .. ": here is what everyone is buying right now" }
+  return { why = "You came" .. from .. ": here is what is popular right now" }
 end
 
 -- Direct, referral and anything else: the visitor's own home page.  It
@@ -135,7 +135,7 @@ local function personal(ctx, hero, k)
   local viewed = allowed and #c.recent > 0
   local bought = allowed and c.orders > 0
   if not viewed and not bought then
-    return { why = "Our bestsellers, to start with", banner = "welcome" }
+    return { why = "What is popular in our shop, to start with", banner = "welcome" }
   end
   if viewed and bought then
     return { why = "Picked for you from what you looked at and bought", banner = "direct" }

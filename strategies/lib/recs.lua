@@ -14,7 +14,8 @@
 --   category      bestsellers of the category for the visitor's segment
 --   email         from the customer's purchase history
 --
--- Bestseller rows, wherever they show, follow what the visitor said in the
+-- Bestseller rows (tailor.trending: views, carts and sales, so shown as
+-- "Popular ...", lib/text.lua), wherever they show, follow what the visitor said in the
 -- quiz (ctx.customer.prefs, settings.prefs): within their budget, and
 -- their style's categories first.
 --

@@ -39,8 +39,10 @@ return {
     campaigns = {},
     banners = {
       email = { title = "New for you", text = "Picked for readers of our newsletter." },
-      search = { title = "Bestsellers in %s", text = "What shoppers who looked for this bought most." },
-      social = { title = "Trending now", text = "What everyone is buying this week." },
+      -- The hero items are trending rows (views, carts and sales), so the
+      -- banners say "popular", not "bestsellers" (lib/text.lua).
+      search = { title = "Popular in %s", text = "What shoppers who looked for this went for most." },
+      social = { title = "Trending now", text = "What is popular this week." },
       -- direct: a visitor who looked at items and ordered; direct_viewed:
       -- one who only looked; direct_bought: one who only ordered; welcome:
       -- anyone else who came directly (a new visitor, or one who declined

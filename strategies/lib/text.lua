@@ -42,14 +42,20 @@ function M.explain(row, ctx)
   elseif row.reason == "read_next" then
     return "Read next after " .. name_of(because)
   elseif row.reason == "trending" then
-    local s = row.segment_label and ("Bestseller " .. row.segment_label) or "Bestseller right now"
+    -- "Popular", not "Bestseller": tailor.trending scores views 1, carts 3
+    -- and purchases 5, so a row may have no sale at all (a much viewed
+    -- item), and its score cannot tell one sale from five views.  Nor can
+    -- tailor.item's `purchases` vouch for it: a lifetime, shop-wide count
+    -- says nothing of "right now" or "in Germany".  Popular is true of
+    -- every row.
+    local s = row.segment_label and ("Popular " .. row.segment_label) or "Popular right now"
     return row.style and (s .. ", in your " .. row.style .. " style") or s
   end
   return "Popular right now"
 end
 
--- "among runners in Germany": a human label for the segment a bestseller
--- list was computed for.
+-- "among runners in Germany": a human label for the segment a trending
+-- ("bestseller") list was computed for.
 function M.segment_label(key, value)
   if key == "country" then return "in " .. (M.countries[value] or value) end
   if key == "category" then return "in " .. value end

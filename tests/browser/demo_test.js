@@ -350,7 +350,7 @@ async function run(base, catalog) {
     await open(page, base);
     const best = await widgetItems(page, "#bestsellers");
     check("home shows bestsellers", best.length > 0);
-    check("bestsellers say for whom", best.every((i) => /^Bestseller (in|among) /.test(i.explain)),
+    check("bestsellers say for whom", best.every((i) => /^Popular (in|among) /.test(i.explain)),
       JSON.stringify(best));
     check("a new visitor has nothing to continue", (await widgetItems(page, "#continue")).length === 0);
     check("a direct visit gets no landing hero", !(await page.isVisible("#landing")));
@@ -533,7 +533,7 @@ async function run(base, catalog) {
     };
     const ad = await landing("?utm_source=google&utm_medium=cpc&utm_term=winter+jacket");
     check("a paid search ad gets the search landing", ad.medium === "paid" &&
-      ad.title === "Bestsellers in winter jacket" && ad.why === "You searched for 'winter jacket'",
+      ad.title === "Popular in winter jacket" && ad.why === "You searched for 'winter jacket'",
       JSON.stringify(ad));
     check("with its hero items, explained", ad.hero.length > 0 && ad.hero.every((i) => i.explain),
       JSON.stringify(ad.hero));

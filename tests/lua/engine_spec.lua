@@ -63,7 +63,7 @@ describe("the engine as a Lua module", function()
     local d = e:decide { kind = "recommend", anon = "v2", k = 2, page = { type = "home" } }
     assert.is_nil(d.fallback, d.error)
     assert.are.same({ "a", "b" }, { d.items[1].id, d.items[2].id })
-    assert.are.equal("Bestseller right now", d.items[1].explain)
+    assert.are.equal("Popular right now", d.items[1].explain)
     assert(e:ingest { type = "add_to_cart", item = "a", anon = "v2" })
     d = e:decide { kind = "recommend", anon = "v2", k = 2, page = { type = "home" } }
     assert.are.same({ "b", "c" }, { d.items[1].id, d.items[2].id })

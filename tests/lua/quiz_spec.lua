@@ -246,7 +246,7 @@ describe("quiz", function()
     quiz("style", "sporty")
     local sporty = home()
     assert.are.same({ "mat", "tee", "socks" }, { sporty[1].id, sporty[2].id, sporty[3].id })
-    assert.matches("^Bestseller .*, in your sporty style$", sporty[1].explain)
+    assert.matches("^Popular .*, in your sporty style$", sporty[1].explain)
     assert.are.equal("hat", sporty[4].id) -- the rest of the budget after the style
     quiz("size", "m") -- the strategy reads no size
     assert.are.same(sporty, home())

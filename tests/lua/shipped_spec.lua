@@ -214,7 +214,7 @@ describe("the shipped strategies", function()
     local anna = e:decide { kind = "recommend", customer = "anna", k = 2, page = { type = "home" } }
     assert.are.same({ "yoga" }, ids(global))
     assert.is_false(has(ids(anna), "yoga"))
-    assert.are.equal("Bestseller among women in Germany", anna.items[1].explain)
+    assert.are.equal("Popular among women in Germany", anna.items[1].explain)
     e:close()
   end)
 
@@ -237,8 +237,8 @@ describe("the shipped strategies", function()
     assert.are.same({ "hat", "gloves", "scarf", "yoga", "tights" }, ids(d))
     local said = {}
     for _, it in ipairs(d.items) do said[#said + 1] = it.explain end
-    assert.are.same({ "Bestseller among women in Germany", "Bestseller in Germany",
-                      "Bestseller among women", "Bestseller right now", "Bestseller right now" }, said)
+    assert.are.same({ "Popular among women in Germany", "Popular in Germany",
+                      "Popular among women", "Popular right now", "Popular right now" }, said)
     -- A visitor known only by the country the storefront sends.
     d = e:decide { kind = "recommend", anon = "newde", k = 4, page = { type = "home" },
                    context = { country = "DE" } }
@@ -266,6 +266,28 @@ describe("the shipped strategies", function()
     local outdoor = e:decide { kind = "recommend", anon = "x", k = 4, page = { type = "category", category = "Outdoor" } }
     assert.are.equal("yoga", outdoor.items[1].id)
     assert.is_nil(outdoor.items[1].explain:find("Sport", 1, true), outdoor.items[1].explain)
+    e:close()
+  end)
+
+  it("calls trending rows popular, not bestsellers: views and carts count too", function()
+    local e = shop()
+    -- Nobody bought anything: one view, one cart, one view in Germany.
+    assert(e:ingest { type = "view", anon = "w1", item = "yoga" })
+    assert(e:ingest { type = "add_to_cart", anon = "w2", item = "sofa" })
+    assert(e:ingest { type = "customer_upsert", customer = { id = "d1", attrs = { country = "DE" } } })
+    assert(e:ingest { type = "view", customer = "d1", item = "hat" })
+    local d = e:decide { kind = "recommend", anon = "v1", k = 2, page = { type = "home" } }
+    assert.are.equal(2, #d.items)
+    for _, it in ipairs(d.items) do
+      assert.are.equal("trending", it.reason)
+      assert.are.equal("Popular right now", it.explain)
+    end
+    d = e:decide { kind = "recommend", anon = "v2", k = 1, page = { type = "home" }, context = { country = "DE" } }
+    assert.are.same({ "hat" }, ids(d))
+    assert.are.equal("Popular in Germany", d.items[1].explain)
+    d = e:decide { kind = "recommend", anon = "v3", k = 1, page = { type = "category", category = "Sport" } }
+    assert.are.same({ "yoga" }, ids(d))
+    assert.are.equal("Popular in Sport", d.items[1].explain)
     e:close()
   end)
 
