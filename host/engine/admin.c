@@ -284,20 +284,28 @@ int tailor_customer(tailor *t, const char *id, int flags, char **out,
     json_decref(profile);
   }
   const idx_person *ps = f.seen ? &x->person[p] : NULL;
-  json_object_set_new(
-      o, "figures",
-      json_pack("{si si sf sf sI sI sI sf sf ss sf sf sf so so so}", "orders", (int)f.orders,
-                "visits", (int)f.visits, "revenue", f.revenue, "avg_order",
-                f.avg_order, "first_seen", (json_int_t)f.first_seen, "last_seen",
-                (json_int_t)f.last_seen, "last_order", (json_int_t)f.last_order,
-                "days_since_visit", f.days_since_visit, "days_since_order",
-                f.days_since_order, "lifecycle", idx_lifecycle_name(f.lifecycle),
-                "p_alive", f.p_alive, "expected_orders", f.expected_orders,
-                "predicted_value", f.predicted_value,
-                "recent", ids_json(x, ps ? &ps->recent : NULL), "cart",
-                ids_json(x, ps ? &ps->cart : NULL), "bought",
-                ids_json(x, ps ? &ps->bought : NULL)));
-  json_object_set_new(json_object_get(o, "figures"), "prefs", prefs_json(x, ps));
+  /* json_pack refuses a non-finite number: checked, so that a bad figure
+     is an error rather than a profile without its figures. */
+  json_t *fig = json_pack("{si si sf sf sI sI sI sf sf ss sf sf sf}", "orders", (int)f.orders,
+                          "visits", (int)f.visits, "revenue", f.revenue, "avg_order",
+                          f.avg_order, "first_seen", (json_int_t)f.first_seen, "last_seen",
+                          (json_int_t)f.last_seen, "last_order", (json_int_t)f.last_order,
+                          "days_since_visit", f.days_since_visit, "days_since_order",
+                          f.days_since_order, "lifecycle", idx_lifecycle_name(f.lifecycle),
+                          "p_alive", f.p_alive, "expected_orders", f.expected_orders,
+                          "predicted_value", f.predicted_value);
+  if (!o || !fig) {
+    pthread_rwlock_unlock(&t->lock);
+    json_decref(o);
+    json_decref(fig);
+    return util_fail(err, o ? TAILOR_EINVAL : TAILOR_ENOMEM, "figures",
+                     "customer '%s': a figure is not a finite number (or out of memory)", id);
+  }
+  json_object_set_new(fig, "recent", ids_json(x, ps ? &ps->recent : NULL));
+  json_object_set_new(fig, "cart", ids_json(x, ps ? &ps->cart : NULL));
+  json_object_set_new(fig, "bought", ids_json(x, ps ? &ps->bought : NULL));
+  json_object_set_new(fig, "prefs", prefs_json(x, ps));
+  json_object_set_new(o, "figures", fig);
   pthread_rwlock_unlock(&t->lock);
   *out = json_dumps(o, JSON_COMPACT);
   json_decref(o);

@@ -18,6 +18,10 @@
 #define CLV_HYP_EPS 1e-16        /* bound on the series' neglected tail, relative */
 #define CLV_HYP_RESCALE 1e250    /* the running sum is divided by this when past it */
 #define CLV_POLE_EPS 1e-4        /* distance from a removable singularity to bridge */
+#define CLV_QUAD_TAU_MAX 20.0    /* tanh-sinh: the farthest node, in its variable */
+#define CLV_QUAD_LEVELS 9        /* tanh-sinh: halvings of the step 1/2 */
+#define CLV_QUAD_EPS 1e-12       /* tanh-sinh: relative change that ends the halving */
+#define CLV_QUAD_LOG_TINY -750.0 /* tanh-sinh: ln of a weight past which a side ends */
 #define CLV_MAX_DISCOUNT_STEPS 1200 /* 100 years of months */
 
 const char *clv_strerror(int code) {
@@ -295,6 +299,9 @@ static double log_hyp2f1(double a, double b, double c, double z, int *sign) {
 ** 2F1(A,B;C;z) = (1-z)^(C-A-B) 2F1(C-A, C-B; C; z) (as lifetimes falls back
 ** to) gives a series whose parameters no longer grow with x.
 */
+static double numerator_integral(double r, double alpha, double a, double b,
+                                 double t, double x, double T);
+
 static double numerator(double r, double alpha, double a, double b, double t,
                         double x, double T) {
   double ha = r + x, hb = b + x, hc = a + b + x - 1, z = t / (alpha + T + t);
@@ -302,8 +309,55 @@ static double numerator(double r, double alpha, double a, double b, double t,
   double lh = log_hyp2f1(ha, hb, hc, z, &sign);
   if (!isfinite(lh))
     lh = log_hyp2f1(hc - ha, hc - hb, hc, z, &sign) + (hc - ha - hb) * log1p(-z);
+  if (!isfinite(lh)) /* z near 1: both series crawl */
+    return numerator_integral(r, alpha, a, b, t, x, T);
   double y = lh + ha * log1p(-z); /* ln |(1-z)^(r+x) 2F1| */
   return hc / (a - 1) * (sign > 0 ? -expm1(y) : 1 + exp(y));
+}
+
+/* ln(1 / (1 + e^-u)) without overflow. */
+static double log_sigmoid(double u) {
+  return u > 0 ? -log1p(exp(-u)) : u - log1p(exp(u));
+}
+
+/*
+** The same numerator as an integral, for z so near 1 (a customer of the
+** last hour, with a small alpha) that neither series settles: given alive,
+** lambda ~ Gamma(r+x, alpha+T) and p ~ Beta(a, b+x), and the expected
+** orders in t are (1 - e^(-lambda p t)) / p; over lambda that is
+**   E_p[(1 - (1 + p t/(alpha+T))^-(r+x)) / p],
+** a smooth integrand against the Beta density, whose endpoint
+** singularities tanh-sinh quadrature (p = 1/(1 + e^(-pi sinh tau)))
+** absorbs.  It has no pole at a = 1 either.  NAN when the step halvings
+** do not agree.
+*/
+static double numerator_integral(double r, double alpha, double a, double b,
+                                 double t, double x, double T) {
+  double s = r + x, k = t / (alpha + T), bx = b + x;
+  double lbeta = log_gamma(a) + log_gamma(bx) - log_gamma(a + bx);
+  double sum = 0, prev = NAN, h = 1;
+  for (int level = 0; level <= CLV_QUAD_LEVELS; level++) {
+    h /= 2;
+    /* Each halving adds the odd multiples of the new step, out from 0 on
+       each side until the weights have died off. */
+    for (int side = -1; side <= 1; side += 2) {
+      long j = level ? 1 : side > 0 ? 0 : 1;
+      for (;; j += level ? 2 : 1) {
+        double tau = side * j * h, u = M_PI * sinh(tau);
+        double lw = log(M_PI * cosh(tau)) + a * log_sigmoid(u) + bx * log_sigmoid(-u) - lbeta;
+        if (j * h > 1 && lw < CLV_QUAD_LOG_TINY) break;
+        /* Weights alive this far out (a or b+x near 0): mass is missed. */
+        if (j * h > CLV_QUAD_TAU_MAX) return NAN;
+        double p = 1 / (1 + exp(-u));
+        double g = p > 0 ? -expm1(-s * log1p(p * k)) / p : s * k;
+        sum += exp(lw) * g;
+      }
+    }
+    double est = sum * h;
+    if (level && fabs(est - prev) <= CLV_QUAD_EPS * fabs(est)) return est;
+    prev = est;
+  }
+  return NAN;
 }
 
 /*

@@ -118,9 +118,12 @@ double clv_p_alive(const clv_bgnbd *m, uint32_t x, double t_x, double T);
 ** Expected number of orders in the next `horizon_days` of a customer with
 ** history (x, t_x, T): equation (10) of the BG/NBD paper.  Its Gauss
 ** hypergeometric function is summed as a series to full precision, with
-** Euler's transformation when that series will not converge; at the
-** removable singularities of the closed form (a = 1, or a + b = 1 when
-** x == 0) the mean of two close neighbours is returned.
+** Euler's transformation when that series will not converge, and the
+** expectation integrated over p (tanh-sinh) when neither settles (z =
+** t/(alpha+T+t) near 1: a customer of the last hour under a small alpha);
+** at the removable singularities of the closed form (a = 1, or a + b = 1
+** when x == 0) the mean of two close neighbours is returned.  NAN when
+** all of them fail (parameters at the fit's bounds).
 */
 double clv_expected_purchases(const clv_bgnbd *m, double horizon_days,
                               uint32_t x, double t_x, double T);

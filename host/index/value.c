@@ -173,6 +173,11 @@ void idx_value_predict(const idx *x, const idx_person *p, int64_t now,
   clv_customer c = history(p, now);
   value_of(&x->value, &c, IDX_VALUE_HORIZON_DAYS, &f->p_alive,
            &f->expected_orders, &f->predicted_value);
+  /* A figure the formulas could not give is no figure: a NaN would reach
+     ctx.customer, where a strategy's answer holding it is not JSON. */
+  if (!isfinite(f->p_alive)) f->p_alive = -1;
+  if (!isfinite(f->expected_orders)) f->expected_orders = -1;
+  if (!isfinite(f->predicted_value)) f->predicted_value = -1;
 }
 
 /*

@@ -74,6 +74,20 @@ static void test_bgnbd_edges(void) {
   tiny.alpha = 0.1; /* z = 0.9997: slow series */
   CHECK_NEAR(clv_expected_purchases(&tiny, 365, 0, 0, 0), 44.714640310211467,
              1e-8);
+  /* A customer of the last minutes under a small alpha (one fitted on a
+     burst of orders): z = t/(alpha+T+t) within 1e-5 of 1, where both
+     series gave up and the expectation was NAN.  References: mpmath's
+     hyp2f1 and the integral over p, which agree to 20 digits. */
+  clv_bgnbd burst = {0.8, 0.0048, 0.5, 2.0, 0, 0};
+  CHECK_NEAR(clv_expected_purchases(&burst, 365, 0, 0, 0), 562.17499813566660,
+             1e-8 * 562);
+  CHECK_NEAR(clv_expected_purchases(&burst, 365, 0, 0, 0.01), 318.87846476968952,
+             1e-8 * 319);
+  CHECK_NEAR(clv_expected_purchases(&burst, 365, 3, 0.02, 0.03), 573.86191123094453,
+             1e-8 * 574);
+  burst.a = 1; /* and at the pole a = 1 (reference: the integral) */
+  CHECK_NEAR(clv_expected_purchases(&burst, 365, 2, 0.01, 0.02), 15.210198729921404,
+             1e-6 * 15.2);
   /* Invalid histories. */
   CHECK(isnan(clv_p_alive(&CDNOW, 2, 40, 38)));
   CHECK(isnan(clv_p_alive(&CDNOW, 2, -1, 38)));

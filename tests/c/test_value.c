@@ -139,6 +139,19 @@ static void test_too_few_repeat_customers(void) {
     vip += f.predicted_value >= 500; /* strategies/lib/settings.lua's VIP */
   }
   CHECK_INT(vip, 0);
+  /* A figure the formulas cannot give is -1, never NaN (ctx.customer and
+     tailor_customer's JSON cannot hold one): here a Gamma-Gamma whose
+     expected spend is undefined (q <= 1) for customers without repeats. */
+  idx_value_model saved = x->value;
+  x->value.kind = IDX_VALUE_BGNBD;
+  x->value.bg = (clv_bgnbd){0.8, 30, 0.8, 3, 0, 0};
+  x->value.gg = (clv_gamma_gamma){5, 0.9, 100, 0, 0};
+  x->value.gg_ok = 1;
+  idx_figures nan_f;
+  idx_person_figures(x, idx_person_of(x, "c5", NULL), now, &nan_f);
+  CHECK(nan_f.expected_orders > 0 && isfinite(nan_f.expected_orders));
+  CHECK_NEAR(nan_f.predicted_value, -1, 0);
+  x->value = saved;
   /* Its check says the same: no model before the cutoff either. */
   idx_value_order o[41];
   size_t k = 0;

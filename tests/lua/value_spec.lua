@@ -105,4 +105,54 @@ describe("the value model", function()
     assert.is_number(pop.result.customer.p_alive)
     e:close()
   end)
+
+  -- 80 customers over 300 days, a third of whom stop ordering, each order
+  -- its own order id; returns the next free order number.
+  local function population(e, n)
+    for i = 1, 80 do
+      local gap, stop = 10 + (i % 7) * 9, (i % 3 == 0) and (150 - (i % 50) * 2) or 0
+      for d = 300 - (i % 40) * 3, 1, -gap do
+        if d < stop then break end
+        n = n + 1
+        order(e, "q" .. i, "p" .. n, i % 5 == 0 and "sofa" or "hat", d * DAY)
+        if i % 4 == 0 then break end
+      end
+    end
+    return n
+  end
+
+  local function fresh(name)
+    local db = (os.getenv("TAILOR_TEST_TMP") or "/tmp") .. "/" .. name .. ".db"
+    for _, f in ipairs { db, db .. "-wal", db .. "-shm", db .. ".ckpt" } do os.remove(f) end
+    return db
+  end
+
+  -- A burst of orders a minute apart gives the fit a tiny alpha (hours);
+  -- a customer whose first order is minutes old then has z = t/(alpha+T+t)
+  -- within 1e-5 of 1, where the hypergeometric series never settled: the
+  -- figures were NaN, a popup answering ctx.customer fell back ("number is
+  -- not finite") and tailor.customer lost its whole figures object.
+  it("gives finite figures to a customer of the last minutes", function()
+    local db = fresh("value_spec_burst")
+    local e = shop(db, 0)
+    local n = population(e, 0)
+    for i = 1, 300 do order(e, "burst", "b" .. i, "hat", 2 * DAY - i * 60) end
+    e:close()
+    e = assert(tailor.open { db = db, strategies = root .. "/tests/lua/decide",
+                             lua = { reload_interval_ms = 60000 }, index = { value_refit_orders = 0 } })
+    local vm = e:stats().value_model
+    assert.are.equal("bgnbd", vm.kind)
+    assert.is_true(vm.bgnbd.alpha < 0.05, "alpha " .. vm.bgnbd.alpha)
+    order(e, "newbie", "p" .. (n + 1), "hat", 0)
+    local f = e:customer("newbie").figures
+    assert.is_table(f)
+    for _, k in ipairs { "p_alive", "expected_orders", "predicted_value" } do
+      assert.is_true(f[k] == f[k] and f[k] > 0 and f[k] < math.huge, k .. " " .. tostring(f[k]))
+    end
+    local pop = assert(e:decide { kind = "popup", customer = "newbie" })
+    assert.is_nil(pop.fallback, pop.error)
+    assert.is_true(math.abs(pop.result.customer.predicted_value - f.predicted_value)
+                   < 1e-3 * f.predicted_value)
+    e:close()
+  end)
 end)
