@@ -142,11 +142,13 @@ void idx_value_fit(const clv_customer *c, size_t n, int64_t now,
 /*
 ** Without Gamma-Gamma, a customer's order value: their own mean with the
 ** weight of their orders, the shop's with the weight of one order, so one
-** big first order does not count as a habit.
+** big first order does not count as a habit.  A mean of 0 (free orders)
+** is a mean: taken as none, it made such customers worth the shop's
+** average order and VIP above customers who paid.
 */
 static double order_value(const idx_value_model *m, const clv_customer *c) {
-  double own = c->mean_value > 0 && isfinite(c->mean_value) ? c->mean_value
-                                                            : m->simple.order_value;
+  double own = isfinite(c->mean_value) && c->mean_value >= 0 ? c->mean_value
+                                                             : m->simple.order_value;
   return ((c->x + 1.0) * own + m->simple.order_value) / (c->x + 2.0);
 }
 

@@ -87,6 +87,42 @@ static void apply_line(idx *x, const char *line) {
   ev_clear(&e);
 }
 
+/* An order of `who` at day `day` worth `revenue`. */
+static void order_line(idx *x, const char *who, const char *id, int day, double revenue) {
+  char line[400];
+  snprintf(line, sizeof line,
+           "{\"type\":\"purchase\",\"customer\":\"%s\",\"order_id\":\"%s\","
+           "\"revenue\":%.17g,\"items\":[{\"id\":\"hat\",\"price\":40}],\"ts\":%lld}",
+           who, id, revenue, T0 + (long long)day * DAY);
+  apply_line(x, line);
+}
+
+/*
+** Without Gamma-Gamma a customer's order value is their mean shrunk to the
+** shop's.  A mean of 0 (free orders, a sample, a full discount) is a mean:
+** it once counted as no mean, so such customers were valued at the shop's
+** order value and could be VIP above customers who paid.
+*/
+static void test_zero_order_value(void) {
+  idx *x = idx_new(NULL);
+  order_line(x, "free", "f1", 10, 0);
+  order_line(x, "free", "f2", 20, 0);
+  order_line(x, "paid", "p1", 10, 40);
+  order_line(x, "paid", "p2", 20, 40);
+  x->value.kind = IDX_VALUE_SIMPLE;
+  x->value.simple = (clv_simple){30, 300};
+  idx_figures free_f, paid_f;
+  int64_t now = T0 + 25 * DAY;
+  idx_person_figures(x, idx_person_of(x, "free", NULL), now, &free_f);
+  idx_person_figures(x, idx_person_of(x, "paid", NULL), now, &paid_f);
+  CHECK_NEAR(free_f.expected_orders, paid_f.expected_orders, 1e-12);
+  /* (2 orders * own mean + the shop's 300) / 3 */
+  CHECK_NEAR(free_f.predicted_value, free_f.expected_orders * 100, 1e-9);
+  CHECK_NEAR(paid_f.predicted_value, paid_f.expected_orders * (80 + 300) / 3.0, 1e-9);
+  CHECK(free_f.predicted_value < paid_f.predicted_value);
+  idx_free(x);
+}
+
 static void test_spearman(void) {
   double x[] = {1, 2, 3, 4, 5}, up[] = {10, 20, 30, 40, 50}, down[] = {5, 4, 3, 2, 1};
   CHECK_NEAR(idx_spearman(x, up, 5), 1, 1e-12);
@@ -313,6 +349,7 @@ static void test_held_orders(void) {
 
 int main(void) {
   RUN(test_spearman);
+  RUN(test_zero_order_value);
   RUN(test_too_few_repeat_customers);
   RUN(test_holdout_beats_past_spend);
   RUN(test_holdout_shortened);
