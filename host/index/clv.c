@@ -11,6 +11,7 @@
 #define CLV_NM_STEP 0.5          /* first simplex: this far along each log-parameter */
 #define CLV_NM_XTOL 1e-7         /* convergence: simplex size in log-parameters */
 #define CLV_NM_MAX_RUNS 10       /* restarts from the best point, at most */
+#define CLV_NM_FLAT_ITERS 200    /* iterations without gain that make a run flat */
 #define CLV_LOG_PARAM_MAX 30.0   /* |log param| past which the objective is +inf */
 #define CLV_FIT_SCALE_T 10.0     /* times are scaled so the oldest customer is this old */
 #define CLV_X_CACHE 64           /* repeat counts whose Gamma terms are tabled */
@@ -47,14 +48,24 @@ void clv_fit_opts_default(clv_fit_opts *o) {
 ** to about 1e-15.  Ours rather than lgamma(), which writes the global
 ** `signgam` and so is not safe to call from several threads.
 */
+static double stirling_series(double z) {
+  double iz = 1 / z, iz2 = iz * iz;
+  return iz * (1.0 / 12 -
+               iz2 * (1.0 / 360 - iz2 * (1.0 / 1260 - iz2 * (1.0 / 1680 - iz2 / 1188))));
+}
+
 static double log_gamma(double z) {
   double shift = 1;
   while (z < 10) shift *= z++;
-  double iz = 1 / z, iz2 = iz * iz;
-  double series =
-      iz * (1.0 / 12 -
-            iz2 * (1.0 / 360 - iz2 * (1.0 / 1260 - iz2 * (1.0 / 1680 - iz2 / 1188))));
-  return (z - 0.5) * log(z) - z + 0.91893853320467274178 + series - log(shift);
+  return (z - 0.5) * log(z) - z + 0.91893853320467274178 + stirling_series(z) - log(shift);
+}
+
+/* ln Gamma(y+x) - ln Gamma(y), x >= 0, without the cancellation of two
+   huge ln Gamma when y is large. */
+static double log_gamma_ratio(double y, double x) {
+  if (y < 10) return log_gamma(y + x) - log_gamma(y);
+  double z = y + x;
+  return (y - 0.5) * log1p(x / y) + x * log(z) - x + stirling_series(z) - stirling_series(y);
 }
 
 static int history_ok(uint32_t x, double t_x, double T) {
@@ -71,8 +82,13 @@ static double log_add(double u, double v) {
 /*
 ** Nelder-Mead on at most 4 parameters.  One run starts from a simplex of
 ** side CLV_NM_STEP around theta and stops when the simplex's values lie
-** within tol and its points within CLV_NM_XTOL, or the budget is spent.
+** within tol and its points within CLV_NM_XTOL (NM_CONVERGED), when its
+** values have lain within tol for CLV_NM_FLAT_ITERS iterations in which
+** the best gained no more than tol (NM_FLAT: a ridge of equal values, along
+** which the points never close up), or when the budget is spent (0).
 */
+enum { NM_CONVERGED = 1, NM_FLAT = 2 };
+
 typedef double (*objective_fn)(const double *theta, void *ud);
 
 enum { NM_MAX_DIM = 4 };
@@ -107,12 +123,16 @@ static int nm_run(objective_fn f, void *ud, int dim, double *theta,
     fs[i] = i ? f(s[i], ud) : *fbest;
   }
   int converged = 0;
+  double mark = *fbest; /* the best when the values last gained */
+  unsigned mark_it = 0;
   for (unsigned it = 0;; it++) {
     nm_sort(dim, s, fs);
     double size = 0;
     for (int i = 1; i <= dim; i++)
       for (int k = 0; k < dim; k++) size = fmax(size, fabs(s[i][k] - s[0][k]));
-    if (fs[dim] - fs[0] <= tol && size <= CLV_NM_XTOL) converged = 1;
+    if (mark - fs[0] > tol || fs[dim] - fs[0] > tol) mark = fs[0], mark_it = it;
+    if (fs[dim] - fs[0] <= tol && size <= CLV_NM_XTOL) converged = NM_CONVERGED;
+    else if (it - mark_it >= CLV_NM_FLAT_ITERS) converged = NM_FLAT;
     if (converged || it >= budget) {
       *used += it;
       break;
@@ -149,7 +169,13 @@ static int nm_run(objective_fn f, void *ud, int dim, double *theta,
 /*
 ** Runs from the best point so far until one gains no more than tol: a
 ** single Nelder-Mead run can stall on a collapsed simplex far from the
-** optimum, a fresh simplex cannot.
+** optimum, a fresh simplex cannot.  A run that ends flat counts as one
+** that converged: where a fresh simplex around the best point finds
+** nothing better by more than tol, the objective is flat to tolerance
+** there.  BG/NBD's likelihood is often such a ridge (a, b -> infinity at
+** a fixed a/b: a dropout probability the same for every customer), along
+** which the predictions no longer change; the fit was refused on
+** ordinary shops for it.
 */
 static int minimise(objective_fn f, void *ud, int dim, double *theta,
                     const clv_fit_opts *o, unsigned *iters) {
@@ -181,12 +207,17 @@ static int unlog(const double *theta, int dim, double *p) {
 ** Sum of the log-likelihood (lifetimes' A_1 .. A_4) with times multiplied
 ** by `scale`.  The Gamma-function terms depend on x alone and most
 ** customers have few repeat orders, so those are tabled per call.
+** B(a, b+x) / B(a, b) is the product of (b+j)/(a+b+j) over j < x, summed
+** as logs below CLV_X_CACHE and as two ratios of Gamma functions above: as
+** four ln Gamma of a + b near 1e7 (the likelihood's ridge, at minimise)
+** it cancelled to noise of 1e-8, more than the fit's tolerance, and the
+** fit never settled.
 */
 static double bg_loglik(double r, double alpha, double a, double b,
                         const clv_customer *c, size_t n, double scale) {
   double g[CLV_X_CACHE], h[CLV_X_CACHE];
   uint64_t have = 0;
-  double k = -log_gamma(r) + r * log(alpha) + log_gamma(a + b) - log_gamma(b);
+  double k = -log_gamma(r) + r * log(alpha);
   double la = log(a), ll = 0;
   for (size_t i = 0; i < n; i++) {
     uint32_t x = c[i].x;
@@ -194,7 +225,11 @@ static double bg_loglik(double r, double alpha, double a, double b,
     if (x < CLV_X_CACHE && ((have >> x) & 1)) {
       gx = g[x], hx = h[x];
     } else {
-      gx = log_gamma(r + x) + log_gamma(b + x) - log_gamma(a + b + x);
+      gx = log_gamma(r + x);
+      if (x < CLV_X_CACHE)
+        for (uint32_t j = 0; j < x; j++) gx += log((b + j) / (a + b + j));
+      else
+        gx += log_gamma_ratio(b, x) - log_gamma_ratio(a + b, x);
       hx = x ? log(b + x - 1) : 0;
       if (x < CLV_X_CACHE) g[x] = gx, h[x] = hx, have |= (uint64_t)1 << x;
     }
@@ -524,11 +559,20 @@ double clv_simple_p_alive(const clv_simple *s, uint32_t x, double t_x,
   return exp2(-(T - (x ? t_x : 0)) / s->gap_days);
 }
 
+/*
+** The rate is the customer's own, x repeat orders in t_x days, with the
+** shop's as one more gap of its mean length g / ln 2: the shop's rate
+** without a repeat order, the customer's as they accumulate.  The shop's
+** alone ranked a one-time buyer of yesterday above a customer with ten
+** monthly orders; this way more orders at the same recency never give
+** fewer.
+*/
 double clv_simple_expected_purchases(const clv_simple *s, double horizon_days,
                                      uint32_t x, double t_x, double T) {
   if (!isfinite(horizon_days) || horizon_days < 0) return NAN;
   const double ln2 = 0.69314718055994530942;
-  return clv_simple_p_alive(s, x, t_x, T) * horizon_days * ln2 / s->gap_days;
+  double rate = (x + 1.0) / ((x ? t_x : 0) + s->gap_days / ln2);
+  return clv_simple_p_alive(s, x, t_x, T) * horizon_days * rate;
 }
 
 double clv_simple_predict(const clv_simple *s, const clv_customer *c,

@@ -180,8 +180,12 @@ double clv_predict(const clv_bgnbd *bg, const clv_gamma_gamma *gg,
 ** CLV_SIMPLE_MIN_GAPS repeat customers):
 **   p_alive   = 2^(-(T - t_x) / g), the chance a gap lasts as long as the
 **               customer's silence so far (t_x = 0 when x == 0);
-**   purchases = p_alive * horizon * ln 2 / g (churn within the horizon is
-**               not modelled, so this errs high over long horizons);
+**   purchases = p_alive * horizon * (x + 1) / (t_x + g / ln 2): the
+**               customer's own rate (x repeat orders in t_x days) with the
+**               shop's (ln 2 / g) as one more gap, so the shop's without a
+**               repeat order and more orders at the same recency never
+**               fewer (churn within the horizon is not modelled, so this
+**               errs high over long horizons);
 **   value     = purchases * order_value.
 */
 typedef struct clv_simple {

@@ -293,6 +293,38 @@ static void test_gamma_gamma_recovery(void) {
              0.03 * 30);
 }
 
+/*
+** A shop whose customers all drop out alike: the likelihood has no maximum
+** at finite a, b but rises ever more slowly along a/b = const to the
+** limit of a fixed dropout probability, where the predictions settle.
+** The fit was refused there ("did not converge": four ln Gamma near 1e7
+** cancelled to noise above the tolerance), and the simple estimator stood
+** in on an ordinary shop.
+*/
+static void test_bgnbd_ridge(void) {
+  clv_customer c[80];
+  for (int i = 1; i <= 80; i++) {
+    int gap = 10 + (i % 7) * 9, stop = i % 3 == 0 ? 150 - (i % 50) * 2 : 0;
+    int first = 300 - (i % 40) * 3, last = first, k = 0;
+    for (int d = first; d >= 1; d -= gap) {
+      if (d < stop) break;
+      last = d, k++;
+      if (i % 4 == 0) break;
+    }
+    c[i - 1] = (clv_customer){(uint32_t)(k - 1), first - last, first, 40};
+  }
+  clv_bgnbd m;
+  CHECK_INT(clv_fit_bgnbd(c, 80, NULL, &m), CLV_OK);
+  CHECK(m.a > 1e3 && m.b > 1e3);
+  CHECK_NEAR(m.a / (m.a + m.b), 0.0163, 0.001);
+  /* As good as the ridge's points, and predicting as they do. */
+  const clv_bgnbd ridge = {0.706427, 27.1882, 408934, 2.46538e7, 0, 0};
+  CHECK(m.loglik >= clv_bgnbd_loglik(&ridge, c, 80) - 1e-6);
+  CHECK_NEAR(clv_p_alive(&m, 3, 60, 200), clv_p_alive(&ridge, 3, 60, 200), 1e-3);
+  CHECK_NEAR(clv_expected_purchases(&m, 365, 3, 60, 200),
+             clv_expected_purchases(&ridge, 365, 3, 60, 200), 1e-3 * 3.55);
+}
+
 static void test_fit_refuses(void) {
   clv_customer c[40];
   for (int i = 0; i < 40; i++) c[i] = (clv_customer){i % 3 == 0, 5, 50, 20};
@@ -338,11 +370,23 @@ static void test_simple_estimator(void) {
   CHECK_NEAR(clv_simple_p_alive(&s, 1, 70, 100), 0.5, 1e-15);
   CHECK_NEAR(clv_simple_p_alive(&s, 0, 0, 60), 0.25, 1e-15);
   CHECK_NEAR(clv_simple_p_alive(&s, 2, 100, 100), 1, 0);
+  /* Without a repeat order, the shop's rate ln 2 / gap; with x of them
+     over t_x days, their own rate shrunk to it: (x+1) / (t_x + gap/ln 2). */
+  CHECK_NEAR(clv_simple_expected_purchases(&s, 365, 0, 0, 60),
+             0.25 * 365 * log(2.0) / 30, 1e-12);
   double e = clv_simple_expected_purchases(&s, 365, 1, 70, 100);
-  CHECK_NEAR(e, 0.5 * 365 * log(2.0) / 30, 1e-12);
+  CHECK_NEAR(e, 0.5 * 365 * 2 / (70 + 30 / log(2.0)), 1e-12);
   CHECK_NEAR(clv_simple_predict(&s, &c[0], 365),
-             clv_simple_p_alive(&s, 1, 10, 100) * 365 * log(2.0) / 30 * 45,
+             clv_simple_p_alive(&s, 1, 10, 100) * 365 * 2 / (10 + 30 / log(2.0)) * 45,
              1e-12);
+  /* More orders at the same recency never mean fewer expected: the rate
+     once ignored them, and a one-time buyer of yesterday outranked a
+     customer of ten orders ten days apart whose last was yesterday too. */
+  for (uint32_t x = 1; x < 20; x++)
+    CHECK(clv_simple_expected_purchases(&s, 365, x + 1, 90, 100) >
+          clv_simple_expected_purchases(&s, 365, x, 90, 100));
+  CHECK(clv_simple_expected_purchases(&s, 365, 9, 90, 91) >
+        2 * clv_simple_expected_purchases(&s, 365, 0, 0, 1));
   /* Too few repeaters for a median; same-day reorders floor the gap. */
   CHECK_INT(clv_fit_simple(c, 4, 45, &s), CLV_OK);
   CHECK_NEAR(s.gap_days, CLV_SIMPLE_DEFAULT_GAP_DAYS, 0);
@@ -362,6 +406,7 @@ int main(void) {
   RUN(test_predict);
   RUN(test_bgnbd_recovery);
   RUN(test_gamma_gamma_recovery);
+  RUN(test_bgnbd_ridge);
   RUN(test_fit_refuses);
   RUN(test_simple_estimator);
   return CHECK_DONE();
