@@ -657,6 +657,100 @@ static int on_site(ev_type t) {
   return t != EV_EMAIL_SENT && t != EV_EMAIL_OPENED && t != EV_REFUND && t != EV_CONSENT;
 }
 
+/*
+** ** Refunds
+**
+** A refund names the order by its id.  The person's orders are found by
+** a chain through idx.orders (prev, from order_head), so a refund costs
+** the person's orders, not the shop's; orders placed before an anonymous
+** visitor signed in hang off the visitor's id, and only when the chain
+** holds fewer orders than the person has are all orders searched.
+*/
+
+static uint64_t order_key(const char *order_id) {
+  uint64_t k = intern_hash(order_id, strlen(order_id));
+  return k ? k : 1;
+}
+
+/* The chains, built when first needed and again after a forget. */
+static void order_chains(idx *x) {
+  if (x->order_chains && x->order_chains_forgets == x->people.forgets) return;
+  for (uint32_t i = 0; i < x->people.n; i++) x->person[i].order_head = 0;
+  for (size_t i = 0; i < x->norders; i++) {
+    idx_person *p = &x->person[x->orders[i].person];
+    x->orders[i].prev = p->order_head;
+    p->order_head = (uint32_t)(i + 1);
+  }
+  x->order_chains = 1;
+  x->order_chains_forgets = x->people.forgets;
+}
+
+/* Calls fn on each of person pid's orders not refunded in full, newest
+   first along the chain; the whole table when the chain misses some.
+   Stops when fn returns nonzero. */
+static void each_order(idx *x, uint32_t pid, int (*fn)(idx_value_order *, void *),
+                       void *ud) {
+  uint32_t live = 0;
+  for (uint32_t i = x->person[pid].order_head; i; i = x->orders[i - 1].prev) {
+    idx_value_order *o = &x->orders[i - 1];
+    if (o->refunded) continue;
+    live++;
+    if (fn(o, ud)) return;
+  }
+  if (live >= x->person[pid].orders) return;
+  for (size_t i = x->norders; i > 0; i--) {
+    idx_value_order *o = &x->orders[i - 1];
+    if (!o->refunded && o->person != pid && x->person[o->person].canon == pid && fn(o, ud))
+      return;
+  }
+}
+
+typedef struct refund_find {
+  uint64_t key;
+  idx_value_order *found;
+} refund_find;
+
+static int find_order(idx_value_order *o, void *ud) {
+  refund_find *f = ud;
+  if (o->key != f->key) return 0;
+  f->found = o;
+  return 1;
+}
+
+static int span_order(idx_value_order *o, void *ud) {
+  idx_person *p = ud;
+  if (!p->first_order || o->ts < p->first_order) p->first_order = o->ts;
+  if (o->ts > p->last_order) p->last_order = o->ts;
+  return 0;
+}
+
+/*
+** A refund of one of the person's orders: its revenue, or the refund's
+** when that is given and smaller (a partial refund), comes off the
+** person's and the order's; a full refund also takes the order out of
+** their count and history (first and last order, the value model's and
+** its check's) as if it had not been placed.  A refund of an order
+** refunded in full, or of one not theirs or unknown, changes nothing.
+*/
+static void apply_refund(idx *x, uint32_t pid, const ev *e) {
+  order_chains(x);
+  refund_find f = {order_key(e->order_id), NULL};
+  each_order(x, pid, find_order, &f);
+  idx_value_order *o = f.found;
+  if (!o) return;
+  idx_person *p = &x->person[pid];
+  int full = !e->has_revenue || !(e->revenue < o->revenue);
+  double amount = full ? o->revenue : e->revenue;
+  o->revenue -= amount;
+  p->revenue = p->revenue > amount ? p->revenue - amount : 0;
+  if (!full) return;
+  o->refunded = 1;
+  o->revenue = 0;
+  if (p->orders) p->orders--;
+  p->first_order = p->last_order = 0;
+  if (p->orders) each_order(x, pid, span_order, p);
+}
+
 /* Catalog, profile and erase events are applied without keys. */
 static int keyed(const ev *e) {
   return e->type != EV_ITEM_UPSERT && e->type != EV_ITEM_DELETE &&
@@ -776,6 +870,7 @@ static int apply_keyed(idx *x, const ev *e, const event_keys *k) {
     if (id != INTERN_NONE) x->coupon_used.v[id]++;
   }
   if (p && e->type == EV_CONSENT) apply_purposes(p, e->props, 0);
+  if (p && e->type == EV_REFUND && e->order_id) apply_refund(x, pid, e);
   if (p && e->type == EV_QUIZ_ANSWER && apply_quiz(x, p, e)) return TAILOR_ENOMEM;
   if (p && e->type == EV_PREF_REMOVED) apply_pref_removed(x, p, e);
   if (p && e->type == EV_EMAIL_SENT) {
@@ -859,7 +954,13 @@ static int apply_keyed(idx *x, const ev *e, const event_keys *k) {
         if (!more) return TAILOR_ENOMEM;
         x->orders = more, x->orders_cap = cap;
       }
-      x->orders[x->norders++] = (idx_value_order){pid, e->ts, e->revenue};
+      idx_value_order *o = &x->orders[x->norders++];
+      *o = (idx_value_order){pid, e->ts, e->revenue, e->order_id ? order_key(e->order_id) : 0,
+                             0, 0};
+      if (x->order_chains) { /* kept up once built (apply_refund) */
+        o->prev = x->person[pid].order_head;
+        x->person[pid].order_head = (uint32_t)x->norders;
+      }
     }
     if (apply_copurchase(x, p, e, order, norder)) return TAILOR_ENOMEM;
     if (p) {

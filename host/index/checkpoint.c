@@ -21,7 +21,7 @@
 #include "index/internal.h"
 
 #define CKPT_MAGIC "TAILORCK"
-#define CKPT_FORMAT 20 /* 20: a person's contact hashes */
+#define CKPT_FORMAT 21 /* 21: an order's id hash and refund */
 
 /*
 ** Writing: a FILE with a running hash.
@@ -274,6 +274,8 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint,
     PUT(&w, x->orders[i].person);
     PUT(&w, x->orders[i].ts);
     PUT(&w, x->orders[i].revenue);
+    PUT(&w, x->orders[i].key);
+    PUT(&w, x->orders[i].refunded);
   }
   for (uint32_t s = 0; s < x->sessions.n; s++) {
     uint8_t n = s < x->window_cap ? x->window_n[s] : 0;
@@ -726,7 +728,8 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
       GET(&r, n);
       /* A count beyond what the bytes left can hold is damage. */
       const size_t order_bytes = sizeof x->orders->person + sizeof x->orders->ts +
-                                 sizeof x->orders->revenue;
+                                 sizeof x->orders->revenue + sizeof x->orders->key +
+                                 sizeof x->orders->refunded;
       if (n > (uint64_t)(r.end - r.p) / order_bytes) r.err = 1;
       else if (n && !(x->orders = malloc(n * sizeof *x->orders))) r.err = 1;
       else x->norders = x->orders_cap = n;
@@ -734,6 +737,9 @@ idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
         GET(&r, x->orders[i].person);
         GET(&r, x->orders[i].ts);
         GET(&r, x->orders[i].revenue);
+        GET(&r, x->orders[i].key);
+        GET(&r, x->orders[i].refunded);
+        x->orders[i].prev = 0; /* the chains are built again when needed */
         if (x->orders[i].person >= np) r.err = 1;
       }
     }

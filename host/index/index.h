@@ -189,10 +189,12 @@ typedef struct idx_person {
   idx_affinity *aff;   /* naff entries, unsorted */
   int64_t first_seen, last_seen, last_order; /* ms; 0 = never */
   int64_t first_order;
-  uint32_t orders;
+  uint32_t orders;     /* less those refunded in full */
+  uint32_t order_head; /* derived (apply.c): index + 1 in idx.orders of the
+                          latest order applied under this id, 0: none */
   uint32_t visits;     /* sessions, or bursts of activity without one */
   uint32_t last_session; /* id in idx.sessions + 1, 0 = none */
-  double revenue;
+  double revenue;      /* less refunds */
   idx_ids recent;      /* recently viewed, oldest first, deduplicated */
   idx_ids cart;        /* current cart */
   idx_ids bought;      /* distinct items ever bought */
@@ -489,7 +491,11 @@ struct idx;
 typedef struct idx_value_order {
   uint32_t person;
   int64_t ts; /* ms */
-  double revenue;
+  double revenue;   /* what is left of it after partial refunds */
+  uint64_t key;     /* intern_hash of the order id (never 0), 0: none */
+  uint32_t prev;    /* derived (apply.c): index + 1 of the previous order
+                       applied under the same person, 0: none */
+  uint8_t refunded; /* refunded in full: no longer an order */
 } idx_value_order;
 
 /* Count what event `e` says for attribution (person `pid` and session
@@ -565,6 +571,11 @@ typedef struct idx {
                               value check's history; forgetting a customer
                               drops theirs) */
   size_t norders, orders_cap;
+  /* The chains of orders by person (prev, order_head), built when a refund
+     first needs them and kept up by each order; rebuilt after a forget,
+     which moves the orders (never checkpointed). */
+  uint32_t order_chains_forgets; /* people.forgets when built */
+  uint8_t order_chains;          /* built */
   uint64_t order_lines;  /* sum of the items' purchases (derived on load) */
   uint64_t applied;    /* events applied */
   uint32_t uncataloged; /* items known only from events, never upserted */

@@ -322,11 +322,13 @@ int idx_value_check_held(const idx *x, double holdout_days, size_t min_repeat,
                          idx_value_check *out) {
   idx_value_order *o = malloc((x->norders ? x->norders : 1) * sizeof *o);
   if (!o) return -1;
+  size_t n = 0;
   for (size_t i = 0; i < x->norders; i++) {
-    o[i] = x->orders[i];
-    o[i].person = x->person[o[i].person].canon;
+    if (x->orders[i].refunded) continue; /* refunded in full: not an order */
+    o[n] = x->orders[i];
+    o[n++].person = x->person[x->orders[i].person].canon;
   }
-  int rc = idx_value_check_orders(o, x->norders, holdout_days, min_repeat, out);
+  int rc = idx_value_check_orders(o, n, holdout_days, min_repeat, out);
   free(o);
   return rc;
 }

@@ -67,7 +67,8 @@ static idx_value_order *generate_shop(uint64_t seed, uint32_t n, double arrive,
     double t = uniform() * arrive;
     for (;;) {
       if (k == cap) o = realloc(o, (cap *= 2) * sizeof *o);
-      o[k++] = (idx_value_order){i, T0 + (int64_t)(t * DAY), gamma_draw(pp) / nu};
+      o[k++] = (idx_value_order){.person = i, .ts = T0 + (int64_t)(t * DAY),
+                                    .revenue = gamma_draw(pp) / nu};
       if (uniform() < drop) break;
       t += -log(uniform()) / lambda;
       if (t > days) break;
@@ -120,6 +121,121 @@ static void test_zero_order_value(void) {
   CHECK_NEAR(free_f.predicted_value, free_f.expected_orders * 100, 1e-9);
   CHECK_NEAR(paid_f.predicted_value, paid_f.expected_orders * (80 + 300) / 3.0, 1e-9);
   CHECK(free_f.predicted_value < paid_f.predicted_value);
+  idx_free(x);
+}
+
+static void refund_line(idx *x, const char *who, const char *id, int day, double revenue) {
+  char line[400], rev[64] = "";
+  if (revenue >= 0) snprintf(rev, sizeof rev, ",\"revenue\":%.17g", revenue);
+  snprintf(line, sizeof line,
+           "{\"type\":\"refund\",%s,\"order_id\":\"%s\"%s,\"ts\":%lld}", who, id, rev,
+           T0 + (long long)day * DAY);
+  apply_line(x, line);
+}
+
+static const idx_person *person_of(const idx *x, const char *customer) {
+  uint32_t p = idx_person_of(x, customer, NULL);
+  return p == INTERN_NONE ? NULL : &x->person[p];
+}
+
+/*
+** A refund names the order: a full one (no revenue, or at least what is
+** left of the order) takes the order out of the count, the revenue and
+** the history; a partial one takes its revenue off.  They were ignored:
+** a returned sofa kept its buyer VIP.
+*/
+static void test_refunds(void) {
+  idx *x = idx_new(NULL);
+  order_line(x, "c", "o1", 10, 100);
+  order_line(x, "c", "o2", 20, 200);
+  order_line(x, "c", "o3", 30, 300);
+  order_line(x, "d", "d1", 15, 50);
+  const idx_person *c = person_of(x, "c");
+  refund_line(x, "\"customer\":\"c\"", "o3", 31, -1); /* in full */
+  c = person_of(x, "c");
+  CHECK_INT(c->orders, 2);
+  CHECK_NEAR(c->revenue, 300, 1e-9);
+  CHECK_INT(c->last_order, T0 + 20 * DAY);
+  CHECK_INT(c->first_order, T0 + 10 * DAY);
+  refund_line(x, "\"customer\":\"c\"", "o3", 32, -1); /* again: nothing left */
+  refund_line(x, "\"customer\":\"c\"", "nope", 32, -1); /* unknown */
+  refund_line(x, "\"customer\":\"c\"", "d1", 32, -1);   /* someone else's */
+  c = person_of(x, "c");
+  CHECK_INT(c->orders, 2);
+  CHECK_NEAR(c->revenue, 300, 1e-9);
+  CHECK_INT(person_of(x, "d")->orders, 1);
+  refund_line(x, "\"customer\":\"c\"", "o1", 33, 40); /* partial */
+  c = person_of(x, "c");
+  CHECK_INT(c->orders, 2);
+  CHECK_NEAR(c->revenue, 260, 1e-9);
+  refund_line(x, "\"customer\":\"c\"", "o1", 34, 60); /* the rest: in full */
+  c = person_of(x, "c");
+  CHECK_INT(c->orders, 1);
+  CHECK_NEAR(c->revenue, 200, 1e-9);
+  CHECK_INT(c->first_order, T0 + 20 * DAY);
+  CHECK_INT(c->last_order, T0 + 20 * DAY);
+  refund_line(x, "\"customer\":\"c\"", "o2", 35, 500); /* more than it: in full */
+  c = person_of(x, "c");
+  CHECK_INT(c->orders, 0);
+  CHECK_NEAR(c->revenue, 0, 0);
+  CHECK_INT(c->first_order, 0);
+  CHECK_INT(c->last_order, 0);
+  idx_figures f;
+  idx_person_figures(x, idx_person_of(x, "c", NULL), T0 + 40 * DAY, &f);
+  CHECK_INT(f.orders, 0);
+  CHECK_NEAR(f.days_since_order, -1, 0);
+  /* An order placed before signing in hangs off the anonymous id. */
+  char line[400];
+  snprintf(line, sizeof line,
+           "{\"type\":\"purchase\",\"anon\":\"a1\",\"order_id\":\"m1\",\"revenue\":70,"
+           "\"items\":[{\"id\":\"hat\",\"price\":70}],\"ts\":%lld}", T0 + 5 * DAY);
+  apply_line(x, line);
+  snprintf(line, sizeof line,
+           "{\"type\":\"purchase\",\"customer\":\"e\",\"anon\":\"a1\",\"order_id\":\"m2\","
+           "\"revenue\":30,\"items\":[{\"id\":\"hat\",\"price\":30}],\"ts\":%lld}",
+           T0 + 8 * DAY);
+  apply_line(x, line);
+  CHECK_INT(person_of(x, "e")->orders, 2);
+  refund_line(x, "\"customer\":\"e\"", "m1", 9, -1);
+  const idx_person *e = person_of(x, "e");
+  CHECK_INT(e->orders, 1);
+  CHECK_NEAR(e->revenue, 30, 1e-9);
+  CHECK_INT(e->first_order, T0 + 8 * DAY);
+  /* The holdout check leaves refunded orders out. */
+  size_t live = 0;
+  for (size_t i = 0; i < x->norders; i++) live += !x->orders[i].refunded;
+  CHECK_INT(live, 2); /* d1 and m2 */
+  idx_value_order kept[2];
+  for (size_t i = 0, k = 0; i < x->norders; i++)
+    if (!x->orders[i].refunded && k < 2) {
+      kept[k] = x->orders[i];
+      kept[k++].person = x->person[x->orders[i].person].canon;
+    }
+  idx_value_check chk, want;
+  CHECK_INT(idx_value_check_held(x, 1, 1, &chk), 0);
+  CHECK_INT(idx_value_check_orders(kept, 2, 1, 1, &want), 0);
+  CHECK_INT(chk.end, want.end); /* not o3's day 30 */
+  CHECK_INT(chk.customers, want.customers);
+  /* Through a checkpoint, and refunds after it. */
+  char path[512];
+  snprintf(path, sizeof path, "%s/test_refunds_%d.ckpt",
+           getenv("TAILOR_TEST_TMP") ? getenv("TAILOR_TEST_TMP") : "/tmp", (int)getpid());
+  tailor_error err = {0};
+  CHECK_INT(idx_save(x, path, idx_fingerprint(x), 7, &err), TAILOR_OK);
+  int64_t seq = 0;
+  idx *y = idx_load(path, &x->cfg, idx_fingerprint(x), &seq, &err);
+  remove(path);
+  CHECK(y != NULL);
+  if (y) {
+    const idx_person *ye = person_of(y, "e");
+    CHECK_INT(ye->orders, 1);
+    CHECK_NEAR(ye->revenue, 30, 1e-9);
+    refund_line(y, "\"customer\":\"e\"", "m1", 10, -1); /* refunded before */
+    refund_line(y, "\"customer\":\"d\"", "d1", 16, 20);
+    CHECK_INT(person_of(y, "e")->orders, 1);
+    CHECK_NEAR(person_of(y, "d")->revenue, 30, 1e-9);
+    idx_free(y);
+  }
   idx_free(x);
 }
 
@@ -192,8 +308,8 @@ static void test_too_few_repeat_customers(void) {
   idx_value_order o[41];
   size_t k = 0;
   for (int i = 0; i < 40; i++) {
-    o[k++] = (idx_value_order){(uint32_t)i, T0 + (int64_t)i * DAY, 899};
-    if (i == 0) o[k++] = (idx_value_order){0, T0 + 20 * DAY, 899};
+    o[k++] = (idx_value_order){.person = (uint32_t)i, .ts = T0 + (int64_t)i * DAY, .revenue = 899};
+    if (i == 0) o[k++] = (idx_value_order){.person = 0, .ts = T0 + 20 * DAY, .revenue = 899};
   }
   idx_value_check chk;
   CHECK_INT(idx_value_check_orders(o, k, 90, CLV_MIN_REPEAT_CUSTOMERS, &chk), 0);
@@ -350,6 +466,7 @@ static void test_held_orders(void) {
 int main(void) {
   RUN(test_spearman);
   RUN(test_zero_order_value);
+  RUN(test_refunds);
   RUN(test_too_few_repeat_customers);
   RUN(test_holdout_beats_past_spend);
   RUN(test_holdout_shortened);

@@ -156,4 +156,56 @@ describe("the value model", function()
                    < 1e-3 * f.predicted_value)
     e:close()
   end)
+
+  -- A returned order is no order: the shipped discount gave "VIP pricing"
+  -- to the buyer of a sofa they sent back.  A refund names the order; in
+  -- full it takes the order out, in part its revenue; the same after a
+  -- restart from the checkpoint and after a replay of the log.
+  it("takes a refunded order out of the customer's figures, and keeps it out", function()
+    local db = fresh("value_spec_refund")
+    local e = shop(db, 0)
+    local n = population(e, 0)
+    order(e, "returner", "sofa1", "sofa", 2 * DAY)
+    assert(e:ingest { type = "refund", customer = "returner", order_id = "sofa1", ts = iso(DAY) })
+    order(e, "partial", "pa1", "hat", 5 * DAY)
+    order(e, "partial", "pa2", "sofa", 3 * DAY)
+    assert(e:ingest { type = "refund", customer = "partial", order_id = "pa2", revenue = 99,
+                      ts = iso(2 * DAY) })
+    -- Someone else's order id, and an unknown one, change nothing.
+    assert(e:ingest { type = "refund", customer = "partial", order_id = "p1", ts = iso(DAY) })
+    assert(e:ingest { type = "refund", customer = "partial", order_id = "nope", ts = iso(DAY) })
+    local function figures(eng)
+      local out = {}
+      for _, who in ipairs { "returner", "partial", "q1" } do
+        local f = eng:customer(who).figures
+        out[who] = { f.orders, f.revenue, f.last_order, f.predicted_value }
+      end
+      return out
+    end
+    local before = figures(e)
+    assert.are.same({ 0, 0, 0, -1 }, before.returner)
+    assert.are.equal(2, before.partial[1])
+    assert.are.equal(40 + 899 - 99, before.partial[2])
+    e:close()
+    e = shop(db, 0) -- from the checkpoint
+    local vm = e:stats().value_model
+    assert.are_not.equal("none", vm.kind)
+    local tier = (e:decide { kind = "discount", customer = "returner" }).result
+    assert.is_true(not tier or (tier.tier ~= "vip" and tier.tier ~= "high_value"))
+    local restarted = figures(e)
+    e:close()
+    os.remove(db .. ".ckpt")
+    e = shop(db, 0) -- from the log
+    local replayed = figures(e)
+    e:close()
+    for _, who in ipairs { "returner", "partial", "q1" } do
+      for i = 1, 3 do
+        assert.are.equal(before[who][i], restarted[who][i], who .. " " .. i)
+        assert.are.equal(before[who][i], replayed[who][i], who .. " " .. i)
+      end
+      assert.is_true(math.abs(restarted[who][4] - replayed[who][4]) <= 1e-6 * math.abs(replayed[who][4]),
+                     who)
+    end
+    assert.is_true(n > 0)
+  end)
 end)
