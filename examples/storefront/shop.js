@@ -171,7 +171,7 @@
       // A visit from a campaign, a search or a post: its own hero first.
       t.landing($("#landing"), { k: WIDGET_K, render: function (item, p) { return card(p, item.explain); } }),
       widget(t, "#continue", { title: "Continue shopping", page: { type: "home", widget: "continue" } }),
-      widget(t, "#bestsellers", { title: "Bestsellers for you", page: { type: "home", widget: "bestsellers" } }),
+      widget(t, "#bestsellers", { title: "Popular for you", page: { type: "home", widget: "bestsellers" } }),
     ]);
     var tabs = $("#tabs"), grid = $("#grid");
     var tops = [];
@@ -309,7 +309,7 @@
     t.pageView({ page: "prefs" });
     var round = 0;
     function picks() {
-      return widget(t, "#picks", { title: "Bestsellers for you", page: { type: "home", widget: "bestsellers" } })
+      return widget(t, "#picks", { title: "Popular for you", page: { type: "home", widget: "bestsellers" } })
         .then(function () { $("#picks").setAttribute("data-round", String(++round)); });
     }
     function centre() {
