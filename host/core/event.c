@@ -612,6 +612,24 @@ const char *ev_attr_get(const ev *e, const char *key) {
   return NULL;
 }
 
+/* A customer_token anywhere in what the event keeps (its props, traits,
+   the customer object of a customer_upsert): taken out, never stored. */
+static void drop_credentials(json_t *v, int depth) {
+  if (depth > 16) return;
+  if (json_is_array(v)) {
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) drop_credentials(x, depth + 1);
+    return;
+  }
+  if (!json_is_object(v)) return;
+  json_object_del(v, "customer_token");
+  const char *k;
+  json_t *x;
+  json_object_foreach(v, k, x) if (json_is_object(x) || json_is_array(x))
+    drop_credentials(x, depth + 1);
+}
+
 /* Whatever the event carried that is not a field, under props: a line's
    extras first, then the top level, then the nested objects in order. */
 static int take_props(input *in, ev *e, tailor_error *err) {
@@ -712,6 +730,9 @@ static int build(json_t *root, const ev_limits *lim, int keep_unknown, ev *e,
   rc = (req & (EVF_ITEMDOC | EVF_CUSTDOC)) ? take_object(&in, e, err)
                                            : take_lines(&in, e, lim->max_lines, err);
   if (rc || (rc = take_props(&in, e, err)) || (rc = check_purposes(e, err))) return rc;
+  drop_credentials(e->props, 0);
+  drop_credentials(e->object, 0);
+  for (size_t i = 0; i < e->n_lines; i++) drop_credentials(e->lines[i].extra, 0);
 
   if (!e->has_revenue && (req & EVF_ORDER) && e->n_lines) {
     for (size_t i = 0; i < e->n_lines; i++) e->revenue += e->lines[i].price * e->lines[i].quantity;

@@ -207,11 +207,28 @@ def customer_proof(s):
     status, x = http(p, "GET", "/v1/customers/c-body/export", key=ADMIN)
     check("the export has no customer token", status == 200 and "c-body." not in json.dumps(x),
           (status, x))
+    # Nor one nested in what an event keeps: a profile, traits, a line.
+    conn = s.connect()
+    r = conn.call("event", token=ADMIN, event={
+        "type": "customer_upsert", "customer": {"id": "c-nest", "customer_token": tok,
+                                                "prefs": {"customer_token": tok}}})
+    check("a profile with a token inside is taken", result(r) is not None, r)
+    r = conn.call("event", token=ADMIN, event={
+        "type": "identify", "anon": "v-b3", "customer": "c-nest",
+        "traits": {"plan": "gold", "customer_token": tok}})
+    check("traits with a token inside are taken", result(r) is not None, r)
+    r = conn.call("event", token=ADMIN, event={
+        "type": "purchase", "customer": "c-nest", "order_id": "o-nest",
+        "items": [{"id": "i1", "price": 5, "customer_token": tok}, {"id": "i2", "price": 6}]})
+    check("order lines with a token inside are taken", result(r) is not None, r)
+    conn.close()
     db = sqlite3.connect(s.db)
     kept = db.execute("SELECT count(*) FROM events WHERE body LIKE '%customer_token%'").fetchone()
     n = db.execute("SELECT count(*) FROM events WHERE anon = 'v-b2'").fetchone()
+    nest = db.execute("SELECT count(*) FROM events WHERE customer = 'c-nest'").fetchone()
     db.close()
-    check("no stored event keeps a customer token", kept[0] == 0 and n[0] == 2, (kept, n))
+    check("no stored event keeps a customer token", kept[0] == 0 and n[0] == 2 and nest[0] == 3,
+          (kept, n, nest))
 
 
 def main():
