@@ -157,6 +157,12 @@ int eng_call_write(tailor *t, eng_call *call, const char *popup, tailor_error *e
   if ((!n && !contact) || eng_dry_running) return TAILOR_OK;
   int own = eng_writing != t; /* a decision: a transaction of its own */
   int lock = own && eng_serial != t; /* a serial decision holds write_mu */
+  /* A store that just failed a commit is not waited for (the writer may be
+     rebuilding the index, seconds on a large shop): the decision's fallback
+     (no popup, no coupon) at once. */
+  if (lock && eng_commit_backoff(t))
+    return util_fail(err, TAILOR_ESTORE, NULL, "the store failed a commit a moment ago: the "
+                     "contact and coupons of this decision are not written, so it shows none");
   if (lock) pthread_mutex_lock(&t->write_mu);
   int rc = own ? store_begin(t->st, err) : TAILOR_OK;
   /* Several nodes: the caps were read before the handler ran, and another

@@ -119,6 +119,7 @@ struct tailor {
      (util_mono_ns; 0: the last one committed) and why. */
   _Atomic uint64_t commit_failed_ns;
   char commit_error[160];
+  int commit_failing; /* since the last failed commit, none worked */
   /* Claimed outbox rows that a failing store left unsent (deliver.c),
      with the attempt of their claim: given back, their leases ended, once
      the store answers again, instead of waiting out the lease.  Under

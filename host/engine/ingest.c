@@ -61,7 +61,7 @@ static int rebuild_apply(void *ud, int64_t seq, const ev *e) {
 ** recommendations.  The caller holds write_mu, so no event comes in, and
 ** the store is the writer's alone, meanwhile.
 */
-static void reload_index(tailor *t) {
+static void reload_index(tailor *t, int say) {
   idx_config ic = t->ix->cfg;
   tailor_error e = {0};
   rebuild r = {NULL, 0};
@@ -83,7 +83,7 @@ static void reload_index(tailor *t) {
   if (incomplete) t->ix_incomplete = 1;
   pthread_rwlock_unlock(&t->lock);
   idx_free(old);
-  eng_log(t, TAILOR_LOG_WARN, "index rebuilt from the store after a failed commit");
+  if (say) eng_log(t, TAILOR_LOG_WARN, "index rebuilt from the store after a failed commit");
 }
 
 /*
@@ -267,14 +267,27 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
   }
   if (rc == TAILOR_OK) rc = store_commit(t->st, err);
   else if (began) store_rollback(t->st);
+  /* A failing store is said once, when it starts, and once when it takes
+     events again: not at each try in between (a full disk may last). */
+  int first = !t->commit_failing;
   if (rc == TAILOR_ESTORE) {
-    eng_log(t, TAILOR_LOG_ERROR, "ingest: %s; events are refused for %d ms, then the store is "
-            "tried again", err->message, ENG_COMMIT_BACKOFF_MS);
+    if (first)
+      eng_log(t, TAILOR_LOG_ERROR, "ingest: %s; events are refused for %d ms at a time, the "
+              "store tried again after each, until it takes them (said when it does)",
+              err->message, ENG_COMMIT_BACKOFF_MS);
     snprintf(t->commit_error, sizeof t->commit_error, "%s", err->message);
+    t->commit_failing = 1;
+    /* Stamped before the rebuild too: a decision that would write (a
+       popup's contact, a coupon) fails at once instead of waiting for
+       write_mu. */
+    t->commit_failed_ns = util_mono_ns();
   }
-  if (rc != TAILOR_OK && applied) reload_index(t);
+  if (rc != TAILOR_OK && applied) reload_index(t, first);
   if (rc == TAILOR_ESTORE) t->commit_failed_ns = util_mono_ns(); /* from the rebuild's end */
   if (rc == TAILOR_OK) {
+    if (t->commit_failing)
+      eng_log(t, TAILOR_LOG_WARN, "ingest: the store takes events again");
+    t->commit_failing = 0;
     t->commit_failed_ns = 0;
     if (last) t->applied_seq = last;
     atomic_fetch_add(&t->n_accepted, n);

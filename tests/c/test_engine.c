@@ -683,7 +683,8 @@ static const char cart_email_lua[] =
     "  if ev.type ~= 'add_to_cart' then return nil end\n"
     "  return { schedule = { { key = 'cart:' .. ev.customer, template = 'cart',\n"
     "                          delay = 3600 } } }\n"
-    "end }\n";
+    "end,\n"
+    "popup = function(ctx) return { name = 'welcome', coupon = tailor.coupon('welcome') } end }\n";
 
 /* The event and the outbox row its trigger schedules commit together: when
    the outbox write fails, the event is not stored, the caller hears it,
@@ -722,6 +723,12 @@ static void test_outbox_in_the_events_transaction(void) {
   CHECK_INT(tailor_ingest(t, cart, strlen(cart), &err), TAILOR_ESTORE);
   CHECK_CONTAINS(err.message, "events are refused for 1000 ms");
   CHECK_INT(stat_of(t, "events_total"), before);
+  /* A decision that would write (a coupon) does not wait for the store
+     meanwhile: no popup, at once. */
+  char *p = decide(t, "{\"kind\":\"popup\",\"customer\":\"c1\"}");
+  CHECK_CONTAINS(p, "\"fallback\":true");
+  CHECK_CONTAINS(p, "the store failed a commit a moment ago");
+  tailor_free(p);
   usleep(1100 * 1000);
   CHECK_INT(tailor_ingest(t, cart, strlen(cart), &err), TAILOR_OK);
   CHECK_INT(tailor_ingest(t, cart, strlen(cart), &err), TAILOR_OK);
@@ -730,6 +737,9 @@ static void test_outbox_in_the_events_transaction(void) {
   CHECK_INT(tailor_customer(t, "c1", 0, &j, NULL), TAILOR_OK);
   CHECK_CONTAINS(j, "\"cart\":[\"hat\"]");
   tailor_free(j);
+  p = decide(t, "{\"kind\":\"popup\",\"customer\":\"c1\"}");
+  CHECK_CONTAINS(p, "WELCOME");
+  tailor_free(p);
   tailor_close(t);
 }
 
