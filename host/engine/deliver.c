@@ -138,13 +138,17 @@ static int ask_strategy(tailor *t, delivery *d, tailor_error *err) {
   return r.send;
 }
 
+static void keep_unsent(tailor *t, int64_t id, int attempt);
+
 static void settle(tailor *t, delivery *d, const char *state, int64_t next_at,
                    const char *why) {
   tailor_error e = {0};
   pthread_mutex_lock(&t->write_mu);
   int rc = store_outbox_settle(t->st, d->id, d->attempt, state, next_at, why, util_now_ms(), &e);
   pthread_mutex_unlock(&t->write_mu);
-  if (rc) eng_log(t, TAILOR_LOG_ERROR, "delivery: %s", e.message);
+  if (rc) eng_log(t, TAILOR_LOG_ERROR, "delivery: %s; the row is due again once the store "
+                  "answers", e.message);
+  if (rc == TAILOR_ESTORE) keep_unsent(t, d->id, d->attempt); /* not its whole lease */
 }
 
 /* A try failed for a reason that may pass: again later, or dead. */
@@ -312,17 +316,15 @@ static int still_held(tailor *t, delivery *d, tailor_error *e) {
 ** and given back, their leases ended (the renewal of the claim's own
 ** attempt, to now), by the first pass that finds the store answering.
 */
-static void keep_unsent(tailor *t, json_t *rows, size_t from) {
-  size_t n = json_array_size(rows) - from;
+static void keep_unsent(tailor *t, int64_t id, int attempt) {
   pthread_mutex_lock(&t->write_mu);
-  int64_t *id = realloc(t->unsent_id, (t->n_unsent + n) * sizeof *id);
-  if (id) t->unsent_id = id;
-  int *att = id ? realloc(t->unsent_attempt, (t->n_unsent + n) * sizeof *att) : NULL;
-  if (att) t->unsent_attempt = att;
-  for (size_t i = from; att && i < json_array_size(rows); i++, t->n_unsent++) {
-    json_t *row = json_array_get(rows, i);
-    t->unsent_id[t->n_unsent] = (int64_t)json_integer_value(json_object_get(row, "id"));
-    t->unsent_attempt[t->n_unsent] = (int)json_integer_value(json_object_get(row, "attempts"));
+  int64_t *ids = realloc(t->unsent_id, (t->n_unsent + 1) * sizeof *ids);
+  if (ids) t->unsent_id = ids;
+  int *att = ids ? realloc(t->unsent_attempt, (t->n_unsent + 1) * sizeof *att) : NULL;
+  if (att) {
+    t->unsent_attempt = att;
+    t->unsent_id[t->n_unsent] = id;
+    t->unsent_attempt[t->n_unsent++] = attempt;
   }
   pthread_mutex_unlock(&t->write_mu);
 }
@@ -502,7 +504,7 @@ int tailor_deliver_due(tailor *t, int max, int *sent, tailor_error *err) {
   json_t *names = json_array();
   for (size_t i = 0; i < nch; i++)
     json_array_append_new(names, json_string(eng_channel_at(t, i)->name));
-  if ((t->n_unsent || t->unrecorded) && give_back_unsent(t, err)) {
+  if (give_back_unsent(t, err)) {
     json_decref(names);
     return TAILOR_ESTORE;
   }
@@ -529,7 +531,11 @@ int tailor_deliver_due(tailor *t, int max, int *sent, tailor_error *err) {
     int r = deliver_one(t, &d, &held_err);
     json_decref(d.vars);
     if (r < 0) {
-      keep_unsent(t, rows, i);
+      for (size_t k = i; k < json_array_size(rows); k++) {
+        json_t *kept = json_array_get(rows, k);
+        keep_unsent(t, (int64_t)json_integer_value(json_object_get(kept, "id")),
+                    (int)json_integer_value(json_object_get(kept, "attempts")));
+      }
       eng_log(t, TAILOR_LOG_ERROR, "delivery: %s: %zu claimed rows not sent; due again once "
               "the store answers", held_err.message, json_array_size(rows) - i);
       break;
