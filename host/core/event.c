@@ -614,12 +614,14 @@ const char *ev_attr_get(const ev *e, const char *key) {
 
 /* A customer_token anywhere in what the event keeps (its props, traits,
    the customer object of a customer_upsert): taken out, never stored. */
-static void drop_credentials(json_t *v, int depth) {
-  if (depth > 16) return;
+static void drop_credentials(json_t *v) {
+  /* No depth bound of its own: the parser refused anything deeper than
+     its limit (MAX_JSON_DEPTH), so the walk ends, and a bound here would
+     keep a token nested past it. */
   if (json_is_array(v)) {
     size_t i;
     json_t *x;
-    json_array_foreach(v, i, x) drop_credentials(x, depth + 1);
+    json_array_foreach(v, i, x) drop_credentials(x);
     return;
   }
   if (!json_is_object(v)) return;
@@ -627,7 +629,7 @@ static void drop_credentials(json_t *v, int depth) {
   const char *k;
   json_t *x;
   json_object_foreach(v, k, x) if (json_is_object(x) || json_is_array(x))
-    drop_credentials(x, depth + 1);
+    drop_credentials(x);
 }
 
 /* Whatever the event carried that is not a field, under props: a line's
@@ -730,9 +732,9 @@ static int build(json_t *root, const ev_limits *lim, int keep_unknown, ev *e,
   rc = (req & (EVF_ITEMDOC | EVF_CUSTDOC)) ? take_object(&in, e, err)
                                            : take_lines(&in, e, lim->max_lines, err);
   if (rc || (rc = take_props(&in, e, err)) || (rc = check_purposes(e, err))) return rc;
-  drop_credentials(e->props, 0);
-  drop_credentials(e->object, 0);
-  for (size_t i = 0; i < e->n_lines; i++) drop_credentials(e->lines[i].extra, 0);
+  drop_credentials(e->props);
+  drop_credentials(e->object);
+  for (size_t i = 0; i < e->n_lines; i++) drop_credentials(e->lines[i].extra);
 
   if (!e->has_revenue && (req & EVF_ORDER) && e->n_lines) {
     for (size_t i = 0; i < e->n_lines; i++) e->revenue += e->lines[i].price * e->lines[i].quantity;

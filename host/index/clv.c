@@ -564,8 +564,10 @@ double clv_simple_p_alive(const clv_simple *s, uint32_t x, double t_x,
 ** shop's as one more gap of its mean length g / ln 2: the shop's rate
 ** without a repeat order, the customer's as they accumulate.  The shop's
 ** alone ranked a one-time buyer of yesterday above a customer with ten
-** monthly orders; this way more orders at the same recency never give
-** fewer.
+** monthly orders; this way more orders over the same days never give
+** fewer.  A customer whose orders come further apart than the shop's
+** usual gap gets fewer than a one-time buyer, who is given the shop's
+** rate: that is what their own gaps say.
 */
 double clv_simple_expected_purchases(const clv_simple *s, double horizon_days,
                                      uint32_t x, double t_x, double T) {

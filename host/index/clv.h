@@ -183,9 +183,10 @@ double clv_predict(const clv_bgnbd *bg, const clv_gamma_gamma *gg,
 **   purchases = p_alive * horizon * (x + 1) / (t_x + g / ln 2): the
 **               customer's own rate (x repeat orders in t_x days) with the
 **               shop's (ln 2 / g) as one more gap, so the shop's without a
-**               repeat order and more orders at the same recency never
-**               fewer (churn within the horizon is not modelled, so this
-**               errs high over long horizons);
+**               repeat order, and more orders over the same days never
+**               fewer (a customer slower than the shop's gap gets fewer
+**               than a one-time buyer; churn within the horizon is not
+**               modelled, so this errs high over long horizons);
 **   value     = purchases * order_value.
 */
 typedef struct clv_simple {

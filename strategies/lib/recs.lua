@@ -296,17 +296,21 @@ local function segment_bestsellers(ctx, opts)
   if a.gender then tries[#tries + 1] = { "gender", a.gender } end
   local want = opts.k or 10
   local out, listed = {}, {}
-  local function add(rows)
+  -- tier: the list a row came from, 1 the most specific; a merge of such
+  -- lists (bestsellers' style rows) keeps the segment's rows ahead of the
+  -- filler, whose scores, shop-wide, are larger.
+  local function add(rows, tier)
     for _, row in ipairs(rows) do
       if #out >= want then return end
       if not listed[row.id] then
         listed[row.id] = true
+        row.tier = tier
         out[#out + 1] = row
       end
     end
   end
   local who = ctx.customer.id or ctx.customer.anon or ""
-  for _, t in ipairs(tries) do
+  for tier, t in ipairs(tries) do
     if #out >= want then return out end
     local rows = tailor.trending(t[1], t[2], opts)
     if #rows > 0 then
@@ -323,11 +327,11 @@ local function segment_bestsellers(ctx, opts)
         if x.score ~= y.score then return x.score > y.score end
         return x.id < y.id
       end)
-      add(rows)
+      add(rows, tier)
     end
   end
   if #out == 0 then return tailor.trending(nil, nil, opts) end
-  if #out < want then add(tailor.trending(nil, nil, opts)) end
+  if #out < want then add(tailor.trending(nil, nil, opts), #tries + 1) end
   return out
 end
 
@@ -356,6 +360,8 @@ local function bestsellers(ctx, opts)
     end
   end
   table.sort(first, function(x, y)
+    local tx, ty = x.tier or math.huge, y.tier or math.huge
+    if tx ~= ty then return tx < ty end
     if x.score ~= y.score then return x.score > y.score end
     return x.id < y.id
   end)
@@ -368,7 +374,9 @@ end
 -- Shown fields: strip what the host does not take.
 local function rows_out(items)
   for _, row in ipairs(items) do
-    if row.segment_label ~= nil or row.style ~= nil then row.segment_label, row.style = nil, nil end
+    if row.segment_label ~= nil or row.style ~= nil or row.tier ~= nil then
+      row.segment_label, row.style, row.tier = nil, nil, nil
+    end
   end
   return items
 end

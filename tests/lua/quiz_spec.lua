@@ -257,6 +257,32 @@ describe("quiz", function()
     e:close()
   end)
 
+  it("shipped style rows keep the visitor's segment ahead of the shop-wide filler", function()
+    local e = assert(tailor.open { db = ":memory:", strategies = root .. "/strategies",
+                                   lua = { reload_interval_ms = 60000 } })
+    for _, it in ipairs {
+      { id = "tights", price = 59, category = "Sport/Running/Apparel" },
+      { id = "yoga", price = 35, category = "Sport/Yoga" },
+    } do assert(e:ingest { type = "item_upsert", item = it }) end
+    local function customer(id)
+      assert(e:ingest { type = "customer_upsert", customer = { id = id, attrs = { country = "DE", gender = "female" } } })
+    end
+    customer("d1")
+    assert(e:ingest { type = "purchase", customer = "d1", order_id = "od1", items = { { id = "tights" } } })
+    for i = 1, 4 do -- the shop-wide bestseller, bought elsewhere
+      assert(e:ingest { type = "purchase", customer = "y" .. i, order_id = "oy" .. i, items = { { id = "yoga" } } })
+    end
+    customer("anna")
+    assert(e:ingest { type = "quiz_answer", customer = "anna", quiz = "fit", question = "style", answer = "sporty" })
+    local d = e:decide { kind = "recommend", customer = "anna", k = 4, page = { type = "home", widget = "bestsellers" } }
+    assert.is_nil(d.fallback, d.error)
+    assert.are.equal("tights", d.items[1].id)
+    assert.matches("among women in Germany", d.items[1].explain)
+    assert.are.equal("yoga", d.items[2].id)
+    assert.matches("^Popular right now", d.items[2].explain)
+    e:close()
+  end)
+
   it("shipped quiz: size, style and budget", function()
     local e = assert(tailor.open { db = ":memory:", strategies = root .. "/strategies",
                                    lua = { reload_interval_ms = 60000 } })
