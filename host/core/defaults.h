@@ -167,6 +167,9 @@
     "distinct experiment exposures one handler call records")                \
   X(LUA_MAX_COUPONS, 16, "", "coupons",                                      \
     "coupons one handler call may issue (tailor.coupon)")                    \
+  X(LUA_CALL_TIME_LIMIT_MS, 500, "", "ms",                                   \
+    "wall-clock time one strategy call may run: checked with the "          \
+    "instruction budget, and past it the call ends in the budget error")    \
   X(OPTIN_MAX_PER_ADDRESS, 3, "", "emails",                                  \
     "confirmation emails one address is sent within a day (subscribe)")     \
   X(OPTIN_MAX_TEXT_BYTES, 2000, "", "bytes",                                 \

@@ -124,6 +124,8 @@ struct lvm {
   request refused; /* ...and this is it */
   /* time */
   long budget, remaining;
+  long time_limit_ms; /* wall-clock, per call; the call's start is watch.began */
+  long unclocked;     /* steps charged from C since the clock was last read */
   int exhausted;
   char budget_msg[200];
   lwatch watch; /* sets the budget's hook on a call that runs long */
@@ -279,8 +281,37 @@ static void *lvm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 ** milliseconds.  Coroutines are counted from their first instruction:
 ** coroutine.create and coroutine.wrap set the hook on the new thread, as
 ** the watchdog's signal reaches only the main one.
+**
+** Not every instruction costs the same: `a == b` on two distinct 24 MiB
+** strings compares them whole, `s + 0` on a long string parses it, and
+** the budget counts each as one.  So the same checks (the hook, every
+** LVM_HOOK_STEP instructions, and charges from C, every LVM_HOOK_STEP
+** steps) also read the clock: a call past its time limit ends in the same
+** error, "file:line: time limit exceeded (500 ms)".  The check is as late
+** as the next hook (the instructions between two hooks are not bounded in
+** time, only in count), so the limit is a bound on the order of the
+** limit, not an exact deadline.
 */
 static void budget_hook(lua_State *L, lua_Debug *ar);
+
+/* Whether the running call is past its time limit. */
+static int overtime(const lvm *vm) {
+  return (lwatch_now() - vm->watch.began) / 1000000u >= (uint64_t)vm->time_limit_ms;
+}
+
+/* Spend the call: the message names `src`:`line` (line <= 0: the file). */
+static void exhaust(lvm *vm, const char *src, int line, int late) {
+  char where[120];
+  if (line > 0) snprintf(where, sizeof where, "%s:%d", src, line);
+  else snprintf(where, sizeof where, "%s", vm->file ? vm->file : "strategy");
+  vm->exhausted = 1;
+  if (late)
+    snprintf(vm->budget_msg, sizeof vm->budget_msg, "%s: time limit exceeded (%ld ms)", where,
+             vm->time_limit_ms);
+  else
+    snprintf(vm->budget_msg, sizeof vm->budget_msg,
+             "%s: instruction budget exhausted (%ld instructions)", where, vm->budget);
+}
 
 /* The watchdog's arming (it runs in its signal handler), also at a call's
    start and on a new coroutine.  Past the budget the hook already raises
@@ -305,15 +336,13 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
     if (step != LVM_HOOK_STEP) /* a coroutine left raising by a past call */
       lua_sethook(L, budget_hook, LUA_MASKCOUNT, LVM_HOOK_STEP);
     vm->remaining -= step;
-    if (vm->remaining > 0) return;
-    vm->exhausted = 1;
+    int late = vm->remaining > 0;
+    if (late && !overtime(vm)) return;
     /* luaL_error would name the caller (level 1); the loop is at level 0,
        always a Lua function with line information (count hooks run in no
        other kind, and every chunk is compiled from text). */
     lua_getinfo(L, "Sl", ar);
-    snprintf(vm->budget_msg, sizeof vm->budget_msg,
-             "%s:%d: instruction budget exhausted (%ld instructions)",
-             ar->short_src, ar->currentline, vm->budget);
+    exhaust(vm, ar->short_src, ar->currentline, late);
   }
   raise_exhausted(L, vm);
 }
@@ -328,18 +357,16 @@ int lvm_spend(lua_State *L, long steps) {
   if (!vm || !vm->running) return 0; /* not a sandbox's state, or no call */
   if (!vm->exhausted) {
     vm->remaining -= steps;
-    if (vm->remaining > 0) return 0;
-    vm->exhausted = 1;
+    int late = vm->remaining > 0;
+    if (late) { /* the clock, as often as the hook would read it */
+      vm->unclocked += steps;
+      if (vm->unclocked < LVM_HOOK_STEP) return 0;
+      vm->unclocked = 0;
+      if (!overtime(vm)) return 0;
+    }
     while (line <= 0 && lua_getstack(L, level++, &ar))
       if (lua_getinfo(L, "Sl", &ar)) line = ar.currentline;
-    if (line > 0)
-      snprintf(vm->budget_msg, sizeof vm->budget_msg,
-               "%s:%d: instruction budget exhausted (%ld instructions)",
-               ar.short_src, line, vm->budget);
-    else
-      snprintf(vm->budget_msg, sizeof vm->budget_msg,
-               "%s: instruction budget exhausted (%ld instructions)",
-               vm->file ? vm->file : "strategy", vm->budget);
+    exhaust(vm, ar.short_src, line, late);
   }
   return 1;
 }
@@ -356,6 +383,13 @@ const char *lvm_budget_message(lua_State *L) {
 /*
 ** ** The sandbox's own versions of base functions
 */
+
+/* Run the wrapped original (upvalue 1, a C function without upvalues of
+   its own) in this call's frame, so its errors read as if it had been
+   called directly ("file:line: bad argument #1 to 'len'"). */
+static int as_original(lua_State *L) {
+  return lua_tocfunction(L, lua_upvalueindex(1))(L);
+}
 
 /* Call the wrapped original (upvalue 1) with the arguments on the stack. */
 static int call_original(lua_State *L) {
@@ -534,6 +568,85 @@ static int sb_cowrap(lua_State *L) {
   arm_budget(lua_tothread(L, -1));
   lua_pop(L, 1);
   return 1;
+}
+
+/*
+** utf8.len, codepoint, offset and the iterator of utf8.codes, and tonumber,
+** scan their string in one C call: utf8.len of a 24 MiB string is about
+** 100 ms, and a loop of them kept a thread for hours on a budget that
+** counted each as one instruction.  Each is charged a step per byte it
+** scans (a byte decoded costs about what an instruction does): len and
+** codepoint their range, before the scan; offset and the iterator the
+** distance they went, after it (one scan is bounded by the string, and
+** its result tells how far it went); tonumber a string's length.
+*/
+static lua_Integer byte_pos(lua_Integer pos, size_t len) { /* Lua's u_posrelat */
+  if (pos >= 0) return pos;
+  return (size_t)-pos > len ? 0 : (lua_Integer)len + pos + 1;
+}
+
+/* Charge the bytes i..j of a string of `len` (clamped to it). */
+static void charge_range(lua_State *L, lua_Integer i, lua_Integer j, size_t len) {
+  if (i < 1) i = 1;
+  if (j > (lua_Integer)len) j = (lua_Integer)len;
+  if (j >= i) lvm_charge(L, (long)(j - i + 1));
+}
+
+static int sb_utf8_len(lua_State *L) {
+  size_t len;
+  luaL_checklstring(L, 1, &len);
+  lua_Integer i = byte_pos(luaL_optinteger(L, 2, 1), len);
+  charge_range(L, i, byte_pos(luaL_optinteger(L, 3, -1), len), len);
+  return as_original(L);
+}
+
+static int sb_utf8_codepoint(lua_State *L) {
+  size_t len;
+  luaL_checklstring(L, 1, &len);
+  lua_Integer i = byte_pos(luaL_optinteger(L, 2, 1), len);
+  charge_range(L, i, byte_pos(luaL_optinteger(L, 3, i), len), len);
+  return as_original(L);
+}
+
+static int sb_utf8_offset(lua_State *L) {
+  size_t len;
+  luaL_checklstring(L, 1, &len);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  lua_Integer i = byte_pos(luaL_optinteger(L, 3, n >= 0 ? 1 : (lua_Integer)len + 1), len);
+  int nres = as_original(L);
+  lua_Integer at = nres > 0 && lua_isinteger(L, -nres) ? lua_tointeger(L, -nres)
+                   : n > 0                             ? (lua_Integer)len + 1
+                                                       : 0;
+  lvm_charge(L, (long)(at > i ? at - i : i - at) + 1);
+  return nres;
+}
+
+/* The iterator utf8.codes returns, wrapped (upvalue 1: the original). */
+static int sb_codes_step(lua_State *L) {
+  size_t len;
+  luaL_checklstring(L, 1, &len);
+  lua_Integer from = lua_tointeger(L, 2);
+  int nres = as_original(L);
+  lua_Integer to = nres > 0 ? lua_tointeger(L, -nres) : (lua_Integer)len;
+  if (from < 0) from = 0;
+  if (from > (lua_Integer)len) from = (lua_Integer)len;
+  lvm_charge(L, (long)(to > from ? to - from : 1));
+  return nres;
+}
+
+static int sb_utf8_codes(lua_State *L) {
+  int nres = as_original(L); /* iterator, s, 0 */
+  if (nres == 3 && lua_iscfunction(L, -3)) {
+    lua_pushvalue(L, -3);
+    lua_pushcclosure(L, sb_codes_step, 1);
+    lua_replace(L, -4);
+  }
+  return nres;
+}
+
+static int sb_tonumber(lua_State *L) {
+  if (lua_type(L, 1) == LUA_TSTRING) lvm_charge(L, (long)lua_rawlen(L, 1));
+  return as_original(L);
 }
 
 /* setmetatable refusing __gc: Lua runs finalizers with hooks off (GCTM), so
@@ -910,6 +1023,18 @@ static int open_sandbox(lua_State *L) {
     lua_pushcclosure(L, f->func, 1);
     lua_setfield(L, -2, f->name);
   }
+  static const luaL_Reg utf8_scans[] = {
+      {"len", sb_utf8_len}, {"codepoint", sb_utf8_codepoint}, {"offset", sb_utf8_offset},
+      {"codes", sb_utf8_codes}, {NULL, NULL}};
+  lua_getfield(L, 1, LUA_UTF8LIBNAME);
+  for (const luaL_Reg *f = utf8_scans; f->name; f++) {
+    lua_getfield(L, -1, f->name);
+    lua_pushcclosure(L, f->func, 1);
+    lua_setfield(L, -2, f->name);
+  }
+  lua_getfield(L, 1, "tonumber");
+  lua_pushcclosure(L, sb_tonumber, 1);
+  lua_setfield(L, 1, "tonumber");
   lua_getfield(L, 1, LUA_COLIBNAME);
   lua_getfield(L, -1, "create");
   lua_pushcclosure(L, sb_cocreate, 1);
@@ -1344,6 +1469,7 @@ static lvm *sandbox_new(const lvm_config *cfg, const char *dir,
     goto fail;
   }
   vm->budget = cfg->budget > 0 ? cfg->budget : LVM_DEFAULT_INSTRUCTION_BUDGET;
+  vm->time_limit_ms = cfg->time_limit_ms > 0 ? cfg->time_limit_ms : LVM_DEFAULT_TIME_LIMIT_MS;
   vm->limit = cfg->memory_limit ? cfg->memory_limit : LVM_DEFAULT_MEMORY_LIMIT;
   vm->remaining = vm->budget;
   vm->open_api = cfg->open_api;

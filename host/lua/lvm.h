@@ -16,7 +16,8 @@
 ** one strategy cannot change them under another.  Each call runs under an
 ** instruction budget (count hook, plus the steps of pattern matching; on
 ** the main thread counted once the call has run a few milliseconds, see
-** lwatch.h, unless count_all) and the state under a memory cap (counting
+** lwatch.h, unless count_all), with a wall-clock time limit checked at the
+** same points (time_limit_ms), and the state under a memory cap (counting
 ** allocator).  Nothing a strategy
 ** does can take the host down: every failure comes back as a tailor_code
 ** with a message "file:line: what".
@@ -38,6 +39,7 @@
    states made without the engine's config. */
 #define LVM_DEFAULT_INSTRUCTION_BUDGET ((long)DEF_LUA_INSTRUCTION_BUDGET) /* per call */
 #define LVM_DEFAULT_MEMORY_LIMIT ((size_t)DEF_LUA_MEMORY_LIMIT_MB << 20)  /* bytes per state */
+#define LVM_DEFAULT_TIME_LIMIT_MS ((long)DEF_LUA_CALL_TIME_LIMIT_MS) /* per call */
 #define LVM_HOOK_STEP 1000                        /* instructions per hook */
 
 typedef struct lvm lvm;
@@ -47,6 +49,8 @@ typedef struct lvm_config {
   long budget;           /* instructions per call; <= 0 for the default */
   int count_all;         /* count from a call's first instruction, without
                             the watchdog (lwatch.h) */
+  long time_limit_ms;    /* wall-clock ms per call, checked where the budget
+                            is; <= 0 for the default */
   size_t memory_limit;   /* bytes; 0 for the default */
   /* Called once on a new state, before globals are frozen, to install the
      host's API (the `tailor` global).  Runs in protected mode: it may raise
@@ -91,8 +95,8 @@ const char *lvm_handler_name(lvm *vm, size_t i, const char **file);
 /*
 ** Run `fn(L)` in protected mode under a fresh instruction budget.  `fn`
 ** finds `ud` with lvm_ud(L).  Returns TAILOR_OK, or TAILOR_ESTRATEGY (a Lua
-** error), TAILOR_EBUDGET (the budget ran out, even if the strategy caught
-** the error), TAILOR_ELUAMEM (the memory cap was hit), with err->message
+** error), TAILOR_EBUDGET (the budget or the time limit ran out, even if the
+** strategy caught the error), TAILOR_ELUAMEM (the memory cap was hit), with err->message
 ** "file:line: message".  The stack is left as `fn` left it on success and
 ** empty on failure; a full garbage collection follows a failure.
 */

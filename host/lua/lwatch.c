@@ -212,7 +212,14 @@ void lwatch_remove(lwatch *w) {
   w->added = 0;
 }
 
+uint64_t lwatch_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 int lwatch_begin(lwatch *w, uint64_t serial) {
+  w->began = lwatch_now();
   if (!w->added) return 0;
   if (!reachable) { /* once per thread: does SIGURG get through? */
     sigset_t mask;

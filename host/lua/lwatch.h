@@ -41,7 +41,11 @@ typedef struct lwatch {
   _Atomic int armed;           /* the running call has its hook */
   struct lwatch *outer;        /* the call this one runs inside, if any */
   int added;
+  uint64_t began;              /* lwatch_now() at the running call's start */
 } lwatch;
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t lwatch_now(void);
 
 /* Watch `w`'s calls from now on (starting the watchdog when it is the
    first); 0, or -1 when calls cannot be armed late in this process
@@ -54,7 +58,8 @@ void lwatch_remove(lwatch *w);
 /*
 ** A call with serial `serial` (non-zero, new for each call) starts on this
 ** thread.  1: the watchdog will arm it if it runs long (the caller has
-** cleared the hook before); 0: the caller must set the hook now.
+** cleared the hook before); 0: the caller must set the hook now.  Either
+** way `began` is set, for the call's time limit (lvm.c).
 */
 int lwatch_begin(lwatch *w, uint64_t serial);
 

@@ -118,6 +118,7 @@ static lvm *open_vm(const char *dir, tailor_error *err) {
 static lvm *open_vm_long(const char *dir, tailor_error *err) {
   lvm_config c = test_config(dir);
   c.budget = 50000000L;
+  c.time_limit_ms = 600000;
   memset(err, 0, sizeof *err);
   return lvm_new(&c, err);
 }
@@ -598,6 +599,92 @@ static void test_budget_armed_late(void) {
 out:
   lvm_free(vm);
   lvm_free(other);
+  remove_tree(dir);
+}
+
+/*
+** C functions that scan a string (utf8.*, tonumber) are charged a step per
+** byte, and a call whose instructions are slow (long-string compares, one
+** instruction each) ends at its time limit.  Each case here is short
+** without the charges: it would return, not end in the budget error.
+*/
+static void test_scans_and_time_limit(void) {
+  char buf[512];
+  const char *dir = make_dir(buf, sizeof buf);
+  tailor_error err;
+  call c;
+  lvm *vm = NULL;
+  double t0;
+  write_file(dir, "u.lua",
+             "local big = string.rep('a', 256 * 1024)\n"
+             "local cont = string.rep('\\x80', 256 * 1024)\n"
+             "local step = utf8.codes('a')\n"
+             "return {\n"
+             "  len = function() local n = 0 for i = 1, 20 do n = n + utf8.len(big) end return n end,\n"
+             "  codepoint = function() for i = 1, 20 do utf8.codepoint(big, 1, -1) end end,\n"
+             "  offset = function() for i = 1, 20 do utf8.offset(big, #big) end end,\n"
+             "  codes = function() for i = 1, 20 do step(cont, 0) end end,\n"
+             "  codesfor = function() local n = 0 for _ in utf8.codes(big) do n = n + 1 end return n end,\n"
+             "  tonumber = function() local s = big .. '1' for i = 1, 20 do tonumber(s) end end,\n"
+             "  based = function() for i = 1, 20 do tonumber(big, 16) end end,\n"
+             "  small = function()\n"
+             "    local s, t = 'h\\u{e9}llo', {}\n"
+             "    for p, cp in utf8.codes(s) do t[#t + 1] = p .. ':' .. cp end\n"
+             "    for i = 1, 1000 do assert(utf8.offset(big, -1) == #big) end\n"
+             "    return utf8.len(s) .. ' ' .. utf8.codepoint(s, 2) .. ' ' .. utf8.offset(s, 3) ..\n"
+             "      ' ' .. table.concat(t, ',') .. ' ' .. tonumber('0x10') .. ' ' .. tonumber('z', 36) ..\n"
+             "      ' ' .. tostring(utf8.len('\\xff')) .. ' ' .. tostring(tonumber({}))\n"
+             "  end,\n"
+             "  invalid = function() return utf8.codepoint('\\xff') end,\n"
+             "  badarg = function() return utf8.len({}) end,\n"
+             "}\n");
+  write_file(dir, "t.lua",
+             "local a = string.rep('a', 1 << 20)\n"
+             "local b = string.rep('a', 1 << 20)\n"
+             "return {\n"
+             "  compare = function()\n"
+             "    local n = 0\n"
+             "    for i = 1, 20000 do if a == b then n = n + 1 end end\n"
+             "    return n\n"
+             "  end,\n"
+             "  ok = function() local n = 0 for i = 1, 1000 do n = n + i end return n end,\n"
+             "}\n");
+  lvm_config cfg = test_config(dir);
+  cfg.memory_limit = 16u << 20;
+  cfg.budget = 200000;
+  cfg.time_limit_ms = 100;
+  memset(&err, 0, sizeof err);
+  vm = lvm_new(&cfg, &err);
+  CHECK(vm != NULL);
+  if (!vm) goto out;
+  static const struct {
+    const char *handler, *where;
+  } charged[] = {{"len", "u.lua:5:"},      {"codepoint", "u.lua:6:"}, {"offset", "u.lua:7:"},
+                 {"codes", "u.lua:8:"},    {"codesfor", "u.lua:9:"},  {"tonumber", "u.lua:10:"},
+                 {"based", "u.lua:11:"}};
+  for (size_t i = 0; i < sizeof charged / sizeof *charged; i++) {
+    CHECK_INT(run(vm, charged[i].handler, &c, &err), TAILOR_EBUDGET);
+    CHECK_CONTAINS(err.message, charged[i].where);
+    CHECK_CONTAINS(err.message, "instruction budget exhausted (200000 instructions)");
+  }
+  /* Short strings cost little, and the wrapped functions answer and fail
+     as Lua's do, errors named at the caller's line. */
+  CHECK_INT(run(vm, "small", &c, &err), TAILOR_OK);
+  CHECK_STR(c.out, "5 233 4 1:104,2:233,4:108,5:108,6:111 16 35 nil nil");
+  CHECK_INT(run(vm, "invalid", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "u.lua:20: invalid UTF-8 code");
+  CHECK_INT(run(vm, "badarg", &c, &err), TAILOR_ESTRATEGY);
+  CHECK_CONTAINS(err.message, "u.lua:21: bad argument #1 to 'len' (string expected, got table)");
+  /* 20,000 compares of two 1 MiB strings: 80,000 instructions, well
+     within the budget, and seconds of memcmp. */
+  t0 = now_seconds();
+  CHECK_INT(run(vm, "compare", &c, &err), TAILOR_EBUDGET);
+  CHECK_CONTAINS(err.message, "t.lua:6: time limit exceeded (100 ms)");
+  CHECK(now_seconds() - t0 < 2.0);
+  CHECK_INT(run(vm, "ok", &c, &err), TAILOR_OK); /* the next call has its own */
+  CHECK_STR(c.out, "500500");
+out:
+  lvm_free(vm);
   remove_tree(dir);
 }
 
@@ -1514,6 +1601,7 @@ int main(void) {
   RUN(test_budget);
   RUN(test_budget_armed_late);
   RUN(test_hostile_corners);
+  RUN(test_scans_and_time_limit);
   RUN(test_patterns_under_budget);
   RUN(test_patterns_match_stock);
   RUN(test_not_reentrant);
