@@ -24,6 +24,9 @@
 #include "core/util.h"
 #include "lua/ljson.h"
 
+/* The furthest a trigger schedules, either way of now. */
+#define TRIGGER_MAX_DELAY_DAYS 3650
+
 /* Whether a channel reaches an inbox: its plugin says so
    (TAILOR_CHANNEL_EMAIL, whatever its name); a channel no plugin here
    provides is one when it is named "email". */
@@ -105,13 +108,22 @@ static void take_schedule(lua_State *L, trigger_run *r, lua_Integer i) {
   const char *channel = json_object_get(s, "channel")
                             ? json_string_value(json_object_get(s, "channel"))
                             : "email";
-  const char *problem = !key || !*key         ? "a 'key' string (the idempotency key)"
-                        : !tmpl || !*tmpl     ? "a 'template' string"
-                        : !channel || !*channel ? "a 'channel' string"
-                        : (delay && !json_is_number(delay)) ? "'delay' in seconds"
-                        : (due && !json_is_integer(due)) ? "'due' in ms"
-                        : (vars && !json_is_object(vars)) ? "'vars' as a table"
-                                                           : NULL;
+  /* A delay or a due time within ten years either way: past that it is a
+     mistake (1e300 seconds), and its milliseconds would overflow. */
+  const double max_s = TRIGGER_MAX_DELAY_DAYS * 86400.0;
+  double delay_s = json_number_value(delay);
+  int64_t due_ms = json_integer_value(due), now_ms = util_now_ms();
+  const char *problem =
+      !key || !*key                                          ? "a 'key' string (the idempotency key)"
+      : !tmpl || !*tmpl                                      ? "a 'template' string"
+      : !channel || !*channel                                ? "a 'channel' string"
+      : (delay && !json_is_number(delay))                    ? "'delay' in seconds"
+      : (delay && !(delay_s >= -max_s && delay_s <= max_s))  ? "a 'delay' within ten years"
+      : (due && !json_is_integer(due))                       ? "'due' in ms"
+      : (due && (due_ms < now_ms - (int64_t)(max_s * 1000) || due_ms > now_ms + (int64_t)(max_s * 1000)))
+          ? "a 'due' within ten years of now"
+      : (vars && !json_is_object(vars)) ? "'vars' as a table"
+                                        : NULL;
   if (problem) {
     json_decref(s);
     snprintf(what, sizeof what, "schedule[%lld] without %s", (long long)i, problem);
@@ -120,9 +132,8 @@ static void take_schedule(lua_State *L, trigger_run *r, lua_Integer i) {
   /* A delay counts from the event's time (an hour after the cart changed,
      not after the server got to it: events up to triggers.max_event_age_s
      old still schedule), and is never due before now. */
-  int64_t now = util_now_ms();
-  int64_t when = due ? (int64_t)json_integer_value(due)
-                     : r->e->ts + (int64_t)(json_number_value(delay) * 1000);
+  int64_t now = now_ms;
+  int64_t when = due ? due_ms : r->e->ts + (int64_t)(delay_s * 1000);
   if (!due && when < now) when = now;
   /* Consent, checked here while the index read lock is held. */
   if (is_email(r->t, channel)) {

@@ -173,6 +173,22 @@ describe("on_event triggers", function()
     end
   end)
 
+  it("refuses a delay or a due time past ten years, which overflowed or came due at once", function()
+    local e = engine()
+    for _, q in ipairs { "delay 9.2233720368e15", "delay 1e300", "delay -1e300",
+                         "due 9223372036854775807" } do
+      assert(e:ingest { type = "search", query = q, customer = "c1" })
+    end
+    assert.are.equal(0, #e:outbox())
+    assert.are.equal(4, e:stats().process.strategy_errors)
+    -- A year is fine, and due then.
+    assert(e:ingest { type = "search", query = "delay 31536000", customer = "c1" })
+    local rows = e:outbox()
+    assert.are.equal(1, #rows)
+    assert.is_true(rows[1].due > (os.time() + 31535000) * 1000)
+    e:close()
+  end)
+
   it("counts a broken answer as a strategy error and keeps the event", function()
     local e = engine()
     assert(e:ingest { type = "search", query = "broken", customer = "c1" })

@@ -43,6 +43,12 @@ local function on_event(ctx, ev)
       { key = "long:" .. string.rep("x", 506) .. "zz", template = "t", delay = 60 } } }
   elseif ev.type == "search" and ev.query == "cancel long" then
     return { cancel = { "long:" .. string.rep("x", 600) .. "*" } }
+  elseif ev.type == "search" and ev.query:match("^delay ") then
+    return { schedule = { { key = "far:" .. ev.query, template = "t",
+                            delay = tonumber(ev.query:sub(7)) } } }
+  elseif ev.type == "search" and ev.query:match("^due ") then
+    return { schedule = { { key = "far:" .. ev.query, template = "t",
+                            due = math.tointeger(tonumber(ev.query:sub(5))) } } }
   elseif ev.type == "search" and ev.query == "broken" then
     return { schedule = { { template = "no key" } } }
   end
