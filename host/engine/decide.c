@@ -374,7 +374,10 @@ static void write_field(lua_State *L, request *r, int list, lua_Integer i, const
   const char *name = entry_fields[a].name;
   why[0] = '\0';
   if (v->type == LUA_TSTRING) {
-    if (util_utf8_valid(v->v.s, v->len, NULL)) buf_json_str(r->out, v->v.s, v->len);
+    /* Charged as ljson charges a string: the writing is the strategy's. */
+    if (lvm_spend(L, 4 + (long)(v->len / 16)))
+      snprintf(why, sizeof why, "%s: %s", name, lvm_budget_message(L));
+    else if (util_utf8_valid(v->v.s, v->len, NULL)) buf_json_str(r->out, v->v.s, v->len);
     else snprintf(why, sizeof why, "%s: string is not valid UTF-8", name);
   } else if (v->type == LUA_TNUMBER && v->isint) {
     buf_json_int(r->out, (long long)v->v.i);
@@ -519,6 +522,10 @@ static void write_recommend(lua_State *L, request *r, int res) {
       if (one) buf_putc(r->out, ']');
     }
     buf_putc(r->out, '}');
+    if (r->out->n > LJSON_MAX_WRITE) {
+      snprintf(what, sizeof what, "item %lld", (long long)i);
+      handler_error(L, r, what, "the answer is larger than 32 MiB as JSON");
+    }
   }
   buf_putc(r->out, ']');
 }

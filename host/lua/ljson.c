@@ -87,7 +87,6 @@ static lua_Integer array_length(lua_State *L, int idx) {
 ** is at most LJSON_MAX_WRITE bytes.
 */
 #define LJSON_STEP 4
-#define LJSON_MAX_WRITE ((size_t)32 << 20)
 
 static long cost_of(lua_State *L, int idx) {
   size_t len = 0;

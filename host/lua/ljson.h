@@ -30,6 +30,9 @@ json_t *ljson_to(lua_State *L, int idx, const char *path, char *why,
 ** drops.
 */
 struct strbuf;
+/* What one answer is at most, as JSON: 32 MiB (ljson_write, and the
+   decisions' entries that engine/decide.c writes itself). */
+#define LJSON_MAX_WRITE ((size_t)32 << 20)
 int ljson_write(lua_State *L, int idx, struct strbuf *out, int digits, const char *path,
                 char *why, size_t why_len);
 

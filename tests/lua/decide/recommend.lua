@@ -10,6 +10,13 @@ return {
       it.tags[1] = "x"
       local again = tailor.item("a")
       return { { id = "a", explain = again.name .. "/" .. again.tags[1] } }
+    elseif ctx.page.type == "huge" then
+      -- One 6 MiB string in the state, written once per item and field,
+      -- as \u0001 (6 bytes a byte): far past 32 MiB of answer.
+      local big = string.rep("\1", 6 * 1024 * 1024)
+      local out = {}
+      for i, id in ipairs { "a", "b", "c", "e" } do out[i] = { id = id, explain = big, reason = big } end
+      return out
     elseif ctx.page.type == "everything" then
       -- Returns what the page already shows too: the host drops it.
       return { { id = "a" }, { id = "b" } }
