@@ -1235,11 +1235,29 @@ int lvm_view_kept(lua_State *L, int idx) {
 }
 
 /* Keep the error message "file:line: message"; only make it a string. */
+/*
+** An error's text: a string as raised (error() put the file and line in
+** front); anything else (error({code = 42})) gets the place it was raised,
+** the nearest Lua line, in front of its __tostring, which may itself fail
+** or recurse without end (it runs protected).
+*/
 static int message_handler(lua_State *L) {
   if (lua_isstring(L, 1)) return 1;
-  if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-    return 1;
-  lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+  const char *text = NULL;
+  if (luaL_getmetafield(L, 1, "__tostring") != LUA_TNIL) {
+    lua_pushvalue(L, 1);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING)
+      text = lua_tostring(L, -1);
+  }
+  char where[256] = "";
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++)
+    if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+      snprintf(where, sizeof where, "%s:%d: ", ar.short_src, ar.currentline);
+      break;
+    }
+  if (text) lua_pushfstring(L, "%s%s", where, text);
+  else lua_pushfstring(L, "%s(error object is a %s value)", where, luaL_typename(L, 1));
   return 1;
 }
 

@@ -204,6 +204,23 @@ describe("decisions", function()
     e:close()
   end)
 
+  it("says where an error that is not a string was raised", function()
+    local e = shop()
+    for page, want in pairs {
+      error_table = "^recommend%.lua:%d+: %(error object is a table value%)",
+      error_tostring_fails = "^recommend%.lua:%d+: %(error object is a table value%)",
+      error_tostring_loops = "^recommend%.lua:%d+: %(error object is a table value%)",
+      error_tostring = "^recommend%.lua:%d+: out of hats",
+    } do
+      local d = assert(e:decide { kind = "recommend", page = { type = page } })
+      assert.is_true(d.fallback, page)
+      assert.matches(want, d.error, 1, false, page)
+    end
+    local d = assert(e:decide { kind = "recommend", page = { type = "list" }, context = { ids = { "a" } } })
+    assert.is_nil(d.fallback) -- and the state serves the next call
+    e:close()
+  end)
+
   it("refuses an answer past 32 MiB of JSON, naming the item", function()
     local e = shop()
     local d = assert(e:decide { kind = "recommend", k = 4, page = { type = "huge" } })

@@ -58,6 +58,16 @@ return {
       local c = ctx.customer
       return { { id = ctx.page.item, explain = table.concat(listed, ",") .. "|" .. c.p_alive
                                                .. "|" .. c.expected_orders .. "|" .. c.predicted_value } }
+    elseif ctx.page.type == "error_table" then
+      error({ code = 42 })
+    elseif ctx.page.type == "error_tostring_fails" then
+      error(setmetatable({}, { __tostring = function() return {} end }))
+    elseif ctx.page.type == "error_tostring_loops" then
+      local t = setmetatable({}, {})
+      getmetatable(t).__tostring = function(s) return tostring(s) end
+      error(t)
+    elseif ctx.page.type == "error_tostring" then
+      error(setmetatable({}, { __tostring = function() return "out of hats" end }))
     elseif ctx.page.type == "boom" then
       error("boom")
     elseif ctx.page.type == "write_ctx" then
