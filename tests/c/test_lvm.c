@@ -411,7 +411,7 @@ static void test_error_messages(void) {
   CHECK(vm != NULL);
   if (!vm) goto out;
   CHECK_INT(run(vm, "tbl", &c, &err), TAILOR_ESTRATEGY);
-  CHECK_STR(err.message, "(error object is a table value)");
+  CHECK_STR(err.message, "e.lua:2: (error object is a table value)"); /* where it was raised */
   CHECK_INT(lua_gettop(lvm_state(vm)), 0);
   CHECK_INT(run(vm, "lines", &c, &err), TAILOR_ESTRATEGY);
   CHECK_STR(err.message, "e.lua:3: one two");
