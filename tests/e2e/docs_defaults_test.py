@@ -49,6 +49,7 @@ PHRASES = [
     ("docs/lua-api.md", "seen within `days` ({LUA_WATCHERS_DAYS})"),
     ("docs/lua-api.md", "at most {LUA_MAX_EXPOSURES} distinct ones per handler call"),
     ("docs/strategies.md", "records at most {LUA_MAX_EXPOSURES} of them"),
+    ("docs/strategies.md", "a time limit: {LUA_CALL_TIME_LIMIT_MS} ms of wall-clock time"),
     ("docs/strategies.md", "within {REPORT_WINDOW_DAYS} days (`--window-days`)"),
     ("docs/plugins.md", "in the last {EMAIL_CAP_WINDOW_DAYS} days"),
     ("docs/plugins.md", "default {OUTBOX_PURGE_DAYS} days"),
