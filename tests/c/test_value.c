@@ -133,6 +133,20 @@ static void refund_line(idx *x, const char *who, const char *id, int day, double
   apply_line(x, line);
 }
 
+/* x saved as a checkpoint and loaded again (NULL, checked, if it fails). */
+static idx *through_checkpoint(idx *x, const char *name) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/test_%s_%d.ckpt",
+           getenv("TAILOR_TEST_TMP") ? getenv("TAILOR_TEST_TMP") : "/tmp", name, (int)getpid());
+  tailor_error err = {0};
+  CHECK_INT(idx_save(x, path, idx_fingerprint(x), 7, &err), TAILOR_OK);
+  int64_t seq = 0;
+  idx *y = idx_load(path, &x->cfg, idx_fingerprint(x), &seq, &err);
+  remove(path);
+  CHECK(y != NULL);
+  return y;
+}
+
 static const idx_person *person_of(const idx *x, const char *customer) {
   uint32_t p = idx_person_of(x, customer, NULL);
   return p == INTERN_NONE ? NULL : &x->person[p];
@@ -217,15 +231,7 @@ static void test_refunds(void) {
   CHECK_INT(chk.end, want.end); /* not o3's day 30 */
   CHECK_INT(chk.customers, want.customers);
   /* Through a checkpoint, and refunds after it. */
-  char path[512];
-  snprintf(path, sizeof path, "%s/test_refunds_%d.ckpt",
-           getenv("TAILOR_TEST_TMP") ? getenv("TAILOR_TEST_TMP") : "/tmp", (int)getpid());
-  tailor_error err = {0};
-  CHECK_INT(idx_save(x, path, idx_fingerprint(x), 7, &err), TAILOR_OK);
-  int64_t seq = 0;
-  idx *y = idx_load(path, &x->cfg, idx_fingerprint(x), &seq, &err);
-  remove(path);
-  CHECK(y != NULL);
+  idx *y = through_checkpoint(x, "refunds");
   if (y) {
     const idx_person *ye = person_of(y, "e");
     CHECK_INT(ye->orders, 1);
@@ -430,15 +436,7 @@ static void test_held_orders(void) {
   /* Unmerged, the split customers would count twice. */
   CHECK(held.customers < n);
   /* Through a checkpoint. */
-  char path[512];
-  snprintf(path, sizeof path, "%s/test_value_%d.ckpt",
-           getenv("TAILOR_TEST_TMP") ? getenv("TAILOR_TEST_TMP") : "/tmp", (int)getpid());
-  tailor_error err = {0};
-  CHECK_INT(idx_save(x, path, idx_fingerprint(x), 7, &err), TAILOR_OK);
-  int64_t seq = 0;
-  idx *y = idx_load(path, &x->cfg, idx_fingerprint(x), &seq, &err);
-  remove(path);
-  CHECK(y != NULL);
+  idx *y = through_checkpoint(x, "value");
   if (y) {
     CHECK_INT(y->norders, n);
     CHECK_INT(idx_value_check_held(y, 90, CLV_MIN_REPEAT_CUSTOMERS, &held), 0);
