@@ -167,7 +167,7 @@
     "distinct experiment exposures one handler call records")                \
   X(LUA_MAX_COUPONS, 16, "", "coupons",                                      \
     "coupons one handler call may issue (tailor.coupon)")                    \
-  X(LUA_CALL_TIME_LIMIT_MS, 500, "", "ms",                                   \
+  X(LUA_CALL_TIME_LIMIT_MS, 5000, "", "ms",                                   \
     "wall-clock time one strategy call may run: checked with the "          \
     "instruction budget, and past it the call ends in the budget error")    \
   X(OPTIN_MAX_PER_ADDRESS, 3, "", "emails",                                  \

@@ -377,6 +377,9 @@ static void write_field(lua_State *L, request *r, int list, lua_Integer i, const
     /* Charged as ljson charges a string: the writing is the strategy's. */
     if (lvm_spend(L, 4 + (long)(v->len / 16)))
       snprintf(why, sizeof why, "%s: %s", name, lvm_budget_message(L));
+    else if (r->out->n + v->len > LJSON_MAX_WRITE) /* at least its bytes */
+      snprintf(why, sizeof why, "%s: the answer is larger than %zu MiB as JSON", name,
+               LJSON_MAX_WRITE >> 20);
     else if (util_utf8_valid(v->v.s, v->len, NULL)) buf_json_str(r->out, v->v.s, v->len);
     else snprintf(why, sizeof why, "%s: string is not valid UTF-8", name);
   } else if (v->type == LUA_TNUMBER && v->isint) {
