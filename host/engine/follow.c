@@ -213,11 +213,18 @@ typedef struct owed_run {
   int64_t *seqs;
   size_t n, cap, failed;
   int oom;
+  const int64_t *locked; /* the events whose people the pass locked */
+  size_t nlocked;
 } owed_run;
 
 static int run_owed(void *ud, int64_t seq, const ev *e) {
   owed_run *o = ud;
   tailor *t = o->t;
+  /* A batch that came due after the people were locked is left, unmarked,
+     to the next pass: run unlocked, it could race another node. */
+  size_t k = 0;
+  while (k < o->nlocked && o->locked[k] != seq) k++;
+  if (k == o->nlocked) return 0;
   tailor_error terr = {0};
   ev *one = (ev *)e;
   if (store_exec(t->st, "SAVEPOINT owed", &terr)) return TAILOR_ESTORE;
@@ -247,12 +254,21 @@ static int run_owed(void *ud, int64_t seq, const ev *e) {
 typedef struct owed_people {
   char **customer, **anon;
   size_t n, cap;
+  int64_t *seq; /* every event of the pass, with or without a person */
+  size_t nseq, capseq;
   int oom;
 } owed_people;
 
 static int collect_people(void *ud, int64_t seq, const ev *e) {
-  (void)seq;
   owed_people *o = ud;
+  if (o->nseq == o->capseq) {
+    size_t cap = o->capseq ? o->capseq * 2 : ENG_TRIGGERS_BATCH;
+    int64_t *more = realloc(o->seq, cap * sizeof *more);
+    if (!more) return o->oom = 1, TAILOR_ENOMEM;
+    o->seq = more;
+    o->capseq = cap;
+  }
+  o->seq[o->nseq++] = seq;
   if (!e || (!e->customer && !e->anon)) return 0;
   if (o->n == o->cap) {
     size_t cap = o->cap ? o->cap * 2 : ENG_TRIGGERS_BATCH;
@@ -281,21 +297,24 @@ static int collect_people(void *ud, int64_t seq, const ev *e) {
 ** node's batch could each hold a person the other waits for, and the
 ** database would end one of them (a deadlock).
 */
-static int lock_owed_people(tailor *t, tailor_error *err) {
-  owed_people o = {0};
+static int lock_owed_people(tailor *t, owed_people *o, tailor_error *err) {
   int rc = store_triggers_overdue(t->st, ENG_TRIGGERS_OVERDUE_S, ENG_TRIGGERS_BATCH,
-                                  collect_people, &o, err);
-  if (rc && o.oom) rc = util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
-  if (!rc && o.n)
-    rc = store_lock_people(t->st, (const char *const *)o.customer,
-                           (const char *const *)o.anon, o.n, err) < 0 ? TAILOR_ESTORE : 0;
-  for (size_t i = 0; i < o.n; i++) {
-    free(o.customer[i]);
-    free(o.anon[i]);
-  }
-  free(o.customer);
-  free(o.anon);
+                                  collect_people, o, err);
+  if (rc && o->oom) rc = util_fail(err, TAILOR_ENOMEM, NULL, "out of memory");
+  if (!rc && o->n)
+    rc = store_lock_people(t->st, (const char *const *)o->customer,
+                           (const char *const *)o->anon, o->n, err) < 0 ? TAILOR_ESTORE : 0;
   return rc;
+}
+
+static void owed_people_free(owed_people *o) {
+  for (size_t i = 0; i < o->n; i++) {
+    free(o->customer[i]);
+    free(o->anon[i]);
+  }
+  free(o->customer);
+  free(o->anon);
+  free(o->seq);
 }
 
 static void triggers_step(tailor *t) {
@@ -308,15 +327,18 @@ static void triggers_step(tailor *t) {
   o->t = t;
   tailor_error err = {0};
   eng_writing = t;
+  owed_people people = {0};
   int rc = store_begin(t->st, &err);
-  if (!rc) rc = lock_owed_people(t, &err);
-  /* Events that came due since were not locked: they run unlocked, as
-     one node's triggers did before the locks, rather than take a lock
-     out of order (eng_run_triggers reads people_locked). */
+  if (!rc) rc = lock_owed_people(t, &people, &err);
+  /* The events run without a lock of their own (eng_run_triggers reads
+     people_locked), and only those whose people are locked (run_owed). */
+  o->locked = people.seq;
+  o->nlocked = people.nseq;
   t->people_locked = 1;
   if (!rc) rc = store_triggers_overdue(t->st, ENG_TRIGGERS_OVERDUE_S, ENG_TRIGGERS_BATCH,
                                        run_owed, o, &err);
   t->people_locked = 0;
+  owed_people_free(&people);
   if (rc && o->oom) util_fail(&err, TAILOR_ENOMEM, NULL, "out of memory");
   if (!rc) rc = store_triggers_done(t->st, o->seqs, o->n, &err);
   if (!rc) rc = store_commit(t->st, &err);
