@@ -318,13 +318,10 @@ static int still_held(tailor *t, delivery *d, tailor_error *e) {
 */
 static void keep_unsent(tailor *t, int64_t id, int attempt) {
   pthread_mutex_lock(&t->write_mu);
-  int64_t *ids = realloc(t->unsent_id, (t->n_unsent + 1) * sizeof *ids);
-  if (ids) t->unsent_id = ids;
-  int *att = ids ? realloc(t->unsent_attempt, (t->n_unsent + 1) * sizeof *att) : NULL;
-  if (att) {
-    t->unsent_attempt = att;
-    t->unsent_id[t->n_unsent] = id;
-    t->unsent_attempt[t->n_unsent++] = attempt;
+  struct eng_unsent *more = realloc(t->unsent, (t->n_unsent + 1) * sizeof *more);
+  if (more) {
+    t->unsent = more;
+    t->unsent[t->n_unsent++] = (struct eng_unsent){id, attempt};
   }
   pthread_mutex_unlock(&t->write_mu);
 }
@@ -389,14 +386,12 @@ static int give_back_unsent(tailor *t, tailor_error *err) {
   }
   int64_t now = util_now_ms();
   size_t given = 0;
-  while (given < t->n_unsent && (rc = store_outbox_renew(t->st, t->unsent_id[given],
-                                                         t->unsent_attempt[given], now, now,
-                                                         err)) >= 0)
+  while (given < t->n_unsent &&
+         (rc = store_outbox_renew(t->st, t->unsent[given].id, t->unsent[given].attempt, now, now,
+                                  err)) >= 0)
     given++;
   if (given) {
-    memmove(t->unsent_id, t->unsent_id + given, (t->n_unsent - given) * sizeof *t->unsent_id);
-    memmove(t->unsent_attempt, t->unsent_attempt + given,
-            (t->n_unsent - given) * sizeof *t->unsent_attempt);
+    memmove(t->unsent, t->unsent + given, (t->n_unsent - given) * sizeof *t->unsent);
     t->n_unsent -= given;
   }
   pthread_mutex_unlock(&t->write_mu);

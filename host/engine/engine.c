@@ -690,9 +690,8 @@ void tailor_close(tailor *t) {
   if (t->st && t->ix) eng_save_checkpoint(t);
   if (t->st) eng_write_exposures(t);
   free(t->ckpt_path);
-  free(t->unsent_id);
+  free(t->unsent);
   eng_unrecorded_free(t);
-  free(t->unsent_attempt);
   eng_vms_free(t);
   eng_strategies_free(t);
   /* After the Lua states: their tables hold the plugins' functions. */

@@ -124,8 +124,10 @@ struct tailor {
      with the attempt of their claim: given back, their leases ended, once
      the store answers again, instead of waiting out the lease.  Under
      write_mu. */
-  int64_t *unsent_id;
-  int *unsent_attempt;
+  struct eng_unsent {
+    int64_t id;
+    int attempt;
+  } *unsent;
   size_t n_unsent;
   /* Rows sent whose `sent` the failing store did not take (deliver.c):
      recorded once it answers, not sent again when their leases end.

@@ -132,9 +132,8 @@ static void take_schedule(lua_State *L, trigger_run *r, lua_Integer i) {
   /* A delay counts from the event's time (an hour after the cart changed,
      not after the server got to it: events up to triggers.max_event_age_s
      old still schedule), and is never due before now. */
-  int64_t now = now_ms;
   int64_t when = due ? due_ms : r->e->ts + (int64_t)(delay_s * 1000);
-  if (!due && when < now) when = now;
+  if (!due && when < now_ms) when = now_ms;
   /* Consent, checked here while the index read lock is held. */
   if (is_email(r->t, channel)) {
     uint32_t p = idx_person_of(r->t->ix, customer, NULL);
@@ -527,7 +526,7 @@ int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
      triggers of one customer's events at once (a cart changed in two tabs)
      would otherwise each check, cancel and add its rows before the other
      commits: the one row cancelled, or two emails sent. */
-  if (!t->people_locked) {
+  if (!t->people_locked && store_shared(t->st)) { /* one writer: nothing to lock */
     const char **ids = calloc(2 * n, sizeof *ids);
     if (!ids) return util_fail(err, TAILOR_ENOMEM, NULL, "triggers: out of memory");
     size_t people = 0;
