@@ -527,7 +527,9 @@ static void write_recommend(lua_State *L, request *r, int res) {
     buf_putc(r->out, '}');
     if (r->out->n > LJSON_MAX_WRITE) {
       snprintf(what, sizeof what, "item %lld", (long long)i);
-      handler_error(L, r, what, "the answer is larger than 32 MiB as JSON");
+      char why[64];
+      snprintf(why, sizeof why, "the answer is larger than %zu MiB as JSON", LJSON_MAX_WRITE >> 20);
+      handler_error(L, r, what, why);
     }
   }
   buf_putc(r->out, ']');

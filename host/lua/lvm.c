@@ -287,7 +287,7 @@ static void *lvm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 ** the budget counts each as one.  So the same checks (the hook, every
 ** LVM_HOOK_STEP instructions, and charges from C, every LVM_HOOK_STEP
 ** steps) also read the clock: a call past its time limit ends in the same
-** error, "file:line: time limit exceeded (500 ms)".  The check is as late
+** error, "file:line: time limit exceeded (5000 ms)".  The check is as late
 ** as the next hook (the instructions between two hooks are not bounded in
 ** time, only in count), so the limit is a bound on the order of the
 ** limit, not an exact deadline.

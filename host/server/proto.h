@@ -206,6 +206,7 @@ typedef struct srv_limits {
 
 #define SRV_DEFAULT_MAX_BATCH DEF_SERVER_MAX_BATCH_EVENTS /* core/defaults.h */
 #define SRV_MAX_ID_BYTES DEF_MAX_ID_BYTES /* request ids, customer and item ids */
+#define SRV_MAX_CUSTOMER_TOKEN_BYTES 512 /* customer_token: an id, its expiry, an HMAC */
 
 /*
 ** Parse and validate one NDJSON request line (`len` bytes, no newline,

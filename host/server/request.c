@@ -516,7 +516,7 @@ static int flat_event_line(const flat_member *m, size_t n, srv_request *out) {
   }
   if (!id || !op || !event || event->kind != 'o' || op->kind != 's' || op->val_len != 5 ||
       memcmp(op->val, "event", 5) || (token && (token->kind != 's' || token->val_len > SRV_MAX_ID_BYTES)) ||
-      (ctoken && (ctoken->kind != 's' || ctoken->val_len > 512)))
+      (ctoken && (ctoken->kind != 's' || ctoken->val_len > SRV_MAX_CUSTOMER_TOKEN_BYTES)))
     return 0;
   /* the id: a short string, or an integer as the parser reads it */
   double x;
@@ -653,7 +653,7 @@ static int parse_tree(json_t *req, const srv_limits *lim, srv_request *out, tail
   }
   json_t *ctoken = json_object_get(req, "customer_token");
   if (ctoken && !json_is_null(ctoken)) {
-    if (!json_is_string(ctoken) || json_string_length(ctoken) > 512) {
+    if (!json_is_string(ctoken) || json_string_length(ctoken) > SRV_MAX_CUSTOMER_TOKEN_BYTES) {
       rc = mistyped(err, "request", "customer_token", "a string of at most 512 bytes", ctoken);
       goto done;
     }

@@ -76,7 +76,7 @@ void srv_query_value(const char *q, size_t n, const char *name, char *out, size_
 static int take_one_token(json_t *o, srv_request *out, const char *path, tailor_error *err) {
   json_t *v = json_object_get(o, "customer_token");
   if (!v || json_is_null(v)) return json_object_del(o, "customer_token"), SRV_OK;
-  if (!json_is_string(v) || json_string_length(v) > 512)
+  if (!json_is_string(v) || json_string_length(v) > SRV_MAX_CUSTOMER_TOKEN_BYTES)
     return util_fail(err, SRV_EBAD_FIELD, "customer_token",
                      "%s: 'customer_token' must be a string of at most 512 bytes, found %s",
                      path, srv_type_word(v));
