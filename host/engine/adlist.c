@@ -171,14 +171,20 @@ typedef struct export_run {
   strbuf line;
 } export_run;
 
-/* CSV fields here are ids and hex: quoted only when they need it. */
+/* CSV fields here are ids and hex: quoted only when they need it.  An id
+   is what the sender sent (an anonymous id comes from the browser), and a
+   spreadsheet runs a cell that starts with = + - @, a tab or a CR as a
+   formula: such a cell gets a ' in front (OWASP's advice), which the
+   spreadsheet shows as text. */
 static void csv_field(strbuf *b, const char *s) {
   if (!s) return;
-  if (!strpbrk(s, ",\"\r\n")) {
+  int formula = *s && strchr("=+-@\t\r", *s);
+  if (!formula && !strpbrk(s, ",\"\r\n")) {
     buf_puts(b, s);
     return;
   }
   buf_putc(b, '"');
+  if (formula) buf_putc(b, '\'');
   for (; *s; s++) {
     if (*s == '"') buf_putc(b, '"');
     buf_putc(b, *s);

