@@ -397,7 +397,8 @@ TAILOR_EXTERN int tailor_audience_export(tailor *t, const char *audience, int da
 ** `phone_country` is the calling code ("44") for numbers stored without
 ** one, or NULL to leave those out.  The strings are borrowed for the call;
 ** `*count` (may be NULL) receives the number of calls.  TAILOR_EINVAL for
-** an unknown format or audience.
+** an unknown format or audience, or a phone_country that is not 1 to 3
+** digits (an optional "+" in front).
 */
 typedef void (*tailor_upload_fn)(void *ud, const char *email_sha256,
                                  const char *phone_sha256, double bid);

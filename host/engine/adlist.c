@@ -69,7 +69,19 @@ static int hash_email(int fmt, const char *email, char out[65]) {
   return 1;
 }
 
-/* The hash of a phone number made E.164 into out[65]; 0 when it cannot be. */
+/* The calling code "44" (or "+44") into out[4] as digits; 0 when it is
+   none: an ISO country ("DE") or "0049" would otherwise put the national
+   numbers under another country ("030..." under Greece's +30). */
+static int calling_code(const char *in, char out[4]) {
+  if (*in == '+') in++;
+  size_t n = strlen(in);
+  if (n < 1 || n > 3 || in[0] == '0' || strspn(in, "0123456789") != n) return 0;
+  memcpy(out, in, n + 1);
+  return 1;
+}
+
+/* The hash of a phone number made E.164 into out[65]; 0 when it cannot be.
+   `country` is a calling_code's digits, or NULL. */
 static int hash_phone(int fmt, const char *phone, const char *country, char out[65]) {
   char digits[40];
   size_t n = 0;
@@ -81,8 +93,8 @@ static int hash_phone(int fmt, const char *phone, const char *country, char out[
   }
   if (!intl) {
     if (!country || !*country) return 0;
-    for (; *country && n < 4; country++)
-      if (isdigit((unsigned char)*country)) digits[n++] = *country;
+    n = strlen(country); /* checked by calling_code */
+    memcpy(digits, country, n);
     while (*phone && !isdigit((unsigned char)*phone)) phone++;
     while (*phone == '0') phone++; /* the national trunk prefix */
   }
@@ -127,6 +139,11 @@ int tailor_audience_upload(tailor *t, const char *audience, int days, const char
   if (!fmt)
     return util_fail(err, TAILOR_EINVAL, "format",
                      "audience: format '%s' is not google or meta", format ? format : "");
+  char cc[4] = "";
+  if (phone_country && *phone_country && !calling_code(phone_country, cc))
+    return util_fail(err, TAILOR_EINVAL, "phone_country",
+                     "audience: the phone country '%s' is no calling code (1 to 3 digits: "
+                     "44, 49, 1)", phone_country);
   json_t *ids = eng_audience_ids(t, audience, days, err);
   if (!ids) return err ? err->code : TAILOR_EINVAL;
   size_t i, n = 0;
@@ -145,7 +162,7 @@ int tailor_audience_upload(tailor *t, const char *audience, int days, const char
       has_e = email && json_is_true(json_object_get(consent, "email")) &&
               hash_email(fmt, email, eh);
       has_p = phone && json_is_true(json_object_get(consent, "sms")) &&
-              hash_phone(fmt, phone, phone_country, ph);
+              hash_phone(fmt, phone, *cc ? cc : NULL, ph);
     }
     json_decref(profile);
     if (!has_e && !has_p) continue;

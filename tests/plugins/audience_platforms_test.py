@@ -9,6 +9,7 @@ through the webhook plugin to a local HTTP server (Python's http.server).
   lower case, Google also drops the dots of a gmail.com local part; phone
   in E.164, "+" in Google's hash and not in Meta's) and SHA-256 hex: the
   hash of " Test@Example.com " is the known sha256("test@example.com");
+  a --phone-country that is no calling code ("DE") is refused;
 - only consented identifiers: the email with email consent, the phone with
   SMS consent; a customer who declined marketing, one with no consent and
   an anonymous visitor are not listed;
@@ -143,6 +144,14 @@ def test_formats_and_sync():
     check("national number with the default country code, trunk 0 dropped",
           sha("49301234567") in phones, body)
     check("meta rows", len(body) == 3, body)
+    _, plus, _ = run("audiences", "export", "visitors", "--days", "2", "--format", "meta",
+                     "--phone-country", "+49", "--db", db, "--strategies", strategies)
+    check("--phone-country +49 is 49", plus == out, plus)
+    for cc in ("DE", "0049", "4912"):
+        rc, out, err = run("audiences", "export", "visitors", "--days", "2", "--format",
+                           "meta", "--phone-country", cc, "--db", db, ok=False)
+        check("--phone-country %s refused, nothing listed" % cc, rc == 2 and
+              "calling code" in err and len(out.strip().split("\n")) <= 1, (rc, out, err))
 
     rc, _, err = run("audiences", "export", "visitors", "--days", "2", "--format", "tiktok",
                      "--db", db, ok=False)
