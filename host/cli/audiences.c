@@ -9,6 +9,7 @@
 ** are normalized and who is listed).  `sync` pushes what changed since the
 ** last sync through a delivery channel (tailor_audience_sync).
 */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,6 +155,12 @@ int cmd_audiences(int argc, char **argv) {
   if (rc) {
     fprintf(stderr, "tailor audiences: %s\n", err.message);
     return rc == TAILOR_EINVAL ? EXIT_BADINPUT : EXIT_FAIL;
+  }
+  /* The list goes to a file a cron job uploads: a full disk must not pass
+     for a short list (stdout is buffered, so errors show at the flush). */
+  if (fflush(stdout) || ferror(stdout)) {
+    fprintf(stderr, "tailor audiences: cannot write the list: %s\n", strerror(errno));
+    return EXIT_FAIL;
   }
   if (format) fprintf(stderr, "%zu members with a consented email or phone\n", n);
   else fprintf(stderr, "%zu members, %zu with a hashed email\n", n, with_email);

@@ -16,6 +16,7 @@ through the webhook plugin to a local HTTP server (Python's http.server).
 - sync POSTs the members added, then after consent is withdrawn, a customer
   erased and another one arrives, exactly those removed and that added; a
   sync with nothing changed sends nothing;
+- a list that cannot be written (a full disk) exits 1, not 0;
 - the ids' CSV (`--csv`, the console's download) puts a ' in front of an id
   a spreadsheet would run as a formula (= + - @).
 """
@@ -159,6 +160,13 @@ def test_formats_and_sync():
     _, out, _ = run("audiences", "export", "visitors", "--days", "2", "--format", "google",
                     "--no-bid", "--db", db)
     check("--no-bid", out.split("\n")[0] == "Email,Phone", out)
+    for how in (["--format", "google"], ["--csv"]):
+        with open("/dev/full", "w") as full:
+            p = subprocess.run([kit.TAILOR, "audiences", "export", "visitors", "--days", "2",
+                                "--db", db] + how, stdout=full, stderr=subprocess.PIPE,
+                               timeout=120)
+        check("%s to a full disk fails" % how[0], p.returncode == 1 and
+              b"cannot write" in p.stderr, (p.returncode, p.stderr))
 
     # Sync through the webhook plugin.
     hook = Hook()
