@@ -17,9 +17,10 @@
 **   email  trimmed, lower case; for google, the dots of the local part of
 **          a gmail.com or googlemail.com address removed
 **   phone  E.164: the country code and the number, digits only; "+" or
-**          "00" in front says the number has its country code, else the
-**          default calling code (phone_country) goes in front, with the
-**          national trunk 0 dropped; a number that cannot be made E.164
+**          "00" in front says the number has its country code (a "(0)"
+**          after it, "+49 (0)30 ...", is dropped), else the default
+**          calling code (phone_country) goes in front, with the national
+**          trunk 0 dropped; a number that cannot be made E.164
 **          (no country, not 8 to 15 digits) is left out.  google hashes
 **          "+<digits>", meta "<digits>".
 ** The bid multiplier is the strategy's (its audiences handler, the first
@@ -99,7 +100,10 @@ static int hash_phone(int fmt, const char *phone, const char *country, char out[
     while (*phone == '0') phone++; /* the national trunk prefix */
   }
   for (; *phone && n < sizeof digits - 1; phone++) {
-    if (isdigit((unsigned char)*phone)) digits[n++] = *phone;
+    /* "+49 (0)30 ...": the trunk 0 a number with its country code shows
+       for dialling at home is no part of it. */
+    if (intl && !strncmp(phone, "(0)", 3)) phone += 2;
+    else if (isdigit((unsigned char)*phone)) digits[n++] = *phone;
     else if (isalpha((unsigned char)*phone)) return 0;
   }
   if (n < ADLIST_PHONE_MIN_DIGITS || n > ADLIST_PHONE_MAX_DIGITS || digits[0] == '0') return 0;

@@ -9,7 +9,8 @@ through the webhook plugin to a local HTTP server (Python's http.server).
   lower case, Google also drops the dots of a gmail.com local part; phone
   in E.164, "+" in Google's hash and not in Meta's) and SHA-256 hex: the
   hash of " Test@Example.com " is the known sha256("test@example.com");
-  a --phone-country that is no calling code ("DE") is refused;
+  "+49 (0)30 ..." is +4930...; a --phone-country that is no calling code
+  ("DE") is refused;
 - only consented identifiers: the email with email consent, the phone with
   SMS consent; a customer who declined marketing, one with no consent and
   an anonymous visitor are not listed;
@@ -160,6 +161,15 @@ def test_formats_and_sync():
     _, out, _ = run("audiences", "export", "visitors", "--days", "2", "--format", "google",
                     "--no-bid", "--db", db)
     check("--no-bid", out.split("\n")[0] == "Email,Phone", out)
+    # "+49 (0)30 ...": the (0) is the trunk, no part of the E.164 number.
+    db2 = os.path.join(d, "trunk.db")
+    ingest(db2, customer("t1", phone="+49 (0)30 1234567", sms_ok=True)
+           + customer("t2", phone="0049(0)30-7654321", sms_ok=True))
+    _, out, _ = run("audiences", "export", "visitors", "--days", "2", "--format", "google",
+                    "--db", db2)
+    phones = {r[1] for r in rows(out)[1]}
+    check("(0) after the country code dropped", phones ==
+          {sha("+49301234567"), sha("+49307654321")}, phones)
     for how in (["--format", "google"], ["--csv"]):
         with open("/dev/full", "w") as full:
             p = subprocess.run([kit.TAILOR, "audiences", "export", "visitors", "--days", "2",
