@@ -6,10 +6,11 @@
 local settings = require "lib.settings"
 
 local function audiences(ctx)
-  local who = ctx.customer.id or ctx.customer.anon
-  if not who then return { audiences = {} } end
+  local id, anon = ctx.customer.id, ctx.customer.anon
+  if not (id or anon) then return { audiences = {} } end
   local out = {}
-  for _, a in ipairs(tailor.audiences(who)) do
+  -- Both ids, so that an anonymous id is never read as a customer's.
+  for _, a in ipairs(tailor.audiences(id, anon)) do
     for _, def in ipairs(settings.audiences) do
       if def.kind == a.kind and def.days == a.days then
         out[#out + 1] = { name = def.name, days = def.days, bid = def.bid }

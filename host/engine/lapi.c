@@ -1395,12 +1395,21 @@ static int l_customer(lua_State *L) {
 }
 
 /* tailor.audiences(id) -> {{kind = "visitors", days = 2}} or {}: the
-   recency audience the customer is in now (one at most: they partition). */
+   recency audience the customer is in now (one at most: they partition).
+   tailor.audiences(customer, anon), a visitor's two ids as ctx.customer
+   has them (either nil), reads the anonymous id as one only: anyone can
+   send "anon": "c42", and c42's audience (a recent order) is not theirs. */
 static int l_audiences(lua_State *L) {
   tailor *t = engine_of(L);
-  const char *id = luaL_checkstring(L, 1);
+  const char *customer, *anon;
+  if (lua_gettop(L) >= 2) {
+    customer = luaL_optstring(L, 1, NULL);
+    anon = luaL_optstring(L, 2, NULL);
+  } else {
+    customer = anon = luaL_checkstring(L, 1);
+  }
   idx_audience a;
-  int n = idx_person_audience(t->ix, idx_person_of(t->ix, id, id), util_now_ms(), &a);
+  int n = idx_person_audience(t->ix, idx_person_of(t->ix, customer, anon), util_now_ms(), &a);
   lua_createtable(L, n, 0);
   if (n) {
     lua_createtable(L, 0, 2);

@@ -362,15 +362,17 @@ describe("the shipped strategies", function()
     assert(e:ingest { type = "view", item = "hat", anon = "v1" })
     assert(e:ingest { type = "add_to_cart", item = "hat", anon = "v2" })
     order(e, "c1", "o1", { "hat" })
-    local function names(who)
-      local d = e:decide { kind = "audiences", anon = who }
+    local function names(who, as)
+      local d = e:decide { kind = "audiences", [as or "anon"] = who }
       local out = {}
       for _, a in ipairs(d.result.audiences) do out[#out + 1] = a.name .. "@" .. a.bid end
       return out
     end
     assert.are.same({ "visitors_2d@1.4" }, names("v1"))
     assert.are.same({ "cart_abandoners_2d@1.6" }, names("v2"))
-    assert.are.same({ "recent_buyers_14d@0.5" }, names("c1"))
+    assert.are.same({ "recent_buyers_14d@0.5" }, names("c1", "customer"))
+    -- An anonymous id that names a customer is a stranger, not c1.
+    assert.are.same({}, names("c1"))
     e:close()
   end)
 end)
