@@ -541,6 +541,30 @@ typedef struct ctx_src {
 
 static void push_controls(lua_State *L, const req_controls *c);
 
+/*
+** The ctx last given to a call on this state (registry), so that a lookup
+** by one id string knows the running call's visitor.  Strategies pass
+** `ctx.customer.id or ctx.customer.anon` (the shipped ones did): a
+** customer id is one the request proved (customer_token), an anonymous id
+** is whatever the browser sent.  Looked up as a customer's id first, a
+** storefront request with "anon": "c42" read c42's history, interests and
+** audience.  who_of reads a string that is the running call's anonymous id
+** (and not its customer id) as an anonymous id only; any other string
+** (an email strategy naming a customer) as before, customer id first.
+*/
+static const char visitor_key = 'V';
+
+static void who_of(lua_State *L, int arg, const char **customer, const char **anon) {
+  const char *s = luaL_checkstring(L, arg);
+  *customer = *anon = s;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &visitor_key);
+  const ctx_src *v = lua_touserdata(L, -1);
+  if (v && v->serial == lvm_call_serial(L) && v->c.anon && !strcmp(v->c.anon, s) &&
+      !(v->c.customer && !strcmp(v->c.customer, s)))
+    *customer = NULL;
+  lua_pop(L, 1); /* the registry keeps it; s is the argument's */
+}
+
 /* A field made from the request, onto the stack and kept; 0 when `k` is
    none of them. */
 static int ctx_request_field(lua_State *L, const ctx_src *src, const char *k) {
@@ -689,6 +713,8 @@ void lapi_push_decide_ctx(lua_State *L, tailor *t, const lapi_ctx *c, const req_
   src->ctl = ctl;
   src->serial = lvm_call_serial(L);
   src->now = c->now ? c->now : util_now_ms();
+  lua_pushvalue(L, -1); /* the call's visitor, for who_of */
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &visitor_key);
   static const luaL_Reg meta[] = {{"__index", ctx_index},
                                   {"__newindex", ctx_newindex},
                                   {"__pairs", ctx_pairs},
@@ -1154,9 +1180,10 @@ static int l_trending(lua_State *L) {
 /* tailor.recently_viewed(customer_or_anon [, k]) -> item ids, newest first */
 static int l_recently_viewed(lua_State *L) {
   tailor *t = engine_of(L);
-  const char *who = luaL_checkstring(L, 1);
+  const char *customer, *anon;
+  who_of(L, 1, &customer, &anon);
   size_t k = check_k(L, 2);
-  uint32_t p = idx_person_of(t->ix, who, who);
+  uint32_t p = idx_person_of(t->ix, customer, anon);
   lua_newtable(L);
   if (p == INTERN_NONE) return 1;
   const idx_ids *r = &t->ix->person[p].recent;
@@ -1389,8 +1416,9 @@ static int l_replacement_days(lua_State *L) {
 /* tailor.customer(id) -> the same table as ctx.customer, for any customer
    or anonymous id (an email strategy deciding for someone not on the site). */
 static int l_customer(lua_State *L) {
-  const char *id = luaL_checkstring(L, 1);
-  lapi_push_customer(L, engine_of(L), id, id);
+  const char *customer, *anon;
+  who_of(L, 1, &customer, &anon);
+  lapi_push_customer(L, engine_of(L), customer, anon);
   return 1;
 }
 
@@ -1406,7 +1434,7 @@ static int l_audiences(lua_State *L) {
     customer = luaL_optstring(L, 1, NULL);
     anon = luaL_optstring(L, 2, NULL);
   } else {
-    customer = anon = luaL_checkstring(L, 1);
+    who_of(L, 1, &customer, &anon);
   }
   idx_audience a;
   int n = idx_person_audience(t->ix, idx_person_of(t->ix, customer, anon), util_now_ms(), &a);
@@ -1426,9 +1454,10 @@ static int l_audiences(lua_State *L) {
    for re-ranking lists the storefront already has. */
 static int l_affinity(lua_State *L) {
   tailor *t = engine_of(L);
-  const char *who = luaL_checkstring(L, 1);
+  const char *customer, *anon;
+  who_of(L, 1, &customer, &anon);
   luaL_checktype(L, 2, LUA_TTABLE);
-  uint32_t p = idx_person_of(t->ix, who, who);
+  uint32_t p = idx_person_of(t->ix, customer, anon);
   int64_t now = util_now_ms();
   lua_Integer n = list_len(L, 2);
   lua_createtable(L, 0, (int)n);

@@ -83,6 +83,31 @@ describe("kernels through the Lua API", function()
     e:close()
   end)
 
+  it("reads the request's anonymous id as an anonymous id only", function()
+    local e = shop()
+    for _, id in ipairs { "hat", "sofa" } do
+      assert(e:ingest { type = "view", item = id, customer = "c1" })
+    end
+    local function viewed(req)
+      req.kind, req.k, req.page = "recommend", 5, { kernel = "recently_viewed" }
+      return ids(e:decide(req))
+    end
+    assert.are.same({ "sofa", "hat" }, viewed { customer = "c1" })
+    -- Anyone can send "anon": "c1"; they are a stranger, not customer c1.
+    assert.are.same({}, viewed { anon = "c1" })
+    local function told(req)
+      req.kind, req.k = "recommend", 5
+      req.page = { kernel = "customer", who = "c1", item = "hat" }
+      local out = {}
+      for _, it in ipairs(e:decide(req).items) do out[#out + 1] = it.explain end
+      return table.concat(out, "; ")
+    end
+    assert.matches("orders=1", told { anon = "v9" }) -- an email strategy naming c1
+    assert.matches("orders=0", told { anon = "c1" })
+    assert.is_nil(told({ anon = "c1" }):find("audience buyers", 1, true))
+    e:close()
+  end)
+
   it("similar finds items of the same category and brand for a new item", function()
     local e = shop()
     assert(e:ingest { type = "item_upsert", item = { id = "beanie", price = 22,
