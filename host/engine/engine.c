@@ -193,11 +193,17 @@ static int load_checkpoint(tailor *t, const idx_config *ic) {
   int64_t seq = 0;
   idx *x = idx_load(t->ckpt_path, ic, t->ckpt_fp, &seq, &e);
   if (x && !store_has_seq(t->st, seq)) {
-    /* Refused as idx_load refuses a checkpoint it cannot use. */
+    /* Refused as idx_load refuses a checkpoint it cannot use, and removed
+       by the writer: once the restored store's new events pass its
+       position it would fit again, and a stop before the next checkpoint
+       (a crash) would bring back events this store never had. */
+    int gone = t->cfg.store_lock ? eng_drop_checkpoint(t) : 0;
     util_fail(&e, TAILOR_EIO, NULL,
               "checkpoint %s ignored: it has events up to %lld, the store only "
-              "to %lld (a store restored from backup?)",
-              t->ckpt_path, (long long)seq, (long long)store_last_seq(t->st));
+              "to %lld (a store restored from backup?)%s%s",
+              t->ckpt_path, (long long)seq, (long long)store_last_seq(t->st),
+              !t->cfg.store_lock ? "" : gone ? "; cannot remove it: " : "; removed",
+              gone ? strerror(gone) : "");
     idx_free(x);
     x = NULL;
   }

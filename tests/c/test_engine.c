@@ -906,6 +906,56 @@ static void test_errors_named(void) {
   CHECK_CONTAINS(err.message, "/no/such/folder");
 }
 
+/* A store restored from a backup older than its checkpoint: the checkpoint
+   is refused, and removed, so that once the restored store's own events
+   pass its position a crash does not bring back the events only the
+   checkpoint had. */
+static void test_checkpoint_of_restored_store(void) {
+  char db[700], dir[600], ckpt[800], backup[800];
+  make_dir(dir, sizeof dir, "restore");
+  snprintf(db, sizeof db, "%s/shop.db", dir);
+  snprintf(ckpt, sizeof ckpt, "%s.ckpt", db);
+  snprintf(backup, sizeof backup, "%s/backup.db", dir);
+  tailor *t = open_engine(db, "");
+  CHECK(t != NULL);
+  if (!t) return;
+  CHECK_INT(ingest(t, "{\"type\":\"view\",\"item\":\"a\",\"anon\":\"v0\"}"), 0);
+  tailor_close(t);
+  copy_file(db, backup); /* closed: the WAL is in the file */
+  t = open_engine(db, "");
+  CHECK(t != NULL);
+  if (!t) return;
+  for (int i = 0; i < 3; i++) {
+    char line[200];
+    snprintf(line, sizeof line,
+             "{\"type\":\"purchase\",\"customer\":\"gone\",\"order_id\":\"o%d\","
+             "\"items\":[{\"id\":\"a\",\"price\":5}]}", i);
+    CHECK_INT(ingest(t, line), 0);
+  }
+  tailor_close(t); /* a checkpoint at event 4 */
+  copy_file(backup, db); /* the restore: the store has event 1 only */
+  unlink(wal_of(db));
+  pid_t pid = fork();
+  if (pid == 0) { /* the restored store's server, killed before its checkpoint */
+    tailor *c = open_engine(db, "");
+    for (int i = 0; c && i < 5; i++)
+      if (ingest(c, "{\"type\":\"view\",\"item\":\"a\",\"anon\":\"v1\"}")) _exit(4);
+    _exit(c ? 0 : 3);
+  }
+  int status = 0;
+  CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK(access(ckpt, F_OK) != 0);
+  t = open_engine(db, "");
+  CHECK(t != NULL);
+  if (!t) return;
+  char *j = NULL;
+  CHECK_INT(tailor_customer(t, "gone", 0, &j, NULL), TAILOR_ENOTFOUND);
+  tailor_free(j);
+  CHECK_INT(stat_of(t, "events_applied"), 6);
+  tailor_close(t);
+}
+
 int main(void) {
   const char *t = getenv("TAILOR_TEST_TMP");
   snprintf(tmp, sizeof tmp, "%s", t ? t : "/tmp");
@@ -922,6 +972,7 @@ int main(void) {
   RUN(test_concurrent_ingest_group_commit);
   RUN(test_customer_and_forget);
   RUN(test_checkpoint_restart);
+  RUN(test_checkpoint_of_restored_store);
   RUN(test_message_id_applied_once);
   RUN(test_outbox_in_the_events_transaction);
   RUN(test_on_event_error_names_line);
