@@ -43,7 +43,8 @@
     "hold <db>.lock so one engine writes a SQLite store (another is "       \
     "refused); false only beside it, for what writes no event: the CLI's "  \
     "stats, outbox list/retry/purge, export-customer and report, which "     \
-    "save no checkpoint")                                                    \
+    "save no checkpoint and do not upgrade an older store's schema "         \
+    "(server.md, Upgrades and backups)")                                     \
   N(lua_budget, LUA_INSTRUCTION_BUDGET)                                      \
   S(lua_watchdog, "lua.watchdog", BOOL, 1,                                   \
     "count a call's instructions once it has run 5 ms, armed by a watchdog " \

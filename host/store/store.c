@@ -210,7 +210,7 @@ static int sq_schema_version(store *base) {
   sq *s = (sq *)base; return user_version(s->db); }
 
 /* Bring the schema to STORE_SCHEMA_VERSION, one transaction a step. */
-static int migrate(sq *s, tailor_error *err) {
+static int migrate(sq *s, const store_options *opt, tailor_error *err) {
   int v = user_version(s->db);
   if (v < 0)
     return store_fail(err, TAILOR_ESTORE, s->db, "store: reading schema version");
@@ -218,6 +218,18 @@ static int migrate(sq *s, tailor_error *err) {
     return util_fail(err, TAILOR_ESTORE, NULL,
                      "store: schema version %d is newer than this build (%d)", v,
                      STORE_SCHEMA_VERSION);
+  /* Opened beside the writer (store.lock false), an older store is not
+     upgraded under it: the engine writing there may be of an older build
+     (one without <db>.lock among them), which would keep none of what a
+     later migration counts as events come (event_counts, outcomes), and
+     those counts would stay short for good. */
+  if (v > 0 && v < STORE_SCHEMA_VERSION && opt->no_lock)
+    return util_fail(err, TAILOR_ESTORE, NULL,
+                     "store: schema version %d is older than this build (%d): an "
+                     "engine that writes it upgrades it (this build's tailor serve, "
+                     "ingest or checkpoint, the older one stopped), not one beside it "
+                     "(store.lock false: stats, report, outbox, export-customer)",
+                     v, STORE_SCHEMA_VERSION);
   for (; v < STORE_SCHEMA_VERSION; v++) {
     char bump[64];
     snprintf(bump, sizeof bump, "PRAGMA user_version=%d;", v + 1);
@@ -355,7 +367,7 @@ store *store_sqlite_open(const char *path, const store_options *opt,
            opt->synchronous_full ? "FULL" : "NORMAL");
   /* A file that is not a database fails here with "file is not a database". */
   if ((!opt->readonly && sq_exec(&s->base, pragmas, err)) ||
-      (!opt->readonly && migrate(s, err))) {
+      (!opt->readonly && migrate(s, opt, err))) {
     char msg[sizeof err->message], hint[400];
     if (err) {
       snprintf(msg, sizeof msg, "%s (%s)%s", err->message, path,
