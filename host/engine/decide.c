@@ -790,7 +790,12 @@ static void write_given_order(request *r) {
 int eng_decide(tailor *t, const dreq *q, strbuf *out, tailor_error *err) {
   request r = {t, q, q->k ? q->k : t->cfg.default_k, NULL, 0, out, 0,
                {q->customer, q->anon, NULL, {0}, 0, NULL}, NULL, ""};
-  atomic_fetch_add(&t->n_decisions, 1);
+  /* A dry run (the console's Check) decides for nobody: its calls are not
+     counted, logged or measured as the shop's, or one Check added some
+     2,000 decisions and every error it found, once per sample visitor, to
+     /metrics and the error log. */
+  const int real = !eng_dry_running;
+  if (real) atomic_fetch_add(&t->n_decisions, 1);
   uint64_t started = util_mono_ns();
   int recommend = !strcmp(q->kind, "recommend") || !strcmp(q->kind, "rank");
   buf_puts(out, "{\"kind\":");
@@ -833,7 +838,7 @@ int eng_decide(tailor *t, const dreq *q, strbuf *out, tailor_error *err) {
     buf_puts(out, ",\"strategy\":");
     buf_json_str(out, r.file ? r.file : "", r.file ? strlen(r.file) : 0);
   } else {
-    if (!r.no_handler) {
+    if (!r.no_handler && real) {
       atomic_fetch_add(&t->n_strategy_errors, 1);
       eng_log(t, TAILOR_LOG_ERROR, "%s (%s), served the fallback", serr.message,
               tailor_errname(rc));
@@ -855,8 +860,8 @@ int eng_decide(tailor *t, const dreq *q, strbuf *out, tailor_error *err) {
     if (t->expo_due) t->expo_due(t->expo_due_ud); /* a writer thread writes them */
     else eng_write_exposures(t);
   }
-  eng_metric(t, "decide_us", q->kind, (double)(util_mono_ns() - started) / 1e3);
-  if (rc != TAILOR_OK) eng_metric(t, "decide_fallback", q->kind, 1);
+  if (real) eng_metric(t, "decide_us", q->kind, (double)(util_mono_ns() - started) / 1e3);
+  if (real && rc != TAILOR_OK) eng_metric(t, "decide_fallback", q->kind, 1);
   return out->oom ? util_fail(err, TAILOR_ENOMEM, NULL, "out of memory") : TAILOR_OK;
 }
 

@@ -397,11 +397,59 @@ static void test_strategies_over_a_base(void) {
   remove(path);
 }
 
+/* The console's Check (a dry run in the server's own engine) decides for
+   nobody: a handler that fails for every sample visitor is in its report,
+   not in the engine's counts of decisions and strategy errors (/metrics)
+   nor in its error log, once per visitor, as if a shopper had been served
+   the fallback. */
+static int errors_logged;
+static void count_errors(void *ud, int level, const char *message) {
+  (void)ud, (void)message;
+  if (level == TAILOR_LOG_ERROR) errors_logged++;
+}
+
+static void test_check_decides_for_nobody(void) {
+  char dir[700], cfg[1000], path[800];
+  snprintf(dir, sizeof dir, "%s/console_check", tmp);
+  mkdir(dir, 0700);
+  put_file(dir, "popup.lua", "return { popup = function(ctx) error('broken') end }\n");
+  snprintf(cfg, sizeof cfg, "{\"db\":\":memory:\",\"strategies\":\"%s\"}", dir);
+  tailor_error err = {0};
+  tailor *t = tailor_open(cfg, &err);
+  CHECK(t != NULL);
+  if (!t) {
+    fprintf(stderr, "%s\n", err.message);
+    return;
+  }
+  tailor_set_logger(t, count_errors, NULL);
+  json_t *o = eng_console_strategies(t, 5, &err);
+  json_t *check = json_object_get(o, "check");
+  CHECK_INT((long)json_integer_value(json_object_get(check, "visitors")), 5);
+  CHECK(json_integer_value(json_object_get(check, "errors")) >= 1);
+  json_decref(o);
+  CHECK_INT((long)atomic_load(&t->n_decisions), 0);
+  CHECK_INT((long)atomic_load(&t->n_strategy_errors), 0);
+  CHECK_INT(errors_logged, 0);
+  /* A real decision still counts, fails and is logged. */
+  char *resp = NULL;
+  static const char req[] = "{\"kind\":\"popup\",\"anon\":\"v1\"}";
+  CHECK_INT(tailor_decide(t, req, strlen(req), &resp, NULL, &err), TAILOR_OK);
+  CHECK_CONTAINS(resp, "\"fallback\":true");
+  tailor_free(resp);
+  CHECK_INT((long)atomic_load(&t->n_decisions), 1);
+  CHECK_INT((long)atomic_load(&t->n_strategy_errors), 1);
+  CHECK_INT(errors_logged, 1);
+  tailor_close(t);
+  snprintf(path, sizeof path, "%s/popup.lua", dir);
+  remove(path);
+}
+
 int main(void) {
   const char *t = getenv("TAILOR_TEST_TMP");
   snprintf(tmp, sizeof tmp, "%s", t ? t : "/tmp");
   RUN(test_revenue_as_the_log_scan);
   RUN(test_groups_capped);
   RUN(test_strategies_over_a_base);
+  RUN(test_check_decides_for_nobody);
   return CHECK_DONE();
 }
