@@ -139,7 +139,12 @@ json_t *eng_console_message(tailor *t, const char *key, tailor_error *err) {
 }
 
 /*
-** Preview: the decisions for one visitor.
+** Preview: the decisions for one visitor, made for nobody, as a dry run
+** makes them (eng_dry_running): a coupon is a made-up code, and no
+** contact, coupon or experiment exposure is recorded.  A preview that
+** acted issued the previewed customer real coupons, whose contact then
+** held back their cart email under the day's cap, and exposed them to
+** experiments they never saw.
 */
 static json_t *decide(tailor *t, json_t *req) {
   char *text = json_dumps(req, JSON_COMPACT), *out = NULL;
@@ -158,6 +163,8 @@ json_t *eng_console_preview(tailor *t, const char *customer, const char *anon,
                             const char *cart, const char *source, const char *segment,
                             tailor_error *err) {
   (void)err;
+  int was_dry = eng_dry_running;
+  eng_dry_running = 1;
   json_t *who = json_object(), *context = json_object();
   if (customer && *customer) json_object_set_new(who, "customer", json_string(customer));
   if (anon && *anon) json_object_set_new(who, "anon", json_string(anon));
@@ -219,6 +226,7 @@ json_t *eng_console_preview(tailor *t, const char *customer, const char *anon,
   json_t *o = json_pack("{sO so so so}", "visitor", who, "profile",
                         profile ? profile : json_null(), "recommend", pages, "decisions", others);
   json_decref(who), json_decref(context), json_decref(cart_ids);
+  eng_dry_running = was_dry;
   return o;
 }
 

@@ -444,6 +444,58 @@ static void test_check_decides_for_nobody(void) {
   remove(path);
 }
 
+/* The visitor preview decides for nobody too: a handler that issues a
+   coupon and exposes the visitor to an experiment shows its answer, with
+   a made-up code, and nothing is kept: no coupon (which, as a contact,
+   held back the previewed customer's cart email under the day's cap), no
+   exposure, no decision counted. */
+static void test_preview_acts_for_nobody(void) {
+  char dir[700], cfg[1000], path[800];
+  snprintf(dir, sizeof dir, "%s/console_preview", tmp);
+  mkdir(dir, 0700);
+  put_file(dir, "discount.lua",
+           "return { discount = function(ctx)\n"
+           "  local arm = tailor.experiment('offer', { 'a', 'b' }, ctx.customer.id)\n"
+           "  local c = tailor.coupon('vip', { percent = 10 })\n"
+           "  return c and { tier = 'vip', percent = 10, code = c.code, arm = arm }\n"
+           "end }\n");
+  snprintf(cfg, sizeof cfg, "{\"db\":\":memory:\",\"strategies\":\"%s\"}", dir);
+  tailor_error err = {0};
+  tailor *t = tailor_open(cfg, &err);
+  CHECK(t != NULL);
+  if (!t) {
+    fprintf(stderr, "%s\n", err.message);
+    return;
+  }
+  json_t *o = eng_console_preview(t, "c1", NULL, NULL, NULL, NULL, &err);
+  json_t *d, *answer = NULL;
+  size_t i;
+  json_array_foreach(json_object_get(o, "decisions"), i, d)
+    if (!strcmp(json_string_value(json_object_get(json_object_get(d, "request"), "kind")), "discount"))
+      answer = json_object_get(json_object_get(d, "answer"), "result");
+  CHECK_STR(json_string_value(json_object_get(answer, "code")), "DRYRUN");
+  json_decref(o);
+  pthread_mutex_lock(&t->expo_mu);
+  CHECK_INT((long)t->expo.n, 0);
+  pthread_mutex_unlock(&t->expo_mu);
+  CHECK_INT((long)atomic_load(&t->n_decisions), 0);
+  char *stats = NULL;
+  CHECK_INT(tailor_stats(t, &stats, &err), TAILOR_OK);
+  json_t *s = stats ? json_loads(stats, 0, NULL) : NULL;
+  CHECK_INT((long)json_object_size(json_object_get(json_object_get(s, "coupons"), "tiers")), 0);
+  json_decref(s);
+  tailor_free(stats);
+  /* The same decision made for the customer issues and exposes. */
+  char *resp = NULL;
+  static const char req[] = "{\"kind\":\"discount\",\"customer\":\"c1\"}";
+  CHECK_INT(tailor_decide(t, req, strlen(req), &resp, NULL, &err), TAILOR_OK);
+  CHECK(resp && !strstr(resp, "DRYRUN") && strstr(resp, "\"code\":\"VIP-"));
+  tailor_free(resp);
+  tailor_close(t);
+  snprintf(path, sizeof path, "%s/discount.lua", dir);
+  remove(path);
+}
+
 int main(void) {
   const char *t = getenv("TAILOR_TEST_TMP");
   snprintf(tmp, sizeof tmp, "%s", t ? t : "/tmp");
@@ -451,5 +503,6 @@ int main(void) {
   RUN(test_groups_capped);
   RUN(test_strategies_over_a_base);
   RUN(test_check_decides_for_nobody);
+  RUN(test_preview_acts_for_nobody);
   return CHECK_DONE();
 }
