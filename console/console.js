@@ -206,6 +206,7 @@
         return [t, r.channel].concat(states.map(function (s) { return r[s] || 0; }));
       }), [0, 0, 1, 1, 1, 1, 1, 1]));
       var act = session && session.act;
+      var retryable = { failed: 1, dead: 1, cancelled: 1 };
       var purgeState = el("select", { id: "purge-state" }, ["dead", "sent", "cancelled"].map(function (s) { return el("option", { value: s, text: s }); }));
       if (act) page.appendChild(el("div", { class: "row" }, [
         el("button", { id: "retry-dead", text: "Retry every dead row", onclick: function () {
@@ -219,7 +220,10 @@
       page.appendChild(table(["key", "trigger", "customer", "due", "state", "attempts", "last error", ""], o.rows.map(function (r) {
         var b = el("span", {}, [
           session && session.pii ? el("button", { text: "Preview", class: "preview-btn", onclick: function () { preview(r.key); } }) : null,
-          act && r.state !== "sent" && r.state !== "sending" ? el("button", { text: "Retry", class: "retry-btn", onclick: function () {
+          /* Retry is for a row that failed, went dead or was cancelled:
+             the store's retry makes a row due now, so on a scheduled one
+             it sent the cart email at once instead of after its delay. */
+          act && retryable[r.state] ? el("button", { text: "Retry", class: "retry-btn", onclick: function () {
             api("outbox/retry", { method: "POST", body: { key: r.key } }).then(function (x) { note("retried " + x.changed); }, fail);
           } }) : null]);
         return [r.key, r.template, r.customer, when(r.due), r.state, r.attempts, r.last_error, b];

@@ -398,6 +398,12 @@ async function run(dir, server, sim, demo, eventsFile) {
     // The preview alone: headless chromium leaves a cross-origin frame
     // out of full-page captures, not out of an element's.
     await (await page.$("#message-preview")).screenshot({ path: path.join(SHOTS, "console-outbox-preview.png") });
+    // A row still to go has no retry: retrying makes a row due now, so the
+    // cart email would go at once instead of after its delay.
+    check("outbox: a scheduled row has no retry button", await page.$$eval("table tr", (trs, key) => {
+      const tr = trs.find((t) => t.children[0] && t.children[0].textContent === key);
+      return !!tr && !tr.querySelector(".retry-btn");
+    }, waiting.key));
     const cancelled = box.totals.cancelled || 0;
     check("outbox: a cancelled row has a retry button", await page.$$eval("table tr", (trs) => {
       const tr = trs.find((t) => t.children[4] && t.children[4].textContent === "cancelled" &&
