@@ -122,10 +122,16 @@
 
   pages.revenue = function () {
     var hours = Number(sessionStorage.getItem("window_hours") || 24);
-    return api("revenue?window_hours=" + hours).then(function (r) {
+    return api("revenue?window_hours=" + encodeURIComponent(hours)).then(function (r) {
+      /* The window the server counted with, not the one typed: it takes
+         whole hours, kept within 1 hour and 90 days, and reads anything
+         else (0.5, empty) as its default, 24; the page showed the typed
+         value beside figures for another window. */
+      hours = r.window_ms / 3600000;
+      sessionStorage.setItem("window_hours", hours);
       page.textContent = "";
       page.appendChild(el("h1", { text: "Revenue attribution" }));
-      var input = el("input", { type: "number", min: 1, value: hours, id: "window" });
+      var input = el("input", { type: "number", min: 1, max: 2160, step: 1, value: hours, id: "window" });
       page.appendChild(el("div", { class: "row" }, ["Window: an order counts for the last click within",
         input, "hours before it (last click).",
         el("button", { text: "Apply", onclick: function () { sessionStorage.setItem("window_hours", input.value); show(); } })]));

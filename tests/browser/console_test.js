@@ -330,6 +330,18 @@ async function run(dir, server, sim, demo, eventsFile) {
         JSON.stringify(row) + " vs " + JSON.stringify(g));
     }
     check("revenue: the bar chart is drawn", await canvasDrawn(page, "canvas.bars"));
+    // A window the server does not take (half an hour) is not shown as the
+    // one counted with: the page says the window the figures are for.
+    await page.fill("#window", "0.5");
+    await page.click("text=Apply"); // show() clears data-ready at once
+    await page.waitForSelector("body[data-ready=revenue]");
+    const used = (await http(base, "GET", "/admin/api/revenue?window_hours=0.5", { token: ADMIN })).json;
+    check("revenue: the window shown is the one the figures are for",
+      Number(await page.inputValue("#window")) === used.window_ms / HOUR,
+      (await page.inputValue("#window")) + " vs " + used.window_ms / HOUR);
+    await page.fill("#window", "24");
+    await page.click("text=Apply");
+    await page.waitForSelector("body[data-ready=revenue]");
 
     // Experiments: the same numbers as the report.
     await open(page, base, "experiments");
