@@ -189,8 +189,11 @@ static int role_of(const srv_conf *cf, const char *token) {
 
 int srv_token_role(const srv_conf *cf, const char *token) { return role_of(cf, token); }
 
-/* What each permission lets a role do, for refusals. */
-static const char *perm_verb(unsigned missing) {
+/* What each permission lets a role do, for refusals.  What needs every
+   permission (the console's changes) is said as such: a metrics token's
+   outbox retry was refused as "may not change the catalog". */
+static const char *perm_verb(unsigned need, unsigned missing) {
+  if (need == SRV_PERM_ALL) return "make the console's changes (outbox retry and purge)";
   if (missing & SRV_PERM_CATALOG) return "change the catalog (item_upsert, item_delete)";
   if (missing & SRV_PERM_PROFILES) return "read or write customer profiles";
   if (missing & SRV_PERM_ERASE) return "erase customers";
@@ -250,7 +253,7 @@ static int authorize(conn *c, job *j) {
         at += (size_t)snprintf(may + at, sizeof may - at, "%s%s", at ? " or " : "",
                                srv_role_name(r));
     util_fail(&j->err, SRV_EFORBIDDEN, NULL, "%s: the %s role may not %s%s%s%s", op,
-              srv_role_name(role), perm_verb(need & ~perms), at ? " (a token of role " : "",
+              srv_role_name(role), perm_verb(need, need & ~perms), at ? " (a token of role " : "",
               may, at ? " may)" : "");
     return -1;
   }

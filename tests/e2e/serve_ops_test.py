@@ -469,6 +469,12 @@ def console_login(s):
         resp, d = http_call(s, "POST", path, body=body)
         check("%s %s: refused, the field named" % (path, body), resp.status == 400 and
               (d or {}).get("error", {}).get("field") == field, (resp.status, d))
+    # A metrics token's change is refused for what it is: the console's
+    # changes (it read "may not change the catalog").
+    resp, d = http_call(s, "POST", "/admin/api/outbox/retry", body={}, token=METRICS)
+    message = (d or {}).get("error", {}).get("message", "")
+    check("a metrics token's retry: refused as a console change", resp.status == 403 and
+          "console's changes" in message and "catalog" not in message, (resp.status, d))
     # An audience with no members answers an empty list (sorting nothing
     # passed a NULL array to qsort_r).
     resp, d = http_call(s, "GET", "/admin/api/audiences/members?audience=buyers&days=14")
