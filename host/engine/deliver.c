@@ -632,10 +632,13 @@ int tailor_outbox_retry(tailor *t, const char *key, int *changed, tailor_error *
     if (!state)
       return util_fail(err, TAILOR_ENOTFOUND, "key", "outbox retry: no row with key '%s'",
                        key);
-    return util_fail(err, TAILOR_EDENIED, "key",
-                     "outbox retry: '%s' is %s%s", key, state,
-                     !strcmp(state, "sent") ? ": a key is never sent twice"
-                                            : ": it is being sent right now");
+    return util_fail(err, TAILOR_EDENIED, "key", "outbox retry: '%s' is %s%s", key,
+                     !strcmp(state, "pending") ? "scheduled" : state,
+                     !strcmp(state, "sent")      ? ": a key is never sent twice"
+                     : !strcmp(state, "pending") ? ": it has not been tried yet and goes at "
+                                                   "its due time (a retry is for a failed, "
+                                                   "dead or cancelled row)"
+                                                 : ": it is being sent right now");
   }
   if (changed) *changed = n;
   return TAILOR_OK;

@@ -203,7 +203,7 @@ int sq_outbox_retry(store *s, const char *key, int64_t now, int *changed,
                          "UPDATE outbox SET state = 'pending', attempts = 0, next_at = 0, "
                          "due = min(due, ?2), last_error = NULL, updated = ?2 WHERE "
                          "(?1 IS NULL AND state = 'dead') OR "
-                         "(key = ?1 AND state IN ('dead', 'cancelled', 'pending'))",
+                         "(key = ?1 AND (state IN ('dead', 'cancelled') OR (state = 'pending' AND attempts > 0)))",
                          -1, &st, NULL) != SQLITE_OK)
     return store_fail(err, TAILOR_ESTORE, db, "store: outbox retry");
   sq_bind_text(st, 1, key);

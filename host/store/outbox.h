@@ -79,8 +79,10 @@ int64_t store_outbox_sent_since(store *s, const char *customer, const char *chan
 
 /*
 ** An operator's retry: the row with `key` (NULL: every dead row), if dead,
-** cancelled or pending, becomes pending and due now with its attempts
-** reset.  A sent or sending row is left alone.  *changed (may be NULL)
+** cancelled or failed (pending after a failed try), becomes pending and
+** due now with its attempts reset.  A sent or sending row is left alone,
+** and so is one still scheduled (pending, never tried): a retry made the
+** abandoned-cart email due at once instead of after its delay.  *changed (may be NULL)
 ** receives the number of rows changed.
 */
 int store_outbox_retry(store *s, const char *key, int64_t now, int *changed,

@@ -1494,7 +1494,7 @@ static int pg_outbox_retry(store *base, const char *key, int64_t now, int *count
                  "UPDATE outbox SET state = 'pending', attempts = 0, next_at = 0, "
                  "due = least(due, $2::bigint), last_error = NULL, updated = $2 WHERE "
                  "($1::text IS NULL AND state = 'dead') OR "
-                 "(key = $1 AND state IN ('dead', 'cancelled', 'pending'))",
+                 "(key = $1 AND (state IN ('dead', 'cancelled') OR (state = 'pending' AND attempts > 0)))",
                  2, v, count, err, "store: outbox retry");
 }
 

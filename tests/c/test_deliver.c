@@ -28,7 +28,7 @@ static const char TRIGGERS[] =
     "local function on_event(ctx, ev)\n"
     "  if ev.type == 'add_to_cart' then\n"
     "    return { schedule = { { key = 'cart:' .. ev.customer .. ':' .. ev.item,\n"
-    "      template = 'abandoned_cart', delay = 0,\n"
+    "      template = 'abandoned_cart', delay = ev.item == 'later' and 3600 or 0,\n"
     "      vars = { item = ev.item, cancel = ev.item == 'nope' } } } }\n"
     "  elseif ev.type == 'view' then\n"
     "    return { schedule = { { key = 'sms:' .. ev.customer, template = 'hello',\n"
@@ -317,6 +317,13 @@ static void test_dead_and_operator_retry(void) {
   CHECK_INT(attempts_of(t, "cart:c1:hat"), 0);
   CHECK_INT(deliver(t), 2);
   CHECK_STR(state_of(t, "cart:c1:hat"), "sent");
+  /* A row still scheduled is not tried early: it goes at its due time. */
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"later\",\"customer\":\"c1\"}");
+  CHECK_STR(state_of(t, "cart:c1:later"), "pending");
+  CHECK_INT(tailor_outbox_retry(t, "cart:c1:later", &changed, &err), TAILOR_EDENIED);
+  CHECK_CONTAINS(err.message, "'cart:c1:later' is scheduled: it has not been tried yet");
+  CHECK_INT(deliver(t), 0);
+  CHECK_STR(state_of(t, "cart:c1:later"), "pending");
   /* A sent key is never sent again, and an unknown key is named. */
   CHECK_INT(tailor_outbox_retry(t, "cart:c1:hat", &changed, &err), TAILOR_EDENIED);
   CHECK_CONTAINS(err.message, "never sent twice");
