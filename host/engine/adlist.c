@@ -343,14 +343,22 @@ int tailor_audience_sync(tailor *t, const char *audience, int days, const char *
   size_t np = json_array_size(plus), nm = json_array_size(minus);
   if (np || nm) {
     int64_t now = util_now_ms();
-    char okey[400];
-    snprintf(okey, sizeof okey, "%s:%s:%s:%d:%lld", ADLIST_TEMPLATE, format, audience, days,
-             (long long)now);
     json_t *vars = json_pack("{ss ss si sO sO}", "audience", audience, "format", format,
                              "days", days, "added", plus, "removed", minus);
     char *vtext = vars ? json_dumps(vars, JSON_COMPACT) : NULL;
     char *ktext = json_dumps(keys, JSON_COMPACT);
     json_decref(vars);
+    /* The row's key names the channel and the change (a digest of its
+       vars) besides the time: two syncs in one millisecond (an embedding's
+       loop, two nodes) to other channels, or with other changes, shared a
+       key, and the second's row was dropped as a repeat while its synced
+       set was kept, so its changes never went out.  A row the store
+       already has is now this very change, queued: keeping the set is
+       right. */
+    char okey[500], digest[65] = "";
+    if (vtext) util_sha256_hex(vtext, strlen(vtext), digest);
+    snprintf(okey, sizeof okey, "%s:%s:%s:%d:%s:%lld:%.16s", ADLIST_TEMPLATE, format, audience,
+             days, channel, (long long)now, digest);
     store_outbox_row row = {okey, NULL, channel, ADLIST_TEMPLATE, vtext, now};
     int ok = 0;
     rc = vtext && ktext ? store_begin(t->st, err)

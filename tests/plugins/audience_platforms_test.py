@@ -28,6 +28,7 @@ import io
 import http.server
 import json
 import os
+import re
 import subprocess
 import tempfile
 import threading
@@ -50,7 +51,7 @@ class Hook(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self):
-        self.bodies = []
+        self.bodies, self.keys = [], []
         super().__init__(("127.0.0.1", 0), Handler)
 
 
@@ -61,6 +62,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.server.bodies.append(json.loads(body))
+        self.server.keys.append(self.headers.get("Idempotency-Key"))
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -193,6 +195,12 @@ def test_formats_and_sync():
         _, _, err = run(*sync)
         check("first sync: 2 added", "2 added, 0 removed, pushed" in err, err)
         check("first POST", len(hook.bodies) == 1, hook.bodies)
+        # The row's key names the channel and the change, not the time
+        # alone: a sync to another channel in the same millisecond, or
+        # with another change, is not dropped as a repeat of this one.
+        key = hook.keys[0] or ""
+        check("the row's key names channel and change",
+              re.fullmatch(r"audience_sync:google:visitors:2:webhook:\d+:[0-9a-f]{16}", key), key)
         v = hook.bodies[0]["vars"]
         check("payload names the audience", v["audience"] == "visitors" and v["days"] == 2
               and v["format"] == "google" and hook.bodies[0]["template"] == "audience_sync", v)
