@@ -24,7 +24,11 @@
   }
   function money(v) { return (v || 0).toFixed(2); }
   function pct(v) { return ((v || 0) * 100).toFixed(1) + "%"; }
-  function when(ms) { return ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) : "-"; }
+  /* Every time the console shows is UTC, as the API, the logs and the
+     CLI give them: the tables say so, and the charts' axes (uPlot) show
+     UTC too rather than the browser's zone. */
+  function when(ms) { return ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "-"; }
+  function utc(ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); }
 
   function api(path, opts) {
     opts = opts || {};
@@ -106,7 +110,7 @@
       var box = el("div", { class: "chart", id: "rate-chart" });
       page.appendChild(box);
       new uPlot({
-        title: "per second, by minute (last hour)", width: Math.min(1100, page.clientWidth - 20), height: 260,
+        title: "per second, by minute (last hour, UTC)", tzDate: utc, width: Math.min(1100, page.clientWidth - 20), height: 260,
         series: [{}, { label: "events/s", stroke: "#2f6fdb" }, { label: "decisions/s", stroke: "#e07b00" },
                  { label: "errors/s", stroke: "#b42318" }]
       }, [mins.map(function (m) { return m.t; }), mins.map(function (m) { return m.events / 60; }),
@@ -302,7 +306,7 @@
         new uPlot({
           title: "members, by snapshot (" + (a.snapshot_every_ms ? "every " + (a.snapshot_every_ms >= 60000
             ? Math.round(a.snapshot_every_ms / 60000) + " min" : a.snapshot_every_ms / 1000 + " s") : "none kept") + "; the last point is now)",
-          width: Math.min(1100, page.clientWidth - 20), height: 300,
+          tzDate: utc, width: Math.min(1100, page.clientWidth - 20), height: 300,
           series: [{}].concat(keys.map(function (k, i) { return { label: k, stroke: colors[i % colors.length] }; }))
         }, [h.map(function (p) { return p.at / 1000; })].concat(keys.map(function (k) {
           return h.map(function (p) { return p.sizes[k] === undefined ? null : p.sizes[k]; });

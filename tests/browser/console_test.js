@@ -416,6 +416,11 @@ async function run(dir, server, sim, demo, eventsFile) {
       const tr = trs.find((t) => t.children[0] && t.children[0].textContent === key);
       return !!tr && !tr.querySelector(".retry-btn");
     }, waiting.key));
+    // Times say their zone: the tables and the API's are UTC.
+    check("outbox: the due time says UTC", await page.$$eval("table tr", (trs, key) => {
+      const tr = trs.find((t) => t.children[0] && t.children[0].textContent === key);
+      return !!tr && / UTC$/.test(tr.children[3].textContent);
+    }, waiting.key));
     const cancelled = box.totals.cancelled || 0;
     check("outbox: a cancelled row has a retry button", await page.$$eval("table tr", (trs) => {
       const tr = trs.find((t) => t.children[4] && t.children[4].textContent === "cancelled" &&
