@@ -380,7 +380,7 @@
       page.textContent = "";
       page.appendChild(el("h1", { text: "Strategies" }));
       page.appendChild(el("p", {}, ["Folder ", el("code", { text: s.folder || "-" }), s.base ? " over " + s.base : "",
-        " · version " + s.version + " · reloads " + s.generation + " · last reload " + when(s.reload.at) + ": ",
+        " · version " + s.version + (s.on_disk ? " (the files on disk, " + s.on_disk + ", do not serve)" : "") + " · reloads " + s.generation + " · last reload " + when(s.reload.at) + ": ",
         el("span", { class: s.reload.ok ? "ok" : "bad", id: "reload", text: s.reload.ok ? "ok" : "refused" }), " " + s.reload.text]));
       page.appendChild(table(["file", "version", "bytes", "modified"], s.files.map(function (f) { return [f.file, f.version, f.bytes, when(f.modified)]; }), [0, 0, 1]));
       page.appendChild(el("h2", { text: "Handlers" }));

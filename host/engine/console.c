@@ -538,11 +538,16 @@ json_t *eng_console_strategies(tailor *t, size_t sample, tailor_error *err) {
       lvm_check_dir(merged ? merged : dir, &c, report_compile, compile);
     eng_strategies_discard(merged);
   }
-  char sig[17];
-  snprintf(sig, sizeof sig, "%016llx", (unsigned long long)eng_strategies_signature(t));
+  /* "version" is the files that serve; after an edit that was refused,
+     "on_disk" is the files' own, which do not (it named those before). */
+  char sig[17], disk[17];
+  uint64_t serving = atomic_load(&t->serving_sig), now = eng_strategies_signature(t);
+  snprintf(sig, sizeof sig, "%016llx", (unsigned long long)serving);
+  snprintf(disk, sizeof disk, "%016llx", (unsigned long long)now);
   json_t *o = json_pack("{ss? ss? ss sI so so so}", "folder", dir, "base", base, "version", sig,
                         "generation", (json_int_t)atomic_load(&t->strat_gen), "files", files,
                         "handlers", handlers, "compile_errors", compile);
+  if (dir && *dir && now != serving) json_object_set_new(o, "on_disk", json_string(disk));
   if (!vm && e.message[0]) json_object_set_new(o, "load_error", json_string(e.message));
   if (sample && dir && *dir) {
     eng_dry_report rep = {0};

@@ -674,6 +674,7 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
     }
     t->strat_sig = eng_strategies_signature(t);
     if (eng_strategies_load(t, err)) goto fail;
+    atomic_store(&t->serving_sig, t->strat_sig);
     atomic_store(&t->last_scan_ms, util_now_ms());
     /* On a shared log, this node's events owe their triggers until they
        run, and the follower takes over those a dead node owed (follow.c). */

@@ -99,7 +99,8 @@ struct tailor {
   /* Strategy reloads: a new generation once an edited folder compiles. */
   pthread_mutex_t scan_mu;
   _Atomic uint64_t strat_gen;
-  uint64_t strat_sig;
+  uint64_t strat_sig;          /* the folder's files when last scanned */
+  _Atomic uint64_t serving_sig; /* ... when last loaded: what serves */
   char *_Atomic strat_dir;  /* the snapshot states load from (vm.c), or NULL */
   char **snaps;             /* every snapshot taken, removed at close */
   size_t n_snaps;

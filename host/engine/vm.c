@@ -250,6 +250,7 @@ static void scan_strategies(tailor *t) {
     t->strat_sig = sig;
     tailor_error e = {0};
     if (eng_strategies_load(t, &e) == TAILOR_OK) {
+      atomic_store(&t->serving_sig, sig);
       atomic_fetch_add(&t->strat_gen, 1);
       eng_log(t, TAILOR_LOG_INFO, "strategies reloaded from %s", t->cfg.strategies);
     } else {

@@ -369,6 +369,7 @@ static void test_strategies_over_a_base(void) {
   put_file(dir, "mine.lua", "local settings = require 'lib.settings'\n"
                             "return { probe = function(ctx) return { ok = settings ~= nil } end }\n");
   snprintf(cfg, sizeof cfg, "{\"db\":\":memory:\",\"strategies\":\"%s\","
+           "\"lua\":{\"reload_interval_ms\":0},"
            "\"strategies_base\":\"%s/strategies\"}", dir, root ? root : ".");
   tailor_error err = {0};
   tailor *t = tailor_open(cfg, &err);
@@ -380,6 +381,9 @@ static void test_strategies_over_a_base(void) {
   json_t *o = eng_console_strategies(t, 0, &err);
   json_t *errs = json_object_get(o, "compile_errors");
   CHECK_INT((long)json_array_size(errs), 0);
+  char serving[17];
+  snprintf(serving, sizeof serving, "%s", json_string_value(json_object_get(o, "version")));
+  CHECK(json_object_get(o, "on_disk") == NULL);
   if (json_array_size(errs))
     fprintf(stderr, "%s\n", json_string_value(json_object_get(json_array_get(errs, 0), "message")));
   json_decref(o);
@@ -389,6 +393,9 @@ static void test_strategies_over_a_base(void) {
   errs = json_object_get(o, "compile_errors");
   CHECK_INT((long)json_array_size(errs), 1);
   CHECK_CONTAINS(json_string_value(json_object_get(json_array_get(errs, 0), "file")), "broken.lua");
+  /* The version is the one that serves, not the refused files'. */
+  CHECK_STR(json_string_value(json_object_get(o, "version")), serving);
+  CHECK(json_string_value(json_object_get(o, "on_disk")) != NULL);
   json_decref(o);
   tailor_close(t);
   snprintf(path, sizeof path, "%s/broken.lua", dir);
