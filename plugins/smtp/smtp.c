@@ -31,6 +31,8 @@
 #define SMTP_MAX_TEMPLATE_BYTES (1u << 20)
 #define SMTP_QP_LINE 76         /* quoted-printable line length (RFC 2045) */
 #define SMTP_SUBJECT_CHUNK 45   /* bytes per encoded word: 60 base64 chars */
+#define SMTP_HEADER_LINE 78     /* a header line's length to fold at (RFC 5322) */
+#define SMTP_HEADER_WORD 900    /* a longer ASCII word is encoded, not folded */
 
 static const tailor_plugin_api *api;
 
@@ -223,13 +225,30 @@ static void add_qp(buf *b, const char *s, size_t n) {
   adds(b, "\r\n");
 }
 
-/* A header value: ASCII as is, anything else as RFC 2047 encoded words cut
-   on UTF-8 character boundaries. */
-static void add_header_text(buf *b, const char *s) {
-  size_t n = strlen(s), i;
-  for (i = 0; i < n && (unsigned char)s[i] < 0x80; i++) {}
-  if (i == n) {
-    adds(b, s);
+/* A header value after `col` characters of its line: ASCII folded before
+   a space where a line would pass 78 characters (RFC 5322 2.1.1; a
+   product's long name in a subject must not make a line over the 998 an
+   SMTP server may refuse), anything else, or a word too long to fold, as
+   RFC 2047 encoded words cut on UTF-8 character boundaries. */
+static void add_header_text(buf *b, const char *s, size_t col) {
+  size_t n = strlen(s), i, run = 0, longest = 0;
+  for (i = 0; i < n && (unsigned char)s[i] < 0x80; i++) {
+    run = s[i] == ' ' ? 0 : run + 1;
+    if (run > longest) longest = run;
+  }
+  if (i == n && longest <= SMTP_HEADER_WORD) {
+    for (size_t at = 0; at < n;) {
+      size_t end = at + 1;
+      while (end < n && s[end] != ' ') end++;
+      /* fold before a word, never leaving a line of nothing but a space */
+      if (at && col + (end - at) > SMTP_HEADER_LINE && end - at > 1) {
+        adds(b, "\r\n");
+        col = 0;
+      }
+      add(b, s + at, end - at);
+      col += end - at;
+      at = end;
+    }
     return;
   }
   for (size_t at = 0; at < n;) {
@@ -243,6 +262,47 @@ static void add_header_text(buf *b, const char *s) {
     adds(b, "?=");
     at += take;
   }
+}
+
+/* The From header of "Name <address>": the name as a quoted string when
+   it holds a special character (unquoted, "Trail Co, Ltd" is two
+   addresses), as encoded words when it is not ASCII (a raw "Café" is 8-bit
+   bytes a 7-bit header cannot carry). */
+static void add_from(buf *b, const char *from, const char *addr) {
+  const char *lt = strrchr(from, '<');
+  const char *name = from, *end = lt ? lt : from;
+  while (name < end && (*name == ' ' || *name == '\t')) name++;
+  while (end > name && (end[-1] == ' ' || end[-1] == '\t')) end--;
+  if (end - name >= 2 && *name == '"' && end[-1] == '"') name++, end--;
+  size_t n = (size_t)(end - name);
+  if (!lt || !n) {
+    adds(b, addr);
+    return;
+  }
+  char *text = strndup(name, n);
+  int ascii = 1, special = 0;
+  for (size_t i = 0; i < n; i++) {
+    ascii &= (unsigned char)name[i] < 0x80;
+    special |= strchr("()<>[]:;@\\,.\"", name[i]) != NULL;
+  }
+  if (!text) {
+    b->oom = 1;
+  } else if (!ascii) {
+    add_header_text(b, text, strlen("From: "));
+  } else if (special) {
+    adds(b, "\"");
+    for (size_t i = 0; i < n; i++) {
+      if (name[i] == '"' || name[i] == '\\') adds(b, "\\");
+      add(b, name + i, 1);
+    }
+    adds(b, "\"");
+  } else {
+    adds(b, text);
+  }
+  free(text);
+  adds(b, " <");
+  adds(b, addr);
+  adds(b, ">");
 }
 
 /* An address fit for an envelope and a header: no line breaks, no angle
@@ -358,7 +418,7 @@ static char *build_message(smtp *s, const tailor_delivery *d, mail_tpl *m, char 
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
     const char *domain = strchr(s->from_addr, '@') + 1;
     adds(&b, "From: ");
-    adds(&b, s->from);
+    add_from(&b, s->from, s->from_addr);
     adds(&b, "\r\nTo: ");
     adds(&b, d->email);
     if (s->reply_to) {
@@ -366,7 +426,7 @@ static char *build_message(smtp *s, const tailor_delivery *d, mail_tpl *m, char 
       adds(&b, s->reply_to);
     }
     adds(&b, "\r\nSubject: ");
-    add_header_text(&b, subject);
+    add_header_text(&b, subject, strlen("Subject: "));
     adds(&b, "\r\nDate: ");
     adds(&b, date);
     adds(&b, "\r\nMessage-ID: <");
@@ -374,7 +434,7 @@ static char *build_message(smtp *s, const tailor_delivery *d, mail_tpl *m, char 
     adds(&b, "@");
     adds(&b, domain);
     adds(&b, ">\r\nX-Tailor-Template: ");
-    add_header_text(&b, d->template_name);
+    add_header_text(&b, d->template_name, strlen("X-Tailor-Template: "));
     add_unsubscribe(&b, d);
     adds(&b, "\r\nMIME-Version: 1.0\r\n");
     static const char text_part[] = "Content-Type: text/plain; charset=utf-8\r\n"
@@ -382,7 +442,7 @@ static char *build_message(smtp *s, const tailor_delivery *d, mail_tpl *m, char 
     static const char html_part[] = "Content-Type: text/html; charset=utf-8\r\n"
                                     "Content-Transfer-Encoding: quoted-printable\r\n\r\n";
     if (text && html) {
-      adds(&b, "Content-Type: multipart/alternative; boundary=\"tailor-");
+      adds(&b, "Content-Type: multipart/alternative;\r\n boundary=\"tailor-");
       adds(&b, bound);
       adds(&b, "\"\r\n\r\nThis is a multipart message in MIME format.\r\n\r\n--tailor-");
       adds(&b, bound);

@@ -10,9 +10,13 @@ real SMTP server (aiosmtpd) on loopback:
 - with the SMTP server down for a while the row is tried again with
   backoff, then delivered once the server is up, never twice;
 - a SIGKILL of tailor between scheduling and sending loses nothing: after a
-  restart the email goes out once.
+  restart the email goes out once;
+- shop data makes well-formed headers: a sender's name with a comma and
+  non-ASCII letters is one address, a product's name of 1,300 characters
+  in the subject is folded into lines of 78, never over 998.
 """
 
+import glob
 import html
 import json
 import os
@@ -195,8 +199,59 @@ def test_kill_before_sending():
         sink.stop()
 
 
+def header_lines(raw):
+    """The lines of a raw message's header, CRLF cut off."""
+    return raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+
+
+def test_headers_from_shop_data():
+    d = tempfile.mkdtemp(prefix="smtphead", dir=kit.TMP)
+    port = kit.free_port()
+    sink = kit.SmtpSink(port, os.path.join(d, "mail"))
+    server = None
+    long_name = " ".join(["Trail Runner"] * 100)
+    try:
+        plugin = kit.smtp_plugin(port, tls="none",
+                                 **{"from": "M\u00fcller & S\u00f6hne, Outdoor <shop@trail.example>"})
+        server = kit.Serve(kit.strategies(d, 1), engine=dict(FAST, plugins=[plugin]),
+                           server=SERVER, tmpdir=d)
+        c = kit.load_shop(server)
+        item = dict(kit.ITEMS[0], id="runner", name=long_name)
+        check("item accepted", c.call("item.upsert", item=item).get("result"), item)
+        c.call("event", event={"type": "add_to_cart", "item": "runner", "customer": "c1"})
+        # A header line over 998 characters is refused by the server: the
+        # row would go dead.
+        r = kit.wait_for("the row settled", lambda: (
+            lambda x: x if x and x["state"] in ("sent", "dead") else None)(
+                kit.row(server.db, "abandoned_cart:c1:")), deadline=60)
+        check("accepted by the server", r["state"] == "sent", r["last_error"])
+        if r["state"] != "sent":
+            return
+        env, msg = kit.wait_for("the email", sink.messages, deadline=60)[0]
+        with open(sorted(glob.glob(os.path.join(sink.folder, "*.eml")))[0], "rb") as f:
+            lines = header_lines(f.read())
+        check("header lines are ASCII", all(max(line, default=0) < 0x80 for line in lines),
+              [line for line in lines if max(line, default=0) >= 0x80])
+        check("header lines fit 78 characters", all(len(line) <= 78 for line in lines),
+              [len(line) for line in lines])
+        check("the subject survives folding",
+              msg["Subject"] == "Still thinking about %s?" % long_name, msg["Subject"])
+        sender = msg["From"].addresses
+        check("From is one address", len(sender) == 1 and not msg["From"].defects,
+              (sender, msg["From"].defects))
+        check("From: name and address", sender and
+              sender[0].display_name == "M\u00fcller & S\u00f6hne, Outdoor" and
+              sender[0].addr_spec == "shop@trail.example", sender)
+        c.close()
+    finally:
+        if server:
+            server.stop()
+        sink.stop()
+
+
 if __name__ == "__main__":
     checks.run(test_abandoned_cart_email)
     checks.run(test_smtp_down_then_up)
     checks.run(test_kill_before_sending)
+    checks.run(test_headers_from_shop_data)
     raise SystemExit(checks.done())
