@@ -518,6 +518,26 @@ static size_t read_cb(char *out, size_t size, size_t n, void *ud) {
   return take;
 }
 
+/* The server's last refusal ("554 5.7.1 rejected as spam"): libcurl hands
+   SMTP replies to the header callback, and its own error text for a
+   refused DATA is only "Weird server reply".  Replies after it (to QUIT)
+   do not replace it. */
+typedef struct reply {
+  char line[200];
+} reply;
+
+static size_t reply_cb(char *in, size_t size, size_t n, void *ud) {
+  reply *r = ud;
+  size_t len = size * n, keep = len;
+  if (!len || (in[0] != '4' && in[0] != '5')) return len;
+  while (keep && (in[keep - 1] == '\n' || in[keep - 1] == '\r')) keep--;
+  if (keep >= sizeof r->line) keep = sizeof r->line - 1;
+  for (size_t i = 0; i < keep; i++)
+    r->line[i] = (unsigned char)in[i] < ' ' ? ' ' : in[i]; /* one line of last_error */
+  r->line[keep] = '\0';
+  return len;
+}
+
 static int smtp_send(void *ud, const tailor_delivery *d, char *err, size_t errlen) {
   smtp *s = ud;
   if (!d->email || !plain_address(d->email)) {
@@ -542,6 +562,7 @@ static int smtp_send(void *ud, const tailor_delivery *d, char *err, size_t errle
     return TAILOR_SEND_RETRY;
   }
   char from[600], to[600], cerr[CURL_ERROR_SIZE] = "";
+  reply last = {""};
   snprintf(from, sizeof from, "<%s>", s->from_addr);
   snprintf(to, sizeof to, "<%s>", d->email);
   struct curl_slist *rcpt = curl_slist_append(NULL, to);
@@ -564,6 +585,8 @@ static int smtp_send(void *ud, const tailor_delivery *d, char *err, size_t errle
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, s->timeout_ms);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L); /* timeouts without SIGALRM: threads */
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, reply_cb);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &last);
   CURLcode rc = curl_easy_perform(c);
   long code = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
@@ -571,8 +594,13 @@ static int smtp_send(void *ud, const tailor_delivery *d, char *err, size_t errle
   curl_easy_cleanup(c);
   free(msg);
   if (rc == CURLE_OK) return TAILOR_SEND_OK;
-  snprintf(err, errlen, "%s (SMTP %ld): %s", s->url, code,
-           cerr[0] ? cerr : curl_easy_strerror(rc));
+  /* The server's words when it refused; libcurl's when nothing answered. */
+  if (last.line[0])
+    snprintf(err, errlen, "%s (SMTP %ld): %s: %s", s->url, code,
+             cerr[0] ? cerr : curl_easy_strerror(rc), last.line);
+  else
+    snprintf(err, errlen, "%s (SMTP %ld): %s", s->url, code,
+             cerr[0] ? cerr : curl_easy_strerror(rc));
   /* 5xx is the server saying no for good (no such mailbox, refused
      content); anything else (a connection refused, a timeout, 4xx) may
      pass. */

@@ -92,7 +92,7 @@ def make_cert(folder):
 class SmtpSink:
     """smtp_sink.py as a process: started on `port`, messages in `folder`."""
 
-    def __init__(self, port, folder, cert=None, key=None, auth=None, delay=None):
+    def __init__(self, port, folder, cert=None, key=None, auth=None, delay=None, reject=None):
         self.port, self.folder = port, folder
         os.makedirs(folder, exist_ok=True)
         args = [aiosmtpd_python(), SINK, "--port", str(port), "--dir", folder]
@@ -102,6 +102,8 @@ class SmtpSink:
             args += ["--auth", auth]
         if delay:
             args += ["--delay", str(delay)]
+        if reject:
+            args += ["--reject", reject]
         self.log = open(os.path.join(folder, "sink.log"), "ab")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log,
                                      stdin=subprocess.DEVNULL)

@@ -13,7 +13,8 @@ real SMTP server (aiosmtpd) on loopback:
   restart the email goes out once;
 - shop data makes well-formed headers: a sender's name with a comma and
   non-ASCII letters is one address, a product's name of 1,300 characters
-  in the subject is folded into lines of 78, never over 998.
+  in the subject is folded into lines of 78, never over 998;
+- a message the server refuses keeps the server's words in last_error.
 """
 
 import glob
@@ -249,9 +250,34 @@ def test_headers_from_shop_data():
         sink.stop()
 
 
+def test_refused_with_reason():
+    d = tempfile.mkdtemp(prefix="smtprefuse", dir=kit.TMP)
+    port = kit.free_port()
+    sink = kit.SmtpSink(port, os.path.join(d, "mail"), reject="554 5.7.1 Rejected as spam")
+    server = None
+    try:
+        plugin = kit.smtp_plugin(port, tls="none")
+        server = kit.Serve(kit.strategies(d, 1), engine=dict(FAST, plugins=[plugin]),
+                           server=SERVER, tmpdir=d)
+        c = kit.load_shop(server)
+        c.call("event", event={"type": "add_to_cart", "item": "hat", "customer": "c1"})
+        r = kit.wait_for("the row refused", lambda: (
+            lambda x: x if x and x["state"] == "dead" else None)(
+                kit.row(server.db, "abandoned_cart:c1:")), deadline=60)
+        check("a 5xx is final", r["attempts"] == 1, r)
+        check("the server's reason kept", "554 5.7.1 Rejected as spam" in (r["last_error"] or ""),
+              r)
+        c.close()
+    finally:
+        if server:
+            server.stop()
+        sink.stop()
+
+
 if __name__ == "__main__":
     checks.run(test_abandoned_cart_email)
     checks.run(test_smtp_down_then_up)
     checks.run(test_kill_before_sending)
     checks.run(test_headers_from_shop_data)
+    checks.run(test_refused_with_reason)
     raise SystemExit(checks.done())

@@ -4,12 +4,14 @@ DIR/NNN.eml (the message as received) beside DIR/NNN.json (the envelope,
 and whether TLS and AUTH were used); the .eml appears last, whole.
 
     smtp_sink.py --port P --dir DIR [--cert C --key K] [--auth USER:PASS]
-                 [--delay S]
+                 [--delay S] [--reject REPLY]
 
 With a certificate, STARTTLS is required before anything else; with --auth,
 AUTH is required before MAIL.  With --delay, each message is kept first and
 answered "250" S seconds later: a slow server, and a window in which a
-sender that dies has delivered a message it never heard accepted.  Prints
+sender that dies has delivered a message it never heard accepted.  With
+--reject, each message is refused after its DATA with that reply ("554
+5.7.1 ..."), and not kept.  Prints
 "ready" once listening; stops on SIGTERM or SIGINT.
 """
 
@@ -26,13 +28,16 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Sink:
-    def __init__(self, folder, delay=0.0):
+    def __init__(self, folder, delay=0.0, reject=None):
         self.folder = folder
         self.delay = delay
+        self.reject = reject
         self.count = 0
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):
+        if self.reject:
+            return self.reject
         with self.lock:
             self.count += 1
             base = os.path.join(self.folder, "%03d" % self.count)
@@ -56,6 +61,7 @@ def main():
     ap.add_argument("--key")
     ap.add_argument("--auth")
     ap.add_argument("--delay", type=float, default=0.0)
+    ap.add_argument("--reject")
     a = ap.parse_args()
     tls = None
     if a.cert:
@@ -70,7 +76,7 @@ def main():
                   and data.password.decode() == password)
             return AuthResult(success=ok)
 
-    ctl = Controller(Sink(a.dir, a.delay), hostname="127.0.0.1", port=a.port, tls_context=tls,
+    ctl = Controller(Sink(a.dir, a.delay, a.reject), hostname="127.0.0.1", port=a.port, tls_context=tls,
                      require_starttls=tls is not None, authenticator=auth,
                      auth_required=auth is not None, auth_require_tls=tls is not None)
     stop = threading.Event()
