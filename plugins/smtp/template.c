@@ -353,6 +353,20 @@ static int safe_url(const char *s) {
          !strncasecmp(s, "mailto:", 7) || (s[0] == '/' && s[1] != '\\');
 }
 
+/* A catalog's "/p/hat" is no link in a mailbox, which has no page to be
+   relative to: the url filter puts the shop's address (shop.url, an
+   http(s) URL, without its trailing '/') in front. */
+static void put_base(render *r) {
+  json_t *base = lookup(r, "shop.url");
+  const char *b = json_string_value(base);
+  if (b && (!strncasecmp(b, "http://", 7) || !strncasecmp(b, "https://", 8))) {
+    size_t n = strlen(b);
+    while (n && b[n - 1] == '/') n--;
+    put_escaped(r, b, n);
+  }
+  json_decref(base);
+}
+
 static void put_value(render *r, json_t *v, int filter) {
   char num[64];
   const char *s = NULL;
@@ -371,6 +385,7 @@ static void put_value(render *r, json_t *v, int filter) {
     s = json_string_value(v);
     n = json_string_length(v);
     if (filter == F_URL && !safe_url(s)) return;
+    if (filter == F_URL && s[0] == '/') put_base(r);
   } else if (filter == F_URL) {
     return;
   } else if (json_is_integer(v)) {

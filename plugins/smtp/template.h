@@ -7,8 +7,9 @@
 **                        entities in the HTML part, no line breaks in the
 **                        subject, as is in the text part
 **   {{price | money}}    a filter: money (two decimals), url (only http:,
-**                        https:, mailto: and /paths pass; anything else,
-**                        javascript: included, is dropped)
+**                        https:, mailto: and /paths pass, a /path made
+**                        absolute with shop.url when it is http(s);
+**                        anything else, javascript: included, is dropped)
 **   {{#items}}..{{/items}}  a section: repeated for each element of a list
 **                        (inside, names are looked up in the element first,
 **                        then outwards; {{@number}} counts from 1,

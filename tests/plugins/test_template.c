@@ -81,6 +81,13 @@ static void test_filters(void) {
                "<a href=\"https://shop.example/p?a=1&amp;b=2\">");
   CHECK_RENDER("[{{rel|url}}][{{bad|url}}][{{bad2|url}}][{{data|url}}][{{mail|url}}][{{i|url}}]",
                v, TPL_HTML, "[/p/hat][][][][mailto:help@shop.example][]");
+  /* A /path is no link in a mailbox: made absolute with the shop's URL. */
+  CHECK_RENDER("<a href=\"{{#items}}{{url | url}}{{/items}}\"> {{url | url}}",
+               "{\"shop\": {\"url\": \"https://trail.example/\"}, \"url\": \"/p/hat?a&b\","
+               " \"items\": [{\"url\": \"/p/scarf\"}]}",
+               TPL_HTML, "<a href=\"https://trail.example/p/scarf\"> https://trail.example/p/hat?a&amp;b");
+  CHECK_RENDER("{{url | url}}", "{\"shop\": {\"url\": \"javascript:x\"}, \"url\": \"/p/hat\"}",
+               TPL_TEXT, "/p/hat");
   CHECK(strstr(error_of("{{p | shout}}"), "unknown filter 'shout'") != NULL);
 }
 
