@@ -80,6 +80,12 @@ int cmd_serve(int argc, char **argv) {
     return EXIT_BADINPUT;
   }
   json_t *ecfg = json_deep_copy(engine);
+  /* A server refits beside its writer unless the config says otherwise
+     (index.background_refits): clients wait for no fit. */
+  json_t *ix = json_object_get(ecfg, "index");
+  if (!ix) json_object_set_new(ecfg, "index", ix = json_object());
+  if (json_is_object(ix) && !json_object_get(ix, "background_refits"))
+    json_object_set_new(ix, "background_refits", json_true());
   if (o.db) json_object_set_new(ecfg, "db", json_string(o.db));
   if (o.strategies) json_object_set_new(ecfg, "strategies", json_string(o.strategies));
   char *text = json_dumps(ecfg, JSON_COMPACT);

@@ -206,6 +206,7 @@ int tailor_forget(tailor *t, const char *customer, int64_t *erased,
     size_t i;
     json_t *v;
     pthread_rwlock_wrlock(&t->lock);
+    atomic_fetch_add(&t->ix_gen, 1);
     idx_forget(t->ix, customer);
     json_array_foreach(sessions, i, v) idx_forget_session(t->ix, json_string_value(v));
     pthread_rwlock_unlock(&t->lock);

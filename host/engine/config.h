@@ -80,6 +80,12 @@
     "defaults, adjusted to a repeat-heavy or sequential shop (evaluation.md, " \
     "\"Defaults that fit the shop\")")                                          \
   N(value_refit_orders, INDEX_VALUE_REFIT_ORDERS)                            \
+  S(refit_background, "index.background_refits", BOOL, 0,                    \
+    "refit the models (index.value_refit_orders) on a thread of their own, "  \
+    "so that the writer goes on taking events meanwhile (a fit takes "       \
+    "seconds on a shop of some 10,000 customers); tailor serve turns it on " \
+    "unless the config says false; SQLite only (on PostgreSQL every node "   \
+    "refits at the same log positions)")                                      \
   N(value_min_repeat, INDEX_VALUE_MIN_REPEAT_CUSTOMERS)                      \
   N(value_holdout_days, INDEX_VALUE_HOLDOUT_DAYS)                            \
   N(clusters, INDEX_CLUSTERS)                                                \

@@ -138,7 +138,19 @@ struct tailor {
      (follow.c): eng_run_triggers takes no lock of its own.  Under
      write_mu. */
   int people_locked;
-  uint64_t value_orders;   /* orders_seen when the value model was fitted */
+  _Atomic uint64_t value_orders; /* orders_seen when the value model was fitted */
+  /* Refits beside the writer (index.background_refits, engine.c): the
+     writer asks (fit_busy set until the fit is in), the fitter fits. */
+  pthread_t fitter;
+  int fitter_on;
+  pthread_mutex_t fit_mu;
+  pthread_cond_t fit_cv;
+  int fit_asked, fit_stop; /* under fit_mu */
+  int64_t fit_seq;         /* under fit_mu: the log position it asked at */
+  _Atomic int fit_busy;
+  /* Bumped when the index is replaced (a rebuild after a failed commit)
+     or people are erased: a fit read before installs nothing per person. */
+  _Atomic uint64_t ix_gen;
   /* Replaying a shared log on open: crossings from refit_from orders on
      refit (engine.c, replay_plan); how many did. */
   int replay_refits;
@@ -218,6 +230,9 @@ void eng_checkpoint_due(tailor *t);
 int eng_drop_checkpoint(tailor *t);
 void eng_save_checkpoint(tailor *t);
 void eng_refit_value(tailor *t);
+/* The same on the fitter thread (index.background_refits): the writer
+   asks and goes on; nothing when a fit is already on its way. */
+void eng_refit_ask(tailor *t);
 /* A stored event today's parser refuses, passed over by the index (the
    store's skip function: store_on_unreadable); ud is the engine. */
 void eng_unreadable(void *ud, int64_t seq, const char *why);

@@ -79,6 +79,7 @@ static void reload_index(tailor *t, int say) {
   pthread_rwlock_wrlock(&t->lock);
   idx *old = t->ix;
   t->ix = r.x;
+  atomic_fetch_add(&t->ix_gen, 1);
   t->applied_seq = r.seq;
   if (incomplete) t->ix_incomplete = 1;
   pthread_rwlock_unlock(&t->lock);
@@ -294,8 +295,13 @@ static int commit_group(tailor *t, commit_req *group, tailor_error *err) {
     eng_checkpoint_due(t);
     eng_flush_exposures(t);
     if (t->cfg.value_refit_orders > 0 &&
-        t->ix->orders_seen - t->value_orders >= (uint64_t)t->cfg.value_refit_orders)
-      eng_refit_value(t);
+        t->ix->orders_seen - atomic_load(&t->value_orders) >=
+            (uint64_t)t->cfg.value_refit_orders) {
+      if (t->cfg.refit_background && !store_shared(t->st))
+        eng_refit_ask(t);
+      else
+        eng_refit_value(t);
+    }
   }
   eng_writing = NULL;
   pthread_mutex_unlock(&t->write_mu);

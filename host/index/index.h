@@ -842,6 +842,9 @@ int idx_value_check_orders(idx_value_order *o, size_t n, double holdout_days,
    the customer).  Reads x only.  Returns 0, or -1 out of memory. */
 int idx_value_check_held(const idx *x, double holdout_days, size_t min_repeat,
                          idx_value_check *out);
+/* Those orders copied (a new array, freed by the caller), so that the
+   check can run without the index: what idx_value_check_held reads. */
+int idx_value_orders_held(const idx *x, idx_value_order **o, size_t *n);
 
 /* Spearman's rank correlation of x and y (ties take their mean rank);
    NAN when n < 2 or either is constant. */

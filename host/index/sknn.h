@@ -339,6 +339,14 @@ typedef struct sknn_repeat_profile {
 
 int sknn_repeat_profile_get(const sknn_index *x, uint32_t sessions,
                             sknn_repeat_profile *r);
+/* The same, calling pause(ud) between the transition check's sessions
+   (its queries take seconds on long sessions): a caller that reads the
+   index under a lock lets the writer in there, and pause returns nonzero
+   when `x` is no longer the index to read (the profile is then abandoned:
+   TAILOR_EINVAL).  Sessions are asked by their place from the newest at
+   the start, so sessions added meanwhile are not asked. */
+int sknn_repeat_profile_paused(const sknn_index *x, uint32_t sessions, sknn_repeat_profile *r,
+                               int (*pause)(void *ud), void *ud);
 
 /* Adjust tailor's defaults to the profile (the rules are in sknn_adapt.c
 ** and docs/evaluation.md); returns what changed: SKNN_ADAPTED_REPEAT (a

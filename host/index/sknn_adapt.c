@@ -58,7 +58,8 @@ static double repeat_rr(const uint32_t *items, uint32_t i, double d) {
 ** clock, no randomness), so every node of a shared log that fitted at one
 ** position picks alike.
 */
-static int trans_check(const sknn_index *x, uint32_t live, sknn_repeat_profile *r) {
+static int trans_check(const sknn_index *x, uint32_t live, sknn_repeat_profile *r,
+                       int (*pause)(void *), void *ud) {
   static const double choices[] = SKNN_TRANS_CHOICES;
   enum { NCHOICES = sizeof choices / sizeof *choices, K = 20, POSITIONS = 4 };
   sknn_params p[1 + NCHOICES];
@@ -71,9 +72,15 @@ static int trans_check(const sknn_index *x, uint32_t live, sknn_repeat_profile *
   sknn_work *w = sknn_work_new();
   if (!w) return TAILOR_ENOMEM;
   double mrr[1 + NCHOICES] = {0}, hit[1 + NCHOICES] = {0};
-  uint32_t queries = 0;
+  uint32_t queries = 0, newest = x->next_seq;
   for (uint32_t back = 1; back <= live && queries < SKNN_TRANS_QUERIES; back++) {
-    uint32_t seq = x->next_seq - back;
+    /* Between sessions (all of a session's queries ask every weight, so
+       the weights still see the same queries). */
+    if (pause && back > 1 && pause(ud)) {
+      sknn_work_free(w);
+      return TAILOR_EINVAL;
+    }
+    uint32_t seq = newest - back;
     const sess *s = sess_get(x, seq);
     if (!s) break;
     if (s->n < 2) continue;
@@ -119,6 +126,11 @@ static int trans_check(const sknn_index *x, uint32_t live, sknn_repeat_profile *
 
 int sknn_repeat_profile_get(const sknn_index *x, uint32_t sessions,
                             sknn_repeat_profile *r) {
+  return sknn_repeat_profile_paused(x, sessions, r, NULL, NULL);
+}
+
+int sknn_repeat_profile_paused(const sknn_index *x, uint32_t sessions, sknn_repeat_profile *r,
+                               int (*pause)(void *ud), void *ud) {
   if (!x || !r) return TAILOR_EINVAL;
   memset(r, 0, sizeof *r);
   double rr[NDECAYS] = {0};
@@ -142,7 +154,7 @@ int sknn_repeat_profile_get(const sknn_index *x, uint32_t sessions,
   for (size_t k = 1; k < NDECAYS; k++)
     if (rr[k] > rr[best]) best = k;
   r->decay = profile_decays[best];
-  return trans_check(x, live, r);
+  return trans_check(x, live, r, pause, ud);
 }
 
 /*

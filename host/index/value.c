@@ -318,8 +318,7 @@ int idx_value_check_orders(idx_value_order *o, size_t n, double holdout_days,
   return 0;
 }
 
-int idx_value_check_held(const idx *x, double holdout_days, size_t min_repeat,
-                         idx_value_check *out) {
+int idx_value_orders_held(const idx *x, idx_value_order **out, size_t *nout) {
   idx_value_order *o = malloc((x->norders ? x->norders : 1) * sizeof *o);
   if (!o) return -1;
   size_t n = 0;
@@ -328,6 +327,16 @@ int idx_value_check_held(const idx *x, double holdout_days, size_t min_repeat,
     o[n] = x->orders[i];
     o[n++].person = x->person[x->orders[i].person].canon;
   }
+  *out = o;
+  *nout = n;
+  return 0;
+}
+
+int idx_value_check_held(const idx *x, double holdout_days, size_t min_repeat,
+                         idx_value_check *out) {
+  idx_value_order *o;
+  size_t n;
+  if (idx_value_orders_held(x, &o, &n)) return -1;
   int rc = idx_value_check_orders(o, n, holdout_days, min_repeat, out);
   free(o);
   return rc;

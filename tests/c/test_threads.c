@@ -192,6 +192,94 @@ static void test_close_while_threads_exit(const char *cfg) {
   CHECK_INT(atomic_load(&bad_answers), 0);
 }
 
+/*
+** Refits beside the writer (index.background_refits): a buyer's orders
+** cross index.value_refit_orders again and again while deciders read
+** customers' figures (value, tier, segment) and the index the fitter
+** reads and writes; the fits come in (the models' orders move) and the
+** engine closes with one under way.
+*/
+static atomic_long orders_in;
+
+static void *buyer(void *arg) {
+  char line[300];
+  for (long n = 0; !atomic_load(&stop); n++) {
+    snprintf(line, sizeof line,
+             "{\"type\":\"purchase\",\"customer\":\"c%ld\",\"order_id\":\"o%ld\","
+             "\"session\":\"b%ld\",\"items\":[{\"id\":\"i%ld\",\"price\":%ld}]}",
+             n % 40, n, n / 3, 1 + n % ITEMS, 5 + n % 30);
+    if (tailor_ingest(engine, line, strlen(line), NULL) == TAILOR_OK)
+      atomic_fetch_add(&orders_in, 1);
+  }
+  return arg;
+}
+
+static void *customer_decider(void *arg) {
+  long id = (long)(intptr_t)arg;
+  char req[256];
+  for (long n = 0; !atomic_load(&stop); n++) {
+    snprintf(req, sizeof req,
+             "{\"kind\":\"%s\",\"customer\":\"c%ld\",\"k\":3,\"page\":{\"type\":\"home\"}}",
+             n % 2 ? "recommend" : "discount", (id * 7 + n) % 40);
+    char *resp = NULL;
+    if (tailor_decide(engine, req, strlen(req), &resp, NULL, NULL) != TAILOR_OK || !resp)
+      atomic_fetch_add(&bad_answers, 1);
+    tailor_free(resp);
+    atomic_fetch_add(&decisions, 1);
+  }
+  return NULL;
+}
+
+/* The models' "orders" in tailor_stats: the orders of the last fit. */
+static long fitted_orders(void) {
+  char *s = NULL;
+  long v = -1;
+  if (tailor_stats(engine, &s, NULL) == TAILOR_OK) {
+    const char *p = strstr(s, "\"models\":{");
+    p = p ? strstr(p, "\"orders\":") : NULL;
+    if (p) v = strtol(p + strlen("\"orders\":"), NULL, 10);
+  }
+  tailor_free(s);
+  return v;
+}
+
+static void test_refits_beside_the_writer(const char *root) {
+  char cfg[1024];
+  snprintf(cfg, sizeof cfg,
+           "{\"db\":\":memory:\",\"strategies\":\"%s/strategies\",\"index\":"
+           "{\"background_refits\":true,\"value_refit_orders\":50,\"clusters\":3}}",
+           root);
+  tailor_error err = {0};
+  engine = tailor_open(cfg, &err);
+  CHECK(engine != NULL);
+  if (!engine) return;
+  atomic_store(&stop, 0);
+  atomic_store(&bad_answers, 0);
+  signal(SIGALRM, hung);
+  alarm(60);
+  pthread_t in, out[4];
+  pthread_create(&in, NULL, buyer, NULL);
+  for (long i = 0; i < 4; i++) pthread_create(&out[i], NULL, customer_decider, (void *)(intptr_t)i);
+  long until = now_ms() + RUN_MS, first = -1;
+  while (now_ms() < until) {
+    usleep(20000);
+    long f = fitted_orders();
+    if (first < 0 && f > 0) first = f;
+  }
+  atomic_store(&stop, 1);
+  pthread_join(in, NULL);
+  for (int i = 0; i < 4; i++) pthread_join(out[i], NULL);
+  alarm(0);
+  long last = fitted_orders();
+  printf("%ld orders, fits at %ld then %ld orders\n", (long)atomic_load(&orders_in), first, last);
+  CHECK_INT(atomic_load(&bad_answers), 0);
+  CHECK(atomic_load(&orders_in) > 200);
+  CHECK(first > 0);       /* a fit came in while the writer went on */
+  CHECK(last > first);    /* and more after it */
+  tailor_close(engine);   /* perhaps with a fit under way */
+  engine = NULL;
+}
+
 int main(void) {
   char cfg[1024];
   snprintf(cfg, sizeof cfg,
@@ -207,5 +295,6 @@ int main(void) {
   RUN(test_decide_while_ingesting);
   tailor_close(engine);
   test_close_while_threads_exit(cfg);
+  test_refits_beside_the_writer(getenv("TAILOR_ROOT") ? getenv("TAILOR_ROOT") : ".");
   return CHECK_DONE();
 }
