@@ -189,7 +189,8 @@ int eng_call_write(tailor *t, eng_call *call, const char *popup, tailor_error *e
     }
   }
   if (!rc && n) rc = store_coupons_add(t->st, call->coupons, err);
-  if (!rc && contact) rc = store_contact_add(t->st, unit, "popup", popup, util_now_ms(), err);
+  if (!rc && contact)
+    rc = store_contact_add(t->st, call->customer, call->anon, "popup", popup, util_now_ms(), err);
   if (own) {
     if (!rc) rc = store_commit(t->st, err);
     else store_rollback(t->st);

@@ -141,14 +141,17 @@ json_t *sq_coupon_report(store *s, int64_t now) {
   return out;
 }
 
-int sq_contact_add(store *s, const char *unit, const char *channel,
-                      const char *campaign, int64_t ts, tailor_error *err) {
+int sq_contact_add(store *s, const char *customer, const char *anon, const char *channel,
+                   const char *campaign, int64_t ts, tailor_error *err) {
   sqlite3 *db = store_db(s);
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db, "INSERT INTO contacts(unit,channel,campaign,ts) VALUES(?,?,?,?)",
+  if (sqlite3_prepare_v2(db,
+                         "INSERT INTO contacts(unit,channel,campaign,ts,is_anon) "
+                         "VALUES(?,?,?,?,?)",
                          -1, &st, NULL) != SQLITE_OK)
     return store_fail(err, TAILOR_ESTORE, db, "store: contacts");
-  sqlite3_bind_text(st, 1, unit, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 1, customer ? customer : anon, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int(st, 5, !customer);
   sqlite3_bind_text(st, 2, channel, -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(st, 3, campaign ? campaign : "", -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st, 4, ts);
@@ -162,13 +165,16 @@ int64_t sq_contacts_between(store *s, const char *customer, const char *anon,
                             const char *replacing) {
   /* The person is the customer, the anonymous id, and every id the
      identities link to either: a coupon taken before login counts after
-     it (the caps saw only the ids of the request). */
+     it (the caps saw only the ids of the request).  A contact's unit is
+     read as the kind of id it was written as (is_anon): a stranger whose
+     anonymous id is "c42" neither caps customer c42 nor sees their count. */
 #define SQ_CUSTOMERS "(?1, (SELECT customer FROM identities WHERE anon=?2))"
 #define SQ_ANONS                                                                  \
   "(SELECT ?2 UNION SELECT anon FROM identities WHERE customer IN " SQ_CUSTOMERS ")"
   static const char sql[] =
-      "SELECT (SELECT count(*) FROM contacts WHERE (unit IN " SQ_CUSTOMERS " OR unit IN "
-      SQ_ANONS ") AND ts BETWEEN ?3 AND ?5 AND (?4 IS NULL OR campaign=?4))"
+      "SELECT (SELECT count(*) FROM contacts WHERE (NOT is_anon AND unit IN " SQ_CUSTOMERS
+      "         OR is_anon AND unit IN " SQ_ANONS ")"
+      "         AND ts BETWEEN ?3 AND ?5 AND (?4 IS NULL OR campaign=?4))"
       "     + (SELECT count(*) FROM coupons WHERE (customer IN " SQ_CUSTOMERS " OR anon IN "
       SQ_ANONS ") AND issued BETWEEN ?3 AND ?5 AND (?4 IS NULL OR tier=?4))"
       "     + (SELECT count(*) FROM outbox WHERE customer IN " SQ_CUSTOMERS

@@ -236,9 +236,10 @@ int store_coupon_redeem(store *s, const char *code, int64_t now, const char *ord
 
 json_t *store_coupon_report(store *s, int64_t now) { return s->ops->coupon_report(s, now); }
 
-int store_contact_add(store *s, const char *unit, const char *channel, const char *campaign,
-                      int64_t ts, tailor_error *err) {
-  return s->ops->contact_add(s, unit, channel, campaign, ts, err);
+int store_contact_add(store *s, const char *customer, const char *anon, const char *channel,
+                      const char *campaign, int64_t ts, tailor_error *err) {
+  if (!customer && !anon) return TAILOR_OK; /* nobody to count it for */
+  return s->ops->contact_add(s, customer, anon, channel, campaign, ts, err);
 }
 
 int64_t store_contacts_between(store *s, const char *customer, const char *anon,

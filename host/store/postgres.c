@@ -125,6 +125,9 @@ static const char schema[] =
     "  unit text NOT NULL, channel text NOT NULL, campaign text NOT NULL DEFAULT '',"
     "  ts bigint NOT NULL);"
     "CREATE INDEX IF NOT EXISTS contacts_unit ON contacts(unit, ts);"
+    /* Which kind of id the unit is (store.c, migration 8 -> 9): rows of
+       earlier builds read as a customer's, for the day or so they count. */
+    "ALTER TABLE contacts ADD COLUMN IF NOT EXISTS is_anon boolean NOT NULL DEFAULT false;"
     "CREATE TABLE IF NOT EXISTS consents("
     "  id text PRIMARY KEY, customer text NOT NULL, anon text, email text NOT NULL,"
     "  purpose text NOT NULL, text text NOT NULL, source text NOT NULL,"
@@ -1136,7 +1139,7 @@ static int pg_forget(store *base, const char *customer, int64_t *events, json_t 
   static const char *const steps[] = {
       "DELETE FROM exposures WHERE unit=$1 OR unit IN " PERSON_ANONS,
       "DELETE FROM coupons WHERE customer=$1 OR anon IN " PERSON_ANONS,
-      "DELETE FROM contacts WHERE unit=$1 OR unit IN " PERSON_ANONS,
+      "DELETE FROM contacts WHERE NOT is_anon AND unit=$1 OR is_anon AND unit IN " PERSON_ANONS,
       /* Before the profile goes: their address, asked for by anyone, and
          the confirmation emails of those requests (the text they quote). */
       "DELETE FROM outbox WHERE key IN (SELECT 'optin:' || id FROM consents WHERE "
@@ -1238,8 +1241,8 @@ static json_t *pg_export_customer(store *base, const char *customer, tailor_erro
                     PERSON_ANONS},
       {"coupons", "SELECT code, tier, percent, issued, expires, redeemed, order_id FROM coupons "
                   "WHERE customer=$1 OR anon IN " PERSON_ANONS " ORDER BY issued"},
-      {"contacts", "SELECT channel, campaign, ts FROM contacts WHERE unit=$1 OR unit IN "
-                   PERSON_ANONS " ORDER BY ts"},
+      {"contacts", "SELECT channel, campaign, ts FROM contacts WHERE NOT is_anon AND unit=$1 "
+                   "OR is_anon AND unit IN " PERSON_ANONS " ORDER BY ts"},
       {"consents", "SELECT id, email, purpose, text, source, anon, requested, expires, state, "
                    "confirmed FROM consents WHERE " PERSON_CONSENTS " ORDER BY requested"},
   };
@@ -1637,12 +1640,16 @@ static json_t *pg_coupon_report(store *base, int64_t now) {
   return out;
 }
 
-static int pg_contact_add(store *base, const char *unit, const char *channel,
-                          const char *campaign, int64_t ts, tailor_error *err) {
+static int pg_contact_add(store *base, const char *customer, const char *anon,
+                          const char *channel, const char *campaign, int64_t ts,
+                          tailor_error *err) {
   char t[24];
-  const char *v[] = {unit, channel, campaign ? campaign : "", I64(t, ts)};
-  return exec_params((pg *)base, "INSERT INTO contacts(unit,channel,campaign,ts) VALUES($1,$2,$3,$4)",
-                     4, v, err, "store: contacts");
+  const char *v[] = {customer ? customer : anon, channel, campaign ? campaign : "", I64(t, ts),
+                     customer ? "false" : "true"};
+  return exec_params((pg *)base,
+                     "INSERT INTO contacts(unit,channel,campaign,ts,is_anon) "
+                     "VALUES($1,$2,$3,$4,$5)",
+                     5, v, err, "store: contacts");
 }
 
 /* As sq_contacts_between (store.h): emails by their due time, the
@@ -1660,8 +1667,9 @@ static int64_t pg_contacts_between(store *base, const char *customer, const char
       "       WHERE customer IN (SELECT id FROM c)) "
       /* = ANY(ARRAY(...)): an index scan (IN (SELECT) OR IN (SELECT) read
          the whole tables) */
-      "SELECT (SELECT count(*) FROM contacts WHERE unit = ANY(ARRAY(SELECT id FROM c UNION"
-      "         SELECT id FROM a)) AND ts BETWEEN $3 AND $5 AND ($4::text IS NULL OR campaign=$4))"
+      "SELECT (SELECT count(*) FROM contacts WHERE (NOT is_anon AND unit = ANY(ARRAY(SELECT id FROM c))"
+      "         OR is_anon AND unit = ANY(ARRAY(SELECT id FROM a)))"
+      "         AND ts BETWEEN $3 AND $5 AND ($4::text IS NULL OR campaign=$4))"
       "     + (SELECT count(*) FROM coupons WHERE (customer = ANY(ARRAY(SELECT id FROM c)) OR"
       "         anon = ANY(ARRAY(SELECT id FROM a))) AND issued BETWEEN $3 AND $5"
       "         AND ($4::text IS NULL OR tier=$4))"

@@ -177,6 +177,16 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE INDEX consents_customer ON consents(customer);"
     "CREATE INDEX consents_anon ON consents(anon) WHERE anon IS NOT NULL;"
     "CREATE INDEX consents_email ON consents(email, requested);",
+    /* 8 -> 9: which kind of id a contact's unit is.  Customer and
+       anonymous ids are apart everywhere else (an anonymous id is whatever
+       a browser sends: "c42" is not customer c42), but a popup's contact
+       kept either in one column, so a stranger's popup asked as "c42"
+       held customer c42's emails back for a day.  Rows written before are
+       read as a customer's when that id is a customer's (a profile or a
+       login), as an anonymous id's otherwise; they count for a day or so. */
+    "ALTER TABLE contacts ADD COLUMN is_anon INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE contacts SET is_anon = 1 WHERE unit NOT IN (SELECT id FROM customers)"
+    "  AND unit NOT IN (SELECT customer FROM identities);",
 };
 
 int store_fail(tailor_error *err, int code, sqlite3 *db, const char *what) {
@@ -852,7 +862,7 @@ static int sq_forget(store *base, const char *customer, int64_t *events, json_t 
       "(SELECT anon FROM identities WHERE customer=?1)",
       "DELETE FROM coupons WHERE customer=?1 OR anon IN "
       "(SELECT anon FROM identities WHERE customer=?1)",
-      "DELETE FROM contacts WHERE unit=?1 OR unit IN "
+      "DELETE FROM contacts WHERE NOT is_anon AND unit=?1 OR is_anon AND unit IN "
       "(SELECT anon FROM identities WHERE customer=?1)",
       /* Before the profile goes: their address, asked for by anyone, and
          the confirmation emails of those requests (the text they quote). */
@@ -971,8 +981,9 @@ static json_t *sq_export_customer(store *base, const char *customer, tailor_erro
       {"coupons", "SELECT code, tier, percent, issued, expires, redeemed, order_id FROM coupons "
                   "WHERE customer=?1 OR anon IN (SELECT anon FROM identities WHERE customer=?1) "
                   "ORDER BY issued"},
-      {"contacts", "SELECT channel, campaign, ts FROM contacts WHERE unit=?1 OR unit IN "
-                   "(SELECT anon FROM identities WHERE customer=?1) ORDER BY ts"},
+      {"contacts", "SELECT channel, campaign, ts FROM contacts WHERE NOT is_anon AND unit=?1 "
+                   "OR is_anon AND unit IN (SELECT anon FROM identities WHERE customer=?1) "
+                   "ORDER BY ts"},
       {"consents", "SELECT id, email, purpose, text, source, anon, requested, expires, state, "
                    "confirmed FROM consents WHERE " CONSENTS_OF " ORDER BY requested"},
   };

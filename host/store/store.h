@@ -26,7 +26,7 @@
 typedef struct store store;
 
 /* The schema version this build writes; older stores are migrated. */
-#define STORE_SCHEMA_VERSION 8
+#define STORE_SCHEMA_VERSION 9
 
 typedef struct store_options {
   int synchronous_full;  /* 1: PRAGMA synchronous=FULL (survives power loss);
@@ -350,12 +350,14 @@ int store_coupon_redeem(store *s, const char *code, int64_t now, const char *ord
 json_t *store_coupon_report(store *s, int64_t now);
 
 /*
-** Contacts a frequency cap counts (engine/coupon.c): a popup shown to a unit
-** (customer or anonymous id) under a campaign; emails and coupons are
-** counted from the outbox and the coupons tables.  Inside the caller's
-** transaction.
+** Contacts a frequency cap counts (engine/coupon.c): a popup shown to the
+** customer, or without one to the anonymous id, under a campaign; emails
+** and coupons are counted from the outbox and the coupons tables.  The
+** row keeps which of the two it names: an anonymous id is whatever a
+** browser sends, so one equal to a customer's id is not that customer.
+** Inside the caller's transaction.
 */
-int store_contact_add(store *s, const char *unit, const char *channel,
+int store_contact_add(store *s, const char *customer, const char *anon, const char *channel,
                       const char *campaign, int64_t ts, tailor_error *err);
 
 /* Contacts of the person (customer and/or anon id) from `from` to `to`

@@ -84,8 +84,8 @@ typedef struct store_ops {
   int (*coupon_mark)(store *s, const char *code, int64_t now, const char *order_id,
                      tailor_error *err);
   json_t *(*coupon_report)(store *s, int64_t now);
-  int (*contact_add)(store *s, const char *unit, const char *channel, const char *campaign,
-                     int64_t ts, tailor_error *err);
+  int (*contact_add)(store *s, const char *customer, const char *anon, const char *channel,
+                     const char *campaign, int64_t ts, tailor_error *err);
   int64_t (*contacts_between)(store *s, const char *customer, const char *anon,
                               const char *campaign, int64_t from, int64_t to,
                               const char *replacing);
@@ -151,8 +151,8 @@ json_t *sq_coupon_get(store *s, const char *code, tailor_error *err);
 int sq_coupon_mark(store *s, const char *code, int64_t now, const char *order_id,
                    tailor_error *err);
 json_t *sq_coupon_report(store *s, int64_t now);
-int sq_contact_add(store *s, const char *unit, const char *channel, const char *campaign,
-                   int64_t ts, tailor_error *err);
+int sq_contact_add(store *s, const char *customer, const char *anon, const char *channel,
+                   const char *campaign, int64_t ts, tailor_error *err);
 int64_t sq_contacts_between(store *s, const char *customer, const char *anon,
                             const char *campaign, int64_t from, int64_t to,
                             const char *replacing);

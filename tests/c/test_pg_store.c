@@ -514,17 +514,23 @@ static void test_coupons(void) {
                            (json_int_t)(now - 3600000));
   CHECK_INT(store_coupons_add(s, rows, &err), TAILOR_OK);
   json_decref(rows);
-  CHECK_INT(store_contact_add(s, "a7", "popup", "returning", now, &err), TAILOR_OK);
+  CHECK_INT(store_contact_add(s, NULL, "a7", "popup", "returning", now, &err), TAILOR_OK);
   CHECK_INT(store_contacts_between(s, "c7", "a7", NULL, now - 1000, now + 1000, NULL), 2);
   CHECK_INT(store_contacts_between(s, "c7", "a7", "returning", now - 1000, now + 1000, NULL), 2);
   CHECK_INT(store_contacts_between(s, "c7", "a7", "welcome", now - 1000, now + 1000, NULL), 0);
+  /* An anonymous id that is a customer's id is someone else: a popup
+     asked as "c7" caps neither customer c7 nor is capped by theirs. */
+  CHECK_INT(store_contact_add(s, NULL, "c7", "popup", "welcome", now, &err), TAILOR_OK);
+  CHECK_INT(store_contacts_between(s, "c7", NULL, "welcome", now - 1000, now + 1000, NULL), 0);
+  CHECK_INT(store_contacts_between(s, NULL, "c7", "welcome", now - 1000, now + 1000, NULL), 1);
+  CHECK_INT(store_exec(s, "DELETE FROM contacts WHERE unit='c7'", &err), TAILOR_OK);
   /* The person is every id the identities link: a contact of an anonymous
      id before login counts for the customer, a customer's coupon for the
      anonymous id. */
   CHECK_INT(store_exec(s, "INSERT INTO identities(anon, customer, linked) VALUES ('a9', 'c7', 0)",
                        &err),
             TAILOR_OK);
-  CHECK_INT(store_contact_add(s, "a9", "popup", "welcome", now, &err), TAILOR_OK);
+  CHECK_INT(store_contact_add(s, NULL, "a9", "popup", "welcome", now, &err), TAILOR_OK);
   CHECK_INT(store_contacts_between(s, "c7", NULL, "welcome", now - 1000, now + 1000, NULL), 1);
   CHECK_INT(store_contacts_between(s, NULL, "a9", "returning", now - 1000, now + 1000, NULL), 1);
   CHECK_INT(store_contacts_between(s, NULL, "a8", "welcome", now - 1000, now + 1000, NULL), 0);

@@ -98,7 +98,8 @@ static void test_older_schema_beside_writer(void) {
   store *s = store_open(path, NULL, &err);
   CHECK(s != NULL);
   if (!s) return;
-  CHECK_INT(store_exec(s, "DROP TABLE consents; PRAGMA user_version=7", &err), TAILOR_OK);
+  CHECK_INT(store_exec(s, "DROP TABLE consents; ALTER TABLE contacts DROP COLUMN is_anon;"
+                          "PRAGMA user_version=7", &err), TAILOR_OK);
   store_close(s);
   store_options beside = {0, STORE_DEFAULT_BUSY_TIMEOUT_MS, 0, 1};
   s = store_open(path, &beside, &err);
@@ -350,7 +351,8 @@ static void test_counts_and_outcomes(void) {
   /* Back to version 6, as a store written before these tables (and the
      later ones). */
   CHECK_INT(store_exec(s, "DROP TRIGGER events_deleted; DROP TABLE event_counts;"
-                          "DROP TABLE outcomes; DROP TABLE consents; PRAGMA user_version=6",
+                          "DROP TABLE outcomes; DROP TABLE consents;"
+                          "ALTER TABLE contacts DROP COLUMN is_anon; PRAGMA user_version=6",
                        &err), TAILOR_OK);
   store_close(s);
   s = store_open(path, NULL, &err);
@@ -458,6 +460,41 @@ static void test_long_batch_seqs(void) {
   store_close(s);
 }
 
+/* A popup's contact keeps which kind of id it names: a stranger's
+   anonymous id "c1" is not customer c1 (their contacts capped c1's emails).
+   A store of version 8 reads its rows as a customer's when the id is one
+   (a profile or a login), as an anonymous id's otherwise. */
+static void test_contacts_kind(void) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/contacts.db", dir);
+  tailor_error err = {0};
+  store *s = store_open(path, NULL, &err);
+  CHECK(s != NULL);
+  if (!s) return;
+  CHECK_INT(store_exec(s, "BEGIN", &err), TAILOR_OK);
+  CHECK_INT(store_contact_add(s, NULL, "c1", "popup", "ask", 1000, &err), TAILOR_OK);
+  CHECK_INT(store_exec(s, "COMMIT", &err), TAILOR_OK);
+  CHECK_INT(store_contacts_between(s, "c1", NULL, NULL, 0, 2000, NULL), 0);
+  CHECK_INT(store_contacts_between(s, NULL, "c1", NULL, 0, 2000, NULL), 1);
+  /* Back to version 8, with rows of each kind. */
+  CHECK_INT(store_exec(s, "DELETE FROM contacts; ALTER TABLE contacts DROP COLUMN is_anon;"
+                          "INSERT INTO customers(id, body, created, updated) VALUES ('c1', '{}', 0, 0);"
+                          "INSERT INTO identities(anon, customer, linked) VALUES ('v2', 'c2', 0);"
+                          "INSERT INTO contacts VALUES ('c1', 'popup', 'ask', 1000),"
+                          " ('c2', 'popup', 'ask', 1000), ('v3', 'popup', 'ask', 1000);"
+                          "PRAGMA user_version=8",
+                       &err), TAILOR_OK);
+  store_close(s);
+  s = store_open(path, NULL, &err);
+  CHECK(s != NULL);
+  if (!s) return;
+  CHECK_INT(store_schema_version(s), STORE_SCHEMA_VERSION);
+  char *kinds = rows_of(s, "SELECT unit, is_anon FROM contacts ORDER BY unit");
+  CHECK_STR(kinds, "c1|0|;c2|0|;v3|1|;");
+  free(kinds);
+  store_close(s);
+}
+
 int main(void) {
   const char *tmp = getenv("TAILOR_TEST_TMP");
   snprintf(dir, sizeof dir, "%s/storeXXXXXX", tmp ? tmp : "/tmp");
@@ -471,5 +508,6 @@ int main(void) {
   RUN(test_outbox_idempotent);
   RUN(test_counts_and_outcomes);
   RUN(test_long_batch_seqs);
+  RUN(test_contacts_kind);
   return CHECK_DONE();
 }

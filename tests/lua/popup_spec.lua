@@ -114,6 +114,27 @@ describe("the shipped popup", function()
     e:close()
   end)
 
+  it("counts a popup asked under an anonymous id equal to a customer's as a stranger's", function()
+    local e = shop()
+    -- Anyone can send "anon": "c1": a stranger, not customer c1.  Their
+    -- email capture (a popup without a coupon) is their contact ...
+    local ask = { kind = "popup", anon = "c1", session = "x-now",
+                  context = { trigger = "time_on_page", seconds = 90, device = "desktop" } }
+    assert.are.equal("email_capture", e:decide(ask).result.kind)
+    -- ... and does not hold back customer c1's cart email of today.
+    arrive(e, "c1")
+    assert(e:ingest { type = "add_to_cart", item = "jacket", customer = "c1", session = "c1-now" })
+    assert.are.same({ "abandoned_cart" }, pending(e, "c1"))
+    assert.are.equal(0, e:stats().process.triggers_capped)
+    -- Nor is a stranger named "c9" capped by customer c9's popup today.
+    assert(e:ingest { type = "customer_upsert", customer = { id = "c9" } })
+    ask.customer, ask.anon, ask.session = "c9", nil, "c9-now"
+    assert.are.equal("email_capture", e:decide(ask).result.kind)
+    ask.customer, ask.anon, ask.session = nil, "c9", "y-now"
+    assert.are.equal("email_capture", e:decide(ask).result.kind)
+    e:close()
+  end)
+
   it("holds a same-day email back after a popup; emails due weeks later are all kept", function()
     local e = shop()
     arrive(e, "c1")
