@@ -808,12 +808,13 @@ static int apply_states(pg *p, ev *const *evs, size_t n, tailor_error *err) {
     if (e->dup) continue;
     if ((rc = apply_state(p, e, err))) break;
     /* identify links its ids; any other event that names both does too.
-       Only an anon's last link of the batch is written (one row a key). */
+       Only an anon's first link of the batch is written (one row a key;
+       an anon linked already keeps its customer). */
     if (!e->customer || !e->anon) continue;
-    int later = 0;
-    for (size_t k = i + 1; k < n && !later; k++)
-      later = !evs[k]->dup && evs[k]->customer && evs[k]->anon && !strcmp(evs[k]->anon, e->anon);
-    if (later) continue;
+    int earlier = 0;
+    for (size_t k = 0; k < i && !earlier; k++)
+      earlier = !evs[k]->dup && evs[k]->customer && evs[k]->anon && !strcmp(evs[k]->anon, e->anon);
+    if (earlier) continue;
     char ts[24];
     arr_add(&ids[0], e->anon);
     arr_add(&ids[1], e->customer);
@@ -829,8 +830,8 @@ static int apply_states(pg *p, ev *const *evs, size_t n, tailor_error *err) {
     rc = exec_params(p,
                      "INSERT INTO identities(anon,customer,linked) "
                      "SELECT * FROM unnest($1::text[],$2::text[],$3::bigint[]) "
-                     "ON CONFLICT(anon) DO UPDATE SET customer=excluded.customer,"
-                     "linked=excluded.linked",
+                     /* the first customer keeps it, as in SQLite (store.c) */
+                     "ON CONFLICT(anon) DO NOTHING",
                      3, v, err, "store: write");
   }
   for (int c = 0; c < 3; c++) buf_free(&ids[c]);

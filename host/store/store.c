@@ -421,10 +421,14 @@ store *store_sqlite_open(const char *path, const store_options *opt,
                "excluded.phone IS NOT phone THEN 0 ELSE consent_sms END),"
                "body=excluded.body, updated=excluded.updated",
                err) ||
+       /* An anonymous id stays with the first customer it was linked to,
+          as in the index (person.c merges a visitor into one customer):
+          a second customer signing in on the same browser (a shared
+          computer, no tailor.reset()) took the link over here alone, and
+          their export and erasure then held the first one's events. */
        prepare(s, &s->up_identity,
                "INSERT INTO identities(anon,customer,linked) VALUES(?,?,?) "
-               "ON CONFLICT(anon) DO UPDATE SET customer=excluded.customer,"
-               "linked=excluded.linked",
+               "ON CONFLICT(anon) DO NOTHING",
                err) ||
        prepare(s, &s->add_count,
                "INSERT INTO event_counts(type,n) VALUES(?1,?2) "

@@ -495,6 +495,40 @@ static void test_contacts_kind(void) {
   store_close(s);
 }
 
+/* An anonymous id stays with the first customer it was linked to, as in the
+   index: a second customer signing in on the same browser (a shared
+   computer) took it over in the store alone, and their export then held
+   the first one's events, which their erasure deleted. */
+static void test_identity_first_link(void) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/identity.db", dir);
+  tailor_error err = {0};
+  store *s = store_open(path, NULL, &err);
+  CHECK(s != NULL);
+  if (!s) return;
+  const char *lines[] = {
+      "{\"type\":\"view\",\"item\":\"i1\",\"anon\":\"v1\"}",
+      "{\"type\":\"identify\",\"customer\":\"c1\",\"anon\":\"v1\"}",
+      "{\"type\":\"identify\",\"customer\":\"c2\",\"anon\":\"v1\"}",
+      "{\"type\":\"view\",\"item\":\"i2\",\"customer\":\"c2\",\"anon\":\"v1\"}",
+  };
+  enum { N = sizeof lines / sizeof *lines };
+  ev e[N];
+  ev *ptrs[N];
+  for (int i = 0; i < N; i++) parse(&e[i], lines[i]), ptrs[i] = &e[i];
+  int64_t seqs[N];
+  CHECK_INT(store_append(s, ptrs, N, seqs, &err), TAILOR_OK);
+  char *links = rows_of(s, "SELECT anon, customer FROM identities");
+  CHECK_STR(links, "v1|c1|;");
+  free(links);
+  json_t *x = store_export_customer(s, "c2", &err);
+  CHECK(x != NULL);
+  CHECK_INT((long)json_array_size(json_object_get(x, "identities")), 0);
+  json_decref(x);
+  for (int i = 0; i < N; i++) ev_clear(&e[i]);
+  store_close(s);
+}
+
 int main(void) {
   const char *tmp = getenv("TAILOR_TEST_TMP");
   snprintf(dir, sizeof dir, "%s/storeXXXXXX", tmp ? tmp : "/tmp");
@@ -509,5 +543,6 @@ int main(void) {
   RUN(test_counts_and_outcomes);
   RUN(test_long_batch_seqs);
   RUN(test_contacts_kind);
+  RUN(test_identity_first_link);
   return CHECK_DONE();
 }
