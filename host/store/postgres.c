@@ -1093,7 +1093,13 @@ static int pg_outbox_add(store *base, const store_outbox_row *row, int *added,
 #define PERSON_ANONS "(SELECT anon FROM identities WHERE customer=$1)"
 #define PERSON_SESSIONS                                                                   \
   "(SELECT DISTINCT session FROM events WHERE session IS NOT NULL AND (customer=$1 OR " \
-  "anon IN " PERSON_ANONS "))"
+  "customer IS NULL AND anon IN " PERSON_ANONS "))"
+/* Their events, as the index counts them (as sq.h's SQ_EVENTS_OF): not
+   another customer's that carry one of their anonymous ids, nor another
+   visitor's that carry one of their session ids. */
+#define PERSON_EVENTS                                                             \
+  "(customer=$1 OR customer IS NULL AND (anon IN " PERSON_ANONS                   \
+  " OR anon IS NULL AND session IN " PERSON_SESSIONS "))"
 /* Consent records asked for them, one of their anonymous ids, or the
    address their profile holds (as sq.h's CONSENTS_OF). */
 #define PERSON_CONSENTS \
@@ -1175,8 +1181,7 @@ static int pg_forget(store *base, const char *customer, int64_t *events, json_t 
   PQclear(r);
   r = run(p,
           "UPDATE events SET body='{}', customer=NULL, anon=NULL, session=NULL, msg_id=NULL "
-          "WHERE body <> '{}' AND (customer=$1 OR anon IN " PERSON_ANONS
-          " OR session IN " PERSON_SESSIONS ")",
+          "WHERE body <> '{}' AND " PERSON_EVENTS,
           1, v, err, "store: forget");
   if (!r) goto rollback;
   if (events) *events = strtoll(PQcmdTuples(r), NULL, 10);
@@ -1233,8 +1238,7 @@ static json_t *pg_export_customer(store *base, const char *customer, tailor_erro
       {"profile", "SELECT id, email, phone, consent_email, consent_sms, body, created, updated "
                   "FROM customers WHERE id=$1"},
       {"identities", "SELECT anon, linked FROM identities WHERE customer=$1"},
-      {"events", "SELECT seq, body FROM events WHERE customer=$1 OR anon IN " PERSON_ANONS
-                 " OR session IN " PERSON_SESSIONS " ORDER BY seq"},
+      {"events", "SELECT seq, body FROM events WHERE " PERSON_EVENTS " ORDER BY seq"},
       {"outbox", "SELECT key, channel, template, vars, due, state, attempts, created, updated "
                  "FROM outbox WHERE customer=$1 ORDER BY id"},
       {"deliveries", "SELECT key, channel, sent FROM outbox_sent WHERE customer=$1 ORDER BY sent"},

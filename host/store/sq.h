@@ -32,6 +32,25 @@ static inline void sq_bind_text(sqlite3_stmt *st, int i, const char *v) {
   "OR email IN (SELECT email FROM customers WHERE id=?1))"
 
 /*
+** The events of the person ?1, as the index counts them: those naming the
+** customer, and those naming no customer but one of their anonymous ids,
+** or no one at all in one of `sessions` (an SQL list).  An event naming
+** another customer is theirs, though it carries an anonymous id of this
+** one (a second customer signed in on the same browser), and one naming
+** another visitor is that visitor's, though it carries a session id of
+** this one's (ids a sender chose, such as GA4's session start times).
+** What erasure deletes and an export lists.
+*/
+#define SQ_PERSON_ANONS "(SELECT anon FROM identities WHERE customer=?1)"
+#define SQ_EVENTS_OF(sessions)                                                  \
+  "(customer=?1 OR customer IS NULL AND (anon IN " SQ_PERSON_ANONS              \
+  " OR anon IS NULL AND session IN " sessions "))"
+/* The sessions of the person's events that name them. */
+#define SQ_SESSIONS_OF                                                          \
+  "(SELECT DISTINCT session FROM events WHERE session IS NOT NULL AND "         \
+  "(customer=?1 OR customer IS NULL AND anon IN " SQ_PERSON_ANONS "))"
+
+/*
 ** The current row of `st` as an object keyed by its column names:
 ** integers, reals, nulls and text as they are; a text column named "vars"
 ** or "body" (JSON the store keeps as text) parsed, or kept as text when it

@@ -839,8 +839,7 @@ static json_t *sessions_of(sq *s, const char *customer, tailor_error *err) {
   sqlite3_stmt *st;
   json_t *out = json_array();
   if (sqlite3_prepare_v2(s->db,
-                         "SELECT DISTINCT session FROM events WHERE session IS NOT NULL AND "
-                         "(customer=?1 OR anon IN (SELECT anon FROM identities WHERE customer=?1))",
+                         "SELECT session FROM " SQ_SESSIONS_OF,
                          -1, &st, NULL) != SQLITE_OK) {
     json_decref(out);
     store_fail(err, TAILOR_ESTORE, s->db, "store: forget");
@@ -859,9 +858,7 @@ static int sq_forget(store *base, const char *customer, int64_t *events, json_t 
   /* Order matters: identities go last, the steps before find the anonymous
      ids through them.  ?2 is the JSON array of the person's sessions. */
   static const char *const steps[] = {
-      "DELETE FROM events WHERE customer=?1 OR anon IN "
-      "(SELECT anon FROM identities WHERE customer=?1) OR "
-      "session IN (SELECT value FROM json_each(?2))",
+      "DELETE FROM events WHERE " SQ_EVENTS_OF("(SELECT value FROM json_each(?2))"),
       "DELETE FROM exposures WHERE unit=?1 OR unit IN "
       "(SELECT anon FROM identities WHERE customer=?1)",
       "DELETE FROM coupons WHERE customer=?1 OR anon IN "
@@ -973,10 +970,7 @@ static json_t *sq_export_customer(store *base, const char *customer, tailor_erro
                   "FROM customers WHERE id=?1"},
       {"identities", "SELECT anon, linked FROM identities WHERE customer=?1"},
       {"events",
-       "SELECT seq, body FROM events WHERE customer=?1 OR anon IN "
-       "(SELECT anon FROM identities WHERE customer=?1) OR session IN "
-       "(SELECT DISTINCT session FROM events WHERE session IS NOT NULL AND (customer=?1 OR "
-       "anon IN (SELECT anon FROM identities WHERE customer=?1))) ORDER BY seq"},
+       "SELECT seq, body FROM events WHERE " SQ_EVENTS_OF(SQ_SESSIONS_OF) " ORDER BY seq"},
       {"outbox", "SELECT key, channel, template, vars, due, state, attempts, created, updated "
                  "FROM outbox WHERE customer=?1 ORDER BY id"},
       {"deliveries", "SELECT key, channel, sent FROM outbox_sent WHERE customer=?1 ORDER BY sent"},

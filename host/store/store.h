@@ -228,8 +228,8 @@ char *store_identity(store *s, const char *anon);
 
 /*
 ** Erase a customer (the right to erasure): their events, those of the
-** anonymous ids linked to them and those of their sessions (also the ones
-** that named neither), their experiment exposures, coupons, contacts
+** anonymous ids linked to them that name no other customer and those of
+** their sessions that name no one (sq.h's SQ_EVENTS_OF), their experiment exposures, coupons, contacts
 ** (frequency caps), consent records (asked for them, one of those ids or
 ** their address), profile, identities, outbox rows and delivery ledger,
 ** in one transaction; then the WAL is

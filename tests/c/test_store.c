@@ -529,6 +529,52 @@ static void test_identity_first_link(void) {
   store_close(s);
 }
 
+/* A customer's export and erasure take the events the index counts as
+   theirs: not a second customer's that carry the anonymous id they shared
+   (one browser), nor another visitor's that carry one of their session ids
+   (ids a sender chose: GA4's are the session's start time in seconds). */
+static void test_person_events(void) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/person.db", dir);
+  tailor_error err = {0};
+  store *s = store_open(path, NULL, &err);
+  CHECK(s != NULL);
+  if (!s) return;
+  const char *lines[] = {
+      "{\"type\":\"view\",\"item\":\"i1\",\"anon\":\"v1\",\"session\":\"s1\"}",
+      "{\"type\":\"identify\",\"customer\":\"c1\",\"anon\":\"v1\"}",
+      "{\"type\":\"page_view\",\"session\":\"s1\"}",
+      "{\"type\":\"search\",\"query\":\"other\",\"anon\":\"v9\",\"session\":\"s1\"}",
+      "{\"type\":\"search\",\"query\":\"second\",\"customer\":\"c2\",\"anon\":\"v1\","
+      "\"session\":\"s2\"}",
+      "{\"type\":\"page_view\",\"session\":\"s2\"}",
+  };
+  enum { N = sizeof lines / sizeof *lines };
+  ev e[N];
+  ev *ptrs[N];
+  for (int i = 0; i < N; i++) parse(&e[i], lines[i]), ptrs[i] = &e[i];
+  int64_t seqs[N];
+  CHECK_INT(store_append(s, ptrs, N, seqs, &err), TAILOR_OK);
+  json_t *x = store_export_customer(s, "c1", &err);
+  CHECK(x != NULL);
+  char *text = x ? json_dumps(json_object_get(x, "events"), JSON_COMPACT) : NULL;
+  CHECK(text && strstr(text, "\"i1\"") && strstr(text, "page_view"));
+  CHECK(text && !strstr(text, "other") && !strstr(text, "second"));
+  free(text);
+  json_decref(x);
+  int64_t erased = 0;
+  json_t *sessions = NULL;
+  CHECK_INT(store_forget(s, "c1", &erased, &sessions, &err), TAILOR_OK);
+  CHECK_INT(erased, 3); /* the view, the login, the page of s1 */
+  text = json_dumps(sessions, JSON_COMPACT);
+  CHECK_STR(text, "[\"s1\"]");
+  free(text);
+  json_decref(sessions);
+  CHECK_INT(store_count(s, "events"), 3);
+  for (int i = 0; i < N; i++) ev_clear(&e[i]);
+  store_close(s);
+}
+
 int main(void) {
   const char *tmp = getenv("TAILOR_TEST_TMP");
   snprintf(dir, sizeof dir, "%s/storeXXXXXX", tmp ? tmp : "/tmp");
@@ -544,5 +590,6 @@ int main(void) {
   RUN(test_long_batch_seqs);
   RUN(test_contacts_kind);
   RUN(test_identity_first_link);
+  RUN(test_person_events);
   return CHECK_DONE();
 }
