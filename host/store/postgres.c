@@ -81,6 +81,25 @@ static const char schema[] =
     "  body text NOT NULL,"
     "  msg_id text UNIQUE);"
     "CREATE INDEX IF NOT EXISTS events_pos ON events(xid, seq);"
+    /* The builds of 4 December kept the owed mark on the events
+       (events.triggers_owed) with an index named events_owed, which
+       CREATE TABLE IF NOT EXISTS below took for the table and skipped:
+       every write failed ("events_owed" is an index).  Their marks move
+       to the table (a node that died between its two commits left them),
+       and the index keeps its use under another name for an older node
+       still running.  The column stays: such a node writes it. */
+    "DO $$ BEGIN"
+    "  IF (SELECT relkind FROM pg_class WHERE oid = to_regclass('events_owed')) = 'i' THEN"
+    "    ALTER INDEX events_owed RENAME TO events_triggers_owed;"
+    "    CREATE TABLE events_owed("
+    "      id bigserial PRIMARY KEY, seqs bigint[] NOT NULL,"
+    "      since timestamptz NOT NULL DEFAULT now());"
+    "    INSERT INTO events_owed(seqs, since)"
+    "      SELECT array_agg(seq ORDER BY seq), triggers_owed FROM events"
+    "      WHERE triggers_owed IS NOT NULL GROUP BY triggers_owed;"
+    "    UPDATE events SET triggers_owed = NULL WHERE triggers_owed IS NOT NULL;"
+    "  END IF;"
+    "END $$;"
     /* Events whose triggers have not run yet (store_triggers_owed): one
        row per appended batch, its seqs and since when.  A narrow table of
        a few live rows, not a mark on each event: clearing a mark on the

@@ -1,0 +1,90 @@
+"""pg_upgrade_test.py: upgrades of one PostgreSQL database under `tailor
+serve` nodes.  The test starts its own PostgreSQL 15 (tests/pg/pg_kit.py):
+
+- a database in the layout the builds of 4 December left (the owed mark
+  on the events, an index named events_owed) is upgraded at a node's open:
+  writes are acknowledged (they failed: "events_owed" is an index) and the
+  marks a dead node left are owed in the table.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pg"))
+
+from pg_kit import Postgres  # noqa: E402
+from serve_kit import ADMIN, Checks, Server, result  # noqa: E402
+
+
+def events(start, n, who):
+    """n views and purchases of `who`'s customers, with message ids."""
+    out = []
+    for i in range(start, start + n):
+        e = {"type": "view", "item": "sku%d" % (i % 17), "anon": "%s-a%d" % (who, i % 7),
+             "customer": "%s-c%d" % (who, i % 5), "session": "%s-s%d" % (who, i % 9),
+             "message_id": "%s-m%d" % (who, i)}
+        if i % 10 == 0:
+            del e["item"]
+            e.update(type="purchase", order_id="%s-o%d" % (who, i),
+                     items=[{"id": "sku1", "price": 10}])
+        out.append(e)
+    return out
+
+
+def send(node, evs):
+    c = node.connect()
+    c.call("auth", token=ADMIN)
+    acks = [result(c.call("events", events=evs[i:i + 25])) is not None
+            for i in range(0, len(evs), 25)]
+    c.close()
+    return all(acks)
+
+
+def stats(node):
+    c = node.connect()
+    c.call("auth", token=ADMIN)
+    r = result(c.call("stats")) or {}
+    c.close()
+    return r
+
+
+def older_layout(ck, pg):
+    n = Server(db=pg.url)
+    try:
+        ck.check("a first node creates the schema", send(n, events(0, 20, "old")))
+        n.stop()
+        # The layout of 4 December: the mark on the events, an index named
+        # events_owed, version 1; a node died before its triggers of 1 and 2.
+        pg.psql("DROP TABLE events_owed; ALTER TABLE events ADD COLUMN triggers_owed timestamptz;"
+                "CREATE INDEX events_owed ON events(triggers_owed) WHERE triggers_owed IS NOT NULL;"
+                "UPDATE events SET triggers_owed = now() + interval '1 hour' WHERE seq IN (1, 2);"
+                "UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        n.start()
+        ck.check("the upgraded database takes writes", send(n, events(20, 30, "old")),
+                 n.read_log().decode(errors="replace")[-1500:])
+        ck.check("the log holds them", pg.psql("SELECT count(*) FROM events") == "50",
+                 pg.psql("SELECT count(*) FROM events"))
+        ck.check("events_owed is the table, the old index renamed",
+                 pg.psql("SELECT relname || ':' || relkind::text FROM pg_class WHERE relname IN "
+                         "('events_owed', 'events_triggers_owed') ORDER BY 1")
+                 == "events_owed:r\nevents_triggers_owed:i",
+                 pg.psql("SELECT relname, relkind FROM pg_class WHERE relname LIKE 'events%'"))
+        ck.check("the dead node's marks are owed in the table",
+                 pg.psql("SELECT seqs FROM events_owed WHERE 1 = ANY(seqs)") == "{1,2}" and
+                 pg.psql("SELECT count(*) FROM events WHERE triggers_owed IS NOT NULL") == "0",
+                 pg.psql("SELECT * FROM events_owed"))
+        n.stop()
+    finally:
+        n.cleanup()
+
+
+def main():
+    ck = Checks()
+    with Postgres() as pg:
+        ck.run(older_layout, ck, pg)
+    return ck.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
