@@ -156,9 +156,22 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS consents_anon ON consents(anon) WHERE anon IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS consents_email ON consents(email, requested);"
     "CREATE TABLE IF NOT EXISTS meta(key text PRIMARY KEY, value text);"
-    "INSERT INTO meta VALUES ('schema_version', '1') ON CONFLICT DO NOTHING;";
+    "INSERT INTO meta VALUES ('schema_version', '2') "
+    "  ON CONFLICT (key) DO UPDATE SET value = '2' WHERE meta.value::int < 2;";
 
-#define PG_SCHEMA_VERSION 1
+/* The schema's version, raised with every change of it: every build checks
+   it at open and refuses a newer one.  1 covered four schemas (coupons,
+   the owed mark, the owed table, consents added), so a build of any of
+   them opened a newer database, and wrote beside it without knowing its
+   tables (an erasure left the consents with the address); 2 is the
+   schema above. */
+#define PG_SCHEMA_VERSION 2
+
+/* The version of the database's schema (0: none yet), read before this
+   build changes anything in it (its meta table created first if need be). */
+static const char meta_sql[] = "CREATE TABLE IF NOT EXISTS meta(key text PRIMARY KEY, value text)";
+static const char version_sql[] =
+    "SELECT coalesce(max(value::int), 0) FROM meta WHERE key = 'schema_version'";
 
 /* Fill `err` with "<what>: <PostgreSQL's message>"; returns TAILOR_ESTORE. */
 static int pg_fail(tailor_error *err, pg *p, const PGresult *r, const char *what) {
@@ -397,20 +410,30 @@ store *store_pg_open(const char *url, const store_options *opt, tailor_error *er
      event must survive PostgreSQL's crash, so commits wait for the WAL's
      flush (synchronous_commit on, the server's default, is kept as is). */
   int rc = exec_params(p, "SET client_min_messages = warning", 0, NULL, err, "store");
-  if (!rc && !(opt && opt->readonly))
+  /* A newer schema is refused before this build's script runs on it: the
+     script is written for the versions before it. */
+  int64_t v = -1;
+  if (!rc && !(opt && opt->readonly)) {
     rc = exec_params(p, "BEGIN", 0, NULL, err, "store: schema") ||
          exec_params(p, "SELECT pg_advisory_xact_lock(7300)", 0, NULL, err, "store: schema") ||
-         exec_params(p, schema, 0, NULL, err, "store: schema") ||
-         exec_params(p, "COMMIT", 0, NULL, err, "store: schema");
+         exec_params(p, meta_sql, 0, NULL, err, "store: schema");
+    if (!rc && (v = one_int(p, version_sql, 0, NULL)) < 0)
+      rc = pg_fail(err, p, NULL, "store: cannot read the schema version");
+    if (!rc && v <= PG_SCHEMA_VERSION)
+      rc = exec_params(p, schema, 0, NULL, err, "store: schema") ||
+           exec_params(p, "COMMIT", 0, NULL, err, "store: schema");
+  } else if (!rc) {
+    v = one_int(p, version_sql, 0, NULL); /* -1 without a schema yet */
+  }
+  if (rc || v > PG_SCHEMA_VERSION) PQclear(PQexec(p->c, "ROLLBACK"));
   if (rc) {
-    PQclear(PQexec(p->c, "ROLLBACK"));
     pg_close(&p->base);
     return NULL;
   }
-  int64_t v = one_int(p, "SELECT value::int FROM meta WHERE key = 'schema_version'", 0, NULL);
   if (v > PG_SCHEMA_VERSION) {
     util_fail(err, TAILOR_ESTORE, NULL,
-              "store: schema version %lld is newer than this build (%d)", (long long)v,
+              "store: schema version %lld is newer than this build (%d): upgrade this node "
+              "(docs/scale-out.md, \"Upgrades and backups\")", (long long)v,
               PG_SCHEMA_VERSION);
     pg_close(&p->base);
     return NULL;

@@ -4,7 +4,9 @@ serve` nodes.  The test starts its own PostgreSQL 15 (tests/pg/pg_kit.py):
 - a database in the layout the builds of 4 December left (the owed mark
   on the events, an index named events_owed) is upgraded at a node's open:
   writes are acknowledged (they failed: "events_owed" is an index) and the
-  marks a dead node left are owed in the table.
+  marks a dead node left are owed in the table;
+- a database of a newer schema is refused at open, before this build's
+  script touches it.
 """
 
 import os
@@ -74,7 +76,25 @@ def older_layout(ck, pg):
                  pg.psql("SELECT seqs FROM events_owed WHERE 1 = ANY(seqs)") == "{1,2}" and
                  pg.psql("SELECT count(*) FROM events WHERE triggers_owed IS NOT NULL") == "0",
                  pg.psql("SELECT * FROM events_owed"))
+        ck.check("schema version 2",
+                 pg.psql("SELECT value FROM meta WHERE key = 'schema_version'") == "2")
         n.stop()
+
+        # A newer schema: refused, and this build's script not run on it
+        # (it would have made the index again).
+        pg.psql("UPDATE meta SET value = '3' WHERE key = 'schema_version';"
+                "DROP INDEX events_session")
+        try:
+            n.start(deadline=20)
+            refused = ""
+            n.stop()
+        except RuntimeError as e:
+            refused = str(e)
+        ck.check("a newer schema is refused, saying so",
+                 "schema version 3 is newer than this build (2)" in refused, refused[-800:])
+        ck.check("and left as it was",
+                 pg.psql("SELECT count(*) FROM pg_class WHERE relname = 'events_session'") == "0")
+        pg.psql("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     finally:
         n.cleanup()
 
