@@ -191,8 +191,9 @@ static int load_checkpoint(tailor *t, const idx_config *ic) {
   if (access(t->ckpt_path, F_OK) != 0) return TAILOR_OK;
   tailor_error e = {0};
   int64_t seq = 0;
-  idx *x = idx_load(t->ckpt_path, ic, t->ckpt_fp, &seq, &e);
-  if (x && !store_has_seq(t->st, seq)) {
+  uint64_t fp = 0;
+  idx *x = NULL;
+  if (idx_checkpoint_seq(t->ckpt_path, &seq) == TAILOR_OK && !store_has_seq(t->st, seq)) {
     /* Refused as idx_load refuses a checkpoint it cannot use, and removed
        by the writer: once the restored store's new events pass its
        position it would fit again, and a stop before the next checkpoint
@@ -204,8 +205,11 @@ static int load_checkpoint(tailor *t, const idx_config *ic) {
               t->ckpt_path, (long long)seq, (long long)store_last_seq(t->st),
               !t->cfg.store_lock ? "" : gone ? "; cannot remove it: " : "; removed",
               gone ? strerror(gone) : "");
-    idx_free(x);
-    x = NULL;
+  } else if (eng_checkpoint_fp(t, seq, &fp, &e) == TAILOR_OK) {
+    /* On PostgreSQL a position the restored log reached again with other
+       events (another node wrote them first) has another token: refused
+       as a checkpoint of another store, and it never fits again. */
+    x = idx_load(t->ckpt_path, ic, fp, &seq, &e);
   }
   if (!x) {
     eng_log(t, TAILOR_LOG_WARN, "%s; rebuilding from the store", e.message);
@@ -215,6 +219,13 @@ static int load_checkpoint(tailor *t, const idx_config *ic) {
   t->ix = x;
   t->applied_seq = t->ckpt_seq = seq;
   return TAILOR_OK;
+}
+
+int eng_checkpoint_fp(tailor *t, int64_t seq, uint64_t *fp, tailor_error *err) {
+  uint64_t token;
+  int rc = store_seq_token(t->st, seq, &token, err);
+  *fp = t->ckpt_fp ^ token;
+  return rc;
 }
 
 /* Write the checkpoint; the caller holds write_mu (no event can slip in). */
@@ -237,9 +248,13 @@ void eng_save_checkpoint(tailor *t) {
   if (!t->ckpt_path || t->applied_seq == t->ckpt_seq || t->ix_incomplete) return;
   if (!t->cfg.store_lock) return; /* a reader beside the writer: its checkpoint is the writer's */
   tailor_error e = {0};
-  pthread_rwlock_rdlock(&t->lock);
-  int rc = idx_save(t->ix, t->ckpt_path, t->ckpt_fp, t->applied_seq, &e);
-  pthread_rwlock_unlock(&t->lock);
+  uint64_t fp;
+  int rc = eng_checkpoint_fp(t, t->applied_seq, &fp, &e);
+  if (!rc) {
+    pthread_rwlock_rdlock(&t->lock);
+    rc = idx_save(t->ix, t->ckpt_path, fp, t->applied_seq, &e);
+    pthread_rwlock_unlock(&t->lock);
+  }
   if (rc)
     eng_log(t, TAILOR_LOG_ERROR, "%s", e.message);
   else

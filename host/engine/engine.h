@@ -112,7 +112,8 @@ struct tailor {
 
   /* Checkpoints of the index (index/checkpoint.c). */
   char *ckpt_path;         /* NULL: none */
-  uint64_t ckpt_fp;        /* fingerprint of the index configuration */
+  uint64_t ckpt_fp;        /* fingerprint of the index configuration and store
+                              (eng_checkpoint_fp adds the position's) */
   int64_t applied_seq;     /* last event applied to the index */
   int64_t ckpt_seq;        /* last event in the checkpoint on disk */
   int ix_incomplete;       /* an event failed to apply (out of memory) */
@@ -229,6 +230,10 @@ void eng_checkpoint_due(tailor *t);
    removal that failed.  Either way none counts as written. */
 int eng_drop_checkpoint(tailor *t);
 void eng_save_checkpoint(tailor *t);
+/* The fingerprint of a checkpoint at position `seq`: ckpt_fp and the
+   store's token for the event there (store_seq_token).  TAILOR_OK, or the
+   code with `err` filled (fp is then one no checkpoint has). */
+int eng_checkpoint_fp(tailor *t, int64_t seq, uint64_t *fp, tailor_error *err);
 void eng_refit_value(tailor *t);
 /* The same on the fitter thread (index.background_refits): the writer
    asks and goes on; nothing when a fit is already on its way. */

@@ -65,8 +65,11 @@ static void reload_index(tailor *t, int say) {
   idx_config ic = t->ix->cfg;
   tailor_error e = {0};
   rebuild r = {NULL, 0};
-  if (t->ckpt_path && access(t->ckpt_path, F_OK) == 0)
-    r.x = idx_load(t->ckpt_path, &ic, t->ckpt_fp, &r.seq, &e);
+  uint64_t fp;
+  if (t->ckpt_path && access(t->ckpt_path, F_OK) == 0 &&
+      idx_checkpoint_seq(t->ckpt_path, &r.seq) == TAILOR_OK &&
+      eng_checkpoint_fp(t, r.seq, &fp, &e) == TAILOR_OK)
+    r.x = idx_load(t->ckpt_path, &ic, fp, &r.seq, &e);
   if (!r.x) {
     r.x = idx_new(&ic);
     r.seq = 0;

@@ -574,6 +574,20 @@ static int ids_ok(const idx_ids *a, uint32_t bound) {
   return 1;
 }
 
+int idx_checkpoint_seq(const char *path, int64_t *seq) {
+  unsigned char head[8 + 4 + 8 + 8];
+  FILE *f = fopen(path, "rb");
+  if (!f) return TAILOR_ENOTFOUND;
+  size_t got = fread(head, 1, sizeof head, f);
+  fclose(f);
+  uint32_t format;
+  if (got != sizeof head || memcmp(head, CKPT_MAGIC, 8) != 0) return TAILOR_EINVAL;
+  memcpy(&format, head + 8, 4);
+  if (format != CKPT_FORMAT) return TAILOR_EINVAL;
+  memcpy(seq, head + 8 + 4 + 8, 8);
+  return TAILOR_OK;
+}
+
 idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
               int64_t *seq, tailor_error *err) {
   size_t len;

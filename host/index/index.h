@@ -808,6 +808,9 @@ int idx_save(const idx *x, const char *path, uint64_t fingerprint, int64_t seq,
              tailor_error *err);
 idx *idx_load(const char *path, const idx_config *cfg, uint64_t fingerprint,
               int64_t *seq, tailor_error *err);
+/* The position a checkpoint of this format says it holds, read from its
+   header alone (nothing checked past it): TAILOR_OK, or a code. */
+int idx_checkpoint_seq(const char *path, int64_t *seq);
 
 /*
 ** Fitting the value model in three steps, so the slow middle one holds no

@@ -38,6 +38,10 @@ int store_wait(store *s, int timeout_ms, tailor_error *err) {
   return s->ops->wait ? s->ops->wait(s, timeout_ms, err) : 0;
 }
 int store_has_seq(store *s, int64_t seq) { return s->ops->has_seq(s, seq); }
+int store_seq_token(store *s, int64_t seq, uint64_t *token, tailor_error *err) {
+  *token = 0;
+  return s->ops->seq_token && seq ? s->ops->seq_token(s, seq, token, err) : TAILOR_OK;
+}
 int store_has_msg(store *s, const char *msg_id) { return s->ops->has_msg(s, msg_id); }
 int64_t store_log_behind(store *s, int64_t after) {
   return s->ops->log_behind ? s->ops->log_behind(s, after) : 0;

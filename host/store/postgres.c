@@ -515,6 +515,28 @@ static int pg_has_seq(store *base, int64_t seq) {
   return seq == 0 || one_int((pg *)base, "SELECT 1 FROM events WHERE seq = $1", 1, v) == 1;
 }
 
+/* The event at seq's transaction id, time and type (FNV-1a): a dump
+   restored into the same cluster keeps the ids of its events while newer
+   events get newer ones; a base backup restored to a point in time gives
+   the ids after that point again, to events of other times.  An erasure
+   keeps all three. */
+static int pg_seq_token(store *base, int64_t seq, uint64_t *token, tailor_error *err) {
+  char b[24];
+  const char *v[] = {I64(b, seq)};
+  PGresult *r = run((pg *)base, "SELECT xid::text || '/' || ts || '/' || type FROM events "
+                    "WHERE seq = $1", 1, v, err, "store: checkpoint position");
+  if (!r) return TAILOR_ESTORE;
+  /* An absent row (has_seq refuses that position first) leaves 0. */
+  if (PQntuples(r) == 1) {
+    uint64_t h = 1469598103934665603ull;
+    for (const char *c = PQgetvalue(r, 0, 0); *c; c++)
+      h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    *token = h;
+  }
+  PQclear(r);
+  return TAILOR_OK;
+}
+
 static int pg_has_msg(store *base, const char *msg_id) {
   const char *v[] = {msg_id};
   int64_t n = one_int((pg *)base, "SELECT count(*) FROM events WHERE msg_id = $1", 1, v);
@@ -1975,6 +1997,7 @@ static const store_ops pg_ops = {
     .shared = 1,
     .wait = pg_wait,
     .has_seq = pg_has_seq,
+    .seq_token = pg_seq_token,
     .has_msg = pg_has_msg,
     .log_behind = pg_log_behind,
     .begin = pg_begin,

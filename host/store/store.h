@@ -91,6 +91,15 @@ int store_wait(store *s, int timeout_ms, tailor_error *err);
    checkpoint past it comes from another database or a newer backup. */
 int store_has_seq(store *s, int64_t seq);
 
+/* What tells the event at position `seq` from one that took the same seq
+   in another history of the log, mixed into a checkpoint's fingerprint:
+   on PostgreSQL a hash of its transaction id, time and type (after a
+   restore, the events written in place of the lost ones take their seqs
+   again).  0 for SQLite (its one writer removes a checkpoint ahead of a
+   restored store at start, engine.c) and for seq 0.  TAILOR_OK, or a
+   code with `err` filled. */
+int store_seq_token(store *s, int64_t seq, uint64_t *token, tailor_error *err);
+
 /* Whether an event with message id `msg_id` is stored (a retry of it is a
    duplicate): 1, 0, or -1 when the store cannot say. */
 int store_has_msg(store *s, const char *msg_id);

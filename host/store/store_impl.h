@@ -22,6 +22,7 @@ typedef struct store_ops {
   int shared;
   int (*wait)(store *s, int timeout_ms, tailor_error *err);
   int (*has_seq)(store *s, int64_t seq);
+  int (*seq_token)(store *s, int64_t seq, uint64_t *token, tailor_error *err); /* NULL: 0 */
   int (*has_msg)(store *s, const char *msg_id);
   int64_t (*log_behind)(store *s, int64_t after); /* NULL: never behind */
   int (*begin)(store *s, tailor_error *err);

@@ -1,22 +1,30 @@
-"""pg_upgrade_test.py: upgrades of one PostgreSQL database under `tailor
-serve` nodes.  The test starts its own PostgreSQL 15 (tests/pg/pg_kit.py):
+"""pg_upgrade_test.py: upgrades and restores of one PostgreSQL database
+under `tailor serve` nodes.  The test starts its own PostgreSQL 15
+(tests/pg/pg_kit.py):
 
 - a database in the layout the builds of 4 December left (the owed mark
   on the events, an index named events_owed) is upgraded at a node's open:
   writes are acknowledged (they failed: "events_owed" is an index) and the
   marks a dead node left are owed in the table;
 - a database of a newer schema is refused at open, before this build's
-  script touches it.
+  script touches it;
+- a database restored from pg_dump in the same cluster, while a node kept
+  its checkpoint from after the dump: another node writes first, so the
+  checkpoint's position is in the log again with other events (one with
+  the lost event's transaction id, as a point-in-time restore can give);
+  the node's checkpoint is refused and its index is the other node's (it
+  served the lost events' customers and never applied the new ones).
 """
 
 import os
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pg"))
 
 from pg_kit import Postgres  # noqa: E402
-from serve_kit import ADMIN, Checks, Server, result  # noqa: E402
+from serve_kit import ADMIN, TMP, Checks, Server, result  # noqa: E402
 
 
 def events(start, n, who):
@@ -99,10 +107,49 @@ def older_layout(ck, pg):
         n.cleanup()
 
 
+def restored(ck, pg):
+    d = tempfile.mkdtemp(prefix="serve", dir=TMP)
+    a = Server(db=pg.url, tmpdir=d, engine={"index": {"checkpoint": os.path.join(d, "a.ckpt")}})
+    b = None
+    try:
+        ck.check("node a takes the first events", send(a, events(0, 100, "base")))
+        dump = os.path.join(pg.dir, "tailor.dump")
+        pg.dump(dump)
+        ck.check("and more after the dump", send(a, events(100, 100, "lost")))
+        ck.check("node a stops and writes its checkpoint",
+                 a.stop() == 0 and os.path.exists(os.path.join(a.dir, "a.ckpt")))
+        lost_xid = pg.psql("SELECT xid FROM events WHERE seq = 200")
+        pg.restore(dump)
+        ck.check("the restored log ends before node a's checkpoint",
+                 pg.psql("SELECT count(*) FROM events") == "100")
+        # Node b comes back first and takes the traffic: the seqs of the
+        # lost events are taken again, by others.
+        b = Server(db=pg.url)
+        ck.check("node b writes after the restore", send(b, events(200, 130, "new")))
+        # A base backup restored to a point in time gives the transaction
+        # ids after it again: the event now at node a's position may have
+        # the lost one's.
+        pg.psql("UPDATE events SET xid = '%s' WHERE seq = 200" % lost_xid)
+        a.start()
+        sa, sb = stats(a), stats(b)
+        ck.check("node a's index is the restored log's, as node b's",
+                 sa.get("index") == sb.get("index") and sa.get("index", {}).get("people") == 24,
+                 (sa.get("index"), sb.get("index")))
+        log = a.read_log().decode(errors="replace").split("ready:")[-2]
+        ck.check("node a says its checkpoint was not used", "rebuilding from the store" in log,
+                 log[-1500:])
+    finally:
+        a.cleanup()
+        if b:
+            b.cleanup()
+
+
 def main():
     ck = Checks()
     with Postgres() as pg:
         ck.run(older_layout, ck, pg)
+    with Postgres() as pg:
+        ck.run(restored, ck, pg)
     return ck.done()
 
 

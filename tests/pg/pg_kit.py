@@ -78,6 +78,21 @@ class Postgres:
                          "-U", user, "-d", "tailor", "-c", sql])
         return out.stdout.decode().strip()
 
+    def dump(self, path):
+        """pg_dump of the test database, in the custom format, to `path`."""
+        user = "postgres" if self.root else (os.environ.get("USER") or "postgres")
+        self._run(["pg_dump", "-Fc", "-f", path, "-h", "127.0.0.1", "-p", str(self.port),
+                   "-U", user, "tailor"])
+
+    def restore(self, path):
+        """The test database dropped and restored from a dump(), in this
+        same cluster (no client may be connected)."""
+        user = "postgres" if self.root else (os.environ.get("USER") or "postgres")
+        base = ["-h", "127.0.0.1", "-p", str(self.port), "-U", user]
+        self._run(["psql", "-X", "-q"] + base + ["-d", "postgres", "-c", "DROP DATABASE tailor",
+                                                  "-c", "CREATE DATABASE tailor"])
+        self._run(["pg_restore", "-d", "tailor"] + base + [path])
+
     def stop(self, mode="fast"):
         if self.started:
             self._run([os.path.join(BIN, "pg_ctl"), "-D", self.data, "-m", mode, "-w", "stop"],
