@@ -419,6 +419,17 @@ store *store_pg_open(const char *url, const store_options *opt, tailor_error *er
          exec_params(p, meta_sql, 0, NULL, err, "store: schema");
     if (!rc && (v = one_int(p, version_sql, 0, NULL)) < 0)
       rc = pg_fail(err, p, NULL, "store: cannot read the schema version");
+    /* Opened beside the nodes (store.lock false), an older database is
+       not upgraded under them: the nodes of the older build would be
+       refused when they restart, as SQLite's commands beside leave
+       its upgrade to its writer (store.c, migrate). */
+    if (!rc && opt && opt->no_lock && v > 0 && v < PG_SCHEMA_VERSION)
+      rc = util_fail(err, TAILOR_ESTORE, NULL,
+                     "store: schema version %lld is older than this build (%d): a node of "
+                     "this build upgrades it when it starts (tailor serve, ingest or "
+                     "checkpoint), not a command beside the nodes (store.lock false: stats, "
+                     "report, outbox, export-customer)",
+                     (long long)v, PG_SCHEMA_VERSION);
     if (!rc && v <= PG_SCHEMA_VERSION)
       rc = exec_params(p, schema, 0, NULL, err, "store: schema") ||
            exec_params(p, "COMMIT", 0, NULL, err, "store: schema");

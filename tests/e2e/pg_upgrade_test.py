@@ -6,6 +6,8 @@ under `tailor serve` nodes.  The test starts its own PostgreSQL 15
   on the events, an index named events_owed) is upgraded at a node's open:
   writes are acknowledged (they failed: "events_owed" is an index) and the
   marks a dead node left are owed in the table;
+- `tailor stats` beside the nodes does not upgrade an older one (the
+  older nodes would be refused at their restart);
 - a database of a newer schema is refused at open, before this build's
   script touches it;
 - a database restored from pg_dump in the same cluster, while a node kept
@@ -17,6 +19,7 @@ under `tailor serve` nodes.  The test starts its own PostgreSQL 15
 """
 
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -24,7 +27,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "pg"))
 
 from pg_kit import Postgres  # noqa: E402
-from serve_kit import ADMIN, TMP, Checks, Server, result  # noqa: E402
+from serve_kit import ADMIN, TAILOR, TMP, Checks, Server, result  # noqa: E402
 
 
 def events(start, n, who):
@@ -70,6 +73,16 @@ def older_layout(ck, pg):
                 "CREATE INDEX events_owed ON events(triggers_owed) WHERE triggers_owed IS NOT NULL;"
                 "UPDATE events SET triggers_owed = now() + interval '1 hour' WHERE seq IN (1, 2);"
                 "UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        # A look from the new build beside the older nodes upgrades nothing
+        # (they would be refused at their restart).
+        look = subprocess.run([TAILOR, "stats", "--db", pg.url, "--strategies",
+                               os.path.join(n.dir, "strategies")], capture_output=True, text=True)
+        ck.check("stats beside the nodes refuses an older schema, saying what upgrades it",
+                 look.returncode != 0 and "older than this build (2): a node of this build "
+                 "upgrades it" in look.stderr, look.stderr[-800:])
+        ck.check("and leaves it as it was",
+                 pg.psql("SELECT relkind FROM pg_class WHERE relname = 'events_owed'") == "i" and
+                 pg.psql("SELECT value FROM meta WHERE key = 'schema_version'") == "1")
         n.start()
         ck.check("the upgraded database takes writes", send(n, events(20, 30, "old")),
                  n.read_log().decode(errors="replace")[-1500:])
