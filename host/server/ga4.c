@@ -11,7 +11,8 @@
 ** one event object ({"name", "client_id", "user_id", "params", ...}) that
 ** goes through the one event path (srv_add_event, the parser of
 ** /v1/events), which reads GA4's names (view_item, purchase, ...) and its
-** params (items, transaction_id, value, search_term, session_id); events
+** params (items, transaction_id, value, search_term, session_id, which is
+** made the client's: "client_id:session_id"); events
 ** tailor has no type for are `other` events under their name, kept and
 ** counted.  GA4's own rules (event and parameter names and counts) are
 ** checked here, so that a payload GA4 would refuse is refused here too,
@@ -256,6 +257,23 @@ int srv_parse_ga4(int debug, const char *query, size_t query_len, const char *bo
       if (v && !json_is_null(v))
         json_object_set(doc, !strcmp(carried[k], "app_instance_id") ? "client_id" : carried[k],
                         v);
+    }
+    /* GA4's session_id is the second the session began (gtag's), so
+       visitors who began in the same second share it, and a busy shop has
+       several a second: their views would make one session (its items,
+       its popups shown).  A GA4 session is its client's: the event's
+       session is "client_id:session_id". */
+    json_t *sid = json_is_object(params) ? json_object_get(params, "session_id") : NULL;
+    const char *cid = doc ? json_string_value(json_object_get(doc, "client_id")) : NULL;
+    if (cid && (json_is_string(sid) || json_is_integer(sid))) {
+      char key[512];
+      if (json_is_string(sid))
+        snprintf(key, sizeof key, "%s:%s", cid, json_string_value(sid));
+      else
+        snprintf(key, sizeof key, "%s:%lld", cid, (long long)json_integer_value(sid));
+      json_t *own = json_copy(params);
+      if (own) json_object_set_new(own, "session_id", json_string(key));
+      if (own) json_object_set_new(doc, "params", own);
     }
     size_t before = out->n_rejects;
     rc = doc ? srv_add_event(doc, i, 1, out, err) : srv_oom(err, "ga4");

@@ -230,6 +230,17 @@ def ga4(s):
     check("each mapped onto tailor's types, the rest kept as other",
           types == ["purchase", "view", "other", "other", "add_to_cart", "remove_from_cart",
                     "other", "other", "checkout", "search", "refund"], types)
+    # GA4's session_id is the second the session began: two clients that
+    # began in the same second have two sessions.
+    for cid in ("c-one.1", "c-two.2"):
+        st, r = post(s.port, q, {"client_id": cid, "events": [
+            {"name": "view_item", "params": {"session_id": 1765000000,
+                                             "items": [{"item_id": "SKU_1"}]}}]}, basic=False)
+        check("GA4 view of %s stored" % cid, st == 204, (st, r))
+    got = rows(s.db, "SELECT anon, session FROM events WHERE anon IN ('c-one.1', 'c-two.2') "
+                     "ORDER BY seq")
+    check("a GA4 session is its client's", got == [("c-one.1", "c-one.1:1765000000"),
+                                                  ("c-two.2", "c-two.2:1765000000")], got)
     st, r = post(s.port, "/mp/collect?measurement_id=G-TEST123&api_secret=wrong-secret-012345",
                  GA4_PURCHASE, basic=False)
     check("a wrong api_secret is 401", st == 401, (st, r))
