@@ -13,6 +13,12 @@
 **               without strategies, then with the shipped ones (on_event
 **               runs for every event), on a file store with
 **               synchronous=FULL as `tailor serve` runs it.
+**   refits      the same commits in batches of 200 with the shipped
+**               strategies, the sessions' visitors now returning customers
+**               (c<i mod 20000>, so the value model has repeat buyers to
+**               fit every index.value_refit_orders orders): the latency
+**               of each batch, with the refits run by the writer and
+**               beside it (index.background_refits, as tailor serve runs).
 */
 #include <jansson.h>
 #include <stdio.h>
@@ -46,7 +52,9 @@ static void add_line(text *t, const char *line) {
   t->starts[t->n] = t->len;
 }
 
-static text load(const char *dir, size_t max) {
+/* customers 0: session i is anonymous visitor a<i>; else customer
+   c<i mod customers>, who comes back. */
+static text load(const char *dir, size_t max, size_t customers) {
   char path[1024], line[1 << 16], doc[1024];
   text t = {0};
   snprintf(path, sizeof path, "%s/train.sessions", dir);
@@ -57,22 +65,26 @@ static text load(const char *dir, size_t max) {
   }
   int64_t ts = util_now_ms() - 86400000LL;
   for (size_t s = 1; t.n < max && fgets(line, sizeof line, f); s++) {
-    char *last[2] = {NULL, NULL}, *save = NULL;
+    char *last[2] = {NULL, NULL}, *save = NULL, who[64];
+    if (customers)
+      snprintf(who, sizeof who, "\"customer\":\"c%zu\"", s % customers);
+    else
+      snprintf(who, sizeof who, "\"anon\":\"a%zu\"", s);
     for (char *item = strtok_r(line, " \t\r\n", &save); item && t.n < max;
          item = strtok_r(NULL, " \t\r\n", &save)) {
       snprintf(doc, sizeof doc,
-               "{\"type\":\"view\",\"item\":\"%s\",\"anon\":\"a%zu\",\"session\":\"a%zu\","
+               "{\"type\":\"view\",\"item\":\"%s\",%s,\"session\":\"a%zu\","
                "\"ts\":%lld}",
-               item, s, s, (long long)(ts += 10));
+               item, who, s, (long long)(ts += 10));
       add_line(&t, doc);
       last[0] = last[1];
       last[1] = item;
     }
     if (s % 5 == 0 && last[0] && t.n < max) {
       snprintf(doc, sizeof doc,
-               "{\"type\":\"purchase\",\"anon\":\"a%zu\",\"order_id\":\"o%zu\",\"ts\":%lld,"
-               "\"items\":[{\"id\":\"%s\",\"price\":10},{\"id\":\"%s\",\"price\":20}]}",
-               s, s, (long long)(ts += 10), last[0], last[1]);
+               "{\"type\":\"purchase\",%s,\"order_id\":\"o%zu\",\"ts\":%lld,"
+               "\"items\":[{\"id\":\"%s\",\"price\":%zu},{\"id\":\"%s\",\"price\":20}]}",
+               who, s, (long long)(ts += 10), last[0], customers ? 10 + s % 50 : 10, last[1]);
       add_line(&t, doc);
     }
   }
@@ -111,6 +123,49 @@ static void commit_run(const text *t, const char *strategies, size_t batch, cons
   }
 }
 
+static int by_value(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Batches of `batch` with the shipped strategies; each batch's latency. */
+static void refit_run(const text *t, const char *strategies, size_t batch, int background) {
+  char dir[] = "/tmp/tailor-ingest-XXXXXX", cfg[1400];
+  if (!mkdtemp(dir)) exit(1);
+  snprintf(cfg, sizeof cfg,
+           "{\"db\":\"%s/shop.db\",\"strategies\":\"%s\",\"store\":{\"synchronous_full\":true},"
+           "\"index\":{\"background_refits\":%s}}",
+           dir, strategies, background ? "true" : "false");
+  tailor_error err = {0};
+  tailor *e = tailor_open(cfg, &err);
+  if (!e) {
+    fprintf(stderr, "ingest_bench: %s\n", err.message);
+    exit(1);
+  }
+  size_t nb = (t->n + batch - 1) / batch, k = 0, total = 0;
+  double *lat = calloc(nb ? nb : 1, sizeof *lat);
+  uint64_t t0 = util_mono_ns();
+  for (size_t i = 0; i < t->n; i += batch) {
+    size_t end = i + batch < t->n ? i + batch : t->n, acc = 0, rej = 0;
+    uint64_t b0 = util_mono_ns();
+    tailor_ingest_batch(e, t->buf + t->starts[i], t->starts[end] - t->starts[i], NULL, NULL,
+                        &acc, &rej);
+    lat[k++] = (double)(util_mono_ns() - b0) / 1e6;
+    total += acc;
+  }
+  double s = secs_since(t0);
+  qsort(lat, k, sizeof *lat, by_value);
+  printf("  %-34s %9.0f events/s  batches of %zu: p50 %.1f ms, p99 %.1f ms, max %.0f ms\n",
+         background ? "refits beside the writer" : "refits in the writer", total / s, batch,
+         lat[k / 2], lat[k * 99 / 100], lat[k - 1]);
+  free(lat);
+  tailor_close(e);
+  char cmd[1200];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd)) {
+  }
+}
+
 int main(int argc, char **argv) {
   const char *dir = "../shared/data/diginetica", *strategies = "strategies";
   size_t max = 200000;
@@ -124,7 +179,7 @@ int main(int argc, char **argv) {
             strategies);
     return 1;
   }
-  text t = load(dir, max);
+  text t = load(dir, max, 0);
   printf("tailor ingest benchmark: %zu events (views, every 5th session an order)\n"
          "allocator: %s\n\n", t.n, tailor_allocator());
 
@@ -180,5 +235,14 @@ int main(int argc, char **argv) {
   commit_run(&t, strategies, 800, "commit, batches of 800, shipped");
   free(t.buf);
   free(t.starts);
+
+  /* The same sessions as 20,000 returning customers' (their orders refit
+     the models every 1,000): what a refit costs the writer's clients. */
+  text r = load(dir, max, 20000);
+  printf("\nrefits: the same %zu events from 20,000 returning customers\n", r.n);
+  refit_run(&r, strategies, 200, 0);
+  refit_run(&r, strategies, 200, 1);
+  free(r.buf);
+  free(r.starts);
   return 0;
 }
