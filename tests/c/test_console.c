@@ -25,14 +25,20 @@
 
 static char tmp[512];
 
+/* An engine of config `cfg`, or NULL (a failed check, with the reason). */
+static tailor *open_config(const char *cfg) {
+  tailor_error err = {0};
+  tailor *t = tailor_open(cfg, &err);
+  CHECK(t != NULL);
+  if (!t) fprintf(stderr, "open failed: %s\n", err.message);
+  return t;
+}
+
 static tailor *open_engine(const char *db) {
   char cfg[1200];
   snprintf(cfg, sizeof cfg,
            "{\"db\":\"%s\",\"strategies\":\"\",\"store\":{\"synchronous_full\":false}}", db);
-  tailor_error err = {0};
-  tailor *t = tailor_open(cfg, &err);
-  if (!t) fprintf(stderr, "open failed: %s\n", err.message);
-  return t;
+  return open_config(cfg);
 }
 
 static int ingest(tailor *t, const char *json) {
@@ -372,12 +378,8 @@ static void test_strategies_over_a_base(void) {
            "\"lua\":{\"reload_interval_ms\":0},"
            "\"strategies_base\":\"%s/strategies\"}", dir, root ? root : ".");
   tailor_error err = {0};
-  tailor *t = tailor_open(cfg, &err);
-  CHECK(t != NULL);
-  if (!t) {
-    fprintf(stderr, "%s\n", err.message);
-    return;
-  }
+  tailor *t = open_config(cfg);
+  if (!t) return;
   json_t *o = eng_console_strategies(t, 0, &err);
   json_t *errs = json_object_get(o, "compile_errors");
   CHECK_INT((long)json_array_size(errs), 0);
@@ -422,12 +424,8 @@ static void test_check_decides_for_nobody(void) {
   put_file(dir, "popup.lua", "return { popup = function(ctx) error('broken') end }\n");
   snprintf(cfg, sizeof cfg, "{\"db\":\":memory:\",\"strategies\":\"%s\"}", dir);
   tailor_error err = {0};
-  tailor *t = tailor_open(cfg, &err);
-  CHECK(t != NULL);
-  if (!t) {
-    fprintf(stderr, "%s\n", err.message);
-    return;
-  }
+  tailor *t = open_config(cfg);
+  if (!t) return;
   tailor_set_logger(t, count_errors, NULL);
   json_t *o = eng_console_strategies(t, 5, &err);
   json_t *check = json_object_get(o, "check");
@@ -468,12 +466,8 @@ static void test_preview_acts_for_nobody(void) {
            "end }\n");
   snprintf(cfg, sizeof cfg, "{\"db\":\":memory:\",\"strategies\":\"%s\"}", dir);
   tailor_error err = {0};
-  tailor *t = tailor_open(cfg, &err);
-  CHECK(t != NULL);
-  if (!t) {
-    fprintf(stderr, "%s\n", err.message);
-    return;
-  }
+  tailor *t = open_config(cfg);
+  if (!t) return;
   json_t *o = eng_console_preview(t, "c1", NULL, NULL, NULL, NULL, &err);
   json_t *d, *answer = NULL;
   size_t i;

@@ -512,12 +512,7 @@ static void test_identity_first_link(void) {
       "{\"type\":\"identify\",\"customer\":\"c2\",\"anon\":\"v1\"}",
       "{\"type\":\"view\",\"item\":\"i2\",\"customer\":\"c2\",\"anon\":\"v1\"}",
   };
-  enum { N = sizeof lines / sizeof *lines };
-  ev e[N];
-  ev *ptrs[N];
-  for (int i = 0; i < N; i++) parse(&e[i], lines[i]), ptrs[i] = &e[i];
-  int64_t seqs[N];
-  CHECK_INT(store_append(s, ptrs, N, seqs, &err), TAILOR_OK);
+  append_all(s, lines, sizeof lines / sizeof *lines);
   char *links = rows_of(s, "SELECT anon, customer FROM identities");
   CHECK_STR(links, "v1|c1|;");
   free(links);
@@ -525,7 +520,6 @@ static void test_identity_first_link(void) {
   CHECK(x != NULL);
   CHECK_INT((long)json_array_size(json_object_get(x, "identities")), 0);
   json_decref(x);
-  for (int i = 0; i < N; i++) ev_clear(&e[i]);
   store_close(s);
 }
 
@@ -549,12 +543,7 @@ static void test_person_events(void) {
       "\"session\":\"s2\"}",
       "{\"type\":\"page_view\",\"session\":\"s2\"}",
   };
-  enum { N = sizeof lines / sizeof *lines };
-  ev e[N];
-  ev *ptrs[N];
-  for (int i = 0; i < N; i++) parse(&e[i], lines[i]), ptrs[i] = &e[i];
-  int64_t seqs[N];
-  CHECK_INT(store_append(s, ptrs, N, seqs, &err), TAILOR_OK);
+  append_all(s, lines, sizeof lines / sizeof *lines);
   json_t *x = store_export_customer(s, "c1", &err);
   CHECK(x != NULL);
   char *text = x ? json_dumps(json_object_get(x, "events"), JSON_COMPACT) : NULL;
@@ -571,7 +560,6 @@ static void test_person_events(void) {
   free(text);
   json_decref(sessions);
   CHECK_INT(store_count(s, "events"), 3);
-  for (int i = 0; i < N; i++) ev_clear(&e[i]);
   store_close(s);
 }
 
