@@ -120,6 +120,21 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS identities("
     "  anon text PRIMARY KEY, customer text NOT NULL, linked bigint NOT NULL);"
     "CREATE INDEX IF NOT EXISTS identities_customer ON identities(customer);"
+    /* An anonymous id's link is its first customer's, as the index has it
+       (SQLite's migration 9 -> 10 in store.c).  Builds before 7 December
+       moved it to each later customer signing in on the same browser, so
+       the second one's export listed the first one's events before login
+       and the first one's erasure left them.  Taken again from the log,
+       in its order, once (meta's identities_first_link says it was). */
+    "DO $$ BEGIN"
+    "  IF NOT EXISTS (SELECT 1 FROM meta WHERE key = 'identities_first_link') THEN"
+    "    UPDATE identities i SET customer = f.customer, linked = f.ts FROM ("
+    "      SELECT DISTINCT ON (anon) anon, customer, ts FROM events"
+    "      WHERE anon IS NOT NULL AND customer IS NOT NULL ORDER BY anon, xid, seq) f"
+    "    WHERE f.anon = i.anon AND f.customer <> i.customer;"
+    "    INSERT INTO meta VALUES ('identities_first_link', '1');"
+    "  END IF;"
+    "END $$;"
     "CREATE TABLE IF NOT EXISTS outbox("
     "  id bigserial PRIMARY KEY, key text NOT NULL UNIQUE,"
     "  customer text, channel text NOT NULL, template text NOT NULL,"

@@ -187,6 +187,22 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "ALTER TABLE contacts ADD COLUMN is_anon INTEGER NOT NULL DEFAULT 0;"
     "UPDATE contacts SET is_anon = 1 WHERE unit NOT IN (SELECT id FROM customers)"
     "  AND unit NOT IN (SELECT customer FROM identities);",
+    /* 9 -> 10: an anonymous id's link is its first customer's, as the
+       index has it (a visitor is merged into the first customer an event
+       names beside them).  Builds before 9 moved the link to each later
+       customer signing in on the same browser, and a store they wrote
+       kept it there: the second one's export listed the first one's
+       events before login, and the first one's erasure left them.  Each
+       link is taken again from the log, from the anonymous id's first
+       event naming a customer; a link no kept event names stays. */
+    "CREATE TEMP TABLE first_links(anon TEXT PRIMARY KEY, customer TEXT, ts INTEGER);"
+    "INSERT INTO first_links SELECT anon, customer, ts FROM (SELECT anon, customer, ts,"
+    "  min(seq) FROM events WHERE anon IS NOT NULL AND customer IS NOT NULL GROUP BY anon);"
+    "UPDATE identities SET (customer, linked) ="
+    "  (SELECT customer, ts FROM first_links f WHERE f.anon = identities.anon)"
+    "  WHERE EXISTS (SELECT 1 FROM first_links f WHERE f.anon = identities.anon"
+    "  AND f.customer IS NOT identities.customer);"
+    "DROP TABLE first_links;",
 };
 
 int store_fail(tailor_error *err, int code, sqlite3 *db, const char *what) {

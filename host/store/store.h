@@ -26,7 +26,7 @@
 typedef struct store store;
 
 /* The schema version this build writes; older stores are migrated. */
-#define STORE_SCHEMA_VERSION 9
+#define STORE_SCHEMA_VERSION 10
 
 typedef struct store_options {
   int synchronous_full;  /* 1: PRAGMA synchronous=FULL (survives power loss);

@@ -520,6 +520,26 @@ static void test_identity_first_link(void) {
   CHECK(x != NULL);
   CHECK_INT((long)json_array_size(json_object_get(x, "identities")), 0);
   json_decref(x);
+  /* A store of version 9 written by an older build, which moved the link
+     to c2: its upgrade takes the link again from the log. */
+  CHECK_INT(store_exec(s, "UPDATE identities SET customer = 'c2', linked = 3;"
+                          "PRAGMA user_version=9", &err), TAILOR_OK);
+  store_close(s);
+  s = store_open(path, NULL, &err);
+  CHECK(s != NULL);
+  if (!s) return;
+  CHECK_INT(store_schema_version(s), STORE_SCHEMA_VERSION);
+  links = rows_of(s, "SELECT anon, customer FROM identities");
+  CHECK_STR(links, "v1|c1|;");
+  free(links);
+  x = store_export_customer(s, "c2", &err); /* c1's view before login is not c2's */
+  char *text = x ? json_dumps(json_object_get(x, "events"), JSON_COMPACT) : NULL;
+  CHECK(text && !strstr(text, "\"i1\"") && strstr(text, "\"i2\""));
+  free(text);
+  json_decref(x);
+  int64_t erased = 0;
+  CHECK_INT(store_forget(s, "c1", &erased, NULL, &err), TAILOR_OK);
+  CHECK_INT(erased, 2); /* their view before login goes with their login */
   store_close(s);
 }
 
