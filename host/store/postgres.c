@@ -159,9 +159,20 @@ static const char schema[] =
     "  unit text NOT NULL, channel text NOT NULL, campaign text NOT NULL DEFAULT '',"
     "  ts bigint NOT NULL);"
     "CREATE INDEX IF NOT EXISTS contacts_unit ON contacts(unit, ts);"
-    /* Which kind of id the unit is (store.c, migration 8 -> 9): rows of
-       earlier builds read as a customer's, for the day or so they count. */
-    "ALTER TABLE contacts ADD COLUMN IF NOT EXISTS is_anon boolean NOT NULL DEFAULT false;"
+    /* Which kind of id the unit is.  Rows of earlier builds are told
+       apart as SQLite's migration 8 -> 9 does (store.c): a customer's when
+       the id is one (a profile or a login), an anonymous id's otherwise.
+       Read all as a customer's, a visitor's contacts before the upgrade
+       were left by the erasure of the customer they signed in as, and
+       missing from their export. */
+    "DO $$ BEGIN"
+    "  IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'contacts'::regclass"
+    "                 AND attname = 'is_anon' AND NOT attisdropped) THEN"
+    "    ALTER TABLE contacts ADD COLUMN is_anon boolean NOT NULL DEFAULT false;"
+    "    UPDATE contacts SET is_anon = true WHERE unit NOT IN (SELECT id FROM customers)"
+    "      AND unit NOT IN (SELECT customer FROM identities);"
+    "  END IF;"
+    "END $$;"
     "CREATE TABLE IF NOT EXISTS consents("
     "  id text PRIMARY KEY, customer text NOT NULL, anon text, email text NOT NULL,"
     "  purpose text NOT NULL, text text NOT NULL, source text NOT NULL,"

@@ -600,6 +600,14 @@ static void test_coupons(void) {
   json_decref(rep);
   /* Erasure takes c7's coupon and a7's contact (a7 is linked to c7). */
   append_json(s, "{\"type\":\"identify\",\"customer\":\"c7\",\"anon\":\"a7\"}");
+  /* As written by a build before contacts.is_anon: the next open tells its
+     rows apart as SQLite's migration does (a7 is no customer's id), so
+     a7's contact is c7's in the export and goes with c7's erasure. */
+  CHECK_INT(store_exec(s, "ALTER TABLE contacts DROP COLUMN is_anon", &err), TAILOR_OK);
+  store_close(s);
+  s = store_open(url, NULL, &err);
+  CHECK(s != NULL);
+  if (!s) return;
   json_t *x = store_export_customer(s, "c7", &err);
   CHECK_INT((long)json_array_size(json_object_get(x, "coupons")), 1);
   CHECK_INT((long)json_array_size(json_object_get(x, "contacts")), 1);
@@ -610,6 +618,9 @@ static void test_coupons(void) {
   CHECK(store_coupon_get(s, "R10-AAAA", &nf) == NULL);
   CHECK_INT(nf.code, TAILOR_ENOTFOUND);
   CHECK_INT(store_contacts_between(s, "c7", "a7", NULL, 0, INT64_MAX, NULL), 0);
+  CHECK_INT(store_exec(s, "DO $$ BEGIN IF EXISTS (SELECT 1 FROM contacts WHERE unit = 'a7') "
+                          "THEN RAISE 'a7''s contact outlived the erasure'; END IF; END $$",
+                       &err), TAILOR_OK);
   store_close(s);
 }
 
