@@ -182,11 +182,13 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
        a browser sends: "c42" is not customer c42), but a popup's contact
        kept either in one column, so a stranger's popup asked as "c42"
        held customer c42's emails back for a day.  Rows written before are
-       read as a customer's when that id is a customer's (a profile or a
-       login), as an anonymous id's otherwise; they count for a day or so. */
+       read as a customer's when that id is a customer's (a profile, a
+       login, or an event naming it as the customer), as an anonymous id's
+       otherwise; they count for a day or so. */
     "ALTER TABLE contacts ADD COLUMN is_anon INTEGER NOT NULL DEFAULT 0;"
     "UPDATE contacts SET is_anon = 1 WHERE unit NOT IN (SELECT id FROM customers)"
-    "  AND unit NOT IN (SELECT customer FROM identities);",
+    "  AND unit NOT IN (SELECT customer FROM identities)"
+    "  AND NOT EXISTS (SELECT 1 FROM events e WHERE e.customer = contacts.unit);",
     /* 9 -> 10: an anonymous id's link is its first customer's, as the
        index has it (a visitor is merged into the first customer an event
        names beside them).  Builds before 9 moved the link to each later

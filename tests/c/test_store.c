@@ -463,7 +463,8 @@ static void test_long_batch_seqs(void) {
 /* A popup's contact keeps which kind of id it names: a stranger's
    anonymous id "c1" is not customer c1 (their contacts capped c1's emails).
    A store of version 8 reads its rows as a customer's when the id is one
-   (a profile or a login), as an anonymous id's otherwise. */
+   (a profile, a login, or an event naming it as the customer: c4), as an
+   anonymous id's otherwise. */
 static void test_contacts_kind(void) {
   char path[600];
   snprintf(path, sizeof path, "%s/contacts.db", dir);
@@ -480,8 +481,10 @@ static void test_contacts_kind(void) {
   CHECK_INT(store_exec(s, "DELETE FROM contacts; ALTER TABLE contacts DROP COLUMN is_anon;"
                           "INSERT INTO customers(id, body, created, updated) VALUES ('c1', '{}', 0, 0);"
                           "INSERT INTO identities(anon, customer, linked) VALUES ('v2', 'c2', 0);"
+                          "INSERT INTO events(ts, type, customer, body) VALUES (1, 'view', 'c4', '{}');"
                           "INSERT INTO contacts VALUES ('c1', 'popup', 'ask', 1000),"
-                          " ('c2', 'popup', 'ask', 1000), ('v3', 'popup', 'ask', 1000);"
+                          " ('c2', 'popup', 'ask', 1000), ('v3', 'popup', 'ask', 1000),"
+                          " ('c4', 'popup', 'ask', 1000);"
                           "PRAGMA user_version=8",
                        &err), TAILOR_OK);
   store_close(s);
@@ -490,7 +493,7 @@ static void test_contacts_kind(void) {
   if (!s) return;
   CHECK_INT(store_schema_version(s), STORE_SCHEMA_VERSION);
   char *kinds = rows_of(s, "SELECT unit, is_anon FROM contacts ORDER BY unit");
-  CHECK_STR(kinds, "c1|0|;c2|0|;v3|1|;");
+  CHECK_STR(kinds, "c1|0|;c2|0|;c4|0|;v3|1|;");
   free(kinds);
   store_close(s);
 }
