@@ -305,28 +305,32 @@ static void session_params_set(tailor *t, const sknn_repeat_profile *prof, int o
 
 /* Between the transition check's sessions on the fitter (below): the read
    lock let go and taken again, so that the writer (preferred) gets in;
-   nonzero when the index was replaced meanwhile. */
+   nonzero when the index was replaced meanwhile (an erasure is no reason
+   to stop: it leaves the sessions the check reads alone). */
 typedef struct fit_pause {
   tailor *t;
-  uint64_t gen;
+  uint64_t swaps;
+  int gone;
 } fit_pause;
 
 static int fit_pause_fn(void *ud) {
   fit_pause *p = ud;
   pthread_rwlock_unlock(&p->t->lock);
   pthread_rwlock_rdlock(&p->t->lock);
-  return atomic_load(&p->t->ix_gen) != p->gen;
+  p->gone = atomic_load(&p->t->ix_swaps) != p->swaps;
+  return p->gone;
 }
 
 /* The repeat profile of the latest sessions in the index; 1 when there is
-   one.  `bg`: on the fitter, letting the writer in between sessions. */
+   one, 0 when none, -1 when the index was replaced during the check.
+   `bg`: on the fitter, letting the writer in between sessions. */
 static int repeat_profile(tailor *t, sknn_repeat_profile *prof, int bg) {
   pthread_rwlock_rdlock(&t->lock);
-  fit_pause p = {t, atomic_load(&t->ix_gen)};
+  fit_pause p = {t, atomic_load(&t->ix_swaps), 0};
   int rc = sknn_repeat_profile_paused(t->ix->sknn, SKNN_PROFILE_SESSIONS, prof,
                                       bg ? fit_pause_fn : NULL, &p);
   pthread_rwlock_unlock(&t->lock);
-  return rc == 0;
+  return p.gone ? -1 : rc == 0;
 }
 
 /*
@@ -477,7 +481,14 @@ static void refit(tailor *t, int64_t now, int64_t seq, int shared, int bg) {
   /* The repeat profile moves too. */
   sknn_repeat_profile prof = {0};
   int prof_ok = repeat_profile(t, &prof, bg);
-  if (!t->tuned) session_params_set(t, &prof, prof_ok);
+  if (prof_ok < 0) { /* no profile read: the kernel keeps the one it has */
+    pthread_rwlock_rdlock(&t->lock);
+    prof = t->ix->fit.repeat;
+    prof_ok = t->ix->fit.repeat_ok;
+    pthread_rwlock_unlock(&t->lock);
+  } else if (!t->tuned) {
+    session_params_set(t, &prof, prof_ok);
+  }
   /* The automatic segments move with the same history; on a shared log
      named after the previous crossing's (the lineage above). */
   idx_km_data d;

@@ -152,6 +152,10 @@ struct tailor {
   /* Bumped when the index is replaced (a rebuild after a failed commit)
      or people are erased: a fit read before installs nothing per person. */
   _Atomic uint64_t ix_gen;
+  /* Bumped when the index is replaced only: the repeat profile's check,
+     which lets go of the lock between sessions, stops reading the old
+     one (an erasure leaves the sessions it reads alone). */
+  _Atomic uint64_t ix_swaps;
   /* Replaying a shared log on open: crossings from refit_from orders on
      refit (engine.c, replay_plan); how many did. */
   int replay_refits;

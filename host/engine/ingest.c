@@ -83,6 +83,7 @@ static void reload_index(tailor *t, int say) {
   idx *old = t->ix;
   t->ix = r.x;
   atomic_fetch_add(&t->ix_gen, 1);
+  atomic_fetch_add(&t->ix_swaps, 1);
   t->applied_seq = r.seq;
   if (incomplete) t->ix_incomplete = 1;
   pthread_rwlock_unlock(&t->lock);

@@ -280,6 +280,73 @@ static void test_refits_beside_the_writer(const char *root) {
   engine = NULL;
 }
 
+/*
+** An erasure while the fitter checks the session kernel's repeat profile
+** (it lets go of the index lock between sessions) leaves the shop's
+** profile as it was: the erasure does not touch the sessions the check
+** reads.  It once ended the check, and every fit that met an erasure put
+** a repeat-heavy shop's kernel back to the defaults until the next fit.
+*/
+static int repeat_heavy(void) {
+  char *s = NULL;
+  int v = -1;
+  if (tailor_stats(engine, &s, NULL) == TAILOR_OK) {
+    const char *p = strstr(s, "\"repeat_heavy\":");
+    if (p) v = !strncmp(p + strlen("\"repeat_heavy\":"), "true", 4);
+  }
+  tailor_free(s);
+  return v;
+}
+
+static void buy(int round, int orders) {
+  char line[256];
+  for (int o = 0; o < orders; o++) {
+    snprintf(line, sizeof line,
+             "{\"type\":\"purchase\",\"customer\":\"c%d\",\"order_id\":\"o%d_%d\","
+             "\"items\":[{\"id\":\"i%d\",\"price\":10}]}", o, round, o, 1 + o);
+    tailor_ingest(engine, line, strlen(line), NULL);
+  }
+}
+
+static void test_erasure_during_a_fit(const char *root) {
+  char cfg[1024];
+  snprintf(cfg, sizeof cfg,
+           "{\"db\":\":memory:\",\"strategies\":\"%s/strategies\",\"index\":"
+           "{\"background_refits\":true,\"value_refit_orders\":20,\"clusters\":0}}",
+           root);
+  tailor_error err = {0};
+  engine = tailor_open(cfg, &err);
+  CHECK(engine != NULL);
+  if (!engine) return;
+  /* A repeat-heavy shop: sessions go a b a c b a ... */
+  size_t cap = 1 << 21, len = 0;
+  char *nd = malloc(cap);
+  for (long s = 0; s < 1500; s++)
+    for (int i = 0; i < 8; i++)
+      len += (size_t)snprintf(nd + len, cap - len,
+                              "{\"type\":\"view\",\"item\":\"i%ld\",\"anon\":\"a%ld\","
+                              "\"session\":\"s%ld\"}\n",
+                              1 + (s * 3 + i % 3) % 200, s % 500, s);
+  tailor_ingest_batch(engine, nd, len, NULL, NULL, NULL, NULL);
+  free(nd);
+  signal(SIGALRM, hung);
+  alarm(120);
+  buy(0, 20);
+  while (fitted_orders() < 20) usleep(10000);
+  CHECK_INT(repeat_heavy(), 1);
+  buy(1, 20);
+  long erasures = 0;
+  while (fitted_orders() < 40) { /* erasures meet the fit */
+    tailor_forget(engine, "nobody", NULL, NULL);
+    erasures++;
+  }
+  alarm(0);
+  printf("%ld erasures during the fit\n", erasures);
+  CHECK_INT(repeat_heavy(), 1);
+  tailor_close(engine);
+  engine = NULL;
+}
+
 int main(void) {
   char cfg[1024];
   snprintf(cfg, sizeof cfg,
@@ -296,5 +363,6 @@ int main(void) {
   tailor_close(engine);
   test_close_while_threads_exit(cfg);
   test_refits_beside_the_writer(getenv("TAILOR_ROOT") ? getenv("TAILOR_ROOT") : ".");
+  test_erasure_during_a_fit(getenv("TAILOR_ROOT") ? getenv("TAILOR_ROOT") : ".");
   return CHECK_DONE();
 }
