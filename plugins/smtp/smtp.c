@@ -526,15 +526,34 @@ typedef struct reply {
   char line[200];
 } reply;
 
+/* The length of the UTF-8 character at s (n bytes left), 0 when none is
+   there: a byte of no character, or one cut short. */
+static size_t utf8_char(const unsigned char *s, size_t n) {
+  size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xC2 && s[0] < 0xE0 ? 2
+             : s[0] >= 0xE0 && s[0] < 0xF0 ? 3 : s[0] >= 0xF0 && s[0] < 0xF5 ? 4 : 0;
+  if (len > n) return 0;
+  for (size_t i = 1; i < len; i++)
+    if ((s[i] & 0xC0) != 0x80) return 0;
+  return len;
+}
+
 static size_t reply_cb(char *in, size_t size, size_t n, void *ud) {
   reply *r = ud;
-  size_t len = size * n, keep = len;
+  size_t len = size * n, keep = len, at = 0;
   if (!len || (in[0] != '4' && in[0] != '5')) return len;
   while (keep && (in[keep - 1] == '\n' || in[keep - 1] == '\r')) keep--;
-  if (keep >= sizeof r->line) keep = sizeof r->line - 1;
-  for (size_t i = 0; i < keep; i++)
-    r->line[i] = (unsigned char)in[i] < ' ' ? ' ' : in[i]; /* one line of last_error */
-  r->line[keep] = '\0';
+  /* One line of last_error, and UTF-8 (the store's text, the outbox's JSON):
+     whole characters that fit, '?' for a byte of none (a Latin-1 reply). */
+  for (size_t i = 0; i < keep;) {
+    const unsigned char *c = (const unsigned char *)in + i;
+    size_t ch = utf8_char(c, keep - i), w = ch ? ch : 1;
+    if (at + w >= sizeof r->line) break;
+    if (!ch) r->line[at++] = '?';
+    else if (c[0] < ' ') r->line[at++] = ' ';
+    else memcpy(r->line + at, c, ch), at += ch;
+    i += w;
+  }
+  r->line[at] = '\0';
   return len;
 }
 
@@ -595,12 +614,18 @@ static int smtp_send(void *ud, const tailor_delivery *d, char *err, size_t errle
   free(msg);
   if (rc == CURLE_OK) return TAILOR_SEND_OK;
   /* The server's words when it refused; libcurl's when nothing answered. */
-  if (last.line[0])
-    snprintf(err, errlen, "%s (SMTP %ld): %s: %s", s->url, code,
-             cerr[0] ? cerr : curl_easy_strerror(rc), last.line);
-  else
+  if (last.line[0]) {
+    int w = snprintf(err, errlen, "%s (SMTP %ld): %s: %s", s->url, code,
+                     cerr[0] ? cerr : curl_easy_strerror(rc), last.line);
+    if (w >= 0 && (size_t)w >= errlen && errlen) { /* cut short: no part character at the end */
+      size_t end = strlen(err), i = end;
+      while (i > 0 && end - i < 3 && ((unsigned char)err[i - 1] & 0xC0) == 0x80) i--;
+      if (i > 0 && !utf8_char((unsigned char *)err + i - 1, end - i + 1)) err[i - 1] = '\0';
+    }
+  } else {
     snprintf(err, errlen, "%s (SMTP %ld): %s", s->url, code,
              cerr[0] ? cerr : curl_easy_strerror(rc));
+  }
   /* 5xx is the server saying no for good (no such mailbox, refused
      content); anything else (a connection refused, a timeout, 4xx) may
      pass. */

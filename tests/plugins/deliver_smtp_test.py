@@ -14,7 +14,9 @@ real SMTP server (aiosmtpd) on loopback:
 - shop data makes well-formed headers: a sender's name with a comma and
   non-ASCII letters is one address, a product's name of 1,300 characters
   in the subject is folded into lines of 78, never over 998;
-- a message the server refuses keeps the server's words in last_error.
+- a message the server refuses keeps the server's words in last_error, as
+  UTF-8 (a Latin-1 reply, a character cut at the line's end): a row whose
+  last_error was not UTF-8 went missing from `tailor outbox list`.
 """
 
 import glob
@@ -22,6 +24,8 @@ import html
 import json
 import os
 import signal
+import socket
+import threading
 import tempfile
 import time
 import urllib.parse
@@ -274,10 +278,71 @@ def test_refused_with_reason():
         sink.stop()
 
 
+def refusing_server(reply):
+    """A bare SMTP server on loopback that refuses every DATA with the raw
+    bytes `reply` (aiosmtpd sends ASCII only); returns its port."""
+    def talk(c):
+        data = False
+        with c, c.makefile("rb") as f:
+            c.sendall(b"220 raw ESMTP\r\n")
+            for line in f:
+                if data:
+                    if line.rstrip(b"\r\n") == b".":
+                        data = False
+                        c.sendall(reply + b"\r\n")
+                    continue
+                cmd = line[:4].upper()
+                if cmd == b"DATA":
+                    data = True
+                    c.sendall(b"354 go on\r\n")
+                elif cmd == b"QUIT":
+                    c.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    c.sendall(b"250 ok\r\n")
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(4)
+
+    def serve():
+        while True:
+            threading.Thread(target=talk, args=(s.accept()[0],), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return s.getsockname()[1]
+
+
+def test_refused_reply_not_utf8():
+    # A Latin-1 byte, and a UTF-8 letter where the kept line (199 bytes) ends.
+    reply = b"554 5.7.1 Empf\xe4nger " + b"a" * 178 + "\u00e4 unbekannt".encode()
+    port = refusing_server(reply)
+    d = tempfile.mkdtemp(prefix="smtprefuse8", dir=kit.TMP)
+    server = None
+    try:
+        plugin = kit.smtp_plugin(port, tls="none")
+        server = kit.Serve(kit.strategies(d, 1), engine=dict(FAST, plugins=[plugin]),
+                           server=SERVER, tmpdir=d)
+        c = kit.load_shop(server)
+        c.call("event", event={"type": "add_to_cart", "item": "hat", "customer": "c1"})
+        r = kit.wait_for("the refused row listed", lambda: (
+            lambda x: x if x and x["state"] == "dead" else None)(
+                kit.row(server.db, "abandoned_cart:c1:")), deadline=60)
+        err = r["last_error"] or ""
+        check("the server's words, a byte of no character as ?", "554 5.7.1 Empf?nger a" in err,
+              r)
+        check("no part of a character at the end", err.endswith("a" * 178), r)
+        c.close()
+    finally:
+        if server:
+            server.stop()
+
+
 if __name__ == "__main__":
     checks.run(test_abandoned_cart_email)
     checks.run(test_smtp_down_then_up)
     checks.run(test_kill_before_sending)
     checks.run(test_headers_from_shop_data)
     checks.run(test_refused_with_reason)
+    checks.run(test_refused_reply_not_utf8)
     raise SystemExit(checks.done())
