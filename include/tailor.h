@@ -445,8 +445,9 @@ enum { TAILOR_LOG_ERROR = 0, TAILOR_LOG_WARN = 1, TAILOR_LOG_INFO = 2,
 /*
 ** Receives the engine's log lines (strategy errors, reloads, warnings).  The
 ** message is borrowed for the call.  May be called from any thread that
-** calls into the engine, so it must be thread-safe.  By default an engine
-** logs warnings and errors to stderr.
+** calls into the engine, and from the engine's own threads (the fitter of
+** index.background_refits, until tailor_close), so it must be thread-safe.
+** By default an engine logs warnings and errors to stderr.
 */
 typedef void (*tailor_log_fn)(void *ud, int level, const char *message);
 

@@ -602,14 +602,18 @@ void eng_refit_ask(tailor *t) {
   pthread_mutex_unlock(&t->fit_mu);
 }
 
-/* Before the engine goes: a fit under way ends first (it writes the index). */
-static void fitter_stop(tailor *t) {
+/* Before the engine goes, or its logger: a fit under way ends first (it
+   writes the index and logs).  Fits asked after run in the asking thread. */
+void eng_refits_stop(tailor *t) {
   pthread_mutex_lock(&t->fit_mu);
   t->fit_stop = 1;
   pthread_cond_signal(&t->fit_cv);
   int on = t->fitter_on;
   pthread_mutex_unlock(&t->fit_mu);
   if (on) pthread_join(t->fitter, NULL);
+  pthread_mutex_lock(&t->fit_mu);
+  t->fitter_on = 0;
+  pthread_mutex_unlock(&t->fit_mu);
 }
 
 /*
@@ -803,7 +807,7 @@ fail:
 
 void tailor_close(tailor *t) {
   if (!t) return;
-  fitter_stop(t);
+  eng_refits_stop(t);
   eng_follow_stop(t);
   if (t->st && t->ix) eng_save_checkpoint(t);
   if (t->st) eng_write_exposures(t);

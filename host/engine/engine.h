@@ -242,6 +242,9 @@ void eng_refit_value(tailor *t);
 /* The same on the fitter thread (index.background_refits): the writer
    asks and goes on; nothing when a fit is already on its way. */
 void eng_refit_ask(tailor *t);
+/* The fitter stopped, a fit under way finished (tailor_close; a server
+   before it takes away what its logger writes to). */
+void eng_refits_stop(tailor *t);
 /* A stored event today's parser refuses, passed over by the index (the
    store's skip function: store_on_unreadable); ud is the engine. */
 void eng_unreadable(void *ud, int64_t seq, const char *why);

@@ -55,6 +55,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/engine.h"
 #include "server/internal.h"
 
 /*
@@ -377,6 +378,9 @@ int srv_run(tailor *t, srv_conf *conf, const srv_opts *o) {
   srv_sizes_stop(s);
   srv_threads_stop(s);
   if (uv_loop_close(s->loop)) srv_log(TAILOR_LOG_WARN, "shutdown: handles left open");
+  /* The fitter (index.background_refits) logs through engine_log into the
+     console, freed below: a fit under way ends here, its lines logged. */
+  eng_refits_stop(t);
   tailor_set_logger(t, NULL, NULL);
   uv_mutex_destroy(&s->mu);
   uv_mutex_destroy(&s->done_mu);

@@ -3,17 +3,23 @@
 acknowledged event (acks counted on the clients, then compared with
 `tailor stats` on the store and with a restarted server), and SIGHUP reloads
 tokens, keeping the running configuration when the new one is broken.
+A SIGTERM while the fitter refits (index.background_refits) waits for the
+fit, whose lines are logged: the server once took its logger and console
+away under the fit, which went on writing to them.
 """
 
 import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 
-from serve_kit import (ADMIN, STOREFRONT, Checks, Server, error_code, result,
+from serve_kit import (ADMIN, STOREFRONT, TAILOR, TMP, Checks, Server, error_code, result,
                        tailor_stats)
 
 T = Checks()
@@ -173,9 +179,48 @@ def sighup_reload():
         s.cleanup()
 
 
+def sigterm_during_a_fit():
+    """A store whose refit takes a second or two; 25 orders cross
+    index.value_refit_orders and SIGTERM comes as the fitter starts."""
+    s = None
+    events = []
+    for n in range(20000):
+        events += ['{"type":"view","item":"i%d","anon":"a%d","session":"s%d","ts":%d}'
+                   % (1 + (n * 7 + i % 3) % 400, n % 3000, n, 1700000000000 + n * 60000 + i)
+                   for i in range(6)]
+    events += ['{"type":"purchase","customer":"c%d","order_id":"o%d","ts":%d,'
+               '"items":[{"id":"i%d","price":%d}]}'
+               % (o % 900, o, 1700000000000 + o * 400000, 1 + o % 400, 5 + o % 50)
+               for o in range(3000)]
+    d = tempfile.mkdtemp(prefix="fitstop", dir=TMP)
+    try:
+        db = os.path.join(d, "shop.db")
+        p = subprocess.run([TAILOR, "ingest", "--db", db], input="\n".join(events).encode(),
+                           capture_output=True, timeout=300)
+        check("the store loaded", p.returncode == 0, p.stderr)
+        s = Server(engine={"index": {"value_refit_orders": 20}}, db=db, tmpdir=d)
+        c = s.connect()
+        result(c.call("auth", token=ADMIN))
+        for o in range(25):
+            result(c.call("event", event={"type": "purchase", "customer": "n%d" % o,
+                                          "order_id": "n%d" % o,
+                                          "items": [{"id": "i1", "price": 10}]}))
+        c.close()
+        check("exits 0", s.stop() == 0)
+        log = s.read_log().decode(errors="replace")
+        fit = log.rfind("value model:")  # the open's went before the server's logger
+        check("the fit under way ended and was logged before the server stopped",
+              0 <= fit < log.rfind("stopped"), log[-2000:])
+    finally:
+        if s:
+            s.cleanup()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     T.run(sigterm_under_load)
     T.run(sighup_reload)
+    T.run(sigterm_during_a_fit)
     return T.done()
 
 
