@@ -378,9 +378,11 @@ int srv_run(tailor *t, srv_conf *conf, const srv_opts *o) {
   srv_sizes_stop(s);
   srv_threads_stop(s);
   if (uv_loop_close(s->loop)) srv_log(TAILOR_LOG_WARN, "shutdown: handles left open");
-  /* The fitter (index.background_refits) logs through engine_log into the
-     console, freed below: a fit under way ends here, its lines logged. */
+  /* The fitter (index.background_refits) and a shared log's follower log
+     through engine_log into the console, freed below: a fit under way
+     ends here, its lines logged, and the follower stops. */
   eng_refits_stop(t);
+  eng_follow_stop(t);
   tailor_set_logger(t, NULL, NULL);
   uv_mutex_destroy(&s->mu);
   uv_mutex_destroy(&s->done_mu);
