@@ -42,7 +42,9 @@
 #define SRV_INLINE_PER_TURN 4
 #define SRV_MAX_REPORTED_ERRORS DEF_SERVER_MAX_REPORTED_ERRORS /* per request */
 #define SRV_WRITE_GROUP_EVENTS 20000 /* events in one store transaction */
-#define SRV_LOG_PER_SEC 20           /* log lines a second before dropping */
+#define SRV_LOG_PER_KIND 5           /* log lines of one kind a second (server.c) */
+#define SRV_LOG_KINDS 32             /* kinds told apart a second */
+#define SRV_LOG_PER_SEC 20           /* lines a second of the kinds past those */
 #define SRV_CORS_MAX_AGE DEF_SERVER_CORS_MAX_AGE_S /* a browser caches a preflight */
 
 enum { SRV_MODE_SNIFF, SRV_MODE_NDJSON, SRV_MODE_HTTP };

@@ -60,12 +60,43 @@
 
 /*
 ** Logging: one line per message on stderr with a UTC timestamp, from any
-** thread; past SRV_LOG_PER_SEC lines in a second the rest are counted and
-** reported, so a strategy failing on every request cannot flood the disk.
+** thread.  A strategy failing on every request writes a line per request,
+** so lines are rationed by kind: past SRV_LOG_PER_KIND lines of one kind in
+** a second the rest of that kind are counted and reported, and the flood
+** fills neither the disk nor the budget of the other lines.  (With one
+** budget for every line, a failing strategy's errors crowded out the line
+** of a refused SIGHUP and the line saying the fixed strategy was loaded.)
+** A kind is the text before the first ':' or '(', digits aside:
+** "recommend.lua:5: ...", "SIGHUP: ...".  SRV_LOG_KINDS kinds are told
+** apart a second; lines of any further kind share one budget.
 */
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static time_t log_second;
-static int log_lines, log_dropped;
+static int log_dropped, log_n_kinds;
+static struct {
+  uint64_t key;
+  int lines;
+} log_kinds[SRV_LOG_KINDS + 1]; /* the last: every kind past the table */
+
+static uint64_t log_kind(const char *msg) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (int i = 0; msg[i] && msg[i] != ':' && msg[i] != '(' && i < 48; i++)
+    if (msg[i] < '0' || msg[i] > '9') h = (h ^ (unsigned char)msg[i]) * 0x100000001b3ull;
+  return h;
+}
+
+/* Whether a line of this kind may go out this second (under log_mu). */
+static int log_allowed(uint64_t key) {
+  int k = 0;
+  while (k < log_n_kinds && log_kinds[k].key != key) k++;
+  if (k == log_n_kinds && log_n_kinds < SRV_LOG_KINDS) {
+    log_kinds[k].key = key;
+    log_kinds[k].lines = 0;
+    log_n_kinds++;
+  }
+  int limit = k < SRV_LOG_KINDS ? SRV_LOG_PER_KIND : SRV_LOG_PER_SEC;
+  return log_kinds[k].lines++ < limit;
+}
 
 void srv_log(int level, const char *fmt, ...) {
   static const char *const names[] = {"error", "warning", "info", "debug"};
@@ -82,12 +113,14 @@ void srv_log(int level, const char *fmt, ...) {
   pthread_mutex_lock(&log_mu);
   if (now != log_second) {
     if (log_dropped)
-      fprintf(stderr, "%s tailor: warning: %d log lines dropped (more than %d a second)\n",
-              stamp, log_dropped, SRV_LOG_PER_SEC);
+      fprintf(stderr,
+              "%s tailor: warning: %d log lines dropped (more than %d of a kind a second)\n",
+              stamp, log_dropped, SRV_LOG_PER_KIND);
     log_second = now;
-    log_lines = log_dropped = 0;
+    log_dropped = log_n_kinds = 0;
+    log_kinds[SRV_LOG_KINDS].lines = 0;
   }
-  if (log_lines++ < SRV_LOG_PER_SEC)
+  if (log_allowed(log_kind(msg)))
     fprintf(stderr, "%s tailor: %s: %s\n", stamp, names[level < 0 ? 0 : level], msg);
   else
     log_dropped++;

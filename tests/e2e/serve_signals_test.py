@@ -2,7 +2,8 @@
 """serve_signals_test.py: SIGTERM in the middle of a load loses no
 acknowledged event (acks counted on the clients, then compared with
 `tailor stats` on the store and with a restarted server), and SIGHUP reloads
-tokens, keeping the running configuration when the new one is broken.
+tokens, keeping the running configuration when the new one is broken, and
+says so in the log even while a failing strategy floods it.
 A SIGTERM while the fitter refits (index.background_refits) waits for the
 fit, whose lines are logged: the server once took its logger and console
 away under the fit, which went on writing to them.
@@ -10,6 +11,7 @@ away under the fit, which went on writing to them.
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -19,8 +21,8 @@ import tempfile
 import threading
 import time
 
-from serve_kit import (ADMIN, STOREFRONT, TAILOR, TMP, Checks, Server, error_code, result,
-                       tailor_stats)
+from serve_kit import (ADMIN, STOREFRONT, TAILOR, TMP, Checks, Client, Server, error_code,
+                       result, tailor_stats)
 
 T = Checks()
 check = T.check
@@ -217,10 +219,84 @@ def sigterm_during_a_fit():
         shutil.rmtree(d, ignore_errors=True)
 
 
+FAILING = 'return { recommend = function(ctx) error("always fails") end }\n'
+FIXED = 'return { recommend = function(ctx) return {} end }\n'
+
+
+class Failer(threading.Thread):
+    """Decisions on one connection, as fast as answered, until stopped."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port, self.halt, self.fallbacks = port, threading.Event(), 0
+
+    def run(self):
+        c = Client(self.port)
+        c.call("auth", token=STOREFRONT)
+        while not self.halt.is_set():
+            r = c.call("decide", kind="recommend", anon="v1")
+            self.fallbacks += bool((result(r) or {}).get("fallback"))
+        c.close()
+
+
+def log_flood():
+    """A strategy failing on every decision is logged a few lines a second,
+    and the lines of other kinds still go out: a refused SIGHUP, the fixed
+    strategy's reload.  (One budget for every line dropped both.)"""
+    s = Server(recommend=FAILING, engine={"lua": {"reload_interval_ms": 100}})
+    try:
+        failers = [Failer(s.port) for _ in range(2)]
+        for f in failers:
+            f.start()
+        time.sleep(1.5)
+        with open(s.config, "w") as f:
+            f.write('{"server": {"tokens": "nope"}')
+        s.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        with open(os.path.join(s.dir, "strategies", "recommend.lua"), "w") as f:
+            f.write(FIXED)
+        check("fixed strategy serves", wait_decide_ok(s))
+        time.sleep(0.5)
+        for f in failers:
+            f.halt.set()
+        for f in failers:
+            f.join(10)
+        fallbacks = sum(f.fallbacks for f in failers)
+        log = s.read_log().decode(errors="replace")
+        check("the strategy failed many times", fallbacks > 200, fallbacks)
+        check("refused SIGHUP logged during the flood", "reload refused" in log)
+        check("fixed strategy's reload logged during the flood",
+              "strategies reloaded" in log, log[-2000:])
+        per_second = {}
+        for m in re.finditer(r"^(\S+) tailor: error: recommend.lua:1: always fails", log, re.M):
+            per_second[m.group(1)] = per_second.get(m.group(1), 0) + 1
+        check("the flood is rationed", per_second and max(per_second.values()) <= 5,
+              per_second)
+        check("what was dropped is counted", "log lines dropped" in log)
+        check("exits 0", s.stop() == 0)
+    finally:
+        s.cleanup()
+
+
+def wait_decide_ok(s, deadline=10):
+    c = s.connect()
+    end = time.time() + deadline
+    try:
+        while time.time() < end:
+            r = c.call("decide", kind="recommend", anon="v2", token=STOREFRONT)
+            if result(r) is not None and not result(r).get("fallback"):
+                return True
+            time.sleep(0.05)
+        return False
+    finally:
+        c.close()
+
+
 def main():
     T.run(sigterm_under_load)
     T.run(sighup_reload)
     T.run(sigterm_during_a_fit)
+    T.run(log_flood)
     return T.done()
 
 
