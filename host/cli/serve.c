@@ -104,7 +104,7 @@ int cmd_serve(int argc, char **argv) {
   int rc = srv_run(t, conf, &so);
   /* Closing the engine writes the index checkpoint; every acknowledged
      event was already durable. */
-  tailor_close(t);
+  srv_close_engine(t, rc == 0);
   json_decref(engine);
   return rc ? EXIT_FAIL : EXIT_OK;
 }

@@ -132,6 +132,12 @@ static void engine_log(void *ud, int level, const char *message) {
   srv_log(level, "%s", message);
 }
 
+/* The engine's lines once the server (and its console) is gone. */
+static void closing_log(void *ud, int level, const char *message) {
+  (void)ud;
+  srv_log(level, "%s", message);
+}
+
 /*
 ** Shutdown.
 */
@@ -413,10 +419,11 @@ int srv_run(tailor *t, srv_conf *conf, const srv_opts *o) {
   if (uv_loop_close(s->loop)) srv_log(TAILOR_LOG_WARN, "shutdown: handles left open");
   /* The fitter (index.background_refits) and a shared log's follower log
      through engine_log into the console, freed below: a fit under way
-     ends here, its lines logged, and the follower stops. */
+     ends here, its lines logged, and the follower stops.  What the
+     engine's close says (srv_close_engine) goes to the server's log. */
   eng_refits_stop(t);
   eng_follow_stop(t);
-  tailor_set_logger(t, NULL, NULL);
+  tailor_set_logger(t, closing_log, NULL);
   uv_mutex_destroy(&s->mu);
   uv_mutex_destroy(&s->done_mu);
   uv_mutex_destroy(&s->stats_mu);
@@ -430,6 +437,18 @@ int srv_run(tailor *t, srv_conf *conf, const srv_opts *o) {
   srv_conf_free(s->conf);
   free(s->conf);
   free(s);
-  if (!failed) srv_log(TAILOR_LOG_INFO, "stopped");
   return failed ? 1 : 0;
+}
+
+/*
+** Closing the engine can take seconds (a model refit under way ends
+** first, then the index checkpoint is written) and can fail: logged, and
+** "stopped" only once it is done.  Before, the engine's lines went nowhere
+** once srv_run returned, so a checkpoint that could not be written was not
+** said, and "stopped" came while the process still worked.
+*/
+void srv_close_engine(tailor *t, int served) {
+  if (served) srv_log(TAILOR_LOG_INFO, "closing the engine: writing the index checkpoint");
+  tailor_close(t);
+  if (served) srv_log(TAILOR_LOG_INFO, "stopped");
 }

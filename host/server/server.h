@@ -113,4 +113,11 @@ typedef struct srv_opts {
 */
 int srv_run(tailor *t, srv_conf *conf, const srv_opts *o);
 
+/*
+** After srv_run: tailor_close(t), its lines (a refit finishing, a
+** checkpoint that cannot be written) in the server's log, then "stopped"
+** when `served` (srv_run returned 0).
+*/
+void srv_close_engine(tailor *t, int served);
+
 #endif /* TAILOR_SRV_SERVER_H */

@@ -135,6 +135,31 @@ def sigterm_under_load():
         s.cleanup()
 
 
+def sigterm_checkpoint_fails():
+    """SIGTERM when the index checkpoint cannot be written: the engine's
+    error is logged, before "stopped" (once srv_run returned, the engine's
+    lines went nowhere: the log said "stopped" and nothing of the failure)."""
+    s = Server()
+    try:
+        c = s.connect()
+        for i in range(20):
+            c.call("event", token=STOREFRONT,
+                   event={"type": "view", "item": "i%d" % (i % 3), "anon": "v%d" % i})
+        c.close()
+        ckpt = s.db + ".ckpt"
+        if os.path.exists(ckpt):
+            os.remove(ckpt)
+        os.mkdir(ckpt)  # a checkpoint cannot be renamed over a folder
+        check("exits 0 (every event is in the store)", s.stop() == 0)
+        tail = s.read_log().decode(errors="replace").split("SIGTERM: stopping")[-1]
+        check("the failed checkpoint is logged", "cannot write" in tail, tail)
+        check("before 'stopped', the last line",
+              "cannot write" in tail and tail.index("cannot write") < tail.rindex("stopped")
+              and tail.rstrip().endswith("stopped"), tail)
+    finally:
+        s.cleanup()
+
+
 def wait_log(s, text, deadline=10):
     end = time.time() + deadline
     while time.time() < end:
@@ -294,6 +319,7 @@ def wait_decide_ok(s, deadline=10):
 
 def main():
     T.run(sigterm_under_load)
+    T.run(sigterm_checkpoint_fails)
     T.run(sighup_reload)
     T.run(sigterm_during_a_fit)
     T.run(log_flood)
