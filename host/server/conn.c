@@ -508,6 +508,10 @@ static void conn_free_if_unused(conn *c) {
   srv *s = c->s;
   for (job *j = c->head, *next; j; j = next) {
     next = j->next;
+    /* A request that ran (its event stored, its decision made) counts in
+       /metrics though its client left before the answer went out: else
+       tailor_requests_total fell short of tailor_events_total. */
+    if (j->state == J_DONE) srv_metrics_observe(s, j);
     job_free(j);
   }
   srv_in_free(&c->in);

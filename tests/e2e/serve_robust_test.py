@@ -14,8 +14,8 @@ import sys
 import threading
 import time
 
-from serve_kit import (ADMIN, STOREFRONT, TAILOR, Checks, Server, error_code,
-                       result, rss_kib)
+from serve_kit import (ADMIN, METRICS, STOREFRONT, TAILOR, Checks, Server, error_code,
+                       request, result, rss_kib)
 
 T = Checks()
 check = T.check
@@ -114,6 +114,33 @@ def disconnects(s):
     check("server fine after disconnects", result(r) is not None, r)
     c.close()
     check("half a request is not stored", stored_views(s) == before)
+
+
+def metric(s, name):
+    status, _, text = request(s.port, "GET", "/metrics", key=METRICS)
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return int(float(line.split()[-1]))
+    return 0
+
+
+def resets_counted(s):
+    """Events whose client reset the connection before their answer are
+    stored, and counted as requests like the others."""
+    req = 'tailor_requests_total{proto="ndjson",op="event"}'
+    stored = 'tailor_events_total{type="view"}'
+    r0, e0 = metric(s, req), metric(s, stored)
+    for i in range(100):  # most are read, and stored, before the reset arrives
+        c = s.connect()
+        c.send_raw(b'{"id":1,"op":"event","token":"%s","event":{"type":"view","item":"p1",'
+                   b'"anon":"reset%d"}}\n' % (STOREFRONT.encode(), i))
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        c.close()
+    time.sleep(0.5)
+    requests, events = metric(s, req) - r0, metric(s, stored) - e0
+    check("some reset clients' events were stored", events > 0, events)
+    check("each counted as a request", requests == events, (requests, events))
+    print("resets: %d stored, %d counted" % (events, requests))
 
 
 def oversized(s):
@@ -314,7 +341,7 @@ def main():
                        "idle_timeout_ms": 1000, "max_output_bytes": 65536},
                env={"ASAN_OPTIONS": (asan + ":" if asan else "") + "quarantine_size_mb=8"})
     try:
-        for fn in (pipelining, backpressure, partial_lines, disconnects, oversized,
+        for fn in (pipelining, backpressure, partial_lines, disconnects, resets_counted, oversized,
                    garbage, slow_reader, late_reader, too_many_connections, idle):
             T.run(fn, s)
             time.sleep(0.2)  # let closed connections go before the next case
