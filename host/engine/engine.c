@@ -317,7 +317,7 @@ static int fit_pause_fn(void *ud) {
   fit_pause *p = ud;
   pthread_rwlock_unlock(&p->t->lock);
   pthread_rwlock_rdlock(&p->t->lock);
-  p->gone = atomic_load(&p->t->ix_swaps) != p->swaps;
+  p->gone = atomic_load(&p->t->ix_swaps) != p->swaps || atomic_load(&p->t->fit_quit);
   return p->gone;
 }
 
@@ -461,6 +461,16 @@ static int clusters_recall(tailor *t, uint64_t crossing, idx_clusters *c) {
 ** with `now` as their time.  The fits hold no index lock, so decisions go
 ** on meanwhile.  The caller holds write_mu.
 */
+/* A fit beside the writer of an engine that is closing stops at its next
+   step, installing nothing more: the next start refits anyway, and a stop
+   (SIGTERM) then waits for one step, not for a whole fit (seconds). */
+static int quitting(tailor *t, int bg) {
+  if (!bg || !atomic_load(&t->fit_quit)) return 0;
+  eng_log(t, TAILOR_LOG_INFO, "model refit stopped: the engine is closing (the next start "
+          "refits)");
+  return 1;
+}
+
 static void refit(tailor *t, int64_t now, int64_t seq, int shared, int bg) {
   clv_customer *c;
   size_t n;
@@ -473,7 +483,9 @@ static void refit(tailor *t, int64_t now, int64_t seq, int shared, int bg) {
   uint64_t t0 = util_mono_ns();
   idx_value_fit(c, n, now, (size_t)t->cfg.value_min_repeat, &m);
   free(c);
+  if (quitting(t, bg)) return;
   if (n) value_check(t, &m.check);
+  if (quitting(t, bg)) return;
   pthread_rwlock_wrlock(&t->lock);
   t->ix->value = m;
   pthread_rwlock_unlock(&t->lock);
@@ -481,6 +493,7 @@ static void refit(tailor *t, int64_t now, int64_t seq, int shared, int bg) {
   /* The repeat profile moves too. */
   sknn_repeat_profile prof = {0};
   int prof_ok = repeat_profile(t, &prof, bg);
+  if (quitting(t, bg)) return;
   if (prof_ok < 0) { /* no profile read: the kernel keeps the one it has */
     pthread_rwlock_rdlock(&t->lock);
     prof = t->ix->fit.repeat;
@@ -498,6 +511,10 @@ static void refit(tailor *t, int64_t now, int64_t seq, int shared, int bg) {
   uint64_t prev = shared ? prev_crossing(orders, t->cfg.value_refit_orders) : 0;
   int held = t->ix->fit.seq && t->ix->fit.orders == prev;
   pthread_rwlock_unlock(&t->lock);
+  if (rc == 0 && quitting(t, bg)) {
+    idx_km_data_free(&d);
+    return;
+  }
   if (rc == 0 && idx_cluster_fit(&d, (uint32_t)t->cfg.clusters, &cl) == 0) {
     cl.fitted_at = now;
     idx_clusters before;
@@ -517,6 +534,7 @@ static void refit(tailor *t, int64_t now, int64_t seq, int shared, int bg) {
     if (shared) clusters_publish(t, orders, seq, &t->ix->clusters);
   }
   if (rc == 0) idx_km_data_free(&d);
+  if (quitting(t, bg)) return;
   /* The in-session purchase propensity, on the same history. */
   idx_prop_data pd;
   pthread_rwlock_rdlock(&t->lock);
@@ -605,6 +623,7 @@ void eng_refit_ask(tailor *t) {
 /* Before the engine goes, or its logger: a fit under way ends first (it
    writes the index and logs).  Fits asked after run in the asking thread. */
 void eng_refits_stop(tailor *t) {
+  atomic_store(&t->fit_quit, 1);
   pthread_mutex_lock(&t->fit_mu);
   t->fit_stop = 1;
   pthread_cond_signal(&t->fit_cv);

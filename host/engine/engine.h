@@ -149,6 +149,7 @@ struct tailor {
   int fit_asked, fit_stop; /* under fit_mu */
   int64_t fit_seq;         /* under fit_mu: the log position it asked at */
   _Atomic int fit_busy;
+  _Atomic int fit_quit;    /* closing: a fit under way stops at its next step */
   /* Bumped when the index is replaced (a rebuild after a failed commit)
      or people are erased: a fit read before installs nothing per person. */
   _Atomic uint64_t ix_gen;
