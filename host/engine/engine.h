@@ -103,6 +103,7 @@ struct tailor {
   _Atomic uint64_t serving_sig; /* ... when last loaded: what serves */
   char *_Atomic strat_dir;  /* the snapshot states load from (vm.c), or NULL */
   char **snaps;             /* every snapshot taken, removed at close */
+  int *snap_fds;            /* each one's .owner, locked (vm.c), or -1 */
   size_t n_snaps;
   _Atomic int64_t last_scan_ms;
 

@@ -12,8 +12,11 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/util.h"
 #include "engine/engine.h"
@@ -188,6 +191,49 @@ void eng_strategies_discard(char *copy) {
   free(copy);
 }
 
+/*
+** A served snapshot's owner mark: <snap>/.owner, locked (flock, shared)
+** before it has that name and held until the engine closes.  An engine
+** that was killed (SIGKILL, a crash) left its snapshots in TMPDIR for
+** good: a machine that runs the tests had 1,119 of them.  When an engine
+** takes its first snapshot it removes every snapshot whose .owner no
+** process holds; one without .owner (a `tailor check` copy in use, an
+** older build's) is left alone.
+*/
+static int snapshot_own(const char *snap) {
+  char fresh[PATH_MAX], path[PATH_MAX];
+  snprintf(fresh, sizeof fresh, "%s/.owner-new", snap);
+  snprintf(path, sizeof path, "%s/.owner", snap);
+  int fd = open(fresh, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  if (flock(fd, LOCK_SH) || rename(fresh, path)) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+static void snapshots_sweep(void) {
+  const char *tmp = getenv("TMPDIR");
+  const char *dir = tmp && *tmp ? tmp : "/tmp";
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    if (strncmp(de->d_name, "tailor-strategies-", 18)) continue;
+    char snap[PATH_MAX], owner[PATH_MAX + 8];
+    snprintf(snap, sizeof snap, "%s/%s", dir, de->d_name);
+    snprintf(owner, sizeof owner, "%s/.owner", snap);
+    int fd = open(owner, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) continue;
+    struct stat st;
+    if (!fstat(fd, &st) && st.st_uid == getuid() && !flock(fd, LOCK_EX | LOCK_NB))
+      nftw(snap, remove_one, 16, FTW_DEPTH | FTW_PHYS); /* its owner is gone */
+    close(fd);
+  }
+  closedir(d);
+}
+
 /* A new copy of the live folder; NULL (with `err`) when it cannot be made. */
 static char *snapshot_take(tailor *t, tailor_error *err) {
   return eng_strategies_merged(t->cfg.strategies_base, t->cfg.strategies, err);
@@ -199,6 +245,7 @@ static char *snapshot_take(tailor *t, tailor_error *err) {
 ** removed and `err` says why.  The caller holds scan_mu (or is opening).
 */
 int eng_strategies_load(tailor *t, tailor_error *err) {
+  if (!t->n_snaps) snapshots_sweep();
   char *snap = snapshot_take(t, err);
   if (!snap) return err && err->code ? err->code : TAILOR_EIO;
   lvm_config c;
@@ -215,9 +262,18 @@ int eng_strategies_load(tailor *t, tailor_error *err) {
     return err && err->code ? err->code : TAILOR_ESTRATEGY;
   }
   lvm_free(probe);
+  int fd = snapshot_own(snap);
   pthread_mutex_lock(&t->vm_mu);
-  t->snaps = realloc(t->snaps, (t->n_snaps + 1) * sizeof *t->snaps);
-  if (t->snaps) t->snaps[t->n_snaps++] = snap;
+  char **snaps = realloc(t->snaps, (t->n_snaps + 1) * sizeof *t->snaps);
+  int *fds = snaps ? realloc(t->snap_fds, (t->n_snaps + 1) * sizeof *t->snap_fds) : NULL;
+  if (snaps) t->snaps = snaps;
+  if (fds) t->snap_fds = fds;
+  if (snaps && fds) {
+    t->snaps[t->n_snaps] = snap;
+    t->snap_fds[t->n_snaps++] = fd;
+  } else if (fd >= 0) {
+    close(fd); /* out of memory: kept without its mark, as before it */
+  }
   pthread_mutex_unlock(&t->vm_mu);
   atomic_store(&t->strat_dir, snap);
   return TAILOR_OK;
@@ -227,8 +283,11 @@ void eng_strategies_free(tailor *t) {
   for (size_t i = 0; i < t->n_snaps; i++) {
     nftw(t->snaps[i], remove_one, 16, FTW_DEPTH | FTW_PHYS);
     free(t->snaps[i]);
+    if (t->snap_fds[i] >= 0) close(t->snap_fds[i]);
   }
   free(t->snaps);
+  free(t->snap_fds);
+  t->snap_fds = NULL;
   t->snaps = NULL;
   t->n_snaps = 0;
 }

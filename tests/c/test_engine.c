@@ -4,9 +4,12 @@
 ** strategy misbehaves, hot reload, rebuild on open, and durability of
 ** acknowledged events across a SIGKILL of a real child process.
 */
+#include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -956,6 +959,63 @@ static void test_checkpoint_of_restored_store(void) {
   tailor_close(t);
 }
 
+/* Strategy snapshots a killed engine left in TMPDIR are removed when an
+   engine takes its first one: those whose .owner nobody holds.  One whose
+   owner lives (here this test holds its lock) and one without .owner (a
+   `tailor check` copy) stay; the engine's own goes when it closes. */
+static int exists(const char *dir, const char *name) {
+  char path[800];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  return access(path, F_OK) == 0;
+}
+
+static void test_stale_snapshots_swept(void) {
+  char dir[600], snaps[600], path[800];
+  make_dir(dir, sizeof dir, "sweep");
+  write_file(dir, "recommend.lua", "return { recommend = function(ctx) return {} end }\n");
+  make_dir(snaps, sizeof snaps, "snaps");
+  const char *names[] = {"tailor-strategies-dead", "tailor-strategies-live",
+                         "tailor-strategies-check"};
+  for (int i = 0; i < 3; i++) {
+    snprintf(path, sizeof path, "%s/%s", snaps, names[i]);
+    mkdir(path, 0700);
+    write_file(path, "recommend.lua", "return {}\n");
+    if (i < 2) write_file(path, ".owner", "");
+  }
+  snprintf(path, sizeof path, "%s/%s/.owner", snaps, names[1]);
+  int held = open(path, O_RDONLY);
+  CHECK(held >= 0 && flock(held, LOCK_SH) == 0);
+  const char *was = getenv("TMPDIR");
+  char *saved = was ? strdup(was) : NULL;
+  setenv("TMPDIR", snaps, 1);
+  tailor *t = open_engine(":memory:", dir);
+  CHECK(t != NULL);
+  CHECK(!exists(snaps, names[0]));
+  CHECK(exists(snaps, names[1]));
+  CHECK(exists(snaps, names[2]));
+  int own = 0; /* the engine's own snapshot, with its mark */
+  DIR *d = opendir(snaps);
+  for (struct dirent *de; d && (de = readdir(d));) {
+    char mark[800];
+    snprintf(mark, sizeof mark, "%s/.owner", de->d_name);
+    if (!strncmp(de->d_name, "tailor-strategies-", 18) && strcmp(de->d_name, names[1]) &&
+        exists(snaps, mark))
+      own++;
+  }
+  if (d) closedir(d);
+  CHECK_INT(own, 1);
+  tailor_close(t);
+  d = opendir(snaps);
+  int left = 0;
+  for (struct dirent *de; d && (de = readdir(d));) left += de->d_name[0] != '.';
+  if (d) closedir(d);
+  CHECK_INT(left, 2); /* live and check */
+  close(held);
+  if (saved) setenv("TMPDIR", saved, 1);
+  else unsetenv("TMPDIR");
+  free(saved);
+}
+
 int main(void) {
   const char *t = getenv("TAILOR_TEST_TMP");
   snprintf(tmp, sizeof tmp, "%s", t ? t : "/tmp");
@@ -966,6 +1026,7 @@ int main(void) {
   RUN(test_entries_written);
   RUN(test_watchdog_key);
   RUN(test_hot_reload);
+  RUN(test_stale_snapshots_swept);
   RUN(test_batch_keeps_good_lines);
   RUN(test_rebuild_on_open);
   RUN(test_sigkill_loses_no_acknowledged_event);
