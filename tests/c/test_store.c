@@ -307,6 +307,17 @@ static const char *report_text(store *s, json_t *rows) {
   return o;
 }
 
+/* The store `name` in the test folder (its path into `path`), or NULL
+   (a failed check, with the reason). */
+static store *open_named(const char *name, char *path, size_t n) {
+  snprintf(path, n, "%s/%s", dir, name);
+  tailor_error err = {0};
+  store *s = store_open(path, NULL, &err);
+  CHECK(s != NULL);
+  if (!s) fprintf(stderr, "%s: %s\n", name, err.message);
+  return s;
+}
+
 static void append_all(store *s, const char *const *lines, size_t n) {
   ev e[16];
   ev *ptrs[16];
@@ -467,10 +478,8 @@ static void test_long_batch_seqs(void) {
    anonymous id's otherwise. */
 static void test_contacts_kind(void) {
   char path[600];
-  snprintf(path, sizeof path, "%s/contacts.db", dir);
   tailor_error err = {0};
-  store *s = store_open(path, NULL, &err);
-  CHECK(s != NULL);
+  store *s = open_named("contacts.db", path, sizeof path);
   if (!s) return;
   CHECK_INT(store_exec(s, "BEGIN", &err), TAILOR_OK);
   CHECK_INT(store_contact_add(s, NULL, "c1", "popup", "ask", 1000, &err), TAILOR_OK);
@@ -504,10 +513,8 @@ static void test_contacts_kind(void) {
    the first one's events, which their erasure deleted. */
 static void test_identity_first_link(void) {
   char path[600];
-  snprintf(path, sizeof path, "%s/identity.db", dir);
   tailor_error err = {0};
-  store *s = store_open(path, NULL, &err);
-  CHECK(s != NULL);
+  store *s = open_named("identity.db", path, sizeof path);
   if (!s) return;
   const char *lines[] = {
       "{\"type\":\"view\",\"item\":\"i1\",\"anon\":\"v1\"}",
@@ -552,10 +559,8 @@ static void test_identity_first_link(void) {
    (ids a sender chose: GA4's are the session's start time in seconds). */
 static void test_person_events(void) {
   char path[600];
-  snprintf(path, sizeof path, "%s/person.db", dir);
   tailor_error err = {0};
-  store *s = store_open(path, NULL, &err);
-  CHECK(s != NULL);
+  store *s = open_named("person.db", path, sizeof path);
   if (!s) return;
   const char *lines[] = {
       "{\"type\":\"view\",\"item\":\"i1\",\"anon\":\"v1\",\"session\":\"s1\"}",
