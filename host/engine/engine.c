@@ -776,6 +776,14 @@ tailor *tailor_open(const char *config_json, tailor_error *err) {
   if (eng_follow_start(t, err)) goto fail;
   /* Plugins before strategies: a strategy may call their Lua functions. */
   if (eng_plugins_load(t, err)) goto fail;
+  /* Emails a reader cannot leave: the law and bulk senders' rules (Gmail's
+     and Yahoo's one-click unsubscribe) ask for a way out, which tailor
+     gives only with optin.unsubscribe_url. */
+  if (eng_channel_find(t, "email") && !(t->cfg.unsubscribe_url && *t->cfg.unsubscribe_url))
+    eng_log(t, TAILOR_LOG_WARN,
+            "email: no optin.unsubscribe_url, so emails go out without an unsubscribe link "
+            "or List-Unsubscribe header (Gmail and Yahoo want one-click unsubscribe from bulk "
+            "senders); set it, with optin.secret (server.md, Unsubscribe links)");
   if (t->cfg.strategies && *t->cfg.strategies &&
       access(t->cfg.strategies, F_OK) != 0) {
     /* The default folder may simply not exist where tailor runs (ingest,

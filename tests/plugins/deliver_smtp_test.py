@@ -89,6 +89,8 @@ def test_abandoned_cart_email():
         env, msg = got[0]
         check("recipient", env["to"] == ["ada@example.com"], env)
         check("over STARTTLS", env["tls"] is True, env)
+        check("with an unsubscribe link configured, no warning of its lack",
+              b"no optin.unsubscribe_url" not in server.read_log())
         check("authenticated", env["auth"] is True, env)
         check("envelope sender", env["from"] == "shop@trail.example", env)
         check("To header", msg["To"] == "ada@example.com", msg["To"])
@@ -141,6 +143,8 @@ def test_smtp_down_then_up():
         server = kit.Serve(kit.strategies(d, 1), engine=dict(FAST, plugins=[plugin]),
                            server=SERVER, tmpdir=d)
         c = kit.load_shop(server)
+        check("no unsubscribe link configured: said at start",
+              b"no optin.unsubscribe_url" in server.read_log(), server.read_log()[-600:])
         c.call("event", event={"type": "add_to_cart", "item": "hat", "customer": "c1"})
         # Nothing listens on the port: tries fail and are scheduled again.
         # (A try in flight is "sending" with its attempt counted: wait until
