@@ -162,8 +162,19 @@ def caps_across_channels(p):
 
 
 def propensity(p, now):
-    stats = http(p, "GET", "/v1/stats", key=ADMIN)[1]
-    m = stats.get("propensity")
+    # The models refit beside the writer (index.background_refits, on in
+    # tailor serve): the setup's orders asked for a fit that comes in a
+    # moment after their events were acknowledged.
+    # Waited for until the last one is in: the models' orders stay put.
+    deadline, seen, since = time.time() + 60, None, time.time()
+    while True:
+        stats = http(p, "GET", "/v1/stats", key=ADMIN)[1]
+        m, fitted = stats.get("propensity"), (stats.get("models") or {}).get("orders")
+        if fitted != seen:
+            seen, since = fitted, time.time()
+        if (isinstance(m, dict) and time.time() - since > 1) or time.time() > deadline:
+            break
+        time.sleep(0.1)
     check("stats has the propensity model", isinstance(m, dict), stats.get("propensity"))
     if not isinstance(m, dict):
         return
