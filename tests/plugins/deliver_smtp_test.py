@@ -258,24 +258,35 @@ def test_headers_from_shop_data():
         sink.stop()
 
 
+def serve_through(d, port):
+    """`tailor serve` sending through the SMTP server on `port`."""
+    plugin = kit.smtp_plugin(port, tls="none")
+    return kit.Serve(kit.strategies(d, 1), engine=dict(FAST, plugins=[plugin]),
+                     server=SERVER, tmpdir=d)
+
+
+def refused_cart_row(server):
+    """c1's abandoned-cart email, which the SMTP server refuses: its dead
+    outbox row."""
+    c = kit.load_shop(server)
+    c.call("event", event={"type": "add_to_cart", "item": "hat", "customer": "c1"})
+    c.close()
+    return kit.wait_for("the refused row listed", lambda: (
+        lambda x: x if x and x["state"] == "dead" else None)(
+            kit.row(server.db, "abandoned_cart:c1:")), deadline=60)
+
+
 def test_refused_with_reason():
     d = tempfile.mkdtemp(prefix="smtprefuse", dir=kit.TMP)
     port = kit.free_port()
     sink = kit.SmtpSink(port, os.path.join(d, "mail"), reject="554 5.7.1 Rejected as spam")
     server = None
     try:
-        plugin = kit.smtp_plugin(port, tls="none")
-        server = kit.Serve(kit.strategies(d, 1), engine=dict(FAST, plugins=[plugin]),
-                           server=SERVER, tmpdir=d)
-        c = kit.load_shop(server)
-        c.call("event", event={"type": "add_to_cart", "item": "hat", "customer": "c1"})
-        r = kit.wait_for("the row refused", lambda: (
-            lambda x: x if x and x["state"] == "dead" else None)(
-                kit.row(server.db, "abandoned_cart:c1:")), deadline=60)
+        server = serve_through(d, port)
+        r = refused_cart_row(server)
         check("a 5xx is final", r["attempts"] == 1, r)
         check("the server's reason kept", "554 5.7.1 Rejected as spam" in (r["last_error"] or ""),
               r)
-        c.close()
     finally:
         if server:
             server.stop()
@@ -324,19 +335,12 @@ def test_refused_reply_not_utf8():
     d = tempfile.mkdtemp(prefix="smtprefuse8", dir=kit.TMP)
     server = None
     try:
-        plugin = kit.smtp_plugin(port, tls="none")
-        server = kit.Serve(kit.strategies(d, 1), engine=dict(FAST, plugins=[plugin]),
-                           server=SERVER, tmpdir=d)
-        c = kit.load_shop(server)
-        c.call("event", event={"type": "add_to_cart", "item": "hat", "customer": "c1"})
-        r = kit.wait_for("the refused row listed", lambda: (
-            lambda x: x if x and x["state"] == "dead" else None)(
-                kit.row(server.db, "abandoned_cart:c1:")), deadline=60)
+        server = serve_through(d, port)
+        r = refused_cart_row(server)
         err = r["last_error"] or ""
         check("the server's words, a byte of no character as ?", "554 5.7.1 Empf?nger a" in err,
               r)
         check("no part of a character at the end", err.endswith("a" * 178), r)
-        c.close()
     finally:
         if server:
             server.stop()
