@@ -454,13 +454,6 @@ static int clusters_recall(tailor *t, uint64_t crossing, idx_clusters *c) {
   return ok ? 0 : -1;
 }
 
-/*
-** The models (customer value: BG/NBD + Gamma-Gamma; the automatic
-** segments; the in-session purchase propensity; the session kernel's
-** repeat profile), fitted on the index as it is at log position `seq`
-** with `now` as their time.  The fits hold no index lock, so decisions go
-** on meanwhile.  The caller holds write_mu.
-*/
 /* A fit beside the writer of an engine that is closing stops at its next
    step, installing nothing more: the next start refits anyway, and a stop
    (SIGTERM) then waits for one step, not for a whole fit (seconds). */
@@ -471,6 +464,14 @@ static int quitting(tailor *t, int bg) {
   return 1;
 }
 
+/*
+** The models (customer value: BG/NBD + Gamma-Gamma; the automatic
+** segments; the in-session purchase propensity; the session kernel's
+** repeat profile), fitted on the index as it is at log position `seq`
+** with `now` as their time.  The fits hold no index lock, so decisions go
+** on meanwhile.  The caller holds write_mu, or is the fitter (`bg`, below),
+** which reads and installs under the index lock alone.
+*/
 static void refit(tailor *t, int64_t now, int64_t seq, int shared, int bg) {
   clv_customer *c;
   size_t n;
@@ -590,8 +591,9 @@ static void *fitter_main(void *arg) {
   tailor *t = arg;
   pthread_mutex_lock(&t->fit_mu);
   for (;;) {
-    while (!t->fit_asked && !t->fit_stop) pthread_cond_wait(&t->fit_cv, &t->fit_mu);
-    if (t->fit_stop) break;
+    while (!t->fit_asked && !atomic_load(&t->fit_quit))
+      pthread_cond_wait(&t->fit_cv, &t->fit_mu);
+    if (atomic_load(&t->fit_quit)) break;
     t->fit_asked = 0;
     int64_t seq = t->fit_seq;
     pthread_mutex_unlock(&t->fit_mu);
@@ -606,7 +608,7 @@ static void *fitter_main(void *arg) {
 void eng_refit_ask(tailor *t) {
   if (atomic_exchange(&t->fit_busy, 1)) return; /* one is on its way */
   pthread_mutex_lock(&t->fit_mu);
-  if (!t->fitter_on && !t->fit_stop)
+  if (!t->fitter_on && !atomic_load(&t->fit_quit))
     t->fitter_on = pthread_create(&t->fitter, NULL, fitter_main, t) == 0;
   if (!t->fitter_on) { /* no thread: fit here, as without the option */
     pthread_mutex_unlock(&t->fit_mu);
@@ -623,9 +625,8 @@ void eng_refit_ask(tailor *t) {
 /* Before the engine goes, or its logger: a fit under way ends first (it
    writes the index and logs).  Fits asked after run in the asking thread. */
 void eng_refits_stop(tailor *t) {
-  atomic_store(&t->fit_quit, 1);
   pthread_mutex_lock(&t->fit_mu);
-  t->fit_stop = 1;
+  atomic_store(&t->fit_quit, 1);
   pthread_cond_signal(&t->fit_cv);
   int on = t->fitter_on;
   pthread_mutex_unlock(&t->fit_mu);

@@ -102,8 +102,10 @@ struct tailor {
   uint64_t strat_sig;          /* the folder's files when last scanned */
   _Atomic uint64_t serving_sig; /* ... when last loaded: what serves */
   char *_Atomic strat_dir;  /* the snapshot states load from (vm.c), or NULL */
-  char **snaps;             /* every snapshot taken, removed at close */
-  int *snap_fds;            /* each one's .owner, locked (vm.c), or -1 */
+  struct eng_snap {         /* every snapshot taken, removed at close: */
+    char *path;
+    int owner;              /* its .owner, locked (vm.c), or -1 */
+  } *snaps;
   size_t n_snaps;
   _Atomic int64_t last_scan_ms;
 
@@ -147,10 +149,11 @@ struct tailor {
   int fitter_on;
   pthread_mutex_t fit_mu;
   pthread_cond_t fit_cv;
-  int fit_asked, fit_stop; /* under fit_mu */
+  int fit_asked;           /* under fit_mu */
   int64_t fit_seq;         /* under fit_mu: the log position it asked at */
   _Atomic int fit_busy;
-  _Atomic int fit_quit;    /* closing: a fit under way stops at its next step */
+  _Atomic int fit_quit;    /* closing: the fitter ends, a fit under way at
+                              its next step (set under fit_mu) */
   /* Bumped when the index is replaced (a rebuild after a failed commit)
      or people are erased: a fit read before installs nothing per person. */
   _Atomic uint64_t ix_gen;

@@ -166,14 +166,19 @@ uint64_t eng_strategies_signature(tailor *t) {
   return sig;
 }
 
-char *eng_strategies_merged(const char *base, const char *dir, tailor_error *err) {
+/* Where strategy copies go: $TMPDIR, else /tmp. */
+static const char *tmp_dir(void) {
   const char *tmp = getenv("TMPDIR");
+  return tmp && *tmp ? tmp : "/tmp";
+}
+
+char *eng_strategies_merged(const char *base, const char *dir, tailor_error *err) {
   char *out = malloc(PATH_MAX);
   if (!out) {
     util_fail(err, TAILOR_ENOMEM, NULL, "strategies: out of memory");
     return NULL;
   }
-  snprintf(out, PATH_MAX, "%s/tailor-strategies-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  snprintf(out, PATH_MAX, "%s/tailor-strategies-XXXXXX", tmp_dir());
   /* The base folder first, then the strategies over it: a file of the same
      name (popup.lua, lib/settings.lua) replaces the base's. */
   if (!mkdtemp(out) || (base && *base && copy_tree(base, out, 0)) || copy_tree(dir, out, 0)) {
@@ -214,8 +219,7 @@ static int snapshot_own(const char *snap) {
 }
 
 static void snapshots_sweep(void) {
-  const char *tmp = getenv("TMPDIR");
-  const char *dir = tmp && *tmp ? tmp : "/tmp";
+  const char *dir = tmp_dir();
   DIR *d = opendir(dir);
   if (!d) return;
   struct dirent *de;
@@ -264,13 +268,10 @@ int eng_strategies_load(tailor *t, tailor_error *err) {
   lvm_free(probe);
   int fd = snapshot_own(snap);
   pthread_mutex_lock(&t->vm_mu);
-  char **snaps = realloc(t->snaps, (t->n_snaps + 1) * sizeof *t->snaps);
-  int *fds = snaps ? realloc(t->snap_fds, (t->n_snaps + 1) * sizeof *t->snap_fds) : NULL;
-  if (snaps) t->snaps = snaps;
-  if (fds) t->snap_fds = fds;
-  if (snaps && fds) {
-    t->snaps[t->n_snaps] = snap;
-    t->snap_fds[t->n_snaps++] = fd;
+  struct eng_snap *snaps = realloc(t->snaps, (t->n_snaps + 1) * sizeof *t->snaps);
+  if (snaps) {
+    t->snaps = snaps;
+    t->snaps[t->n_snaps++] = (struct eng_snap){snap, fd};
   } else if (fd >= 0) {
     close(fd); /* out of memory: kept without its mark, as before it */
   }
@@ -281,13 +282,11 @@ int eng_strategies_load(tailor *t, tailor_error *err) {
 
 void eng_strategies_free(tailor *t) {
   for (size_t i = 0; i < t->n_snaps; i++) {
-    nftw(t->snaps[i], remove_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(t->snaps[i]);
-    if (t->snap_fds[i] >= 0) close(t->snap_fds[i]);
+    nftw(t->snaps[i].path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(t->snaps[i].path);
+    if (t->snaps[i].owner >= 0) close(t->snaps[i].owner);
   }
   free(t->snaps);
-  free(t->snap_fds);
-  t->snap_fds = NULL;
   t->snaps = NULL;
   t->n_snaps = 0;
 }
