@@ -1202,6 +1202,9 @@ static int pg_outbox_add(store *base, const store_outbox_row *row, int *added,
 #define PERSON_EVENTS                                                             \
   "(customer=$1 OR customer IS NULL AND (anon IN " PERSON_ANONS                   \
   " OR anon IS NULL AND session IN " PERSON_SESSIONS "))"
+/* Their popup contacts, each as the kind of id it was written as (as
+   sq.h's SQ_CONTACTS_OF). */
+#define PERSON_CONTACTS "(NOT is_anon AND unit=$1 OR is_anon AND unit IN " PERSON_ANONS ")"
 /* Consent records asked for them, one of their anonymous ids, or the
    address their profile holds (as sq.h's CONSENTS_OF). */
 #define PERSON_CONSENTS \
@@ -1248,7 +1251,7 @@ static int pg_forget(store *base, const char *customer, int64_t *events, json_t 
   static const char *const steps[] = {
       "DELETE FROM exposures WHERE unit=$1 OR unit IN " PERSON_ANONS,
       "DELETE FROM coupons WHERE customer=$1 OR anon IN " PERSON_ANONS,
-      "DELETE FROM contacts WHERE NOT is_anon AND unit=$1 OR is_anon AND unit IN " PERSON_ANONS,
+      "DELETE FROM contacts WHERE " PERSON_CONTACTS,
       /* Before the profile goes: their address, asked for by anyone, and
          the confirmation emails of those requests (the text they quote). */
       "DELETE FROM outbox WHERE key IN (SELECT 'optin:' || id FROM consents WHERE "
@@ -1348,8 +1351,8 @@ static json_t *pg_export_customer(store *base, const char *customer, tailor_erro
                     PERSON_ANONS},
       {"coupons", "SELECT code, tier, percent, issued, expires, redeemed, order_id FROM coupons "
                   "WHERE customer=$1 OR anon IN " PERSON_ANONS " ORDER BY issued"},
-      {"contacts", "SELECT channel, campaign, ts FROM contacts WHERE NOT is_anon AND unit=$1 "
-                   "OR is_anon AND unit IN " PERSON_ANONS " ORDER BY ts"},
+      {"contacts", "SELECT channel, campaign, ts FROM contacts WHERE " PERSON_CONTACTS
+                   " ORDER BY ts"},
       {"consents", "SELECT id, email, purpose, text, source, anon, requested, expires, state, "
                    "confirmed FROM consents WHERE " PERSON_CONSENTS " ORDER BY requested"},
   };

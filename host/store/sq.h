@@ -45,6 +45,10 @@ static inline void sq_bind_text(sqlite3_stmt *st, int i, const char *v) {
 #define SQ_EVENTS_OF(sessions)                                                  \
   "(customer=?1 OR customer IS NULL AND (anon IN " SQ_PERSON_ANONS              \
   " OR anon IS NULL AND session IN " sessions "))"
+/* The person ?1's popup contacts, each read as the kind of id it was
+   written as (contacts.is_anon). */
+#define SQ_CONTACTS_OF                                                          \
+  "(NOT is_anon AND unit=?1 OR is_anon AND unit IN " SQ_PERSON_ANONS ")"
 /* The sessions of the person's events that name them. */
 #define SQ_SESSIONS_OF                                                          \
   "(SELECT DISTINCT session FROM events WHERE session IS NOT NULL AND "         \

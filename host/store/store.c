@@ -881,8 +881,7 @@ static int sq_forget(store *base, const char *customer, int64_t *events, json_t 
       "(SELECT anon FROM identities WHERE customer=?1)",
       "DELETE FROM coupons WHERE customer=?1 OR anon IN "
       "(SELECT anon FROM identities WHERE customer=?1)",
-      "DELETE FROM contacts WHERE NOT is_anon AND unit=?1 OR is_anon AND unit IN "
-      "(SELECT anon FROM identities WHERE customer=?1)",
+      "DELETE FROM contacts WHERE " SQ_CONTACTS_OF,
       /* Before the profile goes: their address, asked for by anyone, and
          the confirmation emails of those requests (the text they quote). */
       "DELETE FROM outbox WHERE key IN (SELECT 'optin:' || id FROM consents WHERE "
@@ -997,9 +996,8 @@ static json_t *sq_export_customer(store *base, const char *customer, tailor_erro
       {"coupons", "SELECT code, tier, percent, issued, expires, redeemed, order_id FROM coupons "
                   "WHERE customer=?1 OR anon IN (SELECT anon FROM identities WHERE customer=?1) "
                   "ORDER BY issued"},
-      {"contacts", "SELECT channel, campaign, ts FROM contacts WHERE NOT is_anon AND unit=?1 "
-                   "OR is_anon AND unit IN (SELECT anon FROM identities WHERE customer=?1) "
-                   "ORDER BY ts"},
+      {"contacts", "SELECT channel, campaign, ts FROM contacts WHERE " SQ_CONTACTS_OF
+                   " ORDER BY ts"},
       {"consents", "SELECT id, email, purpose, text, source, anon, requested, expires, state, "
                    "confirmed FROM consents WHERE " CONSENTS_OF " ORDER BY requested"},
   };
