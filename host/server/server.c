@@ -441,8 +441,8 @@ int srv_run(tailor *t, srv_conf *conf, const srv_opts *o) {
 }
 
 /*
-** Closing the engine can take seconds (a model refit under way ends
-** first, then the index checkpoint is written) and can fail: logged, and
+** Closing the engine can take seconds (the index checkpoint is written;
+** srv_run already stopped a refit under way) and can fail: logged, and
 ** "stopped" only once it is done.  Before, the engine's lines went nowhere
 ** once srv_run returned, so a checkpoint that could not be written was not
 ** said, and "stopped" came while the process still worked.
