@@ -117,8 +117,16 @@ def disconnects(s):
 
 
 def metric(s, name):
-    status, _, text = request(s.port, "GET", "/metrics", key=METRICS)
-    for line in text.splitlines():
+    """The counter's value; a refusal (connections of a burst of clients
+    not yet closed may hold the peer's share) is asked again, up to 10 s."""
+    deadline = time.time() + 10
+    while True:
+        status, _, text = request(s.port, "GET", "/metrics", key=METRICS)
+        if status == 200 and isinstance(text, str) or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    check("/metrics answers", status == 200, (status, text))
+    for line in (text if isinstance(text, str) else "").splitlines():
         if line.startswith(name + " "):
             return int(float(line.split()[-1]))
     return 0
