@@ -122,12 +122,28 @@ json_t *sq_coupon_report(store *s, int64_t now) {
     }
     sqlite3_finalize(st);
   }
-  /* The arm a coupon counts for: its holder's exposure, by customer or by
-     anonymous id, to each experiment. */
+  /* The arm a coupon counts for in each experiment: its holder's first
+     exposure, as the experiment report counts a visitor once.  The holder
+     is the coupon's customer (or the one its anonymous id is linked to),
+     its anonymous id and the ids linked to that customer; joining each
+     of those ids' exposures counted a coupon once per id, in both arms
+     of a visitor exposed as anon and again after login. */
   if (sqlite3_prepare_v2(db,
-                         "SELECT x.experiment, x.variant, c.tier, count(*), count(c.redeemed) "
-                         "FROM coupons c JOIN exposures x ON x.unit = c.customer OR "
-                         "x.unit = c.anon GROUP BY 1, 2, 3",
+                         "WITH h AS ("
+                         "  SELECT c.code, c.tier, c.redeemed, c.anon,"
+                         "         coalesce(c.customer, i.customer) AS customer"
+                         "  FROM coupons c LEFT JOIN identities i ON i.anon = c.anon),"
+                         " u AS ("
+                         "  SELECT code, customer AS unit FROM h WHERE customer IS NOT NULL"
+                         "  UNION SELECT code, anon FROM h WHERE anon IS NOT NULL"
+                         "  UNION SELECT h.code, i.anon FROM h JOIN identities i"
+                         "    ON i.customer = h.customer),"
+                         " a AS ("
+                         "  SELECT h.tier, h.redeemed, x.experiment, x.variant, min(x.ts)"
+                         "  FROM h JOIN u ON u.code = h.code JOIN exposures x ON x.unit = u.unit"
+                         "  GROUP BY h.code, x.experiment)"
+                         "SELECT experiment, variant, tier, count(*), count(redeemed) "
+                         "FROM a GROUP BY 1, 2, 3",
                          -1, &st, NULL) == SQLITE_OK) {
     while (sqlite3_step(st) == SQLITE_ROW) {
       const char *path[] = {"experiments", (const char *)sqlite3_column_text(st, 0),

@@ -1734,11 +1734,22 @@ static json_t *pg_coupon_report(store *base, int64_t now) {
     store_json_bump(out, path, "expired", strtoll(PQgetvalue(r, i, 3), NULL, 10));
   }
   PQclear(r);
-  /* The arm a coupon counts for: its holder's exposure to each experiment. */
+  /* As on SQLite (coupon.c): the arm of the holder's first exposure to
+     each experiment, by any of the holder's ids, a coupon once. */
   r = run(p,
-          "SELECT x.experiment, x.variant, c.tier, count(*), count(c.redeemed) "
-          "FROM coupons c JOIN exposures x ON x.unit = c.customer OR x.unit = c.anon "
-          "GROUP BY 1, 2, 3",
+          "WITH h AS ("
+          "  SELECT c.code, c.tier, c.redeemed, c.anon,"
+          "         coalesce(c.customer, i.customer) AS customer"
+          "  FROM coupons c LEFT JOIN identities i ON i.anon = c.anon),"
+          " u AS ("
+          "  SELECT code, customer AS unit FROM h WHERE customer IS NOT NULL"
+          "  UNION SELECT code, anon FROM h WHERE anon IS NOT NULL"
+          "  UNION SELECT h.code, i.anon FROM h JOIN identities i ON i.customer = h.customer),"
+          " a AS ("
+          "  SELECT DISTINCT ON (h.code, x.experiment) h.tier, h.redeemed, x.experiment, x.variant"
+          "  FROM h JOIN u ON u.code = h.code JOIN exposures x ON x.unit = u.unit"
+          "  ORDER BY h.code, x.experiment, x.ts)"
+          "SELECT experiment, variant, tier, count(*), count(redeemed) FROM a GROUP BY 1, 2, 3",
           0, NULL, NULL, "store: coupons");
   for (int i = 0; r && i < PQntuples(r); i++) {
     const char *path[] = {"experiments", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),

@@ -354,7 +354,7 @@ int store_coupon_redeem(store *s, const char *code, int64_t now, const char *ord
 
 /* Issued, redeemed and expired (unredeemed) coupons at `now`, by tier, and
    by tier within each experiment variant the coupon's holder was exposed
-   to: {"tiers": {tier: {issued, redeemed, expired}}, "experiments":
+   to (a coupon once per experiment, in its holder's first arm): {"tiers": {tier: {issued, redeemed, expired}}, "experiments":
    {experiment: {variant: {tier: {issued, redeemed}}}}}.  New reference. */
 json_t *store_coupon_report(store *s, int64_t now);
 

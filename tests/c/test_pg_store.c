@@ -598,6 +598,17 @@ static void test_coupons(void) {
   CHECK_INT(json_integer_value(json_object_get(tier, "redeemed")), 1);
   CHECK_INT(json_integer_value(json_object_get(tier, "expired")), 1);
   json_decref(rep);
+  /* c7's coupon names c7 and a7, exposed to one experiment as a7 and
+     later as c7 in the other arm: it counts once, in a7's arm. */
+  store_exposure exposed[] = {{"offer", "control", "a7", now - 2000}, {"offer", "ten", "c7", now - 1000}};
+  CHECK_INT(store_exposures_add(s, exposed, 2, &err), TAILOR_OK);
+  rep = store_coupon_report(s, now + 1);
+  json_t *offer = json_object_get(json_object_get(rep, "experiments"), "offer");
+  CHECK_INT(json_integer_value(json_object_get(
+                json_object_get(json_object_get(offer, "control"), "returning"), "issued")),
+            1);
+  CHECK(json_object_get(offer, "ten") == NULL);
+  json_decref(rep);
   /* Erasure takes c7's coupon and a7's contact (a7 is linked to c7). */
   append_json(s, "{\"type\":\"identify\",\"customer\":\"c7\",\"anon\":\"a7\"}");
   /* As written by a build before contacts.is_anon: the next open tells its

@@ -154,6 +154,35 @@ describe("coupons", function()
     e:close()
   end)
 
+  it("counts a coupon once, in the arm its holder saw first, across a login", function()
+    local e = engine()
+    local first, issued = {}, 0
+    for i = 1, 16 do
+      local anon, customer = "w" .. i, "k" .. i
+      -- Exposed as anon, then (a moment later) as the customer, who gets a
+      -- coupon naming both ids: about half of them in the other arm.
+      first[i] = e:decide { kind = "browse", anon = anon }.result.name
+      os.execute("sleep 0.002")
+      assert(e:ingest { type = "identify", customer = customer, anon = anon })
+      local d = e:decide { kind = "popup", customer = customer, anon = anon,
+                           context = { trigger = "exit_intent", tier = "login_" .. first[i] } }
+      assert.is_nil(d.fallback, d.error)
+      assert.is_string(d.result.coupon)
+      issued = issued + 1
+    end
+    local arms = e:stats().coupons.experiments.popup_offer
+    local counted = 0
+    for arm, tiers in pairs(arms) do
+      for tier, row in pairs(tiers) do
+        -- each coupon in the arm of its holder's first exposure
+        assert.are.equal("login_" .. arm, tier)
+        counted = counted + row.issued
+      end
+    end
+    assert.are.equal(issued, counted)
+    e:close()
+  end)
+
   it("is erased with the customer, and listed by the right of access", function()
     local e = engine()
     assert(e:ingest { type = "identify", customer = "c9", anon = "v9" })

@@ -12,6 +12,10 @@ local function popup(ctx)
   return { name = tier, percent = 10, coupon = c.code, expires = c.expires }
 end
 
+local function browse(ctx) -- the popup's experiment, seen without a popup
+  return { name = tailor.experiment("popup_offer", { control = 50, ten = 50 }, unit(ctx)) }
+end
+
 local function plain(ctx) -- a popup without a coupon, for the per-day cap
   return { name = ctx.context.name or "free_shipping" }
 end
@@ -33,5 +37,5 @@ end
 
 return {
   caps = { per_day = 1, per_campaign = 1 },
-  popup = popup, plain = plain, on_event = on_event, outside = outside,
+  popup = popup, browse = browse, plain = plain, on_event = on_event, outside = outside,
 }
