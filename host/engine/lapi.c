@@ -1545,6 +1545,15 @@ static int exposure_admitted(lua_State *L, tailor *t, uint64_t h) {
 ** (within LAPI_MAX_EXPOSURES a call).
 */
 #define LAPI_MAX_VARIANTS 16
+
+/* More variants than LAPI_MAX_VARIANTS are refused, not cut: the first 16
+   of a weights table are in its iteration order, which differs from one
+   Lua state to the next (a server's workers, a restart), so a unit's
+   variant did too, and the rest were never shown. */
+static int too_many_variants(lua_State *L) {
+  return luaL_argerror(L, 2, lua_pushfstring(L, "more than %d variants", LAPI_MAX_VARIANTS));
+}
+
 static int l_experiment(lua_State *L) {
   tailor *t = engine_of(L);
   const char *name = luaL_checkstring(L, 1);
@@ -1554,8 +1563,9 @@ static int l_experiment(lua_State *L) {
   double weights[LAPI_MAX_VARIANTS];
   size_t n = 0;
   lua_Integer len = list_len(L, 2);
+  if (len > LAPI_MAX_VARIANTS) return too_many_variants(L);
   if (len > 0) {
-    for (lua_Integer i = 1; i <= len && n < LAPI_MAX_VARIANTS; i++) {
+    for (lua_Integer i = 1; i <= len; i++) {
       /* Strings only: a number's string would be made on the stack and
          collected once popped (the table holds the number). */
       if (lua_rawgeti(L, 2, i) != LUA_TSTRING)
@@ -1566,10 +1576,11 @@ static int l_experiment(lua_State *L) {
     }
   } else {
     lua_pushnil(L);
-    while (lua_next(L, 2) && n < LAPI_MAX_VARIANTS) {
+    while (lua_next(L, 2)) {
       /* A key is not converted: that would confuse lua_next. */
       if (lua_type(L, -2) != LUA_TSTRING)
         return luaL_argerror(L, 2, "variant names must be strings");
+      if (n == LAPI_MAX_VARIANTS) return too_many_variants(L);
       names[n] = lua_tostring(L, -2);
       weights[n++] = luaL_checknumber(L, -1);
       lua_pop(L, 1);

@@ -57,6 +57,31 @@ describe("experiments", function()
     e:close()
   end)
 
+  it("refuses more than 16 variants instead of showing only some of them", function()
+    local e = assert(tailor.open { db = ":memory:", strategies = root .. "/tests/lua/experiment" })
+    local weights, list = {}, {}
+    for i = 1, 17 do
+      weights["v" .. i] = 1
+      list[i] = "v" .. i
+    end
+    -- The first 16 of a weights table were taken in its iteration order,
+    -- which differs between Lua states: the same visitor's variant with them.
+    for _, variants in ipairs { weights, list } do
+      local d = e:decide { kind = "split", anon = "u1", context = { name = "many", variants = variants } }
+      assert.is_true(d.fallback)
+      assert.matches("more than 16 variants", d.error)
+    end
+    list[17], weights.v17 = nil, nil
+    local seen = {}
+    for i = 1, 400 do
+      local d = e:decide { kind = "split", anon = "u" .. i, context = { name = "many", variants = weights } }
+      assert.is_nil(d.fallback, d.error)
+      seen[d.result.variant] = true
+    end
+    for i = 1, 16 do assert.is_true(seen["v" .. i], "v" .. i) end
+    e:close()
+  end)
+
   it("counts a visitor who logs in once, in the arm they saw first, with each order once", function()
     local e = assert(tailor.open { db = ":memory:", strategies = root .. "/tests/lua/experiment" })
     assert(e:ingest { type = "item_upsert", item = { id = "a", price = 10 } })

@@ -6,4 +6,9 @@ local function recommend(ctx)
   return { { id = "a", explain = v } }
 end
 
-return { recommend = recommend }
+-- The variants of the request's context, for the checks of the table.
+local function split(ctx)
+  return { variant = tailor.experiment(ctx.context.name, ctx.context.variants, ctx.customer.anon) }
+end
+
+return { recommend = recommend, split = split }
