@@ -482,6 +482,11 @@ int cmd_report(int argc, char **argv) {
                    100 * json_number_value(json_object_get(v, "revenue_uplift")),
                    100 * json_number_value(json_array_get(ru, 0)),
                    100 * json_number_value(json_array_get(ru, 1)));
+        /* Revenue the same for every visitor of both arms has a difference
+           but no interval (experiment.c). */
+        if (!rci && json_object_get(v, "revenue_diff"))
+          snprintf(rd, sizeof rd, "%+.2f",
+                   json_number_value(json_object_get(v, "revenue_diff")));
         printf("  %-14s %9lld %7.2f%% %12.2f  %-26s %-26s", json_string_value(json_object_get(v, "variant")),
                (long long)json_integer_value(json_object_get(v, "exposures")),
                100 * json_number_value(json_object_get(v, "conversion")),

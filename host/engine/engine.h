@@ -444,6 +444,9 @@ void eng_exposures_reset(tailor *t);
 double eng_t_pvalue(double t, double df);
 /* The t whose two-sided p-value at df is p (NAN outside (0, 1), df <= 0). */
 double eng_t_quantile(double p, double df);
+/* The 95% interval [*lo, *hi] of ka/na less kc/nc (Newcombe's, from Wilson
+   intervals); na, nc > 0. */
+void eng_conversion_ci95(double ka, double na, double kc, double nc, double *lo, double *hi);
 
 /*
 ** A decision (engine/decide.c): run the handler of q->kind and write the

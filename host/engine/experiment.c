@@ -193,6 +193,31 @@ typedef struct arm {
   double n, conv, sum, sumsq, clicks, carts;
 } arm;
 
+/* Wilson's 95% interval for k successes in n. */
+static void wilson95(double k, double n, double *lo, double *hi) {
+  const double z = 1.959964;
+  double p = k / n, d = 1 + z * z / n;
+  double mid = (p + z * z / (2 * n)) / d;
+  double half = z / d * sqrt(p * (1 - p) / n + z * z / (4 * n * n));
+  *lo = fmax(0, mid - half);
+  *hi = fmin(1, mid + half);
+}
+
+/*
+** The 95% interval of the difference of two conversion rates (a's less
+** c's): Newcombe's hybrid score interval (method 10), from each rate's
+** Wilson interval.  The normal (Wald) interval p +- 1.96 se has width 0
+** when both rates are 0 or 1 (two arms with no order yet read as "no
+** difference, certainly") and is far too narrow for small arms.
+*/
+void eng_conversion_ci95(double ka, double na, double kc, double nc, double *lo, double *hi) {
+  double pa = ka / na, pc = kc / nc, la, ua, lc, uc;
+  wilson95(ka, na, &la, &ua);
+  wilson95(kc, nc, &lc, &uc);
+  *lo = pa - pc - sqrt((pa - la) * (pa - la) + (uc - pc) * (uc - pc));
+  *hi = pa - pc + sqrt((ua - pa) * (ua - pa) + (pc - lc) * (pc - lc));
+}
+
 /* One variant's row of the report, compared with control. */
 static json_t *arm_row(const arm *a, const arm *c) {
   double p = a->n ? a->conv / a->n : 0, mean = a->n ? a->sum / a->n : 0;
@@ -204,20 +229,19 @@ static json_t *arm_row(const arm *a, const arm *c) {
   if (!c || c == a || !c->n || !a->n) return o;
   double pc = c->conv / c->n, mc = c->sum / c->n;
   double vc = c->n > 1 ? (c->sumsq - c->n * mc * mc) / (c->n - 1) : 0;
-  /* Conversion: difference with a 95% normal interval; pooled z-test. */
-  double se = sqrt(p * (1 - p) / a->n + pc * (1 - pc) / c->n);
+  /* Conversion: difference with Newcombe's interval; pooled z-test. */
+  double lo, hi;
+  eng_conversion_ci95(a->conv, a->n, c->conv, c->n, &lo, &hi);
   double pool = (a->conv + c->conv) / (a->n + c->n);
   double sez = sqrt(pool * (1 - pool) * (1 / a->n + 1 / c->n));
   /* Two readings, each with an interval in its own units: the difference
      (in conversion, 0.02 = 2 points) and the uplift relative to control
      (0.25 = +25%, its interval the difference's over control's rate). */
   json_object_set_new(o, "conversion_diff", json_real(p - pc));
-  json_object_set_new(o, "conversion_diff_ci95",
-                      json_pack("[ff]", p - pc - 1.96 * se, p - pc + 1.96 * se));
+  json_object_set_new(o, "conversion_diff_ci95", json_pack("[ff]", lo, hi));
   json_object_set_new(o, "conversion_uplift", json_real(pc > 0 ? (p - pc) / pc : 0));
   if (pc > 0)
-    json_object_set_new(o, "conversion_uplift_ci95",
-                        json_pack("[ff]", (p - pc - 1.96 * se) / pc, (p - pc + 1.96 * se) / pc));
+    json_object_set_new(o, "conversion_uplift_ci95", json_pack("[ff]", lo / pc, hi / pc));
   json_object_set_new(o, "conversion_p_value", json_real(sez > 0 ? z_pvalue((p - pc) / sez) : 1));
   /* Revenue per visitor: Welch's t-test. */
   double sv = var / a->n + vc / c->n;
@@ -225,17 +249,21 @@ static json_t *arm_row(const arm *a, const arm *c) {
   double df = sv > 0 ? sv * sv / ((var / a->n) * (var / a->n) / (a->n - 1) +
                                   (vc / c->n) * (vc / c->n) / (c->n - 1))
                      : 0;
+  json_object_set_new(o, "revenue_diff", json_real(mean - mc));
+  json_object_set_new(o, "revenue_uplift", json_real(mc > 0 ? (mean - mc) / mc : 0));
+  /* Welch's t needs two visitors an arm, and revenue that is not the same
+     for every visitor of both (none bought yet): otherwise no interval
+     and no p-value, rather than an interval of width 0 beside p = 1. */
+  if (a->n < 2 || c->n < 2 || !(sv > 0 && df > 0)) return o;
   /* The interval at Welch's df, as the p-value: 1.96 (the normal's) made
      small samples look significant that the p-value says are not. */
-  double half = sv > 0 && df > 0 ? eng_t_quantile(0.05, df) * sqrt(sv) : 0;
-  json_object_set_new(o, "revenue_diff", json_real(mean - mc));
+  double half = eng_t_quantile(0.05, df) * sqrt(sv);
   json_object_set_new(o, "revenue_diff_ci95",
                       json_pack("[ff]", mean - mc - half, mean - mc + half));
-  json_object_set_new(o, "revenue_uplift", json_real(mc > 0 ? (mean - mc) / mc : 0));
   if (mc > 0)
     json_object_set_new(o, "revenue_uplift_ci95",
                         json_pack("[ff]", (mean - mc - half) / mc, (mean - mc + half) / mc));
-  json_object_set_new(o, "revenue_p_value", json_real(sv > 0 && df > 0 ? eng_t_pvalue(t, df) : 1));
+  json_object_set_new(o, "revenue_p_value", json_real(eng_t_pvalue(t, df)));
   return o;
 }
 

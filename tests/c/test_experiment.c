@@ -1,8 +1,9 @@
 /*
 ** test_experiment.c: deterministic assignment (stable, split within
 ** tolerance of the weights on 10,000 units), the statistics of the report
-** against values computed independently, and the bound on the exposures
-** one handler call can buffer.
+** against values computed independently (published ones for the
+** conversion interval), and the bound on the exposures one handler call
+** can buffer.
 */
 #include <math.h>
 #include <stdio.h>
@@ -64,6 +65,27 @@ static void test_t_distribution(void) {
   CHECK_NEAR(eng_t_quantile(0.05, 7), 2.364624, 1e-5);
   CHECK_NEAR(eng_t_quantile(0.05, 1e7), 1.959964, 1e-4);
   CHECK(isnan(eng_t_quantile(0.05, 0)));
+}
+
+static void test_conversion_interval(void) {
+  /* Newcombe (1998), Statistics in Medicine 17:873, method 10: 56/70 less
+     48/80 is 0.175 in [0.0524, 0.3339]; 9/10 less 3/10 in [0.1705, 0.8090]. */
+  double lo, hi;
+  eng_conversion_ci95(56, 70, 48, 80, &lo, &hi);
+  CHECK_NEAR(lo, 0.0524, 1e-4);
+  CHECK_NEAR(hi, 0.3339, 1e-4);
+  eng_conversion_ci95(9, 10, 3, 10, &lo, &hi);
+  CHECK_NEAR(lo, 0.1705, 1e-4);
+  CHECK_NEAR(hi, 0.8090, 1e-4);
+  /* No order yet in either arm is no evidence of no difference: the
+     normal interval was [0, 0] here. */
+  eng_conversion_ci95(0, 10, 0, 20, &lo, &hi);
+  CHECK_NEAR(lo, -0.1611, 1e-4);
+  CHECK_NEAR(hi, 0.2775, 1e-4);
+  /* One buyer out of one visitor proves little (the normal interval was
+     [+0.69, +0.90] against 12 of 59). */
+  eng_conversion_ci95(1, 1, 12, 59, &lo, &hi);
+  CHECK(lo < 0);
 }
 
 typedef struct warnings {
@@ -194,6 +216,7 @@ out:
 int main(void) {
   RUN(test_assignment_stable_and_weighted);
   RUN(test_t_distribution);
+  RUN(test_conversion_interval);
   RUN(test_exposures_bounded_per_call);
   return CHECK_DONE();
 }

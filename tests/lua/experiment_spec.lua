@@ -57,6 +57,40 @@ describe("experiments", function()
     e:close()
   end)
 
+  it("gives no revenue interval or p-value where Welch's test has none", function()
+    local e = assert(tailor.open { db = ":memory:", strategies = root .. "/tests/lua/experiment" })
+    assert(e:ingest { type = "item_upsert", item = { id = "a", price = 20 } })
+    -- A variants table of one arm at a time puts each visitor where wanted.
+    local function expose(name, arm, anon, buys)
+      local d = e:decide { kind = "split", anon = anon, context = { name = name, variants = { arm } } }
+      assert.are.equal(arm, d.result.variant)
+      if buys then
+        assert(e:ingest { type = "purchase", anon = anon, order_id = name .. anon,
+                          items = { { id = "a", price = buys } } })
+      end
+    end
+    -- "flat": every treatment visitor spent 20, every control one nothing.
+    -- "lone": one treatment visitor, who bought.
+    for i = 1, 5 do
+      expose("flat", "control", "f" .. i)
+      expose("flat", "treatment", "g" .. i, 20)
+      expose("lone", "control", "l" .. i, i % 2 == 0 and 10 * i or nil)
+    end
+    expose("lone", "treatment", "m1", 100)
+    for _, r in ipairs(e:report_experiments(7)) do
+      local t
+      for _, v in ipairs(r.variants) do if v.variant == "treatment" then t = v end end
+      assert.is_number(t.revenue_diff, r.experiment)
+      -- was an interval of width 0 ([20, 20], [+91, +91]) beside p = 1
+      assert.is_nil(t.revenue_diff_ci95, r.experiment)
+      assert.is_nil(t.revenue_uplift_ci95, r.experiment)
+      assert.is_nil(t.revenue_p_value, r.experiment)
+      -- the conversion interval is never of width 0
+      assert.is_true(t.conversion_diff_ci95[2] - t.conversion_diff_ci95[1] > 0.1, r.experiment)
+    end
+    e:close()
+  end)
+
   it("refuses more than 16 variants instead of showing only some of them", function()
     local e = assert(tailor.open { db = ":memory:", strategies = root .. "/tests/lua/experiment" })
     local weights, list = {}, {}
