@@ -1582,7 +1582,15 @@ static int l_experiment(lua_State *L) {
         return luaL_argerror(L, 2, "variant names must be strings");
       if (n == LAPI_MAX_VARIANTS) return too_many_variants(L);
       names[n] = lua_tostring(L, -2);
-      weights[n++] = luaL_checknumber(L, -1);
+      /* Named: luaL_checknumber's "bad argument #-1" said neither which
+         argument nor which variant. */
+      int isnum;
+      weights[n] = lua_tonumberx(L, -1, &isnum);
+      if (!isnum)
+        return luaL_argerror(L, 2,
+                             lua_pushfstring(L, "the weight of variant '%s' is %s, not a number",
+                                             names[n], luaL_typename(L, -1)));
+      n++;
       lua_pop(L, 1);
     }
     /* Table order is arbitrary: sort by name so the split never moves. */

@@ -91,7 +91,7 @@ describe("experiments", function()
     e:close()
   end)
 
-  it("refuses more than 16 variants instead of showing only some of them", function()
+  it("refuses more than 16 variants, and a weight that is not a number, by name", function()
     local e = assert(tailor.open { db = ":memory:", strategies = root .. "/tests/lua/experiment" })
     local weights, list = {}, {}
     for i = 1, 17 do
@@ -105,6 +105,10 @@ describe("experiments", function()
       assert.is_true(d.fallback)
       assert.matches("more than 16 variants", d.error)
     end
+    -- A weight that is not a number is refused by the variant's name.
+    local d = e:decide { kind = "split", anon = "u1", context = { name = "w", variants = { control = "half" } } }
+    assert.is_true(d.fallback)
+    assert.matches("bad argument #2 to 'experiment' %(the weight of variant 'control' is string", d.error)
     list[17], weights.v17 = nil, nil
     local seen = {}
     for i = 1, 400 do
