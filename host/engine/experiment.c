@@ -303,6 +303,8 @@ int tailor_report_experiments(tailor *t, int window_days, char **json,
       a->clicks += json_integer_value(json_array_get(u, 4)) > 0;
       a->carts += json_integer_value(json_array_get(u, 5)) > 0;
     }
+    /* The arm named "control", else the first by name (strategies.md):
+       the report names the one it took. */
     const arm *control = na ? &arms[0] : NULL;
     for (size_t a = 0; a < na; a++)
       if (!strcmp(arms[a].name, "control")) control = &arms[a];
