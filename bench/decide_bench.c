@@ -1,7 +1,7 @@
 /*
 ** decide_bench.c: the engine's decision path in-process, one thread:
 ** decisions per second and latency percentiles for the shipped strategies
-** (product pages for visitors and for buyers, cart and home pages) and for
+** (product pages for visitors, buyers and newcomers, cart and home pages) and for
 ** a one-line trending strategy, on the Diginetica sessions (views; every
 ** 5th session ends with an order).
 ** Where the time goes, without sockets in the way.
@@ -69,10 +69,14 @@ static size_t load(tailor *t, const char *dir, size_t max, char ***items_out, si
 
 static const char *only;
 
-/* Decisions for anonymous visitors (v<i>, session s<i>), or with `buyers`
-   for the customers of the orders (c0..c4999, about four items bought
-   each), whose bought items and their substitutes are kept out. */
-static void run(tailor *t, const char *name, const char *page, int buyers, char **items,
+/* Who asks: an anonymous visitor of the ingested sessions (v<i>, in
+   session s<i>); a customer of the orders (c0..c4999, about four items
+   bought each), whose bought items and their substitutes are kept out; or
+   a first-time visitor (n<i>, no history, no session), as serve_bench's
+   product pages mostly are: the session kernel has nothing to go on. */
+enum { VISITOR, BUYER, NEWCOMER };
+
+static void run(tailor *t, const char *name, const char *page, int who_asks, char **items,
                 size_t nitems, size_t count) {
   if (only && (only[0] == '=' ? strcmp(name, only + 1) : !strstr(name, only))) return;
   uint64_t *lat = malloc(count * sizeof *lat);
@@ -82,12 +86,14 @@ static void run(tailor *t, const char *name, const char *page, int buyers, char 
   for (size_t i = 0; i < count; i++) {
     const char *item = items[(i * 7919) % nitems];
     char who[64];
-    if (buyers) snprintf(who, sizeof who, "\"customer\":\"c%zu\"", i % 5000);
-    else snprintf(who, sizeof who, "\"anon\":\"v%zu\"", i % 50000);
+    if (who_asks == BUYER)
+      snprintf(who, sizeof who, "\"customer\":\"c%zu\",\"session\":\"s%zu\"", i % 5000, i % 50000);
+    else if (who_asks == NEWCOMER) snprintf(who, sizeof who, "\"anon\":\"n%zu\"", i);
+    else snprintf(who, sizeof who, "\"anon\":\"v%zu\",\"session\":\"s%zu\"", i % 50000, i % 50000);
     snprintf(req, sizeof req,
-             "{\"kind\":\"recommend\",%s,\"session\":\"s%zu\",\"k\":10,"
+             "{\"kind\":\"recommend\",%s,\"k\":10,"
              "\"page\":{\"type\":\"%s\",\"item\":\"%s\"}}",
-             who, i % 50000, page, item);
+             who, page, item);
     char *resp = NULL;
     uint64_t t0 = util_mono_ns();
     tailor_decide(t, req, strlen(req), &resp, NULL, NULL);
@@ -145,13 +151,14 @@ int main(int argc, char **argv) {
              "allocator: %s\n",
              sessions, nev, (double)(util_mono_ns() - t0) / 1e9, tailor_allocator());
     if (pass == 0) {
-      run(t, "shipped: product page", "product", 0, items, nitems, count);
-      run(t, "shipped: product page, buyer", "product", 1, items, nitems, count);
-      run(t, "shipped: cart page", "cart", 0, items, nitems, count);
-      run(t, "shipped: home page", "home", 0, items, nitems, count);
+      run(t, "shipped: product page", "product", VISITOR, items, nitems, count);
+      run(t, "shipped: product page, buyer", "product", BUYER, items, nitems, count);
+      run(t, "shipped: product page, newcomer", "product", NEWCOMER, items, nitems, count);
+      run(t, "shipped: cart page", "cart", VISITOR, items, nitems, count);
+      run(t, "shipped: home page", "home", VISITOR, items, nitems, count);
     } else {
-      run(t, "one-line trending strategy", "home", 0, items, nitems, count);
-      run(t, "strategy returning {}", "empty", 0, items, nitems, count);
+      run(t, "one-line trending strategy", "home", VISITOR, items, nitems, count);
+      run(t, "strategy returning {}", "empty", VISITOR, items, nitems, count);
     }
     for (size_t i = 0; i < nitems; i++) free(items[i]);
     free(items);
