@@ -167,12 +167,16 @@
 
   pages.home = function (t) {
     t.pageView({ page: "home" });
-    var ready = Promise.all([
-      // A visit from a campaign, a search or a post: its own hero first.
-      t.landing($("#landing"), { k: WIDGET_K, render: function (item, p) { return card(p, item.explain); } }),
-      widget(t, "#continue", { title: "Continue shopping", page: { type: "home", widget: "continue" } }),
-      widget(t, "#bestsellers", { title: "Popular for you", page: { type: "home", widget: "bestsellers" } }),
-    ]);
+    // One after another: a widget leaves out what those before it show,
+    // which one asked at the same moment cannot know (storefront.md).
+    // A visit from a campaign, a search or a post: its own hero first.
+    var ready = t.landing($("#landing"), { k: WIDGET_K, render: function (item, p) { return card(p, item.explain); } })
+      .then(function () {
+        return widget(t, "#continue", { title: "Continue shopping", page: { type: "home", widget: "continue" } });
+      })
+      .then(function () {
+        return widget(t, "#bestsellers", { title: "Popular for you", page: { type: "home", widget: "bestsellers" } });
+      });
     var tabs = $("#tabs"), grid = $("#grid");
     var tops = [];
     productList.forEach(function (p) {
@@ -233,10 +237,11 @@
     info.appendChild(add);
     info.appendChild(el("p", "product-perks", "Free returns within 30 days · 2-year warranty"));
     main.appendChild(info);
-    return Promise.all([
-      widget(t, "#together", { title: "Frequently bought together", page: { type: "product", item: p.id } }),
-      widget(t, "#similar", { title: "Similar products", page: { type: "product", item: p.id, widget: "similar" } }),
-    ]);
+    // One after another, so the similar items leave out those bought together.
+    return widget(t, "#together", { title: "Frequently bought together", page: { type: "product", item: p.id } })
+      .then(function () {
+        return widget(t, "#similar", { title: "Similar products", page: { type: "product", item: p.id, widget: "similar" } });
+      });
   };
 
   pages.cart = function (t) {

@@ -4,6 +4,8 @@
 // drives Debian's chromium through playwright-core:
 //
 //   - a product page shows bought-together items, each with its explanation
+//   - widgets of one page never show an item twice (the product page's,
+//     the returning visitor's home page)
 //   - leaving the page as a new visitor shows the free-shipping popup, once,
 //     with a coupon code of its own
 //   - a returning visitor gets the 10% popup, a VIP the 15% one; not while
@@ -97,6 +99,19 @@ async function widgetItems(page, selector) {
     id: c.getAttribute("data-item"),
     explain: (c.querySelector(".card-explain") || {}).textContent || "",
   })));
+}
+
+/* The items shown by more than one of the page's widgets (`selectors`):
+   widgets of one page never repeat an item (storefront.md). */
+async function repeated(page, selectors) {
+  const seen = {}, twice = [];
+  for (const s of selectors) {
+    for (const i of await widgetItems(page, s)) {
+      if (seen[i.id] && seen[i.id] !== s) twice.push(i.id + " in " + seen[i.id] + " and " + s);
+      else seen[i.id] = s;
+    }
+  }
+  return twice;
 }
 
 /* Act as one of the demo's prepared visitors (the page reloads). */
@@ -369,6 +384,8 @@ async function run(base, catalog) {
     const similar = await widgetItems(page, "#similar");
     check("similar items, explained", similar.length > 0 &&
       similar.every((i) => i.explain.startsWith("Similar to ")), JSON.stringify(similar));
+    const twiceOnProduct = await repeated(page, ["#together", "#similar"]);
+    check("the product page shows no item twice", twiceOnProduct.length === 0, twiceOnProduct);
     await shot(page, "02-product-bought-together");
 
     // 3. Leaving the page: free shipping for a new visitor, and only once a session.
@@ -403,6 +420,8 @@ async function run(base, catalog) {
     const cont = await widgetItems(page, "#continue");
     check("a returning visitor can continue shopping", cont.length > 0 &&
       cont.every((i) => i.explain.startsWith("You viewed this")), JSON.stringify(cont));
+    const twiceAtHome = await repeated(page, ["#continue", "#bestsellers"]);
+    check("what they can continue with is not among the bestsellers too", twiceAtHome.length === 0, twiceAtHome);
     await shot(page, "06-home-returning-visitor");
     await expectPopup(page, "returning_10", "10%", "07-exit-intent-returning-visitor", "RETURNING10");
 
