@@ -448,6 +448,9 @@
           container.appendChild(offer);
         }
         var list = el("div", "tailor-items"), shown = [];
+        /* The hero is the page's first widget: the widgets after it leave
+           its items out (recommend's exclude). */
+        self.shownOnPage = self.shownOnPage || [];
         r.hero.forEach(function (item) {
           var product = self.product(item.id);
           if (!product) return;
@@ -455,6 +458,7 @@
           card.setAttribute("data-item", item.id);
           list.appendChild(card);
           shown.push({ id: item.id });
+          self.shownOnPage.push(item.id);
         });
         container.appendChild(list);
         container.hidden = false;

@@ -19,7 +19,8 @@
 //     the purchase cancels the cart email
 //   - a visit from a social campaign (UTM parameters) lands on the landing
 //     hero: trending items, explained, and its offer; a direct visit and
-//     the next page of the visit show none; a paid search ad and a
+//     the next page of the visit show none; the widgets below it leave its
+//     items out; a paid search ad and a
 //     newsletter link get the landing decision of their own source
 //   - "Your fit": the strategy's quiz; each answer is kept as a preference
 //     with its source and time, shown in the preference centre; the
@@ -534,6 +535,8 @@ async function run(base, catalog) {
       hero.every((i) => i.explain === "Trending now"), JSON.stringify(hero));
     check("the landing hero offers free shipping to a first order",
       (await page.getAttribute("#landing [data-offer]", "data-offer")) === "social_welcome");
+    const twiceLanding = await repeated(page, ["#landing", "#continue", "#bestsellers"]);
+    check("the widgets below the landing hero leave its items out", twiceLanding.length === 0, twiceLanding);
     await shot(page, "15-landing-social");
     await open(page, base);
     check("the next page of the visit shows no landing hero", !(await page.isVisible("#landing")));
