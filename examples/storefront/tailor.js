@@ -195,16 +195,24 @@
       keepalive: !!keepalive, // lets an event leave with a page being closed
       signal: abort ? abort.signal : undefined,
     }).then(function (res) {
-      return res.json().then(function (data) {
-        if (!res.ok) {
-          var err = new Error((data.error && data.error.message) || "HTTP " + res.status);
-          err.status = res.status;
-          throw err;
-        }
+      /* An answer that is not JSON (a proxy's error page, a wrong
+         endpoint) still fails with its status, so a 4xx is not retried
+         and onError says "HTTP 502", not what JSON.parse thought of it. */
+      return res.json().catch(function () { return null; }).then(function (data) {
+        if (!res.ok || !data) throw httpError(res.status, data && data.error);
         return data;
       });
     }).finally(function () { if (timer) clearTimeout(timer); });
   };
+
+  /* The server's error ({code, message, field}) as an Error: its message,
+     and status, code and field for the shop's own page. */
+  function httpError(status, e) {
+    var err = new Error((e && e.message) || "HTTP " + status + (status < 300 ? ": the answer is not JSON" : ""));
+    err.status = status;
+    if (e) { err.code = e.code; err.field = e.field; }
+    return err;
+  }
 
   /* An event (or events) to the server: it carries a message id, made once,
      so a retry after a lost answer or a timeout is stored once (docs/events.md);

@@ -14,6 +14,8 @@
 //     keeps nothing more of the visitor (an event posted for them anyway)
 //   - an event whose first try is lost goes again with the same message id
 //     and is stored once
+//   - a refusal reaches onError with the server's message, status, code and
+//     field; a proxy's refusal that is not JSON with its status, not retried
 //   - everything withdrawn: the consent event names the visitor, and only
 //     the choice stays in localStorage
 //   - a login before consent is linked once the visitor allows it
@@ -157,6 +159,33 @@ async function main() {
     check("and its promise resolves to the server's answer", answer && answer.ok === true, answer);
     r = await probe(srv.port, who);
     check("and the server has it once", r.recent === before + 1, { before, r });
+
+    // A refusal reaches onError as an Error with the server's message,
+    // status, code and field; one that is not JSON (a proxy's page) with
+    // its status, and a 4xx is not tried again.
+    const failed = (fn) => page.evaluate(async (src) => {
+      let seen = null;
+      const was = t.onError;
+      t.onError = (e) => { seen = { message: e.message, status: e.status, code: e.code, field: e.field }; };
+      const answer = await (0, eval)(src)();
+      t.onError = was;
+      return { answer, seen };
+    }, fn);
+    const bad = await failed("() => t.track('view')");
+    check("the server's refusal reaches onError with its code and field", bad.answer === null &&
+      bad.seen && bad.seen.status === 400 && bad.seen.code === "bad_field" && bad.seen.field === "item" &&
+      /missing field 'item'/.test(bad.seen.message), bad);
+    let tries = 0;
+    await page.route("**/v1/events", (route) => {
+      tries++;
+      return route.fulfill({ status: 413, contentType: "text/html",
+                             body: "<html><body><h1>413 Request Entity Too Large</h1></body></html>" });
+    });
+    const proxied = await failed("() => t.viewed('mittens')");
+    await page.unroute("**/v1/events");
+    check("a proxy's refusal that is not JSON is not tried again", tries === 1, tries);
+    check("and reaches onError as its status", proxied.answer === null && proxied.seen &&
+      proxied.seen.message === "HTTP 413" && proxied.seen.status === 413, proxied);
 
     // Everything withdrawn: the consent event still names the visitor, and
     // nothing but the choice stays stored.
