@@ -342,15 +342,23 @@
   };
 
   /* The shop's own decisions: a failed or timed-out one is onError's, and
-     resolves to an empty fallback, so it never throws at the shop's code. */
+     resolves to a fallback, so it never throws at the shop's code. */
   Tailor.prototype.decide = function (kind, fields) {
     var self = this;
     return this.ask(kind, fields).catch(function (err) {
       self.onError(err);
-      return { kind: kind, fallback: true, error: String((err && err.message) || err), items: [],
-               result: null };
+      return { kind: kind, fallback: true, error: String((err && err.message) || err),
+               items: fallbackItems(kind, fields), result: null };
     });
   };
+
+  /* What a failed decision shows: nothing, but for `rank` the shop's own
+     list in its own order, as the server's fallback is (an empty one left
+     the shop's category page without products). */
+  function fallbackItems(kind, fields) {
+    if (kind !== "rank" || !fields || !Array.isArray(fields.items)) return [];
+    return fields.items.map(function (id) { return { id: id }; });
+  }
 
   /*
    * A recommendation widget in `container`: a title and up to k product

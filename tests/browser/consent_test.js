@@ -16,6 +16,7 @@
 //     and is stored once
 //   - a refusal reaches onError with the server's message, status, code and
 //     field; a proxy's refusal that is not JSON with its status, not retried
+//   - a rank whose request fails resolves to the shop's list in its order
 //   - everything withdrawn: the consent event names the visitor, and only
 //     the choice stays in localStorage
 //   - a login before consent is linked once the visitor allows it
@@ -186,6 +187,13 @@ async function main() {
     check("a proxy's refusal that is not JSON is not tried again", tries === 1, tries);
     check("and reaches onError as its status", proxied.answer === null && proxied.seen &&
       proxied.seen.message === "HTTP 413" && proxied.seen.status === 413, proxied);
+
+    // A rank whose request fails resolves to the shop's list as it was.
+    await page.route("**/v1/decide/rank", (route) => route.abort("failed"));
+    const ranked = await failed("() => t.decide('rank', { items: ['hat', 'scarf', 'gloves'] })");
+    await page.unroute("**/v1/decide/rank");
+    check("a failed rank gives the shop's own list in its order", ranked.answer.fallback === true &&
+      ranked.answer.items.map((i) => i.id).join(",") === "hat,scarf,gloves" && ranked.seen !== null, ranked);
 
     // Everything withdrawn: the consent event still names the visitor, and
     // nothing but the choice stays stored.
