@@ -783,10 +783,22 @@
    */
   Tailor.prototype.subscribe = function (email, fields) {
     var who = this.who(), body = { email: email, anon: who.anon };
-    if (who.customer) { body.customer = who.customer; delete body.anon; }
+    if (proves(load("customer_token"), who.customer)) { body.customer = who.customer; delete body.anon; }
     ["purpose", "text", "source"].forEach(function (k) { if (fields && fields[k] != null) body[k] = fields[k]; });
     return this.request("/v1/subscribe", body);
   };
+
+  /* Whether a customer token ("<customer>.<expiry>.<signature>",
+     docs/server.md) names `customer` and has not expired.  Without such a
+     proof the server takes a request as the anonymous visitor's, and
+     refuses a subscribe that names the customer: a token kept past its
+     expiry, or a customer given without one, refused every address. */
+  function proves(token, customer) {
+    if (!token || !customer) return false;
+    var sig = token.lastIndexOf("."), exp = token.lastIndexOf(".", sig - 1);
+    return exp > 0 && token.slice(0, exp) === customer &&
+      Number(token.slice(exp + 1, sig)) * 1000 > Date.now();
+  }
 
   /* The inside of an email_capture popup: the incentive, a field, the
      consent text, and what the server said. */

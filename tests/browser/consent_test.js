@@ -17,6 +17,7 @@
 //   - a refusal reaches onError with the server's message, status, code and
 //     field; a proxy's refusal that is not JSON with its status, not retried
 //   - a rank whose request fails resolves to the shop's list in its order
+//   - email capture names a customer only with an unexpired customer token
 //   - everything withdrawn: the consent event names the visitor, and only
 //     the choice stays in localStorage
 //   - a login before consent is linked once the visitor allows it
@@ -187,6 +188,30 @@ async function main() {
     check("a proxy's refusal that is not JSON is not tried again", tries === 1, tries);
     check("and reaches onError as its status", proxied.answer === null && proxied.seen &&
       proxied.seen.message === "HTTP 413" && proxied.seen.status === 413, proxied);
+
+    // Email capture names the customer only with a proof that holds: a
+    // token kept past its expiry, or none, sends the address as the
+    // anonymous visitor's (the server refuses a customer without proof).
+    const subscribed = [];
+    const ctx4 = await browser.newContext();
+    const page4 = await ctx4.newPage();
+    await page4.route("**/v1/subscribe", (route) => {
+      subscribed.push(JSON.parse(route.request().postData() || "{}"));
+      return route.fulfill({ status: 200, contentType: "application/json",
+                             body: JSON.stringify({ status: "pending", expires: 0 }) });
+    });
+    await page4.goto(base + "/consent.html");
+    await page4.waitForSelector("body[data-ready]", { state: "attached", timeout: WAIT_MS });
+    const soon = Math.floor(Date.now() / 1000) + 3600, gone = Math.floor(Date.now() / 1000) - 60;
+    await page4.evaluate(async ([soon, gone]) => {
+      for (const token of [undefined, "c-7." + gone + ".ab12", "c-7." + soon + ".ab12"]) {
+        t.reset({ anon: "v-7", customer: "c-7", customerToken: token });
+        await t.subscribe("ada@example.com", { purpose: "newsletter" });
+      }
+    }, [soon, gone]);
+    await ctx4.close();
+    check("a subscribe names the customer only with an unexpired token",
+      subscribed.map((b) => b.customer || "anon:" + b.anon).join(",") === "anon:v-7,anon:v-7,c-7", subscribed);
 
     // A rank whose request fails resolves to the shop's list as it was.
     await page.route("**/v1/decide/rank", (route) => route.abort("failed"));
