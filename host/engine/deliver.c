@@ -503,11 +503,17 @@ int tailor_deliver_due(tailor *t, int max, int *sent, tailor_error *err) {
     json_decref(names);
     return TAILOR_ESTORE;
   }
+  /* Under a weekly cap a customer's emails go one at a time, whichever
+     sender (thread, process, node) holds them: the cap is counted at send
+     time from the sends recorded, and two emails in flight at once would
+     each count without the other. */
+  json_t *serial = t->cfg.email_cap_per_week > 0 ? email_channels(t) : NULL;
   int64_t now = util_now_ms();
   pthread_mutex_lock(&t->write_mu);
-  json_t *rows = store_outbox_claim(t->st, names, now, max, now + t->cfg.deliver_lease_ms,
-                                    err);
+  json_t *rows = store_outbox_claim(t->st, names, serial, now, max,
+                                    now + t->cfg.deliver_lease_ms, err);
   pthread_mutex_unlock(&t->write_mu);
+  json_decref(serial);
   json_decref(names);
   if (!rows) return TAILOR_ESTORE;
   size_t i;

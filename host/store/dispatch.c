@@ -144,9 +144,9 @@ int store_exec(store *s, const char *sql, tailor_error *err) {
   return s->ops->exec(s, sql, err);
 }
 
-json_t *store_outbox_claim(store *s, json_t *channels, int64_t now, int max,
+json_t *store_outbox_claim(store *s, json_t *channels, json_t *serial, int64_t now, int max,
                            int64_t lease_until, tailor_error *err) {
-  return s->ops->outbox_claim(s, channels, now, max, lease_until, err);
+  return s->ops->outbox_claim(s, channels, serial, now, max, lease_until, err);
 }
 
 int store_outbox_mark_sent(store *s, int64_t id, const char *key, const char *channel,

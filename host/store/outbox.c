@@ -18,13 +18,20 @@ static const char *col_text(sqlite3_stmt *st, int i) {
 
 static void rollback(sqlite3 *db) { sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL); }
 
-/* Each branch can use the outbox_due (state, due) index. */
+/* Each branch can use the outbox_due (state, due) index.  A row on a
+   `serial` channel (?4) waits while another of its customer's rows on
+   one is being sent under a live lease (outbox.h); BEGIN IMMEDIATE
+   already puts claims one after the other. */
 #define CLAIM_COLUMNS                                                         \
   "SELECT id, key, customer, channel, template, vars, due, created, attempts, " \
   "EXISTS(SELECT 1 FROM outbox_sent s WHERE s.key = o.key AND s.channel = o.channel) " \
-  "FROM outbox o WHERE channel IN (SELECT value FROM json_each(?1)) AND "
+  "FROM outbox o WHERE channel IN (SELECT value FROM json_each(?1)) AND "         \
+  "NOT (o.customer IS NOT NULL AND o.channel IN (SELECT value FROM json_each(?4)) AND " \
+  "EXISTS(SELECT 1 FROM outbox b WHERE b.customer = o.customer AND b.id <> o.id AND " \
+  "b.state = 'sending' AND b.next_at > ?2 AND " \
+  "b.channel IN (SELECT value FROM json_each(?4)))) AND "
 
-json_t *sq_outbox_claim(store *s, json_t *channels, int64_t now, int max,
+json_t *sq_outbox_claim(store *s, json_t *channels, json_t *serial, int64_t now, int max,
                            int64_t lease_until, tailor_error *err) {
   static const char pick[] =
       CLAIM_COLUMNS "state = 'pending' AND due <= ?2 AND next_at <= ?2 "
@@ -33,13 +40,19 @@ json_t *sq_outbox_claim(store *s, json_t *channels, int64_t now, int max,
   sqlite3 *db = store_db(s);
   sqlite3_stmt *sel = NULL, *upd = NULL;
   char *names = json_dumps(channels, JSON_COMPACT);
+  char *one_each = serial ? json_dumps(serial, JSON_COMPACT) : strdup("[]");
   json_t *out = NULL;
-  if (!names) return NULL;
+  if (!names || !one_each) {
+    free(names);
+    free(one_each);
+    return NULL;
+  }
   /* IMMEDIATE: the write lock from the start, so the rows read are still
      claimable when they are updated, in this process or another. */
   if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
     store_fail(err, TAILOR_ESTORE, db, "store: outbox claim");
     free(names);
+    free(one_each);
     return NULL;
   }
   if (sqlite3_prepare_v2(db, pick, -1, &sel, NULL) != SQLITE_OK ||
@@ -53,6 +66,7 @@ json_t *sq_outbox_claim(store *s, json_t *channels, int64_t now, int max,
   sqlite3_bind_text(sel, 1, names, -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(sel, 2, now);
   sqlite3_bind_int(sel, 3, max);
+  sqlite3_bind_text(sel, 4, one_each, -1, SQLITE_TRANSIENT);
   out = json_array();
   int rc;
   while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
@@ -65,18 +79,20 @@ json_t *sq_outbox_claim(store *s, json_t *channels, int64_t now, int max,
         (json_int_t)sqlite3_column_int64(sel, 7), "attempts",
         sqlite3_column_int(sel, 8) + 1, "already_sent", sqlite3_column_int(sel, 9));
     if (vars && !json_is_object(vars)) json_decref(vars);
-    if (!row) continue;
-    sqlite3_bind_int64(upd, 1, sqlite3_column_int64(sel, 0));
+    if (row) json_array_append_new(out, row);
+  }
+  /* Leased once all are read: a row leased while the query still ran
+     would keep the customer's next row on a serial channel out of this
+     very claim, which sends them one after the other anyway. */
+  size_t i;
+  json_t *row;
+  json_array_foreach(out, i, row) {
+    if (rc != SQLITE_DONE) break;
+    sqlite3_bind_int64(upd, 1, json_integer_value(json_object_get(row, "id")));
     sqlite3_bind_int64(upd, 2, lease_until);
     sqlite3_bind_int64(upd, 3, now);
-    int urc = sqlite3_step(upd);
+    rc = sqlite3_step(upd);
     sqlite3_reset(upd);
-    if (urc != SQLITE_DONE) {
-      json_decref(row);
-      rc = urc;
-      break;
-    }
-    json_array_append_new(out, row);
   }
   if (rc != SQLITE_DONE) {
     store_fail(err, TAILOR_ESTORE, db, "store: outbox claim");
@@ -87,6 +103,7 @@ done:
   sqlite3_finalize(sel);
   sqlite3_finalize(upd);
   free(names);
+  free(one_each);
   if (!out || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
     if (out) store_fail(err, TAILOR_ESTORE, db, "store: outbox claim");
     rollback(db);

@@ -32,8 +32,18 @@
 ** JSON array of {id, key, customer, channel, template, vars (object), due,
 ** created, attempts, already_sent (the ledger has the key for the
 ** channel)}, or NULL with `err` filled.
+**
+** `serial` (a JSON array of channel names, or NULL for none): a
+** customer's rows on these channels go out one at a time across senders.
+** Such a row is not claimed while another of the customer's rows on them
+** is `sending` under a lease that has not run out, and claims that pass
+** `serial` are serialized (one after the other, across processes and
+** nodes), so of two claims at once the second sees the first's rows.
+** Why: the weekly email cap is counted at send time from the ledger; two
+** senders each holding one of a customer's emails would both count the
+** ledger before either email was recorded, and both send.
 */
-json_t *store_outbox_claim(store *s, json_t *channels, int64_t now, int max,
+json_t *store_outbox_claim(store *s, json_t *channels, json_t *serial, int64_t now, int max,
                            int64_t lease_until, tailor_error *err);
 
 /*

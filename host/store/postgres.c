@@ -1501,27 +1501,56 @@ static json_t *pg_exposure_outcomes(store *base, int64_t window_ms, tailor_error
 ** lease run out: its sender died) are locked FOR UPDATE SKIP LOCKED, so a
 ** row another node is claiming is passed over rather than waited for, and
 ** leased to this node until lease_until in the same statement.
+**
+** A row on a `serial` channel waits while another of its customer's rows
+** on one is being sent (outbox.h).  Each statement sees what committed
+** before it began, so two claims at once on two nodes would each miss the
+** other's row: such claims take one advisory lock first, and the claim
+** that waited for it sees the rows the other leased.
 */
-static json_t *pg_outbox_claim(store *base, json_t *channels, int64_t now, int max,
-                               int64_t lease_until, tailor_error *err) {
+static json_t *pg_outbox_claim(store *base, json_t *channels, json_t *serial, int64_t now,
+                               int max, int64_t lease_until, tailor_error *err) {
+  pg *p = (pg *)base;
   char *names = json_dumps(channels, JSON_COMPACT);
-  if (!names) return NULL;
+  char *one_each = serial ? json_dumps(serial, JSON_COMPACT) : strdup("[]");
+  if (!names || !one_each) {
+    free(names);
+    free(one_each);
+    return NULL;
+  }
   char b_now[24], b_max[24], b_lease[24];
-  const char *v[] = {names, I64(b_now, now), I64(b_max, max), I64(b_lease, lease_until)};
-  PGresult *r = run(
-      (pg *)base,
-      "WITH due AS ("
-      "  SELECT id FROM outbox WHERE channel IN (SELECT jsonb_array_elements_text($1::jsonb))"
-      "  AND ((state = 'pending' AND due <= $2 AND next_at <= $2) OR"
-      "       (state = 'sending' AND next_at <= $2))"
-      "  ORDER BY due LIMIT $3 FOR UPDATE SKIP LOCKED)"
-      "UPDATE outbox o SET state = 'sending', attempts = o.attempts + 1, next_at = $4,"
-      "  updated = $2 FROM due WHERE o.id = due.id "
-      "RETURNING o.id, o.key, o.customer, o.channel, o.template, o.vars, o.due, o.created,"
-      "  o.attempts, EXISTS(SELECT 1 FROM outbox_sent s WHERE s.key = o.key AND"
-      "  s.channel = o.channel)",
-      4, v, err, "store: outbox claim");
+  const char *v[] = {names, I64(b_now, now), I64(b_max, max), I64(b_lease, lease_until),
+                     one_each};
+  int locked = json_array_size(serial) > 0;
+  PGresult *r = NULL;
+  if (!locked || (!pg_begin(base, err) &&
+                  !exec_params(p, "SELECT pg_advisory_xact_lock(7303)", 0, NULL, err,
+                               "store: outbox claim")))
+    r = run(p,
+            "WITH due AS ("
+            "  SELECT id FROM outbox o"
+            "  WHERE channel IN (SELECT jsonb_array_elements_text($1::jsonb))"
+            "  AND ((state = 'pending' AND due <= $2 AND next_at <= $2) OR"
+            "       (state = 'sending' AND next_at <= $2))"
+            "  AND NOT (o.customer IS NOT NULL"
+            "    AND o.channel IN (SELECT jsonb_array_elements_text($5::jsonb))"
+            "    AND EXISTS(SELECT 1 FROM outbox b WHERE b.customer = o.customer"
+            "      AND b.id <> o.id AND b.state = 'sending' AND b.next_at > $2"
+            "      AND b.channel IN (SELECT jsonb_array_elements_text($5::jsonb))))"
+            "  ORDER BY due LIMIT $3 FOR UPDATE SKIP LOCKED)"
+            "UPDATE outbox o SET state = 'sending', attempts = o.attempts + 1, next_at = $4,"
+            "  updated = $2 FROM due WHERE o.id = due.id "
+            "RETURNING o.id, o.key, o.customer, o.channel, o.template, o.vars, o.due, o.created,"
+            "  o.attempts, EXISTS(SELECT 1 FROM outbox_sent s WHERE s.key = o.key AND"
+            "  s.channel = o.channel)",
+            5, v, err, "store: outbox claim");
   free(names);
+  free(one_each);
+  if (locked && (!r || pg_commit(base, err))) {
+    if (!r) pg_rollback(base);
+    PQclear(r);
+    r = NULL;
+  }
   if (!r) return NULL;
   json_t *out = json_array();
   for (int i = 0; i < PQntuples(r); i++) {

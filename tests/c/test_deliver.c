@@ -527,7 +527,7 @@ static void test_lease_after_crash(void) {
   store *other = open_beside(db, &err);
   json_t *names = json_pack("[s]", "email");
   int64_t now = (int64_t)time(NULL) * 1000;
-  json_t *claimed = store_outbox_claim(other, names, now + 1000, 10, now + 60000, &err);
+  json_t *claimed = store_outbox_claim(other, names, NULL, now + 1000, 10, now + 60000, &err);
   CHECK_INT(json_array_size(claimed), 1);
   json_decref(claimed);
   CHECK_STR(state_of(t, "cart:c1:hat"), "sending");
@@ -546,6 +546,44 @@ static void test_lease_after_crash(void) {
   tailor_close(t);
 }
 
+/* Under the weekly cap a customer's emails go one at a time, whichever
+   sender holds them: while another sender (a second node, `tailor outbox
+   deliver` beside a server) is sending one of c1's emails, c1's next one
+   is not claimed, since the cap counts the sends recorded and that one is
+   not yet; once it is, the cap holds and the next one is cancelled. */
+static void test_cap_one_sender_at_a_time(void) {
+  char db[700], dir[700];
+  fake mail = {0};
+  tailor *t = shop_open(db, dir, 3, 3, &mail, NULL);
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"sock\",\"customer\":\"c1\"}");
+  tailor_close(t);
+  t = open_engine(db, dir, 1, 3, &mail, NULL);
+  tailor_error err = {0};
+  store *other = open_beside(db, &err);
+  json_t *names = json_pack("[s]", "email");
+  int64_t now = (int64_t)time(NULL) * 1000;
+  json_t *held = store_outbox_claim(other, names, names, now + 1000, 1, now + 60000, &err);
+  CHECK_INT(json_array_size(held), 1);
+  json_t *h = json_array_get(held, 0);
+  const char *key = json_string_value(json_object_get(h, "key"));
+  const char *next = key && !strcmp(key, "cart:c1:hat") ? "cart:c1:sock" : "cart:c1:hat";
+  CHECK_INT(deliver(t), 0);
+  CHECK_INT(mail.calls, 0);
+  CHECK_STR(state_of(t, next), "pending");
+  CHECK_INT(store_outbox_mark_sent(other, json_integer_value(json_object_get(h, "id")), key,
+                                   "email", "c1", NULL, now, &err),
+            TAILOR_OK);
+  CHECK_INT(deliver(t), 0);
+  CHECK_INT(mail.calls, 0);
+  CHECK_STR(state_of(t, next), "cancelled");
+  CHECK_CONTAINS(error_of(t, next), "weekly email cap (1)");
+  json_decref(held);
+  json_decref(names);
+  store_close(other);
+  tailor_close(t);
+}
+
 /* A sender whose lease ran out settles nothing: the row was claimed again
    and is its new holder's (a stale "pending" would have it sent twice). */
 static void test_stale_holder_settles_nothing(void) {
@@ -558,12 +596,12 @@ static void test_stale_holder_settles_nothing(void) {
   store *a = open_beside(db, &err), *b = open_beside(db, &err);
   json_t *names = json_pack("[s]", "email");
   int64_t now = (int64_t)time(NULL) * 1000;
-  json_t *first = store_outbox_claim(a, names, now + 1000, 10, now + 60000, &err);
+  json_t *first = store_outbox_claim(a, names, NULL, now + 1000, 10, now + 60000, &err);
   CHECK_INT(json_array_size(first), 1);
   int64_t id = json_integer_value(json_object_get(json_array_get(first, 0), "id"));
   int try1 = (int)json_integer_value(json_object_get(json_array_get(first, 0), "attempts"));
   CHECK_INT(store_exec(a, "UPDATE outbox SET next_at = 1", &err), TAILOR_OK); /* lease over */
-  json_t *second = store_outbox_claim(b, names, now + 1000, 10, now + 60000, &err);
+  json_t *second = store_outbox_claim(b, names, NULL, now + 1000, 10, now + 60000, &err);
   CHECK_INT(json_array_size(second), 1);
   int try2 = (int)json_integer_value(json_object_get(json_array_get(second, 0), "attempts"));
   CHECK_INT(try2, try1 + 1);
@@ -829,6 +867,7 @@ int main(void) {
   RUN(test_never_twice_after_purge);
   RUN(test_lease_after_crash);
   RUN(test_stale_holder_settles_nothing);
+  RUN(test_cap_one_sender_at_a_time);
   RUN(test_shipped_on_due);
   RUN(test_unsubscribe_link);
   RUN(test_preview);

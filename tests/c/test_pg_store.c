@@ -288,8 +288,8 @@ static void test_outbox_claims(void) {
   CHECK_INT(store_outbox_add(n2, &again, &added, &err), TAILOR_OK);
   CHECK_INT(added, 0);
   json_t *ch = json_pack("[s]", "email");
-  json_t *c1 = store_outbox_claim(n1, ch, 2000, 6, 10000, &err);
-  json_t *c2 = store_outbox_claim(n2, ch, 2000, 6, 10000, &err);
+  json_t *c1 = store_outbox_claim(n1, ch, NULL, 2000, 6, 10000, &err);
+  json_t *c2 = store_outbox_claim(n2, ch, NULL, 2000, 6, 10000, &err);
   CHECK_INT((long)json_array_size(c1), 6);
   CHECK_INT((long)json_array_size(c2), 4);
   CHECK_STR(json_string_value(json_object_get(json_array_get(c1, 0), "key")), "k0");
@@ -300,14 +300,14 @@ static void test_outbox_claims(void) {
       !strcmp(json_string_value(json_object_get(x, "key")),
               json_string_value(json_object_get(y, "key")));
   CHECK_INT(overlap, 0);
-  json_t *none = store_outbox_claim(n2, ch, 5000, 20, 10000, &err);
+  json_t *none = store_outbox_claim(n2, ch, NULL, 5000, 20, 10000, &err);
   CHECK_INT((long)json_array_size(none), 0); /* leased */
   /* n1 sends one; the rest of its lease runs out: n2 takes them over. */
   json_t *r0 = json_array_get(c1, 0);
   CHECK_INT(store_outbox_mark_sent(n1, json_integer_value(json_object_get(r0, "id")), "k0",
                                    "email", "c1", NULL, 3000, &err),
             TAILOR_OK);
-  json_t *late = store_outbox_claim(n2, ch, 10001, 20, 20000, &err);
+  json_t *late = store_outbox_claim(n2, ch, NULL, 10001, 20, 20000, &err);
   CHECK_INT((long)json_array_size(late), 9);
   CHECK_INT((long)json_integer_value(json_object_get(json_array_get(late, 0), "attempts")), 2);
   CHECK_STR(store_outbox_state(n2, "k0"), "sent");
@@ -823,7 +823,7 @@ static void test_console_outbox(void) {
   /* k-b fails once (pending, tried), k-c is sent, k-d cancelled, k-f
      dead; k-a and k-e wait. */
   json_t *ch = json_pack("[s]", "webhook");
-  json_t *got = store_outbox_claim(s, ch, 5000, 10, 9000, &err);
+  json_t *got = store_outbox_claim(s, ch, NULL, 5000, 10, 9000, &err);
   CHECK_INT((long)json_array_size(got), 1);
   CHECK_INT(store_outbox_mark_sent(s, json_integer_value(json_object_get(json_array_get(got, 0), "id")),
                                    "k-c", "webhook", "c1", NULL, 5000, &err),
@@ -831,7 +831,7 @@ static void test_console_outbox(void) {
   json_decref(got);
   json_decref(ch);
   ch = json_pack("[s]", "email");
-  got = store_outbox_claim(s, ch, 5000, 10, 9000, &err);
+  got = store_outbox_claim(s, ch, NULL, 5000, 10, 9000, &err);
   CHECK_INT((long)json_array_size(got), 5);
   size_t i;
   json_t *g;
