@@ -165,15 +165,17 @@ int eng_call_write(tailor *t, eng_call *call, const char *popup, tailor_error *e
                      "contact and coupons of this decision are not written, so it shows none");
   if (lock) pthread_mutex_lock(&t->write_mu);
   int rc = own ? store_begin(t->st, err) : TAILOR_OK;
-  /* Several nodes: the caps were read before the handler ran, and another
-     node may have written a contact of the person since.  Under the
-     person's lock, counted again on this transaction's connection: over a
-     cap, nothing is written and the decision answers capped. */
+  /* The caps were read before the handler ran, on the reader, and since
+     then another decision of the person (a second tab: decision threads
+     run at once) or another node may have written a contact of theirs.
+     Counted again on this transaction's connection, under write_mu and,
+     with several nodes, the person's lock: over a cap, nothing is written
+     and the decision answers capped. */
   if (!rc && own && call->caps_read && caps_set(&call->caps, call->customer, call->anon) &&
       !all_exempt(call, popup)) {
     int locked = store_lock_person(t->st, call->customer, call->anon, err);
     if (locked < 0) rc = locked;
-    else if (locked) {
+    else {
       /* This call's own contacts are pending: all but the last one counted
          (over a cap when they pass it). (call->capped may say a
          tailor.coupon that gave up: this count's verdict is its own.) */

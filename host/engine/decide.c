@@ -826,7 +826,7 @@ int eng_decide(tailor *t, const dreq *q, strbuf *out, tailor_error *err) {
     pthread_rwlock_unlock(&t->lock);
     rc = eng_call_write(t, &r.call, r.popup[0] ? r.popup : NULL, &serr);
     pthread_rwlock_rdlock(&t->lock);
-    if (rc == ENG_CAPPED) { /* another node's contact came first: no popup */
+    if (rc == ENG_CAPPED) { /* another decision's contact came first: no popup */
       out->n = mark;
       buf_puts(out, "null,\"capped\":");
       buf_json_str(out, r.call.capped, strlen(r.call.capped));

@@ -261,8 +261,8 @@ int eng_rebuild_one(void *ud, int64_t seq, const ev *e);
    event) and its caller runs eng_refit_at(t, that event's seq) before
    scanning on.  The caller holds write_mu or is tailor_open. */
 #define ENG_REFIT_DUE 1
-/* eng_call_write: a cap another node's contact filled meanwhile holds
-   (call->capped says which); nothing was written. */
+/* eng_call_write: a cap another decision's or node's contact filled
+   meanwhile holds (call->capped says which); nothing was written. */
 #define ENG_CAPPED 2
 int eng_refit_due(const tailor *t);
 void eng_refit_at(tailor *t, int64_t seq);

@@ -4,8 +4,9 @@ unique code, the checkout checks it (POST /v1/coupons/check and the NDJSON
 op coupon.check) and redeems it with a coupon_redeemed event, once; a
 second redemption, an expired code and an unknown one are refused with a
 clear error and change nothing; a storefront token may neither check nor
-redeem; the day's cap holds back the next popup; tailor stats reports the
-coupons by tier and experiment arm.
+redeem; the day's cap holds back the next popup, and one of two decisions
+of a visitor at once; tailor stats reports the coupons by tier and
+experiment arm.
 """
 
 import base64
@@ -13,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -145,6 +147,41 @@ def main():
         s.cleanup()
 
 
+def two_tabs():
+    """Two decisions of one visitor at once (two tabs), each issuing a
+    coupon with per_day = 1: one gets a code, the other is capped.  Both
+    read the caps before either wrote, and both codes were kept."""
+    s = CouponServer(server={"threads": 4})
+    try:
+        codes = {}
+        for v in range(6):
+            who = "tab%d" % v
+            got = []
+
+            def decide():
+                got.append(http(s.port, "POST", "/v1/decide/slow", {"anon": who},
+                                key=STOREFRONT))
+
+            tabs = [threading.Thread(target=decide) for _ in range(2)]
+            for t in tabs:
+                t.start()
+            for t in tabs:
+                t.join()
+            check("both tabs of %s answered" % who,
+                  all(st == 200 and not d.get("fallback") for st, d in got), got)
+            codes[who] = [d.get("result") for _, d in got
+                          if str(d.get("result")).startswith("SLOW5-")]
+        check("one code a visitor at per_day = 1, however many tabs decide at once",
+              all(len(c) == 1 for c in codes.values()), codes)
+        tiers = http(s.port, "GET", "/v1/stats")[1].get("coupons", {}).get("tiers", {})
+        check("stats: one coupon issued a visitor", tiers.get("slow_5", {}).get("issued") == 6,
+              tiers)
+        T.stopped_clean(s)
+    finally:
+        s.cleanup()
+
+
 if __name__ == "__main__":
     T.run(main)
+    T.run(two_tabs)
     sys.exit(T.done())

@@ -31,11 +31,20 @@ local function on_event(ctx, ev)
                           delay = 3600, vars = { code = c and c.code or false } } } }
 end
 
+-- A coupon, then work: two tabs of one visitor decide at once, and both
+-- are past tailor.coupon before either is written.
+local function slow()
+  local c, why = tailor.coupon("slow_5", { percent = 5 })
+  local t0 = os.clock()
+  while os.clock() - t0 < 0.05 do end
+  return c and c.code or why
+end
+
 local function outside() -- tailor.coupon with nobody to give it to
   return { code = tailor.coupon("x") }
 end
 
 return {
   caps = { per_day = 1, per_campaign = 1 },
-  popup = popup, browse = browse, plain = plain, on_event = on_event, outside = outside,
+  popup = popup, browse = browse, plain = plain, on_event = on_event, outside = outside, slow = slow,
 }
