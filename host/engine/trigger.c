@@ -412,7 +412,7 @@ static int apply_run(tailor *t, trigger_run *r, tailor_error *err) {
     }
     if (rc) return rc;
   }
-  size_t capped = 0;
+  size_t capped = 0, added_rows = 0;
   json_array_foreach(r->schedule, i, v) {
     const char *customer = json_string_value(json_object_get(v, "customer"));
     const char *channel = json_string_value(json_object_get(v, "channel"));
@@ -454,11 +454,18 @@ static int apply_run(tailor *t, trigger_run *r, tailor_error *err) {
     rc = store_outbox_add(t->st, &row, &added, err);
     free(vars);
     if (rc) return rc;
-    if (added) atomic_fetch_add(&t->n_triggers, 1);
+    if (added) {
+      atomic_fetch_add(&t->n_triggers, 1);
+      added_rows++;
+    }
   }
-  /* Coupons issued for messages that were all capped are not kept. */
-  if (r->call.coupons && (!capped || capped < json_array_size(r->schedule)))
-    return eng_call_write(t, &r->call, NULL, err);
+  /* Coupons issued for messages none of which was scheduled (capped,
+     dropped for want of consent, or one already pending under its key,
+     which keeps the code it has) are not kept: nobody would see them,
+     and kept they would count against the visitor's caps.  A call that
+     scheduled nothing keeps its coupons. */
+  size_t asked = json_array_size(r->schedule) + (size_t)r->dropped;
+  if (r->call.coupons && (!asked || added_rows)) return eng_call_write(t, &r->call, NULL, err);
   return TAILOR_OK;
 }
 

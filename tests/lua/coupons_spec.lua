@@ -251,4 +251,25 @@ describe("frequency caps across channels", function()
     assert.is_nil(s.cart_5)
     e:close()
   end)
+
+  it("keeps no coupon of an email that is not scheduled, nor counts it", function()
+    local e = engine()
+    -- c3 has not agreed to email: the cart email is dropped, and so is the
+    -- code it would have carried, which nobody would ever see.
+    assert(e:ingest { type = "customer_upsert", customer = { id = "c3", email = "c@x.io" } })
+    assert(e:ingest { type = "add_to_cart", item = "hat", customer = "c3" })
+    assert.are.equal(0, #e:outbox())
+    assert.is_nil(e:stats().coupons.tiers.cart_5)
+    local d = e:decide { kind = "popup", customer = "c3", context = { trigger = "exit_intent" } }
+    assert.is_nil(d.capped)
+    assert.is_string(d.result.coupon)
+    -- An email already pending under the key: the new code would not be in it.
+    local ts = os.time() * 1000
+    assert(e:ingest { type = "add_to_cart", item = "hat", customer = "c1", ts = ts })
+    assert(e:ingest { type = "add_to_cart", item = "hat", customer = "c1", ts = ts,
+                      session = "again" })
+    assert.are.equal(1, #e:outbox())
+    assert.are.equal(1, e:stats().coupons.tiers.cart_5.issued)
+    e:close()
+  end)
 end)
