@@ -225,9 +225,33 @@ static json_t *describe(json_t *c, int64_t now) {
   return out;
 }
 
+/* The code as issued, from what a shopper typed: codes are upper case,
+   and their random part (after the tier's '-') has none of the letters
+   Crockford's alphabet leaves out, so there an O is 0 and an I or L is 1.
+   A code too long to be one of ours stays as it is (it is not found). */
+static const char *issued_form(const char *code, char *out, size_t cap) {
+  size_t n = strlen(code);
+  if (n >= cap) return code;
+  const char *dash = strrchr(code, '-');
+  size_t random_from = dash ? (size_t)(dash - code) + 1 : 0;
+  for (size_t i = 0; i < n; i++) {
+    char ch = code[i];
+    if (ch >= 'a' && ch <= 'z') ch = (char)(ch - 'a' + 'A');
+    if (i >= random_from) ch = ch == 'O' ? '0' : ch == 'I' || ch == 'L' ? '1' : ch;
+    out[i] = ch;
+  }
+  out[n] = '\0';
+  return out;
+}
+
+/* Room for the longest code eng_coupon_issue writes (12 + '-' + random). */
+#define COUPON_CODE_MAX 64
+
 int tailor_coupon_check(tailor *t, const char *code, char **json, tailor_error *err) {
   if (!t || !code || !json) return util_fail(err, TAILOR_EINVAL, NULL, "coupon check: missing argument");
   *json = NULL;
+  char typed[COUPON_CODE_MAX];
+  code = issued_form(code, typed, sizeof typed);
   store *s = eng_read_begin(t);
   json_t *c = store_coupon_get(s, code, err);
   eng_read_end(t);
@@ -256,6 +280,8 @@ int eng_coupons_redeem(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
     if (evs[i]->type != EV_COUPON_REDEEMED) continue;
     const char *code = code_of(evs[i]);
     if (!code) return check_redemption(evs[i], err);
+    char typed[COUPON_CODE_MAX];
+    code = issued_form(code, typed, sizeof typed);
     /* A retry of a redemption already stored (its message id): the code
        was spent by it, and the event is acknowledged as a duplicate. */
     if (evs[i]->msg_id) {

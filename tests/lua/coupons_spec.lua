@@ -68,6 +68,30 @@ describe("coupons", function()
     e:close()
   end)
 
+  it("takes a code as a shopper types it: any case, O for 0, I or L for 1", function()
+    local e = engine()
+    local code, tier, random
+    for i = 1, 64 do -- one whose random part has a 0 or a 1 (half of them)
+      code = exit_popup(e, "v" .. i).result.coupon
+      tier, random = code:match("^(.-%-)(.*)$")
+      if random:find("[01]") then break end
+    end
+    -- The random part read aloud: each 0 heard as O, each 1 as I or L.
+    local typed = (tier .. random:gsub("0", "o"):gsub("1", "l")):lower()
+    local c = assert(e:coupon_check(typed))
+    assert.are.equal(code, c.code)
+    assert.is_true(c.valid)
+    assert(e:ingest { type = "coupon_redeemed", code = typed, order_id = "o1" })
+    c = assert(e:coupon_check(code))
+    assert.are.equal("redeemed", c.reason)
+    local ok, msg = e:ingest { type = "coupon_redeemed", code = code:lower(), order_id = "o2" }
+    assert.is_nil(ok)
+    assert.matches("already redeemed", msg)
+    -- The tier's own letters are not read as digits.
+    assert.is_nil(e:coupon_check(tier:gsub("I", "1") .. random))
+    e:close()
+  end)
+
   it("refuses an expired code, an unknown one and one without a code, changing nothing", function()
     local e = engine()
     local code = exit_popup(e, "v1", { ttl = 1 }).result.coupon
