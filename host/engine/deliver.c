@@ -489,6 +489,27 @@ static int deliver_one(tailor *t, delivery *d, tailor_error *held_err) {
   return sent;
 }
 
+void eng_deliver_quit(tailor *t) { atomic_store(&t->deliver_quit, 1); }
+
+/* The rows of a batch from `from` on, not sent since the host is
+   stopping: their leases ended, so they are due again at once. */
+static void give_back_rest(tailor *t, json_t *rows, size_t from) {
+  int64_t now = util_now_ms();
+  size_t given = 0, n = json_array_size(rows) - from;
+  tailor_error e = {0};
+  pthread_mutex_lock(&t->write_mu);
+  for (size_t k = from; k < json_array_size(rows); k++) {
+    json_t *row = json_array_get(rows, k);
+    if (store_outbox_renew(t->st, (int64_t)json_integer_value(json_object_get(row, "id")),
+                           (int)json_integer_value(json_object_get(row, "attempts")), now, now,
+                           &e) > 0)
+      given++;
+  }
+  pthread_mutex_unlock(&t->write_mu);
+  eng_log(t, TAILOR_LOG_INFO, "delivery: stopping: %zu claimed rows not sent, due again at "
+          "the next start%s", n, given < n ? " (some once their leases end)" : "");
+}
+
 int tailor_deliver_due(tailor *t, int max, int *sent, tailor_error *err) {
   if (sent) *sent = 0;
   if (!t || max < 1 || max > DELIVER_MAX_BATCH)
@@ -496,6 +517,7 @@ int tailor_deliver_due(tailor *t, int max, int *sent, tailor_error *err) {
                      DELIVER_MAX_BATCH);
   size_t nch = eng_channel_count(t);
   if (!nch) return TAILOR_OK; /* rows wait for a plugin that delivers them */
+  if (atomic_load(&t->deliver_quit)) return TAILOR_OK;
   json_t *names = json_array();
   for (size_t i = 0; i < nch; i++)
     json_array_append_new(names, json_string(eng_channel_at(t, i)->name));
@@ -520,6 +542,10 @@ int tailor_deliver_due(tailor *t, int max, int *sent, tailor_error *err) {
   json_t *row;
   int n = 0;
   json_array_foreach(rows, i, row) {
+    if (atomic_load(&t->deliver_quit)) {
+      give_back_rest(t, rows, i);
+      break;
+    }
     delivery d = {row,
                   (int64_t)json_integer_value(json_object_get(row, "id")),
                   json_string_value(json_object_get(row, "key")),

@@ -44,6 +44,17 @@ int64_t deliver_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms,
 */
 json_t *eng_deliver_preview(tailor *t, json_t *row, tailor_error *err);
 
+/*
+** A host that is stopping (tailor serve on SIGTERM): a delivery pass under
+** way finishes the send in progress and sends no further row of its
+** batch; those rows are given back, due again at once, for the next start
+** or another sender (else each waited out its lease, delivery.lease_ms).
+** Later passes claim nothing.  A batch to a channel that times out sent
+** one row after the other, each up to the channel's timeout: a stop
+** waited for all of them, minutes for 50 rows.
+*/
+void eng_deliver_quit(tailor *t);
+
 /* The sends a failing store did not record, forgotten (tailor_close). */
 void eng_unrecorded_free(tailor *t);
 

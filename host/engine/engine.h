@@ -138,6 +138,9 @@ struct tailor {
      recorded once it answers, not sent again when their leases end.
      Under write_mu. */
   struct eng_unrecorded *unrecorded;
+  /* Closing (eng_deliver_quit): a delivery pass sends no further row of
+     its batch. */
+  _Atomic int deliver_quit;
   /* A pass over owed triggers locked its events' people up front
      (follow.c): eng_run_triggers takes no lock of its own.  Under
      write_mu. */

@@ -6,9 +6,16 @@
 ** allow; the engine holds no lock while a channel sends, so decisions and
 ** ingestion go on meanwhile.  The interval and batch are read at start
 ** (a SIGHUP does not change them).
+**
+** On SIGTERM the thread is told at once (srv_deliver_quit), not once the
+** connections are done: the send in progress, bounded by its channel's
+** timeout, finishes while they do, and the rest of its batch is left for
+** the next start (eng_deliver_quit).  Told only after the loop, a stop
+** waited for the whole batch, each row up to its channel's timeout.
 */
 #include <stdlib.h>
 
+#include "engine/deliver.h"
 #include "server/internal.h"
 
 struct srv_deliver {
@@ -17,6 +24,7 @@ struct srv_deliver {
   uv_mutex_t mu;
   uv_cond_t cv;       /* signalled to stop */
   int stop;
+  int busy;           /* in tailor_deliver_due (under mu) */
   uint64_t interval_ns;
   int batch;
 };
@@ -26,6 +34,7 @@ static void deliver_main(void *arg) {
   int failing = 0; /* said once, until a pass works again */
   uv_mutex_lock(&d->mu);
   while (!d->stop) {
+    d->busy = 1;
     uv_mutex_unlock(&d->mu);
     int sent = 0;
     tailor_error e = {0};
@@ -38,6 +47,7 @@ static void deliver_main(void *arg) {
     if (!rc && sent) srv_log(TAILOR_LOG_INFO, "delivery: %d sent", sent);
     failing = rc != 0;
     uv_mutex_lock(&d->mu);
+    d->busy = 0;
     /* A full batch went out: more may be due, so no pause. */
     if (!rc && sent == d->batch) continue;
     if (!d->stop) uv_cond_timedwait(&d->cv, &d->mu, d->interval_ns);
@@ -71,14 +81,28 @@ int srv_deliver_start(srv *s) {
   return 0;
 }
 
-void srv_deliver_stop(srv *s) {
+void srv_deliver_quit(srv *s) {
   struct srv_deliver *d = s->deliver;
   if (!d) return;
+  eng_deliver_quit(s->t);
   uv_mutex_lock(&d->mu);
   d->stop = 1;
   uv_cond_signal(&d->cv);
   uv_mutex_unlock(&d->mu);
-  /* A send in progress finishes first (bounded by its plugin's timeouts). */
+}
+
+void srv_deliver_stop(srv *s) {
+  struct srv_deliver *d = s->deliver;
+  if (!d) return;
+  srv_deliver_quit(s);
+  uv_mutex_lock(&d->mu);
+  int busy = d->busy;
+  uv_mutex_unlock(&d->mu);
+  /* A send in progress finishes first (bounded by its plugin's timeouts):
+     said, since the process may wait that long yet. */
+  if (busy)
+    srv_log(TAILOR_LOG_INFO, "shutdown: waiting for the delivery under way (one send, up to "
+                             "its channel's timeout_ms)");
   uv_thread_join(&d->thread);
   uv_mutex_destroy(&d->mu);
   uv_cond_destroy(&d->cv);

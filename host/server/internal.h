@@ -321,8 +321,11 @@ void srv_confirm_page(job *j, int rc, const char *json, const tailor_error *e);
 void srv_unsubscribe_page(job *j, int rc, int done, const tailor_error *e);
 
 /* deliver.c: the thread that calls tailor_deliver_due() every
-   deliver_interval_ms; started after the workers, stopped after the loop. */
+   deliver_interval_ms; started after the workers, told to stop when the
+   server begins to (srv_deliver_quit: no further send), joined after the
+   loop (srv_deliver_stop). */
 int srv_deliver_start(srv *s);
+void srv_deliver_quit(srv *s);
 void srv_deliver_stop(srv *s);
 
 /* sizes.c: a thread that keeps the console's audience and segment sizes

@@ -35,8 +35,9 @@
 **   writes); different connections are not ordered against each other.
 **
 ** Signals: SIGTERM/SIGINT stop accepting, stop reading, let every parsed
-** request finish and its response go out (up to shutdown_grace_ms), then
-** return so the CLI closes the engine (which writes the index checkpoint).
+** request finish and its response go out (up to shutdown_grace_ms), stop
+** delivery after the send under way (deliver.c), then return so the CLI
+** closes the engine (which writes the index checkpoint).
 ** A second signal closes connections at once.  SIGHUP re-reads the config
 ** file's "server" section: tokens, CORS origins and limits apply at once;
 ** listen addresses and threads need a restart.  Strategies reload by
@@ -192,6 +193,7 @@ static void begin_stop(srv *s, const char *why) {
           "open: %d)",
           why, s->alive);
   close_listeners(s);
+  srv_deliver_quit(s);
   for (conn *c = s->conns, *next; c; c = next) {
     next = c->next;
     srv_conn_finish(c);

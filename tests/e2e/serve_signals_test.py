@@ -4,6 +4,8 @@ acknowledged event (acks counted on the clients, then compared with
 `tailor stats` on the store and with a restarted server), and SIGHUP reloads
 tokens, keeping the running configuration when the new one is broken, and
 says so in the log even while a failing strategy floods it.
+A SIGTERM while the delivery thread sends to a mute SMTP server waits for
+one send, not for the whole batch.
 A SIGTERM while the fitter refits (index.background_refits) waits for the
 fit's step under way, whose lines are logged: the server once took its
 logger and console away under the fit, which went on writing to them.
@@ -21,8 +23,8 @@ import tempfile
 import threading
 import time
 
-from serve_kit import (ADMIN, STOREFRONT, TAILOR, TMP, Checks, Client, Server, error_code,
-                       result, tailor_stats)
+from serve_kit import (ADMIN, ROOT, STOREFRONT, TAILOR, TMP, Checks, Client, Server,
+                       error_code, result, tailor_stats)
 
 T = Checks()
 check = T.check
@@ -247,6 +249,88 @@ def sigterm_during_a_fit():
         shutil.rmtree(d, ignore_errors=True)
 
 
+class MuteSmtp(threading.Thread):
+    """An SMTP server that accepts connections and never says a word: each
+    send waits out the channel's timeout."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.held = []
+
+    def run(self):
+        while True:
+            try:
+                self.held.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self):
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+def sigterm_during_a_slow_delivery():
+    """SIGTERM while the delivery thread sends a batch of confirmation
+    emails to an SMTP server that never answers: the stop waits for the
+    one send under way (its channel's timeout_ms), not for the batch, one
+    timeout a row (the process went on for minutes, and looked as if it
+    ignored the signal).  The rows left are due again at once, for the
+    next start, instead of waiting out their lease."""
+    rows, timeout_ms = 8, 3000
+    smtp = MuteSmtp()
+    smtp.start()
+    plugin = {"path": os.path.join(os.path.dirname(TAILOR), "plugins", "smtp.so"),
+              "config": {"url": "smtp://127.0.0.1:%d" % smtp.port, "tls": "none",
+                         "from": "Shop <shop@example.com>",
+                         "templates": os.path.join(ROOT, "plugins", "smtp", "templates"),
+                         "timeout_ms": timeout_ms, "connect_timeout_ms": timeout_ms}}
+    s = Server(engine={"plugins": [plugin],
+                       "optin": {"secret": "optin-secret-0123456789",
+                                 "confirm_url": "http://127.0.0.1:1/v1/confirm"}},
+               server={"deliver_interval_ms": 2000})
+    try:
+        c = s.connect()
+        result(c.call("auth", token=STOREFRONT))
+        for i in range(rows):
+            result(c.call("subscribe", email="v%d@example.com" % i, anon="v%d" % i,
+                          purpose="newsletter", text="Email me."))
+        c.close()
+        # The delivery's first pass came at the start, before these rows;
+        # its next one, 2 s on, claims them all as one batch.  SIGTERM
+        # once the first row's send has begun.
+        end = time.time() + 15
+        while not smtp.held and time.time() < end:
+            time.sleep(0.05)
+        check("the delivery reached the SMTP server", smtp.held)
+        time.sleep(0.2)
+        t0 = time.time()
+        code = s.stop(deadline=rows * timeout_ms / 1000 + 30)
+        took = time.time() - t0
+        print("stop during a slow delivery: %.2f s" % took, flush=True)
+        check("exits 0", code == 0, code)
+        check("the stop waits for one send, not for the batch",
+              took < timeout_ms / 1000 + 3, "%.2f s" % took)
+        log = s.read_log().decode(errors="replace")
+        check("the wait is logged", "waiting for the delivery under way" in log, log[-2000:])
+        check("the rows left are logged", "claimed rows not sent" in log, log[-2000:])
+        p = subprocess.run([TAILOR, "outbox", "list", "--json", "--db", s.db],
+                           capture_output=True, timeout=60)
+        left = json.loads(p.stdout)
+        leased = [r["key"] for r in left
+                  if r["state"] == "sending" and r["next_at"] > time.time() * 1000 + 5000]
+        check("every row is there", len(left) == rows, p.stdout[-1000:])
+        check("no row left waiting out its lease", not leased, leased)
+        T.sanitizer_clean(s)
+    finally:
+        s.cleanup()
+        smtp.close()
+
+
 FAILING = 'return { recommend = function(ctx) error("always fails") end }\n'
 FIXED = 'return { recommend = function(ctx) return {} end }\n'
 
@@ -325,6 +409,7 @@ def main():
     T.run(sigterm_checkpoint_fails)
     T.run(sighup_reload)
     T.run(sigterm_during_a_fit)
+    T.run(sigterm_during_a_slow_delivery)
     T.run(log_flood)
     return T.done()
 
