@@ -158,6 +158,11 @@ static void job_finalize(srv *s, job *j) {
     if (!text) util_fail(&j->err, SRV_EINTERNAL, NULL, "metrics: out of memory");
   }
   if (j->req.op == SRV_OP_CONSOLE_READ && !j->err.code) srv_console_finalize(s, j);
+  /* The connection's last answer when it reads no more (SIGTERM, a bad
+     request) says so: a client told "keep-alive" sent its next request
+     on it, which was dropped unanswered, and could not tell whether it
+     was stored. */
+  if (j->http && j->c->no_more_input && !j->next) j->keep_alive = 0;
   if (j->framed && !j->err.code) { /* the decision wrote its own line */
     j->out = j->body, j->out_len = j->body_len;
     j->body = NULL;

@@ -5,7 +5,8 @@ acknowledged event (acks counted on the clients, then compared with
 tokens, keeping the running configuration when the new one is broken, and
 says so in the log even while a failing strategy floods it.
 A SIGTERM while the delivery thread sends to a mute SMTP server waits for
-one send, not for the whole batch.
+one send, not for the whole batch, and an HTTP answer under way at SIGTERM
+says "Connection: close".
 A SIGTERM while the fitter refits (index.background_refits) waits for the
 fit's step under way, whose lines are logged: the server once took its
 logger and console away under the fit, which went on writing to them.
@@ -331,6 +332,52 @@ def sigterm_during_a_slow_delivery():
         smtp.close()
 
 
+SLOW = """
+return { recommend = function(ctx)
+  local x = 0
+  for i = 1, 60000000 do x = x + i end
+  return {}
+end }
+"""
+
+
+def sigterm_answers_say_close():
+    """An HTTP request under way at SIGTERM is answered with "Connection:
+    close": the server reads nothing more on that connection, and a
+    keep-alive client (a browser, a proxy's pool) that was not told sent
+    its next request on it, into a socket that closed without an answer,
+    not knowing whether it was stored."""
+    s = Server(recommend=SLOW, engine={"lua": {"instruction_budget": 2000000000}})
+    try:
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+        head = {"Authorization": "Bearer " + STOREFRONT, "Content-Type": "application/json"}
+        # The first decision shows the strategy slow: the next one goes to
+        # a decision thread, and the loop sees the signal meanwhile.
+        c.request("POST", "/v1/decide/recommend", body='{"anon": "v0"}', headers=head)
+        r = c.getresponse()
+        r.read()
+        check("a keep-alive answer while serving", r.getheader("Connection") is None,
+              r.getheaders())
+        c.request("POST", "/v1/decide/recommend", body='{"anon": "v1"}', headers=head)
+        time.sleep(0.05)
+        s.send_signal(signal.SIGTERM)
+        r = c.getresponse()
+        r.read()
+        check("the request under way is answered", r.status == 200, r.status)
+        check("with Connection: close", (r.getheader("Connection") or "").lower() == "close",
+              r.getheaders())
+        c.close()
+        try:
+            s.proc.wait(60)  # a second signal would end it at once
+        except subprocess.TimeoutExpired:
+            pass
+        check("exits 0", s.stop() == 0)
+        T.sanitizer_clean(s)
+    finally:
+        s.cleanup()
+
+
 FAILING = 'return { recommend = function(ctx) error("always fails") end }\n'
 FIXED = 'return { recommend = function(ctx) return {} end }\n'
 
@@ -410,6 +457,7 @@ def main():
     T.run(sighup_reload)
     T.run(sigterm_during_a_fit)
     T.run(sigterm_during_a_slow_delivery)
+    T.run(sigterm_answers_say_close)
     T.run(log_flood)
     return T.done()
 
