@@ -62,7 +62,9 @@
   N(email_cap_per_week, EMAIL_CAP_PER_WEEK)                                  \
   S(coupons, "coupons", STR, "",                                             \
     "coupon pools and their sizes, \"FREESHIP=1000,WELCOME10=500\"; a "      \
-    "popup_shown event with props.coupon uses one")                         \
+    "popup_shown event with props.coupon uses one (a count of those shown, " \
+    "not a reservation: decisions before the events may offer the last one " \
+    "more than once)")                                                       \
   N(min_margin_pct, MIN_MARGIN_PCT)                                          \
   N(recent_max, INDEX_RECENT_MAX)                                            \
   N(coview_window, INDEX_COVIEW_WINDOW)                                      \
