@@ -18,7 +18,8 @@
 --
 -- When an email is due, the engine asks on_due(ctx, row) whether it still
 -- applies: a purchase since cancels an abandoned-cart or browse email, an
--- emptied cart the cart email, a price back up the price-drop email; the
+-- emptied cart the cart email, a price back up the price-drop email, a
+-- viewed item sold out or no longer listed the browse email; the
 -- cart email shows the cart as it is at send time, and its complements,
 -- the win-back its picks made again, the others their items' names and
 -- prices of that day, without what is sold out or no longer listed.
@@ -193,11 +194,6 @@ function still.abandoned_cart(ctx, row)
                     since = row.vars.since } }
 end
 
-function still.browse(ctx, row)
-  -- a cart since: the cart email covers them
-  return not ordered_since(ctx, row) and #ctx.customer.cart == 0
-end
-
 -- The items of a list (vars.items, vars.bought) as they are now: names and
 -- prices of today, and only those still listed and in stock.
 local function current(list)
@@ -207,6 +203,17 @@ local function current(list)
     if item and item.in_stock then ids[#ids + 1] = shown.id end
   end
   return describe(ids)
+end
+
+-- Hours after the view: the viewed item and the picks as they are now; a
+-- viewed item sold out or no longer listed leaves nothing to come back for.
+function still.browse(ctx, row)
+  -- a cart since: the cart email covers them
+  if ordered_since(ctx, row) or #ctx.customer.cart > 0 then return false end
+  local v = row.vars
+  local viewed = v.viewed and current(v.viewed)
+  if viewed and #viewed == 0 then return false end
+  return { vars = { viewed = viewed, items = current(v.items), since = v.since } }
 end
 
 -- Picks made weeks before the email goes: made again at send time.

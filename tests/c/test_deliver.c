@@ -775,6 +775,57 @@ static void test_shipped_on_due(void) {
   tailor_close(t);
 }
 
+/* The shipped browse-abandonment email, hours after the view: its items at
+   today's names, without what sold out or left the catalog since; with
+   the viewed item itself gone, it no longer applies. */
+static void test_shipped_browse_on_due(void) {
+  const char *root = getenv("TAILOR_ROOT");
+  char db[700], dir[700], strategies[700];
+  shop(db, sizeof db, dir, sizeof dir);
+  snprintf(strategies, sizeof strategies, "%s/strategies", root ? root : ".");
+  fake mail = {0};
+  tailor *t = open_engine(db, strategies, 10, 3, &mail, NULL);
+  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"jacket\",\"name\":\"Winter Jacket\","
+            "\"price\":120,\"category\":\"Outdoor/Jackets\"}}");
+  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"hat\",\"name\":\"Wool Hat\","
+            "\"price\":20,\"category\":\"Outdoor/Hats\"}}");
+  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"boot\",\"name\":\"Snow Boot\","
+            "\"price\":90,\"category\":\"Outdoor/Boots\"}}");
+  /* Others' orders make the jacket and the boot the picks. */
+  ingest(t, "{\"type\":\"purchase\",\"customer\":\"o1\",\"order_id\":\"x1\","
+            "\"items\":[{\"id\":\"jacket\"},{\"id\":\"boot\"}]}");
+  customers(t);
+  ingest(t, "{\"type\":\"view\",\"item\":\"hat\",\"customer\":\"c1\"}");
+  json_t *p = preview(t, "browse:c1:hat");
+  char *vars = json_dumps(json_object_get(p, "vars"), JSON_COMPACT | JSON_SORT_KEYS);
+  CHECK_STR(field(p, "verdict", NULL), "send");
+  CHECK_CONTAINS(vars, "Winter Jacket");
+  CHECK_CONTAINS(vars, "Snow Boot");
+  free(vars);
+  json_decref(p);
+  /* The jacket sells out, the boot leaves the catalog, the hat is renamed. */
+  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"jacket\",\"name\":\"Winter Jacket\","
+            "\"price\":120,\"in_stock\":false,\"category\":\"Outdoor/Jackets\"}}");
+  ingest(t, "{\"type\":\"item_delete\",\"item\":\"boot\"}");
+  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"hat\",\"name\":\"Merino Hat\","
+            "\"price\":20,\"category\":\"Outdoor/Hats\"}}");
+  p = preview(t, "browse:c1:hat");
+  vars = json_dumps(json_object_get(p, "vars"), JSON_COMPACT | JSON_SORT_KEYS);
+  CHECK_STR(field(p, "verdict", NULL), "send");
+  CHECK_CONTAINS(vars, "Merino Hat");
+  CHECK(vars && !strstr(vars, "Winter Jacket") && !strstr(vars, "Snow Boot") &&
+        !strstr(vars, "Wool Hat"));
+  free(vars);
+  json_decref(p);
+  /* The hat itself sold out: nothing to come back for. */
+  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"hat\",\"name\":\"Merino Hat\","
+            "\"price\":20,\"stock\":0,\"category\":\"Outdoor/Hats\"}}");
+  p = preview(t, "browse:c1:hat");
+  CHECK_STR(field(p, "verdict", NULL), "cancel");
+  json_decref(p);
+  tailor_close(t);
+}
+
 /* Every email but a confirmation carries a signed unsubscribe link when
    optin.unsubscribe_url is set; following it (tailor_unsubscribe) is a
    decline of marketing, so the next email is not sent; a forged or cut
@@ -869,6 +920,7 @@ int main(void) {
   RUN(test_stale_holder_settles_nothing);
   RUN(test_cap_one_sender_at_a_time);
   RUN(test_shipped_on_due);
+  RUN(test_shipped_browse_on_due);
   RUN(test_unsubscribe_link);
   RUN(test_preview);
   return CHECK_DONE();
