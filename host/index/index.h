@@ -399,7 +399,8 @@ typedef struct idx_filter {
   const uint32_t *exclude; /* item ids never returned, sorted ascending
                               (idx_ids_sort) */
   size_t nex;
-  int in_stock;            /* only items known, not deleted and in stock */
+  int in_stock;            /* only items known, not deleted and in stock
+                              (0: sold-out items too, never deleted ones) */
   const char *category;    /* category path prefix ("Women/Shoes"), or NULL */
   double min_price;        /* 0: no lower bound */
   double max_price;        /* 0: no upper bound */
@@ -661,7 +662,8 @@ size_t idx_ids_sort(uint32_t *v, size_t n);
 size_t idx_most_viewed(const idx *x, size_t k, const uint32_t *exclude,
                        size_t nex, topk_entry *out);
 
-/* Whether an item passes a filter (NULL passes everything). */
+/* Whether an item passes a filter (NULL passes everything; a filter never
+   passes a deleted item). */
 int idx_keep(const idx *x, const idx_filter *f, uint32_t item);
 
 /*

@@ -57,7 +57,11 @@ size_t idx_most_viewed(const idx *x, size_t k, const uint32_t *exclude,
 
 int idx_keep(const idx *x, const idx_filter *f, uint32_t item) {
   if (!f) return 1;
-  if (f->in_stock && !idx_item_available(x, item)) return 0;
+  /* A deleted item is no longer sold: letting sold-out items through does
+     not bring it back, and a row of it would be dropped from the answer
+     after it took the place of one that could be shown. */
+  if (f->in_stock ? !idx_item_available(x, item) : item >= x->items.n || x->item[item].deleted)
+    return 0;
   if (f->nex && ids_sorted_has(f->exclude, f->nex, item)) return 0;
   const idx_item *it = &x->item[item];
   if (f->min_price > 0 && it->price < f->min_price) return 0;

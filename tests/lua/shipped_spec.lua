@@ -269,6 +269,29 @@ describe("the shipped strategies", function()
     e:close()
   end)
 
+  it("fills a widget that lets sold-out items through, whatever was deleted from the catalog", function()
+    local e = shop()
+    -- Hats and gloves are bought with the jacket most, then the scarf and
+    -- the runner; hats and gloves leave the catalog, the scarf sells out.
+    for i = 1, 4 do order(e, "w" .. i, "w" .. i, { "jacket", "hat", "gloves" }) end
+    for i = 1, 2 do order(e, "s" .. i, "s" .. i, { "jacket", "scarf", "runner" }) end
+    assert(e:ingest { type = "item_delete", item = "hat" })
+    assert(e:ingest { type = "item_delete", item = "gloves" })
+    assert(e:ingest { type = "item_upsert", item = { id = "scarf", name = "Scarf", price = 29, cost = 10,
+                                                     category = "Accessories/Scarves", in_stock = false } })
+    for _, page in ipairs { { type = "product", item = "jacket" }, { type = "home" },
+                            { type = "category", category = "Accessories" } } do
+      local d = e:decide { kind = "recommend", anon = "x", k = 3, page = page, filter = { in_stock = false } }
+      assert.is_nil(d.fallback, d.error)
+      local got = ids(d)
+      assert.is_false(has(got, "hat") or has(got, "gloves"), table.concat(got, ","))
+      if page.type == "product" then -- what is bought with it and still listed
+        assert.are.same({ "scarf", "runner" }, got)
+      end
+    end
+    e:close()
+  end)
+
   it("calls trending rows popular, not bestsellers: views and carts count too", function()
     local e = shop()
     -- Nobody bought anything: one view, one cart, one view in Germany.
