@@ -162,7 +162,10 @@ function on.item_upsert(ctx, ev)
     return { schedule = to_watchers(item.id, "back_in_stock",
       { stamp = ev.ts, fields = { item = describe({ item.id })[1] } }) }
   end
-  if item.in_stock and item.was_listed and item.previous_price and item.price < item.previous_price then
+  -- A price drop: a price below the one before (an item without a price, a
+  -- guide, has none to drop).
+  if item.in_stock and item.was_listed and type(item.price) == "number"
+     and item.previous_price and item.price < item.previous_price then
     return { schedule = to_watchers(item.id, "price_drop",
       { stamp = item.price, fields = { item = describe({ item.id })[1], old_price = item.previous_price } }) }
   end

@@ -125,8 +125,11 @@ static int apply_catalog(idx *x, const ev *e) {
   free(it->doc);
   it->doc = doc;
   it->deleted = 0;
+  /* The upsert replaces the catalog object: a price left out is gone, as
+     tailor.item and the store show it, not the last one kept for the
+     kernels' price filters (and announced by the next drop). */
   json_t *v = json_object_get(item, "price");
-  if (json_is_number(v)) it->price = json_number_value(v);
+  it->price = json_is_number(v) ? json_number_value(v) : 0;
   v = json_object_get(item, "cost");
   it->cost = json_is_number(v) ? json_number_value(v) : 0;
   v = json_object_get(item, "in_stock");

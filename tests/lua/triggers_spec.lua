@@ -306,6 +306,22 @@ describe("the shipped triggers", function()
     e:close()
   end)
 
+  it("takes a catalog update without a price (a guide, a price left out) without an error", function()
+    local e = shop()
+    local ts = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() - 2 * 86400)
+    assert(e:ingest { type = "item_upsert", item = { id = "guide", name = "Tent Guide", kind = "content" } })
+    assert(e:ingest { type = "view", item = "guide", customer = "viewer", ts = ts })
+    assert(e:ingest { type = "view", item = "jacket", customer = "viewer", ts = ts })
+    assert(e:ingest { type = "item_upsert", item = { id = "guide", name = "Tent Guide, 2nd ed.", kind = "content" } })
+    -- The upsert replaces the item: the jacket has no price now, and the
+    -- price it gets next is a first price, not a drop from 149.
+    assert(e:ingest { type = "item_upsert", item = { id = "jacket", name = "Winter Jacket" } })
+    assert(e:ingest { type = "item_upsert", item = { id = "jacket", name = "Winter Jacket", price = 119 } })
+    assert.are.equal(0, e:stats().process.strategy_errors)
+    assert.are.same({}, customers_of(e, "price_drop"))
+    e:close()
+  end)
+
   it("fills an abandoned-cart email with what goes with the cart, not with past purchases", function()
     local e = shop()
     for i = 1, 4 do order(e, "j" .. i, "j" .. i, { "jacket", "hat", "gloves" }) end
