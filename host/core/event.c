@@ -245,6 +245,21 @@ static int check_purposes(const ev *e, tailor_error *err) {
   return TAILOR_OK;
 }
 
+/* A catalog item's stock says sold out only as `"in_stock": false` or a
+   `stock` of 0 or less: "false" as a string, or 0, would list the item as
+   in stock, so a sender's are refused.  The log's reader takes what was
+   accepted before this check, as it was applied then. */
+static int check_stock(const ev *e, const ev_limits *lim, tailor_error *err) {
+  if (e->type != EV_ITEM_UPSERT || lim->internal) return TAILOR_OK;
+  const json_t *v = json_object_get(e->object, "in_stock");
+  if (v && !json_is_boolean(v))
+    return mistyped(err, type_names[e->type], "item.in_stock", "true or false", v);
+  v = json_object_get(e->object, "stock");
+  if (v && !json_is_number(v))
+    return mistyped(err, type_names[e->type], "item.stock", "a number", v);
+  return TAILOR_OK;
+}
+
 /*
 ** Check `v` against `kind`.  An integer id becomes a string in its parent
 ** (`obj` under `key`, or `arr` at `at`), so that ids are always text and
@@ -731,7 +746,9 @@ static int build(json_t *root, const ev_limits *lim, int keep_unknown, ev *e,
   }
   rc = (req & (EVF_ITEMDOC | EVF_CUSTDOC)) ? take_object(&in, e, err)
                                            : take_lines(&in, e, lim->max_lines, err);
-  if (rc || (rc = take_props(&in, e, err)) || (rc = check_purposes(e, err))) return rc;
+  if (rc || (rc = take_props(&in, e, err)) || (rc = check_purposes(e, err)) ||
+      (rc = check_stock(e, lim, err)))
+    return rc;
   drop_credentials(e->props);
   drop_credentials(e->object);
   for (size_t i = 0; i < e->n_lines; i++) drop_credentials(e->lines[i].extra);

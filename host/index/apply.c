@@ -135,7 +135,7 @@ static int apply_catalog(idx *x, const ev *e) {
   v = json_object_get(item, "in_stock");
   json_t *stock = json_object_get(item, "stock");
   it->in_stock = v ? !json_is_false(v)
-                   : (json_is_integer(stock) ? json_integer_value(stock) > 0 : 1);
+                   : (json_is_number(stock) ? json_number_value(stock) > 0 : 1);
   const char *kind = json_string_value(json_object_get(item, "kind"));
   it->content = kind && !strcmp(kind, "content");
   uint32_t old_category = it->category;

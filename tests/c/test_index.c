@@ -378,6 +378,13 @@ static void test_index_relations_and_filters(void) {
   CHECK_INT(out[1].id, gloves); /* 1 / sqrt(3): ties with scarf, smaller id */
   idx_filter stock = {.in_stock = 1};
   CHECK_INT(idx_related(x, IDX_COPURCHASE, &p, &jacket, 1, &stock, T0, 8, out), 2);
+  /* A stock of 0 sells out, written 0 or 0.0 (a float from the shop's
+     backend); back in stock with some. */
+  apply(x, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"gloves\",\"price\":40,\"stock\":0.0}}");
+  CHECK_INT(idx_related(x, IDX_COPURCHASE, &p, &jacket, 1, &stock, T0, 8, out), 1);
+  apply(x, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"gloves\",\"price\":40,\"stock\":2.0,"
+           "\"category\":\"Accessories/Gloves\"}}");
+  CHECK_INT(idx_related(x, IDX_COPURCHASE, &p, &jacket, 1, &stock, T0, 8, out), 2);
   idx_filter cat = {.category = "Accessories"}; /* not "Accessoriesx" */
   n = idx_related(x, IDX_COPURCHASE, &p, &jacket, 1, &cat, T0, 8, out);
   CHECK_INT(n, 2);
