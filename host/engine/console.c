@@ -91,16 +91,23 @@ json_t *eng_console_outbox(tailor *t, const char *state, int pii, tailor_error *
   return json_pack("{so so so}", "triggers", by, "totals", totals, "rows", rows);
 }
 
-/* Item ids a message's variables name: "item", and "items" as ids or
-   objects with an "id". */
+/* The id of an item as a message's variables name it: the id, or an
+   object with an "id" (the shipped triggers.lua describes its items). */
+static void add_item(json_t *ids, json_t *v) {
+  json_t *id = json_is_object(v) ? json_object_get(v, "id") : v;
+  if (json_is_string(id)) json_array_append(ids, id);
+}
+
+/* Item ids a message's variables name: "item" (a price drop's, a back in
+   stock's), and the lists "items", "cart", "viewed" and "bought" of the
+   shipped emails. */
 static void add_items(json_t *vars, json_t *ids) {
-  json_t *one = json_object_get(vars, "item");
-  if (json_is_string(one)) json_array_append(ids, one);
-  size_t i;
-  json_t *v;
-  json_array_foreach(json_object_get(vars, "items"), i, v) {
-    json_t *id = json_is_object(v) ? json_object_get(v, "id") : v;
-    if (json_is_string(id)) json_array_append(ids, id);
+  static const char *const lists[] = {"items", "cart", "viewed", "bought"};
+  add_item(ids, json_object_get(vars, "item"));
+  for (size_t l = 0; l < sizeof lists / sizeof *lists; l++) {
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(vars, lists[l]), i, v) add_item(ids, v);
   }
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "engine/console.h"
 #include "engine/deliver.h"
 #include "engine/plugin.h"
 #include "store/outbox.h"
@@ -826,6 +827,33 @@ static void test_shipped_browse_on_due(void) {
   tailor_close(t);
 }
 
+/* The console's view of a row has the catalog entries of the items its
+   variables name: the shipped price drop's item is an object. */
+static void test_console_message_items(void) {
+  const char *root = getenv("TAILOR_ROOT");
+  char db[700], dir[700], strategies[700], view[200];
+  shop(db, sizeof db, dir, sizeof dir);
+  snprintf(strategies, sizeof strategies, "%s/strategies", root ? root : ".");
+  fake mail = {0};
+  tailor *t = open_engine(db, strategies, 10, 3, &mail, NULL);
+  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"jacket\",\"name\":\"Winter Jacket\","
+            "\"price\":120,\"category\":\"Outdoor/Jackets\"}}");
+  customers(t);
+  /* Viewed two days ago (an old view schedules no browse email). */
+  snprintf(view, sizeof view, "{\"type\":\"view\",\"item\":\"jacket\",\"customer\":\"c1\","
+           "\"ts\":%lld}", (long long)(time(NULL) - 2 * 86400) * 1000);
+  ingest(t, view);
+  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"jacket\",\"name\":\"Winter Jacket\","
+            "\"price\":99,\"category\":\"Outdoor/Jackets\"}}");
+  CHECK_STR(state_of(t, "price_drop:jacket:c1:99"), "pending");
+  tailor_error err = {0};
+  json_t *m = eng_console_message(t, "price_drop:jacket:c1:99", &err);
+  json_t *item = json_object_get(json_object_get(m, "items"), "jacket");
+  CHECK_STR(json_string_value(json_object_get(item, "name")), "Winter Jacket");
+  json_decref(m);
+  tailor_close(t);
+}
+
 /* Every email but a confirmation carries a signed unsubscribe link when
    optin.unsubscribe_url is set; following it (tailor_unsubscribe) is a
    decline of marketing, so the next email is not sent; a forged or cut
@@ -921,6 +949,7 @@ int main(void) {
   RUN(test_cap_one_sender_at_a_time);
   RUN(test_shipped_on_due);
   RUN(test_shipped_browse_on_due);
+  RUN(test_console_message_items);
   RUN(test_unsubscribe_link);
   RUN(test_preview);
   return CHECK_DONE();
