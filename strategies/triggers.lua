@@ -18,11 +18,12 @@
 --
 -- When an email is due, the engine asks on_due(ctx, row) whether it still
 -- applies: a purchase since cancels an abandoned-cart or browse email, an
--- emptied cart the cart email, a price back up the price-drop email, a
--- viewed item sold out or no longer listed the browse email; the
--- cart email shows the cart as it is at send time, and its complements,
--- the win-back its picks made again, the others their items' names and
--- prices of that day, without what is sold out or no longer listed.
+-- emptied cart (or one of items no longer listed) the cart email, a price
+-- back up the price-drop email, a viewed item sold out or no longer listed
+-- the browse email; the cart email shows the cart as it is at send time,
+-- and its complements, the win-back its picks made again, the others their
+-- items' names and prices of that day, without what is sold out or no
+-- longer listed.
 
 local settings = require "lib.settings"
 local recs = require "lib.recs"
@@ -193,7 +194,10 @@ end
 function still.abandoned_cart(ctx, row)
   if ordered_since(ctx, row) or #ctx.customer.cart == 0 then return false end
   local cart = ctx.customer.cart
-  return { vars = { cart = describe(cart), items = describe(complements(ctx, cart)),
+  -- A cart whose items all left the catalog: nothing to come back for.
+  local shown = describe(cart)
+  if #shown == 0 then return false end
+  return { vars = { cart = shown, items = describe(complements(ctx, cart)),
                     since = row.vars.since } }
 end
 

@@ -827,6 +827,43 @@ static void test_shipped_browse_on_due(void) {
   tailor_close(t);
 }
 
+/* The shipped cart email: a cart whose every item left the catalog since
+   has nothing to come back for. */
+static void test_shipped_cart_of_deleted_items(void) {
+  const char *root = getenv("TAILOR_ROOT");
+  char db[700], dir[700], strategies[700];
+  shop(db, sizeof db, dir, sizeof dir);
+  snprintf(strategies, sizeof strategies, "%s/strategies", root ? root : ".");
+  fake mail = {0};
+  tailor *t = open_engine(db, strategies, 10, 3, &mail, NULL);
+  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"jacket\",\"name\":\"Winter Jacket\","
+            "\"price\":120,\"category\":\"Outdoor/Jackets\"}}");
+  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"hat\",\"name\":\"Wool Hat\","
+            "\"price\":20,\"category\":\"Outdoor/Hats\"}}");
+  customers(t);
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"jacket\",\"customer\":\"c1\"}");
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
+  json_t *rows = NULL;
+  char *text = NULL;
+  tailor_error err = {0};
+  /* The pending cart row, whatever its time stamp. */
+  CHECK_INT(tailor_outbox_list(t, "pending", "c1", &text, &err), TAILOR_OK);
+  rows = json_loads(text ? text : "[]", 0, NULL);
+  tailor_free(text);
+  const char *key = json_string_value(json_object_get(json_array_get(rows, 0), "key"));
+  CHECK(key && !strncmp(key, "abandoned_cart:c1:", 18));
+  ingest(t, "{\"type\":\"item_delete\",\"item\":\"jacket\"}");
+  json_t *p = preview(t, key ? key : "");
+  CHECK_STR(field(p, "verdict", NULL), "send"); /* the hat is still there */
+  json_decref(p);
+  ingest(t, "{\"type\":\"item_delete\",\"item\":\"hat\"}");
+  p = preview(t, key ? key : "");
+  CHECK_STR(field(p, "verdict", NULL), "cancel");
+  json_decref(p);
+  json_decref(rows);
+  tailor_close(t);
+}
+
 /* The console's view of a row has the catalog entries of the items its
    variables name: the shipped price drop's item is an object. */
 static void test_console_message_items(void) {
@@ -950,6 +987,7 @@ int main(void) {
   RUN(test_shipped_on_due);
   RUN(test_shipped_browse_on_due);
   RUN(test_console_message_items);
+  RUN(test_shipped_cart_of_deleted_items);
   RUN(test_unsubscribe_link);
   RUN(test_preview);
   return CHECK_DONE();
