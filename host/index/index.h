@@ -935,10 +935,12 @@ int idx_cluster_features(const idx *x, int64_t now, idx_km_data *d);
 int idx_cluster_fit(const idx_km_data *d, uint32_t k, idx_clusters *out);
 void idx_cluster_install(idx *x, const idx_km_data *d, idx_clusters *c);
 /* Called by idx_cluster_install: renumbers c's clusters so that each one
-   matching a cluster of prev (centroids close, in units of the population's
-   spread) takes its number and name; names the others from what sets them
-   apart (main category, price band, rhythm) and describes all. */
-void idx_cluster_name(const idx *x, const idx_clusters *prev, idx_clusters *c);
+   matching a cluster of prev (centroids less than sd apart, each feature's
+   spread over the customers, on every feature) takes its number and name;
+   names the others from what sets them apart (main category, price band,
+   rhythm) and describes all. */
+void idx_cluster_name(const idx *x, const idx_clusters *prev, idx_clusters *c,
+                      const double *sd);
 void idx_km_data_free(idx_km_data *d);
 
 /* The name of feature j ("orders", "share:Home"); may use buf. */

@@ -198,8 +198,24 @@ const char *idx_cluster_feature_name(const idx *x, const idx_clusters *c,
   return buf;
 }
 
+/* Each feature's standard deviation over the customers (1 where they all
+   agree): the unit in which a refit tells drift from a new cluster. */
+static void spread(const idx_km_data *d, double *sd) {
+  for (uint32_t j = 0; j < d->dims; j++) {
+    double mean = 0, var = 0;
+    for (size_t i = 0; i < d->n; i++) mean += d->f[i * d->dims + j] / d->n;
+    for (size_t i = 0; i < d->n; i++) {
+      double v = d->f[i * d->dims + j] - mean;
+      var += v * v / d->n;
+    }
+    sd[j] = var > 0 ? sqrt(var) : 1;
+  }
+}
+
 void idx_cluster_install(idx *x, const idx_km_data *d, idx_clusters *c) {
-  idx_cluster_name(x, &x->clusters, c);
+  double sd[IDX_KMEANS_MAX_DIMS];
+  spread(d, sd);
+  idx_cluster_name(x, &x->clusters, c, sd);
   free(x->clusters.assign);
   x->clusters = *c;
   for (uint32_t i = 0; i < x->people.n; i++) x->person[i].cluster = 0;
@@ -218,11 +234,15 @@ void idx_cluster_install(idx *x, const idx_km_data *d, idx_clusters *c) {
 ** band of its average order, and its rhythm (repeat or one-time buyers,
 ** recent or lapsed).  A refit moves the centroids a little and may number
 ** the clusters differently, so before naming, each new cluster is matched
-** to the nearest old one (greedily, closest pair first, in units of the
-** spread of the old and new centroids per feature) and takes its number
-** and name: "repeat Sport buyers" stays what merchants know it as.
+** to the nearest old one (greedily, closest pair first, in units of each
+** feature's spread over the customers) and takes its number and name:
+** "repeat Sport buyers" stays what merchants know it as.  Only a cluster
+** that drifted is matched: one that moved by a whole spread or more on any
+** feature is another group of customers (the Kitchen buyers' cluster
+** taken over by one big Home spender), and an old name would say
+** something untrue of it.
 */
-#define KM_MATCH_MAX 1.0 /* mean squared distance per feature, in spreads */
+#define KM_MATCH_MAX 1.0 /* largest move on any feature, in spreads */
 
 static void population(const idx_clusters *c, double *mean) {
   for (uint32_t j = 0; j < c->dims; j++) {
@@ -255,39 +275,35 @@ static int same_features(const idx_clusters *a, const idx_clusters *b) {
   return 1;
 }
 
-/* Matches c's clusters to prev's; matched[m] is 1 for a cluster that took
-   an old number (and name). */
-static void match(const idx_clusters *prev, idx_clusters *c, int *matched) {
+/* The mean squared distance of two centroids in spreads, or INFINITY when
+   they are too far apart on some feature to be one cluster drifting. */
+static double drift(const double *a, const double *b, const double *sd, uint32_t dims) {
+  double dd = 0;
+  for (uint32_t j = 0; j < dims; j++) {
+    double v = (a[j] - b[j]) / sd[j];
+    if (fabs(v) >= KM_MATCH_MAX) return INFINITY;
+    dd += v * v / dims;
+  }
+  return dd;
+}
+
+/* Matches c's clusters to prev's (sd: each feature's spread over the
+   customers); matched[m] is 1 for a cluster that took an old number (and
+   name). */
+static void match(const idx_clusters *prev, idx_clusters *c, const double *sd, int *matched) {
   for (uint32_t m = 0; m < c->k; m++) matched[m] = 0;
   if (!prev->k || !c->k || !same_features(prev, c)) return;
-  double scale[IDX_KMEANS_MAX_DIMS];
-  for (uint32_t j = 0; j < c->dims; j++) { /* the spread of all centroids */
-    double lo = INFINITY, hi = -INFINITY;
-    for (uint32_t m = 0; m < c->k; m++) {
-      lo = fmin(lo, c->centroid[m][j]);
-      hi = fmax(hi, c->centroid[m][j]);
-    }
-    for (uint32_t m = 0; m < prev->k; m++) {
-      lo = fmin(lo, prev->centroid[m][j]);
-      hi = fmax(hi, prev->centroid[m][j]);
-    }
-    scale[j] = hi - lo > 1e-9 ? hi - lo : 1;
-  }
   /* new cluster -> old number, closest pairs first */
   int to[IDX_KMEANS_MAX_K], taken[IDX_KMEANS_MAX_K] = {0};
   for (uint32_t m = 0; m < c->k; m++) to[m] = -1;
   for (;;) {
-    double best = KM_MATCH_MAX;
+    double best = INFINITY;
     int bm = -1, bo = -1;
     for (uint32_t m = 0; m < c->k; m++) {
       if (to[m] >= 0) continue;
       for (uint32_t o = 0; o < prev->k; o++) {
         if (taken[o] || o >= c->k) continue;
-        double dd = 0;
-        for (uint32_t j = 0; j < c->dims; j++) {
-          double v = (c->centroid[m][j] - prev->centroid[o][j]) / scale[j];
-          dd += v * v / c->dims;
-        }
+        double dd = drift(c->centroid[m], prev->centroid[o], sd, c->dims);
         if (dd < best) best = dd, bm = (int)m, bo = (int)o;
       }
     }
@@ -345,9 +361,10 @@ static const char *rhythm(const double *f, const double *mean) {
   return "occasional";
 }
 
-void idx_cluster_name(const idx *x, const idx_clusters *prev, idx_clusters *c) {
+void idx_cluster_name(const idx *x, const idx_clusters *prev, idx_clusters *c,
+                      const double *sd) {
   int matched[IDX_KMEANS_MAX_K];
-  match(prev, c, matched);
+  match(prev, c, sd, matched);
   double mean[IDX_KMEANS_MAX_DIMS];
   population(c, mean);
   for (uint32_t m = 0; m < c->k; m++) {

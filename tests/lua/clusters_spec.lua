@@ -68,3 +68,43 @@ describe("named clusters", function()
     e:close()
   end)
 end)
+
+describe("a refit", function()
+  it("names afresh a cluster that is another group of customers, not one that drifted", function()
+    local e = assert(tailor.open {
+      db = ":memory:", strategies = root .. "/tests/lua/clusters",
+      index = { clusters = 3, value_refit_orders = 10 },
+      lua = { reload_interval_ms = 60000 },
+    })
+    assert(e:ingest { type = "item_upsert", item = { id = "sock", name = "Run Sock", price = 12, category = "Sport/Running" } })
+    assert(e:ingest { type = "item_upsert", item = { id = "sofa", name = "Oslo Sofa", price = 900, category = "Home/Sofas" } })
+    assert(e:ingest { type = "item_upsert", item = { id = "pan", name = "Iron Pan", price = 40, category = "Kitchen/Pans" } })
+    customers(e, 1, 20)
+    for n = 1, 5 do -- a few cooks, each with two pans
+      for o = 1, 2 do
+        assert(e:ingest { type = "purchase", customer = "cook" .. n, order_id = "k" .. n .. "-" .. o,
+                          items = { { id = "pan", price = 40 } }, ts = iso((60 - o * 10) * DAY) })
+      end
+    end
+    assert.equal("occasional Kitchen buyers, budget", names(e, "cook1").mine)
+    local run = names(e, "run1")
+    -- One customer who spends like no one else: the next fit gives them a
+    -- cluster of their own, and the cooks join the sofa buyers.  No
+    -- cluster of this fit is the cooks' any more: the whale's is named
+    -- by what the whale does, not after the cooks.
+    for o = 1, 10 do
+      assert(e:ingest { type = "purchase", customer = "whale", order_id = "w" .. o,
+                        items = { { id = "sofa", price = 50000 } }, ts = iso(o * DAY) })
+    end
+    local whale = names(e, "whale")
+    assert.equal("repeat Home buyers, premium", whale.mine)
+    for _, c in ipairs(whale.clusters) do
+      if c.id == whale.id then assert.matches("^1 customers; 10%.0 orders", c.description) end
+    end
+    -- The runners did not move: their number and name stay.
+    local again = names(e, "run1")
+    assert.equal(run.id, again.id)
+    assert.equal("repeat Sport buyers, budget", again.mine)
+    e:close()
+  end)
+end)
