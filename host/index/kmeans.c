@@ -100,6 +100,23 @@ static double dist2(const double *a, const double *b, uint32_t dims) {
   return s;
 }
 
+/* A cluster Lloyd's iterations left without customers is no group at all:
+   listed, it would read as a segment of 0 customers with made-up figures.
+   The others close up, their customers renumbered. */
+static void drop_empty(idx_clusters *c) {
+  uint8_t to[IDX_KMEANS_MAX_K];
+  uint32_t kept = 0;
+  for (uint32_t m = 0; m < c->k; m++) {
+    to[m] = (uint8_t)kept;
+    if (!c->size[m]) continue;
+    c->size[kept] = c->size[m];
+    memmove(c->centroid[kept], c->centroid[m], sizeof c->centroid[m]);
+    kept++;
+  }
+  for (size_t i = 0; kept < c->k && i < c->n; i++) c->assign[i] = to[c->assign[i]];
+  c->k = kept;
+}
+
 int idx_cluster_fit(const idx_km_data *d, uint32_t k, idx_clusters *out) {
   memset(out, 0, sizeof *out);
   if (k > IDX_KMEANS_MAX_K) k = IDX_KMEANS_MAX_K;
@@ -133,10 +150,14 @@ int idx_cluster_fit(const idx_km_data *d, uint32_t k, idx_clusters *out) {
   for (uint32_t m = 1; m < k; m++) {
     double total = 0;
     for (size_t i = 0; i < d->n; i++) total += near[i];
+    if (total <= 0) { /* every customer is on a centre: no more groups */
+      k = m;
+      break;
+    }
     double r = (double)(rng(&seed) >> 11) / 9007199254740992.0 * total;
     size_t pick = d->n - 1;
     for (size_t i = 0; i < d->n; i++) {
-      if ((r -= near[i]) <= 0) {
+      if (near[i] > 0 && (r -= near[i]) <= 0) {
         pick = i;
         break;
       }
@@ -185,6 +206,7 @@ int idx_cluster_fit(const idx_km_data *d, uint32_t k, idx_clusters *out) {
   }
   for (uint32_t m = 0; m < k; m++)
     for (uint32_t j = 0; out->size[m] && j < dims; j++) out->centroid[m][j] /= out->size[m];
+  drop_empty(out);
   for (uint32_t j = 0; j < dims; j++) out->cats[j] = j < KM_BASE ? INTERN_NONE : d->cats[j - KM_BASE];
   free(z);
   free(near);

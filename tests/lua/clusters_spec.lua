@@ -108,3 +108,37 @@ describe("a refit", function()
     e:close()
   end)
 end)
+
+describe("customers alike", function()
+  it("make as many clusters as there are groups, none empty", function()
+    local e = assert(tailor.open {
+      db = ":memory:", strategies = root .. "/tests/lua/clusters",
+      index = { clusters = 5, value_refit_orders = 10 },
+      lua = { reload_interval_ms = 60000 },
+    })
+    assert(e:ingest { type = "item_upsert", item = { id = "sock", name = "Run Sock", price = 12, category = "Sport/Running" } })
+    assert(e:ingest { type = "item_upsert", item = { id = "sofa", name = "Oslo Sofa", price = 900, category = "Home/Sofas" } })
+    -- Twenty customers who did exactly the same: one group, not five.
+    for n = 1, 20 do
+      assert(e:ingest { type = "purchase", customer = "sofa" .. n, order_id = "s" .. n,
+                        items = { { id = "sofa", price = 900 } }, ts = iso(30 * DAY) })
+    end
+    local r = names(e, "sofa1")
+    assert.equal(1, #r.clusters)
+    assert.equal(20, r.clusters[1].size)
+    assert.equal("one-time Home buyers, mid-price", r.mine)
+    -- Twenty runners alike, and twenty more sofa buyers like the first:
+    -- two groups for the five clusters asked for.
+    customers(e, 1, 20)
+    r = names(e, "run1")
+    assert.equal(2, #r.clusters)
+    assert.equal(60, r.clusters[1].size + r.clusters[2].size)
+    for _, c in ipairs(r.clusters) do
+      assert.is_true(c.size > 0, c.name .. ": " .. c.description)
+      assert.not_matches("all%-round", c.name)
+    end
+    local s = e:stats()
+    assert.equal(2, #s.clusters)
+    e:close()
+  end)
+end)
