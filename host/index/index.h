@@ -942,6 +942,11 @@ void idx_cluster_install(idx *x, const idx_km_data *d, idx_clusters *c);
 void idx_cluster_name(const idx *x, const idx_clusters *prev, idx_clusters *c,
                       const double *sd);
 void idx_km_data_free(idx_km_data *d);
+/* After an erasure (the people already cleared): the clusters summed up
+   again from the customers they still hold, so that none of the erased
+   customer's figures stays in a centroid or description.  0, or -1 when
+   out of memory (the clusters are then dropped). */
+int idx_cluster_forget(idx *x);
 
 /* The name of feature j ("orders", "share:Home"); may use buf. */
 const char *idx_cluster_feature_name(const idx *x, const idx_clusters *c,

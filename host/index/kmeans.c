@@ -111,6 +111,8 @@ static void drop_empty(idx_clusters *c) {
     if (!c->size[m]) continue;
     c->size[kept] = c->size[m];
     memmove(c->centroid[kept], c->centroid[m], sizeof c->centroid[m]);
+    memmove(c->name[kept], c->name[m], sizeof c->name[m]);
+    memmove(c->description[kept], c->description[m], sizeof c->description[m]);
     kept++;
   }
   for (size_t i = 0; kept < c->k && i < c->n; i++) c->assign[i] = to[c->assign[i]];
@@ -247,6 +249,74 @@ void idx_cluster_install(idx *x, const idx_km_data *d, idx_clusters *c) {
   free(x->clusters.assign);
   x->clusters.assign = NULL;
   c->assign = NULL;
+}
+
+static int same_features(const idx_clusters *a, const idx_clusters *b);
+
+/* The clusters' customers (d's rows in c's assignment, the others left
+   out), summed up into c's sizes and centroids. */
+static void resum(const idx *x, idx_km_data *d, idx_clusters *c) {
+  size_t kept = 0;
+  for (size_t i = 0; i < d->n; i++) {
+    uint8_t m = x->person[d->person[i]].cluster;
+    if (!m || m > c->k) continue; /* a customer since the fit */
+    memmove(d->f + kept * d->dims, d->f + i * d->dims, d->dims * sizeof *d->f);
+    d->person[kept] = d->person[i];
+    c->assign[kept++] = (uint8_t)(m - 1);
+  }
+  d->n = c->n = kept;
+  for (uint32_t m = 0; m < c->k; m++) {
+    c->size[m] = 0;
+    for (uint32_t j = 0; j < c->dims; j++) c->centroid[m][j] = 0;
+  }
+  for (size_t i = 0; i < kept; i++) {
+    c->size[c->assign[i]]++;
+    for (uint32_t j = 0; j < c->dims; j++) c->centroid[c->assign[i]][j] += d->f[i * d->dims + j];
+  }
+  for (uint32_t m = 0; m < c->k; m++)
+    for (uint32_t j = 0; c->size[m] && j < c->dims; j++) c->centroid[m][j] /= c->size[m];
+  drop_empty(c);
+}
+
+/*
+** An erasure.  The erased customer's figures are in their cluster's size,
+** centroid and description until the next refit, and for a cluster of
+** one they are that customer's own (one big spender's orders and average
+** order, in tailor stats and in the checkpoint written after the
+** erasure).  So the clusters are summed up again from the customers they
+** still hold, on the same assignment and at the time of their fit, and
+** keep their numbers and names; a cluster left with no one goes (the
+** others close up).  When the shop's main categories changed since the
+** fit, the figures no longer line up with the centroids: the clusters are
+** fitted again.  Called with the erased people already cleared; -1 when
+** out of memory (the clusters are then dropped rather than left holding
+** the customer).
+*/
+int idx_cluster_forget(idx *x) {
+  if (!x->clusters.k) return 0;
+  idx_km_data d;
+  idx_clusters c = x->clusters;
+  int rc = idx_cluster_features(x, c.fitted_at, &d);
+  if (rc == 0) {
+    idx_clusters now = {.dims = d.dims};
+    for (uint32_t j = 0; j < d.dims; j++) now.cats[j] = j < KM_BASE ? INTERN_NONE : d.cats[j - KM_BASE];
+    if (same_features(&c, &now)) {
+      c.assign = malloc(d.n ? d.n : 1);
+      rc = c.assign ? 0 : -1;
+      if (rc == 0) {
+        resum(x, &d, &c);
+        x->clusters = c; /* named after themselves: numbers and names stay */
+        x->clusters.assign = NULL;
+      }
+    } else {
+      rc = idx_cluster_fit(&d, c.k, &c);
+      c.fitted_at = x->clusters.fitted_at;
+    }
+  }
+  if (rc == 0) idx_cluster_install(x, &d, &c);
+  else x->clusters.k = 0;
+  idx_km_data_free(&d);
+  return rc;
 }
 
 /*

@@ -279,6 +279,7 @@ size_t idx_watchers(const idx *x, uint32_t item, int64_t now, uint32_t days,
 size_t idx_forget(idx *x, const char *customer) {
   uint32_t p = idx_person_lookup(x, 'c', customer);
   if (p == INTERN_NONE) return 0;
+  int clustered = x->person[p].cluster != 0;
   size_t kept = 0; /* their orders go too, while canon still names them */
   for (size_t i = 0; i < x->norders; i++)
     if (x->person[x->orders[i].person].canon != p) x->orders[kept++] = x->orders[i];
@@ -302,6 +303,7 @@ size_t idx_forget(idx *x, const char *customer) {
   search_forget_person(x->search, p);
   search_forget_person(x->reads, p);
   x->person[p].canon = p;
+  if (clustered) idx_cluster_forget(x); /* their figures leave the clusters */
   return n + 1;
 }
 

@@ -142,3 +142,40 @@ describe("customers alike", function()
     e:close()
   end)
 end)
+
+describe("an erasure", function()
+  it("takes the customer's figures out of the clusters", function()
+    local e = assert(tailor.open {
+      db = ":memory:", strategies = root .. "/tests/lua/clusters",
+      index = { clusters = 3, value_refit_orders = 10 },
+      lua = { reload_interval_ms = 60000 },
+    })
+    assert(e:ingest { type = "item_upsert", item = { id = "sock", name = "Run Sock", price = 12, category = "Sport/Running" } })
+    assert(e:ingest { type = "item_upsert", item = { id = "sofa", name = "Oslo Sofa", price = 900, category = "Home/Sofas" } })
+    customers(e, 1, 20)
+    for o = 1, 10 do
+      assert(e:ingest { type = "purchase", customer = "whale", order_id = "w" .. o,
+                        items = { { id = "sofa", price = 50000 } }, ts = iso(o * DAY) })
+    end
+    local before = names(e, "run1")
+    local whale = names(e, "whale")
+    local mine
+    for _, c in ipairs(whale.clusters) do if c.id == whale.id then mine = c end end
+    assert.equal(1, mine.size) -- a cluster of one: the whale's own figures
+    assert.matches("average order 50000%.00", mine.description)
+    e:forget("whale")
+    local after = names(e, "run1")
+    assert.equal(2, #after.clusters)
+    for _, c in ipairs(after.clusters) do
+      assert.is_true(c.size == 20, c.description)
+      assert.not_matches("50000", c.description)
+      assert.is_true(c.centroid.avg_order < 1000)
+    end
+    -- The others keep their numbers and names.
+    assert.equal(before.id, after.id)
+    assert.equal(before.mine, after.mine)
+    assert.equal("one-time Home buyers, premium", names(e, "home1").mine)
+    for _, c in ipairs(e:stats().clusters) do assert.not_matches("50000", c.description) end
+    e:close()
+  end)
+end)
