@@ -25,6 +25,27 @@ static int is_space(unsigned char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
+/*
+** The lowercase of a capital letter of the two-byte UTF-8 range (Latin-1,
+** Latin Extended-A, Greek, Cyrillic: the shops' European languages), so
+** that "ÉTÉ" is the term "été" (and not "ÉtÉ": ASCII letters alone made
+** one term of each spelling, and one shown as typed in capitals half
+** lowered).  Lowercase takes as many bytes as the capital everywhere
+** here; what is not a capital comes back as it is.
+*/
+static uint32_t lower_cp(uint32_t c) {
+  if ((c >= 0xC0 && c <= 0xDE && c != 0xD7) || (c >= 0x391 && c <= 0x3AB && c != 0x3A2) ||
+      (c >= 0x410 && c <= 0x42F))
+    return c + 0x20;
+  if (c >= 0x400 && c <= 0x40F) return c + 0x50;
+  if (c == 0x178) return 0xFF; /* Ÿ; İ (0x130) lowers to an ASCII i: kept */
+  if ((c >= 0x100 && c <= 0x12F) || (c >= 0x132 && c <= 0x137) || (c >= 0x14A && c <= 0x177))
+    return c % 2 ? c : c + 1; /* pairs: capital even, small odd */
+  if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E))
+    return c % 2 ? c + 1 : c; /* pairs: capital odd, small even */
+  return c;
+}
+
 size_t search_normalize(const char *query, char *out, size_t cap) {
   size_t n = 0, max = cap ? cap - 1 : 0;
   if (max > SEARCH_MAX_TERM - 1) max = SEARCH_MAX_TERM - 1;
@@ -37,6 +58,14 @@ size_t search_normalize(const char *query, char *out, size_t cap) {
     if (space && n < max) out[n++] = ' ';
     space = 0;
     if (n >= max) break;
+    if (p[0] >= 0xC2 && p[0] < 0xE0 && (p[1] & 0xC0) == 0x80) { /* two bytes */
+      if (n + 2 > max) break;
+      uint32_t c = lower_cp((uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F));
+      out[n++] = (char)(0xC0 | c >> 6);
+      out[n++] = (char)(0x80 | (c & 0x3F));
+      p++;
+      continue;
+    }
     out[n++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
   }
   /* Cut at a character boundary: drop a trailing partial UTF-8 sequence. */

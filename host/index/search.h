@@ -3,8 +3,8 @@
 ** term, for "because you searched 'running shoes'" recommendations.
 **
 ** A search event (Segment "Products Searched", GA4 "search", tailor's
-** "search") notes its term, normalized (ASCII lowercase, trimmed, inner
-** runs of space as one), among the person's last SEARCH_RECENT terms.  A
+** "search") notes its term, normalized (lowercase, trimmed, inner runs of
+** space as one), among the person's last SEARCH_RECENT terms.  A
 ** view, cart or purchase within SEARCH_WINDOW_MS after a search (in the
 ** same session when both name one) adds the event's weight (views 1,
 ** carts 3, purchases 5, as trending counts them) to the item under each
@@ -71,8 +71,10 @@ void search_free(search_index *s);
 void search_forget_person(search_index *s, uint32_t person);
 
 /*
-** Normalize a query into out (cap bytes, NUL-terminated): ASCII letters
-** lowercased, leading and trailing space dropped, inner runs of space
+** Normalize a query into out (cap bytes, NUL-terminated): letters
+** lowercased (ASCII, and the capitals of Latin-1, Latin Extended-A, Greek
+** and Cyrillic; accents and punctuation stay), leading and trailing space
+** dropped, inner runs of space
 ** (and tabs, newlines) one space, cut to SEARCH_MAX_TERM - 1 bytes at a
 ** UTF-8 character boundary.  Returns the length; 0 for an empty query.
 */

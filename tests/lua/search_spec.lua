@@ -90,4 +90,23 @@ describe("search", function()
     for _, s in ipairs(d.result.segments) do assert.are_not.equal("searcher", s) end
     e:close()
   end)
+
+  it("lowercases accented capitals too: one term for every spelling, shown in lowercase", function()
+    local e = shop()
+    for n, q in ipairs { "ÉTÉ Sofa", "été sofa", "Été SOFA" } do
+      local who = "f" .. n
+      assert(e:ingest { type = "search", anon = who, session = who, query = q })
+      assert(e:ingest { type = "view", anon = who, session = who, item = "sofa" })
+    end
+    assert(e:ingest { type = "search", anon = "g", session = "g", query = "ŁÓDŹ ΑΘΗΝΑ МОСКВА" })
+    assert(e:ingest { type = "view", anon = "g", session = "g", item = "mug" })
+    local d = e:decide { kind = "recommend", k = 1, anon = "x", page = { type = "search", query = "ÉTÉ SOFA" } }
+    assert.is_nil(d.fallback, d.error)
+    assert.are.same({ "sofa" }, ids(d.items))
+    assert.are.same({ "été sofa" }, d.items[1].because)
+    assert.are.equal("Because you searched 'été sofa'", d.items[1].explain)
+    d = e:decide { kind = "recommend", k = 1, anon = "x", page = { type = "search", query = "łódź αθηνα москва" } }
+    assert.are.same({ "mug" }, ids(d.items))
+    e:close()
+  end)
 end)
