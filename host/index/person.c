@@ -76,6 +76,9 @@ int idx_person_merge(idx *x, uint32_t from, uint32_t into) {
     b->click_ts = a->click_ts;
     b->click_group = a->click_group;
   }
+  /* The searches and reads before a login lead to what follows it. */
+  if (search_merge_person(x->search, from, into) || search_merge_person(x->reads, from, into))
+    return -1;
   person_clear(a);
   /* Only anonymous people are merged, and only into customers, so chains
      are one link long and nobody else points at `from`. */

@@ -152,6 +152,37 @@ int search_credit(search_index *s, uint32_t person, uint32_t session,
   return 0;
 }
 
+int search_merge_person(search_index *s, uint32_t from, uint32_t into) {
+  if (from >= s->person_cap || !s->person[from].n) return 0;
+  if (grow((void **)&s->person, &s->person_cap, into, sizeof *s->person)) return -1;
+  search_recent all[2 * SEARCH_RECENT];
+  uint32_t n = 0;
+  const search_person *a = &s->person[from], *b = &s->person[into];
+  for (uint32_t i = 0; i < a->n; i++) all[n++] = a->r[i];
+  for (uint32_t i = 0; i < b->n; i++) all[n++] = b->r[i];
+  for (uint32_t i = 1; i < n; i++) /* by time, oldest first */
+    for (uint32_t j = i; j > 0 && all[j - 1].ts > all[j].ts; j--) {
+      search_recent t = all[j];
+      all[j] = all[j - 1];
+      all[j - 1] = t;
+    }
+  /* The newest of each term, at most SEARCH_RECENT, kept oldest first. */
+  search_person out = {0};
+  for (uint32_t i = n; i-- > 0 && out.n < SEARCH_RECENT;) {
+    int seen = 0;
+    for (uint32_t k = 0; k < out.n; k++) seen |= out.r[k].term == all[i].term;
+    if (!seen) out.r[out.n++] = all[i];
+  }
+  for (uint32_t i = 0; i < out.n / 2; i++) {
+    search_recent t = out.r[i];
+    out.r[i] = out.r[out.n - 1 - i];
+    out.r[out.n - 1 - i] = t;
+  }
+  s->person[into] = out;
+  memset(&s->person[from], 0, sizeof s->person[from]);
+  return 0;
+}
+
 void search_forget_person(search_index *s, uint32_t person) {
   if (s && person < s->person_cap) memset(&s->person[person], 0, sizeof s->person[person]);
 }

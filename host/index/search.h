@@ -66,6 +66,13 @@ typedef struct search_index {
 search_index *search_new(void);
 void search_free(search_index *s);
 
+/* An anonymous visitor's recent terms folded into the customer they
+   turned out to be (a login mid-session: the searches before it lead to
+   what the customer views after it, and stay the session's searches); the
+   newest SEARCH_RECENT distinct terms of both are kept.  0, or -1 when out
+   of memory. */
+int search_merge_person(search_index *s, uint32_t from, uint32_t into);
+
 /* A person's recent terms dropped (erasure: none of their searches or
    reads stays, nor goes into a checkpoint). */
 void search_forget_person(search_index *s, uint32_t person);

@@ -109,4 +109,29 @@ describe("search", function()
     assert.are.same({ "mug" }, ids(d.items))
     e:close()
   end)
+
+  it("keeps a session's searches across a login in it", function()
+    local e = shop()
+    -- Someone went to the racer after searching warm tights.
+    assert(e:ingest { type = "search", anon = "b1", session = "sb", query = "warm tights" })
+    assert(e:ingest { type = "view", anon = "b1", session = "sb", item = "racer" })
+    -- A visitor searches, logs in, and goes on to the tights as a customer.
+    assert(e:ingest { type = "search", anon = "a1", session = "sa", query = "Warm Tights" })
+    assert(e:ingest { type = "identify", customer = "c1", anon = "a1", session = "sa" })
+    assert(e:ingest { type = "view", customer = "c1", anon = "a1", session = "sa", item = "tights" })
+    local d = e:decide { kind = "recommend", k = 2, anon = "x", page = { type = "search", query = "warm tights" } }
+    assert.is_nil(d.fallback, d.error)
+    local got = ids(d.items)
+    table.sort(got)
+    assert.are.same({ "racer", "tights" }, got)
+    -- Their home page still answers the search made before the login.
+    d = e:decide { kind = "recommend", k = 3, customer = "c1", anon = "a1", session = "sa",
+                   page = { type = "home" } }
+    local searched = {}
+    for _, it in ipairs(d.items) do
+      if it.reason == "searched" then searched[#searched + 1] = it.because[1] end
+    end
+    assert.are.same({ "warm tights" }, searched)
+    e:close()
+  end)
 end)
