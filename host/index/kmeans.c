@@ -480,12 +480,15 @@ void idx_cluster_name(const idx *x, const idx_clusters *prev, idx_clusters *c,
              c->size[m], f[1], mean[1], f[2], band, mean[2], f[0], mean[0], f[3], share);
     util_utf8_cut(c->description[m]);
   }
-  /* Two clusters of one name read as one: the later ones get a number. */
+  /* Two clusters of one name read as one: one of them gets its number,
+     the one named just now (a kept name is what merchants know the
+     cluster by), else the later. */
   for (uint32_t m = 1; m < c->k; m++)
     for (uint32_t o = 0; o < m; o++)
       if (!strcmp(c->name[m], c->name[o])) {
-        size_t len = strlen(c->name[m]);
-        if (len + 4 < sizeof c->name[m]) snprintf(c->name[m] + len, 5, " #%u", m + 1);
+        uint32_t r = matched[m] && !matched[o] ? o : m;
+        size_t len = strlen(c->name[r]);
+        if (len + 4 < sizeof c->name[r]) snprintf(c->name[r] + len, 5, " #%u", r + 1);
         break;
       }
 }

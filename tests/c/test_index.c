@@ -1001,6 +1001,40 @@ static void test_clusters(void) {
   idx_free(x);
 }
 
+/* A refit whose new cluster comes out with the name a cluster kept from
+   before: the new one is told apart by its number, and the one merchants
+   know keeps its name as it was, whichever number is lower. */
+static void test_cluster_name_clash(void) {
+  idx *x = idx_new(NULL);
+  apply(x, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"sofa\",\"category\":\"Home/Sofas\"}}");
+  apply(x, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"sock\",\"category\":\"Sport/Socks\"}}");
+  /* recency_days, orders, avg_order, visits, share:Home, share:Sport */
+  static const double gone[6] = {20, 6, 900, 6, 1, 0}, sport[6] = {30, 1, 10, 1, 0, 1},
+                      home[6] = {60, 2, 400, 2, 1, 0}, lapsing[6] = {40, 1, 12, 5, 0, 1};
+  idx_clusters prev = {.k = 3, .dims = 6, .n = 30};
+  prev.cats[4] = intern_get(&x->categories, "Home");
+  prev.cats[5] = intern_get(&x->categories, "Sport");
+  for (uint32_t j = 0; j < 4; j++) prev.cats[j] = INTERN_NONE;
+  memcpy(prev.centroid[0], gone, sizeof gone);
+  memcpy(prev.centroid[1], sport, sizeof sport);
+  memcpy(prev.centroid[2], home, sizeof home);
+  prev.size[0] = prev.size[1] = prev.size[2] = 10;
+  snprintf(prev.name[0], sizeof prev.name[0], "repeat Home buyers, premium");
+  snprintf(prev.name[1], sizeof prev.name[1], "one-time Sport buyers, budget");
+  snprintf(prev.name[2], sizeof prev.name[2], "occasional Home buyers, mid-price");
+  /* The big Home spenders are gone; one-time Sport buyers who come back
+     to look (5 visits, 4 spreads from the others) are a cluster of their
+     own, and it takes the free number 1. */
+  idx_clusters c = prev;
+  memcpy(c.centroid[0], lapsing, sizeof lapsing);
+  const double sd[6] = {1, 1, 1, 1, 1, 1};
+  idx_cluster_name(x, &prev, &c, sd);
+  CHECK_STR(c.name[1], "one-time Sport buyers, budget");
+  CHECK_STR(c.name[0], "one-time Sport buyers, budget #1");
+  CHECK_STR(c.name[2], "occasional Home buyers, mid-price");
+  idx_free(x);
+}
+
 /* One absurd order cannot move the model fitted on everyone: the fence
    caps it, and the value predicted for an ordinary customer stays put. */
 static void test_value_outlier_capped(void) {
@@ -1119,5 +1153,6 @@ int main(void) {
   RUN(test_propensity_fit);
   RUN(test_session_returning_distinct);
   RUN(test_clusters);
+  RUN(test_cluster_name_clash);
   return CHECK_DONE();
 }
