@@ -492,7 +492,8 @@ static int deliver_one(tailor *t, delivery *d, tailor_error *held_err) {
 void eng_deliver_quit(tailor *t) { atomic_store(&t->deliver_quit, 1); }
 
 /* The rows of a batch from `from` on, not sent since the host is
-   stopping: their leases ended, so they are due again at once. */
+   stopping: pending again and due at once, their claim not counted as a
+   try (store_outbox_release), since no channel saw them. */
 static void give_back_rest(tailor *t, json_t *rows, size_t from) {
   int64_t now = util_now_ms();
   size_t given = 0, n = json_array_size(rows) - from;
@@ -500,9 +501,9 @@ static void give_back_rest(tailor *t, json_t *rows, size_t from) {
   pthread_mutex_lock(&t->write_mu);
   for (size_t k = from; k < json_array_size(rows); k++) {
     json_t *row = json_array_get(rows, k);
-    if (store_outbox_renew(t->st, (int64_t)json_integer_value(json_object_get(row, "id")),
-                           (int)json_integer_value(json_object_get(row, "attempts")), now, now,
-                           &e) > 0)
+    if (store_outbox_release(t->st, (int64_t)json_integer_value(json_object_get(row, "id")),
+                             (int)json_integer_value(json_object_get(row, "attempts")), now,
+                             &e) > 0)
       given++;
   }
   pthread_mutex_unlock(&t->write_mu);

@@ -191,6 +191,10 @@ int store_outbox_renew(store *s, int64_t id, int attempt, int64_t now, int64_t l
   return s->ops->outbox_renew(s, id, attempt, now, lease_until, err);
 }
 
+int store_outbox_release(store *s, int64_t id, int attempt, int64_t now, tailor_error *err) {
+  return s->ops->outbox_release(s, id, attempt, now, err);
+}
+
 json_t *store_outbox_tally(store *s, tailor_error *err) { return s->ops->outbox_tally(s, err); }
 
 json_t *store_outbox_view(store *s, const char *state, int limit, tailor_error *err) {

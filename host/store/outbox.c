@@ -132,6 +132,24 @@ int sq_outbox_renew(store *s, int64_t id, int attempt, int64_t now, int64_t leas
   return sqlite3_changes(db) == 1;
 }
 
+int sq_outbox_release(store *s, int64_t id, int attempt, int64_t now, tailor_error *err) {
+  sqlite3 *db = store_db(s);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "UPDATE outbox SET state = 'pending', attempts = attempts - 1, "
+                         "next_at = 0, updated = ?3 "
+                         "WHERE id = ?1 AND state = 'sending' AND attempts = ?2",
+                         -1, &st, NULL) != SQLITE_OK)
+    return store_fail(err, TAILOR_ESTORE, db, "store: outbox give back");
+  sqlite3_bind_int64(st, 1, id);
+  sqlite3_bind_int(st, 2, attempt);
+  sqlite3_bind_int64(st, 3, now);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return store_fail(err, TAILOR_ESTORE, db, "store: outbox give back");
+  return sqlite3_changes(db) == 1;
+}
+
 int sq_outbox_mark_sent(store *s, int64_t id, const char *key,
                            const char *channel, const char *customer,
                            const char *vars, int64_t now, tailor_error *err) {

@@ -62,6 +62,21 @@ int store_outbox_renew(store *s, int64_t id, int attempt, int64_t now, int64_t l
                        tailor_error *err);
 
 /*
+** Give back a claimed row that was not tried (its sender is stopping): if
+** this claim still has it (as store_outbox_renew), it is `pending` again,
+** due at once, with the attempts it had before the claim.  Returns 1 when
+** given back, 0 when the row is no longer this claim's, or a negative
+** code with `err` filled.
+**
+** Why: a claim counts an attempt, as a lease that runs out may be a send
+** that happened; a row the channel never saw was counted once for every
+** stop that gave it back, told the channel and on_due a later attempt
+** than its first, and went dead that many real failures early
+** (delivery.max_attempts).
+*/
+int store_outbox_release(store *s, int64_t id, int attempt, int64_t now, tailor_error *err);
+
+/*
 ** Record a delivery: the row becomes `sent` (whatever it was meanwhile:
 ** it did go out) with `vars` (NULL: unchanged) and the ledger gets
 ** (key, channel, customer, now); one transaction.  A row that is gone (its

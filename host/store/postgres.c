@@ -1674,6 +1674,18 @@ static int pg_outbox_renew(store *base, int64_t id, int attempt, int64_t now,
   return rc ? rc : n == 1;
 }
 
+static int pg_outbox_release(store *base, int64_t id, int attempt, int64_t now,
+                             tailor_error *err) {
+  char b_id[24], b_att[24], b_now[24];
+  const char *v[] = {I64(b_id, id), I64(b_att, attempt), I64(b_now, now)};
+  int n = 0;
+  int rc = changed((pg *)base,
+                   "UPDATE outbox SET state = 'pending', attempts = attempts - 1, next_at = 0,"
+                   " updated = $3 WHERE id = $1 AND state = 'sending' AND attempts = $2",
+                   3, v, &n, err, "store: outbox give back");
+  return rc ? rc : n == 1;
+}
+
 /*
 ** Coupons and contacts, shared by the nodes: a code issued on one node is
 ** redeemed once on any (the UPDATE is conditional on the row not being
@@ -2125,6 +2137,7 @@ static const store_ops pg_ops = {
     .triggers_overdue = pg_triggers_overdue,
     .outbox_claim = pg_outbox_claim,
     .outbox_renew = pg_outbox_renew,
+    .outbox_release = pg_outbox_release,
     .outbox_mark_sent = pg_outbox_mark_sent,
     .outbox_settle = pg_outbox_settle,
     .outbox_sent_since = pg_outbox_sent_since,

@@ -1265,6 +1265,7 @@ static const store_ops sqlite_ops = {
     .consents_since = sq_consents_since,
     .outbox_claim = sq_outbox_claim,
     .outbox_renew = sq_outbox_renew,
+    .outbox_release = sq_outbox_release,
     .outbox_tally = sq_outbox_tally,
     .outbox_view = sq_outbox_view,
     .outbox_get = sq_outbox_get,

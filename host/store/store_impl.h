@@ -73,6 +73,7 @@ typedef struct store_ops {
                       tailor_error *err);
   int (*outbox_renew)(store *s, int64_t id, int attempt, int64_t now, int64_t lease_until,
                       tailor_error *err);
+  int (*outbox_release)(store *s, int64_t id, int attempt, int64_t now, tailor_error *err);
   /* The operator's view (outbox.h); outbox_get answers NULL with `err`
      untouched when there is no such row. */
   json_t *(*outbox_tally)(store *s, tailor_error *err);
@@ -142,6 +143,7 @@ int sq_outbox_purge(store *s, const char *state, int64_t before, int64_t *purged
                     tailor_error *err);
 int sq_outbox_renew(store *s, int64_t id, int attempt, int64_t now, int64_t lease_until,
                     tailor_error *err);
+int sq_outbox_release(store *s, int64_t id, int attempt, int64_t now, tailor_error *err);
 json_t *sq_outbox_tally(store *s, tailor_error *err);
 json_t *sq_outbox_view(store *s, const char *state, int limit, tailor_error *err);
 json_t *sq_outbox_get(store *s, const char *key, tailor_error *err);

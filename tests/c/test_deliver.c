@@ -54,6 +54,7 @@ typedef struct fake {
   int retry_first;   /* answer RETRY to this many calls first */
   int fail_hard;     /* answer FAIL */
   tailor *forget;    /* erase the customer while "sending" */
+  tailor *quit;      /* the host stops while "sending" (eng_deliver_quit) */
   char key[256], email[256], vars[2048], json[4096];
 } fake;
 
@@ -69,6 +70,7 @@ static int fake_send(void *ud, const tailor_delivery *d, char *err, size_t n) {
     int64_t erased = 0;
     CHECK_INT(tailor_forget(f->forget, d->customer, &erased, NULL), TAILOR_OK);
   }
+  if (f->quit) eng_deliver_quit(f->quit);
   if (f->fail_hard) {
     snprintf(err, n, "550 no such mailbox");
     return TAILOR_SEND_FAIL;
@@ -585,6 +587,34 @@ static void test_cap_one_sender_at_a_time(void) {
   tailor_close(t);
 }
 
+/* A host that stops during a batch gives the rest back untried: their
+   claim is not a try (the channel never saw them), so the next start
+   sends them as their first attempt (which the channel and on_due are
+   told), and a row given back does not go dead one real failure early. */
+static void test_stop_gives_back_untried(void) {
+  char db[700], dir[700];
+  fake mail = {0};
+  tailor *t = shop_open(db, dir, 3, 2, &mail, NULL);
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
+  ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"sock\",\"customer\":\"c1\"}");
+  mail.quit = t;
+  CHECK_INT(deliver(t), 1);
+  const char *rest = !strcmp(mail.key, "cart:c1:hat") ? "cart:c1:sock" : "cart:c1:hat";
+  CHECK_STR(state_of(t, rest), "pending");
+  CHECK_INT(attempts_of(t, rest), 0);
+  tailor_close(t);
+  /* The next start: a channel that fails once. */
+  mail = (fake){0};
+  mail.retry_first = 1;
+  t = open_engine(db, dir, 3, 2, &mail, NULL);
+  CHECK_INT(deliver(t), 0);
+  CHECK_INT(mail.calls, 1);
+  CHECK_CONTAINS(mail.json, "\"attempt\":1");
+  CHECK_STR(state_of(t, rest), "pending"); /* tried again, not dead */
+  CHECK_INT(attempts_of(t, rest), 1);
+  tailor_close(t);
+}
+
 /* A sender whose lease ran out settles nothing: the row was claimed again
    and is its new holder's (a stale "pending" would have it sent twice). */
 static void test_stale_holder_settles_nothing(void) {
@@ -984,6 +1014,7 @@ int main(void) {
   RUN(test_lease_after_crash);
   RUN(test_stale_holder_settles_nothing);
   RUN(test_cap_one_sender_at_a_time);
+  RUN(test_stop_gives_back_untried);
   RUN(test_shipped_on_due);
   RUN(test_shipped_browse_on_due);
   RUN(test_console_message_items);

@@ -312,6 +312,19 @@ static void test_outbox_claims(void) {
   CHECK_INT((long)json_integer_value(json_object_get(json_array_get(late, 0), "attempts")), 2);
   CHECK_STR(store_outbox_state(n2, "k0"), "sent");
   CHECK_INT(store_outbox_sent_since(n2, "c1", "email", 0), 1);
+  /* A row given back untried (a sender that stops) is pending again with
+     the attempts it had; given back by a stale claim, it is left alone. */
+  json_t *r1 = json_array_get(late, 1);
+  int64_t id1 = json_integer_value(json_object_get(r1, "id"));
+  const char *key1 = json_string_value(json_object_get(r1, "key"));
+  CHECK_INT(store_outbox_release(n1, id1, 1, 20001, &err), 0);
+  CHECK_STR(store_outbox_state(n2, key1), "sending");
+  CHECK_INT(store_outbox_release(n2, id1, 2, 20001, &err), 1);
+  CHECK_STR(store_outbox_state(n2, key1), "pending");
+  json_t *retaken = store_outbox_claim(n1, ch, NULL, 15000, 20, 30000, &err);
+  CHECK_INT((long)json_array_size(retaken), 1); /* the others' leases hold */
+  CHECK_INT((long)json_integer_value(json_object_get(json_array_get(retaken, 0), "attempts")), 2);
+  json_decref(retaken);
   json_decref(ch), json_decref(c1), json_decref(c2), json_decref(none), json_decref(late);
   store_close(n1), store_close(n2);
 }
