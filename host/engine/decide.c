@@ -787,6 +787,15 @@ static void write_given_order(request *r) {
   buf_putc(r->out, ']');
 }
 
+/* The answer of a decision its handler's answer is not given for (it
+   failed, or a cap filled meanwhile): null, or for the kinds that answer
+   items a list all the same, the shop's own for rank (every id once). */
+static void write_no_answer(request *r, int recommend) {
+  if (!recommend) buf_puts(r->out, "null");
+  else if (strcmp(r->q->kind, "rank")) write_fallback_items(r);
+  else write_given_order(r);
+}
+
 int eng_decide(tailor *t, const dreq *q, strbuf *out, tailor_error *err) {
   request r = {t, q, q->k ? q->k : t->cfg.default_k, NULL, 0, out, 0,
                {q->customer, q->anon, NULL, {0}, 0, NULL}, NULL, ""};
@@ -828,7 +837,8 @@ int eng_decide(tailor *t, const dreq *q, strbuf *out, tailor_error *err) {
     pthread_rwlock_rdlock(&t->lock);
     if (rc == ENG_CAPPED) { /* another decision's contact came first: no popup */
       out->n = mark;
-      buf_puts(out, "null,\"capped\":");
+      write_no_answer(&r, recommend);
+      buf_puts(out, ",\"capped\":");
       buf_json_str(out, r.call.capped, strlen(r.call.capped));
       rc = TAILOR_OK;
     }
@@ -844,9 +854,7 @@ int eng_decide(tailor *t, const dreq *q, strbuf *out, tailor_error *err) {
               tailor_errname(rc));
     }
     out->n = mark; /* drop what the handler had written */
-    if (!recommend) buf_puts(out, "null");
-    else if (strcmp(q->kind, "rank")) write_fallback_items(&r);
-    else write_given_order(&r);
+    write_no_answer(&r, recommend);
     buf_puts(out, ",\"fallback\":true,\"error\":");
     buf_json_str(out, serr.message, strlen(serr.message));
   }

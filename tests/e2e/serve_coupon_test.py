@@ -176,6 +176,27 @@ def two_tabs():
         tiers = http(s.port, "GET", "/v1/stats")[1].get("coupons", {}).get("tiers", {})
         check("stats: one coupon issued a visitor", tiers.get("slow_5", {}).get("issued") == 6,
               tiers)
+
+        # A ranking whose coupon the other tab's took the cap from still
+        # ranks: every id once (items: null left the shop's page empty).
+        ids = ["i1", "i2", "i3"]
+        for v in range(4):
+            got = []
+
+            def rank(who="rank%d" % v):
+                got.append(http(s.port, "POST", "/v1/decide/rank", {"anon": who, "items": ids},
+                                key=STOREFRONT))
+
+            tabs = [threading.Thread(target=rank) for _ in range(2)]
+            for t in tabs:
+                t.start()
+            for t in tabs:
+                t.join()
+            for st, d in got:
+                check("a ranking answers every id once, capped or not",
+                      st == 200 and sorted(i.get("id") for i in d.get("items") or []) == ids, d)
+            check("one ranking a visitor carries a code",
+                  sum("RANK5-" in json.dumps(d) for _, d in got) == 1, got)
         T.stopped_clean(s)
     finally:
         s.cleanup()
