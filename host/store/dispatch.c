@@ -146,7 +146,16 @@ int store_exec(store *s, const char *sql, tailor_error *err) {
 
 json_t *store_outbox_claim(store *s, json_t *channels, json_t *serial, int64_t now, int max,
                            int64_t lease_until, tailor_error *err) {
-  return s->ops->outbox_claim(s, channels, serial, now, max, lease_until, err);
+  /* Both stores bind the lists as JSON text (json_each, jsonb). */
+  char *names = json_dumps(channels, JSON_COMPACT);
+  char *one_each = serial ? json_dumps(serial, JSON_COMPACT) : strdup("[]");
+  json_t *rows = names && one_each
+                     ? s->ops->outbox_claim(s, names, one_each, now, max, lease_until, err)
+                     : NULL;
+  if (!names || !one_each) util_fail(err, TAILOR_ENOMEM, NULL, "store: outbox claim: out of memory");
+  free(names);
+  free(one_each);
+  return rows;
 }
 
 int store_outbox_mark_sent(store *s, int64_t id, const char *key, const char *channel,

@@ -1508,20 +1508,13 @@ static json_t *pg_exposure_outcomes(store *base, int64_t window_ms, tailor_error
 ** other's row: such claims take one advisory lock first, and the claim
 ** that waited for it sees the rows the other leased.
 */
-static json_t *pg_outbox_claim(store *base, json_t *channels, json_t *serial, int64_t now,
-                               int max, int64_t lease_until, tailor_error *err) {
+static json_t *pg_outbox_claim(store *base, const char *names, const char *one_each,
+                               int64_t now, int max, int64_t lease_until, tailor_error *err) {
   pg *p = (pg *)base;
-  char *names = json_dumps(channels, JSON_COMPACT);
-  char *one_each = serial ? json_dumps(serial, JSON_COMPACT) : strdup("[]");
-  if (!names || !one_each) {
-    free(names);
-    free(one_each);
-    return NULL;
-  }
   char b_now[24], b_max[24], b_lease[24];
   const char *v[] = {names, I64(b_now, now), I64(b_max, max), I64(b_lease, lease_until),
                      one_each};
-  int locked = json_array_size(serial) > 0;
+  int locked = strcmp(one_each, "[]") != 0;
   PGresult *r = NULL;
   if (!locked || (!pg_begin(base, err) &&
                   !exec_params(p, "SELECT pg_advisory_xact_lock(7303)", 0, NULL, err,
@@ -1544,8 +1537,6 @@ static json_t *pg_outbox_claim(store *base, json_t *channels, json_t *serial, in
             "  o.attempts, EXISTS(SELECT 1 FROM outbox_sent s WHERE s.key = o.key AND"
             "  s.channel = o.channel)",
             5, v, err, "store: outbox claim");
-  free(names);
-  free(one_each);
   if (locked && (!r || pg_commit(base, err))) {
     if (!r) pg_rollback(base);
     PQclear(r);

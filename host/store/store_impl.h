@@ -57,8 +57,9 @@ typedef struct store_ops {
   int (*exec)(store *s, const char *sql, tailor_error *err);
   char *(*meta_get)(store *s, const char *key);
   int (*meta_set)(store *s, const char *key, const char *value, tailor_error *err);
-  json_t *(*outbox_claim)(store *s, json_t *channels, json_t *serial, int64_t now, int max,
-                          int64_t lease_until, tailor_error *err);
+  /* channels and serial as JSON text (store_outbox_claim writes them) */
+  json_t *(*outbox_claim)(store *s, const char *channels, const char *serial, int64_t now,
+                          int max, int64_t lease_until, tailor_error *err);
   int (*outbox_mark_sent)(store *s, int64_t id, const char *key, const char *channel,
                           const char *customer, const char *vars, int64_t now,
                           tailor_error *err);
@@ -127,8 +128,8 @@ store *store_sqlite_open(const char *path, const store_options *opt, tailor_erro
 store *store_pg_open(const char *url, const store_options *opt, tailor_error *err);
 
 /* outbox.c: the outbox's delivery side on SQLite. */
-json_t *sq_outbox_claim(store *s, json_t *channels, json_t *serial, int64_t now, int max,
-                        int64_t lease_until, tailor_error *err);
+json_t *sq_outbox_claim(store *s, const char *names, const char *one_each, int64_t now,
+                        int max, int64_t lease_until, tailor_error *err);
 int sq_outbox_mark_sent(store *s, int64_t id, const char *key, const char *channel,
                         const char *customer, const char *vars, int64_t now,
                         tailor_error *err);
