@@ -491,6 +491,11 @@ static int deliver_one(tailor *t, delivery *d, tailor_error *held_err) {
 
 void eng_deliver_quit(tailor *t) { atomic_store(&t->deliver_quit, 1); }
 
+/* A number of a claimed row (its id, its attempts). */
+static int64_t row_num(const json_t *row, const char *key) {
+  return (int64_t)json_integer_value(json_object_get(row, key));
+}
+
 /* The rows of a batch from `from` on, not sent since the host is
    stopping: pending again and due at once, their claim not counted as a
    try (store_outbox_release), since no channel saw them. */
@@ -501,10 +506,8 @@ static void give_back_rest(tailor *t, json_t *rows, size_t from) {
   pthread_mutex_lock(&t->write_mu);
   for (size_t k = from; k < json_array_size(rows); k++) {
     json_t *row = json_array_get(rows, k);
-    if (store_outbox_release(t->st, (int64_t)json_integer_value(json_object_get(row, "id")),
-                             (int)json_integer_value(json_object_get(row, "attempts")), now,
-                             &e) > 0)
-      given++;
+    int64_t id = row_num(row, "id");
+    if (store_outbox_release(t->st, id, (int)row_num(row, "attempts"), now, &e) > 0) given++;
   }
   pthread_mutex_unlock(&t->write_mu);
   eng_log(t, TAILOR_LOG_INFO, "delivery: stopping: %zu claimed rows not sent, due again at "
@@ -548,12 +551,12 @@ int tailor_deliver_due(tailor *t, int max, int *sent, tailor_error *err) {
       break;
     }
     delivery d = {row,
-                  (int64_t)json_integer_value(json_object_get(row, "id")),
+                  row_num(row, "id"),
                   json_string_value(json_object_get(row, "key")),
                   json_string_value(json_object_get(row, "customer")),
                   json_string_value(json_object_get(row, "channel")),
                   json_string_value(json_object_get(row, "template")),
-                  (int)json_integer_value(json_object_get(row, "attempts")),
+                  (int)row_num(row, "attempts"),
                   NULL};
     tailor_error held_err = {0};
     int r = deliver_one(t, &d, &held_err);
@@ -561,8 +564,7 @@ int tailor_deliver_due(tailor *t, int max, int *sent, tailor_error *err) {
     if (r < 0) {
       for (size_t k = i; k < json_array_size(rows); k++) {
         json_t *kept = json_array_get(rows, k);
-        keep_unsent(t, (int64_t)json_integer_value(json_object_get(kept, "id")),
-                    (int)json_integer_value(json_object_get(kept, "attempts")));
+        keep_unsent(t, row_num(kept, "id"), (int)row_num(kept, "attempts"));
       }
       eng_log(t, TAILOR_LOG_ERROR, "delivery: %s: %zu claimed rows not sent; due again once "
               "the store answers", held_err.message, json_array_size(rows) - i);
