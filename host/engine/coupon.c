@@ -107,6 +107,9 @@ const char *eng_caps_over(tailor *t, const eng_caps *c, const char *customer,
 /* Crockford's base32: no I, L, O or U, so a code read aloud is a code. */
 static const char code_alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
+/* Codes are upper case ASCII, whatever the locale. */
+static char code_upper(char ch) { return ch >= 'a' && ch <= 'z' ? (char)(ch - 'a' + 'A') : ch; }
+
 int eng_coupon_issue(tailor *t, eng_call *call, const char *tier, double percent,
                      int64_t ttl_ms, char *code, size_t cap, int64_t *expires,
                      tailor_error *err) {
@@ -117,8 +120,7 @@ int eng_coupon_issue(tailor *t, eng_call *call, const char *tier, double percent
   /* The tier's letters and digits, upper-cased, up to 12, as a prefix. */
   size_t n = 0;
   for (const char *p = tier; *p && n < 12 && n + 1 < cap; p++) {
-    char ch = *p;
-    if (ch >= 'a' && ch <= 'z') ch = (char)(ch - 'a' + 'A');
+    char ch = code_upper(*p);
     if ((ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) code[n++] = ch;
   }
   if (n && n + 1 < cap) code[n++] = '-';
@@ -235,8 +237,7 @@ static const char *issued_form(const char *code, char *out, size_t cap) {
   const char *dash = strrchr(code, '-');
   size_t random_from = dash ? (size_t)(dash - code) + 1 : 0;
   for (size_t i = 0; i < n; i++) {
-    char ch = code[i];
-    if (ch >= 'a' && ch <= 'z') ch = (char)(ch - 'a' + 'A');
+    char ch = code_upper(code[i]);
     if (i >= random_from) ch = ch == 'O' ? '0' : ch == 'I' || ch == 'L' ? '1' : ch;
     out[i] = ch;
   }
