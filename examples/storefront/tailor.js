@@ -138,6 +138,9 @@
     this.onError = options.onError || function (err) { if (global.console) console.warn("tailor:", err); };
     this.timeoutMs = options.timeoutMs || TIMEOUT_MS;
     this.forcedDevice = options.device;
+    /* The items this page shows so far, each widget's asked in turn
+       (recommend's exclude). */
+    this.shownOnPage = [];
     this.requireConsent = !!options.requireConsent;
     this.choice = loadConsent();
     persist = !this.requireConsent || !!(this.choice && (this.choice.analytics || this.choice.personalization));
@@ -368,6 +371,18 @@
    * The widget stays hidden when there is nothing to show.  Resolves to
    * the items shown.
    */
+  /* The card of an item for a widget (opts.render, else the default),
+     counted as shown on the page; null for an item the shop does not sell
+     (any more). */
+  Tailor.prototype.itemCard = function (item, opts) {
+    var product = this.product(item.id);
+    if (!product) return null;
+    var card = opts.render ? opts.render(item, product) : defaultCard(item, product);
+    card.setAttribute("data-item", item.id);
+    this.shownOnPage.push(item.id);
+    return card;
+  };
+
   Tailor.prototype.recommend = function (container, opts) {
     var self = this;
     opts = opts || {};
@@ -375,9 +390,8 @@
     container.classList.add("tailor-widget");
     container.setAttribute("data-tailor-state", "loading");
     /* What earlier widgets of this page show is not shown again: it goes to
-       the server as `exclude` (render widgets one after another for that). */
-    self.shownOnPage = self.shownOnPage || [];
-    /* Drawn again (after the visitor changed their preferences): what this
+       the server as `exclude` (render widgets one after another for that).
+       Drawn again (after the visitor changed their preferences): what this
        widget showed before is no longer on the page. */
     var before = container.tailorShown || [];
     self.shownOnPage = self.shownOnPage.filter(function (id) { return before.indexOf(id) < 0; });
@@ -389,16 +403,13 @@
         var shown = [];
         var list = el("div", "tailor-items");
         (d.items || []).forEach(function (item) {
-          var product = self.product(item.id);
-          if (!product) return; // the shop does not sell it (any more)
-          var card = opts.render ? opts.render(item, product) : defaultCard(item, product);
-          card.setAttribute("data-item", item.id);
+          var card = self.itemCard(item, opts);
+          if (!card) return; // the shop does not sell it (any more)
           card.addEventListener("click", function () {
             self.track("rec_clicked", { item: item.id, name: name, props: { strategy: d.strategy } });
           });
           list.appendChild(card);
           shown.push(item);
-          self.shownOnPage.push(item.id);
           container.tailorShown.push(item.id);
         });
         container.textContent = "";
@@ -466,15 +477,11 @@
         var list = el("div", "tailor-items"), shown = [];
         /* The hero is the page's first widget: the widgets after it leave
            its items out (recommend's exclude). */
-        self.shownOnPage = self.shownOnPage || [];
         r.hero.forEach(function (item) {
-          var product = self.product(item.id);
-          if (!product) return;
-          var card = opts.render ? opts.render(item, product) : defaultCard(item, product);
-          card.setAttribute("data-item", item.id);
+          var card = self.itemCard(item, opts);
+          if (!card) return;
           list.appendChild(card);
           shown.push({ id: item.id });
-          self.shownOnPage.push(item.id);
         });
         container.appendChild(list);
         container.hidden = false;
