@@ -106,41 +106,40 @@ done:
   return out;
 }
 
-int sq_outbox_renew(store *s, int64_t id, int attempt, int64_t now, int64_t lease_until,
-                    tailor_error *err) {
+/* An update of a row this claim still holds (`sending`, its attempts
+   still `attempt`), with ?3 and ?4 bound to a and b (a statement may leave
+   ?3 out: parameters are numbered up to the largest): 1 when it held it,
+   0 when not, or a store error (`what` names it). */
+static int held_update(store *s, const char *sql, int64_t id, int attempt, int64_t a,
+                       int64_t b, const char *what, tailor_error *err) {
   sqlite3 *db = store_db(s);
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db,
-                         "UPDATE outbox SET next_at = ?3, updated = ?4 "
-                         "WHERE id = ?1 AND state = 'sending' AND attempts = ?2",
-                         -1, &st, NULL) != SQLITE_OK)
-    return store_fail(err, TAILOR_ESTORE, db, "store: outbox lease");
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    return store_fail(err, TAILOR_ESTORE, db, what);
   sqlite3_bind_int64(st, 1, id);
   sqlite3_bind_int(st, 2, attempt);
-  sqlite3_bind_int64(st, 3, lease_until);
-  sqlite3_bind_int64(st, 4, now);
+  sqlite3_bind_int64(st, 3, a);
+  sqlite3_bind_int64(st, 4, b);
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return store_fail(err, TAILOR_ESTORE, db, "store: outbox lease");
+  if (rc != SQLITE_DONE) return store_fail(err, TAILOR_ESTORE, db, what);
   return sqlite3_changes(db) == 1;
 }
 
+int sq_outbox_renew(store *s, int64_t id, int attempt, int64_t now, int64_t lease_until,
+                    tailor_error *err) {
+  return held_update(s,
+                     "UPDATE outbox SET next_at = ?3, updated = ?4 "
+                     "WHERE id = ?1 AND state = 'sending' AND attempts = ?2",
+                     id, attempt, lease_until, now, "store: outbox lease", err);
+}
+
 int sq_outbox_release(store *s, int64_t id, int attempt, int64_t now, tailor_error *err) {
-  sqlite3 *db = store_db(s);
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db,
-                         "UPDATE outbox SET state = 'pending', attempts = attempts - 1, "
-                         "next_at = 0, updated = ?3 "
-                         "WHERE id = ?1 AND state = 'sending' AND attempts = ?2",
-                         -1, &st, NULL) != SQLITE_OK)
-    return store_fail(err, TAILOR_ESTORE, db, "store: outbox give back");
-  sqlite3_bind_int64(st, 1, id);
-  sqlite3_bind_int(st, 2, attempt);
-  sqlite3_bind_int64(st, 3, now);
-  int rc = sqlite3_step(st);
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return store_fail(err, TAILOR_ESTORE, db, "store: outbox give back");
-  return sqlite3_changes(db) == 1;
+  return held_update(s,
+                     "UPDATE outbox SET state = 'pending', attempts = attempts - 1, "
+                     "next_at = 0, updated = ?4 "
+                     "WHERE id = ?1 AND state = 'sending' AND attempts = ?2",
+                     id, attempt, now, now, "store: outbox give back", err);
 }
 
 int sq_outbox_mark_sent(store *s, int64_t id, const char *key,
