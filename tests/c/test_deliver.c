@@ -730,19 +730,28 @@ static void test_preview(void) {
   tailor_close(t);
 }
 
-static void test_shipped_on_due(void) {
+/* An engine on a fresh shop (its path in db) with the shipped strategies
+   and the catalog's jacket (120) and, unless `jacket_only`, hat (20). */
+static tailor *open_shipped(char *db, size_t cap, fake *mail, int jacket_only) {
   const char *root = getenv("TAILOR_ROOT");
-  char db[700], dir[700], strategies[700];
-  shop(db, sizeof db, dir, sizeof dir);
+  char dir[700], strategies[700];
+  shop(db, cap, dir, sizeof dir);
   snprintf(strategies, sizeof strategies, "%s/strategies", root ? root : ".");
+  tailor *t = open_engine(db, strategies, 10, 3, mail, NULL);
+  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"jacket\",\"name\":\"Winter Jacket\","
+            "\"price\":120,\"category\":\"Outdoor/Jackets\"}}");
+  if (!jacket_only)
+    ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"hat\",\"name\":\"Wool Hat\","
+              "\"price\":20,\"category\":\"Outdoor/Hats\"}}");
+  return t;
+}
+
+static void test_shipped_on_due(void) {
+  char db[700];
   fake mail = {0};
-  tailor *t = open_engine(db, strategies, 10, 3, &mail, NULL);
+  tailor *t = open_shipped(db, sizeof db, &mail, 0);
   tailor_error err = {0};
   store *st = open_beside(db, &err);
-  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"jacket\",\"name\":\"Winter Jacket\","
-            "\"price\":120,\"in_stock\":true,\"category\":\"Outdoor/Jackets\"}}");
-  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"hat\",\"name\":\"Wool Hat\","
-            "\"price\":20,\"in_stock\":true,\"category\":\"Outdoor/Hats\"}}");
   customers(t);
   ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"jacket\",\"customer\":\"c1\"}");
   ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
@@ -810,16 +819,9 @@ static void test_shipped_on_due(void) {
    today's names, without what sold out or left the catalog since; with
    the viewed item itself gone, it no longer applies. */
 static void test_shipped_browse_on_due(void) {
-  const char *root = getenv("TAILOR_ROOT");
-  char db[700], dir[700], strategies[700];
-  shop(db, sizeof db, dir, sizeof dir);
-  snprintf(strategies, sizeof strategies, "%s/strategies", root ? root : ".");
+  char db[700];
   fake mail = {0};
-  tailor *t = open_engine(db, strategies, 10, 3, &mail, NULL);
-  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"jacket\",\"name\":\"Winter Jacket\","
-            "\"price\":120,\"category\":\"Outdoor/Jackets\"}}");
-  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"hat\",\"name\":\"Wool Hat\","
-            "\"price\":20,\"category\":\"Outdoor/Hats\"}}");
+  tailor *t = open_shipped(db, sizeof db, &mail, 0);
   ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"boot\",\"name\":\"Snow Boot\","
             "\"price\":90,\"category\":\"Outdoor/Boots\"}}");
   /* Others' orders make the jacket and the boot the picks. */
@@ -860,16 +862,9 @@ static void test_shipped_browse_on_due(void) {
 /* The shipped cart email: a cart whose every item left the catalog since
    has nothing to come back for. */
 static void test_shipped_cart_of_deleted_items(void) {
-  const char *root = getenv("TAILOR_ROOT");
-  char db[700], dir[700], strategies[700];
-  shop(db, sizeof db, dir, sizeof dir);
-  snprintf(strategies, sizeof strategies, "%s/strategies", root ? root : ".");
+  char db[700];
   fake mail = {0};
-  tailor *t = open_engine(db, strategies, 10, 3, &mail, NULL);
-  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"jacket\",\"name\":\"Winter Jacket\","
-            "\"price\":120,\"category\":\"Outdoor/Jackets\"}}");
-  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"hat\",\"name\":\"Wool Hat\","
-            "\"price\":20,\"category\":\"Outdoor/Hats\"}}");
+  tailor *t = open_shipped(db, sizeof db, &mail, 0);
   customers(t);
   ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"jacket\",\"customer\":\"c1\"}");
   ingest(t, "{\"type\":\"add_to_cart\",\"item\":\"hat\",\"customer\":\"c1\"}");
@@ -897,14 +892,9 @@ static void test_shipped_cart_of_deleted_items(void) {
 /* The console's view of a row has the catalog entries of the items its
    variables name: the shipped price drop's item is an object. */
 static void test_console_message_items(void) {
-  const char *root = getenv("TAILOR_ROOT");
-  char db[700], dir[700], strategies[700], view[200];
-  shop(db, sizeof db, dir, sizeof dir);
-  snprintf(strategies, sizeof strategies, "%s/strategies", root ? root : ".");
+  char db[700], view[200];
   fake mail = {0};
-  tailor *t = open_engine(db, strategies, 10, 3, &mail, NULL);
-  ingest(t, "{\"type\":\"item_upsert\",\"item\":{\"id\":\"jacket\",\"name\":\"Winter Jacket\","
-            "\"price\":120,\"category\":\"Outdoor/Jackets\"}}");
+  tailor *t = open_shipped(db, sizeof db, &mail, 1);
   customers(t);
   /* Viewed two days ago (an old view schedules no browse email). */
   snprintf(view, sizeof view, "{\"type\":\"view\",\"item\":\"jacket\",\"customer\":\"c1\","
