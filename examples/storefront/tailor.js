@@ -314,9 +314,13 @@
     return this.track("add_to_cart", { item: item, price: price, quantity: quantity || 1 });
   };
   Tailor.prototype.removedFromCart = function (item) { return this.track("remove_from_cart", { item: item }); };
-  /* lines: [{id, price, quantity}] */
+  /* lines: [{id, price, quantity}].  The event's message id is made of
+     this browser's anonymous id and the order's: a thank-you page shown
+     again (a reload, the back button) sends the same event, which the
+     server stores once, and another browser cannot guess it to make the
+     real one a duplicate. */
   Tailor.prototype.orderCompleted = function (orderId, lines, revenue) {
-    var fields = { order_id: orderId, items: lines };
+    var fields = { order_id: orderId, items: lines, message_id: "order-" + load("anon") + "-" + orderId };
     if (revenue != null) fields.revenue = revenue;
     return this.track("purchase", fields);
   };

@@ -49,7 +49,7 @@ const PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>consent</t
 /* A probe strategy: what the engine keeps of the visitor and session. */
 const PROBE = `return { probe = function(ctx)
   return { source = ctx.session.source or false, recent = #ctx.customer.recent,
-           consent = ctx.customer.consent }
+           consent = ctx.customer.consent, orders = ctx.customer.orders }
 end }`;
 
 function serve(dir) {
@@ -161,6 +161,19 @@ async function main() {
     check("and its promise resolves to the server's answer", answer && answer.ok === true, answer);
     r = await probe(srv.port, who);
     check("and the server has it once", r.recent === before + 1, { before, r });
+
+    // The thank-you page shown again (a reload) sends its order again,
+    // with the same message id: stored once.
+    events.length = 0;
+    const order = () => t.orderCompleted("o-77", [{ id: "scarf", price: 20, quantity: 1 }]);
+    const ordersBefore = (await probe(srv.port, who)).orders;
+    await page.evaluate(order);
+    await page.evaluate(order);
+    const orders = events.filter((e) => e.type === "purchase");
+    check("an order sent twice carries one message id", orders.length === 2 &&
+      !!orders[0].message_id && orders[0].message_id === orders[1].message_id, orders);
+    r = await probe(srv.port, who);
+    check("and the server counts it once", r.orders === ordersBefore + 1, { ordersBefore, r });
 
     // A refusal reaches onError as an Error with the server's message,
     // status, code and field; one that is not JSON (a proxy's page) with
