@@ -28,15 +28,22 @@ local function names(e, who)
   return d.result
 end
 
+-- An engine asking for `clusters` of them, refitting every `refit_orders`
+-- orders, with the sock and the sofa in its catalog.
+local function shop(clusters, refit_orders)
+  local e = assert(tailor.open {
+    db = ":memory:", strategies = root .. "/tests/lua/clusters",
+    index = { clusters = clusters, value_refit_orders = refit_orders },
+    lua = { reload_interval_ms = 60000 },
+  })
+  assert(e:ingest { type = "item_upsert", item = { id = "sock", name = "Run Sock", price = 12, category = "Sport/Running" } })
+  assert(e:ingest { type = "item_upsert", item = { id = "sofa", name = "Oslo Sofa", price = 900, category = "Home/Sofas" } })
+  return e
+end
+
 describe("named clusters", function()
   it("are named by what sets them apart, and keep their names across refits", function()
-    local e = assert(tailor.open {
-      db = ":memory:", strategies = root .. "/tests/lua/clusters",
-      index = { clusters = 2, value_refit_orders = 25 },
-      lua = { reload_interval_ms = 60000 },
-    })
-    assert(e:ingest { type = "item_upsert", item = { id = "sock", name = "Run Sock", price = 12, category = "Sport/Running" } })
-    assert(e:ingest { type = "item_upsert", item = { id = "sofa", name = "Oslo Sofa", price = 900, category = "Home/Sofas" } })
+    local e = shop(2, 25)
     customers(e, 1, 20)
     local r = names(e, "run1")
     assert.equal(2, #r.clusters)
@@ -71,13 +78,7 @@ end)
 
 describe("a refit", function()
   it("names afresh a cluster that is another group of customers, not one that drifted", function()
-    local e = assert(tailor.open {
-      db = ":memory:", strategies = root .. "/tests/lua/clusters",
-      index = { clusters = 3, value_refit_orders = 10 },
-      lua = { reload_interval_ms = 60000 },
-    })
-    assert(e:ingest { type = "item_upsert", item = { id = "sock", name = "Run Sock", price = 12, category = "Sport/Running" } })
-    assert(e:ingest { type = "item_upsert", item = { id = "sofa", name = "Oslo Sofa", price = 900, category = "Home/Sofas" } })
+    local e = shop(3, 10)
     assert(e:ingest { type = "item_upsert", item = { id = "pan", name = "Iron Pan", price = 40, category = "Kitchen/Pans" } })
     customers(e, 1, 20)
     for n = 1, 5 do -- a few cooks, each with two pans
@@ -111,13 +112,7 @@ end)
 
 describe("customers alike", function()
   it("make as many clusters as there are groups, none empty", function()
-    local e = assert(tailor.open {
-      db = ":memory:", strategies = root .. "/tests/lua/clusters",
-      index = { clusters = 5, value_refit_orders = 10 },
-      lua = { reload_interval_ms = 60000 },
-    })
-    assert(e:ingest { type = "item_upsert", item = { id = "sock", name = "Run Sock", price = 12, category = "Sport/Running" } })
-    assert(e:ingest { type = "item_upsert", item = { id = "sofa", name = "Oslo Sofa", price = 900, category = "Home/Sofas" } })
+    local e = shop(5, 10)
     -- Twenty customers who did exactly the same: one group, not five.
     for n = 1, 20 do
       assert(e:ingest { type = "purchase", customer = "sofa" .. n, order_id = "s" .. n,
@@ -145,13 +140,7 @@ end)
 
 describe("an erasure", function()
   it("takes the customer's figures out of the clusters", function()
-    local e = assert(tailor.open {
-      db = ":memory:", strategies = root .. "/tests/lua/clusters",
-      index = { clusters = 3, value_refit_orders = 10 },
-      lua = { reload_interval_ms = 60000 },
-    })
-    assert(e:ingest { type = "item_upsert", item = { id = "sock", name = "Run Sock", price = 12, category = "Sport/Running" } })
-    assert(e:ingest { type = "item_upsert", item = { id = "sofa", name = "Oslo Sofa", price = 900, category = "Home/Sofas" } })
+    local e = shop(3, 10)
     customers(e, 1, 20)
     for o = 1, 10 do
       assert(e:ingest { type = "purchase", customer = "whale", order_id = "w" .. o,
