@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/util.h"
 #include "index/internal.h"
 
 static const char *const source_names[IDX_ATTRIB_SOURCES] = {"recommendation", "popup",
@@ -45,11 +46,14 @@ static int kind_of(ev_type type, idx_attrib_source *src) {
   }
 }
 
-/* The id of a name ("-" for none), cut where the log scan cut it. */
+/* The id of a name ("-" for none), cut where the log scan cut it and,
+   a character cut there, before it: the console prints the names as JSON
+   strings, which must be UTF-8 (a name that is not was a group missing
+   from the page, its orders still in the totals). */
 static uint32_t name_id(idx_attrib *a, const char *s) {
   char buf[64];
   snprintf(buf, sizeof buf, "%s", s && *s ? s : "-");
-  return intern_put(&a->names, buf);
+  return intern_put(&a->names, util_utf8_cut(buf));
 }
 
 static uint32_t find_group(const idx_attrib *a, uint8_t source, uint32_t strategy,

@@ -354,6 +354,46 @@ static void test_groups_capped(void) {
   tailor_close(t);
 }
 
+/* An engine on a new store in a directory of its own. */
+static tailor *fresh(const char *name) {
+  char dir[600], db[700];
+  snprintf(dir, sizeof dir, "%s/%sXXXXXX", tmp, name);
+  if (!mkdtemp(dir)) abort();
+  snprintf(db, sizeof db, "%s/shop.db", dir);
+  return open_engine(db);
+}
+
+/* A widget's name past what a group keeps (63 bytes) is cut at a
+   character, not inside one: the group is listed, with the order its
+   click led to. */
+static void test_long_name_cut_at_a_character(void) {
+  tailor *t = fresh("consolecut");
+  CHECK(t != NULL);
+  if (!t) return;
+  char name[80], line[400];
+  memset(name, 'a', 62);
+  snprintf(name + 62, sizeof name - 62, "\xc3\xa9-more"); /* an e-acute across byte 63 */
+  snprintf(line, sizeof line,
+           "{\"type\":\"rec_clicked\",\"customer\":\"c1\",\"ts\":1700000000000,"
+           "\"name\":\"%s\",\"item\":\"x\",\"props\":{\"strategy\":\"h.lua\"}}", name);
+  CHECK_INT(ingest(t, line), 0);
+  CHECK_INT(ingest(t, "{\"type\":\"purchase\",\"customer\":\"c1\",\"ts\":1700003600000,"
+                      "\"order_id\":\"o1\",\"items\":[{\"id\":\"x\",\"price\":10}]}"),
+            0);
+  tailor_error err = {0};
+  json_t *o = eng_console_revenue(t, 24 * 3600000LL, 0, &err);
+  CHECK(o != NULL);
+  json_t *groups = json_object_get(o, "groups");
+  CHECK_INT(json_array_size(groups), 1);
+  json_t *g = json_array_get(groups, 0);
+  name[62] = '\0'; /* the whole characters that fit */
+  CHECK(g && !strcmp(json_string_value(json_object_get(g, "widget")), name));
+  CHECK_INT(json_integer_value(json_object_get(g, "orders")), 1);
+  CHECK_NEAR(json_real_value(json_object_get(g, "revenue")), 10.0, 1e-9);
+  json_decref(o);
+  tailor_close(t);
+}
+
 /* The console's strategy check compiles a folder that extends a base as
    the engine loads it: over the base, whose lib.settings its files require;
    a real syntax error is still reported. */
@@ -502,6 +542,7 @@ int main(void) {
   snprintf(tmp, sizeof tmp, "%s", t ? t : "/tmp");
   RUN(test_revenue_as_the_log_scan);
   RUN(test_groups_capped);
+  RUN(test_long_name_cut_at_a_character);
   RUN(test_strategies_over_a_base);
   RUN(test_check_decides_for_nobody);
   RUN(test_preview_acts_for_nobody);
