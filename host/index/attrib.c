@@ -46,14 +46,13 @@ static int kind_of(ev_type type, idx_attrib_source *src) {
   }
 }
 
-/* The id of a name ("-" for none), cut where the log scan cut it and,
-   a character cut there, before it: the console prints the names as JSON
+/* A name ("-" for none) into buf, cut where the log scan cut it and, a
+   character cut there, before it: the console prints the names as JSON
    strings, which must be UTF-8 (a name that is not was a group missing
    from the page, its orders still in the totals). */
-static uint32_t name_id(idx_attrib *a, const char *s) {
-  char buf[64];
-  snprintf(buf, sizeof buf, "%s", s && *s ? s : "-");
-  return intern_put(&a->names, util_utf8_cut(buf));
+static const char *name_cut(char buf[64], const char *s) {
+  snprintf(buf, 64, "%s", s && *s ? s : "-");
+  return util_utf8_cut(buf);
 }
 
 static uint32_t find_group(const idx_attrib *a, uint8_t source, uint32_t strategy,
@@ -67,12 +66,17 @@ static uint32_t find_group(const idx_attrib *a, uint8_t source, uint32_t strateg
 
 /* The group of (source, strategy, widget), made when new; past
    IDX_ATTRIB_MAX_GROUPS less one per source, the source's "(other)"
-   group.  INTERN_NONE when out of memory. */
+   group.  Names are kept only for the groups made: past the cap, a shop
+   that puts an id in its widgets' names would otherwise add one to
+   idx_attrib.names (and the checkpoint) per event.  INTERN_NONE when out
+   of memory. */
 static uint32_t group_of(idx_attrib *a, idx_attrib_source source, const char *strategy,
                          const char *widget) {
-  uint32_t s = name_id(a, strategy), w = name_id(a, widget);
-  if (s == INTERN_NONE || w == INTERN_NONE) return INTERN_NONE;
-  uint32_t g = find_group(a, (uint8_t)source, s, w);
+  char sb[64], wb[64];
+  const char *sn = name_cut(sb, strategy), *wn = name_cut(wb, widget);
+  uint32_t s = intern_get(&a->names, sn), w = intern_get(&a->names, wn);
+  uint32_t g = s != INTERN_NONE && w != INTERN_NONE ? find_group(a, (uint8_t)source, s, w)
+                                                   : INTERN_NONE;
   if (g != INTERN_NONE) return g;
   if (!a->groups && !(a->groups = calloc(IDX_ATTRIB_MAX_GROUPS, sizeof *a->groups)))
     return INTERN_NONE;
@@ -81,6 +85,10 @@ static uint32_t group_of(idx_attrib *a, idx_attrib_source source, const char *st
     if (s == INTERN_NONE) return INTERN_NONE;
     g = find_group(a, (uint8_t)source, s, w);
     if (g != INTERN_NONE) return g;
+  } else {
+    s = intern_put(&a->names, sn);
+    w = intern_put(&a->names, wn);
+    if (s == INTERN_NONE || w == INTERN_NONE) return INTERN_NONE;
   }
   idx_attrib_group *n = &a->groups[a->ngroups];
   memset(n, 0, sizeof *n);

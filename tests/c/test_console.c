@@ -394,6 +394,39 @@ static void test_long_name_cut_at_a_character(void) {
   tailor_close(t);
 }
 
+/* Past the cap, new names go to "(other)" and are not kept: a shop that
+   puts an id in every popup's name does not grow the index by a name per
+   event. */
+static void test_names_past_the_cap(void) {
+  tailor *t = fresh("consolenames");
+  CHECK(t != NULL);
+  if (!t) return;
+  char line[300];
+  for (int k = 0; k < IDX_ATTRIB_MAX_GROUPS + 500; k++) {
+    snprintf(line, sizeof line,
+             "{\"type\":\"popup_shown\",\"anon\":\"a1\",\"ts\":%lld,\"name\":\"offer-%d\"}",
+             1700000000000LL + k * 1000LL, k);
+    CHECK_INT(ingest(t, line), 0);
+  }
+  /* The groups' names and "-" and "(other)". */
+  CHECK(t->ix->attrib.names.n <= IDX_ATTRIB_MAX_GROUPS + 2);
+  tailor_error err = {0};
+  json_t *o = eng_console_revenue(t, 24 * 3600000LL, 0, &err);
+  CHECK(o != NULL);
+  long long shown = 0, others = 0;
+  size_t i;
+  json_t *g;
+  json_array_foreach(json_object_get(o, "groups"), i, g) {
+    shown += json_integer_value(json_object_get(g, "shown"));
+    if (!strcmp(json_string_value(json_object_get(g, "widget")), "(other)"))
+      others = json_integer_value(json_object_get(g, "shown"));
+  }
+  CHECK_INT(shown, IDX_ATTRIB_MAX_GROUPS + 500);
+  CHECK_INT(others, 500 + IDX_ATTRIB_SOURCES);
+  json_decref(o);
+  tailor_close(t);
+}
+
 /* The console's strategy check compiles a folder that extends a base as
    the engine loads it: over the base, whose lib.settings its files require;
    a real syntax error is still reported. */
@@ -543,6 +576,7 @@ int main(void) {
   RUN(test_revenue_as_the_log_scan);
   RUN(test_groups_capped);
   RUN(test_long_name_cut_at_a_character);
+  RUN(test_names_past_the_cap);
   RUN(test_strategies_over_a_base);
   RUN(test_check_decides_for_nobody);
   RUN(test_preview_acts_for_nobody);
