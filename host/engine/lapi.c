@@ -757,7 +757,12 @@ static size_t opt_exclude(lua_State *L, int opts, const idx *x, uint32_t *out,
   size_t n = 0;
   if (lua_isnoneornil(L, opts)) return 0;
   luaL_checktype(L, opts, LUA_TTABLE);
-  if (lua_getfield(L, opts, "exclude") == LUA_TTABLE) {
+  int type = lua_getfield(L, opts, "exclude");
+  /* a single id (`exclude = ctx.page.item`) would otherwise be ignored */
+  if (type != LUA_TNIL && type != LUA_TTABLE)
+    luaL_argerror(L, opts, lua_pushfstring(L, "opts.exclude: a list of item ids expected, got %s",
+                                           luaL_typename(L, -1)));
+  if (type == LUA_TTABLE) {
     lua_Integer len = list_len(L, -1);
     for (lua_Integer i = 1; i <= len && n < cap; i++) {
       lua_rawgeti(L, -1, i);
@@ -1003,9 +1008,64 @@ typedef struct kernel_opts {
   idx_filter f;
 } kernel_opts;
 
+/* The error for option `name` of the options at `arg`, whose value is at
+   the top of the stack: it names the option, as a strategy wrote it,
+   never a stack position. */
+static int opt_error(lua_State *L, int arg, const char *name, const char *expected) {
+  return luaL_argerror(L, arg, lua_pushfstring(L, "opts.%s: %s expected, got %s", name, expected,
+                                               luaL_typename(L, -1)));
+}
+
+/* The value of option `name`, at the top of the stack, as a number. */
+static lua_Number opt_number(lua_State *L, int arg, const char *name) {
+  int isnum;
+  lua_Number v = lua_tonumberx(L, -1, &isnum);
+  if (!isnum) opt_error(L, arg, name, "number");
+  return v;
+}
+
+/* The options every kernel takes (kernel_opts). */
+static const char *const common_opts[] = {"k",         "exclude",   "in_stock", "category",
+                                          "min_price", "max_price", "brand",    NULL};
+
+static int opt_listed(const char *const *names, const char *key) {
+  for (; names && *names; names++)
+    if (!strcmp(*names, key)) return 1;
+  return 0;
+}
+
+/* Every key of the options at `arg` must name an option of the function
+   (common_opts, else its own, `own`): a misspelt one (`excldue`,
+   `max_prize`) would otherwise be ignored and the kernel answer rows the
+   strategy meant to leave out.  Read raw (lua_next): no strategy code
+   runs, and a proxy table such as ctx.filter shows no keys to refuse. */
+static void check_opt_names(lua_State *L, int arg, const char *const *own) {
+  lua_pushnil(L);
+  while (lua_next(L, arg)) {
+    lua_pop(L, 1);
+    const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (!key) luaL_argerror(L, arg, "opts: option names are strings (a list is no options table)");
+    if (!opt_listed(common_opts, key) && !opt_listed(own, key)) {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (const char *const *n = common_opts; *n; n++) {
+        luaL_addstring(&b, n == common_opts ? "" : ", ");
+        luaL_addstring(&b, *n);
+      }
+      for (const char *const *n = own; n && *n; n++) {
+        luaL_addstring(&b, ", ");
+        luaL_addstring(&b, *n);
+      }
+      luaL_pushresult(&b);
+      luaL_argerror(L, arg, lua_pushfstring(L, "opts.%s: unknown option (the options: %s)", key,
+                                            lua_tostring(L, -1)));
+    }
+  }
+}
+
 /* opts.brand at the top of the stack: one name or a list; names the
    catalog never had match nothing. */
-static void opt_brands(lua_State *L, const idx *x, kernel_opts *o) {
+static void opt_brands(lua_State *L, int arg, const idx *x, kernel_opts *o) {
   o->f.by_brand = 1;
   o->f.brands = o->brands;
   if (lua_type(L, -1) == LUA_TSTRING) {
@@ -1013,7 +1073,7 @@ static void opt_brands(lua_State *L, const idx *x, kernel_opts *o) {
     if (b != INTERN_NONE) o->brands[o->f.nbrands++] = b;
     return;
   }
-  luaL_argexpected(L, lua_type(L, -1) == LUA_TTABLE, 2, "opts.brand: a name or a list of names");
+  if (lua_type(L, -1) != LUA_TTABLE) opt_error(L, arg, "brand", "a name or a list of names");
   lua_Integer n = list_len(L, -1);
   for (lua_Integer i = 1; i <= n && o->f.nbrands < REQ_MAX_BRANDS; i++) {
     lua_rawgeti(L, -1, i);
@@ -1027,25 +1087,39 @@ static void opt_brands(lua_State *L, const idx *x, kernel_opts *o) {
 /* Called last before the kernel runs: o->exclude is this state's
    exclude_buf, which strategy code (an __index of a later getfield) could
    reuse through a kernel call of its own. */
-static void check_opts(lua_State *L, int arg, const idx *x, kernel_opts *o) {
+static void check_opts(lua_State *L, int arg, const idx *x, kernel_opts *o,
+                       const char *const *own) {
   memset(o, 0, sizeof *o);
   o->k = LAPI_DEFAULT_K;
   o->f.in_stock = 1;
   o->f.exclude = o->exclude = exclude_buf(L);
   if (lua_isnoneornil(L, arg)) return;
   luaL_checktype(L, arg, LUA_TTABLE);
-  if (lua_getfield(L, arg, "k") != LUA_TNIL) o->k = check_k(L, -1);
-  if (lua_getfield(L, arg, "in_stock") != LUA_TNIL) o->f.in_stock = lua_toboolean(L, -1);
+  check_opt_names(L, arg, own);
+  if (lua_getfield(L, arg, "k") != LUA_TNIL) {
+    int isint;
+    lua_Integer k = lua_tointegerx(L, -1, &isint);
+    if (!isint) opt_error(L, arg, "k", "a whole number");
+    if (k < 1 || k > LAPI_MAX_K)
+      luaL_argerror(L, arg, lua_pushfstring(L, "opts.k: must be from 1 to %d", LAPI_MAX_K));
+    o->k = (size_t)k;
+  }
+  /* a boolean only: in_stock = "false" would read as true */
+  if (lua_getfield(L, arg, "in_stock") != LUA_TNIL) {
+    if (!lua_isboolean(L, -1)) opt_error(L, arg, "in_stock", "true or false");
+    o->f.in_stock = lua_toboolean(L, -1);
+  }
   if (lua_getfield(L, arg, "category") != LUA_TNIL) {
     size_t len;
-    const char *c = luaL_checklstring(L, -1, &len);
+    if (!lua_isstring(L, -1)) opt_error(L, arg, "category", "a category path");
+    const char *c = lua_tolstring(L, -1, &len);
     if (len >= sizeof o->category) luaL_argerror(L, arg, "opts.category: at most 511 bytes");
     o->f.category = memcpy(o->category, c, len + 1);
   }
-  if (lua_getfield(L, arg, "min_price") != LUA_TNIL) o->f.min_price = luaL_checknumber(L, -1);
-  if (lua_getfield(L, arg, "max_price") != LUA_TNIL) o->f.max_price = luaL_checknumber(L, -1);
+  if (lua_getfield(L, arg, "min_price") != LUA_TNIL) o->f.min_price = opt_number(L, arg, "min_price");
+  if (lua_getfield(L, arg, "max_price") != LUA_TNIL) o->f.max_price = opt_number(L, arg, "max_price");
   lua_pop(L, 5);
-  if (lua_getfield(L, arg, "brand") != LUA_TNIL) opt_brands(L, x, o);
+  if (lua_getfield(L, arg, "brand") != LUA_TNIL) opt_brands(L, arg, x, o);
   lua_pop(L, 1);
   o->f.nex = opt_exclude(L, arg, x, o->exclude, LAPI_MAX_LIST);
 }
@@ -1059,7 +1133,7 @@ static size_t check_anchors(lua_State *L, int arg, const idx *x, uint32_t *out,
     if (id != INTERN_NONE) out[n++] = id;
     return n;
   }
-  luaL_checktype(L, arg, LUA_TTABLE);
+  luaL_argexpected(L, lua_type(L, arg) == LUA_TTABLE, arg, "an item id or a list of item ids");
   lua_Integer len = list_len(L, arg);
   for (lua_Integer i = 1; i <= len && n < cap; i++) {
     lua_rawgeti(L, arg, i);
@@ -1069,6 +1143,19 @@ static size_t check_anchors(lua_State *L, int arg, const idx *x, uint32_t *out,
     lua_pop(L, 1);
   }
   return n;
+}
+
+static const char *const related_opts[] = {"measure", "shrink", "damping", NULL};
+
+/* opts.measure, at the top of the stack, of the co-occurrence kernels. */
+static cooc_measure opt_measure(lua_State *L, int arg) {
+  static const char *const names[] = {"cosine", "jaccard", "also", "count", NULL};
+  if (lua_type(L, -1) != LUA_TSTRING) opt_error(L, arg, "measure", "a string");
+  for (int i = 0; names[i]; i++)
+    if (!strcmp(names[i], lua_tostring(L, -1))) return (cooc_measure)i;
+  return (cooc_measure)luaL_argerror(
+      L, arg, lua_pushfstring(L, "opts.measure: '%s' is none of cosine, jaccard, also, count",
+                              lua_tostring(L, -1)));
 }
 
 /* The co-occurrence kernels: relation, measure and whether only
@@ -1085,16 +1172,13 @@ static int l_related(lua_State *L) {
   if (lua_toboolean(L, lua_upvalueindex(4))) idx_complement_params(t->ix, util_now_ms(), &p);
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
-    if (lua_getfield(L, 2, "measure") == LUA_TSTRING) {
-      static const char *const names[] = {"cosine", "jaccard", "also", "count", NULL};
-      p.measure = (cooc_measure)luaL_checkoption(L, -1, NULL, names);
-    }
-    if (lua_getfield(L, 2, "shrink") != LUA_TNIL) p.shrink = luaL_checknumber(L, -1);
-    if (lua_getfield(L, 2, "damping") != LUA_TNIL) p.damping = luaL_checknumber(L, -1);
+    if (lua_getfield(L, 2, "measure") != LUA_TNIL) p.measure = opt_measure(L, 2);
+    if (lua_getfield(L, 2, "shrink") != LUA_TNIL) p.shrink = opt_number(L, 2, "shrink");
+    if (lua_getfield(L, 2, "damping") != LUA_TNIL) p.damping = opt_number(L, 2, "damping");
     lua_pop(L, 3);
   }
   kernel_opts o;
-  check_opts(L, 2, t->ix, &o); /* last before the kernel (check_opts) */
+  check_opts(L, 2, t->ix, &o, related_opts); /* last before the kernel (check_opts) */
   topk_entry *rows = lua_newuserdatauv(L, o.k * sizeof *rows, 0);
   size_t n = idx_related(t->ix, rel, &p, anchors, na, &o.f, util_now_ms(), o.k, rows);
   push_rows(L, t->ix, rows, n,
@@ -1116,6 +1200,8 @@ static int l_related(lua_State *L) {
 ** to a repeat-heavy shop.  A re-ranked row's because is its strongest
 ** source (tailor's anchor, else the last view, else the item itself).
 */
+static const char *const session_opts[] = {"kernel", "session", "rerank", NULL};
+
 static int l_session_next(lua_State *L) {
   tailor *t = engine_of(L);
   uint32_t items[256];
@@ -1134,18 +1220,22 @@ static int l_session_next(lua_State *L) {
   int rerank = 1;
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
-    if (lua_getfield(L, 2, "kernel") == LUA_TSTRING) {
+    if (lua_getfield(L, 2, "kernel") != LUA_TNIL) {
+      if (lua_type(L, -1) != LUA_TSTRING) opt_error(L, 2, "kernel", "a kernel's name");
       int k = sknn_kernel_find(lua_tostring(L, -1));
       if (k < 0) return luaL_error(L, "session_next: unknown kernel '%s'", lua_tostring(L, -1));
       if (k != SKNN_TAILOR) sknn_params_default(&p, (sknn_kernel)k);
     }
-    if (lua_getfield(L, 2, "session") == LUA_TSTRING)
+    /* a session id may be a number in the request: read it as text */
+    if (lua_getfield(L, 2, "session") != LUA_TNIL) {
+      if (!lua_isstring(L, -1)) opt_error(L, 2, "session", "a session id");
       sid = intern_get(&t->ix->sessions, lua_tostring(L, -1));
+    }
     if (lua_getfield(L, 2, "rerank") != LUA_TNIL) rerank = lua_toboolean(L, -1);
     lua_pop(L, 3);
   }
   kernel_opts o;
-  check_opts(L, 2, t->ix, &o); /* last before the kernel (check_opts) */
+  check_opts(L, 2, t->ix, &o, session_opts); /* last before the kernel (check_opts) */
   topk_entry *rows = lua_newuserdatauv(L, o.k * sizeof *rows, 0);
   size_t m;
   if (p.kernel == SKNN_TAILOR && rerank && t->tuned && t->tuned->ranker) {
@@ -1170,7 +1260,7 @@ static int l_trending(lua_State *L) {
   const char *key = luaL_optstring(L, 1, "");
   const char *value = luaL_optstring(L, 2, "");
   kernel_opts o;
-  check_opts(L, 3, t->ix, &o);
+  check_opts(L, 3, t->ix, &o, NULL);
   topk_entry *rows = lua_newuserdatauv(L, o.k * sizeof *rows, 0);
   size_t n = idx_trending(t->ix, key, value, &o.f, util_now_ms(), o.k, rows);
   push_rows(L, t->ix, rows, n, IDX_REASON_TRENDING, 0);
@@ -1378,7 +1468,7 @@ static int l_similar(lua_State *L) {
   tailor *t = engine_of(L);
   uint32_t anchor = idx_item_id(t->ix, luaL_checkstring(L, 1));
   kernel_opts o;
-  check_opts(L, 2, t->ix, &o);
+  check_opts(L, 2, t->ix, &o, NULL);
   topk_entry *rows = lua_newuserdatauv(L, o.k * sizeof *rows, 0);
   size_t n = anchor == INTERN_NONE ? 0 : idx_similar(t->ix, anchor, &o.f, o.k, rows);
   push_rows(L, t->ix, rows, n, IDX_REASON_SIMILAR, 1);
@@ -1392,7 +1482,7 @@ static int l_substitutes(lua_State *L) {
   tailor *t = engine_of(L);
   uint32_t anchor = idx_item_id(t->ix, luaL_checkstring(L, 1));
   kernel_opts o;
-  check_opts(L, 2, t->ix, &o);
+  check_opts(L, 2, t->ix, &o, NULL);
   topk_entry *rows = lua_newuserdatauv(L, o.k * sizeof *rows, 0);
   size_t n = anchor == INTERN_NONE ? 0
                                    : idx_substitutes(t->ix, anchor, &o.f, util_now_ms(), o.k, rows);
@@ -1722,7 +1812,7 @@ static int read_rows(lua_State *L, int mode) {
   const char *id = luaL_checkstring(L, 1);
   uint32_t anchor = idx_item_id(t->ix, id);
   kernel_opts o;
-  check_opts(L, 2, t->ix, &o);
+  check_opts(L, 2, t->ix, &o, NULL);
   topk_entry rows[SEARCH_TOP];
   search_keep kc = {t->ix, &o.f};
   size_t k = o.k < SEARCH_TOP ? o.k : SEARCH_TOP, n = 0;
@@ -1748,7 +1838,7 @@ static int l_searched(lua_State *L) {
   char term[SEARCH_MAX_TERM];
   search_normalize(luaL_checkstring(L, 1), term, sizeof term);
   kernel_opts o;
-  check_opts(L, 2, t->ix, &o);
+  check_opts(L, 2, t->ix, &o, NULL);
   topk_entry rows[SEARCH_TOP];
   search_keep kc = {t->ix, &o.f};
   size_t n = search_top_k(t->ix->search, term, search_keep_cb, &kc,

@@ -52,6 +52,36 @@ describe("kernels through the Lua API", function()
     e:close()
   end)
 
+  it("refuses a mistaken option by its name instead of ignoring it", function()
+    local e = shop()
+    local cases = {
+      { "also_bought", { excldue = { "hat" } }, "opts.excldue: unknown option %(the options: k, exclude," },
+      { "also_bought", { max_prize = 30 }, "opts.max_prize: unknown option" },
+      { "also_bought", { exclude = "hat" }, "opts.exclude: a list of item ids expected, got string" },
+      { "also_bought", { k = "three" }, "bad argument #2 to '.-' %(opts.k: a whole number expected, got string%)" },
+      { "also_bought", { k = 0 }, "opts.k: must be from 1 to 1000" },
+      { "also_bought", { max_price = "cheap" }, "opts.max_price: number expected, got string" },
+      { "also_bought", { in_stock = "false" }, "opts.in_stock: true or false expected, got string" },
+      { "also_bought", { brand = 5 }, "bad argument #2 to '.-' %(opts.brand: a name or a list of names expected, got number%)" },
+      { "also_bought", { category = { "Accessories" } }, "opts.category: a category path expected, got table" },
+      { "bought_together", { measure = "cos" }, "opts.measure: 'cos' is none of cosine, jaccard, also, count" },
+      { "also_bought", { shrink = "x" }, "opts.shrink: number expected, got string" },
+      { "viewed_together", { "hat" }, "opts: option names are strings" },
+      { "similar", { kernel = "stan" }, "opts.kernel: unknown option" },
+    }
+    for _, c in ipairs(cases) do
+      local d = e:decide { kind = "recommend", k = 5,
+                           page = { kernel = "opts", name = c[1], item = "jacket", opts = c[2] } }
+      assert.is_true(d.fallback, c[3])
+      assert.matches("kernels.lua:%d+: .*" .. c[3], d.error)
+    end
+    -- the options a kernel has of its own are options
+    local d = e:decide { kind = "recommend", k = 5, page = { kernel = "opts", name = "bought_together",
+      item = "jacket", opts = { measure = "jaccard", shrink = 1, damping = 0, k = 2.0, in_stock = false } } }
+    assert.is_nil(d.fallback, d.error)
+    assert.are.same({ "hat", "gloves" }, ids(d))
+  end)
+
   it("complements a whole cart, never returning what is in it", function()
     local e = shop()
     local d = e:decide { kind = "recommend", k = 5,

@@ -27,6 +27,9 @@ local function recommend(ctx)
     end
     out[#out + 1] = { id = p.item, explain = c.lifecycle .. " orders=" .. c.orders }
     return { items = out }
+  elseif p.kernel == "opts" then
+    -- The request's options as written, for the errors a mistake in them gives.
+    return tailor[p.name](p.item, p.opts)
   elseif p.kernel == "trending" then
     return tailor.trending(p.key, p.value, { k = ctx.k })
   elseif p.kernel == "recently_viewed" then
