@@ -66,6 +66,65 @@ void eng_caps_read(lua_State *L, eng_caps *c) {
   lua_settop(L, top);
 }
 
+/* caps.exempt, at the top of the stack: a list of campaign names. */
+static void caps_check_exempt(lua_State *L, const char *file) {
+  if (!lua_istable(L, -1))
+    luaL_error(L, "%s: caps.exempt: a list of campaign names, not a %s", file,
+               luaL_typename(L, -1));
+  lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, -1, i) != LUA_TSTRING)
+      luaL_error(L, "%s: caps.exempt[%d]: a campaign name, not a %s", file, (int)i,
+                 luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
+/* The value at the top of the stack for an error: a number as it is,
+   anything else by its type ("1" is a string, not the number 1). */
+static const char *caps_shown(lua_State *L) {
+  if (lua_type(L, -1) == LUA_TNUMBER) return luaL_tolstring(L, -1, NULL);
+  return lua_pushfstring(L, "a %s", luaL_typename(L, -1));
+}
+
+/* eng_caps_read skips what it cannot read, so without this check a typo
+   (`per_dya = 1`), `per_day = "1"` or caps written as a function would
+   leave every visitor uncapped without a word. */
+void eng_caps_check(lua_State *L) {
+  int top = lua_gettop(L);
+  const char *file = "strategies";
+  if (!lvm_push_handler(lvm_of(L), "caps", &file)) {
+    lua_settop(L, top);
+    return;
+  }
+  if (!lua_istable(L, -1))
+    luaL_error(L, "%s: caps: a table ({per_day = 1, ...}), not a %s", file, luaL_typename(L, -1));
+  int tab = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, tab)) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    int isint = 0;
+    if (lua_type(L, -1) == LUA_TNUMBER) lua_tointegerx(L, -1, &isint);
+    if (!k)
+      luaL_error(L, "%s: caps: field names are strings, not a %s", file, luaL_typename(L, -2));
+    else if (!strcmp(k, "exempt"))
+      caps_check_exempt(L, file);
+    else if (!strcmp(k, "per_day") || !strcmp(k, "per_campaign")) {
+      if (!isint || lua_tointeger(L, -1) < 0)
+        luaL_error(L, "%s: caps.%s: a whole number of contacts (0: no cap), not %s", file, k,
+                   caps_shown(L));
+    } else if (!strcmp(k, "window_hours")) {
+      if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) > 0))
+        luaL_error(L, "%s: caps.window_hours: a number of hours above 0, not %s", file,
+                   caps_shown(L));
+    } else
+      luaL_error(L, "%s: caps.%s: unknown field (per_day, per_campaign, window_hours, exempt)",
+                 file, k);
+    lua_pop(L, 1);
+  }
+  lua_settop(L, top);
+}
+
 /* The caps' count on store `s` (the read connection, or the write
    transaction's for the second count of eng_call_write): which cap holds,
    or NULL.  The caller has checked the caps are set and the person named. */

@@ -420,7 +420,7 @@ int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err);
 void eng_on_event_for(struct lua_State *L, unsigned char wants[EV_TYPE_COUNT]);
 
 /* Check what the host reads of a loaded folder beyond compiling it (its
-   on_event_for); TAILOR_OK, or an error that names the file and what is
+   on_event_for and caps); TAILOR_OK, or an error that names the file and what is
    wrong.  For loading and `tailor check`. */
 int eng_strategies_check(lvm *vm, tailor_error *err);
 
@@ -509,6 +509,10 @@ extern _Thread_local int eng_dry_running;
 
 struct lua_State;
 void eng_caps_read(struct lua_State *L, eng_caps *c);
+/* The strategies' caps table as the folder loads: a field eng_caps_read
+   does not read, or a value it would skip, is a Lua error that names the
+   file and the field.  Must run inside lvm_pcall. */
+void eng_caps_check(struct lua_State *L);
 const char *eng_caps_over(tailor *t, const eng_caps *c, const char *customer,
                           const char *anon, const char *campaign, long pending, int64_t at,
                           const char *replacing);

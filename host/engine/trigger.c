@@ -501,9 +501,15 @@ static int read_wants(lua_State *L) {
   return 0;
 }
 
+static int check_folder(lua_State *L) {
+  eng_on_event_for(L, lvm_ud(L));
+  eng_caps_check(L);
+  return 0;
+}
+
 int eng_strategies_check(lvm *vm, tailor_error *err) {
   unsigned char wants[EV_TYPE_COUNT];
-  return lvm_pcall(vm, read_wants, wants, err);
+  return lvm_pcall(vm, check_folder, wants, err);
 }
 
 int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err) {

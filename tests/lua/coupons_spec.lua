@@ -221,6 +221,37 @@ describe("coupons", function()
 end)
 
 describe("frequency caps across channels", function()
+  it("refuses caps it cannot read, which would cap no one, naming the field", function()
+    local dir = os.getenv("TAILOR_TEST_TMP") .. "/caps_bad"
+    os.execute("mkdir -p " .. dir)
+    for _, case in ipairs {
+      { "{ per_dya = 1 }", "t.lua: caps.per_dya: unknown field (per_day, per_campaign, window_hours, exempt)" },
+      { "{ per_day = '1' }", "t.lua: caps.per_day: a whole number of contacts (0: no cap), not a string" },
+      { "{ per_campaign = 1.5 }", "caps.per_campaign: a whole number of contacts (0: no cap), not 1.5" },
+      { "{ per_day = 1, window_hours = 0 }", "caps.window_hours: a number of hours above 0, not 0" },
+      { "{ per_day = 1, exempt = 'subscribed' }", "caps.exempt: a list of campaign names, not a string" },
+      { "{ per_day = 1, exempt = { 'a', 5 } }", "caps.exempt[2]: a campaign name, not a number" },
+      { "function() return { per_day = 1 } end", "t.lua: caps: a table ({per_day = 1, ...}), not a function" },
+    } do
+      local f = assert(io.open(dir .. "/t.lua", "w"))
+      f:write("return { caps = " .. case[1] .. ", popup = function() return { name = 'x' } end }\n")
+      f:close()
+      local e, err = tailor.open { db = ":memory:", strategies = dir }
+      assert.is_nil(e, case[1])
+      assert.matches(case[2], tostring(err), 1, true)
+    end
+    -- what the docs show loads and caps
+    local f = assert(io.open(dir .. "/t.lua", "w"))
+    f:write("return { caps = { per_day = 1, per_campaign = 1, window_hours = 24, exempt = { 'subscribed' } },"
+            .. " popup = function() return { name = 'x' } end }\n")
+    f:close()
+    local e = assert(tailor.open { db = ":memory:", strategies = dir })
+    local ask = { kind = "popup", anon = "v1", context = { trigger = "exit_intent" } }
+    assert.are.equal("x", e:decide(ask).result.name)
+    assert.are.equal("per_day", e:decide(ask).capped)
+    e:close()
+  end)
+
   it("gives a visitor who got the cart email today no coupon popup as well", function()
     local e = engine()
     assert(e:ingest { type = "add_to_cart", item = "hat", customer = "c1" })
