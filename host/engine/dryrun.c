@@ -462,12 +462,26 @@ static json_t *sample_event(dry *d, size_t i, int type) {
   return e;
 }
 
+static int read_wants(lua_State *L) {
+  eng_on_event_for(L, lvm_ud(L));
+  return 0;
+}
+
+/* on_event with the sample events the host would call it for: those of
+   the types on_event_for names (for "customers", a customer's only), as
+   eng_run_triggers skips the others.  Called with the rest, a handler
+   that relies on on_event_for would fail the dry run for events it
+   never sees. */
 static void run_on_event(dry *d, const char *where) {
   eng_dry_handler *h = tally(d, "on_event", where);
+  unsigned char wants[EV_TYPE_COUNT];
+  tailor_error werr = {0};
+  if (lvm_pcall(d->vm, read_wants, wants, &werr)) memset(wants, 2, sizeof wants);
   for (int type = 0; h && type < EV_TYPE_COUNT; type++) {
     char label[64];
     snprintf(label, sizeof label, "on_event(%s)", ev_type_name(type));
-    for (size_t i = 0; i < d->nv; i++) {
+    for (size_t i = 0; i < d->nv && wants[type]; i++) {
+      if (wants[type] == 1 && !d->v[i].customer && type != EV_CUSTOMER_UPSERT) continue;
       call c = {d, &d->v[i], "on_event", NULL, 0, sample_event(d, i, type), NULL, 0};
       tailor_error e = {0};
       d->who = c.v;

@@ -3,7 +3,8 @@
 # on sample visitors.  A folder with a typo in a segment name, a handler
 # that fails and one that answers nothing: each reported with file and
 # line, the first two failing the run; an on_event_for that names no
-# event type fails `tailor check`.  The shipped strategies pass clean
+# event type fails `tailor check`, and the dry run calls on_event only for
+# the events it names.  The shipped strategies pass clean
 # on the demo shop's data, and the dry run writes nothing to the store.
 set -u
 T=${TAILOR:?} ROOT=${TAILOR_ROOT:?}
@@ -103,6 +104,22 @@ printf 'return { on_event_for = { veiw = "customers" }, on_event = function() en
 expect "a bad on_event_for is bad input" test $? = 2
 expect "it names the file and the type" \
   grep -q "triggers.lua: on_event_for: 'veiw' is not an event type" "$dir/for.out"
+
+# The dry run calls on_event for what on_event_for names only, as the host
+# does: a handler that counts on it is not failed for events it never sees.
+mkdir -p "$dir/only"
+cat > "$dir/only/triggers.lua" <<'LUA'
+return { on_event_for = { add_to_cart = "customers" },
+  on_event = function(ctx, e)
+    assert(e.type == "add_to_cart" and e.customer, "called for " .. e.type)
+  end }
+LUA
+"$T" check --sample 12 --db "$dir/demo.db" "$dir/only" >"$dir/only.out" 2>&1
+expect "on_event_for is honoured by the dry run" test $? = 0
+expect "no error for an event on_event_for leaves out" \
+  grep -q "^0 errors" "$dir/only.out"
+expect "on_event ran on the add_to_cart of customers" \
+  grep -Eq "^on_event +triggers.lua:2 +[1-9][0-9]* +0 " "$dir/only.out"
 
 [ -n "${KEEP:-}" ] || rm -rf "$dir"
 echo "$pass passed, $fail failed"
