@@ -667,6 +667,54 @@ static void check_discount(lua_State *L, request *r, int res) {
   }
 }
 
+/*
+** A popup handler returns nil or a table of fields the storefront renders
+** (strategies.md): tailor.js reads name, title, message, coupon (the code),
+** percent and expires, and the caps count the popup by its name.  Those are
+** checked, as a recommend entry's are, so a string or a list, a coupon
+** table in place of its code or a percent of "ten" fails the handler (the
+** answer is null) instead of reaching the page as a broken popup; other
+** fields are the merchant's renderer's and pass as they are.
+*/
+static void check_popup(lua_State *L, request *r, int res) {
+  static const char *const texts[] = {"name", "title", "message", "coupon", "kind"};
+  static const char fields[] = "return nil or a table of fields (name, title, message, "
+                               "coupon, percent, ...)";
+  int t = lua_type(L, res);
+  if (t == LUA_TNIL) return;
+  if (t != LUA_TTABLE) {
+    char what[32];
+    snprintf(what, sizeof what, "a %s", lua_typename(L, t));
+    handler_error(L, r, what, fields);
+  }
+  lvm_whole(L, res);
+  lua_pushnil(L);
+  while (lua_next(L, res)) { /* a list, or a table with one, is no popup */
+    if (lua_type(L, -2) != LUA_TSTRING)
+      handler_error(L, r, lua_rawlen(L, res) ? "a list" : "a table with a key that is not a name",
+                    fields);
+    lua_pop(L, 1);
+  }
+  char why[64];
+  for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+    t = raw_field(L, res, texts[i]);
+    if (t != LUA_TNIL && t != LUA_TSTRING) {
+      snprintf(why, sizeof why, "'%s' must be a string", texts[i]);
+      handler_error(L, r, "a popup", why);
+    }
+    lua_pop(L, 1);
+  }
+  t = raw_field(L, res, "percent");
+  if (t != LUA_TNIL && (t != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0) ||
+                        lua_tonumber(L, -1) > 100))
+    handler_error(L, r, "a popup", "'percent' must be a number from 0 to 100");
+  lua_pop(L, 1);
+  t = raw_field(L, res, "expires");
+  if (t != LUA_TNIL && t != LUA_TNUMBER)
+    handler_error(L, r, "a popup", "'expires' must be a number (ms)");
+  lua_pop(L, 1);
+}
+
 /* Runs inside lvm_pcall: everything that touches Lua is protected. */
 static int run_handler(lua_State *L) {
   request *r = lvm_ud(L);
@@ -705,6 +753,7 @@ static int run_handler(lua_State *L) {
     return 0;
   }
   if (!strcmp(r->q->kind, "discount")) check_discount(L, r, res);
+  if (popup) check_popup(L, r, res);
   /* No popup because tailor.coupon met a cap: the answer says which. */
   if (popup && lua_isnil(L, res) && c->capped) r->capped = c->capped;
   if (popup && lua_istable(L, res)) {

@@ -687,7 +687,10 @@ static const char cart_email_lua[] =
     "  return { schedule = { { key = 'cart:' .. ev.customer, template = 'cart',\n"
     "                          delay = 3600 } } }\n"
     "end,\n"
-    "popup = function(ctx) return { name = 'welcome', coupon = tailor.coupon('welcome') } end }\n";
+    "popup = function(ctx)\n"
+    "  local c = tailor.coupon('welcome')\n"
+    "  return { name = 'welcome', coupon = c and c.code }\n"
+    "end }\n";
 
 /* The event and the outbox row its trigger schedules commit together: when
    the outbox write fails, the event is not stored, the caller hears it,

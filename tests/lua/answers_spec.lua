@@ -1,7 +1,8 @@
 -- answers_spec.lua: what a strategy answers is checked whole.  Ids are
 -- UTF-8 text without NUL bytes, a ranking re-orders the request's entries
--- each once, field names are UTF-8, the margin guard covers every item a
--- discount names, and default_k never exceeds max_k.
+-- each once, field names are UTF-8, a popup is nil or a table of fields,
+-- the margin guard covers every item a discount names, and default_k never
+-- exceeds max_k.
 local tailor = require "tailor"
 local root = os.getenv("TAILOR_ROOT") or "."
 
@@ -57,6 +58,30 @@ describe("the answers of strategies", function()
     assert.is_true(d.fallback)
     assert.matches("field name is not valid UTF%-8", d.error)
     d = assert(e:decide { kind = "popup", anon = "v1" })
+    assert.are.equal("ok", d.result.title)
+    e:close()
+  end)
+
+  it("refuses a popup that is not a table of fields, or a documented field of the wrong type", function()
+    local e = shop()
+    for case, why in pairs {
+      string = "popup returned a string: return nil or a table of fields",
+      list = "popup returned a list: return nil or a table of fields",
+      mixed = "popup returned a list: return nil or a table of fields",
+      percent = "popup returned a popup: 'percent' must be a number from 0 to 100",
+      over = "'percent' must be a number from 0 to 100",
+      coupon = "'coupon' must be a string",
+      name = "'name' must be a string",
+      expires = "'expires' must be a number",
+    } do
+      local d = assert(e:decide { kind = "popup", anon = "v1", context = { case = case } })
+      assert.is_true(d.fallback, case)
+      assert.is_nil(d.result, case)
+      assert.matches("^recommend%.lua:%d+: popup returned ", d.error)
+      assert.is_truthy(d.error:find(why, 1, true), d.error)
+    end
+    local d = assert(e:decide { kind = "popup", anon = "v1" })
+    assert.is_nil(d.fallback, d.error)
     assert.are.equal("ok", d.result.title)
     e:close()
   end)

@@ -20,6 +20,11 @@ return {
   end,
   popup = function(ctx)
     if ctx.context.case == "key" then return { name = "p", ["\255k"] = 1 } end
+    local bad = { string = "x", list = { 1, 2 }, mixed = { name = "p", "x" },
+                  percent = { name = "p", percent = "ten" }, over = { name = "p", percent = 150 },
+                  coupon = { name = "p", coupon = { code = "C-1" } }, name = { name = 7 },
+                  expires = { name = "p", expires = "soon" } }
+    if bad[ctx.context.case] then return bad[ctx.context.case] end
     return { name = "p", title = "ok" }
   end,
   discount = function(ctx)
