@@ -1035,25 +1035,28 @@ static int opt_listed(const char *const *names, const char *key) {
 }
 
 /* Every key of the options at `arg` must name an option of the function
-   (common_opts, else its own, `own`): a misspelt one (`excldue`,
-   `max_prize`) would otherwise be ignored and the kernel answer rows the
-   strategy meant to leave out.  Read raw (lua_next): no strategy code
-   runs, and a proxy table such as ctx.filter shows no keys to refuse. */
-static void check_opt_names(lua_State *L, int arg, const char *const *own) {
+   (`common`, the kernels' common_opts, else its own, `own`): a misspelt
+   one (`excldue`, `max_prize`) would otherwise be ignored and the kernel
+   answer rows the strategy meant to leave out.  Read raw (lua_next): no
+   strategy code runs, and a proxy table such as ctx.filter shows no keys
+   to refuse. */
+static void check_opt_names(lua_State *L, int arg, const char *const *common,
+                            const char *const *own) {
   lua_pushnil(L);
   while (lua_next(L, arg)) {
     lua_pop(L, 1);
     const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
     if (!key) luaL_argerror(L, arg, "opts: option names are strings (a list is no options table)");
-    if (!opt_listed(common_opts, key) && !opt_listed(own, key)) {
+    if (!opt_listed(common, key) && !opt_listed(own, key)) {
       luaL_Buffer b;
       luaL_buffinit(L, &b);
-      for (const char *const *n = common_opts; *n; n++) {
-        luaL_addstring(&b, n == common_opts ? "" : ", ");
+      const char *sep = "";
+      for (const char *const *n = common; n && *n; n++, sep = ", ") {
+        luaL_addstring(&b, sep);
         luaL_addstring(&b, *n);
       }
-      for (const char *const *n = own; n && *n; n++) {
-        luaL_addstring(&b, ", ");
+      for (const char *const *n = own; n && *n; n++, sep = ", ") {
+        luaL_addstring(&b, sep);
         luaL_addstring(&b, *n);
       }
       luaL_pushresult(&b);
@@ -1095,7 +1098,7 @@ static void check_opts(lua_State *L, int arg, const idx *x, kernel_opts *o,
   o->f.exclude = o->exclude = exclude_buf(L);
   if (lua_isnoneornil(L, arg)) return;
   luaL_checktype(L, arg, LUA_TTABLE);
-  check_opt_names(L, arg, own);
+  check_opt_names(L, arg, common_opts, own);
   if (lua_getfield(L, arg, "k") != LUA_TNIL) {
     int isint;
     lua_Integer k = lua_tointegerx(L, -1, &isint);
@@ -1853,6 +1856,8 @@ static int l_searched(lua_State *L) {
 ** the visitor of the call (a decision or on_event), stored before the
 ** answer leaves; ttl in seconds (DEF_COUPON_TTL_S by default).
 */
+static const char *const coupon_opts[] = {"ttl", "percent", NULL};
+
 static int l_coupon(lua_State *L) {
   tailor *t = engine_of(L);
   const char *tier = luaL_checkstring(L, 1);
@@ -1860,14 +1865,21 @@ static int l_coupon(lua_State *L) {
   double percent = -1;
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
+    /* A misspelt option (`percnt`) would issue a code without its percent,
+       and a ttl of "3600" or "3 days" reads as a number or fails naming
+       no option: each is named instead. */
+    check_opt_names(L, 2, coupon_opts, NULL);
     if (lua_getfield(L, 2, "ttl") != LUA_TNIL) {
-      ttl = luaL_checkinteger(L, -1);
+      int isint = 0;
+      if (lua_type(L, -1) == LUA_TNUMBER) ttl = lua_tointegerx(L, -1, &isint);
+      if (!isint) opt_error(L, 2, "ttl", "a whole number of seconds");
       if (ttl <= 0 || ttl > LAPI_MAX_COUPON_TTL_S)
         return luaL_error(L, "tailor.coupon: ttl must be from 1 to %d seconds (ten years)",
                           LAPI_MAX_COUPON_TTL_S);
     }
     if (lua_getfield(L, 2, "percent") != LUA_TNIL) {
-      percent = luaL_checknumber(L, -1);
+      if (lua_type(L, -1) != LUA_TNUMBER) opt_error(L, 2, "percent", "a number");
+      percent = lua_tonumber(L, -1);
       if (!(percent >= 0 && percent <= 100))
         return luaL_error(L, "tailor.coupon: percent must be from 0 to 100");
     }

@@ -1,7 +1,7 @@
 -- limits_spec.lua: what a strategy hands tailor.* is bounded.  A list is
 -- read up to its first 10,000 entries whatever its own __len claims (the
 -- loops over it run in C, where the instruction budget cannot stop them),
--- and a coupon lives at most ten years.
+-- and a coupon lives at most ten years, with only the options it knows.
 local tailor = require "tailor"
 local root = os.getenv("TAILOR_ROOT") or "."
 
@@ -62,6 +62,23 @@ describe("limits on what strategies hand the engine", function()
     d = assert(e:decide { kind = "popup", anon = "v1", context = { ttl = 3600 } })
     assert.is_nil(d.error, d.error)
     assert.is_true(d.result.expires > os.time() * 1000)
+    e:close()
+  end)
+
+  it("names a coupon option it does not know, or one of the wrong type", function()
+    local e = shop()
+    for _, case in ipairs {
+      { { typo = true }, "opts.percnt: unknown option (the options: ttl, percent)" },
+      { { list = true }, "opts: option names are strings" },
+      { { ttl = "3600" }, "opts.ttl: a whole number of seconds expected, got string" },
+      { { ttl = "3 days" }, "opts.ttl: a whole number of seconds expected, got string" },
+      { { ttl = 1.5 }, "opts.ttl: a whole number of seconds expected, got number" },
+      { { ttl = 3600, percent = "10" }, "opts.percent: a number expected, got string" },
+    } do
+      local d = assert(e:decide { kind = "popup", anon = "v1", context = case[1] })
+      assert.is_true(d.fallback, case[2])
+      assert.is_truthy(tostring(d.error):find(case[2], 1, true), d.error)
+    end
     e:close()
   end)
 end)

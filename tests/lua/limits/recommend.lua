@@ -44,7 +44,10 @@ return {
     return list
   end,
   popup = function(ctx)
-    local c, why = tailor.coupon("welcome", { ttl = ctx.context.ttl, percent = 10 })
+    local opts = { ttl = ctx.context.ttl, percent = ctx.context.percent or 10 }
+    if ctx.context.typo then opts = { ttl = 3600, percnt = 10 } end
+    if ctx.context.list then opts = { 3600, 10 } end
+    local c, why = tailor.coupon("welcome", opts)
     return c and { name = "coupon", coupon = c.code, expires = c.expires } or { name = why }
   end,
 }
