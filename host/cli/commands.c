@@ -215,7 +215,8 @@ static const char check_help[] =
     "Compile every strategy in DIR (default: --strategies, else the config's\n"
     "\"strategies\", else strategies), over the config's \"strategies_base\" when\n"
     "it has one, and report each error as file:line: message.  Exit status 2\n"
-    "when any file fails.\n\n"
+    "when any file fails.  A handler named one edit away from a kind tailor\n"
+    "knows (recomend, on_evnt) is a warning.\n\n"
     "  --sample N         then a dry run: every handler of every strategy (each\n"
     "                     recommend page, popup, discount, audiences, rank, every\n"
     "                     segment, on_event with a sample event of each type\n"
@@ -229,6 +230,43 @@ static const char check_help[] =
     "                     anybody (warnings).\n";
 
 static int check_sample(cli_opts *o, const char *dir, long n);
+
+/* The handler names the host gives a meaning (strategies.md, "The
+   folder"); any other name is a decision kind of the shop's own. */
+static const char *const known_kinds[] = {
+    "recommend", "popup",  "discount", "audiences",    "rank",     "landing", "visitor",
+    "quiz",      "on_event", "on_due", "on_event_for", "segments", "caps",    NULL};
+
+/* Whether a and b are one edit apart: a letter added, dropped or changed,
+   or two neighbours swapped. */
+static int one_edit(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  if (la < lb) return one_edit(b, a);
+  if (la - lb > 1) return 0;
+  size_t i = 0;
+  while (i < lb && a[i] == b[i]) i++;
+  if (i == la) return 0; /* the same name */
+  if (la > lb) return !strcmp(a + i + 1, b + i);
+  if (!strcmp(a + i + 1, b + i + 1)) return 1;
+  return a[i] == b[i + 1] && a[i + 1] == b[i] && !strcmp(a + i + 2, b + i + 2);
+}
+
+/* A handler one edit away from a kind the host knows (`recomend`,
+   `on_evnt`, `popop`) compiles as a decision kind of its own, and the
+   kind it meant is never called: warned about on stdout, not an error (a
+   shop may mean a kind of its own). */
+static void warn_near_kinds(lvm *vm) {
+  const char *name, *file;
+  for (size_t i = 0; (name = lvm_handler_name(vm, i, &file)); i++) {
+    const char *const *k = known_kinds;
+    while (*k && strcmp(*k, name)) k++;
+    if (*k) continue;
+    for (k = known_kinds; *k && !one_edit(name, *k); k++) {}
+    if (*k)
+      printf("warning: %s: handler '%s' is no kind tailor knows: did you mean '%s'?\n", file,
+             name, *k);
+  }
+}
 
 /* No store needed: the API is installed against an empty index, which is
    enough for files that call it while loading. */
@@ -302,6 +340,7 @@ int cmd_check(int argc, char **argv) {
       fprintf(stderr, "%s\n", e.message);
       bad = 1;
     }
+    if (!bad) warn_near_kinds(vm);
     lvm_free(vm);
   }
   tailor_close(t);

@@ -3,8 +3,9 @@
 # on sample visitors.  A folder with a typo in a segment name, a handler
 # that fails and one that answers nothing: each reported with file and
 # line, the first two failing the run; an on_event_for that names no
-# event type fails `tailor check`, and the dry run calls on_event only for
-# the events it names.  The shipped strategies pass clean
+# event type fails `tailor check`, a handler named one edit away from a
+# known kind is a warning, and the dry run calls on_event only for the
+# events it names.  The shipped strategies pass clean
 # on the demo shop's data, and the dry run writes nothing to the store.
 set -u
 T=${TAILOR:?} ROOT=${TAILOR_ROOT:?}
@@ -104,6 +105,23 @@ printf 'return { on_event_for = { veiw = "customers" }, on_event = function() en
 expect "a bad on_event_for is bad input" test $? = 2
 expect "it names the file and the type" \
   grep -q "triggers.lua: on_event_for: 'veiw' is not an event type" "$dir/for.out"
+
+# A handler one edit away from a kind the host knows is a warning that
+# names the kind it probably meant; the check still passes.
+mkdir -p "$dir/near"
+cat > "$dir/near/strategies.lua" <<'LUA'
+return { recomend = function() return {} end, on_evnt = function() end,
+  popop = function() end, quiz = function() end, mine = function() end }
+LUA
+"$T" check "$dir/near" >"$dir/near.out" 2>&1
+expect "a near-miss handler name is no error" test $? = 0
+for miss in "recomend:recommend" "on_evnt:on_event" "popop:popup"; do
+  expect "the near miss ${miss%%:*} is named with the kind it meant" grep -q \
+    "^warning: strategies.lua: handler '${miss%%:*}' is no kind tailor knows: did you mean '${miss#*:}'?" \
+    "$dir/near.out"
+done
+expect "a kind of the shop's own, or a known one, is no warning" \
+  test "$(grep -c '^warning' "$dir/near.out")" = 3
 
 # The dry run calls on_event for what on_event_for names only, as the host
 # does: a handler that counts on it is not failed for events it never sees.
