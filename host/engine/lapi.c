@@ -1016,12 +1016,12 @@ static int opt_error(lua_State *L, int arg, const char *name, const char *expect
                                                luaL_typename(L, -1)));
 }
 
-/* The value of option `name`, at the top of the stack, as a number. */
+/* The value of option `name`, at the top of the stack, as a number: a
+   number, not text that reads as one ("10" from a form is a strategy's
+   slip to show, as a string `k` is). */
 static lua_Number opt_number(lua_State *L, int arg, const char *name) {
-  int isnum;
-  lua_Number v = lua_tonumberx(L, -1, &isnum);
-  if (!isnum) opt_error(L, arg, name, "number");
-  return v;
+  if (lua_type(L, -1) != LUA_TNUMBER) opt_error(L, arg, name, "number");
+  return lua_tonumber(L, -1);
 }
 
 /* The options every kernel takes (kernel_opts). */

@@ -61,6 +61,7 @@ describe("kernels through the Lua API", function()
       { "also_bought", { k = "three" }, "bad argument #2 to '.-' %(opts.k: a whole number expected, got string%)" },
       { "also_bought", { k = 0 }, "opts.k: must be from 1 to 1000" },
       { "also_bought", { max_price = "cheap" }, "opts.max_price: number expected, got string" },
+      { "also_bought", { min_price = "10" }, "opts.min_price: number expected, got string" },
       { "also_bought", { in_stock = "false" }, "opts.in_stock: true or false expected, got string" },
       { "also_bought", { brand = 5 }, "bad argument #2 to '.-' %(opts.brand: a name or a list of names expected, got number%)" },
       { "also_bought", { category = { "Accessories" } }, "opts.category: a category path expected, got table" },
