@@ -462,11 +462,6 @@ static json_t *sample_event(dry *d, size_t i, int type) {
   return e;
 }
 
-static int read_wants(lua_State *L) {
-  eng_on_event_for(L, lvm_ud(L));
-  return 0;
-}
-
 /* on_event with the sample events the host would call it for: those of
    the types on_event_for names (for "customers", a customer's only), as
    eng_run_triggers skips the others.  Called with the rest, a handler
@@ -475,8 +470,7 @@ static int read_wants(lua_State *L) {
 static void run_on_event(dry *d, const char *where) {
   eng_dry_handler *h = tally(d, "on_event", where);
   unsigned char wants[EV_TYPE_COUNT];
-  tailor_error werr = {0};
-  if (lvm_pcall(d->vm, read_wants, wants, &werr)) memset(wants, 2, sizeof wants);
+  eng_wants_of(d->vm, wants);
   for (int type = 0; h && type < EV_TYPE_COUNT; type++) {
     char label[64];
     snprintf(label, sizeof label, "on_event(%s)", ev_type_name(type));

@@ -418,6 +418,9 @@ int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err);
 ** an unknown type or another value is a Lua error that says which.
 */
 void eng_on_event_for(struct lua_State *L, unsigned char wants[EV_TYPE_COUNT]);
+/* The same, read from a state outside lvm_pcall; a table that fails (it
+   was checked when the folder loaded) reads as every type wanted. */
+void eng_wants_of(lvm *vm, unsigned char wants[EV_TYPE_COUNT]);
 
 /* Check what the host reads of a loaded folder beyond compiling it (its
    on_event_for and caps); TAILOR_OK, or an error that names the file and what is

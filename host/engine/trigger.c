@@ -412,7 +412,7 @@ static int apply_run(tailor *t, trigger_run *r, tailor_error *err) {
     }
     if (rc) return rc;
   }
-  size_t capped = 0, added_rows = 0;
+  size_t added_rows = 0;
   json_array_foreach(r->schedule, i, v) {
     const char *customer = json_string_value(json_object_get(v, "customer"));
     const char *channel = json_string_value(json_object_get(v, "channel"));
@@ -427,7 +427,6 @@ static int apply_run(tailor *t, trigger_run *r, tailor_error *err) {
         emails_in_week(t, customer, (int64_t)json_integer_value(json_object_get(v, "due")), sup) >=
             t->cfg.email_cap_per_week) {
       atomic_fetch_add(&t->n_trigger_capped, 1);
-      capped++;
       continue;
     }
     /* The strategy's caps across channels (engine/coupon.c): the popups,
@@ -440,7 +439,6 @@ static int apply_run(tailor *t, trigger_run *r, tailor_error *err) {
                       (int64_t)json_integer_value(json_object_get(v, "due")),
                       sup)) {
       atomic_fetch_add(&t->n_trigger_capped, 1);
-      capped++;
       continue;
     }
     /* supersede: the new row replaces pending ones of that prefix (the
@@ -501,6 +499,11 @@ static int read_wants(lua_State *L) {
   return 0;
 }
 
+void eng_wants_of(lvm *vm, unsigned char wants[EV_TYPE_COUNT]) {
+  tailor_error err = {0};
+  if (lvm_pcall(vm, read_wants, wants, &err)) memset(wants, 2, EV_TYPE_COUNT);
+}
+
 static int check_folder(lua_State *L) {
   eng_on_event_for(L, lvm_ud(L));
   eng_caps_check(L);
@@ -531,7 +534,7 @@ int eng_run_triggers(tailor *t, ev *const *evs, size_t n, tailor_error *err) {
   if (!lvm_has_handler(vm, "on_event")) return TAILOR_OK;
   /* The events the strategy asked for (checked when the folder loaded). */
   unsigned char wants[EV_TYPE_COUNT];
-  if (lvm_pcall(vm, read_wants, wants, &lerr)) memset(wants, 2, sizeof wants);
+  eng_wants_of(vm, wants);
 #define RUNS(e) (!(e)->dup && (e)->ts >= oldest && wants[(e)->type] && \
                  (wants[(e)->type] != 1 || (e)->customer))
   /* Several nodes: the people of the events are locked first, all of them
