@@ -129,15 +129,7 @@ json_t *sq_coupon_report(store *s, int64_t now) {
      of those ids' exposures counted a coupon once per id, in both arms
      of a visitor exposed as anon and again after login. */
   if (sqlite3_prepare_v2(db,
-                         "WITH h AS ("
-                         "  SELECT c.code, c.tier, c.redeemed, c.anon,"
-                         "         coalesce(c.customer, i.customer) AS customer"
-                         "  FROM coupons c LEFT JOIN identities i ON i.anon = c.anon),"
-                         " u AS ("
-                         "  SELECT code, customer AS unit FROM h WHERE customer IS NOT NULL"
-                         "  UNION SELECT code, anon FROM h WHERE anon IS NOT NULL"
-                         "  UNION SELECT h.code, i.anon FROM h JOIN identities i"
-                         "    ON i.customer = h.customer),"
+                         STORE_COUPON_HOLDERS
                          " a AS ("
                          "  SELECT h.tier, h.redeemed, x.experiment, x.variant, min(x.ts)"
                          "  FROM h JOIN u ON u.code = h.code JOIN exposures x ON x.unit = u.unit"

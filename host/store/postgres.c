@@ -1769,14 +1769,7 @@ static json_t *pg_coupon_report(store *base, int64_t now) {
   /* As on SQLite (coupon.c): the arm of the holder's first exposure to
      each experiment, by any of the holder's ids, a coupon once. */
   r = run(p,
-          "WITH h AS ("
-          "  SELECT c.code, c.tier, c.redeemed, c.anon,"
-          "         coalesce(c.customer, i.customer) AS customer"
-          "  FROM coupons c LEFT JOIN identities i ON i.anon = c.anon),"
-          " u AS ("
-          "  SELECT code, customer AS unit FROM h WHERE customer IS NOT NULL"
-          "  UNION SELECT code, anon FROM h WHERE anon IS NOT NULL"
-          "  UNION SELECT h.code, i.anon FROM h JOIN identities i ON i.customer = h.customer),"
+          STORE_COUPON_HOLDERS
           " a AS ("
           "  SELECT DISTINCT ON (h.code, x.experiment) h.tier, h.redeemed, x.experiment, x.variant"
           "  FROM h JOIN u ON u.code = h.code JOIN exposures x ON x.unit = u.unit"

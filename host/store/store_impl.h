@@ -173,6 +173,22 @@ int64_t sq_consents_since(store *s, const char *email, int64_t since);
   "CASE WHEN state = 'pending' AND attempts > 0 THEN 'failed'"          \
   " WHEN state = 'pending' THEN 'scheduled' ELSE state END"
 
+/* The coupons' holders for the report of coupons by experiment arm, the
+   same SQL on every store: h, each coupon with its customer (its own, or
+   the one its anonymous id is linked to); u, each coupon's ids (that
+   customer, its anonymous id and the ids linked to the customer).  Each
+   store then takes, per coupon and experiment, the first exposure by any
+   of those ids (coupon.c, postgres.c). */
+#define STORE_COUPON_HOLDERS                                                   \
+  "WITH h AS ("                                                                \
+  "  SELECT c.code, c.tier, c.redeemed, c.anon,"                               \
+  "         coalesce(c.customer, i.customer) AS customer"                      \
+  "  FROM coupons c LEFT JOIN identities i ON i.anon = c.anon),"               \
+  " u AS ("                                                                    \
+  "  SELECT code, customer AS unit FROM h WHERE customer IS NOT NULL"          \
+  "  UNION SELECT code, anon FROM h WHERE anon IS NOT NULL"                    \
+  "  UNION SELECT h.code, i.anon FROM h JOIN identities i ON i.customer = h.customer),"
+
 /* Why a consent request cannot be found, the same on every store. */
 #define STORE_CONSENT_GONE                                                          \
   "no pending request for this link: it was never made, expired unconfirmed, or " \
