@@ -119,6 +119,22 @@ static void drop_empty(idx_clusters *c) {
   c->k = kept;
 }
 
+/* c's sizes and centroids, in the features' own units, from its
+   assignment of d's c->n customers; then the empty clusters dropped. */
+static void centroids(const idx_km_data *d, idx_clusters *c) {
+  for (uint32_t m = 0; m < c->k; m++) {
+    c->size[m] = 0;
+    for (uint32_t j = 0; j < c->dims; j++) c->centroid[m][j] = 0;
+  }
+  for (size_t i = 0; i < c->n; i++) {
+    c->size[c->assign[i]]++;
+    for (uint32_t j = 0; j < c->dims; j++) c->centroid[c->assign[i]][j] += d->f[i * d->dims + j];
+  }
+  for (uint32_t m = 0; m < c->k; m++)
+    for (uint32_t j = 0; c->size[m] && j < c->dims; j++) c->centroid[m][j] /= c->size[m];
+  drop_empty(c);
+}
+
 int idx_cluster_fit(const idx_km_data *d, uint32_t k, idx_clusters *out) {
   memset(out, 0, sizeof *out);
   if (k > IDX_KMEANS_MAX_K) k = IDX_KMEANS_MAX_K;
@@ -194,21 +210,10 @@ int idx_cluster_fit(const idx_km_data *d, uint32_t k, idx_clusters *out) {
     for (uint32_t m = 0; m < k; m++)
       for (uint32_t j = 0; count[m] && j < dims; j++) c[m][j] = sum[m][j] / count[m];
   }
-  /* Centroids and sizes in the features' own units. */
   out->k = k;
   out->dims = dims;
   out->n = d->n;
-  for (uint32_t m = 0; m < k; m++) {
-    out->size[m] = 0;
-    for (uint32_t j = 0; j < dims; j++) out->centroid[m][j] = 0;
-  }
-  for (size_t i = 0; i < d->n; i++) {
-    out->size[out->assign[i]]++;
-    for (uint32_t j = 0; j < dims; j++) out->centroid[out->assign[i]][j] += d->f[i * dims + j];
-  }
-  for (uint32_t m = 0; m < k; m++)
-    for (uint32_t j = 0; out->size[m] && j < dims; j++) out->centroid[m][j] /= out->size[m];
-  drop_empty(out);
+  centroids(d, out);
   for (uint32_t j = 0; j < dims; j++) out->cats[j] = j < KM_BASE ? INTERN_NONE : d->cats[j - KM_BASE];
   free(z);
   free(near);
@@ -265,17 +270,7 @@ static void resum(const idx *x, idx_km_data *d, idx_clusters *c) {
     c->assign[kept++] = (uint8_t)(m - 1);
   }
   d->n = c->n = kept;
-  for (uint32_t m = 0; m < c->k; m++) {
-    c->size[m] = 0;
-    for (uint32_t j = 0; j < c->dims; j++) c->centroid[m][j] = 0;
-  }
-  for (size_t i = 0; i < kept; i++) {
-    c->size[c->assign[i]]++;
-    for (uint32_t j = 0; j < c->dims; j++) c->centroid[c->assign[i]][j] += d->f[i * d->dims + j];
-  }
-  for (uint32_t m = 0; m < c->k; m++)
-    for (uint32_t j = 0; c->size[m] && j < c->dims; j++) c->centroid[m][j] /= c->size[m];
-  drop_empty(c);
+  centroids(d, c);
 }
 
 /*
